@@ -1,0 +1,47 @@
+# driftd — the two commands a newcomer needs:
+#   make demo   run driftd on one machine against real engines (see README)
+#   make test   fetch and start real Kafka and the ClickHouse engine, then run every test
+SHELL := /bin/bash
+GO ?= go
+KAFKA_PORT ?= 19092
+FUZZTIME ?= 10s
+
+.PHONY: build test test-go fuzz bench engines kafka-start kafka-stop chdb demo compose-check clean
+
+build:
+	$(GO) build -o bin/driftd ./cmd/driftd
+
+chdb:
+	@scripts/chdb.sh >/dev/null
+
+kafka-start:
+	@KAFKA_PORT=$(KAFKA_PORT) scripts/kafka.sh start
+
+kafka-stop:
+	@KAFKA_PORT=$(KAFKA_PORT) scripts/kafka.sh stop
+
+# test starts the engines itself and always stops the broker it started.
+test:
+	@set -euo pipefail; \
+	lib=$$(scripts/chdb.sh); \
+	brokers=$$(KAFKA_PORT=$(KAFKA_PORT) scripts/kafka.sh start); \
+	trap 'KAFKA_PORT=$(KAFKA_PORT) scripts/kafka.sh stop' EXIT; \
+	echo "engines: kafka $$brokers, chdb $$lib"; \
+	CHDB_LIB_PATH=$$lib KAFKA_BROKERS=$$brokers $(GO) test -count=1 -timeout 30m ./... ; \
+	CHDB_LIB_PATH=$$lib KAFKA_BROKERS=$$brokers $(MAKE) --no-print-directory fuzz
+
+# Every fuzz target, each for a bounded time.
+fuzz:
+	@set -euo pipefail; \
+	for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "fuzz $$pkg $$f ($(FUZZTIME))"; \
+	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; \
+	done
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./processors/ ./schemas/
+
+clean:
+	rm -rf bin .driftd

@@ -1,0 +1,165 @@
+package chdb_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+
+	"github.com/driftd/driftd/chdb"
+	"github.com/driftd/driftd/internal/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+func clientFor(t *testing.T, addr string) clickhouse.Conn {
+	t.Helper()
+	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{addr}, Protocol: clickhouse.HTTP})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+func TestServerRoundTripWithClickHouseGo(t *testing.T) {
+	srv := httptest.NewServer(testenv.ClickHouseHandler(t))
+	t.Cleanup(srv.Close)
+	conn := clientFor(t, strings.TrimPrefix(srv.URL, "http://"))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	db := testenv.UniqueName(t)
+
+	if v, err := conn.ServerVersion(); err != nil || v.Revision == 0 {
+		t.Fatalf("server version %+v: %v", v, err)
+	}
+	for _, q := range []string{
+		"CREATE DATABASE " + db,
+		"CREATE TABLE " + db + ".t (id UInt64, name String, ts DateTime64(3, 'UTC'), tags Array(String), m Map(String, Float64), x Nullable(Float64)) ENGINE = MergeTree ORDER BY id",
+	} {
+		if err := conn.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	batch, err := conn.PrepareBatch(ctx, "INSERT INTO "+db+".t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := time.Date(2026, 1, 2, 3, 4, 5, 6e6, time.UTC)
+	const n = 20000 // well above max_query_size when inlined
+	for i := 0; i < n; i++ {
+		var x *float64
+		if i%2 == 0 {
+			v := float64(i) / 2
+			x = &v
+		}
+		name := fmt.Sprintf("it's \"%d\" \\ ; DROP TABLE t", i)
+		if err := batch.Append(uint64(i), name, base.Add(time.Duration(i)*time.Second), []string{"a", "b"}, map[string]float64{"k": float64(i)}, x); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := batch.Send(); err != nil {
+		t.Fatalf("send batch: %v", err)
+	}
+
+	var count, sum uint64
+	if err := conn.QueryRow(ctx, "SELECT count(), sum(id) FROM "+db+".t").Scan(&count, &sum); err != nil {
+		t.Fatal(err)
+	}
+	if count != n || sum != n*(n-1)/2 {
+		t.Fatalf("count=%d sum=%d, want %d %d", count, sum, n, n*(n-1)/2)
+	}
+	var (
+		name string
+		ts   time.Time
+		tags []string
+		m    map[string]float64
+		x    *float64
+	)
+	if err := conn.QueryRow(ctx, "SELECT name, ts, tags, m, x FROM "+db+".t WHERE id = 7").Scan(&name, &ts, &tags, &m, &x); err != nil {
+		t.Fatal(err)
+	}
+	if name != `it's "7" \ ; DROP TABLE t` || !ts.Equal(base.Add(7*time.Second)) || len(tags) != 2 || m["k"] != 7 || x != nil {
+		t.Fatalf("row 7 = %q %v %v %v %v", name, ts, tags, m, x)
+	}
+	rows, err := conn.Query(ctx, "SELECT id FROM "+db+".t WHERE id < 3 ORDER BY id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []uint64
+	for rows.Next() {
+		var id uint64
+		if err := rows.Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(ids) != "[0 1 2]" {
+		t.Fatalf("ids = %v", ids)
+	}
+
+	// Errors come back as ClickHouse exceptions with their code.
+	err = conn.Exec(ctx, "SELECT * FROM "+db+".missing")
+	var ex *clickhouse.Exception
+	if err == nil || !strings.Contains(err.Error(), "UNKNOWN_TABLE") {
+		t.Fatalf("query of a missing table: err = %v (%T, exception %v)", err, err, ex)
+	}
+}
+
+func TestServerPlainHTTP(t *testing.T) {
+	srv := httptest.NewServer(testenv.ClickHouseHandler(t))
+	t.Cleanup(srv.Close)
+	db := testenv.UniqueName(t)
+	post := func(query, body string) (int, string) {
+		t.Helper()
+		u := srv.URL + "/"
+		if query != "" {
+			u += "?query=" + url.QueryEscape(query)
+		}
+		resp, err := http.Post(u, "text/plain", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	for _, c := range []struct {
+		query, body string
+		status      int
+		want        string
+	}{
+		{"", "CREATE DATABASE " + db, 200, ""},
+		{"", "CREATE TABLE " + db + ".kv (k String, v UInt32) ENGINE = MergeTree ORDER BY k", 200, ""},
+		{"INSERT INTO " + db + ".kv FORMAT JSONEachRow", `{"k":"a","v":1}` + "\n" + `{"k":"b","v":2}`, 200, ""},
+		{"", "INSERT INTO " + db + ".kv FORMAT TSV\nc\t3\n", 200, ""},
+		{"", "SELECT k, v FROM " + db + ".kv ORDER BY k", 200, "a\t1\nb\t2\nc\t3\n"},
+		{"SELECT sum(v) FROM " + db + ".kv FORMAT JSONEachRow", "", 200, "{\"sum(v)\":6}\n"},
+		{"", "SELEC 1", 500, "SYNTAX_ERROR"},
+	} {
+		status, got := post(c.query, c.body)
+		if status != c.status || !strings.Contains(got, c.want) || (c.want == "" && got != "") {
+			t.Errorf("%q %q: status %d body %q; want %d %q", c.query, c.body, status, got, c.status, c.want)
+		}
+	}
+	resp, err := http.Get(srv.URL + "/ping")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(b) != "Ok.\n" {
+		t.Fatalf("ping = %q", b)
+	}
+	_ = chdb.ErrLibraryNotFound
+}

@@ -1,0 +1,148 @@
+// Package testenv gives tests the real engines: the Kafka broker started by
+// scripts/kafka.sh (KAFKA_BROKERS) and the ClickHouse engine, either a server named by
+// CLICKHOUSE_ADDR (native protocol) or the embedded chDB endpoint of this process.
+//
+// A test that needs an engine and cannot reach it fails; it never skips.
+package testenv
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+
+	"github.com/driftd/driftd/chdb"
+)
+
+// chDB allows one session per process, so the engine and its endpoint are shared by every
+// test of a package binary; tests keep apart by using their own database.
+var shared struct {
+	once   sync.Once
+	engine *chdb.Engine
+	dir    string
+	addr   string
+	err    error
+}
+
+// Main runs the tests and releases the shared engine afterwards.
+func Main(m *testing.M) {
+	code := m.Run()
+	if shared.engine != nil {
+		shared.engine.Close()
+		os.RemoveAll(shared.dir)
+	}
+	os.Exit(code)
+}
+
+func openShared() {
+	shared.once.Do(func() {
+		lib, err := chdb.FindLibrary("")
+		if err != nil {
+			shared.err = err
+			return
+		}
+		dir, err := os.MkdirTemp("", "driftd-chdb-test-")
+		if err != nil {
+			shared.err = err
+			return
+		}
+		shared.dir = dir
+		shared.engine, shared.err = chdb.Open(lib, dir+"/data")
+		if shared.err != nil {
+			return
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			shared.err = err
+			return
+		}
+		shared.addr = ln.Addr().String()
+		srv := &http.Server{Handler: chdb.NewServer(shared.engine, dir, slog.New(slog.DiscardHandler)), ReadHeaderTimeout: 10 * time.Second}
+		go srv.Serve(ln)
+	})
+}
+
+// Engine returns the process's chDB engine.
+func Engine(t testing.TB) *chdb.Engine {
+	t.Helper()
+	openShared()
+	if shared.err != nil {
+		t.Fatalf("the embedded ClickHouse engine is needed: %v (make test fetches it)", shared.err)
+	}
+	return shared.engine
+}
+
+// ClickHouseHandler returns a fresh HTTP endpoint over the shared engine.
+func ClickHouseHandler(t testing.TB) http.Handler {
+	t.Helper()
+	return chdb.NewServer(Engine(t), t.TempDir(), slog.New(slog.DiscardHandler))
+}
+
+// ClickHouseOptions returns client options for the ClickHouse engine under test:
+// CLICKHOUSE_ADDR over the native protocol when set, else the embedded endpoint over HTTP.
+func ClickHouseOptions(t testing.TB) *clickhouse.Options {
+	t.Helper()
+	if addr := os.Getenv("CLICKHOUSE_ADDR"); addr != "" {
+		return &clickhouse.Options{Addr: []string{addr}, Protocol: clickhouse.Native}
+	}
+	Engine(t)
+	return &clickhouse.Options{Addr: []string{shared.addr}, Protocol: clickhouse.HTTP}
+}
+
+// ClickHouseHTTPAddr returns host:port of the embedded endpoint.
+func ClickHouseHTTPAddr(t testing.TB) string {
+	t.Helper()
+	Engine(t)
+	return shared.addr
+}
+
+// KafkaBrokers returns the bootstrap address of the real broker (KAFKA_BROKERS), after
+// checking that it accepts connections.
+func KafkaBrokers(t testing.TB) string {
+	t.Helper()
+	brokers := os.Getenv("KAFKA_BROKERS")
+	if brokers == "" {
+		t.Fatal("KAFKA_BROKERS is not set: start a broker with scripts/kafka.sh start (make test does)")
+	}
+	first := strings.Split(brokers, ",")[0]
+	d := net.Dialer{Timeout: 5 * time.Second}
+	c, err := d.DialContext(context.Background(), "tcp", first)
+	if err != nil {
+		t.Fatalf("Kafka broker %s unreachable: %v", first, err)
+	}
+	c.Close()
+	return brokers
+}
+
+var unsafeChars = regexp.MustCompile(`[^a-z0-9_]+`)
+
+// UniqueName returns a name for a topic or database that no other test or run uses.
+func UniqueName(t testing.TB) string {
+	t.Helper()
+	b := make([]byte, 4)
+	rand.Read(b)
+	name := unsafeChars.ReplaceAllString(strings.ToLower(t.Name()), "_")
+	if len(name) > 40 {
+		name = name[:40]
+	}
+	return fmt.Sprintf("t_%s_%s", name, hex.EncodeToString(b))
+}
+
+// Context returns a context bounded by d and cancelled when the test ends.
+func Context(t testing.TB, d time.Duration) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
