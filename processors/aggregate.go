@@ -1,0 +1,362 @@
+// Package processors turns decoded events into per-window aggregates: event-time
+// tumbling windows per model, closed by a watermark, with mergeable partial aggregates
+// per source partition so that several instances (or partitions) add up to one result.
+package processors
+
+import (
+	"math"
+	"sort"
+
+	"github.com/driftd/driftd/schemas"
+)
+
+// OtherCategory collects categories beyond a feature's cap.
+const OtherCategory = "__other__"
+
+// PredictionFeature is the name under which the prediction is aggregated like a feature.
+const PredictionFeature = "__prediction__"
+
+// FeatureKind says how a feature is summarized.
+type FeatureKind uint8
+
+// Feature kinds.
+const (
+	Numeric FeatureKind = iota + 1
+	Categorical
+)
+
+func (k FeatureKind) String() string {
+	switch k {
+	case Numeric:
+		return "numeric"
+	case Categorical:
+		return "categorical"
+	}
+	return "unknown"
+}
+
+func kindOf(v schemas.Value) FeatureKind {
+	switch v.Kind {
+	case schemas.Number:
+		return Numeric
+	case schemas.String, schemas.Bool:
+		return Categorical
+	}
+	return 0
+}
+
+// Layout is what a reference profile tells a window in advance: each feature's kind, the
+// bin edges numeric values are counted over, and the categories known to the reference.
+type Layout struct {
+	ReferenceID string
+	Features    map[string]FeatureLayout
+}
+
+// FeatureLayout is one feature's part of a Layout.
+type FeatureLayout struct {
+	Kind       FeatureKind
+	Edges      []float64           // sorted; bin i holds edges[i-1] < x ≤ edges[i]
+	Categories map[string]struct{} // categories seen in the reference
+}
+
+// BinIndex returns the bin of x over edges (len(edges)+1 bins).
+func BinIndex(edges []float64, x float64) int {
+	return sort.SearchFloat64s(edges, x)
+}
+
+// Moments are mergeable running moments (count, mean, M2; Chan et al.'s parallel update).
+type Moments struct {
+	N, Mean, M2, Min, Max float64
+}
+
+// Add records one value.
+func (m *Moments) Add(x float64) {
+	if m.N == 0 {
+		m.Min, m.Max = x, x
+	} else {
+		m.Min, m.Max = math.Min(m.Min, x), math.Max(m.Max, x)
+	}
+	m.N++
+	d := x - m.Mean
+	m.Mean += d / m.N
+	m.M2 += d * (x - m.Mean)
+}
+
+// Merge adds o into m.
+func (m *Moments) Merge(o Moments) {
+	if o.N == 0 {
+		return
+	}
+	if m.N == 0 {
+		*m = o
+		return
+	}
+	n := m.N + o.N
+	d := o.Mean - m.Mean
+	m.M2 += o.M2 + d*d*m.N*o.N/n
+	m.Mean += d * o.N / n
+	m.N = n
+	m.Min, m.Max = math.Min(m.Min, o.Min), math.Max(m.Max, o.Max)
+}
+
+// Std is the sample standard deviation (n − 1), 0 below two values.
+func (m Moments) Std() float64 {
+	if m.N < 2 {
+		return 0
+	}
+	return math.Sqrt(m.M2 / (m.N - 1))
+}
+
+// FeatureAgg summarizes one feature (or the prediction) over a window.
+type FeatureAgg struct {
+	Name string
+	Kind FeatureKind
+	// Count is the number of present values of the feature's kind; Missing counts nulls
+	// and absent keys are not counted; Mismatched counts values of the other kind.
+	Count, Missing, Mismatched uint64
+
+	// Numeric.
+	Moments Moments
+	Sketch  Sketch
+	Edges   []float64 // shared with the layout; nil when no reference existed
+	Bins    []uint64
+
+	// Categorical. Categories beyond the cap are counted under OtherCategory; Unseen
+	// counts values whose category the reference never saw.
+	Categories map[string]uint64
+	Unseen     uint64
+	known      map[string]struct{}
+	hasLayout  bool
+}
+
+func newFeatureAgg(name string, kind FeatureKind, fl *FeatureLayout) *FeatureAgg {
+	f := &FeatureAgg{Name: name, Kind: kind}
+	if fl != nil && fl.Kind == kind {
+		f.hasLayout = true
+		f.Edges = fl.Edges
+		f.known = fl.Categories
+	}
+	switch kind {
+	case Numeric:
+		f.Sketch = NewSketch()
+		if f.hasLayout {
+			f.Bins = make([]uint64, len(f.Edges)+1)
+		}
+	case Categorical:
+		f.Categories = make(map[string]uint64)
+	}
+	return f
+}
+
+func (f *FeatureAgg) add(v schemas.Value, maxCategories int) {
+	k := kindOf(v)
+	switch {
+	case k == 0:
+		f.Missing++
+		return
+	case k != f.Kind:
+		f.Mismatched++
+		return
+	}
+	f.Count++
+	if f.Kind == Numeric {
+		f.Moments.Add(v.Num)
+		f.Sketch.Add(v.Num)
+		if f.Bins != nil {
+			f.Bins[BinIndex(f.Edges, v.Num)]++
+		}
+		return
+	}
+	c := v.Category()
+	_, known := f.known[c]
+	if f.hasLayout && !known {
+		f.Unseen++
+	}
+	if _, ok := f.Categories[c]; ok || known || len(f.Categories) < maxCategories {
+		f.Categories[c]++
+	} else {
+		f.Categories[OtherCategory]++
+	}
+}
+
+// merge adds o into f; both summarize the same feature of the same window.
+func (f *FeatureAgg) merge(o *FeatureAgg) {
+	if f.Kind != o.Kind {
+		// Two partitions disagreed on the kind (the first value of each differed): the
+		// other side's values count as mismatched here.
+		f.Mismatched += o.Count + o.Mismatched
+		f.Missing += o.Missing
+		return
+	}
+	f.Count += o.Count
+	f.Missing += o.Missing
+	f.Mismatched += o.Mismatched
+	f.Unseen += o.Unseen
+	if f.Kind == Numeric {
+		f.Moments.Merge(o.Moments)
+		f.Sketch.Merge(o.Sketch)
+		if len(f.Bins) == len(o.Bins) {
+			for i := range o.Bins {
+				f.Bins[i] += o.Bins[i]
+			}
+		} else if f.Bins == nil {
+			f.Edges, f.Bins = o.Edges, append([]uint64(nil), o.Bins...)
+		}
+		return
+	}
+	for c, n := range o.Categories {
+		f.Categories[c] += n
+	}
+}
+
+func (f *FeatureAgg) clone() *FeatureAgg {
+	c := *f
+	if f.Kind == Numeric {
+		c.Sketch = NewSketch()
+		c.Sketch.Merge(f.Sketch)
+		c.Bins = append([]uint64(nil), f.Bins...)
+	} else {
+		c.Categories = make(map[string]uint64, len(f.Categories))
+		for k, v := range f.Categories {
+			c.Categories[k] = v
+		}
+	}
+	return &c
+}
+
+// SeriesKey names one monitored series: a model version in a deployment slot.
+type SeriesKey struct {
+	Model, Version, Deployment string
+}
+
+// WindowAgg summarizes one series over one window.
+type WindowAgg struct {
+	Series     SeriesKey
+	Start, End int64 // unix milliseconds, [Start, End)
+
+	Events, OK, Errors, Timeouts, NullPredictions uint64
+	Latency                                       Sketch
+	LatencyMax                                    float64
+	InputSize                                     Moments
+	// DroppedFeatures counts feature values not aggregated because the window already
+	// tracked the maximum number of features.
+	DroppedFeatures uint64
+
+	Features   map[string]*FeatureAgg
+	Prediction *FeatureAgg
+}
+
+func newWindowAgg(s SeriesKey, start, end int64) *WindowAgg {
+	return &WindowAgg{Series: s, Start: start, End: end, Latency: NewSketch(), Features: map[string]*FeatureAgg{}}
+}
+
+// ErrorRate is (errors + timeouts) / events.
+func (w *WindowAgg) ErrorRate() float64 {
+	if w.Events == 0 {
+		return 0
+	}
+	return float64(w.Errors+w.Timeouts) / float64(w.Events)
+}
+
+// FeatureNames returns the aggregated features in name order.
+func (w *WindowAgg) FeatureNames() []string {
+	names := make([]string, 0, len(w.Features))
+	for n := range w.Features {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+func (w *WindowAgg) add(e *schemas.PredictionEvent, layout *Layout, lim Limits) {
+	w.Events++
+	switch e.Status {
+	case schemas.StatusError:
+		w.Errors++
+	case schemas.StatusTimeout:
+		w.Timeouts++
+	default:
+		w.OK++
+	}
+	w.Latency.Add(e.LatencyMs)
+	if e.LatencyMs > w.LatencyMax {
+		w.LatencyMax = e.LatencyMs
+	}
+	if e.HasInputSize {
+		w.InputSize.Add(e.InputSize)
+	}
+	if e.Prediction.Kind == schemas.Missing {
+		w.NullPredictions++
+	}
+	w.Prediction = w.addFeature(w.Prediction, PredictionFeature, e.Prediction, layout, lim)
+	for i := range e.Features {
+		f := &e.Features[i]
+		agg, ok := w.Features[f.Name]
+		if !ok && len(w.Features) >= lim.MaxFeatures {
+			w.DroppedFeatures++
+			continue
+		}
+		agg = w.addFeature(agg, f.Name, f.Value, layout, lim)
+		if !ok && agg != nil {
+			w.Features[f.Name] = agg
+		}
+	}
+}
+
+// addFeature adds v to agg, creating agg once the feature's kind is known: from the
+// reference if there is one, else from the first present value.
+func (w *WindowAgg) addFeature(agg *FeatureAgg, name string, v schemas.Value, layout *Layout, lim Limits) *FeatureAgg {
+	if agg == nil {
+		var fl *FeatureLayout
+		kind := kindOf(v)
+		if layout != nil {
+			if l, ok := layout.Features[name]; ok {
+				fl, kind = &l, l.Kind
+			}
+		}
+		if kind == 0 {
+			// A missing value before the kind is known still counts as missing: keep it
+			// on a numeric summary until a value says otherwise.
+			kind = Numeric
+		}
+		agg = newFeatureAgg(name, kind, fl)
+	}
+	agg.add(v, lim.MaxCategories)
+	return agg
+}
+
+// Merge adds o (the same series and window, another partition) into w.
+func (w *WindowAgg) Merge(o *WindowAgg) {
+	w.Events += o.Events
+	w.OK += o.OK
+	w.Errors += o.Errors
+	w.Timeouts += o.Timeouts
+	w.NullPredictions += o.NullPredictions
+	w.Latency.Merge(o.Latency)
+	w.LatencyMax = math.Max(w.LatencyMax, o.LatencyMax)
+	w.InputSize.Merge(o.InputSize)
+	w.DroppedFeatures += o.DroppedFeatures
+	mergeFeature := func(dst **FeatureAgg, src *FeatureAgg) {
+		if src == nil {
+			return
+		}
+		if *dst == nil {
+			*dst = src.clone()
+			return
+		}
+		(*dst).merge(src)
+	}
+	mergeFeature(&w.Prediction, o.Prediction)
+	for name, f := range o.Features {
+		dst := w.Features[name]
+		mergeFeature(&dst, f)
+		w.Features[name] = dst
+	}
+}
+
+// Clone returns a deep copy of w.
+func (w *WindowAgg) Clone() *WindowAgg {
+	c := newWindowAgg(w.Series, w.Start, w.End)
+	c.Merge(w)
+	return c
+}

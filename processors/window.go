@@ -1,0 +1,288 @@
+package processors
+
+import (
+	"sort"
+	"time"
+
+	"github.com/driftd/driftd/schemas"
+)
+
+// Source says where a record came from.
+type Source struct {
+	Topic     string
+	Partition int
+	Offset    int64
+}
+
+// TopicPartition names one partition.
+type TopicPartition struct {
+	Topic     string
+	Partition int
+}
+
+// WindowSpec is a model's tumbling window size and allowed lateness.
+type WindowSpec struct {
+	Size, Lateness time.Duration
+}
+
+// Limits bound the state of one window so that memory depends on series, not events.
+type Limits struct {
+	MaxFeatures   int // features per window; more are counted as dropped
+	MaxCategories int // categories per feature beyond the reference's; more go to OtherCategory
+	// ClosedRetention is how many closed windows per model are remembered to tell a
+	// replayed record (after a restart) from a late one.
+	ClosedRetention int
+}
+
+// DefaultLimits are the limits used when none are configured.
+var DefaultLimits = Limits{MaxFeatures: 1000, MaxCategories: 200, ClosedRetention: 1000}
+
+// Outcome says what Add did with an event.
+type Outcome uint8
+
+// Outcomes of Add.
+const (
+	// Added: the event was aggregated into an open window.
+	Added Outcome = iota + 1
+	// Late: its window had already closed; the caller records it as late for that window.
+	Late
+	// Replayed: its window was already closed and written with this record in it (a
+	// record re-read after a restart); it must not be counted again.
+	Replayed
+)
+
+// Partial is one partition's share of one series' window.
+type Partial struct {
+	*WindowAgg
+	TopicPartition
+	FirstOffset, LastOffset int64
+}
+
+// Closed is a closed window of one series: its partials (one per source partition, each
+// written as is) and their merge (what detectors evaluate).
+type Closed struct {
+	Merged   *WindowAgg
+	Partials []*Partial
+}
+
+type partialKey struct {
+	series SeriesKey
+	start  int64
+	tp     TopicPartition
+}
+
+type modelWindow struct {
+	model string
+	start int64
+}
+
+type modelState struct {
+	spec      WindowSpec
+	maxEvent  int64 // largest event time seen, unix ms
+	watermark int64 // maxEvent − lateness
+	lastAdded time.Time
+	// closed remembers, per closed window start, the last offset written per partition.
+	closed      map[int64]map[TopicPartition]int64
+	closedOrder []int64
+}
+
+// Processor assigns prediction events to event-time tumbling windows per model and
+// closes windows when the model's watermark (largest event time seen minus allowed
+// lateness) passes their end. It is not safe for concurrent use: one goroutine owns it.
+type Processor struct {
+	specFor func(model string) WindowSpec
+	limits  Limits
+	layouts map[[2]string]*Layout // (model, version)
+	models  map[string]*modelState
+	open    map[partialKey]*Partial
+}
+
+// NewProcessor returns a processor; specFor gives each model's window spec.
+func NewProcessor(specFor func(model string) WindowSpec, limits Limits) *Processor {
+	if limits.MaxFeatures <= 0 {
+		limits.MaxFeatures = DefaultLimits.MaxFeatures
+	}
+	if limits.MaxCategories <= 0 {
+		limits.MaxCategories = DefaultLimits.MaxCategories
+	}
+	if limits.ClosedRetention <= 0 {
+		limits.ClosedRetention = DefaultLimits.ClosedRetention
+	}
+	return &Processor{specFor: specFor, limits: limits, layouts: map[[2]string]*Layout{},
+		models: map[string]*modelState{}, open: map[partialKey]*Partial{}}
+}
+
+// SetLayout sets the reference layout used by windows of (model, version) opened from now on.
+func (p *Processor) SetLayout(model, version string, l *Layout) {
+	p.layouts[[2]string{model, version}] = l
+}
+
+func (p *Processor) model(name string) *modelState {
+	m, ok := p.models[name]
+	if !ok {
+		spec := p.specFor(name)
+		m = &modelState{spec: spec, maxEvent: minTime, watermark: minTime, closed: map[int64]map[TopicPartition]int64{}}
+		p.models[name] = m
+	}
+	return m
+}
+
+const minTime = -1 << 62
+
+// WindowOf returns the window [start, end) in unix ms that holds t for a window size.
+func WindowOf(t time.Time, size time.Duration) (int64, int64) {
+	ms, sz := t.UnixMilli(), size.Milliseconds()
+	start := ms - ((ms%sz)+sz)%sz
+	return start, start + sz
+}
+
+// Add aggregates e from src. now is the wall-clock time, used only to close idle models.
+// For Late, it also returns the window the event belonged to.
+func (p *Processor) Add(e *schemas.PredictionEvent, src Source, now time.Time) (Outcome, int64, int64) {
+	m := p.model(e.Model)
+	start, end := WindowOf(e.Timestamp, m.spec.Size)
+	tp := TopicPartition{src.Topic, src.Partition}
+	if parts, ok := m.closed[start]; ok {
+		if last, ok := parts[tp]; ok && src.Offset <= last {
+			return Replayed, start, end
+		}
+		return Late, start, end
+	}
+	if end <= m.watermark {
+		return Late, start, end
+	}
+	key := partialKey{SeriesKey{e.Model, e.ModelVersion, e.Deployment}, start, tp}
+	part, ok := p.open[key]
+	if !ok {
+		part = &Partial{WindowAgg: newWindowAgg(key.series, start, end), TopicPartition: tp, FirstOffset: src.Offset}
+		p.open[key] = part
+	}
+	part.add(e, p.layouts[[2]string{e.Model, e.ModelVersion}], p.limits)
+	if src.Offset < part.FirstOffset {
+		part.FirstOffset = src.Offset
+	}
+	if src.Offset > part.LastOffset {
+		part.LastOffset = src.Offset
+	}
+	if ts := e.Timestamp.UnixMilli(); ts > m.maxEvent {
+		m.maxEvent = ts
+		m.watermark = ts - m.spec.Lateness.Milliseconds()
+	}
+	m.lastAdded = now
+	return Added, start, end
+}
+
+// Ready closes and returns every open window whose end the model's watermark has passed.
+func (p *Processor) Ready() []Closed {
+	return p.close(func(k partialKey, m *modelState) bool { return k.start+m.spec.Size.Milliseconds() <= m.watermark })
+}
+
+// Idle closes every open window of models that received no event for idle (wall clock),
+// so the last windows of a stream that stopped are not held forever.
+func (p *Processor) Idle(now time.Time, idle time.Duration) []Closed {
+	return p.close(func(_ partialKey, m *modelState) bool { return now.Sub(m.lastAdded) >= idle })
+}
+
+// CloseAll closes every open window (used at shutdown and in tests).
+func (p *Processor) CloseAll() []Closed {
+	return p.close(func(partialKey, *modelState) bool { return true })
+}
+
+func (p *Processor) close(due func(partialKey, *modelState) bool) []Closed {
+	groups := map[modelWindow]map[SeriesKey][]*Partial{}
+	for k, part := range p.open {
+		m := p.models[k.series.Model]
+		if !due(k, m) {
+			continue
+		}
+		delete(p.open, k)
+		mw := modelWindow{k.series.Model, k.start}
+		if groups[mw] == nil {
+			groups[mw] = map[SeriesKey][]*Partial{}
+		}
+		groups[mw][k.series] = append(groups[mw][k.series], part)
+	}
+	var out []Closed
+	for mw, bySeries := range groups {
+		m := p.models[mw.model]
+		written := map[TopicPartition]int64{}
+		for series, parts := range bySeries {
+			sort.Slice(parts, func(i, j int) bool {
+				if parts[i].Topic != parts[j].Topic {
+					return parts[i].Topic < parts[j].Topic
+				}
+				return parts[i].Partition < parts[j].Partition
+			})
+			merged := newWindowAgg(series, mw.start, parts[0].End)
+			for _, part := range parts {
+				merged.Merge(part.WindowAgg)
+				if part.LastOffset > written[part.TopicPartition] {
+					written[part.TopicPartition] = part.LastOffset
+				}
+			}
+			out = append(out, Closed{Merged: merged, Partials: parts})
+		}
+		p.markClosed(m, mw.start, written)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i].Merged, out[j].Merged
+		if a.Start != b.Start {
+			return a.Start < b.Start
+		}
+		if a.Series.Model != b.Series.Model {
+			return a.Series.Model < b.Series.Model
+		}
+		if a.Series.Version != b.Series.Version {
+			return a.Series.Version < b.Series.Version
+		}
+		return a.Series.Deployment < b.Series.Deployment
+	})
+	return out
+}
+
+func (p *Processor) markClosed(m *modelState, start int64, written map[TopicPartition]int64) {
+	parts, ok := m.closed[start]
+	if !ok {
+		parts = map[TopicPartition]int64{}
+		m.closed[start] = parts
+		m.closedOrder = append(m.closedOrder, start)
+		sort.Slice(m.closedOrder, func(i, j int) bool { return m.closedOrder[i] < m.closedOrder[j] })
+	}
+	for tp, off := range written {
+		if off > parts[tp] {
+			parts[tp] = off
+		}
+	}
+	for len(m.closedOrder) > p.limits.ClosedRetention {
+		delete(m.closed, m.closedOrder[0])
+		m.closedOrder = m.closedOrder[1:]
+	}
+}
+
+// Restore tells the processor, after a restart, that a window of model was already
+// written with records of tp up to lastOffset, and that the model's event time had
+// reached at least end. Records re-read from Kafka for it are then Replayed, not counted.
+func (p *Processor) Restore(model string, start, end int64, tp TopicPartition, lastOffset int64) {
+	m := p.model(model)
+	p.markClosed(m, start, map[TopicPartition]int64{tp: lastOffset})
+	if end > m.maxEvent {
+		m.maxEvent = end
+		m.watermark = end - m.spec.Lateness.Milliseconds()
+	}
+}
+
+// CommitOffsets returns, for every partition that has records in open windows, the
+// first offset of the oldest such record: committing more would lose those records if
+// the process died before their windows are written.
+func (p *Processor) CommitOffsets() map[TopicPartition]int64 {
+	out := map[TopicPartition]int64{}
+	for k, part := range p.open {
+		if off, ok := out[k.tp]; !ok || part.FirstOffset < off {
+			out[k.tp] = part.FirstOffset
+		}
+	}
+	return out
+}
+
+// OpenWindows returns how many partial windows are open.
+func (p *Processor) OpenWindows() int { return len(p.open) }

@@ -1,0 +1,257 @@
+package processors
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/driftd/driftd/schemas"
+)
+
+var t0 = time.Date(2026, 3, 4, 10, 0, 0, 0, time.UTC)
+
+func ev(model string, at time.Duration, amount float64) *schemas.PredictionEvent {
+	return &schemas.PredictionEvent{
+		Model: model, ModelVersion: "1", Deployment: "primary", Timestamp: t0.Add(at), Status: "ok", LatencyMs: 10,
+		Features:   []schemas.Feature{{Name: "amount", Value: schemas.Value{Kind: schemas.Number, Num: amount}}},
+		Prediction: schemas.Value{Kind: schemas.Number, Num: 0.5},
+	}
+}
+
+func spec(time.Duration, time.Duration) func(string) WindowSpec {
+	return func(string) WindowSpec { return WindowSpec{Size: time.Minute, Lateness: 10 * time.Second} }
+}
+
+func TestWindowOfBoundaries(t *testing.T) {
+	for _, c := range []struct {
+		at    time.Time
+		size  time.Duration
+		start time.Time
+	}{
+		{t0, time.Minute, t0},
+		{t0.Add(59999 * time.Millisecond), time.Minute, t0},
+		{t0.Add(time.Minute), time.Minute, t0.Add(time.Minute)},
+		{t0.Add(-time.Millisecond), time.Minute, t0.Add(-time.Minute)},
+		{time.UnixMilli(-1).UTC(), time.Hour, time.UnixMilli(-3600000).UTC()},
+		{t0.Add(7 * time.Minute), 5 * time.Minute, t0.Add(5 * time.Minute)},
+	} {
+		s, e := WindowOf(c.at, c.size)
+		if s != c.start.UnixMilli() || e != c.start.Add(c.size).UnixMilli() {
+			t.Errorf("WindowOf(%v, %v) = [%d, %d), want start %v", c.at, c.size, s, e, c.start)
+		}
+	}
+}
+
+func TestWatermarkClosesAndLateEventsAreCounted(t *testing.T) {
+	p := NewProcessor(spec(time.Minute, 10*time.Second), Limits{})
+	now := t0
+	add := func(at time.Duration, off int64) Outcome {
+		o, _, _ := p.Add(ev("m", at, 1), Source{"in", 0, off}, now)
+		return o
+	}
+	steps := []struct {
+		at     time.Duration
+		want   Outcome
+		closed int
+	}{
+		{5 * time.Second, Added, 0},
+		{59 * time.Second, Added, 0},
+		{65 * time.Second, Added, 0},  // watermark 55s: window [0,60) still open
+		{50 * time.Second, Added, 0},  // out of order but within lateness
+		{70 * time.Second, Added, 1},  // watermark 60s: [0,60) closes
+		{30 * time.Second, Late, 0},   // its window closed
+		{125 * time.Second, Added, 0}, // watermark 115s
+		{61 * time.Second, Added, 0},  // [60,120) open until watermark 120s
+		{131 * time.Second, Added, 1},
+	}
+	for i, s := range steps {
+		if got := add(s.at, int64(i)); got != s.want {
+			t.Fatalf("step %d (%v): outcome %d, want %d", i, s.at, got, s.want)
+		}
+		closed := p.Ready()
+		if len(closed) != s.closed {
+			t.Fatalf("step %d: %d windows closed, want %d", i, len(closed), s.closed)
+		}
+		for _, c := range closed {
+			switch c.Merged.Start {
+			case t0.UnixMilli():
+				if c.Merged.Events != 3 {
+					t.Errorf("window 0 has %d events, want 3", c.Merged.Events)
+				}
+			case t0.Add(time.Minute).UnixMilli():
+				if c.Merged.Events != 3 {
+					t.Errorf("window 1 has %d events, want 3", c.Merged.Events)
+				}
+			}
+		}
+	}
+	if got := p.CommitOffsets(); got[TopicPartition{"in", 0}] != 6 {
+		t.Errorf("commit offsets %v: want 6, the first record of the open window [120,180)", got)
+	}
+	// A record of window 0 re-read after a restart is recognised as already written.
+	if o, _, _ := p.Add(ev("m", 5*time.Second, 1), Source{"in", 0, 0}, now); o != Replayed {
+		t.Errorf("re-read of offset 0: outcome %d, want Replayed", o)
+	}
+	// Idle close: nothing arrives for a minute of wall time.
+	if closed := p.Idle(now.Add(time.Minute), 30*time.Second); len(closed) != 1 || closed[0].Merged.Events != 2 {
+		t.Fatalf("idle close = %+v", closed)
+	}
+	if p.OpenWindows() != 0 {
+		t.Fatal("windows left open")
+	}
+}
+
+func TestRestoreMarksReplays(t *testing.T) {
+	p := NewProcessor(spec(time.Minute, 10*time.Second), Limits{})
+	tp := TopicPartition{"in", 3}
+	p.Restore("m", t0.UnixMilli(), t0.Add(time.Minute).UnixMilli(), tp, 41)
+	for _, c := range []struct {
+		off  int64
+		at   time.Duration
+		want Outcome
+	}{{40, 10 * time.Second, Replayed}, {41, 20 * time.Second, Replayed}, {42, 30 * time.Second, Late}, {43, 61 * time.Second, Added}} {
+		if o, _, _ := p.Add(ev("m", c.at, 1), Source{"in", 3, c.off}, t0); o != c.want {
+			t.Errorf("offset %d: outcome %d, want %d", c.off, o, c.want)
+		}
+	}
+}
+
+// Splitting a stream over partitions and merging the partials gives the same window as
+// aggregating it in one place.
+func TestPartialsMergeToTheSingleResult(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	layout := &Layout{Features: map[string]FeatureLayout{
+		"amount":  {Kind: Numeric, Edges: []float64{-1, 0, 1}},
+		"country": {Kind: Categorical, Categories: map[string]struct{}{"DE": {}, "FR": {}}},
+	}}
+	one := NewProcessor(spec(time.Minute, 0), Limits{})
+	many := NewProcessor(spec(time.Minute, 0), Limits{})
+	for _, p := range []*Processor{one, many} {
+		p.SetLayout("m", "1", layout)
+	}
+	countries := []string{"DE", "FR", "US", "NL"}
+	for i := 0; i < 5000; i++ {
+		e := ev("m", time.Duration(rng.IntN(60000))*time.Millisecond, rng.NormFloat64())
+		e.Features = append(e.Features, schemas.Feature{Name: "country", Value: schemas.Value{Kind: schemas.String, Str: countries[rng.IntN(4)]}})
+		e.LatencyMs = rng.ExpFloat64() * 20
+		if i%17 == 0 {
+			e.Status = "error"
+		}
+		one.Add(e, Source{"in", 0, int64(i)}, t0)
+		many.Add(e, Source{"in", i % 4, int64(i)}, t0)
+	}
+	a, b := one.CloseAll(), many.CloseAll()
+	if len(a) != 1 || len(b) != 1 || len(b[0].Partials) != 4 {
+		t.Fatalf("closed %d and %d windows, %d partials", len(a), len(b), len(b[0].Partials))
+	}
+	x, y := a[0].Merged, b[0].Merged
+	if x.Events != y.Events || x.Errors != y.Errors || x.LatencyMax != y.LatencyMax {
+		t.Fatalf("counts differ: %+v vs %+v", x, y)
+	}
+	fx, fy := x.Features["amount"], y.Features["amount"]
+	if fmt.Sprint(fx.Bins) != fmt.Sprint(fy.Bins) || math.Abs(fx.Moments.Mean-fy.Moments.Mean) > 1e-12 || math.Abs(fx.Moments.Std()-fy.Moments.Std()) > 1e-12 {
+		t.Errorf("amount: %v %v %v vs %v %v %v", fx.Bins, fx.Moments.Mean, fx.Moments.Std(), fy.Bins, fy.Moments.Mean, fy.Moments.Std())
+	}
+	for _, q := range Quantiles {
+		if fx.Sketch.Quantile(q) != fy.Sketch.Quantile(q) || x.Latency.Quantile(q) != y.Latency.Quantile(q) {
+			t.Errorf("q%.2f differs after merge", q)
+		}
+	}
+	cx, cy := x.Features["country"], y.Features["country"]
+	if fmt.Sprint(cx.Categories) != fmt.Sprint(cy.Categories) || cx.Unseen != cy.Unseen || cx.Unseen == 0 {
+		t.Errorf("country: %v unseen %d vs %v unseen %d", cx.Categories, cx.Unseen, cy.Categories, cy.Unseen)
+	}
+}
+
+func TestLimitsBoundState(t *testing.T) {
+	p := NewProcessor(spec(time.Minute, 0), Limits{MaxFeatures: 3, MaxCategories: 2})
+	e := ev("m", 0, 1)
+	e.Features = nil
+	for i := 0; i < 10; i++ {
+		e.Features = append(e.Features, schemas.Feature{Name: fmt.Sprintf("f%d", i), Value: schemas.Value{Kind: schemas.String, Str: fmt.Sprint(i)}})
+	}
+	p.Add(e, Source{"in", 0, 0}, t0)
+	e2 := ev("m", 0, 1)
+	e2.Features = []schemas.Feature{{Name: "f0", Value: schemas.Value{Kind: schemas.String, Str: "x"}}, {Name: "f0", Value: schemas.Value{Kind: schemas.String, Str: "y"}}}
+	p.Add(e2, Source{"in", 0, 1}, t0)
+	w := p.CloseAll()[0].Merged
+	if len(w.Features) != 3 || w.DroppedFeatures != 7 {
+		t.Fatalf("%d features, %d dropped", len(w.Features), w.DroppedFeatures)
+	}
+	if c := w.Features["f0"].Categories; len(c) != 3 || c[OtherCategory] != 1 {
+		t.Fatalf("f0 categories %v: want two plus other", c)
+	}
+}
+
+func TestSketchAccuracyAgainstExactQuantiles(t *testing.T) {
+	for _, dist := range []struct {
+		name string
+		draw func(r *rand.Rand) float64
+	}{
+		{"lognormal", func(r *rand.Rand) float64 { return math.Exp(r.NormFloat64()) * 100 }},
+		{"exponential", func(r *rand.Rand) float64 { return r.ExpFloat64() * 30 }},
+		{"normal-with-negatives", func(r *rand.Rand) float64 { return r.NormFloat64() * 50 }},
+	} {
+		t.Run(dist.name, func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(7, 9))
+			a, b := NewSketch(), NewSketch()
+			vals := make([]float64, 100000)
+			for i := range vals {
+				vals[i] = dist.draw(rng)
+				if i%2 == 0 {
+					a.Add(vals[i])
+				} else {
+					b.Add(vals[i])
+				}
+			}
+			sort.Float64s(vals)
+			a.Merge(b) // the merged sketch keeps the single-sketch bound
+			for _, q := range []float64{0.01, 0.1, 0.5, 0.9, 0.95, 0.99, 0.999} {
+				// DDSketch's guarantee: within 1% of the value at rank q(n−1); rounding of
+				// that rank may land on a neighbour, which matters only near zero.
+				r := int(q * float64(len(vals)-1))
+				lo, hi := vals[max(r-1, 0)], vals[min(r+1, len(vals)-1)]
+				got := a.Quantile(q)
+				if got < lo-SketchRelativeAccuracy*math.Abs(lo) || got > hi+SketchRelativeAccuracy*math.Abs(hi) {
+					t.Errorf("q%.3f = %v, exact %v: relative error %.4f > %.2f", q, got, vals[r], math.Abs(got-vals[r])/math.Abs(vals[r]), SketchRelativeAccuracy)
+				}
+			}
+			round, err := DecodeSketch(a.Encode())
+			if err != nil || round.Quantile(0.5) != a.Quantile(0.5) || round.Count() != a.Count() {
+				t.Errorf("encode/decode: %v, %v vs %v", err, round.Quantile(0.5), a.Quantile(0.5))
+			}
+		})
+	}
+}
+
+func FuzzWindowUpdate(f *testing.F) {
+	f.Add(int64(0), 1.5, "a", uint8(0))
+	f.Add(int64(-5), math.MaxFloat64, "", uint8(3))
+	f.Fuzz(func(t *testing.T, at int64, x float64, cat string, status uint8) {
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return // the decoders reject non-finite values before windows see them
+		}
+		p := NewProcessor(spec(time.Minute, 0), Limits{})
+		p.SetLayout("m", "1", &Layout{Features: map[string]FeatureLayout{"amount": {Kind: Numeric, Edges: []float64{0, 1}}}})
+		e := ev("m", time.Duration(at)*time.Millisecond, x)
+		e.Status = []string{"ok", "error", "timeout"}[status%3]
+		e.Features = append(e.Features, schemas.Feature{Name: cat, Value: schemas.Value{Kind: schemas.String, Str: cat}})
+		if o, _, _ := p.Add(e, Source{"in", 0, 0}, t0); o != Added {
+			t.Fatalf("outcome %d", o)
+		}
+		w := p.CloseAll()[0].Merged
+		if w.Events != 1 || w.Features["amount"].Count != 1 {
+			t.Fatalf("window %+v", w)
+		}
+		var n uint64
+		for _, b := range w.Features["amount"].Bins {
+			n += b
+		}
+		if n != 1 {
+			t.Fatalf("bins %v", w.Features["amount"].Bins)
+		}
+	})
+}

@@ -1,0 +1,177 @@
+package schemas
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/linkedin/goavro/v2"
+)
+
+func sampleEvent() *PredictionEvent {
+	return &PredictionEvent{
+		EventID: "e1", RequestID: "r1", Model: "fraud-scorer", ModelVersion: "3.2.0", Deployment: "canary",
+		Timestamp: time.Date(2026, 3, 4, 10, 0, 1, 250e6, time.UTC),
+		Features: []Feature{
+			{Name: "amount", Value: Value{Kind: Number, Num: 12.5}},
+			{Name: "country", Value: Value{Kind: String, Str: "DE"}},
+			{Name: "is_new", Value: Value{Kind: Bool, Num: 1}},
+			{Name: "zip", Value: Value{}},
+		},
+		Prediction: Value{Kind: Number, Num: 0.93}, Scores: map[string]float64{"fraud": 0.93},
+		LatencyMs: 12, Status: "ok", InputSize: 4, HasInputSize: true,
+	}
+}
+
+func TestDecodeJSONAndAvroAgree(t *testing.T) {
+	want := sampleEvent()
+	js, err := MarshalPredictionJSON(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := NewRegistry("", map[uint32]string{7: SchemaPrediction}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	codec, err := reg.Codec(context.Background(), 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	av, err := EncodePredictionAvro(codec, 7, want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name   string
+		format Format
+		data   []byte
+	}{{"json", FormatJSON, js}, {"avro", FormatAvro, av}, {"auto-json", FormatAuto, js}, {"auto-avro", FormatAuto, av}} {
+		t.Run(c.name, func(t *testing.T) {
+			var got PredictionEvent
+			if err := (Decoder{Format: c.format, Registry: reg}).Prediction(context.Background(), c.data, &got); err != nil {
+				t.Fatal(err)
+			}
+			// JSON keeps the record's order, Avro maps are sorted by name: compare as sets.
+			if fmt.Sprint(sortFeatures(got.Features)) != fmt.Sprint(sortFeatures(want.Features)) {
+				t.Errorf("features = %v, want %v", got.Features, want.Features)
+			}
+			wantNoFeat := *want
+			got.Features, wantNoFeat.Features = nil, nil
+			if fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", wantNoFeat) {
+				t.Errorf("decoded\n%+v\nwant\n%+v", got, wantNoFeat)
+			}
+		})
+	}
+}
+
+func sortFeatures(fs []Feature) map[string]Value {
+	m := map[string]Value{}
+	for _, f := range fs {
+		m[f.Name] = f.Value
+	}
+	return m
+}
+
+func TestDecodeJSONTimestampsAndDefaults(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want time.Time
+	}{
+		{`{"model":"m","timestamp":"2026-03-04T10:00:00+02:00"}`, time.Date(2026, 3, 4, 8, 0, 0, 0, time.UTC)},
+		{`{"model":"m","timestamp":1772618400000}`, time.UnixMilli(1772618400000).UTC()},
+		{`{"model":"m","timestamp":1772618400000,"features":{"a\"b":1,"c":"\u00e9"},"extra":[1,2]}`, time.UnixMilli(1772618400000).UTC()},
+	} {
+		var e PredictionEvent
+		if err := DecodePredictionJSON([]byte(c.in), &e); err != nil {
+			t.Fatalf("%s: %v", c.in, err)
+		}
+		if !e.Timestamp.Equal(c.want) || e.Deployment != "primary" || e.Status != "ok" {
+			t.Errorf("%s: got %v %q %q", c.in, e.Timestamp, e.Deployment, e.Status)
+		}
+	}
+	var e PredictionEvent
+	if err := DecodePredictionJSON([]byte(`{"model":"m","timestamp":1,"features":{"a\"b":1,"c":"\u00e9"}}`), &e); err != nil {
+		t.Fatal(err)
+	}
+	if e.Features[0].Name != `a"b` || e.Features[1].Value.Str != "é" {
+		t.Errorf("escaped names and values: %+v", e.Features)
+	}
+}
+
+func TestDecodeRejects(t *testing.T) {
+	reg, _ := NewRegistry("", map[uint32]string{1: SchemaPrediction}, nil)
+	for _, c := range []struct {
+		name, in string
+		want     string
+	}{
+		{"random bytes", "\x07\x99garbage", "neither JSON"},
+		{"empty", "", "empty record"},
+		{"unknown schema id", "\x00\x00\x00\x00\x09\x02", "unknown schema id 9"},
+		{"truncated avro", "\x00\x00\x00\x00\x01\x04ab", "schema id 1"},
+		{"no model", `{"timestamp":1}`, "model is empty"},
+		{"no timestamp", `{"model":"m"}`, "timestamp is missing"},
+		{"wrong type", `{"model":"m","timestamp":1,"latency_ms":"fast"}`, "latency_ms"},
+		{"bad timestamp", `{"model":"m","timestamp":"yesterday"}`, "RFC 3339"},
+		{"nested feature", `{"model":"m","timestamp":1,"features":{"a":{"b":1}}}`, "nested"},
+		{"bad status", `{"model":"m","timestamp":1,"status":"meh"}`, "status"},
+		{"bad deployment", `{"model":"m","timestamp":1,"deployment":"x"}`, "deployment"},
+		{"negative latency", `{"model":"m","timestamp":1,"latency_ms":-1}`, "latency_ms"},
+		{"huge number", `{"model":"m","timestamp":1,"features":{"a":1e999}}`, "bad number"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var e PredictionEvent
+			err := (Decoder{Format: FormatAuto, Registry: reg}).Prediction(context.Background(), []byte(c.in), &e)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("err = %v, want it to mention %q", err, c.want)
+			}
+		})
+	}
+}
+
+func TestBundledSchemasCompile(t *testing.T) {
+	for _, name := range []string{SchemaPrediction, SchemaLabel, SchemaPipeline, SchemaAlert} {
+		text, err := BundledSchema(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := goavro.NewCodec(text); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+func TestRegistryUnavailableIsRetryable(t *testing.T) {
+	reg, _ := NewRegistry("http://127.0.0.1:1", nil, nil)
+	_, err := reg.Codec(context.Background(), 3)
+	if !errors.Is(err, ErrRegistryUnavailable) {
+		t.Fatalf("err = %v, want ErrRegistryUnavailable", err)
+	}
+}
+
+func FuzzDecodePrediction(f *testing.F) {
+	js, _ := MarshalPredictionJSON(sampleEvent())
+	reg, _ := NewRegistry("", map[uint32]string{1: SchemaPrediction}, nil)
+	codec, _ := reg.Codec(context.Background(), 1)
+	av, _ := EncodePredictionAvro(codec, 1, sampleEvent())
+	f.Add(js)
+	f.Add(av)
+	f.Add([]byte(`{"model":"m","timestamp":1,"features":{"a":"\\u0000"}}`))
+	d := Decoder{Format: FormatAuto, Registry: reg}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var e PredictionEvent
+		if err := d.Prediction(context.Background(), b, &e); err != nil {
+			return
+		}
+		if e.Model == "" || e.Timestamp.IsZero() {
+			t.Fatalf("accepted an event without model or timestamp: %+v", e)
+		}
+		for _, f := range e.Features {
+			if f.Value.Kind == Number && !finite(f.Value.Num) {
+				t.Fatalf("accepted a non-finite feature: %+v", f)
+			}
+		}
+	})
+}

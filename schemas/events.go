@@ -1,0 +1,155 @@
+// Package schemas defines driftd's events (DESIGN.md's event contract), their bundled Avro
+// schemas, and the decoders for JSON and for Avro in the Confluent wire format.
+package schemas
+
+import (
+	"math"
+	"strconv"
+	"time"
+)
+
+// Deployment slots a prediction can come from.
+const (
+	DeploymentPrimary = "primary"
+	DeploymentCanary  = "canary"
+	DeploymentShadow  = "shadow"
+	DeploymentBlue    = "blue"
+	DeploymentGreen   = "green"
+)
+
+// Prediction statuses.
+const (
+	StatusOK      = "ok"
+	StatusError   = "error"
+	StatusTimeout = "timeout"
+)
+
+// Kind says what a Value holds.
+type Kind uint8
+
+// Value kinds. Booleans are categorical ("true"/"false") for every statistic.
+const (
+	Missing Kind = iota
+	Number
+	String
+	Bool
+)
+
+// Value is a feature value or a prediction: a number, a string, a boolean or missing.
+type Value struct {
+	Kind Kind
+	Num  float64
+	Str  string
+}
+
+// Category returns the value as a category label.
+func (v Value) Category() string {
+	switch v.Kind {
+	case String:
+		return v.Str
+	case Bool:
+		if v.Num != 0 {
+			return "true"
+		}
+		return "false"
+	case Number:
+		return strconv.FormatFloat(v.Num, 'g', -1, 64)
+	}
+	return ""
+}
+
+// Feature is one named input of a prediction.
+type Feature struct {
+	Name  string
+	Value Value
+}
+
+// PredictionEvent is one prediction made by a model service.
+type PredictionEvent struct {
+	EventID      string
+	RequestID    string
+	Model        string
+	ModelVersion string
+	Deployment   string
+	Timestamp    time.Time
+	// Features keeps the order of the record; decoders reuse its backing array.
+	Features     []Feature
+	Prediction   Value
+	Scores       map[string]float64
+	LatencyMs    float64
+	Status       string
+	InputSize    float64
+	HasInputSize bool
+}
+
+// Reset clears e for reuse, keeping allocated capacity.
+func (e *PredictionEvent) Reset() {
+	f := e.Features[:0]
+	*e = PredictionEvent{Features: f}
+}
+
+// LabelEvent is the ground truth or user outcome for an earlier prediction.
+type LabelEvent struct {
+	EventID   string
+	RequestID string
+	Model     string
+	Timestamp time.Time
+	Label     Value
+	Outcome   string
+}
+
+// PipelineEvent is one run of one stage of an upstream data pipeline.
+type PipelineEvent struct {
+	EventID      string
+	Pipeline     string
+	Stage        string
+	RunID        string
+	Status       string
+	Timestamp    time.Time
+	DurationMs   float64
+	RecordsIn    int64
+	RecordsOut   int64
+	NullCount    int64
+	HasNullCount bool
+	Error        string
+	Models       []string
+}
+
+// AlertEvent is what driftd publishes on the alert topic and stores in ClickHouse.
+type AlertEvent struct {
+	AlertID      string            `json:"alert_id"`
+	Fingerprint  string            `json:"fingerprint"`
+	State        string            `json:"state"`
+	Severity     string            `json:"severity"`
+	Kind         string            `json:"kind"`
+	Model        string            `json:"model,omitempty"`
+	ModelVersion string            `json:"model_version,omitempty"`
+	Deployment   string            `json:"deployment,omitempty"`
+	Feature      string            `json:"feature,omitempty"`
+	Pipeline     string            `json:"pipeline,omitempty"`
+	Stage        string            `json:"stage,omitempty"`
+	Metric       string            `json:"metric"`
+	Value        float64           `json:"value"`
+	Threshold    float64           `json:"threshold"`
+	WindowStart  time.Time         `json:"window_start"`
+	WindowEnd    time.Time         `json:"window_end"`
+	EmittedAt    time.Time         `json:"emitted_at"`
+	Summary      string            `json:"summary"`
+	Details      map[string]string `json:"details,omitempty"`
+}
+
+// Alert states, severities and kinds (DESIGN.md).
+const (
+	StateFiring   = "firing"
+	StateResolved = "resolved"
+
+	SeverityWarning  = "warning"
+	SeverityCritical = "critical"
+
+	KindDataDrift       = "data_drift"
+	KindPredictionDrift = "prediction_drift"
+	KindLatency         = "latency"
+	KindErrors          = "errors"
+)
+
+func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }

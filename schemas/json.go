@@ -1,0 +1,304 @@
+package schemas
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+)
+
+type jsonTime struct{ t time.Time }
+
+func (j *jsonTime) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] == '"' {
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		t, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			return fmt.Errorf("timestamp %q is neither RFC 3339 nor epoch milliseconds", s)
+		}
+		j.t = t.UTC()
+		return nil
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	ms, err := strconv.ParseFloat(string(b), 64)
+	if err != nil || math.IsNaN(ms) || math.IsInf(ms, 0) || math.Abs(ms) > 1e15 {
+		return fmt.Errorf("timestamp %s is neither RFC 3339 nor epoch milliseconds", b)
+	}
+	j.t = epochMillis(int64(ms))
+	return nil
+}
+
+type jsonValue struct{ v Value }
+
+func (j *jsonValue) UnmarshalJSON(b []byte) error {
+	v, rest, err := scanScalar(b)
+	if err != nil {
+		return err
+	}
+	if len(bytes.TrimSpace(rest)) != 0 {
+		return fmt.Errorf("unexpected %q after value", rest)
+	}
+	j.v = v
+	return nil
+}
+
+// featureList decodes the "features" object straight into a reused slice. It is the hot
+// path of every prediction: encoding/json into map[string]any costs one map, one interface
+// and one string per feature per event, so the flat object of scalars is scanned here.
+type featureList struct{ list *[]Feature }
+
+func (f featureList) UnmarshalJSON(b []byte) error {
+	b = skipSpace(b)
+	if string(b) == "null" {
+		return nil
+	}
+	if len(b) == 0 || b[0] != '{' {
+		return fmt.Errorf("features must be an object")
+	}
+	b = skipSpace(b[1:])
+	if len(b) > 0 && b[0] == '}' {
+		return nil
+	}
+	for {
+		name, rest, err := scanString(b)
+		if err != nil {
+			return fmt.Errorf("feature name: %w", err)
+		}
+		rest = skipSpace(rest)
+		if len(rest) == 0 || rest[0] != ':' {
+			return fmt.Errorf("feature %q: expected ':'", name)
+		}
+		v, rest, err := scanScalar(skipSpace(rest[1:]))
+		if err != nil {
+			return fmt.Errorf("feature %q: %w", name, err)
+		}
+		*f.list = append(*f.list, Feature{Name: name, Value: v})
+		rest = skipSpace(rest)
+		if len(rest) == 0 {
+			return fmt.Errorf("features: unexpected end")
+		}
+		switch rest[0] {
+		case ',':
+			b = skipSpace(rest[1:])
+		case '}':
+			return nil
+		default:
+			return fmt.Errorf("features: unexpected %q", rest[0])
+		}
+	}
+}
+
+func skipSpace(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\n' || b[0] == '\t' || b[0] == '\r') {
+		b = b[1:]
+	}
+	return b
+}
+
+// scanString reads a JSON string at the start of b.
+func scanString(b []byte) (string, []byte, error) {
+	if len(b) == 0 || b[0] != '"' {
+		return "", b, fmt.Errorf("expected a string")
+	}
+	escaped := false
+	for i := 1; i < len(b); i++ {
+		switch c := b[i]; {
+		case c == '\\':
+			escaped = true
+			i++
+		case c < 0x20:
+			return "", b, fmt.Errorf("control character in string")
+		case c == '"':
+			if !escaped {
+				return string(b[1:i]), b[i+1:], nil
+			}
+			var s string
+			if err := json.Unmarshal(b[:i+1], &s); err != nil {
+				return "", b, err
+			}
+			return s, b[i+1:], nil
+		}
+	}
+	return "", b, fmt.Errorf("unterminated string")
+}
+
+// scanScalar reads a number, string, boolean or null at the start of b.
+func scanScalar(b []byte) (Value, []byte, error) {
+	if len(b) == 0 {
+		return Value{}, b, fmt.Errorf("missing value")
+	}
+	switch c := b[0]; {
+	case c == '"':
+		s, rest, err := scanString(b)
+		return Value{Kind: String, Str: s}, rest, err
+	case c == 'n' && bytes.HasPrefix(b, []byte("null")):
+		return Value{}, b[4:], nil
+	case c == 't' && bytes.HasPrefix(b, []byte("true")):
+		return Value{Kind: Bool, Num: 1}, b[4:], nil
+	case c == 'f' && bytes.HasPrefix(b, []byte("false")):
+		return Value{Kind: Bool}, b[5:], nil
+	case c == '-' || (c >= '0' && c <= '9'):
+		i := 1
+		for i < len(b) && (b[i] >= '0' && b[i] <= '9' || b[i] == '.' || b[i] == 'e' || b[i] == 'E' || b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		f, err := strconv.ParseFloat(string(b[:i]), 64)
+		if err != nil {
+			return Value{}, b, fmt.Errorf("bad number %q", b[:i])
+		}
+		return Value{Kind: Number, Num: f}, b[i:], nil
+	case c == '{' || c == '[':
+		return Value{}, b, fmt.Errorf("nested objects and arrays are not supported; send scalars")
+	}
+	return Value{}, b, fmt.Errorf("unexpected %q", b[0])
+}
+
+type jsonPrediction struct {
+	EventID      string             `json:"event_id"`
+	RequestID    string             `json:"request_id"`
+	Model        string             `json:"model"`
+	ModelVersion string             `json:"model_version"`
+	Deployment   string             `json:"deployment"`
+	Timestamp    jsonTime           `json:"timestamp"`
+	Features     featureList        `json:"features"`
+	Prediction   jsonValue          `json:"prediction"`
+	Scores       map[string]float64 `json:"scores"`
+	LatencyMs    float64            `json:"latency_ms"`
+	Status       string             `json:"status"`
+	InputSize    *float64           `json:"input_size"`
+}
+
+// DecodePredictionJSON decodes one JSON prediction into e, reusing e's memory.
+func DecodePredictionJSON(b []byte, e *PredictionEvent) error {
+	e.Reset()
+	j := jsonPrediction{Features: featureList{list: &e.Features}}
+	if err := json.Unmarshal(b, &j); err != nil {
+		return fmt.Errorf("decode JSON prediction: %w", err)
+	}
+	e.EventID, e.RequestID, e.Model, e.ModelVersion = j.EventID, j.RequestID, j.Model, j.ModelVersion
+	e.Deployment, e.Timestamp, e.Prediction, e.Scores = j.Deployment, j.Timestamp.t, j.Prediction.v, j.Scores
+	e.LatencyMs, e.Status = j.LatencyMs, j.Status
+	if j.InputSize != nil {
+		e.InputSize, e.HasInputSize = *j.InputSize, true
+	}
+	if err := e.validate(); err != nil {
+		return fmt.Errorf("decode JSON prediction %s: %w", e.EventID, err)
+	}
+	return nil
+}
+
+type jsonLabel struct {
+	EventID   string    `json:"event_id"`
+	RequestID string    `json:"request_id"`
+	Model     string    `json:"model"`
+	Timestamp jsonTime  `json:"timestamp"`
+	Label     jsonValue `json:"label"`
+	Outcome   string    `json:"outcome"`
+}
+
+// DecodeLabelJSON decodes one JSON label event.
+func DecodeLabelJSON(b []byte, e *LabelEvent) error {
+	var j jsonLabel
+	if err := json.Unmarshal(b, &j); err != nil {
+		return fmt.Errorf("decode JSON label: %w", err)
+	}
+	*e = LabelEvent{EventID: j.EventID, RequestID: j.RequestID, Model: j.Model, Timestamp: j.Timestamp.t, Label: j.Label.v, Outcome: j.Outcome}
+	return e.validate()
+}
+
+type jsonPipeline struct {
+	EventID    string   `json:"event_id"`
+	Pipeline   string   `json:"pipeline"`
+	Stage      string   `json:"stage"`
+	RunID      string   `json:"run_id"`
+	Status     string   `json:"status"`
+	Timestamp  jsonTime `json:"timestamp"`
+	DurationMs float64  `json:"duration_ms"`
+	RecordsIn  int64    `json:"records_in"`
+	RecordsOut int64    `json:"records_out"`
+	NullCount  *int64   `json:"null_count"`
+	Error      string   `json:"error"`
+	Models     []string `json:"models"`
+}
+
+// DecodePipelineJSON decodes one JSON pipeline event.
+func DecodePipelineJSON(b []byte, e *PipelineEvent) error {
+	var j jsonPipeline
+	if err := json.Unmarshal(b, &j); err != nil {
+		return fmt.Errorf("decode JSON pipeline event: %w", err)
+	}
+	*e = PipelineEvent{EventID: j.EventID, Pipeline: j.Pipeline, Stage: j.Stage, RunID: j.RunID, Status: j.Status,
+		Timestamp: j.Timestamp.t, DurationMs: j.DurationMs, RecordsIn: j.RecordsIn, RecordsOut: j.RecordsOut,
+		Error: j.Error, Models: j.Models}
+	if j.NullCount != nil {
+		e.NullCount, e.HasNullCount = *j.NullCount, true
+	}
+	return e.validate()
+}
+
+func (e *LabelEvent) validate() error {
+	switch {
+	case e.Model == "":
+		return fmt.Errorf("decode label %s: %w", e.EventID, invalid("model is empty"))
+	case e.RequestID == "":
+		return fmt.Errorf("decode label %s: %w", e.EventID, invalid("request_id is empty"))
+	case e.Timestamp.IsZero():
+		return fmt.Errorf("decode label %s: %w", e.EventID, invalid("timestamp is missing"))
+	case e.Label.Kind == Number && !finite(e.Label.Num):
+		return fmt.Errorf("decode label %s: %w", e.EventID, invalid("label is not finite"))
+	}
+	return nil
+}
+
+func (e *PipelineEvent) validate() error {
+	switch {
+	case e.Pipeline == "" || e.Stage == "":
+		return fmt.Errorf("decode pipeline event %s: %w", e.EventID, invalid("pipeline and stage are required"))
+	case e.Timestamp.IsZero():
+		return fmt.Errorf("decode pipeline event %s: %w", e.EventID, invalid("timestamp is missing"))
+	case e.Status != "started" && e.Status != "succeeded" && e.Status != "failed":
+		return fmt.Errorf("decode pipeline event %s: %w", e.EventID, invalid("status %q is not one of started, succeeded, failed", e.Status))
+	case !finite(e.DurationMs):
+		return fmt.Errorf("decode pipeline event %s: %w", e.EventID, invalid("duration_ms is not finite"))
+	}
+	return nil
+}
+
+// MarshalPredictionJSON encodes e as the contract's JSON (the simulator and tests use it).
+func MarshalPredictionJSON(e *PredictionEvent) ([]byte, error) {
+	feats := make(map[string]any, len(e.Features))
+	for _, f := range e.Features {
+		feats[f.Name] = f.Value.native()
+	}
+	m := map[string]any{
+		"event_id": e.EventID, "request_id": e.RequestID, "model": e.Model, "model_version": e.ModelVersion,
+		"deployment": e.Deployment, "timestamp": e.Timestamp.UTC().Format(time.RFC3339Nano), "features": feats,
+		"prediction": e.Prediction.native(), "latency_ms": e.LatencyMs, "status": e.Status,
+	}
+	if e.Scores != nil {
+		m["scores"] = e.Scores
+	}
+	if e.HasInputSize {
+		m["input_size"] = e.InputSize
+	}
+	return json.Marshal(m)
+}
+
+func (v Value) native() any {
+	switch v.Kind {
+	case Number:
+		return v.Num
+	case String:
+		return v.Str
+	case Bool:
+		return v.Num != 0
+	}
+	return nil
+}
