@@ -1,0 +1,172 @@
+package detectors
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/driftd/driftd/processors"
+	"github.com/driftd/driftd/schemas"
+)
+
+var t0 = time.Date(2026, 3, 4, 10, 0, 0, 0, time.UTC)
+
+func TestAlerterStateMachine(t *testing.T) {
+	c := Condition{Kind: schemas.KindDataDrift, Model: "m", Version: "1", Feature: "amount", Metric: "psi",
+		Severity: schemas.SeverityCritical, FiringSummary: "fires", ResolvedSummary: "resolves"}
+	for _, tc := range []struct {
+		name          string
+		fire, resolve int
+		breaches      string // one letter per window: B breached, c clean
+		want          string // per window: F firing, R resolved, . nothing
+	}{
+		{"defaults", 1, 2, "BBBccBcc", "F...RF.R"},
+		{"fire after two", 2, 2, "BcBBBcc", "...F..R"},
+		{"flapping never resolves early", 1, 2, "BcBcBcc", "F.....R"},
+		{"resolve after one", 1, 1, "BcBc", "FRFR"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := NewAlerter(tc.fire, tc.resolve)
+			var got strings.Builder
+			for i, b := range tc.breaches {
+				c.Breached = b == 'B'
+				c.WindowEnd = t0.Add(time.Duration(i) * time.Minute)
+				ev := a.Observe(c, t0)
+				switch {
+				case ev == nil:
+					got.WriteByte('.')
+				case ev.State == schemas.StateFiring:
+					got.WriteByte('F')
+					if ev.Summary != "fires" || ev.Severity != schemas.SeverityCritical || ev.Fingerprint != c.Fingerprint() {
+						t.Errorf("firing event %+v", ev)
+					}
+				default:
+					got.WriteByte('R')
+					if ev.Summary != "resolves" || ev.Severity != schemas.SeverityCritical {
+						t.Errorf("resolved event %+v", ev)
+					}
+				}
+			}
+			if got.String() != tc.want {
+				t.Errorf("got %s, want %s", got.String(), tc.want)
+			}
+		})
+	}
+}
+
+func TestFingerprintsAreStableAndDistinct(t *testing.T) {
+	a := Condition{Kind: "data_drift", Model: "m", Version: "1", Deployment: "primary", Feature: "x", Metric: "psi"}
+	b := a
+	b.Value, b.Breached, b.WindowEnd = 3, true, t0
+	if a.Fingerprint() != b.Fingerprint() {
+		t.Error("fingerprint depends on the window's values")
+	}
+	b.Feature = "y"
+	if a.Fingerprint() == b.Fingerprint() {
+		t.Error("different features share a fingerprint")
+	}
+}
+
+func window(rng *rand.Rand, layout *processors.Layout, n int, shift float64, countries []string) *processors.WindowAgg {
+	p := processors.NewProcessor(func(string) processors.WindowSpec { return processors.WindowSpec{Size: time.Minute} }, processors.Limits{})
+	p.SetLayout("m", "1", layout)
+	for i := 0; i < n; i++ {
+		p.Add(event(rng, shift, countries, time.Duration(i)*time.Millisecond), processors.Source{Offset: int64(i)}, t0)
+	}
+	return p.CloseAll()[0].Merged
+}
+
+func event(rng *rand.Rand, shift float64, countries []string, at time.Duration) *schemas.PredictionEvent {
+	x := rng.NormFloat64()*10 + 100 + shift
+	return &schemas.PredictionEvent{Model: "m", ModelVersion: "1", Deployment: "primary", Timestamp: t0.Add(at), Status: "ok", LatencyMs: 10 + rng.ExpFloat64()*5,
+		Features: []schemas.Feature{
+			{Name: "amount", Value: schemas.Value{Kind: schemas.Number, Num: x}},
+			{Name: "country", Value: schemas.Value{Kind: schemas.String, Str: countries[rng.IntN(len(countries))]}},
+			{Name: "noise", Value: schemas.Value{Kind: schemas.Number, Num: rng.Float64()}},
+		},
+		Prediction: schemas.Value{Kind: schemas.Number, Num: x / 200}}
+}
+
+func TestEvaluateFlagsShiftsAndOnlyShifts(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	sample := NewSample()
+	base := []string{"DE", "FR", "NL"}
+	for i := 0; i < 20000; i++ {
+		sample.AddEvent(event(rng, 0, base, 0))
+	}
+	ref := sample.Build("m", "1", SourceFirstWindows, 3, t0)
+	if ref.Features["amount"].Kind != "numeric" || ref.Features["country"].Kind != "categorical" || len(ref.Features["amount"].Edges) < 40 {
+		t.Fatalf("profile %+v", ref.Features["amount"])
+	}
+	th := func(string) Thresholds { return DefaultThresholds }
+	drifted := func(v Verdict) map[string]bool {
+		m := map[string]bool{}
+		for _, s := range v.Scores {
+			if s.Drifted {
+				m[s.Feature] = true
+			}
+		}
+		return m
+	}
+	// Stationary windows: nothing drifts, over many windows.
+	for i := 0; i < 50; i++ {
+		v := Evaluate(window(rng, ref.Layout(), 2000, 0, base), ref, th)
+		if len(v.Scores) != 4 {
+			t.Fatalf("scored %d features, want amount, country, noise and the prediction", len(v.Scores))
+		}
+		if d := drifted(v); len(d) != 0 {
+			t.Fatalf("stationary window %d flagged %v: %+v", i, d, v.Scores)
+		}
+	}
+	// A shifted amount drifts (and with it the prediction that depends on it).
+	v := Evaluate(window(rng, ref.Layout(), 2000, 8, base), ref, th)
+	if d := drifted(v); !d["amount"] || !d[processors.PredictionFeature] || d["noise"] || d["country"] {
+		t.Fatalf("shifted amount flagged %v", d)
+	}
+	var found bool
+	for _, c := range v.Conditions {
+		if c.Feature == "amount" {
+			found = true
+			if !c.Breached || c.Kind != schemas.KindDataDrift || !strings.Contains(c.FiringSummary, "feature amount of m 1 drifted: PSI") {
+				t.Errorf("condition %+v", c)
+			}
+		}
+	}
+	if !found {
+		t.Fatal("no condition for amount")
+	}
+	// A new category flooding country drifts it.
+	v = Evaluate(window(rng, ref.Layout(), 2000, 0, []string{"DE", "FR", "NL", "XX", "XX", "XX"}), ref, th)
+	if d := drifted(v); !d["country"] || d["amount"] {
+		t.Fatalf("new category flagged %v", d)
+	}
+}
+
+func TestServiceConditions(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	w := window(rng, nil, 1000, 0, []string{"a"})
+	w.Errors = 100
+	th := DefaultThresholds
+	th.LatencyP99Ms = 5
+	conds := Evaluate(w, nil, func(string) Thresholds { return th }).Conditions
+	if len(conds) != 2 || !conds[0].Breached || conds[0].Kind != schemas.KindLatency || !conds[1].Breached || conds[1].Kind != schemas.KindErrors {
+		t.Fatalf("conditions %+v", conds)
+	}
+}
+
+func TestPSIGroups(t *testing.T) {
+	for _, c := range []struct {
+		ref  []float64
+		want string
+	}{
+		{[]float64{1, 1, 1, 1, 1, 1, 1, 1, 1, 1}, "[2 4 6 8 10]"},
+		{[]float64{5, 5, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0}, "[1 2 6 10 13]"},
+		{[]float64{100}, "[1]"},
+	} {
+		if got := psiGroups(c.ref, 5); fmt.Sprint(got) != c.want {
+			t.Errorf("psiGroups(%v) = %v, want %s", c.ref, got, c.want)
+		}
+	}
+}

@@ -1,0 +1,258 @@
+package detectors
+
+import (
+	"fmt"
+	"math"
+	"sort"
+	"time"
+
+	"github.com/driftd/driftd/processors"
+	"github.com/driftd/driftd/schemas"
+)
+
+// Thresholds decide when a window counts as drifted or unhealthy.
+type Thresholds struct {
+	PSIWarning  float64 // PSI at or above this, with a significant test, is drift
+	PSICritical float64 // PSI at or above this makes the drift critical
+	PValue      float64 // family-wise significance level across a window's features
+	MinEvents   uint64  // windows with fewer present values are not judged
+	// LatencyP99Ms fires a latency alert when p99 ≥ it (0 disables); ErrorRate fires an
+	// errors alert when (errors + timeouts) / events ≥ it (0 disables).
+	LatencyP99Ms float64
+	ErrorRate    float64
+}
+
+// DefaultThresholds are the defaults documented in docs/statistics.md.
+var DefaultThresholds = Thresholds{PSIWarning: 0.1, PSICritical: 0.25, PValue: 0.05, MinEvents: 30, ErrorRate: 0.05}
+
+// FeatureScore is the comparison of one feature of one window with the reference.
+type FeatureScore struct {
+	Feature   string
+	Kind      string // numeric or categorical
+	N         uint64 // present values in the window
+	PSI       float64
+	Test      string  // "ks" or "chi2"
+	Statistic float64 // KS D or chi-square
+	PValue    float64
+	Alpha     float64 // the corrected significance level the p-value was held to
+	Drifted   bool
+	Severity  string
+}
+
+// Verdict is everything a closed window was judged on.
+type Verdict struct {
+	Window      *processors.WindowAgg
+	ReferenceID string
+	Scores      []FeatureScore
+	Conditions  []Condition
+}
+
+// Evaluate compares a closed window with its reference (nil if none yet) and with the
+// service thresholds. thresholds gives the thresholds of a feature ("" for model-level).
+//
+// A feature drifts when its PSI reaches the warning threshold AND its test (KS for
+// numeric, chi-square for categorical) is significant after a Bonferroni correction
+// across the window's features: the distance keeps huge windows from flagging tiny,
+// irrelevant shifts, the test keeps small windows from flagging noise.
+func Evaluate(w *processors.WindowAgg, ref *Profile, thresholds func(feature string) Thresholds) Verdict {
+	v := Verdict{Window: w}
+	if ref != nil {
+		v.ReferenceID = ref.ID
+		names := w.FeatureNames()
+		if w.Prediction != nil {
+			names = append(names, processors.PredictionFeature)
+		}
+		for _, name := range names {
+			agg := w.Features[name]
+			if name == processors.PredictionFeature {
+				agg = w.Prediction
+			}
+			fp, ok := ref.Features[name]
+			if !ok || agg == nil || agg.Count < thresholds(name).MinEvents || agg.Kind.String() != fp.Kind {
+				continue
+			}
+			if s, ok := score(agg, fp); ok {
+				v.Scores = append(v.Scores, s)
+			}
+		}
+		m := 0
+		for _, s := range v.Scores {
+			if s.Feature != processors.PredictionFeature {
+				m++
+			}
+		}
+		for i := range v.Scores {
+			s := &v.Scores[i]
+			th := thresholds(s.Feature)
+			s.Alpha = th.PValue
+			if s.Feature != processors.PredictionFeature && m > 1 {
+				s.Alpha = th.PValue / float64(m)
+			}
+			s.Drifted = s.PSI >= th.PSIWarning && s.PValue < s.Alpha
+			s.Severity = schemas.SeverityWarning
+			if s.PSI >= th.PSICritical {
+				s.Severity = schemas.SeverityCritical
+			}
+			v.Conditions = append(v.Conditions, driftCondition(w, *s, th))
+		}
+	}
+	v.Conditions = append(v.Conditions, serviceConditions(w, thresholds(""))...)
+	return v
+}
+
+func score(agg *processors.FeatureAgg, fp *FeatureProfile) (FeatureScore, bool) {
+	s := FeatureScore{Feature: agg.Name, Kind: fp.Kind, N: agg.Count}
+	if fp.Kind == processors.Numeric.String() {
+		if len(agg.Bins) != len(fp.Bins) || len(fp.Bins) == 0 {
+			return s, false // the window was opened before this reference existed
+		}
+		ref, win := toFloats(fp.Bins), toFloats(agg.Bins)
+		s.Test = "ks"
+		s.Statistic = KSBinned(ref, win)
+		s.PValue = KSPValue(s.Statistic, float64(fp.Count), float64(agg.Count))
+		groups := psiGroups(ref, PSIBins)
+		s.PSI = PSI(regroup(ref, groups), regroup(win, groups))
+	} else {
+		cats := make([]string, 0, len(fp.Categories)+len(agg.Categories))
+		for c := range fp.Categories {
+			cats = append(cats, c)
+		}
+		for c := range agg.Categories {
+			if _, ok := fp.Categories[c]; !ok {
+				cats = append(cats, c)
+			}
+		}
+		sort.Strings(cats)
+		ref, win := make([]float64, len(cats)), make([]float64, len(cats))
+		for i, c := range cats {
+			ref[i], win[i] = float64(fp.Categories[c]), float64(agg.Categories[c])
+		}
+		s.Test = "chi2"
+		s.Statistic, _, s.PValue = ChiSquare(ref, win)
+		s.PSI = PSI(ref, win)
+	}
+	if math.IsNaN(s.PSI) || math.IsNaN(s.PValue) {
+		return s, false
+	}
+	return s, true
+}
+
+// psiGroups merges consecutive fine bins until each group holds at least 1/groups of the
+// reference, returning the end index (exclusive) of each group.
+func psiGroups(ref []float64, groups int) []int {
+	target := sum(ref) / float64(groups)
+	var ends []int
+	var acc float64
+	for i, x := range ref {
+		acc += x
+		if acc >= target-1e-9 {
+			ends = append(ends, i+1)
+			acc = 0
+		}
+	}
+	switch {
+	case len(ends) > 0 && ends[len(ends)-1] == len(ref):
+	case len(ends) > 0 && acc < target/2:
+		// A thin remainder joins the last group rather than forming a noisy one.
+		ends[len(ends)-1] = len(ref)
+	default:
+		ends = append(ends, len(ref))
+	}
+	return ends
+}
+
+func regroup(xs []float64, ends []int) []float64 {
+	out := make([]float64, len(ends))
+	start := 0
+	for g, end := range ends {
+		for i := start; i < end; i++ {
+			out[g] += xs[i]
+		}
+		start = end
+	}
+	return out
+}
+
+func toFloats(xs []uint64) []float64 {
+	out := make([]float64, len(xs))
+	for i, x := range xs {
+		out[i] = float64(x)
+	}
+	return out
+}
+
+func span(w *processors.WindowAgg) (time.Time, time.Time) {
+	return time.UnixMilli(w.Start).UTC(), time.UnixMilli(w.End).UTC()
+}
+
+func spanText(w *processors.WindowAgg) string {
+	s, e := span(w)
+	layout := "15:04"
+	if e.Sub(s) < time.Minute || s.Second() != 0 {
+		layout = "15:04:05"
+	}
+	if s.YearDay() != e.Add(-time.Millisecond).YearDay() {
+		return s.Format("2006-01-02 "+layout) + "–" + e.Format("2006-01-02 "+layout) + " UTC"
+	}
+	return s.Format(layout) + "–" + e.Format(layout) + " UTC"
+}
+
+func driftCondition(w *processors.WindowAgg, s FeatureScore, th Thresholds) Condition {
+	start, end := span(w)
+	c := Condition{
+		Kind: schemas.KindDataDrift, Model: w.Series.Model, Version: w.Series.Version, Deployment: w.Series.Deployment,
+		Feature: s.Feature, Metric: "psi", Value: s.PSI, Threshold: th.PSIWarning, Breached: s.Drifted,
+		Severity: s.Severity, WindowStart: start, WindowEnd: end,
+	}
+	subject := fmt.Sprintf("feature %s of %s %s", s.Feature, w.Series.Model, w.Series.Version)
+	if s.Feature == processors.PredictionFeature {
+		c.Kind, c.Feature = schemas.KindPredictionDrift, ""
+		subject = fmt.Sprintf("predictions of %s %s", w.Series.Model, w.Series.Version)
+	}
+	if w.Series.Deployment != schemas.DeploymentPrimary {
+		subject += " (" + w.Series.Deployment + ")"
+	}
+	threshold := th.PSIWarning
+	if s.Severity == schemas.SeverityCritical {
+		threshold = th.PSICritical
+	}
+	c.FiringSummary = fmt.Sprintf("%s drifted: PSI %.2f ≥ %.2f over %s", subject, s.PSI, threshold, spanText(w))
+	c.ResolvedSummary = fmt.Sprintf("%s no longer drifts: PSI %.2f < %.2f over %s", subject, s.PSI, th.PSIWarning, spanText(w))
+	c.Details = map[string]string{
+		"test": s.Test, "statistic": fmt.Sprintf("%.6g", s.Statistic), "p_value": fmt.Sprintf("%.6g", s.PValue),
+		"alpha": fmt.Sprintf("%.6g", s.Alpha), "window_values": fmt.Sprint(s.N), "feature_kind": s.Kind,
+	}
+	return c
+}
+
+func serviceConditions(w *processors.WindowAgg, th Thresholds) []Condition {
+	start, end := span(w)
+	subject := fmt.Sprintf("%s %s", w.Series.Model, w.Series.Version)
+	if w.Series.Deployment != schemas.DeploymentPrimary {
+		subject += " (" + w.Series.Deployment + ")"
+	}
+	var out []Condition
+	if th.LatencyP99Ms > 0 && w.Events >= th.MinEvents {
+		p99 := w.Latency.Quantile(0.99)
+		out = append(out, Condition{
+			Kind: schemas.KindLatency, Model: w.Series.Model, Version: w.Series.Version, Deployment: w.Series.Deployment,
+			Metric: "latency_p99_ms", Value: p99, Threshold: th.LatencyP99Ms, Breached: p99 >= th.LatencyP99Ms,
+			Severity: schemas.SeverityWarning, WindowStart: start, WindowEnd: end,
+			FiringSummary:   fmt.Sprintf("p99 latency of %s is %.0f ms ≥ %.0f ms over %s", subject, p99, th.LatencyP99Ms, spanText(w)),
+			ResolvedSummary: fmt.Sprintf("p99 latency of %s is back to %.0f ms < %.0f ms over %s", subject, p99, th.LatencyP99Ms, spanText(w)),
+			Details:         map[string]string{"events": fmt.Sprint(w.Events), "latency_max_ms": fmt.Sprintf("%.6g", w.LatencyMax)},
+		})
+	}
+	if th.ErrorRate > 0 && w.Events >= th.MinEvents {
+		rate := w.ErrorRate()
+		out = append(out, Condition{
+			Kind: schemas.KindErrors, Model: w.Series.Model, Version: w.Series.Version, Deployment: w.Series.Deployment,
+			Metric: "error_rate", Value: rate, Threshold: th.ErrorRate, Breached: rate >= th.ErrorRate,
+			Severity: schemas.SeverityWarning, WindowStart: start, WindowEnd: end,
+			FiringSummary:   fmt.Sprintf("%s failed %.1f%% of %d requests (errors and timeouts) ≥ %.1f%% over %s", subject, 100*rate, w.Events, 100*th.ErrorRate, spanText(w)),
+			ResolvedSummary: fmt.Sprintf("%s error rate is back to %.1f%% < %.1f%% over %s", subject, 100*rate, 100*th.ErrorRate, spanText(w)),
+			Details:         map[string]string{"events": fmt.Sprint(w.Events), "errors": fmt.Sprint(w.Errors), "timeouts": fmt.Sprint(w.Timeouts)},
+		})
+	}
+	return out
+}
