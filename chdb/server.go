@@ -75,9 +75,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, http.StatusBadRequest, errors.New("Code: 62. DB::Exception: Empty query. (SYNTAX_ERROR)"))
 		return
 	}
-	for k := range params {
-		if strings.HasPrefix(k, "param_") {
-			s.fail(w, http.StatusBadRequest, errors.New("Code: 456. DB::Exception: query parameters ({name:Type}) are not supported by the embedded endpoint; bind values in the client. (UNKNOWN_QUERY_PARAMETER)"))
+	if placeholderRE.MatchString(query) {
+		if query, err = bindParams(query, params); err != nil {
+			s.fail(w, http.StatusBadRequest, err)
 			return
 		}
 	}

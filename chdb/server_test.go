@@ -163,3 +163,30 @@ func TestServerPlainHTTP(t *testing.T) {
 	}
 	_ = chdb.ErrLibraryNotFound
 }
+
+func TestServerBindsQueryParameters(t *testing.T) {
+	srv := httptest.NewServer(testenv.ClickHouseHandler(t))
+	t.Cleanup(srv.Close)
+	conn := clientFor(t, strings.TrimPrefix(srv.URL, "http://"))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	evil := `a'b\c"; DROP DATABASE x; --` + "\n\t"
+	var (
+		s  string
+		n  int64
+		f  float64
+		ts time.Time
+	)
+	err := conn.QueryRow(ctx, "SELECT {s:String}, {n:Int64} + 1, {f:Float64}, {ts:DateTime64(3)}",
+		clickhouse.Named("s", evil), clickhouse.Named("n", "41"), clickhouse.Named("f", "0.5"),
+		clickhouse.Named("ts", "2026-01-02 03:04:05.678")).Scan(&s, &n, &f, &ts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s != evil || n != 42 || f != 0.5 || ts.UnixMilli() != time.Date(2026, 1, 2, 3, 4, 5, 678e6, time.UTC).UnixMilli() {
+		t.Fatalf("got %q %d %v %v", s, n, f, ts)
+	}
+	if err := conn.QueryRow(ctx, "SELECT {n:Int64}", clickhouse.Named("n", "1; DROP TABLE x")).Scan(&n); err == nil || !strings.Contains(err.Error(), "BAD_QUERY_PARAMETER") {
+		t.Fatalf("a non-number for Int64: err = %v", err)
+	}
+}

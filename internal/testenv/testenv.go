@@ -20,8 +20,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ClickHouse/clickhouse-go/v2"
-
 	"github.com/driftd/driftd/chdb"
 )
 
@@ -89,22 +87,15 @@ func ClickHouseHandler(t testing.TB) http.Handler {
 	return chdb.NewServer(Engine(t), t.TempDir(), slog.New(slog.DiscardHandler))
 }
 
-// ClickHouseOptions returns client options for the ClickHouse engine under test:
+// ClickHouse returns the address and protocol of the ClickHouse engine under test:
 // CLICKHOUSE_ADDR over the native protocol when set, else the embedded endpoint over HTTP.
-func ClickHouseOptions(t testing.TB) *clickhouse.Options {
+func ClickHouse(t testing.TB) (addr, protocol string) {
 	t.Helper()
 	if addr := os.Getenv("CLICKHOUSE_ADDR"); addr != "" {
-		return &clickhouse.Options{Addr: []string{addr}, Protocol: clickhouse.Native}
+		return addr, "native"
 	}
 	Engine(t)
-	return &clickhouse.Options{Addr: []string{shared.addr}, Protocol: clickhouse.HTTP}
-}
-
-// ClickHouseHTTPAddr returns host:port of the embedded endpoint.
-func ClickHouseHTTPAddr(t testing.TB) string {
-	t.Helper()
-	Engine(t)
-	return shared.addr
+	return shared.addr, "http"
 }
 
 // KafkaBrokers returns the bootstrap address of the real broker (KAFKA_BROKERS), after
@@ -145,4 +136,16 @@ func Context(t testing.TB, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// Logger returns a logger that writes through t.Log.
+func Logger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
 }

@@ -1,0 +1,474 @@
+// Package storage writes driftd's results to ClickHouse and reads back what a restart
+// needs (closed windows, reference profiles, alert states), through clickhouse-go/v2 over
+// the native protocol (a ClickHouse server) or HTTP (a server or the embedded engine).
+package storage
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/driftd/driftd/detectors"
+	"github.com/driftd/driftd/processors"
+	"github.com/driftd/driftd/schemas"
+	dsql "github.com/driftd/driftd/sql"
+)
+
+// Options say how to reach ClickHouse.
+type Options struct {
+	Addr     string // host:port
+	Protocol string // "native" or "http"
+	Database string
+	Username string
+	Password string
+	TLS      bool
+	// MaxBatchRows bounds the rows of one INSERT (clickhouse-go builds a batch in memory).
+	MaxBatchRows int
+}
+
+// Store is driftd's ClickHouse sink and state source.
+type Store struct {
+	conn    driver.Conn
+	db      string
+	log     *slog.Logger
+	maxRows int
+}
+
+// Open connects and checks the connection.
+func Open(ctx context.Context, o Options, log *slog.Logger) (*Store, error) {
+	if !dsql.ValidIdentifier(o.Database) {
+		return nil, fmt.Errorf("clickhouse.database %q: use letters, digits and underscores", o.Database)
+	}
+	opts := &clickhouse.Options{
+		Addr:        []string{o.Addr},
+		Auth:        clickhouse.Auth{Username: o.Username, Password: o.Password},
+		DialTimeout: 5 * time.Second,
+		ReadTimeout: 60 * time.Second,
+	}
+	switch o.Protocol {
+	case "", "native":
+		opts.Protocol = clickhouse.Native
+	case "http":
+		opts.Protocol = clickhouse.HTTP
+	default:
+		return nil, fmt.Errorf("clickhouse.protocol %q is not one of native, http", o.Protocol)
+	}
+	if o.TLS {
+		opts.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	conn, err := clickhouse.Open(opts)
+	if err != nil {
+		return nil, fmt.Errorf("open clickhouse %s: %w", o.Addr, err)
+	}
+	if err := conn.Ping(ctx); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("connect to clickhouse %s (%s): %w", o.Addr, opts.Protocol, err)
+	}
+	if o.MaxBatchRows <= 0 {
+		o.MaxBatchRows = 50000
+	}
+	return &Store{conn: conn, db: o.Database, log: log, maxRows: o.MaxBatchRows}, nil
+}
+
+// Close closes the connection.
+func (s *Store) Close() error { return s.conn.Close() }
+
+// Conn exposes the connection for queries (tests, the CLI).
+func (s *Store) Conn() driver.Conn { return s.conn }
+
+// Database is the database driftd writes to.
+func (s *Store) Database() string { return s.db }
+
+// Migrate creates the database and applies every migration not applied yet, recording
+// each in schema_migrations. It is safe to run concurrently from several instances:
+// every statement is idempotent.
+func (s *Store) Migrate(ctx context.Context, ttlDays int) ([]string, error) {
+	if ttlDays <= 0 {
+		return nil, fmt.Errorf("retention must be at least one day, got %d", ttlDays)
+	}
+	migs, err := dsql.Migrations(s.db, ttlDays)
+	if err != nil {
+		return nil, err
+	}
+	for _, q := range []string{
+		"CREATE DATABASE IF NOT EXISTS " + s.db,
+		"CREATE TABLE IF NOT EXISTS " + s.db + ".schema_migrations (version UInt32, name String, applied_at DateTime64(3, 'UTC')) ENGINE = ReplacingMergeTree(applied_at) ORDER BY version",
+	} {
+		if err := s.conn.Exec(ctx, q); err != nil {
+			return nil, fmt.Errorf("migrate: %w", err)
+		}
+	}
+	applied := map[uint32]bool{}
+	rows, err := s.conn.Query(ctx, "SELECT DISTINCT version FROM "+s.db+".schema_migrations")
+	if err != nil {
+		return nil, fmt.Errorf("read applied migrations: %w", err)
+	}
+	for rows.Next() {
+		var v uint32
+		if err := rows.Scan(&v); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("read applied migrations: %w", err)
+		}
+		applied[v] = true
+	}
+	rows.Close()
+	var done []string
+	for _, m := range migs {
+		if applied[m.Version] {
+			continue
+		}
+		for i, stmt := range m.Statements {
+			if err := s.conn.Exec(ctx, stmt); err != nil {
+				return done, fmt.Errorf("migration %04d_%s statement %d: %w", m.Version, m.Name, i+1, err)
+			}
+		}
+		b, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+s.db+".schema_migrations (version, name, applied_at)")
+		if err != nil {
+			return done, fmt.Errorf("record migration %d: %w", m.Version, err)
+		}
+		if err := b.Append(m.Version, m.Name, time.Now().UTC()); err != nil {
+			return done, fmt.Errorf("record migration %d: %w", m.Version, err)
+		}
+		if err := b.Send(); err != nil {
+			return done, fmt.Errorf("record migration %d: %w", m.Version, err)
+		}
+		done = append(done, fmt.Sprintf("%04d_%s", m.Version, m.Name))
+	}
+	return done, nil
+}
+
+// Migrated reports whether every migration has been applied.
+func (s *Store) Migrated(ctx context.Context) (bool, error) {
+	migs, err := dsql.Migrations(s.db, 1)
+	if err != nil {
+		return false, err
+	}
+	var n uint64
+	if err := s.conn.QueryRow(ctx, "SELECT uniqExact(version) FROM "+s.db+".schema_migrations").Scan(&n); err != nil {
+		return false, err
+	}
+	return int(n) >= len(migs), nil
+}
+
+// LateEvent is one event that arrived after its window closed.
+type LateEvent struct {
+	Source     processors.Source
+	EventID    string
+	Series     processors.SeriesKey
+	Start, End int64
+	EventTime  time.Time
+}
+
+// Batch is what one flush writes: closed windows with their verdicts, late events and
+// alerts. Every row is keyed so that writing the same batch twice changes nothing.
+type Batch struct {
+	Closed    []processors.Closed
+	Verdicts  []detectors.Verdict
+	Late      []LateEvent
+	Alerts    []*schemas.AlertEvent
+	WrittenAt time.Time
+}
+
+// Empty reports whether the batch has nothing to write.
+func (b *Batch) Empty() bool {
+	return len(b.Closed) == 0 && len(b.Late) == 0 && len(b.Alerts) == 0
+}
+
+type inserter struct {
+	s     *Store
+	ctx   context.Context
+	table string
+	cols  string
+	batch driver.Batch
+	rows  int
+}
+
+func (s *Store) inserter(ctx context.Context, table, cols string) *inserter {
+	return &inserter{s: s, ctx: ctx, table: table, cols: cols}
+}
+
+func (in *inserter) append(vals ...any) error {
+	if in.batch == nil {
+		b, err := in.s.conn.PrepareBatch(in.ctx, "INSERT INTO "+in.s.db+"."+in.table+" ("+in.cols+")")
+		if err != nil {
+			return fmt.Errorf("prepare insert into %s: %w", in.table, err)
+		}
+		in.batch = b
+	}
+	if err := in.batch.Append(vals...); err != nil {
+		return fmt.Errorf("append row to %s: %w", in.table, err)
+	}
+	in.rows++
+	if in.rows >= in.s.maxRows {
+		return in.flush()
+	}
+	return nil
+}
+
+func (in *inserter) flush() error {
+	if in.batch == nil {
+		return nil
+	}
+	b := in.batch
+	in.batch, in.rows = nil, 0
+	if err := b.Send(); err != nil {
+		return fmt.Errorf("insert into %s: %w", in.table, err)
+	}
+	return nil
+}
+
+func ms(t int64) time.Time { return time.UnixMilli(t).UTC() }
+
+// finite keeps NaN and ±Inf out of ClickHouse, where they would poison sums.
+func finite(f float64) float64 {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return 0
+	}
+	return f
+}
+
+// Write writes a batch. It does not retry; see WriteWithRetry.
+func (s *Store) Write(ctx context.Context, b *Batch) error {
+	at := b.WrittenAt.UTC()
+	models := s.inserter(ctx, "window_model_stats", "model, model_version, deployment, window_start, window_end, topic, partition, first_offset, last_offset, events, ok, errors, timeouts, null_predictions, latency_p50, latency_p90, latency_p95, latency_p99, latency_max, latency_sketch, input_size_count, input_size_mean, input_size_std, input_size_min, input_size_max, dropped_features, written_at")
+	feats := s.inserter(ctx, "window_feature_stats", "model, model_version, deployment, window_start, window_end, topic, partition, feature, kind, count, missing, mismatched, mean, std, min, max, p50, p90, p95, p99, sketch, reference_id, bin_edges, bin_counts, categories, unseen, written_at")
+	for _, c := range b.Closed {
+		for _, p := range c.Partials {
+			w := p.WindowAgg
+			if err := models.append(w.Series.Model, w.Series.Version, w.Series.Deployment, ms(w.Start), ms(w.End),
+				p.Topic, int32(p.Partition), p.FirstOffset, p.LastOffset, w.Events, w.OK, w.Errors, w.Timeouts, w.NullPredictions,
+				w.Latency.Quantile(0.5), w.Latency.Quantile(0.9), w.Latency.Quantile(0.95), w.Latency.Quantile(0.99), w.LatencyMax,
+				string(w.Latency.Encode()), uint64(w.InputSize.N), finite(w.InputSize.Mean), finite(w.InputSize.Std()),
+				finite(w.InputSize.Min), finite(w.InputSize.Max), w.DroppedFeatures, at); err != nil {
+				return err
+			}
+			all := make([]*processors.FeatureAgg, 0, len(w.Features)+1)
+			for _, name := range w.FeatureNames() {
+				all = append(all, w.Features[name])
+			}
+			if w.Prediction != nil {
+				all = append(all, w.Prediction)
+			}
+			for _, f := range all {
+				var sketch string
+				var q [4]float64
+				if f.Kind == processors.Numeric {
+					sketch = string(f.Sketch.Encode())
+					for i, qq := range processors.Quantiles {
+						q[i] = f.Sketch.Quantile(qq)
+					}
+				}
+				edges, bins := f.Edges, f.Bins
+				if edges == nil {
+					edges, bins = []float64{}, []uint64{}
+				}
+				cats := f.Categories
+				if cats == nil {
+					cats = map[string]uint64{}
+				}
+				if err := feats.append(w.Series.Model, w.Series.Version, w.Series.Deployment, ms(w.Start), ms(w.End),
+					p.Topic, int32(p.Partition), f.Name, f.Kind.String(), f.Count, f.Missing, f.Mismatched,
+					finite(f.Moments.Mean), finite(f.Moments.Std()), finite(f.Moments.Min), finite(f.Moments.Max),
+					q[0], q[1], q[2], q[3], sketch, referenceID(b, w), edges, bins, cats, f.Unseen, at); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	if err := errors.Join(models.flush(), feats.flush()); err != nil {
+		return err
+	}
+
+	scores := s.inserter(ctx, "drift_scores", "model, model_version, deployment, window_start, window_end, feature, kind, reference_id, n, psi, test, statistic, p_value, alpha, drifted, severity, written_at")
+	for _, v := range b.Verdicts {
+		w := v.Window
+		for _, sc := range v.Scores {
+			var drifted uint8
+			if sc.Drifted {
+				drifted = 1
+			}
+			if err := scores.append(w.Series.Model, w.Series.Version, w.Series.Deployment, ms(w.Start), ms(w.End),
+				sc.Feature, sc.Kind, v.ReferenceID, sc.N, finite(sc.PSI), sc.Test, finite(sc.Statistic), finite(sc.PValue),
+				sc.Alpha, drifted, sc.Severity, at); err != nil {
+				return err
+			}
+		}
+	}
+	if err := scores.flush(); err != nil {
+		return err
+	}
+
+	late := s.inserter(ctx, "late_events", "topic, partition, offset, event_id, model, model_version, deployment, window_start, window_end, event_time, written_at")
+	for _, l := range b.Late {
+		if err := late.append(l.Source.Topic, int32(l.Source.Partition), l.Source.Offset, l.EventID, l.Series.Model,
+			l.Series.Version, l.Series.Deployment, ms(l.Start), ms(l.End), l.EventTime.UTC(), at); err != nil {
+			return err
+		}
+	}
+	if err := late.flush(); err != nil {
+		return err
+	}
+	return s.writeAlerts(ctx, b.Alerts)
+}
+
+func (s *Store) writeAlerts(ctx context.Context, alerts []*schemas.AlertEvent) error {
+	in := s.inserter(ctx, "alerts", "alert_id, fingerprint, state, severity, kind, model, model_version, deployment, feature, pipeline, stage, metric, value, threshold, window_start, window_end, emitted_at, summary, details")
+	for _, a := range alerts {
+		details := a.Details
+		if details == nil {
+			details = map[string]string{}
+		}
+		if err := in.append(a.AlertID, a.Fingerprint, a.State, a.Severity, a.Kind, a.Model, a.ModelVersion, a.Deployment,
+			a.Feature, a.Pipeline, a.Stage, a.Metric, finite(a.Value), finite(a.Threshold), a.WindowStart.UTC(),
+			a.WindowEnd.UTC(), a.EmittedAt.UTC(), a.Summary, details); err != nil {
+			return err
+		}
+	}
+	return in.flush()
+}
+
+func referenceID(b *Batch, w *processors.WindowAgg) string {
+	for _, v := range b.Verdicts {
+		if v.Window.Series == w.Series && v.Window.Start == w.Start {
+			return v.ReferenceID
+		}
+	}
+	return ""
+}
+
+// Backoff bounds retries of retryable errors.
+type Backoff struct {
+	Initial, Max time.Duration
+}
+
+// DefaultBackoff doubles from 200 ms up to 15 s between attempts.
+var DefaultBackoff = Backoff{Initial: 200 * time.Millisecond, Max: 15 * time.Second}
+
+// WriteWithRetry writes b, retrying retryable errors with backoff until ctx ends. It
+// returns a fatal error at once: the caller dead-letters the batch.
+func (s *Store) WriteWithRetry(ctx context.Context, b *Batch, bo Backoff, onRetry func(error)) error {
+	delay := bo.Initial
+	for {
+		err := s.Write(ctx, b)
+		if err == nil {
+			return nil
+		}
+		if Classify(err) == Fatal || ctx.Err() != nil {
+			return err
+		}
+		if onRetry != nil {
+			onRetry(err)
+		}
+		s.log.Warn("clickhouse write failed; retrying", "err", err, "in", delay)
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("%w (last error: %v)", ctx.Err(), err)
+		case <-t.C:
+		}
+		delay = min(delay*2, bo.Max)
+	}
+}
+
+// SaveReference stores a reference profile (a new version if its content is new).
+func (s *Store) SaveReference(ctx context.Context, p *detectors.Profile) error {
+	body, err := detectors.MarshalProfile(p)
+	if err != nil {
+		return err
+	}
+	in := s.inserter(ctx, "reference_profiles", "model, model_version, reference_id, source, created_at, windows, events, profile")
+	if err := in.append(p.Model, p.Version, p.ID, p.Source, p.CreatedAt.UTC(), uint32(p.Windows), p.Events, string(body)); err != nil {
+		return err
+	}
+	return in.flush()
+}
+
+// LoadReferences returns the newest reference profile of every model version.
+func (s *Store) LoadReferences(ctx context.Context) ([]*detectors.Profile, error) {
+	rows, err := s.conn.Query(ctx, "SELECT argMax(profile, created_at) FROM "+s.db+".reference_profiles FINAL GROUP BY model, model_version")
+	if err != nil {
+		return nil, fmt.Errorf("load reference profiles: %w", err)
+	}
+	defer rows.Close()
+	var out []*detectors.Profile
+	for rows.Next() {
+		var body string
+		if err := rows.Scan(&body); err != nil {
+			return nil, fmt.Errorf("load reference profiles: %w", err)
+		}
+		p, err := detectors.UnmarshalProfile([]byte(body))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+// ClosedWindow is a window already written for one partition.
+type ClosedWindow struct {
+	Model      string
+	Start, End int64
+	TP         processors.TopicPartition
+	LastOffset int64
+}
+
+// LoadClosedWindows returns, per model, the windows written within lookback of its
+// newest window, with the last offset written per partition.
+func (s *Store) LoadClosedWindows(ctx context.Context, lookback time.Duration) ([]ClosedWindow, error) {
+	q := fmt.Sprintf(`SELECT w.model, w.window_start, any(w.window_end), w.topic, w.partition, max(w.last_offset)
+FROM %[1]s.window_model_stats AS w
+INNER JOIN (SELECT model, max(window_start) AS latest FROM %[1]s.window_model_stats GROUP BY model) AS l ON w.model = l.model
+WHERE w.window_start >= l.latest - toIntervalSecond(%[2]d)
+GROUP BY w.model, w.window_start, w.topic, w.partition`, s.db, int64(lookback.Seconds()))
+	rows, err := s.conn.Query(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("load closed windows: %w", err)
+	}
+	defer rows.Close()
+	var out []ClosedWindow
+	for rows.Next() {
+		var (
+			c          ClosedWindow
+			start, end time.Time
+			part       int32
+		)
+		if err := rows.Scan(&c.Model, &start, &end, &c.TP.Topic, &part, &c.LastOffset); err != nil {
+			return nil, fmt.Errorf("load closed windows: %w", err)
+		}
+		c.Start, c.End, c.TP.Partition = start.UnixMilli(), end.UnixMilli(), int(part)
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// FiringAlert is a fingerprint whose latest stored state is firing.
+type FiringAlert struct {
+	Fingerprint, Severity string
+}
+
+// LoadFiringAlerts returns the fingerprints currently firing.
+func (s *Store) LoadFiringAlerts(ctx context.Context) ([]FiringAlert, error) {
+	rows, err := s.conn.Query(ctx, "SELECT fingerprint, argMax(severity, emitted_at) FROM "+s.db+".alerts FINAL GROUP BY fingerprint HAVING argMax(state, emitted_at) = 'firing'")
+	if err != nil {
+		return nil, fmt.Errorf("load alert states: %w", err)
+	}
+	defer rows.Close()
+	var out []FiringAlert
+	for rows.Next() {
+		var a FiringAlert
+		if err := rows.Scan(&a.Fingerprint, &a.Severity); err != nil {
+			return nil, fmt.Errorf("load alert states: %w", err)
+		}
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}

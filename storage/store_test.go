@@ -1,0 +1,175 @@
+package storage_test
+
+import (
+	"context"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+
+	"github.com/driftd/driftd/detectors"
+	"github.com/driftd/driftd/internal/testenv"
+	"github.com/driftd/driftd/processors"
+	"github.com/driftd/driftd/schemas"
+	dsql "github.com/driftd/driftd/sql"
+	"github.com/driftd/driftd/storage"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+var t0 = time.Date(2026, 3, 4, 10, 0, 0, 0, time.UTC)
+
+func openStore(t *testing.T) *storage.Store {
+	t.Helper()
+	addr, proto := testenv.ClickHouse(t)
+	ctx := testenv.Context(t, time.Minute)
+	s, err := storage.Open(ctx, storage.Options{Addr: addr, Protocol: proto, Database: testenv.UniqueName(t)}, testenv.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		s.Conn().Exec(context.Background(), "DROP DATABASE IF EXISTS "+s.Database())
+		s.Close()
+	})
+	return s
+}
+
+func TestMigrateIsIdempotent(t *testing.T) {
+	s := openStore(t)
+	ctx := testenv.Context(t, time.Minute)
+	done, err := s.Migrate(ctx, 30)
+	if err != nil || len(done) != 1 || done[0] != "0001_init" {
+		t.Fatalf("first migrate: %v %v", done, err)
+	}
+	done, err = s.Migrate(ctx, 30)
+	if err != nil || len(done) != 0 {
+		t.Fatalf("second migrate applied %v: %v", done, err)
+	}
+	if ok, err := s.Migrated(ctx); !ok || err != nil {
+		t.Fatalf("Migrated = %v, %v", ok, err)
+	}
+}
+
+func event(rng *rand.Rand, at time.Duration, shift float64) *schemas.PredictionEvent {
+	return &schemas.PredictionEvent{EventID: "e", Model: "fraud's \"scorer\"", ModelVersion: "1", Deployment: "primary", Timestamp: t0.Add(at),
+		Status: "ok", LatencyMs: 5 + rng.Float64()*10, Features: []schemas.Feature{
+			{Name: "amount", Value: schemas.Value{Kind: schemas.Number, Num: rng.NormFloat64() + shift}},
+			{Name: "country", Value: schemas.Value{Kind: schemas.String, Str: []string{"DE", "FR"}[rng.IntN(2)]}},
+		}, Prediction: schemas.Value{Kind: schemas.String, Str: "yes"}}
+}
+
+func TestWriteIsIdempotentAndQueriesRun(t *testing.T) {
+	s := openStore(t)
+	ctx := testenv.Context(t, 2*time.Minute)
+	if _, err := s.Migrate(ctx, 3650); err != nil { // the fixtures are dated March 2026: keep them past the TTL
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(1, 1))
+	sample := detectors.NewSample()
+	for i := 0; i < 3000; i++ {
+		sample.AddEvent(event(rng, 0, 0))
+	}
+	ref := sample.Build("fraud's \"scorer\"", "1", detectors.SourceFirstWindows, 3, t0)
+	if err := s.SaveReference(ctx, ref); err != nil {
+		t.Fatal(err)
+	}
+	p := processors.NewProcessor(func(string) processors.WindowSpec { return processors.WindowSpec{Size: time.Minute} }, processors.Limits{})
+	p.SetLayout(ref.Model, ref.Version, ref.Layout())
+	for i := 0; i < 1000; i++ {
+		p.Add(event(rng, time.Duration(i)*50*time.Millisecond, 2), processors.Source{Topic: "in", Partition: i % 2, Offset: int64(i / 2)}, t0)
+	}
+	closed := p.CloseAll()
+	var verdicts []detectors.Verdict
+	var alerts []*schemas.AlertEvent
+	al := detectors.NewAlerter(1, 2)
+	for _, c := range closed {
+		v := detectors.Evaluate(c.Merged, ref, func(string) detectors.Thresholds { return detectors.DefaultThresholds })
+		verdicts = append(verdicts, v)
+		for _, cond := range v.Conditions {
+			if a := al.Observe(cond, t0); a != nil {
+				alerts = append(alerts, a)
+			}
+		}
+	}
+	if len(alerts) != 1 || alerts[0].Feature != "amount" {
+		t.Fatalf("alerts %+v", alerts)
+	}
+	b := &storage.Batch{Closed: closed, Verdicts: verdicts, Alerts: alerts, WrittenAt: t0,
+		Late: []storage.LateEvent{{Source: processors.Source{Topic: "in", Offset: 7}, Series: closed[0].Merged.Series, Start: closed[0].Merged.Start, End: closed[0].Merged.End, EventTime: t0}}}
+	for i := 0; i < 2; i++ { // the second write is a replay after a restart
+		b.WrittenAt = t0.Add(time.Duration(i) * time.Second)
+		if err := s.WriteWithRetry(ctx, b, storage.DefaultBackoff, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db := s.Database()
+	for _, c := range []struct {
+		q    string
+		want uint64
+	}{
+		{"SELECT sum(events) FROM " + db + ".window_model_stats FINAL", 1000},
+		{"SELECT count() FROM " + db + ".window_model_stats FINAL", 2},
+		{"SELECT sum(count) FROM " + db + ".window_feature_stats FINAL WHERE feature = 'amount'", 1000},
+		{"SELECT sum(arraySum(bin_counts)) FROM " + db + ".window_feature_stats FINAL WHERE feature = 'amount'", 1000},
+		{"SELECT sum(categories['DE'] + categories['FR']) FROM " + db + ".window_feature_stats FINAL WHERE feature = 'country'", 1000},
+		{"SELECT count() FROM " + db + ".drift_scores FINAL WHERE drifted = 1", 1},
+		{"SELECT count() FROM " + db + ".alerts FINAL", 1},
+		{"SELECT count() FROM " + db + ".late_events FINAL", 1},
+	} {
+		var got uint64
+		if err := s.Conn().QueryRow(ctx, c.q).Scan(&got); err != nil {
+			t.Fatalf("%s: %v", c.q, err)
+		}
+		if got != c.want {
+			t.Errorf("%s = %d, want %d", c.q, got, c.want)
+		}
+	}
+
+	refs, err := s.LoadReferences(ctx)
+	if err != nil || len(refs) != 1 || refs[0].ID != ref.ID || refs[0].Model != ref.Model {
+		t.Fatalf("references %v %v", refs, err)
+	}
+	firing, err := s.LoadFiringAlerts(ctx)
+	if err != nil || len(firing) != 1 || firing[0].Fingerprint != alerts[0].Fingerprint {
+		t.Fatalf("firing %v %v", firing, err)
+	}
+	cw, err := s.LoadClosedWindows(ctx, time.Hour)
+	if err != nil || len(cw) != 2 || cw[0].LastOffset != 499 {
+		t.Fatalf("closed windows %+v %v", cw, err)
+	}
+
+	// Every query a user is given runs against the real engine and returns rows.
+	params := map[string][]any{
+		"drift_over_time":    {clickhouse.Named("model", ref.Model), clickhouse.Named("since", "2026-03-04 00:00:00")},
+		"worst_features":     {clickhouse.Named("since", "2026-03-04 00:00:00"), clickhouse.Named("limit", "10")},
+		"latency_by_version": {clickhouse.Named("model", ref.Model), clickhouse.Named("since", "2026-03-04 00:00:00")},
+		"window_stats":       {clickhouse.Named("model", ref.Model), clickhouse.Named("since", "2026-03-04 00:00:00")},
+		"late_events":        {clickhouse.Named("model", ref.Model), clickhouse.Named("since", "2026-03-04 00:00:00")},
+		"open_alerts":        nil,
+	}
+	for _, name := range dsql.QueryNames() {
+		args, ok := params[name]
+		if !ok {
+			t.Errorf("query %s has no test parameters", name)
+			continue
+		}
+		q, err := dsql.Query(name, db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows, err := s.Conn().Query(ctx, q, args...)
+		if err != nil {
+			t.Errorf("query %s: %v", name, err)
+			continue
+		}
+		n := 0
+		for rows.Next() {
+			n++
+		}
+		if err := rows.Err(); err != nil || n == 0 {
+			t.Errorf("query %s: %d rows, %v", name, n, err)
+		}
+		rows.Close()
+	}
+}
