@@ -1,0 +1,476 @@
+// Package config loads driftd's YAML configuration, applies DRIFTD_* environment
+// overrides and defaults, and validates it, naming the field at fault.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/driftd/driftd/detectors"
+	"github.com/driftd/driftd/processors"
+	"github.com/driftd/driftd/schemas"
+	dsql "github.com/driftd/driftd/sql"
+)
+
+// Duration is a time.Duration written as "90s", "5m" or "1h" in YAML.
+type Duration time.Duration
+
+// UnmarshalYAML parses a Go duration string.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("%q is not a duration like 90s, 5m or 1h", n.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalYAML writes the duration back as a string.
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
+// Config is the whole configuration. Defaults match docker-compose.yml.
+type Config struct {
+	Kafka      Kafka                  `yaml:"kafka"`
+	ClickHouse ClickHouse             `yaml:"clickhouse"`
+	Windows    Windows                `yaml:"windows"`
+	Detection  Detection              `yaml:"detection"`
+	Models     map[string]ModelConfig `yaml:"models"`
+	Limits     Limits                 `yaml:"limits"`
+	LogLevel   string                 `yaml:"log_level"`
+}
+
+// Kafka says where events come from and where alerts go.
+type Kafka struct {
+	Brokers        []string       `yaml:"brokers"`
+	GroupID        string         `yaml:"group_id"`
+	Topics         Topics         `yaml:"topics"`
+	Formats        Formats        `yaml:"formats"`
+	AlertFormat    string         `yaml:"alert_format"`
+	SchemaRegistry SchemaRegistry `yaml:"schema_registry"`
+	// FlushInterval is the longest time closed windows wait before they are written and
+	// their offsets committed.
+	FlushInterval Duration `yaml:"flush_interval"`
+}
+
+// Topics are the topic names.
+type Topics struct {
+	Predictions string `yaml:"predictions"`
+	Labels      string `yaml:"labels"`
+	Pipeline    string `yaml:"pipeline"`
+	Alerts      string `yaml:"alerts"`
+	DLQ         string `yaml:"dlq"`
+}
+
+// Formats are the wire formats per input topic: json, avro or auto.
+type Formats struct {
+	Predictions string `yaml:"predictions"`
+	Labels      string `yaml:"labels"`
+	Pipeline    string `yaml:"pipeline"`
+}
+
+// SchemaRegistry says where Confluent schema ids are resolved.
+type SchemaRegistry struct {
+	URL string `yaml:"url"`
+	// BundledIDs pins schema ids to bundled schemas (prediction, label, pipeline, alert),
+	// for clusters without a registry.
+	BundledIDs map[string]uint32 `yaml:"bundled_ids"`
+}
+
+// ClickHouse says where results are stored.
+type ClickHouse struct {
+	Addr          string `yaml:"addr"`
+	Protocol      string `yaml:"protocol"`
+	Database      string `yaml:"database"`
+	Username      string `yaml:"username"`
+	Password      string `yaml:"password"`
+	PasswordFile  string `yaml:"password_file"`
+	TLS           bool   `yaml:"tls"`
+	RetentionDays int    `yaml:"retention_days"`
+	MaxBatchRows  int    `yaml:"max_batch_rows"`
+}
+
+// Windows are the default window settings of every model.
+type Windows struct {
+	Size     Duration `yaml:"size"`
+	Lateness Duration `yaml:"lateness"`
+	// IdleClose closes a model's open windows after this much wall time without events.
+	IdleClose Duration `yaml:"idle_close"`
+}
+
+// Detection holds the default thresholds and alerting rules.
+type Detection struct {
+	ReferenceWindows int     `yaml:"reference_windows"`
+	PSIWarning       float64 `yaml:"psi_warning"`
+	PSICritical      float64 `yaml:"psi_critical"`
+	PValue           float64 `yaml:"p_value"`
+	MinEvents        uint64  `yaml:"min_events"`
+	LatencyP99Ms     float64 `yaml:"latency_p99_ms"`
+	ErrorRate        float64 `yaml:"error_rate"`
+	FireAfter        int     `yaml:"fire_after"`
+	ResolveAfter     int     `yaml:"resolve_after"`
+}
+
+// ModelConfig overrides windows and thresholds for one model.
+type ModelConfig struct {
+	Window           Duration             `yaml:"window"`
+	Lateness         *Duration            `yaml:"lateness"`
+	ReferenceWindows int                  `yaml:"reference_windows"`
+	Thresholds       Overrides            `yaml:"thresholds"`
+	Features         map[string]Overrides `yaml:"features"`
+}
+
+// Overrides are optional threshold overrides.
+type Overrides struct {
+	PSIWarning   *float64 `yaml:"psi_warning"`
+	PSICritical  *float64 `yaml:"psi_critical"`
+	PValue       *float64 `yaml:"p_value"`
+	MinEvents    *uint64  `yaml:"min_events"`
+	LatencyP99Ms *float64 `yaml:"latency_p99_ms"`
+	ErrorRate    *float64 `yaml:"error_rate"`
+}
+
+// Limits bound driftd's memory.
+type Limits struct {
+	MaxFeatures   int `yaml:"max_features"`
+	MaxCategories int `yaml:"max_categories"`
+}
+
+// Default returns the defaults.
+func Default() Config {
+	return Config{
+		Kafka: Kafka{
+			Brokers: []string{"localhost:9092"}, GroupID: "driftd",
+			Topics:        Topics{Predictions: "ml.predictions", Labels: "ml.labels", Pipeline: "ml.pipeline-events", Alerts: "ml.alerts", DLQ: "ml.dlq"},
+			Formats:       Formats{Predictions: "auto", Labels: "auto", Pipeline: "auto"},
+			AlertFormat:   "json",
+			FlushInterval: Duration(time.Second),
+		},
+		ClickHouse: ClickHouse{Addr: "localhost:9000", Protocol: "native", Database: "driftd", Username: "default", RetentionDays: 90, MaxBatchRows: 50000},
+		Windows:    Windows{Size: Duration(5 * time.Minute), Lateness: Duration(30 * time.Second), IdleClose: Duration(2 * time.Minute)},
+		Detection: Detection{ReferenceWindows: 3, PSIWarning: detectors.DefaultThresholds.PSIWarning, PSICritical: detectors.DefaultThresholds.PSICritical,
+			PValue: detectors.DefaultThresholds.PValue, MinEvents: detectors.DefaultThresholds.MinEvents, ErrorRate: detectors.DefaultThresholds.ErrorRate,
+			FireAfter: 1, ResolveAfter: 2},
+		Limits:   Limits{MaxFeatures: processors.DefaultLimits.MaxFeatures, MaxCategories: processors.DefaultLimits.MaxCategories},
+		LogLevel: "info",
+	}
+}
+
+// Load reads path (if not empty) over the defaults, then applies environment overrides
+// (env maps names to values; pass os.Environ's content) and validates.
+func Load(path string, env map[string]string) (Config, error) {
+	cfg := Default()
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return cfg, fmt.Errorf("config: %w", err)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(b))
+		dec.KnownFields(true)
+		if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) { // an empty file is all defaults
+			return cfg, fmt.Errorf("config %s: %w", path, err)
+		}
+	}
+	if err := applyEnv(reflect.ValueOf(&cfg).Elem(), "DRIFTD", env); err != nil {
+		return cfg, err
+	}
+	if cfg.ClickHouse.PasswordFile != "" {
+		b, err := os.ReadFile(cfg.ClickHouse.PasswordFile)
+		if err != nil {
+			return cfg, fmt.Errorf("config: clickhouse.password_file: %w", err)
+		}
+		cfg.ClickHouse.Password = strings.TrimRight(string(b), "\r\n")
+	}
+	return cfg, cfg.Validate()
+}
+
+// Environ turns os.Environ() into a map.
+func Environ() map[string]string {
+	m := map[string]string{}
+	for _, kv := range os.Environ() {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			m[k] = v
+		}
+	}
+	return m
+}
+
+// applyEnv sets every scalar (and string list) field from PREFIX_PATH_TO_FIELD, e.g.
+// DRIFTD_KAFKA_BROKERS=a:9092,b:9092 or DRIFTD_CLICKHOUSE_PASSWORD.
+func applyEnv(v reflect.Value, prefix string, env map[string]string) error {
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		tag := strings.Split(f.Tag.Get("yaml"), ",")[0]
+		if tag == "" || tag == "-" {
+			continue
+		}
+		name := prefix + "_" + strings.ToUpper(tag)
+		fv := v.Field(i)
+		if f.Type.Kind() == reflect.Struct {
+			if err := applyEnv(fv, name, env); err != nil {
+				return err
+			}
+			continue
+		}
+		raw, ok := env[name]
+		if !ok {
+			continue
+		}
+		if err := setFromString(fv, raw); err != nil {
+			return fmt.Errorf("config: %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+func setFromString(fv reflect.Value, raw string) error {
+	switch {
+	case fv.Type() == reflect.TypeOf(Duration(0)):
+		d, err := time.ParseDuration(raw)
+		if err != nil {
+			return fmt.Errorf("%q is not a duration like 90s, 5m or 1h", raw)
+		}
+		fv.SetInt(int64(d))
+	case fv.Kind() == reflect.String:
+		fv.SetString(raw)
+	case fv.Kind() == reflect.Bool:
+		b, err := strconv.ParseBool(raw)
+		if err != nil {
+			return fmt.Errorf("%q is not true or false", raw)
+		}
+		fv.SetBool(b)
+	case fv.Kind() == reflect.Int:
+		n, err := strconv.Atoi(raw)
+		if err != nil {
+			return fmt.Errorf("%q is not a whole number", raw)
+		}
+		fv.SetInt(int64(n))
+	case fv.Kind() == reflect.Uint64:
+		n, err := strconv.ParseUint(raw, 10, 64)
+		if err != nil {
+			return fmt.Errorf("%q is not a whole number", raw)
+		}
+		fv.SetUint(n)
+	case fv.Kind() == reflect.Float64:
+		x, err := strconv.ParseFloat(raw, 64)
+		if err != nil {
+			return fmt.Errorf("%q is not a number", raw)
+		}
+		fv.SetFloat(x)
+	case fv.Kind() == reflect.Slice && fv.Type().Elem().Kind() == reflect.String:
+		var parts []string
+		for _, p := range strings.Split(raw, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				parts = append(parts, p)
+			}
+		}
+		fv.Set(reflect.ValueOf(parts))
+	default:
+		return fmt.Errorf("cannot be set from the environment; use the config file")
+	}
+	return nil
+}
+
+// Validate checks the configuration and names the first field at fault.
+func (c *Config) Validate() error {
+	fail := func(field, format string, args ...any) error {
+		return fmt.Errorf("config: %s: %s", field, fmt.Sprintf(format, args...))
+	}
+	if len(c.Kafka.Brokers) == 0 {
+		return fail("kafka.brokers", "at least one broker is needed")
+	}
+	for _, b := range c.Kafka.Brokers {
+		if !strings.Contains(b, ":") {
+			return fail("kafka.brokers", "%q is not host:port", b)
+		}
+	}
+	if c.Kafka.GroupID == "" {
+		return fail("kafka.group_id", "must not be empty")
+	}
+	for field, topic := range map[string]string{"kafka.topics.predictions": c.Kafka.Topics.Predictions, "kafka.topics.alerts": c.Kafka.Topics.Alerts, "kafka.topics.dlq": c.Kafka.Topics.DLQ} {
+		if topic == "" {
+			return fail(field, "must not be empty")
+		}
+	}
+	for field, f := range map[string]string{"kafka.formats.predictions": c.Kafka.Formats.Predictions, "kafka.formats.labels": c.Kafka.Formats.Labels, "kafka.formats.pipeline": c.Kafka.Formats.Pipeline} {
+		if _, err := schemas.ParseFormat(f); err != nil {
+			return fail(field, "%v", err)
+		}
+	}
+	if c.Kafka.AlertFormat != "json" && c.Kafka.AlertFormat != "avro" {
+		return fail("kafka.alert_format", "%q is not one of json, avro", c.Kafka.AlertFormat)
+	}
+	if c.Kafka.AlertFormat == "avro" && c.Kafka.SchemaRegistry.BundledIDs["alert"] == 0 {
+		return fail("kafka.schema_registry.bundled_ids.alert", "Avro alerts need the schema id to frame them with")
+	}
+	for name := range c.Kafka.SchemaRegistry.BundledIDs {
+		if _, err := schemas.BundledSchema(name); err != nil {
+			return fail("kafka.schema_registry.bundled_ids."+name, "no bundled schema of that name (prediction, label, pipeline, alert)")
+		}
+	}
+	if c.Kafka.FlushInterval <= 0 {
+		return fail("kafka.flush_interval", "must be positive")
+	}
+	if c.ClickHouse.Addr == "" || !strings.Contains(c.ClickHouse.Addr, ":") {
+		return fail("clickhouse.addr", "%q is not host:port", c.ClickHouse.Addr)
+	}
+	if c.ClickHouse.Protocol != "native" && c.ClickHouse.Protocol != "http" {
+		return fail("clickhouse.protocol", "%q is not one of native, http", c.ClickHouse.Protocol)
+	}
+	if !dsql.ValidIdentifier(c.ClickHouse.Database) {
+		return fail("clickhouse.database", "%q: use letters, digits and underscores", c.ClickHouse.Database)
+	}
+	if c.ClickHouse.RetentionDays < 1 {
+		return fail("clickhouse.retention_days", "must be at least 1")
+	}
+	if c.ClickHouse.MaxBatchRows < 1 {
+		return fail("clickhouse.max_batch_rows", "must be at least 1")
+	}
+	if err := checkWindow("windows", c.Windows.Size, c.Windows.Lateness); err != nil {
+		return err
+	}
+	if c.Windows.IdleClose <= 0 {
+		return fail("windows.idle_close", "must be positive")
+	}
+	if c.Detection.ReferenceWindows < 1 {
+		return fail("detection.reference_windows", "must be at least 1")
+	}
+	if err := checkThresholds("detection", c.Detection.PSIWarning, c.Detection.PSICritical, c.Detection.PValue, c.Detection.ErrorRate); err != nil {
+		return err
+	}
+	if c.Detection.FireAfter < 1 || c.Detection.ResolveAfter < 1 {
+		return fail("detection.fire_after", "fire_after and resolve_after must be at least 1")
+	}
+	for name, m := range c.Models {
+		if name == "" {
+			return fail("models", "a model has an empty name")
+		}
+		size, late := c.Windows.Size, c.Windows.Lateness
+		if m.Window != 0 {
+			size = m.Window
+		}
+		if m.Lateness != nil {
+			late = *m.Lateness
+		}
+		if err := checkWindow("models."+name, size, late); err != nil {
+			return err
+		}
+		if m.ReferenceWindows < 0 {
+			return fail("models."+name+".reference_windows", "must not be negative")
+		}
+		th := c.Thresholds(name, "")
+		if err := checkThresholds("models."+name+".thresholds", th.PSIWarning, th.PSICritical, th.PValue, th.ErrorRate); err != nil {
+			return err
+		}
+		for f := range m.Features {
+			th := c.Thresholds(name, f)
+			if err := checkThresholds("models."+name+".features."+f, th.PSIWarning, th.PSICritical, th.PValue, th.ErrorRate); err != nil {
+				return err
+			}
+		}
+	}
+	if c.Limits.MaxFeatures < 1 || c.Limits.MaxCategories < 1 {
+		return fail("limits", "max_features and max_categories must be at least 1")
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return fail("log_level", "%q is not one of debug, info, warn, error", c.LogLevel)
+	}
+	return nil
+}
+
+func checkWindow(field string, size, lateness Duration) error {
+	switch {
+	case size < Duration(time.Second):
+		return fmt.Errorf("config: %s.size: must be at least 1s, got %v", field, time.Duration(size))
+	case time.Duration(size)%time.Millisecond != 0:
+		return fmt.Errorf("config: %s.size: must be a whole number of milliseconds", field)
+	case lateness < 0:
+		return fmt.Errorf("config: %s.lateness: must not be negative", field)
+	}
+	return nil
+}
+
+func checkThresholds(field string, warn, crit, p, errRate float64) error {
+	switch {
+	case warn <= 0:
+		return fmt.Errorf("config: %s.psi_warning: must be positive", field)
+	case crit < warn:
+		return fmt.Errorf("config: %s.psi_critical: must be at least psi_warning (%v)", field, warn)
+	case p <= 0 || p >= 1:
+		return fmt.Errorf("config: %s.p_value: must be between 0 and 1", field)
+	case errRate < 0 || errRate > 1:
+		return fmt.Errorf("config: %s.error_rate: must be between 0 and 1", field)
+	}
+	return nil
+}
+
+// WindowSpec returns a model's window size and lateness.
+func (c *Config) WindowSpec(model string) processors.WindowSpec {
+	spec := processors.WindowSpec{Size: time.Duration(c.Windows.Size), Lateness: time.Duration(c.Windows.Lateness)}
+	if m, ok := c.Models[model]; ok {
+		if m.Window != 0 {
+			spec.Size = time.Duration(m.Window)
+		}
+		if m.Lateness != nil {
+			spec.Lateness = time.Duration(*m.Lateness)
+		}
+	}
+	return spec
+}
+
+// ReferenceWindows returns how many first windows build a model version's reference.
+func (c *Config) ReferenceWindows(model string) int {
+	if m, ok := c.Models[model]; ok && m.ReferenceWindows > 0 {
+		return m.ReferenceWindows
+	}
+	return c.Detection.ReferenceWindows
+}
+
+// Thresholds returns the thresholds of a model's feature ("" for model-level ones):
+// defaults, then the model's overrides, then the feature's.
+func (c *Config) Thresholds(model, feature string) detectors.Thresholds {
+	d := c.Detection
+	th := detectors.Thresholds{PSIWarning: d.PSIWarning, PSICritical: d.PSICritical, PValue: d.PValue,
+		MinEvents: d.MinEvents, LatencyP99Ms: d.LatencyP99Ms, ErrorRate: d.ErrorRate}
+	m, ok := c.Models[model]
+	if !ok {
+		return th
+	}
+	m.Thresholds.apply(&th)
+	if f, ok := m.Features[feature]; ok && feature != "" {
+		f.apply(&th)
+	}
+	return th
+}
+
+func (o Overrides) apply(th *detectors.Thresholds) {
+	if o.PSIWarning != nil {
+		th.PSIWarning = *o.PSIWarning
+	}
+	if o.PSICritical != nil {
+		th.PSICritical = *o.PSICritical
+	}
+	if o.PValue != nil {
+		th.PValue = *o.PValue
+	}
+	if o.MinEvents != nil {
+		th.MinEvents = *o.MinEvents
+	}
+	if o.LatencyP99Ms != nil {
+		th.LatencyP99Ms = *o.LatencyP99Ms
+	}
+	if o.ErrorRate != nil {
+		th.ErrorRate = *o.ErrorRate
+	}
+}

@@ -1,0 +1,111 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func write(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "driftd.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestDefaultsAndExampleAreValid(t *testing.T) {
+	if _, err := Load("", nil); err != nil {
+		t.Fatalf("defaults: %v", err)
+	}
+	cfg, err := Load("../driftd.example.yaml", nil)
+	if err != nil {
+		t.Fatalf("driftd.example.yaml: %v", err)
+	}
+	if cfg.WindowSpec("fraud-scorer").Size != time.Minute {
+		t.Errorf("example model window = %v", cfg.WindowSpec("fraud-scorer"))
+	}
+	if _, err := Load(write(t, ""), nil); err != nil {
+		t.Fatalf("empty file: %v", err)
+	}
+}
+
+func TestBadConfigNamesTheField(t *testing.T) {
+	for _, c := range []struct {
+		yaml, env, want string
+	}{
+		{"kafka:\n  brokers: []\n", "", "kafka.brokers"},
+		{"kafka:\n  brokers: [localhost]\n", "", "kafka.brokers"},
+		{"kafka:\n  formats:\n    predictions: xml\n", "", "kafka.formats.predictions"},
+		{"kafka:\n  alert_format: avro\n", "", "kafka.schema_registry.bundled_ids.alert"},
+		{"clickhouse:\n  protocol: grpc\n", "", "clickhouse.protocol"},
+		{"clickhouse:\n  database: \"drop table\"\n", "", "clickhouse.database"},
+		{"windows:\n  size: 5 minutes\n", "", "duration"},
+		{"windows:\n  size: 10ms\n", "", "windows.size"},
+		{"detection:\n  psi_warning: 0.3\n  psi_critical: 0.2\n", "", "detection.psi_critical"},
+		{"detection:\n  p_value: 2\n", "", "detection.p_value"},
+		{"models:\n  m:\n    features:\n      amount:\n        psi_warning: -1\n", "", "models.m.features.amount.psi_warning"},
+		{"kafak:\n  brokers: [a:1]\n", "", "field kafak not found"},
+		{"", "DRIFTD_CLICKHOUSE_RETENTION_DAYS=soon", "DRIFTD_CLICKHOUSE_RETENTION_DAYS"},
+		{"", "DRIFTD_LOG_LEVEL=chatty", "log_level"},
+	} {
+		env := map[string]string{}
+		if c.env != "" {
+			k, v, _ := strings.Cut(c.env, "=")
+			env[k] = v
+		}
+		_, err := Load(write(t, c.yaml), env)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q %q: err = %v, want it to name %q", c.yaml, c.env, err, c.want)
+		}
+	}
+}
+
+func TestEnvironmentOverridesAndPerModelSettings(t *testing.T) {
+	secret := filepath.Join(t.TempDir(), "pw")
+	os.WriteFile(secret, []byte("s3cret\n"), 0o600)
+	cfg, err := Load(write(t, `
+windows:
+  size: 5m
+models:
+  fraud-scorer:
+    window: 1m
+    lateness: 0s
+    thresholds:
+      psi_warning: 0.2
+      psi_critical: 0.4
+    features:
+      amount:
+        psi_warning: 0.3
+`), map[string]string{
+		"DRIFTD_KAFKA_BROKERS":            "k1:9092, k2:9092",
+		"DRIFTD_CLICKHOUSE_PASSWORD_FILE": secret,
+		"DRIFTD_WINDOWS_LATENESS":         "45s",
+		"DRIFTD_DETECTION_LATENCY_P99_MS": "250",
+		"DRIFTD_CLICKHOUSE_TLS":           "true",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(cfg.Kafka.Brokers, "|") != "k1:9092|k2:9092" || cfg.ClickHouse.Password != "s3cret" || !cfg.ClickHouse.TLS {
+		t.Errorf("env overrides not applied: %+v %+v", cfg.Kafka.Brokers, cfg.ClickHouse)
+	}
+	if s := cfg.WindowSpec("fraud-scorer"); s.Size != time.Minute || s.Lateness != 0 {
+		t.Errorf("fraud-scorer spec %+v", s)
+	}
+	if s := cfg.WindowSpec("other"); s.Size != 5*time.Minute || s.Lateness != 45*time.Second {
+		t.Errorf("default spec %+v", s)
+	}
+	if th := cfg.Thresholds("fraud-scorer", "amount"); th.PSIWarning != 0.3 || th.PSICritical != 0.4 || th.LatencyP99Ms != 250 {
+		t.Errorf("feature thresholds %+v", th)
+	}
+	if th := cfg.Thresholds("fraud-scorer", "country"); th.PSIWarning != 0.2 {
+		t.Errorf("model thresholds %+v", th)
+	}
+	if th := cfg.Thresholds("other", ""); th.PSIWarning != 0.1 || th.ErrorRate != 0.05 {
+		t.Errorf("default thresholds %+v", th)
+	}
+}
