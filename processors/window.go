@@ -23,6 +23,17 @@ type TopicPartition struct {
 // WindowSpec is a model's tumbling window size and allowed lateness.
 type WindowSpec struct {
 	Size, Lateness time.Duration
+	// MaxSkew is how far (in event time) one partition may trail the model's fastest
+	// partition and still hold the watermark back (default: the larger of 1h and ten
+	// windows). A partition further behind is treated as idle; its events may be late.
+	MaxSkew time.Duration
+}
+
+func (s WindowSpec) maxSkew() int64 {
+	if s.MaxSkew > 0 {
+		return s.MaxSkew.Milliseconds()
+	}
+	return max(time.Hour, 10*s.Size).Milliseconds()
 }
 
 // Limits bound the state of one window so that memory depends on series, not events.
@@ -77,9 +88,13 @@ type modelWindow struct {
 }
 
 type modelState struct {
-	spec      WindowSpec
-	maxEvent  int64 // largest event time seen, unix ms
-	watermark int64 // maxEvent − lateness
+	spec     WindowSpec
+	maxEvent int64 // largest event time seen, unix ms
+	// partMax is the largest event time seen per partition: the watermark follows the
+	// slowest partition, so records that one partition delivers ahead of another (as
+	// consumers fetch partitions independently) do not make the other's records late.
+	partMax   map[TopicPartition]int64
+	watermark int64 // min over active partitions of partMax, minus lateness
 	lastAdded time.Time
 	// closed remembers, per closed window start, the last offset written per partition.
 	closed      map[int64]map[TopicPartition]int64
@@ -121,7 +136,7 @@ func (p *Processor) model(name string) *modelState {
 	m, ok := p.models[name]
 	if !ok {
 		spec := p.specFor(name)
-		m = &modelState{spec: spec, maxEvent: minTime, watermark: minTime, closed: map[int64]map[TopicPartition]int64{}}
+		m = &modelState{spec: spec, maxEvent: minTime, watermark: minTime, partMax: map[TopicPartition]int64{}, closed: map[int64]map[TopicPartition]int64{}}
 		p.models[name] = m
 	}
 	return m
@@ -164,12 +179,26 @@ func (p *Processor) Add(e *schemas.PredictionEvent, src Source, now time.Time) (
 	if src.Offset > part.LastOffset {
 		part.LastOffset = src.Offset
 	}
-	if ts := e.Timestamp.UnixMilli(); ts > m.maxEvent {
-		m.maxEvent = ts
-		m.watermark = ts - m.spec.Lateness.Milliseconds()
-	}
+	m.advance(tp, e.Timestamp.UnixMilli())
 	m.lastAdded = now
 	return Added, start, end
+}
+
+func (m *modelState) advance(tp TopicPartition, ts int64) {
+	if cur, ok := m.partMax[tp]; ok && ts <= cur {
+		return
+	}
+	m.partMax[tp] = ts
+	m.maxEvent = max(m.maxEvent, ts)
+	wm := m.maxEvent
+	for p, t := range m.partMax {
+		if t < m.maxEvent-m.spec.maxSkew() {
+			delete(m.partMax, p) // idle or far behind: stop holding the watermark
+			continue
+		}
+		wm = min(wm, t)
+	}
+	m.watermark = max(m.watermark, wm-m.spec.Lateness.Milliseconds())
 }
 
 // Ready closes and returns every open window whose end the model's watermark has passed.
@@ -265,10 +294,8 @@ func (p *Processor) markClosed(m *modelState, start int64, written map[TopicPart
 func (p *Processor) Restore(model string, start, end int64, tp TopicPartition, lastOffset int64) {
 	m := p.model(model)
 	p.markClosed(m, start, map[TopicPartition]int64{tp: lastOffset})
-	if end > m.maxEvent {
-		m.maxEvent = end
-		m.watermark = end - m.spec.Lateness.Milliseconds()
-	}
+	m.maxEvent = max(m.maxEvent, end)
+	m.watermark = max(m.watermark, end-m.spec.Lateness.Milliseconds())
 }
 
 // CommitOffsets returns, for every partition that has records in open windows, the

@@ -255,3 +255,31 @@ func FuzzWindowUpdate(f *testing.F) {
 		}
 	})
 }
+
+// The watermark follows the slowest partition: a partition delivered ahead of another
+// does not make the other's records late.
+func TestWatermarkFollowsTheSlowestPartition(t *testing.T) {
+	p := NewProcessor(spec(time.Minute, 10*time.Second), Limits{})
+	p.Add(ev("m", 0, 1), Source{"in", 1, 0}, t0)
+	for i := 0; i < 10; i++ { // then partition 0 runs five minutes ahead
+		p.Add(ev("m", time.Duration(i)*30*time.Second, 1), Source{"in", 0, int64(i)}, t0)
+	}
+	if o, _, _ := p.Add(ev("m", 5*time.Second, 1), Source{"in", 1, 1}, t0); o != Added {
+		t.Fatalf("partition 1's second record: outcome %d, want Added", o)
+	}
+	if closed := p.Ready(); len(closed) != 0 {
+		t.Fatalf("closed %d windows while partition 1 is at 5s", len(closed))
+	}
+	p.Add(ev("m", 75*time.Second, 1), Source{"in", 1, 2}, t0) // watermark 65s: [0,60) closes
+	closed := p.Ready()
+	if len(closed) != 1 || closed[0].Merged.Events != 4 || len(closed[0].Partials) != 2 {
+		t.Fatalf("closed %+v", closed)
+	}
+	// A partition more than MaxSkew behind stops holding the watermark back.
+	q := NewProcessor(func(string) WindowSpec { return WindowSpec{Size: time.Minute, MaxSkew: 2 * time.Minute} }, Limits{})
+	q.Add(ev("m", 0, 1), Source{"in", 1, 0}, t0)
+	q.Add(ev("m", 10*time.Minute, 1), Source{"in", 0, 0}, t0)
+	if closed := q.Ready(); len(closed) != 1 {
+		t.Fatalf("a stalled partition held %d windows", q.OpenWindows())
+	}
+}

@@ -1,0 +1,402 @@
+// Package pipeline wires driftd's parts into the running job: records from the
+// consumers are decoded, aggregated into windows, judged by the detectors, written to
+// ClickHouse, alerted on Kafka, and only then committed. One goroutine owns the state.
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/driftd/driftd/consumers"
+	"github.com/driftd/driftd/detectors"
+	"github.com/driftd/driftd/processors"
+	"github.com/driftd/driftd/schemas"
+	"github.com/driftd/driftd/storage"
+)
+
+// Source is where records come from (a *consumers.Consumer).
+type Source interface {
+	Fetch(ctx context.Context) (consumers.Record, error)
+	Commit(ctx context.Context, next map[consumers.TopicPartition]int64) error
+}
+
+// DeadLetterer sets records aside (a *consumers.DeadLetter).
+type DeadLetterer interface {
+	Send(ctx context.Context, rec consumers.Record, class string, reason error, at time.Time) error
+}
+
+// AlertSink publishes alerts (an *AlertPublisher).
+type AlertSink interface {
+	Publish(ctx context.Context, alerts []*schemas.AlertEvent) error
+}
+
+// Store is the ClickHouse side (a *storage.Store).
+type Store interface {
+	WriteWithRetry(ctx context.Context, b *storage.Batch, bo storage.Backoff, onRetry func(error)) error
+	SaveReference(ctx context.Context, p *detectors.Profile) error
+	LoadReferences(ctx context.Context) ([]*detectors.Profile, error)
+	LoadClosedWindows(ctx context.Context, lookback time.Duration) ([]storage.ClosedWindow, error)
+	LoadFiringAlerts(ctx context.Context) ([]storage.FiringAlert, error)
+}
+
+// Settings are the pipeline's knobs (from config).
+type Settings struct {
+	PredictionTopic  string
+	Decoder          schemas.Decoder
+	WindowSpec       func(model string) processors.WindowSpec
+	Limits           processors.Limits
+	Thresholds       func(model, feature string) detectors.Thresholds
+	ReferenceWindows func(model string) int
+	FireAfter        int
+	ResolveAfter     int
+	FlushInterval    time.Duration
+	IdleClose        time.Duration
+	Backoff          storage.Backoff
+}
+
+// Stats count what the pipeline did; read them with Runner.Stats.
+type Stats struct {
+	Records, Added, Late, Replayed, DeadLettered uint64
+	WindowsClosed, AlertsEmitted, Flushes        uint64
+	ReferencesBuilt                              uint64
+}
+
+// Runner is the running pipeline.
+type Runner struct {
+	set    Settings
+	src    Source
+	dlq    DeadLetterer
+	alerts AlertSink
+	store  Store
+	log    *slog.Logger
+	now    func() time.Time
+
+	proc     *processors.Processor
+	alerter  *detectors.Alerter
+	refs     map[[2]string]*detectors.Profile
+	building map[[2]string]*refBuilder
+
+	event     schemas.PredictionEvent
+	pending   []processors.Closed
+	late      []storage.LateEvent
+	lastSeen  map[consumers.TopicPartition]int64
+	lastFlush time.Time
+	stats     Stats
+	onFlush   func(Stats)
+}
+
+// New returns a runner. now is the wall clock (time.Now in production).
+func New(set Settings, src Source, dlq DeadLetterer, alerts AlertSink, store Store, log *slog.Logger, now func() time.Time) *Runner {
+	if set.FlushInterval <= 0 {
+		set.FlushInterval = time.Second
+	}
+	if set.Backoff.Initial <= 0 {
+		set.Backoff = storage.DefaultBackoff
+	}
+	return &Runner{set: set, src: src, dlq: dlq, alerts: alerts, store: store, log: log, now: now,
+		proc:    processors.NewProcessor(set.WindowSpec, set.Limits),
+		alerter: detectors.NewAlerter(set.FireAfter, set.ResolveAfter),
+		refs:    map[[2]string]*detectors.Profile{}, building: map[[2]string]*refBuilder{},
+		lastSeen: map[consumers.TopicPartition]int64{}}
+}
+
+// OnFlush registers a callback run after every flush (metrics, the dev view).
+func (r *Runner) OnFlush(f func(Stats)) { r.onFlush = f }
+
+// Stats returns the counters.
+func (r *Runner) Stats() Stats { return r.stats }
+
+// Restore loads what earlier runs left: reference profiles, the windows already written
+// (so that re-read records are recognised), and the alerts that are firing.
+func (r *Runner) Restore(ctx context.Context) error {
+	refs, err := r.store.LoadReferences(ctx)
+	if err != nil {
+		return err
+	}
+	for _, p := range refs {
+		r.useReference(p)
+	}
+	closed, err := r.store.LoadClosedWindows(ctx, 48*time.Hour)
+	if err != nil {
+		return err
+	}
+	for _, c := range closed {
+		r.proc.Restore(c.Model, c.Start, c.End, processors.TopicPartition{Topic: c.TP.Topic, Partition: c.TP.Partition}, c.LastOffset)
+	}
+	firing, err := r.store.LoadFiringAlerts(ctx)
+	if err != nil {
+		return err
+	}
+	for _, a := range firing {
+		r.alerter.Restore(a.Fingerprint, true, a.Severity)
+	}
+	r.log.Info("restored state", "references", len(refs), "closed_windows", len(closed), "firing_alerts", len(firing))
+	return nil
+}
+
+// UseReference makes p the reference of its model version (driftd baseline, tests).
+func (r *Runner) useReference(p *detectors.Profile) {
+	key := [2]string{p.Model, p.Version}
+	r.refs[key] = p
+	delete(r.building, key)
+	r.proc.SetLayout(p.Model, p.Version, p.Layout())
+}
+
+// Run consumes until ctx ends, then writes what is closed and returns ctx's error.
+func (r *Runner) Run(ctx context.Context) error {
+	r.lastFlush = r.now()
+	tick := min(r.set.FlushInterval, time.Second)
+	for {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		fctx, cancel := context.WithTimeout(ctx, tick)
+		rec, err := r.src.Fetch(fctx)
+		cancel()
+		switch {
+		case err == nil:
+			if err := r.handle(ctx, rec); err != nil {
+				return err
+			}
+		case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
+			// No record within a tick: time to close idle windows and flush.
+		case ctx.Err() != nil:
+			return ctx.Err()
+		default:
+			r.log.Warn("fetch failed; retrying", "err", err)
+			sleep(ctx, time.Second)
+			continue
+		}
+		now := r.now()
+		if r.set.IdleClose > 0 {
+			r.pending = append(r.pending, r.proc.Idle(now, r.set.IdleClose)...)
+		}
+		if now.Sub(r.lastFlush) >= r.set.FlushInterval {
+			if err := r.Flush(ctx); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// handle decodes and aggregates one record. Bad records go to the dead-letter topic; the
+// only errors returned are the end of ctx.
+func (r *Runner) handle(ctx context.Context, rec consumers.Record) error {
+	r.stats.Records++
+	tp := consumers.TopicPartition{Topic: rec.Topic, Partition: rec.Partition}
+	defer func() { r.lastSeen[tp] = rec.Offset }()
+	if rec.Topic != r.set.PredictionTopic {
+		return r.deadLetter(ctx, rec, consumers.ClassInvalid, fmt.Errorf("topic %s is not handled by this driftd", rec.Topic))
+	}
+	for {
+		err := r.set.Decoder.Prediction(ctx, rec.Value, &r.event)
+		if err == nil {
+			break
+		}
+		if errors.Is(err, schemas.ErrRegistryUnavailable) {
+			// The record may be fine; the registry is not. Wait rather than set it aside.
+			r.log.Warn("schema registry unavailable; waiting", "err", err)
+			sleep(ctx, 2*time.Second)
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			continue
+		}
+		class := consumers.ClassDecode
+		if errors.Is(err, schemas.ErrInvalid) {
+			class = consumers.ClassInvalid
+		}
+		return r.deadLetter(ctx, rec, class, err)
+	}
+	e := &r.event
+	out, start, end := r.proc.Add(e, processors.Source{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset}, r.now())
+	switch out {
+	case processors.Added:
+		r.stats.Added++
+		if _, ok := r.refs[[2]string{e.Model, e.ModelVersion}]; !ok {
+			r.builder(e.Model, e.ModelVersion).add(start, e)
+		}
+	case processors.Late:
+		r.stats.Late++
+		r.late = append(r.late, storage.LateEvent{
+			Source: processors.Source{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset}, EventID: e.EventID,
+			Series: processors.SeriesKey{Model: e.Model, Version: e.ModelVersion, Deployment: e.Deployment},
+			Start:  start, End: end, EventTime: e.Timestamp})
+	case processors.Replayed:
+		r.stats.Replayed++
+	}
+	r.pending = append(r.pending, r.proc.Ready()...)
+	return nil
+}
+
+func (r *Runner) deadLetter(ctx context.Context, rec consumers.Record, class string, reason error) error {
+	r.stats.DeadLettered++
+	r.log.Info("record set aside on the dead-letter topic", "topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset, "class", class, "reason", reason)
+	for {
+		err := r.dlq.Send(ctx, rec, class, reason, r.now())
+		if err == nil {
+			return nil
+		}
+		// Skipping the record would lose it: keep trying until the DLQ takes it.
+		r.log.Error("dead-letter write failed; retrying", "err", err)
+		sleep(ctx, time.Second)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+}
+
+// Flush judges the closed windows, writes them, publishes their alerts and commits the
+// offsets that are now safe. It returns only when that is done or ctx ends.
+func (r *Runner) Flush(ctx context.Context) error {
+	r.lastFlush = r.now()
+	closed, late := r.pending, r.late
+	if len(closed) == 0 && len(late) == 0 {
+		return r.commit(ctx)
+	}
+	sort.SliceStable(closed, func(i, j int) bool { return closed[i].Merged.Start < closed[j].Merged.Start })
+	batch := &storage.Batch{Closed: closed, Late: late, WrittenAt: r.now()}
+	for _, c := range closed {
+		w := c.Merged
+		key := [2]string{w.Series.Model, w.Series.Version}
+		ref := r.refs[key]
+		if ref == nil {
+			if p := r.builder(w.Series.Model, w.Series.Version).windowClosed(w.Start, r.set.ReferenceWindows(w.Series.Model), r.now()); p != nil {
+				if err := r.saveReference(ctx, p); err != nil {
+					return err
+				}
+			}
+		}
+		model := w.Series.Model
+		v := detectors.Evaluate(w, ref, func(feature string) detectors.Thresholds { return r.set.Thresholds(model, feature) })
+		batch.Verdicts = append(batch.Verdicts, v)
+		for _, cond := range v.Conditions {
+			if a := r.alerter.Observe(cond, r.now()); a != nil {
+				batch.Alerts = append(batch.Alerts, a)
+			}
+		}
+	}
+	err := r.store.WriteWithRetry(ctx, batch, r.set.Backoff, nil)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		// A fatal error: the same rows would fail again. Keep them on the dead-letter
+		// topic rather than lose them or stop every partition.
+		if err := r.deadLetterBatch(ctx, batch, err); err != nil {
+			return err
+		}
+	}
+	if len(batch.Alerts) > 0 {
+		for {
+			err := r.alerts.Publish(ctx, batch.Alerts)
+			if err == nil {
+				break
+			}
+			r.log.Error("alert publish failed; retrying", "err", err)
+			sleep(ctx, time.Second)
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+		}
+		for _, a := range batch.Alerts {
+			r.log.Info("alert", "state", a.State, "kind", a.Kind, "severity", a.Severity, "summary", a.Summary)
+		}
+	}
+	r.pending, r.late = nil, nil
+	r.stats.WindowsClosed += uint64(len(closed))
+	r.stats.AlertsEmitted += uint64(len(batch.Alerts))
+	r.stats.Flushes++
+	if err := r.commit(ctx); err != nil {
+		return err
+	}
+	if r.onFlush != nil {
+		r.onFlush(r.stats)
+	}
+	return nil
+}
+
+func (r *Runner) saveReference(ctx context.Context, p *detectors.Profile) error {
+	for {
+		err := r.store.SaveReference(ctx, p)
+		if err == nil {
+			break
+		}
+		if storage.Classify(err) == storage.Fatal {
+			return fmt.Errorf("save reference %s for %s %s: %w", p.ID, p.Model, p.Version, err)
+		}
+		r.log.Warn("saving reference failed; retrying", "err", err)
+		sleep(ctx, time.Second)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	r.stats.ReferencesBuilt++
+	r.log.Info("reference built", "model", p.Model, "version", p.Version, "id", p.ID, "windows", p.Windows, "events", p.Events)
+	r.useReference(p)
+	return nil
+}
+
+func (r *Runner) deadLetterBatch(ctx context.Context, b *storage.Batch, cause error) error {
+	type summary struct {
+		Model, Version, Deployment string
+		Start, End                 int64
+		Events                     uint64
+	}
+	var s []summary
+	for _, c := range b.Closed {
+		w := c.Merged
+		s = append(s, summary{w.Series.Model, w.Series.Version, w.Series.Deployment, w.Start, w.End, w.Events})
+	}
+	body, _ := json.Marshal(map[string]any{"windows": s, "late_events": len(b.Late), "alerts": b.Alerts})
+	r.log.Error("clickhouse refused window results for good; set aside on the dead-letter topic", "err", cause, "windows", len(b.Closed))
+	return r.deadLetter(ctx, consumers.Record{Topic: "driftd.window-results", Partition: -1, Offset: -1, Value: body,
+		Headers: []kafka.Header{{Key: "content-type", Value: []byte("application/json")}}}, consumers.ClassWriteFatal, cause)
+}
+
+// commit commits, per partition, up to the oldest record still in an open window.
+func (r *Runner) commit(ctx context.Context) error {
+	next := map[consumers.TopicPartition]int64{}
+	for tp, off := range r.lastSeen {
+		next[tp] = off + 1
+	}
+	for tp, first := range r.proc.CommitOffsets() {
+		k := consumers.TopicPartition{Topic: tp.Topic, Partition: tp.Partition}
+		if first < next[k] {
+			next[k] = first
+		}
+	}
+	if len(next) == 0 {
+		return nil
+	}
+	if err := r.src.Commit(ctx, next); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		// Not fatal: the records will be re-read and recognised as replays.
+		r.log.Warn("offset commit failed; will retry on the next flush", "err", err)
+	}
+	return nil
+}
+
+// Close writes every open window (at shutdown). ctx bounds how long that may take.
+func (r *Runner) Close(ctx context.Context) error {
+	r.pending = append(r.pending, r.proc.CloseAll()...)
+	return r.Flush(ctx)
+}
