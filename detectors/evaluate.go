@@ -37,6 +37,8 @@ type FeatureScore struct {
 	Alpha     float64 // the corrected significance level the p-value was held to
 	Drifted   bool
 	Severity  string
+	// Estimated is set when the window's bins came from its quantile sketch.
+	Estimated bool
 }
 
 // Verdict is everything a closed window was judged on.
@@ -103,10 +105,16 @@ func Evaluate(w *processors.WindowAgg, ref *Profile, thresholds func(feature str
 func score(agg *processors.FeatureAgg, fp *FeatureProfile) (FeatureScore, bool) {
 	s := FeatureScore{Feature: agg.Name, Kind: fp.Kind, N: agg.Count}
 	if fp.Kind == processors.Numeric.String() {
-		if len(agg.Bins) != len(fp.Bins) || len(fp.Bins) == 0 {
-			return s, false // the window was opened before this reference existed
+		if len(fp.Bins) == 0 {
+			return s, false
 		}
 		ref, win := toFloats(fp.Bins), toFloats(agg.Bins)
+		if len(agg.Bins) != len(fp.Bins) {
+			// The window opened before this reference existed (a backlog at start-up, or
+			// the window that completed the reference): estimate its bins from its sketch.
+			win = agg.Sketch.Histogram(fp.Edges)
+			s.Estimated = true
+		}
 		s.Test = "ks"
 		s.Statistic = KSBinned(ref, win)
 		s.PValue = KSPValue(s.Statistic, float64(fp.Count), float64(agg.Count))
@@ -217,10 +225,17 @@ func driftCondition(w *processors.WindowAgg, s FeatureScore, th Thresholds) Cond
 		threshold = th.PSICritical
 	}
 	c.FiringSummary = fmt.Sprintf("%s drifted: PSI %.2f ≥ %.2f over %s", subject, s.PSI, threshold, spanText(w))
-	c.ResolvedSummary = fmt.Sprintf("%s no longer drifts: PSI %.2f < %.2f over %s", subject, s.PSI, th.PSIWarning, spanText(w))
+	if s.PSI < th.PSIWarning {
+		c.ResolvedSummary = fmt.Sprintf("%s no longer drifts: PSI %.2f < %.2f over %s", subject, s.PSI, th.PSIWarning, spanText(w))
+	} else {
+		c.ResolvedSummary = fmt.Sprintf("%s no longer drifts: PSI %.2f but %s p = %.3g is not significant (α %.3g) over %s", subject, s.PSI, s.Test, s.PValue, s.Alpha, spanText(w))
+	}
 	c.Details = map[string]string{
 		"test": s.Test, "statistic": fmt.Sprintf("%.6g", s.Statistic), "p_value": fmt.Sprintf("%.6g", s.PValue),
 		"alpha": fmt.Sprintf("%.6g", s.Alpha), "window_values": fmt.Sprint(s.N), "feature_kind": s.Kind,
+	}
+	if s.Estimated {
+		c.Details["bins"] = "estimated from the window's sketch"
 	}
 	return c
 }

@@ -58,7 +58,12 @@ type Settings struct {
 	ResolveAfter     int
 	FlushInterval    time.Duration
 	IdleClose        time.Duration
-	Backoff          storage.Backoff
+	// StartupGrace holds every window open for this long after Run starts, so that each
+	// assigned partition delivers its first records (and holds the watermark back) before
+	// anything closes. Without it, a partition read first during a backlog would push
+	// the watermark past records the others have not delivered yet.
+	StartupGrace time.Duration
+	Backoff      storage.Backoff
 }
 
 // Stats count what the pipeline did; read them with Runner.Stats.
@@ -88,6 +93,7 @@ type Runner struct {
 	late      []storage.LateEvent
 	lastSeen  map[consumers.TopicPartition]int64
 	lastFlush time.Time
+	started   time.Time
 	stats     Stats
 	onFlush   func(Stats)
 }
@@ -152,6 +158,7 @@ func (r *Runner) useReference(p *detectors.Profile) {
 // Run consumes until ctx ends, then writes what is closed and returns ctx's error.
 func (r *Runner) Run(ctx context.Context) error {
 	r.lastFlush = r.now()
+	r.started = r.lastFlush
 	tick := min(r.set.FlushInterval, time.Second)
 	for {
 		if ctx.Err() != nil {
@@ -175,8 +182,11 @@ func (r *Runner) Run(ctx context.Context) error {
 			continue
 		}
 		now := r.now()
-		if r.set.IdleClose > 0 {
-			r.pending = append(r.pending, r.proc.Idle(now, r.set.IdleClose)...)
+		if now.Sub(r.started) >= r.set.StartupGrace {
+			r.pending = append(r.pending, r.proc.Ready()...)
+			if r.set.IdleClose > 0 {
+				r.pending = append(r.pending, r.proc.Idle(now, r.set.IdleClose)...)
+			}
 		}
 		if now.Sub(r.lastFlush) >= r.set.FlushInterval {
 			if err := r.Flush(ctx); err != nil {
@@ -241,7 +251,6 @@ func (r *Runner) handle(ctx context.Context, rec consumers.Record) error {
 	case processors.Replayed:
 		r.stats.Replayed++
 	}
-	r.pending = append(r.pending, r.proc.Ready()...)
 	return nil
 }
 

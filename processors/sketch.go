@@ -70,3 +70,15 @@ func DecodeSketch(b []byte) (Sketch, error) {
 	}
 	return k, nil
 }
+
+// Histogram estimates how many values fall in each bin over edges (BinIndex's bins),
+// placing each sketch bucket at its representative value. A value within the sketch's
+// relative accuracy of an edge may land in the neighbouring bin.
+func (k Sketch) Histogram(edges []float64) []float64 {
+	out := make([]float64, len(edges)+1)
+	k.s.ForEach(func(v, c float64) bool {
+		out[BinIndex(edges, v)] += c
+		return false
+	})
+	return out
+}

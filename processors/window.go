@@ -95,6 +95,9 @@ type modelState struct {
 	// consumers fetch partitions independently) do not make the other's records late.
 	partMax   map[TopicPartition]int64
 	watermark int64 // min over active partitions of partMax, minus lateness
+	// horizon is the start of the newest window forgotten from closed: older windows
+	// cannot be told apart from written ones, so their events count as late.
+	horizon   int64
 	lastAdded time.Time
 	// closed remembers, per closed window start, the last offset written per partition.
 	closed      map[int64]map[TopicPartition]int64
@@ -136,7 +139,7 @@ func (p *Processor) model(name string) *modelState {
 	m, ok := p.models[name]
 	if !ok {
 		spec := p.specFor(name)
-		m = &modelState{spec: spec, maxEvent: minTime, watermark: minTime, partMax: map[TopicPartition]int64{}, closed: map[int64]map[TopicPartition]int64{}}
+		m = &modelState{spec: spec, maxEvent: minTime, watermark: minTime, horizon: minTime, partMax: map[TopicPartition]int64{}, closed: map[int64]map[TopicPartition]int64{}}
 		p.models[name] = m
 	}
 	return m
@@ -163,7 +166,7 @@ func (p *Processor) Add(e *schemas.PredictionEvent, src Source, now time.Time) (
 		}
 		return Late, start, end
 	}
-	if end <= m.watermark {
+	if start <= m.horizon {
 		return Late, start, end
 	}
 	key := partialKey{SeriesKey{e.Model, e.ModelVersion, e.Deployment}, start, tp}
@@ -198,7 +201,9 @@ func (m *modelState) advance(tp TopicPartition, ts int64) {
 		}
 		wm = min(wm, t)
 	}
-	m.watermark = max(m.watermark, wm-m.spec.Lateness.Milliseconds())
+	// Not monotonic on purpose: a partition seen for the first time pulls the watermark
+	// back, and windows it still feeds stay open. Closed windows stay closed (m.closed).
+	m.watermark = wm - m.spec.Lateness.Milliseconds()
 }
 
 // Ready closes and returns every open window whose end the model's watermark has passed.
@@ -283,6 +288,7 @@ func (p *Processor) markClosed(m *modelState, start int64, written map[TopicPart
 		}
 	}
 	for len(m.closedOrder) > p.limits.ClosedRetention {
+		m.horizon = max(m.horizon, m.closedOrder[0])
 		delete(m.closed, m.closedOrder[0])
 		m.closedOrder = m.closedOrder[1:]
 	}
@@ -295,7 +301,6 @@ func (p *Processor) Restore(model string, start, end int64, tp TopicPartition, l
 	m := p.model(model)
 	p.markClosed(m, start, map[TopicPartition]int64{tp: lastOffset})
 	m.maxEvent = max(m.maxEvent, end)
-	m.watermark = max(m.watermark, end-m.spec.Lateness.Milliseconds())
 }
 
 // CommitOffsets returns, for every partition that has records in open windows, the

@@ -283,3 +283,27 @@ func TestWatermarkFollowsTheSlowestPartition(t *testing.T) {
 		t.Fatalf("a stalled partition held %d windows", q.OpenWindows())
 	}
 }
+
+// Before windows are closed (the pipeline waits a start-up grace), a partition seen late
+// pulls the watermark back and its records join their still-open windows.
+func TestLateSeenPartitionJoinsOpenWindows(t *testing.T) {
+	p := NewProcessor(spec(time.Minute, 10*time.Second), Limits{ClosedRetention: 2})
+	for i := 0; i < 10; i++ {
+		p.Add(ev("m", time.Duration(i)*30*time.Second, 1), Source{"in", 0, int64(i)}, t0)
+	}
+	if o, _, _ := p.Add(ev("m", 5*time.Second, 1), Source{"in", 1, 0}, t0); o != Added {
+		t.Fatalf("outcome %d, want Added", o)
+	}
+	if closed := p.Ready(); len(closed) != 0 {
+		t.Fatalf("closed %d windows while partition 1 is at 5s", len(closed))
+	}
+	p.Add(ev("m", 5*time.Minute, 1), Source{"in", 1, 1}, t0)
+	if closed := p.Ready(); len(closed) != 4 || closed[0].Merged.Events != 3 {
+		t.Fatalf("closed %d windows", len(closed))
+	}
+	// Only two closed windows are remembered: an event of the oldest is late, not a
+	// new window that would overwrite the written one.
+	if o, _, _ := p.Add(ev("m", 10*time.Second, 1), Source{"in", 2, 0}, t0); o != Late {
+		t.Fatalf("event behind the horizon: outcome %d, want Late", o)
+	}
+}
