@@ -96,6 +96,17 @@ type ClickHouse struct {
 	TLS           bool   `yaml:"tls"`
 	RetentionDays int    `yaml:"retention_days"`
 	MaxBatchRows  int    `yaml:"max_batch_rows"`
+	// Embedded runs the ClickHouse engine inside driftd (chDB) and serves it on Listen
+	// over ClickHouse's HTTP interface; addr and protocol are then ignored.
+	Embedded Embedded `yaml:"embedded"`
+}
+
+// Embedded configures the in-process ClickHouse engine.
+type Embedded struct {
+	Enabled bool   `yaml:"enabled"`
+	DataDir string `yaml:"data_dir"`
+	Listen  string `yaml:"listen"`
+	LibPath string `yaml:"lib_path"`
 }
 
 // Windows are the default window settings of every model.
@@ -154,8 +165,9 @@ func Default() Config {
 			AlertFormat:   "json",
 			FlushInterval: Duration(time.Second),
 		},
-		ClickHouse: ClickHouse{Addr: "localhost:9000", Protocol: "native", Database: "driftd", Username: "default", RetentionDays: 90, MaxBatchRows: 50000},
-		Windows:    Windows{Size: Duration(5 * time.Minute), Lateness: Duration(30 * time.Second), IdleClose: Duration(2 * time.Minute)},
+		ClickHouse: ClickHouse{Addr: "localhost:9000", Protocol: "native", Database: "driftd", Username: "default", RetentionDays: 90, MaxBatchRows: 50000,
+			Embedded: Embedded{DataDir: ".driftd/clickhouse", Listen: "127.0.0.1:8123"}},
+		Windows: Windows{Size: Duration(5 * time.Minute), Lateness: Duration(30 * time.Second), IdleClose: Duration(2 * time.Minute)},
 		Detection: Detection{ReferenceWindows: 3, PSIWarning: detectors.DefaultThresholds.PSIWarning, PSICritical: detectors.DefaultThresholds.PSICritical,
 			PValue: detectors.DefaultThresholds.PValue, MinEvents: detectors.DefaultThresholds.MinEvents, ErrorRate: detectors.DefaultThresholds.ErrorRate,
 			FireAfter: 1, ResolveAfter: 2},
@@ -328,6 +340,9 @@ func (c *Config) Validate() error {
 	}
 	if !dsql.ValidIdentifier(c.ClickHouse.Database) {
 		return fail("clickhouse.database", "%q: use letters, digits and underscores", c.ClickHouse.Database)
+	}
+	if c.ClickHouse.Embedded.Enabled && !strings.Contains(c.ClickHouse.Embedded.Listen, ":") {
+		return fail("clickhouse.embedded.listen", "%q is not host:port", c.ClickHouse.Embedded.Listen)
 	}
 	if c.ClickHouse.RetentionDays < 1 {
 		return fail("clickhouse.retention_days", "must be at least 1")

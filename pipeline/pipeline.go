@@ -404,8 +404,9 @@ func (r *Runner) commit(ctx context.Context) error {
 	return nil
 }
 
-// Close writes every open window (at shutdown). ctx bounds how long that may take.
-func (r *Runner) Close(ctx context.Context) error {
-	r.pending = append(r.pending, r.proc.CloseAll()...)
+// Shutdown writes the windows that are already closed and commits. Open windows are
+// left open on purpose: their records are not committed, so the next run re-reads them
+// and completes the windows instead of writing a partial result now. ctx bounds the wait.
+func (r *Runner) Shutdown(ctx context.Context) error {
 	return r.Flush(ctx)
 }

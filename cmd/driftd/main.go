@@ -1,0 +1,112 @@
+// Command driftd monitors machine-learning models in production from the events they
+// send to Kafka: it windows predictions, compares them with reference profiles, stores
+// every window in ClickHouse and publishes drift and health alerts back to Kafka.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/driftd/driftd/config"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := newRoot().ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "driftd:", err)
+		os.Exit(1)
+	}
+}
+
+func newRoot() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "driftd",
+		Short:         "Watch ML models in production: drift, latency, errors, alerts",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().StringP("config", "c", "", "path to driftd.yaml (defaults apply without one; DRIFTD_* variables override)")
+	root.AddCommand(runCmd(), migrateCmd(), baselineCmd(), versionCmd())
+	return root
+}
+
+func loadConfig(cmd *cobra.Command) (config.Config, *slog.Logger, error) {
+	path, _ := cmd.Flags().GetString("config")
+	cfg, err := config.Load(path, config.Environ())
+	if err != nil {
+		return cfg, nil, err
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
+		return cfg, nil, fmt.Errorf("config: log_level: %w", err)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	return cfg, log, nil
+}
+
+func runCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "run",
+		Short: "Consume events, write window results to ClickHouse and publish alerts",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, log, err := loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			err = run(cmd.Context(), cfg, log, nil)
+			if errors.Is(err, context.Canceled) {
+				return nil
+			}
+			return err
+		},
+	}
+}
+
+func migrateCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "migrate",
+		Short: "Create or upgrade driftd's ClickHouse tables",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, log, err := loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			st, closeEngine, err := openStore(cmd.Context(), cfg, log)
+			if err != nil {
+				return err
+			}
+			defer closeEngine()
+			defer st.Close()
+			done, err := st.Migrate(cmd.Context(), cfg.ClickHouse.RetentionDays)
+			for _, m := range done {
+				fmt.Fprintln(cmd.OutOrStdout(), "applied", m)
+			}
+			if err == nil && len(done) == 0 {
+				fmt.Fprintln(cmd.OutOrStdout(), "up to date")
+			}
+			return err
+		},
+	}
+}
+
+func versionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Run: func(cmd *cobra.Command, _ []string) {
+			fmt.Fprintf(cmd.OutOrStdout(), "driftd %s (%s, %s/%s)\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+		},
+	}
+}

@@ -1,0 +1,171 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/driftd/driftd/chdb"
+	"github.com/driftd/driftd/config"
+	"github.com/driftd/driftd/consumers"
+	"github.com/driftd/driftd/pipeline"
+	"github.com/driftd/driftd/schemas"
+	"github.com/driftd/driftd/storage"
+)
+
+// openStore connects to ClickHouse, first starting the embedded engine if configured.
+// The returned func stops the engine.
+func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (*storage.Store, func(), error) {
+	ch := cfg.ClickHouse
+	opts := storage.Options{Addr: ch.Addr, Protocol: ch.Protocol, Database: ch.Database, Username: ch.Username,
+		Password: ch.Password, TLS: ch.TLS, MaxBatchRows: ch.MaxBatchRows}
+	stopEngine := func() {}
+	if ch.Embedded.Enabled {
+		addr, stop, err := startEmbedded(ch.Embedded, log)
+		if err != nil {
+			return nil, nil, err
+		}
+		stopEngine = stop
+		opts.Addr, opts.Protocol, opts.TLS, opts.Username, opts.Password = addr, "http", false, "", ""
+	}
+	var st *storage.Store
+	var err error
+	// A ClickHouse that starts beside driftd (docker compose) may need a moment.
+	for attempt := 0; attempt < 15; attempt++ {
+		if st, err = storage.Open(ctx, opts, log); err == nil {
+			return st, stopEngine, nil
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		log.Warn("clickhouse not reachable yet; retrying", "addr", opts.Addr, "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(2 * time.Second):
+		}
+	}
+	stopEngine()
+	return nil, nil, err
+}
+
+// startEmbedded loads libchdb.so, opens the engine and serves it on the configured
+// address. It returns the address and a func that stops both.
+func startEmbedded(e config.Embedded, log *slog.Logger) (string, func(), error) {
+	lib, err := chdb.FindLibrary(e.LibPath)
+	if err != nil {
+		return "", nil, fmt.Errorf("embedded ClickHouse: %w (fetch it with scripts/chdb.sh, or set clickhouse.embedded.lib_path)", err)
+	}
+	eng, err := chdb.Open(lib, e.DataDir)
+	if err != nil {
+		return "", nil, fmt.Errorf("embedded ClickHouse: %w", err)
+	}
+	ln, err := net.Listen("tcp", e.Listen)
+	if err != nil {
+		eng.Close()
+		return "", nil, fmt.Errorf("embedded ClickHouse: listen on %s: %w", e.Listen, err)
+	}
+	tmp, err := os.MkdirTemp("", "driftd-chdb-")
+	if err != nil {
+		eng.Close()
+		ln.Close()
+		return "", nil, err
+	}
+	srv := &http.Server{Handler: chdb.NewServer(eng, tmp, log), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("embedded ClickHouse endpoint stopped", "err", err)
+		}
+	}()
+	log.Info("embedded ClickHouse serving", "http", "http://"+ln.Addr().String(), "data_dir", e.DataDir, "lib", lib)
+	return ln.Addr().String(), func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+		eng.Close()
+		os.RemoveAll(tmp)
+	}, nil
+}
+
+// run is the main job: it returns when ctx ends (after writing what is closed) or on a
+// fatal error. onFlush, if set, sees the pipeline's counters after every flush.
+func run(ctx context.Context, cfg config.Config, log *slog.Logger, onFlush func(pipeline.Stats)) error {
+	st, stopEngine, err := openStore(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer stopEngine()
+	defer st.Close()
+	applied, err := st.Migrate(ctx, cfg.ClickHouse.RetentionDays)
+	if err != nil {
+		return err
+	}
+	if len(applied) > 0 {
+		log.Info("migrations applied", "migrations", applied)
+	}
+
+	pinned := map[uint32]string{}
+	for name, id := range cfg.Kafka.SchemaRegistry.BundledIDs {
+		pinned[id] = name
+	}
+	reg, err := schemas.NewRegistry(cfg.Kafka.SchemaRegistry.URL, pinned, nil)
+	if err != nil {
+		return err
+	}
+	format, _ := schemas.ParseFormat(cfg.Kafka.Formats.Predictions)
+
+	ko := consumers.Options{Brokers: cfg.Kafka.Brokers, GroupID: cfg.Kafka.GroupID, Topics: []string{cfg.Kafka.Topics.Predictions}}
+	c, err := consumers.NewConsumer(ko, log)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	dlq := consumers.NewDeadLetter(ko, cfg.Kafka.Topics.DLQ)
+	defer dlq.Close()
+	aw := consumers.NewWriter(ko, cfg.Kafka.Topics.Alerts)
+	defer aw.Close()
+	pub := pipeline.NewAlertPublisher(aw, nil, 0)
+	if cfg.Kafka.AlertFormat == "avro" {
+		id := cfg.Kafka.SchemaRegistry.BundledIDs["alert"]
+		codec, err := reg.Codec(ctx, id)
+		if err != nil {
+			return fmt.Errorf("alert schema: %w", err)
+		}
+		pub = pipeline.NewAlertPublisher(aw, codec, id)
+	}
+
+	set := pipeline.Settings{
+		PredictionTopic:  cfg.Kafka.Topics.Predictions,
+		Decoder:          schemas.Decoder{Format: format, Registry: reg},
+		WindowSpec:       cfg.WindowSpec,
+		Thresholds:       cfg.Thresholds,
+		ReferenceWindows: cfg.ReferenceWindows,
+		FireAfter:        cfg.Detection.FireAfter,
+		ResolveAfter:     cfg.Detection.ResolveAfter,
+		FlushInterval:    time.Duration(cfg.Kafka.FlushInterval),
+		IdleClose:        time.Duration(cfg.Windows.IdleClose),
+		StartupGrace:     5 * time.Second,
+	}
+	set.Limits.MaxFeatures, set.Limits.MaxCategories = cfg.Limits.MaxFeatures, cfg.Limits.MaxCategories
+	r := pipeline.New(set, c, dlq, pub, st, log, time.Now)
+	if onFlush != nil {
+		r.OnFlush(onFlush)
+	}
+	if err := r.Restore(ctx); err != nil {
+		return err
+	}
+	log.Info("driftd running", "brokers", cfg.Kafka.Brokers, "topic", cfg.Kafka.Topics.Predictions, "group", cfg.Kafka.GroupID,
+		"alerts", cfg.Kafka.Topics.Alerts, "database", cfg.ClickHouse.Database)
+	err = r.Run(ctx)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if serr := r.Shutdown(shutdownCtx); serr != nil && !errors.Is(serr, context.Canceled) {
+		log.Error("shutdown flush failed", "err", serr)
+	}
+	log.Info("driftd stopped", "records", r.Stats().Records, "windows", r.Stats().WindowsClosed, "alerts", r.Stats().AlertsEmitted)
+	return err
+}
