@@ -80,12 +80,34 @@ type PredictionEvent struct {
 	Status       string
 	InputSize    float64
 	HasInputSize bool
+
+	// strs interns feature names and categorical values across the events decoded into
+	// this value: the same few hundred strings recur in every record.
+	strs map[string]string
 }
 
-// Reset clears e for reuse, keeping allocated capacity.
+// maxInterned bounds the interned strings (high-cardinality values stop being interned).
+const maxInterned = 8192
+
+// intern returns b as a string, shared with earlier equal strings.
+func (e *PredictionEvent) intern(b []byte) string {
+	if s, ok := e.strs[string(b)]; ok { // the conversion in a map index does not allocate
+		return s
+	}
+	s := string(b)
+	if e.strs == nil {
+		e.strs = make(map[string]string, 64)
+	}
+	if len(e.strs) < maxInterned {
+		e.strs[s] = s
+	}
+	return s
+}
+
+// Reset clears e for reuse, keeping allocated capacity and interned strings.
 func (e *PredictionEvent) Reset() {
-	f := e.Features[:0]
-	*e = PredictionEvent{Features: f}
+	f, strs := e.Features[:0], e.strs
+	*e = PredictionEvent{Features: f, strs: strs}
 }
 
 // LabelEvent is the ground truth or user outcome for an earlier prediction.

@@ -7,6 +7,7 @@ import (
 	"math"
 	"strconv"
 	"time"
+	"unsafe"
 )
 
 type jsonTime struct{ t time.Time }
@@ -38,7 +39,7 @@ func (j *jsonTime) UnmarshalJSON(b []byte) error {
 type jsonValue struct{ v Value }
 
 func (j *jsonValue) UnmarshalJSON(b []byte) error {
-	v, rest, err := scanScalar(b)
+	v, rest, err := (*PredictionEvent)(nil).scanScalar(b)
 	if err != nil {
 		return err
 	}
@@ -52,7 +53,7 @@ func (j *jsonValue) UnmarshalJSON(b []byte) error {
 // featureList decodes the "features" object straight into a reused slice. It is the hot
 // path of every prediction: encoding/json into map[string]any costs one map, one interface
 // and one string per feature per event, so the flat object of scalars is scanned here.
-type featureList struct{ list *[]Feature }
+type featureList struct{ e *PredictionEvent }
 
 func (f featureList) UnmarshalJSON(b []byte) error {
 	b = skipSpace(b)
@@ -67,7 +68,7 @@ func (f featureList) UnmarshalJSON(b []byte) error {
 		return nil
 	}
 	for {
-		name, rest, err := scanString(b)
+		name, rest, err := f.e.scanString(b)
 		if err != nil {
 			return fmt.Errorf("feature name: %w", err)
 		}
@@ -75,11 +76,11 @@ func (f featureList) UnmarshalJSON(b []byte) error {
 		if len(rest) == 0 || rest[0] != ':' {
 			return fmt.Errorf("feature %q: expected ':'", name)
 		}
-		v, rest, err := scanScalar(skipSpace(rest[1:]))
+		v, rest, err := f.e.scanScalar(skipSpace(rest[1:]))
 		if err != nil {
 			return fmt.Errorf("feature %q: %w", name, err)
 		}
-		*f.list = append(*f.list, Feature{Name: name, Value: v})
+		f.e.Features = append(f.e.Features, Feature{Name: name, Value: v})
 		rest = skipSpace(rest)
 		if len(rest) == 0 {
 			return fmt.Errorf("features: unexpected end")
@@ -102,8 +103,8 @@ func skipSpace(b []byte) []byte {
 	return b
 }
 
-// scanString reads a JSON string at the start of b.
-func scanString(b []byte) (string, []byte, error) {
+// scanString reads a JSON string at the start of b; e, if not nil, interns it.
+func (e *PredictionEvent) scanString(b []byte) (string, []byte, error) {
 	if len(b) == 0 || b[0] != '"' {
 		return "", b, fmt.Errorf("expected a string")
 	}
@@ -117,6 +118,9 @@ func scanString(b []byte) (string, []byte, error) {
 			return "", b, fmt.Errorf("control character in string")
 		case c == '"':
 			if !escaped {
+				if e != nil {
+					return e.intern(b[1:i]), b[i+1:], nil
+				}
 				return string(b[1:i]), b[i+1:], nil
 			}
 			var s string
@@ -130,13 +134,13 @@ func scanString(b []byte) (string, []byte, error) {
 }
 
 // scanScalar reads a number, string, boolean or null at the start of b.
-func scanScalar(b []byte) (Value, []byte, error) {
+func (e *PredictionEvent) scanScalar(b []byte) (Value, []byte, error) {
 	if len(b) == 0 {
 		return Value{}, b, fmt.Errorf("missing value")
 	}
 	switch c := b[0]; {
 	case c == '"':
-		s, rest, err := scanString(b)
+		s, rest, err := e.scanString(b)
 		return Value{Kind: String, Str: s}, rest, err
 	case c == 'n' && bytes.HasPrefix(b, []byte("null")):
 		return Value{}, b[4:], nil
@@ -149,7 +153,7 @@ func scanScalar(b []byte) (Value, []byte, error) {
 		for i < len(b) && (b[i] >= '0' && b[i] <= '9' || b[i] == '.' || b[i] == 'e' || b[i] == 'E' || b[i] == '+' || b[i] == '-') {
 			i++
 		}
-		f, err := strconv.ParseFloat(string(b[:i]), 64)
+		f, err := strconv.ParseFloat(unsafeString(b[:i]), 64)
 		if err != nil {
 			return Value{}, b, fmt.Errorf("bad number %q", b[:i])
 		}
@@ -178,7 +182,7 @@ type jsonPrediction struct {
 // DecodePredictionJSON decodes one JSON prediction into e, reusing e's memory.
 func DecodePredictionJSON(b []byte, e *PredictionEvent) error {
 	e.Reset()
-	j := jsonPrediction{Features: featureList{list: &e.Features}}
+	j := jsonPrediction{Features: featureList{e: e}}
 	if err := json.Unmarshal(b, &j); err != nil {
 		return fmt.Errorf("decode JSON prediction: %w", err)
 	}
@@ -302,3 +306,6 @@ func (v Value) native() any {
 	}
 	return nil
 }
+
+// unsafeString views b as a string for a call that does not keep it (ParseFloat).
+func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
