@@ -1,0 +1,57 @@
+package sql
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestMigrationsRender(t *testing.T) {
+	migs, err := Migrations("driftd_test", 30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(migs) == 0 || migs[0].Version != 1 || migs[0].Name != "init" {
+		t.Fatalf("migrations %+v", migs)
+	}
+	tables := 0
+	for _, m := range migs {
+		for _, s := range m.Statements {
+			if strings.Contains(s, "{db}") || strings.Contains(s, "{ttl_days}") || strings.HasSuffix(strings.TrimSpace(s), ";") {
+				t.Errorf("statement not rendered or not split: %q", s)
+			}
+			if strings.HasPrefix(s, "CREATE TABLE IF NOT EXISTS driftd_test.") {
+				tables++
+			}
+			if strings.Contains(s, "TTL") && !strings.Contains(s, "INTERVAL 30 DAY") {
+				t.Errorf("TTL not rendered: %q", s)
+			}
+		}
+	}
+	if tables != 6 {
+		t.Errorf("%d tables, want 6", tables)
+	}
+	for _, bad := range []string{"", "drop table x", "a;b", "1db", "db`"} {
+		if _, err := Migrations(bad, 30); err == nil {
+			t.Errorf("database name %q accepted", bad)
+		}
+	}
+}
+
+func TestQueriesAreSingleStatements(t *testing.T) {
+	names := QueryNames()
+	if len(names) < 5 {
+		t.Fatalf("queries %v", names)
+	}
+	for _, n := range names {
+		q, err := Query(n, "driftd")
+		if err != nil {
+			t.Errorf("%s: %v", n, err)
+		}
+		if !strings.Contains(q, "driftd.") {
+			t.Errorf("%s does not name the database: %q", n, q)
+		}
+	}
+	if _, err := Query("nope", "driftd"); err == nil {
+		t.Error("a missing query was found")
+	}
+}
