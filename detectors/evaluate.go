@@ -23,7 +23,9 @@ type Thresholds struct {
 }
 
 // DefaultThresholds are the defaults documented in docs/statistics.md.
-var DefaultThresholds = Thresholds{PSIWarning: 0.1, PSICritical: 0.25, PValue: 0.05, MinEvents: 30, ErrorRate: 0.05}
+// MinEvents is 100 because PSI over 10 bins is biased upwards by about 9/n under no
+// change: below 100 values, noise alone reaches the 0.1 threshold.
+var DefaultThresholds = Thresholds{PSIWarning: 0.1, PSICritical: 0.25, PValue: 0.05, MinEvents: 100, ErrorRate: 0.05}
 
 // FeatureScore is the comparison of one feature of one window with the reference.
 type FeatureScore struct {
@@ -77,19 +79,13 @@ func Evaluate(w *processors.WindowAgg, ref *Profile, thresholds func(feature str
 				v.Scores = append(v.Scores, s)
 			}
 		}
-		m := 0
-		for _, s := range v.Scores {
-			if s.Feature != processors.PredictionFeature {
-				m++
-			}
-		}
+		// The prediction counts as one more feature in the family: every window of a
+		// series runs len(v.Scores) tests, and the family-wise error stays at p_value.
+		m := max(len(v.Scores), 1)
 		for i := range v.Scores {
 			s := &v.Scores[i]
 			th := thresholds(s.Feature)
-			s.Alpha = th.PValue
-			if s.Feature != processors.PredictionFeature && m > 1 {
-				s.Alpha = th.PValue / float64(m)
-			}
+			s.Alpha = th.PValue / float64(m)
 			s.Drifted = s.PSI >= th.PSIWarning && s.PValue < s.Alpha
 			s.Severity = schemas.SeverityWarning
 			if s.PSI >= th.PSICritical {
@@ -111,13 +107,22 @@ func score(agg *processors.FeatureAgg, fp *FeatureProfile) (FeatureScore, bool) 
 		ref, win := toFloats(fp.Bins), toFloats(agg.Bins)
 		if len(agg.Bins) != len(fp.Bins) {
 			// The window opened before this reference existed (a backlog at start-up, or
-			// the window that completed the reference): estimate its bins from its sketch.
-			win = agg.Sketch.Histogram(fp.Edges)
-			s.Estimated = true
+			// the windows that built the reference): bin the values it kept (all of them
+			// up to MaxRawValues), else estimate from its sketch.
+			if len(agg.Raw) > 0 {
+				win = make([]float64, len(fp.Edges)+1)
+				for _, x := range agg.Raw {
+					win[processors.BinIndex(fp.Edges, x)]++
+				}
+			} else {
+				win = agg.Sketch.Histogram(fp.Edges)
+				s.Estimated = true
+			}
 		}
 		s.Test = "ks"
 		s.Statistic = KSBinned(ref, win)
-		s.PValue = KSPValue(s.Statistic, float64(fp.Count), float64(agg.Count))
+		// n is what the bins hold: values beyond the kept ones were not binned.
+		s.PValue = KSPValue(s.Statistic, sum(ref), sum(win))
 		groups := psiGroups(ref, PSIBins)
 		s.PSI = PSI(regroup(ref, groups), regroup(win, groups))
 	} else {

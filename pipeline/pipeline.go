@@ -96,6 +96,7 @@ type Runner struct {
 	started   time.Time
 	stats     Stats
 	onFlush   func(Stats)
+	onVerdict func(detectors.Verdict, []*schemas.AlertEvent)
 }
 
 // New returns a runner. now is the wall clock (time.Now in production).
@@ -115,6 +116,10 @@ func New(set Settings, src Source, dlq DeadLetterer, alerts AlertSink, store Sto
 
 // OnFlush registers a callback run after every flush (metrics, the dev view).
 func (r *Runner) OnFlush(f func(Stats)) { r.onFlush = f }
+
+// OnVerdict registers a callback run for every judged window with the alerts it raised
+// (the dev view).
+func (r *Runner) OnVerdict(f func(detectors.Verdict, []*schemas.AlertEvent)) { r.onVerdict = f }
 
 // Stats returns the counters.
 func (r *Runner) Stats() Stats { return r.stats }
@@ -295,10 +300,15 @@ func (r *Runner) Flush(ctx context.Context) error {
 		model := w.Series.Model
 		v := detectors.Evaluate(w, ref, func(feature string) detectors.Thresholds { return r.set.Thresholds(model, feature) })
 		batch.Verdicts = append(batch.Verdicts, v)
+		var raised []*schemas.AlertEvent
 		for _, cond := range v.Conditions {
 			if a := r.alerter.Observe(cond, r.now()); a != nil {
-				batch.Alerts = append(batch.Alerts, a)
+				raised = append(raised, a)
 			}
+		}
+		batch.Alerts = append(batch.Alerts, raised...)
+		if r.onVerdict != nil {
+			r.onVerdict(v, raised)
 		}
 	}
 	err := r.store.WriteWithRetry(ctx, batch, r.set.Backoff, nil)

@@ -10,6 +10,9 @@ import (
 	"github.com/driftd/driftd/schemas"
 )
 
+// MaxRawValues bounds Raw per feature and window.
+const MaxRawValues = 20000
+
 // OtherCategory collects categories beyond a feature's cap.
 const OtherCategory = "__other__"
 
@@ -120,6 +123,11 @@ type FeatureAgg struct {
 	Sketch  Sketch
 	Edges   []float64 // shared with the layout; nil when no reference existed
 	Bins    []uint64
+	// Raw keeps up to MaxRawValues values of a numeric feature whose window opened
+	// before its reference existed, so that the window can still be binned exactly once
+	// the reference arrives (the sketch's 1% relative error is too coarse for values far
+	// from zero: 100 ± 15 would be misbinned).
+	Raw []float64
 
 	// Categorical. Categories beyond the cap are counted under OtherCategory; Unseen
 	// counts values whose category the reference never saw.
@@ -164,6 +172,8 @@ func (f *FeatureAgg) add(v schemas.Value, maxCategories int) {
 		f.Sketch.Add(v.Num)
 		if f.Bins != nil {
 			f.Bins[BinIndex(f.Edges, v.Num)]++
+		} else if len(f.Raw) < MaxRawValues {
+			f.Raw = append(f.Raw, v.Num)
 		}
 		return
 	}
@@ -195,17 +205,35 @@ func (f *FeatureAgg) merge(o *FeatureAgg) {
 	if f.Kind == Numeric {
 		f.Moments.Merge(o.Moments)
 		f.Sketch.Merge(o.Sketch)
+		switch {
+		case f.Bins == nil && o.Bins == nil:
+			f.Raw = append(f.Raw, o.Raw[:min(len(o.Raw), MaxRawValues-len(f.Raw))]...)
+			return
+		case f.Bins == nil:
+			// One partition opened its window before the reference existed, another
+			// after: bin the kept values so the merge covers both.
+			f.Edges, f.Bins = o.Edges, make([]uint64, len(o.Bins))
+			f.binRaw(f.Raw)
+			f.Raw = nil
+		case o.Bins == nil:
+			f.binRaw(o.Raw)
+			return
+		}
 		if len(f.Bins) == len(o.Bins) {
 			for i := range o.Bins {
 				f.Bins[i] += o.Bins[i]
 			}
-		} else if f.Bins == nil {
-			f.Edges, f.Bins = o.Edges, append([]uint64(nil), o.Bins...)
 		}
 		return
 	}
 	for c, n := range o.Categories {
 		f.Categories[c] += n
+	}
+}
+
+func (f *FeatureAgg) binRaw(raw []float64) {
+	for _, x := range raw {
+		f.Bins[BinIndex(f.Edges, x)]++
 	}
 }
 
@@ -215,6 +243,7 @@ func (f *FeatureAgg) clone() *FeatureAgg {
 		c.Sketch = NewSketch()
 		c.Sketch.Merge(f.Sketch)
 		c.Bins = append([]uint64(nil), f.Bins...)
+		c.Raw = append([]float64(nil), f.Raw...)
 	} else {
 		c.Categories = make(map[string]uint64, len(f.Categories))
 		for k, v := range f.Categories {

@@ -307,3 +307,18 @@ func TestLateSeenPartitionJoinsOpenWindows(t *testing.T) {
 		t.Fatalf("event behind the horizon: outcome %d, want Late", o)
 	}
 }
+
+// A window whose partitions opened on both sides of the reference's arrival merges into
+// bins that cover every value.
+func TestMergeAcrossTheReferenceArrival(t *testing.T) {
+	p := NewProcessor(spec(time.Minute, 0), Limits{})
+	p.Add(ev("m", 0, -5), Source{"in", 0, 0}, t0)
+	p.Add(ev("m", time.Second, 0.5), Source{"in", 0, 1}, t0)
+	p.SetLayout("m", "1", &Layout{Features: map[string]FeatureLayout{"amount": {Kind: Numeric, Edges: []float64{0, 1}}}})
+	p.Add(ev("m", 2*time.Second, 7), Source{"in", 1, 0}, t0)
+	p.Add(ev("m", 3*time.Second, 0.7), Source{"in", 2, 0}, t0)
+	f := p.CloseAll()[0].Merged.Features["amount"]
+	if fmt.Sprint(f.Bins) != "[1 2 1]" || f.Raw != nil {
+		t.Fatalf("bins %v raw %v", f.Bins, f.Raw)
+	}
+}

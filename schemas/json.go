@@ -309,3 +309,27 @@ func (v Value) native() any {
 
 // unsafeString views b as a string for a call that does not keep it (ParseFloat).
 func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+
+// MarshalLabelJSON encodes a label event as the contract's JSON.
+func MarshalLabelJSON(e *LabelEvent) ([]byte, error) {
+	m := map[string]any{"event_id": e.EventID, "request_id": e.RequestID, "model": e.Model,
+		"timestamp": e.Timestamp.UTC().Format(time.RFC3339Nano), "label": e.Label.native()}
+	if e.Outcome != "" {
+		m["outcome"] = e.Outcome
+	}
+	return json.Marshal(m)
+}
+
+// MarshalPipelineJSON encodes a pipeline event as the contract's JSON.
+func MarshalPipelineJSON(e *PipelineEvent) ([]byte, error) {
+	m := map[string]any{"event_id": e.EventID, "pipeline": e.Pipeline, "stage": e.Stage, "run_id": e.RunID,
+		"status": e.Status, "timestamp": e.Timestamp.UTC().Format(time.RFC3339Nano), "duration_ms": e.DurationMs,
+		"records_in": e.RecordsIn, "records_out": e.RecordsOut, "models": e.Models}
+	if e.HasNullCount {
+		m["null_count"] = e.NullCount
+	}
+	if e.Error != "" {
+		m["error"] = e.Error
+	}
+	return json.Marshal(m)
+}

@@ -38,7 +38,7 @@ func newRoot() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().StringP("config", "c", "", "path to driftd.yaml (defaults apply without one; DRIFTD_* variables override)")
-	root.AddCommand(runCmd(), migrateCmd(), baselineCmd(), versionCmd())
+	root.AddCommand(runCmd(), devCmd(), simulateCmd(), migrateCmd(), baselineCmd(), versionCmd())
 	return root
 }
 
@@ -65,7 +65,7 @@ func runCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			err = run(cmd.Context(), cfg, log, nil)
+			err = run(cmd.Context(), cfg, log, hooks{})
 			if errors.Is(err, context.Canceled) {
 				return nil
 			}

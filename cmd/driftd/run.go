@@ -13,6 +13,7 @@ import (
 	"github.com/driftd/driftd/chdb"
 	"github.com/driftd/driftd/config"
 	"github.com/driftd/driftd/consumers"
+	"github.com/driftd/driftd/detectors"
 	"github.com/driftd/driftd/pipeline"
 	"github.com/driftd/driftd/schemas"
 	"github.com/driftd/driftd/storage"
@@ -91,9 +92,17 @@ func startEmbedded(e config.Embedded, log *slog.Logger) (string, func(), error) 
 	}, nil
 }
 
+// hooks let the dev view watch the running pipeline.
+type hooks struct {
+	onFlush   func(pipeline.Stats)
+	onVerdict func(detectors.Verdict, []*schemas.AlertEvent)
+	// ready is called once the pipeline has restored its state and starts consuming.
+	ready func()
+}
+
 // run is the main job: it returns when ctx ends (after writing what is closed) or on a
-// fatal error. onFlush, if set, sees the pipeline's counters after every flush.
-func run(ctx context.Context, cfg config.Config, log *slog.Logger, onFlush func(pipeline.Stats)) error {
+// fatal error.
+func run(ctx context.Context, cfg config.Config, log *slog.Logger, h hooks) error {
 	st, stopEngine, err := openStore(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -152,11 +161,17 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, onFlush func(
 	}
 	set.Limits.MaxFeatures, set.Limits.MaxCategories = cfg.Limits.MaxFeatures, cfg.Limits.MaxCategories
 	r := pipeline.New(set, c, dlq, pub, st, log, time.Now)
-	if onFlush != nil {
-		r.OnFlush(onFlush)
+	if h.onFlush != nil {
+		r.OnFlush(h.onFlush)
+	}
+	if h.onVerdict != nil {
+		r.OnVerdict(h.onVerdict)
 	}
 	if err := r.Restore(ctx); err != nil {
 		return err
+	}
+	if h.ready != nil {
+		h.ready()
 	}
 	log.Info("driftd running", "brokers", cfg.Kafka.Brokers, "topic", cfg.Kafka.Topics.Predictions, "group", cfg.Kafka.GroupID,
 		"alerts", cfg.Kafka.Topics.Alerts, "database", cfg.ClickHouse.Database)

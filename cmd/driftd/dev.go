@@ -1,0 +1,386 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/spf13/cobra"
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/driftd/driftd/config"
+	"github.com/driftd/driftd/detectors"
+	"github.com/driftd/driftd/pipeline"
+	"github.com/driftd/driftd/processors"
+	"github.com/driftd/driftd/schemas"
+	"github.com/driftd/driftd/simulate"
+)
+
+// devOptions configure `driftd dev`.
+type devOptions struct {
+	KafkaAddr        string // in-process broker address (port 0: any free port)
+	ClickHouseListen string // embedded ClickHouse HTTP address
+	ClickHouseAddr   string // use this ClickHouse HTTP endpoint instead of starting one
+	DataDir          string
+	Database         string
+	Simulate         bool
+	Sim              simOptions
+	View             io.Writer     // the live view; nil for none
+	ViewEvery        time.Duration // how often the table is redrawn
+	// onAlert sees every alert (tests); ready is called when everything runs.
+	onAlert func(*schemas.AlertEvent)
+	ready   func(kafkaAddr, clickhouseAddr string)
+}
+
+// simOptions are the simulator's flags.
+type simOptions struct {
+	Seed      uint64
+	Speed     float64
+	PerWindow int
+	Scenarios string
+	Format    string
+	Windows   int
+}
+
+func devCmd() *cobra.Command {
+	o := devOptions{View: os.Stdout, ViewEvery: 2 * time.Second}
+	var logLevel string
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "Run the whole system on this machine: in-process Kafka, embedded ClickHouse, driftd and a traffic simulator",
+		Long: `dev starts an in-process Kafka broker (franz-go's kfake, a real Kafka protocol server)
+and the embedded ClickHouse engine (chDB behind ClickHouse's HTTP interface), applies the
+migrations, runs the same pipeline as "driftd run" and, with --simulate (the default),
+feeds it simulated traffic in which each model shows one production failure.
+
+Send your own events to the broker and query the results while it runs:
+  kcat -b 127.0.0.1:9092 -t ml.predictions -P
+  curl 'http://127.0.0.1:8123/?query=SELECT+*+FROM+driftd.alerts+FORMAT+Vertical'`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, log, err := loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			// The live view is the output: logs only say what goes wrong, unless asked.
+			var level slog.Level
+			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+				return fmt.Errorf("--log-level: %w", err)
+			}
+			log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+			err = dev(cmd.Context(), cfg, log, o)
+			if errors.Is(err, context.Canceled) {
+				return nil
+			}
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.KafkaAddr, "kafka-addr", "127.0.0.1:9092", "address of the in-process Kafka broker")
+	f.StringVar(&o.ClickHouseListen, "clickhouse-listen", "127.0.0.1:8123", "address of the embedded ClickHouse HTTP interface")
+	f.StringVar(&o.DataDir, "data-dir", ".driftd", "where the broker's and ClickHouse's data are kept")
+	f.StringVar(&o.Database, "database", "driftd", "ClickHouse database")
+	f.BoolVar(&o.Simulate, "simulate", true, "produce simulated traffic")
+	addSimFlags(f, &o.Sim)
+	f.StringVar(&logLevel, "log-level", "warn", "log level of dev mode (debug, info, warn, error)")
+	return cmd
+}
+
+func addSimFlags(f interface {
+	Uint64Var(*uint64, string, uint64, string)
+	Float64Var(*float64, string, float64, string)
+	IntVar(*int, string, int, string)
+	StringVar(*string, string, string, string)
+}, s *simOptions) {
+	f.Uint64Var(&s.Seed, "seed", 1, "simulator seed: the same seed gives the same events")
+	f.Float64Var(&s.Speed, "speed", 60, "simulated seconds per wall-clock second (60: an hour a minute)")
+	f.IntVar(&s.PerWindow, "per-window", 1000, "predictions per model per simulated minute")
+	f.StringVar(&s.Scenarios, "scenarios", "all", "comma-separated scenarios: "+strings.Join(simulate.All, ", "))
+	f.StringVar(&s.Format, "format", "json", "wire format of simulated predictions: json or avro")
+	f.IntVar(&s.Windows, "windows", 0, "stop after this many simulated minutes (0: run until stopped)")
+}
+
+// devConfig adapts a configuration to dev mode: local engines, one-minute windows,
+// thresholds that make the simulated canary's latency visible.
+func devConfig(cfg config.Config, o devOptions, kafkaAddr string) config.Config {
+	cfg.Kafka.Brokers = []string{kafkaAddr}
+	cfg.ClickHouse.Database = o.Database
+	if o.ClickHouseAddr != "" {
+		cfg.ClickHouse.Embedded.Enabled = false
+		cfg.ClickHouse.Addr, cfg.ClickHouse.Protocol, cfg.ClickHouse.Username, cfg.ClickHouse.Password = o.ClickHouseAddr, "http", "", ""
+	} else {
+		cfg.ClickHouse.Embedded = config.Embedded{Enabled: true, DataDir: filepath.Join(o.DataDir, "clickhouse"), Listen: o.ClickHouseListen, LibPath: cfg.ClickHouse.Embedded.LibPath}
+	}
+	cfg.Windows.Size, cfg.Windows.Lateness = config.Duration(time.Minute), config.Duration(5*time.Second)
+	cfg.Kafka.FlushInterval = config.Duration(500 * time.Millisecond)
+	if cfg.Models == nil {
+		cfg.Models = map[string]config.ModelConfig{}
+	}
+	canary := simulate.ModelOf(simulate.CanaryLatency)
+	if _, ok := cfg.Models[canary]; !ok {
+		p99 := 250.0
+		cfg.Models[canary] = config.ModelConfig{Thresholds: config.Overrides{LatencyP99Ms: &p99}}
+	}
+	return cfg
+}
+
+func dev(ctx context.Context, cfg config.Config, log *slog.Logger, o devOptions) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if err := os.MkdirAll(o.DataDir, 0o755); err != nil {
+		return fmt.Errorf("dev: data dir: %w", err)
+	}
+	_, portText, err := net.SplitHostPort(o.KafkaAddr)
+	if err != nil {
+		return fmt.Errorf("dev: --kafka-addr %q: %w", o.KafkaAddr, err)
+	}
+	port, _ := strconv.Atoi(portText)
+	topics := []string{cfg.Kafka.Topics.Predictions, cfg.Kafka.Topics.Labels, cfg.Kafka.Topics.Pipeline, cfg.Kafka.Topics.Alerts, cfg.Kafka.Topics.DLQ}
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(port), kfake.SeedTopics(3, topics...), kfake.AllowAutoTopicCreation())
+	if err != nil {
+		return fmt.Errorf("dev: start the in-process Kafka broker on %s: %w (is another broker using the port? try --kafka-addr)", o.KafkaAddr, err)
+	}
+	defer cluster.Close()
+	kafkaAddr := cluster.ListenAddrs()[0]
+	cfg = devConfig(cfg, o, kafkaAddr)
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+
+	view := newDevView(o.View)
+	var wg sync.WaitGroup
+	errc := make(chan error, 2)
+	started := make(chan struct{})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		errc <- run(ctx, cfg, log, hooks{
+			onFlush: view.flushed,
+			onVerdict: func(v detectors.Verdict, alerts []*schemas.AlertEvent) {
+				view.verdict(v, alerts)
+				for _, a := range alerts {
+					if o.onAlert != nil {
+						o.onAlert(a)
+					}
+				}
+			},
+			ready: func() { close(started) },
+		})
+	}()
+	select {
+	case <-started:
+	case err := <-errc:
+		return err
+	}
+	chAddr := cfg.ClickHouse.Addr
+	if cfg.ClickHouse.Embedded.Enabled {
+		chAddr = cfg.ClickHouse.Embedded.Listen
+	}
+	view.banner(kafkaAddr, chAddr, cfg.ClickHouse.Database, o.Simulate)
+	if o.ready != nil {
+		o.ready(kafkaAddr, chAddr)
+	}
+	if o.Simulate {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := simulateInto(ctx, o.Sim, []string{kafkaAddr}, cfg.Kafka.Topics, cfg.Kafka.SchemaRegistry.BundledIDs["prediction"], view); err != nil && !errors.Is(err, context.Canceled) {
+				errc <- err
+			}
+		}()
+	}
+	if o.View != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t := time.NewTicker(o.ViewEvery)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+					view.table()
+				}
+			}
+		}()
+	}
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+	}
+	cancel()
+	wg.Wait()
+	return runErr
+}
+
+// simulateInto runs the simulator against brokers until ctx ends or the windows are done.
+func simulateInto(ctx context.Context, s simOptions, brokers []string, t config.Topics, avroID uint32, view *devView) error {
+	var scen []string
+	if s.Scenarios != "" && s.Scenarios != "all" {
+		scen = strings.Split(s.Scenarios, ",")
+	}
+	wallStart := time.Now()
+	simStart := wallStart.UTC().Truncate(time.Hour)
+	g, err := simulate.New(simulate.Options{Seed: s.Seed, Start: simStart, Window: time.Minute, PerWindow: s.PerWindow, Scenarios: scen})
+	if err != nil {
+		return err
+	}
+	var enc simulate.Encoder
+	switch s.Format {
+	case "json":
+	case "avro":
+		if avroID == 0 {
+			avroID = 1
+		}
+		reg, err := schemas.NewRegistry("", map[uint32]string{avroID: schemas.SchemaPrediction}, nil)
+		if err != nil {
+			return err
+		}
+		codec, err := reg.Codec(ctx, avroID)
+		if err != nil {
+			return fmt.Errorf("simulate: %w", err)
+		}
+		enc = simulate.Encoder{Avro: codec, SchemaID: avroID}
+	default:
+		return fmt.Errorf("simulate: --format %q is not json or avro", s.Format)
+	}
+	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Balancer: &kafka.Hash{}, BatchTimeout: 2 * time.Millisecond,
+		BatchSize: 1000, RequiredAcks: kafka.RequireOne, AllowAutoTopicCreation: true}
+	defer w.Close()
+	clock := simulate.Clock{WallStart: wallStart, SimStart: simStart, Speed: s.Speed}
+	n, err := simulate.Run(ctx, g, clock, time.Now, 50*time.Millisecond, s.Windows,
+		enc, simulate.Topics{Predictions: t.Predictions, Labels: t.Labels, Pipeline: t.Pipeline}, w)
+	if view != nil {
+		view.simulated(n)
+	}
+	return err
+}
+
+// devView is the live terminal view: alerts as they happen, a table per model.
+type devView struct {
+	mu      sync.Mutex
+	w       io.Writer
+	models  map[string]*modelRow
+	started time.Time
+	stats   pipeline.Stats
+	sent    int
+}
+
+type modelRow struct {
+	events       uint64
+	windows      int
+	worstPSI     float64
+	worstFeature string
+	p99          float64
+	firing       int
+	lastEnd      int64
+}
+
+func newDevView(w io.Writer) *devView {
+	return &devView{w: w, models: map[string]*modelRow{}, started: time.Now()}
+}
+
+func (v *devView) printf(format string, args ...any) {
+	if v.w != nil {
+		fmt.Fprintf(v.w, format, args...)
+	}
+}
+
+func (v *devView) banner(kafkaAddr, chAddr, db string, sim bool) {
+	v.printf("driftd dev: Kafka on %s, ClickHouse HTTP on http://%s (database %s)\n", kafkaAddr, chAddr, db)
+	if sim {
+		v.printf("simulating traffic; alerts appear below as they fire and resolve. Ctrl-C stops.\n")
+	}
+	v.printf("query: curl 'http://%s/?query=SELECT+model,feature,psi+FROM+%s.drift_scores+FINAL+WHERE+drifted+LIMIT+10'\n\n", chAddr, db)
+}
+
+func (v *devView) flushed(s pipeline.Stats) {
+	v.mu.Lock()
+	v.stats = s
+	v.mu.Unlock()
+}
+
+func (v *devView) simulated(n int) {
+	v.mu.Lock()
+	v.sent = n
+	v.mu.Unlock()
+}
+
+func (v *devView) verdict(vd detectors.Verdict, alerts []*schemas.AlertEvent) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	w := vd.Window
+	key := w.Series.Model
+	if w.Series.Deployment != schemas.DeploymentPrimary {
+		key += " (" + w.Series.Deployment + ")"
+	}
+	row, ok := v.models[key]
+	if !ok {
+		row = &modelRow{}
+		v.models[key] = row
+	}
+	row.events += w.Events
+	row.windows++
+	if w.End >= row.lastEnd {
+		row.lastEnd = w.End
+		row.p99 = w.Latency.Quantile(0.99)
+		row.worstPSI, row.worstFeature = 0, ""
+		for _, s := range vd.Scores {
+			if s.PSI > row.worstPSI {
+				row.worstPSI, row.worstFeature = s.PSI, s.Feature
+			}
+		}
+	}
+	for _, a := range alerts {
+		if a.State == schemas.StateFiring {
+			row.firing++
+			v.printf("🔥 FIRING   %-8s %-16s %s\n", a.Severity, a.Kind, a.Summary)
+		} else {
+			row.firing--
+			v.printf("✅ RESOLVED %-8s %-16s %s\n", a.Severity, a.Kind, a.Summary)
+		}
+	}
+}
+
+func (v *devView) table() {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.w == nil || len(v.models) == 0 {
+		return
+	}
+	secs := time.Since(v.started).Seconds()
+	names := make([]string, 0, len(v.models))
+	for n := range v.models {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	fmt.Fprintf(&b, "\n%-32s %9s %8s %-22s %9s %7s\n", "model", "events/s", "windows", "worst drift (PSI)", "p99 ms", "firing")
+	for _, n := range names {
+		r := v.models[n]
+		worst := "-"
+		if r.worstFeature != "" {
+			f := r.worstFeature
+			if f == processors.PredictionFeature {
+				f = "prediction"
+			}
+			worst = fmt.Sprintf("%s %.2f", f, r.worstPSI)
+		}
+		fmt.Fprintf(&b, "%-32s %9.0f %8d %-22s %9.0f %7d\n", n, float64(r.events)/secs, r.windows, worst, r.p99, r.firing)
+	}
+	fmt.Fprintf(&b, "records %d, late %d, dead-lettered %d, windows %d, alerts %d\n",
+		v.stats.Records, v.stats.Late, v.stats.DeadLettered, v.stats.WindowsClosed, v.stats.AlertsEmitted)
+	io.WriteString(v.w, b.String())
+}

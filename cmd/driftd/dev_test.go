@@ -1,0 +1,165 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/driftd/driftd/config"
+	"github.com/driftd/driftd/internal/testenv"
+	"github.com/driftd/driftd/schemas"
+	"github.com/driftd/driftd/simulate"
+)
+
+// Dev mode end to end: the in-process broker, the pipeline and the simulator, against the
+// real ClickHouse engine. Each scenario's model raises exactly the alerts the backbone's
+// detectors support, and the stationary model raises none.
+func TestDevModeScenarios(t *testing.T) {
+	chAddr, proto := testenv.ClickHouse(t)
+	if proto != "http" {
+		chAddr = "" // against a ClickHouse server, dev mode's embedded engine is not used
+	}
+	db := testenv.UniqueName(t)
+	type key struct{ model, kind, feature, deployment, state string }
+	var (
+		mu     sync.Mutex
+		alerts = map[key]int{}
+		byName = map[string][]string{}
+	)
+	ctx, cancel := context.WithCancel(testenv.Context(t, 3*time.Minute))
+	defer cancel()
+	var kafkaAddr string
+	ready := make(chan struct{})
+	o := devOptions{
+		KafkaAddr: "127.0.0.1:0", ClickHouseAddr: chAddr, DataDir: t.TempDir(), Database: db, Simulate: true,
+		Sim: simOptions{Seed: 7, Speed: 120, PerWindow: 600, Scenarios: "all", Format: "json", Windows: 22},
+		onAlert: func(a *schemas.AlertEvent) {
+			mu.Lock()
+			defer mu.Unlock()
+			alerts[key{a.Model, a.Kind, a.Feature, a.Deployment, a.State}]++
+			byName[a.Model] = append(byName[a.Model], a.State+" "+a.Summary)
+		},
+		ready: func(k, _ string) { kafkaAddr = k; close(ready) },
+	}
+	cfg := config.Default()
+	errc := make(chan error, 1)
+	go func() { errc <- dev(ctx, cfg, testenv.Logger(t), o) }()
+	select {
+	case <-ready:
+	case err := <-errc:
+		t.Fatalf("dev did not start: %v", err)
+	}
+	if !strings.HasPrefix(kafkaAddr, "127.0.0.1:") {
+		t.Fatalf("broker address %q", kafkaAddr)
+	}
+
+	type want struct {
+		kind, feature, deployment string
+		states                    []string
+	}
+	scenarios := []struct {
+		scenario string
+		want     []want
+		// later names the alerts this scenario is built for whose detectors arrive with
+		// later issues; until then the model must stay silent.
+		later string
+	}{
+		{simulate.Stationary, nil, ""},
+		{simulate.AbruptShift, []want{
+			{"data_drift", "amount", "primary", []string{"firing", "resolved"}},
+			{"prediction_drift", "", "primary", []string{"firing", "resolved"}}}, ""},
+		{simulate.GradualDrift, []want{
+			{"data_drift", "amount", "primary", []string{"firing"}},
+			{"prediction_drift", "", "primary", []string{"firing"}}}, ""},
+		{simulate.NewCategory, []want{{"data_drift", "country", "primary", []string{"firing"}}}, ""},
+		{simulate.PredictionDrift, []want{{"prediction_drift", "", "primary", []string{"firing"}}}, ""},
+		{simulate.CanaryLatency, []want{{"latency", "", "canary", []string{"firing"}}}, "canary"},
+		{simulate.MissingSpike, nil, "input_quality"},
+		{simulate.ConceptDrift, nil, "concept_drift, performance"},
+		{simulate.ShadowDisagree, nil, "shadow"},
+		{simulate.PipelineFailure, nil, "pipeline_failure, pipeline_freshness"},
+	}
+	complete := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, s := range scenarios {
+			for _, w := range s.want {
+				for _, st := range w.states {
+					if alerts[key{simulate.ModelOf(s.scenario), w.kind, w.feature, w.deployment, st}] == 0 {
+						return false
+					}
+				}
+			}
+		}
+		return true
+	}
+	deadline := testenv.Context(t, 2*time.Minute)
+	for !complete() {
+		select {
+		case <-deadline.Done():
+			t.Fatalf("expected alerts did not all arrive; got %v", alerts)
+		case err := <-errc:
+			t.Fatalf("dev stopped: %v", err)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+
+	// The results are in ClickHouse, readable with plain HTTP as curl would.
+	if chAddr != "" {
+		q := "SELECT model, count() AS windows, sum(events) FROM " + db + ".window_model_stats FINAL GROUP BY model ORDER BY model FORMAT TSV"
+		resp, err := http.Get("http://" + chAddr + "/?query=" + url.QueryEscape(q))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		lines := strings.Split(strings.TrimSpace(string(body)), "\n")
+		if resp.StatusCode != 200 || len(lines) != len(simulate.All) || !strings.HasPrefix(lines[0], "sim-abrupt-shift\t") {
+			t.Fatalf("HTTP query: %d %q", resp.StatusCode, body)
+		}
+	}
+	cancel()
+	if err := <-errc; err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatalf("dev returned %v", err)
+	}
+
+	mu.Lock()
+	defer mu.Unlock()
+	for _, s := range scenarios {
+		model := simulate.ModelOf(s.scenario)
+		expected := map[key]bool{}
+		for _, w := range s.want {
+			for _, st := range w.states {
+				expected[key{model, w.kind, w.feature, w.deployment, st}] = true
+			}
+		}
+		for k, n := range alerts {
+			if k.model == model && !expected[k] {
+				t.Errorf("%s raised an unexpected alert %+v (%d times): %v", s.scenario, k, n, byName[model])
+			}
+			if k.model == model && n > 1 && k.state == "firing" {
+				// Resolve-then-fire again is allowed only for a condition that really
+				// came back; none of these scenarios does that.
+				t.Errorf("%s fired %+v %d times: %v", s.scenario, k, n, byName[model])
+			}
+		}
+		if s.later != "" {
+			t.Logf("%s: detectors for %s arrive with later issues", s.scenario, s.later)
+		}
+	}
+	var models []string
+	for m := range byName {
+		models = append(models, m)
+	}
+	sort.Strings(models)
+	for _, m := range models {
+		t.Logf("%s: %v", m, byName[m])
+	}
+}
