@@ -1,6 +1,5 @@
 package consumers_test
 
-
 import (
 	"errors"
 	"strconv"

@@ -45,7 +45,9 @@ func layoutFor(evs []*schemas.PredictionEvent) *processors.Layout {
 }
 
 func newProc(l *processors.Layout) *processors.Processor {
-	p := processors.NewProcessor(func(string) processors.WindowSpec { return processors.WindowSpec{Size: time.Hour, Lateness: time.Minute} }, processors.Limits{})
+	p := processors.NewProcessor(func(string) processors.WindowSpec {
+		return processors.WindowSpec{Size: time.Hour, Lateness: time.Minute}
+	}, processors.Limits{})
 	p.SetLayout("fraud-scorer", "3.2.0", l)
 	return p
 }

@@ -258,7 +258,7 @@ func (g *Generator) pipelineWindow(rng *rand.Rand, w int, start time.Time, chang
 // Clock maps wall time to simulated time: Speed simulated seconds pass per wall second.
 type Clock struct {
 	WallStart, SimStart time.Time
-	Speed              float64
+	Speed               float64
 }
 
 // At returns the simulated time at wall time t.
