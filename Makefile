@@ -6,10 +6,15 @@ GO ?= go
 KAFKA_PORT ?= 19092
 FUZZTIME ?= 10s
 
-.PHONY: build test test-go fuzz bench engines kafka-start kafka-stop chdb demo compose-check clean
+.PHONY: build demo test fuzz bench kafka-start kafka-stop chdb clean
 
 build:
 	$(GO) build -o bin/driftd ./cmd/driftd
+
+# The main job on one machine: in-process Kafka on 127.0.0.1:9092, the embedded ClickHouse
+# engine on http://127.0.0.1:8123, driftd and simulated traffic, with a live view.
+demo:
+	$(GO) run ./cmd/driftd dev
 
 chdb:
 	@scripts/chdb.sh >/dev/null

@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/driftd/driftd/chdb"
 	"github.com/driftd/driftd/config"
 )
 
@@ -38,7 +39,7 @@ func newRoot() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().StringP("config", "c", "", "path to driftd.yaml (defaults apply without one; DRIFTD_* variables override)")
-	root.AddCommand(runCmd(), devCmd(), simulateCmd(), migrateCmd(), baselineCmd(), versionCmd())
+	root.AddCommand(runCmd(), devCmd(), simulateCmd(), migrateCmd(), baselineCmd(), fetchEngineCmd(), versionCmd())
 	return root
 }
 
@@ -99,6 +100,24 @@ func migrateCmd() *cobra.Command {
 			return err
 		},
 	}
+}
+
+func fetchEngineCmd() *cobra.Command {
+	var dir string
+	cmd := &cobra.Command{
+		Use:   "fetch-engine",
+		Short: "Fetch the embedded ClickHouse engine (libchdb.so, pinned and verified) and print its path",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			lib, err := chdb.Fetch(cmd.Context(), dir, cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), lib)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&dir, "dir", chdb.DefaultCacheDir(), "cache folder")
+	return cmd
 }
 
 func versionCmd() *cobra.Command {

@@ -58,8 +58,16 @@ func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (*stora
 // address. It returns the address and a func that stops both.
 func startEmbedded(e config.Embedded, log *slog.Logger) (string, func(), error) {
 	lib, err := chdb.FindLibrary(e.LibPath)
+	if err != nil && e.LibPath == "" && os.Getenv(chdb.LibEnv) == "" {
+		// First use: fetch the pinned engine once into the user's cache.
+		log.Info("the ClickHouse engine (libchdb.so) is not here yet; fetching it once", "cache", chdb.DefaultCacheDir())
+		lib, err = chdb.Fetch(context.Background(), chdb.DefaultCacheDir(), os.Stderr)
+		if err != nil {
+			return "", nil, fmt.Errorf("embedded ClickHouse: could not fetch the engine: %w; set %s to a libchdb.so (npm package %s@%s) or allow access to the npm registry", err, chdb.LibEnv, "@chdb/lib-linux-x64-gnu", chdb.PinnedVersion)
+		}
+	}
 	if err != nil {
-		return "", nil, fmt.Errorf("embedded ClickHouse: %w (fetch it with scripts/chdb.sh, or set clickhouse.embedded.lib_path)", err)
+		return "", nil, fmt.Errorf("embedded ClickHouse: %w", err)
 	}
 	eng, err := chdb.Open(lib, e.DataDir)
 	if err != nil {
