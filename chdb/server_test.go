@@ -1,7 +1,6 @@
 package chdb_test
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,15 +12,17 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 
-	"github.com/driftd/driftd/chdb"
 	"github.com/driftd/driftd/internal/testenv"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
-func clientFor(t *testing.T, addr string) clickhouse.Conn {
+// newClient serves a fresh endpoint over the shared engine and connects clickhouse-go to it.
+func newClient(t *testing.T) clickhouse.Conn {
 	t.Helper()
-	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{addr}, Protocol: clickhouse.HTTP})
+	srv := httptest.NewServer(testenv.ClickHouseHandler(t))
+	t.Cleanup(srv.Close)
+	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{strings.TrimPrefix(srv.URL, "http://")}, Protocol: clickhouse.HTTP})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,11 +31,8 @@ func clientFor(t *testing.T, addr string) clickhouse.Conn {
 }
 
 func TestServerRoundTripWithClickHouseGo(t *testing.T) {
-	srv := httptest.NewServer(testenv.ClickHouseHandler(t))
-	t.Cleanup(srv.Close)
-	conn := clientFor(t, strings.TrimPrefix(srv.URL, "http://"))
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	conn := newClient(t)
+	ctx := testenv.Context(t, 30*time.Second)
 	db := testenv.UniqueName(t)
 
 	if v, err := conn.ServerVersion(); err != nil || v.Revision == 0 {
@@ -161,15 +159,11 @@ func TestServerPlainHTTP(t *testing.T) {
 	if string(b) != "Ok.\n" {
 		t.Fatalf("ping = %q", b)
 	}
-	_ = chdb.ErrLibraryNotFound
 }
 
 func TestServerBindsQueryParameters(t *testing.T) {
-	srv := httptest.NewServer(testenv.ClickHouseHandler(t))
-	t.Cleanup(srv.Close)
-	conn := clientFor(t, strings.TrimPrefix(srv.URL, "http://"))
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	conn := newClient(t)
+	ctx := testenv.Context(t, 30*time.Second)
 	evil := `a'b\c"; DROP DATABASE x; --` + "\n\t"
 	var (
 		s  string

@@ -12,15 +12,6 @@ import (
 	"github.com/driftd/driftd/internal/testenv"
 )
 
-func header(m kafka.Message, key string) string {
-	for _, h := range m.Headers {
-		if h.Key == key {
-			return string(h.Value)
-		}
-	}
-	return ""
-}
-
 // Records are fetched, committed only as told, never rewound, and re-read by the next
 // member of the group from the committed offset.
 func TestConsumerCommitsExplicitlyAndNeverRewinds(t *testing.T) {
@@ -104,7 +95,7 @@ func TestDeadLetterCarriesProvenance(t *testing.T) {
 		consumers.HeaderErrorClass: "decode", consumers.HeaderErrorMessage: "record is neither JSON nor Avro",
 		consumers.HeaderFailedAt: "2026-03-04T10:00:00Z", "trace": "abc",
 	} {
-		if got := header(m, k); got != want {
+		if got := testenv.Header(m, k); got != want {
 			t.Errorf("header %s = %q, want %q", k, got, want)
 		}
 	}

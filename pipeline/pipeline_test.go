@@ -208,15 +208,6 @@ func readAll(t *testing.T, brokers, topic string, want int) []kafka.Message {
 	return out
 }
 
-func header(m kafka.Message, key string) string {
-	for _, h := range m.Headers {
-		if h.Key == key {
-			return string(h.Value)
-		}
-	}
-	return ""
-}
-
 // The whole backbone against real Kafka and the real ClickHouse engine: exact window
 // counts, a data_drift alert that fires when amount shifts and resolves after, silence for
 // the stationary model, and bad records in the dead-letter topic without stopping.
@@ -317,12 +308,12 @@ func TestPipelineEndToEnd(t *testing.T) {
 
 	dead := readAll(t, h.brokers, h.dlq, 2)
 	for _, m := range dead {
-		if header(m, consumers.HeaderSourceTopic) != h.predictions || header(m, consumers.HeaderSourceOffset) == "" ||
-			header(m, consumers.HeaderSourcePartition) == "" || header(m, consumers.HeaderErrorMessage) == "" {
+		if testenv.Header(m, consumers.HeaderSourceTopic) != h.predictions || testenv.Header(m, consumers.HeaderSourceOffset) == "" ||
+			testenv.Header(m, consumers.HeaderSourcePartition) == "" || testenv.Header(m, consumers.HeaderErrorMessage) == "" {
 			t.Errorf("dead letter without provenance: %+v", m.Headers)
 		}
 	}
-	classes := header(dead[0], consumers.HeaderErrorClass) + "," + header(dead[1], consumers.HeaderErrorClass)
+	classes := testenv.Header(dead[0], consumers.HeaderErrorClass) + "," + testenv.Header(dead[1], consumers.HeaderErrorClass)
 	if classes != "decode,decode" && classes != "decode,invalid" && classes != "invalid,decode" {
 		t.Errorf("dead-letter classes %s", classes)
 	}
