@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -194,7 +196,8 @@ func dev(ctx context.Context, cfg config.Config, log *slog.Logger, o devOptions)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := simulateInto(ctx, o.Sim, []string{kafkaAddr}, cfg.Kafka.Topics, cfg.Kafka.SchemaRegistry.BundledIDs["prediction"], view); err != nil && !errors.Is(err, context.Canceled) {
+			start := resumeAfter(ctx, chAddr, cfg.ClickHouse.Database, time.Now(), log)
+			if err := simulateInto(ctx, o.Sim, start, []string{kafkaAddr}, cfg.Kafka.Topics, cfg.Kafka.SchemaRegistry.BundledIDs["prediction"], view); err != nil && !errors.Is(err, context.Canceled) {
 				errc <- err
 			}
 		}()
@@ -225,14 +228,41 @@ func dev(ctx context.Context, cfg config.Config, log *slog.Logger, o devOptions)
 	return runErr
 }
 
-// simulateInto runs the simulator against brokers until ctx ends or the windows are done.
-func simulateInto(ctx context.Context, s simOptions, brokers []string, t config.Topics, avroID uint32, view *devView) error {
+// resumeAfter returns where simulated time starts: now, or after the last window an
+// earlier dev run wrote (its simulated clock ran ahead of the wall clock), so that a
+// restarted dev run continues instead of replaying closed windows.
+func resumeAfter(ctx context.Context, chAddr, db string, now time.Time, log *slog.Logger) time.Time {
+	start := now.UTC().Truncate(time.Minute)
+	q := "SELECT toUnixTimestamp64Milli(max(window_end)) FROM " + db + ".window_model_stats WHERE startsWith(model, 'sim-') FORMAT TSV"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+chAddr+"/?query="+url.QueryEscape(q), nil)
+	if err != nil {
+		return start
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		log.Warn("could not read where the last simulation ended; starting at now", "err", err)
+		return start
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+	ms, err := strconv.ParseInt(strings.TrimSpace(string(body)), 10, 64)
+	if resp.StatusCode != http.StatusOK || err != nil {
+		return start
+	}
+	if last := time.UnixMilli(ms).UTC().Add(time.Minute); last.After(start) {
+		return last.Truncate(time.Minute)
+	}
+	return start
+}
+
+// simulateInto runs the simulator against brokers from simulated time simStart until
+// ctx ends or the windows are done.
+func simulateInto(ctx context.Context, s simOptions, simStart time.Time, brokers []string, t config.Topics, avroID uint32, view *devView) error {
 	var scen []string
 	if s.Scenarios != "" && s.Scenarios != "all" {
 		scen = strings.Split(s.Scenarios, ",")
 	}
 	wallStart := time.Now()
-	simStart := wallStart.UTC().Truncate(time.Hour)
 	g, err := simulate.New(simulate.Options{Seed: s.Seed, Start: simStart, Window: time.Minute, PerWindow: s.PerWindow, Scenarios: scen})
 	if err != nil {
 		return err
@@ -284,7 +314,7 @@ type modelRow struct {
 	worstPSI     float64
 	worstFeature string
 	p99          float64
-	firing       int
+	firing       map[string]bool // fingerprints; alerts restored from an earlier run resolve without having fired here
 	lastEnd      int64
 }
 
@@ -328,7 +358,7 @@ func (v *devView) verdict(vd detectors.Verdict, alerts []*schemas.AlertEvent) {
 	}
 	row, ok := v.models[key]
 	if !ok {
-		row = &modelRow{}
+		row = &modelRow{firing: map[string]bool{}}
 		v.models[key] = row
 	}
 	row.events += w.Events
@@ -345,10 +375,10 @@ func (v *devView) verdict(vd detectors.Verdict, alerts []*schemas.AlertEvent) {
 	}
 	for _, a := range alerts {
 		if a.State == schemas.StateFiring {
-			row.firing++
+			row.firing[a.Fingerprint] = true
 			v.printf("🔥 FIRING   %-8s %-16s %s\n", a.Severity, a.Kind, a.Summary)
 		} else {
-			row.firing--
+			delete(row.firing, a.Fingerprint)
 			v.printf("✅ RESOLVED %-8s %-16s %s\n", a.Severity, a.Kind, a.Summary)
 		}
 	}
@@ -378,7 +408,7 @@ func (v *devView) table() {
 			}
 			worst = fmt.Sprintf("%s %.2f", f, r.worstPSI)
 		}
-		fmt.Fprintf(&b, "%-32s %9.0f %8d %-22s %9.0f %7d\n", n, float64(r.events)/secs, r.windows, worst, r.p99, r.firing)
+		fmt.Fprintf(&b, "%-32s %9.0f %8d %-22s %9.0f %7d\n", n, float64(r.events)/secs, r.windows, worst, r.p99, len(r.firing))
 	}
 	fmt.Fprintf(&b, "records %d, late %d, dead-lettered %d, windows %d, alerts %d\n",
 		v.stats.Records, v.stats.Late, v.stats.DeadLettered, v.stats.WindowsClosed, v.stats.AlertsEmitted)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/spf13/cobra"
 )
@@ -21,7 +22,7 @@ docker compose or a real cluster as well as against "driftd dev".`,
 			if err != nil {
 				return err
 			}
-			err = simulateInto(cmd.Context(), s, cfg.Kafka.Brokers, cfg.Kafka.Topics, cfg.Kafka.SchemaRegistry.BundledIDs["prediction"], nil)
+			err = simulateInto(cmd.Context(), s, time.Now().UTC().Truncate(time.Minute), cfg.Kafka.Brokers, cfg.Kafka.Topics, cfg.Kafka.SchemaRegistry.BundledIDs["prediction"], nil)
 			if errors.Is(err, context.Canceled) {
 				return nil
 			}

@@ -1,0 +1,120 @@
+package simulate
+
+import (
+	"fmt"
+	"math"
+	"testing"
+	"time"
+)
+
+var t0 = time.Date(2026, 3, 4, 10, 0, 0, 0, time.UTC)
+
+func windows(t *testing.T, seed uint64, n int) [][]Record {
+	t.Helper()
+	g, err := New(Options{Seed: seed, Start: t0, Window: time.Minute, PerWindow: 400, ChangeAt: 3, ChangeFor: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out [][]Record
+	for i := 0; i < n; i++ {
+		out = append(out, g.NextWindow())
+	}
+	return out
+}
+
+func TestSameSeedSameEvents(t *testing.T) {
+	a, b, c := windows(t, 1, 6), windows(t, 1, 6), windows(t, 2, 6)
+	same := func(x, y [][]Record) bool {
+		for i := range x {
+			if len(x[i]) != len(y[i]) {
+				return false
+			}
+			for j := range x[i] {
+				if fmt.Sprintf("%+v %+v %+v", x[i][j].Prediction, x[i][j].Label, x[i][j].Pipeline) != fmt.Sprintf("%+v %+v %+v", y[i][j].Prediction, y[i][j].Label, y[i][j].Pipeline) {
+					return false
+				}
+			}
+		}
+		return true
+	}
+	if !same(a, b) {
+		t.Error("the same seed gave different events")
+	}
+	if same(a, c) {
+		t.Error("different seeds gave the same events")
+	}
+	for w, recs := range a {
+		for i := 1; i < len(recs); i++ {
+			if recs[i].Time.Before(recs[i-1].Time) {
+				t.Fatalf("window %d is not in time order", w)
+			}
+		}
+		for _, r := range recs {
+			if r.Time.Before(t0.Add(time.Duration(w)*time.Minute)) || !r.Time.Before(t0.Add(time.Duration(w+1)*time.Minute)) {
+				t.Fatalf("window %d has a record at %v", w, r.Time)
+			}
+		}
+	}
+}
+
+// Each scenario changes what it says, when it says, and nothing else does.
+func TestScenarioEffects(t *testing.T) {
+	ws := windows(t, 3, 7)
+	type agg struct {
+		amount, n, xx, missing, canary, canaryLatency, labels, failed, pipeline float64
+	}
+	stats := func(recs []Record, model string) agg {
+		var a agg
+		for _, r := range recs {
+			switch {
+			case r.Prediction != nil && r.Prediction.Model == model && r.Prediction.Deployment == "primary":
+				a.n++
+				a.amount += r.Prediction.Features[0].Value.Num
+				if r.Prediction.Features[1].Value.Str == "XX" {
+					a.xx++
+				}
+				if r.Prediction.Features[2].Value.Kind == 0 {
+					a.missing++
+				}
+			case r.Prediction != nil && r.Prediction.Model == model && r.Prediction.Deployment == "canary":
+				a.canary++
+				a.canaryLatency += r.Prediction.LatencyMs
+			case r.Label != nil && r.Label.Model == model:
+				a.labels++
+			case r.Pipeline != nil:
+				a.pipeline++
+				if r.Pipeline.Status == "failed" {
+					a.failed++
+				}
+			}
+		}
+		a.amount /= math.Max(a.n, 1)
+		return a
+	}
+	before, during, after := 1, 3, 6
+	if s := stats(ws[during], ModelOf(AbruptShift)); s.amount < 140 || stats(ws[before], ModelOf(AbruptShift)).amount > 105 || stats(ws[after], ModelOf(AbruptShift)).amount > 105 {
+		t.Errorf("abrupt shift: amount means %v", []float64{stats(ws[before], ModelOf(AbruptShift)).amount, s.amount, stats(ws[after], ModelOf(AbruptShift)).amount})
+	}
+	if s := stats(ws[during], ModelOf(NewCategory)); s.xx < 0.4*s.n || stats(ws[before], ModelOf(NewCategory)).xx != 0 {
+		t.Errorf("new category: %v of %v", s.xx, s.n)
+	}
+	if s := stats(ws[during], ModelOf(MissingSpike)); s.missing < 0.5*s.n {
+		t.Errorf("missing spike: %v of %v", s.missing, s.n)
+	}
+	if s := stats(ws[before], ModelOf(CanaryLatency)); s.canary != s.n/5 || s.canaryLatency/s.canary < 100 {
+		t.Errorf("canary: %v of %v, mean latency %v", s.canary, s.n, s.canaryLatency/s.canary)
+	}
+	if s := stats(ws[before], ModelOf(ConceptDrift)); s.labels != s.n {
+		t.Errorf("concept drift: %v labels for %v predictions", s.labels, s.n)
+	}
+	p := func(w int) agg { return stats(ws[w], ModelOf(PipelineFailure)) }
+	if p(before).failed != 0 || p(before).pipeline != 3 || p(during).failed != 1 || p(after).pipeline != 0 {
+		t.Errorf("pipeline: before %+v during %+v after %+v", p(before), p(during), p(after))
+	}
+	if s := stats(ws[during], ModelOf(Stationary)); math.Abs(s.amount-100) > 3 || s.xx != 0 {
+		t.Errorf("stationary changed: %+v", s)
+	}
+	if _, err := New(Options{Scenarios: []string{"nope"}}); err == nil {
+		t.Error("an unknown scenario was accepted")
+	}
+}
