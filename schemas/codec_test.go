@@ -2,8 +2,11 @@ package schemas
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -174,4 +177,64 @@ func FuzzDecodePrediction(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Schemas are looked up in a registry once per id and cached.
+func TestRegistryLooksUpAndCaches(t *testing.T) {
+	text, _ := BundledSchema(SchemaPrediction)
+	var hits int
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits++
+		if r.URL.Path != "/schemas/ids/42" {
+			http.NotFound(w, r)
+			return
+		}
+		json.NewEncoder(w).Encode(map[string]string{"schema": text})
+	}))
+	defer srv.Close()
+	reg, _ := NewRegistry(srv.URL, nil, nil)
+	codec, err := reg.Codec(context.Background(), 42)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, _ := EncodePredictionAvro(codec, 42, sampleEvent())
+	for i := 0; i < 3; i++ {
+		var e PredictionEvent
+		if err := (Decoder{Format: FormatAvro, Registry: reg}).Prediction(context.Background(), rec, &e); err != nil || e.Model != "fraud-scorer" {
+			t.Fatalf("decode: %v %+v", err, e)
+		}
+	}
+	if hits != 1 {
+		t.Errorf("%d registry requests, want 1", hits)
+	}
+	if _, err := reg.Codec(context.Background(), 7); err == nil || !strings.Contains(err.Error(), "registry does not have it") {
+		t.Errorf("unknown id: %v", err)
+	}
+}
+
+func TestAlertAvroRoundTrip(t *testing.T) {
+	text, _ := BundledSchema(SchemaAlert)
+	codec, err := goavro.NewCodec(text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &AlertEvent{AlertID: "a1", Fingerprint: "f", State: StateFiring, Severity: SeverityCritical, Kind: KindDataDrift,
+		Model: "m", Feature: "amount", Metric: "psi", Value: 0.31, Threshold: 0.25, WindowStart: time.UnixMilli(1000).UTC(),
+		WindowEnd: time.UnixMilli(61000).UTC(), EmittedAt: time.UnixMilli(62000).UTC(), Summary: "s", Details: map[string]string{"test": "ks"}}
+	b, err := EncodeAlertAvro(codec, 4, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, body, err := splitConfluent(b)
+	if err != nil || id != 4 {
+		t.Fatalf("framing: %d %v", id, err)
+	}
+	native, _, err := codec.NativeFromBinary(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := native.(map[string]any)
+	if m["feature"] != "amount" || m["value"] != 0.31 || m["details"].(map[string]any)["test"] != "ks" {
+		t.Errorf("decoded %v", m)
+	}
 }

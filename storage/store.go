@@ -36,6 +36,7 @@ type Options struct {
 // Store is driftd's ClickHouse sink and state source.
 type Store struct {
 	conn    driver.Conn
+	addr    string
 	db      string
 	log     *slog.Logger
 	maxRows int
@@ -74,7 +75,7 @@ func Open(ctx context.Context, o Options, log *slog.Logger) (*Store, error) {
 	if o.MaxBatchRows <= 0 {
 		o.MaxBatchRows = 50000
 	}
-	return &Store{conn: conn, db: o.Database, log: log, maxRows: o.MaxBatchRows}, nil
+	return &Store{conn: conn, addr: o.Addr, db: o.Database, log: log, maxRows: o.MaxBatchRows}, nil
 }
 
 // Close closes the connection.
@@ -82,6 +83,9 @@ func (s *Store) Close() error { return s.conn.Close() }
 
 // Conn exposes the connection for queries (tests, the CLI).
 func (s *Store) Conn() driver.Conn { return s.conn }
+
+// Addr is the address the store is connected to.
+func (s *Store) Addr() string { return s.addr }
 
 // Database is the database driftd writes to.
 func (s *Store) Database() string { return s.db }

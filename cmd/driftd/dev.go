@@ -162,7 +162,7 @@ func dev(ctx context.Context, cfg config.Config, log *slog.Logger, o devOptions)
 	view := newDevView(o.View)
 	var wg sync.WaitGroup
 	errc := make(chan error, 2)
-	started := make(chan struct{})
+	started := make(chan string, 1)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -176,17 +176,14 @@ func dev(ctx context.Context, cfg config.Config, log *slog.Logger, o devOptions)
 					}
 				}
 			},
-			ready: func() { close(started) },
+			ready: func(addr string) { started <- addr },
 		})
 	}()
+	var chAddr string
 	select {
-	case <-started:
+	case chAddr = <-started:
 	case err := <-errc:
 		return err
-	}
-	chAddr := cfg.ClickHouse.Addr
-	if cfg.ClickHouse.Embedded.Enabled {
-		chAddr = cfg.ClickHouse.Embedded.Listen
 	}
 	view.banner(kafkaAddr, chAddr, cfg.ClickHouse.Database, o.Simulate)
 	if o.ready != nil {

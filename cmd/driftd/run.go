@@ -104,8 +104,9 @@ func startEmbedded(e config.Embedded, log *slog.Logger) (string, func(), error) 
 type hooks struct {
 	onFlush   func(pipeline.Stats)
 	onVerdict func(detectors.Verdict, []*schemas.AlertEvent)
-	// ready is called once the pipeline has restored its state and starts consuming.
-	ready func()
+	// ready is called once the pipeline has restored its state and starts consuming,
+	// with the address of the ClickHouse it writes to.
+	ready func(clickhouseAddr string)
 }
 
 // run is the main job: it returns when ctx ends (after writing what is closed) or on a
@@ -179,7 +180,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, h hooks) erro
 		return err
 	}
 	if h.ready != nil {
-		h.ready()
+		h.ready(st.Addr())
 	}
 	log.Info("driftd running", "brokers", cfg.Kafka.Brokers, "topic", cfg.Kafka.Topics.Predictions, "group", cfg.Kafka.GroupID,
 		"alerts", cfg.Kafka.Topics.Alerts, "database", cfg.ClickHouse.Database)
