@@ -55,7 +55,8 @@ func TestBinaryWithoutEngineSaysWhatIsMissing(t *testing.T) {
 }
 
 // driftd dev as a newcomer runs it: its own broker and embedded engine (data under
-// --data-dir), the live view on stdout, results readable over HTTP, Ctrl-C stops cleanly.
+// --data-dir), Avro traffic, the live view on stdout, results readable over HTTP, Ctrl-C
+// stops cleanly.
 func TestBinaryDevWithEmbeddedEngine(t *testing.T) {
 	lib := os.Getenv("CHDB_LIB_PATH")
 	if lib == "" {
@@ -64,7 +65,7 @@ func TestBinaryDevWithEmbeddedEngine(t *testing.T) {
 	ctx := testenv.Context(t, 3*time.Minute)
 	dir := t.TempDir()
 	cmd := driftdProcess(t, ctx, "dev --kafka-addr 127.0.0.1:0 --clickhouse-listen 127.0.0.1:0 --data-dir "+dir+
-		" --scenarios stationary,abrupt-shift --speed 120 --per-window 600 --seed 3")
+		" --scenarios stationary,abrupt-shift --speed 120 --per-window 600 --seed 3 --format avro")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -123,6 +123,14 @@ func devConfig(cfg config.Config, o devOptions, kafkaAddr string) config.Config 
 	} else {
 		cfg.ClickHouse.Embedded = config.Embedded{Enabled: true, DataDir: filepath.Join(o.DataDir, "clickhouse"), Listen: o.ClickHouseListen, LibPath: cfg.ClickHouse.Embedded.LibPath}
 	}
+	if cfg.Kafka.SchemaRegistry.URL == "" && cfg.Kafka.SchemaRegistry.BundledIDs["prediction"] == 0 {
+		// The simulator's Avro records carry schema id 1: the bundled prediction schema.
+		ids := map[string]uint32{"prediction": 1}
+		for k, v := range cfg.Kafka.SchemaRegistry.BundledIDs {
+			ids[k] = v
+		}
+		cfg.Kafka.SchemaRegistry.BundledIDs = ids
+	}
 	cfg.Windows.Size, cfg.Windows.Lateness = config.Duration(time.Minute), config.Duration(5*time.Second)
 	cfg.Kafka.FlushInterval = config.Duration(500 * time.Millisecond)
 	if cfg.Models == nil {
