@@ -45,7 +45,14 @@ type Config struct {
 	Detection  Detection              `yaml:"detection"`
 	Models     map[string]ModelConfig `yaml:"models"`
 	Limits     Limits                 `yaml:"limits"`
+	HTTP       HTTP                   `yaml:"http"`
 	LogLevel   string                 `yaml:"log_level"`
+}
+
+// HTTP is driftd's own endpoint: /metrics, /healthz, /readyz.
+type HTTP struct {
+	// Listen is host:port; localhost by default, empty to disable.
+	Listen string `yaml:"listen"`
 }
 
 // Kafka says where events come from and where alerts go.
@@ -172,6 +179,7 @@ func Default() Config {
 			PValue: detectors.DefaultThresholds.PValue, MinEvents: detectors.DefaultThresholds.MinEvents, ErrorRate: detectors.DefaultThresholds.ErrorRate,
 			FireAfter: 1, ResolveAfter: 2},
 		Limits:   Limits{MaxFeatures: processors.DefaultLimits.MaxFeatures, MaxCategories: processors.DefaultLimits.MaxCategories},
+		HTTP:     HTTP{Listen: "127.0.0.1:9464"},
 		LogLevel: "info",
 	}
 }
@@ -395,6 +403,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Limits.MaxFeatures < 1 || c.Limits.MaxCategories < 1 {
 		return fail("limits", "max_features and max_categories must be at least 1")
+	}
+	if c.HTTP.Listen != "" && !strings.Contains(c.HTTP.Listen, ":") {
+		return fail("http.listen", "%q is not host:port", c.HTTP.Listen)
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -25,6 +25,9 @@ type Record struct {
 	Value     []byte
 	Headers   []kafka.Header
 	Time      time.Time
+	// HighWaterMark is the partition's end offset when the record was fetched: the
+	// partition's lag is HighWaterMark − Offset − 1.
+	HighWaterMark int64
 }
 
 // TopicPartition names one partition.
@@ -92,7 +95,8 @@ func (c *Consumer) Fetch(ctx context.Context) (Record, error) {
 	if err != nil {
 		return Record{}, err
 	}
-	return Record{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Key: m.Key, Value: m.Value, Headers: m.Headers, Time: m.Time}, nil
+	return Record{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Key: m.Key, Value: m.Value, Headers: m.Headers,
+		Time: m.Time, HighWaterMark: m.HighWaterMark}, nil
 }
 
 // Commit commits, per partition, the offset of the next record to read. Offsets at or

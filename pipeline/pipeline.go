@@ -46,6 +46,31 @@ type Store interface {
 	LoadFiringAlerts(ctx context.Context) ([]storage.FiringAlert, error)
 }
 
+// Observer receives what the pipeline does (a *telemetry.Metrics).
+type Observer interface {
+	Consumed(topic string)
+	DecodeError(topic, class string)
+	DeadLettered(class string)
+	Late(topic string)
+	Lag(topic string, partition int, lag int64)
+	WindowsWritten(waited []time.Duration)
+	Insert(took time.Duration, failureClass string)
+	Alert(kind, state string)
+	OpenWindows(n int)
+}
+
+type noObserver struct{}
+
+func (noObserver) Consumed(string)                {}
+func (noObserver) DecodeError(string, string)     {}
+func (noObserver) DeadLettered(string)            {}
+func (noObserver) Late(string)                    {}
+func (noObserver) Lag(string, int, int64)         {}
+func (noObserver) WindowsWritten([]time.Duration) {}
+func (noObserver) Insert(time.Duration, string)   {}
+func (noObserver) Alert(string, string)           {}
+func (noObserver) OpenWindows(int)                {}
+
 // Settings are the pipeline's knobs (from config).
 type Settings struct {
 	PredictionTopic  string
@@ -64,6 +89,8 @@ type Settings struct {
 	// the watermark past records the others have not delivered yet.
 	StartupGrace time.Duration
 	Backoff      storage.Backoff
+	// Observer sees counters and latencies (metrics); nil for none.
+	Observer Observer
 }
 
 // Stats count what the pipeline did; read them with Runner.Stats.
@@ -90,6 +117,7 @@ type Runner struct {
 
 	event     schemas.PredictionEvent
 	pending   []processors.Closed
+	closedAt  []time.Time // when each pending window closed (wall clock)
 	late      []storage.LateEvent
 	lastSeen  map[consumers.TopicPartition]int64
 	lastFlush time.Time
@@ -106,6 +134,9 @@ func New(set Settings, src Source, dlq DeadLetterer, alerts AlertSink, store Sto
 	}
 	if set.Backoff.Initial <= 0 {
 		set.Backoff = storage.DefaultBackoff
+	}
+	if set.Observer == nil {
+		set.Observer = noObserver{}
 	}
 	return &Runner{set: set, src: src, dlq: dlq, alerts: alerts, store: store, log: log, now: now,
 		proc:    processors.NewProcessor(set.WindowSpec, set.Limits),
@@ -188,9 +219,9 @@ func (r *Runner) Run(ctx context.Context) error {
 		}
 		now := r.now()
 		if now.Sub(r.started) >= r.set.StartupGrace {
-			r.pending = append(r.pending, r.proc.Ready()...)
+			r.enqueue(now, r.proc.Ready())
 			if r.set.IdleClose > 0 {
-				r.pending = append(r.pending, r.proc.Idle(now, r.set.IdleClose)...)
+				r.enqueue(now, r.proc.Idle(now, r.set.IdleClose))
 			}
 		}
 		if now.Sub(r.lastFlush) >= r.set.FlushInterval {
@@ -199,6 +230,13 @@ func (r *Runner) Run(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+func (r *Runner) enqueue(now time.Time, closed []processors.Closed) {
+	for range closed {
+		r.closedAt = append(r.closedAt, now)
+	}
+	r.pending = append(r.pending, closed...)
 }
 
 func sleep(ctx context.Context, d time.Duration) {
@@ -214,6 +252,10 @@ func sleep(ctx context.Context, d time.Duration) {
 // only errors returned are the end of ctx.
 func (r *Runner) handle(ctx context.Context, rec consumers.Record) error {
 	r.stats.Records++
+	r.set.Observer.Consumed(rec.Topic)
+	if rec.HighWaterMark > 0 {
+		r.set.Observer.Lag(rec.Topic, rec.Partition, rec.HighWaterMark-rec.Offset-1)
+	}
 	tp := consumers.TopicPartition{Topic: rec.Topic, Partition: rec.Partition}
 	defer func() { r.lastSeen[tp] = rec.Offset }()
 	if rec.Topic != r.set.PredictionTopic {
@@ -237,6 +279,7 @@ func (r *Runner) handle(ctx context.Context, rec consumers.Record) error {
 		if errors.Is(err, schemas.ErrInvalid) {
 			class = consumers.ClassInvalid
 		}
+		r.set.Observer.DecodeError(rec.Topic, class)
 		return r.deadLetter(ctx, rec, class, err)
 	}
 	e := &r.event
@@ -249,6 +292,7 @@ func (r *Runner) handle(ctx context.Context, rec consumers.Record) error {
 		}
 	case processors.Late:
 		r.stats.Late++
+		r.set.Observer.Late(rec.Topic)
 		r.late = append(r.late, storage.LateEvent{
 			Source: processors.Source{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset}, EventID: e.EventID,
 			Series: processors.SeriesKey{Model: e.Model, Version: e.ModelVersion, Deployment: e.Deployment},
@@ -261,6 +305,7 @@ func (r *Runner) handle(ctx context.Context, rec consumers.Record) error {
 
 func (r *Runner) deadLetter(ctx context.Context, rec consumers.Record, class string, reason error) error {
 	r.stats.DeadLettered++
+	r.set.Observer.DeadLettered(class)
 	r.log.Info("record set aside on the dead-letter topic", "topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset, "class", class, "reason", reason)
 	for {
 		err := r.dlq.Send(ctx, rec, class, reason, r.now())
@@ -311,7 +356,13 @@ func (r *Runner) Flush(ctx context.Context) error {
 			r.onVerdict(v, raised)
 		}
 	}
-	err := r.store.WriteWithRetry(ctx, batch, r.set.Backoff, nil)
+	began := r.now()
+	err := r.store.WriteWithRetry(ctx, batch, r.set.Backoff, func(error) { r.set.Observer.Insert(0, storage.Retryable.String()) })
+	if err == nil {
+		r.set.Observer.Insert(r.now().Sub(began), "")
+	} else if ctx.Err() == nil {
+		r.set.Observer.Insert(r.now().Sub(began), storage.Fatal.String())
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -335,10 +386,17 @@ func (r *Runner) Flush(ctx context.Context) error {
 			}
 		}
 		for _, a := range batch.Alerts {
+			r.set.Observer.Alert(a.Kind, a.State)
 			r.log.Info("alert", "state", a.State, "kind", a.Kind, "severity", a.Severity, "summary", a.Summary)
 		}
 	}
-	r.pending, r.late = nil, nil
+	waited := make([]time.Duration, len(r.closedAt))
+	for i, at := range r.closedAt {
+		waited[i] = r.now().Sub(at)
+	}
+	r.set.Observer.WindowsWritten(waited)
+	r.set.Observer.OpenWindows(r.proc.OpenWindows())
+	r.pending, r.closedAt, r.late = nil, nil, nil
 	r.stats.WindowsClosed += uint64(len(closed))
 	r.stats.AlertsEmitted += uint64(len(batch.Alerts))
 	r.stats.Flushes++

@@ -161,6 +161,21 @@ func (s *Store) Migrated(ctx context.Context) (bool, error) {
 	return int(n) >= len(migs), nil
 }
 
+// Ready reports whether ClickHouse answers and every migration is applied.
+func (s *Store) Ready(ctx context.Context) error {
+	if err := s.conn.Ping(ctx); err != nil {
+		return fmt.Errorf("clickhouse: %w", err)
+	}
+	ok, err := s.Migrated(ctx)
+	if err != nil {
+		return fmt.Errorf("clickhouse migrations: %w", err)
+	}
+	if !ok {
+		return errors.New("clickhouse migrations not applied")
+	}
+	return nil
+}
+
 // LateEvent is one event that arrived after its window closed.
 type LateEvent struct {
 	Source     processors.Source

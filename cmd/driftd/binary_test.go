@@ -37,7 +37,7 @@ func init() {
 func driftdProcess(t *testing.T, ctx context.Context, args string, env ...string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
-	cmd.Env = append(append(os.Environ(), "DRIFTD_TEST_MAIN=1", "DRIFTD_TEST_ARGS="+args), env...)
+	cmd.Env = append(append(os.Environ(), "DRIFTD_TEST_MAIN=1", "DRIFTD_TEST_ARGS="+args, "DRIFTD_HTTP_LISTEN=127.0.0.1:0"), env...)
 	return cmd
 }
 

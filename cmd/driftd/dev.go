@@ -41,8 +41,9 @@ type devOptions struct {
 	View             io.Writer     // the live view; nil for none
 	ViewEvery        time.Duration // how often the table is redrawn
 	// onAlert sees every alert (tests); ready is called when everything runs.
-	onAlert func(*schemas.AlertEvent)
-	ready   func(kafkaAddr, clickhouseAddr string)
+	onAlert  func(*schemas.AlertEvent)
+	ready    func(kafkaAddr, clickhouseAddr string)
+	onHealth func(addr string)
 }
 
 // simOptions are the simulator's flags.
@@ -184,7 +185,8 @@ func dev(ctx context.Context, cfg config.Config, log *slog.Logger, o devOptions)
 					}
 				}
 			},
-			ready: func(addr string) { started <- addr },
+			ready:  func(addr string) { started <- addr },
+			health: o.onHealth,
 		})
 	}()
 	var chAddr string

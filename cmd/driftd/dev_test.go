@@ -35,7 +35,7 @@ func TestDevModeScenarios(t *testing.T) {
 	)
 	ctx, cancel := context.WithCancel(testenv.Context(t, 3*time.Minute))
 	defer cancel()
-	var kafkaAddr string
+	var kafkaAddr, healthAddr string
 	ready := make(chan struct{})
 	o := devOptions{
 		KafkaAddr: "127.0.0.1:0", ClickHouseAddr: chAddr, DataDir: t.TempDir(), Database: db, Simulate: true,
@@ -46,9 +46,11 @@ func TestDevModeScenarios(t *testing.T) {
 			alerts[key{a.Model, a.Kind, a.Feature, a.Deployment, a.State}]++
 			byName[a.Model] = append(byName[a.Model], a.State+" "+a.Summary)
 		},
-		ready: func(k, _ string) { kafkaAddr = k; close(ready) },
+		ready:    func(k, _ string) { kafkaAddr = k; close(ready) },
+		onHealth: func(addr string) { healthAddr = addr },
 	}
 	cfg := config.Default()
+	cfg.HTTP.Listen = "127.0.0.1:0"
 	errc := make(chan error, 1)
 	go func() { errc <- dev(ctx, cfg, testenv.Logger(t), o) }()
 	select {
@@ -123,6 +125,25 @@ func TestDevModeScenarios(t *testing.T) {
 		lines := strings.Split(strings.TrimSpace(string(body)), "\n")
 		if resp.StatusCode != 200 || len(lines) != len(simulate.All) || !strings.HasPrefix(lines[0], "sim-abrupt-shift\t") {
 			t.Fatalf("HTTP query: %d %q", resp.StatusCode, body)
+		}
+	}
+	// driftd's own health: ready, and its metrics count what happened.
+	for path, want := range map[string][]string{
+		"/readyz":  {"ready"},
+		"/healthz": {"ok"},
+		"/metrics": {`driftd_records_consumed_total{topic="ml.predictions"}`, `driftd_alerts_total{kind="data_drift",state="firing"}`,
+			`driftd_consumer_lag{partition="0",topic="ml.predictions"}`, "driftd_clickhouse_insert_seconds_count", "driftd_window_close_seconds_count"},
+	} {
+		resp, err := http.Get("http://" + healthAddr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, w := range want {
+			if resp.StatusCode != 200 || !strings.Contains(string(body), w) {
+				t.Errorf("%s: %d, want %q in it", path, resp.StatusCode, w)
+			}
 		}
 	}
 	cancel()

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/driftd/driftd/chdb"
@@ -17,6 +18,7 @@ import (
 	"github.com/driftd/driftd/pipeline"
 	"github.com/driftd/driftd/schemas"
 	"github.com/driftd/driftd/storage"
+	"github.com/driftd/driftd/telemetry"
 )
 
 // openStore connects to ClickHouse, first starting the embedded engine if configured.
@@ -107,17 +109,38 @@ type hooks struct {
 	// ready is called once the pipeline has restored its state and starts consuming,
 	// with the address of the ClickHouse it writes to.
 	ready func(clickhouseAddr string)
+	// health is called with the address of the metrics and health endpoint.
+	health func(addr string)
 }
 
 // run is the main job: it returns when ctx ends (after writing what is closed) or on a
 // fatal error.
 func run(ctx context.Context, cfg config.Config, log *slog.Logger, h hooks) error {
+	metrics := telemetry.NewMetrics()
+	var connected atomic.Pointer[storage.Store] // set once ClickHouse is reachable
+	if cfg.HTTP.Listen != "" {
+		addr, err := telemetry.Serve(ctx, cfg.HTTP.Listen, metrics, func(ctx context.Context) error {
+			st := connected.Load()
+			if st == nil {
+				return errors.New("clickhouse not connected yet")
+			}
+			return st.Ready(ctx)
+		}, log)
+		if err != nil {
+			return fmt.Errorf("http.listen %s: %w", cfg.HTTP.Listen, err)
+		}
+		log.Info("health and metrics endpoint", "url", "http://"+addr+"/metrics")
+		if h.health != nil {
+			h.health(addr)
+		}
+	}
 	st, stopEngine, err := openStore(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
 	defer stopEngine()
 	defer st.Close()
+	connected.Store(st)
 	applied, err := st.Migrate(ctx, cfg.ClickHouse.RetentionDays)
 	if err != nil {
 		return err
@@ -167,6 +190,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, h hooks) erro
 		FlushInterval:    time.Duration(cfg.Kafka.FlushInterval),
 		IdleClose:        time.Duration(cfg.Windows.IdleClose),
 		StartupGrace:     5 * time.Second,
+		Observer:         metrics,
 	}
 	set.Limits.MaxFeatures, set.Limits.MaxCategories = cfg.Limits.MaxFeatures, cfg.Limits.MaxCategories
 	r := pipeline.New(set, c, dlq, pub, st, log, time.Now)

@@ -1,0 +1,173 @@
+// Package telemetry is driftd's own health: Prometheus metrics, and the /metrics,
+// /healthz and /readyz endpoints.
+package telemetry
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics are driftd's Prometheus metrics, registered on their own registry.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	consumed      *prometheus.CounterVec
+	decodeErrors  *prometheus.CounterVec
+	deadLettered  *prometheus.CounterVec
+	late          *prometheus.CounterVec
+	lag           *prometheus.GaugeVec
+	windowClose   prometheus.Histogram
+	insertLatency prometheus.Histogram
+	insertErrors  *prometheus.CounterVec
+	alerts        *prometheus.CounterVec
+	openWindows   prometheus.Gauge
+}
+
+// NewMetrics creates and registers the metrics.
+func NewMetrics() *Metrics {
+	m := &Metrics{
+		Registry: prometheus.NewRegistry(),
+		consumed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "driftd_records_consumed_total",
+			Help: "Records read from Kafka, per topic."}, []string{"topic"}),
+		decodeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "driftd_decode_errors_total",
+			Help: "Records that could not be decoded or broke the event contract, per topic and class."}, []string{"topic", "class"}),
+		deadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "driftd_dead_lettered_total",
+			Help: "Records and batches written to the dead-letter topic, per class."}, []string{"class"}),
+		late: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "driftd_late_events_total",
+			Help: "Events that arrived after their window closed, per topic."}, []string{"topic"}),
+		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "driftd_consumer_lag",
+			Help: "Records not yet read, per partition (high watermark minus the next offset, as of the last record read)."}, []string{"topic", "partition"}),
+		windowClose: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "driftd_window_close_seconds",
+			Help: "Wall time from a window closing to its results being written.", Buckets: prometheus.ExponentialBuckets(0.01, 2, 14)}),
+		insertLatency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "driftd_clickhouse_insert_seconds",
+			Help: "Duration of a ClickHouse write (one flush, all tables).", Buckets: prometheus.ExponentialBuckets(0.005, 2, 14)}),
+		insertErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "driftd_clickhouse_insert_errors_total",
+			Help: "Failed ClickHouse writes, per class (retryable or fatal)."}, []string{"class"}),
+		alerts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "driftd_alerts_total",
+			Help: "Alerts published, per kind and state."}, []string{"kind", "state"}),
+		openWindows: prometheus.NewGauge(prometheus.GaugeOpts{Name: "driftd_open_windows",
+			Help: "Partial windows held in memory."}),
+	}
+	m.Registry.MustRegister(m.consumed, m.decodeErrors, m.deadLettered, m.late, m.lag, m.windowClose,
+		m.insertLatency, m.insertErrors, m.alerts, m.openWindows,
+		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	return m
+}
+
+// The methods below are what the pipeline reports; all are safe on a nil *Metrics.
+
+// Consumed counts a record read from topic.
+func (m *Metrics) Consumed(topic string) {
+	if m != nil {
+		m.consumed.WithLabelValues(topic).Inc()
+	}
+}
+
+// DecodeError counts a record that could not be used.
+func (m *Metrics) DecodeError(topic, class string) {
+	if m != nil {
+		m.decodeErrors.WithLabelValues(topic, class).Inc()
+	}
+}
+
+// DeadLettered counts a dead-lettered record or batch.
+func (m *Metrics) DeadLettered(class string) {
+	if m != nil {
+		m.deadLettered.WithLabelValues(class).Inc()
+	}
+}
+
+// Late counts a late event.
+func (m *Metrics) Late(topic string) {
+	if m != nil {
+		m.late.WithLabelValues(topic).Inc()
+	}
+}
+
+// Lag records a partition's lag.
+func (m *Metrics) Lag(topic string, partition int, lag int64) {
+	if m != nil {
+		m.lag.WithLabelValues(topic, strconv.Itoa(partition)).Set(float64(lag))
+	}
+}
+
+// WindowsWritten observes how long closed windows waited to be written.
+func (m *Metrics) WindowsWritten(waited []time.Duration) {
+	if m != nil {
+		for _, d := range waited {
+			m.windowClose.Observe(d.Seconds())
+		}
+	}
+}
+
+// Insert observes a ClickHouse write; class is "" on success.
+func (m *Metrics) Insert(d time.Duration, class string) {
+	if m == nil {
+		return
+	}
+	m.insertLatency.Observe(d.Seconds())
+	if class != "" {
+		m.insertErrors.WithLabelValues(class).Inc()
+	}
+}
+
+// Alert counts a published alert.
+func (m *Metrics) Alert(kind, state string) {
+	if m != nil {
+		m.alerts.WithLabelValues(kind, state).Inc()
+	}
+}
+
+// OpenWindows sets the number of open partial windows.
+func (m *Metrics) OpenWindows(n int) {
+	if m != nil {
+		m.openWindows.Set(float64(n))
+	}
+}
+
+// ReadinessCheck reports whether driftd can do its job (nil when ready).
+type ReadinessCheck func(ctx context.Context) error
+
+// Serve serves /metrics, /healthz (the process answers) and /readyz (every check passes)
+// on addr until ctx ends. It returns the bound address once listening.
+func Serve(ctx context.Context, addr string, m *Metrics, ready ReadinessCheck, log *slog.Logger) (string, error) {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		cctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+		defer cancel()
+		if err := ready(cctx); err != nil {
+			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte("ready\n"))
+	})
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", err
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+	}()
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("health endpoint stopped", "err", err)
+		}
+	}()
+	return ln.Addr().String(), nil
+}

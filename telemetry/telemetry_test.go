@@ -1,0 +1,64 @@
+package telemetry
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestEndpoints(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	m := NewMetrics()
+	var ready error = errors.New("clickhouse not connected yet")
+	addr, err := Serve(ctx, "127.0.0.1:0", m, func(context.Context) error { return ready }, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(addr, "127.0.0.1:") {
+		t.Fatalf("bound to %s", addr)
+	}
+	if code, body := get(t, "http://"+addr+"/readyz"); code != 503 || !strings.Contains(body, "clickhouse not connected yet") {
+		t.Errorf("/readyz before ready: %d %q", code, body)
+	}
+	if code, _ := get(t, "http://"+addr+"/healthz"); code != 200 {
+		t.Errorf("/healthz: %d", code)
+	}
+	ready = nil
+	if code, _ := get(t, "http://"+addr+"/readyz"); code != 200 {
+		t.Errorf("/readyz when ready: %d", code)
+	}
+	m.Consumed("ml.predictions")
+	m.DecodeError("ml.predictions", "decode")
+	m.Insert(time.Millisecond, "retryable")
+	m.Lag("ml.predictions", 2, 17)
+	var nilMetrics *Metrics
+	nilMetrics.Consumed("x") // a nil *Metrics is a no-op
+	_, body := get(t, "http://"+addr+"/metrics")
+	for _, want := range []string{
+		`driftd_records_consumed_total{topic="ml.predictions"} 1`,
+		`driftd_decode_errors_total{class="decode",topic="ml.predictions"} 1`,
+		`driftd_clickhouse_insert_errors_total{class="retryable"} 1`,
+		`driftd_consumer_lag{partition="2",topic="ml.predictions"} 17`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+}
