@@ -44,6 +44,7 @@ type Config struct {
 	Windows    Windows                `yaml:"windows"`
 	Detection  Detection              `yaml:"detection"`
 	Models     map[string]ModelConfig `yaml:"models"`
+	Pipelines  Pipelines              `yaml:"pipelines"`
 	Limits     Limits                 `yaml:"limits"`
 	HTTP       HTTP                   `yaml:"http"`
 	LogLevel   string                 `yaml:"log_level"`
@@ -156,6 +157,31 @@ type Overrides struct {
 	ErrorRate    *float64 `yaml:"error_rate"`
 }
 
+// Pipelines configures the health checks of upstream pipeline stages.
+type Pipelines struct {
+	Window   Duration `yaml:"window"`
+	Lateness Duration `yaml:"lateness"`
+	// FailureRate fires pipeline_failure when failed / finished runs in a window reach it;
+	// ConsecutiveFailures fires it when that many runs in a row failed.
+	FailureRate         float64 `yaml:"failure_rate"`
+	ConsecutiveFailures int     `yaml:"consecutive_failures"`
+	// VolumeDrop and VolumeJump fire pipeline_volume when a window's records_out falls
+	// below VolumeDrop × or rises above VolumeJump × the stage's baseline.
+	VolumeDrop float64 `yaml:"volume_drop"`
+	VolumeJump float64 `yaml:"volume_jump"`
+	// FreshnessFactor × the median interval between successes is how long a stage may go
+	// without succeeding before pipeline_freshness fires (unless configured per stage).
+	FreshnessFactor float64 `yaml:"freshness_factor"`
+	// Stages, keyed "pipeline/stage", set an expected interval and the models fed.
+	Stages map[string]StageConfig `yaml:"stages"`
+}
+
+// StageConfig is one pipeline stage's settings.
+type StageConfig struct {
+	ExpectedInterval Duration `yaml:"expected_interval"`
+	Models           []string `yaml:"models"`
+}
+
 // Limits bound driftd's memory.
 type Limits struct {
 	MaxFeatures   int `yaml:"max_features"`
@@ -178,6 +204,8 @@ func Default() Config {
 		Detection: Detection{ReferenceWindows: 3, PSIWarning: detectors.DefaultThresholds.PSIWarning, PSICritical: detectors.DefaultThresholds.PSICritical,
 			PValue: detectors.DefaultThresholds.PValue, MinEvents: detectors.DefaultThresholds.MinEvents, ErrorRate: detectors.DefaultThresholds.ErrorRate,
 			FireAfter: 1, ResolveAfter: 2},
+		Pipelines: Pipelines{Window: Duration(time.Hour), Lateness: Duration(5 * time.Minute), FailureRate: 0.5,
+			ConsecutiveFailures: 3, VolumeDrop: 0.5, VolumeJump: 3, FreshnessFactor: 2},
 		Limits:   Limits{MaxFeatures: processors.DefaultLimits.MaxFeatures, MaxCategories: processors.DefaultLimits.MaxCategories},
 		HTTP:     HTTP{Listen: "127.0.0.1:9464"},
 		LogLevel: "info",
@@ -399,6 +427,30 @@ func (c *Config) Validate() error {
 			if err := checkThresholds("models."+name+".features."+f, th.PSIWarning, th.PSICritical, th.PValue, th.ErrorRate); err != nil {
 				return err
 			}
+		}
+	}
+	pl := c.Pipelines
+	if err := checkWindow("pipelines", pl.Window, pl.Lateness); err != nil {
+		return err
+	}
+	switch {
+	case pl.FailureRate <= 0 || pl.FailureRate > 1:
+		return fail("pipelines.failure_rate", "must be in (0, 1]")
+	case pl.ConsecutiveFailures < 1:
+		return fail("pipelines.consecutive_failures", "must be at least 1")
+	case pl.VolumeDrop <= 0 || pl.VolumeDrop >= 1:
+		return fail("pipelines.volume_drop", "must be between 0 and 1")
+	case pl.VolumeJump <= 1:
+		return fail("pipelines.volume_jump", "must be above 1")
+	case pl.FreshnessFactor < 1:
+		return fail("pipelines.freshness_factor", "must be at least 1")
+	}
+	for key, st := range pl.Stages {
+		if p, s, ok := strings.Cut(key, "/"); !ok || p == "" || s == "" {
+			return fail("pipelines.stages."+key, "key must be pipeline/stage")
+		}
+		if st.ExpectedInterval < 0 {
+			return fail("pipelines.stages."+key+".expected_interval", "must not be negative")
 		}
 	}
 	if c.Limits.MaxFeatures < 1 || c.Limits.MaxCategories < 1 {

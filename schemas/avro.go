@@ -199,6 +199,31 @@ func (r *Registry) DecodePredictionAvro(ctx context.Context, b []byte, e *Predic
 	return nil
 }
 
+// DecodePipelineAvro decodes one Confluent-framed Avro pipeline event into e.
+func (r *Registry) DecodePipelineAvro(ctx context.Context, b []byte, e *PipelineEvent) error {
+	m, err := r.native(ctx, b)
+	if err != nil {
+		return fmt.Errorf("decode Avro pipeline event: %w", err)
+	}
+	*e = PipelineEvent{EventID: avroString(m["event_id"]), Pipeline: avroString(m["pipeline"]), Stage: avroString(m["stage"]),
+		RunID: avroString(m["run_id"]), Status: avroString(m["status"]), Timestamp: avroTime(m["timestamp"]),
+		Error: avroString(m["error"])}
+	e.DurationMs, _ = m["duration_ms"].(float64)
+	e.RecordsIn, _ = m["records_in"].(int64)
+	e.RecordsOut, _ = m["records_out"].(int64)
+	if n, ok := unwrapUnion(m["null_count"]).(int64); ok {
+		e.NullCount, e.HasNullCount = n, true
+	}
+	if models, ok := m["models"].([]any); ok {
+		for _, x := range models {
+			if s, ok := x.(string); ok {
+				e.Models = append(e.Models, s)
+			}
+		}
+	}
+	return e.validate()
+}
+
 // EncodePredictionAvro encodes e with the bundled schema, framed for schema id.
 func EncodePredictionAvro(codec *goavro.Codec, id uint32, e *PredictionEvent) ([]byte, error) {
 	feats := make(map[string]any, len(e.Features))

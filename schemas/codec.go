@@ -67,3 +67,18 @@ func (d Decoder) Prediction(ctx context.Context, b []byte, e *PredictionEvent) e
 	}
 	return d.Registry.DecodePredictionAvro(ctx, b, e)
 }
+
+// Pipeline decodes one pipeline event record.
+func (d Decoder) Pipeline(ctx context.Context, b []byte, e *PipelineEvent) error {
+	avro, err := d.isAvro(b)
+	if err != nil {
+		return fmt.Errorf("decode pipeline event: %w", err)
+	}
+	if !avro {
+		return DecodePipelineJSON(b, e)
+	}
+	if d.Registry == nil {
+		return fmt.Errorf("decode pipeline event: Avro record but no schema registry or bundled schema id is configured")
+	}
+	return d.Registry.DecodePipelineAvro(ctx, b, e)
+}

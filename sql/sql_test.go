@@ -10,7 +10,7 @@ func TestMigrationsRender(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(migs) == 0 || migs[0].Version != 1 || migs[0].Name != "init" {
+	if len(migs) != 2 || migs[0].Version != 1 || migs[0].Name != "init" || migs[1].Name != "pipeline_stages" {
 		t.Fatalf("migrations %+v", migs)
 	}
 	tables := 0
@@ -27,8 +27,8 @@ func TestMigrationsRender(t *testing.T) {
 			}
 		}
 	}
-	if tables != 6 {
-		t.Errorf("%d tables, want 6", tables)
+	if tables != 7 {
+		t.Errorf("%d tables, want 7", tables)
 	}
 	for _, bad := range []string{"", "drop table x", "a;b", "1db", "db`"} {
 		if _, err := Migrations(bad, 30); err == nil {

@@ -185,10 +185,25 @@ type LateEvent struct {
 	EventTime  time.Time
 }
 
+// StageRow is one pipeline stage's partial window (one source partition).
+type StageRow struct {
+	Pipeline, Stage                  string
+	Start, End                       time.Time
+	TP                               processors.TopicPartition
+	FirstOffset, LastOffset          int64
+	Runs, Failures                   uint64
+	DurationP50, DurationP90         float64
+	DurationP99, DurationMax         float64
+	RecordsIn, RecordsOut, NullCount float64
+	LastSuccess                      time.Time
+	Errors                           map[string]uint64
+}
+
 // Batch is what one flush writes: closed windows with their verdicts, late events and
 // alerts. Every row is keyed so that writing the same batch twice changes nothing.
 type Batch struct {
 	Closed    []processors.Closed
+	Stages    []StageRow
 	Verdicts  []detectors.Verdict
 	Late      []LateEvent
 	Alerts    []*schemas.AlertEvent
@@ -197,7 +212,7 @@ type Batch struct {
 
 // Empty reports whether the batch has nothing to write.
 func (b *Batch) Empty() bool {
-	return len(b.Closed) == 0 && len(b.Late) == 0 && len(b.Alerts) == 0
+	return len(b.Closed) == 0 && len(b.Stages) == 0 && len(b.Late) == 0 && len(b.Alerts) == 0
 }
 
 type inserter struct {
@@ -324,6 +339,22 @@ func (s *Store) Write(ctx context.Context, b *Batch) error {
 		return err
 	}
 
+	stages := s.inserter(ctx, "pipeline_stage_stats", "pipeline, stage, window_start, window_end, topic, partition, first_offset, last_offset, runs, failures, duration_p50, duration_p90, duration_p99, duration_max, records_in, records_out, records_lost, null_count, last_success, errors, written_at")
+	for _, r := range b.Stages {
+		errs := r.Errors
+		if errs == nil {
+			errs = map[string]uint64{}
+		}
+		if err := stages.append(r.Pipeline, r.Stage, r.Start.UTC(), r.End.UTC(), r.TP.Topic, int32(r.TP.Partition), r.FirstOffset, r.LastOffset,
+			r.Runs, r.Failures, finite(r.DurationP50), finite(r.DurationP90), finite(r.DurationP99), finite(r.DurationMax),
+			finite(r.RecordsIn), finite(r.RecordsOut), finite(r.RecordsIn-r.RecordsOut), finite(r.NullCount), r.LastSuccess.UTC(), errs, at); err != nil {
+			return err
+		}
+	}
+	if err := stages.flush(); err != nil {
+		return err
+	}
+
 	late := s.inserter(ctx, "late_events", "topic, partition, offset, event_id, model, model_version, deployment, window_start, window_end, event_time, written_at")
 	for _, l := range b.Late {
 		if err := late.append(l.Source.Topic, int32(l.Source.Partition), l.Source.Offset, l.EventID, l.Series.Model,
@@ -443,14 +474,24 @@ type ClosedWindow struct {
 // LoadClosedWindows returns, per model, the windows written within lookback of its
 // newest window, with the last offset written per partition.
 func (s *Store) LoadClosedWindows(ctx context.Context, lookback time.Duration) ([]ClosedWindow, error) {
-	q := fmt.Sprintf(`SELECT w.model, w.window_start, any(w.window_end), w.topic, w.partition, max(w.last_offset)
-FROM %[1]s.window_model_stats AS w
-INNER JOIN (SELECT model, max(window_start) AS latest FROM %[1]s.window_model_stats GROUP BY model) AS l ON w.model = l.model
-WHERE w.window_start >= l.latest - toIntervalSecond(%[2]d)
-GROUP BY w.model, w.window_start, w.topic, w.partition`, s.db, int64(lookback.Seconds()))
+	return s.loadClosed(ctx, "window_model_stats", "model", lookback)
+}
+
+// LoadClosedStageWindows is LoadClosedWindows for pipeline stages (Model holds the
+// pipeline name).
+func (s *Store) LoadClosedStageWindows(ctx context.Context, lookback time.Duration) ([]ClosedWindow, error) {
+	return s.loadClosed(ctx, "pipeline_stage_stats", "pipeline", lookback)
+}
+
+func (s *Store) loadClosed(ctx context.Context, table, group string, lookback time.Duration) ([]ClosedWindow, error) {
+	q := fmt.Sprintf(`SELECT w.%[3]s, w.window_start, any(w.window_end), w.topic, w.partition, max(w.last_offset)
+FROM %[1]s.%[2]s AS w
+INNER JOIN (SELECT %[3]s, max(window_start) AS latest FROM %[1]s.%[2]s GROUP BY %[3]s) AS l ON w.%[3]s = l.%[3]s
+WHERE w.window_start >= l.latest - toIntervalSecond(%[4]d)
+GROUP BY w.%[3]s, w.window_start, w.topic, w.partition`, s.db, table, group, int64(lookback.Seconds()))
 	rows, err := s.conn.Query(ctx, q)
 	if err != nil {
-		return nil, fmt.Errorf("load closed windows: %w", err)
+		return nil, fmt.Errorf("load closed windows of %s: %w", table, err)
 	}
 	defer rows.Close()
 	var out []ClosedWindow
@@ -461,10 +502,44 @@ GROUP BY w.model, w.window_start, w.topic, w.partition`, s.db, int64(lookback.Se
 			part       int32
 		)
 		if err := rows.Scan(&c.Model, &start, &end, &c.TP.Topic, &part, &c.LastOffset); err != nil {
-			return nil, fmt.Errorf("load closed windows: %w", err)
+			return nil, fmt.Errorf("load closed windows of %s: %w", table, err)
 		}
 		c.Start, c.End, c.TP.Partition = start.UnixMilli(), end.UnixMilli(), int(part)
 		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// StageHistory is one stage's stored window: its output volume and latest success.
+type StageHistory struct {
+	Pipeline, Stage string
+	Start           time.Time
+	RecordsOut      float64
+	LastSuccess     time.Time
+}
+
+// LoadStageHistory returns every stage's windows within lookback of its newest window
+// (the volume baselines and the last success after a restart).
+func (s *Store) LoadStageHistory(ctx context.Context, lookback time.Duration) ([]StageHistory, error) {
+	q := fmt.Sprintf(`SELECT w.pipeline, w.stage, w.window_start, sum(w.records_out), max(w.last_success)
+FROM %[1]s.pipeline_stage_stats AS w FINAL
+INNER JOIN (SELECT pipeline, stage, max(window_start) AS latest FROM %[1]s.pipeline_stage_stats GROUP BY pipeline, stage) AS l
+  ON w.pipeline = l.pipeline AND w.stage = l.stage
+WHERE w.window_start >= l.latest - toIntervalSecond(%[2]d)
+GROUP BY w.pipeline, w.stage, w.window_start
+ORDER BY w.window_start`, s.db, int64(lookback.Seconds()))
+	rows, err := s.conn.Query(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("load stage history: %w", err)
+	}
+	defer rows.Close()
+	var out []StageHistory
+	for rows.Next() {
+		var h StageHistory
+		if err := rows.Scan(&h.Pipeline, &h.Stage, &h.Start, &h.RecordsOut, &h.LastSuccess); err != nil {
+			return nil, fmt.Errorf("load stage history: %w", err)
+		}
+		out = append(out, h)
 	}
 	return out, rows.Err()
 }

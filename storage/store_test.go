@@ -39,7 +39,7 @@ func TestMigrateIsIdempotent(t *testing.T) {
 	s := openStore(t)
 	ctx := testenv.Context(t, time.Minute)
 	done, err := s.Migrate(ctx, 30)
-	if err != nil || len(done) != 1 || done[0] != "0001_init" {
+	if err != nil || len(done) != 2 || done[0] != "0001_init" || done[1] != "0002_pipeline_stages" {
 		t.Fatalf("first migrate: %v %v", done, err)
 	}
 	done, err = s.Migrate(ctx, 30)
@@ -95,7 +95,10 @@ func TestWriteIsIdempotentAndQueriesRun(t *testing.T) {
 	if len(alerts) != 1 || alerts[0].Feature != "amount" {
 		t.Fatalf("alerts %+v", alerts)
 	}
-	b := &storage.Batch{Closed: closed, Verdicts: verdicts, Alerts: alerts, WrittenAt: t0,
+	stage := storage.StageRow{Pipeline: "orders", Stage: "join", Start: t0, End: t0.Add(time.Hour), TP: processors.TopicPartition{Topic: "p", Partition: 1},
+		FirstOffset: 3, LastOffset: 9, Runs: 3, Failures: 1, RecordsIn: 100, RecordsOut: 90, LastSuccess: t0.Add(10 * time.Minute),
+		Errors: map[string]uint64{"key missing": 1}}
+	b := &storage.Batch{Closed: closed, Stages: []storage.StageRow{stage}, Verdicts: verdicts, Alerts: alerts, WrittenAt: t0,
 		Late: []storage.LateEvent{{Source: processors.Source{Topic: "in", Offset: 7}, Series: closed[0].Merged.Series, Start: closed[0].Merged.Start, End: closed[0].Merged.End, EventTime: t0}}}
 	for i := 0; i < 2; i++ { // the second write is a replay after a restart
 		b.WrittenAt = t0.Add(time.Duration(i) * time.Second)
@@ -116,6 +119,7 @@ func TestWriteIsIdempotentAndQueriesRun(t *testing.T) {
 		{"SELECT count() FROM " + db + ".drift_scores FINAL WHERE drifted = 1", 1},
 		{"SELECT count() FROM " + db + ".alerts FINAL", 1},
 		{"SELECT count() FROM " + db + ".late_events FINAL", 1},
+		{"SELECT toUInt64(sum(records_lost)) FROM " + db + ".pipeline_stage_stats FINAL", 10},
 	} {
 		var got uint64
 		if err := s.Conn().QueryRow(ctx, c.q).Scan(&got); err != nil {
@@ -139,6 +143,15 @@ func TestWriteIsIdempotentAndQueriesRun(t *testing.T) {
 		t.Fatalf("closed windows %+v %v", cw, err)
 	}
 
+	hist, err := s.LoadStageHistory(ctx, 24*time.Hour)
+	if err != nil || len(hist) != 1 || hist[0].RecordsOut != 90 || !hist[0].LastSuccess.Equal(t0.Add(10*time.Minute)) {
+		t.Fatalf("stage history %+v %v", hist, err)
+	}
+	cs, err := s.LoadClosedStageWindows(ctx, time.Hour)
+	if err != nil || len(cs) != 1 || cs[0].Model != "orders" || cs[0].LastOffset != 9 || cs[0].TP.Partition != 1 {
+		t.Fatalf("closed stage windows %+v %v", cs, err)
+	}
+
 	// Every query a user is given runs against the real engine and returns rows.
 	params := map[string][]any{
 		"drift_over_time":    {clickhouse.Named("model", ref.Model), clickhouse.Named("since", "2026-03-04 00:00:00")},
@@ -147,6 +160,7 @@ func TestWriteIsIdempotentAndQueriesRun(t *testing.T) {
 		"window_stats":       {clickhouse.Named("model", ref.Model), clickhouse.Named("since", "2026-03-04 00:00:00")},
 		"late_events":        {clickhouse.Named("model", ref.Model), clickhouse.Named("since", "2026-03-04 00:00:00")},
 		"open_alerts":        nil,
+		"pipeline_health":    {clickhouse.Named("pipeline", "orders"), clickhouse.Named("since", "2026-03-04 00:00:00")},
 	}
 	for _, name := range dsql.QueryNames() {
 		args, ok := params[name]

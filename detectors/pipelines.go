@@ -1,0 +1,169 @@
+package detectors
+
+import (
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/driftd/driftd/schemas"
+)
+
+// Alert kinds of pipeline health.
+const (
+	KindPipelineFailure   = "pipeline_failure"
+	KindPipelineVolume    = "pipeline_volume"
+	KindPipelineFreshness = "pipeline_freshness"
+)
+
+// StageWindow summarizes one pipeline stage over one window.
+type StageWindow struct {
+	Pipeline, Stage string
+	Start, End      time.Time
+	Runs, Failures  uint64 // finished runs, failed runs
+	// ConsecutiveFailures is the run of failures the stage ended the window with.
+	ConsecutiveFailures int
+	RecordsIn           float64
+	RecordsOut          float64
+	TopError            string
+}
+
+// PipelineThresholds are the pipeline health rules.
+type PipelineThresholds struct {
+	FailureRate         float64
+	ConsecutiveFailures int
+	VolumeDrop          float64
+	VolumeJump          float64
+}
+
+func stageSpan(s StageWindow) string {
+	layout := "15:04"
+	if s.End.Sub(s.Start) >= 24*time.Hour {
+		layout = "2006-01-02"
+	}
+	return s.Start.UTC().Format(layout) + "–" + s.End.UTC().Format(layout) + " UTC"
+}
+
+// FailureCondition judges a stage's failures in a window.
+func FailureCondition(s StageWindow, th PipelineThresholds) Condition {
+	rate := 0.0
+	if s.Runs > 0 {
+		rate = float64(s.Failures) / float64(s.Runs)
+	}
+	breached := s.Runs > 0 && (rate >= th.FailureRate || s.ConsecutiveFailures >= th.ConsecutiveFailures)
+	severity := schemas.SeverityWarning
+	if s.Runs > 0 && s.Failures == s.Runs {
+		severity = schemas.SeverityCritical
+	}
+	c := Condition{Kind: KindPipelineFailure, Pipeline: s.Pipeline, Stage: s.Stage, Metric: "failure_rate",
+		Value: rate, Threshold: th.FailureRate, Breached: breached, Severity: severity, WindowStart: s.Start, WindowEnd: s.End,
+		Details: map[string]string{"runs": fmt.Sprint(s.Runs), "failures": fmt.Sprint(s.Failures),
+			"consecutive_failures": fmt.Sprint(s.ConsecutiveFailures)}}
+	if s.TopError != "" {
+		c.Details["error"] = s.TopError
+	}
+	c.FiringSummary = fmt.Sprintf("stage %s of pipeline %s failed %d of %d runs (%d in a row) over %s", s.Stage, s.Pipeline, s.Failures, s.Runs, s.ConsecutiveFailures, stageSpan(s))
+	if s.TopError != "" {
+		c.FiringSummary += ": " + s.TopError
+	}
+	c.ResolvedSummary = fmt.Sprintf("stage %s of pipeline %s runs again: %d of %d runs failed over %s", s.Stage, s.Pipeline, s.Failures, s.Runs, stageSpan(s))
+	return c
+}
+
+// VolumeBaseline is what a window's records_out is compared with: the median of the same
+// hour of day over the previous seven days when that history exists (so that a nightly dip
+// is expected), else — for windows of a day or more — the median of the previous seven
+// windows. history maps window start (unix ms) to records_out. ok is false when there is
+// not enough history to judge.
+func VolumeBaseline(history map[int64]float64, start time.Time, window time.Duration) (float64, bool) {
+	var vals []float64
+	if window < 24*time.Hour {
+		for d := 1; d <= 7; d++ {
+			if v, ok := history[start.Add(-time.Duration(d)*24*time.Hour).UnixMilli()]; ok {
+				vals = append(vals, v)
+			}
+		}
+	} else {
+		for k := 1; k <= 7; k++ {
+			if v, ok := history[start.Add(-time.Duration(k)*window).UnixMilli()]; ok {
+				vals = append(vals, v)
+			}
+		}
+		if len(vals) < 3 {
+			return 0, false
+		}
+	}
+	if len(vals) == 0 {
+		return 0, false
+	}
+	return median(vals), true
+}
+
+func median(vals []float64) float64 {
+	s := append([]float64(nil), vals...)
+	sort.Float64s(s)
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}
+
+// VolumeCondition judges a window's records_out against its baseline.
+func VolumeCondition(s StageWindow, baseline float64, th PipelineThresholds) Condition {
+	ratio := 0.0
+	if baseline > 0 {
+		ratio = s.RecordsOut / baseline
+	}
+	drop, jump := ratio < th.VolumeDrop, ratio > th.VolumeJump
+	c := Condition{Kind: KindPipelineVolume, Pipeline: s.Pipeline, Stage: s.Stage, Metric: "records_out_ratio",
+		Value: ratio, Threshold: th.VolumeDrop, Breached: baseline > 0 && (drop || jump), Severity: schemas.SeverityWarning,
+		WindowStart: s.Start, WindowEnd: s.End,
+		Details: map[string]string{"records_out": fmt.Sprintf("%.0f", s.RecordsOut), "baseline": fmt.Sprintf("%.0f", baseline)}}
+	if jump {
+		c.Threshold = th.VolumeJump
+	}
+	if ratio < 0.1 {
+		c.Severity = schemas.SeverityCritical
+	}
+	dir := "fell"
+	if jump {
+		dir = "jumped"
+	}
+	c.FiringSummary = fmt.Sprintf("stage %s of pipeline %s output %s to %.0f records (%.0f%% of its usual %.0f) over %s", s.Stage, s.Pipeline, dir, s.RecordsOut, 100*ratio, baseline, stageSpan(s))
+	c.ResolvedSummary = fmt.Sprintf("stage %s of pipeline %s output is back to %.0f records (%.0f%% of its usual %.0f) over %s", s.Stage, s.Pipeline, s.RecordsOut, 100*ratio, baseline, stageSpan(s))
+	return c
+}
+
+// ExpectedInterval learns how often a stage succeeds: factor × the median interval between
+// its recent successes (at least three intervals are needed).
+func ExpectedInterval(successes []time.Time, factor float64) (time.Duration, bool) {
+	if len(successes) < 4 {
+		return 0, false
+	}
+	s := append([]time.Time(nil), successes...)
+	sort.Slice(s, func(i, j int) bool { return s[i].Before(s[j]) })
+	var gaps []float64
+	for i := 1; i < len(s); i++ {
+		if g := s[i].Sub(s[i-1]); g > 0 {
+			gaps = append(gaps, float64(g))
+		}
+	}
+	if len(gaps) < 3 {
+		return 0, false
+	}
+	return time.Duration(factor * median(gaps)), true
+}
+
+// FreshnessCondition judges whether a stage succeeded within its expected interval as of
+// now (the stream's clock, passed in).
+func FreshnessCondition(pipeline, stage string, lastSuccess, now time.Time, expected time.Duration) Condition {
+	since := now.Sub(lastSuccess)
+	c := Condition{Kind: KindPipelineFreshness, Pipeline: pipeline, Stage: stage, Metric: "seconds_since_success",
+		Value: since.Seconds(), Threshold: expected.Seconds(), Breached: since > expected, Severity: schemas.SeverityCritical,
+		WindowStart: lastSuccess, WindowEnd: now.Truncate(time.Second),
+		Details: map[string]string{"last_success": lastSuccess.UTC().Format(time.RFC3339), "expected_interval": expected.String()}}
+	c.FiringSummary = fmt.Sprintf("stage %s of pipeline %s has not succeeded since %s UTC (%s ago; expected every %s)", stage, pipeline,
+		lastSuccess.UTC().Format("2006-01-02 15:04"), since.Truncate(time.Second), expected.Truncate(time.Second))
+	c.ResolvedSummary = fmt.Sprintf("stage %s of pipeline %s succeeded again at %s UTC", stage, pipeline, lastSuccess.UTC().Format("2006-01-02 15:04"))
+	return c
+}
