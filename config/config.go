@@ -552,3 +552,22 @@ func (o Overrides) apply(th *detectors.Thresholds) {
 		th.ErrorRate = *o.ErrorRate
 	}
 }
+
+// StageInterval is a stage's configured expected interval between successes (0: learn it).
+func (c *Config) StageInterval(pipeline, stage string) time.Duration {
+	return time.Duration(c.Pipelines.Stages[pipeline+"/"+stage].ExpectedInterval)
+}
+
+// StagesOf lists the (pipeline, stage) pairs configured as feeding model.
+func (c *Config) StagesOf(model string) [][2]string {
+	var out [][2]string
+	for key, st := range c.Pipelines.Stages {
+		for _, m := range st.Models {
+			if m == model {
+				p, s, _ := strings.Cut(key, "/")
+				out = append(out, [2]string{p, s})
+			}
+		}
+	}
+	return out
+}

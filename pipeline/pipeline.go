@@ -44,6 +44,8 @@ type Store interface {
 	LoadReferences(ctx context.Context) ([]*detectors.Profile, error)
 	LoadClosedWindows(ctx context.Context, lookback time.Duration) ([]storage.ClosedWindow, error)
 	LoadFiringAlerts(ctx context.Context) ([]storage.FiringAlert, error)
+	LoadClosedStageWindows(ctx context.Context, lookback time.Duration) ([]storage.ClosedWindow, error)
+	LoadStageHistory(ctx context.Context, lookback time.Duration) ([]storage.StageHistory, error)
 }
 
 // Observer receives what the pipeline does (a *telemetry.Metrics).
@@ -91,11 +93,24 @@ type Settings struct {
 	Backoff      storage.Backoff
 	// Observer sees counters and latencies (metrics); nil for none.
 	Observer Observer
+
+	// PipelineTopic carries the upstream pipelines' events ("" to ignore them), decoded
+	// with PipelineDecoder.
+	PipelineTopic      string
+	PipelineDecoder    schemas.Decoder
+	PipelineWindow     processors.WindowSpec
+	PipelineThresholds detectors.PipelineThresholds
+	FreshnessFactor    float64
+	// StageInterval is a stage's configured expected interval (0: learn it); StagesOf
+	// lists the (pipeline, stage) pairs configured as feeding a model.
+	StageInterval func(pipeline, stage string) time.Duration
+	StagesOf      func(model string) [][2]string
 }
 
 // Stats count what the pipeline did; read them with Runner.Stats.
 type Stats struct {
 	Records, Added, Late, Replayed, DeadLettered uint64
+	PipelineRuns                                 uint64
 	WindowsClosed, AlertsEmitted, Flushes        uint64
 	ReferencesBuilt                              uint64
 }
@@ -121,10 +136,15 @@ type Runner struct {
 	late      []storage.LateEvent
 	lastSeen  map[consumers.TopicPartition]int64
 	lastFlush time.Time
-	started   time.Time
+	started   time.Time // Run's start
+	firstRec  time.Time // the first record's arrival
 	stats     Stats
-	onFlush   func(Stats)
-	onVerdict func(detectors.Verdict, []*schemas.AlertEvent)
+	up        *upstream
+	// extraAlerts are raised between flushes (freshness runs on the clock).
+	extraAlerts          []*schemas.AlertEvent
+	dataMax, dataMaxWall time.Time
+	onFlush              func(Stats)
+	onVerdict            func(detectors.Verdict, []*schemas.AlertEvent)
 }
 
 // New returns a runner. now is the wall clock (time.Now in production).
@@ -138,11 +158,27 @@ func New(set Settings, src Source, dlq DeadLetterer, alerts AlertSink, store Sto
 	if set.Observer == nil {
 		set.Observer = noObserver{}
 	}
-	return &Runner{set: set, src: src, dlq: dlq, alerts: alerts, store: store, log: log, now: now,
+	if set.StageInterval == nil {
+		set.StageInterval = func(string, string) time.Duration { return 0 }
+	}
+	if set.StagesOf == nil {
+		set.StagesOf = func(string) [][2]string { return nil }
+	}
+	if set.PipelineWindow.Size <= 0 {
+		set.PipelineWindow = processors.WindowSpec{Size: time.Hour, Lateness: 5 * time.Minute}
+	}
+	if set.FreshnessFactor < 1 {
+		set.FreshnessFactor = 2
+	}
+	r := &Runner{set: set, src: src, dlq: dlq, alerts: alerts, store: store, log: log, now: now,
 		proc:    processors.NewProcessor(set.WindowSpec, set.Limits),
 		alerter: detectors.NewAlerter(set.FireAfter, set.ResolveAfter),
 		refs:    map[[2]string]*detectors.Profile{}, building: map[[2]string]*refBuilder{},
 		lastSeen: map[consumers.TopicPartition]int64{}}
+	if set.PipelineTopic != "" {
+		r.up = newUpstream(set)
+	}
+	return r
 }
 
 // OnFlush registers a callback run after every flush (metrics, the dev view).
@@ -178,6 +214,11 @@ func (r *Runner) Restore(ctx context.Context) error {
 	}
 	for _, a := range firing {
 		r.alerter.Restore(a.Fingerprint, true, a.Severity)
+	}
+	if r.up != nil {
+		if err := r.restoreUpstream(ctx); err != nil {
+			return err
+		}
 	}
 	r.log.Info("restored state", "references", len(refs), "closed_windows", len(closed), "firing_alerts", len(firing))
 	return nil
@@ -218,10 +259,17 @@ func (r *Runner) Run(ctx context.Context) error {
 			continue
 		}
 		now := r.now()
-		if now.Sub(r.started) >= r.set.StartupGrace {
+		if r.graceOver(now) {
 			r.enqueue(now, r.proc.Ready())
 			if r.set.IdleClose > 0 {
 				r.enqueue(now, r.proc.Idle(now, r.set.IdleClose))
+			}
+			if r.up != nil {
+				r.up.pending = append(r.up.pending, r.up.proc.Ready()...)
+				if r.set.IdleClose > 0 {
+					r.up.pending = append(r.up.pending, r.up.proc.Idle(now, r.set.IdleClose)...)
+				}
+				r.checkFreshness(now)
 			}
 		}
 		if now.Sub(r.lastFlush) >= r.set.FlushInterval {
@@ -230,6 +278,16 @@ func (r *Runner) Run(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// graceOver reports whether the start-up grace has passed: StartupGrace after the first
+// record (the group's partitions start delivering together, some time after Run starts),
+// or three graces after the start if nothing arrives at all.
+func (r *Runner) graceOver(now time.Time) bool {
+	if r.firstRec.IsZero() {
+		return now.Sub(r.started) >= 3*r.set.StartupGrace
+	}
+	return now.Sub(r.firstRec) >= r.set.StartupGrace
 }
 
 func (r *Runner) enqueue(now time.Time, closed []processors.Closed) {
@@ -252,36 +310,25 @@ func sleep(ctx context.Context, d time.Duration) {
 // only errors returned are the end of ctx.
 func (r *Runner) handle(ctx context.Context, rec consumers.Record) error {
 	r.stats.Records++
+	if r.firstRec.IsZero() {
+		r.firstRec = r.now()
+	}
 	r.set.Observer.Consumed(rec.Topic)
 	if rec.HighWaterMark > 0 {
 		r.set.Observer.Lag(rec.Topic, rec.Partition, rec.HighWaterMark-rec.Offset-1)
 	}
 	tp := consumers.TopicPartition{Topic: rec.Topic, Partition: rec.Partition}
 	defer func() { r.lastSeen[tp] = rec.Offset }()
+	if r.up != nil && rec.Topic == r.set.PipelineTopic {
+		return r.handlePipeline(ctx, rec)
+	}
 	if rec.Topic != r.set.PredictionTopic {
 		return r.deadLetter(ctx, rec, consumers.ClassInvalid, fmt.Errorf("topic %s is not handled by this driftd", rec.Topic))
 	}
-	for {
-		err := r.set.Decoder.Prediction(ctx, rec.Value, &r.event)
-		if err == nil {
-			break
-		}
-		if errors.Is(err, schemas.ErrRegistryUnavailable) {
-			// The record may be fine; the registry is not. Wait rather than set it aside.
-			r.log.Warn("schema registry unavailable; waiting", "err", err)
-			sleep(ctx, 2*time.Second)
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			continue
-		}
-		class := consumers.ClassDecode
-		if errors.Is(err, schemas.ErrInvalid) {
-			class = consumers.ClassInvalid
-		}
-		r.set.Observer.DecodeError(rec.Topic, class)
-		return r.deadLetter(ctx, rec, class, err)
+	if ok, err := r.decode(ctx, rec, func() error { return r.set.Decoder.Prediction(ctx, rec.Value, &r.event) }); !ok {
+		return err
 	}
+	r.observeEventTime(r.event.Timestamp)
 	e := &r.event
 	out, start, end := r.proc.Add(e, processors.Source{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset}, r.now())
 	switch out {
@@ -301,6 +348,33 @@ func (r *Runner) handle(ctx context.Context, rec consumers.Record) error {
 		r.stats.Replayed++
 	}
 	return nil
+}
+
+// decode runs decodeFn, waiting out an unavailable schema registry. A record that cannot
+// be decoded goes to the dead-letter topic and decode reports false (with ctx's error if
+// it ended).
+func (r *Runner) decode(ctx context.Context, rec consumers.Record, decodeFn func() error) (bool, error) {
+	for {
+		err := decodeFn()
+		if err == nil {
+			return true, nil
+		}
+		if errors.Is(err, schemas.ErrRegistryUnavailable) {
+			// The record may be fine; the registry is not. Wait rather than set it aside.
+			r.log.Warn("schema registry unavailable; waiting", "err", err)
+			sleep(ctx, 2*time.Second)
+			if ctx.Err() != nil {
+				return false, ctx.Err()
+			}
+			continue
+		}
+		class := consumers.ClassDecode
+		if errors.Is(err, schemas.ErrInvalid) {
+			class = consumers.ClassInvalid
+		}
+		r.set.Observer.DecodeError(rec.Topic, class)
+		return false, r.deadLetter(ctx, rec, class, err)
+	}
 }
 
 func (r *Runner) deadLetter(ctx context.Context, rec consumers.Record, class string, reason error) error {
@@ -326,11 +400,26 @@ func (r *Runner) deadLetter(ctx context.Context, rec consumers.Record, class str
 func (r *Runner) Flush(ctx context.Context) error {
 	r.lastFlush = r.now()
 	closed, late := r.pending, r.late
-	if len(closed) == 0 && len(late) == 0 {
+	var stageClosed []processors.Closed
+	if r.up != nil {
+		stageClosed = r.up.pending
+	}
+	if len(closed) == 0 && len(late) == 0 && len(stageClosed) == 0 && len(r.extraAlerts) == 0 {
 		return r.commit(ctx)
 	}
 	sort.SliceStable(closed, func(i, j int) bool { return closed[i].Merged.Start < closed[j].Merged.Start })
-	batch := &storage.Batch{Closed: closed, Late: late, WrittenAt: r.now()}
+	batch := &storage.Batch{Closed: closed, Late: late, WrittenAt: r.now(), Alerts: r.extraAlerts}
+	if len(stageClosed) > 0 {
+		// Stage windows first, so that model alerts of the same period can point at them.
+		sort.SliceStable(stageClosed, func(i, j int) bool { return stageClosed[i].Merged.Start < stageClosed[j].Merged.Start })
+		rows, conds := r.judgeStages(stageClosed)
+		batch.Stages = rows
+		for _, c := range conds {
+			if a := r.alerter.Observe(c, r.now()); a != nil {
+				batch.Alerts = append(batch.Alerts, a)
+			}
+		}
+	}
 	for _, c := range closed {
 		w := c.Merged
 		key := [2]string{w.Series.Model, w.Series.Version}
@@ -347,6 +436,12 @@ func (r *Runner) Flush(ctx context.Context) error {
 		batch.Verdicts = append(batch.Verdicts, v)
 		var raised []*schemas.AlertEvent
 		for _, cond := range v.Conditions {
+			if cond.Breached && (cond.Kind == schemas.KindDataDrift || cond.Kind == schemas.KindPredictionDrift) {
+				if h := r.upstreamHint(cond.Model, cond.WindowStart, cond.WindowEnd); h != "" {
+					cond.FiringSummary += "; upstream: " + h
+					cond.Details["upstream"] = h
+				}
+			}
 			if a := r.alerter.Observe(cond, r.now()); a != nil {
 				raised = append(raised, a)
 			}
@@ -396,7 +491,10 @@ func (r *Runner) Flush(ctx context.Context) error {
 	}
 	r.set.Observer.WindowsWritten(waited)
 	r.set.Observer.OpenWindows(r.proc.OpenWindows())
-	r.pending, r.closedAt, r.late = nil, nil, nil
+	r.pending, r.closedAt, r.late, r.extraAlerts = nil, nil, nil, nil
+	if r.up != nil {
+		r.up.pending = nil
+	}
 	r.stats.WindowsClosed += uint64(len(closed))
 	r.stats.AlertsEmitted += uint64(len(batch.Alerts))
 	r.stats.Flushes++
@@ -453,7 +551,15 @@ func (r *Runner) commit(ctx context.Context) error {
 	for tp, off := range r.lastSeen {
 		next[tp] = off + 1
 	}
-	for tp, first := range r.proc.CommitOffsets() {
+	open := r.proc.CommitOffsets()
+	if r.up != nil {
+		for tp, first := range r.up.proc.CommitOffsets() {
+			if cur, ok := open[tp]; !ok || first < cur {
+				open[tp] = first
+			}
+		}
+	}
+	for tp, first := range open {
 		k := consumers.TopicPartition{Topic: tp.Topic, Partition: tp.Partition}
 		if first < next[k] {
 			next[k] = first

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -68,20 +69,23 @@ func stream(rng *rand.Rand, n int, shifted map[int]bool) []kafka.Message {
 }
 
 type harness struct {
-	brokers                  string
-	predictions, alerts, dlq string
-	store                    *storage.Store
-	mu                       sync.Mutex
-	stats                    pipeline.Stats
+	brokers                            string
+	predictions, pipeline, alerts, dlq string
+	// tweak adjusts the settings before start; skew moves the runner's clock ahead.
+	tweak func(*pipeline.Settings)
+	skew  atomic.Int64
+	store *storage.Store
+	mu    sync.Mutex
+	stats pipeline.Stats
 }
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
 	h := &harness{brokers: testenv.KafkaBrokers(t)}
 	name := testenv.UniqueName(t)
-	h.predictions, h.alerts, h.dlq = name+".predictions", name+".alerts", name+".dlq"
+	h.predictions, h.pipeline, h.alerts, h.dlq = name+".predictions", name+".pipeline", name+".alerts", name+".dlq"
 	ctx := testenv.Context(t, time.Minute)
-	if err := consumers.EnsureTopics(ctx, consumers.Options{Brokers: []string{h.brokers}}, 3, h.predictions, h.alerts, h.dlq); err != nil {
+	if err := consumers.EnsureTopics(ctx, consumers.Options{Brokers: []string{h.brokers}}, 3, h.predictions, h.pipeline, h.alerts, h.dlq); err != nil {
 		t.Fatal(err)
 	}
 	addr, proto := testenv.ClickHouse(t)
@@ -102,7 +106,12 @@ func newHarness(t *testing.T) *harness {
 
 func (h *harness) produce(t *testing.T, msgs ...kafka.Message) {
 	t.Helper()
-	w := consumers.NewWriter(consumers.Options{Brokers: []string{h.brokers}}, h.predictions)
+	h.produceTo(t, h.predictions, msgs...)
+}
+
+func (h *harness) produceTo(t *testing.T, topic string, msgs ...kafka.Message) {
+	t.Helper()
+	w := consumers.NewWriter(consumers.Options{Brokers: []string{h.brokers}}, topic)
 	defer w.Close()
 	if err := w.Write(testenv.Context(t, time.Minute), msgs...); err != nil {
 		t.Fatal(err)
@@ -113,7 +122,7 @@ func (h *harness) produce(t *testing.T, msgs ...kafka.Message) {
 // stats holds after a flush (bounded); stop shuts it down and returns the final stats.
 func (h *harness) start(t *testing.T) (waitFor func(what string, cond func(pipeline.Stats) bool), stop func() pipeline.Stats) {
 	t.Helper()
-	o := consumers.Options{Brokers: []string{h.brokers}, GroupID: h.predictions + ".driftd", Topics: []string{h.predictions}}
+	o := consumers.Options{Brokers: []string{h.brokers}, GroupID: h.predictions + ".driftd", Topics: []string{h.predictions, h.pipeline}}
 	log := testenv.Logger(t)
 	c, err := consumers.NewConsumer(o, log)
 	if err != nil {
@@ -133,8 +142,13 @@ func (h *harness) start(t *testing.T) (waitFor func(what string, cond func(pipel
 		FlushInterval: 200 * time.Millisecond,
 		// The stream ends: its last windows close when the models fall idle.
 		IdleClose: 3 * time.Second, StartupGrace: 2 * time.Second,
+		PipelineTopic: h.pipeline, PipelineDecoder: schemas.Decoder{Format: schemas.FormatAuto},
 	}
-	r := pipeline.New(set, c, dlq, pipeline.NewAlertPublisher(aw, nil, 0), h.store, log, time.Now)
+	if h.tweak != nil {
+		h.tweak(&set)
+	}
+	now := func() time.Time { return time.Now().Add(time.Duration(h.skew.Load())) }
+	r := pipeline.New(set, c, dlq, pipeline.NewAlertPublisher(aw, nil, 0), h.store, log, now)
 	flushed := make(chan struct{}, 1)
 	r.OnFlush(func(s pipeline.Stats) {
 		h.mu.Lock()

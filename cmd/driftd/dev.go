@@ -133,6 +133,7 @@ func devConfig(cfg config.Config, o devOptions, kafkaAddr string) config.Config 
 		cfg.Kafka.SchemaRegistry.BundledIDs = ids
 	}
 	cfg.Windows.Size, cfg.Windows.Lateness = config.Duration(time.Minute), config.Duration(5*time.Second)
+	cfg.Pipelines.Window, cfg.Pipelines.Lateness = config.Duration(time.Minute), config.Duration(5*time.Second)
 	cfg.Kafka.FlushInterval = config.Duration(500 * time.Millisecond)
 	if cfg.Models == nil {
 		cfg.Models = map[string]config.ModelConfig{}

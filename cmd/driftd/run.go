@@ -16,6 +16,7 @@ import (
 	"github.com/driftd/driftd/consumers"
 	"github.com/driftd/driftd/detectors"
 	"github.com/driftd/driftd/pipeline"
+	"github.com/driftd/driftd/processors"
 	"github.com/driftd/driftd/schemas"
 	"github.com/driftd/driftd/storage"
 	"github.com/driftd/driftd/telemetry"
@@ -158,8 +159,13 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, h hooks) erro
 		return err
 	}
 	format, _ := schemas.ParseFormat(cfg.Kafka.Formats.Predictions)
+	pipelineFormat, _ := schemas.ParseFormat(cfg.Kafka.Formats.Pipeline)
 
-	ko := consumers.Options{Brokers: cfg.Kafka.Brokers, GroupID: cfg.Kafka.GroupID, Topics: []string{cfg.Kafka.Topics.Predictions}}
+	topics := []string{cfg.Kafka.Topics.Predictions}
+	if cfg.Kafka.Topics.Pipeline != "" {
+		topics = append(topics, cfg.Kafka.Topics.Pipeline)
+	}
+	ko := consumers.Options{Brokers: cfg.Kafka.Brokers, GroupID: cfg.Kafka.GroupID, Topics: topics}
 	c, err := consumers.NewConsumer(ko, log)
 	if err != nil {
 		return err
@@ -191,6 +197,14 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, h hooks) erro
 		IdleClose:        time.Duration(cfg.Windows.IdleClose),
 		StartupGrace:     5 * time.Second,
 		Observer:         metrics,
+		PipelineTopic:    cfg.Kafka.Topics.Pipeline,
+		PipelineDecoder:  schemas.Decoder{Format: pipelineFormat, Registry: reg},
+		PipelineWindow:   processors.WindowSpec{Size: time.Duration(cfg.Pipelines.Window), Lateness: time.Duration(cfg.Pipelines.Lateness)},
+		PipelineThresholds: detectors.PipelineThresholds{FailureRate: cfg.Pipelines.FailureRate, ConsecutiveFailures: cfg.Pipelines.ConsecutiveFailures,
+			VolumeDrop: cfg.Pipelines.VolumeDrop, VolumeJump: cfg.Pipelines.VolumeJump},
+		FreshnessFactor: cfg.Pipelines.FreshnessFactor,
+		StageInterval:   cfg.StageInterval,
+		StagesOf:        cfg.StagesOf,
 	}
 	set.Limits.MaxFeatures, set.Limits.MaxCategories = cfg.Limits.MaxFeatures, cfg.Limits.MaxCategories
 	r := pipeline.New(set, c, dlq, pub, st, log, time.Now)

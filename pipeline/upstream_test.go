@@ -1,0 +1,148 @@
+package pipeline_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/driftd/driftd/detectors"
+	"github.com/driftd/driftd/internal/testenv"
+	"github.com/driftd/driftd/pipeline"
+	"github.com/driftd/driftd/processors"
+	"github.com/driftd/driftd/schemas"
+)
+
+// Pipeline health against real Kafka and the ClickHouse engine, over three days of hourly
+// runs of three stages feeding one model:
+//   - day 3, 10:00–13:00: stage join fails (and outputs nothing) while the model's amount
+//     drifts — pipeline_failure and pipeline_volume for join, and the model's drift alert
+//     names the failing stage;
+//   - day 3, 14:00: stage load outputs a tenth of its usual volume — pipeline_volume;
+//   - every night the volume dips to 15%: no alert (same-hour baseline);
+//   - after day 3, 17:00 nothing arrives at all: three hours later, on the clock,
+//     pipeline_freshness fires for every stage.
+//
+// Every record is in Kafka before driftd starts (a backlog): no window may close before
+// every partition has delivered.
+func TestPipelineHealth(t *testing.T) {
+	h := newHarness(t)
+	day0 := time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)
+	const hours = 2*24 + 18 // days 1 and 2, and day 3 up to 17:59
+	h.tweak = func(s *pipeline.Settings) {
+		s.WindowSpec = func(string) processors.WindowSpec {
+			return processors.WindowSpec{Size: time.Hour, Lateness: time.Minute}
+		}
+		s.PipelineWindow = processors.WindowSpec{Size: time.Hour, Lateness: time.Minute}
+		s.PipelineThresholds = detectors.PipelineThresholds{FailureRate: 0.5, ConsecutiveFailures: 3, VolumeDrop: 0.5, VolumeJump: 3}
+		s.FreshnessFactor = 2
+		s.IdleClose = time.Hour // windows close by the watermark, and at the end by Shutdown's flush
+	}
+	rng := rand.New(rand.NewPCG(5, 5))
+	var preds, runs []kafka.Message
+	for hr := 0; hr < hours; hr++ {
+		at := day0.Add(time.Duration(hr) * time.Hour)
+		night := at.Hour() < 6
+		day3 := hr >= 48
+		for _, stage := range []string{"extract", "join", "load"} {
+			out := 1000.0
+			if night {
+				out = 150
+			}
+			out *= 1 + 0.04*(rng.Float64()-0.5)
+			status, errText := "succeeded", ""
+			if day3 && stage == "join" && at.Hour() >= 10 && at.Hour() < 13 {
+				status, errText, out = "failed", "join key customer_id missing", 0
+			}
+			if day3 && stage == "load" && at.Hour() == 14 {
+				out /= 10
+			}
+			ts := at.Add(5 * time.Minute)
+			b, _ := json.Marshal(map[string]any{"event_id": fmt.Sprintf("%s-%d", stage, hr), "pipeline": "orders", "stage": stage,
+				"run_id": fmt.Sprint(hr), "status": status, "timestamp": ts.UnixMilli(), "duration_ms": 2000, "records_in": 1000,
+				"records_out": int64(out), "error": errText, "models": []string{"fraud-scorer"}})
+			runs = append(runs, kafka.Message{Key: []byte(stage), Value: b})
+		}
+		for i := 0; i < 200; i++ {
+			shift := 0.0
+			if day3 && at.Hour() >= 10 && at.Hour() < 13 {
+				shift = 3
+			}
+			e := &schemas.PredictionEvent{EventID: fmt.Sprintf("p-%d-%d", hr, i), RequestID: fmt.Sprint(rng.IntN(1 << 30)),
+				Model: "fraud-scorer", ModelVersion: "1", Deployment: "primary", Timestamp: at.Add(time.Duration(i) * time.Hour / 200),
+				Status: "ok", LatencyMs: 10, Features: []schemas.Feature{{Name: "amount", Value: schemas.Value{Kind: schemas.Number, Num: 100 + 10*(rng.NormFloat64()+shift)}}},
+				Prediction: schemas.Value{Kind: schemas.Number, Num: rng.Float64()}}
+			b, _ := schemas.MarshalPredictionJSON(e)
+			preds = append(preds, kafka.Message{Key: []byte(e.RequestID), Value: b})
+		}
+	}
+	h.produceTo(t, h.pipeline, runs...)
+	h.produce(t, preds...)
+	waitFor, stop := h.start(t)
+	total := uint64(len(runs) + len(preds))
+	// Everything read; every hourly window but the last closed by the watermark.
+	waitFor("the stream", func(s pipeline.Stats) bool { return s.Records == total && s.WindowsClosed >= hours-2 })
+	// Nothing more arrives. Three hours pass on the clock.
+	h.skew.Store(int64(3 * time.Hour))
+	waitFor("freshness", func(s pipeline.Stats) bool { return s.AlertsEmitted >= 11 })
+	stop()
+
+	msgs := readAll(t, h.brokers, h.alerts, 11)
+	var got []string
+	var drift schemas.AlertEvent
+	for _, m := range msgs {
+		var a schemas.AlertEvent
+		if err := json.Unmarshal(m.Value, &a); err != nil {
+			t.Fatal(err)
+		}
+		who := a.Model + "/" + a.Feature
+		if a.Pipeline != "" {
+			who = a.Pipeline + "/" + a.Stage
+		}
+		at := a.WindowStart.Format("01-02 15:04")
+		if a.Kind == detectors.KindPipelineFreshness {
+			at = "clock" // judged on the clock, not on a window
+		}
+		got = append(got, fmt.Sprintf("%s %s %s @%s", a.Kind, who, a.State, at))
+		if a.Kind == schemas.KindDataDrift && a.State == schemas.StateFiring {
+			drift = a
+		}
+	}
+	sort.Strings(got)
+	want := []string{
+		"data_drift fraud-scorer/amount firing @03-04 10:00",
+		"data_drift fraud-scorer/amount resolved @03-04 14:00",
+		"pipeline_failure orders/join firing @03-04 10:00",
+		"pipeline_failure orders/join resolved @03-04 14:00",
+		"pipeline_freshness orders/extract firing @clock",
+		"pipeline_freshness orders/join firing @clock",
+		"pipeline_freshness orders/load firing @clock",
+		"pipeline_volume orders/join firing @03-04 10:00",
+		"pipeline_volume orders/join resolved @03-04 14:00",
+		"pipeline_volume orders/load firing @03-04 14:00",
+		"pipeline_volume orders/load resolved @03-04 16:00",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("alerts:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if !strings.Contains(drift.Summary, "; upstream: stage join of pipeline orders failed 1 times in this period") || drift.Details["upstream"] == "" {
+		t.Errorf("the drift alert does not point upstream: %q %v", drift.Summary, drift.Details)
+	}
+
+	// The stage windows are in ClickHouse, summed over partitions.
+	ctx := testenv.Context(t, time.Minute)
+	var windows, runsN, failures uint64
+	var lost float64
+	if err := h.store.Conn().QueryRow(ctx, "SELECT uniqExact(window_start, stage), sum(runs), sum(failures), sum(records_lost) FROM "+h.store.Database()+
+		".pipeline_stage_stats FINAL WHERE pipeline = 'orders'").Scan(&windows, &runsN, &failures, &lost); err != nil {
+		t.Fatal(err)
+	}
+	if runsN != uint64(len(runs)) || failures != 3 || windows != uint64(len(runs)) || lost <= 0 {
+		t.Errorf("stage stats: %d windows, %d runs, %d failures, %.0f lost; want %d runs, 3 failures", windows, runsN, failures, lost, len(runs))
+	}
+}
