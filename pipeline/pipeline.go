@@ -145,6 +145,7 @@ type Runner struct {
 	dataMax, dataMaxWall time.Time
 	onFlush              func(Stats)
 	onVerdict            func(detectors.Verdict, []*schemas.AlertEvent)
+	onAlert              func(*schemas.AlertEvent)
 }
 
 // New returns a runner. now is the wall clock (time.Now in production).
@@ -187,6 +188,9 @@ func (r *Runner) OnFlush(f func(Stats)) { r.onFlush = f }
 // OnVerdict registers a callback run for every judged window with the alerts it raised
 // (the dev view).
 func (r *Runner) OnVerdict(f func(detectors.Verdict, []*schemas.AlertEvent)) { r.onVerdict = f }
+
+// OnAlert registers a callback run for every alert published (all kinds).
+func (r *Runner) OnAlert(f func(*schemas.AlertEvent)) { r.onAlert = f }
 
 // Stats returns the counters.
 func (r *Runner) Stats() Stats { return r.stats }
@@ -482,6 +486,9 @@ func (r *Runner) Flush(ctx context.Context) error {
 		}
 		for _, a := range batch.Alerts {
 			r.set.Observer.Alert(a.Kind, a.State)
+			if r.onAlert != nil {
+				r.onAlert(a)
+			}
 			r.log.Info("alert", "state", a.State, "kind", a.Kind, "severity", a.Severity, "summary", a.Summary)
 		}
 	}

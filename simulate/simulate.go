@@ -140,7 +140,7 @@ func (g *Generator) scenarioWindow(s string, w int, start time.Time) []Record {
 	for i := 0; i < g.o.PerWindow; i++ {
 		at := start.Add(time.Duration(i) * step)
 		reqID := fmt.Sprintf("%s-%d-%d", model, w, i)
-		amountShift, countryFlood, missing, predShift := 0.0, 0.0, 0.05, 0.0
+		amountShift, countryFlood, missing, predShift, zeroAmount := 0.0, 0.0, 0.05, 0.0, 0.0
 		latency := 20 + rng.ExpFloat64()*8
 		switch s {
 		case AbruptShift:
@@ -163,8 +163,17 @@ func (g *Generator) scenarioWindow(s string, w int, start time.Time) []Record {
 			if changed {
 				predShift = 0.25
 			}
+		case PipelineFailure:
+			// While the join stage fails, the feature store serves its default for the
+			// customers it could not join: amount 0.
+			if changed && since < 2 {
+				zeroAmount = 0.4
+			}
 		}
 		e := g.prediction(rng, model, "1.0.0", schemas.DeploymentPrimary, reqID, at, amountShift, countryFlood, missing, predShift, latency)
+		if zeroAmount > 0 && rng.Float64() < zeroAmount {
+			e.Features[0].Value.Num = 0
+		}
 		out = append(out, Record{Kind: Prediction, Time: at, Key: reqID, Prediction: e})
 		switch s {
 		case CanaryLatency:

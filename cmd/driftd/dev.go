@@ -177,13 +177,12 @@ func dev(ctx context.Context, cfg config.Config, log *slog.Logger, o devOptions)
 	go func() {
 		defer wg.Done()
 		errc <- run(ctx, cfg, log, hooks{
-			onFlush: view.flushed,
-			onVerdict: func(v detectors.Verdict, alerts []*schemas.AlertEvent) {
-				view.verdict(v, alerts)
-				for _, a := range alerts {
-					if o.onAlert != nil {
-						o.onAlert(a)
-					}
+			onFlush:   view.flushed,
+			onVerdict: view.verdict,
+			onAlert: func(a *schemas.AlertEvent) {
+				view.alert(a)
+				if o.onAlert != nil {
+					o.onAlert(a)
 				}
 			},
 			ready:  func(addr string) { started <- addr },
@@ -384,11 +383,20 @@ func (v *devView) verdict(vd detectors.Verdict, alerts []*schemas.AlertEvent) {
 	for _, a := range alerts {
 		if a.State == schemas.StateFiring {
 			row.firing[a.Fingerprint] = true
-			v.printf("🔥 FIRING   %-8s %-16s %s\n", a.Severity, a.Kind, a.Summary)
 		} else {
 			delete(row.firing, a.Fingerprint)
-			v.printf("✅ RESOLVED %-8s %-16s %s\n", a.Severity, a.Kind, a.Summary)
 		}
+	}
+}
+
+// alert prints an alert as it is published.
+func (v *devView) alert(a *schemas.AlertEvent) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if a.State == schemas.StateFiring {
+		v.printf("🔥 FIRING   %-8s %-18s %s\n", a.Severity, a.Kind, a.Summary)
+	} else {
+		v.printf("✅ RESOLVED %-8s %-18s %s\n", a.Severity, a.Kind, a.Summary)
 	}
 }
 

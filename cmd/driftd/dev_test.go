@@ -27,11 +27,12 @@ func TestDevModeScenarios(t *testing.T) {
 		chAddr = "" // against a ClickHouse server, dev mode's embedded engine is not used
 	}
 	db := testenv.UniqueName(t)
-	type key struct{ model, kind, feature, deployment, state string }
+	type key struct{ model, kind, feature, deployment, stage, state string }
 	var (
-		mu     sync.Mutex
-		alerts = map[key]int{}
-		byName = map[string][]string{}
+		mu           sync.Mutex
+		alerts       = map[key]int{}
+		byName       = map[string][]string{}
+		upstreamHint string
 	)
 	ctx, cancel := context.WithCancel(testenv.Context(t, 3*time.Minute))
 	defer cancel()
@@ -43,8 +44,11 @@ func TestDevModeScenarios(t *testing.T) {
 		onAlert: func(a *schemas.AlertEvent) {
 			mu.Lock()
 			defer mu.Unlock()
-			alerts[key{a.Model, a.Kind, a.Feature, a.Deployment, a.State}]++
+			alerts[key{a.Model, a.Kind, a.Feature, a.Deployment, a.Stage, a.State}]++
 			byName[a.Model] = append(byName[a.Model], a.State+" "+a.Summary)
+			if a.Kind == "data_drift" && a.Model == simulate.ModelOf(simulate.PipelineFailure) && a.State == "firing" {
+				upstreamHint = a.Summary
+			}
 		},
 		ready:    func(k, _ string) { kafkaAddr = k; close(ready) },
 		onHealth: func(addr string) { healthAddr = addr },
@@ -63,8 +67,8 @@ func TestDevModeScenarios(t *testing.T) {
 	}
 
 	type want struct {
-		kind, feature, deployment string
-		states                    []string
+		kind, feature, deployment, stage string
+		states                           []string
 	}
 	scenarios := []struct {
 		scenario string
@@ -75,18 +79,23 @@ func TestDevModeScenarios(t *testing.T) {
 	}{
 		{simulate.Stationary, nil, ""},
 		{simulate.AbruptShift, []want{
-			{"data_drift", "amount", "primary", []string{"firing", "resolved"}},
-			{"prediction_drift", "", "primary", []string{"firing", "resolved"}}}, ""},
+			{"data_drift", "amount", "primary", "", []string{"firing", "resolved"}},
+			{"prediction_drift", "", "primary", "", []string{"firing", "resolved"}}}, ""},
 		{simulate.GradualDrift, []want{
-			{"data_drift", "amount", "primary", []string{"firing"}},
-			{"prediction_drift", "", "primary", []string{"firing"}}}, ""},
-		{simulate.NewCategory, []want{{"data_drift", "country", "primary", []string{"firing"}}}, ""},
-		{simulate.PredictionDrift, []want{{"prediction_drift", "", "primary", []string{"firing"}}}, ""},
-		{simulate.CanaryLatency, []want{{"latency", "", "canary", []string{"firing"}}}, "canary"},
+			{"data_drift", "amount", "primary", "", []string{"firing"}},
+			{"prediction_drift", "", "primary", "", []string{"firing"}}}, ""},
+		{simulate.NewCategory, []want{{"data_drift", "country", "primary", "", []string{"firing"}}}, ""},
+		{simulate.PredictionDrift, []want{{"prediction_drift", "", "primary", "", []string{"firing"}}}, ""},
+		{simulate.CanaryLatency, []want{{"latency", "", "canary", "", []string{"firing"}}}, "canary"},
 		{simulate.MissingSpike, nil, "input_quality"},
 		{simulate.ConceptDrift, nil, "concept_drift, performance"},
 		{simulate.ShadowDisagree, nil, "shadow"},
-		{simulate.PipelineFailure, nil, "pipeline_failure, pipeline_freshness"},
+		// The join stage fails for two windows, the model's amount drifts meanwhile (and
+		// its alert points upstream), then the whole pipeline goes silent.
+		{simulate.PipelineFailure, []want{
+			{"data_drift", "amount", "primary", "", []string{"firing", "resolved"}},
+			{"pipeline_failure", "", "", "join_orders", []string{"firing"}},
+			{"pipeline_freshness", "", "", "extract_orders", []string{"firing"}}}, ""},
 	}
 	complete := func() bool {
 		mu.Lock()
@@ -94,7 +103,11 @@ func TestDevModeScenarios(t *testing.T) {
 		for _, s := range scenarios {
 			for _, w := range s.want {
 				for _, st := range w.states {
-					if alerts[key{simulate.ModelOf(s.scenario), w.kind, w.feature, w.deployment, st}] == 0 {
+					model := simulate.ModelOf(s.scenario)
+					if w.stage != "" {
+						model = "" // pipeline alerts name the pipeline and stage, not a model
+					}
+					if alerts[key{model, w.kind, w.feature, w.deployment, w.stage, st}] == 0 {
 						return false
 					}
 				}
@@ -158,7 +171,9 @@ func TestDevModeScenarios(t *testing.T) {
 		expected := map[key]bool{}
 		for _, w := range s.want {
 			for _, st := range w.states {
-				expected[key{model, w.kind, w.feature, w.deployment, st}] = true
+				if w.stage == "" {
+					expected[key{model, w.kind, w.feature, w.deployment, "", st}] = true
+				}
 			}
 		}
 		for k, n := range alerts {
@@ -174,6 +189,9 @@ func TestDevModeScenarios(t *testing.T) {
 		if s.later != "" {
 			t.Logf("%s: detectors for %s arrive with later issues", s.scenario, s.later)
 		}
+	}
+	if !strings.Contains(upstreamHint, "; upstream: stage join_orders of pipeline orders failed") {
+		t.Errorf("the pipeline-failure model's drift alert does not point upstream: %q", upstreamHint)
 	}
 	var models []string
 	for m := range byName {

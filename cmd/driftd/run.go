@@ -107,6 +107,7 @@ func startEmbedded(e config.Embedded, log *slog.Logger) (string, func(), error) 
 type hooks struct {
 	onFlush   func(pipeline.Stats)
 	onVerdict func(detectors.Verdict, []*schemas.AlertEvent)
+	onAlert   func(*schemas.AlertEvent)
 	// ready is called once the pipeline has restored its state and starts consuming,
 	// with the address of the ClickHouse it writes to.
 	ready func(clickhouseAddr string)
@@ -213,6 +214,9 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, h hooks) erro
 	}
 	if h.onVerdict != nil {
 		r.OnVerdict(h.onVerdict)
+	}
+	if h.onAlert != nil {
+		r.OnAlert(h.onAlert)
 	}
 	if err := r.Restore(ctx); err != nil {
 		return err
