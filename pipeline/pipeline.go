@@ -110,7 +110,8 @@ type Settings struct {
 // Stats count what the pipeline did; read them with Runner.Stats.
 type Stats struct {
 	Records, Added, Late, Replayed, DeadLettered uint64
-	PipelineRuns                                 uint64
+	PipelineRuns, StageWindowsClosed             uint64
+	FreshnessChecks                              uint64
 	WindowsClosed, AlertsEmitted, Flushes        uint64
 	ReferencesBuilt                              uint64
 }
@@ -409,7 +410,14 @@ func (r *Runner) Flush(ctx context.Context) error {
 		stageClosed = r.up.pending
 	}
 	if len(closed) == 0 && len(late) == 0 && len(stageClosed) == 0 && len(r.extraAlerts) == 0 {
-		return r.commit(ctx)
+		r.stats.Flushes++
+		if err := r.commit(ctx); err != nil {
+			return err
+		}
+		if r.onFlush != nil {
+			r.onFlush(r.stats)
+		}
+		return nil
 	}
 	sort.SliceStable(closed, func(i, j int) bool { return closed[i].Merged.Start < closed[j].Merged.Start })
 	batch := &storage.Batch{Closed: closed, Late: late, WrittenAt: r.now(), Alerts: r.extraAlerts}
@@ -503,6 +511,7 @@ func (r *Runner) Flush(ctx context.Context) error {
 		r.up.pending = nil
 	}
 	r.stats.WindowsClosed += uint64(len(closed))
+	r.stats.StageWindowsClosed += uint64(len(stageClosed))
 	r.stats.AlertsEmitted += uint64(len(batch.Alerts))
 	r.stats.Flushes++
 	if err := r.commit(ctx); err != nil {

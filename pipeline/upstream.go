@@ -255,6 +255,7 @@ func (r *Runner) checkFreshness(now time.Time) {
 			return
 		}
 	}
+	r.stats.FreshnessChecks++
 	sn := r.streamNow(now)
 	keys := make([]stageKey, 0, len(u.stages))
 	for k := range u.stages {

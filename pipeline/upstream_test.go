@@ -146,3 +146,41 @@ func TestPipelineHealth(t *testing.T) {
 		t.Errorf("stage stats: %d windows, %d runs, %d failures, %.0f lost; want %d runs, 3 failures", windows, runsN, failures, lost, len(runs))
 	}
 }
+
+// driftd's own downtime does not page anyone: a stage ran every hour while driftd was
+// down; when driftd comes back hours later, it reads the backlog before judging freshness.
+func TestFreshnessQuietAfterDowntime(t *testing.T) {
+	h := newHarness(t)
+	day0 := time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)
+	h.tweak = func(s *pipeline.Settings) {
+		s.PipelineWindow = processors.WindowSpec{Size: time.Hour, Lateness: time.Minute}
+		s.PipelineThresholds = detectors.PipelineThresholds{FailureRate: 0.5, ConsecutiveFailures: 3, VolumeDrop: 0.5, VolumeJump: 3}
+		s.FreshnessFactor = 2
+	}
+	runs := func(from, to int) []kafka.Message {
+		var out []kafka.Message
+		for hr := from; hr < to; hr++ {
+			b, _ := json.Marshal(map[string]any{"event_id": fmt.Sprint(hr), "pipeline": "orders", "stage": "extract", "status": "succeeded",
+				"timestamp": day0.Add(time.Duration(hr)*time.Hour + 5*time.Minute).UnixMilli(), "records_in": 10, "records_out": 10})
+			out = append(out, kafka.Message{Key: []byte("extract"), Value: b})
+		}
+		return out
+	}
+	h.produceTo(t, h.pipeline, runs(0, 6)...)
+	waitFor, stop := h.start(t)
+	waitFor("the first runs", func(s pipeline.Stats) bool { return s.PipelineRuns == 6 && s.StageWindowsClosed >= 5 })
+	stop()
+
+	// Down for ten hours, during which the stage kept running.
+	h.produceTo(t, h.pipeline, runs(6, 16)...)
+	h.skew.Store(int64(10 * time.Hour))
+	waitFor, stop = h.start(t)
+	// The last record of the first run is read again (its window was open): 11 runs.
+	waitFor("the backlog", func(s pipeline.Stats) bool { return s.PipelineRuns == 11 })
+	// Freshness is checked on every tick once the start-up grace has passed.
+	waitFor("freshness checks", func(s pipeline.Stats) bool { return s.FreshnessChecks >= 10 })
+	stats := stop()
+	if stats.AlertsEmitted != 0 {
+		t.Fatalf("%d alerts after driftd's own downtime; stats %+v", stats.AlertsEmitted, stats)
+	}
+}
