@@ -410,14 +410,7 @@ func (r *Runner) Flush(ctx context.Context) error {
 		stageClosed = r.up.pending
 	}
 	if len(closed) == 0 && len(late) == 0 && len(stageClosed) == 0 && len(r.extraAlerts) == 0 {
-		r.stats.Flushes++
-		if err := r.commit(ctx); err != nil {
-			return err
-		}
-		if r.onFlush != nil {
-			r.onFlush(r.stats)
-		}
-		return nil
+		return r.commitAndReport(ctx)
 	}
 	sort.SliceStable(closed, func(i, j int) bool { return closed[i].Merged.Start < closed[j].Merged.Start })
 	batch := &storage.Batch{Closed: closed, Late: late, WrittenAt: r.now(), Alerts: r.extraAlerts}
@@ -513,6 +506,11 @@ func (r *Runner) Flush(ctx context.Context) error {
 	r.stats.WindowsClosed += uint64(len(closed))
 	r.stats.StageWindowsClosed += uint64(len(stageClosed))
 	r.stats.AlertsEmitted += uint64(len(batch.Alerts))
+	return r.commitAndReport(ctx)
+}
+
+// commitAndReport ends a flush: commit what is safe, then tell the OnFlush callback.
+func (r *Runner) commitAndReport(ctx context.Context) error {
 	r.stats.Flushes++
 	if err := r.commit(ctx); err != nil {
 		return err
