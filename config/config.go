@@ -136,6 +136,10 @@ type Detection struct {
 	ErrorRate        float64 `yaml:"error_rate"`
 	FireAfter        int     `yaml:"fire_after"`
 	ResolveAfter     int     `yaml:"resolve_after"`
+	// Correction across a window's features: bonferroni or bh (Benjamini–Hochberg).
+	Correction string `yaml:"correction"`
+	// DriftShare: the share of drifted features at which a window drifts as a whole.
+	DriftShare float64 `yaml:"drift_share"`
 }
 
 // ModelConfig overrides windows and thresholds for one model.
@@ -203,7 +207,7 @@ func Default() Config {
 		Windows: Windows{Size: Duration(5 * time.Minute), Lateness: Duration(30 * time.Second), IdleClose: Duration(2 * time.Minute)},
 		Detection: Detection{ReferenceWindows: 3, PSIWarning: detectors.DefaultThresholds.PSIWarning, PSICritical: detectors.DefaultThresholds.PSICritical,
 			PValue: detectors.DefaultThresholds.PValue, MinEvents: detectors.DefaultThresholds.MinEvents, ErrorRate: detectors.DefaultThresholds.ErrorRate,
-			FireAfter: 1, ResolveAfter: 2},
+			FireAfter: 1, ResolveAfter: 2, Correction: detectors.DefaultThresholds.Correction, DriftShare: detectors.DefaultThresholds.DriftShare},
 		Pipelines: Pipelines{Window: Duration(time.Hour), Lateness: Duration(5 * time.Minute), FailureRate: 0.5,
 			ConsecutiveFailures: 3, VolumeDrop: 0.5, VolumeJump: 3, FreshnessFactor: 2},
 		Limits:   Limits{MaxFeatures: processors.DefaultLimits.MaxFeatures, MaxCategories: processors.DefaultLimits.MaxCategories},
@@ -398,6 +402,12 @@ func (c *Config) Validate() error {
 	if err := checkThresholds("detection", c.Detection.PSIWarning, c.Detection.PSICritical, c.Detection.PValue, c.Detection.ErrorRate); err != nil {
 		return err
 	}
+	if c.Detection.Correction != "bonferroni" && c.Detection.Correction != "bh" {
+		return fail("detection.correction", "%q is not one of bonferroni, bh", c.Detection.Correction)
+	}
+	if c.Detection.DriftShare < 0 || c.Detection.DriftShare > 1 {
+		return fail("detection.drift_share", "must be between 0 and 1 (0 disables)")
+	}
 	if c.Detection.FireAfter < 1 || c.Detection.ResolveAfter < 1 {
 		return fail("detection.fire_after", "fire_after and resolve_after must be at least 1")
 	}
@@ -520,7 +530,7 @@ func (c *Config) ReferenceWindows(model string) int {
 func (c *Config) Thresholds(model, feature string) detectors.Thresholds {
 	d := c.Detection
 	th := detectors.Thresholds{PSIWarning: d.PSIWarning, PSICritical: d.PSICritical, PValue: d.PValue,
-		MinEvents: d.MinEvents, LatencyP99Ms: d.LatencyP99Ms, ErrorRate: d.ErrorRate}
+		MinEvents: d.MinEvents, LatencyP99Ms: d.LatencyP99Ms, ErrorRate: d.ErrorRate, Correction: d.Correction, DriftShare: d.DriftShare}
 	m, ok := c.Models[model]
 	if !ok {
 		return th

@@ -170,3 +170,44 @@ func TestPSIGroups(t *testing.T) {
 		}
 	}
 }
+
+// Benjamini–Hochberg and the dataset-level verdict: when most features shift, the window
+// drifts as a whole.
+func TestCorrectionAndDatasetVerdict(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	sample := NewSample()
+	base := []string{"DE", "FR", "NL"}
+	for i := 0; i < 20000; i++ {
+		sample.AddEvent(event(rng, 0, base, 0))
+	}
+	ref := sample.Build("m", "1", SourceFirstWindows, 3, t0)
+	for _, correction := range []string{"bonferroni", "bh"} {
+		th := DefaultThresholds
+		th.Correction = correction
+		v := Evaluate(window(rng, ref.Layout(), 2000, 8, []string{"XX"}), ref, func(string) Thresholds { return th })
+		drifted := map[string]bool{}
+		for _, s := range v.Scores {
+			if s.PAdjusted < s.PValue || s.PAdjusted > 1 {
+				t.Errorf("%s: adjusted p %v for p %v", correction, s.PAdjusted, s.PValue)
+			}
+			if s.Drifted {
+				drifted[s.Feature] = true
+			}
+			if s.JS <= 0 && s.Drifted {
+				t.Errorf("%s: drifted feature %s has JS %v", correction, s.Feature, s.JS)
+			}
+		}
+		if !drifted["amount"] || !drifted["country"] || drifted["noise"] {
+			t.Errorf("%s: drifted %v", correction, drifted)
+		}
+		var dataset *Condition
+		for i, c := range v.Conditions {
+			if c.Metric == "drifted_share" {
+				dataset = &v.Conditions[i]
+			}
+		}
+		if dataset == nil || !dataset.Breached || dataset.Value != 0.75 || !strings.Contains(dataset.FiringSummary, "3 of 4 features of m 1 drifted (75% ≥ 50%)") {
+			t.Errorf("%s: dataset condition %+v", correction, dataset)
+		}
+	}
+}

@@ -20,12 +20,19 @@ type Thresholds struct {
 	// errors alert when (errors + timeouts) / events ≥ it (0 disables).
 	LatencyP99Ms float64
 	ErrorRate    float64
+	// Correction controls the family-wise or false-discovery error across a window's
+	// features: "bonferroni" (default) or "bh" (Benjamini–Hochberg).
+	Correction string
+	// DriftShare: when at least this share of a window's judged features drift, the window
+	// drifts as a whole (one dataset-level condition; 0 disables).
+	DriftShare float64
 }
 
 // DefaultThresholds are the defaults documented in docs/statistics.md.
 // MinEvents is 100 because PSI over 10 bins is biased upwards by about 9/n under no
 // change: below 100 values, noise alone reaches the 0.1 threshold.
-var DefaultThresholds = Thresholds{PSIWarning: 0.1, PSICritical: 0.25, PValue: 0.05, MinEvents: 100, ErrorRate: 0.05}
+var DefaultThresholds = Thresholds{PSIWarning: 0.1, PSICritical: 0.25, PValue: 0.05, MinEvents: 100, ErrorRate: 0.05,
+	Correction: "bonferroni", DriftShare: 0.5}
 
 // FeatureScore is the comparison of one feature of one window with the reference.
 type FeatureScore struct {
@@ -36,8 +43,13 @@ type FeatureScore struct {
 	Test      string  // "ks" or "chi2"
 	Statistic float64 // KS D or chi-square
 	PValue    float64
-	Alpha     float64 // the corrected significance level the p-value was held to
-	Drifted   bool
+	PAdjusted float64 // the p-value corrected across the window's features
+	Alpha     float64 // the level the adjusted p-value was held to
+	// Distances (docs/statistics.md): all features have JS, Hellinger and KL; numeric ones
+	// Wasserstein-1 divided by the reference's standard deviation; categorical ones total
+	// variation, L∞ and the G-test's p-value.
+	KL, JS, Hellinger, WassersteinNorm, TVD, LInf, GTestP float64
+	Drifted                                               bool
 	Severity  string
 	// Estimated is set when the window's bins came from its quantile sketch.
 	Estimated bool
@@ -80,18 +92,36 @@ func Evaluate(w *processors.WindowAgg, ref *Profile, thresholds func(feature str
 			}
 		}
 		// The prediction counts as one more feature in the family: every window of a
-		// series runs len(v.Scores) tests, and the family-wise error stays at p_value.
-		m := max(len(v.Scores), 1)
+		// series runs len(v.Scores) tests, corrected together.
+		model := thresholds("")
+		ps := make([]float64, len(v.Scores))
+		for i, s := range v.Scores {
+			ps[i] = s.PValue
+		}
+		adjusted := BenjaminiHochberg(ps)
+		drifted := 0
 		for i := range v.Scores {
 			s := &v.Scores[i]
 			th := thresholds(s.Feature)
-			s.Alpha = th.PValue / float64(m)
-			s.Drifted = s.PSI >= th.PSIWarning && s.PValue < s.Alpha
+			s.Alpha = th.PValue
+			if model.Correction == "bh" {
+				s.PAdjusted = adjusted[i]
+			} else {
+				s.PAdjusted = math.Min(1, s.PValue*float64(len(v.Scores)))
+			}
+			s.Drifted = s.PSI >= th.PSIWarning && s.PAdjusted < s.Alpha
+			if s.Drifted {
+				drifted++
+			}
 			s.Severity = schemas.SeverityWarning
 			if s.PSI >= th.PSICritical {
 				s.Severity = schemas.SeverityCritical
 			}
 			v.Conditions = append(v.Conditions, driftCondition(w, *s, th))
+		}
+		// With one or two judged features the dataset verdict would only repeat theirs.
+		if model.DriftShare > 0 && len(v.Scores) >= 3 {
+			v.Conditions = append(v.Conditions, datasetCondition(w, drifted, len(v.Scores), model.DriftShare))
 		}
 	}
 	v.Conditions = append(v.Conditions, serviceConditions(w, thresholds(""))...)
@@ -100,6 +130,10 @@ func Evaluate(w *processors.WindowAgg, ref *Profile, thresholds func(feature str
 
 func score(agg *processors.FeatureAgg, fp *FeatureProfile) (FeatureScore, bool) {
 	s := FeatureScore{Feature: agg.Name, Kind: fp.Kind, N: agg.Count}
+	// dref and dwin are what the distances compare: the PSI groups of a numeric feature
+	// (ten groups are far less noisy than fifty bins in small windows), the categories of a
+	// categorical one.
+	var dref, dwin []float64
 	if fp.Kind == processors.Numeric.String() {
 		if len(fp.Bins) == 0 {
 			return s, false
@@ -121,10 +155,14 @@ func score(agg *processors.FeatureAgg, fp *FeatureProfile) (FeatureScore, bool) 
 		}
 		s.Test = "ks"
 		s.Statistic = KSBinned(ref, win)
+		if fp.Std > 0 {
+			s.WassersteinNorm = Wasserstein(fp.Edges, ref, win) / fp.Std
+		}
 		// n is what the bins hold: values beyond the kept ones were not binned.
 		s.PValue = KSPValue(s.Statistic, sum(ref), sum(win))
 		groups := psiGroups(ref, PSIBins)
-		s.PSI = PSI(regroup(ref, groups), regroup(win, groups))
+		dref, dwin = regroup(ref, groups), regroup(win, groups)
+		s.PSI = PSI(dref, dwin)
 	} else {
 		cats := make([]string, 0, len(fp.Categories)+len(agg.Categories))
 		for c := range fp.Categories {
@@ -143,7 +181,11 @@ func score(agg *processors.FeatureAgg, fp *FeatureProfile) (FeatureScore, bool) 
 		s.Test = "chi2"
 		s.Statistic, _, s.PValue = ChiSquare(ref, win)
 		s.PSI = PSI(ref, win)
+		s.TVD, s.LInf = TotalVariation(ref, win), LInfinity(ref, win)
+		_, _, s.GTestP = GTest(ref, win)
+		dref, dwin = ref, win
 	}
+	s.KL, s.JS, s.Hellinger = KL(dref, dwin), JensenShannon(dref, dwin), Hellinger(dref, dwin)
 	if math.IsNaN(s.PSI) || math.IsNaN(s.PValue) {
 		return s, false
 	}
@@ -233,16 +275,34 @@ func driftCondition(w *processors.WindowAgg, s FeatureScore, th Thresholds) Cond
 	if s.PSI < th.PSIWarning {
 		c.ResolvedSummary = fmt.Sprintf("%s no longer drifts: PSI %.2f < %.2f over %s", subject, s.PSI, th.PSIWarning, spanText(w))
 	} else {
-		c.ResolvedSummary = fmt.Sprintf("%s no longer drifts: PSI %.2f but %s p = %.3g is not significant (α %.3g) over %s", subject, s.PSI, s.Test, s.PValue, s.Alpha, spanText(w))
+		c.ResolvedSummary = fmt.Sprintf("%s no longer drifts: PSI %.2f but %s p = %.3g (%.3g corrected) is not significant at %.3g over %s", subject, s.PSI, s.Test, s.PValue, s.PAdjusted, s.Alpha, spanText(w))
 	}
 	c.Details = map[string]string{
 		"test": s.Test, "statistic": fmt.Sprintf("%.6g", s.Statistic), "p_value": fmt.Sprintf("%.6g", s.PValue),
-		"alpha": fmt.Sprintf("%.6g", s.Alpha), "window_values": fmt.Sprint(s.N), "feature_kind": s.Kind,
+		"alpha": fmt.Sprintf("%.6g", s.Alpha), "p_adjusted": fmt.Sprintf("%.6g", s.PAdjusted), "window_values": fmt.Sprint(s.N),
+		"feature_kind": s.Kind, "js": fmt.Sprintf("%.4f", s.JS), "hellinger": fmt.Sprintf("%.4f", s.Hellinger),
 	}
 	if s.Estimated {
 		c.Details["bins"] = "estimated from the window's sketch"
 	}
 	return c
+}
+
+// datasetCondition judges the window as a whole: it drifts when at least share of its
+// judged features (the prediction included) drift.
+func datasetCondition(w *processors.WindowAgg, drifted, judged int, share float64) Condition {
+	start, end := span(w)
+	got := float64(drifted) / float64(judged)
+	subject := fmt.Sprintf("%s %s", w.Series.Model, w.Series.Version)
+	if w.Series.Deployment != schemas.DeploymentPrimary {
+		subject += " (" + w.Series.Deployment + ")"
+	}
+	return Condition{Kind: schemas.KindDataDrift, Model: w.Series.Model, Version: w.Series.Version, Deployment: w.Series.Deployment,
+		Metric: "drifted_share", Value: got, Threshold: share, Breached: got >= share, Severity: schemas.SeverityCritical,
+		WindowStart: start, WindowEnd: end,
+		FiringSummary:   fmt.Sprintf("%d of %d features of %s drifted (%.0f%% ≥ %.0f%%) over %s", drifted, judged, subject, 100*got, 100*share, spanText(w)),
+		ResolvedSummary: fmt.Sprintf("%d of %d features of %s drift (%.0f%% < %.0f%%) over %s", drifted, judged, subject, 100*got, 100*share, spanText(w)),
+		Details:         map[string]string{"drifted": fmt.Sprint(drifted), "judged": fmt.Sprint(judged)}}
 }
 
 func serviceConditions(w *processors.WindowAgg, th Thresholds) []Condition {

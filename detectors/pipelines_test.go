@@ -30,7 +30,7 @@ func TestFailureCondition(t *testing.T) {
 }
 
 func TestVolumeBaselineFollowsTheDailyCycle(t *testing.T) {
-	day := func(d, h int) time.Time { return t0.Truncate(24*time.Hour).Add(time.Duration(d*24+h) * time.Hour) }
+	day := func(d, h int) time.Time { return t0.Truncate(24 * time.Hour).Add(time.Duration(d*24+h) * time.Hour) }
 	hist := map[int64]float64{}
 	for d := 0; d < 3; d++ {
 		for h := 0; h < 24; h++ {

@@ -10,7 +10,7 @@ func TestMigrationsRender(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(migs) != 2 || migs[0].Version != 1 || migs[0].Name != "init" || migs[1].Name != "pipeline_stages" {
+	if len(migs) != 3 || migs[0].Version != 1 || migs[0].Name != "init" || migs[1].Name != "pipeline_stages" || migs[2].Name != "drift_distances" {
 		t.Fatalf("migrations %+v", migs)
 	}
 	tables := 0
