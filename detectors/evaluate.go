@@ -50,7 +50,7 @@ type FeatureScore struct {
 	// variation, L∞ and the G-test's p-value.
 	KL, JS, Hellinger, WassersteinNorm, TVD, LInf, GTestP float64
 	Drifted                                               bool
-	Severity  string
+	Severity                                              string
 	// Estimated is set when the window's bins came from its quantile sketch.
 	Estimated bool
 }
@@ -60,7 +60,10 @@ type Verdict struct {
 	Window      *processors.WindowAgg
 	ReferenceID string
 	Scores      []FeatureScore
-	Conditions  []Condition
+	// Multivariate is the joint (PCA) score, nil when the reference has no joint model
+	// or the window too few complete rows.
+	Multivariate *MultivariateScore
+	Conditions   []Condition
 }
 
 // Evaluate compares a closed window with its reference (nil if none yet) and with the
@@ -118,6 +121,18 @@ func Evaluate(w *processors.WindowAgg, ref *Profile, thresholds func(feature str
 				s.Severity = schemas.SeverityCritical
 			}
 			v.Conditions = append(v.Conditions, driftCondition(w, *s, th))
+		}
+		if ref.PCA != nil && w.Joint != nil && w.Joint.N >= float64(model.MinEvents) {
+			ms := MultivariateScore{N: w.Joint.N, Error: ref.PCA.ReconstructionError(w.Joint), Threshold: ref.PCA.Threshold(w.Joint.N)}
+			if !math.IsNaN(ms.Error) {
+				ms.Drifted = ms.Error > ms.Threshold
+				v.Multivariate = &ms
+				// The joint alert is for what no single feature explains: when a feature
+				// drifts, its own alert says more, and the joint one would repeat it.
+				cond := multivariateCondition(w, ms)
+				cond.Breached = ms.Drifted && drifted == 0
+				v.Conditions = append(v.Conditions, cond)
+			}
 		}
 		// With one or two judged features the dataset verdict would only repeat theirs.
 		if model.DriftShare > 0 && len(v.Scores) >= 3 {

@@ -41,6 +41,8 @@ type Profile struct {
 	Windows   int                        `json:"windows"`
 	Events    uint64                     `json:"events"`
 	Features  map[string]*FeatureProfile `json:"features"`
+	// PCA models the joint distribution of the numeric features (nil with fewer than two).
+	PCA *PCAModel `json:"pca,omitempty"`
 }
 
 // FeatureProfile is one feature's reference distribution.
@@ -58,6 +60,9 @@ type FeatureProfile struct {
 // Layout tells windows how to count values so that they compare with this profile.
 func (p *Profile) Layout() *processors.Layout {
 	l := &processors.Layout{ReferenceID: p.ID, Features: map[string]processors.FeatureLayout{}}
+	if p.PCA != nil {
+		l.Joint = p.PCA.Features
+	}
 	for name, f := range p.Features {
 		switch f.Kind {
 		case processors.Numeric.String():
@@ -88,7 +93,11 @@ func UnmarshalProfile(b []byte) (*Profile, error) {
 // Sample collects the values a reference is built from: every value of categorical
 // features, and up to MaxSample values of each numeric feature (first come).
 type Sample struct {
-	Events  uint64
+	Events uint64
+	// rows keep each event's numeric features (NaN where absent), columns in order of
+	// first sight, for the joint model.
+	rows    [][]float64
+	cols    map[string]int
 	numeric map[string][]float64
 	cats    map[string]map[string]uint64
 	missing map[string]uint64
@@ -97,7 +106,7 @@ type Sample struct {
 
 // NewSample returns an empty sample.
 func NewSample() *Sample {
-	return &Sample{numeric: map[string][]float64{}, cats: map[string]map[string]uint64{},
+	return &Sample{cols: map[string]int{}, numeric: map[string][]float64{}, cats: map[string]map[string]uint64{},
 		missing: map[string]uint64{}, kinds: map[string]processors.FeatureKind{}}
 }
 
@@ -108,6 +117,34 @@ func (s *Sample) AddEvent(e *schemas.PredictionEvent) {
 		s.Add(e.Features[i].Name, e.Features[i].Value)
 	}
 	s.Add(processors.PredictionFeature, e.Prediction)
+	s.addRow(e.Features)
+}
+
+func (s *Sample) addRow(fs []schemas.Feature) {
+	if len(s.rows) >= MaxJointRows {
+		return
+	}
+	var row []float64
+	for _, f := range fs {
+		if f.Value.Kind != schemas.Number {
+			continue
+		}
+		c, ok := s.cols[f.Name]
+		if !ok {
+			if len(s.cols) >= 64 { // the joint model covers at most 64 features
+				continue
+			}
+			c = len(s.cols)
+			s.cols[f.Name] = c
+		}
+		for len(row) <= c {
+			row = append(row, math.NaN())
+		}
+		row[c] = f.Value.Num
+	}
+	if row != nil {
+		s.rows = append(s.rows, row)
+	}
 }
 
 // Add adds one value of one feature. A feature's kind is that of its first value.
@@ -165,6 +202,20 @@ func (s *Sample) Merge(o *Sample) {
 	for name, n := range o.missing {
 		s.missing[name] += n
 	}
+	// Rows are re-keyed by name: the two samples may have met features in another order.
+	for _, r := range o.rows {
+		if len(s.rows) >= MaxJointRows {
+			break
+		}
+		var fs []schemas.Feature
+		for name, c := range o.cols {
+			if c < len(r) && !math.IsNaN(r[c]) {
+				fs = append(fs, schemas.Feature{Name: name, Value: schemas.Value{Kind: schemas.Number, Num: r[c]}})
+			}
+		}
+		sort.Slice(fs, func(i, j int) bool { return fs[i].Name < fs[j].Name })
+		s.addRow(fs)
+	}
 }
 
 // Build turns the sample into a profile. createdAt is passed in (no clock here).
@@ -195,8 +246,51 @@ func (s *Sample) Build(model, version, source string, windows int, createdAt tim
 		}
 		p.Features[name] = f
 	}
+	p.PCA = s.fitPCA(p)
 	p.ID = profileID(p)
 	return p
+}
+
+// fitPCA models the numeric features that are present in most rows (sorted by name),
+// over the rows that have all of them.
+func (s *Sample) fitPCA(p *Profile) *PCAModel {
+	var names []string
+	for name, c := range s.cols {
+		present := 0
+		for _, r := range s.rows {
+			if c < len(r) && !math.IsNaN(r[c]) {
+				present++
+			}
+		}
+		if f := p.Features[name]; f != nil && f.Kind == processors.Numeric.String() && f.Std > 0 && present*10 >= len(s.rows)*9 {
+			names = append(names, name)
+		}
+	}
+	if len(names) < 2 {
+		return nil
+	}
+	sort.Strings(names)
+	var rows [][]float64
+	for _, r := range s.rows {
+		row := make([]float64, len(names))
+		ok := true
+		for i, name := range names {
+			c := s.cols[name]
+			if c >= len(r) || math.IsNaN(r[c]) {
+				ok = false
+				break
+			}
+			row[i] = r[c]
+		}
+		if ok {
+			rows = append(rows, row)
+		}
+	}
+	m, err := FitPCA(names, rows)
+	if err != nil {
+		return nil
+	}
+	return m
 }
 
 // quantileEdges returns the distinct values at the k/bins quantiles (k = 1 … bins−1) of

@@ -53,6 +53,9 @@ func kindOf(v schemas.Value) FeatureKind {
 type Layout struct {
 	ReferenceID string
 	Features    map[string]FeatureLayout
+	// Joint lists the numeric features whose joint distribution the reference models
+	// (in order); windows keep their co-moments over rows where all are present.
+	Joint []string
 }
 
 // FeatureLayout is one feature's part of a Layout.
@@ -273,6 +276,10 @@ type WindowAgg struct {
 
 	Features   map[string]*FeatureAgg
 	Prediction *FeatureAgg
+	// Joint are the co-moments of the layout's joint features, over the events that had
+	// all of them (nil without a layout that asks for them).
+	Joint    *CoMoments
+	jointBuf []float64
 }
 
 func newWindowAgg(s SeriesKey, start, end int64) *WindowAgg {
@@ -318,6 +325,9 @@ func (w *WindowAgg) add(e *schemas.PredictionEvent, layout *Layout, lim Limits) 
 		w.NullPredictions++
 	}
 	w.Prediction = w.addFeature(w.Prediction, PredictionFeature, e.Prediction, layout, lim)
+	if layout != nil && len(layout.Joint) > 1 {
+		w.addJoint(e, layout.Joint)
+	}
 	for i := range e.Features {
 		f := &e.Features[i]
 		agg, ok := w.Features[f.Name]
@@ -330,6 +340,28 @@ func (w *WindowAgg) add(e *schemas.PredictionEvent, layout *Layout, lim Limits) 
 			w.Features[f.Name] = agg
 		}
 	}
+}
+
+// addJoint adds the event's joint feature vector when every joint feature is a number.
+func (w *WindowAgg) addJoint(e *schemas.PredictionEvent, names []string) {
+	if w.Joint == nil {
+		w.Joint = NewCoMoments(len(names))
+		w.jointBuf = make([]float64, len(names))
+	}
+	// Feature lists are short; a linear scan per name beats building a map per event.
+	for i, name := range names {
+		found := false
+		for j := range e.Features {
+			if e.Features[j].Name == name && e.Features[j].Value.Kind == schemas.Number {
+				w.jointBuf[i], found = e.Features[j].Value.Num, true
+				break
+			}
+		}
+		if !found {
+			return
+		}
+	}
+	w.Joint.Add(w.jointBuf)
 }
 
 // addFeature adds v to agg, creating agg once the feature's kind is known: from the
@@ -376,6 +408,13 @@ func (w *WindowAgg) Merge(o *WindowAgg) {
 		(*dst).merge(src)
 	}
 	mergeFeature(&w.Prediction, o.Prediction)
+	if o.Joint != nil {
+		if w.Joint == nil {
+			w.Joint = o.Joint.clone()
+		} else {
+			w.Joint.Merge(o.Joint)
+		}
+	}
 	for name, f := range o.Features {
 		dst := w.Features[name]
 		mergeFeature(&dst, f)

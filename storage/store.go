@@ -185,6 +185,10 @@ type LateEvent struct {
 	EventTime  time.Time
 }
 
+// MultivariateFeature names the joint (PCA) score in drift_scores; its statistic is the
+// reconstruction error.
+const MultivariateFeature = "__multivariate__"
+
 // StageRow is one pipeline stage's partial window (one source partition).
 type StageRow struct {
 	Pipeline, Stage                  string
@@ -332,6 +336,20 @@ func (s *Store) Write(ctx context.Context, b *Batch) error {
 				sc.Feature, sc.Kind, v.ReferenceID, sc.N, finite(sc.PSI), sc.Test, finite(sc.Statistic), finite(sc.PValue),
 				finite(sc.PAdjusted), sc.Alpha, drifted, sc.Severity, finite(sc.JS), finite(sc.Hellinger), finite(sc.KL),
 				finite(sc.WassersteinNorm), finite(sc.TVD), finite(sc.LInf), finite(sc.GTestP), at); err != nil {
+				return err
+			}
+		}
+	}
+	for _, v := range b.Verdicts {
+		if m := v.Multivariate; m != nil {
+			w := v.Window
+			var drifted uint8
+			if m.Drifted {
+				drifted = 1
+			}
+			if err := scores.append(w.Series.Model, w.Series.Version, w.Series.Deployment, ms(w.Start), ms(w.End),
+				MultivariateFeature, "multivariate", v.ReferenceID, uint64(m.N), 0.0, "pca_reconstruction", finite(m.Error), 0.0,
+				0.0, 0.0, drifted, "", 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, at); err != nil {
 				return err
 			}
 		}
