@@ -7,6 +7,8 @@ import (
 	"os"
 	"sort"
 	"testing"
+
+	"github.com/driftd/driftd/processors"
 )
 
 type distanceReference struct {
@@ -138,4 +140,47 @@ func TestDistanceProperties(t *testing.T) {
 			t.Fatalf("G-test p-value %v", pv)
 		}
 	}
+}
+
+// FuzzHistogramStatistics feeds arbitrary counts to every statistic: no panic, results in
+// their ranges, and binned values landing in exactly one bin.
+func FuzzHistogramStatistics(f *testing.F) {
+	f.Add([]byte{1, 2, 3, 4}, []byte{4, 3, 2, 1}, 0.5)
+	f.Add([]byte{0, 0, 9}, []byte{9, 0, 0}, -3.0)
+	f.Fuzz(func(t *testing.T, a, b []byte, x float64) {
+		n := min(len(a), len(b), 64)
+		if n < 2 {
+			return
+		}
+		ra, rb := make([]float64, n), make([]float64, n)
+		for i := 0; i < n; i++ {
+			ra[i], rb[i] = float64(a[i]), float64(b[i])
+		}
+		for name, v := range map[string]float64{"JS": JensenShannon(ra, rb), "Hellinger": Hellinger(ra, rb), "TVD": TotalVariation(ra, rb), "L∞": LInfinity(ra, rb), "KS": KSBinned(ra, rb)} {
+			if !math.IsNaN(v) && (v < -1e-12 || v > 1+1e-12) {
+				t.Fatalf("%s = %v outside [0, 1] for %v %v", name, v, ra, rb)
+			}
+		}
+		if v := PSI(ra, rb); !math.IsNaN(v) && (v < -1e-12 || math.IsInf(v, 0)) {
+			t.Fatalf("PSI = %v", v)
+		}
+		for _, p := range []float64{KSPValue(KSBinned(ra, rb), sum(ra), sum(rb)), func() float64 { _, _, p := ChiSquare(ra, rb); return p }(), func() float64 { _, _, p := GTest(ra, rb); return p }()} {
+			if !math.IsNaN(p) && (p < 0 || p > 1) {
+				t.Fatalf("p-value %v", p)
+			}
+		}
+		edges := make([]float64, n-1)
+		for i := range edges {
+			edges[i] = float64(i) * 1.5
+		}
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return
+		}
+		if i := processors.BinIndex(edges, x); i < 0 || i > len(edges) {
+			t.Fatalf("BinIndex(%v) = %d", x, i)
+		}
+		if w := Wasserstein(edges, ra, rb); !math.IsNaN(w) && w < 0 {
+			t.Fatalf("Wasserstein %v", w)
+		}
+	})
 }

@@ -322,3 +322,43 @@ func TestMergeAcrossTheReferenceArrival(t *testing.T) {
 		t.Fatalf("bins %v raw %v", f.Bins, f.Raw)
 	}
 }
+
+// FuzzSketch: any finite values, split over two sketches and merged, give quantiles
+// within the single-sketch bound of the exact ones, and the histogram counts them all.
+func FuzzSketch(f *testing.F) {
+	f.Add([]byte{1, 2, 3, 200, 7}, uint8(2))
+	f.Fuzz(func(t *testing.T, data []byte, split uint8) {
+		if len(data) == 0 {
+			return
+		}
+		a, b := NewSketch(), NewSketch()
+		vals := make([]float64, len(data))
+		for i, d := range data {
+			vals[i] = (float64(d) - 100) * 3.7
+			if i%int(split%5+1) == 0 {
+				a.Add(vals[i])
+			} else {
+				b.Add(vals[i])
+			}
+		}
+		a.Merge(b)
+		if int(a.Count()) != len(vals) {
+			t.Fatalf("count %v of %d", a.Count(), len(vals))
+		}
+		sort.Float64s(vals)
+		lo, hi := vals[0], vals[len(vals)-1]
+		for _, q := range []float64{0, 0.5, 0.99, 1} {
+			v := a.Quantile(q)
+			if v < lo-SketchRelativeAccuracy*math.Abs(lo)-1e-9 || v > hi+SketchRelativeAccuracy*math.Abs(hi)+1e-9 {
+				t.Fatalf("q%v = %v outside [%v, %v]", q, v, lo, hi)
+			}
+		}
+		var total float64
+		for _, c := range a.Histogram([]float64{-100, 0, 100}) {
+			total += c
+		}
+		if int(total) != len(vals) {
+			t.Fatalf("histogram holds %v of %d", total, len(vals))
+		}
+	})
+}
