@@ -140,6 +140,11 @@ type Detection struct {
 	Correction string `yaml:"correction"`
 	// DriftShare: the share of drifted features at which a window drifts as a whole.
 	DriftShare float64 `yaml:"drift_share"`
+	// Method (auto, test, distance), Distance (psi, js, hellinger, kl, wasserstein, tvd,
+	// linf) and DistanceThreshold decide drift per feature (docs/statistics.md).
+	Method            string  `yaml:"method"`
+	Distance          string  `yaml:"distance"`
+	DistanceThreshold float64 `yaml:"distance_threshold"`
 }
 
 // ModelConfig overrides windows and thresholds for one model.
@@ -153,12 +158,15 @@ type ModelConfig struct {
 
 // Overrides are optional threshold overrides.
 type Overrides struct {
-	PSIWarning   *float64 `yaml:"psi_warning"`
-	PSICritical  *float64 `yaml:"psi_critical"`
-	PValue       *float64 `yaml:"p_value"`
-	MinEvents    *uint64  `yaml:"min_events"`
-	LatencyP99Ms *float64 `yaml:"latency_p99_ms"`
-	ErrorRate    *float64 `yaml:"error_rate"`
+	PSIWarning        *float64 `yaml:"psi_warning"`
+	PSICritical       *float64 `yaml:"psi_critical"`
+	PValue            *float64 `yaml:"p_value"`
+	MinEvents         *uint64  `yaml:"min_events"`
+	LatencyP99Ms      *float64 `yaml:"latency_p99_ms"`
+	ErrorRate         *float64 `yaml:"error_rate"`
+	Method            *string  `yaml:"method"`
+	Distance          *string  `yaml:"distance"`
+	DistanceThreshold *float64 `yaml:"distance_threshold"`
 }
 
 // Pipelines configures the health checks of upstream pipeline stages.
@@ -207,7 +215,8 @@ func Default() Config {
 		Windows: Windows{Size: Duration(5 * time.Minute), Lateness: Duration(30 * time.Second), IdleClose: Duration(2 * time.Minute)},
 		Detection: Detection{ReferenceWindows: 3, PSIWarning: detectors.DefaultThresholds.PSIWarning, PSICritical: detectors.DefaultThresholds.PSICritical,
 			PValue: detectors.DefaultThresholds.PValue, MinEvents: detectors.DefaultThresholds.MinEvents, ErrorRate: detectors.DefaultThresholds.ErrorRate,
-			FireAfter: 1, ResolveAfter: 2, Correction: detectors.DefaultThresholds.Correction, DriftShare: detectors.DefaultThresholds.DriftShare},
+			FireAfter: 1, ResolveAfter: 2, Correction: detectors.DefaultThresholds.Correction, DriftShare: detectors.DefaultThresholds.DriftShare,
+			Method: detectors.MethodAuto, Distance: "psi"},
 		Pipelines: Pipelines{Window: Duration(time.Hour), Lateness: Duration(5 * time.Minute), FailureRate: 0.5,
 			ConsecutiveFailures: 3, VolumeDrop: 0.5, VolumeJump: 3, FreshnessFactor: 2},
 		Limits:   Limits{MaxFeatures: processors.DefaultLimits.MaxFeatures, MaxCategories: processors.DefaultLimits.MaxCategories},
@@ -402,6 +411,9 @@ func (c *Config) Validate() error {
 	if err := checkThresholds("detection", c.Detection.PSIWarning, c.Detection.PSICritical, c.Detection.PValue, c.Detection.ErrorRate); err != nil {
 		return err
 	}
+	if err := checkMethod("detection", c.Thresholds("", "")); err != nil {
+		return err
+	}
 	if c.Detection.Correction != "bonferroni" && c.Detection.Correction != "bh" {
 		return fail("detection.correction", "%q is not one of bonferroni, bh", c.Detection.Correction)
 	}
@@ -432,9 +444,15 @@ func (c *Config) Validate() error {
 		if err := checkThresholds("models."+name+".thresholds", th.PSIWarning, th.PSICritical, th.PValue, th.ErrorRate); err != nil {
 			return err
 		}
+		if err := checkMethod("models."+name+".thresholds", th); err != nil {
+			return err
+		}
 		for f := range m.Features {
 			th := c.Thresholds(name, f)
 			if err := checkThresholds("models."+name+".features."+f, th.PSIWarning, th.PSICritical, th.PValue, th.ErrorRate); err != nil {
+				return err
+			}
+			if err := checkMethod("models."+name+".features."+f, th); err != nil {
 				return err
 			}
 		}
@@ -473,6 +491,25 @@ func (c *Config) Validate() error {
 	case "debug", "info", "warn", "error":
 	default:
 		return fail("log_level", "%q is not one of debug, info, warn, error", c.LogLevel)
+	}
+	return nil
+}
+
+func checkMethod(field string, th detectors.Thresholds) error {
+	switch th.Method {
+	case detectors.MethodAuto, detectors.MethodTest, detectors.MethodDistance:
+	default:
+		return fmt.Errorf("config: %s.method: %q is not one of auto, test, distance", field, th.Method)
+	}
+	ok := th.Distance == ""
+	for _, d := range detectors.Distances {
+		ok = ok || d == th.Distance
+	}
+	if !ok {
+		return fmt.Errorf("config: %s.distance: %q is not one of %s", field, th.Distance, strings.Join(detectors.Distances, ", "))
+	}
+	if th.DistanceThreshold < 0 {
+		return fmt.Errorf("config: %s.distance_threshold: must not be negative", field)
 	}
 	return nil
 }
@@ -530,7 +567,8 @@ func (c *Config) ReferenceWindows(model string) int {
 func (c *Config) Thresholds(model, feature string) detectors.Thresholds {
 	d := c.Detection
 	th := detectors.Thresholds{PSIWarning: d.PSIWarning, PSICritical: d.PSICritical, PValue: d.PValue,
-		MinEvents: d.MinEvents, LatencyP99Ms: d.LatencyP99Ms, ErrorRate: d.ErrorRate, Correction: d.Correction, DriftShare: d.DriftShare}
+		MinEvents: d.MinEvents, LatencyP99Ms: d.LatencyP99Ms, ErrorRate: d.ErrorRate, Correction: d.Correction, DriftShare: d.DriftShare,
+		Method: d.Method, Distance: d.Distance, DistanceThreshold: d.DistanceThreshold}
 	m, ok := c.Models[model]
 	if !ok {
 		return th
@@ -560,6 +598,15 @@ func (o Overrides) apply(th *detectors.Thresholds) {
 	}
 	if o.ErrorRate != nil {
 		th.ErrorRate = *o.ErrorRate
+	}
+	if o.Method != nil {
+		th.Method = *o.Method
+	}
+	if o.Distance != nil {
+		th.Distance = *o.Distance
+	}
+	if o.DistanceThreshold != nil {
+		th.DistanceThreshold = *o.DistanceThreshold
 	}
 }
 

@@ -51,6 +51,9 @@ func TestBadConfigNamesTheField(t *testing.T) {
 		{"kafak:\n  brokers: [a:1]\n", "", "field kafak not found"},
 		{"", "DRIFTD_CLICKHOUSE_RETENTION_DAYS=soon", "DRIFTD_CLICKHOUSE_RETENTION_DAYS"},
 		{"", "DRIFTD_LOG_LEVEL=chatty", "log_level"},
+		{"detection:\n  method: vibes\n", "", "detection.method"},
+		{"models:\n  m:\n    features:\n      x:\n        distance: cosine\n", "", "models.m.features.x.distance"},
+		{"detection:\n  correction: holm\n", "", "detection.correction"},
 	} {
 		env := map[string]string{}
 		if c.env != "" {

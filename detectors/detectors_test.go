@@ -211,3 +211,44 @@ func TestCorrectionAndDatasetVerdict(t *testing.T) {
 		}
 	}
 }
+
+// The methods: with a huge window, a tiny irrelevant shift is significant, so "test"
+// flags it and "auto" (distance and test) does not; "distance" with JS judges categories
+// by JS; Fisher's exact test replaces χ² for a sparse two-category feature.
+func TestMethods(t *testing.T) {
+	rng := rand.New(rand.NewPCG(31, 32))
+	sample := NewSample()
+	base := []string{"DE", "FR", "NL"}
+	for i := 0; i < 40000; i++ {
+		sample.AddEvent(event(rng, 0, base, 0))
+	}
+	ref := sample.Build("m", "1", SourceFirstWindows, 3, t0)
+	w := window(rng, ref.Layout(), 40000, 0.5, base) // 0.05σ
+	for _, c := range []struct {
+		method, distance string
+		amount           bool
+	}{{MethodTest, "", true}, {MethodAuto, "", false}, {MethodDistance, "wasserstein", false}} {
+		th := DefaultThresholds
+		th.Method, th.Distance = c.method, c.distance
+		v := Evaluate(w, ref, func(string) Thresholds { return th })
+		for _, s := range v.Scores {
+			if s.Feature == "amount" && s.Drifted != c.amount {
+				t.Errorf("%s/%s: amount drifted %v (PSI %.4f, W %.4f, p %.3g)", c.method, c.distance, s.Drifted, s.PSI, s.WassersteinNorm, s.PAdjusted)
+			}
+		}
+	}
+	th := DefaultThresholds
+	th.Method, th.Distance = MethodDistance, "js"
+	v := Evaluate(window(rng, ref.Layout(), 2000, 0, []string{"DE", "XX"}), ref, func(string) Thresholds { return th })
+	for _, c := range v.Conditions {
+		if c.Feature == "country" && (!c.Breached || c.Metric != "js" || !strings.Contains(c.FiringSummary, "drifted: JS distance")) {
+			t.Errorf("country by JS: %+v", c)
+		}
+	}
+	if a, b, c, d, ok := smallTwoByTwo([]float64{30, 1}, []float64{20, 3}); !ok || FisherExact(a, b, c, d) <= 0 {
+		t.Errorf("sparse 2×2 not sent to Fisher: %v", ok)
+	}
+	if _, _, _, _, ok := smallTwoByTwo([]float64{300, 200}, []float64{250, 220}); ok {
+		t.Error("a well-filled 2×2 sent to Fisher")
+	}
+}

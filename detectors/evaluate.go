@@ -26,6 +26,79 @@ type Thresholds struct {
 	// DriftShare: when at least this share of a window's judged features drift, the window
 	// drifts as a whole (one dataset-level condition; 0 disables).
 	DriftShare float64
+	// Method decides drift per feature: "auto" (a distance at or above its threshold AND
+	// a significant test), "test" (the corrected p-value alone) or "distance" (the distance
+	// alone). Distance is the distance used (psi, js, hellinger, kl, wasserstein, tvd,
+	// linf; default psi), DistanceThreshold its threshold (0: psi_warning for psi, 0.1 for
+	// the others); critical at psi_critical for psi, 2.5 × the threshold for the others.
+	Method            string
+	Distance          string
+	DistanceThreshold float64
+}
+
+// Drift methods and distances.
+const (
+	MethodAuto     = "auto"
+	MethodTest     = "test"
+	MethodDistance = "distance"
+)
+
+// Distances lists the distances a feature can be judged by.
+var Distances = []string{"psi", "js", "hellinger", "kl", "wasserstein", "tvd", "linf"}
+
+func (s FeatureScore) distance(name string) (float64, bool) {
+	switch name {
+	case "", "psi":
+		return s.PSI, true
+	case "js":
+		return s.JS, true
+	case "hellinger":
+		return s.Hellinger, true
+	case "kl":
+		return s.KL, true
+	case "wasserstein":
+		return s.WassersteinNorm, s.Kind == processors.Numeric.String()
+	case "tvd":
+		return s.TVD, s.Kind == processors.Categorical.String()
+	case "linf":
+		return s.LInf, s.Kind == processors.Categorical.String()
+	}
+	return 0, false
+}
+
+// judge applies a feature's method: whether it drifted and how badly, by which distance
+// and threshold.
+func judge(s FeatureScore, th Thresholds) (drifted bool, severity, distance string, value, threshold float64) {
+	distance = th.Distance
+	if distance == "" {
+		distance = "psi"
+	}
+	value, ok := s.distance(distance)
+	if !ok { // a distance that does not apply to this kind of feature
+		distance, value = "psi", s.PSI
+	}
+	threshold, critical := th.PSIWarning, th.PSICritical
+	if distance != "psi" {
+		threshold = th.DistanceThreshold
+		if threshold <= 0 {
+			threshold = 0.1
+		}
+		critical = 2.5 * threshold
+	}
+	significant := s.PAdjusted < s.Alpha
+	switch th.Method {
+	case MethodTest:
+		drifted = significant
+	case MethodDistance:
+		drifted = value >= threshold
+	default:
+		drifted = significant && value >= threshold
+	}
+	severity = schemas.SeverityWarning
+	if value >= critical {
+		severity = schemas.SeverityCritical
+	}
+	return drifted, severity, distance, value, threshold
 }
 
 // DefaultThresholds are the defaults documented in docs/statistics.md.
@@ -53,6 +126,9 @@ type FeatureScore struct {
 	Severity                                              string
 	// Estimated is set when the window's bins came from its quantile sketch.
 	Estimated bool
+	// Distance, DistanceValue and DistanceThreshold are what the feature was judged by.
+	Distance                         string
+	DistanceValue, DistanceThreshold float64
 }
 
 // Verdict is everything a closed window was judged on.
@@ -112,14 +188,13 @@ func Evaluate(w *processors.WindowAgg, ref *Profile, thresholds func(feature str
 			} else {
 				s.PAdjusted = math.Min(1, s.PValue*float64(len(v.Scores)))
 			}
-			s.Drifted = s.PSI >= th.PSIWarning && s.PAdjusted < s.Alpha
+			var distance string
+			var value, threshold float64
+			s.Drifted, s.Severity, distance, value, threshold = judge(*s, th)
 			if s.Drifted {
 				drifted++
 			}
-			s.Severity = schemas.SeverityWarning
-			if s.PSI >= th.PSICritical {
-				s.Severity = schemas.SeverityCritical
-			}
+			s.Distance, s.DistanceValue, s.DistanceThreshold = distance, value, threshold
 			v.Conditions = append(v.Conditions, driftCondition(w, *s, th))
 		}
 		if ref.PCA != nil && w.Joint != nil && w.Joint.N >= float64(model.MinEvents) {
@@ -195,6 +270,10 @@ func score(agg *processors.FeatureAgg, fp *FeatureProfile) (FeatureScore, bool) 
 		}
 		s.Test = "chi2"
 		s.Statistic, _, s.PValue = ChiSquare(ref, win)
+		if a, b, c, d, ok := smallTwoByTwo(ref, win); ok {
+			// χ² is unreliable when an expected count is below 5: use Fisher's exact test.
+			s.Test, s.PValue = "fisher", FisherExact(a, b, c, d)
+		}
 		s.PSI = PSI(ref, win)
 		s.TVD, s.LInf = TotalVariation(ref, win), LInfinity(ref, win)
 		_, _, s.GTestP = GTest(ref, win)
@@ -205,6 +284,28 @@ func score(agg *processors.FeatureAgg, fp *FeatureProfile) (FeatureScore, bool) 
 		return s, false
 	}
 	return s, true
+}
+
+// smallTwoByTwo returns the 2×2 table of a two-category comparison when one of its
+// expected counts is below 5.
+func smallTwoByTwo(ref, win []float64) (a, b, c, d int, ok bool) {
+	var idx []int
+	for i := range ref {
+		if ref[i]+win[i] > 0 {
+			idx = append(idx, i)
+		}
+	}
+	if len(idx) != 2 {
+		return 0, 0, 0, 0, false
+	}
+	a, b, c, d = int(ref[idx[0]]), int(ref[idx[1]]), int(win[idx[0]]), int(win[idx[1]])
+	n := float64(a + b + c + d)
+	for _, e := range []float64{float64(a+b) * float64(a+c) / n, float64(a+b) * float64(b+d) / n, float64(c+d) * float64(a+c) / n, float64(c+d) * float64(b+d) / n} {
+		if e < 5 {
+			return a, b, c, d, true
+		}
+	}
+	return 0, 0, 0, 0, false
 }
 
 // psiGroups merges consecutive fine bins until each group holds at least 1/groups of the
@@ -267,12 +368,18 @@ func spanText(w *processors.WindowAgg) string {
 	return s.Format(layout) + "–" + e.Format(layout) + " UTC"
 }
 
+var distanceNames = map[string]string{"psi": "PSI", "js": "JS distance", "hellinger": "Hellinger distance",
+	"kl": "KL divergence", "wasserstein": "normalised Wasserstein distance", "tvd": "total variation", "linf": "L∞ distance"}
+
 func driftCondition(w *processors.WindowAgg, s FeatureScore, th Thresholds) Condition {
 	start, end := span(w)
 	c := Condition{
 		Kind: schemas.KindDataDrift, Model: w.Series.Model, Version: w.Series.Version, Deployment: w.Series.Deployment,
-		Feature: s.Feature, Metric: "psi", Value: s.PSI, Threshold: th.PSIWarning, Breached: s.Drifted,
+		Feature: s.Feature, Metric: s.Distance, Value: s.DistanceValue, Threshold: s.DistanceThreshold, Breached: s.Drifted,
 		Severity: s.Severity, WindowStart: start, WindowEnd: end,
+	}
+	if th.Method == MethodTest {
+		c.Metric, c.Value, c.Threshold = "p_adjusted", s.PAdjusted, s.Alpha
 	}
 	subject := fmt.Sprintf("feature %s of %s %s", s.Feature, w.Series.Model, w.Series.Version)
 	if s.Feature == processors.PredictionFeature {
@@ -282,20 +389,31 @@ func driftCondition(w *processors.WindowAgg, s FeatureScore, th Thresholds) Cond
 	if w.Series.Deployment != schemas.DeploymentPrimary {
 		subject += " (" + w.Series.Deployment + ")"
 	}
-	threshold := th.PSIWarning
+	name := distanceNames[s.Distance]
+	shown := s.DistanceThreshold
 	if s.Severity == schemas.SeverityCritical {
-		threshold = th.PSICritical
+		shown = th.PSICritical
+		if s.Distance != "psi" {
+			shown = 2.5 * s.DistanceThreshold
+		}
 	}
-	c.FiringSummary = fmt.Sprintf("%s drifted: PSI %.2f ≥ %.2f over %s", subject, s.PSI, threshold, spanText(w))
-	if s.PSI < th.PSIWarning {
-		c.ResolvedSummary = fmt.Sprintf("%s no longer drifts: PSI %.2f < %.2f over %s", subject, s.PSI, th.PSIWarning, spanText(w))
+	test := fmt.Sprintf("%s p = %.3g (%.3g corrected)", s.Test, s.PValue, s.PAdjusted)
+	if th.Method == MethodTest {
+		c.FiringSummary = fmt.Sprintf("%s drifted: %s < %.3g (%s %.2f) over %s", subject, test, s.Alpha, name, s.DistanceValue, spanText(w))
 	} else {
-		c.ResolvedSummary = fmt.Sprintf("%s no longer drifts: PSI %.2f but %s p = %.3g (%.3g corrected) is not significant at %.3g over %s", subject, s.PSI, s.Test, s.PValue, s.PAdjusted, s.Alpha, spanText(w))
+		c.FiringSummary = fmt.Sprintf("%s drifted: %s %.2f ≥ %.2f over %s", subject, name, s.DistanceValue, shown, spanText(w))
+	}
+	switch {
+	case th.Method != MethodTest && s.DistanceValue < s.DistanceThreshold:
+		c.ResolvedSummary = fmt.Sprintf("%s no longer drifts: %s %.2f < %.2f over %s", subject, name, s.DistanceValue, s.DistanceThreshold, spanText(w))
+	default:
+		c.ResolvedSummary = fmt.Sprintf("%s no longer drifts: %s %.2f but %s is not significant at %.3g over %s", subject, name, s.DistanceValue, test, s.Alpha, spanText(w))
 	}
 	c.Details = map[string]string{
 		"test": s.Test, "statistic": fmt.Sprintf("%.6g", s.Statistic), "p_value": fmt.Sprintf("%.6g", s.PValue),
 		"alpha": fmt.Sprintf("%.6g", s.Alpha), "p_adjusted": fmt.Sprintf("%.6g", s.PAdjusted), "window_values": fmt.Sprint(s.N),
-		"feature_kind": s.Kind, "js": fmt.Sprintf("%.4f", s.JS), "hellinger": fmt.Sprintf("%.4f", s.Hellinger),
+		"feature_kind": s.Kind, "psi": fmt.Sprintf("%.4f", s.PSI), "js": fmt.Sprintf("%.4f", s.JS),
+		"hellinger": fmt.Sprintf("%.4f", s.Hellinger), "method": th.Method,
 	}
 	if s.Estimated {
 		c.Details["bins"] = "estimated from the window's sketch"

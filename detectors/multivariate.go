@@ -21,7 +21,10 @@ import (
 // E‖(I−VVᵀ)z‖² = tr((I−VVᵀ)Σz) + ‖(I−VVᵀ)μz‖² for standardized rows z.
 const (
 	PCAVarianceShare = 0.65
-	pcaChunks        = 10
+	pcaChunks        = 20
+	// MinJointRows: below this many complete reference rows the chunks' spread is too
+	// uncertain to set a threshold from (seen: false alarms at 600 rows), so no model.
+	MinJointRows = 2000
 	// MaxJointRows bounds the reference rows kept for the joint model.
 	MaxJointRows = 20000
 )
@@ -49,8 +52,8 @@ func (m *PCAModel) Threshold(n float64) float64 {
 // FitPCA fits the model on complete rows (one value per feature, in order).
 func FitPCA(features []string, rows [][]float64) (*PCAModel, error) {
 	d := len(features)
-	if d < 2 || len(rows) < 10*pcaChunks {
-		return nil, errors.New("pca: needs at least two numeric features and 100 complete rows")
+	if d < 2 || len(rows) < MinJointRows {
+		return nil, fmt.Errorf("pca: needs at least two numeric features and %d complete rows", MinJointRows)
 	}
 	all := processors.NewCoMoments(d)
 	for _, r := range rows {
