@@ -145,6 +145,9 @@ type Detection struct {
 	Method            string  `yaml:"method"`
 	Distance          string  `yaml:"distance"`
 	DistanceThreshold float64 `yaml:"distance_threshold"`
+	// ThresholdFrom is fixed (the thresholds above) or reference (learned per feature from
+	// the reference's own variability).
+	ThresholdFrom string `yaml:"threshold_from"`
 }
 
 // ModelConfig overrides windows and thresholds for one model.
@@ -167,6 +170,7 @@ type Overrides struct {
 	Method            *string  `yaml:"method"`
 	Distance          *string  `yaml:"distance"`
 	DistanceThreshold *float64 `yaml:"distance_threshold"`
+	ThresholdFrom     *string  `yaml:"threshold_from"`
 }
 
 // Pipelines configures the health checks of upstream pipeline stages.
@@ -216,7 +220,7 @@ func Default() Config {
 		Detection: Detection{ReferenceWindows: 3, PSIWarning: detectors.DefaultThresholds.PSIWarning, PSICritical: detectors.DefaultThresholds.PSICritical,
 			PValue: detectors.DefaultThresholds.PValue, MinEvents: detectors.DefaultThresholds.MinEvents, ErrorRate: detectors.DefaultThresholds.ErrorRate,
 			FireAfter: 1, ResolveAfter: 2, Correction: detectors.DefaultThresholds.Correction, DriftShare: detectors.DefaultThresholds.DriftShare,
-			Method: detectors.MethodAuto, Distance: "psi"},
+			Method: detectors.MethodAuto, Distance: "psi", ThresholdFrom: "fixed"},
 		Pipelines: Pipelines{Window: Duration(time.Hour), Lateness: Duration(5 * time.Minute), FailureRate: 0.5,
 			ConsecutiveFailures: 3, VolumeDrop: 0.5, VolumeJump: 3, FreshnessFactor: 2},
 		Limits:   Limits{MaxFeatures: processors.DefaultLimits.MaxFeatures, MaxCategories: processors.DefaultLimits.MaxCategories},
@@ -511,6 +515,9 @@ func checkMethod(field string, th detectors.Thresholds) error {
 	if th.DistanceThreshold < 0 {
 		return fmt.Errorf("config: %s.distance_threshold: must not be negative", field)
 	}
+	if th.ThresholdFrom != "fixed" && th.ThresholdFrom != "reference" {
+		return fmt.Errorf("config: %s.threshold_from: %q is not one of fixed, reference", field, th.ThresholdFrom)
+	}
 	return nil
 }
 
@@ -568,7 +575,7 @@ func (c *Config) Thresholds(model, feature string) detectors.Thresholds {
 	d := c.Detection
 	th := detectors.Thresholds{PSIWarning: d.PSIWarning, PSICritical: d.PSICritical, PValue: d.PValue,
 		MinEvents: d.MinEvents, LatencyP99Ms: d.LatencyP99Ms, ErrorRate: d.ErrorRate, Correction: d.Correction, DriftShare: d.DriftShare,
-		Method: d.Method, Distance: d.Distance, DistanceThreshold: d.DistanceThreshold}
+		Method: d.Method, Distance: d.Distance, DistanceThreshold: d.DistanceThreshold, ThresholdFrom: d.ThresholdFrom}
 	m, ok := c.Models[model]
 	if !ok {
 		return th
@@ -607,6 +614,9 @@ func (o Overrides) apply(th *detectors.Thresholds) {
 	}
 	if o.DistanceThreshold != nil {
 		th.DistanceThreshold = *o.DistanceThreshold
+	}
+	if o.ThresholdFrom != nil {
+		th.ThresholdFrom = *o.ThresholdFrom
 	}
 }
 

@@ -252,3 +252,51 @@ func TestMethods(t *testing.T) {
 		t.Error("a well-filled 2×2 sent to Fisher")
 	}
 }
+
+// Thresholds learned from the reference's own variability: stationary windows stay under
+// them, shifted ones go over, and the threshold tightens as windows grow.
+func TestLearnedThresholds(t *testing.T) {
+	rng := rand.New(rand.NewPCG(41, 42))
+	sample := NewSample()
+	base := []string{"DE", "FR", "NL"}
+	for i := 0; i < 20000; i++ {
+		sample.AddEvent(event(rng, 0, base, 0))
+	}
+	ref := sample.Build("m", "1", SourceFirstWindows, 3, t0)
+	l, ok := ref.Features["amount"].Learned["psi"]
+	if !ok || l.N != 1000 || l.Mean <= 0 || l.Std <= 0 {
+		t.Fatalf("learned psi %+v", ref.Features["amount"].Learned)
+	}
+	if _, ok := ref.Features["country"].Learned["js"]; !ok {
+		t.Fatalf("learned categorical %+v", ref.Features["country"].Learned)
+	}
+	if l.Threshold("psi", 4000) >= l.Threshold("psi", 1000) || l.Threshold("js", 4000) >= l.Threshold("js", 1000) {
+		t.Error("learned thresholds do not tighten with window size")
+	}
+	th := DefaultThresholds
+	th.Method, th.ThresholdFrom = MethodDistance, "reference"
+	judgeAll := func(shift float64, cats []string) map[string]bool {
+		v := Evaluate(window(rng, ref.Layout(), 2000, shift, cats), ref, func(string) Thresholds { return th })
+		d := map[string]bool{}
+		for _, s := range v.Scores {
+			if s.Drifted {
+				d[s.Feature] = true
+			}
+		}
+		return d
+	}
+	falseAlarms := 0
+	for i := 0; i < 30; i++ {
+		falseAlarms += len(judgeAll(0, base))
+	}
+	// 30 windows × 4 features at mean + 3σ: a handful at most.
+	if falseAlarms > 4 {
+		t.Errorf("%d false alarms in 120 stationary judgements", falseAlarms)
+	}
+	if d := judgeAll(5, base); !d["amount"] {
+		t.Errorf("a half-σ shift of amount not seen: %v", d)
+	}
+	if d := judgeAll(0, []string{"DE", "XX"}); !d["country"] {
+		t.Errorf("a new category not seen: %v", d)
+	}
+}

@@ -34,6 +34,9 @@ type Thresholds struct {
 	Method            string
 	Distance          string
 	DistanceThreshold float64
+	// ThresholdFrom is "fixed" (the thresholds above) or "reference": the distance's
+	// threshold is learned from the reference's own variability (Learned.Threshold).
+	ThresholdFrom string
 }
 
 // Drift methods and distances.
@@ -85,6 +88,10 @@ func judge(s FeatureScore, th Thresholds) (drifted bool, severity, distance stri
 		}
 		critical = 2.5 * threshold
 	}
+	if l, ok := s.learned[distance]; ok && th.ThresholdFrom == "reference" {
+		threshold = l.Threshold(distance, s.N)
+		critical = 2.5 * threshold
+	}
 	significant := s.PAdjusted < s.Alpha
 	switch th.Method {
 	case MethodTest:
@@ -129,6 +136,7 @@ type FeatureScore struct {
 	// Distance, DistanceValue and DistanceThreshold are what the feature was judged by.
 	Distance                         string
 	DistanceValue, DistanceThreshold float64
+	learned                          map[string]Learned
 }
 
 // Verdict is everything a closed window was judged on.
@@ -219,7 +227,7 @@ func Evaluate(w *processors.WindowAgg, ref *Profile, thresholds func(feature str
 }
 
 func score(agg *processors.FeatureAgg, fp *FeatureProfile) (FeatureScore, bool) {
-	s := FeatureScore{Feature: agg.Name, Kind: fp.Kind, N: agg.Count}
+	s := FeatureScore{Feature: agg.Name, Kind: fp.Kind, N: agg.Count, learned: fp.Learned}
 	// dref and dwin are what the distances compare: the PSI groups of a numeric feature
 	// (ten groups are far less noisy than fifty bins in small windows), the categories of a
 	// categorical one.
@@ -392,9 +400,9 @@ func driftCondition(w *processors.WindowAgg, s FeatureScore, th Thresholds) Cond
 	name := distanceNames[s.Distance]
 	shown := s.DistanceThreshold
 	if s.Severity == schemas.SeverityCritical {
-		shown = th.PSICritical
-		if s.Distance != "psi" {
-			shown = 2.5 * s.DistanceThreshold
+		shown = 2.5 * s.DistanceThreshold
+		if s.Distance == "psi" && th.ThresholdFrom != "reference" {
+			shown = th.PSICritical
 		}
 	}
 	test := fmt.Sprintf("%s p = %.3g (%.3g corrected)", s.Test, s.PValue, s.PAdjusted)

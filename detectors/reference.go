@@ -55,7 +55,24 @@ type FeatureProfile struct {
 	Edges      []float64         `json:"edges,omitempty"`
 	Bins       []uint64          `json:"bins,omitempty"`
 	Categories map[string]uint64 `json:"categories,omitempty"`
+	// Learned is each distance's spread across chunks of the reference (each chunk against
+	// the rest): the basis of thresholds learned from the reference's own variability.
+	Learned map[string]Learned `json:"learned,omitempty"`
 }
+
+// Learned is a distance's mean and standard deviation over reference chunks of N values.
+type Learned struct {
+	Mean float64 `json:"mean"`
+	Std  float64 `json:"std"`
+	N    int     `json:"n"`
+}
+
+// learnChunks is how many chunks a feature's reference values are cut into; chunks need
+// minChunk values at least.
+const (
+	learnChunks = 20
+	minChunk    = 50
+)
 
 // Layout tells windows how to count values so that they compare with this profile.
 func (p *Profile) Layout() *processors.Layout {
@@ -100,13 +117,14 @@ type Sample struct {
 	cols    map[string]int
 	numeric map[string][]float64
 	cats    map[string]map[string]uint64
+	catSeq  map[string][]string // categorical values in arrival order (up to MaxSample)
 	missing map[string]uint64
 	kinds   map[string]processors.FeatureKind
 }
 
 // NewSample returns an empty sample.
 func NewSample() *Sample {
-	return &Sample{cols: map[string]int{}, numeric: map[string][]float64{}, cats: map[string]map[string]uint64{},
+	return &Sample{cols: map[string]int{}, numeric: map[string][]float64{}, cats: map[string]map[string]uint64{}, catSeq: map[string][]string{},
 		missing: map[string]uint64{}, kinds: map[string]processors.FeatureKind{}}
 }
 
@@ -176,7 +194,11 @@ func (s *Sample) Add(name string, v schemas.Value) {
 		c = map[string]uint64{}
 		s.cats[name] = c
 	}
-	c[v.Category()]++
+	cat := v.Category()
+	c[cat]++
+	if len(s.catSeq[name]) < MaxSample {
+		s.catSeq[name] = append(s.catSeq[name], cat)
+	}
 }
 
 // Merge adds o into s.
@@ -201,6 +223,10 @@ func (s *Sample) Merge(o *Sample) {
 	}
 	for name, n := range o.missing {
 		s.missing[name] += n
+	}
+	for name, seq := range o.catSeq {
+		room := MaxSample - len(s.catSeq[name])
+		s.catSeq[name] = append(s.catSeq[name], seq[:min(room, len(seq))]...)
 	}
 	// Rows are re-keyed by name: the two samples may have met features in another order.
 	for _, r := range o.rows {
@@ -238,11 +264,13 @@ func (s *Sample) Build(model, version, source string, windows int, createdAt tim
 			for _, v := range vals {
 				f.Bins[processors.BinIndex(f.Edges, v)]++
 			}
+			f.Learned = learnNumeric(f, s.numeric[name])
 		} else {
 			f.Categories = topCategories(s.cats[name], MaxReferenceCategories)
 			for _, n := range f.Categories {
 				f.Count += n
 			}
+			f.Learned = learnCategorical(f, s.catSeq[name])
 		}
 		p.Features[name] = f
 	}
@@ -351,4 +379,108 @@ func profileID(p *Profile) string {
 	b, _ := json.Marshal(&cp)
 	h := sha256.Sum256(b)
 	return p.Source + "-" + hex.EncodeToString(h[:6])
+}
+
+// learnNumeric measures every distance between each chunk of the values (in arrival
+// order) and the rest of them, over the reference's bins.
+func learnNumeric(f *FeatureProfile, vals []float64) map[string]Learned {
+	size := len(vals) / learnChunks
+	if size < minChunk {
+		return nil
+	}
+	all := toFloats(f.Bins)
+	var runs []map[string]float64
+	for c := 0; c < learnChunks; c++ {
+		chunk := make([]float64, len(all))
+		for _, v := range vals[c*size : (c+1)*size] {
+			chunk[processors.BinIndex(f.Edges, v)]++
+		}
+		rest := make([]float64, len(all))
+		for i := range all {
+			rest[i] = math.Max(all[i]-chunk[i], 0)
+		}
+		groups := psiGroups(rest, PSIBins)
+		gr, gc := regroup(rest, groups), regroup(chunk, groups)
+		d := map[string]float64{"psi": PSI(gr, gc), "js": JensenShannon(gr, gc), "hellinger": Hellinger(gr, gc), "kl": KL(gr, gc)}
+		if f.Std > 0 {
+			d["wasserstein"] = Wasserstein(f.Edges, rest, chunk) / f.Std
+		}
+		runs = append(runs, d)
+	}
+	return summarize(runs, size)
+}
+
+// learnCategorical is learnNumeric for categories.
+func learnCategorical(f *FeatureProfile, seq []string) map[string]Learned {
+	size := len(seq) / learnChunks
+	if size < minChunk {
+		return nil
+	}
+	cats := make([]string, 0, len(f.Categories))
+	for c := range f.Categories {
+		cats = append(cats, c)
+	}
+	sort.Strings(cats)
+	index := make(map[string]int, len(cats))
+	for i, c := range cats {
+		index[c] = i
+	}
+	all := make([]float64, len(cats)+1) // the last slot: categories beyond the kept ones
+	for _, v := range seq {
+		if i, ok := index[v]; ok {
+			all[i]++
+		} else {
+			all[len(cats)]++
+		}
+	}
+	var runs []map[string]float64
+	for c := 0; c < learnChunks; c++ {
+		chunk := make([]float64, len(all))
+		for _, v := range seq[c*size : (c+1)*size] {
+			if i, ok := index[v]; ok {
+				chunk[i]++
+			} else {
+				chunk[len(cats)]++
+			}
+		}
+		rest := make([]float64, len(all))
+		for i := range all {
+			rest[i] = all[i] - chunk[i]
+		}
+		runs = append(runs, map[string]float64{"psi": PSI(rest, chunk), "js": JensenShannon(rest, chunk), "hellinger": Hellinger(rest, chunk),
+			"kl": KL(rest, chunk), "tvd": TotalVariation(rest, chunk), "linf": LInfinity(rest, chunk)})
+	}
+	return summarize(runs, size)
+}
+
+func summarize(runs []map[string]float64, size int) map[string]Learned {
+	out := map[string]Learned{}
+	for name := range runs[0] {
+		var m processors.Moments
+		for _, r := range runs {
+			if v := r[name]; !math.IsNaN(v) {
+				m.Add(v)
+			}
+		}
+		if m.N >= 2 {
+			out[name] = Learned{Mean: m.Mean, Std: m.Std(), N: size}
+		}
+	}
+	return out
+}
+
+// Threshold scales the learned mean + 4σ from chunks of N values to a window of n: PSI
+// and KL shrink about as 1/n under no change (they are χ²-like), the other distances as
+// 1/√n. 4σ rather than 3σ because these statistics are right-skewed: at 3σ, 6 of 120
+// stationary judgements in TestLearnedThresholds drifted.
+func (l Learned) Threshold(distance string, n uint64) float64 {
+	t := l.Mean + 4*l.Std
+	if n == 0 || l.N == 0 {
+		return t
+	}
+	ratio := float64(l.N) / float64(n)
+	if distance == "psi" || distance == "kl" {
+		return t * ratio
+	}
+	return t * math.Sqrt(ratio)
 }
