@@ -127,6 +127,10 @@ type Windows struct {
 
 // Detection holds the default thresholds and alerting rules.
 type Detection struct {
+	// Reference: first_windows (a version's first reference_windows windows, or a file
+	// stored with driftd baseline), previous_window, same_window_yesterday or
+	// same_window_last_week.
+	Reference        string  `yaml:"reference"`
 	ReferenceWindows int     `yaml:"reference_windows"`
 	PSIWarning       float64 `yaml:"psi_warning"`
 	PSICritical      float64 `yaml:"psi_critical"`
@@ -155,6 +159,7 @@ type ModelConfig struct {
 	Window           Duration             `yaml:"window"`
 	Lateness         *Duration            `yaml:"lateness"`
 	ReferenceWindows int                  `yaml:"reference_windows"`
+	Reference        string               `yaml:"reference"`
 	Thresholds       Overrides            `yaml:"thresholds"`
 	Features         map[string]Overrides `yaml:"features"`
 }
@@ -217,7 +222,7 @@ func Default() Config {
 		ClickHouse: ClickHouse{Addr: "localhost:9000", Protocol: "native", Database: "driftd", Username: "default", RetentionDays: 90, MaxBatchRows: 50000,
 			Embedded: Embedded{DataDir: ".driftd/clickhouse", Listen: "127.0.0.1:8123"}},
 		Windows: Windows{Size: Duration(5 * time.Minute), Lateness: Duration(30 * time.Second), IdleClose: Duration(2 * time.Minute)},
-		Detection: Detection{ReferenceWindows: 3, PSIWarning: detectors.DefaultThresholds.PSIWarning, PSICritical: detectors.DefaultThresholds.PSICritical,
+		Detection: Detection{Reference: detectors.SourceFirstWindows, ReferenceWindows: 3, PSIWarning: detectors.DefaultThresholds.PSIWarning, PSICritical: detectors.DefaultThresholds.PSICritical,
 			PValue: detectors.DefaultThresholds.PValue, MinEvents: detectors.DefaultThresholds.MinEvents, ErrorRate: detectors.DefaultThresholds.ErrorRate,
 			FireAfter: 1, ResolveAfter: 2, Correction: detectors.DefaultThresholds.Correction, DriftShare: detectors.DefaultThresholds.DriftShare,
 			Method: detectors.MethodAuto, Distance: "psi", ThresholdFrom: "fixed"},
@@ -409,6 +414,9 @@ func (c *Config) Validate() error {
 	if c.Windows.IdleClose <= 0 {
 		return fail("windows.idle_close", "must be positive")
 	}
+	if err := checkReference("detection.reference", c.Detection.Reference); err != nil {
+		return err
+	}
 	if c.Detection.ReferenceWindows < 1 {
 		return fail("detection.reference_windows", "must be at least 1")
 	}
@@ -440,6 +448,11 @@ func (c *Config) Validate() error {
 		}
 		if err := checkWindow("models."+name, size, late); err != nil {
 			return err
+		}
+		if m.Reference != "" {
+			if err := checkReference("models."+name+".reference", m.Reference); err != nil {
+				return err
+			}
 		}
 		if m.ReferenceWindows < 0 {
 			return fail("models."+name+".reference_windows", "must not be negative")
@@ -497,6 +510,21 @@ func (c *Config) Validate() error {
 		return fail("log_level", "%q is not one of debug, info, warn, error", c.LogLevel)
 	}
 	return nil
+}
+
+func checkReference(field, ref string) error {
+	if _, rolling := detectors.RollingLag(ref, time.Minute); rolling || ref == detectors.SourceFirstWindows {
+		return nil
+	}
+	return fmt.Errorf("config: %s: %q is not one of first_windows, previous_window, same_window_yesterday, same_window_last_week", field, ref)
+}
+
+// ReferenceSource returns a model's kind of reference.
+func (c *Config) ReferenceSource(model string) string {
+	if m, ok := c.Models[model]; ok && m.Reference != "" {
+		return m.Reference
+	}
+	return c.Detection.Reference
 }
 
 func checkMethod(field string, th detectors.Thresholds) error {

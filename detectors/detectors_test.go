@@ -300,3 +300,37 @@ func TestLearnedThresholds(t *testing.T) {
 		t.Errorf("a new category not seen: %v", d)
 	}
 }
+
+// A rolling reference (the previous window): the same distribution stays silent window
+// after window, a shift is seen, also for values far from zero (100 ± 10) where the
+// sketch's buckets are coarse.
+func TestRollingReference(t *testing.T) {
+	rng := rand.New(rand.NewPCG(51, 52))
+	base := []string{"DE", "FR", "NL"}
+	th := func(string) Thresholds { return DefaultThresholds }
+	prev := window(rng, nil, 2000, 0, base)
+	for i := 0; i < 30; i++ {
+		w := window(rng, nil, 2000, 0, base)
+		ref := ProfileFromWindow(prev, SourcePreviousWindow, t0)
+		if ref.Features["amount"].Kind != "numeric" || !ref.Features["amount"].FromSketch || len(ref.Features["amount"].Edges) < 10 {
+			t.Fatalf("rolling profile %+v", ref.Features["amount"])
+		}
+		for _, s := range Evaluate(w, ref, th).Scores {
+			if s.Drifted {
+				t.Fatalf("window %d: %s drifted against the previous window (PSI %.3f, p %.3g)", i, s.Feature, s.PSI, s.PAdjusted)
+			}
+		}
+		prev = w
+	}
+	ref := ProfileFromWindow(prev, SourcePreviousWindow, t0)
+	drifted := map[string]bool{}
+	for _, s := range Evaluate(window(rng, nil, 2000, 4, base), ref, th).Scores {
+		drifted[s.Feature] = s.Drifted
+	}
+	if !drifted["amount"] || drifted["noise"] || drifted["country"] {
+		t.Errorf("shift against the previous window: %v", drifted)
+	}
+	if lag, ok := RollingLag(SourceWeekAgo, time.Hour); !ok || lag != 7*24*time.Hour {
+		t.Errorf("week lag %v %v", lag, ok)
+	}
+}

@@ -237,7 +237,9 @@ func score(agg *processors.FeatureAgg, fp *FeatureProfile) (FeatureScore, bool) 
 			return s, false
 		}
 		ref, win := toFloats(fp.Bins), toFloats(agg.Bins)
-		if len(agg.Bins) != len(fp.Bins) {
+		if fp.FromSketch {
+			win = agg.Sketch.Histogram(fp.Edges)
+		} else if len(agg.Bins) != len(fp.Bins) {
 			// The window opened before this reference existed (a backlog at start-up, or
 			// the windows that built the reference): bin the values it kept (all of them
 			// up to MaxRawValues), else estimate from its sketch.

@@ -58,6 +58,9 @@ type FeatureProfile struct {
 	// Learned is each distance's spread across chunks of the reference (each chunk against
 	// the rest): the basis of thresholds learned from the reference's own variability.
 	Learned map[string]Learned `json:"learned,omitempty"`
+	// FromSketch: the bins came from a quantile sketch (a rolling reference); a window is
+	// then binned from its own sketch too.
+	FromSketch bool `json:"from_sketch,omitempty"`
 }
 
 // Learned is a distance's mean and standard deviation over reference chunks of N values.

@@ -46,6 +46,7 @@ type Store interface {
 	LoadFiringAlerts(ctx context.Context) ([]storage.FiringAlert, error)
 	LoadClosedStageWindows(ctx context.Context, lookback time.Duration) ([]storage.ClosedWindow, error)
 	LoadStageHistory(ctx context.Context, lookback time.Duration) ([]storage.StageHistory, error)
+	LoadWindow(ctx context.Context, series processors.SeriesKey, start time.Time) (*processors.WindowAgg, error)
 }
 
 // Observer receives what the pipeline does (a *telemetry.Metrics).
@@ -81,10 +82,13 @@ type Settings struct {
 	Limits           processors.Limits
 	Thresholds       func(model, feature string) detectors.Thresholds
 	ReferenceWindows func(model string) int
-	FireAfter        int
-	ResolveAfter     int
-	FlushInterval    time.Duration
-	IdleClose        time.Duration
+	// ReferenceSource is a model's kind of reference: first_windows (or a file loaded with
+	// driftd baseline), or a rolling one (detectors.RollingLag).
+	ReferenceSource func(model string) string
+	FireAfter       int
+	ResolveAfter    int
+	FlushInterval   time.Duration
+	IdleClose       time.Duration
 	// StartupGrace holds every window open for this long after Run starts, so that each
 	// assigned partition delivers its first records (and holds the watermark back) before
 	// anything closes. Without it, a partition read first during a backlog would push
@@ -130,6 +134,7 @@ type Runner struct {
 	alerter  *detectors.Alerter
 	refs     map[[2]string]*detectors.Profile
 	building map[[2]string]*refBuilder
+	previous map[processors.SeriesKey]*processors.WindowAgg // the last closed window, for rolling references
 
 	event     schemas.PredictionEvent
 	pending   []processors.Closed
@@ -160,6 +165,9 @@ func New(set Settings, src Source, dlq DeadLetterer, alerts AlertSink, store Sto
 	if set.Observer == nil {
 		set.Observer = noObserver{}
 	}
+	if set.ReferenceSource == nil {
+		set.ReferenceSource = func(string) string { return detectors.SourceFirstWindows }
+	}
 	if set.StageInterval == nil {
 		set.StageInterval = func(string, string) time.Duration { return 0 }
 	}
@@ -176,6 +184,7 @@ func New(set Settings, src Source, dlq DeadLetterer, alerts AlertSink, store Sto
 		proc:    processors.NewProcessor(set.WindowSpec, set.Limits),
 		alerter: detectors.NewAlerter(set.FireAfter, set.ResolveAfter),
 		refs:    map[[2]string]*detectors.Profile{}, building: map[[2]string]*refBuilder{},
+		previous: map[processors.SeriesKey]*processors.WindowAgg{},
 		lastSeen: map[consumers.TopicPartition]int64{}}
 	if set.PipelineTopic != "" {
 		r.up = newUpstream(set)
@@ -339,7 +348,7 @@ func (r *Runner) handle(ctx context.Context, rec consumers.Record) error {
 	switch out {
 	case processors.Added:
 		r.stats.Added++
-		if _, ok := r.refs[[2]string{e.Model, e.ModelVersion}]; !ok {
+		if _, ok := r.refs[[2]string{e.Model, e.ModelVersion}]; !ok && r.set.ReferenceSource(e.Model) == detectors.SourceFirstWindows {
 			r.builder(e.Model, e.ModelVersion).add(start, e)
 		}
 	case processors.Late:
@@ -425,11 +434,19 @@ func (r *Runner) Flush(ctx context.Context) error {
 			}
 		}
 	}
+	// A rolling reference may be a window closed in this very flush (a backlog), not yet
+	// written.
+	inBatch := make(map[windowKey]*processors.WindowAgg, len(closed))
+	for _, c := range closed {
+		inBatch[windowKey{c.Merged.Series, c.Merged.Start}] = c.Merged
+	}
 	for _, c := range closed {
 		w := c.Merged
 		key := [2]string{w.Series.Model, w.Series.Version}
 		ref := r.refs[key]
-		if ref == nil {
+		if lag, ok := detectors.RollingLag(r.set.ReferenceSource(w.Series.Model), r.set.WindowSpec(w.Series.Model).Size); ok {
+			ref = r.rollingReference(ctx, w, lag, inBatch)
+		} else if ref == nil {
 			if p := r.builder(w.Series.Model, w.Series.Version).windowClosed(w.Start, r.set.ReferenceWindows(w.Series.Model), r.now()); p != nil {
 				if err := r.saveReference(ctx, p); err != nil {
 					return err
@@ -439,6 +456,7 @@ func (r *Runner) Flush(ctx context.Context) error {
 		model := w.Series.Model
 		v := detectors.Evaluate(w, ref, func(feature string) detectors.Thresholds { return r.set.Thresholds(model, feature) })
 		batch.Verdicts = append(batch.Verdicts, v)
+		r.previous[w.Series] = w
 		var raised []*schemas.AlertEvent
 		for _, cond := range v.Conditions {
 			if cond.Breached && (cond.Kind == schemas.KindDataDrift || cond.Kind == schemas.KindPredictionDrift) {
@@ -519,6 +537,33 @@ func (r *Runner) commitAndReport(ctx context.Context) error {
 		r.onFlush(r.stats)
 	}
 	return nil
+}
+
+type windowKey struct {
+	series processors.SeriesKey
+	start  int64
+}
+
+// rollingReference is the reference of a window judged against a recent window of the
+// same series: the previous one from memory, older ones from ClickHouse. It is nil when
+// that window does not exist (the series was quiet then, or is new).
+func (r *Runner) rollingReference(ctx context.Context, w *processors.WindowAgg, lag time.Duration, inBatch map[windowKey]*processors.WindowAgg) *detectors.Profile {
+	start := w.Start - lag.Milliseconds()
+	lagged := inBatch[windowKey{w.Series, start}]
+	if lagged == nil {
+		lagged = r.previous[w.Series]
+	}
+	if lagged == nil || lagged.Start != start {
+		var err error
+		if lagged, err = r.store.LoadWindow(ctx, w.Series, time.UnixMilli(start)); err != nil {
+			r.log.Warn("rolling reference not loaded; window judged without one", "model", w.Series.Model, "err", err)
+			return nil
+		}
+	}
+	if lagged == nil {
+		return nil
+	}
+	return detectors.ProfileFromWindow(lagged, r.set.ReferenceSource(w.Series.Model), r.now())
 }
 
 func (r *Runner) saveReference(ctx context.Context, p *detectors.Profile) error {

@@ -184,3 +184,64 @@ func TestFreshnessQuietAfterDowntime(t *testing.T) {
 		t.Fatalf("%d alerts after driftd's own downtime; stats %+v", stats.AlertsEmitted, stats)
 	}
 }
+
+// A rolling reference: each hour is judged against the same hour of the day before,
+// loaded back from ClickHouse (driftd restarts between the days, so nothing of day 1 is
+// in memory). A shift in one hour of day 2 fires and resolves; day 1, which has no day
+// before, is not judged.
+func TestRollingReferenceSameWindowYesterday(t *testing.T) {
+	h := newHarness(t)
+	day0 := time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)
+	h.tweak = func(s *pipeline.Settings) {
+		s.WindowSpec = func(string) processors.WindowSpec {
+			return processors.WindowSpec{Size: time.Hour, Lateness: time.Minute}
+		}
+		s.ReferenceSource = func(string) string { return detectors.SourceDayAgo }
+		s.IdleClose = time.Hour
+	}
+	rng := rand.New(rand.NewPCG(9, 9))
+	var msgs []kafka.Message
+	const hours = 24 + 8
+	for hr := 0; hr < hours; hr++ {
+		at := day0.Add(time.Duration(hr) * time.Hour)
+		shift := 0.0
+		if hr == 24+3 {
+			shift = 2
+		}
+		for i := 0; i < 300; i++ {
+			e := &schemas.PredictionEvent{EventID: fmt.Sprintf("e-%d-%d", hr, i), Model: "b2b", ModelVersion: "1", Deployment: "primary",
+				Timestamp: at.Add(time.Duration(i) * time.Hour / 300), Status: "ok", LatencyMs: 5,
+				Features: []schemas.Feature{
+					{Name: "amount", Value: schemas.Value{Kind: schemas.Number, Num: 1000 + 50*(rng.NormFloat64()+shift)}},
+					{Name: "plan", Value: schemas.Value{Kind: schemas.String, Str: []string{"free", "pro", "team"}[rng.IntN(3)]}},
+				}, Prediction: schemas.Value{Kind: schemas.Number, Num: rng.Float64()}}
+			b, _ := schemas.MarshalPredictionJSON(e)
+			msgs = append(msgs, kafka.Message{Key: []byte(e.EventID), Value: b})
+		}
+	}
+	day1 := 24 * 300
+	h.produce(t, msgs[:day1]...)
+	waitFor, stop := h.start(t)
+	waitFor("day 1", func(s pipeline.Stats) bool { return s.Records == uint64(day1) && s.WindowsClosed >= 23 })
+	stop()
+	h.produce(t, msgs[day1:]...)
+	waitFor, stop = h.start(t)
+	// Day 1's last hour was still open at the stop: it is read again (300 records).
+	waitFor("day 2", func(s pipeline.Stats) bool { return s.Records == uint64(len(msgs)-day1+300) && s.WindowsClosed >= 6 })
+	stop()
+	var got []string
+	for _, m := range readAll(t, h.brokers, h.alerts, 2) {
+		var a schemas.AlertEvent
+		json.Unmarshal(m.Value, &a)
+		got = append(got, fmt.Sprintf("%s %s %s @%s", a.Kind, a.Feature, a.State, a.WindowStart.Format("01-02 15:04")))
+	}
+	want := []string{"data_drift amount firing @03-03 03:00", "data_drift amount resolved @03-03 05:00"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("alerts %v, want %v", got, want)
+	}
+	var judged uint64
+	h.store.Conn().QueryRow(testenv.Context(t, time.Minute), "SELECT uniqExact(window_start) FROM "+h.store.Database()+".drift_scores FINAL").Scan(&judged)
+	if judged < 6 || judged > 8 {
+		t.Errorf("%d windows judged, want the hours of day 2 (6–8)", judged)
+	}
+}

@@ -529,6 +529,38 @@ GROUP BY w.%[3]s, w.window_start, w.topic, w.partition`, s.db, table, group, int
 	return out, rows.Err()
 }
 
+// LoadWindow rebuilds a stored window of one series (its features, partitions merged)
+// for a rolling reference. It returns nil when the window was not written.
+func (s *Store) LoadWindow(ctx context.Context, series processors.SeriesKey, start time.Time) (*processors.WindowAgg, error) {
+	rows, err := s.conn.Query(ctx, `SELECT feature, kind, count, missing, mismatched, mean, std, min, max, sketch, categories, unseen, window_end
+FROM `+s.db+`.window_feature_stats FINAL
+WHERE model = {model:String} AND model_version = {version:String} AND deployment = {deployment:String} AND window_start = {start:DateTime64(3, 'UTC')}`,
+		clickhouse.Named("model", series.Model), clickhouse.Named("version", series.Version),
+		clickhouse.Named("deployment", series.Deployment), clickhouse.Named("start", start.UTC().Format("2006-01-02 15:04:05.000")))
+	if err != nil {
+		return nil, fmt.Errorf("load window %v at %v: %w", series, start, err)
+	}
+	defer rows.Close()
+	var parts []processors.StoredFeature
+	var end time.Time
+	for rows.Next() {
+		var f processors.StoredFeature
+		var sketch string
+		if err := rows.Scan(&f.Name, &f.Kind, &f.Count, &f.Missing, &f.Mismatched, &f.Mean, &f.Std, &f.Min, &f.Max, &sketch, &f.Categories, &f.Unseen, &end); err != nil {
+			return nil, fmt.Errorf("load window %v at %v: %w", series, start, err)
+		}
+		f.Sketch = []byte(sketch)
+		parts = append(parts, f)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if len(parts) == 0 {
+		return nil, nil
+	}
+	return processors.RebuildWindow(series, start.UnixMilli(), end.UnixMilli(), parts)
+}
+
 // StageHistory is one stage's stored window: its output volume and latest success.
 type StageHistory struct {
 	Pipeline, Stage string

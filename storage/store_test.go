@@ -2,6 +2,7 @@ package storage_test
 
 import (
 	"context"
+	"math"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -143,6 +144,21 @@ func TestWriteIsIdempotentAndQueriesRun(t *testing.T) {
 	cw, err := s.LoadClosedWindows(ctx, time.Hour)
 	if err != nil || len(cw) != 2 || cw[0].LastOffset != 499 {
 		t.Fatalf("closed windows %+v %v", cw, err)
+	}
+
+	// A stored window comes back, partitions merged, as a rolling reference would load it.
+	want := closed[0].Merged
+	got, err := s.LoadWindow(ctx, want.Series, time.UnixMilli(want.Start))
+	if err != nil || got == nil {
+		t.Fatalf("load window: %v %v", got, err)
+	}
+	ga, wa := got.Features["amount"], want.Features["amount"]
+	if ga.Count != wa.Count || ga.Sketch.Quantile(0.5) != wa.Sketch.Quantile(0.5) || math.Abs(ga.Moments.Mean-wa.Moments.Mean) > 1e-9 ||
+		got.Features["country"].Categories["DE"] != want.Features["country"].Categories["DE"] || got.Prediction.Count != want.Prediction.Count {
+		t.Errorf("reloaded window differs: %+v vs %+v", ga, wa)
+	}
+	if none, err := s.LoadWindow(ctx, want.Series, time.UnixMilli(want.Start).Add(-time.Hour)); none != nil || err != nil {
+		t.Errorf("a window never written: %v %v", none, err)
 	}
 
 	hist, err := s.LoadStageHistory(ctx, 24*time.Hour)

@@ -192,6 +192,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, h hooks) erro
 		WindowSpec:       cfg.WindowSpec,
 		Thresholds:       cfg.Thresholds,
 		ReferenceWindows: cfg.ReferenceWindows,
+		ReferenceSource:  cfg.ReferenceSource,
 		FireAfter:        cfg.Detection.FireAfter,
 		ResolveAfter:     cfg.Detection.ResolveAfter,
 		FlushInterval:    time.Duration(cfg.Kafka.FlushInterval),

@@ -1,0 +1,68 @@
+package detectors
+
+import (
+	"time"
+
+	"github.com/driftd/driftd/processors"
+)
+
+// Rolling references: for data that changes fast (B2B, daily seasonality) a window is
+// compared with a recent window of the same series instead of a fixed profile.
+const (
+	SourcePreviousWindow = "previous_window"
+	SourceDayAgo         = "same_window_yesterday"
+	SourceWeekAgo        = "same_window_last_week"
+)
+
+// RollingLag is how far back a rolling reference lies, for a window size; ok is false
+// for sources that are not rolling.
+func RollingLag(source string, size time.Duration) (time.Duration, bool) {
+	switch source {
+	case SourcePreviousWindow:
+		return size, true
+	case SourceDayAgo:
+		return 24 * time.Hour, true
+	case SourceWeekAgo:
+		return 7 * 24 * time.Hour, true
+	}
+	return 0, false
+}
+
+// ProfileFromWindow makes a reference of a closed window's aggregates. Numeric features
+// are cut at the window's sketch quantiles and compared sketch against sketch
+// (FeatureProfile.FromSketch): both sides then share the sketch's bucketing, so its 1%
+// resolution blurs them alike instead of biasing the comparison.
+func ProfileFromWindow(w *processors.WindowAgg, source string, createdAt time.Time) *Profile {
+	p := &Profile{Model: w.Series.Model, Version: w.Series.Version, Source: source, CreatedAt: createdAt.UTC(),
+		Windows: 1, Events: w.Events, Features: map[string]*FeatureProfile{}}
+	add := func(f *processors.FeatureAgg) {
+		if f == nil || f.Count == 0 {
+			return
+		}
+		fp := &FeatureProfile{Kind: f.Kind.String(), Count: f.Count, Missing: f.Missing}
+		if f.Kind == processors.Numeric {
+			fp.Mean, fp.Std, fp.FromSketch = f.Moments.Mean, f.Moments.Std(), true
+			for k := 1; k < ReferenceBins; k++ {
+				v := f.Sketch.Quantile(float64(k) / ReferenceBins)
+				if len(fp.Edges) == 0 || v > fp.Edges[len(fp.Edges)-1] {
+					fp.Edges = append(fp.Edges, v)
+				}
+			}
+			for _, c := range f.Sketch.Histogram(fp.Edges) {
+				fp.Bins = append(fp.Bins, uint64(c+0.5))
+			}
+		} else {
+			fp.Categories = make(map[string]uint64, len(f.Categories))
+			for c, n := range f.Categories {
+				fp.Categories[c] = n
+			}
+		}
+		p.Features[f.Name] = fp
+	}
+	for _, name := range w.FeatureNames() {
+		add(w.Features[name])
+	}
+	add(w.Prediction)
+	p.ID = profileID(p)
+	return p
+}
