@@ -54,6 +54,7 @@ func TestBadConfigNamesTheField(t *testing.T) {
 		{"detection:\n  method: vibes\n", "", "detection.method"},
 		{"models:\n  m:\n    features:\n      x:\n        distance: cosine\n", "", "models.m.features.x.distance"},
 		{"detection:\n  correction: holm\n", "", "detection.correction"},
+		{"detection:\n  test: t\n", "", "detection.test"},
 	} {
 		env := map[string]string{}
 		if c.env != "" {

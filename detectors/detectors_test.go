@@ -334,3 +334,27 @@ func TestRollingReference(t *testing.T) {
 		t.Errorf("week lag %v %v", lag, ok)
 	}
 }
+
+// The numeric test can be Anderson–Darling or Cramér–von Mises instead of KS.
+func TestNumericTestChoice(t *testing.T) {
+	rng := rand.New(rand.NewPCG(61, 62))
+	sample := NewSample()
+	base := []string{"DE", "FR", "NL"}
+	for i := 0; i < 20000; i++ {
+		sample.AddEvent(event(rng, 0, base, 0))
+	}
+	ref := sample.Build("m", "1", SourceFirstWindows, 3, t0)
+	shifted := window(rng, ref.Layout(), 2000, 6, base)
+	for _, test := range []string{"ks", "ad", "cvm"} {
+		th := DefaultThresholds
+		th.Test = test
+		for _, s := range Evaluate(shifted, ref, func(string) Thresholds { return th }).Scores {
+			if s.Feature == "amount" && (s.Test != test || !s.Drifted) {
+				t.Errorf("%s: amount judged by %s, drifted %v (p %.3g)", test, s.Test, s.Drifted, s.PValue)
+			}
+			if s.Feature == "noise" && s.Drifted {
+				t.Errorf("%s: noise drifted", test)
+			}
+		}
+	}
+}

@@ -184,3 +184,37 @@ func FuzzHistogramStatistics(f *testing.F) {
 		}
 	})
 }
+
+func TestKSampleTestsMatchScipy(t *testing.T) {
+	b, err := os.ReadFile("testdata/stats_reference.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ref struct {
+		AD, CvM []struct {
+			Name    string
+			A, B    []float64
+			Stat, P float64
+		}
+	}
+	if err := json.Unmarshal(b, &ref); err != nil {
+		t.Fatal(err)
+	}
+	if len(ref.AD) == 0 || len(ref.CvM) == 0 {
+		t.Fatal("reference file is incomplete: run testdata/gen_stats.py")
+	}
+	for _, c := range ref.AD {
+		ca, cb := binsAtEveryValue(c.A, c.B)
+		stat, p := AndersonDarling(ca, cb)
+		if !close(stat, c.Stat, 1e-9) || !close(p, c.P, 1e-9) {
+			t.Errorf("Anderson–Darling %s: %v p=%v, scipy %v p=%v", c.Name, stat, p, c.Stat, c.P)
+		}
+	}
+	for _, c := range ref.CvM {
+		ca, cb := binsAtEveryValue(c.A, c.B)
+		stat, p := CramerVonMises(ca, cb)
+		if !close(stat, c.Stat, 1e-9) || !close(p, c.P, 1e-6) {
+			t.Errorf("Cramér–von Mises %s: %v p=%v, scipy %v p=%v", c.Name, stat, p, c.Stat, c.P)
+		}
+	}
+}

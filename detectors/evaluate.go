@@ -37,6 +37,9 @@ type Thresholds struct {
 	// ThresholdFrom is "fixed" (the thresholds above) or "reference": the distance's
 	// threshold is learned from the reference's own variability (Learned.Threshold).
 	ThresholdFrom string
+	// Test is the hypothesis test of numeric features: ks (default), ad (Anderson–Darling)
+	// or cvm (Cramér–von Mises). Categorical features use χ² (Fisher when sparse).
+	Test string
 }
 
 // Drift methods and distances.
@@ -129,8 +132,10 @@ type FeatureScore struct {
 	// Wasserstein-1 divided by the reference's standard deviation; categorical ones total
 	// variation, L∞ and the G-test's p-value.
 	KL, JS, Hellinger, WassersteinNorm, TVD, LInf, GTestP float64
-	Drifted                                               bool
-	Severity                                              string
+	// Anderson–Darling and Cramér–von Mises p-values of numeric features (on the bins).
+	ADP, CvMP float64
+	Drifted   bool
+	Severity  string
 	// Estimated is set when the window's bins came from its quantile sketch.
 	Estimated bool
 	// Distance, DistanceValue and DistanceThreshold are what the feature was judged by.
@@ -181,6 +186,18 @@ func Evaluate(w *processors.WindowAgg, ref *Profile, thresholds func(feature str
 		// The prediction counts as one more feature in the family: every window of a
 		// series runs len(v.Scores) tests, corrected together.
 		model := thresholds("")
+		for i := range v.Scores {
+			s := &v.Scores[i]
+			if s.Kind != processors.Numeric.String() {
+				continue
+			}
+			switch thresholds(s.Feature).Test {
+			case "ad":
+				s.Test, s.PValue = "ad", s.ADP
+			case "cvm":
+				s.Test, s.PValue = "cvm", s.CvMP
+			}
+		}
 		ps := make([]float64, len(v.Scores))
 		for i, s := range v.Scores {
 			ps[i] = s.PValue
@@ -260,6 +277,8 @@ func score(agg *processors.FeatureAgg, fp *FeatureProfile) (FeatureScore, bool) 
 		}
 		// n is what the bins hold: values beyond the kept ones were not binned.
 		s.PValue = KSPValue(s.Statistic, sum(ref), sum(win))
+		_, s.ADP = AndersonDarling(ref, win)
+		_, s.CvMP = CramerVonMises(ref, win)
 		groups := psiGroups(ref, PSIBins)
 		dref, dwin = regroup(ref, groups), regroup(win, groups)
 		s.PSI = PSI(dref, dwin)

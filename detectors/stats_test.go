@@ -125,7 +125,7 @@ func TestStatisticProperties(t *testing.T) {
 // 0.05 and about half below 0.5.
 func TestPValuesUniformUnderNull(t *testing.T) {
 	const runs = 2000
-	var ksBelow05, ksBelow50, chiBelow05, chiBelow50 int
+	var ksBelow05, ksBelow50, chiBelow05, chiBelow50, adBelow05, cvmBelow05, cvmBelow50, gBelow05 int
 	for seed := uint64(0); seed < runs; seed++ {
 		rng := rand.New(rand.NewPCG(seed, 99))
 		a, b := make([]float64, 400), make([]float64, 300)
@@ -137,6 +137,17 @@ func TestPValuesUniformUnderNull(t *testing.T) {
 		}
 		ca, cb := binsAtEveryValue(a, b)
 		pk := KSPValue(KSBinned(ca, cb), 400, 300)
+		_, pad := AndersonDarling(ca, cb)
+		_, pcvm := CramerVonMises(ca, cb)
+		if pad < 0.05 {
+			adBelow05++
+		}
+		if pcvm < 0.05 {
+			cvmBelow05++
+		}
+		if pcvm < 0.5 {
+			cvmBelow50++
+		}
 		cats := func(n int) []float64 {
 			c := make([]float64, 5)
 			for i := 0; i < n; i++ {
@@ -144,7 +155,11 @@ func TestPValuesUniformUnderNull(t *testing.T) {
 			}
 			return c
 		}
-		_, _, pc := ChiSquare(cats(400), cats(300))
+		ra, rb := cats(400), cats(300)
+		_, _, pc := ChiSquare(ra, rb)
+		if _, _, pg := GTest(ra, rb); pg < 0.05 {
+			gBelow05++
+		}
 		for _, x := range []float64{pk, pc} {
 			if x < 0 || x > 1 || math.IsNaN(x) {
 				t.Fatalf("p-value %v outside [0, 1]", x)
@@ -172,6 +187,8 @@ func TestPValuesUniformUnderNull(t *testing.T) {
 	}{
 		{"KS < 0.05", ksBelow05, 40, 140}, {"KS < 0.5", ksBelow50, 880, 1100},
 		{"chi2 < 0.05", chiBelow05, 60, 140}, {"chi2 < 0.5", chiBelow50, 900, 1100},
+		{"AD < 0.05", adBelow05, 60, 140}, {"CvM < 0.05", cvmBelow05, 60, 140}, {"CvM < 0.5", cvmBelow50, 900, 1100},
+		{"G < 0.05", gBelow05, 60, 140},
 	} {
 		if c.got < c.lo || c.got > c.hi {
 			t.Errorf("%s in %d of %d runs, want %d..%d", c.name, c.got, runs, c.lo, c.hi)

@@ -10,7 +10,7 @@ func TestMigrationsRender(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(migs) != 3 || migs[0].Version != 1 || migs[0].Name != "init" || migs[1].Name != "pipeline_stages" || migs[2].Name != "drift_distances" {
+	if len(migs) != 4 || migs[0].Version != 1 || migs[0].Name != "init" || migs[1].Name != "pipeline_stages" || migs[2].Name != "drift_distances" || migs[3].Name != "k_sample_tests" {
 		t.Fatalf("migrations %+v", migs)
 	}
 	tables := 0

@@ -324,7 +324,7 @@ func (s *Store) Write(ctx context.Context, b *Batch) error {
 		return err
 	}
 
-	scores := s.inserter(ctx, "drift_scores", "model, model_version, deployment, window_start, window_end, feature, kind, reference_id, n, psi, test, statistic, p_value, p_adjusted, alpha, drifted, severity, js, hellinger, kl, wasserstein_norm, tvd, linf, g_test_p, written_at")
+	scores := s.inserter(ctx, "drift_scores", "model, model_version, deployment, window_start, window_end, feature, kind, reference_id, n, psi, test, statistic, p_value, p_adjusted, alpha, drifted, severity, js, hellinger, kl, wasserstein_norm, tvd, linf, g_test_p, ad_p, cvm_p, written_at")
 	for _, v := range b.Verdicts {
 		w := v.Window
 		for _, sc := range v.Scores {
@@ -335,7 +335,7 @@ func (s *Store) Write(ctx context.Context, b *Batch) error {
 			if err := scores.append(w.Series.Model, w.Series.Version, w.Series.Deployment, ms(w.Start), ms(w.End),
 				sc.Feature, sc.Kind, v.ReferenceID, sc.N, finite(sc.PSI), sc.Test, finite(sc.Statistic), finite(sc.PValue),
 				finite(sc.PAdjusted), sc.Alpha, drifted, sc.Severity, finite(sc.JS), finite(sc.Hellinger), finite(sc.KL),
-				finite(sc.WassersteinNorm), finite(sc.TVD), finite(sc.LInf), finite(sc.GTestP), at); err != nil {
+				finite(sc.WassersteinNorm), finite(sc.TVD), finite(sc.LInf), finite(sc.GTestP), finite(sc.ADP), finite(sc.CvMP), at); err != nil {
 				return err
 			}
 		}
@@ -349,7 +349,7 @@ func (s *Store) Write(ctx context.Context, b *Batch) error {
 			}
 			if err := scores.append(w.Series.Model, w.Series.Version, w.Series.Deployment, ms(w.Start), ms(w.End),
 				MultivariateFeature, "multivariate", v.ReferenceID, uint64(m.N), 0.0, "pca_reconstruction", finite(m.Error), 0.0,
-				0.0, 0.0, drifted, "", 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, at); err != nil {
+				0.0, 0.0, drifted, "", 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, at); err != nil {
 				return err
 			}
 		}

@@ -40,7 +40,7 @@ func TestMigrateIsIdempotent(t *testing.T) {
 	s := openStore(t)
 	ctx := testenv.Context(t, time.Minute)
 	done, err := s.Migrate(ctx, 30)
-	if err != nil || len(done) != 3 || done[0] != "0001_init" || done[1] != "0002_pipeline_stages" || done[2] != "0003_drift_distances" {
+	if err != nil || len(done) != 4 || done[0] != "0001_init" || done[1] != "0002_pipeline_stages" || done[2] != "0003_drift_distances" || done[3] != "0004_k_sample_tests" {
 		t.Fatalf("first migrate: %v %v", done, err)
 	}
 	done, err = s.Migrate(ctx, 30)
@@ -118,7 +118,7 @@ func TestWriteIsIdempotentAndQueriesRun(t *testing.T) {
 		{"SELECT sum(arraySum(bin_counts)) FROM " + db + ".window_feature_stats FINAL WHERE feature = 'amount'", 1000},
 		{"SELECT sum(categories['DE'] + categories['FR']) FROM " + db + ".window_feature_stats FINAL WHERE feature = 'country'", 1000},
 		{"SELECT count() FROM " + db + ".drift_scores FINAL WHERE drifted = 1", 1},
-		{"SELECT count() FROM " + db + ".drift_scores FINAL WHERE drifted = 1 AND js > 0.3 AND hellinger > 0.3 AND wasserstein_norm > 1 AND p_adjusted < 0.05", 1},
+		{"SELECT count() FROM " + db + ".drift_scores FINAL WHERE drifted = 1 AND js > 0.3 AND hellinger > 0.3 AND wasserstein_norm > 1 AND p_adjusted < 0.05 AND ad_p <= 0.001 AND cvm_p < 0.001", 1},
 		{"SELECT count() FROM " + db + ".drift_scores FINAL WHERE kind = 'categorical' AND tvd < 0.1 AND g_test_p > 0", 2}, // country and the (string) prediction
 		{"SELECT count() FROM " + db + ".alerts FINAL", 1},
 		{"SELECT count() FROM " + db + ".late_events FINAL", 1},
