@@ -152,8 +152,10 @@ type Detection struct {
 	// ThresholdFrom is fixed (the thresholds above) or reference (learned per feature from
 	// the reference's own variability).
 	ThresholdFrom string `yaml:"threshold_from"`
-	// Test is the hypothesis test of numeric features: ks, ad or cvm.
-	Test string `yaml:"test"`
+	// Test is the hypothesis test of numeric features: ks, ad or cvm; CategoricalTest of
+	// categorical ones: chi2, g or z.
+	Test            string `yaml:"test"`
+	CategoricalTest string `yaml:"categorical_test"`
 }
 
 // ModelConfig overrides windows and thresholds for one model.
@@ -179,6 +181,7 @@ type Overrides struct {
 	DistanceThreshold *float64 `yaml:"distance_threshold"`
 	ThresholdFrom     *string  `yaml:"threshold_from"`
 	Test              *string  `yaml:"test"`
+	CategoricalTest   *string  `yaml:"categorical_test"`
 }
 
 // Pipelines configures the health checks of upstream pipeline stages.
@@ -228,7 +231,7 @@ func Default() Config {
 		Detection: Detection{Reference: detectors.SourceFirstWindows, ReferenceWindows: 3, PSIWarning: detectors.DefaultThresholds.PSIWarning, PSICritical: detectors.DefaultThresholds.PSICritical,
 			PValue: detectors.DefaultThresholds.PValue, MinEvents: detectors.DefaultThresholds.MinEvents, ErrorRate: detectors.DefaultThresholds.ErrorRate,
 			FireAfter: 1, ResolveAfter: 2, Correction: detectors.DefaultThresholds.Correction, DriftShare: detectors.DefaultThresholds.DriftShare,
-			Method: detectors.MethodAuto, Distance: "psi", ThresholdFrom: "fixed", Test: "ks"},
+			Method: detectors.MethodAuto, Distance: "psi", ThresholdFrom: "fixed", Test: "ks", CategoricalTest: "chi2"},
 		Pipelines: Pipelines{Window: Duration(time.Hour), Lateness: Duration(5 * time.Minute), FailureRate: 0.5,
 			ConsecutiveFailures: 3, VolumeDrop: 0.5, VolumeJump: 3, FreshnessFactor: 2},
 		Limits:   Limits{MaxFeatures: processors.DefaultLimits.MaxFeatures, MaxCategories: processors.DefaultLimits.MaxCategories},
@@ -549,6 +552,9 @@ func checkMethod(field string, th detectors.Thresholds) error {
 	if th.Test != "ks" && th.Test != "ad" && th.Test != "cvm" {
 		return fmt.Errorf("config: %s.test: %q is not one of ks, ad, cvm", field, th.Test)
 	}
+	if th.CategoricalTest != "chi2" && th.CategoricalTest != "g" && th.CategoricalTest != "z" {
+		return fmt.Errorf("config: %s.categorical_test: %q is not one of chi2, g, z", field, th.CategoricalTest)
+	}
 	if th.ThresholdFrom != "fixed" && th.ThresholdFrom != "reference" {
 		return fmt.Errorf("config: %s.threshold_from: %q is not one of fixed, reference", field, th.ThresholdFrom)
 	}
@@ -609,7 +615,7 @@ func (c *Config) Thresholds(model, feature string) detectors.Thresholds {
 	d := c.Detection
 	th := detectors.Thresholds{PSIWarning: d.PSIWarning, PSICritical: d.PSICritical, PValue: d.PValue,
 		MinEvents: d.MinEvents, LatencyP99Ms: d.LatencyP99Ms, ErrorRate: d.ErrorRate, Correction: d.Correction, DriftShare: d.DriftShare,
-		Method: d.Method, Distance: d.Distance, DistanceThreshold: d.DistanceThreshold, ThresholdFrom: d.ThresholdFrom, Test: d.Test}
+		Method: d.Method, Distance: d.Distance, DistanceThreshold: d.DistanceThreshold, ThresholdFrom: d.ThresholdFrom, Test: d.Test, CategoricalTest: d.CategoricalTest}
 	m, ok := c.Models[model]
 	if !ok {
 		return th
@@ -654,6 +660,9 @@ func (o Overrides) apply(th *detectors.Thresholds) {
 	}
 	if o.Test != nil {
 		th.Test = *o.Test
+	}
+	if o.CategoricalTest != nil {
+		th.CategoricalTest = *o.CategoricalTest
 	}
 }
 

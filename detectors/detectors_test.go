@@ -348,13 +348,57 @@ func TestNumericTestChoice(t *testing.T) {
 	for _, test := range []string{"ks", "ad", "cvm"} {
 		th := DefaultThresholds
 		th.Test = test
+		th.CategoricalTest = map[string]string{"ks": "chi2", "ad": "g", "cvm": "z"}[test]
 		for _, s := range Evaluate(shifted, ref, func(string) Thresholds { return th }).Scores {
+			if s.Feature == "is_new" || s.Feature == "country" {
+				want := th.CategoricalTest
+				if want == "z" && s.Feature == "country" {
+					want = "chi2" // three categories: the z-test does not apply
+				}
+				if s.Test != want || s.Drifted {
+					t.Errorf("%s: %s judged by %s (want %s), drifted %v", test, s.Feature, s.Test, want, s.Drifted)
+				}
+			}
 			if s.Feature == "amount" && (s.Test != test || !s.Drifted) {
 				t.Errorf("%s: amount judged by %s, drifted %v (p %.3g)", test, s.Test, s.Drifted, s.PValue)
 			}
 			if s.Feature == "noise" && s.Drifted {
 				t.Errorf("%s: noise drifted", test)
 			}
+		}
+	}
+}
+
+// A boolean feature judged by the two-proportion z-test.
+func TestZTestForABooleanFeature(t *testing.T) {
+	rng := rand.New(rand.NewPCG(71, 72))
+	ev := func(p float64, i int) *schemas.PredictionEvent {
+		v := 0.0
+		if rng.Float64() < p {
+			v = 1
+		}
+		return &schemas.PredictionEvent{Model: "m", ModelVersion: "1", Deployment: "primary", Timestamp: t0.Add(time.Duration(i) * time.Millisecond), Status: "ok",
+			Features: []schemas.Feature{{Name: "flag", Value: schemas.Value{Kind: schemas.Bool, Num: v}}}}
+	}
+	sample := NewSample()
+	for i := 0; i < 10000; i++ {
+		sample.AddEvent(ev(0.3, i))
+	}
+	ref := sample.Build("m", "1", SourceFirstWindows, 1, t0)
+	th := DefaultThresholds
+	th.CategoricalTest = "z"
+	for _, c := range []struct {
+		p     float64
+		drift bool
+	}{{0.3, false}, {0.6, true}} {
+		p := processors.NewProcessor(func(string) processors.WindowSpec { return processors.WindowSpec{Size: time.Minute} }, processors.Limits{})
+		p.SetLayout("m", "1", ref.Layout())
+		for i := 0; i < 2000; i++ {
+			p.Add(ev(c.p, i), processors.Source{Offset: int64(i)}, t0)
+		}
+		v := Evaluate(p.CloseAll()[0].Merged, ref, func(string) Thresholds { return th })
+		if len(v.Scores) != 1 || v.Scores[0].Test != "z" || v.Scores[0].Drifted != c.drift {
+			t.Errorf("share %.1f: %+v", c.p, v.Scores)
 		}
 	}
 }

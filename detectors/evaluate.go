@@ -38,8 +38,11 @@ type Thresholds struct {
 	// threshold is learned from the reference's own variability (Learned.Threshold).
 	ThresholdFrom string
 	// Test is the hypothesis test of numeric features: ks (default), ad (Anderson–Darling)
-	// or cvm (Cramér–von Mises). Categorical features use χ² (Fisher when sparse).
-	Test string
+	// or cvm (Cramér–von Mises). CategoricalTest that of categorical ones: chi2 (default),
+	// g (G-test) or z (two-proportion z-test, for two categories); a sparse two-category
+	// table always uses Fisher's exact test.
+	Test            string
+	CategoricalTest string
 }
 
 // Drift methods and distances.
@@ -131,7 +134,7 @@ type FeatureScore struct {
 	// Distances (docs/statistics.md): all features have JS, Hellinger and KL; numeric ones
 	// Wasserstein-1 divided by the reference's standard deviation; categorical ones total
 	// variation, L∞ and the G-test's p-value.
-	KL, JS, Hellinger, WassersteinNorm, TVD, LInf, GTestP float64
+	KL, JS, Hellinger, WassersteinNorm, TVD, LInf, GTestP, ZTestP float64
 	// Anderson–Darling and Cramér–von Mises p-values of numeric features (on the bins).
 	ADP, CvMP float64
 	Drifted   bool
@@ -189,6 +192,16 @@ func Evaluate(w *processors.WindowAgg, ref *Profile, thresholds func(feature str
 		for i := range v.Scores {
 			s := &v.Scores[i]
 			if s.Kind != processors.Numeric.String() {
+				switch thresholds(s.Feature).CategoricalTest {
+				case "g":
+					if s.Test != "fisher" {
+						s.Test, s.PValue = "g", s.GTestP
+					}
+				case "z":
+					if s.Test != "fisher" && !math.IsNaN(s.ZTestP) {
+						s.Test, s.PValue = "z", s.ZTestP
+					}
+				}
 				continue
 			}
 			switch thresholds(s.Feature).Test {
@@ -306,6 +319,10 @@ func score(agg *processors.FeatureAgg, fp *FeatureProfile) (FeatureScore, bool) 
 		s.PSI = PSI(ref, win)
 		s.TVD, s.LInf = TotalVariation(ref, win), LInfinity(ref, win)
 		_, _, s.GTestP = GTest(ref, win)
+		s.ZTestP = math.NaN()
+		if idx := nonEmpty(ref, win); len(idx) == 2 {
+			_, s.ZTestP = TwoProportionZ(ref[idx[0]], sum(ref), win[idx[0]], sum(win))
+		}
 		dref, dwin = ref, win
 	}
 	s.KL, s.JS, s.Hellinger = KL(dref, dwin), JensenShannon(dref, dwin), Hellinger(dref, dwin)
@@ -315,15 +332,20 @@ func score(agg *processors.FeatureAgg, fp *FeatureProfile) (FeatureScore, bool) 
 	return s, true
 }
 
-// smallTwoByTwo returns the 2×2 table of a two-category comparison when one of its
-// expected counts is below 5.
-func smallTwoByTwo(ref, win []float64) (a, b, c, d int, ok bool) {
+func nonEmpty(a, b []float64) []int {
 	var idx []int
-	for i := range ref {
-		if ref[i]+win[i] > 0 {
+	for i := range a {
+		if a[i]+b[i] > 0 {
 			idx = append(idx, i)
 		}
 	}
+	return idx
+}
+
+// smallTwoByTwo returns the 2×2 table of a two-category comparison when one of its
+// expected counts is below 5.
+func smallTwoByTwo(ref, win []float64) (a, b, c, d int, ok bool) {
+	idx := nonEmpty(ref, win)
 	if len(idx) != 2 {
 		return 0, 0, 0, 0, false
 	}
