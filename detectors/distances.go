@@ -121,29 +121,12 @@ func Wasserstein(edges, ref, win []float64) float64 {
 // GTest is the log-likelihood ratio (G) test of homogeneity of two count vectors
 // (scipy.stats.chi2_contingency(lambda_="log-likelihood", correction=False)).
 func GTest(a, b []float64) (g float64, dof int, p float64) {
-	na, nb := sum(a), sum(b)
-	if na == 0 || nb == 0 || len(a) != len(b) {
-		return math.NaN(), 0, math.NaN()
-	}
-	n := na + nb
-	k := 0
-	for i := range a {
-		col := a[i] + b[i]
-		if col == 0 {
-			continue
+	return homogeneity(a, b, func(o, e float64) float64 {
+		if o == 0 {
+			return 0
 		}
-		k++
-		for _, c := range [][2]float64{{a[i], na * col / n}, {b[i], nb * col / n}} {
-			if c[0] > 0 {
-				g += 2 * c[0] * math.Log(c[0]/c[1])
-			}
-		}
-	}
-	dof = k - 1
-	if dof < 1 {
-		return 0, 0, 1
-	}
-	return g, dof, distuv.ChiSquared{K: float64(dof)}.Survival(g)
+		return 2 * o * math.Log(o/e)
+	})
 }
 
 // TwoProportionZ is the two-sided z-test that a category has the same share in both

@@ -95,6 +95,13 @@ func KolmogorovSF(x float64) float64 {
 // Categories empty in both samples are ignored. It returns the statistic, the degrees of
 // freedom and the p-value.
 func ChiSquare(a, b []float64) (stat float64, dof int, p float64) {
+	return homogeneity(a, b, func(o, e float64) float64 { return (o - e) * (o - e) / e })
+}
+
+// homogeneity is a test of homogeneity of two count vectors in the power-divergence
+// family: cell gives one cell's contribution from its observed and expected counts, and
+// the statistic follows χ² with (categories − 1) degrees of freedom.
+func homogeneity(a, b []float64, cell func(observed, expected float64) float64) (stat float64, dof int, p float64) {
 	na, nb := sum(a), sum(b)
 	if na == 0 || nb == 0 || len(a) != len(b) {
 		return math.NaN(), 0, math.NaN()
@@ -107,8 +114,7 @@ func ChiSquare(a, b []float64) (stat float64, dof int, p float64) {
 			continue
 		}
 		k++
-		ea, eb := na*col/n, nb*col/n
-		stat += (a[i]-ea)*(a[i]-ea)/ea + (b[i]-eb)*(b[i]-eb)/eb
+		stat += cell(a[i], na*col/n) + cell(b[i], nb*col/n)
 	}
 	dof = k - 1
 	if dof < 1 {

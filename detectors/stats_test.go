@@ -52,6 +52,12 @@ func close(a, b, tol float64) bool { return math.Abs(a-b) <= tol*math.Max(1, mat
 // binsAtEveryValue counts both samples over edges at every distinct value: the binned KS
 // statistic is then the exact one.
 func binsAtEveryValue(a, b []float64) ([]float64, []float64) {
+	ca, cb, _ := binnedAtEveryValue(a, b)
+	return ca, cb
+}
+
+// binnedAtEveryValue is binsAtEveryValue that also returns the edges.
+func binnedAtEveryValue(a, b []float64) ([]float64, []float64, []float64) {
 	edges := append(append([]float64{}, a...), b...)
 	sort.Float64s(edges)
 	uniq := edges[:0]
@@ -67,7 +73,7 @@ func binsAtEveryValue(a, b []float64) ([]float64, []float64) {
 		}
 		return c
 	}
-	return count(a), count(b)
+	return count(a), count(b), uniq
 }
 
 func TestStatisticsMatchScipy(t *testing.T) {
