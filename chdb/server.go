@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"regexp"
@@ -32,6 +33,9 @@ type Server struct {
 	log     *slog.Logger
 	tmpDir  string
 	maxBody int64
+	// RemoteWrites lets clients from other hosts than loopback change data or schema.
+	// Off by default: anyone who can reach the port may read, only this host may write.
+	RemoteWrites bool
 }
 
 // NewServer returns a handler for engine. Insert bodies are spooled to files under
@@ -73,6 +77,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if strings.TrimSpace(query) == "" {
 		s.fail(w, http.StatusBadRequest, errors.New("Code: 62. DB::Exception: Empty query. (SYNTAX_ERROR)"))
+		return
+	}
+	if !s.RemoteWrites && !fromLoopback(r) && !readOnly(query) {
+		s.fail(w, http.StatusForbidden, errors.New("Code: 164. DB::Exception: the embedded endpoint accepts only SELECT, SHOW, DESCRIBE, EXISTS and EXPLAIN from other hosts than this one. (READONLY)"))
 		return
 	}
 	if placeholderRE.MatchString(query) {
@@ -128,6 +136,24 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Length", strconv.Itoa(len(out)))
 	w.WriteHeader(http.StatusOK)
 	w.Write(out)
+}
+
+var readOnlyRE = regexp.MustCompile(`(?is)^\s*(\(\s*)*(SELECT|WITH|SHOW|DESCRIBE|DESC|EXISTS|EXPLAIN)\b`)
+
+// readOnly reports whether query only reads. One statement is checked: the engine would
+// run a second one after a semicolon, so any semicolon that is not trailing disqualifies.
+func readOnly(query string) bool {
+	q := strings.TrimRight(strings.TrimSpace(query), "; \t\r\n")
+	return readOnlyRE.MatchString(q) && !strings.Contains(q, ";")
+}
+
+func fromLoopback(r *http.Request) bool {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // insert spools data to a file and lets the engine read it with file(): chDB cuts data

@@ -3,6 +3,7 @@ package chdb_test
 import (
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
+
+	"github.com/driftd/driftd/chdb"
 
 	"github.com/driftd/driftd/internal/testenv"
 )
@@ -182,5 +185,34 @@ func TestServerBindsQueryParameters(t *testing.T) {
 	}
 	if err := conn.QueryRow(ctx, "SELECT {n:Int64}", clickhouse.Named("n", "1; DROP TABLE x")).Scan(&n); err == nil || !strings.Contains(err.Error(), "BAD_QUERY_PARAMETER") {
 		t.Fatalf("a non-number for Int64: err = %v", err)
+	}
+}
+
+// From another host than loopback, the endpoint only reads.
+func TestServerRefusesRemoteWrites(t *testing.T) {
+	srv := chdb.NewServer(testenv.Engine(t), t.TempDir(), slog.New(slog.DiscardHandler))
+	db := testenv.UniqueName(t)
+	do := func(remote, query string) int {
+		req := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(query))
+		req.RemoteAddr = remote
+		rec := httptest.NewRecorder()
+		srv.ServeHTTP(rec, req)
+		return rec.Code
+	}
+	for _, c := range []struct {
+		remote, query string
+		want          int
+	}{
+		{"127.0.0.1:5000", "CREATE DATABASE " + db, 200},
+		{"10.1.2.3:5000", "SELECT 1", 200},
+		{"10.1.2.3:5000", "  with x as (select 1) select * from x", 200},
+		{"10.1.2.3:5000", "DROP DATABASE " + db, 403},
+		{"10.1.2.3:5000", "SELECT 1; DROP DATABASE " + db, 403},
+		{"10.1.2.3:5000", "INSERT INTO " + db + ".t VALUES (1)", 403},
+		{"[::1]:5000", "DROP DATABASE " + db, 200},
+	} {
+		if got := do(c.remote, c.query); got != c.want {
+			t.Errorf("%s %q: status %d, want %d", c.remote, c.query, got, c.want)
+		}
 	}
 }

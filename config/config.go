@@ -115,6 +115,8 @@ type Embedded struct {
 	DataDir string `yaml:"data_dir"`
 	Listen  string `yaml:"listen"`
 	LibPath string `yaml:"lib_path"`
+	// RemoteWrites lets clients on other hosts change data or schema (off: they read).
+	RemoteWrites bool `yaml:"remote_writes"`
 }
 
 // Windows are the default window settings of every model.
@@ -213,6 +215,8 @@ type StageConfig struct {
 type Limits struct {
 	MaxFeatures   int `yaml:"max_features"`
 	MaxCategories int `yaml:"max_categories"`
+	// MaxFuture sets aside events stamped further ahead of the wall clock (0: no limit).
+	MaxFuture Duration `yaml:"max_future"`
 }
 
 // Default returns the defaults.
@@ -234,7 +238,8 @@ func Default() Config {
 			Method: detectors.MethodAuto, Distance: "psi", ThresholdFrom: "fixed", Test: "ks", CategoricalTest: "chi2"},
 		Pipelines: Pipelines{Window: Duration(time.Hour), Lateness: Duration(5 * time.Minute), FailureRate: 0.5,
 			ConsecutiveFailures: 3, VolumeDrop: 0.5, VolumeJump: 3, FreshnessFactor: 2},
-		Limits:   Limits{MaxFeatures: processors.DefaultLimits.MaxFeatures, MaxCategories: processors.DefaultLimits.MaxCategories},
+		Limits: Limits{MaxFeatures: processors.DefaultLimits.MaxFeatures, MaxCategories: processors.DefaultLimits.MaxCategories,
+			MaxFuture: Duration(24 * time.Hour)},
 		HTTP:     HTTP{Listen: "127.0.0.1:9464"},
 		LogLevel: "info",
 	}
@@ -503,6 +508,9 @@ func (c *Config) Validate() error {
 		if st.ExpectedInterval < 0 {
 			return fail("pipelines.stages."+key+".expected_interval", "must not be negative")
 		}
+	}
+	if c.Limits.MaxFuture < 0 {
+		return fail("limits.max_future", "must not be negative (0 disables)")
 	}
 	if c.Limits.MaxFeatures < 1 || c.Limits.MaxCategories < 1 {
 		return fail("limits", "max_features and max_categories must be at least 1")

@@ -97,6 +97,10 @@ type Settings struct {
 	Backoff      storage.Backoff
 	// Observer sees counters and latencies (metrics); nil for none.
 	Observer Observer
+	// MaxFuture sets aside events stamped further ahead of the wall clock than this (0:
+	// no limit): one event from a broken clock in year 2099 would otherwise carry the
+	// watermark away and make every later event late.
+	MaxFuture time.Duration
 
 	// PipelineTopic carries the upstream pipelines' events ("" to ignore them), decoded
 	// with PipelineDecoder.
@@ -342,6 +346,10 @@ func (r *Runner) handle(ctx context.Context, rec consumers.Record) error {
 	if ok, err := r.decode(ctx, rec, func() error { return r.set.Decoder.Prediction(ctx, rec.Value, &r.event) }); !ok {
 		return err
 	}
+	if err := r.checkFuture(r.event.Timestamp); err != nil {
+		r.set.Observer.DecodeError(rec.Topic, consumers.ClassInvalid)
+		return r.deadLetter(ctx, rec, consumers.ClassInvalid, fmt.Errorf("prediction %s: %w", r.event.EventID, err))
+	}
 	r.observeEventTime(r.event.Timestamp)
 	e := &r.event
 	out, start, end := r.proc.Add(e, processors.Source{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset}, r.now())
@@ -360,6 +368,16 @@ func (r *Runner) handle(ctx context.Context, rec consumers.Record) error {
 			Start:  start, End: end, EventTime: e.Timestamp})
 	case processors.Replayed:
 		r.stats.Replayed++
+	}
+	return nil
+}
+
+// checkFuture refuses timestamps too far ahead of the wall clock (Settings.MaxFuture).
+func (r *Runner) checkFuture(t time.Time) error {
+	if r.set.MaxFuture > 0 {
+		if limit := r.now().Add(r.set.MaxFuture); t.After(limit) {
+			return fmt.Errorf("%w: timestamp %s is more than %s ahead of driftd's clock", schemas.ErrInvalid, t.UTC().Format(time.RFC3339), r.set.MaxFuture)
+		}
 	}
 	return nil
 }

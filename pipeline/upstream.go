@@ -167,6 +167,10 @@ func (r *Runner) handlePipeline(ctx context.Context, rec consumers.Record) error
 		return err
 	}
 	e := &u.event
+	if err := r.checkFuture(e.Timestamp); err != nil {
+		r.set.Observer.DecodeError(rec.Topic, consumers.ClassInvalid)
+		return r.deadLetter(ctx, rec, consumers.ClassInvalid, fmt.Errorf("pipeline event %s: %w", e.EventID, err))
+	}
 	r.stats.PipelineRuns++
 	r.observeEventTime(e.Timestamp)
 	if e.Status == "started" {

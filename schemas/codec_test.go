@@ -238,3 +238,19 @@ func TestAlertAvroRoundTrip(t *testing.T) {
 		t.Errorf("decoded %v", m)
 	}
 }
+
+func FuzzDecodePipeline(f *testing.F) {
+	f.Add([]byte(`{"event_id":"1","pipeline":"orders","stage":"join","status":"failed","timestamp":1,"records_in":5,"records_out":0,"error":"x","models":["m"]}`))
+	f.Add([]byte("\x00\x00\x00\x00\x03\x02"))
+	reg, _ := NewRegistry("", map[uint32]string{3: SchemaPipeline}, nil)
+	d := Decoder{Format: FormatAuto, Registry: reg}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var e PipelineEvent
+		if err := d.Pipeline(context.Background(), b, &e); err != nil {
+			return
+		}
+		if e.Pipeline == "" || e.Stage == "" || e.Timestamp.IsZero() || (e.Status != "started" && e.Status != "succeeded" && e.Status != "failed") {
+			t.Fatalf("accepted an invalid pipeline event: %+v", e)
+		}
+	})
+}

@@ -275,18 +275,20 @@ func finite(f float64) float64 {
 // Write writes a batch. It does not retry; see WriteWithRetry.
 func (s *Store) Write(ctx context.Context, b *Batch) error {
 	at := b.WrittenAt.UTC()
+	// window_model_stats is written last: a restart reads it to tell which windows are
+	// written (LoadClosedWindows), so its rows must not exist before the window's other
+	// rows, scores, late events and alerts do.
+	var modelRows [][]any
 	models := s.inserter(ctx, "window_model_stats", "model, model_version, deployment, window_start, window_end, topic, partition, first_offset, last_offset, events, ok, errors, timeouts, null_predictions, latency_p50, latency_p90, latency_p95, latency_p99, latency_max, latency_sketch, input_size_count, input_size_mean, input_size_std, input_size_min, input_size_max, dropped_features, written_at")
 	feats := s.inserter(ctx, "window_feature_stats", "model, model_version, deployment, window_start, window_end, topic, partition, feature, kind, count, missing, mismatched, mean, std, min, max, p50, p90, p95, p99, sketch, reference_id, bin_edges, bin_counts, categories, unseen, written_at")
 	for _, c := range b.Closed {
 		for _, p := range c.Partials {
 			w := p.WindowAgg
-			if err := models.append(w.Series.Model, w.Series.Version, w.Series.Deployment, ms(w.Start), ms(w.End),
+			modelRows = append(modelRows, []any{w.Series.Model, w.Series.Version, w.Series.Deployment, ms(w.Start), ms(w.End),
 				p.Topic, int32(p.Partition), p.FirstOffset, p.LastOffset, w.Events, w.OK, w.Errors, w.Timeouts, w.NullPredictions,
 				w.Latency.Quantile(0.5), w.Latency.Quantile(0.9), w.Latency.Quantile(0.95), w.Latency.Quantile(0.99), w.LatencyMax,
 				string(w.Latency.Encode()), uint64(w.InputSize.N), finite(w.InputSize.Mean), finite(w.InputSize.Std()),
-				finite(w.InputSize.Min), finite(w.InputSize.Max), w.DroppedFeatures, at); err != nil {
-				return err
-			}
+				finite(w.InputSize.Min), finite(w.InputSize.Max), w.DroppedFeatures, at})
 			all := make([]*processors.FeatureAgg, 0, len(w.Features)+1)
 			for _, name := range w.FeatureNames() {
 				all = append(all, w.Features[name])
@@ -320,7 +322,7 @@ func (s *Store) Write(ctx context.Context, b *Batch) error {
 			}
 		}
 	}
-	if err := errors.Join(models.flush(), feats.flush()); err != nil {
+	if err := feats.flush(); err != nil {
 		return err
 	}
 
@@ -384,7 +386,15 @@ func (s *Store) Write(ctx context.Context, b *Batch) error {
 	if err := late.flush(); err != nil {
 		return err
 	}
-	return s.writeAlerts(ctx, b.Alerts)
+	if err := s.writeAlerts(ctx, b.Alerts); err != nil {
+		return err
+	}
+	for _, row := range modelRows {
+		if err := models.append(row...); err != nil {
+			return err
+		}
+	}
+	return models.flush()
 }
 
 func (s *Store) writeAlerts(ctx context.Context, alerts []*schemas.AlertEvent) error {

@@ -122,7 +122,8 @@ func devConfig(cfg config.Config, o devOptions, kafkaAddr string) config.Config 
 		cfg.ClickHouse.Embedded.Enabled = false
 		cfg.ClickHouse.Addr, cfg.ClickHouse.Protocol, cfg.ClickHouse.Username, cfg.ClickHouse.Password = o.ClickHouseAddr, "http", "", ""
 	} else {
-		cfg.ClickHouse.Embedded = config.Embedded{Enabled: true, DataDir: filepath.Join(o.DataDir, "clickhouse"), Listen: o.ClickHouseListen, LibPath: cfg.ClickHouse.Embedded.LibPath}
+		cfg.ClickHouse.Embedded = config.Embedded{Enabled: true, DataDir: filepath.Join(o.DataDir, "clickhouse"), Listen: o.ClickHouseListen,
+			LibPath: cfg.ClickHouse.Embedded.LibPath, RemoteWrites: cfg.ClickHouse.Embedded.RemoteWrites}
 	}
 	if cfg.Kafka.SchemaRegistry.URL == "" && cfg.Kafka.SchemaRegistry.BundledIDs["prediction"] == 0 {
 		// The simulator's Avro records carry schema id 1: the bundled prediction schema.
@@ -134,6 +135,7 @@ func devConfig(cfg config.Config, o devOptions, kafkaAddr string) config.Config 
 	}
 	cfg.Windows.Size, cfg.Windows.Lateness = config.Duration(time.Minute), config.Duration(5*time.Second)
 	cfg.Pipelines.Window, cfg.Pipelines.Lateness = config.Duration(time.Minute), config.Duration(5*time.Second)
+	cfg.Limits.MaxFuture = 0 // simulated time runs ahead of the wall clock
 	cfg.Kafka.FlushInterval = config.Duration(500 * time.Millisecond)
 	if cfg.Models == nil {
 		cfg.Models = map[string]config.ModelConfig{}

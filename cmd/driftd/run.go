@@ -87,7 +87,9 @@ func startEmbedded(e config.Embedded, log *slog.Logger) (string, func(), error) 
 		ln.Close()
 		return "", nil, err
 	}
-	srv := &http.Server{Handler: chdb.NewServer(eng, tmp, log), ReadHeaderTimeout: 10 * time.Second}
+	handler := chdb.NewServer(eng, tmp, log)
+	handler.RemoteWrites = e.RemoteWrites
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("embedded ClickHouse endpoint stopped", "err", err)
@@ -199,6 +201,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, h hooks) erro
 		IdleClose:        time.Duration(cfg.Windows.IdleClose),
 		StartupGrace:     5 * time.Second,
 		Observer:         metrics,
+		MaxFuture:        time.Duration(cfg.Limits.MaxFuture),
 		PipelineTopic:    cfg.Kafka.Topics.Pipeline,
 		PipelineDecoder:  schemas.Decoder{Format: pipelineFormat, Registry: reg},
 		PipelineWindow:   processors.WindowSpec{Size: time.Duration(cfg.Pipelines.Window), Lateness: time.Duration(cfg.Pipelines.Lateness)},
