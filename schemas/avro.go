@@ -20,6 +20,16 @@ import (
 //go:embed avro/*.avsc
 var bundled embed.FS
 
+// goavro sizes maps and arrays by the block count a record claims, up to MaxInt32 by
+// default: a few hostile bytes could make it allocate gigabytes (found by
+// FuzzDecodePrediction). These are goavro's own process-wide limits; driftd sets them once
+// to what a valid event can need (a record is at most 16 MiB, a feature map far below
+// 65,536 entries).
+func init() {
+	goavro.MaxBlockCount = 1 << 16
+	goavro.MaxBlockSize = 16 << 20
+}
+
 // Bundled schema names, as in avro/<name>.avsc.
 const (
 	SchemaPrediction = "prediction"
