@@ -205,3 +205,43 @@ func TestWriteIsIdempotentAndQueriesRun(t *testing.T) {
 		rows.Close()
 	}
 }
+
+// Names come from untrusted events: quotes, backslashes, SQL and newlines in model,
+// version, feature and category names are stored verbatim and harm nothing.
+func TestHostileNamesAreStoredVerbatim(t *testing.T) {
+	s := openStore(t)
+	ctx := testenv.Context(t, time.Minute)
+	if _, err := s.Migrate(ctx, 3650); err != nil {
+		t.Fatal(err)
+	}
+	hostile := `x'); DROP TABLE window_model_stats; -- \ "q" ` + "\n\t{model:String}"
+	p := processors.NewProcessor(func(string) processors.WindowSpec { return processors.WindowSpec{Size: time.Minute} }, processors.Limits{})
+	for i := 0; i < 10; i++ {
+		p.Add(&schemas.PredictionEvent{Model: hostile, ModelVersion: hostile, Deployment: "primary", Timestamp: t0, Status: "ok",
+			Features: []schemas.Feature{
+				{Name: hostile, Value: schemas.Value{Kind: schemas.Number, Num: float64(i)}},
+				{Name: "c", Value: schemas.Value{Kind: schemas.String, Str: hostile}},
+			}}, processors.Source{Topic: "in", Offset: int64(i)}, t0)
+	}
+	closed := p.CloseAll()
+	if err := s.Write(ctx, &storage.Batch{Closed: closed, WrittenAt: t0}); err != nil {
+		t.Fatal(err)
+	}
+	var model, feature string
+	var n uint64
+	if err := s.Conn().QueryRow(ctx, "SELECT model, feature, count FROM "+s.Database()+".window_feature_stats FINAL WHERE kind = 'numeric' AND feature != '__prediction__'").Scan(&model, &feature, &n); err != nil {
+		t.Fatal(err)
+	}
+	if model != hostile || feature != hostile || n != 10 {
+		t.Fatalf("stored %q %q %d", model, feature, n)
+	}
+	w, err := s.LoadWindow(ctx, closed[0].Merged.Series, time.UnixMilli(closed[0].Merged.Start))
+	if err != nil || w == nil || w.Features[hostile] == nil || w.Features["c"].Categories[hostile] != 10 {
+		t.Fatalf("read back through query parameters: %v %+v", err, w)
+	}
+	var tables uint64
+	s.Conn().QueryRow(ctx, "SELECT count() FROM system.tables WHERE database = '"+s.Database()+"'").Scan(&tables)
+	if tables < 7 {
+		t.Fatalf("%d tables left", tables)
+	}
+}
