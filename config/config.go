@@ -67,6 +67,23 @@ type Kafka struct {
 	// FlushInterval is the longest time closed windows wait before they are written and
 	// their offsets committed.
 	FlushInterval Duration `yaml:"flush_interval"`
+	TLS           TLS      `yaml:"tls"`
+	SASL          SASL     `yaml:"sasl"`
+}
+
+// TLS configures TLS to the brokers.
+type TLS struct {
+	Enabled            bool   `yaml:"enabled"`
+	CAFile             string `yaml:"ca_file"`
+	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
+}
+
+// SASL configures authentication to the brokers.
+type SASL struct {
+	Mechanism    string `yaml:"mechanism"` // "", PLAIN, SCRAM-SHA-256, SCRAM-SHA-512
+	Username     string `yaml:"username"`
+	Password     string `yaml:"password"`
+	PasswordFile string `yaml:"password_file"`
 }
 
 // Topics are the topic names.
@@ -263,6 +280,13 @@ func Load(path string, env map[string]string) (Config, error) {
 	if err := applyEnv(reflect.ValueOf(&cfg).Elem(), "DRIFTD", env); err != nil {
 		return cfg, err
 	}
+	if cfg.Kafka.SASL.PasswordFile != "" {
+		b, err := os.ReadFile(cfg.Kafka.SASL.PasswordFile)
+		if err != nil {
+			return cfg, fmt.Errorf("config: kafka.sasl.password_file: %w", err)
+		}
+		cfg.Kafka.SASL.Password = strings.TrimRight(string(b), "\r\n")
+	}
 	if cfg.ClickHouse.PasswordFile != "" {
 		b, err := os.ReadFile(cfg.ClickHouse.PasswordFile)
 		if err != nil {
@@ -397,6 +421,18 @@ func (c *Config) Validate() error {
 		if _, err := schemas.BundledSchema(name); err != nil {
 			return fail("kafka.schema_registry.bundled_ids."+name, "no bundled schema of that name (prediction, label, pipeline, alert)")
 		}
+	}
+	switch strings.ToUpper(c.Kafka.SASL.Mechanism) {
+	case "":
+	case "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
+		if c.Kafka.SASL.Username == "" {
+			return fail("kafka.sasl.username", "needed for SASL %s", c.Kafka.SASL.Mechanism)
+		}
+	default:
+		return fail("kafka.sasl.mechanism", "%q is not one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512", c.Kafka.SASL.Mechanism)
+	}
+	if c.Kafka.TLS.CAFile != "" && !c.Kafka.TLS.Enabled {
+		return fail("kafka.tls.ca_file", "set kafka.tls.enabled too")
 	}
 	if c.Kafka.FlushInterval <= 0 {
 		return fail("kafka.flush_interval", "must be positive")

@@ -55,6 +55,8 @@ func TestBadConfigNamesTheField(t *testing.T) {
 		{"models:\n  m:\n    features:\n      x:\n        distance: cosine\n", "", "models.m.features.x.distance"},
 		{"detection:\n  correction: holm\n", "", "detection.correction"},
 		{"detection:\n  test: t\n", "", "detection.test"},
+		{"kafka:\n  sasl:\n    mechanism: GSSAPI\n", "", "kafka.sasl.mechanism"},
+		{"kafka:\n  sasl:\n    mechanism: PLAIN\n", "", "kafka.sasl.username"},
 	} {
 		env := map[string]string{}
 		if c.env != "" {

@@ -10,10 +10,14 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/sasl"
+	"github.com/segmentio/kafka-go/sasl/plain"
+	"github.com/segmentio/kafka-go/sasl/scram"
 )
 
 // Record is one Kafka record as driftd sees it.
@@ -42,6 +46,8 @@ type Options struct {
 	GroupID string
 	Topics  []string
 	TLS     *tls.Config
+	// SASL authenticates to the brokers (nil: none); see SASLMechanism.
+	SASL sasl.Mechanism
 	// MaxBytes bounds one fetch; records larger than this cannot be read (default 16 MiB).
 	MaxBytes int
 }
@@ -58,7 +64,23 @@ type Consumer struct {
 }
 
 func dialer(o Options) *kafka.Dialer {
-	return &kafka.Dialer{Timeout: 10 * time.Second, DualStack: true, TLS: o.TLS}
+	return &kafka.Dialer{Timeout: 10 * time.Second, DualStack: true, TLS: o.TLS, SASLMechanism: o.SASL}
+}
+
+// SASLMechanism returns the mechanism for a name: "" (none), PLAIN, SCRAM-SHA-256 or
+// SCRAM-SHA-512.
+func SASLMechanism(name, username, password string) (sasl.Mechanism, error) {
+	switch strings.ToUpper(name) {
+	case "":
+		return nil, nil
+	case "PLAIN":
+		return plain.Mechanism{Username: username, Password: password}, nil
+	case "SCRAM-SHA-256":
+		return scram.Mechanism(scram.SHA256, username, password)
+	case "SCRAM-SHA-512":
+		return scram.Mechanism(scram.SHA512, username, password)
+	}
+	return nil, fmt.Errorf("SASL mechanism %q is not one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512", name)
 }
 
 // NewConsumer joins the group. Offsets start at the earliest record for a new group, so

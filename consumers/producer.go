@@ -24,7 +24,7 @@ func NewWriter(o Options, topic string) *Writer {
 		RequiredAcks:           kafka.RequireAll,
 		BatchTimeout:           5 * time.Millisecond,
 		AllowAutoTopicCreation: true,
-		Transport:              &kafka.Transport{TLS: o.TLS, DialTimeout: 10 * time.Second},
+		Transport:              &kafka.Transport{TLS: o.TLS, SASL: o.SASL, DialTimeout: 10 * time.Second},
 	}}
 }
 

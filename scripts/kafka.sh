@@ -7,12 +7,15 @@
 #   scripts/kafka.sh status
 #
 # KAFKA_PORT (default 19092) and KAFKA_VERSION (default in scripts/kafka/pom.xml) can be set.
+# Besides PLAINTEXT on KAFKA_PORT, a SASL_PLAINTEXT listener on KAFKA_PORT+2 accepts user
+# driftd / driftd-secret over PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 (for the SASL tests).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 version=${KAFKA_VERSION:-$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$root/scripts/kafka/pom.xml")}
 port=${KAFKA_PORT:-19092}
 cport=$((port + 1))
+sport=$((port + 2))
 home="$root/.cache/kafka-$version"
 run="$root/.cache/kafka-run-$port"
 pidfile="$run/kafka.pid"
@@ -47,10 +50,14 @@ start() {
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$cport
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
-advertised.listeners=PLAINTEXT://127.0.0.1:$port
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport,SASL_PLAINTEXT://127.0.0.1:$sport
+advertised.listeners=PLAINTEXT://127.0.0.1:$port,SASL_PLAINTEXT://127.0.0.1:$sport
 controller.listener.names=CONTROLLER
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT
+sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512
+listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_driftd="driftd-secret";
+listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
 inter.broker.listener.name=PLAINTEXT
 log.dirs=$run/data
 num.partitions=1
@@ -76,7 +83,9 @@ PROPS
   local cluster
   cluster=$(java -cp "$home/libs/*" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -1)
   java -cp "$home/libs/*" -Dlog4j2.configurationFile="$run/log4j2.properties" \
-    kafka.tools.StorageTool format -t "$cluster" -c "$run/server.properties" >"$run/format.log" 2>&1 \
+    kafka.tools.StorageTool format -t "$cluster" -c "$run/server.properties" \
+    --add-scram 'SCRAM-SHA-256=[name=driftd,password=driftd-secret]' \
+    --add-scram 'SCRAM-SHA-512=[name=driftd,password=driftd-secret]' >"$run/format.log" 2>&1 \
     || { cat "$run/format.log" >&2; exit 1; }
   nohup java -Xms256m -Xmx1g -XX:+UseG1GC -Djava.awt.headless=true \
     -Dlog4j2.configurationFile="$run/log4j2.properties" \

@@ -22,6 +22,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/driftd/driftd/config"
+	"github.com/driftd/driftd/consumers"
 	"github.com/driftd/driftd/detectors"
 	"github.com/driftd/driftd/pipeline"
 	"github.com/driftd/driftd/processors"
@@ -206,7 +207,7 @@ func dev(ctx context.Context, cfg config.Config, log *slog.Logger, o devOptions)
 		go func() {
 			defer wg.Done()
 			start := resumeAfter(ctx, chAddr, cfg.ClickHouse.Database, time.Now(), log)
-			if err := simulateInto(ctx, o.Sim, start, []string{kafkaAddr}, cfg.Kafka.Topics, cfg.Kafka.SchemaRegistry.BundledIDs["prediction"], view); err != nil && !errors.Is(err, context.Canceled) {
+			if err := simulateInto(ctx, o.Sim, start, consumers.Options{Brokers: []string{kafkaAddr}}, cfg.Kafka.Topics, cfg.Kafka.SchemaRegistry.BundledIDs["prediction"], view); err != nil && !errors.Is(err, context.Canceled) {
 				errc <- err
 			}
 		}()
@@ -266,7 +267,7 @@ func resumeAfter(ctx context.Context, chAddr, db string, now time.Time, log *slo
 
 // simulateInto runs the simulator against brokers from simulated time simStart until
 // ctx ends or the windows are done.
-func simulateInto(ctx context.Context, s simOptions, simStart time.Time, brokers []string, t config.Topics, avroID uint32, view *devView) error {
+func simulateInto(ctx context.Context, s simOptions, simStart time.Time, ko consumers.Options, t config.Topics, avroID uint32, view *devView) error {
 	var scen []string
 	if s.Scenarios != "" && s.Scenarios != "all" {
 		scen = strings.Split(s.Scenarios, ",")
@@ -295,8 +296,9 @@ func simulateInto(ctx context.Context, s simOptions, simStart time.Time, brokers
 	default:
 		return fmt.Errorf("simulate: --format %q is not json or avro", s.Format)
 	}
-	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Balancer: &kafka.Hash{}, BatchTimeout: 2 * time.Millisecond,
-		BatchSize: 1000, RequiredAcks: kafka.RequireOne, AllowAutoTopicCreation: true}
+	w := &kafka.Writer{Addr: kafka.TCP(ko.Brokers...), Balancer: &kafka.Hash{}, BatchTimeout: 2 * time.Millisecond,
+		BatchSize: 1000, RequiredAcks: kafka.RequireOne, AllowAutoTopicCreation: true,
+		Transport: &kafka.Transport{TLS: ko.TLS, SASL: ko.SASL, DialTimeout: 10 * time.Second}}
 	defer w.Close()
 	clock := simulate.Clock{WallStart: wallStart, SimStart: simStart, Speed: s.Speed}
 	n, err := simulate.Run(ctx, g, clock, time.Now, 50*time.Millisecond, s.Windows,

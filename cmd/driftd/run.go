@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -117,6 +119,32 @@ type hooks struct {
 	health func(addr string)
 }
 
+// kafkaOptions turns the configuration's brokers, TLS and SASL into client options.
+func kafkaOptions(cfg config.Config) (consumers.Options, error) {
+	o := consumers.Options{Brokers: cfg.Kafka.Brokers}
+	if t := cfg.Kafka.TLS; t.Enabled {
+		o.TLS = &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: t.InsecureSkipVerify}
+		if t.CAFile != "" {
+			pem, err := os.ReadFile(t.CAFile)
+			if err != nil {
+				return o, fmt.Errorf("kafka.tls.ca_file: %w", err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return o, fmt.Errorf("kafka.tls.ca_file %s: no PEM certificate in it", t.CAFile)
+			}
+			o.TLS.RootCAs = pool
+		}
+	}
+	s := cfg.Kafka.SASL
+	m, err := consumers.SASLMechanism(s.Mechanism, s.Username, s.Password)
+	if err != nil {
+		return o, fmt.Errorf("kafka.sasl: %w", err)
+	}
+	o.SASL = m
+	return o, nil
+}
+
 // run is the main job: it returns when ctx ends (after writing what is closed) or on a
 // fatal error.
 func run(ctx context.Context, cfg config.Config, log *slog.Logger, h hooks) error {
@@ -168,7 +196,11 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, h hooks) erro
 	if cfg.Kafka.Topics.Pipeline != "" {
 		topics = append(topics, cfg.Kafka.Topics.Pipeline)
 	}
-	ko := consumers.Options{Brokers: cfg.Kafka.Brokers, GroupID: cfg.Kafka.GroupID, Topics: topics}
+	ko, err := kafkaOptions(cfg)
+	if err != nil {
+		return err
+	}
+	ko.GroupID, ko.Topics = cfg.Kafka.GroupID, topics
 	c, err := consumers.NewConsumer(ko, log)
 	if err != nil {
 		return err

@@ -22,7 +22,11 @@ docker compose or a real cluster as well as against "driftd dev".`,
 			if err != nil {
 				return err
 			}
-			err = simulateInto(cmd.Context(), s, time.Now().UTC().Truncate(time.Minute), cfg.Kafka.Brokers, cfg.Kafka.Topics, cfg.Kafka.SchemaRegistry.BundledIDs["prediction"], nil)
+			ko, err := kafkaOptions(cfg)
+			if err != nil {
+				return err
+			}
+			err = simulateInto(cmd.Context(), s, time.Now().UTC().Truncate(time.Minute), ko, cfg.Kafka.Topics, cfg.Kafka.SchemaRegistry.BundledIDs["prediction"], nil)
 			if errors.Is(err, context.Canceled) {
 				return nil
 			}
