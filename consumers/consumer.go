@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -55,11 +56,32 @@ type Options struct {
 // Consumer reads a set of topics in a consumer group. It never commits by itself: the
 // caller commits an offset only once everything derived from the records before it is
 // durably written.
+//
+// It drives kafka-go's ConsumerGroup directly rather than its group Reader because the
+// Reader hides partition assignments: after a rebalance it would go on handing out
+// records fetched for partitions this member no longer owns, and commit them under a
+// generation that has ended. Here each generation has its own partition readers and
+// channel; when it ends, its buffered records are dropped and Fetch says so once
+// (ErrRebalanced), so the caller can drop what it derived from them.
 type Consumer struct {
-	r   *kafka.Reader
+	o   Options
+	cg  *kafka.ConsumerGroup
 	log *slog.Logger
 
-	mu        sync.Mutex
+	mu  sync.Mutex
+	gen *generation // nil between generations
+}
+
+// ErrRebalanced is returned (wrapped) by Fetch once after the group's generation ended:
+// partitions may have moved to another member, which reads them from the committed
+// offsets. State built from this member's uncommitted records must be dropped.
+var ErrRebalanced = errors.New("consumer group rebalanced")
+
+type generation struct {
+	g         *kafka.Generation
+	recs      chan Record
+	ended     chan struct{}
+	owned     map[TopicPartition]bool
 	committed map[TopicPartition]int64
 }
 
@@ -92,67 +114,190 @@ func NewConsumer(o Options, log *slog.Logger) (*Consumer, error) {
 	if o.MaxBytes <= 0 {
 		o.MaxBytes = 16 << 20
 	}
-	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers:        o.Brokers,
-		GroupID:        o.GroupID,
-		GroupTopics:    o.Topics,
-		Dialer:         dialer(o),
-		MinBytes:       1,
-		MaxBytes:       o.MaxBytes,
-		MaxWait:        250 * time.Millisecond,
-		StartOffset:    kafka.FirstOffset,
-		CommitInterval: 0, // commits are explicit (Commit), never automatic
-		// A record that takes the partition's fetch past the limit is returned alone.
-		ReadBackoffMin:        50 * time.Millisecond,
-		ReadBackoffMax:        time.Second,
+	cg, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
+		ID:                    o.GroupID,
+		Brokers:               o.Brokers,
+		Dialer:                dialer(o),
+		Topics:                o.Topics,
+		StartOffset:           kafka.FirstOffset,
+		HeartbeatInterval:     time.Second,
+		SessionTimeout:        30 * time.Second,
+		RebalanceTimeout:      30 * time.Second,
+		JoinGroupBackoff:      time.Second,
 		WatchPartitionChanges: true,
-		ErrorLogger:           kafka.LoggerFunc(func(msg string, args ...any) { log.Warn("kafka reader: " + fmt.Sprintf(msg, args...)) }),
+		Timeout:               10 * time.Second,
+		ErrorLogger:           kafka.LoggerFunc(func(msg string, args ...any) { log.Warn("kafka group: " + fmt.Sprintf(msg, args...)) }),
 	})
-	return &Consumer{r: r, log: log, committed: map[TopicPartition]int64{}}, nil
-}
-
-// Fetch returns the next record; it blocks until one arrives or ctx ends.
-func (c *Consumer) Fetch(ctx context.Context) (Record, error) {
-	m, err := c.r.FetchMessage(ctx)
 	if err != nil {
-		return Record{}, err
+		return nil, fmt.Errorf("consumer group %s: %w", o.GroupID, err)
 	}
-	return Record{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Key: m.Key, Value: m.Value, Headers: m.Headers,
-		Time: m.Time, HighWaterMark: m.HighWaterMark}, nil
+	return &Consumer{o: o, cg: cg, log: log}, nil
 }
 
-// Commit commits, per partition, the offset of the next record to read. Offsets at or
-// below what was already committed are skipped, so a commit never rewinds.
-func (c *Consumer) Commit(ctx context.Context, next map[TopicPartition]int64) error {
+// Fetch returns the next record; it blocks until one arrives or ctx ends. Between
+// generations it joins the next one.
+func (c *Consumer) Fetch(ctx context.Context) (Record, error) {
+	gen := c.current()
+	for gen == nil {
+		g, err := c.cg.Next(ctx)
+		if err == nil {
+			gen = c.start(g)
+			break
+		}
+		if ctx.Err() != nil {
+			return Record{}, ctx.Err()
+		}
+		var kerr kafka.Error
+		if !errors.As(err, &kerr) || !kerr.Temporary() {
+			return Record{}, fmt.Errorf("join consumer group %s: %w", c.o.GroupID, err)
+		}
+		// A coordinator still loading or moving: kafka-go retries the join by itself.
+		c.log.Info("joining consumer group; retrying", "group", c.o.GroupID, "err", err)
+	}
+	select {
+	case <-gen.ended:
+		return Record{}, c.end(gen)
+	case rec := <-gen.recs:
+		select {
+		case <-gen.ended:
+			// Fetched under a generation that has just ended: another member may already own it.
+			return Record{}, c.end(gen)
+		default:
+			return rec, nil
+		}
+	case <-ctx.Done():
+		return Record{}, ctx.Err()
+	}
+}
+
+func (c *Consumer) current() *generation {
 	c.mu.Lock()
-	var msgs []kafka.Message
-	for tp, off := range next {
-		if off <= c.committed[tp] {
+	defer c.mu.Unlock()
+	return c.gen
+}
+
+func (c *Consumer) end(gen *generation) error {
+	c.mu.Lock()
+	if c.gen == gen {
+		c.gen = nil
+	}
+	c.mu.Unlock()
+	return fmt.Errorf("generation %d of group %s ended: %w", gen.g.ID, c.o.GroupID, ErrRebalanced)
+}
+
+// start launches one reader per assigned partition, each bound to the generation.
+func (c *Consumer) start(g *kafka.Generation) *generation {
+	gen := &generation{g: g, recs: make(chan Record, 256), ended: make(chan struct{}),
+		owned: map[TopicPartition]bool{}, committed: map[TopicPartition]int64{}}
+	var assigned []string
+	for topic, parts := range g.Assignments {
+		for _, pa := range parts {
+			tp := TopicPartition{topic, pa.ID}
+			gen.owned[tp] = true
+			if pa.Offset >= 0 {
+				gen.committed[tp] = pa.Offset
+			}
+			assigned = append(assigned, fmt.Sprintf("%s/%d@%d", topic, pa.ID, pa.Offset))
+			g.Start(func(ctx context.Context) { c.read(ctx, gen, tp, pa.Offset) })
+		}
+	}
+	sort.Strings(assigned)
+	g.Start(func(ctx context.Context) {
+		<-ctx.Done()
+		close(gen.ended)
+	})
+	c.mu.Lock()
+	c.gen = gen
+	c.mu.Unlock()
+	c.log.Info("joined consumer group", "group", c.o.GroupID, "generation", g.ID, "partitions", strings.Join(assigned, " "))
+	return gen
+}
+
+// read fetches one partition from offset into the generation's channel until the
+// generation ends. It must not return before that: kafka-go ends a generation as soon as
+// one of its goroutines returns.
+func (c *Consumer) read(ctx context.Context, gen *generation, tp TopicPartition, offset int64) {
+	r := kafka.NewReader(kafka.ReaderConfig{
+		Brokers:        c.o.Brokers,
+		Topic:          tp.Topic,
+		Partition:      tp.Partition,
+		Dialer:         dialer(c.o),
+		MinBytes:       1,
+		MaxBytes:       c.o.MaxBytes,
+		MaxWait:        250 * time.Millisecond,
+		QueueCapacity:  64,
+		ReadBackoffMin: 50 * time.Millisecond,
+		ReadBackoffMax: time.Second,
+		ErrorLogger:    kafka.LoggerFunc(func(msg string, args ...any) { c.log.Warn("kafka reader: " + fmt.Sprintf(msg, args...)) }),
+	})
+	defer r.Close()
+	if err := r.SetOffset(offset); err != nil {
+		c.log.Error("cannot position partition reader", "topic", tp.Topic, "partition", tp.Partition, "offset", offset, "err", err)
+		<-ctx.Done()
+		return
+	}
+	for {
+		m, err := r.FetchMessage(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			c.log.Warn("fetch failed; retrying", "topic", tp.Topic, "partition", tp.Partition, "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Second):
+			}
 			continue
 		}
-		// kafka-go commits a message's offset + 1.
-		msgs = append(msgs, kafka.Message{Topic: tp.Topic, Partition: tp.Partition, Offset: off - 1})
+		rec := Record{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Key: m.Key, Value: m.Value, Headers: m.Headers,
+			Time: m.Time, HighWaterMark: m.HighWaterMark}
+		select {
+		case gen.recs <- rec:
+		case <-ctx.Done():
+			return
+		}
 	}
-	c.mu.Unlock()
-	if len(msgs) == 0 {
+}
+
+// Commit commits, per partition, the offset of the next record to read. Only partitions
+// of the current generation are committed, and offsets at or below what was already
+// committed are skipped, so a commit never rewinds and never lands under a generation
+// that has ended (ErrRebalanced).
+func (c *Consumer) Commit(ctx context.Context, next map[TopicPartition]int64) error {
+	gen := c.current()
+	if gen == nil {
+		return fmt.Errorf("commit offsets: %w", ErrRebalanced)
+	}
+	offsets := map[string]map[int]int64{}
+	for tp, off := range next {
+		if !gen.owned[tp] {
+			continue
+		}
+		if cur, ok := gen.committed[tp]; ok && off <= cur {
+			continue
+		}
+		if offsets[tp.Topic] == nil {
+			offsets[tp.Topic] = map[int]int64{}
+		}
+		offsets[tp.Topic][tp.Partition] = off
+	}
+	if len(offsets) == 0 {
 		return nil
 	}
-	if err := c.r.CommitMessages(ctx, msgs...); err != nil {
-		return fmt.Errorf("commit offsets: %w", err)
+	if err := gen.g.CommitOffsets(offsets); err != nil {
+		return fmt.Errorf("commit offsets in generation %d: %w", gen.g.ID, err)
 	}
-	c.mu.Lock()
-	for _, m := range msgs {
-		c.committed[TopicPartition{m.Topic, m.Partition}] = m.Offset + 1
+	for topic, parts := range offsets {
+		for p, off := range parts {
+			gen.committed[TopicPartition{topic, p}] = off
+		}
 	}
-	c.mu.Unlock()
 	return nil
 }
 
-// Lag is the reader's estimate of records not yet fetched.
-func (c *Consumer) Lag() int64 { return c.r.Stats().Lag }
-
-// Close leaves the group.
-func (c *Consumer) Close() error { return c.r.Close() }
+// Close leaves the group, so its partitions move to the other members at once.
+func (c *Consumer) Close() error { return c.cg.Close() }
 
 // EnsureTopics creates the topics that do not exist yet (partitions each, replication
 // factor 1 or the broker's default when 0 is not allowed).
@@ -179,5 +324,24 @@ func EnsureTopics(ctx context.Context, o Options, partitions int, topics ...stri
 	if err := cc.CreateTopics(cfgs...); err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {
 		return fmt.Errorf("create topics %v: %w", topics, err)
 	}
-	return nil
+	// Creation is asynchronous: wait until every partition has a leader, so a producer
+	// that starts right away does not meet "unknown topic or partition".
+	for {
+		parts, err := conn.ReadPartitions(topics...)
+		seen, leaderless := map[string]bool{}, 0
+		for _, p := range parts {
+			seen[p.Topic] = true
+			if p.Leader.Host == "" {
+				leaderless++
+			}
+		}
+		if err == nil && len(seen) == len(topics) && leaderless == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("create topics %v: not ready (%d of %d topics, %d partitions without a leader): %w", topics, len(seen), len(topics), leaderless, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }

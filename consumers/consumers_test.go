@@ -155,3 +155,133 @@ func TestSASL(t *testing.T) {
 		t.Error("an unsupported mechanism was accepted")
 	}
 }
+
+// A rebalance ends the generation: the member that loses partitions is told once
+// (ErrRebalanced), never sees records fetched under the ended generation, cannot commit
+// partitions it no longer owns, and the group together reads every record exactly from
+// the committed offsets.
+func TestRebalanceEndsGenerationAndMovesPartitions(t *testing.T) {
+	brokers := testenv.KafkaBrokers(t)
+	topic := testenv.UniqueName(t)
+	o := consumers.Options{Brokers: []string{brokers}, GroupID: topic + ".g", Topics: []string{topic}}
+	ctx := testenv.Context(t, 2*time.Minute)
+	if err := consumers.EnsureTopics(ctx, o, 4, topic); err != nil {
+		t.Fatal(err)
+	}
+	w := consumers.NewWriter(o, topic)
+	defer w.Close()
+	var msgs []kafka.Message
+	for i := 0; i < 400; i++ {
+		msgs = append(msgs, kafka.Message{Key: []byte(strconv.Itoa(i)), Value: []byte(strconv.Itoa(i))})
+	}
+	if err := w.Write(ctx, msgs...); err != nil {
+		t.Fatal(err)
+	}
+	a, err := consumers.NewConsumer(o, testenv.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	// a owns all four partitions: read ten records, commit them, keep the rest unread.
+	seenA := map[consumers.TopicPartition]int64{}
+	for i := 0; i < 10; i++ {
+		r, err := a.Fetch(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seenA[consumers.TopicPartition{Topic: r.Topic, Partition: r.Partition}] = r.Offset + 1
+	}
+	if err := a.Commit(ctx, seenA); err != nil {
+		t.Fatal(err)
+	}
+	b, err := consumers.NewConsumer(o, testenv.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	// b's join ends a's generation; a keeps fetching until it is told.
+	bRecs := make(chan consumers.Record, 1000)
+	bctx, stopB := context.WithCancel(ctx)
+	defer stopB()
+	go func() {
+		for {
+			r, err := b.Fetch(bctx)
+			if bctx.Err() != nil {
+				return
+			}
+			if err == nil {
+				bRecs <- r
+			}
+		}
+	}()
+	var rebalanced error
+	for rebalanced == nil {
+		_, err := a.Fetch(ctx)
+		switch {
+		case errors.Is(err, consumers.ErrRebalanced):
+			rebalanced = err
+		case err != nil:
+			t.Fatal(err)
+		}
+	}
+	// A commit now belongs to no generation: refused, not applied.
+	if err := a.Commit(ctx, map[consumers.TopicPartition]int64{{Topic: topic, Partition: 0}: 300}); !errors.Is(err, consumers.ErrRebalanced) {
+		t.Fatalf("commit after the generation ended: %v", err)
+	}
+	// From the next generation on, a and b split the partitions and together read every
+	// record after the committed offsets exactly once.
+	got := map[string]int{}
+	owner := map[consumers.TopicPartition]string{}
+	want := 400 - 10
+	deadline := testenv.Context(t, time.Minute)
+	aRecs := make(chan consumers.Record, 1000)
+	actx, stopA := context.WithCancel(ctx)
+	defer stopA()
+	go func() {
+		for {
+			r, err := a.Fetch(actx)
+			if actx.Err() != nil {
+				return
+			}
+			if err == nil {
+				aRecs <- r
+			}
+		}
+	}()
+	for n := 0; n < want; n++ {
+		var r consumers.Record
+		var who string
+		select {
+		case r = <-aRecs:
+			who = "a"
+		case r = <-bRecs:
+			who = "b"
+		case <-deadline.Done():
+			t.Fatalf("read %d of %d records after the rebalance", n, want)
+		}
+		tp := consumers.TopicPartition{Topic: r.Topic, Partition: r.Partition}
+		if o, ok := owner[tp]; ok && o != who {
+			t.Fatalf("partition %d read by both members", r.Partition)
+		}
+		owner[tp] = who
+		got[string(r.Value)]++
+		if r.Offset < seenA[tp] {
+			t.Fatalf("partition %d re-read from %d, committed %d", r.Partition, r.Offset, seenA[tp])
+		}
+	}
+	if len(got) != want {
+		t.Fatalf("%d distinct records, want %d", len(got), want)
+	}
+	for v, n := range got {
+		if n != 1 {
+			t.Fatalf("record %s read %d times", v, n)
+		}
+	}
+	owners := map[string]int{}
+	for _, who := range owner {
+		owners[who]++
+	}
+	if owners["a"] != 2 || owners["b"] != 2 {
+		t.Fatalf("partitions per member %v, want 2 and 2", owners)
+	}
+}

@@ -122,6 +122,8 @@ type Stats struct {
 	FreshnessChecks                              uint64
 	WindowsClosed, AlertsEmitted, Flushes        uint64
 	ReferencesBuilt                              uint64
+	// Rebalances counts the consumer-group generations that ended under this runner.
+	Rebalances uint64
 }
 
 // Runner is the running pipeline.
@@ -184,16 +186,47 @@ func New(set Settings, src Source, dlq DeadLetterer, alerts AlertSink, store Sto
 	if set.FreshnessFactor < 1 {
 		set.FreshnessFactor = 2
 	}
-	r := &Runner{set: set, src: src, dlq: dlq, alerts: alerts, store: store, log: log, now: now,
-		proc:    processors.NewProcessor(set.WindowSpec, set.Limits),
-		alerter: detectors.NewAlerter(set.FireAfter, set.ResolveAfter),
-		refs:    map[[2]string]*detectors.Profile{}, building: map[[2]string]*refBuilder{},
-		previous: map[processors.SeriesKey]*processors.WindowAgg{},
-		lastSeen: map[consumers.TopicPartition]int64{}}
-	if set.PipelineTopic != "" {
-		r.up = newUpstream(set)
-	}
+	r := &Runner{set: set, src: src, dlq: dlq, alerts: alerts, store: store, log: log, now: now}
+	r.reset()
 	return r
+}
+
+// reset forgets everything derived from records: after a rebalance, the records behind
+// it may be another member's to read, and what this member still owns is re-read from
+// the committed offsets. Restore then reloads what ClickHouse knows.
+func (r *Runner) reset() {
+	r.proc = processors.NewProcessor(r.set.WindowSpec, r.set.Limits)
+	r.alerter = detectors.NewAlerter(r.set.FireAfter, r.set.ResolveAfter)
+	r.refs, r.building = map[[2]string]*detectors.Profile{}, map[[2]string]*refBuilder{}
+	r.previous = map[processors.SeriesKey]*processors.WindowAgg{}
+	r.lastSeen = map[consumers.TopicPartition]int64{}
+	r.pending, r.closedAt, r.late, r.extraAlerts = nil, nil, nil, nil
+	r.firstRec = time.Time{}
+	r.dataMax, r.dataMaxWall = time.Time{}, time.Time{}
+	r.up = nil
+	if r.set.PipelineTopic != "" {
+		r.up = newUpstream(r.set)
+	}
+}
+
+// rebalanced drops this member's state and restores it from ClickHouse, waiting out a
+// ClickHouse that cannot answer.
+func (r *Runner) rebalanced(ctx context.Context, cause error) error {
+	r.stats.Rebalances++
+	r.log.Info("partitions reassigned: dropping state built from uncommitted records and restoring from ClickHouse", "cause", cause)
+	r.reset()
+	for {
+		err := r.Restore(ctx)
+		if err == nil {
+			r.started = r.now()
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		r.log.Warn("restore after rebalance failed; retrying", "err", err)
+		sleep(ctx, time.Second)
+	}
 }
 
 // OnFlush registers a callback run after every flush (metrics, the dev view).
@@ -271,6 +304,11 @@ func (r *Runner) Run(ctx context.Context) error {
 			// No record within a tick: time to close idle windows and flush.
 		case ctx.Err() != nil:
 			return ctx.Err()
+		case errors.Is(err, consumers.ErrRebalanced):
+			if err := r.rebalanced(ctx, err); err != nil {
+				return err
+			}
+			continue
 		default:
 			r.log.Warn("fetch failed; retrying", "err", err)
 			sleep(ctx, time.Second)
@@ -648,6 +686,10 @@ func (r *Runner) commit(ctx context.Context) error {
 	if err := r.src.Commit(ctx, next); err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		if errors.Is(err, consumers.ErrRebalanced) {
+			// The next Fetch reports the rebalance; the records are another member's now.
+			return nil
 		}
 		// Not fatal: the records will be re-read and recognised as replays.
 		r.log.Warn("offset commit failed; will retry on the next flush", "err", err)
