@@ -494,9 +494,16 @@ func (r *Runner) Flush(ctx context.Context) error {
 	// written.
 	inBatch := make(map[windowKey]*processors.WindowAgg, len(closed))
 	for _, c := range closed {
-		inBatch[windowKey{c.Merged.Series, c.Merged.Start}] = c.Merged
+		if !c.Supplement {
+			inBatch[windowKey{c.Merged.Series, c.Merged.Start}] = c.Merged
+		}
 	}
 	for _, c := range closed {
+		if c.Supplement {
+			// Partitions a window lacked, written to complete it; the window was judged
+			// by whoever wrote the rest.
+			continue
+		}
 		w := c.Merged
 		key := [2]string{w.Series.Model, w.Series.Version}
 		ref := r.refs[key]

@@ -81,13 +81,22 @@ type harness struct {
 	stats pipeline.Stats
 }
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t *testing.T) *harness { t.Helper(); return newHarnessN(t, 3) }
+
+// newHarnessN is newHarness with partitions partitions per topic.
+func newHarnessN(t *testing.T, partitions int) *harness {
 	t.Helper()
-	h := &harness{brokers: testenv.KafkaBrokers(t)}
+	return newHarnessOn(t, testenv.KafkaBrokers(t), partitions)
+}
+
+// newHarnessOn is newHarnessN on the given brokers.
+func newHarnessOn(t *testing.T, brokers string, partitions int) *harness {
+	t.Helper()
+	h := &harness{brokers: brokers}
 	name := testenv.UniqueName(t)
 	h.predictions, h.pipeline, h.alerts, h.dlq = name+".predictions", name+".pipeline", name+".alerts", name+".dlq"
 	ctx := testenv.Context(t, time.Minute)
-	if err := consumers.EnsureTopics(ctx, consumers.Options{Brokers: []string{h.brokers}}, 3, h.predictions, h.pipeline, h.alerts, h.dlq); err != nil {
+	if err := consumers.EnsureTopics(ctx, consumers.Options{Brokers: []string{h.brokers}}, partitions, h.predictions, h.pipeline, h.alerts, h.dlq); err != nil {
 		t.Fatal(err)
 	}
 	addr, proto := testenv.ClickHouse(t)

@@ -210,6 +210,9 @@ func (r *Runner) judgeStages(closed []processors.Closed) ([]storage.StageRow, []
 				DurationP99: pw.Latency.Quantile(0.99), DurationMax: pw.LatencyMax, RecordsIn: featureSum(pw, runRecordsIn),
 				RecordsOut: featureSum(pw, runRecordsOut), NullCount: featureSum(pw, runNullCount), LastSuccess: lastSuccess(pw), Errors: errs})
 		}
+		if c.Supplement {
+			continue // written to complete the window; judged by whoever wrote the rest
+		}
 		sw := detectors.StageWindow{Pipeline: k.pipeline, Stage: k.stage, Start: time.UnixMilli(w.Start).UTC(), End: time.UnixMilli(w.End).UTC(),
 			Runs: w.Events, Failures: w.Errors, ConsecutiveFailures: st.consecutive, RecordsIn: featureSum(w, runRecordsIn),
 			RecordsOut: featureSum(w, runRecordsOut), TopError: topError(w)}

@@ -280,6 +280,9 @@ type WindowAgg struct {
 	// all of them (nil without a layout that asks for them).
 	Joint    *CoMoments
 	jointBuf []float64
+	// ReferenceID is the reference whose layout (bin edges, categories) the window's
+	// events were counted against; "" when it opened before any reference.
+	ReferenceID string
 }
 
 func newWindowAgg(s SeriesKey, start, end int64) *WindowAgg {
@@ -305,6 +308,9 @@ func (w *WindowAgg) FeatureNames() []string {
 }
 
 func (w *WindowAgg) add(e *schemas.PredictionEvent, layout *Layout, lim Limits) {
+	if w.Events == 0 && layout != nil {
+		w.ReferenceID = layout.ReferenceID
+	}
 	w.Events++
 	switch e.Status {
 	case schemas.StatusError:
@@ -388,6 +394,9 @@ func (w *WindowAgg) addFeature(agg *FeatureAgg, name string, v schemas.Value, la
 
 // Merge adds o (the same series and window, another partition) into w.
 func (w *WindowAgg) Merge(o *WindowAgg) {
+	if w.ReferenceID == "" {
+		w.ReferenceID = o.ReferenceID
+	}
 	w.Events += o.Events
 	w.OK += o.OK
 	w.Errors += o.Errors

@@ -74,6 +74,10 @@ type Partial struct {
 type Closed struct {
 	Merged   *WindowAgg
 	Partials []*Partial
+	// Supplement: the window was already written for other partitions (by another group
+	// member, or before a restart) and these partials add partitions it lacked. They are
+	// written; the merge is only part of the window and is not judged.
+	Supplement bool
 }
 
 type partialKey struct {
@@ -100,7 +104,12 @@ type modelState struct {
 	horizon   int64
 	lastAdded time.Time
 	// closed remembers, per closed window start, the last offset written per partition.
-	closed      map[int64]map[TopicPartition]int64
+	closed map[int64]map[TopicPartition]int64
+	// whole marks the windows this processor closed itself: every partition's later
+	// records for them are late. A window known only from storage is closed for the
+	// partitions stored; another partition's records still complete it (a rebalance
+	// moved that partition here before its owner wrote it).
+	whole       map[int64]bool
 	closedOrder []int64
 }
 
@@ -139,7 +148,7 @@ func (p *Processor) model(name string) *modelState {
 	m, ok := p.models[name]
 	if !ok {
 		spec := p.specFor(name)
-		m = &modelState{spec: spec, maxEvent: minTime, watermark: minTime, horizon: minTime, partMax: map[TopicPartition]int64{}, closed: map[int64]map[TopicPartition]int64{}}
+		m = &modelState{spec: spec, maxEvent: minTime, watermark: minTime, horizon: minTime, partMax: map[TopicPartition]int64{}, closed: map[int64]map[TopicPartition]int64{}, whole: map[int64]bool{}}
 		p.models[name] = m
 	}
 	return m
@@ -161,10 +170,15 @@ func (p *Processor) Add(e *schemas.PredictionEvent, src Source, now time.Time) (
 	start, end := WindowOf(e.Timestamp, m.spec.Size)
 	tp := TopicPartition{src.Topic, src.Partition}
 	if parts, ok := m.closed[start]; ok {
-		if last, ok := parts[tp]; ok && src.Offset <= last {
-			return Replayed, start, end
+		if last, ok := parts[tp]; ok {
+			if src.Offset <= last {
+				return Replayed, start, end
+			}
+			return Late, start, end
 		}
-		return Late, start, end
+		if m.whole[start] {
+			return Late, start, end
+		}
 	}
 	if start <= m.horizon {
 		return Late, start, end
@@ -239,6 +253,7 @@ func (p *Processor) close(due func(partialKey, *modelState) bool) []Closed {
 	var out []Closed
 	for mw, bySeries := range groups {
 		m := p.models[mw.model]
+		_, supplement := m.closed[mw.start]
 		written := map[TopicPartition]int64{}
 		for series, parts := range bySeries {
 			sort.Slice(parts, func(i, j int) bool {
@@ -254,9 +269,9 @@ func (p *Processor) close(due func(partialKey, *modelState) bool) []Closed {
 					written[part.TopicPartition] = part.LastOffset
 				}
 			}
-			out = append(out, Closed{Merged: merged, Partials: parts})
+			out = append(out, Closed{Merged: merged, Partials: parts, Supplement: supplement})
 		}
-		p.markClosed(m, mw.start, written)
+		p.markClosed(m, mw.start, written, true)
 	}
 	sort.Slice(out, func(i, j int) bool {
 		a, b := out[i].Merged, out[j].Merged
@@ -274,7 +289,7 @@ func (p *Processor) close(due func(partialKey, *modelState) bool) []Closed {
 	return out
 }
 
-func (p *Processor) markClosed(m *modelState, start int64, written map[TopicPartition]int64) {
+func (p *Processor) markClosed(m *modelState, start int64, written map[TopicPartition]int64, whole bool) {
 	parts, ok := m.closed[start]
 	if !ok {
 		parts = map[TopicPartition]int64{}
@@ -283,13 +298,17 @@ func (p *Processor) markClosed(m *modelState, start int64, written map[TopicPart
 		sort.Slice(m.closedOrder, func(i, j int) bool { return m.closedOrder[i] < m.closedOrder[j] })
 	}
 	for tp, off := range written {
-		if off > parts[tp] {
+		if cur, ok := parts[tp]; !ok || off > cur {
 			parts[tp] = off
 		}
+	}
+	if whole {
+		m.whole[start] = true
 	}
 	for len(m.closedOrder) > p.limits.ClosedRetention {
 		m.horizon = max(m.horizon, m.closedOrder[0])
 		delete(m.closed, m.closedOrder[0])
+		delete(m.whole, m.closedOrder[0])
 		m.closedOrder = m.closedOrder[1:]
 	}
 }
@@ -299,7 +318,7 @@ func (p *Processor) markClosed(m *modelState, start int64, written map[TopicPart
 // reached at least end. Records re-read from Kafka for it are then Replayed, not counted.
 func (p *Processor) Restore(model string, start, end int64, tp TopicPartition, lastOffset int64) {
 	m := p.model(model)
-	p.markClosed(m, start, map[TopicPartition]int64{tp: lastOffset})
+	p.markClosed(m, start, map[TopicPartition]int64{tp: lastOffset}, false)
 	m.maxEvent = max(m.maxEvent, end)
 }
 

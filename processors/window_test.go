@@ -119,6 +119,46 @@ func TestRestoreMarksReplays(t *testing.T) {
 	}
 }
 
+// A window known from storage for one partition (written by another group member before
+// a rebalance) is completed by another partition's records, as a supplement that is not
+// judged; once this processor closed it, every partition's later records are late.
+func TestRestoredWindowIsCompletedByOtherPartitions(t *testing.T) {
+	p := NewProcessor(spec(time.Minute, 10*time.Second), Limits{})
+	mine, theirs, third := TopicPartition{"in", 0}, TopicPartition{"in", 1}, TopicPartition{"in", 2}
+	p.Restore("m", t0.UnixMilli(), t0.Add(time.Minute).UnixMilli(), theirs, 7)
+	for _, c := range []struct {
+		tp   TopicPartition
+		off  int64
+		at   time.Duration
+		want Outcome
+	}{
+		{theirs, 7, 10 * time.Second, Replayed},
+		{theirs, 8, 11 * time.Second, Late},
+		{mine, 3, 12 * time.Second, Added},
+		{mine, 4, 13 * time.Second, Added},
+		{mine, 5, 95 * time.Second, Added}, // the next window; its time closes the first
+	} {
+		if o, _, _ := p.Add(ev("m", c.at, 1), Source{c.tp.Topic, c.tp.Partition, c.off}, t0); o != c.want {
+			t.Errorf("%v offset %d: outcome %d, want %d", c.tp, c.off, o, c.want)
+		}
+	}
+	closed := p.Ready()
+	if len(closed) != 1 || !closed[0].Supplement || closed[0].Merged.Events != 2 || len(closed[0].Partials) != 1 || closed[0].Partials[0].TopicPartition != mine {
+		t.Fatalf("closed %+v", closed)
+	}
+	if o, _, _ := p.Add(ev("m", 14*time.Second, 1), Source{third.Topic, third.Partition, 1}, t0); o != Late {
+		t.Errorf("a third partition's record after the supplement closed: outcome %d, want late", o)
+	}
+	if o, _, _ := p.Add(ev("m", 15*time.Second, 1), Source{mine.Topic, mine.Partition, 4}, t0); o != Replayed {
+		t.Errorf("a re-read record of the supplement: outcome %d, want replayed", o)
+	}
+	// A window this processor closes itself is whole, not a supplement.
+	p.Add(ev("m", 200*time.Second, 1), Source{mine.Topic, mine.Partition, 6}, t0)
+	if closed := p.Ready(); len(closed) != 1 || closed[0].Supplement {
+		t.Fatalf("closed %+v", closed)
+	}
+}
+
 // Splitting a stream over partitions and merging the partials gives the same window as
 // aggregating it in one place.
 func TestPartialsMergeToTheSingleResult(t *testing.T) {

@@ -4,6 +4,7 @@
 #
 #   scripts/kafka.sh start   # idempotent; prints the bootstrap address when ready
 #   scripts/kafka.sh stop    # idempotent
+#   scripts/kafka.sh restart # stop and start again on the same data
 #   scripts/kafka.sh status
 #
 # KAFKA_PORT (default 19092) and KAFKA_VERSION (default in scripts/kafka/pom.xml) can be set.
@@ -87,9 +88,14 @@ PROPS
     --add-scram 'SCRAM-SHA-256=[name=driftd,password=driftd-secret]' \
     --add-scram 'SCRAM-SHA-512=[name=driftd,password=driftd-secret]' >"$run/format.log" 2>&1 \
     || { cat "$run/format.log" >&2; exit 1; }
+  launch
+}
+
+# launch runs the formatted broker in $run and waits until it answers.
+launch() {
   nohup java -Xms256m -Xmx1g -XX:+UseG1GC -Djava.awt.headless=true \
     -Dlog4j2.configurationFile="$run/log4j2.properties" \
-    -cp "$home/libs/*" kafka.Kafka "$run/server.properties" >"$run/stdout.log" 2>&1 &
+    -cp "$home/libs/*" kafka.Kafka "$run/server.properties" >>"$run/stdout.log" 2>&1 &
   echo $! >"$pidfile"
   for _ in $(seq 1 120); do
     if ! running; then echo "kafka: broker exited; see $run/stdout.log and $run/server.log" >&2; tail -20 "$run/stdout.log" >&2; exit 1; fi
@@ -110,10 +116,19 @@ stop() {
   rm -f "$pidfile"
 }
 
+# restart stops the broker and starts it again on the same data (a broker restart as
+# clients see it: connections drop, the log and committed offsets survive).
+restart() {
+  [ -f "$run/server.properties" ] || { echo "kafka: no broker was started on port $port" >&2; exit 1; }
+  stop
+  launch
+}
+
 case "${1:-}" in
   start) start ;;
   stop) stop ;;
+  restart) restart ;;
   status) if running; then echo "running 127.0.0.1:$port"; else echo "stopped"; exit 1; fi ;;
   fetch) fetch ;;
-  *) echo "usage: $0 start|stop|status|fetch" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|restart|status|fetch" >&2; exit 2 ;;
 esac

@@ -413,7 +413,12 @@ func (s *Store) writeAlerts(ctx context.Context, alerts []*schemas.AlertEvent) e
 	return in.flush()
 }
 
+// referenceID is the reference a partial's counts are over, or else the one its window
+// was judged against.
 func referenceID(b *Batch, w *processors.WindowAgg) string {
+	if w.ReferenceID != "" {
+		return w.ReferenceID
+	}
 	for _, v := range b.Verdicts {
 		if v.Window.Series == w.Series && v.Window.Start == w.Start {
 			return v.ReferenceID

@@ -9,11 +9,14 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -160,4 +163,102 @@ func Header(m kafka.Message, key string) string {
 		}
 	}
 	return ""
+}
+
+// Broker is a Kafka broker of one test's own (scripts/kafka.sh on free ports), for tests
+// that disturb it; the shared broker of KAFKA_BROKERS is never stopped.
+type Broker struct {
+	Addr string
+	port int
+	root string
+}
+
+// OwnKafka starts a private broker and stops it (removing its data) when the test ends.
+// Starting one takes seconds; use it only to restart or stop the broker under a client.
+func OwnKafka(t testing.TB) *Broker {
+	t.Helper()
+	KafkaBrokers(t) // the shared broker's presence proves the jars are fetched
+	root, err := repoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &Broker{port: freePorts(t, 3), root: root}
+	out := b.script(t, "start")
+	b.Addr = strings.TrimSpace(out)
+	t.Cleanup(func() {
+		b.script(t, "stop")
+		os.RemoveAll(filepath.Join(root, ".cache", fmt.Sprintf("kafka-run-%d", b.port)))
+	})
+	return b
+}
+
+// Restart stops the broker and starts it again on the same data.
+func (b *Broker) Restart(t testing.TB) {
+	t.Helper()
+	b.script(t, "restart")
+}
+
+// Stop stops the broker (Start brings it back on the same data).
+func (b *Broker) Stop(t testing.TB) { t.Helper(); b.script(t, "stop") }
+
+// Start starts a stopped broker again.
+func (b *Broker) Start(t testing.TB) { t.Helper(); b.script(t, "restart") }
+
+func (b *Broker) script(t testing.TB, cmd string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c := exec.CommandContext(ctx, filepath.Join(b.root, "scripts", "kafka.sh"), cmd)
+	c.Env = append(os.Environ(), fmt.Sprintf("KAFKA_PORT=%d", b.port))
+	var stderr strings.Builder
+	c.Stderr = &stderr
+	out, err := c.Output()
+	if err != nil {
+		t.Fatalf("scripts/kafka.sh %s on port %d: %v: %s", cmd, b.port, err, stderr.String())
+	}
+	return string(out)
+}
+
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("go.mod not found above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// freePorts returns the first of n consecutive free TCP ports on 127.0.0.1.
+func freePorts(t testing.TB, n int) int {
+	t.Helper()
+	for try := 0; try < 50; try++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		base := ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		ok := true
+		for p := base + 1; p < base+n; p++ {
+			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+			if err != nil {
+				ok = false
+				break
+			}
+			l.Close()
+		}
+		if ok && base+n < 65536 {
+			return base
+		}
+	}
+	t.Fatal("no free consecutive ports")
+	return 0
 }

@@ -1,0 +1,185 @@
+package pipeline_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/driftd/driftd/detectors"
+	"github.com/driftd/driftd/internal/testenv"
+	"github.com/driftd/driftd/pipeline"
+	"github.com/driftd/driftd/schemas"
+)
+
+// Rebalance: three members join and leave one consumer group while a stream flows, each
+// model's events spread over six partitions; every window, partition by partition, ends
+// exactly as one member alone writes it, and nothing is late or lost.
+func TestRebalanceGivesTheSingleMemberResult(t *testing.T) {
+	const windows, partitions = 8, 6
+	msgs := stream(rand.New(rand.NewPCG(5, 5)), windows, map[int]bool{6: true, 7: true})
+	total := len(msgs)
+	// A fixed reference, so that every member bins against the same edges.
+	refs := referenceProfiles(t, stream(rand.New(rand.NewPCG(9, 9)), 3, nil))
+
+	single := newHarnessN(t, partitions)
+	multi := newHarnessN(t, partitions)
+	for _, h := range []*harness{single, multi} {
+		for _, p := range refs {
+			if err := h.store.SaveReference(testenv.Context(t, time.Minute), p); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+
+	single.produce(t, msgs...)
+	_, stop := single.start(t)
+	want := waitWritten(t, single, total, 2*windows)
+	stop()
+
+	// The same records, produced in 16 pieces; members join and leave between pieces.
+	_, stopA := multi.start(t)
+	none := func() pipeline.Stats { return pipeline.Stats{} }
+	stopB, stopC := none, none
+	piece := total / 16
+	for i := 0; i < 16; i++ {
+		end := min((i+1)*piece, total)
+		if i == 15 {
+			end = total
+		}
+		multi.produce(t, msgs[i*piece:end]...)
+		switch i {
+		case 3:
+			_, stopB = multi.start(t)
+		case 6:
+			_, stopC = multi.start(t)
+		case 9:
+			stopB()
+		case 12:
+			stopA()
+		}
+		pause(t, 1200*time.Millisecond)
+	}
+	got := waitWritten(t, multi, total, 2*windows)
+	stopC()
+	if got != want {
+		wl, gl := strings.Split(want, "\n"), strings.Split(got, "\n")
+		var diff []string
+		for i := 0; i < max(len(wl), len(gl)) && len(diff) < 20; i++ {
+			w, g := "", ""
+			if i < len(wl) {
+				w = wl[i]
+			}
+			if i < len(gl) {
+				g = gl[i]
+			}
+			if w != g {
+				diff = append(diff, "one member:    "+w, "three members: "+g)
+			}
+		}
+		t.Errorf("with members joining and leaving, the results differ from one member's (%d and %d lines):\n%s", len(wl), len(gl), strings.Join(diff, "\n"))
+	}
+	if !strings.Contains(want, "fraud-scorer") || strings.Count(want, "\n") < 2*windows*partitions/2 {
+		t.Errorf("the single member's results look wrong:\n%s", want)
+	}
+}
+
+// referenceProfiles builds a file reference per model from messages.
+func referenceProfiles(t *testing.T, msgs []kafka.Message) []*detectors.Profile {
+	t.Helper()
+	samples := map[string]*detectors.Sample{}
+	dec := schemas.Decoder{Format: schemas.FormatJSON}
+	for _, m := range msgs {
+		var e schemas.PredictionEvent
+		if err := dec.Prediction(context.Background(), m.Value, &e); err != nil {
+			t.Fatal(err)
+		}
+		if samples[e.Model] == nil {
+			samples[e.Model] = detectors.NewSample()
+		}
+		samples[e.Model].AddEvent(&e)
+	}
+	var out []*detectors.Profile
+	for model, s := range samples {
+		out = append(out, s.Build(model, "3.2.0", detectors.SourceFile, 0, t0))
+	}
+	return out
+}
+
+func pause(t *testing.T, d time.Duration) {
+	t.Helper()
+	ctx := testenv.Context(t, d)
+	<-ctx.Done()
+}
+
+// waitWritten waits until windows windows hold events events, then returns every written
+// row that is a result: per window and partition, the counts, offsets and each feature's
+// statistics; and the late events.
+func waitWritten(t *testing.T, h *harness, events, windows int) string {
+	t.Helper()
+	ctx := testenv.Context(t, 3*time.Minute)
+	db := h.store.Database()
+	for {
+		var n, w uint64
+		err := h.store.Conn().QueryRow(ctx, "SELECT sum(events), uniqExact(model, window_start) FROM "+db+".window_model_stats FINAL").Scan(&n, &w)
+		if err == nil && n == uint64(events) && w == uint64(windows) {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("waiting for %d events in %d windows: %d in %d (%v)", events, windows, n, w, err)
+		}
+		pause(t, 200*time.Millisecond)
+	}
+	var b strings.Builder
+	for _, q := range []string{
+		`SELECT toString((model, model_version, deployment, window_start, partition, first_offset, last_offset, events, errors, latency_max)) FROM %[1]s.window_model_stats FINAL ORDER BY model, window_start, partition`,
+		`SELECT toString((model, window_start, partition, feature, kind, count, missing, round(mean, 9), min, max, reference_id, bin_counts, arraySort(arrayZip(mapKeys(categories), mapValues(categories))), unseen)) FROM %[1]s.window_feature_stats FINAL ORDER BY model, window_start, partition, feature`,
+		`SELECT toString(count()) FROM %[1]s.late_events FINAL`,
+	} {
+		rows, err := h.store.Conn().Query(ctx, fmt.Sprintf(q, db))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var line string
+			if err := rows.Scan(&line); err != nil {
+				t.Fatal(err)
+			}
+			b.WriteString(line + "\n")
+		}
+		rows.Close()
+	}
+	return b.String()
+}
+
+// A Kafka broker restart in the middle of a stream: driftd reconnects, rejoins its group,
+// and the windows end exactly as without the restart.
+func TestBrokerRestartReconnectsAndContinues(t *testing.T) {
+	broker := testenv.OwnKafka(t)
+	h := newHarnessOn(t, broker.Addr, 3)
+	const windows = 6
+	msgs := stream(rand.New(rand.NewPCG(3, 1)), windows, nil)
+	half := len(msgs) / 2 // a window boundary: the first three windows
+	h.produce(t, msgs[:half]...)
+	waitFor, stop := h.start(t)
+	waitFor("the first half", func(s pipeline.Stats) bool { return s.Records >= uint64(half) && s.WindowsClosed >= 4 })
+	broker.Restart(t)
+	h.produce(t, msgs[half:]...)
+	got := waitWritten(t, h, len(msgs), 2*windows)
+	stop()
+	if !strings.HasSuffix(got, "\n0\n") {
+		t.Errorf("late events after the restart:\n%s", got[max(0, len(got)-200):])
+	}
+	var perWindowOK uint64
+	ctx := testenv.Context(t, time.Minute)
+	if err := h.store.Conn().QueryRow(ctx, "SELECT countIf(n = "+fmt.Sprint(perWindow)+") FROM (SELECT sum(events) AS n FROM "+h.store.Database()+".window_model_stats FINAL GROUP BY model, window_start)").Scan(&perWindowOK); err != nil {
+		t.Fatal(err)
+	}
+	if perWindowOK != 2*windows {
+		t.Errorf("%d of %d windows hold exactly %d events", perWindowOK, 2*windows, perWindow)
+	}
+}
