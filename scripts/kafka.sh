@@ -9,7 +9,9 @@
 #
 # KAFKA_PORT (default 19092) and KAFKA_VERSION (default in scripts/kafka/pom.xml) can be set.
 # Besides PLAINTEXT on KAFKA_PORT, a SASL_PLAINTEXT listener on KAFKA_PORT+2 accepts user
-# driftd / driftd-secret over PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 (for the SASL tests).
+# driftd / driftd-secret over PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 (for the SASL tests),
+# and an SSL listener on KAFKA_PORT+3 whose certificate is signed by a throw-away CA in
+# .cache/kafka-run-$KAFKA_PORT/tls/ca.pem (for the TLS tests).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -17,6 +19,7 @@ version=${KAFKA_VERSION:-$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\
 port=${KAFKA_PORT:-19092}
 cport=$((port + 1))
 sport=$((port + 2))
+tport=$((port + 3))
 home="$root/.cache/kafka-$version"
 run="$root/.cache/kafka-run-$port"
 pidfile="$run/kafka.pid"
@@ -44,17 +47,23 @@ ready() {
 start() {
   command -v java >/dev/null || { echo "kafka: java not found (Java 17+ is needed)" >&2; exit 1; }
   command -v mvn >/dev/null || { echo "kafka: mvn not found (Maven fetches the Kafka jars)" >&2; exit 1; }
+  command -v keytool >/dev/null || { echo "kafka: keytool not found (it comes with the JDK)" >&2; exit 1; }
   if running; then echo "127.0.0.1:$port"; return 0; fi
   fetch
   rm -rf "$run"; mkdir -p "$run/data"
+  certs
   cat > "$run/server.properties" <<PROPS
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$cport
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport,SASL_PLAINTEXT://127.0.0.1:$sport
-advertised.listeners=PLAINTEXT://127.0.0.1:$port,SASL_PLAINTEXT://127.0.0.1:$sport
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport,SASL_PLAINTEXT://127.0.0.1:$sport,SSL://127.0.0.1:$tport
+advertised.listeners=PLAINTEXT://127.0.0.1:$port,SASL_PLAINTEXT://127.0.0.1:$sport,SSL://127.0.0.1:$tport
 controller.listener.names=CONTROLLER
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,SSL:SSL
+ssl.keystore.type=PKCS12
+ssl.keystore.location=$run/tls/broker.p12
+ssl.keystore.password=driftd-test
+ssl.key.password=driftd-test
 sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512
 listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_driftd="driftd-secret";
 listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
@@ -89,6 +98,24 @@ PROPS
     --add-scram 'SCRAM-SHA-512=[name=driftd,password=driftd-secret]' >"$run/format.log" 2>&1 \
     || { cat "$run/format.log" >&2; exit 1; }
   launch
+}
+
+# certs makes a throw-away CA and a broker certificate for 127.0.0.1 with keytool (part
+# of the JDK the broker needs anyway); clients trust $run/tls/ca.pem.
+certs() {
+  local d="$run/tls" pw=driftd-test
+  mkdir -p "$d"
+  keytool -genkeypair -alias ca -keyalg RSA -keysize 2048 -dname CN=driftd-test-ca -ext bc:c -validity 3650 \
+    -keystore "$d/ca.p12" -storetype PKCS12 -storepass $pw >/dev/null 2>&1
+  keytool -exportcert -alias ca -keystore "$d/ca.p12" -storepass $pw -rfc >"$d/ca.pem" 2>/dev/null
+  keytool -genkeypair -alias broker -keyalg RSA -keysize 2048 -dname CN=127.0.0.1 -validity 3650 \
+    -keystore "$d/broker.p12" -storetype PKCS12 -storepass $pw >/dev/null 2>&1
+  keytool -certreq -alias broker -keystore "$d/broker.p12" -storepass $pw 2>/dev/null |
+    keytool -gencert -alias ca -keystore "$d/ca.p12" -storepass $pw -ext SAN=IP:127.0.0.1 -validity 3650 -rfc \
+      >"$d/broker.crt" 2>/dev/null
+  keytool -importcert -alias ca -file "$d/ca.pem" -keystore "$d/broker.p12" -storepass $pw -noprompt >/dev/null 2>&1
+  keytool -importcert -alias broker -file "$d/broker.crt" -keystore "$d/broker.p12" -storepass $pw -noprompt >/dev/null 2>&1
+  [ -s "$d/ca.pem" ] && [ -s "$d/broker.crt" ] || { echo "kafka: making test certificates with keytool failed" >&2; exit 1; }
 }
 
 # launch runs the formatted broker in $run and waits until it answers.
