@@ -234,6 +234,12 @@ type Limits struct {
 	MaxCategories int `yaml:"max_categories"`
 	// MaxFuture sets aside events stamped further ahead of the wall clock (0: no limit).
 	MaxFuture Duration `yaml:"max_future"`
+	// MaxSeries bounds the series (model, version, deployment; or pipeline stage) with
+	// state in memory; events of further series go to the dead-letter topic (class limit)
+	// until a series has been idle for a day.
+	MaxSeries int `yaml:"max_series"`
+	// MaxEventBytes sets aside larger records before decoding them.
+	MaxEventBytes int `yaml:"max_event_bytes"`
 }
 
 // Default returns the defaults.
@@ -256,7 +262,7 @@ func Default() Config {
 		Pipelines: Pipelines{Window: Duration(time.Hour), Lateness: Duration(5 * time.Minute), FailureRate: 0.5,
 			ConsecutiveFailures: 3, VolumeDrop: 0.5, VolumeJump: 3, FreshnessFactor: 2},
 		Limits: Limits{MaxFeatures: processors.DefaultLimits.MaxFeatures, MaxCategories: processors.DefaultLimits.MaxCategories,
-			MaxFuture: Duration(24 * time.Hour)},
+			MaxFuture: Duration(24 * time.Hour), MaxSeries: processors.DefaultLimits.MaxSeries, MaxEventBytes: 1 << 20},
 		HTTP:     HTTP{Listen: "127.0.0.1:9464"},
 		LogLevel: "info",
 	}
@@ -550,6 +556,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Limits.MaxFeatures < 1 || c.Limits.MaxCategories < 1 {
 		return fail("limits", "max_features and max_categories must be at least 1")
+	}
+	if c.Limits.MaxSeries < 1 {
+		return fail("limits.max_series", "must be at least 1")
+	}
+	if c.Limits.MaxEventBytes < 1024 {
+		return fail("limits.max_event_bytes", "%d is below 1024", c.Limits.MaxEventBytes)
 	}
 	if c.HTTP.Listen != "" && !strings.Contains(c.HTTP.Listen, ":") {
 		return fail("http.listen", "%q is not host:port", c.HTTP.Listen)

@@ -285,3 +285,41 @@ func TestRebalanceEndsGenerationAndMovesPartitions(t *testing.T) {
 		t.Fatalf("partitions per member %v, want 2 and 2", owners)
 	}
 }
+
+// A record larger than the dead-letter topic accepts is kept truncated, with its original
+// length in a header, rather than retried forever (which would stop its partition).
+func TestDeadLetterTruncatesWhatTheTopicRefuses(t *testing.T) {
+	brokers := testenv.KafkaBrokers(t)
+	topic := testenv.UniqueName(t)
+	ctx := testenv.Context(t, time.Minute)
+	conn, err := kafka.DialContext(ctx, "tcp", brokers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := conn.CreateTopics(kafka.TopicConfig{Topic: topic, NumPartitions: 1, ReplicationFactor: 1,
+		ConfigEntries: []kafka.ConfigEntry{{ConfigName: "max.message.bytes", ConfigValue: "200000"}}}); err != nil {
+		t.Fatal(err)
+	}
+	o := consumers.Options{Brokers: []string{brokers}}
+	if err := consumers.EnsureTopics(ctx, o, 1, topic); err != nil {
+		t.Fatal(err)
+	}
+	d := consumers.NewDeadLetter(o, topic)
+	defer d.Close()
+	value := []byte(strings.Repeat("0123456789", 100_000)) // 1 MB
+	rec := consumers.Record{Topic: "ml.predictions", Partition: 0, Offset: 9, Value: value}
+	if err := d.Send(ctx, rec, consumers.ClassInvalid, errors.New("too big"), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{brokers}, Topic: topic, MaxWait: 100 * time.Millisecond})
+	defer r.Close()
+	m, err := r.ReadMessage(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Value) != consumers.TruncatedValueBytes || string(m.Value) != string(value[:consumers.TruncatedValueBytes]) ||
+		testenv.Header(m, consumers.HeaderTruncatedFrom) != "1000000" || testenv.Header(m, consumers.HeaderSourceOffset) != "9" {
+		t.Fatalf("dead letter of %d bytes, headers %v", len(m.Value), m.Headers)
+	}
+}

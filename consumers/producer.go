@@ -2,6 +2,7 @@ package consumers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -24,7 +25,10 @@ func NewWriter(o Options, topic string) *Writer {
 		RequiredAcks:           kafka.RequireAll,
 		BatchTimeout:           5 * time.Millisecond,
 		AllowAutoTopicCreation: true,
-		Transport:              &kafka.Transport{TLS: o.TLS, SASL: o.SASL, DialTimeout: 10 * time.Second},
+		// A record as large as the consumer may fetch must fit (the dead-letter topic gets
+		// whatever arrived); kafka-go's default refuses anything over 1 MiB.
+		BatchBytes: int64(max(o.MaxBytes, 16<<20) + 1<<20),
+		Transport:  &kafka.Transport{TLS: o.TLS, SASL: o.SASL, DialTimeout: 10 * time.Second},
 	}}
 }
 
@@ -47,13 +51,21 @@ const (
 	HeaderErrorClass      = "driftd.error.class"
 	HeaderErrorMessage    = "driftd.error.message"
 	HeaderFailedAt        = "driftd.failed_at"
+	// HeaderTruncatedFrom is set when the dead-letter topic refused the record's size:
+	// the value kept is its first TruncatedValueBytes bytes, and the header holds the
+	// original length (the whole record stays at its source offset until retention).
+	HeaderTruncatedFrom = "driftd.value.truncated_from"
 )
+
+// TruncatedValueBytes is how much of a value too large for the dead-letter topic is kept.
+const TruncatedValueBytes = 64 << 10
 
 // Error classes of dead-lettered records.
 const (
 	ClassDecode     = "decode"      // not JSON or Avro, unknown schema, truncated
 	ClassInvalid    = "invalid"     // decoded, but breaks the event contract
 	ClassWriteFatal = "write_fatal" // a window result ClickHouse refused for good
+	ClassLimit      = "limit"       // valid, but beyond a configured limit (limits.max_series)
 )
 
 // DeadLetter sets records aside on the dead-letter topic with provenance headers.
@@ -65,19 +77,44 @@ func NewDeadLetter(o Options, topic string) *DeadLetter { return &DeadLetter{w: 
 // Send writes rec's key and value unchanged, with the reason in headers. at is the time
 // of failure (passed in, for deterministic tests).
 func (d *DeadLetter) Send(ctx context.Context, rec Record, class string, reason error, at time.Time) error {
-	msg := reason.Error()
-	if len(msg) > 4096 {
-		msg = msg[:4096]
+	text := reason.Error()
+	if len(text) > 4096 {
+		text = text[:4096]
 	}
 	headers := append([]kafka.Header{
 		{Key: HeaderSourceTopic, Value: []byte(rec.Topic)},
 		{Key: HeaderSourcePartition, Value: []byte(strconv.Itoa(rec.Partition))},
 		{Key: HeaderSourceOffset, Value: []byte(strconv.FormatInt(rec.Offset, 10))},
 		{Key: HeaderErrorClass, Value: []byte(class)},
-		{Key: HeaderErrorMessage, Value: []byte(msg)},
+		{Key: HeaderErrorMessage, Value: []byte(text)},
 		{Key: HeaderFailedAt, Value: []byte(at.UTC().Format(time.RFC3339Nano))},
 	}, rec.Headers...)
-	return d.w.Write(ctx, kafka.Message{Key: rec.Key, Value: rec.Value, Headers: headers})
+	msg := kafka.Message{Key: rec.Key, Value: rec.Value, Headers: headers}
+	err := d.w.Write(ctx, msg)
+	if tooLarge(err) && len(rec.Value) > TruncatedValueBytes {
+		// Retrying the same size would block the partition for good.
+		msg.Value = rec.Value[:TruncatedValueBytes]
+		msg.Headers = append(msg.Headers, kafka.Header{Key: HeaderTruncatedFrom, Value: []byte(strconv.Itoa(len(rec.Value)))})
+		err = d.w.Write(ctx, msg)
+	}
+	return err
+}
+
+// tooLarge reports whether err says a record was over a size limit (the writer's or the
+// broker's).
+func tooLarge(err error) bool {
+	if err == nil {
+		return false
+	}
+	var werrs kafka.WriteErrors
+	if errors.As(err, &werrs) {
+		for _, e := range werrs {
+			if tooLarge(e) {
+				return true
+			}
+		}
+	}
+	return errors.Is(err, kafka.MessageSizeTooLarge)
 }
 
 // Close closes the writer.

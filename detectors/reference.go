@@ -171,7 +171,9 @@ func (s *Sample) addRow(fs []schemas.Feature) {
 // Add adds one value of one feature. A feature's kind is that of its first value.
 func (s *Sample) Add(name string, v schemas.Value) {
 	if v.Kind == schemas.Missing {
-		s.missing[name]++
+		if _, ok := s.kinds[name]; ok || len(s.missing) < processors.DefaultLimits.MaxFeatures {
+			s.missing[name]++
+		}
 		return
 	}
 	kind := processors.Categorical
@@ -198,6 +200,9 @@ func (s *Sample) Add(name string, v schemas.Value) {
 		s.cats[name] = c
 	}
 	cat := v.Category()
+	if _, ok := c[cat]; !ok && len(c) >= MaxSample {
+		cat = processors.OtherCategory // an id-like feature: bound the reference's memory
+	}
 	c[cat]++
 	if len(s.catSeq[name]) < MaxSample {
 		s.catSeq[name] = append(s.catSeq[name], cat)

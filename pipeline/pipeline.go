@@ -59,7 +59,7 @@ type Observer interface {
 	WindowsWritten(waited []time.Duration)
 	Insert(took time.Duration, failureClass string)
 	Alert(kind, state string)
-	OpenWindows(n int)
+	State(openWindows, series int)
 }
 
 type noObserver struct{}
@@ -72,7 +72,7 @@ func (noObserver) Lag(string, int, int64)         {}
 func (noObserver) WindowsWritten([]time.Duration) {}
 func (noObserver) Insert(time.Duration, string)   {}
 func (noObserver) Alert(string, string)           {}
-func (noObserver) OpenWindows(int)                {}
+func (noObserver) State(int, int)                 {}
 
 // Settings are the pipeline's knobs (from config).
 type Settings struct {
@@ -101,6 +101,8 @@ type Settings struct {
 	// no limit): one event from a broken clock in year 2099 would otherwise carry the
 	// watermark away and make every later event late.
 	MaxFuture time.Duration
+	// MaxEventBytes sets aside records larger than this (0: no limit) before decoding.
+	MaxEventBytes int
 
 	// PipelineTopic carries the upstream pipelines' events ("" to ignore them), decoded
 	// with PipelineDecoder.
@@ -375,6 +377,10 @@ func (r *Runner) handle(ctx context.Context, rec consumers.Record) error {
 	}
 	tp := consumers.TopicPartition{Topic: rec.Topic, Partition: rec.Partition}
 	defer func() { r.lastSeen[tp] = rec.Offset }()
+	if r.set.MaxEventBytes > 0 && len(rec.Value) > r.set.MaxEventBytes {
+		r.set.Observer.DecodeError(rec.Topic, consumers.ClassInvalid)
+		return r.deadLetter(ctx, rec, consumers.ClassInvalid, fmt.Errorf("%w: record is %d bytes, more than limits.max_event_bytes (%d)", schemas.ErrInvalid, len(rec.Value), r.set.MaxEventBytes))
+	}
 	if r.up != nil && rec.Topic == r.set.PipelineTopic {
 		return r.handlePipeline(ctx, rec)
 	}
@@ -388,10 +394,16 @@ func (r *Runner) handle(ctx context.Context, rec consumers.Record) error {
 		r.set.Observer.DecodeError(rec.Topic, consumers.ClassInvalid)
 		return r.deadLetter(ctx, rec, consumers.ClassInvalid, fmt.Errorf("prediction %s: %w", r.event.EventID, err))
 	}
-	r.observeEventTime(r.event.Timestamp)
 	e := &r.event
+	if max := r.proc.Limits().MaxFeatures; len(e.Features) > max {
+		r.set.Observer.DecodeError(rec.Topic, consumers.ClassInvalid)
+		return r.deadLetter(ctx, rec, consumers.ClassInvalid, fmt.Errorf("%w: prediction %s has %d features, more than limits.max_features (%d)", schemas.ErrInvalid, e.EventID, len(e.Features), max))
+	}
+	r.observeEventTime(r.event.Timestamp)
 	out, start, end := r.proc.Add(e, processors.Source{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset}, r.now())
 	switch out {
+	case processors.Rejected:
+		return r.deadLetter(ctx, rec, consumers.ClassLimit, fmt.Errorf("series model %q version %q deployment %q is not tracked: limits.max_series (%d) series are", e.Model, e.ModelVersion, e.Deployment, r.proc.Limits().MaxSeries))
 	case processors.Added:
 		r.stats.Added++
 		if _, ok := r.refs[[2]string{e.Model, e.ModelVersion}]; !ok && r.set.ReferenceSource(e.Model) == detectors.SourceFirstWindows {
@@ -579,7 +591,7 @@ func (r *Runner) Flush(ctx context.Context) error {
 		waited[i] = r.now().Sub(at)
 	}
 	r.set.Observer.WindowsWritten(waited)
-	r.set.Observer.OpenWindows(r.proc.OpenWindows())
+	r.set.Observer.State(r.proc.OpenWindows(), r.proc.Series())
 	r.pending, r.closedAt, r.late, r.extraAlerts = nil, nil, nil, nil
 	if r.up != nil {
 		r.up.pending = nil

@@ -176,9 +176,12 @@ func (r *Runner) handlePipeline(ctx context.Context, rec consumers.Record) error
 	if e.Status == "started" {
 		return nil // a run is judged when it finishes
 	}
-	u.observe(e)
 	adaptRun(e, &u.adapted)
 	out, start, end := u.proc.Add(&u.adapted, processors.Source{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset}, r.now())
+	if out == processors.Rejected {
+		return r.deadLetter(ctx, rec, consumers.ClassLimit, fmt.Errorf("stage %q of pipeline %q is not tracked: limits.max_series (%d) stages are", e.Stage, e.Pipeline, u.proc.Limits().MaxSeries))
+	}
+	u.observe(e)
 	if out == processors.Late {
 		r.stats.Late++
 		r.set.Observer.Late(rec.Topic)

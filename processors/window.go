@@ -43,10 +43,15 @@ type Limits struct {
 	// ClosedRetention is how many closed windows per model are remembered to tell a
 	// replayed record (after a restart) from a late one.
 	ClosedRetention int
+	// MaxSeries bounds the (model, version, deployment) series tracked at once: state is
+	// per series, so this bounds memory whatever the events say. A new series beyond it
+	// is Rejected until a series falls idle for SeriesIdle.
+	MaxSeries  int
+	SeriesIdle time.Duration
 }
 
 // DefaultLimits are the limits used when none are configured.
-var DefaultLimits = Limits{MaxFeatures: 1000, MaxCategories: 200, ClosedRetention: 1000}
+var DefaultLimits = Limits{MaxFeatures: 1000, MaxCategories: 200, ClosedRetention: 1000, MaxSeries: 10000, SeriesIdle: 24 * time.Hour}
 
 // Outcome says what Add did with an event.
 type Outcome uint8
@@ -60,6 +65,8 @@ const (
 	// Replayed: its window was already closed and written with this record in it (a
 	// record re-read after a restart); it must not be counted again.
 	Replayed
+	// Rejected: the event's series is new and Limits.MaxSeries series are tracked.
+	Rejected
 )
 
 // Partial is one partition's share of one series' window.
@@ -122,6 +129,9 @@ type Processor struct {
 	layouts map[[2]string]*Layout // (model, version)
 	models  map[string]*modelState
 	open    map[partialKey]*Partial
+	// series holds each tracked series' last event (wall clock, unix ms).
+	series    map[SeriesKey]int64
+	lastSweep time.Time
 }
 
 // NewProcessor returns a processor; specFor gives each model's window spec.
@@ -135,8 +145,14 @@ func NewProcessor(specFor func(model string) WindowSpec, limits Limits) *Process
 	if limits.ClosedRetention <= 0 {
 		limits.ClosedRetention = DefaultLimits.ClosedRetention
 	}
+	if limits.MaxSeries <= 0 {
+		limits.MaxSeries = DefaultLimits.MaxSeries
+	}
+	if limits.SeriesIdle <= 0 {
+		limits.SeriesIdle = DefaultLimits.SeriesIdle
+	}
 	return &Processor{specFor: specFor, limits: limits, layouts: map[[2]string]*Layout{},
-		models: map[string]*modelState{}, open: map[partialKey]*Partial{}}
+		models: map[string]*modelState{}, open: map[partialKey]*Partial{}, series: map[SeriesKey]int64{}}
 }
 
 // SetLayout sets the reference layout used by windows of (model, version) opened from now on.
@@ -166,6 +182,11 @@ func WindowOf(t time.Time, size time.Duration) (int64, int64) {
 // Add aggregates e from src. now is the wall-clock time, used only to close idle models.
 // For Late, it also returns the window the event belonged to.
 func (p *Processor) Add(e *schemas.PredictionEvent, src Source, now time.Time) (Outcome, int64, int64) {
+	sk := SeriesKey{e.Model, e.ModelVersion, e.Deployment}
+	if _, ok := p.series[sk]; !ok && len(p.series) >= p.limits.MaxSeries && !p.forgetIdleSeries(now) {
+		return Rejected, 0, 0
+	}
+	p.series[sk] = now.UnixMilli()
 	m := p.model(e.Model)
 	start, end := WindowOf(e.Timestamp, m.spec.Size)
 	tp := TopicPartition{src.Topic, src.Partition}
@@ -183,7 +204,7 @@ func (p *Processor) Add(e *schemas.PredictionEvent, src Source, now time.Time) (
 	if start <= m.horizon {
 		return Late, start, end
 	}
-	key := partialKey{SeriesKey{e.Model, e.ModelVersion, e.Deployment}, start, tp}
+	key := partialKey{sk, start, tp}
 	part, ok := p.open[key]
 	if !ok {
 		part = &Partial{WindowAgg: newWindowAgg(key.series, start, end), TopicPartition: tp, FirstOffset: src.Offset}
@@ -334,6 +355,42 @@ func (p *Processor) CommitOffsets() map[TopicPartition]int64 {
 	}
 	return out
 }
+
+// forgetIdleSeries forgets series without an event for Limits.SeriesIdle and without
+// open windows (and models left without series), and reports whether any was. It runs at
+// most once a minute: under a flood of new series it would otherwise scan every event.
+func (p *Processor) forgetIdleSeries(now time.Time) bool {
+	if now.Sub(p.lastSweep) < time.Minute {
+		return false
+	}
+	p.lastSweep = now
+	busy := map[SeriesKey]bool{}
+	for k := range p.open {
+		busy[k.series] = true
+	}
+	cutoff := now.Add(-p.limits.SeriesIdle).UnixMilli()
+	forgotten, kept := map[string]bool{}, map[string]bool{}
+	for k, last := range p.series {
+		if last <= cutoff && !busy[k] {
+			delete(p.series, k)
+			forgotten[k.Model] = true
+		} else {
+			kept[k.Model] = true
+		}
+	}
+	for name := range forgotten {
+		if !kept[name] {
+			delete(p.models, name)
+		}
+	}
+	return len(forgotten) > 0
+}
+
+// Limits returns the processor's limits (defaults filled in).
+func (p *Processor) Limits() Limits { return p.limits }
+
+// Series returns how many series are tracked.
+func (p *Processor) Series() int { return len(p.series) }
 
 // OpenWindows returns how many partial windows are open.
 func (p *Processor) OpenWindows() int { return len(p.open) }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"sort"
 	"testing"
 	"time"
@@ -223,6 +224,85 @@ func TestLimitsBoundState(t *testing.T) {
 	}
 	if c := w.Features["f0"].Categories; len(c) != 3 || c[OtherCategory] != 1 {
 		t.Fatalf("f0 categories %v: want two plus other", c)
+	}
+}
+
+// Series beyond MaxSeries are rejected, not tracked; once a series falls idle (and has no
+// open window) its slot is given to a new one.
+func TestSeriesLimit(t *testing.T) {
+	p := NewProcessor(spec(time.Minute, 0), Limits{MaxSeries: 2, SeriesIdle: time.Hour})
+	add := func(model string, off int64, now time.Time) Outcome {
+		o, _, _ := p.Add(ev(model, time.Duration(off)*time.Second, 1), Source{"in", 0, off}, now)
+		return o
+	}
+	if add("a", 1, t0) != Added || add("b", 2, t0) != Added {
+		t.Fatal("the first two series were not added")
+	}
+	if o := add("c", 3, t0); o != Rejected {
+		t.Fatalf("a third series: outcome %d, want rejected", o)
+	}
+	if add("a", 4, t0) != Added {
+		t.Fatal("a known series was refused at the limit")
+	}
+	// Two hours on, a and b are idle but their windows are still open: nothing is freed.
+	later := t0.Add(2 * time.Hour)
+	if o := add("c", 5, later); o != Rejected {
+		t.Fatalf("with open windows: outcome %d, want rejected", o)
+	}
+	p.CloseAll()
+	// The sweep runs at most once a minute.
+	if o := add("c", 6, later.Add(30*time.Second)); o != Rejected {
+		t.Fatalf("within a minute of the last sweep: outcome %d, want rejected", o)
+	}
+	if o := add("c", 7, later.Add(2*time.Minute)); o != Added || p.Series() != 1 {
+		t.Fatalf("after a and b fell idle: outcome %d with %d series, want added and 1", o, p.Series())
+	}
+}
+
+// State is per series, not per event: ten times more events through the same series and
+// windows leave the processor's memory where it was, up to the sketches' fixed bound.
+func TestMemoryIsFlatInEvents(t *testing.T) {
+	measure := func(perWindow int) uint64 {
+		layout := &Layout{ReferenceID: "r", Features: map[string]FeatureLayout{
+			"x": {Kind: Numeric, Edges: []float64{-2, -1, 0, 1, 2}}, "c": {Kind: Categorical, Categories: map[string]struct{}{"a": {}, "b": {}}}}}
+		p := NewProcessor(spec(time.Minute, 0), Limits{})
+		models := []string{"m1", "m2", "m3", "m4"}
+		for _, m := range models {
+			p.SetLayout(m, "1", layout)
+		}
+		rng := rand.New(rand.NewPCG(1, 2))
+		e := &schemas.PredictionEvent{ModelVersion: "1", Deployment: "primary", Status: "ok",
+			Features: []schemas.Feature{{Name: "x"}, {Name: "c"}}}
+		var off int64
+		for w := 0; w < 10; w++ {
+			for i := 0; i < perWindow; i++ {
+				e.Model = models[i%len(models)]
+				e.Timestamp = t0.Add(time.Duration(w)*time.Minute + time.Duration(i)*time.Minute/time.Duration(perWindow))
+				e.LatencyMs = rng.ExpFloat64() * 10
+				e.Features[0].Value = schemas.Value{Kind: schemas.Number, Num: rng.NormFloat64()}
+				e.Features[1].Value = schemas.Value{Kind: schemas.String, Str: fmt.Sprint(rng.IntN(1000))} // high cardinality
+				e.Prediction = schemas.Value{Kind: schemas.Number, Num: rng.Float64()}
+				off++
+				p.Add(e, Source{"in", int(off % 3), off}, t0)
+			}
+			p.Ready()
+		}
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		runtime.KeepAlive(p)
+		return ms.HeapAlloc
+	}
+	small := measure(2000)
+	large := measure(20000)
+	t.Logf("heap with the processor: %d KiB after 20k events, %d KiB after 200k", small>>10, large>>10)
+	// What may grow is the sketches' bins, with the logarithm of the values' range (more
+	// events reach further into the tails) and never beyond sketchMaxBins per store: 12
+	// open partials (4 models × 3 partitions) × 3 sketches (latency, x, prediction) × two
+	// stores (positive, negative) × 8 bytes per bin.
+	bound := uint64(12 * 3 * 2 * sketchMaxBins * 8)
+	if large > small+bound {
+		t.Errorf("heap grew from %d KiB to %d KiB with ten times the events (bound %d KiB)", small>>10, large>>10, bound>>10)
 	}
 }
 

@@ -29,6 +29,7 @@ type Metrics struct {
 	insertErrors  *prometheus.CounterVec
 	alerts        *prometheus.CounterVec
 	openWindows   prometheus.Gauge
+	series        prometheus.Gauge
 }
 
 // NewMetrics creates and registers the metrics.
@@ -55,9 +56,11 @@ func NewMetrics() *Metrics {
 			Help: "Alerts published, per kind and state."}, []string{"kind", "state"}),
 		openWindows: prometheus.NewGauge(prometheus.GaugeOpts{Name: "driftd_open_windows",
 			Help: "Partial windows held in memory."}),
+		series: prometheus.NewGauge(prometheus.GaugeOpts{Name: "driftd_series_tracked",
+			Help: "Series (model, version, deployment) with state in memory; at limits.max_series new series go to the dead-letter topic (class limit)."}),
 	}
 	m.Registry.MustRegister(m.consumed, m.decodeErrors, m.deadLettered, m.late, m.lag, m.windowClose,
-		m.insertLatency, m.insertErrors, m.alerts, m.openWindows,
+		m.insertLatency, m.insertErrors, m.alerts, m.openWindows, m.series,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }
@@ -126,10 +129,11 @@ func (m *Metrics) Alert(kind, state string) {
 	}
 }
 
-// OpenWindows sets the number of open partial windows.
-func (m *Metrics) OpenWindows(n int) {
+// State sets the number of open partial windows and of tracked series.
+func (m *Metrics) State(openWindows, series int) {
 	if m != nil {
-		m.openWindows.Set(float64(n))
+		m.openWindows.Set(float64(openWindows))
+		m.series.Set(float64(series))
 	}
 }
 

@@ -234,6 +234,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, h hooks) erro
 		StartupGrace:     5 * time.Second,
 		Observer:         metrics,
 		MaxFuture:        time.Duration(cfg.Limits.MaxFuture),
+		MaxEventBytes:    cfg.Limits.MaxEventBytes,
 		PipelineTopic:    cfg.Kafka.Topics.Pipeline,
 		PipelineDecoder:  schemas.Decoder{Format: pipelineFormat, Registry: reg},
 		PipelineWindow:   processors.WindowSpec{Size: time.Duration(cfg.Pipelines.Window), Lateness: time.Duration(cfg.Pipelines.Lateness)},
@@ -243,7 +244,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, h hooks) erro
 		StageInterval:   cfg.StageInterval,
 		StagesOf:        cfg.StagesOf,
 	}
-	set.Limits.MaxFeatures, set.Limits.MaxCategories = cfg.Limits.MaxFeatures, cfg.Limits.MaxCategories
+	set.Limits.MaxFeatures, set.Limits.MaxCategories, set.Limits.MaxSeries = cfg.Limits.MaxFeatures, cfg.Limits.MaxCategories, cfg.Limits.MaxSeries
 	r := pipeline.New(set, c, dlq, pub, st, log, time.Now)
 	if h.onFlush != nil {
 		r.OnFlush(h.onFlush)
