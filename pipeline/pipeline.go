@@ -44,6 +44,8 @@ type Store interface {
 	LoadReferences(ctx context.Context) ([]*detectors.Profile, error)
 	LoadClosedWindows(ctx context.Context, lookback time.Duration) ([]storage.ClosedWindow, error)
 	LoadFiringAlerts(ctx context.Context) ([]storage.FiringAlert, error)
+	LoadUnpublishedAlerts(ctx context.Context, lookback time.Duration) ([]*schemas.AlertEvent, error)
+	MarkPublished(ctx context.Context, ids []string, at time.Time) error
 	LoadClosedStageWindows(ctx context.Context, lookback time.Duration) ([]storage.ClosedWindow, error)
 	LoadStageHistory(ctx context.Context, lookback time.Duration) ([]storage.StageHistory, error)
 	LoadWindow(ctx context.Context, series processors.SeriesKey, start time.Time) (*processors.WindowAgg, error)
@@ -267,6 +269,17 @@ func (r *Runner) Restore(ctx context.Context) error {
 	}
 	for _, a := range firing {
 		r.alerter.Restore(a.Fingerprint, true, a.Severity)
+	}
+	// The outbox: alerts stored by a run that stopped before publishing them.
+	unpublished, err := r.store.LoadUnpublishedAlerts(ctx, 48*time.Hour)
+	if err != nil {
+		return err
+	}
+	if len(unpublished) > 0 {
+		r.log.Info("publishing alerts stored but not published before the last stop", "alerts", len(unpublished))
+		if err := r.publish(ctx, unpublished); err != nil {
+			return err
+		}
 	}
 	if r.up != nil {
 		if err := r.restoreUpstream(ctx); err != nil {
@@ -567,16 +580,8 @@ func (r *Runner) Flush(ctx context.Context) error {
 		}
 	}
 	if len(batch.Alerts) > 0 {
-		for {
-			err := r.alerts.Publish(ctx, batch.Alerts)
-			if err == nil {
-				break
-			}
-			r.log.Error("alert publish failed; retrying", "err", err)
-			sleep(ctx, time.Second)
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
+		if err := r.publish(ctx, batch.Alerts); err != nil {
+			return err
 		}
 		for _, a := range batch.Alerts {
 			r.set.Observer.Alert(a.Kind, a.State)
@@ -600,6 +605,31 @@ func (r *Runner) Flush(ctx context.Context) error {
 	r.stats.StageWindowsClosed += uint64(len(stageClosed))
 	r.stats.AlertsEmitted += uint64(len(batch.Alerts))
 	return r.commitAndReport(ctx)
+}
+
+// publish puts stored alerts on the alert topic, retrying until it takes them, then
+// records them as published (the outbox). If that record fails, the alerts are published
+// again after a restart: at least once, never lost.
+func (r *Runner) publish(ctx context.Context, alerts []*schemas.AlertEvent) error {
+	for {
+		err := r.alerts.Publish(ctx, alerts)
+		if err == nil {
+			break
+		}
+		r.log.Error("alert publish failed; retrying", "err", err)
+		sleep(ctx, time.Second)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	ids := make([]string, len(alerts))
+	for i, a := range alerts {
+		ids[i] = a.AlertID
+	}
+	if err := r.store.MarkPublished(ctx, ids, r.now()); err != nil {
+		r.log.Warn("alerts published but not recorded as such; a restart publishes them again", "alerts", len(ids), "err", err)
+	}
+	return nil
 }
 
 // commitAndReport ends a flush: commit what is safe, then tell the OnFlush callback.

@@ -75,6 +75,8 @@ type harness struct {
 	predictions, pipeline, alerts, dlq string
 	// tweak adjusts the settings before start; skew moves the runner's clock ahead.
 	tweak func(*pipeline.Settings)
+	// sink, if set, stands between the runner and the alert topic.
+	sink  func(pipeline.AlertSink) pipeline.AlertSink
 	skew  atomic.Int64
 	store *storage.Store
 	mu    sync.Mutex
@@ -160,7 +162,11 @@ func (h *harness) start(t *testing.T) (waitFor func(what string, cond func(pipel
 		h.tweak(&set)
 	}
 	now := func() time.Time { return time.Now().Add(time.Duration(h.skew.Load())) }
-	r := pipeline.New(set, c, dlq, pipeline.NewAlertPublisher(aw, nil, 0), h.store, log, now)
+	var sink pipeline.AlertSink = pipeline.NewAlertPublisher(aw, nil, 0)
+	if h.sink != nil {
+		sink = h.sink(sink)
+	}
+	r := pipeline.New(set, c, dlq, sink, h.store, log, now)
 	flushed := make(chan struct{}, 1)
 	r.OnFlush(func(s pipeline.Stats) {
 		h.mu.Lock()

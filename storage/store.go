@@ -616,6 +616,47 @@ type FiringAlert struct {
 }
 
 // LoadFiringAlerts returns the fingerprints currently firing.
+// MarkPublished records that alerts reached the alert topic (the outbox's last step).
+func (s *Store) MarkPublished(ctx context.Context, ids []string, at time.Time) error {
+	in := s.inserter(ctx, "alerts_published", "alert_id, published_at")
+	for _, id := range ids {
+		if err := in.append(id, at.UTC()); err != nil {
+			return fmt.Errorf("mark alerts published: %w", err)
+		}
+	}
+	if err := in.flush(); err != nil {
+		return fmt.Errorf("mark alerts published: %w", err)
+	}
+	return nil
+}
+
+// LoadUnpublishedAlerts returns the alerts stored within lookback of the newest one that
+// were never recorded as published, oldest first.
+func (s *Store) LoadUnpublishedAlerts(ctx context.Context, lookback time.Duration) ([]*schemas.AlertEvent, error) {
+	q := fmt.Sprintf(`SELECT alert_id, fingerprint, state, severity, kind, model, model_version, deployment, feature, pipeline, stage,
+metric, value, threshold, window_start, window_end, emitted_at, summary, details
+FROM %[1]s.alerts FINAL
+WHERE alert_id NOT IN (SELECT alert_id FROM %[1]s.alerts_published)
+  AND emitted_at >= (SELECT max(emitted_at) FROM %[1]s.alerts) - toIntervalSecond(%[2]d)
+ORDER BY emitted_at, alert_id`, s.db, int64(lookback.Seconds()))
+	rows, err := s.conn.Query(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("load unpublished alerts: %w", err)
+	}
+	defer rows.Close()
+	var out []*schemas.AlertEvent
+	for rows.Next() {
+		var a schemas.AlertEvent
+		if err := rows.Scan(&a.AlertID, &a.Fingerprint, &a.State, &a.Severity, &a.Kind, &a.Model, &a.ModelVersion, &a.Deployment,
+			&a.Feature, &a.Pipeline, &a.Stage, &a.Metric, &a.Value, &a.Threshold, &a.WindowStart, &a.WindowEnd, &a.EmittedAt,
+			&a.Summary, &a.Details); err != nil {
+			return nil, fmt.Errorf("load unpublished alerts: %w", err)
+		}
+		out = append(out, &a)
+	}
+	return out, rows.Err()
+}
+
 func (s *Store) LoadFiringAlerts(ctx context.Context) ([]FiringAlert, error) {
 	rows, err := s.conn.Query(ctx, "SELECT fingerprint, argMax(severity, emitted_at) FROM "+s.db+".alerts FINAL GROUP BY fingerprint HAVING argMax(state, emitted_at) = 'firing'")
 	if err != nil {
