@@ -2,12 +2,14 @@ package chdb
 
 import (
 	"bytes"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"regexp"
 	"strconv"
@@ -36,6 +38,10 @@ type Server struct {
 	// RemoteWrites lets clients from other hosts than loopback change data or schema.
 	// Off by default: anyone who can reach the port may read, only this host may write.
 	RemoteWrites bool
+	// User and Password, when Password is set, are required of every request (but
+	// /ping), given as ClickHouse's clients do: X-ClickHouse-User/X-ClickHouse-Key
+	// headers, HTTP basic auth, or user/password URL parameters.
+	User, Password string
 }
 
 // NewServer returns a handler for engine. Insert bodies are spooled to files under
@@ -59,6 +65,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	params := r.URL.Query()
+	if s.Password != "" && !s.authenticated(r, params) {
+		// ClickHouse's wording and code, so clients report it as they would a server's.
+		s.fail(w, http.StatusUnauthorized, errors.New("Code: 516. DB::Exception: Authentication failed: password is incorrect, or there is no user with such name. (AUTHENTICATION_FAILED)"))
+		return
+	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, s.maxBody))
 	if err != nil {
 		s.fail(w, http.StatusBadRequest, fmt.Errorf("read request body: %w", err))
@@ -145,6 +156,27 @@ var readOnlyRE = regexp.MustCompile(`(?is)^\s*(\(\s*)*(SELECT|WITH|SHOW|DESCRIBE
 func readOnly(query string) bool {
 	q := strings.TrimRight(strings.TrimSpace(query), "; \t\r\n")
 	return readOnlyRE.MatchString(q) && !strings.Contains(q, ";")
+}
+
+func (s *Server) authenticated(r *http.Request, params url.Values) bool {
+	user, pass := r.Header.Get("X-ClickHouse-User"), r.Header.Get("X-ClickHouse-Key")
+	if u, p, ok := r.BasicAuth(); ok {
+		user, pass = u, p
+	}
+	if params.Has("password") {
+		user, pass = params.Get("user"), params.Get("password")
+	}
+	if user == "" {
+		user = "default"
+	}
+	want := s.User
+	if want == "" {
+		want = "default"
+	}
+	// Both compared in constant time: neither the name nor the password leaks by timing.
+	u := subtle.ConstantTimeCompare([]byte(user), []byte(want))
+	p := subtle.ConstantTimeCompare([]byte(pass), []byte(s.Password))
+	return u&p == 1
 }
 
 func fromLoopback(r *http.Request) bool {

@@ -216,3 +216,50 @@ func TestServerRefusesRemoteWrites(t *testing.T) {
 		}
 	}
 }
+
+// With a password set, every request but /ping must carry the credentials, in any of the
+// three ways ClickHouse's clients send them.
+func TestPasswordIsRequired(t *testing.T) {
+	h := testenv.ClickHouseHandler(t)
+	h.User, h.Password = "reader", "pw"
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	q := url.QueryEscape("SELECT 1")
+	for _, c := range []struct {
+		name   string
+		target string
+		header map[string]string
+		basic  [2]string
+		want   int
+	}{
+		{"none", "/?query=" + q, nil, [2]string{}, http.StatusUnauthorized},
+		{"ping", "/ping", nil, [2]string{}, http.StatusOK},
+		{"headers", "/?query=" + q, map[string]string{"X-ClickHouse-User": "reader", "X-ClickHouse-Key": "pw"}, [2]string{}, http.StatusOK},
+		{"wrong key", "/?query=" + q, map[string]string{"X-ClickHouse-User": "reader", "X-ClickHouse-Key": "pw2"}, [2]string{}, http.StatusUnauthorized},
+		{"wrong user", "/?query=" + q, map[string]string{"X-ClickHouse-User": "default", "X-ClickHouse-Key": "pw"}, [2]string{}, http.StatusUnauthorized},
+		{"basic", "/?query=" + q, nil, [2]string{"reader", "pw"}, http.StatusOK},
+		{"params", "/?user=reader&password=pw&query=" + q, nil, [2]string{}, http.StatusOK},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			req, _ := http.NewRequest(http.MethodGet, srv.URL+c.target, nil)
+			for k, v := range c.header {
+				req.Header.Set(k, v)
+			}
+			if c.basic[0] != "" {
+				req.SetBasicAuth(c.basic[0], c.basic[1])
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != c.want {
+				t.Fatalf("status %d (%s), want %d", resp.StatusCode, body, c.want)
+			}
+			if c.want == http.StatusUnauthorized && !strings.Contains(string(body), "AUTHENTICATION_FAILED") {
+				t.Errorf("body %q", body)
+			}
+		})
+	}
+}

@@ -119,6 +119,7 @@ type ClickHouse struct {
 	Password      string `yaml:"password"`
 	PasswordFile  string `yaml:"password_file"`
 	TLS           bool   `yaml:"tls"`
+	TLSCAFile     string `yaml:"tls_ca_file"`
 	RetentionDays int    `yaml:"retention_days"`
 	MaxBatchRows  int    `yaml:"max_batch_rows"`
 	// Embedded runs the ClickHouse engine inside driftd (chDB) and serves it on Listen
@@ -436,6 +437,9 @@ func (c *Config) Validate() error {
 		}
 	default:
 		return fail("kafka.sasl.mechanism", "%q is not one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512", c.Kafka.SASL.Mechanism)
+	}
+	if c.ClickHouse.TLSCAFile != "" && !c.ClickHouse.TLS {
+		return fail("clickhouse.tls_ca_file", "set clickhouse.tls too")
 	}
 	if c.Kafka.TLS.CAFile != "" && !c.Kafka.TLS.Enabled {
 		return fail("kafka.tls.ca_file", "set kafka.tls.enabled too")

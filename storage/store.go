@@ -6,10 +6,12 @@ package storage
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math"
+	"os"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -29,6 +31,8 @@ type Options struct {
 	Username string
 	Password string
 	TLS      bool
+	// CAFile is a PEM file of the CAs to trust for TLS (empty: the system's).
+	CAFile string
 	// MaxBatchRows bounds the rows of one INSERT (clickhouse-go builds a batch in memory).
 	MaxBatchRows int
 }
@@ -63,6 +67,17 @@ func Open(ctx context.Context, o Options, log *slog.Logger) (*Store, error) {
 	}
 	if o.TLS {
 		opts.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
+		if o.CAFile != "" {
+			pem, err := os.ReadFile(o.CAFile)
+			if err != nil {
+				return nil, fmt.Errorf("clickhouse.tls_ca_file: %w", err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("clickhouse.tls_ca_file %s: no PEM certificate in it", o.CAFile)
+			}
+			opts.TLS.RootCAs = pool
+		}
 	}
 	conn, err := clickhouse.Open(opts)
 	if err != nil {

@@ -29,15 +29,16 @@ import (
 func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (*storage.Store, func(), error) {
 	ch := cfg.ClickHouse
 	opts := storage.Options{Addr: ch.Addr, Protocol: ch.Protocol, Database: ch.Database, Username: ch.Username,
-		Password: ch.Password, TLS: ch.TLS, MaxBatchRows: ch.MaxBatchRows}
+		Password: ch.Password, TLS: ch.TLS, CAFile: ch.TLSCAFile, MaxBatchRows: ch.MaxBatchRows}
 	stopEngine := func() {}
 	if ch.Embedded.Enabled {
-		addr, stop, err := startEmbedded(ch.Embedded, log)
+		addr, stop, err := startEmbedded(ch.Embedded, ch.Username, ch.Password, log)
 		if err != nil {
 			return nil, nil, err
 		}
 		stopEngine = stop
-		opts.Addr, opts.Protocol, opts.TLS, opts.Username, opts.Password = addr, "http", false, "", ""
+		// driftd reaches its own endpoint in plain HTTP, with the endpoint's credentials.
+		opts.Addr, opts.Protocol, opts.TLS = addr, "http", false
 	}
 	var st *storage.Store
 	var err error
@@ -61,7 +62,7 @@ func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (*stora
 
 // startEmbedded loads libchdb.so, opens the engine and serves it on the configured
 // address. It returns the address and a func that stops both.
-func startEmbedded(e config.Embedded, log *slog.Logger) (string, func(), error) {
+func startEmbedded(e config.Embedded, user, password string, log *slog.Logger) (string, func(), error) {
 	lib, err := chdb.FindLibrary(e.LibPath)
 	if err != nil && e.LibPath == "" && os.Getenv(chdb.LibEnv) == "" {
 		// First use: fetch the pinned engine once into the user's cache.
@@ -91,6 +92,7 @@ func startEmbedded(e config.Embedded, log *slog.Logger) (string, func(), error) 
 	}
 	handler := chdb.NewServer(eng, tmp, log)
 	handler.RemoteWrites = e.RemoteWrites
+	handler.User, handler.Password = user, password
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

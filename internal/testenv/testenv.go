@@ -87,7 +87,7 @@ func Engine(t testing.TB) *chdb.Engine {
 }
 
 // ClickHouseHandler returns a fresh HTTP endpoint over the shared engine.
-func ClickHouseHandler(t testing.TB) http.Handler {
+func ClickHouseHandler(t testing.TB) *chdb.Server {
 	t.Helper()
 	return chdb.NewServer(Engine(t), t.TempDir(), slog.New(slog.DiscardHandler))
 }
