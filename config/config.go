@@ -69,6 +69,11 @@ type Kafka struct {
 	FlushInterval Duration `yaml:"flush_interval"`
 	TLS           TLS      `yaml:"tls"`
 	SASL          SASL     `yaml:"sasl"`
+	// GroupMode is how the consumer group shares partitions: active_standby (one member
+	// reads everything, the others take over when it goes) or spread (Kafka's range
+	// assignment; drift is then judged on each member's share of a model's partitions,
+	// exact only when events are keyed by model).
+	GroupMode string `yaml:"group_mode"`
 }
 
 // TLS configures TLS to the brokers.
@@ -252,6 +257,7 @@ func Default() Config {
 			Formats:       Formats{Predictions: "auto", Labels: "auto", Pipeline: "auto"},
 			AlertFormat:   "json",
 			FlushInterval: Duration(time.Second),
+			GroupMode:     "active_standby",
 		},
 		ClickHouse: ClickHouse{Addr: "localhost:9000", Protocol: "native", Database: "driftd", Username: "default", RetentionDays: 90, MaxBatchRows: 50000,
 			Embedded: Embedded{DataDir: ".driftd/clickhouse", Listen: "127.0.0.1:8123"}},
@@ -437,6 +443,11 @@ func (c *Config) Validate() error {
 		}
 	default:
 		return fail("kafka.sasl.mechanism", "%q is not one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512", c.Kafka.SASL.Mechanism)
+	}
+	switch c.Kafka.GroupMode {
+	case "active_standby", "spread":
+	default:
+		return fail("kafka.group_mode", "%q is not one of active_standby, spread", c.Kafka.GroupMode)
 	}
 	if c.ClickHouse.TLSCAFile != "" && !c.ClickHouse.TLS {
 		return fail("clickhouse.tls_ca_file", "set clickhouse.tls too")

@@ -51,6 +51,11 @@ type Options struct {
 	SASL sasl.Mechanism
 	// MaxBytes bounds one fetch; records larger than this cannot be read (default 16 MiB).
 	MaxBytes int
+	// Spread spreads partitions over the group's members (Kafka's range assignment)
+	// instead of giving them all to one active member with the others on standby. Each
+	// member then judges drift on its share of a model's partitions: exact only when every
+	// model's events are on one partition (keyed by model).
+	Spread bool
 }
 
 // Consumer reads a set of topics in a consumer group. It never commits by itself: the
@@ -70,11 +75,21 @@ type Consumer struct {
 
 	mu  sync.Mutex
 	gen *generation // nil between generations
+
+	// Owned by the fetching goroutine: the generation that ended last, what Fetch
+	// returned last per partition, and whether the caller still has to hear that the
+	// assignment changed.
+	prev      *generation
+	delivered map[TopicPartition]int64
+	changed   bool
 }
 
-// ErrRebalanced is returned (wrapped) by Fetch once after the group's generation ended:
-// partitions may have moved to another member, which reads them from the committed
-// offsets. State built from this member's uncommitted records must be dropped.
+// ErrRebalanced is returned (wrapped) by Fetch once when a new generation of the group
+// assigned this member other partitions than the last one: partitions may have moved to
+// another member, which reads them from the committed offsets, and this member reads its
+// own from there too. State built from uncommitted records must be dropped. When the
+// next generation follows directly with the same partitions (a standby joined), reading
+// simply goes on after the last record returned, and Fetch says nothing.
 var ErrRebalanced = errors.New("consumer group rebalanced")
 
 type generation struct {
@@ -114,8 +129,13 @@ func NewConsumer(o Options, log *slog.Logger) (*Consumer, error) {
 	if o.MaxBytes <= 0 {
 		o.MaxBytes = 16 << 20
 	}
+	balancers := []kafka.GroupBalancer{activeStandby{since: time.Now().UnixNano()}}
+	if o.Spread {
+		balancers = []kafka.GroupBalancer{kafka.RangeGroupBalancer{}}
+	}
 	cg, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
 		ID:                    o.GroupID,
+		GroupBalancers:        balancers,
 		Brokers:               o.Brokers,
 		Dialer:                dialer(o),
 		Topics:                o.Topics,
@@ -131,7 +151,7 @@ func NewConsumer(o Options, log *slog.Logger) (*Consumer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("consumer group %s: %w", o.GroupID, err)
 	}
-	return &Consumer{o: o, cg: cg, log: log}, nil
+	return &Consumer{o: o, cg: cg, log: log, delivered: map[TopicPartition]int64{}}, nil
 }
 
 // Fetch returns the next record; it blocks until one arrives or ctx ends. Between
@@ -142,6 +162,10 @@ func (c *Consumer) Fetch(ctx context.Context) (Record, error) {
 		g, err := c.cg.Next(ctx)
 		if err == nil {
 			gen = c.start(g)
+			if c.changed {
+				c.changed = false
+				return Record{}, fmt.Errorf("generation %d of group %s assigned other partitions: %w", g.ID, c.o.GroupID, ErrRebalanced)
+			}
 			break
 		}
 		if ctx.Err() != nil {
@@ -154,19 +178,25 @@ func (c *Consumer) Fetch(ctx context.Context) (Record, error) {
 		// A coordinator still loading or moving: kafka-go retries the join by itself.
 		c.log.Info("joining consumer group; retrying", "group", c.o.GroupID, "err", err)
 	}
-	select {
-	case <-gen.ended:
-		return Record{}, c.end(gen)
-	case rec := <-gen.recs:
+	for {
 		select {
 		case <-gen.ended:
-			// Fetched under a generation that has just ended: another member may already own it.
-			return Record{}, c.end(gen)
-		default:
-			return rec, nil
+			c.end(gen)
+			return c.Fetch(ctx)
+		case rec := <-gen.recs:
+			select {
+			case <-gen.ended:
+				// Fetched under a generation that has just ended: another member may
+				// already own it.
+				c.end(gen)
+				return c.Fetch(ctx)
+			default:
+				c.delivered[TopicPartition{rec.Topic, rec.Partition}] = rec.Offset
+				return rec, nil
+			}
+		case <-ctx.Done():
+			return Record{}, ctx.Err()
 		}
-	case <-ctx.Done():
-		return Record{}, ctx.Err()
 	}
 }
 
@@ -176,20 +206,20 @@ func (c *Consumer) current() *generation {
 	return c.gen
 }
 
-func (c *Consumer) end(gen *generation) error {
+// end forgets an ended generation; its buffered records are dropped with it.
+func (c *Consumer) end(gen *generation) {
 	c.mu.Lock()
 	if c.gen == gen {
 		c.gen = nil
 	}
 	c.mu.Unlock()
-	return fmt.Errorf("generation %d of group %s ended: %w", gen.g.ID, c.o.GroupID, ErrRebalanced)
+	c.prev = gen
 }
 
 // start launches one reader per assigned partition, each bound to the generation.
 func (c *Consumer) start(g *kafka.Generation) *generation {
 	gen := &generation{g: g, recs: make(chan Record, 256), ended: make(chan struct{}),
 		owned: map[TopicPartition]bool{}, committed: map[TopicPartition]int64{}}
-	var assigned []string
 	for topic, parts := range g.Assignments {
 		for _, pa := range parts {
 			tp := TopicPartition{topic, pa.ID}
@@ -197,9 +227,28 @@ func (c *Consumer) start(g *kafka.Generation) *generation {
 			if pa.Offset >= 0 {
 				gen.committed[tp] = pa.Offset
 			}
-			assigned = append(assigned, fmt.Sprintf("%s/%d@%d", topic, pa.ID, pa.Offset))
-			g.Start(func(ctx context.Context) { c.read(ctx, gen, tp, pa.Offset) })
 		}
+	}
+	// The same partitions straight after the last generation: nobody else read them in
+	// between, so reading goes on after the last record returned (what was buffered for
+	// the ended generation is fetched again). Anything else starts over from the
+	// committed offsets, and the caller is told.
+	cont := c.prev != nil && g.ID == c.prev.g.ID+1 && sameKeys(gen.owned, c.prev.owned)
+	c.changed = c.prev != nil && !cont
+	var assigned []string
+	for topic, parts := range g.Assignments {
+		for _, pa := range parts {
+			tp := TopicPartition{topic, pa.ID}
+			from := pa.Offset
+			if last, ok := c.delivered[tp]; cont && ok {
+				from = last + 1
+			}
+			assigned = append(assigned, fmt.Sprintf("%s/%d@%d", topic, pa.ID, from))
+			g.Start(func(ctx context.Context) { c.read(ctx, gen, tp, from) })
+		}
+	}
+	if !cont {
+		clear(c.delivered)
 	}
 	sort.Strings(assigned)
 	g.Start(func(ctx context.Context) {
@@ -209,8 +258,20 @@ func (c *Consumer) start(g *kafka.Generation) *generation {
 	c.mu.Lock()
 	c.gen = gen
 	c.mu.Unlock()
-	c.log.Info("joined consumer group", "group", c.o.GroupID, "generation", g.ID, "partitions", strings.Join(assigned, " "))
+	c.log.Info("joined consumer group", "group", c.o.GroupID, "generation", g.ID, "continued", cont, "partitions", strings.Join(assigned, " "))
 	return gen
+}
+
+func sameKeys(a, b map[TopicPartition]bool) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k := range a {
+		if !b[k] {
+			return false
+		}
+	}
+	return true
 }
 
 // read fetches one partition from offset into the generation's channel until the

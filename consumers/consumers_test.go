@@ -156,14 +156,14 @@ func TestSASL(t *testing.T) {
 	}
 }
 
-// A rebalance ends the generation: the member that loses partitions is told once
+// Spread over members, a rebalance ends the generation: the member that loses partitions is told once
 // (ErrRebalanced), never sees records fetched under the ended generation, cannot commit
 // partitions it no longer owns, and the group together reads every record exactly from
 // the committed offsets.
 func TestRebalanceEndsGenerationAndMovesPartitions(t *testing.T) {
 	brokers := testenv.KafkaBrokers(t)
 	topic := testenv.UniqueName(t)
-	o := consumers.Options{Brokers: []string{brokers}, GroupID: topic + ".g", Topics: []string{topic}}
+	o := consumers.Options{Brokers: []string{brokers}, GroupID: topic + ".g", Topics: []string{topic}, Spread: true}
 	ctx := testenv.Context(t, 2*time.Minute)
 	if err := consumers.EnsureTopics(ctx, o, 4, topic); err != nil {
 		t.Fatal(err)
@@ -224,10 +224,6 @@ func TestRebalanceEndsGenerationAndMovesPartitions(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// A commit now belongs to no generation: refused, not applied.
-	if err := a.Commit(ctx, map[consumers.TopicPartition]int64{{Topic: topic, Partition: 0}: 300}); !errors.Is(err, consumers.ErrRebalanced) {
-		t.Fatalf("commit after the generation ended: %v", err)
-	}
 	// From the next generation on, a and b split the partitions and together read every
 	// record after the committed offsets exactly once.
 	got := map[string]int{}
@@ -284,6 +280,31 @@ func TestRebalanceEndsGenerationAndMovesPartitions(t *testing.T) {
 	if owners["a"] != 2 || owners["b"] != 2 {
 		t.Fatalf("partitions per member %v, want 2 and 2", owners)
 	}
+	// a commits every partition: only its own two move; b's keep b's (none yet).
+	all := map[consumers.TopicPartition]int64{}
+	for p := 0; p < 4; p++ {
+		all[consumers.TopicPartition{Topic: topic, Partition: p}] = 90
+	}
+	if err := a.Commit(ctx, all); err != nil {
+		t.Fatal(err)
+	}
+	res, err := (&kafka.Client{Addr: kafka.TCP(brokers)}).OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: o.GroupID, Topics: map[string][]int{topic: {0, 1, 2, 3}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range res.Topics[topic] {
+		tp := consumers.TopicPartition{Topic: topic, Partition: p.Partition}
+		want := seenA[tp] // committed before the rebalance (or nothing: -1)
+		if _, ok := seenA[tp]; !ok {
+			want = -1
+		}
+		if owner[tp] == "a" {
+			want = 90
+		}
+		if p.CommittedOffset != want {
+			t.Errorf("partition %d (read by %s): committed %d, want %d", p.Partition, owner[tp], p.CommittedOffset, want)
+		}
+	}
 }
 
 // A record larger than the dead-letter topic accepts is kept truncated, with its original
@@ -321,5 +342,99 @@ func TestDeadLetterTruncatesWhatTheTopicRefuses(t *testing.T) {
 	if len(m.Value) != consumers.TruncatedValueBytes || string(m.Value) != string(value[:consumers.TruncatedValueBytes]) ||
 		testenv.Header(m, consumers.HeaderTruncatedFrom) != "1000000" || testenv.Header(m, consumers.HeaderSourceOffset) != "9" {
 		t.Fatalf("dead letter of %d bytes, headers %v", len(m.Value), m.Headers)
+	}
+}
+
+// Active/standby (the default): a member that joins waits; the active member goes on
+// reading without a reset; when it leaves, the standby takes every partition from the
+// committed offsets. Every record after them is read exactly once.
+func TestStandbyTakesOverWhenTheActiveMemberLeaves(t *testing.T) {
+	brokers := testenv.KafkaBrokers(t)
+	topic := testenv.UniqueName(t)
+	o := consumers.Options{Brokers: []string{brokers}, GroupID: topic + ".g", Topics: []string{topic}}
+	ctx := testenv.Context(t, 2*time.Minute)
+	if err := consumers.EnsureTopics(ctx, o, 3, topic); err != nil {
+		t.Fatal(err)
+	}
+	w := consumers.NewWriter(o, topic)
+	defer w.Close()
+	write := func(from, to int) {
+		var msgs []kafka.Message
+		for i := from; i < to; i++ {
+			msgs = append(msgs, kafka.Message{Key: []byte(strconv.Itoa(i)), Value: []byte(strconv.Itoa(i))})
+		}
+		if err := w.Write(ctx, msgs...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(0, 100)
+	a, err := consumers.NewConsumer(o, testenv.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	next := map[consumers.TopicPartition]int64{}
+	fetch := func(c *consumers.Consumer, n int) {
+		t.Helper()
+		for i := 0; i < n; i++ {
+			r, err := c.Fetch(ctx)
+			if err != nil {
+				t.Fatalf("fetch %d: %v", i, err)
+			}
+			seen[string(r.Value)]++
+			next[consumers.TopicPartition{Topic: r.Topic, Partition: r.Partition}] = r.Offset + 1
+		}
+	}
+	fetch(a, 50)
+	b, err := consumers.NewConsumer(o, testenv.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	bRecs := make(chan consumers.Record, 200)
+	bErrs := make(chan error, 10)
+	bctx, stopB := context.WithCancel(ctx)
+	defer stopB()
+	go func() {
+		for bctx.Err() == nil {
+			r, err := b.Fetch(bctx)
+			switch {
+			case err == nil:
+				bRecs <- r
+			case bctx.Err() == nil:
+				bErrs <- err
+			}
+		}
+	}()
+	// b's join ends a's generation, gives a the same partitions, and a goes on: the 50
+	// records left and 50 more, with no ErrRebalanced and no record twice.
+	write(100, 150)
+	fetch(a, 100)
+	if err := a.Commit(ctx, next); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r := <-bRecs:
+		t.Fatalf("the standby read record %s while the active member runs", r.Value)
+	default:
+	}
+	// a leaves: b takes over from the committed offsets and reads the rest.
+	a.Close()
+	write(150, 200)
+	deadline := testenv.Context(t, time.Minute)
+	for n := 0; n < 50; n++ {
+		select {
+		case r := <-bRecs:
+			seen[string(r.Value)]++
+		case err := <-bErrs:
+			t.Fatalf("standby: %v", err)
+		case <-deadline.Done():
+			t.Fatalf("the standby read %d of 50 records after taking over", n)
+		}
+	}
+	for i := 0; i < 200; i++ {
+		if seen[strconv.Itoa(i)] != 1 {
+			t.Fatalf("record %d read %d times", i, seen[strconv.Itoa(i)])
+		}
 	}
 }

@@ -75,6 +75,8 @@ type harness struct {
 	predictions, pipeline, alerts, dlq string
 	// tweak adjusts the settings before start; skew moves the runner's clock ahead.
 	tweak func(*pipeline.Settings)
+	// spread spreads partitions over members instead of active/standby.
+	spread bool
 	// sink, if set, stands between the runner and the alert topic.
 	sink  func(pipeline.AlertSink) pipeline.AlertSink
 	skew  atomic.Int64
@@ -135,7 +137,7 @@ func (h *harness) produceTo(t *testing.T, topic string, msgs ...kafka.Message) {
 // stats holds after a flush (bounded); stop shuts it down and returns the final stats.
 func (h *harness) start(t *testing.T) (waitFor func(what string, cond func(pipeline.Stats) bool), stop func() pipeline.Stats) {
 	t.Helper()
-	o := consumers.Options{Brokers: []string{h.brokers}, GroupID: h.predictions + ".driftd", Topics: []string{h.predictions, h.pipeline}}
+	o := consumers.Options{Brokers: []string{h.brokers}, GroupID: h.predictions + ".driftd", Topics: []string{h.predictions, h.pipeline}, Spread: h.spread}
 	log := testenv.Logger(t)
 	c, err := consumers.NewConsumer(o, log)
 	if err != nil {

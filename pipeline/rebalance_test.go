@@ -16,10 +16,21 @@ import (
 	"github.com/driftd/driftd/schemas"
 )
 
-// Rebalance: three members join and leave one consumer group while a stream flows, each
-// model's events spread over six partitions; every window, partition by partition, ends
-// exactly as one member alone writes it, and nothing is late or lost.
+// Rebalance, active/standby (the default): three members join and leave one consumer
+// group while a stream flows, each model's events spread over six partitions; every
+// window, partition by partition, and every drift score and alert, ends exactly as one
+// member alone writes it.
 func TestRebalanceGivesTheSingleMemberResult(t *testing.T) {
+	rebalanceMatchesOneMember(t, false)
+}
+
+// Rebalance with partitions spread over the members: the window statistics, partition by
+// partition, still end exactly as one member writes them (drift is judged on shares).
+func TestSpreadRebalanceGivesTheSingleMemberWindows(t *testing.T) {
+	rebalanceMatchesOneMember(t, true)
+}
+
+func rebalanceMatchesOneMember(t *testing.T, spread bool) {
 	const windows, partitions = 8, 6
 	msgs := stream(rand.New(rand.NewPCG(5, 5)), windows, map[int]bool{6: true, 7: true})
 	total := len(msgs)
@@ -28,6 +39,7 @@ func TestRebalanceGivesTheSingleMemberResult(t *testing.T) {
 
 	single := newHarnessN(t, partitions)
 	multi := newHarnessN(t, partitions)
+	multi.spread = spread
 	for _, h := range []*harness{single, multi} {
 		for _, p := range refs {
 			if err := h.store.SaveReference(testenv.Context(t, time.Minute), p); err != nil {
@@ -35,10 +47,11 @@ func TestRebalanceGivesTheSingleMemberResult(t *testing.T) {
 			}
 		}
 	}
+	judged := !spread
 
 	single.produce(t, msgs...)
 	_, stop := single.start(t)
-	want := waitWritten(t, single, total, 2*windows)
+	want := waitWritten(t, single, total, 2*windows, judged)
 	stop()
 
 	// The same records, produced in 16 pieces; members join and leave between pieces.
@@ -64,7 +77,7 @@ func TestRebalanceGivesTheSingleMemberResult(t *testing.T) {
 		}
 		pause(t, 1200*time.Millisecond)
 	}
-	got := waitWritten(t, multi, total, 2*windows)
+	got := waitWritten(t, multi, total, 2*windows, judged)
 	stopC()
 	if got != want {
 		wl, gl := strings.Split(want, "\n"), strings.Split(got, "\n")
@@ -85,6 +98,9 @@ func TestRebalanceGivesTheSingleMemberResult(t *testing.T) {
 	}
 	if !strings.Contains(want, "fraud-scorer") || strings.Count(want, "\n") < 2*windows*partitions/2 {
 		t.Errorf("the single member's results look wrong:\n%s", want)
+	}
+	if judged && !strings.Contains(want, "'firing','critical','data_drift','fraud-scorer'") {
+		t.Errorf("no drift alert in the single member's results:\n%s", want[max(0, len(want)-2000):])
 	}
 }
 
@@ -118,8 +134,8 @@ func pause(t *testing.T, d time.Duration) {
 
 // waitWritten waits until windows windows hold events events, then returns every written
 // row that is a result: per window and partition, the counts, offsets and each feature's
-// statistics; and the late events.
-func waitWritten(t *testing.T, h *harness, events, windows int) string {
+// statistics; the late events; and, if judged, the drift scores and alerts.
+func waitWritten(t *testing.T, h *harness, events, windows int, judged bool) string {
 	t.Helper()
 	ctx := testenv.Context(t, 3*time.Minute)
 	db := h.store.Database()
@@ -135,11 +151,17 @@ func waitWritten(t *testing.T, h *harness, events, windows int) string {
 		pause(t, 200*time.Millisecond)
 	}
 	var b strings.Builder
-	for _, q := range []string{
+	queries := []string{
 		`SELECT toString((model, model_version, deployment, window_start, partition, first_offset, last_offset, events, errors, latency_max)) FROM %[1]s.window_model_stats FINAL ORDER BY model, window_start, partition`,
 		`SELECT toString((model, window_start, partition, feature, kind, count, missing, round(mean, 9), min, max, reference_id, bin_counts, arraySort(arrayZip(mapKeys(categories), mapValues(categories))), unseen)) FROM %[1]s.window_feature_stats FINAL ORDER BY model, window_start, partition, feature`,
 		`SELECT toString(count()) FROM %[1]s.late_events FINAL`,
-	} {
+	}
+	if judged {
+		queries = append(queries,
+			`SELECT toString((model, window_start, feature, reference_id, n, round(psi, 9), test, round(statistic, 9), round(p_value, 9), drifted, severity)) FROM %[1]s.drift_scores FINAL ORDER BY model, window_start, feature`,
+			`SELECT toString((alert_id, state, severity, kind, model, feature, window_start, summary)) FROM %[1]s.alerts FINAL ORDER BY window_start, alert_id`)
+	}
+	for _, q := range queries {
 		rows, err := h.store.Conn().Query(ctx, fmt.Sprintf(q, db))
 		if err != nil {
 			t.Fatal(err)
@@ -169,7 +191,7 @@ func TestBrokerRestartReconnectsAndContinues(t *testing.T) {
 	waitFor("the first half", func(s pipeline.Stats) bool { return s.Records >= uint64(half) && s.WindowsClosed >= 4 })
 	broker.Restart(t)
 	h.produce(t, msgs[half:]...)
-	got := waitWritten(t, h, len(msgs), 2*windows)
+	got := waitWritten(t, h, len(msgs), 2*windows, false)
 	stop()
 	if !strings.HasSuffix(got, "\n0\n") {
 		t.Errorf("late events after the restart:\n%s", got[max(0, len(got)-200):])

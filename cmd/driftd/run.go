@@ -123,7 +123,7 @@ type hooks struct {
 
 // kafkaOptions turns the configuration's brokers, TLS and SASL into client options.
 func kafkaOptions(cfg config.Config) (consumers.Options, error) {
-	o := consumers.Options{Brokers: cfg.Kafka.Brokers}
+	o := consumers.Options{Brokers: cfg.Kafka.Brokers, Spread: cfg.Kafka.GroupMode == "spread"}
 	if t := cfg.Kafka.TLS; t.Enabled {
 		o.TLS = &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: t.InsecureSkipVerify}
 		if t.CAFile != "" {
