@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"reflect"
 	"strconv"
@@ -76,6 +77,20 @@ type Kafka struct {
 	GroupMode string `yaml:"group_mode"`
 }
 
+// Secret is a password. It prints as [redacted] wherever it is formatted or logged (the
+// whole Config may be), so the only way to the value is Reveal, at the client that sends it.
+type Secret string
+
+const redacted = "[redacted]"
+
+func (Secret) String() string               { return redacted }
+func (Secret) GoString() string             { return redacted }
+func (Secret) LogValue() slog.Value         { return slog.StringValue(redacted) }
+func (Secret) MarshalText() ([]byte, error) { return []byte(redacted), nil }
+
+// Reveal returns the password itself.
+func (s Secret) Reveal() string { return string(s) }
+
 // TLS configures TLS to the brokers.
 type TLS struct {
 	Enabled            bool   `yaml:"enabled"`
@@ -87,7 +102,7 @@ type TLS struct {
 type SASL struct {
 	Mechanism    string `yaml:"mechanism"` // "", PLAIN, SCRAM-SHA-256, SCRAM-SHA-512
 	Username     string `yaml:"username"`
-	Password     string `yaml:"password"`
+	Password     Secret `yaml:"password"`
 	PasswordFile string `yaml:"password_file"`
 }
 
@@ -121,7 +136,7 @@ type ClickHouse struct {
 	Protocol      string `yaml:"protocol"`
 	Database      string `yaml:"database"`
 	Username      string `yaml:"username"`
-	Password      string `yaml:"password"`
+	Password      Secret `yaml:"password"`
 	PasswordFile  string `yaml:"password_file"`
 	TLS           bool   `yaml:"tls"`
 	TLSCAFile     string `yaml:"tls_ca_file"`
@@ -298,14 +313,14 @@ func Load(path string, env map[string]string) (Config, error) {
 		if err != nil {
 			return cfg, fmt.Errorf("config: kafka.sasl.password_file: %w", err)
 		}
-		cfg.Kafka.SASL.Password = strings.TrimRight(string(b), "\r\n")
+		cfg.Kafka.SASL.Password = Secret(strings.TrimRight(string(b), "\r\n"))
 	}
 	if cfg.ClickHouse.PasswordFile != "" {
 		b, err := os.ReadFile(cfg.ClickHouse.PasswordFile)
 		if err != nil {
 			return cfg, fmt.Errorf("config: clickhouse.password_file: %w", err)
 		}
-		cfg.ClickHouse.Password = strings.TrimRight(string(b), "\r\n")
+		cfg.ClickHouse.Password = Secret(strings.TrimRight(string(b), "\r\n"))
 	}
 	return cfg, cfg.Validate()
 }

@@ -29,10 +29,10 @@ import (
 func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (*storage.Store, func(), error) {
 	ch := cfg.ClickHouse
 	opts := storage.Options{Addr: ch.Addr, Protocol: ch.Protocol, Database: ch.Database, Username: ch.Username,
-		Password: ch.Password, TLS: ch.TLS, CAFile: ch.TLSCAFile, MaxBatchRows: ch.MaxBatchRows}
+		Password: ch.Password.Reveal(), TLS: ch.TLS, CAFile: ch.TLSCAFile, MaxBatchRows: ch.MaxBatchRows}
 	stopEngine := func() {}
 	if ch.Embedded.Enabled {
-		addr, stop, err := startEmbedded(ch.Embedded, ch.Username, ch.Password, log)
+		addr, stop, err := startEmbedded(ch.Embedded, ch.Username, ch.Password.Reveal(), log)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -139,7 +139,7 @@ func kafkaOptions(cfg config.Config) (consumers.Options, error) {
 		}
 	}
 	s := cfg.Kafka.SASL
-	m, err := consumers.SASLMechanism(s.Mechanism, s.Username, s.Password)
+	m, err := consumers.SASLMechanism(s.Mechanism, s.Username, s.Password.Reveal())
 	if err != nil {
 		return o, fmt.Errorf("kafka.sasl: %w", err)
 	}

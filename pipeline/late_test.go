@@ -1,0 +1,76 @@
+package pipeline_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/driftd/driftd/internal/testenv"
+	"github.com/driftd/driftd/pipeline"
+	"github.com/driftd/driftd/schemas"
+)
+
+// Out-of-order events: one that arrives after later ones but within the allowed lateness
+// (5 s) joins its window; one that arrives after its window closed is counted as late for
+// that window, with its id and position; every event is accounted for.
+func TestOutOfOrderAndLateEvents(t *testing.T) {
+	h := newHarnessN(t, 1) // one partition: the order of arrival is the order produced
+	msg := func(id string, at time.Duration) kafka.Message {
+		e := &schemas.PredictionEvent{EventID: id, Model: "m", ModelVersion: "1", Timestamp: t0.Add(at), LatencyMs: 1,
+			Features: []schemas.Feature{{Name: "x", Value: schemas.Value{Kind: schemas.Number, Num: float64(at / time.Second)}}}}
+		b, err := schemas.MarshalPredictionJSON(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return kafka.Message{Value: b}
+	}
+	var first []kafka.Message
+	for s := 0; s < 80; s++ { // 10:00:00 … 10:01:19: window 0 closes once the grace is over
+		first = append(first, msg(fmt.Sprintf("a%d", s), time.Duration(s)*time.Second))
+	}
+	h.produce(t, first...)
+	waitFor, stop := h.start(t)
+	waitFor("window 10:00 closed", func(s pipeline.Stats) bool { return s.WindowsClosed >= 1 })
+	h.produce(t,
+		msg("b1", 90*time.Second),     // 10:01:30
+		msg("b2", 118*time.Second),    // 10:01:58
+		msg("b3", 122*time.Second),    // 10:02:02: the watermark reaches 10:01:57
+		msg("early", 117*time.Second), // out of order, within the lateness: joins 10:01
+		msg("late", 30*time.Second),   // 10:00:30, its window long closed: late
+		msg("b4", 190*time.Second),    // 10:03:10: closes 10:01 and 10:02
+	)
+	total := uint64(len(first) + 6)
+	waitFor("every event", func(s pipeline.Stats) bool { return s.Records == total && s.WindowsClosed == 4 })
+	stats := stop()
+	if stats.Late != 1 || stats.Added != total-1 {
+		t.Fatalf("stats %+v: want 1 late and %d added", stats, total-1)
+	}
+	ctx := testenv.Context(t, time.Minute)
+	db := h.store.Database()
+	counts := map[string]uint64{}
+	rows, err := h.store.Conn().Query(ctx, "SELECT formatDateTime(window_start, '%H:%i'), sum(events) FROM "+db+".window_model_stats FINAL GROUP BY window_start")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var w string
+		var n uint64
+		rows.Scan(&w, &n)
+		counts[w] = n
+	}
+	rows.Close()
+	want := map[string]uint64{"10:00": 60, "10:01": 20 + 3, "10:02": 1, "10:03": 1}
+	if fmt.Sprint(counts) != fmt.Sprint(want) {
+		t.Errorf("events per window %v, want %v", counts, want)
+	}
+	var id, window string
+	var offset int64
+	if err := h.store.Conn().QueryRow(ctx, "SELECT event_id, formatDateTime(window_start, '%H:%i'), offset FROM "+db+".late_events FINAL").Scan(&id, &window, &offset); err != nil {
+		t.Fatal(err)
+	}
+	if id != "late" || window != "10:00" || offset != int64(len(first)+4) {
+		t.Errorf("late event %s for window %s at offset %d; want late, 10:00, %d", id, window, offset, len(first)+4)
+	}
+}
