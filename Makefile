@@ -48,8 +48,15 @@ fuzz:
 	  done; \
 	done
 
+# Benchmarks: decode and window update alone, and one member end to end (real Kafka and
+# the ClickHouse engine, started as for test).
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./processors/ ./schemas/
+	@set -euo pipefail; \
+	lib=$$(scripts/chdb.sh); \
+	brokers=$$(KAFKA_PORT=$(KAFKA_PORT) scripts/kafka.sh start); \
+	trap 'KAFKA_PORT=$(KAFKA_PORT) scripts/kafka.sh stop' EXIT; \
+	CHDB_LIB_PATH=$$lib KAFKA_BROKERS=$$brokers $(GO) test -run '^$$' -bench . -benchmem ./processors/ ./schemas/ ; \
+	CHDB_LIB_PATH=$$lib KAFKA_BROKERS=$$brokers $(GO) test -run '^$$' -bench EndToEnd -benchtime 300000x -benchmem ./pipeline/
 
 clean:
 	rm -rf bin .driftd

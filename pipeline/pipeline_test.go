@@ -85,16 +85,16 @@ type harness struct {
 	stats pipeline.Stats
 }
 
-func newHarness(t *testing.T) *harness { t.Helper(); return newHarnessN(t, 3) }
+func newHarness(t testing.TB) *harness { t.Helper(); return newHarnessN(t, 3) }
 
 // newHarnessN is newHarness with partitions partitions per topic.
-func newHarnessN(t *testing.T, partitions int) *harness {
+func newHarnessN(t testing.TB, partitions int) *harness {
 	t.Helper()
 	return newHarnessOn(t, testenv.KafkaBrokers(t), partitions)
 }
 
 // newHarnessOn is newHarnessN on the given brokers.
-func newHarnessOn(t *testing.T, brokers string, partitions int) *harness {
+func newHarnessOn(t testing.TB, brokers string, partitions int) *harness {
 	t.Helper()
 	h := &harness{brokers: brokers}
 	name := testenv.UniqueName(t)
@@ -119,12 +119,12 @@ func newHarnessOn(t *testing.T, brokers string, partitions int) *harness {
 	return h
 }
 
-func (h *harness) produce(t *testing.T, msgs ...kafka.Message) {
+func (h *harness) produce(t testing.TB, msgs ...kafka.Message) {
 	t.Helper()
 	h.produceTo(t, h.predictions, msgs...)
 }
 
-func (h *harness) produceTo(t *testing.T, topic string, msgs ...kafka.Message) {
+func (h *harness) produceTo(t testing.TB, topic string, msgs ...kafka.Message) {
 	t.Helper()
 	w := consumers.NewWriter(consumers.Options{Brokers: []string{h.brokers}}, topic)
 	defer w.Close()
@@ -135,7 +135,7 @@ func (h *harness) produceTo(t *testing.T, topic string, msgs ...kafka.Message) {
 
 // start runs the pipeline in the background. waitFor blocks until a condition on its
 // stats holds after a flush (bounded); stop shuts it down and returns the final stats.
-func (h *harness) start(t *testing.T) (waitFor func(what string, cond func(pipeline.Stats) bool), stop func() pipeline.Stats) {
+func (h *harness) start(t testing.TB) (waitFor func(what string, cond func(pipeline.Stats) bool), stop func() pipeline.Stats) {
 	t.Helper()
 	o := consumers.Options{Brokers: []string{h.brokers}, GroupID: h.predictions + ".driftd", Topics: []string{h.predictions, h.pipeline}, Spread: h.spread}
 	log := testenv.Logger(t)
