@@ -200,20 +200,7 @@ func TestRebalanceEndsGenerationAndMovesPartitions(t *testing.T) {
 	}
 	defer b.Close()
 	// b's join ends a's generation; a keeps fetching until it is told.
-	bRecs := make(chan consumers.Record, 1000)
-	bctx, stopB := context.WithCancel(ctx)
-	defer stopB()
-	go func() {
-		for {
-			r, err := b.Fetch(bctx)
-			if bctx.Err() != nil {
-				return
-			}
-			if err == nil {
-				bRecs <- r
-			}
-		}
-	}()
+	bRecs, _ := fetchInBackground(t, ctx, b)
 	var rebalanced error
 	for rebalanced == nil {
 		_, err := a.Fetch(ctx)
@@ -230,20 +217,7 @@ func TestRebalanceEndsGenerationAndMovesPartitions(t *testing.T) {
 	owner := map[consumers.TopicPartition]string{}
 	want := 400 - 10
 	deadline := testenv.Context(t, time.Minute)
-	aRecs := make(chan consumers.Record, 1000)
-	actx, stopA := context.WithCancel(ctx)
-	defer stopA()
-	go func() {
-		for {
-			r, err := a.Fetch(actx)
-			if actx.Err() != nil {
-				return
-			}
-			if err == nil {
-				aRecs <- r
-			}
-		}
-	}()
+	aRecs, _ := fetchInBackground(t, ctx, a)
 	for n := 0; n < want; n++ {
 		var r consumers.Record
 		var who string
@@ -391,21 +365,7 @@ func TestStandbyTakesOverWhenTheActiveMemberLeaves(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	bRecs := make(chan consumers.Record, 200)
-	bErrs := make(chan error, 10)
-	bctx, stopB := context.WithCancel(ctx)
-	defer stopB()
-	go func() {
-		for bctx.Err() == nil {
-			r, err := b.Fetch(bctx)
-			switch {
-			case err == nil:
-				bRecs <- r
-			case bctx.Err() == nil:
-				bErrs <- err
-			}
-		}
-	}()
+	bRecs, bErrs := fetchInBackground(t, ctx, b)
 	// b's join ends a's generation, gives a the same partitions, and a goes on: the 50
 	// records left and 50 more, with no ErrRebalanced and no record twice.
 	write(100, 150)
@@ -437,4 +397,30 @@ func TestStandbyTakesOverWhenTheActiveMemberLeaves(t *testing.T) {
 			t.Fatalf("record %d read %d times", i, seen[strconv.Itoa(i)])
 		}
 	}
+}
+
+// fetchInBackground fetches from c until the test ends, passing on records and errors
+// other than ErrRebalanced.
+func fetchInBackground(t *testing.T, ctx context.Context, c *consumers.Consumer) (<-chan consumers.Record, <-chan error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(ctx)
+	t.Cleanup(cancel)
+	recs, errs := make(chan consumers.Record, 1000), make(chan error, 100)
+	go func() {
+		for {
+			r, err := c.Fetch(ctx)
+			switch {
+			case ctx.Err() != nil:
+				return
+			case err == nil:
+				recs <- r
+			case !errors.Is(err, consumers.ErrRebalanced):
+				select {
+				case errs <- err:
+				default:
+				}
+			}
+		}
+	}()
+	return recs, errs
 }

@@ -6,12 +6,10 @@ package storage
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math"
-	"os"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -30,9 +28,8 @@ type Options struct {
 	Database string
 	Username string
 	Password string
-	TLS      bool
-	// CAFile is a PEM file of the CAs to trust for TLS (empty: the system's).
-	CAFile string
+	// TLS, if set, is used for the connection (nil: plain).
+	TLS *tls.Config
 	// MaxBatchRows bounds the rows of one INSERT (clickhouse-go builds a batch in memory).
 	MaxBatchRows int
 }
@@ -65,20 +62,7 @@ func Open(ctx context.Context, o Options, log *slog.Logger) (*Store, error) {
 	default:
 		return nil, fmt.Errorf("clickhouse.protocol %q is not one of native, http", o.Protocol)
 	}
-	if o.TLS {
-		opts.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
-		if o.CAFile != "" {
-			pem, err := os.ReadFile(o.CAFile)
-			if err != nil {
-				return nil, fmt.Errorf("clickhouse.tls_ca_file: %w", err)
-			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("clickhouse.tls_ca_file %s: no PEM certificate in it", o.CAFile)
-			}
-			opts.TLS.RootCAs = pool
-		}
-	}
+	opts.TLS = o.TLS
 	conn, err := clickhouse.Open(opts)
 	if err != nil {
 		return nil, fmt.Errorf("open clickhouse %s: %w", o.Addr, err)

@@ -2,9 +2,9 @@ package storage_test
 
 import (
 	"context"
-	"encoding/pem"
+	"crypto/tls"
+	"crypto/x509"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -23,14 +23,14 @@ func TestTLSAndPassword(t *testing.T) {
 	h.User, h.Password = "driftd", secret
 	srv := httptest.NewTLSServer(h)
 	t.Cleanup(srv.Close)
-	ca := t.TempDir() + "/ca.pem"
-	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	pool := x509.NewCertPool()
+	pool.AddCert(srv.Certificate())
+	trusting := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}
+	system := &tls.Config{MinVersion: tls.VersionTLS12}
 	addr := strings.TrimPrefix(srv.URL, "https://")
 	ctx := testenv.Context(t, time.Minute)
 	db := testenv.UniqueName(t)
-	opts := storage.Options{Addr: addr, Protocol: "http", Database: db, Username: "driftd", Password: secret, TLS: true, CAFile: ca}
+	opts := storage.Options{Addr: addr, Protocol: "http", Database: db, Username: "driftd", Password: secret, TLS: trusting}
 	s, err := storage.Open(ctx, opts, testenv.Logger(t))
 	if err != nil {
 		t.Fatal(err)
@@ -51,9 +51,9 @@ func TestTLSAndPassword(t *testing.T) {
 		opts storage.Options
 		want string
 	}{
-		{"wrong password", storage.Options{Addr: addr, Protocol: "http", Database: db, Username: "driftd", Password: "wrong-" + secret, TLS: true, CAFile: ca}, "Authentication failed"},
-		{"no password", storage.Options{Addr: addr, Protocol: "http", Database: db, Username: "driftd", TLS: true, CAFile: ca}, "Authentication failed"},
-		{"untrusted certificate", storage.Options{Addr: addr, Protocol: "http", Database: db, Username: "driftd", Password: secret, TLS: true}, "certificate"},
+		{"wrong password", storage.Options{Addr: addr, Protocol: "http", Database: db, Username: "driftd", Password: "wrong-" + secret, TLS: trusting}, "Authentication failed"},
+		{"no password", storage.Options{Addr: addr, Protocol: "http", Database: db, Username: "driftd", TLS: trusting}, "Authentication failed"},
+		{"untrusted certificate", storage.Options{Addr: addr, Protocol: "http", Database: db, Username: "driftd", Password: secret, TLS: system}, "certificate"},
 		{"plain HTTP to a TLS port", storage.Options{Addr: addr, Protocol: "http", Database: db, Username: "driftd", Password: secret}, ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {

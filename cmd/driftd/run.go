@@ -29,7 +29,13 @@ import (
 func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (*storage.Store, func(), error) {
 	ch := cfg.ClickHouse
 	opts := storage.Options{Addr: ch.Addr, Protocol: ch.Protocol, Database: ch.Database, Username: ch.Username,
-		Password: ch.Password.Reveal(), TLS: ch.TLS, CAFile: ch.TLSCAFile, MaxBatchRows: ch.MaxBatchRows}
+		Password: ch.Password.Reveal(), MaxBatchRows: ch.MaxBatchRows}
+	if ch.TLS {
+		var err error
+		if opts.TLS, err = clientTLS(ch.TLSCAFile, "clickhouse.tls_ca_file", false); err != nil {
+			return nil, nil, err
+		}
+	}
 	stopEngine := func() {}
 	if ch.Embedded.Enabled {
 		addr, stop, err := startEmbedded(ch.Embedded, ch.Username, ch.Password.Reveal(), log)
@@ -38,7 +44,7 @@ func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (*stora
 		}
 		stopEngine = stop
 		// driftd reaches its own endpoint in plain HTTP, with the endpoint's credentials.
-		opts.Addr, opts.Protocol, opts.TLS = addr, "http", false
+		opts.Addr, opts.Protocol, opts.TLS = addr, "http", nil
 	}
 	var st *storage.Store
 	var err error
@@ -121,21 +127,32 @@ type hooks struct {
 	health func(addr string)
 }
 
+// clientTLS is the TLS of a client of Kafka or ClickHouse: TLS 1.2 or later, trusting the
+// CAs in caFile (PEM; the configuration's field) or else the system's.
+func clientTLS(caFile, field string, insecure bool) (*tls.Config, error) {
+	c := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: insecure}
+	if caFile == "" {
+		return c, nil
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", field, err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s %s: no PEM certificate in it", field, caFile)
+	}
+	c.RootCAs = pool
+	return c, nil
+}
+
 // kafkaOptions turns the configuration's brokers, TLS and SASL into client options.
 func kafkaOptions(cfg config.Config) (consumers.Options, error) {
 	o := consumers.Options{Brokers: cfg.Kafka.Brokers, Spread: cfg.Kafka.GroupMode == "spread"}
 	if t := cfg.Kafka.TLS; t.Enabled {
-		o.TLS = &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: t.InsecureSkipVerify}
-		if t.CAFile != "" {
-			pem, err := os.ReadFile(t.CAFile)
-			if err != nil {
-				return o, fmt.Errorf("kafka.tls.ca_file: %w", err)
-			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				return o, fmt.Errorf("kafka.tls.ca_file %s: no PEM certificate in it", t.CAFile)
-			}
-			o.TLS.RootCAs = pool
+		var err error
+		if o.TLS, err = clientTLS(t.CAFile, "kafka.tls.ca_file", t.InsecureSkipVerify); err != nil {
+			return o, err
 		}
 	}
 	s := cfg.Kafka.SASL

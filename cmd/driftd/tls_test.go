@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"os"
 	"strings"
 	"testing"
@@ -67,5 +68,20 @@ func TestKafkaTLS(t *testing.T) {
 	cfg.Kafka.TLS.CAFile = bad
 	if _, err := kafkaOptions(cfg); err == nil || !strings.Contains(err.Error(), "kafka.tls.ca_file") {
 		t.Fatalf("a CA file without a certificate: %v", err)
+	}
+}
+
+// ClickHouse's TLS settings go through the same client TLS as Kafka's; errors name the
+// clickhouse field.
+func TestClickHouseTLSSettings(t *testing.T) {
+	cfg := config.Default()
+	cfg.ClickHouse.TLS, cfg.ClickHouse.TLSCAFile = true, t.TempDir()+"/missing.pem"
+	_, _, err := openStore(testenv.Context(t, time.Minute), cfg, testenv.Logger(t))
+	if err == nil || !strings.Contains(err.Error(), "clickhouse.tls_ca_file") {
+		t.Fatalf("a missing CA file: %v", err)
+	}
+	c, err := clientTLS(os.Getenv("KAFKA_TLS_CA"), "clickhouse.tls_ca_file", false)
+	if err != nil || c.RootCAs == nil || c.MinVersion != tls.VersionTLS12 {
+		t.Fatalf("client TLS %+v %v", c, err)
 	}
 }
