@@ -18,22 +18,9 @@ import (
 // Records are fetched, committed only as told, never rewound, and re-read by the next
 // member of the group from the committed offset.
 func TestConsumerCommitsExplicitlyAndNeverRewinds(t *testing.T) {
-	brokers := testenv.KafkaBrokers(t)
-	topic := testenv.UniqueName(t)
-	o := consumers.Options{Brokers: []string{brokers}, GroupID: topic + ".g", Topics: []string{topic}}
-	ctx := testenv.Context(t, 2*time.Minute)
-	if err := consumers.EnsureTopics(ctx, o, 1, topic); err != nil {
-		t.Fatal(err)
-	}
-	w := consumers.NewWriter(o, topic)
-	defer w.Close()
-	var msgs []kafka.Message
-	for i := 0; i < 10; i++ {
-		msgs = append(msgs, kafka.Message{Value: []byte(strconv.Itoa(i))})
-	}
-	if err := w.Write(ctx, msgs...); err != nil {
-		t.Fatal(err)
-	}
+	o, ctx, write := numberedTopic(t, 1)
+	topic := o.Topics[0]
+	write(0, 10)
 	c, err := consumers.NewConsumer(o, testenv.Logger(t))
 	if err != nil {
 		t.Fatal(err)
@@ -161,22 +148,10 @@ func TestSASL(t *testing.T) {
 // partitions it no longer owns, and the group together reads every record exactly from
 // the committed offsets.
 func TestRebalanceEndsGenerationAndMovesPartitions(t *testing.T) {
-	brokers := testenv.KafkaBrokers(t)
-	topic := testenv.UniqueName(t)
-	o := consumers.Options{Brokers: []string{brokers}, GroupID: topic + ".g", Topics: []string{topic}, Spread: true}
-	ctx := testenv.Context(t, 2*time.Minute)
-	if err := consumers.EnsureTopics(ctx, o, 4, topic); err != nil {
-		t.Fatal(err)
-	}
-	w := consumers.NewWriter(o, topic)
-	defer w.Close()
-	var msgs []kafka.Message
-	for i := 0; i < 400; i++ {
-		msgs = append(msgs, kafka.Message{Key: []byte(strconv.Itoa(i)), Value: []byte(strconv.Itoa(i))})
-	}
-	if err := w.Write(ctx, msgs...); err != nil {
-		t.Fatal(err)
-	}
+	o, ctx, write := numberedTopic(t, 4)
+	o.Spread = true
+	topic, brokers := o.Topics[0], o.Brokers[0]
+	write(0, 400)
 	a, err := consumers.NewConsumer(o, testenv.Logger(t))
 	if err != nil {
 		t.Fatal(err)
@@ -323,24 +298,7 @@ func TestDeadLetterTruncatesWhatTheTopicRefuses(t *testing.T) {
 // reading without a reset; when it leaves, the standby takes every partition from the
 // committed offsets. Every record after them is read exactly once.
 func TestStandbyTakesOverWhenTheActiveMemberLeaves(t *testing.T) {
-	brokers := testenv.KafkaBrokers(t)
-	topic := testenv.UniqueName(t)
-	o := consumers.Options{Brokers: []string{brokers}, GroupID: topic + ".g", Topics: []string{topic}}
-	ctx := testenv.Context(t, 2*time.Minute)
-	if err := consumers.EnsureTopics(ctx, o, 3, topic); err != nil {
-		t.Fatal(err)
-	}
-	w := consumers.NewWriter(o, topic)
-	defer w.Close()
-	write := func(from, to int) {
-		var msgs []kafka.Message
-		for i := from; i < to; i++ {
-			msgs = append(msgs, kafka.Message{Key: []byte(strconv.Itoa(i)), Value: []byte(strconv.Itoa(i))})
-		}
-		if err := w.Write(ctx, msgs...); err != nil {
-			t.Fatal(err)
-		}
-	}
+	o, ctx, write := numberedTopic(t, 3)
 	write(0, 100)
 	a, err := consumers.NewConsumer(o, testenv.Logger(t))
 	if err != nil {
@@ -423,4 +381,28 @@ func fetchInBackground(t *testing.T, ctx context.Context, c *consumers.Consumer)
 		}
 	}()
 	return recs, errs
+}
+
+// numberedTopic makes a topic of partitions partitions and a group for it, and returns
+// them with a func that produces records from..to-1, each keyed and valued by its number.
+func numberedTopic(t *testing.T, partitions int) (consumers.Options, context.Context, func(from, to int)) {
+	t.Helper()
+	topic := testenv.UniqueName(t)
+	o := consumers.Options{Brokers: []string{testenv.KafkaBrokers(t)}, GroupID: topic + ".g", Topics: []string{topic}}
+	ctx := testenv.Context(t, 2*time.Minute)
+	if err := consumers.EnsureTopics(ctx, o, partitions, topic); err != nil {
+		t.Fatal(err)
+	}
+	w := consumers.NewWriter(o, topic)
+	t.Cleanup(func() { w.Close() })
+	return o, ctx, func(from, to int) {
+		t.Helper()
+		var msgs []kafka.Message
+		for i := from; i < to; i++ {
+			msgs = append(msgs, kafka.Message{Key: []byte(strconv.Itoa(i)), Value: []byte(strconv.Itoa(i))})
+		}
+		if err := w.Write(ctx, msgs...); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
