@@ -357,6 +357,15 @@ func (c *Consumer) Commit(ctx context.Context, next map[TopicPartition]int64) er
 	return nil
 }
 
+// Assigned returns how many partitions the current generation gives this member (0
+// between generations, and on a standby).
+func (c *Consumer) Assigned() int {
+	if gen := c.current(); gen != nil {
+		return len(gen.owned)
+	}
+	return 0
+}
+
 // Close leaves the group, so its partitions move to the other members at once.
 func (c *Consumer) Close() error { return c.cg.Close() }
 

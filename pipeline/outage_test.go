@@ -153,4 +153,5 @@ func (*retryCounter) Late(string)                    {}
 func (*retryCounter) Lag(string, int, int64)         {}
 func (*retryCounter) WindowsWritten([]time.Duration) {}
 func (*retryCounter) Alert(string, string)           {}
-func (*retryCounter) State(int, int)                 {}
+func (*retryCounter) State(int, int, int)            {}
+func (*retryCounter) Rebalanced()                    {}

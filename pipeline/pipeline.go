@@ -25,6 +25,8 @@ import (
 type Source interface {
 	Fetch(ctx context.Context) (consumers.Record, error)
 	Commit(ctx context.Context, next map[consumers.TopicPartition]int64) error
+	// Assigned is how many partitions this member reads (0 on a standby).
+	Assigned() int
 }
 
 // DeadLetterer sets records aside (a *consumers.DeadLetter).
@@ -61,7 +63,8 @@ type Observer interface {
 	WindowsWritten(waited []time.Duration)
 	Insert(took time.Duration, failureClass string)
 	Alert(kind, state string)
-	State(openWindows, series int)
+	State(openWindows, series, partitions int)
+	Rebalanced()
 }
 
 type noObserver struct{}
@@ -74,7 +77,8 @@ func (noObserver) Lag(string, int, int64)         {}
 func (noObserver) WindowsWritten([]time.Duration) {}
 func (noObserver) Insert(time.Duration, string)   {}
 func (noObserver) Alert(string, string)           {}
-func (noObserver) State(int, int)                 {}
+func (noObserver) State(int, int, int)            {}
+func (noObserver) Rebalanced()                    {}
 
 // Settings are the pipeline's knobs (from config).
 type Settings struct {
@@ -217,6 +221,7 @@ func (r *Runner) reset() {
 // ClickHouse that cannot answer.
 func (r *Runner) rebalanced(ctx context.Context, cause error) error {
 	r.stats.Rebalances++
+	r.set.Observer.Rebalanced()
 	r.log.Info("partitions reassigned: dropping state built from uncommitted records and restoring from ClickHouse", "cause", cause)
 	r.reset()
 	for {
@@ -596,7 +601,6 @@ func (r *Runner) Flush(ctx context.Context) error {
 		waited[i] = r.now().Sub(at)
 	}
 	r.set.Observer.WindowsWritten(waited)
-	r.set.Observer.State(r.proc.OpenWindows(), r.proc.Series())
 	r.pending, r.closedAt, r.late, r.extraAlerts = nil, nil, nil, nil
 	if r.up != nil {
 		r.up.pending = nil
@@ -635,6 +639,7 @@ func (r *Runner) publish(ctx context.Context, alerts []*schemas.AlertEvent) erro
 // commitAndReport ends a flush: commit what is safe, then tell the OnFlush callback.
 func (r *Runner) commitAndReport(ctx context.Context) error {
 	r.stats.Flushes++
+	r.set.Observer.State(r.proc.OpenWindows(), r.proc.Series(), r.src.Assigned())
 	if err := r.commit(ctx); err != nil {
 		return err
 	}

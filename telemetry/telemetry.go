@@ -30,6 +30,8 @@ type Metrics struct {
 	alerts        *prometheus.CounterVec
 	openWindows   prometheus.Gauge
 	series        prometheus.Gauge
+	partitions    prometheus.Gauge
+	rebalances    prometheus.Counter
 }
 
 // NewMetrics creates and registers the metrics.
@@ -58,9 +60,13 @@ func NewMetrics() *Metrics {
 			Help: "Partial windows held in memory."}),
 		series: prometheus.NewGauge(prometheus.GaugeOpts{Name: "driftd_series_tracked",
 			Help: "Series (model, version, deployment) with state in memory; at limits.max_series new series go to the dead-letter topic (class limit)."}),
+		partitions: prometheus.NewGauge(prometheus.GaugeOpts{Name: "driftd_partitions_assigned",
+			Help: "Partitions this member reads: all of the group's on the active member, 0 on a standby."}),
+		rebalances: prometheus.NewCounter(prometheus.CounterOpts{Name: "driftd_rebalances_total",
+			Help: "Consumer-group generations that gave this member other partitions (its state was dropped and restored from ClickHouse)."}),
 	}
 	m.Registry.MustRegister(m.consumed, m.decodeErrors, m.deadLettered, m.late, m.lag, m.windowClose,
-		m.insertLatency, m.insertErrors, m.alerts, m.openWindows, m.series,
+		m.insertLatency, m.insertErrors, m.alerts, m.openWindows, m.series, m.partitions, m.rebalances,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }
@@ -129,11 +135,19 @@ func (m *Metrics) Alert(kind, state string) {
 	}
 }
 
-// State sets the number of open partial windows and of tracked series.
-func (m *Metrics) State(openWindows, series int) {
+// State sets the number of open partial windows, tracked series and assigned partitions.
+func (m *Metrics) State(openWindows, series, partitions int) {
 	if m != nil {
 		m.openWindows.Set(float64(openWindows))
 		m.series.Set(float64(series))
+		m.partitions.Set(float64(partitions))
+	}
+}
+
+// Rebalanced counts a generation that changed this member's partitions.
+func (m *Metrics) Rebalanced() {
+	if m != nil {
+		m.rebalances.Inc()
 	}
 }
 

@@ -48,6 +48,8 @@ func TestEndpoints(t *testing.T) {
 	m.DecodeError("ml.predictions", "decode")
 	m.Insert(time.Millisecond, "retryable")
 	m.Lag("ml.predictions", 2, 17)
+	m.State(4, 3, 6)
+	m.Rebalanced()
 	var nilMetrics *Metrics
 	nilMetrics.Consumed("x") // a nil *Metrics is a no-op
 	_, body := get(t, "http://"+addr+"/metrics")
@@ -56,6 +58,7 @@ func TestEndpoints(t *testing.T) {
 		`driftd_decode_errors_total{class="decode",topic="ml.predictions"} 1`,
 		`driftd_clickhouse_insert_errors_total{class="retryable"} 1`,
 		`driftd_consumer_lag{partition="2",topic="ml.predictions"} 17`,
+		"driftd_open_windows 4", "driftd_series_tracked 3", "driftd_partitions_assigned 6", "driftd_rebalances_total 1",
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %s", want)

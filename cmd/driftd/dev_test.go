@@ -145,7 +145,8 @@ func TestDevModeScenarios(t *testing.T) {
 		"/readyz":  {"ready"},
 		"/healthz": {"ok"},
 		"/metrics": {`driftd_records_consumed_total{topic="ml.predictions"}`, `driftd_alerts_total{kind="data_drift",state="firing"}`,
-			`driftd_consumer_lag{partition="0",topic="ml.predictions"}`, "driftd_clickhouse_insert_seconds_count", "driftd_window_close_seconds_count"},
+			`driftd_consumer_lag{partition="0",topic="ml.predictions"}`, "driftd_clickhouse_insert_seconds_count", "driftd_window_close_seconds_count",
+			"driftd_partitions_assigned 6"},
 	} {
 		resp, err := http.Get("http://" + healthAddr + path)
 		if err != nil {
