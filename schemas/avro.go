@@ -59,6 +59,10 @@ type Registry struct {
 
 	mu     sync.Mutex
 	codecs map[uint32]*goavro.Codec
+	// bundledPrediction marks the ids whose schema is the bundled prediction schema
+	// (same canonical form): those are decoded by decodePredictionBinary.
+	bundledPrediction map[uint32]bool
+	predictionForm    string
 }
 
 // NewRegistry returns a registry. url may be empty (bundled schemas only); pinned maps a
@@ -67,7 +71,16 @@ func NewRegistry(url string, pinned map[uint32]string, client *http.Client) (*Re
 	if client == nil {
 		client = &http.Client{Timeout: 10 * time.Second}
 	}
-	r := &Registry{url: url, client: client, codecs: map[uint32]*goavro.Codec{}}
+	r := &Registry{url: url, client: client, codecs: map[uint32]*goavro.Codec{}, bundledPrediction: map[uint32]bool{}}
+	text, err := BundledSchema(SchemaPrediction)
+	if err != nil {
+		return nil, err
+	}
+	pc, err := goavro.NewCodec(text)
+	if err != nil {
+		return nil, fmt.Errorf("compile bundled schema %s: %w", SchemaPrediction, err)
+	}
+	r.predictionForm = pc.CanonicalSchema()
 	ids := make([]uint32, 0, len(pinned))
 	for id := range pinned {
 		ids = append(ids, id)
@@ -82,9 +95,15 @@ func NewRegistry(url string, pinned map[uint32]string, client *http.Client) (*Re
 		if err != nil {
 			return nil, fmt.Errorf("compile bundled schema %s: %w", pinned[id], err)
 		}
-		r.codecs[id] = c
+		r.add(id, c)
 	}
 	return r, nil
+}
+
+// add caches the codec of id; the caller holds mu or owns r.
+func (r *Registry) add(id uint32, c *goavro.Codec) {
+	r.codecs[id] = c
+	r.bundledPrediction[id] = c.CanonicalSchema() == r.predictionForm
 }
 
 // Codec returns the codec for a schema id.
@@ -127,7 +146,7 @@ func (r *Registry) Codec(ctx context.Context, id uint32) (*goavro.Codec, error) 
 		return nil, fmt.Errorf("compile schema id %d: %w", id, err)
 	}
 	r.mu.Lock()
-	r.codecs[id] = c
+	r.add(id, c)
 	r.mu.Unlock()
 	return c, nil
 }
@@ -172,6 +191,29 @@ func (r *Registry) native(ctx context.Context, b []byte) (map[string]any, error)
 
 // DecodePredictionAvro decodes one Confluent-framed Avro prediction into e.
 func (r *Registry) DecodePredictionAvro(ctx context.Context, b []byte, e *PredictionEvent) error {
+	if id, body, err := splitConfluent(b); err == nil {
+		if _, err := r.Codec(ctx, id); err != nil {
+			return fmt.Errorf("decode Avro prediction: %w", err)
+		}
+		r.mu.Lock()
+		fast := r.bundledPrediction[id]
+		r.mu.Unlock()
+		if fast {
+			if err := decodePredictionBinary(body, e); err != nil {
+				return fmt.Errorf("decode Avro prediction: schema id %d: %w", id, err)
+			}
+			if err := e.validate(); err != nil {
+				return fmt.Errorf("decode Avro prediction %s: %w", e.EventID, err)
+			}
+			return nil
+		}
+	}
+	return r.decodePredictionGeneric(ctx, b, e)
+}
+
+// decodePredictionGeneric decodes through goavro's generic values: any writer schema
+// with the contract's field names.
+func (r *Registry) decodePredictionGeneric(ctx context.Context, b []byte, e *PredictionEvent) error {
 	m, err := r.native(ctx, b)
 	if err != nil {
 		return fmt.Errorf("decode Avro prediction: %w", err)

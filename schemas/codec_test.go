@@ -58,7 +58,7 @@ func TestDecodeJSONAndAvroAgree(t *testing.T) {
 				t.Fatal(err)
 			}
 			// JSON keeps the record's order, Avro maps are sorted by name: compare as sets.
-			if fmt.Sprint(sortFeatures(got.Features)) != fmt.Sprint(sortFeatures(want.Features)) {
+			if fmt.Sprint(featureSet(got.Features)) != fmt.Sprint(featureSet(want.Features)) {
 				t.Errorf("features = %v, want %v", got.Features, want.Features)
 			}
 			wantNoFeat := *want
@@ -70,7 +70,7 @@ func TestDecodeJSONAndAvroAgree(t *testing.T) {
 	}
 }
 
-func sortFeatures(fs []Feature) map[string]Value {
+func featureSet(fs []Feature) map[string]Value {
 	m := map[string]Value{}
 	for _, f := range fs {
 		m[f.Name] = f.Value
