@@ -134,14 +134,17 @@ func NewConsumer(o Options, log *slog.Logger) (*Consumer, error) {
 		balancers = []kafka.GroupBalancer{kafka.RangeGroupBalancer{}}
 	}
 	cg, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
-		ID:                    o.GroupID,
-		GroupBalancers:        balancers,
-		Brokers:               o.Brokers,
-		Dialer:                dialer(o),
-		Topics:                o.Topics,
-		StartOffset:           kafka.FirstOffset,
+		ID:             o.GroupID,
+		GroupBalancers: balancers,
+		Brokers:        o.Brokers,
+		Dialer:         dialer(o),
+		Topics:         o.Topics,
+		StartOffset:    kafka.FirstOffset,
+		// Heartbeats run beside the pipeline, not in it (a long ClickHouse retry does
+		// not stop them), so a short session is safe: a standby takes over ~10 s after
+		// the active member dies.
 		HeartbeatInterval:     time.Second,
-		SessionTimeout:        30 * time.Second,
+		SessionTimeout:        10 * time.Second,
 		RebalanceTimeout:      30 * time.Second,
 		JoinGroupBackoff:      time.Second,
 		WatchPartitionChanges: true,
