@@ -155,6 +155,9 @@ type Embedded struct {
 	LibPath string `yaml:"lib_path"`
 	// RemoteWrites lets clients on other hosts change data or schema (off: they read).
 	RemoteWrites bool `yaml:"remote_writes"`
+	// TLSCertFile and TLSKeyFile (PEM) make the endpoint serve HTTPS.
+	TLSCertFile string `yaml:"tls_cert_file"`
+	TLSKeyFile  string `yaml:"tls_key_file"`
 }
 
 // Windows are the default window settings of every model.
@@ -463,6 +466,9 @@ func (c *Config) Validate() error {
 	case "active_standby", "spread":
 	default:
 		return fail("kafka.group_mode", "%q is not one of active_standby, spread", c.Kafka.GroupMode)
+	}
+	if e := c.ClickHouse.Embedded; (e.TLSCertFile == "") != (e.TLSKeyFile == "") {
+		return fail("clickhouse.embedded.tls_cert_file", "set both tls_cert_file and tls_key_file, or neither")
 	}
 	if c.ClickHouse.TLSCAFile != "" && !c.ClickHouse.TLS {
 		return fail("clickhouse.tls_ca_file", "set clickhouse.tls too")

@@ -129,12 +129,15 @@ func TestSASL(t *testing.T) {
 			if err != nil || string(r.Value) != "over "+mech {
 				t.Fatalf("fetch: %q %v", r.Value, err)
 			}
-			bad, _ := consumers.SASLMechanism(mech, "driftd", "wrong")
+			bad, _ := consumers.SASLMechanism(mech, "driftd", "wrong-pa55word")
 			short, cancel := context.WithTimeout(ctx, 15*time.Second)
 			defer cancel()
 			err = consumers.EnsureTopics(short, consumers.Options{Brokers: []string{brokers}, SASL: bad}, 1, topic)
 			if err == nil || !strings.Contains(strings.ToLower(err.Error()), "sasl") {
 				t.Fatalf("a wrong password: %v", err)
+			}
+			if strings.Contains(err.Error(), "wrong-pa55word") {
+				t.Fatalf("the password is in the error: %v", err)
 			}
 		})
 	}

@@ -38,7 +38,7 @@ func runProcess(t *testing.T, ctx context.Context, env []string) (*exec.Cmd, str
 	addr := make(chan string, 1)
 	done := make(chan struct{})
 	var lines []string
-	re := regexp.MustCompile(`embedded ClickHouse serving" http=http://(\S+)`)
+	re := regexp.MustCompile(`embedded ClickHouse serving" http=https?://(\S+)`)
 	go func() {
 		defer close(done)
 		sc := bufio.NewScanner(stderr)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -38,13 +39,13 @@ func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (*stora
 	}
 	stopEngine := func() {}
 	if ch.Embedded.Enabled {
-		addr, stop, err := startEmbedded(ch.Embedded, ch.Username, ch.Password.Reveal(), log)
+		addr, own, stop, err := startEmbedded(ch.Embedded, ch.Username, ch.Password.Reveal(), log)
 		if err != nil {
 			return nil, nil, err
 		}
 		stopEngine = stop
-		// driftd reaches its own endpoint in plain HTTP, with the endpoint's credentials.
-		opts.Addr, opts.Protocol, opts.TLS = addr, "http", nil
+		// driftd reaches its own endpoint with the endpoint's credentials (and TLS).
+		opts.Addr, opts.Protocol, opts.TLS = addr, "http", own
 	}
 	var st *storage.Store
 	var err error
@@ -67,46 +68,62 @@ func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (*stora
 }
 
 // startEmbedded loads libchdb.so, opens the engine and serves it on the configured
-// address. It returns the address and a func that stops both.
-func startEmbedded(e config.Embedded, user, password string, log *slog.Logger) (string, func(), error) {
+// address. It returns the address, the TLS for driftd's own connection to it (nil for
+// plain HTTP) and a func that stops both.
+func startEmbedded(e config.Embedded, user, password string, log *slog.Logger) (string, *tls.Config, func(), error) {
+	var cert *tls.Certificate
+	if e.TLSCertFile != "" {
+		c, err := tls.LoadX509KeyPair(e.TLSCertFile, e.TLSKeyFile)
+		if err != nil {
+			return "", nil, nil, fmt.Errorf("clickhouse.embedded.tls_cert_file: %w", err)
+		}
+		cert = &c
+	}
 	lib, err := chdb.FindLibrary(e.LibPath)
 	if err != nil && e.LibPath == "" && os.Getenv(chdb.LibEnv) == "" {
 		// First use: fetch the pinned engine once into the user's cache.
 		log.Info("the ClickHouse engine (libchdb.so) is not here yet; fetching it once", "cache", chdb.DefaultCacheDir())
 		lib, err = chdb.Fetch(context.Background(), chdb.DefaultCacheDir(), os.Stderr)
 		if err != nil {
-			return "", nil, fmt.Errorf("embedded ClickHouse: could not fetch the engine: %w; set %s to a libchdb.so (npm package %s@%s) or allow access to the npm registry", err, chdb.LibEnv, "@chdb/lib-linux-x64-gnu", chdb.PinnedVersion)
+			return "", nil, nil, fmt.Errorf("embedded ClickHouse: could not fetch the engine: %w; set %s to a libchdb.so (npm package %s@%s) or allow access to the npm registry", err, chdb.LibEnv, "@chdb/lib-linux-x64-gnu", chdb.PinnedVersion)
 		}
 	}
 	if err != nil {
-		return "", nil, fmt.Errorf("embedded ClickHouse: %w", err)
+		return "", nil, nil, fmt.Errorf("embedded ClickHouse: %w", err)
 	}
 	eng, err := chdb.Open(lib, e.DataDir)
 	if err != nil {
-		return "", nil, fmt.Errorf("embedded ClickHouse: %w", err)
+		return "", nil, nil, fmt.Errorf("embedded ClickHouse: %w", err)
 	}
 	ln, err := net.Listen("tcp", e.Listen)
 	if err != nil {
 		eng.Close()
-		return "", nil, fmt.Errorf("embedded ClickHouse: listen on %s: %w", e.Listen, err)
+		return "", nil, nil, fmt.Errorf("embedded ClickHouse: listen on %s: %w", e.Listen, err)
 	}
 	tmp, err := os.MkdirTemp("", "driftd-chdb-")
 	if err != nil {
 		eng.Close()
 		ln.Close()
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	handler := chdb.NewServer(eng, tmp, log)
 	handler.RemoteWrites = e.RemoteWrites
 	handler.User, handler.Password = user, password
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	scheme, serve := "http", func() error { return srv.Serve(ln) }
+	var own *tls.Config
+	if cert != nil {
+		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{*cert}}
+		scheme, serve = "https", func() error { return srv.ServeTLS(ln, "", "") }
+		own = pinned(cert.Certificate[0])
+	}
 	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := serve(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("embedded ClickHouse endpoint stopped", "err", err)
 		}
 	}()
-	log.Info("embedded ClickHouse serving", "http", "http://"+ln.Addr().String(), "data_dir", e.DataDir, "lib", lib)
-	return ln.Addr().String(), func() {
+	log.Info("embedded ClickHouse serving", "http", scheme+"://"+ln.Addr().String(), "data_dir", e.DataDir, "lib", lib)
+	return ln.Addr().String(), own, func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		srv.Shutdown(ctx)
@@ -144,6 +161,18 @@ func clientTLS(caFile, field string, insecure bool) (*tls.Config, error) {
 	}
 	c.RootCAs = pool
 	return c, nil
+}
+
+// pinned trusts exactly one certificate: driftd's connection to its own endpoint, whose
+// certificate may name a host other than the loopback address it dials.
+func pinned(leaf []byte) *tls.Config {
+	return &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: true,
+		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
+			if len(raw) == 0 || !bytes.Equal(raw[0], leaf) {
+				return errors.New("the embedded endpoint presented another certificate than its own")
+			}
+			return nil
+		}}
 }
 
 // kafkaOptions turns the configuration's brokers, TLS and SASL into client options.
