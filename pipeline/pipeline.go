@@ -166,6 +166,9 @@ type Runner struct {
 	onFlush              func(Stats)
 	onVerdict            func(detectors.Verdict, []*schemas.AlertEvent)
 	onAlert              func(*schemas.AlertEvent)
+	// outboxDue: stored alerts not recorded as published are to be published once this
+	// member reads partitions.
+	outboxDue bool
 }
 
 // New returns a runner. now is the wall clock (time.Now in production).
@@ -275,17 +278,9 @@ func (r *Runner) Restore(ctx context.Context) error {
 	for _, a := range firing {
 		r.alerter.Restore(a.Fingerprint, true, a.Severity)
 	}
-	// The outbox: alerts stored by a run that stopped before publishing them.
-	unpublished, err := r.store.LoadUnpublishedAlerts(ctx, 48*time.Hour)
-	if err != nil {
-		return err
-	}
-	if len(unpublished) > 0 {
-		r.log.Info("publishing alerts stored but not published before the last stop", "alerts", len(unpublished))
-		if err := r.publish(ctx, unpublished); err != nil {
-			return err
-		}
-	}
+	// The outbox is emptied once this member reads partitions (drainOutbox): a standby
+	// must not publish what the active member is about to.
+	r.outboxDue = true
 	if r.up != nil {
 		if err := r.restoreUpstream(ctx); err != nil {
 			return err
@@ -333,6 +328,11 @@ func (r *Runner) Run(ctx context.Context) error {
 			r.log.Warn("fetch failed; retrying", "err", err)
 			sleep(ctx, time.Second)
 			continue
+		}
+		if r.outboxDue && r.src.Assigned() > 0 {
+			if err := r.drainOutbox(ctx); err != nil {
+				return err
+			}
 		}
 		now := r.now()
 		if r.graceOver(now) {
@@ -609,6 +609,27 @@ func (r *Runner) Flush(ctx context.Context) error {
 	r.stats.StageWindowsClosed += uint64(len(stageClosed))
 	r.stats.AlertsEmitted += uint64(len(batch.Alerts))
 	return r.commitAndReport(ctx)
+}
+
+// drainOutbox publishes the alerts a member that stopped (or was replaced) stored but did
+// not record as published, waiting out a ClickHouse that cannot answer.
+func (r *Runner) drainOutbox(ctx context.Context) error {
+	for {
+		unpublished, err := r.store.LoadUnpublishedAlerts(ctx, 48*time.Hour)
+		if err == nil {
+			r.outboxDue = false
+			if len(unpublished) == 0 {
+				return nil
+			}
+			r.log.Info("publishing alerts stored but not published before the last stop", "alerts", len(unpublished))
+			return r.publish(ctx, unpublished)
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		r.log.Warn("loading unpublished alerts failed; retrying", "err", err)
+		sleep(ctx, time.Second)
+	}
 }
 
 // publish puts stored alerts on the alert topic, retrying until it takes them, then
