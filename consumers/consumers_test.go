@@ -71,15 +71,7 @@ func TestDeadLetterCarriesProvenance(t *testing.T) {
 	at := time.Date(2026, 3, 4, 10, 0, 0, 0, time.UTC)
 	rec := consumers.Record{Topic: "ml.predictions", Partition: 2, Offset: 41, Key: []byte("k"), Value: []byte{0xff, 0x00},
 		Headers: []kafka.Header{{Key: "trace", Value: []byte("abc")}}}
-	if err := d.Send(ctx, rec, consumers.ClassDecode, errors.New("record is neither JSON nor Avro"), at); err != nil {
-		t.Fatal(err)
-	}
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{brokers}, Topic: topic, MaxWait: 100 * time.Millisecond})
-	defer r.Close()
-	m, err := r.ReadMessage(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := sendAndReadBack(t, ctx, d, brokers, topic, rec, consumers.ClassDecode, errors.New("record is neither JSON nor Avro"), at)
 	for k, want := range map[string]string{
 		consumers.HeaderSourceTopic: "ml.predictions", consumers.HeaderSourcePartition: "2", consumers.HeaderSourceOffset: "41",
 		consumers.HeaderErrorClass: "decode", consumers.HeaderErrorMessage: "record is neither JSON nor Avro",
@@ -282,15 +274,7 @@ func TestDeadLetterTruncatesWhatTheTopicRefuses(t *testing.T) {
 	defer d.Close()
 	value := []byte(strings.Repeat("0123456789", 100_000)) // 1 MB
 	rec := consumers.Record{Topic: "ml.predictions", Partition: 0, Offset: 9, Value: value}
-	if err := d.Send(ctx, rec, consumers.ClassInvalid, errors.New("too big"), time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{brokers}, Topic: topic, MaxWait: 100 * time.Millisecond})
-	defer r.Close()
-	m, err := r.ReadMessage(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := sendAndReadBack(t, ctx, d, brokers, topic, rec, consumers.ClassInvalid, errors.New("too big"), time.Now())
 	if len(m.Value) != consumers.TruncatedValueBytes || string(m.Value) != string(value[:consumers.TruncatedValueBytes]) ||
 		testenv.Header(m, consumers.HeaderTruncatedFrom) != "1000000" || testenv.Header(m, consumers.HeaderSourceOffset) != "9" {
 		t.Fatalf("dead letter of %d bytes, headers %v", len(m.Value), m.Headers)
@@ -408,4 +392,19 @@ func numberedTopic(t *testing.T, partitions int) (consumers.Options, context.Con
 			t.Fatal(err)
 		}
 	}
+}
+
+// sendAndReadBack sets rec aside with d and returns the dead letter as the topic holds it.
+func sendAndReadBack(t *testing.T, ctx context.Context, d *consumers.DeadLetter, brokers, topic string, rec consumers.Record, class string, reason error, at time.Time) kafka.Message {
+	t.Helper()
+	if err := d.Send(ctx, rec, class, reason, at); err != nil {
+		t.Fatal(err)
+	}
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{brokers}, Topic: topic, MaxWait: 100 * time.Millisecond})
+	defer r.Close()
+	m, err := r.ReadMessage(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
