@@ -129,7 +129,10 @@ func NewConsumer(o Options, log *slog.Logger) (*Consumer, error) {
 	if o.MaxBytes <= 0 {
 		o.MaxBytes = 16 << 20
 	}
-	balancers := []kafka.GroupBalancer{activeStandby{since: time.Now().UnixNano()}}
+	// Range second: during a rolling upgrade from a driftd that only spoke range, the
+	// group agrees on range (each member judging its share) instead of refusing the
+	// newcomer; once every member speaks active/standby, the group chooses it.
+	balancers := []kafka.GroupBalancer{activeStandby{since: time.Now().UnixNano()}, kafka.RangeGroupBalancer{}}
 	if o.Spread {
 		balancers = []kafka.GroupBalancer{kafka.RangeGroupBalancer{}}
 	}

@@ -408,3 +408,39 @@ func sendAndReadBack(t *testing.T, ctx context.Context, d *consumers.DeadLetter,
 	}
 	return m
 }
+
+// A rolling upgrade: a member that speaks only range (spread, or an older driftd) and a
+// default member share one group on range, rather than the newcomer being refused.
+func TestMixedGroupFallsBackToRange(t *testing.T) {
+	o, ctx, write := numberedTopic(t, 2)
+	write(0, 100)
+	old := o
+	old.Spread = true
+	a, err := consumers.NewConsumer(old, testenv.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if _, err := a.Fetch(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b, err := consumers.NewConsumer(o, testenv.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	_, aErrs := fetchInBackground(t, ctx, a) // a must keep fetching to take part in the rebalance
+	bRecs, bErrs := fetchInBackground(t, ctx, b)
+	select {
+	case <-bRecs:
+		if a.Assigned() != 1 || b.Assigned() != 1 {
+			t.Fatalf("partitions: %d and %d, want one each", a.Assigned(), b.Assigned())
+		}
+	case err := <-bErrs:
+		t.Fatalf("the newcomer: %v", err)
+	case err := <-aErrs:
+		t.Fatalf("the older member: %v", err)
+	case <-ctx.Done():
+		t.Fatal("the newcomer read nothing")
+	}
+}
