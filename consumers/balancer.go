@@ -3,23 +3,35 @@ package consumers
 import (
 	"encoding/binary"
 	"sort"
+	"sync/atomic"
 
 	"github.com/segmentio/kafka-go"
 )
 
-// activeStandby is a group balancer that gives every partition to one member, the one
-// that joined first, and none to the others, which wait as hot standbys and take over
-// when it leaves or dies. Drift is judged on whole windows: with the partitions of one
-// model spread over several members, each would judge its share only. One active member
-// keeps every window whole; extra members buy failover, not throughput.
+// activeStandby is a group balancer that gives every partition to one member and none to
+// the others, which wait as hot standbys and take over when it leaves or dies. Drift is
+// judged on whole windows: with the partitions of one model spread over several members,
+// each would judge its share only. One active member keeps every window whole; extra
+// members buy failover, not throughput.
+//
+// The active member stays active: each member tells the group whether it reads partitions
+// now, and a member that does is preferred, so a newcomer never takes over (which would
+// cost the active member its in-memory windows). Without one (start-up, or the active
+// member gone), the member that started first is chosen.
 type activeStandby struct {
-	since int64 // when this member started, unix ns: the oldest member stays active
+	since  int64        // when this member started, unix ns
+	active *atomic.Bool // whether this member reads partitions now
 }
 
 func (activeStandby) ProtocolName() string { return "driftd-active-standby" }
 
+// UserData is since (8 bytes, big endian) and 1 if the member is active.
 func (b activeStandby) UserData() ([]byte, error) {
-	return binary.BigEndian.AppendUint64(nil, uint64(b.since)), nil
+	d := binary.BigEndian.AppendUint64(nil, uint64(b.since))
+	if b.active != nil && b.active.Load() {
+		return append(d, 1), nil
+	}
+	return append(d, 0), nil
 }
 
 func (activeStandby) AssignGroups(members []kafka.GroupMember, partitions []kafka.Partition) kafka.GroupMemberAssignments {
@@ -28,21 +40,31 @@ func (activeStandby) AssignGroups(members []kafka.GroupMember, partitions []kafk
 		return out
 	}
 	since := func(m kafka.GroupMember) uint64 {
-		if len(m.UserData) != 8 {
+		if len(m.UserData) < 8 {
 			return ^uint64(0) // unknown: youngest
 		}
 		return binary.BigEndian.Uint64(m.UserData)
 	}
-	active := members[0]
+	active := func(m kafka.GroupMember) bool { return len(m.UserData) >= 9 && m.UserData[8] == 1 }
+	better := func(m, than kafka.GroupMember) bool {
+		if active(m) != active(than) {
+			return active(m)
+		}
+		if s, t := since(m), since(than); s != t {
+			return s < t
+		}
+		return m.ID < than.ID
+	}
+	chosen := members[0]
 	for _, m := range members[1:] {
-		if s, a := since(m), since(active); s < a || (s == a && m.ID < active.ID) {
-			active = m
+		if better(m, chosen) {
+			chosen = m
 		}
 	}
 	for _, m := range members {
 		out[m.ID] = map[string][]int{}
 	}
-	mine := out[active.ID]
+	mine := out[chosen.ID]
 	for _, p := range partitions {
 		mine[p.Topic] = append(mine[p.Topic], p.ID)
 	}

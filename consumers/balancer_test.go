@@ -8,17 +8,25 @@ import (
 	"github.com/segmentio/kafka-go"
 )
 
-func TestActiveStandbyGivesEverythingToTheOldestMember(t *testing.T) {
-	at := func(ns uint64) []byte { return binary.BigEndian.AppendUint64(nil, ns) }
+func TestActiveStandbyGivesEverythingToOneMember(t *testing.T) {
+	data := func(since uint64, active bool) []byte {
+		d := binary.BigEndian.AppendUint64(nil, since)
+		if active {
+			return append(d, 1)
+		}
+		return append(d, 0)
+	}
 	parts := []kafka.Partition{{Topic: "p", ID: 2}, {Topic: "p", ID: 0}, {Topic: "q", ID: 0}, {Topic: "p", ID: 1}}
 	for _, c := range []struct {
 		name    string
 		members []kafka.GroupMember
 		active  string
 	}{
-		{"oldest wins", []kafka.GroupMember{{ID: "a", UserData: at(30)}, {ID: "b", UserData: at(10)}, {ID: "c", UserData: at(20)}}, "b"},
-		{"a tie goes to the smaller id", []kafka.GroupMember{{ID: "z", UserData: at(5)}, {ID: "y", UserData: at(5)}}, "y"},
-		{"unknown user data is youngest", []kafka.GroupMember{{ID: "a", UserData: []byte("x")}, {ID: "b", UserData: at(99)}}, "b"},
+		{"the oldest, when none is active", []kafka.GroupMember{{ID: "a", UserData: data(30, false)}, {ID: "b", UserData: data(10, false)}, {ID: "c", UserData: data(20, false)}}, "b"},
+		{"the active member stays, though a member is older", []kafka.GroupMember{{ID: "a", UserData: data(30, true)}, {ID: "b", UserData: data(10, false)}}, "a"},
+		{"of two that say they are active, the older", []kafka.GroupMember{{ID: "a", UserData: data(30, true)}, {ID: "b", UserData: data(20, true)}}, "b"},
+		{"a tie goes to the smaller id", []kafka.GroupMember{{ID: "z", UserData: data(5, false)}, {ID: "y", UserData: data(5, false)}}, "y"},
+		{"unknown user data is youngest", []kafka.GroupMember{{ID: "a", UserData: []byte("x")}, {ID: "b", UserData: data(99, false)}}, "b"},
 		{"alone", []kafka.GroupMember{{ID: "solo"}}, "solo"},
 	} {
 		t.Run(c.name, func(t *testing.T) {

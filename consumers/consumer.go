@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -82,6 +83,8 @@ type Consumer struct {
 	prev      *generation
 	delivered map[TopicPartition]int64
 	changed   bool
+	// active says, in the next join, that this member reads partitions (activeStandby).
+	active *atomic.Bool
 }
 
 // ErrRebalanced is returned (wrapped) by Fetch once when a new generation of the group
@@ -132,7 +135,8 @@ func NewConsumer(o Options, log *slog.Logger) (*Consumer, error) {
 	// Range second: during a rolling upgrade from a driftd that only spoke range, the
 	// group agrees on range (each member judging its share) instead of refusing the
 	// newcomer; once every member speaks active/standby, the group chooses it.
-	balancers := []kafka.GroupBalancer{activeStandby{since: time.Now().UnixNano()}, kafka.RangeGroupBalancer{}}
+	active := &atomic.Bool{}
+	balancers := []kafka.GroupBalancer{activeStandby{since: time.Now().UnixNano(), active: active}, kafka.RangeGroupBalancer{}}
 	if o.Spread {
 		balancers = []kafka.GroupBalancer{kafka.RangeGroupBalancer{}}
 	}
@@ -157,7 +161,7 @@ func NewConsumer(o Options, log *slog.Logger) (*Consumer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("consumer group %s: %w", o.GroupID, err)
 	}
-	return &Consumer{o: o, cg: cg, log: log, delivered: map[TopicPartition]int64{}}, nil
+	return &Consumer{o: o, cg: cg, log: log, delivered: map[TopicPartition]int64{}, active: active}, nil
 }
 
 // Fetch returns the next record; it blocks until one arrives or ctx ends. Between
@@ -256,6 +260,7 @@ func (c *Consumer) start(g *kafka.Generation) *generation {
 	if !cont {
 		clear(c.delivered)
 	}
+	c.active.Store(len(gen.owned) > 0)
 	sort.Strings(assigned)
 	g.Start(func(ctx context.Context) {
 		<-ctx.Done()
