@@ -28,6 +28,9 @@ func TestComposeFileIsValidAndMatchesConfig(t *testing.T) {
 		}
 	}
 	d, _ := p.GetService("driftd")
+	if d.Deploy == nil || d.Deploy.Replicas == nil || *d.Deploy.Replicas != 2 {
+		t.Errorf("driftd should run as an active member and a standby: deploy %+v", d.Deploy)
+	}
 	if d.Build == nil || d.Build.Dockerfile != "Dockerfile" {
 		t.Errorf("driftd is not built from the repository's Dockerfile: %+v", d.Build)
 	}
