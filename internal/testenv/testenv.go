@@ -198,12 +198,6 @@ func (b *Broker) Restart(t testing.TB) {
 	b.script(t, "restart")
 }
 
-// Stop stops the broker (Start brings it back on the same data).
-func (b *Broker) Stop(t testing.TB) { t.Helper(); b.script(t, "stop") }
-
-// Start starts a stopped broker again.
-func (b *Broker) Start(t testing.TB) { t.Helper(); b.script(t, "restart") }
-
 func (b *Broker) script(t testing.TB, cmd string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
