@@ -129,8 +129,9 @@ type Processor struct {
 	layouts map[[2]string]*Layout // (model, version)
 	models  map[string]*modelState
 	open    map[partialKey]*Partial
-	// series holds each tracked series' last event (wall clock, unix ms).
-	series    map[SeriesKey]int64
+	// series holds each tracked series' last event (wall clock, unix ms), behind a
+	// pointer so that an event of a known series costs one map lookup.
+	series    map[SeriesKey]*int64
 	lastSweep time.Time
 }
 
@@ -152,7 +153,7 @@ func NewProcessor(specFor func(model string) WindowSpec, limits Limits) *Process
 		limits.SeriesIdle = DefaultLimits.SeriesIdle
 	}
 	return &Processor{specFor: specFor, limits: limits, layouts: map[[2]string]*Layout{},
-		models: map[string]*modelState{}, open: map[partialKey]*Partial{}, series: map[SeriesKey]int64{}}
+		models: map[string]*modelState{}, open: map[partialKey]*Partial{}, series: map[SeriesKey]*int64{}}
 }
 
 // SetLayout sets the reference layout used by windows of (model, version) opened from now on.
@@ -183,10 +184,15 @@ func WindowOf(t time.Time, size time.Duration) (int64, int64) {
 // For Late, it also returns the window the event belonged to.
 func (p *Processor) Add(e *schemas.PredictionEvent, src Source, now time.Time) (Outcome, int64, int64) {
 	sk := SeriesKey{e.Model, e.ModelVersion, e.Deployment}
-	if _, ok := p.series[sk]; !ok && len(p.series) >= p.limits.MaxSeries && !p.forgetIdleSeries(now) {
-		return Rejected, 0, 0
+	last, ok := p.series[sk]
+	if !ok {
+		if len(p.series) >= p.limits.MaxSeries && !p.forgetIdleSeries(now) {
+			return Rejected, 0, 0
+		}
+		last = new(int64)
+		p.series[sk] = last
 	}
-	p.series[sk] = now.UnixMilli()
+	*last = now.UnixMilli()
 	m := p.model(e.Model)
 	start, end := WindowOf(e.Timestamp, m.spec.Size)
 	tp := TopicPartition{src.Topic, src.Partition}
@@ -371,7 +377,7 @@ func (p *Processor) forgetIdleSeries(now time.Time) bool {
 	cutoff := now.Add(-p.limits.SeriesIdle).UnixMilli()
 	forgotten, kept := map[string]bool{}, map[string]bool{}
 	for k, last := range p.series {
-		if last <= cutoff && !busy[k] {
+		if *last <= cutoff && !busy[k] {
 			delete(p.series, k)
 			forgotten[k.Model] = true
 		} else {
