@@ -42,13 +42,6 @@ func TestBadInputEndsInTheDeadLetterTopic(t *testing.T) {
 		return &schemas.PredictionEvent{EventID: fmt.Sprintf("%s-%v", model, at), Model: model, ModelVersion: "1", Timestamp: t0.Add(at),
 			LatencyMs: 5, Features: features, Prediction: schemas.Value{Kind: schemas.Number, Num: 0.5}}
 	}
-	jsonOf := func(e *schemas.PredictionEvent) []byte {
-		b, err := schemas.MarshalPredictionJSON(e)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
 	avroOf := func(e *schemas.PredictionEvent) []byte {
 		b, err := schemas.EncodePredictionAvro(codec, 7, e)
 		if err != nil {
@@ -83,12 +76,12 @@ func TestBadInputEndsInTheDeadLetterTopic(t *testing.T) {
 		{[]byte(`{"model":"fraud-scorer","timestamp":"2026-03-04T10:00:01Z","features":{"amount":NaN}}`), consumers.ClassDecode},
 		{avroOf(nan), consumers.ClassInvalid},
 		{avroOf(inf), consumers.ClassInvalid},
-		{jsonOf(event("", time.Second)), consumers.ClassInvalid},                         // empty model
-		{jsonOf(event("fraud-scorer", 73*365*24*time.Hour)), consumers.ClassInvalid},     // 2099
-		{bytes.Repeat([]byte("x"), 10<<20), consumers.ClassInvalid},                      // 10 MB
-		{jsonOf(event("fraud-scorer", time.Second, wide...)), consumers.ClassInvalid},    // 100k features
-		{jsonOf(event("fraud-scorer", time.Second, fewWide...)), consumers.ClassInvalid}, // 1.5k features
-		{jsonOf(event("model-4", time.Second)), consumers.ClassLimit},                    // a fourth series
+		{jsonOf(t, event("", time.Second)), consumers.ClassInvalid},                         // empty model
+		{jsonOf(t, event("fraud-scorer", 73*365*24*time.Hour)), consumers.ClassInvalid},     // 2099
+		{bytes.Repeat([]byte("x"), 10<<20), consumers.ClassInvalid},                         // 10 MB
+		{jsonOf(t, event("fraud-scorer", time.Second, wide...)), consumers.ClassInvalid},    // 100k features
+		{jsonOf(t, event("fraud-scorer", time.Second, fewWide...)), consumers.ClassInvalid}, // 1.5k features
+		{jsonOf(t, event("model-4", time.Second)), consumers.ClassLimit},                    // a fourth series
 	}
 	// Valid events before, between and after, on the one partition; one of them carries a
 	// categorical feature with a new value each time (bounded: top values plus other).
@@ -100,7 +93,7 @@ func TestBadInputEndsInTheDeadLetterTopic(t *testing.T) {
 			schemas.Feature{Name: "user", Value: schemas.Value{Kind: schemas.String, Str: fmt.Sprintf("user-%d", goodN)}})
 		e.EventID = fmt.Sprintf("good-%d", goodN)
 		goodN++
-		msgs = append(msgs, kafka.Message{Value: jsonOf(e)})
+		msgs = append(msgs, kafka.Message{Value: jsonOf(t, e)})
 	}
 	for _, model := range []string{"fraud-scorer", "stable-model", "third"} {
 		good(model)

@@ -20,11 +20,7 @@ func TestOutOfOrderAndLateEvents(t *testing.T) {
 	msg := func(id string, at time.Duration) kafka.Message {
 		e := &schemas.PredictionEvent{EventID: id, Model: "m", ModelVersion: "1", Timestamp: t0.Add(at), LatencyMs: 1,
 			Features: []schemas.Feature{{Name: "x", Value: schemas.Value{Kind: schemas.Number, Num: float64(at / time.Second)}}}}
-		b, err := schemas.MarshalPredictionJSON(e)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return kafka.Message{Value: b}
+		return kafka.Message{Value: jsonOf(t, e)}
 	}
 	var first []kafka.Message
 	for s := 0; s < 80; s++ { // 10:00:00 … 10:01:19: window 0 closes once the grace is over

@@ -70,6 +70,16 @@ func stream(rng *rand.Rand, n int, shifted map[int]bool) []kafka.Message {
 	return msgs
 }
 
+// jsonOf is e as a JSON record.
+func jsonOf(t testing.TB, e *schemas.PredictionEvent) []byte {
+	t.Helper()
+	b, err := schemas.MarshalPredictionJSON(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 type harness struct {
 	brokers                            string
 	predictions, pipeline, alerts, dlq string
