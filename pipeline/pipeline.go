@@ -408,17 +408,18 @@ func (r *Runner) handle(ctx context.Context, rec consumers.Record) error {
 	if ok, err := r.decode(ctx, rec, func() error { return r.set.Decoder.Prediction(ctx, rec.Value, &r.event) }); !ok {
 		return err
 	}
-	if err := r.checkFuture(r.event.Timestamp); err != nil {
+	now := r.now() // once per record, after decoding (which may wait for the registry)
+	if err := r.checkFuture(r.event.Timestamp, now); err != nil {
 		r.set.Observer.DecodeError(rec.Topic, consumers.ClassInvalid)
 		return r.deadLetter(ctx, rec, consumers.ClassInvalid, fmt.Errorf("prediction %s: %w", r.event.EventID, err))
 	}
 	e := &r.event
-	if max := r.proc.Limits().MaxFeatures; len(e.Features) > max {
+	if limit := r.proc.Limits().MaxFeatures; len(e.Features) > limit {
 		r.set.Observer.DecodeError(rec.Topic, consumers.ClassInvalid)
-		return r.deadLetter(ctx, rec, consumers.ClassInvalid, fmt.Errorf("%w: prediction %s has %d features, more than limits.max_features (%d)", schemas.ErrInvalid, e.EventID, len(e.Features), max))
+		return r.deadLetter(ctx, rec, consumers.ClassInvalid, fmt.Errorf("%w: prediction %s has %d features, more than limits.max_features (%d)", schemas.ErrInvalid, e.EventID, len(e.Features), limit))
 	}
-	r.observeEventTime(r.event.Timestamp)
-	out, start, end := r.proc.Add(e, processors.Source{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset}, r.now())
+	r.observeEventTime(r.event.Timestamp, now)
+	out, start, end := r.proc.Add(e, processors.Source{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset}, now)
 	switch out {
 	case processors.Rejected:
 		return r.deadLetter(ctx, rec, consumers.ClassLimit, fmt.Errorf("series model %q version %q deployment %q is not tracked: limits.max_series (%d) series are", e.Model, e.ModelVersion, e.Deployment, r.proc.Limits().MaxSeries))
@@ -441,9 +442,9 @@ func (r *Runner) handle(ctx context.Context, rec consumers.Record) error {
 }
 
 // checkFuture refuses timestamps too far ahead of the wall clock (Settings.MaxFuture).
-func (r *Runner) checkFuture(t time.Time) error {
+func (r *Runner) checkFuture(t, now time.Time) error {
 	if r.set.MaxFuture > 0 {
-		if limit := r.now().Add(r.set.MaxFuture); t.After(limit) {
+		if limit := now.Add(r.set.MaxFuture); t.After(limit) {
 			return fmt.Errorf("%w: timestamp %s is more than %s ahead of driftd's clock", schemas.ErrInvalid, t.UTC().Format(time.RFC3339), r.set.MaxFuture)
 		}
 	}

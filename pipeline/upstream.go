@@ -167,17 +167,18 @@ func (r *Runner) handlePipeline(ctx context.Context, rec consumers.Record) error
 		return err
 	}
 	e := &u.event
-	if err := r.checkFuture(e.Timestamp); err != nil {
+	now := r.now()
+	if err := r.checkFuture(e.Timestamp, now); err != nil {
 		r.set.Observer.DecodeError(rec.Topic, consumers.ClassInvalid)
 		return r.deadLetter(ctx, rec, consumers.ClassInvalid, fmt.Errorf("pipeline event %s: %w", e.EventID, err))
 	}
 	r.stats.PipelineRuns++
-	r.observeEventTime(e.Timestamp)
+	r.observeEventTime(e.Timestamp, now)
 	if e.Status == "started" {
 		return nil // a run is judged when it finishes
 	}
 	adaptRun(e, &u.adapted)
-	out, start, end := u.proc.Add(&u.adapted, processors.Source{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset}, r.now())
+	out, start, end := u.proc.Add(&u.adapted, processors.Source{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset}, now)
 	if out == processors.Rejected {
 		return r.deadLetter(ctx, rec, consumers.ClassLimit, fmt.Errorf("stage %q of pipeline %q is not tracked: limits.max_series (%d) stages are", e.Stage, e.Pipeline, u.proc.Limits().MaxSeries))
 	}
@@ -237,9 +238,9 @@ func (r *Runner) judgeStages(closed []processors.Closed) ([]storage.StageRow, []
 }
 
 // observeEventTime advances the stream's clock: the newest event time seen, and when.
-func (r *Runner) observeEventTime(t time.Time) {
+func (r *Runner) observeEventTime(t, now time.Time) {
 	if t.After(r.dataMax) {
-		r.dataMax, r.dataMaxWall = t, r.now()
+		r.dataMax, r.dataMaxWall = t, now
 	}
 }
 
