@@ -130,7 +130,8 @@ type Stats struct {
 	FreshnessChecks                              uint64
 	WindowsClosed, AlertsEmitted, Flushes        uint64
 	ReferencesBuilt                              uint64
-	// Rebalances counts the consumer-group generations that ended under this runner.
+	// Rebalances counts the generations that gave this member other partitions (each
+	// dropped its state and restored it from ClickHouse).
 	Rebalances uint64
 }
 
