@@ -269,23 +269,7 @@ func TestStandbyTakesOverAfterSIGKILL(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	run := func(q string) (string, error) {
-		// formatRow gives each row as the HTTP endpoint's TSV would.
-		rows, err := st.Conn().Query(ctx, "SELECT formatRow('TSV', *) FROM ("+q+")")
-		if err != nil {
-			return "", err
-		}
-		defer rows.Close()
-		var b strings.Builder
-		for rows.Next() {
-			var line string
-			if err := rows.Scan(&line); err != nil {
-				return "", err
-			}
-			b.WriteString(line)
-		}
-		return b.String(), rows.Err()
-	}
+	run := func(q string) (string, error) { return testenv.TSV(ctx, st.Conn(), q) }
 	msgs := crashStream()
 	// Both runs start with the same reference (the stream's first three windows), so
 	// that when each window opens relative to a reference build cannot differ.

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	mathrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -23,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/driftd/driftd/chdb"
@@ -155,6 +157,26 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// TSV runs a query on a clickhouse-go connection and returns its rows formatted as TSV
+// lines, in text order (a subquery's ORDER BY does not bind the outer query), so that
+// two results compare as text.
+func TSV(ctx context.Context, conn driver.Conn, q string) (string, error) {
+	rows, err := conn.Query(ctx, "SELECT formatRow('TSV', *) AS line FROM ("+q+") ORDER BY line")
+	if err != nil {
+		return "", err
+	}
+	defer rows.Close()
+	var b strings.Builder
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			return "", err
+		}
+		b.WriteString(line)
+	}
+	return b.String(), rows.Err()
+}
+
 // Header returns the value of a record header, or "".
 func Header(m kafka.Message, key string) string {
 	for _, h := range m.Headers {
@@ -182,13 +204,13 @@ func OwnKafka(t testing.TB) *Broker {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &Broker{port: freePorts(t, 3), root: root}
-	out := b.script(t, "start")
-	b.Addr = strings.TrimSpace(out)
+	// scripts/kafka.sh listens on port (PLAINTEXT), +1 (controller), +2 (SASL), +3 (SSL).
+	b := &Broker{port: freePorts(t, 4), root: root}
 	t.Cleanup(func() {
 		b.script(t, "stop")
 		os.RemoveAll(filepath.Join(root, ".cache", fmt.Sprintf("kafka-run-%d", b.port)))
 	})
+	b.Addr = strings.TrimSpace(b.script(t, "start"))
 	return b
 }
 
@@ -230,26 +252,23 @@ func repoRoot() (string, error) {
 	}
 }
 
-// freePorts returns the first of n consecutive free TCP ports on 127.0.0.1.
+// freePorts returns the first of n consecutive free TCP ports on 127.0.0.1, below Linux's
+// ephemeral range (32768 up): a port from that range may be taken by some client's
+// outgoing connection while the broker is down for a restart.
 func freePorts(t testing.TB, n int) int {
 	t.Helper()
-	for try := 0; try < 50; try++ {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		base := ln.Addr().(*net.TCPAddr).Port
-		ln.Close()
+	for try := 0; try < 100; try++ {
+		base := 20000 + mathrand.IntN(12000-n)
 		ok := true
-		for p := base + 1; p < base+n; p++ {
+		for p := base; p < base+n && ok; p++ {
 			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
 			if err != nil {
 				ok = false
-				break
+				continue
 			}
 			l.Close()
 		}
-		if ok && base+n < 65536 {
+		if ok {
 			return base
 		}
 	}
