@@ -3,15 +3,18 @@ package consumers_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 
 	"github.com/driftd/driftd/consumers"
+	"github.com/driftd/driftd/internal/retry"
 	"github.com/driftd/driftd/internal/testenv"
 )
 
@@ -251,33 +254,98 @@ func TestRebalanceEndsGenerationAndMovesPartitions(t *testing.T) {
 	}
 }
 
-// A record larger than the dead-letter topic accepts is kept truncated, with its original
-// length in a header, rather than retried forever (which would stop its partition).
+// A record larger than the dead-letter topic accepts is kept cut down — its value, its key
+// and its headers, whichever made it too large — with the original sizes in headers,
+// rather than retried forever (which would stop its partition).
 func TestDeadLetterTruncatesWhatTheTopicRefuses(t *testing.T) {
 	brokers := testenv.KafkaBrokers(t)
-	topic := testenv.UniqueName(t)
-	ctx := testenv.Context(t, time.Minute)
+	ctx := testenv.Context(t, 2*time.Minute)
 	conn, err := kafka.DialContext(ctx, "tcp", brokers)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	if err := conn.CreateTopics(kafka.TopicConfig{Topic: topic, NumPartitions: 1, ReplicationFactor: 1,
-		ConfigEntries: []kafka.ConfigEntry{{ConfigName: "max.message.bytes", ConfigValue: "200000"}}}); err != nil {
-		t.Fatal(err)
-	}
 	o := consumers.Options{Brokers: []string{brokers}}
-	if err := consumers.EnsureTopics(ctx, o, 1, topic); err != nil {
-		t.Fatal(err)
+	big := []byte(strings.Repeat("0123456789", 100_000)) // 1 MB
+	var manyHeaders []kafka.Header
+	for i := 0; i < 40; i++ { // 40 × 10 kB: the first one fits the header budget
+		manyHeaders = append(manyHeaders, kafka.Header{Key: "h" + strconv.Itoa(i), Value: big[:10_000]})
 	}
-	d := consumers.NewDeadLetter(o, topic)
-	defer d.Close()
-	value := []byte(strings.Repeat("0123456789", 100_000)) // 1 MB
-	rec := consumers.Record{Topic: "ml.predictions", Partition: 0, Offset: 9, Value: value}
-	m := sendAndReadBack(t, ctx, d, brokers, topic, rec, consumers.ClassInvalid, errors.New("too big"), time.Now())
-	if len(m.Value) != consumers.TruncatedValueBytes || string(m.Value) != string(value[:consumers.TruncatedValueBytes]) ||
-		testenv.Header(m, consumers.HeaderTruncatedFrom) != "1000000" || testenv.Header(m, consumers.HeaderSourceOffset) != "9" {
-		t.Fatalf("dead letter of %d bytes, headers %v", len(m.Value), m.Headers)
+	for _, c := range []struct {
+		name                            string
+		rec                             consumers.Record
+		value, key                      []byte
+		valueFrom, keyFrom, headersFrom string
+		headers                         int // the record's own headers kept
+	}{
+		{"value", consumers.Record{Value: big}, big[:consumers.TruncatedValueBytes], nil, "1000000", "", "", 0},
+		{"key", consumers.Record{Key: big, Value: []byte("v")}, []byte("v"), big[:consumers.TruncatedKeyBytes], "", "1000000", "", 0},
+		{"one huge header", consumers.Record{Value: []byte("v"), Headers: []kafka.Header{{Key: "trace", Value: big}, {Key: "small", Value: []byte("s")}}},
+			[]byte("v"), nil, "", "", "2", 1},
+		{"many headers", consumers.Record{Value: []byte("v"), Headers: manyHeaders}, []byte("v"), nil, "", "", "40", 1},
+		{"everything", consumers.Record{Key: big, Value: big, Headers: manyHeaders}, big[:consumers.TruncatedValueBytes],
+			big[:consumers.TruncatedKeyBytes], "1000000", "1000000", "40", 1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			topic := testenv.UniqueName(t)
+			if err := conn.CreateTopics(kafka.TopicConfig{Topic: topic, NumPartitions: 1, ReplicationFactor: 1,
+				ConfigEntries: []kafka.ConfigEntry{{ConfigName: "max.message.bytes", ConfigValue: "200000"}}}); err != nil {
+				t.Fatal(err)
+			}
+			if err := consumers.EnsureTopics(ctx, o, 1, topic); err != nil {
+				t.Fatal(err)
+			}
+			d := consumers.NewDeadLetter(o, topic)
+			defer d.Close()
+			c.rec.Topic, c.rec.Offset = "ml.predictions", 9
+			m := sendAndReadBack(t, ctx, d, brokers, topic, c.rec, consumers.ClassInvalid, errors.New("too big"), time.Now())
+			if string(m.Value) != string(c.value) || string(m.Key) != string(c.key) {
+				t.Errorf("kept a key of %d and a value of %d bytes; want %d and %d", len(m.Key), len(m.Value), len(c.key), len(c.value))
+			}
+			for h, want := range map[string]string{consumers.HeaderTruncatedFrom: c.valueFrom, consumers.HeaderKeyTruncatedFrom: c.keyFrom,
+				consumers.HeaderHeadersTruncatedFrom: c.headersFrom, consumers.HeaderSourceOffset: "9", consumers.HeaderErrorClass: consumers.ClassInvalid} {
+				if got := testenv.Header(m, h); got != want {
+					t.Errorf("header %s = %q, want %q", h, got, want)
+				}
+			}
+			own := 0
+			for _, h := range c.rec.Headers {
+				if got := testenv.Header(m, h.Key); got != "" {
+					own++
+					if got != string(h.Value) {
+						t.Errorf("header %s changed", h.Key)
+					}
+				}
+			}
+			if own != c.headers {
+				t.Errorf("%d of the record's headers kept, want %d", own, c.headers)
+			}
+		})
+	}
+}
+
+// Which produce errors are retried: a record refused for what it is fails again; the rest
+// may pass.
+func TestClassifyWrite(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want retry.Class
+	}{
+		{kafka.MessageSizeTooLarge, retry.Fatal},
+		{kafka.MessageTooLargeError{}, retry.Fatal},
+		{fmt.Errorf("produce to x: %w", kafka.WriteErrors{nil, kafka.InvalidTopic}), retry.Fatal},
+		{kafka.InvalidRecord, retry.Fatal},
+		{kafka.LeaderNotAvailable, retry.Retryable},
+		{kafka.NotEnoughReplicas, retry.Retryable},
+		{kafka.TopicAuthorizationFailed, retry.Retryable},
+		{kafka.WriteErrors{kafka.RequestTimedOut, nil}, retry.Retryable},
+		{fmt.Errorf("dial: %w", syscall.ECONNREFUSED), retry.Retryable},
+		{context.DeadlineExceeded, retry.Retryable},
+		{errors.New("something new"), retry.Retryable},
+	} {
+		if got := consumers.ClassifyWrite(c.err); got != c.want {
+			t.Errorf("ClassifyWrite(%v) = %v, want %v", c.err, got, c.want)
+		}
 	}
 }
 

@@ -1,0 +1,113 @@
+package retry_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/driftd/driftd/internal/retry"
+)
+
+var errDown = errors.New("down")
+
+func always(c retry.Class) func(error) retry.Class { return func(error) retry.Class { return c } }
+
+func TestDo(t *testing.T) {
+	fast := retry.Policy{Initial: time.Millisecond, Max: 4 * time.Millisecond}
+	bounded := fast
+	bounded.MaxOutage = 50 * time.Millisecond
+	for _, c := range []struct {
+		name      string
+		policy    retry.Policy
+		class     retry.Class
+		failures  int // op fails this many times, then succeeds (-1: always)
+		ctxAfter  time.Duration
+		wantErr   error // nil: success
+		wantCalls int   // 0: at least 2
+	}{
+		{"succeeds at once", fast, retry.Retryable, 0, 0, nil, 1},
+		{"retryable passes", fast, retry.Retryable, 3, 0, nil, 4},
+		{"fatal returns at once", fast, retry.Fatal, -1, 0, errDown, 1},
+		{"outage gives up", bounded, retry.Retryable, -1, 0, retry.ErrOutage, 0},
+		{"ctx ends", fast, retry.Retryable, -1, 30 * time.Millisecond, context.Canceled, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if c.ctxAfter > 0 {
+				time.AfterFunc(c.ctxAfter, cancel)
+			}
+			calls, observed := 0, 0
+			err := retry.Do(ctx, c.policy, "test", always(c.class), func(a retry.Attempt) {
+				observed++
+				if a.N != observed || a.Err == nil || a.What != "test" {
+					t.Errorf("attempt %+v", a)
+				}
+			}, func(context.Context) error {
+				calls++
+				if c.failures >= 0 && calls > c.failures {
+					return nil
+				}
+				return errDown
+			})
+			switch {
+			case c.wantErr == nil && err != nil:
+				t.Fatalf("Do = %v", err)
+			case c.wantErr != nil && !errors.Is(err, c.wantErr):
+				t.Fatalf("Do = %v, want %v", err, c.wantErr)
+			case c.wantErr != nil && !errors.Is(err, errDown):
+				t.Errorf("Do = %v does not carry the last error", err)
+			}
+			if c.wantCalls > 0 && calls != c.wantCalls || c.wantCalls == 0 && calls < 2 {
+				t.Errorf("%d calls, want %d", calls, c.wantCalls)
+			}
+			if observed != calls-boolInt(err == nil) {
+				t.Errorf("observed %d failures of %d calls", observed, calls)
+			}
+		})
+	}
+}
+
+// An attempt that hangs is cut off at the outage bound, not left to block for ever.
+func TestDoCutsOffAHangingAttempt(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	began := time.Now()
+	err := retry.Do(ctx, retry.Policy{Initial: time.Millisecond, MaxOutage: 100 * time.Millisecond}, "hang", always(retry.Retryable), nil,
+		func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() })
+	if !errors.Is(err, retry.ErrOutage) {
+		t.Fatalf("Do = %v, want an outage", err)
+	}
+	if took := time.Since(began); took > 2*time.Second {
+		t.Errorf("gave up after %v", took)
+	}
+}
+
+// Waits double up to the maximum and are jittered between half and all of it.
+func TestDoBacksOffWithJitter(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var waits []time.Duration
+	retry.Do(ctx, retry.Policy{Initial: 8 * time.Millisecond, Max: 32 * time.Millisecond}, "w", always(retry.Retryable),
+		func(a retry.Attempt) { waits = append(waits, a.Wait) },
+		func(context.Context) error {
+			if len(waits) == 6 {
+				return nil
+			}
+			return errDown
+		})
+	for i, w := range waits {
+		hi := min(8*time.Millisecond<<i, 32*time.Millisecond)
+		if w < hi/2 || w > hi {
+			t.Errorf("wait %d = %v, want within [%v, %v]", i, w, hi/2, hi)
+		}
+	}
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
