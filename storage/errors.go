@@ -1,49 +1,49 @@
 package storage
 
 import (
-	"context"
 	"errors"
-	"io"
-	"net"
-	"strings"
-	"syscall"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/column"
+
+	"github.com/driftd/driftd/internal/retry"
 )
 
-// Class says what to do about a failed write.
-type Class uint8
+// Class says what to do about a failed write (retry's classes: one for every dependency).
+type Class = retry.Class
 
 // Classes of write errors.
 const (
-	// Retryable errors pass by themselves (the server is down, busy or slow): back off and
-	// retry, committing nothing meanwhile.
-	Retryable Class = iota + 1
-	// Fatal errors will fail again with the same data (a type mismatch, a missing table):
-	// send the data to the dead-letter topic with provenance and go on.
-	Fatal
+	// Retryable errors may pass (the server is down, busy, full, slow, or refuses
+	// driftd's credentials until someone fixes them): back off and retry, committing
+	// nothing meanwhile; after limits.max_outage driftd exits so that a standby takes over.
+	Retryable = retry.Retryable
+	// Fatal errors refuse these rows themselves and fail again whatever the server's state
+	// (a value that does not fit its column, a constraint): the rows go to the dead-letter
+	// topic with their provenance, and the other rows of the flush are written.
+	Fatal = retry.Fatal
 )
 
-func (c Class) String() string {
-	if c == Retryable {
-		return "retryable"
-	}
-	return "fatal"
-}
-
-// retryableCodes are ClickHouse error codes of conditions that pass.
-var retryableCodes = map[int32]bool{
-	159: true, // TIMEOUT_EXCEEDED
-	164: true, // READONLY (replica temporarily read-only)
-	202: true, // TOO_MANY_SIMULTANEOUS_QUERIES
-	209: true, // SOCKET_TIMEOUT
-	210: true, // NETWORK_ERROR
-	241: true, // MEMORY_LIMIT_EXCEEDED
-	242: true, // TABLE_IS_READ_ONLY
-	252: true, // TOO_MANY_PARTS
-	319: true, // UNKNOWN_STATUS_OF_INSERT
-	425: true, // SYSTEM_ERROR
-	999: true, // KEEPER_EXCEPTION
+// FatalCodes are the ClickHouse error codes that say the rows themselves are refused, with
+// ClickHouse's names for them. Every other error — a code not here, an HTTP status from a
+// proxy (401, 403, 413, 429, 5xx), a network error, a timeout — is retried: a fatal
+// classification dead-letters results, so it is kept for errors certain to come back.
+var FatalCodes = map[int32]string{
+	6:   "CANNOT_PARSE_TEXT",
+	27:  "CANNOT_PARSE_INPUT_ASSERTION_FAILED",
+	38:  "CANNOT_PARSE_DATE",
+	41:  "CANNOT_PARSE_DATETIME",
+	53:  "TYPE_MISMATCH",
+	69:  "ARGUMENT_OUT_OF_BOUND",
+	70:  "CANNOT_CONVERT_TYPE",
+	72:  "CANNOT_PARSE_NUMBER",
+	117: "INCORRECT_DATA",
+	128: "TOO_LARGE_ARRAY_SIZE",
+	131: "TOO_LARGE_STRING_SIZE",
+	190: "SIZES_OF_ARRAYS_DONT_MATCH",
+	321: "VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE",
+	349: "CANNOT_INSERT_NULL_IN_ORDINARY_COLUMN",
+	469: "VIOLATED_CONSTRAINT",
 }
 
 // Classify is the one place that decides whether a write error is retried.
@@ -53,30 +53,18 @@ func Classify(err error) Class {
 	}
 	var ex *clickhouse.Exception
 	if errors.As(err, &ex) {
-		if retryableCodes[ex.Code] {
-			return Retryable
+		if _, ok := FatalCodes[ex.Code]; ok {
+			return Fatal
 		}
+		return Retryable
+	}
+	// The client refused a value for its column before sending it: the same row is
+	// refused again.
+	var conv *column.ColumnConverterError
+	var colErr *column.Error
+	var unsupported *column.UnsupportedColumnTypeError
+	if errors.As(err, &conv) || errors.As(err, &colErr) || errors.As(err, &unsupported) {
 		return Fatal
 	}
-	var httpErr *clickhouse.HTTPError
-	if errors.As(err, &httpErr) && httpErr.StatusCode >= 500 && !errors.As(httpErr.Err, &ex) {
-		return Retryable
-	}
-	var netErr net.Error
-	switch {
-	case errors.Is(err, context.DeadlineExceeded),
-		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
-		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE),
-		errors.Is(err, clickhouse.ErrAcquireConnTimeout),
-		errors.As(err, &netErr):
-		return Retryable
-	}
-	// Errors that reach us only as text (e.g. wrapped by the HTTP transport).
-	msg := err.Error()
-	for _, s := range []string{"connection refused", "connection reset", "broken pipe", "i/o timeout", "EOF"} {
-		if strings.Contains(msg, s) {
-			return Retryable
-		}
-	}
-	return Fatal
+	return Retryable
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/driftd/driftd/detectors"
+	"github.com/driftd/driftd/internal/retry"
 	"github.com/driftd/driftd/processors"
 	"github.com/driftd/driftd/schemas"
 	dsql "github.com/driftd/driftd/sql"
@@ -218,29 +219,40 @@ func (b *Batch) Empty() bool {
 	return len(b.Closed) == 0 && len(b.Stages) == 0 && len(b.Late) == 0 && len(b.Alerts) == 0
 }
 
+// inserter fills one table in blocks of at most maxRows rows that touch at most
+// MaxPartitionsPerBlock of its partitions.
 type inserter struct {
 	s     *Store
 	ctx   context.Context
-	table string
-	cols  string
+	t     table
 	batch driver.Batch
 	rows  int
+	parts map[int64]bool
 }
 
-func (s *Store) inserter(ctx context.Context, table, cols string) *inserter {
-	return &inserter{s: s, ctx: ctx, table: table, cols: cols}
+func (s *Store) inserter(ctx context.Context, t table) *inserter {
+	return &inserter{s: s, ctx: ctx, t: t, parts: map[int64]bool{}}
 }
 
-func (in *inserter) append(vals ...any) error {
+func (in *inserter) append(row []any) error {
+	if in.t.partition != nil {
+		p := in.t.partition(row)
+		if !in.parts[p] && len(in.parts) >= MaxPartitionsPerBlock {
+			if err := in.flush(); err != nil {
+				return err
+			}
+		}
+		in.parts[p] = true
+	}
 	if in.batch == nil {
-		b, err := in.s.conn.PrepareBatch(in.ctx, "INSERT INTO "+in.s.db+"."+in.table+" ("+in.cols+")")
+		b, err := in.s.conn.PrepareBatch(in.ctx, "INSERT INTO "+in.s.db+"."+in.t.name+" ("+in.t.cols+")")
 		if err != nil {
-			return fmt.Errorf("prepare insert into %s: %w", in.table, err)
+			return fmt.Errorf("prepare insert into %s: %w", in.t.name, err)
 		}
 		in.batch = b
 	}
-	if err := in.batch.Append(vals...); err != nil {
-		return fmt.Errorf("append row to %s: %w", in.table, err)
+	if err := in.batch.Append(row...); err != nil {
+		return fmt.Errorf("append row to %s: %w", in.t.name, err)
 	}
 	in.rows++
 	if in.rows >= in.s.maxRows {
@@ -250,13 +262,14 @@ func (in *inserter) append(vals ...any) error {
 }
 
 func (in *inserter) flush() error {
+	clear(in.parts)
 	if in.batch == nil {
 		return nil
 	}
 	b := in.batch
 	in.batch, in.rows = nil, 0
 	if err := b.Send(); err != nil {
-		return fmt.Errorf("insert into %s: %w", in.table, err)
+		return fmt.Errorf("insert into %s: %w", in.t.name, err)
 	}
 	return nil
 }
@@ -274,48 +287,11 @@ func finite(f float64) float64 {
 // Write writes a batch. It does not retry; see WriteWithRetry.
 func (s *Store) Write(ctx context.Context, b *Batch) error {
 	at := b.WrittenAt.UTC()
-	// window_model_stats is written last: a restart reads it to tell which windows are
-	// written (LoadClosedWindows), so its rows must not exist before the window's other
-	// rows, scores, late events and alerts do.
-	var modelRows [][]any
-	models := s.inserter(ctx, "window_model_stats", "model, model_version, deployment, window_start, window_end, topic, partition, first_offset, last_offset, events, ok, errors, timeouts, null_predictions, latency_p50, latency_p90, latency_p95, latency_p99, latency_max, latency_sketch, input_size_count, input_size_mean, input_size_std, input_size_min, input_size_max, dropped_features, written_at")
-	feats := s.inserter(ctx, "window_feature_stats", "model, model_version, deployment, window_start, window_end, topic, partition, feature, kind, count, missing, mismatched, mean, std, min, max, p50, p90, p95, p99, sketch, reference_id, bin_edges, bin_counts, categories, unseen, written_at")
+	feats := s.inserter(ctx, featureStats())
 	for _, c := range b.Closed {
 		for _, p := range c.Partials {
-			w := p.WindowAgg
-			modelRows = append(modelRows, []any{w.Series.Model, w.Series.Version, w.Series.Deployment, ms(w.Start), ms(w.End),
-				p.Topic, int32(p.Partition), p.FirstOffset, p.LastOffset, w.Events, w.OK, w.Errors, w.Timeouts, w.NullPredictions,
-				w.Latency.Quantile(0.5), w.Latency.Quantile(0.9), w.Latency.Quantile(0.95), w.Latency.Quantile(0.99), w.LatencyMax,
-				string(w.Latency.Encode()), uint64(w.InputSize.N), finite(w.InputSize.Mean), finite(w.InputSize.Std()),
-				finite(w.InputSize.Min), finite(w.InputSize.Max), w.DroppedFeatures, at})
-			all := make([]*processors.FeatureAgg, 0, len(w.Features)+1)
-			for _, name := range w.FeatureNames() {
-				all = append(all, w.Features[name])
-			}
-			if w.Prediction != nil {
-				all = append(all, w.Prediction)
-			}
-			for _, f := range all {
-				var sketch string
-				var q [4]float64
-				if f.Kind == processors.Numeric {
-					sketch = string(f.Sketch.Encode())
-					for i, qq := range processors.Quantiles {
-						q[i] = f.Sketch.Quantile(qq)
-					}
-				}
-				edges, bins := f.Edges, f.Bins
-				if edges == nil {
-					edges, bins = []float64{}, []uint64{}
-				}
-				cats := f.Categories
-				if cats == nil {
-					cats = map[string]uint64{}
-				}
-				if err := feats.append(w.Series.Model, w.Series.Version, w.Series.Deployment, ms(w.Start), ms(w.End),
-					p.Topic, int32(p.Partition), f.Name, f.Kind.String(), f.Count, f.Missing, f.Mismatched,
-					finite(f.Moments.Mean), finite(f.Moments.Std()), finite(f.Moments.Min), finite(f.Moments.Max),
-					q[0], q[1], q[2], q[3], sketch, referenceID(b, w), edges, bins, cats, f.Unseen, at); err != nil {
+			for _, row := range featureRows(b, p, at) {
+				if err := feats.append(row); err != nil {
 					return err
 				}
 			}
@@ -324,33 +300,10 @@ func (s *Store) Write(ctx context.Context, b *Batch) error {
 	if err := feats.flush(); err != nil {
 		return err
 	}
-
-	scores := s.inserter(ctx, "drift_scores", "model, model_version, deployment, window_start, window_end, feature, kind, reference_id, n, psi, test, statistic, p_value, p_adjusted, alpha, drifted, severity, js, hellinger, kl, wasserstein_norm, tvd, linf, g_test_p, ad_p, cvm_p, written_at")
+	scores := s.inserter(ctx, driftScores())
 	for _, v := range b.Verdicts {
-		w := v.Window
-		for _, sc := range v.Scores {
-			var drifted uint8
-			if sc.Drifted {
-				drifted = 1
-			}
-			if err := scores.append(w.Series.Model, w.Series.Version, w.Series.Deployment, ms(w.Start), ms(w.End),
-				sc.Feature, sc.Kind, v.ReferenceID, sc.N, finite(sc.PSI), sc.Test, finite(sc.Statistic), finite(sc.PValue),
-				finite(sc.PAdjusted), sc.Alpha, drifted, sc.Severity, finite(sc.JS), finite(sc.Hellinger), finite(sc.KL),
-				finite(sc.WassersteinNorm), finite(sc.TVD), finite(sc.LInf), finite(sc.GTestP), finite(sc.ADP), finite(sc.CvMP), at); err != nil {
-				return err
-			}
-		}
-	}
-	for _, v := range b.Verdicts {
-		if m := v.Multivariate; m != nil {
-			w := v.Window
-			var drifted uint8
-			if m.Drifted {
-				drifted = 1
-			}
-			if err := scores.append(w.Series.Model, w.Series.Version, w.Series.Deployment, ms(w.Start), ms(w.End),
-				MultivariateFeature, "multivariate", v.ReferenceID, uint64(m.N), 0.0, "pca_reconstruction", finite(m.Error), 0.0,
-				0.0, 0.0, drifted, "", 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, at); err != nil {
+		for _, row := range scoreRows(v, at) {
+			if err := scores.append(row); err != nil {
 				return err
 			}
 		}
@@ -358,58 +311,45 @@ func (s *Store) Write(ctx context.Context, b *Batch) error {
 	if err := scores.flush(); err != nil {
 		return err
 	}
-
-	stages := s.inserter(ctx, "pipeline_stage_stats", "pipeline, stage, window_start, window_end, topic, partition, first_offset, last_offset, runs, failures, duration_p50, duration_p90, duration_p99, duration_max, records_in, records_out, records_lost, null_count, last_success, errors, written_at")
+	stages := s.inserter(ctx, stageStats())
 	for _, r := range b.Stages {
-		errs := r.Errors
-		if errs == nil {
-			errs = map[string]uint64{}
-		}
-		if err := stages.append(r.Pipeline, r.Stage, r.Start.UTC(), r.End.UTC(), r.TP.Topic, int32(r.TP.Partition), r.FirstOffset, r.LastOffset,
-			r.Runs, r.Failures, finite(r.DurationP50), finite(r.DurationP90), finite(r.DurationP99), finite(r.DurationMax),
-			finite(r.RecordsIn), finite(r.RecordsOut), finite(r.RecordsIn-r.RecordsOut), finite(r.NullCount), r.LastSuccess.UTC(), errs, at); err != nil {
+		if err := stages.append(stageRow(r, at)); err != nil {
 			return err
 		}
 	}
 	if err := stages.flush(); err != nil {
 		return err
 	}
-
-	late := s.inserter(ctx, "late_events", "topic, partition, offset, event_id, model, model_version, deployment, window_start, window_end, event_time, written_at")
+	late := s.inserter(ctx, lateEvents())
 	for _, l := range b.Late {
-		if err := late.append(l.Source.Topic, int32(l.Source.Partition), l.Source.Offset, l.EventID, l.Series.Model,
-			l.Series.Version, l.Series.Deployment, ms(l.Start), ms(l.End), l.EventTime.UTC(), at); err != nil {
+		if err := late.append(lateRow(l, at)); err != nil {
 			return err
 		}
 	}
 	if err := late.flush(); err != nil {
 		return err
 	}
-	if err := s.writeAlerts(ctx, b.Alerts); err != nil {
+	alerts := s.inserter(ctx, alertRows())
+	for _, a := range b.Alerts {
+		if err := alerts.append(alertRow(a)); err != nil {
+			return err
+		}
+	}
+	if err := alerts.flush(); err != nil {
 		return err
 	}
-	for _, row := range modelRows {
-		if err := models.append(row...); err != nil {
-			return err
+	// window_model_stats is written last: a restart reads it to tell which windows are
+	// written (LoadClosedWindows), so its rows must not exist before the window's other
+	// rows, scores, late events and alerts do.
+	models := s.inserter(ctx, modelStats())
+	for _, c := range b.Closed {
+		for _, p := range c.Partials {
+			if err := models.append(modelRow(p, at)); err != nil {
+				return err
+			}
 		}
 	}
 	return models.flush()
-}
-
-func (s *Store) writeAlerts(ctx context.Context, alerts []*schemas.AlertEvent) error {
-	in := s.inserter(ctx, "alerts", "alert_id, fingerprint, state, severity, kind, model, model_version, deployment, feature, pipeline, stage, metric, value, threshold, window_start, window_end, emitted_at, summary, details")
-	for _, a := range alerts {
-		details := a.Details
-		if details == nil {
-			details = map[string]string{}
-		}
-		if err := in.append(a.AlertID, a.Fingerprint, a.State, a.Severity, a.Kind, a.Model, a.ModelVersion, a.Deployment,
-			a.Feature, a.Pipeline, a.Stage, a.Metric, finite(a.Value), finite(a.Threshold), a.WindowStart.UTC(),
-			a.WindowEnd.UTC(), a.EmittedAt.UTC(), a.Summary, details); err != nil {
-			return err
-		}
-	}
-	return in.flush()
 }
 
 // referenceID is the reference a partial's counts are over, or else the one its window
@@ -426,39 +366,25 @@ func referenceID(b *Batch, w *processors.WindowAgg) string {
 	return ""
 }
 
-// Backoff bounds retries of retryable errors.
-type Backoff struct {
-	Initial, Max time.Duration
-}
+// Backoff is how writes wait between attempts and when they give up (retry.Policy).
+type Backoff = retry.Policy
 
-// DefaultBackoff doubles from 200 ms up to 15 s between attempts.
+// DefaultBackoff doubles from 200 ms up to 15 s between attempts and never gives up.
 var DefaultBackoff = Backoff{Initial: 200 * time.Millisecond, Max: 15 * time.Second}
 
-// WriteWithRetry writes b, retrying retryable errors with backoff until ctx ends. It
-// returns a fatal error at once: the caller dead-letters the batch.
+// WriteWithRetry writes b, retrying retryable errors with backoff until it succeeds, ctx
+// ends, or bo.MaxOutage passes (an error wrapping retry.ErrOutage). It returns a fatal
+// error at once: the caller sets those rows aside.
 func (s *Store) WriteWithRetry(ctx context.Context, b *Batch, bo Backoff, onRetry func(error)) error {
-	delay := bo.Initial
-	for {
-		err := s.Write(ctx, b)
-		if err == nil {
-			return nil
-		}
-		if Classify(err) == Fatal || ctx.Err() != nil {
-			return err
+	return retry.Do(ctx, bo, "write to clickhouse", Classify, func(a retry.Attempt) {
+		if a.Wait == 0 { // not retried: Do returns this error
+			return
 		}
 		if onRetry != nil {
-			onRetry(err)
+			onRetry(a.Err)
 		}
-		s.log.Warn("clickhouse write failed; retrying", "err", err, "in", delay)
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return fmt.Errorf("%w (last error: %v)", ctx.Err(), err)
-		case <-t.C:
-		}
-		delay = min(delay*2, bo.Max)
-	}
+		s.log.Warn("clickhouse write failed; retrying", "err", a.Err, "attempt", a.N, "failing_for", a.Elapsed.Round(time.Millisecond), "in", a.Wait.Round(time.Millisecond))
+	}, func(ctx context.Context) error { return s.Write(ctx, b) })
 }
 
 // SaveReference stores a reference profile (a new version if its content is new).
@@ -467,8 +393,8 @@ func (s *Store) SaveReference(ctx context.Context, p *detectors.Profile) error {
 	if err != nil {
 		return err
 	}
-	in := s.inserter(ctx, "reference_profiles", "model, model_version, reference_id, source, created_at, windows, events, profile")
-	if err := in.append(p.Model, p.Version, p.ID, p.Source, p.CreatedAt.UTC(), uint32(p.Windows), p.Events, string(body)); err != nil {
+	in := s.inserter(ctx, table{name: "reference_profiles", cols: "model, model_version, reference_id, source, created_at, windows, events, profile"})
+	if err := in.append([]any{p.Model, p.Version, p.ID, p.Source, p.CreatedAt.UTC(), uint32(p.Windows), p.Events, string(body)}); err != nil {
 		return err
 	}
 	return in.flush()
@@ -617,9 +543,9 @@ type FiringAlert struct {
 // LoadFiringAlerts returns the fingerprints currently firing.
 // MarkPublished records that alerts reached the alert topic (the outbox's last step).
 func (s *Store) MarkPublished(ctx context.Context, ids []string, at time.Time) error {
-	in := s.inserter(ctx, "alerts_published", "alert_id, published_at")
+	in := s.inserter(ctx, table{name: "alerts_published", cols: "alert_id, published_at"})
 	for _, id := range ids {
-		if err := in.append(id, at.UTC()); err != nil {
+		if err := in.append([]any{id, at.UTC()}); err != nil {
 			return fmt.Errorf("mark alerts published: %w", err)
 		}
 	}

@@ -1,0 +1,182 @@
+package storage
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+
+	"github.com/driftd/driftd/detectors"
+	"github.com/driftd/driftd/processors"
+	"github.com/driftd/driftd/schemas"
+)
+
+// Units splits b into the parts that are written, or refused, on their own: each window
+// with its verdict, each stage row, each late event, each alert. When ClickHouse refuses
+// a batch for good, writing its units apart finds the rows at fault and keeps the rest.
+func (b *Batch) Units() []*Batch {
+	var out []*Batch
+	judged := make([]bool, len(b.Verdicts))
+	for _, c := range b.Closed {
+		u := &Batch{Closed: []processors.Closed{c}, WrittenAt: b.WrittenAt}
+		for i, v := range b.Verdicts {
+			if !c.Supplement && !judged[i] && v.Window.Series == c.Merged.Series && v.Window.Start == c.Merged.Start {
+				u.Verdicts = append(u.Verdicts, v)
+				judged[i] = true
+			}
+		}
+		out = append(out, u)
+	}
+	for i, v := range b.Verdicts {
+		if !judged[i] {
+			out = append(out, &Batch{Verdicts: []detectors.Verdict{v}, WrittenAt: b.WrittenAt})
+		}
+	}
+	for _, r := range b.Stages {
+		out = append(out, &Batch{Stages: []StageRow{r}, WrittenAt: b.WrittenAt})
+	}
+	for _, l := range b.Late {
+		out = append(out, &Batch{Late: []LateEvent{l}, WrittenAt: b.WrittenAt})
+	}
+	for _, a := range b.Alerts {
+		out = append(out, &Batch{Alerts: []*schemas.AlertEvent{a}, WrittenAt: b.WrittenAt})
+	}
+	return out
+}
+
+// Merge is one batch of the rows of every unit (written at the first one's time).
+func Merge(units []*Batch) *Batch {
+	m := &Batch{}
+	for i, u := range units {
+		if i == 0 {
+			m.WrittenAt = u.WrittenAt
+		}
+		m.Closed = append(m.Closed, u.Closed...)
+		m.Stages = append(m.Stages, u.Stages...)
+		m.Verdicts = append(m.Verdicts, u.Verdicts...)
+		m.Late = append(m.Late, u.Late...)
+		m.Alerts = append(m.Alerts, u.Alerts...)
+	}
+	return m
+}
+
+// Refused is a part of a batch that ClickHouse refused for good, as the rows it would
+// have written, with the Kafka records those rows were computed from.
+type Refused struct {
+	// The records: Topic's Partition from FirstOffset to LastOffset (-1 and -1 for an
+	// alert, which no one record stands behind).
+	Topic                   string
+	Partition               int
+	FirstOffset, LastOffset int64
+	// Rows is JSON, {"<table>": [{"<column>": value, ...}, ...], ...}: each table's rows
+	// as INSERT INTO <table> FORMAT JSONEachRow reads them, except that the sketch columns
+	// (binary) are base64 and ±Inf and NaN are strings.
+	Rows []byte
+}
+
+// Refused turns b into what is set aside for it: one Refused per window and source
+// partition (the window's drift scores go with its first partition), per stage row, per
+// late event and per alert.
+func (b *Batch) Refused() ([]Refused, error) {
+	at := b.WrittenAt.UTC()
+	var out []Refused
+	add := func(topic string, partition int, first, last int64, rows map[string][]map[string]any) error {
+		body, err := json.Marshal(rows)
+		if err != nil {
+			return fmt.Errorf("encode refused rows of %s/%d at %d: %w", topic, partition, first, err)
+		}
+		out = append(out, Refused{Topic: topic, Partition: partition, FirstOffset: first, LastOffset: last, Rows: body})
+		return nil
+	}
+	scored := map[*processors.WindowAgg]bool{}
+	for _, c := range b.Closed {
+		for i, p := range c.Partials {
+			rows := map[string][]map[string]any{
+				"window_model_stats":   named(modelStats(), [][]any{modelRow(p, at)}),
+				"window_feature_stats": named(featureStats(), featureRows(b, p, at)),
+			}
+			if i == 0 && !c.Supplement {
+				for _, v := range b.Verdicts {
+					if v.Window.Series == c.Merged.Series && v.Window.Start == c.Merged.Start {
+						if sc := scoreRows(v, at); len(sc) > 0 {
+							rows["drift_scores"] = append(rows["drift_scores"], named(driftScores(), sc)...)
+						}
+						scored[v.Window] = true
+					}
+				}
+			}
+			if err := add(p.Topic, p.Partition, p.FirstOffset, p.LastOffset, rows); err != nil {
+				return nil, err
+			}
+		}
+	}
+	for _, v := range b.Verdicts {
+		if sc := scoreRows(v, at); !scored[v.Window] && len(sc) > 0 {
+			if err := add("", -1, -1, -1, map[string][]map[string]any{"drift_scores": named(driftScores(), sc)}); err != nil {
+				return nil, err
+			}
+		}
+	}
+	for _, r := range b.Stages {
+		if err := add(r.TP.Topic, r.TP.Partition, r.FirstOffset, r.LastOffset,
+			map[string][]map[string]any{"pipeline_stage_stats": named(stageStats(), [][]any{stageRow(r, at)})}); err != nil {
+			return nil, err
+		}
+	}
+	for _, l := range b.Late {
+		if err := add(l.Source.Topic, l.Source.Partition, l.Source.Offset, l.Source.Offset,
+			map[string][]map[string]any{"late_events": named(lateEvents(), [][]any{lateRow(l, at)})}); err != nil {
+			return nil, err
+		}
+	}
+	for _, a := range b.Alerts {
+		if err := add("", -1, -1, -1, map[string][]map[string]any{"alerts": named(alertRows(), [][]any{alertRow(a)})}); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// jsonFloat is f, or its name where JSON has no number for it (bin edges may be ±Inf).
+func jsonFloat(f float64) any {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return strconv.FormatFloat(f, 'g', -1, 64)
+	}
+	return f
+}
+
+// named turns rows of t into column → value maps for JSON.
+func named(t table, rows [][]any) []map[string]any {
+	cols := t.columns()
+	out := make([]map[string]any, len(rows))
+	for i, row := range rows {
+		m := make(map[string]any, len(cols))
+		for j, c := range cols {
+			v := row[j]
+			switch x := v.(type) {
+			case time.Time:
+				if x.IsZero() {
+					x = time.Unix(0, 0) // as clickhouse-go stores a zero time
+				}
+				// As ClickHouse's JSONEachRow reads a DateTime64(3).
+				v = x.UTC().Format("2006-01-02 15:04:05.000")
+			case string:
+				if c == "sketch" || c == "latency_sketch" {
+					v = []byte(x) // base64: the sketch is binary
+				}
+			case float64:
+				v = jsonFloat(x)
+			case []float64:
+				fs := make([]any, len(x))
+				for k, f := range x {
+					fs[k] = jsonFloat(f)
+				}
+				v = fs
+			}
+			m[c] = v
+		}
+		out[i] = m
+	}
+	return out
+}
