@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
+	"strconv"
 
 	"github.com/linkedin/goavro/v2"
 	"github.com/segmentio/kafka-go"
@@ -25,7 +27,39 @@ func NewAlertPublisher(w *consumers.Writer, codec *goavro.Codec, schemaID uint32
 	return &AlertPublisher{w: w, codec: codec, id: schemaID}
 }
 
-// Publish writes alerts and waits for the broker.
+// UnencodableError is an alert that does not encode: publishing it again fails again.
+type UnencodableError struct {
+	Alert *schemas.AlertEvent
+	Err   error
+}
+
+func (e *UnencodableError) Error() string {
+	return fmt.Sprintf("encode alert %s: %v", e.Alert.AlertID, e.Err)
+}
+
+func (e *UnencodableError) Unwrap() error { return e.Err }
+
+// finiteAlert replaces a value or threshold that is not a number (NaN, ±Inf: JSON has no
+// such number, and ClickHouse stores 0) with 0 and names it in the details
+// (non_finite_value, non_finite_threshold), so that the alert encodes and the stored and
+// the published alert agree.
+func finiteAlert(a *schemas.AlertEvent) {
+	for _, f := range []struct {
+		name string
+		v    *float64
+	}{{"non_finite_value", &a.Value}, {"non_finite_threshold", &a.Threshold}} {
+		if math.IsNaN(*f.v) || math.IsInf(*f.v, 0) {
+			if a.Details == nil {
+				a.Details = map[string]string{}
+			}
+			a.Details[f.name] = strconv.FormatFloat(*f.v, 'g', -1, 64)
+			*f.v = 0
+		}
+	}
+}
+
+// Publish writes alerts and waits for the broker. An alert that does not encode fails the
+// call with an *UnencodableError before anything is written.
 func (p *AlertPublisher) Publish(ctx context.Context, alerts []*schemas.AlertEvent) error {
 	msgs := make([]kafka.Message, 0, len(alerts))
 	for _, a := range alerts {
@@ -37,7 +71,7 @@ func (p *AlertPublisher) Publish(ctx context.Context, alerts []*schemas.AlertEve
 			body, err = json.Marshal(a)
 		}
 		if err != nil {
-			return fmt.Errorf("encode alert %s: %w", a.AlertID, err)
+			return &UnencodableError{Alert: a, Err: err}
 		}
 		msgs = append(msgs, kafka.Message{Key: []byte(a.Fingerprint), Value: body,
 			Headers: []kafka.Header{{Key: "driftd.alert.state", Value: []byte(a.State)}, {Key: "driftd.alert.kind", Value: []byte(a.Kind)}}})

@@ -5,17 +5,15 @@ package pipeline
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
 	"time"
 
-	"github.com/segmentio/kafka-go"
-
 	"github.com/driftd/driftd/consumers"
 	"github.com/driftd/driftd/detectors"
+	"github.com/driftd/driftd/internal/retry"
 	"github.com/driftd/driftd/processors"
 	"github.com/driftd/driftd/schemas"
 	"github.com/driftd/driftd/storage"
@@ -101,6 +99,10 @@ type Settings struct {
 	// the watermark past records the others have not delivered yet.
 	StartupGrace time.Duration
 	Backoff      storage.Backoff
+	// MaxOutage bounds how long a dependency (ClickHouse, the dead-letter or alert topic,
+	// the schema registry) may fail before Run gives up with an error wrapping
+	// retry.ErrOutage, so that driftd exits and a standby takes over (0: never).
+	MaxOutage time.Duration
 	// Observer sees counters and latencies (metrics); nil for none.
 	Observer Observer
 	// MaxFuture sets aside events stamped further ahead of the wall clock than this (0:
@@ -170,6 +172,8 @@ type Runner struct {
 	// outboxDue: stored alerts not recorded as published are to be published once this
 	// member reads partitions.
 	outboxDue bool
+	// unwritten is a judged batch whose write or publish was cut off (write.go).
+	unwritten *judged
 }
 
 // New returns a runner. now is the wall clock (time.Now in production).
@@ -213,6 +217,7 @@ func (r *Runner) reset() {
 	r.previous = map[processors.SeriesKey]*processors.WindowAgg{}
 	r.lastSeen = map[consumers.TopicPartition]int64{}
 	r.pending, r.closedAt, r.late, r.extraAlerts = nil, nil, nil, nil
+	r.unwritten = nil
 	r.firstRec = time.Time{}
 	r.dataMax, r.dataMaxWall = time.Time{}, time.Time{}
 	r.up = nil
@@ -384,8 +389,10 @@ func sleep(ctx context.Context, d time.Duration) {
 }
 
 // handle decodes and aggregates one record. Bad records go to the dead-letter topic; the
-// only errors returned are the end of ctx.
-func (r *Runner) handle(ctx context.Context, rec consumers.Record) error {
+// only errors returned end Run: ctx ended, or the dead-letter topic or the schema
+// registry failed past Settings.MaxOutage (or the topic refused the record for good).
+// The record is then not done, and not committed.
+func (r *Runner) handle(ctx context.Context, rec consumers.Record) (err error) {
 	r.stats.Records++
 	if r.firstRec.IsZero() {
 		r.firstRec = r.now()
@@ -395,7 +402,13 @@ func (r *Runner) handle(ctx context.Context, rec consumers.Record) error {
 		r.set.Observer.Lag(rec.Topic, rec.Partition, rec.HighWaterMark-rec.Offset-1)
 	}
 	tp := consumers.TopicPartition{Topic: rec.Topic, Partition: rec.Partition}
-	defer func() { r.lastSeen[tp] = rec.Offset }()
+	defer func() {
+		// A record whose handling was cut off (its dead-letter write or the registry
+		// wait gave up) is not done: committing past it would lose it.
+		if err == nil {
+			r.lastSeen[tp] = rec.Offset
+		}
+	}()
 	if r.set.MaxEventBytes > 0 && len(rec.Value) > r.set.MaxEventBytes {
 		r.set.Observer.DecodeError(rec.Topic, consumers.ClassInvalid)
 		return r.deadLetter(ctx, rec, consumers.ClassInvalid, fmt.Errorf("%w: record is %d bytes, more than limits.max_event_bytes (%d)", schemas.ErrInvalid, len(rec.Value), r.set.MaxEventBytes))
@@ -452,55 +465,58 @@ func (r *Runner) checkFuture(t, now time.Time) error {
 	return nil
 }
 
-// decode runs decodeFn, waiting out an unavailable schema registry. A record that cannot
-// be decoded goes to the dead-letter topic and decode reports false (with ctx's error if
-// it ended).
+// decode runs decodeFn, waiting out an unavailable schema registry (up to
+// Settings.MaxOutage). A record that cannot be decoded goes to the dead-letter topic and
+// decode reports false (with an error if the wait or the dead-letter write gave up).
 func (r *Runner) decode(ctx context.Context, rec consumers.Record, decodeFn func() error) (bool, error) {
-	for {
-		err := decodeFn()
-		if err == nil {
-			return true, nil
-		}
+	// The record may be fine while the registry is not: wait rather than set it aside.
+	registryDown := func(err error) retry.Class {
 		if errors.Is(err, schemas.ErrRegistryUnavailable) {
-			// The record may be fine; the registry is not. Wait rather than set it aside.
-			r.log.Warn("schema registry unavailable; waiting", "err", err)
-			sleep(ctx, 2*time.Second)
-			if ctx.Err() != nil {
-				return false, ctx.Err()
-			}
-			continue
+			return retry.Retryable
 		}
-		class := consumers.ClassDecode
-		if errors.Is(err, schemas.ErrInvalid) {
-			class = consumers.ClassInvalid
-		}
-		r.set.Observer.DecodeError(rec.Topic, class)
-		return false, r.deadLetter(ctx, rec, class, err)
+		return retry.Fatal
 	}
+	err := retry.Do(ctx, r.policy(), "schema registry", registryDown, r.attempt, func(context.Context) error { return decodeFn() })
+	if err == nil {
+		return true, nil
+	}
+	if ctx.Err() != nil || errors.Is(err, retry.ErrOutage) {
+		return false, err
+	}
+	class := consumers.ClassDecode
+	if errors.Is(err, schemas.ErrInvalid) {
+		class = consumers.ClassInvalid
+	}
+	r.set.Observer.DecodeError(rec.Topic, class)
+	return false, r.deadLetter(ctx, rec, class, err)
 }
 
+// deadLetter sets rec aside, waiting out a dead-letter topic that cannot take it. It
+// fails when ctx ends, the topic stays down past Settings.MaxOutage, or it refuses the
+// record for good: skipping the record would lose it, so Run ends without committing it.
 func (r *Runner) deadLetter(ctx context.Context, rec consumers.Record, class string, reason error) error {
+	r.log.Info("record set aside on the dead-letter topic", "topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset, "class", class, "reason", reason)
+	if err := retry.Do(ctx, r.policy(), "dead-letter write", consumers.ClassifyWrite, r.attempt, func(ctx context.Context) error {
+		return r.dlq.Send(ctx, rec, class, reason, r.now())
+	}); err != nil {
+		return fmt.Errorf("set aside record %s/%d at offset %d: %w", rec.Topic, rec.Partition, rec.Offset, err)
+	}
 	r.stats.DeadLettered++
 	r.set.Observer.DeadLettered(class)
-	r.log.Info("record set aside on the dead-letter topic", "topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset, "class", class, "reason", reason)
-	for {
-		err := r.dlq.Send(ctx, rec, class, reason, r.now())
-		if err == nil {
-			return nil
-		}
-		// Skipping the record would lose it: keep trying until the DLQ takes it.
-		r.log.Error("dead-letter write failed; retrying", "err", err)
-		sleep(ctx, time.Second)
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-	}
+	return nil
 }
 
 // Flush judges the closed windows, writes them, publishes their alerts and commits the
-// offsets that are now safe. It returns only when that is done or ctx ends.
+// offsets that are now safe. It returns only when that is done, ctx ends, or a
+// dependency stays down past Settings.MaxOutage; then nothing is committed, and a later
+// Flush (Shutdown's) finishes the judged batch first (write.go).
 func (r *Runner) Flush(ctx context.Context) error {
 	r.lastFlush = r.now()
+	if r.unwritten != nil {
+		if err := r.writeJudged(ctx); err != nil {
+			return err
+		}
+	}
 	closed, late := r.pending, r.late
 	var stageClosed []processors.Closed
 	if r.up != nil {
@@ -569,84 +585,66 @@ func (r *Runner) Flush(ctx context.Context) error {
 			r.onVerdict(v, raised)
 		}
 	}
-	began := r.now()
-	err := r.store.WriteWithRetry(ctx, batch, r.set.Backoff, func(error) { r.set.Observer.Insert(0, storage.Retryable.String()) })
-	if err == nil {
-		r.set.Observer.Insert(r.now().Sub(began), "")
-	} else if ctx.Err() == nil {
-		r.set.Observer.Insert(r.now().Sub(began), storage.Fatal.String())
-	}
-	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		// A fatal error: the same rows would fail again. Keep them on the dead-letter
-		// topic rather than lose them or stop every partition.
-		if err := r.deadLetterBatch(ctx, batch, err); err != nil {
-			return err
-		}
-	}
-	if len(batch.Alerts) > 0 {
-		if err := r.publish(ctx, batch.Alerts); err != nil {
-			return err
-		}
-		for _, a := range batch.Alerts {
-			r.set.Observer.Alert(a.Kind, a.State)
-			if r.onAlert != nil {
-				r.onAlert(a)
-			}
-			r.log.Info("alert", "state", a.State, "kind", a.Kind, "severity", a.Severity, "summary", a.Summary)
-		}
-	}
-	waited := make([]time.Duration, len(r.closedAt))
-	for i, at := range r.closedAt {
-		waited[i] = r.now().Sub(at)
-	}
-	r.set.Observer.WindowsWritten(waited)
+	r.unwritten = &judged{batch: batch, closedAt: r.closedAt, windows: len(closed), stageWindows: len(stageClosed)}
 	r.pending, r.closedAt, r.late, r.extraAlerts = nil, nil, nil, nil
 	if r.up != nil {
 		r.up.pending = nil
 	}
-	r.stats.WindowsClosed += uint64(len(closed))
-	r.stats.StageWindowsClosed += uint64(len(stageClosed))
-	r.stats.AlertsEmitted += uint64(len(batch.Alerts))
+	if err := r.writeJudged(ctx); err != nil {
+		return err
+	}
 	return r.commitAndReport(ctx)
 }
 
 // drainOutbox publishes the alerts a member that stopped (or was replaced) stored but did
 // not record as published, waiting out a ClickHouse that cannot answer.
 func (r *Runner) drainOutbox(ctx context.Context) error {
-	for {
-		unpublished, err := r.store.LoadUnpublishedAlerts(ctx, 48*time.Hour)
-		if err == nil {
-			r.outboxDue = false
-			if len(unpublished) == 0 {
-				return nil
-			}
-			r.log.Info("publishing alerts stored but not published before the last stop", "alerts", len(unpublished))
-			return r.publish(ctx, unpublished)
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		r.log.Warn("loading unpublished alerts failed; retrying", "err", err)
-		sleep(ctx, time.Second)
+	var unpublished []*schemas.AlertEvent
+	if err := retry.Do(ctx, r.policy(), "loading unpublished alerts", retryAll, r.attempt, func(ctx context.Context) error {
+		var err error
+		unpublished, err = r.store.LoadUnpublishedAlerts(ctx, 48*time.Hour)
+		return err
+	}); err != nil {
+		return err
 	}
+	r.outboxDue = false
+	if len(unpublished) == 0 {
+		return nil
+	}
+	r.log.Info("publishing alerts stored but not published before the last stop", "alerts", len(unpublished))
+	return r.publish(ctx, unpublished)
 }
 
-// publish puts stored alerts on the alert topic, retrying until it takes them, then
-// records them as published (the outbox). If that record fails, the alerts are published
-// again after a restart: at least once, never lost.
+// publish puts stored alerts on the alert topic, waiting out a topic that cannot take
+// them, then records them as published (the outbox). If that record fails, the alerts are
+// published again after a restart: at least once, never lost. An alert that cannot be
+// published as it is (it does not encode, or the topic refuses it for good) is set aside
+// on the dead-letter topic instead of being retried for ever.
 func (r *Runner) publish(ctx context.Context, alerts []*schemas.AlertEvent) error {
-	for {
-		err := r.alerts.Publish(ctx, alerts)
-		if err == nil {
-			break
+	pub := func(alerts []*schemas.AlertEvent) error {
+		return retry.Do(ctx, r.policy(), "alert publish", classifyPublish, r.attempt, func(ctx context.Context) error {
+			return r.alerts.Publish(ctx, alerts)
+		})
+	}
+	refusedForGood := func(err error) bool {
+		return ctx.Err() == nil && !errors.Is(err, retry.ErrOutage) && classifyPublish(err) == retry.Fatal
+	}
+	if err := pub(alerts); err != nil {
+		if !refusedForGood(err) {
+			return err
 		}
-		r.log.Error("alert publish failed; retrying", "err", err)
-		sleep(ctx, time.Second)
-		if ctx.Err() != nil {
-			return ctx.Err()
+		// Find the alerts at fault: one at a time.
+		for _, a := range alerts {
+			err := pub([]*schemas.AlertEvent{a})
+			if err == nil {
+				continue
+			}
+			if !refusedForGood(err) {
+				return err
+			}
+			if err := r.deadLetter(ctx, alertRecord(a), consumers.ClassAlertRefused, err); err != nil {
+				return err
+			}
 		}
 	}
 	ids := make([]string, len(alerts))
@@ -718,23 +716,6 @@ func (r *Runner) saveReference(ctx context.Context, p *detectors.Profile) error 
 	r.log.Info("reference built", "model", p.Model, "version", p.Version, "id", p.ID, "windows", p.Windows, "events", p.Events)
 	r.useReference(p)
 	return nil
-}
-
-func (r *Runner) deadLetterBatch(ctx context.Context, b *storage.Batch, cause error) error {
-	type summary struct {
-		Model, Version, Deployment string
-		Start, End                 int64
-		Events                     uint64
-	}
-	var s []summary
-	for _, c := range b.Closed {
-		w := c.Merged
-		s = append(s, summary{w.Series.Model, w.Series.Version, w.Series.Deployment, w.Start, w.End, w.Events})
-	}
-	body, _ := json.Marshal(map[string]any{"windows": s, "late_events": len(b.Late), "alerts": b.Alerts})
-	r.log.Error("clickhouse refused window results for good; set aside on the dead-letter topic", "err", cause, "windows", len(b.Closed))
-	return r.deadLetter(ctx, consumers.Record{Topic: "driftd.window-results", Partition: -1, Offset: -1, Value: body,
-		Headers: []kafka.Header{{Key: "content-type", Value: []byte("application/json")}}}, consumers.ClassWriteFatal, cause)
 }
 
 // commit commits, per partition, up to the oldest record still in an open window.
