@@ -87,8 +87,16 @@ type harness struct {
 	tweak func(*pipeline.Settings)
 	// spread spreads partitions over members instead of active/standby.
 	spread bool
-	// sink, if set, stands between the runner and the alert topic.
-	sink  func(pipeline.AlertSink) pipeline.AlertSink
+	// sink, if set, stands between the runner and the alert topic; deadLetters between
+	// it and the dead-letter topic.
+	sink        func(pipeline.AlertSink) pipeline.AlertSink
+	deadLetters func(pipeline.DeadLetterer) pipeline.DeadLetterer
+	// shutdown: stop runs Shutdown after Run, as driftd run does on SIGTERM.
+	shutdown bool
+	// ended is closed when the last started Run returns; runErr is then its error.
+	ended  chan struct{}
+	runErr func() error
+
 	skew  atomic.Int64
 	store *storage.Store
 	mu    sync.Mutex
@@ -178,7 +186,11 @@ func (h *harness) start(t testing.TB) (waitFor func(what string, cond func(pipel
 	if h.sink != nil {
 		sink = h.sink(sink)
 	}
-	r := pipeline.New(set, c, dlq, sink, h.store, log, now)
+	var dl pipeline.DeadLetterer = dlq
+	if h.deadLetters != nil {
+		dl = h.deadLetters(dl)
+	}
+	r := pipeline.New(set, c, dl, sink, h.store, log, now)
 	flushed := make(chan struct{}, 1)
 	r.OnFlush(func(s pipeline.Stats) {
 		h.mu.Lock()
@@ -193,16 +205,31 @@ func (h *harness) start(t testing.TB) (waitFor func(what string, cond func(pipel
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- r.Run(ctx) }()
+	ended := make(chan struct{})
+	var runErr error
+	h.ended, h.runErr = ended, func() error { return runErr }
+	go func() { runErr = r.Run(ctx); close(ended) }()
 	stopped := false
 	stop = func() pipeline.Stats {
 		if !stopped {
 			stopped = true
-			cancel()
-			if err := <-errc; !errors.Is(err, context.Canceled) {
-				t.Errorf("Run returned %v", err)
+			select {
+			case <-ended: // Run ended by itself: the test checks h.runErr
+			default:
+				cancel()
+				<-ended
+				if !errors.Is(runErr, context.Canceled) {
+					t.Errorf("Run returned %v", runErr)
+				}
+				if h.shutdown {
+					sctx, scancel := context.WithTimeout(context.Background(), 30*time.Second)
+					if err := r.Shutdown(sctx); err != nil {
+						t.Logf("shutdown: %v", err)
+					}
+					scancel()
+				}
 			}
+			cancel()
 			c.Close()
 			dlq.Close()
 			aw.Close()

@@ -45,8 +45,8 @@ type Policy struct {
 	// Initial is the first wait; each next one doubles up to Max. Each wait is jittered
 	// (between half and all of it), so that members retrying together spread out.
 	Initial, Max time.Duration
-	// MaxOutage bounds the time from the first attempt to giving up with ErrOutage (0:
-	// retry until ctx ends). An attempt that hangs is cut off at the bound too.
+	// MaxOutage is how long from the first attempt Do keeps trying before it gives up
+	// with ErrOutage (0: until ctx ends). An attempt that hangs is cut off at the bound.
 	MaxOutage time.Duration
 }
 
@@ -96,20 +96,36 @@ func Do(ctx context.Context, p Policy, what string, classify func(error) Class, 
 			return err
 		}
 		wait := jitter(delay)
-		if actx.Err() != nil || (p.MaxOutage > 0 && a.Elapsed+wait >= p.MaxOutage) {
+		if p.MaxOutage > 0 && a.Elapsed+wait >= p.MaxOutage {
+			// No attempt fits before the bound: wait it out, so that giving up means the
+			// dependency was down for all of it.
 			observeIf(observe, a)
-			return fmt.Errorf("%s: failing for %s: %w: %w", what, a.Elapsed.Round(time.Millisecond), ErrOutage, err)
+			if !sleep(ctx, p.MaxOutage-a.Elapsed) {
+				return fmt.Errorf("%s: %w (last error: %w)", what, ctx.Err(), err)
+			}
+			return fmt.Errorf("%s: failing for %s: %w: %w", what, p.MaxOutage, ErrOutage, err)
 		}
 		a.Wait = wait
 		observeIf(observe, a)
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !sleep(ctx, wait) {
 			return fmt.Errorf("%s: %w (last error: %w)", what, ctx.Err(), err)
-		case <-t.C:
 		}
 		delay = min(delay*2, p.Max)
+	}
+}
+
+// sleep waits d and reports whether ctx is still alive.
+func sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
 	}
 }
 

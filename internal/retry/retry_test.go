@@ -111,3 +111,16 @@ func boolInt(b bool) int {
 	}
 	return 0
 }
+
+// Giving up means the dependency failed for the whole bound, not a moment less.
+func TestDoGivesUpAtTheBound(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	const bound = 300 * time.Millisecond
+	began := time.Now()
+	err := retry.Do(ctx, retry.Policy{Initial: 100 * time.Millisecond, Max: time.Second, MaxOutage: bound}, "b", always(retry.Retryable), nil,
+		func(context.Context) error { return errDown })
+	if took := time.Since(began); !errors.Is(err, retry.ErrOutage) || took < bound || took > bound+time.Second {
+		t.Fatalf("Do = %v after %v, want an outage after %v", err, took, bound)
+	}
+}
