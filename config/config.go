@@ -252,7 +252,7 @@ type StageConfig struct {
 	Models           []string `yaml:"models"`
 }
 
-// Limits bound driftd's memory.
+// Limits bound driftd's memory and its waits.
 type Limits struct {
 	MaxFeatures   int `yaml:"max_features"`
 	MaxCategories int `yaml:"max_categories"`
@@ -264,6 +264,10 @@ type Limits struct {
 	MaxSeries int `yaml:"max_series"`
 	// MaxEventBytes sets aside larger records before decoding them.
 	MaxEventBytes int `yaml:"max_event_bytes"`
+	// MaxOutage is how long a dependency (ClickHouse, the dead-letter or alert topic, the
+	// schema registry) may keep failing before driftd exits non-zero, so that a standby
+	// (or a restart) takes over instead of holding the partitions (0: wait for ever).
+	MaxOutage Duration `yaml:"max_outage"`
 }
 
 // Default returns the defaults.
@@ -287,7 +291,8 @@ func Default() Config {
 		Pipelines: Pipelines{Window: Duration(time.Hour), Lateness: Duration(5 * time.Minute), FailureRate: 0.5,
 			ConsecutiveFailures: 3, VolumeDrop: 0.5, VolumeJump: 3, FreshnessFactor: 2},
 		Limits: Limits{MaxFeatures: processors.DefaultLimits.MaxFeatures, MaxCategories: processors.DefaultLimits.MaxCategories,
-			MaxFuture: Duration(24 * time.Hour), MaxSeries: processors.DefaultLimits.MaxSeries, MaxEventBytes: 1 << 20},
+			MaxFuture: Duration(24 * time.Hour), MaxSeries: processors.DefaultLimits.MaxSeries, MaxEventBytes: 1 << 20,
+			MaxOutage: Duration(10 * time.Minute)},
 		HTTP:     HTTP{Listen: "127.0.0.1:9464"},
 		LogLevel: "info",
 	}
@@ -589,6 +594,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Limits.MaxFuture < 0 {
 		return fail("limits.max_future", "must not be negative (0 disables)")
+	}
+	if c.Limits.MaxOutage < 0 {
+		return fail("limits.max_outage", "must not be negative (0: wait for ever)")
 	}
 	if c.Limits.MaxFeatures < 1 || c.Limits.MaxCategories < 1 {
 		return fail("limits", "max_features and max_categories must be at least 1")

@@ -60,6 +60,7 @@ func TestBadConfigNamesTheField(t *testing.T) {
 		{"detection:\n  test: t\n", "", "detection.test"},
 		{"kafka:\n  sasl:\n    mechanism: GSSAPI\n", "", "kafka.sasl.mechanism"},
 		{"kafka:\n  sasl:\n    mechanism: PLAIN\n", "", "kafka.sasl.username"},
+		{"limits:\n  max_outage: -1m\n", "", "limits.max_outage"},
 	} {
 		env := map[string]string{}
 		if c.env != "" {

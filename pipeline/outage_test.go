@@ -1,10 +1,7 @@
 package pipeline_test
 
 import (
-	"io"
 	"math/rand/v2"
-	"net"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -14,79 +11,15 @@ import (
 	"github.com/driftd/driftd/storage"
 )
 
-// proxy forwards TCP to a target until it is switched off; then it refuses and cuts
-// every connection, as a ClickHouse that went away would.
-type proxy struct {
-	ln     net.Listener
-	target string
-	mu     sync.Mutex
-	down   bool
-	conns  map[net.Conn]bool
-}
-
-func newProxy(t *testing.T, target string) *proxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &proxy{ln: ln, target: target, conns: map[net.Conn]bool{}}
-	t.Cleanup(func() { ln.Close(); p.setDown(true) })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go p.serve(c)
-		}
-	}()
-	return p
-}
-
-func (p *proxy) serve(c net.Conn) {
-	p.mu.Lock()
-	if p.down {
-		p.mu.Unlock()
-		c.Close()
-		return
-	}
-	p.conns[c] = true
-	p.mu.Unlock()
-	u, err := net.Dial("tcp", p.target)
-	if err != nil {
-		c.Close()
-		return
-	}
-	p.mu.Lock()
-	p.conns[u] = true
-	p.mu.Unlock()
-	go func() { io.Copy(u, c); u.Close() }()
-	io.Copy(c, u)
-	c.Close()
-}
-
-func (p *proxy) setDown(down bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.down = down
-	if down {
-		for c := range p.conns {
-			c.Close()
-		}
-		p.conns = map[net.Conn]bool{}
-	}
-}
-
 // ClickHouse goes away for a while: consumption pauses (memory stays bounded: no more
 // records are read), writes retry with backoff, nothing more is committed, and after it
 // comes back the results are complete and exact.
 func TestClickHouseOutage(t *testing.T) {
 	h := newHarness(t)
 	addr, proto := testenv.ClickHouse(t)
-	px := newProxy(t, addr)
+	px := testenv.NewProxy(t, addr)
 	ctx := testenv.Context(t, 3*time.Minute)
-	through, err := storage.Open(ctx, storage.Options{Addr: px.ln.Addr().String(), Protocol: proto, Database: h.store.Database()}, testenv.Logger(t))
+	through, err := storage.Open(ctx, storage.Options{Addr: px.Addr(), Protocol: proto, Database: h.store.Database()}, testenv.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +40,7 @@ func TestClickHouseOutage(t *testing.T) {
 	waitFor, stop := h.start(t)
 	waitFor("the first half", func(s pipeline.Stats) bool { return s.Records == uint64(half) && s.WindowsClosed >= 8 })
 
-	px.setDown(true)
+	px.SetDown(true)
 	h.produce(t, msgs[half:]...)
 	// While ClickHouse is away the pipeline is stuck retrying one flush: it stops reading
 	// and closes nothing more. The outage lasts five retries.
@@ -122,7 +55,7 @@ func TestClickHouseOutage(t *testing.T) {
 	h.mu.Lock()
 	during := h.stats
 	h.mu.Unlock()
-	px.setDown(false)
+	px.SetDown(false)
 	waitFor("recovery", func(s pipeline.Stats) bool { return s.Records == uint64(len(msgs)) && s.WindowsClosed == 2*windows })
 	stop()
 	if during.WindowsClosed > 10 || during.Records >= uint64(len(msgs)) {

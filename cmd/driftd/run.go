@@ -280,6 +280,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, h hooks) erro
 		FlushInterval:    time.Duration(cfg.Kafka.FlushInterval),
 		IdleClose:        time.Duration(cfg.Windows.IdleClose),
 		StartupGrace:     5 * time.Second,
+		MaxOutage:        time.Duration(cfg.Limits.MaxOutage),
 		Observer:         metrics,
 		MaxFuture:        time.Duration(cfg.Limits.MaxFuture),
 		MaxEventBytes:    cfg.Limits.MaxEventBytes,
@@ -312,10 +313,17 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, h hooks) erro
 	log.Info("driftd running", "brokers", cfg.Kafka.Brokers, "topic", cfg.Kafka.Topics.Predictions, "group", cfg.Kafka.GroupID,
 		"alerts", cfg.Kafka.Topics.Alerts, "database", cfg.ClickHouse.Database)
 	err = r.Run(ctx)
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if serr := r.Shutdown(shutdownCtx); serr != nil && !errors.Is(serr, context.Canceled) {
-		log.Error("shutdown flush failed", "err", serr)
+	if errors.Is(err, context.Canceled) {
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if serr := r.Shutdown(shutdownCtx); serr != nil && !errors.Is(serr, context.Canceled) {
+			log.Error("shutdown flush failed", "err", serr)
+		}
+	} else {
+		// A dependency stayed down (limits.max_outage) or refused for good what cannot be
+		// skipped: exit now, committing nothing more, so that a standby (or a restart)
+		// takes over from the committed offsets.
+		log.Error("driftd gives up; exiting so that a standby takes over", "err", err)
 	}
 	log.Info("driftd stopped", "records", r.Stats().Records, "windows", r.Stats().WindowsClosed, "alerts", r.Stats().AlertsEmitted)
 	return err
