@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -223,75 +225,119 @@ func (f *failingDLQ) Send(context.Context, consumers.Record, string, error, time
 	return fmt.Errorf("produce to dlq: %w", kafka.LeaderNotAvailable)
 }
 
-// A bad record at offset 41 while the dead-letter topic is down: SIGTERM (the runner's
-// context ends, then Shutdown flushes and commits, as driftd run does) must not commit
-// past it, nor must giving up after limits.max_outage; once the topic is back, the record
-// is set aside and only then committed. Before, the offset was recorded however its
-// handling ended, and 42 was committed with the record nowhere.
-func TestCutOffRecordIsNotCommitted(t *testing.T) {
-	h := newHarnessN(t, 1)
-	h.shutdown = true
-	var good []kafka.Message
-	for i := 0; i < 41; i++ {
-		good = append(good, kafka.Message{Value: jsonOf(t, &schemas.PredictionEvent{EventID: fmt.Sprint("e", i), Model: "m", ModelVersion: "1",
-			Timestamp: t0.Add(time.Duration(i) * time.Second), Status: "ok", LatencyMs: 5, Prediction: schemas.Value{Kind: schemas.Number, Num: 0.5}})})
-	}
-	h.produce(t, good...)
-	waitFor, stop := h.start(t)
-	waitFor("the window written", func(s pipeline.Stats) bool { return s.WindowsClosed == 1 })
-	deadline := testenv.Context(t, time.Minute)
-	for h.committed(t, 0) != 41 && deadline.Err() == nil {
-		pause(t, 100*time.Millisecond)
-	}
-	stop()
-	if got := h.committed(t, 0); got != 41 {
-		t.Fatalf("committed %d after the first 41 records, want 41", got)
-	}
+// registry is a schema registry that answers 503 while down, then 404 (it never had the
+// schema id asked for).
+type registry struct {
+	down  atomic.Bool
+	tries atomic.Int64
+}
 
-	down := &failingDLQ{}
-	h.deadLetters = func(d pipeline.DeadLetterer) pipeline.DeadLetterer { down.DeadLetterer = d; return down }
-	h.produce(t, kafka.Message{Value: []byte("not an event")}) // offset 41
+func (g *registry) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
+	g.tries.Add(1)
+	if g.down.Load() {
+		http.Error(w, "unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	http.NotFound(w, nil)
+}
+
+// A bad record at offset 41 while what it needs is down — the dead-letter topic, or the
+// schema registry it waits for: SIGTERM (the runner's context ends, then Shutdown
+// flushes and commits, as driftd run does) must not commit past it, nor must giving up
+// after limits.max_outage; once the dependency is back, the record is set aside and only
+// then committed. Before, the offset was recorded however its handling ended, and 42 was
+// committed with the record nowhere.
+func TestCutOffRecordIsNotCommitted(t *testing.T) {
 	for _, c := range []struct {
 		name string
-		end  func(stop func() pipeline.Stats) error
+		// down takes the dependency down for h; tries counts the attempts to reach it, up
+		// brings it back.
+		down func(h *harness) (tries func() int64, up func())
+		bad  []byte
 	}{
-		{"SIGTERM", func(stop func() pipeline.Stats) error { stop(); return h.runErr() }},
-		{"the outage bound", func(stop func() pipeline.Stats) error { err := h.waitEnded(t, time.Minute); stop(); return err }},
-	} {
-		h.tweak = func(s *pipeline.Settings) {
-			s.Backoff = storage.Backoff{Initial: 50 * time.Millisecond, Max: 200 * time.Millisecond}
-			if c.name == "the outage bound" {
-				s.MaxOutage = 2 * time.Second
+		{"dead-letter topic", func(h *harness) (func() int64, func()) {
+			f := &failingDLQ{}
+			h.deadLetters = func(d pipeline.DeadLetterer) pipeline.DeadLetterer { f.DeadLetterer = d; return f }
+			return f.tries.Load, func() { h.deadLetters = nil }
+		}, []byte("not an event")},
+		{"schema registry", func(h *harness) (func() int64, func()) {
+			g := &registry{}
+			g.down.Store(true)
+			srv := httptest.NewServer(g)
+			t.Cleanup(srv.Close)
+			reg, err := schemas.NewRegistry(srv.URL, nil, nil)
+			if err != nil {
+				t.Fatal(err)
 			}
-		}
-		before := down.tries.Load()
-		_, stop := h.start(t)
-		deadline := testenv.Context(t, time.Minute)
-		for down.tries.Load() < before+3 && deadline.Err() == nil {
-			pause(t, 50*time.Millisecond)
-		}
-		err := c.end(stop)
-		if c.name == "the outage bound" && !errors.Is(err, retry.ErrOutage) {
-			t.Errorf("%s: Run ended with %v, want an outage", c.name, err)
-		}
-		if got := h.committed(t, 0); got != 41 {
-			t.Errorf("%s: committed %d with record 41 not set aside, want 41", c.name, got)
-		}
-	}
+			h.decoder = &schemas.Decoder{Format: schemas.FormatAuto, Registry: reg}
+			return g.tries.Load, func() { g.down.Store(false) }
+		}, schemas.AppendConfluent(nil, 77, []byte{2, 'x'})},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h := newHarnessN(t, 1)
+			h.shutdown = true
+			tries, up := c.down(h)
+			var good []kafka.Message
+			for i := 0; i < 41; i++ {
+				good = append(good, kafka.Message{Value: jsonOf(t, &schemas.PredictionEvent{EventID: fmt.Sprint("e", i), Model: "m", ModelVersion: "1",
+					Timestamp: t0.Add(time.Duration(i) * time.Second), Status: "ok", LatencyMs: 5, Prediction: schemas.Value{Kind: schemas.Number, Num: 0.5}})})
+			}
+			h.produce(t, good...)
+			waitFor, stop := h.start(t)
+			waitFor("the window written", func(s pipeline.Stats) bool { return s.WindowsClosed == 1 })
+			deadline := testenv.Context(t, time.Minute)
+			for h.committed(t, 0) != 41 && deadline.Err() == nil {
+				pause(t, 100*time.Millisecond)
+			}
+			stop()
+			if got := h.committed(t, 0); got != 41 {
+				t.Fatalf("committed %d after the first 41 records, want 41", got)
+			}
 
-	h.deadLetters, h.tweak = nil, nil
-	waitFor, stop = h.start(t)
-	waitFor("the bad record set aside", func(s pipeline.Stats) bool { return s.DeadLettered == 1 })
-	deadline = testenv.Context(t, time.Minute)
-	for h.committed(t, 0) != 42 && deadline.Err() == nil {
-		pause(t, 100*time.Millisecond)
-	}
-	stop()
-	dead := readAll(t, h.brokers, h.dlq, 1)
-	if testenv.Header(dead[0], consumers.HeaderSourceOffset) != "41" || string(dead[0].Value) != "not an event" {
-		t.Errorf("dead letter %q at offset %s", dead[0].Value, testenv.Header(dead[0], consumers.HeaderSourceOffset))
-	}
-	if got := h.committed(t, 0); got != 42 {
-		t.Errorf("committed %d once record 41 is set aside, want 42", got)
+			h.produce(t, kafka.Message{Value: c.bad}) // offset 41
+			for _, end := range []string{"SIGTERM", "the outage bound"} {
+				h.tweak = func(s *pipeline.Settings) {
+					s.Backoff = storage.Backoff{Initial: 50 * time.Millisecond, Max: 200 * time.Millisecond}
+					if end == "the outage bound" {
+						s.MaxOutage = 2 * time.Second
+					}
+				}
+				before := tries()
+				_, stop := h.start(t)
+				deadline := testenv.Context(t, time.Minute)
+				for tries() < before+3 && deadline.Err() == nil {
+					pause(t, 50*time.Millisecond)
+				}
+				if end == "SIGTERM" {
+					stop()
+				} else {
+					err := h.waitEnded(t, time.Minute)
+					stop()
+					if !errors.Is(err, retry.ErrOutage) {
+						t.Errorf("%s: Run ended with %v, want an outage", end, err)
+					}
+				}
+				if got := h.committed(t, 0); got != 41 {
+					t.Errorf("%s: committed %d with record 41 not handled, want 41", end, got)
+				}
+			}
+
+			up()
+			h.tweak = nil
+			waitFor, stop = h.start(t)
+			waitFor("the bad record set aside", func(s pipeline.Stats) bool { return s.DeadLettered == 1 })
+			deadline = testenv.Context(t, time.Minute)
+			for h.committed(t, 0) != 42 && deadline.Err() == nil {
+				pause(t, 100*time.Millisecond)
+			}
+			stop()
+			dead := readAll(t, h.brokers, h.dlq, 1)
+			if testenv.Header(dead[0], consumers.HeaderSourceOffset) != "41" || string(dead[0].Value) != string(c.bad) {
+				t.Errorf("dead letter %q at offset %s", dead[0].Value, testenv.Header(dead[0], consumers.HeaderSourceOffset))
+			}
+			if got := h.committed(t, 0); got != 42 {
+				t.Errorf("committed %d once record 41 is set aside, want 42", got)
+			}
+		})
 	}
 }

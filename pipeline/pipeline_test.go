@@ -93,6 +93,8 @@ type harness struct {
 	deadLetters func(pipeline.DeadLetterer) pipeline.DeadLetterer
 	// shutdown: stop runs Shutdown after Run, as driftd run does on SIGTERM.
 	shutdown bool
+	// decoder, if set, decodes predictions (with a schema registry of the test's).
+	decoder *schemas.Decoder
 	// ended is closed when the last started Run returns; runErr is then its error.
 	ended  chan struct{}
 	runErr func() error
@@ -177,6 +179,9 @@ func (h *harness) start(t testing.TB) (waitFor func(what string, cond func(pipel
 		// The stream ends: its last windows close when the models fall idle.
 		IdleClose: 3 * time.Second, StartupGrace: 2 * time.Second,
 		PipelineTopic: h.pipeline, PipelineDecoder: schemas.Decoder{Format: schemas.FormatAuto},
+	}
+	if h.decoder != nil {
+		set.Decoder = *h.decoder
 	}
 	if h.tweak != nil {
 		h.tweak(&set)
