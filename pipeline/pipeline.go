@@ -698,19 +698,10 @@ func (r *Runner) rollingReference(ctx context.Context, w *processors.WindowAgg, 
 }
 
 func (r *Runner) saveReference(ctx context.Context, p *detectors.Profile) error {
-	for {
-		err := r.store.SaveReference(ctx, p)
-		if err == nil {
-			break
-		}
-		if storage.Classify(err) == storage.Fatal {
-			return fmt.Errorf("save reference %s for %s %s: %w", p.ID, p.Model, p.Version, err)
-		}
-		r.log.Warn("saving reference failed; retrying", "err", err)
-		sleep(ctx, time.Second)
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
+	if err := retry.Do(ctx, r.policy(), "saving a reference", storage.Classify, r.attempt, func(ctx context.Context) error {
+		return r.store.SaveReference(ctx, p)
+	}); err != nil {
+		return fmt.Errorf("save reference %s for %s %s: %w", p.ID, p.Model, p.Version, err)
 	}
 	r.stats.ReferencesBuilt++
 	r.log.Info("reference built", "model", p.Model, "version", p.Version, "id", p.ID, "windows", p.Windows, "events", p.Events)
