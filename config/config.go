@@ -173,16 +173,19 @@ type Detection struct {
 	// Reference: first_windows (a version's first reference_windows windows, or a file
 	// stored with driftd baseline), previous_window, same_window_yesterday or
 	// same_window_last_week.
-	Reference        string  `yaml:"reference"`
-	ReferenceWindows int     `yaml:"reference_windows"`
-	PSIWarning       float64 `yaml:"psi_warning"`
-	PSICritical      float64 `yaml:"psi_critical"`
-	PValue           float64 `yaml:"p_value"`
-	MinEvents        uint64  `yaml:"min_events"`
-	LatencyP99Ms     float64 `yaml:"latency_p99_ms"`
-	ErrorRate        float64 `yaml:"error_rate"`
-	FireAfter        int     `yaml:"fire_after"`
-	ResolveAfter     int     `yaml:"resolve_after"`
+	Reference        string `yaml:"reference"`
+	ReferenceWindows int    `yaml:"reference_windows"`
+	// ReferenceMinEvents: a first-windows reference also waits until its windows hold
+	// this many events, so that a low-volume model is not compared with a handful.
+	ReferenceMinEvents uint64  `yaml:"reference_min_events"`
+	PSIWarning         float64 `yaml:"psi_warning"`
+	PSICritical        float64 `yaml:"psi_critical"`
+	PValue             float64 `yaml:"p_value"`
+	MinEvents          uint64  `yaml:"min_events"`
+	LatencyP99Ms       float64 `yaml:"latency_p99_ms"`
+	ErrorRate          float64 `yaml:"error_rate"`
+	FireAfter          int     `yaml:"fire_after"`
+	ResolveAfter       int     `yaml:"resolve_after"`
 	// Correction across a window's features: bonferroni or bh (Benjamini–Hochberg).
 	Correction string `yaml:"correction"`
 	// DriftShare: the share of drifted features at which a window drifts as a whole.
@@ -280,7 +283,7 @@ func Default() Config {
 		ClickHouse: ClickHouse{Addr: "localhost:9000", Protocol: "native", Database: "driftd", Username: "default", RetentionDays: 90, MaxBatchRows: 50000,
 			Embedded: Embedded{DataDir: ".driftd/clickhouse", Listen: "127.0.0.1:8123"}},
 		Windows: Windows{Size: Duration(5 * time.Minute), Lateness: Duration(30 * time.Second), IdleClose: Duration(2 * time.Minute)},
-		Detection: Detection{Reference: detectors.SourceFirstWindows, ReferenceWindows: 3, PSIWarning: detectors.DefaultThresholds.PSIWarning, PSICritical: detectors.DefaultThresholds.PSICritical,
+		Detection: Detection{Reference: detectors.SourceFirstWindows, ReferenceWindows: 3, ReferenceMinEvents: 1000, PSIWarning: detectors.DefaultThresholds.PSIWarning, PSICritical: detectors.DefaultThresholds.PSICritical,
 			PValue: detectors.DefaultThresholds.PValue, MinEvents: detectors.DefaultThresholds.MinEvents, ErrorRate: detectors.DefaultThresholds.ErrorRate,
 			FireAfter: 1, ResolveAfter: 2, Correction: detectors.DefaultThresholds.Correction, DriftShare: detectors.DefaultThresholds.DriftShare,
 			Method: detectors.MethodAuto, Distance: "psi", ThresholdFrom: "fixed", Test: "ks", CategoricalTest: "chi2"},
@@ -505,6 +508,9 @@ func (c *Config) Validate() error {
 	}
 	if err := checkReference("detection.reference", c.Detection.Reference); err != nil {
 		return err
+	}
+	if c.Detection.ReferenceMinEvents < 1 {
+		return fail("detection.reference_min_events", "must be at least 1")
 	}
 	if c.Detection.ReferenceWindows < 1 {
 		return fail("detection.reference_windows", "must be at least 1")

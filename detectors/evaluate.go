@@ -156,6 +156,10 @@ type Verdict struct {
 	// or the window too few complete rows.
 	Multivariate *MultivariateScore
 	Conditions   []Condition
+	// Judgement says how the window was judged when not on its own: over several windows
+	// merged (a low-volume series; JudgedFrom is the span's start) or not at all, and why.
+	Judgement  string
+	JudgedFrom time.Time
 }
 
 // Evaluate compares a closed window with its reference (nil if none yet) and with the

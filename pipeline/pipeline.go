@@ -88,6 +88,9 @@ type Settings struct {
 	Limits           processors.Limits
 	Thresholds       func(model, feature string) detectors.Thresholds
 	ReferenceWindows func(model string) int
+	// ReferenceMinEvents is how many events a first-windows reference needs besides its
+	// windows (0: none).
+	ReferenceMinEvents uint64
 	// ReferenceSource is a model's kind of reference: first_windows (or a file loaded with
 	// driftd baseline), or a rolling one (detectors.RollingLag).
 	ReferenceSource func(model string) string
@@ -150,6 +153,10 @@ type Runner struct {
 	refs     map[[2]string]*detectors.Profile
 	building map[[2]string]*refBuilder
 	previous map[processors.SeriesKey]*processors.WindowAgg // the last closed window, for rolling references
+	// trails keep the recent windows of low-volume series (lowvolume.go); trailFrom is
+	// the first window this member closed per series: earlier ones are in ClickHouse.
+	trails    map[processors.SeriesKey]trail
+	trailFrom map[processors.SeriesKey]int64
 
 	event     schemas.PredictionEvent
 	pending   []processors.Closed
@@ -211,6 +218,7 @@ func (r *Runner) reset() {
 	r.alerter = detectors.NewAlerter(r.set.FireAfter, r.set.ResolveAfter)
 	r.refs, r.building = map[[2]string]*detectors.Profile{}, map[[2]string]*refBuilder{}
 	r.previous = map[processors.SeriesKey]*processors.WindowAgg{}
+	r.trails, r.trailFrom = map[processors.SeriesKey]trail{}, map[processors.SeriesKey]int64{}
 	r.lastSeen = map[consumers.TopicPartition]int64{}
 	r.pending, r.closedAt, r.late, r.extraAlerts = nil, nil, nil, nil
 	r.firstRec = time.Time{}
@@ -542,14 +550,16 @@ func (r *Runner) Flush(ctx context.Context) error {
 		if lag, ok := detectors.RollingLag(r.set.ReferenceSource(w.Series.Model), r.set.WindowSpec(w.Series.Model).Size); ok {
 			ref = r.rollingReference(ctx, w, lag, inBatch)
 		} else if ref == nil {
-			if p := r.builder(w.Series.Model, w.Series.Version).windowClosed(w.Start, r.set.ReferenceWindows(w.Series.Model), r.now()); p != nil {
+			if p := r.builder(w.Series.Model, w.Series.Version).windowClosed(w.Start, r.set.ReferenceWindows(w.Series.Model), r.set.ReferenceMinEvents, r.now()); p != nil {
 				if err := r.saveReference(ctx, p); err != nil {
 					return err
 				}
 			}
 		}
-		model := w.Series.Model
-		v := detectors.Evaluate(w, ref, func(feature string) detectors.Thresholds { return r.set.Thresholds(model, feature) })
+		v, err := r.judge(ctx, w, ref)
+		if err != nil {
+			return err
+		}
 		batch.Verdicts = append(batch.Verdicts, v)
 		r.previous[w.Series] = w
 		var raised []*schemas.AlertEvent

@@ -35,8 +35,9 @@ func (b *refBuilder) add(windowStart int64, e *schemas.PredictionEvent) {
 	s.AddEvent(e)
 }
 
-// windowClosed folds a closed window in; after n windows it returns the profile.
-func (b *refBuilder) windowClosed(start int64, n int, now time.Time) *detectors.Profile {
+// windowClosed folds a closed window in; after n windows holding minEvents events in all
+// it returns the profile.
+func (b *refBuilder) windowClosed(start int64, n int, minEvents uint64, now time.Time) *detectors.Profile {
 	if !b.closed[start] {
 		b.closed[start] = true
 		if s, ok := b.open[start]; ok {
@@ -44,7 +45,7 @@ func (b *refBuilder) windowClosed(start int64, n int, now time.Time) *detectors.
 			delete(b.open, start)
 		}
 	}
-	if len(b.closed) < n || b.done.Events == 0 {
+	if len(b.closed) < n || b.done.Events == 0 || b.done.Events < minEvents {
 		return nil
 	}
 	return b.done.Build(b.model, b.version, detectors.SourceFirstWindows, len(b.closed), now)

@@ -172,6 +172,8 @@ const (
 	KindPredictionDrift = "prediction_drift"
 	KindLatency         = "latency"
 	KindErrors          = "errors"
+	KindInputQuality    = "input_quality"
+	KindOutputQuality   = "output_quality"
 )
 
 func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }

@@ -278,16 +278,17 @@ func (s *Store) Write(ctx context.Context, b *Batch) error {
 	// written (LoadClosedWindows), so its rows must not exist before the window's other
 	// rows, scores, late events and alerts do.
 	var modelRows [][]any
-	models := s.inserter(ctx, "window_model_stats", "model, model_version, deployment, window_start, window_end, topic, partition, first_offset, last_offset, events, ok, errors, timeouts, null_predictions, latency_p50, latency_p90, latency_p95, latency_p99, latency_max, latency_sketch, input_size_count, input_size_mean, input_size_std, input_size_min, input_size_max, dropped_features, written_at")
+	models := s.inserter(ctx, "window_model_stats", "model, model_version, deployment, window_start, window_end, topic, partition, first_offset, last_offset, events, ok, errors, timeouts, null_predictions, latency_p50, latency_p90, latency_p95, latency_p99, latency_max, latency_sketch, input_size_count, input_size_mean, input_size_std, input_size_min, input_size_max, dropped_features, judgement, judged_from, written_at")
 	feats := s.inserter(ctx, "window_feature_stats", "model, model_version, deployment, window_start, window_end, topic, partition, feature, kind, count, missing, mismatched, mean, std, min, max, p50, p90, p95, p99, sketch, reference_id, bin_edges, bin_counts, categories, unseen, written_at")
 	for _, c := range b.Closed {
+		judgement, judgedFrom := judged(b, c.Merged)
 		for _, p := range c.Partials {
 			w := p.WindowAgg
 			modelRows = append(modelRows, []any{w.Series.Model, w.Series.Version, w.Series.Deployment, ms(w.Start), ms(w.End),
 				p.Topic, int32(p.Partition), p.FirstOffset, p.LastOffset, w.Events, w.OK, w.Errors, w.Timeouts, w.NullPredictions,
 				w.Latency.Quantile(0.5), w.Latency.Quantile(0.9), w.Latency.Quantile(0.95), w.Latency.Quantile(0.99), w.LatencyMax,
 				string(w.Latency.Encode()), uint64(w.InputSize.N), finite(w.InputSize.Mean), finite(w.InputSize.Std()),
-				finite(w.InputSize.Min), finite(w.InputSize.Max), w.DroppedFeatures, at})
+				finite(w.InputSize.Min), finite(w.InputSize.Max), w.DroppedFeatures, judgement, judgedFrom, at})
 			all := make([]*processors.FeatureAgg, 0, len(w.Features)+1)
 			for _, name := range w.FeatureNames() {
 				all = append(all, w.Features[name])
@@ -410,6 +411,19 @@ func (s *Store) writeAlerts(ctx context.Context, alerts []*schemas.AlertEvent) e
 		}
 	}
 	return in.flush()
+}
+
+// judged is how a window was judged (its verdict's Judgement and the merged span's start).
+func judged(b *Batch, w *processors.WindowAgg) (string, time.Time) {
+	for _, v := range b.Verdicts {
+		if v.Window.Series == w.Series && v.Window.Start == w.Start {
+			if !v.JudgedFrom.IsZero() {
+				return v.Judgement, v.JudgedFrom.UTC()
+			}
+			return v.Judgement, ms(w.Start)
+		}
+	}
+	return "", ms(w.Start)
 }
 
 // referenceID is the reference a partial's counts are over, or else the one its window
@@ -572,7 +586,41 @@ WHERE model = {model:String} AND model_version = {version:String} AND deployment
 	if len(parts) == 0 {
 		return nil, nil
 	}
-	return processors.RebuildWindow(series, start.UnixMilli(), end.UnixMilli(), parts)
+	w, err := processors.RebuildWindow(series, start.UnixMilli(), end.UnixMilli(), parts)
+	if err != nil {
+		return nil, err
+	}
+	return w, s.loadService(ctx, w)
+}
+
+// loadService adds a rebuilt window's service counts (events, statuses, latency, input
+// size) from its window_model_stats rows, so that it can be judged again, not only
+// serve as a reference.
+func (s *Store) loadService(ctx context.Context, w *processors.WindowAgg) error {
+	rows, err := s.conn.Query(ctx, `SELECT events, ok, errors, timeouts, null_predictions, latency_sketch, latency_max,
+  input_size_count, input_size_mean, input_size_std, input_size_min, input_size_max, dropped_features
+FROM `+s.db+`.window_model_stats FINAL
+WHERE model = {model:String} AND model_version = {version:String} AND deployment = {deployment:String} AND window_start = {start:DateTime64(3, 'UTC')}`,
+		clickhouse.Named("model", w.Series.Model), clickhouse.Named("version", w.Series.Version),
+		clickhouse.Named("deployment", w.Series.Deployment), clickhouse.Named("start", ms(w.Start).Format("2006-01-02 15:04:05.000")))
+	if err != nil {
+		return fmt.Errorf("load service counts of %v at %v: %w", w.Series, ms(w.Start), err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var p processors.StoredService
+		var sketch string
+		var inputN uint64
+		if err := rows.Scan(&p.Events, &p.OK, &p.Errors, &p.Timeouts, &p.NullPredictions, &sketch, &p.LatencyMax,
+			&inputN, &p.InputSize.Mean, &p.InputSizeStd, &p.InputSize.Min, &p.InputSize.Max, &p.DroppedFeatures); err != nil {
+			return fmt.Errorf("load service counts of %v at %v: %w", w.Series, ms(w.Start), err)
+		}
+		p.InputSize.N, p.LatencySketch = float64(inputN), []byte(sketch)
+		if err := w.AddService(p); err != nil {
+			return fmt.Errorf("load service counts of %v at %v: %w", w.Series, ms(w.Start), err)
+		}
+	}
+	return rows.Err()
 }
 
 // StageHistory is one stage's stored window: its output volume and latest success.
