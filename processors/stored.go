@@ -17,8 +17,8 @@ type StoredFeature struct {
 // window_model_stats).
 type StoredService struct {
 	Events, OK, Errors, Timeouts, NullPredictions, DroppedFeatures uint64
-	LatencySketch                                                 []byte
-	LatencyMax                                                    float64
+	LatencySketch                                                  []byte
+	LatencyMax                                                     float64
 	// InputSize holds count, mean, min and max; InputSizeStd the standard deviation.
 	InputSize    Moments
 	InputSizeStd float64

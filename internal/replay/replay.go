@@ -275,7 +275,7 @@ func (k *Sink) Publish(_ context.Context, alerts []*schemas.AlertEvent) error {
 // what, about which subject, for which window, in which state.
 type Transition struct {
 	Kind, Model, Version, Deployment, Feature, Pipeline, Stage, Metric, State string
-	WindowStart, WindowEnd                                                time.Time
+	WindowStart, WindowEnd                                                    time.Time
 }
 
 func (t Transition) String() string {
