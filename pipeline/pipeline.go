@@ -435,7 +435,7 @@ func (r *Runner) handle(ctx context.Context, rec consumers.Record) error {
 	case processors.Added:
 		r.stats.Added++
 		if _, ok := r.refs[[2]string{e.Model, e.ModelVersion}]; !ok && r.set.ReferenceSource(e.Model) == detectors.SourceFirstWindows {
-			r.builder(e.Model, e.ModelVersion).add(start, e)
+			r.builder(e.Model, e.ModelVersion).add(start, processors.TopicPartition{Topic: rec.Topic, Partition: rec.Partition}, e)
 		}
 	case processors.Late:
 		r.stats.Late++

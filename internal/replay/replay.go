@@ -38,7 +38,10 @@ const (
 	// time, as a consumer keeping up with producers would.
 	Live Pace = iota + 1
 	// Backlog: the whole stream is read after it happened, at full speed: the wall clock
-	// stands an hour after the stream's end and moves a millisecond per record.
+	// stands an hour after the stream's end and moves a millisecond per record. Records
+	// come as a Kafka consumer fetches a backlog: a batch of one partition, then of
+	// another, so that one partition (a small topic in particular) is read well ahead
+	// of the others in event time.
 	Backlog
 )
 
@@ -82,7 +85,21 @@ type Source struct {
 	exhausted time.Time
 	streamEnd time.Time
 	committed map[consumers.TopicPartition]int64
+	// Backlog: records pulled from the stream, per partition, and the batch being served.
+	buffered map[consumers.TopicPartition][]consumers.Record
+	order    []consumers.TopicPartition
+	nbuf     int
+	batch    []consumers.Record
+	turn     int
+	drained  bool // the stream has no more records
 }
+
+// Backlog fetch shape: batches of up to backlogBatch records of one partition; the
+// stream is read at most backlogAhead records ahead of what was served.
+const (
+	backlogBatch = 500
+	backlogAhead = 50000
+)
 
 // NewSource returns a source over the stream described by o.
 func NewSource(o simulate.StreamOptions, pace Pace, partitions int, tail time.Duration, clock *Clock) (*Source, error) {
@@ -95,7 +112,7 @@ func NewSource(o simulate.StreamOptions, pace Pace, partitions int, tail time.Du
 	}
 	s := &Source{Clock: clock, Partitions: partitions, Pace: pace, Tail: tail, stream: st,
 		offsets: map[consumers.TopicPartition]int64{}, committed: map[consumers.TopicPartition]int64{},
-		streamEnd: o.Start.Add(o.Duration)}
+		streamEnd: o.Start.Add(o.Duration), buffered: map[consumers.TopicPartition][]consumers.Record{}}
 	switch pace {
 	case Live:
 		clock.set(o.Start)
@@ -116,7 +133,17 @@ func (s *Source) Fetch(ctx context.Context) (consumers.Record, error) {
 	if err := ctx.Err(); err != nil {
 		return consumers.Record{}, err
 	}
-	rec, ok := s.stream.Next()
+	var rec consumers.Record
+	var ok bool
+	var err error
+	if s.Pace == Backlog {
+		rec, ok, err = s.nextBatched()
+	} else {
+		rec, ok, err = s.pull()
+	}
+	if err != nil {
+		return consumers.Record{}, err
+	}
 	if !ok {
 		if s.exhausted.IsZero() {
 			s.exhausted = s.Clock.Now()
@@ -127,15 +154,6 @@ func (s *Source) Fetch(ctx context.Context) (consumers.Record, error) {
 		}
 		return consumers.Record{}, context.DeadlineExceeded
 	}
-	msg, err := simulate.Encoder{}.Encode(rec, simulate.Topics{Predictions: PredictionTopic, Pipeline: PipelineTopic})
-	if err != nil {
-		return consumers.Record{}, err
-	}
-	h := fnv.New32a()
-	h.Write(msg.Key)
-	tp := consumers.TopicPartition{Topic: msg.Topic, Partition: int(h.Sum32() % uint32(s.Partitions))}
-	off := s.offsets[tp]
-	s.offsets[tp] = off + 1
 	s.read++
 	switch s.Pace {
 	case Live:
@@ -143,8 +161,81 @@ func (s *Source) Fetch(ctx context.Context) (consumers.Record, error) {
 	case Backlog:
 		s.Clock.set(s.Clock.Now().Add(time.Millisecond))
 	}
+	return rec, nil
+}
+
+// pull takes the stream's next record as a Kafka record of its partition.
+func (s *Source) pull() (consumers.Record, bool, error) {
+	r, ok := s.stream.Next()
+	if !ok {
+		s.drained = true
+		return consumers.Record{}, false, nil
+	}
+	msg, err := simulate.Encoder{}.Encode(r, simulate.Topics{Predictions: PredictionTopic, Pipeline: PipelineTopic})
+	if err != nil {
+		return consumers.Record{}, false, err
+	}
+	h := fnv.New32a()
+	h.Write(msg.Key)
+	tp := consumers.TopicPartition{Topic: msg.Topic, Partition: int(h.Sum32() % uint32(s.Partitions))}
+	off := s.offsets[tp]
+	s.offsets[tp] = off + 1
 	return consumers.Record{Topic: tp.Topic, Partition: tp.Partition, Offset: off, Key: msg.Key, Value: msg.Value,
-		Time: rec.Time, HighWaterMark: off + 1}, nil
+		Time: r.Time, HighWaterMark: off + 1}, true, nil
+}
+
+// nextBatched serves the backlog a partition's batch at a time, round robin.
+func (s *Source) nextBatched() (consumers.Record, bool, error) {
+	if len(s.batch) == 0 {
+		// Read ahead until some partition has a whole batch or the read-ahead is full.
+		for s.nbuf < backlogAhead {
+			full := false
+			for _, q := range s.buffered {
+				if len(q) >= backlogBatch {
+					full = true
+					break
+				}
+			}
+			if full {
+				break
+			}
+			rec, ok, err := s.pull()
+			if err != nil {
+				return rec, false, err
+			}
+			if !ok {
+				break
+			}
+			tp := consumers.TopicPartition{Topic: rec.Topic, Partition: rec.Partition}
+			if _, seen := s.buffered[tp]; !seen {
+				s.order = append(s.order, tp)
+			}
+			s.buffered[tp] = append(s.buffered[tp], rec)
+			s.nbuf++
+		}
+		for range s.order {
+			tp := s.order[s.turn%len(s.order)]
+			s.turn++
+			if q := s.buffered[tp]; len(q) > 0 {
+				n := min(len(q), backlogBatch)
+				s.batch, s.buffered[tp] = q[:n], q[n:]
+				s.nbuf -= n
+				break
+			}
+		}
+		if len(s.batch) == 0 {
+			return consumers.Record{}, false, nil
+		}
+	}
+	rec := s.batch[0]
+	s.batch = s.batch[1:]
+	// The lag a broker's high-water mark shows: the partition's records not served yet,
+	// and in a backlog at least one more while the stream has not been read to its end.
+	rec.HighWaterMark = rec.Offset + 1 + int64(len(s.batch)+len(s.buffered[consumers.TopicPartition{Topic: rec.Topic, Partition: rec.Partition}]))
+	if !s.drained {
+		rec.HighWaterMark++
+	}
+	return rec, true, nil
 }
 
 // Commit remembers the offsets committed.
