@@ -43,6 +43,9 @@ type Thresholds struct {
 	// table always uses Fisher's exact test.
 	Test            string
 	CategoricalTest string
+	// Signals judge missing values, unseen categories, input size, null predictions,
+	// latency, errors and volume against the reference (quality.go).
+	Signals SignalThresholds
 }
 
 // Drift methods and distances.
@@ -118,7 +121,7 @@ func judge(s FeatureScore, th Thresholds) (drifted bool, severity, distance stri
 // MinEvents is 100 because PSI over 10 bins is biased upwards by about 9/n under no
 // change: below 100 values, noise alone reaches the 0.1 threshold.
 var DefaultThresholds = Thresholds{PSIWarning: 0.1, PSICritical: 0.25, PValue: 0.05, MinEvents: 100, ErrorRate: 0.05,
-	Correction: "bonferroni", DriftShare: 0.5}
+	Correction: "bonferroni", DriftShare: 0.5, Signals: DefaultSignalThresholds}
 
 // FeatureScore is the comparison of one feature of one window with the reference.
 type FeatureScore struct {
@@ -252,7 +255,7 @@ func Evaluate(w *processors.WindowAgg, ref *Profile, thresholds func(feature str
 			v.Conditions = append(v.Conditions, datasetCondition(w, drifted, len(v.Scores), model.DriftShare))
 		}
 	}
-	v.Conditions = append(v.Conditions, serviceConditions(w, thresholds(""))...)
+	v.Conditions = append(v.Conditions, serviceConditions(w, ref, thresholds)...)
 	return v
 }
 
@@ -489,14 +492,20 @@ func datasetCondition(w *processors.WindowAgg, drifted, judged int, share float6
 		Details:         map[string]string{"drifted": fmt.Sprint(drifted), "judged": fmt.Sprint(judged)}}
 }
 
-func serviceConditions(w *processors.WindowAgg, th Thresholds) []Condition {
-	start, end := span(w)
-	subject := fmt.Sprintf("%s %s", w.Series.Model, w.Series.Version)
-	if w.Series.Deployment != schemas.DeploymentPrimary {
-		subject += " (" + w.Series.Deployment + ")"
+// serviceConditions judges everything a window says besides its feature distributions:
+// input quality, output quality, latency and errors against the reference (ref may be
+// nil, or lack those baselines: they are then not judged), and latency and errors
+// against their absolute thresholds.
+func serviceConditions(w *processors.WindowAgg, ref *Profile, thresholds func(feature string) Thresholds) []Condition {
+	th := thresholds("")
+	if w.Events < th.MinEvents {
+		return nil
 	}
-	var out []Condition
-	if th.LatencyP99Ms > 0 && w.Events >= th.MinEvents {
+	start, end := span(w)
+	subject := seriesSubject(w)
+	out := inputQualityConditions(w, ref, thresholds)
+	out = append(out, outputQualityConditions(w, ref, th.Signals)...)
+	if th.LatencyP99Ms > 0 {
 		p99 := w.Latency.Quantile(0.99)
 		out = append(out, Condition{
 			Kind: schemas.KindLatency, Model: w.Series.Model, Version: w.Series.Version, Deployment: w.Series.Deployment,
@@ -507,7 +516,8 @@ func serviceConditions(w *processors.WindowAgg, th Thresholds) []Condition {
 			Details:         map[string]string{"events": fmt.Sprint(w.Events), "latency_max_ms": fmt.Sprintf("%.6g", w.LatencyMax)},
 		})
 	}
-	if th.ErrorRate > 0 && w.Events >= th.MinEvents {
+	out = append(out, latencyConditions(w, ref, th.Signals)...)
+	if th.ErrorRate > 0 {
 		rate := w.ErrorRate()
 		out = append(out, Condition{
 			Kind: schemas.KindErrors, Model: w.Series.Model, Version: w.Series.Version, Deployment: w.Series.Deployment,
@@ -518,5 +528,5 @@ func serviceConditions(w *processors.WindowAgg, th Thresholds) []Condition {
 			Details:         map[string]string{"events": fmt.Sprint(w.Events), "errors": fmt.Sprint(w.Errors), "timeouts": fmt.Sprint(w.Timeouts)},
 		})
 	}
-	return out
+	return append(out, errorConditions(w, ref, th.Signals)...)
 }
