@@ -496,6 +496,11 @@ func datasetCondition(w *processors.WindowAgg, drifted, judged int, share float6
 // input quality, output quality, latency and errors against the reference (ref may be
 // nil, or lack those baselines: they are then not judged), and latency and errors
 // against their absolute thresholds.
+//
+// The absolute thresholds need evidence too: a ceiling fires when the window is above it
+// beyond chance (an exact binomial test at the signals' level), so that a model whose
+// usual error rate sits below the ceiling does not page whenever a small window holds a
+// few more failures (1% errors cross 5% in 0.14% of 120-event windows).
 func serviceConditions(w *processors.WindowAgg, ref *Profile, thresholds func(feature string) Thresholds) []Condition {
 	th := thresholds("")
 	if w.Events < th.MinEvents {
@@ -507,25 +512,32 @@ func serviceConditions(w *processors.WindowAgg, ref *Profile, thresholds func(fe
 	out = append(out, outputQualityConditions(w, ref, th.Signals)...)
 	if th.LatencyP99Ms > 0 {
 		p99 := w.Latency.Quantile(0.99)
+		m := w.Latency.Count()
+		// Under a p99 at or below the threshold at most 1% of latencies exceed it.
+		above := w.Latency.Histogram([]float64{th.LatencyP99Ms})[1]
+		p := BinomialSF(int(math.Round(above)), int(math.Round(m)), 0.01)
 		out = append(out, Condition{
 			Kind: schemas.KindLatency, Model: w.Series.Model, Version: w.Series.Version, Deployment: w.Series.Deployment,
-			Metric: "latency_p99_ms", Value: p99, Threshold: th.LatencyP99Ms, Breached: p99 >= th.LatencyP99Ms,
+			Metric: "latency_p99_ms", Value: p99, Threshold: th.LatencyP99Ms, Breached: p99 >= th.LatencyP99Ms && p < th.Signals.PValue,
 			Severity: schemas.SeverityWarning, WindowStart: start, WindowEnd: end,
-			FiringSummary:   fmt.Sprintf("p99 latency of %s is %.0f ms ≥ %.0f ms over %s", subject, p99, th.LatencyP99Ms, spanText(w)),
-			ResolvedSummary: fmt.Sprintf("p99 latency of %s is back to %.0f ms < %.0f ms over %s", subject, p99, th.LatencyP99Ms, spanText(w)),
-			Details:         map[string]string{"events": fmt.Sprint(w.Events), "latency_max_ms": fmt.Sprintf("%.6g", w.LatencyMax)},
+			FiringSummary:   fmt.Sprintf("p99 latency of %s is %.0f ms ≥ %.0f ms (%.1f%% of %.0f requests above it) over %s", subject, p99, th.LatencyP99Ms, 100*above/m, m, spanText(w)),
+			ResolvedSummary: fmt.Sprintf("p99 latency of %s is back to %.0f ms against %.0f ms over %s", subject, p99, th.LatencyP99Ms, spanText(w)),
+			Details: map[string]string{"events": fmt.Sprint(w.Events), "latency_max_ms": fmt.Sprintf("%.6g", w.LatencyMax),
+				"above_threshold": fmt.Sprintf("%.0f", above), "test": "binomial_above_1_percent", "p_value": g6(p), "alpha": g6(th.Signals.PValue)},
 		})
 	}
 	out = append(out, latencyConditions(w, ref, th.Signals)...)
 	if th.ErrorRate > 0 {
 		rate := w.ErrorRate()
+		p := BinomialSF(int(w.Errors+w.Timeouts), int(w.Events), th.ErrorRate)
 		out = append(out, Condition{
 			Kind: schemas.KindErrors, Model: w.Series.Model, Version: w.Series.Version, Deployment: w.Series.Deployment,
-			Metric: "error_rate", Value: rate, Threshold: th.ErrorRate, Breached: rate >= th.ErrorRate,
+			Metric: "error_rate", Value: rate, Threshold: th.ErrorRate, Breached: rate >= th.ErrorRate && p < th.Signals.PValue,
 			Severity: schemas.SeverityWarning, WindowStart: start, WindowEnd: end,
 			FiringSummary:   fmt.Sprintf("%s failed %.1f%% of %d requests (errors and timeouts) ≥ %.1f%% over %s", subject, 100*rate, w.Events, 100*th.ErrorRate, spanText(w)),
-			ResolvedSummary: fmt.Sprintf("%s error rate is back to %.1f%% < %.1f%% over %s", subject, 100*rate, 100*th.ErrorRate, spanText(w)),
-			Details:         map[string]string{"events": fmt.Sprint(w.Events), "errors": fmt.Sprint(w.Errors), "timeouts": fmt.Sprint(w.Timeouts)},
+			ResolvedSummary: fmt.Sprintf("%s error rate is back to %.1f%% against %.1f%% over %s", subject, 100*rate, 100*th.ErrorRate, spanText(w)),
+			Details: map[string]string{"events": fmt.Sprint(w.Events), "errors": fmt.Sprint(w.Errors), "timeouts": fmt.Sprint(w.Timeouts),
+				"test": "binomial_above_ceiling", "p_value": g6(p), "alpha": g6(th.Signals.PValue)},
 		})
 	}
 	return append(out, errorConditions(w, ref, th.Signals)...)
