@@ -381,7 +381,7 @@ func (s *Sample) Build(model, version, source string, windows int, createdAt tim
 			for _, n := range f.Categories {
 				f.Count += n
 			}
-			f.Novel = novel(f.Categories)
+			f.Novel = novel(s.cats[name], f.Categories)
 			f.Learned = learnCategorical(f, s.catSeq[name])
 		}
 		p.Features[name] = f
@@ -457,12 +457,32 @@ func quantileEdges(sorted []float64, bins int) []float64 {
 	return edges
 }
 
-// novel counts the values of a reference's categories that the reference would not have
-// known without them: those beyond the kept categories, and those of categories seen once.
-func novel(categories map[string]uint64) uint64 {
+// novel counts the values a reference would not have known had it been built without
+// them (leave-one-out): values of categories it did not keep, of categories seen once, and
+// of kept categories at the cut that one value fewer would have dropped below it. all
+// are the counts of every category, kept those of the kept ones (topCategories). This is
+// the reference's own rate of unseen categories: Good–Turing's estimate of new ones, with
+// the selection of the kept categories from the same values accounted for (counting only
+// the values beyond the cut underestimates it: a 3,000-category feature then showed
+// 18% unseen against 14% expected, p = 5e-6, on unchanged data).
+func novel(all, kept map[string]uint64) uint64 {
 	var n uint64
-	for c, k := range categories {
-		if c == processors.OtherCategory || k == 1 {
+	var next string // the best category not kept: what a kept one at the cut yields to
+	var nextN uint64
+	for c, k := range all {
+		if _, ok := kept[c]; ok && c != processors.OtherCategory {
+			continue
+		}
+		n += k
+		if c != processors.OtherCategory && (k > nextN || (k == nextN && c < next)) {
+			next, nextN = c, k
+		}
+	}
+	for c, k := range kept {
+		if c == processors.OtherCategory {
+			continue
+		}
+		if k == 1 || (nextN > 0 && (k-1 < nextN || (k-1 == nextN && next < c))) {
 			n += k
 		}
 	}

@@ -56,7 +56,7 @@ func ProfileFromWindow(w *processors.WindowAgg, source string, createdAt time.Ti
 			for c, n := range f.Categories {
 				fp.Categories[c] = n
 			}
-			fp.Novel = novel(fp.Categories)
+			fp.Novel = novel(fp.Categories, fp.Categories)
 		}
 		p.Features[f.Name] = fp
 	}
