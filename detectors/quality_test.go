@@ -278,7 +278,7 @@ func TestSignalsSilentOnStationaryStreams(t *testing.T) {
 			for _, k := range keys {
 				fmt.Fprintf(&sb, " %s=%.2g", k, res.minP[k])
 			}
-			t.Logf("%d spans judged over %v, smallest p-values:%s", res.spans, length, sb.String())
+			t.Logf("%v: %d spans and %d windows (volume) judged over %v, %d breached; smallest p-values:%s", cfg, res.spans, res.volume, length, len(res.breaches), sb.String())
 			if len(keys) < 9 {
 				t.Errorf("judged only %v", keys)
 			}
@@ -289,7 +289,7 @@ func TestSignalsSilentOnStationaryStreams(t *testing.T) {
 // Each change is found within two judged windows (spans, at low volume) of its start;
 // irrelevant changes at high volume stay silent.
 func TestSignalsFindChangesWithinTwoWindows(t *testing.T) {
-	all := change{missing: 0.45, flood: 0.3, nulls: 0.15, latencyX: 5, errorsX: 30, sizeX: 1.5, volumeX: 1}
+	all := change{missing: 0.45, flood: 0.3, nulls: 0.2, latencyX: 5, errorsX: 30, sizeX: 1.5, volumeX: 1}
 	want := []string{"input_quality/amount/missing_rate", "input_quality/country/unseen_share", "input_quality//input_size_mean",
 		"output_quality//null_prediction_rate", "latency//latency_p99_vs_reference", "latency//latency_p50_vs_reference",
 		"errors//error_rate_vs_reference"}
@@ -314,6 +314,7 @@ func TestSignalsFindChangesWithinTwoWindows(t *testing.T) {
 					first[b.key] = b.span
 				}
 			}
+			var sb strings.Builder
 			for _, k := range want {
 				s, ok := first[k]
 				if !ok {
@@ -323,7 +324,9 @@ func TestSignalsFindChangesWithinTwoWindows(t *testing.T) {
 				if s-changeSpan > 1 {
 					t.Errorf("%s breached %d spans after the change", k, s-changeSpan)
 				}
+				fmt.Fprintf(&sb, " %s in span %d", k, s-changeSpan+1)
 			}
+			t.Logf("%v (spans of %d windows): found%s", cfg, per, sb.String())
 		})
 	}
 }
@@ -611,14 +614,15 @@ func TestLatencyExceedanceTestIsCalibrated(t *testing.T) {
 	}
 }
 
-// rateFalseAlarm is the exact probability that the rate rule breaches under no change:
-// reference and window both draw events failing (or missing, …) with probability p.
-// For each reference count the breaching window counts are those from the smallest one
-// up (the effect and the p-value are monotone in it).
-func rateFalseAlarm(nRef, n int, p, minIncrease, minRatio, alpha float64) float64 {
-	ref := binomial(nRef, p)
-	sd := math.Sqrt(float64(nRef) * p * (1 - p))
-	lo, hi := max(0, int(float64(nRef)*p-12*sd-12)), min(nRef, int(float64(nRef)*p+12*sd+12))
+// rateBreach is the exact probability that the rate rule breaches when the reference's
+// events fail (or miss a value, …) with probability pRef and the window's with p: under
+// no change (p = pRef) its false-alarm probability, after a change its power. For each
+// reference count the breaching window counts are those from the smallest one up (the
+// effect and the p-value are monotone in it).
+func rateBreach(nRef, n int, pRef, p, minIncrease, minRatio, alpha float64) float64 {
+	ref := binomial(nRef, pRef)
+	sd := math.Sqrt(float64(nRef) * pRef * (1 - pRef))
+	lo, hi := max(0, int(float64(nRef)*pRef-12*sd-12)), min(nRef, int(float64(nRef)*pRef+12*sd+12))
 	var total float64
 	for xr := lo; xr <= hi; xr++ {
 		breaches := func(x int) bool {
@@ -652,7 +656,7 @@ func TestRateRulesFalseAlarmProbability(t *testing.T) {
 		for _, sz := range sizes {
 			var sb strings.Builder
 			for _, p := range rule.rates {
-				fa := rateFalseAlarm(sz.nRef, sz.n, p, rule.inc, rule.ratio, st.PValue)
+				fa := rateBreach(sz.nRef, sz.n, p, p, rule.inc, rule.ratio, st.PValue)
 				if fa > st.PValue {
 					t.Errorf("%s rule, %s, rate %v: false-alarm probability %.3g per window", rule.name, sz.name, p, fa)
 				}
@@ -660,6 +664,29 @@ func TestRateRulesFalseAlarmProbability(t *testing.T) {
 			}
 			t.Logf("%s rule, %s:%s", rule.name, sz.name, sb.String())
 		}
+	}
+	// The changes of TestSignalsFindChangesWithinTwoWindows, at the level a single test
+	// gets in its family (input quality shares it over nine tests there).
+	for _, c := range []struct {
+		name            string
+		pRef, p         float64
+		inc, ratio, lvl float64
+	}{
+		{"missing 1% → 45%", 0.01, 0.45, st.QualityMinIncrease, st.QualityMinRatio, st.PValue / 9},
+		{"new category 0 → 30%", 0.0001, 0.3, st.QualityMinIncrease, st.QualityMinRatio, st.PValue / 9},
+		{"null predictions 0.5% → 20%", 0.005, 0.2, st.QualityMinIncrease, st.QualityMinRatio, st.PValue},
+		{"errors 0.6% → 18% (×30)", 0.006, 0.18, st.ErrorMinIncrease, st.ErrorMinRatio, st.PValue},
+	} {
+		var sb strings.Builder
+		for _, sz := range sizes {
+			power := rateBreach(sz.nRef, sz.n, c.pRef, c.p, c.inc, c.ratio, c.lvl)
+			within2 := 1 - (1-power)*(1-power)
+			if within2 < 0.99 {
+				t.Errorf("%s at %s: found in a window with probability %.4f, within two %.4f", c.name, sz.name, power, within2)
+			}
+			fmt.Fprintf(&sb, " %s: %.4g;", sz.name, power)
+		}
+		t.Logf("power per window, %s:%s", c.name, sb.String())
 	}
 }
 
@@ -709,7 +736,7 @@ func TestModelVolumeCondition(t *testing.T) {
 func TestUnseenBaselineIsCalibrated(t *testing.T) {
 	const runs = 200
 	th := func(string) Thresholds { return DefaultThresholds }
-	for _, sz := range []struct{ ref, win int }{{180, 120}, {900, 300}, {3000, 1000}} {
+	for _, sz := range []struct{ ref, win int }{{180, 120}, {900, 300}, {2000, 600}} {
 		below := map[float64]int{}
 		for i := 0; i < runs; i++ {
 			ref := refWith(sz.ref, uint64(1000+i))
