@@ -503,8 +503,8 @@ func datasetCondition(w *processors.WindowAgg, drifted, judged int, share float6
 // few more failures (1% errors cross 5% in 0.14% of 120-event windows).
 func serviceConditions(w *processors.WindowAgg, ref *Profile, thresholds func(feature string) Thresholds) []Condition {
 	th := thresholds("")
-	if w.Events < th.MinEvents {
-		return nil
+	if w.Events == 0 || w.Events < th.MinEvents {
+		return nil // an empty window is judged for volume only
 	}
 	start, end := span(w)
 	subject := seriesSubject(w)

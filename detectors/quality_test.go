@@ -247,10 +247,16 @@ var simConfigs = []simConfig{{1, time.Minute}, {1, 5 * time.Minute}, {10, time.M
 // second run the whole 24 hours; at 100 events a second a window of the stream is like
 // any other window (the stream is stationary and every window is judged against the
 // same reference), so three hours judge 180 one-minute and 36 five-minute windows of
-// 6,000 and 30,000 events, and keep the test within seconds.
+// 6,000 and 30,000 events, and keep the test within seconds. With -short, ten events a
+// second run 6 hours and 100 one hour.
 func simHours(rate float64) time.Duration {
-	if rate >= 100 {
+	switch {
+	case rate >= 100 && testing.Short():
+		return time.Hour
+	case rate >= 100:
 		return 3 * time.Hour
+	case rate >= 10 && testing.Short():
+		return 6 * time.Hour
 	}
 	return 24 * time.Hour
 }
