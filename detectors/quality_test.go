@@ -272,8 +272,9 @@ func TestSignalsSilentOnStationaryStreams(t *testing.T) {
 			for _, b := range res.breaches {
 				t.Errorf("false alarm %s in span %d at %s", b.key, b.span, b.start.Format("15:04"))
 			}
-			if want := int(0.9 * float64(length/cfg.size)); res.volume < want {
-				t.Errorf("%d windows judged for volume, want at least %d", res.volume, want)
+			// Every window after the three reference ones (a last one may hold no event).
+			if want := int(length/cfg.size) - 3; res.volume < want-1 || res.volume > want {
+				t.Errorf("%d windows judged for volume, want %d", res.volume, want)
 			}
 			keys := make([]string, 0, len(res.minP))
 			for k := range res.minP {
