@@ -97,8 +97,13 @@ func (r *Runner) judge(ctx context.Context, w *processors.WindowAgg, ref *detect
 	if err != nil {
 		return detectors.Verdict{}, err
 	}
+	volume, judgeVolume := r.volumeCondition(w, ref)
 	if over == nil {
-		return detectors.Verdict{Window: w, Judgement: fmt.Sprintf("not judged: %d events < min_events %d over the last %d windows", events, min, n)}, nil
+		v := detectors.Verdict{Window: w, Judgement: fmt.Sprintf("not judged: %d events < min_events %d over the last %d windows", events, min, n)}
+		if judgeVolume {
+			v.Conditions = append(v.Conditions, volume)
+		}
+		return v, nil
 	}
 	v := detectors.Evaluate(over, ref, th)
 	if ref == nil {
@@ -117,6 +122,9 @@ func (r *Runner) judge(ctx context.Context, w *processors.WindowAgg, ref *detect
 			}
 			c.Details["merged_windows"] = fmt.Sprint(n)
 		}
+	}
+	if judgeVolume {
+		v.Conditions = append(v.Conditions, volume)
 	}
 	return v, nil
 }

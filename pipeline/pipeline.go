@@ -51,6 +51,7 @@ type Store interface {
 	LoadClosedStageWindows(ctx context.Context, lookback time.Duration) ([]storage.ClosedWindow, error)
 	LoadStageHistory(ctx context.Context, lookback time.Duration) ([]storage.StageHistory, error)
 	LoadWindow(ctx context.Context, series processors.SeriesKey, start time.Time) (*processors.WindowAgg, error)
+	LoadHourlyEvents(ctx context.Context, lookback time.Duration) ([]storage.HourlyEvents, error)
 }
 
 // Observer receives what the pipeline does (a *telemetry.Metrics).
@@ -157,6 +158,7 @@ type Runner struct {
 	// the first window this member closed per series: earlier ones are in ClickHouse.
 	trails    map[processors.SeriesKey]trail
 	trailFrom map[processors.SeriesKey]int64
+	volumes   map[processors.SeriesKey]*hourlyVolume // events per hour, for volume expectations
 
 	event     schemas.PredictionEvent
 	pending   []processors.Closed
@@ -219,6 +221,7 @@ func (r *Runner) reset() {
 	r.refs, r.building = map[[2]string]*detectors.Profile{}, map[[2]string]*refBuilder{}
 	r.previous = map[processors.SeriesKey]*processors.WindowAgg{}
 	r.trails, r.trailFrom = map[processors.SeriesKey]trail{}, map[processors.SeriesKey]int64{}
+	r.volumes = map[processors.SeriesKey]*hourlyVolume{}
 	r.lastSeen = map[consumers.TopicPartition]int64{}
 	r.pending, r.closedAt, r.late, r.extraAlerts = nil, nil, nil, nil
 	r.firstRec = time.Time{}
@@ -279,6 +282,19 @@ func (r *Runner) Restore(ctx context.Context) error {
 	}
 	for _, c := range closed {
 		r.proc.Restore(c.Model, c.Start, c.End, processors.TopicPartition{Topic: c.TP.Topic, Partition: c.TP.Partition}, c.LastOffset)
+	}
+	hourly, err := r.store.LoadHourlyEvents(ctx, time.Duration(keepVolDays)*24*time.Hour)
+	if err != nil {
+		return err
+	}
+	for _, h := range hourly {
+		v := r.volumes[h.Series]
+		if v == nil {
+			v = &hourlyVolume{hours: map[int64]uint64{}, first: h.Hour.UnixMilli()}
+			r.volumes[h.Series] = v
+		}
+		v.hours[h.Hour.UnixMilli()] += h.Events
+		v.first = min(v.first, h.Hour.UnixMilli())
 	}
 	firing, err := r.store.LoadFiringAlerts(ctx)
 	if err != nil {

@@ -623,6 +623,37 @@ WHERE model = {model:String} AND model_version = {version:String} AND deployment
 	return rows.Err()
 }
 
+// HourlyEvents is a series' events in one hour, from its written windows.
+type HourlyEvents struct {
+	Series processors.SeriesKey
+	Hour   time.Time
+	Events uint64
+}
+
+// LoadHourlyEvents returns every series' events per hour within lookback of its newest
+// window (the same-hour volume expectations after a restart).
+func (s *Store) LoadHourlyEvents(ctx context.Context, lookback time.Duration) ([]HourlyEvents, error) {
+	rows, err := s.conn.Query(ctx, `SELECT model, model_version, deployment, toStartOfHour(window_start) AS hour, sum(events)
+FROM `+s.db+`.window_model_stats FINAL
+WHERE window_start >= (SELECT max(window_start) FROM `+s.db+`.window_model_stats) - toIntervalSecond({lookback:UInt64})
+GROUP BY model, model_version, deployment, hour ORDER BY hour`, clickhouse.Named("lookback", fmt.Sprint(uint64(lookback.Seconds()))))
+	if err != nil {
+		return nil, fmt.Errorf("load hourly events: %w", err)
+	}
+	defer rows.Close()
+	var out []HourlyEvents
+	for rows.Next() {
+		var h HourlyEvents
+		var hour time.Time
+		if err := rows.Scan(&h.Series.Model, &h.Series.Version, &h.Series.Deployment, &hour, &h.Events); err != nil {
+			return nil, fmt.Errorf("load hourly events: %w", err)
+		}
+		h.Hour = hour.UTC()
+		out = append(out, h)
+	}
+	return out, rows.Err()
+}
+
 // StageHistory is one stage's stored window: its output volume and latest success.
 type StageHistory struct {
 	Pipeline, Stage string

@@ -339,6 +339,11 @@ func (s *Store) LoadWindow(_ context.Context, series processors.SeriesKey, start
 	return nil, nil
 }
 
+// LoadHourlyEvents returns nothing: a replay starts from scratch.
+func (s *Store) LoadHourlyEvents(context.Context, time.Duration) ([]storage.HourlyEvents, error) {
+	return nil, nil
+}
+
 // Sink collects dead letters and published alerts.
 type Sink struct {
 	mu          sync.Mutex
