@@ -173,16 +173,19 @@ type Detection struct {
 	// Reference: first_windows (a version's first reference_windows windows, or a file
 	// stored with driftd baseline), previous_window, same_window_yesterday or
 	// same_window_last_week.
-	Reference        string  `yaml:"reference"`
-	ReferenceWindows int     `yaml:"reference_windows"`
-	PSIWarning       float64 `yaml:"psi_warning"`
-	PSICritical      float64 `yaml:"psi_critical"`
-	PValue           float64 `yaml:"p_value"`
-	MinEvents        uint64  `yaml:"min_events"`
-	LatencyP99Ms     float64 `yaml:"latency_p99_ms"`
-	ErrorRate        float64 `yaml:"error_rate"`
-	FireAfter        int     `yaml:"fire_after"`
-	ResolveAfter     int     `yaml:"resolve_after"`
+	Reference        string `yaml:"reference"`
+	ReferenceWindows int    `yaml:"reference_windows"`
+	// ReferenceMinEvents: a first-windows reference also waits until its windows hold
+	// this many events, so that a low-volume model is not compared with a handful.
+	ReferenceMinEvents uint64  `yaml:"reference_min_events"`
+	PSIWarning         float64 `yaml:"psi_warning"`
+	PSICritical        float64 `yaml:"psi_critical"`
+	PValue             float64 `yaml:"p_value"`
+	MinEvents          uint64  `yaml:"min_events"`
+	LatencyP99Ms       float64 `yaml:"latency_p99_ms"`
+	ErrorRate          float64 `yaml:"error_rate"`
+	FireAfter          int     `yaml:"fire_after"`
+	ResolveAfter       int     `yaml:"resolve_after"`
 	// Correction across a window's features: bonferroni or bh (Benjamini–Hochberg).
 	Correction string `yaml:"correction"`
 	// DriftShare: the share of drifted features at which a window drifts as a whole.
@@ -199,6 +202,23 @@ type Detection struct {
 	// categorical ones: chi2, g or z.
 	Test            string `yaml:"test"`
 	CategoricalTest string `yaml:"categorical_test"`
+	// The signals judged against each version's reference (docs/detection.md):
+	// SignalPValue is the per-window level of each signal kind's exact test; the others
+	// are the effects that matter (a rate must rise by quality_min_increase or
+	// error_min_increase AND to *_min_ratio × the reference's; latency p50/p99 must reach
+	// latency_min_ratio × the reference's AND latency_min_increase_ms above it; the mean
+	// input size must move by input_size_min_change; events per window must fall to
+	// volume_drop × or rise to volume_jump × the expected). 0 disables a rule.
+	SignalPValue         float64 `yaml:"signal_p_value"`
+	QualityMinIncrease   float64 `yaml:"quality_min_increase"`
+	QualityMinRatio      float64 `yaml:"quality_min_ratio"`
+	InputSizeMinChange   float64 `yaml:"input_size_min_change"`
+	LatencyMinRatio      float64 `yaml:"latency_min_ratio"`
+	LatencyMinIncreaseMs float64 `yaml:"latency_min_increase_ms"`
+	ErrorMinIncrease     float64 `yaml:"error_min_increase"`
+	ErrorMinRatio        float64 `yaml:"error_min_ratio"`
+	VolumeDrop           float64 `yaml:"volume_drop"`
+	VolumeJump           float64 `yaml:"volume_jump"`
 }
 
 // ModelConfig overrides windows and thresholds for one model.
@@ -225,6 +245,17 @@ type Overrides struct {
 	ThresholdFrom     *string  `yaml:"threshold_from"`
 	Test              *string  `yaml:"test"`
 	CategoricalTest   *string  `yaml:"categorical_test"`
+
+	SignalPValue         *float64 `yaml:"signal_p_value"`
+	QualityMinIncrease   *float64 `yaml:"quality_min_increase"`
+	QualityMinRatio      *float64 `yaml:"quality_min_ratio"`
+	InputSizeMinChange   *float64 `yaml:"input_size_min_change"`
+	LatencyMinRatio      *float64 `yaml:"latency_min_ratio"`
+	LatencyMinIncreaseMs *float64 `yaml:"latency_min_increase_ms"`
+	ErrorMinIncrease     *float64 `yaml:"error_min_increase"`
+	ErrorMinRatio        *float64 `yaml:"error_min_ratio"`
+	VolumeDrop           *float64 `yaml:"volume_drop"`
+	VolumeJump           *float64 `yaml:"volume_jump"`
 }
 
 // Pipelines configures the health checks of upstream pipeline stages.
@@ -272,6 +303,7 @@ type Limits struct {
 
 // Default returns the defaults.
 func Default() Config {
+	sig := detectors.DefaultSignalThresholds
 	return Config{
 		Kafka: Kafka{
 			Brokers: []string{"localhost:9092"}, GroupID: "driftd",
@@ -284,10 +316,13 @@ func Default() Config {
 		ClickHouse: ClickHouse{Addr: "localhost:9000", Protocol: "native", Database: "driftd", Username: "default", RetentionDays: 90, MaxBatchRows: 50000,
 			Embedded: Embedded{DataDir: ".driftd/clickhouse", Listen: "127.0.0.1:8123"}},
 		Windows: Windows{Size: Duration(5 * time.Minute), Lateness: Duration(30 * time.Second), IdleClose: Duration(2 * time.Minute)},
-		Detection: Detection{Reference: detectors.SourceFirstWindows, ReferenceWindows: 3, PSIWarning: detectors.DefaultThresholds.PSIWarning, PSICritical: detectors.DefaultThresholds.PSICritical,
+		Detection: Detection{Reference: detectors.SourceFirstWindows, ReferenceWindows: 3, ReferenceMinEvents: 1000, PSIWarning: detectors.DefaultThresholds.PSIWarning, PSICritical: detectors.DefaultThresholds.PSICritical,
 			PValue: detectors.DefaultThresholds.PValue, MinEvents: detectors.DefaultThresholds.MinEvents, ErrorRate: detectors.DefaultThresholds.ErrorRate,
 			FireAfter: 1, ResolveAfter: 2, Correction: detectors.DefaultThresholds.Correction, DriftShare: detectors.DefaultThresholds.DriftShare,
-			Method: detectors.MethodAuto, Distance: "psi", ThresholdFrom: "fixed", Test: "ks", CategoricalTest: "chi2"},
+			Method: detectors.MethodAuto, Distance: "psi", ThresholdFrom: "fixed", Test: "ks", CategoricalTest: "chi2",
+			SignalPValue: sig.PValue, QualityMinIncrease: sig.QualityMinIncrease, QualityMinRatio: sig.QualityMinRatio,
+			InputSizeMinChange: sig.InputSizeMinChange, LatencyMinRatio: sig.LatencyMinRatio, LatencyMinIncreaseMs: sig.LatencyMinIncreaseMs,
+			ErrorMinIncrease: sig.ErrorMinIncrease, ErrorMinRatio: sig.ErrorMinRatio, VolumeDrop: sig.VolumeDrop, VolumeJump: sig.VolumeJump},
 		Pipelines: Pipelines{Window: Duration(time.Hour), Lateness: Duration(5 * time.Minute), FailureRate: 0.5,
 			ConsecutiveFailures: 3, VolumeDrop: 0.5, VolumeJump: 3, FreshnessFactor: 2},
 		Limits: Limits{MaxFeatures: processors.DefaultLimits.MaxFeatures, MaxCategories: processors.DefaultLimits.MaxCategories,
@@ -511,6 +546,9 @@ func (c *Config) Validate() error {
 	if err := checkReference("detection.reference", c.Detection.Reference); err != nil {
 		return err
 	}
+	if c.Detection.ReferenceMinEvents < 1 {
+		return fail("detection.reference_min_events", "must be at least 1")
+	}
 	if c.Detection.ReferenceWindows < 1 {
 		return fail("detection.reference_windows", "must be at least 1")
 	}
@@ -518,6 +556,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := checkMethod("detection", c.Thresholds("", "")); err != nil {
+		return err
+	}
+	if err := checkSignals("detection", c.Thresholds("", "").Signals); err != nil {
 		return err
 	}
 	if c.Detection.Correction != "bonferroni" && c.Detection.Correction != "bh" {
@@ -558,12 +599,18 @@ func (c *Config) Validate() error {
 		if err := checkMethod("models."+name+".thresholds", th); err != nil {
 			return err
 		}
+		if err := checkSignals("models."+name+".thresholds", th.Signals); err != nil {
+			return err
+		}
 		for f := range m.Features {
 			th := c.Thresholds(name, f)
 			if err := checkThresholds("models."+name+".features."+f, th.PSIWarning, th.PSICritical, th.PValue, th.ErrorRate); err != nil {
 				return err
 			}
 			if err := checkMethod("models."+name+".features."+f, th); err != nil {
+				return err
+			}
+			if err := checkSignals("models."+name+".features."+f, th.Signals); err != nil {
 				return err
 			}
 		}
@@ -661,6 +708,35 @@ func checkMethod(field string, th detectors.Thresholds) error {
 	return nil
 }
 
+func checkSignals(field string, s detectors.SignalThresholds) error {
+	fail := func(name, format string, args ...any) error {
+		return fmt.Errorf("config: %s.%s: %s", field, name, fmt.Sprintf(format, args...))
+	}
+	switch {
+	case s.PValue <= 0 || s.PValue >= 1:
+		return fail("signal_p_value", "must be between 0 and 1")
+	case s.QualityMinIncrease < 0 || s.QualityMinIncrease > 1:
+		return fail("quality_min_increase", "must be between 0 and 1 (0 disables)")
+	case s.QualityMinRatio < 1:
+		return fail("quality_min_ratio", "must be at least 1")
+	case s.InputSizeMinChange < 0:
+		return fail("input_size_min_change", "must not be negative (0 disables)")
+	case s.LatencyMinRatio != 0 && s.LatencyMinRatio < 1:
+		return fail("latency_min_ratio", "must be at least 1 (0 disables)")
+	case s.LatencyMinIncreaseMs < 0:
+		return fail("latency_min_increase_ms", "must not be negative")
+	case s.ErrorMinIncrease < 0 || s.ErrorMinIncrease > 1:
+		return fail("error_min_increase", "must be between 0 and 1 (0 disables)")
+	case s.ErrorMinRatio < 1:
+		return fail("error_min_ratio", "must be at least 1")
+	case s.VolumeDrop < 0 || s.VolumeDrop >= 1:
+		return fail("volume_drop", "must be in [0, 1) (0 disables)")
+	case s.VolumeJump != 0 && s.VolumeJump <= 1:
+		return fail("volume_jump", "must be above 1 (0 disables)")
+	}
+	return nil
+}
+
 func checkWindow(field string, size, lateness Duration) error {
 	switch {
 	case size < Duration(time.Second):
@@ -715,7 +791,10 @@ func (c *Config) Thresholds(model, feature string) detectors.Thresholds {
 	d := c.Detection
 	th := detectors.Thresholds{PSIWarning: d.PSIWarning, PSICritical: d.PSICritical, PValue: d.PValue,
 		MinEvents: d.MinEvents, LatencyP99Ms: d.LatencyP99Ms, ErrorRate: d.ErrorRate, Correction: d.Correction, DriftShare: d.DriftShare,
-		Method: d.Method, Distance: d.Distance, DistanceThreshold: d.DistanceThreshold, ThresholdFrom: d.ThresholdFrom, Test: d.Test, CategoricalTest: d.CategoricalTest}
+		Method: d.Method, Distance: d.Distance, DistanceThreshold: d.DistanceThreshold, ThresholdFrom: d.ThresholdFrom, Test: d.Test, CategoricalTest: d.CategoricalTest,
+		Signals: detectors.SignalThresholds{PValue: d.SignalPValue, QualityMinIncrease: d.QualityMinIncrease, QualityMinRatio: d.QualityMinRatio,
+			InputSizeMinChange: d.InputSizeMinChange, LatencyMinRatio: d.LatencyMinRatio, LatencyMinIncreaseMs: d.LatencyMinIncreaseMs,
+			ErrorMinIncrease: d.ErrorMinIncrease, ErrorMinRatio: d.ErrorMinRatio, VolumeDrop: d.VolumeDrop, VolumeJump: d.VolumeJump}}
 	m, ok := c.Models[model]
 	if !ok {
 		return th
@@ -763,6 +842,17 @@ func (o Overrides) apply(th *detectors.Thresholds) {
 	}
 	if o.CategoricalTest != nil {
 		th.CategoricalTest = *o.CategoricalTest
+	}
+	for _, f := range []struct {
+		from *float64
+		to   *float64
+	}{{o.SignalPValue, &th.Signals.PValue}, {o.QualityMinIncrease, &th.Signals.QualityMinIncrease}, {o.QualityMinRatio, &th.Signals.QualityMinRatio},
+		{o.InputSizeMinChange, &th.Signals.InputSizeMinChange}, {o.LatencyMinRatio, &th.Signals.LatencyMinRatio},
+		{o.LatencyMinIncreaseMs, &th.Signals.LatencyMinIncreaseMs}, {o.ErrorMinIncrease, &th.Signals.ErrorMinIncrease},
+		{o.ErrorMinRatio, &th.Signals.ErrorMinRatio}, {o.VolumeDrop, &th.Signals.VolumeDrop}, {o.VolumeJump, &th.Signals.VolumeJump}} {
+		if f.from != nil {
+			*f.to = *f.from
+		}
 	}
 }
 

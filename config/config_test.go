@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/driftd/driftd/detectors"
 )
 
 func write(t *testing.T, body string) string {
@@ -60,6 +62,16 @@ func TestBadConfigNamesTheField(t *testing.T) {
 		{"detection:\n  test: t\n", "", "detection.test"},
 		{"kafka:\n  sasl:\n    mechanism: GSSAPI\n", "", "kafka.sasl.mechanism"},
 		{"kafka:\n  sasl:\n    mechanism: PLAIN\n", "", "kafka.sasl.username"},
+		{"detection:\n  signal_p_value: 0\n", "", "detection.signal_p_value"},
+		{"detection:\n  quality_min_increase: 5\n", "", "detection.quality_min_increase"},
+		{"detection:\n  quality_min_ratio: 0.5\n", "", "detection.quality_min_ratio"},
+		{"detection:\n  latency_min_ratio: 0.8\n", "", "detection.latency_min_ratio"},
+		{"detection:\n  error_min_ratio: 0\n", "", "detection.error_min_ratio"},
+		{"detection:\n  volume_drop: 1\n", "", "detection.volume_drop"},
+		{"detection:\n  volume_jump: 1\n", "", "detection.volume_jump"},
+		{"models:\n  m:\n    thresholds:\n      input_size_min_change: -1\n", "", "models.m.thresholds.input_size_min_change"},
+		{"models:\n  m:\n    features:\n      age:\n        quality_min_increase: -0.1\n", "", "models.m.features.age.quality_min_increase"},
+		{"", "DRIFTD_DETECTION_ERROR_MIN_INCREASE=2", "detection.error_min_increase"},
 		{"limits:\n  max_outage: -1m\n", "", "limits.max_outage"},
 	} {
 		env := map[string]string{}
@@ -117,6 +129,47 @@ models:
 	}
 	if th := cfg.Thresholds("other", ""); th.PSIWarning != 0.1 || th.ErrorRate != 0.05 {
 		t.Errorf("default thresholds %+v", th)
+	}
+}
+
+// The signals judged against the reference default to detectors.DefaultSignalThresholds
+// and are overridden by the environment, per model and per feature.
+func TestSignalThresholds(t *testing.T) {
+	if got := func() detectors.SignalThresholds { c := Default(); return c.Thresholds("m", "").Signals }(); got != detectors.DefaultSignalThresholds {
+		t.Fatalf("default signals %+v, want %+v", got, detectors.DefaultSignalThresholds)
+	}
+	cfg, err := Load(write(t, `
+detection:
+  quality_min_increase: 0.1
+models:
+  checkout:
+    thresholds:
+      latency_min_increase_ms: 50
+      volume_jump: 4
+    features:
+      age:
+        quality_min_increase: 0
+`), map[string]string{"DRIFTD_DETECTION_SIGNAL_P_VALUE": "1e-6"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		model, feature string
+		want           func(s *detectors.SignalThresholds)
+	}{
+		{"other", "", func(s *detectors.SignalThresholds) {}},
+		{"checkout", "", func(s *detectors.SignalThresholds) { s.LatencyMinIncreaseMs, s.VolumeJump = 50, 4 }},
+		{"checkout", "amount", func(s *detectors.SignalThresholds) { s.LatencyMinIncreaseMs, s.VolumeJump = 50, 4 }},
+		{"checkout", "age", func(s *detectors.SignalThresholds) {
+			s.LatencyMinIncreaseMs, s.VolumeJump, s.QualityMinIncrease = 50, 4, 0
+		}},
+	} {
+		want := detectors.DefaultSignalThresholds
+		want.PValue, want.QualityMinIncrease = 1e-6, 0.1
+		c.want(&want)
+		if got := cfg.Thresholds(c.model, c.feature).Signals; got != want {
+			t.Errorf("%s/%s: %+v, want %+v", c.model, c.feature, got, want)
+		}
 	}
 }
 

@@ -43,6 +43,9 @@ type Thresholds struct {
 	// table always uses Fisher's exact test.
 	Test            string
 	CategoricalTest string
+	// Signals judge missing values, unseen categories, input size, null predictions,
+	// latency, errors and volume against the reference (quality.go).
+	Signals SignalThresholds
 }
 
 // Drift methods and distances.
@@ -118,7 +121,7 @@ func judge(s FeatureScore, th Thresholds) (drifted bool, severity, distance stri
 // MinEvents is 100 because PSI over 10 bins is biased upwards by about 9/n under no
 // change: below 100 values, noise alone reaches the 0.1 threshold.
 var DefaultThresholds = Thresholds{PSIWarning: 0.1, PSICritical: 0.25, PValue: 0.05, MinEvents: 100, ErrorRate: 0.05,
-	Correction: "bonferroni", DriftShare: 0.5}
+	Correction: "bonferroni", DriftShare: 0.5, Signals: DefaultSignalThresholds}
 
 // FeatureScore is the comparison of one feature of one window with the reference.
 type FeatureScore struct {
@@ -156,6 +159,10 @@ type Verdict struct {
 	// or the window too few complete rows.
 	Multivariate *MultivariateScore
 	Conditions   []Condition
+	// Judgement says how the window was judged when not on its own: over several windows
+	// merged (a low-volume series; JudgedFrom is the span's start) or not at all, and why.
+	Judgement  string
+	JudgedFrom time.Time
 }
 
 // Evaluate compares a closed window with its reference (nil if none yet) and with the
@@ -252,7 +259,7 @@ func Evaluate(w *processors.WindowAgg, ref *Profile, thresholds func(feature str
 			v.Conditions = append(v.Conditions, datasetCondition(w, drifted, len(v.Scores), model.DriftShare))
 		}
 	}
-	v.Conditions = append(v.Conditions, serviceConditions(w, thresholds(""))...)
+	v.Conditions = append(v.Conditions, serviceConditions(w, ref, thresholds)...)
 	return v
 }
 
@@ -489,34 +496,53 @@ func datasetCondition(w *processors.WindowAgg, drifted, judged int, share float6
 		Details:         map[string]string{"drifted": fmt.Sprint(drifted), "judged": fmt.Sprint(judged)}}
 }
 
-func serviceConditions(w *processors.WindowAgg, th Thresholds) []Condition {
-	start, end := span(w)
-	subject := fmt.Sprintf("%s %s", w.Series.Model, w.Series.Version)
-	if w.Series.Deployment != schemas.DeploymentPrimary {
-		subject += " (" + w.Series.Deployment + ")"
+// serviceConditions judges everything a window says besides its feature distributions:
+// input quality, output quality, latency and errors against the reference (ref may be
+// nil, or lack those baselines: they are then not judged), and latency and errors
+// against their absolute thresholds.
+//
+// The absolute thresholds need evidence too: a ceiling fires when the window is above it
+// beyond chance (an exact binomial test at the signals' level), so that a model whose
+// usual error rate sits below the ceiling does not page whenever a small window holds a
+// few more failures (1% errors cross 5% in 0.14% of 120-event windows).
+func serviceConditions(w *processors.WindowAgg, ref *Profile, thresholds func(feature string) Thresholds) []Condition {
+	th := thresholds("")
+	if w.Events == 0 || w.Events < th.MinEvents {
+		return nil // an empty window is judged for volume only
 	}
-	var out []Condition
-	if th.LatencyP99Ms > 0 && w.Events >= th.MinEvents {
+	start, end := span(w)
+	subject := seriesSubject(w)
+	out := inputQualityConditions(w, ref, thresholds)
+	out = append(out, outputQualityConditions(w, ref, th.Signals)...)
+	if th.LatencyP99Ms > 0 {
 		p99 := w.Latency.Quantile(0.99)
+		m := w.Latency.Count()
+		// Under a p99 at or below the threshold at most 1% of latencies exceed it.
+		above := w.Latency.Histogram([]float64{th.LatencyP99Ms})[1]
+		p := BinomialSF(int(math.Round(above)), int(math.Round(m)), 0.01)
 		out = append(out, Condition{
 			Kind: schemas.KindLatency, Model: w.Series.Model, Version: w.Series.Version, Deployment: w.Series.Deployment,
-			Metric: "latency_p99_ms", Value: p99, Threshold: th.LatencyP99Ms, Breached: p99 >= th.LatencyP99Ms,
+			Metric: "latency_p99_ms", Value: p99, Threshold: th.LatencyP99Ms, Breached: p99 >= th.LatencyP99Ms && p < th.Signals.PValue,
 			Severity: schemas.SeverityWarning, WindowStart: start, WindowEnd: end,
-			FiringSummary:   fmt.Sprintf("p99 latency of %s is %.0f ms ≥ %.0f ms over %s", subject, p99, th.LatencyP99Ms, spanText(w)),
-			ResolvedSummary: fmt.Sprintf("p99 latency of %s is back to %.0f ms < %.0f ms over %s", subject, p99, th.LatencyP99Ms, spanText(w)),
-			Details:         map[string]string{"events": fmt.Sprint(w.Events), "latency_max_ms": fmt.Sprintf("%.6g", w.LatencyMax)},
+			FiringSummary:   fmt.Sprintf("p99 latency of %s is %.0f ms ≥ %.0f ms (%.1f%% of %.0f requests above it) over %s", subject, p99, th.LatencyP99Ms, 100*above/m, m, spanText(w)),
+			ResolvedSummary: fmt.Sprintf("p99 latency of %s is back to %.0f ms against %.0f ms over %s", subject, p99, th.LatencyP99Ms, spanText(w)),
+			Details: map[string]string{"events": fmt.Sprint(w.Events), "latency_max_ms": fmt.Sprintf("%.6g", w.LatencyMax),
+				"above_threshold": fmt.Sprintf("%.0f", above), "test": "binomial_above_1_percent", "p_value": g6(p), "alpha": g6(th.Signals.PValue)},
 		})
 	}
-	if th.ErrorRate > 0 && w.Events >= th.MinEvents {
+	out = append(out, latencyConditions(w, ref, th.Signals)...)
+	if th.ErrorRate > 0 {
 		rate := w.ErrorRate()
+		p := BinomialSF(int(w.Errors+w.Timeouts), int(w.Events), th.ErrorRate)
 		out = append(out, Condition{
 			Kind: schemas.KindErrors, Model: w.Series.Model, Version: w.Series.Version, Deployment: w.Series.Deployment,
-			Metric: "error_rate", Value: rate, Threshold: th.ErrorRate, Breached: rate >= th.ErrorRate,
+			Metric: "error_rate", Value: rate, Threshold: th.ErrorRate, Breached: rate >= th.ErrorRate && p < th.Signals.PValue,
 			Severity: schemas.SeverityWarning, WindowStart: start, WindowEnd: end,
 			FiringSummary:   fmt.Sprintf("%s failed %.1f%% of %d requests (errors and timeouts) ≥ %.1f%% over %s", subject, 100*rate, w.Events, 100*th.ErrorRate, spanText(w)),
-			ResolvedSummary: fmt.Sprintf("%s error rate is back to %.1f%% < %.1f%% over %s", subject, 100*rate, 100*th.ErrorRate, spanText(w)),
-			Details:         map[string]string{"events": fmt.Sprint(w.Events), "errors": fmt.Sprint(w.Errors), "timeouts": fmt.Sprint(w.Timeouts)},
+			ResolvedSummary: fmt.Sprintf("%s error rate is back to %.1f%% against %.1f%% over %s", subject, 100*rate, 100*th.ErrorRate, spanText(w)),
+			Details: map[string]string{"events": fmt.Sprint(w.Events), "errors": fmt.Sprint(w.Errors), "timeouts": fmt.Sprint(w.Timeouts),
+				"test": "binomial_above_ceiling", "p_value": g6(p), "alpha": g6(th.Signals.PValue)},
 		})
 	}
-	return out
+	return append(out, errorConditions(w, ref, th.Signals)...)
 }

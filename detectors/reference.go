@@ -43,6 +43,61 @@ type Profile struct {
 	Features  map[string]*FeatureProfile `json:"features"`
 	// PCA models the joint distribution of the numeric features (nil with fewer than two).
 	PCA *PCAModel `json:"pca,omitempty"`
+	// Service is the baseline of what every prediction carries besides its features:
+	// status, latency, null predictions, input size, volume. It is nil in profiles stored
+	// before it was recorded and in those built from training data; those signals are then
+	// judged by their absolute thresholds only.
+	Service *ServiceProfile `json:"service,omitempty"`
+}
+
+// ServiceProfile is a reference's baseline of the service and output signals.
+type ServiceProfile struct {
+	Events          uint64 `json:"events"`
+	Errors          uint64 `json:"errors"`
+	Timeouts        uint64 `json:"timeouts"`
+	NullPredictions uint64 `json:"null_predictions"`
+	// LatencyCount latencies were summarized by a quantile sketch of the same accuracy as
+	// a window's: quantiles are the sketch's bucket values, so a window's latencies are
+	// compared with them bucket for bucket.
+	LatencyCount uint64  `json:"latency_count"`
+	LatencyP50   float64 `json:"latency_p50_ms"`
+	LatencyP90   float64 `json:"latency_p90_ms"`
+	LatencyP99   float64 `json:"latency_p99_ms"`
+	// InputSize summarizes input_size over the events that carried one (nil if none did).
+	InputSize *MomentsProfile `json:"input_size,omitempty"`
+	// WindowEvents are the events of each window the reference was built from.
+	WindowEvents []uint64 `json:"window_events,omitempty"`
+}
+
+// MomentsProfile is a mean and sample standard deviation over N values.
+type MomentsProfile struct {
+	N    float64 `json:"n"`
+	Mean float64 `json:"mean"`
+	Std  float64 `json:"std"`
+}
+
+// EventsPerWindow is the median of the reference windows' event counts (robust to a
+// first window that started mid-window) and how many windows it is the median of; ok is
+// false when the profile does not know its windows.
+func (p *Profile) EventsPerWindow() (perWindow float64, windows int, ok bool) {
+	if p.Service == nil || len(p.Service.WindowEvents) == 0 {
+		return 0, 0, false
+	}
+	vals := make([]float64, len(p.Service.WindowEvents))
+	for i, n := range p.Service.WindowEvents {
+		vals[i] = float64(n)
+	}
+	return median(vals), len(vals), true
+}
+
+func serviceProfile(events, errors, timeouts, nulls uint64, latency processors.Sketch, size processors.Moments, windows []uint64) *ServiceProfile {
+	sp := &ServiceProfile{Events: events, Errors: errors, Timeouts: timeouts, NullPredictions: nulls,
+		LatencyCount: uint64(latency.Count()), LatencyP50: latency.Quantile(0.5), LatencyP90: latency.Quantile(0.9),
+		LatencyP99: latency.Quantile(0.99), WindowEvents: windows}
+	if size.N > 0 {
+		sp.InputSize = &MomentsProfile{N: size.N, Mean: size.Mean, Std: size.Std()}
+	}
+	return sp
 }
 
 // FeatureProfile is one feature's reference distribution.
@@ -61,6 +116,15 @@ type FeatureProfile struct {
 	// FromSketch: the bins came from a quantile sketch (a rolling reference); a window is
 	// then binned from its own sketch too.
 	FromSketch bool `json:"from_sketch,omitempty"`
+	// Present counts the events in which the feature had a value (of any kind): with
+	// Profile.Events it is the reference's missing rate. Novel counts the categorical
+	// values a reference without them would not have known (in a category beyond the kept
+	// ones, or seen once): the reference's own rate of unseen categories, Good–Turing's
+	// estimate of the chance that the next value is new. Both are 0 in profiles stored
+	// before they were recorded (a feature in a profile had a value at least once), and
+	// missing values and unseen categories are then not judged against the reference.
+	Present uint64 `json:"present,omitempty"`
+	Novel   uint64 `json:"novel,omitempty"`
 }
 
 // Learned is a distance's mean and standard deviation over reference chunks of N values.
@@ -114,6 +178,15 @@ func UnmarshalProfile(b []byte) (*Profile, error) {
 // features, and up to MaxSample values of each numeric feature (first come).
 type Sample struct {
 	Events uint64
+	// served counts the events added by AddEvent, which carry status, latency and the
+	// rest of the service signals (rows of training data do not).
+	served, errors, timeouts, nulls uint64
+	latency                         processors.Sketch
+	inputSize                       processors.Moments
+	// windows are the event counts of the samples merged in, one per window when a
+	// reference is built from windows.
+	windows []uint64
+	present map[string]uint64
 	// rows keep each event's numeric features (NaN where absent), columns in order of
 	// first sight, for the joint model.
 	rows    [][]float64
@@ -128,12 +201,26 @@ type Sample struct {
 // NewSample returns an empty sample.
 func NewSample() *Sample {
 	return &Sample{cols: map[string]int{}, numeric: map[string][]float64{}, cats: map[string]map[string]uint64{}, catSeq: map[string][]string{},
-		missing: map[string]uint64{}, kinds: map[string]processors.FeatureKind{}}
+		missing: map[string]uint64{}, kinds: map[string]processors.FeatureKind{}, present: map[string]uint64{}, latency: processors.NewSketch()}
 }
 
 // AddEvent adds one prediction's features and its prediction.
 func (s *Sample) AddEvent(e *schemas.PredictionEvent) {
 	s.Events++
+	s.served++
+	switch e.Status {
+	case schemas.StatusError:
+		s.errors++
+	case schemas.StatusTimeout:
+		s.timeouts++
+	}
+	if e.Prediction.Kind == schemas.Missing {
+		s.nulls++
+	}
+	s.latency.Add(e.LatencyMs)
+	if e.HasInputSize {
+		s.inputSize.Add(e.InputSize)
+	}
 	for i := range e.Features {
 		s.Add(e.Features[i].Name, e.Features[i].Value)
 	}
@@ -186,8 +273,10 @@ func (s *Sample) Add(name string, v schemas.Value) {
 		}
 		s.kinds[name] = kind
 	} else if k != kind {
+		s.present[name]++ // a value of the other kind: present, though not summarized
 		return
 	}
+	s.present[name]++
 	if kind == processors.Numeric {
 		if len(s.numeric[name]) < MaxSample {
 			s.numeric[name] = append(s.numeric[name], v.Num)
@@ -212,6 +301,20 @@ func (s *Sample) Add(name string, v schemas.Value) {
 // Merge adds o into s.
 func (s *Sample) Merge(o *Sample) {
 	s.Events += o.Events
+	s.served += o.served
+	s.errors += o.errors
+	s.timeouts += o.timeouts
+	s.nulls += o.nulls
+	s.latency.Merge(o.latency)
+	s.inputSize.Merge(o.inputSize)
+	if len(o.windows) > 0 {
+		s.windows = append(s.windows, o.windows...)
+	} else if o.served > 0 {
+		s.windows = append(s.windows, o.served)
+	}
+	for name, n := range o.present {
+		s.present[name] += n
+	}
 	for name, k := range o.kinds {
 		if _, ok := s.kinds[name]; !ok {
 			s.kinds[name] = k
@@ -257,7 +360,7 @@ func (s *Sample) Build(model, version, source string, windows int, createdAt tim
 	p := &Profile{Model: model, Version: version, Source: source, CreatedAt: createdAt.UTC(), Windows: windows,
 		Events: s.Events, Features: map[string]*FeatureProfile{}}
 	for name, kind := range s.kinds {
-		f := &FeatureProfile{Kind: kind.String(), Missing: s.missing[name]}
+		f := &FeatureProfile{Kind: kind.String(), Missing: s.missing[name], Present: s.present[name]}
 		if kind == processors.Numeric {
 			vals := append([]float64(nil), s.numeric[name]...)
 			sort.Float64s(vals)
@@ -278,11 +381,15 @@ func (s *Sample) Build(model, version, source string, windows int, createdAt tim
 			for _, n := range f.Categories {
 				f.Count += n
 			}
+			f.Novel = novel(s.cats[name], f.Categories)
 			f.Learned = learnCategorical(f, s.catSeq[name])
 		}
 		p.Features[name] = f
 	}
 	p.PCA = s.fitPCA(p)
+	if s.served > 0 {
+		p.Service = serviceProfile(s.served, s.errors, s.timeouts, s.nulls, s.latency, s.inputSize, s.windows)
+	}
 	p.ID = profileID(p)
 	return p
 }
@@ -348,6 +455,38 @@ func quantileEdges(sorted []float64, bins int) []float64 {
 		edges = append(edges, last)
 	}
 	return edges
+}
+
+// novel counts the values a reference would not have known had it been built without
+// them (leave-one-out): values of categories it did not keep, of categories seen once, and
+// of kept categories at the cut that one value fewer would have dropped below it. all
+// are the counts of every category, kept those of the kept ones (topCategories). This is
+// the reference's own rate of unseen categories: Good–Turing's estimate of new ones, with
+// the selection of the kept categories from the same values accounted for (counting only
+// the values beyond the cut underestimates it: a 3,000-category feature then showed
+// 18% unseen against 14% expected, p = 5e-6, on unchanged data).
+func novel(all, kept map[string]uint64) uint64 {
+	var n uint64
+	var next string // the best category not kept: what a kept one at the cut yields to
+	var nextN uint64
+	for c, k := range all {
+		if _, ok := kept[c]; ok && c != processors.OtherCategory {
+			continue
+		}
+		n += k
+		if c != processors.OtherCategory && (k > nextN || (k == nextN && c < next)) {
+			next, nextN = c, k
+		}
+	}
+	for c, k := range kept {
+		if c == processors.OtherCategory {
+			continue
+		}
+		if k == 1 || (nextN > 0 && (k-1 < nextN || (k-1 == nextN && next < c))) {
+			n += k
+		}
+	}
+	return n
 }
 
 func topCategories(counts map[string]uint64, k int) map[string]uint64 {

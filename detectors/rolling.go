@@ -39,7 +39,7 @@ func ProfileFromWindow(w *processors.WindowAgg, source string, createdAt time.Ti
 		if f == nil || f.Count == 0 {
 			return
 		}
-		fp := &FeatureProfile{Kind: f.Kind.String(), Count: f.Count, Missing: f.Missing}
+		fp := &FeatureProfile{Kind: f.Kind.String(), Count: f.Count, Missing: f.Missing, Present: f.Count + f.Mismatched}
 		if f.Kind == processors.Numeric {
 			fp.Mean, fp.Std, fp.FromSketch = f.Moments.Mean, f.Moments.Std(), true
 			for k := 1; k < ReferenceBins; k++ {
@@ -56,6 +56,7 @@ func ProfileFromWindow(w *processors.WindowAgg, source string, createdAt time.Ti
 			for c, n := range f.Categories {
 				fp.Categories[c] = n
 			}
+			fp.Novel = novel(fp.Categories, fp.Categories)
 		}
 		p.Features[f.Name] = fp
 	}
@@ -63,6 +64,9 @@ func ProfileFromWindow(w *processors.WindowAgg, source string, createdAt time.Ti
 		add(w.Features[name])
 	}
 	add(w.Prediction)
+	if w.Events > 0 {
+		p.Service = serviceProfile(w.Events, w.Errors, w.Timeouts, w.NullPredictions, w.Latency, w.InputSize, []uint64{w.Events})
+	}
 	p.ID = profileID(p)
 	return p
 }

@@ -49,6 +49,7 @@ type Store interface {
 	LoadClosedStageWindows(ctx context.Context, lookback time.Duration) ([]storage.ClosedWindow, error)
 	LoadStageHistory(ctx context.Context, lookback time.Duration) ([]storage.StageHistory, error)
 	LoadWindow(ctx context.Context, series processors.SeriesKey, start time.Time) (*processors.WindowAgg, error)
+	LoadHourlyEvents(ctx context.Context, lookback time.Duration) ([]storage.HourlyEvents, error)
 }
 
 // Observer receives what the pipeline does (a *telemetry.Metrics).
@@ -86,6 +87,9 @@ type Settings struct {
 	Limits           processors.Limits
 	Thresholds       func(model, feature string) detectors.Thresholds
 	ReferenceWindows func(model string) int
+	// ReferenceMinEvents is how many events a first-windows reference needs besides its
+	// windows (0: none).
+	ReferenceMinEvents uint64
 	// ReferenceSource is a model's kind of reference: first_windows (or a file loaded with
 	// driftd baseline), or a rolling one (detectors.RollingLag).
 	ReferenceSource func(model string) string
@@ -152,6 +156,11 @@ type Runner struct {
 	refs     map[[2]string]*detectors.Profile
 	building map[[2]string]*refBuilder
 	previous map[processors.SeriesKey]*processors.WindowAgg // the last closed window, for rolling references
+	// trails keep the recent windows of low-volume series (lowvolume.go); trailFrom is
+	// the first window this member closed per series: earlier ones are in ClickHouse.
+	trails    map[processors.SeriesKey]trail
+	trailFrom map[processors.SeriesKey]int64
+	volumes   map[processors.SeriesKey]*hourlyVolume // events per hour, for volume expectations
 
 	event     schemas.PredictionEvent
 	pending   []processors.Closed
@@ -215,6 +224,8 @@ func (r *Runner) reset() {
 	r.alerter = detectors.NewAlerter(r.set.FireAfter, r.set.ResolveAfter)
 	r.refs, r.building = map[[2]string]*detectors.Profile{}, map[[2]string]*refBuilder{}
 	r.previous = map[processors.SeriesKey]*processors.WindowAgg{}
+	r.trails, r.trailFrom = map[processors.SeriesKey]trail{}, map[processors.SeriesKey]int64{}
+	r.volumes = map[processors.SeriesKey]*hourlyVolume{}
 	r.lastSeen = map[consumers.TopicPartition]int64{}
 	r.pending, r.closedAt, r.late, r.extraAlerts = nil, nil, nil, nil
 	r.unwritten = nil
@@ -276,6 +287,19 @@ func (r *Runner) Restore(ctx context.Context) error {
 	}
 	for _, c := range closed {
 		r.proc.Restore(c.Model, c.Start, c.End, processors.TopicPartition{Topic: c.TP.Topic, Partition: c.TP.Partition}, c.LastOffset)
+	}
+	hourly, err := r.store.LoadHourlyEvents(ctx, time.Duration(keepVolDays)*24*time.Hour)
+	if err != nil {
+		return err
+	}
+	for _, h := range hourly {
+		v := r.volumes[h.Series]
+		if v == nil {
+			v = &hourlyVolume{hours: map[int64]uint64{}, first: h.Hour.UnixMilli()}
+			r.volumes[h.Series] = v
+		}
+		v.hours[h.Hour.UnixMilli()] += h.Events
+		v.first = min(v.first, h.Hour.UnixMilli())
 	}
 	firing, err := r.store.LoadFiringAlerts(ctx)
 	if err != nil {
@@ -440,7 +464,7 @@ func (r *Runner) handle(ctx context.Context, rec consumers.Record) (err error) {
 	case processors.Added:
 		r.stats.Added++
 		if _, ok := r.refs[[2]string{e.Model, e.ModelVersion}]; !ok && r.set.ReferenceSource(e.Model) == detectors.SourceFirstWindows {
-			r.builder(e.Model, e.ModelVersion).add(start, e)
+			r.builder(e.Model, e.ModelVersion).add(start, processors.TopicPartition{Topic: rec.Topic, Partition: rec.Partition}, e)
 		}
 	case processors.Late:
 		r.stats.Late++
@@ -558,14 +582,16 @@ func (r *Runner) Flush(ctx context.Context) error {
 		if lag, ok := detectors.RollingLag(r.set.ReferenceSource(w.Series.Model), r.set.WindowSpec(w.Series.Model).Size); ok {
 			ref = r.rollingReference(ctx, w, lag, inBatch)
 		} else if ref == nil {
-			if p := r.builder(w.Series.Model, w.Series.Version).windowClosed(w.Start, r.set.ReferenceWindows(w.Series.Model), r.now()); p != nil {
+			if p := r.builder(w.Series.Model, w.Series.Version).windowClosed(w.Start, r.set.ReferenceWindows(w.Series.Model), r.set.ReferenceMinEvents, r.now()); p != nil {
 				if err := r.saveReference(ctx, p); err != nil {
 					return err
 				}
 			}
 		}
-		model := w.Series.Model
-		v := detectors.Evaluate(w, ref, func(feature string) detectors.Thresholds { return r.set.Thresholds(model, feature) })
+		v, err := r.judge(ctx, w, ref)
+		if err != nil {
+			return err
+		}
 		batch.Verdicts = append(batch.Verdicts, v)
 		r.previous[w.Series] = w
 		var raised []*schemas.AlertEvent

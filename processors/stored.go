@@ -13,9 +13,40 @@ type StoredFeature struct {
 	Unseen                     uint64
 }
 
+// StoredService is one partition's stored service counts of one window (a row of
+// window_model_stats).
+type StoredService struct {
+	Events, OK, Errors, Timeouts, NullPredictions, DroppedFeatures uint64
+	LatencySketch                                                  []byte
+	LatencyMax                                                     float64
+	// InputSize holds count, mean, min and max; InputSizeStd the standard deviation.
+	InputSize    Moments
+	InputSizeStd float64
+}
+
+// AddService merges one partition's stored service counts into a rebuilt window.
+func (w *WindowAgg) AddService(p StoredService) error {
+	sk, err := DecodeSketch(p.LatencySketch)
+	if err != nil {
+		return fmt.Errorf("latency sketch: %w", err)
+	}
+	w.Events += p.Events
+	w.OK += p.OK
+	w.Errors += p.Errors
+	w.Timeouts += p.Timeouts
+	w.NullPredictions += p.NullPredictions
+	w.DroppedFeatures += p.DroppedFeatures
+	w.Latency.Merge(sk)
+	w.LatencyMax = max(w.LatencyMax, p.LatencyMax)
+	in := p.InputSize
+	in.M2 = p.InputSizeStd * p.InputSizeStd * max(in.N-1, 0)
+	w.InputSize.Merge(in)
+	return nil
+}
+
 // RebuildWindow merges stored feature summaries (one per partition and feature) back into
 // a window's feature aggregates: counts, moments, sketches and categories. Service counts
-// are not restored; the result serves as a reference.
+// are added with AddService.
 func RebuildWindow(series SeriesKey, start, end int64, parts []StoredFeature) (*WindowAgg, error) {
 	w := newWindowAgg(series, start, end)
 	for _, p := range parts {

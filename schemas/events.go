@@ -172,6 +172,11 @@ const (
 	KindPredictionDrift = "prediction_drift"
 	KindLatency         = "latency"
 	KindErrors          = "errors"
+	// KindInputQuality judges missing values, unseen categories and input size;
+	// KindOutputQuality null predictions; KindVolume a series' events per window.
+	KindInputQuality  = "input_quality"
+	KindOutputQuality = "output_quality"
+	KindVolume        = "volume"
 )
 
 func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }

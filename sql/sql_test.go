@@ -10,8 +10,18 @@ func TestMigrationsRender(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(migs) != 5 || migs[0].Version != 1 || migs[0].Name != "init" || migs[1].Name != "pipeline_stages" || migs[2].Name != "drift_distances" || migs[3].Name != "k_sample_tests" || migs[4].Name != "alert_outbox" {
-		t.Fatalf("migrations %+v", migs)
+	want := map[uint32]string{1: "init", 2: "pipeline_stages", 3: "drift_distances", 4: "k_sample_tests", 5: "alert_outbox", 7: "window_judgement"}
+	got := map[uint32]string{}
+	for i, m := range migs {
+		if i > 0 && m.Version <= migs[i-1].Version {
+			t.Errorf("migration %d after %d: not in order", m.Version, migs[i-1].Version)
+		}
+		got[m.Version] = m.Name
+	}
+	for v, name := range want {
+		if got[v] != name {
+			t.Errorf("migration %d is %q, want %q", v, got[v], name)
+		}
 	}
 	tables := 0
 	for _, m := range migs {

@@ -93,7 +93,7 @@ func (b *Batch) Refused() ([]Refused, error) {
 	for _, c := range b.Closed {
 		for i, p := range c.Partials {
 			rows := map[string][]map[string]any{
-				"window_model_stats":   named(modelStats(), [][]any{modelRow(p, at)}),
+				"window_model_stats":   named(modelStats(), [][]any{modelRow(b, c, p, at)}),
 				"window_feature_stats": named(featureStats(), featureRows(b, p, at)),
 			}
 			if i == 0 && !c.Supplement {

@@ -344,12 +344,25 @@ func (s *Store) Write(ctx context.Context, b *Batch) error {
 	models := s.inserter(ctx, modelStats())
 	for _, c := range b.Closed {
 		for _, p := range c.Partials {
-			if err := models.append(modelRow(p, at)); err != nil {
+			if err := models.append(modelRow(b, c, p, at)); err != nil {
 				return err
 			}
 		}
 	}
 	return models.flush()
+}
+
+// judged is how a window was judged (its verdict's Judgement and the merged span's start).
+func judged(b *Batch, w *processors.WindowAgg) (string, time.Time) {
+	for _, v := range b.Verdicts {
+		if v.Window.Series == w.Series && v.Window.Start == w.Start {
+			if !v.JudgedFrom.IsZero() {
+				return v.Judgement, v.JudgedFrom.UTC()
+			}
+			return v.Judgement, ms(w.Start)
+		}
+	}
+	return "", ms(w.Start)
 }
 
 // referenceID is the reference a partial's counts are over, or else the one its window
@@ -498,7 +511,72 @@ WHERE model = {model:String} AND model_version = {version:String} AND deployment
 	if len(parts) == 0 {
 		return nil, nil
 	}
-	return processors.RebuildWindow(series, start.UnixMilli(), end.UnixMilli(), parts)
+	w, err := processors.RebuildWindow(series, start.UnixMilli(), end.UnixMilli(), parts)
+	if err != nil {
+		return nil, err
+	}
+	return w, s.loadService(ctx, w)
+}
+
+// loadService adds a rebuilt window's service counts (events, statuses, latency, input
+// size) from its window_model_stats rows, so that it can be judged again, not only
+// serve as a reference.
+func (s *Store) loadService(ctx context.Context, w *processors.WindowAgg) error {
+	rows, err := s.conn.Query(ctx, `SELECT events, ok, errors, timeouts, null_predictions, latency_sketch, latency_max,
+  input_size_count, input_size_mean, input_size_std, input_size_min, input_size_max, dropped_features
+FROM `+s.db+`.window_model_stats FINAL
+WHERE model = {model:String} AND model_version = {version:String} AND deployment = {deployment:String} AND window_start = {start:DateTime64(3, 'UTC')}`,
+		clickhouse.Named("model", w.Series.Model), clickhouse.Named("version", w.Series.Version),
+		clickhouse.Named("deployment", w.Series.Deployment), clickhouse.Named("start", ms(w.Start).Format("2006-01-02 15:04:05.000")))
+	if err != nil {
+		return fmt.Errorf("load service counts of %v at %v: %w", w.Series, ms(w.Start), err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var p processors.StoredService
+		var sketch string
+		var inputN uint64
+		if err := rows.Scan(&p.Events, &p.OK, &p.Errors, &p.Timeouts, &p.NullPredictions, &sketch, &p.LatencyMax,
+			&inputN, &p.InputSize.Mean, &p.InputSizeStd, &p.InputSize.Min, &p.InputSize.Max, &p.DroppedFeatures); err != nil {
+			return fmt.Errorf("load service counts of %v at %v: %w", w.Series, ms(w.Start), err)
+		}
+		p.InputSize.N, p.LatencySketch = float64(inputN), []byte(sketch)
+		if err := w.AddService(p); err != nil {
+			return fmt.Errorf("load service counts of %v at %v: %w", w.Series, ms(w.Start), err)
+		}
+	}
+	return rows.Err()
+}
+
+// HourlyEvents is a series' events in one hour, from its written windows.
+type HourlyEvents struct {
+	Series processors.SeriesKey
+	Hour   time.Time
+	Events uint64
+}
+
+// LoadHourlyEvents returns every series' events per hour within lookback of its newest
+// window (the same-hour volume expectations after a restart).
+func (s *Store) LoadHourlyEvents(ctx context.Context, lookback time.Duration) ([]HourlyEvents, error) {
+	rows, err := s.conn.Query(ctx, `SELECT model, model_version, deployment, toStartOfHour(window_start) AS hour, sum(events)
+FROM `+s.db+`.window_model_stats FINAL
+WHERE window_start >= (SELECT max(window_start) FROM `+s.db+`.window_model_stats) - toIntervalSecond({lookback:UInt64})
+GROUP BY model, model_version, deployment, hour ORDER BY hour`, clickhouse.Named("lookback", fmt.Sprint(uint64(lookback.Seconds()))))
+	if err != nil {
+		return nil, fmt.Errorf("load hourly events: %w", err)
+	}
+	defer rows.Close()
+	var out []HourlyEvents
+	for rows.Next() {
+		var h HourlyEvents
+		var hour time.Time
+		if err := rows.Scan(&h.Series.Model, &h.Series.Version, &h.Series.Deployment, &hour, &h.Events); err != nil {
+			return nil, fmt.Errorf("load hourly events: %w", err)
+		}
+		h.Hour = hour.UTC()
+		out = append(out, h)
+	}
+	return out, rows.Err()
 }
 
 // StageHistory is one stage's stored window: its output volume and latest success.

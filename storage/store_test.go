@@ -301,3 +301,62 @@ func TestOutboxMigrationMarksEarlierAlertsPublished(t *testing.T) {
 		t.Fatalf("after marking, unpublished %v", got)
 	}
 }
+
+// A written window reads back whole (features and service counts), so a low-volume merge
+// after a restart judges what an uninterrupted run did; hourly events feed the volume
+// expectations; a window's judgement is stored on its rows.
+func TestWindowsReadBackForJudging(t *testing.T) {
+	s := openStore(t)
+	ctx := testenv.Context(t, 2*time.Minute)
+	if _, err := s.Migrate(ctx, 3650); err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(2, 2))
+	p := processors.NewProcessor(func(string) processors.WindowSpec { return processors.WindowSpec{Size: 30 * time.Minute} }, processors.Limits{})
+	for i := 0; i < 600; i++ { // 3 hours, 6 windows of 100 events over two partitions
+		e := event(rng, time.Duration(i)*18*time.Second, 0)
+		if i%10 == 0 {
+			e.Status = schemas.StatusError
+		}
+		p.Add(e, processors.Source{Topic: "in", Partition: i % 2, Offset: int64(i / 2)}, t0)
+	}
+	closed := p.CloseAll()
+	if len(closed) != 6 {
+		t.Fatalf("%d windows", len(closed))
+	}
+	first := closed[0].Merged
+	verdicts := []detectors.Verdict{{Window: closed[1].Merged, Judgement: "judged over 2 windows merged", JudgedFrom: time.UnixMilli(first.Start)}}
+	if err := s.WriteWithRetry(ctx, &storage.Batch{Closed: closed, Verdicts: verdicts, WrittenAt: t0}, storage.DefaultBackoff, nil); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.LoadWindow(ctx, first.Series, time.UnixMilli(first.Start))
+	if err != nil || got == nil {
+		t.Fatalf("load window: %v %v", got, err)
+	}
+	if got.Events != first.Events || got.Errors != first.Errors || got.OK != first.OK || got.Latency.Count() != first.Latency.Count() ||
+		got.InputSize.N != first.InputSize.N || got.Features["amount"].Count != first.Features["amount"].Count {
+		t.Errorf("read back events %d errors %d ok %d latency %v input %v, wrote %d %d %d %v %v", got.Events, got.Errors, got.OK,
+			got.Latency.Count(), got.InputSize.N, first.Events, first.Errors, first.OK, first.Latency.Count(), first.InputSize.N)
+	}
+	hourly, err := s.LoadHourlyEvents(ctx, 8*24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum uint64
+	for _, h := range hourly {
+		sum += h.Events
+		if h.Events != 200 || h.Series != first.Series {
+			t.Errorf("hour %v: %d events of %v, want 200", h.Hour, h.Events, h.Series)
+		}
+	}
+	if len(hourly) != 3 || sum != 600 {
+		t.Errorf("%d hours, %d events; want 3 hours of 600 events", len(hourly), sum)
+	}
+	out, err := testenv.TSV(ctx, s.Conn(), "SELECT DISTINCT judgement, toUnixTimestamp64Milli(judged_from) FROM "+s.Database()+".window_model_stats FINAL WHERE window_start = fromUnixTimestamp64Milli(toInt64("+fmt.Sprint(closed[1].Merged.Start)+"), 'UTC')")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("judged over 2 windows merged\t%d", first.Start); strings.TrimSpace(out) != want {
+		t.Errorf("judgement %q, want %q", out, want)
+	}
+}

@@ -38,9 +38,12 @@ type devOptions struct {
 	DataDir          string
 	Database         string
 	Simulate         bool
-	Sim              simOptions
-	View             io.Writer     // the live view; nil for none
-	ViewEvery        time.Duration // how often the table is redrawn
+	// Window is driftd's window size (0: the configuration's windows.size when it was
+	// set, else one minute, as the simulator's minutes are).
+	Window    time.Duration
+	Sim       simOptions
+	View      io.Writer     // the live view; nil for none
+	ViewEvery time.Duration // how often the table is redrawn
 	// onAlert sees every alert (tests); ready is called when everything runs.
 	onAlert  func(*schemas.AlertEvent)
 	ready    func(kafkaAddr, clickhouseAddr string)
@@ -95,6 +98,7 @@ Send your own events to the broker and query the results while it runs:
 	f.StringVar(&o.DataDir, "data-dir", ".driftd", "where the broker's and ClickHouse's data are kept")
 	f.StringVar(&o.Database, "database", "driftd", "ClickHouse database")
 	f.BoolVar(&o.Simulate, "simulate", true, "produce simulated traffic")
+	f.DurationVar(&o.Window, "window", 0, "window size (default: windows.size from the configuration if set there, else 1m)")
 	addSimFlags(f, &o.Sim)
 	f.StringVar(&logLevel, "log-level", "warn", "log level of dev mode (debug, info, warn, error)")
 	return cmd
@@ -114,8 +118,9 @@ func addSimFlags(f interface {
 	f.IntVar(&s.Windows, "windows", 0, "stop after this many simulated minutes (0: run until stopped)")
 }
 
-// devConfig adapts a configuration to dev mode: local engines, one-minute windows,
-// thresholds that make the simulated canary's latency visible.
+// devConfig adapts a configuration to dev mode: local engines, one-minute windows unless
+// the configuration or --window says otherwise, thresholds that make the simulated
+// canary's latency visible.
 func devConfig(cfg config.Config, o devOptions, kafkaAddr string) config.Config {
 	cfg.Kafka.Brokers = []string{kafkaAddr}
 	cfg.ClickHouse.Database = o.Database
@@ -134,7 +139,16 @@ func devConfig(cfg config.Config, o devOptions, kafkaAddr string) config.Config 
 		}
 		cfg.Kafka.SchemaRegistry.BundledIDs = ids
 	}
-	cfg.Windows.Size, cfg.Windows.Lateness = config.Duration(time.Minute), config.Duration(5*time.Second)
+	switch {
+	case o.Window > 0:
+		cfg.Windows.Size = config.Duration(o.Window)
+	case cfg.Windows.Size == config.Default().Windows.Size:
+		// Not configured: a simulated hour passes per minute, so minute windows show
+		// changes within seconds. A model sending fewer than min_events per minute is
+		// judged over merged windows (docs/detection.md).
+		cfg.Windows.Size = config.Duration(time.Minute)
+	}
+	cfg.Windows.Lateness = config.Duration(5 * time.Second)
 	cfg.Pipelines.Window, cfg.Pipelines.Lateness = config.Duration(time.Minute), config.Duration(5*time.Second)
 	cfg.Limits.MaxFuture = 0 // simulated time runs ahead of the wall clock
 	cfg.Kafka.FlushInterval = config.Duration(500 * time.Millisecond)
@@ -327,6 +341,7 @@ type modelRow struct {
 	p99          float64
 	firing       map[string]bool // fingerprints; alerts restored from an earlier run resolve without having fired here
 	lastEnd      int64
+	judgement    string // how the latest window was judged, when not on its own
 }
 
 func newDevView(w io.Writer) *devView {
@@ -377,7 +392,7 @@ func (v *devView) verdict(vd detectors.Verdict, alerts []*schemas.AlertEvent) {
 	if w.End >= row.lastEnd {
 		row.lastEnd = w.End
 		row.p99 = w.Latency.Quantile(0.99)
-		row.worstPSI, row.worstFeature = 0, ""
+		row.worstPSI, row.worstFeature, row.judgement = 0, "", vd.Judgement
 		for _, s := range vd.Scores {
 			if s.PSI > row.worstPSI {
 				row.worstPSI, row.worstFeature = s.PSI, s.Feature
@@ -427,6 +442,8 @@ func (v *devView) table() {
 				f = "prediction"
 			}
 			worst = fmt.Sprintf("%s %.2f", f, r.worstPSI)
+		} else if strings.HasPrefix(r.judgement, "not judged") {
+			worst = "not judged: n < min"
 		}
 		fmt.Fprintf(&b, "%-32s %9.0f %8d %-22s %9.0f %7d\n", n, float64(r.events)/secs, r.windows, worst, r.p99, len(r.firing))
 	}

@@ -84,10 +84,11 @@ func TestDevModeScenarios(t *testing.T) {
 		{simulate.GradualDrift, []want{
 			{"data_drift", "amount", "primary", "", []string{"firing"}},
 			{"prediction_drift", "", "primary", "", []string{"firing"}}}, ""},
-		{simulate.NewCategory, []want{{"data_drift", "country", "primary", "", []string{"firing"}}}, ""},
+		{simulate.NewCategory, []want{{"data_drift", "country", "primary", "", []string{"firing"}},
+			{"input_quality", "country", "primary", "", []string{"firing"}}}, ""},
 		{simulate.PredictionDrift, []want{{"prediction_drift", "", "primary", "", []string{"firing"}}}, ""},
 		{simulate.CanaryLatency, []want{{"latency", "", "canary", "", []string{"firing"}}}, "canary"},
-		{simulate.MissingSpike, nil, "input_quality"},
+		{simulate.MissingSpike, []want{{"input_quality", "age", "primary", "", []string{"firing"}}}, ""},
 		{simulate.ConceptDrift, nil, "concept_drift, performance"},
 		{simulate.ShadowDisagree, nil, "shadow"},
 		// The join stage fails for two windows, the model's amount drifts meanwhile (and

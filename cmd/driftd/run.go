@@ -19,7 +19,6 @@ import (
 	"github.com/driftd/driftd/consumers"
 	"github.com/driftd/driftd/detectors"
 	"github.com/driftd/driftd/pipeline"
-	"github.com/driftd/driftd/processors"
 	"github.com/driftd/driftd/schemas"
 	"github.com/driftd/driftd/storage"
 	"github.com/driftd/driftd/telemetry"
@@ -268,32 +267,8 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, h hooks) erro
 		pub = pipeline.NewAlertPublisher(aw, codec, id)
 	}
 
-	set := pipeline.Settings{
-		PredictionTopic:  cfg.Kafka.Topics.Predictions,
-		Decoder:          schemas.Decoder{Format: format, Registry: reg},
-		WindowSpec:       cfg.WindowSpec,
-		Thresholds:       cfg.Thresholds,
-		ReferenceWindows: cfg.ReferenceWindows,
-		ReferenceSource:  cfg.ReferenceSource,
-		FireAfter:        cfg.Detection.FireAfter,
-		ResolveAfter:     cfg.Detection.ResolveAfter,
-		FlushInterval:    time.Duration(cfg.Kafka.FlushInterval),
-		IdleClose:        time.Duration(cfg.Windows.IdleClose),
-		StartupGrace:     5 * time.Second,
-		MaxOutage:        time.Duration(cfg.Limits.MaxOutage),
-		Observer:         metrics,
-		MaxFuture:        time.Duration(cfg.Limits.MaxFuture),
-		MaxEventBytes:    cfg.Limits.MaxEventBytes,
-		PipelineTopic:    cfg.Kafka.Topics.Pipeline,
-		PipelineDecoder:  schemas.Decoder{Format: pipelineFormat, Registry: reg},
-		PipelineWindow:   processors.WindowSpec{Size: time.Duration(cfg.Pipelines.Window), Lateness: time.Duration(cfg.Pipelines.Lateness)},
-		PipelineThresholds: detectors.PipelineThresholds{FailureRate: cfg.Pipelines.FailureRate, ConsecutiveFailures: cfg.Pipelines.ConsecutiveFailures,
-			VolumeDrop: cfg.Pipelines.VolumeDrop, VolumeJump: cfg.Pipelines.VolumeJump},
-		FreshnessFactor: cfg.Pipelines.FreshnessFactor,
-		StageInterval:   cfg.StageInterval,
-		StagesOf:        cfg.StagesOf,
-	}
-	set.Limits.MaxFeatures, set.Limits.MaxCategories, set.Limits.MaxSeries = cfg.Limits.MaxFeatures, cfg.Limits.MaxCategories, cfg.Limits.MaxSeries
+	set := pipeline.SettingsFromConfig(cfg, schemas.Decoder{Format: format, Registry: reg}, schemas.Decoder{Format: pipelineFormat, Registry: reg})
+	set.Observer = metrics
 	r := pipeline.New(set, c, dlq, pub, st, log, time.Now)
 	if h.onFlush != nil {
 		r.OnFlush(h.onFlush)

@@ -1,0 +1,146 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/driftd/driftd/detectors"
+	"github.com/driftd/driftd/processors"
+)
+
+// MaxMergedWindows caps how many consecutive windows a low-volume series is judged over.
+// A model sending less than min_events per window is judged over its latest windows
+// merged until they hold min_events (the span is named in the alert), rather than never:
+// at one event a minute and 100 events needed that would be 100 windows, so beyond the
+// cap a window stays "not judged" and says why.
+const MaxMergedWindows = 12
+
+// trail is a series' most recent closed windows, oldest first: as many as a short window
+// after them could need to reach min_events.
+type trail []*processors.WindowAgg
+
+// keep appends w and drops the windows no later merge can need: those before the
+// shortest suffix that holds min events, and those more than MaxMergedWindows back.
+func (t trail) keep(w *processors.WindowAgg, min uint64, size time.Duration) trail {
+	t = append(t, w)
+	oldest := w.End - int64(MaxMergedWindows)*size.Milliseconds()
+	var n uint64
+	cut := 0
+	for i := len(t) - 1; i >= 0; i-- {
+		if t[i].Start < oldest {
+			cut = i + 1
+			break
+		}
+		n += t[i].Events
+		if n >= min {
+			cut = i
+			break
+		}
+	}
+	return append(trail(nil), t[cut:]...)
+}
+
+// judgedWindow returns what w is judged over: w itself when it holds min events, else w
+// merged with the series' preceding windows (at most MaxMergedWindows in all, going back
+// from w) until they do, with how many windows and events that took. It returns nil when
+// even the merge is short. Windows from before this member first closed one of the
+// series come from ClickHouse, so a window is judged over the same span however the
+// stream was read and wherever it was restarted.
+func (r *Runner) judgedWindow(ctx context.Context, w *processors.WindowAgg, min uint64) (*processors.WindowAgg, int, uint64, error) {
+	size := time.Duration(w.End-w.Start) * time.Millisecond
+	prev := r.trails[w.Series]
+	from, seen := r.trailFrom[w.Series]
+	if !seen {
+		from = w.Start
+		r.trailFrom[w.Series] = from
+	}
+	defer func() { r.trails[w.Series] = prev.keep(w, min, size) }()
+	if w.Events >= min {
+		return w, 1, w.Events, nil
+	}
+	byStart := make(map[int64]*processors.WindowAgg, len(prev))
+	for _, p := range prev {
+		byStart[p.Start] = p
+	}
+	merged, n, events := w.Clone(), 1, w.Events
+	for k := 1; k < MaxMergedWindows && events < min; k++ {
+		start := w.Start - int64(k)*size.Milliseconds()
+		p := byStart[start]
+		if p == nil && start < from {
+			var err error
+			if p, err = r.loadWindow(ctx, w.Series, time.UnixMilli(start)); err != nil {
+				return nil, 0, 0, err
+			}
+		}
+		if p == nil {
+			continue // the series was quiet then
+		}
+		merged.Merge(p)
+		merged.Start = p.Start
+		n, events = k+1, events+p.Events
+	}
+	if events < min {
+		return nil, n, events, nil
+	}
+	return merged, n, events, nil
+}
+
+// judge evaluates a closed window against its reference, over the span judgedWindow
+// gives, and says in the verdict (and the alerts) over what.
+func (r *Runner) judge(ctx context.Context, w *processors.WindowAgg, ref *detectors.Profile) (detectors.Verdict, error) {
+	model := w.Series.Model
+	th := func(feature string) detectors.Thresholds { return r.set.Thresholds(model, feature) }
+	min := th("").MinEvents
+	over, n, events, err := r.judgedWindow(ctx, w, min)
+	if err != nil {
+		return detectors.Verdict{}, err
+	}
+	volume, judgeVolume := r.volumeCondition(w, ref)
+	if over == nil {
+		v := detectors.Verdict{Window: w, Judgement: fmt.Sprintf("not judged: %d events < min_events %d over the last %d windows", events, min, n)}
+		if judgeVolume {
+			v.Conditions = append(v.Conditions, volume)
+		}
+		return v, nil
+	}
+	v := detectors.Evaluate(over, ref, th)
+	if ref == nil {
+		v.Judgement = "no reference yet: service thresholds only"
+	}
+	if n > 1 {
+		v.Window, v.JudgedFrom = w, time.UnixMilli(over.Start).UTC()
+		v.Judgement = strings.TrimPrefix(v.Judgement+"; ", "; ") + fmt.Sprintf("judged over %d windows merged: %d events < min_events %d in this one", n, w.Events, min)
+		for i := range v.Conditions {
+			c := &v.Conditions[i]
+			note := fmt.Sprintf(" (%d windows merged: fewer than %d events in one)", n, min)
+			c.FiringSummary += note
+			c.ResolvedSummary += note
+			if c.Details == nil {
+				c.Details = map[string]string{}
+			}
+			c.Details["merged_windows"] = fmt.Sprint(n)
+		}
+	}
+	if judgeVolume {
+		v.Conditions = append(v.Conditions, volume)
+	}
+	return v, nil
+}
+
+// loadWindow reads a written window, waiting out a ClickHouse that cannot answer: judging
+// without it would make the verdict depend on an outage.
+func (r *Runner) loadWindow(ctx context.Context, series processors.SeriesKey, start time.Time) (*processors.WindowAgg, error) {
+	for {
+		w, err := r.store.LoadWindow(ctx, series, start)
+		if err == nil {
+			return w, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		r.log.Warn("loading a written window for a low-volume merge failed; retrying", "model", series.Model, "window_start", start.UTC(), "err", err)
+		sleep(ctx, time.Second)
+	}
+}

@@ -1,0 +1,43 @@
+package pipeline
+
+import (
+	"time"
+
+	"github.com/driftd/driftd/config"
+	"github.com/driftd/driftd/detectors"
+	"github.com/driftd/driftd/processors"
+	"github.com/driftd/driftd/schemas"
+)
+
+// SettingsFromConfig are the pipeline's settings from a configuration: what driftd run
+// uses, and what driftd detect-bench and the replay tests measure (so that they measure
+// the real defaults). Observer and the clock-dependent parts are the caller's.
+func SettingsFromConfig(cfg config.Config, predictions, pipelines schemas.Decoder) Settings {
+	set := Settings{
+		PredictionTopic:    cfg.Kafka.Topics.Predictions,
+		Decoder:            predictions,
+		WindowSpec:         cfg.WindowSpec,
+		Thresholds:         cfg.Thresholds,
+		ReferenceWindows:   cfg.ReferenceWindows,
+		ReferenceMinEvents: cfg.Detection.ReferenceMinEvents,
+		ReferenceSource:    cfg.ReferenceSource,
+		FireAfter:          cfg.Detection.FireAfter,
+		ResolveAfter:       cfg.Detection.ResolveAfter,
+		FlushInterval:      time.Duration(cfg.Kafka.FlushInterval),
+		IdleClose:          time.Duration(cfg.Windows.IdleClose),
+		StartupGrace:       5 * time.Second,
+		MaxOutage:          time.Duration(cfg.Limits.MaxOutage),
+		MaxFuture:          time.Duration(cfg.Limits.MaxFuture),
+		MaxEventBytes:      cfg.Limits.MaxEventBytes,
+		PipelineTopic:      cfg.Kafka.Topics.Pipeline,
+		PipelineDecoder:    pipelines,
+		PipelineWindow:     processors.WindowSpec{Size: time.Duration(cfg.Pipelines.Window), Lateness: time.Duration(cfg.Pipelines.Lateness)},
+		PipelineThresholds: detectors.PipelineThresholds{FailureRate: cfg.Pipelines.FailureRate, ConsecutiveFailures: cfg.Pipelines.ConsecutiveFailures,
+			VolumeDrop: cfg.Pipelines.VolumeDrop, VolumeJump: cfg.Pipelines.VolumeJump},
+		FreshnessFactor: cfg.Pipelines.FreshnessFactor,
+		StageInterval:   cfg.StageInterval,
+		StagesOf:        cfg.StagesOf,
+	}
+	set.Limits.MaxFeatures, set.Limits.MaxCategories, set.Limits.MaxSeries = cfg.Limits.MaxFeatures, cfg.Limits.MaxCategories, cfg.Limits.MaxSeries
+	return set
+}

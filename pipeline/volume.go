@@ -1,0 +1,95 @@
+package pipeline
+
+import (
+	"sort"
+	"time"
+
+	"github.com/driftd/driftd/detectors"
+	"github.com/driftd/driftd/processors"
+)
+
+// A series' volume is judged per window (never merged: a count is evidence at any size)
+// against what is expected of that window: the same hour of day on the previous days once
+// a day of history exists (traffic has daily cycles; a nightly dip is not an outage), else
+// the version's reference windows.
+
+const (
+	hourMs      = int64(time.Hour / time.Millisecond)
+	dayMs       = 24 * hourMs
+	volumeDays  = 7 // days of same-hour history an expectation is taken from
+	keepVolDays = volumeDays + 1
+)
+
+// hourlyVolume is a series' events per hour (hour start, unix ms), for the last days.
+type hourlyVolume struct {
+	hours map[int64]uint64
+	first int64 // the first hour counted: history exists from here on
+}
+
+func (h *hourlyVolume) add(w *processors.WindowAgg) {
+	hour := w.Start - ((w.Start%hourMs)+hourMs)%hourMs
+	if h.hours == nil {
+		h.hours, h.first = map[int64]uint64{}, hour
+	}
+	h.hours[hour] += w.Events
+	if hour < h.first {
+		h.first = hour
+	}
+	for k := range h.hours {
+		if k < hour-int64(keepVolDays)*dayMs {
+			delete(h.hours, k)
+		}
+	}
+}
+
+// expectation returns the same hour's median over the previous days that have history,
+// per window of size; ok is false before a day of history.
+func (h *hourlyVolume) expectation(start int64, size time.Duration) (detectors.VolumeExpectation, bool) {
+	if h.hours == nil {
+		return detectors.VolumeExpectation{}, false
+	}
+	hour := start - ((start%hourMs)+hourMs)%hourMs
+	var counts []float64
+	for d := int64(1); d <= volumeDays; d++ {
+		past := hour - d*dayMs
+		if past < h.first {
+			break
+		}
+		counts = append(counts, float64(h.hours[past]))
+	}
+	if len(counts) == 0 {
+		return detectors.VolumeExpectation{}, false
+	}
+	sort.Float64s(counts)
+	med := counts[len(counts)/2]
+	if len(counts)%2 == 0 {
+		med = (counts[len(counts)/2-1] + counts[len(counts)/2]) / 2
+	}
+	perHour := float64(time.Hour / size)
+	return detectors.VolumeExpectation{PerWindow: med / perHour, Size: size, Windows: len(counts) * int(perHour),
+		Basis: "the same hour of the previous days"}, true
+}
+
+// volumeCondition judges w's events: against the same hour of the previous days when
+// that history exists, else against the reference's windows.
+func (r *Runner) volumeCondition(w *processors.WindowAgg, ref *detectors.Profile) (detectors.Condition, bool) {
+	size := time.Duration(w.End-w.Start) * time.Millisecond
+	h := r.volumes[w.Series]
+	if h == nil {
+		h = &hourlyVolume{}
+		r.volumes[w.Series] = h
+	}
+	defer h.add(w)
+	th := r.set.Thresholds(w.Series.Model, "")
+	if exp, ok := h.expectation(w.Start, size); ok {
+		return detectors.ModelVolumeCondition(w, exp, th)
+	}
+	if ref == nil {
+		return detectors.Condition{}, false
+	}
+	per, n, ok := ref.EventsPerWindow()
+	if !ok {
+		return detectors.Condition{}, false
+	}
+	return detectors.ModelVolumeCondition(w, detectors.VolumeExpectation{PerWindow: per, Size: size, Windows: n, Basis: "its reference"}, th)
+}

@@ -1,0 +1,311 @@
+package simulate
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"strconv"
+	"time"
+
+	"github.com/driftd/driftd/schemas"
+)
+
+// Changes a streamed model or pipeline can show, the catalogue of the detection
+// benchmark (docs/detection.md). Each starts at its ChangeAt and lasts to the end.
+const (
+	ChangeNone            = ""
+	ChangeShift           = "shift"            // amount's mean moves by half a standard deviation
+	ChangeTinyShift       = "tiny_shift"       // amount's mean moves by 3% of a standard deviation: real, irrelevant
+	ChangeGradual         = "gradual"          // amount's mean drifts by one standard deviation per two hours
+	ChangeNewCategory     = "new_category"     // 30% of country values become a category never seen ("XX")
+	ChangeMissing         = "missing_spike"    // age goes from 1% to 45% missing
+	ChangeNullPredictions = "null_predictions" // 10% of predictions are null
+	ChangeLatency         = "latency_x5"       // every request takes five times as long
+	ChangeErrors          = "errors_x30"       // the error rate goes from 0.3% to 9%
+	ChangeVolumeDrop      = "volume_drop"      // traffic falls to a tenth
+	ChangeStopped         = "stopped"          // traffic stops
+	ChangeFailingStage    = "failing_stage"    // a pipeline's middle stage fails every run
+	ChangeSilentStage     = "silent_stage"     // a pipeline stops running
+)
+
+// ModelChanges and PipelineChanges list the changes of each kind of stream.
+var (
+	ModelChanges = []string{ChangeShift, ChangeTinyShift, ChangeGradual, ChangeNewCategory, ChangeMissing,
+		ChangeNullPredictions, ChangeLatency, ChangeErrors, ChangeVolumeDrop, ChangeStopped}
+	PipelineChanges = []string{ChangeFailingStage, ChangeSilentStage}
+)
+
+// StreamModel is one model of a stream: Poisson arrivals at Rate events per second.
+type StreamModel struct {
+	Name, Version string
+	Rate          float64
+	Change        string
+	ChangeAt      time.Duration // after the stream's start
+}
+
+// StreamPipeline is one upstream pipeline: its stages run one after the other every
+// Every, emitting only succeeded/failed events (as many producers do).
+type StreamPipeline struct {
+	Name     string
+	Stages   []string
+	Every    time.Duration
+	Models   []string
+	Change   string
+	ChangeAt time.Duration
+}
+
+// StreamOptions describe a stream of event time [Start, Start+Duration).
+type StreamOptions struct {
+	Seed      uint64
+	Start     time.Time
+	Duration  time.Duration
+	Models    []StreamModel
+	Pipelines []StreamPipeline
+}
+
+// Stream yields the records of a rate-based stream in event-time order, one at a time,
+// so that a day at thousands of events per second needs no memory. Unlike Generator
+// (which fills windows of a fixed count for the demo), arrivals are Poisson, so window
+// counts vary as real traffic does: the volume detectors must tolerate that.
+type Stream struct {
+	o       StreamOptions
+	end     time.Time
+	sources []streamSource
+}
+
+type streamSource interface {
+	next() (Record, bool) // the next record, false when done
+	peek() time.Time      // when next's record happens
+}
+
+// NewStream returns a stream; the same options give the same records.
+func NewStream(o StreamOptions) (*Stream, error) {
+	if o.Duration <= 0 {
+		return nil, fmt.Errorf("stream: duration must be positive")
+	}
+	s := &Stream{o: o, end: o.Start.Add(o.Duration)}
+	known := map[string]bool{ChangeNone: true}
+	for _, c := range ModelChanges {
+		known[c] = true
+	}
+	for i, m := range o.Models {
+		if m.Rate <= 0 || !known[m.Change] {
+			return nil, fmt.Errorf("stream: model %q: rate %g, change %q (known: %v)", m.Name, m.Rate, m.Change, ModelChanges)
+		}
+		if m.Version == "" {
+			m.Version = "1.0.0"
+		}
+		src := &modelSource{m: m, rng: rand.New(rand.NewPCG(o.Seed, uint64(i)+1)), end: s.end, start: o.Start}
+		src.at = o.Start
+		src.advance()
+		s.sources = append(s.sources, src)
+	}
+	for i, p := range o.Pipelines {
+		if p.Every <= 0 || len(p.Stages) == 0 || (p.Change != ChangeNone && p.Change != ChangeFailingStage && p.Change != ChangeSilentStage) {
+			return nil, fmt.Errorf("stream: pipeline %q: every %s, %d stages, change %q", p.Name, p.Every, len(p.Stages), p.Change)
+		}
+		src := &pipelineSource{p: p, rng: rand.New(rand.NewPCG(o.Seed, uint64(1000+i))), start: o.Start, end: s.end}
+		s.sources = append(s.sources, src)
+	}
+	return s, nil
+}
+
+// Next returns the next record in event-time order; false when the stream has ended.
+func (s *Stream) Next() (Record, bool) {
+	best := -1
+	var at time.Time
+	for i, src := range s.sources {
+		t := src.peek()
+		if t.IsZero() {
+			continue
+		}
+		if best < 0 || t.Before(at) {
+			best, at = i, t
+		}
+	}
+	if best < 0 {
+		return Record{}, false
+	}
+	return s.sources[best].next()
+}
+
+type modelSource struct {
+	m          StreamModel
+	rng        *rand.Rand
+	start, end time.Time
+	at         time.Time // the next event's time; zero when done
+	n          int
+}
+
+func (m *modelSource) changed(t time.Time) (bool, time.Duration) {
+	since := t.Sub(m.start) - m.m.ChangeAt
+	return m.m.Change != ChangeNone && since >= 0, since
+}
+
+func (m *modelSource) rate(t time.Time) float64 {
+	if on, _ := m.changed(t); on {
+		switch m.m.Change {
+		case ChangeVolumeDrop:
+			return m.m.Rate / 10
+		case ChangeStopped:
+			return 0
+		}
+	}
+	return m.m.Rate
+}
+
+// advance moves to the next arrival: exponential gaps at the rate in force. Arrivals are
+// memoryless, so a gap that crosses a change of rate restarts at the change.
+func (m *modelSource) advance() {
+	r := m.rate(m.at)
+	if r == 0 {
+		m.at = time.Time{} // stopped: nothing more from this model
+		return
+	}
+	next := m.at.Add(time.Duration(m.rng.ExpFloat64() / r * float64(time.Second)))
+	if change := m.start.Add(m.m.ChangeAt); m.at.Before(change) && !next.Before(change) && m.rate(change) != r {
+		m.at = change
+		m.advance()
+		return
+	}
+	m.at = next
+	if !m.at.Before(m.end) {
+		m.at = time.Time{}
+	}
+}
+
+func (m *modelSource) peek() time.Time { return m.at }
+
+func (m *modelSource) next() (Record, bool) {
+	if m.at.IsZero() {
+		return Record{}, false
+	}
+	at := m.at
+	e := m.event(at)
+	m.advance()
+	return Record{Kind: Prediction, Time: at, Key: e.RequestID, Prediction: e}, true
+}
+
+var streamCountries = []string{"DE", "FR", "NL", "US", "GB"}
+var streamCountryShare = []float64{0.40, 0.25, 0.15, 0.12, 0.08}
+
+func (m *modelSource) event(at time.Time) *schemas.PredictionEvent {
+	rng := m.rng
+	on, since := m.changed(at)
+	shift, missing, flood, nullPred, latencyX, errRate := 0.0, 0.01, 0.0, 0.0, 1.0, 0.003
+	if on {
+		switch m.m.Change {
+		case ChangeShift:
+			shift = 0.5
+		case ChangeTinyShift:
+			shift = 0.03
+		case ChangeGradual:
+			shift = since.Hours() / 2
+		case ChangeNewCategory:
+			flood = 0.3
+		case ChangeMissing:
+			missing = 0.45
+		case ChangeNullPredictions:
+			nullPred = 0.1
+		case ChangeLatency:
+			latencyX = 5
+		case ChangeErrors:
+			errRate = 0.09
+		}
+	}
+	m.n++
+	reqID := m.m.Name + "-" + strconv.Itoa(m.n)
+	amount := 100 + 15*(rng.NormFloat64()+shift)
+	country := streamCountries[len(streamCountries)-1]
+	u := rng.Float64()
+	for i, p := range streamCountryShare {
+		if u < p {
+			country = streamCountries[i]
+			break
+		}
+		u -= p
+	}
+	if rng.Float64() < flood {
+		country = "XX"
+	}
+	age := schemas.Value{Kind: schemas.Number, Num: float64(18 + rng.IntN(60))}
+	if rng.Float64() < missing {
+		age = schemas.Value{}
+	}
+	session := math.Round(math.Exp(3+0.8*rng.NormFloat64())*10) / 10
+	score := 1 / (1 + math.Exp(-(amount-100)/15+rng.NormFloat64()*0.5))
+	pred := schemas.Value{Kind: schemas.Number, Num: math.Round(score*1e4) / 1e4}
+	if rng.Float64() < nullPred {
+		pred = schemas.Value{}
+	}
+	status := schemas.StatusOK
+	switch u := rng.Float64(); {
+	case u < errRate:
+		status = schemas.StatusError
+	case u < errRate+0.0005:
+		status = schemas.StatusTimeout
+	}
+	return &schemas.PredictionEvent{
+		EventID: reqID, RequestID: reqID, Model: m.m.Name, ModelVersion: m.m.Version, Deployment: schemas.DeploymentPrimary,
+		Timestamp: at, Status: status, LatencyMs: math.Round((20+rng.ExpFloat64()*8)*latencyX*10) / 10,
+		InputSize: float64(3 + rng.IntN(5)), HasInputSize: true,
+		Features: []schemas.Feature{
+			{Name: "amount", Value: schemas.Value{Kind: schemas.Number, Num: math.Round(amount*100) / 100}},
+			{Name: "country", Value: schemas.Value{Kind: schemas.String, Str: country}},
+			{Name: "age", Value: age},
+			{Name: "is_returning", Value: schemas.Value{Kind: schemas.Bool, Num: float64(rng.IntN(2))}},
+			{Name: "session_seconds", Value: schemas.Value{Kind: schemas.Number, Num: session}},
+		},
+		Prediction: pred,
+	}
+}
+
+type pipelineSource struct {
+	p          StreamPipeline
+	rng        *rand.Rand
+	start, end time.Time
+	run        int // the current run
+	stage      int // the next stage of the current run
+	in         int64
+}
+
+// at is when the next stage event happens: stages finish a tenth of the interval apart.
+func (ps *pipelineSource) at() time.Time {
+	return ps.start.Add(time.Duration(ps.run)*ps.p.Every + time.Duration(ps.stage+1)*ps.p.Every/time.Duration(10*len(ps.p.Stages)))
+}
+
+func (ps *pipelineSource) silent(t time.Time) bool {
+	return ps.p.Change == ChangeSilentStage && t.Sub(ps.start) >= ps.p.ChangeAt
+}
+
+func (ps *pipelineSource) peek() time.Time {
+	t := ps.at()
+	if !t.Before(ps.end) || ps.silent(t) {
+		return time.Time{}
+	}
+	return t
+}
+
+func (ps *pipelineSource) next() (Record, bool) {
+	t := ps.peek()
+	if t.IsZero() {
+		return Record{}, false
+	}
+	if ps.stage == 0 {
+		ps.in = int64(10000 + ps.rng.IntN(500))
+	}
+	name := ps.p.Stages[ps.stage]
+	status, errText, out := "succeeded", "", ps.in-int64(ps.rng.IntN(20))
+	if ps.p.Change == ChangeFailingStage && t.Sub(ps.start) >= ps.p.ChangeAt && ps.stage == len(ps.p.Stages)/2 {
+		status, errText, out = "failed", "join key customer_id missing", 0
+	}
+	runID := ps.p.Name + "-run-" + strconv.Itoa(ps.run)
+	e := &schemas.PipelineEvent{EventID: runID + "-" + name, Pipeline: ps.p.Name, Stage: name, RunID: runID, Status: status,
+		Timestamp: t, DurationMs: math.Round(2000 + ps.rng.Float64()*500), RecordsIn: ps.in, RecordsOut: out, Error: errText, Models: ps.p.Models}
+	ps.in = out
+	ps.stage++
+	if ps.stage == len(ps.p.Stages) {
+		ps.stage, ps.run = 0, ps.run+1
+	}
+	return Record{Kind: Pipeline, Time: t, Key: name, Pipeline: e}, true
+}
