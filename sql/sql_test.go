@@ -10,7 +10,7 @@ func TestMigrationsRender(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(migs) != 5 || migs[0].Version != 1 || migs[0].Name != "init" || migs[1].Name != "pipeline_stages" || migs[2].Name != "drift_distances" || migs[3].Name != "k_sample_tests" || migs[4].Name != "alert_outbox" {
+	if len(migs) != 6 || migs[0].Version != 1 || migs[0].Name != "init" || migs[1].Name != "pipeline_stages" || migs[2].Name != "drift_distances" || migs[3].Name != "k_sample_tests" || migs[4].Name != "alert_outbox" || migs[5].Name != "detection_state" {
 		t.Fatalf("migrations %+v", migs)
 	}
 	tables := 0
@@ -27,8 +27,8 @@ func TestMigrationsRender(t *testing.T) {
 			}
 		}
 	}
-	if tables != 8 {
-		t.Errorf("%d tables, want 7", tables)
+	if tables != 11 {
+		t.Errorf("%d tables, want 11", tables)
 	}
 	for _, bad := range []string{"", "drop table x", "a;b", "1db", "db`"} {
 		if _, err := Migrations(bad, 30); err == nil {

@@ -210,12 +210,19 @@ type Batch struct {
 	Verdicts  []detectors.Verdict
 	Late      []LateEvent
 	Alerts    []*schemas.AlertEvent
-	WrittenAt time.Time
+	// AlertStates are the alerter's states this batch's judging changed; StageStates the
+	// stages as of the end of the stage windows judged; ReferenceSamples what the windows
+	// add to references still being built (migration 0006).
+	AlertStates      []detectors.FingerprintState
+	StageStates      []StageState
+	ReferenceSamples []ReferenceSample
+	WrittenAt        time.Time
 }
 
 // Empty reports whether the batch has nothing to write.
 func (b *Batch) Empty() bool {
-	return len(b.Closed) == 0 && len(b.Stages) == 0 && len(b.Late) == 0 && len(b.Alerts) == 0
+	return len(b.Closed) == 0 && len(b.Stages) == 0 && len(b.Late) == 0 && len(b.Alerts) == 0 &&
+		len(b.AlertStates) == 0 && len(b.StageStates) == 0 && len(b.ReferenceSamples) == 0
 }
 
 type inserter struct {
@@ -274,9 +281,11 @@ func finite(f float64) float64 {
 // Write writes a batch. It does not retry; see WriteWithRetry.
 func (s *Store) Write(ctx context.Context, b *Batch) error {
 	at := b.WrittenAt.UTC()
-	// window_model_stats is written last: a restart reads it to tell which windows are
-	// written (LoadClosedWindows), so its rows must not exist before the window's other
-	// rows, scores, late events and alerts do.
+	// window_model_stats and pipeline_stage_stats are written last: a restart reads them
+	// to tell which windows are written (LoadClosedWindows, LoadClosedStageWindows), so
+	// their rows must not exist before the window's other rows, scores, late events,
+	// alerts and detection state do. Alerts go before the alerter's states: a state found
+	// stored after a crash has its alerts stored too.
 	var modelRows [][]any
 	models := s.inserter(ctx, "window_model_stats", "model, model_version, deployment, window_start, window_end, topic, partition, first_offset, last_offset, events, ok, errors, timeouts, null_predictions, latency_p50, latency_p90, latency_p95, latency_p99, latency_max, latency_sketch, input_size_count, input_size_mean, input_size_std, input_size_min, input_size_max, dropped_features, written_at")
 	feats := s.inserter(ctx, "window_feature_stats", "model, model_version, deployment, window_start, window_end, topic, partition, feature, kind, count, missing, mismatched, mean, std, min, max, p50, p90, p95, p99, sketch, reference_id, bin_edges, bin_counts, categories, unseen, written_at")
@@ -359,6 +368,25 @@ func (s *Store) Write(ctx context.Context, b *Batch) error {
 		return err
 	}
 
+	late := s.inserter(ctx, "late_events", "topic, partition, offset, event_id, model, model_version, deployment, window_start, window_end, event_time, written_at")
+	for _, l := range b.Late {
+		if err := late.append(l.Source.Topic, int32(l.Source.Partition), l.Source.Offset, l.EventID, l.Series.Model,
+			l.Series.Version, l.Series.Deployment, ms(l.Start), ms(l.End), l.EventTime.UTC(), at); err != nil {
+			return err
+		}
+	}
+	if err := late.flush(); err != nil {
+		return err
+	}
+	if err := s.writeState(ctx, b); err != nil {
+		return err
+	}
+	if err := s.writeAlerts(ctx, b.Alerts); err != nil {
+		return err
+	}
+	if err := s.writeAlertStates(ctx, b); err != nil {
+		return err
+	}
 	stages := s.inserter(ctx, "pipeline_stage_stats", "pipeline, stage, window_start, window_end, topic, partition, first_offset, last_offset, runs, failures, duration_p50, duration_p90, duration_p99, duration_max, records_in, records_out, records_lost, null_count, last_success, errors, written_at")
 	for _, r := range b.Stages {
 		errs := r.Errors
@@ -375,19 +403,6 @@ func (s *Store) Write(ctx context.Context, b *Batch) error {
 		return err
 	}
 
-	late := s.inserter(ctx, "late_events", "topic, partition, offset, event_id, model, model_version, deployment, window_start, window_end, event_time, written_at")
-	for _, l := range b.Late {
-		if err := late.append(l.Source.Topic, int32(l.Source.Partition), l.Source.Offset, l.EventID, l.Series.Model,
-			l.Series.Version, l.Series.Deployment, ms(l.Start), ms(l.End), l.EventTime.UTC(), at); err != nil {
-			return err
-		}
-	}
-	if err := late.flush(); err != nil {
-		return err
-	}
-	if err := s.writeAlerts(ctx, b.Alerts); err != nil {
-		return err
-	}
 	for _, row := range modelRows {
 		if err := models.append(row...); err != nil {
 			return err
@@ -507,21 +522,21 @@ type ClosedWindow struct {
 // LoadClosedWindows returns, per model, the windows written within lookback of its
 // newest window, with the last offset written per partition.
 func (s *Store) LoadClosedWindows(ctx context.Context, lookback time.Duration) ([]ClosedWindow, error) {
-	return s.loadClosed(ctx, "window_model_stats", "model", lookback)
+	return s.loadClosed(ctx, "window_model_stats", "model", "last_offset", lookback)
 }
 
 // LoadClosedStageWindows is LoadClosedWindows for pipeline stages (Model holds the
 // pipeline name).
 func (s *Store) LoadClosedStageWindows(ctx context.Context, lookback time.Duration) ([]ClosedWindow, error) {
-	return s.loadClosed(ctx, "pipeline_stage_stats", "pipeline", lookback)
+	return s.loadClosed(ctx, "pipeline_stage_stats", "pipeline", "last_offset", lookback)
 }
 
-func (s *Store) loadClosed(ctx context.Context, table, group string, lookback time.Duration) ([]ClosedWindow, error) {
-	q := fmt.Sprintf(`SELECT w.%[3]s, w.window_start, any(w.window_end), w.topic, w.partition, max(w.last_offset)
+func (s *Store) loadClosed(ctx context.Context, table, group, offset string, lookback time.Duration) ([]ClosedWindow, error) {
+	q := fmt.Sprintf(`SELECT w.%[3]s, w.window_start, any(w.window_end), w.topic, w.partition, max(w.%[5]s)
 FROM %[1]s.%[2]s AS w
 INNER JOIN (SELECT %[3]s, max(window_start) AS latest FROM %[1]s.%[2]s GROUP BY %[3]s) AS l ON w.%[3]s = l.%[3]s
 WHERE w.window_start >= l.latest - toIntervalSecond(%[4]d)
-GROUP BY w.%[3]s, w.window_start, w.topic, w.partition`, s.db, table, group, int64(lookback.Seconds()))
+GROUP BY w.%[3]s, w.window_start, w.topic, w.partition`, s.db, table, group, int64(lookback.Seconds()), offset)
 	rows, err := s.conn.Query(ctx, q)
 	if err != nil {
 		return nil, fmt.Errorf("load closed windows of %s: %w", table, err)
