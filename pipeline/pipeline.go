@@ -169,8 +169,8 @@ type Runner struct {
 	extraAlerts []*schemas.AlertEvent
 	clock       *streamClock
 	onFlush     func(Stats)
-	onVerdict            func(detectors.Verdict, []*schemas.AlertEvent)
-	onAlert              func(*schemas.AlertEvent)
+	onVerdict   func(detectors.Verdict, []*schemas.AlertEvent)
+	onAlert     func(*schemas.AlertEvent)
 	// outboxDue: stored alerts not recorded as published are to be published once this
 	// member reads partitions.
 	outboxDue bool

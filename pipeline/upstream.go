@@ -146,8 +146,8 @@ type tailKey struct {
 }
 
 const (
-	keepSuccesses = 21          // successes stored per judged window: the last one and the learned interval
-	keepRuns      = 10000       // runs of each status kept per stage
+	keepSuccesses = 21             // successes stored per judged window: the last one and the learned interval
+	keepRuns      = 10000          // runs of each status kept per stage
 	keepRunsFor   = 48 * time.Hour // and how far back (event time) from the newest
 	keepVolume    = 8 * 24         // windows of history kept per stage for volume baselines
 )
@@ -369,7 +369,9 @@ func (r *Runner) expected(k stageKey, successes []time.Time) func(int) (time.Dur
 	if d := r.set.StageInterval(k.pipeline, k.stage); d > 0 {
 		return func(int) (time.Duration, bool) { return d, true }
 	}
-	return func(i int) (time.Duration, bool) { return detectors.LearnedInterval(successes, i, r.set.FreshnessFactor) }
+	return func(i int) (time.Duration, bool) {
+		return detectors.LearnedInterval(successes, i, r.set.FreshnessFactor)
+	}
 }
 
 // checkFreshness judges, on the stream's event-time clock (streamClock) less the

@@ -205,11 +205,11 @@ type StageRow struct {
 // Batch is what one flush writes: closed windows with their verdicts, late events and
 // alerts. Every row is keyed so that writing the same batch twice changes nothing.
 type Batch struct {
-	Closed    []processors.Closed
-	Stages    []StageRow
-	Verdicts  []detectors.Verdict
-	Late      []LateEvent
-	Alerts    []*schemas.AlertEvent
+	Closed   []processors.Closed
+	Stages   []StageRow
+	Verdicts []detectors.Verdict
+	Late     []LateEvent
+	Alerts   []*schemas.AlertEvent
 	// AlertStates are the alerter's states this batch's judging changed; StageStates the
 	// stages as of the end of the stage windows judged; ReferenceSamples what the windows
 	// add to references still being built (migration 0006).
