@@ -216,9 +216,12 @@ func FreshnessRecovered(pipeline, stage string, o Overdue) Condition {
 	c := freshness(pipeline, stage, o)
 	c.Value = o.Until.Sub(o.Since).Seconds()
 	c.WindowStart, c.WindowEnd = o.Since, o.Until
+	c.Details["succeeded_at"] = o.Until.UTC().Format(time.RFC3339)
 	return c
 }
 
+// freshness is what a breach and its recovery share. Only a recovery may depend on
+// o.Until: a spell may be seen first with its end (from a backlog) or without it (live).
 func freshness(pipeline, stage string, o Overdue) Condition {
 	const layout = "2006-01-02 15:04"
 	c := Condition{Kind: KindPipelineFreshness, Pipeline: pipeline, Stage: stage, Metric: "seconds_since_success",
@@ -228,7 +231,6 @@ func freshness(pipeline, stage string, o Overdue) Condition {
 	c.FiringSummary = fmt.Sprintf("stage %s of pipeline %s has not succeeded since %s UTC (expected every %s; overdue since %s UTC)", stage, pipeline,
 		o.Since.UTC().Format(layout), o.Expected.Truncate(time.Second), o.Deadline.UTC().Format(layout))
 	if !o.Until.IsZero() {
-		c.Details["succeeded_at"] = o.Until.UTC().Format(time.RFC3339)
 		c.ResolvedSummary = fmt.Sprintf("stage %s of pipeline %s succeeded again at %s UTC, %s after its previous success", stage, pipeline,
 			o.Until.UTC().Format(layout), o.Until.Sub(o.Since).Truncate(time.Second))
 	}

@@ -1,0 +1,262 @@
+package pipeline_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/driftd/driftd/consumers"
+	"github.com/driftd/driftd/detectors"
+	"github.com/driftd/driftd/internal/testenv"
+	"github.com/driftd/driftd/pipeline"
+	"github.com/driftd/driftd/processors"
+	"github.com/driftd/driftd/schemas"
+)
+
+// timed is a record of a recorded stream with its event time.
+type timed struct {
+	at       time.Time
+	pipeline bool // for the pipeline topic
+	msg      kafka.Message
+}
+
+// upstreamStream is seven hours of one pipeline (three stages, a run every 5 minutes at
+// minute 2, succeeded/failed only, keyed by pipeline) feeding fraud-scorer (a prediction
+// every 2 s, keyed by request):
+//   - 00:00–03:00 healthy;
+//   - 03:00–04:00 stage join fails every run, and fraud-scorer's amount shifts;
+//   - from 05:00 stage load runs no more (its last run 04:57);
+//   - the stream ends at 07:00.
+func upstreamStream(start time.Time) []timed {
+	rng := rand.New(rand.NewPCG(10, 10))
+	var out []timed
+	const hours = 7
+	for m := 0; m < hours*60; m += 5 {
+		at := start.Add(time.Duration(m+2) * time.Minute)
+		for _, stage := range []string{"extract", "join", "load"} {
+			status := "succeeded"
+			if stage == "join" && m >= 180 && m < 240 {
+				status = "failed"
+			}
+			if stage == "load" && m >= 300 {
+				continue
+			}
+			b, _ := json.Marshal(map[string]any{"event_id": fmt.Sprintf("%s-%d", stage, m), "pipeline": "orders", "stage": stage,
+				"run_id": fmt.Sprint(m), "status": status, "timestamp": at.UnixMilli(), "duration_ms": 1000 + rng.IntN(500),
+				"records_in": 1000, "records_out": 990, "models": []string{"fraud-scorer"}})
+			out = append(out, timed{at: at, pipeline: true, msg: kafka.Message{Key: []byte("orders"), Value: b}})
+		}
+	}
+	for s := 0; s < hours*3600; s += 2 {
+		at := start.Add(time.Duration(s) * time.Second)
+		shift := 0.0
+		if s >= 3*3600 && s < 4*3600 {
+			shift = 3
+		}
+		e := &schemas.PredictionEvent{EventID: fmt.Sprintf("p-%d", s), RequestID: fmt.Sprint(rng.IntN(1 << 30)), Model: "fraud-scorer",
+			ModelVersion: "1", Deployment: "primary", Timestamp: at, Status: "ok", LatencyMs: 10 + rng.Float64(),
+			Features: []schemas.Feature{{Name: "amount", Value: schemas.Value{Kind: schemas.Number, Num: 100 + 10*(rng.NormFloat64()+shift)}}},
+			Prediction: schemas.Value{Kind: schemas.Number, Num: rng.Float64()}}
+		b, _ := schemas.MarshalPredictionJSON(e)
+		out = append(out, timed{at: at, msg: kafka.Message{Key: []byte(e.RequestID), Value: b}})
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].at.Before(out[j].at) })
+	return out
+}
+
+func replaySettings(s *pipeline.Settings) {
+	s.WindowSpec = func(string) processors.WindowSpec {
+		return processors.WindowSpec{Size: 5 * time.Minute, Lateness: 30 * time.Second}
+	}
+	s.PipelineWindow = processors.WindowSpec{Size: time.Hour, Lateness: 5 * time.Minute}
+	s.PipelineThresholds = detectors.PipelineThresholds{FailureRate: 0.5, ConsecutiveFailures: 3, VolumeDrop: 0.5, VolumeJump: 3}
+	s.FreshnessFactor = 2
+	// Windows close by the watermark only: a simulated clock that jumps would otherwise
+	// close them as idle.
+	s.IdleClose = 0
+}
+
+// writers produces to the harness's prediction and pipeline topics.
+type writers struct{ pred, pipe *consumers.Writer }
+
+func (h *harness) writers(t *testing.T) writers {
+	t.Helper()
+	o := consumers.Options{Brokers: []string{h.brokers}}
+	w := writers{consumers.NewWriter(o, h.predictions), consumers.NewWriter(o, h.pipeline)}
+	t.Cleanup(func() { w.pred.Close(); w.pipe.Close() })
+	return w
+}
+
+func (w writers) write(t *testing.T, recs []timed) {
+	t.Helper()
+	var pred, pipe []kafka.Message
+	for _, r := range recs {
+		if r.pipeline {
+			pipe = append(pipe, r.msg)
+		} else {
+			pred = append(pred, r.msg)
+		}
+	}
+	ctx := testenv.Context(t, time.Minute)
+	if len(pipe) > 0 {
+		if err := w.pipe.Write(ctx, pipe...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(pred) > 0 {
+		if err := w.pred.Write(ctx, pred...); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// alertLines are the alerts on the harness's alert topic as comparable lines: everything
+// but when they were emitted, sorted.
+func alertLines(t *testing.T, h *harness, n int) []string {
+	t.Helper()
+	var out []string
+	for _, m := range readAll(t, h.brokers, h.alerts, n) {
+		var a schemas.AlertEvent
+		if err := json.Unmarshal(m.Value, &a); err != nil {
+			t.Fatal(err)
+		}
+		who := a.Model + "/" + a.Feature
+		if a.Pipeline != "" {
+			who = a.Pipeline + "/" + a.Stage
+		}
+		details, _ := json.Marshal(a.Details)
+		out = append(out, fmt.Sprintf("%s %s %s %s–%s %s | %s | %s", a.Kind, who, a.State, a.WindowStart.Format("15:04"), a.WindowEnd.Format("15:04"),
+			a.AlertID, a.Summary, details))
+	}
+	sort.Strings(out)
+	return out
+}
+
+// results are a run's stored rows that must not depend on how the stream was read.
+func results(t *testing.T, h *harness) string {
+	t.Helper()
+	ctx := testenv.Context(t, time.Minute)
+	db := h.store.Database()
+	var b strings.Builder
+	for _, q := range []string{
+		"SELECT * EXCEPT (written_at, topic) FROM %s.window_model_stats FINAL",
+		"SELECT * EXCEPT written_at FROM %s.drift_scores FINAL",
+		"SELECT * EXCEPT (written_at, topic) FROM %s.pipeline_stage_stats FINAL",
+		"SELECT * EXCEPT written_at FROM %s.pipeline_stage_state FINAL",
+		"SELECT * EXCEPT (emitted_at, details), arraySort(arrayZip(mapKeys(details), mapValues(details))) FROM %s.alerts FINAL",
+		"SELECT * EXCEPT written_at FROM %s.alert_state FINAL",
+		"SELECT reference_id FROM %s.reference_profiles FINAL",
+		"SELECT count() FROM %s.late_events FINAL",
+	} {
+		rows, err := testenv.TSV(ctx, h.store.Conn(), fmt.Sprintf(q, db))
+		if err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		fmt.Fprintf(&b, "%s\n%s\n", q, rows)
+	}
+	return b.String()
+}
+
+// Replay determinism: the same recorded stream read live at its own (simulated,
+// fast-forwarded) pace and read as a backlog at full speed gives the same alerts — kind,
+// subject, window, firing/resolved sequence, summaries with their upstream hints, ids —
+// and the same rows. The stage that fails is flagged for its failing hour only (no
+// failure of a healthy hour judged with the failures read ahead of it), freshness fires
+// when each stage became overdue in event time, and the drift alert of 03:00 names the
+// failure of 03:02 and nothing later.
+func TestReplayGivesTheLiveAlerts(t *testing.T) {
+	start := time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC)
+	end := start.Add(7 * time.Hour)
+	recs := upstreamStream(start)
+
+	// Live: the clock is the stream's; every two minutes of event time, what happened in
+	// them is produced and read.
+	live := newHarness(t)
+	live.tweak = replaySettings
+	lw := live.writers(t)
+	live.skew.Store(int64(time.Until(start)))
+	waitFor, stop := live.start(t)
+	i := 0
+	for at := start.Add(2 * time.Minute); !at.After(end); at = at.Add(2 * time.Minute) {
+		live.skew.Store(int64(time.Until(at)))
+		j := i
+		for j < len(recs) && recs[j].at.Before(at) {
+			j++
+		}
+		lw.write(t, recs[i:j])
+		i = j
+		waitFor(at.Format("15:04"), func(s pipeline.Stats) bool { return s.Records == uint64(i) })
+	}
+	liveStats := stop()
+	if liveStats.Records != uint64(len(recs)) || liveStats.Late != 0 {
+		t.Fatalf("live stats %+v", liveStats)
+	}
+
+	// Backlog: everything is in Kafka before driftd starts; the wall clock is at the end.
+	backlog := newHarness(t)
+	backlog.tweak = replaySettings
+	backlog.writers(t).write(t, recs)
+	backlog.skew.Store(int64(time.Until(end)))
+	waitFor, stop = backlog.start(t)
+	waitFor("the backlog", func(s pipeline.Stats) bool {
+		return s.Records == uint64(len(recs)) && s.WindowsClosed == liveStats.WindowsClosed && s.StageWindowsClosed == liveStats.StageWindowsClosed
+	})
+	var flushes uint64
+	waitFor("a flush", func(s pipeline.Stats) bool { flushes = s.Flushes; return true })
+	waitFor("more flushes", func(s pipeline.Stats) bool { return s.Flushes >= flushes+3 })
+	backlogStats := stop()
+
+	if liveStats.AlertsEmitted != backlogStats.AlertsEmitted {
+		t.Errorf("%d alerts live, %d from the backlog", liveStats.AlertsEmitted, backlogStats.AlertsEmitted)
+	}
+	got, want := alertLines(t, backlog, int(backlogStats.AlertsEmitted)), alertLines(t, live, int(liveStats.AlertsEmitted))
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("alerts from the backlog:\n%s\nlive:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if g, w := results(t, backlog), results(t, live); g != w {
+		t.Errorf("rows differ; from the backlog:\n%s\nlive:\n%s", g, w)
+	}
+
+	// What the alerts must say, whichever way the stream was read.
+	var failures, drift []string
+	freshness := map[string]bool{}
+	for _, l := range want {
+		switch {
+		case strings.HasPrefix(l, "pipeline_failure "):
+			failures = append(failures, l[:strings.Index(l, " | ")])
+		case strings.HasPrefix(l, "pipeline_freshness "):
+			f := strings.Fields(l)
+			freshness[strings.Join(f[:4], " ")] = true
+		case strings.HasPrefix(l, "data_drift ") && strings.Contains(l, " firing 03:00–03:05 "):
+			drift = append(drift, l)
+		}
+	}
+	for i := range failures {
+		failures[i] = strings.Join(strings.Fields(failures[i])[:4], " ")
+	}
+	if strings.Join(failures, "\n") != "pipeline_failure orders/join firing 03:00–04:00\npipeline_failure orders/join resolved 05:00–06:00" {
+		t.Errorf("pipeline_failure alerts:\n%s", strings.Join(failures, "\n"))
+	}
+	for _, w := range []string{
+		"pipeline_freshness orders/join firing 02:57–03:07", // two 5-minute intervals after its last success
+		"pipeline_freshness orders/join resolved 02:57–04:02",
+		"pipeline_freshness orders/load firing 04:57–05:07",
+	} {
+		if !freshness[w] {
+			t.Errorf("no %q in %v", w, freshness)
+		}
+	}
+	if len(freshness) != 3 {
+		t.Errorf("freshness alerts %v", freshness)
+	}
+	if len(drift) != 1 || !strings.Contains(drift[0], "upstream: stage join of pipeline orders failed 1 times in this period") ||
+		strings.Contains(drift[0], "has not succeeded") {
+		t.Errorf("drift alert of 03:00: %v", drift)
+	}
+}
