@@ -61,7 +61,7 @@ func upstreamStream(start time.Time) []timed {
 		}
 		e := &schemas.PredictionEvent{EventID: fmt.Sprintf("p-%d", s), RequestID: fmt.Sprint(rng.IntN(1 << 30)), Model: "fraud-scorer",
 			ModelVersion: "1", Deployment: "primary", Timestamp: at, Status: "ok", LatencyMs: 10 + rng.Float64(),
-			Features: []schemas.Feature{{Name: "amount", Value: schemas.Value{Kind: schemas.Number, Num: 100 + 10*(rng.NormFloat64()+shift)}}},
+			Features:   []schemas.Feature{{Name: "amount", Value: schemas.Value{Kind: schemas.Number, Num: 100 + 10*(rng.NormFloat64()+shift)}}},
 			Prediction: schemas.Value{Kind: schemas.Number, Num: rng.Float64()}}
 		b, _ := schemas.MarshalPredictionJSON(e)
 		out = append(out, timed{at: at, msg: kafka.Message{Key: []byte(e.RequestID), Value: b}})
