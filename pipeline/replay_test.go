@@ -260,3 +260,179 @@ func TestReplayGivesTheLiveAlerts(t *testing.T) {
 		t.Errorf("drift alert of 03:00: %v", drift)
 	}
 }
+
+// stageRuns is a run of stage join of pipeline orders every 5 minutes (at minute 2) over
+// [from, to) hours after start; in the failing hours every other run fails (a failure
+// rate of 0.5, a breach, while the stage keeps succeeding: no freshness alert).
+func stageRuns(start time.Time, from, to int, failing map[int]bool) []timed {
+	var out []timed
+	for m := from * 60; m < to*60; m += 5 {
+		at := start.Add(time.Duration(m+2) * time.Minute)
+		status := "succeeded"
+		if failing[m/60] && (m/5)%2 == 0 {
+			status = "failed"
+		}
+		b, _ := json.Marshal(map[string]any{"event_id": fmt.Sprint(m), "pipeline": "orders", "stage": "join", "run_id": fmt.Sprint(m),
+			"status": status, "timestamp": at.UnixMilli(), "records_in": 10, "records_out": 10})
+		out = append(out, timed{at: at, pipeline: true, msg: kafka.Message{Key: []byte("orders"), Value: b}})
+	}
+	return out
+}
+
+// Hysteresis survives a restart: with fire_after 2, a stage whose failure rate is breached
+// in hours 3 and 4 fires at hour 4 also when driftd restarts between judging hour 3 and
+// hour 4, exactly as an uninterrupted run — and resolves after two clean hours.
+func TestRestartBetweenWindowsKeepsHysteresis(t *testing.T) {
+	start := time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC)
+	failing := map[int]bool{3: true, 4: true}
+	tweak := func(s *pipeline.Settings) {
+		replaySettings(s)
+		s.FireAfter, s.ResolveAfter = 2, 2
+	}
+	want := []string{"pipeline_failure orders/join firing 04:00–05:00", "pipeline_failure orders/join resolved 06:00–07:00"}
+	lines := func(h *harness, n int) []string {
+		var out []string
+		for _, l := range alertLines(t, h, n) {
+			out = append(out, strings.Join(strings.Fields(l)[:4], " "))
+		}
+		return out
+	}
+
+	clean := newHarness(t)
+	clean.tweak = tweak
+	clean.writers(t).write(t, stageRuns(start, 0, 8, failing))
+	clean.skew.Store(int64(time.Until(start.Add(8 * time.Hour))))
+	waitFor, stop := clean.start(t)
+	waitFor("hours 0–6", func(s pipeline.Stats) bool { return s.StageWindowsClosed == 7 && s.AlertsEmitted == 2 })
+	stop()
+	if got := lines(clean, 2); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("uninterrupted run: %v, want %v", got, want)
+	}
+
+	restarted := newHarness(t)
+	restarted.tweak = tweak
+	w := restarted.writers(t)
+	// Up to 04:17: hour 3 is judged (breached once), hour 4 is open when driftd stops.
+	w.write(t, stageRuns(start, 0, 4, failing))
+	w.write(t, stageRuns(start, 4, 8, failing)[:4])
+	restarted.skew.Store(int64(time.Until(start.Add(4*time.Hour + 20*time.Minute))))
+	waitFor, stop = restarted.start(t)
+	waitFor("hours 0–3", func(s pipeline.Stats) bool { return s.StageWindowsClosed == 4 })
+	if s := stop(); s.AlertsEmitted != 0 {
+		t.Fatalf("an alert before the restart: %+v", s)
+	}
+	w.write(t, stageRuns(start, 4, 8, failing)[4:])
+	restarted.skew.Store(int64(time.Until(start.Add(8 * time.Hour))))
+	waitFor, stop = restarted.start(t)
+	waitFor("hours 4–6", func(s pipeline.Stats) bool { return s.StageWindowsClosed == 3 && s.AlertsEmitted == 2 })
+	stop()
+	if got := lines(restarted, 2); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("restarted between the breached hours: %v, want %v", got, want)
+	}
+}
+
+// A restart inside a version's first windows builds the same reference (the same id) as
+// a clean run, and so the same drift scores and alerts: the windows written before the
+// restart feed it from ClickHouse (reference_samples), not the windows after.
+func TestRestartInsideReferenceWindowsBuildsTheSameReference(t *testing.T) {
+	msgs := stream(rand.New(rand.NewPCG(21, 21)), 10, map[int]bool{6: true, 7: true})
+	tweak := func(s *pipeline.Settings) { s.IdleClose = 0 } // windows 0–8 close by the watermark
+	const closed = 2 * 9
+
+	clean := newHarness(t)
+	clean.tweak = tweak
+	clean.produce(t, msgs...)
+	waitFor, stop := clean.start(t)
+	waitFor("every window", func(s pipeline.Stats) bool { return s.WindowsClosed == closed })
+	cleanStats := stop()
+
+	restarted := newHarness(t)
+	restarted.tweak = tweak
+	// Windows 0 and 1, and half of window 2: the reference needs three.
+	split := 2*perWindow*2 + perWindow
+	restarted.produce(t, msgs[:split]...)
+	waitFor, stop = restarted.start(t)
+	waitFor("windows 0 and 1", func(s pipeline.Stats) bool { return s.WindowsClosed == 4 })
+	if s := stop(); s.ReferencesBuilt != 0 {
+		t.Fatalf("a reference before the restart: %+v", s)
+	}
+	restarted.produce(t, msgs[split:]...)
+	waitFor, stop = restarted.start(t)
+	waitFor("the other windows", func(s pipeline.Stats) bool { return s.WindowsClosed == closed-4 })
+	if s := stop(); s.ReferencesBuilt != 2 {
+		t.Fatalf("references built after the restart: %+v", s)
+	}
+
+	if g, w := results(t, restarted), results(t, clean); g != w {
+		t.Errorf("rows differ; restarted:\n%s\nclean:\n%s", g, w)
+	}
+	n := int(cleanStats.AlertsEmitted)
+	if got, want := alertLines(t, restarted, n), alertLines(t, clean, n); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("alerts after a restart:\n%s\nclean:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// keyFor returns a record key that the producers' hash balancer puts on partition p of n.
+func keyFor(p, n int) []byte {
+	parts := make([]int, n)
+	for i := range parts {
+		parts[i] = i
+	}
+	for i := 0; ; i++ {
+		k := []byte(fmt.Sprint("key-", i))
+		if (&kafka.Hash{}).Balance(kafka.Message{Key: k}, parts...) == p {
+			return k
+		}
+	}
+}
+
+// A record late before a restart, from a partition with no row in its stored window, stays
+// late after the restart: re-read, it is recognised from late_events and not written into
+// the window as well.
+func TestLateRecordStaysLateAfterRestart(t *testing.T) {
+	h := newHarnessN(t, 2)
+	h.tweak = func(s *pipeline.Settings) { s.IdleClose = 0 }
+	at := func(d time.Duration, key []byte) kafka.Message {
+		e := &schemas.PredictionEvent{EventID: fmt.Sprint(d), Model: "m", ModelVersion: "1", Deployment: "primary", Timestamp: t0.Add(d),
+			Status: "ok", LatencyMs: 5, Features: []schemas.Feature{{Name: "x", Value: schemas.Value{Kind: schemas.Number, Num: 1}}},
+			Prediction: schemas.Value{Kind: schemas.Number, Num: 1}}
+		return kafka.Message{Key: key, Value: jsonOf(t, e)}
+	}
+	p0, p1 := keyFor(0, 2), keyFor(1, 2)
+	var first []kafka.Message
+	for s := 0; s <= 150; s++ {
+		first = append(first, at(time.Duration(s)*time.Second, p0)) // windows 0, 1, 2 on partition 0
+	}
+	h.produce(t, first...)
+	waitFor, stop := h.start(t)
+	waitFor("windows 0 and 1", func(s pipeline.Stats) bool { return s.WindowsClosed == 2 })
+	// Partition 1: one record of window 2 (open: partition 1 is not committed past it),
+	// then one of window 0, closed without partition 1: late.
+	h.produce(t, at(130*time.Second, p1), at(30*time.Second, p1))
+	waitFor("the late record", func(s pipeline.Stats) bool { return s.Late == 1 })
+	stop()
+
+	waitFor, stop = h.start(t)
+	// Re-read: window 2's 31 records of partition 0 and both of partition 1.
+	waitFor("the re-read records", func(s pipeline.Stats) bool { return s.Records == 33 })
+	var flushes uint64
+	waitFor("a flush", func(s pipeline.Stats) bool { flushes = s.Flushes; return true })
+	waitFor("more flushes", func(s pipeline.Stats) bool { return s.Flushes >= flushes+5 })
+	stats := stop()
+	if stats.Late != 0 || stats.Replayed != 1 || stats.Added != 32 {
+		t.Errorf("after the restart: %+v; want the late record replayed, not added", stats)
+	}
+	ctx := testenv.Context(t, time.Minute)
+	db := h.store.Database()
+	got, err := testenv.TSV(ctx, h.store.Conn(), "SELECT partition, events FROM "+db+".window_model_stats FINAL WHERE window_start = '"+t0.Format("2006-01-02 15:04:05")+"'")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != "0\t60\n" {
+		t.Errorf("window 0 written as %q, want partition 0 with 60 events only", got)
+	}
+	var late uint64
+	if err := h.store.Conn().QueryRow(ctx, "SELECT count() FROM "+db+".late_events FINAL").Scan(&late); err != nil || late != 1 {
+		t.Errorf("%d late events (%v), want 1", late, err)
+	}
+}
