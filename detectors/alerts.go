@@ -3,6 +3,7 @@ package detectors
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -29,11 +30,17 @@ func (c Condition) Fingerprint() string {
 	return hex.EncodeToString(h[:8])
 }
 
-// AlertState is what the alerter remembers of one fingerprint.
+// AlertState is what the alerter remembers of one fingerprint. It is persisted with the
+// windows that changed it (storage.Batch.AlertStates) and restored at start, so that a
+// restart between two breached windows fires exactly as an uninterrupted run.
 type AlertState struct {
 	Firing    bool
 	Severity  string
 	Bad, Good int // consecutive breached / clean windows
+	// Last is the end of the last window observed (zero if none): a window ending no
+	// later is one observed before (judged again after a restart that lost its marker
+	// rows but not this state) and changes nothing.
+	Last time.Time
 }
 
 // Alerter turns judged conditions into firing and resolved alerts: a fingerprint fires
@@ -42,6 +49,7 @@ type AlertState struct {
 type Alerter struct {
 	FireAfter, ResolveAfter int
 	states                  map[string]*AlertState
+	changed                 map[string]bool
 }
 
 // NewAlerter returns an alerter (fireAfter default 1, resolveAfter default 2).
@@ -52,12 +60,17 @@ func NewAlerter(fireAfter, resolveAfter int) *Alerter {
 	if resolveAfter < 1 {
 		resolveAfter = 2
 	}
-	return &Alerter{FireAfter: fireAfter, ResolveAfter: resolveAfter, states: map[string]*AlertState{}}
+	return &Alerter{FireAfter: fireAfter, ResolveAfter: resolveAfter, states: map[string]*AlertState{}, changed: map[string]bool{}}
 }
 
 // Restore sets a fingerprint's state after a restart (from the stored alerts).
 func (a *Alerter) Restore(fingerprint string, firing bool, severity string) {
 	a.states[fingerprint] = &AlertState{Firing: firing, Severity: severity}
+}
+
+// RestoreState sets a fingerprint's whole state after a restart (from the stored states).
+func (a *Alerter) RestoreState(fingerprint string, s AlertState) {
+	a.states[fingerprint] = &s
 }
 
 // State returns a copy of a fingerprint's state.
@@ -68,14 +81,49 @@ func (a *Alerter) State(fingerprint string) AlertState {
 	return AlertState{}
 }
 
-// Observe feeds one judged condition; it returns the alert to publish, if any. now is
-// the emission time.
-func (a *Alerter) Observe(c Condition, now time.Time) *schemas.AlertEvent {
-	fp := c.Fingerprint()
+// FingerprintState is one fingerprint's state, as persisted.
+type FingerprintState struct {
+	Fingerprint string
+	AlertState
+}
+
+// Changes returns the states changed since the last call, by fingerprint, and forgets
+// that they changed.
+func (a *Alerter) Changes() []FingerprintState {
+	out := make([]FingerprintState, 0, len(a.changed))
+	for fp := range a.changed {
+		out = append(out, FingerprintState{Fingerprint: fp, AlertState: *a.states[fp]})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Fingerprint < out[j].Fingerprint })
+	clear(a.changed)
+	return out
+}
+
+// state returns fp's state for an observation of a window ending at end, or nil when that
+// window was observed already.
+func (a *Alerter) state(fp string, end time.Time) *AlertState {
 	s, ok := a.states[fp]
 	if !ok {
 		s = &AlertState{}
 		a.states[fp] = s
+	}
+	if !end.IsZero() {
+		if !s.Last.IsZero() && !end.After(s.Last) {
+			return nil
+		}
+		s.Last = end
+	}
+	a.changed[fp] = true
+	return s
+}
+
+// Observe feeds one judged condition; it returns the alert to publish, if any. now is
+// the emission time.
+func (a *Alerter) Observe(c Condition, now time.Time) *schemas.AlertEvent {
+	fp := c.Fingerprint()
+	s := a.state(fp, c.WindowEnd)
+	if s == nil {
+		return nil
 	}
 	if c.Breached {
 		s.Bad++
@@ -95,6 +143,26 @@ func (a *Alerter) Observe(c Condition, now time.Time) *schemas.AlertEvent {
 	return alertEvent(c, fp, schemas.StateResolved, s.Severity, c.ResolvedSummary, now)
 }
 
+// Transition fires or resolves at once, without counting windows: for conditions judged
+// at a moment rather than over windows (freshness), whose condition already waited its
+// expected interval. It returns nil when the fingerprint is already in that state.
+func (a *Alerter) Transition(c Condition, now time.Time) *schemas.AlertEvent {
+	fp := c.Fingerprint()
+	if a.State(fp).Firing == c.Breached {
+		return nil
+	}
+	s := a.state(fp, c.WindowEnd)
+	if s == nil {
+		return nil
+	}
+	if c.Breached {
+		s.Bad, s.Good, s.Firing, s.Severity = 1, 0, true, c.Severity
+		return alertEvent(c, fp, schemas.StateFiring, c.Severity, c.FiringSummary, now)
+	}
+	s.Bad, s.Good, s.Firing = 0, 1, false
+	return alertEvent(c, fp, schemas.StateResolved, s.Severity, c.ResolvedSummary, now)
+}
+
 func alertEvent(c Condition, fp, state, severity, summary string, now time.Time) *schemas.AlertEvent {
 	// The id is derived, not random: re-emitting the same transition (after a restart)
 	// yields the same id, so stores and consumers can deduplicate.
@@ -109,3 +177,6 @@ func alertEvent(c Condition, fp, state, severity, summary string, now time.Time)
 		WindowStart: c.WindowStart, WindowEnd: c.WindowEnd, EmittedAt: now.UTC(), Summary: summary, Details: c.Details,
 	}
 }
+
+// Changed reports whether a state changed since the last Changes.
+func (a *Alerter) Changed() bool { return len(a.changed) > 0 }

@@ -154,16 +154,85 @@ func ExpectedInterval(successes []time.Time, factor float64) (time.Duration, boo
 	return time.Duration(factor * median(gaps)), true
 }
 
-// FreshnessCondition judges whether a stage succeeded within its expected interval as of
-// now (the stream's clock, passed in).
-func FreshnessCondition(pipeline, stage string, lastSuccess, now time.Time, expected time.Duration) Condition {
-	since := now.Sub(lastSuccess)
+// Overdue is a spell during which a stage had not succeeded within its expected interval:
+// from Deadline (its last success, Since, plus the interval) until its next success
+// (Until; zero while it lasts).
+type Overdue struct {
+	Since, Deadline, Until time.Time
+	Expected               time.Duration
+}
+
+// OverdueSpells returns the overdue spells of a stage that are under way at some moment of
+// (from, to]: to is the stream's event-time clock, successes the stage's successful runs
+// up to at least to, sorted. expected gives the interval expected after successes[i] (from
+// successes[:i+1] only, so that it is the same whenever it is asked); ok false skips it.
+// The spells depend only on the successes, not on how often or when they are asked for.
+func OverdueSpells(successes []time.Time, from, to time.Time, expected func(i int) (time.Duration, bool)) []Overdue {
+	// The spell under way at from began at the last success not after it.
+	i := sort.Search(len(successes), func(i int) bool { return successes[i].After(from) }) - 1
+	var out []Overdue
+	for i = max(i, 0); i < len(successes) && !successes[i].After(to); i++ {
+		exp, ok := expected(i)
+		if !ok || exp <= 0 {
+			continue
+		}
+		o := Overdue{Since: successes[i], Deadline: successes[i].Add(exp), Expected: exp}
+		if !o.Deadline.Before(to) {
+			continue // not overdue by to
+		}
+		if i+1 < len(successes) && !successes[i+1].After(to) {
+			if !successes[i+1].After(o.Deadline) {
+				continue // succeeded again in time
+			}
+			o.Until = successes[i+1]
+		}
+		if !o.Until.IsZero() && !o.Until.After(from) {
+			continue // over before from
+		}
+		out = append(out, o)
+	}
+	return out
+}
+
+// LearnedInterval is the expected interval after successes[i], learned (ExpectedInterval)
+// from the up to 21 successes that end with it.
+func LearnedInterval(successes []time.Time, i int, factor float64) (time.Duration, bool) {
+	return ExpectedInterval(successes[max(0, i-20):i+1], factor)
+}
+
+// FreshnessBreach is the condition of a stage overdue since o.Deadline. It is dated at
+// that moment in event time, whenever it is noticed, so that a stream read live, from a
+// backlog or across a restart gives the same alert.
+func FreshnessBreach(pipeline, stage string, o Overdue) Condition {
+	c := freshness(pipeline, stage, o)
+	c.Breached, c.Value = true, o.Expected.Seconds()
+	c.WindowStart, c.WindowEnd = o.Since, o.Deadline
+	return c
+}
+
+// FreshnessRecovered is the condition of a stage that succeeded again (at o.Until) after
+// an overdue spell; its value is the time it went without success.
+func FreshnessRecovered(pipeline, stage string, o Overdue) Condition {
+	c := freshness(pipeline, stage, o)
+	c.Value = o.Until.Sub(o.Since).Seconds()
+	c.WindowStart, c.WindowEnd = o.Since, o.Until
+	c.Details["succeeded_at"] = o.Until.UTC().Format(time.RFC3339)
+	return c
+}
+
+// freshness is what a breach and its recovery share. Only a recovery may depend on
+// o.Until: a spell may be seen first with its end (from a backlog) or without it (live).
+func freshness(pipeline, stage string, o Overdue) Condition {
+	const layout = "2006-01-02 15:04"
 	c := Condition{Kind: KindPipelineFreshness, Pipeline: pipeline, Stage: stage, Metric: "seconds_since_success",
-		Value: since.Seconds(), Threshold: expected.Seconds(), Breached: since > expected, Severity: schemas.SeverityCritical,
-		WindowStart: lastSuccess, WindowEnd: now.Truncate(time.Second),
-		Details: map[string]string{"last_success": lastSuccess.UTC().Format(time.RFC3339), "expected_interval": expected.String()}}
-	c.FiringSummary = fmt.Sprintf("stage %s of pipeline %s has not succeeded since %s UTC (%s ago; expected every %s)", stage, pipeline,
-		lastSuccess.UTC().Format("2006-01-02 15:04"), since.Truncate(time.Second), expected.Truncate(time.Second))
-	c.ResolvedSummary = fmt.Sprintf("stage %s of pipeline %s succeeded again at %s UTC", stage, pipeline, lastSuccess.UTC().Format("2006-01-02 15:04"))
+		Threshold: o.Expected.Seconds(), Severity: schemas.SeverityCritical,
+		Details: map[string]string{"last_success": o.Since.UTC().Format(time.RFC3339), "expected_interval": o.Expected.String(),
+			"overdue_since": o.Deadline.UTC().Format(time.RFC3339)}}
+	c.FiringSummary = fmt.Sprintf("stage %s of pipeline %s has not succeeded since %s UTC (expected every %s; overdue since %s UTC)", stage, pipeline,
+		o.Since.UTC().Format(layout), o.Expected.Truncate(time.Second), o.Deadline.UTC().Format(layout))
+	if !o.Until.IsZero() {
+		c.ResolvedSummary = fmt.Sprintf("stage %s of pipeline %s succeeded again at %s UTC, %s after its previous success", stage, pipeline,
+			o.Until.UTC().Format(layout), o.Until.Sub(o.Since).Truncate(time.Second))
+	}
 	return c
 }

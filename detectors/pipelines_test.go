@@ -82,12 +82,88 @@ func TestFreshness(t *testing.T) {
 	if _, ok := ExpectedInterval(succ[:3], 2); ok {
 		t.Error("learned from two intervals")
 	}
-	last := succ[4]
-	if c := FreshnessCondition("orders", "join", last, last.Add(90*time.Minute), exp); c.Breached {
-		t.Errorf("fresh stage fired: %+v", c)
-	}
-	c := FreshnessCondition("orders", "join", last, last.Add(150*time.Minute), exp)
-	if !c.Breached || c.FiringSummary != "stage join of pipeline orders has not succeeded since 2026-03-04 14:00 UTC (2h30m0s ago; expected every 2h0m0s)" {
+	o := Overdue{Since: succ[4], Deadline: succ[4].Add(exp), Expected: exp}
+	c := FreshnessBreach("orders", "join", o)
+	if !c.Breached || !c.WindowEnd.Equal(o.Deadline) || c.Value != exp.Seconds() ||
+		c.FiringSummary != "stage join of pipeline orders has not succeeded since 2026-03-04 14:00 UTC (expected every 2h0m0s; overdue since 2026-03-04 16:00 UTC)" {
 		t.Errorf("stale stage: %+v", c)
+	}
+	o.Until = succ[4].Add(5 * time.Hour)
+	r := FreshnessRecovered("orders", "join", o)
+	if r.Breached || r.Fingerprint() != c.Fingerprint() || !r.WindowEnd.Equal(o.Until) || r.Value != 5*3600 ||
+		r.ResolvedSummary != "stage join of pipeline orders succeeded again at 2026-03-04 19:00 UTC, 5h0m0s after its previous success" {
+		t.Errorf("recovered stage: %+v", r)
+	}
+}
+
+// The overdue spells of a stage are a function of its successes: asked in one go or
+// piece by piece (as a live stream advances the clock second by second, or a backlog by
+// hours at once), the same spells come out, dated at their deadlines.
+func TestOverdueSpellsDoNotDependOnWhenTheyAreAsked(t *testing.T) {
+	at := func(m int) time.Time { return t0.Add(time.Duration(m) * time.Minute) }
+	// A run every 5 minutes; a 30-minute gap at 60; a gap of exactly the interval
+	// (10 minutes) at 120 is not overdue; the last success is at 150.
+	var succ []time.Time
+	for m := 0; m <= 150; m += 5 {
+		if (m > 60 && m < 90) || (m > 120 && m < 130) {
+			continue
+		}
+		succ = append(succ, at(m))
+	}
+	fixed := func(int) (time.Duration, bool) { return 10 * time.Minute, true }
+	key := func(spells []Overdue) string {
+		var b strings.Builder
+		for _, o := range spells {
+			b.WriteString(o.Since.Format("15:04") + ">" + o.Deadline.Format("15:04") + ">")
+			if !o.Until.IsZero() {
+				b.WriteString(o.Until.Format("15:04"))
+			}
+			b.WriteString(" ")
+		}
+		return b.String()
+	}
+	end := at(200)
+	whole := key(OverdueSpells(succ, time.Time{}, end, fixed))
+	if whole != "11:00>11:10>11:30 12:30>12:40> " {
+		t.Fatalf("spells %q", whole)
+	}
+	for _, step := range []time.Duration{time.Second, 7 * time.Minute, time.Hour} {
+		seen := map[string]bool{}
+		var all []Overdue
+		var from time.Time
+		for from.Before(end) {
+			to := from.Add(step)
+			if from.IsZero() {
+				to = at(1)
+			}
+			if to.After(end) {
+				to = end
+			}
+			for _, o := range OverdueSpells(succ, from, to, fixed) {
+				// Asked again while it lasts, a spell comes back with the same deadline;
+				// keep its last form (when it ended).
+				k := o.Deadline.String()
+				if !seen[k] {
+					all = append(all, o)
+					seen[k] = true
+				} else {
+					all[len(all)-1] = o
+				}
+			}
+			from = to
+		}
+		if got := key(all); got != whole {
+			t.Errorf("step %v: spells %q, want %q", step, got, whole)
+		}
+	}
+	// Learned: 2 × the median gap of the last successes (5 minutes): overdue 10 minutes
+	// after the last success, with the interval learned from successes up to it only.
+	spells := OverdueSpells(succ, at(140), at(200), func(i int) (time.Duration, bool) { return LearnedInterval(succ, i, 2) })
+	if len(spells) != 1 || !spells[0].Deadline.Equal(at(160)) || !spells[0].Until.IsZero() {
+		t.Errorf("learned spells %+v", spells)
+	}
+	// Too few successes to learn from: nothing.
+	if s := OverdueSpells(succ[:3], time.Time{}, at(500), func(i int) (time.Duration, bool) { return LearnedInterval(succ[:3], i, 2) }); len(s) != 0 {
+		t.Errorf("spells without a learned interval: %+v", s)
 	}
 }

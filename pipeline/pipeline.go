@@ -50,6 +50,10 @@ type Store interface {
 	LoadStageHistory(ctx context.Context, lookback time.Duration) ([]storage.StageHistory, error)
 	LoadWindow(ctx context.Context, series processors.SeriesKey, start time.Time) (*processors.WindowAgg, error)
 	LoadHourlyEvents(ctx context.Context, lookback time.Duration) ([]storage.HourlyEvents, error)
+	LoadAlertStates(ctx context.Context, lookback time.Duration) ([]detectors.FingerprintState, error)
+	LoadStageStates(ctx context.Context, lookback time.Duration) ([]storage.StageState, error)
+	LoadReferenceSamples(ctx context.Context) ([]storage.ReferenceSample, error)
+	LoadLateWindows(ctx context.Context, lookback time.Duration) ([]storage.ClosedWindow, error)
 }
 
 // Observer receives what the pipeline does (a *telemetry.Metrics).
@@ -173,11 +177,11 @@ type Runner struct {
 	stats     Stats
 	up        *upstream
 	// extraAlerts are raised between flushes (freshness runs on the clock).
-	extraAlerts          []*schemas.AlertEvent
-	dataMax, dataMaxWall time.Time
-	onFlush              func(Stats)
-	onVerdict            func(detectors.Verdict, []*schemas.AlertEvent)
-	onAlert              func(*schemas.AlertEvent)
+	extraAlerts []*schemas.AlertEvent
+	clock       *streamClock
+	onFlush     func(Stats)
+	onVerdict   func(detectors.Verdict, []*schemas.AlertEvent)
+	onAlert     func(*schemas.AlertEvent)
 	// outboxDue: stored alerts not recorded as published are to be published once this
 	// member reads partitions.
 	outboxDue bool
@@ -230,7 +234,7 @@ func (r *Runner) reset() {
 	r.pending, r.closedAt, r.late, r.extraAlerts = nil, nil, nil, nil
 	r.unwritten = nil
 	r.firstRec = time.Time{}
-	r.dataMax, r.dataMaxWall = time.Time{}, time.Time{}
+	r.clock = newStreamClock()
 	r.up = nil
 	if r.set.PipelineTopic != "" {
 		r.up = newUpstream(r.set)
@@ -301,12 +305,27 @@ func (r *Runner) Restore(ctx context.Context) error {
 		v.hours[h.Hour.UnixMilli()] += h.Events
 		v.first = min(v.first, h.Hour.UnixMilli())
 	}
+	if err := r.restoreLate(ctx); err != nil {
+		return err
+	}
 	firing, err := r.store.LoadFiringAlerts(ctx)
 	if err != nil {
 		return err
 	}
 	for _, a := range firing {
 		r.alerter.Restore(a.Fingerprint, true, a.Severity)
+	}
+	// The stored hysteresis, where there is one, is newer than what the alerts say.
+	states, err := r.store.LoadAlertStates(ctx, 48*time.Hour)
+	if err != nil {
+		return err
+	}
+	for _, st := range states {
+		r.alerter.RestoreState(st.Fingerprint, st.AlertState)
+	}
+	samples, err := r.restoreBuilders(ctx)
+	if err != nil {
+		return err
 	}
 	// The outbox is emptied once this member reads partitions (drainOutbox): a standby
 	// must not publish what the active member is about to.
@@ -316,7 +335,8 @@ func (r *Runner) Restore(ctx context.Context) error {
 			return err
 		}
 	}
-	r.log.Info("restored state", "references", len(refs), "closed_windows", len(closed), "firing_alerts", len(firing))
+	r.log.Info("restored state", "references", len(refs), "closed_windows", len(closed), "firing_alerts", len(firing),
+		"alert_states", len(states), "reference_windows", samples)
 	return nil
 }
 
@@ -366,9 +386,9 @@ func (r *Runner) Run(ctx context.Context) error {
 		}
 		now := r.now()
 		if r.graceOver(now) {
-			r.enqueue(now, r.proc.Ready())
+			r.enqueue(now, r.holdForUpstream(r.proc.Ready()))
 			if r.set.IdleClose > 0 {
-				r.enqueue(now, r.proc.Idle(now, r.set.IdleClose))
+				r.enqueue(now, r.holdForUpstream(r.proc.Idle(now, r.set.IdleClose)))
 			}
 			if r.up != nil {
 				r.up.pending = append(r.up.pending, r.up.proc.Ready()...)
@@ -433,6 +453,9 @@ func (r *Runner) handle(ctx context.Context, rec consumers.Record) (err error) {
 			r.lastSeen[tp] = rec.Offset
 		}
 	}()
+	if rec.HighWaterMark > 0 {
+		r.clock.position(tp, rec.HighWaterMark-rec.Offset-1)
+	}
 	if r.set.MaxEventBytes > 0 && len(rec.Value) > r.set.MaxEventBytes {
 		r.set.Observer.DecodeError(rec.Topic, consumers.ClassInvalid)
 		return r.deadLetter(ctx, rec, consumers.ClassInvalid, fmt.Errorf("%w: record is %d bytes, more than limits.max_event_bytes (%d)", schemas.ErrInvalid, len(rec.Value), r.set.MaxEventBytes))
@@ -456,7 +479,7 @@ func (r *Runner) handle(ctx context.Context, rec consumers.Record) (err error) {
 		r.set.Observer.DecodeError(rec.Topic, consumers.ClassInvalid)
 		return r.deadLetter(ctx, rec, consumers.ClassInvalid, fmt.Errorf("%w: prediction %s has %d features, more than limits.max_features (%d)", schemas.ErrInvalid, e.EventID, len(e.Features), limit))
 	}
-	r.observeEventTime(r.event.Timestamp, now)
+	r.clock.event(tp, r.event.Timestamp, now)
 	out, start, end := r.proc.Add(e, processors.Source{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset}, now)
 	switch out {
 	case processors.Rejected:
@@ -546,7 +569,7 @@ func (r *Runner) Flush(ctx context.Context) error {
 	if r.up != nil {
 		stageClosed = r.up.pending
 	}
-	if len(closed) == 0 && len(late) == 0 && len(stageClosed) == 0 && len(r.extraAlerts) == 0 {
+	if len(closed) == 0 && len(late) == 0 && len(stageClosed) == 0 && len(r.extraAlerts) == 0 && !r.alerter.Changed() {
 		return r.commitAndReport(ctx)
 	}
 	sort.SliceStable(closed, func(i, j int) bool { return closed[i].Merged.Start < closed[j].Merged.Start })
@@ -554,9 +577,7 @@ func (r *Runner) Flush(ctx context.Context) error {
 	if len(stageClosed) > 0 {
 		// Stage windows first, so that model alerts of the same period can point at them.
 		sort.SliceStable(stageClosed, func(i, j int) bool { return stageClosed[i].Merged.Start < stageClosed[j].Merged.Start })
-		rows, conds := r.judgeStages(stageClosed)
-		batch.Stages = rows
-		for _, c := range conds {
+		for _, c := range r.judgeStages(batch, stageClosed) {
 			if a := r.alerter.Observe(c, r.now()); a != nil {
 				batch.Alerts = append(batch.Alerts, a)
 			}
@@ -582,10 +603,8 @@ func (r *Runner) Flush(ctx context.Context) error {
 		if lag, ok := detectors.RollingLag(r.set.ReferenceSource(w.Series.Model), r.set.WindowSpec(w.Series.Model).Size); ok {
 			ref = r.rollingReference(ctx, w, lag, inBatch)
 		} else if ref == nil {
-			if p := r.builder(w.Series.Model, w.Series.Version).windowClosed(w.Start, r.set.ReferenceWindows(w.Series.Model), r.set.ReferenceMinEvents, r.now()); p != nil {
-				if err := r.saveReference(ctx, p); err != nil {
-					return err
-				}
+			if err := r.referenceWindowClosed(ctx, batch, w); err != nil {
+				return err
 			}
 		}
 		v, err := r.judge(ctx, w, ref)
@@ -611,6 +630,7 @@ func (r *Runner) Flush(ctx context.Context) error {
 			r.onVerdict(v, raised)
 		}
 	}
+	batch.AlertStates = r.alerter.Changes()
 	r.unwritten = &judged{batch: batch, closedAt: r.closedAt, windows: len(closed), stageWindows: len(stageClosed)}
 	r.pending, r.closedAt, r.late, r.extraAlerts = nil, nil, nil, nil
 	if r.up != nil {
@@ -746,6 +766,14 @@ func (r *Runner) commit(ctx context.Context) error {
 		for tp, first := range r.up.proc.CommitOffsets() {
 			if cur, ok := open[tp]; !ok || first < cur {
 				open[tp] = first
+			}
+		}
+		// Closed windows held for the pipeline topic are not written yet.
+		for _, c := range r.up.held {
+			for _, p := range c.Partials {
+				if cur, ok := open[p.TopicPartition]; !ok || p.FirstOffset < cur {
+					open[p.TopicPartition] = p.FirstOffset
+				}
 			}
 		}
 	}

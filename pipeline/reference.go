@@ -1,20 +1,30 @@
 package pipeline
 
 import (
+	"context"
 	"sort"
 	"time"
 
 	"github.com/driftd/driftd/detectors"
 	"github.com/driftd/driftd/processors"
 	"github.com/driftd/driftd/schemas"
+	"github.com/driftd/driftd/storage"
 )
 
-// refBuilder collects the events of a model version's first windows, per window, until
-// enough windows have closed to build its reference profile. Events are kept per window
-// and partition and merged in partition order when the window closes: a sample's first
-// values (and its chunks, which set learned and joint thresholds) then follow the
-// partitions' offset order, not the order partitions happened to be fetched in, so a
-// backlog builds the same reference as a live read.
+// refBuilder collects the events of a model version's first windows, per window and
+// source partition, until enough windows have closed to build its reference profile.
+//
+// The reference must be a function of the stream: the same whether the windows were read
+// live, from a backlog, or across a restart. So a window's events are merged partition by
+// partition in partition order (each partition's in offset order), not in the order
+// the consumer happened to interleave partitions; and what each closed window added is
+// written to ClickHouse with the window (reference_samples), so that a restart inside the
+// first windows continues from the windows already written instead of building the
+// reference from later ones. The alternative — holding commits at the first record of
+// those windows so that a restart re-reads them — would make every restart re-read up
+// to reference_windows windows, keep the group's lag up for that long, and never
+// release a partition whose version stops before its reference is complete; the stored
+// share is bounded by the reference's own size (detectors.Sample.TrimmedFor).
 type refBuilder struct {
 	model, version string
 	open           map[int64]map[processors.TopicPartition]*detectors.Sample
@@ -26,7 +36,8 @@ func (r *Runner) builder(model, version string) *refBuilder {
 	key := [2]string{model, version}
 	b, ok := r.building[key]
 	if !ok {
-		b = &refBuilder{model: model, version: version, open: map[int64]map[processors.TopicPartition]*detectors.Sample{}, done: detectors.NewSample(), closed: map[int64]bool{}}
+		b = &refBuilder{model: model, version: version, open: map[int64]map[processors.TopicPartition]*detectors.Sample{},
+			done: detectors.NewSample(), closed: map[int64]bool{}}
 		r.building[key] = b
 	}
 	return b
@@ -46,12 +57,16 @@ func (b *refBuilder) add(windowStart int64, tp processors.TopicPartition, e *sch
 	s.AddEvent(e)
 }
 
-// windowClosed folds a closed window in; after n windows holding minEvents events in all
-// it returns the profile.
-func (b *refBuilder) windowClosed(start int64, n int, minEvents uint64, now time.Time) *detectors.Profile {
+// windowClosed folds a closed window in. After n windows holding minEvents events in
+// all it returns the profile; before, it returns what the window added (nil if nothing),
+// to be stored with it.
+func (b *refBuilder) windowClosed(start int64, n int, minEvents uint64, now time.Time) (*detectors.Profile, *detectors.Sample) {
+	parts := b.open[start]
+	delete(b.open, start)
+	var share *detectors.Sample
 	if !b.closed[start] {
 		b.closed[start] = true
-		if parts, ok := b.open[start]; ok {
+		if len(parts) > 0 {
 			tps := make([]processors.TopicPartition, 0, len(parts))
 			for tp := range parts {
 				tps = append(tps, tp)
@@ -62,14 +77,71 @@ func (b *refBuilder) windowClosed(start int64, n int, minEvents uint64, now time
 				}
 				return tps[i].Partition < tps[j].Partition
 			})
+			w := detectors.NewSample()
 			for _, tp := range tps {
-				b.done.Merge(parts[tp])
+				w.Merge(parts[tp])
 			}
-			delete(b.open, start)
+			share = w.TrimmedFor(b.done)
+			b.done.Merge(share)
 		}
 	}
 	if len(b.closed) < n || b.done.Events == 0 || b.done.Events < minEvents {
+		return nil, share
+	}
+	return b.done.Build(b.model, b.version, detectors.SourceFirstWindows, len(b.closed), now), nil
+}
+
+// restoreWindow folds in a window written before a restart (windows in start order).
+func (b *refBuilder) restoreWindow(start int64, s *detectors.Sample) {
+	if b.closed[start] {
+		return
+	}
+	b.closed[start] = true
+	b.done.Merge(s)
+}
+
+// referenceWindowClosed feeds a closed window of a version without a reference to its
+// builder: the reference is saved once built, else the window's share is written with
+// the batch.
+func (r *Runner) referenceWindowClosed(ctx context.Context, batch *storage.Batch, w *processors.WindowAgg) error {
+	p, share := r.builder(w.Series.Model, w.Series.Version).windowClosed(w.Start, r.set.ReferenceWindows(w.Series.Model), r.set.ReferenceMinEvents, r.now())
+	if p != nil {
+		return r.saveReference(ctx, p)
+	}
+	if share == nil {
 		return nil
 	}
-	return b.done.Build(b.model, b.version, detectors.SourceFirstWindows, len(b.closed), now)
+	body, err := share.MarshalBinary()
+	if err != nil {
+		// Not stored, the share is still in memory: only a restart before the reference
+		// is built would miss it.
+		r.log.Warn("reference sample not stored", "model", w.Series.Model, "version", w.Series.Version, "err", err)
+		return nil
+	}
+	batch.ReferenceSamples = append(batch.ReferenceSamples, storage.ReferenceSample{Model: w.Series.Model, Version: w.Series.Version,
+		Start: time.UnixMilli(w.Start).UTC(), Sample: body})
+	return nil
+}
+
+// restoreBuilders loads the shares of the windows written for versions whose reference
+// is not built yet.
+func (r *Runner) restoreBuilders(ctx context.Context) (int, error) {
+	samples, err := r.store.LoadReferenceSamples(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, rs := range samples {
+		if _, ok := r.refs[[2]string{rs.Model, rs.Version}]; ok || r.set.ReferenceSource(rs.Model) != detectors.SourceFirstWindows {
+			continue
+		}
+		s, err := detectors.UnmarshalSample(rs.Sample)
+		if err != nil {
+			r.log.Warn("stored reference sample unreadable; the reference is built without that window", "model", rs.Model, "version", rs.Version, "err", err)
+			continue
+		}
+		r.builder(rs.Model, rs.Version).restoreWindow(rs.Start.UnixMilli(), s)
+		n++
+	}
+	return n, nil
 }

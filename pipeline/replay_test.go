@@ -1,133 +1,438 @@
 package pipeline_test
 
 import (
-	"context"
-	"io"
-	"log/slog"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"sort"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/driftd/driftd/config"
-	"github.com/driftd/driftd/internal/replay"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/driftd/driftd/consumers"
+	"github.com/driftd/driftd/detectors"
+	"github.com/driftd/driftd/internal/testenv"
 	"github.com/driftd/driftd/pipeline"
+	"github.com/driftd/driftd/processors"
 	"github.com/driftd/driftd/schemas"
-	"github.com/driftd/driftd/simulate"
 )
 
-// replayRun reads a simulated stream through a pipeline with the default settings (the
-// window size changed), in memory, at a pace, and returns the alerts and the store.
-func replayRun(t *testing.T, o simulate.StreamOptions, window time.Duration, pace replay.Pace) ([]*schemas.AlertEvent, *replay.Store) {
+// timed is a record of a recorded stream with its event time.
+type timed struct {
+	at       time.Time
+	pipeline bool // for the pipeline topic
+	msg      kafka.Message
+}
+
+// upstreamStream is seven hours of one pipeline (three stages, a run every 5 minutes at
+// minute 2, succeeded/failed only, keyed by pipeline) feeding fraud-scorer (a prediction
+// every 2 s, keyed by request):
+//   - 00:00–03:00 healthy;
+//   - 03:00–04:00 stage join fails every run, and fraud-scorer's amount shifts;
+//   - from 05:00 stage load runs no more (its last run 04:57);
+//   - the stream ends at 07:00.
+func upstreamStream(start time.Time) []timed {
+	rng := rand.New(rand.NewPCG(10, 10))
+	var out []timed
+	const hours = 7
+	for m := 0; m < hours*60; m += 5 {
+		at := start.Add(time.Duration(m+2) * time.Minute)
+		for _, stage := range []string{"extract", "join", "load"} {
+			status := "succeeded"
+			if stage == "join" && m >= 180 && m < 240 {
+				status = "failed"
+			}
+			if stage == "load" && m >= 300 {
+				continue
+			}
+			b, _ := json.Marshal(map[string]any{"event_id": fmt.Sprintf("%s-%d", stage, m), "pipeline": "orders", "stage": stage,
+				"run_id": fmt.Sprint(m), "status": status, "timestamp": at.UnixMilli(), "duration_ms": 1000 + rng.IntN(500),
+				"records_in": 1000, "records_out": 990, "models": []string{"fraud-scorer"}})
+			out = append(out, timed{at: at, pipeline: true, msg: kafka.Message{Key: []byte("orders"), Value: b}})
+		}
+	}
+	for s := 0; s < hours*3600; s += 2 {
+		at := start.Add(time.Duration(s) * time.Second)
+		shift := 0.0
+		if s >= 3*3600 && s < 4*3600 {
+			shift = 3
+		}
+		e := &schemas.PredictionEvent{EventID: fmt.Sprintf("p-%d", s), RequestID: fmt.Sprint(rng.IntN(1 << 30)), Model: "fraud-scorer",
+			ModelVersion: "1", Deployment: "primary", Timestamp: at, Status: "ok", LatencyMs: 10 + rng.Float64(),
+			Features:   []schemas.Feature{{Name: "amount", Value: schemas.Value{Kind: schemas.Number, Num: 100 + 10*(rng.NormFloat64()+shift)}}},
+			Prediction: schemas.Value{Kind: schemas.Number, Num: rng.Float64()}}
+		b, _ := schemas.MarshalPredictionJSON(e)
+		out = append(out, timed{at: at, msg: kafka.Message{Key: []byte(e.RequestID), Value: b}})
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].at.Before(out[j].at) })
+	return out
+}
+
+func replaySettings(s *pipeline.Settings) {
+	s.WindowSpec = func(string) processors.WindowSpec {
+		return processors.WindowSpec{Size: 5 * time.Minute, Lateness: 30 * time.Second}
+	}
+	s.PipelineWindow = processors.WindowSpec{Size: time.Hour, Lateness: 5 * time.Minute}
+	s.PipelineThresholds = detectors.PipelineThresholds{FailureRate: 0.5, ConsecutiveFailures: 3, VolumeDrop: 0.5, VolumeJump: 3}
+	s.FreshnessFactor = 2
+	// Windows close by the watermark only: a simulated clock that jumps would otherwise
+	// close them as idle.
+	s.IdleClose = 0
+}
+
+// writers produces to the harness's prediction and pipeline topics.
+type writers struct{ pred, pipe *consumers.Writer }
+
+func (h *harness) writers(t *testing.T) writers {
 	t.Helper()
-	cfg := config.Default()
-	cfg.Windows.Size = config.Duration(window)
-	cfg.Kafka.Topics.Predictions, cfg.Kafka.Topics.Pipeline = replay.PredictionTopic, replay.PipelineTopic
-	clock := &replay.Clock{}
-	src, err := replay.NewSource(o, pace, 3, 2*time.Duration(cfg.Windows.IdleClose)+time.Duration(cfg.Pipelines.Window), clock)
+	o := consumers.Options{Brokers: []string{h.brokers}}
+	w := writers{consumers.NewWriter(o, h.predictions), consumers.NewWriter(o, h.pipeline)}
+	t.Cleanup(func() { w.pred.Close(); w.pipe.Close() })
+	return w
+}
+
+func (w writers) write(t *testing.T, recs []timed) {
+	t.Helper()
+	var pred, pipe []kafka.Message
+	for _, r := range recs {
+		if r.pipeline {
+			pipe = append(pipe, r.msg)
+		} else {
+			pred = append(pred, r.msg)
+		}
+	}
+	ctx := testenv.Context(t, time.Minute)
+	if len(pipe) > 0 {
+		if err := w.pipe.Write(ctx, pipe...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(pred) > 0 {
+		if err := w.pred.Write(ctx, pred...); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// alertLines are the alerts on the harness's alert topic as comparable lines: everything
+// but when they were emitted, sorted.
+func alertLines(t *testing.T, h *harness, n int) []string {
+	t.Helper()
+	var out []string
+	for _, m := range readAll(t, h.brokers, h.alerts, n) {
+		var a schemas.AlertEvent
+		if err := json.Unmarshal(m.Value, &a); err != nil {
+			t.Fatal(err)
+		}
+		who := a.Model + "/" + a.Feature
+		if a.Pipeline != "" {
+			who = a.Pipeline + "/" + a.Stage
+		}
+		details, _ := json.Marshal(a.Details)
+		out = append(out, fmt.Sprintf("%s %s %s %s–%s %s | %s | %s", a.Kind, who, a.State, a.WindowStart.Format("15:04"), a.WindowEnd.Format("15:04"),
+			a.AlertID, a.Summary, details))
+	}
+	sort.Strings(out)
+	return out
+}
+
+// results are a run's stored rows that must not depend on how the stream was read.
+func results(t *testing.T, h *harness) string {
+	t.Helper()
+	ctx := testenv.Context(t, time.Minute)
+	db := h.store.Database()
+	var b strings.Builder
+	for _, q := range []string{
+		"SELECT * EXCEPT (written_at, topic) FROM %s.window_model_stats FINAL",
+		"SELECT * EXCEPT written_at FROM %s.drift_scores FINAL",
+		"SELECT * EXCEPT (written_at, topic) FROM %s.pipeline_stage_stats FINAL",
+		"SELECT * EXCEPT written_at FROM %s.pipeline_stage_state FINAL",
+		"SELECT * EXCEPT (emitted_at, details), arraySort(arrayZip(mapKeys(details), mapValues(details))) FROM %s.alerts FINAL",
+		"SELECT * EXCEPT written_at FROM %s.alert_state FINAL",
+		"SELECT reference_id FROM %s.reference_profiles FINAL",
+		"SELECT count() FROM %s.late_events FINAL",
+	} {
+		rows, err := testenv.TSV(ctx, h.store.Conn(), fmt.Sprintf(q, db))
+		if err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		fmt.Fprintf(&b, "%s\n%s\n", q, rows)
+	}
+	return b.String()
+}
+
+// Replay determinism: the same recorded stream read live at its own (simulated,
+// fast-forwarded) pace and read as a backlog at full speed gives the same alerts — kind,
+// subject, window, firing/resolved sequence, summaries with their upstream hints, ids —
+// and the same rows. The stage that fails is flagged for its failing hour only (no
+// failure of a healthy hour judged with the failures read ahead of it), freshness fires
+// when each stage became overdue in event time, and the drift alert of 03:00 names the
+// failure of 03:02 and nothing later.
+func TestReplayGivesTheLiveAlerts(t *testing.T) {
+	start := time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC)
+	end := start.Add(7 * time.Hour)
+	recs := upstreamStream(start)
+
+	// Live: the clock is the stream's; every two minutes of event time, what happened in
+	// them is produced and read.
+	live := newHarness(t)
+	live.tweak = replaySettings
+	lw := live.writers(t)
+	live.skew.Store(int64(time.Until(start)))
+	waitFor, stop := live.start(t)
+	i := 0
+	for at := start.Add(2 * time.Minute); !at.After(end); at = at.Add(2 * time.Minute) {
+		live.skew.Store(int64(time.Until(at)))
+		j := i
+		for j < len(recs) && recs[j].at.Before(at) {
+			j++
+		}
+		lw.write(t, recs[i:j])
+		i = j
+		waitFor(at.Format("15:04"), func(s pipeline.Stats) bool { return s.Records == uint64(i) })
+	}
+	liveStats := stop()
+	if liveStats.Records != uint64(len(recs)) || liveStats.Late != 0 {
+		t.Fatalf("live stats %+v", liveStats)
+	}
+
+	// Backlog: everything is in Kafka before driftd starts; the wall clock is at the end.
+	backlog := newHarness(t)
+	backlog.tweak = replaySettings
+	backlog.writers(t).write(t, recs)
+	backlog.skew.Store(int64(time.Until(end)))
+	waitFor, stop = backlog.start(t)
+	waitFor("the backlog", func(s pipeline.Stats) bool {
+		return s.Records == uint64(len(recs)) && s.WindowsClosed == liveStats.WindowsClosed && s.StageWindowsClosed == liveStats.StageWindowsClosed
+	})
+	var flushes uint64
+	waitFor("a flush", func(s pipeline.Stats) bool { flushes = s.Flushes; return true })
+	waitFor("more flushes", func(s pipeline.Stats) bool { return s.Flushes >= flushes+3 })
+	backlogStats := stop()
+
+	if liveStats.AlertsEmitted != backlogStats.AlertsEmitted {
+		t.Errorf("%d alerts live, %d from the backlog", liveStats.AlertsEmitted, backlogStats.AlertsEmitted)
+	}
+	got, want := alertLines(t, backlog, int(backlogStats.AlertsEmitted)), alertLines(t, live, int(liveStats.AlertsEmitted))
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("alerts from the backlog:\n%s\nlive:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if g, w := results(t, backlog), results(t, live); g != w {
+		t.Errorf("rows differ; from the backlog:\n%s\nlive:\n%s", g, w)
+	}
+
+	// What the alerts must say, whichever way the stream was read.
+	var failures, drift []string
+	freshness := map[string]bool{}
+	for _, l := range want {
+		switch {
+		case strings.HasPrefix(l, "pipeline_failure "):
+			failures = append(failures, l[:strings.Index(l, " | ")])
+		case strings.HasPrefix(l, "pipeline_freshness "):
+			f := strings.Fields(l)
+			freshness[strings.Join(f[:4], " ")] = true
+		case strings.HasPrefix(l, "data_drift ") && strings.Contains(l, " firing 03:00–03:05 "):
+			drift = append(drift, l)
+		}
+	}
+	for i := range failures {
+		failures[i] = strings.Join(strings.Fields(failures[i])[:4], " ")
+	}
+	if strings.Join(failures, "\n") != "pipeline_failure orders/join firing 03:00–04:00\npipeline_failure orders/join resolved 05:00–06:00" {
+		t.Errorf("pipeline_failure alerts:\n%s", strings.Join(failures, "\n"))
+	}
+	for _, w := range []string{
+		"pipeline_freshness orders/join firing 02:57–03:07", // two 5-minute intervals after its last success
+		"pipeline_freshness orders/join resolved 02:57–04:02",
+		"pipeline_freshness orders/load firing 04:57–05:07",
+	} {
+		if !freshness[w] {
+			t.Errorf("no %q in %v", w, freshness)
+		}
+	}
+	if len(freshness) != 3 {
+		t.Errorf("freshness alerts %v", freshness)
+	}
+	if len(drift) != 1 || !strings.Contains(drift[0], "upstream: stage join of pipeline orders failed 1 times in this period") ||
+		strings.Contains(drift[0], "has not succeeded") {
+		t.Errorf("drift alert of 03:00: %v", drift)
+	}
+}
+
+// stageRuns is a run of stage join of pipeline orders every 5 minutes (at minute 2) over
+// [from, to) hours after start; in the failing hours every other run fails (a failure
+// rate of 0.5, a breach, while the stage keeps succeeding: no freshness alert).
+func stageRuns(start time.Time, from, to int, failing map[int]bool) []timed {
+	var out []timed
+	for m := from * 60; m < to*60; m += 5 {
+		at := start.Add(time.Duration(m+2) * time.Minute)
+		status := "succeeded"
+		if failing[m/60] && (m/5)%2 == 0 {
+			status = "failed"
+		}
+		b, _ := json.Marshal(map[string]any{"event_id": fmt.Sprint(m), "pipeline": "orders", "stage": "join", "run_id": fmt.Sprint(m),
+			"status": status, "timestamp": at.UnixMilli(), "records_in": 10, "records_out": 10})
+		out = append(out, timed{at: at, pipeline: true, msg: kafka.Message{Key: []byte("orders"), Value: b}})
+	}
+	return out
+}
+
+// Hysteresis survives a restart: with fire_after 2, a stage whose failure rate is breached
+// in hours 3 and 4 fires at hour 4 also when driftd restarts between judging hour 3 and
+// hour 4, exactly as an uninterrupted run — and resolves after two clean hours.
+func TestRestartBetweenWindowsKeepsHysteresis(t *testing.T) {
+	start := time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC)
+	failing := map[int]bool{3: true, 4: true}
+	tweak := func(s *pipeline.Settings) {
+		replaySettings(s)
+		s.FireAfter, s.ResolveAfter = 2, 2
+	}
+	want := []string{"pipeline_failure orders/join firing 04:00–05:00", "pipeline_failure orders/join resolved 06:00–07:00"}
+	lines := func(h *harness, n int) []string {
+		var out []string
+		for _, l := range alertLines(t, h, n) {
+			out = append(out, strings.Join(strings.Fields(l)[:4], " "))
+		}
+		return out
+	}
+
+	clean := newHarness(t)
+	clean.tweak = tweak
+	clean.writers(t).write(t, stageRuns(start, 0, 8, failing))
+	clean.skew.Store(int64(time.Until(start.Add(8 * time.Hour))))
+	waitFor, stop := clean.start(t)
+	waitFor("hours 0–6", func(s pipeline.Stats) bool { return s.StageWindowsClosed == 7 })
+	stop()
+	if got := lines(clean, 2); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("uninterrupted run: %v, want %v", got, want)
+	}
+
+	restarted := newHarness(t)
+	restarted.tweak = tweak
+	w := restarted.writers(t)
+	// Up to 04:17: hour 3 is judged (breached once), hour 4 is open when driftd stops.
+	w.write(t, stageRuns(start, 0, 4, failing))
+	w.write(t, stageRuns(start, 4, 8, failing)[:4])
+	restarted.skew.Store(int64(time.Until(start.Add(4*time.Hour + 20*time.Minute))))
+	waitFor, stop = restarted.start(t)
+	waitFor("hours 0–3", func(s pipeline.Stats) bool { return s.StageWindowsClosed == 4 })
+	if s := stop(); s.AlertsEmitted != 0 {
+		t.Fatalf("an alert before the restart: %+v", s)
+	}
+	w.write(t, stageRuns(start, 4, 8, failing)[4:])
+	restarted.skew.Store(int64(time.Until(start.Add(8 * time.Hour))))
+	waitFor, stop = restarted.start(t)
+	waitFor("hours 4–6", func(s pipeline.Stats) bool { return s.StageWindowsClosed == 3 })
+	stop()
+	if got := lines(restarted, 2); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("restarted between the breached hours: %v, want %v", got, want)
+	}
+}
+
+// A restart inside a version's first windows builds the same reference (the same id) as
+// a clean run, and so the same drift scores and alerts: the windows written before the
+// restart feed it from ClickHouse (reference_samples), not the windows after.
+func TestRestartInsideReferenceWindowsBuildsTheSameReference(t *testing.T) {
+	msgs := stream(rand.New(rand.NewPCG(21, 21)), 10, map[int]bool{6: true, 7: true})
+	tweak := func(s *pipeline.Settings) { s.IdleClose = 0 } // windows 0–8 close by the watermark
+	const closed = 2 * 9
+
+	clean := newHarness(t)
+	clean.tweak = tweak
+	clean.produce(t, msgs...)
+	waitFor, stop := clean.start(t)
+	waitFor("every window", func(s pipeline.Stats) bool { return s.WindowsClosed == closed })
+	cleanStats := stop()
+
+	restarted := newHarness(t)
+	restarted.tweak = tweak
+	// Windows 0 and 1, and half of window 2: the reference needs three.
+	split := 2*perWindow*2 + perWindow
+	restarted.produce(t, msgs[:split]...)
+	waitFor, stop = restarted.start(t)
+	waitFor("windows 0 and 1", func(s pipeline.Stats) bool { return s.WindowsClosed == 4 })
+	if s := stop(); s.ReferencesBuilt != 0 {
+		t.Fatalf("a reference before the restart: %+v", s)
+	}
+	restarted.produce(t, msgs[split:]...)
+	waitFor, stop = restarted.start(t)
+	waitFor("the other windows", func(s pipeline.Stats) bool { return s.WindowsClosed == closed-4 })
+	if s := stop(); s.ReferencesBuilt != 2 {
+		t.Fatalf("references built after the restart: %+v", s)
+	}
+
+	if g, w := results(t, restarted), results(t, clean); g != w {
+		t.Errorf("rows differ; restarted:\n%s\nclean:\n%s", g, w)
+	}
+	n := int(cleanStats.AlertsEmitted)
+	if got, want := alertLines(t, restarted, n), alertLines(t, clean, n); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("alerts after a restart:\n%s\nclean:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// keyFor returns a record key that the producers' hash balancer puts on partition p of n.
+func keyFor(p, n int) []byte {
+	parts := make([]int, n)
+	for i := range parts {
+		parts[i] = i
+	}
+	for i := 0; ; i++ {
+		k := []byte(fmt.Sprint("key-", i))
+		if (&kafka.Hash{}).Balance(kafka.Message{Key: k}, parts...) == p {
+			return k
+		}
+	}
+}
+
+// A record late before a restart, from a partition with no row in its stored window, stays
+// late after the restart: re-read, it is recognised from late_events and not written into
+// the window as well.
+func TestLateRecordStaysLateAfterRestart(t *testing.T) {
+	h := newHarnessN(t, 2)
+	h.tweak = func(s *pipeline.Settings) { s.IdleClose = 0 }
+	at := func(d time.Duration, key []byte) kafka.Message {
+		e := &schemas.PredictionEvent{EventID: fmt.Sprint(d), Model: "m", ModelVersion: "1", Deployment: "primary", Timestamp: t0.Add(d),
+			Status: "ok", LatencyMs: 5, Features: []schemas.Feature{{Name: "x", Value: schemas.Value{Kind: schemas.Number, Num: 1}}},
+			Prediction: schemas.Value{Kind: schemas.Number, Num: 1}}
+		return kafka.Message{Key: key, Value: jsonOf(t, e)}
+	}
+	p0, p1 := keyFor(0, 2), keyFor(1, 2)
+	var first []kafka.Message
+	for s := 0; s <= 150; s++ {
+		first = append(first, at(time.Duration(s)*time.Second, p0)) // windows 0, 1, 2 on partition 0
+	}
+	h.produce(t, first...)
+	waitFor, stop := h.start(t)
+	waitFor("windows 0 and 1", func(s pipeline.Stats) bool { return s.WindowsClosed == 2 })
+	// Partition 1: one record of window 2 (open: partition 1 is not committed past it),
+	// then one of window 0, closed without partition 1: late.
+	h.produce(t, at(130*time.Second, p1), at(30*time.Second, p1))
+	waitFor("the late record", func(s pipeline.Stats) bool { return s.Late == 1 })
+	stop()
+
+	waitFor, stop = h.start(t)
+	// Re-read: window 2's 31 records of partition 0 and both of partition 1.
+	waitFor("the re-read records", func(s pipeline.Stats) bool { return s.Records == 33 })
+	var flushes uint64
+	waitFor("a flush", func(s pipeline.Stats) bool { flushes = s.Flushes; return true })
+	waitFor("more flushes", func(s pipeline.Stats) bool { return s.Flushes >= flushes+5 })
+	stats := stop()
+	if stats.Late != 0 || stats.Replayed != 1 || stats.Added != 32 {
+		t.Errorf("after the restart: %+v; want the late record replayed, not added", stats)
+	}
+	ctx := testenv.Context(t, time.Minute)
+	db := h.store.Database()
+	got, err := testenv.TSV(ctx, h.store.Conn(), "SELECT partition, events FROM "+db+".window_model_stats FINAL WHERE window_start = '"+t0.Format("2006-01-02 15:04:05")+"'")
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, sink := replay.NewStore(), &replay.Sink{}
-	set := pipeline.SettingsFromConfig(cfg, schemas.Decoder{Format: schemas.FormatJSON}, schemas.Decoder{Format: schemas.FormatJSON})
-	r := pipeline.New(set, src, sink, sink, store, slog.New(slog.NewTextHandler(io.Discard, nil)), clock.Now)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	t.Cleanup(cancel)
-	runCtx, stop := context.WithCancel(ctx)
-	defer stop()
-	src.Stop = stop
-	if err := r.Restore(runCtx); err != nil {
-		t.Fatal(err)
+	if got != "0\t60\n" {
+		t.Errorf("window 0 written as %q, want partition 0 with 60 events only", got)
 	}
-	if err := r.Run(runCtx); err != nil && ctx.Err() != nil {
-		t.Fatal(err)
+	var late uint64
+	if err := h.store.Conn().QueryRow(ctx, "SELECT count() FROM "+db+".late_events FINAL").Scan(&late); err != nil || late != 1 {
+		t.Errorf("%d late events (%v), want 1", late, err)
 	}
-	if err := r.Shutdown(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if len(sink.DeadLetters) > 0 {
-		t.Fatalf("dead letters: %v", sink.DeadLetters[:min(3, len(sink.DeadLetters))])
-	}
-	return store.Alerts, store
-}
-
-// A model sending one event a second has 60 events per 1-minute window, fewer than
-// min_events (100): its windows are judged merged with the previous one, the alert says
-// so, and a shift is found.
-func TestLowVolumeIsJudgedOverMergedWindows(t *testing.T) {
-	start := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
-	o := simulate.StreamOptions{Seed: 3, Start: start, Duration: 5 * time.Hour,
-		Models: []simulate.StreamModel{{Name: "slow", Rate: 1, Change: simulate.ChangeShift, ChangeAt: 4 * time.Hour}}}
-	// A shift of half a standard deviation is found over merged windows.
-	o.Models[0].Change = simulate.ChangeShift
-	alerts, store := replayRun(t, o, time.Minute, replay.Live)
-	if store.Verdicts < 250 {
-		t.Fatalf("%d windows judged, want about 300", store.Verdicts)
-	}
-	var found *schemas.AlertEvent
-	for _, a := range alerts {
-		if a.State != schemas.StateFiring {
-			continue
-		}
-		if a.WindowEnd.Before(start.Add(4 * time.Hour)) {
-			t.Errorf("alert before the change: %s", a.Summary)
-			continue
-		}
-		if found == nil && a.Kind == schemas.KindDataDrift && a.Feature == "amount" {
-			found = a
-		}
-	}
-	if found == nil {
-		t.Fatalf("the shift of amount was not found over merged windows; alerts: %d", len(alerts))
-	}
-	if found.Details["merged_windows"] != "2" || !strings.Contains(found.Summary, "2 windows merged") || found.WindowEnd.Sub(found.WindowStart) != 2*time.Minute {
-		t.Errorf("alert does not say it judged 2 merged windows: %q %v %v–%v", found.Summary, found.Details["merged_windows"], found.WindowStart, found.WindowEnd)
-	}
-	if d := found.WindowEnd.Sub(start.Add(4 * time.Hour)); d > 4*time.Minute {
-		t.Errorf("found %s after the change, want within two merged spans", d)
-	}
-}
-
-// The same stream read live (each record a second after its event time) and as a
-// backlog at full speed an hour after it ended gives the same alerts: kind, subject,
-// window, firing/resolved sequence.
-func TestSameAlertsLiveAndBacklog(t *testing.T) {
-	start := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
-	o := simulate.StreamOptions{Seed: 5, Start: start, Duration: 10 * time.Hour,
-		Models: []simulate.StreamModel{
-			{Name: "steady", Rate: 5},
-			{Name: "shifted", Rate: 5, Change: simulate.ChangeShift, ChangeAt: 6 * time.Hour},
-			{Name: "slow", Rate: 2, Change: simulate.ChangeLatency, ChangeAt: 6 * time.Hour},
-			{Name: "quiet", Rate: 0.5, Change: simulate.ChangeMissing, ChangeAt: 6 * time.Hour},
-		},
-		Pipelines: []simulate.StreamPipeline{
-			{Name: "orders", Stages: []string{"extract", "join", "build"}, Every: 5 * time.Minute, Models: []string{"shifted"}, Change: simulate.ChangeFailingStage, ChangeAt: 6 * time.Hour},
-			{Name: "users", Stages: []string{"extract", "load"}, Every: 5 * time.Minute, Change: simulate.ChangeSilentStage, ChangeAt: 8 * time.Hour},
-		}}
-	live, _ := replayRun(t, o, 5*time.Minute, replay.Live)
-	backlog, _ := replayRun(t, o, 5*time.Minute, replay.Backlog)
-	a, b := replay.Transitions(live), replay.Transitions(backlog)
-	if len(a) == 0 {
-		t.Fatal("no alerts at all: the stream has changes")
-	}
-	n := max(len(a), len(b))
-	diff := 0
-	for i := 0; i < n; i++ {
-		var x, y string
-		if i < len(a) {
-			x = a[i].String()
-		}
-		if i < len(b) {
-			y = b[i].String()
-		}
-		if x != y {
-			diff++
-			if diff <= 10 {
-				t.Errorf("transition %d: live %q, backlog %q", i, x, y)
-			}
-		}
-	}
-	if diff > 0 {
-		t.Fatalf("%d of %d transitions differ between live and backlog", diff, n)
-	}
-	t.Logf("%d transitions, identical live and backlog", len(a))
 }

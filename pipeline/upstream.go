@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"math"
 	"sort"
 	"strings"
 	"time"
@@ -83,27 +84,88 @@ func topError(w *processors.WindowAgg) string {
 
 type stageKey struct{ pipeline, stage string }
 
+func (k stageKey) less(o stageKey) bool {
+	if k.pipeline != o.pipeline {
+		return k.pipeline < o.pipeline
+	}
+	return k.stage < o.stage
+}
+
+// stageState is what driftd knows of a stage, indexed by event time so that everything
+// judged is judged as of its own moment, not as of how far the topic has been read: a
+// backlog read at full speed, a live stream and a restart give the same results.
 type stageState struct {
-	lastSuccess time.Time
-	successes   []time.Time // recent successes, for the expected interval
-	consecutive int         // failed runs in a row so far
-	failures    []time.Time // recent failures, for the hints on model alerts
-	volume      map[int64]float64
+	// successes and failures are the stage's runs by event time (sorted; recent ones):
+	// the last success and learned interval as of any moment, and the hints on model
+	// alerts. Runs are recorded as read, whatever window they fall in (late ones too);
+	// replayed ones are not (their windows' states are restored from ClickHouse).
+	successes, failures []time.Time
+	// judged holds, per judged window (by start), the failed runs in a row the stage
+	// ended it with: the next window carries on from the previous one in window order.
+	judged map[int64]int
+	volume map[int64]float64
+}
+
+// runTail is what a stage's open window needs for its consecutive failures, mergeable
+// across partitions and independent of arrival order: its latest success and the failed
+// runs after it (a failure at the same millisecond as a success counts before it).
+type runTail struct {
+	success  int64
+	any      bool
+	failures []int64
+}
+
+func (t *runTail) add(ms int64, failed bool) {
+	switch {
+	case !failed && (!t.any || ms > t.success):
+		t.success, t.any = ms, true
+		kept := t.failures[:0]
+		for _, f := range t.failures {
+			if f > ms {
+				kept = append(kept, f)
+			}
+		}
+		t.failures = kept
+	case failed && (!t.any || ms > t.success):
+		t.failures = append(t.failures, ms)
+	}
+}
+
+// consecutive is the run of failures at the window's end, carrying on from the previous
+// window's when the window had no success.
+func (t *runTail) consecutive(carry int) int {
+	if t.any {
+		return len(t.failures)
+	}
+	return carry + len(t.failures)
+}
+
+type tailKey struct {
+	stage stageKey
+	start int64
 }
 
 const (
-	keepSuccesses = 21
-	keepFailures  = 1000
-	keepVolume    = 8 * 24 // windows of history kept per stage for volume baselines
+	keepSuccesses = 21             // successes stored per judged window: the last one and the learned interval
+	keepRuns      = 10000          // runs of each status kept per stage
+	keepRunsFor   = 48 * time.Hour // and how far back (event time) from the newest
+	keepVolume    = 8 * 24         // windows of history kept per stage for volume baselines
 )
 
 // upstream watches the pipeline stages that feed the models.
 type upstream struct {
-	proc    *processors.Processor
-	stages  map[stageKey]*stageState
-	links   map[string]map[stageKey]bool // model → stages feeding it
+	proc   *processors.Processor
+	stages map[stageKey]*stageState
+	// links maps a model to the stages feeding it, each with the earliest event time of
+	// a run that said so (a hint names a stage only for windows after that).
+	links   map[string]map[stageKey]time.Time
+	tails   map[tailKey]*runTail
 	pending []processors.Closed
-	lag     map[consumers.TopicPartition]int64
+	// held are closed model windows waiting for the pipeline topic to be read past their
+	// end: their hints must see every run up to it, however the partitions interleave.
+	held []processors.Closed
+	// freshTo is the event time up to which freshness is judged.
+	freshTo time.Time
 	event   schemas.PipelineEvent
 	adapted schemas.PredictionEvent
 }
@@ -111,58 +173,91 @@ type upstream struct {
 func newUpstream(set Settings) *upstream {
 	return &upstream{
 		proc:   processors.NewProcessor(func(string) processors.WindowSpec { return set.PipelineWindow }, processors.Limits{MaxFeatures: 16, MaxCategories: 20}),
-		stages: map[stageKey]*stageState{}, links: map[string]map[stageKey]bool{}, lag: map[consumers.TopicPartition]int64{},
+		stages: map[stageKey]*stageState{}, links: map[string]map[stageKey]time.Time{}, tails: map[tailKey]*runTail{},
 	}
 }
 
 func (u *upstream) stage(k stageKey) *stageState {
 	st, ok := u.stages[k]
 	if !ok {
-		st = &stageState{volume: map[int64]float64{}}
+		st = &stageState{judged: map[int64]int{}, volume: map[int64]float64{}}
 		u.stages[k] = st
 	}
 	return st
 }
 
-func (u *upstream) link(model string, k stageKey) {
+func (u *upstream) link(model string, k stageKey, at time.Time) {
 	if u.links[model] == nil {
-		u.links[model] = map[stageKey]bool{}
+		u.links[model] = map[stageKey]time.Time{}
 	}
-	u.links[model][k] = true
+	if cur, ok := u.links[model][k]; !ok || at.Before(cur) {
+		u.links[model][k] = at
+	}
 }
 
-// observe updates a stage's running state from one run.
-func (u *upstream) observe(e *schemas.PipelineEvent) {
-	k := stageKey{e.Pipeline, e.Stage}
-	st := u.stage(k)
-	for _, m := range e.Models {
-		u.link(m, k)
+// insertTime inserts t into sorted ts (runs arrive mostly in order: from the end) and
+// keeps keepRuns within keepRunsFor of the newest. Equal times are kept once when dedupe.
+func insertTime(ts []time.Time, t time.Time, dedupe bool) []time.Time {
+	i := len(ts)
+	for i > 0 && ts[i-1].After(t) {
+		i--
 	}
-	switch e.Status {
-	case "succeeded":
-		st.consecutive = 0
-		if e.Timestamp.After(st.lastSuccess) {
-			st.lastSuccess = e.Timestamp
+	if dedupe && i > 0 && ts[i-1].Equal(t) {
+		return ts
+	}
+	ts = append(ts, time.Time{})
+	copy(ts[i+1:], ts[i:])
+	ts[i] = t
+	cut := 0
+	if len(ts) > keepRuns {
+		cut = len(ts) - keepRuns
+	}
+	oldest := ts[len(ts)-1].Add(-keepRunsFor)
+	for cut < len(ts)-keepSuccesses && ts[cut].Before(oldest) {
+		cut++
+	}
+	if cut > 0 {
+		ts = append(ts[:0], ts[cut:]...)
+	}
+	return ts
+}
+
+// lastBefore returns the index of the last time in sorted ts not after t (-1 if none).
+func lastBefore(ts []time.Time, t time.Time) int {
+	return sort.Search(len(ts), func(i int) bool { return ts[i].After(t) }) - 1
+}
+
+// observe records a finished run read from the topic (out is what the window processor
+// did with it).
+func (u *upstream) observe(e *schemas.PipelineEvent, out processors.Outcome, windowStart int64) {
+	k := stageKey{e.Pipeline, e.Stage}
+	for _, m := range e.Models {
+		u.link(m, k, e.Timestamp)
+	}
+	failed := e.Status == "failed"
+	if out == processors.Added {
+		tk := tailKey{k, windowStart}
+		t, ok := u.tails[tk]
+		if !ok {
+			t = &runTail{}
+			u.tails[tk] = t
 		}
-		st.successes = append(st.successes, e.Timestamp)
-		if len(st.successes) > keepSuccesses {
-			st.successes = st.successes[len(st.successes)-keepSuccesses:]
-		}
-	case "failed":
-		st.consecutive++
-		st.failures = append(st.failures, e.Timestamp)
-		if len(st.failures) > keepFailures {
-			st.failures = st.failures[len(st.failures)-keepFailures:]
-		}
+		t.add(e.Timestamp.UnixMilli(), failed)
+	}
+	if out == processors.Replayed {
+		return
+	}
+	st := u.stage(k)
+	if failed {
+		st.failures = insertTime(st.failures, e.Timestamp, false)
+	} else {
+		st.successes = insertTime(st.successes, e.Timestamp, true)
 	}
 }
 
 // handlePipeline decodes, observes and windows one pipeline record.
 func (r *Runner) handlePipeline(ctx context.Context, rec consumers.Record) error {
 	u := r.up
-	if rec.HighWaterMark > 0 {
-		u.lag[consumers.TopicPartition{Topic: rec.Topic, Partition: rec.Partition}] = rec.HighWaterMark - rec.Offset - 1
-	}
 	if ok, err := r.decode(ctx, rec, func() error { return r.set.PipelineDecoder.Pipeline(ctx, rec.Value, &u.event) }); !ok {
 		return err
 	}
@@ -173,7 +268,7 @@ func (r *Runner) handlePipeline(ctx context.Context, rec consumers.Record) error
 		return r.deadLetter(ctx, rec, consumers.ClassInvalid, fmt.Errorf("pipeline event %s: %w", e.EventID, err))
 	}
 	r.stats.PipelineRuns++
-	r.observeEventTime(e.Timestamp, now)
+	r.clock.event(consumers.TopicPartition{Topic: rec.Topic, Partition: rec.Partition}, e.Timestamp, now)
 	if e.Status == "started" {
 		return nil // a run is judged when it finishes
 	}
@@ -182,7 +277,7 @@ func (r *Runner) handlePipeline(ctx context.Context, rec consumers.Record) error
 	if out == processors.Rejected {
 		return r.deadLetter(ctx, rec, consumers.ClassLimit, fmt.Errorf("stage %q of pipeline %q is not tracked: limits.max_series (%d) stages are", e.Stage, e.Pipeline, u.proc.Limits().MaxSeries))
 	}
-	u.observe(e)
+	u.observe(e, out, start)
 	if out == processors.Late {
 		r.stats.Late++
 		r.set.Observer.Late(rec.Topic)
@@ -194,9 +289,9 @@ func (r *Runner) handlePipeline(ctx context.Context, rec consumers.Record) error
 	return nil
 }
 
-// judgeStages turns closed stage windows into rows and conditions.
-func (r *Runner) judgeStages(closed []processors.Closed) ([]storage.StageRow, []detectors.Condition) {
-	var rows []storage.StageRow
+// judgeStages turns closed stage windows into rows, states and conditions, each stage's
+// windows in window order.
+func (r *Runner) judgeStages(batch *storage.Batch, closed []processors.Closed) []detectors.Condition {
 	var conds []detectors.Condition
 	for _, c := range closed {
 		w := c.Merged
@@ -208,98 +303,158 @@ func (r *Runner) judgeStages(closed []processors.Closed) ([]storage.StageRow, []
 			if f := pw.Features[runError]; f != nil && f.Kind == processors.Categorical {
 				errs = f.Categories
 			}
-			rows = append(rows, storage.StageRow{Pipeline: k.pipeline, Stage: k.stage, Start: time.UnixMilli(pw.Start).UTC(),
+			batch.Stages = append(batch.Stages, storage.StageRow{Pipeline: k.pipeline, Stage: k.stage, Start: time.UnixMilli(pw.Start).UTC(),
 				End: time.UnixMilli(pw.End).UTC(), TP: p.TopicPartition, FirstOffset: p.FirstOffset, LastOffset: p.LastOffset,
 				Runs: pw.Events, Failures: pw.Errors, DurationP50: pw.Latency.Quantile(0.5), DurationP90: pw.Latency.Quantile(0.9),
 				DurationP99: pw.Latency.Quantile(0.99), DurationMax: pw.LatencyMax, RecordsIn: featureSum(pw, runRecordsIn),
 				RecordsOut: featureSum(pw, runRecordsOut), NullCount: featureSum(pw, runNullCount), LastSuccess: lastSuccess(pw), Errors: errs})
 		}
+		tail := r.up.tails[tailKey{k, w.Start}]
+		delete(r.up.tails, tailKey{k, w.Start})
 		if c.Supplement {
 			continue // written to complete the window; judged by whoever wrote the rest
 		}
-		sw := detectors.StageWindow{Pipeline: k.pipeline, Stage: k.stage, Start: time.UnixMilli(w.Start).UTC(), End: time.UnixMilli(w.End).UTC(),
-			Runs: w.Events, Failures: w.Errors, ConsecutiveFailures: st.consecutive, RecordsIn: featureSum(w, runRecordsIn),
+		if tail == nil {
+			tail = &runTail{}
+		}
+		consecutive := tail.consecutive(st.carry(w.Start))
+		st.judged[w.Start] = consecutive
+		start, end := time.UnixMilli(w.Start).UTC(), time.UnixMilli(w.End).UTC()
+		sw := detectors.StageWindow{Pipeline: k.pipeline, Stage: k.stage, Start: start, End: end,
+			Runs: w.Events, Failures: w.Errors, ConsecutiveFailures: consecutive, RecordsIn: featureSum(w, runRecordsIn),
 			RecordsOut: featureSum(w, runRecordsOut), TopError: topError(w)}
 		conds = append(conds, detectors.FailureCondition(sw, r.set.PipelineThresholds))
 		if base, ok := detectors.VolumeBaseline(st.volume, sw.Start, r.set.PipelineWindow.Size); ok {
 			conds = append(conds, detectors.VolumeCondition(sw, base, r.set.PipelineThresholds))
 		}
 		st.volume[w.Start] = sw.RecordsOut
+		oldest := w.Start - int64(keepVolume)*r.set.PipelineWindow.Size.Milliseconds()
 		if len(st.volume) > keepVolume {
-			oldest := w.Start - int64(keepVolume)*r.set.PipelineWindow.Size.Milliseconds()
 			for s := range st.volume {
 				if s < oldest {
 					delete(st.volume, s)
 				}
 			}
 		}
+		if len(st.judged) > keepVolume {
+			for s := range st.judged {
+				if s < oldest {
+					delete(st.judged, s)
+				}
+			}
+		}
+		succ := st.successes[:lastBefore(st.successes, end.Add(-time.Millisecond))+1]
+		from := lastBefore(st.failures, start.Add(-time.Millisecond)) + 1
+		to := lastBefore(st.failures, end.Add(-time.Millisecond)) + 1
+		batch.StageStates = append(batch.StageStates, storage.StageState{Pipeline: k.pipeline, Stage: k.stage, Start: start, End: end,
+			ConsecutiveFailures: consecutive, Successes: append([]time.Time(nil), succ[max(0, len(succ)-keepSuccesses):]...),
+			Failures: append([]time.Time(nil), st.failures[from:to]...)})
 	}
-	return rows, conds
+	return conds
 }
 
-// observeEventTime advances the stream's clock: the newest event time seen, and when.
-func (r *Runner) observeEventTime(t, now time.Time) {
-	if t.After(r.dataMax) {
-		r.dataMax, r.dataMaxWall = t, now
+// carry is the run of failures the stage ended its last judged window before start with.
+func (st *stageState) carry(start int64) int {
+	best, n := int64(math.MinInt64), 0
+	for s, c := range st.judged {
+		if s < start && s > best {
+			best, n = s, c
+		}
+	}
+	return n
+}
+
+// expected returns the interval expected after the stage's i-th success.
+func (r *Runner) expected(k stageKey, successes []time.Time) func(int) (time.Duration, bool) {
+	if d := r.set.StageInterval(k.pipeline, k.stage); d > 0 {
+		return func(int) (time.Duration, bool) { return d, true }
+	}
+	return func(i int) (time.Duration, bool) {
+		return detectors.LearnedInterval(successes, i, r.set.FreshnessFactor)
 	}
 }
 
-// streamNow is the stream's notion of now: the newest event time, moved on by the wall
-// clock since it was seen, so that it keeps running when no events arrive at all.
-func (r *Runner) streamNow(now time.Time) time.Time {
-	if r.dataMax.IsZero() {
-		return now
-	}
-	return r.dataMax.Add(now.Sub(r.dataMaxWall))
-}
-
-// checkFreshness judges, on the clock, whether each stage succeeded within its expected
-// interval. It stays quiet while driftd itself is catching up (start-up, or unread
-// records on the pipeline topic), so that its own downtime does not page anyone.
+// checkFreshness judges, on the stream's event-time clock (streamClock) less the
+// pipelines' allowed lateness, whether each stage succeeded within its expected interval.
+// The overdue spells are derived from the successes alone and dated in event time, so a
+// stage is flagged at the same moment live, from a backlog or after a restart; only
+// emitted_at differs. Nothing is judged during the start-up grace, before every
+// partition has delivered.
 func (r *Runner) checkFreshness(now time.Time) {
 	u := r.up
 	if !r.graceOver(now) {
 		return
 	}
-	for _, lag := range u.lag {
-		if lag > 0 {
-			return
-		}
+	at := r.clock.now(now)
+	if at.IsZero() {
+		return
+	}
+	at = at.Add(-r.set.PipelineWindow.Lateness)
+	if at.Sub(u.freshTo) < time.Second {
+		return // judged at most once per second of event time: the result does not depend on it
 	}
 	r.stats.FreshnessChecks++
-	sn := r.streamNow(now)
 	keys := make([]stageKey, 0, len(u.stages))
 	for k := range u.stages {
 		keys = append(keys, k)
 	}
-	sort.Slice(keys, func(i, j int) bool { return keys[i].pipeline+"/"+keys[i].stage < keys[j].pipeline+"/"+keys[j].stage })
+	sort.Slice(keys, func(i, j int) bool { return keys[i].less(keys[j]) })
 	for _, k := range keys {
 		st := u.stages[k]
-		if st.lastSuccess.IsZero() || st.lastSuccess.Unix() <= 0 {
-			continue
-		}
-		expected := r.set.StageInterval(k.pipeline, k.stage)
-		if expected <= 0 {
-			var ok bool
-			if expected, ok = detectors.ExpectedInterval(st.successes, r.set.FreshnessFactor); !ok {
-				continue
+		for _, o := range detectors.OverdueSpells(st.successes, u.freshTo, at, r.expected(k, st.successes)) {
+			if a := r.alerter.Transition(detectors.FreshnessBreach(k.pipeline, k.stage, o), now); a != nil {
+				r.extraAlerts = append(r.extraAlerts, a)
+			}
+			if !o.Until.IsZero() {
+				if a := r.alerter.Transition(detectors.FreshnessRecovered(k.pipeline, k.stage, o), now); a != nil {
+					r.extraAlerts = append(r.extraAlerts, a)
+				}
 			}
 		}
-		cond := detectors.FreshnessCondition(k.pipeline, k.stage, st.lastSuccess, sn, expected)
-		if a := r.alerter.Observe(cond, now); a != nil {
-			r.extraAlerts = append(r.extraAlerts, a)
-		}
 	}
+	u.freshTo = at
 }
 
-// upstreamHint says what went wrong upstream of a model in a period, for its alerts.
+// holdForUpstream takes closed model windows and returns those whose hints can be
+// judged: the pipeline topic has been read past their end plus its lateness (or has
+// nothing unread). The others wait, their records uncommitted (commit).
+func (r *Runner) holdForUpstream(closed []processors.Closed) []processors.Closed {
+	u := r.up
+	if u == nil {
+		return closed
+	}
+	if len(closed) > 0 {
+		u.held = append(u.held, closed...)
+		sort.SliceStable(u.held, func(i, j int) bool { return u.held[i].Merged.End < u.held[j].Merged.End })
+	}
+	n := 0
+	for n < len(u.held) {
+		c := u.held[n]
+		if !c.Supplement && !r.clock.readPast(r.set.PipelineTopic, time.UnixMilli(c.Merged.End).Add(r.set.PipelineWindow.Lateness)) {
+			break
+		}
+		n++
+	}
+	if n == 0 {
+		return nil
+	}
+	out := u.held[:n:n]
+	u.held = append([]processors.Closed(nil), u.held[n:]...)
+	return out
+}
+
+// upstreamHint says what went wrong upstream of a model in a window [start, end), as of
+// its end in event time: the linked stages' failed runs from one pipeline window before
+// start until end, and the stages overdue at end.
 func (r *Runner) upstreamHint(model string, start, end time.Time) string {
 	if r.up == nil {
 		return ""
 	}
 	stages := map[stageKey]bool{}
-	for k := range r.up.links[model] {
-		stages[k] = true
+	for k, at := range r.up.links[model] {
+		if at.Before(end) {
+			stages[k] = true
+		}
 	}
 	for _, k := range r.set.StagesOf(model) {
 		stages[stageKey{k[0], k[1]}] = true
@@ -308,7 +463,7 @@ func (r *Runner) upstreamHint(model string, start, end time.Time) string {
 	for k := range stages {
 		keys = append(keys, k)
 	}
-	sort.Slice(keys, func(i, j int) bool { return keys[i].pipeline+"/"+keys[i].stage < keys[j].pipeline+"/"+keys[j].stage })
+	sort.Slice(keys, func(i, j int) bool { return keys[i].less(keys[j]) })
 	from := start.Add(-r.set.PipelineWindow.Size)
 	var hints []string
 	for _, k := range keys {
@@ -316,24 +471,20 @@ func (r *Runner) upstreamHint(model string, start, end time.Time) string {
 		if !ok {
 			continue
 		}
-		n := 0
-		for _, f := range st.failures {
-			if !f.Before(from) && f.Before(end) {
-				n++
-			}
-		}
-		if n > 0 {
+		if n := lastBefore(st.failures, end.Add(-time.Millisecond)) - lastBefore(st.failures, from.Add(-time.Millisecond)); n > 0 {
 			hints = append(hints, fmt.Sprintf("stage %s of pipeline %s failed %d times in this period", k.stage, k.pipeline, n))
 		}
-		fresh := detectors.Condition{Kind: detectors.KindPipelineFreshness, Pipeline: k.pipeline, Stage: k.stage, Metric: "seconds_since_success"}
-		if r.alerter.State(fresh.Fingerprint()).Firing {
-			hints = append(hints, fmt.Sprintf("stage %s of pipeline %s has not succeeded since %s UTC", k.stage, k.pipeline, st.lastSuccess.UTC().Format("2006-01-02 15:04")))
+		if i := lastBefore(st.successes, end); i >= 0 {
+			if exp, ok := r.expected(k, st.successes)(i); ok && end.Sub(st.successes[i]) > exp {
+				hints = append(hints, fmt.Sprintf("stage %s of pipeline %s has not succeeded since %s UTC", k.stage, k.pipeline, st.successes[i].UTC().Format("2006-01-02 15:04")))
+			}
 		}
 	}
 	return strings.Join(hints, "; ")
 }
 
-// restoreUpstream loads the stage windows already written and their history.
+// restoreUpstream loads the stage windows already written, their history and the
+// stages' states as of the windows judged.
 func (r *Runner) restoreUpstream(ctx context.Context) error {
 	closed, err := r.store.LoadClosedStageWindows(ctx, 48*time.Hour)
 	if err != nil {
@@ -347,10 +498,20 @@ func (r *Runner) restoreUpstream(ctx context.Context) error {
 		return err
 	}
 	for _, h := range hist {
-		st := r.up.stage(stageKey{h.Pipeline, h.Stage})
-		st.volume[h.Start.UnixMilli()] = h.RecordsOut
-		if h.LastSuccess.Unix() > 0 && h.LastSuccess.After(st.lastSuccess) {
-			st.lastSuccess = h.LastSuccess
+		r.up.stage(stageKey{h.Pipeline, h.Stage}).volume[h.Start.UnixMilli()] = h.RecordsOut
+	}
+	states, err := r.store.LoadStageStates(ctx, keepRunsFor)
+	if err != nil {
+		return err
+	}
+	for _, s := range states {
+		st := r.up.stage(stageKey{s.Pipeline, s.Stage})
+		st.judged[s.Start.UnixMilli()] = s.ConsecutiveFailures
+		for _, t := range s.Successes {
+			st.successes = insertTime(st.successes, t.UTC(), true)
+		}
+		for _, t := range s.Failures {
+			st.failures = insertTime(st.failures, t.UTC(), false)
 		}
 	}
 	return nil

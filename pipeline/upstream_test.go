@@ -25,8 +25,11 @@ import (
 //     names the failing stage;
 //   - day 3, 14:00: stage load outputs a tenth of its usual volume — pipeline_volume;
 //   - every night the volume dips to 15%: no alert (same-hour baseline);
-//   - after day 3, 17:00 nothing arrives at all: three hours later, on the clock,
-//     pipeline_freshness fires for every stage.
+//   - join's missing successes make it overdue from 11:05 (two hours after its 09:05 run,
+//     twice its interval) until it succeeds at 13:05 — pipeline_freshness fires and
+//     resolves, dated at those moments in event time although read from a backlog;
+//   - after day 3, 17:00 nothing arrives at all: on the clock (the wall clock moves it on
+//     once the backlog is read), pipeline_freshness fires for every stage, dated 19:05.
 //
 // Every record is in Kafka before driftd starts (a backlog): no window may close before
 // every partition has delivered.
@@ -89,10 +92,10 @@ func TestPipelineHealth(t *testing.T) {
 	waitFor("the stream", func(s pipeline.Stats) bool { return s.Records == total && s.WindowsClosed >= hours-2 })
 	// Nothing more arrives. Three hours pass on the clock.
 	h.skew.Store(int64(3 * time.Hour))
-	waitFor("freshness", func(s pipeline.Stats) bool { return s.AlertsEmitted >= 11 })
+	waitFor("freshness", func(s pipeline.Stats) bool { return s.AlertsEmitted >= 13 })
 	stop()
 
-	msgs := readAll(t, h.brokers, h.alerts, 11)
+	msgs := readAll(t, h.brokers, h.alerts, 13)
 	var got []string
 	var drift schemas.AlertEvent
 	for _, m := range msgs {
@@ -106,7 +109,7 @@ func TestPipelineHealth(t *testing.T) {
 		}
 		at := a.WindowStart.Format("01-02 15:04")
 		if a.Kind == detectors.KindPipelineFreshness {
-			at = "clock" // judged on the clock, not on a window
+			at = a.WindowEnd.Format("01-02 15:04") // when it became overdue, or succeeded again
 		}
 		got = append(got, fmt.Sprintf("%s %s %s @%s", a.Kind, who, a.State, at))
 		if a.Kind == schemas.KindDataDrift && a.State == schemas.StateFiring {
@@ -119,9 +122,11 @@ func TestPipelineHealth(t *testing.T) {
 		"data_drift fraud-scorer/amount resolved @03-04 14:00",
 		"pipeline_failure orders/join firing @03-04 10:00",
 		"pipeline_failure orders/join resolved @03-04 14:00",
-		"pipeline_freshness orders/extract firing @clock",
-		"pipeline_freshness orders/join firing @clock",
-		"pipeline_freshness orders/load firing @clock",
+		"pipeline_freshness orders/extract firing @03-04 19:05",
+		"pipeline_freshness orders/join firing @03-04 11:05",
+		"pipeline_freshness orders/join firing @03-04 19:05",
+		"pipeline_freshness orders/join resolved @03-04 13:05",
+		"pipeline_freshness orders/load firing @03-04 19:05",
 		"pipeline_volume orders/join firing @03-04 10:00",
 		"pipeline_volume orders/join resolved @03-04 14:00",
 		"pipeline_volume orders/load firing @03-04 14:00",

@@ -10,7 +10,7 @@ func TestMigrationsRender(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[uint32]string{1: "init", 2: "pipeline_stages", 3: "drift_distances", 4: "k_sample_tests", 5: "alert_outbox", 7: "window_judgement"}
+	want := map[uint32]string{1: "init", 2: "pipeline_stages", 3: "drift_distances", 4: "k_sample_tests", 5: "alert_outbox", 6: "detection_state", 7: "window_judgement"}
 	got := map[uint32]string{}
 	for i, m := range migs {
 		if i > 0 && m.Version <= migs[i-1].Version {
@@ -37,8 +37,8 @@ func TestMigrationsRender(t *testing.T) {
 			}
 		}
 	}
-	if tables != 8 {
-		t.Errorf("%d tables, want 7", tables)
+	if tables != 11 {
+		t.Errorf("%d tables, want 11", tables)
 	}
 	for _, bad := range []string{"", "drop table x", "a;b", "1db", "db`"} {
 		if _, err := Migrations(bad, 30); err == nil {

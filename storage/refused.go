@@ -42,6 +42,10 @@ func (b *Batch) Units() []*Batch {
 	for _, a := range b.Alerts {
 		out = append(out, &Batch{Alerts: []*schemas.AlertEvent{a}, WrittenAt: b.WrittenAt})
 	}
+	if len(b.AlertStates) > 0 || len(b.StageStates) > 0 || len(b.ReferenceSamples) > 0 {
+		// driftd's own detection state: one unit, written after the rows it follows.
+		out = append(out, &Batch{AlertStates: b.AlertStates, StageStates: b.StageStates, ReferenceSamples: b.ReferenceSamples, WrittenAt: b.WrittenAt})
+	}
 	return out
 }
 
@@ -57,6 +61,9 @@ func Merge(units []*Batch) *Batch {
 		m.Verdicts = append(m.Verdicts, u.Verdicts...)
 		m.Late = append(m.Late, u.Late...)
 		m.Alerts = append(m.Alerts, u.Alerts...)
+		m.AlertStates = append(m.AlertStates, u.AlertStates...)
+		m.StageStates = append(m.StageStates, u.StageStates...)
+		m.ReferenceSamples = append(m.ReferenceSamples, u.ReferenceSamples...)
 	}
 	return m
 }

@@ -206,17 +206,24 @@ type StageRow struct {
 // Batch is what one flush writes: closed windows with their verdicts, late events and
 // alerts. Every row is keyed so that writing the same batch twice changes nothing.
 type Batch struct {
-	Closed    []processors.Closed
-	Stages    []StageRow
-	Verdicts  []detectors.Verdict
-	Late      []LateEvent
-	Alerts    []*schemas.AlertEvent
-	WrittenAt time.Time
+	Closed   []processors.Closed
+	Stages   []StageRow
+	Verdicts []detectors.Verdict
+	Late     []LateEvent
+	Alerts   []*schemas.AlertEvent
+	// AlertStates are the alerter's states this batch's judging changed; StageStates the
+	// stages as of the end of the stage windows judged; ReferenceSamples what the windows
+	// add to references still being built (migration 0006).
+	AlertStates      []detectors.FingerprintState
+	StageStates      []StageState
+	ReferenceSamples []ReferenceSample
+	WrittenAt        time.Time
 }
 
 // Empty reports whether the batch has nothing to write.
 func (b *Batch) Empty() bool {
-	return len(b.Closed) == 0 && len(b.Stages) == 0 && len(b.Late) == 0 && len(b.Alerts) == 0
+	return len(b.Closed) == 0 && len(b.Stages) == 0 && len(b.Late) == 0 && len(b.Alerts) == 0 &&
+		len(b.AlertStates) == 0 && len(b.StageStates) == 0 && len(b.ReferenceSamples) == 0
 }
 
 // inserter fills one table in blocks of at most maxRows rows that touch at most
@@ -311,15 +318,6 @@ func (s *Store) Write(ctx context.Context, b *Batch) error {
 	if err := scores.flush(); err != nil {
 		return err
 	}
-	stages := s.inserter(ctx, stageStats())
-	for _, r := range b.Stages {
-		if err := stages.append(stageRow(r, at)); err != nil {
-			return err
-		}
-	}
-	if err := stages.flush(); err != nil {
-		return err
-	}
 	late := s.inserter(ctx, lateEvents())
 	for _, l := range b.Late {
 		if err := late.append(lateRow(l, at)); err != nil {
@@ -329,6 +327,11 @@ func (s *Store) Write(ctx context.Context, b *Batch) error {
 	if err := late.flush(); err != nil {
 		return err
 	}
+	if err := s.writeState(ctx, b); err != nil {
+		return err
+	}
+	// Alerts go before the alerter's states: a state found stored after a crash has its
+	// alerts stored too.
 	alerts := s.inserter(ctx, alertRows())
 	for _, a := range b.Alerts {
 		if err := alerts.append(alertRow(a)); err != nil {
@@ -338,9 +341,22 @@ func (s *Store) Write(ctx context.Context, b *Batch) error {
 	if err := alerts.flush(); err != nil {
 		return err
 	}
-	// window_model_stats is written last: a restart reads it to tell which windows are
-	// written (LoadClosedWindows), so its rows must not exist before the window's other
-	// rows, scores, late events and alerts do.
+	if err := s.writeAlertStates(ctx, b); err != nil {
+		return err
+	}
+	// pipeline_stage_stats and window_model_stats are written last: a restart reads them
+	// to tell which windows are written (LoadClosedStageWindows, LoadClosedWindows), so
+	// their rows must not exist before the window's other rows, scores, late events,
+	// alerts and detection state do.
+	stages := s.inserter(ctx, stageStats())
+	for _, r := range b.Stages {
+		if err := stages.append(stageRow(r, at)); err != nil {
+			return err
+		}
+	}
+	if err := stages.flush(); err != nil {
+		return err
+	}
 	models := s.inserter(ctx, modelStats())
 	for _, c := range b.Closed {
 		for _, p := range c.Partials {
@@ -446,21 +462,21 @@ type ClosedWindow struct {
 // LoadClosedWindows returns, per model, the windows written within lookback of its
 // newest window, with the last offset written per partition.
 func (s *Store) LoadClosedWindows(ctx context.Context, lookback time.Duration) ([]ClosedWindow, error) {
-	return s.loadClosed(ctx, "window_model_stats", "model", lookback)
+	return s.loadClosed(ctx, "window_model_stats", "model", "last_offset", lookback)
 }
 
 // LoadClosedStageWindows is LoadClosedWindows for pipeline stages (Model holds the
 // pipeline name).
 func (s *Store) LoadClosedStageWindows(ctx context.Context, lookback time.Duration) ([]ClosedWindow, error) {
-	return s.loadClosed(ctx, "pipeline_stage_stats", "pipeline", lookback)
+	return s.loadClosed(ctx, "pipeline_stage_stats", "pipeline", "last_offset", lookback)
 }
 
-func (s *Store) loadClosed(ctx context.Context, table, group string, lookback time.Duration) ([]ClosedWindow, error) {
-	q := fmt.Sprintf(`SELECT w.%[3]s, w.window_start, any(w.window_end), w.topic, w.partition, max(w.last_offset)
+func (s *Store) loadClosed(ctx context.Context, table, group, offset string, lookback time.Duration) ([]ClosedWindow, error) {
+	q := fmt.Sprintf(`SELECT w.%[3]s, w.window_start, any(w.window_end), w.topic, w.partition, max(w.%[5]s)
 FROM %[1]s.%[2]s AS w
 INNER JOIN (SELECT %[3]s, max(window_start) AS latest FROM %[1]s.%[2]s GROUP BY %[3]s) AS l ON w.%[3]s = l.%[3]s
 WHERE w.window_start >= l.latest - toIntervalSecond(%[4]d)
-GROUP BY w.%[3]s, w.window_start, w.topic, w.partition`, s.db, table, group, int64(lookback.Seconds()))
+GROUP BY w.%[3]s, w.window_start, w.topic, w.partition`, s.db, table, group, int64(lookback.Seconds()), offset)
 	rows, err := s.conn.Query(ctx, q)
 	if err != nil {
 		return nil, fmt.Errorf("load closed windows of %s: %w", table, err)

@@ -344,6 +344,26 @@ func (s *Store) LoadHourlyEvents(context.Context, time.Duration) ([]storage.Hour
 	return nil, nil
 }
 
+// LoadAlertStates returns nothing: a replay starts from scratch.
+func (s *Store) LoadAlertStates(context.Context, time.Duration) ([]detectors.FingerprintState, error) {
+	return nil, nil
+}
+
+// LoadStageStates returns nothing: a replay starts from scratch.
+func (s *Store) LoadStageStates(context.Context, time.Duration) ([]storage.StageState, error) {
+	return nil, nil
+}
+
+// LoadReferenceSamples returns nothing: a replay starts from scratch.
+func (s *Store) LoadReferenceSamples(context.Context) ([]storage.ReferenceSample, error) {
+	return nil, nil
+}
+
+// LoadLateWindows returns nothing: a replay starts from scratch.
+func (s *Store) LoadLateWindows(context.Context, time.Duration) ([]storage.ClosedWindow, error) {
+	return nil, nil
+}
+
 // Sink collects dead letters and published alerts.
 type Sink struct {
 	mu          sync.Mutex

@@ -1,0 +1,95 @@
+package detectors
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/driftd/driftd/schemas"
+)
+
+// The alerter's state survives a restart: stopped after any window, its changed states
+// restored into a new alerter, the rest of the windows give the alerts an uninterrupted
+// run gives — also when the window before the stop is judged once more after it (its
+// state was stored, its marker rows were not).
+func TestAlerterStateSurvivesRestarts(t *testing.T) {
+	c := Condition{Kind: schemas.KindDataDrift, Model: "m", Version: "1", Feature: "amount", Metric: "psi", Severity: schemas.SeverityWarning}
+	for _, tc := range []struct {
+		fire, resolve int
+		breaches      string
+	}{{2, 2, "BcBBBccBBcc"}, {3, 1, "BBcBBBcBBBc"}, {1, 3, "BcBccBccc"}} {
+		run := func(a *Alerter, i int) string {
+			c.Breached = tc.breaches[i] == 'B'
+			c.WindowEnd = t0.Add(time.Duration(i+1) * time.Minute)
+			switch ev := a.Observe(c, t0); {
+			case ev == nil:
+				return "."
+			case ev.State == schemas.StateFiring:
+				return "F"
+			default:
+				return "R"
+			}
+		}
+		var want strings.Builder
+		a := NewAlerter(tc.fire, tc.resolve)
+		for i := range tc.breaches {
+			want.WriteString(run(a, i))
+		}
+		for stop := 0; stop < len(tc.breaches); stop++ {
+			for _, again := range []bool{false, true} {
+				var got strings.Builder
+				a := NewAlerter(tc.fire, tc.resolve)
+				for i := 0; i <= stop; i++ {
+					got.WriteString(run(a, i))
+				}
+				b := NewAlerter(tc.fire, tc.resolve)
+				for _, st := range a.Changes() {
+					b.RestoreState(st.Fingerprint, st.AlertState)
+				}
+				if again {
+					if ev := run(b, stop); ev != "." {
+						t.Errorf("%s stopped after %d: the window judged again raised %s", tc.breaches, stop, ev)
+					}
+				}
+				for i := stop + 1; i < len(tc.breaches); i++ {
+					got.WriteString(run(b, i))
+				}
+				if got.String() != want.String() {
+					t.Errorf("%s fire %d resolve %d, stopped after window %d (judged again: %v): %s, uninterrupted %s",
+						tc.breaches, tc.fire, tc.resolve, stop, again, got.String(), want.String())
+				}
+			}
+		}
+	}
+}
+
+func TestAlerterTransitionAndChanges(t *testing.T) {
+	a := NewAlerter(3, 3)
+	o := Overdue{Since: t0, Deadline: t0.Add(10 * time.Minute), Until: t0.Add(30 * time.Minute), Expected: 10 * time.Minute}
+	if ev := a.Transition(FreshnessRecovered("p", "s", o), t0); ev != nil {
+		t.Errorf("resolved what never fired: %+v", ev)
+	}
+	fire := a.Transition(FreshnessBreach("p", "s", o), t0)
+	if fire == nil || fire.State != schemas.StateFiring || !fire.WindowEnd.Equal(o.Deadline) {
+		t.Fatalf("breach: %+v", fire)
+	}
+	if ev := a.Transition(FreshnessBreach("p", "s", o), t0.Add(time.Hour)); ev != nil {
+		t.Errorf("fired twice: %+v", ev)
+	}
+	changes := a.Changes()
+	if len(changes) != 1 || !changes[0].Firing || !changes[0].Last.Equal(o.Deadline) || a.Changed() {
+		t.Fatalf("changes %+v", changes)
+	}
+	res := a.Transition(FreshnessRecovered("p", "s", o), t0.Add(time.Hour))
+	if res == nil || res.State != schemas.StateResolved || res.Fingerprint != fire.Fingerprint || !res.WindowEnd.Equal(o.Until) {
+		t.Fatalf("recovery: %+v", res)
+	}
+	// The same spell seen again (after a restart) changes nothing.
+	b := NewAlerter(3, 3)
+	for _, st := range a.Changes() {
+		b.RestoreState(st.Fingerprint, st.AlertState)
+	}
+	if ev := b.Transition(FreshnessBreach("p", "s", o), t0); ev != nil {
+		t.Errorf("a spell over before the restart fired again: %+v", ev)
+	}
+}

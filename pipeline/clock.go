@@ -1,0 +1,87 @@
+package pipeline
+
+import (
+	"time"
+
+	"github.com/driftd/driftd/consumers"
+)
+
+// streamClock is the event-time clock of the whole stream (every partition of the
+// prediction and pipeline topics): what judges moments rather than windows (freshness)
+// runs on it, so that a stream gives the same alerts read live or as a backlog.
+//
+// While any partition has unread records, the clock is the oldest newest-event-time among
+// those partitions: everything before it has been read (up to the allowed lateness). A
+// partition read to its end does not hold it back; nothing older will come from it. Once
+// no partition has unread records, driftd has caught up and the clock is the newest
+// event time moved on by the wall clock since it was read — which is what lets it run
+// when a live stream goes quiet. The clock never goes back.
+type streamClock struct {
+	newest, newestWall time.Time
+	partMax            map[consumers.TopicPartition]time.Time
+	lag                map[consumers.TopicPartition]int64
+	last               time.Time
+}
+
+func newStreamClock() *streamClock {
+	return &streamClock{partMax: map[consumers.TopicPartition]time.Time{}, lag: map[consumers.TopicPartition]int64{}}
+}
+
+// position records a partition's lag after a record (before decoding: a record set aside
+// is read all the same).
+func (c *streamClock) position(tp consumers.TopicPartition, lag int64) {
+	c.lag[tp] = lag
+}
+
+// event records a decoded record's event time, read at wall time now.
+func (c *streamClock) event(tp consumers.TopicPartition, t, now time.Time) {
+	if t.After(c.partMax[tp]) {
+		c.partMax[tp] = t
+	}
+	if t.After(c.newest) {
+		c.newest, c.newestWall = t, now
+	}
+}
+
+// behind returns the clock of the partitions of topic that have unread records (all
+// topics for ""), and whether there are any.
+func (c *streamClock) behind(topic string) (time.Time, bool) {
+	var t time.Time
+	any := false
+	for tp, lag := range c.lag {
+		if lag <= 0 || (topic != "" && tp.Topic != topic) {
+			continue
+		}
+		m, ok := c.partMax[tp]
+		if !ok {
+			continue // nothing decoded from it yet: it cannot date anything
+		}
+		if !any || m.Before(t) {
+			t = m
+		}
+		any = true
+	}
+	return t, any
+}
+
+// now returns the clock at wall time now (zero before any event).
+func (c *streamClock) now(wall time.Time) time.Time {
+	if c.newest.IsZero() {
+		return c.last
+	}
+	t, behind := c.behind("")
+	if !behind {
+		t = c.newest.Add(max(wall.Sub(c.newestWall), 0))
+	}
+	if t.After(c.last) {
+		c.last = t
+	}
+	return c.last
+}
+
+// readPast reports whether every record of topic up to t has been read: no partition of
+// it with unread records is behind t.
+func (c *streamClock) readPast(topic string, t time.Time) bool {
+	b, behind := c.behind(topic)
+	return !behind || !b.Before(t)
+}

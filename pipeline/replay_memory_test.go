@@ -1,0 +1,133 @@
+package pipeline_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/driftd/driftd/config"
+	"github.com/driftd/driftd/internal/replay"
+	"github.com/driftd/driftd/pipeline"
+	"github.com/driftd/driftd/schemas"
+	"github.com/driftd/driftd/simulate"
+)
+
+// replayRun reads a simulated stream through a pipeline with the default settings (the
+// window size changed), in memory, at a pace, and returns the alerts and the store.
+func replayRun(t *testing.T, o simulate.StreamOptions, window time.Duration, pace replay.Pace) ([]*schemas.AlertEvent, *replay.Store) {
+	t.Helper()
+	cfg := config.Default()
+	cfg.Windows.Size = config.Duration(window)
+	cfg.Kafka.Topics.Predictions, cfg.Kafka.Topics.Pipeline = replay.PredictionTopic, replay.PipelineTopic
+	clock := &replay.Clock{}
+	src, err := replay.NewSource(o, pace, 3, 2*time.Duration(cfg.Windows.IdleClose)+time.Duration(cfg.Pipelines.Window), clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, sink := replay.NewStore(), &replay.Sink{}
+	set := pipeline.SettingsFromConfig(cfg, schemas.Decoder{Format: schemas.FormatJSON}, schemas.Decoder{Format: schemas.FormatJSON})
+	r := pipeline.New(set, src, sink, sink, store, slog.New(slog.NewTextHandler(io.Discard, nil)), clock.Now)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	t.Cleanup(cancel)
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	src.Stop = stop
+	if err := r.Restore(runCtx); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Run(runCtx); err != nil && ctx.Err() != nil {
+		t.Fatal(err)
+	}
+	if err := r.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(sink.DeadLetters) > 0 {
+		t.Fatalf("dead letters: %v", sink.DeadLetters[:min(3, len(sink.DeadLetters))])
+	}
+	return store.Alerts, store
+}
+
+// A model sending one event a second has 60 events per 1-minute window, fewer than
+// min_events (100): its windows are judged merged with the previous one, the alert says
+// so, and a shift is found.
+func TestLowVolumeIsJudgedOverMergedWindows(t *testing.T) {
+	start := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
+	o := simulate.StreamOptions{Seed: 3, Start: start, Duration: 5 * time.Hour,
+		Models: []simulate.StreamModel{{Name: "slow", Rate: 1, Change: simulate.ChangeShift, ChangeAt: 4 * time.Hour}}}
+	// A shift of half a standard deviation is found over merged windows.
+	o.Models[0].Change = simulate.ChangeShift
+	alerts, store := replayRun(t, o, time.Minute, replay.Live)
+	if store.Verdicts < 250 {
+		t.Fatalf("%d windows judged, want about 300", store.Verdicts)
+	}
+	var found *schemas.AlertEvent
+	for _, a := range alerts {
+		if a.State != schemas.StateFiring {
+			continue
+		}
+		if a.WindowEnd.Before(start.Add(4 * time.Hour)) {
+			t.Errorf("alert before the change: %s", a.Summary)
+			continue
+		}
+		if found == nil && a.Kind == schemas.KindDataDrift && a.Feature == "amount" {
+			found = a
+		}
+	}
+	if found == nil {
+		t.Fatalf("the shift of amount was not found over merged windows; alerts: %d", len(alerts))
+	}
+	if found.Details["merged_windows"] != "2" || !strings.Contains(found.Summary, "2 windows merged") || found.WindowEnd.Sub(found.WindowStart) != 2*time.Minute {
+		t.Errorf("alert does not say it judged 2 merged windows: %q %v %v–%v", found.Summary, found.Details["merged_windows"], found.WindowStart, found.WindowEnd)
+	}
+	if d := found.WindowEnd.Sub(start.Add(4 * time.Hour)); d > 4*time.Minute {
+		t.Errorf("found %s after the change, want within two merged spans", d)
+	}
+}
+
+// The same stream read live (each record a second after its event time) and as a
+// backlog at full speed an hour after it ended gives the same alerts: kind, subject,
+// window, firing/resolved sequence.
+func TestSameAlertsLiveAndBacklog(t *testing.T) {
+	start := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
+	o := simulate.StreamOptions{Seed: 5, Start: start, Duration: 10 * time.Hour,
+		Models: []simulate.StreamModel{
+			{Name: "steady", Rate: 5},
+			{Name: "shifted", Rate: 5, Change: simulate.ChangeShift, ChangeAt: 6 * time.Hour},
+			{Name: "slow", Rate: 2, Change: simulate.ChangeLatency, ChangeAt: 6 * time.Hour},
+			{Name: "quiet", Rate: 0.5, Change: simulate.ChangeMissing, ChangeAt: 6 * time.Hour},
+		},
+		Pipelines: []simulate.StreamPipeline{
+			{Name: "orders", Stages: []string{"extract", "join", "build"}, Every: 5 * time.Minute, Models: []string{"shifted"}, Change: simulate.ChangeFailingStage, ChangeAt: 6 * time.Hour},
+			{Name: "users", Stages: []string{"extract", "load"}, Every: 5 * time.Minute, Change: simulate.ChangeSilentStage, ChangeAt: 8 * time.Hour},
+		}}
+	live, _ := replayRun(t, o, 5*time.Minute, replay.Live)
+	backlog, _ := replayRun(t, o, 5*time.Minute, replay.Backlog)
+	a, b := replay.Transitions(live), replay.Transitions(backlog)
+	if len(a) == 0 {
+		t.Fatal("no alerts at all: the stream has changes")
+	}
+	n := max(len(a), len(b))
+	diff := 0
+	for i := 0; i < n; i++ {
+		var x, y string
+		if i < len(a) {
+			x = a[i].String()
+		}
+		if i < len(b) {
+			y = b[i].String()
+		}
+		if x != y {
+			diff++
+			if diff <= 10 {
+				t.Errorf("transition %d: live %q, backlog %q", i, x, y)
+			}
+		}
+	}
+	if diff > 0 {
+		t.Fatalf("%d of %d transitions differ between live and backlog", diff, n)
+	}
+	t.Logf("%d transitions, identical live and backlog", len(a))
+}

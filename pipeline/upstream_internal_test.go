@@ -1,0 +1,111 @@
+package pipeline
+
+import (
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/driftd/driftd/consumers"
+)
+
+// A window's consecutive failures depend on its runs' event times only: whatever order
+// the runs arrive in (partitions interleave differently live and from a backlog), the
+// same run of failures comes out, carried on from the previous window when the window
+// had no success.
+func TestRunTailIsOrderFree(t *testing.T) {
+	type run struct {
+		ms     int64
+		failed bool
+	}
+	for _, tc := range []struct {
+		name  string
+		runs  []run
+		carry int
+		want  int
+	}{
+		{"healthy", []run{{1, false}, {2, false}, {3, false}}, 48, 0},
+		{"fails after its last success", []run{{1, false}, {2, true}, {3, false}, {4, true}, {5, true}}, 7, 2},
+		{"no success: carries on", []run{{1, true}, {2, true}}, 3, 5},
+		{"a failure at the same moment as a success counts before it", []run{{1, true}, {2, false}, {2, true}}, 0, 0},
+		{"empty", nil, 2, 2},
+	} {
+		rng := rand.New(rand.NewPCG(1, 2))
+		for i := 0; i < 20; i++ {
+			runs := append([]run(nil), tc.runs...)
+			rng.Shuffle(len(runs), func(a, b int) { runs[a], runs[b] = runs[b], runs[a] })
+			var tail runTail
+			for _, r := range runs {
+				tail.add(r.ms, r.failed)
+			}
+			if got := tail.consecutive(tc.carry); got != tc.want {
+				t.Errorf("%s, order %v: %d in a row, want %d", tc.name, runs, got, tc.want)
+			}
+		}
+	}
+}
+
+func TestCarryIsThePreviousJudgedWindow(t *testing.T) {
+	st := &stageState{judged: map[int64]int{100: 1, 200: 4, 400: 0}}
+	for start, want := range map[int64]int{50: 0, 150: 1, 200: 1, 300: 4, 500: 0} {
+		if got := st.carry(start); got != want {
+			t.Errorf("carry before %d: %d, want %d", start, got, want)
+		}
+	}
+}
+
+func TestInsertTimeKeepsRecentSortedRuns(t *testing.T) {
+	t0 := time.Date(2026, 3, 4, 0, 0, 0, 0, time.UTC)
+	var ts []time.Time
+	for _, m := range []int{5, 1, 3, 3, 2, 4} {
+		ts = insertTime(ts, t0.Add(time.Duration(m)*time.Minute), true)
+	}
+	if len(ts) != 5 || !ts[0].Equal(t0.Add(time.Minute)) || !ts[4].Equal(t0.Add(5*time.Minute)) {
+		t.Errorf("sorted, deduplicated: %v", ts)
+	}
+	// Older than keepRunsFor behind the newest: dropped, but never below keepSuccesses.
+	ts = nil
+	for h := 0; h < 100; h++ {
+		ts = insertTime(ts, t0.Add(time.Duration(h)*time.Hour), false)
+	}
+	if len(ts) != 49 || !ts[0].Equal(t0.Add(51*time.Hour)) {
+		t.Errorf("%d runs kept from %v", len(ts), ts[0])
+	}
+	ts = nil
+	for d := 0; d < 30; d++ {
+		ts = insertTime(ts, t0.Add(time.Duration(d)*24*time.Hour), false)
+	}
+	if len(ts) != keepSuccesses {
+		t.Errorf("%d daily runs kept, want %d", len(ts), keepSuccesses)
+	}
+}
+
+// The stream clock: held by the partitions that have unread records; once none has, the
+// newest event time moved on by the wall clock; never backwards.
+func TestStreamClock(t *testing.T) {
+	t0 := time.Date(2026, 3, 4, 10, 0, 0, 0, time.UTC)
+	wall := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	p0, p1 := consumers.TopicPartition{Topic: "pred", Partition: 0}, consumers.TopicPartition{Topic: "pipe", Partition: 0}
+	c := newStreamClock()
+	if !c.now(wall).IsZero() {
+		t.Fatal("a clock before any event")
+	}
+	c.position(p0, 100)
+	c.event(p0, t0, wall)
+	c.position(p1, 0)
+	c.event(p1, t0.Add(5*time.Hour), wall) // read to its end, hours ahead
+	if got := c.now(wall.Add(time.Hour)); !got.Equal(t0) {
+		t.Errorf("behind: %v, want the lagging partition's %v", got, t0)
+	}
+	if c.readPast("pipe", t0.Add(6*time.Hour)) != true || c.readPast("pred", t0.Add(time.Minute)) {
+		t.Error("readPast")
+	}
+	c.position(p0, 0)
+	c.event(p0, t0.Add(time.Hour), wall.Add(time.Minute))
+	if got := c.now(wall.Add(time.Hour)); !got.Equal(t0.Add(6 * time.Hour)) {
+		t.Errorf("caught up: %v, want the newest event moved on by the wall clock", got)
+	}
+	c.position(p0, 5)
+	if got := c.now(wall.Add(time.Hour)); !got.Equal(t0.Add(6 * time.Hour)) {
+		t.Errorf("went back to %v", got)
+	}
+}
