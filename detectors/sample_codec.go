@@ -20,12 +20,20 @@ type sampleWire struct {
 	CatSeq  map[string][]string
 	Missing map[string]uint64
 	Kinds   map[string]uint8
+	// The service signals' baseline (quality.go).
+	Served, Errors, Timeouts, Nulls uint64
+	Latency                         []byte // processors.Sketch.Encode
+	InputSize                       processors.Moments
+	Windows                         []uint64
+	Present                         map[string]uint64
 }
 
 // MarshalBinary encodes the sample for storage.
 func (s *Sample) MarshalBinary() ([]byte, error) {
 	w := sampleWire{Events: s.Events, Rows: s.rows, Cols: s.cols, Numeric: s.numeric, Cats: s.cats, CatSeq: s.catSeq,
-		Missing: s.missing, Kinds: make(map[string]uint8, len(s.kinds))}
+		Missing: s.missing, Kinds: make(map[string]uint8, len(s.kinds)),
+		Served: s.served, Errors: s.errors, Timeouts: s.timeouts, Nulls: s.nulls, Latency: s.latency.Encode(),
+		InputSize: s.inputSize, Windows: s.windows, Present: s.present}
 	for name, k := range s.kinds {
 		w.Kinds[name] = uint8(k)
 	}
@@ -44,6 +52,17 @@ func UnmarshalSample(b []byte) (*Sample, error) {
 	}
 	s := NewSample()
 	s.Events, s.rows = w.Events, w.Rows
+	s.served, s.errors, s.timeouts, s.nulls, s.inputSize, s.windows = w.Served, w.Errors, w.Timeouts, w.Nulls, w.InputSize, w.Windows
+	if len(w.Latency) > 0 {
+		sk, err := processors.DecodeSketch(w.Latency)
+		if err != nil {
+			return nil, fmt.Errorf("decode reference sample: latency: %w", err)
+		}
+		s.latency = sk
+	}
+	for name, n := range w.Present {
+		s.present[name] = n
+	}
 	for name, c := range w.Cols {
 		s.cols[name] = c
 	}
@@ -71,7 +90,9 @@ func UnmarshalSample(b []byte) (*Sample, error) {
 // into.Merge(s) would.
 func (s *Sample) TrimmedFor(into *Sample) *Sample {
 	out := &Sample{Events: s.Events, rows: s.rows, cols: s.cols, numeric: make(map[string][]float64, len(s.numeric)),
-		cats: s.cats, catSeq: make(map[string][]string, len(s.catSeq)), missing: s.missing, kinds: s.kinds}
+		cats: s.cats, catSeq: make(map[string][]string, len(s.catSeq)), missing: s.missing, kinds: s.kinds,
+		served: s.served, errors: s.errors, timeouts: s.timeouts, nulls: s.nulls, latency: s.latency, inputSize: s.inputSize,
+		windows: s.windows, present: s.present}
 	if len(into.rows) >= MaxJointRows {
 		out.rows = nil
 	}
