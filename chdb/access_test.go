@@ -163,9 +163,9 @@ func probe(t *testing.T, h http.Handler) (*httptest.Server, *atomic.Int64) {
 }
 
 // A read-only request (no credentials, another host, or GET) runs under the engine's
-// readonly=1 and cannot reach the host's files or network: not through table functions,
-// a SETTINGS clause in a subquery, the scalar file(), INTO OUTFILE in any spelling,
-// DESCRIBE of a table function, or url() back to the endpoint itself.
+// readonly=1 and cannot write or reach the host's files or network: not through table
+// functions, a SETTINGS clause in a subquery, the scalar file(), INTO OUTFILE in any
+// spelling, DESCRIBE of a table function, PARALLEL WITH, or url() back to the endpoint.
 func TestReadOnlyRequestsCannotReachTheHost(t *testing.T) {
 	dir := t.TempDir()
 	secret := filepath.Join(dir, "secret.csv")
@@ -194,6 +194,11 @@ func TestReadOnlyRequestsCannotReachTheHost(t *testing.T) {
 		"SELECT * FROM url('" + self.URL + "/?query=CREATE+DATABASE+" + created + "', 'LineAsString')",
 		"SELECT * FROM url($$" + self.URL + "/?query=CREATE+DATABASE+" + created + "$$, 'LineAsString')",
 		"SELECT * FROM executable('id', 'TSV', 'x String')",
+		"SELECT 1 PARALLEL WITH CREATE DATABASE " + created,
+		"(SELECT * FROM file('" + secret + "', 'LineAsString')) UNION ALL (SELECT 'x')",
+		"SELECT 'x' EXCEPT SELECT * FROM file('" + secret + "', 'LineAsString')",
+		"WITH t AS (SELECT * FROM file('" + secret + "', 'LineAsString')) SELECT * FROM t",
+		"SELECT * FROM view(SELECT * FROM file('" + secret + "', 'LineAsString'))",
 		"SET readonly = 0",
 		"SELECT 1 SETTINGS max_execution_time = 0",
 		"INSERT INTO FUNCTION file('" + out(6) + "', 'TSV') SELECT 1",
@@ -215,7 +220,7 @@ func TestReadOnlyRequestsCannotReachTheHost(t *testing.T) {
 		}
 	}
 	if exists(t, created) {
-		t.Error("url() to the endpoint itself created a database")
+		t.Error("a read-only request created a database")
 	}
 	if n := selfHits.Load() + outsideHits.Load(); n != 0 {
 		t.Errorf("the engine sent %d requests", n)
@@ -234,6 +239,11 @@ func TestReadOnlyRequestsCannotReachTheHost(t *testing.T) {
 		if status, body := serve(h, call{method: "GET", query: c.q}); status != 200 || !strings.Contains(body, c.want) {
 			t.Errorf("%q: %d %q, want %q", c.q, status, body, c.want)
 		}
+	}
+
+	// A syntax error is about the request's query.
+	if status, body := serve(h, call{method: "GET", query: "SELEC 1"}); status != 500 || !strings.Contains(body, "SYNTAX_ERROR") || strings.Contains(body, "formatQuery") {
+		t.Errorf("SELEC 1: %d %q", status, body)
 	}
 
 	// A client with the password may write, but not to the host's files over HTTP.

@@ -13,7 +13,8 @@ import (
 // DESCRIBE of a table function reads a file (its header names the columns) or sends a
 // request (url()) to infer a schema. guard closes them on the query as the engine's own
 // parser printed it (formatQuery), which has no comments, heredocs or odd quoting left,
-// and the printed text is what then runs, so what is checked is what is executed.
+// and the printed text is what then runs, so what is checked is what is executed. A fifth
+// hole, PARALLEL WITH, runs statements beside the one readonly binds.
 
 // token is one lexical element of a printed query.
 type token struct {
@@ -141,6 +142,14 @@ func (s statement) readOnlyViolation() string {
 	}
 	if s.keyword("SETTINGS") {
 		return "a read-only request cannot change settings (SETTINGS)"
+	}
+	for i := range s {
+		// The engine runs each statement of PARALLEL WITH on its own, and the appended
+		// readonly=1 binds the last one only: SELECT 1 PARALLEL WITH CREATE DATABASE x
+		// creates x.
+		if s.is(i, "PARALLEL") && s.is(i+1, "WITH") {
+			return "PARALLEL WITH runs other statements beside this one"
+		}
 	}
 	for i := range s {
 		if name := strings.Trim(s[i].text, "`\""); s[i].kind != str && s[i].kind != punct && s.punctAt(i+1, "(") && !s.punctAt(i-1, ".") && hostFunctions[strings.ToLower(name)] {

@@ -22,6 +22,8 @@ func TestReadOnlyViolations(t *testing.T) {
 		{"SELECT 'it''s' AS a\n", false},
 
 		{"INSERT INTO t FORMAT Values\n", true},
+		{"SELECT 1\nPARALLEL WITH\nCREATE DATABASE x\n", true},
+		{"SELECT 1\nparallel with\nSELECT 2\n", true},
 		{"DROP DATABASE x\n", true},
 		{"SET readonly = 0\n", true},
 		{"SELECT 1\nINTO OUTFILE '/tmp/x'\n", true},

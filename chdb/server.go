@@ -98,8 +98,9 @@ const (
 )
 
 var (
-	insertRE = regexp.MustCompile(`(?is)^\s*(INSERT\s+INTO\s+.+?)\s+FORMAT\s+([A-Za-z0-9_]+)[ \t]*(?:\r?\n)?`)
-	identRE  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	printScopeRE = regexp.MustCompile(`(?s):? In scope SELECT formatQuery\(.*\)\. (\([A-Z_]+\))$`)
+	insertRE     = regexp.MustCompile(`(?is)^\s*(INSERT\s+INTO\s+.+?)\s+FORMAT\s+([A-Za-z0-9_]+)[ \t]*(?:\r?\n)?`)
+	identRE      = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 )
 
 // Errors in ClickHouse's words and codes, so clients report them as they would a server's.
@@ -227,6 +228,11 @@ func (s *Server) vet(ctx context.Context, k kind, query string) (string, error) 
 	if err != nil {
 		if k == client {
 			return query, nil
+		}
+		var ex *Exception
+		if errors.As(err, &ex) {
+			// The error is about the request's query, not the call that printed it.
+			return "", &Exception{Message: printScopeRE.ReplaceAllString(ex.Message, ". $1")}
 		}
 		return "", err
 	}
