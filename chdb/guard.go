@@ -6,15 +6,17 @@ import (
 )
 
 // The engine's readonly=1 is what keeps read-only requests from writing, and it refuses
-// file(), url() and the other table functions. It leaves four holes, each found against
-// the engine: a SETTINGS clause inside a subquery changes settings, readonly included
-// (SELECT * FROM (SELECT * FROM file(...) SETTINGS readonly=0) reads the file);
-// SELECT ... INTO OUTFILE writes a file; the scalar function file() reads one; and
-// DESCRIBE of a table function reads a file (its header names the columns) or sends a
-// request (url()) to infer a schema. guard closes them on the query as the engine's own
-// parser printed it (formatQuery), which has no comments, heredocs or odd quoting left,
-// and the printed text is what then runs, so what is checked is what is executed. A fifth
-// hole, PARALLEL WITH, runs statements beside the one readonly binds.
+// file(), url() and the other table functions in a FROM. It leaves holes, each found
+// against the engine: a SETTINGS clause inside a subquery changes settings, readonly
+// included (SELECT * FROM (SELECT * FROM file(...) SETTINGS readonly=0) reads the file);
+// SELECT ... INTO OUTFILE writes a file; the scalar function file() reads one; DESCRIBE
+// of a table function reads a file (its header names the columns) or sends a request
+// (url()) to infer a schema; and PARALLEL WITH runs statements beside the one readonly
+// binds (SELECT 1 PARALLEL WITH CREATE DATABASE x creates x). guard closes them on the
+// query as the engine's own parser printed it (formatQuery), which has no comments,
+// heredocs or odd quoting left, and the printed text is what then runs, so what is
+// checked is what is executed. Table functions that readonly refuses are refused in any
+// position, not only where the engine checks them.
 
 // token is one lexical element of a printed query.
 type token struct {
@@ -133,7 +135,8 @@ func (s statement) fileTransfer() string {
 }
 
 // readOnlyViolation says why a statement may not run as a read-only request, or "".
-func (s statement) readOnlyViolation() string {
+// tableFunctions are the (lower-case) names of the table functions readonly refuses.
+func (s statement) readOnlyViolation(tableFunctions map[string]bool) string {
 	if !s.reads() {
 		return "only SELECT, SHOW, DESCRIBE, EXISTS and EXPLAIN run read-only"
 	}
@@ -152,17 +155,15 @@ func (s statement) readOnlyViolation() string {
 		}
 	}
 	for i := range s {
-		if name := strings.Trim(s[i].text, "`\""); s[i].kind != str && s[i].kind != punct && s.punctAt(i+1, "(") && !s.punctAt(i-1, ".") && hostFunctions[strings.ToLower(name)] {
+		if s[i].kind != word && s[i].kind != quoted || !s.punctAt(i+1, "(") || s.punctAt(i-1, ".") {
+			continue
+		}
+		name := strings.Trim(s[i].text, "`\"")
+		if hostFunctions[strings.ToLower(name)] {
 			return "function " + name + "() reads the host's files"
 		}
-		if s.is(i, "DESCRIBE") || s.is(i, "DESC") {
-			j := i + 1
-			if s.is(j, "TABLE") {
-				j++
-			}
-			if j < len(s) && (s[j].kind == word || s[j].kind == quoted) && s.punctAt(j+1, "(") {
-				return "DESCRIBE of a table function reads its source to infer a schema"
-			}
+		if tableFunctions[strings.ToLower(name)] {
+			return "table function " + name + "() reaches beyond the engine's tables"
 		}
 	}
 	return ""

@@ -16,6 +16,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	chproto "github.com/ClickHouse/ch-go/proto"
@@ -74,6 +75,9 @@ type Server struct {
 	// MaxExecutionTime and MaxMemoryUsage bound every query but driftd's own (0: none).
 	MaxExecutionTime time.Duration
 	MaxMemoryUsage   int64
+
+	mu               sync.Mutex
+	refusedFunctions map[string]bool // see tableFunctions
 }
 
 // ownMaxBody caps driftd's own request bodies: its largest batch is far below it.
@@ -241,7 +245,11 @@ func (s *Server) vet(ctx context.Context, k kind, query string) (string, error) 
 		return "", fmt.Errorf("Code: 62. DB::Exception: the printed query does not lex: %v. (SYNTAX_ERROR)", err)
 	}
 	if k == readOnly {
-		if why := st.readOnlyViolation(); why != "" {
+		tf, err := s.tableFunctions(ctx)
+		if err != nil {
+			return "", err
+		}
+		if why := st.readOnlyViolation(tf); why != "" {
 			return "", fmt.Errorf("Code: 164. DB::Exception: %s. (READONLY)", why)
 		}
 		return string(printed) + s.limits(true), nil
@@ -253,6 +261,28 @@ func (s *Server) vet(ctx context.Context, k kind, query string) (string, error) 
 		return string(printed) + s.limits(false), nil
 	}
 	return query, nil
+}
+
+// tableFunctions returns the (lower-case) names of the table functions the engine's
+// readonly refuses, asking the engine once. format() is left out: it only parses its
+// argument, and a scalar function has its name.
+func (s *Server) tableFunctions(ctx context.Context) (map[string]bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.refusedFunctions != nil {
+		return s.refusedFunctions, nil
+	}
+	out, err := s.engine.Do(ctx, Request{SQL: "SELECT name FROM system.table_functions WHERE NOT allow_readonly", Format: "TSVRaw"})
+	if err != nil {
+		return nil, fmt.Errorf("list the engine's table functions: %w", err)
+	}
+	m := map[string]bool{}
+	for _, name := range strings.Fields(string(out)) {
+		m[strings.ToLower(name)] = true
+	}
+	delete(m, "format")
+	s.refusedFunctions = m
+	return m, nil
 }
 
 // limits is the SETTINGS clause that bounds a query that is not driftd's own.
