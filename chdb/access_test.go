@@ -231,6 +231,7 @@ func TestReadOnlyRequestsCannotReachTheHost(t *testing.T) {
 		{"SELECT value FROM system.settings WHERE name = 'readonly'", "1\n"},
 		{"SELECT 'INTO OUTFILE', 'SETTINGS readonly = 0', 'file(x)' FORMAT CSV", "\"INTO OUTFILE\",\"SETTINGS readonly = 0\",\"file(x)\"\n"},
 		{"SELECT count() FROM numbers(10) -- a comment", "10\n"},
+		{"SELECT 'tab\there',\n 'back\\\\slash', 'it''s', '\\x41', $$heredoc$$ FORMAT TSVRaw", "tab\there\tback\\slash\tit's\tA\theredoc\n"},
 		{"DESCRIBE TABLE system.one", "dummy\tUInt8"},
 		{"SHOW DATABASES", "system"},
 		{"EXISTS TABLE system.one", "1\n"},
