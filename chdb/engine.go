@@ -7,12 +7,13 @@
 package chdb
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
-	"sync"
 	"unsafe"
 
 	"github.com/ebitengine/purego"
@@ -25,15 +26,18 @@ var ErrLibraryNotFound = errors.New("libchdb.so not found")
 const LibEnv = "CHDB_LIB_PATH"
 
 // Engine is one chDB session. chDB allows a single connection per process and runs one
-// query at a time on it, so every call is serialized here.
+// query at a time on it, so every call is serialized here, urgent ones first.
 type Engine struct {
-	mu   sync.Mutex
-	conn unsafe.Pointer // chdb_connection* as returned by chdb_connect
+	gate gate
+	conn unsafe.Pointer // chdb_connection* as returned by chdb_connect; guarded by gate
 	path string
 
-	connect       func(argc int32, argv **byte) unsafe.Pointer
-	closeConn     func(conn unsafe.Pointer)
-	query         func(conn unsafe.Pointer, query string, format string) unsafe.Pointer
+	connect   func(argc int32, argv **byte) unsafe.Pointer
+	closeConn func(conn unsafe.Pointer)
+	// The length-taking variants: a NUL byte inside a query or a parameter value is data,
+	// not the end of the string.
+	queryN        func(conn unsafe.Pointer, query *byte, queryLen uintptr, format *byte, formatLen uintptr) unsafe.Pointer
+	queryParamsN  func(conn unsafe.Pointer, query *byte, queryLen uintptr, format *byte, formatLen uintptr, names **byte, nameLens *uintptr, values **byte, valueLens *uintptr, count uintptr) unsafe.Pointer
 	resultBuffer  func(res unsafe.Pointer) unsafe.Pointer
 	resultLength  func(res unsafe.Pointer) uintptr
 	resultError   func(res unsafe.Pointer) string
@@ -81,7 +85,8 @@ func Open(libPath, dataDir string) (*Engine, error) {
 	for name, fn := range map[string]any{
 		"chdb_connect":              &e.connect,
 		"chdb_close_conn":           &e.closeConn,
-		"chdb_query":                &e.query,
+		"chdb_query_n":              &e.queryN,
+		"chdb_query_with_params_n":  &e.queryParamsN,
 		"chdb_result_buffer":        &e.resultBuffer,
 		"chdb_result_length":        &e.resultLength,
 		"chdb_result_error":         &e.resultError,
@@ -116,14 +121,64 @@ func Open(libPath, dataDir string) (*Engine, error) {
 	return e, nil
 }
 
+// Request is one run of the engine.
+type Request struct {
+	// SQL is one statement, or several separated by semicolons.
+	SQL string
+	// Format is the ClickHouse output format (TabSeparated when empty).
+	Format string
+	// Params are the values of the {name:Type} placeholders in SQL, in ClickHouse's
+	// escaped text format. The engine binds them after parsing, so a value is never SQL
+	// and a placeholder inside a string literal stays text.
+	Params map[string]string
+	// Urgent requests run before every waiting request that is not: driftd's own writes
+	// are never queued behind clients' queries.
+	Urgent bool
+}
+
 // Query runs one statement and returns its output in the given ClickHouse format.
 func (e *Engine) Query(query, format string) ([]byte, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	return e.Do(context.Background(), Request{SQL: query, Format: format})
+}
+
+// Do waits for the engine (until ctx ends) and runs r on it.
+func (e *Engine) Do(ctx context.Context, r Request) ([]byte, error) {
+	if r.SQL == "" {
+		return nil, &Exception{Message: "Code: 62. DB::Exception: Empty query. (SYNTAX_ERROR)"}
+	}
+	if r.Format == "" {
+		r.Format = "TabSeparated"
+	}
+	if err := e.gate.acquire(ctx, r.Urgent); err != nil {
+		return nil, fmt.Errorf("chdb: waiting for the engine: %w", err)
+	}
+	defer e.gate.release()
 	if e.conn == nil {
 		return nil, errors.New("chdb: engine closed")
 	}
-	res := e.query(*(*unsafe.Pointer)(e.conn), query, format)
+	query, format := []byte(r.SQL), []byte(r.Format)
+	var res unsafe.Pointer
+	if len(r.Params) == 0 {
+		res = e.queryN(*(*unsafe.Pointer)(e.conn), &query[0], uintptr(len(query)), &format[0], uintptr(len(format)))
+	} else {
+		names := make([]*byte, 0, len(r.Params))
+		values := make([]*byte, 0, len(r.Params))
+		nameLens := make([]uintptr, 0, len(r.Params))
+		valueLens := make([]uintptr, 0, len(r.Params))
+		for k, v := range r.Params {
+			// A terminating zero keeps the pointer of an empty value valid; the length
+			// leaves it out.
+			kb, vb := append([]byte(k), 0), append([]byte(v), 0)
+			names, nameLens = append(names, &kb[0]), append(nameLens, uintptr(len(k)))
+			values, valueLens = append(values, &vb[0]), append(valueLens, uintptr(len(v)))
+		}
+		res = e.queryParamsN(*(*unsafe.Pointer)(e.conn), &query[0], uintptr(len(query)), &format[0], uintptr(len(format)),
+			&names[0], &nameLens[0], &values[0], &valueLens[0], uintptr(len(names)))
+		runtime.KeepAlive(names)
+		runtime.KeepAlive(values)
+	}
+	runtime.KeepAlive(query)
+	runtime.KeepAlive(format)
 	if res == nil {
 		return nil, errors.New("chdb: query returned no result")
 	}
@@ -141,10 +196,17 @@ func (e *Engine) Query(query, format string) ([]byte, error) {
 	return out, nil
 }
 
+// Waiting reports whether a query runs and how many wait, urgent and not.
+func (e *Engine) Waiting() (running bool, urgent, normal int) {
+	return e.gate.state()
+}
+
 // Close ends the session. chDB cannot reopen a session in the same process afterwards.
 func (e *Engine) Close() error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	if err := e.gate.acquire(context.Background(), true); err != nil {
+		return err
+	}
+	defer e.gate.release()
 	if e.conn != nil {
 		e.closeConn(e.conn)
 		e.conn = nil

@@ -2,6 +2,8 @@ package chdb
 
 import (
 	"bytes"
+	"context"
+	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
 	"fmt"
@@ -14,6 +16,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	chproto "github.com/ClickHouse/ch-go/proto"
@@ -21,38 +24,93 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/proto"
 )
 
-// Querier runs one statement on an engine; *Engine is the production one.
+// Querier runs requests on an engine; *Engine is the production one.
 type Querier interface {
-	Query(query, format string) ([]byte, error)
+	Do(ctx context.Context, r Request) ([]byte, error)
+}
+
+// Credentials are a user name and password as ClickHouse's clients send them.
+type Credentials struct {
+	User, Password string
 }
 
 // Server serves an engine over the subset of ClickHouse's HTTP interface that
 // clickhouse-go (Protocol: HTTP), curl and Grafana's ClickHouse data source use:
 // the query in the body or the "query" parameter, data after it for INSERT,
-// default_format, database, and client_protocol_version for Native results.
+// default_format, database, param_<name> and client_protocol_version for Native results.
+//
+// Access follows ClickHouse's own model. A request is one of three kinds:
+//   - driftd's own (the Own credentials): goes to the engine before every waiting
+//     request of the others and runs without limits;
+//   - a client's: may write, with the User/Password credentials (or without any when no
+//     Password is set and AnonymousWrites), from this host, or from any host with
+//     RemoteWrites; its reads run within the limits unless it sets its own SETTINGS;
+//   - read-only: everything else that is let in (GET, readonly=1, no credentials,
+//     other hosts), run by the engine with readonly=1 and the limits.
+//
+// Requests a web page could have sent (a cross-site Origin or Sec-Fetch-Site, or over
+// plain HTTP a Host that names neither an IP address, localhost nor AllowedHosts, as after
+// DNS rebinding) are refused.
 type Server struct {
-	engine  Querier
-	log     *slog.Logger
-	tmpDir  string
-	maxBody int64
-	// RemoteWrites lets clients from other hosts than loopback change data or schema.
-	// Off by default: anyone who can reach the port may read, only this host may write.
-	RemoteWrites bool
-	// User and Password, when Password is set, are required of every request (but
-	// /ping), given as ClickHouse's clients do: X-ClickHouse-User/X-ClickHouse-Key
-	// headers, HTTP basic auth, or user/password URL parameters.
+	engine Querier
+	log    *slog.Logger
+	tmpDir string
+	// MaxBody caps a request body (the query, or the data of an INSERT) of everyone but
+	// driftd itself; a larger one is refused with 413, never cut.
+	MaxBody int64
+	// Own are driftd's own credentials (unset: no request is driftd's own).
+	Own Credentials
+	// User and Password, when Password is set, are required of every request but /ping
+	// (given as X-ClickHouse-User/X-ClickHouse-Key headers, HTTP basic auth, or
+	// user/password URL parameters) and let a client write.
 	User, Password string
+	// AnonymousWrites lets requests without credentials from this host write when no
+	// Password is set, like a ClickHouse server's passwordless default user. Off: they read.
+	AnonymousWrites bool
+	// RemoteWrites lets clients on other hosts than this one write. Off: they read.
+	RemoteWrites bool
+	// AllowedHosts are the names, besides IP addresses and localhost, by which clients
+	// reach the endpoint over plain HTTP.
+	AllowedHosts []string
+	// MaxExecutionTime and MaxMemoryUsage bound every query but driftd's own (0: none).
+	MaxExecutionTime time.Duration
+	MaxMemoryUsage   int64
+
+	mu               sync.Mutex
+	refusedFunctions map[string]bool // see tableFunctions
 }
 
-// NewServer returns a handler for engine. Insert bodies are spooled to files under
-// tmpDir (chDB cuts data inlined in the query at max_query_size).
+// ownMaxBody caps driftd's own request bodies: its largest batch is far below it.
+const ownMaxBody = 1 << 30
+
+// NewServer returns a handler for engine with safe defaults: clients without the
+// password only read, within a 30 s and 1 GiB budget per query, with bodies up to 256 MiB.
+// Insert bodies are spooled to files under tmpDir (chDB cuts data inlined in the query
+// at max_query_size).
 func NewServer(engine Querier, tmpDir string, log *slog.Logger) *Server {
-	return &Server{engine: engine, log: log, tmpDir: tmpDir, maxBody: 1 << 30}
+	return &Server{engine: engine, log: log, tmpDir: tmpDir, MaxBody: 256 << 20,
+		MaxExecutionTime: 30 * time.Second, MaxMemoryUsage: 1 << 30}
 }
+
+// kind is what a request may do.
+type kind int
+
+const (
+	readOnly kind = iota
+	client
+	own
+)
 
 var (
-	insertRE = regexp.MustCompile(`(?is)^\s*(INSERT\s+INTO\s+.+?)\s+FORMAT\s+([A-Za-z0-9_]+)[ \t]*(?:\r?\n)?`)
-	identRE  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	printScopeRE = regexp.MustCompile(`(?s):? In scope SELECT formatQuery\(.*\)\. (\([A-Z_]+\))$`)
+	insertRE     = regexp.MustCompile(`(?is)^\s*(INSERT\s+INTO\s+.+?)\s+FORMAT\s+([A-Za-z0-9_]+)[ \t]*(?:\r?\n)?`)
+	identRE      = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+)
+
+// Errors in ClickHouse's words and codes, so clients report them as they would a server's.
+var (
+	errAuth  = errors.New("Code: 516. DB::Exception: Authentication failed: password is incorrect, or there is no user with such name. (AUTHENTICATION_FAILED)")
+	errEmpty = errors.New("Code: 62. DB::Exception: Empty query. (SYNTAX_ERROR)")
 )
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -63,48 +121,47 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.URL.Path != "/" && r.URL.Path != "":
 		http.NotFound(w, r)
 		return
+	case r.Method != http.MethodGet && r.Method != http.MethodPost:
+		// OPTIONS among them: a browser's preflight fails, so its request is never sent.
+		w.Header().Set("Allow", "GET, POST")
+		s.fail(w, http.StatusMethodNotAllowed, fmt.Errorf("Code: 1001. DB::Exception: method %s is not supported", r.Method))
+		return
+	}
+	if why := s.crossSite(r); why != "" {
+		s.fail(w, http.StatusForbidden, fmt.Errorf("Code: 497. DB::Exception: %s. (ACCESS_DENIED)", why))
+		return
 	}
 	params := r.URL.Query()
-	if s.Password != "" && !s.authenticated(r, params) {
-		// ClickHouse's wording and code, so clients report it as they would a server's.
-		s.fail(w, http.StatusUnauthorized, errors.New("Code: 516. DB::Exception: Authentication failed: password is incorrect, or there is no user with such name. (AUTHENTICATION_FAILED)"))
+	k, ok := s.access(r, params)
+	if !ok {
+		s.fail(w, http.StatusUnauthorized, errAuth)
 		return
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, s.maxBody))
-	if err != nil {
-		s.fail(w, http.StatusBadRequest, fmt.Errorf("read request body: %w", err))
-		return
+	limit := s.MaxBody
+	if k == own {
+		limit = ownMaxBody
 	}
+	body := http.MaxBytesReader(w, r.Body, limit)
 	query := params.Get("query")
-	var data []byte
+	var inline []byte // data after the query in the body (curl style)
 	if query == "" {
-		query = string(body)
-	} else {
-		data = body
-	}
-	if r.Method == http.MethodGet && query == "" {
-		io.WriteString(w, "Ok.\n")
-		return
-	}
-	if strings.TrimSpace(query) == "" {
-		s.fail(w, http.StatusBadRequest, errors.New("Code: 62. DB::Exception: Empty query. (SYNTAX_ERROR)"))
-		return
-	}
-	if !s.RemoteWrites && !fromLoopback(r) && !readOnly(query) {
-		s.fail(w, http.StatusForbidden, errors.New("Code: 164. DB::Exception: the embedded endpoint accepts only SELECT, SHOW, DESCRIBE, EXISTS and EXPLAIN from other hosts than this one. (READONLY)"))
-		return
-	}
-	if placeholderRE.MatchString(query) {
-		if query, err = bindParams(query, params); err != nil {
-			s.fail(w, http.StatusBadRequest, err)
+		b, err := io.ReadAll(body)
+		if err != nil {
+			s.failBody(w, err)
 			return
 		}
+		query = string(b)
+		if r.Method == http.MethodGet && query == "" {
+			io.WriteString(w, "Ok.\n")
+			return
+		}
+		if m := insertRE.FindStringSubmatchIndex(query); m != nil {
+			inline, query = []byte(query[m[1]:]), query[:m[1]]
+		}
 	}
-
-	if m := insertRE.FindStringSubmatchIndex(query); m != nil && data == nil {
-		// Data written inline after "FORMAT X" (curl style).
-		data = []byte(query[m[1]:])
-		query = query[:m[1]]
+	if strings.TrimSpace(query) == "" {
+		s.fail(w, http.StatusBadRequest, errEmpty)
+		return
 	}
 	// Each request is independent on a real server; here the session is shared, so every
 	// request starts by choosing its database.
@@ -116,25 +173,41 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, http.StatusBadRequest, fmt.Errorf("Code: 81. DB::Exception: invalid database name %q. (UNKNOWN_DATABASE)", db))
 		return
 	}
-	use := "USE " + db + "; "
+	req := Request{Params: queryParams(params), Urgent: k == own}
+	run := query
+	if k != own {
+		var err error
+		if run, err = s.vet(r.Context(), k, query); err != nil {
+			status := http.StatusInternalServerError
+			var ex *Exception
+			if !errors.As(err, &ex) {
+				status = http.StatusForbidden
+			}
+			s.fail(w, status, err)
+			return
+		}
+	}
+	req.SQL = "USE " + db + "; " + run
 
-	if m := insertRE.FindStringSubmatch(query); m != nil && len(bytes.TrimSpace(data)) > 0 {
-		s.insert(w, use+m[1], m[2], data)
+	if m := insertRE.FindStringSubmatch(query); m != nil {
+		var data io.Reader = body
+		if params.Get("query") == "" {
+			data = bytes.NewReader(inline)
+		}
+		s.insert(w, r.Context(), req, "USE "+db+"; "+m[1], m[2], data)
 		return
 	}
-	query = use + query
-
-	format := params.Get("default_format")
-	if format == "" {
-		format = "TabSeparated"
+	req.Format = params.Get("default_format")
+	if req.Format == "" {
+		req.Format = "TabSeparated"
 	}
-	s.log.Debug("embedded clickhouse query", "query", query, "format", format)
-	out, err := s.engine.Query(query, format)
+	s.log.Debug("embedded clickhouse query", "query", req.SQL, "format", req.Format)
+	out, err := s.engine.Do(r.Context(), req)
 	if err != nil {
 		s.fail(w, http.StatusInternalServerError, err)
 		return
 	}
-	if format == "Native" && len(out) > 0 {
+	if req.Format == "Native" && len(out) > 0 {
 		rev, _ := strconv.ParseUint(params.Get("client_protocol_version"), 10, 64)
 		if rev > 0 {
 			if out, err = reencodeNative(out, rev); err != nil {
@@ -143,73 +216,263 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	w.Header().Set("X-ClickHouse-Format", format)
+	w.Header().Set("X-ClickHouse-Format", req.Format)
 	w.Header().Set("Content-Length", strconv.Itoa(len(out)))
 	w.WriteHeader(http.StatusOK)
 	w.Write(out)
 }
 
-var readOnlyRE = regexp.MustCompile(`(?is)^\s*(\(\s*)*(SELECT|WITH|SHOW|DESCRIBE|DESC|EXISTS|EXPLAIN)\b`)
-
-// readOnly reports whether query only reads. One statement is checked: the engine would
-// run a second one after a semicolon, so any semicolon that is not trailing disqualifies.
-func readOnly(query string) bool {
-	q := strings.TrimRight(strings.TrimSpace(query), "; \t\r\n")
-	return readOnlyRE.MatchString(q) && !strings.Contains(q, ";")
+// vet returns the statement to run for a request that is not driftd's own: the query as
+// the engine's parser prints it, checked, with the limits appended where they apply.
+// A client's statement that is not a read (or that the engine cannot print alone, such
+// as several statements) runs as sent: a client may write.
+func (s *Server) vet(ctx context.Context, k kind, query string) (string, error) {
+	printed, err := s.engine.Do(ctx, Request{SQL: "SELECT formatQuery({q:String})", Format: "RawBLOB",
+		Params: map[string]string{"q": escapedText.Replace(query)}})
+	if err != nil {
+		if k == client {
+			return query, nil
+		}
+		var ex *Exception
+		if errors.As(err, &ex) {
+			// The error is about the request's query, not the call that printed it.
+			return "", &Exception{Message: printScopeRE.ReplaceAllString(ex.Message, ". $1")}
+		}
+		return "", err
+	}
+	st, err := parseStatement(string(printed))
+	if err != nil {
+		return "", fmt.Errorf("Code: 62. DB::Exception: the printed query does not lex: %v. (SYNTAX_ERROR)", err)
+	}
+	if k == readOnly {
+		tf, err := s.tableFunctions(ctx)
+		if err != nil {
+			return "", err
+		}
+		if why := st.readOnlyViolation(tf); why != "" {
+			return "", fmt.Errorf("Code: 164. DB::Exception: %s. (READONLY)", why)
+		}
+		return string(printed) + s.limits(true), nil
+	}
+	if t := st.fileTransfer(); t != "" {
+		return "", fmt.Errorf("Code: 164. DB::Exception: %s is not allowed over HTTP. (READONLY)", t)
+	}
+	if st.reads() && !st.keyword("SETTINGS") {
+		return string(printed) + s.limits(false), nil
+	}
+	return query, nil
 }
 
-func (s *Server) authenticated(r *http.Request, params url.Values) bool {
-	user, pass := r.Header.Get("X-ClickHouse-User"), r.Header.Get("X-ClickHouse-Key")
+// tableFunctions returns the (lower-case) names of the table functions the engine's
+// readonly refuses, asking the engine once. format() is left out: it only parses its
+// argument, and a scalar function has its name.
+func (s *Server) tableFunctions(ctx context.Context) (map[string]bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.refusedFunctions != nil {
+		return s.refusedFunctions, nil
+	}
+	out, err := s.engine.Do(ctx, Request{SQL: "SELECT name FROM system.table_functions WHERE NOT allow_readonly", Format: "TSVRaw"})
+	if err != nil {
+		return nil, fmt.Errorf("list the engine's table functions: %w", err)
+	}
+	m := map[string]bool{}
+	for _, name := range strings.Fields(string(out)) {
+		m[strings.ToLower(name)] = true
+	}
+	delete(m, "format")
+	s.refusedFunctions = m
+	return m, nil
+}
+
+// limits is the SETTINGS clause that bounds a query that is not driftd's own.
+func (s *Server) limits(readonly bool) string {
+	var set []string
+	if readonly {
+		set = append(set, "readonly = 1")
+	}
+	if s.MaxExecutionTime > 0 {
+		set = append(set, "max_execution_time = "+strconv.FormatFloat(s.MaxExecutionTime.Seconds(), 'f', -1, 64))
+	}
+	if s.MaxMemoryUsage > 0 {
+		set = append(set, "max_memory_usage = "+strconv.FormatInt(s.MaxMemoryUsage, 10))
+	}
+	if len(set) == 0 {
+		return ""
+	}
+	return "\nSETTINGS " + strings.Join(set, ", ")
+}
+
+// access authenticates a request and says what it may do; false: wrong credentials.
+func (s *Server) access(r *http.Request, params url.Values) (kind, bool) {
+	user, pass, given := credentials(r, params)
+	var k kind
+	switch {
+	case given && s.Own.Password != "" && sameSecret(user, s.Own.User) && sameSecret(pass, s.Own.Password):
+		k = own
+	case s.Password != "":
+		// Both compared whatever the first gave, in constant time and on digests, so
+		// that neither the name nor the password leaks by timing, not even its length.
+		want := s.User
+		if want == "" {
+			want = "default"
+		}
+		if user == "" {
+			user = "default"
+		}
+		u, p := sameSecret(user, want), sameSecret(pass, s.Password)
+		if !u || !p {
+			return 0, false
+		}
+		k = client
+	case given && pass != "":
+		// No client password exists, so a password that is not driftd's own is wrong.
+		return 0, false
+	case s.AnonymousWrites:
+		k = client
+	default:
+		k = readOnly
+	}
+	// As on ClickHouse's HTTP interface, GET only reads, whoever sends it: a link or an
+	// image on a web page can make a browser send one.
+	if r.Method == http.MethodGet || params.Get("readonly") != "" && params.Get("readonly") != "0" {
+		return readOnly, true
+	}
+	if k == client && !s.RemoteWrites && !fromThisHost(r) {
+		return readOnly, true
+	}
+	return k, true
+}
+
+// credentials returns the user and password a request carries, in any of the three ways
+// ClickHouse's clients send them, and whether it carries any.
+func credentials(r *http.Request, params url.Values) (user, pass string, given bool) {
+	user, pass = r.Header.Get("X-ClickHouse-User"), r.Header.Get("X-ClickHouse-Key")
+	given = user != "" || pass != ""
 	if u, p, ok := r.BasicAuth(); ok {
-		user, pass = u, p
+		user, pass, given = u, p, true
 	}
-	if params.Has("password") {
-		user, pass = params.Get("user"), params.Get("password")
+	if params.Has("password") || params.Has("user") {
+		user, pass, given = params.Get("user"), params.Get("password"), true
 	}
-	if user == "" {
-		user = "default"
-	}
-	want := s.User
-	if want == "" {
-		want = "default"
-	}
-	// Both compared in constant time: neither the name nor the password leaks by timing.
-	u := subtle.ConstantTimeCompare([]byte(user), []byte(want))
-	p := subtle.ConstantTimeCompare([]byte(pass), []byte(s.Password))
-	return u&p == 1
+	return user, pass, given
 }
 
-func fromLoopback(r *http.Request) bool {
+// sameSecret compares two secrets in time that depends on neither's content nor on the
+// length of the expected one: it compares their SHA-256 digests in constant time.
+func sameSecret(got, want string) bool {
+	g, w := sha256.Sum256([]byte(got)), sha256.Sum256([]byte(want))
+	return subtle.ConstantTimeCompare(g[:], w[:]) == 1
+}
+
+// crossSite says why a request looks sent by a web page on another site, or "".
+func (s *Server) crossSite(r *http.Request) string {
+	// Browsers mark every request they send; a user typing the URL is "none".
+	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "none" && site != "same-origin" {
+		return "requests from web pages of another site (Sec-Fetch-Site: " + site + ") are refused"
+	}
+	if origin := r.Header.Get("Origin"); origin != "" {
+		u, err := url.Parse(origin)
+		if err != nil || u.Host == "" || !strings.EqualFold(u.Host, r.Host) {
+			return "requests from web pages of another origin (" + origin + ") are refused"
+		}
+	}
+	// DNS rebinding: a page on evil.example whose name now resolves to 127.0.0.1 is the
+	// same origin as the endpoint to the browser, but its requests still name evil.example.
+	// Over TLS the certificate does not match such a name, so the browser never gets this far.
+	if r.TLS == nil && !s.hostAllowed(r.Host) {
+		return fmt.Sprintf("host %q is not a name of this endpoint (an IP address, localhost, or a name in clickhouse.embedded.allowed_hosts)", r.Host)
+	}
+	return ""
+}
+
+func (s *Server) hostAllowed(hostport string) bool {
+	if hostport == "" {
+		return true
+	}
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if net.ParseIP(host) != nil {
+		return true
+	}
+	// Browsers resolve localhost and its subdomains to loopback themselves (RFC 6761).
+	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	for _, a := range s.AllowedHosts {
+		if strings.EqualFold(strings.TrimSuffix(a, "."), host) {
+			return true
+		}
+	}
+	return false
+}
+
+// fromThisHost reports whether a request comes from this host: over loopback, or to one
+// of its own addresses from that same address (driftd reaching an endpoint that listens
+// on a non-loopback address).
+func fromThisHost(r *http.Request) bool {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		return false
 	}
 	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	if ip == nil {
+		return false
+	}
+	if ip.IsLoopback() {
+		return true
+	}
+	local, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	if !ok {
+		return false
+	}
+	lhost, _, err := net.SplitHostPort(local.String())
+	return err == nil && net.ParseIP(lhost).Equal(ip)
 }
 
-// insert spools data to a file and lets the engine read it with file(): chDB cuts data
-// inlined in a query at max_query_size.
-func (s *Server) insert(w http.ResponseWriter, target, format string, data []byte) {
+// insert spools an INSERT's data to a file and lets the engine read it with file():
+// chDB cuts data inlined in a query at max_query_size. Data beyond the body's cap is
+// refused with 413 before anything runs. Without data, the statement runs as it is.
+func (s *Server) insert(w http.ResponseWriter, ctx context.Context, req Request, target, format string, data io.Reader) {
 	f, err := os.CreateTemp(s.tmpDir, "insert-*."+strings.ToLower(format))
 	if err != nil {
 		s.fail(w, http.StatusInternalServerError, fmt.Errorf("spool insert: %w", err))
 		return
 	}
 	defer os.Remove(f.Name())
-	_, werr := f.Write(data)
+	n, werr := io.Copy(f, data)
 	cerr := f.Close()
-	if err := errors.Join(werr, cerr); err != nil {
-		s.fail(w, http.StatusInternalServerError, fmt.Errorf("spool insert: %w", err))
+	if werr != nil {
+		s.failBody(w, werr)
 		return
 	}
-	q := fmt.Sprintf("%s SELECT * FROM file('%s', %s)", target, f.Name(), format)
-	if _, err := s.engine.Query(q, "TabSeparated"); err != nil {
+	if cerr != nil {
+		s.fail(w, http.StatusInternalServerError, fmt.Errorf("spool insert: %w", cerr))
+		return
+	}
+	if n > 0 {
+		req.SQL = fmt.Sprintf("%s SELECT * FROM file('%s', %s)", target, f.Name(), format)
+	}
+	if _, err := s.engine.Do(ctx, req); err != nil {
 		s.fail(w, http.StatusInternalServerError, err)
 		return
 	}
 	w.Header().Set("Content-Length", "0")
 	w.WriteHeader(http.StatusOK)
+}
+
+// failBody answers a body that could not be read: 413 when it is over the cap.
+func (s *Server) failBody(w http.ResponseWriter, err error) {
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		s.fail(w, http.StatusRequestEntityTooLarge, fmt.Errorf("Code: 1001. DB::Exception: the request body is larger than the endpoint accepts (%d bytes); nothing of it was run", tooLarge.Limit))
+		return
+	}
+	s.fail(w, http.StatusBadRequest, fmt.Errorf("read request body: %w", err))
 }
 
 func (s *Server) fail(w http.ResponseWriter, status int, err error) {
@@ -219,6 +482,10 @@ func (s *Server) fail(w http.ResponseWriter, status int, err error) {
 		code = ex.Code()
 	} else if m := codeRE.FindStringSubmatch(err.Error()); m != nil {
 		code, _ = strconv.Atoi(m[1])
+	}
+	if code == 164 && status == http.StatusInternalServerError {
+		// The engine's own readonly refusal, answered as ClickHouse's HTTP interface does.
+		status = http.StatusForbidden
 	}
 	s.log.Debug("embedded clickhouse query failed", "code", code, "err", err)
 	w.Header().Set("X-ClickHouse-Exception-Code", strconv.Itoa(code))

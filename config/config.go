@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"reflect"
 	"strconv"
@@ -153,8 +154,18 @@ type Embedded struct {
 	DataDir string `yaml:"data_dir"`
 	Listen  string `yaml:"listen"`
 	LibPath string `yaml:"lib_path"`
-	// RemoteWrites lets clients on other hosts change data or schema (off: they read).
+	// RemoteWrites lets clients with the password on other hosts change data or schema
+	// (off: they read).
 	RemoteWrites bool `yaml:"remote_writes"`
+	// AllowedHosts are the host names clients use to reach the endpoint over plain HTTP,
+	// besides IP addresses, localhost and the listen host; any other name in a request's
+	// Host header is refused (DNS rebinding).
+	AllowedHosts []string `yaml:"allowed_hosts"`
+	// MaxExecutionTime and MaxMemoryUsage (bytes) bound every query but driftd's own.
+	MaxExecutionTime Duration `yaml:"max_execution_time"`
+	MaxMemoryUsage   int      `yaml:"max_memory_usage"`
+	// MaxBodyBytes caps a client's request body; a larger one is refused with 413.
+	MaxBodyBytes int `yaml:"max_body_bytes"`
 	// TLSCertFile and TLSKeyFile (PEM) make the endpoint serve HTTPS.
 	TLSCertFile string `yaml:"tls_cert_file"`
 	TLSKeyFile  string `yaml:"tls_key_file"`
@@ -314,7 +325,8 @@ func Default() Config {
 			GroupMode:     "active_standby",
 		},
 		ClickHouse: ClickHouse{Addr: "localhost:9000", Protocol: "native", Database: "driftd", Username: "default", RetentionDays: 90, MaxBatchRows: 50000,
-			Embedded: Embedded{DataDir: ".driftd/clickhouse", Listen: "127.0.0.1:8123"}},
+			Embedded: Embedded{DataDir: ".driftd/clickhouse", Listen: "127.0.0.1:8123",
+				MaxExecutionTime: Duration(30 * time.Second), MaxMemoryUsage: 1 << 30, MaxBodyBytes: 256 << 20}},
 		Windows: Windows{Size: Duration(5 * time.Minute), Lateness: Duration(30 * time.Second), IdleClose: Duration(2 * time.Minute)},
 		Detection: Detection{Reference: detectors.SourceFirstWindows, ReferenceWindows: 3, ReferenceMinEvents: 1000, PSIWarning: detectors.DefaultThresholds.PSIWarning, PSICritical: detectors.DefaultThresholds.PSICritical,
 			PValue: detectors.DefaultThresholds.PValue, MinEvents: detectors.DefaultThresholds.MinEvents, ErrorRate: detectors.DefaultThresholds.ErrorRate,
@@ -528,8 +540,23 @@ func (c *Config) Validate() error {
 	if !dsql.ValidIdentifier(c.ClickHouse.Database) {
 		return fail("clickhouse.database", "%q: use letters, digits and underscores", c.ClickHouse.Database)
 	}
-	if c.ClickHouse.Embedded.Enabled && !strings.Contains(c.ClickHouse.Embedded.Listen, ":") {
-		return fail("clickhouse.embedded.listen", "%q is not host:port", c.ClickHouse.Embedded.Listen)
+	if e := c.ClickHouse.Embedded; e.Enabled {
+		if !strings.Contains(e.Listen, ":") {
+			return fail("clickhouse.embedded.listen", "%q is not host:port", e.Listen)
+		}
+		if !LoopbackOnly(e.Listen) && c.ClickHouse.Password == "" {
+			return fail("clickhouse.embedded.listen", "%q can be reached from other hosts, and no clickhouse.password is set: "+
+				"set one (or password_file) so that clients must authenticate, or listen on 127.0.0.1", e.Listen)
+		}
+		if e.MaxExecutionTime < 0 {
+			return fail("clickhouse.embedded.max_execution_time", "must not be negative (0: no limit)")
+		}
+		if e.MaxMemoryUsage < 0 {
+			return fail("clickhouse.embedded.max_memory_usage", "must not be negative (0: no limit)")
+		}
+		if e.MaxBodyBytes < 1 {
+			return fail("clickhouse.embedded.max_body_bytes", "must be at least 1")
+		}
 	}
 	if c.ClickHouse.RetentionDays < 1 {
 		return fail("clickhouse.retention_days", "must be at least 1")
@@ -873,4 +900,19 @@ func (c *Config) StagesOf(model string) [][2]string {
 		}
 	}
 	return out
+}
+
+// LoopbackOnly reports whether a listen address (host:port) is reachable from this host
+// only: a loopback IP or localhost. An empty host or 0.0.0.0 listens on every interface;
+// any other name may resolve to anything.
+func LoopbackOnly(listen string) bool {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

@@ -196,3 +196,32 @@ func TestSecretsAreRedacted(t *testing.T) {
 		t.Errorf("no redaction marker in %s", out)
 	}
 }
+
+// The embedded endpoint listens beyond this host only with a password: without one, a
+// start on such an address fails and says what to do.
+func TestEmbeddedEndpointNeedsAPasswordBeyondLoopback(t *testing.T) {
+	for _, c := range []struct {
+		listen, password string
+		ok               bool
+	}{
+		{"127.0.0.1:8123", "", true},
+		{"[::1]:8123", "", true},
+		{"localhost:8123", "", true},
+		{"0.0.0.0:8123", "", false},
+		{":8123", "", false},
+		{"[::]:8123", "", false},
+		{"192.0.2.2:8123", "", false},
+		{"driftd.internal:8123", "", false},
+		{"0.0.0.0:8123", "s3cret", true},
+		{"192.0.2.2:8123", "s3cret", true},
+	} {
+		env := map[string]string{"DRIFTD_CLICKHOUSE_EMBEDDED_ENABLED": "true", "DRIFTD_CLICKHOUSE_EMBEDDED_LISTEN": c.listen}
+		if c.password != "" {
+			env["DRIFTD_CLICKHOUSE_PASSWORD"] = c.password
+		}
+		_, err := Load("", env)
+		if c.ok != (err == nil) || err != nil && !strings.Contains(err.Error(), "clickhouse.embedded.listen") {
+			t.Errorf("listen %s, password %q: err = %v", c.listen, c.password, err)
+		}
+	}
+}

@@ -112,6 +112,16 @@ wait:
 	if resp.StatusCode != 200 || strings.TrimSpace(string(body)) == "0" {
 		t.Fatalf("query over HTTP: %d %q", resp.StatusCode, body)
 	}
+	// driftd writes with credentials of its own; any other program on this host reads.
+	resp, err = http.Post("http://"+chAddr+"/", "text/plain", strings.NewReader("DROP DATABASE driftd"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("a write without credentials: %d %q", resp.StatusCode, body)
+	}
 	cmd.Process.Signal(syscall.SIGINT)
 	for range lines {
 	}

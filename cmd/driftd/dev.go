@@ -128,8 +128,10 @@ func devConfig(cfg config.Config, o devOptions, kafkaAddr string) config.Config 
 		cfg.ClickHouse.Embedded.Enabled = false
 		cfg.ClickHouse.Addr, cfg.ClickHouse.Protocol, cfg.ClickHouse.Username, cfg.ClickHouse.Password = o.ClickHouseAddr, "http", "", ""
 	} else {
-		cfg.ClickHouse.Embedded = config.Embedded{Enabled: true, DataDir: filepath.Join(o.DataDir, "clickhouse"), Listen: o.ClickHouseListen,
-			LibPath: cfg.ClickHouse.Embedded.LibPath, RemoteWrites: cfg.ClickHouse.Embedded.RemoteWrites}
+		// The configured endpoint settings (password, limits, TLS) hold in dev mode too.
+		e := &cfg.ClickHouse.Embedded
+		e.Enabled, e.DataDir, e.Listen = true, filepath.Join(o.DataDir, "clickhouse"), o.ClickHouseListen
+		e.TLSCertFile, e.TLSKeyFile = "", "" // dev serves plain HTTP, as its banner says
 	}
 	if cfg.Kafka.SchemaRegistry.URL == "" && cfg.Kafka.SchemaRegistry.BundledIDs["prediction"] == 0 {
 		// The simulator's Avro records carry schema id 1: the bundled prediction schema.
@@ -220,7 +222,7 @@ func dev(ctx context.Context, cfg config.Config, log *slog.Logger, o devOptions)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			start := resumeAfter(ctx, chAddr, cfg.ClickHouse.Database, time.Now(), log)
+			start := resumeAfter(ctx, chAddr, cfg.ClickHouse, time.Now(), log)
 			if err := simulateInto(ctx, o.Sim, start, consumers.Options{Brokers: []string{kafkaAddr}}, cfg.Kafka.Topics, cfg.Kafka.SchemaRegistry.BundledIDs["prediction"], view); err != nil && !errors.Is(err, context.Canceled) {
 				errc <- err
 			}
@@ -255,12 +257,15 @@ func dev(ctx context.Context, cfg config.Config, log *slog.Logger, o devOptions)
 // resumeAfter returns where simulated time starts: now, or after the last window an
 // earlier dev run wrote (its simulated clock ran ahead of the wall clock), so that a
 // restarted dev run continues instead of replaying closed windows.
-func resumeAfter(ctx context.Context, chAddr, db string, now time.Time, log *slog.Logger) time.Time {
+func resumeAfter(ctx context.Context, chAddr string, ch config.ClickHouse, now time.Time, log *slog.Logger) time.Time {
 	start := now.UTC().Truncate(time.Minute)
-	q := "SELECT toUnixTimestamp64Milli(max(window_end)) FROM " + db + ".window_model_stats WHERE startsWith(model, 'sim-') FORMAT TSV"
+	q := "SELECT toUnixTimestamp64Milli(max(window_end)) FROM " + ch.Database + ".window_model_stats WHERE startsWith(model, 'sim-') FORMAT TSV"
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+chAddr+"/?query="+url.QueryEscape(q), nil)
 	if err != nil {
 		return start
+	}
+	if ch.Password != "" {
+		req.SetBasicAuth(ch.Username, ch.Password.Reveal())
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

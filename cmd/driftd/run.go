@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -38,13 +40,15 @@ func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (*stora
 	}
 	stopEngine := func() {}
 	if ch.Embedded.Enabled {
-		addr, own, stop, err := startEmbedded(ch.Embedded, ch.Username, ch.Password.Reveal(), log)
+		ep, err := startEmbedded(ch.Embedded, ch.Username, ch.Password.Reveal(), log)
 		if err != nil {
 			return nil, nil, err
 		}
-		stopEngine = stop
-		// driftd reaches its own endpoint with the endpoint's credentials (and TLS).
-		opts.Addr, opts.Protocol, opts.TLS = addr, "http", own
+		stopEngine = ep.stop
+		// driftd reaches its own endpoint with credentials of its own, which no one else
+		// holds (and with TLS when the endpoint serves it).
+		opts.Addr, opts.Protocol, opts.TLS = ep.addr, "http", ep.tls
+		opts.Username, opts.Password = ep.own.User, ep.own.Password
 	}
 	var st *storage.Store
 	var err error
@@ -66,15 +70,28 @@ func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (*stora
 	return nil, nil, err
 }
 
+// embeddedEndpoint is the running embedded engine and its HTTP endpoint.
+type embeddedEndpoint struct {
+	addr string
+	tls  *tls.Config // for driftd's own connection; nil for plain HTTP
+	own  chdb.Credentials
+	stop func()
+}
+
 // startEmbedded loads libchdb.so, opens the engine and serves it on the configured
-// address. It returns the address, the TLS for driftd's own connection to it (nil for
-// plain HTTP) and a func that stops both.
-func startEmbedded(e config.Embedded, user, password string, log *slog.Logger) (string, *tls.Config, func(), error) {
+// address. driftd's own client gets credentials generated for this process: with them it
+// writes and goes first on the engine; a configured password lets clients write too;
+// everyone else reads.
+func startEmbedded(e config.Embedded, user, password string, log *slog.Logger) (*embeddedEndpoint, error) {
+	own, err := ownCredentials()
+	if err != nil {
+		return nil, err
+	}
 	var cert *tls.Certificate
 	if e.TLSCertFile != "" {
 		c, err := tls.LoadX509KeyPair(e.TLSCertFile, e.TLSKeyFile)
 		if err != nil {
-			return "", nil, nil, fmt.Errorf("clickhouse.embedded.tls_cert_file: %w", err)
+			return nil, fmt.Errorf("clickhouse.embedded.tls_cert_file: %w", err)
 		}
 		cert = &c
 	}
@@ -84,51 +101,76 @@ func startEmbedded(e config.Embedded, user, password string, log *slog.Logger) (
 		log.Info("the ClickHouse engine (libchdb.so) is not here yet; fetching it once", "cache", chdb.DefaultCacheDir())
 		lib, err = chdb.Fetch(context.Background(), chdb.DefaultCacheDir(), os.Stderr)
 		if err != nil {
-			return "", nil, nil, fmt.Errorf("embedded ClickHouse: could not fetch the engine: %w; set %s to a libchdb.so (npm package %s@%s) or allow access to the npm registry", err, chdb.LibEnv, "@chdb/lib-linux-x64-gnu", chdb.PinnedVersion)
+			return nil, fmt.Errorf("embedded ClickHouse: could not fetch the engine: %w; set %s to a libchdb.so (npm package %s@%s) or allow access to the npm registry", err, chdb.LibEnv, "@chdb/lib-linux-x64-gnu", chdb.PinnedVersion)
 		}
 	}
 	if err != nil {
-		return "", nil, nil, fmt.Errorf("embedded ClickHouse: %w", err)
+		return nil, fmt.Errorf("embedded ClickHouse: %w", err)
 	}
 	eng, err := chdb.Open(lib, e.DataDir)
 	if err != nil {
-		return "", nil, nil, fmt.Errorf("embedded ClickHouse: %w", err)
+		return nil, fmt.Errorf("embedded ClickHouse: %w", err)
 	}
 	ln, err := net.Listen("tcp", e.Listen)
 	if err != nil {
 		eng.Close()
-		return "", nil, nil, fmt.Errorf("embedded ClickHouse: listen on %s: %w", e.Listen, err)
+		return nil, fmt.Errorf("embedded ClickHouse: listen on %s: %w", e.Listen, err)
 	}
 	tmp, err := os.MkdirTemp("", "driftd-chdb-")
 	if err != nil {
 		eng.Close()
 		ln.Close()
-		return "", nil, nil, err
+		return nil, err
 	}
 	handler := chdb.NewServer(eng, tmp, log)
+	handler.Own = own
 	handler.RemoteWrites = e.RemoteWrites
-	handler.User, handler.Password = user, password
+	if password != "" {
+		handler.User, handler.Password = user, password
+	}
+	handler.AllowedHosts = e.AllowedHosts
+	if host, _, err := net.SplitHostPort(e.Listen); err == nil && host != "" && net.ParseIP(host) == nil {
+		handler.AllowedHosts = append(handler.AllowedHosts, host)
+	}
+	handler.MaxExecutionTime, handler.MaxMemoryUsage, handler.MaxBody = time.Duration(e.MaxExecutionTime), int64(e.MaxMemoryUsage), int64(e.MaxBodyBytes)
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	scheme, serve := "http", func() error { return srv.Serve(ln) }
-	var own *tls.Config
+	var ownTLS *tls.Config
 	if cert != nil {
 		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{*cert}}
 		scheme, serve = "https", func() error { return srv.ServeTLS(ln, "", "") }
-		own = pinned(cert.Certificate[0])
+		ownTLS = pinned(cert.Certificate[0])
 	}
 	go func() {
 		if err := serve(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("embedded ClickHouse endpoint stopped", "err", err)
 		}
 	}()
-	log.Info("embedded ClickHouse serving", "http", scheme+"://"+ln.Addr().String(), "data_dir", e.DataDir, "lib", lib)
-	return ln.Addr().String(), own, func() {
+	writers := "driftd only (set clickhouse.password to write as a client)"
+	if password != "" {
+		writers = "driftd and clients with clickhouse.password from this host"
+		if e.RemoteWrites {
+			writers = "driftd and clients with clickhouse.password"
+		}
+	}
+	log.Info("embedded ClickHouse serving", "http", scheme+"://"+ln.Addr().String(), "data_dir", e.DataDir, "lib", lib, "writes", writers)
+	return &embeddedEndpoint{addr: ln.Addr().String(), tls: ownTLS, own: own, stop: func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		srv.Shutdown(ctx)
 		eng.Close()
 		os.RemoveAll(tmp)
-	}, nil
+	}}, nil
+}
+
+// ownCredentials are driftd's credentials for its own embedded endpoint, new in every
+// process and never written anywhere.
+func ownCredentials() (chdb.Credentials, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return chdb.Credentials{}, fmt.Errorf("embedded ClickHouse: generate driftd's own credentials: %w", err)
+	}
+	return chdb.Credentials{User: "driftd-internal", Password: hex.EncodeToString(b)}, nil
 }
 
 // hooks let the dev view watch the running pipeline.

@@ -74,7 +74,7 @@ func openShared() {
 			return
 		}
 		shared.addr = ln.Addr().String()
-		srv := &http.Server{Handler: chdb.NewServer(shared.engine, dir, slog.New(slog.DiscardHandler)), ReadHeaderTimeout: 10 * time.Second}
+		srv := &http.Server{Handler: openHandler(shared.engine, dir), ReadHeaderTimeout: 10 * time.Second}
 		go srv.Serve(ln)
 	})
 }
@@ -89,10 +89,19 @@ func Engine(t testing.TB) *chdb.Engine {
 	return shared.engine
 }
 
-// ClickHouseHandler returns a fresh HTTP endpoint over the shared engine.
+// ClickHouseHandler returns a fresh HTTP endpoint over the shared engine, open as a
+// ClickHouse server's passwordless default user is (see openHandler).
 func ClickHouseHandler(t testing.TB) *chdb.Server {
 	t.Helper()
-	return chdb.NewServer(Engine(t), t.TempDir(), slog.New(slog.DiscardHandler))
+	return openHandler(Engine(t), t.TempDir())
+}
+
+// openHandler is an endpoint that stands in for a ClickHouse server whose default user
+// has no password: this host writes without credentials, as the tests' clients do.
+func openHandler(e *chdb.Engine, tmpDir string) *chdb.Server {
+	h := chdb.NewServer(e, tmpDir, slog.New(slog.DiscardHandler))
+	h.AnonymousWrites = true
+	return h
 }
 
 // ClickHouse returns the address and protocol of the ClickHouse engine under test:
