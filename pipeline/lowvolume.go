@@ -90,6 +90,14 @@ func (r *Runner) judgedWindow(ctx context.Context, w *processors.WindowAgg, min 
 // judge evaluates a closed window against its reference, over the span judgedWindow
 // gives, and says in the verdict (and the alerts) over what.
 func (r *Runner) judge(ctx context.Context, w *processors.WindowAgg, ref *detectors.Profile) (detectors.Verdict, error) {
+	if w.Events == 0 {
+		// A series that fell silent: nothing to judge but that.
+		v := detectors.Verdict{Window: w, Judgement: "no events: judged on volume only"}
+		if c, ok := r.volumeCondition(w, ref); ok {
+			v.Conditions = append(v.Conditions, c)
+		}
+		return v, nil
+	}
 	model := w.Series.Model
 	th := func(feature string) detectors.Thresholds { return r.set.Thresholds(model, feature) }
 	min := th("").MinEvents

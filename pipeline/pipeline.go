@@ -50,6 +50,7 @@ type Store interface {
 	LoadStageHistory(ctx context.Context, lookback time.Duration) ([]storage.StageHistory, error)
 	LoadWindow(ctx context.Context, series processors.SeriesKey, start time.Time) (*processors.WindowAgg, error)
 	LoadHourlyEvents(ctx context.Context, lookback time.Duration) ([]storage.HourlyEvents, error)
+	LoadSeriesEnds(ctx context.Context, lookback time.Duration) ([]storage.SeriesEnd, error)
 	LoadAlertStates(ctx context.Context, lookback time.Duration) ([]detectors.FingerprintState, error)
 	LoadStageStates(ctx context.Context, lookback time.Duration) ([]storage.StageState, error)
 	LoadReferenceSamples(ctx context.Context) ([]storage.ReferenceSample, error)
@@ -165,6 +166,7 @@ type Runner struct {
 	trails    map[processors.SeriesKey]trail
 	trailFrom map[processors.SeriesKey]int64
 	volumes   map[processors.SeriesKey]*hourlyVolume // events per hour, for volume expectations
+	ends      map[processors.SeriesKey]seriesEnd     // where judged windows end, for silent series
 
 	event     schemas.PredictionEvent
 	pending   []processors.Closed
@@ -230,6 +232,7 @@ func (r *Runner) reset() {
 	r.previous = map[processors.SeriesKey]*processors.WindowAgg{}
 	r.trails, r.trailFrom = map[processors.SeriesKey]trail{}, map[processors.SeriesKey]int64{}
 	r.volumes = map[processors.SeriesKey]*hourlyVolume{}
+	r.ends = map[processors.SeriesKey]seriesEnd{}
 	r.lastSeen = map[consumers.TopicPartition]int64{}
 	r.pending, r.closedAt, r.late, r.extraAlerts = nil, nil, nil, nil
 	r.unwritten = nil
@@ -291,6 +294,15 @@ func (r *Runner) Restore(ctx context.Context) error {
 	}
 	for _, c := range closed {
 		r.proc.Restore(c.Model, c.Start, c.End, processors.TopicPartition{Topic: c.TP.Topic, Partition: c.TP.Partition}, c.LastOffset)
+	}
+	ends, err := r.store.LoadSeriesEnds(ctx, silentSeriesFor+time.Hour)
+	if err != nil {
+		return err
+	}
+	for _, e := range ends {
+		if e.Size > 0 {
+			r.ends[e.Series] = seriesEnd{end: e.End.UnixMilli(), lastData: e.LastData.UnixMilli(), size: e.Size}
+		}
 	}
 	hourly, err := r.store.LoadHourlyEvents(ctx, time.Duration(keepVolDays)*24*time.Hour)
 	if err != nil {
@@ -399,6 +411,9 @@ func (r *Runner) Run(ctx context.Context) error {
 			}
 		}
 		if now.Sub(r.lastFlush) >= r.set.FlushInterval {
+			if r.graceOver(now) {
+				r.enqueue(now, r.silentWindows(now))
+			}
 			if err := r.Flush(ctx); err != nil {
 				return err
 			}
@@ -613,6 +628,7 @@ func (r *Runner) Flush(ctx context.Context) error {
 		}
 		batch.Verdicts = append(batch.Verdicts, v)
 		r.previous[w.Series] = w
+		r.windowJudged(w)
 		var raised []*schemas.AlertEvent
 		for _, cond := range v.Conditions {
 			if cond.Breached && (cond.Kind == schemas.KindDataDrift || cond.Kind == schemas.KindPredictionDrift) {

@@ -93,3 +93,78 @@ func (r *Runner) volumeCondition(w *processors.WindowAgg, ref *detectors.Profile
 	}
 	return detectors.ModelVolumeCondition(w, detectors.VolumeExpectation{PerWindow: per, Size: size, Windows: n, Basis: "its reference"}, th)
 }
+
+// seriesEnd is where a series' judged windows end: the generator of empty windows for a
+// series that fell silent starts there.
+type seriesEnd struct {
+	end, lastData int64 // unix ms: the last window's end, the last window with events' end
+	size          time.Duration
+}
+
+// silentSeriesFor bounds how long a silent series is given empty windows: as long as the
+// processor keeps an idle series (a day), after which it is forgotten and its volume alert
+// stays as it was until it sends again.
+const silentSeriesFor = 24 * time.Hour
+
+// silentWindows returns the empty windows of series that stopped sending while the
+// stream went on: a window [end, end+size) of a series with no open window, once the
+// stream's event-time clock has passed its end plus the lateness and every prediction
+// partition has been read that far. They are judged on volume only, so "stopped sending"
+// fires at the same event-time moment live and in a backlog.
+func (r *Runner) silentWindows(now time.Time) []processors.Closed {
+	clock := r.clock.now(now)
+	if clock.IsZero() || len(r.ends) == 0 {
+		return nil
+	}
+	open := r.proc.OpenSeries()
+	for _, c := range r.pending {
+		open[c.Merged.Series] = true // closed, not judged yet: its end is not known here
+	}
+	keys := make([]processors.SeriesKey, 0, len(r.ends))
+	for k := range r.ends {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		a, b := keys[i], keys[j]
+		if a.Model != b.Model {
+			return a.Model < b.Model
+		}
+		if a.Version != b.Version {
+			return a.Version < b.Version
+		}
+		return a.Deployment < b.Deployment
+	})
+	var out []processors.Closed
+	for _, s := range keys {
+		e := r.ends[s]
+		if open[s] || r.refs[[2]string{s.Model, s.Version}] == nil && r.volumes[s] == nil {
+			continue
+		}
+		lateness := r.set.WindowSpec(s.Model).Lateness
+		for n := 0; n < 1000; n++ {
+			start := e.end
+			end := time.UnixMilli(start).Add(e.size)
+			due := end.Add(lateness)
+			if clock.Before(due) || !r.clock.readPast(r.set.PredictionTopic, due) || start >= e.lastData+silentSeriesFor.Milliseconds() {
+				break
+			}
+			w := processors.EmptyWindow(s, start, end.UnixMilli())
+			r.proc.CloseEmpty(s, start)
+			out = append(out, processors.Closed{Merged: w, Partials: []*processors.Partial{{WindowAgg: w,
+				TopicPartition: processors.TopicPartition{Topic: r.set.PredictionTopic, Partition: -1}, FirstOffset: -1, LastOffset: -1}}})
+			e.end = end.UnixMilli()
+		}
+		r.ends[s] = e
+	}
+	return out
+}
+
+// judged records where a series' judged windows end.
+func (r *Runner) windowJudged(w *processors.WindowAgg) {
+	e := r.ends[w.Series]
+	e.end, e.size = max(e.end, w.End), time.Duration(w.End-w.Start)*time.Millisecond
+	if w.Events > 0 {
+		e.lastData = max(e.lastData, w.End)
+	}
+	r.ends[w.Series] = e
+}

@@ -289,6 +289,9 @@ func newWindowAgg(s SeriesKey, start, end int64) *WindowAgg {
 	return &WindowAgg{Series: s, Start: start, End: end, Latency: NewSketch(), Features: map[string]*FeatureAgg{}}
 }
 
+// EmptyWindow is a window of a series with no events (a series that fell silent).
+func EmptyWindow(s SeriesKey, start, end int64) *WindowAgg { return newWindowAgg(s, start, end) }
+
 // ErrorRate is (errors + timeouts) / events.
 func (w *WindowAgg) ErrorRate() float64 {
 	if w.Events == 0 {

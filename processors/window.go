@@ -349,6 +349,29 @@ func (p *Processor) Restore(model string, start, end int64, tp TopicPartition, l
 	m.maxEvent = max(m.maxEvent, end)
 }
 
+// OpenSeries returns the series that have an open window.
+func (p *Processor) OpenSeries() map[SeriesKey]bool {
+	out := make(map[SeriesKey]bool, len(p.series))
+	for k := range p.open {
+		out[k.series] = true
+	}
+	return out
+}
+
+// CloseEmpty records that a series' window [start, end) was closed with no events (the
+// series fell silent while the stream went on): when no partition of the model has the
+// window open, it is closed as a whole, so that an event for it coming later counts as
+// late instead of reopening a window already judged.
+func (p *Processor) CloseEmpty(series SeriesKey, start int64) {
+	m := p.model(series.Model)
+	for k := range p.open {
+		if k.series.Model == series.Model && k.start == start {
+			return
+		}
+	}
+	p.markClosed(m, start, nil, true)
+}
+
 // CommitOffsets returns, for every partition that has records in open windows, the
 // first offset of the oldest such record: committing more would lose those records if
 // the process died before their windows are written.

@@ -564,6 +564,40 @@ WHERE model = {model:String} AND model_version = {version:String} AND deployment
 	return rows.Err()
 }
 
+// SeriesEnd is where a series' written windows end: the last window, and the last one
+// with events (a silent series is given empty windows from there; pipeline/volume.go).
+type SeriesEnd struct {
+	Series        processors.SeriesKey
+	Size          time.Duration
+	End, LastData time.Time
+}
+
+// LoadSeriesEnds returns every series' last written window within lookback of the newest
+// window written.
+func (s *Store) LoadSeriesEnds(ctx context.Context, lookback time.Duration) ([]SeriesEnd, error) {
+	rows, err := s.conn.Query(ctx, `SELECT model, model_version, deployment, toInt64(argMax(dateDiff('millisecond', window_start, window_end), window_end)), max(window_end), maxIf(window_end, events > 0)
+FROM (SELECT model, model_version, deployment, window_start, any(window_end) AS window_end, sum(events) AS events
+      FROM `+s.db+`.window_model_stats FINAL
+      WHERE window_start >= (SELECT max(window_start) FROM `+s.db+`.window_model_stats) - toIntervalSecond({lookback:UInt64})
+      GROUP BY model, model_version, deployment, window_start)
+GROUP BY model, model_version, deployment`, clickhouse.Named("lookback", fmt.Sprint(uint64(lookback.Seconds()))))
+	if err != nil {
+		return nil, fmt.Errorf("load series ends: %w", err)
+	}
+	defer rows.Close()
+	var out []SeriesEnd
+	for rows.Next() {
+		var e SeriesEnd
+		var sizeMs int64
+		if err := rows.Scan(&e.Series.Model, &e.Series.Version, &e.Series.Deployment, &sizeMs, &e.End, &e.LastData); err != nil {
+			return nil, fmt.Errorf("load series ends: %w", err)
+		}
+		e.Size, e.End, e.LastData = time.Duration(sizeMs)*time.Millisecond, e.End.UTC(), e.LastData.UTC()
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
 // HourlyEvents is a series' events in one hour, from its written windows.
 type HourlyEvents struct {
 	Series processors.SeriesKey

@@ -364,6 +364,11 @@ func (s *Store) LoadLateWindows(context.Context, time.Duration) ([]storage.Close
 	return nil, nil
 }
 
+// LoadSeriesEnds returns nothing: a replay starts from scratch.
+func (s *Store) LoadSeriesEnds(context.Context, time.Duration) ([]storage.SeriesEnd, error) {
+	return nil, nil
+}
+
 // Sink collects dead letters and published alerts.
 type Sink struct {
 	mu          sync.Mutex
