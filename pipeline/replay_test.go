@@ -169,7 +169,9 @@ func results(t *testing.T, h *harness) string {
 // and the same rows. The stage that fails is flagged for its failing hour only (no
 // failure of a healthy hour judged with the failures read ahead of it), freshness fires
 // when each stage became overdue in event time, and the drift alert of 03:00 names the
-// failure of 03:02 and nothing later.
+// failure of 03:02 and nothing later. Read as a backlog with a restart in the middle of
+// the failing hour, the rows (alerts, their states and the stages' states included) are
+// the same again.
 func TestReplayGivesTheLiveAlerts(t *testing.T) {
 	start := time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC)
 	end := start.Add(7 * time.Hour)
@@ -221,6 +223,40 @@ func TestReplayGivesTheLiveAlerts(t *testing.T) {
 	}
 	if g, w := results(t, backlog), results(t, live); g != w {
 		t.Errorf("rows differ; from the backlog:\n%s\nlive:\n%s", g, w)
+	}
+
+	// Backlog again, up to 03:30, then stopped and restarted on the rest: mid-failure,
+	// with join's freshness alert firing and its failing hour open.
+	restarted := newHarness(t)
+	restarted.tweak = replaySettings
+	rw := restarted.writers(t)
+	split := sort.Search(len(recs), func(i int) bool { return !recs[i].at.Before(start.Add(210 * time.Minute)) })
+	rw.write(t, recs[:split])
+	restarted.skew.Store(int64(time.Until(start.Add(210 * time.Minute))))
+	waitFor, stop = restarted.start(t)
+	waitFor("hours 0–2", func(s pipeline.Stats) bool { return s.Records == uint64(split) && s.StageWindowsClosed == 9 })
+	waitFor("a flush", func(s pipeline.Stats) bool { flushes = s.Flushes; return true })
+	waitFor("more flushes", func(s pipeline.Stats) bool { return s.Flushes >= flushes+3 })
+	first := stop()
+	t.Logf("stopped after %d records: %d model and %d stage windows written, %d alerts", first.Records, first.WindowsClosed, first.StageWindowsClosed, first.AlertsEmitted)
+	rw.write(t, recs[split:])
+	restarted.skew.Store(int64(time.Until(end)))
+	waitFor, stop = restarted.start(t)
+	written := func(h *harness) string {
+		n, err := testenv.TSV(testenv.Context(t, time.Minute), h.store.Conn(), fmt.Sprintf("SELECT (SELECT uniqExact(model, window_start) FROM %[1]s.window_model_stats), "+
+			"(SELECT uniqExact(pipeline, stage, window_start) FROM %[1]s.pipeline_stage_stats)", h.store.Database()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	all := written(live)
+	waitFor("the rest", func(s pipeline.Stats) bool { return written(restarted) == all })
+	waitFor("a flush", func(s pipeline.Stats) bool { flushes = s.Flushes; return true })
+	waitFor("more flushes", func(s pipeline.Stats) bool { return s.Flushes >= flushes+3 })
+	stop()
+	if g, w := results(t, restarted), results(t, live); g != w {
+		t.Errorf("rows differ; restarted:\n%s\nlive:\n%s", g, w)
 	}
 
 	// What the alerts must say, whichever way the stream was read.
