@@ -32,7 +32,9 @@ type timed struct {
 //   - 00:00–03:00 healthy;
 //   - 03:00–04:00 stage join fails every run, and fraud-scorer's amount shifts;
 //   - from 05:00 stage load runs no more (its last run 04:57);
-//   - the stream ends at 07:00.
+//   - from 06:00 stage extract fails every run until the stream ends at 07:00 (read
+//     ahead from a backlog, those failures once made the healthy first hours of a stage
+//     report "failed 0 of 12 runs (12 in a row)").
 func upstreamStream(start time.Time) []timed {
 	rng := rand.New(rand.NewPCG(10, 10))
 	var out []timed
@@ -41,7 +43,7 @@ func upstreamStream(start time.Time) []timed {
 		at := start.Add(time.Duration(m+2) * time.Minute)
 		for _, stage := range []string{"extract", "join", "load"} {
 			status := "succeeded"
-			if stage == "join" && m >= 180 && m < 240 {
+			if (stage == "join" && m >= 180 && m < 240) || (stage == "extract" && m >= 360) {
 				status = "failed"
 			}
 			if stage == "load" && m >= 300 {
@@ -283,12 +285,13 @@ func TestReplayGivesTheLiveAlerts(t *testing.T) {
 		"pipeline_freshness orders/join firing 02:57–03:07", // two 5-minute intervals after its last success
 		"pipeline_freshness orders/join resolved 02:57–04:02",
 		"pipeline_freshness orders/load firing 04:57–05:07",
+		"pipeline_freshness orders/extract firing 05:57–06:07",
 	} {
 		if !freshness[w] {
 			t.Errorf("no %q in %v", w, freshness)
 		}
 	}
-	if len(freshness) != 3 {
+	if len(freshness) != 4 {
 		t.Errorf("freshness alerts %v", freshness)
 	}
 	if len(drift) != 1 || !strings.Contains(drift[0], "upstream: stage join of pipeline orders failed 1 times in this period") ||
