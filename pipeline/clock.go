@@ -15,12 +15,24 @@ import (
 // partition read to its end does not hold it back; nothing older will come from it. Once
 // no partition has unread records, driftd has caught up and the clock is the newest
 // event time moved on by the wall clock since it was read — which is what lets it run
-// when a live stream goes quiet. The clock never goes back.
+// when a live stream goes quiet — bounded by the wall clock plus maxAhead. The clock never
+// goes back.
 type streamClock struct {
 	newest, newestWall time.Time
 	partMax            map[consumers.TopicPartition]time.Time
 	lag                map[consumers.TopicPartition]int64
 	last               time.Time
+}
+
+// maxAhead is how far a caught-up clock may run ahead of the wall clock (producers'
+// clocks are not driftd's).
+const maxAhead = time.Minute
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }
 
 func newStreamClock() *streamClock {
@@ -72,6 +84,9 @@ func (c *streamClock) now(wall time.Time) time.Time {
 	t, behind := c.behind("")
 	if !behind {
 		t = c.newest.Add(max(wall.Sub(c.newestWall), 0))
+		// One event stamped hours ahead (a broken clock, within limits.max_future) must not
+		// carry a caught-up clock with it: no stage is overdue before it is due.
+		t = minTime(t, wall.Add(maxAhead))
 	}
 	if t.After(c.last) {
 		c.last = t

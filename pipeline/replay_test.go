@@ -32,7 +32,9 @@ type timed struct {
 //   - 00:00–03:00 healthy;
 //   - 03:00–04:00 stage join fails every run, and fraud-scorer's amount shifts;
 //   - from 05:00 stage load runs no more (its last run 04:57);
-//   - the stream ends at 07:00.
+//   - from 06:00 stage extract fails every run until the stream ends at 07:00 (read
+//     ahead from a backlog, those failures once made the healthy first hours of a stage
+//     report "failed 0 of 12 runs (12 in a row)").
 func upstreamStream(start time.Time) []timed {
 	rng := rand.New(rand.NewPCG(10, 10))
 	var out []timed
@@ -41,7 +43,7 @@ func upstreamStream(start time.Time) []timed {
 		at := start.Add(time.Duration(m+2) * time.Minute)
 		for _, stage := range []string{"extract", "join", "load"} {
 			status := "succeeded"
-			if stage == "join" && m >= 180 && m < 240 {
+			if (stage == "join" && m >= 180 && m < 240) || (stage == "extract" && m >= 360) {
 				status = "failed"
 			}
 			if stage == "load" && m >= 300 {
@@ -169,7 +171,9 @@ func results(t *testing.T, h *harness) string {
 // and the same rows. The stage that fails is flagged for its failing hour only (no
 // failure of a healthy hour judged with the failures read ahead of it), freshness fires
 // when each stage became overdue in event time, and the drift alert of 03:00 names the
-// failure of 03:02 and nothing later.
+// failure of 03:02 and nothing later. Read as a backlog with a restart in the middle of
+// the failing hour, the rows (alerts, their states and the stages' states included) are
+// the same again.
 func TestReplayGivesTheLiveAlerts(t *testing.T) {
 	start := time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC)
 	end := start.Add(7 * time.Hour)
@@ -223,6 +227,40 @@ func TestReplayGivesTheLiveAlerts(t *testing.T) {
 		t.Errorf("rows differ; from the backlog:\n%s\nlive:\n%s", g, w)
 	}
 
+	// Backlog again, up to 03:30, then stopped and restarted on the rest: mid-failure,
+	// with join's freshness alert firing and its failing hour open.
+	restarted := newHarness(t)
+	restarted.tweak = replaySettings
+	rw := restarted.writers(t)
+	split := sort.Search(len(recs), func(i int) bool { return !recs[i].at.Before(start.Add(210 * time.Minute)) })
+	rw.write(t, recs[:split])
+	restarted.skew.Store(int64(time.Until(start.Add(210 * time.Minute))))
+	waitFor, stop = restarted.start(t)
+	waitFor("hours 0–2", func(s pipeline.Stats) bool { return s.Records == uint64(split) && s.StageWindowsClosed == 9 })
+	waitFor("a flush", func(s pipeline.Stats) bool { flushes = s.Flushes; return true })
+	waitFor("more flushes", func(s pipeline.Stats) bool { return s.Flushes >= flushes+3 })
+	first := stop()
+	t.Logf("stopped after %d records: %d model and %d stage windows written, %d alerts", first.Records, first.WindowsClosed, first.StageWindowsClosed, first.AlertsEmitted)
+	rw.write(t, recs[split:])
+	restarted.skew.Store(int64(time.Until(end)))
+	waitFor, stop = restarted.start(t)
+	written := func(h *harness) string {
+		n, err := testenv.TSV(testenv.Context(t, time.Minute), h.store.Conn(), fmt.Sprintf("SELECT (SELECT uniqExact(model, window_start) FROM %[1]s.window_model_stats), "+
+			"(SELECT uniqExact(pipeline, stage, window_start) FROM %[1]s.pipeline_stage_stats)", h.store.Database()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	all := written(live)
+	waitFor("the rest", func(s pipeline.Stats) bool { return written(restarted) == all })
+	waitFor("a flush", func(s pipeline.Stats) bool { flushes = s.Flushes; return true })
+	waitFor("more flushes", func(s pipeline.Stats) bool { return s.Flushes >= flushes+3 })
+	stop()
+	if g, w := results(t, restarted), results(t, live); g != w {
+		t.Errorf("rows differ; restarted:\n%s\nlive:\n%s", g, w)
+	}
+
 	// What the alerts must say, whichever way the stream was read.
 	var failures, drift []string
 	freshness := map[string]bool{}
@@ -247,12 +285,13 @@ func TestReplayGivesTheLiveAlerts(t *testing.T) {
 		"pipeline_freshness orders/join firing 02:57–03:07", // two 5-minute intervals after its last success
 		"pipeline_freshness orders/join resolved 02:57–04:02",
 		"pipeline_freshness orders/load firing 04:57–05:07",
+		"pipeline_freshness orders/extract firing 05:57–06:07",
 	} {
 		if !freshness[w] {
 			t.Errorf("no %q in %v", w, freshness)
 		}
 	}
-	if len(freshness) != 3 {
+	if len(freshness) != 4 {
 		t.Errorf("freshness alerts %v", freshness)
 	}
 	if len(drift) != 1 || !strings.Contains(drift[0], "upstream: stage join of pipeline orders failed 1 times in this period") ||

@@ -152,6 +152,10 @@ const (
 	keepVolume    = 8 * 24         // windows of history kept per stage for volume baselines
 )
 
+// freshnessEvery is how often (wall clock) freshness is judged: its spells are dated in
+// event time whenever they are found, so this only bounds the cost per record.
+const freshnessEvery = 100 * time.Millisecond
+
 // upstream watches the pipeline stages that feed the models.
 type upstream struct {
 	proc   *processors.Processor
@@ -164,10 +168,10 @@ type upstream struct {
 	// held are closed model windows waiting for the pipeline topic to be read past their
 	// end: their hints must see every run up to it, however the partitions interleave.
 	held []processors.Closed
-	// freshTo is the event time up to which freshness is judged.
-	freshTo time.Time
-	event   schemas.PipelineEvent
-	adapted schemas.PredictionEvent
+	// freshTo is the event time up to which freshness is judged, freshWall when.
+	freshTo, freshWall time.Time
+	event              schemas.PipelineEvent
+	adapted            schemas.PredictionEvent
 }
 
 func newUpstream(set Settings) *upstream {
@@ -382,16 +386,17 @@ func (r *Runner) expected(k stageKey, successes []time.Time) func(int) (time.Dur
 // partition has delivered.
 func (r *Runner) checkFreshness(now time.Time) {
 	u := r.up
-	if !r.graceOver(now) {
+	if !r.graceOver(now) || now.Sub(u.freshWall) < freshnessEvery {
 		return
 	}
+	u.freshWall = now
 	at := r.clock.now(now)
 	if at.IsZero() {
 		return
 	}
 	at = at.Add(-r.set.PipelineWindow.Lateness)
 	if at.Sub(u.freshTo) < time.Second {
-		return // judged at most once per second of event time: the result does not depend on it
+		return // the same: at most once per second of event time
 	}
 	r.stats.FreshnessChecks++
 	keys := make([]stageKey, 0, len(u.stages))

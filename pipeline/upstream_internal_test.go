@@ -108,4 +108,12 @@ func TestStreamClock(t *testing.T) {
 	if got := c.now(wall.Add(time.Hour)); !got.Equal(t0.Add(6 * time.Hour)) {
 		t.Errorf("went back to %v", got)
 	}
+	// Live, one event stamped a day ahead does not carry the clock with it.
+	live := newStreamClock()
+	live.position(p0, 0)
+	live.event(p0, wall.Add(-time.Second), wall)
+	live.event(p0, wall.Add(23*time.Hour), wall)
+	if got := live.now(wall.Add(time.Minute)); !got.Equal(wall.Add(time.Minute + maxAhead)) {
+		t.Errorf("a future event moved the clock to %v", got)
+	}
 }
