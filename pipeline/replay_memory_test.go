@@ -95,6 +95,7 @@ func TestSameAlertsLiveAndBacklog(t *testing.T) {
 			{Name: "shifted", Rate: 5, Change: simulate.ChangeShift, ChangeAt: 6 * time.Hour},
 			{Name: "slow", Rate: 2, Change: simulate.ChangeLatency, ChangeAt: 6 * time.Hour},
 			{Name: "quiet", Rate: 0.5, Change: simulate.ChangeMissing, ChangeAt: 6 * time.Hour},
+			{Name: "stopping", Rate: 2, Change: simulate.ChangeStopped, ChangeAt: 7 * time.Hour},
 		},
 		Pipelines: []simulate.StreamPipeline{
 			{Name: "orders", Stages: []string{"extract", "join", "build"}, Every: 5 * time.Minute, Models: []string{"shifted"}, Change: simulate.ChangeFailingStage, ChangeAt: 6 * time.Hour},
@@ -130,4 +131,16 @@ func TestSameAlertsLiveAndBacklog(t *testing.T) {
 		t.Fatalf("%d of %d transitions differ between live and backlog", diff, n)
 	}
 	t.Logf("%d transitions, identical live and backlog", len(a))
+	stopped := false
+	for _, x := range a {
+		if x.Model == "stopping" && x.Kind == schemas.KindVolume && x.State == schemas.StateFiring {
+			if want := start.Add(7*time.Hour + 5*time.Minute); !x.WindowEnd.Equal(want) {
+				t.Errorf("stopped model flagged for the window ending %v, want %v", x.WindowEnd, want)
+			}
+			stopped = true
+		}
+	}
+	if !stopped {
+		t.Error("the model that stopped sending raised no volume alert")
+	}
 }
