@@ -132,6 +132,11 @@ func NewConsumer(o Options, log *slog.Logger) (*Consumer, error) {
 	if o.MaxBytes <= 0 {
 		o.MaxBytes = 16 << 20
 	}
+	if o.SASL != nil && o.SASL.Name() == "PLAIN" && o.TLS == nil {
+		// Kafka accepts it (a SASL_PLAINTEXT listener), so nothing else would say so.
+		log.Warn("INSECURE: kafka.sasl.mechanism is PLAIN without kafka.tls: the Kafka password crosses the network in clear text, "+
+			"readable by anyone on the path; enable kafka.tls (a SASL_SSL listener) or use SCRAM-SHA-256/512", "brokers", strings.Join(o.Brokers, ","))
+	}
 	// Range second: during a rolling upgrade from a driftd that only spoke range, the
 	// group agrees on range (each member judging its share) instead of refusing the
 	// newcomer; once every member speaks active/standby, the group chooses it.

@@ -1,11 +1,14 @@
 package consumers_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -112,7 +115,9 @@ func TestSASL(t *testing.T) {
 			if err := w.Write(ctx, kafka.Message{Value: []byte("over " + mech)}); err != nil {
 				t.Fatal(err)
 			}
-			c, err := consumers.NewConsumer(o, testenv.Logger(t))
+			var logged lockedBuffer
+			log := slog.New(slog.NewTextHandler(&logged, nil))
+			c, err := consumers.NewConsumer(o, log)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -120,6 +125,10 @@ func TestSASL(t *testing.T) {
 			r, err := c.Fetch(ctx)
 			if err != nil || string(r.Value) != "over "+mech {
 				t.Fatalf("fetch: %q %v", r.Value, err)
+			}
+			// PLAIN sends the password as is: without TLS, driftd says so at start.
+			if warned := strings.Contains(logged.String(), "level=WARN msg=\"INSECURE: kafka.sasl.mechanism is PLAIN without kafka.tls"); warned != (mech == "PLAIN") {
+				t.Errorf("warned of a clear-text password: %v, want %v; log:\n%s", warned, mech == "PLAIN", logged.String())
 			}
 			bad, _ := consumers.SASLMechanism(mech, "driftd", "wrong-pa55word")
 			short, cancel := context.WithTimeout(ctx, 15*time.Second)
@@ -443,4 +452,22 @@ func TestMixedGroupFallsBackToRange(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("the newcomer read nothing")
 	}
+}
+
+// lockedBuffer collects log output written from several goroutines.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
