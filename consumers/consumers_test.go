@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"log/slog"
 	"os"
 	"strconv"
 	"strings"
@@ -116,8 +115,7 @@ func TestSASL(t *testing.T) {
 				t.Fatal(err)
 			}
 			var logged lockedBuffer
-			log := slog.New(slog.NewTextHandler(&logged, nil))
-			c, err := consumers.NewConsumer(o, log)
+			c, err := consumers.NewConsumer(o, slogTo(&logged))
 			if err != nil {
 				t.Fatal(err)
 			}
