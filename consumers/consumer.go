@@ -153,10 +153,21 @@ func NewConsumer(o Options, log *slog.Logger) (*Consumer, error) {
 	// Range second: during a rolling upgrade from a driftd that only spoke range, the
 	// group agrees on range (each member judging its share) instead of refusing the
 	// newcomer; once every member speaks active/standby, the group chooses it.
+	client := &kafka.Client{Addr: kafka.TCP(o.Brokers...), Timeout: 10 * time.Second,
+		Transport: &kafka.Transport{TLS: o.TLS, SASL: o.SASL, DialTimeout: 10 * time.Second}}
+	lookup := func(topics []string) ([]kafka.Partition, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		parts, _, err := topicPartitions(ctx, client, topics)
+		return parts, err
+	}
 	active := &atomic.Bool{}
-	balancers := []kafka.GroupBalancer{activeStandby{since: time.Now().UnixNano(), active: active}, kafka.RangeGroupBalancer{}}
+	balancers := []kafka.GroupBalancer{
+		freshPartitions{activeStandby{since: time.Now().UnixNano(), active: active}, lookup},
+		freshPartitions{kafka.RangeGroupBalancer{}, lookup},
+	}
 	if o.Spread {
-		balancers = []kafka.GroupBalancer{kafka.RangeGroupBalancer{}}
+		balancers = balancers[1:]
 	}
 	cg, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
 		ID:             o.GroupID,
@@ -181,8 +192,6 @@ func NewConsumer(o Options, log *slog.Logger) (*Consumer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("consumer group %s: %w", o.GroupID, err)
 	}
-	client := &kafka.Client{Addr: kafka.TCP(o.Brokers...), Timeout: 10 * time.Second,
-		Transport: &kafka.Transport{TLS: o.TLS, SASL: o.SASL, DialTimeout: 10 * time.Second}}
 	return &Consumer{o: o, cg: cg, log: log, client: client, delivered: map[TopicPartition]int64{}, active: active}, nil
 }
 

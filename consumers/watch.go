@@ -41,7 +41,7 @@ func (s Status) Ready() (string, error) {
 	case !s.Joined:
 		return "", fmt.Errorf("joining consumer group %s", s.Group)
 	case s.Assigned > 0:
-		return fmt.Sprintf("reading %d partitions in consumer group %s%s", s.Assigned, s.Group, missing), nil
+		return fmt.Sprintf("ready: reading %d partitions in consumer group %s%s", s.Assigned, s.Group, missing), nil
 	case s.GroupAssigned > 0:
 		return fmt.Sprintf("standby: another member of consumer group %s reads its %d partitions; this one takes over if it stops%s", s.Group, s.GroupAssigned, missing), nil
 	case s.Partitions > 0:
@@ -108,26 +108,16 @@ func (c *Consumer) check(ctx context.Context, gen *generation) (Status, []string
 	st := Status{Group: c.o.GroupID, Joined: true, Assigned: len(gen.owned), GroupAssigned: -1, Partitions: -1}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	md, err := c.client.Metadata(ctx, &kafka.MetadataRequest{Topics: c.o.Topics})
+	parts, missing, err := topicPartitions(ctx, c.client, c.o.Topics)
 	if err != nil {
-		st.Err = fmt.Errorf("read topic metadata: %w", err)
+		st.Err = err
 		return st, nil
 	}
+	st.Missing = missing
 	exist := map[TopicPartition]bool{}
-	for _, t := range md.Topics {
-		if errors.Is(t.Error, kafka.UnknownTopicOrPartition) || (t.Error == nil && len(t.Partitions) == 0) {
-			st.Missing = append(st.Missing, t.Name)
-			continue
-		}
-		if t.Error != nil {
-			st.Err = fmt.Errorf("topic %s: %w", t.Name, t.Error)
-			return st, nil
-		}
-		for _, p := range t.Partitions {
-			exist[TopicPartition{t.Name, p.ID}] = true
-		}
+	for _, p := range parts {
+		exist[TopicPartition{p.Topic, p.ID}] = true
 	}
-	sort.Strings(st.Missing)
 	st.Partitions = len(exist)
 	read := gen.owned
 	if desc, err := c.client.DescribeGroups(ctx, &kafka.DescribeGroupsRequest{GroupIDs: []string{c.o.GroupID}}); err != nil || len(desc.Groups) != 1 || desc.Groups[0].Error != nil {
@@ -162,4 +152,28 @@ func (c *Consumer) check(ctx context.Context, gen *generation) (Status, []string
 	}
 	sort.Strings(unread)
 	return st, unread
+}
+
+// topicPartitions returns the partitions of the topics that exist, and the topics that do
+// not (sorted). It never creates a topic (a metadata request may, on brokers that create
+// topics on first use, when the client asks for it; this one does not).
+func topicPartitions(ctx context.Context, client *kafka.Client, topics []string) ([]kafka.Partition, []string, error) {
+	md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
+	if err != nil {
+		return nil, nil, fmt.Errorf("read topic metadata: %w", err)
+	}
+	var parts []kafka.Partition
+	var missing []string
+	for _, t := range md.Topics {
+		switch {
+		case errors.Is(t.Error, kafka.UnknownTopicOrPartition) || (t.Error == nil && len(t.Partitions) == 0):
+			missing = append(missing, t.Name)
+		case t.Error != nil:
+			return nil, nil, fmt.Errorf("topic %s: %w", t.Name, t.Error)
+		default:
+			parts = append(parts, t.Partitions...)
+		}
+	}
+	sort.Strings(missing)
+	return parts, missing, nil
 }
