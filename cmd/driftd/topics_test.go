@@ -67,6 +67,7 @@ func TestStartBeforeTheTopicsExist(t *testing.T) {
 	missing := waitHTTP(t, ctx, active+"/readyz", func(code int, body string) bool {
 		return code == 503 && strings.Contains(body, "do not exist yet")
 	})
+	t.Logf("/readyz before the topics exist: 503 %q", missing)
 	for _, topic := range []string{cfg.Kafka.Topics.Predictions, cfg.Kafka.Topics.Pipeline} {
 		if !strings.Contains(missing, topic) {
 			t.Errorf("/readyz %q does not name the missing topic %s", missing, topic)
@@ -102,12 +103,15 @@ func TestStartBeforeTheTopicsExist(t *testing.T) {
 		t.Errorf("read %v after the topics were created, want within seconds", d)
 	}
 	ready := waitHTTP(t, ctx, active+"/readyz", func(code int, body string) bool { return code == 200 })
+	t.Logf("/readyz of the active member: 200 %q", ready)
 	if !strings.HasPrefix(ready, "ready: reading 2 partitions") || !strings.Contains(ready, cfg.Kafka.Topics.Pipeline) {
 		t.Errorf("/readyz of the active member: %q; want it reading 2 partitions, naming the missing pipeline topic", ready)
 	}
 
 	standby := start()
-	if body := waitHTTP(t, ctx, standby+"/readyz", func(code int, body string) bool { return code == 200 }); !strings.HasPrefix(body, "standby: ") {
+	body := waitHTTP(t, ctx, standby+"/readyz", func(code int, body string) bool { return code == 200 })
+	t.Logf("/readyz of the second member: 200 %q", body)
+	if !strings.HasPrefix(body, "standby: ") {
 		t.Errorf("/readyz of the second member: %q, want it standing by", body)
 	}
 	waitHTTP(t, ctx, standby+"/metrics", func(code int, body string) bool { return strings.Contains(body, "driftd_partitions_assigned 0") })
