@@ -73,3 +73,32 @@ func (activeStandby) AssignGroups(members []kafka.GroupMember, partitions []kafk
 	}
 	return out
 }
+
+// freshPartitions makes a balancer assign the partitions the group's topics have when it
+// assigns, as the brokers say then. kafka-go hands a balancer no partitions at all when
+// one of the group's topics does not exist (its lookup fails on that topic and drops the
+// others), so a member subscribed to a topic nobody created yet (an unused pipeline
+// topic) would read nothing, not even the topics that exist. When the lookup fails,
+// kafka-go's partitions are used.
+type freshPartitions struct {
+	kafka.GroupBalancer
+	lookup func(topics []string) ([]kafka.Partition, error)
+}
+
+func (b freshPartitions) AssignGroups(members []kafka.GroupMember, partitions []kafka.Partition) kafka.GroupMemberAssignments {
+	seen := map[string]bool{}
+	var topics []string
+	for _, m := range members {
+		for _, t := range m.Topics {
+			if !seen[t] {
+				seen[t] = true
+				topics = append(topics, t)
+			}
+		}
+	}
+	sort.Strings(topics)
+	if fresh, err := b.lookup(topics); err == nil {
+		partitions = fresh
+	}
+	return b.GroupBalancer.AssignGroups(members, partitions)
+}

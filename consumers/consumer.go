@@ -57,6 +57,10 @@ type Options struct {
 	// member then judges drift on its share of a model's partitions: exact only when every
 	// model's events are on one partition (keyed by model).
 	Spread bool
+	// WatchInterval is how often a member checks that the group reads every partition of
+	// its topics, so that topics created and partitions added after it joined are read
+	// (default 3 s).
+	WatchInterval time.Duration
 }
 
 // Consumer reads a set of topics in a consumer group. It never commits by itself: the
@@ -73,6 +77,11 @@ type Consumer struct {
 	o   Options
 	cg  *kafka.ConsumerGroup
 	log *slog.Logger
+	// client asks the brokers about topics and the group (watch).
+	client *kafka.Client
+	// rejoined is when watch last ended a generation (unix ns), so that a group that
+	// cannot assign a partition is asked again once a WatchInterval, not in a loop.
+	rejoined atomic.Int64
 
 	mu  sync.Mutex
 	gen *generation // nil between generations
@@ -101,6 +110,7 @@ type generation struct {
 	ended     chan struct{}
 	owned     map[TopicPartition]bool
 	committed map[TopicPartition]int64
+	status    atomic.Pointer[Status] // the last check of watch
 }
 
 func dialer(o Options) *kafka.Dialer {
@@ -132,13 +142,32 @@ func NewConsumer(o Options, log *slog.Logger) (*Consumer, error) {
 	if o.MaxBytes <= 0 {
 		o.MaxBytes = 16 << 20
 	}
+	if o.WatchInterval <= 0 {
+		o.WatchInterval = 3 * time.Second
+	}
+	if o.SASL != nil && o.SASL.Name() == "PLAIN" && o.TLS == nil {
+		// Kafka accepts it (a SASL_PLAINTEXT listener), so nothing else would say so.
+		log.Warn("INSECURE: kafka.sasl.mechanism is PLAIN without kafka.tls: the Kafka password crosses the network in clear text, "+
+			"readable by anyone on the path; enable kafka.tls (a SASL_SSL listener) or use SCRAM-SHA-256/512", "brokers", strings.Join(o.Brokers, ","))
+	}
 	// Range second: during a rolling upgrade from a driftd that only spoke range, the
 	// group agrees on range (each member judging its share) instead of refusing the
 	// newcomer; once every member speaks active/standby, the group chooses it.
+	client := &kafka.Client{Addr: kafka.TCP(o.Brokers...), Timeout: 10 * time.Second,
+		Transport: &kafka.Transport{TLS: o.TLS, SASL: o.SASL, DialTimeout: 10 * time.Second}}
+	lookup := func(topics []string) ([]kafka.Partition, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		parts, _, err := topicPartitions(ctx, client, topics)
+		return parts, err
+	}
 	active := &atomic.Bool{}
-	balancers := []kafka.GroupBalancer{activeStandby{since: time.Now().UnixNano(), active: active}, kafka.RangeGroupBalancer{}}
+	balancers := []kafka.GroupBalancer{
+		freshPartitions{activeStandby{since: time.Now().UnixNano(), active: active}, lookup},
+		freshPartitions{kafka.RangeGroupBalancer{}, lookup},
+	}
 	if o.Spread {
-		balancers = []kafka.GroupBalancer{kafka.RangeGroupBalancer{}}
+		balancers = balancers[1:]
 	}
 	cg, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
 		ID:             o.GroupID,
@@ -150,18 +179,20 @@ func NewConsumer(o Options, log *slog.Logger) (*Consumer, error) {
 		// Heartbeats run beside the pipeline, not in it (a long ClickHouse retry does
 		// not stop them), so a short session is safe: a standby takes over ~10 s after
 		// the active member dies.
-		HeartbeatInterval:     time.Second,
-		SessionTimeout:        10 * time.Second,
-		RebalanceTimeout:      30 * time.Second,
-		JoinGroupBackoff:      time.Second,
-		WatchPartitionChanges: true,
+		HeartbeatInterval: time.Second,
+		SessionTimeout:    10 * time.Second,
+		RebalanceTimeout:  30 * time.Second,
+		JoinGroupBackoff:  time.Second,
+		// Not kafka-go's watch of partition changes, which misses topics created during
+		// the join and rejoins in a loop while a topic does not exist: see watch.
+		WatchPartitionChanges: false,
 		Timeout:               10 * time.Second,
 		ErrorLogger:           kafka.LoggerFunc(func(msg string, args ...any) { log.Warn("kafka group: " + fmt.Sprintf(msg, args...)) }),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("consumer group %s: %w", o.GroupID, err)
 	}
-	return &Consumer{o: o, cg: cg, log: log, delivered: map[TopicPartition]int64{}, active: active}, nil
+	return &Consumer{o: o, cg: cg, log: log, client: client, delivered: map[TopicPartition]int64{}, active: active}, nil
 }
 
 // Fetch returns the next record; it blocks until one arrives or ctx ends. Between
@@ -242,8 +273,9 @@ func (c *Consumer) start(g *kafka.Generation) *generation {
 	// The same partitions straight after the last generation: nobody else read them in
 	// between, so reading goes on after the last record returned (what was buffered for
 	// the ended generation is fetched again). Anything else starts over from the
-	// committed offsets, and the caller is told.
-	cont := c.prev != nil && g.ID == c.prev.g.ID+1 && sameKeys(gen.owned, c.prev.owned)
+	// committed offsets, and the caller is told. The same generation again is what a
+	// follower gets when it joins while the group is stable (watch).
+	cont := c.prev != nil && (g.ID == c.prev.g.ID || g.ID == c.prev.g.ID+1) && sameKeys(gen.owned, c.prev.owned)
 	c.changed = c.prev != nil && !cont
 	var assigned []string
 	for topic, parts := range g.Assignments {
@@ -266,6 +298,7 @@ func (c *Consumer) start(g *kafka.Generation) *generation {
 		<-ctx.Done()
 		close(gen.ended)
 	})
+	g.Start(func(ctx context.Context) { c.watch(ctx, gen) })
 	c.mu.Lock()
 	c.gen = gen
 	c.mu.Unlock()
@@ -378,7 +411,13 @@ func (c *Consumer) Assigned() int {
 }
 
 // Close leaves the group, so its partitions move to the other members at once.
-func (c *Consumer) Close() error { return c.cg.Close() }
+func (c *Consumer) Close() error {
+	err := c.cg.Close()
+	if t, ok := c.client.Transport.(*kafka.Transport); ok {
+		t.CloseIdleConnections()
+	}
+	return err
+}
 
 // EnsureTopics creates the topics that do not exist yet (partitions each, replication
 // factor 1 or the broker's default when 0 is not allowed).

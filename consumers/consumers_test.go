@@ -1,6 +1,7 @@
 package consumers_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"sync"
 	"testing"
 	"time"
 
@@ -115,7 +117,8 @@ func TestSASL(t *testing.T) {
 			if err := w.Write(ctx, kafka.Message{Value: []byte("over " + mech)}); err != nil {
 				t.Fatal(err)
 			}
-			c, err := consumers.NewConsumer(o, testenv.Logger(t))
+			var logged lockedBuffer
+			c, err := consumers.NewConsumer(o, slogTo(&logged))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -123,6 +126,10 @@ func TestSASL(t *testing.T) {
 			r, err := c.Fetch(ctx)
 			if err != nil || string(r.Value) != "over "+mech {
 				t.Fatalf("fetch: %q %v", r.Value, err)
+			}
+			// PLAIN sends the password as is: without TLS, driftd says so at start.
+			if warned := strings.Contains(logged.String(), "level=WARN msg=\"INSECURE: kafka.sasl.mechanism is PLAIN without kafka.tls"); warned != (mech == "PLAIN") {
+				t.Errorf("warned of a clear-text password: %v, want %v; log:\n%s", warned, mech == "PLAIN", logged.String())
 			}
 			bad, _ := consumers.SASLMechanism(mech, "driftd", "wrong-pa55word")
 			short, cancel := context.WithTimeout(ctx, 15*time.Second)
@@ -511,4 +518,22 @@ func TestMixedGroupFallsBackToRange(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("the newcomer read nothing")
 	}
+}
+
+// lockedBuffer collects log output written from several goroutines.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

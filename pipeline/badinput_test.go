@@ -51,6 +51,8 @@ func TestBadInputEndsInTheDeadLetterTopic(t *testing.T) {
 	}
 	nan := event("fraud-scorer", time.Second, schemas.Feature{Name: "amount", Value: schemas.Value{Kind: schemas.Number, Num: math.NaN()}})
 	inf := event("fraud-scorer", time.Second, schemas.Feature{Name: "amount", Value: schemas.Value{Kind: schemas.Number, Num: math.Inf(-1)}})
+	far := event("fraud-scorer", 0)
+	far.Timestamp = time.UnixMilli(math.MaxInt64 - 1000).UTC()
 	var wide []schemas.Feature
 	for i := 0; i < 100_000; i++ {
 		wide = append(wide, schemas.Feature{Name: fmt.Sprintf("f%d", i), Value: schemas.Value{Kind: schemas.Number, Num: 1}})
@@ -82,6 +84,10 @@ func TestBadInputEndsInTheDeadLetterTopic(t *testing.T) {
 		{jsonOf(t, event("fraud-scorer", time.Second, wide...)), consumers.ClassInvalid},    // 100k features
 		{jsonOf(t, event("fraud-scorer", time.Second, fewWide...)), consumers.ClassInvalid}, // 1.5k features
 		{jsonOf(t, event("model-4", time.Second)), consumers.ClassLimit},                    // a fourth series
+		{[]byte(`{"model":"fraud-scorer","timestamp":"2026-03-04T10:00:01Z","features":{"amount":1,"amount":2}}`), consumers.ClassInvalid},
+		{[]byte(`{"model":"fraud-scorer","timestamp":"2026-03-04T10:00:01Z","features":{"amount":1},"features":{"amount":2}}`), consumers.ClassInvalid},
+		{[]byte(`{"model":"fraud-scorer","timestamp":"1500-03-04T10:00:01Z"}`), consumers.ClassInvalid},
+		{avroOf(far), consumers.ClassInvalid}, // the window would end before it starts
 	}
 	// Valid events before, between and after, on the one partition; one of them carries a
 	// categorical feature with a new value each time (bounded: top values plus other).

@@ -70,3 +70,31 @@ func TestOutOfOrderAndLateEvents(t *testing.T) {
 		t.Errorf("late event %s for window %s at offset %d; want late, 10:00, %d", id, window, offset, len(first)+4)
 	}
 }
+
+// One event stamped 23 h ahead of the clock (within limits.max_future, so it is windowed)
+// must not make the on-time events after it late: it moves the watermark no further than
+// the clock, on real Kafka with the records' own timestamps.
+func TestEventAheadOfTheClockLeavesOnTimeEventsOnTime(t *testing.T) {
+	h := newHarnessN(t, 1)
+	msg := func(id string, at time.Time) kafka.Message {
+		e := &schemas.PredictionEvent{EventID: id, Model: "m", ModelVersion: "1", Timestamp: at, LatencyMs: 1,
+			Features: []schemas.Feature{{Name: "x", Value: schemas.Value{Kind: schemas.Number, Num: 1}}}}
+		return kafka.Message{Value: jsonOf(t, e)}
+	}
+	start := time.Now().UTC()
+	// The event ahead, then one five minutes old: once the start-up grace is over, the old
+	// one's window closes, so the runner has judged the watermark before the rest arrives.
+	h.produce(t, msg("ahead", start.Add(23*time.Hour)), msg("old", start.Add(-5*time.Minute)))
+	waitFor, stop := h.start(t)
+	waitFor("the start-up grace", func(s pipeline.Stats) bool { return s.WindowsClosed >= 1 })
+	var onTime []kafka.Message
+	for i := 0; i < 1000; i++ {
+		onTime = append(onTime, msg(fmt.Sprintf("on-time-%d", i), time.Now().Add(-time.Second+time.Duration(i)*time.Millisecond)))
+	}
+	h.produce(t, onTime...)
+	waitFor("every event", func(s pipeline.Stats) bool { return s.Records == 1002 })
+	stats := stop()
+	if stats.Late != 0 || stats.Added != 1002 {
+		t.Fatalf("stats %+v: want none late and 1002 added", stats)
+	}
+}

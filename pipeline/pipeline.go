@@ -116,7 +116,9 @@ type Settings struct {
 	Observer Observer
 	// MaxFuture sets aside events stamped further ahead of the wall clock than this (0:
 	// no limit): one event from a broken clock in year 2099 would otherwise carry the
-	// watermark away and make every later event late.
+	// watermark away and make every later event late. With a limit, the events within it
+	// also move the watermark no further than the clock (processors.Limits.ClockBound);
+	// 0 is for simulated time, which runs ahead of the wall clock.
 	MaxFuture time.Duration
 	// MaxEventBytes sets aside records larger than this (0: no limit) before decoding.
 	MaxEventBytes int
@@ -202,6 +204,7 @@ func New(set Settings, src Source, dlq DeadLetterer, alerts AlertSink, store Sto
 	if set.Observer == nil {
 		set.Observer = noObserver{}
 	}
+	set.Limits.ClockBound = set.Limits.ClockBound || set.MaxFuture > 0
 	if set.ReferenceSource == nil {
 		set.ReferenceSource = func(string) string { return detectors.SourceFirstWindows }
 	}
@@ -495,7 +498,7 @@ func (r *Runner) handle(ctx context.Context, rec consumers.Record) (err error) {
 		return r.deadLetter(ctx, rec, consumers.ClassInvalid, fmt.Errorf("%w: prediction %s has %d features, more than limits.max_features (%d)", schemas.ErrInvalid, e.EventID, len(e.Features), limit))
 	}
 	r.clock.event(tp, r.event.Timestamp, now)
-	out, start, end := r.proc.Add(e, processors.Source{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset}, now)
+	out, start, end := r.proc.Add(e, processors.Source{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Time: rec.Time}, now)
 	switch out {
 	case processors.Rejected:
 		return r.deadLetter(ctx, rec, consumers.ClassLimit, fmt.Errorf("series model %q version %q deployment %q is not tracked: limits.max_series (%d) series are", e.Model, e.ModelVersion, e.Deployment, r.proc.Limits().MaxSeries))

@@ -176,7 +176,7 @@ type upstream struct {
 
 func newUpstream(set Settings) *upstream {
 	return &upstream{
-		proc:   processors.NewProcessor(func(string) processors.WindowSpec { return set.PipelineWindow }, processors.Limits{MaxFeatures: 16, MaxCategories: 20}),
+		proc:   processors.NewProcessor(func(string) processors.WindowSpec { return set.PipelineWindow }, processors.Limits{MaxFeatures: 16, MaxCategories: 20, ClockBound: set.Limits.ClockBound}),
 		stages: map[stageKey]*stageState{}, links: map[string]map[stageKey]time.Time{}, tails: map[tailKey]*runTail{},
 	}
 }
@@ -277,7 +277,7 @@ func (r *Runner) handlePipeline(ctx context.Context, rec consumers.Record) error
 		return nil // a run is judged when it finishes
 	}
 	adaptRun(e, &u.adapted)
-	out, start, end := u.proc.Add(&u.adapted, processors.Source{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset}, now)
+	out, start, end := u.proc.Add(&u.adapted, processors.Source{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Time: rec.Time}, now)
 	if out == processors.Rejected {
 		return r.deadLetter(ctx, rec, consumers.ClassLimit, fmt.Errorf("stage %q of pipeline %q is not tracked: limits.max_series (%d) stages are", e.Stage, e.Pipeline, u.proc.Limits().MaxSeries))
 	}

@@ -1,6 +1,7 @@
 package processors
 
 import (
+	"math"
 	"sort"
 	"time"
 
@@ -12,6 +13,9 @@ type Source struct {
 	Topic     string
 	Partition int
 	Offset    int64
+	// Time is the record's Kafka timestamp (zero if it has none): the producer's or the
+	// broker's clock when it was written. With Limits.ClockBound it bounds the watermark.
+	Time time.Time
 }
 
 // TopicPartition names one partition.
@@ -48,6 +52,15 @@ type Limits struct {
 	// is Rejected until a series falls idle for SeriesIdle.
 	MaxSeries  int
 	SeriesIdle time.Duration
+	// ClockBound keeps every model's watermark at or behind the clock: an event stamped
+	// later than clock + lateness counts for the watermark as if stamped then (it is still
+	// aggregated into its own window). One event from a clock hours ahead would otherwise
+	// carry the watermark away and make every on-time event after it late. The clock is
+	// the earlier of the wall clock given to Add and the record's Kafka timestamp
+	// (Source.Time): a record re-read later (a replay, a backlog) carries the same Kafka
+	// timestamp, so it moves the watermark as it did live. Off for simulated time, which
+	// runs ahead of the wall clock.
+	ClockBound bool
 }
 
 // DefaultLimits are the limits used when none are configured.
@@ -223,20 +236,34 @@ func (p *Processor) Add(e *schemas.PredictionEvent, src Source, now time.Time) (
 	if src.Offset > part.LastOffset {
 		part.LastOffset = src.Offset
 	}
-	m.advance(tp, e.Timestamp.UnixMilli())
+	limit := int64(math.MaxInt64)
+	if p.limits.ClockBound {
+		clock := now
+		if !src.Time.IsZero() && src.Time.Before(clock) {
+			clock = src.Time
+		}
+		limit = clock.UnixMilli() + m.spec.Lateness.Milliseconds()
+	}
+	m.advance(tp, e.Timestamp.UnixMilli(), limit)
 	m.lastAdded = now
 	return Added, start, end
 }
 
-func (m *modelState) advance(tp TopicPartition, ts int64) {
+// advance moves the model's watermark for an event of time ts from tp; limit is the
+// latest event time that counts (Limits.ClockBound).
+func (m *modelState) advance(tp TopicPartition, ts, limit int64) {
+	ts = min(ts, limit)
 	if cur, ok := m.partMax[tp]; ok && ts <= cur {
 		return
 	}
 	m.partMax[tp] = ts
 	m.maxEvent = max(m.maxEvent, ts)
-	wm := m.maxEvent
+	// maxEvent may be ahead of limit when it was restored from a window written before
+	// (Restore) or counted under a later clock of another partition's records.
+	top := min(m.maxEvent, limit)
+	wm := top
 	for p, t := range m.partMax {
-		if t < m.maxEvent-m.spec.maxSkew() {
+		if t < top-m.spec.maxSkew() {
 			delete(m.partMax, p) // idle or far behind: stop holding the watermark
 			continue
 		}

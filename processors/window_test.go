@@ -50,7 +50,7 @@ func TestWatermarkClosesAndLateEventsAreCounted(t *testing.T) {
 	p := NewProcessor(spec(time.Minute, 10*time.Second), Limits{})
 	now := t0
 	add := func(at time.Duration, off int64) Outcome {
-		o, _, _ := p.Add(ev("m", at, 1), Source{"in", 0, off}, now)
+		o, _, _ := p.Add(ev("m", at, 1), Source{Topic: "in", Partition: 0, Offset: off}, now)
 		return o
 	}
 	steps := []struct {
@@ -93,7 +93,7 @@ func TestWatermarkClosesAndLateEventsAreCounted(t *testing.T) {
 		t.Errorf("commit offsets %v: want 6, the first record of the open window [120,180)", got)
 	}
 	// A record of window 0 re-read after a restart is recognised as already written.
-	if o, _, _ := p.Add(ev("m", 5*time.Second, 1), Source{"in", 0, 0}, now); o != Replayed {
+	if o, _, _ := p.Add(ev("m", 5*time.Second, 1), Source{Topic: "in", Partition: 0, Offset: 0}, now); o != Replayed {
 		t.Errorf("re-read of offset 0: outcome %d, want Replayed", o)
 	}
 	// Idle close: nothing arrives for a minute of wall time.
@@ -114,7 +114,7 @@ func TestRestoreMarksReplays(t *testing.T) {
 		at   time.Duration
 		want Outcome
 	}{{40, 10 * time.Second, Replayed}, {41, 20 * time.Second, Replayed}, {42, 30 * time.Second, Late}, {43, 61 * time.Second, Added}} {
-		if o, _, _ := p.Add(ev("m", c.at, 1), Source{"in", 3, c.off}, t0); o != c.want {
+		if o, _, _ := p.Add(ev("m", c.at, 1), Source{Topic: "in", Partition: 3, Offset: c.off}, t0); o != c.want {
 			t.Errorf("offset %d: outcome %d, want %d", c.off, o, c.want)
 		}
 	}
@@ -139,7 +139,7 @@ func TestRestoredWindowIsCompletedByOtherPartitions(t *testing.T) {
 		{mine, 4, 13 * time.Second, Added},
 		{mine, 5, 95 * time.Second, Added}, // the next window; its time closes the first
 	} {
-		if o, _, _ := p.Add(ev("m", c.at, 1), Source{c.tp.Topic, c.tp.Partition, c.off}, t0); o != c.want {
+		if o, _, _ := p.Add(ev("m", c.at, 1), Source{Topic: c.tp.Topic, Partition: c.tp.Partition, Offset: c.off}, t0); o != c.want {
 			t.Errorf("%v offset %d: outcome %d, want %d", c.tp, c.off, o, c.want)
 		}
 	}
@@ -147,14 +147,14 @@ func TestRestoredWindowIsCompletedByOtherPartitions(t *testing.T) {
 	if len(closed) != 1 || !closed[0].Supplement || closed[0].Merged.Events != 2 || len(closed[0].Partials) != 1 || closed[0].Partials[0].TopicPartition != mine {
 		t.Fatalf("closed %+v", closed)
 	}
-	if o, _, _ := p.Add(ev("m", 14*time.Second, 1), Source{third.Topic, third.Partition, 1}, t0); o != Late {
+	if o, _, _ := p.Add(ev("m", 14*time.Second, 1), Source{Topic: third.Topic, Partition: third.Partition, Offset: 1}, t0); o != Late {
 		t.Errorf("a third partition's record after the supplement closed: outcome %d, want late", o)
 	}
-	if o, _, _ := p.Add(ev("m", 15*time.Second, 1), Source{mine.Topic, mine.Partition, 4}, t0); o != Replayed {
+	if o, _, _ := p.Add(ev("m", 15*time.Second, 1), Source{Topic: mine.Topic, Partition: mine.Partition, Offset: 4}, t0); o != Replayed {
 		t.Errorf("a re-read record of the supplement: outcome %d, want replayed", o)
 	}
 	// A window this processor closes itself is whole, not a supplement.
-	p.Add(ev("m", 200*time.Second, 1), Source{mine.Topic, mine.Partition, 6}, t0)
+	p.Add(ev("m", 200*time.Second, 1), Source{Topic: mine.Topic, Partition: mine.Partition, Offset: 6}, t0)
 	if closed := p.Ready(); len(closed) != 1 || closed[0].Supplement {
 		t.Fatalf("closed %+v", closed)
 	}
@@ -181,8 +181,8 @@ func TestPartialsMergeToTheSingleResult(t *testing.T) {
 		if i%17 == 0 {
 			e.Status = "error"
 		}
-		one.Add(e, Source{"in", 0, int64(i)}, t0)
-		many.Add(e, Source{"in", i % 4, int64(i)}, t0)
+		one.Add(e, Source{Topic: "in", Partition: 0, Offset: int64(i)}, t0)
+		many.Add(e, Source{Topic: "in", Partition: i % 4, Offset: int64(i)}, t0)
 	}
 	a, b := one.CloseAll(), many.CloseAll()
 	if len(a) != 1 || len(b) != 1 || len(b[0].Partials) != 4 {
@@ -214,10 +214,10 @@ func TestLimitsBoundState(t *testing.T) {
 	for i := 0; i < 10; i++ {
 		e.Features = append(e.Features, schemas.Feature{Name: fmt.Sprintf("f%d", i), Value: schemas.Value{Kind: schemas.String, Str: fmt.Sprint(i)}})
 	}
-	p.Add(e, Source{"in", 0, 0}, t0)
+	p.Add(e, Source{Topic: "in", Partition: 0, Offset: 0}, t0)
 	e2 := ev("m", 0, 1)
 	e2.Features = []schemas.Feature{{Name: "f0", Value: schemas.Value{Kind: schemas.String, Str: "x"}}, {Name: "f0", Value: schemas.Value{Kind: schemas.String, Str: "y"}}}
-	p.Add(e2, Source{"in", 0, 1}, t0)
+	p.Add(e2, Source{Topic: "in", Partition: 0, Offset: 1}, t0)
 	w := p.CloseAll()[0].Merged
 	if len(w.Features) != 3 || w.DroppedFeatures != 7 {
 		t.Fatalf("%d features, %d dropped", len(w.Features), w.DroppedFeatures)
@@ -232,7 +232,7 @@ func TestLimitsBoundState(t *testing.T) {
 func TestSeriesLimit(t *testing.T) {
 	p := NewProcessor(spec(time.Minute, 0), Limits{MaxSeries: 2, SeriesIdle: time.Hour})
 	add := func(model string, off int64, now time.Time) Outcome {
-		o, _, _ := p.Add(ev(model, time.Duration(off)*time.Second, 1), Source{"in", 0, off}, now)
+		o, _, _ := p.Add(ev(model, time.Duration(off)*time.Second, 1), Source{Topic: "in", Partition: 0, Offset: off}, now)
 		return o
 	}
 	if add("a", 1, t0) != Added || add("b", 2, t0) != Added {
@@ -283,7 +283,7 @@ func TestMemoryIsFlatInEvents(t *testing.T) {
 				e.Features[1].Value = schemas.Value{Kind: schemas.String, Str: fmt.Sprint(rng.IntN(1000))} // high cardinality
 				e.Prediction = schemas.Value{Kind: schemas.Number, Num: rng.Float64()}
 				off++
-				p.Add(e, Source{"in", int(off % 3), off}, t0)
+				p.Add(e, Source{Topic: "in", Partition: int(off % 3), Offset: off}, t0)
 			}
 			p.Ready()
 		}
@@ -359,7 +359,7 @@ func FuzzWindowUpdate(f *testing.F) {
 		e := ev("m", time.Duration(at)*time.Millisecond, x)
 		e.Status = []string{"ok", "error", "timeout"}[status%3]
 		e.Features = append(e.Features, schemas.Feature{Name: cat, Value: schemas.Value{Kind: schemas.String, Str: cat}})
-		if o, _, _ := p.Add(e, Source{"in", 0, 0}, t0); o != Added {
+		if o, _, _ := p.Add(e, Source{Topic: "in", Partition: 0, Offset: 0}, t0); o != Added {
 			t.Fatalf("outcome %d", o)
 		}
 		w := p.CloseAll()[0].Merged
@@ -380,25 +380,25 @@ func FuzzWindowUpdate(f *testing.F) {
 // does not make the other's records late.
 func TestWatermarkFollowsTheSlowestPartition(t *testing.T) {
 	p := NewProcessor(spec(time.Minute, 10*time.Second), Limits{})
-	p.Add(ev("m", 0, 1), Source{"in", 1, 0}, t0)
+	p.Add(ev("m", 0, 1), Source{Topic: "in", Partition: 1, Offset: 0}, t0)
 	for i := 0; i < 10; i++ { // then partition 0 runs five minutes ahead
-		p.Add(ev("m", time.Duration(i)*30*time.Second, 1), Source{"in", 0, int64(i)}, t0)
+		p.Add(ev("m", time.Duration(i)*30*time.Second, 1), Source{Topic: "in", Partition: 0, Offset: int64(i)}, t0)
 	}
-	if o, _, _ := p.Add(ev("m", 5*time.Second, 1), Source{"in", 1, 1}, t0); o != Added {
+	if o, _, _ := p.Add(ev("m", 5*time.Second, 1), Source{Topic: "in", Partition: 1, Offset: 1}, t0); o != Added {
 		t.Fatalf("partition 1's second record: outcome %d, want Added", o)
 	}
 	if closed := p.Ready(); len(closed) != 0 {
 		t.Fatalf("closed %d windows while partition 1 is at 5s", len(closed))
 	}
-	p.Add(ev("m", 75*time.Second, 1), Source{"in", 1, 2}, t0) // watermark 65s: [0,60) closes
+	p.Add(ev("m", 75*time.Second, 1), Source{Topic: "in", Partition: 1, Offset: 2}, t0) // watermark 65s: [0,60) closes
 	closed := p.Ready()
 	if len(closed) != 1 || closed[0].Merged.Events != 4 || len(closed[0].Partials) != 2 {
 		t.Fatalf("closed %+v", closed)
 	}
 	// A partition more than MaxSkew behind stops holding the watermark back.
 	q := NewProcessor(func(string) WindowSpec { return WindowSpec{Size: time.Minute, MaxSkew: 2 * time.Minute} }, Limits{})
-	q.Add(ev("m", 0, 1), Source{"in", 1, 0}, t0)
-	q.Add(ev("m", 10*time.Minute, 1), Source{"in", 0, 0}, t0)
+	q.Add(ev("m", 0, 1), Source{Topic: "in", Partition: 1, Offset: 0}, t0)
+	q.Add(ev("m", 10*time.Minute, 1), Source{Topic: "in", Partition: 0, Offset: 0}, t0)
 	if closed := q.Ready(); len(closed) != 1 {
 		t.Fatalf("a stalled partition held %d windows", q.OpenWindows())
 	}
@@ -409,21 +409,21 @@ func TestWatermarkFollowsTheSlowestPartition(t *testing.T) {
 func TestLateSeenPartitionJoinsOpenWindows(t *testing.T) {
 	p := NewProcessor(spec(time.Minute, 10*time.Second), Limits{ClosedRetention: 2})
 	for i := 0; i < 10; i++ {
-		p.Add(ev("m", time.Duration(i)*30*time.Second, 1), Source{"in", 0, int64(i)}, t0)
+		p.Add(ev("m", time.Duration(i)*30*time.Second, 1), Source{Topic: "in", Partition: 0, Offset: int64(i)}, t0)
 	}
-	if o, _, _ := p.Add(ev("m", 5*time.Second, 1), Source{"in", 1, 0}, t0); o != Added {
+	if o, _, _ := p.Add(ev("m", 5*time.Second, 1), Source{Topic: "in", Partition: 1, Offset: 0}, t0); o != Added {
 		t.Fatalf("outcome %d, want Added", o)
 	}
 	if closed := p.Ready(); len(closed) != 0 {
 		t.Fatalf("closed %d windows while partition 1 is at 5s", len(closed))
 	}
-	p.Add(ev("m", 5*time.Minute, 1), Source{"in", 1, 1}, t0)
+	p.Add(ev("m", 5*time.Minute, 1), Source{Topic: "in", Partition: 1, Offset: 1}, t0)
 	if closed := p.Ready(); len(closed) != 4 || closed[0].Merged.Events != 3 {
 		t.Fatalf("closed %d windows", len(closed))
 	}
 	// Only two closed windows are remembered: an event of the oldest is late, not a
 	// new window that would overwrite the written one.
-	if o, _, _ := p.Add(ev("m", 10*time.Second, 1), Source{"in", 2, 0}, t0); o != Late {
+	if o, _, _ := p.Add(ev("m", 10*time.Second, 1), Source{Topic: "in", Partition: 2, Offset: 0}, t0); o != Late {
 		t.Fatalf("event behind the horizon: outcome %d, want Late", o)
 	}
 }
@@ -432,11 +432,11 @@ func TestLateSeenPartitionJoinsOpenWindows(t *testing.T) {
 // bins that cover every value.
 func TestMergeAcrossTheReferenceArrival(t *testing.T) {
 	p := NewProcessor(spec(time.Minute, 0), Limits{})
-	p.Add(ev("m", 0, -5), Source{"in", 0, 0}, t0)
-	p.Add(ev("m", time.Second, 0.5), Source{"in", 0, 1}, t0)
+	p.Add(ev("m", 0, -5), Source{Topic: "in", Partition: 0, Offset: 0}, t0)
+	p.Add(ev("m", time.Second, 0.5), Source{Topic: "in", Partition: 0, Offset: 1}, t0)
 	p.SetLayout("m", "1", &Layout{Features: map[string]FeatureLayout{"amount": {Kind: Numeric, Edges: []float64{0, 1}}}})
-	p.Add(ev("m", 2*time.Second, 7), Source{"in", 1, 0}, t0)
-	p.Add(ev("m", 3*time.Second, 0.7), Source{"in", 2, 0}, t0)
+	p.Add(ev("m", 2*time.Second, 7), Source{Topic: "in", Partition: 1, Offset: 0}, t0)
+	p.Add(ev("m", 3*time.Second, 0.7), Source{Topic: "in", Partition: 2, Offset: 0}, t0)
 	f := p.CloseAll()[0].Merged.Features["amount"]
 	if fmt.Sprint(f.Bins) != "[1 2 1]" || f.Raw != nil {
 		t.Fatalf("bins %v raw %v", f.Bins, f.Raw)
@@ -481,4 +481,78 @@ func FuzzSketch(f *testing.F) {
 			t.Fatalf("histogram holds %v of %d", total, len(vals))
 		}
 	})
+}
+
+// One event stamped 23 h ahead (within limits.max_future) followed by 1,000 on-time
+// events, on one partition and on two: with the clock bound none of the 1,000 is late,
+// the on-time windows close as the clock passes them, and the future event waits in its
+// own window. A replay a week later (the wall clock far ahead, the records' Kafka
+// timestamps as produced) gives the same. Without the bound (simulated time) the one
+// event carries the watermark 23 h ahead and the on-time events after it are late.
+func TestEventAheadOfTheClockDoesNotMoveTheWatermark(t *testing.T) {
+	for _, c := range []struct {
+		name       string
+		bound      bool
+		partitions int
+		replay     time.Duration // how long after production the records are read
+		wantLate   int
+	}{
+		{"bound, one partition", true, 1, 0, 0},
+		{"bound, two partitions", true, 2, 0, 0},
+		{"bound, replayed a week later", true, 1, 7 * 24 * time.Hour, 0},
+		{"bound, no Kafka timestamp", true, 1, -1, 0},
+		// Each on-time window opens with its first event and closes at once: the rest are late.
+		{"unbounded", false, 1, 0, 998},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := NewProcessor(spec(time.Minute, 10*time.Second), Limits{ClockBound: c.bound})
+			closed := map[int64]uint64{}
+			ready := func() {
+				for _, w := range p.Ready() {
+					closed[w.Merged.Start] += w.Merged.Events
+				}
+			}
+			add := func(i int, at, produced time.Time) Outcome {
+				src := Source{Topic: "in", Partition: i % c.partitions, Offset: int64(i), Time: produced}
+				now := produced.Add(c.replay)
+				if c.replay < 0 {
+					src.Time, now = time.Time{}, produced
+				}
+				e := ev("m", at.Sub(t0), 1)
+				o, _, _ := p.Add(e, src, now)
+				return o
+			}
+			if o := add(0, t0.Add(23*time.Hour), t0); o != Added {
+				t.Fatalf("the event 23 h ahead: outcome %d, want added", o)
+			}
+			ready()
+			late := 0
+			for i := 1; i <= 1000; i++ {
+				at := t0.Add(time.Duration(i) * 100 * time.Millisecond) // 100 s of events
+				if add(i, at, at) == Late {
+					late++
+				}
+				ready()
+			}
+			if late != c.wantLate {
+				t.Fatalf("%d of 1,000 on-time events late, want %d", late, c.wantLate)
+			}
+			if !c.bound {
+				return
+			}
+			// The watermark is at 100 s − 10 s: [0, 60) closed with its 599 events.
+			if len(closed) != 1 || closed[t0.UnixMilli()] != 599 {
+				t.Errorf("closed windows %v: want only [0, 60) with 599 events", closed)
+			}
+			var future uint64
+			for _, w := range p.CloseAll() {
+				if w.Merged.Start == t0.Add(23*time.Hour).UnixMilli() {
+					future += w.Merged.Events
+				}
+			}
+			if future != 1 {
+				t.Errorf("the event 23 h ahead: %d events in its window, want 1", future)
+			}
+		})
+	}
 }

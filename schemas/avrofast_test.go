@@ -3,6 +3,7 @@ package schemas
 import (
 	"context"
 	"fmt"
+	"math"
 	"testing"
 	"time"
 
@@ -28,8 +29,10 @@ func avroBodies(t testing.TB) (*Registry, [][]byte) {
 	for i := 0; i < 300; i++ {
 		many.Features = append(many.Features, Feature{Name: fmt.Sprintf("f%03d", 299-i), Value: Value{Kind: Number, Num: float64(i) - 150.25}})
 	}
+	// Out of the range storage holds: both paths refuse it.
+	far := &PredictionEvent{EventID: "e4", Model: "m", Timestamp: time.UnixMilli(math.MaxInt64 - 1000).UTC(), Deployment: "primary", Status: "ok"}
 	var out [][]byte
-	for _, e := range []*PredictionEvent{full, bare, many} {
+	for _, e := range []*PredictionEvent{full, bare, many, far} {
 		b, err := EncodePredictionAvro(codec, 1, e)
 		if err != nil {
 			t.Fatal(err)

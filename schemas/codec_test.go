@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -134,6 +135,123 @@ func TestDecodeRejects(t *testing.T) {
 	}
 }
 
+// refusedAsInvalid are records that decode but break the contract: a feature given twice
+// (Avro refuses it too), a second "features" object (its values would count for the same
+// event), and timestamps outside what storage holds, in JSON and Avro (the bundled schema,
+// id 1, decoded by the fast path; and another schema, id 2, decoded through goavro).
+func refusedAsInvalid(t testing.TB) []struct {
+	name string
+	in   []byte
+} {
+	t.Helper()
+	reg, err := NewRegistry("", map[uint32]string{1: SchemaPrediction}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	codec, err := reg.Codec(context.Background(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	avroAt := func(ms int64) []byte {
+		e := sampleEvent()
+		e.Timestamp = time.UnixMilli(ms).UTC()
+		b, err := EncodePredictionAvro(codec, 1, e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	many := `{"model":"m","timestamp":1,"features":{`
+	for i := 0; i < 40; i++ {
+		many += fmt.Sprintf(`"f%02d":%d,`, i, i)
+	}
+	many += `"f07":1}}`
+	cases := []struct {
+		name string
+		in   []byte
+	}{
+		{"json feature twice", []byte(`{"model":"m","timestamp":1,"features":{"a":1,"b":3,"a":2}}`)},
+		{"json feature twice, once escaped", []byte(`{"model":"m","timestamp":1,"features":{"a":1,"\u0061":2}}`)},
+		{"json feature twice among 41", []byte(many)},
+		{"json features twice", []byte(`{"model":"m","timestamp":1,"features":{"a":1},"features":{"b":2}}`)},
+		{"json features twice, other case", []byte(`{"model":"m","timestamp":1,"features":{"a":1},"Features":{"b":2}}`)},
+		{"json features then null", []byte(`{"model":"m","features":{"a":1},"timestamp":1,"features":null}`)},
+		{"json year 1500", []byte(`{"model":"m","timestamp":"1500-01-01T00:00:00Z"}`)},
+		{"json year 1899", []byte(`{"model":"m","timestamp":"1899-12-31T23:59:59.999Z"}`)},
+		{"json year 2262", []byte(`{"model":"m","timestamp":"2262-01-01T00:00:00Z"}`)},
+		{"json year 9999", []byte(`{"model":"m","timestamp":"9999-12-31T23:59:59Z"}`)},
+		{"json epoch ms in 1653", []byte(`{"model":"m","timestamp":-10000000000000}`)},
+		{"json epoch ms in 2264", []byte(`{"model":"m","timestamp":9300000000000}`)},
+		{"avro timestamp near the int64 limit", avroAt(math.MaxInt64 - 1000)},
+		{"avro timestamp in 1653", avroAt(-10000000000000)},
+		{"avro timestamp in 2264", avroAt(9300000000000)},
+	}
+	// The same out-of-range timestamp under a schema other than the bundled one.
+	other := avroAt(math.MaxInt64 - 1000)
+	other[4] = 2
+	cases = append(cases, struct {
+		name string
+		in   []byte
+	}{"avro (goavro) timestamp near the int64 limit", other})
+	return cases
+}
+
+func TestDecodeRefusesAsInvalid(t *testing.T) {
+	reg, err := NewRegistry("", map[uint32]string{1: SchemaPrediction}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Id 2: the bundled schema under another record name: the same bytes, but not the
+	// same schema, so decoded through goavro.
+	text, _ := BundledSchema(SchemaPrediction)
+	var schema map[string]any
+	if err := json.Unmarshal([]byte(text), &schema); err != nil {
+		t.Fatal(err)
+	}
+	schema["name"] = "OtherPrediction"
+	otherText, _ := json.Marshal(schema)
+	c, err := goavro.NewCodec(string(otherText))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg.mu.Lock()
+	reg.add(2, c)
+	reg.mu.Unlock()
+	if reg.bundledPrediction[2] {
+		t.Fatal("schema id 2 would take the fast path")
+	}
+	d := Decoder{Format: FormatAuto, Registry: reg}
+	for _, c := range refusedAsInvalid(t) {
+		t.Run(c.name, func(t *testing.T) {
+			var e PredictionEvent
+			err := d.Prediction(context.Background(), c.in, &e)
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("err = %v, want an invalid event (dead-letter class invalid)", err)
+			}
+		})
+	}
+	// The edges of the range are accepted, and names differing only in case are two
+	// features.
+	for _, in := range []string{
+		`{"model":"m","timestamp":"1900-01-01T00:00:00Z","features":{"a":1,"A":2}}`,
+		`{"model":"m","timestamp":"2261-12-31T23:59:59.999Z"}`,
+	} {
+		var e PredictionEvent
+		if err := d.Prediction(context.Background(), []byte(in), &e); err != nil {
+			t.Errorf("%s: %v", in, err)
+		}
+	}
+	// Labels and pipeline events are held to the same range.
+	var l LabelEvent
+	if err := DecodeLabelJSON([]byte(`{"model":"m","request_id":"r","timestamp":"1500-01-01T00:00:00Z"}`), &l); !errors.Is(err, ErrInvalid) {
+		t.Errorf("label in 1500: err = %v, want invalid", err)
+	}
+	var p PipelineEvent
+	if err := DecodePipelineJSON([]byte(`{"pipeline":"p","stage":"s","status":"started","timestamp":9300000000000}`), &p); !errors.Is(err, ErrInvalid) {
+		t.Errorf("pipeline event in 2264: err = %v, want invalid", err)
+	}
+}
+
 func TestBundledSchemasCompile(t *testing.T) {
 	for _, name := range []string{SchemaPrediction, SchemaLabel, SchemaPipeline, SchemaAlert} {
 		text, err := BundledSchema(name)
@@ -162,19 +280,27 @@ func FuzzDecodePrediction(f *testing.F) {
 	f.Add(js)
 	f.Add(av)
 	f.Add([]byte(`{"model":"m","timestamp":1,"features":{"a":"\\u0000"}}`))
+	for _, c := range refusedAsInvalid(f) {
+		f.Add(c.in)
+	}
 	d := Decoder{Format: FormatAuto, Registry: reg}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var e PredictionEvent
 		if err := d.Prediction(context.Background(), b, &e); err != nil {
 			return
 		}
-		if e.Model == "" || e.Timestamp.IsZero() {
-			t.Fatalf("accepted an event without model or timestamp: %+v", e)
+		if e.Model == "" || checkTime(e.Timestamp) != nil {
+			t.Fatalf("accepted an event without model or with a timestamp out of range: %+v", e)
 		}
+		names := map[string]bool{}
 		for _, f := range e.Features {
 			if f.Value.Kind == Number && !finite(f.Value.Num) {
 				t.Fatalf("accepted a non-finite feature: %+v", f)
 			}
+			if names[f.Name] {
+				t.Fatalf("accepted feature %q twice: %+v", f.Name, e.Features)
+			}
+			names[f.Name] = true
 		}
 	})
 }
@@ -249,7 +375,7 @@ func FuzzDecodePipeline(f *testing.F) {
 		if err := d.Pipeline(context.Background(), b, &e); err != nil {
 			return
 		}
-		if e.Pipeline == "" || e.Stage == "" || e.Timestamp.IsZero() || (e.Status != "started" && e.Status != "succeeded" && e.Status != "failed") {
+		if e.Pipeline == "" || e.Stage == "" || checkTime(e.Timestamp) != nil || (e.Status != "started" && e.Status != "succeeded" && e.Status != "failed") {
 			t.Fatalf("accepted an invalid pipeline event: %+v", e)
 		}
 	})

@@ -84,6 +84,8 @@ type PredictionEvent struct {
 	// strs interns feature names and categorical values across the events decoded into
 	// this value: the same few hundred strings recur in every record.
 	strs map[string]string
+	// names is scratch space for checking that feature names are unique.
+	names []string
 }
 
 // maxInterned bounds the interned strings (high-cardinality values stop being interned).
@@ -106,8 +108,8 @@ func (e *PredictionEvent) intern(b []byte) string {
 
 // Reset clears e for reuse, keeping allocated capacity and interned strings.
 func (e *PredictionEvent) Reset() {
-	f, strs := e.Features[:0], e.strs
-	*e = PredictionEvent{Features: f, strs: strs}
+	f, strs, names := e.Features[:0], e.strs, e.names[:0]
+	*e = PredictionEvent{Features: f, strs: strs, names: names}
 }
 
 // LabelEvent is the ground truth or user outcome for an earlier prediction.

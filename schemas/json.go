@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"time"
 	"unsafe"
@@ -53,9 +54,30 @@ func (j *jsonValue) UnmarshalJSON(b []byte) error {
 // featureList decodes the "features" object straight into a reused slice. It is the hot
 // path of every prediction: encoding/json into map[string]any costs one map, one interface
 // and one string per feature per event, so the flat object of scalars is scanned here.
-type featureList struct{ e *PredictionEvent }
+type featureList struct {
+	e *PredictionEvent
+	// seen: a "features" key came already. encoding/json calls UnmarshalJSON once per
+	// key, and matches keys without regard to case, so {"features":…,"Features":…} would
+	// count both objects' values for one event.
+	seen bool
+}
 
-func (f featureList) UnmarshalJSON(b []byte) error {
+func (f *featureList) UnmarshalJSON(b []byte) error {
+	if f.seen {
+		return invalid("features given twice")
+	}
+	f.seen = true
+	if err := f.scan(b); err != nil {
+		return err
+	}
+	// A name given twice would count two values for one event; Avro refuses it too.
+	if name, dup := f.e.duplicateFeature(); dup {
+		return invalid("feature %q given twice", name)
+	}
+	return nil
+}
+
+func (f *featureList) scan(b []byte) error {
 	b = skipSpace(b)
 	if string(b) == "null" {
 		return nil
@@ -94,6 +116,36 @@ func (f featureList) UnmarshalJSON(b []byte) error {
 			return fmt.Errorf("features: unexpected %q", rest[0])
 		}
 	}
+}
+
+// duplicateFeature returns a feature name that e has twice. Events have tens of features:
+// comparing each with the ones before costs less than sorting or hashing them; beyond
+// that, the names are sorted in a reused slice, so a record of many features costs
+// n log n, not n².
+func (e *PredictionEvent) duplicateFeature() (string, bool) {
+	f := e.Features
+	if len(f) <= 32 {
+		for i := 1; i < len(f); i++ {
+			for j := 0; j < i; j++ {
+				if f[i].Name == f[j].Name {
+					return f[i].Name, true
+				}
+			}
+		}
+		return "", false
+	}
+	names := e.names[:0]
+	for _, x := range f {
+		names = append(names, x.Name)
+	}
+	slices.Sort(names)
+	e.names = names
+	for i := 1; i < len(names); i++ {
+		if names[i] == names[i-1] {
+			return names[i], true
+		}
+	}
+	return "", false
 }
 
 func skipSpace(b []byte) []byte {
@@ -253,8 +305,8 @@ func (e *LabelEvent) validate() error {
 		return fmt.Errorf("decode label %s: %w", e.EventID, invalid("model is empty"))
 	case e.RequestID == "":
 		return fmt.Errorf("decode label %s: %w", e.EventID, invalid("request_id is empty"))
-	case e.Timestamp.IsZero():
-		return fmt.Errorf("decode label %s: %w", e.EventID, invalid("timestamp is missing"))
+	case checkTime(e.Timestamp) != nil:
+		return fmt.Errorf("decode label %s: %w", e.EventID, checkTime(e.Timestamp))
 	case e.Label.Kind == Number && !finite(e.Label.Num):
 		return fmt.Errorf("decode label %s: %w", e.EventID, invalid("label is not finite"))
 	}
@@ -265,8 +317,8 @@ func (e *PipelineEvent) validate() error {
 	switch {
 	case e.Pipeline == "" || e.Stage == "":
 		return fmt.Errorf("decode pipeline event %s: %w", e.EventID, invalid("pipeline and stage are required"))
-	case e.Timestamp.IsZero():
-		return fmt.Errorf("decode pipeline event %s: %w", e.EventID, invalid("timestamp is missing"))
+	case checkTime(e.Timestamp) != nil:
+		return fmt.Errorf("decode pipeline event %s: %w", e.EventID, checkTime(e.Timestamp))
 	case e.Status != "started" && e.Status != "succeeded" && e.Status != "failed":
 		return fmt.Errorf("decode pipeline event %s: %w", e.EventID, invalid("status %q is not one of started, succeeded, failed", e.Status))
 	case !finite(e.DurationMs):

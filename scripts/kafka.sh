@@ -7,7 +7,9 @@
 #   scripts/kafka.sh restart # stop and start again on the same data
 #   scripts/kafka.sh status
 #
-# KAFKA_PORT (default 19092) and KAFKA_VERSION (default in scripts/kafka/pom.xml) can be set.
+# KAFKA_PORT (default 19092) and KAFKA_VERSION (default in scripts/kafka/pom.xml) can be set;
+# KAFKA_AUTO_CREATE_TOPICS=false starts a broker that does not create topics on first use
+# (as many production clusters), for tests of a start before the topics exist.
 # Besides PLAINTEXT on KAFKA_PORT, a SASL_PLAINTEXT listener on KAFKA_PORT+2 accepts user
 # driftd / driftd-secret over PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 (for the SASL tests),
 # and an SSL listener on KAFKA_PORT+3 whose certificate is signed by a throw-away CA in
@@ -78,7 +80,7 @@ transaction.state.log.min.isr=1
 share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
-auto.create.topics.enable=true
+auto.create.topics.enable=${KAFKA_AUTO_CREATE_TOPICS:-true}
 message.max.bytes=16777216
 PROPS
   cat > "$run/log4j2.properties" <<PROPS

@@ -151,11 +151,15 @@ func (m *Metrics) Rebalanced() {
 	}
 }
 
-// ReadinessCheck reports whether driftd can do its job (nil when ready).
-type ReadinessCheck func(ctx context.Context) error
+// ReadinessCheck reports whether driftd does its job: a line for a person when it does
+// (reading partitions, or standing by for the member that does), an error saying why not
+// otherwise.
+type ReadinessCheck func(ctx context.Context) (string, error)
 
-// Serve serves /metrics, /healthz (the process answers) and /readyz (every check passes)
-// on addr until ctx ends. It returns the bound address once listening.
+// Serve serves /metrics, /healthz (the process answers) and /readyz on addr until ctx
+// ends. It returns the bound address once listening. /readyz answers 200 with the check's
+// line when it passes and 503 with "not ready: " and the reason when it does not: a load
+// balancer needs the code, a person the line.
 func Serve(ctx context.Context, addr string, m *Metrics, ready ReadinessCheck, log *slog.Logger) (string, error) {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
@@ -165,11 +169,13 @@ func Serve(ctx context.Context, addr string, m *Metrics, ready ReadinessCheck, l
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
 		cctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 		defer cancel()
-		if err := ready(cctx); err != nil {
+		line, err := ready(cctx)
+		if err != nil {
 			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
 			return
 		}
-		w.Write([]byte("ready\n"))
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Write([]byte(line + "\n"))
 	})
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {

@@ -27,7 +27,7 @@ func TestEndpoints(t *testing.T) {
 	defer cancel()
 	m := NewMetrics()
 	var ready error = errors.New("clickhouse not connected yet")
-	addr, err := Serve(ctx, "127.0.0.1:0", m, func(context.Context) error { return ready }, slog.New(slog.DiscardHandler))
+	addr, err := Serve(ctx, "127.0.0.1:0", m, func(context.Context) (string, error) { return "standby: another member reads", ready }, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,8 +41,8 @@ func TestEndpoints(t *testing.T) {
 		t.Errorf("/healthz: %d", code)
 	}
 	ready = nil
-	if code, _ := get(t, "http://"+addr+"/readyz"); code != 200 {
-		t.Errorf("/readyz when ready: %d", code)
+	if code, body := get(t, "http://"+addr+"/readyz"); code != 200 || body != "standby: another member reads\n" {
+		t.Errorf("/readyz when ready: %d %q", code, body)
 	}
 	m.Consumed("ml.predictions")
 	m.DecodeError("ml.predictions", "decode")

@@ -238,14 +238,22 @@ func kafkaOptions(cfg config.Config) (consumers.Options, error) {
 // fatal error.
 func run(ctx context.Context, cfg config.Config, log *slog.Logger, h hooks) error {
 	metrics := telemetry.NewMetrics()
-	var connected atomic.Pointer[storage.Store] // set once ClickHouse is reachable
+	var connected atomic.Pointer[storage.Store]   // set once ClickHouse is reachable
+	var member atomic.Pointer[consumers.Consumer] // set once in the consumer group
 	if cfg.HTTP.Listen != "" {
-		addr, err := telemetry.Serve(ctx, cfg.HTTP.Listen, metrics, func(ctx context.Context) error {
+		addr, err := telemetry.Serve(ctx, cfg.HTTP.Listen, metrics, func(ctx context.Context) (string, error) {
 			st := connected.Load()
 			if st == nil {
-				return errors.New("clickhouse not connected yet")
+				return "", errors.New("clickhouse not connected yet")
 			}
-			return st.Ready(ctx)
+			if err := st.Ready(ctx); err != nil {
+				return "", err
+			}
+			c := member.Load()
+			if c == nil {
+				return "", errors.New("not in the consumer group yet")
+			}
+			return c.Status().Ready()
 		}, log)
 		if err != nil {
 			return fmt.Errorf("http.listen %s: %w", cfg.HTTP.Listen, err)
@@ -295,6 +303,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, h hooks) erro
 		return err
 	}
 	defer c.Close()
+	member.Store(c)
 	dlq := consumers.NewDeadLetter(ko, cfg.Kafka.Topics.DLQ)
 	defer dlq.Close()
 	aw := consumers.NewWriter(ko, cfg.Kafka.Topics.Alerts)

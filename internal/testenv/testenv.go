@@ -203,11 +203,14 @@ type Broker struct {
 	Addr string
 	port int
 	root string
+	env  []string
 }
 
 // OwnKafka starts a private broker and stops it (removing its data) when the test ends.
-// Starting one takes seconds; use it only to restart or stop the broker under a client.
-func OwnKafka(t testing.TB) *Broker {
+// Starting one takes seconds; use it only to restart or stop the broker under a client,
+// or for a broker configured otherwise: env (NAME=value) goes to scripts/kafka.sh, e.g.
+// KAFKA_AUTO_CREATE_TOPICS=false.
+func OwnKafka(t testing.TB, env ...string) *Broker {
 	t.Helper()
 	KafkaBrokers(t) // the shared broker's presence proves the jars are fetched
 	root, err := repoRoot()
@@ -215,7 +218,7 @@ func OwnKafka(t testing.TB) *Broker {
 		t.Fatal(err)
 	}
 	// scripts/kafka.sh listens on port (PLAINTEXT), +1 (controller), +2 (SASL), +3 (SSL).
-	b := &Broker{port: freePorts(t, 4), root: root}
+	b := &Broker{port: freePorts(t, 4), root: root, env: env}
 	t.Cleanup(func() {
 		b.script(t, "stop")
 		os.RemoveAll(filepath.Join(root, ".cache", fmt.Sprintf("kafka-run-%d", b.port)))
@@ -235,7 +238,7 @@ func (b *Broker) script(t testing.TB, cmd string) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	c := exec.CommandContext(ctx, filepath.Join(b.root, "scripts", "kafka.sh"), cmd)
-	c.Env = append(os.Environ(), fmt.Sprintf("KAFKA_PORT=%d", b.port))
+	c.Env = append(append(os.Environ(), b.env...), fmt.Sprintf("KAFKA_PORT=%d", b.port))
 	var stderr strings.Builder
 	c.Stderr = &stderr
 	out, err := c.Output()

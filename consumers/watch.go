@@ -1,0 +1,179 @@
+package consumers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+)
+
+// Status is this member's place in its group, as of the last check (every
+// Options.WatchInterval, and as each generation starts).
+type Status struct {
+	Group string
+	// Joined: a generation is current (false while joining or between generations).
+	Joined bool
+	// Assigned is how many partitions this member reads.
+	Assigned int
+	// GroupAssigned is how many partitions the group's members read together (-1: not
+	// known, the group could not be described).
+	GroupAssigned int
+	// Partitions is how many partitions the subscribed topics have (-1: not known).
+	Partitions int
+	// Missing lists the subscribed topics that do not exist (yet).
+	Missing []string
+	// Err is why the last check failed, if it did.
+	Err error
+}
+
+// Ready says whether this member does its job: nil with a line for a person when it reads
+// partitions or stands by for a member that does; an error saying why not otherwise.
+func (s Status) Ready() (string, error) {
+	missing := ""
+	if len(s.Missing) > 0 {
+		missing = "; topics that do not exist yet: " + strings.Join(s.Missing, ", ")
+	}
+	switch {
+	case !s.Joined:
+		return "", fmt.Errorf("joining consumer group %s", s.Group)
+	case s.Assigned > 0:
+		return fmt.Sprintf("ready: reading %d partitions in consumer group %s%s", s.Assigned, s.Group, missing), nil
+	case s.GroupAssigned > 0:
+		return fmt.Sprintf("standby: another member of consumer group %s reads its %d partitions; this one takes over if it stops%s", s.Group, s.GroupAssigned, missing), nil
+	case s.Partitions > 0:
+		return "", fmt.Errorf("consumer group %s: the topics have %d partitions and no member reads them yet (rejoining to have them assigned)%s", s.Group, s.Partitions, missing)
+	case len(s.Missing) > 0:
+		return "", fmt.Errorf("consumer group %s: nothing to read%s", s.Group, missing)
+	case s.Err != nil:
+		return "", fmt.Errorf("consumer group %s: no partitions assigned; checking the topics failed: %w", s.Group, s.Err)
+	}
+	return "", fmt.Errorf("consumer group %s: no partitions assigned", s.Group)
+}
+
+// Status returns this member's place in its group.
+func (c *Consumer) Status() Status {
+	gen := c.current()
+	if gen == nil {
+		return Status{Group: c.o.GroupID, GroupAssigned: -1, Partitions: -1}
+	}
+	if st := gen.status.Load(); st != nil {
+		return *st
+	}
+	return Status{Group: c.o.GroupID, Joined: true, Assigned: len(gen.owned), GroupAssigned: -1, Partitions: -1}
+}
+
+// watch checks, as the generation starts and every WatchInterval, that every partition of
+// the subscribed topics is read by some member of the group, and ends the generation when
+// one is not (returning ends it: the member joins again, and the group leader assigns the
+// partitions as they are now). A topic created after the group formed, or partitions
+// added to one, are then read within seconds: without this the group keeps the
+// assignment it made when they did not exist.
+//
+// kafka-go's own watch (WatchPartitionChanges) compares partition counts with those it
+// reads after the join, so a topic created during the join is never noticed, and a topic
+// that does not exist ends every generation as it starts: the member rejoins in a loop.
+//
+// Every member checks: a follower's join changes nothing while its metadata is
+// unchanged, but the group leader, who reads the same topics, rejoins too and rebalances.
+func (c *Consumer) watch(ctx context.Context, gen *generation) {
+	t := time.NewTicker(c.o.WatchInterval)
+	defer t.Stop()
+	for {
+		st, unread := c.check(ctx, gen)
+		if ctx.Err() != nil {
+			return
+		}
+		gen.status.Store(&st)
+		if len(unread) > 0 && time.Since(time.Unix(0, c.rejoined.Load())) >= c.o.WatchInterval {
+			c.rejoined.Store(time.Now().UnixNano())
+			c.log.Info("partitions that no member of the consumer group reads: joining again to have them assigned",
+				"group", c.o.GroupID, "generation", gen.g.ID, "partitions", strings.Join(unread, " "))
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// check compares the subscribed topics' partitions with what the group reads; it returns
+// the status and the partitions no member reads.
+func (c *Consumer) check(ctx context.Context, gen *generation) (Status, []string) {
+	st := Status{Group: c.o.GroupID, Joined: true, Assigned: len(gen.owned), GroupAssigned: -1, Partitions: -1}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	parts, missing, err := topicPartitions(ctx, c.client, c.o.Topics)
+	if err != nil {
+		st.Err = err
+		return st, nil
+	}
+	st.Missing = missing
+	exist := map[TopicPartition]bool{}
+	for _, p := range parts {
+		exist[TopicPartition{p.Topic, p.ID}] = true
+	}
+	st.Partitions = len(exist)
+	read := gen.owned
+	if desc, err := c.client.DescribeGroups(ctx, &kafka.DescribeGroupsRequest{GroupIDs: []string{c.o.GroupID}}); err != nil || len(desc.Groups) != 1 || desc.Groups[0].Error != nil {
+		if err == nil && len(desc.Groups) == 1 {
+			err = desc.Groups[0].Error
+		}
+		// Not known who else reads what: a member that reads partitions still sees the
+		// ones it lacks, which in active/standby are all the group's.
+		st.Err = fmt.Errorf("describe consumer group: %w", err)
+		if len(gen.owned) == 0 {
+			return st, nil
+		}
+	} else if g := desc.Groups[0]; g.GroupState != "Stable" {
+		// A rebalance is under way: it assigns the partitions as they are now.
+		return st, nil
+	} else {
+		read = map[TopicPartition]bool{}
+		for _, m := range g.Members {
+			for _, t := range m.MemberAssignments.Topics {
+				for _, p := range t.Partitions {
+					read[TopicPartition{t.Topic, p}] = true
+				}
+			}
+		}
+		st.GroupAssigned = len(read)
+	}
+	var unread []string
+	for tp := range exist {
+		if !read[tp] {
+			unread = append(unread, fmt.Sprintf("%s/%d", tp.Topic, tp.Partition))
+		}
+	}
+	sort.Strings(unread)
+	return st, unread
+}
+
+// topicPartitions returns the partitions of the topics that exist, and the topics that do
+// not (sorted). It never creates a topic (a metadata request may, on brokers that create
+// topics on first use, when the client asks for it; this one does not).
+func topicPartitions(ctx context.Context, client *kafka.Client, topics []string) ([]kafka.Partition, []string, error) {
+	md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
+	if err != nil {
+		return nil, nil, fmt.Errorf("read topic metadata: %w", err)
+	}
+	var parts []kafka.Partition
+	var missing []string
+	for _, t := range md.Topics {
+		switch {
+		case errors.Is(t.Error, kafka.UnknownTopicOrPartition) || (t.Error == nil && len(t.Partitions) == 0):
+			missing = append(missing, t.Name)
+		case t.Error != nil:
+			return nil, nil, fmt.Errorf("topic %s: %w", t.Name, t.Error)
+		default:
+			parts = append(parts, t.Partitions...)
+		}
+	}
+	sort.Strings(missing)
+	return parts, missing, nil
+}
