@@ -157,7 +157,7 @@ func runEnv(brokers, name, group string, clickhouse ...string) []string {
 }
 
 // windowResults is what a run wrote to database db: per window the counts, feature
-// statistics, drift scores, and the late events. run runs one query and returns its rows.
+// statistics, drift scores, the late events, and the alerts. run runs one query and returns its rows.
 func windowResults(run func(q string) (string, error), db string) (string, error) {
 	var b strings.Builder
 	for _, q := range []string{
@@ -167,6 +167,9 @@ GROUP BY model, window_start ORDER BY model, window_start`,
 toString(sumMap(categories)) FROM {db}.window_feature_stats FINAL GROUP BY model, window_start, feature ORDER BY model, window_start, feature`,
 		`SELECT model, feature, window_start, round(psi, 9), drifted FROM {db}.drift_scores FINAL ORDER BY model, feature, window_start`,
 		`SELECT count() FROM {db}.late_events FINAL`,
+		// The alerts: what fired and resolved, about what, for which window (not when).
+		`SELECT state, kind, model, feature, metric, window_start, window_end FROM {db}.alerts FINAL
+ORDER BY window_end, kind, model, feature, metric, state`,
 	} {
 		out, err := run(strings.ReplaceAll(q, "{db}", db))
 		if err != nil {
@@ -250,6 +253,9 @@ func TestSIGKILLGivesTheCleanResult(t *testing.T) {
 	crashy := finish(runEnv(brokers, name, name+".crashy", embedded(dir)...))
 	if crashy != clean {
 		t.Errorf("after %d kills the results differ from a clean run.\nclean:\n%s\nafter kills:\n%s", len(kills), clean, crashy)
+	}
+	if !strings.Contains(clean, "firing\tdata_drift\ta\tx\tpsi\t2026-03-04 10:06:00.000") {
+		t.Errorf("the clean run did not alert on the shift of a's x at 10:06:\n%s", clean[max(0, len(clean)-2000):])
 	}
 	if !strings.Contains(clean, "a\t2026-03-04 10:06:00.000\tx\t300") {
 		t.Errorf("clean results look wrong:\n%s", clean[:min(len(clean), 2000)])
