@@ -192,6 +192,9 @@ func (u *upstream) stage(k stageKey) *stageState {
 
 func (u *upstream) link(model string, k stageKey, at time.Time) {
 	if u.links[model] == nil {
+		if len(u.links) >= u.proc.Limits().MaxSeries {
+			return // bounded as series are: a model beyond the limit gets no upstream hints
+		}
 		u.links[model] = map[stageKey]time.Time{}
 	}
 	if cur, ok := u.links[model][k]; !ok || at.Before(cur) {

@@ -380,3 +380,40 @@ func FuzzDecodePipeline(f *testing.F) {
 		}
 	})
 }
+
+// A pipeline event's models list is kept in memory (the stages feeding each model), so it
+// is bounded: too many models, or a name too long, and the event is invalid.
+func TestPipelineModelsAreBounded(t *testing.T) {
+	d := Decoder{Format: FormatJSON}
+	event := func(models []string) []byte {
+		b, err := json.Marshal(map[string]any{"event_id": "r1", "pipeline": "orders", "stage": "join", "run_id": "1",
+			"status": "succeeded", "timestamp": "2026-11-02T10:00:00Z", "models": models})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	many := make([]string, MaxPipelineModels+1)
+	for i := range many {
+		many[i] = fmt.Sprintf("model-%d", i)
+	}
+	for _, c := range []struct {
+		name   string
+		models []string
+		ok     bool
+	}{
+		{"a few", []string{"fraud", "churn"}, true},
+		{"the most", many[:MaxPipelineModels], true},
+		{"one too many", many, false},
+		{"a name too long", []string{strings.Repeat("m", MaxNameBytes+1)}, false},
+	} {
+		var e PipelineEvent
+		err := d.Pipeline(context.Background(), event(c.models), &e)
+		if c.ok && err != nil {
+			t.Errorf("%s: %v", c.name, err)
+		}
+		if !c.ok && !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: err = %v, want an invalid event", c.name, err)
+		}
+	}
+}

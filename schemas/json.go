@@ -323,9 +323,24 @@ func (e *PipelineEvent) validate() error {
 		return fmt.Errorf("decode pipeline event %s: %w", e.EventID, invalid("status %q is not one of started, succeeded, failed", e.Status))
 	case !finite(e.DurationMs):
 		return fmt.Errorf("decode pipeline event %s: %w", e.EventID, invalid("duration_ms is not finite"))
+	case len(e.Models) > MaxPipelineModels:
+		return fmt.Errorf("decode pipeline event %s: %w", e.EventID, invalid("models lists %d models, more than %d", len(e.Models), MaxPipelineModels))
+	}
+	for _, m := range e.Models {
+		if len(m) > MaxNameBytes {
+			return fmt.Errorf("decode pipeline event %s: %w", e.EventID, invalid("a model name in models is %d bytes, more than %d", len(m), MaxNameBytes))
+		}
 	}
 	return nil
 }
+
+// A pipeline event's models list is kept (as the stages feeding each model): bounded, so
+// that a few large records cannot hold hundreds of megabytes (issue: ten 650 KB records
+// left 232 MiB live).
+const (
+	MaxPipelineModels = 100
+	MaxNameBytes      = 256
+)
 
 // MarshalPredictionJSON encodes e as the contract's JSON (the simulator and tests use it).
 func MarshalPredictionJSON(e *PredictionEvent) ([]byte, error) {
