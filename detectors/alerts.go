@@ -50,6 +50,9 @@ type Alerter struct {
 	FireAfter, ResolveAfter int
 	states                  map[string]*AlertState
 	changed                 map[string]bool
+	// bySeries lists the fingerprints observed per series (model, version, deployment),
+	// so that a series forgotten as idle takes its states with it (Forget).
+	bySeries map[[3]string]map[string]bool
 }
 
 // NewAlerter returns an alerter (fireAfter default 1, resolveAfter default 2).
@@ -60,7 +63,8 @@ func NewAlerter(fireAfter, resolveAfter int) *Alerter {
 	if resolveAfter < 1 {
 		resolveAfter = 2
 	}
-	return &Alerter{FireAfter: fireAfter, ResolveAfter: resolveAfter, states: map[string]*AlertState{}, changed: map[string]bool{}}
+	return &Alerter{FireAfter: fireAfter, ResolveAfter: resolveAfter, states: map[string]*AlertState{}, changed: map[string]bool{},
+		bySeries: map[[3]string]map[string]bool{}}
 }
 
 // Restore sets a fingerprint's state after a restart (from the stored alerts).
@@ -121,6 +125,7 @@ func (a *Alerter) state(fp string, end time.Time) *AlertState {
 // the emission time.
 func (a *Alerter) Observe(c Condition, now time.Time) *schemas.AlertEvent {
 	fp := c.Fingerprint()
+	a.index(c, fp)
 	s := a.state(fp, c.WindowEnd)
 	if s == nil {
 		return nil
@@ -143,11 +148,61 @@ func (a *Alerter) Observe(c Condition, now time.Time) *schemas.AlertEvent {
 	return alertEvent(c, fp, schemas.StateResolved, s.Severity, c.ResolvedSummary, now)
 }
 
+// Forget drops the states of a series' conditions that are not firing (the series fell
+// idle and is no longer tracked). A firing one is kept: it resolves when the series
+// comes back and is judged clean.
+func (a *Alerter) Forget(model, version, deployment string) {
+	a.forget([3]string{model, version, deployment})
+}
+
+// ForgetStage is Forget for a pipeline stage.
+func (a *Alerter) ForgetStage(pipeline, stage string) {
+	a.forget([3]string{pipeline, stage, stageSeries})
+}
+
+// stageSeries stands in the deployment slot of a stage's series key: no deployment slot
+// contains a NUL byte, so a stage never shares a key with a model.
+const stageSeries = "\x00stage"
+
+// Len is how many fingerprints the alerter keeps a state of.
+func (a *Alerter) Len() int { return len(a.states) }
+
+// index remembers which series a fingerprint belongs to.
+func (a *Alerter) index(c Condition, fp string) {
+	if k, ok := seriesOf(c); ok {
+		if a.bySeries[k] == nil {
+			a.bySeries[k] = map[string]bool{}
+		}
+		a.bySeries[k][fp] = true
+	}
+}
+
+func seriesOf(c Condition) ([3]string, bool) {
+	switch {
+	case c.Model != "":
+		return [3]string{c.Model, c.Version, c.Deployment}, true
+	case c.Pipeline != "":
+		return [3]string{c.Pipeline, c.Stage, stageSeries}, true
+	}
+	return [3]string{}, false
+}
+
+func (a *Alerter) forget(k [3]string) {
+	for fp := range a.bySeries[k] {
+		if s, ok := a.states[fp]; ok && !s.Firing {
+			delete(a.states, fp)
+			delete(a.changed, fp)
+		}
+	}
+	delete(a.bySeries, k)
+}
+
 // Transition fires or resolves at once, without counting windows: for conditions judged
 // at a moment rather than over windows (freshness), whose condition already waited its
 // expected interval. It returns nil when the fingerprint is already in that state.
 func (a *Alerter) Transition(c Condition, now time.Time) *schemas.AlertEvent {
 	fp := c.Fingerprint()
+	a.index(c, fp)
 	if a.State(fp).Firing == c.Breached {
 		return nil
 	}

@@ -50,13 +50,13 @@ func (t trail) keep(w *processors.WindowAgg, min uint64, size time.Duration) tra
 // stream was read and wherever it was restarted.
 func (r *Runner) judgedWindow(ctx context.Context, w *processors.WindowAgg, min uint64) (*processors.WindowAgg, int, uint64, error) {
 	size := time.Duration(w.End-w.Start) * time.Millisecond
-	prev := r.trails[w.Series]
-	from, seen := r.trailFrom[w.Series]
-	if !seen {
-		from = w.Start
-		r.trailFrom[w.Series] = from
+	st := r.state(w.Series)
+	prev := st.trail
+	if !st.trailed {
+		st.trailFrom, st.trailed = w.Start, true
 	}
-	defer func() { r.trails[w.Series] = prev.keep(w, min, size) }()
+	from := st.trailFrom
+	defer func() { st.trail = prev.keep(w, min, size) }()
 	if w.Events >= min {
 		return w, 1, w.Events, nil
 	}

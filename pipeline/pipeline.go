@@ -162,13 +162,8 @@ type Runner struct {
 	alerter  *detectors.Alerter
 	refs     map[[2]string]*detectors.Profile
 	building map[[2]string]*refBuilder
-	previous map[processors.SeriesKey]*processors.WindowAgg // the last closed window, for rolling references
-	// trails keep the recent windows of low-volume series (lowvolume.go); trailFrom is
-	// the first window this member closed per series: earlier ones are in ClickHouse.
-	trails    map[processors.SeriesKey]trail
-	trailFrom map[processors.SeriesKey]int64
-	volumes   map[processors.SeriesKey]*hourlyVolume // events per hour, for volume expectations
-	ends      map[processors.SeriesKey]seriesEnd     // where judged windows end, for silent series
+	// series is the judging state of each series (registry.go).
+	series map[processors.SeriesKey]*seriesState
 
 	event     schemas.PredictionEvent
 	pending   []processors.Closed
@@ -232,10 +227,7 @@ func (r *Runner) reset() {
 	r.proc = processors.NewProcessor(r.set.WindowSpec, r.set.Limits)
 	r.alerter = detectors.NewAlerter(r.set.FireAfter, r.set.ResolveAfter)
 	r.refs, r.building = map[[2]string]*detectors.Profile{}, map[[2]string]*refBuilder{}
-	r.previous = map[processors.SeriesKey]*processors.WindowAgg{}
-	r.trails, r.trailFrom = map[processors.SeriesKey]trail{}, map[processors.SeriesKey]int64{}
-	r.volumes = map[processors.SeriesKey]*hourlyVolume{}
-	r.ends = map[processors.SeriesKey]seriesEnd{}
+	r.series = map[processors.SeriesKey]*seriesState{}
 	r.lastSeen = map[consumers.TopicPartition]int64{}
 	r.pending, r.closedAt, r.late, r.extraAlerts = nil, nil, nil, nil
 	r.unwritten = nil
@@ -304,7 +296,8 @@ func (r *Runner) Restore(ctx context.Context) error {
 	}
 	for _, e := range ends {
 		if e.Size > 0 {
-			r.ends[e.Series] = seriesEnd{end: e.End.UnixMilli(), lastData: e.LastData.UnixMilli(), size: e.Size}
+			st := r.state(e.Series)
+			st.end, st.hasEnd = seriesEnd{end: e.End.UnixMilli(), lastData: e.LastData.UnixMilli(), size: e.Size}, true
 		}
 	}
 	hourly, err := r.store.LoadHourlyEvents(ctx, time.Duration(keepVolDays)*24*time.Hour)
@@ -312,10 +305,10 @@ func (r *Runner) Restore(ctx context.Context) error {
 		return err
 	}
 	for _, h := range hourly {
-		v := r.volumes[h.Series]
-		if v == nil {
-			v = &hourlyVolume{hours: map[int64]uint64{}, first: h.Hour.UnixMilli()}
-			r.volumes[h.Series] = v
+		st := r.state(h.Series)
+		v := &st.volume
+		if v.hours == nil {
+			v.hours, v.first = map[int64]uint64{}, h.Hour.UnixMilli()
 		}
 		v.hours[h.Hour.UnixMilli()] += h.Events
 		v.first = min(v.first, h.Hour.UnixMilli())
@@ -499,6 +492,7 @@ func (r *Runner) handle(ctx context.Context, rec consumers.Record) (err error) {
 	}
 	r.clock.event(tp, r.event.Timestamp, now)
 	out, start, end := r.proc.Add(e, processors.Source{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Time: rec.Time}, now)
+	r.forget(r.proc.Forgotten())
 	switch out {
 	case processors.Rejected:
 		return r.deadLetter(ctx, rec, consumers.ClassLimit, fmt.Errorf("series model %q version %q deployment %q is not tracked: limits.max_series (%d) series are", e.Model, e.ModelVersion, e.Deployment, r.proc.Limits().MaxSeries))
@@ -630,7 +624,7 @@ func (r *Runner) Flush(ctx context.Context) error {
 			return err
 		}
 		batch.Verdicts = append(batch.Verdicts, v)
-		r.previous[w.Series] = w
+		r.state(w.Series).previous = w
 		r.windowJudged(w)
 		var raised []*schemas.AlertEvent
 		for _, cond := range v.Conditions {
@@ -747,7 +741,7 @@ func (r *Runner) rollingReference(ctx context.Context, w *processors.WindowAgg, 
 	start := w.Start - lag.Milliseconds()
 	lagged := inBatch[windowKey{w.Series, start}]
 	if lagged == nil {
-		lagged = r.previous[w.Series]
+		lagged = r.state(w.Series).previous
 	}
 	if lagged == nil || lagged.Start != start {
 		var err error

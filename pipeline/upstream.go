@@ -284,6 +284,23 @@ func (r *Runner) handlePipeline(ctx context.Context, rec consumers.Record) error
 	if out == processors.Rejected {
 		return r.deadLetter(ctx, rec, consumers.ClassLimit, fmt.Errorf("stage %q of pipeline %q is not tracked: limits.max_series (%d) stages are", e.Stage, e.Pipeline, u.proc.Limits().MaxSeries))
 	}
+	for _, k := range u.proc.Forgotten() {
+		// An idle stage forgotten to make room: its state and links go with it.
+		sk := stageKey{k.Model, k.Version}
+		delete(u.stages, sk)
+		for tk := range u.tails {
+			if tk.stage == sk {
+				delete(u.tails, tk)
+			}
+		}
+		for m, stages := range u.links {
+			delete(stages, sk)
+			if len(stages) == 0 {
+				delete(u.links, m)
+			}
+		}
+		r.alerter.ForgetStage(sk.pipeline, sk.stage)
+	}
 	u.observe(e, out, start)
 	if out == processors.Late {
 		r.stats.Late++

@@ -74,11 +74,7 @@ func (h *hourlyVolume) expectation(start int64, size time.Duration) (detectors.V
 // that history exists, else against the reference's windows.
 func (r *Runner) volumeCondition(w *processors.WindowAgg, ref *detectors.Profile) (detectors.Condition, bool) {
 	size := time.Duration(w.End-w.Start) * time.Millisecond
-	h := r.volumes[w.Series]
-	if h == nil {
-		h = &hourlyVolume{}
-		r.volumes[w.Series] = h
-	}
+	h := &r.state(w.Series).volume
 	defer h.add(w)
 	th := r.set.Thresholds(w.Series.Model, "")
 	if exp, ok := h.expectation(w.Start, size); ok {
@@ -113,16 +109,18 @@ const silentSeriesFor = 24 * time.Hour
 // fires at the same event-time moment live and in a backlog.
 func (r *Runner) silentWindows(now time.Time) []processors.Closed {
 	clock := r.clock.now(now)
-	if clock.IsZero() || len(r.ends) == 0 {
+	if clock.IsZero() || len(r.series) == 0 {
 		return nil
 	}
 	open := r.proc.OpenSeries()
 	for _, c := range r.pending {
 		open[c.Merged.Series] = true // closed, not judged yet: its end is not known here
 	}
-	keys := make([]processors.SeriesKey, 0, len(r.ends))
-	for k := range r.ends {
-		keys = append(keys, k)
+	keys := make([]processors.SeriesKey, 0, len(r.series))
+	for k, st := range r.series {
+		if st.hasEnd {
+			keys = append(keys, k)
+		}
 	}
 	sort.Slice(keys, func(i, j int) bool {
 		a, b := keys[i], keys[j]
@@ -136,8 +134,9 @@ func (r *Runner) silentWindows(now time.Time) []processors.Closed {
 	})
 	var out []processors.Closed
 	for _, s := range keys {
-		e := r.ends[s]
-		if open[s] || r.refs[[2]string{s.Model, s.Version}] == nil && r.volumes[s] == nil {
+		st := r.series[s]
+		e := st.end
+		if open[s] || r.refs[[2]string{s.Model, s.Version}] == nil && st.volume.hours == nil {
 			continue
 		}
 		lateness := r.set.WindowSpec(s.Model).Lateness
@@ -154,17 +153,18 @@ func (r *Runner) silentWindows(now time.Time) []processors.Closed {
 				TopicPartition: processors.TopicPartition{Topic: r.set.PredictionTopic, Partition: -1}, FirstOffset: -1, LastOffset: -1}}})
 			e.end = end.UnixMilli()
 		}
-		r.ends[s] = e
+		st.end = e
 	}
 	return out
 }
 
 // judged records where a series' judged windows end.
 func (r *Runner) windowJudged(w *processors.WindowAgg) {
-	e := r.ends[w.Series]
+	st := r.state(w.Series)
+	e := st.end
 	e.end, e.size = max(e.end, w.End), time.Duration(w.End-w.Start)*time.Millisecond
 	if w.Events > 0 {
 		e.lastData = max(e.lastData, w.End)
 	}
-	r.ends[w.Series] = e
+	st.end, st.hasEnd = e, true
 }

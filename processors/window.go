@@ -146,6 +146,8 @@ type Processor struct {
 	// pointer so that an event of a known series costs one map lookup.
 	series    map[SeriesKey]*int64
 	lastSweep time.Time
+	// forgotten are the series forgotten since Forgotten was last called.
+	forgotten []SeriesKey
 }
 
 // NewProcessor returns a processor; specFor gives each model's window spec.
@@ -429,6 +431,7 @@ func (p *Processor) forgetIdleSeries(now time.Time) bool {
 	for k, last := range p.series {
 		if *last <= cutoff && !busy[k] {
 			delete(p.series, k)
+			p.forgotten = append(p.forgotten, k)
 			forgotten[k.Model] = true
 		} else {
 			kept[k.Model] = true
@@ -440,6 +443,14 @@ func (p *Processor) forgetIdleSeries(now time.Time) bool {
 		}
 	}
 	return len(forgotten) > 0
+}
+
+// Forgotten returns the series forgotten (idle, to make room for new ones) since it was
+// last called: their owner drops what it keeps about them.
+func (p *Processor) Forgotten() []SeriesKey {
+	f := p.forgotten
+	p.forgotten = nil
+	return f
 }
 
 // Limits returns the processor's limits (defaults filled in).

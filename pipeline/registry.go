@@ -1,0 +1,55 @@
+package pipeline
+
+import (
+	"github.com/driftd/driftd/processors"
+)
+
+// seriesState is everything the judge keeps about one series (a model version in a
+// deployment slot) between windows. It lives as long as the processor tracks the series:
+// when the processor forgets an idle series to make room (limits.max_series), forget
+// drops this state with it, so memory is bounded by the series limit, not by every
+// series ever seen.
+type seriesState struct {
+	// previous is the last judged window (rolling references).
+	previous *processors.WindowAgg
+	// trail holds the recent windows a low-volume merge may need; trailFrom is the first
+	// window this member closed (earlier ones are read from ClickHouse).
+	trail     trail
+	trailFrom int64
+	trailed   bool
+	// volume counts events per hour (same-hour volume expectations).
+	volume hourlyVolume
+	// end is where judged windows end (empty windows of a series that fell silent).
+	end    seriesEnd
+	hasEnd bool
+}
+
+func (r *Runner) state(k processors.SeriesKey) *seriesState {
+	st, ok := r.series[k]
+	if !ok {
+		st = &seriesState{}
+		r.series[k] = st
+	}
+	return st
+}
+
+// forget drops the state of the series the processor forgot, and what hangs on them: the
+// alerter's states of their conditions that are not firing, and the reference builders
+// of versions left without a series.
+func (r *Runner) forget(gone []processors.SeriesKey) {
+	if len(gone) == 0 {
+		return
+	}
+	versions := map[[2]string]bool{}
+	for _, k := range gone {
+		delete(r.series, k)
+		r.alerter.Forget(k.Model, k.Version, k.Deployment)
+		versions[[2]string{k.Model, k.Version}] = true
+	}
+	for k := range r.series {
+		delete(versions, [2]string{k.Model, k.Version})
+	}
+	for v := range versions {
+		delete(r.building, v)
+	}
+}
