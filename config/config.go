@@ -175,7 +175,8 @@ type Embedded struct {
 type Windows struct {
 	Size     Duration `yaml:"size"`
 	Lateness Duration `yaml:"lateness"`
-	// IdleClose closes a model's open windows after this much wall time without events.
+	// IdleClose closes a model's open windows after this much wall time without events,
+	// once the stream's event-time clock has passed their end (plus the lateness).
 	IdleClose Duration `yaml:"idle_close"`
 }
 

@@ -396,12 +396,12 @@ func (r *Runner) Run(ctx context.Context) error {
 		if r.graceOver(now) {
 			r.enqueue(now, r.holdForUpstream(r.proc.Ready()))
 			if r.set.IdleClose > 0 {
-				r.enqueue(now, r.holdForUpstream(r.proc.Idle(now, r.set.IdleClose)))
+				r.enqueue(now, r.holdForUpstream(r.proc.Idle(now, r.set.IdleClose, r.clock.now(now))))
 			}
 			if r.up != nil {
 				r.up.pending = append(r.up.pending, r.up.proc.Ready()...)
 				if r.set.IdleClose > 0 {
-					r.up.pending = append(r.up.pending, r.up.proc.Idle(now, r.set.IdleClose)...)
+					r.up.pending = append(r.up.pending, r.up.proc.Idle(now, r.set.IdleClose, r.clock.now(now))...)
 				}
 				r.checkFreshness(now)
 			}
@@ -585,6 +585,7 @@ func (r *Runner) Flush(ctx context.Context) error {
 		return r.commitAndReport(ctx)
 	}
 	sort.SliceStable(closed, func(i, j int) bool { return closed[i].Merged.Start < closed[j].Merged.Start })
+	closed = r.fillGaps(closed)
 	batch := &storage.Batch{Closed: closed, Late: late, WrittenAt: r.now(), Alerts: r.extraAlerts}
 	if len(stageClosed) > 0 {
 		// Stage windows first, so that model alerts of the same period can point at them.

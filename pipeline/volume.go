@@ -116,6 +116,78 @@ func (r *Runner) silentWindows(now time.Time) []processors.Closed {
 	for _, c := range r.pending {
 		open[c.Merged.Series] = true // closed, not judged yet: its end is not known here
 	}
+	var out []processors.Closed
+	for _, s := range r.seriesWithEnds() {
+		st := r.series[s]
+		if open[s] || r.refs[[2]string{s.Model, s.Version}] == nil && st.volume.hours == nil {
+			continue
+		}
+		lateness := r.set.WindowSpec(s.Model).Lateness
+		out = append(out, r.emptyWindows(s, st, func(start, end int64) bool {
+			due := time.UnixMilli(end).Add(lateness)
+			return !clock.Before(due) && r.clock.readPast(r.set.PredictionTopic, due) && !r.superseded(s, start, end, open)
+		})...)
+	}
+	return out
+}
+
+// fillGaps puts, before each closed window of a series that resumed after a silence, the
+// empty windows of the silence not given yet: however the stream is read, a series' windows
+// are judged without holes, so its volume alerts are the same live and from a backlog.
+func (r *Runner) fillGaps(closed []processors.Closed) []processors.Closed {
+	var out []processors.Closed
+	for _, c := range closed {
+		st, ok := r.series[c.Merged.Series]
+		if ok && st.hasEnd && !c.Supplement {
+			if c.Merged.Start > st.end.end {
+				limit := c.Merged.Start
+				out = append(out, r.emptyWindows(c.Merged.Series, st, func(_, end int64) bool { return end <= limit })...)
+			}
+			// The next window of the series in this flush continues from this one.
+			st.end.end = max(st.end.end, c.Merged.End)
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// emptyWindows returns a series' empty windows from where its judged windows end, while
+// due says so, for up to a day after its last events.
+func (r *Runner) emptyWindows(s processors.SeriesKey, st *seriesState, due func(start, end int64) bool) []processors.Closed {
+	var out []processors.Closed
+	e := st.end
+	for n := 0; n < 1000 && e.size > 0; n++ {
+		start, end := e.end, e.end+e.size.Milliseconds()
+		if start >= e.lastData+silentSeriesFor.Milliseconds() || !due(start, end) {
+			break
+		}
+		w := processors.EmptyWindow(s, start, end)
+		r.proc.CloseEmpty(s, start)
+		out = append(out, processors.Closed{Merged: w, Partials: []*processors.Partial{{WindowAgg: w,
+			TopicPartition: processors.TopicPartition{Topic: r.set.PredictionTopic, Partition: -1}, FirstOffset: -1, LastOffset: -1}}})
+		e.end = end
+	}
+	st.end = e
+	return out
+}
+
+// superseded reports whether another version of the series' model, in the same slot,
+// sent events in [start, end) (a window open, waiting, or judged with events): a version
+// replaced by a newer one has not "stopped sending".
+func (r *Runner) superseded(s processors.SeriesKey, start, end int64, open map[processors.SeriesKey]bool) bool {
+	for k, st := range r.series {
+		if k.Model != s.Model || k.Deployment != s.Deployment || k.Version == s.Version {
+			continue
+		}
+		if open[k] || (st.hasEnd && st.end.lastData >= end) {
+			return true
+		}
+	}
+	return false
+}
+
+// seriesWithEnds lists the series whose judged windows' end is known, in a fixed order.
+func (r *Runner) seriesWithEnds() []processors.SeriesKey {
 	keys := make([]processors.SeriesKey, 0, len(r.series))
 	for k, st := range r.series {
 		if st.hasEnd {
@@ -132,33 +204,10 @@ func (r *Runner) silentWindows(now time.Time) []processors.Closed {
 		}
 		return a.Deployment < b.Deployment
 	})
-	var out []processors.Closed
-	for _, s := range keys {
-		st := r.series[s]
-		e := st.end
-		if open[s] || r.refs[[2]string{s.Model, s.Version}] == nil && st.volume.hours == nil {
-			continue
-		}
-		lateness := r.set.WindowSpec(s.Model).Lateness
-		for n := 0; n < 1000; n++ {
-			start := e.end
-			end := time.UnixMilli(start).Add(e.size)
-			due := end.Add(lateness)
-			if clock.Before(due) || !r.clock.readPast(r.set.PredictionTopic, due) || start >= e.lastData+silentSeriesFor.Milliseconds() {
-				break
-			}
-			w := processors.EmptyWindow(s, start, end.UnixMilli())
-			r.proc.CloseEmpty(s, start)
-			out = append(out, processors.Closed{Merged: w, Partials: []*processors.Partial{{WindowAgg: w,
-				TopicPartition: processors.TopicPartition{Topic: r.set.PredictionTopic, Partition: -1}, FirstOffset: -1, LastOffset: -1}}})
-			e.end = end.UnixMilli()
-		}
-		st.end = e
-	}
-	return out
+	return keys
 }
 
-// judged records where a series' judged windows end.
+// windowJudged records where a series' judged windows end.
 func (r *Runner) windowJudged(w *processors.WindowAgg) {
 	st := r.state(w.Series)
 	e := st.end

@@ -281,10 +281,16 @@ func (p *Processor) Ready() []Closed {
 	return p.close(func(k partialKey, m *modelState) bool { return k.start+m.spec.Size.Milliseconds() <= m.watermark })
 }
 
-// Idle closes every open window of models that received no event for idle (wall clock),
-// so the last windows of a stream that stopped are not held forever.
-func (p *Processor) Idle(now time.Time, idle time.Duration) []Closed {
-	return p.close(func(_ partialKey, m *modelState) bool { return now.Sub(m.lastAdded) >= idle })
+// Idle closes the open windows of models that received no event for idle (wall clock)
+// and whose end, plus the lateness, the stream's event-time clock has passed: the last
+// windows of a stream that stopped are not held forever, and a model quiet for a while
+// inside a window (bursts, a pipeline running every few minutes into hourly windows) keeps
+// it open until the stream's time has reached its end, as a backlog read would.
+func (p *Processor) Idle(now time.Time, idle time.Duration, clock time.Time) []Closed {
+	c := clock.UnixMilli()
+	return p.close(func(k partialKey, m *modelState) bool {
+		return now.Sub(m.lastAdded) >= idle && k.start+(m.spec.Size+m.spec.Lateness).Milliseconds() <= c
+	})
 }
 
 // CloseAll closes every open window (used at shutdown and in tests).

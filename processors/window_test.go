@@ -96,8 +96,13 @@ func TestWatermarkClosesAndLateEventsAreCounted(t *testing.T) {
 	if o, _, _ := p.Add(ev("m", 5*time.Second, 1), Source{Topic: "in", Partition: 0, Offset: 0}, now); o != Replayed {
 		t.Errorf("re-read of offset 0: outcome %d, want Replayed", o)
 	}
-	// Idle close: nothing arrives for a minute of wall time.
-	if closed := p.Idle(now.Add(time.Minute), 30*time.Second); len(closed) != 1 || closed[0].Merged.Events != 2 {
+	// Idle close: nothing arrives for a minute of wall time, but the stream's clock has
+	// not passed the open window [120,180) s: it stays open.
+	if closed := p.Idle(now.Add(time.Minute), 30*time.Second, t0.Add(170*time.Second)); len(closed) != 0 {
+		t.Fatalf("idle close before the stream passed the window's end = %+v", closed)
+	}
+	// Once it has (its end plus the lateness), the window closes.
+	if closed := p.Idle(now.Add(time.Minute), 30*time.Second, t0.Add(10*time.Minute)); len(closed) != 1 || closed[0].Merged.Events != 2 {
 		t.Fatalf("idle close = %+v", closed)
 	}
 	if p.OpenWindows() != 0 {
