@@ -138,7 +138,7 @@ func runStream(t *testing.T, seed uint64, rate float64, size, length, at time.Du
 	pendingWindows := 0
 	judge := func(w *processors.WindowAgg) {
 		exp := VolumeExpectation{Size: size, Basis: "its reference"}
-		exp.PerWindow, exp.Windows, _ = ref.EventsPerWindow()
+		exp.PerWindow, exp.Windows, _ = ref.EventsPerWindow(w.Series.Deployment)
 		if vc, ok := ModelVolumeCondition(w, exp, th); ok {
 			res.volume++
 			res.note(vc, res.spans)
@@ -527,7 +527,7 @@ func TestProfilesWithoutBaselines(t *testing.T) {
 	if f := back.Features["age"]; f.Present == 0 || f.Present >= 3000 || back.Features["merchant"].Novel == 0 || back.Features["country"].Present != 3000 {
 		t.Errorf("feature baselines after storage: age %+v merchant novel %d", f, back.Features["merchant"].Novel)
 	}
-	if _, _, ok := back.EventsPerWindow(); ok {
+	if _, _, ok := back.EventsPerWindow(schemas.DeploymentPrimary); ok {
 		t.Error("a profile built from one sample claims windows")
 	}
 }
@@ -545,11 +545,11 @@ func TestEventsPerWindow(t *testing.T) {
 		done.Merge(w)
 	}
 	p := done.Build("m", "1", SourceFirstWindows, 3, t0)
-	if per, windows, ok := p.EventsPerWindow(); !ok || per != 590 || windows != 3 {
+	if per, windows, ok := p.EventsPerWindow(schemas.DeploymentPrimary); !ok || per != 590 || windows != 3 {
 		t.Errorf("events per window %v over %d (%v)", per, windows, ok)
 	}
 	rolling := ProfileFromWindow(windowWith(500, 10, nil, stationary), SourcePreviousWindow, t0)
-	if per, windows, ok := rolling.EventsPerWindow(); !ok || per != 500 || windows != 1 || rolling.Service.LatencyCount != 500 {
+	if per, windows, ok := rolling.EventsPerWindow(schemas.DeploymentPrimary); !ok || per != 500 || windows != 1 || rolling.Service.LatencyCount != 500 {
 		t.Errorf("rolling reference: %v over %d (%v), %+v", per, windows, ok, rolling.Service)
 	}
 }

@@ -65,8 +65,10 @@ type ServiceProfile struct {
 	LatencyP99   float64 `json:"latency_p99_ms"`
 	// InputSize summarizes input_size over the events that carried one (nil if none did).
 	InputSize *MomentsProfile `json:"input_size,omitempty"`
-	// WindowEvents are the events of each window the reference was built from.
-	WindowEvents []uint64 `json:"window_events,omitempty"`
+	// WindowEvents are the events of each window the reference was built from (its quiet
+	// windows included), SlotWindowEvents the same per deployment slot.
+	WindowEvents     []uint64            `json:"window_events,omitempty"`
+	SlotWindowEvents map[string][]uint64 `json:"slot_window_events,omitempty"`
 }
 
 // MomentsProfile is a mean and sample standard deviation over N values.
@@ -76,16 +78,53 @@ type MomentsProfile struct {
 	Std  float64 `json:"std"`
 }
 
-// EventsPerWindow is the median of the reference windows' event counts (robust to a
-// first window that started mid-window) and how many windows it is the median of; ok is
-// false when the profile does not know its windows.
-func (p *Profile) EventsPerWindow() (perWindow float64, windows int, ok bool) {
-	if p.Service == nil || len(p.Service.WindowEvents) == 0 {
+// AsWindow makes the sample count as one window of the reference, after empty windows
+// that had no event at all (a reference's windows include its quiet ones, so that a bursty
+// model's expectation says so): its events per window and per slot become these counts.
+func (s *Sample) AsWindow(empty int) {
+	s.windows = append(make([]uint64, empty), s.served)
+	s.slotWindows = make(map[string][]uint64, len(s.slots))
+	for d, n := range s.slots {
+		s.slotWindows[d] = append(make([]uint64, empty), n)
+	}
+}
+
+func padTo(xs []uint64, n int) []uint64 {
+	for len(xs) < n {
+		xs = append(xs, 0)
+	}
+	return xs
+}
+
+// EventsPerWindow is the median of the reference windows' event counts in a deployment
+// slot (robust to a first window that started mid-window) and how many windows it is the
+// median of. ok is false when the profile does not know its windows, and for a bursty
+// series — one whose reference windows were empty one time in ten or more: a single
+// empty window then says nothing.
+func (p *Profile) EventsPerWindow(deployment string) (perWindow float64, windows int, ok bool) {
+	if p.Service == nil {
 		return 0, 0, false
 	}
-	vals := make([]float64, len(p.Service.WindowEvents))
-	for i, n := range p.Service.WindowEvents {
+	counts, found := p.Service.SlotWindowEvents[deployment]
+	if !found {
+		if len(p.Service.SlotWindowEvents) > 0 || deployment != schemas.DeploymentPrimary {
+			return 0, 0, false // the slot was not in the reference windows
+		}
+		counts = p.Service.WindowEvents // a profile from before slots were counted
+	}
+	if len(counts) == 0 {
+		return 0, 0, false
+	}
+	vals := make([]float64, len(counts))
+	empty := 0
+	for i, n := range counts {
 		vals[i] = float64(n)
+		if n == 0 {
+			empty++
+		}
+	}
+	if 10*empty >= len(counts) {
+		return 0, 0, false
 	}
 	return median(vals), len(vals), true
 }
@@ -184,8 +223,11 @@ type Sample struct {
 	latency                         processors.Sketch
 	inputSize                       processors.Moments
 	// windows are the event counts of the samples merged in, one per window when a
-	// reference is built from windows.
-	windows []uint64
+	// reference is built from windows (AsWindow); slots counts events per deployment slot
+	// and slotWindows their counts per window (aligned with windows).
+	windows     []uint64
+	slots       map[string]uint64
+	slotWindows map[string][]uint64
 	present map[string]uint64
 	// rows keep each event's numeric features (NaN where absent), columns in order of
 	// first sight, for the joint model.
@@ -208,6 +250,10 @@ func NewSample() *Sample {
 func (s *Sample) AddEvent(e *schemas.PredictionEvent) {
 	s.Events++
 	s.served++
+	if s.slots == nil {
+		s.slots = map[string]uint64{}
+	}
+	s.slots[e.Deployment]++
 	switch e.Status {
 	case schemas.StatusError:
 		s.errors++
@@ -307,10 +353,24 @@ func (s *Sample) Merge(o *Sample) {
 	s.nulls += o.nulls
 	s.latency.Merge(o.latency)
 	s.inputSize.Merge(o.inputSize)
+	if len(o.slotWindows) > 0 {
+		if s.slotWindows == nil {
+			s.slotWindows = map[string][]uint64{}
+		}
+		for d, ws := range o.slotWindows {
+			s.slotWindows[d] = append(padTo(s.slotWindows[d], len(s.windows)), ws...)
+		}
+	}
 	if len(o.windows) > 0 {
 		s.windows = append(s.windows, o.windows...)
 	} else if o.served > 0 {
 		s.windows = append(s.windows, o.served)
+	}
+	for d, n := range o.slots {
+		if s.slots == nil {
+			s.slots = map[string]uint64{}
+		}
+		s.slots[d] += n
 	}
 	for name, n := range o.present {
 		s.present[name] += n
@@ -389,6 +449,12 @@ func (s *Sample) Build(model, version, source string, windows int, createdAt tim
 	p.PCA = s.fitPCA(p)
 	if s.served > 0 {
 		p.Service = serviceProfile(s.served, s.errors, s.timeouts, s.nulls, s.latency, s.inputSize, s.windows)
+		if len(s.slotWindows) > 0 {
+			p.Service.SlotWindowEvents = make(map[string][]uint64, len(s.slotWindows))
+			for d, ws := range s.slotWindows {
+				p.Service.SlotWindowEvents[d] = padTo(append([]uint64(nil), ws...), len(s.windows))
+			}
+		}
 	}
 	p.ID = profileID(p)
 	return p

@@ -26,6 +26,8 @@ type sampleWire struct {
 	InputSize                       processors.Moments
 	Windows                         []uint64
 	Present                         map[string]uint64
+	Slots                           map[string]uint64
+	SlotWindows                     map[string][]uint64
 }
 
 // MarshalBinary encodes the sample for storage.
@@ -33,7 +35,7 @@ func (s *Sample) MarshalBinary() ([]byte, error) {
 	w := sampleWire{Events: s.Events, Rows: s.rows, Cols: s.cols, Numeric: s.numeric, Cats: s.cats, CatSeq: s.catSeq,
 		Missing: s.missing, Kinds: make(map[string]uint8, len(s.kinds)),
 		Served: s.served, Errors: s.errors, Timeouts: s.timeouts, Nulls: s.nulls, Latency: s.latency.Encode(),
-		InputSize: s.inputSize, Windows: s.windows, Present: s.present}
+		InputSize: s.inputSize, Windows: s.windows, Present: s.present, Slots: s.slots, SlotWindows: s.slotWindows}
 	for name, k := range s.kinds {
 		w.Kinds[name] = uint8(k)
 	}
@@ -53,6 +55,7 @@ func UnmarshalSample(b []byte) (*Sample, error) {
 	s := NewSample()
 	s.Events, s.rows = w.Events, w.Rows
 	s.served, s.errors, s.timeouts, s.nulls, s.inputSize, s.windows = w.Served, w.Errors, w.Timeouts, w.Nulls, w.InputSize, w.Windows
+	s.slots, s.slotWindows = w.Slots, w.SlotWindows
 	if len(w.Latency) > 0 {
 		sk, err := processors.DecodeSketch(w.Latency)
 		if err != nil {
@@ -92,7 +95,7 @@ func (s *Sample) TrimmedFor(into *Sample) *Sample {
 	out := &Sample{Events: s.Events, rows: s.rows, cols: s.cols, numeric: make(map[string][]float64, len(s.numeric)),
 		cats: s.cats, catSeq: make(map[string][]string, len(s.catSeq)), missing: s.missing, kinds: s.kinds,
 		served: s.served, errors: s.errors, timeouts: s.timeouts, nulls: s.nulls, latency: s.latency, inputSize: s.inputSize,
-		windows: s.windows, present: s.present}
+		windows: s.windows, present: s.present, slots: s.slots, slotWindows: s.slotWindows}
 	if len(into.rows) >= MaxJointRows {
 		out.rows = nil
 	}

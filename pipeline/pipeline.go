@@ -308,9 +308,11 @@ func (r *Runner) Restore(ctx context.Context) error {
 		st := r.state(h.Series)
 		v := &st.volume
 		if v.hours == nil {
-			v.hours, v.first = map[int64]uint64{}, h.Hour.UnixMilli()
+			v.hours, v.first = map[int64]hourCount{}, h.Hour.UnixMilli()
 		}
-		v.hours[h.Hour.UnixMilli()] += h.Events
+		c := v.hours[h.Hour.UnixMilli()]
+		c.events, c.windows, c.empty = c.events+h.Events, c.windows+h.Windows, c.empty+h.Empty
+		v.hours[h.Hour.UnixMilli()] = c
 		v.first = min(v.first, h.Hour.UnixMilli())
 	}
 	if err := r.restoreLate(ctx); err != nil {
@@ -615,7 +617,9 @@ func (r *Runner) Flush(ctx context.Context) error {
 		ref := r.refs[key]
 		if lag, ok := detectors.RollingLag(r.set.ReferenceSource(w.Series.Model), r.set.WindowSpec(w.Series.Model).Size); ok {
 			ref = r.rollingReference(ctx, w, lag, inBatch)
-		} else if ref == nil {
+		} else if ref == nil && w.Events > 0 {
+			// An empty window (a silent series) is not one of the reference's windows: the
+			// next window with events counts it as a quiet one (refBuilder.windowClosed).
 			if err := r.referenceWindowClosed(ctx, batch, w); err != nil {
 				return err
 			}

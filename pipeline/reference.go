@@ -30,6 +30,10 @@ type refBuilder struct {
 	open           map[int64]map[processors.TopicPartition]*detectors.Sample
 	done           *detectors.Sample
 	closed         map[int64]bool
+	// last is the start of the latest window folded in: the windows between it and the
+	// next one had no event and count as empty reference windows.
+	last    int64
+	hasLast bool
 }
 
 func (r *Runner) builder(model, version string) *refBuilder {
@@ -60,7 +64,7 @@ func (b *refBuilder) add(windowStart int64, tp processors.TopicPartition, e *sch
 // windowClosed folds a closed window in. After n windows holding minEvents events in
 // all it returns the profile; before, it returns what the window added (nil if nothing),
 // to be stored with it.
-func (b *refBuilder) windowClosed(start int64, n int, minEvents uint64, now time.Time) (*detectors.Profile, *detectors.Sample) {
+func (b *refBuilder) windowClosed(start, size int64, n int, minEvents uint64, now time.Time) (*detectors.Profile, *detectors.Sample) {
 	parts := b.open[start]
 	delete(b.open, start)
 	var share *detectors.Sample
@@ -81,6 +85,12 @@ func (b *refBuilder) windowClosed(start int64, n int, minEvents uint64, now time
 			for _, tp := range tps {
 				w.Merge(parts[tp])
 			}
+			empty := 0
+			if b.hasLast && size > 0 && start > b.last {
+				empty = int((start-b.last)/size) - 1
+			}
+			w.AsWindow(min(empty, 1000))
+			b.last, b.hasLast = max(b.last, start), true
 			share = w.TrimmedFor(b.done)
 			b.done.Merge(share)
 		}
@@ -97,6 +107,7 @@ func (b *refBuilder) restoreWindow(start int64, s *detectors.Sample) {
 		return
 	}
 	b.closed[start] = true
+	b.last, b.hasLast = max(b.last, start), true
 	b.done.Merge(s)
 }
 
@@ -104,7 +115,7 @@ func (b *refBuilder) restoreWindow(start int64, s *detectors.Sample) {
 // builder: the reference is saved once built, else the window's share is written with
 // the batch.
 func (r *Runner) referenceWindowClosed(ctx context.Context, batch *storage.Batch, w *processors.WindowAgg) error {
-	p, share := r.builder(w.Series.Model, w.Series.Version).windowClosed(w.Start, r.set.ReferenceWindows(w.Series.Model), r.set.ReferenceMinEvents, r.now())
+	p, share := r.builder(w.Series.Model, w.Series.Version).windowClosed(w.Start, w.End-w.Start, r.set.ReferenceWindows(w.Series.Model), r.set.ReferenceMinEvents, r.now())
 	if p != nil {
 		return r.saveReference(ctx, p)
 	}

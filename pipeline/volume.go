@@ -13,6 +13,9 @@ import (
 // a day of history exists (traffic has daily cycles; a nightly dip is not an outage), else
 // the version's reference windows.
 
+// referenceVolumeDrop is the drop flagged against the reference before a day of history.
+const referenceVolumeDrop = 0.05
+
 const (
 	hourMs      = int64(time.Hour / time.Millisecond)
 	dayMs       = 24 * hourMs
@@ -20,18 +23,31 @@ const (
 	keepVolDays = volumeDays + 1
 )
 
-// hourlyVolume is a series' events per hour (hour start, unix ms), for the last days.
+// hourlyVolume is a series' windows per hour (hour start, unix ms), for the last days.
 type hourlyVolume struct {
-	hours map[int64]uint64
+	hours map[int64]hourCount
 	first int64 // the first hour counted: history exists from here on
 }
 
+// hourCount is one hour of a series: its events, and its windows and empty ones.
+type hourCount struct {
+	events, windows, empty uint64
+}
+
+func hourOf(ms int64) int64 { return ms - ((ms%hourMs)+hourMs)%hourMs }
+
 func (h *hourlyVolume) add(w *processors.WindowAgg) {
-	hour := w.Start - ((w.Start%hourMs)+hourMs)%hourMs
+	hour := hourOf(w.Start)
 	if h.hours == nil {
-		h.hours, h.first = map[int64]uint64{}, hour
+		h.hours, h.first = map[int64]hourCount{}, hour
 	}
-	h.hours[hour] += w.Events
+	c := h.hours[hour]
+	c.events += w.Events
+	c.windows++
+	if w.Events == 0 {
+		c.empty++
+	}
+	h.hours[hour] = c
 	if hour < h.first {
 		h.first = hour
 	}
@@ -43,31 +59,41 @@ func (h *hourlyVolume) add(w *processors.WindowAgg) {
 }
 
 // expectation returns the same hour's median over the previous days that have history,
-// per window of size; ok is false before a day of history.
+// per window of size; ok is false before a day of history, for windows that do not
+// divide an hour, and for a series that is bursty at that hour (its windows there were
+// empty one time in ten or more: a single empty window then says nothing).
 func (h *hourlyVolume) expectation(start int64, size time.Duration) (detectors.VolumeExpectation, bool) {
-	if h.hours == nil {
+	if h.hours == nil || size <= 0 || size > time.Hour || time.Hour%size != 0 {
 		return detectors.VolumeExpectation{}, false
 	}
-	hour := start - ((start%hourMs)+hourMs)%hourMs
-	var counts []float64
+	hour := hourOf(start)
+	var counts, emptyShares []float64
 	for d := int64(1); d <= volumeDays; d++ {
 		past := hour - d*dayMs
 		if past < h.first {
 			break
 		}
-		counts = append(counts, float64(h.hours[past]))
+		c := h.hours[past]
+		counts = append(counts, float64(c.events))
+		if c.windows > 0 {
+			emptyShares = append(emptyShares, float64(c.empty)/float64(c.windows))
+		}
 	}
-	if len(counts) == 0 {
+	if len(counts) == 0 || (len(emptyShares) > 0 && medianOf(emptyShares) >= 0.1) {
 		return detectors.VolumeExpectation{}, false
 	}
-	sort.Float64s(counts)
-	med := counts[len(counts)/2]
-	if len(counts)%2 == 0 {
-		med = (counts[len(counts)/2-1] + counts[len(counts)/2]) / 2
-	}
 	perHour := float64(time.Hour / size)
-	return detectors.VolumeExpectation{PerWindow: med / perHour, Size: size, Windows: len(counts) * int(perHour),
+	return detectors.VolumeExpectation{PerWindow: medianOf(counts) / perHour, Size: size, Windows: len(counts) * int(perHour),
 		Basis: "the same hour of the previous days"}, true
+}
+
+func medianOf(xs []float64) float64 {
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 // volumeCondition judges w's events: against the same hour of the previous days when
@@ -83,10 +109,14 @@ func (r *Runner) volumeCondition(w *processors.WindowAgg, ref *detectors.Profile
 	if ref == nil {
 		return detectors.Condition{}, false
 	}
-	per, n, ok := ref.EventsPerWindow()
+	per, n, ok := ref.EventsPerWindow(w.Series.Deployment)
 	if !ok {
 		return detectors.Condition{}, false
 	}
+	// The reference's windows are a few of one time of day: traffic with a daily cycle
+	// falls well below them every night. Until a day of history says what each hour
+	// brings, only a series that (nearly) stopped is flagged.
+	th.Signals.VolumeDrop, th.Signals.VolumeJump = min(th.Signals.VolumeDrop, referenceVolumeDrop), 0
 	return detectors.ModelVolumeCondition(w, detectors.VolumeExpectation{PerWindow: per, Size: size, Windows: n, Basis: "its reference"}, th)
 }
 
@@ -175,11 +205,16 @@ func (r *Runner) emptyWindows(s processors.SeriesKey, st *seriesState, due func(
 // sent events in [start, end) (a window open, waiting, or judged with events): a version
 // replaced by a newer one has not "stopped sending".
 func (r *Runner) superseded(s processors.SeriesKey, start, end int64, open map[processors.SeriesKey]bool) bool {
-	for k, st := range r.series {
-		if k.Model != s.Model || k.Deployment != s.Deployment || k.Version == s.Version {
-			continue
+	other := func(k processors.SeriesKey) bool {
+		return k.Model == s.Model && k.Deployment == s.Deployment && k.Version != s.Version
+	}
+	for k := range open {
+		if other(k) {
+			return true
 		}
-		if open[k] || (st.hasEnd && st.end.lastData >= end) {
+	}
+	for k, st := range r.series {
+		if other(k) && st.hasEnd && st.end.lastData >= end {
 			return true
 		}
 	}

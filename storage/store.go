@@ -598,19 +598,22 @@ GROUP BY model, model_version, deployment`, clickhouse.Named("lookback", fmt.Spr
 	return out, rows.Err()
 }
 
-// HourlyEvents is a series' events in one hour, from its written windows.
+// HourlyEvents is a series' events in one hour, from its written windows: how many
+// windows started in the hour and how many of them were empty.
 type HourlyEvents struct {
-	Series processors.SeriesKey
-	Hour   time.Time
-	Events uint64
+	Series         processors.SeriesKey
+	Hour           time.Time
+	Events         uint64
+	Windows, Empty uint64
 }
 
 // LoadHourlyEvents returns every series' events per hour within lookback of its newest
 // window (the same-hour volume expectations after a restart).
 func (s *Store) LoadHourlyEvents(ctx context.Context, lookback time.Duration) ([]HourlyEvents, error) {
-	rows, err := s.conn.Query(ctx, `SELECT model, model_version, deployment, toStartOfHour(window_start) AS hour, sum(events)
-FROM `+s.db+`.window_model_stats FINAL
-WHERE window_start >= (SELECT max(window_start) FROM `+s.db+`.window_model_stats) - toIntervalSecond({lookback:UInt64})
+	rows, err := s.conn.Query(ctx, `SELECT model, model_version, deployment, toStartOfHour(window_start) AS hour, sum(ev), count(), countIf(ev = 0)
+FROM (SELECT model, model_version, deployment, window_start, sum(events) AS ev FROM `+s.db+`.window_model_stats FINAL
+      WHERE window_start >= (SELECT max(window_start) FROM `+s.db+`.window_model_stats) - toIntervalSecond({lookback:UInt64})
+      GROUP BY model, model_version, deployment, window_start)
 GROUP BY model, model_version, deployment, hour ORDER BY hour`, clickhouse.Named("lookback", fmt.Sprint(uint64(lookback.Seconds()))))
 	if err != nil {
 		return nil, fmt.Errorf("load hourly events: %w", err)
@@ -620,7 +623,7 @@ GROUP BY model, model_version, deployment, hour ORDER BY hour`, clickhouse.Named
 	for rows.Next() {
 		var h HourlyEvents
 		var hour time.Time
-		if err := rows.Scan(&h.Series.Model, &h.Series.Version, &h.Series.Deployment, &hour, &h.Events); err != nil {
+		if err := rows.Scan(&h.Series.Model, &h.Series.Version, &h.Series.Deployment, &hour, &h.Events, &h.Windows, &h.Empty); err != nil {
 			return nil, fmt.Errorf("load hourly events: %w", err)
 		}
 		h.Hour = hour.UTC()
