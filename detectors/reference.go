@@ -228,7 +228,7 @@ type Sample struct {
 	windows     []uint64
 	slots       map[string]uint64
 	slotWindows map[string][]uint64
-	present map[string]uint64
+	present     map[string]uint64
 	// rows keep each event's numeric features (NaN where absent), columns in order of
 	// first sight, for the joint model.
 	rows    [][]float64
