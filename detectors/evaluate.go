@@ -102,13 +102,16 @@ func judge(s FeatureScore, th Thresholds) (drifted bool, severity, distance stri
 		critical = 2.5 * threshold
 	}
 	significant := s.PAdjusted < s.Alpha
+	// Whatever the threshold, a distance is an effect only where the cells it compares
+	// differ beyond the sampling noise of the window and of the reference.
+	effect := value >= threshold && s.beyondNoise()
 	switch th.Method {
 	case MethodTest:
 		drifted = significant
 	case MethodDistance:
-		drifted = value >= threshold
+		drifted = effect
 	default:
-		drifted = significant && value >= threshold
+		drifted = significant && effect
 	}
 	severity = schemas.SeverityWarning
 	if value >= critical {
@@ -117,9 +120,24 @@ func judge(s FeatureScore, th Thresholds) (drifted bool, severity, distance stri
 	return drifted, severity, distance, value, threshold
 }
 
+// NoiseAlpha is the level at which the cells a distance compares must differ before the
+// distance counts (docs/detection.md): about how often, per feature and window, an
+// unchanged stream's distance counts.
+const NoiseAlpha = 1e-6
+
+// beyondNoise says whether the window's cells differ from the reference's beyond sampling
+// noise: Pearson's χ² of homogeneity over them (both sides are samples — a reference of
+// three windows is a small one) is significant at NoiseAlpha. Under no change PSI is
+// close to χ² · (1/n + 1/N), so for ten groups this asks for PSI ≳ 44.8 · (1/n + 1/N);
+// the χ² statistic rather than PSI because PSI's tail is heavier where a cell holds few
+// values (its log ratio): at 120 values against 180, PSI crossed that line in 7 of 10,000
+// unchanged windows, χ² in none of 2,000,000.
+func (s FeatureScore) beyondNoise() bool { return s.NoiseP < NoiseAlpha }
+
 // DefaultThresholds are the defaults documented in docs/statistics.md.
-// MinEvents is 100 because PSI over 10 bins is biased upwards by about 9/n under no
-// change: below 100 values, noise alone reaches the 0.1 threshold.
+// MinEvents is 100 because PSI over 10 groups is biased upwards by about 9/n under no
+// change: below 100 values noise alone reaches 0.1, and the noise floor that keeps it out
+// (above 0.45 there) leaves only gross changes to find.
 var DefaultThresholds = Thresholds{PSIWarning: 0.1, PSICritical: 0.25, PValue: 0.05, MinEvents: 100, ErrorRate: 0.05,
 	Correction: "bonferroni", DriftShare: 0.5, Signals: DefaultSignalThresholds}
 
@@ -148,6 +166,12 @@ type FeatureScore struct {
 	Distance                         string
 	DistanceValue, DistanceThreshold float64
 	learned                          map[string]Learned
+	// NoiseChi2 and NoiseP are Pearson's χ² of homogeneity over the Cells the distances
+	// compared (the PSI groups of a numeric feature, the pooled categories) and its
+	// p-value; for a sparse 2×2 table Fisher's exact p-value (NoiseChi2 0).
+	NoiseChi2, NoiseP float64
+	Cells             int
+	RefN              uint64 // reference values compared
 }
 
 // Verdict is everything a closed window was judged on.
@@ -168,10 +192,11 @@ type Verdict struct {
 // Evaluate compares a closed window with its reference (nil if none yet) and with the
 // service thresholds. thresholds gives the thresholds of a feature ("" for model-level).
 //
-// A feature drifts when its PSI reaches the warning threshold AND its test (KS for
-// numeric, chi-square for categorical) is significant after a Bonferroni correction
-// across the window's features: the distance keeps huge windows from flagging tiny,
-// irrelevant shifts, the test keeps small windows from flagging noise.
+// A feature drifts when its PSI reaches the warning threshold and the noise floor of the
+// window's and the reference's sizes, AND its test (KS for numeric, chi-square for
+// categorical) is significant after a Bonferroni correction across the window's
+// features: the threshold keeps huge windows from flagging tiny, irrelevant shifts, the
+// floor and the test keep small windows from flagging noise.
 func Evaluate(w *processors.WindowAgg, ref *Profile, thresholds func(feature string) Thresholds) Verdict {
 	v := Verdict{Window: w}
 	if ref != nil {
@@ -317,6 +342,7 @@ func score(agg *processors.FeatureAgg, fp *FeatureProfile) (FeatureScore, bool) 
 		for i, c := range cats {
 			ref[i], win[i] = float64(fp.Categories[c]), float64(agg.Categories[c])
 		}
+		ref, win = poolRare(ref, win)
 		s.Test = "chi2"
 		s.Statistic, _, s.PValue = ChiSquare(ref, win)
 		if a, b, c, d, ok := smallTwoByTwo(ref, win); ok {
@@ -333,6 +359,12 @@ func score(agg *processors.FeatureAgg, fp *FeatureProfile) (FeatureScore, bool) 
 		dref, dwin = ref, win
 	}
 	s.KL, s.JS, s.Hellinger = KL(dref, dwin), JensenShannon(dref, dwin), Hellinger(dref, dwin)
+	s.Cells, s.RefN = len(nonEmpty(dref, dwin)), uint64(sum(dref))
+	if a, b, c, d, ok := smallTwoByTwo(dref, dwin); ok {
+		s.NoiseP = FisherExact(a, b, c, d)
+	} else {
+		s.NoiseChi2, _, s.NoiseP = ChiSquare(dref, dwin)
+	}
 	if math.IsNaN(s.PSI) || math.IsNaN(s.PValue) {
 		return s, false
 	}
@@ -347,6 +379,62 @@ func nonEmpty(a, b []float64) []int {
 		}
 	}
 	return idx
+}
+
+// minExpected is the smallest expected count a category needs in the comparison
+// (Cochran's rule for χ²).
+const minExpected = 5
+
+// poolRare merges the categories whose expected count on the smaller side is below
+// minExpected into one cell (and that cell into the smallest other one while it is still
+// below), so that χ² has the distribution its p-value assumes and rare categories do not
+// add their noise to the distances. Rare categories moving between runs of a stationary
+// stream are noise; a new category that matters is not rare. With fewer than three cells
+// nothing is pooled (a sparse 2×2 table goes to Fisher's exact test).
+func poolRare(ref, win []float64) ([]float64, []float64) {
+	nr, nw := sum(ref), sum(win)
+	if nr == 0 || nw == 0 {
+		return ref, win
+	}
+	small := math.Min(nr, nw) / (nr + nw)
+	var rare []int
+	for i := range ref {
+		if col := ref[i] + win[i]; col > 0 && col*small < minExpected {
+			rare = append(rare, i)
+		}
+	}
+	if len(rare) < 2 || len(nonEmpty(ref, win)) < 3 {
+		return ref, win
+	}
+	var pr, pw []float64
+	var rr, rw float64
+	j := 0
+	for i := range ref {
+		if j < len(rare) && rare[j] == i {
+			rr, rw = rr+ref[i], rw+win[i]
+			j++
+			continue
+		}
+		if ref[i]+win[i] > 0 {
+			pr, pw = append(pr, ref[i]), append(pw, win[i])
+		}
+	}
+	if len(pr) == 0 {
+		return ref, win
+	}
+	if (rr+rw)*small < minExpected && len(pr) > 1 {
+		// Still rare: join the smallest other cell.
+		k := 0
+		for i := range pr {
+			if pr[i]+pw[i] < pr[k]+pw[k] {
+				k = i
+			}
+		}
+		pr[k], pw[k] = pr[k]+rr, pw[k]+rw
+	} else {
+		pr, pw = append(pr, rr), append(pw, rw)
+	}
+	return pr, pw
 }
 
 // smallTwoByTwo returns the 2×2 table of a two-category comparison when one of its
@@ -461,9 +549,13 @@ func driftCondition(w *processors.WindowAgg, s FeatureScore, th Thresholds) Cond
 	} else {
 		c.FiringSummary = fmt.Sprintf("%s drifted: %s %.2f ≥ %.2f over %s", subject, name, s.DistanceValue, shown, spanText(w))
 	}
+
 	switch {
 	case th.Method != MethodTest && s.DistanceValue < s.DistanceThreshold:
 		c.ResolvedSummary = fmt.Sprintf("%s no longer drifts: %s %.2f < %.2f over %s", subject, name, s.DistanceValue, s.DistanceThreshold, spanText(w))
+	case th.Method != MethodTest && !s.beyondNoise():
+		c.ResolvedSummary = fmt.Sprintf("%s no longer drifts: %s %.2f is within the sampling noise of %d values against %d (χ² over %d cells p = %.3g ≥ %g) over %s",
+			subject, name, s.DistanceValue, s.N, s.RefN, s.Cells, s.NoiseP, NoiseAlpha, spanText(w))
 	default:
 		c.ResolvedSummary = fmt.Sprintf("%s no longer drifts: %s %.2f but %s is not significant at %.3g over %s", subject, name, s.DistanceValue, test, s.Alpha, spanText(w))
 	}
@@ -472,6 +564,7 @@ func driftCondition(w *processors.WindowAgg, s FeatureScore, th Thresholds) Cond
 		"alpha": fmt.Sprintf("%.6g", s.Alpha), "p_adjusted": fmt.Sprintf("%.6g", s.PAdjusted), "window_values": fmt.Sprint(s.N),
 		"feature_kind": s.Kind, "psi": fmt.Sprintf("%.4f", s.PSI), "js": fmt.Sprintf("%.4f", s.JS),
 		"hellinger": fmt.Sprintf("%.4f", s.Hellinger), "method": th.Method,
+		"noise_chi2": fmt.Sprintf("%.6g", s.NoiseChi2), "noise_p": fmt.Sprintf("%.6g", s.NoiseP), "noise_alpha": fmt.Sprintf("%g", NoiseAlpha),
 	}
 	if s.Estimated {
 		c.Details["bins"] = "estimated from the window's sketch"

@@ -1,6 +1,7 @@
 package detectors
 
 import (
+	"encoding/json"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -86,5 +87,53 @@ func TestCoMomentsMerge(t *testing.T) {
 		if !close(c, a.Cov()[i], 1e-9) {
 			t.Fatalf("cov[%d] %v vs %v", i, c, a.Cov()[i])
 		}
+	}
+}
+
+// The joint threshold: the material rise binds for large windows, noise for small ones,
+// and it tightens as windows grow; the model works on ranks and tells windows so; a
+// profile stored before (raw values, 20 chunks, no row moments) still loads and gets a
+// threshold of the same kind.
+func TestPCAThreshold(t *testing.T) {
+	rng := rand.New(rand.NewPCG(23, 24))
+	sample := NewSample()
+	for i := 0; i < 3000; i++ {
+		sample.AddEvent(correlated(rng, 0.9, 0))
+	}
+	ref := sample.Build("m", "1", SourceFirstWindows, 3, t0)
+	m := ref.PCA
+	if m == nil || !m.Binned || m.ChunkRows != 1 || m.ErrRows != 1500 || m.ErrSkew <= 0 || m.ErrKurt <= 1 {
+		t.Fatalf("joint model %+v", m)
+	}
+	l := ref.Layout()
+	if len(l.JointEdges) != len(m.Features) || len(l.JointEdges[0]) != len(ref.Features[m.Features[0]].Edges) {
+		t.Fatalf("layout joint edges %v for %v", len(l.JointEdges), m.Features)
+	}
+	material := m.ErrMean * (1 + PCAMinRise)
+	prev := math.Inf(1)
+	for _, n := range []float64{100, 300, 1000, 3000, 1e5} {
+		th := m.Threshold(n)
+		if th > prev || th < material {
+			t.Errorf("threshold %v at %v rows (previous %v, material %v)", th, n, prev, material)
+		}
+		prev = th
+	}
+	if m.Threshold(100) <= material || m.Threshold(1e6) != material {
+		t.Errorf("noise should bind at 100 rows (%v) and the material rise at a million (%v), material %v", m.Threshold(100), m.Threshold(1e6), material)
+	}
+	stored := []byte(`{"features":["x","y","z"],"mean":[50,0,0],"scale":[10,3,1],"components":[[0.7071,0.7071,0],[0,0,1]],` +
+		`"error_mean":0.1,"error_std":0.02,"chunk_rows":1000}`)
+	var old PCAModel
+	if err := json.Unmarshal(stored, &old); err != nil {
+		t.Fatal(err)
+	}
+	if old.Binned || old.ErrRows != 0 {
+		t.Fatalf("stored model read as %+v", old)
+	}
+	if th := old.Threshold(3000); math.IsNaN(th) || th < 0.12 || th > 0.2 {
+		t.Errorf("stored model's threshold at 3,000 rows: %v", th)
+	}
+	if l := (&Profile{PCA: &old, Features: map[string]*FeatureProfile{}}).Layout(); l.JointEdges != nil {
+		t.Errorf("a stored raw-value model's windows must keep raw values: %v", l.JointEdges)
 	}
 }

@@ -185,6 +185,11 @@ func (p *Profile) Layout() *processors.Layout {
 	l := &processors.Layout{ReferenceID: p.ID, Features: map[string]processors.FeatureLayout{}}
 	if p.PCA != nil {
 		l.Joint = p.PCA.Features
+		if p.PCA.Binned {
+			for _, name := range p.PCA.Features {
+				l.JointEdges = append(l.JointEdges, p.Features[name].Edges)
+			}
+		}
 	}
 	for name, f := range p.Features {
 		switch f.Kind {
@@ -461,7 +466,8 @@ func (s *Sample) Build(model, version, source string, windows int, createdAt tim
 }
 
 // fitPCA models the numeric features that are present in most rows (sorted by name),
-// over the rows that have all of them.
+// over the rows that have all of them, each value replaced by its bin over the feature's
+// edges (PCAModel.Binned).
 func (s *Sample) fitPCA(p *Profile) *PCAModel {
 	var names []string
 	for name, c := range s.cols {
@@ -489,7 +495,7 @@ func (s *Sample) fitPCA(p *Profile) *PCAModel {
 				ok = false
 				break
 			}
-			row[i] = r[c]
+			row[i] = float64(processors.BinIndex(p.Features[name].Edges, r[c]))
 		}
 		if ok {
 			rows = append(rows, row)
@@ -499,6 +505,7 @@ func (s *Sample) fitPCA(p *Profile) *PCAModel {
 	if err != nil {
 		return nil
 	}
+	m.Binned = true
 	return m
 }
 

@@ -56,6 +56,10 @@ type Layout struct {
 	// Joint lists the numeric features whose joint distribution the reference models
 	// (in order); windows keep their co-moments over rows where all are present.
 	Joint []string
+	// JointEdges, when set, are the bin edges of each joint feature (in Joint's order):
+	// the co-moments are then of each value's bin index over them — its rank among the
+	// reference's quantiles, bounded whatever the feature's tails — not of the value.
+	JointEdges [][]float64
 }
 
 // FeatureLayout is one feature's part of a Layout.
@@ -335,7 +339,7 @@ func (w *WindowAgg) add(e *schemas.PredictionEvent, layout *Layout, lim Limits) 
 	}
 	w.Prediction = w.addFeature(w.Prediction, PredictionFeature, e.Prediction, layout, lim)
 	if layout != nil && len(layout.Joint) > 1 {
-		w.addJoint(e, layout.Joint)
+		w.addJoint(e, layout.Joint, layout.JointEdges)
 	}
 	for i := range e.Features {
 		f := &e.Features[i]
@@ -352,7 +356,7 @@ func (w *WindowAgg) add(e *schemas.PredictionEvent, layout *Layout, lim Limits) 
 }
 
 // addJoint adds the event's joint feature vector when every joint feature is a number.
-func (w *WindowAgg) addJoint(e *schemas.PredictionEvent, names []string) {
+func (w *WindowAgg) addJoint(e *schemas.PredictionEvent, names []string, edges [][]float64) {
 	if w.Joint == nil {
 		w.Joint = NewCoMoments(len(names))
 		w.jointBuf = make([]float64, len(names))
@@ -368,6 +372,9 @@ func (w *WindowAgg) addJoint(e *schemas.PredictionEvent, names []string) {
 		}
 		if !found {
 			return
+		}
+		if i < len(edges) {
+			w.jointBuf[i] = float64(BinIndex(edges[i], w.jointBuf[i]))
 		}
 	}
 	w.Joint.Add(w.jointBuf)
