@@ -2,7 +2,6 @@ package pipeline_test
 
 import (
 	"math"
-	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -10,7 +9,6 @@ import (
 	"github.com/driftd/driftd/config"
 	"github.com/driftd/driftd/internal/replay"
 )
-
 
 func TestTrafficCanaryAndShadowOfTheSameVersionAreQuiet(t *testing.T) {
 	end := revStart.Add(6 * time.Hour)
