@@ -183,6 +183,7 @@ func (h *harness) start(t testing.TB) (waitFor func(what string, cond func(pipel
 	if h.decoder != nil {
 		set.Decoder = *h.decoder
 	}
+	set.Spread = h.spread
 	if h.tweak != nil {
 		h.tweak(&set)
 	}

@@ -139,7 +139,7 @@ const silentSeriesFor = 24 * time.Hour
 // fires at the same event-time moment live and in a backlog.
 func (r *Runner) silentWindows(now time.Time) []processors.Closed {
 	clock := r.clock.now(now)
-	if clock.IsZero() || len(r.series) == 0 {
+	if clock.IsZero() || len(r.series) == 0 || r.set.Spread {
 		return nil
 	}
 	open := r.proc.OpenSeries()
@@ -165,6 +165,9 @@ func (r *Runner) silentWindows(now time.Time) []processors.Closed {
 // empty windows of the silence not given yet: however the stream is read, a series' windows
 // are judged without holes, so its volume alerts are the same live and from a backlog.
 func (r *Runner) fillGaps(closed []processors.Closed) []processors.Closed {
+	if r.set.Spread {
+		return closed
+	}
 	var out []processors.Closed
 	for _, c := range closed {
 		st, ok := r.series[c.Merged.Series]
