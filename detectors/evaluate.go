@@ -136,8 +136,8 @@ func (s FeatureScore) beyondNoise() bool { return s.NoiseP < NoiseAlpha }
 
 // DefaultThresholds are the defaults documented in docs/statistics.md.
 // MinEvents is 100 because PSI over 10 groups is biased upwards by about 9/n under no
-// change: below 100 values noise alone reaches 0.1, and the noise floor that keeps it out
-// (above 0.45 there) leaves only gross changes to find.
+// change: below 100 values noise alone reaches 0.1, and the beyond-noise check that keeps
+// it out (about PSI 0.45 there) leaves only gross changes to find.
 var DefaultThresholds = Thresholds{PSIWarning: 0.1, PSICritical: 0.25, PValue: 0.05, MinEvents: 100, ErrorRate: 0.05,
 	Correction: "bonferroni", DriftShare: 0.5, Signals: DefaultSignalThresholds}
 
@@ -192,11 +192,12 @@ type Verdict struct {
 // Evaluate compares a closed window with its reference (nil if none yet) and with the
 // service thresholds. thresholds gives the thresholds of a feature ("" for model-level).
 //
-// A feature drifts when its PSI reaches the warning threshold and the noise floor of the
-// window's and the reference's sizes, AND its test (KS for numeric, chi-square for
-// categorical) is significant after a Bonferroni correction across the window's
-// features: the threshold keeps huge windows from flagging tiny, irrelevant shifts, the
-// floor and the test keep small windows from flagging noise.
+// A feature drifts when its PSI reaches the warning threshold, the cells PSI compares
+// differ beyond the sampling noise of the window and the reference (beyondNoise), AND its
+// test (KS for numeric, chi-square for categorical) is significant after a Bonferroni
+// correction across the window's features: the threshold keeps huge windows from
+// flagging tiny, irrelevant shifts, the noise check keeps small windows from flagging
+// noise.
 func Evaluate(w *processors.WindowAgg, ref *Profile, thresholds func(feature string) Thresholds) Verdict {
 	v := Verdict{Window: w}
 	if ref != nil {
