@@ -110,27 +110,7 @@ func TestSameAlertsLiveAndBacklog(t *testing.T) {
 	if len(a) == 0 {
 		t.Fatal("no alerts at all: the stream has changes")
 	}
-	n := max(len(a), len(b))
-	diff := 0
-	for i := 0; i < n; i++ {
-		var x, y string
-		if i < len(a) {
-			x = a[i].String()
-		}
-		if i < len(b) {
-			y = b[i].String()
-		}
-		if x != y {
-			diff++
-			if diff <= 10 {
-				t.Errorf("transition %d: live %q, backlog %q", i, x, y)
-			}
-		}
-	}
-	if diff > 0 {
-		t.Fatalf("%d of %d transitions differ between live and backlog", diff, n)
-	}
-	t.Logf("%d transitions, identical live and backlog", len(a))
+	compareTransitions(t, "live", a, "backlog", b)
 	stopped := false
 	for _, x := range a {
 		if x.Model == "stopping" && x.Kind == schemas.KindVolume && x.State == schemas.StateFiring {
