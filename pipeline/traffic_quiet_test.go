@@ -2,6 +2,7 @@ package pipeline_test
 
 import (
 	"math"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -88,3 +89,21 @@ func TestTrafficLowVolumeMergedIsQuiet(t *testing.T) {
 	}
 	t.Logf("%d of %d verdicts not judged", notJudged, len(src.verdicts))
 }
+
+func TestTrafficIrregularPipelineIsNotStale(t *testing.T) {
+	end := revStart.Add(12 * time.Hour)
+	rng := rand.New(rand.NewPCG(9, 9))
+	var runs []time.Time
+	for at := revStart; at.Before(end.Add(-time.Minute)); at = at.Add(time.Duration(rng.ExpFloat64() * float64(10*time.Minute))) {
+		runs = append(runs, at)
+	}
+	p := &revPipeline{name: "ingest", stages: []string{"extract", "load"}, runs: runs, rng: rand.New(rand.NewPCG(1, 2))}
+	alerts, _, _ := revRun(t, replay.Live, revStart, end, nil,
+		newRevModel(1, "fraud", "1.0", "", revStart, end, 5, constRate(5)), p)
+	if f := firing(alerts, end.Add(-15*time.Minute)); len(f) > 0 {
+		t.Errorf("%d alerts for %d healthy runs (%s); first: %v%s", len(f), len(runs), countKinds(alerts), f[:min(5, len(f))], summaries(alerts, 4))
+	}
+}
+
+// keep config imported for scenarios that edit it.
+var _ = config.Default

@@ -146,10 +146,10 @@ type tailKey struct {
 }
 
 const (
-	keepSuccesses = 21             // successes stored per judged window: the last one and the learned interval
-	keepRuns      = 10000          // runs of each status kept per stage
-	keepRunsFor   = 48 * time.Hour // and how far back (event time) from the newest
-	keepVolume    = 8 * 24         // windows of history kept per stage for volume baselines
+	keepSuccesses = detectors.LearnedSuccesses // successes stored per judged window: the last one and the learned interval
+	keepRuns      = 10000                      // runs of each status kept per stage
+	keepRunsFor   = 48 * time.Hour             // and how far back (event time) from the newest
+	keepVolume    = 8 * 24                     // windows of history kept per stage for volume baselines
 )
 
 // freshnessEvery is how often (wall clock) freshness is judged: its spells are dated in
