@@ -64,14 +64,14 @@ func TestInsertTimeKeepsRecentSortedRuns(t *testing.T) {
 	}
 	// Older than keepRunsFor behind the newest: dropped, but never below keepSuccesses.
 	ts = nil
-	for h := 0; h < 100; h++ {
-		ts = insertTime(ts, t0.Add(time.Duration(h)*time.Hour), false)
+	for m := 0; m < 3000; m++ { // a run a minute for 50 hours
+		ts = insertTime(ts, t0.Add(time.Duration(m)*time.Minute), false)
 	}
-	if len(ts) != 49 || !ts[0].Equal(t0.Add(51*time.Hour)) {
+	if len(ts) != 48*60+1 || !ts[0].Equal(t0.Add(119*time.Minute)) {
 		t.Errorf("%d runs kept from %v", len(ts), ts[0])
 	}
 	ts = nil
-	for d := 0; d < 30; d++ {
+	for d := 0; d < keepSuccesses+30; d++ {
 		ts = insertTime(ts, t0.Add(time.Duration(d)*24*time.Hour), false)
 	}
 	if len(ts) != keepSuccesses {
