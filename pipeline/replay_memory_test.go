@@ -27,14 +27,29 @@ func replayRun(t *testing.T, o simulate.StreamOptions, window time.Duration, pac
 	if err != nil {
 		t.Fatal(err)
 	}
+	_, store, sink := runInMemory(t, cfg, src, clock.Now, func(stop func()) { src.Stop = stop }, nil, 5*time.Minute)
+	if len(sink.DeadLetters) > 0 {
+		t.Fatalf("dead letters: %v", sink.DeadLetters[:min(3, len(sink.DeadLetters))])
+	}
+	return store.Alerts, store
+}
+
+// runInMemory runs a pipeline with cfg's settings over src, in memory, until src stops
+// it (through the func setStop hands it), then shuts it down; within limit. setup, if
+// not nil, sees the runner before it runs.
+func runInMemory(t *testing.T, cfg config.Config, src pipeline.Source, now func() time.Time, setStop func(func()), setup func(*pipeline.Runner), limit time.Duration) (*pipeline.Runner, *replay.Store, *replay.Sink) {
+	t.Helper()
 	store, sink := replay.NewStore(), &replay.Sink{}
 	set := pipeline.SettingsFromConfig(cfg, schemas.Decoder{Format: schemas.FormatJSON}, schemas.Decoder{Format: schemas.FormatJSON})
-	r := pipeline.New(set, src, sink, sink, store, slog.New(slog.NewTextHandler(io.Discard, nil)), clock.Now)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	r := pipeline.New(set, src, sink, sink, store, slog.New(slog.NewTextHandler(io.Discard, nil)), now)
+	if setup != nil {
+		setup(r)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	t.Cleanup(cancel)
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
-	src.Stop = stop
+	setStop(stop)
 	if err := r.Restore(runCtx); err != nil {
 		t.Fatal(err)
 	}
@@ -44,10 +59,7 @@ func replayRun(t *testing.T, o simulate.StreamOptions, window time.Duration, pac
 	if err := r.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if len(sink.DeadLetters) > 0 {
-		t.Fatalf("dead letters: %v", sink.DeadLetters[:min(3, len(sink.DeadLetters))])
-	}
-	return store.Alerts, store
+	return r, store, sink
 }
 
 // A model sending one event a second has 60 events per 1-minute window, fewer than

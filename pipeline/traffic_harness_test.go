@@ -8,8 +8,6 @@ import (
 	"context"
 	"fmt"
 	"hash/fnv"
-	"io"
-	"log/slog"
 	"math"
 	"math/rand/v2"
 	"sort"
@@ -352,24 +350,9 @@ func revRun(t *testing.T, pace replay.Pace, start, end time.Time, edit func(*con
 		edit(&cfg)
 	}
 	src := newRevSource(newRevMerge(gens...), pace, 3, 2*time.Duration(cfg.Windows.IdleClose)+time.Duration(cfg.Pipelines.Window), start, end)
-	store, sink := replay.NewStore(), &replay.Sink{}
-	set := pipeline.SettingsFromConfig(cfg, schemas.Decoder{Format: schemas.FormatJSON}, schemas.Decoder{Format: schemas.FormatJSON})
-	r := pipeline.New(set, src, sink, sink, store, slog.New(slog.NewTextHandler(io.Discard, nil)), src.now)
-	r.OnVerdict(func(v detectors.Verdict, _ []*schemas.AlertEvent) { src.verdicts = append(src.verdicts, v) })
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	t.Cleanup(cancel)
-	runCtx, stop := context.WithCancel(ctx)
-	defer stop()
-	src.stop = stop
-	if err := r.Restore(runCtx); err != nil {
-		t.Fatal(err)
-	}
-	if err := r.Run(runCtx); err != nil && ctx.Err() != nil {
-		t.Fatal(err)
-	}
-	if err := r.Shutdown(ctx); err != nil {
-		t.Fatal(err)
-	}
+	r, store, sink := runInMemory(t, cfg, src, src.now, func(stop func()) { src.stop = stop }, func(r *pipeline.Runner) {
+		r.OnVerdict(func(v detectors.Verdict, _ []*schemas.AlertEvent) { src.verdicts = append(src.verdicts, v) })
+	}, 10*time.Minute)
 	if len(sink.DeadLetters) > 0 {
 		t.Logf("%d dead letters, first: %v", len(sink.DeadLetters), sink.DeadLetters[:min(3, len(sink.DeadLetters))])
 	}
