@@ -187,6 +187,12 @@ type Verdict struct {
 	// merged (a low-volume series; JudgedFrom is the span's start) or not at all, and why.
 	Judgement  string
 	JudgedFrom time.Time
+	// ExpectedEvents is what the window's events were judged against on volume (0 when
+	// they were not); VolumeLow says the volume condition breached. Both are stored with
+	// the window, so a restart knows which windows a series' recent traffic is learned
+	// from (a window judged low is not).
+	ExpectedEvents float64
+	VolumeLow      bool
 }
 
 // Evaluate compares a closed window with its reference (nil if none yet) and with the

@@ -323,6 +323,16 @@ type VolumeExpectation struct {
 	// Basis says where the expectation comes from, for the summary ("its reference",
 	// "the same hour of the previous days").
 	Basis string
+	// Dispersion is the variance of the learned windows' events over their mean (1 for
+	// Poisson traffic; 0 when unknown). Real traffic varies more than Poisson: above 1,
+	// a window is also held to a negative binomial with that variance, and the larger
+	// p-value decides.
+	Dispersion float64
+	// Fewest, when above 0, is the fewest events any of the windows learned from had: a
+	// drop then also needs fewer events than that. Recent windows of one series are the
+	// basis most exposed to traffic that varies more than Poisson; a window no lower
+	// than one of them is within what the series already did.
+	Fewest float64
 }
 
 // ModelVolumeCondition judges a series' events in a window (an empty window when the
@@ -341,9 +351,19 @@ func ModelVolumeCondition(w *processors.WindowAgg, exp VolumeExpectation, th Thr
 	x, y := int(w.Events), int(math.Round(exp.PerWindow*float64(exp.Windows)))
 	share := spanWindows / (spanWindows + float64(exp.Windows))
 	pDrop, pJump := BinomialCDF(x, x+y, share), BinomialSF(x, x+y, share)
+	test := "conditional_binomial"
+	if exp.Dispersion > 1 {
+		// Variance φ·μ = μ + μ²/r.
+		r := expected / (exp.Dispersion - 1)
+		nbDrop, nbJump := NegBinomialCDF(x, expected, r), 1-NegBinomialCDF(x-1, expected, r)
+		if (x <= int(expected) && nbDrop > pDrop) || (x > int(expected) && nbJump > pJump) {
+			test = "negative_binomial" // the one that decided
+		}
+		pDrop, pJump = max(pDrop, nbDrop), max(pJump, nbJump)
+	}
 	ratio := float64(x) / expected
 	level := st.PValue / 2 // two one-sided tests
-	drop := st.VolumeDrop > 0 && ratio <= st.VolumeDrop && pDrop < level
+	drop := st.VolumeDrop > 0 && ratio <= st.VolumeDrop && pDrop < level && (exp.Fewest <= 0 || float64(x) < exp.Fewest*spanWindows)
 	jump := st.VolumeJump > 0 && ratio >= st.VolumeJump && pJump < level
 	c := newCondition(w, schemas.KindVolume, "", "events_ratio", ratio, st.VolumeDrop)
 	if (ratio > 1 && st.VolumeJump > 0) || st.VolumeDrop <= 0 {
@@ -373,6 +393,12 @@ func ModelVolumeCondition(w *processors.WindowAgg, exp VolumeExpectation, th Thr
 		p = pJump
 	}
 	c.Details = map[string]string{"events": fmt.Sprint(x), "expected": g6(expected), "expected_per_window": g6(exp.PerWindow),
-		"learned_from_windows": fmt.Sprint(exp.Windows), "basis": basis, "test": "conditional_binomial", "p_value": g6(p), "alpha": g6(level)}
+		"learned_from_windows": fmt.Sprint(exp.Windows), "basis": basis, "test": test, "p_value": g6(p), "alpha": g6(level)}
+	if exp.Fewest > 0 {
+		c.Details["fewest_learned"] = g6(exp.Fewest)
+	}
+	if exp.Dispersion > 0 {
+		c.Details["dispersion"] = g6(exp.Dispersion)
+	}
 	return c, true
 }

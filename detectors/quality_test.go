@@ -735,6 +735,32 @@ func TestModelVolumeCondition(t *testing.T) {
 	if _, ok := ModelVolumeCondition(w(0, 1), VolumeExpectation{Size: time.Minute, Windows: 3}, th); ok {
 		t.Error("judged without an expectation")
 	}
+	th.Signals.VolumeJump = 0
+	// Traffic that varies more than Poisson (the learned windows' variance 16 times their
+	// mean, as 60 events a minute with a gamma rate of CV 0.5): a tenth, even a silent
+	// minute, is within what it does (negative binomial P = 0.0024 and 1.5e-5, against
+	// 5e-6); with 5-minute windows (dispersion 4.75 at 300) silence is not.
+	bursty := VolumeExpectation{PerWindow: 60, Size: time.Minute, Windows: 60, Dispersion: 16}
+	for _, c := range []struct {
+		exp      VolumeExpectation
+		events   uint64
+		breached bool
+		test     string
+	}{
+		{bursty, 6, false, "negative_binomial"},
+		{bursty, 0, false, "negative_binomial"},
+		{VolumeExpectation{PerWindow: 300, Size: time.Minute, Windows: 12, Dispersion: 4.75}, 0, true, "negative_binomial"},
+		{VolumeExpectation{PerWindow: 60, Size: time.Minute, Windows: 60, Dispersion: 1.1}, 6, true, "negative_binomial"},
+		// Below half the expected but not below the fewest of the learned windows.
+		{VolumeExpectation{PerWindow: 60, Size: time.Minute, Windows: 60, Fewest: 20}, 25, false, "conditional_binomial"},
+		{VolumeExpectation{PerWindow: 60, Size: time.Minute, Windows: 60, Fewest: 20}, 15, true, "conditional_binomial"},
+	} {
+		got, ok := ModelVolumeCondition(w(c.events, 1), c.exp, th)
+		if !ok || got.Breached != c.breached || got.Details["test"] != c.test {
+			t.Errorf("%d events against %+v: breached %v by %s (p %s), want %v by %s", c.events, c.exp, got.Breached, got.Details["test"],
+				got.Details["p_value"], c.breached, c.test)
+		}
+	}
 }
 
 // The unseen-category test is calibrated against the reference's leave-one-out rate of

@@ -1,6 +1,7 @@
 package detectors
 
 import (
+	"gonum.org/v1/gonum/mathext"
 	"math"
 
 	"gonum.org/v1/gonum/stat/distuv"
@@ -157,6 +158,19 @@ func BinomialCDF(x, n int, p float64) float64 {
 		return 0
 	}
 	return binomial(n, p).cdf(x)
+}
+
+// NegBinomialCDF is P(X ≤ x) for X negative binomial with mean mu and size r (variance
+// mu + mu²/r; scipy.stats.nbinom(r, r/(r+mu)).cdf(x)): counts of traffic that varies
+// more than Poisson. It is the regularized incomplete beta I_p(r, x+1), p = r/(r+mu).
+func NegBinomialCDF(x int, mu, r float64) float64 {
+	switch {
+	case x < 0:
+		return 0
+	case mu <= 0:
+		return 1
+	}
+	return mathext.RegIncBeta(r, float64(x)+1, r/(r+mu))
 }
 
 // WelchT is Welch's unequal-variances t-test of two means from their summaries (mean,

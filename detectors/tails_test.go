@@ -8,6 +8,12 @@ import (
 )
 
 type signalsReference struct {
+	NBinomCDF []struct {
+		X   int     `json:"x"`
+		Mu  float64 `json:"mu"`
+		R   float64 `json:"r"`
+		CDF float64 `json:"cdf"`
+	} `json:"nbinom_cdf"`
 	FisherGreater []struct {
 		X    uint64  `json:"x"`
 		N    uint64  `json:"n"`
@@ -60,7 +66,7 @@ func TestExactTailsMatchScipy(t *testing.T) {
 	if err := json.Unmarshal(b, &ref); err != nil {
 		t.Fatal(err)
 	}
-	if len(ref.FisherGreater) == 0 || len(ref.BetaBinomSF) == 0 || len(ref.Binom) == 0 || len(ref.Welch) == 0 {
+	if len(ref.FisherGreater) == 0 || len(ref.BetaBinomSF) == 0 || len(ref.Binom) == 0 || len(ref.Welch) == 0 || len(ref.NBinomCDF) == 0 {
 		t.Fatal("reference file is incomplete")
 	}
 	for _, c := range ref.FisherGreater {
@@ -79,6 +85,11 @@ func TestExactTailsMatchScipy(t *testing.T) {
 		}
 		if got := BinomialCDF(c.X, c.N, c.P); !relClose(got, c.CDF, 1e-9) {
 			t.Errorf("BinomialCDF(%d; %d, %v) = %v, scipy %v", c.X, c.N, c.P, got, c.CDF)
+		}
+	}
+	for _, c := range ref.NBinomCDF {
+		if got := NegBinomialCDF(c.X, c.Mu, c.R); !relClose(got, c.CDF, 1e-9) {
+			t.Errorf("NegBinomialCDF(%d; mean %v, size %v) = %v, scipy %v", c.X, c.Mu, c.R, got, c.CDF)
 		}
 	}
 	for _, c := range ref.Welch {

@@ -93,9 +93,7 @@ func (r *Runner) judge(ctx context.Context, w *processors.WindowAgg, ref *detect
 	if w.Events == 0 {
 		// A series that fell silent: nothing to judge but that.
 		v := detectors.Verdict{Window: w, Judgement: "no events: judged on volume only"}
-		if c, ok := r.volumeCondition(w, ref); ok {
-			v.Conditions = append(v.Conditions, c)
-		}
+		r.judgeVolume(&v, w, ref)
 		return v, nil
 	}
 	model := w.Series.Model
@@ -105,12 +103,9 @@ func (r *Runner) judge(ctx context.Context, w *processors.WindowAgg, ref *detect
 	if err != nil {
 		return detectors.Verdict{}, err
 	}
-	volume, judgeVolume := r.volumeCondition(w, ref)
 	if over == nil {
 		v := detectors.Verdict{Window: w, Judgement: fmt.Sprintf("not judged: %d events < min_events %d over the last %d windows", events, min, n)}
-		if judgeVolume {
-			v.Conditions = append(v.Conditions, volume)
-		}
+		r.judgeVolume(&v, w, ref)
 		return v, nil
 	}
 	v := detectors.Evaluate(over, ref, th)
@@ -131,9 +126,7 @@ func (r *Runner) judge(ctx context.Context, w *processors.WindowAgg, ref *detect
 			c.Details["merged_windows"] = fmt.Sprint(n)
 		}
 	}
-	if judgeVolume {
-		v.Conditions = append(v.Conditions, volume)
-	}
+	r.judgeVolume(&v, w, ref)
 	return v, nil
 }
 

@@ -50,6 +50,7 @@ type Store interface {
 	LoadStageHistory(ctx context.Context, lookback time.Duration) ([]storage.StageHistory, error)
 	LoadWindow(ctx context.Context, series processors.SeriesKey, start time.Time) (*processors.WindowAgg, error)
 	LoadHourlyEvents(ctx context.Context, lookback time.Duration) ([]storage.HourlyEvents, error)
+	LoadRecentVolume(ctx context.Context, lookback time.Duration, perSeries int) ([]storage.WindowEvents, error)
 	LoadSeriesEnds(ctx context.Context, lookback time.Duration) ([]storage.SeriesEnd, error)
 	LoadAlertStates(ctx context.Context, lookback time.Duration) ([]detectors.FingerprintState, error)
 	LoadStageStates(ctx context.Context, lookback time.Duration) ([]storage.StageState, error)
@@ -315,9 +316,18 @@ func (r *Runner) Restore(ctx context.Context) error {
 			v.hours, v.first = map[int64]hourCount{}, h.Hour.UnixMilli()
 		}
 		c := v.hours[h.Hour.UnixMilli()]
-		c.events, c.windows, c.empty = c.events+h.Events, c.windows+h.Windows, c.empty+h.Empty
+		c.events, c.windows, c.empty, c.squares = c.events+h.Events, c.windows+h.Windows, c.empty+h.Empty, c.squares+h.Squares
 		v.hours[h.Hour.UnixMilli()] = c
 		v.first = min(v.first, h.Hour.UnixMilli())
+	}
+	recent, err := r.store.LoadRecentVolume(ctx, recentVolumeLookback, maxRecentWindows)
+	if err != nil {
+		return err
+	}
+	for _, w := range recent {
+		if st := r.state(w.Series); st.hasEnd {
+			st.recent.observe(w.Events, st.end.size, false)
+		}
 	}
 	if err := r.restoreLate(ctx); err != nil {
 		return err

@@ -17,8 +17,10 @@ type seriesState struct {
 	trail     trail
 	trailFrom int64
 	trailed   bool
-	// volume counts events per hour (same-hour volume expectations).
+	// volume counts events per hour (same-hour volume expectations); recent keeps the
+	// latest windows not judged low (the expectation before a day of history).
 	volume hourlyVolume
+	recent recentVolume
 	// end is where judged windows end (empty windows of a series that fell silent).
 	end    seriesEnd
 	hasEnd bool

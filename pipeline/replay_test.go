@@ -475,3 +475,70 @@ func TestLateRecordStaysLateAfterRestart(t *testing.T) {
 		t.Errorf("%d late events (%v), want 1", late, err)
 	}
 }
+
+// A restart in the middle of a volume drop keeps judging the drop against the traffic
+// before it: the windows a series' recent volume is learned from are read back from
+// ClickHouse without those judged low (volume_low), so the alert stays firing until the
+// traffic is back, as in an uninterrupted run, and the rows are the same.
+func TestRestartDuringAVolumeDropKeepsItFiring(t *testing.T) {
+	var msgs []kafka.Message
+	var split int
+	for s := 0; s < 100*60; s++ { // 2 events/s, 0.1/s over minutes 70–89
+		if s >= 70*60 && s < 90*60 && s%10 != 0 {
+			continue
+		}
+		if s == 85*60 {
+			split = len(msgs)
+		}
+		for _, half := range []time.Duration{0, 500 * time.Millisecond} {
+			at := t0.Add(time.Duration(s)*time.Second + half)
+			if half > 0 && s >= 70*60 && s < 90*60 {
+				continue
+			}
+			e := &schemas.PredictionEvent{EventID: fmt.Sprint("e-", at.UnixMilli()), Model: "orders", ModelVersion: "1", Deployment: "primary",
+				Timestamp: at, Status: "ok", LatencyMs: 10, Features: []schemas.Feature{{Name: "x", Value: schemas.Value{Kind: schemas.Number, Num: float64(s % 7)}}},
+				Prediction: schemas.Value{Kind: schemas.Number, Num: 1}}
+			msgs = append(msgs, kafka.Message{Key: []byte(e.EventID), Value: jsonOf(t, e)})
+		}
+	}
+	tweak := func(s *pipeline.Settings) { s.IdleClose = 0 } // windows close by the watermark
+	const closed = 99                                        // 10:00–11:38; 11:39 stays open
+	volume := func(lines []string) []string {
+		var out []string
+		for _, l := range lines {
+			if strings.HasPrefix(l, "volume ") {
+				out = append(out, strings.Join(strings.Fields(l)[:4], " "))
+			}
+		}
+		return out
+	}
+	want := []string{"volume orders/ firing 11:10–11:11", "volume orders/ resolved 11:31–11:32"}
+
+	clean := newHarness(t)
+	clean.tweak = tweak
+	clean.produce(t, msgs...)
+	waitFor, stop := clean.start(t)
+	waitFor("every window", func(s pipeline.Stats) bool { return s.WindowsClosed == closed })
+	n := int(stop().AlertsEmitted)
+	cleanLines := alertLines(t, clean, n)
+	if got := volume(cleanLines); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("uninterrupted run: %v, want %v", got, want)
+	}
+
+	restarted := newHarness(t)
+	restarted.tweak = tweak
+	restarted.produce(t, msgs[:split]...)
+	waitFor, stop = restarted.start(t)
+	waitFor("windows to 11:19", func(s pipeline.Stats) bool { return s.WindowsClosed >= 80 })
+	before := stop().WindowsClosed
+	restarted.produce(t, msgs[split:]...)
+	waitFor, stop = restarted.start(t)
+	waitFor("the other windows", func(s pipeline.Stats) bool { return s.WindowsClosed == closed-before })
+	stop()
+	if got := alertLines(t, restarted, n); strings.Join(got, "\n") != strings.Join(cleanLines, "\n") {
+		t.Errorf("alerts after a restart in the drop:\n%s\nclean:\n%s", strings.Join(got, "\n"), strings.Join(cleanLines, "\n"))
+	}
+	if g, w := results(t, restarted), results(t, clean); g != w {
+		t.Errorf("rows differ; restarted:\n%s\nclean:\n%s", g, w)
+	}
+}

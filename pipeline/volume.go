@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"fmt"
 	"sort"
 	"time"
 
@@ -11,10 +12,16 @@ import (
 // A series' volume is judged per window (never merged: a count is evidence at any size)
 // against what is expected of that window: the same hour of day on the previous days once
 // a day of history exists (traffic has daily cycles; a nightly dip is not an outage), else
-// the version's reference windows.
+// the series' recent windows (the last hour's that were not judged low), else the
+// version's reference windows.
 
-// referenceVolumeDrop is the drop flagged against the reference before a day of history.
-const referenceVolumeDrop = 0.05
+// referenceVolumeDrop is the drop flagged against the reference before the series has
+// recent windows to go by; recentVolumeDrop the drop flagged against its recent windows
+// before a day of same-hour history exists.
+const (
+	referenceVolumeDrop = 0.05
+	recentVolumeDrop    = 0.25
+)
 
 const (
 	hourMs      = int64(time.Hour / time.Millisecond)
@@ -29,9 +36,11 @@ type hourlyVolume struct {
 	first int64 // the first hour counted: history exists from here on
 }
 
-// hourCount is one hour of a series: its events, and its windows and empty ones.
+// hourCount is one hour of a series: its events, and its windows and empty ones; squares
+// sums the squares of its windows' events (their dispersion).
 type hourCount struct {
 	events, windows, empty uint64
+	squares                float64
 }
 
 func hourOf(ms int64) int64 { return ms - ((ms%hourMs)+hourMs)%hourMs }
@@ -43,6 +52,7 @@ func (h *hourlyVolume) add(w *processors.WindowAgg) {
 	}
 	c := h.hours[hour]
 	c.events += w.Events
+	c.squares += float64(w.Events) * float64(w.Events)
 	c.windows++
 	if w.Events == 0 {
 		c.empty++
@@ -68,6 +78,7 @@ func (h *hourlyVolume) expectation(start int64, size time.Duration) (detectors.V
 	}
 	hour := hourOf(start)
 	var counts, emptyShares []float64
+	var variance, mean float64 // pooled over the days: the windows' spread within an hour
 	for d := int64(1); d <= volumeDays; d++ {
 		past := hour - d*dayMs
 		if past < h.first {
@@ -77,14 +88,21 @@ func (h *hourlyVolume) expectation(start int64, size time.Duration) (detectors.V
 		counts = append(counts, float64(c.events))
 		if c.windows > 0 {
 			emptyShares = append(emptyShares, float64(c.empty)/float64(c.windows))
+			m := float64(c.events) / float64(c.windows)
+			mean += m
+			variance += max(c.squares/float64(c.windows)-m*m, 0)
 		}
 	}
 	if len(counts) == 0 || (len(emptyShares) > 0 && medianOf(emptyShares) >= 0.1) {
 		return detectors.VolumeExpectation{}, false
 	}
 	perHour := float64(time.Hour / size)
-	return detectors.VolumeExpectation{PerWindow: medianOf(counts) / perHour, Size: size, Windows: len(counts) * int(perHour),
-		Basis: "the same hour of the previous days"}, true
+	exp := detectors.VolumeExpectation{PerWindow: medianOf(counts) / perHour, Size: size, Windows: len(counts) * int(perHour),
+		Basis: "the same hour of the previous days"}
+	if mean > 0 {
+		exp.Dispersion = variance / mean
+	}
+	return exp, true
 }
 
 func medianOf(xs []float64) float64 {
@@ -96,28 +114,112 @@ func medianOf(xs []float64) float64 {
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
-// volumeCondition judges w's events: against the same hour of the previous days when
-// that history exists, else against the reference's windows.
-func (r *Runner) volumeCondition(w *processors.WindowAgg, ref *detectors.Profile) (detectors.Condition, bool) {
+// judgeVolume judges w's events and puts the condition, if any, in v: against the same
+// hour of the previous days when that history exists, else against the series' recent
+// windows, else against the reference's windows.
+func (r *Runner) judgeVolume(v *detectors.Verdict, w *processors.WindowAgg, ref *detectors.Profile) {
 	size := time.Duration(w.End-w.Start) * time.Millisecond
-	h := &r.state(w.Series).volume
-	defer h.add(w)
+	st := r.state(w.Series)
+	c, exp, ok := r.volumeCondition(w, ref, st, size)
+	st.volume.add(w)
+	st.recent.observe(w.Events, size, ok && c.Breached)
+	if !ok {
+		return
+	}
+	v.Conditions = append(v.Conditions, c)
+	v.ExpectedEvents, v.VolumeLow = exp.PerWindow*float64(w.End-w.Start)/float64(exp.Size.Milliseconds()), c.Breached
+}
+
+func (r *Runner) volumeCondition(w *processors.WindowAgg, ref *detectors.Profile, st *seriesState, size time.Duration) (detectors.Condition, detectors.VolumeExpectation, bool) {
 	th := r.set.Thresholds(w.Series.Model, "")
-	if exp, ok := h.expectation(w.Start, size); ok {
-		return detectors.ModelVolumeCondition(w, exp, th)
+	if exp, ok := st.volume.expectation(w.Start, size); ok {
+		c, ok := detectors.ModelVolumeCondition(w, exp, th)
+		return c, exp, ok
+	}
+	if exp, ok := st.recent.expectation(size); ok {
+		// An hour is short, but traffic can still fall fivefold in two hours of an
+		// evening; a window at half the last hour's is then ordinary. A fall to a
+		// quarter within the hour is not.
+		th.Signals.VolumeDrop, th.Signals.VolumeJump = min(th.Signals.VolumeDrop, recentVolumeDrop), 0
+		c, ok := detectors.ModelVolumeCondition(w, exp, th)
+		return c, exp, ok
 	}
 	if ref == nil {
-		return detectors.Condition{}, false
+		return detectors.Condition{}, detectors.VolumeExpectation{}, false
 	}
 	per, n, ok := ref.EventsPerWindow(w.Series.Deployment)
 	if !ok {
-		return detectors.Condition{}, false
+		return detectors.Condition{}, detectors.VolumeExpectation{}, false
 	}
 	// The reference's windows are a few of one time of day: traffic with a daily cycle
-	// falls well below them every night. Until a day of history says what each hour
-	// brings, only a series that (nearly) stopped is flagged.
+	// falls well below them every night. Until the series' recent windows or a day of
+	// history say what to expect, only a series that (nearly) stopped is flagged.
 	th.Signals.VolumeDrop, th.Signals.VolumeJump = min(th.Signals.VolumeDrop, referenceVolumeDrop), 0
-	return detectors.ModelVolumeCondition(w, detectors.VolumeExpectation{PerWindow: per, Size: size, Windows: n, Basis: "its reference"}, th)
+	exp := detectors.VolumeExpectation{PerWindow: per, Size: size, Windows: n, Basis: "its reference"}
+	c, ok := detectors.ModelVolumeCondition(w, exp, th)
+	return c, exp, ok
+}
+
+// recentVolume is a series' latest windows that were not judged low on volume: what a
+// series without a day of same-hour history (or with windows that do not divide an hour)
+// is expected to send. Traffic changes little within an hour even where it has a daily
+// cycle, so a sudden drop shows against it at once. Windows judged low are left out, so
+// a drop is judged against the traffic before it for as long as it lasts, instead of
+// becoming the normal half an hour later and resolving while the series is still down.
+type recentVolume struct {
+	counts []uint64 // chronological
+}
+
+// recentWindows is how many windows the recent expectation is learned from: an hour's,
+// and at least 6 (long windows) and at most 120 (30-second windows).
+func recentWindows(size time.Duration) int {
+	if size <= 0 {
+		return 0
+	}
+	n := int((time.Hour + size - 1) / size)
+	return min(max(n, 6), maxRecentWindows)
+}
+
+const maxRecentWindows = 120
+
+// recentVolumeLookback bounds how far back a restart looks for a series' recent windows
+// not judged low: a drop that lasted longer than this is judged, after a restart,
+// against fewer windows or the reference.
+const recentVolumeLookback = 48 * time.Hour
+
+func (v *recentVolume) observe(events uint64, size time.Duration, low bool) {
+	if low {
+		return
+	}
+	v.counts = append(v.counts, events)
+	if n := recentWindows(size); len(v.counts) > n {
+		v.counts = append(v.counts[:0], v.counts[len(v.counts)-n:]...)
+	}
+}
+
+// expectation is the median of the recent windows; ok is false until there are enough
+// of them, and for a series with an empty window among them (bursty traffic: an empty
+// window then says nothing).
+func (v *recentVolume) expectation(size time.Duration) (detectors.VolumeExpectation, bool) {
+	n := recentWindows(size)
+	if n == 0 || len(v.counts) < n {
+		return detectors.VolumeExpectation{}, false
+	}
+	xs := make([]float64, n)
+	fewest := v.counts[len(v.counts)-n]
+	var sum, squares float64
+	for i, c := range v.counts[len(v.counts)-n:] {
+		xs[i] = float64(c)
+		fewest = min(fewest, c)
+		sum += xs[i]
+		squares += xs[i] * xs[i]
+	}
+	if fewest == 0 {
+		return detectors.VolumeExpectation{}, false
+	}
+	mean := sum / float64(n)
+	return detectors.VolumeExpectation{PerWindow: medianOf(xs), Size: size, Windows: n, Fewest: float64(fewest),
+		Dispersion: (squares - float64(n)*mean*mean) / float64(n-1) / mean, Basis: fmt.Sprintf("its last %d windows", n)}, true
 }
 
 // seriesEnd is where a series' judged windows end: the generator of empty windows for a

@@ -39,7 +39,7 @@ func (t table) columns() []string { return strings.Split(t.cols, ", ") }
 
 // The result tables (sql/migrations), in the column order of their rows below.
 func modelStats() table {
-	return table{"window_model_stats", "model, model_version, deployment, window_start, window_end, topic, partition, first_offset, last_offset, events, ok, errors, timeouts, null_predictions, latency_p50, latency_p90, latency_p95, latency_p99, latency_max, latency_sketch, input_size_count, input_size_mean, input_size_std, input_size_min, input_size_max, dropped_features, judgement, judged_from, written_at", byDay(3)}
+	return table{"window_model_stats", "model, model_version, deployment, window_start, window_end, topic, partition, first_offset, last_offset, events, ok, errors, timeouts, null_predictions, latency_p50, latency_p90, latency_p95, latency_p99, latency_max, latency_sketch, input_size_count, input_size_mean, input_size_std, input_size_min, input_size_max, dropped_features, judgement, judged_from, expected_events, volume_low, written_at", byDay(3)}
 }
 
 func featureStats() table {
@@ -63,13 +63,23 @@ func alertRows() table {
 }
 
 func modelRow(b *Batch, c processors.Closed, p *processors.Partial, at time.Time) []any {
-	judgement, judgedFrom := judged(b, c.Merged)
+	v := b.verdict(c.Merged)
+	judgement, judgedFrom, expected, low := "", ms(c.Merged.Start), 0.0, uint8(0)
+	if v != nil {
+		judgement, expected = v.Judgement, finite(v.ExpectedEvents)
+		if !v.JudgedFrom.IsZero() {
+			judgedFrom = v.JudgedFrom.UTC()
+		}
+		if v.VolumeLow {
+			low = 1
+		}
+	}
 	w := p.WindowAgg
 	return []any{w.Series.Model, w.Series.Version, w.Series.Deployment, ms(w.Start), ms(w.End),
 		p.Topic, int32(p.Partition), p.FirstOffset, p.LastOffset, w.Events, w.OK, w.Errors, w.Timeouts, w.NullPredictions,
 		w.Latency.Quantile(0.5), w.Latency.Quantile(0.9), w.Latency.Quantile(0.95), w.Latency.Quantile(0.99), w.LatencyMax,
 		string(w.Latency.Encode()), uint64(w.InputSize.N), finite(w.InputSize.Mean), finite(w.InputSize.Std()),
-		finite(w.InputSize.Min), finite(w.InputSize.Max), w.DroppedFeatures, judgement, judgedFrom, at}
+		finite(w.InputSize.Min), finite(w.InputSize.Max), w.DroppedFeatures, judgement, judgedFrom, expected, low, at}
 }
 
 func featureRows(b *Batch, p *processors.Partial, at time.Time) [][]any {

@@ -218,6 +218,15 @@ type Batch struct {
 	StageStates      []StageState
 	ReferenceSamples []ReferenceSample
 	WrittenAt        time.Time
+
+	verdicts map[windowKey]int // Verdicts by window (verdict), built over the first indexed
+	indexed  int
+}
+
+// windowKey names one window of one series.
+type windowKey struct {
+	series processors.SeriesKey
+	start  int64 // unix ms
 }
 
 // Empty reports whether the batch has nothing to write.
@@ -368,17 +377,23 @@ func (s *Store) Write(ctx context.Context, b *Batch) error {
 	return models.flush()
 }
 
-// judged is how a window was judged (its verdict's Judgement and the merged span's start).
-func judged(b *Batch, w *processors.WindowAgg) (string, time.Time) {
-	for _, v := range b.Verdicts {
-		if v.Window.Series == w.Series && v.Window.Start == w.Start {
-			if !v.JudgedFrom.IsZero() {
-				return v.Judgement, v.JudgedFrom.UTC()
+// verdict returns the verdict of window w, if the batch has one. The index is built on
+// first use: a flush writes a row per partition of every window, and scanning the
+// verdicts for each made writing quadratic in the windows of a flush.
+func (b *Batch) verdict(w *processors.WindowAgg) *detectors.Verdict {
+	if b.verdicts == nil || b.indexed != len(b.Verdicts) {
+		b.verdicts, b.indexed = make(map[windowKey]int, len(b.Verdicts)), len(b.Verdicts)
+		for i, v := range b.Verdicts {
+			k := windowKey{v.Window.Series, v.Window.Start}
+			if _, dup := b.verdicts[k]; !dup {
+				b.verdicts[k] = i
 			}
-			return v.Judgement, ms(w.Start)
 		}
 	}
-	return "", ms(w.Start)
+	if i, ok := b.verdicts[windowKey{w.Series, w.Start}]; ok {
+		return &b.Verdicts[i]
+	}
+	return nil
 }
 
 // referenceID is the reference a partial's counts are over, or else the one its window
@@ -598,6 +613,41 @@ GROUP BY model, model_version, deployment`, clickhouse.Named("lookback", fmt.Spr
 	return out, rows.Err()
 }
 
+// WindowEvents is one written window of a series and its events.
+type WindowEvents struct {
+	Series processors.SeriesKey
+	Start  time.Time
+	Events uint64
+}
+
+// LoadRecentVolume returns, per series, its newest perSeries windows within lookback of
+// the newest window that were not judged low on volume, oldest first (a series' recent
+// volume expectation after a restart).
+func (s *Store) LoadRecentVolume(ctx context.Context, lookback time.Duration, perSeries int) ([]WindowEvents, error) {
+	rows, err := s.conn.Query(ctx, `SELECT model, model_version, deployment, window_start, ev FROM (
+  SELECT model, model_version, deployment, window_start, sum(events) AS ev FROM `+s.db+`.window_model_stats FINAL
+  WHERE window_start >= (SELECT max(window_start) FROM `+s.db+`.window_model_stats) - toIntervalSecond({lookback:UInt64})
+  GROUP BY model, model_version, deployment, window_start
+  HAVING max(volume_low) = 0
+  ORDER BY window_start DESC
+  LIMIT {per:UInt32} BY model, model_version, deployment)
+ORDER BY window_start`, clickhouse.Named("lookback", fmt.Sprint(uint64(lookback.Seconds()))), clickhouse.Named("per", fmt.Sprint(perSeries)))
+	if err != nil {
+		return nil, fmt.Errorf("load recent volume: %w", err)
+	}
+	defer rows.Close()
+	var out []WindowEvents
+	for rows.Next() {
+		var w WindowEvents
+		if err := rows.Scan(&w.Series.Model, &w.Series.Version, &w.Series.Deployment, &w.Start, &w.Events); err != nil {
+			return nil, fmt.Errorf("load recent volume: %w", err)
+		}
+		w.Start = w.Start.UTC()
+		out = append(out, w)
+	}
+	return out, rows.Err()
+}
+
 // HourlyEvents is a series' events in one hour, from its written windows: how many
 // windows started in the hour and how many of them were empty.
 type HourlyEvents struct {
@@ -605,12 +655,13 @@ type HourlyEvents struct {
 	Hour           time.Time
 	Events         uint64
 	Windows, Empty uint64
+	Squares        float64 // the sum of the squares of its windows' events
 }
 
 // LoadHourlyEvents returns every series' events per hour within lookback of its newest
 // window (the same-hour volume expectations after a restart).
 func (s *Store) LoadHourlyEvents(ctx context.Context, lookback time.Duration) ([]HourlyEvents, error) {
-	rows, err := s.conn.Query(ctx, `SELECT model, model_version, deployment, toStartOfHour(window_start) AS hour, sum(ev), count(), countIf(ev = 0)
+	rows, err := s.conn.Query(ctx, `SELECT model, model_version, deployment, toStartOfHour(window_start) AS hour, sum(ev), count(), countIf(ev = 0), sum(toFloat64(ev) * ev)
 FROM (SELECT model, model_version, deployment, window_start, sum(events) AS ev FROM `+s.db+`.window_model_stats FINAL
       WHERE window_start >= (SELECT max(window_start) FROM `+s.db+`.window_model_stats) - toIntervalSecond({lookback:UInt64})
       GROUP BY model, model_version, deployment, window_start)
@@ -623,7 +674,7 @@ GROUP BY model, model_version, deployment, hour ORDER BY hour`, clickhouse.Named
 	for rows.Next() {
 		var h HourlyEvents
 		var hour time.Time
-		if err := rows.Scan(&h.Series.Model, &h.Series.Version, &h.Series.Deployment, &hour, &h.Events, &h.Windows, &h.Empty); err != nil {
+		if err := rows.Scan(&h.Series.Model, &h.Series.Version, &h.Series.Deployment, &hour, &h.Events, &h.Windows, &h.Empty, &h.Squares); err != nil {
 			return nil, fmt.Errorf("load hourly events: %w", err)
 		}
 		h.Hour = hour.UTC()

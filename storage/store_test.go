@@ -325,7 +325,8 @@ func TestWindowsReadBackForJudging(t *testing.T) {
 		t.Fatalf("%d windows", len(closed))
 	}
 	first := closed[0].Merged
-	verdicts := []detectors.Verdict{{Window: closed[1].Merged, Judgement: "judged over 2 windows merged", JudgedFrom: time.UnixMilli(first.Start)}}
+	verdicts := []detectors.Verdict{{Window: closed[1].Merged, Judgement: "judged over 2 windows merged", JudgedFrom: time.UnixMilli(first.Start)},
+		{Window: closed[4].Merged, ExpectedEvents: 1000, VolumeLow: true}, {Window: closed[5].Merged, ExpectedEvents: 101.5}}
 	if err := s.WriteWithRetry(ctx, &storage.Batch{Closed: closed, Verdicts: verdicts, WrittenAt: t0}, storage.DefaultBackoff, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -345,8 +346,8 @@ func TestWindowsReadBackForJudging(t *testing.T) {
 	var sum uint64
 	for _, h := range hourly {
 		sum += h.Events
-		if h.Events != 200 || h.Series != first.Series {
-			t.Errorf("hour %v: %d events of %v, want 200", h.Hour, h.Events, h.Series)
+		if h.Events != 200 || h.Series != first.Series || h.Squares != 2*100*100 {
+			t.Errorf("hour %v: %d events of %v (squares %v), want 200 in two windows of 100", h.Hour, h.Events, h.Series, h.Squares)
 		}
 	}
 	if len(hourly) != 3 || sum != 600 {
@@ -358,5 +359,28 @@ func TestWindowsReadBackForJudging(t *testing.T) {
 	}
 	if want := fmt.Sprintf("judged over 2 windows merged\t%d", first.Start); strings.TrimSpace(out) != want {
 		t.Errorf("judgement %q, want %q", out, want)
+	}
+	// The recent windows not judged low, newest first per series, returned oldest first;
+	// every partial row of a window carries its volume judgement.
+	recent, err := s.LoadRecentVolume(ctx, 48*time.Hour, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var starts []int64
+	for _, w := range recent {
+		starts = append(starts, w.Start.UnixMilli())
+		if w.Events != 100 || w.Series != first.Series {
+			t.Errorf("recent window %v: %d events of %v, want 100", w.Start, w.Events, w.Series)
+		}
+	}
+	if want := []int64{closed[2].Merged.Start, closed[3].Merged.Start, closed[5].Merged.Start}; fmt.Sprint(starts) != fmt.Sprint(want) {
+		t.Errorf("recent windows %v, want %v (the one judged low left out)", starts, want)
+	}
+	out, err = testenv.TSV(ctx, s.Conn(), "SELECT count(), sum(volume_low), sum(expected_events) FROM "+s.Database()+".window_model_stats FINAL")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("12\t2\t%g", 2*(1000+101.5)); strings.TrimSpace(out) != want {
+		t.Errorf("volume columns %q, want %q", out, want)
 	}
 }

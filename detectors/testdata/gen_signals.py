@@ -11,7 +11,7 @@ import numpy as np
 from scipy import stats
 
 out = {"scipy": __import__("scipy").__version__, "fisher_greater": [], "betabinom_sf": [],
-       "binom": [], "welch": []}
+       "binom": [], "welch": [], "nbinom_cdf": []}
 
 # One-sided Fisher: window (x of n) against reference (x_ref of n_ref), "window higher".
 for x, n, xr, nr in [
@@ -49,6 +49,14 @@ for x, n, p in [(0, 240, 0.25), (30, 210, 0.25), (52, 210, 0.25), (90, 210, 0.25
                 (25, 100000, 0.0001), (1000, 100000, 0.01)]:
     out["binom"].append({"x": x, "n": n, "p": p, "sf": float(stats.binom(n, p).pmf(np.arange(x, n + 1)).sum()),
                          "cdf": float(stats.binom(n, p).pmf(np.arange(0, x + 1)).sum())})
+
+# P(X <= x) for X negative binomial with mean mu and size r (variance mu + mu^2 / r): a
+# window's events under traffic that varies more than Poisson (r from the learned windows'
+# dispersion). Summed pmf, for the far tail.
+for x, mu, r in [(0, 60, 4), (6, 60, 4), (15, 60, 4), (0, 300, 20), (30, 300, 20), (150, 300, 20),
+                 (60, 600, 85.7), (500, 600, 85.7), (3, 5.5, 2.25), (0, 1.5, 0.5)]:
+    d = stats.nbinom(r, r / (r + mu))
+    out["nbinom_cdf"].append({"x": x, "mu": mu, "r": r, "cdf": float(d.pmf(np.arange(0, x + 1)).sum())})
 
 for m1, s1, n1, m2, s2, n2 in [(7.5, 2.0, 120, 5.0, 1.5, 180), (5.02, 1.4, 30000, 5.0, 1.4, 90000),
                                (10, 3, 5, 12, 1, 8), (100, 50, 300, 98, 45, 900)]:

@@ -344,6 +344,11 @@ func (s *Store) LoadHourlyEvents(context.Context, time.Duration) ([]storage.Hour
 	return nil, nil
 }
 
+// LoadRecentVolume returns nothing: a replay starts from scratch.
+func (s *Store) LoadRecentVolume(context.Context, time.Duration, int) ([]storage.WindowEvents, error) {
+	return nil, nil
+}
+
 // LoadAlertStates returns nothing: a replay starts from scratch.
 func (s *Store) LoadAlertStates(context.Context, time.Duration) ([]detectors.FingerprintState, error) {
 	return nil, nil
