@@ -502,7 +502,7 @@ func TestRestartDuringAVolumeDropKeepsItFiring(t *testing.T) {
 		}
 	}
 	tweak := func(s *pipeline.Settings) { s.IdleClose = 0 } // windows close by the watermark
-	const closed = 99                                        // 10:00–11:38; 11:39 stays open
+	const closed = 99                                       // 10:00–11:38; 11:39 stays open
 	volume := func(lines []string) []string {
 		var out []string
 		for _, l := range lines {
