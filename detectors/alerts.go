@@ -170,11 +170,15 @@ func (a *Alerter) Len() int { return len(a.states) }
 // index remembers which series a fingerprint belongs to.
 func (a *Alerter) index(c Condition, fp string) {
 	if k, ok := seriesOf(c); ok {
-		if a.bySeries[k] == nil {
-			a.bySeries[k] = map[string]bool{}
-		}
-		a.bySeries[k][fp] = true
+		a.indexKey(k, fp)
 	}
+}
+
+func (a *Alerter) indexKey(k [3]string, fp string) {
+	if a.bySeries[k] == nil {
+		a.bySeries[k] = map[string]bool{}
+	}
+	a.bySeries[k][fp] = true
 }
 
 func seriesOf(c Condition) ([3]string, bool) {
@@ -216,6 +220,18 @@ func (a *Alerter) Transition(c Condition, now time.Time) *schemas.AlertEvent {
 	}
 	s.Bad, s.Good, s.Firing = 0, 1, false
 	return alertEvent(c, fp, schemas.StateResolved, s.Severity, c.ResolvedSummary, now)
+}
+
+// TransitionStage is Transition for a condition of a pipeline stage whose fingerprint fp
+// is known, built (by build) only when the fingerprint is not already in the state
+// breached says: freshness is judged again and again, and its summaries and details are
+// formatted only for a condition that may change the state.
+func (a *Alerter) TransitionStage(pipeline, stage, fp string, breached bool, build func() Condition, now time.Time) *schemas.AlertEvent {
+	a.indexKey([3]string{pipeline, stage, stageSeries}, fp)
+	if a.State(fp).Firing == breached {
+		return nil
+	}
+	return a.Transition(build(), now)
 }
 
 func alertEvent(c Condition, fp, state, severity, summary string, now time.Time) *schemas.AlertEvent {

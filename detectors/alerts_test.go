@@ -1,6 +1,7 @@
 package detectors
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -91,5 +92,38 @@ func TestAlerterTransitionAndChanges(t *testing.T) {
 	}
 	if ev := b.Transition(FreshnessBreach("p", "s", o), t0); ev != nil {
 		t.Errorf("a spell over before the restart fired again: %+v", ev)
+	}
+}
+
+// TransitionStage fires and resolves as Transition does, building the condition only
+// when the state changes; FreshnessFingerprint is the conditions' fingerprint.
+func TestTransitionStageBuildsOnlyOnChange(t *testing.T) {
+	at := time.Date(2026, 3, 4, 10, 0, 0, 0, time.UTC)
+	o := Overdue{Since: at, Deadline: at.Add(time.Hour), Until: at.Add(2 * time.Hour), Expected: time.Hour}
+	fp := FreshnessFingerprint("etl", "load")
+	if b, r := FreshnessBreach("etl", "load", o).Fingerprint(), FreshnessRecovered("etl", "load", o).Fingerprint(); b != fp || r != fp {
+		t.Fatalf("fingerprints %s, %s, want %s", b, r, fp)
+	}
+	lazy, eager := NewAlerter(1, 1), NewAlerter(1, 1)
+	for i, c := range []struct {
+		breached bool
+		built    bool
+		state    string
+	}{{true, true, schemas.StateFiring}, {true, false, ""}, {false, true, schemas.StateResolved}, {false, false, ""}, {true, true, schemas.StateFiring}} {
+		o := o
+		o.Deadline, o.Until = o.Deadline.Add(time.Duration(i)*3*time.Hour), o.Until.Add(time.Duration(i)*3*time.Hour)
+		cond := FreshnessBreach("etl", "load", o)
+		if !c.breached {
+			cond = FreshnessRecovered("etl", "load", o)
+		}
+		built := false
+		got := lazy.TransitionStage("etl", "load", fp, c.breached, func() Condition { built = true; return cond }, at)
+		want := eager.Transition(cond, at)
+		if built != c.built || (got == nil) != (want == nil) || (got != nil && (*got).State != c.state) {
+			t.Fatalf("step %d: built %v, alert %v; want built %v, alert %v", i, built, got, c.built, want)
+		}
+		if got != nil && fmt.Sprintf("%+v", *got) != fmt.Sprintf("%+v", *want) {
+			t.Fatalf("step %d: %+v, Transition %+v", i, *got, *want)
+		}
 	}
 }

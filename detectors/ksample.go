@@ -174,15 +174,25 @@ func cvmCDFInf(x float64) float64 {
 // integral ∫₀^∞ exp(−x·cosh t)·cosh(νt) dt. The trapezoidal rule converges exponentially
 // fast on an integrand that decays doubly exponentially: 128 steps agree with Simpson's
 // rule at 4,000 to 3·10⁻¹⁴ over x in [10⁻⁶, 10⁴], at a thirtieth of the cost (the
-// Cramér–von Mises p-value of every numeric feature of every window calls it).
+// Cramér–von Mises p-value of every numeric feature of every window calls it, up to 100
+// times when the statistic is far in the tail). On the grid t = ih, e^t and e^{νt} are
+// powers of e^h and e^{νh}, so each node costs one exp rather than an exp and two cosh
+// (a relative difference below 10⁻¹³, testdata/bessel_reference.json).
 func besselK(nu, x float64) float64 {
 	end := math.Acosh(math.Max(1, 60/x)) + 1
 	const steps = 128
 	h := end / steps
-	f := func(t float64) float64 { return math.Exp(-x*math.Cosh(t)) * math.Cosh(nu*t) }
-	s := (f(0) + f(end)) / 2
-	for i := 1; i < steps; i++ {
-		s += f(float64(i) * h)
+	step, nuStep := math.Exp(h), math.Exp(nu*h)
+	et, ent := 1.0, 1.0 // e^t and e^{νt} at the node
+	var s float64
+	for i := 0; i <= steps; i++ {
+		f := math.Exp(-x*(et+1/et)/2) * (ent + 1/ent) / 2
+		if i == 0 || i == steps {
+			f /= 2
+		}
+		s += f
+		et *= step
+		ent *= nuStep
 	}
 	return s * h
 }

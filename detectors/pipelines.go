@@ -230,11 +230,19 @@ func FreshnessRecovered(pipeline, stage string, o Overdue) Condition {
 	return c
 }
 
+// FreshnessFingerprint is the fingerprint a stage's freshness breaches and recoveries
+// share (Condition.Fingerprint), without building either.
+func FreshnessFingerprint(pipeline, stage string) string {
+	return Condition{Kind: KindPipelineFreshness, Pipeline: pipeline, Stage: stage, Metric: freshnessMetric}.Fingerprint()
+}
+
+const freshnessMetric = "seconds_since_success"
+
 // freshness is what a breach and its recovery share. Only a recovery may depend on
 // o.Until: a spell may be seen first with its end (from a backlog) or without it (live).
 func freshness(pipeline, stage string, o Overdue) Condition {
 	const layout = "2006-01-02 15:04"
-	c := Condition{Kind: KindPipelineFreshness, Pipeline: pipeline, Stage: stage, Metric: "seconds_since_success",
+	c := Condition{Kind: KindPipelineFreshness, Pipeline: pipeline, Stage: stage, Metric: freshnessMetric,
 		Threshold: o.Expected.Seconds(), Severity: schemas.SeverityCritical,
 		Details: map[string]string{"last_success": o.Since.UTC().Format(time.RFC3339), "expected_interval": o.Expected.String(),
 			"overdue_since": o.Deadline.UTC().Format(time.RFC3339)}}

@@ -283,7 +283,9 @@ func (s *Sample) addRow(fs []schemas.Feature) {
 	if len(s.rows) >= MaxJointRows {
 		return
 	}
-	var row []float64
+	// Two passes, so that the row (as long as its last column, NaN where a feature has no
+	// number) is allocated once: this runs for every event of a reference's windows.
+	n := 0
 	for _, f := range fs {
 		if f.Value.Kind != schemas.Number {
 			continue
@@ -296,14 +298,24 @@ func (s *Sample) addRow(fs []schemas.Feature) {
 			c = len(s.cols)
 			s.cols[f.Name] = c
 		}
-		for len(row) <= c {
-			row = append(row, math.NaN())
+		n = max(n, c+1)
+	}
+	if n == 0 {
+		return
+	}
+	row := make([]float64, n)
+	for i := range row {
+		row[i] = math.NaN()
+	}
+	for _, f := range fs {
+		if f.Value.Kind != schemas.Number {
+			continue
 		}
-		row[c] = f.Value.Num
+		if c, ok := s.cols[f.Name]; ok {
+			row[c] = f.Value.Num
+		}
 	}
-	if row != nil {
-		s.rows = append(s.rows, row)
-	}
+	s.rows = append(s.rows, row)
 }
 
 // Add adds one value of one feature. A feature's kind is that of its first value.
@@ -405,17 +417,27 @@ func (s *Sample) Merge(o *Sample) {
 		s.catSeq[name] = append(s.catSeq[name], seq[:min(room, len(seq))]...)
 	}
 	// Rows are re-keyed by name: the two samples may have met features in another order.
+	// o's columns are sorted by name once, and one slice of features serves every row.
+	type col struct {
+		name string
+		c    int
+	}
+	cols := make([]col, 0, len(o.cols))
+	for name, c := range o.cols {
+		cols = append(cols, col{name, c})
+	}
+	sort.Slice(cols, func(i, j int) bool { return cols[i].name < cols[j].name })
+	fs := make([]schemas.Feature, 0, len(cols))
 	for _, r := range o.rows {
 		if len(s.rows) >= MaxJointRows {
 			break
 		}
-		var fs []schemas.Feature
-		for name, c := range o.cols {
-			if c < len(r) && !math.IsNaN(r[c]) {
-				fs = append(fs, schemas.Feature{Name: name, Value: schemas.Value{Kind: schemas.Number, Num: r[c]}})
+		fs = fs[:0]
+		for _, k := range cols {
+			if k.c < len(r) && !math.IsNaN(r[k.c]) {
+				fs = append(fs, schemas.Feature{Name: k.name, Value: schemas.Value{Kind: schemas.Number, Num: r[k.c]}})
 			}
 		}
-		sort.Slice(fs, func(i, j int) bool { return fs[i].Name < fs[j].Name })
 		s.addRow(fs)
 	}
 }

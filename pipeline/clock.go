@@ -19,9 +19,21 @@ import (
 // goes back.
 type streamClock struct {
 	newest, newestWall time.Time
-	partMax            map[consumers.TopicPartition]time.Time
-	lag                map[consumers.TopicPartition]int64
-	last               time.Time
+	// parts are the partitions read, in the order first seen, indexed by index: the
+	// clock is asked for at every record, and a slice is quicker to go through than a map.
+	parts []partClock
+	index map[consumers.TopicPartition]int
+	last  time.Time
+}
+
+// partClock is what the clock knows of one partition.
+type partClock struct {
+	tp consumers.TopicPartition
+	// lag is the partition's unread records after the last one read (0 until known).
+	lag int64
+	// max is the newest event time decoded from it; dated says there is one.
+	max   time.Time
+	dated bool
 }
 
 // maxAhead is how far a caught-up clock may run ahead of the wall clock (producers'
@@ -36,19 +48,29 @@ func minTime(a, b time.Time) time.Time {
 }
 
 func newStreamClock() *streamClock {
-	return &streamClock{partMax: map[consumers.TopicPartition]time.Time{}, lag: map[consumers.TopicPartition]int64{}}
+	return &streamClock{index: map[consumers.TopicPartition]int{}}
+}
+
+func (c *streamClock) part(tp consumers.TopicPartition) *partClock {
+	i, ok := c.index[tp]
+	if !ok {
+		i = len(c.parts)
+		c.index[tp] = i
+		c.parts = append(c.parts, partClock{tp: tp})
+	}
+	return &c.parts[i]
 }
 
 // position records a partition's lag after a record (before decoding: a record set aside
 // is read all the same).
 func (c *streamClock) position(tp consumers.TopicPartition, lag int64) {
-	c.lag[tp] = lag
+	c.part(tp).lag = lag
 }
 
 // event records a decoded record's event time, read at wall time now.
 func (c *streamClock) event(tp consumers.TopicPartition, t, now time.Time) {
-	if t.After(c.partMax[tp]) {
-		c.partMax[tp] = t
+	if p := c.part(tp); t.After(p.max) {
+		p.max, p.dated = t, true
 	}
 	if t.After(c.newest) {
 		c.newest, c.newestWall = t, now
@@ -60,16 +82,16 @@ func (c *streamClock) event(tp consumers.TopicPartition, t, now time.Time) {
 func (c *streamClock) behind(topic string) (time.Time, bool) {
 	var t time.Time
 	any := false
-	for tp, lag := range c.lag {
-		if lag <= 0 || (topic != "" && tp.Topic != topic) {
+	for i := range c.parts {
+		p := &c.parts[i]
+		if p.lag <= 0 || (topic != "" && p.tp.Topic != topic) {
 			continue
 		}
-		m, ok := c.partMax[tp]
-		if !ok {
+		if !p.dated {
 			continue // nothing decoded from it yet: it cannot date anything
 		}
-		if !any || m.Before(t) {
-			t = m
+		if !any || p.max.Before(t) {
+			t = p.max
 		}
 		any = true
 	}

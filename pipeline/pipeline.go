@@ -377,13 +377,13 @@ func (r *Runner) Run(ctx context.Context) error {
 	r.lastFlush = r.now()
 	r.started = r.lastFlush
 	tick := min(r.set.FlushInterval, time.Second)
+	var deadline tickDeadline
+	defer deadline.stop()
 	for {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		fctx, cancel := context.WithTimeout(ctx, tick)
-		rec, err := r.src.Fetch(fctx)
-		cancel()
+		rec, err := r.src.Fetch(deadline.get(ctx, tick))
 		switch {
 		case err == nil:
 			if err := r.handle(ctx, rec); err != nil {
@@ -410,14 +410,18 @@ func (r *Runner) Run(ctx context.Context) error {
 		}
 		now := r.now()
 		if r.graceOver(now) {
+			// Per record: Ready, Idle and checkFreshness return at once unless something
+			// may be due.
+			var clock time.Time
 			r.enqueue(now, r.holdForUpstream(r.proc.Ready()))
 			if r.set.IdleClose > 0 {
-				r.enqueue(now, r.holdForUpstream(r.proc.Idle(now, r.set.IdleClose, r.clock.now(now))))
+				clock = r.clock.now(now)
+				r.enqueue(now, r.holdForUpstream(r.proc.Idle(now, r.set.IdleClose, clock)))
 			}
 			if r.up != nil {
 				r.up.pending = append(r.up.pending, r.up.proc.Ready()...)
 				if r.set.IdleClose > 0 {
-					r.up.pending = append(r.up.pending, r.up.proc.Idle(now, r.set.IdleClose, r.clock.now(now))...)
+					r.up.pending = append(r.up.pending, r.up.proc.Idle(now, r.set.IdleClose, clock)...)
 				}
 				r.checkFreshness(now)
 			}
@@ -430,6 +434,29 @@ func (r *Runner) Run(ctx context.Context) error {
 				return err
 			}
 		}
+	}
+}
+
+// tickDeadline is the fetch deadline of the current tick. One serves the fetches of a
+// whole tick: a context per record cost a timer and its allocations on every record. A
+// fetch started late in the tick waits less than a tick, which only brings the idle
+// closing and the flush check forward.
+type tickDeadline struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+func (d *tickDeadline) get(parent context.Context, tick time.Duration) context.Context {
+	if d.ctx == nil || d.ctx.Err() != nil {
+		d.stop()
+		d.ctx, d.cancel = context.WithTimeout(parent, tick)
+	}
+	return d.ctx
+}
+
+func (d *tickDeadline) stop() {
+	if d.cancel != nil {
+		d.cancel()
 	}
 }
 
@@ -550,6 +577,11 @@ func (r *Runner) decode(ctx context.Context, rec consumers.Record, decodeFn func
 			return retry.Retryable
 		}
 		return retry.Fatal
+	}
+	// Nearly every record decodes at once: the retry machinery (a deadline context and
+	// closures per call) is for the others, which it decodes again from the start.
+	if decodeFn() == nil {
+		return true, nil
 	}
 	err := retry.Do(ctx, r.policy(), "schema registry", registryDown, r.attempt, func(context.Context) error { return decodeFn() })
 	if err == nil {

@@ -37,7 +37,7 @@ func replayRun(t *testing.T, o simulate.StreamOptions, window time.Duration, pac
 // runInMemory runs a pipeline with cfg's settings over src, in memory, until src stops
 // it (through the func setStop hands it), then shuts it down; within limit. setup, if
 // not nil, sees the runner before it runs.
-func runInMemory(t *testing.T, cfg config.Config, src pipeline.Source, now func() time.Time, setStop func(func()), setup func(*pipeline.Runner), limit time.Duration) (*pipeline.Runner, *replay.Store, *replay.Sink) {
+func runInMemory(t testing.TB, cfg config.Config, src pipeline.Source, now func() time.Time, setStop func(func()), setup func(*pipeline.Runner), limit time.Duration) (*pipeline.Runner, *replay.Store, *replay.Sink) {
 	t.Helper()
 	store, sink := replay.NewStore(), &replay.Sink{}
 	set := pipeline.SettingsFromConfig(cfg, schemas.Decoder{Format: schemas.FormatJSON}, schemas.Decoder{Format: schemas.FormatJSON})

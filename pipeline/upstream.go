@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -104,6 +105,25 @@ type stageState struct {
 	// ended it with: the next window carries on from the previous one in window order.
 	judged map[int64]int
 	volume map[int64]float64
+	// intervals memoizes the interval expected after each success (learned from the
+	// successes, so reset when they change): freshness asks for the same ones at every
+	// check.
+	intervals []interval
+	// fresh is when the stage's freshness is to be judged next (freshSchedule).
+	fresh freshDue
+	fp    string // the fingerprint of its freshness conditions
+}
+
+type interval struct {
+	d        time.Duration
+	ok, done bool
+}
+
+// freshDue says when a stage's freshness may next change: known false until it is judged
+// with its current successes, then at (zero: not before a new success).
+type freshDue struct {
+	known bool
+	at    time.Time
 }
 
 // runTail is what a stage's open window needs for its consecutive failures, mergeable
@@ -170,8 +190,10 @@ type upstream struct {
 	held []processors.Closed
 	// freshTo is the event time up to which freshness is judged, freshWall when.
 	freshTo, freshWall time.Time
-	event              schemas.PipelineEvent
-	adapted            schemas.PredictionEvent
+	// freshQueue holds the stages whose freshness may change, by when (freshSchedule).
+	freshQueue freshSchedule
+	event      schemas.PipelineEvent
+	adapted    schemas.PredictionEvent
 }
 
 func newUpstream(set Settings) *upstream {
@@ -184,10 +206,21 @@ func newUpstream(set Settings) *upstream {
 func (u *upstream) stage(k stageKey) *stageState {
 	st, ok := u.stages[k]
 	if !ok {
-		st = &stageState{judged: map[int64]int{}, volume: map[int64]float64{}}
+		st = &stageState{judged: map[int64]int{}, volume: map[int64]float64{}, fp: detectors.FreshnessFingerprint(k.pipeline, k.stage)}
 		u.stages[k] = st
+		u.freshQueue.dirty = append(u.freshQueue.dirty, k)
 	}
 	return st
+}
+
+// succeeded records a successful run of the stage.
+func (u *upstream) succeeded(k stageKey, st *stageState, t time.Time) {
+	st.successes = insertTime(st.successes, t, true)
+	st.intervals = st.intervals[:0]
+	if st.fresh.known {
+		st.fresh.known = false
+		u.freshQueue.dirty = append(u.freshQueue.dirty, k)
+	}
 }
 
 func (u *upstream) link(model string, k stageKey, at time.Time) {
@@ -258,7 +291,7 @@ func (u *upstream) observe(e *schemas.PipelineEvent, out processors.Outcome, win
 	if failed {
 		st.failures = insertTime(st.failures, e.Timestamp, false)
 	} else {
-		st.successes = insertTime(st.successes, e.Timestamp, true)
+		u.succeeded(k, st, e.Timestamp)
 	}
 }
 
@@ -389,12 +422,21 @@ func (st *stageState) carry(start int64) int {
 }
 
 // expected returns the interval expected after the stage's i-th success.
-func (r *Runner) expected(k stageKey, successes []time.Time) func(int) (time.Duration, bool) {
+func (r *Runner) expected(k stageKey, st *stageState) func(int) (time.Duration, bool) {
 	if d := r.set.StageInterval(k.pipeline, k.stage); d > 0 {
 		return func(int) (time.Duration, bool) { return d, true }
 	}
 	return func(i int) (time.Duration, bool) {
-		return detectors.LearnedInterval(successes, i, r.set.FreshnessFactor)
+		if len(st.intervals) != len(st.successes) {
+			st.intervals = slices.Grow(st.intervals[:0], len(st.successes))[:len(st.successes)]
+			clear(st.intervals)
+		}
+		iv := &st.intervals[i]
+		if !iv.done {
+			iv.d, iv.ok = detectors.LearnedInterval(st.successes, i, r.set.FreshnessFactor)
+			iv.done = true
+		}
+		return iv.d, iv.ok
 	}
 }
 
@@ -403,7 +445,9 @@ func (r *Runner) expected(k stageKey, successes []time.Time) func(int) (time.Dur
 // The overdue spells are derived from the successes alone and dated in event time, so a
 // stage is flagged at the same moment live, from a backlog or after a restart; only
 // emitted_at differs. Nothing is judged during the start-up grace, before every
-// partition has delivered.
+// partition has delivered. Only the stages whose spells may have changed are judged
+// (freshSchedule): the others would find the spells they found before, which change
+// nothing.
 func (r *Runner) checkFreshness(now time.Time) {
 	u := r.up
 	if !r.graceOver(now) || now.Sub(u.freshWall) < freshnessEvery {
@@ -419,25 +463,131 @@ func (r *Runner) checkFreshness(now time.Time) {
 		return // the same: at most once per second of event time
 	}
 	r.stats.FreshnessChecks++
-	keys := make([]stageKey, 0, len(u.stages))
-	for k := range u.stages {
-		keys = append(keys, k)
-	}
-	sort.Slice(keys, func(i, j int) bool { return keys[i].less(keys[j]) })
-	for _, k := range keys {
+	for _, k := range u.freshQueue.due(u.stages, at) {
 		st := u.stages[k]
-		for _, o := range detectors.OverdueSpells(st.successes, u.freshTo, at, r.expected(k, st.successes)) {
-			if a := r.alerter.Transition(detectors.FreshnessBreach(k.pipeline, k.stage, o), now); a != nil {
+		expected := r.expected(k, st)
+		for _, o := range detectors.OverdueSpells(st.successes, u.freshTo, at, expected) {
+			if a := r.alerter.TransitionStage(k.pipeline, k.stage, st.fp, true, func() detectors.Condition {
+				return detectors.FreshnessBreach(k.pipeline, k.stage, o)
+			}, now); a != nil {
 				r.extraAlerts = append(r.extraAlerts, a)
 			}
 			if !o.Until.IsZero() {
-				if a := r.alerter.Transition(detectors.FreshnessRecovered(k.pipeline, k.stage, o), now); a != nil {
+				if a := r.alerter.TransitionStage(k.pipeline, k.stage, st.fp, false, func() detectors.Condition {
+					return detectors.FreshnessRecovered(k.pipeline, k.stage, o)
+				}, now); a != nil {
 					r.extraAlerts = append(r.extraAlerts, a)
 				}
 			}
 		}
+		st.fresh = freshDue{known: true}
+		if next, ok := nextFreshnessChange(st.successes, at, expected); ok {
+			st.fresh.at = next
+			u.freshQueue.push(k, next)
+		}
 	}
 	u.freshTo = at
+}
+
+// nextFreshnessChange returns the earliest clock after to at which the overdue spells of a
+// stage judged up to to may show something new (false: not before a new success): the
+// deadline of a success not yet overdue (unless the next success came in time), or the
+// end of the spell under way. Until then, a check finds only the spell under way at to,
+// unchanged, whose breach the alerter already knows: judging it again changes nothing.
+func nextFreshnessChange(successes []time.Time, to time.Time, expected func(int) (time.Duration, bool)) (time.Time, bool) {
+	for i := max(lastBefore(successes, to), 0); i < len(successes); i++ {
+		exp, ok := expected(i)
+		if !ok || exp <= 0 {
+			continue // no spell after this success (OverdueSpells skips it too)
+		}
+		deadline := successes[i].Add(exp)
+		next := i+1 < len(successes)
+		if next && !successes[i+1].After(deadline) {
+			continue // succeeded again in time: never overdue
+		}
+		if deadline.Before(to) {
+			// The spell under way at to (successes after i are all after to).
+			if next {
+				return successes[i+1], true // its end
+			}
+			return time.Time{}, false
+		}
+		// Later deadlines are later still: the next success is after this deadline.
+		return deadline, true
+	}
+	return time.Time{}, false
+}
+
+// freshSchedule orders the stages by when their freshness is to be judged next: a min-heap
+// of (time, stage) and the stages to judge at the next check whatever the time (new, or
+// with new successes). An entry may be stale (the stage was forgotten, or judged again
+// since): judging a stage more often than needed changes nothing, so stale entries are
+// only dropped when they come up.
+type freshSchedule struct {
+	heap  []freshEntry
+	dirty []stageKey
+	keys  []stageKey // due's result, reused
+}
+
+type freshEntry struct {
+	at time.Time
+	k  stageKey
+}
+
+func (q *freshSchedule) push(k stageKey, at time.Time) {
+	q.heap = append(q.heap, freshEntry{at, k})
+	for i := len(q.heap) - 1; i > 0; {
+		p := (i - 1) / 2
+		if !q.heap[i].at.Before(q.heap[p].at) {
+			break
+		}
+		q.heap[i], q.heap[p] = q.heap[p], q.heap[i]
+		i = p
+	}
+}
+
+func (q *freshSchedule) pop() freshEntry {
+	top := q.heap[0]
+	n := len(q.heap) - 1
+	q.heap[0] = q.heap[n]
+	q.heap = q.heap[:n]
+	for i := 0; ; {
+		l, m := 2*i+1, i
+		if l < n && q.heap[l].at.Before(q.heap[m].at) {
+			m = l
+		}
+		if l+1 < n && q.heap[l+1].at.Before(q.heap[m].at) {
+			m = l + 1
+		}
+		if m == i {
+			break
+		}
+		q.heap[i], q.heap[m] = q.heap[m], q.heap[i]
+		i = m
+	}
+	return top
+}
+
+// due takes the stages to judge at a check up to at, sorted (the order alerts are raised
+// in), each once, and marks them judged.
+func (q *freshSchedule) due(stages map[stageKey]*stageState, at time.Time) []stageKey {
+	keys := q.keys[:0]
+	for _, k := range q.dirty {
+		if st, ok := stages[k]; ok && !st.fresh.known {
+			keys = append(keys, k)
+		}
+	}
+	q.dirty = q.dirty[:0]
+	for len(q.heap) > 0 && !at.Before(q.heap[0].at) {
+		e := q.pop()
+		if st, ok := stages[e.k]; ok && st.fresh.known && st.fresh.at.Equal(e.at) {
+			keys = append(keys, e.k)
+		}
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i].less(keys[j]) })
+	keys = slices.Compact(keys)
+	q.keys = keys
+	return keys
 }
 
 // holdForUpstream takes closed model windows and returns those whose hints can be
@@ -445,7 +595,7 @@ func (r *Runner) checkFreshness(now time.Time) {
 // nothing unread). The others wait, their records uncommitted (commit).
 func (r *Runner) holdForUpstream(closed []processors.Closed) []processors.Closed {
 	u := r.up
-	if u == nil {
+	if u == nil || len(closed)+len(u.held) == 0 {
 		return closed
 	}
 	if len(closed) > 0 {
@@ -500,7 +650,7 @@ func (r *Runner) upstreamHint(model string, start, end time.Time) string {
 			hints = append(hints, fmt.Sprintf("stage %s of pipeline %s failed %d times in this period", k.stage, k.pipeline, n))
 		}
 		if i := lastBefore(st.successes, end); i >= 0 {
-			if exp, ok := r.expected(k, st.successes)(i); ok && end.Sub(st.successes[i]) > exp {
+			if exp, ok := r.expected(k, st)(i); ok && end.Sub(st.successes[i]) > exp {
 				hints = append(hints, fmt.Sprintf("stage %s of pipeline %s has not succeeded since %s UTC", k.stage, k.pipeline, st.successes[i].UTC().Format("2006-01-02 15:04")))
 			}
 		}
@@ -533,7 +683,7 @@ func (r *Runner) restoreUpstream(ctx context.Context) error {
 		st := r.up.stage(stageKey{s.Pipeline, s.Stage})
 		st.judged[s.Start.UnixMilli()] = s.ConsecutiveFailures
 		for _, t := range s.Successes {
-			st.successes = insertTime(st.successes, t.UTC(), true)
+			r.up.succeeded(stageKey{s.Pipeline, s.Stage}, st, t.UTC())
 		}
 		for _, t := range s.Failures {
 			st.failures = insertTime(st.failures, t.UTC(), false)

@@ -1,11 +1,17 @@
 package pipeline
 
 import (
+	"fmt"
+	"io"
+	"log/slog"
 	"math/rand/v2"
+	"sort"
 	"testing"
 	"time"
 
 	"github.com/driftd/driftd/consumers"
+	"github.com/driftd/driftd/detectors"
+	"github.com/driftd/driftd/schemas"
 )
 
 // A window's consecutive failures depend on its runs' event times only: whatever order
@@ -115,5 +121,111 @@ func TestStreamClock(t *testing.T) {
 	live.event(p0, wall.Add(23*time.Hour), wall)
 	if got := live.now(wall.Add(time.Minute)); !got.Equal(wall.Add(time.Minute + maxAhead)) {
 		t.Errorf("a future event moved the clock to %v", got)
+	}
+}
+
+// checkFreshness judges only the stages whose spells may have changed (freshSchedule,
+// nextFreshnessChange): it raises exactly the alerts, in the same order, that judging
+// every stage at every check raises, on stages that run regularly, irregularly, stop,
+// resume, have successes read ahead of the clock or late, and with a configured interval.
+func TestFreshnessScheduleRaisesWhatEveryCheckRaises(t *testing.T) {
+	for _, seed := range []uint64{1, 2, 3, 4} {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(seed, 77))
+			t0 := time.Date(2026, 3, 4, 0, 0, 0, 0, time.UTC)
+			set := Settings{PipelineTopic: "pipe", StageInterval: func(p, _ string) time.Duration {
+				if p == "fixed" {
+					return 7 * time.Minute
+				}
+				return 0
+			}}
+			r := New(set, nil, nil, nil, nil, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+			ref := detectors.NewAlerter(0, 0)
+			var refTo time.Time
+			stages := []stageKey{{"etl", "a"}, {"etl", "b"}, {"fixed", "c"}, {"ml", "d"}, {"ml", "e"}}
+			every := []time.Duration{time.Minute, 5 * time.Minute, 5 * time.Minute, 3 * time.Minute, 10 * time.Minute}
+			next := make([]time.Time, len(stages))
+			for i := range next {
+				next[i] = t0.Add(time.Duration(rng.IntN(300)) * time.Second)
+			}
+			tp := consumers.TopicPartition{Topic: "pipe"}
+			wall, clock := t0.Add(24*time.Hour), t0
+			var want []string
+			checks := 0
+			for step := 0; step < 6000; step++ {
+				clock = clock.Add(time.Duration(rng.IntN(40)) * time.Second)
+				wall = wall.Add(150 * time.Millisecond)
+				for i, k := range stages {
+					for !next[i].After(clock.Add(2 * time.Minute)) { // read up to 2 minutes ahead
+						at := next[i]
+						gap := every[i]
+						if k.stage == "d" { // irregular: runs when data lands
+							gap = time.Duration(rng.ExpFloat64() * float64(every[i]))
+						}
+						if (step/700)%3 == 2 && i%2 == 0 {
+							gap *= 20 // outages
+						}
+						next[i] = at.Add(max(gap, time.Second))
+						if rng.Float64() < 0.05 {
+							continue // a run lost
+						}
+						if rng.Float64() < 0.05 {
+							at = at.Add(-time.Duration(rng.IntN(600)) * time.Second) // read late
+						}
+						r.up.observe(&schemas.PipelineEvent{Pipeline: k.pipeline, Stage: k.stage, Status: "succeeded", Timestamp: at}, 0, 0)
+					}
+				}
+				r.clock.position(tp, 1)
+				r.clock.event(tp, clock, wall)
+				before := r.up.freshTo
+				r.checkFreshness(wall)
+				if r.up.freshTo.Equal(before) {
+					continue
+				}
+				checks++
+				// Every stage, every check, every condition built.
+				keys := make([]stageKey, 0, len(r.up.stages))
+				for k := range r.up.stages {
+					keys = append(keys, k)
+				}
+				sort.Slice(keys, func(i, j int) bool { return keys[i].less(keys[j]) })
+				for _, k := range keys {
+					st := r.up.stages[k]
+					exp := func(i int) (time.Duration, bool) {
+						if d := set.StageInterval(k.pipeline, k.stage); d > 0 {
+							return d, true
+						}
+						return detectors.LearnedInterval(st.successes, i, 2)
+					}
+					for _, o := range detectors.OverdueSpells(st.successes, refTo, r.up.freshTo, exp) {
+						if a := ref.Transition(detectors.FreshnessBreach(k.pipeline, k.stage, o), wall); a != nil {
+							want = append(want, fmt.Sprintf("%+v", *a))
+						}
+						if !o.Until.IsZero() {
+							if a := ref.Transition(detectors.FreshnessRecovered(k.pipeline, k.stage, o), wall); a != nil {
+								want = append(want, fmt.Sprintf("%+v", *a))
+							}
+						}
+					}
+				}
+				refTo = r.up.freshTo
+			}
+			var got []string
+			for _, a := range r.extraAlerts {
+				got = append(got, fmt.Sprintf("%+v", *a))
+			}
+			if len(want) < 10 {
+				t.Fatalf("%d alerts in %d checks: the streams do not test freshness", len(want), checks)
+			}
+			if len(got) != len(want) {
+				t.Fatalf("%d alerts, judging every stage at every check %d", len(got), len(want))
+			}
+			for i := range want {
+				if got[i] != want[i] {
+					t.Fatalf("alert %d:\n%s\nwant\n%s", i, got[i], want[i])
+				}
+			}
+			t.Logf("%d checks, %d alerts", checks, len(want))
+		})
 	}
 }

@@ -131,6 +131,9 @@ type modelState struct {
 	// moved that partition here before its owner wrote it).
 	whole       map[int64]bool
 	closedOrder []int64
+	// openEnd is the earliest end of the model's open windows (math.MaxInt64 if none):
+	// nothing is ready before the watermark reaches it.
+	openEnd int64
 }
 
 // Processor assigns prediction events to event-time tumbling windows per model and
@@ -148,6 +151,26 @@ type Processor struct {
 	lastSweep time.Time
 	// forgotten are the series forgotten since Forgotten was last called.
 	forgotten []SeriesKey
+	// readyDue says some model's watermark has reached its openEnd: Ready, called for
+	// every record, scans the open windows only then.
+	readyDue bool
+	// idle bounds when Idle can close anything next (idleSkip).
+	idle idleSkip
+}
+
+// idleSkip is when Idle, called for every record, can next close a window, so that it
+// scans the open windows only then. A model's windows close on Idle once the wall clock
+// reaches its last event plus the idle time and the stream clock the end of one of its
+// windows plus the lateness. After a scan, every model left needs one or the other to move
+// on: nothing closes before the wall clock reaches wall or the stream clock reaches clock.
+// Events only push a model's bounds later: a model with a new window has just had an
+// event, so it is idle no earlier than wall. A wall clock that went back makes the bounds
+// invalid.
+type idleSkip struct {
+	valid bool
+	after time.Duration // the idle time the bounds are for
+	wall  time.Time
+	clock int64 // unix ms
 }
 
 // NewProcessor returns a processor; specFor gives each model's window spec.
@@ -180,7 +203,8 @@ func (p *Processor) model(name string) *modelState {
 	m, ok := p.models[name]
 	if !ok {
 		spec := p.specFor(name)
-		m = &modelState{spec: spec, maxEvent: minTime, watermark: minTime, horizon: minTime, partMax: map[TopicPartition]int64{}, closed: map[int64]map[TopicPartition]int64{}, whole: map[int64]bool{}}
+		m = &modelState{spec: spec, maxEvent: minTime, watermark: minTime, horizon: minTime, partMax: map[TopicPartition]int64{}, closed: map[int64]map[TopicPartition]int64{}, whole: map[int64]bool{},
+			openEnd: math.MaxInt64}
 		p.models[name] = m
 	}
 	return m
@@ -230,6 +254,7 @@ func (p *Processor) Add(e *schemas.PredictionEvent, src Source, now time.Time) (
 	if !ok {
 		part = &Partial{WindowAgg: newWindowAgg(key.series, start, end), TopicPartition: tp, FirstOffset: src.Offset}
 		p.open[key] = part
+		m.openEnd = min(m.openEnd, end)
 	}
 	part.add(e, p.layouts[[2]string{e.Model, e.ModelVersion}], p.limits)
 	if src.Offset < part.FirstOffset {
@@ -247,6 +272,12 @@ func (p *Processor) Add(e *schemas.PredictionEvent, src Source, now time.Time) (
 		limit = clock.UnixMilli() + m.spec.Lateness.Milliseconds()
 	}
 	m.advance(tp, e.Timestamp.UnixMilli(), limit)
+	if m.openEnd <= m.watermark {
+		p.readyDue = true
+	}
+	if now.Before(m.lastAdded) {
+		p.idle.valid = false // the wall clock went back: the model may be idle earlier than bounded
+	}
 	m.lastAdded = now
 	return Added, start, end
 }
@@ -277,7 +308,11 @@ func (m *modelState) advance(tp TopicPartition, ts, limit int64) {
 }
 
 // Ready closes and returns every open window whose end the model's watermark has passed.
+// It costs nothing until a watermark reaches the earliest end of its model's windows.
 func (p *Processor) Ready() []Closed {
+	if !p.readyDue {
+		return nil
+	}
 	return p.close(func(k partialKey, m *modelState) bool { return k.start+m.spec.Size.Milliseconds() <= m.watermark })
 }
 
@@ -286,11 +321,36 @@ func (p *Processor) Ready() []Closed {
 // windows of a stream that stopped are not held forever, and a model quiet for a while
 // inside a window (bursts, a pipeline running every few minutes into hourly windows) keeps
 // it open until the stream's time has reached its end, as a backlog read would.
+// It scans the open windows only once the clocks reach the bounds of the last scan
+// (idleSkip).
 func (p *Processor) Idle(now time.Time, idle time.Duration, clock time.Time) []Closed {
 	c := clock.UnixMilli()
-	return p.close(func(k partialKey, m *modelState) bool {
+	if s := p.idle; s.valid && s.after == idle && now.Before(s.wall) && c < s.clock {
+		return nil
+	}
+	out := p.close(func(k partialKey, m *modelState) bool {
 		return now.Sub(m.lastAdded) >= idle && k.start+(m.spec.Size+m.spec.Lateness).Milliseconds() <= c
 	})
+	// Every model with windows left has them ending after c (its idle ones were closed):
+	// one already idle waits for the stream clock, one not idle yet for the wall clock.
+	s := idleSkip{valid: true, after: idle, clock: math.MaxInt64}
+	for _, m := range p.models {
+		if m.openEnd == math.MaxInt64 {
+			continue
+		}
+		if at := m.lastAdded.Add(idle); now.Before(at) {
+			if s.wall.IsZero() || at.Before(s.wall) {
+				s.wall = at
+			}
+		} else {
+			s.clock = min(s.clock, m.openEnd+m.spec.Lateness.Milliseconds())
+		}
+	}
+	if s.wall.IsZero() {
+		s.wall = now.Add(idle) // no model waits for the wall clock: any new one waits at least this long
+	}
+	p.idle = s
+	return out
 }
 
 // CloseAll closes every open window (used at shutdown and in tests).
@@ -300,9 +360,13 @@ func (p *Processor) CloseAll() []Closed {
 
 func (p *Processor) close(due func(partialKey, *modelState) bool) []Closed {
 	groups := map[modelWindow]map[SeriesKey][]*Partial{}
+	for _, m := range p.models {
+		m.openEnd = math.MaxInt64
+	}
 	for k, part := range p.open {
 		m := p.models[k.series.Model]
 		if !due(k, m) {
+			m.openEnd = min(m.openEnd, k.start+m.spec.Size.Milliseconds())
 			continue
 		}
 		delete(p.open, k)
@@ -334,6 +398,13 @@ func (p *Processor) close(due func(partialKey, *modelState) bool) []Closed {
 			out = append(out, Closed{Merged: merged, Partials: parts, Supplement: supplement})
 		}
 		p.markClosed(m, mw.start, written, true)
+	}
+	p.readyDue = false
+	for _, m := range p.models {
+		if m.openEnd <= m.watermark {
+			p.readyDue = true
+			break
+		}
 	}
 	sort.Slice(out, func(i, j int) bool {
 		a, b := out[i].Merged, out[j].Merged

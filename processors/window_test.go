@@ -561,3 +561,69 @@ func TestEventAheadOfTheClockDoesNotMoveTheWatermark(t *testing.T) {
 		})
 	}
 }
+
+// Ready and Idle skip their scan of the open windows until a bound says something may
+// close (readyDue, idleSkip): on random streams of several models, partitions, bursts,
+// pauses and out-of-order events, they close exactly what a full scan at every call closes.
+func TestReadyAndIdleSkipNothing(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		seed  uint64
+		pause float64 // probability of a wall-clock pause after an event
+	}{{"steady", 1, 0}, {"bursty", 2, 0.02}, {"quiet", 3, 0.2}} {
+		t.Run(c.name, func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(c.seed, 9))
+			spec := func(m string) WindowSpec {
+				if m == "hourly" {
+					return WindowSpec{Size: time.Hour, Lateness: 5 * time.Minute}
+				}
+				return WindowSpec{Size: time.Minute, Lateness: 10 * time.Second}
+			}
+			skip, scan := NewProcessor(spec, Limits{}), NewProcessor(spec, Limits{})
+			describe := func(cs []Closed) string {
+				var s string
+				for _, c := range cs {
+					s += fmt.Sprintf("%v@%d:%d ", c.Merged.Series, c.Merged.Start, c.Merged.Events)
+				}
+				return s
+			}
+			wall, event := t0, t0
+			models := []string{"a", "b", "hourly"}
+			closed := 0
+			for i := 0; i < 20000; i++ {
+				event = event.Add(time.Duration(rng.IntN(400)) * time.Millisecond)
+				wall = wall.Add(time.Duration(rng.IntN(400)) * time.Millisecond)
+				if rng.Float64() < c.pause {
+					wall = wall.Add(time.Duration(rng.IntN(300)) * time.Second)
+					event = event.Add(time.Duration(rng.IntN(300)) * time.Second)
+				}
+				m := models[rng.IntN(len(models))]
+				if m == "b" && (i/2000)%2 == 1 {
+					m = "a" // b pauses for stretches
+				}
+				at := event.Sub(t0) - time.Duration(rng.IntN(20))*time.Second // some out of order
+				e := ev(m, at, rng.Float64())
+				src := Source{Topic: "p", Partition: rng.IntN(3), Offset: int64(i)}
+				o1, _, _ := skip.Add(e, src, wall)
+				o2, _, _ := scan.Add(e, src, wall)
+				if o1 != o2 {
+					t.Fatalf("event %d: %v vs %v", i, o1, o2)
+				}
+				clock := event.Add(-time.Duration(rng.IntN(5)) * time.Second)
+				scan.readyDue, scan.idle.valid = true, false
+				if a, b := describe(skip.Ready()), describe(scan.Ready()); a != b {
+					t.Fatalf("event %d: Ready closed %q, a full scan %q", i, a, b)
+				}
+				scan.idle.valid = false
+				got, want := skip.Idle(wall, time.Minute, clock), scan.Idle(wall, time.Minute, clock)
+				if a, b := describe(got), describe(want); a != b {
+					t.Fatalf("event %d: Idle closed %q, a full scan %q", i, a, b)
+				}
+				closed += len(want)
+			}
+			if closed == 0 && c.pause > 0 {
+				t.Error("no window closed as idle: the stream does not test Idle")
+			}
+		})
+	}
+}

@@ -92,6 +92,9 @@ type Source struct {
 	batch    []consumers.Record
 	turn     int
 	drained  bool // the stream has no more records
+	// recorded, when set, are the stream's records already encoded (Record): served
+	// instead of encoding each one, so that a benchmark times the pipeline alone.
+	recorded []consumers.Record
 }
 
 // Backlog fetch shape: batches of up to backlogBatch records of one partition; the
@@ -164,8 +167,48 @@ func (s *Source) Fetch(ctx context.Context) (consumers.Record, error) {
 	return rec, nil
 }
 
+// Record returns the records of the stream described by o as a Source with that many
+// partitions serves them before pacing: encoded, keyed to partitions, with offsets.
+func Record(o simulate.StreamOptions, partitions int) ([]consumers.Record, error) {
+	s, err := NewSource(o, Live, partitions, 0, &Clock{})
+	if err != nil {
+		return nil, err
+	}
+	var out []consumers.Record
+	for {
+		rec, ok, err := s.pull()
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return out, nil
+		}
+		out = append(out, rec)
+	}
+}
+
+// NewRecordedSource is NewSource over records Record returned for the same o and
+// partitions: the same records served the same way, without encoding them again.
+func NewRecordedSource(o simulate.StreamOptions, recs []consumers.Record, pace Pace, partitions int, tail time.Duration, clock *Clock) (*Source, error) {
+	s, err := NewSource(o, pace, partitions, tail, clock)
+	if err != nil {
+		return nil, err
+	}
+	s.recorded = recs[:len(recs):len(recs)]
+	return s, nil
+}
+
 // pull takes the stream's next record as a Kafka record of its partition.
 func (s *Source) pull() (consumers.Record, bool, error) {
+	if s.recorded != nil {
+		if len(s.recorded) == 0 {
+			s.drained = true
+			return consumers.Record{}, false, nil
+		}
+		rec := s.recorded[0]
+		s.recorded = s.recorded[1:]
+		return rec, true, nil
+	}
 	r, ok := s.stream.Next()
 	if !ok {
 		s.drained = true
