@@ -53,7 +53,7 @@ func TestBenchCommand(t *testing.T) {
 			{"ratio", `^\d+\.\d%$`},
 			{"driftd last record read", `^\d+\.\d\d s$`},
 			{"driftd last window written", `^\d+\.\d\d s \(the last windows close on the wall clock: at their end plus lateness, after windows.idle_close 1s without events\)$`},
-			{"driftd memory", `^peak heap [1-9][\d.]* MiB, peak RSS [1-9][\d.]* MiB`},
+			{"driftd memory", `^peak live heap [1-9][\d.]* MiB, peak heap [1-9][\d.]* MiB \(garbage included\), peak RSS [1-9][\d.]* MiB`},
 			// 4 models over ~50 s of event time in 10 s windows: at least 5 each.
 			{"driftd windows", `^([2-9]\d|\d{3,}) written, 0 records dead-lettered, 0 rebalances$`},
 			{"members", `^` + regexp.QuoteMeta(c.members)},
