@@ -48,15 +48,20 @@ fuzz:
 	  done; \
 	done
 
-# Benchmarks: decode and window update alone, and one member end to end (real Kafka and
-# the ClickHouse engine, started as for test).
+# driftd bench's arguments: the topic's size and shape (driftd bench --help).
+BENCH_ARGS ?= --events 1000000 --features 6 --format json
+
+# Benchmarks: decode and window update alone, one member end to end (real Kafka and the
+# ClickHouse engine, started as for test), and driftd bench: the bare-consumer ceiling and
+# driftd run on the same topic in the same run (docs/performance.md).
 bench:
 	@set -euo pipefail; \
 	lib=$$(scripts/chdb.sh); \
 	brokers=$$(KAFKA_PORT=$(KAFKA_PORT) scripts/kafka.sh start); \
 	trap 'KAFKA_PORT=$(KAFKA_PORT) scripts/kafka.sh stop' EXIT; \
 	CHDB_LIB_PATH=$$lib KAFKA_BROKERS=$$brokers $(GO) test -run '^$$' -bench . -benchmem ./processors/ ./schemas/ ; \
-	CHDB_LIB_PATH=$$lib KAFKA_BROKERS=$$brokers $(GO) test -run '^$$' -bench EndToEnd -benchtime 300000x -benchmem ./pipeline/
+	CHDB_LIB_PATH=$$lib KAFKA_BROKERS=$$brokers $(GO) test -run '^$$' -bench EndToEnd -benchtime 300000x -benchmem ./pipeline/ ; \
+	CHDB_LIB_PATH=$$lib DRIFTD_KAFKA_BROKERS=$$brokers $(GO) run ./cmd/driftd bench $(BENCH_ARGS)
 
 clean:
 	rm -rf bin .driftd

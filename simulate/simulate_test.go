@@ -5,6 +5,8 @@ import (
 	"math"
 	"testing"
 	"time"
+
+	"github.com/driftd/driftd/schemas"
 )
 
 var t0 = time.Date(2026, 3, 4, 10, 0, 0, 0, time.UTC)
@@ -116,5 +118,44 @@ func TestScenarioEffects(t *testing.T) {
 	}
 	if _, err := New(Options{Scenarios: []string{"nope"}}); err == nil {
 		t.Error("an unknown scenario was accepted")
+	}
+}
+
+// A stream's predictions have the features asked for, in the documented mix; 5 is the
+// catalogue's own five; other counts are refused.
+func TestStreamFeatures(t *testing.T) {
+	for _, c := range []struct {
+		features, numbers, strings, bools int
+		err                               bool
+	}{
+		{features: 0, numbers: 3, strings: 1, bools: 1},
+		{features: 6, numbers: 3, strings: 2, bools: 1},
+		{features: 20, numbers: 14, strings: 4, bools: 2},
+		{features: 4, err: true},
+		{features: 21, err: true},
+	} {
+		s, err := NewStream(StreamOptions{Seed: 1, Start: t0, Duration: time.Minute, Features: c.features,
+			Models: []StreamModel{{Name: "m", Rate: 50}}})
+		if (err != nil) != c.err {
+			t.Fatalf("%d features: err = %v", c.features, err)
+		}
+		if err != nil {
+			continue
+		}
+		n := 0
+		for r, ok := s.Next(); ok; r, ok = s.Next() {
+			n++
+			kinds := map[schemas.Kind]int{}
+			for _, f := range r.Prediction.Features {
+				kinds[f.Value.Kind]++
+			}
+			// age may be missing (no kind); it is a number when present.
+			if kinds[schemas.Number]+kinds[0] != c.numbers || kinds[schemas.String] != c.strings || kinds[schemas.Bool] != c.bools {
+				t.Fatalf("%d features: kinds %v in %+v", c.features, kinds, r.Prediction.Features)
+			}
+		}
+		if n < 2000 {
+			t.Fatalf("%d features: %d predictions in a minute at 50/s", c.features, n)
+		}
 	}
 }

@@ -61,7 +61,31 @@ type StreamOptions struct {
 	Duration  time.Duration
 	Models    []StreamModel
 	Pipelines []StreamPipeline
+	// Features is how many features each prediction has, 5 to 20 (0: 5). The first five
+	// are the catalogue's (amount, country, age, is_returning, session_seconds); further
+	// ones are stationary and come from extraFeatures, so that the throughput benchmark
+	// (driftd bench) reads events as wide as production's. With 5, the stream is the same
+	// as before they existed (no extra random draws).
+	Features int
 }
+
+// MaxStreamFeatures is the widest prediction a Stream emits.
+const MaxStreamFeatures = 20
+
+// extraFeatures are added in this order: with 20 features, 14 numeric, 4 categorical and
+// 2 boolean, the mix of docs/performance.md's reference event.
+var extraFeatures = [MaxStreamFeatures - 5]struct {
+	name string
+	kind schemas.Kind
+}{
+	{"device", schemas.String}, {"channel", schemas.String}, {"plan", schemas.String}, {"has_coupon", schemas.Bool},
+	{"num_00", schemas.Number}, {"num_01", schemas.Number}, {"num_02", schemas.Number}, {"num_03", schemas.Number},
+	{"num_04", schemas.Number}, {"num_05", schemas.Number}, {"num_06", schemas.Number}, {"num_07", schemas.Number},
+	{"num_08", schemas.Number}, {"num_09", schemas.Number}, {"num_10", schemas.Number},
+}
+
+// extraCategories are the values of the extra categorical features (a few, skewed).
+var extraCategories = []string{"web", "ios", "android", "partner", "other"}
 
 // Stream yields the records of a rate-based stream in event-time order, one at a time,
 // so that a day at thousands of events per second needs no memory. Unlike Generator
@@ -83,6 +107,12 @@ func NewStream(o StreamOptions) (*Stream, error) {
 	if o.Duration <= 0 {
 		return nil, fmt.Errorf("stream: duration must be positive")
 	}
+	if o.Features == 0 {
+		o.Features = 5
+	}
+	if o.Features < 5 || o.Features > MaxStreamFeatures {
+		return nil, fmt.Errorf("stream: %d features: must be 5 to %d", o.Features, MaxStreamFeatures)
+	}
 	s := &Stream{o: o, end: o.Start.Add(o.Duration)}
 	known := map[string]bool{ChangeNone: true}
 	for _, c := range ModelChanges {
@@ -95,7 +125,7 @@ func NewStream(o StreamOptions) (*Stream, error) {
 		if m.Version == "" {
 			m.Version = "1.0.0"
 		}
-		src := &modelSource{m: m, rng: rand.New(rand.NewPCG(o.Seed, uint64(i)+1)), end: s.end, start: o.Start}
+		src := &modelSource{m: m, rng: rand.New(rand.NewPCG(o.Seed, uint64(i)+1)), end: s.end, start: o.Start, features: o.Features}
 		src.at = o.Start
 		src.advance()
 		s.sources = append(s.sources, src)
@@ -135,6 +165,7 @@ type modelSource struct {
 	start, end time.Time
 	at         time.Time // the next event's time; zero when done
 	n          int
+	features   int
 }
 
 func (m *modelSource) changed(t time.Time) (bool, time.Duration) {
@@ -245,19 +276,32 @@ func (m *modelSource) event(at time.Time) *schemas.PredictionEvent {
 	case u < errRate+0.0005:
 		status = schemas.StatusTimeout
 	}
-	return &schemas.PredictionEvent{
+	e := &schemas.PredictionEvent{
 		EventID: reqID, RequestID: reqID, Model: m.m.Name, ModelVersion: m.m.Version, Deployment: schemas.DeploymentPrimary,
 		Timestamp: at, Status: status, LatencyMs: math.Round((20+rng.ExpFloat64()*8)*latencyX*10) / 10,
 		InputSize: float64(3 + rng.IntN(5)), HasInputSize: true,
-		Features: []schemas.Feature{
-			{Name: "amount", Value: schemas.Value{Kind: schemas.Number, Num: math.Round(amount*100) / 100}},
-			{Name: "country", Value: schemas.Value{Kind: schemas.String, Str: country}},
-			{Name: "age", Value: age},
-			{Name: "is_returning", Value: schemas.Value{Kind: schemas.Bool, Num: float64(rng.IntN(2))}},
-			{Name: "session_seconds", Value: schemas.Value{Kind: schemas.Number, Num: session}},
-		},
+		Features:   make([]schemas.Feature, 5, m.features),
 		Prediction: pred,
 	}
+	e.Features[0] = schemas.Feature{Name: "amount", Value: schemas.Value{Kind: schemas.Number, Num: math.Round(amount*100) / 100}}
+	e.Features[1] = schemas.Feature{Name: "country", Value: schemas.Value{Kind: schemas.String, Str: country}}
+	e.Features[2] = schemas.Feature{Name: "age", Value: age}
+	e.Features[3] = schemas.Feature{Name: "is_returning", Value: schemas.Value{Kind: schemas.Bool, Num: float64(rng.IntN(2))}}
+	e.Features[4] = schemas.Feature{Name: "session_seconds", Value: schemas.Value{Kind: schemas.Number, Num: session}}
+	for i, f := range extraFeatures[:m.features-5] {
+		v := schemas.Value{Kind: f.kind}
+		switch f.kind {
+		case schemas.Number:
+			// Scales differ from feature to feature, as real features' do.
+			v.Num = math.Round((50+float64(i)*10*(1+rng.NormFloat64()*0.2))*100) / 100
+		case schemas.String:
+			v.Str = extraCategories[min(int(rng.ExpFloat64()*1.5), len(extraCategories)-1)]
+		case schemas.Bool:
+			v.Num = float64(rng.IntN(2))
+		}
+		e.Features = append(e.Features, schemas.Feature{Name: f.name, Value: v})
+	}
+	return e
 }
 
 type pipelineSource struct {

@@ -300,24 +300,13 @@ func simulateInto(ctx context.Context, s simOptions, simStart time.Time, ko cons
 	switch s.Format {
 	case "json":
 	case "avro":
-		if avroID == 0 {
-			avroID = 1
-		}
-		reg, err := schemas.NewRegistry("", map[uint32]string{avroID: schemas.SchemaPrediction}, nil)
-		if err != nil {
+		if enc, err = avroEncoder(ctx, avroID); err != nil {
 			return err
 		}
-		codec, err := reg.Codec(ctx, avroID)
-		if err != nil {
-			return fmt.Errorf("simulate: %w", err)
-		}
-		enc = simulate.Encoder{Avro: codec, SchemaID: avroID}
 	default:
 		return fmt.Errorf("simulate: --format %q is not json or avro", s.Format)
 	}
-	w := &kafka.Writer{Addr: kafka.TCP(ko.Brokers...), Balancer: &kafka.Hash{}, BatchTimeout: 2 * time.Millisecond,
-		BatchSize: 1000, RequiredAcks: kafka.RequireOne, AllowAutoTopicCreation: true,
-		Transport: &kafka.Transport{TLS: ko.TLS, SASL: ko.SASL, DialTimeout: 10 * time.Second}}
+	w := simWriter(ko)
 	defer w.Close()
 	clock := simulate.Clock{WallStart: wallStart, SimStart: simStart, Speed: s.Speed}
 	n, err := simulate.Run(ctx, g, clock, time.Now, 50*time.Millisecond, s.Windows,
@@ -326,6 +315,31 @@ func simulateInto(ctx context.Context, s simOptions, simStart time.Time, ko cons
 		view.simulated(n)
 	}
 	return err
+}
+
+// avroEncoder encodes simulated predictions in Confluent Avro with the bundled schema
+// under schema id id (1 if 0).
+func avroEncoder(ctx context.Context, id uint32) (simulate.Encoder, error) {
+	if id == 0 {
+		id = 1
+	}
+	reg, err := schemas.NewRegistry("", map[uint32]string{id: schemas.SchemaPrediction}, nil)
+	if err != nil {
+		return simulate.Encoder{}, err
+	}
+	codec, err := reg.Codec(ctx, id)
+	if err != nil {
+		return simulate.Encoder{}, fmt.Errorf("simulate: %w", err)
+	}
+	return simulate.Encoder{Avro: codec, SchemaID: id}, nil
+}
+
+// simWriter produces simulated records (each message names its topic), keyed records
+// hashed to partitions as Kafka's own producers do.
+func simWriter(ko consumers.Options) *kafka.Writer {
+	return &kafka.Writer{Addr: kafka.TCP(ko.Brokers...), Balancer: &kafka.Hash{}, BatchTimeout: 2 * time.Millisecond,
+		BatchSize: 1000, RequiredAcks: kafka.RequireOne, AllowAutoTopicCreation: true,
+		Transport: &kafka.Transport{TLS: ko.TLS, SASL: ko.SASL, DialTimeout: 10 * time.Second}}
 }
 
 // devView is the live terminal view: alerts as they happen, a table per model.
