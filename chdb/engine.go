@@ -75,8 +75,9 @@ func FindLibrary(explicit string) (string, error) {
 }
 
 // Open loads libchdb.so from libPath and opens a session whose data lives under dataDir
-// (":memory:" or "" for a throw-away in-memory session).
-func Open(libPath, dataDir string) (*Engine, error) {
+// (":memory:" or "" for a throw-away in-memory session). args are further command-line
+// arguments of the engine (clickhouse-local's), such as --config-file=<path>.
+func Open(libPath, dataDir string, args ...string) (*Engine, error) {
 	lib, err := purego.Dlopen(libPath, purego.RTLD_NOW|purego.RTLD_GLOBAL)
 	if err != nil {
 		return nil, fmt.Errorf("load %s: %w", libPath, err)
@@ -99,7 +100,7 @@ func Open(libPath, dataDir string) (*Engine, error) {
 		purego.RegisterFunc(fn, sym)
 	}
 
-	args := []string{"clickhouse"}
+	args = append([]string{"clickhouse"}, args...)
 	if dataDir != "" && dataDir != ":memory:" {
 		if err := os.MkdirAll(dataDir, 0o755); err != nil {
 			return nil, fmt.Errorf("create chdb data dir: %w", err)

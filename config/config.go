@@ -143,6 +143,13 @@ type ClickHouse struct {
 	TLSCAFile     string `yaml:"tls_ca_file"`
 	RetentionDays int    `yaml:"retention_days"`
 	MaxBatchRows  int    `yaml:"max_batch_rows"`
+	// Cluster names a ClickHouse cluster (the servers' remote_servers): migrations then
+	// create every table ON CLUSTER as a local Replicated*MergeTree table behind a
+	// Distributed table of the same name (docs/clickhouse-cluster.md). "": one server.
+	Cluster string `yaml:"cluster"`
+	// ReplicaPath is the Keeper path prefix of the replicated tables (the local table's
+	// name is appended); it must contain {shard}.
+	ReplicaPath string `yaml:"replica_path"`
 	// Embedded runs the ClickHouse engine inside driftd (chDB) and serves it on Listen
 	// over ClickHouse's HTTP interface; addr and protocol are then ignored.
 	Embedded Embedded `yaml:"embedded"`
@@ -326,6 +333,7 @@ func Default() Config {
 			GroupMode:     "active_standby",
 		},
 		ClickHouse: ClickHouse{Addr: "localhost:9000", Protocol: "native", Database: "driftd", Username: "default", RetentionDays: 90, MaxBatchRows: 50000,
+			ReplicaPath: dsql.DefaultReplicaPath,
 			Embedded: Embedded{DataDir: ".driftd/clickhouse", Listen: "127.0.0.1:8123",
 				MaxExecutionTime: Duration(30 * time.Second), MaxMemoryUsage: 1 << 30, MaxBodyBytes: 256 << 20}},
 		Windows: Windows{Size: Duration(5 * time.Minute), Lateness: Duration(30 * time.Second), IdleClose: Duration(2 * time.Minute)},
@@ -540,6 +548,18 @@ func (c *Config) Validate() error {
 	}
 	if !dsql.ValidIdentifier(c.ClickHouse.Database) {
 		return fail("clickhouse.database", "%q: use letters, digits and underscores", c.ClickHouse.Database)
+	}
+	if err := dsql.CheckCluster(c.ClickHouse.Cluster); err != nil {
+		return fail("clickhouse.cluster", "%v", err)
+	}
+	if c.ClickHouse.Cluster != "" {
+		if c.ClickHouse.Embedded.Enabled {
+			// The embedded engine has no Keeper and no distributed DDL queue.
+			return fail("clickhouse.cluster", "a cluster needs ClickHouse servers; turn clickhouse.embedded off")
+		}
+		if err := dsql.CheckReplicaPath(c.ClickHouse.ReplicaPath); err != nil {
+			return fail("clickhouse.replica_path", "%v", err)
+		}
 	}
 	if e := c.ClickHouse.Embedded; e.Enabled {
 		if !strings.Contains(e.Listen, ":") {

@@ -48,6 +48,10 @@ func TestBadConfigNamesTheField(t *testing.T) {
 		{"kafka:\n  alert_format: avro\n", "", "kafka.schema_registry.bundled_ids.alert"},
 		{"clickhouse:\n  protocol: grpc\n", "", "clickhouse.protocol"},
 		{"clickhouse:\n  database: \"drop table\"\n", "", "clickhouse.database"},
+		{"clickhouse:\n  cluster: \"prod'; DROP\"\n", "", "clickhouse.cluster"},
+		{"clickhouse:\n  cluster: prod\n  embedded:\n    enabled: true\n", "", "clickhouse.cluster"},
+		{"clickhouse:\n  cluster: prod\n  replica_path: /clickhouse/tables/{database}\n", "", "clickhouse.replica_path"},
+		{"clickhouse:\n  cluster: prod\n  replica_path: clickhouse/{shard}\n", "", "clickhouse.replica_path"},
 		{"windows:\n  size: 5 minutes\n", "", "duration"},
 		{"windows:\n  size: 10ms\n", "", "windows.size"},
 		{"detection:\n  psi_warning: 0.3\n  psi_critical: 0.2\n", "", "detection.psi_critical"},
@@ -223,5 +227,33 @@ func TestEmbeddedEndpointNeedsAPasswordBeyondLoopback(t *testing.T) {
 		if c.ok != (err == nil) || err != nil && !strings.Contains(err.Error(), "clickhouse.embedded.listen") {
 			t.Errorf("listen %s, password %q: err = %v", c.listen, c.password, err)
 		}
+	}
+}
+
+func TestClusterSettings(t *testing.T) {
+	for _, c := range []struct {
+		name, yaml, env   string
+		cluster, replicas string
+	}{
+		{"one server by default", "", "", "", "/clickhouse/tables/{shard}/{database}"},
+		{"a cluster, default replica path", "clickhouse:\n  cluster: prod-eu.1\n", "", "prod-eu.1", "/clickhouse/tables/{shard}/{database}"},
+		{"a cluster and its own path", "clickhouse:\n  cluster: prod\n  replica_path: /ch/{layer}-{shard}/driftd\n", "", "prod", "/ch/{layer}-{shard}/driftd"},
+		{"from the environment", "", "DRIFTD_CLICKHOUSE_CLUSTER=prod", "prod", "/clickhouse/tables/{shard}/{database}"},
+		// Without a cluster the path is not used, and not checked.
+		{"a path without a cluster", "clickhouse:\n  replica_path: nonsense\n", "", "", "nonsense"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			env := map[string]string{}
+			if k, v, ok := strings.Cut(c.env, "="); ok {
+				env[k] = v
+			}
+			cfg, err := Load(write(t, c.yaml), env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.ClickHouse.Cluster != c.cluster || cfg.ClickHouse.ReplicaPath != c.replicas {
+				t.Errorf("cluster %q, replica path %q; want %q, %q", cfg.ClickHouse.Cluster, cfg.ClickHouse.ReplicaPath, c.cluster, c.replicas)
+			}
+		})
 	}
 }

@@ -33,10 +33,11 @@ var (
 // ValidIdentifier reports whether s can be used unquoted as a database name.
 func ValidIdentifier(s string) bool { return identifier.MatchString(s) }
 
-// Migrations returns the migrations in order, rendered for database db and retention.
-func Migrations(db string, ttlDays int) ([]Migration, error) {
-	if !ValidIdentifier(db) {
-		return nil, fmt.Errorf("database name %q: use letters, digits and underscores", db)
+// Migrations returns the migrations in order, rendered for the layout: one server's
+// tables, or the cluster layout when l.Cluster is set (see cluster.go).
+func Migrations(l Layout) ([]Migration, error) {
+	if err := l.check(); err != nil {
+		return nil, err
 	}
 	entries, err := fs.ReadDir(files, "migrations")
 	if err != nil {
@@ -53,10 +54,29 @@ func Migrations(db string, ttlDays int) ([]Migration, error) {
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, Migration{Version: uint32(v), Name: m[2], Statements: render(string(text), db, ttlDays)})
+		stmts, err := l.layout(render(string(text), l.Database, l.TTLDays))
+		if err != nil {
+			return nil, fmt.Errorf("migration %s: %w", e.Name(), err)
+		}
+		out = append(out, Migration{Version: uint32(v), Name: m[2], Statements: stmts})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Version < out[j].Version })
 	return out, nil
+}
+
+// setup creates the database and the table recording applied migrations: what must
+// exist before the migrations can be read off it.
+const setup = `CREATE DATABASE IF NOT EXISTS {db};
+CREATE TABLE IF NOT EXISTS {db}.schema_migrations (version UInt32, name String, applied_at DateTime64(3, 'UTC')) ENGINE = ReplacingMergeTree(applied_at) ORDER BY version;
+`
+
+// Setup returns the statements that create the database and schema_migrations, rendered
+// for the layout.
+func Setup(l Layout) ([]string, error) {
+	if err := l.check(); err != nil {
+		return nil, err
+	}
+	return l.layout(render(setup, l.Database, l.TTLDays))
 }
 
 // Query returns a named query from queries/, rendered for database db.

@@ -6,7 +6,7 @@ import (
 )
 
 func TestMigrationsRender(t *testing.T) {
-	migs, err := Migrations("driftd_test", 30)
+	migs, err := Migrations(Layout{Database: "driftd_test", TTLDays: 30})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +41,7 @@ func TestMigrationsRender(t *testing.T) {
 		t.Errorf("%d tables, want 11", tables)
 	}
 	for _, bad := range []string{"", "drop table x", "a;b", "1db", "db`"} {
-		if _, err := Migrations(bad, 30); err == nil {
+		if _, err := Migrations(Layout{Database: bad, TTLDays: 30}); err == nil {
 			t.Errorf("database name %q accepted", bad)
 		}
 	}

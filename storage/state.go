@@ -112,7 +112,7 @@ ORDER BY fingerprint`, s.db, int64(lookback.Seconds()))
 func (s *Store) LoadStageStates(ctx context.Context, lookback time.Duration) ([]StageState, error) {
 	q := fmt.Sprintf(`SELECT w.pipeline, w.stage, w.window_start, w.window_end, w.consecutive_failures, w.successes, w.failures
 FROM %[1]s.pipeline_stage_state AS w FINAL
-INNER JOIN (SELECT pipeline, stage, max(window_start) AS latest FROM %[1]s.pipeline_stage_state GROUP BY pipeline, stage) AS l
+GLOBAL INNER JOIN (SELECT pipeline, stage, max(window_start) AS latest FROM %[1]s.pipeline_stage_state GROUP BY pipeline, stage) AS l
   ON w.pipeline = l.pipeline AND w.stage = l.stage
 WHERE w.window_start >= l.latest - toIntervalSecond(%[2]d)
 ORDER BY w.window_start, w.pipeline, w.stage`, s.db, int64(lookback.Seconds()))
@@ -140,7 +140,7 @@ ORDER BY w.window_start, w.pipeline, w.stage`, s.db, int64(lookback.Seconds()))
 // no reference yet, by version and window start.
 func (s *Store) LoadReferenceSamples(ctx context.Context) ([]ReferenceSample, error) {
 	q := fmt.Sprintf(`SELECT model, model_version, window_start, sample FROM %[1]s.reference_samples FINAL
-WHERE (model, model_version) NOT IN (SELECT model, model_version FROM %[1]s.reference_profiles)
+WHERE (model, model_version) GLOBAL NOT IN (SELECT model, model_version FROM %[1]s.reference_profiles)
 ORDER BY model, model_version, window_start`, s.db)
 	rows, err := s.conn.Query(ctx, q)
 	if err != nil {

@@ -33,6 +33,11 @@ type Options struct {
 	TLS *tls.Config
 	// MaxBatchRows bounds the rows of one INSERT (clickhouse-go builds a batch in memory).
 	MaxBatchRows int
+	// Cluster, when set, is the ClickHouse cluster the tables are laid out on (replicated
+	// local tables behind Distributed ones; docs/clickhouse-cluster.md), and ReplicaPath
+	// the Keeper path prefix of their replicas ("": sql.DefaultReplicaPath).
+	Cluster     string
+	ReplicaPath string
 }
 
 // Store is driftd's ClickHouse sink and state source.
@@ -40,6 +45,7 @@ type Store struct {
 	conn    driver.Conn
 	addr    string
 	db      string
+	layout  dsql.Layout // TTLDays unset: Migrate is told it
 	log     *slog.Logger
 	maxRows int
 }
@@ -48,6 +54,14 @@ type Store struct {
 func Open(ctx context.Context, o Options, log *slog.Logger) (*Store, error) {
 	if !dsql.ValidIdentifier(o.Database) {
 		return nil, fmt.Errorf("clickhouse.database %q: use letters, digits and underscores", o.Database)
+	}
+	if err := dsql.CheckCluster(o.Cluster); err != nil {
+		return nil, fmt.Errorf("clickhouse.cluster: %w", err)
+	}
+	if o.Cluster != "" && o.ReplicaPath != "" {
+		if err := dsql.CheckReplicaPath(o.ReplicaPath); err != nil {
+			return nil, fmt.Errorf("clickhouse.replica_path: %w", err)
+		}
 	}
 	opts := &clickhouse.Options{
 		Addr:        []string{o.Addr},
@@ -75,7 +89,22 @@ func Open(ctx context.Context, o Options, log *slog.Logger) (*Store, error) {
 	if o.MaxBatchRows <= 0 {
 		o.MaxBatchRows = 50000
 	}
-	return &Store{conn: conn, addr: o.Addr, db: o.Database, log: log, maxRows: o.MaxBatchRows}, nil
+	return &Store{conn: conn, addr: o.Addr, db: o.Database, log: log, maxRows: o.MaxBatchRows,
+		layout: dsql.Layout{Database: o.Database, Cluster: o.Cluster, ReplicaPath: o.ReplicaPath}}, nil
+}
+
+// writing is the context of driftd's inserts. On a cluster they go through Distributed
+// tables, which by default queue the rows on the local disk and return before any shard
+// has them; insert_distributed_sync makes the INSERT return only once every shard has
+// written its part, so that a flush is stored before its offsets are committed, and a
+// retried block reaches the shard's replicated table as the same block (deduplicated).
+// (distributed_foreground_insert since ClickHouse 23.11; the old name is its alias there
+// and is also understood by servers before.)
+func (s *Store) writing(ctx context.Context) context.Context {
+	if s.layout.Cluster == "" {
+		return ctx
+	}
+	return clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"insert_distributed_sync": 1}))
 }
 
 // Close closes the connection.
@@ -92,19 +121,24 @@ func (s *Store) Database() string { return s.db }
 
 // Migrate creates the database and applies every migration not applied yet, recording
 // each in schema_migrations. It is safe to run concurrently from several instances:
-// every statement is idempotent.
+// every statement is idempotent. On a cluster every DDL statement runs ON CLUSTER, and
+// waits (distributed_ddl_task_timeout, 180 s by default) until every host has run it.
 func (s *Store) Migrate(ctx context.Context, ttlDays int) ([]string, error) {
 	if ttlDays <= 0 {
 		return nil, fmt.Errorf("retention must be at least one day, got %d", ttlDays)
 	}
-	migs, err := dsql.Migrations(s.db, ttlDays)
+	l := s.layout
+	l.TTLDays = ttlDays
+	migs, err := dsql.Migrations(l)
 	if err != nil {
 		return nil, err
 	}
-	for _, q := range []string{
-		"CREATE DATABASE IF NOT EXISTS " + s.db,
-		"CREATE TABLE IF NOT EXISTS " + s.db + ".schema_migrations (version UInt32, name String, applied_at DateTime64(3, 'UTC')) ENGINE = ReplacingMergeTree(applied_at) ORDER BY version",
-	} {
+	setup, err := dsql.Setup(l)
+	if err != nil {
+		return nil, err
+	}
+	ctx = s.writing(ctx)
+	for _, q := range setup {
 		if err := s.conn.Exec(ctx, q); err != nil {
 			return nil, fmt.Errorf("migrate: %w", err)
 		}
@@ -150,7 +184,7 @@ func (s *Store) Migrate(ctx context.Context, ttlDays int) ([]string, error) {
 
 // Migrated reports whether every migration has been applied.
 func (s *Store) Migrated(ctx context.Context) (bool, error) {
-	migs, err := dsql.Migrations(s.db, 1)
+	migs, err := dsql.Migrations(dsql.Layout{Database: s.db, TTLDays: 1})
 	if err != nil {
 		return false, err
 	}
@@ -261,7 +295,7 @@ func (in *inserter) append(row []any) error {
 		in.parts[p] = true
 	}
 	if in.batch == nil {
-		b, err := in.s.conn.PrepareBatch(in.ctx, "INSERT INTO "+in.s.db+"."+in.t.name+" ("+in.t.cols+")")
+		b, err := in.s.conn.PrepareBatch(in.s.writing(in.ctx), "INSERT INTO "+in.s.db+"."+in.t.name+" ("+in.t.cols+")")
 		if err != nil {
 			return fmt.Errorf("prepare insert into %s: %w", in.t.name, err)
 		}
@@ -486,10 +520,15 @@ func (s *Store) LoadClosedStageWindows(ctx context.Context, lookback time.Durati
 	return s.loadClosed(ctx, "pipeline_stage_stats", "pipeline", "last_offset", lookback)
 }
 
+// The subqueries of IN and JOIN are GLOBAL throughout: on a cluster the tables are
+// Distributed, and the engine refuses a subquery over a Distributed table run on every
+// shard (code 288, distributed_product_mode 'deny'; seen in the engine here), which would
+// also see only that shard's rows. GLOBAL runs it once and ships its result to the
+// shards; on one server it changes nothing.
 func (s *Store) loadClosed(ctx context.Context, table, group, offset string, lookback time.Duration) ([]ClosedWindow, error) {
 	q := fmt.Sprintf(`SELECT w.%[3]s, w.window_start, any(w.window_end), w.topic, w.partition, max(w.%[5]s)
 FROM %[1]s.%[2]s AS w
-INNER JOIN (SELECT %[3]s, max(window_start) AS latest FROM %[1]s.%[2]s GROUP BY %[3]s) AS l ON w.%[3]s = l.%[3]s
+GLOBAL INNER JOIN (SELECT %[3]s, max(window_start) AS latest FROM %[1]s.%[2]s GROUP BY %[3]s) AS l ON w.%[3]s = l.%[3]s
 WHERE w.window_start >= l.latest - toIntervalSecond(%[4]d)
 GROUP BY w.%[3]s, w.window_start, w.topic, w.partition`, s.db, table, group, int64(lookback.Seconds()), offset)
 	rows, err := s.conn.Query(ctx, q)
@@ -696,7 +735,7 @@ type StageHistory struct {
 func (s *Store) LoadStageHistory(ctx context.Context, lookback time.Duration) ([]StageHistory, error) {
 	q := fmt.Sprintf(`SELECT w.pipeline, w.stage, w.window_start, sum(w.records_out), max(w.last_success)
 FROM %[1]s.pipeline_stage_stats AS w FINAL
-INNER JOIN (SELECT pipeline, stage, max(window_start) AS latest FROM %[1]s.pipeline_stage_stats GROUP BY pipeline, stage) AS l
+GLOBAL INNER JOIN (SELECT pipeline, stage, max(window_start) AS latest FROM %[1]s.pipeline_stage_stats GROUP BY pipeline, stage) AS l
   ON w.pipeline = l.pipeline AND w.stage = l.stage
 WHERE w.window_start >= l.latest - toIntervalSecond(%[2]d)
 GROUP BY w.pipeline, w.stage, w.window_start
@@ -743,7 +782,7 @@ func (s *Store) LoadUnpublishedAlerts(ctx context.Context, lookback time.Duratio
 	q := fmt.Sprintf(`SELECT alert_id, fingerprint, state, severity, kind, model, model_version, deployment, feature, pipeline, stage,
 metric, value, threshold, window_start, window_end, emitted_at, summary, details
 FROM %[1]s.alerts FINAL
-WHERE alert_id NOT IN (SELECT alert_id FROM %[1]s.alerts_published)
+WHERE alert_id GLOBAL NOT IN (SELECT alert_id FROM %[1]s.alerts_published)
   AND emitted_at >= (SELECT max(emitted_at) FROM %[1]s.alerts) - toIntervalSecond(%[2]d)
 ORDER BY emitted_at, alert_id`, s.db, int64(lookback.Seconds()))
 	rows, err := s.conn.Query(ctx, q)

@@ -41,7 +41,7 @@ func openStore(t *testing.T) *storage.Store {
 func TestMigrateIsIdempotent(t *testing.T) {
 	s := openStore(t)
 	ctx := testenv.Context(t, time.Minute)
-	migs, err := dsql.Migrations(s.Database(), 30)
+	migs, err := dsql.Migrations(dsql.Layout{Database: s.Database(), TTLDays: 30})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,21 +70,17 @@ func event(rng *rand.Rand, at time.Duration, shift float64) *schemas.PredictionE
 		}, Prediction: schemas.Value{Kind: schemas.String, Str: "yes"}}
 }
 
-func TestWriteIsIdempotentAndQueriesRun(t *testing.T) {
-	s := openStore(t)
-	ctx := testenv.Context(t, 2*time.Minute)
-	if _, err := s.Migrate(ctx, 3650); err != nil { // the fixtures are dated March 2026: keep them past the TTL
-		t.Fatal(err)
-	}
+// resultsBatch is a batch of every kind of result row: two windows over two partitions
+// (amount drifted), their verdicts, the alert that raised, a stage row and a late event;
+// ref is the reference they were judged against.
+func resultsBatch(t *testing.T) (*detectors.Profile, []processors.Closed, []*schemas.AlertEvent, *storage.Batch) {
+	t.Helper()
 	rng := rand.New(rand.NewPCG(1, 1))
 	sample := detectors.NewSample()
 	for i := 0; i < 3000; i++ {
 		sample.AddEvent(event(rng, 0, 0))
 	}
 	ref := sample.Build("fraud's \"scorer\"", "1", detectors.SourceFirstWindows, 3, t0)
-	if err := s.SaveReference(ctx, ref); err != nil {
-		t.Fatal(err)
-	}
 	p := processors.NewProcessor(func(string) processors.WindowSpec { return processors.WindowSpec{Size: time.Minute} }, processors.Limits{})
 	p.SetLayout(ref.Model, ref.Version, ref.Layout())
 	for i := 0; i < 1000; i++ {
@@ -111,6 +107,19 @@ func TestWriteIsIdempotentAndQueriesRun(t *testing.T) {
 		Errors: map[string]uint64{"key missing": 1}}
 	b := &storage.Batch{Closed: closed, Stages: []storage.StageRow{stage}, Verdicts: verdicts, Alerts: alerts, WrittenAt: t0,
 		Late: []storage.LateEvent{{Source: processors.Source{Topic: "in", Offset: 7}, Series: closed[0].Merged.Series, Start: closed[0].Merged.Start, End: closed[0].Merged.End, EventTime: t0}}}
+	return ref, closed, alerts, b
+}
+
+func TestWriteIsIdempotentAndQueriesRun(t *testing.T) {
+	s := openStore(t)
+	ctx := testenv.Context(t, 2*time.Minute)
+	if _, err := s.Migrate(ctx, 3650); err != nil { // the fixtures are dated March 2026: keep them past the TTL
+		t.Fatal(err)
+	}
+	ref, closed, alerts, b := resultsBatch(t)
+	if err := s.SaveReference(ctx, ref); err != nil {
+		t.Fatal(err)
+	}
 	for i := 0; i < 2; i++ { // the second write is a replay after a restart
 		b.WrittenAt = t0.Add(time.Duration(i) * time.Second)
 		if err := s.WriteWithRetry(ctx, b, storage.DefaultBackoff, nil); err != nil {

@@ -31,7 +31,7 @@ import (
 func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (*storage.Store, func(), error) {
 	ch := cfg.ClickHouse
 	opts := storage.Options{Addr: ch.Addr, Protocol: ch.Protocol, Database: ch.Database, Username: ch.Username,
-		Password: ch.Password.Reveal(), MaxBatchRows: ch.MaxBatchRows}
+		Password: ch.Password.Reveal(), MaxBatchRows: ch.MaxBatchRows, Cluster: ch.Cluster, ReplicaPath: ch.ReplicaPath}
 	if ch.TLS {
 		var err error
 		if opts.TLS, err = clientTLS(ch.TLSCAFile, "clickhouse.tls_ca_file", false); err != nil {

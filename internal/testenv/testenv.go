@@ -41,6 +41,11 @@ var shared struct {
 	err    error
 }
 
+// EngineConfigEnv names a ClickHouse configuration file (server format: remote_servers,
+// macros, …) for the shared engine; a test that needs one runs its package's binary again
+// with it set (the engine is one per process).
+const EngineConfigEnv = "DRIFTD_TEST_CHDB_CONFIG"
+
 // Main runs the tests and releases the shared engine afterwards.
 func Main(m *testing.M) {
 	code := m.Run()
@@ -64,7 +69,11 @@ func openShared() {
 			return
 		}
 		shared.dir = dir
-		shared.engine, shared.err = chdb.Open(lib, dir+"/data")
+		var args []string
+		if cfg := os.Getenv(EngineConfigEnv); cfg != "" {
+			args = append(args, "--config-file="+cfg)
+		}
+		shared.engine, shared.err = chdb.Open(lib, dir+"/data", args...)
 		if shared.err != nil {
 			return
 		}

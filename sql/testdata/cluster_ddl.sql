@@ -1,0 +1,310 @@
+-- setup (storage.Migrate, before reading schema_migrations)
+CREATE DATABASE IF NOT EXISTS driftd ON CLUSTER 'driftd';
+
+CREATE TABLE IF NOT EXISTS driftd.schema_migrations_local ON CLUSTER 'driftd' (version UInt32, name String, applied_at DateTime64(3, 'UTC')) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/schema_migrations_local', '{replica}', applied_at) ORDER BY version;
+
+CREATE TABLE IF NOT EXISTS driftd.schema_migrations ON CLUSTER 'driftd' AS driftd.schema_migrations_local
+ENGINE = Distributed('driftd', 'driftd', 'schema_migrations_local', version);
+
+-- 0001_init
+CREATE TABLE IF NOT EXISTS driftd.window_model_stats_local ON CLUSTER 'driftd' (
+    model String,
+    model_version String,
+    deployment String,
+    window_start DateTime64(3, 'UTC'),
+    window_end DateTime64(3, 'UTC'),
+    topic String,
+    partition Int32,
+    first_offset Int64,
+    last_offset Int64,
+    events UInt64,
+    ok UInt64,
+    errors UInt64,
+    timeouts UInt64,
+    null_predictions UInt64,
+    latency_p50 Float64,
+    latency_p90 Float64,
+    latency_p95 Float64,
+    latency_p99 Float64,
+    latency_max Float64,
+    latency_sketch String,
+    input_size_count UInt64,
+    input_size_mean Float64,
+    input_size_std Float64,
+    input_size_min Float64,
+    input_size_max Float64,
+    dropped_features UInt64,
+    written_at DateTime64(3, 'UTC')
+) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/window_model_stats_local', '{replica}', written_at)
+PARTITION BY toDate(window_start)
+ORDER BY (model, model_version, deployment, window_start, topic, partition)
+TTL toDateTime(window_start) + INTERVAL 90 DAY;
+
+CREATE TABLE IF NOT EXISTS driftd.window_model_stats ON CLUSTER 'driftd' AS driftd.window_model_stats_local
+ENGINE = Distributed('driftd', 'driftd', 'window_model_stats_local', cityHash64(model));
+
+CREATE TABLE IF NOT EXISTS driftd.window_feature_stats_local ON CLUSTER 'driftd' (
+    model String,
+    model_version String,
+    deployment String,
+    window_start DateTime64(3, 'UTC'),
+    window_end DateTime64(3, 'UTC'),
+    topic String,
+    partition Int32,
+    feature String,
+    kind String,
+    count UInt64,
+    missing UInt64,
+    mismatched UInt64,
+    mean Float64,
+    std Float64,
+    min Float64,
+    max Float64,
+    p50 Float64,
+    p90 Float64,
+    p95 Float64,
+    p99 Float64,
+    sketch String,
+    reference_id String,
+    bin_edges Array(Float64),
+    bin_counts Array(UInt64),
+    categories Map(String, UInt64),
+    unseen UInt64,
+    written_at DateTime64(3, 'UTC')
+) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/window_feature_stats_local', '{replica}', written_at)
+PARTITION BY toDate(window_start)
+ORDER BY (model, model_version, deployment, feature, window_start, topic, partition)
+TTL toDateTime(window_start) + INTERVAL 90 DAY;
+
+CREATE TABLE IF NOT EXISTS driftd.window_feature_stats ON CLUSTER 'driftd' AS driftd.window_feature_stats_local
+ENGINE = Distributed('driftd', 'driftd', 'window_feature_stats_local', cityHash64(model));
+
+CREATE TABLE IF NOT EXISTS driftd.drift_scores_local ON CLUSTER 'driftd' (
+    model String,
+    model_version String,
+    deployment String,
+    window_start DateTime64(3, 'UTC'),
+    window_end DateTime64(3, 'UTC'),
+    feature String,
+    kind String,
+    reference_id String,
+    n UInt64,
+    psi Float64,
+    test String,
+    statistic Float64,
+    p_value Float64,
+    alpha Float64,
+    drifted UInt8,
+    severity String,
+    written_at DateTime64(3, 'UTC')
+) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/drift_scores_local', '{replica}', written_at)
+PARTITION BY toDate(window_start)
+ORDER BY (model, model_version, deployment, feature, window_start)
+TTL toDateTime(window_start) + INTERVAL 90 DAY;
+
+CREATE TABLE IF NOT EXISTS driftd.drift_scores ON CLUSTER 'driftd' AS driftd.drift_scores_local
+ENGINE = Distributed('driftd', 'driftd', 'drift_scores_local', cityHash64(model));
+
+CREATE TABLE IF NOT EXISTS driftd.alerts_local ON CLUSTER 'driftd' (
+    alert_id String,
+    fingerprint String,
+    state String,
+    severity String,
+    kind String,
+    model String,
+    model_version String,
+    deployment String,
+    feature String,
+    pipeline String,
+    stage String,
+    metric String,
+    value Float64,
+    threshold Float64,
+    window_start DateTime64(3, 'UTC'),
+    window_end DateTime64(3, 'UTC'),
+    emitted_at DateTime64(3, 'UTC'),
+    summary String,
+    details Map(String, String)
+) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/alerts_local', '{replica}', emitted_at)
+PARTITION BY toYYYYMM(window_end)
+ORDER BY alert_id
+TTL toDateTime(window_end) + INTERVAL 90 DAY;
+
+CREATE TABLE IF NOT EXISTS driftd.alerts ON CLUSTER 'driftd' AS driftd.alerts_local
+ENGINE = Distributed('driftd', 'driftd', 'alerts_local', cityHash64(fingerprint));
+
+CREATE TABLE IF NOT EXISTS driftd.late_events_local ON CLUSTER 'driftd' (
+    topic String,
+    partition Int32,
+    offset Int64,
+    event_id String,
+    model String,
+    model_version String,
+    deployment String,
+    window_start DateTime64(3, 'UTC'),
+    window_end DateTime64(3, 'UTC'),
+    event_time DateTime64(3, 'UTC'),
+    written_at DateTime64(3, 'UTC')
+) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/late_events_local', '{replica}', written_at)
+PARTITION BY toDate(window_start)
+ORDER BY (topic, partition, offset)
+TTL toDateTime(window_start) + INTERVAL 90 DAY;
+
+CREATE TABLE IF NOT EXISTS driftd.late_events ON CLUSTER 'driftd' AS driftd.late_events_local
+ENGINE = Distributed('driftd', 'driftd', 'late_events_local', cityHash64(model));
+
+CREATE TABLE IF NOT EXISTS driftd.reference_profiles_local ON CLUSTER 'driftd' (
+    model String,
+    model_version String,
+    reference_id String,
+    source String,
+    created_at DateTime64(3, 'UTC'),
+    windows UInt32,
+    events UInt64,
+    profile String
+) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/reference_profiles_local', '{replica}', created_at)
+ORDER BY (model, model_version, reference_id);
+
+CREATE TABLE IF NOT EXISTS driftd.reference_profiles ON CLUSTER 'driftd' AS driftd.reference_profiles_local
+ENGINE = Distributed('driftd', 'driftd', 'reference_profiles_local', cityHash64(model));
+
+-- 0002_pipeline_stages
+CREATE TABLE IF NOT EXISTS driftd.pipeline_stage_stats_local ON CLUSTER 'driftd' (
+    pipeline String,
+    stage String,
+    window_start DateTime64(3, 'UTC'),
+    window_end DateTime64(3, 'UTC'),
+    topic String,
+    partition Int32,
+    first_offset Int64,
+    last_offset Int64,
+    runs UInt64,
+    failures UInt64,
+    duration_p50 Float64,
+    duration_p90 Float64,
+    duration_p99 Float64,
+    duration_max Float64,
+    records_in Float64,
+    records_out Float64,
+    records_lost Float64,
+    null_count Float64,
+    last_success DateTime64(3, 'UTC'),
+    errors Map(String, UInt64),
+    written_at DateTime64(3, 'UTC')
+) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/pipeline_stage_stats_local', '{replica}', written_at)
+PARTITION BY toDate(window_start)
+ORDER BY (pipeline, stage, window_start, topic, partition)
+TTL toDateTime(window_start) + INTERVAL 90 DAY;
+
+CREATE TABLE IF NOT EXISTS driftd.pipeline_stage_stats ON CLUSTER 'driftd' AS driftd.pipeline_stage_stats_local
+ENGINE = Distributed('driftd', 'driftd', 'pipeline_stage_stats_local', cityHash64(pipeline));
+
+-- 0003_drift_distances
+ALTER TABLE driftd.drift_scores_local ON CLUSTER 'driftd' ADD COLUMN IF NOT EXISTS p_adjusted Float64 DEFAULT p_value AFTER p_value;
+
+ALTER TABLE driftd.drift_scores ON CLUSTER 'driftd' ADD COLUMN IF NOT EXISTS p_adjusted Float64 DEFAULT p_value AFTER p_value;
+
+ALTER TABLE driftd.drift_scores_local ON CLUSTER 'driftd' ADD COLUMN IF NOT EXISTS js Float64 DEFAULT 0;
+
+ALTER TABLE driftd.drift_scores ON CLUSTER 'driftd' ADD COLUMN IF NOT EXISTS js Float64 DEFAULT 0;
+
+ALTER TABLE driftd.drift_scores_local ON CLUSTER 'driftd' ADD COLUMN IF NOT EXISTS hellinger Float64 DEFAULT 0;
+
+ALTER TABLE driftd.drift_scores ON CLUSTER 'driftd' ADD COLUMN IF NOT EXISTS hellinger Float64 DEFAULT 0;
+
+ALTER TABLE driftd.drift_scores_local ON CLUSTER 'driftd' ADD COLUMN IF NOT EXISTS kl Float64 DEFAULT 0;
+
+ALTER TABLE driftd.drift_scores ON CLUSTER 'driftd' ADD COLUMN IF NOT EXISTS kl Float64 DEFAULT 0;
+
+ALTER TABLE driftd.drift_scores_local ON CLUSTER 'driftd' ADD COLUMN IF NOT EXISTS wasserstein_norm Float64 DEFAULT 0;
+
+ALTER TABLE driftd.drift_scores ON CLUSTER 'driftd' ADD COLUMN IF NOT EXISTS wasserstein_norm Float64 DEFAULT 0;
+
+ALTER TABLE driftd.drift_scores_local ON CLUSTER 'driftd' ADD COLUMN IF NOT EXISTS tvd Float64 DEFAULT 0;
+
+ALTER TABLE driftd.drift_scores ON CLUSTER 'driftd' ADD COLUMN IF NOT EXISTS tvd Float64 DEFAULT 0;
+
+ALTER TABLE driftd.drift_scores_local ON CLUSTER 'driftd' ADD COLUMN IF NOT EXISTS linf Float64 DEFAULT 0;
+
+ALTER TABLE driftd.drift_scores ON CLUSTER 'driftd' ADD COLUMN IF NOT EXISTS linf Float64 DEFAULT 0;
+
+ALTER TABLE driftd.drift_scores_local ON CLUSTER 'driftd' ADD COLUMN IF NOT EXISTS g_test_p Float64 DEFAULT 0;
+
+ALTER TABLE driftd.drift_scores ON CLUSTER 'driftd' ADD COLUMN IF NOT EXISTS g_test_p Float64 DEFAULT 0;
+
+-- 0004_k_sample_tests
+ALTER TABLE driftd.drift_scores_local ON CLUSTER 'driftd' ADD COLUMN IF NOT EXISTS ad_p Float64 DEFAULT 0;
+
+ALTER TABLE driftd.drift_scores ON CLUSTER 'driftd' ADD COLUMN IF NOT EXISTS ad_p Float64 DEFAULT 0;
+
+ALTER TABLE driftd.drift_scores_local ON CLUSTER 'driftd' ADD COLUMN IF NOT EXISTS cvm_p Float64 DEFAULT 0;
+
+ALTER TABLE driftd.drift_scores ON CLUSTER 'driftd' ADD COLUMN IF NOT EXISTS cvm_p Float64 DEFAULT 0;
+
+-- 0005_alert_outbox
+CREATE TABLE IF NOT EXISTS driftd.alerts_published_local ON CLUSTER 'driftd' (
+    alert_id String,
+    published_at DateTime64(3, 'UTC')
+) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/alerts_published_local', '{replica}', published_at)
+ORDER BY alert_id
+TTL toDateTime(published_at) + INTERVAL 90 DAY;
+
+CREATE TABLE IF NOT EXISTS driftd.alerts_published ON CLUSTER 'driftd' AS driftd.alerts_published_local
+ENGINE = Distributed('driftd', 'driftd', 'alerts_published_local', cityHash64(alert_id));
+
+INSERT INTO driftd.alerts_published SELECT alert_id, emitted_at FROM driftd.alerts;
+
+-- 0006_detection_state
+CREATE TABLE IF NOT EXISTS driftd.alert_state_local ON CLUSTER 'driftd' (
+    fingerprint String,
+    firing UInt8,
+    severity String,
+    bad UInt32,
+    good UInt32,
+    last DateTime64(3, 'UTC'),
+    written_at DateTime64(3, 'UTC')
+) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/alert_state_local', '{replica}', last)
+ORDER BY fingerprint
+TTL toDateTime(written_at) + INTERVAL 90 DAY;
+
+CREATE TABLE IF NOT EXISTS driftd.alert_state ON CLUSTER 'driftd' AS driftd.alert_state_local
+ENGINE = Distributed('driftd', 'driftd', 'alert_state_local', cityHash64(fingerprint));
+
+CREATE TABLE IF NOT EXISTS driftd.pipeline_stage_state_local ON CLUSTER 'driftd' (
+    pipeline String,
+    stage String,
+    window_start DateTime64(3, 'UTC'),
+    window_end DateTime64(3, 'UTC'),
+    consecutive_failures UInt32,
+    successes Array(DateTime64(3, 'UTC')),
+    failures Array(DateTime64(3, 'UTC')),
+    written_at DateTime64(3, 'UTC')
+) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/pipeline_stage_state_local', '{replica}', written_at)
+ORDER BY (pipeline, stage, window_start)
+TTL toDateTime(window_start) + INTERVAL 90 DAY;
+
+CREATE TABLE IF NOT EXISTS driftd.pipeline_stage_state ON CLUSTER 'driftd' AS driftd.pipeline_stage_state_local
+ENGINE = Distributed('driftd', 'driftd', 'pipeline_stage_state_local', cityHash64(pipeline));
+
+CREATE TABLE IF NOT EXISTS driftd.reference_samples_local ON CLUSTER 'driftd' (
+    model String,
+    model_version String,
+    window_start DateTime64(3, 'UTC'),
+    sample String CODEC(ZSTD(3)),
+    written_at DateTime64(3, 'UTC')
+) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/reference_samples_local', '{replica}', written_at)
+ORDER BY (model, model_version, window_start)
+TTL toDateTime(window_start) + INTERVAL 90 DAY;
+
+CREATE TABLE IF NOT EXISTS driftd.reference_samples ON CLUSTER 'driftd' AS driftd.reference_samples_local
+ENGINE = Distributed('driftd', 'driftd', 'reference_samples_local', cityHash64(model));
+
+-- 0007_window_judgement
+ALTER TABLE driftd.window_model_stats_local ON CLUSTER 'driftd' ADD COLUMN IF NOT EXISTS judgement String DEFAULT '';
+
+ALTER TABLE driftd.window_model_stats ON CLUSTER 'driftd' ADD COLUMN IF NOT EXISTS judgement String DEFAULT '';
+
+ALTER TABLE driftd.window_model_stats_local ON CLUSTER 'driftd' ADD COLUMN IF NOT EXISTS judged_from DateTime64(3, 'UTC') DEFAULT window_start;
+
+ALTER TABLE driftd.window_model_stats ON CLUSTER 'driftd' ADD COLUMN IF NOT EXISTS judged_from DateTime64(3, 'UTC') DEFAULT window_start;
+
