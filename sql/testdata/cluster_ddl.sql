@@ -308,3 +308,12 @@ ALTER TABLE driftd.window_model_stats_local ON CLUSTER 'driftd' ADD COLUMN IF NO
 
 ALTER TABLE driftd.window_model_stats ON CLUSTER 'driftd' ADD COLUMN IF NOT EXISTS judged_from DateTime64(3, 'UTC') DEFAULT window_start;
 
+-- 0008_window_volume
+ALTER TABLE driftd.window_model_stats_local ON CLUSTER 'driftd' ADD COLUMN IF NOT EXISTS expected_events Float64 DEFAULT 0;
+
+ALTER TABLE driftd.window_model_stats ON CLUSTER 'driftd' ADD COLUMN IF NOT EXISTS expected_events Float64 DEFAULT 0;
+
+ALTER TABLE driftd.window_model_stats_local ON CLUSTER 'driftd' ADD COLUMN IF NOT EXISTS volume_low UInt8 DEFAULT 0;
+
+ALTER TABLE driftd.window_model_stats ON CLUSTER 'driftd' ADD COLUMN IF NOT EXISTS volume_low UInt8 DEFAULT 0;
+
