@@ -159,3 +159,58 @@ func TestStreamFeatures(t *testing.T) {
 		}
 	}
 }
+
+// The traffic shapes keep the mean rate; bursty minutes vary far more than Poisson ones
+// (variance over mean of a minute's events: about 1 for Poisson, 1 + 0.25 × the mean for
+// a gamma rate of CV 0.5), and the diurnal peak hour brings about nine times the trough's.
+func TestStreamTraffic(t *testing.T) {
+	start := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		traffic          string
+		minDisp, maxDisp float64
+	}{
+		{TrafficPoisson, 0.8, 1.2},
+		{TrafficBursty, 8, 25}, // 1 + 0.25 × 60
+		{TrafficDiurnal, 1, 1e9},
+	} {
+		s, err := NewStream(StreamOptions{Seed: 3, Start: start, Duration: 24 * time.Hour,
+			Models: []StreamModel{{Name: "m", Rate: 1, Traffic: c.traffic}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		perMinute := make([]float64, 24*60)
+		perHour := make([]float64, 24)
+		n := 0
+		for {
+			r, ok := s.Next()
+			if !ok {
+				break
+			}
+			at := r.Prediction.Timestamp.Sub(start)
+			perMinute[int(at/time.Minute)]++
+			perHour[int(at/time.Hour)]++
+			n++
+		}
+		if mean := float64(n) / 86400; math.Abs(mean-1) > 0.05 {
+			t.Errorf("%q: %.3f events/s, want 1", c.traffic, mean)
+		}
+		var sum, sq float64
+		for _, x := range perMinute {
+			sum += x
+			sq += x * x
+		}
+		m := sum / float64(len(perMinute))
+		disp := (sq/float64(len(perMinute)) - m*m) / m
+		if c.traffic != TrafficDiurnal && (disp < c.minDisp || disp > c.maxDisp) {
+			t.Errorf("%q: minutes' variance/mean %.2f, want %g–%g", c.traffic, disp, c.minDisp, c.maxDisp)
+		}
+		if c.traffic == TrafficDiurnal {
+			if ratio := perHour[14] / perHour[2]; ratio < 6 || ratio > 13 {
+				t.Errorf("diurnal: 14:00 brings %.1f × 02:00, want about 9", ratio)
+			}
+		}
+	}
+	if _, err := NewStream(StreamOptions{Start: start, Duration: time.Hour, Models: []StreamModel{{Name: "m", Rate: 1, Traffic: "weekly"}}}); err == nil {
+		t.Error("an unknown traffic shape was accepted")
+	}
+}

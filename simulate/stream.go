@@ -35,13 +35,28 @@ var (
 	PipelineChanges = []string{ChangeFailingStage, ChangeSilentStage}
 )
 
-// StreamModel is one model of a stream: Poisson arrivals at Rate events per second.
+// StreamModel is one model of a stream: arrivals at Rate events per second on average,
+// Poisson unless Traffic says otherwise.
 type StreamModel struct {
 	Name, Version string
 	Rate          float64
 	Change        string
 	ChangeAt      time.Duration // after the stream's start
+	Traffic       string        // TrafficPoisson (""), TrafficBursty or TrafficDiurnal
 }
+
+// Traffic shapes. Real traffic is not Poisson: its rate wanders from minute to minute
+// (bursty: each minute's rate is the mean times a gamma variable of shape 4, CV 0.5) and
+// follows the day (diurnal: 1 + 0.8 cos, peak at 14:00 UTC, nine times the trough at
+// 02:00). Both keep the mean rate.
+const (
+	TrafficPoisson = ""
+	TrafficBursty  = "bursty"
+	TrafficDiurnal = "diurnal"
+)
+
+// Traffics lists the traffic shapes.
+var Traffics = []string{"poisson", TrafficBursty, TrafficDiurnal}
 
 // StreamPipeline is one upstream pipeline: its stages run one after the other every
 // Every, emitting only succeeded/failed events (as many producers do).
@@ -125,7 +140,11 @@ func NewStream(o StreamOptions) (*Stream, error) {
 		if m.Version == "" {
 			m.Version = "1.0.0"
 		}
-		src := &modelSource{m: m, rng: rand.New(rand.NewPCG(o.Seed, uint64(i)+1)), end: s.end, start: o.Start, features: o.Features}
+		if m.Traffic != TrafficPoisson && m.Traffic != TrafficBursty && m.Traffic != TrafficDiurnal {
+			return nil, fmt.Errorf("stream: model %q: traffic %q (known: %v)", m.Name, m.Traffic, Traffics)
+		}
+		src := &modelSource{m: m, rng: rand.New(rand.NewPCG(o.Seed, uint64(i)+1)), end: s.end, start: o.Start, features: o.Features,
+			index: uint64(i), seed: o.Seed}
 		src.at = o.Start
 		src.advance()
 		s.sources = append(s.sources, src)
@@ -166,6 +185,28 @@ type modelSource struct {
 	at         time.Time // the next event's time; zero when done
 	n          int
 	features   int
+	index      uint64 // the model's place in the stream (its random streams)
+	seed       uint64
+	minute     int64   // the minute whose bursty factor is cached
+	factor     float64 // that factor
+}
+
+// shape is the traffic's rate at t relative to its mean, and the most it can be.
+func (m *modelSource) shape(t time.Time) (float64, float64) {
+	switch m.m.Traffic {
+	case TrafficDiurnal:
+		h := float64(t.UTC().Hour()) + float64(t.UTC().Minute())/60 + float64(t.UTC().Second())/3600
+		return 1 + 0.8*math.Cos(2*math.Pi*(h-14)/24), 1.8
+	case TrafficBursty:
+		if minute := t.Unix() / 60; minute != m.minute || m.factor == 0 {
+			// Gamma(4, 1/4) from four exponentials, from a generator of its own per
+			// minute so that the factor does not depend on how many events came before.
+			g := rand.New(rand.NewPCG(m.seed^uint64(minute), 7000+m.index))
+			m.minute, m.factor = minute, min((g.ExpFloat64()+g.ExpFloat64()+g.ExpFloat64()+g.ExpFloat64())/4, 4)
+		}
+		return m.factor, 4
+	}
+	return 1, 1
 }
 
 func (m *modelSource) changed(t time.Time) (bool, time.Duration) {
@@ -188,6 +229,10 @@ func (m *modelSource) rate(t time.Time) float64 {
 // advance moves to the next arrival: exponential gaps at the rate in force. Arrivals are
 // memoryless, so a gap that crosses a change of rate restarts at the change.
 func (m *modelSource) advance() {
+	if m.m.Traffic != TrafficPoisson {
+		m.advanceThinned()
+		return
+	}
 	r := m.rate(m.at)
 	if r == 0 {
 		m.at = time.Time{} // stopped: nothing more from this model
@@ -202,6 +247,30 @@ func (m *modelSource) advance() {
 	m.at = next
 	if !m.at.Before(m.end) {
 		m.at = time.Time{}
+	}
+}
+
+// advanceThinned moves to the next arrival of a rate that varies in time (Lewis and
+// Shedler's thinning): candidates at the highest rate the traffic reaches, each kept with
+// the share of that rate in force at its time.
+func (m *modelSource) advanceThinned() {
+	_, most := m.shape(m.at)
+	top := m.m.Rate * most
+	for {
+		m.at = m.at.Add(time.Duration(m.rng.ExpFloat64() / top * float64(time.Second)))
+		if !m.at.Before(m.end) {
+			m.at = time.Time{}
+			return
+		}
+		r := m.rate(m.at)
+		if r == 0 {
+			m.at = time.Time{} // stopped: nothing more from this model
+			return
+		}
+		f, _ := m.shape(m.at)
+		if m.rng.Float64()*top < r*f {
+			return
+		}
 	}
 }
 

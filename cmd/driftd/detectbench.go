@@ -40,6 +40,8 @@ type benchCase struct {
 	expect []string
 	// unit is what the delay is counted in: the model's window, or the pipeline's.
 	unit time.Duration
+	// traffic is the model's traffic shape (simulate.Traffic*; Poisson when empty).
+	traffic string
 }
 
 // benchResult is what a case gave.
@@ -72,6 +74,7 @@ var expectedKinds = map[string][]string{
 
 type benchOptions struct {
 	rates, tinyRates, changeRates string
+	shapeRates                    string
 	windows                       string
 	hours, changeHours            float64
 	seed                          uint64
@@ -102,6 +105,7 @@ irrelevant shift at high volume must stay silent. It prints a Markdown table.`,
 	f.StringVar(&o.rates, "rates", "1,10,100", "events/s of the stationary streams")
 	f.StringVar(&o.changeRates, "change-rates", "1,10", "events/s of the streams with a change")
 	f.StringVar(&o.tinyRates, "tiny-rates", "100,1000", "events/s of the streams with a tiny, irrelevant shift")
+	f.StringVar(&o.shapeRates, "shape-rates", "1,10", "events/s of the stationary streams whose traffic is not Poisson (bursty for --hours, diurnal for twice that: a day of same-hour history and a day judged by it)")
 	f.StringVar(&o.windows, "windows", "1m,5m", "window sizes")
 	f.Float64Var(&o.hours, "hours", 24, "event time of each stationary stream, hours")
 	f.Float64Var(&o.changeHours, "change-hours", 8, "event time of each stream with a change, hours (the change starts 2 hours before the end)")
@@ -138,6 +142,10 @@ func benchCases(cfg config.Config, o benchOptions) ([]benchCase, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--change-rates: %w", err)
 	}
+	shapeRates, err := parseFloats(o.shapeRates)
+	if err != nil {
+		return nil, fmt.Errorf("--shape-rates: %w", err)
+	}
 	tinyRates, err := parseFloats(o.tinyRates)
 	if err != nil {
 		return nil, fmt.Errorf("--tiny-rates: %w", err)
@@ -160,6 +168,11 @@ func benchCases(cfg config.Config, o benchOptions) ([]benchCase, error) {
 	for _, w := range windows {
 		for _, r := range rates {
 			cases = append(cases, benchCase{name: fmt.Sprintf("stationary %g/s %s", r, w), window: w, rate: r, duration: hours, unit: w})
+		}
+		for _, r := range shapeRates {
+			cases = append(cases,
+				benchCase{name: fmt.Sprintf("stationary bursty %g/s %s", r, w), window: w, rate: r, duration: hours, unit: w, traffic: simulate.TrafficBursty},
+				benchCase{name: fmt.Sprintf("stationary diurnal %g/s %s", r, w), window: w, rate: r, duration: 2 * hours, unit: w, traffic: simulate.TrafficDiurnal})
 		}
 		for _, r := range changeRates {
 			for _, ch := range simulate.ModelChanges {
@@ -253,7 +266,7 @@ func runBenchCase(ctx context.Context, cfg config.Config, c benchCase, o benchOp
 		pipe.Change, pipe.ChangeAt = c.change, c.changeAt
 		so.Models = []simulate.StreamModel{{Name: "bench-model", Rate: c.rate}}
 	default:
-		so.Models = []simulate.StreamModel{{Name: "bench-model", Rate: c.rate, Change: c.change, ChangeAt: c.changeAt}}
+		so.Models = []simulate.StreamModel{{Name: "bench-model", Rate: c.rate, Change: c.change, ChangeAt: c.changeAt, Traffic: c.traffic}}
 	}
 	so.Pipelines = []simulate.StreamPipeline{pipe}
 	clock := &replay.Clock{}
