@@ -335,21 +335,7 @@ func score(agg *processors.FeatureAgg, fp *FeatureProfile) (FeatureScore, bool) 
 		dref, dwin = regroup(ref, groups), regroup(win, groups)
 		s.PSI = PSI(dref, dwin)
 	} else {
-		cats := make([]string, 0, len(fp.Categories)+len(agg.Categories))
-		for c := range fp.Categories {
-			cats = append(cats, c)
-		}
-		for c := range agg.Categories {
-			if _, ok := fp.Categories[c]; !ok {
-				cats = append(cats, c)
-			}
-		}
-		sort.Strings(cats)
-		ref, win := make([]float64, len(cats)), make([]float64, len(cats))
-		for i, c := range cats {
-			ref[i], win[i] = float64(fp.Categories[c]), float64(agg.Categories[c])
-		}
-		ref, win = poolRare(ref, win)
+		ref, win := categoryCells(fp.Categories, agg.Categories)
 		s.Test = "chi2"
 		s.Statistic, _, s.PValue = ChiSquare(ref, win)
 		if a, b, c, d, ok := smallTwoByTwo(ref, win); ok {
@@ -392,13 +378,91 @@ func nonEmpty(a, b []float64) []int {
 // (Cochran's rule for χ²).
 const minExpected = 5
 
+// categoryCells returns the cells a categorical feature's window is compared with its
+// reference over, reference counts and window counts (docs/detection.md, "Categories a
+// reference did not keep"). A reference keeps its MaxReferenceCategories most frequent
+// categories and counts the rest under OtherCategory, so a window category it did not keep
+// may be one of that tail: its reference count is unknown, between 0 and the smallest
+// kept count (the cut). Such a category is compared as part of OtherCategory on both sides,
+// unless its window share is beyond the cut's share at NoiseAlpha (Bonferroni over the
+// window's categories the reference did not keep): then the reference would have kept it
+// had it been there, and it stands as a cell of its own, new. Without that, a stationary
+// feature with many categories compares its tail as the reference's OtherCategory against
+// the window's categories one by one, and the shares the two put in OtherCategory differ
+// every window. A reference that kept every category it saw has no tail: a category it
+// did not see is new. Rare cells are then pooled (poolRare), into OtherCategory when the
+// reference has one.
+func categoryCells(refCats, winCats map[string]uint64) (ref, win []float64) {
+	otherRef, truncated := refCats[processors.OtherCategory]
+	cut, refN := uint64(math.MaxUint64), uint64(0)
+	for c, n := range refCats {
+		refN += n
+		if c != processors.OtherCategory {
+			cut = min(cut, n)
+		}
+	}
+	if cut == math.MaxUint64 {
+		cut = 0
+	}
+	var winN uint64
+	unkept := 0
+	for c, n := range winCats {
+		winN += n
+		if _, ok := refCats[c]; !ok {
+			unkept++
+		}
+	}
+	cats := make([]string, 0, len(refCats)+len(winCats))
+	for c := range refCats {
+		cats = append(cats, c)
+	}
+	var otherWin uint64
+	for c, n := range winCats {
+		if _, ok := refCats[c]; ok {
+			continue
+		}
+		if truncated && !beyondCut(n, winN, cut, refN, NoiseAlpha/float64(unkept)) {
+			otherWin += n
+			continue
+		}
+		cats = append(cats, c)
+	}
+	sort.Strings(cats)
+	ref, win = make([]float64, len(cats)), make([]float64, len(cats))
+	other := -1
+	for i, c := range cats {
+		ref[i], win[i] = float64(refCats[c]), float64(winCats[c])
+		if truncated && c == processors.OtherCategory {
+			other = i
+			ref[i], win[i] = float64(otherRef), float64(winCats[c]+otherWin)
+		}
+	}
+	return poolRare(ref, win, other)
+}
+
+// beyondCut says whether a category with w of a window's n values has a share beyond
+// cut of the reference's refN — the most a category the reference did not keep can have
+// held there — by Fisher's exact test at alpha. Only shares above the cut's are tested.
+func beyondCut(w, n, cut, refN uint64, alpha float64) bool {
+	if w == 0 || refN == 0 || float64(w)*float64(refN) <= float64(cut)*float64(n) {
+		return false
+	}
+	return FisherExact(int(cut), int(refN-cut), int(w), int(n-w)) < alpha
+}
+
 // poolRare merges the categories whose expected count on the smaller side is below
 // minExpected into one cell (and that cell into the smallest other one while it is still
 // below), so that χ² has the distribution its p-value assumes and rare categories do not
 // add their noise to the distances. Rare categories moving between runs of a stationary
 // stream are noise; a new category that matters is not rare. With fewer than three cells
 // nothing is pooled (a sparse 2×2 table goes to Fisher's exact test).
-func poolRare(ref, win []float64) ([]float64, []float64) {
+//
+// other is the index of the reference's OtherCategory cell, or −1: rare cells join it.
+// The reference chose its kept categories by its own counts, so the kept ones near the
+// cut hold more there than they will in windows, and its OtherCategory less; rare cells
+// and OtherCategory compared as one cell cancel that (the selection is then by the cell
+// totals of both sides, which is what χ² of homogeneity conditions on).
+func poolRare(ref, win []float64, other int) ([]float64, []float64) {
 	nr, nw := sum(ref), sum(win)
 	if nr == 0 || nw == 0 {
 		return ref, win
@@ -406,9 +470,13 @@ func poolRare(ref, win []float64) ([]float64, []float64) {
 	small := math.Min(nr, nw) / (nr + nw)
 	var rare []int
 	for i := range ref {
-		if col := ref[i] + win[i]; col > 0 && col*small < minExpected {
+		if col := ref[i] + win[i]; col > 0 && col*small < minExpected && i != other {
 			rare = append(rare, i)
 		}
+	}
+	if other >= 0 && ref[other]+win[other] > 0 && len(rare) > 0 && len(nonEmpty(ref, win)) >= 3 {
+		rare = append(rare, other)
+		sort.Ints(rare)
 	}
 	if len(rare) < 2 || len(nonEmpty(ref, win)) < 3 {
 		return ref, win

@@ -1,6 +1,7 @@
 package pipeline_test
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"strings"
@@ -102,6 +103,25 @@ func TestTrafficIrregularPipelineIsNotStale(t *testing.T) {
 		newRevModel(1, "fraud", "1.0", "", revStart, end, 5, constRate(5)), p)
 	if f := firing(alerts, end.Add(-15*time.Minute)); len(f) > 0 {
 		t.Errorf("%d alerts for %d healthy runs (%s); first: %v%s", len(f), len(runs), countKinds(alerts), f[:min(5, len(f))], summaries(alerts, 4))
+	}
+}
+
+// A stationary categorical feature with about 2,000 distinct values (exponential
+// ranks, most of them rare) must not drift: its rare categories and the ones beyond
+// the reference's kept set are noise, not change (issue 10, item 3).
+func TestTrafficHighCardinalityCategoricalIsQuiet(t *testing.T) {
+	end := revStart.Add(3 * time.Hour)
+	for _, pace := range []replay.Pace{replay.Live, replay.Backlog} {
+		m := newRevModel(16, "merchants", "1", "", revStart, end, 5, constRate(5))
+		m.body = func(m *revModel, _ time.Time) string {
+			return fmt.Sprintf(`"features":{"merchant":"m-%d","amount":%.2f},"prediction":%.3f,"latency_ms":%.1f,"status":"ok"`,
+				int(m.rng.ExpFloat64()*300), 100+15*m.rng.NormFloat64(), m.rng.Float64(), 20+8*m.rng.ExpFloat64())
+		}
+		alerts, store, src := revRun(t, pace, revStart, end, nil, m)
+		if f := firing(alerts, end.Add(-15*time.Minute)); len(f) > 0 {
+			t.Errorf("%s: %d alerts in %d windows (%s); first: %v%s", paceName(pace), len(f), store.Verdicts, countKinds(alerts), f[:min(6, len(f))], summaries(alerts, 3))
+			t.Logf("breached per window: %v", breachedPerWindow(src.verdicts, "merchants")[:12])
+		}
 	}
 }
 
