@@ -326,7 +326,7 @@ func (r *Runner) Restore(ctx context.Context) error {
 	}
 	for _, w := range recent {
 		if st := r.state(w.Series); st.hasEnd {
-			st.recent.observe(w.Events, st.end.size, false)
+			st.recent.observe(w.Events, w.End.Sub(w.Start), false)
 		}
 	}
 	if err := r.restoreLate(ctx); err != nil {

@@ -167,7 +167,8 @@ func (r *Runner) volumeCondition(w *processors.WindowAgg, ref *detectors.Profile
 // a drop is judged against the traffic before it for as long as it lasts, instead of
 // becoming the normal half an hour later and resolving while the series is still down.
 type recentVolume struct {
-	counts []uint64 // chronological
+	counts []uint64      // chronological
+	size   time.Duration // of the windows counted: a new window size starts afresh
 }
 
 // recentWindows is how many windows the recent expectation is learned from: an hour's,
@@ -188,6 +189,10 @@ const maxRecentWindows = 120
 const recentVolumeLookback = 48 * time.Hour
 
 func (v *recentVolume) observe(events uint64, size time.Duration, low bool) {
+	if size != v.size {
+		// Windows of another size (the configuration changed) expect other counts.
+		v.counts, v.size = v.counts[:0], size
+	}
 	if low {
 		return
 	}
@@ -202,7 +207,7 @@ func (v *recentVolume) observe(events uint64, size time.Duration, low bool) {
 // window then says nothing).
 func (v *recentVolume) expectation(size time.Duration) (detectors.VolumeExpectation, bool) {
 	n := recentWindows(size)
-	if n == 0 || len(v.counts) < n {
+	if n == 0 || size != v.size || len(v.counts) < n {
 		return detectors.VolumeExpectation{}, false
 	}
 	xs := make([]float64, n)

@@ -654,17 +654,17 @@ GROUP BY model, model_version, deployment`, clickhouse.Named("lookback", fmt.Spr
 
 // WindowEvents is one written window of a series and its events.
 type WindowEvents struct {
-	Series processors.SeriesKey
-	Start  time.Time
-	Events uint64
+	Series     processors.SeriesKey
+	Start, End time.Time
+	Events     uint64
 }
 
 // LoadRecentVolume returns, per series, its newest perSeries windows within lookback of
 // the newest window that were not judged low on volume, oldest first (a series' recent
 // volume expectation after a restart).
 func (s *Store) LoadRecentVolume(ctx context.Context, lookback time.Duration, perSeries int) ([]WindowEvents, error) {
-	rows, err := s.conn.Query(ctx, `SELECT model, model_version, deployment, window_start, ev FROM (
-  SELECT model, model_version, deployment, window_start, sum(events) AS ev FROM `+s.db+`.window_model_stats FINAL
+	rows, err := s.conn.Query(ctx, `SELECT model, model_version, deployment, window_start, window_end, ev FROM (
+  SELECT model, model_version, deployment, window_start, any(window_end) AS window_end, sum(events) AS ev FROM `+s.db+`.window_model_stats FINAL
   WHERE window_start >= (SELECT max(window_start) FROM `+s.db+`.window_model_stats) - toIntervalSecond({lookback:UInt64})
   GROUP BY model, model_version, deployment, window_start
   HAVING max(volume_low) = 0
@@ -678,10 +678,10 @@ ORDER BY window_start`, clickhouse.Named("lookback", fmt.Sprint(uint64(lookback.
 	var out []WindowEvents
 	for rows.Next() {
 		var w WindowEvents
-		if err := rows.Scan(&w.Series.Model, &w.Series.Version, &w.Series.Deployment, &w.Start, &w.Events); err != nil {
+		if err := rows.Scan(&w.Series.Model, &w.Series.Version, &w.Series.Deployment, &w.Start, &w.End, &w.Events); err != nil {
 			return nil, fmt.Errorf("load recent volume: %w", err)
 		}
-		w.Start = w.Start.UTC()
+		w.Start, w.End = w.Start.UTC(), w.End.UTC()
 		out = append(out, w)
 	}
 	return out, rows.Err()
