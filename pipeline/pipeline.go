@@ -127,6 +127,11 @@ type Settings struct {
 	MaxFuture time.Duration
 	// MaxEventBytes sets aside records larger than this (0: no limit) before decoding.
 	MaxEventBytes int
+	// DecodeAhead is how many records a goroutine of their own fetches and decodes ahead
+	// of the window updates (ahead.go); 0 decodes inline. Inline is for sources whose
+	// Fetch moves a simulated clock (internal/replay): fetching ahead would move the
+	// pipeline's wall clock ahead of the records it handles.
+	DecodeAhead int
 
 	// PipelineTopic carries the upstream pipelines' events ("" to ignore them), decoded
 	// with PipelineDecoder.
@@ -379,14 +384,33 @@ func (r *Runner) Run(ctx context.Context) error {
 	tick := min(r.set.FlushInterval, time.Second)
 	var deadline tickDeadline
 	defer deadline.stop()
+	fetch := func(ctx context.Context) (ahead, error) {
+		rec, err := r.src.Fetch(ctx)
+		return ahead{rec: rec}, err
+	}
+	release := func(ahead) {}
+	if r.set.DecodeAhead > 0 {
+		d := startDecodeAhead(ctx, r.src, r.set)
+		defer d.stop()
+		fetch = func(ctx context.Context) (ahead, error) {
+			a, err := d.next(ctx)
+			if err == nil && a.fetchErr != nil {
+				err = a.fetchErr
+			}
+			return a, err
+		}
+		release = d.release
+	}
 	for {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		rec, err := r.src.Fetch(deadline.get(ctx, tick))
+		a, err := fetch(deadline.get(ctx, tick))
 		switch {
 		case err == nil:
-			if err := r.handle(ctx, rec); err != nil {
+			err := r.handle(ctx, a)
+			release(a)
+			if err != nil {
 				return err
 			}
 		case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
@@ -490,7 +514,8 @@ func sleep(ctx context.Context, d time.Duration) {
 // only errors returned end Run: ctx ended, or the dead-letter topic or the schema
 // registry failed past Settings.MaxOutage (or the topic refused the record for good).
 // The record is then not done, and not committed.
-func (r *Runner) handle(ctx context.Context, rec consumers.Record) (err error) {
+func (r *Runner) handle(ctx context.Context, a ahead) (err error) {
+	rec := a.rec
 	r.stats.Records++
 	if r.firstRec.IsZero() {
 		r.firstRec = r.now()
@@ -520,20 +545,29 @@ func (r *Runner) handle(ctx context.Context, rec consumers.Record) (err error) {
 	if rec.Topic != r.set.PredictionTopic {
 		return r.deadLetter(ctx, rec, consumers.ClassInvalid, fmt.Errorf("topic %s is not handled by this driftd", rec.Topic))
 	}
-	if ok, err := r.decode(ctx, rec, func() error { return r.set.Decoder.Prediction(ctx, rec.Value, &r.event) }); !ok {
-		return err
+	e, first := a.event, a.decodeErr
+	decodeInline := func() error { return r.set.Decoder.Prediction(ctx, rec.Value, &r.event) }
+	if e == nil {
+		e, first = &r.event, decodeInline()
+	}
+	if first != nil {
+		// Decoded again inline, into the runner's own event: the schema registry may be
+		// down, which decode waits out.
+		if ok, err := r.decode(ctx, rec, first, decodeInline); !ok {
+			return err
+		}
+		e = &r.event
 	}
 	now := r.now() // once per record, after decoding (which may wait for the registry)
-	if err := r.checkFuture(r.event.Timestamp, now); err != nil {
+	if err := r.checkFuture(e.Timestamp, now); err != nil {
 		r.set.Observer.DecodeError(rec.Topic, consumers.ClassInvalid)
-		return r.deadLetter(ctx, rec, consumers.ClassInvalid, fmt.Errorf("prediction %s: %w", r.event.EventID, err))
+		return r.deadLetter(ctx, rec, consumers.ClassInvalid, fmt.Errorf("prediction %s: %w", e.EventID, err))
 	}
-	e := &r.event
 	if limit := r.proc.Limits().MaxFeatures; len(e.Features) > limit {
 		r.set.Observer.DecodeError(rec.Topic, consumers.ClassInvalid)
 		return r.deadLetter(ctx, rec, consumers.ClassInvalid, fmt.Errorf("%w: prediction %s has %d features, more than limits.max_features (%d)", schemas.ErrInvalid, e.EventID, len(e.Features), limit))
 	}
-	r.clock.event(tp, r.event.Timestamp, now)
+	r.clock.event(tp, e.Timestamp, now)
 	out, start, end := r.proc.Add(e, processors.Source{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Time: rec.Time}, now)
 	r.forget(r.proc.Forgotten())
 	switch out {
@@ -567,10 +601,11 @@ func (r *Runner) checkFuture(t, now time.Time) error {
 	return nil
 }
 
-// decode runs decodeFn, waiting out an unavailable schema registry (up to
+// decode settles a record whose first decoding attempt failed with first (nil: it did
+// not fail), running decodeFn again while the schema registry is unavailable (up to
 // Settings.MaxOutage). A record that cannot be decoded goes to the dead-letter topic and
 // decode reports false (with an error if the wait or the dead-letter write gave up).
-func (r *Runner) decode(ctx context.Context, rec consumers.Record, decodeFn func() error) (bool, error) {
+func (r *Runner) decode(ctx context.Context, rec consumers.Record, first error, decodeFn func() error) (bool, error) {
 	// The record may be fine while the registry is not: wait rather than set it aside.
 	registryDown := func(err error) retry.Class {
 		if errors.Is(err, schemas.ErrRegistryUnavailable) {
@@ -580,7 +615,7 @@ func (r *Runner) decode(ctx context.Context, rec consumers.Record, decodeFn func
 	}
 	// Nearly every record decodes at once: the retry machinery (a deadline context and
 	// closures per call) is for the others, which it decodes again from the start.
-	if decodeFn() == nil {
+	if first == nil {
 		return true, nil
 	}
 	err := retry.Do(ctx, r.policy(), "schema registry", registryDown, r.attempt, func(context.Context) error { return decodeFn() })

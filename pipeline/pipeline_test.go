@@ -179,6 +179,7 @@ func (h *harness) start(t testing.TB) (waitFor func(what string, cond func(pipel
 		// The stream ends: its last windows close when the models fall idle.
 		IdleClose: 3 * time.Second, StartupGrace: 2 * time.Second,
 		PipelineTopic: h.pipeline, PipelineDecoder: schemas.Decoder{Format: schemas.FormatAuto},
+		DecodeAhead: pipeline.DefaultDecodeAhead, // as driftd run
 	}
 	if h.decoder != nil {
 		set.Decoder = *h.decoder

@@ -41,6 +41,7 @@ func runInMemory(t testing.TB, cfg config.Config, src pipeline.Source, now func(
 	t.Helper()
 	store, sink := replay.NewStore(), &replay.Sink{}
 	set := pipeline.SettingsFromConfig(cfg, schemas.Decoder{Format: schemas.FormatJSON}, schemas.Decoder{Format: schemas.FormatJSON})
+	set.DecodeAhead = 0 // the replay source's Fetch moves the simulated clock
 	r := pipeline.New(set, src, sink, sink, store, slog.New(slog.NewTextHandler(io.Discard, nil)), now)
 	if setup != nil {
 		setup(r)

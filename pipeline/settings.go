@@ -9,6 +9,10 @@ import (
 	"github.com/driftd/driftd/schemas"
 )
 
+// DefaultDecodeAhead is how many records driftd run decodes ahead of the window updates:
+// enough to keep the decoding goroutine busy through a flush's pause, a few MB at most.
+const DefaultDecodeAhead = 512
+
 // SettingsFromConfig are the pipeline's settings from a configuration: what driftd run
 // uses, and what driftd detect-bench and the replay tests measure (so that they measure
 // the real defaults). Observer and the clock-dependent parts are the caller's.
@@ -30,6 +34,7 @@ func SettingsFromConfig(cfg config.Config, predictions, pipelines schemas.Decode
 		MaxOutage:          time.Duration(cfg.Limits.MaxOutage),
 		MaxFuture:          time.Duration(cfg.Limits.MaxFuture),
 		MaxEventBytes:      cfg.Limits.MaxEventBytes,
+		DecodeAhead:        DefaultDecodeAhead,
 		PipelineTopic:      cfg.Kafka.Topics.Pipeline,
 		PipelineDecoder:    pipelines,
 		PipelineWindow:     processors.WindowSpec{Size: time.Duration(cfg.Pipelines.Window), Lateness: time.Duration(cfg.Pipelines.Lateness)},

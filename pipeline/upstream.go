@@ -298,7 +298,8 @@ func (u *upstream) observe(e *schemas.PipelineEvent, out processors.Outcome, win
 // handlePipeline decodes, observes and windows one pipeline record.
 func (r *Runner) handlePipeline(ctx context.Context, rec consumers.Record) error {
 	u := r.up
-	if ok, err := r.decode(ctx, rec, func() error { return r.set.PipelineDecoder.Pipeline(ctx, rec.Value, &u.event) }); !ok {
+	decodeFn := func() error { return r.set.PipelineDecoder.Pipeline(ctx, rec.Value, &u.event) }
+	if ok, err := r.decode(ctx, rec, decodeFn(), decodeFn); !ok {
 		return err
 	}
 	e := &u.event

@@ -106,6 +106,16 @@ func (e *PredictionEvent) intern(b []byte) string {
 	return s
 }
 
+// ShareInterned makes e intern into from's table of strings, so that events decoded in
+// turn by one goroutine (a ring of them) intern each string once. Only one goroutine may
+// decode into events that share a table.
+func (e *PredictionEvent) ShareInterned(from *PredictionEvent) {
+	if from.strs == nil {
+		from.strs = make(map[string]string, 64)
+	}
+	e.strs = from.strs
+}
+
 // Reset clears e for reuse, keeping allocated capacity and interned strings.
 func (e *PredictionEvent) Reset() {
 	f, strs, names := e.Features[:0], e.strs, e.names[:0]

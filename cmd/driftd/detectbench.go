@@ -280,6 +280,7 @@ func runBenchCase(ctx context.Context, cfg config.Config, c benchCase, o benchOp
 	}
 	store, sink := replay.NewStore(), &replay.Sink{}
 	set := pipeline.SettingsFromConfig(cfg, schemas.Decoder{Format: schemas.FormatJSON}, schemas.Decoder{Format: schemas.FormatJSON})
+	set.DecodeAhead = 0 // the replay source's Fetch moves the simulated clock
 	r := pipeline.New(set, src, sink, sink, store, log, clock.Now)
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
