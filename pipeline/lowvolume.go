@@ -48,9 +48,9 @@ func (t trail) keep(w *processors.WindowAgg, min uint64, size time.Duration) tra
 // even the merge is short. Windows from before this member first closed one of the
 // series come from ClickHouse, so a window is judged over the same span however the
 // stream was read and wherever it was restarted.
-func (r *Runner) judgedWindow(ctx context.Context, w *processors.WindowAgg, min uint64) (*processors.WindowAgg, int, uint64, error) {
+func (j *judge) judgedWindow(ctx context.Context, w *processors.WindowAgg, min uint64) (*processors.WindowAgg, int, uint64, error) {
 	size := time.Duration(w.End-w.Start) * time.Millisecond
-	st := r.state(w.Series)
+	st := j.state(w.Series)
 	prev := st.trail
 	if !st.trailed {
 		st.trailFrom, st.trailed = w.Start, true
@@ -70,7 +70,7 @@ func (r *Runner) judgedWindow(ctx context.Context, w *processors.WindowAgg, min 
 		p := byStart[start]
 		if p == nil && start < from {
 			var err error
-			if p, err = r.loadWindow(ctx, w.Series, time.UnixMilli(start)); err != nil {
+			if p, err = j.loadWindow(ctx, w.Series, time.UnixMilli(start)); err != nil {
 				return nil, 0, 0, err
 			}
 		}
@@ -87,25 +87,25 @@ func (r *Runner) judgedWindow(ctx context.Context, w *processors.WindowAgg, min 
 	return merged, n, events, nil
 }
 
-// judge evaluates a closed window against its reference, over the span judgedWindow
+// evaluate judges a closed window against its reference, over the span judgedWindow
 // gives, and says in the verdict (and the alerts) over what.
-func (r *Runner) judge(ctx context.Context, w *processors.WindowAgg, ref *detectors.Profile) (detectors.Verdict, error) {
+func (j *judge) evaluate(ctx context.Context, w *processors.WindowAgg, ref *detectors.Profile) (detectors.Verdict, error) {
 	if w.Events == 0 {
 		// A series that fell silent: nothing to judge but that.
 		v := detectors.Verdict{Window: w, Judgement: "no events: judged on volume only"}
-		r.judgeVolume(&v, w, ref)
+		j.judgeVolume(&v, w, ref)
 		return v, nil
 	}
 	model := w.Series.Model
-	th := func(feature string) detectors.Thresholds { return r.set.Thresholds(model, feature) }
+	th := func(feature string) detectors.Thresholds { return j.set.Thresholds(model, feature) }
 	min := th("").MinEvents
-	over, n, events, err := r.judgedWindow(ctx, w, min)
+	over, n, events, err := j.judgedWindow(ctx, w, min)
 	if err != nil {
 		return detectors.Verdict{}, err
 	}
 	if over == nil {
 		v := detectors.Verdict{Window: w, Judgement: fmt.Sprintf("not judged: %d events < min_events %d over the last %d windows", events, min, n)}
-		r.judgeVolume(&v, w, ref)
+		j.judgeVolume(&v, w, ref)
 		return v, nil
 	}
 	v := detectors.Evaluate(over, ref, th)
@@ -126,22 +126,22 @@ func (r *Runner) judge(ctx context.Context, w *processors.WindowAgg, ref *detect
 			c.Details["merged_windows"] = fmt.Sprint(n)
 		}
 	}
-	r.judgeVolume(&v, w, ref)
+	j.judgeVolume(&v, w, ref)
 	return v, nil
 }
 
 // loadWindow reads a written window, waiting out a ClickHouse that cannot answer: judging
 // without it would make the verdict depend on an outage.
-func (r *Runner) loadWindow(ctx context.Context, series processors.SeriesKey, start time.Time) (*processors.WindowAgg, error) {
+func (j *judge) loadWindow(ctx context.Context, series processors.SeriesKey, start time.Time) (*processors.WindowAgg, error) {
 	for {
-		w, err := r.store.LoadWindow(ctx, series, start)
+		w, err := j.earlier.LoadWindow(ctx, series, start)
 		if err == nil {
 			return w, nil
 		}
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		r.log.Warn("loading a written window for a low-volume merge failed; retrying", "model", series.Model, "window_start", start.UTC(), "err", err)
+		j.log.Warn("loading a written window for a low-volume merge failed; retrying", "model", series.Model, "window_start", start.UTC(), "err", err)
 		sleep(ctx, time.Second)
 	}
 }

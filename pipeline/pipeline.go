@@ -168,12 +168,9 @@ type Runner struct {
 	log    *slog.Logger
 	now    func() time.Time
 
-	proc     *processors.Processor
-	alerter  *detectors.Alerter
-	refs     map[[2]string]*detectors.Profile
-	building map[[2]string]*refBuilder
-	// series is the judging state of each series (registry.go).
-	series map[processors.SeriesKey]*seriesState
+	proc *processors.Processor
+	// j is the judging stage, with all per-series judging state (judge.go).
+	j *judge
 
 	event     schemas.PredictionEvent
 	pending   []processors.Closed
@@ -235,9 +232,8 @@ func New(set Settings, src Source, dlq DeadLetterer, alerts AlertSink, store Sto
 // the committed offsets. Restore then reloads what ClickHouse knows.
 func (r *Runner) reset() {
 	r.proc = processors.NewProcessor(r.set.WindowSpec, r.set.Limits)
-	r.alerter = detectors.NewAlerter(r.set.FireAfter, r.set.ResolveAfter)
-	r.refs, r.building = map[[2]string]*detectors.Profile{}, map[[2]string]*refBuilder{}
-	r.series = map[processors.SeriesKey]*seriesState{}
+	r.j = newJudge(&r.set, r.log, r.store)
+	r.j.hint = r.upstreamHint
 	r.lastSeen = map[consumers.TopicPartition]int64{}
 	r.pending, r.closedAt, r.late, r.extraAlerts = nil, nil, nil, nil
 	r.unwritten = nil
@@ -306,7 +302,7 @@ func (r *Runner) Restore(ctx context.Context) error {
 	}
 	for _, e := range ends {
 		if e.Size > 0 {
-			st := r.state(e.Series)
+			st := r.j.state(e.Series)
 			st.end, st.hasEnd = seriesEnd{end: e.End.UnixMilli(), lastData: e.LastData.UnixMilli(), size: e.Size}, true
 		}
 	}
@@ -315,7 +311,7 @@ func (r *Runner) Restore(ctx context.Context) error {
 		return err
 	}
 	for _, h := range hourly {
-		st := r.state(h.Series)
+		st := r.j.state(h.Series)
 		v := &st.volume
 		if v.hours == nil {
 			v.hours, v.first = map[int64]hourCount{}, h.Hour.UnixMilli()
@@ -330,7 +326,7 @@ func (r *Runner) Restore(ctx context.Context) error {
 		return err
 	}
 	for _, w := range recent {
-		if st := r.state(w.Series); st.hasEnd {
+		if st := r.j.state(w.Series); st.hasEnd {
 			st.recent.observe(w.Events, w.End.Sub(w.Start), false)
 		}
 	}
@@ -342,7 +338,7 @@ func (r *Runner) Restore(ctx context.Context) error {
 		return err
 	}
 	for _, a := range firing {
-		r.alerter.Restore(a.Fingerprint, true, a.Severity)
+		r.j.alerter.Restore(a.Fingerprint, true, a.Severity)
 	}
 	// The stored hysteresis, where there is one, is newer than what the alerts say.
 	states, err := r.store.LoadAlertStates(ctx, 48*time.Hour)
@@ -350,7 +346,7 @@ func (r *Runner) Restore(ctx context.Context) error {
 		return err
 	}
 	for _, st := range states {
-		r.alerter.RestoreState(st.Fingerprint, st.AlertState)
+		r.j.alerter.RestoreState(st.Fingerprint, st.AlertState)
 	}
 	samples, err := r.restoreBuilders(ctx)
 	if err != nil {
@@ -369,11 +365,10 @@ func (r *Runner) Restore(ctx context.Context) error {
 	return nil
 }
 
-// UseReference makes p the reference of its model version (driftd baseline, tests).
+// useReference makes p the reference of its model version (restored, or loaded by
+// driftd baseline): the judge judges against it, the processor bins by its edges.
 func (r *Runner) useReference(p *detectors.Profile) {
-	key := [2]string{p.Model, p.Version}
-	r.refs[key] = p
-	delete(r.building, key)
+	r.j.useReference(p)
 	r.proc.SetLayout(p.Model, p.Version, p.Layout())
 }
 
@@ -569,14 +564,14 @@ func (r *Runner) handle(ctx context.Context, a ahead) (err error) {
 	}
 	r.clock.event(tp, e.Timestamp, now)
 	out, start, end := r.proc.Add(e, processors.Source{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Time: rec.Time}, now)
-	r.forget(r.proc.Forgotten())
+	r.j.forget(r.proc.Forgotten())
 	switch out {
 	case processors.Rejected:
 		return r.deadLetter(ctx, rec, consumers.ClassLimit, fmt.Errorf("series model %q version %q deployment %q is not tracked: limits.max_series (%d) series are", e.Model, e.ModelVersion, e.Deployment, r.proc.Limits().MaxSeries))
 	case processors.Added:
 		r.stats.Added++
-		if _, ok := r.refs[[2]string{e.Model, e.ModelVersion}]; !ok && r.set.ReferenceSource(e.Model) == detectors.SourceFirstWindows {
-			r.builder(e.Model, e.ModelVersion).add(start, processors.TopicPartition{Topic: rec.Topic, Partition: rec.Partition}, e)
+		if _, ok := r.j.refs[[2]string{e.Model, e.ModelVersion}]; !ok && r.set.ReferenceSource(e.Model) == detectors.SourceFirstWindows {
+			r.j.builder(e.Model, e.ModelVersion).add(start, processors.TopicPartition{Topic: rec.Topic, Partition: rec.Partition}, e)
 		}
 	case processors.Late:
 		r.stats.Late++
@@ -664,7 +659,7 @@ func (r *Runner) Flush(ctx context.Context) error {
 	if r.up != nil {
 		stageClosed = r.up.pending
 	}
-	if len(closed) == 0 && len(late) == 0 && len(stageClosed) == 0 && len(r.extraAlerts) == 0 && !r.alerter.Changed() {
+	if len(closed) == 0 && len(late) == 0 && len(stageClosed) == 0 && len(r.extraAlerts) == 0 && !r.j.alerter.Changed() {
 		return r.commitAndReport(ctx)
 	}
 	sort.SliceStable(closed, func(i, j int) bool { return closed[i].Merged.Start < closed[j].Merged.Start })
@@ -674,63 +669,20 @@ func (r *Runner) Flush(ctx context.Context) error {
 		// Stage windows first, so that model alerts of the same period can point at them.
 		sort.SliceStable(stageClosed, func(i, j int) bool { return stageClosed[i].Merged.Start < stageClosed[j].Merged.Start })
 		for _, c := range r.judgeStages(batch, stageClosed) {
-			if a := r.alerter.Observe(c, r.now()); a != nil {
+			if a := r.j.alerter.Observe(c, r.now()); a != nil {
 				batch.Alerts = append(batch.Alerts, a)
 			}
 		}
 	}
-	// A rolling reference may be a window closed in this very flush (a backlog), not yet
-	// written.
-	inBatch := make(map[windowKey]*processors.WindowAgg, len(closed))
-	for _, c := range closed {
-		if !c.Supplement {
-			inBatch[windowKey{c.Merged.Series, c.Merged.Start}] = c.Merged
-		}
+	built, err := r.j.judgeClosed(ctx, closed, r.now(), batch, r.onVerdict)
+	for _, p := range built {
+		r.proc.SetLayout(p.Model, p.Version, p.Layout())
 	}
-	for _, c := range closed {
-		if c.Supplement {
-			// Partitions a window lacked, written to complete it; the window was judged
-			// by whoever wrote the rest.
-			continue
-		}
-		w := c.Merged
-		key := [2]string{w.Series.Model, w.Series.Version}
-		ref := r.refs[key]
-		if lag, ok := detectors.RollingLag(r.set.ReferenceSource(w.Series.Model), r.set.WindowSpec(w.Series.Model).Size); ok {
-			ref = r.rollingReference(ctx, w, lag, inBatch)
-		} else if ref == nil && w.Events > 0 {
-			// An empty window (a silent series) is not one of the reference's windows: the
-			// next window with events counts it as a quiet one (refBuilder.windowClosed).
-			if err := r.referenceWindowClosed(ctx, batch, w); err != nil {
-				return err
-			}
-		}
-		v, err := r.judge(ctx, w, ref)
-		if err != nil {
-			return err
-		}
-		batch.Verdicts = append(batch.Verdicts, v)
-		r.state(w.Series).previous = w
-		r.windowJudged(w)
-		var raised []*schemas.AlertEvent
-		for _, cond := range v.Conditions {
-			if cond.Breached && (cond.Kind == schemas.KindDataDrift || cond.Kind == schemas.KindPredictionDrift) {
-				if h := r.upstreamHint(cond.Model, cond.WindowStart, cond.WindowEnd); h != "" {
-					cond.FiringSummary += "; upstream: " + h
-					cond.Details["upstream"] = h
-				}
-			}
-			if a := r.alerter.Observe(cond, r.now()); a != nil {
-				raised = append(raised, a)
-			}
-		}
-		batch.Alerts = append(batch.Alerts, raised...)
-		if r.onVerdict != nil {
-			r.onVerdict(v, raised)
-		}
+	if err != nil {
+		return err
 	}
-	batch.AlertStates = r.alerter.Changes()
-	r.unwritten = &judged{batch: batch, closedAt: r.closedAt, windows: len(closed), stageWindows: len(stageClosed)}
+	batch.AlertStates = r.j.alerter.Changes()
+	r.unwritten = &judged{refs: built, batch: batch, closedAt: r.closedAt, windows: len(closed), stageWindows: len(stageClosed)}
 	r.pending, r.closedAt, r.late, r.extraAlerts = nil, nil, nil, nil
 	if r.up != nil {
 		r.up.pending = nil
@@ -820,28 +772,8 @@ type windowKey struct {
 	start  int64
 }
 
-// rollingReference is the reference of a window judged against a recent window of the
-// same series: the previous one from memory, older ones from ClickHouse. It is nil when
-// that window does not exist (the series was quiet then, or is new).
-func (r *Runner) rollingReference(ctx context.Context, w *processors.WindowAgg, lag time.Duration, inBatch map[windowKey]*processors.WindowAgg) *detectors.Profile {
-	start := w.Start - lag.Milliseconds()
-	lagged := inBatch[windowKey{w.Series, start}]
-	if lagged == nil {
-		lagged = r.state(w.Series).previous
-	}
-	if lagged == nil || lagged.Start != start {
-		var err error
-		if lagged, err = r.store.LoadWindow(ctx, w.Series, time.UnixMilli(start)); err != nil {
-			r.log.Warn("rolling reference not loaded; window judged without one", "model", w.Series.Model, "err", err)
-			return nil
-		}
-	}
-	if lagged == nil {
-		return nil
-	}
-	return detectors.ProfileFromWindow(lagged, r.set.ReferenceSource(w.Series.Model), r.now())
-}
-
+// saveReference stores a reference the judge built, waiting out a ClickHouse that cannot
+// take it: it is saved before the windows judged against it are written.
 func (r *Runner) saveReference(ctx context.Context, p *detectors.Profile) error {
 	if err := retry.Do(ctx, r.policy(), "saving a reference", storage.Classify, r.attempt, func(ctx context.Context) error {
 		return r.store.SaveReference(ctx, p)
@@ -850,7 +782,6 @@ func (r *Runner) saveReference(ctx context.Context, p *detectors.Profile) error 
 	}
 	r.stats.ReferencesBuilt++
 	r.log.Info("reference built", "model", p.Model, "version", p.Version, "id", p.ID, "windows", p.Windows, "events", p.Events)
-	r.useReference(p)
 	return nil
 }
 

@@ -36,13 +36,13 @@ type refBuilder struct {
 	hasLast bool
 }
 
-func (r *Runner) builder(model, version string) *refBuilder {
+func (j *judge) builder(model, version string) *refBuilder {
 	key := [2]string{model, version}
-	b, ok := r.building[key]
+	b, ok := j.building[key]
 	if !ok {
 		b = &refBuilder{model: model, version: version, open: map[int64]map[processors.TopicPartition]*detectors.Sample{},
 			done: detectors.NewSample(), closed: map[int64]bool{}}
-		r.building[key] = b
+		j.building[key] = b
 	}
 	return b
 }
@@ -112,21 +112,18 @@ func (b *refBuilder) restoreWindow(start int64, s *detectors.Sample) {
 }
 
 // referenceWindowClosed feeds a closed window of a version without a reference to its
-// builder: the reference is saved once built, else the window's share is written with
-// the batch.
-func (r *Runner) referenceWindowClosed(ctx context.Context, batch *storage.Batch, w *processors.WindowAgg) error {
-	p, share := r.builder(w.Series.Model, w.Series.Version).windowClosed(w.Start, w.End-w.Start, r.set.ReferenceWindows(w.Series.Model), r.set.ReferenceMinEvents, r.now())
-	if p != nil {
-		return r.saveReference(ctx, p)
-	}
-	if share == nil {
-		return nil
+// builder. It returns the reference once built (now is its build time); until then the
+// window's share goes into the batch, to be written with it.
+func (j *judge) referenceWindowClosed(batch *storage.Batch, w *processors.WindowAgg, now time.Time) *detectors.Profile {
+	p, share := j.builder(w.Series.Model, w.Series.Version).windowClosed(w.Start, w.End-w.Start, j.set.ReferenceWindows(w.Series.Model), j.set.ReferenceMinEvents, now)
+	if p != nil || share == nil {
+		return p
 	}
 	body, err := share.MarshalBinary()
 	if err != nil {
 		// Not stored, the share is still in memory: only a restart before the reference
 		// is built would miss it.
-		r.log.Warn("reference sample not stored", "model", w.Series.Model, "version", w.Series.Version, "err", err)
+		j.log.Warn("reference sample not stored", "model", w.Series.Model, "version", w.Series.Version, "err", err)
 		return nil
 	}
 	batch.ReferenceSamples = append(batch.ReferenceSamples, storage.ReferenceSample{Model: w.Series.Model, Version: w.Series.Version,
@@ -143,7 +140,7 @@ func (r *Runner) restoreBuilders(ctx context.Context) (int, error) {
 	}
 	n := 0
 	for _, rs := range samples {
-		if _, ok := r.refs[[2]string{rs.Model, rs.Version}]; ok || r.set.ReferenceSource(rs.Model) != detectors.SourceFirstWindows {
+		if _, ok := r.j.refs[[2]string{rs.Model, rs.Version}]; ok || r.set.ReferenceSource(rs.Model) != detectors.SourceFirstWindows {
 			continue
 		}
 		s, err := detectors.UnmarshalSample(rs.Sample)
@@ -151,7 +148,7 @@ func (r *Runner) restoreBuilders(ctx context.Context) (int, error) {
 			r.log.Warn("stored reference sample unreadable; the reference is built without that window", "model", rs.Model, "version", rs.Version, "err", err)
 			continue
 		}
-		r.builder(rs.Model, rs.Version).restoreWindow(rs.Start.UnixMilli(), s)
+		r.j.builder(rs.Model, rs.Version).restoreWindow(rs.Start.UnixMilli(), s)
 		n++
 	}
 	return n, nil

@@ -26,11 +26,11 @@ type seriesState struct {
 	hasEnd bool
 }
 
-func (r *Runner) state(k processors.SeriesKey) *seriesState {
-	st, ok := r.series[k]
+func (j *judge) state(k processors.SeriesKey) *seriesState {
+	st, ok := j.series[k]
 	if !ok {
 		st = &seriesState{}
-		r.series[k] = st
+		j.series[k] = st
 	}
 	return st
 }
@@ -38,20 +38,20 @@ func (r *Runner) state(k processors.SeriesKey) *seriesState {
 // forget drops the state of the series the processor forgot, and what hangs on them: the
 // alerter's states of their conditions that are not firing, and the reference builders
 // of versions left without a series.
-func (r *Runner) forget(gone []processors.SeriesKey) {
+func (j *judge) forget(gone []processors.SeriesKey) {
 	if len(gone) == 0 {
 		return
 	}
 	versions := map[[2]string]bool{}
 	for _, k := range gone {
-		delete(r.series, k)
-		r.alerter.Forget(k.Model, k.Version, k.Deployment)
+		delete(j.series, k)
+		j.alerter.Forget(k.Model, k.Version, k.Deployment)
 		versions[[2]string{k.Model, k.Version}] = true
 	}
-	for k := range r.series {
+	for k := range j.series {
 		delete(versions, [2]string{k.Model, k.Version})
 	}
 	for v := range versions {
-		delete(r.building, v)
+		delete(j.building, v)
 	}
 }

@@ -74,14 +74,14 @@ func TestSeriesStateIsBoundedBySeriesLimit(t *testing.T) {
 	if len(sink.DeadLetters) > 0 {
 		t.Fatalf("%d series refused, first: %s", len(sink.DeadLetters), sink.DeadLetters[0])
 	}
-	if n := len(r.series); n > 6 {
+	if n := len(r.j.series); n > 6 {
 		t.Errorf("judge state of %d series kept, want at most the limit (5) and the newest", n)
 	}
 	// A series' conditions: service ones, and the features' once it has a reference.
-	if n := r.alerter.Len(); n > 6*8 {
+	if n := r.j.alerter.Len(); n > 6*8 {
 		t.Errorf("%d alert states kept for at most 6 series", n)
 	}
-	if n := len(r.building); n > 6 {
+	if n := len(r.j.building); n > 6 {
 		t.Errorf("%d reference builders kept", n)
 	}
 	if store.Verdicts < 60 {

@@ -333,7 +333,7 @@ func (r *Runner) handlePipeline(ctx context.Context, rec consumers.Record) error
 				delete(u.links, m)
 			}
 		}
-		r.alerter.ForgetStage(sk.pipeline, sk.stage)
+		r.j.alerter.ForgetStage(sk.pipeline, sk.stage)
 	}
 	u.observe(e, out, start)
 	if out == processors.Late {
@@ -468,13 +468,13 @@ func (r *Runner) checkFreshness(now time.Time) {
 		st := u.stages[k]
 		expected := r.expected(k, st)
 		for _, o := range detectors.OverdueSpells(st.successes, u.freshTo, at, expected) {
-			if a := r.alerter.TransitionStage(k.pipeline, k.stage, st.fp, true, func() detectors.Condition {
+			if a := r.j.alerter.TransitionStage(k.pipeline, k.stage, st.fp, true, func() detectors.Condition {
 				return detectors.FreshnessBreach(k.pipeline, k.stage, o)
 			}, now); a != nil {
 				r.extraAlerts = append(r.extraAlerts, a)
 			}
 			if !o.Until.IsZero() {
-				if a := r.alerter.TransitionStage(k.pipeline, k.stage, st.fp, false, func() detectors.Condition {
+				if a := r.j.alerter.TransitionStage(k.pipeline, k.stage, st.fp, false, func() detectors.Condition {
 					return detectors.FreshnessRecovered(k.pipeline, k.stage, o)
 				}, now); a != nil {
 					r.extraAlerts = append(r.extraAlerts, a)

@@ -117,10 +117,10 @@ func medianOf(xs []float64) float64 {
 // judgeVolume judges w's events and puts the condition, if any, in v: against the same
 // hour of the previous days when that history exists, else against the series' recent
 // windows, else against the reference's windows.
-func (r *Runner) judgeVolume(v *detectors.Verdict, w *processors.WindowAgg, ref *detectors.Profile) {
+func (j *judge) judgeVolume(v *detectors.Verdict, w *processors.WindowAgg, ref *detectors.Profile) {
 	size := time.Duration(w.End-w.Start) * time.Millisecond
-	st := r.state(w.Series)
-	c, exp, ok := r.volumeCondition(w, ref, st, size)
+	st := j.state(w.Series)
+	c, exp, ok := j.volumeCondition(w, ref, st, size)
 	st.volume.add(w)
 	st.recent.observe(w.Events, size, ok && c.Breached)
 	if !ok {
@@ -130,8 +130,8 @@ func (r *Runner) judgeVolume(v *detectors.Verdict, w *processors.WindowAgg, ref 
 	v.ExpectedEvents, v.VolumeLow = exp.PerWindow*float64(w.End-w.Start)/float64(exp.Size.Milliseconds()), c.Breached
 }
 
-func (r *Runner) volumeCondition(w *processors.WindowAgg, ref *detectors.Profile, st *seriesState, size time.Duration) (detectors.Condition, detectors.VolumeExpectation, bool) {
-	th := r.set.Thresholds(w.Series.Model, "")
+func (j *judge) volumeCondition(w *processors.WindowAgg, ref *detectors.Profile, st *seriesState, size time.Duration) (detectors.Condition, detectors.VolumeExpectation, bool) {
+	th := j.set.Thresholds(w.Series.Model, "")
 	if exp, ok := st.volume.expectation(w.Start, size); ok {
 		c, ok := detectors.ModelVolumeCondition(w, exp, th)
 		return c, exp, ok
@@ -246,7 +246,7 @@ const silentSeriesFor = 24 * time.Hour
 // fires at the same event-time moment live and in a backlog.
 func (r *Runner) silentWindows(now time.Time) []processors.Closed {
 	clock := r.clock.now(now)
-	if clock.IsZero() || len(r.series) == 0 || r.set.Spread {
+	if clock.IsZero() || len(r.j.series) == 0 || r.set.Spread {
 		return nil
 	}
 	open := r.proc.OpenSeries()
@@ -255,8 +255,8 @@ func (r *Runner) silentWindows(now time.Time) []processors.Closed {
 	}
 	var out []processors.Closed
 	for _, s := range r.seriesWithEnds() {
-		st := r.series[s]
-		if open[s] || r.refs[[2]string{s.Model, s.Version}] == nil && st.volume.hours == nil {
+		st := r.j.series[s]
+		if open[s] || r.j.refs[[2]string{s.Model, s.Version}] == nil && st.volume.hours == nil {
 			continue
 		}
 		lateness := r.set.WindowSpec(s.Model).Lateness
@@ -277,7 +277,7 @@ func (r *Runner) fillGaps(closed []processors.Closed) []processors.Closed {
 	}
 	var out []processors.Closed
 	for _, c := range closed {
-		st, ok := r.series[c.Merged.Series]
+		st, ok := r.j.series[c.Merged.Series]
 		if ok && st.hasEnd && !c.Supplement {
 			if c.Merged.Start > st.end.end {
 				limit := c.Merged.Start
@@ -323,7 +323,7 @@ func (r *Runner) superseded(s processors.SeriesKey, start, end int64, open map[p
 			return true
 		}
 	}
-	for k, st := range r.series {
+	for k, st := range r.j.series {
 		if other(k) && st.hasEnd && st.end.lastData >= end {
 			return true
 		}
@@ -333,8 +333,8 @@ func (r *Runner) superseded(s processors.SeriesKey, start, end int64, open map[p
 
 // seriesWithEnds lists the series whose judged windows' end is known, in a fixed order.
 func (r *Runner) seriesWithEnds() []processors.SeriesKey {
-	keys := make([]processors.SeriesKey, 0, len(r.series))
-	for k, st := range r.series {
+	keys := make([]processors.SeriesKey, 0, len(r.j.series))
+	for k, st := range r.j.series {
 		if st.hasEnd {
 			keys = append(keys, k)
 		}
@@ -353,8 +353,8 @@ func (r *Runner) seriesWithEnds() []processors.SeriesKey {
 }
 
 // windowJudged records where a series' judged windows end.
-func (r *Runner) windowJudged(w *processors.WindowAgg) {
-	st := r.state(w.Series)
+func (j *judge) windowJudged(w *processors.WindowAgg) {
+	st := j.state(w.Series)
 	e := st.end
 	e.end, e.size = max(e.end, w.End), time.Duration(w.End-w.Start)*time.Millisecond
 	if w.Events > 0 {

@@ -11,6 +11,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/driftd/driftd/consumers"
+	"github.com/driftd/driftd/detectors"
 	"github.com/driftd/driftd/internal/retry"
 	"github.com/driftd/driftd/schemas"
 	"github.com/driftd/driftd/storage"
@@ -26,6 +27,10 @@ import (
 // finishes it as it is: the alerter has moved on, so judging the windows again would
 // lose their alerts.
 type judged struct {
+	// refs are references built while judging the batch, saved before it is written
+	// (saved counts those saved).
+	refs                  []*detectors.Profile
+	saved                 int
 	batch                 *storage.Batch
 	closedAt              []time.Time
 	windows, stageWindows int
@@ -55,6 +60,11 @@ func retryAll(error) retry.Class { return retry.Retryable }
 // writeJudged writes r.unwritten, publishes the alerts stored with it and forgets it.
 func (r *Runner) writeJudged(ctx context.Context) error {
 	j := r.unwritten
+	for ; j.saved < len(j.refs); j.saved++ {
+		if err := r.saveReference(ctx, j.refs[j.saved]); err != nil {
+			return err
+		}
+	}
 	if !j.stored {
 		for _, a := range j.batch.Alerts {
 			finiteAlert(a)
