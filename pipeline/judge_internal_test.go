@@ -1,0 +1,126 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/driftd/driftd/detectors"
+	"github.com/driftd/driftd/processors"
+	"github.com/driftd/driftd/schemas"
+	"github.com/driftd/driftd/storage"
+)
+
+// noWindows is a windowLoader with nothing written.
+type noWindows struct{}
+
+func (noWindows) LoadWindow(context.Context, processors.SeriesKey, time.Time) (*processors.WindowAgg, error) {
+	return nil, nil
+}
+
+// closedWindows runs n one-minute windows of one model through ingest as handle does
+// (window state, reference builder), 300 events each; from window shiftAt on, feature x
+// moves by a standard deviation and a half. It returns the closed windows in order.
+func closedWindows(t *testing.T, j *judge, n, shiftAt int) []processors.Closed {
+	t.Helper()
+	t0 := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
+	p := processors.NewProcessor(j.set.WindowSpec, processors.Limits{})
+	rng := rand.New(rand.NewPCG(1, 2))
+	var closed []processors.Closed
+	for w := range n + 1 { // the last window only closes the one before
+		for i := range 300 {
+			x := rng.NormFloat64()
+			if w >= shiftAt {
+				x += 1.5
+			}
+			e := &schemas.PredictionEvent{EventID: fmt.Sprint(w, "-", i), Model: "m", ModelVersion: "1", Deployment: "primary",
+				Timestamp: t0.Add(time.Duration(w)*time.Minute + time.Duration(i)*200*time.Millisecond), Status: "ok", LatencyMs: 10 + rng.Float64(),
+				Features: []schemas.Feature{{Name: "x", Value: schemas.Value{Kind: schemas.Number, Num: x}},
+					{Name: "c", Value: schemas.Value{Kind: schemas.String, Str: fmt.Sprint("v", rng.IntN(4))}}},
+				Prediction: schemas.Value{Kind: schemas.Number, Num: rng.Float64()}}
+			tp := processors.TopicPartition{Topic: "preds"}
+			out, start, _ := p.Add(e, processors.Source{Topic: tp.Topic, Offset: int64(w*300 + i)}, e.Timestamp)
+			if out != processors.Added {
+				t.Fatalf("event %s: %v", e.EventID, out)
+			}
+			if j.refs[[2]string{"m", "1"}] == nil {
+				j.builder("m", "1").add(start, tp, e)
+			}
+		}
+		closed = append(closed, p.Ready()...)
+	}
+	if len(closed) != n {
+		t.Fatalf("%d windows closed, want %d", len(closed), n)
+	}
+	return closed
+}
+
+func testJudge() *judge {
+	set := &Settings{
+		WindowSpec:       func(string) processors.WindowSpec { return processors.WindowSpec{Size: time.Minute} },
+		Thresholds:       func(string, string) detectors.Thresholds { return detectors.DefaultThresholds },
+		ReferenceWindows: func(string) int { return 3 },
+		ReferenceSource:  func(string) string { return detectors.SourceFirstWindows },
+		FireAfter:        1, ResolveAfter: 2,
+	}
+	return newJudge(set, slog.New(slog.NewTextHandler(io.Discard, nil)), noWindows{})
+}
+
+// TestJudgeIsAFunctionOfTheClosedWindows: the judging stage on its own, with no engine:
+// the same closed windows judged in one batch or in batches of any size give the same
+// verdicts and alerts, and the shift after the reference fires data drift while the
+// windows before it stay quiet.
+func TestJudgeIsAFunctionOfTheClosedWindows(t *testing.T) {
+	const n, shiftAt = 10, 6
+	var want string
+	for _, chunk := range []int{n, 1, 3, 4} {
+		t.Run(fmt.Sprint("batches of ", chunk), func(t *testing.T) {
+			j := testJudge()
+			closed := closedWindows(t, j, n, shiftAt)
+			var got strings.Builder
+			var built int
+			for i := 0; i < n; i += chunk {
+				batch := &storage.Batch{}
+				// Each batch is judged at its own time: the evaluation time only stamps
+				// what is built and raised, not what is judged.
+				now := time.Date(2026, 12, 1, 0, 0, i, 0, time.UTC)
+				refs, err := j.judgeClosed(context.Background(), closed[i:min(i+chunk, n)], now, batch, func(v detectors.Verdict, raised []*schemas.AlertEvent) {
+					fmt.Fprintf(&got, "window %s ref %t:", time.UnixMilli(v.Window.Start).UTC().Format("15:04"), v.ReferenceID != "")
+					for _, c := range v.Conditions {
+						fmt.Fprintf(&got, " %s/%s/%s=%.9g(%t)", c.Kind, c.Feature, c.Metric, c.Value, c.Breached)
+					}
+					got.WriteString("\n")
+					for _, a := range raised {
+						fmt.Fprintf(&got, "alert %s %s %s %s\n", a.Kind, a.Feature, a.State, a.WindowStart.UTC().Format("15:04"))
+					}
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				built += len(refs)
+				if len(batch.Verdicts) != min(chunk, n-i) {
+					t.Fatalf("%d verdicts for %d windows", len(batch.Verdicts), min(chunk, n-i))
+				}
+			}
+			if built != 1 {
+				t.Errorf("%d references built, want 1", built)
+			}
+			if !strings.Contains(got.String(), fmt.Sprintf("alert %s x firing 00:%02d", schemas.KindDataDrift, shiftAt)) {
+				t.Errorf("no data drift alert on x at the shift:\n%s", got.String())
+			}
+			if strings.Count(got.String(), "alert ") != strings.Count(got.String(), "alert "+schemas.KindDataDrift+" x firing") {
+				t.Errorf("alerts other than the drift of x:\n%s", got.String())
+			}
+			if want == "" {
+				want = got.String()
+			} else if got.String() != want {
+				t.Errorf("judged in batches of %d:\n%s\nin one batch:\n%s", chunk, got.String(), want)
+			}
+		})
+	}
+}
