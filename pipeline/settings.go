@@ -13,6 +13,9 @@ import (
 // enough to keep the decoding goroutine busy through a flush's pause, a few MB at most.
 const DefaultDecodeAhead = 512
 
+// DefaultStartupGrace holds every window open after the first record (Settings.StartupGrace).
+const DefaultStartupGrace = 5 * time.Second
+
 // SettingsFromConfig are the pipeline's settings from a configuration: what driftd run
 // uses, and what driftd detect-bench and the replay tests measure (so that they measure
 // the real defaults). Observer and the clock-dependent parts are the caller's.
@@ -30,7 +33,7 @@ func SettingsFromConfig(cfg config.Config, predictions, pipelines schemas.Decode
 		ResolveAfter:       cfg.Detection.ResolveAfter,
 		FlushInterval:      time.Duration(cfg.Kafka.FlushInterval),
 		IdleClose:          time.Duration(cfg.Windows.IdleClose),
-		StartupGrace:       5 * time.Second,
+		StartupGrace:       DefaultStartupGrace,
 		MaxOutage:          time.Duration(cfg.Limits.MaxOutage),
 		MaxFuture:          time.Duration(cfg.Limits.MaxFuture),
 		MaxEventBytes:      cfg.Limits.MaxEventBytes,

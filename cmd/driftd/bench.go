@@ -392,6 +392,10 @@ func randomSuffix() string {
 type benchTracker struct {
 	want     int64
 	waitLast bool
+	// grace is the pipeline's start-up grace: no window closes before it has passed since
+	// the first record, so a backlog read faster than that is judged at the first flush
+	// after it.
+	grace    time.Duration
 	consumed atomic.Int64
 	// Unix nanoseconds of the first and last record, the first flush after the last
 	// record, and the flush that left no window open.
@@ -425,7 +429,7 @@ func (b *benchObserver) Consumed(topic string) {
 // State ends every flush, after its windows are written.
 func (b *benchObserver) State(open, series, partitions int) {
 	b.Observer.State(open, series, partitions)
-	if b.t.consumed.Load() < b.t.want {
+	if b.t.consumed.Load() < b.t.want || time.Since(time.Unix(0, b.t.first.Load())) < b.t.grace {
 		return
 	}
 	if b.t.flushed.CompareAndSwap(0, time.Now().UnixNano()) {
@@ -515,7 +519,7 @@ func driftdBench(ctx context.Context, cfg config.Config, o throughputOptions, lo
 		return err
 	}
 
-	t := &benchTracker{want: int64(o.events), waitLast: o.waitLast, done: make(chan struct{})}
+	t := &benchTracker{want: int64(o.events), waitLast: o.waitLast, grace: pipeline.DefaultStartupGrace, done: make(chan struct{})}
 	var peak, peakLive atomic.Uint64
 	stopSampler := make(chan struct{})
 	go peakSampler(stopSampler, &peak, &peakLive)
