@@ -49,7 +49,7 @@ func closedWindows(t *testing.T, j *judge, n, shiftAt int) []processors.Closed {
 				t.Fatalf("event %s: %v", e.EventID, out)
 			}
 			if j.refs[[2]string{"m", "1"}] == nil {
-				j.builder("m", "1").add(start, tp, e)
+				j.builder("m", "1").add(start, tp, e, 3, 0)
 			}
 		}
 		closed = append(closed, p.Ready()...)

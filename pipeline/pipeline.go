@@ -571,7 +571,8 @@ func (r *Runner) handle(ctx context.Context, a ahead) (err error) {
 	case processors.Added:
 		r.stats.Added++
 		if _, ok := r.j.refs[[2]string{e.Model, e.ModelVersion}]; !ok && r.set.ReferenceSource(e.Model) == detectors.SourceFirstWindows {
-			r.j.builder(e.Model, e.ModelVersion).add(start, processors.TopicPartition{Topic: rec.Topic, Partition: rec.Partition}, e)
+			r.j.builder(e.Model, e.ModelVersion).add(start, processors.TopicPartition{Topic: rec.Topic, Partition: rec.Partition}, e,
+				r.set.ReferenceWindows(e.Model), r.set.ReferenceMinEvents)
 		}
 	case processors.Late:
 		r.stats.Late++

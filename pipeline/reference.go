@@ -34,6 +34,12 @@ type refBuilder struct {
 	// next one had no event and count as empty reference windows.
 	last    int64
 	hasLast bool
+	// Windows from cutoff on come after enough windows to build the reference from: they
+	// are judged against it, never folded in, so their events are not sampled. In a
+	// backlog every window stays open through the start-up grace, and sampling them all
+	// cost a tenth of the pipeline goroutine and most of its start-up memory.
+	cutoff    int64
+	hasCutoff bool
 }
 
 func (j *judge) builder(model, version string) *refBuilder {
@@ -47,9 +53,18 @@ func (j *judge) builder(model, version string) *refBuilder {
 	return b
 }
 
-func (b *refBuilder) add(windowStart int64, tp processors.TopicPartition, e *schemas.PredictionEvent) {
+// add samples e into the share of its window and partition. n and minEvents are what the
+// reference needs (windows, events).
+func (b *refBuilder) add(windowStart int64, tp processors.TopicPartition, e *schemas.PredictionEvent, n int, minEvents uint64) {
+	if b.hasCutoff && windowStart >= b.cutoff {
+		return
+	}
 	parts, ok := b.open[windowStart]
 	if !ok {
+		if b.enoughBefore(windowStart, n, minEvents) {
+			b.cutoff, b.hasCutoff = windowStart, true
+			return
+		}
 		parts = map[processors.TopicPartition]*detectors.Sample{}
 		b.open[windowStart] = parts
 	}
@@ -59,6 +74,23 @@ func (b *refBuilder) add(windowStart int64, tp processors.TopicPartition, e *sch
 		parts[tp] = s
 	}
 	s.AddEvent(e)
+}
+
+// enoughBefore reports whether the windows before start make a reference without it: n
+// windows with events, closed or still open (a model's windows close in start order, and
+// an open window already has an event), holding minEvents events. Their counts only grow,
+// so a window found not needed stays not needed.
+func (b *refBuilder) enoughBefore(start int64, n int, minEvents uint64) bool {
+	windows, events := len(b.closed), b.done.Events
+	for s, parts := range b.open {
+		if s < start {
+			windows++
+			for _, p := range parts {
+				events += p.Events
+			}
+		}
+	}
+	return windows >= n && events > 0 && events >= minEvents
 }
 
 // windowClosed folds a closed window in. After n windows holding minEvents events in
