@@ -231,8 +231,22 @@ type jsonPrediction struct {
 	InputSize    *float64           `json:"input_size"`
 }
 
-// DecodePredictionJSON decodes one JSON prediction into e, reusing e's memory.
+// DecodePredictionJSON decodes one JSON prediction into e, reusing e's memory: in one
+// pass (jsonfast.go) when the record allows it, else through encoding/json.
 func DecodePredictionJSON(b []byte, e *PredictionEvent) error {
+	e.Reset()
+	if !e.scanPrediction(b) {
+		return decodePredictionJSONStd(b, e)
+	}
+	if err := e.validate(); err != nil {
+		return fmt.Errorf("decode JSON prediction %s: %w", e.EventID, err)
+	}
+	return nil
+}
+
+// decodePredictionJSONStd decodes one JSON prediction through encoding/json: the
+// reference the fast path is held to, and the path of every record it leaves.
+func decodePredictionJSONStd(b []byte, e *PredictionEvent) error {
 	e.Reset()
 	j := jsonPrediction{Features: featureList{e: e}}
 	if err := json.Unmarshal(b, &j); err != nil {

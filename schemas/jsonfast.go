@@ -1,0 +1,451 @@
+package schemas
+
+import (
+	"strconv"
+	"time"
+	"unicode/utf8"
+)
+
+// The fast path of JSON predictions. encoding/json spent most of a prediction's decoding
+// on the top-level object (validating the whole record first, then reflecting over the
+// struct, allocating per field), and decoding was most of the pipeline's CPU; so the
+// object is scanned here in one pass, by hand, because that is the hot path.
+//
+// It decodes only what it can decode exactly as encoding/json would, and hands every
+// other record to the encoding/json path (decodePredictionJSONStd), which then decides
+// and words the error: keys written with escapes, in another case or given twice,
+// strings with escapes or invalid UTF-8, values of an unexpected type, numbers out of
+// range, nesting deeper than maxFastDepth, anything invalid. The timestamp, features and
+// prediction values go through the very same UnmarshalJSON methods encoding/json calls,
+// once their bytes are known to be valid JSON. FuzzJSONFastMatchesStd holds the two
+// paths to the same events and errors on arbitrary bytes.
+
+// The fields of a prediction, as bits of what the scan has seen.
+const (
+	fEventID = 1 << iota
+	fRequestID
+	fModel
+	fModelVersion
+	fDeployment
+	fTimestamp
+	fFeatures
+	fPrediction
+	fScores
+	fLatency
+	fStatus
+	fInputSize
+)
+
+var predictionKeys = [...]struct {
+	name string
+	bit  int
+}{
+	{"event_id", fEventID}, {"request_id", fRequestID}, {"model", fModel}, {"model_version", fModelVersion},
+	{"deployment", fDeployment}, {"timestamp", fTimestamp}, {"features", fFeatures}, {"prediction", fPrediction},
+	{"scores", fScores}, {"latency_ms", fLatency}, {"status", fStatus}, {"input_size", fInputSize},
+}
+
+// maxFastDepth bounds the nesting of unknown values the fast path skips; deeper records
+// go to encoding/json (whose own limit is 10,000).
+const maxFastDepth = 64
+
+// keyBit returns the field a key names: its bit, 0 for a key encoding/json would not
+// match to any field, or -1 for one it might match without regard to case (left to
+// encoding/json).
+func keyBit(k []byte) int {
+	for _, f := range predictionKeys {
+		if string(k) == f.name {
+			return f.bit
+		}
+	}
+	for _, c := range k {
+		if c >= utf8.RuneSelf {
+			return -1 // Unicode case folding: 'ſ' matches 's', 'K' matches 'k'
+		}
+	}
+	for _, f := range predictionKeys {
+		if len(k) == len(f.name) && asciiEqualFold(k, f.name) {
+			return -1
+		}
+	}
+	return 0
+}
+
+func asciiEqualFold(a []byte, b string) bool {
+	for i := range a {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+// scanPrediction decodes b into e (reset) and reports true, or reports false when
+// encoding/json must decide (e is then in any state).
+func (e *PredictionEvent) scanPrediction(b []byte) bool {
+	s := skipSpace(b)
+	if len(s) == 0 || s[0] != '{' {
+		return false
+	}
+	s = skipSpace(s[1:])
+	seen := 0
+	if len(s) > 0 && s[0] == '}' {
+		s = s[1:]
+	} else {
+		for {
+			key, rest, ok := plainString(s)
+			if !ok {
+				return false
+			}
+			bit := keyBit(key)
+			if bit < 0 || seen&bit != 0 {
+				return false
+			}
+			seen |= bit
+			rest = skipSpace(rest)
+			if len(rest) == 0 || rest[0] != ':' {
+				return false
+			}
+			rest = skipSpace(rest[1:])
+			if rest, ok = e.scanField(bit, rest); !ok {
+				return false
+			}
+			rest = skipSpace(rest)
+			if len(rest) == 0 {
+				return false
+			}
+			if rest[0] == '}' {
+				s = rest[1:]
+				break
+			}
+			if rest[0] != ',' {
+				return false
+			}
+			s = skipSpace(rest[1:])
+		}
+	}
+	return len(skipSpace(s)) == 0
+}
+
+// scanField decodes the value of one field at the start of b and returns what follows.
+func (e *PredictionEvent) scanField(bit int, b []byte) ([]byte, bool) {
+	switch bit {
+	case 0:
+		return skipValue(b, 0)
+	case fEventID, fRequestID, fModel, fModelVersion, fDeployment, fStatus:
+		if rest, ok := literal(b, "null"); ok {
+			return rest, true // encoding/json leaves the field as it is: empty
+		}
+		v, rest, ok := plainString(b)
+		if !ok {
+			return b, false
+		}
+		switch bit {
+		case fEventID:
+			e.EventID = string(v)
+		case fRequestID:
+			e.RequestID = string(v)
+		case fModel:
+			e.Model = e.intern(v)
+		case fModelVersion:
+			e.ModelVersion = e.intern(v)
+		case fDeployment:
+			e.Deployment = e.intern(v)
+		case fStatus:
+			e.Status = e.intern(v)
+		}
+		return rest, true
+	case fLatency, fInputSize:
+		if rest, ok := literal(b, "null"); ok {
+			return rest, true
+		}
+		n, rest, ok := scanNumber(b)
+		if !ok {
+			return b, false
+		}
+		f, err := strconv.ParseFloat(unsafeString(n), 64)
+		if err != nil {
+			return b, false
+		}
+		if bit == fLatency {
+			e.LatencyMs = f
+		} else {
+			e.InputSize, e.HasInputSize = f, true
+		}
+		return rest, true
+	case fScores:
+		return e.scanScores(b)
+	}
+	if bit == fTimestamp {
+		// The common form, a string without escapes, parsed as jsonTime parses it, without
+		// its round trip through encoding/json.
+		if v, rest, ok := plainString(b); ok {
+			t, err := time.Parse(time.RFC3339Nano, unsafeString(v))
+			if err != nil {
+				return b, false
+			}
+			e.Timestamp = t.UTC()
+			return rest, true
+		}
+	}
+	// timestamp, features, prediction: the methods encoding/json calls, on the value's
+	// bytes once they are known to be valid JSON.
+	rest, ok := skipValue(b, 0)
+	if !ok {
+		return b, false
+	}
+	raw := b[:len(b)-len(rest)]
+	switch bit {
+	case fTimestamp:
+		var t jsonTime
+		if t.UnmarshalJSON(raw) != nil {
+			return b, false
+		}
+		e.Timestamp = t.t
+	case fFeatures:
+		f := featureList{e: e}
+		if f.UnmarshalJSON(raw) != nil {
+			return b, false
+		}
+	case fPrediction:
+		var v jsonValue
+		if v.UnmarshalJSON(raw) != nil {
+			return b, false
+		}
+		e.Prediction = v.v
+	}
+	return rest, true
+}
+
+// scanScores decodes "scores": null, or an object of plain keys and numbers (a new map,
+// as encoding/json makes; a key given twice keeps its last value, as there).
+func (e *PredictionEvent) scanScores(b []byte) ([]byte, bool) {
+	if rest, ok := literal(b, "null"); ok {
+		return rest, true
+	}
+	if len(b) == 0 || b[0] != '{' {
+		return b, false
+	}
+	m := map[string]float64{}
+	s := skipSpace(b[1:])
+	if len(s) > 0 && s[0] == '}' {
+		e.Scores = m
+		return s[1:], true
+	}
+	for {
+		k, rest, ok := plainString(s)
+		if !ok {
+			return b, false
+		}
+		rest = skipSpace(rest)
+		if len(rest) == 0 || rest[0] != ':' {
+			return b, false
+		}
+		n, rest, ok := scanNumber(skipSpace(rest[1:]))
+		if !ok {
+			return b, false
+		}
+		f, err := strconv.ParseFloat(unsafeString(n), 64)
+		if err != nil {
+			return b, false
+		}
+		m[string(k)] = f
+		rest = skipSpace(rest)
+		if len(rest) == 0 {
+			return b, false
+		}
+		if rest[0] == '}' {
+			e.Scores = m
+			return rest[1:], true
+		}
+		if rest[0] != ',' {
+			return b, false
+		}
+		s = skipSpace(rest[1:])
+	}
+}
+
+// plainString reads a string at the start of b that encoding/json would take byte for
+// byte: no escapes, no control characters, valid UTF-8. It returns the bytes between
+// the quotes.
+func plainString(b []byte) ([]byte, []byte, bool) {
+	if len(b) == 0 || b[0] != '"' {
+		return nil, b, false
+	}
+	ascii := true
+	for i := 1; i < len(b); i++ {
+		c := b[i]
+		switch {
+		case c == '"':
+			if !ascii && !utf8.Valid(b[1:i]) {
+				return nil, b, false
+			}
+			return b[1:i], b[i+1:], true
+		case c == '\\' || c < 0x20:
+			return nil, b, false
+		case c >= utf8.RuneSelf:
+			ascii = false
+		}
+	}
+	return nil, b, false
+}
+
+func literal(b []byte, lit string) ([]byte, bool) {
+	if len(b) >= len(lit) && string(b[:len(lit)]) == lit {
+		return b[len(lit):], true
+	}
+	return b, false
+}
+
+// scanNumber reads a number in JSON's grammar at the start of b.
+func scanNumber(b []byte) (num, rest []byte, ok bool) {
+	i := 0
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(b) && b[i] == '0':
+		i++
+	case i < len(b) && b[i] >= '1' && b[i] <= '9':
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+	default:
+		return nil, b, false
+	}
+	if i < len(b) && b[i] == '.' {
+		i++
+		d := i
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+		if i == d {
+			return nil, b, false
+		}
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		d := i
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+		if i == d {
+			return nil, b, false
+		}
+	}
+	return b[:i], b[i:], true
+}
+
+// skipValue validates the JSON value at the start of b and returns what follows it.
+func skipValue(b []byte, depth int) ([]byte, bool) {
+	if len(b) == 0 || depth > maxFastDepth {
+		return b, false
+	}
+	switch c := b[0]; {
+	case c == '"':
+		return skipString(b)
+	case c == '{':
+		s := skipSpace(b[1:])
+		if len(s) > 0 && s[0] == '}' {
+			return s[1:], true
+		}
+		for {
+			rest, ok := skipString(s)
+			if !ok {
+				return b, false
+			}
+			rest = skipSpace(rest)
+			if len(rest) == 0 || rest[0] != ':' {
+				return b, false
+			}
+			if rest, ok = skipValue(skipSpace(rest[1:]), depth+1); !ok {
+				return b, false
+			}
+			rest = skipSpace(rest)
+			if len(rest) == 0 {
+				return b, false
+			}
+			if rest[0] == '}' {
+				return rest[1:], true
+			}
+			if rest[0] != ',' {
+				return b, false
+			}
+			s = skipSpace(rest[1:])
+		}
+	case c == '[':
+		s := skipSpace(b[1:])
+		if len(s) > 0 && s[0] == ']' {
+			return s[1:], true
+		}
+		for {
+			rest, ok := skipValue(s, depth+1)
+			if !ok {
+				return b, false
+			}
+			rest = skipSpace(rest)
+			if len(rest) == 0 {
+				return b, false
+			}
+			if rest[0] == ']' {
+				return rest[1:], true
+			}
+			if rest[0] != ',' {
+				return b, false
+			}
+			s = skipSpace(rest[1:])
+		}
+	case c == 't':
+		return literal(b, "true")
+	case c == 'f':
+		return literal(b, "false")
+	case c == 'n':
+		return literal(b, "null")
+	}
+	_, rest, ok := scanNumber(b)
+	return rest, ok
+}
+
+// skipString validates a JSON string at the start of b (escapes included; bytes that are
+// not UTF-8 are valid JSON, which encoding/json replaces) and returns what follows it.
+func skipString(b []byte) ([]byte, bool) {
+	if len(b) == 0 || b[0] != '"' {
+		return b, false
+	}
+	for i := 1; i < len(b); i++ {
+		switch c := b[i]; {
+		case c == '"':
+			return b[i+1:], true
+		case c < 0x20:
+			return b, false
+		case c == '\\':
+			i++
+			if i >= len(b) {
+				return b, false
+			}
+			switch b[i] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			case 'u':
+				if i+4 >= len(b) {
+					return b, false
+				}
+				for _, h := range b[i+1 : i+5] {
+					if !('0' <= h && h <= '9' || 'a' <= h && h <= 'f' || 'A' <= h && h <= 'F') {
+						return b, false
+					}
+				}
+				i += 4
+			default:
+				return b, false
+			}
+		}
+	}
+	return b, false
+}
