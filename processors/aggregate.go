@@ -284,10 +284,20 @@ type WindowAgg struct {
 	// all of them (nil without a layout that asks for them).
 	Joint    *CoMoments
 	jointBuf []float64
+	// jointPos is where each joint feature was in the last event: producers send their
+	// features in one order, so a look there nearly always finds it without a scan.
+	jointPos []int
+	// featPos is the aggregate of the feature at each position of the last event (up to
+	// maxCachedPositions): looked at first, it spares a map lookup per feature per event.
+	// Merge, the one other writer of Features, drops it.
+	featPos []*FeatureAgg
 	// ReferenceID is the reference whose layout (bin edges, categories) the window's
 	// events were counted against; "" when it opened before any reference.
 	ReferenceID string
 }
+
+// maxCachedPositions bounds WindowAgg.featPos.
+const maxCachedPositions = 64
 
 func newWindowAgg(s SeriesKey, start, end int64) *WindowAgg {
 	return &WindowAgg{Series: s, Start: start, End: end, Latency: NewSketch(), Features: map[string]*FeatureAgg{}}
@@ -343,7 +353,16 @@ func (w *WindowAgg) add(e *schemas.PredictionEvent, layout *Layout, lim Limits) 
 	}
 	for i := range e.Features {
 		f := &e.Features[i]
-		agg, ok := w.Features[f.Name]
+		var agg *FeatureAgg
+		ok := false
+		if i < len(w.featPos) {
+			if c := w.featPos[i]; c != nil && c.Name == f.Name {
+				agg, ok = c, true
+			}
+		}
+		if !ok {
+			agg, ok = w.Features[f.Name]
+		}
 		if !ok && len(w.Features) >= lim.MaxFeatures {
 			w.DroppedFeatures++
 			continue
@@ -351,6 +370,12 @@ func (w *WindowAgg) add(e *schemas.PredictionEvent, layout *Layout, lim Limits) 
 		agg = w.addFeature(agg, f.Name, f.Value, layout, lim)
 		if !ok && agg != nil {
 			w.Features[f.Name] = agg
+		}
+		if i < maxCachedPositions {
+			for len(w.featPos) <= i {
+				w.featPos = append(w.featPos, nil)
+			}
+			w.featPos[i] = agg
 		}
 	}
 }
@@ -360,19 +385,25 @@ func (w *WindowAgg) addJoint(e *schemas.PredictionEvent, names []string, edges [
 	if w.Joint == nil {
 		w.Joint = NewCoMoments(len(names))
 		w.jointBuf = make([]float64, len(names))
+		w.jointPos = make([]int, len(names))
 	}
-	// Feature lists are short; a linear scan per name beats building a map per event.
+	// Feature lists are short; a linear scan per name beats building a map per event, and
+	// the last event's position spares most scans.
 	for i, name := range names {
-		found := false
-		for j := range e.Features {
-			if e.Features[j].Name == name && e.Features[j].Value.Kind == schemas.Number {
-				w.jointBuf[i], found = e.Features[j].Value.Num, true
-				break
+		j := w.jointPos[i]
+		if j >= len(e.Features) || e.Features[j].Name != name {
+			j = -1
+			for k := range e.Features {
+				if e.Features[k].Name == name {
+					j, w.jointPos[i] = k, k
+					break
+				}
 			}
 		}
-		if !found {
+		if j < 0 || e.Features[j].Value.Kind != schemas.Number {
 			return
 		}
+		w.jointBuf[i] = e.Features[j].Value.Num
 		if i < len(edges) {
 			w.jointBuf[i] = float64(BinIndex(edges[i], w.jointBuf[i]))
 		}
@@ -434,6 +465,7 @@ func (w *WindowAgg) Merge(o *WindowAgg) {
 			w.Joint.Merge(o.Joint)
 		}
 	}
+	w.featPos = nil
 	for name, f := range o.Features {
 		dst := w.Features[name]
 		mergeFeature(&dst, f)
