@@ -50,7 +50,7 @@ type Store interface {
 	LoadStageHistory(ctx context.Context, lookback time.Duration) ([]storage.StageHistory, error)
 	LoadWindow(ctx context.Context, series processors.SeriesKey, start time.Time) (*processors.WindowAgg, error)
 	LoadHourlyEvents(ctx context.Context, lookback time.Duration) ([]storage.HourlyEvents, error)
-	LoadRecentVolume(ctx context.Context, lookback time.Duration, perSeries int) ([]storage.WindowEvents, error)
+	LoadVolumeWindows(ctx context.Context, lookback time.Duration, perSeries int) ([]storage.WindowVolume, error)
 	LoadSeriesEnds(ctx context.Context, lookback time.Duration) ([]storage.SeriesEnd, error)
 	LoadAlertStates(ctx context.Context, lookback time.Duration) ([]detectors.FingerprintState, error)
 	LoadStageStates(ctx context.Context, lookback time.Duration) ([]storage.StageState, error)
@@ -321,13 +321,19 @@ func (r *Runner) Restore(ctx context.Context) error {
 		v.hours[h.Hour.UnixMilli()] = c
 		v.first = min(v.first, h.Hour.UnixMilli())
 	}
-	recent, err := r.store.LoadRecentVolume(ctx, recentVolumeLookback, maxRecentWindows)
+	// Enough windows to find the run of windows below expectation (at most maxRunWindows)
+	// and, before it, the recent windows not judged low.
+	volume, err := r.store.LoadVolumeWindows(ctx, recentVolumeLookback, maxRunWindows+3*maxRecentWindows)
 	if err != nil {
 		return err
 	}
-	for _, w := range recent {
-		if st := r.j.state(w.Series); st.hasEnd {
-			st.recent.observe(w.Events, w.End.Sub(w.Start), false)
+	bySeries := map[processors.SeriesKey][]storage.WindowVolume{}
+	for _, w := range volume {
+		bySeries[w.Series] = append(bySeries[w.Series], w)
+	}
+	for k, ws := range bySeries {
+		if st := r.j.state(k); st.hasEnd {
+			st.restoreVolume(ws)
 		}
 	}
 	if err := r.restoreLate(ctx); err != nil {

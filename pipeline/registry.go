@@ -21,6 +21,8 @@ type seriesState struct {
 	// latest windows not judged low (the expectation before a day of history).
 	volume hourlyVolume
 	recent recentVolume
+	// run is the series' latest windows in a row below their volume expectation.
+	run volumeRun
 	// end is where judged windows end (empty windows of a series that fell silent).
 	end    seriesEnd
 	hasEnd bool

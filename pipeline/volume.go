@@ -7,6 +7,7 @@ import (
 
 	"github.com/driftd/driftd/detectors"
 	"github.com/driftd/driftd/processors"
+	"github.com/driftd/driftd/storage"
 )
 
 // A series' volume is judged per window (never merged: a count is evidence at any size)
@@ -68,13 +69,27 @@ func (h *hourlyVolume) add(w *processors.WindowAgg) {
 	}
 }
 
+// hourHistory says what a series' same-hour history can tell about a window.
+type hourHistory uint8
+
+const (
+	// noHistory: less than a day of history, or windows that do not divide an hour: the
+	// window is judged against recent windows or the reference instead.
+	noHistory hourHistory = iota
+	// quietHour: the series' windows at this hour were often empty on the previous days
+	// (one time in ten or more): a window with few or no events is its normal, and an
+	// empty one says nothing. Its volume is not judged: falling back to the recent
+	// windows would page every evening for a model that serves only in the daytime.
+	quietHour
+	// expected: the same hour's history gives an expectation.
+	expected
+)
+
 // expectation returns the same hour's median over the previous days that have history,
-// per window of size; ok is false before a day of history, for windows that do not
-// divide an hour, and for a series that is bursty at that hour (its windows there were
-// empty one time in ten or more: a single empty window then says nothing).
-func (h *hourlyVolume) expectation(start int64, size time.Duration) (detectors.VolumeExpectation, bool) {
+// per window of size, and what the history says (hourHistory).
+func (h *hourlyVolume) expectation(start int64, size time.Duration) (detectors.VolumeExpectation, hourHistory) {
 	if h.hours == nil || size <= 0 || size > time.Hour || time.Hour%size != 0 {
-		return detectors.VolumeExpectation{}, false
+		return detectors.VolumeExpectation{}, noHistory
 	}
 	hour := hourOf(start)
 	var counts, emptyShares []float64
@@ -93,8 +108,11 @@ func (h *hourlyVolume) expectation(start int64, size time.Duration) (detectors.V
 			variance += max(c.squares/float64(c.windows)-m*m, 0)
 		}
 	}
-	if len(counts) == 0 || (len(emptyShares) > 0 && medianOf(emptyShares) >= 0.1) {
-		return detectors.VolumeExpectation{}, false
+	if len(counts) == 0 {
+		return detectors.VolumeExpectation{}, noHistory
+	}
+	if len(emptyShares) > 0 && medianOf(emptyShares) >= 0.1 {
+		return detectors.VolumeExpectation{}, quietHour
 	}
 	perHour := float64(time.Hour / size)
 	exp := detectors.VolumeExpectation{PerWindow: medianOf(counts) / perHour, Size: size, Windows: len(counts) * int(perHour),
@@ -102,7 +120,45 @@ func (h *hourlyVolume) expectation(start int64, size time.Duration) (detectors.V
 	if mean > 0 {
 		exp.Dispersion = variance / mean
 	}
-	return exp, true
+	return exp, expected
+}
+
+// explainedByLastWeek reports whether w, below the previous days' same hour, is no drop
+// against the same hour a week before: that hour was quiet, or w is not significantly
+// below it, or not by the effect that matters (volume_drop).
+func explainedByLastWeek(w *processors.WindowAgg, h *hourlyVolume, size time.Duration, th detectors.Thresholds) bool {
+	week, hist := h.lastWeek(w.Start, size)
+	switch hist {
+	case quietHour:
+		return true
+	case expected:
+		cw, ok := detectors.ModelVolumeCondition(w, week, th)
+		expectedHere := week.PerWindow * float64(w.End-w.Start) / float64(week.Size.Milliseconds())
+		return ok && (!cw.Breached || float64(w.Events) >= th.Signals.VolumeDrop*expectedHere)
+	}
+	return false
+}
+
+// lastWeek returns the expectation of the same hour one week before start, if the
+// history holds it: traffic with a weekly cycle (a business model quiet at weekends) is
+// judged against last week's same day too, so that the previous days (weekdays) do not
+// make every Saturday an outage.
+func (h *hourlyVolume) lastWeek(start int64, size time.Duration) (detectors.VolumeExpectation, hourHistory) {
+	past := hourOf(start) - 7*dayMs
+	c, ok := h.hours[past]
+	if h.hours == nil || past < h.first || !ok || c.windows == 0 {
+		return detectors.VolumeExpectation{}, noHistory
+	}
+	if float64(c.empty)/float64(c.windows) >= 0.1 {
+		return detectors.VolumeExpectation{}, quietHour
+	}
+	perHour := float64(time.Hour / size)
+	m := float64(c.events) / float64(c.windows)
+	exp := detectors.VolumeExpectation{PerWindow: float64(c.events) / perHour, Size: size, Windows: int(perHour), Basis: "the same hour a week before"}
+	if m > 0 {
+		exp.Dispersion = max(c.squares/float64(c.windows)-m*m, 0) / m
+	}
+	return exp, expected
 }
 
 func medianOf(xs []float64) float64 {
@@ -120,7 +176,12 @@ func medianOf(xs []float64) float64 {
 func (j *judge) judgeVolume(v *detectors.Verdict, w *processors.WindowAgg, ref *detectors.Profile) {
 	size := time.Duration(w.End-w.Start) * time.Millisecond
 	st := j.state(w.Series)
-	c, exp, ok := j.volumeCondition(w, ref, st, size)
+	c, exp, th, ok := j.volumeCondition(w, ref, st, size)
+	if ok {
+		c = st.run.judge(w, c, exp, th)
+	} else {
+		st.run.windows = st.run.windows[:0]
+	}
 	st.volume.add(w)
 	st.recent.observe(w.Events, size, ok && c.Breached)
 	if !ok {
@@ -128,13 +189,27 @@ func (j *judge) judgeVolume(v *detectors.Verdict, w *processors.WindowAgg, ref *
 	}
 	v.Conditions = append(v.Conditions, c)
 	v.ExpectedEvents, v.VolumeLow = exp.PerWindow*float64(w.End-w.Start)/float64(exp.Size.Milliseconds()), c.Breached
+	if c.Details["not_low_against"] != "" {
+		// Stored as not judged short of an expectation, so that a restart does not count
+		// the window into a run of low windows.
+		v.ExpectedEvents = 0
+	}
 }
 
-func (j *judge) volumeCondition(w *processors.WindowAgg, ref *detectors.Profile, st *seriesState, size time.Duration) (detectors.Condition, detectors.VolumeExpectation, bool) {
+func (j *judge) volumeCondition(w *processors.WindowAgg, ref *detectors.Profile, st *seriesState, size time.Duration) (detectors.Condition, detectors.VolumeExpectation, detectors.Thresholds, bool) {
 	th := j.set.Thresholds(w.Series.Model, "")
-	if exp, ok := st.volume.expectation(w.Start, size); ok {
+	switch exp, hist := st.volume.expectation(w.Start, size); hist {
+	case quietHour:
+		return detectors.Condition{}, detectors.VolumeExpectation{}, th, false
+	case expected:
 		c, ok := detectors.ModelVolumeCondition(w, exp, th)
-		return c, exp, ok
+		if ok && c.Value < 1 && explainedByLastWeek(w, &st.volume, size, th) {
+			// Below the previous days but not below the same day last week: a weekly
+			// cycle, not an outage (and not part of a run of low windows).
+			c.Breached = false
+			c.Details["not_low_against"] = "the same hour a week before"
+		}
+		return c, exp, th, ok
 	}
 	if exp, ok := st.recent.expectation(size); ok {
 		// An hour is short, but traffic can still fall fivefold in two hours of an
@@ -142,14 +217,14 @@ func (j *judge) volumeCondition(w *processors.WindowAgg, ref *detectors.Profile,
 		// quarter within the hour is not.
 		th.Signals.VolumeDrop, th.Signals.VolumeJump = min(th.Signals.VolumeDrop, recentVolumeDrop), 0
 		c, ok := detectors.ModelVolumeCondition(w, exp, th)
-		return c, exp, ok
+		return c, exp, th, ok
 	}
 	if ref == nil {
-		return detectors.Condition{}, detectors.VolumeExpectation{}, false
+		return detectors.Condition{}, detectors.VolumeExpectation{}, th, false
 	}
 	per, n, ok := ref.EventsPerWindow(w.Series.Deployment)
 	if !ok {
-		return detectors.Condition{}, detectors.VolumeExpectation{}, false
+		return detectors.Condition{}, detectors.VolumeExpectation{}, th, false
 	}
 	// The reference's windows are a few of one time of day: traffic with a daily cycle
 	// falls well below them every night. Until the series' recent windows or a day of
@@ -157,7 +232,7 @@ func (j *judge) volumeCondition(w *processors.WindowAgg, ref *detectors.Profile,
 	th.Signals.VolumeDrop, th.Signals.VolumeJump = min(th.Signals.VolumeDrop, referenceVolumeDrop), 0
 	exp := detectors.VolumeExpectation{PerWindow: per, Size: size, Windows: n, Basis: "its reference"}
 	c, ok := detectors.ModelVolumeCondition(w, exp, th)
-	return c, exp, ok
+	return c, exp, th, ok
 }
 
 // recentVolume is a series' latest windows that were not judged low on volume: what a
@@ -361,4 +436,84 @@ func (j *judge) windowJudged(w *processors.WindowAgg) {
 		e.lastData = max(e.lastData, w.End)
 	}
 	st.end, st.hasEnd = e, true
+}
+
+// maxRunWindows bounds a volumeRun (the recent windows' count: 10 hours of 5-minute
+// windows).
+const maxRunWindows = maxRecentWindows
+
+// volumeRun is a series' latest windows in a row that each fell short of their volume
+// expectation. A count is evidence at any size, but one window of a model sending a few
+// events per window is not enough of it: at 5 expected, an empty window has p = e⁻⁵, far
+// from the signal level, so a model at one event a minute could stop for good and never
+// be flagged. The run's events are judged together against the run's expected events
+// (each window's own expectation), with the same test, level and effect floor as one
+// window: three empty 5-minute windows of that model fire. The run keeps every window
+// below its expectation and ends at the first window that is not, that has no
+// expectation, or whose drop the same hour a week before explains: a series whose
+// windows wander around their expectation starts afresh every time it reaches it, and a
+// slow decline is judged window by window against an expectation that follows it.
+type volumeRun struct {
+	windows []runWindow // chronological, contiguous
+}
+
+type runWindow struct {
+	start, end int64
+	events     uint64
+	expected   float64
+}
+
+// add extends the run with a window below its expectation, or ends it (and starts it
+// again from the window when that is below).
+func (r *volumeRun) add(x runWindow) {
+	if x.expected <= 0 || float64(x.events) >= x.expected {
+		r.windows = r.windows[:0]
+		return
+	}
+	if n := len(r.windows); n > 0 && r.windows[n-1].end != x.start {
+		r.windows = r.windows[:0]
+	}
+	if len(r.windows) == maxRunWindows {
+		r.windows = append(r.windows[:0], r.windows[1:]...)
+	}
+	r.windows = append(r.windows, x)
+}
+
+// judge extends the run with w (its condition c, judged against exp with th) and returns
+// the condition to report: c, or the run's when c did not breach and the run does.
+func (r *volumeRun) judge(w *processors.WindowAgg, c detectors.Condition, exp detectors.VolumeExpectation, th detectors.Thresholds) detectors.Condition {
+	x := runWindow{start: w.Start, end: w.End, events: w.Events, expected: exp.PerWindow * float64(w.End-w.Start) / float64(exp.Size.Milliseconds())}
+	if c.Details["not_low_against"] != "" {
+		x.expected = 0
+	}
+	r.add(x)
+	if c.Breached || len(r.windows) < 2 {
+		return c
+	}
+	span := &processors.WindowAgg{Series: w.Series, Start: r.windows[0].start, End: w.End}
+	var sum float64
+	for _, x := range r.windows {
+		span.Events += x.events
+		sum += x.expected
+	}
+	runExp := exp
+	runExp.PerWindow = sum / float64(len(r.windows)) * float64(exp.Size.Milliseconds()) / float64(w.End-w.Start)
+	rc, ok := detectors.ModelVolumeCondition(span, runExp, th)
+	if !ok || !rc.Breached {
+		return c
+	}
+	// Reported on this window, as every volume condition is, over the run's span.
+	rc.WindowStart, rc.WindowEnd = c.WindowStart, c.WindowEnd
+	rc.Details["run_windows"] = fmt.Sprint(len(r.windows))
+	return rc
+}
+
+// restoreVolume rebuilds a series' recent volume and run from its stored windows (oldest
+// first), as judging them in turn left them.
+func (st *seriesState) restoreVolume(ws []storage.WindowVolume) {
+	st.run, st.recent = volumeRun{}, recentVolume{}
+	for _, x := range ws {
+		st.run.add(runWindow{start: x.Start.UnixMilli(), end: x.End.UnixMilli(), events: x.Events, expected: x.Expected})
+		st.recent.observe(x.Events, x.End.Sub(x.Start), x.Low)
+	}
 }

@@ -652,36 +652,42 @@ GROUP BY model, model_version, deployment`, clickhouse.Named("lookback", fmt.Spr
 	return out, rows.Err()
 }
 
-// WindowEvents is one written window of a series and its events.
-type WindowEvents struct {
+// WindowVolume is one written window's volume judgement: its events, the events it was
+// expected to hold (0 when its volume was not judged against an expectation it fell short
+// of) and whether it was judged low.
+type WindowVolume struct {
 	Series     processors.SeriesKey
 	Start, End time.Time
 	Events     uint64
+	Expected   float64
+	Low        bool
 }
 
-// LoadRecentVolume returns, per series, its newest perSeries windows within lookback of
-// the newest window that were not judged low on volume, oldest first (a series' recent
-// volume expectation after a restart).
-func (s *Store) LoadRecentVolume(ctx context.Context, lookback time.Duration, perSeries int) ([]WindowEvents, error) {
-	rows, err := s.conn.Query(ctx, `SELECT model, model_version, deployment, window_start, window_end, ev FROM (
-  SELECT model, model_version, deployment, window_start, any(window_end) AS window_end, sum(events) AS ev FROM `+s.db+`.window_model_stats FINAL
+// LoadVolumeWindows returns, per series, its newest perSeries windows within lookback of
+// the newest window, oldest first, with their volume judgements: a restart rebuilds each
+// series' recent volume and its run of windows below expectation from them.
+func (s *Store) LoadVolumeWindows(ctx context.Context, lookback time.Duration, perSeries int) ([]WindowVolume, error) {
+	rows, err := s.conn.Query(ctx, `SELECT model, model_version, deployment, window_start, window_end, ev, expected, low FROM (
+  SELECT model, model_version, deployment, window_start, any(window_end) AS window_end, sum(events) AS ev,
+         max(expected_events) AS expected, max(volume_low) AS low
+  FROM `+s.db+`.window_model_stats FINAL
   WHERE window_start >= (SELECT max(window_start) FROM `+s.db+`.window_model_stats) - toIntervalSecond({lookback:UInt64})
   GROUP BY model, model_version, deployment, window_start
-  HAVING max(volume_low) = 0
   ORDER BY window_start DESC
   LIMIT {per:UInt32} BY model, model_version, deployment)
 ORDER BY window_start`, clickhouse.Named("lookback", fmt.Sprint(uint64(lookback.Seconds()))), clickhouse.Named("per", fmt.Sprint(perSeries)))
 	if err != nil {
-		return nil, fmt.Errorf("load recent volume: %w", err)
+		return nil, fmt.Errorf("load volume windows: %w", err)
 	}
 	defer rows.Close()
-	var out []WindowEvents
+	var out []WindowVolume
 	for rows.Next() {
-		var w WindowEvents
-		if err := rows.Scan(&w.Series.Model, &w.Series.Version, &w.Series.Deployment, &w.Start, &w.End, &w.Events); err != nil {
-			return nil, fmt.Errorf("load recent volume: %w", err)
+		var w WindowVolume
+		var low uint8
+		if err := rows.Scan(&w.Series.Model, &w.Series.Version, &w.Series.Deployment, &w.Start, &w.End, &w.Events, &w.Expected, &low); err != nil {
+			return nil, fmt.Errorf("load volume windows: %w", err)
 		}
-		w.Start, w.End = w.Start.UTC(), w.End.UTC()
+		w.Start, w.End, w.Low = w.Start.UTC(), w.End.UTC(), low != 0
 		out = append(out, w)
 	}
 	return out, rows.Err()

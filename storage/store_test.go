@@ -369,21 +369,22 @@ func TestWindowsReadBackForJudging(t *testing.T) {
 	if want := fmt.Sprintf("judged over 2 windows merged\t%d", first.Start); strings.TrimSpace(out) != want {
 		t.Errorf("judgement %q, want %q", out, want)
 	}
-	// The recent windows not judged low, newest first per series, returned oldest first;
-	// every partial row of a window carries its volume judgement.
-	recent, err := s.LoadRecentVolume(ctx, 48*time.Hour, 3)
+	// The newest windows per series, returned oldest first, with their volume judgements;
+	// every partial row of a window carries them.
+	recent, err := s.LoadVolumeWindows(ctx, 48*time.Hour, 3)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var starts []int64
+	var got3 []string
 	for _, w := range recent {
-		starts = append(starts, w.Start.UnixMilli())
-		if w.Events != 100 || w.Series != first.Series {
-			t.Errorf("recent window %v: %d events of %v, want 100", w.Start, w.Events, w.Series)
+		got3 = append(got3, fmt.Sprintf("%d:%d/%g/%t", w.Start.UnixMilli()-first.Start, w.Events, w.Expected, w.Low))
+		if w.Series != first.Series || w.End.Sub(w.Start) != 30*time.Minute {
+			t.Errorf("window %v–%v of %v", w.Start, w.End, w.Series)
 		}
 	}
-	if want := []int64{closed[2].Merged.Start, closed[3].Merged.Start, closed[5].Merged.Start}; fmt.Sprint(starts) != fmt.Sprint(want) {
-		t.Errorf("recent windows %v, want %v (the one judged low left out)", starts, want)
+	half := int64(30 * time.Minute / time.Millisecond)
+	if want := []string{fmt.Sprintf("%d:100/0/false", 3*half), fmt.Sprintf("%d:100/1000/true", 4*half), fmt.Sprintf("%d:100/101.5/false", 5*half)}; fmt.Sprint(got3) != fmt.Sprint(want) {
+		t.Errorf("volume windows %v, want %v", got3, want)
 	}
 	out, err = testenv.TSV(ctx, s.Conn(), "SELECT count(), sum(volume_low), sum(expected_events) FROM "+s.Database()+".window_model_stats FINAL")
 	if err != nil {

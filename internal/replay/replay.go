@@ -387,8 +387,8 @@ func (s *Store) LoadHourlyEvents(context.Context, time.Duration) ([]storage.Hour
 	return nil, nil
 }
 
-// LoadRecentVolume returns nothing: a replay starts from scratch.
-func (s *Store) LoadRecentVolume(context.Context, time.Duration, int) ([]storage.WindowEvents, error) {
+// LoadVolumeWindows returns nothing: a replay starts from scratch.
+func (s *Store) LoadVolumeWindows(context.Context, time.Duration, int) ([]storage.WindowVolume, error) {
 	return nil, nil
 }
 
