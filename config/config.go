@@ -264,22 +264,22 @@ type Detection struct {
 
 // ModelConfig overrides windows and thresholds for one model.
 type ModelConfig struct {
-	Window           Duration             `yaml:"window"`
-	Lateness         *Duration            `yaml:"lateness"`
-	ReferenceWindows int                  `yaml:"reference_windows"`
+	Window           Duration                  `yaml:"window"`
+	Lateness         *Duration                 `yaml:"lateness"`
+	ReferenceWindows int                       `yaml:"reference_windows"`
 	Reference        detectors.ReferenceSource `yaml:"reference"` // "": detection.reference
-	Thresholds       Overrides            `yaml:"thresholds"`
-	Features         map[string]Overrides `yaml:"features"`
+	Thresholds       Overrides                 `yaml:"thresholds"`
+	Features         map[string]Overrides      `yaml:"features"`
 }
 
 // Overrides are optional threshold overrides.
 type Overrides struct {
-	PSIWarning        *float64 `yaml:"psi_warning"`
-	PSICritical       *float64 `yaml:"psi_critical"`
-	PValue            *float64 `yaml:"p_value"`
-	MinEvents         *uint64  `yaml:"min_events"`
-	LatencyP99Ms      *float64 `yaml:"latency_p99_ms"`
-	ErrorRate         *float64 `yaml:"error_rate"`
+	PSIWarning        *float64                   `yaml:"psi_warning"`
+	PSICritical       *float64                   `yaml:"psi_critical"`
+	PValue            *float64                   `yaml:"p_value"`
+	MinEvents         *uint64                    `yaml:"min_events"`
+	LatencyP99Ms      *float64                   `yaml:"latency_p99_ms"`
+	ErrorRate         *float64                   `yaml:"error_rate"`
 	Method            *detectors.Method          `yaml:"method"`
 	Distance          *detectors.Distance        `yaml:"distance"`
 	DistanceThreshold *float64                   `yaml:"distance_threshold"`
