@@ -28,7 +28,10 @@ func TestOptionsParseAtLoad(t *testing.T) {
 		{"detection:\n  reference: same_window_last_week\n", "", func(c *Config) any { return c.ReferenceSource("m") }, detectors.SourceWeekAgo},
 		{"models:\n  m:\n    reference: previous_window\n", "", func(c *Config) any { return c.ReferenceSource("m") }, detectors.SourcePreviousWindow},
 		{"models:\n  m:\n    thresholds:\n      method: test\n    features:\n      x:\n        distance: kl\n", "",
-			func(c *Config) any { th := c.Thresholds("m", "x"); return [2]string{th.Method.String(), th.Distance.String()} }, [2]string{"test", "kl"}},
+			func(c *Config) any {
+				th := c.Thresholds("m", "x")
+				return [2]string{th.Method.String(), th.Distance.String()}
+			}, [2]string{"test", "kl"}},
 		{"kafka:\n  formats:\n    labels: avro\n", "", func(c *Config) any { return c.Kafka.Formats.Labels }, schemas.FormatAvro},
 		{"", "DRIFTD_KAFKA_FORMATS_PREDICTIONS=json", func(c *Config) any { return c.Kafka.Formats.Predictions }, schemas.FormatJSON},
 		{"kafka:\n  group_mode: spread\n", "", func(c *Config) any { return c.Kafka.GroupMode }, consumers.GroupSpread},
