@@ -691,7 +691,7 @@ func (c *Config) Validate() error {
 	if err := checkThresholds("detection", c.Detection.PSIWarning, c.Detection.PSICritical, c.Detection.PValue, c.Detection.ErrorRate); err != nil {
 		return err
 	}
-	if err := checkMethod("detection", c.Thresholds("", "")); err != nil {
+	if err := checkDistanceThreshold("detection", c.Thresholds("", "")); err != nil {
 		return err
 	}
 	if err := checkSignals("detection", c.Thresholds("", "").Signals); err != nil {
@@ -724,7 +724,7 @@ func (c *Config) Validate() error {
 		if err := checkThresholds("models."+name+".thresholds", th.PSIWarning, th.PSICritical, th.PValue, th.ErrorRate); err != nil {
 			return err
 		}
-		if err := checkMethod("models."+name+".thresholds", th); err != nil {
+		if err := checkDistanceThreshold("models."+name+".thresholds", th); err != nil {
 			return err
 		}
 		if err := checkSignals("models."+name+".thresholds", th.Signals); err != nil {
@@ -735,7 +735,7 @@ func (c *Config) Validate() error {
 			if err := checkThresholds("models."+name+".features."+f, th.PSIWarning, th.PSICritical, th.PValue, th.ErrorRate); err != nil {
 				return err
 			}
-			if err := checkMethod("models."+name+".features."+f, th); err != nil {
+			if err := checkDistanceThreshold("models."+name+".features."+f, th); err != nil {
 				return err
 			}
 			if err := checkSignals("models."+name+".features."+f, th.Signals); err != nil {
@@ -796,9 +796,9 @@ func (c *Config) ReferenceSource(model string) detectors.ReferenceSource {
 	return c.Detection.Reference
 }
 
-// checkMethod checks what the option types cannot: the method, distance and tests are
+// checkDistanceThreshold checks what the option types cannot: the method, distance and tests are
 // valid once parsed (their UnmarshalText), the distance's threshold is a number.
-func checkMethod(field string, th detectors.Thresholds) error {
+func checkDistanceThreshold(field string, th detectors.Thresholds) error {
 	if th.DistanceThreshold < 0 {
 		return fmt.Errorf("config: %s.distance_threshold: must not be negative", field)
 	}
