@@ -796,8 +796,8 @@ func (c *Config) ReferenceSource(model string) detectors.ReferenceSource {
 	return c.Detection.Reference
 }
 
-// checkDistanceThreshold checks what the option types cannot: the method, distance and tests are
-// valid once parsed (their UnmarshalText), the distance's threshold is a number.
+// checkDistanceThreshold checks the one drift-method setting that is a number: the method,
+// distance and tests are valid once parsed (their UnmarshalText).
 func checkDistanceThreshold(field string, th detectors.Thresholds) error {
 	if th.DistanceThreshold < 0 {
 		return fmt.Errorf("config: %s.distance_threshold: must not be negative", field)
