@@ -181,7 +181,7 @@ func TestCorrectionAndDatasetVerdict(t *testing.T) {
 		sample.AddEvent(event(rng, 0, base, 0))
 	}
 	ref := sample.Build("m", "1", SourceFirstWindows, 3, t0)
-	for _, correction := range []string{"bonferroni", "bh"} {
+	for _, correction := range []Correction{CorrectionBonferroni, CorrectionBH} {
 		th := DefaultThresholds
 		th.Correction = correction
 		v := Evaluate(window(rng, ref.Layout(), 2000, 8, []string{"XX"}), ref, func(string) Thresholds { return th })
@@ -225,8 +225,9 @@ func TestMethods(t *testing.T) {
 	ref := sample.Build("m", "1", SourceFirstWindows, 3, t0)
 	w := window(rng, ref.Layout(), 40000, 0.5, base) // 0.05σ
 	for _, c := range []struct {
-		method, distance string
-		amount           bool
+		method   Method
+		distance Distance
+		amount   bool
 	}{{MethodTest, "", true}, {MethodAuto, "", false}, {MethodDistance, "wasserstein", false}} {
 		th := DefaultThresholds
 		th.Method, th.Distance = c.method, c.distance
@@ -345,13 +346,13 @@ func TestNumericTestChoice(t *testing.T) {
 	}
 	ref := sample.Build("m", "1", SourceFirstWindows, 3, t0)
 	shifted := window(rng, ref.Layout(), 2000, 6, base)
-	for _, test := range []string{"ks", "ad", "cvm"} {
+	for _, test := range []NumericTest{TestKS, TestAD, TestCvM} {
 		th := DefaultThresholds
 		th.Test = test
-		th.CategoricalTest = map[string]string{"ks": "chi2", "ad": "g", "cvm": "z"}[test]
+		th.CategoricalTest = map[NumericTest]CategoricalTest{TestKS: TestChi2, TestAD: TestG, TestCvM: TestZ}[test]
 		for _, s := range Evaluate(shifted, ref, func(string) Thresholds { return th }).Scores {
 			if s.Feature == "is_new" || s.Feature == "country" {
-				want := th.CategoricalTest
+				want := th.CategoricalTest.String()
 				if want == "z" && s.Feature == "country" {
 					want = "chi2" // three categories: the z-test does not apply
 				}
@@ -359,7 +360,7 @@ func TestNumericTestChoice(t *testing.T) {
 					t.Errorf("%s: %s judged by %s (want %s), drifted %v", test, s.Feature, s.Test, want, s.Drifted)
 				}
 			}
-			if s.Feature == "amount" && (s.Test != test || !s.Drifted) {
+			if s.Feature == "amount" && (s.Test != test.String() || !s.Drifted) {
 				t.Errorf("%s: amount judged by %s, drifted %v (p %.3g)", test, s.Test, s.Drifted, s.PValue)
 			}
 			if s.Feature == "noise" && s.Drifted {

@@ -22,7 +22,7 @@ type Thresholds struct {
 	ErrorRate    float64
 	// Correction controls the family-wise or false-discovery error across a window's
 	// features: "bonferroni" (default) or "bh" (Benjamini–Hochberg).
-	Correction string
+	Correction Correction
 	// DriftShare: when at least this share of a window's judged features drift, the window
 	// drifts as a whole (one dataset-level condition; 0 disables).
 	DriftShare float64
@@ -31,32 +31,22 @@ type Thresholds struct {
 	// alone). Distance is the distance used (psi, js, hellinger, kl, wasserstein, tvd,
 	// linf; default psi), DistanceThreshold its threshold (0: psi_warning for psi, 0.1 for
 	// the others); critical at psi_critical for psi, 2.5 × the threshold for the others.
-	Method            string
-	Distance          string
+	Method            Method
+	Distance          Distance
 	DistanceThreshold float64
 	// ThresholdFrom is "fixed" (the thresholds above) or "reference": the distance's
 	// threshold is learned from the reference's own variability (Learned.Threshold).
-	ThresholdFrom string
+	ThresholdFrom ThresholdFrom
 	// Test is the hypothesis test of numeric features: ks (default), ad (Anderson–Darling)
 	// or cvm (Cramér–von Mises). CategoricalTest that of categorical ones: chi2 (default),
 	// g (G-test) or z (two-proportion z-test, for two categories); a sparse two-category
 	// table always uses Fisher's exact test.
-	Test            string
-	CategoricalTest string
+	Test            NumericTest
+	CategoricalTest CategoricalTest
 	// Signals judge missing values, unseen categories, input size, null predictions,
 	// latency, errors and volume against the reference (quality.go).
 	Signals SignalThresholds
 }
-
-// Drift methods and distances.
-const (
-	MethodAuto     = "auto"
-	MethodTest     = "test"
-	MethodDistance = "distance"
-)
-
-// Distances lists the distances a feature can be judged by.
-var Distances = []string{"psi", "js", "hellinger", "kl", "wasserstein", "tvd", "linf"}
 
 func (s FeatureScore) distance(name string) (float64, bool) {
 	switch name {
@@ -81,7 +71,7 @@ func (s FeatureScore) distance(name string) (float64, bool) {
 // judge applies a feature's method: whether it drifted and how badly, by which distance
 // and threshold.
 func judge(s FeatureScore, th Thresholds) (drifted bool, severity, distance string, value, threshold float64) {
-	distance = th.Distance
+	distance = th.Distance.String()
 	if distance == "" {
 		distance = "psi"
 	}
@@ -97,7 +87,7 @@ func judge(s FeatureScore, th Thresholds) (drifted bool, severity, distance stri
 		}
 		critical = 2.5 * threshold
 	}
-	if l, ok := s.learned[distance]; ok && th.ThresholdFrom == "reference" {
+	if l, ok := s.learned[distance]; ok && th.ThresholdFrom == ThresholdReference {
 		threshold = l.Threshold(distance, s.N)
 		critical = 2.5 * threshold
 	}
@@ -139,7 +129,7 @@ func (s FeatureScore) beyondNoise() bool { return s.NoiseP < NoiseAlpha }
 // change: below 100 values noise alone reaches 0.1, and the beyond-noise check that keeps
 // it out (about PSI 0.45 there) leaves only gross changes to find.
 var DefaultThresholds = Thresholds{PSIWarning: 0.1, PSICritical: 0.25, PValue: 0.05, MinEvents: 100, ErrorRate: 0.05,
-	Correction: "bonferroni", DriftShare: 0.5, Signals: DefaultSignalThresholds}
+	Correction: CorrectionBonferroni, DriftShare: 0.5, Signals: DefaultSignalThresholds}
 
 // FeatureScore is the comparison of one feature of one window with the reference.
 type FeatureScore struct {
@@ -232,22 +222,22 @@ func Evaluate(w *processors.WindowAgg, ref *Profile, thresholds func(feature str
 			s := &v.Scores[i]
 			if s.Kind != processors.Numeric.String() {
 				switch thresholds(s.Feature).CategoricalTest {
-				case "g":
+				case TestG:
 					if s.Test != "fisher" {
-						s.Test, s.PValue = "g", s.GTestP
+						s.Test, s.PValue = TestG.String(), s.GTestP
 					}
-				case "z":
+				case TestZ:
 					if s.Test != "fisher" && !math.IsNaN(s.ZTestP) {
-						s.Test, s.PValue = "z", s.ZTestP
+						s.Test, s.PValue = TestZ.String(), s.ZTestP
 					}
 				}
 				continue
 			}
 			switch thresholds(s.Feature).Test {
-			case "ad":
-				s.Test, s.PValue = "ad", s.ADP
-			case "cvm":
-				s.Test, s.PValue = "cvm", s.CvMP
+			case TestAD:
+				s.Test, s.PValue = TestAD.String(), s.ADP
+			case TestCvM:
+				s.Test, s.PValue = TestCvM.String(), s.CvMP
 			}
 		}
 		ps := make([]float64, len(v.Scores))
@@ -260,7 +250,7 @@ func Evaluate(w *processors.WindowAgg, ref *Profile, thresholds func(feature str
 			s := &v.Scores[i]
 			th := thresholds(s.Feature)
 			s.Alpha = th.PValue
-			if model.Correction == "bh" {
+			if model.Correction == CorrectionBH {
 				s.PAdjusted = adjusted[i]
 			} else {
 				s.PAdjusted = math.Min(1, s.PValue*float64(len(v.Scores)))
@@ -614,7 +604,7 @@ func driftCondition(w *processors.WindowAgg, s FeatureScore, th Thresholds) Cond
 	shown := s.DistanceThreshold
 	if s.Severity == schemas.SeverityCritical {
 		shown = 2.5 * s.DistanceThreshold
-		if s.Distance == "psi" && th.ThresholdFrom != "reference" {
+		if s.Distance == "psi" && th.ThresholdFrom != ThresholdReference {
 			shown = th.PSICritical
 		}
 	}
@@ -638,7 +628,7 @@ func driftCondition(w *processors.WindowAgg, s FeatureScore, th Thresholds) Cond
 		"test": s.Test, "statistic": fmt.Sprintf("%.6g", s.Statistic), "p_value": fmt.Sprintf("%.6g", s.PValue),
 		"alpha": fmt.Sprintf("%.6g", s.Alpha), "p_adjusted": fmt.Sprintf("%.6g", s.PAdjusted), "window_values": fmt.Sprint(s.N),
 		"feature_kind": s.Kind, "psi": fmt.Sprintf("%.4f", s.PSI), "js": fmt.Sprintf("%.4f", s.JS),
-		"hellinger": fmt.Sprintf("%.4f", s.Hellinger), "method": th.Method,
+		"hellinger": fmt.Sprintf("%.4f", s.Hellinger), "method": th.Method.String(),
 		"noise_chi2": fmt.Sprintf("%.6g", s.NoiseChi2), "noise_p": fmt.Sprintf("%.6g", s.NoiseP), "noise_alpha": fmt.Sprintf("%g", NoiseAlpha),
 	}
 	if s.Estimated {

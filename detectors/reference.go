@@ -13,12 +13,6 @@ import (
 	"github.com/driftd/driftd/schemas"
 )
 
-// Reference sources.
-const (
-	SourceFirstWindows = "first_windows"
-	SourceFile         = "file"
-)
-
 // ReferenceBins is the number of quantile bins a numeric reference is cut into; PSI is
 // computed over PSIBins groups of them.
 const (
@@ -443,8 +437,8 @@ func (s *Sample) Merge(o *Sample) {
 }
 
 // Build turns the sample into a profile. createdAt is passed in (no clock here).
-func (s *Sample) Build(model, version, source string, windows int, createdAt time.Time) *Profile {
-	p := &Profile{Model: model, Version: version, Source: source, CreatedAt: createdAt.UTC(), Windows: windows,
+func (s *Sample) Build(model, version string, source ReferenceSource, windows int, createdAt time.Time) *Profile {
+	p := &Profile{Model: model, Version: version, Source: source.String(), CreatedAt: createdAt.UTC(), Windows: windows,
 		Events: s.Events, Features: map[string]*FeatureProfile{}}
 	for name, kind := range s.kinds {
 		f := &FeatureProfile{Kind: kind.String(), Missing: s.missing[name], Present: s.present[name]}

@@ -6,34 +6,12 @@ import (
 	"github.com/driftd/driftd/processors"
 )
 
-// Rolling references: for data that changes fast (B2B, daily seasonality) a window is
-// compared with a recent window of the same series instead of a fixed profile.
-const (
-	SourcePreviousWindow = "previous_window"
-	SourceDayAgo         = "same_window_yesterday"
-	SourceWeekAgo        = "same_window_last_week"
-)
-
-// RollingLag is how far back a rolling reference lies, for a window size; ok is false
-// for sources that are not rolling.
-func RollingLag(source string, size time.Duration) (time.Duration, bool) {
-	switch source {
-	case SourcePreviousWindow:
-		return size, true
-	case SourceDayAgo:
-		return 24 * time.Hour, true
-	case SourceWeekAgo:
-		return 7 * 24 * time.Hour, true
-	}
-	return 0, false
-}
-
 // ProfileFromWindow makes a reference of a closed window's aggregates. Numeric features
 // are cut at the window's sketch quantiles and compared sketch against sketch
 // (FeatureProfile.FromSketch): both sides then share the sketch's bucketing, so its 1%
 // resolution blurs them alike instead of biasing the comparison.
-func ProfileFromWindow(w *processors.WindowAgg, source string, createdAt time.Time) *Profile {
-	p := &Profile{Model: w.Series.Model, Version: w.Series.Version, Source: source, CreatedAt: createdAt.UTC(),
+func ProfileFromWindow(w *processors.WindowAgg, source ReferenceSource, createdAt time.Time) *Profile {
+	p := &Profile{Model: w.Series.Model, Version: w.Series.Version, Source: source.String(), CreatedAt: createdAt.UTC(),
 		Windows: 1, Events: w.Events, Features: map[string]*FeatureProfile{}}
 	add := func(f *processors.FeatureAgg) {
 		if f == nil || f.Count == 0 {

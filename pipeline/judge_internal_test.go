@@ -65,7 +65,7 @@ func testJudge() *judge {
 		WindowSpec:       func(string) processors.WindowSpec { return processors.WindowSpec{Size: time.Minute} },
 		Thresholds:       func(string, string) detectors.Thresholds { return detectors.DefaultThresholds },
 		ReferenceWindows: func(string) int { return 3 },
-		ReferenceSource:  func(string) string { return detectors.SourceFirstWindows },
+		ReferenceSource:  func(string) detectors.ReferenceSource { return detectors.SourceFirstWindows },
 		FireAfter:        1, ResolveAfter: 2,
 	}
 	return newJudge(set, slog.New(slog.NewTextHandler(io.Discard, nil)), noWindows{})

@@ -102,7 +102,7 @@ type Settings struct {
 	ReferenceMinEvents uint64
 	// ReferenceSource is a model's kind of reference: first_windows (or a file loaded with
 	// driftd baseline), or a rolling one (detectors.RollingLag).
-	ReferenceSource func(model string) string
+	ReferenceSource func(model string) detectors.ReferenceSource
 	FireAfter       int
 	ResolveAfter    int
 	FlushInterval   time.Duration
@@ -208,7 +208,7 @@ func New(set Settings, src Source, dlq DeadLetterer, alerts AlertSink, store Sto
 	}
 	set.Limits.ClockBound = set.Limits.ClockBound || set.MaxFuture > 0
 	if set.ReferenceSource == nil {
-		set.ReferenceSource = func(string) string { return detectors.SourceFirstWindows }
+		set.ReferenceSource = func(string) detectors.ReferenceSource { return detectors.SourceFirstWindows }
 	}
 	if set.StageInterval == nil {
 		set.StageInterval = func(string, string) time.Duration { return 0 }

@@ -27,7 +27,7 @@ func SettingsFromConfig(cfg config.Config, predictions, pipelines schemas.Decode
 		Thresholds:         cfg.Thresholds,
 		ReferenceWindows:   cfg.ReferenceWindows,
 		ReferenceMinEvents: cfg.Detection.ReferenceMinEvents,
-		Spread:             cfg.Kafka.GroupMode == "spread",
+		Spread:             cfg.Kafka.GroupMode.Spread(),
 		ReferenceSource:    cfg.ReferenceSource,
 		FireAfter:          cfg.Detection.FireAfter,
 		ResolveAfter:       cfg.Detection.ResolveAfter,

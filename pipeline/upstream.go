@@ -34,7 +34,7 @@ func adaptRun(e *schemas.PipelineEvent, out *schemas.PredictionEvent) {
 	out.EventID, out.RequestID, out.Model, out.ModelVersion = e.EventID, e.RunID, e.Pipeline, e.Stage
 	out.Deployment, out.Timestamp, out.LatencyMs = schemas.DeploymentPrimary, e.Timestamp, max(e.DurationMs, 0)
 	out.Status = schemas.StatusOK
-	out.Prediction = schemas.Value{Kind: schemas.String, Str: e.Status}
+	out.Prediction = schemas.Value{Kind: schemas.String, Str: e.Status.String()}
 	num := func(name string, v float64) schemas.Feature {
 		return schemas.Feature{Name: name, Value: schemas.Value{Kind: schemas.Number, Num: v}}
 	}
@@ -42,7 +42,7 @@ func adaptRun(e *schemas.PipelineEvent, out *schemas.PredictionEvent) {
 	if e.HasNullCount {
 		out.Features = append(out.Features, num(runNullCount, float64(e.NullCount)))
 	}
-	if e.Status == "failed" {
+	if e.Status == schemas.StageFailed {
 		out.Status = schemas.StatusError
 		msg := e.Error
 		if len(msg) > 200 {
@@ -274,7 +274,7 @@ func (u *upstream) observe(e *schemas.PipelineEvent, out processors.Outcome, win
 	for _, m := range e.Models {
 		u.link(m, k, e.Timestamp)
 	}
-	failed := e.Status == "failed"
+	failed := e.Status == schemas.StageFailed
 	if out == processors.Added {
 		tk := tailKey{k, windowStart}
 		t, ok := u.tails[tk]
@@ -310,7 +310,7 @@ func (r *Runner) handlePipeline(ctx context.Context, rec consumers.Record) error
 	}
 	r.stats.PipelineRuns++
 	r.clock.event(consumers.TopicPartition{Topic: rec.Topic, Partition: rec.Partition}, e.Timestamp, now)
-	if e.Status == "started" {
+	if e.Status == schemas.StageStarted {
 		return nil // a run is judged when it finishes
 	}
 	adaptRun(e, &u.adapted)

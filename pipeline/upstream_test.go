@@ -201,7 +201,7 @@ func TestRollingReferenceSameWindowYesterday(t *testing.T) {
 		s.WindowSpec = func(string) processors.WindowSpec {
 			return processors.WindowSpec{Size: time.Hour, Lateness: time.Minute}
 		}
-		s.ReferenceSource = func(string) string { return detectors.SourceDayAgo }
+		s.ReferenceSource = func(string) detectors.ReferenceSource { return detectors.SourceDayAgo }
 		s.IdleClose = time.Hour
 	}
 	rng := rand.New(rand.NewPCG(9, 9))

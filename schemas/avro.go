@@ -258,7 +258,7 @@ func (r *Registry) DecodePipelineAvro(ctx context.Context, b []byte, e *Pipeline
 		return fmt.Errorf("decode Avro pipeline event: %w", err)
 	}
 	*e = PipelineEvent{EventID: avroString(m["event_id"]), Pipeline: avroString(m["pipeline"]), Stage: avroString(m["stage"]),
-		RunID: avroString(m["run_id"]), Status: avroString(m["status"]), Timestamp: avroTime(m["timestamp"]),
+		RunID: avroString(m["run_id"]), Status: StageStatus(avroString(m["status"])), Timestamp: avroTime(m["timestamp"]),
 		Error: avroString(m["error"])}
 	e.DurationMs, _ = m["duration_ms"].(float64)
 	e.RecordsIn, _ = m["records_in"].(int64)

@@ -3,6 +3,8 @@ package schemas
 import (
 	"context"
 	"fmt"
+
+	"github.com/driftd/driftd/internal/enum"
 )
 
 // Format is the wire format of a topic.
@@ -16,15 +18,25 @@ const (
 	FormatAuto Format = "auto"
 )
 
-// ParseFormat checks a configured format name.
+// ParseFormat checks a configured format name; "" is auto.
 func ParseFormat(s string) (Format, error) {
-	switch f := Format(s); f {
-	case FormatJSON, FormatAvro, FormatAuto:
-		return f, nil
-	case "":
+	if s == "" {
 		return FormatAuto, nil
 	}
-	return "", fmt.Errorf("format %q is not one of json, avro, auto", s)
+	return enum.Parse("format", s, FormatJSON, FormatAvro, FormatAuto)
+}
+
+func (f Format) String() string               { return string(f) }
+func (f Format) MarshalText() ([]byte, error) { return []byte(f), nil }
+
+// UnmarshalText parses a format from YAML or the environment.
+func (f *Format) UnmarshalText(b []byte) error {
+	v, err := ParseFormat(string(b))
+	if err != nil {
+		return err
+	}
+	*f = v
+	return nil
 }
 
 // Decoder decodes the records of one topic.

@@ -6,6 +6,8 @@ import (
 	"math"
 	"strconv"
 	"time"
+
+	"github.com/driftd/driftd/internal/enum"
 )
 
 // Deployment slots a prediction can come from.
@@ -23,6 +25,25 @@ const (
 	StatusError   = "error"
 	StatusTimeout = "timeout"
 )
+
+// StageStatus is what a pipeline event says of its run. Its text is the event's status on
+// the wire (DESIGN.md's contract).
+type StageStatus string
+
+// Stage statuses.
+const (
+	StageStarted   StageStatus = "started"
+	StageSucceeded StageStatus = "succeeded"
+	StageFailed    StageStatus = "failed"
+)
+
+// ParseStageStatus parses started, succeeded or failed.
+func ParseStageStatus(s string) (StageStatus, error) {
+	return enum.Parse("status", s, StageStarted, StageSucceeded, StageFailed)
+}
+
+func (s StageStatus) String() string               { return string(s) }
+func (s StageStatus) MarshalText() ([]byte, error) { return []byte(s), nil }
 
 // Kind says what a Value holds.
 type Kind uint8
@@ -138,7 +159,7 @@ type PipelineEvent struct {
 	Pipeline     string
 	Stage        string
 	RunID        string
-	Status       string
+	Status       StageStatus
 	Timestamp    time.Time
 	DurationMs   float64
 	RecordsIn    int64

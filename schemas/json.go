@@ -304,7 +304,7 @@ func DecodePipelineJSON(b []byte, e *PipelineEvent) error {
 	if err := json.Unmarshal(b, &j); err != nil {
 		return fmt.Errorf("decode JSON pipeline event: %w", err)
 	}
-	*e = PipelineEvent{EventID: j.EventID, Pipeline: j.Pipeline, Stage: j.Stage, RunID: j.RunID, Status: j.Status,
+	*e = PipelineEvent{EventID: j.EventID, Pipeline: j.Pipeline, Stage: j.Stage, RunID: j.RunID, Status: StageStatus(j.Status),
 		Timestamp: j.Timestamp.t, DurationMs: j.DurationMs, RecordsIn: j.RecordsIn, RecordsOut: j.RecordsOut,
 		Error: j.Error, Models: j.Models}
 	if j.NullCount != nil {
@@ -327,14 +327,23 @@ func (e *LabelEvent) validate() error {
 	return nil
 }
 
+// checkStatus is the status check of validate: a value outside the contract is invalid
+// (dead-lettered), not a decoding failure.
+func (e *PipelineEvent) checkStatus() error {
+	if _, err := ParseStageStatus(string(e.Status)); err != nil {
+		return invalid("%v", err)
+	}
+	return nil
+}
+
 func (e *PipelineEvent) validate() error {
 	switch {
 	case e.Pipeline == "" || e.Stage == "":
 		return fmt.Errorf("decode pipeline event %s: %w", e.EventID, invalid("pipeline and stage are required"))
 	case checkTime(e.Timestamp) != nil:
 		return fmt.Errorf("decode pipeline event %s: %w", e.EventID, checkTime(e.Timestamp))
-	case e.Status != "started" && e.Status != "succeeded" && e.Status != "failed":
-		return fmt.Errorf("decode pipeline event %s: %w", e.EventID, invalid("status %q is not one of started, succeeded, failed", e.Status))
+	case e.checkStatus() != nil:
+		return fmt.Errorf("decode pipeline event %s: %w", e.EventID, e.checkStatus())
 	case !finite(e.DurationMs):
 		return fmt.Errorf("decode pipeline event %s: %w", e.EventID, invalid("duration_ms is not finite"))
 	case len(e.Models) > MaxPipelineModels:

@@ -251,9 +251,9 @@ func (g *Generator) pipelineWindow(rng *rand.Rand, w int, start time.Time, chang
 	in := int64(10000 + rng.IntN(500))
 	for i, stage := range []string{"extract_orders", "join_orders", "build_features"} {
 		at := start.Add(time.Duration(i+1) * g.o.Window / 8)
-		status, errText, outN := "succeeded", "", in-int64(rng.IntN(20))
+		status, errText, outN := schemas.StageSucceeded, "", in-int64(rng.IntN(20))
 		if changed && stage == "join_orders" {
-			status, errText, outN = "failed", "join key customer_id missing in 38% of rows", 0
+			status, errText, outN = schemas.StageFailed, "join key customer_id missing in 38% of rows", 0
 		}
 		out = append(out, Record{Kind: Pipeline, Time: at, Key: stage, Pipeline: &schemas.PipelineEvent{
 			EventID: fmt.Sprintf("%s-%s", runID, stage), Pipeline: "orders", Stage: stage, RunID: runID, Status: status,

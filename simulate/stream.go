@@ -408,9 +408,9 @@ func (ps *pipelineSource) next() (Record, bool) {
 		ps.in = int64(10000 + ps.rng.IntN(500))
 	}
 	name := ps.p.Stages[ps.stage]
-	status, errText, out := "succeeded", "", ps.in-int64(ps.rng.IntN(20))
+	status, errText, out := schemas.StageSucceeded, "", ps.in-int64(ps.rng.IntN(20))
 	if ps.p.Change == ChangeFailingStage && t.Sub(ps.start) >= ps.p.ChangeAt && ps.stage == len(ps.p.Stages)/2 {
-		status, errText, out = "failed", "join key customer_id missing", 0
+		status, errText, out = schemas.StageFailed, "join key customer_id missing", 0
 	}
 	runID := ps.p.Name + "-run-" + strconv.Itoa(ps.run)
 	e := &schemas.PipelineEvent{EventID: runID + "-" + name, Pipeline: ps.p.Name, Stage: name, RunID: runID, Status: status,

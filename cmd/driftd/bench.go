@@ -175,7 +175,7 @@ func benchTopic(o throughputOptions, start time.Time) string {
 }
 
 func throughputBench(ctx context.Context, cfg config.Config, o throughputOptions, log *slog.Logger, progress io.Writer) (throughputResult, error) {
-	res := throughputResult{members: o.members, idleClose: time.Duration(cfg.Windows.IdleClose), spread: cfg.Kafka.GroupMode == "spread"}
+	res := throughputResult{members: o.members, idleClose: time.Duration(cfg.Windows.IdleClose), spread: cfg.Kafka.GroupMode.Spread()}
 	if err := o.validate(); err != nil {
 		return res, err
 	}

@@ -75,7 +75,7 @@ func TestBaselineCommandStoresReference(t *testing.T) {
 	defer st.Close()
 	defer st.Conn().Exec(testenv.Context(t, time.Minute), "DROP DATABASE "+db)
 	refs, err := st.LoadReferences(testenv.Context(t, time.Minute))
-	if err != nil || len(refs) != 1 || refs[0].Model != "fraud-scorer" || refs[0].Source != detectors.SourceFile || refs[0].Events != 4 {
+	if err != nil || len(refs) != 1 || refs[0].Model != "fraud-scorer" || refs[0].Source != detectors.SourceFile.String() || refs[0].Events != 4 {
 		t.Fatalf("references %+v, %v", refs, err)
 	}
 

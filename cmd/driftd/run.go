@@ -221,7 +221,7 @@ func pinned(leaf []byte) *tls.Config {
 
 // kafkaOptions turns the configuration's brokers, TLS and SASL into client options.
 func kafkaOptions(cfg config.Config) (consumers.Options, error) {
-	o := consumers.Options{Brokers: cfg.Kafka.Brokers, Spread: cfg.Kafka.GroupMode == "spread"}
+	o := consumers.Options{Brokers: cfg.Kafka.Brokers, Spread: cfg.Kafka.GroupMode.Spread()}
 	if t := cfg.Kafka.TLS; t.Enabled {
 		var err error
 		if o.TLS, err = clientTLS(t.CAFile, "kafka.tls.ca_file", t.InsecureSkipVerify); err != nil {
@@ -289,8 +289,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, h hooks) erro
 	if err != nil {
 		return err
 	}
-	format, _ := schemas.ParseFormat(cfg.Kafka.Formats.Predictions)
-	pipelineFormat, _ := schemas.ParseFormat(cfg.Kafka.Formats.Pipeline)
+	format, pipelineFormat := cfg.Kafka.Formats.Predictions, cfg.Kafka.Formats.Pipeline
 
 	topics := []string{cfg.Kafka.Topics.Predictions}
 	if cfg.Kafka.Topics.Pipeline != "" {
@@ -312,7 +311,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, h hooks) erro
 	aw := consumers.NewWriter(ko, cfg.Kafka.Topics.Alerts)
 	defer aw.Close()
 	pub := pipeline.NewAlertPublisher(aw, nil, 0)
-	if cfg.Kafka.AlertFormat == "avro" {
+	if cfg.Kafka.AlertFormat == schemas.FormatAvro {
 		id := cfg.Kafka.SchemaRegistry.BundledIDs["alert"]
 		codec, err := reg.Codec(ctx, id)
 		if err != nil {
