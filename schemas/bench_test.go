@@ -25,11 +25,32 @@ func event20(i int) *PredictionEvent {
 	return e
 }
 
-func BenchmarkDecode20Features(b *testing.B) {
+// event6 returns a prediction of driftd bench's default shape (--features 6, the
+// simulator's stream): amount, country, age, is_returning, session_seconds, device.
+func event6(i int) *PredictionEvent {
+	e := event20(i)
+	e.Features = []Feature{
+		{Name: "amount", Value: Value{Kind: Number, Num: float64(i%5000) / 100}},
+		{Name: "country", Value: Value{Kind: String, Str: []string{"DE", "FR", "US", "GB"}[i%4]}},
+		{Name: "age", Value: Value{Kind: Number, Num: float64(18 + i%60)}},
+		{Name: "is_returning", Value: Value{Kind: Bool, Num: float64(i % 2)}},
+		{Name: "session_seconds", Value: Value{Kind: Number, Num: 37.25 + float64(i%100)}},
+		{Name: "device", Value: Value{Kind: String, Str: []string{"web", "ios", "android"}[i%3]}},
+	}
+	return e
+}
+
+func BenchmarkDecode20Features(b *testing.B) { benchmarkDecode(b, event20(1)) }
+
+func BenchmarkDecode6Features(b *testing.B) { benchmarkDecode(b, event6(1)) }
+
+// benchmarkDecode decodes one record of e, as JSON and as Confluent Avro, into one reused
+// event, as the consumer does.
+func benchmarkDecode(b *testing.B, e *PredictionEvent) {
 	reg, _ := NewRegistry("", map[uint32]string{1: SchemaPrediction}, nil)
 	codec, _ := reg.Codec(context.Background(), 1)
-	js, _ := MarshalPredictionJSON(event20(1))
-	av, _ := EncodePredictionAvro(codec, 1, event20(1))
+	js, _ := MarshalPredictionJSON(e)
+	av, _ := EncodePredictionAvro(codec, 1, e)
 	for _, c := range []struct {
 		name string
 		data []byte

@@ -4,17 +4,29 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"strings"
 	"testing"
 )
 
 // decodeBoth decodes b with the fast path (falling back as in production) and with
 // encoding/json alone, and fails t if they differ. It reports whether the fast path took
-// the record itself.
+// the record itself. The fast path decodes into an event that held a 20-feature record
+// before, as the consumer's ring of events does, so that reusing memory is tested too.
 func decodeBoth(t *testing.T, b []byte) bool {
 	t.Helper()
 	var fast, std PredictionEvent
-	fastTook := fast.scanPrediction(b)
+	prev, err := MarshalPredictionJSON(event20(11))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := DecodePredictionJSON(prev, &fast); err != nil {
+		t.Fatal(err)
+	}
 	fast.Reset()
+	fastTook := fast.scanPrediction(b)
+	if err := DecodePredictionJSON(prev, &fast); err != nil {
+		t.Fatal(err)
+	}
 	errFast := DecodePredictionJSON(b, &fast)
 	errStd := decodePredictionJSONStd(b, &std)
 	switch {
@@ -32,7 +44,8 @@ func decodeBoth(t *testing.T, b []byte) bool {
 	return fastTook
 }
 
-// eventDiff compares the exported fields of two events, numbers bit for bit.
+// eventDiff compares the exported fields of two events, every number bit for bit (an
+// accepted event holds no NaN: the validator refuses them, so bits decide).
 func eventDiff(a, b *PredictionEvent) string {
 	ca, cb := *a, *b
 	ca.strs, cb.strs, ca.names, cb.names = nil, nil, nil, nil
@@ -42,9 +55,27 @@ func eventDiff(a, b *PredictionEvent) string {
 	if len(cb.Features) == 0 {
 		cb.Features = nil
 	}
+	bits := math.Float64bits
 	for i := range min(len(ca.Features), len(cb.Features)) {
-		if math.Float64bits(ca.Features[i].Value.Num) != math.Float64bits(cb.Features[i].Value.Num) {
+		if bits(ca.Features[i].Value.Num) != bits(cb.Features[i].Value.Num) {
 			return fmt.Sprintf("feature %d: %v vs %v", i, ca.Features[i], cb.Features[i])
+		}
+	}
+	for _, n := range []struct {
+		name string
+		x, y float64
+	}{
+		{"prediction", ca.Prediction.Num, cb.Prediction.Num},
+		{"latency_ms", ca.LatencyMs, cb.LatencyMs},
+		{"input_size", ca.InputSize, cb.InputSize},
+	} {
+		if bits(n.x) != bits(n.y) {
+			return fmt.Sprintf("%s: %v (%#x) vs %v (%#x)", n.name, n.x, bits(n.x), n.y, bits(n.y))
+		}
+	}
+	for k, x := range ca.Scores {
+		if y, ok := cb.Scores[k]; ok && bits(x) != bits(y) {
+			return fmt.Sprintf("scores[%q]: %v vs %v", k, x, y)
 		}
 	}
 	if !reflect.DeepEqual(ca, cb) {
@@ -53,10 +84,17 @@ func eventDiff(a, b *PredictionEvent) string {
 	return ""
 }
 
-// TestJSONFastPathMatchesEncodingJSON: the fast path takes the common records and gives
-// encoding/json's event; on what it leaves (escapes, case, repeats, types, nesting), the
-// result is encoding/json's, event and error alike.
-func TestJSONFastPathMatchesEncodingJSON(t *testing.T) {
+// jsonFastCase is a record and whether the fast path takes it itself.
+type jsonFastCase struct {
+	in   string
+	fast bool
+}
+
+// jsonFastCases are the records TestJSONFastPathMatchesEncodingJSON checks and
+// FuzzJSONFastMatchesStd starts from: the common shapes, and each thing the fast path
+// leaves to encoding/json.
+func jsonFastCases(t testing.TB) []jsonFastCase {
+	t.Helper()
 	sample, err := MarshalPredictionJSON(sampleEvent())
 	if err != nil {
 		t.Fatal(err)
@@ -66,10 +104,8 @@ func TestJSONFastPathMatchesEncodingJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	const ts = `"timestamp":"2026-03-04T10:00:01.25Z"`
-	for _, c := range []struct {
-		in   string
-		fast bool // the fast path takes it
-	}{
+	deep := strings.Repeat(`[`, maxFastDepth+2) + strings.Repeat(`]`, maxFastDepth+2)
+	return []jsonFastCase{
 		{string(sample), true},
 		{string(e20), true},
 		{`{"model":"m",` + ts + `}`, true},
@@ -112,9 +148,73 @@ func TestJSONFastPathMatchesEncodingJSON(t *testing.T) {
 		{`null`, false},
 		{``, false},
 		{`{}`, true},
-	} {
+		// Strings: escapes, surrogate pairs, a lone surrogate, bytes that are not UTF-8.
+		{`{"model":"m",` + ts + `,"features":{"e":"\ud83d\ude00","f":"\ud800"}}`, true},
+		{`{"model":"m",` + ts + `,"features":{"\u0061":1}}`, true},
+		{"{\"model\":\"m\"," + ts + ",\"features\":{\"a\xff\":\"b\xc3\"}}", true},
+		{"{\"model\":\"m\"," + ts + ",\"prediction\":\"\xed\xa0\x80\"}", true},
+		{`{"model":"m",` + ts + `,"prediction":"\ud83d\ude00"}`, true},
+		{`{"model":"m\ud83d\ude00",` + ts + `}`, false},
+		{`{"model":"m",` + ts + `,"event_id":"\ud800x"}`, false},
+		{"{\"model\":\"m\"," + ts + ",\"status\":\"o\x00k\"}", false},
+		{"{\"model\":\"m\"," + ts + ",\"unknown\":\"\xff\xfe\"}", true},
+		// Numbers in every form, and out of range.
+		{`{"model":"m",` + ts + `,"latency_ms":1E+2,"input_size":-0,"prediction":0.5e-3}`, true},
+		{`{"model":"m",` + ts + `,"latency_ms":1e-400,"input_size":123456789012345678901234567890}`, true},
+		{`{"model":"m",` + ts + `,"features":{"a":-0,"b":1e-400,"c":0.1E1}}`, true},
+		{`{"model":"m",` + ts + `,"features":{"a":1e400}}`, false},
+		{`{"model":"m",` + ts + `,"features":{"a":01}}`, false},
+		{`{"model":"m",` + ts + `,"prediction":-}`, false},
+		{`{"model":"m",` + ts + `,"input_size":1e309}`, false},
+		{`{"model":"m",` + ts + `,"scores":{"a":-1e-400,"b":1E0}}`, true},
+		{`{"model":"m",` + ts + `,"scores":{"a":null}}`, false},
+		{`{"model":"m",` + ts + `,"scores":[]}`, false},
+		// Timestamps in every accepted form, and refused ones.
+		{`{"model":"m","timestamp":"2026-03-04T10:00:01+02:00"}`, true},
+		{`{"model":"m","timestamp":"2026-03-04T10:00:01.123456789-07:30"}`, true},
+		{`{"model":"m","timestamp":1.7726184e12}`, true},
+		{`{"model":"m","timestamp":-1.5}`, true},
+		{`{"model":"m","timestamp":null}`, true},
+		{`{"model":"m","timestamp":"2026-03-04T10:00:01\u005a"}`, true},
+		{`{"model":"m","timestamp":true}`, false},
+		{`{"model":"m","timestamp":1e16}`, false},
+		// null for each field.
+		{`{"event_id":null,"request_id":null,"model":"m","model_version":null,"deployment":null,` + ts +
+			`,"features":null,"prediction":null,"scores":null,"latency_ms":null,"status":null,"input_size":null}`, true},
+		{`{"model":null,` + ts + `}`, true},
+		// Whitespace anywhere; trailing garbage; two values.
+		{"\t\r\n{\n\"model\"\t:\r\"m\" ,\n" + ts + "\n,\"features\" :\n{ \"a\" :\t1 ,\"b\":\ttrue\n}\r}\n\t", true},
+		{`{"model":"m",` + ts + `} {"model":"n"}`, false},
+		{`{"model":"m",` + ts + `}]`, false},
+		{`{"model":"m",` + ts, false},
+		{`{"model":"m",` + ts + `,"features":{"a":1`, false},
+		// Types encoding/json refuses (and keeps decoding after).
+		{`{"model":"m",` + ts + `,"event_id":5}`, false},
+		{`{"model":"m",` + ts + `,"input_size":"4"}`, false},
+		{`{"model":"m",` + ts + `,"features":[{"name":"a","value":1}]}`, false},
+		{`{"model":"m",` + ts + `,"features":"a"}`, false},
+		{`{"model":"m",` + ts + `,"prediction":[1]}`, false},
+		// Unknown fields nested deeper than the fast path goes.
+		{`{"model":"m",` + ts + `,"x":` + deep + `}`, false},
+		{`{"model":"m",` + ts + `,"x":` + deep[1:len(deep)-1] + `}`, true},
+		// Keys: other cases, Unicode folding (the Kelvin sign folds to k), unknown ones.
+		{`{"model":"m",` + ts + `,"Latency_MS":3}`, false},
+		{`{"model":"m",` + ts + `,"statuſ":"ok"}`, false},
+		{`{"model":"m",` + ts + `,"ſtatus_":"ok","":1,"latency":2}`, false},
+		{`{"model":"m",` + ts + `,"latency":2,"":1,"model_":{}}`, true},
+		// What validation refuses, after decoding.
+		{`{"model":"m",` + ts + `,"deployment":"blue-ish"}`, true},
+		{`{"model":"m",` + ts + `,"latency_ms":-1}`, true},
+	}
+}
+
+// TestJSONFastPathMatchesEncodingJSON: the fast path takes the common records and gives
+// encoding/json's event; on what it leaves (escapes, case, repeats, types, nesting), the
+// result is encoding/json's, event and error alike.
+func TestJSONFastPathMatchesEncodingJSON(t *testing.T) {
+	for _, c := range jsonFastCases(t) {
 		if got := decodeBoth(t, []byte(c.in)); got != c.fast {
-			t.Errorf("%s: fast path took it: %t, want %t", c.in, got, c.fast)
+			t.Errorf("%q: fast path took it: %t, want %t", c.in, got, c.fast)
 		}
 	}
 }
@@ -122,7 +222,7 @@ func TestJSONFastPathMatchesEncodingJSON(t *testing.T) {
 // FuzzJSONFastMatchesStd: on any bytes, the fast path (with its fallback) and
 // encoding/json give the same event or the same error.
 func FuzzJSONFastMatchesStd(f *testing.F) {
-	for _, e := range []*PredictionEvent{sampleEvent(), event20(3)} {
+	for _, e := range []*PredictionEvent{sampleEvent(), event20(3), event6(5)} {
 		b, err := MarshalPredictionJSON(e)
 		if err != nil {
 			f.Fatal(err)
@@ -131,6 +231,9 @@ func FuzzJSONFastMatchesStd(f *testing.F) {
 	}
 	for _, c := range refusedAsInvalid(f) {
 		f.Add(c.in)
+	}
+	for _, c := range jsonFastCases(f) {
+		f.Add([]byte(c.in))
 	}
 	f.Add([]byte(`{"model":"m","timestamp":1,"features":{"a":"\\u0000"},"scores":{"x":1e3},"x":[{"y":[]}]}`))
 	f.Add([]byte(`{"Model":"m","timestamp":"2026-03-04T10:00:01.25Z","input_size":null}`))
