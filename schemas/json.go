@@ -119,18 +119,22 @@ func (f *featureList) scan(b []byte) error {
 }
 
 // duplicateFeature returns a feature name that e has twice. Events have tens of features:
-// comparing each with the ones before costs less than sorting or hashing them; beyond
-// that, the names are sorted in a reused slice, so a record of many features costs
-// n log n, not n².
+// comparing each with the ones before costs less than sorting or hashing them, and
+// comparing a few bytes of each first (nameKey) leaves few names to compare whole (names
+// such as num_00 … num_13 share length and prefix); beyond that, the names are sorted in
+// a reused slice, so a record of many features costs n log n, not n².
 func (e *PredictionEvent) duplicateFeature() (string, bool) {
 	f := e.Features
 	if len(f) <= 32 {
-		for i := 1; i < len(f); i++ {
-			for j := 0; j < i; j++ {
-				if f[i].Name == f[j].Name {
+		var keys [32]uint32
+		for i := range f {
+			k := nameKey(f[i].Name)
+			for j, kj := range keys[:i] {
+				if kj == k && f[i].Name == f[j].Name {
 					return f[i].Name, true
 				}
 			}
+			keys[i] = k
 		}
 		return "", false
 	}
@@ -146,6 +150,18 @@ func (e *PredictionEvent) duplicateFeature() (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// nameKey packs a name's length, first and last two bytes: names that differ there differ.
+func nameKey(s string) uint32 {
+	n := len(s)
+	switch n {
+	case 0:
+		return 0
+	case 1:
+		return 1<<24 | uint32(s[0])
+	}
+	return uint32(n)<<24 | uint32(s[0])<<16 | uint32(s[n-2])<<8 | uint32(s[n-1])
 }
 
 func skipSpace(b []byte) []byte {

@@ -179,6 +179,8 @@ func (e *PredictionEvent) scanField(bit int, b []byte) ([]byte, bool) {
 		return rest, true
 	case fScores:
 		return e.scanScores(b)
+	case fFeatures:
+		return e.scanFeatures(b)
 	}
 	if bit == fTimestamp {
 		// The common form, a string without escapes, parsed as jsonTime parses it, without
@@ -192,8 +194,8 @@ func (e *PredictionEvent) scanField(bit int, b []byte) ([]byte, bool) {
 			return rest, true
 		}
 	}
-	// timestamp, features, prediction: the methods encoding/json calls, on the value's
-	// bytes once they are known to be valid JSON.
+	// timestamp, prediction: the methods encoding/json calls, on the value's bytes once
+	// they are known to be valid JSON.
 	rest, ok := skipValue(b, 0)
 	if !ok {
 		return b, false
@@ -206,11 +208,6 @@ func (e *PredictionEvent) scanField(bit int, b []byte) ([]byte, bool) {
 			return b, false
 		}
 		e.Timestamp = t.t
-	case fFeatures:
-		f := featureList{e: e}
-		if f.UnmarshalJSON(raw) != nil {
-			return b, false
-		}
 	case fPrediction:
 		var v jsonValue
 		if v.UnmarshalJSON(raw) != nil {
@@ -219,6 +216,119 @@ func (e *PredictionEvent) scanField(bit int, b []byte) ([]byte, bool) {
 		e.Prediction = v.v
 	}
 	return rest, true
+}
+
+// scanFeatures decodes "features" as featureList.UnmarshalJSON does, in the same pass
+// that validates it: null, or an object of plain names and scalars (plain strings,
+// numbers in range, true, false, null) with no name twice. Anything else (escapes,
+// nesting, a name twice, invalid JSON) goes to encoding/json, which words the error.
+//
+// Names and string values are usually those of the record decoded into e before (the
+// same model sends the same features in the same order), and that event's features are
+// still in e.Features' backing array: comparing with the one at the same place costs
+// less than interning through the map. Those strings are copies, never views of a
+// record, so sharing them is as safe as interning.
+func (e *PredictionEvent) scanFeatures(b []byte) ([]byte, bool) {
+	if rest, ok := literal(b, "null"); ok {
+		return rest, true
+	}
+	if len(b) == 0 || b[0] != '{' {
+		return b, false
+	}
+	s := skipSpace(b[1:])
+	if len(s) > 0 && s[0] == '}' {
+		return s[1:], true
+	}
+	for {
+		i := len(e.Features)
+		var prev Feature
+		if i < cap(e.Features) {
+			prev = e.Features[:i+1][i]
+		}
+		var f Feature
+		var rest []byte
+		var ok bool
+		if f.Name, rest, ok = e.featureString(s, prev.Name); !ok {
+			return b, false
+		}
+		rest = skipSpace(rest)
+		if len(rest) == 0 || rest[0] != ':' {
+			return b, false
+		}
+		rest = skipSpace(rest[1:])
+		if len(rest) == 0 {
+			return b, false
+		}
+		switch c := rest[0]; {
+		case c == '"':
+			if prev.Value.Kind != String {
+				prev.Value.Str = ""
+			}
+			f.Value.Kind = String
+			if f.Value.Str, rest, ok = e.featureString(rest, prev.Value.Str); !ok {
+				return b, false
+			}
+		case c == 't':
+			if rest, ok = literal(rest, "true"); !ok {
+				return b, false
+			}
+			f.Value = Value{Kind: Bool, Num: 1}
+		case c == 'f':
+			if rest, ok = literal(rest, "false"); !ok {
+				return b, false
+			}
+			f.Value = Value{Kind: Bool}
+		case c == 'n':
+			if rest, ok = literal(rest, "null"); !ok {
+				return b, false
+			}
+		default:
+			n, r, ok := scanNumber(rest)
+			if !ok {
+				return b, false
+			}
+			x, err := strconv.ParseFloat(unsafeString(n), 64)
+			if err != nil {
+				return b, false
+			}
+			f.Value = Value{Kind: Number, Num: x}
+			rest = r
+		}
+		e.Features = append(e.Features, f)
+		rest = skipSpace(rest)
+		if len(rest) == 0 {
+			return b, false
+		}
+		if rest[0] == '}' {
+			if _, dup := e.duplicateFeature(); dup {
+				return b, false
+			}
+			return rest[1:], true
+		}
+		if rest[0] != ',' {
+			return b, false
+		}
+		s = skipSpace(rest[1:])
+	}
+}
+
+// featureString reads a feature name or string value at the start of b as featureList
+// does (e.scanString: escapes decoded, other bytes kept as they are, interned), reusing
+// prev when it is the same string.
+func (e *PredictionEvent) featureString(b []byte, prev string) (string, []byte, bool) {
+	if v, rest, ok := plainString(b); ok {
+		if prev == string(v) { // the comparison does not allocate
+			return prev, rest, true
+		}
+		return e.intern(v), rest, true
+	}
+	// Escapes, or bytes that are not UTF-8: valid JSON only if skipString says so, which
+	// scanString does not check.
+	if _, ok := skipString(b); !ok {
+		return "", b, false
+	}
+	v, rest, err := e.scanString(b)
+	return v, rest, err == nil
 }
 
 // scanScores decodes "scores": null, or an object of plain keys and numbers (a new map,

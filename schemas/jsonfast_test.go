@@ -241,3 +241,43 @@ func FuzzJSONFastMatchesStd(f *testing.F) {
 		decodeBoth(t, b)
 	})
 }
+
+// TestDuplicateFeature: names that share the bytes nameKey packs are still compared
+// whole, on both sides of the 32-feature switch to sorting.
+func TestDuplicateFeature(t *testing.T) {
+	seq := func(n int, extra ...string) []string {
+		var s []string
+		for i := range n {
+			s = append(s, fmt.Sprintf("num_%02d", i))
+		}
+		return append(s, extra...)
+	}
+	for _, c := range []struct {
+		name  string
+		names []string
+		dup   bool
+		which string
+	}{
+		{"none", nil, false, ""},
+		{"one", []string{"a"}, false, ""},
+		{"empty and one byte", []string{"", "a", "b"}, false, ""},
+		{"empty twice", []string{"", "a", ""}, true, ""},
+		{"same key, other middle", []string{"abXcd", "abYcd", "ab"}, false, ""},
+		{"same key, twice", []string{"abXcd", "abYcd", "abXcd"}, true, "abXcd"},
+		{"one byte twice", []string{"a", "b", "a"}, true, "a"},
+		{"20 distinct", seq(20), false, ""},
+		{"32 distinct", seq(32), false, ""},
+		{"last of 32 repeats the first", seq(31, "num_00"), true, "num_00"},
+		{"33 distinct", seq(33), false, ""},
+		{"33, one repeated", seq(32, "num_07"), true, "num_07"},
+	} {
+		var e PredictionEvent
+		for _, n := range c.names {
+			e.Features = append(e.Features, Feature{Name: n})
+		}
+		got, dup := e.duplicateFeature()
+		if dup != c.dup || got != c.which {
+			t.Errorf("%s: duplicateFeature() = %q, %t; want %q, %t", c.name, got, dup, c.which, c.dup)
+		}
+	}
+}
