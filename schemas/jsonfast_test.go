@@ -3,7 +3,9 @@ package schemas
 import (
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -280,4 +282,63 @@ func TestDuplicateFeature(t *testing.T) {
 			t.Errorf("%s: duplicateFeature() = %q, %t; want %q, %t", c.name, got, dup, c.which, c.dup)
 		}
 	}
+}
+
+// TestJSONFastPathRandomRecords composes records from fragments that each stress one
+// rule (keys in other cases or escaped, fields twice, null for each field, values of the
+// wrong type, escapes, bytes that are not UTF-8, numbers out of range, whitespace), so
+// that their combinations are checked too, not only the mutations the fuzzer finds. The
+// generator is seeded: the same records every run.
+func TestJSONFastPathRandomRecords(t *testing.T) {
+	keys := []string{"event_id", "request_id", "model", "model_version", "deployment", "timestamp", "features",
+		"prediction", "scores", "latency_ms", "status", "input_size",
+		"Model", "FEATURES", "x", "", `mod\u0065l`, "ſtatus", "latency", "input_sizE"}
+	str := []string{`"m"`, `"primary"`, `"canary"`, `"ok"`, `"timeout"`, `null`, `"a\u00e9"`, `"\ud800"`, "\"\xff\"", `"é"`, `""`}
+	pools := map[string][]string{
+		"timestamp":  {`"2026-03-04T10:00:01.25Z"`, `1772618400000`, `null`, `"x"`, `1e16`, `-1.5`, `"2026-03-04T10:00:01+02:00"`, `"\u0032026-03-04T10:00:01Z"`},
+		"features":   {`{"a":1,"b":"x","c":true,"d":null}`, `{}`, `null`, `{"a":1,"a":2}`, `{"\u0061":"\u00e9"}`, `{"a":[1]}`, `[]`, `{"a":01}`, `{ "a" : -0 , "b":false }`, "{\"\xff\":\"\xfe\"}"},
+		"prediction": {`0.5`, `"yes"`, `true`, `null`, `{}`, `1e400`, `"\ud83d\ude00"`, `-0`},
+		"scores":     {`{"a":1,"a":2}`, `{}`, `null`, `{"a":null}`, `{"b":1e-400}`, `[]`, `{"\u0062":2}`},
+		"latency_ms": {`0`, `-0`, `1e400`, `1.5`, `"1"`, `null`, `1E-2`, `-1`},
+		"input_size": {`0`, `1e308`, `1e309`, `null`, `4`, `true`},
+		"x":          {`{"deep":[1,{"y":null}]}`, `[]`, `"s"`, `tru`, `1.`, `[1,]`},
+	}
+	pools["model"], pools["event_id"], pools["status"], pools["deployment"] = str, str, str, str
+	var all []string
+	for _, p := range pools {
+		all = append(all, p...)
+	}
+	slices.Sort(all) // map order is random; the records must not be
+	space := []string{"", "", "", " ", "\n\t", "\r\n "}
+	rng := rand.New(rand.NewPCG(12, 34))
+	pick := func(s []string) string { return s[rng.IntN(len(s))] }
+	took := 0
+	const n = 5000
+	for range n {
+		var b strings.Builder
+		b.WriteString(pick(space) + "{")
+		fields := []string{`"model":"m"`, `"timestamp":1772618400000`}[:rng.IntN(3)]
+		for range rng.IntN(6) {
+			k := pick(keys[:12])
+			if rng.IntN(4) == 0 {
+				k = pick(keys)
+			}
+			v, ok := pools[k]
+			if !ok || rng.IntN(5) == 0 {
+				v = all
+			}
+			fields = append(fields, pick(space)+`"`+k+`"`+pick(space)+":"+pick(space)+pick(v))
+		}
+		rng.Shuffle(len(fields), func(i, j int) { fields[i], fields[j] = fields[j], fields[i] })
+		b.WriteString(strings.Join(fields, pick(space)+","+pick(space)))
+		b.WriteString(pick(space) + "}" + pick([]string{"", "", "", "", "", " ", "x", "}"}))
+		if decodeBoth(t, []byte(b.String())) {
+			took++
+		}
+	}
+	// The fast path must take a fair share, or this test would only test the fallback.
+	if took < n/8 {
+		t.Errorf("the fast path took %d of %d records", took, n)
+	}
+	t.Logf("the fast path took %d of %d records", took, n)
 }
