@@ -2,6 +2,7 @@ package schemas
 
 import (
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 )
@@ -14,11 +15,17 @@ import (
 // It decodes only what it can decode exactly as encoding/json would, and hands every
 // other record to the encoding/json path (decodePredictionJSONStd), which then decides
 // and words the error: keys written with escapes, in another case or given twice,
-// strings with escapes or invalid UTF-8, values of an unexpected type, numbers out of
-// range, nesting deeper than maxFastDepth, anything invalid. The timestamp, features and
-// prediction values go through the very same UnmarshalJSON methods encoding/json calls,
-// once their bytes are known to be valid JSON. FuzzJSONFastMatchesStd holds the two
-// paths to the same events and errors on arbitrary bytes.
+// top-level strings with escapes or invalid UTF-8, values of an unexpected type, numbers
+// out of range, a feature name given twice, nesting deeper than maxFastDepth, anything
+// invalid. Features are decoded in the pass as featureList decodes them (escapes
+// included, through the same scanString); a timestamp that is not a plain string and the
+// prediction go through the very UnmarshalJSON methods encoding/json calls, once their
+// bytes are known to be valid JSON. FuzzJSONFastMatchesStd and
+// TestJSONFastPathRandomRecords hold the two paths to the same events and errors.
+//
+// Strings are copies, never views of the record, which the consumer reuses: interned
+// (model, deployment, feature names, categories…), or event_id and request_id copied
+// together in one allocation, the only one of a common record.
 
 // The fields of a prediction, as bits of what the scan has seen.
 const (
@@ -93,6 +100,7 @@ func (e *PredictionEvent) scanPrediction(b []byte) bool {
 	}
 	s = skipSpace(s[1:])
 	seen := 0
+	var ids recordIDs
 	if len(s) > 0 && s[0] == '}' {
 		s = s[1:]
 	} else {
@@ -111,7 +119,7 @@ func (e *PredictionEvent) scanPrediction(b []byte) bool {
 				return false
 			}
 			rest = skipSpace(rest[1:])
-			if rest, ok = e.scanField(bit, rest); !ok {
+			if rest, ok = e.scanField(bit, rest, &ids); !ok {
 				return false
 			}
 			rest = skipSpace(rest)
@@ -128,11 +136,32 @@ func (e *PredictionEvent) scanPrediction(b []byte) bool {
 			s = skipSpace(rest[1:])
 		}
 	}
-	return len(skipSpace(s)) == 0
+	if len(skipSpace(s)) != 0 {
+		return false
+	}
+	e.EventID, e.RequestID = ids.strings()
+	return true
+}
+
+// recordIDs holds event_id and request_id as views of the record until it is decoded:
+// they differ in every record, so they cannot be interned, and they must be copied (the
+// consumer reuses the record's bytes), but both fit in one allocation.
+type recordIDs struct{ event, request []byte }
+
+func (r *recordIDs) strings() (event, request string) {
+	if len(r.event)+len(r.request) == 0 {
+		return "", ""
+	}
+	var b strings.Builder // one allocation, which String does not copy
+	b.Grow(len(r.event) + len(r.request))
+	b.Write(r.event)
+	b.Write(r.request)
+	s := b.String()
+	return s[:len(r.event)], s[len(r.event):]
 }
 
 // scanField decodes the value of one field at the start of b and returns what follows.
-func (e *PredictionEvent) scanField(bit int, b []byte) ([]byte, bool) {
+func (e *PredictionEvent) scanField(bit int, b []byte, ids *recordIDs) ([]byte, bool) {
 	switch bit {
 	case 0:
 		return skipValue(b, 0)
@@ -146,9 +175,9 @@ func (e *PredictionEvent) scanField(bit int, b []byte) ([]byte, bool) {
 		}
 		switch bit {
 		case fEventID:
-			e.EventID = string(v)
+			ids.event = v
 		case fRequestID:
-			e.RequestID = string(v)
+			ids.request = v
 		case fModel:
 			e.Model = e.intern(v)
 		case fModelVersion:

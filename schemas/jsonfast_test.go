@@ -1,6 +1,7 @@
 package schemas
 
 import (
+	"bytes"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -341,4 +342,35 @@ func TestJSONFastPathRandomRecords(t *testing.T) {
 		t.Errorf("the fast path took %d of %d records", took, n)
 	}
 	t.Logf("the fast path took %d of %d records", took, n)
+}
+
+// TestJSONFastPathCopiesStrings: the consumer reuses a record's bytes for the next one, so
+// no string of a decoded event may be a view of them.
+func TestJSONFastPathCopiesStrings(t *testing.T) {
+	sample, err := MarshalPredictionJSON(sampleEvent())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range []string{
+		string(sample),
+		`{"event_id":"ev-9","request_id":"rq-9","model":"new-model","model_version":"v9","deployment":"blue",` +
+			`"timestamp":"2026-03-04T10:00:01Z","features":{"fresh":"value","caf\u00e9":"cr\u00e8me"},` +
+			`"prediction":"label","scores":{"key":1},"status":"timeout"}`,
+	} {
+		b := []byte(in)
+		var e PredictionEvent
+		if !e.scanPrediction(b) {
+			t.Fatalf("%s: the fast path did not take it", in)
+		}
+		if err := DecodePredictionJSON(b, &e); err != nil {
+			t.Fatal(err)
+		}
+		want, _ := MarshalPredictionJSON(&e)
+		for i := range b {
+			b[i] = 'X'
+		}
+		if got, _ := MarshalPredictionJSON(&e); !bytes.Equal(got, want) {
+			t.Errorf("the event changed with the record's bytes:\n%s\n%s", want, got)
+		}
+	}
 }
