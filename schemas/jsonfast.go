@@ -248,9 +248,9 @@ func (e *PredictionEvent) scanField(bit int, b []byte, ids *recordIDs) ([]byte, 
 }
 
 // scanFeatures decodes "features" as featureList.UnmarshalJSON does, in the same pass
-// that validates it: null, or an object of plain names and scalars (plain strings,
-// numbers in range, true, false, null) with no name twice. Anything else (escapes,
-// nesting, a name twice, invalid JSON) goes to encoding/json, which words the error.
+// that validates it: null, or an object of names and scalars (strings, numbers in
+// range, true, false, null) with no name twice. Anything else (nesting, a name twice,
+// invalid JSON) goes to encoding/json, which words the error.
 //
 // Names and string values are usually those of the record decoded into e before (the
 // same model sends the same features in the same order), and that event's features are
