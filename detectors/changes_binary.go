@@ -301,6 +301,15 @@ type HDDMA struct {
 	p              HDDMAParams
 	z, xMin, xMax  runningMean
 	warning, drift bool
+	// Logarithms of the confidences, derived from p (not state): River takes them on
+	// every value, and they are the same numbers computed once.
+	logInvDrift, log2Drift, log2Warning float64
+}
+
+func (d *HDDMA) derive() {
+	d.logInvDrift = math.Log(1.0 / d.p.DriftConfidence)
+	d.log2Drift = math.Log(2.0 / d.p.DriftConfidence)
+	d.log2Warning = math.Log(2.0 / d.p.WarningConfidence)
 }
 
 // NewHDDMA returns an HDDM_A detector.
@@ -308,36 +317,42 @@ func NewHDDMA(p HDDMAParams) (*HDDMA, error) {
 	if err := p.validate(); err != nil {
 		return nil, err
 	}
-	return &HDDMA{p: p}, nil
+	d := &HDDMA{p: p}
+	d.derive()
+	return d, nil
 }
 
 // Kind is ChangeHDDMA.
 func (d *HDDMA) Kind() ChangeKind { return ChangeHDDMA }
 
 // Reset forgets the stream.
-func (d *HDDMA) Reset() { *d = HDDMA{p: d.p} }
+func (d *HDDMA) Reset() {
+	*d = HDDMA{p: d.p}
+	d.derive()
+}
 
 func (d *HDDMA) hoeffding(n float64) float64 {
-	return math.Sqrt(1.0 / (2 * n) * math.Log(1.0/d.p.DriftConfidence))
+	return math.Sqrt(1.0 / (2 * n) * d.logInvDrift)
 }
 
 // meanShiftBound is the A-test's bound on the difference between the mean since the cut
 // and the mean up to it; ok is false while no value has come since the cut.
-func meanShiftBound(cut, all runningMean, confidence float64) (eps float64, ok bool) {
+// log2Conf is log(2/confidence) (River's _mean_incr/_mean_decr argument).
+func meanShiftBound(cut, all runningMean, log2Conf float64) (eps float64, ok bool) {
 	if cut.n == all.n {
 		return 0, false
 	}
 	m := (all.n - cut.n) / cut.n * (1.0 / all.n)
-	return math.Sqrt(m / 2 * math.Log(2.0/confidence)), true
+	return math.Sqrt(m / 2 * log2Conf), true
 }
 
-func (d *HDDMA) meanIncr(confidence float64) bool {
-	eps, ok := meanShiftBound(d.xMin, d.z, confidence)
+func (d *HDDMA) meanIncr(log2Conf float64) bool {
+	eps, ok := meanShiftBound(d.xMin, d.z, log2Conf)
 	return ok && d.z.mean-d.xMin.mean >= eps
 }
 
-func (d *HDDMA) meanDecr(confidence float64) bool {
-	eps, ok := meanShiftBound(d.xMax, d.z, confidence)
+func (d *HDDMA) meanDecr(log2Conf float64) bool {
+	eps, ok := meanShiftBound(d.xMax, d.z, log2Conf)
 	return ok && d.xMax.mean-d.z.mean >= eps
 }
 
@@ -364,17 +379,17 @@ func (d *HDDMA) Update(x float64) ChangeState {
 		d.xMax = d.z
 	}
 	switch {
-	case d.meanIncr(d.p.DriftConfidence):
+	case d.meanIncr(d.log2Drift):
 		d.warning, d.drift = false, true
-	case d.meanIncr(d.p.WarningConfidence):
+	case d.meanIncr(d.log2Warning):
 		d.warning, d.drift = true, false
 	default:
 		d.warning, d.drift = false, false
 	}
 	if d.p.TwoSidedTest {
-		if d.meanDecr(d.p.DriftConfidence) {
+		if d.meanDecr(d.log2Drift) {
 			d.drift = true
-		} else if d.meanDecr(d.p.WarningConfidence) {
+		} else if d.meanDecr(d.log2Warning) {
 			d.warning = true
 		}
 	}
@@ -409,6 +424,7 @@ func (d *HDDMA) UnmarshalBinary(b []byte) error {
 	if err := dec.finish(n.p.validate); err != nil {
 		return err
 	}
+	n.derive()
 	*d = n
 	return nil
 }
@@ -470,6 +486,9 @@ type HDDMW struct {
 	s2Decr, s2Incr        ewmaSample
 	incrCut, decrCut      float64
 	warning, drift        bool
+	// log(1/confidence) for both levels, derived from p (not state): River takes them
+	// on every value, and they are the same numbers computed once.
+	logInvDrift, logInvWarning float64
 }
 
 // NewHDDMW returns an HDDM_W detector.
@@ -490,17 +509,24 @@ func (d *HDDMW) Reset() {
 	s := newEWMASample()
 	*d = HDDMW{p: d.p, total: s, s1Decr: s, s1Incr: s, s2Decr: s, s2Incr: s,
 		incrCut: math.Inf(1), decrCut: math.Inf(-1)}
+	d.derive()
 }
 
-func mcDiarmid(ibc, confidence float64) float64 {
-	return math.Sqrt(ibc * math.Log(1/confidence) / 2)
+func (d *HDDMW) derive() {
+	d.logInvDrift = math.Log(1 / d.p.DriftConfidence)
+	d.logInvWarning = math.Log(1 / d.p.WarningConfidence)
 }
 
-func hasMeanChanged(s1, s2 ewmaSample, confidence float64) bool {
+// mcDiarmid is McDiarmid's bound √(ibc·log(1/confidence)/2), given log(1/confidence).
+func mcDiarmid(ibc, logInvConf float64) float64 {
+	return math.Sqrt(ibc * logInvConf / 2)
+}
+
+func hasMeanChanged(s1, s2 ewmaSample, logInvConf float64) bool {
 	if !(s1.init && s2.init) {
 		return false
 	}
-	return s2.ewma-s1.ewma > mcDiarmid(s1.ibc+s2.ibc, confidence)
+	return s2.ewma-s1.ewma > mcDiarmid(s1.ibc+s2.ibc, logInvConf)
 }
 
 // Update takes the next 0/1 error; non-finite values are ignored.
@@ -513,7 +539,7 @@ func (d *HDDMW) Update(x float64) ChangeState {
 	}
 	l := d.p.Lambda
 	d.total.update(x, l)
-	eps := mcDiarmid(d.total.ibc, d.p.DriftConfidence)
+	eps := mcDiarmid(d.total.ibc, d.logInvDrift)
 	if d.total.ewma+eps < d.incrCut {
 		d.incrCut = d.total.ewma + eps
 		d.s1Incr, d.s2Incr = d.total, newEWMASample()
@@ -521,9 +547,9 @@ func (d *HDDMW) Update(x float64) ChangeState {
 		d.s2Incr.update(x, l)
 	}
 	switch {
-	case hasMeanChanged(d.s1Incr, d.s2Incr, d.p.DriftConfidence):
+	case hasMeanChanged(d.s1Incr, d.s2Incr, d.logInvDrift):
 		d.warning, d.drift = false, true
-	case hasMeanChanged(d.s1Incr, d.s2Incr, d.p.WarningConfidence):
+	case hasMeanChanged(d.s1Incr, d.s2Incr, d.logInvWarning):
 		d.warning, d.drift = true, false
 	default:
 		d.warning, d.drift = false, false
@@ -537,9 +563,9 @@ func (d *HDDMW) Update(x float64) ChangeState {
 		d.s2Decr.update(x, l)
 	}
 	if d.p.TwoSidedTest {
-		if hasMeanChanged(d.s2Decr, d.s1Decr, d.p.DriftConfidence) {
+		if hasMeanChanged(d.s2Decr, d.s1Decr, d.logInvDrift) {
 			d.drift = true
-		} else if hasMeanChanged(d.s2Decr, d.s1Decr, d.p.WarningConfidence) {
+		} else if hasMeanChanged(d.s2Decr, d.s1Decr, d.logInvWarning) {
 			d.warning = true
 		}
 	}
@@ -580,6 +606,7 @@ func (d *HDDMW) UnmarshalBinary(b []byte) error {
 	if err := dec.finish(n.p.validate); err != nil {
 		return err
 	}
+	n.derive()
 	*d = n
 	return nil
 }
