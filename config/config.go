@@ -23,6 +23,7 @@ import (
 	"github.com/driftd/driftd/processors"
 	"github.com/driftd/driftd/schemas"
 	dsql "github.com/driftd/driftd/sql"
+	"github.com/driftd/driftd/storage"
 )
 
 // Duration is a time.Duration written as "90s", "5m" or "1h" in YAML.
@@ -123,10 +124,10 @@ type TLS struct {
 
 // SASL configures authentication to the brokers.
 type SASL struct {
-	Mechanism    string `yaml:"mechanism"` // "", PLAIN, SCRAM-SHA-256, SCRAM-SHA-512
-	Username     string `yaml:"username"`
-	Password     Secret `yaml:"password"`
-	PasswordFile string `yaml:"password_file"`
+	Mechanism    consumers.SASL `yaml:"mechanism"` // "", PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 (any case)
+	Username     string         `yaml:"username"`
+	Password     Secret         `yaml:"password"`
+	PasswordFile string         `yaml:"password_file"`
 }
 
 // Topics are the topic names.
@@ -155,16 +156,16 @@ type SchemaRegistry struct {
 
 // ClickHouse says where results are stored.
 type ClickHouse struct {
-	Addr          string `yaml:"addr"`
-	Protocol      string `yaml:"protocol"`
-	Database      string `yaml:"database"`
-	Username      string `yaml:"username"`
-	Password      Secret `yaml:"password"`
-	PasswordFile  string `yaml:"password_file"`
-	TLS           bool   `yaml:"tls"`
-	TLSCAFile     string `yaml:"tls_ca_file"`
-	RetentionDays int    `yaml:"retention_days"`
-	MaxBatchRows  int    `yaml:"max_batch_rows"`
+	Addr          string           `yaml:"addr"`
+	Protocol      storage.Protocol `yaml:"protocol"`
+	Database      string           `yaml:"database"`
+	Username      string           `yaml:"username"`
+	Password      Secret           `yaml:"password"`
+	PasswordFile  string           `yaml:"password_file"`
+	TLS           bool             `yaml:"tls"`
+	TLSCAFile     string           `yaml:"tls_ca_file"`
+	RetentionDays int              `yaml:"retention_days"`
+	MaxBatchRows  int              `yaml:"max_batch_rows"`
 	// Cluster names a ClickHouse cluster (the servers' remote_servers): migrations then
 	// create every table ON CLUSTER as a local Replicated*MergeTree table behind a
 	// Distributed table of the same name (docs/clickhouse-cluster.md). "": one server.
@@ -354,7 +355,7 @@ func Default() Config {
 			FlushInterval: Duration(time.Second),
 			GroupMode:     consumers.GroupActiveStandby,
 		},
-		ClickHouse: ClickHouse{Addr: "localhost:9000", Protocol: "native", Database: "driftd", Username: "default", RetentionDays: 90, MaxBatchRows: 50000,
+		ClickHouse: ClickHouse{Addr: "localhost:9000", Protocol: storage.ProtocolNative, Database: "driftd", Username: "default", RetentionDays: 90, MaxBatchRows: 50000,
 			ReplicaPath: dsql.DefaultReplicaPath,
 			Embedded: Embedded{DataDir: ".driftd/clickhouse", Listen: "127.0.0.1:8123",
 				MaxExecutionTime: Duration(30 * time.Second), MaxMemoryUsage: 1 << 30, MaxBodyBytes: 256 << 20}},
@@ -610,14 +611,8 @@ func (c *Config) Validate() error {
 			return fail("kafka.schema_registry.bundled_ids."+name, "no bundled schema of that name (prediction, label, pipeline, alert)")
 		}
 	}
-	switch strings.ToUpper(c.Kafka.SASL.Mechanism) {
-	case "":
-	case "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
-		if c.Kafka.SASL.Username == "" {
-			return fail("kafka.sasl.username", "needed for SASL %s", c.Kafka.SASL.Mechanism)
-		}
-	default:
-		return fail("kafka.sasl.mechanism", "%q is not one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512", c.Kafka.SASL.Mechanism)
+	if c.Kafka.SASL.Mechanism != consumers.SASLNone && c.Kafka.SASL.Username == "" {
+		return fail("kafka.sasl.username", "needed for SASL %s", c.Kafka.SASL.Mechanism)
 	}
 	if e := c.ClickHouse.Embedded; (e.TLSCertFile == "") != (e.TLSKeyFile == "") {
 		return fail("clickhouse.embedded.tls_cert_file", "set both tls_cert_file and tls_key_file, or neither")
@@ -633,9 +628,6 @@ func (c *Config) Validate() error {
 	}
 	if c.ClickHouse.Addr == "" || !strings.Contains(c.ClickHouse.Addr, ":") {
 		return fail("clickhouse.addr", "%q is not host:port", c.ClickHouse.Addr)
-	}
-	if c.ClickHouse.Protocol != "native" && c.ClickHouse.Protocol != "http" {
-		return fail("clickhouse.protocol", "%q is not one of native, http", c.ClickHouse.Protocol)
 	}
 	if !dsql.ValidIdentifier(c.ClickHouse.Database) {
 		return fail("clickhouse.database", "%q: use letters, digits and underscores", c.ClickHouse.Database)

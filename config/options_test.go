@@ -9,6 +9,7 @@ import (
 	"github.com/driftd/driftd/consumers"
 	"github.com/driftd/driftd/detectors"
 	"github.com/driftd/driftd/schemas"
+	"github.com/driftd/driftd/storage"
 )
 
 // The options parse at load, from YAML and from the environment, into their types.
@@ -37,6 +38,10 @@ func TestOptionsParseAtLoad(t *testing.T) {
 		{"kafka:\n  group_mode: spread\n", "", func(c *Config) any { return c.Kafka.GroupMode }, consumers.GroupSpread},
 		{"", "DRIFTD_LOG_LEVEL=warn", func(c *Config) any { return c.LogLevel.Level() }, slog.LevelWarn},
 		{"log_level: debug\n", "", func(c *Config) any { return c.LogLevel.Level() }, slog.LevelDebug},
+		{"clickhouse:\n  protocol: http\n", "", func(c *Config) any { return c.ClickHouse.Protocol }, storage.ProtocolHTTP},
+		{"", "DRIFTD_CLICKHOUSE_PROTOCOL=native", func(c *Config) any { return c.ClickHouse.Protocol }, storage.ProtocolNative},
+		{"kafka:\n  sasl:\n    mechanism: scram-sha-512\n    username: u\n", "", func(c *Config) any { return c.Kafka.SASL.Mechanism }, consumers.SASLScram512},
+		{"kafka:\n  sasl:\n    username: u\n", "DRIFTD_KAFKA_SASL_MECHANISM=PLAIN", func(c *Config) any { return c.Kafka.SASL.Mechanism }, consumers.SASLPlain},
 	} {
 		cfg, err := Load(write(t, tc.yaml), envOf(tc.env))
 		if err != nil {
@@ -72,6 +77,10 @@ func TestBadOptionNamesFieldAndValues(t *testing.T) {
 		{"", "DRIFTD_KAFKA_GROUP_MODE=range", []string{"kafka.group_mode (DRIFTD_KAFKA_GROUP_MODE)", "active_standby, spread"}},
 		{"log_level: chatty\n", "", []string{"log_level (line 1)", "debug, info, warn, error"}},
 		{"windows:\n  size: 5 minutes\n", "", []string{"windows.size (line 2)", "not a duration"}},
+		{"clickhouse:\n  protocol: grpc\n", "", []string{"clickhouse.protocol (line 2)", `"grpc"`, "native, http"}},
+		{"", "DRIFTD_CLICKHOUSE_PROTOCOL=tcp", []string{"clickhouse.protocol (DRIFTD_CLICKHOUSE_PROTOCOL)", "native, http"}},
+		{"kafka:\n  sasl:\n    mechanism: GSSAPI\n", "", []string{"kafka.sasl.mechanism (line 3)", `"GSSAPI"`, "PLAIN, SCRAM-SHA-256, SCRAM-SHA-512"}},
+		{"kafka:\n  sasl:\n    mechanism: plain\n", "", []string{"kafka.sasl.username", "needed for SASL PLAIN"}},
 	} {
 		_, err := Load(write(t, tc.yaml), envOf(tc.env))
 		for _, w := range tc.want {

@@ -117,20 +117,23 @@ func dialer(o Options) *kafka.Dialer {
 	return &kafka.Dialer{Timeout: 10 * time.Second, DualStack: true, TLS: o.TLS, SASLMechanism: o.SASL}
 }
 
-// SASLMechanism returns the mechanism for a name: "" (none), PLAIN, SCRAM-SHA-256 or
-// SCRAM-SHA-512.
-func SASLMechanism(name, username, password string) (sasl.Mechanism, error) {
-	switch strings.ToUpper(name) {
-	case "":
+// SASLMechanism returns the mechanism m names, with these credentials (nil for none).
+func SASLMechanism(m SASL, username, password string) (sasl.Mechanism, error) {
+	m, err := ParseSASL(string(m)) // a SASL made in code may be in any case
+	if err != nil {
+		return nil, err
+	}
+	switch m {
+	case SASLNone:
 		return nil, nil
-	case "PLAIN":
+	case SASLPlain:
 		return plain.Mechanism{Username: username, Password: password}, nil
-	case "SCRAM-SHA-256":
+	case SASLScram256:
 		return scram.Mechanism(scram.SHA256, username, password)
-	case "SCRAM-SHA-512":
+	case SASLScram512:
 		return scram.Mechanism(scram.SHA512, username, password)
 	}
-	return nil, fmt.Errorf("SASL mechanism %q is not one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512", name)
+	return nil, fmt.Errorf("SASL mechanism %q is not supported", m) // a new constant without its case here
 }
 
 // NewConsumer joins the group. Offsets start at the earliest record for a new group, so

@@ -102,7 +102,7 @@ func TestSASL(t *testing.T) {
 	}
 	for _, mech := range []string{"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"} {
 		t.Run(mech, func(t *testing.T) {
-			m, err := consumers.SASLMechanism(mech, "driftd", "driftd-secret")
+			m, err := consumers.SASLMechanism(consumers.SASL(mech), "driftd", "driftd-secret")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -131,7 +131,7 @@ func TestSASL(t *testing.T) {
 			if warned := strings.Contains(logged.String(), "level=WARN msg=\"INSECURE: kafka.sasl.mechanism is PLAIN without kafka.tls"); warned != (mech == "PLAIN") {
 				t.Errorf("warned of a clear-text password: %v, want %v; log:\n%s", warned, mech == "PLAIN", logged.String())
 			}
-			bad, _ := consumers.SASLMechanism(mech, "driftd", "wrong-pa55word")
+			bad, _ := consumers.SASLMechanism(consumers.SASL(mech), "driftd", "wrong-pa55word")
 			short, cancel := context.WithTimeout(ctx, 15*time.Second)
 			defer cancel()
 			err = consumers.EnsureTopics(short, consumers.Options{Brokers: []string{brokers}, SASL: bad}, 1, topic)

@@ -19,7 +19,7 @@ func TestClickHouseOutage(t *testing.T) {
 	addr, proto := testenv.ClickHouse(t)
 	px := testenv.NewProxy(t, addr)
 	ctx := testenv.Context(t, 3*time.Minute)
-	through, err := storage.Open(ctx, storage.Options{Addr: px.Addr(), Protocol: proto, Database: h.store.Database()}, testenv.Logger(t))
+	through, err := storage.Open(ctx, storage.Options{Addr: px.Addr(), Protocol: storage.Protocol(proto), Database: h.store.Database()}, testenv.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

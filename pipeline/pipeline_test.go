@@ -124,7 +124,7 @@ func newHarnessOn(t testing.TB, brokers string, partitions int) *harness {
 		t.Fatal(err)
 	}
 	addr, proto := testenv.ClickHouse(t)
-	s, err := storage.Open(ctx, storage.Options{Addr: addr, Protocol: proto, Database: name}, testenv.Logger(t))
+	s, err := storage.Open(ctx, storage.Options{Addr: addr, Protocol: storage.Protocol(proto), Database: name}, testenv.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

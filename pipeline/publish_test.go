@@ -55,7 +55,7 @@ func alertRunner(t *testing.T, brokers string, set Settings) (*Runner, *storage.
 		t.Fatal(err)
 	}
 	addr, proto := testenv.ClickHouse(t)
-	st, err := storage.Open(ctx, storage.Options{Addr: addr, Protocol: proto, Database: name}, testenv.Logger(t))
+	st, err := storage.Open(ctx, storage.Options{Addr: addr, Protocol: storage.Protocol(proto), Database: name}, testenv.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

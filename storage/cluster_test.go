@@ -178,7 +178,7 @@ var replicatedEngine = regexp.MustCompile(`Replicated(\w*)MergeTree\('[^']*', '\
 func openDistributed(ctx context.Context, t *testing.T, cluster string) *storage.Store {
 	t.Helper()
 	addr, proto := testenv.ClickHouse(t)
-	s, err := storage.Open(ctx, storage.Options{Addr: addr, Protocol: proto, Database: testenv.UniqueName(t), Cluster: cluster}, testenv.Logger(t))
+	s, err := storage.Open(ctx, storage.Options{Addr: addr, Protocol: storage.Protocol(proto), Database: testenv.UniqueName(t), Cluster: cluster}, testenv.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

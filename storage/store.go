@@ -24,8 +24,8 @@ import (
 
 // Options say how to reach ClickHouse.
 type Options struct {
-	Addr     string // host:port
-	Protocol string // "native" or "http"
+	Addr     string   // host:port
+	Protocol Protocol // native (also when empty) or http
 	Database string
 	Username string
 	Password string
@@ -70,12 +70,13 @@ func Open(ctx context.Context, o Options, log *slog.Logger) (*Store, error) {
 		ReadTimeout: 60 * time.Second,
 	}
 	switch o.Protocol {
-	case "", "native":
+	case "", ProtocolNative:
 		opts.Protocol = clickhouse.Native
-	case "http":
+	case ProtocolHTTP:
 		opts.Protocol = clickhouse.HTTP
 	default:
-		return nil, fmt.Errorf("clickhouse.protocol %q is not one of native, http", o.Protocol)
+		_, err := ParseProtocol(string(o.Protocol))
+		return nil, fmt.Errorf("clickhouse.protocol: %w", err)
 	}
 	opts.TLS = o.TLS
 	conn, err := clickhouse.Open(opts)

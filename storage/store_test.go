@@ -27,7 +27,7 @@ func openStore(t *testing.T) *storage.Store {
 	t.Helper()
 	addr, proto := testenv.ClickHouse(t)
 	ctx := testenv.Context(t, time.Minute)
-	s, err := storage.Open(ctx, storage.Options{Addr: addr, Protocol: proto, Database: testenv.UniqueName(t)}, testenv.Logger(t))
+	s, err := storage.Open(ctx, storage.Options{Addr: addr, Protocol: storage.Protocol(proto), Database: testenv.UniqueName(t)}, testenv.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -270,7 +270,7 @@ func TestStandbyTakesOverAfterSIGKILL(t *testing.T) {
 	name := testenv.UniqueName(t)
 	ctx := testenv.Context(t, 6*time.Minute)
 	addr, proto := testenv.ClickHouse(t)
-	st, err := storage.Open(ctx, storage.Options{Addr: addr, Protocol: proto, Database: "default"}, testenv.Logger(t))
+	st, err := storage.Open(ctx, storage.Options{Addr: addr, Protocol: storage.Protocol(proto), Database: "default"}, testenv.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -292,7 +292,7 @@ func TestStandbyTakesOverAfterSIGKILL(t *testing.T) {
 	}
 	chEnv := func(db string) []string {
 		t.Cleanup(func() { st.Conn().Exec(context.Background(), "DROP DATABASE IF EXISTS "+db) })
-		s, err := storage.Open(ctx, storage.Options{Addr: addr, Protocol: proto, Database: db}, testenv.Logger(t))
+		s, err := storage.Open(ctx, storage.Options{Addr: addr, Protocol: storage.Protocol(proto), Database: db}, testenv.Logger(t))
 		if err != nil {
 			t.Fatal(err)
 		}

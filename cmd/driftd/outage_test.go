@@ -26,7 +26,7 @@ func TestActiveGivesUpWhenClickHouseStaysDown(t *testing.T) {
 	ctx := testenv.Context(t, 6*time.Minute)
 	addr, proto := testenv.ClickHouse(t)
 	db := name + "_db"
-	st, err := storage.Open(ctx, storage.Options{Addr: addr, Protocol: proto, Database: db}, testenv.Logger(t))
+	st, err := storage.Open(ctx, storage.Options{Addr: addr, Protocol: storage.Protocol(proto), Database: db}, testenv.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

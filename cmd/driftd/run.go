@@ -47,7 +47,7 @@ func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (*stora
 		stopEngine = ep.stop
 		// driftd reaches its own endpoint with credentials of its own, which no one else
 		// holds (and with TLS when the endpoint serves it).
-		opts.Addr, opts.Protocol, opts.TLS = ep.addr, "http", ep.tls
+		opts.Addr, opts.Protocol, opts.TLS = ep.addr, storage.ProtocolHTTP, ep.tls
 		opts.Username, opts.Password = ep.own.User, ep.own.Password
 	}
 	var st *storage.Store

@@ -31,7 +31,7 @@ func TestStartBeforeTheTopicsExist(t *testing.T) {
 	cfg.Kafka.Brokers, cfg.Kafka.GroupID = []string{broker.Addr}, name
 	cfg.Kafka.Topics = config.Topics{Predictions: name + ".predictions", Labels: name + ".labels", Pipeline: name + ".pipeline",
 		Alerts: name + ".alerts", DLQ: name + ".dlq"}
-	cfg.ClickHouse.Addr, cfg.ClickHouse.Protocol, cfg.ClickHouse.Database = addr, proto, name
+	cfg.ClickHouse.Addr, cfg.ClickHouse.Protocol, cfg.ClickHouse.Database = addr, storage.Protocol(proto), name
 	cfg.HTTP.Listen = "127.0.0.1:0"
 	ctx := testenv.Context(t, 3*time.Minute)
 	start := func() string {
@@ -55,7 +55,7 @@ func TestStartBeforeTheTopicsExist(t *testing.T) {
 		}
 		return ""
 	}
-	st, err := storage.Open(ctx, storage.Options{Addr: addr, Protocol: proto, Database: name}, testenv.Logger(t))
+	st, err := storage.Open(ctx, storage.Options{Addr: addr, Protocol: storage.Protocol(proto), Database: name}, testenv.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
