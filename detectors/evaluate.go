@@ -402,6 +402,9 @@ func categoryCells(refCats, winCats map[string]uint64) (ref, win []float64) {
 			unkept++
 		}
 	}
+	if winCats[processors.OtherCategory] > 0 {
+		return overflowCells(refCats, winCats, truncated, cut, refN, winN, unkept)
+	}
 	cats := make([]string, 0, len(refCats)+len(winCats))
 	for c := range refCats {
 		cats = append(cats, c)
@@ -428,6 +431,35 @@ func categoryCells(refCats, winCats map[string]uint64) (ref, win []float64) {
 		}
 	}
 	return poolRare(ref, win, other)
+}
+
+// overflowCells are the cells of a window that put categories of its own in
+// OtherCategory: it had more than its cap when it was counted, before (or without) this
+// reference's layout, so it kept the first categories it saw, not the reference's. Its
+// OtherCategory then holds an unknown mixture, reference categories among them, and a
+// reference category it did not keep would look vanished (every model version's first
+// window after its reference paged on a feature of a few hundred values). So the cells are
+// the categories the window kept — those the reference kept too, and new ones (beyond the
+// cut, when the reference has a tail) — and one cell for everything else on both sides.
+func overflowCells(refCats, winCats map[string]uint64, truncated bool, cut, refN, winN uint64, unkept int) (ref, win []float64) {
+	cats := make([]string, 0, len(winCats))
+	for c, n := range winCats {
+		if c == processors.OtherCategory {
+			continue
+		}
+		if _, ok := refCats[c]; ok && c != processors.OtherCategory || !truncated || beyondCut(n, winN, cut, refN, NoiseAlpha/float64(max(unkept, 1))) {
+			cats = append(cats, c)
+		}
+	}
+	sort.Strings(cats)
+	ref, win = make([]float64, len(cats)+1), make([]float64, len(cats)+1)
+	var inRef, inWin float64
+	for i, c := range cats {
+		ref[i], win[i] = float64(refCats[c]), float64(winCats[c])
+		inRef, inWin = inRef+ref[i], inWin+win[i]
+	}
+	ref[len(cats)], win[len(cats)] = float64(refN)-inRef, float64(winN)-inWin
+	return poolRare(ref, win, len(cats))
 }
 
 // beyondCut says whether a category with w of a window's n values has a share beyond
