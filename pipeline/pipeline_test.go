@@ -198,6 +198,10 @@ func (h *harness) start(t testing.TB) (waitFor func(what string, cond func(pipel
 		dl = h.deadLetters(dl)
 	}
 	r := pipeline.New(set, c, dl, sink, h.store, log, now)
+	// A restart's waitFor must see this run's counts, not the last run's.
+	h.mu.Lock()
+	h.stats = pipeline.Stats{}
+	h.mu.Unlock()
 	flushed := make(chan struct{}, 1)
 	r.OnFlush(func(s pipeline.Stats) {
 		h.mu.Lock()

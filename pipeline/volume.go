@@ -352,15 +352,25 @@ func (r *Runner) fillGaps(closed []processors.Closed) []processors.Closed {
 	}
 	var out []processors.Closed
 	for _, c := range closed {
-		st, ok := r.j.series[c.Merged.Series]
-		if ok && st.hasEnd && !c.Supplement {
-			if c.Merged.Start > st.end.end {
-				limit := c.Merged.Start
-				out = append(out, r.emptyWindows(c.Merged.Series, st, func(_, end int64) bool { return end <= limit })...)
-			}
-			// The next window of the series in this flush continues from this one.
-			st.end.end = max(st.end.end, c.Merged.End)
+		if c.Supplement {
+			out = append(out, c)
+			continue
 		}
+		w := c.Merged
+		st := r.j.state(w.Series)
+		if st.hasEnd && w.Start > st.end.end {
+			limit := w.Start
+			out = append(out, r.emptyWindows(w.Series, st, func(_, end int64) bool { return end <= limit })...)
+		}
+		// The next window of the series in this flush continues from this one, as it
+		// would once this one is judged (windowJudged): a series first seen in a backlog
+		// has all its windows in one flush, and its silences must be filled there too.
+		e := st.end
+		e.end, e.size = max(e.end, w.End), time.Duration(w.End-w.Start)*time.Millisecond
+		if w.Events > 0 {
+			e.lastData = max(e.lastData, w.End)
+		}
+		st.end, st.hasEnd = e, true
 		out = append(out, c)
 	}
 	return out
