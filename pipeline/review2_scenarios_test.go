@@ -174,4 +174,3 @@ func TestReviewLaunchFromOneEventPerMinuteIsQuiet(t *testing.T) {
 		t.Errorf("%d alerts in %d windows (%s); first: %v%s", len(f), store.Verdicts, countKinds(alerts), f[:min(4, len(f))], summaries(alerts, 4))
 	}
 }
-
