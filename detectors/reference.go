@@ -27,14 +27,18 @@ const (
 // Profile is a versioned reference distribution for one model version: what every later
 // window of that version is compared with. It is built once and reused.
 type Profile struct {
-	ID        string                     `json:"id"`
-	Model     string                     `json:"model"`
-	Version   string                     `json:"model_version"`
-	Source    string                     `json:"source"`
-	CreatedAt time.Time                  `json:"created_at"`
-	Windows   int                        `json:"windows"`
-	Events    uint64                     `json:"events"`
-	Features  map[string]*FeatureProfile `json:"features"`
+	ID        string    `json:"id"`
+	Model     string    `json:"model"`
+	Version   string    `json:"model_version"`
+	Source    string    `json:"source"`
+	CreatedAt time.Time `json:"created_at"`
+	Windows   int       `json:"windows"`
+	// WindowMs is the size of the windows it was built from (0: not known, as in a profile
+	// from before it was recorded or from a file): the events per window of Service are
+	// of that size.
+	WindowMs int64                      `json:"window_ms,omitempty"`
+	Events   uint64                     `json:"events"`
+	Features map[string]*FeatureProfile `json:"features"`
 	// PCA models the joint distribution of the numeric features (nil with fewer than two).
 	PCA *PCAModel `json:"pca,omitempty"`
 	// Service is the baseline of what every prediction carries besides its features:

@@ -12,7 +12,7 @@ import (
 // resolution blurs them alike instead of biasing the comparison.
 func ProfileFromWindow(w *processors.WindowAgg, source ReferenceSource, createdAt time.Time) *Profile {
 	p := &Profile{Model: w.Series.Model, Version: w.Series.Version, Source: source.String(), CreatedAt: createdAt.UTC(),
-		Windows: 1, Events: w.Events, Features: map[string]*FeatureProfile{}}
+		Windows: 1, WindowMs: w.End - w.Start, Events: w.Events, Features: map[string]*FeatureProfile{}}
 	add := func(f *processors.FeatureAgg) {
 		if f == nil || f.Count == 0 {
 			return

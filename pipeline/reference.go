@@ -130,7 +130,9 @@ func (b *refBuilder) windowClosed(start, size int64, n int, minEvents uint64, no
 	if len(b.closed) < n || b.done.Events == 0 || b.done.Events < minEvents {
 		return nil, share
 	}
-	return b.done.Build(b.model, b.version, detectors.SourceFirstWindows, len(b.closed), now), nil
+	p := b.done.Build(b.model, b.version, detectors.SourceFirstWindows, len(b.closed), now)
+	p.WindowMs = size
+	return p, nil
 }
 
 // restoreWindow folds in a window written before a restart (windows in start order).

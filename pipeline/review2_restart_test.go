@@ -210,3 +210,35 @@ func TestReviewBacklogOfABurstyModelHasNoHoles(t *testing.T) {
 		t.Errorf("%d alerts on a stationary bursty model:\n%s", st.AlertsEmitted, strings.Join(alertLines(t, h, int(st.AlertsEmitted)), "\n"))
 	}
 }
+
+// The window size shortened across a restart (1 hour, then 1 minute from 13:05) for a
+// series younger than a day, on a stationary stream at 2 events/s. Until the series has
+// an hour of 1-minute windows, volume falls back to the reference's windows, whose counts
+// are of the old size (7,200 per hour-window; the profile does not record the size): every
+// 1-minute window (120 events, 1.7% of 7,200) is then "a near-stop", a critical page.
+func TestReviewShorterWindowsAfterARestartDoNotPage(t *testing.T) {
+	msgs, minute := reviewStreamFor(t, 250, false)
+	h := newHarness(t)
+	spec := func(d time.Duration) func(*pipeline.Settings) {
+		return func(s *pipeline.Settings) {
+			s.IdleClose = 0
+			s.WindowSpec = func(string) processors.WindowSpec { return processors.WindowSpec{Size: d, Lateness: 5 * time.Second} }
+		}
+	}
+	h.tweak = spec(time.Hour)
+	split := minute[185]
+	h.produce(t, msgs[:split]...)
+	waitFor, stop := h.start(t)
+	waitFor("three hour-windows (the reference)", func(s pipeline.Stats) bool { return s.WindowsClosed >= 3 })
+	first := stop()
+	h.produce(t, msgs[split:]...)
+	h.tweak = spec(time.Minute)
+	waitFor, stop = h.start(t)
+	waitFor("the 1-minute windows", func(s pipeline.Stats) bool { return s.WindowsClosed >= 60 })
+	second := stop()
+	t.Logf("first run: %d windows, %d alerts; second: %d windows, %d alerts", first.WindowsClosed, first.AlertsEmitted, second.WindowsClosed, second.AlertsEmitted)
+	if n := int(first.AlertsEmitted + second.AlertsEmitted); n > 0 {
+		lines := alertLines(t, h, n)
+		t.Errorf("%d alerts on a stationary stream after windows went from 1 hour to 1 minute; first:\n%s", n, strings.Join(lines[:min(3, len(lines))], "\n"))
+	}
+}

@@ -226,6 +226,11 @@ func (j *judge) volumeCondition(w *processors.WindowAgg, ref *detectors.Profile,
 	if !ok {
 		return detectors.Condition{}, detectors.VolumeExpectation{}, th, false
 	}
+	if ref.WindowMs > 0 && ref.WindowMs != size.Milliseconds() {
+		// The window size changed since the reference was built (a restart with another
+		// windows.size): its windows' counts are of the old size.
+		per *= float64(size.Milliseconds()) / float64(ref.WindowMs)
+	}
 	// The reference's windows are a few of one time of day: traffic with a daily cycle
 	// falls well below them every night. Until the series' recent windows or a day of
 	// history say what to expect, only a series that (nearly) stopped is flagged.
