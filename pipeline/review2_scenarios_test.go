@@ -174,3 +174,36 @@ func TestReviewLaunchFromOneEventPerMinuteIsQuiet(t *testing.T) {
 		t.Errorf("%d alerts in %d windows (%s); first: %v%s", len(f), store.Verdicts, countKinds(alerts), f[:min(4, len(f))], summaries(alerts, 4))
 	}
 }
+
+// pages returns the firing transitions of critical alerts (a page) within window end to.
+// volumeFirings lists the volume alerts' firing transitions of model, as "Mon 15:04".
+// Stationary Poisson traffic at several volumes and window sizes must not page, nor
+// raise any alert: a page is a critical alert firing.
+// A model at one event every 30 s (10 per 5-minute window) or one a minute (5 per
+// window) that stops sending altogether for 8 hours, less than a day after it started,
+// must be flagged: a silent model for hours is an incident at any rate. Main's runs of low
+// windows (volumeRun) fire for this on the same-hour basis (TestVolumeRun), but before a
+// day of history the basis is the recent windows, and recentVolume.expectation gives no
+// expectation once an empty window is among them: the stop's first empty window is not
+// breached on its own, so it is learned (observe with low=false), the next window has no
+// expectation, and the run is reset every window. Nothing fires, however long it lasts.
+func TestReviewLowRateModelThatStopsIsFlagged(t *testing.T) {
+	for i, perMin := range []float64{1, 2} {
+		t.Run(fmt.Sprintf("%g per minute", perMin), func(t *testing.T) {
+			end := revStart.Add(14 * time.Hour)
+			stop := revStart.Add(6 * time.Hour)
+			rate := perMin / 60
+			alerts, _, _ := revRun(t, replay.Live, revStart, end, nil,
+				newRevModel(uint64(200+i), "rare", "1", "", revStart, stop, rate, constRate(rate)),
+				// another model keeps the stream (and its event-time clock) going
+				newRevModel(uint64(210+i), "steady", "1", "", revStart, end, 2, constRate(2)))
+			t.Logf("all: %v%s", firingAll(alerts, end.Add(time.Hour)), summaries(alerts, 3))
+			if f := volumeFirings(alerts, "rare"); len(f) == 0 {
+				t.Errorf("a model at %g events/min silent from 06:00 to 14:00 raised no volume alert (%s)", perMin, countKinds(alerts))
+			}
+			if f := firing(alerts, stop); len(f) > 0 {
+				t.Errorf("alerts before the stop: %v", f)
+			}
+		})
+	}
+}

@@ -177,23 +177,24 @@ func (j *judge) judgeVolume(v *detectors.Verdict, w *processors.WindowAgg, ref *
 	size := time.Duration(w.End-w.Start) * time.Millisecond
 	st := j.state(w.Series)
 	c, exp, th, ok := j.volumeCondition(w, ref, st, size)
+	x := runWindow{start: w.Start, end: w.End, events: w.Events}
 	if ok {
-		c = st.run.judge(w, c, exp, th)
-	} else {
-		st.run.windows = st.run.windows[:0]
+		x.expected = exp.PerWindow * float64(w.End-w.Start) / float64(exp.Size.Milliseconds())
+		if c.Details["not_low_against"] != "" {
+			// Stored as not judged short of an expectation, so that a restart does not
+			// count the window into a run of low windows either.
+			x.expected = 0
+		}
+		c = st.run.judge(w, c, exp, th, x)
+		x.low = c.Breached
 	}
 	st.volume.add(w)
-	st.recent.observe(w.Events, size, ok && c.Breached)
+	st.account(x)
 	if !ok {
 		return
 	}
 	v.Conditions = append(v.Conditions, c)
-	v.ExpectedEvents, v.VolumeLow = exp.PerWindow*float64(w.End-w.Start)/float64(exp.Size.Milliseconds()), c.Breached
-	if c.Details["not_low_against"] != "" {
-		// Stored as not judged short of an expectation, so that a restart does not count
-		// the window into a run of low windows.
-		v.ExpectedEvents = 0
-	}
+	v.ExpectedEvents, v.VolumeLow = x.expected, c.Breached
 }
 
 func (j *judge) volumeCondition(w *processors.WindowAgg, ref *detectors.Profile, st *seriesState, size time.Duration) (detectors.Condition, detectors.VolumeExpectation, detectors.Thresholds, bool) {
@@ -468,6 +469,11 @@ const maxRunWindows = maxRecentWindows
 // expectation, or whose drop the same hour a week before explains: a series whose
 // windows wander around their expectation starts afresh every time it reaches it, and a
 // slow decline is judged window by window against an expectation that follows it.
+//
+// The run's empty windows are held out of the recent windows while it lasts (seriesState
+// account): a series whose recent windows include an empty one is taken as bursty and
+// gets no expectation, so the first empty window of a stop would otherwise end its own
+// judgement. They join when the run ends, unless the run was judged low.
 type volumeRun struct {
 	windows []runWindow // chronological, contiguous
 }
@@ -475,52 +481,77 @@ type volumeRun struct {
 type runWindow struct {
 	start, end int64
 	events     uint64
-	expected   float64
+	expected   float64 // 0: no expectation (or one the week before explained)
+	low        bool    // judged low on volume, itself or as part of the run
 }
 
-// add extends the run with a window below its expectation, or ends it (and starts it
-// again from the window when that is below).
-func (r *volumeRun) add(x runWindow) {
-	if x.expected <= 0 || float64(x.events) >= x.expected {
-		r.windows = r.windows[:0]
-		return
+func (x runWindow) member() bool { return x.expected > 0 && float64(x.events) < x.expected }
+
+// extended returns the run with x appended (x a member): a gap starts it afresh, and a
+// full run drops its oldest window. It also returns the windows that left.
+func (r *volumeRun) extended(x runWindow) (run, left []runWindow) {
+	run = r.windows
+	if n := len(run); n > 0 && run[n-1].end != x.start {
+		left, run = run, nil
 	}
-	if n := len(r.windows); n > 0 && r.windows[n-1].end != x.start {
-		r.windows = r.windows[:0]
+	if len(run) == maxRunWindows {
+		left, run = append(left, run[0]), run[1:]
 	}
-	if len(r.windows) == maxRunWindows {
-		r.windows = append(r.windows[:0], r.windows[1:]...)
-	}
-	r.windows = append(r.windows, x)
+	return append(run[:len(run):len(run)], x), left
 }
 
-// judge extends the run with w (its condition c, judged against exp with th) and returns
-// the condition to report: c, or the run's when c did not breach and the run does.
-func (r *volumeRun) judge(w *processors.WindowAgg, c detectors.Condition, exp detectors.VolumeExpectation, th detectors.Thresholds) detectors.Condition {
-	x := runWindow{start: w.Start, end: w.End, events: w.Events, expected: exp.PerWindow * float64(w.End-w.Start) / float64(exp.Size.Milliseconds())}
-	if c.Details["not_low_against"] != "" {
-		x.expected = 0
-	}
-	r.add(x)
-	if c.Breached || len(r.windows) < 2 {
+// judge returns the condition to report for w, a window described by x: c, or the
+// condition of the run x extends when c did not breach and the run does. It changes
+// nothing (seriesState.account does).
+func (r *volumeRun) judge(w *processors.WindowAgg, c detectors.Condition, exp detectors.VolumeExpectation, th detectors.Thresholds, x runWindow) detectors.Condition {
+	if c.Breached || !x.member() {
 		return c
 	}
-	span := &processors.WindowAgg{Series: w.Series, Start: r.windows[0].start, End: w.End}
+	run, _ := r.extended(x)
+	if len(run) < 2 {
+		return c
+	}
+	span := &processors.WindowAgg{Series: w.Series, Start: run[0].start, End: w.End}
 	var sum float64
-	for _, x := range r.windows {
+	for _, x := range run {
 		span.Events += x.events
 		sum += x.expected
 	}
 	runExp := exp
-	runExp.PerWindow = sum / float64(len(r.windows)) * float64(exp.Size.Milliseconds()) / float64(w.End-w.Start)
+	runExp.PerWindow = sum / float64(len(run)) * float64(exp.Size.Milliseconds()) / float64(w.End-w.Start)
 	rc, ok := detectors.ModelVolumeCondition(span, runExp, th)
 	if !ok || !rc.Breached {
 		return c
 	}
 	// Reported on this window, as every volume condition is, over the run's span.
 	rc.WindowStart, rc.WindowEnd = c.WindowStart, c.WindowEnd
-	rc.Details["run_windows"] = fmt.Sprint(len(r.windows))
+	rc.Details["run_windows"] = fmt.Sprint(len(run))
 	return rc
+}
+
+// account records a judged window (x.low: judged low, itself or with its run) in the
+// series' recent volume and run; restoreVolume replays it over the stored windows, so a
+// restart leaves both as they were.
+func (st *seriesState) account(x runWindow) {
+	var left []runWindow
+	if x.member() {
+		st.run.windows, left = st.run.extended(x)
+		if x.low {
+			for i := range st.run.windows {
+				st.run.windows[i].low = true
+			}
+		}
+	} else {
+		left, st.run.windows = st.run.windows, nil
+	}
+	for _, l := range left {
+		if l.events == 0 { // held while in the run
+			st.recent.observe(l.events, time.Duration(l.end-l.start)*time.Millisecond, l.low)
+		}
+	}
+	if !x.member() || x.events > 0 {
+		st.recent.observe(x.events, time.Duration(x.end-x.start)*time.Millisecond, x.low)
+	}
 }
 
 // restoreVolume rebuilds a series' recent volume and run from its stored windows (oldest
@@ -528,7 +559,6 @@ func (r *volumeRun) judge(w *processors.WindowAgg, c detectors.Condition, exp de
 func (st *seriesState) restoreVolume(ws []storage.WindowVolume) {
 	st.run, st.recent = volumeRun{}, recentVolume{}
 	for _, x := range ws {
-		st.run.add(runWindow{start: x.Start.UnixMilli(), end: x.End.UnixMilli(), events: x.Events, expected: x.Expected})
-		st.recent.observe(x.Events, x.End.Sub(x.Start), x.Low)
+		st.account(runWindow{start: x.Start.UnixMilli(), end: x.End.UnixMilli(), events: x.Events, expected: x.Expected, low: x.Low})
 	}
 }

@@ -53,60 +53,74 @@ func TestRecentVolume(t *testing.T) {
 	}
 }
 
-// TestVolumeRun: a model expected to send 5 events per window that stops fires once the
-// run of empty windows is evidence enough (one empty window is not); windows wandering
-// around their expectation never do; a restart rebuilds the run from the stored windows
-// and fires at the same window.
+// TestVolumeRun: a model at one event a minute (5 per 5-minute window) that stops fires
+// within a few windows, before a day of history (against its recent windows, which its
+// first empty window must not spoil) and after (against the same hour of previous days);
+// windows wandering around their expectation never fire; a restart that rebuilds the
+// state from the stored windows fires at the same window as an uninterrupted run.
 func TestVolumeRun(t *testing.T) {
 	const size = 5 * 60 * 1000
-	th := detectors.DefaultThresholds
-	exp := detectors.VolumeExpectation{PerWindow: 5, Size: 5 * time.Minute, Windows: 84, Basis: "the same hour of the previous days"}
 	series := processors.SeriesKey{Model: "rare", Version: "1", Deployment: "primary"}
-	judge := func(r *volumeRun, i int, events uint64) (bool, string) {
-		w := &processors.WindowAgg{Series: series, Start: int64(i) * size, End: int64(i+1) * size, Events: events}
-		c, ok := detectors.ModelVolumeCondition(w, exp, th)
-		if !ok {
-			t.Fatalf("window %d: no condition", i)
-		}
-		c = r.judge(w, c, exp, th)
-		return c.Breached, c.Details["run_windows"]
+	baseline := []uint64{4, 6, 5, 5, 4, 6, 5, 5, 4, 6, 5, 5, 4, 6}
+	type judged struct {
+		breached bool
+		stored   storage.WindowVolume
 	}
-	t.Run("stop", func(t *testing.T) {
-		var r volumeRun
-		fired := -1
-		for i := 0; i < 12 && fired < 0; i++ {
-			if breached, _ := judge(&r, i, 0); breached {
-				fired = i
+	judgeAt := func(j *judge, i int, events uint64) judged {
+		w := &processors.WindowAgg{Series: series, Start: int64(i) * size, End: int64(i+1) * size, Events: events}
+		var v detectors.Verdict
+		j.judgeVolume(&v, w, nil)
+		return judged{v.VolumeLow, storage.WindowVolume{Series: series, Start: time.UnixMilli(w.Start), End: time.UnixMilli(w.End),
+			Events: events, Expected: v.ExpectedEvents, Low: v.VolumeLow}}
+	}
+	run := func(j *judge, from int, counts []uint64) (fired int, stored []storage.WindowVolume) {
+		fired = -1
+		for k, n := range counts {
+			got := judgeAt(j, from+k, n)
+			stored = append(stored, got.stored)
+			if got.breached && fired < 0 {
+				fired = k
 			}
 		}
-		if fired < 1 || fired > 4 {
-			t.Fatalf("a stop at 5 events per window fired at window %d, want the 2nd to 5th", fired)
-		}
-	})
+		return fired, stored
+	}
+	stop := make([]uint64, 12)
+	for _, c := range []struct {
+		name string
+		days int // of same-hour history first
+	}{{"recent windows", 0}, {"same hour of previous days", 2}} {
+		t.Run(c.name, func(t *testing.T) {
+			j := testJudge()
+			var history []uint64
+			for range c.days * 288 / len(baseline) {
+				history = append(history, baseline...)
+			}
+			history = append(history, baseline...)
+			if f, _ := run(j, 0, history); f >= 0 {
+				t.Fatalf("the stationary history fired at window %d", f)
+			}
+			if f, _ := run(j, len(history), stop); f < 1 || f > 4 {
+				t.Fatalf("a stop at 5 events per window fired at its window %d, want the 2nd to 5th", f)
+			}
+		})
+	}
 	t.Run("wandering", func(t *testing.T) {
-		var r volumeRun
-		for i, n := range []uint64{4, 3, 2, 4, 6, 1, 3, 2, 5, 4, 4, 3, 2, 3, 4, 3} {
-			if breached, run := judge(&r, i, n); breached {
-				t.Fatalf("window %d (%d events, run %s) fired", i, n, run)
-			}
+		j := testJudge()
+		counts := append(append([]uint64{}, baseline...), 4, 3, 4, 6, 4, 5, 3, 4, 5, 4, 4, 3, 4, 5, 4, 4)
+		if f, _ := run(j, 0, counts); f >= 0 {
+			t.Fatalf("window %d of a model wandering around 5 events fired", f)
 		}
 	})
 	t.Run("restart", func(t *testing.T) {
-		var live volumeRun
-		var stored []storage.WindowVolume
-		for i := 0; i < 2; i++ {
-			if breached, _ := judge(&live, i, 0); breached {
-				t.Fatalf("window %d fired before the restart's point", i)
-			}
-			stored = append(stored, storage.WindowVolume{Series: series, Start: time.UnixMilli(int64(i) * size), End: time.UnixMilli(int64(i+1) * size), Expected: 5})
-		}
-		var st seriesState
-		st.restoreVolume(stored)
-		for i := 2; i < 6; i++ {
-			a, _ := judge(&live, i, 0)
-			b, _ := judge(&st.run, i, 0)
-			if a != b {
-				t.Fatalf("window %d: uninterrupted %t, restarted %t", i, a, b)
+		live := testJudge()
+		_, stored := run(live, 0, append(append([]uint64{}, baseline...), 0, 0))
+		restarted := testJudge()
+		restarted.state(series).restoreVolume(stored)
+		n := len(baseline) + 2
+		for k := range 4 {
+			a, b := judgeAt(live, n+k, 0), judgeAt(restarted, n+k, 0)
+			if a.breached != b.breached || a.stored != b.stored {
+				t.Fatalf("window %d after the restart: uninterrupted %+v, restarted %+v", k, a, b)
 			}
 		}
 	})
