@@ -62,17 +62,30 @@ const (
 	ChangeKSWIN
 )
 
-// ChangeKinds lists every detector kind, in a fixed order.
-var ChangeKinds = [...]ChangeKind{ChangeADWIN, ChangeDDM, ChangeEDDM, ChangeHDDMA, ChangeHDDMW, ChangePageHinkley, ChangeKSWIN}
+// ChangeKinds lists every detector kind, in a fixed order (an array value, so no
+// caller can change the list another sees).
+func ChangeKinds() [7]ChangeKind {
+	return [...]ChangeKind{ChangeADWIN, ChangeDDM, ChangeEDDM, ChangeHDDMA, ChangeHDDMW, ChangePageHinkley, ChangeKSWIN}
+}
 
-var changeKindNames = [...]string{
-	ChangeADWIN:       "adwin",
-	ChangeDDM:         "ddm",
-	ChangeEDDM:        "eddm",
-	ChangeHDDMA:       "hddm-a",
-	ChangeHDDMW:       "hddm-w",
-	ChangePageHinkley: "page-hinkley",
-	ChangeKSWIN:       "kswin",
+func (k ChangeKind) name() string {
+	switch k {
+	case ChangeADWIN:
+		return "adwin"
+	case ChangeDDM:
+		return "ddm"
+	case ChangeEDDM:
+		return "eddm"
+	case ChangeHDDMA:
+		return "hddm-a"
+	case ChangeHDDMW:
+		return "hddm-w"
+	case ChangePageHinkley:
+		return "page-hinkley"
+	case ChangeKSWIN:
+		return "kswin"
+	}
+	return ""
 }
 
 func (k ChangeKind) valid() bool { return k >= ChangeADWIN && k <= ChangeKSWIN }
@@ -81,7 +94,7 @@ func (k ChangeKind) valid() bool { return k >= ChangeADWIN && k <= ChangeKSWIN }
 // "page-hinkley", "kswin").
 func (k ChangeKind) String() string {
 	if k.valid() {
-		return changeKindNames[k]
+		return k.name()
 	}
 	return fmt.Sprintf("ChangeKind(%d)", uint8(k))
 }
@@ -99,8 +112,8 @@ func ParseChangeKind(s string) (ChangeKind, error) {
 	if n == "hddmw" {
 		n = "hddm-w"
 	}
-	for _, k := range ChangeKinds {
-		if changeKindNames[k] == n {
+	for _, k := range ChangeKinds() {
+		if k.name() == n {
 			return k, nil
 		}
 	}

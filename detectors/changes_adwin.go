@@ -301,7 +301,7 @@ func (a *ADWIN) UnmarshalBinary(b []byte) error {
 	n.tick = int64(d.int("tick", 0, math.MaxInt64))
 	n.drift = d.bool()
 	rows := d.int("rows", 1, adwinMaxRows)
-	if d.err != nil {
+	if !d.need(8 * rows) {
 		return d.err
 	}
 	n.rows = make([]adwinRow, 0, max(rows, 8))
@@ -315,6 +315,9 @@ func (a *ADWIN) UnmarshalBinary(b []byte) error {
 		}
 		for k := 0; k < r.n; k++ {
 			r.total[k], r.variance[k] = d.f64(), d.f64()
+			if d.err == nil && !(finite(r.total[k]) && finite(r.variance[k])) {
+				return fmt.Errorf("decode adwin state: non-finite bucket")
+			}
 		}
 		width += float64(r.n) * float64(uint64(1)<<uint(i))
 	}

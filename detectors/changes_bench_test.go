@@ -20,7 +20,7 @@ func BenchmarkChangeDetectors(b *testing.B) {
 			stream[i] = 1
 		}
 	}
-	for _, kind := range ChangeKinds {
+	for _, kind := range ChangeKinds() {
 		b.Run(kind.String(), func(b *testing.B) {
 			d := newDefaultChange(b, kind)
 			b.ReportAllocs()
@@ -42,7 +42,7 @@ func BenchmarkChangeDetectors(b *testing.B) {
 
 // BenchmarkChangeStateMarshal: a restart's cost, per detector, after 10,000 values.
 func BenchmarkChangeStateMarshal(b *testing.B) {
-	for _, kind := range ChangeKinds {
+	for _, kind := range ChangeKinds() {
 		b.Run(kind.String(), func(b *testing.B) {
 			d := newDefaultChange(b, kind)
 			for i := 0; i < 10000; i++ {

@@ -77,7 +77,16 @@ func (d *changeDecoder) u64() uint64 {
 	return v
 }
 
-func (d *changeDecoder) f64() float64 { return math.Float64frombits(d.u64()) }
+// f64 reads a float; no detector's state holds a NaN (±Inf are initial bounds), so one
+// is an error.
+func (d *changeDecoder) f64() float64 {
+	v := math.Float64frombits(d.u64())
+	if d.err == nil && math.IsNaN(v) {
+		d.err = fmt.Errorf("decode %s state: NaN", d.kind)
+		return 0
+	}
+	return v
+}
 
 // int reads a count that must lie in [lo, hi].
 func (d *changeDecoder) int(name string, lo, hi int) int {

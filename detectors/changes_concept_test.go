@@ -175,7 +175,7 @@ func TestConceptStreamsLikeRiver(t *testing.T) {
 	scenarios := []string{"sea-abrupt", "sea-gradual", "agrawal-abrupt", "agrawal-gradual"}
 	var table strings.Builder
 	table.WriteString("| detector | run | SEA abrupt | SEA gradual | Agrawal abrupt | Agrawal gradual | false alarms (per 1000 stationary values) |\n|---|---|---|---|---|---|---|\n")
-	for _, kind := range ChangeKinds {
+	for _, kind := range ChangeKinds() {
 		ours, theirs := map[string]*conceptScore{}, map[string]*conceptScore{}
 		var oursAll, theirsAll conceptScore
 		for i, cs := range streams {

@@ -28,9 +28,11 @@ func DefaultKSWINParams() KSWINParams {
 	return KSWINParams{Alpha: 0.005, WindowSize: 100, StatSize: 30, Seed: 42}
 }
 
+// Bounds on the sizes: each value costs O(WindowSize), so larger windows are no use,
+// and a decoded state cannot ask for more than half a megabyte.
 const (
 	kswinMaxStat   = 10000
-	kswinMaxWindow = 1 << 20
+	kswinMaxWindow = 1 << 16
 )
 
 func (p KSWINParams) validate() error {
@@ -165,11 +167,17 @@ func ksEqualSizeCount(a, b []float64) int {
 	i, j, h := 0, 0, 0
 	for i < n && j < n {
 		t := min(a[i], b[j])
+		i0, j0 := i, j
 		for i < n && a[i] <= t {
 			i++
 		}
 		for j < n && b[j] <= t {
 			j++
+		}
+		if i == i0 && j == j0 {
+			// Only a NaN compares false both ways; Update keeps them out, and this
+			// keeps a bug elsewhere from becoming an endless loop.
+			break
 		}
 		if d := i - j; d > h {
 			h = d
@@ -250,6 +258,10 @@ func (d *KSWIN) UnmarshalBinary(b []byte) error {
 	n.alloc()
 	for i := 0; i < n.n; i++ {
 		n.window[i] = dec.f64()
+		if dec.err == nil && !finite(n.window[i]) {
+			// Update never stores one, and a NaN has no place in a sorted sample.
+			return fmt.Errorf("decode kswin state: non-finite window value")
+		}
 	}
 	if err := dec.finish(nil); err != nil {
 		return err

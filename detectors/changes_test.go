@@ -11,7 +11,23 @@ import (
 
 type changeRun struct {
 	Drifts   []int `json:"drifts"`
-	Warnings []int `json:"warnings"`
+	Warnings []int `json:"-"`
+}
+
+// riverRun is a changeRun as gen_changes.py writes it: warnings as [first, last] runs.
+type riverRun struct {
+	Drifts   []int    `json:"drifts"`
+	Warnings [][2]int `json:"warnings"`
+}
+
+func (r riverRun) expand() changeRun {
+	out := changeRun{Drifts: r.Drifts}
+	for _, w := range r.Warnings {
+		for i := w[0]; i <= w[1]; i++ {
+			out.Warnings = append(out.Warnings, i)
+		}
+	}
+	return out
 }
 
 type changeReference struct {
@@ -21,9 +37,16 @@ type changeReference struct {
 		DriftAt *int      `json:"drift_at"`
 		Values  []float64 `json:"values"`
 	} `json:"streams"`
-	Detections map[string]map[string]changeRun `json:"detections"`
-	KSWINSeeds map[string][][]int              `json:"kswin_seeds"`
-	KSExact    []struct {
+	Detections map[string]map[string]riverRun `json:"detections"`
+	KSWINSeeds map[string][][]int             `json:"kswin_seeds"`
+	ParamCases []struct {
+		Kind     string         `json:"kind"`
+		Params   map[string]any `json:"params"`
+		Stream   string         `json:"stream"`
+		Drifts   []int          `json:"drifts"`
+		Warnings [][2]int       `json:"warnings"`
+	} `json:"param_cases"`
+	KSExact []struct {
 		N, H int
 		D, P float64
 	} `json:"ks_exact"`
@@ -84,7 +107,7 @@ func riverWarnings(r changeRun) []int {
 // 0.26.1's drift and warning indices on every reference stream (testdata/gen_changes.py).
 func TestChangeDetectorsMatchRiver(t *testing.T) {
 	ref := loadChangeReference(t)
-	for _, kind := range ChangeKinds {
+	for _, kind := range ChangeKinds() {
 		if kind == ChangeKSWIN {
 			continue
 		}
@@ -92,7 +115,8 @@ func TestChangeDetectorsMatchRiver(t *testing.T) {
 		if len(byStream) == 0 {
 			t.Fatalf("%s: no reference detections", kind)
 		}
-		for name, want := range byStream {
+		for name, wantRuns := range byStream {
+			want := wantRuns.expand()
 			t.Run(kind.String()+"/"+name, func(t *testing.T) {
 				got := runChange(newDefaultChange(t, kind), ref.Streams[name].Values)
 				if !slices.Equal(got.Drifts, want.Drifts) {
@@ -107,6 +131,100 @@ func TestChangeDetectorsMatchRiver(t *testing.T) {
 }
 
 func head(x []int) []int { return x[:min(len(x), 20)] }
+
+// riverParams sets p's fields for kind from River's keyword arguments.
+func riverParams(t *testing.T, kind ChangeKind, kw map[string]any) ChangeParams {
+	t.Helper()
+	p := DefaultChangeParams()
+	for k, v := range kw {
+		f, isNum := v.(float64)
+		b, isBool := v.(bool)
+		str, isStr := v.(string)
+		ok := true
+		switch kind.String() + "." + k {
+		case "adwin.delta":
+			p.ADWIN.Delta = f
+		case "adwin.clock":
+			p.ADWIN.Clock = int(f)
+		case "adwin.max_buckets":
+			p.ADWIN.MaxBuckets = int(f)
+		case "adwin.min_window_length":
+			p.ADWIN.MinWindowLength = int(f)
+		case "adwin.grace_period":
+			p.ADWIN.GracePeriod = int(f)
+		case "ddm.warm_start":
+			p.DDM.WarmStart = int(f)
+		case "ddm.warning_threshold":
+			p.DDM.WarningThreshold = f
+		case "ddm.drift_threshold":
+			p.DDM.DriftThreshold = f
+		case "eddm.warm_start":
+			p.EDDM.WarmStart = int(f)
+		case "eddm.alpha":
+			p.EDDM.Alpha = f
+		case "eddm.beta":
+			p.EDDM.Beta = f
+		case "hddm-a.drift_confidence":
+			p.HDDMA.DriftConfidence = f
+		case "hddm-a.warning_confidence":
+			p.HDDMA.WarningConfidence = f
+		case "hddm-a.two_sided_test":
+			p.HDDMA.TwoSidedTest, ok = b, isBool
+		case "hddm-w.lambda_val":
+			p.HDDMW.Lambda = f
+		case "hddm-w.two_sided_test":
+			p.HDDMW.TwoSidedTest, ok = b, isBool
+		case "page-hinkley.mode":
+			m, err := ParsePageHinkleyMode(str)
+			if err != nil || !isStr {
+				t.Fatalf("mode %v: %v", v, err)
+			}
+			p.PageHinkley.Mode, isNum = m, true
+		case "page-hinkley.threshold":
+			p.PageHinkley.Threshold = f
+		case "page-hinkley.delta":
+			p.PageHinkley.Delta = f
+		case "page-hinkley.min_instances":
+			p.PageHinkley.MinInstances = int(f)
+		default:
+			t.Fatalf("%s: unmapped River parameter %s", kind, k)
+		}
+		if !ok || (!isNum && !isBool) {
+			t.Fatalf("%s.%s: unexpected value %v", kind, k, v)
+		}
+	}
+	return p
+}
+
+// TestChangeDetectorsMatchRiverParams: the same exact match with non-default
+// parameters (ADWIN's clock and buckets, the two-sided HDDM tests, Page-Hinkley's
+// one-sided modes, other warm-ups and thresholds), including streams whose error falls.
+func TestChangeDetectorsMatchRiverParams(t *testing.T) {
+	ref := loadChangeReference(t)
+	if len(ref.ParamCases) == 0 {
+		t.Fatal("no parameter cases in the reference")
+	}
+	for _, c := range ref.ParamCases {
+		t.Run(fmt.Sprintf("%s/%v/%s", c.Kind, c.Params, c.Stream), func(t *testing.T) {
+			kind, err := ParseChangeKind(c.Kind)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d, err := NewChangeDetector(kind, riverParams(t, kind, c.Params))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := runChange(d, ref.Streams[c.Stream].Values)
+			want := riverRun{Drifts: c.Drifts, Warnings: c.Warnings}.expand()
+			if !slices.Equal(got.Drifts, want.Drifts) {
+				t.Errorf("drifts\n got %v\nwant %v", got.Drifts, want.Drifts)
+			}
+			if ww := riverWarnings(want); !slices.Equal(got.Warnings, ww) {
+				t.Errorf("warnings: got %d, want %d\n got %v\nwant %v", len(got.Warnings), len(ww), head(got.Warnings), head(ww))
+			}
+		})
+	}
+}
 
 // TestKSWINLikeRiver: KSWIN draws at random, River with Python's Mersenne Twister and
 // driftd with PCG, so the detections are compared over 20 seeds each: the share of
@@ -270,7 +388,7 @@ func TestChangeParamsRejected(t *testing.T) {
 // continuing with the decoded copy gives the uninterrupted run's detections exactly.
 func TestChangeStateRestart(t *testing.T) {
 	ref := loadChangeReference(t)
-	for _, kind := range ChangeKinds {
+	for _, kind := range ChangeKinds() {
 		for _, name := range []string{"bern_abrupt", "gauss_shift"} {
 			st := ref.Streams[name]
 			if !st.Binary && (kind == ChangeDDM || kind == ChangeEDDM || kind == ChangeHDDMA || kind == ChangeHDDMW) {
@@ -347,7 +465,7 @@ func TestChangeStateDecodeErrors(t *testing.T) {
 // FuzzChangeStateDecode: any bytes decode to an error or to a detector that keeps
 // working (no panic) and re-encodes to the same bytes.
 func FuzzChangeStateDecode(f *testing.F) {
-	for _, kind := range ChangeKinds {
+	for _, kind := range ChangeKinds() {
 		d, _ := NewChangeDetector(kind, DefaultChangeParams())
 		for i := 0; i < 250; i++ {
 			d.Update(float64(i%3) / 2)

@@ -39,11 +39,15 @@ func (f ConceptFamily) String() string {
 	return fmt.Sprintf("ConceptFamily(%d)", uint8(f))
 }
 
-// seaThresholds are River's SEA thresholds by variant.
-var seaThresholds = [4]float64{8, 9, 7, 9.5}
+// seaThreshold is River's SEA threshold of a variant.
+func seaThreshold(variant int) float64 {
+	return [4]float64{8, 9, 7, 9.5}[variant]
+}
 
 // AgrawalFeatures are the Agrawal generator's feature names, in ConceptSample.X order.
-var AgrawalFeatures = [9]string{"salary", "commission", "age", "elevel", "car", "zipcode", "hvalue", "hyears", "loan"}
+func AgrawalFeatures() [9]string {
+	return [9]string{"salary", "commission", "age", "elevel", "car", "zipcode", "hvalue", "hyears", "loan"}
+}
 
 // ConceptStreamConfig describes one stream.
 type ConceptStreamConfig struct {
@@ -169,7 +173,7 @@ func (s *ConceptStream) Losses(n int) []float64 {
 }
 
 func seaClass(variant int, x []float64) int {
-	if x[0]+x[1] > seaThresholds[variant] {
+	if x[0]+x[1] > seaThreshold(variant) {
 		return 1
 	}
 	return 0

@@ -44,7 +44,20 @@ def detectors(binary_stream):
     return d
 
 
+def runs(indices):
+    """Consecutive indices as [first, last] pairs: warnings come in long runs."""
+    out = []
+    for i in indices:
+        if out and out[-1][1] == i - 1:
+            out[-1][1] = i
+        else:
+            out.append([i, i])
+    return out
+
+
 def run(det, values):
+    """Drift indices, and warning indices as runs (River's warning flag, which EDDM
+    may leave up on a drift's value)."""
     drifts, warnings = [], []
     for i, v in enumerate(values):
         det.update(v)
@@ -52,7 +65,7 @@ def run(det, values):
             drifts.append(i)
         if getattr(det, "warning_detected", False):
             warnings.append(i)
-    return {"drifts": drifts, "warnings": warnings}
+    return {"drifts": drifts, "warnings": runs(warnings)}
 
 
 def sigmoid_mix(n, position, width, rng):
@@ -91,7 +104,37 @@ def streams():
         "binary": False, "drift_at": None,
         "values": [round(float(v), 4) for v in rng.normal(0.0, 1.0, 3000)],
     }
+    # Streams whose mean falls (a model getting better), for the one-sided/two-sided options.
+    out["bern_improve"] = {
+        "binary": True, "drift_at": 1000,
+        "values": [int(v) for v in np.concatenate([rng.random(1000) < 0.4, rng.random(1000) < 0.1])],
+    }
+    out["gauss_down"] = {
+        "binary": False, "drift_at": 1000,
+        "values": [round(float(v), 4) for v in np.concatenate([rng.normal(1.0, 1.0, 1000), rng.normal(0.0, 1.0, 1000)])],
+    }
     return out
+
+
+# Non-default parameters (River's names), each run on the streams listed.
+PARAM_CASES = [
+    ("adwin", {"delta": 0.05, "clock": 1, "min_window_length": 10, "grace_period": 50},
+     ["bern_gradual", "gauss_shift", "gauss_down"]),
+    ("adwin", {"max_buckets": 2, "clock": 8}, ["bern_abrupt", "gauss_stationary"]),
+    ("ddm", {"warm_start": 100, "warning_threshold": 1.5, "drift_threshold": 2.5},
+     ["bern_abrupt", "bern_gradual", "bern_stationary"]),
+    ("eddm", {"warm_start": 10, "alpha": 0.98, "beta": 0.95}, ["bern_abrupt", "bern_stationary"]),
+    ("hddm-a", {"drift_confidence": 0.01, "warning_confidence": 0.05, "two_sided_test": True},
+     ["bern_abrupt", "bern_improve", "bern_stationary"]),
+    ("hddm-w", {"lambda_val": 0.1, "two_sided_test": True}, ["bern_abrupt", "bern_improve", "bern_stationary"]),
+    ("page-hinkley", {"mode": "up", "threshold": 20, "delta": 0.01}, ["gauss_shift", "gauss_down", "bern_abrupt"]),
+    ("page-hinkley", {"mode": "down", "threshold": 20, "min_instances": 10}, ["gauss_shift", "gauss_down", "bern_improve"]),
+]
+
+MAKERS = {
+    "adwin": drift.ADWIN, "ddm": binary.DDM, "eddm": binary.EDDM, "hddm-a": binary.HDDMA,
+    "hddm-w": binary.HDDMW, "page-hinkley": drift.PageHinkley,
+}
 
 
 def part1(here):
@@ -100,6 +143,10 @@ def part1(here):
     for name, s in ss.items():
         for kind, det in detectors(s["binary"]).items():
             ref["detections"].setdefault(kind, {})[name] = run(det, s["values"])
+    ref["param_cases"] = [
+        {"kind": kind, "params": params, "stream": name, **run(MAKERS[kind](**params), ss[name]["values"])}
+        for kind, params, names in PARAM_CASES for name in names
+    ]
     # KSWIN draws at random (Mersenne Twister in River, PCG in driftd), so its
     # detections are compared in distribution: River's over seeds 1..KSWIN_SEEDS.
     ref["kswin_seeds"] = {
