@@ -23,6 +23,9 @@ type seriesState struct {
 	recent recentVolume
 	// run is the series' latest windows in a row below their volume expectation.
 	run volumeRun
+	// hadRecent: the recent windows have given an expectation at some point. Until then
+	// the series is new, and its reference's windows are its latest ones.
+	hadRecent bool
 	// end is where judged windows end (empty windows of a series that fell silent).
 	end    seriesEnd
 	hasEnd bool

@@ -207,3 +207,48 @@ func TestReviewLowRateModelThatStopsIsFlagged(t *testing.T) {
 		})
 	}
 }
+
+// A feature that a producer starts sending an hour in (after the first-windows reference
+// was built), stationary afterwards: not an alert.
+// A drop to a tenth that starts before the series has its recent windows (the first hour
+// with 5-minute windows; the first 6 hours with 1-hour windows) is judged against the
+// reference only, which flags a near-stop (5%), so it is not flagged; and the low windows
+// are then learned as the series' recent volume (they were not judged low), so the drop
+// becomes the normal and is never flagged, however long it lasts. A model broken by its
+// own deploy in its first hour is exactly this.
+func TestReviewDropBeforeRecentHistoryIsFlagged(t *testing.T) {
+	cases := []struct {
+		name   string
+		window time.Duration
+		dropAt time.Duration
+	}{
+		{"5m windows, drop at 00:40", 5 * time.Minute, 40 * time.Minute},
+		{"1h windows, drop at 03:00", time.Hour, 3 * time.Hour},
+	}
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			end := revStart.Add(c.dropAt + 10*c.window + time.Hour)
+			at := revStart.Add(c.dropAt)
+			rate := func(t time.Time) float64 {
+				if !t.Before(at) {
+					return 0.5
+				}
+				return 5
+			}
+			alerts, _, src := revRun(t, replay.Backlog, revStart, end, windowSize(c.window),
+				newRevModel(uint64(800+i), "early", "1", "", revStart, end, 5, rate),
+				newRevModel(uint64(810+i), "steady", "1", "", revStart, end, 2, constRate(2)))
+			// The harness stops every series at end: what fires there is not the drop.
+			var drop []string
+			for _, x := range replay.Transitions(alerts) {
+				if x.Kind == schemas.KindVolume && x.Model == "early" && x.State == schemas.StateFiring && x.WindowStart.Before(end) {
+					drop = append(drop, x.String())
+				}
+			}
+			if len(drop) == 0 {
+				bw := breachedPerWindow(src.verdicts, "early")
+				t.Errorf("traffic at a tenth from %s to %s was never flagged (%s); windows: %v", at.Format("15:04"), end.Format("15:04"), countKinds(alerts), bw[:min(len(bw), 16)])
+			}
+		})
+	}
+}

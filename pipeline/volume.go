@@ -234,8 +234,16 @@ func (j *judge) volumeCondition(w *processors.WindowAgg, ref *detectors.Profile,
 	}
 	// The reference's windows are a few of one time of day: traffic with a daily cycle
 	// falls well below them every night. Until the series' recent windows or a day of
-	// history say what to expect, only a series that (nearly) stopped is flagged.
-	th.Signals.VolumeDrop, th.Signals.VolumeJump = min(th.Signals.VolumeDrop, referenceVolumeDrop), 0
+	// history say what to expect, only a series that (nearly) stopped is flagged — except
+	// in a new series' first hour, before its recent windows ever gave an expectation:
+	// the reference's windows are then its latest ones, and a drop to a quarter of them
+	// (a deploy that broke traffic) is judged as against recent windows. The windows it
+	// judges low stay out of the recent ones, so the drop stays flagged while it lasts.
+	drop := referenceVolumeDrop
+	if !st.hadRecent {
+		drop = recentVolumeDrop
+	}
+	th.Signals.VolumeDrop, th.Signals.VolumeJump = min(th.Signals.VolumeDrop, drop), 0
 	exp := detectors.VolumeExpectation{PerWindow: per, Size: size, Windows: n, Basis: "its reference"}
 	c, ok := detectors.ModelVolumeCondition(w, exp, th)
 	return c, exp, th, ok
@@ -549,15 +557,19 @@ func (st *seriesState) account(x runWindow) {
 			st.recent.observe(l.events, time.Duration(l.end-l.start)*time.Millisecond, l.low)
 		}
 	}
+	size := time.Duration(x.end-x.start) * time.Millisecond
 	if !x.member() || x.events > 0 {
-		st.recent.observe(x.events, time.Duration(x.end-x.start)*time.Millisecond, x.low)
+		st.recent.observe(x.events, size, x.low)
+	}
+	if _, ok := st.recent.expectation(size); ok {
+		st.hadRecent = true
 	}
 }
 
 // restoreVolume rebuilds a series' recent volume and run from its stored windows (oldest
 // first), as judging them in turn left them.
 func (st *seriesState) restoreVolume(ws []storage.WindowVolume) {
-	st.run, st.recent = volumeRun{}, recentVolume{}
+	st.run, st.recent, st.hadRecent = volumeRun{}, recentVolume{}, false
 	for _, x := range ws {
 		st.account(runWindow{start: x.Start.UnixMilli(), end: x.End.UnixMilli(), events: x.Events, expected: x.Expected, low: x.Low})
 	}
