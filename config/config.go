@@ -70,6 +70,7 @@ type Config struct {
 	Detection  Detection              `yaml:"detection"`
 	Models     map[string]ModelConfig `yaml:"models"`
 	Pipelines  Pipelines              `yaml:"pipelines"`
+	Labels     Labels                 `yaml:"labels"`
 	Limits     Limits                 `yaml:"limits"`
 	HTTP       HTTP                   `yaml:"http"`
 	LogLevel   LogLevel               `yaml:"log_level"`
@@ -325,6 +326,40 @@ type StageConfig struct {
 	Models           []string `yaml:"models"`
 }
 
+// Labels configures the join of ground truth (kafka.topics.labels; "" turns it off) to
+// predictions and the judging of model performance and concept drift
+// (docs/concept-drift.md).
+type Labels struct {
+	// Horizon is how long a prediction waits for its label: a later label is counted as
+	// beyond the horizon, not joined.
+	Horizon Duration `yaml:"horizon"`
+	// Settle is how long after a window's end its labels are awaited before the window's
+	// performance is judged (once, with the labels stamped up to then).
+	Settle Duration `yaml:"settle"`
+	// Lateness is how far out of event-time order a label partition may run.
+	Lateness Duration `yaml:"lateness"`
+	// Detector is the change detector on the loss stream (adwin, ddm, eddm, hddm-a,
+	// hddm-w, page-hinkley, kswin), with River's default parameters.
+	Detector detectors.ChangeKind `yaml:"detector"`
+	// ReferenceMinLabelled: the performance reference is a series' first settled windows
+	// (detection.reference_windows of them, with labels) holding at least this many
+	// labelled predictions.
+	ReferenceMinLabelled uint64 `yaml:"reference_min_labelled"`
+	// PValue, ErrorMinIncrease (points of error rate), MAEMinRatio, MinCoverageRatio and
+	// ConceptMinIncrease: detectors.PerformanceThresholds.
+	PValue             float64 `yaml:"p_value"`
+	ErrorMinIncrease   float64 `yaml:"error_min_increase"`
+	MAEMinRatio        float64 `yaml:"mae_min_ratio"`
+	MinCoverageRatio   float64 `yaml:"min_coverage_ratio"`
+	ConceptMinIncrease float64 `yaml:"concept_min_increase"`
+}
+
+// PerformanceThresholds are the labels section's thresholds.
+func (l Labels) PerformanceThresholds() detectors.PerformanceThresholds {
+	return detectors.PerformanceThresholds{PValue: l.PValue, ErrorMinIncrease: l.ErrorMinIncrease, MAEMinRatio: l.MAEMinRatio,
+		MinCoverageRatio: l.MinCoverageRatio, ReferenceMinLabelled: l.ReferenceMinLabelled, ConceptMinIncrease: l.ConceptMinIncrease}
+}
+
 // Limits bound driftd's memory and its waits.
 type Limits struct {
 	MaxFeatures   int `yaml:"max_features"`
@@ -345,7 +380,7 @@ type Limits struct {
 
 // Default returns the defaults.
 func Default() Config {
-	sig := detectors.DefaultSignalThresholds
+	sig, perf := detectors.DefaultSignalThresholds, detectors.DefaultPerformanceThresholds
 	return Config{
 		Kafka: Kafka{
 			Brokers: []string{"localhost:9092"}, GroupID: "driftd",
@@ -369,6 +404,10 @@ func Default() Config {
 			ErrorMinIncrease: sig.ErrorMinIncrease, ErrorMinRatio: sig.ErrorMinRatio, VolumeDrop: sig.VolumeDrop, VolumeJump: sig.VolumeJump},
 		Pipelines: Pipelines{Window: Duration(time.Hour), Lateness: Duration(5 * time.Minute), FailureRate: 0.5,
 			ConsecutiveFailures: 3, VolumeDrop: 0.5, VolumeJump: 3, FreshnessFactor: 2},
+		Labels: Labels{Horizon: Duration(7 * 24 * time.Hour), Settle: Duration(time.Hour), Lateness: Duration(5 * time.Minute),
+			Detector: detectors.ChangeADWIN, ReferenceMinLabelled: perf.ReferenceMinLabelled, PValue: perf.PValue,
+			ErrorMinIncrease: perf.ErrorMinIncrease, MAEMinRatio: perf.MAEMinRatio, MinCoverageRatio: perf.MinCoverageRatio,
+			ConceptMinIncrease: perf.ConceptMinIncrease},
 		Limits: Limits{MaxFeatures: processors.DefaultLimits.MaxFeatures, MaxCategories: processors.DefaultLimits.MaxCategories,
 			MaxFuture: Duration(24 * time.Hour), MaxSeries: processors.DefaultLimits.MaxSeries, MaxEventBytes: 1 << 20,
 			MaxOutage: Duration(10 * time.Minute)},
@@ -758,6 +797,28 @@ func (c *Config) Validate() error {
 		if st.ExpectedInterval < 0 {
 			return fail("pipelines.stages."+key+".expected_interval", "must not be negative")
 		}
+	}
+	lb := c.Labels
+	switch {
+	case lb.Horizon <= 0:
+		return fail("labels.horizon", "must be positive")
+	case lb.Settle < 0:
+		return fail("labels.settle", "must not be negative")
+	case lb.Lateness < 0:
+		return fail("labels.lateness", "must not be negative")
+	case !(lb.PValue > 0 && lb.PValue < 1):
+		return fail("labels.p_value", "must be between 0 and 1")
+	case !(lb.ErrorMinIncrease >= 0 && lb.ErrorMinIncrease < 1):
+		return fail("labels.error_min_increase", "must be in [0, 1) (0 turns classification judging off)")
+	case lb.MAEMinRatio != 0 && !(lb.MAEMinRatio > 1):
+		return fail("labels.mae_min_ratio", "must be above 1 (0 turns regression judging off)")
+	case !(lb.MinCoverageRatio >= 0 && lb.MinCoverageRatio <= 1):
+		return fail("labels.min_coverage_ratio", "must be in [0, 1]")
+	case !(lb.ConceptMinIncrease > 0):
+		return fail("labels.concept_min_increase", "must be positive")
+	}
+	if _, err := detectors.NewChangeDetector(lb.Detector, detectors.DefaultChangeParams()); err != nil {
+		return fail("labels.detector", "%v", err)
 	}
 	if c.Limits.MaxFuture < 0 {
 		return fail("limits.max_future", "must not be negative (0 disables)")

@@ -56,6 +56,7 @@ type Store interface {
 	LoadStageStates(ctx context.Context, lookback time.Duration) ([]storage.StageState, error)
 	LoadReferenceSamples(ctx context.Context) ([]storage.ReferenceSample, error)
 	LoadLateWindows(ctx context.Context, lookback time.Duration) ([]storage.ClosedWindow, error)
+	labelStore
 }
 
 // Observer receives what the pipeline does (a *telemetry.Metrics).
@@ -144,6 +145,12 @@ type Settings struct {
 	// lists the (pipeline, stage) pairs configured as feeding a model.
 	StageInterval func(pipeline, stage string) time.Duration
 	StagesOf      func(model string) [][2]string
+
+	// LabelTopic carries ground truth for earlier predictions ("" to ignore it), decoded
+	// with LabelDecoder and joined as Labels says (labels.go).
+	LabelTopic   string
+	LabelDecoder schemas.Decoder
+	Labels       LabelSettings
 }
 
 // Stats count what the pipeline did; read them with Runner.Stats.
@@ -151,8 +158,11 @@ type Stats struct {
 	Records, Added, Late, Replayed, DeadLettered uint64
 	PipelineRuns, StageWindowsClosed             uint64
 	FreshnessChecks                              uint64
-	WindowsClosed, AlertsEmitted, Flushes        uint64
-	ReferencesBuilt                              uint64
+	// Labels counts the label records read; PerformanceWindows the windows whose
+	// performance was judged.
+	Labels, PerformanceWindows            uint64
+	WindowsClosed, AlertsEmitted, Flushes uint64
+	ReferencesBuilt                       uint64
 	// Rebalances counts the generations that gave this member other partitions (each
 	// dropped its state and restored it from ClickHouse).
 	Rebalances uint64
@@ -182,6 +192,7 @@ type Runner struct {
 	firstRec  time.Time // the first record's arrival
 	stats     Stats
 	up        *upstream
+	lab       *labelState // nil without a label topic
 	// extraAlerts are raised between flushes (freshness runs on the clock).
 	extraAlerts []*schemas.AlertEvent
 	clock       *streamClock
@@ -222,6 +233,12 @@ func New(set Settings, src Source, dlq DeadLetterer, alerts AlertSink, store Sto
 	if set.FreshnessFactor < 1 {
 		set.FreshnessFactor = 2
 	}
+	if set.Labels.Horizon <= 0 {
+		set.Labels.Horizon = 7 * 24 * time.Hour
+	}
+	if set.Labels.Thresholds.PValue <= 0 {
+		set.Labels.Thresholds = detectors.DefaultPerformanceThresholds
+	}
 	r := &Runner{set: set, src: src, dlq: dlq, alerts: alerts, store: store, log: log, now: now}
 	r.reset()
 	return r
@@ -242,6 +259,10 @@ func (r *Runner) reset() {
 	r.up = nil
 	if r.set.PipelineTopic != "" {
 		r.up = newUpstream(r.set)
+	}
+	r.lab = nil
+	if r.set.LabelTopic != "" {
+		r.lab = newLabelState()
 	}
 }
 
@@ -363,6 +384,11 @@ func (r *Runner) Restore(ctx context.Context) error {
 	r.outboxDue = true
 	if r.up != nil {
 		if err := r.restoreUpstream(ctx); err != nil {
+			return err
+		}
+	}
+	if r.lab != nil {
+		if err := r.restoreLabels(ctx); err != nil {
 			return err
 		}
 	}
@@ -543,6 +569,9 @@ func (r *Runner) handle(ctx context.Context, a ahead) (err error) {
 	if r.up != nil && rec.Topic == r.set.PipelineTopic {
 		return r.handlePipeline(ctx, rec)
 	}
+	if r.lab != nil && rec.Topic == r.set.LabelTopic {
+		return r.handleLabel(ctx, rec)
+	}
 	if rec.Topic != r.set.PredictionTopic {
 		return r.deadLetter(ctx, rec, consumers.ClassInvalid, fmt.Errorf("topic %s is not handled by this driftd", rec.Topic))
 	}
@@ -576,6 +605,7 @@ func (r *Runner) handle(ctx context.Context, a ahead) (err error) {
 		return r.deadLetter(ctx, rec, consumers.ClassLimit, fmt.Errorf("series model %q version %q deployment %q is not tracked: limits.max_series (%d) series are", e.Model, e.ModelVersion, e.Deployment, r.proc.Limits().MaxSeries))
 	case processors.Added:
 		r.stats.Added++
+		r.addKey(e, start, end)
 		if _, ok := r.j.refs[[2]string{e.Model, e.ModelVersion}]; !ok && r.set.ReferenceSource(e.Model) == detectors.SourceFirstWindows {
 			r.j.builder(e.Model, e.ModelVersion).add(start, processors.TopicPartition{Topic: rec.Topic, Partition: rec.Partition}, e,
 				r.set.ReferenceWindows(e.Model), r.set.ReferenceMinEvents)
@@ -661,13 +691,18 @@ func (r *Runner) Flush(ctx context.Context) error {
 			return err
 		}
 	}
+	if r.lab != nil {
+		if err := r.writeLabelData(ctx); err != nil {
+			return err
+		}
+	}
 	closed, late := r.pending, r.late
 	var stageClosed []processors.Closed
 	if r.up != nil {
 		stageClosed = r.up.pending
 	}
 	if len(closed) == 0 && len(late) == 0 && len(stageClosed) == 0 && len(r.extraAlerts) == 0 && !r.j.alerter.Changed() {
-		return r.commitAndReport(ctx)
+		return r.settleAndCommit(ctx)
 	}
 	sort.SliceStable(closed, func(i, j int) bool { return closed[i].Merged.Start < closed[j].Merged.Start })
 	closed = r.fillGaps(closed)
@@ -696,6 +731,21 @@ func (r *Runner) Flush(ctx context.Context) error {
 	}
 	if err := r.writeJudged(ctx); err != nil {
 		return err
+	}
+	if r.lab != nil && len(closed) > 0 {
+		r.lab.windowsDue = true
+	}
+	return r.settleAndCommit(ctx)
+}
+
+// settleAndCommit ends a flush: the windows whose labels are in are judged (labels.go;
+// one member judges them all, so not while the group spreads partitions), then the
+// offsets are committed.
+func (r *Runner) settleAndCommit(ctx context.Context) error {
+	if r.lab != nil && !r.set.Spread {
+		if err := r.settleLabels(ctx); err != nil {
+			return err
+		}
 	}
 	return r.commitAndReport(ctx)
 }

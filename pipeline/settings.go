@@ -46,6 +46,10 @@ func SettingsFromConfig(cfg config.Config, predictions, pipelines schemas.Decode
 		FreshnessFactor: cfg.Pipelines.FreshnessFactor,
 		StageInterval:   cfg.StageInterval,
 		StagesOf:        cfg.StagesOf,
+		LabelTopic:      cfg.Kafka.Topics.Labels,
+		LabelDecoder:    schemas.Decoder{Format: cfg.Kafka.Formats.Labels, Registry: predictions.Registry},
+		Labels: LabelSettings{Horizon: time.Duration(cfg.Labels.Horizon), Settle: time.Duration(cfg.Labels.Settle),
+			Lateness: time.Duration(cfg.Labels.Lateness), Detector: cfg.Labels.Detector, Thresholds: cfg.Labels.PerformanceThresholds()},
 	}
 	set.Limits.MaxFeatures, set.Limits.MaxCategories, set.Limits.MaxSeries = cfg.Limits.MaxFeatures, cfg.Limits.MaxCategories, cfg.Limits.MaxSeries
 	return set

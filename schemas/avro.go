@@ -276,6 +276,36 @@ func (r *Registry) DecodePipelineAvro(ctx context.Context, b []byte, e *Pipeline
 	return e.validate()
 }
 
+// DecodeLabelAvro decodes one Confluent-framed Avro label event into e.
+func (r *Registry) DecodeLabelAvro(ctx context.Context, b []byte, e *LabelEvent) error {
+	m, err := r.native(ctx, b)
+	if err != nil {
+		return fmt.Errorf("decode Avro label: %w", err)
+	}
+	*e = LabelEvent{EventID: avroString(m["event_id"]), RequestID: avroString(m["request_id"]), Model: avroString(m["model"]),
+		Timestamp: avroTime(m["timestamp"]), Label: avroValue(m["label"]), Outcome: avroString(unwrapUnion(m["outcome"]))}
+	return e.validate()
+}
+
+// EncodeLabelAvro encodes e with the bundled label schema, framed for schema id.
+func EncodeLabelAvro(codec *goavro.Codec, id uint32, e *LabelEvent) ([]byte, error) {
+	var outcome any
+	if e.Outcome != "" {
+		outcome = goavro.Union("string", e.Outcome)
+	}
+	label := e.Label
+	if label.Kind == Bool { // the schema's label is null, double or string
+		label.Kind = Number
+	}
+	m := map[string]any{"event_id": e.EventID, "request_id": e.RequestID, "model": e.Model, "timestamp": e.Timestamp,
+		"label": avroUnion(label), "outcome": outcome}
+	body, err := codec.BinaryFromNative(nil, m)
+	if err != nil {
+		return nil, fmt.Errorf("encode label %s: %w", e.EventID, err)
+	}
+	return AppendConfluent(nil, id, body), nil
+}
+
 // EncodePredictionAvro encodes e with the bundled schema, framed for schema id.
 func EncodePredictionAvro(codec *goavro.Codec, id uint32, e *PredictionEvent) ([]byte, error) {
 	feats := make(map[string]any, len(e.Features))

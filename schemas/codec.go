@@ -94,3 +94,18 @@ func (d Decoder) Pipeline(ctx context.Context, b []byte, e *PipelineEvent) error
 	}
 	return d.Registry.DecodePipelineAvro(ctx, b, e)
 }
+
+// Label decodes one label record (ground truth or a user outcome) into e.
+func (d Decoder) Label(ctx context.Context, b []byte, e *LabelEvent) error {
+	avro, err := d.isAvro(b)
+	if err != nil {
+		return fmt.Errorf("decode label: %w", err)
+	}
+	if !avro {
+		return DecodeLabelJSON(b, e)
+	}
+	if d.Registry == nil {
+		return fmt.Errorf("decode label: Avro record but no schema registry or bundled schema id is configured")
+	}
+	return d.Registry.DecodeLabelAvro(ctx, b, e)
+}

@@ -210,6 +210,10 @@ const (
 	KindInputQuality  = "input_quality"
 	KindOutputQuality = "output_quality"
 	KindVolume        = "volume"
+	// KindPerformance judges a window's labelled predictions against its reference
+	// period's; KindConceptDrift a change found on the stream of their losses.
+	KindPerformance  = "performance"
+	KindConceptDrift = "concept_drift"
 )
 
 func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }

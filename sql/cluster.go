@@ -105,6 +105,11 @@ var ShardKeys = map[string]string{
 	"pipeline_stage_stats": "cityHash64(pipeline)",
 	"pipeline_stage_state": "cityHash64(pipeline)",
 	"schema_migrations":    "version",
+	// A model's prediction keys and labels on one shard: the label join is then local.
+	"prediction_keys":    "cityHash64(model)",
+	"labels":             "cityHash64(model)",
+	"window_performance": "cityHash64(model)",
+	"change_state":       "cityHash64(model)",
 }
 
 var (

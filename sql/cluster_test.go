@@ -106,8 +106,8 @@ func TestClusterLayoutRules(t *testing.T) {
 			sortKey[m[1]] = orderBy.FindStringSubmatch(s)[1]
 		}
 	}
-	if len(sortKey) != 12 {
-		t.Fatalf("%d tables in the single-server layout, want 12: %v", len(sortKey), sortKey)
+	if len(sortKey) != 16 {
+		t.Fatalf("%d tables in the single-server layout, want 16: %v", len(sortKey), sortKey)
 	}
 	// A sharding key outside the sorting key, and why the engine's FINAL is still right.
 	derived := map[string]string{

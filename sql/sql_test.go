@@ -37,8 +37,8 @@ func TestMigrationsRender(t *testing.T) {
 			}
 		}
 	}
-	if tables != 11 {
-		t.Errorf("%d tables, want 11", tables)
+	if tables != 15 {
+		t.Errorf("%d tables, want 15", tables)
 	}
 	for _, bad := range []string{"", "drop table x", "a;b", "1db", "db`"} {
 		if _, err := Migrations(Layout{Database: bad, TTLDays: 30}); err == nil {

@@ -84,9 +84,20 @@ func TestDistributedReadsEqualOneServer(t *testing.T) {
 		StageStates: []storage.StageState{{Pipeline: "orders", Stage: "join", Start: t0, End: t0.Add(time.Hour), ConsecutiveFailures: 1,
 			Successes: []time.Time{t0.Add(10 * time.Minute)}, Failures: []time.Time{t0.Add(20 * time.Minute)}}},
 		ReferenceSamples: []storage.ReferenceSample{{Model: "new-model", Version: "1", Start: t0, Sample: body}}}
+	keys, labels := labelData()
+	perf, _ := performanceBatch(t)
 	for _, s := range []*storage.Store{one, dist} {
 		if err := s.SaveReference(ctx, ref); err != nil {
 			t.Fatal(err)
+		}
+		for i := 0; i < 2; i++ {
+			if err := s.WriteLabelData(ctx, keys, labels, t0.Add(time.Duration(i)*time.Second)); err != nil {
+				t.Fatal(err)
+			}
+			perf.WrittenAt = t0.Add(time.Duration(i) * time.Second)
+			if err := s.WriteWithRetry(ctx, perf, storage.DefaultBackoff, nil); err != nil {
+				t.Fatal(err)
+			}
 		}
 		for i := 0; i < 2; i++ { // the second write is a replay after a restart
 			b.WrittenAt = t0.Add(time.Duration(i) * time.Second)
@@ -100,7 +111,8 @@ func TestDistributedReadsEqualOneServer(t *testing.T) {
 	}
 	// The rows are in the local tables, written through the Distributed ones.
 	for _, table := range []string{"window_model_stats", "window_feature_stats", "drift_scores", "alerts", "late_events", "pipeline_stage_stats",
-		"reference_profiles", "alert_state", "pipeline_stage_state", "reference_samples"} {
+		"reference_profiles", "alert_state", "pipeline_stage_state", "reference_samples", "prediction_keys", "labels",
+		"window_performance", "change_state"} {
 		var n uint64
 		if err := dist.Conn().QueryRow(ctx, "SELECT count() FROM "+dist.Database()+"."+table+dsql.LocalSuffix).Scan(&n); err != nil || n == 0 {
 			t.Errorf("%s%s holds %d rows (%v)", table, dsql.LocalSuffix, n, err)
@@ -138,6 +150,22 @@ func TestDistributedReadsEqualOneServer(t *testing.T) {
 	same("LoadClosedStageWindows", func(s *storage.Store) (any, error) { return s.LoadClosedStageWindows(ctx, time.Hour) })
 	same("LoadLateWindows", func(s *storage.Store) (any, error) { return s.LoadLateWindows(ctx, time.Hour) })
 	same("LoadSeriesEnds", func(s *storage.Store) (any, error) { return s.LoadSeriesEnds(ctx, day) })
+	same("LoadLabelProgress", func(s *storage.Store) (any, error) {
+		p, m, err := s.LoadLabelProgress(ctx)
+		return []any{p, m}, err
+	})
+	same("LoadSettled", func(s *storage.Store) (any, error) {
+		st, err := s.LoadSettled(ctx)
+		return fmt.Sprintf("%+v", st), err // fmt prints maps sorted; the confusion map's keys are structs
+	})
+	same("LoadUnsettledWindows", func(s *storage.Store) (any, error) {
+		return s.LoadUnsettledWindows(ctx, []string{closed[0].Merged.Series.Model}, t0.Add(-day), t0.Add(day))
+	})
+	same("LoadWindowPairs", func(s *storage.Store) (any, error) {
+		pairs, beyond, err := s.LoadWindowPairs(ctx, storage.SettledWindow{Series: labelSeries, Start: t0, End: t0.Add(5 * time.Minute)},
+			storage.JoinSpec{From: t0.Add(-time.Minute), Until: t0.Add(20 * time.Minute), Cutoff: t0.Add(25 * time.Minute), Horizon: time.Hour})
+		return []any{pairs, beyond}, err
+	})
 	same("LoadHourlyEvents", func(s *storage.Store) (any, error) { return s.LoadHourlyEvents(ctx, day) })
 	same("LoadStageHistory", func(s *storage.Store) (any, error) { return s.LoadStageHistory(ctx, day) })
 	same("LoadAlertStates", func(s *storage.Store) (any, error) { return s.LoadAlertStates(ctx, day) })

@@ -252,7 +252,11 @@ type Batch struct {
 	AlertStates      []detectors.FingerprintState
 	StageStates      []StageState
 	ReferenceSamples []ReferenceSample
-	WrittenAt        time.Time
+	// Performance are settled windows' performance rows, ChangeStates the concept-drift
+	// detectors' states after them (migration 0009).
+	Performance  []PerformanceRow
+	ChangeStates []ChangeState
+	WrittenAt    time.Time
 
 	verdicts map[windowKey]int // Verdicts by window (verdict), built over the first indexed
 	indexed  int
@@ -267,7 +271,8 @@ type windowKey struct {
 // Empty reports whether the batch has nothing to write.
 func (b *Batch) Empty() bool {
 	return len(b.Closed) == 0 && len(b.Stages) == 0 && len(b.Late) == 0 && len(b.Alerts) == 0 &&
-		len(b.AlertStates) == 0 && len(b.StageStates) == 0 && len(b.ReferenceSamples) == 0
+		len(b.AlertStates) == 0 && len(b.StageStates) == 0 && len(b.ReferenceSamples) == 0 &&
+		len(b.Performance) == 0 && len(b.ChangeStates) == 0
 }
 
 // inserter fills one table in blocks of at most maxRows rows that touch at most
@@ -386,6 +391,9 @@ func (s *Store) Write(ctx context.Context, b *Batch) error {
 		return err
 	}
 	if err := s.writeAlertStates(ctx, b); err != nil {
+		return err
+	}
+	if err := s.writePerformance(ctx, b); err != nil {
 		return err
 	}
 	// pipeline_stage_stats and window_model_stats are written last: a restart reads them

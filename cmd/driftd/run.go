@@ -295,6 +295,9 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, h hooks) erro
 	if cfg.Kafka.Topics.Pipeline != "" {
 		topics = append(topics, cfg.Kafka.Topics.Pipeline)
 	}
+	if cfg.Kafka.Topics.Labels != "" {
+		topics = append(topics, cfg.Kafka.Topics.Labels)
+	}
 	ko, err := kafkaOptions(cfg)
 	if err != nil {
 		return err

@@ -299,7 +299,9 @@ type Store struct {
 	Alerts  []*schemas.AlertEvent
 	// Verdicts counts the windows judged; Stages counts stage rows written.
 	Verdicts, Stages int
-	refs             []*detectors.Profile
+	// Keys and Labels count the prediction keys and labels written.
+	Keys, Labels int
+	refs         []*detectors.Profile
 }
 
 type windowKey struct {
@@ -416,6 +418,36 @@ func (s *Store) LoadLateWindows(context.Context, time.Duration) ([]storage.Close
 func (s *Store) LoadSeriesEnds(context.Context, time.Duration) ([]storage.SeriesEnd, error) {
 	return nil, nil
 }
+
+// The label join is ClickHouse's (storage/labels.go): a replay's records are
+// predictions only, so the store counts what it is given and has nothing to settle.
+
+// WriteLabelData counts the keys and labels (Keys, Labels).
+func (s *Store) WriteLabelData(_ context.Context, keys []storage.PredictionKey, labels []storage.LabelRow, _ time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.Keys += len(keys)
+	s.Labels += len(labels)
+	return nil
+}
+
+// LoadLabelProgress returns nothing: no label is kept, so no window settles.
+func (s *Store) LoadLabelProgress(context.Context) ([]storage.LabelProgress, []string, error) {
+	return nil, nil, nil
+}
+
+// LoadUnsettledWindows returns nothing (LoadLabelProgress).
+func (s *Store) LoadUnsettledWindows(context.Context, []string, time.Time, time.Time) ([]storage.SettledWindow, error) {
+	return nil, nil
+}
+
+// LoadWindowPairs returns nothing (LoadLabelProgress).
+func (s *Store) LoadWindowPairs(context.Context, storage.SettledWindow, storage.JoinSpec) ([]detectors.PerfPair, uint64, error) {
+	return nil, 0, nil
+}
+
+// LoadSettled returns nothing: a replay starts from scratch.
+func (s *Store) LoadSettled(context.Context) ([]storage.SeriesSettled, error) { return nil, nil }
 
 // Sink collects dead letters and published alerts.
 type Sink struct {

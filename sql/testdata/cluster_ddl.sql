@@ -317,3 +317,105 @@ ALTER TABLE driftd.window_model_stats_local ON CLUSTER 'driftd' ADD COLUMN IF NO
 
 ALTER TABLE driftd.window_model_stats ON CLUSTER 'driftd' ADD COLUMN IF NOT EXISTS volume_low UInt8 DEFAULT 0;
 
+-- 0009_labels
+CREATE TABLE IF NOT EXISTS driftd.prediction_keys_local ON CLUSTER 'driftd' (
+    model String,
+    request_id String,
+    model_version String,
+    deployment String,
+    event_time DateTime64(3, 'UTC'),
+    window_start DateTime64(3, 'UTC'),
+    window_end DateTime64(3, 'UTC'),
+    prediction_kind UInt8,
+    prediction_num Float64,
+    prediction_class String,
+    scores Map(String, Float64),
+    written_at DateTime64(3, 'UTC')
+) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/prediction_keys_local', '{replica}', written_at)
+PARTITION BY toDate(event_time)
+ORDER BY (model, request_id, model_version, deployment)
+TTL toDateTime(event_time) + INTERVAL 90 DAY;
+
+CREATE TABLE IF NOT EXISTS driftd.prediction_keys ON CLUSTER 'driftd' AS driftd.prediction_keys_local
+ENGINE = Distributed('driftd', 'driftd', 'prediction_keys_local', cityHash64(model));
+
+CREATE TABLE IF NOT EXISTS driftd.labels_local ON CLUSTER 'driftd' (
+    model String,
+    request_id String,
+    event_id String,
+    event_time DateTime64(3, 'UTC'),
+    label_kind UInt8,
+    label_num Float64,
+    label_class String,
+    outcome String,
+    topic String,
+    partition Int32,
+    offset Int64,
+    written_at DateTime64(3, 'UTC')
+) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/labels_local', '{replica}', written_at)
+PARTITION BY toDate(event_time)
+ORDER BY (model, request_id, topic, partition, offset)
+TTL toDateTime(event_time) + INTERVAL 90 DAY;
+
+CREATE TABLE IF NOT EXISTS driftd.labels ON CLUSTER 'driftd' AS driftd.labels_local
+ENGINE = Distributed('driftd', 'driftd', 'labels_local', cityHash64(model));
+
+CREATE TABLE IF NOT EXISTS driftd.window_performance_local ON CLUSTER 'driftd' (
+    model String,
+    model_version String,
+    deployment String,
+    window_start DateTime64(3, 'UTC'),
+    window_end DateTime64(3, 'UTC'),
+    labels_until DateTime64(3, 'UTC'),
+    in_reference UInt8,
+    task String,
+    predictions UInt64,
+    labelled UInt64,
+    beyond_horizon UInt64,
+    coverage Float64,
+    correct UInt64,
+    accuracy Float64,
+    macro_precision Float64,
+    macro_recall Float64,
+    macro_f1 Float64,
+    class_f1 Map(String, Float64),
+    confusion_true Array(String),
+    confusion_pred Array(String),
+    confusion_count Array(UInt64),
+    scored UInt64,
+    log_loss_sum Float64,
+    log_loss Float64,
+    roc_auc Float64,
+    regression UInt64,
+    error_sum Float64,
+    abs_error_sum Float64,
+    squared_error_sum Float64,
+    ape_sum Float64,
+    ape_count UInt64,
+    mae Float64,
+    rmse Float64,
+    mean_error Float64,
+    mape Float64,
+    written_at DateTime64(3, 'UTC')
+) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/window_performance_local', '{replica}', written_at)
+PARTITION BY toDate(window_start)
+ORDER BY (model, model_version, deployment, window_start)
+TTL toDateTime(window_start) + INTERVAL 90 DAY;
+
+CREATE TABLE IF NOT EXISTS driftd.window_performance ON CLUSTER 'driftd' AS driftd.window_performance_local
+ENGINE = Distributed('driftd', 'driftd', 'window_performance_local', cityHash64(model));
+
+CREATE TABLE IF NOT EXISTS driftd.change_state_local ON CLUSTER 'driftd' (
+    model String,
+    model_version String,
+    deployment String,
+    window_start DateTime64(3, 'UTC'),
+    state String,
+    written_at DateTime64(3, 'UTC')
+) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/change_state_local', '{replica}', window_start)
+ORDER BY (model, model_version, deployment)
+TTL toDateTime(written_at) + INTERVAL 90 DAY;
+
+CREATE TABLE IF NOT EXISTS driftd.change_state ON CLUSTER 'driftd' AS driftd.change_state_local
+ENGINE = Distributed('driftd', 'driftd', 'change_state_local', cityHash64(model));
+

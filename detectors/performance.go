@@ -1,0 +1,532 @@
+package detectors
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"sort"
+	"time"
+
+	"github.com/driftd/driftd/processors"
+	"github.com/driftd/driftd/schemas"
+)
+
+// Tasks a window's labelled predictions are scored as (PerfCounts.Task).
+const (
+	TaskClassification = "classification"
+	TaskRegression     = "regression"
+)
+
+// ClassPair is one cell of a confusion matrix.
+type ClassPair struct{ True, Pred string }
+
+// PerfCounts are one window's predictions joined to their labels, aggregated so that
+// windows add up (a reference is the sum of its windows). A pair is classification when
+// the label is a class (a string or a boolean, or 0/1 beside a probability or a class
+// prediction) and regression when label and prediction are other numbers.
+type PerfCounts struct {
+	// Predictions counts the window's predictions that can be labelled (they carry a
+	// request_id); Labelled those with a label (as of the time judged).
+	Predictions, Labelled uint64
+	// Confusion counts the classification pairs per (true, predicted) class.
+	Confusion map[ClassPair]uint64
+	// Scored pairs had a probability for their true class; LogLossSum adds −ln p over
+	// them (p clipped to [1e-15, 1]). AUC is the binary ROC AUC of the window's scored
+	// pairs (NaN when not binary or not scored); it does not add up over windows.
+	Scored     uint64
+	LogLossSum float64
+	AUC        float64
+	// Regression pairs: count, sums of error (prediction − label), |error|, error², and
+	// |error| / |label| over the APECount pairs whose label is not 0.
+	Regression                        uint64
+	ErrorSum, AbsErrorSum, SquaredSum float64
+	APESum                            float64
+	APECount                          uint64
+}
+
+// Add adds o's counts to c (AUC becomes NaN: it does not add up).
+func (c *PerfCounts) Add(o PerfCounts) {
+	c.Predictions += o.Predictions
+	c.Labelled += o.Labelled
+	if len(o.Confusion) > 0 && c.Confusion == nil {
+		c.Confusion = map[ClassPair]uint64{}
+	}
+	for k, n := range o.Confusion {
+		c.Confusion[k] += n
+	}
+	c.Scored += o.Scored
+	c.LogLossSum += o.LogLossSum
+	c.AUC = math.NaN()
+	c.Regression += o.Regression
+	c.ErrorSum += o.ErrorSum
+	c.AbsErrorSum += o.AbsErrorSum
+	c.SquaredSum += o.SquaredSum
+	c.APESum += o.APESum
+	c.APECount += o.APECount
+}
+
+// Classified is the number of classification pairs.
+func (c PerfCounts) Classified() uint64 {
+	var n uint64
+	for _, k := range c.Confusion {
+		n += k
+	}
+	return n
+}
+
+// Task is what most of the window's pairs are ("" when none is labelled).
+func (c PerfCounts) Task() string {
+	cl := c.Classified()
+	switch {
+	case cl == 0 && c.Regression == 0:
+		return ""
+	case cl >= c.Regression:
+		return TaskClassification
+	}
+	return TaskRegression
+}
+
+// Coverage is the share of the window's predictions that are labelled.
+func (c PerfCounts) Coverage() float64 {
+	if c.Predictions == 0 {
+		return 0
+	}
+	return math.Min(1, float64(c.Labelled)/float64(c.Predictions))
+}
+
+// PerfMetrics are the metrics of one window (NaN where they do not apply).
+type PerfMetrics struct {
+	Correct                              uint64
+	Accuracy                             float64
+	MacroPrecision, MacroRecall, MacroF1 float64
+	ClassF1                              map[string]float64
+	LogLoss, AUC                         float64
+	MAE, RMSE, MeanError, MAPE           float64
+}
+
+// Metrics computes the metrics of the counts. Per class, as scikit-learn does with
+// zero_division=0: precision is 0 for a class never predicted, recall 0 for a class
+// never true; the macro averages are over the classes seen as true or predicted.
+func (c PerfCounts) Metrics() PerfMetrics {
+	nan := math.NaN()
+	m := PerfMetrics{Accuracy: nan, MacroPrecision: nan, MacroRecall: nan, MacroF1: nan, LogLoss: nan, AUC: c.AUC,
+		MAE: nan, RMSE: nan, MeanError: nan, MAPE: nan}
+	if n := c.Classified(); n > 0 {
+		tp, truth, pred := map[string]uint64{}, map[string]uint64{}, map[string]uint64{}
+		for k, v := range c.Confusion {
+			truth[k.True] += v
+			pred[k.Pred] += v
+			if k.True == k.Pred {
+				tp[k.True] += v
+				m.Correct += v
+			}
+		}
+		m.Accuracy = float64(m.Correct) / float64(n)
+		classes := map[string]bool{}
+		for k := range truth {
+			classes[k] = true
+		}
+		for k := range pred {
+			classes[k] = true
+		}
+		names := make([]string, 0, len(classes))
+		for k := range classes {
+			names = append(names, k)
+		}
+		sort.Strings(names) // a fixed order of addition: the same sums on every run
+		m.ClassF1 = make(map[string]float64, len(names))
+		var sp, sr, sf float64
+		for _, k := range names {
+			p, r := ratio(tp[k], pred[k]), ratio(tp[k], truth[k])
+			f := 0.0
+			if p+r > 0 {
+				f = 2 * p * r / (p + r)
+			}
+			m.ClassF1[k] = f
+			sp, sr, sf = sp+p, sr+r, sf+f
+		}
+		k := float64(len(names))
+		m.MacroPrecision, m.MacroRecall, m.MacroF1 = sp/k, sr/k, sf/k
+	}
+	if c.Scored > 0 {
+		m.LogLoss = c.LogLossSum / float64(c.Scored)
+	}
+	if c.Regression > 0 {
+		n := float64(c.Regression)
+		m.MAE, m.RMSE, m.MeanError = c.AbsErrorSum/n, math.Sqrt(c.SquaredSum/n), c.ErrorSum/n
+		if c.APECount > 0 {
+			m.MAPE = c.APESum / float64(c.APECount)
+		}
+	}
+	return m
+}
+
+func ratio(a, b uint64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return float64(a) / float64(b)
+}
+
+// PerformanceThresholds decide a window's performance against its series' reference
+// period (docs/concept-drift.md). Like every signal, a breach needs evidence (an exact
+// test at PValue) and an effect that matters.
+type PerformanceThresholds struct {
+	PValue float64
+	// ErrorMinIncrease: a classification window's error rate (1 − accuracy) must be at
+	// least this much above the reference's (0 disables classification judging).
+	ErrorMinIncrease float64
+	// MAEMinRatio: a regression window's MAE must be at least this many times the
+	// reference's (0 disables regression judging).
+	MAEMinRatio float64
+	// MinCoverageRatio: a window whose label coverage is below this share of the
+	// reference's is not judged (too few labels yet, not a worse model).
+	MinCoverageRatio float64
+	// ReferenceMinLabelled is how many labelled predictions a reference needs besides its
+	// windows.
+	ReferenceMinLabelled uint64
+	// ConceptMinIncrease: a change the detector finds on the loss stream raises a
+	// concept_drift breach only when the loss after it is at least this much above the
+	// loss before (0/1 loss: points of error rate; absolute error: this share of the
+	// loss before).
+	ConceptMinIncrease float64
+}
+
+// DefaultPerformanceThresholds are the defaults documented in docs/concept-drift.md.
+var DefaultPerformanceThresholds = PerformanceThresholds{PValue: 1e-5, ErrorMinIncrease: 0.05, MAEMinRatio: 1.25,
+	MinCoverageRatio: 0.5, ReferenceMinLabelled: 200, ConceptMinIncrease: 0.05}
+
+// PerfWindow names the window a PerfCounts is over.
+type PerfWindow struct {
+	Series     processors.SeriesKey
+	Start, End time.Time
+}
+
+func (w PerfWindow) condition(kind, metric string, value, threshold float64) Condition {
+	return Condition{Kind: kind, Model: w.Series.Model, Version: w.Series.Version, Deployment: w.Series.Deployment,
+		Metric: metric, Value: value, Threshold: threshold, WindowStart: w.Start, WindowEnd: w.End}
+}
+
+func (w PerfWindow) subject() string {
+	s := w.Series.Model + " " + w.Series.Version
+	if w.Series.Deployment != schemas.DeploymentPrimary {
+		s += " (" + w.Series.Deployment + ")"
+	}
+	return s
+}
+
+func (w PerfWindow) span() string {
+	return w.Start.UTC().Format("15:04") + "–" + w.End.UTC().Format("15:04 UTC")
+}
+
+// PerformanceCondition judges a settled window against its series' reference. ok is
+// false when there is nothing to judge: no reference, a task the reference does not
+// share, or too few labels (coverage below MinCoverageRatio of the reference's), so that
+// a coverage drop is never read as a performance change.
+func PerformanceCondition(w PerfWindow, c, ref PerfCounts, th PerformanceThresholds) (Condition, bool) {
+	task := c.Task()
+	if task == "" || task != ref.Task() || c.Coverage() < th.MinCoverageRatio*ref.Coverage() {
+		return Condition{}, false
+	}
+	subject := w.subject()
+	switch task {
+	case TaskClassification:
+		if th.ErrorMinIncrease <= 0 {
+			return Condition{}, false
+		}
+		n, nRef := c.Classified(), ref.Classified()
+		wrong, wrongRef := n-c.Metrics().Correct, nRef-ref.Metrics().Correct
+		r := newRateTest(wrong, n, wrongRef, nRef, th.ErrorMinIncrease, 1)
+		cond := w.condition(schemas.KindPerformance, "error_rate_vs_reference", r.rate, r.threshold)
+		cond.FiringSummary = fmt.Sprintf("%s was wrong on %s of %d labelled predictions (reference %s, threshold %s; %s of the window labelled) over %s",
+			subject, pct(r.rate), n, pct(r.refRate), pct(r.threshold), pct(c.Coverage()), w.span())
+		cond.ResolvedSummary = fmt.Sprintf("%s was wrong on %s of %d labelled predictions, back near its reference %s, over %s",
+			subject, pct(r.rate), n, pct(r.refRate), w.span())
+		cond.Details = r.details("wrong")
+		cond.Details["events"], cond.Details["reference_events"] = fmt.Sprint(n), fmt.Sprint(nRef)
+		cond.Details["coverage"], cond.Details["reference_coverage"] = g6(c.Coverage()), g6(ref.Coverage())
+		return settle([]judged{{cond, r.p, r.effect, r.critical}}, th.PValue)[0], true
+	default:
+		if th.MAEMinRatio <= 0 || c.Regression < 2 || ref.Regression < 2 {
+			return Condition{}, false
+		}
+		mean, sd := absErrorMoments(c)
+		meanRef, sdRef := absErrorMoments(ref)
+		_, _, p := WelchT(mean, sd, float64(c.Regression), meanRef, sdRef, float64(ref.Regression))
+		if mean <= meanRef {
+			p = 1
+		}
+		threshold := th.MAEMinRatio * meanRef
+		cond := w.condition(schemas.KindPerformance, "mae_vs_reference", mean, threshold)
+		cond.FiringSummary = fmt.Sprintf("%s had a mean absolute error of %s over %d labelled predictions (reference %s, threshold %s; %s of the window labelled) over %s",
+			subject, g6(mean), c.Regression, g6(meanRef), g6(threshold), pct(c.Coverage()), w.span())
+		cond.ResolvedSummary = fmt.Sprintf("%s had a mean absolute error of %s, back near its reference %s, over %s", subject, g6(mean), g6(meanRef), w.span())
+		cond.Details = map[string]string{"mae": g6(mean), "reference_mae": g6(meanRef), "events": fmt.Sprint(c.Regression),
+			"reference_events": fmt.Sprint(ref.Regression), "test": "welch_t_greater", "p_value": g6(p),
+			"coverage": g6(c.Coverage()), "reference_coverage": g6(ref.Coverage())}
+		effect := mean >= threshold
+		critical := mean >= (1+criticalFactor*(th.MAEMinRatio-1))*meanRef
+		return settle([]judged{{cond, p, effect, critical}}, th.PValue)[0], true
+	}
+}
+
+// absErrorMoments are the mean and standard deviation of the regression pairs' absolute
+// errors (|e|² = e², so the squared sum serves both).
+func absErrorMoments(c PerfCounts) (mean, sd float64) {
+	n := float64(c.Regression)
+	mean = c.AbsErrorSum / n
+	v := (c.SquaredSum - n*mean*mean) / (n - 1)
+	return mean, math.Sqrt(math.Max(v, 0))
+}
+
+// ConceptState follows one series' loss stream through its change detector: the loss
+// level before the latest change that raised it (Baseline, when HasBaseline), so that
+// the windows after a change stay breached while the loss stays up.
+type ConceptState struct {
+	Detector    ChangeDetector
+	Baseline    float64
+	HasBaseline bool
+	// Changes counts the changes found in the window last observed.
+	Changes int
+}
+
+// Observe feeds one window's losses (in event-time order) to the detector and reports the
+// window's concept_drift condition: breached while the window's mean loss stays at least
+// ConceptMinIncrease above the level before the last change that raised it (for an
+// absolute-error loss, that share of the level). ok is false for a window without losses.
+func (s *ConceptState) Observe(w PerfWindow, losses []float64, zeroOne bool, th PerformanceThresholds) (Condition, bool) {
+	s.Changes = 0
+	if len(losses) == 0 || s.Detector == nil {
+		return Condition{}, false
+	}
+	var sum float64
+	for _, x := range losses {
+		sum += x
+		a, isADWIN := s.Detector.(*ADWIN)
+		var w0, t0 float64
+		if isADWIN {
+			w0, t0 = float64(a.Width()), a.Estimation()*float64(a.Width())
+		}
+		if s.Detector.Update(x) != ChangeDrift {
+			continue
+		}
+		s.Changes++
+		if !isADWIN {
+			continue
+		}
+		// ADWIN dropped the older part of its window: the level before the change is
+		// that part's mean, the level after it what remains.
+		w1, t1 := float64(a.Width()), a.Estimation()*float64(a.Width())
+		if dropped := w0 + 1 - w1; dropped > 0 {
+			before, after := (t0+x-t1)/dropped, t1/w1
+			if after > before {
+				if !s.HasBaseline {
+					s.Baseline, s.HasBaseline = before, true
+				}
+			} else if s.HasBaseline && after <= s.Baseline+s.floor(s.Baseline, zeroOne, th) {
+				s.HasBaseline = false // back to where it was
+			}
+		}
+	}
+	mean := sum / float64(len(losses))
+	metric := "loss_vs_before_change"
+	threshold := math.Inf(1)
+	if s.HasBaseline {
+		threshold = s.Baseline + s.floor(s.Baseline, zeroOne, th)
+	}
+	cond := w.condition(schemas.KindConceptDrift, metric, mean, threshold)
+	cond.Breached = s.HasBaseline && mean >= threshold
+	cond.Severity = schemas.SeverityWarning
+	lossName := "error rate"
+	if !zeroOne {
+		lossName = "mean absolute error"
+	}
+	cond.FiringSummary = fmt.Sprintf("%s changed its mapping from inputs to labels: its %s rose from %s to %s after a change the detector found in the labelled stream, over %s",
+		w.subject(), lossName, g6(s.Baseline), g6(mean), w.span())
+	cond.ResolvedSummary = fmt.Sprintf("%s's %s is back to %s, near its level %s before the change, over %s", w.subject(), lossName, g6(mean), g6(s.Baseline), w.span())
+	cond.Details = map[string]string{"detector": s.Detector.Kind().String(), "losses": fmt.Sprint(len(losses)), "changes": fmt.Sprint(s.Changes),
+		"mean_loss": g6(mean), "loss_before_change": g6(s.Baseline)}
+	return cond, true
+}
+
+func (s *ConceptState) floor(level float64, zeroOne bool, th PerformanceThresholds) float64 {
+	if zeroOne {
+		return th.ConceptMinIncrease
+	}
+	return th.ConceptMinIncrease * level
+}
+
+// MarshalBinary encodes the state: a version byte, the baseline (a flag and a float64)
+// and the detector's own encoding.
+func (s *ConceptState) MarshalBinary() ([]byte, error) {
+	if s.Detector == nil {
+		return nil, fmt.Errorf("encode concept state: no detector")
+	}
+	d, err := s.Detector.MarshalBinary()
+	if err != nil {
+		return nil, fmt.Errorf("encode concept state: %w", err)
+	}
+	out := make([]byte, 10, 10+len(d))
+	out[0] = 1
+	if s.HasBaseline {
+		out[1] = 1
+	}
+	binary.LittleEndian.PutUint64(out[2:], math.Float64bits(s.Baseline))
+	return append(out, d...), nil
+}
+
+// UnmarshalBinary restores a state MarshalBinary wrote.
+func (s *ConceptState) UnmarshalBinary(b []byte) error {
+	if len(b) < 10 || b[0] != 1 || b[1] > 1 {
+		return fmt.Errorf("decode concept state: bad header")
+	}
+	base := math.Float64frombits(binary.LittleEndian.Uint64(b[2:]))
+	if !finite(base) {
+		return fmt.Errorf("decode concept state: baseline is not finite")
+	}
+	d, err := DecodeChangeDetector(b[10:])
+	if err != nil {
+		return fmt.Errorf("decode concept state: %w", err)
+	}
+	*s = ConceptState{Detector: d, Baseline: base, HasBaseline: b[1] == 1}
+	return nil
+}
+
+// PerfPair is one prediction with its label (Label.Kind Missing: not labelled, as of the
+// time judged).
+type PerfPair struct {
+	Prediction schemas.Value
+	Scores     map[string]float64
+	Label      schemas.Value
+}
+
+// logLossClip keeps −ln p finite for a probability of 0 (scikit-learn clips too).
+const logLossClip = 1e-15
+
+// ScorePairs aggregates one window's pairs (in event-time order) and returns, besides
+// the counts, the per-prediction loss stream of the window's task in the same order: 0/1
+// (wrong) for classification, the absolute error for regression. How a pair is read:
+//   - a label that is a string or a boolean is a class; so is a label of 0 or 1 beside a
+//     prediction that is not a number, or a number in [0, 1] (a probability of class 1,
+//     predicted as class 1 from 0.5 up, and its score);
+//   - a numeric label beside a numeric prediction otherwise is regression;
+//   - a string or boolean prediction's score for the true class is Scores[class].
+//
+// A numeric label other than 0 or 1 beside a class prediction is counted labelled and
+// scored as neither.
+func ScorePairs(pairs []PerfPair) (PerfCounts, []float64, bool) {
+	c := PerfCounts{AUC: math.NaN()}
+	type scored struct {
+		score    float64
+		positive bool
+	}
+	var binary []scored
+	binaryOnly := true
+	var clsLoss, regLoss []float64
+	for _, p := range pairs {
+		c.Predictions++
+		if p.Label.Kind == schemas.Missing {
+			continue
+		}
+		c.Labelled++
+		l, pr := p.Label, p.Prediction
+		binaryLabel := l.Kind == schemas.Bool || (l.Kind == schemas.Number && (l.Num == 0 || l.Num == 1))
+		probability := pr.Kind == schemas.Number && pr.Num >= 0 && pr.Num <= 1
+		if l.Kind == schemas.Number && !(binaryLabel && (pr.Kind != schemas.Number || probability)) {
+			if pr.Kind != schemas.Number {
+				continue // a number beside a class: nothing to compare
+			}
+			e := pr.Num - l.Num
+			c.Regression++
+			c.ErrorSum += e
+			c.AbsErrorSum += math.Abs(e)
+			c.SquaredSum += e * e
+			if l.Num != 0 {
+				c.APESum += math.Abs(e) / math.Abs(l.Num)
+				c.APECount++
+			}
+			regLoss = append(regLoss, math.Abs(e))
+			continue
+		}
+		truth := l.Category()
+		var pred string
+		score, hasScore := 0.0, false
+		switch {
+		case binaryLabel && probability:
+			one, zero := "1", "0"
+			if l.Kind == schemas.Bool {
+				one, zero = "true", "false"
+			}
+			pred = zero
+			if pr.Num >= 0.5 {
+				pred = one
+			}
+			score, hasScore = pr.Num, true
+			if truth == zero {
+				score = 1 - pr.Num
+			}
+			binary = append(binary, scored{pr.Num, truth == one})
+		default:
+			binaryOnly = false
+			pred = pr.Category()
+			score, hasScore = p.Scores[truth]
+		}
+		if c.Confusion == nil {
+			c.Confusion = map[ClassPair]uint64{}
+		}
+		c.Confusion[ClassPair{truth, pred}]++
+		if hasScore && finite(score) {
+			c.Scored++
+			c.LogLossSum -= math.Log(math.Min(math.Max(score, logLossClip), 1-logLossClip))
+		}
+		loss := 0.0
+		if truth != pred {
+			loss = 1
+		}
+		clsLoss = append(clsLoss, loss)
+	}
+	if binaryOnly && len(binary) > 0 {
+		scores := make([]float64, len(binary))
+		pos := make([]bool, len(binary))
+		for i, b := range binary {
+			scores[i], pos[i] = b.score, b.positive
+		}
+		c.AUC = rocAUC(scores, pos)
+	}
+	if c.Task() == TaskRegression {
+		return c, regLoss, false
+	}
+	return c, clsLoss, true
+}
+
+// rocAUC is the area under the ROC curve: the Mann–Whitney statistic with tied scores
+// ranked at their mean rank. NaN when one class is absent.
+func rocAUC(scores []float64, positive []bool) float64 {
+	idx := make([]int, len(scores))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(a, b int) bool { return scores[idx[a]] < scores[idx[b]] })
+	var rankSum float64
+	var nPos, nNeg float64
+	for i := 0; i < len(idx); {
+		j := i
+		for j < len(idx) && scores[idx[j]] == scores[idx[i]] {
+			j++
+		}
+		rank := float64(i+j+1) / 2 // ranks i+1 … j, averaged
+		for k := i; k < j; k++ {
+			if positive[idx[k]] {
+				rankSum += rank
+				nPos++
+			} else {
+				nNeg++
+			}
+		}
+		i = j
+	}
+	if nPos == 0 || nNeg == 0 {
+		return math.NaN()
+	}
+	return (rankSum - nPos*(nPos+1)/2) / (nPos * nNeg)
+}

@@ -1,0 +1,322 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/driftd/driftd/consumers"
+	"github.com/driftd/driftd/detectors"
+	"github.com/driftd/driftd/internal/retry"
+	"github.com/driftd/driftd/processors"
+	"github.com/driftd/driftd/schemas"
+	"github.com/driftd/driftd/storage"
+)
+
+// Labels: ground truth joined to predictions, and the performance and concept drift
+// judged from it (docs/concept-drift.md). The join is ClickHouse's: the runner writes
+// predictions' keys and labels as it reads them, and judges a window once it is settled —
+// written, and every label partition past its end plus the settle time and the lateness —
+// with the labels stamped up to its end plus the settle time. That point in event time,
+// not when the labels happened to be read, decides what is judged.
+
+// LabelSettings configure the label join (config.Labels).
+type LabelSettings struct {
+	Horizon, Settle, Lateness time.Duration
+	Detector                  detectors.ChangeKind
+	Thresholds                detectors.PerformanceThresholds
+}
+
+// labelStore is the label join's side of the Store.
+type labelStore interface {
+	WriteLabelData(ctx context.Context, keys []storage.PredictionKey, labels []storage.LabelRow, at time.Time) error
+	LoadLabelProgress(ctx context.Context) ([]storage.LabelProgress, []string, error)
+	LoadUnsettledWindows(ctx context.Context, models []string, since, until time.Time) ([]storage.SettledWindow, error)
+	LoadWindowPairs(ctx context.Context, w storage.SettledWindow, js storage.JoinSpec) ([]detectors.PerfPair, uint64, error)
+	LoadSettled(ctx context.Context) ([]storage.SeriesSettled, error)
+}
+
+// labelIdle: a label partition whose newest label is this much (plus the settle time)
+// behind the newest of all holds nothing back (it went quiet).
+const labelIdle = time.Hour
+
+// labelState is the runner's label-join state.
+type labelState struct {
+	event    schemas.LabelEvent
+	progress map[consumers.TopicPartition]time.Time
+	models   map[string]bool
+	keys     []storage.PredictionKey
+	rows     []storage.LabelRow
+	series   map[processors.SeriesKey]*perfSeries
+	// settledTo is the watermark last settled to; windowsDue: windows of labelled models
+	// were written since.
+	settledTo  time.Time
+	windowsDue bool
+}
+
+// perfSeries is one series' settled performance: the start of its last settled window,
+// its reference so far, and its loss stream's detector.
+type perfSeries struct {
+	last       time.Time
+	ref        detectors.PerfCounts
+	refWindows int
+	refDone    bool
+	task       string
+	concept    detectors.ConceptState
+}
+
+func newLabelState() *labelState {
+	return &labelState{progress: map[consumers.TopicPartition]time.Time{}, models: map[string]bool{},
+		series: map[processors.SeriesKey]*perfSeries{}}
+}
+
+// watermark is the label partitions' common progress: the oldest newest-label of the
+// partitions not gone quiet.
+func (l *labelState) watermark(settle time.Duration) time.Time {
+	var newest time.Time
+	for _, t := range l.progress {
+		if t.After(newest) {
+			newest = t
+		}
+	}
+	wm := newest
+	for _, t := range l.progress {
+		if t.After(newest.Add(-labelIdle-settle)) && t.Before(wm) {
+			wm = t
+		}
+	}
+	return wm
+}
+
+// addKey keeps what the join needs of a prediction added to a window.
+func (r *Runner) addKey(e *schemas.PredictionEvent, start, end int64) {
+	if r.lab == nil || e.RequestID == "" {
+		return
+	}
+	var scores map[string]float64
+	if len(e.Scores) > 0 {
+		scores = make(map[string]float64, len(e.Scores))
+		for k, v := range e.Scores {
+			scores[k] = v
+		}
+	}
+	r.lab.keys = append(r.lab.keys, storage.PredictionKey{Series: processors.SeriesKey{Model: e.Model, Version: e.ModelVersion, Deployment: e.Deployment},
+		RequestID: e.RequestID, EventTime: e.Timestamp, Start: start, End: end, Prediction: e.Prediction, Scores: scores})
+}
+
+// handleLabel decodes one label record and keeps it for the next flush.
+func (r *Runner) handleLabel(ctx context.Context, rec consumers.Record) error {
+	l := r.lab
+	decodeFn := func() error { return r.set.LabelDecoder.Label(ctx, rec.Value, &l.event) }
+	if ok, err := r.decode(ctx, rec, decodeFn(), decodeFn); !ok {
+		return err
+	}
+	e := l.event
+	if err := r.checkFuture(e.Timestamp, r.now()); err != nil {
+		r.set.Observer.DecodeError(rec.Topic, consumers.ClassInvalid)
+		return r.deadLetter(ctx, rec, consumers.ClassInvalid, fmt.Errorf("label %s: %w", e.EventID, err))
+	}
+	tp := consumers.TopicPartition{Topic: rec.Topic, Partition: rec.Partition}
+	if e.Timestamp.After(l.progress[tp]) {
+		l.progress[tp] = e.Timestamp
+	}
+	l.models[e.Model] = true
+	l.rows = append(l.rows, storage.LabelRow{Event: e, Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset})
+	r.stats.Labels++
+	return nil
+}
+
+// writeLabelData writes the keys and labels read since the last flush, before the
+// windows they belong to: a window found written after a restart has its keys written.
+func (r *Runner) writeLabelData(ctx context.Context) error {
+	l := r.lab
+	if len(l.keys) == 0 && len(l.rows) == 0 {
+		return nil
+	}
+	at := r.now()
+	err := retry.Do(ctx, r.policy(), "write labels to clickhouse", storage.Classify, r.attempt, func(ctx context.Context) error {
+		return r.store.WriteLabelData(ctx, l.keys, l.rows, at)
+	})
+	if err != nil {
+		if ctx.Err() != nil || errors.Is(err, retry.ErrOutage) || storage.Classify(err) != storage.Fatal {
+			return fmt.Errorf("write %d prediction keys and %d labels: %w", len(l.keys), len(l.rows), err)
+		}
+		// Refused for good: each label record goes to the dead-letter topic, as read.
+		for _, x := range storage.RefusedLabelData(l.keys, l.rows, at) {
+			rec := consumers.Record{Topic: x.Topic, Partition: x.Partition, Offset: x.FirstOffset, Value: x.Rows}
+			if err := r.deadLetter(ctx, rec, consumers.ClassWriteFatal, err); err != nil {
+				return err
+			}
+		}
+	}
+	l.keys, l.rows = l.keys[:0], l.rows[:0]
+	return nil
+}
+
+// settleLabels judges the windows that settled since the last flush, in start order per
+// series: their performance against the series' reference, and their losses through its
+// change detector. Their rows, alerts and detector states are written as one batch.
+func (r *Runner) settleLabels(ctx context.Context) error {
+	l := r.lab
+	ls := r.set.Labels
+	wm := l.watermark(ls.Settle)
+	if wm.IsZero() || (!wm.After(l.settledTo) && !l.windowsDue) || len(l.models) == 0 {
+		return nil
+	}
+	// A window settles when every label partition is past its end + settle + lateness:
+	// a label for it read later is out of its partition's order by more than the
+	// lateness, and left out (storage.JoinSpec's cutoff) alike on every replay.
+	until := wm.Add(-ls.Settle - ls.Lateness - time.Millisecond)
+	models := make([]string, 0, len(l.models))
+	for m := range l.models {
+		models = append(models, m)
+	}
+	var windows []storage.SettledWindow
+	if err := retry.Do(ctx, r.policy(), "loading windows to settle", retryAll, r.attempt, func(ctx context.Context) error {
+		var err error
+		windows, err = r.store.LoadUnsettledWindows(ctx, models, until.Add(-ls.Horizon), until)
+		return err
+	}); err != nil {
+		return err
+	}
+	batch := &storage.Batch{WrittenAt: r.now()}
+	changed := map[processors.SeriesKey]time.Time{}
+	for _, w := range windows {
+		ps := r.perfSeries(w.Series)
+		if !w.Start.After(ps.last) && !ps.last.IsZero() {
+			continue
+		}
+		js := storage.JoinSpec{From: w.Start.Add(-ls.Lateness), Until: w.End.Add(ls.Settle), Cutoff: w.End.Add(ls.Settle + ls.Lateness), Horizon: ls.Horizon}
+		var pairs []detectors.PerfPair
+		var beyond uint64
+		if err := retry.Do(ctx, r.policy(), "joining labels", retryAll, r.attempt, func(ctx context.Context) error {
+			var err error
+			pairs, beyond, err = r.store.LoadWindowPairs(ctx, w, js)
+			return err
+		}); err != nil {
+			return err
+		}
+		row, conds, change := r.judgePerformance(ps, w, js, pairs)
+		row.BeyondHorizon = beyond
+		batch.Performance = append(batch.Performance, row)
+		for _, c := range conds {
+			if a := r.j.alerter.Observe(c, r.now()); a != nil {
+				batch.Alerts = append(batch.Alerts, a)
+			}
+		}
+		if change {
+			changed[w.Series] = w.Start
+		}
+		ps.last = w.Start
+	}
+	l.settledTo, l.windowsDue = wm, false
+	for k, start := range changed {
+		b, err := r.lab.series[k].concept.MarshalBinary()
+		if err != nil {
+			return fmt.Errorf("settle %v: %w", k, err)
+		}
+		batch.ChangeStates = append(batch.ChangeStates, storage.ChangeState{Series: k, WindowStart: start, State: b})
+	}
+	if len(batch.Performance) == 0 {
+		return nil
+	}
+	batch.AlertStates = r.j.alerter.Changes()
+	r.stats.PerformanceWindows += uint64(len(batch.Performance))
+	r.unwritten = &judged{batch: batch}
+	return r.writeJudged(ctx)
+}
+
+func (r *Runner) perfSeries(k processors.SeriesKey) *perfSeries {
+	ps, ok := r.lab.series[k]
+	if !ok {
+		ps = &perfSeries{}
+		r.lab.series[k] = ps
+	}
+	if ps.concept.Detector == nil {
+		// Validated with the configuration: the kind is known and River's defaults build.
+		d, err := detectors.NewChangeDetector(r.set.Labels.Detector, detectors.DefaultChangeParams())
+		if err != nil {
+			d, _ = detectors.NewChangeDetector(detectors.ChangeADWIN, detectors.DefaultChangeParams())
+		}
+		ps.concept.Detector = d
+	}
+	return ps
+}
+
+// judgePerformance scores one settled window: its row, the conditions it raises, and
+// whether its losses went through the change detector.
+func (r *Runner) judgePerformance(ps *perfSeries, w storage.SettledWindow, js storage.JoinSpec, pairs []detectors.PerfPair) (storage.PerformanceRow, []detectors.Condition, bool) {
+	th := r.set.Labels.Thresholds
+	counts, losses, zeroOne := detectors.ScorePairs(pairs)
+	pw := detectors.PerfWindow{Series: w.Series, Start: w.Start, End: w.End}
+	row := storage.PerformanceRow{Window: pw, LabelsUntil: js.Until, Counts: counts}
+	var conds []detectors.Condition
+	task := counts.Task()
+	if ps.task == "" {
+		ps.task = task
+	}
+	switch {
+	case task == "":
+	case !ps.refDone:
+		// The series' first labelled windows are its reference.
+		row.InReference = true
+		ps.addReference(counts, r.set.ReferenceWindows(w.Series.Model), th.ReferenceMinLabelled)
+	default:
+		if c, ok := detectors.PerformanceCondition(pw, counts, ps.ref, th); ok {
+			conds = append(conds, c)
+		}
+	}
+	if task == "" || task != ps.task {
+		return row, conds, false
+	}
+	if c, ok := ps.concept.Observe(pw, losses, zeroOne, th); ok {
+		conds = append(conds, c)
+	}
+	return row, conds, true
+}
+
+func (ps *perfSeries) addReference(c detectors.PerfCounts, windows int, minLabelled uint64) {
+	ps.ref.Add(c)
+	ps.refWindows++
+	ps.refDone = ps.refWindows >= windows && ps.ref.Labelled >= minLabelled
+}
+
+// restoreLabels reloads the label partitions' progress and every series' settled state.
+func (r *Runner) restoreLabels(ctx context.Context) error {
+	progress, models, err := r.store.LoadLabelProgress(ctx)
+	if err != nil {
+		return err
+	}
+	for _, p := range progress {
+		if p.Topic == r.set.LabelTopic {
+			r.lab.progress[consumers.TopicPartition{Topic: p.Topic, Partition: p.Partition}] = p.Latest
+		}
+	}
+	for _, m := range models {
+		r.lab.models[m] = true
+	}
+	settled, err := r.store.LoadSettled(ctx)
+	if err != nil {
+		return err
+	}
+	th := r.set.Labels.Thresholds
+	for _, s := range settled {
+		ps := r.perfSeries(s.Series)
+		ps.last = s.LastStart
+		for _, row := range s.Reference {
+			if ps.task == "" {
+				ps.task = row.Counts.Task()
+			}
+			ps.addReference(row.Counts, r.set.ReferenceWindows(s.Series.Model), th.ReferenceMinLabelled)
+		}
+		if s.Change != nil {
+			if err := ps.concept.UnmarshalBinary(s.Change); err != nil {
+				return fmt.Errorf("restore the change detector of %v: %w", s.Series, err)
+			}
+		}
+	}
+	r.lab.settledTo = r.lab.watermark(r.set.Labels.Settle)
+	r.lab.windowsDue = true
+	return nil
+}

@@ -1,0 +1,534 @@
+package storage
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"sort"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+
+	"github.com/driftd/driftd/detectors"
+	"github.com/driftd/driftd/processors"
+	"github.com/driftd/driftd/schemas"
+)
+
+// The label join (migration 0009, docs/concept-drift.md): predictions' keys and labels
+// are written as they are read; a window's predictions are joined to their labels when
+// it settles, with the labels as of a point in event time, so that the result is the
+// same live, from a backlog or across a restart.
+
+// PredictionKey is what the join needs of one prediction that carries a request_id.
+type PredictionKey struct {
+	Series     processors.SeriesKey
+	RequestID  string
+	EventTime  time.Time
+	Start, End int64 // its window (unix ms)
+	Prediction schemas.Value
+	Scores     map[string]float64
+}
+
+// LabelRow is one label record as read.
+type LabelRow struct {
+	Event     schemas.LabelEvent
+	Topic     string
+	Partition int
+	Offset    int64
+}
+
+// PerformanceRow is one settled window's performance.
+type PerformanceRow struct {
+	Window      detectors.PerfWindow
+	LabelsUntil time.Time
+	InReference bool
+	Counts      detectors.PerfCounts
+	// BeyondHorizon counts the window's predictions whose only labels came later than
+	// the horizon after them (not joined).
+	BeyondHorizon uint64
+}
+
+// ChangeState is the concept-drift detector state of a series as of the end of the last
+// settled window it took (detectors.ConceptState's encoding).
+type ChangeState struct {
+	Series      processors.SeriesKey
+	WindowStart time.Time
+	State       []byte
+}
+
+func predictionKeys() table {
+	return table{"prediction_keys", "model, request_id, model_version, deployment, event_time, window_start, window_end, prediction_kind, prediction_num, prediction_class, scores, written_at", byDay(4)}
+}
+
+func labelRows() table {
+	return table{"labels", "model, request_id, event_id, event_time, label_kind, label_num, label_class, outcome, topic, partition, offset, written_at", byDay(3)}
+}
+
+func performanceRows() table {
+	return table{"window_performance", "model, model_version, deployment, window_start, window_end, labels_until, in_reference, task, predictions, labelled, beyond_horizon, coverage, correct, accuracy, macro_precision, macro_recall, macro_f1, class_f1, confusion_true, confusion_pred, confusion_count, scored, log_loss_sum, log_loss, roc_auc, regression, error_sum, abs_error_sum, squared_error_sum, ape_sum, ape_count, mae, rmse, mean_error, mape, written_at", byDay(3)}
+}
+
+func changeStates() table {
+	return table{name: "change_state", cols: "model, model_version, deployment, window_start, state, written_at"}
+}
+
+// valueColumns are a value as the kind, num and class columns hold it.
+func valueColumns(v schemas.Value) (uint8, float64, string) {
+	if v.Kind == schemas.String {
+		return uint8(v.Kind), 0, v.Str
+	}
+	return uint8(v.Kind), finite(v.Num), ""
+}
+
+func valueOf(kind uint8, num float64, class string) schemas.Value {
+	switch k := schemas.Kind(kind); k {
+	case schemas.String:
+		return schemas.Value{Kind: k, Str: class}
+	case schemas.Number, schemas.Bool:
+		return schemas.Value{Kind: k, Num: num}
+	}
+	return schemas.Value{}
+}
+
+func keyRow(k PredictionKey, at time.Time) []any {
+	kind, num, class := valueColumns(k.Prediction)
+	scores := k.Scores
+	if scores == nil {
+		scores = map[string]float64{}
+	}
+	return []any{k.Series.Model, k.RequestID, k.Series.Version, k.Series.Deployment, k.EventTime.UTC(), ms(k.Start), ms(k.End),
+		kind, num, class, scores, at}
+}
+
+func labelRow(l LabelRow, at time.Time) []any {
+	kind, num, class := valueColumns(l.Event.Label)
+	return []any{l.Event.Model, l.Event.RequestID, l.Event.EventID, l.Event.Timestamp.UTC(), kind, num, class, l.Event.Outcome,
+		l.Topic, int32(l.Partition), l.Offset, at}
+}
+
+func performanceRow(r PerformanceRow, at time.Time) []any {
+	c := r.Counts
+	m := c.Metrics()
+	pairs := make([]detectors.ClassPair, 0, len(c.Confusion))
+	for k := range c.Confusion {
+		pairs = append(pairs, k)
+	}
+	sort.Slice(pairs, func(i, j int) bool {
+		if pairs[i].True != pairs[j].True {
+			return pairs[i].True < pairs[j].True
+		}
+		return pairs[i].Pred < pairs[j].Pred
+	})
+	truth, pred, count := make([]string, len(pairs)), make([]string, len(pairs)), make([]uint64, len(pairs))
+	for i, k := range pairs {
+		truth[i], pred[i], count[i] = k.True, k.Pred, c.Confusion[k]
+	}
+	f1 := map[string]float64{}
+	for k, v := range m.ClassF1 {
+		f1[k] = finite(v)
+	}
+	var inRef uint8
+	if r.InReference {
+		inRef = 1
+	}
+	w := r.Window
+	return []any{w.Series.Model, w.Series.Version, w.Series.Deployment, w.Start.UTC(), w.End.UTC(), r.LabelsUntil.UTC(), inRef, c.Task(),
+		c.Predictions, c.Labelled, r.BeyondHorizon, c.Coverage(), m.Correct, finite(m.Accuracy), finite(m.MacroPrecision),
+		finite(m.MacroRecall), finite(m.MacroF1), f1, truth, pred, count, c.Scored, finite(c.LogLossSum), finite(m.LogLoss),
+		finite(m.AUC), c.Regression, finite(c.ErrorSum), finite(c.AbsErrorSum), finite(c.SquaredSum), finite(c.APESum),
+		c.APECount, finite(m.MAE), finite(m.RMSE), finite(m.MeanError), finite(m.MAPE), at}
+}
+
+// WriteLabelData writes prediction keys and labels. Rows are keyed (a record read again
+// writes the same row again), so writing twice changes nothing.
+func (s *Store) WriteLabelData(ctx context.Context, keys []PredictionKey, labels []LabelRow, at time.Time) error {
+	at = at.UTC()
+	in := s.inserter(ctx, predictionKeys())
+	for _, k := range keys {
+		if err := in.append(keyRow(k, at)); err != nil {
+			return err
+		}
+	}
+	if err := in.flush(); err != nil {
+		return err
+	}
+	in = s.inserter(ctx, labelRows())
+	for _, l := range labels {
+		if err := in.append(labelRow(l, at)); err != nil {
+			return err
+		}
+	}
+	return in.flush()
+}
+
+// writePerformance writes the batch's change states, then its performance rows (which
+// say a window is settled: they go last).
+func (s *Store) writePerformance(ctx context.Context, b *Batch) error {
+	at := b.WrittenAt.UTC()
+	in := s.inserter(ctx, changeStates())
+	for _, st := range b.ChangeStates {
+		if err := in.append([]any{st.Series.Model, st.Series.Version, st.Series.Deployment, st.WindowStart.UTC(), string(st.State), at}); err != nil {
+			return err
+		}
+	}
+	if err := in.flush(); err != nil {
+		return err
+	}
+	in = s.inserter(ctx, performanceRows())
+	for _, r := range b.Performance {
+		if err := in.append(performanceRow(r, at)); err != nil {
+			return err
+		}
+	}
+	return in.flush()
+}
+
+func chTime(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05.000") }
+
+// LabelProgress is how far one label partition has been written (newest event time).
+type LabelProgress struct {
+	Topic     string
+	Partition int
+	Latest    time.Time
+}
+
+// LoadLabelProgress returns every label partition's progress and the models with labels.
+func (s *Store) LoadLabelProgress(ctx context.Context) ([]LabelProgress, []string, error) {
+	rows, err := s.conn.Query(ctx, `SELECT topic, partition, max(event_time) FROM `+s.db+`.labels GROUP BY topic, partition ORDER BY topic, partition`)
+	if err != nil {
+		return nil, nil, fmt.Errorf("load label progress: %w", err)
+	}
+	defer rows.Close()
+	var out []LabelProgress
+	for rows.Next() {
+		var p LabelProgress
+		var part int32
+		if err := rows.Scan(&p.Topic, &part, &p.Latest); err != nil {
+			return nil, nil, fmt.Errorf("load label progress: %w", err)
+		}
+		p.Partition = int(part)
+		out = append(out, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, err
+	}
+	models, err := s.strings(ctx, `SELECT DISTINCT model FROM `+s.db+`.labels ORDER BY model`)
+	if err != nil {
+		return nil, nil, fmt.Errorf("load labelled models: %w", err)
+	}
+	return out, models, nil
+}
+
+func (s *Store) strings(ctx context.Context, q string, args ...any) ([]string, error) {
+	rows, err := s.conn.Query(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
+// SettledWindow is a written window whose performance is due.
+type SettledWindow struct {
+	Series     processors.SeriesKey
+	Start, End time.Time
+}
+
+// LoadUnsettledWindows returns the written windows of the models whose end is after
+// since and at most until, oldest first.
+func (s *Store) LoadUnsettledWindows(ctx context.Context, models []string, since, until time.Time) ([]SettledWindow, error) {
+	rows, err := s.conn.Query(ctx, `SELECT model, model_version, deployment, window_start, any(window_end)
+FROM `+s.db+`.window_model_stats
+WHERE has({models:Array(String)}, model) AND window_end > {since:DateTime64(3, 'UTC')} AND window_end <= {until:DateTime64(3, 'UTC')}
+GROUP BY model, model_version, deployment, window_start
+ORDER BY window_start, model, model_version, deployment`,
+		clickhouse.Named("models", models), clickhouse.Named("since", chTime(since)), clickhouse.Named("until", chTime(until)))
+	if err != nil {
+		return nil, fmt.Errorf("load windows to settle: %w", err)
+	}
+	defer rows.Close()
+	var out []SettledWindow
+	for rows.Next() {
+		var w SettledWindow
+		if err := rows.Scan(&w.Series.Model, &w.Series.Version, &w.Series.Deployment, &w.Start, &w.End); err != nil {
+			return nil, fmt.Errorf("load windows to settle: %w", err)
+		}
+		out = append(out, w)
+	}
+	return out, rows.Err()
+}
+
+// JoinSpec says which labels join a window's predictions: those stamped from From up to
+// Until, and no later than Horizon after their prediction; on each label partition, only
+// the records before the first one stamped after Cutoff (when there is one), so that a
+// label read late, out of its partition's order, is left out alike however the
+// partitions were interleaved. Of a request's labels the newest counts (the highest
+// event time, then topic, partition and offset).
+type JoinSpec struct {
+	From, Until, Cutoff time.Time
+	Horizon             time.Duration
+}
+
+// LoadWindowPairs returns a window's labelled-or-not predictions in (event time, request
+// id) order, and how many have labels only beyond the horizon.
+func (s *Store) LoadWindowPairs(ctx context.Context, w SettledWindow, js JoinSpec) ([]detectors.PerfPair, uint64, error) {
+	args := []any{clickhouse.Named("model", w.Series.Model), clickhouse.Named("version", w.Series.Version),
+		clickhouse.Named("deployment", w.Series.Deployment), clickhouse.Named("start", chTime(w.Start))}
+	keyFilter := `model = {model:String} AND model_version = {version:String} AND deployment = {deployment:String} AND window_start = {start:DateTime64(3, 'UTC')}`
+	rows, err := s.conn.Query(ctx, `SELECT request_id, event_time, prediction_kind, prediction_num, prediction_class, scores
+FROM `+s.db+`.prediction_keys FINAL WHERE `+keyFilter+` ORDER BY event_time, request_id`, args...)
+	if err != nil {
+		return nil, 0, fmt.Errorf("load predictions of %v at %v: %w", w.Series, w.Start, err)
+	}
+	type pred struct {
+		at   time.Time
+		pair detectors.PerfPair
+	}
+	var preds []pred
+	index := map[string]int{}
+	for rows.Next() {
+		var (
+			id, class string
+			at        time.Time
+			kind      uint8
+			num       float64
+			scores    map[string]float64
+		)
+		if err := rows.Scan(&id, &at, &kind, &num, &class, &scores); err != nil {
+			rows.Close()
+			return nil, 0, fmt.Errorf("load predictions of %v at %v: %w", w.Series, w.Start, err)
+		}
+		index[id] = len(preds)
+		preds = append(preds, pred{at, detectors.PerfPair{Prediction: valueOf(kind, num, class), Scores: scores}})
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, 0, err
+	}
+	cuts, err := s.labelCuts(ctx, js.Cutoff)
+	if err != nil {
+		return nil, 0, err
+	}
+	rows, err = s.conn.Query(ctx, `SELECT request_id, event_time, label_kind, label_num, label_class, topic, partition, offset
+FROM `+s.db+`.labels FINAL
+WHERE model = {model:String} AND label_kind != 0 AND event_time >= {from:DateTime64(3, 'UTC')} AND event_time <= {until:DateTime64(3, 'UTC')}
+  AND request_id GLOBAL IN (SELECT request_id FROM `+s.db+`.prediction_keys WHERE `+keyFilter+`)`,
+		append(args, clickhouse.Named("from", chTime(js.From)), clickhouse.Named("until", chTime(js.Until)))...)
+	if err != nil {
+		return nil, 0, fmt.Errorf("load labels of %v at %v: %w", w.Series, w.Start, err)
+	}
+	defer rows.Close()
+	type newest struct {
+		at     time.Time
+		topic  string
+		part   int32
+		offset int64
+		value  schemas.Value
+		ok     bool
+	}
+	best := make([]newest, len(preds))
+	beyond := make([]bool, len(preds))
+	for rows.Next() {
+		var (
+			l                newest
+			id, class, topic string
+			kind             uint8
+			num              float64
+		)
+		if err := rows.Scan(&id, &l.at, &kind, &num, &class, &topic, &l.part, &l.offset); err != nil {
+			return nil, 0, fmt.Errorf("load labels of %v at %v: %w", w.Series, w.Start, err)
+		}
+		l.topic, l.value, l.ok = topic, valueOf(kind, num, class), true
+		i, found := index[id]
+		if !found {
+			continue
+		}
+		if cut, ok := cuts[labelPartition{topic, l.part}]; ok && l.offset >= cut {
+			continue // read after its partition moved past the cutoff
+		}
+		if l.at.After(preds[i].at.Add(js.Horizon)) {
+			beyond[i] = true
+			continue
+		}
+		b := best[i]
+		if !b.ok || l.at.After(b.at) || (l.at.Equal(b.at) && (l.topic > b.topic || (l.topic == b.topic && (l.part > b.part || (l.part == b.part && l.offset > b.offset))))) {
+			best[i] = l
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, err
+	}
+	out := make([]detectors.PerfPair, len(preds))
+	var nBeyond uint64
+	for i, p := range preds {
+		out[i] = p.pair
+		if best[i].ok {
+			out[i].Label = best[i].value
+		} else if beyond[i] {
+			nBeyond++
+		}
+	}
+	return out, nBeyond, nil
+}
+
+type labelPartition struct {
+	topic string
+	part  int32
+}
+
+// labelCuts are, per label partition, the offset of the first record stamped after t.
+func (s *Store) labelCuts(ctx context.Context, t time.Time) (map[labelPartition]int64, error) {
+	rows, err := s.conn.Query(ctx, `SELECT topic, partition, min(offset) FROM `+s.db+`.labels
+WHERE event_time > {t:DateTime64(3, 'UTC')} GROUP BY topic, partition`, clickhouse.Named("t", chTime(t)))
+	if err != nil {
+		return nil, fmt.Errorf("load label cutoffs: %w", err)
+	}
+	defer rows.Close()
+	out := map[labelPartition]int64{}
+	for rows.Next() {
+		var k labelPartition
+		var off int64
+		if err := rows.Scan(&k.topic, &k.part, &off); err != nil {
+			return nil, fmt.Errorf("load label cutoffs: %w", err)
+		}
+		out[k] = off
+	}
+	return out, rows.Err()
+}
+
+// SeriesSettled is how far a series' performance is settled, with its reference windows
+// (in start order) and its change detector's state.
+type SeriesSettled struct {
+	Series    processors.SeriesKey
+	LastStart time.Time
+	Reference []PerformanceRow
+	Change    []byte
+}
+
+// LoadSettled returns every series with settled windows.
+func (s *Store) LoadSettled(ctx context.Context) ([]SeriesSettled, error) {
+	bySeries := map[processors.SeriesKey]*SeriesSettled{}
+	var order []processors.SeriesKey
+	get := func(k processors.SeriesKey) *SeriesSettled {
+		st, ok := bySeries[k]
+		if !ok {
+			st = &SeriesSettled{Series: k}
+			bySeries[k] = st
+			order = append(order, k)
+		}
+		return st
+	}
+	rows, err := s.conn.Query(ctx, `SELECT model, model_version, deployment, max(window_start) FROM `+s.db+`.window_performance
+GROUP BY model, model_version, deployment ORDER BY model, model_version, deployment`)
+	if err != nil {
+		return nil, fmt.Errorf("load settled windows: %w", err)
+	}
+	for rows.Next() {
+		var k processors.SeriesKey
+		var last time.Time
+		if err := rows.Scan(&k.Model, &k.Version, &k.Deployment, &last); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("load settled windows: %w", err)
+		}
+		get(k).LastStart = last
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	rows, err = s.conn.Query(ctx, `SELECT model, model_version, deployment, window_start, window_end, labels_until, predictions, labelled,
+  beyond_horizon, confusion_true, confusion_pred, confusion_count, scored, log_loss_sum, regression, error_sum,
+  abs_error_sum, squared_error_sum, ape_sum, ape_count
+FROM `+s.db+`.window_performance FINAL WHERE in_reference = 1 ORDER BY model, model_version, deployment, window_start`)
+	if err != nil {
+		return nil, fmt.Errorf("load performance references: %w", err)
+	}
+	for rows.Next() {
+		var (
+			r           PerformanceRow
+			truth, pred []string
+			count       []uint64
+		)
+		c := &r.Counts
+		if err := rows.Scan(&r.Window.Series.Model, &r.Window.Series.Version, &r.Window.Series.Deployment, &r.Window.Start, &r.Window.End,
+			&r.LabelsUntil, &c.Predictions, &c.Labelled, &r.BeyondHorizon, &truth, &pred, &count, &c.Scored, &c.LogLossSum,
+			&c.Regression, &c.ErrorSum, &c.AbsErrorSum, &c.SquaredSum, &c.APESum, &c.APECount); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("load performance references: %w", err)
+		}
+		if len(truth) != len(pred) || len(pred) != len(count) {
+			rows.Close()
+			return nil, fmt.Errorf("load performance references: %v at %v: confusion arrays of unequal length", r.Window.Series, r.Window.Start)
+		}
+		for i := range truth {
+			if c.Confusion == nil {
+				c.Confusion = map[detectors.ClassPair]uint64{}
+			}
+			c.Confusion[detectors.ClassPair{True: truth[i], Pred: pred[i]}] = count[i]
+		}
+		c.AUC = math.NaN() // not stored as a sum: it does not add up
+		r.InReference = true
+		st := get(r.Window.Series)
+		st.Reference = append(st.Reference, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	rows, err = s.conn.Query(ctx, `SELECT model, model_version, deployment, state FROM `+s.db+`.change_state FINAL`)
+	if err != nil {
+		return nil, fmt.Errorf("load change states: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k processors.SeriesKey
+		var state string
+		if err := rows.Scan(&k.Model, &k.Version, &k.Deployment, &state); err != nil {
+			return nil, fmt.Errorf("load change states: %w", err)
+		}
+		get(k).Change = []byte(state)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	out := make([]SeriesSettled, len(order))
+	for i, k := range order {
+		out[i] = *bySeries[k]
+	}
+	return out, nil
+}
+
+// RefusedLabelData is what is set aside when ClickHouse refuses keys and labels for good:
+// each label as its row, with its record's place; the prediction keys, which no label
+// record stands behind, as one part.
+func RefusedLabelData(keys []PredictionKey, labels []LabelRow, at time.Time) []Refused {
+	at = at.UTC()
+	var out []Refused
+	add := func(topic string, partition int, offset int64, rows map[string][]map[string]any) {
+		body, err := json.Marshal(rows)
+		if err != nil {
+			body = fmt.Appendf(nil, "%v", rows)
+		}
+		out = append(out, Refused{Topic: topic, Partition: partition, FirstOffset: offset, LastOffset: offset, Rows: body})
+	}
+	for _, l := range labels {
+		add(l.Topic, l.Partition, l.Offset, map[string][]map[string]any{"labels": named(labelRows(), [][]any{labelRow(l, at)})})
+	}
+	if len(keys) > 0 {
+		rows := make([][]any, len(keys))
+		for i, k := range keys {
+			rows[i] = keyRow(k, at)
+		}
+		add("", -1, -1, map[string][]map[string]any{"prediction_keys": named(predictionKeys(), rows)})
+	}
+	return out
+}

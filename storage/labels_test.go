@@ -1,0 +1,161 @@
+package storage_test
+
+import (
+	"math"
+	"testing"
+	"time"
+
+	"github.com/driftd/driftd/detectors"
+	"github.com/driftd/driftd/internal/testenv"
+	"github.com/driftd/driftd/processors"
+	"github.com/driftd/driftd/schemas"
+	"github.com/driftd/driftd/storage"
+)
+
+var labelSeries = processors.SeriesKey{Model: "churn", Version: "2", Deployment: schemas.DeploymentPrimary}
+
+// labelData is one window of five predictions (r1…r5, one a minute from t0) and labels
+// that exercise every rule of the join. Written twice, as after a restart.
+func labelData() ([]storage.PredictionKey, []storage.LabelRow) {
+	start, end := t0.UnixMilli(), t0.Add(5*time.Minute).UnixMilli()
+	var keys []storage.PredictionKey
+	for i, id := range []string{"r1", "r2", "r3", "r4", "r5"} {
+		keys = append(keys, storage.PredictionKey{Series: labelSeries, RequestID: id, EventTime: t0.Add(time.Duration(i) * time.Minute),
+			Start: start, End: end, Prediction: schemas.Value{Kind: schemas.Number, Num: 0.8}, Scores: map[string]float64{"1": 0.8}})
+	}
+	one := schemas.Value{Kind: schemas.Number, Num: 1}
+	zero := schemas.Value{Kind: schemas.Number, Num: 0}
+	label := func(id string, at time.Duration, v schemas.Value, partition int, offset int64) storage.LabelRow {
+		return storage.LabelRow{Event: schemas.LabelEvent{EventID: id + "-l", RequestID: id, Model: labelSeries.Model, Timestamp: t0.Add(at), Label: v},
+			Topic: "labels", Partition: partition, Offset: offset}
+	}
+	labels := []storage.LabelRow{
+		label("r1", 6*time.Minute, one, 0, 1),
+		// r2 labelled twice: the newer one counts, once.
+		label("r2", 6*time.Minute, one, 0, 2),
+		label("r2", 7*time.Minute, zero, 0, 3),
+		// r3's label is stamped after the window's labels are taken (Until).
+		label("r3", 30*time.Minute, one, 0, 4),
+		// r4's label was read on partition 1 after a record stamped past the cutoff.
+		label("r4", 40*time.Minute, one, 1, 1),
+		label("r4", 8*time.Minute, one, 1, 2),
+		// a label for a request never predicted.
+		label("unknown", 6*time.Minute, one, 0, 5),
+		// r5's label came beyond the horizon (one hour).
+		label("r5", 9*time.Minute+2*time.Hour, one, 0, 6),
+	}
+	return keys, labels
+}
+
+func TestLabelJoin(t *testing.T) {
+	s := openStore(t)
+	ctx := testenv.Context(t, time.Minute)
+	if _, err := s.Migrate(ctx, 3650); err != nil {
+		t.Fatal(err)
+	}
+	keys, labels := labelData()
+	for i := 0; i < 2; i++ {
+		if err := s.WriteLabelData(ctx, keys, labels, t0.Add(time.Duration(i)*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w := storage.SettledWindow{Series: labelSeries, Start: t0, End: t0.Add(5 * time.Minute)}
+	for _, c := range []struct {
+		name       string
+		js         storage.JoinSpec
+		want       []float64 // per request, the label joined (NaN: none)
+		wantBeyond uint64
+	}{
+		{"settled at 20 min", storage.JoinSpec{From: t0.Add(-time.Minute), Until: t0.Add(20 * time.Minute), Cutoff: t0.Add(25 * time.Minute), Horizon: time.Hour},
+			[]float64{1, 0, math.NaN(), math.NaN(), math.NaN()}, 0},
+		{"no cutoff on partition 1", storage.JoinSpec{From: t0.Add(-time.Minute), Until: t0.Add(20 * time.Minute), Cutoff: t0.Add(time.Hour), Horizon: time.Hour},
+			[]float64{1, 0, math.NaN(), 1, math.NaN()}, 0},
+		{"everything, horizon 1h", storage.JoinSpec{From: t0.Add(-time.Minute), Until: t0.Add(5 * time.Hour), Cutoff: t0.Add(6 * time.Hour), Horizon: time.Hour},
+			[]float64{1, 0, 1, 1, math.NaN()}, 1},
+		{"everything, horizon 7d", storage.JoinSpec{From: t0.Add(-time.Minute), Until: t0.Add(5 * time.Hour), Cutoff: t0.Add(6 * time.Hour), Horizon: 7 * 24 * time.Hour},
+			[]float64{1, 0, 1, 1, 1}, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			pairs, beyond, err := s.LoadWindowPairs(ctx, w, c.js)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(pairs) != len(c.want) {
+				t.Fatalf("%d pairs, want %d", len(pairs), len(c.want))
+			}
+			for i, p := range pairs {
+				if p.Prediction.Num != 0.8 || p.Scores["1"] != 0.8 {
+					t.Errorf("pair %d: prediction %+v scores %v", i, p.Prediction, p.Scores)
+				}
+				switch {
+				case math.IsNaN(c.want[i]) && p.Label.Kind != schemas.Missing:
+					t.Errorf("pair %d: label %+v, want none", i, p.Label)
+				case !math.IsNaN(c.want[i]) && (p.Label.Kind != schemas.Number || p.Label.Num != c.want[i]):
+					t.Errorf("pair %d: label %+v, want %v", i, p.Label, c.want[i])
+				}
+			}
+			if beyond != c.wantBeyond {
+				t.Errorf("%d beyond the horizon, want %d", beyond, c.wantBeyond)
+			}
+		})
+	}
+
+	progress, models, err := s.LoadLabelProgress(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(progress) != 2 || !progress[0].Latest.Equal(t0.Add(9*time.Minute+2*time.Hour)) || !progress[1].Latest.Equal(t0.Add(40*time.Minute)) ||
+		len(models) != 1 || models[0] != labelSeries.Model {
+		t.Errorf("progress %+v, models %v", progress, models)
+	}
+}
+
+// A settled window's row and its detector state read back as written: the reference is
+// restored from the rows' sums, bit for bit.
+func TestPerformanceRowsRoundTrip(t *testing.T) {
+	s := openStore(t)
+	ctx := testenv.Context(t, time.Minute)
+	if _, err := s.Migrate(ctx, 3650); err != nil {
+		t.Fatal(err)
+	}
+	b, want := performanceBatch(t)
+	for i := 0; i < 2; i++ {
+		b.WrittenAt = t0.Add(time.Duration(i) * time.Second)
+		if err := s.WriteWithRetry(ctx, b, storage.DefaultBackoff, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	settled, err := s.LoadSettled(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(settled) != 1 {
+		t.Fatalf("%d series settled, want 1: %+v", len(settled), settled)
+	}
+	got := settled[0]
+	if got.Series != labelSeries || !got.LastStart.Equal(t0.Add(5*time.Minute)) || len(got.Reference) != 1 || string(got.Change) != "state" {
+		t.Fatalf("settled %+v", got)
+	}
+	c := got.Reference[0].Counts
+	if c.Predictions != want.Predictions || c.Labelled != want.Labelled || c.LogLossSum != want.LogLossSum || c.Scored != want.Scored ||
+		len(c.Confusion) != len(want.Confusion) || c.Confusion[detectors.ClassPair{True: "1", Pred: "0"}] != 1 {
+		t.Errorf("reference counts %+v, want %+v", c, want)
+	}
+}
+
+// performanceBatch is two settled windows of one series, the first in its reference.
+func performanceBatch(t *testing.T) (*storage.Batch, detectors.PerfCounts) {
+	t.Helper()
+	c, _, _ := detectors.ScorePairs([]detectors.PerfPair{
+		{Prediction: schemas.Value{Kind: schemas.Number, Num: 0.9}, Label: schemas.Value{Kind: schemas.Number, Num: 1}},
+		{Prediction: schemas.Value{Kind: schemas.Number, Num: 0.2}, Label: schemas.Value{Kind: schemas.Number, Num: 1}},
+		{Prediction: schemas.Value{Kind: schemas.Number, Num: 0.3}, Label: schemas.Value{Kind: schemas.Number, Num: 0}},
+		{Prediction: schemas.Value{Kind: schemas.Number, Num: 0.3}},
+	})
+	row := func(start time.Time, inRef bool) storage.PerformanceRow {
+		return storage.PerformanceRow{Window: detectors.PerfWindow{Series: labelSeries, Start: start, End: start.Add(5 * time.Minute)},
+			LabelsUntil: start.Add(time.Hour), InReference: inRef, Counts: c}
+	}
+	return &storage.Batch{WrittenAt: t0, Performance: []storage.PerformanceRow{row(t0, true), row(t0.Add(5*time.Minute), false)},
+		ChangeStates: []storage.ChangeState{{Series: labelSeries, WindowStart: t0.Add(5 * time.Minute), State: []byte("state")}}}, c
+}
