@@ -83,6 +83,9 @@ func jsonOf(t testing.TB, e *schemas.PredictionEvent) []byte {
 type harness struct {
 	brokers                            string
 	predictions, pipeline, alerts, dlq string
+	// labels is a label topic, read by the consumer; a test that joins labels sets
+	// Settings.LabelTopic to it (tweak).
+	labels string
 	// tweak adjusts the settings before start; skew moves the runner's clock ahead.
 	tweak func(*pipeline.Settings)
 	// spread spreads partitions over members instead of active/standby.
@@ -118,9 +121,9 @@ func newHarnessOn(t testing.TB, brokers string, partitions int) *harness {
 	t.Helper()
 	h := &harness{brokers: brokers}
 	name := testenv.UniqueName(t)
-	h.predictions, h.pipeline, h.alerts, h.dlq = name+".predictions", name+".pipeline", name+".alerts", name+".dlq"
+	h.predictions, h.pipeline, h.alerts, h.dlq, h.labels = name+".predictions", name+".pipeline", name+".alerts", name+".dlq", name+".labels"
 	ctx := testenv.Context(t, time.Minute)
-	if err := consumers.EnsureTopics(ctx, consumers.Options{Brokers: []string{h.brokers}}, partitions, h.predictions, h.pipeline, h.alerts, h.dlq); err != nil {
+	if err := consumers.EnsureTopics(ctx, consumers.Options{Brokers: []string{h.brokers}}, partitions, h.predictions, h.pipeline, h.alerts, h.dlq, h.labels); err != nil {
 		t.Fatal(err)
 	}
 	addr, proto := testenv.ClickHouse(t)
@@ -157,7 +160,7 @@ func (h *harness) produceTo(t testing.TB, topic string, msgs ...kafka.Message) {
 // stats holds after a flush (bounded); stop shuts it down and returns the final stats.
 func (h *harness) start(t testing.TB) (waitFor func(what string, cond func(pipeline.Stats) bool), stop func() pipeline.Stats) {
 	t.Helper()
-	o := consumers.Options{Brokers: []string{h.brokers}, GroupID: h.predictions + ".driftd", Topics: []string{h.predictions, h.pipeline}, Spread: h.spread}
+	o := consumers.Options{Brokers: []string{h.brokers}, GroupID: h.predictions + ".driftd", Topics: []string{h.predictions, h.pipeline, h.labels}, Spread: h.spread}
 	log := testenv.Logger(t)
 	c, err := consumers.NewConsumer(o, log)
 	if err != nil {

@@ -1,0 +1,271 @@
+package pipeline_test
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/driftd/driftd/detectors"
+	"github.com/driftd/driftd/internal/testenv"
+	"github.com/driftd/driftd/pipeline"
+	"github.com/driftd/driftd/schemas"
+)
+
+// labelled is a labelled stream of one model: per one-minute window, n predictions (a
+// probability of class 1) and their labels ten seconds later, drawn from the prediction
+// until the concept flips (from window flip on, -1: never) and from its complement
+// after. cover gives the share of a window's predictions labelled; every fifth label is
+// sent twice.
+type labelled struct {
+	windows, n, flip int
+	cover            func(w int) float64
+	seed             uint64
+}
+
+const labelModel = "churn"
+
+func (l labelled) messages(t *testing.T) (preds, labels []kafka.Message) {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(l.seed, 13))
+	for w := 0; w < l.windows; w++ {
+		for i := 0; i < l.n; i++ {
+			at := t0.Add(time.Duration(w)*time.Minute + time.Duration(i)*time.Minute/time.Duration(l.n))
+			p := rng.Float64()
+			id := fmt.Sprintf("req-%d-%d", w, i)
+			e := &schemas.PredictionEvent{EventID: id, RequestID: id, Model: labelModel, ModelVersion: "1", Timestamp: at, Status: "ok",
+				LatencyMs: 10, Prediction: schemas.Value{Kind: schemas.Number, Num: p},
+				Features: []schemas.Feature{{Name: "x", Value: schemas.Value{Kind: schemas.Number, Num: rng.NormFloat64()}}}}
+			preds = append(preds, kafka.Message{Key: []byte(id), Value: jsonOf(t, e)})
+			y := 0.0
+			if rng.Float64() < p {
+				y = 1
+			}
+			if l.flip >= 0 && w >= l.flip {
+				y = 1 - y
+			}
+			if l.cover != nil && rng.Float64() >= l.cover(w) {
+				continue
+			}
+			lb := &schemas.LabelEvent{EventID: "l-" + id, RequestID: id, Model: labelModel, Timestamp: at.Add(10 * time.Second),
+				Label: schemas.Value{Kind: schemas.Number, Num: y}}
+			b, err := schemas.MarshalLabelJSON(lb)
+			if err != nil {
+				t.Fatal(err)
+			}
+			labels = append(labels, kafka.Message{Key: []byte(id), Value: b})
+			if i%5 == 0 {
+				labels = append(labels, kafka.Message{Key: []byte(id), Value: b})
+			}
+		}
+	}
+	// Labels of requests never predicted, after the stream: every label partition moves
+	// past the last window, which then settles.
+	for i := 0; i < 20; i++ {
+		id := fmt.Sprintf("unknown-%d", i)
+		b, err := schemas.MarshalLabelJSON(&schemas.LabelEvent{EventID: "l-" + id, RequestID: id, Model: labelModel,
+			Timestamp: t0.Add(time.Duration(l.windows+5) * time.Minute), Label: schemas.Value{Kind: schemas.Number, Num: 1}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		labels = append(labels, kafka.Message{Key: []byte(id), Value: b})
+	}
+	return preds, labels
+}
+
+// joinLabels makes the harness join h.labels, with the defaults but for a settle time
+// and horizon sized for one-minute windows.
+func joinLabels(h *harness) func(*pipeline.Settings) {
+	return func(s *pipeline.Settings) {
+		s.LabelTopic, s.LabelDecoder = h.labels, schemas.Decoder{Format: schemas.FormatAuto}
+		s.Labels = pipeline.LabelSettings{Horizon: time.Hour, Settle: 30 * time.Second, Lateness: 5 * time.Second,
+			Detector: detectors.ChangeADWIN, Thresholds: detectors.DefaultPerformanceThresholds}
+	}
+}
+
+// perfRow is one stored window_performance row, as compared across runs.
+type perfRow struct {
+	start                          int64
+	inRef                          uint8
+	predictions, labelled, correct uint64
+	coverage, accuracy, auc        float64
+}
+
+func (h *harness) performance(t *testing.T) []perfRow {
+	t.Helper()
+	ctx := testenv.Context(t, time.Minute)
+	rows, err := h.store.Conn().Query(ctx, `SELECT toUnixTimestamp(window_start), in_reference, predictions, labelled, correct, coverage, accuracy, roc_auc
+FROM `+h.store.Database()+`.window_performance FINAL ORDER BY window_start`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []perfRow
+	for rows.Next() {
+		var r perfRow
+		var start uint32
+		if err := rows.Scan(&start, &r.inRef, &r.predictions, &r.labelled, &r.correct, &r.coverage, &r.accuracy, &r.auc); err != nil {
+			t.Fatal(err)
+		}
+		r.start = (int64(start) - t0.Unix()) / 60
+		out = append(out, r)
+	}
+	return out
+}
+
+// labelAlerts are the performance and concept_drift alerts stored, as "kind state window".
+func (h *harness) labelAlerts(t *testing.T) []string {
+	t.Helper()
+	ctx := testenv.Context(t, time.Minute)
+	rows, err := h.store.Conn().Query(ctx, `SELECT kind, state, toUnixTimestamp(window_start) FROM `+h.store.Database()+`.alerts
+WHERE kind IN ('performance', 'concept_drift') ORDER BY window_start, kind, state`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var kind, state string
+		var start uint32
+		if err := rows.Scan(&kind, &state, &start); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, fmt.Sprintf("%s %s %d", kind, state, (int64(start)-t0.Unix())/60))
+	}
+	return out
+}
+
+// A concept flip, labels read before their predictions: every window's performance is
+// stored with its coverage, duplicates count once, and the flip raises performance and
+// concept_drift within two windows of it (and nothing before).
+func TestLabelsConceptFlip(t *testing.T) {
+	h := newHarness(t)
+	h.tweak = joinLabels(h)
+	s := labelled{windows: 16, n: 200, flip: 10, seed: 1}
+	preds, labels := s.messages(t)
+	h.produceTo(t, h.labels, labels...)
+	waitFor, stop := h.start(t)
+	waitFor("labels", func(st pipeline.Stats) bool { return st.Labels == uint64(len(labels)) })
+	h.produce(t, preds...)
+	waitFor("every window settled", func(st pipeline.Stats) bool { return st.PerformanceWindows == uint64(s.windows) })
+	stop()
+
+	rows := h.performance(t)
+	if len(rows) != s.windows {
+		t.Fatalf("%d performance rows, want %d: %+v", len(rows), s.windows, rows)
+	}
+	for _, r := range rows {
+		if r.predictions != uint64(s.n) || r.labelled != uint64(s.n) || r.coverage != 1 {
+			t.Errorf("window %d: %d predictions, %d labelled, coverage %v; want %d, all labelled once", r.start, r.predictions, r.labelled, r.coverage, s.n)
+		}
+		if want := uint8(0); r.start < 3 {
+			if r.inRef != 1 {
+				t.Errorf("window %d is not in the reference", r.start)
+			}
+		} else if r.inRef != want {
+			t.Errorf("window %d is in the reference", r.start)
+		}
+		before := r.start < int64(s.flip)
+		if (before && (r.accuracy < 0.6 || r.auc < 0.65)) || (!before && (r.accuracy > 0.4 || r.auc > 0.35)) {
+			t.Errorf("window %d: accuracy %.3f, AUC %.3f", r.start, r.accuracy, r.auc)
+		}
+	}
+	alerts := h.labelAlerts(t)
+	t.Logf("alerts: %v", alerts)
+	first := map[string]int64{}
+	for _, a := range alerts {
+		var kind, state string
+		var w int64
+		fmt.Sscanf(a, "%s %s %d", &kind, &state, &w)
+		if w < int64(s.flip) {
+			t.Errorf("alert before the flip: %s", a)
+		}
+		if _, ok := first[kind]; !ok && state == schemas.StateFiring {
+			first[kind] = w
+		}
+	}
+	for _, kind := range []string{schemas.KindPerformance, schemas.KindConceptDrift} {
+		w, ok := first[kind]
+		if !ok || w > int64(s.flip)+1 {
+			t.Errorf("%s fired at window %d (found %v), want within two windows of the flip at %d", kind, w, ok, s.flip)
+		}
+	}
+}
+
+// A stationary labelled stream whose labels thin out for a while (coverage 15%): no
+// performance or concept_drift alert, and the thin windows say their coverage.
+func TestLabelsCoverageDropIsNotAPerformanceChange(t *testing.T) {
+	h := newHarness(t)
+	h.tweak = joinLabels(h)
+	s := labelled{windows: 16, n: 200, flip: -1, seed: 2, cover: func(w int) float64 {
+		if w >= 8 && w < 12 {
+			return 0.15
+		}
+		return 1
+	}}
+	preds, labels := s.messages(t)
+	h.produce(t, preds...)
+	h.produceTo(t, h.labels, labels...)
+	waitFor, stop := h.start(t)
+	waitFor("every window settled", func(st pipeline.Stats) bool { return st.PerformanceWindows == uint64(s.windows) })
+	stop()
+	for _, r := range h.performance(t) {
+		thin := r.start >= 8 && r.start < 12
+		if thin && (r.coverage > 0.3 || r.coverage < 0.05) || !thin && r.coverage != 1 {
+			t.Errorf("window %d: coverage %v", r.start, r.coverage)
+		}
+	}
+	if a := h.labelAlerts(t); len(a) > 0 {
+		t.Errorf("alerts on a stationary stream: %v", a)
+	}
+}
+
+// The same labelled stream read in one run and across restarts, predictions first: the
+// same rows and the same alerts.
+func TestLabelsRestartGivesTheSameResults(t *testing.T) {
+	s := labelled{windows: 16, n: 200, flip: 9, seed: 3}
+	run := func(restarts bool) ([]perfRow, []string) {
+		h := newHarness(t)
+		h.tweak = joinLabels(h)
+		h.shutdown = true
+		preds, labels := s.messages(t)
+		h.produce(t, preds...)
+		if !restarts {
+			h.produceTo(t, h.labels, labels...)
+			waitFor, stop := h.start(t)
+			waitFor("every window settled", func(st pipeline.Stats) bool { return st.PerformanceWindows == uint64(s.windows) })
+			stop()
+			return h.performance(t), h.labelAlerts(t)
+		}
+		// The labels in three parts, a restart after each.
+		settled := uint64(0)
+		for i, part := range [][]kafka.Message{labels[:len(labels)/3], labels[len(labels)/3 : 2*len(labels)/3], labels[2*len(labels)/3:]} {
+			h.produceTo(t, h.labels, part...)
+			waitFor, stop := h.start(t)
+			n, last := uint64(len(part)), i == 2
+			waitFor(fmt.Sprintf("part %d", i), func(st pipeline.Stats) bool {
+				return st.Labels >= n && (!last || settled+st.PerformanceWindows == uint64(s.windows))
+			})
+			st := stop()
+			settled += st.PerformanceWindows
+		}
+		if settled != uint64(s.windows) {
+			t.Errorf("%d windows settled over the runs, want %d (each once)", settled, s.windows)
+		}
+		return h.performance(t), h.labelAlerts(t)
+	}
+	rowsA, alertsA := run(false)
+	rowsB, alertsB := run(true)
+	if fmt.Sprint(rowsA) != fmt.Sprint(rowsB) {
+		t.Errorf("rows differ:\none run:  %v\nrestarts: %v", rowsA, rowsB)
+	}
+	if strings.Join(alertsA, ",") != strings.Join(alertsB, ",") {
+		t.Errorf("alerts differ:\none run:  %v\nrestarts: %v", alertsA, alertsB)
+	}
+	if len(alertsA) == 0 {
+		t.Error("no alert: the comparison proves little")
+	}
+}
