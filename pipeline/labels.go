@@ -224,7 +224,13 @@ func (r *Runner) settleLabels(ctx context.Context) error {
 	batch.AlertStates = r.j.alerter.Changes()
 	r.stats.PerformanceWindows += uint64(len(batch.Performance))
 	r.unwritten = &judged{batch: batch}
-	return r.writeJudged(ctx)
+	if err := r.writeJudged(ctx); err != nil {
+		return err
+	}
+	if r.onPerf != nil {
+		r.onPerf(batch.Performance)
+	}
+	return nil
 }
 
 func (r *Runner) perfSeries(k processors.SeriesKey) *perfSeries {

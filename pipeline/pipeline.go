@@ -199,6 +199,7 @@ type Runner struct {
 	onFlush     func(Stats)
 	onVerdict   func(detectors.Verdict, []*schemas.AlertEvent)
 	onAlert     func(*schemas.AlertEvent)
+	onPerf      func([]storage.PerformanceRow)
 	// outboxDue: stored alerts not recorded as published are to be published once this
 	// member reads partitions.
 	outboxDue bool
@@ -296,6 +297,10 @@ func (r *Runner) OnVerdict(f func(detectors.Verdict, []*schemas.AlertEvent)) { r
 
 // OnAlert registers a callback run for every alert published (all kinds).
 func (r *Runner) OnAlert(f func(*schemas.AlertEvent)) { r.onAlert = f }
+
+// OnPerformance registers a callback run with every batch of settled windows'
+// performance, once written (the dev view).
+func (r *Runner) OnPerformance(f func([]storage.PerformanceRow)) { r.onPerf = f }
 
 // Stats returns the counters.
 func (r *Runner) Stats() Stats { return r.stats }

@@ -28,6 +28,7 @@ import (
 	"github.com/driftd/driftd/processors"
 	"github.com/driftd/driftd/schemas"
 	"github.com/driftd/driftd/simulate"
+	"github.com/driftd/driftd/storage"
 )
 
 // devOptions configure `driftd dev`.
@@ -152,6 +153,12 @@ func devConfig(cfg config.Config, o devOptions, kafkaAddr string) config.Config 
 	}
 	cfg.Windows.Lateness = config.Duration(5 * time.Second)
 	cfg.Pipelines.Window, cfg.Pipelines.Lateness = config.Duration(time.Minute), config.Duration(5*time.Second)
+	if cfg.Labels.Settle == config.Default().Labels.Settle {
+		// The simulator's labels come half a window after their predictions and stop
+		// with them: a window's labels are in one window after it.
+		cfg.Labels.Settle = config.Duration(time.Minute)
+	}
+	cfg.Labels.Lateness = config.Duration(5 * time.Second)
 	cfg.Limits.MaxFuture = 0 // simulated time runs ahead of the wall clock
 	cfg.Kafka.FlushInterval = config.Duration(500 * time.Millisecond)
 	if cfg.Models == nil {
@@ -198,6 +205,7 @@ func dev(ctx context.Context, cfg config.Config, log *slog.Logger, o devOptions)
 		errc <- run(ctx, cfg, log, hooks{
 			onFlush:   view.flushed,
 			onVerdict: view.verdict,
+			onPerf:    view.performance,
 			onAlert: func(a *schemas.AlertEvent) {
 				view.alert(a)
 				if o.onAlert != nil {
@@ -361,6 +369,10 @@ type modelRow struct {
 	firing       map[string]bool // fingerprints; alerts restored from an earlier run resolve without having fired here
 	lastEnd      int64
 	judgement    string // how the latest window was judged, when not on its own
+	// The latest settled window's accuracy (or MAE) and label coverage; perfEnd its end.
+	perf     string
+	coverage float64
+	perfEnd  time.Time
 }
 
 func newDevView(w io.Writer) *devView {
@@ -427,6 +439,37 @@ func (v *devView) verdict(vd detectors.Verdict, alerts []*schemas.AlertEvent) {
 	}
 }
 
+// performance keeps each model's latest settled window for the table.
+func (v *devView) performance(rows []storage.PerformanceRow) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for _, r := range rows {
+		w := r.Window
+		key := w.Series.Model
+		if w.Series.Deployment != schemas.DeploymentPrimary {
+			key += " (" + w.Series.Deployment + ")"
+		}
+		row, ok := v.models[key]
+		if !ok {
+			row = &modelRow{firing: map[string]bool{}}
+			v.models[key] = row
+		}
+		if w.End.Before(row.perfEnd) {
+			continue
+		}
+		m := r.Counts.Metrics()
+		row.perfEnd, row.coverage = w.End, r.Counts.Coverage()
+		switch r.Counts.Task() {
+		case detectors.TaskClassification:
+			row.perf = fmt.Sprintf("acc %.2f", m.Accuracy)
+		case detectors.TaskRegression:
+			row.perf = fmt.Sprintf("mae %.3g", m.MAE)
+		default:
+			row.perf = "no labels"
+		}
+	}
+}
+
 // alert prints an alert as it is published.
 func (v *devView) alert(a *schemas.AlertEvent) {
 	v.mu.Lock()
@@ -451,7 +494,7 @@ func (v *devView) table() {
 	}
 	sort.Strings(names)
 	var b strings.Builder
-	fmt.Fprintf(&b, "\n%-32s %9s %8s %-22s %9s %7s\n", "model", "events/s", "windows", "worst drift (PSI)", "p99 ms", "firing")
+	fmt.Fprintf(&b, "\n%-32s %9s %8s %-22s %9s %-10s %8s %7s\n", "model", "events/s", "windows", "worst drift (PSI)", "p99 ms", "labelled", "coverage", "firing")
 	for _, n := range names {
 		r := v.models[n]
 		worst := "-"
@@ -464,7 +507,11 @@ func (v *devView) table() {
 		} else if strings.HasPrefix(r.judgement, "not judged") {
 			worst = "not judged: n < min"
 		}
-		fmt.Fprintf(&b, "%-32s %9.0f %8d %-22s %9.0f %7d\n", n, float64(r.events)/secs, r.windows, worst, r.p99, len(r.firing))
+		perf, coverage := "-", "-"
+		if r.perf != "" {
+			perf, coverage = r.perf, fmt.Sprintf("%.0f%%", 100*r.coverage)
+		}
+		fmt.Fprintf(&b, "%-32s %9.0f %8d %-22s %9.0f %-10s %8s %7d\n", n, float64(r.events)/secs, r.windows, worst, r.p99, perf, coverage, len(r.firing))
 	}
 	fmt.Fprintf(&b, "records %d, late %d, dead-lettered %d, windows %d, alerts %d\n",
 		v.stats.Records, v.stats.Late, v.stats.DeadLettered, v.stats.WindowsClosed, v.stats.AlertsEmitted)

@@ -13,9 +13,12 @@ import (
 	"time"
 
 	"github.com/driftd/driftd/config"
+	"github.com/driftd/driftd/detectors"
 	"github.com/driftd/driftd/internal/testenv"
+	"github.com/driftd/driftd/processors"
 	"github.com/driftd/driftd/schemas"
 	"github.com/driftd/driftd/simulate"
+	"github.com/driftd/driftd/storage"
 )
 
 // Dev mode end to end: the in-process broker, the pipeline and the simulator, against the
@@ -89,7 +92,10 @@ func TestDevModeScenarios(t *testing.T) {
 		{simulate.PredictionDrift, []want{{"prediction_drift", "", "primary", "", []string{"firing"}}}, ""},
 		{simulate.CanaryLatency, []want{{"latency", "", "canary", "", []string{"firing"}}}, "canary"},
 		{simulate.MissingSpike, []want{{"input_quality", "age", "primary", "", []string{"firing"}}}, ""},
-		{simulate.ConceptDrift, nil, "concept_drift, performance"},
+		// The mapping from inputs to labels flips for large amounts: the labelled
+		// predictions go wrong (performance) and the loss stream changes (concept_drift).
+		{simulate.ConceptDrift, []want{{"performance", "", "primary", "", []string{"firing"}},
+			{"concept_drift", "", "primary", "", []string{"firing"}}}, ""},
 		{simulate.ShadowDisagree, nil, "shadow"},
 		// The join stage fails for two windows, the model's amount drifts meanwhile (and
 		// its alert points upstream), then the whole pipeline goes silent.
@@ -147,7 +153,7 @@ func TestDevModeScenarios(t *testing.T) {
 		"/healthz": {"ok"},
 		"/metrics": {`driftd_records_consumed_total{topic="ml.predictions"}`, `driftd_alerts_total{kind="data_drift",state="firing"}`,
 			`driftd_consumer_lag{partition="0",topic="ml.predictions"}`, "driftd_clickhouse_insert_seconds_count", "driftd_window_close_seconds_count",
-			"driftd_partitions_assigned 6"},
+			"driftd_partitions_assigned 9"},
 	} {
 		resp, err := http.Get("http://" + healthAddr + path)
 		if err != nil {
@@ -202,5 +208,25 @@ func TestDevModeScenarios(t *testing.T) {
 	sort.Strings(models)
 	for _, m := range models {
 		t.Logf("%s: %v", m, byName[m])
+	}
+}
+
+// The live view shows each labelled model's latest settled accuracy and label coverage.
+func TestDevViewShowsPerformance(t *testing.T) {
+	var b strings.Builder
+	v := newDevView(&b)
+	pairs := []detectors.PerfPair{
+		{Prediction: schemas.Value{Kind: schemas.Number, Num: 0.9}, Label: schemas.Value{Kind: schemas.Number, Num: 1}},
+		{Prediction: schemas.Value{Kind: schemas.Number, Num: 0.9}, Label: schemas.Value{Kind: schemas.Number, Num: 0}},
+		{Prediction: schemas.Value{Kind: schemas.Number, Num: 0.1}},
+		{Prediction: schemas.Value{Kind: schemas.Number, Num: 0.1}, Label: schemas.Value{Kind: schemas.Number, Num: 0}},
+	}
+	c, _, _ := detectors.ScorePairs(pairs)
+	at := time.Date(2026, 3, 4, 10, 0, 0, 0, time.UTC)
+	series := processors.SeriesKey{Model: "churn", Version: "1", Deployment: schemas.DeploymentPrimary}
+	v.performance([]storage.PerformanceRow{{Window: detectors.PerfWindow{Series: series, Start: at, End: at.Add(time.Minute)}, Counts: c}})
+	v.table()
+	if out := b.String(); !strings.Contains(out, "acc 0.67") || !strings.Contains(out, "75%") {
+		t.Errorf("view:\n%s\nwant accuracy 0.67 and coverage 75%%", out)
 	}
 }

@@ -178,6 +178,7 @@ type hooks struct {
 	onFlush   func(pipeline.Stats)
 	onVerdict func(detectors.Verdict, []*schemas.AlertEvent)
 	onAlert   func(*schemas.AlertEvent)
+	onPerf    func([]storage.PerformanceRow)
 	// ready is called once the pipeline has restored its state and starts consuming,
 	// with the address of the ClickHouse it writes to.
 	ready func(clickhouseAddr string)
@@ -337,6 +338,9 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, h hooks) erro
 	}
 	if h.onAlert != nil {
 		r.OnAlert(h.onAlert)
+	}
+	if h.onPerf != nil {
+		r.OnPerformance(h.onPerf)
 	}
 	if err := r.Restore(ctx); err != nil {
 		return err
