@@ -1,0 +1,251 @@
+package detectors
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/driftd/driftd/processors"
+	"github.com/driftd/driftd/schemas"
+)
+
+type perfReference struct {
+	Binary []struct {
+		Scores   []float64
+		Labels   []float64
+		Accuracy float64
+		MP       float64            `json:"macro_precision"`
+		MR       float64            `json:"macro_recall"`
+		MF       float64            `json:"macro_f1"`
+		ClassF1  map[string]float64 `json:"class_f1"`
+		LogLoss  float64            `json:"log_loss"`
+		ROCAUC   float64            `json:"roc_auc"`
+	}
+	Multiclass []struct {
+		Labels, Predictions []string
+		Accuracy            float64
+		MP                  float64            `json:"macro_precision"`
+		MR                  float64            `json:"macro_recall"`
+		MF                  float64            `json:"macro_f1"`
+		ClassF1             map[string]float64 `json:"class_f1"`
+	}
+	Regression []struct {
+		Labels, Predictions []float64
+		MAE, RMSE           float64
+		MeanError           float64 `json:"mean_error"`
+		MAPE                float64
+	}
+}
+
+func num(x float64) schemas.Value { return schemas.Value{Kind: schemas.Number, Num: x} }
+func str(s string) schemas.Value  { return schemas.Value{Kind: schemas.String, Str: s} }
+
+func close12(a, b float64) bool { return math.Abs(a-b) <= 1e-12*math.Max(1, math.Abs(b)) }
+
+// A window's metrics match scikit-learn 1.5.2's (testdata/gen_performance.py) on binary
+// probabilities with ties, string classes with one never predicted, and regression.
+func TestPerformanceMetricsMatchScikitLearn(t *testing.T) {
+	b, err := os.ReadFile("testdata/performance_reference.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ref perfReference
+	if err := json.Unmarshal(b, &ref); err != nil {
+		t.Fatal(err)
+	}
+	check := func(t *testing.T, name string, got, want float64) {
+		t.Helper()
+		if !close12(got, want) {
+			t.Errorf("%s = %.15g, scikit-learn %.15g", name, got, want)
+		}
+	}
+	for i, c := range ref.Binary {
+		t.Run(fmt.Sprintf("binary %d", i), func(t *testing.T) {
+			pairs := make([]PerfPair, len(c.Scores))
+			for j := range pairs {
+				pairs[j] = PerfPair{Prediction: num(c.Scores[j]), Label: num(c.Labels[j])}
+			}
+			counts, losses, zeroOne := ScorePairs(pairs)
+			m := counts.Metrics()
+			if !zeroOne || len(losses) != len(pairs) || counts.Task() != TaskClassification || counts.Scored != uint64(len(pairs)) {
+				t.Fatalf("task %q, %d losses, zeroOne %v, scored %d", counts.Task(), len(losses), zeroOne, counts.Scored)
+			}
+			check(t, "accuracy", m.Accuracy, c.Accuracy)
+			check(t, "macro precision", m.MacroPrecision, c.MP)
+			check(t, "macro recall", m.MacroRecall, c.MR)
+			check(t, "macro F1", m.MacroF1, c.MF)
+			for k, v := range c.ClassF1 {
+				check(t, "F1 of "+k, m.ClassF1[k], v)
+			}
+			check(t, "log loss", m.LogLoss, c.LogLoss)
+			check(t, "ROC AUC", m.AUC, c.ROCAUC)
+		})
+	}
+	for i, c := range ref.Multiclass {
+		t.Run(fmt.Sprintf("multiclass %d", i), func(t *testing.T) {
+			pairs := make([]PerfPair, len(c.Labels))
+			for j := range pairs {
+				pairs[j] = PerfPair{Prediction: str(c.Predictions[j]), Label: str(c.Labels[j])}
+			}
+			counts, _, _ := ScorePairs(pairs)
+			m := counts.Metrics()
+			check(t, "accuracy", m.Accuracy, c.Accuracy)
+			check(t, "macro precision", m.MacroPrecision, c.MP)
+			check(t, "macro recall", m.MacroRecall, c.MR)
+			check(t, "macro F1", m.MacroF1, c.MF)
+			if len(m.ClassF1) != len(c.ClassF1) {
+				t.Errorf("F1 of %d classes, want %d", len(m.ClassF1), len(c.ClassF1))
+			}
+			for k, v := range c.ClassF1 {
+				check(t, "F1 of "+k, m.ClassF1[k], v)
+			}
+			if !math.IsNaN(m.AUC) || !math.IsNaN(m.LogLoss) {
+				t.Errorf("AUC %v, log loss %v without scores", m.AUC, m.LogLoss)
+			}
+		})
+	}
+	for i, c := range ref.Regression {
+		t.Run(fmt.Sprintf("regression %d", i), func(t *testing.T) {
+			pairs := make([]PerfPair, len(c.Labels))
+			for j := range pairs {
+				pairs[j] = PerfPair{Prediction: num(c.Predictions[j]), Label: num(c.Labels[j])}
+			}
+			counts, losses, zeroOne := ScorePairs(pairs)
+			m := counts.Metrics()
+			if zeroOne || counts.Task() != TaskRegression || len(losses) != len(pairs) {
+				t.Fatalf("task %q, %d losses, zeroOne %v", counts.Task(), len(losses), zeroOne)
+			}
+			check(t, "MAE", m.MAE, c.MAE)
+			check(t, "RMSE", m.RMSE, c.RMSE)
+			check(t, "mean error", m.MeanError, c.MeanError)
+			check(t, "MAPE", m.MAPE, c.MAPE)
+		})
+	}
+}
+
+// How pairs are read: classes, probabilities, booleans, regression, unlabelled.
+func TestScorePairsReadsEachShape(t *testing.T) {
+	yes, no := schemas.Value{Kind: schemas.Bool, Num: 1}, schemas.Value{Kind: schemas.Bool}
+	for _, c := range []struct {
+		name      string
+		pairs     []PerfPair
+		task      string
+		labelled  uint64
+		correct   uint64
+		scored    uint64
+		zeroOne   bool
+		confusion map[ClassPair]uint64
+	}{
+		{"probability and 0/1", []PerfPair{{Prediction: num(0.7), Label: num(1)}, {Prediction: num(0.7), Label: num(0)}},
+			TaskClassification, 2, 1, 2, true, map[ClassPair]uint64{{"1", "1"}: 1, {"0", "1"}: 1}},
+		{"probability and boolean", []PerfPair{{Prediction: num(0.2), Label: no}, {Prediction: num(0.2), Label: yes}},
+			TaskClassification, 2, 1, 2, true, map[ClassPair]uint64{{"false", "false"}: 1, {"true", "false"}: 1}},
+		{"class with scores", []PerfPair{{Prediction: str("a"), Scores: map[string]float64{"a": 0.6, "b": 0.4}, Label: str("b")}},
+			TaskClassification, 1, 0, 1, true, map[ClassPair]uint64{{"b", "a"}: 1}},
+		{"class without scores", []PerfPair{{Prediction: str("a"), Label: str("a")}},
+			TaskClassification, 1, 1, 0, true, map[ClassPair]uint64{{"a", "a"}: 1}},
+		{"class index as a number", []PerfPair{{Prediction: num(3), Label: str("3")}},
+			TaskClassification, 1, 1, 0, true, map[ClassPair]uint64{{"3", "3"}: 1}},
+		{"regression", []PerfPair{{Prediction: num(3), Label: num(5)}, {Prediction: num(0.5), Label: num(2)}},
+			TaskRegression, 2, 0, 0, false, nil},
+		{"unlabelled", []PerfPair{{Prediction: num(3)}}, "", 0, 0, 0, true, nil},
+		{"a number beside a class is neither", []PerfPair{{Prediction: str("a"), Label: num(5)}}, "", 1, 0, 0, true, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			counts, _, zeroOne := ScorePairs(c.pairs)
+			if counts.Task() != c.task || counts.Labelled != c.labelled || counts.Metrics().Correct != c.correct ||
+				counts.Scored != c.scored || zeroOne != c.zeroOne || counts.Predictions != uint64(len(c.pairs)) {
+				t.Errorf("task %q labelled %d correct %d scored %d zeroOne %v; want %q %d %d %d %v", counts.Task(), counts.Labelled,
+					counts.Metrics().Correct, counts.Scored, zeroOne, c.task, c.labelled, c.correct, c.scored, c.zeroOne)
+			}
+			if c.confusion != nil && fmt.Sprint(counts.Confusion) != fmt.Sprint(c.confusion) {
+				t.Errorf("confusion %v, want %v", counts.Confusion, c.confusion)
+			}
+		})
+	}
+}
+
+// perfStream simulates one series' settled windows of n labelled predictions each, as
+// the pipeline judges them: the first windows are the reference, then every window is
+// judged for performance and its losses go through ADWIN. flip (−1: never) flips the
+// labels from that window on. It returns the windows that breached, per kind.
+func perfStream(seed uint64, windows, n, flip int, task string) map[string][]int {
+	rng := rand.New(rand.NewPCG(seed, 99))
+	th := DefaultPerformanceThresholds
+	d, _ := NewChangeDetector(ChangeADWIN, DefaultChangeParams())
+	st := ConceptState{Detector: d}
+	var ref PerfCounts
+	refWindows := 0
+	out := map[string][]int{}
+	series := processors.SeriesKey{Model: "m", Version: "1", Deployment: schemas.DeploymentPrimary}
+	t0 := time.Date(2026, 3, 4, 0, 0, 0, 0, time.UTC)
+	for w := 0; w < windows; w++ {
+		pairs := make([]PerfPair, n)
+		for i := range pairs {
+			p := rng.Float64()
+			switch task {
+			case TaskClassification:
+				y := 0.0
+				if rng.Float64() < p {
+					y = 1
+				}
+				if flip >= 0 && w >= flip {
+					y = 1 - y
+				}
+				pairs[i] = PerfPair{Prediction: num(p), Label: num(y)}
+			default:
+				y := 10 + 5*rng.NormFloat64()
+				bias := 2.0 // a mean absolute error of ~2, ~4 after the change
+				if flip >= 0 && w >= flip {
+					bias = 4
+				}
+				pairs[i] = PerfPair{Prediction: num(y + rng.NormFloat64() + bias), Label: num(y)}
+			}
+		}
+		c, losses, zeroOne := ScorePairs(pairs)
+		pw := PerfWindow{Series: series, Start: t0.Add(time.Duration(w) * 5 * time.Minute), End: t0.Add(time.Duration(w+1) * 5 * time.Minute)}
+		if refWindows < 3 || ref.Labelled < th.ReferenceMinLabelled {
+			ref.Add(c)
+			refWindows++
+		} else if cond, ok := PerformanceCondition(pw, c, ref, th); ok && cond.Breached {
+			out[schemas.KindPerformance] = append(out[schemas.KindPerformance], w)
+		}
+		if cond, ok := st.Observe(pw, losses, zeroOne, th); ok && cond.Breached {
+			out[schemas.KindConceptDrift] = append(out[schemas.KindConceptDrift], w)
+		}
+	}
+	return out
+}
+
+// False alarms on long stationary labelled streams, at 5 to 5,000 labelled predictions a
+// window (1 a minute to ~17 a second with five-minute windows): none, for performance or
+// concept_drift, classification or regression; and the same detectors find a flip.
+func TestPerformanceQuietOnStationaryStreams(t *testing.T) {
+	for _, task := range []string{TaskClassification, TaskRegression} {
+		for _, n := range []int{5, 50, 500, 5000} {
+			windows := 2000
+			if n == 5000 {
+				windows = 300
+			}
+			t.Run(fmt.Sprintf("%s %d per window", task, n), func(t *testing.T) {
+				quiet := perfStream(uint64(n), windows, n, -1, task)
+				if len(quiet) > 0 {
+					t.Errorf("%d windows of a stationary stream: breached %v", windows, quiet)
+				}
+				found := perfStream(uint64(n)+1, 40, n, 20, task)
+				t.Logf("%d windows, no breach; a flip at window 20 breached: %v", windows, found)
+				if n >= 50 {
+					for _, kind := range []string{schemas.KindPerformance, schemas.KindConceptDrift} {
+						if ws := found[kind]; len(ws) == 0 || ws[0] > 21 {
+							t.Errorf("%s after the flip at window 20: %v", kind, ws)
+						}
+					}
+				}
+			})
+		}
+	}
+}
