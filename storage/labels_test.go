@@ -12,7 +12,8 @@ import (
 	"github.com/driftd/driftd/storage"
 )
 
-var labelSeries = processors.SeriesKey{Model: "churn", Version: "2", Deployment: schemas.DeploymentPrimary}
+// labelSeries shares its model with resultsBatch's, whose name a query must quote.
+var labelSeries = processors.SeriesKey{Model: "fraud's \"scorer\"", Version: "2", Deployment: schemas.DeploymentPrimary}
 
 // labelData is one window of five predictions (r1…r5, one a minute from t0) and labels
 // that exercise every rule of the join. Written twice, as after a restart.

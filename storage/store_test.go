@@ -189,8 +189,19 @@ func TestWriteIsIdempotentAndQueriesRun(t *testing.T) {
 		t.Fatalf("closed stage windows %+v %v", cs, err)
 	}
 
+	keys, labels := labelData()
+	perf, _ := performanceBatch(t)
+	if err := s.WriteLabelData(ctx, keys, labels, t0); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.WriteWithRetry(ctx, perf, storage.DefaultBackoff, nil); err != nil {
+		t.Fatal(err)
+	}
 	// Every query a user is given runs against the real engine and returns rows.
 	params := map[string][]any{
+		"performance":        {clickhouse.Named("model", ref.Model), clickhouse.Named("since", "2026-03-04 00:00:00")},
+		"labels_now":         {clickhouse.Named("model", ref.Model), clickhouse.Named("since", "2026-03-04 00:00:00")},
+		"labels_unmatched":   {clickhouse.Named("model", ref.Model), clickhouse.Named("since", "2026-03-04 00:00:00")},
 		"drift_over_time":    {clickhouse.Named("model", ref.Model), clickhouse.Named("since", "2026-03-04 00:00:00")},
 		"worst_features":     {clickhouse.Named("since", "2026-03-04 00:00:00"), clickhouse.Named("limit", "10")},
 		"latency_by_version": {clickhouse.Named("model", ref.Model), clickhouse.Named("since", "2026-03-04 00:00:00")},

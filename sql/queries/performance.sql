@@ -1,0 +1,9 @@
+-- Each settled window's performance and label coverage: what the performance and
+-- concept_drift detectors judged (labels stamped up to labels_until), per version and
+-- deployment slot. in_reference marks the series' reference windows.
+-- Parameters: model, since (DateTime64).
+SELECT window_start, model_version, deployment, task, predictions, labelled, coverage, beyond_horizon,
+    accuracy, macro_f1, log_loss, roc_auc, mae, rmse, mape, in_reference, labels_until
+FROM {db}.window_performance FINAL
+WHERE model = {model:String} AND window_start >= {since:DateTime64(3)}
+ORDER BY window_start, model_version, deployment;
