@@ -37,8 +37,8 @@ type labelStore interface {
 	LoadSettled(ctx context.Context) ([]storage.SeriesSettled, error)
 }
 
-// labelIdle: a label partition whose newest label is this much (plus the settle time)
-// behind the newest of all holds nothing back (it went quiet).
+// labelIdle: a label partition read to its end whose newest label is this much (plus the
+// settle time) behind the newest of all holds nothing back (it went quiet).
 const labelIdle = time.Hour
 
 // labelState is the runner's label-join state.
@@ -72,8 +72,11 @@ func newLabelState() *labelState {
 }
 
 // watermark is the label partitions' common progress: the oldest newest-label of the
-// partitions not gone quiet.
-func (l *labelState) watermark(settle time.Duration) time.Time {
+// partitions not gone quiet. A partition with unread records has not gone quiet however
+// far behind it is: read as a backlog, partitions are not read at the same pace, and a
+// window settled past the labels still unread in one would be judged without them.
+// unread is nil for a state just restored (nothing read yet).
+func (l *labelState) watermark(settle time.Duration, unread func(consumers.TopicPartition) bool) time.Time {
 	var newest time.Time
 	for _, t := range l.progress {
 		if t.After(newest) {
@@ -81,8 +84,8 @@ func (l *labelState) watermark(settle time.Duration) time.Time {
 		}
 	}
 	wm := newest
-	for _, t := range l.progress {
-		if t.After(newest.Add(-labelIdle-settle)) && t.Before(wm) {
+	for tp, t := range l.progress {
+		if t.Before(wm) && (t.After(newest.Add(-labelIdle-settle)) || (unread != nil && unread(tp))) {
 			wm = t
 		}
 	}
@@ -160,7 +163,7 @@ func (r *Runner) writeLabelData(ctx context.Context) error {
 func (r *Runner) settleLabels(ctx context.Context) error {
 	l := r.lab
 	ls := r.set.Labels
-	wm := l.watermark(ls.Settle)
+	wm := l.watermark(ls.Settle, r.clock.unread)
 	if wm.IsZero() || (!wm.After(l.settledTo) && !l.windowsDue) || len(l.models) == 0 {
 		return nil
 	}
@@ -322,7 +325,7 @@ func (r *Runner) restoreLabels(ctx context.Context) error {
 			}
 		}
 	}
-	r.lab.settledTo = r.lab.watermark(r.set.Labels.Settle)
+	r.lab.settledTo = r.lab.watermark(r.set.Labels.Settle, nil)
 	r.lab.windowsDue = true
 	return nil
 }

@@ -737,17 +737,23 @@ func (r *Runner) Flush(ctx context.Context) error {
 	if err := r.writeJudged(ctx); err != nil {
 		return err
 	}
-	if r.lab != nil && len(closed) > 0 {
-		r.lab.windowsDue = true
+	if r.lab != nil {
+		for _, c := range closed {
+			if r.lab.models[c.Merged.Series.Model] {
+				r.lab.windowsDue = true // a labelled model's window may settle now
+				break
+			}
+		}
 	}
 	return r.settleAndCommit(ctx)
 }
 
 // settleAndCommit ends a flush: the windows whose labels are in are judged (labels.go;
-// one member judges them all, so not while the group spreads partitions), then the
-// offsets are committed.
+// one member judges them all, so not while the group spreads partitions; and not before
+// the start-up grace, in which every label partition delivers its first records), then
+// the offsets are committed.
 func (r *Runner) settleAndCommit(ctx context.Context) error {
-	if r.lab != nil && !r.set.Spread {
+	if r.lab != nil && !r.set.Spread && r.graceOver(r.now()) {
 		if err := r.settleLabels(ctx); err != nil {
 			return err
 		}

@@ -501,8 +501,10 @@ func driftdBench(ctx context.Context, cfg config.Config, o throughputOptions, lo
 	topic := res.topic
 	cfg.Kafka.Topics.Predictions = topic
 	// Topics of the bench's own, so that nothing else's events or alerts mix in; the
-	// pipeline topic exists (empty), so upstream tracking runs as with the defaults.
+	// pipeline and label topics exist (empty), so upstream tracking and the label join run
+	// as with the defaults.
 	cfg.Kafka.Topics.Pipeline, cfg.Kafka.Topics.Alerts, cfg.Kafka.Topics.DLQ = topic+".pipeline-events", topic+".alerts", topic+".dlq"
+	cfg.Kafka.Topics.Labels = topic + ".labels"
 	cfg.Kafka.GroupID = "driftd-bench-" + randomSuffix()
 	cfg.HTTP.Listen = ""
 	cfg.ClickHouse.Embedded.Enabled, cfg.ClickHouse.Embedded.DataDir, cfg.ClickHouse.Embedded.Listen = true, dir+"/clickhouse", "127.0.0.1:0"
@@ -515,7 +517,7 @@ func driftdBench(ctx context.Context, cfg config.Config, o throughputOptions, lo
 	if err != nil {
 		return err
 	}
-	if err := consumers.EnsureTopics(ctx, ko, 1, cfg.Kafka.Topics.Pipeline, cfg.Kafka.Topics.Alerts, cfg.Kafka.Topics.DLQ); err != nil {
+	if err := consumers.EnsureTopics(ctx, ko, 1, cfg.Kafka.Topics.Pipeline, cfg.Kafka.Topics.Labels, cfg.Kafka.Topics.Alerts, cfg.Kafka.Topics.DLQ); err != nil {
 		return err
 	}
 

@@ -150,7 +150,7 @@ func runEnv(brokers, name, group string, clickhouse ...string) []string {
 	return append([]string{
 		"DRIFTD_KAFKA_BROKERS=" + brokers, "DRIFTD_KAFKA_GROUP_ID=" + group,
 		"DRIFTD_KAFKA_TOPICS_PREDICTIONS=" + name + ".predictions", "DRIFTD_KAFKA_TOPICS_ALERTS=" + name + ".alerts",
-		"DRIFTD_KAFKA_TOPICS_DLQ=" + name + ".dlq", "DRIFTD_KAFKA_TOPICS_PIPELINE=" + name + ".pipeline",
+		"DRIFTD_KAFKA_TOPICS_DLQ=" + name + ".dlq", "DRIFTD_KAFKA_TOPICS_PIPELINE=" + name + ".pipeline", "DRIFTD_KAFKA_TOPICS_LABELS=" + name + ".labels",
 		"DRIFTD_KAFKA_FLUSH_INTERVAL=200ms", "DRIFTD_WINDOWS_SIZE=1m", "DRIFTD_WINDOWS_LATENESS=5s", "DRIFTD_WINDOWS_IDLE_CLOSE=3s",
 		"DRIFTD_CLICKHOUSE_RETENTION_DAYS=3650", "DRIFTD_LIMITS_MAX_FUTURE=0s",
 	}, clickhouse...)

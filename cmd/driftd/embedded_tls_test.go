@@ -63,7 +63,7 @@ func TestEmbeddedEndpointTLSAndPassword(t *testing.T) {
 	ctx := testenv.Context(t, 2*time.Minute)
 	cmd, addr, done := runProcess(t, ctx, []string{
 		"DRIFTD_KAFKA_BROKERS=" + brokers, "DRIFTD_KAFKA_GROUP_ID=" + name, "DRIFTD_KAFKA_TOPICS_PREDICTIONS=" + name + ".predictions",
-		"DRIFTD_KAFKA_TOPICS_ALERTS=" + name + ".alerts", "DRIFTD_KAFKA_TOPICS_DLQ=" + name + ".dlq", "DRIFTD_KAFKA_TOPICS_PIPELINE=" + name + ".pipeline",
+		"DRIFTD_KAFKA_TOPICS_ALERTS=" + name + ".alerts", "DRIFTD_KAFKA_TOPICS_DLQ=" + name + ".dlq", "DRIFTD_KAFKA_TOPICS_PIPELINE=" + name + ".pipeline", "DRIFTD_KAFKA_TOPICS_LABELS=" + name + ".labels",
 		"DRIFTD_CLICKHOUSE_EMBEDDED_ENABLED=true", "DRIFTD_CLICKHOUSE_EMBEDDED_DATA_DIR=" + t.TempDir(), "DRIFTD_CLICKHOUSE_EMBEDDED_LISTEN=127.0.0.1:0",
 		"DRIFTD_CLICKHOUSE_EMBEDDED_TLS_CERT_FILE=" + certFile, "DRIFTD_CLICKHOUSE_EMBEDDED_TLS_KEY_FILE=" + keyFile,
 		"DRIFTD_CLICKHOUSE_USERNAME=reader", "DRIFTD_CLICKHOUSE_PASSWORD=endpoint-pa55",
