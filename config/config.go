@@ -338,8 +338,8 @@ type Labels struct {
 	Settle Duration `yaml:"settle"`
 	// Lateness is how far out of event-time order a label partition may run.
 	Lateness Duration `yaml:"lateness"`
-	// Detector is the change detector on the loss stream (adwin, ddm, eddm, hddm-a,
-	// hddm-w, page-hinkley, kswin), with River's default parameters.
+	// Detector is the change detector on the loss stream, with River's default
+	// parameters: adwin (the only kind that tells the loss level before a change).
 	Detector detectors.ChangeKind `yaml:"detector"`
 	// ReferenceMinLabelled: the performance reference is a series' first settled windows
 	// (detection.reference_windows of them, with labels) holding at least this many
@@ -819,6 +819,11 @@ func (c *Config) Validate() error {
 	}
 	if _, err := detectors.NewChangeDetector(lb.Detector, detectors.DefaultChangeParams()); err != nil {
 		return fail("labels.detector", "%v", err)
+	}
+	if lb.Detector != detectors.ChangeADWIN {
+		// The level before a change comes from ADWIN's cut; the other detectors say that
+		// something changed but not from what (docs/concept-drift.md).
+		return fail("labels.detector", "%s is not supported in the running job yet: only adwin tells the loss level before a change", lb.Detector)
 	}
 	if c.Limits.MaxFuture < 0 {
 		return fail("limits.max_future", "must not be negative (0 disables)")

@@ -76,6 +76,8 @@ func TestBadOptionNamesFieldAndValues(t *testing.T) {
 		{"kafka:\n  alert_format: protobuf\n", "", []string{"kafka.alert_format", "json, avro"}},
 		{"", "DRIFTD_KAFKA_GROUP_MODE=range", []string{"kafka.group_mode (DRIFTD_KAFKA_GROUP_MODE)", "active_standby, spread"}},
 		{"log_level: chatty\n", "", []string{"log_level (line 1)", "debug, info, warn, error"}},
+		{"labels:\n  detector: ddm\n", "", []string{"labels.detector", "only adwin"}},
+		{"labels:\n  settle: -1m\n", "", []string{"labels.settle", "must not be negative"}},
 		{"windows:\n  size: 5 minutes\n", "", []string{"windows.size (line 2)", "not a duration"}},
 		{"clickhouse:\n  protocol: grpc\n", "", []string{"clickhouse.protocol (line 2)", `"grpc"`, "native, http"}},
 		{"", "DRIFTD_CLICKHOUSE_PROTOCOL=tcp", []string{"clickhouse.protocol (DRIFTD_CLICKHOUSE_PROTOCOL)", "native, http"}},

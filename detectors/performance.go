@@ -332,6 +332,7 @@ func (s *ConceptState) Observe(w PerfWindow, losses []float64, zeroOne bool, th 
 		}
 	}
 	mean := sum / float64(len(losses))
+	recovered := s.HasBaseline && mean < s.Baseline+s.floor(s.Baseline, zeroOne, th)
 	metric := "loss_vs_before_change"
 	threshold := math.Inf(1)
 	if s.HasBaseline {
@@ -349,6 +350,12 @@ func (s *ConceptState) Observe(w PerfWindow, losses []float64, zeroOne bool, th 
 	cond.ResolvedSummary = fmt.Sprintf("%s's %s is back to %s, near its level %s before the change, over %s", w.subject(), lossName, g6(mean), g6(s.Baseline), w.span())
 	cond.Details = map[string]string{"detector": s.Detector.Kind().String(), "losses": fmt.Sprint(len(losses)), "changes": fmt.Sprint(s.Changes),
 		"mean_loss": g6(mean), "loss_before_change": g6(s.Baseline)}
+	if recovered {
+		// Back below the threshold: the change is over. ADWIN may not cut again on the
+		// recovery (it drops the older part, the bad regime, only as its width allows),
+		// and a baseline kept would let any noisy window after it breach.
+		s.HasBaseline = false
+	}
 	return cond, true
 }
 

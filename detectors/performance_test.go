@@ -172,8 +172,8 @@ func TestScorePairsReadsEachShape(t *testing.T) {
 // perfStream simulates one series' settled windows of n labelled predictions each, as
 // the pipeline judges them: the first windows are the reference, then every window is
 // judged for performance and its losses go through ADWIN. flip (−1: never) flips the
-// labels from that window on. It returns the windows that breached, per kind.
-func perfStream(seed uint64, windows, n, flip int, task string) map[string][]int {
+// labels from that window on, until window back (−1: never). It returns the windows that breached, per kind.
+func perfStream(seed uint64, windows, n, flip, back int, task string) map[string][]int {
 	rng := rand.New(rand.NewPCG(seed, 99))
 	th := DefaultPerformanceThresholds
 	d, _ := NewChangeDetector(ChangeADWIN, DefaultChangeParams())
@@ -193,14 +193,14 @@ func perfStream(seed uint64, windows, n, flip int, task string) map[string][]int
 				if rng.Float64() < p {
 					y = 1
 				}
-				if flip >= 0 && w >= flip {
+				if flip >= 0 && w >= flip && (back < 0 || w < back) {
 					y = 1 - y
 				}
 				pairs[i] = PerfPair{Prediction: num(p), Label: num(y)}
 			default:
 				y := 10 + 5*rng.NormFloat64()
 				bias := 2.0 // a mean absolute error of ~2, ~4 after the change
-				if flip >= 0 && w >= flip {
+				if flip >= 0 && w >= flip && (back < 0 || w < back) {
 					bias = 4
 				}
 				pairs[i] = PerfPair{Prediction: num(y + rng.NormFloat64() + bias), Label: num(y)}
@@ -232,11 +232,11 @@ func TestPerformanceQuietOnStationaryStreams(t *testing.T) {
 				windows = 300
 			}
 			t.Run(fmt.Sprintf("%s %d per window", task, n), func(t *testing.T) {
-				quiet := perfStream(uint64(n), windows, n, -1, task)
+				quiet := perfStream(uint64(n), windows, n, -1, -1, task)
 				if len(quiet) > 0 {
 					t.Errorf("%d windows of a stationary stream: breached %v", windows, quiet)
 				}
-				found := perfStream(uint64(n)+1, 40, n, 20, task)
+				found := perfStream(uint64(n)+1, 40, n, 20, -1, task)
 				t.Logf("%d windows, no breach; a flip at window 20 breached: %v", windows, found)
 				if n >= 50 {
 					for _, kind := range []string{schemas.KindPerformance, schemas.KindConceptDrift} {
@@ -246,6 +246,25 @@ func TestPerformanceQuietOnStationaryStreams(t *testing.T) {
 					}
 				}
 			})
+		}
+	}
+}
+
+// A change that goes back: once the loss is back below the threshold, concept_drift
+// stays quiet (seen: a baseline kept after the recovery let a fifth of the windows
+// breach for hundreds of windows after it).
+func TestConceptDriftEndsWithTheChange(t *testing.T) {
+	for _, task := range []string{TaskClassification, TaskRegression} {
+		for _, n := range []int{20, 50, 200} {
+			for seed := uint64(0); seed < 10; seed++ {
+				got := perfStream(seed*7+uint64(n), 360, n, 40, 60, task)[schemas.KindConceptDrift]
+				for _, w := range got {
+					if w >= 65 {
+						t.Errorf("%s, %d a window, seed %d: concept_drift breached at %v, after the change ended at 60", task, n, seed, got)
+						break
+					}
+				}
+			}
 		}
 	}
 }

@@ -116,7 +116,15 @@ func (r *Runner) handleLabel(ctx context.Context, rec consumers.Record) error {
 		return err
 	}
 	e := l.event
-	if err := r.checkFuture(e.Timestamp, r.now()); err != nil {
+	now := r.now()
+	if r.set.MaxFuture > 0 && e.Timestamp.After(now.Add(maxAhead)) {
+		// Ground truth comes after its prediction: a label stamped ahead of the clock is
+		// broken, and would carry its partition's progress (and cut) along with it.
+		r.set.Observer.DecodeError(rec.Topic, consumers.ClassInvalid)
+		return r.deadLetter(ctx, rec, consumers.ClassInvalid, fmt.Errorf("label %s: %w: timestamp %s is ahead of driftd's clock",
+			e.EventID, schemas.ErrInvalid, e.Timestamp.UTC().Format(time.RFC3339)))
+	}
+	if err := r.checkFuture(e.Timestamp, now); err != nil {
 		r.set.Observer.DecodeError(rec.Topic, consumers.ClassInvalid)
 		return r.deadLetter(ctx, rec, consumers.ClassInvalid, fmt.Errorf("label %s: %w", e.EventID, err))
 	}
@@ -185,6 +193,25 @@ func (r *Runner) settleLabels(ctx context.Context) error {
 	}
 	batch := &storage.Batch{WrittenAt: r.now()}
 	changed := map[processors.SeriesKey]time.Time{}
+	// finish makes the batch of the windows judged so far the one to write: also when a
+	// join is cut off (ctx ended, ClickHouse down past max_outage), since their series
+	// have moved on in memory and Shutdown's flush writes r.unwritten first.
+	finish := func() error {
+		for k, start := range changed {
+			b, err := r.lab.series[k].concept.MarshalBinary()
+			if err != nil {
+				return fmt.Errorf("settle %v: %w", k, err)
+			}
+			batch.ChangeStates = append(batch.ChangeStates, storage.ChangeState{Series: k, WindowStart: start, State: b})
+		}
+		if len(batch.Performance) == 0 {
+			return nil
+		}
+		batch.AlertStates = r.j.alerter.Changes()
+		r.stats.PerformanceWindows += uint64(len(batch.Performance))
+		r.unwritten = &judged{batch: batch}
+		return nil
+	}
 	for _, w := range windows {
 		ps := r.perfSeries(w.Series)
 		if !w.Start.After(ps.last) && !ps.last.IsZero() {
@@ -198,6 +225,9 @@ func (r *Runner) settleLabels(ctx context.Context) error {
 			pairs, beyond, err = r.store.LoadWindowPairs(ctx, w, js)
 			return err
 		}); err != nil {
+			if ferr := finish(); ferr != nil {
+				return ferr
+			}
 			return err
 		}
 		row, conds, change := r.judgePerformance(ps, w, js, pairs)
@@ -214,19 +244,9 @@ func (r *Runner) settleLabels(ctx context.Context) error {
 		ps.last = w.Start
 	}
 	l.settledTo, l.windowsDue = wm, false
-	for k, start := range changed {
-		b, err := r.lab.series[k].concept.MarshalBinary()
-		if err != nil {
-			return fmt.Errorf("settle %v: %w", k, err)
-		}
-		batch.ChangeStates = append(batch.ChangeStates, storage.ChangeState{Series: k, WindowStart: start, State: b})
+	if err := finish(); err != nil || r.unwritten == nil {
+		return err
 	}
-	if len(batch.Performance) == 0 {
-		return nil
-	}
-	batch.AlertStates = r.j.alerter.Changes()
-	r.stats.PerformanceWindows += uint64(len(batch.Performance))
-	r.unwritten = &judged{batch: batch}
 	if err := r.writeJudged(ctx); err != nil {
 		return err
 	}
