@@ -269,3 +269,35 @@ func TestLabelsRestartGivesTheSameResults(t *testing.T) {
 		t.Error("no alert: the comparison proves little")
 	}
 }
+
+// A label stamped ahead of driftd's clock is broken input (ground truth follows its
+// prediction): it goes to the dead-letter topic and moves nothing; the labels after it on
+// its partition still join.
+func TestLabelStampedAheadIsSetAside(t *testing.T) {
+	h := newHarnessN(t, 1)
+	h.tweak = joinLabels(h)
+	s := labelled{windows: 6, n: 50, flip: -1, seed: 4}
+	preds, labels := s.messages(t)
+	ahead, err := schemas.MarshalLabelJSON(&schemas.LabelEvent{EventID: "ahead", RequestID: "req-0-0", Model: labelModel,
+		Timestamp: time.Now().Add(2 * time.Hour), Label: schemas.Value{Kind: schemas.Number, Num: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	labels = append([]kafka.Message{{Key: []byte("ahead"), Value: ahead}}, labels...)
+	h.produce(t, preds...)
+	h.produceTo(t, h.labels, labels...)
+	waitFor, stop := h.start(t)
+	waitFor("every window settled", func(st pipeline.Stats) bool { return st.PerformanceWindows == uint64(s.windows) })
+	st := stop()
+	if st.DeadLettered != 1 || st.Labels != uint64(len(labels)-1) {
+		t.Errorf("dead-lettered %d, labels %d; want 1 and %d", st.DeadLettered, st.Labels, len(labels)-1)
+	}
+	if dl := readAll(t, h.brokers, h.dlq, 1); !strings.Contains(string(dl[0].Value), `"ahead"`) {
+		t.Errorf("dead letter %s", dl[0].Value)
+	}
+	for _, r := range h.performance(t) {
+		if r.labelled != uint64(s.n) {
+			t.Errorf("window %d: %d of %d labelled", r.start, r.labelled, s.n)
+		}
+	}
+}
