@@ -184,6 +184,7 @@ func (s *Store) writePerformance(ctx context.Context, b *Batch) error {
 	return in.flush()
 }
 
+// chTime is t as a DateTime64(3) query parameter.
 func chTime(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05.000") }
 
 // LabelProgress is how far one label partition has been written (newest event time).

@@ -568,7 +568,7 @@ func (s *Store) LoadWindow(ctx context.Context, series processors.SeriesKey, sta
 FROM `+s.db+`.window_feature_stats FINAL
 WHERE model = {model:String} AND model_version = {version:String} AND deployment = {deployment:String} AND window_start = {start:DateTime64(3, 'UTC')}`,
 		clickhouse.Named("model", series.Model), clickhouse.Named("version", series.Version),
-		clickhouse.Named("deployment", series.Deployment), clickhouse.Named("start", start.UTC().Format("2006-01-02 15:04:05.000")))
+		clickhouse.Named("deployment", series.Deployment), clickhouse.Named("start", chTime(start)))
 	if err != nil {
 		return nil, fmt.Errorf("load window %v at %v: %w", series, start, err)
 	}
@@ -606,7 +606,7 @@ func (s *Store) loadService(ctx context.Context, w *processors.WindowAgg) error 
 FROM `+s.db+`.window_model_stats FINAL
 WHERE model = {model:String} AND model_version = {version:String} AND deployment = {deployment:String} AND window_start = {start:DateTime64(3, 'UTC')}`,
 		clickhouse.Named("model", w.Series.Model), clickhouse.Named("version", w.Series.Version),
-		clickhouse.Named("deployment", w.Series.Deployment), clickhouse.Named("start", ms(w.Start).Format("2006-01-02 15:04:05.000")))
+		clickhouse.Named("deployment", w.Series.Deployment), clickhouse.Named("start", chTime(ms(w.Start))))
 	if err != nil {
 		return fmt.Errorf("load service counts of %v at %v: %w", w.Series, ms(w.Start), err)
 	}

@@ -405,19 +405,25 @@ func (v *devView) simulated(n int) {
 	v.mu.Unlock()
 }
 
-func (v *devView) verdict(vd detectors.Verdict, alerts []*schemas.AlertEvent) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	w := vd.Window
-	key := w.Series.Model
-	if w.Series.Deployment != schemas.DeploymentPrimary {
-		key += " (" + w.Series.Deployment + ")"
+// row is the table's row of a series (its model, and its slot when not primary).
+func (v *devView) row(s processors.SeriesKey) *modelRow {
+	key := s.Model
+	if s.Deployment != schemas.DeploymentPrimary {
+		key += " (" + s.Deployment + ")"
 	}
 	row, ok := v.models[key]
 	if !ok {
 		row = &modelRow{firing: map[string]bool{}}
 		v.models[key] = row
 	}
+	return row
+}
+
+func (v *devView) verdict(vd detectors.Verdict, alerts []*schemas.AlertEvent) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	w := vd.Window
+	row := v.row(w.Series)
 	row.events += w.Events
 	row.windows++
 	if w.End >= row.lastEnd {
@@ -445,15 +451,7 @@ func (v *devView) performance(rows []storage.PerformanceRow) {
 	defer v.mu.Unlock()
 	for _, r := range rows {
 		w := r.Window
-		key := w.Series.Model
-		if w.Series.Deployment != schemas.DeploymentPrimary {
-			key += " (" + w.Series.Deployment + ")"
-		}
-		row, ok := v.models[key]
-		if !ok {
-			row = &modelRow{firing: map[string]bool{}}
-			v.models[key] = row
-		}
+		row := v.row(w.Series)
 		if w.End.Before(row.perfEnd) {
 			continue
 		}
