@@ -413,100 +413,159 @@ type PerfPair struct {
 // logLossClip keeps −ln p finite for a probability of 0 (scikit-learn clips too).
 const logLossClip = 1e-15
 
-// ScorePairs aggregates one window's pairs (in event-time order) and returns, besides
-// the counts, the per-prediction loss stream of the window's task in the same order: 0/1
-// (wrong) for classification, the absolute error for regression. How a pair is read:
+// ScorePairs aggregates one window's pairs (in event-time order) with a Scorer.
+func ScorePairs(pairs []PerfPair) (PerfCounts, []float64, bool) {
+	var s Scorer
+	for _, p := range pairs {
+		s.Add(p)
+	}
+	return s.Result()
+}
+
+// Scorer aggregates one window's pairs as they stream in (in event-time order) and
+// keeps, besides the counts, the per-prediction loss stream of the window's task in the
+// same order: 0/1 (wrong) for classification, the absolute error for regression. It
+// holds 8 bytes per labelled pair (16 more for a probability, for the ROC AUC), not the
+// pairs: a window of millions of predictions is scored as it is read.
+//
+// How a pair is read:
 //   - a label that is a string or a boolean is a class; so is a label of 0 or 1 beside a
 //     prediction that is not a number, or a number in [0, 1] (a probability of class 1,
 //     predicted as class 1 from 0.5 up, and its score);
+//   - a binary label and a binary prediction (a boolean, 0 or 1, "0", "1", "true" or
+//     "false") are the same class whatever their kinds: an Avro label of 1 beside a
+//     boolean prediction true is right, and so is the label "1" beside a probability of
+//     0.8, with the classes named as the prediction names them;
 //   - a numeric label beside a numeric prediction otherwise is regression;
-//   - a string or boolean prediction's score for the true class is Scores[class].
+//   - a class prediction's score for the true class is Scores[class].
 //
 // A numeric label other than 0 or 1 beside a class prediction is counted labelled and
-// scored as neither.
-func ScorePairs(pairs []PerfPair) (PerfCounts, []float64, bool) {
-	c := PerfCounts{AUC: math.NaN()}
-	type scored struct {
-		score    float64
-		positive bool
+// scored as neither. The zero Scorer is ready to use.
+type Scorer struct {
+	c         PerfCounts
+	started   bool
+	scores    []float64 // binary pairs' probability of class 1
+	positive  []bool
+	notBinary bool
+	cls, reg  []float64
+}
+
+// Add scores one pair.
+func (s *Scorer) Add(p PerfPair) {
+	if !s.started {
+		s.c.AUC, s.started = math.NaN(), true
 	}
-	var binary []scored
-	binaryOnly := true
-	var clsLoss, regLoss []float64
-	for _, p := range pairs {
-		c.Predictions++
-		if p.Label.Kind == schemas.Missing {
-			continue
-		}
-		c.Labelled++
-		l, pr := p.Label, p.Prediction
-		binaryLabel := l.Kind == schemas.Bool || (l.Kind == schemas.Number && (l.Num == 0 || l.Num == 1))
-		probability := pr.Kind == schemas.Number && pr.Num >= 0 && pr.Num <= 1
-		if l.Kind == schemas.Number && !(binaryLabel && (pr.Kind != schemas.Number || probability)) {
-			if pr.Kind != schemas.Number {
-				continue // a number beside a class: nothing to compare
-			}
-			e := pr.Num - l.Num
-			c.Regression++
-			c.ErrorSum += e
-			c.AbsErrorSum += math.Abs(e)
-			c.SquaredSum += e * e
-			if l.Num != 0 {
-				c.APESum += math.Abs(e) / math.Abs(l.Num)
-				c.APECount++
-			}
-			regLoss = append(regLoss, math.Abs(e))
-			continue
-		}
-		truth := l.Category()
-		var pred string
-		score, hasScore := 0.0, false
-		switch {
-		case binaryLabel && probability:
-			one, zero := "1", "0"
-			if l.Kind == schemas.Bool {
-				one, zero = "true", "false"
-			}
-			pred = zero
-			if pr.Num >= 0.5 {
-				pred = one
-			}
-			score, hasScore = pr.Num, true
-			if truth == zero {
-				score = 1 - pr.Num
-			}
-			binary = append(binary, scored{pr.Num, truth == one})
-		default:
-			binaryOnly = false
-			pred = pr.Category()
-			score, hasScore = p.Scores[truth]
-		}
-		if c.Confusion == nil {
-			c.Confusion = map[ClassPair]uint64{}
-		}
-		c.Confusion[ClassPair{truth, pred}]++
-		if hasScore && finite(score) {
-			c.Scored++
-			c.LogLossSum -= math.Log(math.Min(math.Max(score, logLossClip), 1-logLossClip))
-		}
-		loss := 0.0
-		if truth != pred {
-			loss = 1
-		}
-		clsLoss = append(clsLoss, loss)
+	c := &s.c
+	c.Predictions++
+	if p.Label.Kind == schemas.Missing {
+		return
 	}
-	if binaryOnly && len(binary) > 0 {
-		scores := make([]float64, len(binary))
-		pos := make([]bool, len(binary))
-		for i, b := range binary {
-			scores[i], pos[i] = b.score, b.positive
+	c.Labelled++
+	l, pr := p.Label, p.Prediction
+	lOne, lWords, binaryLabel := binaryClass(l)
+	probability := pr.Kind == schemas.Number && pr.Num >= 0 && pr.Num <= 1
+	if l.Kind == schemas.Number && !(binaryLabel && (pr.Kind != schemas.Number || probability)) {
+		if pr.Kind != schemas.Number {
+			return // a number beside a class: nothing to compare
 		}
-		c.AUC = rocAUC(scores, pos)
+		e := pr.Num - l.Num
+		c.Regression++
+		c.ErrorSum += e
+		c.AbsErrorSum += math.Abs(e)
+		c.SquaredSum += e * e
+		if l.Num != 0 {
+			c.APESum += math.Abs(e) / math.Abs(l.Num)
+			c.APECount++
+		}
+		s.reg = append(s.reg, math.Abs(e))
+		return
+	}
+	truth := l.Category()
+	var pred string
+	score, hasScore := 0.0, false
+	_, pWords, binaryPred := binaryClass(pr)
+	switch {
+	case binaryLabel && probability:
+		truth, pred = className(lOne, lWords), className(pr.Num >= 0.5, lWords)
+		score, hasScore = pr.Num, true
+		if !lOne {
+			score = 1 - pr.Num
+		}
+		s.scores = append(s.scores, pr.Num)
+		s.positive = append(s.positive, lOne)
+	case binaryLabel && binaryPred:
+		s.notBinary = true
+		truth, pred = className(lOne, pWords), pr.Category()
+		score, hasScore = p.Scores[truth]
+	default:
+		s.notBinary = true
+		pred = pr.Category()
+		score, hasScore = p.Scores[truth]
+	}
+	if c.Confusion == nil {
+		c.Confusion = map[ClassPair]uint64{}
+	}
+	c.Confusion[ClassPair{truth, pred}]++
+	if hasScore && finite(score) {
+		c.Scored++
+		c.LogLossSum -= math.Log(math.Min(math.Max(score, logLossClip), 1-logLossClip))
+	}
+	loss := 0.0
+	if truth != pred {
+		loss = 1
+	}
+	s.cls = append(s.cls, loss)
+}
+
+// Result returns the counts and the loss stream of the window's task (zeroOne: 0/1
+// losses of classification).
+func (s *Scorer) Result() (PerfCounts, []float64, bool) {
+	if !s.started {
+		return PerfCounts{AUC: math.NaN()}, nil, true
+	}
+	c := s.c
+	if !s.notBinary && len(s.scores) > 0 {
+		c.AUC = rocAUC(s.scores, s.positive)
 	}
 	if c.Task() == TaskRegression {
-		return c, regLoss, false
+		return c, s.reg, false
 	}
-	return c, clsLoss, true
+	return c, s.cls, true
+}
+
+// binaryClass reads v as a binary class: a boolean, the number 0 or 1, or the string
+// "0", "1", "true" or "false". words: it names its classes "true" and "false".
+func binaryClass(v schemas.Value) (one, words, ok bool) {
+	switch v.Kind {
+	case schemas.Bool:
+		return v.Num != 0, true, true
+	case schemas.Number:
+		return v.Num == 1, false, v.Num == 0 || v.Num == 1
+	case schemas.String:
+		switch v.Str {
+		case "1":
+			return true, false, true
+		case "0":
+			return false, false, true
+		case "true":
+			return true, true, true
+		case "false":
+			return false, true, true
+		}
+	}
+	return false, false, false
+}
+
+func className(one, words bool) string {
+	switch {
+	case words && one:
+		return "true"
+	case words:
+		return "false"
+	case one:
+		return "1"
+	}
+	return "0"
 }
 
 // rocAUC is the area under the ROC curve: the Mann–Whitney statistic with tied scores

@@ -150,6 +150,16 @@ func TestScorePairsReadsEachShape(t *testing.T) {
 			TaskClassification, 1, 1, 0, true, map[ClassPair]uint64{{"a", "a"}: 1}},
 		{"class index as a number", []PerfPair{{Prediction: num(3), Label: str("3")}},
 			TaskClassification, 1, 1, 0, true, map[ClassPair]uint64{{"3", "3"}: 1}},
+		// Binary classes of different kinds are the same class (review: a boolean prediction
+		// beside an Avro 0/1 label, or a probability beside the label "1", was always wrong).
+		{"boolean and 0/1", []PerfPair{{Prediction: yes, Label: num(1)}, {Prediction: no, Label: num(1)}, {Prediction: no, Label: num(0)}},
+			TaskClassification, 3, 2, 0, true, map[ClassPair]uint64{{"true", "true"}: 1, {"true", "false"}: 1, {"false", "false"}: 1}},
+		{"probability and the label \"1\"", []PerfPair{{Prediction: num(0.8), Label: str("1")}, {Prediction: num(0.8), Label: str("0")}},
+			TaskClassification, 2, 1, 2, true, map[ClassPair]uint64{{"1", "1"}: 1, {"0", "1"}: 1}},
+		{"probability and the label \"true\"", []PerfPair{{Prediction: num(1), Label: str("true")}},
+			TaskClassification, 1, 1, 1, true, map[ClassPair]uint64{{"true", "true"}: 1}},
+		{"the class \"true\" and a boolean label", []PerfPair{{Prediction: str("true"), Label: yes}, {Prediction: str("0"), Label: no}},
+			TaskClassification, 2, 2, 0, true, map[ClassPair]uint64{{"true", "true"}: 1, {"0", "0"}: 1}},
 		{"regression", []PerfPair{{Prediction: num(3), Label: num(5)}, {Prediction: num(0.5), Label: num(2)}},
 			TaskRegression, 2, 0, 0, false, nil},
 		{"unlabelled", []PerfPair{{Prediction: num(3)}}, "", 0, 0, 0, true, nil},
@@ -270,5 +280,26 @@ func TestConceptDriftEndsWithTheChange(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// The scorer's cost per labelled pair, as the settle loop streams a window through it.
+func BenchmarkScorer(b *testing.B) {
+	for _, c := range []struct {
+		name string
+		pair PerfPair
+	}{
+		{"probability", PerfPair{Prediction: num(0.7), Label: num(1)}},
+		{"class with scores", PerfPair{Prediction: str("a"), Scores: map[string]float64{"a": 0.6, "b": 0.4}, Label: str("b")}},
+		{"regression", PerfPair{Prediction: num(3), Label: num(5)}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			var s Scorer
+			for i := 0; i < b.N; i++ {
+				s.Add(c.pair)
+			}
+			s.Result()
+		})
 	}
 }

@@ -33,7 +33,7 @@ type labelStore interface {
 	WriteLabelData(ctx context.Context, keys []storage.PredictionKey, labels []storage.LabelRow, at time.Time) error
 	LoadLabelProgress(ctx context.Context) ([]storage.LabelProgress, []string, error)
 	LoadUnsettledWindows(ctx context.Context, models []string, since, until time.Time) ([]storage.SettledWindow, error)
-	LoadWindowPairs(ctx context.Context, w storage.SettledWindow, js storage.JoinSpec) ([]detectors.PerfPair, uint64, error)
+	LoadWindowPairs(ctx context.Context, w storage.SettledWindow, js storage.JoinSpec, add func(detectors.PerfPair)) (uint64, error)
 	LoadSettled(ctx context.Context) ([]storage.SeriesSettled, error)
 }
 
@@ -192,25 +192,16 @@ func (r *Runner) settleLabels(ctx context.Context) error {
 		return err
 	}
 	batch := &storage.Batch{WrittenAt: r.now()}
-	changed := map[processors.SeriesKey]time.Time{}
 	// finish makes the batch of the windows judged so far the one to write: also when a
 	// join is cut off (ctx ended, ClickHouse down past max_outage), since their series
 	// have moved on in memory and Shutdown's flush writes r.unwritten first.
-	finish := func() error {
-		for k, start := range changed {
-			b, err := r.lab.series[k].concept.MarshalBinary()
-			if err != nil {
-				return fmt.Errorf("settle %v: %w", k, err)
-			}
-			batch.ChangeStates = append(batch.ChangeStates, storage.ChangeState{Series: k, WindowStart: start, State: b})
-		}
+	finish := func() {
 		if len(batch.Performance) == 0 {
-			return nil
+			return
 		}
 		batch.AlertStates = r.j.alerter.Changes()
 		r.stats.PerformanceWindows += uint64(len(batch.Performance))
 		r.unwritten = &judged{batch: batch}
-		return nil
 	}
 	for _, w := range windows {
 		ps := r.perfSeries(w.Series)
@@ -218,34 +209,38 @@ func (r *Runner) settleLabels(ctx context.Context) error {
 			continue
 		}
 		js := storage.JoinSpec{From: w.Start.Add(-ls.Lateness), Until: w.End.Add(ls.Settle), Cutoff: w.End.Add(ls.Settle + ls.Lateness), Horizon: ls.Horizon}
-		var pairs []detectors.PerfPair
+		// The window streams through a scorer, a page of the join at a time; an attempt
+		// cut off part way starts again from a fresh one.
+		var sc *detectors.Scorer
 		var beyond uint64
 		if err := retry.Do(ctx, r.policy(), "joining labels", retryAll, r.attempt, func(ctx context.Context) error {
+			sc = &detectors.Scorer{}
 			var err error
-			pairs, beyond, err = r.store.LoadWindowPairs(ctx, w, js)
+			beyond, err = r.store.LoadWindowPairs(ctx, w, js, sc.Add)
 			return err
 		}); err != nil {
-			if ferr := finish(); ferr != nil {
-				return ferr
-			}
+			finish()
 			return err
 		}
-		row, conds, change := r.judgePerformance(ps, w, js, pairs)
+		row, conds := r.judgePerformance(ps, w, js, sc)
 		row.BeyondHorizon = beyond
+		state, err := ps.concept.MarshalBinary()
+		if err != nil {
+			finish()
+			return fmt.Errorf("settle %v at %v: %w", w.Series, w.Start, err)
+		}
+		row.Change = state
 		batch.Performance = append(batch.Performance, row)
 		for _, c := range conds {
 			if a := r.j.alerter.Observe(c, r.now()); a != nil {
 				batch.Alerts = append(batch.Alerts, a)
 			}
 		}
-		if change {
-			changed[w.Series] = w.Start
-		}
 		ps.last = w.Start
 	}
 	l.settledTo, l.windowsDue = wm, false
-	if err := finish(); err != nil || r.unwritten == nil {
-		return err
+	if finish(); r.unwritten == nil {
+		return nil
 	}
 	if err := r.writeJudged(ctx); err != nil {
 		return err
@@ -273,11 +268,10 @@ func (r *Runner) perfSeries(k processors.SeriesKey) *perfSeries {
 	return ps
 }
 
-// judgePerformance scores one settled window: its row, the conditions it raises, and
-// whether its losses went through the change detector.
-func (r *Runner) judgePerformance(ps *perfSeries, w storage.SettledWindow, js storage.JoinSpec, pairs []detectors.PerfPair) (storage.PerformanceRow, []detectors.Condition, bool) {
+// judgePerformance scores one settled window: its row and the conditions it raises.
+func (r *Runner) judgePerformance(ps *perfSeries, w storage.SettledWindow, js storage.JoinSpec, sc *detectors.Scorer) (storage.PerformanceRow, []detectors.Condition) {
 	th := r.set.Labels.Thresholds
-	counts, losses, zeroOne := detectors.ScorePairs(pairs)
+	counts, losses, zeroOne := sc.Result()
 	pw := detectors.PerfWindow{Series: w.Series, Start: w.Start, End: w.End}
 	row := storage.PerformanceRow{Window: pw, LabelsUntil: js.Until, Counts: counts}
 	var conds []detectors.Condition
@@ -297,12 +291,12 @@ func (r *Runner) judgePerformance(ps *perfSeries, w storage.SettledWindow, js st
 		}
 	}
 	if task == "" || task != ps.task {
-		return row, conds, false
+		return row, conds
 	}
 	if c, ok := ps.concept.Observe(pw, losses, zeroOne, th); ok {
 		conds = append(conds, c)
 	}
-	return row, conds, true
+	return row, conds
 }
 
 func (ps *perfSeries) addReference(c detectors.PerfCounts, windows int, minLabelled uint64) {

@@ -106,10 +106,11 @@ var ShardKeys = map[string]string{
 	"pipeline_stage_state": "cityHash64(pipeline)",
 	"schema_migrations":    "version",
 	// A model's prediction keys and labels on one shard: the label join is then local.
-	"prediction_keys":    "cityHash64(model)",
-	"labels":             "cityHash64(model)",
-	"window_performance": "cityHash64(model)",
-	"change_state":       "cityHash64(model)",
+	"prediction_keys":           "cityHash64(model)",
+	"prediction_keys_by_window": "cityHash64(model)",
+	"labels":                    "cityHash64(model)",
+	"window_performance":        "cityHash64(model)",
+	"change_state":              "cityHash64(model)",
 }
 
 var (
@@ -121,6 +122,7 @@ var (
 	alterTable  = regexp.MustCompile(`(?s)^ALTER TABLE (\w+)\.(\w+) (.*)$`)
 	alterColumn = regexp.MustCompile(`^(ADD|DROP|MODIFY|RENAME|COMMENT) COLUMN `)
 	insertInto  = regexp.MustCompile(`^INSERT INTO `)
+	dropTable   = regexp.MustCompile(`^DROP TABLE IF EXISTS (\w+)\.(\w+)$`)
 )
 
 // layout turns one server's statements into the layout's. A statement it does not know
@@ -174,6 +176,15 @@ func (l Layout) layout(stmts []string) ([]string, error) {
 			if alterColumn.MatchString(rest) {
 				out = append(out, fmt.Sprintf("ALTER TABLE %s.%s%s %s", db, name, on, rest))
 			}
+		case dropTable.MatchString(s):
+			m := dropTable.FindStringSubmatch(s)
+			db, name := m[1], m[2]
+			if _, ok := ShardKeys[name]; !ok {
+				return nil, fmt.Errorf("DROP of %s, a table the cluster layout does not know", name)
+			}
+			// The Distributed table first: nothing reads the local tables through it after.
+			out = append(out, fmt.Sprintf("DROP TABLE IF EXISTS %s.%s%s", db, name, on),
+				fmt.Sprintf("DROP TABLE IF EXISTS %s.%s%s%s", db, name, LocalSuffix, on))
 		case insertInto.MatchString(s):
 			// Data, not DDL: run once, through the Distributed tables.
 			out = append(out, s)

@@ -111,8 +111,8 @@ func TestDistributedReadsEqualOneServer(t *testing.T) {
 	}
 	// The rows are in the local tables, written through the Distributed ones.
 	for _, table := range []string{"window_model_stats", "window_feature_stats", "drift_scores", "alerts", "late_events", "pipeline_stage_stats",
-		"reference_profiles", "alert_state", "pipeline_stage_state", "reference_samples", "prediction_keys", "labels",
-		"window_performance", "change_state"} {
+		"reference_profiles", "alert_state", "pipeline_stage_state", "reference_samples", "prediction_keys_by_window", "labels",
+		"window_performance"} {
 		var n uint64
 		if err := dist.Conn().QueryRow(ctx, "SELECT count() FROM "+dist.Database()+"."+table+dsql.LocalSuffix).Scan(&n); err != nil || n == 0 {
 			t.Errorf("%s%s holds %d rows (%v)", table, dsql.LocalSuffix, n, err)
@@ -162,7 +162,7 @@ func TestDistributedReadsEqualOneServer(t *testing.T) {
 		return s.LoadUnsettledWindows(ctx, []string{closed[0].Merged.Series.Model}, t0.Add(-day), t0.Add(day))
 	})
 	same("LoadWindowPairs", func(s *storage.Store) (any, error) {
-		pairs, beyond, err := s.LoadWindowPairs(ctx, storage.SettledWindow{Series: labelSeries, Start: t0, End: t0.Add(5 * time.Minute)},
+		pairs, beyond, err := joinWindow(ctx, s, storage.SettledWindow{Series: labelSeries, Start: t0, End: t0.Add(5 * time.Minute)},
 			storage.JoinSpec{From: t0.Add(-time.Minute), Until: t0.Add(20 * time.Minute), Cutoff: t0.Add(25 * time.Minute), Horizon: time.Hour})
 		return []any{pairs, beyond}, err
 	})

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -47,18 +48,14 @@ type PerformanceRow struct {
 	// BeyondHorizon counts the window's predictions whose only labels came later than
 	// the horizon after them (not joined).
 	BeyondHorizon uint64
-}
-
-// ChangeState is the concept-drift detector state of a series as of the end of the last
-// settled window it took (detectors.ConceptState's encoding).
-type ChangeState struct {
-	Series      processors.SeriesKey
-	WindowStart time.Time
-	State       []byte
+	// Change is the series' concept-drift detector state as of the window's end
+	// (detectors.ConceptState's encoding). Stored in the row that says the window is
+	// settled, a restart finds the two together or neither.
+	Change []byte
 }
 
 func predictionKeys() table {
-	return table{"prediction_keys", "model, request_id, model_version, deployment, event_time, window_start, window_end, prediction_kind, prediction_num, prediction_class, scores, written_at", byDay(4)}
+	return table{"prediction_keys_by_window", "model, model_version, deployment, window_start, window_end, event_time, request_id, prediction_kind, prediction_num, prediction_class, scores, written_at", byDay(3)}
 }
 
 func labelRows() table {
@@ -66,11 +63,7 @@ func labelRows() table {
 }
 
 func performanceRows() table {
-	return table{"window_performance", "model, model_version, deployment, window_start, window_end, labels_until, in_reference, task, predictions, labelled, beyond_horizon, coverage, correct, accuracy, macro_precision, macro_recall, macro_f1, class_f1, confusion_true, confusion_pred, confusion_count, scored, log_loss_sum, log_loss, roc_auc, regression, error_sum, abs_error_sum, squared_error_sum, ape_sum, ape_count, mae, rmse, mean_error, mape, written_at", byDay(3)}
-}
-
-func changeStates() table {
-	return table{name: "change_state", cols: "model, model_version, deployment, window_start, state, written_at"}
+	return table{"window_performance", "model, model_version, deployment, window_start, window_end, labels_until, in_reference, task, predictions, labelled, beyond_horizon, coverage, correct, accuracy, macro_precision, macro_recall, macro_f1, class_f1, confusion_true, confusion_pred, confusion_count, scored, log_loss_sum, log_loss, roc_auc, regression, error_sum, abs_error_sum, squared_error_sum, ape_sum, ape_count, mae, rmse, mean_error, mape, change_state, written_at", byDay(3)}
 }
 
 // valueColumns are a value as the kind, num and class columns hold it.
@@ -97,7 +90,7 @@ func keyRow(k PredictionKey, at time.Time) []any {
 	if scores == nil {
 		scores = map[string]float64{}
 	}
-	return []any{k.Series.Model, k.RequestID, k.Series.Version, k.Series.Deployment, k.EventTime.UTC(), ms(k.Start), ms(k.End),
+	return []any{k.Series.Model, k.Series.Version, k.Series.Deployment, ms(k.Start), ms(k.End), k.EventTime.UTC(), k.RequestID,
 		kind, num, class, scores, at}
 }
 
@@ -137,7 +130,7 @@ func performanceRow(r PerformanceRow, at time.Time) []any {
 		c.Predictions, c.Labelled, r.BeyondHorizon, c.Coverage(), m.Correct, finite(m.Accuracy), finite(m.MacroPrecision),
 		finite(m.MacroRecall), finite(m.MacroF1), f1, truth, pred, count, c.Scored, finite(c.LogLossSum), finite(m.LogLoss),
 		finite(m.AUC), c.Regression, finite(c.ErrorSum), finite(c.AbsErrorSum), finite(c.SquaredSum), finite(c.APESum),
-		c.APECount, finite(m.MAE), finite(m.RMSE), finite(m.MeanError), finite(m.MAPE), at}
+		c.APECount, finite(m.MAE), finite(m.RMSE), finite(m.MeanError), finite(m.MAPE), string(r.Change), at}
 }
 
 // WriteLabelData writes prediction keys and labels. Rows are keyed (a record read again
@@ -162,20 +155,11 @@ func (s *Store) WriteLabelData(ctx context.Context, keys []PredictionKey, labels
 	return in.flush()
 }
 
-// writePerformance writes the batch's change states, then its performance rows (which
-// say a window is settled: they go last).
+// writePerformance writes the batch's performance rows (which say a window is settled:
+// they go last).
 func (s *Store) writePerformance(ctx context.Context, b *Batch) error {
 	at := b.WrittenAt.UTC()
-	in := s.inserter(ctx, changeStates())
-	for _, st := range b.ChangeStates {
-		if err := in.append([]any{st.Series.Model, st.Series.Version, st.Series.Deployment, st.WindowStart.UTC(), string(st.State), at}); err != nil {
-			return err
-		}
-	}
-	if err := in.flush(); err != nil {
-		return err
-	}
-	in = s.inserter(ctx, performanceRows())
+	in := s.inserter(ctx, performanceRows())
 	for _, r := range b.Performance {
 		if err := in.append(performanceRow(r, at)); err != nil {
 			return err
@@ -245,11 +229,14 @@ type SettledWindow struct {
 }
 
 // LoadUnsettledWindows returns the written windows of the models whose end is after
-// since and at most until, oldest first.
+// since and at most until and that are not settled yet, oldest first.
 func (s *Store) LoadUnsettledWindows(ctx context.Context, models []string, since, until time.Time) ([]SettledWindow, error) {
 	rows, err := s.conn.Query(ctx, `SELECT model, model_version, deployment, window_start, any(window_end)
 FROM `+s.db+`.window_model_stats
 WHERE has({models:Array(String)}, model) AND window_end > {since:DateTime64(3, 'UTC')} AND window_end <= {until:DateTime64(3, 'UTC')}
+  AND (model, model_version, deployment, window_start) GLOBAL NOT IN (
+    SELECT model, model_version, deployment, window_start FROM `+s.db+`.window_performance
+    WHERE has({models:Array(String)}, model) AND window_end > {since:DateTime64(3, 'UTC')} AND window_end <= {until:DateTime64(3, 'UTC')})
 GROUP BY model, model_version, deployment, window_start
 ORDER BY window_start, model, model_version, deployment`,
 		clickhouse.Named("models", models), clickhouse.Named("since", chTime(since)), clickhouse.Named("until", chTime(until)))
@@ -279,106 +266,93 @@ type JoinSpec struct {
 	Horizon             time.Duration
 }
 
-// LoadWindowPairs returns a window's labelled-or-not predictions in (event time, request
-// id) order, and how many have labels only beyond the horizon.
-func (s *Store) LoadWindowPairs(ctx context.Context, w SettledWindow, js JoinSpec) ([]detectors.PerfPair, uint64, error) {
-	args := []any{clickhouse.Named("model", w.Series.Model), clickhouse.Named("version", w.Series.Version),
-		clickhouse.Named("deployment", w.Series.Deployment), clickhouse.Named("start", chTime(w.Start))}
-	keyFilter := `model = {model:String} AND model_version = {version:String} AND deployment = {deployment:String} AND window_start = {start:DateTime64(3, 'UTC')}`
-	rows, err := s.conn.Query(ctx, `SELECT request_id, event_time, prediction_kind, prediction_num, prediction_class, scores
-FROM `+s.db+`.prediction_keys FINAL WHERE `+keyFilter+` ORDER BY event_time, request_id`, args...)
-	if err != nil {
-		return nil, 0, fmt.Errorf("load predictions of %v at %v: %w", w.Series, w.Start, err)
-	}
-	type pred struct {
-		at   time.Time
-		pair detectors.PerfPair
-	}
-	var preds []pred
-	index := map[string]int{}
-	for rows.Next() {
-		var (
-			id, class string
-			at        time.Time
-			kind      uint8
-			num       float64
-			scores    map[string]float64
-		)
-		if err := rows.Scan(&id, &at, &kind, &num, &class, &scores); err != nil {
-			rows.Close()
-			return nil, 0, fmt.Errorf("load predictions of %v at %v: %w", w.Series, w.Start, err)
-		}
-		index[id] = len(preds)
-		preds = append(preds, pred{at, detectors.PerfPair{Prediction: valueOf(kind, num, class), Scores: scores}})
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, 0, err
-	}
+// joinPage is how many predictions one query of a window's join returns: driftd holds
+// one page of the join, whatever the window's size (a window at 10,000 events/s for 5
+// minutes is 3 million predictions).
+const joinPage = 50_000
+
+// LoadWindowPairs joins a window's predictions to their labels, in ClickHouse, and passes
+// each pair to add in (event time, request id) order, a page at a time. It returns how
+// many of the predictions have labels only beyond the horizon. A call that fails has
+// passed some of the pairs: the caller starts again from a fresh state.
+func (s *Store) LoadWindowPairs(ctx context.Context, w SettledWindow, js JoinSpec, add func(detectors.PerfPair)) (uint64, error) {
 	cuts, err := s.labelCuts(ctx, js.Cutoff)
 	if err != nil {
-		return nil, 0, err
+		return 0, err
 	}
-	rows, err = s.conn.Query(ctx, `SELECT request_id, event_time, label_kind, label_num, label_class, topic, partition, offset
-FROM `+s.db+`.labels FINAL
-WHERE model = {model:String} AND label_kind != 0 AND event_time >= {from:DateTime64(3, 'UTC')} AND event_time <= {until:DateTime64(3, 'UTC')}
-  AND request_id GLOBAL IN (SELECT request_id FROM `+s.db+`.prediction_keys WHERE `+keyFilter+`)`,
-		append(args, clickhouse.Named("from", chTime(js.From)), clickhouse.Named("until", chTime(js.Until)))...)
-	if err != nil {
-		return nil, 0, fmt.Errorf("load labels of %v at %v: %w", w.Series, w.Start, err)
+	cutKeys, cutOffsets := make([]string, 0, len(cuts)), make([]int64, 0, len(cuts))
+	for k, off := range cuts {
+		cutKeys = append(cutKeys, k.topic+"/"+strconv.Itoa(int(k.part)))
+		cutOffsets = append(cutOffsets, off)
 	}
-	defer rows.Close()
-	type newest struct {
-		at     time.Time
-		topic  string
-		part   int32
-		offset int64
-		value  schemas.Value
-		ok     bool
+	// A page of the window's keys (one range of the table's primary key), each with its
+	// newest label within the horizon. The partition of a label record is named
+	// topic/partition in cut_keys (a topic name has no "/").
+	q := `WITH p AS (
+  SELECT event_time, request_id, prediction_kind, prediction_num, prediction_class, scores
+  FROM ` + s.db + `.prediction_keys_by_window FINAL
+  WHERE model = {model:String} AND model_version = {version:String} AND deployment = {deployment:String}
+    AND window_start = {start:DateTime64(3, 'UTC')}
+    AND event_time >= {after_time:DateTime64(3, 'UTC')} AND (event_time > {after_time:DateTime64(3, 'UTC')} OR request_id > {after_id:String})
+  ORDER BY event_time, request_id
+  LIMIT {page:UInt32})
+SELECT p.event_time, p.request_id, any(p.prediction_kind), any(p.prediction_num), any(p.prediction_class), any(p.scores),
+  argMaxIf(l.label_kind, (l.event_time, l.topic, l.partition, l.offset) AS newest,
+    (l.request_id != '' AND l.event_time <= p.event_time + toIntervalMillisecond({horizon:Int64})) AS within),
+  argMaxIf(l.label_num, newest, within), argMaxIf(l.label_class, newest, within),
+  countIf(within), countIf(l.request_id != '')
+FROM p LEFT JOIN (
+  SELECT request_id, event_time, label_kind, label_num, label_class, topic, partition, offset
+  FROM ` + s.db + `.labels FINAL
+  WHERE model = {model:String} AND label_kind != 0 AND event_time >= {from:DateTime64(3, 'UTC')} AND event_time <= {until:DateTime64(3, 'UTC')}
+    AND request_id GLOBAL IN (SELECT request_id FROM p)
+    AND (indexOf({cut_keys:Array(String)}, concat(topic, '/', toString(partition))) = 0
+      OR offset < {cut_offsets:Array(Int64)}[indexOf({cut_keys:Array(String)}, concat(topic, '/', toString(partition)))])
+) AS l ON l.request_id = p.request_id
+GROUP BY p.event_time, p.request_id
+ORDER BY p.event_time, p.request_id`
+	var beyond uint64
+	afterTime, afterID := w.Start.Add(-time.Millisecond), ""
+	for {
+		rows, err := s.conn.Query(ctx, q, clickhouse.Named("model", w.Series.Model), clickhouse.Named("version", w.Series.Version),
+			clickhouse.Named("deployment", w.Series.Deployment), clickhouse.Named("start", chTime(w.Start)),
+			clickhouse.Named("after_time", chTime(afterTime)), clickhouse.Named("after_id", afterID), clickhouse.Named("page", strconv.Itoa(joinPage)),
+			clickhouse.Named("horizon", strconv.FormatInt(js.Horizon.Milliseconds(), 10)),
+			clickhouse.Named("from", chTime(js.From)), clickhouse.Named("until", chTime(js.Until)),
+			clickhouse.Named("cut_keys", cutKeys), clickhouse.Named("cut_offsets", cutOffsets))
+		if err != nil {
+			return 0, fmt.Errorf("join labels to %v at %v: %w", w.Series, w.Start, err)
+		}
+		n := 0
+		for rows.Next() {
+			var (
+				pair             detectors.PerfPair
+				kind, lkind      uint8
+				num, lnum        float64
+				class, lclass    string
+				within, anyLabel uint64
+			)
+			if err := rows.Scan(&afterTime, &afterID, &kind, &num, &class, &pair.Scores, &lkind, &lnum, &lclass, &within, &anyLabel); err != nil {
+				rows.Close()
+				return 0, fmt.Errorf("join labels to %v at %v: %w", w.Series, w.Start, err)
+			}
+			pair.Prediction = valueOf(kind, num, class)
+			if within > 0 {
+				pair.Label = valueOf(lkind, lnum, lclass)
+			} else if anyLabel > 0 {
+				beyond++
+			}
+			add(pair)
+			n++
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return 0, fmt.Errorf("join labels to %v at %v: %w", w.Series, w.Start, err)
+		}
+		if n < joinPage {
+			return beyond, nil
+		}
 	}
-	best := make([]newest, len(preds))
-	beyond := make([]bool, len(preds))
-	for rows.Next() {
-		var (
-			l                newest
-			id, class, topic string
-			kind             uint8
-			num              float64
-		)
-		if err := rows.Scan(&id, &l.at, &kind, &num, &class, &topic, &l.part, &l.offset); err != nil {
-			return nil, 0, fmt.Errorf("load labels of %v at %v: %w", w.Series, w.Start, err)
-		}
-		l.topic, l.value, l.ok = topic, valueOf(kind, num, class), true
-		i, found := index[id]
-		if !found {
-			continue
-		}
-		if cut, ok := cuts[labelPartition{topic, l.part}]; ok && l.offset >= cut {
-			continue // read after its partition moved past the cutoff
-		}
-		if l.at.After(preds[i].at.Add(js.Horizon)) {
-			beyond[i] = true
-			continue
-		}
-		b := best[i]
-		if !b.ok || l.at.After(b.at) || (l.at.Equal(b.at) && (l.topic > b.topic || (l.topic == b.topic && (l.part > b.part || (l.part == b.part && l.offset > b.offset))))) {
-			best[i] = l
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, 0, err
-	}
-	out := make([]detectors.PerfPair, len(preds))
-	var nBeyond uint64
-	for i, p := range preds {
-		out[i] = p.pair
-		if best[i].ok {
-			out[i].Label = best[i].value
-		} else if beyond[i] {
-			nBeyond++
-		}
-	}
-	return out, nBeyond, nil
 }
 
 type labelPartition struct {
@@ -428,7 +402,10 @@ func (s *Store) LoadSettled(ctx context.Context) ([]SeriesSettled, error) {
 		}
 		return st
 	}
-	rows, err := s.conn.Query(ctx, `SELECT model, model_version, deployment, max(window_start) FROM `+s.db+`.window_performance
+	// A window row written before 0010 has no state: the newest row that has one (0010
+	// moved the states stored apart into their windows' rows).
+	rows, err := s.conn.Query(ctx, `SELECT model, model_version, deployment, max(window_start), argMaxIf(change_state, window_start, change_state != '')
+FROM `+s.db+`.window_performance FINAL
 GROUP BY model, model_version, deployment ORDER BY model, model_version, deployment`)
 	if err != nil {
 		return nil, fmt.Errorf("load settled windows: %w", err)
@@ -436,11 +413,16 @@ GROUP BY model, model_version, deployment ORDER BY model, model_version, deploym
 	for rows.Next() {
 		var k processors.SeriesKey
 		var last time.Time
-		if err := rows.Scan(&k.Model, &k.Version, &k.Deployment, &last); err != nil {
+		var state string
+		if err := rows.Scan(&k.Model, &k.Version, &k.Deployment, &last, &state); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("load settled windows: %w", err)
 		}
-		get(k).LastStart = last
+		st := get(k)
+		st.LastStart = last
+		if state != "" {
+			st.Change = []byte(state)
+		}
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
@@ -485,22 +467,6 @@ FROM `+s.db+`.window_performance FINAL WHERE in_reference = 1 ORDER BY model, mo
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	rows, err = s.conn.Query(ctx, `SELECT model, model_version, deployment, state FROM `+s.db+`.change_state FINAL`)
-	if err != nil {
-		return nil, fmt.Errorf("load change states: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var k processors.SeriesKey
-		var state string
-		if err := rows.Scan(&k.Model, &k.Version, &k.Deployment, &state); err != nil {
-			return nil, fmt.Errorf("load change states: %w", err)
-		}
-		get(k).Change = []byte(state)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
 	out := make([]SeriesSettled, len(order))
 	for i, k := range order {
 		out[i] = *bySeries[k]
@@ -529,7 +495,7 @@ func RefusedLabelData(keys []PredictionKey, labels []LabelRow, at time.Time) []R
 		for i, k := range keys {
 			rows[i] = keyRow(k, at)
 		}
-		add("", -1, -1, map[string][]map[string]any{"prediction_keys": named(predictionKeys(), rows)})
+		add("", -1, -1, map[string][]map[string]any{"prediction_keys_by_window": named(predictionKeys(), rows)})
 	}
 	return out
 }

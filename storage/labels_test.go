@@ -1,7 +1,10 @@
 package storage_test
 
 import (
+	"context"
+	"fmt"
 	"math"
+	"sort"
 	"testing"
 	"time"
 
@@ -9,6 +12,7 @@ import (
 	"github.com/driftd/driftd/internal/testenv"
 	"github.com/driftd/driftd/processors"
 	"github.com/driftd/driftd/schemas"
+	dsql "github.com/driftd/driftd/sql"
 	"github.com/driftd/driftd/storage"
 )
 
@@ -77,7 +81,7 @@ func TestLabelJoin(t *testing.T) {
 			[]float64{1, 0, 1, 1, 1}, 0},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			pairs, beyond, err := s.LoadWindowPairs(ctx, w, c.js)
+			pairs, beyond, err := joinWindow(ctx, s, w, c.js)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -134,7 +138,8 @@ func TestPerformanceRowsRoundTrip(t *testing.T) {
 		t.Fatalf("%d series settled, want 1: %+v", len(settled), settled)
 	}
 	got := settled[0]
-	if got.Series != labelSeries || !got.LastStart.Equal(t0.Add(5*time.Minute)) || len(got.Reference) != 1 || string(got.Change) != "state" {
+	// The newest row with a state gives it: a row without one was written before 0010.
+	if got.Series != labelSeries || !got.LastStart.Equal(t0.Add(10*time.Minute)) || len(got.Reference) != 1 || string(got.Change) != "state" {
 		t.Fatalf("settled %+v", got)
 	}
 	c := got.Reference[0].Counts
@@ -153,10 +158,156 @@ func performanceBatch(t *testing.T) (*storage.Batch, detectors.PerfCounts) {
 		{Prediction: schemas.Value{Kind: schemas.Number, Num: 0.3}, Label: schemas.Value{Kind: schemas.Number, Num: 0}},
 		{Prediction: schemas.Value{Kind: schemas.Number, Num: 0.3}},
 	})
-	row := func(start time.Time, inRef bool) storage.PerformanceRow {
+	row := func(start time.Time, inRef bool, state string) storage.PerformanceRow {
 		return storage.PerformanceRow{Window: detectors.PerfWindow{Series: labelSeries, Start: start, End: start.Add(5 * time.Minute)},
-			LabelsUntil: start.Add(time.Hour), InReference: inRef, Counts: c}
+			LabelsUntil: start.Add(time.Hour), InReference: inRef, Counts: c, Change: []byte(state)}
 	}
-	return &storage.Batch{WrittenAt: t0, Performance: []storage.PerformanceRow{row(t0, true), row(t0.Add(5*time.Minute), false)},
-		ChangeStates: []storage.ChangeState{{Series: labelSeries, WindowStart: t0.Add(5 * time.Minute), State: []byte("state")}}}, c
+	return &storage.Batch{WrittenAt: t0, Performance: []storage.PerformanceRow{row(t0, true, "first"), row(t0.Add(5*time.Minute), false, "state"),
+		row(t0.Add(10*time.Minute), false, "")}}, c
+}
+
+// joinWindow collects what LoadWindowPairs passes.
+func joinWindow(ctx context.Context, s *storage.Store, w storage.SettledWindow, js storage.JoinSpec) ([]detectors.PerfPair, uint64, error) {
+	var pairs []detectors.PerfPair
+	beyond, err := s.LoadWindowPairs(ctx, w, js, func(p detectors.PerfPair) { pairs = append(pairs, p) })
+	return pairs, beyond, err
+}
+
+// A window larger than a page of the join is read whole, once, in (event time, request id)
+// order, with page boundaries falling among predictions of the same millisecond; a
+// request id used twice at different times is two predictions.
+func TestLabelJoinPages(t *testing.T) {
+	s := openStore(t)
+	ctx := testenv.Context(t, 2*time.Minute)
+	if _, err := s.Migrate(ctx, 3650); err != nil {
+		t.Fatal(err)
+	}
+	const n = 120_001
+	const perMilli = 777
+	start, end := t0.UnixMilli(), t0.Add(5*time.Minute).UnixMilli()
+	type key struct {
+		at time.Time
+		id string
+		i  int
+	}
+	keys := make([]storage.PredictionKey, 0, n)
+	want := make([]key, 0, n)
+	var labels []storage.LabelRow
+	for i := 0; i < n; i++ {
+		at := t0.Add(time.Duration(i/perMilli) * time.Millisecond)
+		id := fmt.Sprintf("r%06d", (n-i)%(n-1)) // ids descend within a millisecond; r000001 is used twice
+		keys = append(keys, storage.PredictionKey{Series: labelSeries, RequestID: id, EventTime: at, Start: start, End: end,
+			Prediction: schemas.Value{Kind: schemas.Number, Num: float64(i)}})
+		want = append(want, key{at, id, i})
+		if i%3 == 0 {
+			labels = append(labels, storage.LabelRow{Event: schemas.LabelEvent{EventID: id, RequestID: id, Model: labelSeries.Model,
+				Timestamp: t0.Add(6 * time.Minute), Label: schemas.Value{Kind: schemas.Number, Num: float64(i % 2)}}, Topic: "labels", Offset: int64(i)})
+		}
+	}
+	if err := s.WriteLabelData(ctx, keys, labels, t0); err != nil {
+		t.Fatal(err)
+	}
+	sort.Slice(want, func(a, b int) bool {
+		if !want[a].at.Equal(want[b].at) {
+			return want[a].at.Before(want[b].at)
+		}
+		return want[a].id < want[b].id
+	})
+	labelOf := map[string]float64{}
+	for _, l := range labels {
+		labelOf[l.Event.RequestID] = l.Event.Label.Num
+	}
+	pairs, beyond, err := joinWindow(ctx, s, storage.SettledWindow{Series: labelSeries, Start: t0, End: t0.Add(5 * time.Minute)},
+		storage.JoinSpec{From: t0, Until: t0.Add(time.Hour), Cutoff: t0.Add(time.Hour), Horizon: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pairs) != n || beyond != 0 {
+		t.Fatalf("%d pairs (%d beyond the horizon), want %d", len(pairs), beyond, n)
+	}
+	for j, p := range pairs {
+		w := want[j]
+		if int(p.Prediction.Num) != w.i {
+			t.Fatalf("pair %d is prediction %v, want %d (%s at %v)", j, p.Prediction.Num, w.i, w.id, w.at)
+		}
+		l, labelled := labelOf[w.id]
+		if labelled != (p.Label.Kind != schemas.Missing) || (labelled && p.Label.Num != l) {
+			t.Fatalf("pair %d (%s): label %+v, want %v (labelled %v)", j, w.id, p.Label, l, labelled)
+		}
+	}
+}
+
+// Upgrading from 0009 loses nothing: the prediction keys move to prediction_keys_by_window
+// and each stored detector state to its window's row (0010), then the old tables go (0011).
+func TestMigrationMovesLabelData(t *testing.T) {
+	s := openStore(t)
+	ctx := testenv.Context(t, time.Minute)
+	l := dsql.Layout{Database: s.Database(), TTLDays: 3650}
+	setup, err := dsql.Setup(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	migs, err := dsql.Migrations(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exec := func(q string, args ...any) {
+		t.Helper()
+		if err := s.Conn().Exec(ctx, q, args...); err != nil {
+			t.Fatalf("%v\n%s", err, q)
+		}
+	}
+	for _, q := range setup {
+		exec(q)
+	}
+	for _, m := range migs {
+		if m.Version > 9 {
+			continue
+		}
+		for _, q := range m.Statements {
+			exec(q)
+		}
+		exec("INSERT INTO "+s.Database()+".schema_migrations (version, name, applied_at) VALUES (?, ?, ?)", m.Version, m.Name, t0)
+	}
+	db := s.Database()
+	exec(`INSERT INTO `+db+`.prediction_keys (model, request_id, model_version, deployment, event_time, window_start, window_end,
+  prediction_kind, prediction_num, prediction_class, scores, written_at) VALUES (?, 'r1', ?, ?, ?, ?, ?, 1, 0.8, '', map('1', 0.8), ?)`,
+		labelSeries.Model, labelSeries.Version, labelSeries.Deployment, t0.Add(time.Minute), t0, t0.Add(5*time.Minute), t0)
+	exec(`INSERT INTO `+db+`.labels (model, request_id, event_id, event_time, label_kind, label_num, label_class, outcome, topic, partition, offset, written_at)
+  VALUES (?, 'r1', 'l1', ?, 1, 1, '', '', 'labels', 0, 7, ?)`, labelSeries.Model, t0.Add(6*time.Minute), t0)
+	for i, st := range []string{"", "old state"} { // the state was taken at the second window
+		start := t0.Add(time.Duration(i) * 5 * time.Minute)
+		exec(`INSERT INTO `+db+`.window_performance (model, model_version, deployment, window_start, window_end, labels_until, in_reference, task,
+  predictions, labelled, written_at) VALUES (?, ?, ?, ?, ?, ?, 0, 'classification', 1, 1, ?)`,
+			labelSeries.Model, labelSeries.Version, labelSeries.Deployment, start, start.Add(5*time.Minute), start.Add(time.Hour), t0)
+		if st != "" {
+			exec(`INSERT INTO `+db+`.change_state (model, model_version, deployment, window_start, state, written_at) VALUES (?, ?, ?, ?, ?, ?)`,
+				labelSeries.Model, labelSeries.Version, labelSeries.Deployment, start, st, t0)
+		}
+	}
+	done, err := s.Migrate(ctx, 3650)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(done) != len(migs)-9 {
+		t.Fatalf("applied %v, want the %d after 0009", done, len(migs)-9)
+	}
+	settled, err := s.LoadSettled(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(settled) != 1 || string(settled[0].Change) != "old state" || !settled[0].LastStart.Equal(t0.Add(5*time.Minute)) {
+		t.Errorf("settled %+v", settled)
+	}
+	pairs, _, err := joinWindow(ctx, s, storage.SettledWindow{Series: labelSeries, Start: t0, End: t0.Add(5 * time.Minute)},
+		storage.JoinSpec{From: t0, Until: t0.Add(time.Hour), Cutoff: t0.Add(time.Hour), Horizon: time.Hour})
+	if err != nil || len(pairs) != 1 || pairs[0].Prediction.Num != 0.8 || pairs[0].Scores["1"] != 0.8 || pairs[0].Label.Num != 1 {
+		t.Errorf("joined %+v, %v", pairs, err)
+	}
+	for _, gone := range []string{"prediction_keys", "change_state"} {
+		var n uint64
+		if err := s.Conn().QueryRow(ctx, "SELECT count() FROM system.tables WHERE database = ? AND name = ?", db, gone).Scan(&n); err != nil || n != 0 {
+			t.Errorf("table %s: %d left (%v)", gone, n, err)
+		}
+	}
 }

@@ -42,10 +42,10 @@ func (b *Batch) Units() []*Batch {
 	for _, a := range b.Alerts {
 		out = append(out, &Batch{Alerts: []*schemas.AlertEvent{a}, WrittenAt: b.WrittenAt})
 	}
-	if len(b.AlertStates) > 0 || len(b.StageStates) > 0 || len(b.ReferenceSamples) > 0 || len(b.Performance) > 0 || len(b.ChangeStates) > 0 {
+	if len(b.AlertStates) > 0 || len(b.StageStates) > 0 || len(b.ReferenceSamples) > 0 || len(b.Performance) > 0 {
 		// driftd's own detection state: one unit, written after the rows it follows.
 		out = append(out, &Batch{AlertStates: b.AlertStates, StageStates: b.StageStates, ReferenceSamples: b.ReferenceSamples,
-			Performance: b.Performance, ChangeStates: b.ChangeStates, WrittenAt: b.WrittenAt})
+			Performance: b.Performance, WrittenAt: b.WrittenAt})
 	}
 	return out
 }
@@ -66,7 +66,6 @@ func Merge(units []*Batch) *Batch {
 		m.StageStates = append(m.StageStates, u.StageStates...)
 		m.ReferenceSamples = append(m.ReferenceSamples, u.ReferenceSamples...)
 		m.Performance = append(m.Performance, u.Performance...)
-		m.ChangeStates = append(m.ChangeStates, u.ChangeStates...)
 	}
 	return m
 }

@@ -252,11 +252,10 @@ type Batch struct {
 	AlertStates      []detectors.FingerprintState
 	StageStates      []StageState
 	ReferenceSamples []ReferenceSample
-	// Performance are settled windows' performance rows, ChangeStates the concept-drift
-	// detectors' states after them (migration 0009).
-	Performance  []PerformanceRow
-	ChangeStates []ChangeState
-	WrittenAt    time.Time
+	// Performance are settled windows' performance rows, each with its series' concept
+	// drift detector state after it (migrations 0009, 0010).
+	Performance []PerformanceRow
+	WrittenAt   time.Time
 
 	verdicts map[windowKey]int // Verdicts by window (verdict), built over the first indexed
 	indexed  int
@@ -272,7 +271,7 @@ type windowKey struct {
 func (b *Batch) Empty() bool {
 	return len(b.Closed) == 0 && len(b.Stages) == 0 && len(b.Late) == 0 && len(b.Alerts) == 0 &&
 		len(b.AlertStates) == 0 && len(b.StageStates) == 0 && len(b.ReferenceSamples) == 0 &&
-		len(b.Performance) == 0 && len(b.ChangeStates) == 0
+		len(b.Performance) == 0
 }
 
 // inserter fills one table in blocks of at most maxRows rows that touch at most

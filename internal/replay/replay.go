@@ -442,8 +442,8 @@ func (s *Store) LoadUnsettledWindows(context.Context, []string, time.Time, time.
 }
 
 // LoadWindowPairs returns nothing (LoadLabelProgress).
-func (s *Store) LoadWindowPairs(context.Context, storage.SettledWindow, storage.JoinSpec) ([]detectors.PerfPair, uint64, error) {
-	return nil, 0, nil
+func (s *Store) LoadWindowPairs(context.Context, storage.SettledWindow, storage.JoinSpec, func(detectors.PerfPair)) (uint64, error) {
+	return 0, nil
 }
 
 // LoadSettled returns nothing: a replay starts from scratch.

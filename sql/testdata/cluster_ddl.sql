@@ -419,3 +419,48 @@ TTL toDateTime(written_at) + INTERVAL 90 DAY;
 CREATE TABLE IF NOT EXISTS driftd.change_state ON CLUSTER 'driftd' AS driftd.change_state_local
 ENGINE = Distributed('driftd', 'driftd', 'change_state_local', cityHash64(model));
 
+-- 0010_label_join_by_window
+CREATE TABLE IF NOT EXISTS driftd.prediction_keys_by_window_local ON CLUSTER 'driftd' (
+    model String,
+    model_version String,
+    deployment String,
+    window_start DateTime64(3, 'UTC'),
+    window_end DateTime64(3, 'UTC'),
+    event_time DateTime64(3, 'UTC'),
+    request_id String,
+    prediction_kind UInt8,
+    prediction_num Float64,
+    prediction_class String,
+    scores Map(String, Float64),
+    written_at DateTime64(3, 'UTC')
+) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/prediction_keys_by_window_local', '{replica}', written_at)
+PARTITION BY toDate(window_start)
+ORDER BY (model, model_version, deployment, window_start, event_time, request_id)
+TTL toDateTime(window_start) + INTERVAL 90 DAY;
+
+CREATE TABLE IF NOT EXISTS driftd.prediction_keys_by_window ON CLUSTER 'driftd' AS driftd.prediction_keys_by_window_local
+ENGINE = Distributed('driftd', 'driftd', 'prediction_keys_by_window_local', cityHash64(model));
+
+INSERT INTO driftd.prediction_keys_by_window (model, model_version, deployment, window_start, window_end, event_time, request_id, prediction_kind, prediction_num, prediction_class, scores, written_at)
+SELECT model, model_version, deployment, window_start, window_end, event_time, request_id, prediction_kind, prediction_num, prediction_class, scores, written_at
+FROM driftd.prediction_keys;
+
+ALTER TABLE driftd.window_performance_local ON CLUSTER 'driftd' ADD COLUMN IF NOT EXISTS change_state String DEFAULT '';
+
+ALTER TABLE driftd.window_performance ON CLUSTER 'driftd' ADD COLUMN IF NOT EXISTS change_state String DEFAULT '';
+
+INSERT INTO driftd.window_performance (model, model_version, deployment, window_start, window_end, labels_until, in_reference, task, predictions, labelled, beyond_horizon, coverage, correct, accuracy, macro_precision, macro_recall, macro_f1, class_f1, confusion_true, confusion_pred, confusion_count, scored, log_loss_sum, log_loss, roc_auc, regression, error_sum, abs_error_sum, squared_error_sum, ape_sum, ape_count, mae, rmse, mean_error, mape, change_state, written_at)
+SELECT p.model, p.model_version, p.deployment, p.window_start, p.window_end, p.labels_until, p.in_reference, p.task, p.predictions, p.labelled, p.beyond_horizon, p.coverage, p.correct, p.accuracy, p.macro_precision, p.macro_recall, p.macro_f1, p.class_f1, p.confusion_true, p.confusion_pred, p.confusion_count, p.scored, p.log_loss_sum, p.log_loss, p.roc_auc, p.regression, p.error_sum, p.abs_error_sum, p.squared_error_sum, p.ape_sum, p.ape_count, p.mae, p.rmse, p.mean_error, p.mape, s.state, now64(3, 'UTC')
+FROM driftd.window_performance AS p FINAL
+GLOBAL INNER JOIN (SELECT model, model_version, deployment, window_start, state FROM driftd.change_state FINAL) AS s
+    ON p.model = s.model AND p.model_version = s.model_version AND p.deployment = s.deployment AND p.window_start = s.window_start;
+
+-- 0011_drop_moved_label_tables
+DROP TABLE IF EXISTS driftd.prediction_keys ON CLUSTER 'driftd';
+
+DROP TABLE IF EXISTS driftd.prediction_keys_local ON CLUSTER 'driftd';
+
+DROP TABLE IF EXISTS driftd.change_state ON CLUSTER 'driftd';
+
+DROP TABLE IF EXISTS driftd.change_state_local ON CLUSTER 'driftd';
+

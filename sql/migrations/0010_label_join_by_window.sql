@@ -1,0 +1,38 @@
+-- The label join reads one window of one series at a time. prediction_keys (0009) is
+-- ordered by request id, so that read went through the model's whole day; the keys are
+-- now kept in window order, where a window is one range of the primary key, read in
+-- pages. The order also tells apart two predictions that reuse a request id at different
+-- times (they were one row). prediction_keys is copied here and dropped by 0011.
+CREATE TABLE IF NOT EXISTS {db}.prediction_keys_by_window (
+    model String,
+    model_version String,
+    deployment String,
+    window_start DateTime64(3, 'UTC'),
+    window_end DateTime64(3, 'UTC'),
+    event_time DateTime64(3, 'UTC'),
+    request_id String,
+    prediction_kind UInt8,
+    prediction_num Float64,
+    prediction_class String,
+    scores Map(String, Float64),
+    written_at DateTime64(3, 'UTC')
+) ENGINE = ReplacingMergeTree(written_at)
+PARTITION BY toDate(window_start)
+ORDER BY (model, model_version, deployment, window_start, event_time, request_id)
+TTL toDateTime(window_start) + INTERVAL {ttl_days} DAY;
+
+INSERT INTO {db}.prediction_keys_by_window (model, model_version, deployment, window_start, window_end, event_time, request_id, prediction_kind, prediction_num, prediction_class, scores, written_at)
+SELECT model, model_version, deployment, window_start, window_end, event_time, request_id, prediction_kind, prediction_num, prediction_class, scores, written_at
+FROM {db}.prediction_keys;
+
+-- The concept-drift detector's state is stored in each settled window's row, as of that
+-- window's end: written apart (change_state, 0009), a crash between the two inserts let
+-- the detector see windows twice after a restart. The states stored apart are moved to
+-- the rows of the windows they were taken at; change_state is dropped by 0011.
+ALTER TABLE {db}.window_performance ADD COLUMN IF NOT EXISTS change_state String DEFAULT '';
+
+INSERT INTO {db}.window_performance (model, model_version, deployment, window_start, window_end, labels_until, in_reference, task, predictions, labelled, beyond_horizon, coverage, correct, accuracy, macro_precision, macro_recall, macro_f1, class_f1, confusion_true, confusion_pred, confusion_count, scored, log_loss_sum, log_loss, roc_auc, regression, error_sum, abs_error_sum, squared_error_sum, ape_sum, ape_count, mae, rmse, mean_error, mape, change_state, written_at)
+SELECT p.model, p.model_version, p.deployment, p.window_start, p.window_end, p.labels_until, p.in_reference, p.task, p.predictions, p.labelled, p.beyond_horizon, p.coverage, p.correct, p.accuracy, p.macro_precision, p.macro_recall, p.macro_f1, p.class_f1, p.confusion_true, p.confusion_pred, p.confusion_count, p.scored, p.log_loss_sum, p.log_loss, p.roc_auc, p.regression, p.error_sum, p.abs_error_sum, p.squared_error_sum, p.ape_sum, p.ape_count, p.mae, p.rmse, p.mean_error, p.mape, s.state, now64(3, 'UTC')
+FROM {db}.window_performance AS p FINAL
+GLOBAL INNER JOIN (SELECT model, model_version, deployment, window_start, state FROM {db}.change_state FINAL) AS s
+    ON p.model = s.model AND p.model_version = s.model_version AND p.deployment = s.deployment AND p.window_start = s.window_start;

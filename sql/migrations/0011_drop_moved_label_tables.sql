@@ -1,0 +1,4 @@
+-- Moved by 0010: the prediction keys to prediction_keys_by_window, the change detectors'
+-- states into window_performance.
+DROP TABLE IF EXISTS {db}.prediction_keys;
+DROP TABLE IF EXISTS {db}.change_state;
