@@ -352,12 +352,17 @@ type Labels struct {
 	MAEMinRatio        float64 `yaml:"mae_min_ratio"`
 	MinCoverageRatio   float64 `yaml:"min_coverage_ratio"`
 	ConceptMinIncrease float64 `yaml:"concept_min_increase"`
+	// OutcomeMinChange (points of the rate per prediction; 0 turns outcome judging off)
+	// and OutcomeMinRatio: detectors.PerformanceThresholds.
+	OutcomeMinChange float64 `yaml:"outcome_min_change"`
+	OutcomeMinRatio  float64 `yaml:"outcome_min_ratio"`
 }
 
 // PerformanceThresholds are the labels section's thresholds.
 func (l Labels) PerformanceThresholds() detectors.PerformanceThresholds {
 	return detectors.PerformanceThresholds{PValue: l.PValue, ErrorMinIncrease: l.ErrorMinIncrease, MAEMinRatio: l.MAEMinRatio,
-		MinCoverageRatio: l.MinCoverageRatio, ReferenceMinLabelled: l.ReferenceMinLabelled, ConceptMinIncrease: l.ConceptMinIncrease}
+		MinCoverageRatio: l.MinCoverageRatio, ReferenceMinLabelled: l.ReferenceMinLabelled, ConceptMinIncrease: l.ConceptMinIncrease,
+		OutcomeMinChange: l.OutcomeMinChange, OutcomeMinRatio: l.OutcomeMinRatio}
 }
 
 // Limits bound driftd's memory and its waits.
@@ -407,7 +412,7 @@ func Default() Config {
 		Labels: Labels{Horizon: Duration(7 * 24 * time.Hour), Settle: Duration(time.Hour), Lateness: Duration(5 * time.Minute),
 			Detector: detectors.ChangeADWIN, ReferenceMinLabelled: perf.ReferenceMinLabelled, PValue: perf.PValue,
 			ErrorMinIncrease: perf.ErrorMinIncrease, MAEMinRatio: perf.MAEMinRatio, MinCoverageRatio: perf.MinCoverageRatio,
-			ConceptMinIncrease: perf.ConceptMinIncrease},
+			ConceptMinIncrease: perf.ConceptMinIncrease, OutcomeMinChange: perf.OutcomeMinChange, OutcomeMinRatio: perf.OutcomeMinRatio},
 		Limits: Limits{MaxFeatures: processors.DefaultLimits.MaxFeatures, MaxCategories: processors.DefaultLimits.MaxCategories,
 			MaxFuture: Duration(24 * time.Hour), MaxSeries: processors.DefaultLimits.MaxSeries, MaxEventBytes: 1 << 20,
 			MaxOutage: Duration(10 * time.Minute)},
@@ -816,6 +821,10 @@ func (c *Config) Validate() error {
 		return fail("labels.min_coverage_ratio", "must be in [0, 1]")
 	case !(lb.ConceptMinIncrease > 0):
 		return fail("labels.concept_min_increase", "must be positive")
+	case !(lb.OutcomeMinChange >= 0 && lb.OutcomeMinChange < 1):
+		return fail("labels.outcome_min_change", "must be in [0, 1) (0 turns outcome judging off)")
+	case !(lb.OutcomeMinRatio >= 1):
+		return fail("labels.outcome_min_ratio", "must be at least 1")
 	}
 	if _, err := detectors.NewChangeDetector(lb.Detector, detectors.DefaultChangeParams()); err != nil {
 		return fail("labels.detector", "%v", err)

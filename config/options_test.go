@@ -78,6 +78,8 @@ func TestBadOptionNamesFieldAndValues(t *testing.T) {
 		{"log_level: chatty\n", "", []string{"log_level (line 1)", "debug, info, warn, error"}},
 		{"labels:\n  detector: ddm\n", "", []string{"labels.detector", "only adwin"}},
 		{"labels:\n  settle: -1m\n", "", []string{"labels.settle", "must not be negative"}},
+		{"labels:\n  outcome_min_change: 1.5\n", "", []string{"labels.outcome_min_change", "[0, 1)"}},
+		{"labels:\n  outcome_min_ratio: 0.5\n", "", []string{"labels.outcome_min_ratio", "at least 1"}},
 		{"windows:\n  size: 5 minutes\n", "", []string{"windows.size (line 2)", "not a duration"}},
 		{"clickhouse:\n  protocol: grpc\n", "", []string{"clickhouse.protocol (line 2)", `"grpc"`, "native, http"}},
 		{"", "DRIFTD_CLICKHOUSE_PROTOCOL=tcp", []string{"clickhouse.protocol (DRIFTD_CLICKHOUSE_PROTOCOL)", "native, http"}},

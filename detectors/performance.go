@@ -42,7 +42,15 @@ type PerfCounts struct {
 	ErrorSum, AbsErrorSum, SquaredSum float64
 	APESum                            float64
 	APECount                          uint64
+	// Outcomes counts, per user outcome (LabelEvent.Outcome: "redo_search", "clicked",
+	// …), the predictions it was reported for; a prediction counts once per outcome.
+	// Names beyond MaxOutcomes fold into processors.OtherCategory.
+	Outcomes map[string]uint64
 }
+
+// MaxOutcomes bounds the outcome names a window counts: a producer that sends ids as
+// outcomes must not grow a window's row (or memory) without bound.
+const MaxOutcomes = 50
 
 // Add adds o's counts to c (AUC becomes NaN: it does not add up).
 func (c *PerfCounts) Add(o PerfCounts) {
@@ -63,6 +71,12 @@ func (c *PerfCounts) Add(o PerfCounts) {
 	c.SquaredSum += o.SquaredSum
 	c.APESum += o.APESum
 	c.APECount += o.APECount
+	if len(o.Outcomes) > 0 && c.Outcomes == nil {
+		c.Outcomes = map[string]uint64{}
+	}
+	for k, n := range o.Outcomes {
+		c.Outcomes[k] += n
+	}
 }
 
 // Classified is the number of classification pairs.
@@ -190,11 +204,16 @@ type PerformanceThresholds struct {
 	// loss before (0/1 loss: points of error rate; absolute error: this share of the
 	// loss before).
 	ConceptMinIncrease float64
+	// OutcomeMinChange and OutcomeMinRatio: a user outcome's rate (per prediction) must
+	// move at least this many points and by at least this factor from the reference's,
+	// up or down (an outcome may be good or bad: driftd does not know which), for an
+	// output_quality breach (OutcomeMinChange 0 disables outcome judging).
+	OutcomeMinChange, OutcomeMinRatio float64
 }
 
 // DefaultPerformanceThresholds are the defaults documented in docs/concept-drift.md.
 var DefaultPerformanceThresholds = PerformanceThresholds{PValue: 1e-5, ErrorMinIncrease: 0.05, MAEMinRatio: 1.25,
-	MinCoverageRatio: 0.5, ReferenceMinLabelled: 200, ConceptMinIncrease: 0.05}
+	MinCoverageRatio: 0.5, ReferenceMinLabelled: 200, ConceptMinIncrease: 0.05, OutcomeMinChange: 0.02, OutcomeMinRatio: 1.25}
 
 // PerfWindow names the window a PerfCounts is over.
 type PerfWindow struct {
@@ -271,6 +290,65 @@ func PerformanceCondition(w PerfWindow, c, ref PerfCounts, th PerformanceThresho
 		critical := mean >= (1+criticalFactor*(th.MAEMinRatio-1))*meanRef
 		return settle([]judged{{cond, p, effect, critical}}, th.PValue)[0], true
 	}
+}
+
+// OutcomeConditions judges each user outcome's rate per prediction in a settled window
+// against its series' reference: one family of tests per window (Bonferroni over the
+// outcomes and both directions). A rate breaches when it moved at least OutcomeMinChange
+// points and by OutcomeMinRatio from the reference's, and Fisher's exact test says so
+// at PValue. An outcome seen in neither has no condition; one in only one of them is
+// judged at a rate of 0 for the other.
+func OutcomeConditions(w PerfWindow, c, ref PerfCounts, th PerformanceThresholds) []Condition {
+	if th.OutcomeMinChange <= 0 || c.Predictions == 0 || ref.Predictions == 0 {
+		return nil
+	}
+	names := make([]string, 0, len(c.Outcomes)+len(ref.Outcomes))
+	for k := range ref.Outcomes {
+		names = append(names, k)
+	}
+	for k := range c.Outcomes {
+		if _, ok := ref.Outcomes[k]; !ok {
+			names = append(names, k)
+		}
+	}
+	sort.Strings(names)
+	family := make([]judged, 0, len(names))
+	for _, name := range names {
+		x, xRef := min(c.Outcomes[name], c.Predictions), min(ref.Outcomes[name], ref.Predictions)
+		n, nRef := c.Predictions, ref.Predictions
+		rate, refRate := float64(x)/float64(n), float64(xRef)/float64(nRef)
+		up := rate >= refRate
+		var p, threshold float64
+		var effect, critical bool
+		if up {
+			threshold = math.Max(refRate+th.OutcomeMinChange, th.OutcomeMinRatio*refRate)
+			p = FisherGreater(x, n, xRef, nRef)
+			effect = rate >= threshold
+			critical = rate-refRate >= criticalFactor*th.OutcomeMinChange && rate >= (1+criticalFactor*(th.OutcomeMinRatio-1))*refRate
+		} else {
+			threshold = math.Min(refRate-th.OutcomeMinChange, refRate/th.OutcomeMinRatio)
+			p = FisherGreater(n-x, n, nRef-xRef, nRef)
+			effect = rate <= threshold
+			critical = refRate-rate >= criticalFactor*th.OutcomeMinChange && rate*(1+criticalFactor*(th.OutcomeMinRatio-1)) <= refRate
+		}
+		direction := "rose"
+		if !up {
+			direction = "fell"
+		}
+		cond := w.condition(schemas.KindOutputQuality, "outcome_rate_vs_reference", rate, threshold)
+		cond.Feature = name
+		cond.FiringSummary = fmt.Sprintf("%s: the outcome %q %s to %s of %d predictions (reference %s, threshold %s) over %s",
+			w.subject(), name, direction, pct(rate), n, pct(refRate), pct(threshold), w.span())
+		cond.ResolvedSummary = fmt.Sprintf("%s: the outcome %q is back to %s of %d predictions, near its reference %s, over %s",
+			w.subject(), name, pct(rate), n, pct(refRate), w.span())
+		cond.Details = map[string]string{"outcome": name, "predictions": fmt.Sprint(n), "with_outcome": fmt.Sprint(x),
+			"reference_predictions": fmt.Sprint(nRef), "reference_with_outcome": fmt.Sprint(xRef), "rate": g6(rate),
+			"reference_rate": g6(refRate), "direction": direction, "test": "fisher_exact_one_sided", "p_value": g6(p)}
+		family = append(family, judged{cond, p, effect, critical})
+	}
+	// Both directions of each outcome are tested: the family is twice the outcomes.
+	level := th.PValue / 2
+	return settle(family, level)
 }
 
 // absErrorMoments are the mean and standard deviation of the regression pairs' absolute
@@ -408,6 +486,8 @@ type PerfPair struct {
 	Prediction schemas.Value
 	Scores     map[string]float64
 	Label      schemas.Value
+	// Outcomes are the user outcomes reported for the prediction (each name once).
+	Outcomes []string
 }
 
 // logLossClip keeps −ln p finite for a probability of 0 (scikit-learn clips too).
@@ -457,6 +537,19 @@ func (s *Scorer) Add(p PerfPair) {
 	}
 	c := &s.c
 	c.Predictions++
+	folded := false
+	for _, o := range p.Outcomes {
+		if c.Outcomes == nil {
+			c.Outcomes = map[string]uint64{}
+		}
+		if _, ok := c.Outcomes[o]; !ok && len(c.Outcomes) >= MaxOutcomes {
+			if folded {
+				continue // once per prediction
+			}
+			o, folded = processors.OtherCategory, true
+		}
+		c.Outcomes[o]++
+	}
 	if p.Label.Kind == schemas.Missing {
 		return
 	}

@@ -280,15 +280,16 @@ func (r *Runner) judgePerformance(ps *perfSeries, w storage.SettledWindow, js st
 		ps.task = task
 	}
 	switch {
-	case task == "":
+	case task == "" && len(counts.Outcomes) == 0:
 	case !ps.refDone:
-		// The series' first labelled windows are its reference.
+		// The series' first windows with labels or outcomes are its reference.
 		row.InReference = true
 		ps.addReference(counts, r.set.ReferenceWindows(w.Series.Model), th.ReferenceMinLabelled)
 	default:
 		if c, ok := detectors.PerformanceCondition(pw, counts, ps.ref, th); ok {
 			conds = append(conds, c)
 		}
+		conds = append(conds, detectors.OutcomeConditions(pw, counts, ps.ref, th)...)
 	}
 	if task == "" || task != ps.task {
 		return row, conds
@@ -299,10 +300,14 @@ func (r *Runner) judgePerformance(ps *perfSeries, w storage.SettledWindow, js st
 	return row, conds
 }
 
+// addReference adds a window to the series' reference, done after windows windows with
+// minLabelled labelled predictions in all, or, for a series whose reference has outcomes
+// and no labels, as many predictions.
 func (ps *perfSeries) addReference(c detectors.PerfCounts, windows int, minLabelled uint64) {
 	ps.ref.Add(c)
 	ps.refWindows++
-	ps.refDone = ps.refWindows >= windows && ps.ref.Labelled >= minLabelled
+	enough := ps.ref.Labelled >= minLabelled || (ps.ref.Labelled == 0 && len(ps.ref.Outcomes) > 0 && ps.ref.Predictions >= minLabelled)
+	ps.refDone = ps.refWindows >= windows && enough
 }
 
 // restoreLabels reloads the label partitions' progress and every series' settled state.

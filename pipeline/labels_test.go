@@ -19,10 +19,11 @@ import (
 // probability of class 1) and their labels ten seconds later, drawn from the prediction
 // until the concept flips (from window flip on, -1: never) and from its complement
 // after. cover gives the share of a window's predictions labelled; every fifth label is
-// sent twice.
+// sent twice. redo gives the share of a window's predictions for which the user outcome
+// "redo_search" is reported, twenty seconds after (an outcome-only label; nil: none).
 type labelled struct {
 	windows, n, flip int
-	cover            func(w int) float64
+	cover, redo      func(w int) float64
 	seed             uint64
 }
 
@@ -46,6 +47,14 @@ func (l labelled) messages(t *testing.T) (preds, labels []kafka.Message) {
 			}
 			if l.flip >= 0 && w >= l.flip {
 				y = 1 - y
+			}
+			if l.redo != nil && rng.Float64() < l.redo(w) {
+				b, err := schemas.MarshalLabelJSON(&schemas.LabelEvent{EventID: "o-" + id, RequestID: id, Model: labelModel,
+					Timestamp: at.Add(20 * time.Second), Outcome: "redo_search"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				labels = append(labels, kafka.Message{Key: []byte(id), Value: b})
 			}
 			if l.cover != nil && rng.Float64() >= l.cover(w) {
 				continue
@@ -92,12 +101,14 @@ type perfRow struct {
 	inRef                          uint8
 	predictions, labelled, correct uint64
 	coverage, accuracy, auc        float64
+	outcomes                       string
 }
 
 func (h *harness) performance(t *testing.T) []perfRow {
 	t.Helper()
 	ctx := testenv.Context(t, time.Minute)
-	rows, err := h.store.Conn().Query(ctx, `SELECT toUnixTimestamp(window_start), in_reference, predictions, labelled, correct, coverage, accuracy, roc_auc
+	rows, err := h.store.Conn().Query(ctx, `SELECT toUnixTimestamp(window_start), in_reference, predictions, labelled, correct, coverage, accuracy, roc_auc,
+  toString(outcomes)
 FROM `+h.store.Database()+`.window_performance FINAL ORDER BY window_start`)
 	if err != nil {
 		t.Fatal(err)
@@ -107,7 +118,7 @@ FROM `+h.store.Database()+`.window_performance FINAL ORDER BY window_start`)
 	for rows.Next() {
 		var r perfRow
 		var start uint32
-		if err := rows.Scan(&start, &r.inRef, &r.predictions, &r.labelled, &r.correct, &r.coverage, &r.accuracy, &r.auc); err != nil {
+		if err := rows.Scan(&start, &r.inRef, &r.predictions, &r.labelled, &r.correct, &r.coverage, &r.accuracy, &r.auc, &r.outcomes); err != nil {
 			t.Fatal(err)
 		}
 		r.start = (int64(start) - t0.Unix()) / 60
@@ -116,12 +127,13 @@ FROM `+h.store.Database()+`.window_performance FINAL ORDER BY window_start`)
 	return out
 }
 
-// labelAlerts are the performance and concept_drift alerts stored, as "kind state window".
+// labelAlerts are the performance, concept_drift and output_quality alerts stored, as
+// "kind state window".
 func (h *harness) labelAlerts(t *testing.T) []string {
 	t.Helper()
 	ctx := testenv.Context(t, time.Minute)
 	rows, err := h.store.Conn().Query(ctx, `SELECT kind, state, toUnixTimestamp(window_start) FROM `+h.store.Database()+`.alerts
-WHERE kind IN ('performance', 'concept_drift') ORDER BY window_start, kind, state`)
+WHERE kind IN ('performance', 'concept_drift', 'output_quality') ORDER BY window_start, kind, state`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,7 +238,7 @@ func TestLabelsCoverageDropIsNotAPerformanceChange(t *testing.T) {
 // The same labelled stream read in one run and across restarts, predictions first: the
 // same rows and the same alerts.
 func TestLabelsRestartGivesTheSameResults(t *testing.T) {
-	s := labelled{windows: 16, n: 200, flip: 9, seed: 3}
+	s := labelled{windows: 16, n: 200, flip: 9, seed: 3, redo: redoFrom(11, 0.1, 0.4)}
 	run := func(restarts bool) ([]perfRow, []string) {
 		h := newHarness(t)
 		h.tweak = joinLabels(h)
@@ -265,8 +277,58 @@ func TestLabelsRestartGivesTheSameResults(t *testing.T) {
 	if strings.Join(alertsA, ",") != strings.Join(alertsB, ",") {
 		t.Errorf("alerts differ:\none run:  %v\nrestarts: %v", alertsA, alertsB)
 	}
-	if len(alertsA) == 0 {
-		t.Error("no alert: the comparison proves little")
+	kinds := map[string]bool{}
+	for _, a := range alertsA {
+		kinds[strings.Fields(a)[0]] = true
+	}
+	for _, kind := range []string{schemas.KindPerformance, schemas.KindConceptDrift, schemas.KindOutputQuality} {
+		if !kinds[kind] {
+			t.Errorf("no %s alert: the comparison proves little for it (%v)", kind, alertsA)
+		}
+	}
+}
+
+// redoFrom is a redo_search rate: before until window w, after from it on.
+func redoFrom(w int, before, after float64) func(int) float64 {
+	return func(x int) float64 {
+		if x >= w {
+			return after
+		}
+		return before
+	}
+}
+
+// User outcomes on a stationary labelled stream: each window stores how many of its
+// predictions had each outcome, and the redo_search rate going from 10% to 30% raises
+// output_quality on the window it changed, and nothing else fires.
+func TestLabelsOutcomeRateChange(t *testing.T) {
+	h := newHarness(t)
+	h.tweak = joinLabels(h)
+	s := labelled{windows: 16, n: 300, flip: -1, seed: 4, redo: redoFrom(10, 0.1, 0.3)}
+	preds, labels := s.messages(t)
+	h.produce(t, preds...)
+	h.produceTo(t, h.labels, labels...)
+	waitFor, stop := h.start(t)
+	waitFor("every window settled", func(st pipeline.Stats) bool { return st.PerformanceWindows == uint64(s.windows) })
+	stop()
+	for _, r := range h.performance(t) {
+		var redo uint64
+		if _, err := fmt.Sscanf(r.outcomes, "{'redo_search':%d}", &redo); err != nil {
+			t.Errorf("window %d: outcomes %s (%v)", r.start, r.outcomes, err)
+		}
+		if rate := float64(redo) / float64(r.predictions); (r.start < 10 && (rate < 0.05 || rate > 0.16)) || (r.start >= 10 && (rate < 0.22 || rate > 0.38)) {
+			t.Errorf("window %d: redo_search on %d of %d predictions", r.start, redo, r.predictions)
+		}
+	}
+	alerts := h.labelAlerts(t)
+	t.Logf("alerts: %v", alerts)
+	if len(alerts) == 0 || alerts[0] != "output_quality firing 10" {
+		t.Errorf("alerts %v, want output_quality firing at window 10 first", alerts)
+	}
+	for _, a := range alerts {
+		if !strings.HasPrefix(a, schemas.KindOutputQuality+" ") {
+			t.Errorf("alert on a stationary labelled stream: %s", a)
+		}
 	}
 }
 

@@ -63,7 +63,7 @@ func labelRows() table {
 }
 
 func performanceRows() table {
-	return table{"window_performance", "model, model_version, deployment, window_start, window_end, labels_until, in_reference, task, predictions, labelled, beyond_horizon, coverage, correct, accuracy, macro_precision, macro_recall, macro_f1, class_f1, confusion_true, confusion_pred, confusion_count, scored, log_loss_sum, log_loss, roc_auc, regression, error_sum, abs_error_sum, squared_error_sum, ape_sum, ape_count, mae, rmse, mean_error, mape, change_state, written_at", byDay(3)}
+	return table{"window_performance", "model, model_version, deployment, window_start, window_end, labels_until, in_reference, task, predictions, labelled, beyond_horizon, coverage, correct, accuracy, macro_precision, macro_recall, macro_f1, class_f1, confusion_true, confusion_pred, confusion_count, scored, log_loss_sum, log_loss, roc_auc, regression, error_sum, abs_error_sum, squared_error_sum, ape_sum, ape_count, mae, rmse, mean_error, mape, change_state, outcomes, written_at", byDay(3)}
 }
 
 // valueColumns are a value as the kind, num and class columns hold it.
@@ -121,6 +121,10 @@ func performanceRow(r PerformanceRow, at time.Time) []any {
 	for k, v := range m.ClassF1 {
 		f1[k] = finite(v)
 	}
+	outcomes := c.Outcomes
+	if outcomes == nil {
+		outcomes = map[string]uint64{}
+	}
 	var inRef uint8
 	if r.InReference {
 		inRef = 1
@@ -130,7 +134,7 @@ func performanceRow(r PerformanceRow, at time.Time) []any {
 		c.Predictions, c.Labelled, r.BeyondHorizon, c.Coverage(), m.Correct, finite(m.Accuracy), finite(m.MacroPrecision),
 		finite(m.MacroRecall), finite(m.MacroF1), f1, truth, pred, count, c.Scored, finite(c.LogLossSum), finite(m.LogLoss),
 		finite(m.AUC), c.Regression, finite(c.ErrorSum), finite(c.AbsErrorSum), finite(c.SquaredSum), finite(c.APESum),
-		c.APECount, finite(m.MAE), finite(m.RMSE), finite(m.MeanError), finite(m.MAPE), string(r.Change), at}
+		c.APECount, finite(m.MAE), finite(m.RMSE), finite(m.MeanError), finite(m.MAPE), string(r.Change), outcomes, at}
 }
 
 // WriteLabelData writes prediction keys and labels. Rows are keyed (a record read again
@@ -298,13 +302,14 @@ func (s *Store) LoadWindowPairs(ctx context.Context, w SettledWindow, js JoinSpe
   LIMIT {page:UInt32})
 SELECT p.event_time, p.request_id, any(p.prediction_kind), any(p.prediction_num), any(p.prediction_class), any(p.scores),
   argMaxIf(l.label_kind, (l.event_time, l.topic, l.partition, l.offset) AS newest,
-    (l.request_id != '' AND l.event_time <= p.event_time + toIntervalMillisecond({horizon:Int64})) AS within),
-  argMaxIf(l.label_num, newest, within), argMaxIf(l.label_class, newest, within),
-  countIf(within), countIf(l.request_id != '')
+    (l.request_id != '' AND l.event_time <= p.event_time + toIntervalMillisecond({horizon:Int64})) AS within AND l.label_kind != 0),
+  argMaxIf(l.label_num, newest, within AND l.label_kind != 0), argMaxIf(l.label_class, newest, within AND l.label_kind != 0),
+  countIf(within AND l.label_kind != 0), countIf(l.request_id != '' AND l.label_kind != 0),
+  arraySort(groupUniqArrayIf(l.outcome, within AND l.outcome != ''))
 FROM p LEFT JOIN (
-  SELECT request_id, event_time, label_kind, label_num, label_class, topic, partition, offset
+  SELECT request_id, event_time, label_kind, label_num, label_class, outcome, topic, partition, offset
   FROM ` + s.db + `.labels FINAL
-  WHERE model = {model:String} AND label_kind != 0 AND event_time >= {from:DateTime64(3, 'UTC')} AND event_time <= {until:DateTime64(3, 'UTC')}
+  WHERE model = {model:String} AND (label_kind != 0 OR outcome != '') AND event_time >= {from:DateTime64(3, 'UTC')} AND event_time <= {until:DateTime64(3, 'UTC')}
     AND request_id GLOBAL IN (SELECT request_id FROM p)
     AND (indexOf({cut_keys:Array(String)}, concat(topic, '/', toString(partition))) = 0
       OR offset < {cut_offsets:Array(Int64)}[indexOf({cut_keys:Array(String)}, concat(topic, '/', toString(partition)))])
@@ -332,7 +337,7 @@ ORDER BY p.event_time, p.request_id`
 				class, lclass    string
 				within, anyLabel uint64
 			)
-			if err := rows.Scan(&afterTime, &afterID, &kind, &num, &class, &pair.Scores, &lkind, &lnum, &lclass, &within, &anyLabel); err != nil {
+			if err := rows.Scan(&afterTime, &afterID, &kind, &num, &class, &pair.Scores, &lkind, &lnum, &lclass, &within, &anyLabel, &pair.Outcomes); err != nil {
 				rows.Close()
 				return 0, fmt.Errorf("join labels to %v at %v: %w", w.Series, w.Start, err)
 			}
@@ -430,7 +435,7 @@ GROUP BY model, model_version, deployment ORDER BY model, model_version, deploym
 	}
 	rows, err = s.conn.Query(ctx, `SELECT model, model_version, deployment, window_start, window_end, labels_until, predictions, labelled,
   beyond_horizon, confusion_true, confusion_pred, confusion_count, scored, log_loss_sum, regression, error_sum,
-  abs_error_sum, squared_error_sum, ape_sum, ape_count
+  abs_error_sum, squared_error_sum, ape_sum, ape_count, outcomes
 FROM `+s.db+`.window_performance FINAL WHERE in_reference = 1 ORDER BY model, model_version, deployment, window_start`)
 	if err != nil {
 		return nil, fmt.Errorf("load performance references: %w", err)
@@ -444,7 +449,7 @@ FROM `+s.db+`.window_performance FINAL WHERE in_reference = 1 ORDER BY model, mo
 		c := &r.Counts
 		if err := rows.Scan(&r.Window.Series.Model, &r.Window.Series.Version, &r.Window.Series.Deployment, &r.Window.Start, &r.Window.End,
 			&r.LabelsUntil, &c.Predictions, &c.Labelled, &r.BeyondHorizon, &truth, &pred, &count, &c.Scored, &c.LogLossSum,
-			&c.Regression, &c.ErrorSum, &c.AbsErrorSum, &c.SquaredSum, &c.APESum, &c.APECount); err != nil {
+			&c.Regression, &c.ErrorSum, &c.AbsErrorSum, &c.SquaredSum, &c.APESum, &c.APECount, &c.Outcomes); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("load performance references: %w", err)
 		}

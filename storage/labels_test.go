@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -34,6 +35,10 @@ func labelData() ([]storage.PredictionKey, []storage.LabelRow) {
 		return storage.LabelRow{Event: schemas.LabelEvent{EventID: id + "-l", RequestID: id, Model: labelSeries.Model, Timestamp: t0.Add(at), Label: v},
 			Topic: "labels", Partition: partition, Offset: offset}
 	}
+	outcome := func(l storage.LabelRow, name string) storage.LabelRow {
+		l.Event.Outcome = name
+		return l
+	}
 	labels := []storage.LabelRow{
 		label("r1", 6*time.Minute, one, 0, 1),
 		// r2 labelled twice: the newer one counts, once.
@@ -48,6 +53,11 @@ func labelData() ([]storage.PredictionKey, []storage.LabelRow) {
 		label("unknown", 6*time.Minute, one, 0, 5),
 		// r5's label came beyond the horizon (one hour).
 		label("r5", 9*time.Minute+2*time.Hour, one, 0, 6),
+		// user outcomes, on partition 2: two for r1 (one of them with no label, so no ground truth), one
+		// for r3 stamped after the window's labels are taken.
+		outcome(label("r1", 6*time.Minute, schemas.Value{}, 2, 1), "clicked"),
+		outcome(label("r1", 7*time.Minute, one, 2, 2), "redo_search"),
+		outcome(label("r3", 30*time.Minute, schemas.Value{}, 2, 3), "clicked"),
 	}
 	return keys, labels
 }
@@ -70,15 +80,16 @@ func TestLabelJoin(t *testing.T) {
 		js         storage.JoinSpec
 		want       []float64 // per request, the label joined (NaN: none)
 		wantBeyond uint64
+		outcomes   [5]string // per request, its outcomes joined
 	}{
 		{"settled at 20 min", storage.JoinSpec{From: t0.Add(-time.Minute), Until: t0.Add(20 * time.Minute), Cutoff: t0.Add(25 * time.Minute), Horizon: time.Hour},
-			[]float64{1, 0, math.NaN(), math.NaN(), math.NaN()}, 0},
+			[]float64{1, 0, math.NaN(), math.NaN(), math.NaN()}, 0, [5]string{"clicked redo_search"}},
 		{"no cutoff on partition 1", storage.JoinSpec{From: t0.Add(-time.Minute), Until: t0.Add(20 * time.Minute), Cutoff: t0.Add(time.Hour), Horizon: time.Hour},
-			[]float64{1, 0, math.NaN(), 1, math.NaN()}, 0},
+			[]float64{1, 0, math.NaN(), 1, math.NaN()}, 0, [5]string{"clicked redo_search"}},
 		{"everything, horizon 1h", storage.JoinSpec{From: t0.Add(-time.Minute), Until: t0.Add(5 * time.Hour), Cutoff: t0.Add(6 * time.Hour), Horizon: time.Hour},
-			[]float64{1, 0, 1, 1, math.NaN()}, 1},
+			[]float64{1, 0, 1, 1, math.NaN()}, 1, [5]string{"clicked redo_search", "", "clicked"}},
 		{"everything, horizon 7d", storage.JoinSpec{From: t0.Add(-time.Minute), Until: t0.Add(5 * time.Hour), Cutoff: t0.Add(6 * time.Hour), Horizon: 7 * 24 * time.Hour},
-			[]float64{1, 0, 1, 1, 1}, 0},
+			[]float64{1, 0, 1, 1, 1}, 0, [5]string{"clicked redo_search", "", "clicked"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			pairs, beyond, err := joinWindow(ctx, s, w, c.js)
@@ -91,6 +102,9 @@ func TestLabelJoin(t *testing.T) {
 			for i, p := range pairs {
 				if p.Prediction.Num != 0.8 || p.Scores["1"] != 0.8 {
 					t.Errorf("pair %d: prediction %+v scores %v", i, p.Prediction, p.Scores)
+				}
+				if got := strings.Join(p.Outcomes, " "); got != c.outcomes[i] {
+					t.Errorf("pair %d: outcomes %q, want %q", i, got, c.outcomes[i])
 				}
 				switch {
 				case math.IsNaN(c.want[i]) && p.Label.Kind != schemas.Missing:
@@ -109,7 +123,8 @@ func TestLabelJoin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(progress) != 2 || !progress[0].Latest.Equal(t0.Add(9*time.Minute+2*time.Hour)) || !progress[1].Latest.Equal(t0.Add(40*time.Minute)) ||
+	if len(progress) != 3 || !progress[0].Latest.Equal(t0.Add(9*time.Minute+2*time.Hour)) || !progress[1].Latest.Equal(t0.Add(40*time.Minute)) ||
+		!progress[2].Latest.Equal(t0.Add(30*time.Minute)) ||
 		len(models) != 1 || models[0] != labelSeries.Model {
 		t.Errorf("progress %+v, models %v", progress, models)
 	}
@@ -144,7 +159,8 @@ func TestPerformanceRowsRoundTrip(t *testing.T) {
 	}
 	c := got.Reference[0].Counts
 	if c.Predictions != want.Predictions || c.Labelled != want.Labelled || c.LogLossSum != want.LogLossSum || c.Scored != want.Scored ||
-		len(c.Confusion) != len(want.Confusion) || c.Confusion[detectors.ClassPair{True: "1", Pred: "0"}] != 1 {
+		len(c.Confusion) != len(want.Confusion) || c.Confusion[detectors.ClassPair{True: "1", Pred: "0"}] != 1 ||
+		len(c.Outcomes) != 2 || c.Outcomes["clicked"] != 1 || c.Outcomes["redo_search"] != 1 {
 		t.Errorf("reference counts %+v, want %+v", c, want)
 	}
 }
@@ -153,7 +169,7 @@ func TestPerformanceRowsRoundTrip(t *testing.T) {
 func performanceBatch(t *testing.T) (*storage.Batch, detectors.PerfCounts) {
 	t.Helper()
 	c, _, _ := detectors.ScorePairs([]detectors.PerfPair{
-		{Prediction: schemas.Value{Kind: schemas.Number, Num: 0.9}, Label: schemas.Value{Kind: schemas.Number, Num: 1}},
+		{Prediction: schemas.Value{Kind: schemas.Number, Num: 0.9}, Label: schemas.Value{Kind: schemas.Number, Num: 1}, Outcomes: []string{"clicked", "redo_search"}},
 		{Prediction: schemas.Value{Kind: schemas.Number, Num: 0.2}, Label: schemas.Value{Kind: schemas.Number, Num: 1}},
 		{Prediction: schemas.Value{Kind: schemas.Number, Num: 0.3}, Label: schemas.Value{Kind: schemas.Number, Num: 0}},
 		{Prediction: schemas.Value{Kind: schemas.Number, Num: 0.3}},

@@ -449,6 +449,10 @@ ALTER TABLE driftd.window_performance_local ON CLUSTER 'driftd' ADD COLUMN IF NO
 
 ALTER TABLE driftd.window_performance ON CLUSTER 'driftd' ADD COLUMN IF NOT EXISTS change_state String DEFAULT '';
 
+ALTER TABLE driftd.window_performance_local ON CLUSTER 'driftd' ADD COLUMN IF NOT EXISTS outcomes Map(String, UInt64);
+
+ALTER TABLE driftd.window_performance ON CLUSTER 'driftd' ADD COLUMN IF NOT EXISTS outcomes Map(String, UInt64);
+
 INSERT INTO driftd.window_performance (model, model_version, deployment, window_start, window_end, labels_until, in_reference, task, predictions, labelled, beyond_horizon, coverage, correct, accuracy, macro_precision, macro_recall, macro_f1, class_f1, confusion_true, confusion_pred, confusion_count, scored, log_loss_sum, log_loss, roc_auc, regression, error_sum, abs_error_sum, squared_error_sum, ape_sum, ape_count, mae, rmse, mean_error, mape, change_state, written_at)
 SELECT p.model, p.model_version, p.deployment, p.window_start, p.window_end, p.labels_until, p.in_reference, p.task, p.predictions, p.labelled, p.beyond_horizon, p.coverage, p.correct, p.accuracy, p.macro_precision, p.macro_recall, p.macro_f1, p.class_f1, p.confusion_true, p.confusion_pred, p.confusion_count, p.scored, p.log_loss_sum, p.log_loss, p.roc_auc, p.regression, p.error_sum, p.abs_error_sum, p.squared_error_sum, p.ape_sum, p.ape_count, p.mae, p.rmse, p.mean_error, p.mape, s.state, now64(3, 'UTC')
 FROM driftd.window_performance AS p FINAL
