@@ -403,3 +403,70 @@ func TestZTestForABooleanFeature(t *testing.T) {
 		}
 	}
 }
+
+// classEvent is a classifier's prediction with its two class scores: the class is a coin
+// flip, its score confident or not.
+func classEvent(rng *rand.Rand, confident bool, at time.Duration) *schemas.PredictionEvent {
+	top := 0.8 + 0.19*rng.Float64()
+	if !confident {
+		top = 0.5 + 0.2*rng.Float64()
+	}
+	class, other := "a", "b"
+	if rng.IntN(2) == 1 {
+		class, other = other, class
+	}
+	return &schemas.PredictionEvent{Model: "m", ModelVersion: "1", Deployment: "primary", Timestamp: t0.Add(at), Status: "ok", LatencyMs: 10,
+		Features:   []schemas.Feature{{Name: "amount", Value: schemas.Value{Kind: schemas.Number, Num: rng.NormFloat64()}}},
+		Prediction: schemas.Value{Kind: schemas.String, Str: class}, Scores: map[string]float64{class: top, other: 1 - top}}
+}
+
+// A classifier that grows unsure, with the same classes predicted as often as before:
+// its confidence and entropy drift (output_quality), its predictions do not, and the
+// stationary windows before raise nothing.
+func TestEvaluateJudgesScoreConfidence(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	sample := NewSample()
+	for i := 0; i < 20000; i++ {
+		sample.AddEvent(classEvent(rng, true, 0))
+	}
+	ref := sample.Build("m", "1", SourceFirstWindows, 3, t0)
+	if ref.Features[processors.ConfidenceFeature] == nil || ref.Features[processors.EntropyFeature] == nil {
+		t.Fatalf("reference without the score signals: %v", ref.Features)
+	}
+	th := func(string) Thresholds { return DefaultThresholds }
+	win := func(confident bool) *processors.WindowAgg {
+		p := processors.NewProcessor(func(string) processors.WindowSpec { return processors.WindowSpec{Size: time.Minute} }, processors.Limits{})
+		p.SetLayout("m", "1", ref.Layout())
+		for i := 0; i < 2000; i++ {
+			p.Add(classEvent(rng, confident, time.Duration(i)*time.Millisecond), processors.Source{Offset: int64(i)}, t0)
+		}
+		return p.CloseAll()[0].Merged
+	}
+	breached := func(v Verdict) []string {
+		var out []string
+		for _, c := range v.Conditions {
+			if c.Feature == processors.ConfidenceFeature || c.Feature == processors.EntropyFeature {
+				t.Errorf("condition names a pseudo-feature: %+v", c)
+			}
+			if c.Breached {
+				out = append(out, c.Kind+" "+c.Feature)
+			}
+		}
+		return out
+	}
+	for i := 0; i < 50; i++ {
+		if b := breached(Evaluate(win(true), ref, th)); len(b) > 0 {
+			t.Fatalf("stationary window %d breached %v", i, b)
+		}
+	}
+	v := Evaluate(win(false), ref, th)
+	got := strings.Join(breached(v), ", ")
+	if got != "output_quality confidence, output_quality entropy" {
+		t.Errorf("unsure classifier breached %q, want confidence and entropy only", got)
+	}
+	for _, c := range v.Conditions {
+		if c.Feature == "confidence" && !strings.Contains(c.FiringSummary, "confidence (highest class score) of m 1 drifted") {
+			t.Errorf("summary %q", c.FiringSummary)
+		}
+	}
+}

@@ -245,7 +245,10 @@ func Evaluate(w *processors.WindowAgg, ref *Profile, thresholds func(feature str
 			ps[i] = s.PValue
 		}
 		adjusted := BenjaminiHochberg(ps)
-		drifted := 0
+		// drifted and judged count the features and the prediction: the score signals are
+		// output quality, neither a feature for the dataset's share nor one that explains
+		// a joint drift away.
+		drifted, judged := 0, 0
 		for i := range v.Scores {
 			s := &v.Scores[i]
 			th := thresholds(s.Feature)
@@ -258,8 +261,11 @@ func Evaluate(w *processors.WindowAgg, ref *Profile, thresholds func(feature str
 			var distance string
 			var value, threshold float64
 			s.Drifted, s.Severity, distance, value, threshold = judge(*s, th)
-			if s.Drifted {
-				drifted++
+			if s.Feature != processors.ConfidenceFeature && s.Feature != processors.EntropyFeature {
+				judged++
+				if s.Drifted {
+					drifted++
+				}
 			}
 			s.Distance, s.DistanceValue, s.DistanceThreshold = distance, value, threshold
 			v.Conditions = append(v.Conditions, driftCondition(w, *s, th))
@@ -277,8 +283,8 @@ func Evaluate(w *processors.WindowAgg, ref *Profile, thresholds func(feature str
 			}
 		}
 		// With one or two judged features the dataset verdict would only repeat theirs.
-		if model.DriftShare > 0 && len(v.Scores) >= 3 {
-			v.Conditions = append(v.Conditions, datasetCondition(w, drifted, len(v.Scores), model.DriftShare))
+		if model.DriftShare > 0 && judged >= 3 {
+			v.Conditions = append(v.Conditions, datasetCondition(w, drifted, judged, model.DriftShare))
 		}
 	}
 	v.Conditions = append(v.Conditions, serviceConditions(w, ref, thresholds)...)
@@ -625,9 +631,16 @@ func driftCondition(w *processors.WindowAgg, s FeatureScore, th Thresholds) Cond
 		c.Metric, c.Value, c.Threshold = "p_adjusted", s.PAdjusted, s.Alpha
 	}
 	subject := fmt.Sprintf("feature %s of %s %s", s.Feature, w.Series.Model, w.Series.Version)
-	if s.Feature == processors.PredictionFeature {
+	switch s.Feature {
+	case processors.PredictionFeature:
 		c.Kind, c.Feature = schemas.KindPredictionDrift, ""
 		subject = fmt.Sprintf("predictions of %s %s", w.Series.Model, w.Series.Version)
+	case processors.ConfidenceFeature:
+		c.Kind, c.Feature = schemas.KindOutputQuality, "confidence"
+		subject = fmt.Sprintf("confidence (highest class score) of %s %s", w.Series.Model, w.Series.Version)
+	case processors.EntropyFeature:
+		c.Kind, c.Feature = schemas.KindOutputQuality, "entropy"
+		subject = fmt.Sprintf("entropy of the class scores of %s %s", w.Series.Model, w.Series.Version)
 	}
 	if w.Series.Deployment != schemas.DeploymentPrimary {
 		subject += " (" + w.Series.Deployment + ")"

@@ -124,7 +124,9 @@ func inputQualityConditions(w *processors.WindowAgg, ref *Profile, thresholds fu
 	subject := seriesSubject(w)
 	names := make([]string, 0, len(ref.Features))
 	for name, fp := range ref.Features {
-		if name != processors.PredictionFeature && fp.Present > 0 && ref.Events > 0 {
+		// The output's pseudo-features are judged by their own signals: a confidence is
+		// absent where a prediction has no scores, which is no missing input.
+		if !processors.IsOutputFeature(name) && fp.Present > 0 && ref.Events > 0 {
 			names = append(names, name)
 		}
 	}

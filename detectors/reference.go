@@ -274,6 +274,10 @@ func (s *Sample) AddEvent(e *schemas.PredictionEvent) {
 		s.Add(e.Features[i].Name, e.Features[i].Value)
 	}
 	s.Add(processors.PredictionFeature, e.Prediction)
+	if conf, ent, ok := processors.ScoreSignals(e.Scores); ok {
+		s.Add(processors.ConfidenceFeature, schemas.Value{Kind: schemas.Number, Num: conf})
+		s.Add(processors.EntropyFeature, schemas.Value{Kind: schemas.Number, Num: ent})
+	}
 	s.addRow(e.Features)
 }
 

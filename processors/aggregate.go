@@ -5,6 +5,7 @@ package processors
 
 import (
 	"math"
+	"slices"
 	"sort"
 
 	"github.com/driftd/driftd/schemas"
@@ -18,6 +19,73 @@ const OtherCategory = "__other__"
 
 // PredictionFeature is the name under which the prediction is aggregated like a feature.
 const PredictionFeature = "__prediction__"
+
+// ConfidenceFeature and EntropyFeature are the names under which a prediction's class
+// scores are aggregated like features (when it has scores): the highest score, and the
+// scores' entropy in nats (ScoreSignals). Windows, references and drift tests take them
+// as they take any numeric feature; their alerts are output_quality.
+const (
+	ConfidenceFeature = "__confidence__"
+	EntropyFeature    = "__entropy__"
+)
+
+// IsOutputFeature reports whether name is one of the pseudo-features aggregated from the
+// model's output (the prediction, its confidence and entropy), not an input.
+func IsOutputFeature(name string) bool {
+	return name == PredictionFeature || name == ConfidenceFeature || name == EntropyFeature
+}
+
+// ScoreSignals returns a prediction's confidence (its highest class score) and the
+// entropy of its class scores, normalised to sum to 1 (nats); a single score s in [0, 1]
+// is a binary model's probability of one class, the other having 1 − s. ok is false
+// without a usable score (none, or negative, non-finite or all zero).
+func ScoreSignals(scores map[string]float64) (confidence, entropy float64, ok bool) {
+	if len(scores) == 0 {
+		return 0, 0, false
+	}
+	if len(scores) == 1 {
+		for _, s := range scores {
+			if !(s >= 0 && s <= 1) {
+				return 0, 0, false
+			}
+			return math.Max(s, 1-s), binaryEntropy(s), true
+		}
+	}
+	// Summed in sorted order: the same bits whatever the map's (random) iteration order,
+	// so that a replay aggregates the same values.
+	var buf [16]float64
+	terms := buf[:0]
+	for _, s := range scores {
+		if !(s >= 0) || math.IsInf(s, 1) {
+			return 0, 0, false
+		}
+		terms = append(terms, s)
+	}
+	slices.Sort(terms)
+	var sum float64
+	for _, s := range terms {
+		sum += s
+	}
+	if sum <= 0 {
+		return 0, 0, false
+	}
+	for _, s := range terms {
+		if p := s / sum; p > 0 {
+			entropy -= p * math.Log(p)
+		}
+	}
+	return terms[len(terms)-1] / sum, entropy, true
+}
+
+func binaryEntropy(p float64) float64 {
+	var h float64
+	for _, q := range []float64{p, 1 - p} {
+		if q > 0 {
+			h -= q * math.Log(q)
+		}
+	}
+	return h
+}
 
 // FeatureKind says how a feature is summarized.
 type FeatureKind uint8
@@ -348,6 +416,10 @@ func (w *WindowAgg) add(e *schemas.PredictionEvent, layout *Layout, lim Limits) 
 		w.NullPredictions++
 	}
 	w.Prediction = w.addFeature(w.Prediction, PredictionFeature, e.Prediction, layout, lim)
+	if conf, ent, ok := ScoreSignals(e.Scores); ok {
+		w.addOutput(ConfidenceFeature, conf, layout, lim)
+		w.addOutput(EntropyFeature, ent, layout, lim)
+	}
 	if layout != nil && len(layout.Joint) > 1 {
 		w.addJoint(e, layout.Joint, layout.JointEdges)
 	}
@@ -363,7 +435,7 @@ func (w *WindowAgg) add(e *schemas.PredictionEvent, layout *Layout, lim Limits) 
 		if !ok {
 			agg, ok = w.Features[f.Name]
 		}
-		if !ok && len(w.Features) >= lim.MaxFeatures {
+		if !ok && w.inputFeatures() >= lim.MaxFeatures {
 			w.DroppedFeatures++
 			continue
 		}
@@ -377,6 +449,27 @@ func (w *WindowAgg) add(e *schemas.PredictionEvent, layout *Layout, lim Limits) 
 			}
 			w.featPos[i] = agg
 		}
+	}
+}
+
+// inputFeatures is how many of the window's features are inputs (MaxFeatures bounds
+// those; the score signals are two at most).
+func (w *WindowAgg) inputFeatures() int {
+	n := len(w.Features)
+	for _, name := range [...]string{ConfidenceFeature, EntropyFeature} {
+		if _, ok := w.Features[name]; ok {
+			n--
+		}
+	}
+	return n
+}
+
+// addOutput adds a score signal to its pseudo-feature.
+func (w *WindowAgg) addOutput(name string, v float64, layout *Layout, lim Limits) {
+	agg, ok := w.Features[name]
+	agg = w.addFeature(agg, name, schemas.Value{Kind: schemas.Number, Num: v}, layout, lim)
+	if !ok {
+		w.Features[name] = agg
 	}
 }
 

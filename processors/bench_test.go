@@ -66,6 +66,26 @@ func BenchmarkWindowUpdate20Features(b *testing.B) {
 	}
 }
 
+// BenchmarkWindowUpdateWithScores is BenchmarkWindowUpdate20Features for a classifier
+// that sends three class scores: their confidence and entropy are aggregated too.
+func BenchmarkWindowUpdateWithScores(b *testing.B) {
+	evs := events20(4096)
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, e := range evs {
+		a, c := rng.Float64(), rng.Float64()
+		sum := a + c + 1
+		e.Scores = map[string]float64{"approve": a / sum, "review": c / sum, "decline": 1 / sum}
+	}
+	p := newProc(layoutFor(evs))
+	now := time.Now()
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		p.Add(evs[i%len(evs)], processors.Source{Topic: "in", Offset: int64(i)}, now)
+		i++
+	}
+}
+
 // BenchmarkDecodeAndUpdate20Features is the per-event hot path: decode a record and
 // aggregate it. events/s per core = 1e9 / ns/op (the benchmark runs on one goroutine).
 func BenchmarkDecodeAndUpdate20Features(b *testing.B) {

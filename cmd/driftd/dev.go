@@ -498,8 +498,13 @@ func (v *devView) table() {
 		worst := "-"
 		if r.worstFeature != "" {
 			f := r.worstFeature
-			if f == processors.PredictionFeature {
+			switch f {
+			case processors.PredictionFeature:
 				f = "prediction"
+			case processors.ConfidenceFeature:
+				f = "confidence"
+			case processors.EntropyFeature:
+				f = "entropy"
 			}
 			worst = fmt.Sprintf("%s %.2f", f, r.worstPSI)
 		} else if strings.HasPrefix(r.judgement, "not judged") {
