@@ -470,3 +470,53 @@ func TestEvaluateJudgesScoreConfidence(t *testing.T) {
 		}
 	}
 }
+
+// A classifier whose scores are mostly exactly 1 and 0 (an atom at confidence 1 and
+// entropy 0), judged over long stationary streams at several volumes: no breach.
+func TestScoreSignalsQuietWithAtoms(t *testing.T) {
+	for _, n := range []int{150, 500, 5000} {
+		t.Run(fmt.Sprintf("%d a window", n), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(uint64(n), 9))
+			ev := func(at time.Duration) *schemas.PredictionEvent {
+				e := classEvent(rng, true, at)
+				if rng.Float64() < 0.7 {
+					for k := range e.Scores {
+						e.Scores[k] = 0
+					}
+					e.Scores[e.Prediction.Str] = 1
+				}
+				return e
+			}
+			sample := NewSample()
+			for i := 0; i < 3*n; i++ { // three reference windows
+				sample.AddEvent(ev(0))
+			}
+			ref := sample.Build("m", "1", SourceFirstWindows, 3, t0)
+			th := func(string) Thresholds { return DefaultThresholds }
+			windows := 400
+			if n == 5000 {
+				windows = 100
+			}
+			judged := 0
+			for w := 0; w < windows; w++ {
+				p := processors.NewProcessor(func(string) processors.WindowSpec { return processors.WindowSpec{Size: time.Minute} }, processors.Limits{})
+				p.SetLayout("m", "1", ref.Layout())
+				for i := 0; i < n; i++ {
+					p.Add(ev(time.Duration(i)*time.Millisecond), processors.Source{Offset: int64(i)}, t0)
+				}
+				for _, c := range Evaluate(p.CloseAll()[0].Merged, ref, th).Conditions {
+					if c.Breached {
+						t.Fatalf("stationary window %d breached %s %s: %s", w, c.Kind, c.Feature, c.FiringSummary)
+					}
+					if c.Feature == "confidence" {
+						judged++
+					}
+				}
+			}
+			if n >= int(DefaultThresholds.MinEvents) && judged != windows {
+				t.Errorf("confidence judged in %d of %d windows", judged, windows)
+			}
+			t.Logf("%d stationary windows, confidence judged in %d (min_events %d), no breach", windows, judged, DefaultThresholds.MinEvents)
+		})
+	}
+}
