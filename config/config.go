@@ -272,6 +272,54 @@ type ModelConfig struct {
 	Reference        detectors.ReferenceSource `yaml:"reference"` // "": detection.reference
 	Thresholds       Overrides                 `yaml:"thresholds"`
 	Features         map[string]Overrides      `yaml:"features"`
+	// Labels overrides the labels section for this model (LabelsFor).
+	Labels LabelOverrides `yaml:"labels"`
+}
+
+// LabelOverrides are optional per-model overrides of the labels section: how long its
+// labels are awaited, its change detector's sensitivity and its thresholds.
+type LabelOverrides struct {
+	Settle               *Duration `yaml:"settle"`
+	ADWINDelta           *float64  `yaml:"adwin_delta"`
+	ReferenceMinLabelled *uint64   `yaml:"reference_min_labelled"`
+	PValue               *float64  `yaml:"p_value"`
+	ErrorMinIncrease     *float64  `yaml:"error_min_increase"`
+	MAEMinRatio          *float64  `yaml:"mae_min_ratio"`
+	MinCoverageRatio     *float64  `yaml:"min_coverage_ratio"`
+	ConceptMinIncrease   *float64  `yaml:"concept_min_increase"`
+	OutcomeMinChange     *float64  `yaml:"outcome_min_change"`
+	OutcomeMinRatio      *float64  `yaml:"outcome_min_ratio"`
+}
+
+// LabelsFor returns the labels section as it applies to a model: the section, then the
+// model's overrides.
+func (c *Config) LabelsFor(model string) Labels {
+	l := c.Labels
+	m, ok := c.Models[model]
+	if !ok {
+		return l
+	}
+	o := m.Labels
+	set := func(dst *float64, src *float64) {
+		if src != nil {
+			*dst = *src
+		}
+	}
+	if o.Settle != nil {
+		l.Settle = *o.Settle
+	}
+	if o.ReferenceMinLabelled != nil {
+		l.ReferenceMinLabelled = *o.ReferenceMinLabelled
+	}
+	set(&l.ADWINDelta, o.ADWINDelta)
+	set(&l.PValue, o.PValue)
+	set(&l.ErrorMinIncrease, o.ErrorMinIncrease)
+	set(&l.MAEMinRatio, o.MAEMinRatio)
+	set(&l.MinCoverageRatio, o.MinCoverageRatio)
+	set(&l.ConceptMinIncrease, o.ConceptMinIncrease)
+	set(&l.OutcomeMinChange, o.OutcomeMinChange)
+	set(&l.OutcomeMinRatio, o.OutcomeMinRatio)
+	return l
 }
 
 // Overrides are optional threshold overrides.
@@ -341,6 +389,9 @@ type Labels struct {
 	// Detector is the change detector on the loss stream, with River's default
 	// parameters: adwin (the only kind that tells the loss level before a change).
 	Detector detectors.ChangeKind `yaml:"detector"`
+	// ADWINDelta is ADWIN's delta, the significance of its cut test (River: 0.002);
+	// smaller finds fewer, larger changes.
+	ADWINDelta float64 `yaml:"adwin_delta"`
 	// ReferenceMinLabelled: the performance reference is a series' first settled windows
 	// (detection.reference_windows of them, with labels) holding at least this many
 	// labelled predictions.
@@ -356,6 +407,13 @@ type Labels struct {
 	// and OutcomeMinRatio: detectors.PerformanceThresholds.
 	OutcomeMinChange float64 `yaml:"outcome_min_change"`
 	OutcomeMinRatio  float64 `yaml:"outcome_min_ratio"`
+}
+
+// ChangeParams are the change detectors' parameters: River's defaults, with ADWINDelta.
+func (l Labels) ChangeParams() detectors.ChangeParams {
+	p := detectors.DefaultChangeParams()
+	p.ADWIN.Delta = l.ADWINDelta
+	return p
 }
 
 // PerformanceThresholds are the labels section's thresholds.
@@ -410,7 +468,7 @@ func Default() Config {
 		Pipelines: Pipelines{Window: Duration(time.Hour), Lateness: Duration(5 * time.Minute), FailureRate: 0.5,
 			ConsecutiveFailures: 3, VolumeDrop: 0.5, VolumeJump: 3, FreshnessFactor: 2},
 		Labels: Labels{Horizon: Duration(7 * 24 * time.Hour), Settle: Duration(time.Hour), Lateness: Duration(5 * time.Minute),
-			Detector: detectors.ChangeADWIN, ReferenceMinLabelled: perf.ReferenceMinLabelled, PValue: perf.PValue,
+			Detector: detectors.ChangeADWIN, ADWINDelta: detectors.DefaultADWINParams().Delta, ReferenceMinLabelled: perf.ReferenceMinLabelled, PValue: perf.PValue,
 			ErrorMinIncrease: perf.ErrorMinIncrease, MAEMinRatio: perf.MAEMinRatio, MinCoverageRatio: perf.MinCoverageRatio,
 			ConceptMinIncrease: perf.ConceptMinIncrease, OutcomeMinChange: perf.OutcomeMinChange, OutcomeMinRatio: perf.OutcomeMinRatio},
 		Limits: Limits{MaxFeatures: processors.DefaultLimits.MaxFeatures, MaxCategories: processors.DefaultLimits.MaxCategories,
@@ -803,36 +861,13 @@ func (c *Config) Validate() error {
 			return fail("pipelines.stages."+key+".expected_interval", "must not be negative")
 		}
 	}
-	lb := c.Labels
-	switch {
-	case lb.Horizon <= 0:
-		return fail("labels.horizon", "must be positive")
-	case lb.Settle < 0:
-		return fail("labels.settle", "must not be negative")
-	case lb.Lateness < 0:
-		return fail("labels.lateness", "must not be negative")
-	case !(lb.PValue > 0 && lb.PValue < 1):
-		return fail("labels.p_value", "must be between 0 and 1")
-	case !(lb.ErrorMinIncrease >= 0 && lb.ErrorMinIncrease < 1):
-		return fail("labels.error_min_increase", "must be in [0, 1) (0 turns classification judging off)")
-	case lb.MAEMinRatio != 0 && !(lb.MAEMinRatio > 1):
-		return fail("labels.mae_min_ratio", "must be above 1 (0 turns regression judging off)")
-	case !(lb.MinCoverageRatio >= 0 && lb.MinCoverageRatio <= 1):
-		return fail("labels.min_coverage_ratio", "must be in [0, 1]")
-	case !(lb.ConceptMinIncrease > 0):
-		return fail("labels.concept_min_increase", "must be positive")
-	case !(lb.OutcomeMinChange >= 0 && lb.OutcomeMinChange < 1):
-		return fail("labels.outcome_min_change", "must be in [0, 1) (0 turns outcome judging off)")
-	case !(lb.OutcomeMinRatio >= 1):
-		return fail("labels.outcome_min_ratio", "must be at least 1")
+	if err := checkLabels("labels", c.Labels); err != nil {
+		return err
 	}
-	if _, err := detectors.NewChangeDetector(lb.Detector, detectors.DefaultChangeParams()); err != nil {
-		return fail("labels.detector", "%v", err)
-	}
-	if lb.Detector != detectors.ChangeADWIN {
-		// The level before a change comes from ADWIN's cut; the other detectors say that
-		// something changed but not from what (docs/concept-drift.md).
-		return fail("labels.detector", "%s is not supported in the running job yet: only adwin tells the loss level before a change", lb.Detector)
+	for name := range c.Models {
+		if err := checkLabels("models."+name+".labels", c.LabelsFor(name)); err != nil {
+			return err
+		}
 	}
 	if c.Limits.MaxFuture < 0 {
 		return fail("limits.max_future", "must not be negative (0 disables)")
@@ -868,6 +903,46 @@ func (c *Config) ReferenceSource(model string) detectors.ReferenceSource {
 func checkDistanceThreshold(field string, th detectors.Thresholds) error {
 	if th.DistanceThreshold < 0 {
 		return fmt.Errorf("config: %s.distance_threshold: must not be negative", field)
+	}
+	return nil
+}
+
+// checkLabels checks a labels section (or a model's, overrides applied).
+func checkLabels(field string, lb Labels) error {
+	fail := func(name, format string, args ...any) error {
+		return fmt.Errorf("config: %s.%s: %s", field, name, fmt.Sprintf(format, args...))
+	}
+	switch {
+	case lb.Horizon <= 0:
+		return fail("horizon", "must be positive")
+	case lb.Settle < 0:
+		return fail("settle", "must not be negative")
+	case lb.Lateness < 0:
+		return fail("lateness", "must not be negative")
+	case !(lb.ADWINDelta > 0 && lb.ADWINDelta < 1):
+		return fail("adwin_delta", "must be between 0 and 1")
+	case !(lb.PValue > 0 && lb.PValue < 1):
+		return fail("p_value", "must be between 0 and 1")
+	case !(lb.ErrorMinIncrease >= 0 && lb.ErrorMinIncrease < 1):
+		return fail("error_min_increase", "must be in [0, 1) (0 turns classification judging off)")
+	case lb.MAEMinRatio != 0 && !(lb.MAEMinRatio > 1):
+		return fail("mae_min_ratio", "must be above 1 (0 turns regression judging off)")
+	case !(lb.MinCoverageRatio >= 0 && lb.MinCoverageRatio <= 1):
+		return fail("min_coverage_ratio", "must be in [0, 1]")
+	case !(lb.ConceptMinIncrease > 0):
+		return fail("concept_min_increase", "must be positive")
+	case !(lb.OutcomeMinChange >= 0 && lb.OutcomeMinChange < 1):
+		return fail("outcome_min_change", "must be in [0, 1) (0 turns outcome judging off)")
+	case !(lb.OutcomeMinRatio >= 1):
+		return fail("outcome_min_ratio", "must be at least 1")
+	}
+	if _, err := detectors.NewChangeDetector(lb.Detector, lb.ChangeParams()); err != nil {
+		return fail("detector", "%v", err)
+	}
+	if lb.Detector != detectors.ChangeADWIN {
+		// The level before a change comes from ADWIN's cut; the other detectors say that
+		// something changed but not from what (docs/concept-drift.md).
+		return fail("detector", "%s is not supported in the running job yet: only adwin tells the loss level before a change", lb.Detector)
 	}
 	return nil
 }

@@ -106,6 +106,10 @@ models:
     features:
       amount:
         psi_warning: 0.3
+    labels:
+      settle: 72h
+      adwin_delta: 0.0001
+      outcome_min_ratio: 2
 `), map[string]string{
 		"DRIFTD_KAFKA_BROKERS":            "k1:9092, k2:9092",
 		"DRIFTD_CLICKHOUSE_PASSWORD_FILE": secret,
@@ -133,6 +137,13 @@ models:
 	}
 	if th := cfg.Thresholds("other", ""); th.PSIWarning != 0.1 || th.ErrorRate != 0.05 {
 		t.Errorf("default thresholds %+v", th)
+	}
+	if l := cfg.LabelsFor("fraud-scorer"); l.Settle != Duration(72*time.Hour) || l.ChangeParams().ADWIN.Delta != 0.0001 ||
+		l.PerformanceThresholds().OutcomeMinRatio != 2 || l.PerformanceThresholds().ErrorMinIncrease != 0.05 || l.Horizon != Duration(7*24*time.Hour) {
+		t.Errorf("fraud-scorer labels %+v", l)
+	}
+	if l := cfg.LabelsFor("other"); l.Settle != Duration(time.Hour) || l.ChangeParams().ADWIN.Delta != 0.002 || l.PerformanceThresholds().OutcomeMinRatio != 1.25 {
+		t.Errorf("default labels %+v", l)
 	}
 }
 

@@ -80,6 +80,8 @@ func TestBadOptionNamesFieldAndValues(t *testing.T) {
 		{"labels:\n  settle: -1m\n", "", []string{"labels.settle", "must not be negative"}},
 		{"labels:\n  outcome_min_change: 1.5\n", "", []string{"labels.outcome_min_change", "[0, 1)"}},
 		{"labels:\n  outcome_min_ratio: 0.5\n", "", []string{"labels.outcome_min_ratio", "at least 1"}},
+		{"models:\n  churn:\n    labels:\n      settle: -2h\n", "", []string{"models.churn.labels.settle", "must not be negative"}},
+		{"models:\n  churn:\n    labels:\n      adwin_delta: 2\n", "", []string{"models.churn.labels.adwin_delta", "between 0 and 1"}},
 		{"windows:\n  size: 5 minutes\n", "", []string{"windows.size (line 2)", "not a duration"}},
 		{"clickhouse:\n  protocol: grpc\n", "", []string{"clickhouse.protocol (line 2)", `"grpc"`, "native, http"}},
 		{"", "DRIFTD_CLICKHOUSE_PROTOCOL=tcp", []string{"clickhouse.protocol (DRIFTD_CLICKHOUSE_PROTOCOL)", "native, http"}},

@@ -25,7 +25,30 @@ import (
 type LabelSettings struct {
 	Horizon, Settle, Lateness time.Duration
 	Detector                  detectors.ChangeKind
-	Thresholds                detectors.PerformanceThresholds
+	// Change are the detectors' parameters (zero: River's defaults).
+	Change     detectors.ChangeParams
+	Thresholds detectors.PerformanceThresholds
+	// ForModel, when set, gives a model's settings (config.LabelsFor: the section with
+	// the model's overrides of Settle, Change and Thresholds); MinSettle is then the
+	// shortest Settle of any model.
+	ForModel  func(model string) LabelSettings
+	MinSettle time.Duration
+}
+
+// of returns the settings of a model.
+func (ls LabelSettings) of(model string) LabelSettings {
+	if ls.ForModel == nil {
+		return ls
+	}
+	return ls.ForModel(model)
+}
+
+// minSettle is the shortest settle time of any model.
+func (ls LabelSettings) minSettle() time.Duration {
+	if ls.ForModel != nil && ls.MinSettle < ls.Settle {
+		return ls.MinSettle
+	}
+	return ls.Settle
 }
 
 // labelStore is the label join's side of the Store.
@@ -177,8 +200,9 @@ func (r *Runner) settleLabels(ctx context.Context) error {
 	}
 	// A window settles when every label partition is past its end + settle + lateness:
 	// a label for it read later is out of its partition's order by more than the
-	// lateness, and left out (storage.JoinSpec's cutoff) alike on every replay.
-	until := wm.Add(-ls.Settle - ls.Lateness - time.Millisecond)
+	// lateness, and left out (storage.JoinSpec's cutoff) alike on every replay. The
+	// settle time is its model's; the windows loaded are those of the shortest.
+	until := wm.Add(-ls.minSettle() - ls.Lateness - time.Millisecond)
 	models := make([]string, 0, len(l.models))
 	for m := range l.models {
 		models = append(models, m)
@@ -203,12 +227,18 @@ func (r *Runner) settleLabels(ctx context.Context) error {
 		r.stats.PerformanceWindows += uint64(len(batch.Performance))
 		r.unwritten = &judged{batch: batch}
 	}
+	waiting := map[processors.SeriesKey]bool{}
 	for _, w := range windows {
 		ps := r.perfSeries(w.Series)
-		if !w.Start.After(ps.last) && !ps.last.IsZero() {
+		if waiting[w.Series] || (!w.Start.After(ps.last) && !ps.last.IsZero()) {
 			continue
 		}
-		js := storage.JoinSpec{From: w.Start.Add(-ls.Lateness), Until: w.End.Add(ls.Settle), Cutoff: w.End.Add(ls.Settle + ls.Lateness), Horizon: ls.Horizon}
+		settle := ls.of(w.Series.Model).Settle
+		if w.End.After(wm.Add(-settle - ls.Lateness - time.Millisecond)) {
+			waiting[w.Series] = true // its model's labels are awaited longer: it and the series' later windows wait
+			continue
+		}
+		js := storage.JoinSpec{From: w.Start.Add(-ls.Lateness), Until: w.End.Add(settle), Cutoff: w.End.Add(settle + ls.Lateness), Horizon: ls.Horizon}
 		// The window streams through a scorer, a page of the join at a time; an attempt
 		// cut off part way starts again from a fresh one.
 		var sc *detectors.Scorer
@@ -259,7 +289,7 @@ func (r *Runner) perfSeries(k processors.SeriesKey) *perfSeries {
 	}
 	if ps.concept.Detector == nil {
 		// Validated with the configuration: the kind is known and River's defaults build.
-		d, err := detectors.NewChangeDetector(r.set.Labels.Detector, detectors.DefaultChangeParams())
+		d, err := detectors.NewChangeDetector(r.set.Labels.Detector, r.set.Labels.of(k.Model).Change)
 		if err != nil {
 			d, _ = detectors.NewChangeDetector(detectors.ChangeADWIN, detectors.DefaultChangeParams())
 		}
@@ -270,7 +300,7 @@ func (r *Runner) perfSeries(k processors.SeriesKey) *perfSeries {
 
 // judgePerformance scores one settled window: its row and the conditions it raises.
 func (r *Runner) judgePerformance(ps *perfSeries, w storage.SettledWindow, js storage.JoinSpec, sc *detectors.Scorer) (storage.PerformanceRow, []detectors.Condition) {
-	th := r.set.Labels.Thresholds
+	th := r.set.Labels.of(w.Series.Model).Thresholds
 	counts, losses, zeroOne := sc.Result()
 	pw := detectors.PerfWindow{Series: w.Series, Start: w.Start, End: w.End}
 	row := storage.PerformanceRow{Window: pw, LabelsUntil: js.Until, Counts: counts}
@@ -328,8 +358,8 @@ func (r *Runner) restoreLabels(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	th := r.set.Labels.Thresholds
 	for _, s := range settled {
+		th := r.set.Labels.of(s.Series.Model).Thresholds
 		ps := r.perfSeries(s.Series)
 		ps.last = s.LastStart
 		for _, row := range s.Reference {

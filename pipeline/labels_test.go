@@ -1,8 +1,10 @@
 package pipeline_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -361,5 +363,81 @@ func TestLabelStampedAheadIsSetAside(t *testing.T) {
 		if r.labelled != uint64(s.n) {
 			t.Errorf("window %d: %d of %d labelled", r.start, r.labelled, s.n)
 		}
+	}
+}
+
+// A model whose labels come two minutes after its predictions, with its own settle time
+// (models.<m>.labels.settle), is judged with all of them; a model beside it with the
+// section's settle time settles as before.
+func TestLabelsSettlePerModel(t *testing.T) {
+	h := newHarness(t)
+	join := joinLabels(h)
+	h.tweak = func(s *pipeline.Settings) {
+		join(s)
+		section := s.Labels
+		s.Labels.ForModel = func(model string) pipeline.LabelSettings {
+			l := section
+			if model == "slow" {
+				l.Settle = 3 * time.Minute
+			}
+			return l
+		}
+		s.Labels.MinSettle = section.Settle
+	}
+	fast := labelled{windows: 8, n: 100, flip: -1, seed: 6}
+	preds, labels := fast.messages(t)
+	rng := rand.New(rand.NewPCG(6, 6))
+	const slowN = 100
+	for w := 0; w < fast.windows; w++ {
+		for i := 0; i < slowN; i++ {
+			at := t0.Add(time.Duration(w)*time.Minute + time.Duration(i)*time.Minute/slowN)
+			id := fmt.Sprintf("slow-%d-%d", w, i)
+			p := rng.Float64()
+			preds = append(preds, kafka.Message{Key: []byte(id), Value: jsonOf(t, &schemas.PredictionEvent{EventID: id, RequestID: id, Model: "slow",
+				ModelVersion: "1", Timestamp: at, Status: "ok", LatencyMs: 10, Prediction: schemas.Value{Kind: schemas.Number, Num: p}})})
+			b, err := schemas.MarshalLabelJSON(&schemas.LabelEvent{EventID: "l-" + id, RequestID: id, Model: "slow", Timestamp: at.Add(2 * time.Minute),
+				Label: schemas.Value{Kind: schemas.Number, Num: float64(rng.IntN(2))}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			labels = append(labels, kafka.Message{Key: []byte(id), Value: b})
+		}
+	}
+	// Each label partition in event-time order, as a live label stream is: the slow
+	// model's labels among the others' by their time.
+	stamp := func(m kafka.Message) time.Time {
+		var v struct{ Timestamp time.Time }
+		if err := json.Unmarshal(m.Value, &v); err != nil {
+			t.Fatal(err)
+		}
+		return v.Timestamp
+	}
+	sort.SliceStable(labels, func(i, j int) bool { return stamp(labels[i]).Before(stamp(labels[j])) })
+	h.produce(t, preds...)
+	h.produceTo(t, h.labels, labels...)
+	waitFor, stop := h.start(t)
+	waitFor("every window settled", func(st pipeline.Stats) bool { return st.PerformanceWindows == uint64(2*fast.windows) })
+	stop()
+	ctx := testenv.Context(t, time.Minute)
+	rows, err := h.store.Conn().Query(ctx, `SELECT model, count(), min(coverage), max(toInt64(dateDiff('second', window_end, labels_until))) FROM `+h.store.Database()+`.window_performance FINAL
+GROUP BY model ORDER BY model`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var got []string
+	for rows.Next() {
+		var model string
+		var n uint64
+		var coverage float64
+		var settle int64
+		if err := rows.Scan(&model, &n, &coverage, &settle); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, fmt.Sprintf("%s: %d windows, coverage ≥ %.2f, settled %ds after the end", model, n, coverage, settle))
+	}
+	want := []string{"churn: 8 windows, coverage ≥ 1.00, settled 30s after the end", "slow: 8 windows, coverage ≥ 1.00, settled 180s after the end"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("got %v\nwant %v", got, want)
 	}
 }

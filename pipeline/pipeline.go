@@ -237,6 +237,9 @@ func New(set Settings, src Source, dlq DeadLetterer, alerts AlertSink, store Sto
 	if set.Labels.Horizon <= 0 {
 		set.Labels.Horizon = 7 * 24 * time.Hour
 	}
+	if set.Labels.Change.ADWIN.Delta <= 0 {
+		set.Labels.Change = detectors.DefaultChangeParams()
+	}
 	if set.Labels.Thresholds.PValue <= 0 {
 		set.Labels.Thresholds = detectors.DefaultPerformanceThresholds
 	}

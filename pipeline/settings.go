@@ -48,9 +48,20 @@ func SettingsFromConfig(cfg config.Config, predictions, pipelines schemas.Decode
 		StagesOf:        cfg.StagesOf,
 		LabelTopic:      cfg.Kafka.Topics.Labels,
 		LabelDecoder:    schemas.Decoder{Format: cfg.Kafka.Formats.Labels, Registry: predictions.Registry},
-		Labels: LabelSettings{Horizon: time.Duration(cfg.Labels.Horizon), Settle: time.Duration(cfg.Labels.Settle),
-			Lateness: time.Duration(cfg.Labels.Lateness), Detector: cfg.Labels.Detector, Thresholds: cfg.Labels.PerformanceThresholds()},
+		Labels: labelSettings(cfg.Labels),
+	}
+	set.Labels.ForModel = func(model string) LabelSettings { return labelSettings(cfg.LabelsFor(model)) }
+	set.Labels.MinSettle = set.Labels.Settle
+	for name := range cfg.Models {
+		set.Labels.MinSettle = min(set.Labels.MinSettle, time.Duration(cfg.LabelsFor(name).Settle))
 	}
 	set.Limits.MaxFeatures, set.Limits.MaxCategories, set.Limits.MaxSeries = cfg.Limits.MaxFeatures, cfg.Limits.MaxCategories, cfg.Limits.MaxSeries
 	return set
+}
+
+// labelSettings are a labels section's settings (the section's, or a model's with its
+// overrides).
+func labelSettings(l config.Labels) LabelSettings {
+	return LabelSettings{Horizon: time.Duration(l.Horizon), Settle: time.Duration(l.Settle), Lateness: time.Duration(l.Lateness),
+		Detector: l.Detector, Change: l.ChangeParams(), Thresholds: l.PerformanceThresholds()}
 }
