@@ -48,7 +48,7 @@ func SettingsFromConfig(cfg config.Config, predictions, pipelines schemas.Decode
 		StagesOf:        cfg.StagesOf,
 		LabelTopic:      cfg.Kafka.Topics.Labels,
 		LabelDecoder:    schemas.Decoder{Format: cfg.Kafka.Formats.Labels, Registry: predictions.Registry},
-		Labels: labelSettings(cfg.Labels),
+		Labels:          labelSettings(cfg.Labels),
 	}
 	set.Labels.ForModel = func(model string) LabelSettings { return labelSettings(cfg.LabelsFor(model)) }
 	set.Labels.MinSettle = set.Labels.Settle
