@@ -116,7 +116,7 @@ func (l *labelState) watermark(settle time.Duration, unread func(consumers.Topic
 }
 
 // addKey keeps what the join needs of a prediction added to a window.
-func (r *Runner) addKey(e *schemas.PredictionEvent, start, end int64) {
+func (r *Runner) addKey(e *schemas.PredictionEvent, src processors.Source, start, end int64) {
 	if r.lab == nil || e.RequestID == "" {
 		return
 	}
@@ -128,7 +128,7 @@ func (r *Runner) addKey(e *schemas.PredictionEvent, start, end int64) {
 		}
 	}
 	r.lab.keys = append(r.lab.keys, storage.PredictionKey{Series: processors.SeriesKey{Model: e.Model, Version: e.ModelVersion, Deployment: e.Deployment},
-		RequestID: e.RequestID, EventTime: e.Timestamp, Start: start, End: end, Prediction: e.Prediction, Scores: scores})
+		RequestID: e.RequestID, EventTime: e.Timestamp, Start: start, End: end, Prediction: e.Prediction, Scores: scores, Source: src})
 }
 
 // handleLabel decodes one label record and keeps it for the next flush.
@@ -168,23 +168,43 @@ func (r *Runner) writeLabelData(ctx context.Context) error {
 	if len(l.keys) == 0 && len(l.rows) == 0 {
 		return nil
 	}
-	at := r.now()
-	err := retry.Do(ctx, r.policy(), "write labels to clickhouse", storage.Classify, r.attempt, func(ctx context.Context) error {
-		return r.store.WriteLabelData(ctx, l.keys, l.rows, at)
-	})
-	if err != nil {
-		if ctx.Err() != nil || errors.Is(err, retry.ErrOutage) || storage.Classify(err) != storage.Fatal {
-			return fmt.Errorf("write %d prediction keys and %d labels: %w", len(l.keys), len(l.rows), err)
-		}
-		// Refused for good: each label record goes to the dead-letter topic, as read.
-		for _, x := range storage.RefusedLabelData(l.keys, l.rows, at) {
-			rec := consumers.Record{Topic: x.Topic, Partition: x.Partition, Offset: x.FirstOffset, Value: x.Rows}
-			if err := r.deadLetter(ctx, rec, consumers.ClassWriteFatal, err); err != nil {
-				return err
-			}
-		}
+	if err := r.writeLabels(ctx, l.keys, l.rows, r.now()); err != nil {
+		return err
 	}
 	l.keys, l.rows = l.keys[:0], l.rows[:0]
+	return nil
+}
+
+// writeLabels writes keys and labels. Rows ClickHouse refuses for good are found by
+// writing halves apart, as write does for windows, and set aside on the dead-letter
+// topic, each with its record's place; the rest is written.
+func (r *Runner) writeLabels(ctx context.Context, keys []storage.PredictionKey, rows []storage.LabelRow, at time.Time) error {
+	err := retry.Do(ctx, r.policy(), "write labels to clickhouse", storage.Classify, r.attempt, func(ctx context.Context) error {
+		return r.store.WriteLabelData(ctx, keys, rows, at)
+	})
+	switch {
+	case err == nil:
+		return nil
+	case ctx.Err() != nil || errors.Is(err, retry.ErrOutage) || storage.Classify(err) != storage.Fatal:
+		return fmt.Errorf("write %d prediction keys and %d labels: %w", len(keys), len(rows), err)
+	}
+	if len(keys)+len(rows) > 1 {
+		hk, hr := len(keys)/2, len(rows)/2
+		if hk == 0 && hr == 0 { // one key and one label
+			hk = len(keys)
+		}
+		if err := r.writeLabels(ctx, keys[:hk], rows[:hr], at); err != nil {
+			return err
+		}
+		return r.writeLabels(ctx, keys[hk:], rows[hr:], at)
+	}
+	r.log.Error("clickhouse refused a prediction key or label for good; set aside on the dead-letter topic", "err", err)
+	for _, x := range storage.RefusedLabelData(keys, rows, at) {
+		rec := consumers.Record{Topic: x.Topic, Partition: x.Partition, Offset: x.FirstOffset, Value: x.Rows}
+		if err := r.deadLetter(ctx, rec, consumers.ClassWriteFatal, err); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

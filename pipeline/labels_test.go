@@ -11,6 +11,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/driftd/driftd/consumers"
 	"github.com/driftd/driftd/detectors"
 	"github.com/driftd/driftd/internal/testenv"
 	"github.com/driftd/driftd/pipeline"
@@ -439,5 +440,59 @@ GROUP BY model ORDER BY model`)
 	want := []string{"churn: 8 windows, coverage ≥ 1.00, settled 30s after the end", "slow: 8 windows, coverage ≥ 1.00, settled 180s after the end"}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("got %v\nwant %v", got, want)
+	}
+}
+
+// Prediction keys and labels ClickHouse refuses for good (here: constraints the engine
+// enforces) are set aside one by one, each with its record's place; everything else is
+// written and every window settles.
+func TestRefusedLabelDataIsSetAsideOneByOne(t *testing.T) {
+	h := newHarness(t)
+	h.tweak = joinLabels(h)
+	db := h.store.Database()
+	ctx := testenv.Context(t, 3*time.Minute)
+	for _, q := range []string{
+		"ALTER TABLE " + db + ".prediction_keys_by_window ADD CONSTRAINT no_key CHECK request_id NOT IN ('req-2-7', 'req-5-3')",
+		"ALTER TABLE " + db + ".labels ADD CONSTRAINT no_label CHECK request_id != 'req-4-5'",
+	} {
+		if err := h.store.Conn().Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := labelled{windows: 8, n: 100, flip: -1, seed: 8}
+	preds, labels := s.messages(t)
+	h.produce(t, preds...)
+	h.produceTo(t, h.labels, labels...)
+	waitFor, stop := h.start(t)
+	waitFor("every window settled", func(st pipeline.Stats) bool { return st.PerformanceWindows == uint64(s.windows) })
+	st := stop()
+	// req-4-5's label is sent twice (every fifth is): both copies are refused.
+	const refused = 4
+	if st.DeadLettered != refused {
+		t.Errorf("%d set aside, want %d", st.DeadLettered, refused)
+	}
+	var got []string
+	for _, m := range readAll(t, h.brokers, h.dlq, refused) {
+		var rows map[string][]map[string]any
+		if err := json.Unmarshal(m.Value, &rows); err != nil {
+			t.Fatalf("dead letter %q: %v", m.Value, err)
+		}
+		for table, rs := range rows {
+			if len(rs) != 1 || testenv.Header(m, consumers.HeaderErrorClass) != consumers.ClassWriteFatal {
+				t.Errorf("dead letter %s: %d rows of %s", m.Value, len(rs), table)
+			}
+			topic, offset := testenv.Header(m, consumers.HeaderSourceTopic), testenv.Header(m, consumers.HeaderSourceOffset)
+			if (table == "labels" && topic != h.labels) || (table != "labels" && topic != h.predictions) || offset == "" || offset == "-1" {
+				t.Errorf("dead letter of %s from %s at %s", table, topic, offset)
+			}
+			got = append(got, fmt.Sprintf("%s %v", table, rs[0]["request_id"]))
+		}
+	}
+	sort.Strings(got)
+	if want := "[labels req-4-5 labels req-4-5 prediction_keys_by_window req-2-7 prediction_keys_by_window req-5-3]"; fmt.Sprint(got) != want {
+		t.Errorf("set aside %v, want %s", got, want)
+	}
+	if n := h.count(t, "SELECT count() FROM "+db+".prediction_keys_by_window FINAL"); n != uint64(s.windows*s.n-2) {
+		t.Errorf("%d keys written, want all but two", n)
 	}
 }

@@ -606,14 +606,15 @@ func (r *Runner) handle(ctx context.Context, a ahead) (err error) {
 		return r.deadLetter(ctx, rec, consumers.ClassInvalid, fmt.Errorf("%w: prediction %s has %d features, more than limits.max_features (%d)", schemas.ErrInvalid, e.EventID, len(e.Features), limit))
 	}
 	r.clock.event(tp, e.Timestamp, now)
-	out, start, end := r.proc.Add(e, processors.Source{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Time: rec.Time}, now)
+	src := processors.Source{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Time: rec.Time}
+	out, start, end := r.proc.Add(e, src, now)
 	r.j.forget(r.proc.Forgotten())
 	switch out {
 	case processors.Rejected:
 		return r.deadLetter(ctx, rec, consumers.ClassLimit, fmt.Errorf("series model %q version %q deployment %q is not tracked: limits.max_series (%d) series are", e.Model, e.ModelVersion, e.Deployment, r.proc.Limits().MaxSeries))
 	case processors.Added:
 		r.stats.Added++
-		r.addKey(e, start, end)
+		r.addKey(e, src, start, end)
 		if _, ok := r.j.refs[[2]string{e.Model, e.ModelVersion}]; !ok && r.set.ReferenceSource(e.Model) == detectors.SourceFirstWindows {
 			r.j.builder(e.Model, e.ModelVersion).add(start, processors.TopicPartition{Topic: rec.Topic, Partition: rec.Partition}, e,
 				r.set.ReferenceWindows(e.Model), r.set.ReferenceMinEvents)

@@ -29,6 +29,9 @@ type PredictionKey struct {
 	Start, End int64 // its window (unix ms)
 	Prediction schemas.Value
 	Scores     map[string]float64
+	// Source is the prediction's record (not stored: the place a key refused for good
+	// is set aside with).
+	Source processors.Source
 }
 
 // LabelRow is one label record as read.
@@ -480,8 +483,7 @@ FROM `+s.db+`.window_performance FINAL WHERE in_reference = 1 ORDER BY model, mo
 }
 
 // RefusedLabelData is what is set aside when ClickHouse refuses keys and labels for good:
-// each label as its row, with its record's place; the prediction keys, which no label
-// record stands behind, as one part.
+// each as its row, with the place of the record it comes from.
 func RefusedLabelData(keys []PredictionKey, labels []LabelRow, at time.Time) []Refused {
 	at = at.UTC()
 	var out []Refused
@@ -492,15 +494,11 @@ func RefusedLabelData(keys []PredictionKey, labels []LabelRow, at time.Time) []R
 		}
 		out = append(out, Refused{Topic: topic, Partition: partition, FirstOffset: offset, LastOffset: offset, Rows: body})
 	}
+	for _, k := range keys {
+		add(k.Source.Topic, k.Source.Partition, k.Source.Offset, map[string][]map[string]any{"prediction_keys_by_window": named(predictionKeys(), [][]any{keyRow(k, at)})})
+	}
 	for _, l := range labels {
 		add(l.Topic, l.Partition, l.Offset, map[string][]map[string]any{"labels": named(labelRows(), [][]any{labelRow(l, at)})})
-	}
-	if len(keys) > 0 {
-		rows := make([][]any, len(keys))
-		for i, k := range keys {
-			rows[i] = keyRow(k, at)
-		}
-		add("", -1, -1, map[string][]map[string]any{"prediction_keys_by_window": named(predictionKeys(), rows)})
 	}
 	return out
 }
