@@ -235,6 +235,10 @@ func (r *Runner) settleLabels(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
+	partitions := make([]storage.LabelPartition, 0, len(l.progress))
+	for tp := range l.progress {
+		partitions = append(partitions, storage.LabelPartition{Topic: tp.Topic, Partition: tp.Partition})
+	}
 	batch := &storage.Batch{WrittenAt: r.now()}
 	// finish makes the batch of the windows judged so far the one to write: also when a
 	// join is cut off (ctx ended, ClickHouse down past max_outage), since their series
@@ -258,7 +262,8 @@ func (r *Runner) settleLabels(ctx context.Context) error {
 			waiting[w.Series] = true // its model's labels are awaited longer: it and the series' later windows wait
 			continue
 		}
-		js := storage.JoinSpec{From: w.Start.Add(-ls.Lateness), Until: w.End.Add(settle), Cutoff: w.End.Add(settle + ls.Lateness), Horizon: ls.Horizon}
+		js := storage.JoinSpec{From: w.Start.Add(-ls.Lateness), Until: w.End.Add(settle), Cutoff: w.End.Add(settle + ls.Lateness),
+			Horizon: ls.Horizon, Partitions: partitions}
 		// The window streams through a scorer, a page of the join at a time; an attempt
 		// cut off part way starts again from a fresh one.
 		var sc *detectors.Scorer

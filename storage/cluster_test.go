@@ -111,7 +111,7 @@ func TestDistributedReadsEqualOneServer(t *testing.T) {
 	}
 	// The rows are in the local tables, written through the Distributed ones.
 	for _, table := range []string{"window_model_stats", "window_feature_stats", "drift_scores", "alerts", "late_events", "pipeline_stage_stats",
-		"reference_profiles", "alert_state", "pipeline_stage_state", "reference_samples", "prediction_keys_by_window", "labels",
+		"reference_profiles", "alert_state", "pipeline_stage_state", "reference_samples", "prediction_keys_by_window", "labels", "label_offsets",
 		"window_performance"} {
 		var n uint64
 		if err := dist.Conn().QueryRow(ctx, "SELECT count() FROM "+dist.Database()+"."+table+dsql.LocalSuffix).Scan(&n); err != nil || n == 0 {
@@ -163,7 +163,7 @@ func TestDistributedReadsEqualOneServer(t *testing.T) {
 	})
 	same("LoadWindowPairs", func(s *storage.Store) (any, error) {
 		pairs, beyond, err := joinWindow(ctx, s, storage.SettledWindow{Series: labelSeries, Start: t0, End: t0.Add(5 * time.Minute)},
-			storage.JoinSpec{From: t0.Add(-time.Minute), Until: t0.Add(20 * time.Minute), Cutoff: t0.Add(25 * time.Minute), Horizon: time.Hour})
+			storage.JoinSpec{From: t0.Add(-time.Minute), Until: t0.Add(20 * time.Minute), Cutoff: t0.Add(25 * time.Minute), Horizon: time.Hour, Partitions: labelPartitions(3)})
 		return []any{pairs, beyond}, err
 	})
 	same("LoadHourlyEvents", func(s *storage.Store) (any, error) { return s.LoadHourlyEvents(ctx, day) })

@@ -7,6 +7,7 @@ import (
 	"math"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -63,6 +64,10 @@ func predictionKeys() table {
 
 func labelRows() table {
 	return table{"labels", "model, request_id, event_id, event_time, label_kind, label_num, label_class, outcome, topic, partition, offset, written_at", byDay(3)}
+}
+
+func labelOffsets() table {
+	return table{"label_offsets", "topic, partition, offset, event_time, written_at", byDay(3)}
 }
 
 func performanceRows() table {
@@ -156,6 +161,15 @@ func (s *Store) WriteLabelData(ctx context.Context, keys []PredictionKey, labels
 	in = s.inserter(ctx, labelRows())
 	for _, l := range labels {
 		if err := in.append(labelRow(l, at)); err != nil {
+			return err
+		}
+	}
+	if err := in.flush(); err != nil {
+		return err
+	}
+	in = s.inserter(ctx, labelOffsets())
+	for _, l := range labels {
+		if err := in.append([]any{l.Topic, int32(l.Partition), l.Offset, l.Event.Timestamp.UTC(), at}); err != nil {
 			return err
 		}
 	}
@@ -271,6 +285,14 @@ ORDER BY window_start, model, model_version, deployment`,
 type JoinSpec struct {
 	From, Until, Cutoff time.Time
 	Horizon             time.Duration
+	// Partitions are the label partitions the cutoff is looked for on (those with labels).
+	Partitions []LabelPartition
+}
+
+// LabelPartition is one partition of the label topic.
+type LabelPartition struct {
+	Topic     string
+	Partition int
 }
 
 // joinPage is how many predictions one query of a window's join returns: driftd holds
@@ -283,13 +305,13 @@ const joinPage = 50_000
 // many of the predictions have labels only beyond the horizon. A call that fails has
 // passed some of the pairs: the caller starts again from a fresh state.
 func (s *Store) LoadWindowPairs(ctx context.Context, w SettledWindow, js JoinSpec, add func(detectors.PerfPair)) (uint64, error) {
-	cuts, err := s.labelCuts(ctx, js.Cutoff)
+	cuts, err := s.LabelCuts(ctx, js.Cutoff, js.Partitions)
 	if err != nil {
 		return 0, err
 	}
 	cutKeys, cutOffsets := make([]string, 0, len(cuts)), make([]int64, 0, len(cuts))
 	for k, off := range cuts {
-		cutKeys = append(cutKeys, k.topic+"/"+strconv.Itoa(int(k.part)))
+		cutKeys = append(cutKeys, k.Topic+"/"+strconv.Itoa(k.Partition))
 		cutOffsets = append(cutOffsets, off)
 	}
 	// A page of the window's keys (one range of the table's primary key), each with its
@@ -363,29 +385,54 @@ ORDER BY p.event_time, p.request_id`
 	}
 }
 
-type labelPartition struct {
-	topic string
-	part  int32
-}
-
-// labelCuts are, per label partition, the offset of the first record stamped after t.
-func (s *Store) labelCuts(ctx context.Context, t time.Time) (map[labelPartition]int64, error) {
-	rows, err := s.conn.Query(ctx, `SELECT topic, partition, min(offset) FROM `+s.db+`.labels
-WHERE event_time > {t:DateTime64(3, 'UTC')} GROUP BY topic, partition`, clickhouse.Named("t", chTime(t)))
+// LabelCuts are, per label partition of partitions, the offset of the first record
+// stamped after t (none: no such record yet).
+func (s *Store) LabelCuts(ctx context.Context, t time.Time, partitions []LabelPartition) (map[LabelPartition]int64, error) {
+	out := map[LabelPartition]int64{}
+	if len(partitions) == 0 {
+		return out, nil
+	}
+	q, params := s.labelCutsQuery(t, partitions)
+	args := make([]any, 0, len(params))
+	for k, v := range params {
+		args = append(args, clickhouse.Named(k, v))
+	}
+	rows, err := s.conn.Query(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("load label cutoffs: %w", err)
 	}
 	defer rows.Close()
-	out := map[labelPartition]int64{}
 	for rows.Next() {
-		var k labelPartition
+		var k LabelPartition
+		var part int32
 		var off int64
-		if err := rows.Scan(&k.topic, &k.part, &off); err != nil {
+		if err := rows.Scan(&k.Topic, &part, &off); err != nil {
 			return nil, fmt.Errorf("load label cutoffs: %w", err)
 		}
+		k.Partition = int(part)
 		out[k] = off
 	}
 	return out, rows.Err()
+}
+
+// labelCutsQuery is LabelCuts' query and its parameters: per partition, a read in offset
+// order from the first granule not stamped wholly before t (label_offsets' minmax index)
+// up to the first row after t, on one thread in granule-sized blocks (the row is in the
+// first granule or two read; a read ahead would only read more).
+func (s *Store) labelCutsQuery(t time.Time, partitions []LabelPartition) (string, map[string]string) {
+	params := map[string]string{"t": chTime(t)}
+	var q strings.Builder
+	for i, p := range partitions {
+		if i > 0 {
+			q.WriteString("\nUNION ALL\n")
+		}
+		fmt.Fprintf(&q, `(SELECT topic, partition, offset FROM %s.label_offsets
+WHERE topic = {topic%d:String} AND partition = {partition%d:Int32} AND event_time > {t:DateTime64(3, 'UTC')}
+ORDER BY topic, partition, offset LIMIT 1)`, s.db, i, i)
+		params[fmt.Sprintf("topic%d", i)], params[fmt.Sprintf("partition%d", i)] = p.Topic, strconv.Itoa(p.Partition)
+	}
+	q.WriteString("\nSETTINGS max_threads = 1, max_block_size = 8192")
+	return q.String(), params
 }
 
 // SeriesSettled is how far a series' performance is settled, with its reference windows

@@ -75,6 +75,7 @@ func TestLabelJoin(t *testing.T) {
 		}
 	}
 	w := storage.SettledWindow{Series: labelSeries, Start: t0, End: t0.Add(5 * time.Minute)}
+	parts := labelPartitions(3)
 	for _, c := range []struct {
 		name       string
 		js         storage.JoinSpec
@@ -82,13 +83,13 @@ func TestLabelJoin(t *testing.T) {
 		wantBeyond uint64
 		outcomes   [5]string // per request, its outcomes joined
 	}{
-		{"settled at 20 min", storage.JoinSpec{From: t0.Add(-time.Minute), Until: t0.Add(20 * time.Minute), Cutoff: t0.Add(25 * time.Minute), Horizon: time.Hour},
+		{"settled at 20 min", storage.JoinSpec{From: t0.Add(-time.Minute), Until: t0.Add(20 * time.Minute), Cutoff: t0.Add(25 * time.Minute), Horizon: time.Hour, Partitions: parts},
 			[]float64{1, 0, math.NaN(), math.NaN(), math.NaN()}, 0, [5]string{"clicked redo_search"}},
-		{"no cutoff on partition 1", storage.JoinSpec{From: t0.Add(-time.Minute), Until: t0.Add(20 * time.Minute), Cutoff: t0.Add(time.Hour), Horizon: time.Hour},
+		{"no cutoff on partition 1", storage.JoinSpec{From: t0.Add(-time.Minute), Until: t0.Add(20 * time.Minute), Cutoff: t0.Add(time.Hour), Horizon: time.Hour, Partitions: parts},
 			[]float64{1, 0, math.NaN(), 1, math.NaN()}, 0, [5]string{"clicked redo_search"}},
-		{"everything, horizon 1h", storage.JoinSpec{From: t0.Add(-time.Minute), Until: t0.Add(5 * time.Hour), Cutoff: t0.Add(6 * time.Hour), Horizon: time.Hour},
+		{"everything, horizon 1h", storage.JoinSpec{From: t0.Add(-time.Minute), Until: t0.Add(5 * time.Hour), Cutoff: t0.Add(6 * time.Hour), Horizon: time.Hour, Partitions: parts},
 			[]float64{1, 0, 1, 1, math.NaN()}, 1, [5]string{"clicked redo_search", "", "clicked"}},
-		{"everything, horizon 7d", storage.JoinSpec{From: t0.Add(-time.Minute), Until: t0.Add(5 * time.Hour), Cutoff: t0.Add(6 * time.Hour), Horizon: 7 * 24 * time.Hour},
+		{"everything, horizon 7d", storage.JoinSpec{From: t0.Add(-time.Minute), Until: t0.Add(5 * time.Hour), Cutoff: t0.Add(6 * time.Hour), Horizon: 7 * 24 * time.Hour, Partitions: parts},
 			[]float64{1, 0, 1, 1, 1}, 0, [5]string{"clicked redo_search", "", "clicked"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -180,6 +181,15 @@ func performanceBatch(t *testing.T) (*storage.Batch, detectors.PerfCounts) {
 	}
 	return &storage.Batch{WrittenAt: t0, Performance: []storage.PerformanceRow{row(t0, true, "first"), row(t0.Add(5*time.Minute), false, "state"),
 		row(t0.Add(10*time.Minute), false, "")}}, c
+}
+
+// labelPartitions are partitions 0 to n-1 of the test's label topic.
+func labelPartitions(n int) []storage.LabelPartition {
+	out := make([]storage.LabelPartition, n)
+	for i := range out {
+		out[i] = storage.LabelPartition{Topic: "labels", Partition: i}
+	}
+	return out
 }
 
 // joinWindow collects what LoadWindowPairs passes.

@@ -41,3 +41,24 @@ SELECT p.model, p.model_version, p.deployment, p.window_start, p.window_end, p.l
 FROM {db}.window_performance AS p FINAL
 GLOBAL INNER JOIN (SELECT model, model_version, deployment, window_start, state FROM {db}.change_state FINAL) AS s
     ON p.model = s.model AND p.model_version = s.model_version AND p.deployment = s.deployment AND p.window_start = s.window_start;
+
+-- Where each label record sits in its partition, in offset order. A window's cutoff on a
+-- label partition (the first record stamped after a point in time, storage.JoinSpec) is
+-- then found by skipping the granules stamped before it (the minmax index: the records
+-- before the cutoff are all stamped before it) and reading in order up to the first row
+-- after it, rather than by reading every label stamped after it, which in a backlog is
+-- days of labels for every window.
+CREATE TABLE IF NOT EXISTS {db}.label_offsets (
+    topic String,
+    partition Int32,
+    offset Int64,
+    event_time DateTime64(3, 'UTC'),
+    written_at DateTime64(3, 'UTC'),
+    INDEX event_time_minmax event_time TYPE minmax GRANULARITY 1
+) ENGINE = ReplacingMergeTree(written_at)
+PARTITION BY toDate(event_time)
+ORDER BY (topic, partition, offset)
+TTL toDateTime(event_time) + INTERVAL {ttl_days} DAY;
+
+INSERT INTO {db}.label_offsets (topic, partition, offset, event_time, written_at)
+SELECT topic, partition, offset, event_time, written_at FROM {db}.labels;

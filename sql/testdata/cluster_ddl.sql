@@ -459,6 +459,24 @@ FROM driftd.window_performance AS p FINAL
 GLOBAL INNER JOIN (SELECT model, model_version, deployment, window_start, state FROM driftd.change_state FINAL) AS s
     ON p.model = s.model AND p.model_version = s.model_version AND p.deployment = s.deployment AND p.window_start = s.window_start;
 
+CREATE TABLE IF NOT EXISTS driftd.label_offsets_local ON CLUSTER 'driftd' (
+    topic String,
+    partition Int32,
+    offset Int64,
+    event_time DateTime64(3, 'UTC'),
+    written_at DateTime64(3, 'UTC'),
+    INDEX event_time_minmax event_time TYPE minmax GRANULARITY 1
+) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/label_offsets_local', '{replica}', written_at)
+PARTITION BY toDate(event_time)
+ORDER BY (topic, partition, offset)
+TTL toDateTime(event_time) + INTERVAL 90 DAY;
+
+CREATE TABLE IF NOT EXISTS driftd.label_offsets ON CLUSTER 'driftd' AS driftd.label_offsets_local
+ENGINE = Distributed('driftd', 'driftd', 'label_offsets_local', cityHash64(topic, partition));
+
+INSERT INTO driftd.label_offsets (topic, partition, offset, event_time, written_at)
+SELECT topic, partition, offset, event_time, written_at FROM driftd.labels;
+
 -- 0011_drop_moved_label_tables
 DROP TABLE IF EXISTS driftd.prediction_keys ON CLUSTER 'driftd';
 
