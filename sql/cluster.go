@@ -110,6 +110,7 @@ var ShardKeys = map[string]string{
 	"prediction_keys_by_window": "cityHash64(model)",
 	"labels":                    "cityHash64(model)",
 	"label_offsets":             "cityHash64(topic, partition)",
+	"label_progress":            "cityHash64(topic, partition)",
 	"window_performance":        "cityHash64(model)",
 	"change_state":              "cityHash64(model)",
 }

@@ -70,6 +70,10 @@ func labelOffsets() table {
 	return table{"label_offsets", "topic, partition, offset, event_time, written_at", byDay(3)}
 }
 
+func labelProgress() table {
+	return table{name: "label_progress", cols: "topic, partition, model, latest, written_at"}
+}
+
 func performanceRows() table {
 	return table{"window_performance", "model, model_version, deployment, window_start, window_end, labels_until, in_reference, task, predictions, labelled, beyond_horizon, coverage, correct, accuracy, macro_precision, macro_recall, macro_f1, class_f1, confusion_true, confusion_pred, confusion_count, scored, log_loss_sum, log_loss, roc_auc, regression, error_sum, abs_error_sum, squared_error_sum, ape_sum, ape_count, mae, rmse, mean_error, mape, change_state, outcomes, written_at", byDay(3)}
 }
@@ -173,6 +177,33 @@ func (s *Store) WriteLabelData(ctx context.Context, keys []PredictionKey, labels
 			return err
 		}
 	}
+	if err := in.flush(); err != nil {
+		return err
+	}
+	// The progress rows go last: a partition's progress is never ahead of its labels.
+	type key struct {
+		topic     string
+		partition int
+		model     string
+	}
+	latest := map[key]time.Time{}
+	var order []key
+	for _, l := range labels {
+		k := key{l.Topic, l.Partition, l.Event.Model}
+		t, ok := latest[k]
+		if !ok {
+			order = append(order, k)
+		}
+		if !ok || l.Event.Timestamp.After(t) {
+			latest[k] = l.Event.Timestamp
+		}
+	}
+	in = s.inserter(ctx, labelProgress())
+	for _, k := range order {
+		if err := in.append([]any{k.topic, int32(k.partition), k.model, latest[k].UTC(), at}); err != nil {
+			return err
+		}
+	}
 	return in.flush()
 }
 
@@ -201,7 +232,7 @@ type LabelProgress struct {
 
 // LoadLabelProgress returns every label partition's progress and the models with labels.
 func (s *Store) LoadLabelProgress(ctx context.Context) ([]LabelProgress, []string, error) {
-	rows, err := s.conn.Query(ctx, `SELECT topic, partition, max(event_time) FROM `+s.db+`.labels GROUP BY topic, partition ORDER BY topic, partition`)
+	rows, err := s.conn.Query(ctx, `SELECT topic, partition, max(latest) FROM `+s.db+`.label_progress GROUP BY topic, partition ORDER BY topic, partition`)
 	if err != nil {
 		return nil, nil, fmt.Errorf("load label progress: %w", err)
 	}
@@ -219,7 +250,7 @@ func (s *Store) LoadLabelProgress(ctx context.Context) ([]LabelProgress, []strin
 	if err := rows.Err(); err != nil {
 		return nil, nil, err
 	}
-	models, err := s.strings(ctx, `SELECT DISTINCT model FROM `+s.db+`.labels ORDER BY model`)
+	models, err := s.strings(ctx, `SELECT DISTINCT model FROM `+s.db+`.label_progress ORDER BY model`)
 	if err != nil {
 		return nil, nil, fmt.Errorf("load labelled models: %w", err)
 	}

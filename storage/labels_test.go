@@ -330,6 +330,15 @@ func TestMigrationMovesLabelData(t *testing.T) {
 	if err != nil || len(pairs) != 1 || pairs[0].Prediction.Num != 0.8 || pairs[0].Scores["1"] != 0.8 || pairs[0].Label.Num != 1 {
 		t.Errorf("joined %+v, %v", pairs, err)
 	}
+	progress, models, err := s.LoadLabelProgress(ctx)
+	if err != nil || len(progress) != 1 || progress[0].Partition != 0 || !progress[0].Latest.Equal(t0.Add(6*time.Minute)) ||
+		fmt.Sprint(models) != fmt.Sprint([]string{labelSeries.Model}) {
+		t.Errorf("label progress %+v, models %v (%v)", progress, models, err)
+	}
+	cuts, err := s.LabelCuts(ctx, t0, labelPartitions(1))
+	if err != nil || cuts[storage.LabelPartition{Topic: "labels", Partition: 0}] != 7 {
+		t.Errorf("label cuts %v (%v): the label's offset not moved to label_offsets", cuts, err)
+	}
 	for _, gone := range []string{"prediction_keys", "change_state"} {
 		var n uint64
 		if err := s.Conn().QueryRow(ctx, "SELECT count() FROM system.tables WHERE database = ? AND name = ?", db, gone).Scan(&n); err != nil || n != 0 {

@@ -62,3 +62,19 @@ TTL toDateTime(event_time) + INTERVAL {ttl_days} DAY;
 
 INSERT INTO {db}.label_offsets (topic, partition, offset, event_time, written_at)
 SELECT topic, partition, offset, event_time, written_at FROM {db}.labels;
+
+-- Each label partition's progress per model: the newest label time read on it. Read at
+-- start-up (the label watermark, and which models have labels) from a row per partition
+-- and model instead of from every label kept.
+CREATE TABLE IF NOT EXISTS {db}.label_progress (
+    topic String,
+    partition Int32,
+    model String,
+    latest DateTime64(3, 'UTC'),
+    written_at DateTime64(3, 'UTC')
+) ENGINE = ReplacingMergeTree(latest)
+ORDER BY (topic, partition, model)
+TTL toDateTime(written_at) + INTERVAL {ttl_days} DAY;
+
+INSERT INTO {db}.label_progress (topic, partition, model, latest, written_at)
+SELECT topic, partition, model, max(event_time), max(written_at) FROM {db}.labels GROUP BY topic, partition, model;

@@ -477,6 +477,22 @@ ENGINE = Distributed('driftd', 'driftd', 'label_offsets_local', cityHash64(topic
 INSERT INTO driftd.label_offsets (topic, partition, offset, event_time, written_at)
 SELECT topic, partition, offset, event_time, written_at FROM driftd.labels;
 
+CREATE TABLE IF NOT EXISTS driftd.label_progress_local ON CLUSTER 'driftd' (
+    topic String,
+    partition Int32,
+    model String,
+    latest DateTime64(3, 'UTC'),
+    written_at DateTime64(3, 'UTC')
+) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/label_progress_local', '{replica}', latest)
+ORDER BY (topic, partition, model)
+TTL toDateTime(written_at) + INTERVAL 90 DAY;
+
+CREATE TABLE IF NOT EXISTS driftd.label_progress ON CLUSTER 'driftd' AS driftd.label_progress_local
+ENGINE = Distributed('driftd', 'driftd', 'label_progress_local', cityHash64(topic, partition));
+
+INSERT INTO driftd.label_progress (topic, partition, model, latest, written_at)
+SELECT topic, partition, model, max(event_time), max(written_at) FROM driftd.labels GROUP BY topic, partition, model;
+
 -- 0011_drop_moved_label_tables
 DROP TABLE IF EXISTS driftd.prediction_keys ON CLUSTER 'driftd';
 
