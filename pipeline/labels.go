@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"time"
 
 	"github.com/driftd/driftd/consumers"
@@ -60,6 +61,9 @@ type labelStore interface {
 	LoadSettled(ctx context.Context) ([]storage.SeriesSettled, error)
 }
 
+// farFuture bounds a load of every written window: DateTime64(3) holds it.
+var farFuture = time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)
+
 // labelIdle: a label partition read to its end whose newest label is this much (plus the
 // settle time) behind the newest of all holds nothing back (it went quiet).
 const labelIdle = time.Hour
@@ -72,10 +76,27 @@ type labelState struct {
 	keys     []storage.PredictionKey
 	rows     []storage.LabelRow
 	series   map[processors.SeriesKey]*perfSeries
-	// settledTo is the watermark last settled to; windowsDue: windows of labelled models
-	// were written since.
-	settledTo  time.Time
-	windowsDue bool
+	// due are, sorted, when the written windows of labelled models not settled yet are
+	// due, each as the end its model's settle time makes comparable with the settle
+	// loop's until (labelSettings.dueKey): the loop asks ClickHouse for windows only when
+	// one is due. dueKnown is false after a restart or a model's first label, until a
+	// loop has loaded every written window not settled.
+	due      []time.Time
+	dueKnown bool
+}
+
+// dueKey is when a window of model ending at end is due, on the settle loop's scale
+// (until is the label watermark less the shortest settle time and the lateness).
+func (ls LabelSettings) dueKey(model string, end time.Time) time.Time {
+	return end.Add(ls.of(model).Settle - ls.minSettle())
+}
+
+// addDue adds a due time, keeping l.due sorted.
+func (l *labelState) addDue(t time.Time) {
+	i := sort.Search(len(l.due), func(i int) bool { return l.due[i].After(t) })
+	l.due = append(l.due, time.Time{})
+	copy(l.due[i+1:], l.due[i:])
+	l.due[i] = t
 }
 
 // perfSeries is one series' settled performance: the start of its last settled window,
@@ -155,7 +176,11 @@ func (r *Runner) handleLabel(ctx context.Context, rec consumers.Record) error {
 	if e.Timestamp.After(l.progress[tp]) {
 		l.progress[tp] = e.Timestamp
 	}
-	l.models[e.Model] = true
+	if !l.models[e.Model] {
+		// Its windows written so far were not tracked as due: the next settle loop loads
+		// them all.
+		l.models[e.Model], l.dueKnown = true, false
+	}
 	l.rows = append(l.rows, storage.LabelRow{Event: e, Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset})
 	r.stats.Labels++
 	return nil
@@ -215,7 +240,7 @@ func (r *Runner) settleLabels(ctx context.Context) error {
 	l := r.lab
 	ls := r.set.Labels
 	wm := l.watermark(ls.Settle, r.clock.unread)
-	if wm.IsZero() || (!wm.After(l.settledTo) && !l.windowsDue) || len(l.models) == 0 {
+	if wm.IsZero() || len(l.models) == 0 {
 		return nil
 	}
 	// A window settles when every label partition is past its end + settle + lateness:
@@ -223,6 +248,15 @@ func (r *Runner) settleLabels(ctx context.Context) error {
 	// lateness, and left out (storage.JoinSpec's cutoff) alike on every replay. The
 	// settle time is its model's; the windows loaded are those of the shortest.
 	until := wm.Add(-ls.minSettle() - ls.Lateness - time.Millisecond)
+	if l.dueKnown && (len(l.due) == 0 || l.due[0].After(until)) {
+		return nil // no written window is due
+	}
+	// Not knowing what is written and not settled, every such window is loaded: those
+	// not due yet are remembered as due later.
+	loadUntil := until
+	if !l.dueKnown {
+		loadUntil = farFuture
+	}
 	models := make([]string, 0, len(l.models))
 	for m := range l.models {
 		models = append(models, m)
@@ -230,7 +264,7 @@ func (r *Runner) settleLabels(ctx context.Context) error {
 	var windows []storage.SettledWindow
 	if err := retry.Do(ctx, r.policy(), "loading windows to settle", retryAll, r.attempt, func(ctx context.Context) error {
 		var err error
-		windows, err = r.store.LoadUnsettledWindows(ctx, models, until.Add(-ls.Horizon), until)
+		windows, err = r.store.LoadUnsettledWindows(ctx, models, until.Add(-ls.Horizon), loadUntil)
 		return err
 	}); err != nil {
 		return err
@@ -251,17 +285,24 @@ func (r *Runner) settleLabels(ctx context.Context) error {
 		r.stats.PerformanceWindows += uint64(len(batch.Performance))
 		r.unwritten = &judged{batch: batch}
 	}
+	// The due times after until stay; the windows loaded that wait are added back.
+	later := l.due[sort.Search(len(l.due), func(i int) bool { return l.due[i].After(until) }):]
+	l.due, l.dueKnown = append([]time.Time(nil), later...), true
 	waiting := map[processors.SeriesKey]bool{}
 	for _, w := range windows {
 		ps := r.perfSeries(w.Series)
-		if waiting[w.Series] || (!w.Start.After(ps.last) && !ps.last.IsZero()) {
+		if !w.Start.After(ps.last) && !ps.last.IsZero() {
+			continue // written after a later window settled: never judged
+		}
+		key := ls.dueKey(w.Series.Model, w.End)
+		if waiting[w.Series] || key.After(until) {
+			// Its model's labels are awaited longer (or it is not due yet): it and the
+			// series' later windows wait.
+			waiting[w.Series] = true
+			l.addDue(key)
 			continue
 		}
 		settle := ls.of(w.Series.Model).Settle
-		if w.End.After(wm.Add(-settle - ls.Lateness - time.Millisecond)) {
-			waiting[w.Series] = true // its model's labels are awaited longer: it and the series' later windows wait
-			continue
-		}
 		js := storage.JoinSpec{From: w.Start.Add(-ls.Lateness), Until: w.End.Add(settle), Cutoff: w.End.Add(settle + ls.Lateness),
 			Horizon: ls.Horizon, Partitions: partitions}
 		// The window streams through a scorer, a page of the join at a time; an attempt
@@ -293,7 +334,6 @@ func (r *Runner) settleLabels(ctx context.Context) error {
 		}
 		ps.last = w.Start
 	}
-	l.settledTo, l.windowsDue = wm, false
 	if finish(); r.unwritten == nil {
 		return nil
 	}
@@ -399,7 +439,6 @@ func (r *Runner) restoreLabels(ctx context.Context) error {
 			}
 		}
 	}
-	r.lab.settledTo = r.lab.watermark(r.set.Labels.Settle, nil)
-	r.lab.windowsDue = true
+	r.lab.dueKnown = false
 	return nil
 }

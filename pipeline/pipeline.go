@@ -741,11 +741,10 @@ func (r *Runner) Flush(ctx context.Context) error {
 	if err := r.writeJudged(ctx); err != nil {
 		return err
 	}
-	if r.lab != nil {
+	if r.lab != nil && r.lab.dueKnown {
 		for _, c := range closed {
-			if r.lab.models[c.Merged.Series.Model] {
-				r.lab.windowsDue = true // a labelled model's window may settle now
-				break
+			if m := c.Merged.Series.Model; r.lab.models[m] {
+				r.lab.addDue(r.set.Labels.dueKey(m, time.UnixMilli(c.Merged.End))) // a labelled model's window, due once its labels are in
 			}
 		}
 	}
