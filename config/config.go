@@ -387,7 +387,8 @@ type Labels struct {
 	// Lateness is how far out of event-time order a label partition may run.
 	Lateness Duration `yaml:"lateness"`
 	// Detector is the change detector on the loss stream, with River's default
-	// parameters: adwin (the only kind that tells the loss level before a change).
+	// parameters (adwin, ddm, eddm, hddm-a, hddm-w, page-hinkley, kswin; the 0/1-only
+	// ones watch classification series, and a regression series takes adwin).
 	Detector detectors.ChangeKind `yaml:"detector"`
 	// ADWINDelta is ADWIN's delta, the significance of its cut test (River: 0.002);
 	// smaller finds fewer, larger changes.
@@ -938,11 +939,6 @@ func checkLabels(field string, lb Labels) error {
 	}
 	if _, err := detectors.NewChangeDetector(lb.Detector, lb.ChangeParams()); err != nil {
 		return fail("detector", "%v", err)
-	}
-	if lb.Detector != detectors.ChangeADWIN {
-		// The level before a change comes from ADWIN's cut; the other detectors say that
-		// something changed but not from what (docs/concept-drift.md).
-		return fail("detector", "%s is not supported in the running job yet: only adwin tells the loss level before a change", lb.Detector)
 	}
 	return nil
 }

@@ -76,7 +76,7 @@ func TestBadOptionNamesFieldAndValues(t *testing.T) {
 		{"kafka:\n  alert_format: protobuf\n", "", []string{"kafka.alert_format", "json, avro"}},
 		{"", "DRIFTD_KAFKA_GROUP_MODE=range", []string{"kafka.group_mode (DRIFTD_KAFKA_GROUP_MODE)", "active_standby, spread"}},
 		{"log_level: chatty\n", "", []string{"log_level (line 1)", "debug, info, warn, error"}},
-		{"labels:\n  detector: ddm\n", "", []string{"labels.detector", "only adwin"}},
+		{"labels:\n  detector: cusum\n", "", []string{"labels.detector", "unknown change detector"}},
 		{"labels:\n  settle: -1m\n", "", []string{"labels.settle", "must not be negative"}},
 		{"labels:\n  outcome_min_change: 1.5\n", "", []string{"labels.outcome_min_change", "[0, 1)"}},
 		{"labels:\n  outcome_min_ratio: 0.5\n", "", []string{"labels.outcome_min_ratio", "at least 1"}},

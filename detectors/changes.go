@@ -90,6 +90,12 @@ func (k ChangeKind) name() string {
 
 func (k ChangeKind) valid() bool { return k >= ChangeADWIN && k <= ChangeKSWIN }
 
+// BinaryOnly reports whether the detector reads a 0/1 stream only (River's
+// river.drift.binary): not a regression model's absolute errors.
+func (k ChangeKind) BinaryOnly() bool {
+	return k == ChangeDDM || k == ChangeEDDM || k == ChangeHDDMA || k == ChangeHDDMW
+}
+
 // String is the name ParseChangeKind reads ("adwin", "ddm", "eddm", "hddm-a", "hddm-w",
 // "page-hinkley", "kswin").
 func (k ChangeKind) String() string {

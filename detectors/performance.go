@@ -363,13 +363,39 @@ func absErrorMoments(c PerfCounts) (mean, sd float64) {
 // ConceptState follows one series' loss stream through its change detector: the loss
 // level before the latest change that raised it (Baseline, when HasBaseline), so that
 // the windows after a change stay breached while the loss stays up.
+//
+// ADWIN says that level (the mean of the part of its window it cut away), and its cut is
+// the evidence. The other detectors say only that something changed, and with River's
+// defaults they say so often on a stationary stream (DDM, at 200 labels a window: 12
+// times in 1,000 windows); their level is the mean loss of the segment since the change
+// before (Since: count, sum, sum of squares), kept as Base, and a window breaches only
+// when it is also above Base by a test at PValue (Fisher's exact test on 0/1 losses,
+// Welch's t-test on absolute errors) besides the effect floor.
 type ConceptState struct {
 	Detector    ChangeDetector
 	Baseline    float64
 	HasBaseline bool
+	Since, Base Moments3
 	// Changes counts the changes found in the window last observed.
 	Changes int
 }
+
+// Moments3 are a segment's count, sum and sum of squares.
+type Moments3 struct{ N, Sum, Sq float64 }
+
+func (m *Moments3) add(x float64) { m.N, m.Sum, m.Sq = m.N+1, m.Sum+x, m.Sq+x*x }
+
+func (m Moments3) mean() float64 { return m.Sum / m.N }
+
+func (m Moments3) sd() float64 {
+	if m.N < 2 {
+		return 0
+	}
+	return math.Sqrt(math.Max(0, (m.Sq-m.Sum*m.Sum/m.N)/(m.N-1)))
+}
+
+// minSegment is the fewest losses a segment needs to be a level before a change.
+const minSegment = 30
 
 // Observe feeds one window's losses (in event-time order) to the detector and reports the
 // window's concept_drift condition: breached while the window's mean loss stays at least
@@ -380,19 +406,31 @@ func (s *ConceptState) Observe(w PerfWindow, losses []float64, zeroOne bool, th 
 	if len(losses) == 0 || s.Detector == nil {
 		return Condition{}, false
 	}
-	var sum float64
+	var win Moments3
 	for _, x := range losses {
-		sum += x
+		if !finite(x) {
+			continue
+		}
+		win.add(x)
 		a, isADWIN := s.Detector.(*ADWIN)
 		var w0, t0 float64
 		if isADWIN {
 			w0, t0 = float64(a.Width()), a.Estimation()*float64(a.Width())
 		}
+		s.Since.add(x)
 		if s.Detector.Update(x) != ChangeDrift {
 			continue
 		}
 		s.Changes++
+		segment := s.Since
+		s.Since = Moments3{}
 		if !isADWIN {
+			// The level before the change: the segment since the last one (with the few
+			// losses that told the detector of this one). A change down sets a baseline
+			// too: the window is then below it, and the change ends there.
+			if !s.HasBaseline && segment.N >= minSegment {
+				s.Baseline, s.HasBaseline, s.Base = segment.mean(), true, segment
+			}
 			continue
 		}
 		// ADWIN dropped the older part of its window: the level before the change is
@@ -402,15 +440,20 @@ func (s *ConceptState) Observe(w PerfWindow, losses []float64, zeroOne bool, th 
 			before, after := (t0+x-t1)/dropped, t1/w1
 			if after > before {
 				if !s.HasBaseline {
-					s.Baseline, s.HasBaseline = before, true
+					s.Baseline, s.HasBaseline, s.Base = before, true, Moments3{}
 				}
 			} else if s.HasBaseline && after <= s.Baseline+s.floor(s.Baseline, zeroOne, th) {
 				s.HasBaseline = false // back to where it was
 			}
 		}
 	}
-	mean := sum / float64(len(losses))
-	recovered := s.HasBaseline && mean < s.Baseline+s.floor(s.Baseline, zeroOne, th)
+	if win.N == 0 {
+		return Condition{}, false
+	}
+	mean := win.mean()
+	// Not in the window the change was found in: the window is then part before, part
+	// after, and a detector other than ADWIN does not find the same change again.
+	recovered := s.HasBaseline && s.Changes == 0 && mean < s.Baseline+s.floor(s.Baseline, zeroOne, th)
 	metric := "loss_vs_before_change"
 	threshold := math.Inf(1)
 	if s.HasBaseline {
@@ -418,6 +461,17 @@ func (s *ConceptState) Observe(w PerfWindow, losses []float64, zeroOne bool, th 
 	}
 	cond := w.condition(schemas.KindConceptDrift, metric, mean, threshold)
 	cond.Breached = s.HasBaseline && mean >= threshold
+	p := math.NaN()
+	if cond.Breached && s.Base.N > 0 {
+		if zeroOne {
+			p = FisherGreater(uint64(math.Round(win.Sum)), uint64(win.N), uint64(math.Round(s.Base.Sum)), uint64(s.Base.N))
+		} else if _, _, p2 := WelchT(mean, win.sd(), win.N, s.Base.mean(), s.Base.sd(), s.Base.N); !math.IsNaN(p2) {
+			p = p2 / 2 // one-sided: the window's mean is above the level
+		} else {
+			p = 1
+		}
+		cond.Breached = p < th.PValue
+	}
 	cond.Severity = schemas.SeverityWarning
 	lossName := "error rate"
 	if !zeroOne {
@@ -428,6 +482,9 @@ func (s *ConceptState) Observe(w PerfWindow, losses []float64, zeroOne bool, th 
 	cond.ResolvedSummary = fmt.Sprintf("%s's %s is back to %s, near its level %s before the change, over %s", w.subject(), lossName, g6(mean), g6(s.Baseline), w.span())
 	cond.Details = map[string]string{"detector": s.Detector.Kind().String(), "losses": fmt.Sprint(len(losses)), "changes": fmt.Sprint(s.Changes),
 		"mean_loss": g6(mean), "loss_before_change": g6(s.Baseline)}
+	if !math.IsNaN(p) {
+		cond.Details["p_value"], cond.Details["losses_before_change"] = g6(p), fmt.Sprint(s.Base.N)
+	}
 	if recovered {
 		// Back below the threshold: the change is over. ADWIN may not cut again on the
 		// recovery (it drops the older part, the bad regime, only as its width allows),
@@ -444,40 +501,63 @@ func (s *ConceptState) floor(level float64, zeroOne bool, th PerformanceThreshol
 	return th.ConceptMinIncrease * level
 }
 
-// MarshalBinary encodes the state: a version byte, the baseline (a flag and a float64)
-// and the detector's own encoding.
+// MarshalBinary encodes the state: a version byte (2), the baseline (a flag and a
+// float64), the losses since the last change (two float64s) and the detector's own
+// encoding. A state without a detector (no loss seen yet) encodes as nothing.
 func (s *ConceptState) MarshalBinary() ([]byte, error) {
 	if s.Detector == nil {
-		return nil, fmt.Errorf("encode concept state: no detector")
+		return nil, nil
 	}
 	d, err := s.Detector.MarshalBinary()
 	if err != nil {
 		return nil, fmt.Errorf("encode concept state: %w", err)
 	}
-	out := make([]byte, 10, 10+len(d))
-	out[0] = 1
+	out := make([]byte, 58, 58+len(d))
+	out[0] = 2
 	if s.HasBaseline {
 		out[1] = 1
 	}
-	binary.LittleEndian.PutUint64(out[2:], math.Float64bits(s.Baseline))
+	for i, v := range []float64{s.Baseline, s.Since.N, s.Since.Sum, s.Since.Sq, s.Base.N, s.Base.Sum, s.Base.Sq} {
+		binary.LittleEndian.PutUint64(out[2+8*i:], math.Float64bits(v))
+	}
 	return append(out, d...), nil
 }
 
-// UnmarshalBinary restores a state MarshalBinary wrote.
+// UnmarshalBinary restores a state MarshalBinary wrote (version 1, before the losses
+// since the last change were kept, restores them as none).
 func (s *ConceptState) UnmarshalBinary(b []byte) error {
-	if len(b) < 10 || b[0] != 1 || b[1] > 1 {
+	header := map[byte]int{1: 10, 2: 58}
+	n, ok := header[b0(b)]
+	if !ok || len(b) < n || b[1] > 1 {
 		return fmt.Errorf("decode concept state: bad header")
 	}
-	base := math.Float64frombits(binary.LittleEndian.Uint64(b[2:]))
-	if !finite(base) {
-		return fmt.Errorf("decode concept state: baseline is not finite")
+	v := make([]float64, (n-2)/8)
+	for i := range v {
+		v[i] = math.Float64frombits(binary.LittleEndian.Uint64(b[2+8*i:]))
+		if !finite(v[i]) {
+			return fmt.Errorf("decode concept state: not finite")
+		}
 	}
-	d, err := DecodeChangeDetector(b[10:])
+	d, err := DecodeChangeDetector(b[n:])
 	if err != nil {
 		return fmt.Errorf("decode concept state: %w", err)
 	}
-	*s = ConceptState{Detector: d, Baseline: base, HasBaseline: b[1] == 1}
+	*s = ConceptState{Detector: d, Baseline: v[0], HasBaseline: b[1] == 1}
+	if len(v) == 7 {
+		s.Since, s.Base = Moments3{v[1], v[2], v[3]}, Moments3{v[4], v[5], v[6]}
+		if s.Since.N < 0 || s.Base.N < 0 {
+			return fmt.Errorf("decode concept state: negative count")
+		}
+	}
 	return nil
+}
+
+// b0 is b's first byte (0 when empty).
+func b0(b []byte) byte {
+	if len(b) == 0 {
+		return 0
+	}
+	return b[0]
 }
 
 // PerfPair is one prediction with its label (Label.Kind Missing: not labelled, as of the

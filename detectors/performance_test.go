@@ -184,9 +184,17 @@ func TestScorePairsReadsEachShape(t *testing.T) {
 // judged for performance and its losses go through ADWIN. flip (−1: never) flips the
 // labels from that window on, until window back (−1: never). It returns the windows that breached, per kind.
 func perfStream(seed uint64, windows, n, flip, back int, task string) map[string][]int {
+	return perfStreamWith(ChangeADWIN, seed, windows, n, flip, back, task)
+}
+
+// perfStreamWith is perfStream with another change detector on the loss stream.
+func perfStreamWith(kind ChangeKind, seed uint64, windows, n, flip, back int, task string) map[string][]int {
 	rng := rand.New(rand.NewPCG(seed, 99))
 	th := DefaultPerformanceThresholds
-	d, _ := NewChangeDetector(ChangeADWIN, DefaultChangeParams())
+	d, err := NewChangeDetector(kind, DefaultChangeParams())
+	if err != nil {
+		panic(err)
+	}
 	st := ConceptState{Detector: d}
 	var ref PerfCounts
 	refWindows := 0
@@ -435,5 +443,40 @@ func TestOutcomesQuietOnStationaryStreams(t *testing.T) {
 				t.Errorf("rare breached without a change: %v", found["rare"])
 			}
 		})
+	}
+}
+
+// Every detector in the running job: no concept_drift breach over long stationary loss
+// streams at 20, 200 and 2,000 labels a window, a flip found within three windows at 200
+// and 2,000, and silence again once a change that went back is over. The 0/1-only
+// detectors are run on classification only (a regression series takes ADWIN).
+func TestConceptDetectorsInTheJob(t *testing.T) {
+	for _, kind := range ChangeKinds() {
+		for _, task := range []string{TaskClassification, TaskRegression} {
+			if task == TaskRegression && kind.BinaryOnly() {
+				continue
+			}
+			for _, n := range []int{20, 200, 2000} {
+				windows := 1000
+				if n == 2000 {
+					windows = 200
+				}
+				t.Run(fmt.Sprintf("%s %s %d", kind, task, n), func(t *testing.T) {
+					if got := perfStreamWith(kind, uint64(n)+3, windows, n, -1, -1, task)[schemas.KindConceptDrift]; len(got) > 0 {
+						t.Errorf("%d stationary windows: breached %v", windows, got)
+					}
+					found := perfStreamWith(kind, uint64(n)+4, 60, n, 20, 40, task)[schemas.KindConceptDrift]
+					t.Logf("flip at 20, back at 40: breached %v", found)
+					if n >= 200 && (len(found) == 0 || found[0] < 20 || found[0] > 22) {
+						t.Errorf("flip at window 20 found at %v", found)
+					}
+					for _, w := range found {
+						if w < 20 || w >= 45 {
+							t.Errorf("breach at window %d, outside the change (20-39) and its end", w)
+						}
+					}
+				})
+			}
+		}
 	}
 }

@@ -352,15 +352,23 @@ func (r *Runner) perfSeries(k processors.SeriesKey) *perfSeries {
 		ps = &perfSeries{}
 		r.lab.series[k] = ps
 	}
-	if ps.concept.Detector == nil {
-		// Validated with the configuration: the kind is known and River's defaults build.
-		d, err := detectors.NewChangeDetector(r.set.Labels.Detector, r.set.Labels.of(k.Model).Change)
-		if err != nil {
-			d, _ = detectors.NewChangeDetector(detectors.ChangeADWIN, detectors.DefaultChangeParams())
-		}
-		ps.concept.Detector = d
-	}
 	return ps
+}
+
+// detector starts a series' change detector once its loss stream's kind is known: the
+// configured one, but ADWIN on a regression series' absolute errors for one that reads a
+// 0/1 stream only.
+func (r *Runner) detector(k processors.SeriesKey, zeroOne bool) detectors.ChangeDetector {
+	kind, params := r.set.Labels.Detector, r.set.Labels.of(k.Model).Change
+	if kind.BinaryOnly() && !zeroOne {
+		kind = detectors.ChangeADWIN
+	}
+	// Validated with the configuration: the kind is known and its parameters build.
+	d, err := detectors.NewChangeDetector(kind, params)
+	if err != nil {
+		d, _ = detectors.NewChangeDetector(detectors.ChangeADWIN, detectors.DefaultChangeParams())
+	}
+	return d
 }
 
 // judgePerformance scores one settled window: its row and the conditions it raises.
@@ -388,6 +396,9 @@ func (r *Runner) judgePerformance(ps *perfSeries, w storage.SettledWindow, js st
 	}
 	if task == "" || task != ps.task {
 		return row, conds
+	}
+	if ps.concept.Detector == nil {
+		ps.concept.Detector = r.detector(w.Series, zeroOne)
 	}
 	if c, ok := ps.concept.Observe(pw, losses, zeroOne, th); ok {
 		conds = append(conds, c)

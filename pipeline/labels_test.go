@@ -155,10 +155,21 @@ WHERE kind IN ('performance', 'concept_drift', 'output_quality') ORDER BY window
 
 // A concept flip, labels read before their predictions: every window's performance is
 // stored with its coverage, duplicates count once, and the flip raises performance and
-// concept_drift within two windows of it (and nothing before).
+// concept_drift within two windows of it (and nothing before), whichever change detector
+// watches the loss stream.
 func TestLabelsConceptFlip(t *testing.T) {
+	for _, kind := range []detectors.ChangeKind{detectors.ChangeADWIN, detectors.ChangeDDM, detectors.ChangeKSWIN} {
+		t.Run(kind.String(), func(t *testing.T) { conceptFlip(t, kind) })
+	}
+}
+
+func conceptFlip(t *testing.T, kind detectors.ChangeKind) {
 	h := newHarness(t)
-	h.tweak = joinLabels(h)
+	join := joinLabels(h)
+	h.tweak = func(s *pipeline.Settings) {
+		join(s)
+		s.Labels.Detector = kind
+	}
 	s := labelled{windows: 16, n: 200, flip: 10, seed: 1}
 	preds, labels := s.messages(t)
 	h.produceTo(t, h.labels, labels...)
