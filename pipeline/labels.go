@@ -108,6 +108,29 @@ type perfSeries struct {
 	refDone    bool
 	task       string
 	concept    detectors.ConceptState
+	// recent are the last storage.RecentSettled windows judged against the reference.
+	recent []storage.PerformanceRow
+}
+
+// minJudgedLabels: a settled window with fewer labelled predictions is judged together
+// with the series' windows before it (at most storage.RecentSettled in all) until they
+// hold this many, as a low-volume window's drift is (lowvolume.go): a performance test
+// of a single window of a few labels never has the evidence.
+const minJudgedLabels = 100
+
+// judgedCounts returns what a window is judged on: its counts, or, under minJudgedLabels
+// labelled, its counts merged with the series' recent windows before it, with the span.
+func (ps *perfSeries) judgedCounts(w detectors.PerfWindow, c detectors.PerfCounts) (detectors.PerfWindow, detectors.PerfCounts) {
+	if c.Labelled >= minJudgedLabels || len(ps.recent) == 0 {
+		return w, c
+	}
+	merged := detectors.PerfCounts{}
+	merged.Add(c)
+	for i := len(ps.recent) - 1; i >= 0 && merged.Labelled < minJudgedLabels && i >= len(ps.recent)-(storage.RecentSettled-1); i-- {
+		merged.Add(ps.recent[i].Counts)
+		w.Start = ps.recent[i].Window.Start
+	}
+	return w, merged
 }
 
 func newLabelState() *labelState {
@@ -389,10 +412,18 @@ func (r *Runner) judgePerformance(ps *perfSeries, w storage.SettledWindow, js st
 		row.InReference = true
 		ps.addReference(counts, r.set.ReferenceWindows(w.Series.Model), th.ReferenceMinLabelled)
 	default:
-		if c, ok := detectors.PerformanceCondition(pw, counts, ps.ref, th); ok {
+		span, judged := ps.judgedCounts(pw, counts)
+		if c, ok := detectors.PerformanceCondition(span, judged, ps.ref, th); ok {
 			conds = append(conds, c)
 		}
-		conds = append(conds, detectors.OutcomeConditions(pw, counts, ps.ref, th)...)
+		conds = append(conds, detectors.OutcomeConditions(span, judged, ps.ref, th)...)
+	}
+	if !row.InReference {
+		// As LoadSettled reads them back: every window not in the reference.
+		ps.recent = append(ps.recent, row)
+		if len(ps.recent) > storage.RecentSettled {
+			ps.recent = append(ps.recent[:0], ps.recent[len(ps.recent)-storage.RecentSettled:]...)
+		}
 	}
 	if task == "" || task != ps.task {
 		return row, conds
@@ -444,6 +475,7 @@ func (r *Runner) restoreLabels(ctx context.Context) error {
 			}
 			ps.addReference(row.Counts, r.set.ReferenceWindows(s.Series.Model), th.ReferenceMinLabelled)
 		}
+		ps.recent = s.Recent
 		if s.Change != nil {
 			if err := ps.concept.UnmarshalBinary(s.Change); err != nil {
 				return fmt.Errorf("restore the change detector of %v: %w", s.Series, err)

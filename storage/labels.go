@@ -472,8 +472,14 @@ type SeriesSettled struct {
 	Series    processors.SeriesKey
 	LastStart time.Time
 	Reference []PerformanceRow
-	Change    []byte
+	// Recent are its last RecentSettled windows judged against the reference (oldest
+	// first), which a low-volume window is judged together with.
+	Recent []PerformanceRow
+	Change []byte
 }
+
+// RecentSettled is how many of a series' latest judged windows LoadSettled returns.
+const RecentSettled = 12
 
 // LoadSettled returns every series with settled windows.
 func (s *Store) LoadSettled(ctx context.Context) ([]SeriesSettled, error) {
@@ -516,8 +522,12 @@ GROUP BY model, model_version, deployment ORDER BY model, model_version, deploym
 	}
 	rows, err = s.conn.Query(ctx, `SELECT model, model_version, deployment, window_start, window_end, labels_until, predictions, labelled,
   beyond_horizon, confusion_true, confusion_pred, confusion_count, scored, log_loss_sum, regression, error_sum,
-  abs_error_sum, squared_error_sum, ape_sum, ape_count, outcomes
-FROM `+s.db+`.window_performance FINAL WHERE in_reference = 1 ORDER BY model, model_version, deployment, window_start`)
+  abs_error_sum, squared_error_sum, ape_sum, ape_count, outcomes, in_reference
+FROM `+s.db+`.window_performance FINAL
+WHERE in_reference = 1 OR (model, model_version, deployment, window_start) GLOBAL IN (
+  SELECT model, model_version, deployment, window_start FROM `+s.db+`.window_performance FINAL WHERE in_reference = 0
+  ORDER BY window_start DESC LIMIT `+strconv.Itoa(RecentSettled)+` BY model, model_version, deployment)
+ORDER BY model, model_version, deployment, window_start`)
 	if err != nil {
 		return nil, fmt.Errorf("load performance references: %w", err)
 	}
@@ -526,11 +536,12 @@ FROM `+s.db+`.window_performance FINAL WHERE in_reference = 1 ORDER BY model, mo
 			r           PerformanceRow
 			truth, pred []string
 			count       []uint64
+			inRef       uint8
 		)
 		c := &r.Counts
 		if err := rows.Scan(&r.Window.Series.Model, &r.Window.Series.Version, &r.Window.Series.Deployment, &r.Window.Start, &r.Window.End,
 			&r.LabelsUntil, &c.Predictions, &c.Labelled, &r.BeyondHorizon, &truth, &pred, &count, &c.Scored, &c.LogLossSum,
-			&c.Regression, &c.ErrorSum, &c.AbsErrorSum, &c.SquaredSum, &c.APESum, &c.APECount, &c.Outcomes); err != nil {
+			&c.Regression, &c.ErrorSum, &c.AbsErrorSum, &c.SquaredSum, &c.APESum, &c.APECount, &c.Outcomes, &inRef); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("load performance references: %w", err)
 		}
@@ -545,9 +556,13 @@ FROM `+s.db+`.window_performance FINAL WHERE in_reference = 1 ORDER BY model, mo
 			c.Confusion[detectors.ClassPair{True: truth[i], Pred: pred[i]}] = count[i]
 		}
 		c.AUC = math.NaN() // not stored as a sum: it does not add up
-		r.InReference = true
+		r.InReference = inRef == 1
 		st := get(r.Window.Series)
-		st.Reference = append(st.Reference, r)
+		if r.InReference {
+			st.Reference = append(st.Reference, r)
+		} else {
+			st.Recent = append(st.Recent, r)
+		}
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
