@@ -346,3 +346,42 @@ func TestMigrationMovesLabelData(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkLabelJoinWindow joins one settled window of 100,000 predictions (a 5-minute
+// window at 333 events/s), every one labelled, and scores it as the settle loop does:
+// predictions/s of the join, and driftd's allocations per window.
+func BenchmarkLabelJoinWindow(b *testing.B) {
+	s := openStore(b)
+	ctx := testenv.Context(b, 10*time.Minute)
+	if _, err := s.Migrate(ctx, 3650); err != nil {
+		b.Fatal(err)
+	}
+	const n = 100_000
+	start, end := t0.UnixMilli(), t0.Add(5*time.Minute).UnixMilli()
+	keys := make([]storage.PredictionKey, n)
+	labels := make([]storage.LabelRow, n)
+	for i := range keys {
+		id := fmt.Sprintf("req-%06d", i)
+		at := t0.Add(time.Duration(i) * 3 * time.Millisecond)
+		keys[i] = storage.PredictionKey{Series: labelSeries, RequestID: id, EventTime: at, Start: start, End: end,
+			Prediction: schemas.Value{Kind: schemas.Number, Num: float64(i%100) / 100}}
+		labels[i] = storage.LabelRow{Event: schemas.LabelEvent{EventID: id, RequestID: id, Model: labelSeries.Model, Timestamp: at.Add(time.Minute),
+			Label: schemas.Value{Kind: schemas.Number, Num: float64(i % 2)}}, Topic: "labels", Partition: i % 3, Offset: int64(i / 3)}
+	}
+	if err := s.WriteLabelData(ctx, keys, labels, t0); err != nil {
+		b.Fatal(err)
+	}
+	w := storage.SettledWindow{Series: labelSeries, Start: t0, End: t0.Add(5 * time.Minute)}
+	js := storage.JoinSpec{From: t0, Until: t0.Add(time.Hour), Cutoff: t0.Add(time.Hour), Horizon: time.Hour, Partitions: labelPartitions(3)}
+	b.ReportAllocs()
+	for b.Loop() {
+		var sc detectors.Scorer
+		if _, err := s.LoadWindowPairs(ctx, w, js, sc.Add); err != nil {
+			b.Fatal(err)
+		}
+		if c, _, _ := sc.Result(); c.Labelled != n {
+			b.Fatalf("%d labelled, want %d", c.Labelled, n)
+		}
+	}
+	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "predictions/s")
+}

@@ -23,7 +23,7 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 
 var t0 = time.Date(2026, 3, 4, 10, 0, 0, 0, time.UTC)
 
-func openStore(t *testing.T) *storage.Store {
+func openStore(t testing.TB) *storage.Store {
 	t.Helper()
 	addr, proto := testenv.ClickHouse(t)
 	ctx := testenv.Context(t, time.Minute)
