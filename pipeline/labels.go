@@ -58,7 +58,7 @@ type labelStore interface {
 	LoadLabelProgress(ctx context.Context) ([]storage.LabelProgress, []string, error)
 	LoadUnsettledWindows(ctx context.Context, models []string, since, until time.Time) ([]storage.SettledWindow, error)
 	LoadWindowPairs(ctx context.Context, w storage.SettledWindow, js storage.JoinSpec, add func(detectors.PerfPair)) (uint64, error)
-	LoadSettled(ctx context.Context) ([]storage.SeriesSettled, error)
+	LoadSettled(ctx context.Context, only ...processors.SeriesKey) ([]storage.SeriesSettled, error)
 }
 
 // farFuture bounds a load of every written window: DateTime64(3) holds it.
@@ -308,21 +308,36 @@ func (r *Runner) settleLabels(ctx context.Context) error {
 		r.stats.PerformanceWindows += uint64(len(batch.Performance))
 		r.unwritten = &judged{batch: batch}
 	}
-	// The due times after until stay; the windows loaded that wait are added back.
-	later := l.due[sort.Search(len(l.due), func(i int) bool { return l.due[i].After(until) }):]
-	l.due, l.dueKnown = append([]time.Time(nil), later...), true
+	// Known, the due times after until stay (the windows loaded that wait are among
+	// them); loaded all, the windows that wait are the due times.
+	full := !l.dueKnown
+	if full {
+		l.due = l.due[:0]
+		defer func() { sort.Slice(l.due, func(i, j int) bool { return l.due[i].Before(l.due[j]) }) }()
+	} else {
+		later := l.due[sort.Search(len(l.due), func(i int) bool { return l.due[i].After(until) }):]
+		l.due = append(l.due[:0], later...)
+	}
+	l.dueKnown = true
 	waiting := map[processors.SeriesKey]bool{}
 	for _, w := range windows {
-		ps := r.perfSeries(w.Series)
+		ps, err := r.perfSeries(ctx, w.Series)
+		if err != nil {
+			finish()
+			return err
+		}
 		if !w.Start.After(ps.last) && !ps.last.IsZero() {
 			continue // written after a later window settled: never judged
 		}
 		key := ls.dueKey(w.Series.Model, w.End)
 		if waiting[w.Series] || key.After(until) {
 			// Its model's labels are awaited longer (or it is not due yet): it and the
-			// series' later windows wait.
+			// series' later windows wait, due at their key (already known unless all
+			// were loaded: a key after until was kept above).
 			waiting[w.Series] = true
-			l.addDue(key)
+			if full {
+				l.due = append(l.due, key) // sorted after the loop
+			}
 			continue
 		}
 		settle := ls.of(w.Series.Model).Settle
@@ -358,24 +373,68 @@ func (r *Runner) settleLabels(ctx context.Context) error {
 		ps.last = w.Start
 	}
 	if finish(); r.unwritten == nil {
+		l.prune(until, ls.Horizon)
 		return nil
 	}
 	if err := r.writeJudged(ctx); err != nil {
 		return err
 	}
+	l.prune(until, ls.Horizon)
 	if r.onPerf != nil {
 		r.onPerf(batch.Performance)
 	}
 	return nil
 }
 
-func (r *Runner) perfSeries(k processors.SeriesKey) *perfSeries {
-	ps, ok := r.lab.series[k]
-	if !ok {
-		ps = &perfSeries{}
-		r.lab.series[k] = ps
+// perfSeries returns a series' settled state: the one in memory, else the one stored (a
+// series this runner has not judged yet since it started, or pruned), as a restart
+// would find it.
+func (r *Runner) perfSeries(ctx context.Context, k processors.SeriesKey) (*perfSeries, error) {
+	if ps, ok := r.lab.series[k]; ok {
+		return ps, nil
 	}
-	return ps
+	var settled []storage.SeriesSettled
+	if err := retry.Do(ctx, r.policy(), "loading settled performance", retryAll, r.attempt, func(ctx context.Context) error {
+		var err error
+		settled, err = r.store.LoadSettled(ctx, k)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	ps := &perfSeries{}
+	for _, s := range settled {
+		if s.Series != k {
+			continue
+		}
+		th := r.set.Labels.of(k.Model).Thresholds
+		ps.last = s.LastStart
+		for _, row := range s.Reference {
+			if ps.task == "" {
+				ps.task = row.Counts.Task()
+			}
+			ps.addReference(row.Counts, r.set.ReferenceWindows(k.Model), th.ReferenceMinLabelled)
+		}
+		ps.recent = s.Recent
+		if s.Change != nil {
+			if err := ps.concept.UnmarshalBinary(s.Change); err != nil {
+				return nil, fmt.Errorf("restore the change detector of %v: %w", k, err)
+			}
+		}
+	}
+	r.lab.series[k] = ps
+	return ps, nil
+}
+
+// prune forgets the series whose last settled window is older than until less the
+// horizon: no window of theirs is loaded to settle any more, and one that comes later
+// finds their state in ClickHouse (perfSeries). Only with nothing unwritten: the state
+// stored is then the state in memory.
+func (l *labelState) prune(until time.Time, horizon time.Duration) {
+	for k, ps := range l.series {
+		if ps.last.Before(until.Add(-horizon)) {
+			delete(l.series, k)
+		}
+	}
 }
 
 // detector starts a series' change detector once its loss stream's kind is known: the
@@ -447,7 +506,8 @@ func (ps *perfSeries) addReference(c detectors.PerfCounts, windows int, minLabel
 	ps.refDone = ps.refWindows >= windows && enough
 }
 
-// restoreLabels reloads the label partitions' progress and every series' settled state.
+// restoreLabels reloads the label partitions' progress and the labelled models; each
+// series' settled state is loaded when one of its windows is next due (perfSeries).
 func (r *Runner) restoreLabels(ctx context.Context) error {
 	progress, models, err := r.store.LoadLabelProgress(ctx)
 	if err != nil {
@@ -460,27 +520,6 @@ func (r *Runner) restoreLabels(ctx context.Context) error {
 	}
 	for _, m := range models {
 		r.lab.models[m] = true
-	}
-	settled, err := r.store.LoadSettled(ctx)
-	if err != nil {
-		return err
-	}
-	for _, s := range settled {
-		th := r.set.Labels.of(s.Series.Model).Thresholds
-		ps := r.perfSeries(s.Series)
-		ps.last = s.LastStart
-		for _, row := range s.Reference {
-			if ps.task == "" {
-				ps.task = row.Counts.Task()
-			}
-			ps.addReference(row.Counts, r.set.ReferenceWindows(s.Series.Model), th.ReferenceMinLabelled)
-		}
-		ps.recent = s.Recent
-		if s.Change != nil {
-			if err := ps.concept.UnmarshalBinary(s.Change); err != nil {
-				return fmt.Errorf("restore the change detector of %v: %w", s.Series, err)
-			}
-		}
 	}
 	r.lab.dueKnown = false
 	return nil

@@ -158,6 +158,13 @@ func TestDistributedReadsEqualOneServer(t *testing.T) {
 		st, err := s.LoadSettled(ctx)
 		return fmt.Sprintf("%+v", st), err // fmt prints maps sorted; the confusion map's keys are structs
 	})
+	same("LoadSettled of one series", func(s *storage.Store) (any, error) {
+		st, err := s.LoadSettled(ctx, labelSeries)
+		if err == nil && len(st) != 1 {
+			err = fmt.Errorf("%d series", len(st))
+		}
+		return fmt.Sprintf("%+v", st), err
+	})
 	same("LoadUnsettledWindows", func(s *storage.Store) (any, error) {
 		return s.LoadUnsettledWindows(ctx, []string{closed[0].Merged.Series.Model}, t0.Add(-day), t0.Add(day))
 	})

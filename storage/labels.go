@@ -481,8 +481,21 @@ type SeriesSettled struct {
 // RecentSettled is how many of a series' latest judged windows LoadSettled returns.
 const RecentSettled = 12
 
-// LoadSettled returns every series with settled windows.
-func (s *Store) LoadSettled(ctx context.Context) ([]SeriesSettled, error) {
+// LoadSettled returns the series with settled windows: every one, or those of only.
+func (s *Store) LoadSettled(ctx context.Context, only ...processors.SeriesKey) ([]SeriesSettled, error) {
+	filter, args := "1", []any{}
+	if len(only) > 0 {
+		var b strings.Builder
+		for i, k := range only {
+			if i > 0 {
+				b.WriteString(" OR ")
+			}
+			fmt.Fprintf(&b, "(model = {model%d:String} AND model_version = {version%d:String} AND deployment = {deployment%d:String})", i, i, i)
+			args = append(args, clickhouse.Named(fmt.Sprintf("model%d", i), k.Model), clickhouse.Named(fmt.Sprintf("version%d", i), k.Version),
+				clickhouse.Named(fmt.Sprintf("deployment%d", i), k.Deployment))
+		}
+		filter = "(" + b.String() + ")"
+	}
 	bySeries := map[processors.SeriesKey]*SeriesSettled{}
 	var order []processors.SeriesKey
 	get := func(k processors.SeriesKey) *SeriesSettled {
@@ -497,8 +510,8 @@ func (s *Store) LoadSettled(ctx context.Context) ([]SeriesSettled, error) {
 	// A window row written before 0010 has no state: the newest row that has one (0010
 	// moved the states stored apart into their windows' rows).
 	rows, err := s.conn.Query(ctx, `SELECT model, model_version, deployment, max(window_start), argMaxIf(change_state, window_start, change_state != '')
-FROM `+s.db+`.window_performance FINAL
-GROUP BY model, model_version, deployment ORDER BY model, model_version, deployment`)
+FROM `+s.db+`.window_performance FINAL WHERE `+filter+`
+GROUP BY model, model_version, deployment ORDER BY model, model_version, deployment`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("load settled windows: %w", err)
 	}
@@ -524,10 +537,10 @@ GROUP BY model, model_version, deployment ORDER BY model, model_version, deploym
   beyond_horizon, confusion_true, confusion_pred, confusion_count, scored, log_loss_sum, regression, error_sum,
   abs_error_sum, squared_error_sum, ape_sum, ape_count, outcomes, in_reference
 FROM `+s.db+`.window_performance FINAL
-WHERE in_reference = 1 OR (model, model_version, deployment, window_start) GLOBAL IN (
-  SELECT model, model_version, deployment, window_start FROM `+s.db+`.window_performance FINAL WHERE in_reference = 0
-  ORDER BY window_start DESC LIMIT `+strconv.Itoa(RecentSettled)+` BY model, model_version, deployment)
-ORDER BY model, model_version, deployment, window_start`)
+WHERE `+filter+` AND (in_reference = 1 OR (model, model_version, deployment, window_start) GLOBAL IN (
+  SELECT model, model_version, deployment, window_start FROM `+s.db+`.window_performance FINAL WHERE `+filter+` AND in_reference = 0
+  ORDER BY window_start DESC LIMIT `+strconv.Itoa(RecentSettled)+` BY model, model_version, deployment))
+ORDER BY model, model_version, deployment, window_start`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("load performance references: %w", err)
 	}

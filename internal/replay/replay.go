@@ -447,7 +447,9 @@ func (s *Store) LoadWindowPairs(context.Context, storage.SettledWindow, storage.
 }
 
 // LoadSettled returns nothing: a replay starts from scratch.
-func (s *Store) LoadSettled(context.Context) ([]storage.SeriesSettled, error) { return nil, nil }
+func (s *Store) LoadSettled(context.Context, ...processors.SeriesKey) ([]storage.SeriesSettled, error) {
+	return nil, nil
+}
 
 // Sink collects dead letters and published alerts.
 type Sink struct {
