@@ -44,7 +44,8 @@ type PerfCounts struct {
 	APECount                          uint64
 	// Outcomes counts, per user outcome (LabelEvent.Outcome: "redo_search", "clicked",
 	// …), the predictions it was reported for; a prediction counts once per outcome.
-	// Names beyond MaxOutcomes fold into processors.OtherCategory.
+	// Names beyond MaxOutcomes fold into processors.OtherCategory (and the outcomes of a
+	// window or reference that folded are not judged).
 	Outcomes map[string]uint64
 }
 
@@ -300,6 +301,16 @@ func PerformanceCondition(w PerfWindow, c, ref PerfCounts, th PerformanceThresho
 // judged at a rate of 0 for the other.
 func OutcomeConditions(w PerfWindow, c, ref PerfCounts, th PerformanceThresholds) []Condition {
 	if th.OutcomeMinChange <= 0 || c.Predictions == 0 || ref.Predictions == 0 {
+		return nil
+	}
+	// A window keeps the first MaxOutcomes names it meets: with more names than that,
+	// windows keep different ones and their counts do not compare (review: 60 names at
+	// 10% each, 670 breaches in 20 stationary windows). Ids sent as outcomes are not
+	// judged.
+	if _, folded := c.Outcomes[processors.OtherCategory]; folded {
+		return nil
+	}
+	if _, folded := ref.Outcomes[processors.OtherCategory]; folded {
 		return nil
 	}
 	names := make([]string, 0, len(c.Outcomes)+len(ref.Outcomes))

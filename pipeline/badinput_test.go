@@ -88,6 +88,8 @@ func TestBadInputEndsInTheDeadLetterTopic(t *testing.T) {
 		{[]byte(`{"model":"fraud-scorer","timestamp":"2026-03-04T10:00:01Z","features":{"amount":1},"features":{"amount":2}}`), consumers.ClassInvalid},
 		{[]byte(`{"model":"fraud-scorer","timestamp":"1500-03-04T10:00:01Z"}`), consumers.ClassInvalid},
 		{avroOf(far), consumers.ClassInvalid}, // the window would end before it starts
+		// a feature named as the model's confidence (processors.IsOutputFeature)
+		{jsonOf(t, event("fraud-scorer", time.Second, schemas.Feature{Name: "__confidence__", Value: schemas.Value{Kind: schemas.Number, Num: 42}})), consumers.ClassInvalid},
 	}
 	// Valid events before, between and after, on the one partition; one of them carries a
 	// categorical feature with a new value each time (bounded: top values plus other).

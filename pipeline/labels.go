@@ -102,31 +102,50 @@ func (l *labelState) addDue(t time.Time) {
 // perfSeries is one series' settled performance: the start of its last settled window,
 // its reference so far, and its loss stream's detector.
 type perfSeries struct {
-	last       time.Time
-	ref        detectors.PerfCounts
-	refWindows int
-	refDone    bool
-	task       string
-	concept    detectors.ConceptState
-	// recent are the last storage.RecentSettled windows judged against the reference.
+	last time.Time
+	// perf is the performance reference: the series' first windows with labels. outcomes
+	// is the outcomes' own: its first windows from the first that had one (a series may
+	// report outcomes before it has labels, or start reporting them long after).
+	perf, outcomes reference
+	task           string
+	concept        detectors.ConceptState
+	// recent are the last storage.RecentSettled windows in neither reference.
 	recent []storage.PerformanceRow
 }
 
-// minJudgedLabels: a settled window with fewer labelled predictions is judged together
-// with the series' windows before it (at most storage.RecentSettled in all) until they
-// hold this many, as a low-volume window's drift is (lowvolume.go): a performance test
-// of a single window of a few labels never has the evidence.
-const minJudgedLabels = 100
+// reference is a sum of a series' first windows, done once it holds windows windows and
+// min of what it counts.
+type reference struct {
+	counts  detectors.PerfCounts
+	windows int
+	done    bool
+}
 
-// judgedCounts returns what a window is judged on: its counts, or, under minJudgedLabels
-// labelled, its counts merged with the series' recent windows before it, with the span.
-func (ps *perfSeries) judgedCounts(w detectors.PerfWindow, c detectors.PerfCounts) (detectors.PerfWindow, detectors.PerfCounts) {
-	if c.Labelled >= minJudgedLabels || len(ps.recent) == 0 {
+func (r *reference) add(c detectors.PerfCounts, windows int, min uint64, count func(detectors.PerfCounts) uint64) {
+	r.counts.Add(c)
+	r.windows++
+	r.done = r.windows >= windows && count(r.counts) >= min
+}
+
+func labelled(c detectors.PerfCounts) uint64    { return c.Labelled }
+func predictions(c detectors.PerfCounts) uint64 { return c.Predictions }
+
+// minJudged: a settled window with fewer labelled predictions (for performance) or
+// predictions (for outcomes) is judged together with the series' windows before it (at
+// most storage.RecentSettled in all) until they hold this many, as a low-volume window's
+// drift is (lowvolume.go): a test of a single window of a few never has the evidence.
+const minJudged = 100
+
+// judgedCounts returns what a window is judged on: its counts, or, under minJudged of
+// what count counts, its counts merged with the series' recent windows before it, with
+// the span.
+func (ps *perfSeries) judgedCounts(w detectors.PerfWindow, c detectors.PerfCounts, count func(detectors.PerfCounts) uint64) (detectors.PerfWindow, detectors.PerfCounts) {
+	if count(c) >= minJudged || len(ps.recent) == 0 {
 		return w, c
 	}
 	merged := detectors.PerfCounts{}
 	merged.Add(c)
-	for i := len(ps.recent) - 1; i >= 0 && merged.Labelled < minJudgedLabels && i >= len(ps.recent)-(storage.RecentSettled-1); i-- {
+	for i := len(ps.recent) - 1; i >= 0 && count(merged) < minJudged && i >= len(ps.recent)-(storage.RecentSettled-1); i-- {
 		merged.Add(ps.recent[i].Counts)
 		w.Start = ps.recent[i].Window.Start
 	}
@@ -406,13 +425,18 @@ func (r *Runner) perfSeries(ctx context.Context, k processors.SeriesKey) (*perfS
 		if s.Series != k {
 			continue
 		}
-		th := r.set.Labels.of(k.Model).Thresholds
+		th, windows := r.set.Labels.of(k.Model).Thresholds, r.set.ReferenceWindows(k.Model)
 		ps.last = s.LastStart
 		for _, row := range s.Reference {
-			if ps.task == "" {
-				ps.task = row.Counts.Task()
+			if row.InReference {
+				if ps.task == "" {
+					ps.task = row.Counts.Task()
+				}
+				ps.perf.add(row.Counts, windows, th.ReferenceMinLabelled, labelled)
 			}
-			ps.addReference(row.Counts, r.set.ReferenceWindows(k.Model), th.ReferenceMinLabelled)
+			if row.OutcomeReference {
+				ps.outcomes.add(row.Counts, windows, th.ReferenceMinLabelled, predictions)
+			}
 		}
 		ps.recent = s.Recent
 		if s.Change != nil {
@@ -464,20 +488,27 @@ func (r *Runner) judgePerformance(ps *perfSeries, w storage.SettledWindow, js st
 	if ps.task == "" {
 		ps.task = task
 	}
+	windows := r.set.ReferenceWindows(w.Series.Model)
 	switch {
-	case task == "" && len(counts.Outcomes) == 0:
-	case !ps.refDone:
-		// The series' first windows with labels or outcomes are its reference.
+	case task == "":
+	case !ps.perf.done:
 		row.InReference = true
-		ps.addReference(counts, r.set.ReferenceWindows(w.Series.Model), th.ReferenceMinLabelled)
+		ps.perf.add(counts, windows, th.ReferenceMinLabelled, labelled)
 	default:
-		span, judged := ps.judgedCounts(pw, counts)
-		if c, ok := detectors.PerformanceCondition(span, judged, ps.ref, th); ok {
+		span, judged := ps.judgedCounts(pw, counts, labelled)
+		if c, ok := detectors.PerformanceCondition(span, judged, ps.perf.counts, th); ok {
 			conds = append(conds, c)
 		}
-		conds = append(conds, detectors.OutcomeConditions(span, judged, ps.ref, th)...)
 	}
-	if !row.InReference {
+	switch {
+	case !ps.outcomes.done && (ps.outcomes.windows > 0 || len(counts.Outcomes) > 0):
+		row.OutcomeReference = true
+		ps.outcomes.add(counts, windows, th.ReferenceMinLabelled, predictions)
+	case ps.outcomes.done:
+		span, judged := ps.judgedCounts(pw, counts, predictions)
+		conds = append(conds, detectors.OutcomeConditions(span, judged, ps.outcomes.counts, th)...)
+	}
+	if !row.InReference && !row.OutcomeReference {
 		// As LoadSettled reads them back: every window not in the reference.
 		ps.recent = append(ps.recent, row)
 		if len(ps.recent) > storage.RecentSettled {
@@ -494,16 +525,6 @@ func (r *Runner) judgePerformance(ps *perfSeries, w storage.SettledWindow, js st
 		conds = append(conds, c)
 	}
 	return row, conds
-}
-
-// addReference adds a window to the series' reference, done after windows windows with
-// minLabelled labelled predictions in all, or, for a series whose reference has outcomes
-// and no labels, as many predictions.
-func (ps *perfSeries) addReference(c detectors.PerfCounts, windows int, minLabelled uint64) {
-	ps.ref.Add(c)
-	ps.refWindows++
-	enough := ps.ref.Labelled >= minLabelled || (ps.ref.Labelled == 0 && len(ps.ref.Outcomes) > 0 && ps.ref.Predictions >= minLabelled)
-	ps.refDone = ps.refWindows >= windows && enough
 }
 
 // restoreLabels reloads the label partitions' progress and the labelled models; each

@@ -605,6 +605,14 @@ func (r *Runner) handle(ctx context.Context, a ahead) (err error) {
 		r.set.Observer.DecodeError(rec.Topic, consumers.ClassInvalid)
 		return r.deadLetter(ctx, rec, consumers.ClassInvalid, fmt.Errorf("%w: prediction %s has %d features, more than limits.max_features (%d)", schemas.ErrInvalid, e.EventID, len(e.Features), limit))
 	}
+	for i := range e.Features {
+		// The model's output is aggregated under these names: a feature of the same
+		// name would be mixed into it and judged as something it is not.
+		if processors.IsOutputFeature(e.Features[i].Name) {
+			r.set.Observer.DecodeError(rec.Topic, consumers.ClassInvalid)
+			return r.deadLetter(ctx, rec, consumers.ClassInvalid, fmt.Errorf("%w: prediction %s has a feature named %q, a name driftd keeps for the model's output", schemas.ErrInvalid, e.EventID, e.Features[i].Name))
+		}
+	}
 	r.clock.event(tp, e.Timestamp, now)
 	src := processors.Source{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Time: rec.Time}
 	out, start, end := r.proc.Add(e, src, now)

@@ -62,19 +62,21 @@ func ScoreSignals(scores map[string]float64) (confidence, entropy float64, ok bo
 		terms = append(terms, s)
 	}
 	slices.Sort(terms)
-	var sum float64
-	for _, s := range terms {
-		sum += s
-	}
-	if sum <= 0 {
+	// Relative to the highest: scores near the float64 maximum would sum to +Inf.
+	top := terms[len(terms)-1]
+	if top <= 0 {
 		return 0, 0, false
 	}
+	var sum float64
 	for _, s := range terms {
-		if p := s / sum; p > 0 {
+		sum += s / top
+	}
+	for _, s := range terms {
+		if p := s / top / sum; p > 0 {
 			entropy -= p * math.Log(p)
 		}
 	}
-	return terms[len(terms)-1] / sum, entropy, true
+	return 1 / sum, entropy, true
 }
 
 func binaryEntropy(p float64) float64 {

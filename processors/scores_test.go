@@ -34,6 +34,15 @@ func TestScoreSignalsMatchesScipy(t *testing.T) {
 	}
 }
 
+// Scores near the float64 maximum are read relative to the highest (their sum would be
+// +Inf: confidence 0 and entropy 0, both impossible, were reported).
+func TestScoreSignalsOfHugeScores(t *testing.T) {
+	conf, ent, ok := ScoreSignals(map[string]float64{"a": 1e308, "b": 1e308})
+	if !ok || conf != 0.5 || math.Abs(ent-math.Ln2) > 1e-15 {
+		t.Errorf("confidence %v entropy %v ok %v; want 0.5, ln 2", conf, ent, ok)
+	}
+}
+
 func TestScoreSignalsRefusesUnusableScores(t *testing.T) {
 	for _, scores := range []map[string]float64{nil, {}, {"a": -0.1, "b": 1.1}, {"a": 0, "b": 0}, {"a": math.NaN(), "b": 1},
 		{"a": math.Inf(1), "b": 1}, {"1": 1.5}, {"1": -0.5}} {

@@ -47,8 +47,10 @@ type LabelRow struct {
 type PerformanceRow struct {
 	Window      detectors.PerfWindow
 	LabelsUntil time.Time
-	InReference bool
-	Counts      detectors.PerfCounts
+	// InReference: the window is in the series' performance reference; OutcomeReference:
+	// in its outcomes' reference (stored as bits 1 and 2 of in_reference).
+	InReference, OutcomeReference bool
+	Counts                        detectors.PerfCounts
 	// BeyondHorizon counts the window's predictions whose only labels came later than
 	// the horizon after them (not joined).
 	BeyondHorizon uint64
@@ -139,7 +141,10 @@ func performanceRow(r PerformanceRow, at time.Time) []any {
 	}
 	var inRef uint8
 	if r.InReference {
-		inRef = 1
+		inRef |= 1
+	}
+	if r.OutcomeReference {
+		inRef |= 2
 	}
 	w := r.Window
 	return []any{w.Series.Model, w.Series.Version, w.Series.Deployment, w.Start.UTC(), w.End.UTC(), r.LabelsUntil.UTC(), inRef, c.Task(),
@@ -328,8 +333,9 @@ type LabelPartition struct {
 
 // joinPage is how many predictions one query of a window's join returns: driftd holds
 // one page of the join, whatever the window's size (a window at 10,000 events/s for 5
-// minutes is 3 million predictions).
-const joinPage = 50_000
+// minutes is 3 million predictions, 12 pages). Each page reads the model's labels in the
+// window's label range again (docs/concept-drift.md, "Not yet"): fewer, larger pages.
+const joinPage = 250_000
 
 // LoadWindowPairs joins a window's predictions to their labels, in ClickHouse, and passes
 // each pair to add in (event time, request id) order, a page at a time. It returns how
@@ -377,7 +383,7 @@ ORDER BY p.event_time, p.request_id`
 	for {
 		rows, err := s.conn.Query(ctx, q, clickhouse.Named("model", w.Series.Model), clickhouse.Named("version", w.Series.Version),
 			clickhouse.Named("deployment", w.Series.Deployment), clickhouse.Named("start", chTime(w.Start)),
-			clickhouse.Named("after_time", chTime(afterTime)), clickhouse.Named("after_id", afterID), clickhouse.Named("page", strconv.Itoa(joinPage)),
+			clickhouse.Named("after_time", chTime(afterTime)), clickhouse.Named("after_id", afterID), clickhouse.Named("page", strconv.Itoa(s.joinPage)),
 			clickhouse.Named("horizon", strconv.FormatInt(js.Horizon.Milliseconds(), 10)),
 			clickhouse.Named("from", chTime(js.From)), clickhouse.Named("until", chTime(js.Until)),
 			clickhouse.Named("cut_keys", cutKeys), clickhouse.Named("cut_offsets", cutOffsets))
@@ -410,7 +416,7 @@ ORDER BY p.event_time, p.request_id`
 		if err := rows.Err(); err != nil {
 			return 0, fmt.Errorf("join labels to %v at %v: %w", w.Series, w.Start, err)
 		}
-		if n < joinPage {
+		if n < s.joinPage {
 			return beyond, nil
 		}
 	}
@@ -466,8 +472,9 @@ ORDER BY topic, partition, offset LIMIT 1)`, s.db, i, i)
 	return q.String(), params
 }
 
-// SeriesSettled is how far a series' performance is settled, with its reference windows
-// (in start order) and its change detector's state.
+// SeriesSettled is how far a series' performance is settled, with the windows of its
+// references (in start order; InReference and OutcomeReference say which) and its change
+// detector's state.
 type SeriesSettled struct {
 	Series    processors.SeriesKey
 	LastStart time.Time
@@ -537,7 +544,7 @@ GROUP BY model, model_version, deployment ORDER BY model, model_version, deploym
   beyond_horizon, confusion_true, confusion_pred, confusion_count, scored, log_loss_sum, regression, error_sum,
   abs_error_sum, squared_error_sum, ape_sum, ape_count, outcomes, in_reference
 FROM `+s.db+`.window_performance FINAL
-WHERE `+filter+` AND (in_reference = 1 OR (model, model_version, deployment, window_start) GLOBAL IN (
+WHERE `+filter+` AND (in_reference != 0 OR (model, model_version, deployment, window_start) GLOBAL IN (
   SELECT model, model_version, deployment, window_start FROM `+s.db+`.window_performance FINAL WHERE `+filter+` AND in_reference = 0
   ORDER BY window_start DESC LIMIT `+strconv.Itoa(RecentSettled)+` BY model, model_version, deployment))
 ORDER BY model, model_version, deployment, window_start`, args...)
@@ -569,9 +576,9 @@ ORDER BY model, model_version, deployment, window_start`, args...)
 			c.Confusion[detectors.ClassPair{True: truth[i], Pred: pred[i]}] = count[i]
 		}
 		c.AUC = math.NaN() // not stored as a sum: it does not add up
-		r.InReference = inRef == 1
+		r.InReference, r.OutcomeReference = inRef&1 != 0, inRef&2 != 0
 		st := get(r.Window.Series)
-		if r.InReference {
+		if inRef != 0 {
 			st.Reference = append(st.Reference, r)
 		} else {
 			st.Recent = append(st.Recent, r)

@@ -204,6 +204,7 @@ func joinWindow(ctx context.Context, s *storage.Store, w storage.SettledWindow, 
 // request id used twice at different times is two predictions.
 func TestLabelJoinPages(t *testing.T) {
 	s := openStore(t)
+	s.SetJoinPage(50_000)
 	ctx := testenv.Context(t, 2*time.Minute)
 	if _, err := s.Migrate(ctx, 3650); err != nil {
 		t.Fatal(err)

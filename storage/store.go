@@ -48,6 +48,8 @@ type Store struct {
 	layout  dsql.Layout // TTLDays unset: Migrate is told it
 	log     *slog.Logger
 	maxRows int
+	// joinPage is how many predictions a page of the label join holds (joinPage).
+	joinPage int
 }
 
 // Open connects and checks the connection.
@@ -90,7 +92,7 @@ func Open(ctx context.Context, o Options, log *slog.Logger) (*Store, error) {
 	if o.MaxBatchRows <= 0 {
 		o.MaxBatchRows = 50000
 	}
-	return &Store{conn: conn, addr: o.Addr, db: o.Database, log: log, maxRows: o.MaxBatchRows,
+	return &Store{conn: conn, addr: o.Addr, db: o.Database, log: log, maxRows: o.MaxBatchRows, joinPage: joinPage,
 		layout: dsql.Layout{Database: o.Database, Cluster: o.Cluster, ReplicaPath: o.ReplicaPath}}, nil
 }
 

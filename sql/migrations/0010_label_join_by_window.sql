@@ -31,6 +31,10 @@ FROM {db}.prediction_keys;
 -- the rows of the windows they were taken at; change_state is dropped by 0011.
 ALTER TABLE {db}.window_performance ADD COLUMN IF NOT EXISTS change_state String DEFAULT '';
 
+-- in_reference is now a set of bits: 1, the window is in its series' performance
+-- reference (as before); 2, in its outcomes' reference (from the first window with an
+-- outcome: a series may report outcomes before it has labels, or long after).
+
 -- User outcomes (a label's outcome: "redo_search", "clicked", …): per outcome, how many of
 -- the window's predictions it was reported for, judged as a rate per prediction
 -- (output_quality); at most 50 names a window, the rest counted as __other__.

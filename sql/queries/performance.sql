@@ -1,6 +1,7 @@
 -- Each settled window's performance and label coverage: what the performance and
 -- concept_drift detectors judged (labels stamped up to labels_until), per version and
--- deployment slot. in_reference marks the series' reference windows. outcome_rates: each
+-- deployment slot. in_reference: bit 1, the window is in the series' performance reference;
+-- bit 2, in its outcomes' reference. outcome_rates: each
 -- user outcome's share of the window's predictions (what output_quality judged).
 -- Parameters: model, since (DateTime64).
 SELECT window_start, model_version, deployment, task, predictions, labelled, coverage, beyond_horizon,
