@@ -500,7 +500,7 @@ func TestRefusedLabelDataIsSetAsideOneByOne(t *testing.T) {
 	ctx := testenv.Context(t, 3*time.Minute)
 	for _, q := range []string{
 		"ALTER TABLE " + db + ".prediction_keys_by_window ADD CONSTRAINT no_key CHECK request_id NOT IN ('req-2-7', 'req-5-3')",
-		"ALTER TABLE " + db + ".labels ADD CONSTRAINT no_label CHECK request_id != 'req-4-5'",
+		"ALTER TABLE " + db + ".label_events ADD CONSTRAINT no_label CHECK request_id != 'req-4-5'",
 	} {
 		if err := h.store.Conn().Exec(ctx, q); err != nil {
 			t.Fatal(err)
@@ -529,14 +529,14 @@ func TestRefusedLabelDataIsSetAsideOneByOne(t *testing.T) {
 				t.Errorf("dead letter %s: %d rows of %s", m.Value, len(rs), table)
 			}
 			topic, offset := testenv.Header(m, consumers.HeaderSourceTopic), testenv.Header(m, consumers.HeaderSourceOffset)
-			if (table == "labels" && topic != h.labels) || (table != "labels" && topic != h.predictions) || offset == "" || offset == "-1" {
+			if (table == "label_events" && topic != h.labels) || (table != "label_events" && topic != h.predictions) || offset == "" || offset == "-1" {
 				t.Errorf("dead letter of %s from %s at %s", table, topic, offset)
 			}
 			got = append(got, fmt.Sprintf("%s %v", table, rs[0]["request_id"]))
 		}
 	}
 	sort.Strings(got)
-	if want := "[labels req-4-5 labels req-4-5 prediction_keys_by_window req-2-7 prediction_keys_by_window req-5-3]"; fmt.Sprint(got) != want {
+	if want := "[label_events req-4-5 label_events req-4-5 prediction_keys_by_window req-2-7 prediction_keys_by_window req-5-3]"; fmt.Sprint(got) != want {
 		t.Errorf("set aside %v, want %s", got, want)
 	}
 	if n := h.count(t, "SELECT count() FROM "+db+".prediction_keys_by_window FINAL"); n != uint64(s.windows*s.n-2) {

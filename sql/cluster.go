@@ -109,6 +109,7 @@ var ShardKeys = map[string]string{
 	"prediction_keys":           "cityHash64(model)",
 	"prediction_keys_by_window": "cityHash64(model)",
 	"labels":                    "cityHash64(model)",
+	"label_events":              "cityHash64(model)",
 	"label_offsets":             "cityHash64(topic, partition)",
 	"label_progress":            "cityHash64(topic, partition)",
 	"window_performance":        "cityHash64(model)",

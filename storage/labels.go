@@ -65,7 +65,7 @@ func predictionKeys() table {
 }
 
 func labelRows() table {
-	return table{"labels", "model, request_id, event_id, event_time, label_kind, label_num, label_class, outcome, topic, partition, offset, written_at", byDay(3)}
+	return table{"label_events", "model, request_id, event_id, event_time, label_kind, label_num, label_class, outcome, topic, partition, offset, written_at", byDay(3)}
 }
 
 func labelOffsets() table {
@@ -351,33 +351,7 @@ func (s *Store) LoadWindowPairs(ctx context.Context, w SettledWindow, js JoinSpe
 		cutKeys = append(cutKeys, k.Topic+"/"+strconv.Itoa(k.Partition))
 		cutOffsets = append(cutOffsets, off)
 	}
-	// A page of the window's keys (one range of the table's primary key), each with its
-	// newest label within the horizon. The partition of a label record is named
-	// topic/partition in cut_keys (a topic name has no "/").
-	q := `WITH p AS (
-  SELECT event_time, request_id, prediction_kind, prediction_num, prediction_class, scores
-  FROM ` + s.db + `.prediction_keys_by_window FINAL
-  WHERE model = {model:String} AND model_version = {version:String} AND deployment = {deployment:String}
-    AND window_start = {start:DateTime64(3, 'UTC')}
-    AND event_time >= {after_time:DateTime64(3, 'UTC')} AND (event_time > {after_time:DateTime64(3, 'UTC')} OR request_id > {after_id:String})
-  ORDER BY event_time, request_id
-  LIMIT {page:UInt32})
-SELECT p.event_time, p.request_id, any(p.prediction_kind), any(p.prediction_num), any(p.prediction_class), any(p.scores),
-  argMaxIf(l.label_kind, (l.event_time, l.topic, l.partition, l.offset) AS newest,
-    (l.request_id != '' AND l.event_time <= p.event_time + toIntervalMillisecond({horizon:Int64})) AS within AND l.label_kind != 0),
-  argMaxIf(l.label_num, newest, within AND l.label_kind != 0), argMaxIf(l.label_class, newest, within AND l.label_kind != 0),
-  countIf(within AND l.label_kind != 0), countIf(l.request_id != '' AND l.label_kind != 0),
-  arraySort(groupUniqArrayIf(l.outcome, within AND l.outcome != ''))
-FROM p LEFT JOIN (
-  SELECT request_id, event_time, label_kind, label_num, label_class, outcome, topic, partition, offset
-  FROM ` + s.db + `.labels FINAL
-  WHERE model = {model:String} AND (label_kind != 0 OR outcome != '') AND event_time >= {from:DateTime64(3, 'UTC')} AND event_time <= {until:DateTime64(3, 'UTC')}
-    AND request_id GLOBAL IN (SELECT request_id FROM p)
-    AND (indexOf({cut_keys:Array(String)}, concat(topic, '/', toString(partition))) = 0
-      OR offset < {cut_offsets:Array(Int64)}[indexOf({cut_keys:Array(String)}, concat(topic, '/', toString(partition)))])
-) AS l ON l.request_id = p.request_id
-GROUP BY p.event_time, p.request_id
-ORDER BY p.event_time, p.request_id`
+	q := s.joinQuery()
 	var beyond uint64
 	afterTime, afterID := w.Start.Add(-time.Millisecond), ""
 	for {
@@ -420,6 +394,37 @@ ORDER BY p.event_time, p.request_id`
 			return beyond, nil
 		}
 	}
+}
+
+// joinQuery is LoadWindowPairs' query: a page of a window's keys (one range of the
+// table's primary key), each with its newest label within the horizon. The partition of
+// a label record is named topic/partition in cut_keys (a topic name has no "/"). The
+// labels are read by model and the hours of the label range (label_events' index).
+func (s *Store) joinQuery() string {
+	return `WITH p AS (
+  SELECT event_time, request_id, prediction_kind, prediction_num, prediction_class, scores
+  FROM ` + s.db + `.prediction_keys_by_window FINAL
+  WHERE model = {model:String} AND model_version = {version:String} AND deployment = {deployment:String}
+    AND window_start = {start:DateTime64(3, 'UTC')}
+    AND event_time >= {after_time:DateTime64(3, 'UTC')} AND (event_time > {after_time:DateTime64(3, 'UTC')} OR request_id > {after_id:String})
+  ORDER BY event_time, request_id
+  LIMIT {page:UInt32})
+SELECT p.event_time, p.request_id, any(p.prediction_kind), any(p.prediction_num), any(p.prediction_class), any(p.scores),
+  argMaxIf(l.label_kind, (l.event_time, l.topic, l.partition, l.offset) AS newest,
+    (l.request_id != '' AND l.event_time <= p.event_time + toIntervalMillisecond({horizon:Int64})) AS within AND l.label_kind != 0),
+  argMaxIf(l.label_num, newest, within AND l.label_kind != 0), argMaxIf(l.label_class, newest, within AND l.label_kind != 0),
+  countIf(within AND l.label_kind != 0), countIf(l.request_id != '' AND l.label_kind != 0),
+  arraySort(groupUniqArrayIf(l.outcome, within AND l.outcome != ''))
+FROM p LEFT JOIN (
+  SELECT request_id, event_time, label_kind, label_num, label_class, outcome, topic, partition, offset
+  FROM ` + s.db + `.label_events FINAL
+  WHERE model = {model:String} AND (label_kind != 0 OR outcome != '') AND event_time >= {from:DateTime64(3, 'UTC')} AND event_time <= {until:DateTime64(3, 'UTC')}
+    AND request_id GLOBAL IN (SELECT request_id FROM p)
+    AND (indexOf({cut_keys:Array(String)}, concat(topic, '/', toString(partition))) = 0
+      OR offset < {cut_offsets:Array(Int64)}[indexOf({cut_keys:Array(String)}, concat(topic, '/', toString(partition)))])
+) AS l ON l.request_id = p.request_id
+GROUP BY p.event_time, p.request_id
+ORDER BY p.event_time, p.request_id`
 }
 
 // LabelCuts are, per label partition of partitions, the offset of the first record
@@ -611,7 +616,7 @@ func RefusedLabelData(keys []PredictionKey, labels []LabelRow, at time.Time) []R
 		add(k.Source.Topic, k.Source.Partition, k.Source.Offset, map[string][]map[string]any{"prediction_keys_by_window": named(predictionKeys(), [][]any{keyRow(k, at)})})
 	}
 	for _, l := range labels {
-		add(l.Topic, l.Partition, l.Offset, map[string][]map[string]any{"labels": named(labelRows(), [][]any{labelRow(l, at)})})
+		add(l.Topic, l.Partition, l.Offset, map[string][]map[string]any{"label_events": named(labelRows(), [][]any{labelRow(l, at)})})
 	}
 	return out
 }

@@ -264,8 +264,10 @@ func TestLabelJoinPages(t *testing.T) {
 	}
 }
 
-// Upgrading from 0009 loses nothing: the prediction keys move to prediction_keys_by_window
-// and each stored detector state to its window's row (0010), then the old tables go (0011).
+// Upgrading from 0009 loses nothing: the prediction keys move to prediction_keys_by_window,
+// the labels to label_events (and their places and progress to label_offsets and
+// label_progress), each stored detector state to its window's row (0010), then the old
+// tables go (0011).
 func TestMigrationMovesLabelData(t *testing.T) {
 	s := openStore(t)
 	ctx := testenv.Context(t, time.Minute)
@@ -340,7 +342,7 @@ func TestMigrationMovesLabelData(t *testing.T) {
 	if err != nil || cuts[storage.LabelPartition{Topic: "labels", Partition: 0}] != 7 {
 		t.Errorf("label cuts %v (%v): the label's offset not moved to label_offsets", cuts, err)
 	}
-	for _, gone := range []string{"prediction_keys", "change_state"} {
+	for _, gone := range []string{"prediction_keys", "labels", "change_state"} {
 		var n uint64
 		if err := s.Conn().QueryRow(ctx, "SELECT count() FROM system.tables WHERE database = ? AND name = ?", db, gone).Scan(&n); err != nil || n != 0 {
 			t.Errorf("table %s: %d left (%v)", gone, n, err)

@@ -46,6 +46,32 @@ FROM {db}.window_performance AS p FINAL
 GLOBAL INNER JOIN (SELECT model, model_version, deployment, window_start, state FROM {db}.change_state FINAL) AS s
     ON p.model = s.model AND p.model_version = s.model_version AND p.deployment = s.deployment AND p.window_start = s.window_start;
 
+-- Labels ordered by model, then the hour of their time, then request: a window's join
+-- reads the labels stamped in its range (an hour or so) by the index. labels (0009) is
+-- ordered by request within the model, so the join read every label of the model in the
+-- day's partition for each page of a window. labels is copied here and dropped by 0011.
+CREATE TABLE IF NOT EXISTS {db}.label_events (
+    model String,
+    request_id String,
+    event_id String,
+    event_time DateTime64(3, 'UTC'),
+    label_kind UInt8,
+    label_num Float64,
+    label_class String,
+    outcome String,
+    topic String,
+    partition Int32,
+    offset Int64,
+    written_at DateTime64(3, 'UTC')
+) ENGINE = ReplacingMergeTree(written_at)
+PARTITION BY toDate(event_time)
+ORDER BY (model, toStartOfHour(event_time), request_id, topic, partition, offset)
+TTL toDateTime(event_time) + INTERVAL {ttl_days} DAY;
+
+INSERT INTO {db}.label_events (model, request_id, event_id, event_time, label_kind, label_num, label_class, outcome, topic, partition, offset, written_at)
+SELECT model, request_id, event_id, event_time, label_kind, label_num, label_class, outcome, topic, partition, offset, written_at
+FROM {db}.labels;
+
 -- Where each label record sits in its partition, in offset order. A window's cutoff on a
 -- label partition (the first record stamped after a point in time, storage.JoinSpec) is
 -- then found by skipping the granules stamped before it (the minmax index: the records

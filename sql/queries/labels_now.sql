@@ -1,5 +1,5 @@
 -- Label coverage and accuracy per window as of now, late labels included (joined here,
--- from prediction_keys_by_window and labels; a request's newest label counts; the horizon is not
+-- from prediction_keys_by_window and label_events; a request's newest label counts; the horizon is not
 -- applied). What was judged, when each window settled, is in performance.sql.
 -- binary_accuracy: 0/1 labels beside probabilities (class 1 from 0.5); class_accuracy:
 -- string labels beside string predictions.
@@ -14,7 +14,7 @@ FROM {db}.prediction_keys_by_window AS p FINAL
 GLOBAL LEFT JOIN (
     SELECT request_id, argMax(label_kind, event_time) AS kind, argMax(label_num, event_time) AS num,
         argMax(label_class, event_time) AS class
-    FROM {db}.labels
+    FROM {db}.label_events
     WHERE model = {model:String} AND label_kind != 0 AND event_time >= {since:DateTime64(3)}
     GROUP BY request_id
 ) AS l ON l.request_id = p.request_id

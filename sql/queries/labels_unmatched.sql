@@ -2,7 +2,7 @@
 -- kept, counted here, never joined.
 -- Parameters: model, since (DateTime64).
 SELECT toDate(event_time) AS day, count() AS labels, uniqExact(request_id) AS requests
-FROM {db}.labels FINAL
+FROM {db}.label_events FINAL
 WHERE model = {model:String} AND event_time >= {since:DateTime64(3)}
   AND request_id GLOBAL NOT IN (SELECT request_id FROM {db}.prediction_keys_by_window WHERE model = {model:String})
 GROUP BY day

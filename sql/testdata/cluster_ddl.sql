@@ -459,6 +459,31 @@ FROM driftd.window_performance AS p FINAL
 GLOBAL INNER JOIN (SELECT model, model_version, deployment, window_start, state FROM driftd.change_state FINAL) AS s
     ON p.model = s.model AND p.model_version = s.model_version AND p.deployment = s.deployment AND p.window_start = s.window_start;
 
+CREATE TABLE IF NOT EXISTS driftd.label_events_local ON CLUSTER 'driftd' (
+    model String,
+    request_id String,
+    event_id String,
+    event_time DateTime64(3, 'UTC'),
+    label_kind UInt8,
+    label_num Float64,
+    label_class String,
+    outcome String,
+    topic String,
+    partition Int32,
+    offset Int64,
+    written_at DateTime64(3, 'UTC')
+) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/label_events_local', '{replica}', written_at)
+PARTITION BY toDate(event_time)
+ORDER BY (model, toStartOfHour(event_time), request_id, topic, partition, offset)
+TTL toDateTime(event_time) + INTERVAL 90 DAY;
+
+CREATE TABLE IF NOT EXISTS driftd.label_events ON CLUSTER 'driftd' AS driftd.label_events_local
+ENGINE = Distributed('driftd', 'driftd', 'label_events_local', cityHash64(model));
+
+INSERT INTO driftd.label_events (model, request_id, event_id, event_time, label_kind, label_num, label_class, outcome, topic, partition, offset, written_at)
+SELECT model, request_id, event_id, event_time, label_kind, label_num, label_class, outcome, topic, partition, offset, written_at
+FROM driftd.labels;
+
 CREATE TABLE IF NOT EXISTS driftd.label_offsets_local ON CLUSTER 'driftd' (
     topic String,
     partition Int32,
@@ -497,6 +522,10 @@ SELECT topic, partition, model, max(event_time), max(written_at) FROM driftd.lab
 DROP TABLE IF EXISTS driftd.prediction_keys ON CLUSTER 'driftd';
 
 DROP TABLE IF EXISTS driftd.prediction_keys_local ON CLUSTER 'driftd';
+
+DROP TABLE IF EXISTS driftd.labels ON CLUSTER 'driftd';
+
+DROP TABLE IF EXISTS driftd.labels_local ON CLUSTER 'driftd';
 
 DROP TABLE IF EXISTS driftd.change_state ON CLUSTER 'driftd';
 
