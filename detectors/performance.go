@@ -574,6 +574,8 @@ func b0(b []byte) byte {
 // PerfPair is one prediction with its label (Label.Kind Missing: not labelled, as of the
 // time judged).
 type PerfPair struct {
+	// EventTime is the prediction's: the loss stream is in its order (Scorer).
+	EventTime  time.Time
 	Prediction schemas.Value
 	Scores     map[string]float64
 	Label      schemas.Value
@@ -593,11 +595,12 @@ func ScorePairs(pairs []PerfPair) (PerfCounts, []float64, bool) {
 	return s.Result()
 }
 
-// Scorer aggregates one window's pairs as they stream in (in event-time order) and
-// keeps, besides the counts, the per-prediction loss stream of the window's task in the
-// same order: 0/1 (wrong) for classification, the absolute error for regression. It
-// holds 8 bytes per labelled pair (16 more for a probability, for the ROC AUC), not the
-// pairs: a window of millions of predictions is scored as it is read.
+// Scorer aggregates one window's pairs as they stream in, in any order, and keeps,
+// besides the counts, the per-prediction loss stream of the window's task in event-time
+// order (ties in the order the pairs came): 0/1 (wrong) for classification, the absolute
+// error for regression. It holds 24 bytes per labelled pair (16 more for a probability,
+// for the ROC AUC), not the pairs: a window of millions of predictions is scored as it is
+// read.
 //
 // How a pair is read:
 //   - a label that is a string or a boolean is a class; so is a label of 0 or 1 beside a
@@ -618,7 +621,14 @@ type Scorer struct {
 	scores    []float64 // binary pairs' probability of class 1
 	positive  []bool
 	notBinary bool
-	cls, reg  []float64
+	cls, reg  []timedLoss
+}
+
+// timedLoss is one loss with its prediction's time (unix ms) and arrival.
+type timedLoss struct {
+	at    int64
+	seq   uint64
+	value float64
 }
 
 // Add scores one pair.
@@ -661,7 +671,7 @@ func (s *Scorer) Add(p PerfPair) {
 			c.APESum += math.Abs(e) / math.Abs(l.Num)
 			c.APECount++
 		}
-		s.reg = append(s.reg, math.Abs(e))
+		s.reg = append(s.reg, timedLoss{p.EventTime.UnixMilli(), c.Labelled, math.Abs(e)})
 		return
 	}
 	truth := l.Category()
@@ -698,7 +708,7 @@ func (s *Scorer) Add(p PerfPair) {
 	if truth != pred {
 		loss = 1
 	}
-	s.cls = append(s.cls, loss)
+	s.cls = append(s.cls, timedLoss{p.EventTime.UnixMilli(), c.Labelled, loss})
 }
 
 // Result returns the counts and the loss stream of the window's task (zeroOne: 0/1
@@ -712,9 +722,24 @@ func (s *Scorer) Result() (PerfCounts, []float64, bool) {
 		c.AUC = rocAUC(s.scores, s.positive)
 	}
 	if c.Task() == TaskRegression {
-		return c, s.reg, false
+		return c, inTimeOrder(s.reg), false
 	}
-	return c, s.cls, true
+	return c, inTimeOrder(s.cls), true
+}
+
+// inTimeOrder is the losses' values in event-time order, ties in arrival order.
+func inTimeOrder(ls []timedLoss) []float64 {
+	sort.Slice(ls, func(i, j int) bool {
+		if ls[i].at != ls[j].at {
+			return ls[i].at < ls[j].at
+		}
+		return ls[i].seq < ls[j].seq
+	})
+	out := make([]float64, len(ls))
+	for i, l := range ls {
+		out[i] = l.value
+	}
+	return out
 }
 
 // binaryClass reads v as a binary class: a boolean, the number 0 or 1, or the string

@@ -338,9 +338,10 @@ type LabelPartition struct {
 const joinPage = 250_000
 
 // LoadWindowPairs joins a window's predictions to their labels, in ClickHouse, and passes
-// each pair to add in (event time, request id) order, a page at a time. It returns how
-// many of the predictions have labels only beyond the horizon. A call that fails has
-// passed some of the pairs: the caller starts again from a fresh state.
+// each pair to add in (request id, event time) order, a page at a time (the scorer puts
+// the losses in event-time order). It returns how many of the predictions have labels
+// only beyond the horizon. A call that fails has passed some of the pairs: the caller
+// starts again from a fresh state.
 func (s *Store) LoadWindowPairs(ctx context.Context, w SettledWindow, js JoinSpec, add func(detectors.PerfPair)) (uint64, error) {
 	cuts, err := s.LabelCuts(ctx, js.Cutoff, js.Partitions)
 	if err != nil {
@@ -353,7 +354,7 @@ func (s *Store) LoadWindowPairs(ctx context.Context, w SettledWindow, js JoinSpe
 	}
 	q := s.joinQuery()
 	var beyond uint64
-	afterTime, afterID := w.Start.Add(-time.Millisecond), ""
+	afterID, afterTime := "", w.Start.Add(-time.Millisecond)
 	for {
 		rows, err := s.conn.Query(ctx, q, clickhouse.Named("model", w.Series.Model), clickhouse.Named("version", w.Series.Version),
 			clickhouse.Named("deployment", w.Series.Deployment), clickhouse.Named("start", chTime(w.Start)),
@@ -373,11 +374,11 @@ func (s *Store) LoadWindowPairs(ctx context.Context, w SettledWindow, js JoinSpe
 				class, lclass    string
 				within, anyLabel uint64
 			)
-			if err := rows.Scan(&afterTime, &afterID, &kind, &num, &class, &pair.Scores, &lkind, &lnum, &lclass, &within, &anyLabel, &pair.Outcomes); err != nil {
+			if err := rows.Scan(&afterID, &afterTime, &kind, &num, &class, &pair.Scores, &lkind, &lnum, &lclass, &within, &anyLabel, &pair.Outcomes); err != nil {
 				rows.Close()
 				return 0, fmt.Errorf("join labels to %v at %v: %w", w.Series, w.Start, err)
 			}
-			pair.Prediction = valueOf(kind, num, class)
+			pair.Prediction, pair.EventTime = valueOf(kind, num, class), afterTime
 			if within > 0 {
 				pair.Label = valueOf(lkind, lnum, lclass)
 			} else if anyLabel > 0 {
@@ -396,20 +397,23 @@ func (s *Store) LoadWindowPairs(ctx context.Context, w SettledWindow, js JoinSpe
 	}
 }
 
-// joinQuery is LoadWindowPairs' query: a page of a window's keys (one range of the
-// table's primary key), each with its newest label within the horizon. The partition of
-// a label record is named topic/partition in cut_keys (a topic name has no "/"). The
-// labels are read by model and the hours of the label range (label_events' index).
+// joinQuery is LoadWindowPairs' query: a page of a window's keys in request id order
+// (one range of the table's primary key), each with its newest label within the
+// horizon. The partition of a label record is named topic/partition in cut_keys (a topic
+// name has no "/"). The labels are read by model, the hours of the label range and the
+// page's request ids (a range of ids, as the page is in id order: the index reads that
+// range in each hour): three leading columns of label_events' index, so that a window's
+// pages read its labels about once, not each page all of them.
 func (s *Store) joinQuery() string {
 	return `WITH p AS (
   SELECT event_time, request_id, prediction_kind, prediction_num, prediction_class, scores
   FROM ` + s.db + `.prediction_keys_by_window FINAL
   WHERE model = {model:String} AND model_version = {version:String} AND deployment = {deployment:String}
     AND window_start = {start:DateTime64(3, 'UTC')}
-    AND event_time >= {after_time:DateTime64(3, 'UTC')} AND (event_time > {after_time:DateTime64(3, 'UTC')} OR request_id > {after_id:String})
-  ORDER BY event_time, request_id
+    AND request_id >= {after_id:String} AND (request_id > {after_id:String} OR event_time > {after_time:DateTime64(3, 'UTC')})
+  ORDER BY request_id, event_time
   LIMIT {page:UInt32})
-SELECT p.event_time, p.request_id, any(p.prediction_kind), any(p.prediction_num), any(p.prediction_class), any(p.scores),
+SELECT p.request_id, p.event_time, any(p.prediction_kind), any(p.prediction_num), any(p.prediction_class), any(p.scores),
   argMaxIf(l.label_kind, (l.event_time, l.topic, l.partition, l.offset) AS newest,
     (l.request_id != '' AND l.event_time <= p.event_time + toIntervalMillisecond({horizon:Int64})) AS within AND l.label_kind != 0),
   argMaxIf(l.label_num, newest, within AND l.label_kind != 0), argMaxIf(l.label_class, newest, within AND l.label_kind != 0),
@@ -423,8 +427,8 @@ FROM p LEFT JOIN (
     AND (indexOf({cut_keys:Array(String)}, concat(topic, '/', toString(partition))) = 0
       OR offset < {cut_offsets:Array(Int64)}[indexOf({cut_keys:Array(String)}, concat(topic, '/', toString(partition)))])
 ) AS l ON l.request_id = p.request_id
-GROUP BY p.event_time, p.request_id
-ORDER BY p.event_time, p.request_id`
+GROUP BY p.request_id, p.event_time
+ORDER BY p.request_id, p.event_time`
 }
 
 // LabelCuts are, per label partition of partitions, the offset of the first record

@@ -97,10 +97,12 @@ VALUES ('labels', 0, 1000000, '2026-03-04 09:00:00', now64(3)), ('labels', 1, 5,
 	}
 }
 
-// A page of a window's join reads the model's labels of the label range's hours, not the
-// day's: a day of labels (864,000, 10 a second) around a window of 3,000 predictions
-// with its labels an hour later. The label range (the window less 5 minutes, to its end
-// plus an hour) touches two hours of label_events' index.
+// A window's join reads the labels of its label range's hours, by the index, about once
+// over all its pages: 864,000 labels of other requests in those three hours (80 a
+// second) and a day's worth before them, around a window of 3,000 predictions with their
+// labels an hour later, request ids random hex throughout (the pages' ranges of ids
+// interleave with the others'), read in 7 pages of 500. Each page reads its range of
+// ids in each hour, and the granules (8,192 rows) at the range's ends.
 func TestLabelJoinReadsTheRangesHours(t *testing.T) {
 	addr, proto := testenv.ClickHouse(t)
 	ctx := testenv.Context(t, 3*time.Minute)
@@ -115,65 +117,91 @@ func TestLabelJoinReadsTheRangesHours(t *testing.T) {
 	if _, err := s.Migrate(ctx, 3650); err != nil {
 		t.Fatal(err)
 	}
-	day := time.Date(2026, 3, 4, 0, 0, 0, 0, time.UTC)
-	start := day.Add(12 * time.Hour)
 	for _, q := range []string{
-		// the day's labels of other requests, 10 a second
+		// labels of other requests: 80 a second in the label range's hours (11:00-14:00), and
+		// 10 a second in the hours before them
 		`INSERT INTO ` + s.db + `.label_events (model, request_id, event_id, event_time, label_kind, label_num, label_class, outcome, topic, partition, offset, written_at)
-SELECT 'm', concat('other-', toString(number)), '', toDateTime64('2026-03-04 00:00:00', 3, 'UTC') + toIntervalMillisecond(number * 100), 1, 1, '', '', 'labels', 0, number, now64(3)
+SELECT 'm', hex(cityHash64(number)), '', toDateTime64('2026-03-04 11:00:00', 3, 'UTC') + toIntervalMillisecond(number * 12.5), 1, 1, '', '', 'labels', 0, number, now64(3)
 FROM numbers(864000)`,
+		`INSERT INTO ` + s.db + `.label_events (model, request_id, event_id, event_time, label_kind, label_num, label_class, outcome, topic, partition, offset, written_at)
+SELECT 'm', hex(cityHash64(number + 2000000000)), '', toDateTime64('2026-03-04 00:00:00', 3, 'UTC') + toIntervalMillisecond(number * 100), 1, 1, '', '', 'labels', 2, number, now64(3)
+FROM numbers(396000)`,
 		// the window's 3,000 predictions (10 a second from 12:00) and their labels an hour later
 		`INSERT INTO ` + s.db + `.prediction_keys_by_window (model, model_version, deployment, window_start, window_end, event_time, request_id, prediction_kind, prediction_num, prediction_class, scores, written_at)
 SELECT 'm', '1', 'primary', toDateTime64('2026-03-04 12:00:00', 3, 'UTC'), toDateTime64('2026-03-04 12:05:00', 3, 'UTC'),
-  toDateTime64('2026-03-04 12:00:00', 3, 'UTC') + toIntervalMillisecond(number * 100), concat('req-', toString(number)), 1, 0.7, '', map(), now64(3)
+  toDateTime64('2026-03-04 12:00:00', 3, 'UTC') + toIntervalMillisecond(number * 100), hex(cityHash64(number + 1000000000)), 1, 0.7, '', map(), now64(3)
 FROM numbers(3000)`,
 		`INSERT INTO ` + s.db + `.label_events (model, request_id, event_id, event_time, label_kind, label_num, label_class, outcome, topic, partition, offset, written_at)
-SELECT 'm', concat('req-', toString(number)), '', toDateTime64('2026-03-04 12:55:00', 3, 'UTC') + toIntervalMillisecond(number * 100), 1, 1, '', '', 'labels', 1, number, now64(3)
+SELECT 'm', hex(cityHash64(number + 1000000000)), '', toDateTime64('2026-03-04 12:55:00', 3, 'UTC') + toIntervalMillisecond(number * 100), 1, 1, '', '', 'labels', 1, number, now64(3)
 FROM numbers(3000)`,
 	} {
 		if err := s.Conn().Exec(ctx, q); err != nil {
 			t.Fatal(err)
 		}
 	}
+	s.joinPage = 500
+	start := time.Date(2026, 3, 4, 12, 0, 0, 0, time.UTC)
 	w := SettledWindow{Series: processors.SeriesKey{Model: "m", Version: "1", Deployment: "primary"}, Start: start, End: start.Add(5 * time.Minute)}
 	js := JoinSpec{From: start.Add(-5 * time.Minute), Until: w.End.Add(time.Hour), Cutoff: w.End.Add(time.Hour + 5*time.Minute), Horizon: 7 * 24 * time.Hour}
-	labelled := 0
+	labelled, inOrder := 0, true
+	var last time.Time
+	var losses []float64
+	var sc detectors.Scorer
 	if _, err := s.LoadWindowPairs(ctx, w, js, func(p detectors.PerfPair) {
 		if p.Label.Kind != schemas.Missing {
 			labelled++
 		}
-	}); err != nil || labelled != 3000 {
-		t.Fatalf("%d of 3,000 labelled (%v)", labelled, err)
+		inOrder = inOrder && !p.EventTime.Before(last)
+		last = p.EventTime
+		sc.Add(p)
+	}); err != nil || labelled != 3000 || inOrder {
+		t.Fatalf("%d of 3,000 labelled, in time order %v (%v): want all labelled, in request id order", labelled, inOrder, err)
+	}
+	if _, losses, _ = sc.Result(); len(losses) != 3000 {
+		t.Fatalf("%d losses", len(losses))
 	}
 	if proto != "http" {
 		return // the statistics below are read over the embedded engine's HTTP endpoint (CI's)
 	}
-	params := map[string]string{"model": "m", "version": "1", "deployment": "primary", "start": chTime(w.Start),
-		"after_time": chTime(w.Start.Add(-time.Millisecond)), "after_id": "", "page": "250000", "horizon": strconv.FormatInt(js.Horizon.Milliseconds(), 10),
-		"from": chTime(js.From), "until": chTime(js.Until), "cut_keys": "[]", "cut_offsets": "[]"}
-	v := url.Values{}
-	for k, p := range params {
-		v.Set("param_"+k, p)
+	// The same pages, with the engine's statistics.
+	read, pages := 0, 0
+	afterID, afterTime := "", chTime(w.Start.Add(-time.Millisecond))
+	for {
+		params := map[string]string{"model": "m", "version": "1", "deployment": "primary", "start": chTime(w.Start),
+			"after_time": afterTime, "after_id": afterID, "page": "500", "horizon": strconv.FormatInt(js.Horizon.Milliseconds(), 10),
+			"from": chTime(js.From), "until": chTime(js.Until), "cut_keys": "[]", "cut_offsets": "[]"}
+		v := url.Values{}
+		for k, p := range params {
+			v.Set("param_"+k, p)
+		}
+		resp, err := http.Post("http://"+addr+"/?"+v.Encode(), "text/plain", strings.NewReader(s.joinQuery()+"\nFORMAT JSONCompact"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var out struct {
+			Data       [][]any `json:"data"`
+			Statistics struct {
+				RowsRead int `json:"rows_read"`
+			} `json:"statistics"`
+		}
+		if err != nil || json.Unmarshal(body, &out) != nil {
+			t.Fatalf("join over HTTP: %.300s (%v)", body, err)
+		}
+		read += out.Statistics.RowsRead
+		pages++
+		if len(out.Data) < 500 {
+			break
+		}
+		lastRow := out.Data[len(out.Data)-1]
+		afterID, afterTime = fmt.Sprint(lastRow[0]), fmt.Sprint(lastRow[1])
 	}
-	resp, err := http.Post("http://"+addr+"/?"+v.Encode(), "text/plain", strings.NewReader(s.joinQuery()+"\nFORMAT JSON"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	var out struct {
-		Rows       int `json:"rows"`
-		Statistics struct {
-			RowsRead int `json:"rows_read"`
-		} `json:"statistics"`
-	}
-	if err != nil || json.Unmarshal(body, &out) != nil || out.Rows != 3000 {
-		t.Fatalf("join over HTTP: %.300s (%v)", body, err)
-	}
-	// Two hours of other labels (72,000), the window's labels and keys (twice: the page
-	// is read for the join and for the labels' IN), and the index's granules around them.
-	t.Logf("one page of the join read %d rows (the day holds 867,000 labels)", out.Statistics.RowsRead)
-	if out.Statistics.RowsRead > 150_000 {
-		t.Errorf("one page of the join read %d rows", out.Statistics.RowsRead)
+	// The hours' 867,000 labels once, plus two granules an hour a page at most (344,000):
+	// each page reading the hours would be 6.1 million (as it did with the pages in time
+	// order, their ids all over the id space).
+	t.Logf("%d pages of the join read %d rows in all (the label range's hours hold 867,000 labels)", pages, read)
+	if pages != 7 || read > 867_000+344_000+50_000 {
+		t.Errorf("%d pages read %d rows", pages, read)
 	}
 }

@@ -199,8 +199,8 @@ func joinWindow(ctx context.Context, s *storage.Store, w storage.SettledWindow, 
 	return pairs, beyond, err
 }
 
-// A window larger than a page of the join is read whole, once, in (event time, request id)
-// order, with page boundaries falling among predictions of the same millisecond; a
+// A window larger than a page of the join is read whole, once, in (request id, event
+// time) order, each with its time: the window's request ids out of time order, and a
 // request id used twice at different times is two predictions.
 func TestLabelJoinPages(t *testing.T) {
 	s := openStore(t)
@@ -235,10 +235,10 @@ func TestLabelJoinPages(t *testing.T) {
 		t.Fatal(err)
 	}
 	sort.Slice(want, func(a, b int) bool {
-		if !want[a].at.Equal(want[b].at) {
-			return want[a].at.Before(want[b].at)
+		if want[a].id != want[b].id {
+			return want[a].id < want[b].id
 		}
-		return want[a].id < want[b].id
+		return want[a].at.Before(want[b].at)
 	})
 	labelOf := map[string]float64{}
 	for _, l := range labels {
@@ -254,8 +254,8 @@ func TestLabelJoinPages(t *testing.T) {
 	}
 	for j, p := range pairs {
 		w := want[j]
-		if int(p.Prediction.Num) != w.i {
-			t.Fatalf("pair %d is prediction %v, want %d (%s at %v)", j, p.Prediction.Num, w.i, w.id, w.at)
+		if int(p.Prediction.Num) != w.i || !p.EventTime.Equal(w.at) {
+			t.Fatalf("pair %d is prediction %v at %v, want %d (%s at %v)", j, p.Prediction.Num, p.EventTime, w.i, w.id, w.at)
 		}
 		l, labelled := labelOf[w.id]
 		if labelled != (p.Label.Kind != schemas.Missing) || (labelled && p.Label.Num != l) {

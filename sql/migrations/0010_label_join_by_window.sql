@@ -1,8 +1,10 @@
 -- The label join reads one window of one series at a time. prediction_keys (0009) is
--- ordered by request id, so that read went through the model's whole day; the keys are
--- now kept in window order, where a window is one range of the primary key, read in
--- pages. The order also tells apart two predictions that reuse a request id at different
--- times (they were one row). prediction_keys is copied here and dropped by 0011.
+-- ordered by request id within the model, so that read went through the model's whole
+-- day; the keys are now kept by window, then request id, where a window is one range of
+-- the primary key, read in pages of request ids (whose labels are then one range of
+-- label_events' index in each hour). The order also tells apart two predictions that
+-- reuse a request id at different times (they were one row). prediction_keys is copied
+-- here and dropped by 0011.
 CREATE TABLE IF NOT EXISTS {db}.prediction_keys_by_window (
     model String,
     model_version String,
@@ -18,7 +20,7 @@ CREATE TABLE IF NOT EXISTS {db}.prediction_keys_by_window (
     written_at DateTime64(3, 'UTC')
 ) ENGINE = ReplacingMergeTree(written_at)
 PARTITION BY toDate(window_start)
-ORDER BY (model, model_version, deployment, window_start, event_time, request_id)
+ORDER BY (model, model_version, deployment, window_start, request_id, event_time)
 TTL toDateTime(window_start) + INTERVAL {ttl_days} DAY;
 
 INSERT INTO {db}.prediction_keys_by_window (model, model_version, deployment, window_start, window_end, event_time, request_id, prediction_kind, prediction_num, prediction_class, scores, written_at)
