@@ -918,6 +918,9 @@ func checkLabels(field string, lb Labels) error {
 		return fail("horizon", "must be positive")
 	case lb.Settle < 0:
 		return fail("settle", "must not be negative")
+	case lb.Settle >= lb.Horizon:
+		// A window is loaded to settle only while its end is within the horizon.
+		return fail("settle", "must be shorter than the horizon (%s)", time.Duration(lb.Horizon))
 	case lb.Lateness < 0:
 		return fail("lateness", "must not be negative")
 	case !(lb.ADWINDelta > 0 && lb.ADWINDelta < 1):

@@ -82,6 +82,7 @@ func TestBadOptionNamesFieldAndValues(t *testing.T) {
 		{"labels:\n  outcome_min_ratio: 0.5\n", "", []string{"labels.outcome_min_ratio", "at least 1"}},
 		{"models:\n  churn:\n    labels:\n      settle: -2h\n", "", []string{"models.churn.labels.settle", "must not be negative"}},
 		{"models:\n  churn:\n    labels:\n      adwin_delta: 2\n", "", []string{"models.churn.labels.adwin_delta", "between 0 and 1"}},
+		{"models:\n  churn:\n    labels:\n      settle: 200h\n", "", []string{"models.churn.labels.settle", "shorter than the horizon"}},
 		{"windows:\n  size: 5 minutes\n", "", []string{"windows.size (line 2)", "not a duration"}},
 		{"clickhouse:\n  protocol: grpc\n", "", []string{"clickhouse.protocol (line 2)", `"grpc"`, "native, http"}},
 		{"", "DRIFTD_CLICKHOUSE_PROTOCOL=tcp", []string{"clickhouse.protocol (DRIFTD_CLICKHOUSE_PROTOCOL)", "native, http"}},

@@ -119,12 +119,16 @@ type reference struct {
 	counts  detectors.PerfCounts
 	windows int
 	done    bool
+	// last is the start of its last window: a low-volume window merges with windows after
+	// it only (those before are from before the signal existed, or are the reference).
+	last time.Time
 }
 
-func (r *reference) add(c detectors.PerfCounts, windows int, min uint64, count func(detectors.PerfCounts) uint64) {
+func (r *reference) add(start time.Time, c detectors.PerfCounts, windows int, min uint64, count func(detectors.PerfCounts) uint64) {
 	r.counts.Add(c)
 	r.windows++
 	r.done = r.windows >= windows && count(r.counts) >= min
+	r.last = start
 }
 
 func labelled(c detectors.PerfCounts) uint64    { return c.Labelled }
@@ -139,13 +143,16 @@ const minJudged = 100
 // judgedCounts returns what a window is judged on: its counts, or, under minJudged of
 // what count counts, its counts merged with the series' recent windows before it, with
 // the span.
-func (ps *perfSeries) judgedCounts(w detectors.PerfWindow, c detectors.PerfCounts, count func(detectors.PerfCounts) uint64) (detectors.PerfWindow, detectors.PerfCounts) {
+func (ps *perfSeries) judgedCounts(w detectors.PerfWindow, c detectors.PerfCounts, ref reference, count func(detectors.PerfCounts) uint64) (detectors.PerfWindow, detectors.PerfCounts) {
 	if count(c) >= minJudged || len(ps.recent) == 0 {
 		return w, c
 	}
 	merged := detectors.PerfCounts{}
 	merged.Add(c)
 	for i := len(ps.recent) - 1; i >= 0 && count(merged) < minJudged && i >= len(ps.recent)-(storage.RecentSettled-1); i-- {
+		if !ps.recent[i].Window.Start.After(ref.last) {
+			break
+		}
 		merged.Add(ps.recent[i].Counts)
 		w.Start = ps.recent[i].Window.Start
 	}
@@ -337,7 +344,8 @@ func (r *Runner) settleLabels(ctx context.Context) error {
 		later := l.due[sort.Search(len(l.due), func(i int) bool { return l.due[i].After(until) }):]
 		l.due = append(l.due[:0], later...)
 	}
-	l.dueKnown = true
+	// Known once the loop is through: cut off (an error, ctx), the next loop loads all.
+	l.dueKnown = false
 	waiting := map[processors.SeriesKey]bool{}
 	for _, w := range windows {
 		ps, err := r.perfSeries(ctx, w.Series)
@@ -391,6 +399,7 @@ func (r *Runner) settleLabels(ctx context.Context) error {
 		}
 		ps.last = w.Start
 	}
+	l.dueKnown = true
 	if finish(); r.unwritten == nil {
 		l.prune(until, ls.Horizon)
 		return nil
@@ -432,10 +441,10 @@ func (r *Runner) perfSeries(ctx context.Context, k processors.SeriesKey) (*perfS
 				if ps.task == "" {
 					ps.task = row.Counts.Task()
 				}
-				ps.perf.add(row.Counts, windows, th.ReferenceMinLabelled, labelled)
+				ps.perf.add(row.Window.Start, row.Counts, windows, th.ReferenceMinLabelled, labelled)
 			}
 			if row.OutcomeReference {
-				ps.outcomes.add(row.Counts, windows, th.ReferenceMinLabelled, predictions)
+				ps.outcomes.add(row.Window.Start, row.Counts, windows, th.ReferenceMinLabelled, predictions)
 			}
 		}
 		ps.recent = s.Recent
@@ -455,7 +464,9 @@ func (r *Runner) perfSeries(ctx context.Context, k processors.SeriesKey) (*perfS
 // stored is then the state in memory.
 func (l *labelState) prune(until time.Time, horizon time.Duration) {
 	for k, ps := range l.series {
-		if ps.last.Before(until.Add(-horizon)) {
+		// One with nothing settled yet stays: its windows are waiting (a load would find
+		// nothing, on every loop).
+		if !ps.last.IsZero() && ps.last.Before(until.Add(-horizon)) {
 			delete(l.series, k)
 		}
 	}
@@ -493,9 +504,9 @@ func (r *Runner) judgePerformance(ps *perfSeries, w storage.SettledWindow, js st
 	case task == "":
 	case !ps.perf.done:
 		row.InReference = true
-		ps.perf.add(counts, windows, th.ReferenceMinLabelled, labelled)
+		ps.perf.add(w.Start, counts, windows, th.ReferenceMinLabelled, labelled)
 	default:
-		span, judged := ps.judgedCounts(pw, counts, labelled)
+		span, judged := ps.judgedCounts(pw, counts, ps.perf, labelled)
 		if c, ok := detectors.PerformanceCondition(span, judged, ps.perf.counts, th); ok {
 			conds = append(conds, c)
 		}
@@ -503,9 +514,9 @@ func (r *Runner) judgePerformance(ps *perfSeries, w storage.SettledWindow, js st
 	switch {
 	case !ps.outcomes.done && (ps.outcomes.windows > 0 || len(counts.Outcomes) > 0):
 		row.OutcomeReference = true
-		ps.outcomes.add(counts, windows, th.ReferenceMinLabelled, predictions)
+		ps.outcomes.add(w.Start, counts, windows, th.ReferenceMinLabelled, predictions)
 	case ps.outcomes.done:
-		span, judged := ps.judgedCounts(pw, counts, predictions)
+		span, judged := ps.judgedCounts(pw, counts, ps.outcomes, predictions)
 		conds = append(conds, detectors.OutcomeConditions(span, judged, ps.outcomes.counts, th)...)
 	}
 	if !row.InReference && !row.OutcomeReference {

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"fmt"
 	"math/rand/v2"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -131,5 +132,64 @@ func TestOutcomesStartedAfterTheReferenceAreQuiet(t *testing.T) {
 	}
 	if got := judgeWindows(referencesRunner(), ws); len(got) > 0 {
 		t.Errorf("breaches %v on a stationary stream", got)
+	}
+}
+
+// ratesWindow scores n predictions, all labelled, each with every outcome of rates at its
+// rate (names in sorted order).
+func ratesWindow(rng *rand.Rand, n int, rates map[string]float64) *detectors.Scorer {
+	names := make([]string, 0, len(rates))
+	for k := range rates {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	sc := &detectors.Scorer{}
+	for i := 0; i < n; i++ {
+		p := rng.Float64()
+		pair := detectors.PerfPair{Prediction: schemas.Value{Kind: schemas.Number, Num: p}}
+		for _, k := range names {
+			if rng.Float64() < rates[k] {
+				pair.Outcomes = append(pair.Outcomes, k)
+			}
+		}
+		y := 0.0
+		if rng.Float64() < p {
+			y = 1
+		}
+		pair.Label = schemas.Value{Kind: schemas.Number, Num: y}
+		sc.Add(pair)
+	}
+	return sc
+}
+
+// Outcomes that start after the labels, at low volume, steady: a window merged with the
+// ones before it merges only windows after the outcomes' reference (merged with windows
+// from before the outcome existed, it read as a fall: 27 breaches in 20 seeds × 60
+// windows). A second outcome first reported after the reference is not judged (against
+// a rate of 0 it breached every window). Nothing breaches.
+func TestLateOutcomesAreQuiet(t *testing.T) {
+	for _, c := range []struct {
+		n, from int
+		rate    float64
+	}{{20, 10, 0.4}, {20, 25, 0.4}, {60, 10, 0.1}, {90, 10, 0.3}} {
+		for seed := uint64(0); seed < 20; seed++ {
+			rng := rand.New(rand.NewPCG(seed, 7))
+			var ws []*detectors.Scorer
+			for i := 0; i < 60; i++ {
+				rates := map[string]float64{}
+				if i >= c.from {
+					rates["clicked"] = c.rate
+				}
+				if i >= c.from+20 {
+					rates["redo"] = 0.3 // a second outcome, after the reference
+				}
+				ws = append(ws, ratesWindow(rng, c.n, rates))
+			}
+			for _, g := range judgeWindows(referencesRunner(), ws) {
+				if strings.Contains(g, schemas.KindOutputQuality) {
+					t.Errorf("%+v seed %d: %s on a stationary stream", c, seed, g)
+				}
+			}
+		}
 	}
 }

@@ -435,7 +435,7 @@ CREATE TABLE IF NOT EXISTS driftd.prediction_keys_by_window_local ON CLUSTER 'dr
     written_at DateTime64(3, 'UTC')
 ) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/prediction_keys_by_window_local', '{replica}', written_at)
 PARTITION BY toDate(window_start)
-ORDER BY (model, model_version, deployment, window_start, event_time, request_id)
+ORDER BY (model, model_version, deployment, window_start, request_id, event_time)
 TTL toDateTime(window_start) + INTERVAL 90 DAY;
 
 CREATE TABLE IF NOT EXISTS driftd.prediction_keys_by_window ON CLUSTER 'driftd' AS driftd.prediction_keys_by_window_local
