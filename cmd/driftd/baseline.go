@@ -149,6 +149,8 @@ func readJSONL(r io.Reader, path string) (*detectors.Sample, error) {
 		if err := json.Unmarshal([]byte(text), &obj); err != nil {
 			return nil, fmt.Errorf("baseline: %s line %d: %w", path, line, err)
 		}
+		scores, hasScores := obj["scores"]
+		delete(obj, "scores")
 		if raw, ok := obj["features"]; ok {
 			// An event-shaped line: its features, plus its prediction.
 			pred, hasPred := obj["prediction"]
@@ -158,6 +160,18 @@ func readJSONL(r io.Reader, path string) (*detectors.Sample, error) {
 			}
 			if hasPred {
 				obj["prediction"] = pred
+			}
+		}
+		if hasScores {
+			// Class scores, as a prediction event carries them: the reference of the
+			// model's confidence and entropy (processors.ScoreSignals).
+			var m map[string]float64
+			if err := json.Unmarshal(scores, &m); err != nil {
+				return nil, fmt.Errorf("baseline: %s line %d: scores: %w", path, line, err)
+			}
+			if conf, ent, ok := processors.ScoreSignals(m); ok {
+				s.Add(processors.ConfidenceFeature, schemas.Value{Kind: schemas.Number, Num: conf})
+				s.Add(processors.EntropyFeature, schemas.Value{Kind: schemas.Number, Num: ent})
 			}
 		}
 		s.Events++
