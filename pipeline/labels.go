@@ -369,7 +369,7 @@ func (r *Runner) settleLabels(ctx context.Context) error {
 		}
 		settle := ls.of(w.Series.Model).Settle
 		js := storage.JoinSpec{From: w.Start.Add(-ls.Lateness), Until: w.End.Add(settle), Cutoff: w.End.Add(settle + ls.Lateness),
-			Horizon: ls.Horizon, Partitions: partitions}
+			Horizon: ls.Horizon, Before: ls.Lateness, Partitions: partitions}
 		// The window streams through a scorer, a page of the join at a time; an attempt
 		// cut off part way starts again from a fresh one.
 		var sc *detectors.Scorer

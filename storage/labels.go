@@ -321,6 +321,10 @@ ORDER BY window_start, model, model_version, deployment`,
 type JoinSpec struct {
 	From, Until, Cutoff time.Time
 	Horizon             time.Duration
+	// Before is how long before its prediction a label may be stamped (the lateness:
+	// clocks differ): one stamped earlier is another prediction's that reused the
+	// request id.
+	Before time.Duration
 	// Partitions are the label partitions the cutoff is looked for on (those with labels).
 	Partitions []LabelPartition
 }
@@ -359,7 +363,7 @@ func (s *Store) LoadWindowPairs(ctx context.Context, w SettledWindow, js JoinSpe
 		rows, err := s.conn.Query(ctx, q, clickhouse.Named("model", w.Series.Model), clickhouse.Named("version", w.Series.Version),
 			clickhouse.Named("deployment", w.Series.Deployment), clickhouse.Named("start", chTime(w.Start)),
 			clickhouse.Named("after_time", chTime(afterTime)), clickhouse.Named("after_id", afterID), clickhouse.Named("page", strconv.Itoa(s.joinPage)),
-			clickhouse.Named("horizon", strconv.FormatInt(js.Horizon.Milliseconds(), 10)),
+			clickhouse.Named("horizon", strconv.FormatInt(js.Horizon.Milliseconds(), 10)), clickhouse.Named("before", strconv.FormatInt(js.Before.Milliseconds(), 10)),
 			clickhouse.Named("from", chTime(js.From)), clickhouse.Named("until", chTime(js.Until)),
 			clickhouse.Named("cut_keys", cutKeys), clickhouse.Named("cut_offsets", cutOffsets))
 		if err != nil {
@@ -415,7 +419,8 @@ func (s *Store) joinQuery() string {
   LIMIT {page:UInt32})
 SELECT p.request_id, p.event_time, any(p.prediction_kind), any(p.prediction_num), any(p.prediction_class), any(p.scores),
   argMaxIf(l.label_kind, (l.event_time, l.topic, l.partition, l.offset) AS newest,
-    (l.request_id != '' AND l.event_time <= p.event_time + toIntervalMillisecond({horizon:Int64})) AS within AND l.label_kind != 0),
+    (l.request_id != '' AND l.event_time <= p.event_time + toIntervalMillisecond({horizon:Int64})
+      AND l.event_time >= p.event_time - toIntervalMillisecond({before:Int64})) AS within AND l.label_kind != 0),
   argMaxIf(l.label_num, newest, within AND l.label_kind != 0), argMaxIf(l.label_class, newest, within AND l.label_kind != 0),
   countIf(within AND l.label_kind != 0), countIf(l.request_id != '' AND l.label_kind != 0),
   arraySort(groupUniqArrayIf(l.outcome, within AND l.outcome != ''))

@@ -169,7 +169,7 @@ FROM numbers(3000)`,
 	for {
 		params := map[string]string{"model": "m", "version": "1", "deployment": "primary", "start": chTime(w.Start),
 			"after_time": afterTime, "after_id": afterID, "page": "500", "horizon": strconv.FormatInt(js.Horizon.Milliseconds(), 10),
-			"from": chTime(js.From), "until": chTime(js.Until), "cut_keys": "[]", "cut_offsets": "[]"}
+			"from": chTime(js.From), "until": chTime(js.Until), "cut_keys": "[]", "cut_offsets": "[]", "before": "0"}
 		v := url.Values{}
 		for k, p := range params {
 			v.Set("param_"+k, p)

@@ -388,3 +388,35 @@ func BenchmarkLabelJoinWindow(b *testing.B) {
 	}
 	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "predictions/s")
 }
+
+// A request id a series used twice in a window: a label stamped before the second
+// prediction (less the lateness) is the first's, not the second's.
+func TestLabelJoinReusedRequestID(t *testing.T) {
+	s := openStore(t)
+	ctx := testenv.Context(t, time.Minute)
+	if _, err := s.Migrate(ctx, 3650); err != nil {
+		t.Fatal(err)
+	}
+	start, end := t0.UnixMilli(), t0.Add(5*time.Minute).UnixMilli()
+	var keys []storage.PredictionKey
+	for i, at := range []time.Duration{time.Minute, 4 * time.Minute} {
+		keys = append(keys, storage.PredictionKey{Series: labelSeries, RequestID: "dup", EventTime: t0.Add(at), Start: start, End: end,
+			Prediction: schemas.Value{Kind: schemas.Number, Num: float64(i)}})
+	}
+	labels := []storage.LabelRow{{Event: schemas.LabelEvent{EventID: "l", RequestID: "dup", Model: labelSeries.Model, Timestamp: t0.Add(2 * time.Minute),
+		Label: schemas.Value{Kind: schemas.Number, Num: 1}}, Topic: "labels", Offset: 1}}
+	if err := s.WriteLabelData(ctx, keys, labels, t0); err != nil {
+		t.Fatal(err)
+	}
+	pairs, _, err := joinWindow(ctx, s, storage.SettledWindow{Series: labelSeries, Start: t0, End: t0.Add(5 * time.Minute)},
+		storage.JoinSpec{From: t0, Until: t0.Add(time.Hour), Cutoff: t0.Add(time.Hour), Horizon: time.Hour, Before: 5 * time.Second, Partitions: labelPartitions(1)})
+	if err != nil || len(pairs) != 2 {
+		t.Fatalf("%d pairs (%v)", len(pairs), err)
+	}
+	for _, p := range pairs {
+		first := p.Prediction.Num == 0
+		if labelled := p.Label.Kind != schemas.Missing; labelled != first {
+			t.Errorf("prediction at %v: labelled %v (%+v), want only the first", p.EventTime, labelled, p.Label)
+		}
+	}
+}
