@@ -379,30 +379,16 @@ func absErrorMoments(c PerfCounts) (mean, sd float64) {
 // the evidence. The other detectors say only that something changed, and with River's
 // defaults they say so often on a stationary stream (DDM, at 200 labels a window: 12
 // times in 1,000 windows); their level is the mean loss of the segment since the change
-// before (Since: count, sum, sum of squares), kept as Base, and a window breaches only
+// before (Since: its moments), kept as Base, and a window breaches only
 // when it is also above Base by a test at PValue (Fisher's exact test on 0/1 losses,
 // Welch's t-test on absolute errors) besides the effect floor.
 type ConceptState struct {
 	Detector    ChangeDetector
 	Baseline    float64
 	HasBaseline bool
-	Since, Base Moments3
+	Since, Base processors.Moments
 	// Changes counts the changes found in the window last observed.
 	Changes int
-}
-
-// Moments3 are a segment's count, sum and sum of squares.
-type Moments3 struct{ N, Sum, Sq float64 }
-
-func (m *Moments3) add(x float64) { m.N, m.Sum, m.Sq = m.N+1, m.Sum+x, m.Sq+x*x }
-
-func (m Moments3) mean() float64 { return m.Sum / m.N }
-
-func (m Moments3) sd() float64 {
-	if m.N < 2 {
-		return 0
-	}
-	return math.Sqrt(math.Max(0, (m.Sq-m.Sum*m.Sum/m.N)/(m.N-1)))
 }
 
 // minSegment is the fewest losses a segment needs to be a level before a change.
@@ -417,30 +403,30 @@ func (s *ConceptState) Observe(w PerfWindow, losses []float64, zeroOne bool, th 
 	if len(losses) == 0 || s.Detector == nil {
 		return Condition{}, false
 	}
-	var win Moments3
+	var win processors.Moments
 	for _, x := range losses {
 		if !finite(x) {
 			continue
 		}
-		win.add(x)
+		win.Add(x)
 		a, isADWIN := s.Detector.(*ADWIN)
 		var w0, t0 float64
 		if isADWIN {
 			w0, t0 = float64(a.Width()), a.Estimation()*float64(a.Width())
 		}
-		s.Since.add(x)
+		s.Since.Add(x)
 		if s.Detector.Update(x) != ChangeDrift {
 			continue
 		}
 		s.Changes++
 		segment := s.Since
-		s.Since = Moments3{}
+		s.Since = processors.Moments{}
 		if !isADWIN {
 			// The level before the change: the segment since the last one (with the few
 			// losses that told the detector of this one). A change down sets a baseline
 			// too: the window is then below it, and the change ends there.
 			if !s.HasBaseline && segment.N >= minSegment {
-				s.Baseline, s.HasBaseline, s.Base = segment.mean(), true, segment
+				s.Baseline, s.HasBaseline, s.Base = segment.Mean, true, segment
 			}
 			continue
 		}
@@ -451,7 +437,7 @@ func (s *ConceptState) Observe(w PerfWindow, losses []float64, zeroOne bool, th 
 			before, after := (t0+x-t1)/dropped, t1/w1
 			if after > before {
 				if !s.HasBaseline {
-					s.Baseline, s.HasBaseline, s.Base = before, true, Moments3{}
+					s.Baseline, s.HasBaseline, s.Base = before, true, processors.Moments{}
 				}
 			} else if s.HasBaseline && after <= s.Baseline+s.floor(s.Baseline, zeroOne, th) {
 				s.HasBaseline = false // back to where it was
@@ -461,7 +447,7 @@ func (s *ConceptState) Observe(w PerfWindow, losses []float64, zeroOne bool, th 
 	if win.N == 0 {
 		return Condition{}, false
 	}
-	mean := win.mean()
+	mean := win.Mean
 	// Not in the window the change was found in: the window is then part before, part
 	// after, and a detector other than ADWIN does not find the same change again.
 	recovered := s.HasBaseline && s.Changes == 0 && mean < s.Baseline+s.floor(s.Baseline, zeroOne, th)
@@ -475,8 +461,8 @@ func (s *ConceptState) Observe(w PerfWindow, losses []float64, zeroOne bool, th 
 	p := math.NaN()
 	if cond.Breached && s.Base.N > 0 {
 		if zeroOne {
-			p = FisherGreater(uint64(math.Round(win.Sum)), uint64(win.N), uint64(math.Round(s.Base.Sum)), uint64(s.Base.N))
-		} else if _, _, p2 := WelchT(mean, win.sd(), win.N, s.Base.mean(), s.Base.sd(), s.Base.N); !math.IsNaN(p2) {
+			p = FisherGreater(uint64(math.Round(win.Mean*win.N)), uint64(win.N), uint64(math.Round(s.Base.Mean*s.Base.N)), uint64(s.Base.N))
+		} else if _, _, p2 := WelchT(mean, win.Std(), win.N, s.Base.Mean, s.Base.Std(), s.Base.N); !math.IsNaN(p2) {
 			p = p2 / 2 // one-sided: the window's mean is above the level
 		} else {
 			p = 1
@@ -513,8 +499,8 @@ func (s *ConceptState) floor(level float64, zeroOne bool, th PerformanceThreshol
 }
 
 // MarshalBinary encodes the state: a version byte (2), the baseline (a flag and a
-// float64), the losses since the last change (two float64s) and the detector's own
-// encoding. A state without a detector (no loss seen yet) encodes as nothing.
+// float64), the moments (count, mean, M2) of the losses since the last change and of the
+// segment before it, and the detector's own encoding. A state without a detector (no loss seen yet) encodes as nothing.
 func (s *ConceptState) MarshalBinary() ([]byte, error) {
 	if s.Detector == nil {
 		return nil, nil
@@ -528,7 +514,7 @@ func (s *ConceptState) MarshalBinary() ([]byte, error) {
 	if s.HasBaseline {
 		out[1] = 1
 	}
-	for i, v := range []float64{s.Baseline, s.Since.N, s.Since.Sum, s.Since.Sq, s.Base.N, s.Base.Sum, s.Base.Sq} {
+	for i, v := range []float64{s.Baseline, s.Since.N, s.Since.Mean, s.Since.M2, s.Base.N, s.Base.Mean, s.Base.M2} {
 		binary.LittleEndian.PutUint64(out[2+8*i:], math.Float64bits(v))
 	}
 	return append(out, d...), nil
@@ -555,7 +541,7 @@ func (s *ConceptState) UnmarshalBinary(b []byte) error {
 	}
 	*s = ConceptState{Detector: d, Baseline: v[0], HasBaseline: b[1] == 1}
 	if len(v) == 7 {
-		s.Since, s.Base = Moments3{v[1], v[2], v[3]}, Moments3{v[4], v[5], v[6]}
+		s.Since, s.Base = processors.Moments{N: v[1], Mean: v[2], M2: v[3]}, processors.Moments{N: v[4], Mean: v[5], M2: v[6]}
 		if s.Since.N < 0 || s.Base.N < 0 {
 			return fmt.Errorf("decode concept state: negative count")
 		}

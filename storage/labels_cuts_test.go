@@ -23,19 +23,8 @@ import (
 // the skip index the read in order reads every record up to the cutoff; without the
 // settings, threads read ahead (seen: 254,000 rows for a cutoff in the middle).
 func TestLabelCutsReadLittle(t *testing.T) {
-	addr, proto := testenv.ClickHouse(t)
 	ctx := testenv.Context(t, 2*time.Minute)
-	s, err := Open(ctx, Options{Addr: addr, Protocol: Protocol(proto), Database: testenv.UniqueName(t)}, testenv.Logger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		s.Conn().Exec(context.Background(), "DROP DATABASE IF EXISTS "+s.Database())
-		s.Close()
-	})
-	if _, err := s.Migrate(ctx, 3650); err != nil {
-		t.Fatal(err)
-	}
+	s, addr, proto := migratedStore(ctx, t)
 	for _, q := range []string{
 		`INSERT INTO ` + s.db + `.label_offsets (topic, partition, offset, event_time, written_at)
 SELECT 'labels', 0, number, toDateTime64('2026-03-04 10:00:00', 3, 'UTC') + toIntervalMillisecond(number * 10), now64(3) FROM numbers(1000000)`,
@@ -71,29 +60,14 @@ VALUES ('labels', 0, 1000000, '2026-03-04 09:00:00', now64(3)), ('labels', 1, 5,
 		}
 		// The same query, with the engine's statistics.
 		q, params := s.labelCutsQuery(c.at, parts)
-		v := url.Values{}
-		for k, p := range params {
-			v.Set("param_"+k, p)
+		rows, read := engineStats(t, addr, q, params)
+		if len(rows) != len(c.want) {
+			t.Fatalf("cut at %v over HTTP: %v", c.at, rows)
 		}
-		resp, err := http.Post("http://"+addr+"/?"+v.Encode(), "text/plain", strings.NewReader(q+"\nFORMAT JSON"))
-		if err != nil {
-			t.Fatal(err)
+		if read > 3*8192 {
+			t.Errorf("cut at %v read %d rows", c.at, read)
 		}
-		body, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		var out struct {
-			Rows       int `json:"rows"`
-			Statistics struct {
-				RowsRead int `json:"rows_read"`
-			} `json:"statistics"`
-		}
-		if err != nil || json.Unmarshal(body, &out) != nil || out.Rows != len(c.want) {
-			t.Fatalf("cut at %v over HTTP: %s (%v)", c.at, body, err)
-		}
-		if out.Statistics.RowsRead > 3*8192 {
-			t.Errorf("cut at %v read %d rows", c.at, out.Statistics.RowsRead)
-		}
-		t.Logf("cut at %v: %d rows read", c.at, out.Statistics.RowsRead)
+		t.Logf("cut at %v: %d rows read", c.at, read)
 	}
 }
 
@@ -104,19 +78,8 @@ VALUES ('labels', 0, 1000000, '2026-03-04 09:00:00', now64(3)), ('labels', 1, 5,
 // interleave with the others'), read in 7 pages of 500. Each page reads its range of
 // ids in each hour, and the granules (8,192 rows) at the range's ends.
 func TestLabelJoinReadsTheRangesHours(t *testing.T) {
-	addr, proto := testenv.ClickHouse(t)
 	ctx := testenv.Context(t, 3*time.Minute)
-	s, err := Open(ctx, Options{Addr: addr, Protocol: Protocol(proto), Database: testenv.UniqueName(t)}, testenv.Logger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		s.Conn().Exec(context.Background(), "DROP DATABASE IF EXISTS "+s.Database())
-		s.Close()
-	})
-	if _, err := s.Migrate(ctx, 3650); err != nil {
-		t.Fatal(err)
-	}
+	s, addr, proto := migratedStore(ctx, t)
 	for _, q := range []string{
 		// labels of other requests: 80 a second in the label range's hours (11:00-14:00), and
 		// 10 a second in the hours before them
@@ -170,31 +133,13 @@ FROM numbers(3000)`,
 		params := map[string]string{"model": "m", "version": "1", "deployment": "primary", "start": chTime(w.Start),
 			"after_time": afterTime, "after_id": afterID, "page": "500", "horizon": strconv.FormatInt(js.Horizon.Milliseconds(), 10),
 			"from": chTime(js.From), "until": chTime(js.Until), "cut_keys": "[]", "cut_offsets": "[]", "before": "0"}
-		v := url.Values{}
-		for k, p := range params {
-			v.Set("param_"+k, p)
-		}
-		resp, err := http.Post("http://"+addr+"/?"+v.Encode(), "text/plain", strings.NewReader(s.joinQuery()+"\nFORMAT JSONCompact"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		var out struct {
-			Data       [][]any `json:"data"`
-			Statistics struct {
-				RowsRead int `json:"rows_read"`
-			} `json:"statistics"`
-		}
-		if err != nil || json.Unmarshal(body, &out) != nil {
-			t.Fatalf("join over HTTP: %.300s (%v)", body, err)
-		}
-		read += out.Statistics.RowsRead
+		data, n := engineStats(t, addr, s.joinQuery(), params)
+		read += n
 		pages++
-		if len(out.Data) < 500 {
+		if len(data) < 500 {
 			break
 		}
-		lastRow := out.Data[len(out.Data)-1]
+		lastRow := data[len(data)-1]
 		afterID, afterTime = fmt.Sprint(lastRow[0]), fmt.Sprint(lastRow[1])
 	}
 	// The hours' 867,000 labels once, plus two granules an hour a page at most (344,000):
@@ -204,4 +149,49 @@ FROM numbers(3000)`,
 	if pages != 7 || read > 867_000+344_000+50_000 {
 		t.Errorf("%d pages read %d rows", pages, read)
 	}
+}
+
+// migratedStore is a store on a database of the test's own, migrated, with the engine's
+// address and protocol.
+func migratedStore(ctx context.Context, t *testing.T) (*Store, string, string) {
+	t.Helper()
+	addr, proto := testenv.ClickHouse(t)
+	s, err := Open(ctx, Options{Addr: addr, Protocol: Protocol(proto), Database: testenv.UniqueName(t)}, testenv.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		s.Conn().Exec(context.Background(), "DROP DATABASE IF EXISTS "+s.Database())
+		s.Close()
+	})
+	if _, err := s.Migrate(ctx, 3650); err != nil {
+		t.Fatal(err)
+	}
+	return s, addr, proto
+}
+
+// engineStats runs q with params over the embedded engine's HTTP endpoint and returns its
+// rows and how many rows the engine read for them.
+func engineStats(t *testing.T, addr, q string, params map[string]string) ([][]any, int) {
+	t.Helper()
+	v := url.Values{}
+	for k, p := range params {
+		v.Set("param_"+k, p)
+	}
+	resp, err := http.Post("http://"+addr+"/?"+v.Encode(), "text/plain", strings.NewReader(q+"\nFORMAT JSONCompact"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var out struct {
+		Data       [][]any `json:"data"`
+		Statistics struct {
+			RowsRead int `json:"rows_read"`
+		} `json:"statistics"`
+	}
+	if err != nil || json.Unmarshal(body, &out) != nil {
+		t.Fatalf("query over HTTP: %.300s (%v)", body, err)
+	}
+	return out.Data, out.Statistics.RowsRead
 }
