@@ -339,7 +339,6 @@ func (r *Runner) settleLabels(ctx context.Context) error {
 	full := !l.dueKnown
 	if full {
 		l.due = l.due[:0]
-		defer func() { sort.Slice(l.due, func(i, j int) bool { return l.due[i].Before(l.due[j]) }) }()
 	} else {
 		later := l.due[sort.Search(len(l.due), func(i int) bool { return l.due[i].After(until) }):]
 		l.due = append(l.due[:0], later...)
@@ -363,7 +362,7 @@ func (r *Runner) settleLabels(ctx context.Context) error {
 			// were loaded: a key after until was kept above).
 			waiting[w.Series] = true
 			if full {
-				l.due = append(l.due, key) // sorted after the loop
+				l.due = append(l.due, key) // sorted once the loop is through
 			}
 			continue
 		}
@@ -398,6 +397,9 @@ func (r *Runner) settleLabels(ctx context.Context) error {
 			}
 		}
 		ps.last = w.Start
+	}
+	if full {
+		sort.Slice(l.due, func(i, j int) bool { return l.due[i].Before(l.due[j]) })
 	}
 	l.dueKnown = true
 	if finish(); r.unwritten == nil {
