@@ -64,14 +64,29 @@ type labelStore interface {
 // farFuture bounds a load of every written window: DateTime64(3) holds it.
 var farFuture = time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)
 
-// labelIdle: a label partition read to its end whose newest label is this much (plus the
-// settle time) behind the newest of all holds nothing back (it went quiet).
+// labelIdle is how long after a window's cutoff (its end + settle + lateness) a label
+// for it may still be appended to its partition, in Kafka record time: one appended later
+// joins no window of that cutoff (storage.JoinSpec.AppendCutoff), and a label partition
+// read to its end holds such a window back only until the wall clock is this far past
+// the cutoff (plus labelSkew). A partition that goes quiet and later delivers labels
+// stamped in the past then gives them to no window settled before them, whether the
+// stream is read live or as a backlog.
 const labelIdle = time.Hour
+
+// labelSkew is the margin, over labelIdle, for the fetch delay and for the difference
+// between the broker's clock (record times) and driftd's.
+const labelSkew = time.Minute
+
+// labelPart is what the settle loop knows of one label partition: the newest label stamp
+// and the newest record time read from it (zero: none; a restart restores the stamp only).
+type labelPart struct {
+	stamp, appended time.Time
+}
 
 // labelState is the runner's label-join state.
 type labelState struct {
 	event    schemas.LabelEvent
-	progress map[consumers.TopicPartition]time.Time
+	progress map[consumers.TopicPartition]labelPart
 	models   map[string]bool
 	keys     []storage.PredictionKey
 	rows     []storage.LabelRow
@@ -160,29 +175,45 @@ func (ps *perfSeries) judgedCounts(w detectors.PerfWindow, c detectors.PerfCount
 }
 
 func newLabelState() *labelState {
-	return &labelState{progress: map[consumers.TopicPartition]time.Time{}, models: map[string]bool{},
+	return &labelState{progress: map[consumers.TopicPartition]labelPart{}, models: map[string]bool{},
 		series: map[processors.SeriesKey]*perfSeries{}}
 }
 
-// watermark is the label partitions' common progress: the oldest newest-label of the
-// partitions not gone quiet. A partition with unread records has not gone quiet however
-// far behind it is: read as a backlog, partitions are not read at the same pace, and a
-// window settled past the labels still unread in one would be judged without them.
-// unread is nil for a state just restored (nothing read yet).
-func (l *labelState) watermark(settle time.Duration, unread func(consumers.TopicPartition) bool) time.Time {
-	var newest time.Time
-	for _, t := range l.progress {
-		if t.After(newest) {
-			newest = t
+// watermark is the label partitions' common progress at wall time now: every label that
+// can join a window whose cutoff is before it has been read. A partition is past a cutoff
+// once it delivered a label stamped after it or a record appended more than labelIdle
+// after it (the records from there on are cut off: storage.JoinSpec), or, read to its
+// end, once now is labelIdle + labelSkew past it (a record appended later is cut off
+// too). A partition with unread records holds the others back however far behind it is:
+// read as a backlog, partitions are not read at the same pace, and a window settled past
+// the labels still unread in one would be judged without them.
+func (l *labelState) watermark(now time.Time, unread func(consumers.TopicPartition) bool) time.Time {
+	var wm time.Time
+	first := true
+	for tp, p := range l.progress {
+		t := p.stamp
+		if a := p.appended.Add(-labelIdle); !p.appended.IsZero() && a.After(t) {
+			t = a
 		}
-	}
-	wm := newest
-	for tp, t := range l.progress {
-		if t.Before(wm) && (t.After(newest.Add(-labelIdle-settle)) || (unread != nil && unread(tp))) {
-			wm = t
+		if w := now.Add(-labelIdle - labelSkew); !unread(tp) && w.After(t) {
+			t = w
+		}
+		if first || t.Before(wm) {
+			wm, first = t, false
 		}
 	}
 	return wm
+}
+
+// oldest is the oldest of the label partitions' newest stamps.
+func (l *labelState) oldest() time.Time {
+	var t time.Time
+	for _, p := range l.progress {
+		if t.IsZero() || p.stamp.Before(t) {
+			t = p.stamp
+		}
+	}
+	return t
 }
 
 // addKey keeps what the join needs of a prediction added to a window.
@@ -222,15 +253,24 @@ func (r *Runner) handleLabel(ctx context.Context, rec consumers.Record) error {
 		return r.deadLetter(ctx, rec, consumers.ClassInvalid, fmt.Errorf("label %s: %w", e.EventID, err))
 	}
 	tp := consumers.TopicPartition{Topic: rec.Topic, Partition: rec.Partition}
-	if e.Timestamp.After(l.progress[tp]) {
-		l.progress[tp] = e.Timestamp
+	p := l.progress[tp]
+	if e.Timestamp.After(p.stamp) {
+		p.stamp = e.Timestamp
 	}
+	appended := rec.Time
+	if appended.Unix() <= 0 {
+		appended = time.Time{} // none (Kafka's -1): the record dates nothing
+	}
+	if appended.After(p.appended) {
+		p.appended = appended
+	}
+	l.progress[tp] = p
 	if !l.models[e.Model] {
 		// Its windows written so far were not tracked as due: the next settle loop loads
 		// them all.
 		l.models[e.Model], l.dueKnown = true, false
 	}
-	l.rows = append(l.rows, storage.LabelRow{Event: e, Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset})
+	l.rows = append(l.rows, storage.LabelRow{Event: e, Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, RecordTime: appended})
 	r.stats.Labels++
 	return nil
 }
@@ -288,14 +328,15 @@ func (r *Runner) writeLabels(ctx context.Context, keys []storage.PredictionKey, 
 func (r *Runner) settleLabels(ctx context.Context) error {
 	l := r.lab
 	ls := r.set.Labels
-	wm := l.watermark(ls.Settle, r.clock.unread)
+	wm := l.watermark(r.now(), r.clock.unread)
 	if wm.IsZero() || len(l.models) == 0 {
 		return nil
 	}
-	// A window settles when every label partition is past its end + settle + lateness:
-	// a label for it read later is out of its partition's order by more than the
-	// lateness, and left out (storage.JoinSpec's cutoff) alike on every replay. The
-	// settle time is its model's; the windows loaded are those of the shortest.
+	// A window settles when every label partition is past its cutoff, its end + settle +
+	// lateness (watermark): a label for it read later is out of its partition's order by
+	// more than the lateness, or appended more than labelIdle after the cutoff, and left
+	// out (storage.JoinSpec's cutoffs) alike on every replay. The settle time is its
+	// model's; the windows loaded are those of the shortest.
 	until := wm.Add(-ls.minSettle() - ls.Lateness - time.Millisecond)
 	if l.dueKnown && (len(l.due) == 0 || l.due[0].After(until)) {
 		return nil // no written window is due
@@ -306,6 +347,16 @@ func (r *Runner) settleLabels(ctx context.Context) error {
 	if !l.dueKnown {
 		loadUntil = farFuture
 	}
+	// The scan is bounded below. Known, by the oldest due window's end (its model's settle
+	// time is less than the horizon: config.checkLabels). Not known, by the horizon before
+	// the partition whose labels are oldest: no label stamped since can join a window that
+	// ended before then (the watermark would not do: a backlog's partitions read to their
+	// end put it at the wall clock, months after the backlog's windows).
+	since := l.oldest()
+	if l.dueKnown {
+		since = l.due[0]
+	}
+	since = since.Add(-ls.Horizon)
 	models := make([]string, 0, len(l.models))
 	for m := range l.models {
 		models = append(models, m)
@@ -313,7 +364,7 @@ func (r *Runner) settleLabels(ctx context.Context) error {
 	var windows []storage.SettledWindow
 	if err := retry.Do(ctx, r.policy(), "loading windows to settle", retryAll, r.attempt, func(ctx context.Context) error {
 		var err error
-		windows, err = r.store.LoadUnsettledWindows(ctx, models, until.Add(-ls.Horizon), loadUntil)
+		windows, err = r.store.LoadUnsettledWindows(ctx, models, since, loadUntil)
 		return err
 	}); err != nil {
 		return err
@@ -367,7 +418,8 @@ func (r *Runner) settleLabels(ctx context.Context) error {
 			continue
 		}
 		settle := ls.of(w.Series.Model).Settle
-		js := storage.JoinSpec{From: w.Start.Add(-ls.Lateness), Until: w.End.Add(settle), Cutoff: w.End.Add(settle + ls.Lateness),
+		cutoff := w.End.Add(settle + ls.Lateness)
+		js := storage.JoinSpec{From: w.Start.Add(-ls.Lateness), Until: w.End.Add(settle), Cutoff: cutoff, AppendCutoff: cutoff.Add(labelIdle),
 			Horizon: ls.Horizon, Before: ls.Lateness, Partitions: partitions}
 		// The window streams through a scorer, a page of the join at a time; an attempt
 		// cut off part way starts again from a fresh one.
@@ -549,7 +601,7 @@ func (r *Runner) restoreLabels(ctx context.Context) error {
 	}
 	for _, p := range progress {
 		if p.Topic == r.set.LabelTopic {
-			r.lab.progress[consumers.TopicPartition{Topic: p.Topic, Partition: p.Partition}] = p.Latest
+			r.lab.progress[consumers.TopicPartition{Topic: p.Topic, Partition: p.Partition}] = labelPart{stamp: p.Latest}
 		}
 	}
 	for _, m := range models {

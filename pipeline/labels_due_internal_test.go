@@ -82,7 +82,7 @@ func TestSettleLoopDueTimes(t *testing.T) {
 				r.lab.addDue(set.Labels.dueKey(m, end))
 			}
 		}
-		r.lab.progress[tp] = end.Add(2 * time.Minute) // labels read past the window
+		r.lab.progress[tp] = labelPart{stamp: end.Add(2 * time.Minute)} // labels read past the window
 		if err := r.settleLabels(ctx); err != nil {
 			t.Fatal(err)
 		}

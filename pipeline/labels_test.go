@@ -32,6 +32,18 @@ type labelled struct {
 
 const labelModel = "churn"
 
+// labelMessage is a label record keyed by request id, sent at its stamp (its Kafka time,
+// as a label stream produced live has: driftd cuts off labels appended long after their
+// window).
+func labelMessage(t *testing.T, e *schemas.LabelEvent) kafka.Message {
+	t.Helper()
+	b, err := schemas.MarshalLabelJSON(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kafka.Message{Key: []byte(e.RequestID), Value: b, Time: e.Timestamp}
+}
+
 func (l labelled) messages(t *testing.T) (preds, labels []kafka.Message) {
 	t.Helper()
 	rng := rand.New(rand.NewPCG(l.seed, 13))
@@ -52,25 +64,17 @@ func (l labelled) messages(t *testing.T) (preds, labels []kafka.Message) {
 				y = 1 - y
 			}
 			if l.redo != nil && rng.Float64() < l.redo(w) {
-				b, err := schemas.MarshalLabelJSON(&schemas.LabelEvent{EventID: "o-" + id, RequestID: id, Model: labelModel,
-					Timestamp: at.Add(20 * time.Second), Outcome: "redo_search"})
-				if err != nil {
-					t.Fatal(err)
-				}
-				labels = append(labels, kafka.Message{Key: []byte(id), Value: b})
+				labels = append(labels, labelMessage(t, &schemas.LabelEvent{EventID: "o-" + id, RequestID: id, Model: labelModel,
+					Timestamp: at.Add(20 * time.Second), Outcome: "redo_search"}))
 			}
 			if l.cover != nil && rng.Float64() >= l.cover(w) {
 				continue
 			}
-			lb := &schemas.LabelEvent{EventID: "l-" + id, RequestID: id, Model: labelModel, Timestamp: at.Add(10 * time.Second),
-				Label: schemas.Value{Kind: schemas.Number, Num: y}}
-			b, err := schemas.MarshalLabelJSON(lb)
-			if err != nil {
-				t.Fatal(err)
-			}
-			labels = append(labels, kafka.Message{Key: []byte(id), Value: b})
+			m := labelMessage(t, &schemas.LabelEvent{EventID: "l-" + id, RequestID: id, Model: labelModel, Timestamp: at.Add(10 * time.Second),
+				Label: schemas.Value{Kind: schemas.Number, Num: y}})
+			labels = append(labels, m)
 			if i%5 == 0 {
-				labels = append(labels, kafka.Message{Key: []byte(id), Value: b})
+				labels = append(labels, m)
 			}
 		}
 	}
@@ -78,12 +82,8 @@ func (l labelled) messages(t *testing.T) (preds, labels []kafka.Message) {
 	// past the last window, which then settles.
 	for i := 0; i < 20; i++ {
 		id := fmt.Sprintf("unknown-%d", i)
-		b, err := schemas.MarshalLabelJSON(&schemas.LabelEvent{EventID: "l-" + id, RequestID: id, Model: labelModel,
-			Timestamp: t0.Add(time.Duration(l.windows+5) * time.Minute), Label: schemas.Value{Kind: schemas.Number, Num: 1}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		labels = append(labels, kafka.Message{Key: []byte(id), Value: b})
+		labels = append(labels, labelMessage(t, &schemas.LabelEvent{EventID: "l-" + id, RequestID: id, Model: labelModel,
+			Timestamp: t0.Add(time.Duration(l.windows+5) * time.Minute), Label: schemas.Value{Kind: schemas.Number, Num: 1}}))
 	}
 	return preds, labels
 }
@@ -303,34 +303,33 @@ func TestLabelsLowVolumeMergesWindows(t *testing.T) {
 	}
 }
 
-// run reads the stream once (restarts false) or in three parts with a restart after each
-// (the labels split in three), predictions first, and returns the performance rows and
-// label alerts stored.
+// run reads the stream once (restarts false) or with a restart after each third of the
+// predictions (whole windows; the labels are all in their topic from the start, as
+// they are in a backlog read across restarts: a live topic never shows a label appended
+// long ago for the first time), and returns the performance rows and label alerts
+// stored.
 func (s labelled) run(t *testing.T, restarts bool) ([]perfRow, []string) {
 	t.Helper()
 	h := newHarness(t)
 	h.tweak = joinLabels(h)
 	h.shutdown = true
 	preds, labels := s.messages(t)
-	h.produce(t, preds...)
+	h.produceTo(t, h.labels, labels...)
 	if !restarts {
-		h.produceTo(t, h.labels, labels...)
+		h.produce(t, preds...)
 		waitFor, stop := h.start(t)
 		waitFor("every window settled", func(st pipeline.Stats) bool { return st.PerformanceWindows == uint64(s.windows) })
 		stop()
 		return h.performance(t), h.labelAlerts(t)
 	}
-	// The labels in three parts, a restart after each.
-	settled := uint64(0)
-	for i, part := range [][]kafka.Message{labels[:len(labels)/3], labels[len(labels)/3 : 2*len(labels)/3], labels[2*len(labels)/3:]} {
-		h.produceTo(t, h.labels, part...)
+	settled, from := uint64(0), 0
+	for i, until := range []int{s.windows / 3, 2 * s.windows / 3, s.windows} {
+		h.produce(t, preds[from*s.n:until*s.n]...)
 		waitFor, stop := h.start(t)
-		n, last := uint64(len(part)), i == 2
-		waitFor(fmt.Sprintf("part %d", i), func(st pipeline.Stats) bool {
-			return st.Labels >= n && (!last || settled+st.PerformanceWindows == uint64(s.windows))
-		})
+		waitFor(fmt.Sprintf("part %d", i), func(st pipeline.Stats) bool { return settled+st.PerformanceWindows == uint64(until) })
 		st := stop()
 		settled += st.PerformanceWindows
+		from = until
 	}
 	if settled != uint64(s.windows) {
 		t.Errorf("%d windows settled over the runs, want %d (each once)", settled, s.windows)
@@ -443,12 +442,8 @@ func TestLabelsSettlePerModel(t *testing.T) {
 			p := rng.Float64()
 			preds = append(preds, kafka.Message{Key: []byte(id), Value: jsonOf(t, &schemas.PredictionEvent{EventID: id, RequestID: id, Model: "slow",
 				ModelVersion: "1", Timestamp: at, Status: "ok", LatencyMs: 10, Prediction: schemas.Value{Kind: schemas.Number, Num: p}})})
-			b, err := schemas.MarshalLabelJSON(&schemas.LabelEvent{EventID: "l-" + id, RequestID: id, Model: "slow", Timestamp: at.Add(2 * time.Minute),
-				Label: schemas.Value{Kind: schemas.Number, Num: float64(rng.IntN(2))}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			labels = append(labels, kafka.Message{Key: []byte(id), Value: b})
+			labels = append(labels, labelMessage(t, &schemas.LabelEvent{EventID: "l-" + id, RequestID: id, Model: "slow", Timestamp: at.Add(2 * time.Minute),
+				Label: schemas.Value{Kind: schemas.Number, Num: float64(rng.IntN(2))}}))
 		}
 	}
 	// Each label partition in event-time order, as a live label stream is: the slow
@@ -542,4 +537,93 @@ func TestRefusedLabelDataIsSetAsideOneByOne(t *testing.T) {
 	if n := h.count(t, "SELECT count() FROM "+db+".prediction_keys_by_window FINAL"); n != uint64(s.windows*s.n-2) {
 		t.Errorf("%d keys written, want all but two", n)
 	}
+}
+
+// A label partition that goes quiet and, long after, delivers labels stamped in the past
+// (a backfill) gives them to no window that could settle before them, whether the stream
+// is read live or as a backlog: the windows' rows are the same both ways. Two label
+// partitions: both carry the first two windows' labels; then the first carries the rest
+// (and, last, a label stamped two hours on), the second nothing; the third window's
+// labels come to the second partition only, appended after every window settled live.
+// Before record times were kept, the quiet partition was left out live (an hour behind
+// the other) and waited for from a backlog, which joined the backfill.
+func TestLabelsBackfillOnAQuietPartition(t *testing.T) {
+	s := labelled{windows: 6, n: 100, flip: -1, seed: 5}
+	run := func(live bool) []perfRow {
+		h := newHarnessN(t, 2)
+		h.tweak = joinLabels(h)
+		preds, labels := s.messages(t)
+		on := [2][]byte{keyOn(t, 0, 2), keyOn(t, 1, 2)}
+		var onTime, backfill []kafka.Message
+		for _, m := range labels {
+			var v struct {
+				RequestID string `json:"request_id"`
+			}
+			if err := json.Unmarshal(m.Value, &v); err != nil {
+				t.Fatal(err)
+			}
+			w := -1
+			fmt.Sscanf(v.RequestID, "req-%d-", &w)
+			switch {
+			case w == 3:
+				m.Key, m.Time = on[1], time.Time{} // appended now: long after its window
+				backfill = append(backfill, m)
+			case w >= 2 || w < 0:
+				m.Key = on[0]
+				onTime = append(onTime, m)
+			default:
+				onTime = append(onTime, m)
+			}
+		}
+		onTime = append(onTime, labelMessage(t, &schemas.LabelEvent{EventID: "later", RequestID: "later", Model: labelModel,
+			Timestamp: t0.Add(2 * time.Hour), Label: schemas.Value{Kind: schemas.Number, Num: 1}}))
+		onTime[len(onTime)-1].Key = on[0]
+		h.produce(t, preds...)
+		h.produceTo(t, h.labels, onTime...)
+		if !live {
+			h.produceTo(t, h.labels, backfill...)
+		}
+		waitFor, stop := h.start(t)
+		waitFor("every window settled", func(st pipeline.Stats) bool { return st.PerformanceWindows == uint64(s.windows) })
+		if live {
+			h.produceTo(t, h.labels, backfill...)
+		}
+		all := uint64(len(onTime) + len(backfill))
+		waitFor("every label read", func(st pipeline.Stats) bool { return st.Labels == all })
+		stop()
+		return h.performance(t)
+	}
+	live, backlog := run(true), run(false)
+	if fmt.Sprint(live) != fmt.Sprint(backlog) {
+		t.Errorf("rows differ:\nlive:    %v\nbacklog: %v", live, backlog)
+	}
+	if len(live) != s.windows {
+		t.Fatalf("%d rows, want %d", len(live), s.windows)
+	}
+	for _, r := range live {
+		if want := uint64(s.n); r.start == 3 {
+			if r.labelled != 0 {
+				t.Errorf("window 3: %d labelled, want none (its labels were appended long after it)", r.labelled)
+			}
+		} else if r.labelled != want {
+			t.Errorf("window %d: %d labelled, want %d", r.start, r.labelled, want)
+		}
+	}
+}
+
+// keyOn returns a key the harness's writer (kafka.Hash) sends to partition p of n.
+func keyOn(t *testing.T, p, n int) []byte {
+	t.Helper()
+	parts := make([]int, n)
+	for i := range parts {
+		parts[i] = i
+	}
+	for i := 0; i < 1000; i++ {
+		k := []byte(fmt.Sprintf("key-%d", i))
+		if (&kafka.Hash{}).Balance(kafka.Message{Key: k}, parts...) == p {
+			return k
+		}
+	}
+	t.Fatalf("no key for partition %d of %d", p, n)
+	return nil
 }

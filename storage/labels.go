@@ -41,6 +41,9 @@ type LabelRow struct {
 	Topic     string
 	Partition int
 	Offset    int64
+	// RecordTime is the record's Kafka timestamp: when it was appended, for a topic with
+	// message.timestamp.type=LogAppendTime or producers that send at once (zero: none).
+	RecordTime time.Time
 }
 
 // PerformanceRow is one settled window's performance.
@@ -69,7 +72,7 @@ func labelRows() table {
 }
 
 func labelOffsets() table {
-	return table{"label_offsets", "topic, partition, offset, event_time, written_at", byDay(3)}
+	return table{"label_offsets", "topic, partition, offset, event_time, record_time, written_at", byDay(3)}
 }
 
 func labelProgress() table {
@@ -178,7 +181,7 @@ func (s *Store) WriteLabelData(ctx context.Context, keys []PredictionKey, labels
 	}
 	in = s.inserter(ctx, labelOffsets())
 	for _, l := range labels {
-		if err := in.append([]any{l.Topic, int32(l.Partition), l.Offset, l.Event.Timestamp.UTC(), at}); err != nil {
+		if err := in.append([]any{l.Topic, int32(l.Partition), l.Offset, l.Event.Timestamp.UTC(), recordTime(l.RecordTime), at}); err != nil {
 			return err
 		}
 	}
@@ -210,6 +213,15 @@ func (s *Store) WriteLabelData(ctx context.Context, keys []PredictionKey, labels
 		}
 	}
 	return in.flush()
+}
+
+// recordTime is a record's timestamp as stored: 1970 for a record without one (Kafka's
+// -1, or none given), which no cutoff is ever before.
+func recordTime(t time.Time) time.Time {
+	if t.Unix() <= 0 {
+		return time.Unix(0, 0).UTC()
+	}
+	return t.UTC()
 }
 
 // writePerformance writes the batch's performance rows (which say a window is settled:
@@ -314,12 +326,16 @@ ORDER BY window_start, model, model_version, deployment`,
 
 // JoinSpec says which labels join a window's predictions: those stamped from From up to
 // Until, and no later than Horizon after their prediction; on each label partition, only
-// the records before the first one stamped after Cutoff (when there is one), so that a
-// label read late, out of its partition's order, is left out alike however the
-// partitions were interleaved. Of a request's labels the newest counts (the highest
-// event time, then topic, partition and offset).
+// the records before the first one stamped after Cutoff or appended after AppendCutoff
+// (when there is one), so that a label read late, out of its partition's order or
+// appended to a partition after the window could settle, is left out alike however the
+// partitions were interleaved and whether they were read live or as a backlog. Of a
+// request's labels the newest counts (the highest event time, then topic, partition and
+// offset).
 type JoinSpec struct {
 	From, Until, Cutoff time.Time
+	// AppendCutoff bounds the records' Kafka timestamps (zero: no bound).
+	AppendCutoff time.Time
 	Horizon             time.Duration
 	// Before is how long before its prediction a label may be stamped (the lateness:
 	// clocks differ): one stamped earlier is another prediction's that reused the
@@ -347,7 +363,7 @@ const joinPage = 250_000
 // only beyond the horizon. A call that fails has passed some of the pairs: the caller
 // starts again from a fresh state.
 func (s *Store) LoadWindowPairs(ctx context.Context, w SettledWindow, js JoinSpec, add func(detectors.PerfPair)) (uint64, error) {
-	cuts, err := s.LabelCuts(ctx, js.Cutoff, js.Partitions)
+	cuts, err := s.LabelCuts(ctx, js.Cutoff, js.AppendCutoff, js.Partitions)
 	if err != nil {
 		return 0, err
 	}
@@ -437,13 +453,14 @@ ORDER BY p.request_id, p.event_time`
 }
 
 // LabelCuts are, per label partition of partitions, the offset of the first record
-// stamped after t (none: no such record yet).
-func (s *Store) LabelCuts(ctx context.Context, t time.Time, partitions []LabelPartition) (map[LabelPartition]int64, error) {
+// stamped after t or appended after appended (zero: no such bound; none: no such record
+// yet).
+func (s *Store) LabelCuts(ctx context.Context, t, appended time.Time, partitions []LabelPartition) (map[LabelPartition]int64, error) {
 	out := map[LabelPartition]int64{}
 	if len(partitions) == 0 {
 		return out, nil
 	}
-	q, params := s.labelCutsQuery(t, partitions)
+	q, params := s.labelCutsQuery(t, appended, partitions)
 	args := make([]any, 0, len(params))
 	for k, v := range params {
 		args = append(args, clickhouse.Named(k, v))
@@ -461,25 +478,36 @@ func (s *Store) LabelCuts(ctx context.Context, t time.Time, partitions []LabelPa
 			return nil, fmt.Errorf("load label cutoffs: %w", err)
 		}
 		k.Partition = int(part)
-		out[k] = off
+		if o, ok := out[k]; !ok || off < o {
+			out[k] = off
+		}
 	}
 	return out, rows.Err()
 }
 
-// labelCutsQuery is LabelCuts' query and its parameters: per partition, a read in offset
-// order from the first granule not stamped wholly before t (label_offsets' minmax index)
-// up to the first row after t, on one thread in granule-sized blocks (the row is in the
-// first granule or two read; a read ahead would only read more).
-func (s *Store) labelCutsQuery(t time.Time, partitions []LabelPartition) (string, map[string]string) {
+// labelCutsQuery is LabelCuts' query and its parameters: per partition and bound, a read
+// in offset order from the first granule not wholly within the bound (label_offsets'
+// minmax indexes on event_time and record_time) up to the first row past it, on one
+// thread in granule-sized blocks (the row is in the first granule or two read; a read
+// ahead would only read more). The two bounds are two reads, each on its own index: one
+// condition "past either" would let neither index skip a granule.
+func (s *Store) labelCutsQuery(t, appended time.Time, partitions []LabelPartition) (string, map[string]string) {
 	params := map[string]string{"t": chTime(t)}
+	bounds := []string{"event_time > {t:DateTime64(3, 'UTC')}"}
+	if !appended.IsZero() {
+		params["appended"] = chTime(appended)
+		bounds = append(bounds, "record_time > {appended:DateTime64(3, 'UTC')}")
+	}
 	var q strings.Builder
 	for i, p := range partitions {
-		if i > 0 {
-			q.WriteString("\nUNION ALL\n")
+		for j, bound := range bounds {
+			if i > 0 || j > 0 {
+				q.WriteString("\nUNION ALL\n")
+			}
+			fmt.Fprintf(&q, `(SELECT topic, partition, offset FROM %s.label_offsets
+WHERE topic = {topic%d:String} AND partition = {partition%d:Int32} AND %s
+ORDER BY topic, partition, offset LIMIT 1)`, s.db, i, i, bound)
 		}
-		fmt.Fprintf(&q, `(SELECT topic, partition, offset FROM %s.label_offsets
-WHERE topic = {topic%d:String} AND partition = {partition%d:Int32} AND event_time > {t:DateTime64(3, 'UTC')}
-ORDER BY topic, partition, offset LIMIT 1)`, s.db, i, i)
 		params[fmt.Sprintf("topic%d", i)], params[fmt.Sprintf("partition%d", i)] = p.Topic, strconv.Itoa(p.Partition)
 	}
 	q.WriteString("\nSETTINGS max_threads = 1, max_block_size = 8192")

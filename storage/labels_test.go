@@ -338,7 +338,7 @@ func TestMigrationMovesLabelData(t *testing.T) {
 		fmt.Sprint(models) != fmt.Sprint([]string{labelSeries.Model}) {
 		t.Errorf("label progress %+v, models %v (%v)", progress, models, err)
 	}
-	cuts, err := s.LabelCuts(ctx, t0, labelPartitions(1))
+	cuts, err := s.LabelCuts(ctx, t0, time.Time{}, labelPartitions(1))
 	if err != nil || cuts[storage.LabelPartition{Topic: "labels", Partition: 0}] != 7 {
 		t.Errorf("label cuts %v (%v): the label's offset not moved to label_offsets", cuts, err)
 	}

@@ -531,3 +531,10 @@ DROP TABLE IF EXISTS driftd.change_state ON CLUSTER 'driftd';
 
 DROP TABLE IF EXISTS driftd.change_state_local ON CLUSTER 'driftd';
 
+-- 0012_label_record_time
+ALTER TABLE driftd.label_offsets_local ON CLUSTER 'driftd' ADD COLUMN IF NOT EXISTS record_time DateTime64(3, 'UTC') DEFAULT toDateTime64(0, 3, 'UTC');
+
+ALTER TABLE driftd.label_offsets ON CLUSTER 'driftd' ADD COLUMN IF NOT EXISTS record_time DateTime64(3, 'UTC') DEFAULT toDateTime64(0, 3, 'UTC');
+
+ALTER TABLE driftd.label_offsets_local ON CLUSTER 'driftd' ADD INDEX IF NOT EXISTS record_time_minmax record_time TYPE minmax GRANULARITY 1;
+
