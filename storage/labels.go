@@ -336,7 +336,7 @@ type JoinSpec struct {
 	From, Until, Cutoff time.Time
 	// AppendCutoff bounds the records' Kafka timestamps (zero: no bound).
 	AppendCutoff time.Time
-	Horizon             time.Duration
+	Horizon      time.Duration
 	// Before is how long before its prediction a label may be stamped (the lateness:
 	// clocks differ): one stamped earlier is another prediction's that reused the
 	// request id.
