@@ -71,9 +71,28 @@ type Config struct {
 	Models     map[string]ModelConfig `yaml:"models"`
 	Pipelines  Pipelines              `yaml:"pipelines"`
 	Labels     Labels                 `yaml:"labels"`
+	Canary     Canary                 `yaml:"canary"`
 	Limits     Limits                 `yaml:"limits"`
 	HTTP       HTTP                   `yaml:"http"`
 	LogLevel   LogLevel               `yaml:"log_level"`
+}
+
+// Canary is how a canary's windows are compared with the primary's of the same model
+// and period (docs/deployments.md).
+type Canary struct {
+	// MinEvents is the least requests each side needs in a window for a verdict; with
+	// fewer the window is inconclusive.
+	MinEvents uint64 `yaml:"min_events"`
+	// RegressionWindows consecutive regressions fire a critical alert recommending
+	// rollback; PromoteWindows consecutive healthy windows an info-level promote
+	// recommendation.
+	RegressionWindows int `yaml:"regression_windows"`
+	PromoteWindows    int `yaml:"promote_windows"`
+}
+
+// Settings are the section's settings for the detectors.
+func (c Canary) Settings() detectors.CanarySettings {
+	return detectors.CanarySettings{MinEvents: c.MinEvents, RegressionWindows: c.RegressionWindows, PromoteWindows: c.PromoteWindows}
 }
 
 // HTTP is driftd's own endpoint: /metrics, /healthz, /readyz.
@@ -472,6 +491,8 @@ func Default() Config {
 			Detector: detectors.ChangeADWIN, ADWINDelta: detectors.DefaultADWINParams().Delta, ReferenceMinLabelled: perf.ReferenceMinLabelled, PValue: perf.PValue,
 			ErrorMinIncrease: perf.ErrorMinIncrease, MAEMinRatio: perf.MAEMinRatio, MinCoverageRatio: perf.MinCoverageRatio,
 			ConceptMinIncrease: perf.ConceptMinIncrease, OutcomeMinChange: perf.OutcomeMinChange, OutcomeMinRatio: perf.OutcomeMinRatio},
+		Canary: Canary{MinEvents: detectors.DefaultCanarySettings.MinEvents, RegressionWindows: detectors.DefaultCanarySettings.RegressionWindows,
+			PromoteWindows: detectors.DefaultCanarySettings.PromoteWindows},
 		Limits: Limits{MaxFeatures: processors.DefaultLimits.MaxFeatures, MaxCategories: processors.DefaultLimits.MaxCategories,
 			MaxFuture: Duration(24 * time.Hour), MaxSeries: processors.DefaultLimits.MaxSeries, MaxEventBytes: 1 << 20,
 			MaxOutage: Duration(10 * time.Minute)},
@@ -869,6 +890,12 @@ func (c *Config) Validate() error {
 		if err := checkLabels("models."+name+".labels", c.LabelsFor(name)); err != nil {
 			return err
 		}
+	}
+	if c.Canary.MinEvents < 1 {
+		return fail("canary.min_events", "must be at least 1")
+	}
+	if c.Canary.RegressionWindows < 1 || c.Canary.PromoteWindows < 1 {
+		return fail("canary.regression_windows", "regression_windows and promote_windows must be at least 1")
 	}
 	if c.Limits.MaxFuture < 0 {
 		return fail("limits.max_future", "must not be negative (0 disables)")

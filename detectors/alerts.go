@@ -21,6 +21,9 @@ type Condition struct {
 	WindowStart, WindowEnd                                     time.Time
 	FiringSummary, ResolvedSummary                             string
 	Details                                                    map[string]string
+	// FireAfter, when above 0, is how many consecutive breached windows fire this
+	// condition instead of the alerter's FireAfter.
+	FireAfter int
 }
 
 // Fingerprint identifies the condition across windows: the same feature of the same
@@ -133,7 +136,11 @@ func (a *Alerter) Observe(c Condition, now time.Time) *schemas.AlertEvent {
 	if c.Breached {
 		s.Bad++
 		s.Good = 0
-		if s.Firing || s.Bad < a.FireAfter {
+		fireAfter := a.FireAfter
+		if c.FireAfter > 0 {
+			fireAfter = c.FireAfter
+		}
+		if s.Firing || s.Bad < fireAfter {
 			return nil
 		}
 		s.Firing, s.Severity = true, c.Severity

@@ -109,6 +109,7 @@ func (j *judge) judgeClosed(ctx context.Context, closed []processors.Closed, now
 			onVerdict(v, raised)
 		}
 	}
+	j.compareCanaries(closed, now, batch)
 	return built, nil
 }
 

@@ -151,6 +151,9 @@ type Settings struct {
 	LabelTopic   string
 	LabelDecoder schemas.Decoder
 	Labels       LabelSettings
+	// Canary is how a canary's windows are compared with the primary's (canary.go;
+	// zero: detectors.DefaultCanarySettings).
+	Canary detectors.CanarySettings
 }
 
 // Stats count what the pipeline did; read them with Runner.Stats.

@@ -49,6 +49,7 @@ func SettingsFromConfig(cfg config.Config, predictions, pipelines schemas.Decode
 		LabelTopic:      cfg.Kafka.Topics.Labels,
 		LabelDecoder:    schemas.Decoder{Format: cfg.Kafka.Formats.Labels, Registry: predictions.Registry},
 		Labels:          labelSettings(cfg.Labels),
+		Canary:          cfg.Canary.Settings(),
 	}
 	set.Labels.ForModel = func(model string) LabelSettings { return labelSettings(cfg.LabelsFor(model)) }
 	set.Labels.MinSettle = set.Labels.Settle

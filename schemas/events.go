@@ -200,6 +200,8 @@ const (
 
 	SeverityWarning  = "warning"
 	SeverityCritical = "critical"
+	// SeverityInfo is a recommendation (a canary that can be promoted): it pages nobody.
+	SeverityInfo = "info"
 
 	KindDataDrift       = "data_drift"
 	KindPredictionDrift = "prediction_drift"
@@ -214,6 +216,8 @@ const (
 	// period's; KindConceptDrift a change found on the stream of their losses.
 	KindPerformance  = "performance"
 	KindConceptDrift = "concept_drift"
+	// KindCanary judges a canary's windows against the primary's of the same period.
+	KindCanary = "canary"
 )
 
 func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }

@@ -114,6 +114,7 @@ var ShardKeys = map[string]string{
 	"label_progress":            "cityHash64(topic, partition)",
 	"window_performance":        "cityHash64(model)",
 	"change_state":              "cityHash64(model)",
+	"canary_analysis":           "cityHash64(model)",
 }
 
 var (

@@ -42,6 +42,9 @@ func (b *Batch) Units() []*Batch {
 	for _, a := range b.Alerts {
 		out = append(out, &Batch{Alerts: []*schemas.AlertEvent{a}, WrittenAt: b.WrittenAt})
 	}
+	for _, c := range b.Canary {
+		out = append(out, &Batch{Canary: []detectors.CanaryComparison{c}, WrittenAt: b.WrittenAt})
+	}
 	if len(b.AlertStates) > 0 || len(b.StageStates) > 0 || len(b.ReferenceSamples) > 0 || len(b.Performance) > 0 {
 		// driftd's own detection state: one unit, written after the rows it follows.
 		out = append(out, &Batch{AlertStates: b.AlertStates, StageStates: b.StageStates, ReferenceSamples: b.ReferenceSamples,
@@ -66,6 +69,7 @@ func Merge(units []*Batch) *Batch {
 		m.StageStates = append(m.StageStates, u.StageStates...)
 		m.ReferenceSamples = append(m.ReferenceSamples, u.ReferenceSamples...)
 		m.Performance = append(m.Performance, u.Performance...)
+		m.Canary = append(m.Canary, u.Canary...)
 	}
 	return m
 }
@@ -86,7 +90,7 @@ type Refused struct {
 
 // Refused turns b into what is set aside for it: one Refused per window and source
 // partition (the window's drift scores go with its first partition), per stage row, per
-// late event and per alert.
+// late event, per alert and per canary comparison.
 func (b *Batch) Refused() ([]Refused, error) {
 	at := b.WrittenAt.UTC()
 	var out []Refused
@@ -141,6 +145,11 @@ func (b *Batch) Refused() ([]Refused, error) {
 	}
 	for _, a := range b.Alerts {
 		if err := add("", -1, -1, -1, map[string][]map[string]any{"alerts": named(alertRows(), [][]any{alertRow(a)})}); err != nil {
+			return nil, err
+		}
+	}
+	for _, c := range b.Canary {
+		if err := add("", -1, -1, -1, map[string][]map[string]any{"canary_analysis": named(canaryRows(), [][]any{canaryRow(c, at)})}); err != nil {
 			return nil, err
 		}
 	}

@@ -1,0 +1,133 @@
+package pipeline_test
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/driftd/driftd/detectors"
+	"github.com/driftd/driftd/internal/testenv"
+	"github.com/driftd/driftd/pipeline"
+	"github.com/driftd/driftd/schemas"
+)
+
+// slotTraffic is one deployment slot's share of a model's traffic in the canary test.
+type slotTraffic struct {
+	version, slot string
+	perWindow     int
+	slower        float64 // latency factor (0: 1)
+	predShift     float64
+}
+
+// Canaries judged against their primary on real Kafka and the engine, with the defaults
+// but a promote after four healthy windows: a canary four times slower fires the
+// critical rollback alert after two windows of regression; one whose predictions moved
+// fires it too; a healthy canary yields the info-level promote recommendation after four
+// windows and never a regression; a canary at 1% of traffic is inconclusive in every
+// window and raises nothing. Every canary window has its row in canary_analysis.
+func TestCanaryAnalysis(t *testing.T) {
+	h := newHarness(t)
+	h.tweak = func(s *pipeline.Settings) {
+		s.Canary = detectors.DefaultCanarySettings
+		s.Canary.PromoteWindows = 4
+	}
+	const windows = 8
+	models := map[string][]slotTraffic{
+		"slow":   {{"1", schemas.DeploymentPrimary, 400, 0, 0}, {"2", schemas.DeploymentCanary, 150, 4, 0}},
+		"moved":  {{"1", schemas.DeploymentPrimary, 400, 0, 0}, {"2", schemas.DeploymentCanary, 150, 0, 0.3}},
+		"same":   {{"1", schemas.DeploymentPrimary, 400, 0, 0}, {"2", schemas.DeploymentCanary, 150, 0, 0}},
+		"tiny":   {{"1", schemas.DeploymentPrimary, 990, 0, 0}, {"2", schemas.DeploymentCanary, 10, 0, 0}},
+		"alone": {{"1", schemas.DeploymentPrimary, 100, 0, 0}},
+	}
+	rng := rand.New(rand.NewPCG(3, 3))
+	var msgs []kafka.Message
+	for w := 0; w < windows; w++ {
+		for _, model := range []string{"slow", "moved", "same", "tiny", "alone"} {
+			for _, s := range models[model] {
+				for i := 0; i < s.perWindow; i++ {
+					at := t0.Add(time.Duration(w)*time.Minute + time.Duration(i)*time.Minute/time.Duration(s.perWindow))
+					amount := 100 + 15*rng.NormFloat64()
+					id := fmt.Sprintf("%s-%s-%d-%d", model, s.slot, w, i)
+					e := &schemas.PredictionEvent{EventID: id, RequestID: id, Model: model, ModelVersion: s.version, Deployment: s.slot,
+						Timestamp: at, Status: "ok", LatencyMs: 40 * math.Exp(0.5*rng.NormFloat64()) * max(s.slower, 1),
+						Features:   []schemas.Feature{{Name: "amount", Value: schemas.Value{Kind: schemas.Number, Num: amount}}},
+						Prediction: schemas.Value{Kind: schemas.Number, Num: 1/(1+math.Exp(-(amount-100)/15)) + s.predShift}}
+					msgs = append(msgs, kafka.Message{Key: []byte(id), Value: jsonOf(t, e)})
+				}
+			}
+		}
+	}
+	h.produce(t, msgs...)
+	waitFor, stop := h.start(t)
+	series := 9
+	waitFor("every window judged", func(st pipeline.Stats) bool { return st.WindowsClosed >= uint64(series*windows) })
+	stop()
+
+	ctx := testenv.Context(t, time.Minute)
+	rows, err := h.store.Conn().Query(ctx, `SELECT model, groupArray(verdict) FROM (SELECT model, verdict FROM `+h.store.Database()+`.canary_analysis FINAL
+ORDER BY model, window_start) GROUP BY model ORDER BY model`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	verdicts := map[string][]string{}
+	for rows.Next() {
+		var model string
+		var v []string
+		if err := rows.Scan(&model, &v); err != nil {
+			t.Fatal(err)
+		}
+		verdicts[model] = v
+	}
+	rows.Close()
+	t.Logf("verdicts: %v", verdicts)
+	all := func(model, want string) {
+		t.Helper()
+		if len(verdicts[model]) != windows {
+			t.Errorf("%s: %d canary rows, want %d", model, len(verdicts[model]), windows)
+		}
+		for i, v := range verdicts[model] {
+			if v != want {
+				t.Errorf("%s window %d: %s, want %s", model, i, v, want)
+			}
+		}
+	}
+	all("slow", "regression")
+	all("moved", "regression")
+	all("same", "healthy")
+	all("tiny", "inconclusive")
+	if _, ok := verdicts["alone"]; ok {
+		t.Errorf("a model without a canary has canary rows")
+	}
+
+	rows, err = h.store.Conn().Query(ctx, `SELECT model, metric, severity, toUnixTimestamp(window_end), summary FROM `+h.store.Database()+`.alerts FINAL
+WHERE kind = 'canary' AND state = 'firing' ORDER BY model, metric`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fired []string
+	for rows.Next() {
+		var model, metric, severity, summary string
+		var end uint32
+		if err := rows.Scan(&model, &metric, &severity, &end, &summary); err != nil {
+			t.Fatal(err)
+		}
+		w := (int64(end)-t0.Unix())/60 - 1
+		fired = append(fired, fmt.Sprintf("%s %s %s %d", model, metric, severity, w))
+		if metric == "canary_regression" && !strings.Contains(summary, "rollback") {
+			t.Errorf("regression summary does not recommend rollback: %s", summary)
+		}
+		t.Logf("%s: %s", model, summary)
+	}
+	rows.Close()
+	sort.Strings(fired)
+	want := []string{"moved canary_regression critical 1", "same canary_promote info 3", "slow canary_regression critical 1"}
+	if fmt.Sprint(fired) != fmt.Sprint(want) {
+		t.Errorf("canary alerts fired %v, want %v", fired, want)
+	}
+}
