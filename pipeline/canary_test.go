@@ -39,10 +39,10 @@ func TestCanaryAnalysis(t *testing.T) {
 	}
 	const windows = 8
 	models := map[string][]slotTraffic{
-		"slow":   {{"1", schemas.DeploymentPrimary, 400, 0, 0}, {"2", schemas.DeploymentCanary, 150, 4, 0}},
-		"moved":  {{"1", schemas.DeploymentPrimary, 400, 0, 0}, {"2", schemas.DeploymentCanary, 150, 0, 0.3}},
-		"same":   {{"1", schemas.DeploymentPrimary, 400, 0, 0}, {"2", schemas.DeploymentCanary, 150, 0, 0}},
-		"tiny":   {{"1", schemas.DeploymentPrimary, 990, 0, 0}, {"2", schemas.DeploymentCanary, 10, 0, 0}},
+		"slow":  {{"1", schemas.DeploymentPrimary, 400, 0, 0}, {"2", schemas.DeploymentCanary, 150, 4, 0}},
+		"moved": {{"1", schemas.DeploymentPrimary, 400, 0, 0}, {"2", schemas.DeploymentCanary, 150, 0, 0.3}},
+		"same":  {{"1", schemas.DeploymentPrimary, 400, 0, 0}, {"2", schemas.DeploymentCanary, 150, 0, 0}},
+		"tiny":  {{"1", schemas.DeploymentPrimary, 990, 0, 0}, {"2", schemas.DeploymentCanary, 10, 0, 0}},
 		"alone": {{"1", schemas.DeploymentPrimary, 100, 0, 0}},
 	}
 	rng := rand.New(rand.NewPCG(3, 3))

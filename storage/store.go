@@ -258,8 +258,8 @@ type Batch struct {
 	// drift detector state after it (migrations 0009, 0010).
 	Performance []PerformanceRow
 	// Canary are canary windows compared with the primary's (migration 0013).
-	Canary []detectors.CanaryComparison
-	WrittenAt   time.Time
+	Canary    []detectors.CanaryComparison
+	WrittenAt time.Time
 
 	verdicts map[windowKey]int // Verdicts by window (verdict), built over the first indexed
 	indexed  int
