@@ -67,6 +67,19 @@ func upstreamStream(start time.Time) []timed {
 			Prediction: schemas.Value{Kind: schemas.Number, Num: rng.Float64()}}
 		b, _ := schemas.MarshalPredictionJSON(e)
 		out = append(out, timed{at: at, msg: kafka.Message{Key: []byte(e.RequestID), Value: b}})
+		// A canary beside it, healthy (promoted after ten windows) until it turns four
+		// times slower at 05:00 (a rollback two windows later); its traffic does not
+		// shift at 03:00 (the comparison names the inputs as differing).
+		c := *e
+		c.EventID, c.RequestID, c.ModelVersion, c.Deployment = fmt.Sprintf("c-%d", s), fmt.Sprint(rng.IntN(1<<30)), "2", "canary"
+		c.LatencyMs = 10 + rng.Float64()
+		c.Features = []schemas.Feature{{Name: "amount", Value: schemas.Value{Kind: schemas.Number, Num: 100 + 10*rng.NormFloat64()}}}
+		c.Prediction = schemas.Value{Kind: schemas.Number, Num: rng.Float64()}
+		if s >= 5*3600 {
+			c.LatencyMs *= 4
+		}
+		b, _ = schemas.MarshalPredictionJSON(&c)
+		out = append(out, timed{at: at, msg: kafka.Message{Key: []byte(c.RequestID), Value: b}})
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].at.Before(out[j].at) })
 	return out
@@ -155,6 +168,7 @@ func results(t *testing.T, h *harness) string {
 		"SELECT * EXCEPT written_at FROM %s.alert_state FINAL",
 		"SELECT reference_id FROM %s.reference_profiles FINAL",
 		"SELECT count() FROM %s.late_events FINAL",
+		"SELECT * EXCEPT written_at FROM %s.canary_analysis FINAL ORDER BY model, canary_version, window_start",
 	} {
 		rows, err := testenv.TSV(ctx, h.store.Conn(), fmt.Sprintf(q, db))
 		if err != nil {
@@ -293,6 +307,15 @@ func TestReplayGivesTheLiveAlerts(t *testing.T) {
 	}
 	if len(freshness) != 4 {
 		t.Errorf("freshness alerts %v", freshness)
+	}
+	var canary []string
+	for _, l := range want {
+		if strings.HasPrefix(l, "canary ") {
+			canary = append(canary, strings.Join(strings.Fields(l)[:4], " "))
+		}
+	}
+	if strings.Join(canary, "\n") != "canary fraud-scorer/ firing 00:45–00:50\ncanary fraud-scorer/ firing 05:05–05:10\ncanary fraud-scorer/ resolved 05:05–05:10" {
+		t.Errorf("canary alerts (promote, rollback, promote withdrawn):\n%s", strings.Join(canary, "\n"))
 	}
 	if len(drift) != 1 || !strings.Contains(drift[0], "upstream: stage join of pipeline orders failed 1 times in this period") ||
 		strings.Contains(drift[0], "has not succeeded") {
