@@ -155,8 +155,8 @@ func (c CanaryComparison) Conditions(set CanarySettings) []Condition {
 	regression := base
 	regression.Metric, regression.Severity, regression.FireAfter = "canary_regression", schemas.SeverityCritical, set.RegressionWindows
 	regression.Value, regression.Threshold, regression.Breached = b2f(regressed), 1, regressed
-	regression.FiringSummary = fmt.Sprintf("%s regressed against primary %s for %d windows; recommend rollback: %s (last over %s)",
-		subject, c.Primary.Version, set.RegressionWindows, c.Reason, span)
+	regression.FiringSummary = fmt.Sprintf("%s regressed against primary %s for %d windows; recommend rollback: %s",
+		subject, c.Primary.Version, set.RegressionWindows, c.Reason)
 	regression.ResolvedSummary = fmt.Sprintf("%s is healthy against primary %s again over %s", subject, c.Primary.Version, span)
 	promote := base
 	promote.Metric, promote.Severity, promote.FireAfter = "canary_promote", schemas.SeverityInfo, set.PromoteWindows
