@@ -72,6 +72,7 @@ type Config struct {
 	Pipelines  Pipelines              `yaml:"pipelines"`
 	Labels     Labels                 `yaml:"labels"`
 	Canary     Canary                 `yaml:"canary"`
+	Shadow     Shadow                 `yaml:"shadow"`
 	Limits     Limits                 `yaml:"limits"`
 	HTTP       HTTP                   `yaml:"http"`
 	LogLevel   LogLevel               `yaml:"log_level"`
@@ -93,6 +94,29 @@ type Canary struct {
 // Settings are the section's settings for the detectors.
 func (c Canary) Settings() detectors.CanarySettings {
 	return detectors.CanarySettings{MinEvents: c.MinEvents, RegressionWindows: c.RegressionWindows, PromoteWindows: c.PromoteWindows}
+}
+
+// Shadow is how a shadow's agreement with the primary on the same requests is judged
+// (docs/deployments.md).
+type Shadow struct {
+	// MinMatched is the least predictions joined to the primary's a window needs to be
+	// judged or to count towards the shadow's reference (its first reference_windows).
+	MinMatched       uint64 `yaml:"min_matched"`
+	ReferenceWindows int    `yaml:"reference_windows"`
+	// The disagreement rate breaches against the reference's when it is at least
+	// disagreement_min_increase more and disagreement_min_ratio times as much (and a test
+	// at detection.signal_p_value says so).
+	DisagreementMinIncrease float64 `yaml:"disagreement_min_increase"`
+	DisagreementMinRatio    float64 `yaml:"disagreement_min_ratio"`
+	// MinAgreement, above 0, is a floor for the agreement itself (0: off).
+	MinAgreement float64 `yaml:"min_agreement"`
+}
+
+// Settings are the section's settings for the detectors, tested at level pValue
+// (detection.signal_p_value).
+func (s Shadow) Settings(pValue float64) detectors.ShadowSettings {
+	return detectors.ShadowSettings{MinMatched: s.MinMatched, ReferenceWindows: s.ReferenceWindows, MinIncrease: s.DisagreementMinIncrease,
+		MinRatio: s.DisagreementMinRatio, MinAgreement: s.MinAgreement, PValue: pValue}
 }
 
 // HTTP is driftd's own endpoint: /metrics, /healthz, /readyz.
@@ -493,6 +517,8 @@ func Default() Config {
 			ConceptMinIncrease: perf.ConceptMinIncrease, OutcomeMinChange: perf.OutcomeMinChange, OutcomeMinRatio: perf.OutcomeMinRatio},
 		Canary: Canary{MinEvents: detectors.DefaultCanarySettings.MinEvents, RegressionWindows: detectors.DefaultCanarySettings.RegressionWindows,
 			PromoteWindows: detectors.DefaultCanarySettings.PromoteWindows},
+		Shadow: Shadow{MinMatched: detectors.DefaultShadowSettings.MinMatched, ReferenceWindows: detectors.DefaultShadowSettings.ReferenceWindows,
+			DisagreementMinIncrease: detectors.DefaultShadowSettings.MinIncrease, DisagreementMinRatio: detectors.DefaultShadowSettings.MinRatio},
 		Limits: Limits{MaxFeatures: processors.DefaultLimits.MaxFeatures, MaxCategories: processors.DefaultLimits.MaxCategories,
 			MaxFuture: Duration(24 * time.Hour), MaxSeries: processors.DefaultLimits.MaxSeries, MaxEventBytes: 1 << 20,
 			MaxOutage: Duration(10 * time.Minute)},
@@ -896,6 +922,15 @@ func (c *Config) Validate() error {
 	}
 	if c.Canary.RegressionWindows < 1 || c.Canary.PromoteWindows < 1 {
 		return fail("canary.regression_windows", "regression_windows and promote_windows must be at least 1")
+	}
+	if c.Shadow.MinMatched < 1 || c.Shadow.ReferenceWindows < 1 {
+		return fail("shadow.min_matched", "min_matched and reference_windows must be at least 1")
+	}
+	if c.Shadow.DisagreementMinIncrease <= 0 || c.Shadow.DisagreementMinRatio < 1 {
+		return fail("shadow.disagreement_min_increase", "disagreement_min_increase must be above 0 and disagreement_min_ratio at least 1")
+	}
+	if c.Shadow.MinAgreement < 0 || c.Shadow.MinAgreement >= 1 {
+		return fail("shadow.min_agreement", "must be in [0, 1) (0: off)")
 	}
 	if c.Limits.MaxFuture < 0 {
 		return fail("limits.max_future", "must not be negative (0 disables)")

@@ -57,6 +57,7 @@ type Store interface {
 	LoadReferenceSamples(ctx context.Context) ([]storage.ReferenceSample, error)
 	LoadLateWindows(ctx context.Context, lookback time.Duration) ([]storage.ClosedWindow, error)
 	labelStore
+	shadowStore
 }
 
 // Observer receives what the pipeline does (a *telemetry.Metrics).
@@ -152,8 +153,10 @@ type Settings struct {
 	LabelDecoder schemas.Decoder
 	Labels       LabelSettings
 	// Canary is how a canary's windows are compared with the primary's (canary.go;
-	// zero: detectors.DefaultCanarySettings).
+	// zero: detectors.DefaultCanarySettings); Shadow how a shadow's agreement with the
+	// primary is judged (shadow.go; zero: detectors.DefaultShadowSettings).
 	Canary detectors.CanarySettings
+	Shadow detectors.ShadowSettings
 }
 
 // Stats count what the pipeline did; read them with Runner.Stats.
@@ -196,6 +199,8 @@ type Runner struct {
 	stats     Stats
 	up        *upstream
 	lab       *labelState // nil without a label topic
+	// shadowRefs are the shadow series' references (shadow.go), loaded when first needed.
+	shadowRefs map[processors.SeriesKey]*shadowRef
 	// extraAlerts are raised between flushes (freshness runs on the clock).
 	extraAlerts []*schemas.AlertEvent
 	clock       *streamClock
@@ -271,6 +276,7 @@ func (r *Runner) reset() {
 	if r.set.LabelTopic != "" {
 		r.lab = newLabelState()
 	}
+	r.shadowRefs = map[processors.SeriesKey]*shadowRef{}
 }
 
 // rebalanced drops this member's state and restores it from ClickHouse, waiting out a
@@ -741,6 +747,9 @@ func (r *Runner) Flush(ctx context.Context) error {
 		r.proc.SetLayout(p.Model, p.Version, p.Layout())
 	}
 	if err != nil {
+		return err
+	}
+	if err := r.compareShadows(ctx, closed, batch); err != nil {
 		return err
 	}
 	batch.AlertStates = r.j.alerter.Changes()

@@ -50,6 +50,7 @@ func SettingsFromConfig(cfg config.Config, predictions, pipelines schemas.Decode
 		LabelDecoder:    schemas.Decoder{Format: cfg.Kafka.Formats.Labels, Registry: predictions.Registry},
 		Labels:          labelSettings(cfg.Labels),
 		Canary:          cfg.Canary.Settings(),
+		Shadow:          cfg.Shadow.Settings(cfg.Detection.SignalPValue),
 	}
 	set.Labels.ForModel = func(model string) LabelSettings { return labelSettings(cfg.LabelsFor(model)) }
 	set.Labels.MinSettle = set.Labels.Settle

@@ -216,8 +216,10 @@ const (
 	// period's; KindConceptDrift a change found on the stream of their losses.
 	KindPerformance  = "performance"
 	KindConceptDrift = "concept_drift"
-	// KindCanary judges a canary's windows against the primary's of the same period.
+	// KindCanary judges a canary's windows against the primary's of the same period;
+	// KindShadow a shadow's agreement with the primary on the same requests.
 	KindCanary = "canary"
+	KindShadow = "shadow"
 )
 
 func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }

@@ -115,6 +115,7 @@ var ShardKeys = map[string]string{
 	"window_performance":        "cityHash64(model)",
 	"change_state":              "cityHash64(model)",
 	"canary_analysis":           "cityHash64(model)",
+	"shadow_analysis":           "cityHash64(model)",
 }
 
 var (

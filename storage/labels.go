@@ -461,11 +461,7 @@ func (s *Store) LabelCuts(ctx context.Context, t, appended time.Time, partitions
 		return out, nil
 	}
 	q, params := s.labelCutsQuery(t, appended, partitions)
-	args := make([]any, 0, len(params))
-	for k, v := range params {
-		args = append(args, clickhouse.Named(k, v))
-	}
-	rows, err := s.conn.Query(ctx, q, args...)
+	rows, err := s.conn.Query(ctx, q, namedArgs(params)...)
 	if err != nil {
 		return nil, fmt.Errorf("load label cutoffs: %w", err)
 	}
@@ -483,6 +479,15 @@ func (s *Store) LabelCuts(ctx context.Context, t, appended time.Time, partitions
 		}
 	}
 	return out, rows.Err()
+}
+
+// namedArgs are a query's named parameters.
+func namedArgs(params map[string]string) []any {
+	args := make([]any, 0, len(params))
+	for k, v := range params {
+		args = append(args, clickhouse.Named(k, v))
+	}
+	return args
 }
 
 // labelCutsQuery is LabelCuts' query and its parameters: per partition and bound, a read

@@ -45,6 +45,9 @@ func (b *Batch) Units() []*Batch {
 	for _, c := range b.Canary {
 		out = append(out, &Batch{Canary: []detectors.CanaryComparison{c}, WrittenAt: b.WrittenAt})
 	}
+	for _, r := range b.Shadow {
+		out = append(out, &Batch{Shadow: []ShadowRow{r}, WrittenAt: b.WrittenAt})
+	}
 	if len(b.AlertStates) > 0 || len(b.StageStates) > 0 || len(b.ReferenceSamples) > 0 || len(b.Performance) > 0 {
 		// driftd's own detection state: one unit, written after the rows it follows.
 		out = append(out, &Batch{AlertStates: b.AlertStates, StageStates: b.StageStates, ReferenceSamples: b.ReferenceSamples,
@@ -70,6 +73,7 @@ func Merge(units []*Batch) *Batch {
 		m.ReferenceSamples = append(m.ReferenceSamples, u.ReferenceSamples...)
 		m.Performance = append(m.Performance, u.Performance...)
 		m.Canary = append(m.Canary, u.Canary...)
+		m.Shadow = append(m.Shadow, u.Shadow...)
 	}
 	return m
 }
@@ -90,7 +94,7 @@ type Refused struct {
 
 // Refused turns b into what is set aside for it: one Refused per window and source
 // partition (the window's drift scores go with its first partition), per stage row, per
-// late event, per alert and per canary comparison.
+// late event, per alert, per canary comparison and per shadow window.
 func (b *Batch) Refused() ([]Refused, error) {
 	at := b.WrittenAt.UTC()
 	var out []Refused
@@ -150,6 +154,11 @@ func (b *Batch) Refused() ([]Refused, error) {
 	}
 	for _, c := range b.Canary {
 		if err := add("", -1, -1, -1, map[string][]map[string]any{"canary_analysis": named(canaryRows(), [][]any{canaryRow(c, at)})}); err != nil {
+			return nil, err
+		}
+	}
+	for _, r := range b.Shadow {
+		if err := add("", -1, -1, -1, map[string][]map[string]any{"shadow_analysis": named(shadowRows(), [][]any{shadowRow(r, at)})}); err != nil {
 			return nil, err
 		}
 	}

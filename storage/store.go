@@ -257,8 +257,10 @@ type Batch struct {
 	// Performance are settled windows' performance rows, each with its series' concept
 	// drift detector state after it (migrations 0009, 0010).
 	Performance []PerformanceRow
-	// Canary are canary windows compared with the primary's (migration 0013).
+	// Canary are canary windows compared with the primary's (migration 0013); Shadow
+	// shadow windows joined to the primary's predictions (0014).
 	Canary    []detectors.CanaryComparison
+	Shadow    []ShadowRow
 	WrittenAt time.Time
 
 	verdicts map[windowKey]int // Verdicts by window (verdict), built over the first indexed
@@ -275,7 +277,7 @@ type windowKey struct {
 func (b *Batch) Empty() bool {
 	return len(b.Closed) == 0 && len(b.Stages) == 0 && len(b.Late) == 0 && len(b.Alerts) == 0 &&
 		len(b.AlertStates) == 0 && len(b.StageStates) == 0 && len(b.ReferenceSamples) == 0 &&
-		len(b.Performance) == 0 && len(b.Canary) == 0
+		len(b.Performance) == 0 && len(b.Canary) == 0 && len(b.Shadow) == 0
 }
 
 // inserter fills one table in blocks of at most maxRows rows that touch at most
@@ -380,6 +382,9 @@ func (s *Store) Write(ctx context.Context, b *Batch) error {
 		return err
 	}
 	if err := s.writeCanary(ctx, b); err != nil {
+		return err
+	}
+	if err := s.writeShadow(ctx, b); err != nil {
 		return err
 	}
 	if err := s.writeState(ctx, b); err != nil {

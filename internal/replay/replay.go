@@ -510,3 +510,13 @@ func Transitions(alerts []*schemas.AlertEvent) []Transition {
 	})
 	return out
 }
+
+// JoinShadow joins nothing: no prediction key is kept (WriteLabelData).
+func (s *Store) JoinShadow(context.Context, processors.SeriesKey, string, time.Time) (detectors.ShadowCounts, error) {
+	return detectors.ShadowCounts{}, nil
+}
+
+// LoadShadowReference returns nothing: a replay starts from scratch.
+func (s *Store) LoadShadowReference(context.Context, processors.SeriesKey) ([]detectors.ShadowCounts, error) {
+	return nil, nil
+}

@@ -538,3 +538,59 @@ ALTER TABLE driftd.label_offsets ON CLUSTER 'driftd' ADD COLUMN IF NOT EXISTS re
 
 ALTER TABLE driftd.label_offsets_local ON CLUSTER 'driftd' ADD INDEX IF NOT EXISTS record_time_minmax record_time TYPE minmax GRANULARITY 1;
 
+-- 0013_canary_analysis
+CREATE TABLE IF NOT EXISTS driftd.canary_analysis_local ON CLUSTER 'driftd' (
+    model String,
+    canary_version String,
+    canary_deployment String,
+    primary_version String,
+    window_start DateTime64(3, 'UTC'),
+    window_end DateTime64(3, 'UTC'),
+    verdict LowCardinality(String),
+    canary_events UInt64,
+    primary_events UInt64,
+    reason String,
+    metrics Array(String),
+    values Array(Float64),
+    thresholds Array(Float64),
+    breached Array(UInt8),
+    confounded Array(String),
+    written_at DateTime64(3, 'UTC')
+) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/canary_analysis_local', '{replica}', written_at)
+PARTITION BY toDate(window_start)
+ORDER BY (model, canary_version, canary_deployment, window_start)
+TTL toDateTime(window_start) + INTERVAL 90 DAY;
+
+CREATE TABLE IF NOT EXISTS driftd.canary_analysis ON CLUSTER 'driftd' AS driftd.canary_analysis_local
+ENGINE = Distributed('driftd', 'driftd', 'canary_analysis_local', cityHash64(model));
+
+-- 0014_shadow_analysis
+CREATE TABLE IF NOT EXISTS driftd.shadow_analysis_local ON CLUSTER 'driftd' (
+    model String,
+    shadow_version String,
+    primary_version String,
+    window_start DateTime64(3, 'UTC'),
+    window_end DateTime64(3, 'UTC'),
+    in_reference UInt8,
+    shadows UInt64,
+    matched UInt64,
+    agreed UInt64,
+    agreement Float64,
+    numeric UInt64,
+    abs_diff_sum Float64,
+    sum_shadow Float64,
+    sum_primary Float64,
+    sum_shadow_sq Float64,
+    sum_primary_sq Float64,
+    sum_product Float64,
+    mean_abs_diff Float64,
+    correlation Float64,
+    written_at DateTime64(3, 'UTC')
+) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/shadow_analysis_local', '{replica}', written_at)
+PARTITION BY toDate(window_start)
+ORDER BY (model, shadow_version, window_start)
+TTL toDateTime(window_start) + INTERVAL 90 DAY;
+
+CREATE TABLE IF NOT EXISTS driftd.shadow_analysis ON CLUSTER 'driftd' AS driftd.shadow_analysis_local
+ENGINE = Distributed('driftd', 'driftd', 'shadow_analysis_local', cityHash64(model));
+

@@ -1,0 +1,115 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/driftd/driftd/detectors"
+	"github.com/driftd/driftd/internal/retry"
+	"github.com/driftd/driftd/processors"
+	"github.com/driftd/driftd/schemas"
+	"github.com/driftd/driftd/storage"
+)
+
+// shadowStore is the shadow join's side of the Store: the join runs in ClickHouse on the
+// prediction keys the label join keeps (written at the start of each flush, before the
+// windows they belong to are judged).
+type shadowStore interface {
+	JoinShadow(ctx context.Context, shadow processors.SeriesKey, primaryVersion string, start time.Time) (detectors.ShadowCounts, error)
+	LoadShadowReference(ctx context.Context, shadow processors.SeriesKey) ([]detectors.ShadowCounts, error)
+}
+
+// shadowRef is a shadow series' reference: its first windows with enough joined
+// predictions.
+type shadowRef struct {
+	counts  detectors.ShadowCounts
+	windows int
+}
+
+// compareShadows joins each shadow window of closed to the primary's predictions of the
+// same window and judges its agreement against the shadow's reference: the rows and the
+// alerts go into batch. The primary is the busiest primary version of the window. Keys
+// are kept only with a label topic (Settings.LabelTopic): without, shadows are not
+// compared.
+func (r *Runner) compareShadows(ctx context.Context, closed []processors.Closed, batch *storage.Batch) error {
+	if r.lab == nil {
+		return nil
+	}
+	set := r.set.Shadow
+	if set == (detectors.ShadowSettings{}) {
+		set = detectors.DefaultShadowSettings
+	}
+	for _, c := range closed {
+		w := c.Merged
+		if c.Supplement || w.Series.Deployment != schemas.DeploymentShadow {
+			continue
+		}
+		var primary *processors.WindowAgg
+		for _, o := range closed {
+			if p := o.Merged; !o.Supplement && p.Series.Model == w.Series.Model && p.Series.Deployment == schemas.DeploymentPrimary &&
+				p.Start == w.Start && busier(p, primary) {
+				primary = p
+			}
+		}
+		if primary == nil {
+			primary = r.j.judgedPrimary(w.Series.Model, w.Start)
+		}
+		if primary == nil {
+			continue // the primary sent nothing in this window: nothing to join
+		}
+		ref, err := r.shadowReference(ctx, w.Series)
+		if err != nil {
+			return err
+		}
+		sw := detectors.ShadowWindow{Shadow: w.Series, PrimaryVersion: primary.Series.Version,
+			Start: time.UnixMilli(w.Start).UTC(), End: time.UnixMilli(w.End).UTC()}
+		if err := retry.Do(ctx, r.policy(), "joining a shadow's predictions", retryAll, r.attempt, func(ctx context.Context) error {
+			var err error
+			sw.Counts, err = r.store.JoinShadow(ctx, w.Series, primary.Series.Version, sw.Start)
+			return err
+		}); err != nil {
+			return err
+		}
+		row := storage.ShadowRow{Window: sw}
+		if ref.windows < set.ReferenceWindows {
+			// Still building: the window joins the reference if it has the evidence, and
+			// is not judged.
+			if sw.Counts.Matched >= set.MinMatched {
+				ref.counts.Add(sw.Counts)
+				ref.windows++
+				row.InReference = true
+			}
+		} else {
+			for _, cond := range detectors.JudgeShadow(sw, ref.counts, set) {
+				if a := r.j.alerter.Observe(cond, r.now()); a != nil {
+					batch.Alerts = append(batch.Alerts, a)
+				}
+			}
+		}
+		batch.Shadow = append(batch.Shadow, row)
+	}
+	return nil
+}
+
+// shadowReference returns a shadow series' reference: the one in memory, else the one
+// stored (a restart reads it back, so that it is the same however the stream was read).
+func (r *Runner) shadowReference(ctx context.Context, k processors.SeriesKey) (*shadowRef, error) {
+	if ref, ok := r.shadowRefs[k]; ok {
+		return ref, nil
+	}
+	var stored []detectors.ShadowCounts
+	if err := retry.Do(ctx, r.policy(), "loading a shadow's reference", retryAll, r.attempt, func(ctx context.Context) error {
+		var err error
+		stored, err = r.store.LoadShadowReference(ctx, k)
+		return err
+	}); err != nil {
+		return nil, fmt.Errorf("shadow %v: %w", k, err)
+	}
+	ref := &shadowRef{windows: len(stored)}
+	for _, c := range stored {
+		ref.counts.Add(c)
+	}
+	r.shadowRefs[k] = ref
+	return ref, nil
+}
