@@ -131,3 +131,84 @@ WHERE kind = 'canary' AND state = 'firing' ORDER BY model, metric`)
 		t.Errorf("canary alerts fired %v, want %v", fired, want)
 	}
 }
+
+// Shadows joined to their primary by request id on real Kafka and the engine: a shadow
+// that agrees with the primary on ~95% of requests and then flips half its answers fires
+// shadow on the first window of the change (its first three windows are its reference),
+// and one that keeps agreeing raises nothing. Every shadow window has its row.
+func TestShadowAnalysis(t *testing.T) {
+	h := newHarness(t)
+	h.tweak = joinLabels(h) // the prediction keys the join runs on are kept with a label topic
+	const windows, perWindow, flipFrom = 9, 200, 6
+	rng := rand.New(rand.NewPCG(5, 5))
+	var msgs []kafka.Message
+	for w := 0; w < windows; w++ {
+		for _, model := range []string{"flip", "steady"} {
+			for i := 0; i < perWindow; i++ {
+				at := t0.Add(time.Duration(w)*time.Minute + time.Duration(i)*time.Minute/perWindow)
+				id := fmt.Sprintf("%s-%d-%d", model, w, i)
+				p := rng.Float64()
+				s := min(max(p+0.05*rng.NormFloat64(), 0), 1)
+				if model == "flip" && w >= flipFrom && i%2 == 0 {
+					s = 1 - s
+				}
+				for _, slot := range []struct {
+					version, deployment string
+					score               float64
+				}{{"1", schemas.DeploymentPrimary, p}, {"2", schemas.DeploymentShadow, s}} {
+					e := &schemas.PredictionEvent{EventID: id + "-" + slot.deployment, RequestID: id, Model: model, ModelVersion: slot.version,
+						Deployment: slot.deployment, Timestamp: at, Status: "ok", LatencyMs: 20,
+						Prediction: schemas.Value{Kind: schemas.Number, Num: slot.score}}
+					msgs = append(msgs, kafka.Message{Key: []byte(id), Value: jsonOf(t, e)})
+				}
+			}
+		}
+	}
+	h.produce(t, msgs...)
+	waitFor, stop := h.start(t)
+	waitFor("every window judged", func(st pipeline.Stats) bool { return st.WindowsClosed >= uint64(4*windows) })
+	stop()
+
+	ctx := testenv.Context(t, time.Minute)
+	rows, err := h.store.Conn().Query(ctx, `SELECT model, groupArray(in_reference), groupArray(round(agreement, 2)) FROM (SELECT * FROM `+h.store.Database()+`.shadow_analysis FINAL
+ORDER BY model, window_start) GROUP BY model ORDER BY model`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var model string
+		var inRef []uint8
+		var agreement []float64
+		if err := rows.Scan(&model, &inRef, &agreement); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%s: in reference %v, agreement %v", model, inRef, agreement)
+		if len(inRef) != windows || fmt.Sprint(inRef[:4]) != "[1 1 1 0]" {
+			t.Errorf("%s: %d rows, in reference %v; want %d, the first three", model, len(inRef), inRef, windows)
+		}
+		for w, a := range agreement {
+			if changed := model == "flip" && w >= flipFrom; (changed && a > 0.7) || (!changed && a < 0.85) {
+				t.Errorf("%s window %d: agreement %v", model, w, a)
+			}
+		}
+	}
+	rows.Close()
+	var fired []string
+	rows, err = h.store.Conn().Query(ctx, `SELECT model, metric, state, toUnixTimestamp(window_end) FROM `+h.store.Database()+`.alerts FINAL
+WHERE kind = 'shadow' ORDER BY window_end, model`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var model, metric, state string
+		var end uint32
+		if err := rows.Scan(&model, &metric, &state, &end); err != nil {
+			t.Fatal(err)
+		}
+		fired = append(fired, fmt.Sprintf("%s %s %s %d", model, metric, state, (int64(end)-t0.Unix())/60-1))
+	}
+	rows.Close()
+	if want := []string{fmt.Sprintf("flip disagreement_vs_reference firing %d", flipFrom)}; fmt.Sprint(fired) != fmt.Sprint(want) {
+		t.Errorf("shadow alerts %v, want %v", fired, want)
+	}
+}

@@ -98,7 +98,9 @@ func TestDevModeScenarios(t *testing.T) {
 		// predictions go wrong (performance) and the loss stream changes (concept_drift).
 		{simulate.ConceptDrift, []want{{"performance", "", "primary", "", []string{"firing"}},
 			{"concept_drift", "", "primary", "", []string{"firing"}}}, ""},
-		{simulate.ShadowDisagree, nil, "shadow"},
+		// The shadow answers the primary's requests; after the change it flips a third
+		// of them: its agreement with the primary falls below its own reference's.
+		{simulate.ShadowDisagree, []want{{"shadow", "", "shadow", "", []string{"firing"}}}, ""},
 		// The join stage fails for two windows, the model's amount drifts meanwhile (and
 		// its alert points upstream), then the whole pipeline goes silent.
 		{simulate.PipelineFailure, []want{
