@@ -110,7 +110,10 @@ type generation struct {
 	ended     chan struct{}
 	owned     map[TopicPartition]bool
 	committed map[TopicPartition]int64
-	status    atomic.Pointer[Status] // the last check of watch
+	// from is where the generation began reading each partition (kafka.FirstOffset or
+	// kafka.LastOffset when nothing was committed).
+	from   map[TopicPartition]int64
+	status atomic.Pointer[Status] // the last check of watch
 }
 
 func dialer(o Options) *kafka.Dialer {
@@ -263,7 +266,7 @@ func (c *Consumer) end(gen *generation) {
 // start launches one reader per assigned partition, each bound to the generation.
 func (c *Consumer) start(g *kafka.Generation) *generation {
 	gen := &generation{g: g, recs: make(chan Record, 256), ended: make(chan struct{}),
-		owned: map[TopicPartition]bool{}, committed: map[TopicPartition]int64{}}
+		owned: map[TopicPartition]bool{}, committed: map[TopicPartition]int64{}, from: map[TopicPartition]int64{}}
 	for topic, parts := range g.Assignments {
 		for _, pa := range parts {
 			tp := TopicPartition{topic, pa.ID}
@@ -288,6 +291,7 @@ func (c *Consumer) start(g *kafka.Generation) *generation {
 			if last, ok := c.delivered[tp]; cont && ok {
 				from = last + 1
 			}
+			gen.from[tp] = from
 			assigned = append(assigned, fmt.Sprintf("%s/%d@%d", topic, pa.ID, from))
 			g.Start(func(ctx context.Context) { c.read(ctx, gen, tp, from) })
 		}

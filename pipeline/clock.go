@@ -67,12 +67,6 @@ func (c *streamClock) position(tp consumers.TopicPartition, lag int64) {
 	c.part(tp).lag = lag
 }
 
-// unread reports whether tp had records after the last one read from it.
-func (c *streamClock) unread(tp consumers.TopicPartition) bool {
-	i, ok := c.index[tp]
-	return ok && c.parts[i].lag > 0
-}
-
 // event records a decoded record's event time, read at wall time now.
 func (c *streamClock) event(tp consumers.TopicPartition, t, now time.Time) {
 	if p := c.part(tp); t.After(p.max) {

@@ -57,6 +57,7 @@ type labelStore interface {
 	WriteLabelData(ctx context.Context, keys []storage.PredictionKey, labels []storage.LabelRow, at time.Time) error
 	LoadLabelProgress(ctx context.Context) ([]storage.LabelProgress, []string, error)
 	LoadUnsettledWindows(ctx context.Context, models []string, since, until time.Time) ([]storage.SettledWindow, error)
+	LabelCuts(ctx context.Context, t, appended time.Time, partitions []storage.LabelPartition) (map[storage.LabelPartition]int64, error)
 	LoadWindowPairs(ctx context.Context, w storage.SettledWindow, js storage.JoinSpec, add func(detectors.PerfPair)) (uint64, error)
 	LoadSettled(ctx context.Context, only ...processors.SeriesKey) ([]storage.SeriesSettled, error)
 }
@@ -78,9 +79,17 @@ const labelIdle = time.Hour
 const labelSkew = time.Minute
 
 // labelPart is what the settle loop knows of one label partition: the newest label stamp
-// and the newest record time read from it (zero: none; a restart restores the stamp only).
+// and the newest record time read from it (zero: none; a restart restores the stamp
+// only), and when it was last found read to its end (zero: not since this member
+// started reading it).
 type labelPart struct {
-	stamp, appended time.Time
+	stamp, appended, caught time.Time
+}
+
+// endsSource is the Source's view of where partitions end (a *consumers.Consumer): what
+// tells a label partition read to its end from one whose last fetch said so.
+type endsSource interface {
+	Ends(ctx context.Context, tps []consumers.TopicPartition) (map[consumers.TopicPartition]consumers.Ends, error)
 }
 
 // labelState is the runner's label-join state.
@@ -179,23 +188,29 @@ func newLabelState() *labelState {
 		series: map[processors.SeriesKey]*perfSeries{}}
 }
 
-// watermark is the label partitions' common progress at wall time now: every label that
-// can join a window whose cutoff is before it has been read. A partition is past a cutoff
-// once it delivered a label stamped after it or a record appended more than labelIdle
-// after it (the records from there on are cut off: storage.JoinSpec), or, read to its
-// end, once now is labelIdle + labelSkew past it (a record appended later is cut off
-// too). A partition with unread records holds the others back however far behind it is:
-// read as a backlog, partitions are not read at the same pace, and a window settled past
-// the labels still unread in one would be judged without them.
-func (l *labelState) watermark(now time.Time, unread func(consumers.TopicPartition) bool) time.Time {
+// watermark is the label partitions' common progress: every label that can join a
+// window whose cutoff is before it has been read. A partition is past a cutoff once it
+// delivered a label stamped after it or a record appended more than labelIdle after it
+// (the records from there on are cut off: storage.JoinSpec), or once it was found read
+// to its end (its end offset asked of the broker, caught) more than labelIdle +
+// labelSkew after the cutoff: a record appended later is cut off too. Otherwise it holds
+// the others back however far behind it is: read as a backlog, partitions are not read
+// at the same pace, and a window settled past the labels still unread in one would be
+// judged without them. With caughtAt, every partition counts as found read to its end
+// at that time (whether anything could be due if it were).
+func (l *labelState) watermark(caughtAt time.Time) time.Time {
 	var wm time.Time
 	first := true
-	for tp, p := range l.progress {
+	for _, p := range l.progress {
 		t := p.stamp
 		if a := p.appended.Add(-labelIdle); !p.appended.IsZero() && a.After(t) {
 			t = a
 		}
-		if w := now.Add(-labelIdle - labelSkew); !unread(tp) && w.After(t) {
+		caught := p.caught
+		if !caughtAt.IsZero() {
+			caught = caughtAt
+		}
+		if w := caught.Add(-labelIdle - labelSkew); !caught.IsZero() && w.After(t) {
 			t = w
 		}
 		if first || t.Before(wm) {
@@ -203,6 +218,57 @@ func (l *labelState) watermark(now time.Time, unread func(consumers.TopicPartiti
 		}
 	}
 	return wm
+}
+
+// refreshCaught asks the broker where the label partitions end, at wall time now, and
+// marks those this member has read to their end as caught at now. A source that cannot
+// tell (or a partition this member does not read) marks nothing.
+func (r *Runner) refreshCaught(ctx context.Context, now time.Time) error {
+	src, ok := r.src.(endsSource)
+	if !ok {
+		return nil
+	}
+	l := r.lab
+	tps := make([]consumers.TopicPartition, 0, len(l.progress))
+	for tp := range l.progress {
+		tps = append(tps, tp)
+	}
+	var ends map[consumers.TopicPartition]consumers.Ends
+	if err := retry.Do(ctx, r.policy(), "asking where label partitions end", retryAll, r.attempt, func(ctx context.Context) error {
+		var err error
+		ends, err = src.Ends(ctx, tps)
+		return err
+	}); err != nil {
+		return err
+	}
+	for tp, e := range ends {
+		pos := e.Start
+		if last, ok := r.lastSeen[tp]; ok {
+			pos = max(pos, last+1)
+		}
+		if pos >= e.End {
+			p := l.progress[tp]
+			p.caught = now
+			l.progress[tp] = p
+		}
+	}
+	return nil
+}
+
+// newest is the newest label stamp read from any partition.
+func (l *labelState) newest() time.Time {
+	var t time.Time
+	for _, p := range l.progress {
+		t = maxTime(t, p.stamp)
+	}
+	return t
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // oldest is the oldest of the label partitions' newest stamps.
@@ -258,8 +324,11 @@ func (r *Runner) handleLabel(ctx context.Context, rec consumers.Record) error {
 		p.stamp = e.Timestamp
 	}
 	appended := rec.Time
-	if appended.Unix() <= 0 {
-		appended = time.Time{} // none (Kafka's -1): the record dates nothing
+	if appended.Unix() <= 0 || appended.After(now.Add(maxAhead)) {
+		// None (Kafka's -1), or a producer's clock ahead of driftd's (a record time set by
+		// hand, in the wrong unit): the record dates nothing, rather than release its
+		// partition and cut every label after it until that date.
+		appended = time.Time{}
 	}
 	if appended.After(p.appended) {
 		p.appended = appended
@@ -328,8 +397,19 @@ func (r *Runner) writeLabels(ctx context.Context, keys []storage.PredictionKey, 
 func (r *Runner) settleLabels(ctx context.Context) error {
 	l := r.lab
 	ls := r.set.Labels
-	wm := l.watermark(r.now(), r.clock.unread)
-	if wm.IsZero() || len(l.models) == 0 {
+	if len(l.models) == 0 {
+		return nil
+	}
+	// Where the partitions end is asked only when a window could be due were they read
+	// to their end now.
+	now := r.now()
+	if wm := l.watermark(now); !wm.IsZero() && (!l.dueKnown || len(l.due) > 0 && !l.due[0].After(wm.Add(-ls.minSettle()-ls.Lateness-time.Millisecond))) {
+		if err := r.refreshCaught(ctx, now); err != nil {
+			return err
+		}
+	}
+	wm := l.watermark(time.Time{})
+	if wm.IsZero() {
 		return nil
 	}
 	// A window settles when every label partition is past its cutoff, its end + settle +
@@ -349,10 +429,12 @@ func (r *Runner) settleLabels(ctx context.Context) error {
 	}
 	// The scan is bounded below. Known, by the oldest due window's end (its model's settle
 	// time is less than the horizon: config.checkLabels). Not known, by the horizon before
-	// the partition whose labels are oldest: no label stamped since can join a window that
-	// ended before then (the watermark would not do: a backlog's partitions read to their
-	// end put it at the wall clock, months after the backlog's windows).
-	since := l.oldest()
+	// the partition whose labels are oldest (no label stamped since can join a window that
+	// ended before then), but no more than two horizons before the newest label (a
+	// partition quiet for months would make every full load scan, and settle without
+	// labels, months of windows). The watermark would not do: partitions read to their
+	// end put it at the wall clock, months after a backlog's windows.
+	since := maxTime(l.oldest(), l.newest().Add(-ls.Horizon))
 	if l.dueKnown {
 		since = l.due[0]
 	}
@@ -397,6 +479,7 @@ func (r *Runner) settleLabels(ctx context.Context) error {
 	// Known once the loop is through: cut off (an error, ctx), the next loop loads all.
 	l.dueKnown = false
 	waiting := map[processors.SeriesKey]bool{}
+	cuts := map[[2]time.Time]map[storage.LabelPartition]int64{}
 	for _, w := range windows {
 		ps, err := r.perfSeries(ctx, w.Series)
 		if err != nil {
@@ -421,6 +504,19 @@ func (r *Runner) settleLabels(ctx context.Context) error {
 		cutoff := w.End.Add(settle + ls.Lateness)
 		js := storage.JoinSpec{From: w.Start.Add(-ls.Lateness), Until: w.End.Add(settle), Cutoff: cutoff, AppendCutoff: cutoff.Add(labelIdle),
 			Horizon: ls.Horizon, Before: ls.Lateness, Partitions: partitions}
+		// Windows that end together (the series of a model) share their cutoffs.
+		ck := [2]time.Time{js.Cutoff, js.AppendCutoff}
+		if js.Cuts = cuts[ck]; js.Cuts == nil {
+			if err := retry.Do(ctx, r.policy(), "finding label cutoffs", retryAll, r.attempt, func(ctx context.Context) error {
+				var err error
+				js.Cuts, err = r.store.LabelCuts(ctx, js.Cutoff, js.AppendCutoff, js.Partitions)
+				return err
+			}); err != nil {
+				finish()
+				return err
+			}
+			cuts[ck] = js.Cuts
+		}
 		// The window streams through a scorer, a page of the join at a time; an attempt
 		// cut off part way starts again from a fresh one.
 		var sc *detectors.Scorer

@@ -104,3 +104,41 @@ func TestSettleLoopDueTimes(t *testing.T) {
 		t.Errorf("%d loads for %d loops", st.loads, 12*36)
 	}
 }
+
+func (s *dueStore) LabelCuts(context.Context, time.Time, time.Time, []storage.LabelPartition) (map[storage.LabelPartition]int64, error) {
+	return map[storage.LabelPartition]int64{}, nil
+}
+
+// standbySource is a member's source reading assigned partitions (0: a standby).
+type standbySource struct {
+	Source
+	assigned int
+}
+
+func (s standbySource) Assigned() int { return s.assigned }
+func (s standbySource) Commit(context.Context, map[consumers.TopicPartition]int64) error {
+	return nil
+}
+
+// A standby (no partition assigned) settles nothing, though it restored the label
+// partitions' progress and the wall clock is far past the windows (review: it judged
+// windows the active member had not read every label of, and the active member then
+// found them settled); the active member does.
+func TestStandbySettlesNothing(t *testing.T) {
+	t0 := time.Date(2026, 3, 4, 0, 0, 0, 0, time.UTC)
+	for _, assigned := range []int{0, 1} {
+		st := &dueStore{settled: map[[2]any]bool{}, windows: []storage.SettledWindow{{Series: processors.SeriesKey{Model: "m", Version: "1", Deployment: "primary"},
+			Start: t0, End: t0.Add(5 * time.Minute)}}}
+		set := Settings{LabelTopic: "labels", ReferenceWindows: func(string) int { return 3 }, StartupGrace: time.Second,
+			Labels: LabelSettings{Horizon: 7 * 24 * time.Hour, Settle: time.Minute, Lateness: time.Second, Detector: detectors.ChangeADWIN}}
+		r := New(set, standbySource{assigned: assigned}, nil, nil, st, slog.New(slog.NewTextHandler(io.Discard, nil)), func() time.Time { return t0.Add(30 * 24 * time.Hour) })
+		r.lab.models["m"] = true
+		r.lab.progress[consumers.TopicPartition{Topic: "labels"}] = labelPart{stamp: t0.Add(time.Hour)} // restored: labels read past the window
+		if err := r.settleAndCommit(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if settled := len(st.settled); (assigned == 0) != (settled == 0) || (assigned == 0) != (st.loads == 0) {
+			t.Errorf("%d partitions assigned: %d windows settled, %d loads", assigned, settled, st.loads)
+		}
+	}
+}

@@ -772,11 +772,11 @@ func (r *Runner) Flush(ctx context.Context) error {
 }
 
 // settleAndCommit ends a flush: the windows whose labels are in are judged (labels.go;
-// one member judges them all, so not while the group spreads partitions; and not before
-// the start-up grace, in which every label partition delivers its first records), then
-// the offsets are committed.
+// one member judges them all, so not while the group spreads partitions, nor on a
+// standby; and not before the start-up grace, in which every label partition delivers
+// its first records), then the offsets are committed.
 func (r *Runner) settleAndCommit(ctx context.Context) error {
-	if r.lab != nil && !r.set.Spread && r.graceOver(r.now()) {
+	if r.lab != nil && !r.set.Spread && r.src.Assigned() > 0 && r.graceOver(r.now()) {
 		if err := r.settleLabels(ctx); err != nil {
 			return err
 		}

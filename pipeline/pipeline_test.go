@@ -102,10 +102,12 @@ type harness struct {
 	ended  chan struct{}
 	runErr func() error
 
-	skew  atomic.Int64
-	store *storage.Store
-	mu    sync.Mutex
-	stats pipeline.Stats
+	skew atomic.Int64
+	// wrapStore, if set, stands between the runner and the store.
+	wrapStore func(pipeline.Store) pipeline.Store
+	store     *storage.Store
+	mu        sync.Mutex
+	stats     pipeline.Stats
 }
 
 func newHarness(t testing.TB) *harness { t.Helper(); return newHarnessN(t, 3) }
@@ -200,7 +202,11 @@ func (h *harness) start(t testing.TB) (waitFor func(what string, cond func(pipel
 	if h.deadLetters != nil {
 		dl = h.deadLetters(dl)
 	}
-	r := pipeline.New(set, c, dl, sink, h.store, log, now)
+	var st pipeline.Store = h.store
+	if h.wrapStore != nil {
+		st = h.wrapStore(st)
+	}
+	r := pipeline.New(set, c, dl, sink, st, log, now)
 	// A restart's waitFor must see this run's counts, not the last run's.
 	h.mu.Lock()
 	h.stats = pipeline.Stats{}

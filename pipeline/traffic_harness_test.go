@@ -373,7 +373,8 @@ func paceName(p replay.Pace) string {
 func firing(alerts []*schemas.AlertEvent, to time.Time) []string {
 	var out []string
 	for _, x := range replay.Transitions(alerts) {
-		if x.State == schemas.StateFiring && !x.WindowEnd.After(to) {
+		// A canary's promote recommendation (info) pages nobody: it is not a false alarm.
+		if x.State == schemas.StateFiring && !x.WindowEnd.After(to) && x.Metric != "canary_promote" {
 			out = append(out, x.String())
 		}
 	}

@@ -22,6 +22,15 @@ func TestTrafficCanaryAndShadowOfTheSameVersionAreQuiet(t *testing.T) {
 	if f := firing(alerts, end.Add(-15*time.Minute)); len(f) > 0 {
 		t.Errorf("%d alerts on a stationary stream (%s); first: %v%s", len(f), countKinds(alerts), f[:min(5, len(f))], summaries(alerts, 4))
 	}
+	// The canary (150 requests a window) is healthy against the primary: after ten
+	// windows it can be promoted.
+	promoted := false
+	for _, x := range replay.Transitions(alerts) {
+		promoted = promoted || x.Metric == "canary_promote" && x.State == "firing"
+	}
+	if !promoted {
+		t.Errorf("no promote recommendation for a canary as good as the primary (%s)", countKinds(alerts))
+	}
 }
 
 func TestTrafficHourlyBatchModelIsNotStopped(t *testing.T) {

@@ -343,6 +343,9 @@ type JoinSpec struct {
 	Before time.Duration
 	// Partitions are the label partitions the cutoff is looked for on (those with labels).
 	Partitions []LabelPartition
+	// Cuts are the cutoffs already found (LabelCuts of Cutoff, AppendCutoff and
+	// Partitions; nil: found by LoadWindowPairs): windows that share a cutoff share them.
+	Cuts map[LabelPartition]int64
 }
 
 // LabelPartition is one partition of the label topic.
@@ -363,9 +366,12 @@ const joinPage = 250_000
 // only beyond the horizon. A call that fails has passed some of the pairs: the caller
 // starts again from a fresh state.
 func (s *Store) LoadWindowPairs(ctx context.Context, w SettledWindow, js JoinSpec, add func(detectors.PerfPair)) (uint64, error) {
-	cuts, err := s.LabelCuts(ctx, js.Cutoff, js.AppendCutoff, js.Partitions)
-	if err != nil {
-		return 0, err
+	cuts := js.Cuts
+	if cuts == nil {
+		var err error
+		if cuts, err = s.LabelCuts(ctx, js.Cutoff, js.AppendCutoff, js.Partitions); err != nil {
+			return 0, err
+		}
 	}
 	cutKeys, cutOffsets := make([]string, 0, len(cuts)), make([]int64, 0, len(cuts))
 	for k, off := range cuts {

@@ -520,3 +520,8 @@ func (s *Store) JoinShadow(context.Context, processors.SeriesKey, string, time.T
 func (s *Store) LoadShadowReference(context.Context, processors.SeriesKey) ([]detectors.ShadowCounts, error) {
 	return nil, nil
 }
+
+// LabelCuts finds none (LoadLabelProgress).
+func (s *Store) LabelCuts(context.Context, time.Time, time.Time, []storage.LabelPartition) (map[storage.LabelPartition]int64, error) {
+	return map[storage.LabelPartition]int64{}, nil
+}
