@@ -212,3 +212,88 @@ WHERE kind = 'shadow' ORDER BY window_end, model`)
 		t.Errorf("shadow alerts %v, want %v", fired, want)
 	}
 }
+
+// Blue/green on real Kafka and the engine: a model's traffic moves from blue to green at
+// window 4. The switch is marked (an info alert, "switched at"); green's first windows are
+// compared with blue's last one: as good, three healthy rows and nothing else; four
+// times slower, a critical alert recommending a switch back on the switch's window, and
+// the comparison goes on while it fires. Blue, silent after the switch, is not paged as
+// stopped: the model's blue and green traffic together did not drop.
+func TestBlueGreenSwitch(t *testing.T) {
+	h := newHarness(t)
+	const windows, perWindow, switchAt = 8, 300, 4
+	rng := rand.New(rand.NewPCG(8, 8))
+	var msgs []kafka.Message
+	for w := 0; w < windows; w++ {
+		for _, model := range []string{"bg-same", "bg-slow"} {
+			version, slot, slower := "1", schemas.DeploymentBlue, 1.0
+			if w >= switchAt {
+				version, slot = "2", schemas.DeploymentGreen
+				if model == "bg-slow" {
+					slower = 4
+				}
+			}
+			for i := 0; i < perWindow; i++ {
+				at := t0.Add(time.Duration(w)*time.Minute + time.Duration(i)*time.Minute/perWindow)
+				id := fmt.Sprintf("%s-%d-%d", model, w, i)
+				e := &schemas.PredictionEvent{EventID: id, RequestID: id, Model: model, ModelVersion: version, Deployment: slot,
+					Timestamp: at, Status: "ok", LatencyMs: 40 * math.Exp(0.5*rng.NormFloat64()) * slower,
+					Prediction: schemas.Value{Kind: schemas.Number, Num: rng.Float64()}}
+				msgs = append(msgs, kafka.Message{Key: []byte(id), Value: jsonOf(t, e)})
+			}
+		}
+	}
+	h.produce(t, msgs...)
+	waitFor, stop := h.start(t)
+	// Blue's empty windows after the switch count as closed too: wait for green's last.
+	waitFor("every window judged", func(st pipeline.Stats) bool {
+		return h.count(t, fmt.Sprintf("SELECT uniqExact(model) FROM %s.window_model_stats WHERE model_version = '2' AND window_start = toDateTime64(%d, 3, 'UTC')",
+			h.store.Database(), t0.Add((windows-1)*time.Minute).Unix())) == 2
+	})
+	stop()
+
+	ctx := testenv.Context(t, time.Minute)
+	rows, err := h.store.Conn().Query(ctx, `SELECT model, groupArray(concat(toString(dateDiff('minute', toDateTime64(`+fmt.Sprint(t0.Unix())+`, 3, 'UTC'), window_start)), ' ', verdict))
+FROM (SELECT * FROM `+h.store.Database()+`.canary_analysis FINAL ORDER BY model, window_start) GROUP BY model ORDER BY model`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for rows.Next() {
+		var model string
+		var v []string
+		if err := rows.Scan(&model, &v); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, model+": "+strings.Join(v, ", "))
+	}
+	rows.Close()
+	want := []string{"bg-same: 4 healthy, 5 healthy, 6 healthy", "bg-slow: 4 regression, 5 regression, 6 regression, 7 regression"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("comparisons after the switch:\n%v\nwant\n%v", got, want)
+	}
+	rows, err = h.store.Conn().Query(ctx, `SELECT model, metric, severity, state, toUnixTimestamp(window_end), summary FROM `+h.store.Database()+`.alerts FINAL
+ORDER BY model, metric, window_end, state`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fired []string
+	for rows.Next() {
+		var model, metric, severity, state, summary string
+		var end uint32
+		if err := rows.Scan(&model, &metric, &severity, &state, &end, &summary); err != nil {
+			t.Fatal(err)
+		}
+		fired = append(fired, fmt.Sprintf("%s %s %s %s %d", model, metric, severity, state, (int64(end)-t0.Unix())/60-1))
+		t.Logf("%s %s: %s", model, state, summary)
+	}
+	rows.Close()
+	want = []string{
+		"bg-same traffic_switch info firing 4", "bg-same traffic_switch info resolved 6",
+		"bg-slow switch_regression critical firing 4",
+		"bg-slow traffic_switch info firing 4", "bg-slow traffic_switch info resolved 6",
+	}
+	if fmt.Sprint(fired) != fmt.Sprint(want) {
+		t.Errorf("alerts:\n%v\nwant\n%v", fired, want)
+	}
+}

@@ -36,7 +36,11 @@ type judge struct {
 	refs     map[[2]string]*detectors.Profile
 	building map[[2]string]*refBuilder
 	series   map[processors.SeriesKey]*seriesState
-	alerter  *detectors.Alerter
+	// slots are the models' blue/green slots, slotEvents their events per model and window
+	// (bluegreen.go).
+	slots      map[string]*slots
+	slotEvents map[slotWindow]uint64
+	alerter    *detectors.Alerter
 	// hint says what a model's upstream stages did in a window ("" when nothing is known
 	// or wrong), for drift alerts (upstream.go).
 	hint func(model string, start, end time.Time) string
@@ -45,7 +49,7 @@ type judge struct {
 func newJudge(set *Settings, log *slog.Logger, earlier windowLoader) *judge {
 	return &judge{set: set, log: log, earlier: earlier,
 		refs: map[[2]string]*detectors.Profile{}, building: map[[2]string]*refBuilder{},
-		series:  map[processors.SeriesKey]*seriesState{},
+		series: map[processors.SeriesKey]*seriesState{}, slots: map[string]*slots{}, slotEvents: map[slotWindow]uint64{},
 		alerter: detectors.NewAlerter(set.FireAfter, set.ResolveAfter),
 		hint:    func(string, time.Time, time.Time) string { return "" },
 	}
@@ -66,6 +70,7 @@ func (j *judge) judgeClosed(ctx context.Context, closed []processors.Closed, now
 			inBatch[windowKey{c.Merged.Series, c.Merged.Start}] = c.Merged
 		}
 	}
+	j.countSlotEvents(closed)
 	var built []*detectors.Profile
 	for _, c := range closed {
 		if c.Supplement {
@@ -110,6 +115,7 @@ func (j *judge) judgeClosed(ctx context.Context, closed []processors.Closed, now
 		}
 	}
 	j.compareCanaries(closed, now, batch)
+	j.compareSwitches(ctx, closed, now, batch)
 	return built, nil
 }
 

@@ -177,6 +177,15 @@ func (j *judge) judgeVolume(v *detectors.Verdict, w *processors.WindowAgg, ref *
 	size := time.Duration(w.End-w.Start) * time.Millisecond
 	st := j.state(w.Series)
 	c, exp, th, ok := j.volumeCondition(w, ref, st, size)
+	if ok && c.Breached && c.Value < 1 && isSlot(w.Series.Deployment) {
+		// A blue/green slot judged with the other: traffic that moved to the other slot
+		// (a switch) is not an outage.
+		expected := exp.PerWindow * float64(w.End-w.Start) / float64(exp.Size.Milliseconds())
+		if pair := j.slotEvents[slotWindow{w.Series.Model, w.Start}]; float64(pair) > th.Signals.VolumeDrop*expected {
+			c.Breached = false
+			c.Details["not_low_against"] = "the model's blue and green slots together (its traffic moved to the other slot)"
+		}
+	}
 	x := runWindow{start: w.Start, end: w.End, events: w.Events}
 	if ok {
 		x.expected = exp.PerWindow * float64(w.End-w.Start) / float64(exp.Size.Milliseconds())
