@@ -173,3 +173,22 @@ func b2f(b bool) float64 {
 	}
 	return 0
 }
+
+// CanaryPerformance judges a canary's settled window against the primary's window of the
+// same period (PerformanceCondition with the primary's counts as the reference): a
+// critical condition that fires after set.RegressionWindows windows in a row. ok is
+// false when there is nothing to judge (no shared task, too few labels on either side).
+func CanaryPerformance(w PerfWindow, canary, primary PerfCounts, primaryVersion string, th PerformanceThresholds, set CanarySettings) (Condition, bool) {
+	c, ok := PerformanceCondition(w, canary, primary, th)
+	if !ok {
+		return Condition{}, false
+	}
+	c.Kind, c.Metric = schemas.KindCanary, "canary_performance"
+	c.FireAfter = set.RegressionWindows
+	c.Severity = schemas.SeverityCritical
+	c.FiringSummary = fmt.Sprintf("canary %s %s did worse than primary %s on labelled predictions for %d windows; recommend rollback: %s",
+		w.Series.Model, w.Series.Version, primaryVersion, set.RegressionWindows, primaryWords.Replace(c.FiringSummary))
+	c.ResolvedSummary = primaryWords.Replace(c.ResolvedSummary)
+	c.Details["primary_version"] = primaryVersion
+	return c, true
+}

@@ -297,3 +297,73 @@ ORDER BY model, metric, window_end, state`)
 		t.Errorf("alerts:\n%v\nwant\n%v", fired, want)
 	}
 }
+
+// A canary whose labelled predictions are worse than the primary's in the same windows
+// (its labels flipped: wrong where the primary is right) fires canary_performance after
+// two windows, recommending rollback, once the windows' labels settle; the primary
+// compared with itself raises nothing.
+func TestCanaryPerformance(t *testing.T) {
+	h := newHarness(t)
+	h.tweak = joinLabels(h)
+	const windows = 5
+	rng := rand.New(rand.NewPCG(9, 9))
+	var preds, labels []kafka.Message
+	for w := 0; w < windows; w++ {
+		for _, slot := range []struct {
+			version, deployment string
+			n                   int
+		}{{"1", schemas.DeploymentPrimary, 200}, {"2", schemas.DeploymentCanary, 150}} {
+			for i := 0; i < slot.n; i++ {
+				at := t0.Add(time.Duration(w)*time.Minute + time.Duration(i)*time.Minute/time.Duration(slot.n))
+				id := fmt.Sprintf("%s-%d-%d", slot.deployment, w, i)
+				p := rng.Float64()
+				preds = append(preds, kafka.Message{Key: []byte(id), Value: jsonOf(t, &schemas.PredictionEvent{EventID: id, RequestID: id, Model: labelModel,
+					ModelVersion: slot.version, Deployment: slot.deployment, Timestamp: at, Status: "ok", LatencyMs: 10,
+					Prediction: schemas.Value{Kind: schemas.Number, Num: p}})})
+				y := 0.0
+				if rng.Float64() < p {
+					y = 1
+				}
+				if slot.deployment == schemas.DeploymentCanary {
+					y = 1 - y
+				}
+				labels = append(labels, labelMessage(t, &schemas.LabelEvent{EventID: "l-" + id, RequestID: id, Model: labelModel,
+					Timestamp: at.Add(10 * time.Second), Label: schemas.Value{Kind: schemas.Number, Num: y}}))
+			}
+		}
+	}
+	// Labels of no request after the stream: every label partition moves past the last
+	// window.
+	for i := 0; i < 20; i++ {
+		id := fmt.Sprintf("later-%d", i)
+		labels = append(labels, labelMessage(t, &schemas.LabelEvent{EventID: id, RequestID: id, Model: labelModel,
+			Timestamp: t0.Add((windows + 5) * time.Minute), Label: schemas.Value{Kind: schemas.Number, Num: 1}}))
+	}
+	h.produce(t, preds...)
+	h.produceTo(t, h.labels, labels...)
+	waitFor, stop := h.start(t)
+	waitFor("every window settled", func(st pipeline.Stats) bool { return st.PerformanceWindows == 2*windows })
+	stop()
+	ctx := testenv.Context(t, time.Minute)
+	rows, err := h.store.Conn().Query(ctx, `SELECT model_version, deployment, metric, state, toUnixTimestamp(window_end), summary FROM `+h.store.Database()+`.alerts FINAL
+WHERE kind = 'canary' ORDER BY window_end, metric`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fired []string
+	for rows.Next() {
+		var version, deployment, metric, state, summary string
+		var end uint32
+		if err := rows.Scan(&version, &deployment, &metric, &state, &end, &summary); err != nil {
+			t.Fatal(err)
+		}
+		if metric == "canary_performance" {
+			fired = append(fired, fmt.Sprintf("%s %s %s %d", version, deployment, state, (int64(end)-t0.Unix())/60-1))
+			t.Log(summary)
+		}
+	}
+	rows.Close()
+	if want := []string{"2 canary firing 1"}; fmt.Sprint(fired) != fmt.Sprint(want) {
+		t.Errorf("canary_performance alerts %v, want %v", fired, want)
+	}
+}

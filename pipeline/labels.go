@@ -539,6 +539,7 @@ func (r *Runner) settleLabels(ctx context.Context) error {
 		}
 		row.Change = state
 		batch.Performance = append(batch.Performance, row)
+		conds = append(conds, r.canaryPerformance(batch.Performance)...)
 		for _, c := range conds {
 			if a := r.j.alerter.Observe(c, r.now()); a != nil {
 				batch.Alerts = append(batch.Alerts, a)
@@ -562,6 +563,47 @@ func (r *Runner) settleLabels(ctx context.Context) error {
 		r.onPerf(batch.Performance)
 	}
 	return nil
+}
+
+// canaryPerformance compares the last of rows with its counterpart among the others: a
+// canary's window with the primary's of the same model and period, or a primary's with
+// its canaries' (detectors.CanaryPerformance). A model's series settle together (one
+// settle time per model), so the pair is in one batch, whichever comes first.
+func (r *Runner) canaryPerformance(rows []storage.PerformanceRow) []detectors.Condition {
+	last := rows[len(rows)-1]
+	k := last.Window.Series
+	if k.Deployment != schemas.DeploymentCanary && k.Deployment != schemas.DeploymentPrimary {
+		return nil
+	}
+	set := r.set.Canary
+	if set == (detectors.CanarySettings{}) {
+		set = detectors.DefaultCanarySettings
+	}
+	th := r.set.Labels.of(k.Model).Thresholds
+	var out []detectors.Condition
+	compare := func(canary, primary storage.PerformanceRow) {
+		if c, ok := detectors.CanaryPerformance(canary.Window, canary.Counts, primary.Counts, primary.Window.Series.Version, th, set); ok {
+			out = append(out, c)
+		}
+	}
+	var primary *storage.PerformanceRow
+	for i := range rows[:len(rows)-1] {
+		o := &rows[i]
+		if o.Window.Series.Model != k.Model || !o.Window.Start.Equal(last.Window.Start) {
+			continue
+		}
+		switch {
+		case k.Deployment == schemas.DeploymentPrimary && o.Window.Series.Deployment == schemas.DeploymentCanary:
+			compare(*o, last)
+		case k.Deployment == schemas.DeploymentCanary && o.Window.Series.Deployment == schemas.DeploymentPrimary &&
+			(primary == nil || o.Counts.Predictions > primary.Counts.Predictions):
+			primary = o
+		}
+	}
+	if primary != nil {
+		compare(last, *primary)
+	}
+	return out
 }
 
 // perfSeries returns a series' settled state: the one in memory, else the one stored (a
