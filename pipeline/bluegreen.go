@@ -39,13 +39,13 @@ type slotWindow struct {
 	start int64
 }
 
-// countSlotEvents adds closed's blue and green events per model and window to
-// j.slotEvents (what a slot's volume is judged with), and forgets those a day older than
-// the oldest window of closed.
+// countSlotEvents adds closed's serving events (every slot but shadow) per model and
+// window to j.slotEvents (what a canary's or blue/green slot's volume is judged with),
+// and forgets those a day older than the oldest window of closed.
 func (j *judge) countSlotEvents(closed []processors.Closed) {
 	oldest := int64(math.MaxInt64)
 	for _, c := range closed {
-		if w := c.Merged; !c.Supplement && isSlot(w.Series.Deployment) {
+		if w := c.Merged; !c.Supplement && w.Series.Deployment != schemas.DeploymentShadow {
 			j.slotEvents[slotWindow{w.Series.Model, w.Start}] += w.Events
 			oldest = min(oldest, w.Start)
 		}

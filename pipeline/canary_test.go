@@ -367,3 +367,44 @@ WHERE kind = 'canary' ORDER BY window_end, metric`)
 		t.Errorf("canary_performance alerts %v, want %v", fired, want)
 	}
 }
+
+// A canary rollout that ends (the canary slot falls silent, its traffic back on the
+// primary) is not an outage: no volume alert for the canary, while a model whose every
+// slot falls silent still pages.
+func TestCanaryRolloutEndIsNotAnOutage(t *testing.T) {
+	h := newHarness(t)
+	const windows, until = 12, 6
+	rng := rand.New(rand.NewPCG(4, 4))
+	var msgs []kafka.Message
+	for w := 0; w < windows; w++ {
+		for _, slot := range []struct {
+			model, version, deployment string
+			n, until                   int
+		}{{"rollout", "1", schemas.DeploymentPrimary, 300, windows}, {"rollout", "2", schemas.DeploymentCanary, 60, until},
+			{"outage", "1", schemas.DeploymentPrimary, 300, until}, {"outage", "2", schemas.DeploymentCanary, 60, until}} {
+			if w >= slot.until {
+				continue
+			}
+			for i := 0; i < slot.n; i++ {
+				at := t0.Add(time.Duration(w)*time.Minute + time.Duration(i)*time.Minute/time.Duration(slot.n))
+				id := fmt.Sprintf("%s-%s-%d-%d", slot.model, slot.deployment, w, i)
+				msgs = append(msgs, kafka.Message{Key: []byte(id), Value: jsonOf(t, &schemas.PredictionEvent{EventID: id, RequestID: id, Model: slot.model,
+					ModelVersion: slot.version, Deployment: slot.deployment, Timestamp: at, Status: "ok", LatencyMs: 10 + rng.Float64(),
+					Prediction: schemas.Value{Kind: schemas.Number, Num: rng.Float64()}})})
+			}
+		}
+	}
+	h.produce(t, msgs...)
+	waitFor, stop := h.start(t)
+	waitFor("the rollout model's last window", func(st pipeline.Stats) bool {
+		return h.count(t, fmt.Sprintf("SELECT uniqExact(model_version) FROM %s.window_model_stats WHERE model = 'rollout' AND window_start = toDateTime64(%d, 3, 'UTC')",
+			h.store.Database(), t0.Add((windows-1)*time.Minute).Unix())) >= 1
+	})
+	waitFor("the outage paged", func(st pipeline.Stats) bool {
+		return h.count(t, "SELECT count() FROM "+h.store.Database()+".alerts FINAL WHERE kind = 'volume' AND model = 'outage'") > 0
+	})
+	stop()
+	if n := h.count(t, "SELECT count() FROM "+h.store.Database()+".alerts FINAL WHERE kind = 'volume' AND model = 'rollout'"); n != 0 {
+		t.Errorf("%d volume alerts for the rollout's end", n)
+	}
+}

@@ -36,8 +36,8 @@ type judge struct {
 	refs     map[[2]string]*detectors.Profile
 	building map[[2]string]*refBuilder
 	series   map[processors.SeriesKey]*seriesState
-	// slots are the models' blue/green slots, slotEvents their events per model and window
-	// (bluegreen.go).
+	// slots are the models' blue/green slots, slotEvents their serving slots' events per
+	// model and window (bluegreen.go).
 	slots      map[string]*slots
 	slotEvents map[slotWindow]uint64
 	alerter    *detectors.Alerter

@@ -7,6 +7,7 @@ import (
 
 	"github.com/driftd/driftd/detectors"
 	"github.com/driftd/driftd/processors"
+	"github.com/driftd/driftd/schemas"
 	"github.com/driftd/driftd/storage"
 )
 
@@ -177,13 +178,13 @@ func (j *judge) judgeVolume(v *detectors.Verdict, w *processors.WindowAgg, ref *
 	size := time.Duration(w.End-w.Start) * time.Millisecond
 	st := j.state(w.Series)
 	c, exp, th, ok := j.volumeCondition(w, ref, st, size)
-	if ok && c.Breached && c.Value < 1 && isSlot(w.Series.Deployment) {
-		// A blue/green slot judged with the other: traffic that moved to the other slot
-		// (a switch) is not an outage.
+	if d := w.Series.Deployment; ok && c.Breached && c.Value < 1 && (isSlot(d) || d == schemas.DeploymentCanary) {
+		// A canary or blue/green slot is judged with the model's serving traffic: traffic
+		// that moved to another slot (a switch, a rollout's end) is not an outage.
 		expected := exp.PerWindow * float64(w.End-w.Start) / float64(exp.Size.Milliseconds())
-		if pair := j.slotEvents[slotWindow{w.Series.Model, w.Start}]; float64(pair) > th.Signals.VolumeDrop*expected {
+		if serving := j.slotEvents[slotWindow{w.Series.Model, w.Start}]; float64(serving) > th.Signals.VolumeDrop*expected {
 			c.Breached = false
-			c.Details["not_low_against"] = "the model's blue and green slots together (its traffic moved to the other slot)"
+			c.Details["not_low_against"] = "the model's serving slots together (its traffic moved to another slot)"
 		}
 	}
 	x := runWindow{start: w.Start, end: w.End, events: w.Events}
