@@ -21,9 +21,9 @@ type Condition struct {
 	WindowStart, WindowEnd                                     time.Time
 	FiringSummary, ResolvedSummary                             string
 	Details                                                    map[string]string
-	// FireAfter, when above 0, is how many consecutive breached windows fire this
-	// condition instead of the alerter's FireAfter.
-	FireAfter int
+	// FireAfter and ResolveAfter, when above 0, are how many consecutive breached (clean)
+	// windows fire (resolve) this condition instead of the alerter's.
+	FireAfter, ResolveAfter int
 }
 
 // Fingerprint identifies the condition across windows: the same feature of the same
@@ -148,7 +148,11 @@ func (a *Alerter) Observe(c Condition, now time.Time) *schemas.AlertEvent {
 	}
 	s.Good++
 	s.Bad = 0
-	if !s.Firing || s.Good < a.ResolveAfter {
+	resolveAfter := a.ResolveAfter
+	if c.ResolveAfter > 0 {
+		resolveAfter = c.ResolveAfter
+	}
+	if !s.Firing || s.Good < resolveAfter {
 		return nil
 	}
 	s.Firing = false

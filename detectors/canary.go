@@ -136,9 +136,13 @@ func canaryEvidence(c Condition) bool {
 // Conditions are the comparison's alert conditions, on the canary's series: a critical
 // regression that fires after set.RegressionWindows consecutive regressions and
 // recommends rollback, and an info-level promote recommendation after set.PromoteWindows
-// consecutive healthy windows. An inconclusive window has none: it moves neither.
+// consecutive healthy windows, withdrawn on the first window that is not (so that it
+// never stands beside a rollback). An inconclusive window with traffic has none: it
+// moves neither. A window without canary traffic (rolled back, or replaced by another
+// version) clears both: nothing is left to roll back or promote.
 func (c CanaryComparison) Conditions(set CanarySettings) []Condition {
-	if c.Outcome == CanaryInconclusive {
+	silent := c.CanaryEvents == 0
+	if c.Outcome == CanaryInconclusive && !silent {
 		return nil
 	}
 	start, end := time.UnixMilli(c.Start).UTC(), time.UnixMilli(c.End).UTC()
@@ -149,7 +153,7 @@ func (c CanaryComparison) Conditions(set CanarySettings) []Condition {
 	if len(c.Confounded) > 0 {
 		details["confounded"] = strings.Join(c.Confounded, ",")
 	}
-	regressed := c.Outcome == CanaryRegression
+	regressed, healthy := c.Outcome == CanaryRegression, c.Outcome == CanaryHealthy
 	base := Condition{Kind: schemas.KindCanary, Model: c.Canary.Model, Version: c.Canary.Version, Deployment: c.Canary.Deployment,
 		WindowStart: start, WindowEnd: end, Details: details}
 	regression := base
@@ -158,12 +162,19 @@ func (c CanaryComparison) Conditions(set CanarySettings) []Condition {
 	regression.FiringSummary = fmt.Sprintf("%s regressed against primary %s for %d windows; recommend rollback: %s",
 		subject, c.Primary.Version, set.RegressionWindows, c.Reason)
 	regression.ResolvedSummary = fmt.Sprintf("%s is healthy against primary %s again over %s", subject, c.Primary.Version, span)
+	if silent {
+		regression.ResolvedSummary = fmt.Sprintf("%s sends nothing since %s UTC (rolled back, or replaced): nothing left to roll back", subject, start.Format("15:04"))
+	}
 	promote := base
 	promote.Metric, promote.Severity, promote.FireAfter = "canary_promote", schemas.SeverityInfo, set.PromoteWindows
-	promote.Value, promote.Threshold, promote.Breached = b2f(!regressed), 1, !regressed
+	promote.Value, promote.Threshold, promote.Breached = b2f(healthy), 1, healthy
+	promote.ResolveAfter = 1
 	promote.FiringSummary = fmt.Sprintf("%s has been healthy against primary %s for %d windows; it can be promoted (last over %s)",
 		subject, c.Primary.Version, set.PromoteWindows, span)
 	promote.ResolvedSummary = fmt.Sprintf("%s is no longer healthy against primary %s (over %s): do not promote", subject, c.Primary.Version, span)
+	if silent {
+		promote.ResolvedSummary = fmt.Sprintf("%s sends nothing since %s UTC: nothing left to promote", subject, start.Format("15:04"))
+	}
 	return []Condition{regression, promote}
 }
 

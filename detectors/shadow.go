@@ -19,8 +19,9 @@ import (
 type ShadowCounts struct {
 	// Shadows are the shadow's predictions with a request id; Matched those the primary
 	// answered too (in the same window), Agreed those it answered alike: the same class
-	// (a probability in [0, 1] by which side of 0.5 it is), or a number within 10% of
-	// the primary's.
+	// or boolean, a probability (a number in [0, 1]) on the same side of 0.5 and within
+	// 0.1 of the primary's (scores of a rare class, all under 0.5, must agree by value),
+	// or another number within 10% of the primary's.
 	Shadows, Matched, Agreed uint64
 	// Numeric pairs (both numbers): their absolute differences and sums for the mean
 	// absolute difference and the correlation.
@@ -139,4 +140,17 @@ func JudgeShadow(w ShadowWindow, ref ShadowCounts, set ShadowSettings) []Conditi
 		family = append(family, judged{cond, p, rate > floor, false})
 	}
 	return settle(family, set.PValue)
+}
+
+// ShadowSilent are the shadow conditions of a window in which the shadow sent nothing
+// (removed, or replaced by another version): not breached, so that an alert left firing
+// resolves.
+func ShadowSilent(shadow processors.SeriesKey, start, end time.Time) []Condition {
+	var out []Condition
+	for _, metric := range []string{"disagreement_vs_reference", "agreement"} {
+		out = append(out, Condition{Kind: schemas.KindShadow, Model: shadow.Model, Version: shadow.Version, Deployment: shadow.Deployment,
+			Metric: metric, WindowStart: start, WindowEnd: end, Severity: schemas.SeverityWarning,
+			ResolvedSummary: fmt.Sprintf("shadow %s %s sends nothing since %s UTC (removed, or replaced): nothing left to compare", shadow.Model, shadow.Version, start.UTC().Format("15:04"))})
+	}
+	return out
 }

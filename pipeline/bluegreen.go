@@ -111,10 +111,15 @@ func (j *judge) compareSwitches(ctx context.Context, closed []processors.Closed,
 			j.observe(switchCondition(k.model, prev, active, switched), now, batch)
 		}
 		if switched {
-			if st.old != nil {
-				st.away = append(st.away, prev.Series) // the slot compared since the last switch
-			}
+			// The slot traffic left: an alert its comparison left firing resolves over the
+			// next windows (the alerter's state says whether one fires, after a restart too).
+			st.away = append(st.away, prev.Series)
 			st.to, st.old, st.left = active.Series.Deployment, prev, switchWindows
+			if j.alerter.State(switchRegression(detectors.CanaryComparison{Canary: prev.Series}).Fingerprint()).Firing {
+				// A rollback: traffic left a slot found regressed. The slot it went back to
+				// is not judged against the one it replaced.
+				st.old, st.left = nil, 0
+			}
 		}
 		if w := cur[st.to]; w != nil && st.old != nil {
 			cmp := detectors.CompareCanary(w, st.old, func(feature string) detectors.Thresholds { return j.set.Thresholds(k.model, feature) }, set, now)

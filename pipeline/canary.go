@@ -30,11 +30,23 @@ func (j *judge) compareCanaries(closed []processors.Closed, now time.Time, batch
 			continue
 		}
 		if primaries == nil {
-			// The primary of each model and period: the busiest primary version's window.
+			// The primary of each model and period: the busiest primary version's window,
+			// else (a model served by blue/green) the busiest slot's.
 			primaries = map[at]*processors.WindowAgg{}
+			slots := map[at]*processors.WindowAgg{}
 			for _, o := range closed {
 				p := o.Merged
-				if k := (at{p.Series.Model, p.Start}); !o.Supplement && p.Series.Deployment == schemas.DeploymentPrimary && busier(p, primaries[k]) {
+				k := at{p.Series.Model, p.Start}
+				switch {
+				case o.Supplement:
+				case p.Series.Deployment == schemas.DeploymentPrimary && busier(p, primaries[k]):
+					primaries[k] = p
+				case isSlot(p.Series.Deployment) && p.Events > 0 && busier(p, slots[k]):
+					slots[k] = p
+				}
+			}
+			for k, p := range slots {
+				if primaries[k] == nil {
 					primaries[k] = p
 				}
 			}
@@ -45,11 +57,40 @@ func (j *judge) compareCanaries(closed []processors.Closed, now time.Time, batch
 		}
 		model := w.Series.Model
 		cmp := detectors.CompareCanary(w, primary, func(feature string) detectors.Thresholds { return j.set.Thresholds(model, feature) }, set, now)
-		batch.Canary = append(batch.Canary, cmp)
+		if w.Events > 0 {
+			// A silent canary's empty windows (rolled back) only clear its alerts: a row
+			// each would say nothing, and its primary depends on what a flush held.
+			batch.Canary = append(batch.Canary, cmp)
+		}
 		for _, cond := range cmp.Conditions(set) {
-			if a := j.alerter.Observe(cond, now); a != nil {
-				batch.Alerts = append(batch.Alerts, a)
+			j.observe(cond, now, batch)
+		}
+		if w.Events > 0 {
+			j.clearReplacedCanaries(w, set, now, batch)
+		}
+	}
+}
+
+// clearReplacedCanaries clears the alerts of the model's other canary versions once w's
+// version has the canary slot: nothing is left to roll back or promote of them (their
+// own empty windows do the same, when they get any). j.canaries holds the canary series
+// whose alerts may fire, and forgets each once none does.
+func (j *judge) clearReplacedCanaries(w *processors.WindowAgg, set detectors.CanarySettings, now time.Time, batch *storage.Batch) {
+	j.canaries[w.Series] = true
+	for k := range j.canaries {
+		if k.Model != w.Series.Model || k.Version == w.Series.Version {
+			continue
+		}
+		firing := false
+		silent := detectors.CanaryComparison{Canary: k, Start: w.Start, End: w.End}
+		for _, cond := range silent.Conditions(set) {
+			if j.alerter.State(cond.Fingerprint()).Firing {
+				j.observe(cond, now, batch)
+				firing = firing || j.alerter.State(cond.Fingerprint()).Firing
 			}
+		}
+		if !firing {
+			delete(j.canaries, k)
 		}
 	}
 }

@@ -40,7 +40,9 @@ type judge struct {
 	// model and window (bluegreen.go).
 	slots      map[string]*slots
 	slotEvents map[slotWindow]uint64
-	alerter    *detectors.Alerter
+	// canaries are the canary series whose alerts may fire (canary.go).
+	canaries map[processors.SeriesKey]bool
+	alerter  *detectors.Alerter
 	// hint says what a model's upstream stages did in a window ("" when nothing is known
 	// or wrong), for drift alerts (upstream.go).
 	hint func(model string, start, end time.Time) string
@@ -50,8 +52,9 @@ func newJudge(set *Settings, log *slog.Logger, earlier windowLoader) *judge {
 	return &judge{set: set, log: log, earlier: earlier,
 		refs: map[[2]string]*detectors.Profile{}, building: map[[2]string]*refBuilder{},
 		series: map[processors.SeriesKey]*seriesState{}, slots: map[string]*slots{}, slotEvents: map[slotWindow]uint64{},
-		alerter: detectors.NewAlerter(set.FireAfter, set.ResolveAfter),
-		hint:    func(string, time.Time, time.Time) string { return "" },
+		canaries: map[processors.SeriesKey]bool{},
+		alerter:  detectors.NewAlerter(set.FireAfter, set.ResolveAfter),
+		hint:     func(string, time.Time, time.Time) string { return "" },
 	}
 }
 

@@ -314,7 +314,7 @@ func TestReplayGivesTheLiveAlerts(t *testing.T) {
 			canary = append(canary, strings.Join(strings.Fields(l)[:4], " "))
 		}
 	}
-	if strings.Join(canary, "\n") != "canary fraud-scorer/ firing 00:45–00:50\ncanary fraud-scorer/ firing 05:05–05:10\ncanary fraud-scorer/ resolved 05:05–05:10" {
+	if strings.Join(canary, "\n") != "canary fraud-scorer/ firing 00:45–00:50\ncanary fraud-scorer/ firing 05:05–05:10\ncanary fraud-scorer/ resolved 05:00–05:05" {
 		t.Errorf("canary alerts (promote, rollback, promote withdrawn):\n%s", strings.Join(canary, "\n"))
 	}
 	if len(drift) != 1 || !strings.Contains(drift[0], "upstream: stage join of pipeline orders failed 1 times in this period") ||

@@ -45,6 +45,15 @@ func (r *Runner) compareShadows(ctx context.Context, closed []processors.Closed,
 		if c.Supplement || w.Series.Deployment != schemas.DeploymentShadow {
 			continue
 		}
+		if w.Events == 0 {
+			// A silent shadow (removed, or replaced): an alert it left firing resolves.
+			for _, cond := range detectors.ShadowSilent(w.Series, time.UnixMilli(w.Start).UTC(), time.UnixMilli(w.End).UTC()) {
+				if a := r.j.alerter.Observe(cond, r.now()); a != nil {
+					batch.Alerts = append(batch.Alerts, a)
+				}
+			}
+			continue
+		}
 		var primary *processors.WindowAgg
 		for _, o := range closed {
 			if p := o.Merged; !o.Supplement && p.Series.Model == w.Series.Model && p.Series.Deployment == schemas.DeploymentPrimary &&

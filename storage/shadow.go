@@ -45,18 +45,19 @@ func (s *Store) writeShadow(ctx context.Context, b *Batch) error {
 
 // JoinShadow joins a shadow's predictions in the window starting at start to the
 // primary version's in the same window by request id (the prediction keys, written
-// before the window is judged), in ClickHouse: what the window's ShadowCounts are. A
+// before the window is judged; a request id used twice in a window counts by its first
+// prediction), in ClickHouse: what the window's ShadowCounts are. A
 // primary prediction in the next window is not looked for (that window is not complete
 // yet), so a pair split by a window boundary counts as unmatched, alike on every replay.
 func (s *Store) JoinShadow(ctx context.Context, shadow processors.SeriesKey, primaryVersion string, start time.Time) (detectors.ShadowCounts, error) {
 	var c detectors.ShadowCounts
 	q := fmt.Sprintf(`WITH s AS (
-  SELECT request_id, any(prediction_kind) AS k, any(prediction_num) AS x, any(prediction_class) AS c
+  SELECT request_id, argMin(prediction_kind, event_time) AS k, argMin(prediction_num, event_time) AS x, argMin(prediction_class, event_time) AS c
   FROM %[1]s.prediction_keys_by_window FINAL
   WHERE model = {model:String} AND model_version = {shadow:String} AND deployment = {slot:String} AND window_start = {start:DateTime64(3, 'UTC')}
   GROUP BY request_id),
 p AS (
-  SELECT request_id, any(prediction_kind) AS k, any(prediction_num) AS x, any(prediction_class) AS c
+  SELECT request_id, argMin(prediction_kind, event_time) AS k, argMin(prediction_num, event_time) AS x, argMin(prediction_class, event_time) AS c
   FROM %[1]s.prediction_keys_by_window FINAL
   WHERE model = {model:String} AND model_version = {primary:String} AND deployment = 'primary' AND window_start = {start:DateTime64(3, 'UTC')}
   GROUP BY request_id),
@@ -65,7 +66,7 @@ j AS (
   FROM s INNER JOIN p ON s.request_id = p.request_id)
 SELECT (SELECT count() FROM s), count(),
   countIf(multiIf(
-    numeric AND sx BETWEEN 0 AND 1 AND px BETWEEN 0 AND 1, (sx >= 0.5) = (px >= 0.5),
+    numeric AND sx BETWEEN 0 AND 1 AND px BETWEEN 0 AND 1, (sx >= 0.5) = (px >= 0.5) AND abs(sx - px) <= 0.1,
     numeric, abs(sx - px) <= 0.1 * abs(px),
     sk = pk AND sk = %[3]d, sc = pc,
     sk = pk, sx = px,
