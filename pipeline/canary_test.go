@@ -408,3 +408,37 @@ func TestCanaryRolloutEndIsNotAnOutage(t *testing.T) {
 		t.Errorf("%d volume alerts for the rollout's end", n)
 	}
 }
+
+// A gradual blue/green shift (a fifth of the traffic moved each window) pages nobody:
+// blue's windows fall below what it sent, one by one and as a run, while the model's
+// serving traffic holds.
+func TestBlueGreenGradualShiftIsNotAnOutage(t *testing.T) {
+	h := newHarness(t)
+	const windows, perWindow = 14, 400
+	rng := rand.New(rand.NewPCG(6, 6))
+	var msgs []kafka.Message
+	for w := 0; w < windows; w++ {
+		green := min(max(w-4, 0)*perWindow/5, perWindow) // from window 5, a fifth more a window
+		for i := 0; i < perWindow; i++ {
+			version, slot := "1", schemas.DeploymentBlue
+			if i < green {
+				version, slot = "2", schemas.DeploymentGreen
+			}
+			at := t0.Add(time.Duration(w)*time.Minute + time.Duration(i)*time.Minute/perWindow)
+			id := fmt.Sprintf("shift-%d-%d", w, i)
+			msgs = append(msgs, kafka.Message{Key: []byte(id), Value: jsonOf(t, &schemas.PredictionEvent{EventID: id, RequestID: id, Model: "shift",
+				ModelVersion: version, Deployment: slot, Timestamp: at, Status: "ok", LatencyMs: 10 + rng.Float64(),
+				Prediction: schemas.Value{Kind: schemas.Number, Num: rng.Float64()}})})
+		}
+	}
+	h.produce(t, msgs...)
+	waitFor, stop := h.start(t)
+	waitFor("green's last window", func(st pipeline.Stats) bool {
+		return h.count(t, fmt.Sprintf("SELECT count() FROM %s.window_model_stats WHERE deployment = 'green' AND window_start = toDateTime64(%d, 3, 'UTC')",
+			h.store.Database(), t0.Add((windows-1)*time.Minute).Unix())) > 0
+	})
+	stop()
+	if n := h.count(t, "SELECT count() FROM "+h.store.Database()+".alerts FINAL WHERE kind = 'volume'"); n != 0 {
+		t.Errorf("%d volume alerts for a gradual blue/green shift", n)
+	}
+}

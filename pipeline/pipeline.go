@@ -625,7 +625,12 @@ func (r *Runner) handle(ctx context.Context, a ahead) (err error) {
 	r.clock.event(tp, e.Timestamp, now)
 	src := processors.Source{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Time: rec.Time}
 	out, start, end := r.proc.Add(e, src, now)
-	r.j.forget(r.proc.Forgotten())
+	if gone := r.proc.Forgotten(); len(gone) > 0 {
+		r.j.forget(gone)
+		for _, k := range gone {
+			delete(r.shadowRefs, k) // read back from ClickHouse if the shadow comes back
+		}
+	}
 	switch out {
 	case processors.Rejected:
 		return r.deadLetter(ctx, rec, consumers.ClassLimit, fmt.Errorf("series model %q version %q deployment %q is not tracked: limits.max_series (%d) series are", e.Model, e.ModelVersion, e.Deployment, r.proc.Limits().MaxSeries))

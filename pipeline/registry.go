@@ -41,22 +41,32 @@ func (j *judge) state(k processors.SeriesKey) *seriesState {
 }
 
 // forget drops the state of the series the processor forgot, and what hangs on them: the
-// alerter's states of their conditions that are not firing, and the reference builders
-// of versions left without a series.
+// alerter's states of their conditions that are not firing, the reference builders of
+// versions left without a series, and the blue/green state of models left without a
+// slot.
 func (j *judge) forget(gone []processors.SeriesKey) {
 	if len(gone) == 0 {
 		return
 	}
-	versions := map[[2]string]bool{}
+	versions, models := map[[2]string]bool{}, map[string]bool{}
 	for _, k := range gone {
 		delete(j.series, k)
 		j.alerter.Forget(k.Model, k.Version, k.Deployment)
 		versions[[2]string{k.Model, k.Version}] = true
+		if isSlot(k.Deployment) {
+			models[k.Model] = true
+		}
 	}
 	for k := range j.series {
 		delete(versions, [2]string{k.Model, k.Version})
+		if isSlot(k.Deployment) {
+			delete(models, k.Model)
+		}
 	}
 	for v := range versions {
 		delete(j.building, v)
+	}
+	for m := range models {
+		delete(j.slots, m)
 	}
 }

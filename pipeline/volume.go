@@ -178,9 +178,10 @@ func (j *judge) judgeVolume(v *detectors.Verdict, w *processors.WindowAgg, ref *
 	size := time.Duration(w.End-w.Start) * time.Millisecond
 	st := j.state(w.Series)
 	c, exp, th, ok := j.volumeCondition(w, ref, st, size)
-	if d := w.Series.Deployment; ok && c.Breached && c.Value < 1 && (isSlot(d) || d == schemas.DeploymentCanary) {
+	if d := w.Series.Deployment; ok && c.Value < 1 && (isSlot(d) || d == schemas.DeploymentCanary) {
 		// A canary or blue/green slot is judged with the model's serving traffic: traffic
-		// that moved to another slot (a switch, a rollout's end) is not an outage.
+		// that moved to another slot (a switch, a rollout's end, a gradual shift) is not
+		// an outage, nor part of a run of low windows.
 		expected := exp.PerWindow * float64(w.End-w.Start) / float64(exp.Size.Milliseconds())
 		if serving := j.slotEvents[slotWindow{w.Series.Model, w.Start}]; float64(serving) > th.Signals.VolumeDrop*expected {
 			c.Breached = false
