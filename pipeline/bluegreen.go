@@ -20,9 +20,12 @@ const switchWindows = 3
 
 // slots is what the judge knows of a model's blue and green slots.
 type slots struct {
-	// start is the window they were last seen at; last each slot's busiest window there.
-	start int64
-	last  map[string]*processors.WindowAgg
+	// start is the window they were last seen at; last each slot's busiest window there;
+	// active the busiest slot's last window with traffic (a quiet spell between two slots
+	// is a switch too).
+	start  int64
+	last   map[string]*processors.WindowAgg
+	active *processors.WindowAgg
 	// After a switch: the slot traffic went to, the old slot's last window before it, and
 	// how many more windows are compared (then more while the comparison's alert fires).
 	to   string
@@ -106,6 +109,9 @@ func (j *judge) compareSwitches(ctx context.Context, closed []processors.Closed,
 			st.last = j.loadSlots(ctx, k.model, k.start-size, cur).last // a gap: the window before, from ClickHouse
 		}
 		prev, active := busiestSlot(st.last), busiestSlot(cur)
+		if prev == nil {
+			prev = st.active
+		}
 		switched := prev != nil && active != nil && prev.Series.Deployment != active.Series.Deployment
 		if active != nil {
 			j.observe(switchCondition(k.model, prev, active, switched), now, batch)
@@ -146,6 +152,9 @@ func (j *judge) compareSwitches(ctx context.Context, closed []processors.Closed,
 		}
 		st.away = away
 		st.start, st.last = k.start, cur
+		if active != nil {
+			st.active = active
+		}
 	}
 }
 

@@ -192,3 +192,30 @@ func TestSwitchRegressionAfterRestartResolves(t *testing.T) {
 		t.Errorf("green's switch_regression still firing 20 windows after traffic switched back to blue")
 	}
 }
+
+// A blue/green switch across a quiet spell (blue until minute 2, nothing from either
+// slot for three minutes, then green) is a switch all the same: marked, and green
+// compared with blue's last window.
+func TestSwitchAcrossAQuietSpell(t *testing.T) {
+	j := testJudge()
+	rng := rand.New(rand.NewPCG(5, 5))
+	ctx := context.Background()
+	var marked, compared bool
+	for _, m := range []int{0, 1, 2, 6, 7} {
+		slot, version := "blue", "1"
+		if m >= 6 {
+			slot, version = "green", "2"
+		}
+		b := &storage.Batch{}
+		j.compareSwitches(ctx, []processors.Closed{rvWindow(rng, version, slot, m, 500, 0, 1)}, rv0, b)
+		for _, a := range b.Alerts {
+			marked = marked || a.Metric == "traffic_switch" && a.State == schemas.StateFiring && m == 6
+		}
+		for _, c := range b.Canary {
+			compared = compared || c.Canary.Deployment == "green" && c.Primary.Deployment == "blue" && c.Outcome == detectors.CanaryHealthy
+		}
+	}
+	if !marked || !compared {
+		t.Errorf("switch marked %v, green compared with blue %v", marked, compared)
+	}
+}
