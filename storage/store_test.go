@@ -209,6 +209,9 @@ func TestWriteIsIdempotentAndQueriesRun(t *testing.T) {
 		"late_events":        {clickhouse.Named("model", ref.Model), clickhouse.Named("since", "2026-03-04 00:00:00")},
 		"open_alerts":        nil,
 		"pipeline_health":    {clickhouse.Named("pipeline", "orders"), clickhouse.Named("since", "2026-03-04 00:00:00")},
+		"report_traffic":     {clickhouse.Named("model", ref.Model), clickhouse.Named("from", "2026-03-04 00:00:00"), clickhouse.Named("to", "2026-03-05 00:00:00")},
+		"report_drift":       {clickhouse.Named("model", ref.Model), clickhouse.Named("from", "2026-03-04 00:00:00"), clickhouse.Named("to", "2026-03-05 00:00:00")},
+		"report_alerts":      {clickhouse.Named("model", ref.Model), clickhouse.Named("from", "2026-03-04 00:00:00"), clickhouse.Named("to", "2026-03-05 00:00:00")},
 	}
 	for _, name := range dsql.QueryNames() {
 		args, ok := params[name]

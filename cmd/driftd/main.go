@@ -44,7 +44,7 @@ func newRoot() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().StringP("config", "c", "", "path to driftd.yaml (defaults apply without one; DRIFTD_* variables override)")
-	root.AddCommand(runCmd(), devCmd(), simulateCmd(), migrateCmd(), baselineCmd(), fetchEngineCmd(), detectBenchCmd(), benchCmd(), versionCmd())
+	root.AddCommand(runCmd(), devCmd(), simulateCmd(), migrateCmd(), baselineCmd(), reportCmd(), fetchEngineCmd(), detectBenchCmd(), benchCmd(), versionCmd())
 	return root
 }
 

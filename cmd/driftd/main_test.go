@@ -2,7 +2,10 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -84,5 +87,58 @@ func TestBaselineCommandStoresReference(t *testing.T) {
 	root.SetArgs([]string{"baseline", "--model", "m"})
 	if err := root.ExecuteContext(testenv.Context(t, time.Minute)); err == nil || !strings.Contains(err.Error(), "--version") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// driftd report writes a model's report as one HTML file from the configured ClickHouse,
+// and refuses a missing model or a period that ends before it starts.
+func TestReportCommand(t *testing.T) {
+	addr, proto := testenv.ClickHouse(t)
+	db := testenv.UniqueName(t)
+	t.Setenv("DRIFTD_CLICKHOUSE_ADDR", addr)
+	t.Setenv("DRIFTD_CLICKHOUSE_PROTOCOL", proto)
+	t.Setenv("DRIFTD_CLICKHOUSE_DATABASE", db)
+	ctx := testenv.Context(t, time.Minute)
+	root := newRoot()
+	root.SetArgs([]string{"migrate"})
+	root.SetOut(io.Discard)
+	if err := root.ExecuteContext(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cfg, log, err := loadConfig(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, stop, err := openStore(ctx, cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	defer st.Close()
+	defer st.Conn().Exec(context.Background(), "DROP DATABASE "+db)
+	// Recent: the tables keep clickhouse.retention_days (90) of windows.
+	at := time.Now().UTC().Truncate(time.Hour).Add(-2 * time.Hour)
+	if err := st.Conn().Exec(ctx, `INSERT INTO `+db+`.drift_scores (model, model_version, deployment, window_start, window_end, feature, psi, drifted, written_at)
+VALUES ('fraud', '1', 'primary', ?, ?, 'amount', 0.3, 1, now64(3))`, at, at.Add(5*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "fraud.html")
+	root = newRoot()
+	root.SetErr(io.Discard)
+	root.SetArgs([]string{"report", "--model", "fraud", "--out", out}) // the last 24 hours
+	if err := root.ExecuteContext(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil || !strings.Contains(string(b), "driftd report: fraud") || !strings.Contains(string(b), ">amount</text>") {
+		t.Fatalf("report %.300s (%v)", b, err)
+	}
+	for _, args := range [][]string{{"report"}, {"report", "--model", "fraud", "--from", "2026-03-05T00:00:00Z", "--to", "2026-03-04T00:00:00Z"},
+		{"report", "--model", "fraud", "--to", "yesterday"}} {
+		root = newRoot()
+		root.SetArgs(args)
+		if err := root.ExecuteContext(ctx); err == nil {
+			t.Errorf("%v: no error", args)
+		}
 	}
 }
