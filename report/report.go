@@ -25,6 +25,7 @@ import (
 // Querier runs a query (a clickhouse-go connection).
 type Querier interface {
 	Query(ctx context.Context, query string, args ...any) (driver.Rows, error)
+	QueryRow(ctx context.Context, query string, args ...any) driver.Row
 }
 
 // Traffic is one slot's traffic in one window.

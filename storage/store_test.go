@@ -212,6 +212,8 @@ func TestWriteIsIdempotentAndQueriesRun(t *testing.T) {
 		"report_traffic":     {clickhouse.Named("model", ref.Model), clickhouse.Named("from", "2026-03-04 00:00:00"), clickhouse.Named("to", "2026-03-05 00:00:00")},
 		"report_drift":       {clickhouse.Named("model", ref.Model), clickhouse.Named("from", "2026-03-04 00:00:00"), clickhouse.Named("to", "2026-03-05 00:00:00")},
 		"report_alerts":      {clickhouse.Named("model", ref.Model), clickhouse.Named("from", "2026-03-04 00:00:00"), clickhouse.Named("to", "2026-03-05 00:00:00")},
+		"report_overview":    {clickhouse.Named("from", "2026-03-04 00:00:00"), clickhouse.Named("to", "2026-03-05 00:00:00")},
+		"report_latest":      {clickhouse.Named("model", "")},
 	}
 	for _, name := range dsql.QueryNames() {
 		args, ok := params[name]

@@ -157,11 +157,15 @@ func (m *Metrics) Rebalanced() {
 type ReadinessCheck func(ctx context.Context) (string, error)
 
 // Serve serves /metrics, /healthz (the process answers) and /readyz on addr until ctx
-// ends. It returns the bound address once listening. /readyz answers 200 with the check's
-// line when it passes and 503 with "not ready: " and the reason when it does not: a load
-// balancer needs the code, a person the line.
-func Serve(ctx context.Context, addr string, m *Metrics, ready ReadinessCheck, log *slog.Logger) (string, error) {
+// ends, and ui (when not nil: driftd's pages) at every other path. It returns the bound
+// address once listening. /readyz answers 200 with the check's line when it passes and
+// 503 with "not ready: " and the reason when it does not: a load balancer needs the
+// code, a person the line.
+func Serve(ctx context.Context, addr string, m *Metrics, ready ReadinessCheck, ui http.Handler, log *slog.Logger) (string, error) {
 	mux := http.NewServeMux()
+	if ui != nil {
+		mux.Handle("/", ui)
+	}
 	mux.Handle("/metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Write([]byte("ok\n"))

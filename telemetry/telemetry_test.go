@@ -27,7 +27,7 @@ func TestEndpoints(t *testing.T) {
 	defer cancel()
 	m := NewMetrics()
 	var ready error = errors.New("clickhouse not connected yet")
-	addr, err := Serve(ctx, "127.0.0.1:0", m, func(context.Context) (string, error) { return "standby: another member reads", ready }, slog.New(slog.DiscardHandler))
+	addr, err := Serve(ctx, "127.0.0.1:0", m, func(context.Context) (string, error) { return "standby: another member reads", ready }, nil, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

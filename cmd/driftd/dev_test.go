@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -168,6 +169,30 @@ func TestDevModeScenarios(t *testing.T) {
 		for _, w := range want {
 			if resp.StatusCode != 200 || !strings.Contains(string(body), w) {
 				t.Errorf("%s: %d, want %q in it", path, resp.StatusCode, w)
+			}
+		}
+	}
+	// The pages: the overview lists the models, and the abruptly shifted model's page has
+	// the shifted feature as its heat map's first (most drifted) row and its alert in the
+	// timeline.
+	for path, want := range map[string][]string{
+		"/":                            {`href="model?name=sim-abrupt-shift"`, `href="model?name=sim-canary-latency"`, `class="critical">critical`},
+		"/model?name=sim-abrupt-shift": {"driftd report: sim-abrupt-shift", `data-peak`, "feature amount of sim-abrupt-shift 1.0.0 drifted"},
+	} {
+		resp, err := http.Get("http://" + healthAddr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, w := range want {
+			if resp.StatusCode != 200 || !strings.Contains(string(body), w) {
+				t.Errorf("%s: %d, want %q in it", path, resp.StatusCode, w)
+			}
+		}
+		if path != "/" {
+			if first := regexp.MustCompile(`<svg class="heat"[^>]*><text[^>]*>([^<]*)</text>`).FindStringSubmatch(string(body)); first == nil || first[1] != "amount" {
+				t.Errorf("%s: the heat map's first row is %v, want amount", path, first)
 			}
 		}
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/driftd/driftd/consumers"
 	"github.com/driftd/driftd/detectors"
 	"github.com/driftd/driftd/pipeline"
+	"github.com/driftd/driftd/report"
 	"github.com/driftd/driftd/schemas"
 	"github.com/driftd/driftd/storage"
 	"github.com/driftd/driftd/telemetry"
@@ -258,11 +259,17 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, h hooks) erro
 				return "", errors.New("not in the consumer group yet")
 			}
 			return c.Status().Ready()
-		}, log)
+		}, report.Handler(func() (report.Querier, string, bool) {
+			st := connected.Load()
+			if st == nil {
+				return nil, "", false
+			}
+			return st.Conn(), st.Database(), true
+		}, time.Now, log), log)
 		if err != nil {
 			return fmt.Errorf("http.listen %s: %w", cfg.HTTP.Listen, err)
 		}
-		log.Info("health and metrics endpoint", "url", "http://"+addr+"/metrics")
+		log.Info("health and metrics endpoint, and the models' pages", "url", "http://"+addr+"/", "metrics", "http://"+addr+"/metrics")
 		if h.health != nil {
 			h.health(addr)
 		}

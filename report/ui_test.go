@@ -1,0 +1,82 @@
+package report
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/driftd/driftd/internal/testenv"
+	"github.com/driftd/driftd/storage"
+)
+
+// The UI on the engine: the overview lists each model version and slot with traffic in
+// the last 24 hours, the model with a firing critical alert first and marked critical;
+// a model's page is its report; before ClickHouse is connected the pages say so.
+func TestUI(t *testing.T) {
+	ctx := testenv.Context(t, time.Minute)
+	addr, proto := testenv.ClickHouse(t)
+	s, err := storage.Open(ctx, storage.Options{Addr: addr, Protocol: storage.Protocol(proto), Database: testenv.UniqueName(t)}, testenv.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		s.Conn().Exec(context.Background(), "DROP DATABASE IF EXISTS "+s.Database())
+		s.Close()
+	})
+	if _, err := s.Migrate(ctx, 3650); err != nil {
+		t.Fatal(err)
+	}
+	db := s.Database()
+	now := time.Date(2026, 3, 4, 12, 0, 0, 0, time.UTC)
+	for _, q := range []string{
+		`INSERT INTO ` + db + `.window_model_stats (model, model_version, deployment, window_start, window_end, topic, partition, events, errors, latency_p99, written_at) VALUES
+('calm', '1', 'primary', '2026-03-04 10:00:00', '2026-03-04 10:05:00', 'p', 0, 600, 0, 50, now64(3)),
+('fraud', '1', 'primary', '2026-03-04 10:00:00', '2026-03-04 10:05:00', 'p', 0, 3000, 30, 80, now64(3)),
+('fraud', '2', 'canary', '2026-03-04 10:00:00', '2026-03-04 10:05:00', 'p', 0, 300, 3, 400, now64(3)),
+('gone', '1', 'primary', '2026-03-02 10:00:00', '2026-03-02 10:05:00', 'p', 0, 300, 0, 50, now64(3))`,
+		`INSERT INTO ` + db + `.alerts (alert_id, fingerprint, state, severity, kind, model, window_start, window_end, emitted_at, summary) VALUES
+('a', 'f', 'firing', 'critical', 'canary', 'fraud', '2026-03-04 10:00:00', '2026-03-04 10:05:00', '2026-03-04 10:06:00', 'canary fraud 2 regressed'),
+('b', 'g', 'firing', 'info', 'canary', 'calm', '2026-03-04 10:00:00', '2026-03-04 10:05:00', '2026-03-04 10:06:00', 'calm can be promoted')`,
+	} {
+		if err := s.Conn().Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	connected := false
+	h := Handler(func() (Querier, string, bool) { return s.Conn(), db, connected }, func() time.Time { return now }, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	get := func(path string) (int, string) {
+		t.Helper()
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+		return rec.Code, rec.Body.String()
+	}
+	if code, _ := get("/"); code != http.StatusServiceUnavailable {
+		t.Errorf("before ClickHouse: %d", code)
+	}
+	connected = true
+	code, body := get("/")
+	if code != http.StatusOK {
+		t.Fatalf("overview: %d %s", code, body)
+	}
+	fraud, calm := strings.Index(body, `href="model?name=fraud"`), strings.Index(body, `href="model?name=calm"`)
+	if fraud < 0 || calm < 0 || fraud > calm || strings.Contains(body, "name=gone") {
+		t.Errorf("overview does not list fraud (critical) before calm, without gone:\n%s", body)
+	}
+	if !strings.Contains(body, `class="critical">critical`) || strings.Count(body, `class="ok">ok`) != 1 {
+		t.Errorf("statuses: fraud's two slots critical, calm ok (its info alert is no trouble):\n%s", body)
+	}
+	code, body = get("/model?name=fraud")
+	if code != http.StatusOK || !strings.Contains(body, "driftd report: fraud") || !strings.Contains(body, "canary fraud 2 regressed") {
+		t.Errorf("model page: %d %.400s", code, body)
+	}
+	for _, path := range []string{"/model", "/model?name=fraud&from=yesterday", "/nowhere"} {
+		if code, _ := get(path); code < 400 {
+			t.Errorf("%s: %d", path, code)
+		}
+	}
+}
