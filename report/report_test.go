@@ -83,18 +83,7 @@ func TestReportOfADay(t *testing.T) {
 // (the queries in sql/queries), and nothing of other models or outside the period.
 func TestLoad(t *testing.T) {
 	ctx := testenv.Context(t, time.Minute)
-	addr, proto := testenv.ClickHouse(t)
-	s, err := storage.Open(ctx, storage.Options{Addr: addr, Protocol: storage.Protocol(proto), Database: testenv.UniqueName(t)}, testenv.Logger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		s.Conn().Exec(context.Background(), "DROP DATABASE IF EXISTS "+s.Database())
-		s.Close()
-	})
-	if _, err := s.Migrate(ctx, 3650); err != nil {
-		t.Fatal(err)
-	}
+	s := migratedStore(ctx, t)
 	db := s.Database()
 	for _, q := range []string{
 		// two partitions of one window, one window outside the period, another model
@@ -130,4 +119,22 @@ func TestLoad(t *testing.T) {
 	if err := Render(&b, d); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// migratedStore is a store on a migrated database of the test's own, dropped after it.
+func migratedStore(ctx context.Context, t *testing.T) *storage.Store {
+	t.Helper()
+	addr, proto := testenv.ClickHouse(t)
+	s, err := storage.Open(ctx, storage.Options{Addr: addr, Protocol: storage.Protocol(proto), Database: testenv.UniqueName(t)}, testenv.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		s.Conn().Exec(context.Background(), "DROP DATABASE IF EXISTS "+s.Database())
+		s.Close()
+	})
+	if _, err := s.Migrate(ctx, 3650); err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

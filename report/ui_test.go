@@ -1,7 +1,6 @@
 package report
 
 import (
-	"context"
 	"io"
 	"log/slog"
 	"net/http"
@@ -11,7 +10,6 @@ import (
 	"time"
 
 	"github.com/driftd/driftd/internal/testenv"
-	"github.com/driftd/driftd/storage"
 )
 
 // The UI on the engine: the overview lists each model version and slot with traffic in
@@ -19,18 +17,7 @@ import (
 // a model's page is its report; before ClickHouse is connected the pages say so.
 func TestUI(t *testing.T) {
 	ctx := testenv.Context(t, time.Minute)
-	addr, proto := testenv.ClickHouse(t)
-	s, err := storage.Open(ctx, storage.Options{Addr: addr, Protocol: storage.Protocol(proto), Database: testenv.UniqueName(t)}, testenv.Logger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		s.Conn().Exec(context.Background(), "DROP DATABASE IF EXISTS "+s.Database())
-		s.Close()
-	})
-	if _, err := s.Migrate(ctx, 3650); err != nil {
-		t.Fatal(err)
-	}
+	s := migratedStore(ctx, t)
 	db := s.Database()
 	now := time.Date(2026, 3, 4, 12, 0, 0, 0, time.UTC)
 	for _, q := range []string{
