@@ -751,6 +751,14 @@ func (r *Runner) Flush(ctx context.Context) error {
 	for _, p := range built {
 		r.proc.SetLayout(p.Model, p.Version, p.Layout())
 	}
+	// Partials that opened before their version's reference are stored binned by it when
+	// it exists by now, so that they read back as judged (WindowAgg.BinKept).
+	for _, c := range closed {
+		l := r.proc.Layout(c.Merged.Series.Model, c.Merged.Series.Version)
+		for _, p := range c.Partials {
+			p.BinKept(l)
+		}
+	}
 	if err != nil {
 		return err
 	}

@@ -308,6 +308,30 @@ func (f *FeatureAgg) merge(o *FeatureAgg) {
 	}
 }
 
+// BinKept counts, in a window that opened before its reference existed, each numeric
+// feature's kept values between l's edges, where they are all of its values. A window
+// judged in memory bins those values when it is judged; stored with its bins, it reads
+// back (a low-volume merge after a restart) as exactly that, where its sketch would
+// only estimate them (1% relative error: 100 ± 15 misbinned).
+func (w *WindowAgg) BinKept(l *Layout) {
+	if l == nil {
+		return
+	}
+	bin := func(f *FeatureAgg) {
+		if f == nil || f.Kind != Numeric || f.Bins != nil || f.Count == 0 || uint64(len(f.Raw)) != f.Count {
+			return
+		}
+		if fl, ok := l.Features[f.Name]; ok && fl.Kind == Numeric {
+			f.Edges, f.Bins = fl.Edges, make([]uint64, len(fl.Edges)+1)
+			f.binRaw(f.Raw)
+		}
+	}
+	for _, f := range w.Features {
+		bin(f)
+	}
+	bin(w.Prediction)
+}
+
 func (f *FeatureAgg) binRaw(raw []float64) {
 	for _, x := range raw {
 		f.Bins[BinIndex(f.Edges, x)]++

@@ -11,6 +11,12 @@ type StoredFeature struct {
 	Sketch                     []byte
 	Categories                 map[string]uint64
 	Unseen                     uint64
+	// ReferenceID names the layout the partition's values were counted against ("" when
+	// its window opened before any reference); Edges and Bins are its counts between the
+	// layout's bin edges (empty without a layout).
+	ReferenceID string
+	Edges       []float64
+	Bins        []uint64
 }
 
 // StoredService is one partition's stored service counts of one window (a row of
@@ -22,6 +28,11 @@ type StoredService struct {
 	// InputSize holds count, mean, min and max; InputSizeStd the standard deviation.
 	InputSize    Moments
 	InputSizeStd float64
+	// Joint holds the joint features' co-moments (N 0 when the layout had none).
+	Joint struct {
+		N       float64
+		Mean, C []float64
+	}
 }
 
 // AddService merges one partition's stored service counts into a rebuilt window.
@@ -41,15 +52,31 @@ func (w *WindowAgg) AddService(p StoredService) error {
 	in := p.InputSize
 	in.M2 = p.InputSizeStd * p.InputSizeStd * max(in.N-1, 0)
 	w.InputSize.Merge(in)
+	if d := len(p.Joint.Mean); p.Joint.N > 0 && d > 0 && len(p.Joint.C) == d*d {
+		o := NewCoMoments(d)
+		o.N = p.Joint.N
+		copy(o.Mean, p.Joint.Mean)
+		copy(o.C, p.Joint.C)
+		if w.Joint == nil {
+			w.Joint = o
+		} else {
+			w.Joint.Merge(o)
+		}
+	}
 	return nil
 }
 
-// RebuildWindow merges stored feature summaries (one per partition and feature) back into
-// a window's feature aggregates: counts, moments, sketches and categories. Service counts
-// are added with AddService.
+// RebuildWindow merges stored feature summaries (one per partition and feature, in
+// partition order) back into a window's feature aggregates: counts, moments, sketches,
+// bins and categories. Service counts are added with AddService. What a partition kept
+// in memory but not in storage is the raw values of a window that opened before its
+// reference existed: such a window read back is binned from its sketch (an estimate).
 func RebuildWindow(series SeriesKey, start, end int64, parts []StoredFeature) (*WindowAgg, error) {
 	w := newWindowAgg(series, start, end)
 	for _, p := range parts {
+		if w.ReferenceID == "" {
+			w.ReferenceID = p.ReferenceID
+		}
 		kind := Categorical
 		if p.Kind == Numeric.String() {
 			kind = Numeric
@@ -65,6 +92,9 @@ func RebuildWindow(series SeriesKey, start, end int64, parts []StoredFeature) (*
 			}
 			f.Sketch = sk
 			f.Raw = nil
+			if len(p.Bins) > 0 && len(p.Bins) == len(p.Edges)+1 {
+				f.Edges, f.Bins = p.Edges, append([]uint64(nil), p.Bins...)
+			}
 		} else {
 			for c, k := range p.Categories {
 				f.Categories[c] = k

@@ -194,6 +194,9 @@ func NewProcessor(specFor func(model string) WindowSpec, limits Limits) *Process
 		models: map[string]*modelState{}, open: map[partialKey]*Partial{}, series: map[SeriesKey]*int64{}}
 }
 
+// Layout returns the reference layout of (model, version), nil before its reference.
+func (p *Processor) Layout(model, version string) *Layout { return p.layouts[[2]string{model, version}] }
+
 // SetLayout sets the reference layout used by windows of (model, version) opened from now on.
 func (p *Processor) SetLayout(model, version string, l *Layout) {
 	p.layouts[[2]string{model, version}] = l

@@ -627,3 +627,46 @@ func TestReadyAndIdleSkipNothing(t *testing.T) {
 		})
 	}
 }
+
+// A window that opened before its reference keeps its values; BinKept counts them between
+// the reference's edges, as a judgement of the window would, but only where every value
+// was kept and the layout names the feature as numeric.
+func TestBinKept(t *testing.T) {
+	edges := []float64{990, 1000, 1010}
+	layout := &Layout{ReferenceID: "r", Features: map[string]FeatureLayout{
+		"amount": {Kind: Numeric, Edges: edges}, "country": {Kind: Categorical}, PredictionFeature: {Kind: Numeric, Edges: []float64{0.5}}}}
+	for _, c := range []struct {
+		name     string
+		values   []float64
+		truncate bool
+		layout   *Layout
+		want     []uint64 // amount's bins, nil when left unbinned
+	}{
+		{"every value kept", []float64{985, 995, 1000, 1005, 1020, 1020}, false, layout, []uint64{1, 2, 1, 2}}, // an edge belongs to the bin below it
+		{"values beyond the kept ones", []float64{985, 995}, true, layout, nil},
+		{"no reference yet", []float64{985}, false, nil, nil},
+		{"a feature the reference lacks", []float64{985}, false, &Layout{Features: map[string]FeatureLayout{}}, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := NewProcessor(spec(0, 0), Limits{})
+			for i, v := range c.values {
+				p.Add(ev("m", time.Duration(i)*time.Second, v), Source{Topic: "t", Offset: int64(i)}, t0)
+			}
+			w := p.CloseAll()[0].Partials[0].WindowAgg
+			f := w.Features["amount"]
+			if c.truncate {
+				f.Count += 5 // as if more values came than MaxRawValues keeps
+			}
+			w.BinKept(c.layout)
+			if fmt.Sprint(f.Bins) != fmt.Sprint(c.want) {
+				t.Errorf("bins %v, want %v", f.Bins, c.want)
+			}
+			if c.want != nil && (len(f.Edges) != len(edges) || w.Prediction.Bins == nil || w.Prediction.Bins[0] != uint64(len(c.values))) {
+				t.Errorf("edges %v, prediction bins %v", f.Edges, w.Prediction.Bins)
+			}
+			if w.ReferenceID != "" {
+				t.Errorf("the window's layout became %q: its categories were not counted against one", w.ReferenceID)
+			}
+		})
+	}
+}

@@ -111,7 +111,7 @@ func (b *Batch) Refused() ([]Refused, error) {
 		for i, p := range c.Partials {
 			rows := map[string][]map[string]any{
 				"window_model_stats":   named(modelStats(), [][]any{modelRow(b, c, p, at)}),
-				"window_feature_stats": named(featureStats(), featureRows(b, p, at)),
+				"window_feature_stats": named(featureStats(), featureRows(p, at)),
 			}
 			if i == 0 && !c.Supplement {
 				for _, v := range b.Verdicts {

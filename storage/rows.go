@@ -39,7 +39,7 @@ func (t table) columns() []string { return strings.Split(t.cols, ", ") }
 
 // The result tables (sql/migrations), in the column order of their rows below.
 func modelStats() table {
-	return table{"window_model_stats", "model, model_version, deployment, window_start, window_end, topic, partition, first_offset, last_offset, events, ok, errors, timeouts, null_predictions, latency_p50, latency_p90, latency_p95, latency_p99, latency_max, latency_sketch, input_size_count, input_size_mean, input_size_std, input_size_min, input_size_max, dropped_features, judgement, judged_from, expected_events, volume_low, written_at", byDay(3)}
+	return table{"window_model_stats", "model, model_version, deployment, window_start, window_end, topic, partition, first_offset, last_offset, events, ok, errors, timeouts, null_predictions, latency_p50, latency_p90, latency_p95, latency_p99, latency_max, latency_sketch, input_size_count, input_size_mean, input_size_std, input_size_min, input_size_max, dropped_features, judgement, judged_from, expected_events, volume_low, joint_n, joint_mean, joint_comoments, written_at", byDay(3)}
 }
 
 func featureStats() table {
@@ -75,14 +75,19 @@ func modelRow(b *Batch, c processors.Closed, p *processors.Partial, at time.Time
 		}
 	}
 	w := p.WindowAgg
+	jointN, jointMean, jointC := 0.0, []float64{}, []float64{}
+	if w.Joint != nil && w.Joint.N > 0 {
+		jointN, jointMean, jointC = w.Joint.N, w.Joint.Mean, w.Joint.C
+	}
 	return []any{w.Series.Model, w.Series.Version, w.Series.Deployment, ms(w.Start), ms(w.End),
 		p.Topic, int32(p.Partition), p.FirstOffset, p.LastOffset, w.Events, w.OK, w.Errors, w.Timeouts, w.NullPredictions,
 		w.Latency.Quantile(0.5), w.Latency.Quantile(0.9), w.Latency.Quantile(0.95), w.Latency.Quantile(0.99), w.LatencyMax,
 		string(w.Latency.Encode()), uint64(w.InputSize.N), finite(w.InputSize.Mean), finite(w.InputSize.Std()),
-		finite(w.InputSize.Min), finite(w.InputSize.Max), w.DroppedFeatures, judgement, judgedFrom, expected, low, at}
+		finite(w.InputSize.Min), finite(w.InputSize.Max), w.DroppedFeatures, judgement, judgedFrom, expected, low,
+		jointN, jointMean, jointC, at}
 }
 
-func featureRows(b *Batch, p *processors.Partial, at time.Time) [][]any {
+func featureRows(p *processors.Partial, at time.Time) [][]any {
 	w := p.WindowAgg
 	all := make([]*processors.FeatureAgg, 0, len(w.Features)+1)
 	for _, name := range w.FeatureNames() {
@@ -112,7 +117,7 @@ func featureRows(b *Batch, p *processors.Partial, at time.Time) [][]any {
 		rows = append(rows, []any{w.Series.Model, w.Series.Version, w.Series.Deployment, ms(w.Start), ms(w.End),
 			p.Topic, int32(p.Partition), f.Name, f.Kind.String(), f.Count, f.Missing, f.Mismatched,
 			finite(f.Moments.Mean), finite(f.Moments.Std()), finite(f.Moments.Min), finite(f.Moments.Max),
-			q[0], q[1], q[2], q[3], sketch, referenceID(b, w), edges, bins, cats, f.Unseen, at})
+			q[0], q[1], q[2], q[3], sketch, w.ReferenceID, edges, bins, cats, f.Unseen, at})
 	}
 	return rows
 }

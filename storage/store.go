@@ -351,7 +351,7 @@ func (s *Store) Write(ctx context.Context, b *Batch) error {
 	feats := s.inserter(ctx, featureStats())
 	for _, c := range b.Closed {
 		for _, p := range c.Partials {
-			for _, row := range featureRows(b, p, at) {
+			for _, row := range featureRows(p, at) {
 				if err := feats.append(row); err != nil {
 					return err
 				}
@@ -448,20 +448,6 @@ func (b *Batch) verdict(w *processors.WindowAgg) *detectors.Verdict {
 		return &b.Verdicts[i]
 	}
 	return nil
-}
-
-// referenceID is the reference a partial's counts are over, or else the one its window
-// was judged against.
-func referenceID(b *Batch, w *processors.WindowAgg) string {
-	if w.ReferenceID != "" {
-		return w.ReferenceID
-	}
-	for _, v := range b.Verdicts {
-		if v.Window.Series == w.Series && v.Window.Start == w.Start {
-			return v.ReferenceID
-		}
-	}
-	return ""
 }
 
 // Backoff is how writes wait between attempts and when they give up (retry.Policy).
@@ -572,12 +558,17 @@ GROUP BY w.%[3]s, w.window_start, w.topic, w.partition`, s.db, table, group, int
 	return out, rows.Err()
 }
 
-// LoadWindow rebuilds a stored window of one series (its features, partitions merged)
-// for a rolling reference. It returns nil when the window was not written.
+// LoadWindow rebuilds a stored window of one series, its partitions merged in the order
+// the processor merges them (topic, partition), for a rolling reference or a low-volume
+// merge: features with their bins against the reference's edges, service counts and the
+// joint co-moments, so that it is judged as the window in memory was. It returns nil when
+// the window was not written.
 func (s *Store) LoadWindow(ctx context.Context, series processors.SeriesKey, start time.Time) (*processors.WindowAgg, error) {
-	rows, err := s.conn.Query(ctx, `SELECT feature, kind, count, missing, mismatched, mean, std, min, max, sketch, categories, unseen, window_end
+	rows, err := s.conn.Query(ctx, `SELECT feature, kind, count, missing, mismatched, mean, std, min, max, sketch, categories, unseen,
+  reference_id, bin_edges, bin_counts, window_end
 FROM `+s.db+`.window_feature_stats FINAL
-WHERE model = {model:String} AND model_version = {version:String} AND deployment = {deployment:String} AND window_start = {start:DateTime64(3, 'UTC')}`,
+WHERE model = {model:String} AND model_version = {version:String} AND deployment = {deployment:String} AND window_start = {start:DateTime64(3, 'UTC')}
+ORDER BY topic, partition, feature`,
 		clickhouse.Named("model", series.Model), clickhouse.Named("version", series.Version),
 		clickhouse.Named("deployment", series.Deployment), clickhouse.Named("start", chTime(start)))
 	if err != nil {
@@ -589,7 +580,8 @@ WHERE model = {model:String} AND model_version = {version:String} AND deployment
 	for rows.Next() {
 		var f processors.StoredFeature
 		var sketch string
-		if err := rows.Scan(&f.Name, &f.Kind, &f.Count, &f.Missing, &f.Mismatched, &f.Mean, &f.Std, &f.Min, &f.Max, &sketch, &f.Categories, &f.Unseen, &end); err != nil {
+		if err := rows.Scan(&f.Name, &f.Kind, &f.Count, &f.Missing, &f.Mismatched, &f.Mean, &f.Std, &f.Min, &f.Max, &sketch, &f.Categories, &f.Unseen,
+			&f.ReferenceID, &f.Edges, &f.Bins, &end); err != nil {
 			return nil, fmt.Errorf("load window %v at %v: %w", series, start, err)
 		}
 		f.Sketch = []byte(sketch)
@@ -613,9 +605,11 @@ WHERE model = {model:String} AND model_version = {version:String} AND deployment
 // serve as a reference.
 func (s *Store) loadService(ctx context.Context, w *processors.WindowAgg) error {
 	rows, err := s.conn.Query(ctx, `SELECT events, ok, errors, timeouts, null_predictions, latency_sketch, latency_max,
-  input_size_count, input_size_mean, input_size_std, input_size_min, input_size_max, dropped_features
+  input_size_count, input_size_mean, input_size_std, input_size_min, input_size_max, dropped_features,
+  joint_n, joint_mean, joint_comoments
 FROM `+s.db+`.window_model_stats FINAL
-WHERE model = {model:String} AND model_version = {version:String} AND deployment = {deployment:String} AND window_start = {start:DateTime64(3, 'UTC')}`,
+WHERE model = {model:String} AND model_version = {version:String} AND deployment = {deployment:String} AND window_start = {start:DateTime64(3, 'UTC')}
+ORDER BY topic, partition`,
 		clickhouse.Named("model", w.Series.Model), clickhouse.Named("version", w.Series.Version),
 		clickhouse.Named("deployment", w.Series.Deployment), clickhouse.Named("start", chTime(ms(w.Start))))
 	if err != nil {
@@ -627,7 +621,8 @@ WHERE model = {model:String} AND model_version = {version:String} AND deployment
 		var sketch string
 		var inputN uint64
 		if err := rows.Scan(&p.Events, &p.OK, &p.Errors, &p.Timeouts, &p.NullPredictions, &sketch, &p.LatencyMax,
-			&inputN, &p.InputSize.Mean, &p.InputSizeStd, &p.InputSize.Min, &p.InputSize.Max, &p.DroppedFeatures); err != nil {
+			&inputN, &p.InputSize.Mean, &p.InputSizeStd, &p.InputSize.Min, &p.InputSize.Max, &p.DroppedFeatures,
+			&p.Joint.N, &p.Joint.Mean, &p.Joint.C); err != nil {
 			return fmt.Errorf("load service counts of %v at %v: %w", w.Series, ms(w.Start), err)
 		}
 		p.InputSize.N, p.LatencySketch = float64(inputN), []byte(sketch)

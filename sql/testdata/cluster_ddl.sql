@@ -594,3 +594,16 @@ TTL toDateTime(window_start) + INTERVAL 90 DAY;
 CREATE TABLE IF NOT EXISTS driftd.shadow_analysis ON CLUSTER 'driftd' AS driftd.shadow_analysis_local
 ENGINE = Distributed('driftd', 'driftd', 'shadow_analysis_local', cityHash64(model));
 
+-- 0015_window_joint
+ALTER TABLE driftd.window_model_stats_local ON CLUSTER 'driftd' ADD COLUMN IF NOT EXISTS joint_n Float64 DEFAULT 0;
+
+ALTER TABLE driftd.window_model_stats ON CLUSTER 'driftd' ADD COLUMN IF NOT EXISTS joint_n Float64 DEFAULT 0;
+
+ALTER TABLE driftd.window_model_stats_local ON CLUSTER 'driftd' ADD COLUMN IF NOT EXISTS joint_mean Array(Float64) DEFAULT [];
+
+ALTER TABLE driftd.window_model_stats ON CLUSTER 'driftd' ADD COLUMN IF NOT EXISTS joint_mean Array(Float64) DEFAULT [];
+
+ALTER TABLE driftd.window_model_stats_local ON CLUSTER 'driftd' ADD COLUMN IF NOT EXISTS joint_comoments Array(Float64) DEFAULT [];
+
+ALTER TABLE driftd.window_model_stats ON CLUSTER 'driftd' ADD COLUMN IF NOT EXISTS joint_comoments Array(Float64) DEFAULT [];
+
