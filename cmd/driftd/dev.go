@@ -189,6 +189,7 @@ func dev(ctx context.Context, cfg config.Config, log *slog.Logger, o devOptions)
 	}
 
 	view := newDevView(o.View)
+	var uiAddr string
 	var wg sync.WaitGroup
 	errc := make(chan error, 2)
 	started := make(chan string, 1)
@@ -205,8 +206,13 @@ func dev(ctx context.Context, cfg config.Config, log *slog.Logger, o devOptions)
 					o.onAlert(a)
 				}
 			},
-			ready:  func(addr string) { started <- addr },
-			health: o.onHealth,
+			ready: func(addr string) { started <- addr },
+			health: func(addr string) {
+				uiAddr = addr // before ready: the endpoint starts first
+				if o.onHealth != nil {
+					o.onHealth(addr)
+				}
+			},
 		})
 	}()
 	var chAddr string
@@ -215,7 +221,7 @@ func dev(ctx context.Context, cfg config.Config, log *slog.Logger, o devOptions)
 	case err := <-errc:
 		return err
 	}
-	view.banner(kafkaAddr, chAddr, cfg.ClickHouse.Database, o.Simulate)
+	view.banner(uiAddr, kafkaAddr, chAddr, cfg.ClickHouse.Database, o.Simulate)
 	if o.ready != nil {
 		o.ready(kafkaAddr, chAddr)
 	}
@@ -343,7 +349,9 @@ func simWriter(ko consumers.Options) *kafka.Writer {
 		Transport: &kafka.Transport{TLS: ko.TLS, SASL: ko.SASL, DialTimeout: 10 * time.Second}}
 }
 
-// devView is the live terminal view: alerts as they happen, a table per model.
+// devView is the live terminal view: a table per model and the alerts as they happen.
+// On a terminal it redraws one screen in place (the header, the table, the latest
+// alerts); written to a file or a pipe it appends, so that a log keeps every line.
 type devView struct {
 	mu      sync.Mutex
 	w       io.Writer
@@ -351,6 +359,25 @@ type devView struct {
 	started time.Time
 	stats   pipeline.Stats
 	sent    int
+	// redraw: w is a terminal. header is what the banner said, recent the latest alert
+	// lines (at most recentAlerts), both drawn again with every table.
+	redraw bool
+	header string
+	recent []string
+}
+
+// recentAlerts is how many alert lines a redrawn screen keeps.
+const recentAlerts = 15
+
+// isTerminal says whether w is a character device (a terminal), where the view redraws
+// in place.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
 type modelRow struct {
@@ -369,7 +396,7 @@ type modelRow struct {
 }
 
 func newDevView(w io.Writer) *devView {
-	return &devView{w: w, models: map[string]*modelRow{}, started: time.Now()}
+	return &devView{w: w, models: map[string]*modelRow{}, started: time.Now(), redraw: isTerminal(w)}
 }
 
 func (v *devView) printf(format string, args ...any) {
@@ -378,12 +405,22 @@ func (v *devView) printf(format string, args ...any) {
 	}
 }
 
-func (v *devView) banner(kafkaAddr, chAddr, db string, sim bool) {
-	v.printf("driftd dev: Kafka on %s, ClickHouse HTTP on http://%s (database %s)\n", kafkaAddr, chAddr, db)
-	if sim {
-		v.printf("simulating traffic; alerts appear below as they fire and resolve. Ctrl-C stops.\n")
+// banner says where everything is: the pages (uiAddr, "" without them), Kafka and
+// ClickHouse.
+func (v *devView) banner(uiAddr, kafkaAddr, chAddr, db string, sim bool) {
+	var b strings.Builder
+	if uiAddr != "" {
+		fmt.Fprintf(&b, "driftd dev: the models' pages on http://%s/\n", uiAddr)
 	}
-	v.printf("query: curl 'http://%s/?query=SELECT+model,feature,psi+FROM+%s.drift_scores+FINAL+WHERE+drifted+LIMIT+10'\n\n", chAddr, db)
+	fmt.Fprintf(&b, "Kafka on %s, ClickHouse HTTP on http://%s (database %s)\n", kafkaAddr, chAddr, db)
+	if sim {
+		b.WriteString("simulating traffic; alerts appear below as they fire and resolve. Ctrl-C stops.\n")
+	}
+	fmt.Fprintf(&b, "query: curl 'http://%s/?query=SELECT+model,feature,psi+FROM+%s.drift_scores+FINAL+WHERE+drifted+LIMIT+10'\n", chAddr, db)
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.header = b.String()
+	v.printf("%s\n", v.header)
 }
 
 func (v *devView) flushed(s pipeline.Stats) {
@@ -465,10 +502,17 @@ func (v *devView) performance(rows []storage.PerformanceRow) {
 func (v *devView) alert(a *schemas.AlertEvent) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	line := fmt.Sprintf("✅ RESOLVED %-8s %-18s %s\n", a.Severity, a.Kind, a.Summary)
 	if a.State == schemas.StateFiring {
-		v.printf("🔥 FIRING   %-8s %-18s %s\n", a.Severity, a.Kind, a.Summary)
-	} else {
-		v.printf("✅ RESOLVED %-8s %-18s %s\n", a.Severity, a.Kind, a.Summary)
+		line = fmt.Sprintf("🔥 FIRING   %-8s %-18s %s\n", a.Severity, a.Kind, a.Summary)
+	}
+	if !v.redraw {
+		v.printf("%s", line)
+		return
+	}
+	v.recent = append(v.recent, line)
+	if len(v.recent) > recentAlerts {
+		v.recent = v.recent[len(v.recent)-recentAlerts:]
 	}
 }
 
@@ -511,5 +555,14 @@ func (v *devView) table() {
 	}
 	fmt.Fprintf(&b, "records %d, late %d, dead-lettered %d, windows %d, alerts %d\n",
 		v.stats.Records, v.stats.Late, v.stats.DeadLettered, v.stats.WindowsClosed, v.stats.AlertsEmitted)
+	if v.redraw {
+		// Home, clear, then the whole screen again: the table stays where it is.
+		screen := "\x1b[H\x1b[2J" + v.header + b.String()
+		if len(v.recent) > 0 {
+			screen += "\nlatest alerts:\n" + strings.Join(v.recent, "")
+		}
+		io.WriteString(v.w, screen)
+		return
+	}
 	io.WriteString(v.w, b.String())
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -257,5 +258,49 @@ func TestDevViewShowsPerformance(t *testing.T) {
 	v.table()
 	if out := b.String(); !strings.Contains(out, "acc 0.67") || !strings.Contains(out, "75%") {
 		t.Errorf("view:\n%s\nwant accuracy 0.67 and coverage 75%%", out)
+	}
+}
+
+// On a terminal the view redraws one screen in place: the banner with the pages' address,
+// the table and the latest alerts, each time; to a file it appends every line once.
+func TestDevViewRedrawsInPlace(t *testing.T) {
+	at := time.Date(2026, 3, 4, 10, 0, 0, 0, time.UTC)
+	alert := func(i int) *schemas.AlertEvent {
+		return &schemas.AlertEvent{State: schemas.StateFiring, Severity: "critical", Kind: schemas.KindDataDrift, Summary: fmt.Sprintf("alert %d", i)}
+	}
+	series := processors.SeriesKey{Model: "churn", Version: "1", Deployment: schemas.DeploymentPrimary}
+	for _, redraw := range []bool{true, false} {
+		var b strings.Builder
+		v := newDevView(&b)
+		v.redraw = redraw
+		v.banner("127.0.0.1:9464", "127.0.0.1:9092", "127.0.0.1:8123", "driftd", true)
+		v.verdict(detectors.Verdict{Window: processors.EmptyWindow(series, at.UnixMilli(), at.Add(time.Minute).UnixMilli())}, nil)
+		for i := range 20 {
+			v.alert(alert(i))
+		}
+		v.table()
+		v.table()
+		out := b.String()
+		screens := strings.Split(out, "\x1b[H\x1b[2J")
+		if !strings.Contains(out, "pages on http://127.0.0.1:9464/") {
+			t.Errorf("redraw %v: the pages' address is not shown:\n%s", redraw, out)
+		}
+		if !redraw {
+			if len(screens) != 1 || strings.Count(out, "alert 0\n") != 1 || strings.Count(out, "churn") != 2 {
+				t.Errorf("appending view:\n%q", out)
+			}
+			continue
+		}
+		// Two screens after what the banner printed, each whole: header, table, the
+		// latest 15 alerts (the first five dropped).
+		if len(screens) != 3 {
+			t.Fatalf("%d screens, want 2:\n%q", len(screens)-1, out)
+		}
+		for _, s := range screens[1:] {
+			if !strings.Contains(s, "pages on http://") || !strings.Contains(s, "churn") || !strings.Contains(s, "alert 19\n") ||
+				!strings.Contains(s, "alert 5\n") || strings.Contains(s, "alert 4\n") {
+				t.Errorf("screen:\n%s", s)
+			}
+		}
 	}
 }
