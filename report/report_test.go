@@ -4,12 +4,16 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/driftd/driftd/detectors"
 	"github.com/driftd/driftd/internal/testenv"
+	"github.com/driftd/driftd/processors"
+	"github.com/driftd/driftd/schemas"
 	"github.com/driftd/driftd/storage"
 )
 
@@ -25,7 +29,7 @@ func dayOfWindows() Data {
 	for w := 0; w < 288; w++ {
 		start := day.Add(time.Duration(w) * 5 * time.Minute)
 		for _, slot := range []string{"1 primary", "2 canary"} {
-			d.Traffic = append(d.Traffic, Traffic{Start: start, End: start.Add(5 * time.Minute), Slot: slot, Events: 3000, Failed: uint64(w % 7), P99: 40 + float64(w%13)})
+			d.Traffic = append(d.Traffic, Traffic{Start: start, End: start.Add(5 * time.Minute), Slot: slot, Events: 3000, Failed: uint64(w % 7), P50: 20, P99: 40 + float64(w%13)})
 		}
 		for f := 0; f < 20; f++ {
 			name := fmt.Sprintf("feature_%02d", f)
@@ -42,6 +46,21 @@ func dayOfWindows() Data {
 			d.Drift = append(d.Drift, Drift{Start: start, Feature: name, PSI: psi, Drifted: psi > 0.25})
 		}
 	}
+	for f := 0; f < 20; f++ {
+		d.Features = append(d.Features, FeatureHealth{Name: fmt.Sprintf("feature_%02d", f), Kind: "numeric", Present: 864000 - uint64(f), Missing: uint64(f)})
+	}
+	edges, bins := make([]float64, 49), make([]float64, 50)
+	for i := range edges {
+		edges[i] = float64(i)
+	}
+	for i := range bins {
+		bins[i] = 100
+	}
+	d.Distributions = []Distribution{{Feature: "amount", Slot: "1 primary", Kind: "numeric", Edges: edges, Ref: bins, Cur: bins, Start: day.Add(1435 * time.Minute), End: day.Add(24 * time.Hour)},
+		{Feature: "__prediction__", Slot: "1 primary", Kind: "categorical", Categories: []string{"yes", "no"}, Ref: []float64{10, 90}, Cur: []float64{30, 70}}}
+	for w := 0; w < 288; w++ {
+		d.Performance = append(d.Performance, Performance{Start: day.Add(time.Duration(w) * 5 * time.Minute), Slot: "1 primary", Task: "classification", Accuracy: 0.9, Coverage: 0.5})
+	}
 	d.Alerts = []Alert{
 		{Emitted: day.Add(16*time.Hour + 46*time.Minute), Start: day.Add(16*time.Hour + 40*time.Minute), End: day.Add(16*time.Hour + 45*time.Minute),
 			State: "firing", Severity: "critical", Kind: "data_drift", Version: "1", Slot: "primary", Feature: "amount", Summary: "feature amount of fraud 1 drifted: PSI 0.60"},
@@ -54,11 +73,11 @@ func dayOfWindows() Data {
 // in the timeline, and names are escaped.
 func TestReportOfADay(t *testing.T) {
 	var b bytes.Buffer
-	if err := Render(&b, dayOfWindows()); err != nil {
+	if err := Render(&b, dayOfWindows(), false); err != nil {
 		t.Fatal(err)
 	}
 	html := b.String()
-	t.Logf("a day of 5-minute windows, 20 features, 2 slots: %d bytes", b.Len())
+	t.Logf("a day of 5-minute windows, 20 features, 2 slots, two distributions, performance: %d bytes", b.Len())
 	if b.Len() > 120_000 {
 		t.Errorf("report is %d bytes, want at most 120 KB", b.Len())
 	}
@@ -79,45 +98,104 @@ func TestReportOfADay(t *testing.T) {
 	}
 }
 
-// Load reads a model's windows, drift scores and alerts in the period from the engine
-// (the queries in sql/queries), and nothing of other models or outside the period.
+// Load reads a model's windows, drift scores, alerts, features, performance, canary and
+// shadow windows in the period from the engine (the queries in sql/queries), and nothing
+// of other models or outside the period: latency percentiles are the partitions'
+// sketches merged, and the most drifted feature's newest window is drawn against its
+// reference's bins.
 func TestLoad(t *testing.T) {
 	ctx := testenv.Context(t, time.Minute)
 	s := migratedStore(ctx, t)
 	db := s.Database()
-	for _, q := range []string{
-		// two partitions of one window, one window outside the period, another model
-		`INSERT INTO ` + db + `.window_model_stats (model, model_version, deployment, window_start, window_end, topic, partition, events, errors, timeouts, latency_p99, written_at) VALUES
-('fraud', '1', 'primary', '2026-03-04 10:00:00', '2026-03-04 10:05:00', 'p', 0, 100, 1, 1, 50, now64(3)),
-('fraud', '1', 'primary', '2026-03-04 10:00:00', '2026-03-04 10:05:00', 'p', 1, 200, 2, 0, 80, now64(3)),
-('fraud', '1', 'primary', '2026-03-05 10:00:00', '2026-03-05 10:05:00', 'p', 0, 100, 0, 0, 50, now64(3)),
-('other', '1', 'primary', '2026-03-04 10:00:00', '2026-03-04 10:05:00', 'p', 0, 100, 0, 0, 50, now64(3))`,
-		`INSERT INTO ` + db + `.drift_scores (model, model_version, deployment, window_start, window_end, feature, psi, drifted, written_at) VALUES
-('fraud', '1', 'primary', '2026-03-04 10:00:00', '2026-03-04 10:05:00', 'amount', 0.3, 1, now64(3)),
-('fraud', '1', 'canary', '2026-03-04 10:00:00', '2026-03-04 10:05:00', 'amount', 0.1, 0, now64(3))`,
-		`INSERT INTO ` + db + `.alerts (alert_id, fingerprint, state, severity, kind, model, window_start, window_end, emitted_at, summary) VALUES
-('a', 'f', 'firing', 'critical', 'data_drift', 'fraud', '2026-03-04 10:00:00', '2026-03-04 10:05:00', '2026-03-04 10:06:00', 'amount drifted')`,
-	} {
-		if err := s.Conn().Exec(ctx, q); err != nil {
-			t.Fatal(err)
+	rng := rand.New(rand.NewPCG(3, 3))
+	event := func(model string, at time.Duration, shift float64) *schemas.PredictionEvent {
+		return &schemas.PredictionEvent{Model: model, ModelVersion: "1", Deployment: "primary", Timestamp: day.Add(10*time.Hour + at),
+			Status: []string{"ok", "ok", "ok", "error"}[rng.IntN(4)], LatencyMs: 5 + 100*rng.Float64(), Features: []schemas.Feature{
+				{Name: "amount", Value: schemas.Value{Kind: schemas.Number, Num: rng.NormFloat64() + shift}},
+				{Name: "country", Value: schemas.Value{Kind: schemas.String, Str: []string{"DE", "FR", "IT"}[rng.IntN(3)]}},
+				{Name: "note", Value: schemas.Value{Kind: []schemas.Kind{schemas.String, schemas.Missing}[rng.IntN(2)], Str: "x"}},
+			}, Prediction: schemas.Value{Kind: schemas.Number, Num: rng.Float64()}}
+	}
+	sample := detectors.NewSample()
+	for range 2000 {
+		sample.AddEvent(event("fraud", 0, 0))
+	}
+	ref := sample.Build("fraud", "1", detectors.SourceFirstWindows, 3, day)
+	if err := s.SaveReference(ctx, ref); err != nil {
+		t.Fatal(err)
+	}
+	p := processors.NewProcessor(func(string) processors.WindowSpec { return processors.WindowSpec{Size: 5 * time.Minute} }, processors.Limits{})
+	p.SetLayout("fraud", "1", ref.Layout())
+	all := processors.NewSketch()
+	for i := range 600 { // one window over two partitions, the amount shifted; another model
+		e := event("fraud", time.Duration(i)*400*time.Millisecond, 2)
+		all.Add(e.LatencyMs)
+		p.Add(e, processors.Source{Topic: "p", Partition: i % 2, Offset: int64(i)}, day)
+		p.Add(event("other", time.Duration(i)*400*time.Millisecond, 0), processors.Source{Topic: "p", Partition: 2, Offset: int64(i)}, day)
+	}
+	p.Add(event("fraud", 24*time.Hour, 0), processors.Source{Topic: "p", Offset: 1000}, day) // the next day: outside the period
+	closed := p.CloseAll()
+	b := &storage.Batch{Closed: closed, WrittenAt: day}
+	for _, c := range closed {
+		if c.Merged.Series.Model == "fraud" {
+			b.Verdicts = append(b.Verdicts, detectors.Evaluate(c.Merged, ref, func(string) detectors.Thresholds { return detectors.DefaultThresholds }))
 		}
 	}
-	d, err := Load(ctx, s.Conn(), db, "fraud", day, day.Add(24*time.Hour))
+	w := closed[0].Merged
+	b.Canary = []detectors.CanaryComparison{{Canary: processors.SeriesKey{Model: "fraud", Version: "2", Deployment: "canary"}, Primary: w.Series,
+		Start: w.Start, End: w.End, CanaryEvents: 60, PrimaryEvents: 600, Outcome: detectors.CanaryRegression, Reason: "p99 latency 4x the primary's"}}
+	b.Shadow = []storage.ShadowRow{{Window: detectors.ShadowWindow{Shadow: processors.SeriesKey{Model: "fraud", Version: "3", Deployment: "shadow"},
+		PrimaryVersion: "1", Start: time.UnixMilli(w.Start), End: time.UnixMilli(w.End), Counts: detectors.ShadowCounts{Shadows: 100, Matched: 80, Agreed: 60}}}}
+	if err := s.WriteWithRetry(ctx, b, storage.DefaultBackoff, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Conn().Exec(ctx, `INSERT INTO `+db+`.alerts (alert_id, fingerprint, state, severity, kind, model, window_start, window_end, emitted_at, summary) VALUES
+('a', 'f', 'firing', 'critical', 'data_drift', 'fraud', '2026-03-04 10:00:00', '2026-03-04 10:05:00', '2026-03-04 10:06:00', 'amount drifted')`); err != nil {
+		t.Fatal(err)
+	}
+
+	d, err := Load(ctx, s.Conn(), db, Selection{Model: "fraud", From: day, To: day.Add(24 * time.Hour)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(d.Traffic) != 1 || d.Traffic[0].Events != 300 || d.Traffic[0].Failed != 4 || d.Traffic[0].P99 != 80 || d.Traffic[0].Slot != "1 primary" {
-		t.Errorf("traffic %+v", d.Traffic)
+	if len(d.Traffic) != 1 || d.Traffic[0].Events != 600 || d.Traffic[0].Slot != "1 primary" || d.Traffic[0].P99 != all.Quantile(0.99) || d.Traffic[0].P50 != all.Quantile(0.5) {
+		t.Errorf("traffic %+v, want 600 events with p50 %v and p99 %v", d.Traffic, all.Quantile(0.5), all.Quantile(0.99))
 	}
-	if len(d.Drift) != 1 || d.Drift[0].PSI != 0.3 || !d.Drift[0].Drifted {
-		t.Errorf("drift %+v", d.Drift)
+	if mostDrifted(d.Drift) != "amount" || len(d.Alerts) != 1 || d.Alerts[0].Summary != "amount drifted" {
+		t.Errorf("drift %+v alerts %+v", d.Drift, d.Alerts)
 	}
-	if len(d.Alerts) != 1 || d.Alerts[0].Summary != "amount drifted" {
-		t.Errorf("alerts %+v", d.Alerts)
+	var note *FeatureHealth
+	for i, f := range d.Features {
+		if f.Name == "note" {
+			note = &d.Features[i]
+		}
 	}
-	var b bytes.Buffer
-	if err := Render(&b, d); err != nil {
+	if len(d.Features) != 4 || note == nil || note.Missing == 0 || note.Missing+note.Present != 600 {
+		t.Errorf("features %+v", d.Features)
+	}
+	if len(d.Distributions) != 2 || d.Distributions[0].Feature != "amount" || d.Distributions[1].Feature != processors.PredictionFeature {
+		t.Fatalf("distributions %+v", d.Distributions)
+	}
+	amount := d.Distributions[0]
+	var cur float64
+	for _, x := range amount.Cur {
+		cur += x
+	}
+	if amount.Note != "" || len(amount.Ref) != len(ref.Features["amount"].Bins) || cur != 600 {
+		t.Errorf("amount's distribution: %+v", amount)
+	}
+	if len(d.Canary) != 1 || d.Canary[0].Verdict != "regression" || len(d.Shadow) != 1 || d.Shadow[0].Agreement != 0.75 {
+		t.Errorf("canary %+v shadow %+v", d.Canary, d.Shadow)
+	}
+	var html bytes.Buffer
+	if err := Render(&html, d, true); err != nil {
 		t.Fatal(err)
+	}
+	for _, want := range []string{"Distribution of amount (1 primary)", `<polyline class="ref"`, `<rect class="cur"`, "p99 latency 4x the primary", `v-regression`,
+		"Shadow agreement", `<option selected>amount</option>`} {
+		if !strings.Contains(html.String(), want) {
+			t.Errorf("page lacks %q", want)
+		}
 	}
 }
 

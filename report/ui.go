@@ -146,8 +146,8 @@ td.n{text-align:right}.critical{color:#fff;background:#b91c1c}.warning{backgroun
 </body></html>
 `))
 
-// Handler serves the UI: / the overview of every model, /model?name=M[&from=&to=] a
-// model's report (Render). now is the wall clock. The pages cover the 24 hours up to the
+// Handler serves the UI: / the overview of every model, /model?name=M[&from=&to=][&feature=F]
+// a model's report (Render; feature is the one whose distribution is drawn). now is the wall clock. The pages cover the 24 hours up to the
 // newest window (now when there is none) unless from and to (RFC 3339) say otherwise.
 func Handler(src Source, now func() time.Time, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
@@ -221,7 +221,7 @@ func Handler(src Source, now func() time.Time, log *slog.Logger) http.Handler {
 		if from.IsZero() {
 			from = to.Add(-24 * time.Hour)
 		}
-		d, err := Load(r.Context(), q, db, model, from, to)
+		d, err := Load(r.Context(), q, db, Selection{Model: model, Feature: r.URL.Query().Get("feature"), From: from, To: to})
 		if err != nil {
 			log.Warn("model page", "model", model, "err", err)
 			http.Error(w, err.Error(), http.StatusBadGateway)
@@ -229,7 +229,7 @@ func Handler(src Source, now func() time.Time, log *slog.Logger) http.Handler {
 		}
 		d.Generated = now()
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		if err := Render(w, d); err != nil {
+		if err := Render(w, d, true); err != nil {
 			log.Warn("model page", "model", model, "err", err)
 		}
 	})

@@ -195,7 +195,7 @@ func TestDistributedReadsEqualOneServer(t *testing.T) {
 			// The queries' parameters, as literals (TSV wraps the query in a subquery).
 			q = strings.NewReplacer("{model:String}", "'fraud''s \"scorer\"'", "{pipeline:String}", "'orders'",
 				"{since:DateTime64(3)}", "toDateTime64('2026-03-04 00:00:00', 3, 'UTC')", "{limit:UInt32}", "10",
-				"{from:DateTime64(3)}", "toDateTime64('2026-03-04 00:00:00', 3, 'UTC')", "{to:DateTime64(3)}", "toDateTime64('2026-03-05 00:00:00', 3, 'UTC')").Replace(q)
+				"{from:DateTime64(3)}", "toDateTime64('2026-03-04 00:00:00', 3, 'UTC')", "{version:String}", "'1'", "{deployment:String}", "'primary'", "{feature:String}", "'amount'", "{to:DateTime64(3)}", "toDateTime64('2026-03-05 00:00:00', 3, 'UTC')").Replace(q)
 			return testenv.TSV(ctx, s.Conn(), q)
 		})
 	}

@@ -107,6 +107,11 @@ func resultsBatch(t *testing.T) (*detectors.Profile, []processors.Closed, []*sch
 		Errors: map[string]uint64{"key missing": 1}}
 	b := &storage.Batch{Closed: closed, Stages: []storage.StageRow{stage}, Verdicts: verdicts, Alerts: alerts, WrittenAt: t0,
 		Late: []storage.LateEvent{{Source: processors.Source{Topic: "in", Offset: 7}, Series: closed[0].Merged.Series, Start: closed[0].Merged.Start, End: closed[0].Merged.End, EventTime: t0}}}
+	w := closed[0].Merged
+	b.Canary = []detectors.CanaryComparison{{Canary: processors.SeriesKey{Model: ref.Model, Version: "2", Deployment: "canary"}, Primary: w.Series,
+		Start: w.Start, End: w.End, CanaryEvents: 120, PrimaryEvents: 880, Outcome: detectors.CanaryHealthy, Reason: "no regression"}}
+	b.Shadow = []storage.ShadowRow{{Window: detectors.ShadowWindow{Shadow: processors.SeriesKey{Model: ref.Model, Version: "3", Deployment: "shadow"},
+		PrimaryVersion: "1", Start: time.UnixMilli(w.Start), End: time.UnixMilli(w.End), Counts: detectors.ShadowCounts{Shadows: 100, Matched: 90, Agreed: 81}}}}
 	return ref, closed, alerts, b
 }
 
@@ -199,21 +204,29 @@ func TestWriteIsIdempotentAndQueriesRun(t *testing.T) {
 	}
 	// Every query a user is given runs against the real engine and returns rows.
 	params := map[string][]any{
-		"performance":        {clickhouse.Named("model", ref.Model), clickhouse.Named("since", "2026-03-04 00:00:00")},
-		"labels_now":         {clickhouse.Named("model", ref.Model), clickhouse.Named("since", "2026-03-04 00:00:00")},
-		"labels_unmatched":   {clickhouse.Named("model", ref.Model), clickhouse.Named("since", "2026-03-04 00:00:00")},
-		"drift_over_time":    {clickhouse.Named("model", ref.Model), clickhouse.Named("since", "2026-03-04 00:00:00")},
-		"worst_features":     {clickhouse.Named("since", "2026-03-04 00:00:00"), clickhouse.Named("limit", "10")},
-		"latency_by_version": {clickhouse.Named("model", ref.Model), clickhouse.Named("since", "2026-03-04 00:00:00")},
-		"window_stats":       {clickhouse.Named("model", ref.Model), clickhouse.Named("since", "2026-03-04 00:00:00")},
-		"late_events":        {clickhouse.Named("model", ref.Model), clickhouse.Named("since", "2026-03-04 00:00:00")},
-		"open_alerts":        nil,
-		"pipeline_health":    {clickhouse.Named("pipeline", "orders"), clickhouse.Named("since", "2026-03-04 00:00:00")},
-		"report_traffic":     {clickhouse.Named("model", ref.Model), clickhouse.Named("from", "2026-03-04 00:00:00"), clickhouse.Named("to", "2026-03-05 00:00:00")},
-		"report_drift":       {clickhouse.Named("model", ref.Model), clickhouse.Named("from", "2026-03-04 00:00:00"), clickhouse.Named("to", "2026-03-05 00:00:00")},
-		"report_alerts":      {clickhouse.Named("model", ref.Model), clickhouse.Named("from", "2026-03-04 00:00:00"), clickhouse.Named("to", "2026-03-05 00:00:00")},
-		"report_overview":    {clickhouse.Named("from", "2026-03-04 00:00:00"), clickhouse.Named("to", "2026-03-05 00:00:00")},
-		"report_latest":      {clickhouse.Named("model", "")},
+		"performance":         {clickhouse.Named("model", ref.Model), clickhouse.Named("since", "2026-03-04 00:00:00")},
+		"labels_now":          {clickhouse.Named("model", ref.Model), clickhouse.Named("since", "2026-03-04 00:00:00")},
+		"labels_unmatched":    {clickhouse.Named("model", ref.Model), clickhouse.Named("since", "2026-03-04 00:00:00")},
+		"drift_over_time":     {clickhouse.Named("model", ref.Model), clickhouse.Named("since", "2026-03-04 00:00:00")},
+		"worst_features":      {clickhouse.Named("since", "2026-03-04 00:00:00"), clickhouse.Named("limit", "10")},
+		"latency_by_version":  {clickhouse.Named("model", ref.Model), clickhouse.Named("since", "2026-03-04 00:00:00")},
+		"window_stats":        {clickhouse.Named("model", ref.Model), clickhouse.Named("since", "2026-03-04 00:00:00")},
+		"late_events":         {clickhouse.Named("model", ref.Model), clickhouse.Named("since", "2026-03-04 00:00:00")},
+		"open_alerts":         nil,
+		"pipeline_health":     {clickhouse.Named("pipeline", "orders"), clickhouse.Named("since", "2026-03-04 00:00:00")},
+		"report_traffic":      {clickhouse.Named("model", ref.Model), clickhouse.Named("from", "2026-03-04 00:00:00"), clickhouse.Named("to", "2026-03-05 00:00:00")},
+		"report_drift":        {clickhouse.Named("model", ref.Model), clickhouse.Named("from", "2026-03-04 00:00:00"), clickhouse.Named("to", "2026-03-05 00:00:00")},
+		"report_alerts":       {clickhouse.Named("model", ref.Model), clickhouse.Named("from", "2026-03-04 00:00:00"), clickhouse.Named("to", "2026-03-05 00:00:00")},
+		"report_overview":     {clickhouse.Named("from", "2026-03-04 00:00:00"), clickhouse.Named("to", "2026-03-05 00:00:00")},
+		"report_latest":       {clickhouse.Named("model", "")},
+		"report_latency":      {clickhouse.Named("model", ref.Model), clickhouse.Named("from", "2026-03-04 00:00:00"), clickhouse.Named("to", "2026-03-05 00:00:00")},
+		"report_features":     {clickhouse.Named("model", ref.Model), clickhouse.Named("from", "2026-03-04 00:00:00"), clickhouse.Named("to", "2026-03-05 00:00:00")},
+		"report_distribution": {clickhouse.Named("model", ref.Model), clickhouse.Named("version", "1"), clickhouse.Named("deployment", "primary"), clickhouse.Named("feature", "amount"), clickhouse.Named("from", "2026-03-04 00:00:00"), clickhouse.Named("to", "2026-03-05 00:00:00")},
+		"report_reference":    {clickhouse.Named("model", ref.Model), clickhouse.Named("version", "1")},
+		"report_canary":       {clickhouse.Named("model", ref.Model), clickhouse.Named("from", "2026-03-04 00:00:00"), clickhouse.Named("to", "2026-03-05 00:00:00")},
+		"report_shadow":       {clickhouse.Named("model", ref.Model), clickhouse.Named("from", "2026-03-04 00:00:00"), clickhouse.Named("to", "2026-03-05 00:00:00")},
+		"report_coverage":     {clickhouse.Named("from", "2026-03-04 00:00:00"), clickhouse.Named("to", "2026-03-05 00:00:00")},
+		"report_pipelines":    {clickhouse.Named("from", "2026-03-04 00:00:00"), clickhouse.Named("to", "2026-03-05 00:00:00")},
 	}
 	for _, name := range dsql.QueryNames() {
 		args, ok := params[name]

@@ -13,7 +13,7 @@ import (
 )
 
 func reportCmd() *cobra.Command {
-	var model, from, to, out string
+	var model, from, to, out, feature string
 	cmd := &cobra.Command{
 		Use:   "report --model M [--from T1] [--to T2] [--out file.html]",
 		Short: "Write one model's traffic, drift heat map and alert timeline as a self-contained HTML file",
@@ -43,7 +43,7 @@ func reportCmd() *cobra.Command {
 			}
 			defer closeEngine()
 			defer st.Close()
-			d, err := report.Load(cmd.Context(), st.Conn(), st.Database(), model, start, end)
+			d, err := report.Load(cmd.Context(), st.Conn(), st.Database(), report.Selection{Model: model, Feature: feature, From: start, To: end})
 			if err != nil {
 				return err
 			}
@@ -57,7 +57,7 @@ func reportCmd() *cobra.Command {
 				defer f.Close()
 				w = f
 			}
-			if err := report.Render(w, d); err != nil {
+			if err := report.Render(w, d, false); err != nil {
 				return fmt.Errorf("report: %w", err)
 			}
 			if out != "" {
@@ -70,6 +70,7 @@ func reportCmd() *cobra.Command {
 	cmd.Flags().StringVar(&from, "from", "", "start of the period (RFC 3339; default: 24 hours before --to)")
 	cmd.Flags().StringVar(&to, "to", "", "end of the period (RFC 3339; default: now)")
 	cmd.Flags().StringVar(&out, "out", "", "HTML file to write (default: standard output)")
+	cmd.Flags().StringVar(&feature, "feature", "", "the feature whose distribution is drawn against the reference (default: the most drifted)")
 	return cmd
 }
 
