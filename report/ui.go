@@ -27,17 +27,55 @@ type Row struct {
 	// Status is "critical", "warning" or "ok": the worst firing alert of the model.
 	Status string
 	Open   int
+	// Labelled and Predictions are the model's settled windows' labelled predictions of
+	// the period (Predictions 0: no label was joined).
+	Labelled, Predictions uint64
+}
+
+// Stage is one upstream pipeline stage on the overview.
+type Stage struct {
+	Pipeline, Stage           string
+	Runs, Failures            uint64
+	LatestSuccess, LastWindow time.Time
+	// Status is the worst firing alert of the stage ("ok" without one).
+	Status string
+}
+
+// Health is driftd's own state, for the overview: its consumer group membership, how
+// far behind it reads, and its last flush (zero: none yet).
+type Health struct {
+	Group                               string
+	Joined                              bool
+	Assigned, GroupAssigned, Partitions int
+	Lag                                 int64
+	LastFlush                           time.Time
+	Records                             uint64
+	Err                                 string
 }
 
 // Overview reads every model version and slot with traffic in [from, to), with its
-// model's open alerts.
-func Overview(ctx context.Context, q Querier, db string, from, to time.Time) ([]Row, error) {
+// model's open alerts and label coverage, and every upstream pipeline stage with runs in
+// it, with its open alerts.
+func Overview(ctx context.Context, q Querier, db string, from, to time.Time) ([]Row, []Stage, error) {
+	open, err := openAlerts(ctx, q, db)
+	if err != nil {
+		return nil, nil, err
+	}
+	rows, err := models(ctx, q, db, from, to, open)
+	if err != nil {
+		return nil, nil, err
+	}
+	stages, err := stages(ctx, q, db, from, to, open)
+	return rows, stages, err
+}
+
+// models reads the overview's model rows.
+func models(ctx context.Context, q Querier, db string, from, to time.Time, open open) ([]Row, error) {
 	query, err := dsql.Query("report_overview", db)
 	if err != nil {
 		return nil, err
 	}
-	rows, err := q.Query(ctx, query, clickhouse.Named("from", from.UTC().Format("2006-01-02 15:04:05.000")),
-		clickhouse.Named("to", to.UTC().Format("2006-01-02 15:04:05.000")))
+	rows, err := q.Query(ctx, query, clickhouse.Named("from", chTime(from)), clickhouse.Named("to", chTime(to)))
 	if err != nil {
 		return nil, fmt.Errorf("overview: %w", err)
 	}
@@ -54,19 +92,61 @@ func Overview(ctx context.Context, q Querier, db string, from, to time.Time) ([]
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("overview: %w", err)
 	}
-	open, err := openAlerts(ctx, q, db)
+	coverage := map[string][2]uint64{}
+	cq, err := dsql.Query("report_coverage", db)
 	if err != nil {
 		return nil, err
 	}
-	for i := range out {
-		a := open[out[i].Model]
-		out[i].Open, out[i].Status = a.n, "ok"
-		switch {
-		case a.critical:
-			out[i].Status = "critical"
-		case a.n > 0:
-			out[i].Status = "warning"
+	crows, err := q.Query(ctx, cq, clickhouse.Named("from", chTime(from)), clickhouse.Named("to", chTime(to)))
+	if err != nil {
+		return nil, fmt.Errorf("label coverage: %w", err)
+	}
+	for crows.Next() {
+		var model string
+		var c [2]uint64
+		if err := crows.Scan(&model, &c[0], &c[1]); err != nil {
+			crows.Close()
+			return nil, fmt.Errorf("label coverage: %w", err)
 		}
+		coverage[model] = c
+	}
+	crows.Close()
+	if err := crows.Err(); err != nil {
+		return nil, fmt.Errorf("label coverage: %w", err)
+	}
+	for i := range out {
+		out[i].Labelled, out[i].Predictions = coverage[out[i].Model][0], coverage[out[i].Model][1]
+		a := open.models[out[i].Model]
+		out[i].Open, out[i].Status = a.n, a.status()
+	}
+	return out, nil
+}
+
+// stages reads the overview's pipeline stages.
+func stages(ctx context.Context, q Querier, db string, from, to time.Time, open open) ([]Stage, error) {
+	query, err := dsql.Query("report_pipelines", db)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := q.Query(ctx, query, clickhouse.Named("from", chTime(from)), clickhouse.Named("to", chTime(to)))
+	if err != nil {
+		return nil, fmt.Errorf("pipelines: %w", err)
+	}
+	var out []Stage
+	for rows.Next() {
+		var st Stage
+		if err := rows.Scan(&st.Pipeline, &st.Stage, &st.Runs, &st.Failures, &st.LatestSuccess, &st.LastWindow); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("pipelines: %w", err)
+		}
+		out = append(out, st)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("pipelines: %w", err)
+	}
+	for i := range out {
+		out[i].Status = open.stages[[2]string{out[i].Pipeline, out[i].Stage}].status()
 	}
 	return out, nil
 }
@@ -96,37 +176,63 @@ func pageEnd(ctx context.Context, q Querier, db, model string, now time.Time) (t
 	return t, nil
 }
 
-type modelAlerts struct {
+// firing counts the firing alerts of a model or a stage.
+type firing struct {
 	n        int
 	critical bool
 }
 
-// openAlerts counts each model's firing alerts (info ones are recommendations, not
-// trouble), through the open_alerts query.
-func openAlerts(ctx context.Context, q Querier, db string) (map[string]modelAlerts, error) {
+// status is "critical", "warning" or "ok".
+func (f firing) status() string {
+	switch {
+	case f.critical:
+		return "critical"
+	case f.n > 0:
+		return "warning"
+	}
+	return "ok"
+}
+
+// open are the firing alerts by model and by pipeline stage.
+type open struct {
+	models map[string]firing
+	stages map[[2]string]firing
+}
+
+// openAlerts counts each model's and stage's firing alerts (info ones are
+// recommendations, not trouble), through the open_alerts query.
+func openAlerts(ctx context.Context, q Querier, db string) (open, error) {
 	query, err := dsql.Query("open_alerts", db)
 	if err != nil {
-		return nil, err
+		return open{}, err
 	}
+	out := open{models: map[string]firing{}, stages: map[[2]string]firing{}}
 	rows, err := q.Query(ctx, query)
 	if err != nil {
-		return nil, fmt.Errorf("open alerts: %w", err)
+		return out, fmt.Errorf("open alerts: %w", err)
 	}
 	defer rows.Close()
-	out := map[string]modelAlerts{}
 	for rows.Next() {
-		var fp, kind, model, feature, severity, summary string
+		var fp, kind, model, feature, severity, summary, pipeline, stage string
 		var since time.Time
-		if err := rows.Scan(&fp, &kind, &model, &feature, &severity, &summary, &since); err != nil {
-			return nil, fmt.Errorf("open alerts: %w", err)
+		if err := rows.Scan(&fp, &kind, &model, &feature, &severity, &summary, &since, &pipeline, &stage); err != nil {
+			return out, fmt.Errorf("open alerts: %w", err)
 		}
 		if severity == "info" {
 			continue
 		}
-		a := out[model]
-		a.n++
-		a.critical = a.critical || severity == "critical"
-		out[model] = a
+		count := func(f firing) firing {
+			f.n++
+			f.critical = f.critical || severity == "critical"
+			return f
+		}
+		if model != "" {
+			out.models[model] = count(out.models[model])
+		}
+		if pipeline != "" {
+			k := [2]string{pipeline, stage}
+			out.stages[k] = count(out.stages[k])
+		}
 	}
 	return out, rows.Err()
 }
@@ -134,22 +240,39 @@ func openAlerts(ctx context.Context, q Querier, db string) (map[string]modelAler
 var overviewPage = template.Must(template.New("overview").Funcs(template.FuncMap{
 	"rate":   func(r Row) float64 { return float64(r.Events) / max(r.Last.Sub(r.First).Seconds(), 1) },
 	"failed": func(r Row) float64 { return 100 * float64(r.Failed) / max(float64(r.Events), 1) },
+	"coverage": func(r Row) string {
+		if r.Predictions == 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.0f%%", 100*float64(r.Labelled)/float64(r.Predictions))
+	},
 }).Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>driftd</title>
-<style>body{font:13px system-ui,sans-serif;margin:24px;color:#222}table{border-collapse:collapse}td,th{border-bottom:1px solid #ddd;padding:3px 8px;text-align:left}
+<style>body{font:13px system-ui,sans-serif;margin:24px;color:#222}h2{font-size:15px;margin-top:24px}table{border-collapse:collapse}td,th{border-bottom:1px solid #ddd;padding:3px 8px;text-align:left}
 td.n{text-align:right}.critical{color:#fff;background:#b91c1c}.warning{background:#fde68a}.ok{background:#dcfce7}.none{color:#888}</style></head><body>
 <h1>driftd</h1><p>Models with traffic in the last 24 hours of data ({{.From.UTC.Format "2006-01-02 15:04"}} to {{.To.UTC.Format "2006-01-02 15:04"}} UTC).</p>
-{{if .Rows}}<table><tr><th>status</th><th>model</th><th>version</th><th>slot</th><th>requests/s</th><th>failed</th><th>p99 (ms)</th><th>open alerts</th><th>last window</th></tr>
+{{if .Rows}}<table id="models"><tr><th>status</th><th>model</th><th>version</th><th>slot</th><th>requests/s</th><th>failed</th><th>p99 (ms, highest partition)</th><th>label coverage</th><th>open alerts</th><th>last window</th></tr>
 {{range .Rows}}<tr><td class="{{.Status}}">{{.Status}}</td><td><a href="model?name={{.Model}}">{{.Model}}</a></td><td>{{.Version}}</td><td>{{.Slot}}</td>
-<td class="n">{{printf "%.1f" (rate .)}}</td><td class="n">{{printf "%.2f%%" (failed .)}}</td><td class="n">{{printf "%.0f" .P99}}</td><td class="n">{{.Open}}</td><td>{{.Last.UTC.Format "15:04"}}</td></tr>
+<td class="n">{{printf "%.1f" (rate .)}}</td><td class="n">{{printf "%.2f%%" (failed .)}}</td><td class="n">{{printf "%.0f" .P99}}</td><td class="n">{{coverage .}}</td><td class="n">{{.Open}}</td><td>{{.Last.UTC.Format "15:04"}}</td></tr>
 {{end}}</table>{{else}}<p class="none">no model has sent anything in the last 24 hours</p>{{end}}
+<h2>Upstream pipelines</h2>
+{{if .Stages}}<table id="stages"><tr><th>status</th><th>pipeline</th><th>stage</th><th>runs</th><th>failures</th><th>latest success</th></tr>
+{{range .Stages}}<tr><td class="{{.Status}}">{{.Status}}</td><td>{{.Pipeline}}</td><td>{{.Stage}}</td><td class="n">{{.Runs}}</td><td class="n">{{.Failures}}</td><td>{{if .LatestSuccess.IsZero}}never{{else}}{{.LatestSuccess.UTC.Format "01-02 15:04"}}{{end}}</td></tr>
+{{end}}</table>{{else}}<p class="none">no pipeline events in the last 24 hours</p>{{end}}
+{{with .Health}}<h2>driftd</h2>
+<table id="health"><tr><th>consumer group</th><td>{{.Group}}{{if not .Joined}} (joining){{end}}</td></tr>
+<tr><th>partitions</th><td>this member reads {{.Assigned}}{{if ge .GroupAssigned 0}}, the group {{.GroupAssigned}}{{end}}{{if ge .Partitions 0}} of {{.Partitions}}{{end}}</td></tr>
+<tr><th>lag</th><td>{{.Lag}} records</td></tr>
+<tr><th>last flush</th><td>{{if .LastFlush.IsZero}}none yet{{else}}{{.LastFlush.UTC.Format "2006-01-02 15:04:05"}} UTC{{end}} · {{.Records}} records read</td></tr>
+{{if .Err}}<tr><th>problem</th><td class="warning">{{.Err}}</td></tr>{{end}}</table>{{end}}
 </body></html>
 `))
 
-// Handler serves the UI: / the overview of every model, /model?name=M[&from=&to=][&feature=F]
+// Handler serves the UI: / the overview of every model, the upstream pipelines and
+// driftd's own health (health; nil to leave it out), /model?name=M[&from=&to=][&feature=F]
 // a model's report (Render; feature is the one whose distribution is drawn). now is the wall clock. The pages cover the 24 hours up to the
 // newest window (now when there is none) unless from and to (RFC 3339) say otherwise.
-func Handler(src Source, now func() time.Time, log *slog.Logger) http.Handler {
+func Handler(src Source, health func() Health, now func() time.Time, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	conn := func(w http.ResponseWriter) (Querier, string, bool) {
 		q, db, ok := src()
@@ -174,15 +297,20 @@ func Handler(src Source, now func() time.Time, log *slog.Logger) http.Handler {
 			return
 		}
 		from := to.Add(-24 * time.Hour)
-		rows, err := Overview(r.Context(), q, db, from, to.Add(time.Millisecond))
+		rows, stages, err := Overview(r.Context(), q, db, from, to.Add(time.Millisecond))
 		if err != nil {
 			log.Warn("overview page", "err", err)
 			http.Error(w, err.Error(), http.StatusBadGateway)
 			return
 		}
 		sort.SliceStable(rows, func(i, j int) bool { return severityRank(rows[i].Status) > severityRank(rows[j].Status) })
+		var h *Health
+		if health != nil {
+			v := health()
+			h = &v
+		}
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		if err := overviewPage.Execute(w, map[string]any{"From": from, "To": to, "Rows": rows}); err != nil {
+		if err := overviewPage.Execute(w, map[string]any{"From": from, "To": to, "Rows": rows, "Stages": stages, "Health": h}); err != nil {
 			log.Warn("overview page", "err", err)
 		}
 	})

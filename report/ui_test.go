@@ -13,7 +13,9 @@ import (
 )
 
 // The UI on the engine: the overview lists each model version and slot with traffic in
-// the last 24 hours, the model with a firing critical alert first and marked critical;
+// the last 24 hours, the model with a firing critical alert first and marked critical,
+// with its label coverage; the pipeline stages with their alerts' status; driftd's own
+// health;
 // a model's page is its report; before ClickHouse is connected the pages say so.
 func TestUI(t *testing.T) {
 	ctx := testenv.Context(t, time.Minute)
@@ -29,13 +31,23 @@ func TestUI(t *testing.T) {
 		`INSERT INTO ` + db + `.alerts (alert_id, fingerprint, state, severity, kind, model, window_start, window_end, emitted_at, summary) VALUES
 ('a', 'f', 'firing', 'critical', 'canary', 'fraud', '2026-03-04 10:00:00', '2026-03-04 10:05:00', '2026-03-04 10:06:00', 'canary fraud 2 regressed'),
 ('b', 'g', 'firing', 'info', 'canary', 'calm', '2026-03-04 10:00:00', '2026-03-04 10:05:00', '2026-03-04 10:06:00', 'calm can be promoted')`,
+		`INSERT INTO ` + db + `.alerts (alert_id, fingerprint, state, severity, kind, pipeline, stage, window_start, window_end, emitted_at, summary) VALUES
+('c', 'h', 'firing', 'critical', 'pipeline_failure', 'orders', 'join', '2026-03-04 10:00:00', '2026-03-04 11:00:00', '2026-03-04 11:06:00', 'stage join of orders failed')`,
+		`INSERT INTO ` + db + `.pipeline_stage_stats (pipeline, stage, window_start, window_end, topic, partition, runs, failures, last_success, written_at) VALUES
+('orders', 'join', '2026-03-04 10:00:00', '2026-03-04 11:00:00', 'p', 0, 12, 3, '2026-03-04 10:40:00', now64(3)),
+('orders', 'extract', '2026-03-04 10:00:00', '2026-03-04 11:00:00', 'p', 0, 12, 0, '2026-03-04 10:55:00', now64(3))`,
+		`INSERT INTO ` + db + `.window_performance (model, model_version, deployment, window_start, window_end, predictions, labelled, written_at) VALUES
+('fraud', '1', 'primary', '2026-03-04 10:00:00', '2026-03-04 10:05:00', 3000, 1500, now64(3))`,
 	} {
 		if err := s.Conn().Exec(ctx, q); err != nil {
 			t.Fatal(err)
 		}
 	}
 	connected := false
-	h := Handler(func() (Querier, string, bool) { return s.Conn(), db, connected }, func() time.Time { return now }, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	health := func() Health {
+		return Health{Group: "driftd-group", Joined: true, Assigned: 3, GroupAssigned: 3, Partitions: 3, Lag: 1234, LastFlush: now, Records: 99}
+	}
+	h := Handler(func() (Querier, string, bool) { return s.Conn(), db, connected }, health, func() time.Time { return now }, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	get := func(path string) (int, string) {
 		t.Helper()
 		rec := httptest.NewRecorder()
@@ -54,8 +66,14 @@ func TestUI(t *testing.T) {
 	if fraud < 0 || calm < 0 || fraud > calm || strings.Contains(body, "name=gone") {
 		t.Errorf("overview does not list fraud (critical) before calm, without gone:\n%s", body)
 	}
-	if !strings.Contains(body, `class="critical">critical`) || strings.Count(body, `class="ok">ok`) != 1 {
+	if !strings.Contains(body, `class="critical">critical`) || strings.Count(body, `class="ok">ok</td><td><a`) != 1 {
 		t.Errorf("statuses: fraud's two slots critical, calm ok (its info alert is no trouble):\n%s", body)
+	}
+	for _, want := range []string{"<td class=\"n\">50%</td>", `<td class="critical">critical</td><td>orders</td><td>join</td>`, `<td class="ok">ok</td><td>orders</td><td>extract</td>`,
+		"driftd-group", "this member reads 3, the group 3 of 3", "1234 records", "99 records read"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("overview lacks %q:\n%s", want, body)
+		}
 	}
 	code, body = get("/model?name=fraud")
 	if code != http.StatusOK || !strings.Contains(body, "driftd report: fraud") || !strings.Contains(body, "canary fraud 2 regressed") {

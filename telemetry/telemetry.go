@@ -108,6 +108,28 @@ func (m *Metrics) Lag(topic string, partition int, lag int64) {
 	}
 }
 
+// ConsumerLag is the records behind the newest on every partition this member read, as
+// last reported (the driftd_consumer_lag gauges summed).
+func (m *Metrics) ConsumerLag() int64 {
+	if m == nil {
+		return 0
+	}
+	families, err := m.Registry.Gather()
+	if err != nil {
+		return 0
+	}
+	var sum float64
+	for _, f := range families {
+		if f.GetName() != "driftd_consumer_lag" {
+			continue
+		}
+		for _, x := range f.GetMetric() {
+			sum += x.GetGauge().GetValue()
+		}
+	}
+	return int64(sum)
+}
+
 // WindowsWritten observes how long closed windows waited to be written.
 func (m *Metrics) WindowsWritten(waited []time.Duration) {
 	if m != nil {

@@ -245,6 +245,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, h hooks) erro
 	metrics := telemetry.NewMetrics()
 	var connected atomic.Pointer[storage.Store]   // set once ClickHouse is reachable
 	var member atomic.Pointer[consumers.Consumer] // set once in the consumer group
+	var lastFlush atomic.Pointer[flushed]         // the last flush, for the overview page
 	if cfg.HTTP.Listen != "" {
 		addr, err := telemetry.Serve(ctx, cfg.HTTP.Listen, metrics, func(ctx context.Context) (string, error) {
 			st := connected.Load()
@@ -265,6 +266,8 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, h hooks) erro
 				return nil, "", false
 			}
 			return st.Conn(), st.Database(), true
+		}, func() report.Health {
+			return health(cfg.Kafka.GroupID, member.Load(), lastFlush.Load(), metrics)
 		}, time.Now, log), log)
 		if err != nil {
 			return fmt.Errorf("http.listen %s: %w", cfg.HTTP.Listen, err)
@@ -337,9 +340,12 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, h hooks) erro
 		set.Observer = h.observe(metrics)
 	}
 	r := pipeline.New(set, c, dlq, pub, st, log, time.Now)
-	if h.onFlush != nil {
-		r.OnFlush(h.onFlush)
-	}
+	r.OnFlush(func(s pipeline.Stats) {
+		lastFlush.Store(&flushed{at: time.Now(), stats: s})
+		if h.onFlush != nil {
+			h.onFlush(s)
+		}
+	})
 	if h.onVerdict != nil {
 		r.OnVerdict(h.onVerdict)
 	}
@@ -372,4 +378,27 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, h hooks) erro
 	}
 	log.Info("driftd stopped", "records", r.Stats().Records, "windows", r.Stats().WindowsClosed, "alerts", r.Stats().AlertsEmitted)
 	return err
+}
+
+// flushed is when the pipeline last flushed and its counters then.
+type flushed struct {
+	at    time.Time
+	stats pipeline.Stats
+}
+
+// health is what the overview page says of driftd itself: its membership (c nil: not in
+// the group yet), lag and last flush (f nil: none yet).
+func health(group string, c *consumers.Consumer, f *flushed, m *telemetry.Metrics) report.Health {
+	h := report.Health{Group: group, Lag: m.ConsumerLag(), GroupAssigned: -1, Partitions: -1}
+	if c != nil {
+		st := c.Status()
+		h.Joined, h.Assigned, h.GroupAssigned, h.Partitions = st.Joined, st.Assigned, st.GroupAssigned, st.Partitions
+		if st.Err != nil {
+			h.Err = st.Err.Error()
+		}
+	}
+	if f != nil {
+		h.LastFlush, h.Records = f.at, f.stats.Records
+	}
+	return h
 }

@@ -6,7 +6,9 @@ SELECT
     argMax(feature, emitted_at) AS feature,
     argMax(severity, emitted_at) AS severity,
     argMax(summary, emitted_at) AS summary,
-    max(emitted_at) AS since
+    max(emitted_at) AS since,
+    argMax(pipeline, emitted_at) AS pipeline,
+    argMax(stage, emitted_at) AS stage
 FROM {db}.alerts FINAL
 GROUP BY fingerprint
 HAVING argMax(state, emitted_at) = 'firing'
