@@ -1,6 +1,7 @@
 # driftd — the two commands a newcomer needs:
 #   make demo   run driftd on one machine against real engines (see README)
-#   make test   fetch and start real Kafka and the ClickHouse engine, then run every test
+#   make test   fetch and start real Kafka and the ClickHouse engine (and install Chromium
+#               for the page tests when missing), then run every test
 SHELL := /bin/bash
 GO ?= go
 KAFKA_PORT ?= 19092
@@ -31,10 +32,11 @@ kafka-stop:
 test:
 	@set -euo pipefail; \
 	lib=$$(scripts/chdb.sh); \
+	chromium=$$(scripts/chromium.sh); \
 	brokers=$$(KAFKA_PORT=$(KAFKA_PORT) scripts/kafka.sh start); \
 	trap 'KAFKA_PORT=$(KAFKA_PORT) scripts/kafka.sh stop' EXIT; \
-	echo "engines: kafka $$brokers, chdb $$lib"; \
-	CHDB_LIB_PATH=$$lib KAFKA_BROKERS=$$brokers KAFKA_SASL_BROKERS=127.0.0.1:$$(($(KAFKA_PORT) + 2)) \
+	echo "engines: kafka $$brokers, chdb $$lib, chromium $$chromium"; \
+	CHROMIUM_PATH=$$chromium CHDB_LIB_PATH=$$lib KAFKA_BROKERS=$$brokers KAFKA_SASL_BROKERS=127.0.0.1:$$(($(KAFKA_PORT) + 2)) \
 	KAFKA_TLS_BROKERS=127.0.0.1:$$(($(KAFKA_PORT) + 3)) KAFKA_TLS_CA=$(CURDIR)/.cache/kafka-run-$(KAFKA_PORT)/tls/ca.pem $(GO) test -count=1 -timeout 30m ./... ; \
 	CHDB_LIB_PATH=$$lib KAFKA_BROKERS=$$brokers $(MAKE) --no-print-directory fuzz
 

@@ -236,11 +236,11 @@ func heatClass(psi float64) int {
 
 // heatMap draws features (rows, the most drifted first) by period (columns) as runs of
 // same-coloured cells: a feature that did not move is one rectangle.
-func heatMap(d Data) template.HTML {
+func heatMap(d Data, from time.Time) template.HTML {
 	if len(d.Drift) == 0 {
 		return ""
 	}
-	span := d.To.Sub(d.From)
+	span := d.To.Sub(from)
 	if span <= 0 {
 		return ""
 	}
@@ -250,7 +250,7 @@ func heatMap(d Data) template.HTML {
 	}
 	cols := min(len(starts), maxColumns)
 	col := func(t time.Time) int {
-		c := int(float64(t.Sub(d.From)) / float64(span) * float64(cols))
+		c := int(float64(t.Sub(from)) / float64(span) * float64(cols))
 		return min(max(c, 0), cols-1)
 	}
 	peak := map[string]float64{}
@@ -328,7 +328,7 @@ table{border-collapse:collapse}td,th{border-bottom:1px solid #ddd;padding:3px 6p
 <p>PSI: <svg width="330" height="14">{{range $i, $e := .Legend}}<rect x="{{$e.X}}" width="14" height="12" class="h{{$i}}"/><text x="{{$e.TX}}" y="10" style="text-anchor:start">{{$e.Label}}</text>{{end}}</svg></p>
 {{if .Heat}}{{.Heat}}{{else}}<p class="none">no drift scores</p>{{end}}
 {{range .Dists}}<h2>Distribution of {{.D.Feature}} ({{.D.Slot}}): reference{{if .D.Cur}} vs the newest window, {{.D.Start.UTC.Format "01-02 15:04"}}–{{.D.End.UTC.Format "15:04"}}{{end}}</h2>
-<p class="legend"><svg width="260" height="12"><rect class="ref" width="12" height="10"/><text x="16" y="9" style="text-anchor:start">reference (outline for numbers)</text><rect class="cur" x="170" width="12" height="10"/><text x="186" y="9" style="text-anchor:start">newest window</text></svg>{{if .D.Note}} <span class="none">{{.D.Note}}</span>{{end}}</p>
+<p class="legend"><svg width="360" height="12"><rect class="ref" width="12" height="10"/><text x="16" y="9" style="text-anchor:start">reference (an outline for numbers)</text><rect class="cur" x="220" width="12" height="10"/><text x="236" y="9" style="text-anchor:start">newest window</text></svg>{{if .D.Note}} <span class="none">{{.D.Note}}</span>{{end}}</p>
 {{.Chart}}{{end}}
 {{if .Features}}<form method="get" action="model"><input type="hidden" name="name" value="{{.Model}}">distribution of <select name="feature">{{range .Data.Features}}<option{{if eq .Name $.Selected}} selected{{end}}>{{.Name}}</option>{{end}}</select> <button>show</button></form>{{end}}
 <h2>Missing and mismatched values</h2>
@@ -394,19 +394,35 @@ func Render(w io.Writer, d Data, form bool) error {
 	for _, x := range d.Shadow {
 		shadow = append(shadow, point{x.Start, x.Shadow + " vs " + x.Primary, 100 * x.Agreement})
 	}
+	// The charts span the data: a model that started sending an hour ago is not drawn
+	// squeezed into the last 4% of a day.
+	from := d.To
+	for _, t := range d.Traffic {
+		if t.Start.Before(from) {
+			from = t.Start
+		}
+	}
+	for _, x := range d.Drift {
+		if x.Start.Before(from) {
+			from = x.Start
+		}
+	}
+	if from.Before(d.From) || !from.Before(d.To) {
+		from = d.From
+	}
 	selected := ""
 	if len(d.Distributions) > 0 {
 		selected = d.Distributions[0].Feature
 	}
 	return page.Execute(w, map[string]any{
 		"Model": d.Model, "From": d.From, "To": d.To, "Generated": d.Generated, "Data": d, "Windows": len(windows), "Requests": requests,
-		"Rate":    seriesChart(d.From, d.To, rate, "req/s"),
-		"Latency": seriesChart(d.From, d.To, append(p50, p99...), "ms"),
-		"Failed":  seriesChart(d.From, d.To, failed, "%"),
-		"Nulls":   seriesChart(d.From, d.To, nulls, "%"),
-		"Heat":    heatMap(d), "Legend": legend, "Dists": dists, "Features": form && len(d.Features) > 0, "Selected": selected,
+		"Rate":    seriesChart(from, d.To, rate, "req/s"),
+		"Latency": seriesChart(from, d.To, append(p50, p99...), "ms"),
+		"Failed":  seriesChart(from, d.To, failed, "%"),
+		"Nulls":   seriesChart(from, d.To, nulls, "%"),
+		"Heat":    heatMap(d, from), "Legend": legend, "Dists": dists, "Features": form && len(d.Features) > 0, "Selected": selected,
 		"Missing": missingRows(d.Features),
-		"Perf":    seriesChart(d.From, d.To, perf, ""), "Coverage": seriesChart(d.From, d.To, coverage, "%"),
-		"Canary": canaryStrips(d.From, d.To, d.Canary), "Shadow": seriesChart(d.From, d.To, shadow, "%"),
+		"Perf":    seriesChart(from, d.To, perf, ""), "Coverage": seriesChart(from, d.To, coverage, "%"),
+		"Canary": canaryStrips(from, d.To, d.Canary), "Shadow": seriesChart(from, d.To, shadow, "%"),
 	})
 }

@@ -7,12 +7,16 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/chromedp/chromedp"
 
 	"github.com/driftd/driftd/config"
 	"github.com/driftd/driftd/detectors"
@@ -197,6 +201,7 @@ func TestDevModeScenarios(t *testing.T) {
 			}
 		}
 	}
+	pagesInABrowser(t, "http://"+healthAddr)
 	cancel()
 	if err := <-errc; err != nil && !errors.Is(err, context.Canceled) {
 		t.Fatalf("dev returned %v", err)
@@ -301,6 +306,64 @@ func TestDevViewRedrawsInPlace(t *testing.T) {
 				!strings.Contains(s, "alert 5\n") || strings.Contains(s, "alert 4\n") {
 				t.Errorf("screen:\n%s", s)
 			}
+		}
+	}
+}
+
+// pagesInABrowser loads the overview and the abruptly shifted model's page of a dev run
+// at base in headless Chromium, as a person would see them: the overview's first row is
+// a critical model, the model page's hottest heat-map cell is in the shifted feature's
+// row (the first), its alert is in the timeline, and its distribution is drawn. The
+// screenshots go to the test's folder (testenv.ScreenshotDir).
+func pagesInABrowser(t *testing.T, base string) {
+	t.Helper()
+	ctx := testenv.Browser(t, testenv.Context(t, 2*time.Minute))
+	dir := testenv.ScreenshotDir(t)
+	// The feature of the row holding the hottest cell: rows are cellH (14) units apart.
+	const hottestRow = `(() => {
+  let best = null;
+  for (const r of document.querySelectorAll('svg.heat rect')) {
+    const c = Number(r.getAttribute('class').slice(1));
+    if (best === null || c > best.c) best = {c, y: Number(r.getAttribute('y'))};
+  }
+  const labels = document.querySelectorAll('svg.heat text');
+  return best === null ? '' : labels[Math.round(best.y / 14)].textContent;
+})()`
+	must := func(what string, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s in Chromium: %v", what, err)
+		}
+	}
+	must("overview", chromedp.Do(ctx, chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS(`#models`))))
+	status, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#models tr:nth-child(2) td:first-child`)))
+	must("overview's first row", err)
+	overview, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	must("overview screenshot", err)
+	must("model page", chromedp.Do(ctx, chromedp.Navigate(base+"/model?name=sim-abrupt-shift"), chromedp.WaitVisible(chromedp.CSS(`svg.heat`))))
+	hottest, err := chromedp.Run(ctx, chromedp.Evaluate[string](hottestRow))
+	must("hottest cell", err)
+	heatWidth, err := chromedp.Run(ctx, chromedp.Evaluate[float64](`document.querySelector('svg.heat').getBoundingClientRect().width`))
+	must("heat map's width", err)
+	text, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body.innerText`))
+	must("model page's text", err)
+	page, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	must("model page screenshot", err)
+	for name, png := range map[string][]byte{"overview.png": overview, "model-sim-abrupt-shift.png": page} {
+		if err := os.WriteFile(filepath.Join(dir, name), png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("screenshots in %s", dir)
+	if status != "critical" {
+		t.Errorf("the overview's first model is %q, want a critical one first", status)
+	}
+	if hottest != "amount" || heatWidth < 400 {
+		t.Errorf("the hottest heat-map cell is in %q's row (heat map %v px wide), want amount", hottest, heatWidth)
+	}
+	for _, want := range []string{"feature amount of sim-abrupt-shift 1.0.0 drifted", "Distribution of amount"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the model page does not show %q", want)
 		}
 	}
 }
