@@ -22,6 +22,8 @@ import (
 	chproto "github.com/ClickHouse/ch-go/proto"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/column"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/proto"
+
+	"github.com/driftd/driftd/internal/webguard"
 )
 
 // Querier runs requests on an engine; *Engine is the production one.
@@ -380,35 +382,10 @@ func (s *Server) crossSite(r *http.Request) string {
 	// DNS rebinding: a page on evil.example whose name now resolves to 127.0.0.1 is the
 	// same origin as the endpoint to the browser, but its requests still name evil.example.
 	// Over TLS the certificate does not match such a name, so the browser never gets this far.
-	if r.TLS == nil && !s.hostAllowed(r.Host) {
+	if r.TLS == nil && !webguard.HostAllowed(r.Host, s.AllowedHosts) {
 		return fmt.Sprintf("host %q is not a name of this endpoint (an IP address, localhost, or a name in clickhouse.embedded.allowed_hosts)", r.Host)
 	}
 	return ""
-}
-
-func (s *Server) hostAllowed(hostport string) bool {
-	if hostport == "" {
-		return true
-	}
-	host := hostport
-	if h, _, err := net.SplitHostPort(hostport); err == nil {
-		host = h
-	}
-	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
-	if net.ParseIP(host) != nil {
-		return true
-	}
-	// Browsers resolve localhost and its subdomains to loopback themselves (RFC 6761).
-	host = strings.ToLower(strings.TrimSuffix(host, "."))
-	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
-		return true
-	}
-	for _, a := range s.AllowedHosts {
-		if strings.EqualFold(strings.TrimSuffix(a, "."), host) {
-			return true
-		}
-	}
-	return false
 }
 
 // fromThisHost reports whether a request comes from this host: over loopback, or to one

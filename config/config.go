@@ -123,6 +123,10 @@ func (s Shadow) Settings(pValue float64) detectors.ShadowSettings {
 type HTTP struct {
 	// Listen is host:port; localhost by default, empty to disable.
 	Listen string `yaml:"listen"`
+	// AllowedHosts are the names, besides IP addresses, localhost and the listen host, by
+	// which browsers reach the pages (a name behind a proxy or in a cluster's DNS): a
+	// request naming another host is refused, as a page rebound to this host would.
+	AllowedHosts []string `yaml:"allowed_hosts"`
 }
 
 // Kafka says where events come from and where alerts go.

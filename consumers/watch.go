@@ -22,6 +22,8 @@ type Status struct {
 	// GroupAssigned is how many partitions the group's members read together (-1: not
 	// known, the group could not be described).
 	GroupAssigned int
+	// Members is how many members the group has (-1: not known).
+	Members int
 	// Partitions is how many partitions the subscribed topics have (-1: not known).
 	Partitions int
 	// Missing lists the subscribed topics that do not exist (yet).
@@ -58,12 +60,12 @@ func (s Status) Ready() (string, error) {
 func (c *Consumer) Status() Status {
 	gen := c.current()
 	if gen == nil {
-		return Status{Group: c.o.GroupID, GroupAssigned: -1, Partitions: -1}
+		return Status{Group: c.o.GroupID, GroupAssigned: -1, Members: -1, Partitions: -1}
 	}
 	if st := gen.status.Load(); st != nil {
 		return *st
 	}
-	return Status{Group: c.o.GroupID, Joined: true, Assigned: len(gen.owned), GroupAssigned: -1, Partitions: -1}
+	return Status{Group: c.o.GroupID, Joined: true, Assigned: len(gen.owned), GroupAssigned: -1, Members: -1, Partitions: -1}
 }
 
 // watch checks, as the generation starts and every WatchInterval, that every partition of
@@ -105,7 +107,7 @@ func (c *Consumer) watch(ctx context.Context, gen *generation) {
 // check compares the subscribed topics' partitions with what the group reads; it returns
 // the status and the partitions no member reads.
 func (c *Consumer) check(ctx context.Context, gen *generation) (Status, []string) {
-	st := Status{Group: c.o.GroupID, Joined: true, Assigned: len(gen.owned), GroupAssigned: -1, Partitions: -1}
+	st := Status{Group: c.o.GroupID, Joined: true, Assigned: len(gen.owned), GroupAssigned: -1, Members: -1, Partitions: -1}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	parts, missing, err := topicPartitions(ctx, c.client, c.o.Topics)
@@ -142,7 +144,7 @@ func (c *Consumer) check(ctx context.Context, gen *generation) (Status, []string
 				}
 			}
 		}
-		st.GroupAssigned = len(read)
+		st.GroupAssigned, st.Members = len(read), len(g.Members)
 	}
 	var unread []string
 	for tp := range exist {

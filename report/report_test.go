@@ -200,7 +200,7 @@ func TestLoad(t *testing.T) {
 }
 
 // migratedStore is a store on a migrated database of the test's own, dropped after it.
-func migratedStore(ctx context.Context, t *testing.T) *storage.Store {
+func migratedStore(ctx context.Context, t testing.TB) *storage.Store {
 	t.Helper()
 	addr, proto := testenv.ClickHouse(t)
 	s, err := storage.Open(ctx, storage.Options{Addr: addr, Protocol: storage.Protocol(proto), Database: testenv.UniqueName(t)}, testenv.Logger(t))

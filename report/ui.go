@@ -47,10 +47,12 @@ type Health struct {
 	Group                               string
 	Joined                              bool
 	Assigned, GroupAssigned, Partitions int
-	Lag                                 int64
-	LastFlush                           time.Time
-	Records                             uint64
-	Err                                 string
+	// Members is how many members the group has (-1: not known).
+	Members   int
+	Lag       int64
+	LastFlush time.Time
+	Records   uint64
+	Err       string
 }
 
 // Overview reads every model version and slot with traffic in [from, to), with its
@@ -261,7 +263,7 @@ td.n{text-align:right}.critical{color:#fff;background:#b91c1c}.warning{backgroun
 {{end}}</table>{{else}}<p class="none">no pipeline events in the last 24 hours</p>{{end}}
 {{with .Health}}<h2>driftd</h2>
 <table id="health"><tr><th>consumer group</th><td>{{.Group}}{{if not .Joined}} (joining){{end}}</td></tr>
-<tr><th>partitions</th><td>this member reads {{.Assigned}}{{if ge .GroupAssigned 0}}, the group {{.GroupAssigned}}{{end}}{{if ge .Partitions 0}} of {{.Partitions}}{{end}}</td></tr>
+<tr><th>partitions</th><td>this member reads {{.Assigned}}{{if ge .GroupAssigned 0}}, the group {{.GroupAssigned}}{{end}}{{if ge .Partitions 0}} of {{.Partitions}}{{end}}{{if ge .Members 0}} · {{.Members}} member(s){{end}}</td></tr>
 <tr><th>lag</th><td>{{.Lag}} records</td></tr>
 <tr><th>last flush</th><td>{{if .LastFlush.IsZero}}none yet{{else}}{{.LastFlush.UTC.Format "2006-01-02 15:04:05"}} UTC{{end}} · {{.Records}} records read</td></tr>
 {{if .Err}}<tr><th>problem</th><td class="warning">{{.Err}}</td></tr>{{end}}</table>{{end}}

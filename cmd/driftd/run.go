@@ -20,6 +20,7 @@ import (
 	"github.com/driftd/driftd/config"
 	"github.com/driftd/driftd/consumers"
 	"github.com/driftd/driftd/detectors"
+	"github.com/driftd/driftd/internal/webguard"
 	"github.com/driftd/driftd/pipeline"
 	"github.com/driftd/driftd/report"
 	"github.com/driftd/driftd/schemas"
@@ -260,7 +261,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, h hooks) erro
 				return "", errors.New("not in the consumer group yet")
 			}
 			return c.Status().Ready()
-		}, report.Handler(func() (report.Querier, string, bool) {
+		}, webguard.Hosts(report.Handler(func() (report.Querier, string, bool) {
 			st := connected.Load()
 			if st == nil {
 				return nil, "", false
@@ -268,7 +269,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, h hooks) erro
 			return st.Conn(), st.Database(), true
 		}, func() report.Health {
 			return health(cfg.Kafka.GroupID, member.Load(), lastFlush.Load(), metrics)
-		}, time.Now, log), log)
+		}, time.Now, log), pageHosts(cfg.HTTP), "http.allowed_hosts"), log)
 		if err != nil {
 			return fmt.Errorf("http.listen %s: %w", cfg.HTTP.Listen, err)
 		}
@@ -389,10 +390,10 @@ type flushed struct {
 // health is what the overview page says of driftd itself: its membership (c nil: not in
 // the group yet), lag and last flush (f nil: none yet).
 func health(group string, c *consumers.Consumer, f *flushed, m *telemetry.Metrics) report.Health {
-	h := report.Health{Group: group, Lag: m.ConsumerLag(), GroupAssigned: -1, Partitions: -1}
+	h := report.Health{Group: group, Lag: m.ConsumerLag(), GroupAssigned: -1, Members: -1, Partitions: -1}
 	if c != nil {
 		st := c.Status()
-		h.Joined, h.Assigned, h.GroupAssigned, h.Partitions = st.Joined, st.Assigned, st.GroupAssigned, st.Partitions
+		h.Joined, h.Assigned, h.GroupAssigned, h.Members, h.Partitions = st.Joined, st.Assigned, st.GroupAssigned, st.Members, st.Partitions
 		if st.Err != nil {
 			h.Err = st.Err.Error()
 		}
@@ -401,4 +402,14 @@ func health(group string, c *consumers.Consumer, f *flushed, m *telemetry.Metric
 		h.LastFlush, h.Records = f.at, f.stats.Records
 	}
 	return h
+}
+
+// pageHosts are the names the pages answer to besides addresses and localhost:
+// http.allowed_hosts and the listen host when it is a name.
+func pageHosts(h config.HTTP) []string {
+	hosts := append([]string(nil), h.AllowedHosts...)
+	if host, _, err := net.SplitHostPort(h.Listen); err == nil && host != "" && net.ParseIP(host) == nil {
+		hosts = append(hosts, host)
+	}
+	return hosts
 }

@@ -1,0 +1,52 @@
+// Package webguard keeps pages of other sites from reading driftd's HTTP endpoints
+// through a browser on this host. Such a page cannot read a cross-origin answer, but
+// after DNS rebinding its own name points at 127.0.0.1 and its requests are same-origin
+// to the browser; they still name its host, which is what these checks refuse.
+package webguard
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+)
+
+// HostAllowed reports whether hostport (a request's Host) names this endpoint: an IP
+// address, localhost (browsers resolve it and its subdomains to loopback themselves, RFC
+// 6761), or one of allowed. An empty Host (HTTP/1.0) is allowed.
+func HostAllowed(hostport string, allowed []string) bool {
+	if hostport == "" {
+		return true
+	}
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if net.ParseIP(host) != nil {
+		return true
+	}
+	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	for _, a := range allowed {
+		if strings.EqualFold(strings.TrimSuffix(a, "."), host) {
+			return true
+		}
+	}
+	return false
+}
+
+// Hosts serves h only to plain-HTTP requests whose Host HostAllowed accepts (over TLS a
+// rebound name does not match the certificate, so the browser never sends them); others
+// get 421 with the setting that lets a name in.
+func Hosts(h http.Handler, allowed []string, setting string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.TLS == nil && !HostAllowed(r.Host, allowed) {
+			http.Error(w, fmt.Sprintf("host %q is not a name of this endpoint (an IP address, localhost, or a name in %s)", r.Host, setting), http.StatusMisdirectedRequest)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}

@@ -1,0 +1,47 @@
+package webguard
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"testing"
+)
+
+func TestHostAllowed(t *testing.T) {
+	allowed := []string{"driftd.internal"}
+	for _, c := range []struct {
+		host string
+		want bool
+	}{
+		{"", true},
+		{"127.0.0.1:9464", true},
+		{"[::1]:9464", true},
+		{"10.1.2.3", true},
+		{"localhost:9464", true},
+		{"LOCALHOST.", true},
+		{"app.localhost:9464", true},
+		{"driftd.internal:9464", true},
+		{"DRIFTD.internal.", true},
+		{"evil.example:9464", false},
+		{"localhost.evil.example", false},
+		{"driftd.internal.evil.example", false},
+	} {
+		if got := HostAllowed(c.host, allowed); got != c.want {
+			t.Errorf("HostAllowed(%q) = %v, want %v", c.host, got, c.want)
+		}
+	}
+}
+
+// A page whose name was rebound to this host is refused; a name the setting lists and an
+// address are served.
+func TestHosts(t *testing.T) {
+	h := Hosts(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("page")) }), []string{"driftd.internal"}, "http.allowed_hosts")
+	for host, want := range map[string]int{"127.0.0.1:9464": 200, "driftd.internal:9464": 200, "rebind.evil.example:9464": http.StatusMisdirectedRequest} {
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		r.Host = host
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, r)
+		if rec.Code != want {
+			t.Errorf("Host %s: %d %s, want %d", host, rec.Code, rec.Body.String(), want)
+		}
+	}
+}
