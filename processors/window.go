@@ -195,7 +195,9 @@ func NewProcessor(specFor func(model string) WindowSpec, limits Limits) *Process
 }
 
 // Layout returns the reference layout of (model, version), nil before its reference.
-func (p *Processor) Layout(model, version string) *Layout { return p.layouts[[2]string{model, version}] }
+func (p *Processor) Layout(model, version string) *Layout {
+	return p.layouts[[2]string{model, version}]
+}
 
 // SetLayout sets the reference layout used by windows of (model, version) opened from now on.
 func (p *Processor) SetLayout(model, version string, l *Layout) {

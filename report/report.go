@@ -12,7 +12,6 @@ import (
 	"html/template"
 	"io"
 	"math"
-	"sort"
 	"strings"
 	"time"
 
@@ -266,16 +265,7 @@ func heatMap(d Data, from time.Time) template.HTML {
 		cells[x.Feature][c] = math.Max(cells[x.Feature][c], x.PSI)
 		peak[x.Feature] = math.Max(peak[x.Feature], x.PSI)
 	}
-	features := make([]string, 0, len(cells))
-	for f := range cells {
-		features = append(features, f)
-	}
-	sort.Slice(features, func(i, j int) bool {
-		if peak[features[i]] != peak[features[j]] {
-			return peak[features[i]] > peak[features[j]]
-		}
-		return features[i] < features[j]
-	})
+	features := largestFirst(peak)
 	if len(features) > maxRows {
 		features = features[:maxRows]
 	}

@@ -240,16 +240,7 @@ func categoryShares(ref, cur map[string]uint64) ([]string, []float64, []float64)
 	for c, n := range cur {
 		share[c] = math.Max(share[c], float64(n)/tc)
 	}
-	names := make([]string, 0, len(share))
-	for c := range share {
-		names = append(names, c)
-	}
-	sort.Slice(names, func(i, j int) bool {
-		if share[names[i]] != share[names[j]] {
-			return share[names[i]] > share[names[j]]
-		}
-		return names[i] < names[j]
-	})
+	names := largestFirst(share)
 	other := len(names) > maxCategories
 	if other {
 		names = names[:maxCategories]
@@ -472,4 +463,19 @@ func missingRows(fs []FeatureHealth) []FeatureHealth {
 		out = out[:maxRows]
 	}
 	return out
+}
+
+// largestFirst returns m's keys by value, largest first, ties by name.
+func largestFirst(m map[string]float64) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if m[keys[i]] != m[keys[j]] {
+			return m[keys[i]] > m[keys[j]]
+		}
+		return keys[i] < keys[j]
+	})
+	return keys
 }
