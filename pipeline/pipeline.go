@@ -752,11 +752,14 @@ func (r *Runner) Flush(ctx context.Context) error {
 		r.proc.SetLayout(p.Model, p.Version, p.Layout())
 	}
 	// Partials that opened before their version's reference are stored binned by it when
-	// it exists by now, so that they read back as judged (WindowAgg.BinKept).
+	// it exists by now, so that they read back as judged (WindowAgg.BinKept); when it
+	// does not exist yet but will (first windows), with the values they kept.
 	for _, c := range closed {
-		l := r.proc.Layout(c.Merged.Series.Model, c.Merged.Series.Version)
+		s := c.Merged.Series
+		l := r.proc.Layout(s.Model, s.Version)
 		for _, p := range c.Partials {
 			p.BinKept(l)
+			p.KeepRaw = l == nil && r.set.ReferenceSource(s.Model) == detectors.SourceFirstWindows
 		}
 	}
 	if err != nil {

@@ -243,16 +243,37 @@ func TestReviewShorterWindowsAfterARestartDoNotPage(t *testing.T) {
 	}
 }
 
-// A low-volume model (60 events a window, min_events 100: each window judged merged with
-// the one before) restarted mid-stream gives the rows and alerts of the uninterrupted
-// run. After the restart the first window's merge reads the window before it back from
-// ClickHouse: it must come back with its bins against the reference's edges and its
-// joint co-moments. Its feature sits at 1000 ± 15, where the sketch's 1% relative error
+// A low-volume model (60 or 30 events a window, min_events 100: each window judged merged
+// with the ones before) restarted mid-stream gives the rows and alerts of the
+// uninterrupted run. After the restart the first window's merge reads the windows before
+// it back from ClickHouse: they must come back with their bins against the reference's
+// edges and their joint co-moments, or, written before the reference existed, with the
+// values they kept. Its feature sits at 1000 ± 15, where the sketch's 1% relative error
 // spans a third of a standard deviation: a window rebuilt from its sketch alone drifted.
 func TestRestartInALowVolumeMergeEqualsUninterrupted(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		every    int // seconds between events: 60/every events per one-minute window
+		merged   string
+		restarts []int // seconds of the stream at which driftd is stopped and restarted
+	}{
+		// Just after the reference is built; later.
+		{"60 events a window", 1, "judged over 2 windows merged", []int{3*60 + 30, 20*60 + 30}},
+		// Merges of four reach back into the reference's own first windows, which were
+		// written before the reference existed.
+		{"30 events a window", 2, "judged over 4 windows merged", []int{2*60 + 30, 4*60 + 30}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			restartedLikeUninterrupted(t, tc.every, tc.merged, tc.restarts)
+		})
+	}
+}
+
+func restartedLikeUninterrupted(t *testing.T, every int, merged string, restarts []int) {
+	t.Helper()
 	rng := rand.New(rand.NewPCG(9, 9))
 	var msgs []kafka.Message
-	for s := 0; s < 40*60; s++ {
+	for s := 0; s < 40*60; s += every {
 		at := t0.Add(time.Duration(s) * time.Second)
 		x := rng.NormFloat64()
 		e := &schemas.PredictionEvent{EventID: fmt.Sprint("e-", s), Model: "sparse", ModelVersion: "1", Deployment: "primary",
@@ -272,19 +293,20 @@ func TestRestartInALowVolumeMergeEqualsUninterrupted(t *testing.T) {
 	waitFor("every window", func(s pipeline.Stats) bool { return s.WindowsClosed == closed })
 	n := int(stop().AlertsEmitted)
 	cleanRows := results(t, clean)
-	if !strings.Contains(cleanRows, "judged over 2 windows merged") {
-		t.Fatal("no window was judged merged")
+	if !strings.Contains(cleanRows, merged) {
+		t.Fatalf("no window was %s", merged)
 	}
 
-	for _, at := range []int{3*60 + 30, 20*60 + 30} { // just after the reference is built; later
+	for _, at := range restarts {
 		t.Run(fmt.Sprintf("restart at second %d", at), func(t *testing.T) {
+			split := at / every
 			h := newHarness(t)
 			h.tweak = tweak
-			h.produce(t, msgs[:at]...)
+			h.produce(t, msgs[:split]...)
 			waitFor, stop := h.start(t)
 			waitFor("windows before the split", func(s pipeline.Stats) bool { return s.WindowsClosed >= uint64(at/60-1) })
 			first := stop()
-			h.produce(t, msgs[at:]...)
+			h.produce(t, msgs[split:]...)
 			waitFor, stop = h.start(t)
 			waitFor("the other windows", func(s pipeline.Stats) bool { return s.WindowsClosed >= closed-first.WindowsClosed })
 			second := stop()

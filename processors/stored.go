@@ -17,6 +17,9 @@ type StoredFeature struct {
 	ReferenceID string
 	Edges       []float64
 	Bins        []uint64
+	// Raw is the numeric values kept of a window written before its first-windows
+	// reference existed (Partial.KeepRaw), empty otherwise.
+	Raw []float64
 }
 
 // StoredService is one partition's stored service counts of one window (a row of
@@ -68,9 +71,7 @@ func (w *WindowAgg) AddService(p StoredService) error {
 
 // RebuildWindow merges stored feature summaries (one per partition and feature, in
 // partition order) back into a window's feature aggregates: counts, moments, sketches,
-// bins and categories. Service counts are added with AddService. What a partition kept
-// in memory but not in storage is the raw values of a window that opened before its
-// reference existed: such a window read back is binned from its sketch (an estimate).
+// bins, kept raw values and categories. Service counts are added with AddService.
 func RebuildWindow(series SeriesKey, start, end int64, parts []StoredFeature) (*WindowAgg, error) {
 	w := newWindowAgg(series, start, end)
 	for _, p := range parts {
@@ -94,6 +95,8 @@ func RebuildWindow(series SeriesKey, start, end int64, parts []StoredFeature) (*
 			f.Raw = nil
 			if len(p.Bins) > 0 && len(p.Bins) == len(p.Edges)+1 {
 				f.Edges, f.Bins = p.Edges, append([]uint64(nil), p.Bins...)
+			} else if len(p.Raw) > 0 {
+				f.Raw = append([]float64(nil), p.Raw...)
 			}
 		} else {
 			for c, k := range p.Categories {

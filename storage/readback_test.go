@@ -1,6 +1,7 @@
 package storage_test
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -47,23 +48,54 @@ func TestStoredWindowIsJudgedAsWritten(t *testing.T) {
 	if ref.PCA == nil {
 		t.Fatal("the reference has no joint model")
 	}
+	th := func(string) detectors.Thresholds { return detectors.DefaultThresholds }
+	for _, tc := range []struct {
+		name string
+		// beforeReference: the windows opened and were written before the reference
+		// existed (the live first windows): they are stored with their kept values.
+		beforeReference bool
+		version         string
+	}{
+		{"counted against the reference", false, "1"},
+		{"written before the reference", true, "2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ref := *ref
+			ref.Version = tc.version
+			judgedAsWritten(t, s, &ref, tc.beforeReference, th, rng)
+		})
+	}
+}
+
+func judgedAsWritten(t *testing.T, s *storage.Store, ref *detectors.Profile, beforeReference bool, th func(string) detectors.Thresholds, rng *rand.Rand) {
+	t.Helper()
+	ctx := testenv.Context(t, 2*time.Minute)
 	p := processors.NewProcessor(func(string) processors.WindowSpec { return processors.WindowSpec{Size: time.Minute} }, processors.Limits{})
-	p.SetLayout(ref.Model, ref.Version, ref.Layout())
+	if !beforeReference {
+		p.SetLayout(ref.Model, ref.Version, ref.Layout())
+	}
 	for i := 0; i < 1200; i++ { // two windows over three partitions, the second one shifted
 		shift := 0.0
 		if i >= 600 {
 			shift = 1
 		}
-		p.Add(jointEvent(rng, time.Duration(i)*100*time.Millisecond, shift), processors.Source{Topic: "in", Partition: i % 3, Offset: int64(i / 3)}, t0)
+		e := jointEvent(rng, time.Duration(i)*100*time.Millisecond, shift)
+		e.ModelVersion = ref.Version
+		p.Add(e, processors.Source{Topic: "in", Partition: i % 3, Offset: int64(i / 3)}, t0)
 	}
 	closed := p.CloseAll()
 	if len(closed) != 2 {
 		t.Fatalf("%d windows", len(closed))
 	}
+	for _, c := range closed {
+		for _, part := range c.Partials {
+			part.KeepRaw = beforeReference
+		}
+	}
 	if err := s.WriteWithRetry(ctx, &storage.Batch{Closed: closed, WrittenAt: t0}, storage.DefaultBackoff, nil); err != nil {
 		t.Fatal(err)
 	}
-	th := func(string) detectors.Thresholds { return detectors.DefaultThresholds }
+	var merged, mergedBack *processors.WindowAgg
 	for _, c := range closed {
 		want := c.Merged
 		got, err := s.LoadWindow(ctx, want.Series, time.UnixMilli(want.Start))
@@ -73,30 +105,44 @@ func TestStoredWindowIsJudgedAsWritten(t *testing.T) {
 		if got.ReferenceID != want.ReferenceID {
 			t.Errorf("reference id %q, wrote %q", got.ReferenceID, want.ReferenceID)
 		}
-		wv, gv := detectors.Evaluate(want, ref, th), detectors.Evaluate(got, ref, th)
-		if len(gv.Scores) != len(wv.Scores) {
-			t.Fatalf("%d scores read back, %d written", len(gv.Scores), len(wv.Scores))
+		sameVerdict(t, fmt.Sprint("window ", want.Start), detectors.Evaluate(want, ref, th), detectors.Evaluate(got, ref, th))
+		// A low-volume merge: the windows in memory merged, and the windows read back.
+		if merged == nil {
+			merged, mergedBack = want.Clone(), got
+		} else {
+			merged.Merge(want)
+			mergedBack.Merge(got)
 		}
-		for i, w := range wv.Scores {
-			g := gv.Scores[i]
-			if g.Feature != w.Feature || g.N != w.N || g.Drifted != w.Drifted || g.Estimated != w.Estimated ||
-				!close(g.PSI, w.PSI) || !close(g.Statistic, w.Statistic) || !close(g.PValue, w.PValue) || !close(g.JS, w.JS) {
-				t.Errorf("window %d %s: read back %+v\nwritten %+v", want.Start, w.Feature, g, w)
-			}
+	}
+	sameVerdict(t, "the windows merged", detectors.Evaluate(merged, ref, th), detectors.Evaluate(mergedBack, ref, th))
+}
+
+// sameVerdict fails t where a verdict of a window read back differs from the window's
+// verdict in memory.
+func sameVerdict(t *testing.T, what string, wv, gv detectors.Verdict) {
+	t.Helper()
+	if len(gv.Scores) != len(wv.Scores) {
+		t.Fatalf("%d scores read back, %d written", len(gv.Scores), len(wv.Scores))
+	}
+	for i, w := range wv.Scores {
+		g := gv.Scores[i]
+		if g.Feature != w.Feature || g.N != w.N || g.Drifted != w.Drifted || g.Estimated != w.Estimated ||
+			!close(g.PSI, w.PSI) || !close(g.Statistic, w.Statistic) || !close(g.PValue, w.PValue) || !close(g.JS, w.JS) {
+			t.Errorf("%s %s: read back %+v\nwritten %+v", what, w.Feature, g, w)
 		}
-		if (wv.Multivariate == nil) != (gv.Multivariate == nil) {
-			t.Fatalf("joint score read back %v, written %v", gv.Multivariate, wv.Multivariate)
-		}
-		if wv.Multivariate != nil && (gv.Multivariate.N != wv.Multivariate.N || !close(gv.Multivariate.Error, wv.Multivariate.Error)) {
-			t.Errorf("joint score read back %+v, written %+v", *gv.Multivariate, *wv.Multivariate)
-		}
-		if len(gv.Conditions) != len(wv.Conditions) {
-			t.Fatalf("%d conditions read back, %d written", len(gv.Conditions), len(wv.Conditions))
-		}
-		for i, w := range wv.Conditions {
-			if g := gv.Conditions[i]; g.Kind != w.Kind || g.Feature != w.Feature || g.Metric != w.Metric || g.Breached != w.Breached || !close(g.Value, w.Value) {
-				t.Errorf("condition %s %s %s: read back %v %v, written %v %v", w.Kind, w.Feature, w.Metric, g.Breached, g.Value, w.Breached, w.Value)
-			}
+	}
+	if (wv.Multivariate == nil) != (gv.Multivariate == nil) {
+		t.Fatalf("joint score read back %v, written %v", gv.Multivariate, wv.Multivariate)
+	}
+	if wv.Multivariate != nil && (gv.Multivariate.N != wv.Multivariate.N || !close(gv.Multivariate.Error, wv.Multivariate.Error)) {
+		t.Errorf("joint score read back %+v, written %+v", *gv.Multivariate, *wv.Multivariate)
+	}
+	if len(gv.Conditions) != len(wv.Conditions) {
+		t.Fatalf("%d conditions read back, %d written", len(gv.Conditions), len(wv.Conditions))
+	}
+	for i, w := range wv.Conditions {
+		if g := gv.Conditions[i]; g.Kind != w.Kind || g.Feature != w.Feature || g.Metric != w.Metric || g.Breached != w.Breached || !close(g.Value, w.Value) {
+			t.Errorf("condition %s %s %s: read back %v %v, written %v %v", w.Kind, w.Feature, w.Metric, g.Breached, g.Value, w.Breached, w.Value)
 		}
 	}
 }

@@ -43,7 +43,7 @@ func modelStats() table {
 }
 
 func featureStats() table {
-	return table{"window_feature_stats", "model, model_version, deployment, window_start, window_end, topic, partition, feature, kind, count, missing, mismatched, mean, std, min, max, p50, p90, p95, p99, sketch, reference_id, bin_edges, bin_counts, categories, unseen, written_at", byDay(3)}
+	return table{"window_feature_stats", "model, model_version, deployment, window_start, window_end, topic, partition, feature, kind, count, missing, mismatched, mean, std, min, max, p50, p90, p95, p99, sketch, reference_id, bin_edges, bin_counts, raw, categories, unseen, written_at", byDay(3)}
 }
 
 func driftScores() table {
@@ -106,9 +106,12 @@ func featureRows(p *processors.Partial, at time.Time) [][]any {
 				q[i] = f.Sketch.Quantile(qq)
 			}
 		}
-		edges, bins := f.Edges, f.Bins
+		edges, bins, raw := f.Edges, f.Bins, []float64{}
 		if edges == nil {
 			edges, bins = []float64{}, []uint64{}
+		}
+		if p.KeepRaw && f.Bins == nil && f.Raw != nil {
+			raw = f.Raw
 		}
 		cats := f.Categories
 		if cats == nil {
@@ -117,7 +120,7 @@ func featureRows(p *processors.Partial, at time.Time) [][]any {
 		rows = append(rows, []any{w.Series.Model, w.Series.Version, w.Series.Deployment, ms(w.Start), ms(w.End),
 			p.Topic, int32(p.Partition), f.Name, f.Kind.String(), f.Count, f.Missing, f.Mismatched,
 			finite(f.Moments.Mean), finite(f.Moments.Std()), finite(f.Moments.Min), finite(f.Moments.Max),
-			q[0], q[1], q[2], q[3], sketch, w.ReferenceID, edges, bins, cats, f.Unseen, at})
+			q[0], q[1], q[2], q[3], sketch, w.ReferenceID, edges, bins, raw, cats, f.Unseen, at})
 	}
 	return rows
 }

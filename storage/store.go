@@ -565,7 +565,7 @@ GROUP BY w.%[3]s, w.window_start, w.topic, w.partition`, s.db, table, group, int
 // the window was not written.
 func (s *Store) LoadWindow(ctx context.Context, series processors.SeriesKey, start time.Time) (*processors.WindowAgg, error) {
 	rows, err := s.conn.Query(ctx, `SELECT feature, kind, count, missing, mismatched, mean, std, min, max, sketch, categories, unseen,
-  reference_id, bin_edges, bin_counts, window_end
+  reference_id, bin_edges, bin_counts, raw, window_end
 FROM `+s.db+`.window_feature_stats FINAL
 WHERE model = {model:String} AND model_version = {version:String} AND deployment = {deployment:String} AND window_start = {start:DateTime64(3, 'UTC')}
 ORDER BY topic, partition, feature`,
@@ -581,7 +581,7 @@ ORDER BY topic, partition, feature`,
 		var f processors.StoredFeature
 		var sketch string
 		if err := rows.Scan(&f.Name, &f.Kind, &f.Count, &f.Missing, &f.Mismatched, &f.Mean, &f.Std, &f.Min, &f.Max, &sketch, &f.Categories, &f.Unseen,
-			&f.ReferenceID, &f.Edges, &f.Bins, &end); err != nil {
+			&f.ReferenceID, &f.Edges, &f.Bins, &f.Raw, &end); err != nil {
 			return nil, fmt.Errorf("load window %v at %v: %w", series, start, err)
 		}
 		f.Sketch = []byte(sketch)

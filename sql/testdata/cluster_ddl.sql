@@ -607,3 +607,8 @@ ALTER TABLE driftd.window_model_stats_local ON CLUSTER 'driftd' ADD COLUMN IF NO
 
 ALTER TABLE driftd.window_model_stats ON CLUSTER 'driftd' ADD COLUMN IF NOT EXISTS joint_comoments Array(Float64) DEFAULT [];
 
+-- 0016_window_raw
+ALTER TABLE driftd.window_feature_stats_local ON CLUSTER 'driftd' ADD COLUMN IF NOT EXISTS raw Array(Float64) DEFAULT [] CODEC(ZSTD(3));
+
+ALTER TABLE driftd.window_feature_stats ON CLUSTER 'driftd' ADD COLUMN IF NOT EXISTS raw Array(Float64) DEFAULT [] CODEC(ZSTD(3));
+
