@@ -18,6 +18,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
+	"github.com/driftd/driftd/detectors"
 	dsql "github.com/driftd/driftd/sql"
 )
 
@@ -77,6 +78,7 @@ type Distribution struct {
 type Performance struct {
 	Start                   time.Time
 	Slot, Task              string
+	Labelled                uint64
 	Accuracy, MAE, Coverage float64
 }
 
@@ -110,6 +112,9 @@ type Data struct {
 	Performance   []Performance
 	Canary        []Canary
 	Shadow        []Shadow
+	// Notes say what the page could not show and why (a stored row that does not
+	// decode): one bad row costs its part of a chart, not the page.
+	Notes []string
 }
 
 // Selection is what a report covers: a model over [From, To), and the feature whose
@@ -202,7 +207,7 @@ func Load(ctx context.Context, q Querier, db string, sel Selection) (Data, error
 			return d, err
 		}
 	}
-	if err := r.latency(period, d.Traffic); err != nil {
+	if err := r.latency(period, &d); err != nil {
 		return d, err
 	}
 	if err := r.performance(sel, &d); err != nil {
@@ -309,7 +314,8 @@ table{border-collapse:collapse}td,th{border-bottom:1px solid #ddd;padding:3px 6p
 .critical{color:#b91c1c}.warning{color:#b45309}.info{color:#1d4ed8}.resolved{color:#15803d}.none{color:#888}
 </style></head><body>
 <h1>driftd report: {{.Model}}</h1>
-<p>{{.From.UTC.Format "2006-01-02 15:04"}} to {{.To.UTC.Format "2006-01-02 15:04"}} UTC · {{.Windows}} windows · {{.Requests}} requests · {{len .Data.Alerts}} alert transitions · generated {{.Generated.UTC.Format "2006-01-02 15:04"}} UTC</p>
+{{range .Data.Notes}}<p class="warning">{{.}}</p>
+{{end}}<p>{{.From.UTC.Format "2006-01-02 15:04"}} to {{.To.UTC.Format "2006-01-02 15:04"}} UTC · {{.Windows}} windows · {{.Requests}} requests · {{len .Data.Alerts}} alert transitions · generated {{.Generated.UTC.Format "2006-01-02 15:04"}} UTC</p>
 <h2>Requests per second</h2>{{.Rate}}
 <h2>Latency p50 and p99 (partitions' sketches merged)</h2>{{.Latency}}
 <h2>Errors and timeouts</h2>{{.Failed}}
@@ -374,15 +380,20 @@ func Render(w io.Writer, d Data, form bool) error {
 	}
 	var perf, coverage, shadow []point
 	for _, p := range d.Performance {
-		if p.Task == "regression" {
+		coverage = append(coverage, point{p.Start, p.Slot, 100 * p.Coverage})
+		switch {
+		case p.Labelled == 0:
+			// Nothing to score: not an accuracy of 0.
+		case p.Task == detectors.TaskRegression:
 			perf = append(perf, point{p.Start, p.Slot + " MAE", p.MAE})
-		} else {
+		default:
 			perf = append(perf, point{p.Start, p.Slot + " accuracy", p.Accuracy})
 		}
-		coverage = append(coverage, point{p.Start, p.Slot, 100 * p.Coverage})
 	}
 	for _, x := range d.Shadow {
-		shadow = append(shadow, point{x.Start, x.Shadow + " vs " + x.Primary, 100 * x.Agreement})
+		if x.Matched > 0 { // nothing compared is not 0% agreement
+			shadow = append(shadow, point{x.Start, x.Shadow + " vs " + x.Primary, 100 * x.Agreement})
+		}
 	}
 	// The charts span the data: a model that started sending an hour ago is not drawn
 	// squeezed into the last 4% of a day.

@@ -199,6 +199,118 @@ func TestLoad(t *testing.T) {
 	}
 }
 
+// What a stored row cannot show costs its part of the page, not the page: a latency
+// sketch that does not decode leaves its window's latency out, a reference that does not
+// decode leaves the distribution without it, each with a note. A window written before
+// its reference existed is drawn from the values it kept.
+func TestLoadDegradesToNotes(t *testing.T) {
+	ctx := testenv.Context(t, time.Minute)
+	s := migratedStore(ctx, t)
+	db := s.Database()
+	rng := rand.New(rand.NewPCG(5, 5))
+	event := func(at time.Duration) *schemas.PredictionEvent {
+		return &schemas.PredictionEvent{Model: "fraud", ModelVersion: "1", Deployment: "primary", Timestamp: day.Add(10*time.Hour + at),
+			Status: "ok", LatencyMs: 5 + 100*rng.Float64(), Features: []schemas.Feature{
+				{Name: "amount", Value: schemas.Value{Kind: schemas.Number, Num: 1000 + 15*rng.NormFloat64()}}},
+			Prediction: schemas.Value{Kind: schemas.Number, Num: rng.Float64()}}
+	}
+	sample := detectors.NewSample()
+	for range 2000 {
+		sample.AddEvent(event(0))
+	}
+	ref := sample.Build("fraud", "1", detectors.SourceFirstWindows, 3, day)
+	if err := s.SaveReference(ctx, ref); err != nil {
+		t.Fatal(err)
+	}
+	// The window opened and was written before the reference existed.
+	p := processors.NewProcessor(func(string) processors.WindowSpec { return processors.WindowSpec{Size: 5 * time.Minute} }, processors.Limits{})
+	for i := range 600 {
+		p.Add(event(time.Duration(i)*400*time.Millisecond), processors.Source{Topic: "p", Partition: i % 2, Offset: int64(i)}, day)
+	}
+	closed := p.CloseAll()
+	for _, c := range closed {
+		for _, part := range c.Partials {
+			part.KeepRaw = true
+		}
+	}
+	if err := s.WriteWithRetry(ctx, &storage.Batch{Closed: closed, WrittenAt: day}, storage.DefaultBackoff, nil); err != nil {
+		t.Fatal(err)
+	}
+	load := func() Data {
+		t.Helper()
+		d, err := Load(ctx, s.Conn(), db, Selection{Model: "fraud", Feature: "amount", From: day, To: day.Add(24 * time.Hour)})
+		if err != nil {
+			t.Fatalf("load: %v", err)
+		}
+		return d
+	}
+	d := load()
+	if len(d.Notes) != 0 || len(d.Distributions) == 0 {
+		t.Fatalf("notes %q, distributions %+v", d.Notes, d.Distributions)
+	}
+	amount := d.Distributions[0]
+	var cur float64
+	for _, x := range amount.Cur {
+		cur += x
+	}
+	if amount.Feature != "amount" || amount.Note != "" || len(amount.Ref) == 0 || len(amount.Cur) != len(amount.Ref) || cur != 600 {
+		t.Errorf("a window written before its reference: %+v, want its 600 kept values between the reference's bins", amount)
+	}
+
+	for _, q := range []string{
+		`INSERT INTO ` + db + `.window_model_stats (model, model_version, deployment, window_start, window_end, topic, partition, events, latency_sketch, written_at) VALUES
+('fraud', '1', 'primary', '2026-03-04 10:00:00', '2026-03-04 10:05:00', 'p', 7, 10, 'not a sketch', now64(3))`,
+		`INSERT INTO ` + db + `.reference_profiles (model, model_version, reference_id, created_at, profile) VALUES ('fraud', '1', 'broken', '2027-01-01 00:00:00', '{"features": 7')`,
+	} {
+		if err := s.Conn().Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d = load()
+	if len(d.Notes) != 2 || !strings.Contains(d.Notes[0], "latency of 1 primary at 03-04 10:00 not shown") || !strings.Contains(d.Notes[1], "reference of version 1 does not decode") {
+		t.Errorf("notes %q", d.Notes)
+	}
+	if len(d.Traffic) != 1 || d.Traffic[0].P99 != 0 || len(d.Distributions) == 0 || d.Distributions[0].Ref != nil {
+		t.Errorf("traffic %+v distributions %+v", d.Traffic, d.Distributions)
+	}
+	var html bytes.Buffer
+	if err := Render(&html, d, true); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(html.String(), "does not decode") {
+		t.Error("the page does not carry the notes")
+	}
+}
+
+// A chart shows what was measured: settled windows without labels are not an accuracy of
+// 0, shadow windows with nothing matched are not 0% agreement, a regression model has no
+// accuracy line, and a distribution whose counts are all 0 draws no NaN.
+func TestRenderLeavesOutWhatWasNotMeasured(t *testing.T) {
+	at := day.Add(time.Hour)
+	d := Data{Model: "m", From: day, To: day.Add(24 * time.Hour),
+		Traffic: []Traffic{{Start: at, End: at.Add(5 * time.Minute), Slot: "1 primary", Events: 10}},
+		Performance: []Performance{
+			{Start: at, Slot: "1 primary", Task: "", Labelled: 0, Coverage: 0},
+			{Start: at, Slot: "2 canary", Task: detectors.TaskRegression, Labelled: 5, MAE: 1.5, Coverage: 0.5},
+		},
+		Shadow:        []Shadow{{Start: at, Shadow: "3", Primary: "1", Matched: 0}},
+		Distributions: []Distribution{{Feature: "country", Slot: "1 primary", Kind: "categorical", Categories: []string{"DE"}, Ref: []float64{0}, Cur: []float64{0}}},
+	}
+	var b bytes.Buffer
+	if err := Render(&b, d, false); err != nil {
+		t.Fatal(err)
+	}
+	html := b.String()
+	for _, bad := range []string{"1 primary accuracy", "2 canary accuracy", "NaN", "3 vs 1"} {
+		if strings.Contains(html, bad) {
+			t.Errorf("page has %q", bad)
+		}
+	}
+	if !strings.Contains(html, "2 canary MAE") {
+		t.Error("page lacks the regression's MAE")
+	}
+}
+
 // migratedStore is a store on a migrated database of the test's own, dropped after it.
 func migratedStore(ctx context.Context, t testing.TB) *storage.Store {
 	t.Helper()

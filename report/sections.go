@@ -16,24 +16,30 @@ import (
 )
 
 // latency sets each traffic row's p50 and p99 from its window's partitions' sketches,
-// merged: the stored per-partition percentiles cannot be combined into one.
-func (r reader) latency(period []any, traffic []Traffic) error {
+// merged: the stored per-partition percentiles cannot be combined into one. A sketch
+// that does not decode leaves its window's latency out, with a note.
+func (r reader) latency(period []any, d *Data) error {
 	type key struct {
 		start int64
 		slot  string
 	}
 	merged := map[key]processors.Sketch{}
+	bad := map[key]bool{}
 	err := r.read("report_latency", period, func(rows driver.Rows) error {
 		var start time.Time
 		var version, deployment, enc string
 		if err := rows.Scan(&start, &version, &deployment, &enc); err != nil {
 			return err
 		}
+		k := key{start.UnixMilli(), version + " " + deployment}
 		sk, err := processors.DecodeSketch([]byte(enc))
 		if err != nil {
-			return fmt.Errorf("latency sketch of %s %s at %v: %w", version, deployment, start, err)
+			if !bad[k] {
+				d.Notes = append(d.Notes, fmt.Sprintf("latency of %s at %s not shown: its stored sketch does not decode (%v)", k.slot, start.UTC().Format("01-02 15:04"), err))
+			}
+			bad[k] = true
+			return nil
 		}
-		k := key{start.UnixMilli(), version + " " + deployment}
 		if cur, ok := merged[k]; ok {
 			cur.Merge(sk)
 		} else {
@@ -44,9 +50,10 @@ func (r reader) latency(period []any, traffic []Traffic) error {
 	if err != nil {
 		return err
 	}
-	for i := range traffic {
-		if sk, ok := merged[key{traffic[i].Start.UnixMilli(), traffic[i].Slot}]; ok && sk.Count() > 0 {
-			traffic[i].P50, traffic[i].P99 = sk.Quantile(0.5), sk.Quantile(0.99)
+	for i, t := range d.Traffic {
+		k := key{t.Start.UnixMilli(), t.Slot}
+		if sk, ok := merged[k]; ok && sk.Count() > 0 && !bad[k] {
+			d.Traffic[i].P50, d.Traffic[i].P99 = sk.Quantile(0.5), sk.Quantile(0.99)
 		}
 	}
 	return nil
@@ -57,15 +64,15 @@ func (r reader) performance(sel Selection, d *Data) error {
 	args := []any{clickhouse.Named("model", sel.Model), clickhouse.Named("since", chTime(sel.From))}
 	return r.read("performance", args, func(rows driver.Rows) error {
 		var (
-			p                             Performance
-			version, deployment           string
-			predictions, labelled, beyond uint64
-			f1, logLoss, auc, rmse, mape  float64
-			outcomes                      map[string]float64
-			inReference                   uint8
-			labelsUntil                   time.Time
+			p                            Performance
+			version, deployment          string
+			predictions, beyond          uint64
+			f1, logLoss, auc, rmse, mape float64
+			outcomes                     map[string]float64
+			inReference                  uint8
+			labelsUntil                  time.Time
 		)
-		if err := rows.Scan(&p.Start, &version, &deployment, &p.Task, &predictions, &labelled, &p.Coverage, &beyond,
+		if err := rows.Scan(&p.Start, &version, &deployment, &p.Task, &predictions, &p.Labelled, &p.Coverage, &beyond,
 			&p.Accuracy, &f1, &logLoss, &auc, &p.MAE, &rmse, &mape, &outcomes, &inReference, &labelsUntil); err != nil {
 			return err
 		}
@@ -117,7 +124,9 @@ func (r reader) distributions(sel Selection, d *Data) error {
 		}
 		p, err := detectors.UnmarshalProfile([]byte(body))
 		if err != nil {
-			return fmt.Errorf("reference of %s: %w", slot[0], err)
+			// The window is still drawn, without the reference to compare it with.
+			d.Notes = append(d.Notes, fmt.Sprintf("the reference of version %s does not decode (%v): distributions are drawn without it", slot[0], err))
+			return nil
 		}
 		ref = p
 		return nil
@@ -151,55 +160,97 @@ func mostDrifted(drift []Drift) string {
 	return best
 }
 
-// distribution reads one feature's newest window in slot (nil when it has none).
+// distribution reads one feature's newest window in slot (nil when it has none), its
+// partitions merged: those counted between the reference's bin edges, and those written
+// before it existed binned from the values they kept. A partition counted against
+// another layout is left out, and the note says so.
 func (r reader) distribution(sel Selection, slot [2]string, feature string, ref *detectors.Profile) (*Distribution, error) {
-	var out *Distribution
+	type partition struct {
+		count uint64
+		edges []float64
+		bins  []uint64
+		raw   []float64
+		cats  map[string]uint64
+	}
+	dist := Distribution{Feature: feature, Slot: slot[0] + " " + slot[1]}
+	var parts []partition
 	args := []any{clickhouse.Named("model", sel.Model), clickhouse.Named("version", slot[0]), clickhouse.Named("deployment", slot[1]),
 		clickhouse.Named("feature", feature), clickhouse.Named("from", chTime(sel.From)), clickhouse.Named("to", chTime(sel.To))}
 	err := r.read("report_distribution", args, func(rows driver.Rows) error {
-		var (
-			dist    = Distribution{Feature: feature, Slot: slot[0] + " " + slot[1]}
-			present uint64
-			edges   []float64
-			bins    []uint64
-			cats    map[string]uint64
-		)
-		if err := rows.Scan(&dist.Start, &dist.End, &dist.Kind, &present, &edges, &bins, &cats); err != nil {
+		var p partition
+		if err := rows.Scan(&dist.Start, &dist.End, &dist.Kind, &p.count, &p.edges, &p.bins, &p.raw, &p.cats); err != nil {
 			return err
 		}
-		var fp *detectors.FeatureProfile
-		if ref != nil {
-			fp = ref.Features[feature]
-		}
-		if fp == nil {
-			dist.Note = "no reference for this feature yet"
-		}
-		if dist.Kind == processors.Numeric.String() {
-			switch {
-			case fp != nil && len(fp.Bins) > 0 && len(fp.Bins) == len(fp.Edges)+1:
-				dist.Edges, dist.Ref = fp.Edges, floats(fp.Bins)
-				if len(bins) == len(fp.Bins) && equalEdges(edges, fp.Edges) {
-					dist.Cur = floats(bins)
-				} else {
-					dist.Note = "the newest window was not counted between this reference's bins (it opened before the reference)"
-				}
-			case len(bins) > 0 && len(bins) == len(edges)+1:
-				dist.Edges, dist.Cur = edges, floats(bins)
-			}
-		} else {
-			var refCats map[string]uint64
-			if fp != nil {
-				refCats = fp.Categories
-			}
-			dist.Categories, dist.Ref, dist.Cur = categoryShares(refCats, cats)
-			if fp == nil {
-				dist.Ref = nil
-			}
-		}
-		out = &dist
+		parts = append(parts, p)
 		return nil
 	})
-	return out, err
+	if err != nil || len(parts) == 0 {
+		return nil, err
+	}
+	var fp *detectors.FeatureProfile
+	if ref != nil {
+		fp = ref.Features[feature]
+	}
+	if fp == nil {
+		dist.Note = "no reference for this feature yet"
+	}
+	if dist.Kind != processors.Numeric.String() {
+		cats := map[string]uint64{}
+		for _, p := range parts {
+			for c, n := range p.cats {
+				cats[c] += n
+			}
+		}
+		var refCats map[string]uint64
+		if fp != nil {
+			refCats = fp.Categories
+		}
+		dist.Categories, dist.Ref, dist.Cur = categoryShares(refCats, cats)
+		if fp == nil {
+			dist.Ref = nil
+		}
+		return &dist, nil
+	}
+	// The layout drawn: the reference's, else the first partition's own.
+	var edges []float64
+	if fp != nil && len(fp.Bins) > 0 && len(fp.Bins) == len(fp.Edges)+1 {
+		edges, dist.Ref = fp.Edges, floats(fp.Bins)
+	} else {
+		for _, p := range parts {
+			if len(p.bins) > 0 && len(p.bins) == len(p.edges)+1 {
+				edges = p.edges
+				break
+			}
+		}
+	}
+	if edges == nil {
+		return &dist, nil
+	}
+	dist.Edges = edges
+	cur := make([]float64, len(edges)+1)
+	var total, drawn uint64
+	for _, p := range parts {
+		total += p.count
+		switch {
+		case len(p.bins) == len(edges)+1 && equalEdges(p.edges, edges):
+			for i, n := range p.bins {
+				cur[i] += float64(n)
+			}
+			drawn += p.count
+		case len(p.raw) > 0:
+			for _, x := range p.raw {
+				cur[processors.BinIndex(edges, x)]++
+			}
+			drawn += uint64(len(p.raw))
+		}
+	}
+	if drawn > 0 {
+		dist.Cur = cur
+	}
+	if drawn < total {
+		dist.Note = fmt.Sprintf("%d of the newest window's %d values are drawn: the others were counted against another reference's bins, or beyond the values kept before the reference existed", drawn, total)
+	}
+	return &dist, nil
 }
 
 func floats(xs []uint64) []float64 {
@@ -339,6 +390,7 @@ func distChart(d Distribution) template.HTML {
 			}
 			top = math.Max(top, c[i])
 		}
+		top = math.Max(top, 1e-12) // every count 0: bars of height 0, not NaN
 		bw := float64(chartW) / float64(len(d.Categories))
 		fmt.Fprintf(&b, `<svg class="dist" viewBox="0 0 %d %d" width="%d" height="%d">`, labelW+chartW, h+28, labelW+chartW, h+28)
 		for i, name := range d.Categories {

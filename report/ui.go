@@ -94,7 +94,7 @@ func models(ctx context.Context, q Querier, db string, from, to time.Time, open 
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("overview: %w", err)
 	}
-	coverage := map[string][2]uint64{}
+	coverage := map[[3]string][2]uint64{}
 	cq, err := dsql.Query("report_coverage", db)
 	if err != nil {
 		return nil, err
@@ -104,23 +104,34 @@ func models(ctx context.Context, q Querier, db string, from, to time.Time, open 
 		return nil, fmt.Errorf("label coverage: %w", err)
 	}
 	for crows.Next() {
-		var model string
+		var k [3]string
 		var c [2]uint64
-		if err := crows.Scan(&model, &c[0], &c[1]); err != nil {
+		if err := crows.Scan(&k[0], &k[1], &k[2], &c[0], &c[1]); err != nil {
 			crows.Close()
 			return nil, fmt.Errorf("label coverage: %w", err)
 		}
-		coverage[model] = c
+		coverage[k] = c
 	}
 	crows.Close()
 	if err := crows.Err(); err != nil {
 		return nil, fmt.Errorf("label coverage: %w", err)
 	}
+	seen := map[string]bool{}
 	for i := range out {
-		out[i].Labelled, out[i].Predictions = coverage[out[i].Model][0], coverage[out[i].Model][1]
+		c := coverage[[3]string{out[i].Model, out[i].Version, out[i].Slot}]
+		out[i].Labelled, out[i].Predictions = c[0], c[1]
 		a := open.models[out[i].Model]
 		out[i].Open, out[i].Status = a.n, a.status()
+		seen[out[i].Model] = true
 	}
+	// A model silent for the whole period still has its alerts firing (a volume drop to
+	// nothing): it is listed, without traffic, rather than vanishing.
+	for m, a := range open.models {
+		if !seen[m] {
+			out = append(out, Row{Model: m, Open: a.n, Status: a.status()})
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Model < out[j].Model })
 	return out, nil
 }
 
@@ -147,9 +158,21 @@ func stages(ctx context.Context, q Querier, db string, from, to time.Time, open 
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("pipelines: %w", err)
 	}
+	seen := map[[2]string]bool{}
 	for i := range out {
-		out[i].Status = open.stages[[2]string{out[i].Pipeline, out[i].Stage}].status()
+		k := [2]string{out[i].Pipeline, out[i].Stage}
+		out[i].Status, seen[k] = open.stages[k].status(), true
 	}
+	// A stage with no run in the period is what a freshness alert is about: it is listed
+	// with that alert rather than vanishing.
+	for k, a := range open.stages {
+		if !seen[k] {
+			out = append(out, Stage{Pipeline: k[0], Stage: k[1], Status: a.status()})
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		return out[i].Pipeline < out[j].Pipeline || out[i].Pipeline == out[j].Pipeline && out[i].Stage < out[j].Stage
+	})
 	return out, nil
 }
 
@@ -252,14 +275,14 @@ var overviewPage = template.Must(template.New("overview").Funcs(template.FuncMap
 <html lang="en"><head><meta charset="utf-8"><title>driftd</title>
 <style>body{font:13px system-ui,sans-serif;margin:24px;color:#222}h2{font-size:15px;margin-top:24px}table{border-collapse:collapse}td,th{border-bottom:1px solid #ddd;padding:3px 8px;text-align:left}
 td.n{text-align:right}.critical{color:#fff;background:#b91c1c}.warning{background:#fde68a}.ok{background:#dcfce7}.none{color:#888}</style></head><body>
-<h1>driftd</h1><p>Models with traffic in the last 24 hours of data ({{.From.UTC.Format "2006-01-02 15:04"}} to {{.To.UTC.Format "2006-01-02 15:04"}} UTC).</p>
+<h1>driftd</h1><p>Models with traffic or firing alerts in the last 24 hours of data ({{.From.UTC.Format "2006-01-02 15:04"}} to {{.To.UTC.Format "2006-01-02 15:04"}} UTC).</p>
 {{if .Rows}}<table id="models"><tr><th>status</th><th>model</th><th>version</th><th>slot</th><th>requests/s</th><th>failed</th><th>p99 (ms, highest partition)</th><th>label coverage</th><th>open alerts</th><th>last window</th></tr>
 {{range .Rows}}<tr><td class="{{.Status}}">{{.Status}}</td><td><a href="model?name={{.Model}}">{{.Model}}</a></td><td>{{.Version}}</td><td>{{.Slot}}</td>
-<td class="n">{{printf "%.1f" (rate .)}}</td><td class="n">{{printf "%.2f%%" (failed .)}}</td><td class="n">{{printf "%.0f" .P99}}</td><td class="n">{{coverage .}}</td><td class="n">{{.Open}}</td><td>{{.Last.UTC.Format "15:04"}}</td></tr>
+<td class="n">{{printf "%.1f" (rate .)}}</td><td class="n">{{printf "%.2f%%" (failed .)}}</td><td class="n">{{printf "%.0f" .P99}}</td><td class="n">{{coverage .}}</td><td class="n">{{.Open}}</td><td>{{if .Last.IsZero}}no traffic in the period{{else}}{{.Last.UTC.Format "15:04"}}{{end}}</td></tr>
 {{end}}</table>{{else}}<p class="none">no model has sent anything in the last 24 hours</p>{{end}}
 <h2>Upstream pipelines</h2>
 {{if .Stages}}<table id="stages"><tr><th>status</th><th>pipeline</th><th>stage</th><th>runs</th><th>failures</th><th>latest success</th></tr>
-{{range .Stages}}<tr><td class="{{.Status}}">{{.Status}}</td><td>{{.Pipeline}}</td><td>{{.Stage}}</td><td class="n">{{.Runs}}</td><td class="n">{{.Failures}}</td><td>{{if .LatestSuccess.IsZero}}never{{else}}{{.LatestSuccess.UTC.Format "01-02 15:04"}}{{end}}</td></tr>
+{{range .Stages}}<tr><td class="{{.Status}}">{{.Status}}</td><td>{{.Pipeline}}</td><td>{{.Stage}}</td><td class="n">{{.Runs}}</td><td class="n">{{.Failures}}</td><td>{{if .LatestSuccess.IsZero}}{{if .Runs}}none in the period{{else}}no run in the period{{end}}{{else}}{{.LatestSuccess.UTC.Format "01-02 15:04"}}{{end}}</td></tr>
 {{end}}</table>{{else}}<p class="none">no pipeline events in the last 24 hours</p>{{end}}
 {{with .Health}}<h2>driftd</h2>
 <table id="health"><tr><th>consumer group</th><td>{{.Group}}{{if not .Joined}} (joining){{end}}</td></tr>

@@ -14,8 +14,9 @@ import (
 
 // The UI on the engine: the overview lists each model version and slot with traffic in
 // the last 24 hours, the model with a firing critical alert first and marked critical,
-// with its label coverage; the pipeline stages with their alerts' status; driftd's own
-// health;
+// with its slot's label coverage; a model or a stage silent for the whole period but
+// with a firing alert, with that alert; the pipeline stages with their alerts' status;
+// driftd's own health;
 // a model's page is its report; before ClickHouse is connected the pages say so.
 func TestUI(t *testing.T) {
 	ctx := testenv.Context(t, time.Minute)
@@ -30,9 +31,11 @@ func TestUI(t *testing.T) {
 ('gone', '1', 'primary', '2026-03-02 10:00:00', '2026-03-02 10:05:00', 'p', 0, 300, 0, 50, now64(3))`,
 		`INSERT INTO ` + db + `.alerts (alert_id, fingerprint, state, severity, kind, model, window_start, window_end, emitted_at, summary) VALUES
 ('a', 'f', 'firing', 'critical', 'canary', 'fraud', '2026-03-04 10:00:00', '2026-03-04 10:05:00', '2026-03-04 10:06:00', 'canary fraud 2 regressed'),
-('b', 'g', 'firing', 'info', 'canary', 'calm', '2026-03-04 10:00:00', '2026-03-04 10:05:00', '2026-03-04 10:06:00', 'calm can be promoted')`,
+('b', 'g', 'firing', 'info', 'canary', 'calm', '2026-03-04 10:00:00', '2026-03-04 10:05:00', '2026-03-04 10:06:00', 'calm can be promoted'),
+('d', 'q', 'firing', 'warning', 'volume', 'quiet', '2026-03-02 10:00:00', '2026-03-02 10:05:00', '2026-03-02 10:06:00', 'quiet sent nothing')`,
 		`INSERT INTO ` + db + `.alerts (alert_id, fingerprint, state, severity, kind, pipeline, stage, window_start, window_end, emitted_at, summary) VALUES
-('c', 'h', 'firing', 'critical', 'pipeline_failure', 'orders', 'join', '2026-03-04 10:00:00', '2026-03-04 11:00:00', '2026-03-04 11:06:00', 'stage join of orders failed')`,
+('c', 'h', 'firing', 'critical', 'pipeline_failure', 'orders', 'join', '2026-03-04 10:00:00', '2026-03-04 11:00:00', '2026-03-04 11:06:00', 'stage join of orders failed'),
+('e', 'i', 'firing', 'warning', 'pipeline_freshness', 'orders', 'load', '2026-03-02 10:00:00', '2026-03-02 11:00:00', '2026-03-02 11:06:00', 'stage load of orders is overdue')`,
 		`INSERT INTO ` + db + `.pipeline_stage_stats (pipeline, stage, window_start, window_end, topic, partition, runs, failures, last_success, written_at) VALUES
 ('orders', 'join', '2026-03-04 10:00:00', '2026-03-04 11:00:00', 'p', 0, 12, 3, '2026-03-04 10:40:00', now64(3)),
 ('orders', 'extract', '2026-03-04 10:00:00', '2026-03-04 11:00:00', 'p', 0, 12, 0, '2026-03-04 10:55:00', now64(3))`,
@@ -69,7 +72,12 @@ func TestUI(t *testing.T) {
 	if !strings.Contains(body, `class="critical">critical`) || strings.Count(body, `class="ok">ok</td><td><a`) != 1 {
 		t.Errorf("statuses: fraud's two slots critical, calm ok (its info alert is no trouble):\n%s", body)
 	}
+	if n := strings.Count(body, "<td class=\"n\">50%</td>"); n != 1 {
+		t.Errorf("label coverage 50%% on %d rows, want fraud 1 primary's only (its canary has no labels)", n)
+	}
 	for _, want := range []string{"<td class=\"n\">50%</td>", `<td class="critical">critical</td><td>orders</td><td>join</td>`, `<td class="ok">ok</td><td>orders</td><td>extract</td>`,
+		`<td class="warning">warning</td><td><a href="model?name=quiet">quiet</a>`, "no traffic in the period",
+		`<td class="warning">warning</td><td>orders</td><td>load</td><td class="n">0</td><td class="n">0</td><td>no run in the period</td>`,
 		"driftd-group", "this member reads 3, the group 3 of 3 · 2 member(s)", "1234 records", "99 records read"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("overview lacks %q:\n%s", want, body)
