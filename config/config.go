@@ -20,6 +20,7 @@ import (
 
 	"github.com/driftd/driftd/consumers"
 	"github.com/driftd/driftd/detectors"
+	"github.com/driftd/driftd/internal/webguard"
 	"github.com/driftd/driftd/processors"
 	"github.com/driftd/driftd/schemas"
 	dsql "github.com/driftd/driftd/sql"
@@ -953,6 +954,16 @@ func (c *Config) Validate() error {
 	}
 	if c.HTTP.Listen != "" && !strings.Contains(c.HTTP.Listen, ":") {
 		return fail("http.listen", "%q is not host:port", c.HTTP.Listen)
+	}
+	for _, hosts := range []struct {
+		field string
+		names []string
+	}{{"http.allowed_hosts", c.HTTP.AllowedHosts}, {"clickhouse.embedded.allowed_hosts", c.ClickHouse.Embedded.AllowedHosts}} {
+		for _, n := range hosts.names {
+			if err := webguard.CheckName(n); err != nil {
+				return fail(hosts.field, "%v", err)
+			}
+		}
 	}
 	return nil
 }

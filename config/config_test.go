@@ -77,6 +77,8 @@ func TestBadConfigNamesTheField(t *testing.T) {
 		{"models:\n  m:\n    features:\n      age:\n        quality_min_increase: -0.1\n", "", "models.m.features.age.quality_min_increase"},
 		{"", "DRIFTD_DETECTION_ERROR_MIN_INCREASE=2", "detection.error_min_increase"},
 		{"limits:\n  max_outage: -1m\n", "", "limits.max_outage"},
+		{"http:\n  allowed_hosts: [\"driftd.internal:9464\"]\n", "", "http.allowed_hosts"},
+		{"clickhouse:\n  embedded:\n    allowed_hosts: [\"http://ch.internal\"]\n", "", "clickhouse.embedded.allowed_hosts"},
 	} {
 		env := map[string]string{}
 		if c.env != "" {

@@ -170,6 +170,10 @@ func (m *Metrics) State(openWindows, series, partitions int) {
 func (m *Metrics) Rebalanced() {
 	if m != nil {
 		m.rebalances.Inc()
+		// The partitions this member read before may belong to another member now: their
+		// last lag would be reported (and summed on the overview) for good. The partitions
+		// it reads from here on report theirs with their next record.
+		m.lag.Reset()
 	}
 }
 

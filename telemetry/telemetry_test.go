@@ -47,9 +47,13 @@ func TestEndpoints(t *testing.T) {
 	m.Consumed("ml.predictions")
 	m.DecodeError("ml.predictions", "decode")
 	m.Insert(time.Millisecond, "retryable")
+	m.Lag("ml.predictions", 1, 99)
+	m.Rebalanced() // partition 1 went to another member: its lag is no longer this one's
 	m.Lag("ml.predictions", 2, 17)
 	m.State(4, 3, 6)
-	m.Rebalanced()
+	if lag := m.ConsumerLag(); lag != 17 {
+		t.Errorf("consumer lag %d after a rebalance, want 17 (partition 2's only)", lag)
+	}
 	var nilMetrics *Metrics
 	nilMetrics.Consumed("x") // a nil *Metrics is a no-op
 	_, body := get(t, "http://"+addr+"/metrics")

@@ -50,3 +50,19 @@ func Hosts(h http.Handler, allowed []string, setting string) http.Handler {
 		h.ServeHTTP(w, r)
 	})
 }
+
+// CheckName says why an allowed-hosts entry would never match a request's Host: it must
+// be a bare host name, as browsers send it without the port, so "driftd.internal:9464",
+// "http://driftd.internal" or "*.internal" are refused rather than silently useless.
+func CheckName(name string) error {
+	if name == "" {
+		return fmt.Errorf("an empty name")
+	}
+	if strings.ContainsAny(name, ":/*[] ") {
+		return fmt.Errorf("%q is not a bare host name (no scheme, port, path or wildcard)", name)
+	}
+	if net.ParseIP(name) != nil {
+		return fmt.Errorf("%q is an IP address, which is always allowed", name)
+	}
+	return nil
+}

@@ -45,3 +45,12 @@ func TestHosts(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckName(t *testing.T) {
+	for name, ok := range map[string]bool{"driftd.internal": true, "ch": true, "": false, "driftd.internal:9464": false,
+		"http://driftd.internal": false, "*.internal": false, "10.0.0.1": false, "[::1]": false} {
+		if err := CheckName(name); (err == nil) != ok {
+			t.Errorf("CheckName(%q) = %v, want ok %v", name, err, ok)
+		}
+	}
+}
