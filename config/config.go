@@ -128,6 +128,11 @@ type HTTP struct {
 	// which browsers reach the pages (a name behind a proxy or in a cluster's DNS): a
 	// request naming another host is refused, as a page rebound to this host would.
 	AllowedHosts []string `yaml:"allowed_hosts"`
+	// Username and Password guard the pages against clients on other hosts, as
+	// clickhouse.password guards the embedded engine's data: without a password the pages
+	// answer loopback clients only. /metrics and the health checks need neither.
+	Username string `yaml:"username"`
+	Password Secret `yaml:"password"`
 }
 
 // Kafka says where events come from and where alerts go.
@@ -527,7 +532,7 @@ func Default() Config {
 		Limits: Limits{MaxFeatures: processors.DefaultLimits.MaxFeatures, MaxCategories: processors.DefaultLimits.MaxCategories,
 			MaxFuture: Duration(24 * time.Hour), MaxSeries: processors.DefaultLimits.MaxSeries, MaxEventBytes: 1 << 20,
 			MaxOutage: Duration(10 * time.Minute)},
-		HTTP:     HTTP{Listen: "127.0.0.1:9464"},
+		HTTP:     HTTP{Listen: "127.0.0.1:9464", Username: "driftd"},
 		LogLevel: LogLevel(slog.LevelInfo),
 	}
 }

@@ -193,18 +193,18 @@ models:
 // Passwords never reach logs or printed configs: the whole config formatted with %v, %+v
 // or %#v, logged with slog, or marshalled shows [redacted].
 func TestSecretsAreRedacted(t *testing.T) {
-	cfg, err := Load(write(t, "clickhouse:\n  password: ch-pa55\nkafka:\n  sasl:\n    mechanism: PLAIN\n    username: u\n    password: kafka-pa55\n"), nil)
+	cfg, err := Load(write(t, "clickhouse:\n  password: ch-pa55\nkafka:\n  sasl:\n    mechanism: PLAIN\n    username: u\n    password: kafka-pa55\nhttp:\n  password: http-pa55\n"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.ClickHouse.Password.Reveal() != "ch-pa55" || cfg.Kafka.SASL.Password.Reveal() != "kafka-pa55" {
+	if cfg.ClickHouse.Password.Reveal() != "ch-pa55" || cfg.Kafka.SASL.Password.Reveal() != "kafka-pa55" || cfg.HTTP.Password.Reveal() != "http-pa55" {
 		t.Fatalf("passwords not loaded: %q %q", cfg.ClickHouse.Password.Reveal(), cfg.Kafka.SASL.Password.Reveal())
 	}
 	var logged bytes.Buffer
 	slog.New(slog.NewJSONHandler(&logged, nil)).Info("config", "cfg", cfg, "ch", cfg.ClickHouse, "sasl", cfg.Kafka.SASL)
 	slog.New(slog.NewTextHandler(&logged, nil)).Info("config", "cfg", cfg, "password", cfg.ClickHouse.Password)
 	out := fmt.Sprintf("%v %+v %#v %s", cfg, cfg, cfg, cfg.Kafka.SASL.Password) + logged.String()
-	for _, pw := range []string{"ch-pa55", "kafka-pa55"} {
+	for _, pw := range []string{"ch-pa55", "kafka-pa55", "http-pa55"} {
 		if strings.Contains(out, pw) {
 			t.Errorf("password %q printed: %s", pw, out)
 		}

@@ -261,7 +261,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, h hooks) erro
 				return "", errors.New("not in the consumer group yet")
 			}
 			return c.Status().Ready()
-		}, webguard.Hosts(report.Handler(func() (report.Querier, string, bool) {
+		}, webguard.Hosts(webguard.Password(report.Handler(func() (report.Querier, string, bool) {
 			st := connected.Load()
 			if st == nil {
 				return nil, "", false
@@ -269,7 +269,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, h hooks) erro
 			return st.Conn(), st.Database(), true
 		}, func() report.Health {
 			return health(cfg.Kafka.GroupID, member.Load(), lastFlush.Load(), metrics)
-		}, time.Now, log), pageHosts(cfg.HTTP), "http.allowed_hosts"), log)
+		}, time.Now, log), cfg.HTTP.Username, cfg.HTTP.Password.Reveal(), "http.password"), pageHosts(cfg.HTTP), "http.allowed_hosts"), log)
 		if err != nil {
 			return fmt.Errorf("http.listen %s: %w", cfg.HTTP.Listen, err)
 		}

@@ -1,10 +1,12 @@
 // Package webguard keeps pages of other sites from reading driftd's HTTP endpoints
 // through a browser on this host. Such a page cannot read a cross-origin answer, but
 // after DNS rebinding its own name points at 127.0.0.1 and its requests are same-origin
-// to the browser; they still name its host, which is what these checks refuse.
+// to the browser; they still name its host, which is what these checks refuse. It also
+// keeps clients on other hosts from reading what the pages show without a password.
 package webguard
 
 import (
+	"crypto/subtle"
 	"fmt"
 	"net"
 	"net/http"
@@ -65,4 +67,35 @@ func CheckName(name string) error {
 		return fmt.Errorf("%q is an IP address, which is always allowed", name)
 	}
 	return nil
+}
+
+// Password guards h against clients on other hosts: a loopback client is served; another
+// gets 403 when password is empty (the pages then answer this host only) and must give
+// user and password by basic authentication otherwise. The address is the connection's:
+// behind a proxy every client is the proxy's host, so a proxy needs the password too.
+func Password(h http.Handler, user, password, setting string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host, _, err := net.SplitHostPort(r.RemoteAddr)
+		if err != nil {
+			host = r.RemoteAddr
+		}
+		if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+			h.ServeHTTP(w, r)
+			return
+		}
+		if password == "" {
+			http.Error(w, fmt.Sprintf("these pages answer clients on this host only: set %s to reach them from others", setting), http.StatusForbidden)
+			return
+		}
+		u, p, ok := r.BasicAuth()
+		// Both compared in constant time, so that the time taken says nothing of either.
+		uok := subtle.ConstantTimeCompare([]byte(u), []byte(user)) == 1
+		pok := subtle.ConstantTimeCompare([]byte(p), []byte(password)) == 1
+		if !ok || !uok || !pok {
+			w.Header().Set("WWW-Authenticate", `Basic realm="driftd", charset="UTF-8"`)
+			http.Error(w, "a user and password are required", http.StatusUnauthorized)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }

@@ -54,3 +54,38 @@ func TestCheckName(t *testing.T) {
 		}
 	}
 }
+
+// The pages answer loopback clients; others only with the password, and not at all
+// without one.
+func TestPassword(t *testing.T) {
+	page := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("page")) })
+	for _, c := range []struct {
+		name, password, remote, user, pass string
+		basic                              bool
+		want                               int
+	}{
+		{"loopback, no password set", "", "127.0.0.1:5000", "", "", false, 200},
+		{"IPv6 loopback", "", "[::1]:5000", "", "", false, 200},
+		{"another host, no password set", "", "10.0.0.7:5000", "driftd", "", true, http.StatusForbidden},
+		{"another host without credentials", "s3cret", "10.0.0.7:5000", "", "", false, http.StatusUnauthorized},
+		{"another host, wrong password", "s3cret", "10.0.0.7:5000", "driftd", "guess", true, http.StatusUnauthorized},
+		{"another host, wrong user", "s3cret", "10.0.0.7:5000", "admin", "s3cret", true, http.StatusUnauthorized},
+		{"another host with the password", "s3cret", "10.0.0.7:5000", "driftd", "s3cret", true, 200},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodGet, "/", nil)
+			r.RemoteAddr = c.remote
+			if c.basic {
+				r.SetBasicAuth(c.user, c.pass)
+			}
+			rec := httptest.NewRecorder()
+			Password(page, "driftd", c.password, "http.password").ServeHTTP(rec, r)
+			if rec.Code != c.want {
+				t.Errorf("%d, want %d: %s", rec.Code, c.want, rec.Body)
+			}
+			if c.want == http.StatusUnauthorized && rec.Header().Get("WWW-Authenticate") == "" {
+				t.Error("no WWW-Authenticate challenge")
+			}
+		})
+	}
+}
