@@ -751,15 +751,17 @@ func (r *Runner) Flush(ctx context.Context) error {
 	for _, p := range built {
 		r.proc.SetLayout(p.Model, p.Version, p.Layout())
 	}
-	// Partials that opened before their version's reference are stored binned by it when
-	// it exists by now, so that they read back as judged (WindowAgg.BinKept); when it
-	// does not exist yet but will (first windows), with the values they kept.
+	// Partials that opened before their version's first-windows reference are stored
+	// with the values they kept, which a window read back merges and bins as the window
+	// in memory does (the first MaxRawValues in partition order), and binned by the
+	// reference when it exists by now, for the pages (WindowAgg.BinKept).
 	for _, c := range closed {
 		s := c.Merged.Series
 		l := r.proc.Layout(s.Model, s.Version)
+		first := r.set.ReferenceSource(s.Model) == detectors.SourceFirstWindows
 		for _, p := range c.Partials {
 			p.BinKept(l)
-			p.KeepRaw = l == nil && r.set.ReferenceSource(s.Model) == detectors.SourceFirstWindows
+			p.KeepRaw = first && p.ReferenceID == ""
 		}
 	}
 	if err != nil {

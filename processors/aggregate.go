@@ -309,16 +309,16 @@ func (f *FeatureAgg) merge(o *FeatureAgg) {
 }
 
 // BinKept counts, in a window that opened before its reference existed, each numeric
-// feature's kept values between l's edges, where they are all of its values. A window
-// judged in memory bins those values when it is judged; stored with its bins, it reads
-// back (a low-volume merge after a restart) as exactly that, where its sketch would
-// only estimate them (1% relative error: 100 ± 15 misbinned).
+// feature's kept values between l's edges (the first MaxRawValues: what a window judged
+// or merged in memory bins too). Stored with those bins, it reads back (a low-volume merge
+// after a restart) as the window in memory is judged, where its sketch would only
+// estimate them (1% relative error: 100 ± 15 misbinned).
 func (w *WindowAgg) BinKept(l *Layout) {
 	if l == nil {
 		return
 	}
 	bin := func(f *FeatureAgg) {
-		if f == nil || f.Kind != Numeric || f.Bins != nil || f.Count == 0 || uint64(len(f.Raw)) != f.Count {
+		if f == nil || f.Kind != Numeric || f.Bins != nil || len(f.Raw) == 0 {
 			return
 		}
 		if fl, ok := l.Features[f.Name]; ok && fl.Kind == Numeric {

@@ -17,7 +17,7 @@ type StoredFeature struct {
 	ReferenceID string
 	Edges       []float64
 	Bins        []uint64
-	// Raw is the numeric values kept of a window written before its first-windows
+	// Raw is the numeric values kept of a window that opened before its first-windows
 	// reference existed (Partial.KeepRaw), empty otherwise.
 	Raw []float64
 }
@@ -92,11 +92,14 @@ func RebuildWindow(series SeriesKey, start, end int64, parts []StoredFeature) (*
 				return nil, fmt.Errorf("rebuild %s: %w", p.Name, err)
 			}
 			f.Sketch = sk
+			// Kept values first: the partition was binned from them after it closed
+			// (BinKept), and a window in memory merges its partitions' kept values (the
+			// first MaxRawValues in partition order), not their bins.
 			f.Raw = nil
-			if len(p.Bins) > 0 && len(p.Bins) == len(p.Edges)+1 {
-				f.Edges, f.Bins = p.Edges, append([]uint64(nil), p.Bins...)
-			} else if len(p.Raw) > 0 {
+			if len(p.Raw) > 0 {
 				f.Raw = append([]float64(nil), p.Raw...)
+			} else if len(p.Bins) > 0 && len(p.Bins) == len(p.Edges)+1 {
+				f.Edges, f.Bins = p.Edges, append([]uint64(nil), p.Bins...)
 			}
 		} else {
 			for c, k := range p.Categories {

@@ -87,10 +87,10 @@ type Partial struct {
 	*WindowAgg
 	TopicPartition
 	FirstOffset, LastOffset int64
-	// KeepRaw: the partial is written before its version's first-windows reference
-	// exists, so its numeric features have no bins yet; their kept values (Raw) are
+	// KeepRaw: the partial opened before its version's first-windows reference existed,
+	// so its numeric features were not counted between bins; their kept values (Raw) are
 	// written with it, so that a merge reaching back into the window after a restart
-	// bins them as the window in memory does.
+	// merges and bins them as the window in memory does.
 	KeepRaw bool
 }
 

@@ -643,7 +643,7 @@ func TestBinKept(t *testing.T) {
 		want     []uint64 // amount's bins, nil when left unbinned
 	}{
 		{"every value kept", []float64{985, 995, 1000, 1005, 1020, 1020}, false, layout, []uint64{1, 2, 1, 2}}, // an edge belongs to the bin below it
-		{"values beyond the kept ones", []float64{985, 995}, true, layout, nil},
+		{"values beyond the kept ones: the kept ones, as a merge in memory bins them", []float64{985, 995}, true, layout, []uint64{1, 1, 0, 0}},
 		{"no reference yet", []float64{985}, false, nil, nil},
 		{"a feature the reference lacks", []float64{985}, false, &Layout{Features: map[string]FeatureLayout{}}, nil},
 	} {

@@ -36,6 +36,8 @@ type Traffic struct {
 	Version, Deployment, Slot string
 	Events, Failed, Nulls     uint64
 	P50, P99                  float64
+	// NoLatency: the window's latency is not known (a sketch that does not decode).
+	NoLatency bool
 }
 
 // Drift is one feature's drift in one window.
@@ -364,8 +366,10 @@ func Render(w io.Writer, d Data, form bool) error {
 		requests += t.Events
 		rate = append(rate, point{t.Start, t.Slot, float64(t.Events) / math.Max(t.End.Sub(t.Start).Seconds(), 1)})
 		if t.Events > 0 {
-			p50 = append(p50, point{t.Start, t.Slot + " p50", t.P50})
-			p99 = append(p99, point{t.Start, t.Slot + " p99", t.P99})
+			if !t.NoLatency {
+				p50 = append(p50, point{t.Start, t.Slot + " p50", t.P50})
+				p99 = append(p99, point{t.Start, t.Slot + " p99", t.P99})
+			}
 			failed = append(failed, point{t.Start, t.Slot, 100 * float64(t.Failed) / float64(t.Events)})
 			nulls = append(nulls, point{t.Start, t.Slot, 100 * float64(t.Nulls) / float64(t.Events)})
 		}

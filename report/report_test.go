@@ -267,10 +267,11 @@ func TestLoadDegradesToNotes(t *testing.T) {
 		}
 	}
 	d = load()
-	if len(d.Notes) != 2 || !strings.Contains(d.Notes[0], "latency of 1 primary at 03-04 10:00 not shown") || !strings.Contains(d.Notes[1], "reference of version 1 does not decode") {
+	if len(d.Notes) != 2 || !strings.Contains(d.Notes[0], "latency of 1 primary not shown for 1 window(s) from 03-04 10:00") || !strings.Contains(d.Notes[1], "reference of version 1 does not decode") {
 		t.Errorf("notes %q", d.Notes)
 	}
-	if len(d.Traffic) != 1 || d.Traffic[0].P99 != 0 || len(d.Distributions) == 0 || d.Distributions[0].Ref != nil {
+	if len(d.Traffic) != 1 || !d.Traffic[0].NoLatency || len(d.Distributions) == 0 || d.Distributions[0].Ref != nil ||
+		!strings.Contains(d.Distributions[0].Note, "the reference does not decode") {
 		t.Errorf("traffic %+v distributions %+v", d.Traffic, d.Distributions)
 	}
 	var html bytes.Buffer
@@ -279,6 +280,9 @@ func TestLoadDegradesToNotes(t *testing.T) {
 	}
 	if !strings.Contains(html.String(), "does not decode") {
 		t.Error("the page does not carry the notes")
+	}
+	if !strings.Contains(html.String(), `(partitions' sketches merged)</h2><p class="none">no data</p>`) {
+		t.Error("the window whose latency is not known is drawn")
 	}
 }
 

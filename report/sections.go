@@ -17,7 +17,8 @@ import (
 
 // latency sets each traffic row's p50 and p99 from its window's partitions' sketches,
 // merged: the stored per-partition percentiles cannot be combined into one. A sketch
-// that does not decode leaves its window's latency out, with a note.
+// that does not decode leaves its window's latency out (not drawn as 0), with one note
+// per slot.
 func (r reader) latency(period []any, d *Data) error {
 	type key struct {
 		start int64
@@ -25,6 +26,13 @@ func (r reader) latency(period []any, d *Data) error {
 	}
 	merged := map[key]processors.Sketch{}
 	bad := map[key]bool{}
+	type badSlot struct {
+		windows int
+		first   time.Time
+		err     error
+	}
+	badSlots := map[string]*badSlot{}
+	var slots []string
 	err := r.read("report_latency", period, func(rows driver.Rows) error {
 		var start time.Time
 		var version, deployment, enc string
@@ -34,8 +42,14 @@ func (r reader) latency(period []any, d *Data) error {
 		k := key{start.UnixMilli(), version + " " + deployment}
 		sk, err := processors.DecodeSketch([]byte(enc))
 		if err != nil {
+			b := badSlots[k.slot]
+			if b == nil {
+				b = &badSlot{first: start, err: err}
+				badSlots[k.slot] = b
+				slots = append(slots, k.slot)
+			}
 			if !bad[k] {
-				d.Notes = append(d.Notes, fmt.Sprintf("latency of %s at %s not shown: its stored sketch does not decode (%v)", k.slot, start.UTC().Format("01-02 15:04"), err))
+				b.windows++
 			}
 			bad[k] = true
 			return nil
@@ -50,10 +64,17 @@ func (r reader) latency(period []any, d *Data) error {
 	if err != nil {
 		return err
 	}
+	for _, slot := range slots {
+		b := badSlots[slot]
+		d.Notes = append(d.Notes, fmt.Sprintf("latency of %s not shown for %d window(s) from %s: a stored sketch does not decode (%v)",
+			slot, b.windows, b.first.UTC().Format("01-02 15:04"), b.err))
+	}
 	for i, t := range d.Traffic {
 		k := key{t.Start.UnixMilli(), t.Slot}
 		if sk, ok := merged[k]; ok && sk.Count() > 0 && !bad[k] {
 			d.Traffic[i].P50, d.Traffic[i].P99 = sk.Quantile(0.5), sk.Quantile(0.99)
+		} else {
+			d.Traffic[i].NoLatency = true
 		}
 	}
 	return nil
@@ -117,6 +138,7 @@ func (r reader) distributions(sel Selection, d *Data) error {
 		}
 	}
 	var ref *detectors.Profile
+	refBroken := false
 	err := r.read("report_reference", []any{clickhouse.Named("model", sel.Model), clickhouse.Named("version", slot[0])}, func(rows driver.Rows) error {
 		var body string
 		if err := rows.Scan(&body); err != nil {
@@ -126,6 +148,7 @@ func (r reader) distributions(sel Selection, d *Data) error {
 		if err != nil {
 			// The window is still drawn, without the reference to compare it with.
 			d.Notes = append(d.Notes, fmt.Sprintf("the reference of version %s does not decode (%v): distributions are drawn without it", slot[0], err))
+			refBroken = true
 			return nil
 		}
 		ref = p
@@ -138,7 +161,7 @@ func (r reader) distributions(sel Selection, d *Data) error {
 		if f == "" || len(d.Distributions) > 0 && d.Distributions[0].Feature == f {
 			continue
 		}
-		dist, err := r.distribution(sel, slot, f, ref)
+		dist, err := r.distribution(sel, slot, f, ref, refBroken)
 		if err != nil {
 			return err
 		}
@@ -164,7 +187,7 @@ func mostDrifted(drift []Drift) string {
 // partitions merged: those counted between the reference's bin edges, and those written
 // before it existed binned from the values they kept. A partition counted against
 // another layout is left out, and the note says so.
-func (r reader) distribution(sel Selection, slot [2]string, feature string, ref *detectors.Profile) (*Distribution, error) {
+func (r reader) distribution(sel Selection, slot [2]string, feature string, ref *detectors.Profile, refBroken bool) (*Distribution, error) {
 	type partition struct {
 		count uint64
 		edges []float64
@@ -191,8 +214,14 @@ func (r reader) distribution(sel Selection, slot [2]string, feature string, ref 
 	if ref != nil {
 		fp = ref.Features[feature]
 	}
-	if fp == nil {
-		dist.Note = "no reference for this feature yet"
+	switch {
+	case fp != nil:
+	case ref != nil:
+		dist.Note = "the reference has no profile of this feature"
+	case refBroken:
+		dist.Note = "the reference does not decode (see above)"
+	default:
+		dist.Note = "no reference for this version yet"
 	}
 	if dist.Kind != processors.Numeric.String() {
 		cats := map[string]uint64{}
@@ -228,7 +257,7 @@ func (r reader) distribution(sel Selection, slot [2]string, feature string, ref 
 	}
 	dist.Edges = edges
 	cur := make([]float64, len(edges)+1)
-	var total, drawn uint64
+	var total, drawn, unkept uint64
 	for _, p := range parts {
 		total += p.count
 		switch {
@@ -242,13 +271,17 @@ func (r reader) distribution(sel Selection, slot [2]string, feature string, ref 
 				cur[processors.BinIndex(edges, x)]++
 			}
 			drawn += uint64(len(p.raw))
+			unkept += p.count - min(p.count, uint64(len(p.raw)))
 		}
 	}
 	if drawn > 0 {
 		dist.Cur = cur
 	}
-	if drawn < total {
-		dist.Note = fmt.Sprintf("%d of the newest window's %d values are drawn: the others were counted against another reference's bins, or beyond the values kept before the reference existed", drawn, total)
+	switch other := total - drawn - unkept; {
+	case other > 0:
+		dist.Note = fmt.Sprintf("%d of the newest window's %d values are drawn: %d were counted against another layout's bins or stored without their values (by a driftd before migration 0016)", drawn, total, other)
+	case unkept > 0:
+		dist.Note = fmt.Sprintf("%d of the newest window's %d values are drawn: the window opened before the reference, which keeps the first %d values of each partition", drawn, total, processors.MaxRawValues)
 	}
 	return &dist, nil
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
@@ -51,35 +52,44 @@ func TestStoredWindowIsJudgedAsWritten(t *testing.T) {
 	th := func(string) detectors.Thresholds { return detectors.DefaultThresholds }
 	for _, tc := range []struct {
 		name string
-		// beforeReference: the windows opened and were written before the reference
-		// existed (the live first windows): they are stored with their kept values.
-		beforeReference bool
-		version         string
+		// layoutAtOpen: the windows opened with the reference's layout. Otherwise they
+		// opened before it existed (the live first windows, or a backlog's) and are
+		// stored with their kept values, as the pipeline stores them; binAtFlush: the
+		// reference existed by the time they were written, and they were also binned by
+		// it (WindowAgg.BinKept).
+		layoutAtOpen, binAtFlush bool
+		perWindow                int // events per window, over three partitions
 	}{
-		{"counted against the reference", false, "1"},
-		{"written before the reference", true, "2"},
+		{"counted against the reference", true, false, 600},
+		{"written before the reference", false, false, 600},
+		{"binned by a reference built in the same flush", false, true, 600},
+		// 15,000 a partition: the window in memory keeps the first MaxRawValues (20,000)
+		// of its partitions' values, and so must the window read back.
+		{"beyond the kept values", false, true, 45000},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ref := *ref
-			ref.Version = tc.version
-			judgedAsWritten(t, s, &ref, tc.beforeReference, th, rng)
+			ref.Version = strings.ReplaceAll(tc.name, " ", "-")
+			judgedAsWritten(t, s, &ref, tc.layoutAtOpen, tc.binAtFlush, tc.perWindow, th, rng)
 		})
 	}
 }
 
-func judgedAsWritten(t *testing.T, s *storage.Store, ref *detectors.Profile, beforeReference bool, th func(string) detectors.Thresholds, rng *rand.Rand) {
+func judgedAsWritten(t *testing.T, s *storage.Store, ref *detectors.Profile, layoutAtOpen, binAtFlush bool, perWindow int, th func(string) detectors.Thresholds, rng *rand.Rand) {
 	t.Helper()
 	ctx := testenv.Context(t, 2*time.Minute)
-	p := processors.NewProcessor(func(string) processors.WindowSpec { return processors.WindowSpec{Size: time.Minute} }, processors.Limits{})
-	if !beforeReference {
+	spec := func(string) processors.WindowSpec { return processors.WindowSpec{Size: time.Minute} }
+	p := processors.NewProcessor(spec, processors.Limits{})
+	if layoutAtOpen {
 		p.SetLayout(ref.Model, ref.Version, ref.Layout())
 	}
-	for i := 0; i < 1200; i++ { // two windows over three partitions, the second one shifted
+	step := time.Minute / time.Duration(perWindow)
+	for i := 0; i < 2*perWindow; i++ { // two windows over three partitions, the second one shifted
 		shift := 0.0
-		if i >= 600 {
+		if i >= perWindow {
 			shift = 1
 		}
-		e := jointEvent(rng, time.Duration(i)*100*time.Millisecond, shift)
+		e := jointEvent(rng, time.Duration(i)*step, shift)
 		e.ModelVersion = ref.Version
 		p.Add(e, processors.Source{Topic: "in", Partition: i % 3, Offset: int64(i / 3)}, t0)
 	}
@@ -89,13 +99,26 @@ func judgedAsWritten(t *testing.T, s *storage.Store, ref *detectors.Profile, bef
 	}
 	for _, c := range closed {
 		for _, part := range c.Partials {
-			part.KeepRaw = beforeReference
+			if binAtFlush {
+				part.BinKept(ref.Layout())
+			}
+			part.KeepRaw = part.ReferenceID == ""
 		}
 	}
 	if err := s.WriteWithRetry(ctx, &storage.Batch{Closed: closed, WrittenAt: t0}, storage.DefaultBackoff, nil); err != nil {
 		t.Fatal(err)
 	}
-	var merged, mergedBack *processors.WindowAgg
+	// The window a low-volume merge adds them to: a later one, counted against the
+	// reference.
+	later := processors.NewProcessor(spec, processors.Limits{})
+	later.SetLayout(ref.Model, ref.Version, ref.Layout())
+	for i := 0; i < 60; i++ {
+		e := jointEvent(rng, 5*time.Minute+time.Duration(i)*time.Second, 0)
+		e.ModelVersion = ref.Version
+		later.Add(e, processors.Source{Topic: "in", Partition: i % 3, Offset: int64(10_000_000 + i)}, t0)
+	}
+	current := later.CloseAll()[0].Merged
+	merged, mergedBack := current.Clone(), current.Clone()
 	for _, c := range closed {
 		want := c.Merged
 		got, err := s.LoadWindow(ctx, want.Series, time.UnixMilli(want.Start))
@@ -106,15 +129,10 @@ func judgedAsWritten(t *testing.T, s *storage.Store, ref *detectors.Profile, bef
 			t.Errorf("reference id %q, wrote %q", got.ReferenceID, want.ReferenceID)
 		}
 		sameVerdict(t, fmt.Sprint("window ", want.Start), detectors.Evaluate(want, ref, th), detectors.Evaluate(got, ref, th))
-		// A low-volume merge: the windows in memory merged, and the windows read back.
-		if merged == nil {
-			merged, mergedBack = want.Clone(), got
-		} else {
-			merged.Merge(want)
-			mergedBack.Merge(got)
-		}
+		merged.Merge(want)
+		mergedBack.Merge(got)
 	}
-	sameVerdict(t, "the windows merged", detectors.Evaluate(merged, ref, th), detectors.Evaluate(mergedBack, ref, th))
+	sameVerdict(t, "the windows merged into a later one", detectors.Evaluate(merged, ref, th), detectors.Evaluate(mergedBack, ref, th))
 }
 
 // sameVerdict fails t where a verdict of a window read back differs from the window's

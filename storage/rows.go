@@ -110,7 +110,7 @@ func featureRows(p *processors.Partial, at time.Time) [][]any {
 		if edges == nil {
 			edges, bins = []float64{}, []uint64{}
 		}
-		if p.KeepRaw && f.Bins == nil && f.Raw != nil {
+		if p.KeepRaw && len(f.Raw) > 0 {
 			raw = f.Raw
 		}
 		cats := f.Categories

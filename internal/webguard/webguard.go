@@ -6,6 +6,7 @@
 package webguard
 
 import (
+	"crypto/sha256"
 	"crypto/subtle"
 	"fmt"
 	"net"
@@ -54,32 +55,43 @@ func Hosts(h http.Handler, allowed []string, setting string) http.Handler {
 }
 
 // CheckName says why an allowed-hosts entry would never match a request's Host: it must
-// be a bare host name, as browsers send it without the port, so "driftd.internal:9464",
-// "http://driftd.internal" or "*.internal" are refused rather than silently useless.
+// be a bare host name in the form browsers send it (ASCII, the punycode form of an
+// internationalised name, without the port), so "driftd.internal:9464",
+// "http://driftd.internal", "*.internal" or "bücher.example" are refused rather than
+// silently useless. An IP address is accepted: it is always allowed anyway.
 func CheckName(name string) error {
-	if name == "" {
-		return fmt.Errorf("an empty name")
+	if net.ParseIP(strings.Trim(name, "[]")) != nil {
+		return nil
 	}
-	if strings.ContainsAny(name, ":/*[] ") {
-		return fmt.Errorf("%q is not a bare host name (no scheme, port, path or wildcard)", name)
+	n := strings.TrimSuffix(name, ".")
+	if n == "" || len(n) > 253 {
+		return fmt.Errorf("%q is not a host name", name)
 	}
-	if net.ParseIP(name) != nil {
-		return fmt.Errorf("%q is an IP address, which is always allowed", name)
+	for _, label := range strings.Split(n, ".") {
+		if label == "" || len(label) > 63 {
+			return fmt.Errorf("%q is not a host name (an empty or overlong label)", name)
+		}
+		for _, c := range label {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+				return fmt.Errorf("%q is not a bare host name: %q is not allowed (no scheme, port, path or wildcard; an internationalised name in its xn-- form)", name, c)
+			}
+		}
 	}
 	return nil
 }
 
 // Password guards h against clients on other hosts: a loopback client is served; another
 // gets 403 when password is empty (the pages then answer this host only) and must give
-// user and password by basic authentication otherwise. The address is the connection's:
-// behind a proxy every client is the proxy's host, so a proxy needs the password too.
+// user and password by basic authentication otherwise. A request that a proxy forwarded
+// (it says so in Forwarded, X-Forwarded-For or X-Real-IP) counts as from another host
+// even when the proxy runs on this one, so a proxy in front of the pages needs the
+// password too.
 func Password(h http.Handler, user, password, setting string) http.Handler {
+	// Digests compared in constant time: neither the values nor their lengths show in
+	// how long a refusal takes.
+	wantUser, wantPassword := sha256.Sum256([]byte(user)), sha256.Sum256([]byte(password))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		host, _, err := net.SplitHostPort(r.RemoteAddr)
-		if err != nil {
-			host = r.RemoteAddr
-		}
-		if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		if loopback(r) {
 			h.ServeHTTP(w, r)
 			return
 		}
@@ -88,9 +100,9 @@ func Password(h http.Handler, user, password, setting string) http.Handler {
 			return
 		}
 		u, p, ok := r.BasicAuth()
-		// Both compared in constant time, so that the time taken says nothing of either.
-		uok := subtle.ConstantTimeCompare([]byte(u), []byte(user)) == 1
-		pok := subtle.ConstantTimeCompare([]byte(p), []byte(password)) == 1
+		gotUser, gotPassword := sha256.Sum256([]byte(u)), sha256.Sum256([]byte(p))
+		uok := subtle.ConstantTimeCompare(gotUser[:], wantUser[:]) == 1
+		pok := subtle.ConstantTimeCompare(gotPassword[:], wantPassword[:]) == 1
 		if !ok || !uok || !pok {
 			w.Header().Set("WWW-Authenticate", `Basic realm="driftd", charset="UTF-8"`)
 			http.Error(w, "a user and password are required", http.StatusUnauthorized)
@@ -98,4 +110,19 @@ func Password(h http.Handler, user, password, setting string) http.Handler {
 		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+// loopback says whether r comes from this host itself, not through a proxy.
+func loopback(r *http.Request) bool {
+	for _, h := range []string{"Forwarded", "X-Forwarded-For", "X-Real-Ip"} {
+		if r.Header.Get(h) != "" {
+			return false
+		}
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

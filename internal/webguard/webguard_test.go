@@ -47,8 +47,10 @@ func TestHosts(t *testing.T) {
 }
 
 func TestCheckName(t *testing.T) {
-	for name, ok := range map[string]bool{"driftd.internal": true, "ch": true, "": false, "driftd.internal:9464": false,
-		"http://driftd.internal": false, "*.internal": false, "10.0.0.1": false, "[::1]": false} {
+	for name, ok := range map[string]bool{"driftd.internal": true, "ch": true, "driftd.internal.": true, "xn--bcher-kva.example": true,
+		"10.0.0.1": true, "::1": true, // always allowed anyway: harmless
+		"": false, ".": false, "a..b": false, "driftd.internal:9464": false, "http://driftd.internal": false, "*.internal": false,
+		"bücher.example": false, "user@host": false, "host?x": false, "ho%st": false} {
 		if err := CheckName(name); (err == nil) != ok {
 			t.Errorf("CheckName(%q) = %v, want ok %v", name, err, ok)
 		}
@@ -71,6 +73,8 @@ func TestPassword(t *testing.T) {
 		{"another host, wrong password", "s3cret", "10.0.0.7:5000", "driftd", "guess", true, http.StatusUnauthorized},
 		{"another host, wrong user", "s3cret", "10.0.0.7:5000", "admin", "s3cret", true, http.StatusUnauthorized},
 		{"another host with the password", "s3cret", "10.0.0.7:5000", "driftd", "s3cret", true, 200},
+		{"IPv4-mapped loopback", "", "[::ffff:127.0.0.1]:5000", "", "", false, 200},
+		{"no port", "", "127.0.0.1", "", "", false, http.StatusForbidden},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			r := httptest.NewRequest(http.MethodGet, "/", nil)
@@ -87,5 +91,27 @@ func TestPassword(t *testing.T) {
 				t.Error("no WWW-Authenticate challenge")
 			}
 		})
+	}
+}
+
+// A proxy on this host forwards other hosts' requests from a loopback address: they need
+// the password all the same.
+func TestPasswordBehindALocalProxy(t *testing.T) {
+	page := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("page")) })
+	for _, header := range []string{"X-Forwarded-For", "Forwarded", "X-Real-IP"} {
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		r.RemoteAddr = "127.0.0.1:5000"
+		r.Header.Set(header, "203.0.113.9")
+		rec := httptest.NewRecorder()
+		Password(page, "driftd", "", "http.password").ServeHTTP(rec, r)
+		if rec.Code != http.StatusForbidden {
+			t.Errorf("%s: %d, want 403", header, rec.Code)
+		}
+		r.SetBasicAuth("driftd", "s3cret")
+		rec = httptest.NewRecorder()
+		Password(page, "driftd", "s3cret", "http.password").ServeHTTP(rec, r)
+		if rec.Code != 200 {
+			t.Errorf("%s with the password: %d, want 200", header, rec.Code)
+		}
 	}
 }
