@@ -39,6 +39,9 @@ func TestConsumerCommitsExplicitlyAndNeverRewinds(t *testing.T) {
 			t.Fatalf("record %d: %q at %d", i, r.Value, r.Offset)
 		}
 	}
+	// Read but not committed: the group's lag counts them (it grows while a member
+	// stalls, where the lag of the last record read would not).
+	waitGroupLag(ctx, t, c, 10)
 	tp := consumers.TopicPartition{Topic: topic}
 	if err := c.Commit(ctx, map[consumers.TopicPartition]int64{tp: 6}); err != nil {
 		t.Fatal(err)
@@ -47,6 +50,9 @@ func TestConsumerCommitsExplicitlyAndNeverRewinds(t *testing.T) {
 	if err := c.Commit(ctx, map[consumers.TopicPartition]int64{tp: 2}); err != nil {
 		t.Fatal(err)
 	}
+	waitGroupLag(ctx, t, c, 4)
+	write(10, 15)
+	waitGroupLag(ctx, t, c, 9)
 	c.Close()
 
 	c2, err := consumers.NewConsumer(o, testenv.Logger(t))
@@ -60,6 +66,24 @@ func TestConsumerCommitsExplicitlyAndNeverRewinds(t *testing.T) {
 	}
 	if r.Offset != 6 {
 		t.Fatalf("the next member starts at %d, want 6", r.Offset)
+	}
+}
+
+// waitGroupLag waits until c's status reports the group's lag as want (the status is
+// checked every WatchInterval).
+func waitGroupLag(ctx context.Context, t *testing.T, c *consumers.Consumer, want int64) {
+	t.Helper()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if got := c.Status().GroupLag; got == want {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("group lag %d, want %d", c.Status().GroupLag, want)
+		case <-tick.C:
+		}
 	}
 }
 

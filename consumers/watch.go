@@ -28,6 +28,11 @@ type Status struct {
 	Partitions int
 	// Missing lists the subscribed topics that do not exist (yet).
 	Missing []string
+	// GroupLag is the records of the subscribed topics that the group has not committed
+	// (each partition's end offset less its committed offset, or less its first offset
+	// before any commit), as of the last check; -1 when not known. Unlike the lag of the
+	// last record read, it grows while the group stalls.
+	GroupLag int64
 	// Err is why the last check failed, if it did.
 	Err error
 }
@@ -60,12 +65,12 @@ func (s Status) Ready() (string, error) {
 func (c *Consumer) Status() Status {
 	gen := c.current()
 	if gen == nil {
-		return Status{Group: c.o.GroupID, GroupAssigned: -1, Members: -1, Partitions: -1}
+		return Status{Group: c.o.GroupID, GroupAssigned: -1, Members: -1, Partitions: -1, GroupLag: -1}
 	}
 	if st := gen.status.Load(); st != nil {
 		return *st
 	}
-	return Status{Group: c.o.GroupID, Joined: true, Assigned: len(gen.owned), GroupAssigned: -1, Members: -1, Partitions: -1}
+	return Status{Group: c.o.GroupID, Joined: true, Assigned: len(gen.owned), GroupAssigned: -1, Members: -1, Partitions: -1, GroupLag: -1}
 }
 
 // watch checks, as the generation starts and every WatchInterval, that every partition of
@@ -107,13 +112,18 @@ func (c *Consumer) watch(ctx context.Context, gen *generation) {
 // check compares the subscribed topics' partitions with what the group reads; it returns
 // the status and the partitions no member reads.
 func (c *Consumer) check(ctx context.Context, gen *generation) (Status, []string) {
-	st := Status{Group: c.o.GroupID, Joined: true, Assigned: len(gen.owned), GroupAssigned: -1, Members: -1, Partitions: -1}
+	st := Status{Group: c.o.GroupID, Joined: true, Assigned: len(gen.owned), GroupAssigned: -1, Members: -1, Partitions: -1, GroupLag: -1}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	parts, missing, err := topicPartitions(ctx, c.client, c.o.Topics)
 	if err != nil {
 		st.Err = err
 		return st, nil
+	}
+	if lag, err := groupLag(ctx, c.client, c.o.GroupID, parts); err == nil {
+		st.GroupLag = lag
+	} else {
+		c.log.Debug("consumer group lag", "group", c.o.GroupID, "err", err)
 	}
 	st.Missing = missing
 	exist := map[TopicPartition]bool{}
@@ -178,4 +188,51 @@ func topicPartitions(ctx context.Context, client *kafka.Client, topics []string)
 	}
 	sort.Strings(missing)
 	return parts, missing, nil
+}
+
+// groupLag is the records of parts that group has not committed: each partition's end
+// offset less its committed offset (less its first offset when it has none).
+func groupLag(ctx context.Context, client *kafka.Client, group string, parts []kafka.Partition) (int64, error) {
+	if len(parts) == 0 {
+		return 0, nil
+	}
+	list := &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{}}
+	fetch := &kafka.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{}}
+	for _, p := range parts {
+		list.Topics[p.Topic] = append(list.Topics[p.Topic], kafka.FirstOffsetOf(p.ID), kafka.LastOffsetOf(p.ID))
+		fetch.Topics[p.Topic] = append(fetch.Topics[p.Topic], p.ID)
+	}
+	offsets, err := client.ListOffsets(ctx, list)
+	if err != nil {
+		return 0, fmt.Errorf("list offsets: %w", err)
+	}
+	committed, err := client.OffsetFetch(ctx, fetch)
+	if err == nil {
+		err = committed.Error
+	}
+	if err != nil {
+		return 0, fmt.Errorf("fetch committed offsets of group %s: %w", group, err)
+	}
+	done := map[TopicPartition]int64{}
+	for topic, ps := range committed.Topics {
+		for _, p := range ps {
+			if p.Error == nil && p.CommittedOffset >= 0 {
+				done[TopicPartition{topic, p.Partition}] = p.CommittedOffset
+			}
+		}
+	}
+	var lag int64
+	for topic, ps := range offsets.Topics {
+		for _, p := range ps {
+			if p.Error != nil {
+				return 0, fmt.Errorf("offsets of %s/%d: %w", topic, p.Partition, p.Error)
+			}
+			from, ok := done[TopicPartition{topic, p.Partition}]
+			if !ok || from < p.FirstOffset {
+				from = p.FirstOffset // nothing committed, or the committed records are deleted
+			}
+			lag += max(p.LastOffset-from, 0)
+		}
+	}
+	return lag, nil
 }

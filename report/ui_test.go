@@ -48,7 +48,7 @@ func TestUI(t *testing.T) {
 	}
 	connected := false
 	health := func() Health {
-		return Health{Group: "driftd-group", Joined: true, Assigned: 3, GroupAssigned: 3, Partitions: 3, Members: 2, Lag: 1234, LastFlush: now, Records: 99}
+		return Health{Group: "driftd-group", Joined: true, Assigned: 3, GroupAssigned: 3, Partitions: 3, Members: 2, Lag: 1234, GroupLag: 5678, LastFlush: now, Records: 99}
 	}
 	h := Handler(func() (Querier, string, bool) { return s.Conn(), db, connected }, health, func() time.Time { return now }, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	get := func(path string) (int, string) {
@@ -78,7 +78,7 @@ func TestUI(t *testing.T) {
 	for _, want := range []string{"<td class=\"n\">50%</td>", `<td class="critical">critical</td><td>orders</td><td>join</td>`, `<td class="ok">ok</td><td>orders</td><td>extract</td>`,
 		`<td class="warning">warning</td><td><a href="model?name=quiet">quiet</a>`, "no traffic in the period",
 		`<td class="warning">warning</td><td>orders</td><td>load</td><td class="n">0</td><td class="n">0</td><td>no run in the period</td>`,
-		"driftd-group", "this member reads 3, the group 3 of 3 · 2 member(s)", "1234 records", "99 records read"} {
+		"driftd-group", "this member reads 3, the group 3 of 3 · 2 member(s)", "1234 records", "5678 records not yet committed by the group", "99 records read"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("overview lacks %q:\n%s", want, body)
 		}

@@ -390,10 +390,11 @@ type flushed struct {
 // health is what the overview page says of driftd itself: its membership (c nil: not in
 // the group yet), lag and last flush (f nil: none yet).
 func health(group string, c *consumers.Consumer, f *flushed, m *telemetry.Metrics) report.Health {
-	h := report.Health{Group: group, Lag: m.ConsumerLag(), GroupAssigned: -1, Members: -1, Partitions: -1}
+	h := report.Health{Group: group, Lag: m.ConsumerLag(), GroupAssigned: -1, Members: -1, Partitions: -1, GroupLag: -1}
 	if c != nil {
 		st := c.Status()
 		h.Joined, h.Assigned, h.GroupAssigned, h.Members, h.Partitions = st.Joined, st.Assigned, st.GroupAssigned, st.Members, st.Partitions
+		h.GroupLag = st.GroupLag
 		if st.Err != nil {
 			h.Err = st.Err.Error()
 		}
