@@ -67,6 +67,19 @@ func TestConsumerCommitsExplicitlyAndNeverRewinds(t *testing.T) {
 	if r.Offset != 6 {
 		t.Fatalf("the next member starts at %d, want 6", r.Offset)
 	}
+	// A committed offset beyond the partition's end (the topic was recreated) is named.
+	if err := c2.Commit(ctx, map[consumers.TopicPartition]int64{tp: 100}); err != nil {
+		t.Fatal(err)
+	}
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for st := c2.Status(); st.LagErr == nil || !strings.Contains(st.LagErr.Error(), topic+"/0 (committed 100, end 15)"); st = c2.Status() {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("lag error %v, want one naming %s/0 committed beyond its end", st.LagErr, topic)
+		case <-tick.C:
+		}
+	}
 }
 
 // waitGroupLag waits until c's status reports the group's lag as want (the status is

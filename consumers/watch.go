@@ -33,6 +33,9 @@ type Status struct {
 	// before any commit), as of the last check; -1 when not known. Unlike the lag of the
 	// last record read, it grows while the group stalls.
 	GroupLag int64
+	// LagErr is why GroupLag is not known, or a partition the group cannot read on from
+	// (its committed offset is beyond the partition's end: the topic was recreated).
+	LagErr error
 	// Err is why the last check failed, if it did.
 	Err error
 }
@@ -90,9 +93,17 @@ func (c *Consumer) watch(ctx context.Context, gen *generation) {
 	t := time.NewTicker(c.o.WatchInterval)
 	defer t.Stop()
 	for {
-		st, unread := c.check(ctx, gen)
+		st, unread, parts := c.check(ctx, gen)
 		if ctx.Err() != nil {
 			return
+		}
+		if parts != nil {
+			// After the membership check and with a time limit of its own, so that a
+			// broker slow to answer for offsets never delays the check that keeps every
+			// partition read.
+			lctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			st.GroupLag, st.LagErr = groupLag(lctx, c.client, c.o.GroupID, parts)
+			cancel()
 		}
 		gen.status.Store(&st)
 		if len(unread) > 0 && time.Since(time.Unix(0, c.rejoined.Load())) >= c.o.WatchInterval {
@@ -110,20 +121,16 @@ func (c *Consumer) watch(ctx context.Context, gen *generation) {
 }
 
 // check compares the subscribed topics' partitions with what the group reads; it returns
-// the status and the partitions no member reads.
-func (c *Consumer) check(ctx context.Context, gen *generation) (Status, []string) {
+// the status, the partitions no member reads, and the partitions of the topics (nil when
+// they could not be listed).
+func (c *Consumer) check(ctx context.Context, gen *generation) (Status, []string, []kafka.Partition) {
 	st := Status{Group: c.o.GroupID, Joined: true, Assigned: len(gen.owned), GroupAssigned: -1, Members: -1, Partitions: -1, GroupLag: -1}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	parts, missing, err := topicPartitions(ctx, c.client, c.o.Topics)
 	if err != nil {
 		st.Err = err
-		return st, nil
-	}
-	if lag, err := groupLag(ctx, c.client, c.o.GroupID, parts); err == nil {
-		st.GroupLag = lag
-	} else {
-		c.log.Debug("consumer group lag", "group", c.o.GroupID, "err", err)
+		return st, nil, nil
 	}
 	st.Missing = missing
 	exist := map[TopicPartition]bool{}
@@ -140,11 +147,11 @@ func (c *Consumer) check(ctx context.Context, gen *generation) (Status, []string
 		// ones it lacks, which in active/standby are all the group's.
 		st.Err = fmt.Errorf("describe consumer group: %w", err)
 		if len(gen.owned) == 0 {
-			return st, nil
+			return st, nil, parts
 		}
 	} else if g := desc.Groups[0]; g.GroupState != "Stable" {
 		// A rebalance is under way: it assigns the partitions as they are now.
-		return st, nil
+		return st, nil, parts
 	} else {
 		read = map[TopicPartition]bool{}
 		for _, m := range g.Members {
@@ -163,7 +170,7 @@ func (c *Consumer) check(ctx context.Context, gen *generation) (Status, []string
 		}
 	}
 	sort.Strings(unread)
-	return st, unread
+	return st, unread, parts
 }
 
 // topicPartitions returns the partitions of the topics that exist, and the topics that do
@@ -191,7 +198,9 @@ func topicPartitions(ctx context.Context, client *kafka.Client, topics []string)
 }
 
 // groupLag is the records of parts that group has not committed: each partition's end
-// offset less its committed offset (less its first offset when it has none).
+// offset less its committed offset (less its first offset when it has none), as Kafka's
+// tools count it (offsets: a transaction's markers and a compacted topic's removed
+// records count too). -1 with an error when it is not known.
 func groupLag(ctx context.Context, client *kafka.Client, group string, parts []kafka.Partition) (int64, error) {
 	if len(parts) == 0 {
 		return 0, nil
@@ -204,35 +213,47 @@ func groupLag(ctx context.Context, client *kafka.Client, group string, parts []k
 	}
 	offsets, err := client.ListOffsets(ctx, list)
 	if err != nil {
-		return 0, fmt.Errorf("list offsets: %w", err)
+		return -1, fmt.Errorf("list offsets: %w", err)
 	}
 	committed, err := client.OffsetFetch(ctx, fetch)
 	if err == nil {
 		err = committed.Error
 	}
 	if err != nil {
-		return 0, fmt.Errorf("fetch committed offsets of group %s: %w", group, err)
+		return -1, fmt.Errorf("fetch committed offsets of group %s: %w", group, err)
 	}
 	done := map[TopicPartition]int64{}
 	for topic, ps := range committed.Topics {
 		for _, p := range ps {
-			if p.Error == nil && p.CommittedOffset >= 0 {
+			if p.Error != nil {
+				return -1, fmt.Errorf("committed offset of %s/%d: %w", topic, p.Partition, p.Error)
+			}
+			if p.CommittedOffset >= 0 {
 				done[TopicPartition{topic, p.Partition}] = p.CommittedOffset
 			}
 		}
 	}
 	var lag int64
+	var beyond []string
 	for topic, ps := range offsets.Topics {
 		for _, p := range ps {
 			if p.Error != nil {
-				return 0, fmt.Errorf("offsets of %s/%d: %w", topic, p.Partition, p.Error)
+				return -1, fmt.Errorf("offsets of %s/%d: %w", topic, p.Partition, p.Error)
 			}
 			from, ok := done[TopicPartition{topic, p.Partition}]
-			if !ok || from < p.FirstOffset {
+			switch {
+			case ok && from > p.LastOffset:
+				beyond = append(beyond, fmt.Sprintf("%s/%d (committed %d, end %d)", topic, p.Partition, from, p.LastOffset))
+				from = p.FirstOffset
+			case !ok || from < p.FirstOffset:
 				from = p.FirstOffset // nothing committed, or the committed records are deleted
 			}
-			lag += max(p.LastOffset-from, 0)
+			lag += p.LastOffset - from
 		}
+	}
+	if len(beyond) > 0 {
+		sort.Strings(beyond)
+		return lag, fmt.Errorf("the group's committed offset is beyond the end of %s: the topic was recreated? reading waits there; reset the group's offsets", strings.Join(beyond, ", "))
 	}
 	return lag, nil
 }

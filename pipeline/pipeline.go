@@ -752,16 +752,23 @@ func (r *Runner) Flush(ctx context.Context) error {
 		r.proc.SetLayout(p.Model, p.Version, p.Layout())
 	}
 	// Partials that opened before their version's first-windows reference are stored
-	// with the values they kept, which a window read back merges and bins as the window
-	// in memory does (the first MaxRawValues in partition order), and binned by the
-	// reference when it exists by now, for the pages (WindowAgg.BinKept).
+	// binned by it when it exists by now (WindowAgg.BinKept), so that a window read back
+	// is judged as the window in memory, whose partitions' kept values are binned. They
+	// also store those values when there are no bins yet, or when the window in memory
+	// keeps fewer than its partitions do (the first MaxRawValues in partition order), which
+	// a window read back then merges the same way.
 	for _, c := range closed {
 		s := c.Merged.Series
+		if r.set.ReferenceSource(s.Model) != detectors.SourceFirstWindows {
+			continue
+		}
 		l := r.proc.Layout(s.Model, s.Version)
-		first := r.set.ReferenceSource(s.Model) == detectors.SourceFirstWindows
 		for _, p := range c.Partials {
 			p.BinKept(l)
-			p.KeepRaw = first && p.ReferenceID == ""
+		}
+		keep := l == nil || processors.KeptBeyondMerge(c.Partials)
+		for _, p := range c.Partials {
+			p.KeepRaw = keep && p.ReferenceID == ""
 		}
 	}
 	if err != nil {

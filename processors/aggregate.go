@@ -332,6 +332,32 @@ func (w *WindowAgg) BinKept(l *Layout) {
 	bin(w.Prediction)
 }
 
+// KeptBeyondMerge says whether the partials of one window kept more values of some
+// numeric feature, together, than their merge keeps (MaxRawValues): their bins then
+// count values the merged window in memory does not, and only their kept values read
+// back as it is.
+func KeptBeyondMerge(parts []*Partial) bool {
+	kept := map[string]int{}
+	for _, p := range parts {
+		count := func(f *FeatureAgg) bool {
+			if f == nil || f.Kind != Numeric {
+				return false
+			}
+			kept[f.Name] += len(f.Raw)
+			return kept[f.Name] > MaxRawValues
+		}
+		if count(p.Prediction) {
+			return true
+		}
+		for _, f := range p.Features {
+			if count(f) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 func (f *FeatureAgg) binRaw(raw []float64) {
 	for _, x := range raw {
 		f.Bins[BinIndex(f.Edges, x)]++

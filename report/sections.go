@@ -262,10 +262,16 @@ func (r reader) distribution(sel Selection, slot [2]string, feature string, ref 
 		total += p.count
 		switch {
 		case len(p.bins) == len(edges)+1 && equalEdges(p.edges, edges):
+			var binned uint64
 			for i, n := range p.bins {
 				cur[i] += float64(n)
+				binned += n
 			}
-			drawn += p.count
+			drawn += binned
+			if p.count > binned && p.count >= processors.MaxRawValues {
+				// Binned from the values kept before the reference existed.
+				unkept += p.count - binned
+			}
 		case len(p.raw) > 0:
 			for _, x := range p.raw {
 				cur[processors.BinIndex(edges, x)]++

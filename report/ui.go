@@ -53,9 +53,11 @@ type Health struct {
 	// record read of each; GroupLag the records the group has not committed, checked
 	// every few seconds (-1: not known), which grows while the group stalls.
 	Lag, GroupLag int64
-	LastFlush     time.Time
-	Records       uint64
-	Err           string
+	// LagErr is why GroupLag is not known, or a partition the group cannot read on from.
+	LagErr    string
+	LastFlush time.Time
+	Records   uint64
+	Err       string
 }
 
 // Overview reads every model version and slot with traffic in [from, to), with its
@@ -290,7 +292,7 @@ td.n{text-align:right}.critical{color:#fff;background:#b91c1c}.warning{backgroun
 {{with .Health}}<h2>driftd</h2>
 <table id="health"><tr><th>consumer group</th><td>{{.Group}}{{if not .Joined}} (joining){{end}}</td></tr>
 <tr><th>partitions</th><td>this member reads {{.Assigned}}{{if ge .GroupAssigned 0}}, the group {{.GroupAssigned}}{{end}}{{if ge .Partitions 0}} of {{.Partitions}}{{end}}{{if ge .Members 0}} · {{.Members}} member(s){{end}}</td></tr>
-<tr><th>lag</th><td>{{if ge .GroupLag 0}}{{.GroupLag}} records not yet committed by the group · {{end}}{{.Lag}} records behind the newest at the last record this member read</td></tr>
+<tr><th>lag</th><td>{{if ge .GroupLag 0}}{{.GroupLag}} records not yet committed by the group · {{end}}{{.Lag}} records behind the newest at the last record this member read{{if .LagErr}} <span class="warning">{{.LagErr}}</span>{{end}}</td></tr>
 <tr><th>last flush</th><td>{{if .LastFlush.IsZero}}none yet{{else}}{{.LastFlush.UTC.Format "2006-01-02 15:04:05"}} UTC{{end}} · {{.Records}} records read</td></tr>
 {{if .Err}}<tr><th>problem</th><td class="warning">{{.Err}}</td></tr>{{end}}</table>{{end}}
 </body></html>

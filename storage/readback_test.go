@@ -97,12 +97,15 @@ func judgedAsWritten(t *testing.T, s *storage.Store, ref *detectors.Profile, lay
 	if len(closed) != 2 {
 		t.Fatalf("%d windows", len(closed))
 	}
-	for _, c := range closed {
+	for _, c := range closed { // as the pipeline stores them
 		for _, part := range c.Partials {
 			if binAtFlush {
 				part.BinKept(ref.Layout())
 			}
-			part.KeepRaw = part.ReferenceID == ""
+		}
+		keep := !binAtFlush || processors.KeptBeyondMerge(c.Partials)
+		for _, part := range c.Partials {
+			part.KeepRaw = keep && part.ReferenceID == ""
 		}
 	}
 	if err := s.WriteWithRetry(ctx, &storage.Batch{Closed: closed, WrittenAt: t0}, storage.DefaultBackoff, nil); err != nil {

@@ -395,6 +395,9 @@ func health(group string, c *consumers.Consumer, f *flushed, m *telemetry.Metric
 		st := c.Status()
 		h.Joined, h.Assigned, h.GroupAssigned, h.Members, h.Partitions = st.Joined, st.Assigned, st.GroupAssigned, st.Members, st.Partitions
 		h.GroupLag = st.GroupLag
+		if st.LagErr != nil {
+			h.LagErr = st.LagErr.Error()
+		}
 		if st.Err != nil {
 			h.Err = st.Err.Error()
 		}

@@ -1,7 +1,9 @@
 -- The numeric values a partition kept of a window that opened before its version's
--- first-windows reference existed and was written before it did (processors.FeatureAgg's
--- Raw, at most MaxRawValues per feature): such a window has no bins yet. A low-volume
--- merge that reaches back into it after a restart bins these values against the
--- reference, as the window in memory did; without them its values were left out of the
--- merged bins. Empty for every other window (those store bin_counts).
+-- first-windows reference existed (processors.FeatureAgg's Raw, at most MaxRawValues per
+-- feature and partition), when its bins alone would not read back as the window in
+-- memory: written before the reference existed (no bins yet), or with more values kept
+-- across the window's partitions than their merge keeps. A low-volume merge that
+-- reaches back into the window after a restart merges and bins these values as the
+-- window in memory did; without them its values were left out of the merged bins.
+-- Empty for every other window (processors.Partial.KeepRaw).
 ALTER TABLE {db}.window_feature_stats ADD COLUMN IF NOT EXISTS raw Array(Float64) DEFAULT [] CODEC(ZSTD(3));
