@@ -59,7 +59,7 @@ func dayOfWindows() Data {
 	d.Distributions = []Distribution{{Feature: "amount", Slot: "1 primary", Kind: "numeric", Edges: edges, Ref: bins, Cur: bins, Start: day.Add(1435 * time.Minute), End: day.Add(24 * time.Hour)},
 		{Feature: "__prediction__", Slot: "1 primary", Kind: "categorical", Categories: []string{"yes", "no"}, Ref: []float64{10, 90}, Cur: []float64{30, 70}}}
 	for w := 0; w < 288; w++ {
-		d.Performance = append(d.Performance, Performance{Start: day.Add(time.Duration(w) * 5 * time.Minute), Slot: "1 primary", Task: "classification", Accuracy: 0.9, Coverage: 0.5})
+		d.Performance = append(d.Performance, Performance{Start: day.Add(time.Duration(w) * 5 * time.Minute), Slot: "1 primary", Task: "classification", Labelled: 1500, Accuracy: 0.9, Coverage: 0.5})
 	}
 	d.Alerts = []Alert{
 		{Emitted: day.Add(16*time.Hour + 46*time.Minute), Start: day.Add(16*time.Hour + 40*time.Minute), End: day.Add(16*time.Hour + 45*time.Minute),
@@ -91,7 +91,7 @@ func TestReportOfADay(t *testing.T) {
 	if strings.Contains(html, "<script>alert(1)</script>") || !strings.Contains(html, "&lt;script&gt;") {
 		t.Error("a feature name is not escaped")
 	}
-	for _, want := range []string{"feature amount of fraud 1 drifted: PSI 0.60", "288 windows", "1728000 requests", "1 primary", "2 canary"} {
+	for _, want := range []string{"feature amount of fraud 1 drifted: PSI 0.60", "288 windows", "1728000 requests", "1 primary", "2 canary", "1 primary accuracy"} {
 		if !strings.Contains(html, want) {
 			t.Errorf("report lacks %q", want)
 		}
