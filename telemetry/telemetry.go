@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -32,6 +33,24 @@ type Metrics struct {
 	series        prometheus.Gauge
 	partitions    prometheus.Gauge
 	rebalances    prometheus.Counter
+	groupLag      *groupLag
+}
+
+// groupLag reports the consumer group's uncommitted records when they are known (the
+// consumer checks them every few seconds; nothing is reported before or without that).
+type groupLag struct {
+	desc *prometheus.Desc
+	get  atomic.Pointer[func() (int64, bool)]
+}
+
+func (g *groupLag) Describe(ch chan<- *prometheus.Desc) { ch <- g.desc }
+
+func (g *groupLag) Collect(ch chan<- prometheus.Metric) {
+	if get := g.get.Load(); get != nil {
+		if v, ok := (*get)(); ok {
+			ch <- prometheus.MustNewConstMetric(g.desc, prometheus.GaugeValue, float64(v))
+		}
+	}
 }
 
 // NewMetrics creates and registers the metrics.
@@ -62,11 +81,13 @@ func NewMetrics() *Metrics {
 			Help: "Series (model, version, deployment) with state in memory; at limits.max_series new series go to the dead-letter topic (class limit)."}),
 		partitions: prometheus.NewGauge(prometheus.GaugeOpts{Name: "driftd_partitions_assigned",
 			Help: "Partitions this member reads: all of the group's on the active member, 0 on a standby."}),
+		groupLag: &groupLag{desc: prometheus.NewDesc("driftd_consumer_group_lag",
+			"Records of the subscribed topics the consumer group has not committed (end offsets less committed offsets, as Kafka's tools count them), checked every 3 s: unlike driftd_consumer_lag it grows while driftd stalls.", nil, nil)},
 		rebalances: prometheus.NewCounter(prometheus.CounterOpts{Name: "driftd_rebalances_total",
 			Help: "Consumer-group generations that gave this member other partitions (its state was dropped and restored from ClickHouse)."}),
 	}
 	m.Registry.MustRegister(m.consumed, m.decodeErrors, m.deadLettered, m.late, m.lag, m.windowClose,
-		m.insertLatency, m.insertErrors, m.alerts, m.openWindows, m.series, m.partitions, m.rebalances,
+		m.insertLatency, m.insertErrors, m.alerts, m.openWindows, m.series, m.partitions, m.rebalances, m.groupLag,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }
@@ -105,6 +126,14 @@ func (m *Metrics) Late(topic string) {
 func (m *Metrics) Lag(topic string, partition int, lag int64) {
 	if m != nil {
 		m.lag.WithLabelValues(topic, strconv.Itoa(partition)).Set(float64(lag))
+	}
+}
+
+// GroupLagFrom sets where driftd_consumer_group_lag comes from (the consumer's status;
+// ok false while it is not known).
+func (m *Metrics) GroupLagFrom(get func() (lag int64, ok bool)) {
+	if m != nil {
+		m.groupLag.get.Store(&get)
 	}
 }
 

@@ -51,6 +51,7 @@ func TestEndpoints(t *testing.T) {
 	m.Rebalanced() // partition 1 went to another member: its lag is no longer this one's
 	m.Lag("ml.predictions", 2, 17)
 	m.State(4, 3, 6)
+	m.GroupLagFrom(func() (int64, bool) { return 42, true })
 	if lag := m.ConsumerLag(); lag != 17 {
 		t.Errorf("consumer lag %d after a rebalance, want 17 (partition 2's only)", lag)
 	}
@@ -62,10 +63,40 @@ func TestEndpoints(t *testing.T) {
 		`driftd_decode_errors_total{class="decode",topic="ml.predictions"} 1`,
 		`driftd_clickhouse_insert_errors_total{class="retryable"} 1`,
 		`driftd_consumer_lag{partition="2",topic="ml.predictions"} 17`,
-		"driftd_open_windows 4", "driftd_series_tracked 3", "driftd_partitions_assigned 6", "driftd_rebalances_total 1",
+		"driftd_consumer_group_lag 42", "driftd_open_windows 4", "driftd_series_tracked 3", "driftd_partitions_assigned 6", "driftd_rebalances_total 1",
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
+	}
+}
+
+// The group's lag is reported only once the consumer knows it.
+func TestGroupLagOnlyWhenKnown(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		set   bool
+		known bool
+		want  bool
+	}{{"no consumer yet", false, false, false}, {"not checked yet", true, false, false}, {"known", true, true, true}} {
+		t.Run(c.name, func(t *testing.T) {
+			m := NewMetrics()
+			if c.set {
+				m.GroupLagFrom(func() (int64, bool) { return 7, c.known })
+			}
+			families, err := m.Registry.Gather()
+			if err != nil {
+				t.Fatal(err)
+			}
+			found := false
+			for _, f := range families {
+				if f.GetName() == "driftd_consumer_group_lag" {
+					found = len(f.GetMetric()) == 1 && f.GetMetric()[0].GetGauge().GetValue() == 7
+				}
+			}
+			if found != c.want {
+				t.Errorf("reported %v, want %v", found, c.want)
+			}
+		})
 	}
 }

@@ -247,6 +247,14 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, h hooks) erro
 	var connected atomic.Pointer[storage.Store]   // set once ClickHouse is reachable
 	var member atomic.Pointer[consumers.Consumer] // set once in the consumer group
 	var lastFlush atomic.Pointer[flushed]         // the last flush, for the overview page
+	metrics.GroupLagFrom(func() (int64, bool) {
+		if c := member.Load(); c != nil {
+			if lag := c.Status().GroupLag; lag >= 0 {
+				return lag, true
+			}
+		}
+		return 0, false
+	})
 	if cfg.HTTP.Listen != "" {
 		addr, err := telemetry.Serve(ctx, cfg.HTTP.Listen, metrics, func(ctx context.Context) (string, error) {
 			st := connected.Load()
