@@ -751,24 +751,11 @@ func (r *Runner) Flush(ctx context.Context) error {
 	for _, p := range built {
 		r.proc.SetLayout(p.Model, p.Version, p.Layout())
 	}
-	// Partials that opened before their version's first-windows reference are stored
-	// binned by it when it exists by now (WindowAgg.BinKept), so that a window read back
-	// is judged as the window in memory, whose partitions' kept values are binned. They
-	// also store those values when there are no bins yet, or when the window in memory
-	// keeps fewer than its partitions do (the first MaxRawValues in partition order), which
-	// a window read back then merges the same way.
+	// Partials that opened before their version's first-windows reference are written so
+	// that they read back as the window in memory (Closed.PrepareKept).
 	for _, c := range closed {
-		s := c.Merged.Series
-		if r.set.ReferenceSource(s.Model) != detectors.SourceFirstWindows {
-			continue
-		}
-		l := r.proc.Layout(s.Model, s.Version)
-		for _, p := range c.Partials {
-			p.BinKept(l)
-		}
-		keep := l == nil || processors.KeptBeyondMerge(c.Partials)
-		for _, p := range c.Partials {
-			p.KeepRaw = keep && p.ReferenceID == ""
+		if s := c.Merged.Series; r.set.ReferenceSource(s.Model) == detectors.SourceFirstWindows {
+			c.PrepareKept(r.proc.Layout(s.Model, s.Version))
 		}
 	}
 	if err != nil {

@@ -332,6 +332,23 @@ func (w *WindowAgg) BinKept(l *Layout) {
 	bin(w.Prediction)
 }
 
+// PrepareKept readies, for writing, the partials of a window of a version whose
+// reference is built from its first windows, l being its layout by now (nil: none yet).
+// Partials that opened before it are binned by it (WindowAgg.BinKept), so that a window
+// read back is judged as the window in memory, whose partitions' kept values are binned;
+// they also store those values (KeepRaw) when there are no bins yet, or when the window in
+// memory keeps fewer than its partitions do (the first MaxRawValues in partition order),
+// which a window read back then merges the same way.
+func (c Closed) PrepareKept(l *Layout) {
+	for _, p := range c.Partials {
+		p.BinKept(l)
+	}
+	keep := l == nil || KeptBeyondMerge(c.Partials)
+	for _, p := range c.Partials {
+		p.KeepRaw = keep && p.ReferenceID == ""
+	}
+}
+
 // KeptBeyondMerge says whether the partials of one window kept more values of some
 // numeric feature, together, than their merge keeps (MaxRawValues): their bins then
 // count values the merged window in memory does not, and only their kept values read

@@ -97,15 +97,11 @@ func judgedAsWritten(t *testing.T, s *storage.Store, ref *detectors.Profile, lay
 	if len(closed) != 2 {
 		t.Fatalf("%d windows", len(closed))
 	}
-	for _, c := range closed { // as the pipeline stores them
-		for _, part := range c.Partials {
-			if binAtFlush {
-				part.BinKept(ref.Layout())
-			}
-		}
-		keep := !binAtFlush || processors.KeptBeyondMerge(c.Partials)
-		for _, part := range c.Partials {
-			part.KeepRaw = keep && part.ReferenceID == ""
+	for _, c := range closed { // as the pipeline writes them
+		if binAtFlush {
+			c.PrepareKept(ref.Layout())
+		} else {
+			c.PrepareKept(nil)
 		}
 	}
 	if err := s.WriteWithRetry(ctx, &storage.Batch{Closed: closed, WrittenAt: t0}, storage.DefaultBackoff, nil); err != nil {
