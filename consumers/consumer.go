@@ -114,6 +114,8 @@ type generation struct {
 	// kafka.LastOffset when nothing was committed).
 	from   map[TopicPartition]int64
 	status atomic.Pointer[Status] // the last check of watch
+	// counts are the partition counts of topics asked about by Owned (under Consumer.mu).
+	counts map[string]int
 }
 
 func dialer(o Options) *kafka.Dialer {
@@ -415,6 +417,42 @@ func (c *Consumer) Assigned() int {
 		return len(gen.owned)
 	}
 	return 0
+}
+
+// Owned returns the partitions of topic that the current generation gives this member,
+// in order, and how many partitions the topic has, as the brokers said when first asked
+// in this generation (a partition added later starts a new one). Between generations it
+// returns none. A spread group's members use it to agree, without talking, on which of
+// them judges a model (pipeline/spread.go).
+func (c *Consumer) Owned(ctx context.Context, topic string) ([]int, int, error) {
+	gen := c.current()
+	if gen == nil {
+		return nil, 0, nil
+	}
+	var mine []int
+	for tp := range gen.owned {
+		if tp.Topic == topic {
+			mine = append(mine, tp.Partition)
+		}
+	}
+	sort.Ints(mine)
+	c.mu.Lock()
+	n, ok := gen.counts[topic]
+	c.mu.Unlock()
+	if !ok {
+		parts, _, err := topicPartitions(ctx, c.client, []string{topic})
+		if err != nil {
+			return nil, 0, fmt.Errorf("count the partitions of %s: %w", topic, err)
+		}
+		n = len(parts)
+		c.mu.Lock()
+		if gen.counts == nil {
+			gen.counts = map[string]int{}
+		}
+		gen.counts[topic] = n
+		c.mu.Unlock()
+	}
+	return mine, n, nil
 }
 
 // Close leaves the group, so its partitions move to the other members at once.

@@ -58,6 +58,7 @@ type Store interface {
 	LoadLateWindows(ctx context.Context, lookback time.Duration) ([]storage.ClosedWindow, error)
 	labelStore
 	shadowStore
+	spreadStore
 }
 
 // Observer receives what the pipeline does (a *telemetry.Metrics).
@@ -213,6 +214,8 @@ type Runner struct {
 	outboxDue bool
 	// unwritten is a judged batch whose write or publish was cut off (write.go).
 	unwritten *judged
+	// spread is this member's part in judging a spread group (spread.go); nil otherwise.
+	spread *spreadState
 }
 
 // New returns a runner. now is the wall clock (time.Now in production).
@@ -277,6 +280,10 @@ func (r *Runner) reset() {
 		r.lab = newLabelState()
 	}
 	r.shadowRefs = map[processors.SeriesKey]*shadowRef{}
+	r.spread = nil
+	if r.set.Spread {
+		r.spread = newSpreadState()
+	}
 }
 
 // rebalanced drops this member's state and restores it from ClickHouse, waiting out a
@@ -407,6 +414,15 @@ func (r *Runner) Restore(ctx context.Context) error {
 	if r.lab != nil {
 		if err := r.restoreLabels(ctx); err != nil {
 			return err
+		}
+	}
+	if r.spread != nil {
+		judged, err := r.store.LoadJudgeProgress(ctx)
+		if err != nil {
+			return err
+		}
+		for _, p := range judged {
+			r.spread.judged[p.Model] = p.Through
 		}
 	}
 	r.log.Info("restored state", "references", len(refs), "closed_windows", len(closed), "firing_alerts", len(firing),
@@ -732,11 +748,13 @@ func (r *Runner) Flush(ctx context.Context) error {
 	if r.up != nil {
 		stageClosed = r.up.pending
 	}
-	if len(closed) == 0 && len(late) == 0 && len(stageClosed) == 0 && len(r.extraAlerts) == 0 && !r.j.alerter.Changed() {
+	if len(closed) == 0 && len(late) == 0 && len(stageClosed) == 0 && len(r.extraAlerts) == 0 && !r.j.alerter.Changed() && !r.progressDue() {
 		return r.settleAndCommit(ctx)
 	}
 	sort.SliceStable(closed, func(i, j int) bool { return closed[i].Merged.Start < closed[j].Merged.Start })
-	closed = r.fillGaps(closed)
+	if r.spread == nil {
+		closed = r.fillGaps(closed)
+	}
 	batch := &storage.Batch{Closed: closed, Late: late, WrittenAt: r.now(), Alerts: r.extraAlerts}
 	if len(stageClosed) > 0 {
 		// Stage windows first, so that model alerts of the same period can point at them.
@@ -747,22 +765,33 @@ func (r *Runner) Flush(ctx context.Context) error {
 			}
 		}
 	}
-	built, err := r.j.judgeClosed(ctx, closed, r.now(), batch, r.onVerdict)
-	for _, p := range built {
-		r.proc.SetLayout(p.Model, p.Version, p.Layout())
-	}
-	// Partials that opened before their version's first-windows reference are written so
-	// that they read back as the window in memory (Closed.PrepareKept).
-	for _, c := range closed {
-		if s := c.Merged.Series; r.set.ReferenceSource(s.Model) == detectors.SourceFirstWindows {
-			c.PrepareKept(r.proc.Layout(s.Model, s.Version))
+	var built []*detectors.Profile
+	if r.spread != nil {
+		// Written unjudged: each model's judge judges them once every partition has
+		// (spread.go).
+		if err := r.shareWindows(ctx, batch, closed); err != nil {
+			return err
 		}
-	}
-	if err != nil {
-		return err
-	}
-	if err := r.compareShadows(ctx, closed, batch); err != nil {
-		return err
+	} else {
+		var err error
+		built, err = r.j.judgeClosed(ctx, closed, r.now(), batch, r.onVerdict)
+		for _, p := range built {
+			r.proc.SetLayout(p.Model, p.Version, p.Layout())
+		}
+		// Partials that opened before their version's first-windows reference are written so
+		// that they read back as the window in memory (Closed.PrepareKept).
+		for _, c := range closed {
+			if s := c.Merged.Series; r.set.ReferenceSource(s.Model) == detectors.SourceFirstWindows {
+				c.PrepareKept(r.proc.Layout(s.Model, s.Version), false)
+			}
+		}
+		if err != nil {
+			return err
+		}
+		if err := r.compareShadows(ctx, closed, batch); err != nil {
+			return err
+		}
+		batch.JudgedThrough = judgedThrough(closed)
 	}
 	batch.AlertStates = r.j.alerter.Changes()
 	r.unwritten = &judged{refs: built, batch: batch, closedAt: r.closedAt, windows: len(closed), stageWindows: len(stageClosed)}
@@ -788,6 +817,12 @@ func (r *Runner) Flush(ctx context.Context) error {
 // standby; and not before the start-up grace, in which every label partition delivers
 // its first records), then the offsets are committed.
 func (r *Runner) settleAndCommit(ctx context.Context) error {
+	if r.spread != nil && r.src.Assigned() > 0 {
+		r.pollReferences(ctx, r.now())
+		if err := r.judgeOwned(ctx); err != nil {
+			return err
+		}
+	}
 	if r.lab != nil && !r.set.Spread && r.src.Assigned() > 0 && r.graceOver(r.now()) {
 		if err := r.settleLabels(ctx); err != nil {
 			return err

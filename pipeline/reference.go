@@ -76,6 +76,17 @@ func (b *refBuilder) add(windowStart int64, tp processors.TopicPartition, e *sch
 	s.AddEvent(e)
 }
 
+// share puts in a partition's share of a window as the member that read the partition
+// sampled it (spread.go).
+func (b *refBuilder) share(start int64, tp processors.TopicPartition, s *detectors.Sample) {
+	parts, ok := b.open[start]
+	if !ok {
+		parts = map[processors.TopicPartition]*detectors.Sample{}
+		b.open[start] = parts
+	}
+	parts[tp] = s
+}
+
 // enoughBefore reports whether the windows before start make a reference without it: n
 // windows with events, closed or still open (a model's windows close in start order, and
 // an open window already has an event), holding minEvents events. Their counts only grow,

@@ -338,12 +338,14 @@ func (w *WindowAgg) BinKept(l *Layout) {
 // read back is judged as the window in memory, whose partitions' kept values are binned;
 // they also store those values (KeepRaw) when there are no bins yet, or when the window in
 // memory keeps fewer than its partitions do (the first MaxRawValues in partition order),
-// which a window read back then merges the same way.
-func (c Closed) PrepareKept(l *Layout) {
+// which a window read back then merges the same way. share: the partials are one
+// member's share of a window other members read partitions of (a spread group), so how
+// many values the whole window keeps is not known here: they always store theirs.
+func (c Closed) PrepareKept(l *Layout, share bool) {
 	for _, p := range c.Partials {
 		p.BinKept(l)
 	}
-	keep := l == nil || KeptBeyondMerge(c.Partials)
+	keep := share || l == nil || KeptBeyondMerge(c.Partials)
 	for _, p := range c.Partials {
 		p.KeepRaw = keep && p.ReferenceID == ""
 	}

@@ -1,6 +1,7 @@
 package processors
 
 import (
+	"maps"
 	"math"
 	"sort"
 	"time"
@@ -139,6 +140,10 @@ type modelState struct {
 	// openEnd is the earliest end of the model's open windows (math.MaxInt64 if none):
 	// nothing is ready before the watermark reaches it.
 	openEnd int64
+	// seen is the newest event time per partition, as partMax counts it but never
+	// dropped, and closedEnd the latest end of a window closed here (Progress).
+	seen      map[TopicPartition]int64
+	closedEnd int64
 }
 
 // Processor assigns prediction events to event-time tumbling windows per model and
@@ -214,7 +219,7 @@ func (p *Processor) model(name string) *modelState {
 	if !ok {
 		spec := p.specFor(name)
 		m = &modelState{spec: spec, maxEvent: minTime, watermark: minTime, horizon: minTime, partMax: map[TopicPartition]int64{}, closed: map[int64]map[TopicPartition]int64{}, whole: map[int64]bool{},
-			openEnd: math.MaxInt64}
+			openEnd: math.MaxInt64, seen: map[TopicPartition]int64{}, closedEnd: minTime}
 		p.models[name] = m
 	}
 	return m
@@ -296,6 +301,9 @@ func (p *Processor) Add(e *schemas.PredictionEvent, src Source, now time.Time) (
 // latest event time that counts (Limits.ClockBound).
 func (m *modelState) advance(tp TopicPartition, ts, limit int64) {
 	ts = min(ts, limit)
+	if cur, ok := m.seen[tp]; !ok || ts > cur {
+		m.seen[tp] = ts
+	}
 	if cur, ok := m.partMax[tp]; ok && ts <= cur {
 		return
 	}
@@ -389,6 +397,7 @@ func (p *Processor) close(due func(partialKey, *modelState) bool) []Closed {
 	var out []Closed
 	for mw, bySeries := range groups {
 		m := p.models[mw.model]
+		m.closedEnd = max(m.closedEnd, mw.start+m.spec.Size.Milliseconds())
 		_, supplement := m.closed[mw.start]
 		written := map[TopicPartition]int64{}
 		for series, parts := range bySeries {
@@ -463,6 +472,37 @@ func (p *Processor) Restore(model string, start, end int64, tp TopicPartition, l
 	m := p.model(model)
 	p.markClosed(m, start, map[TopicPartition]int64{tp: lastOffset}, false)
 	m.maxEvent = max(m.maxEvent, end)
+}
+
+// ModelProgress is how far one model's windows are final here (pipeline/spread.go).
+type ModelProgress struct {
+	Model string
+	// Through: every window of the model ending at or before it (unix ms) is closed
+	// here, so the records of this processor's partitions in it are final (for records
+	// in order within their partition): the watermark, or past it the end of the last
+	// window closed on the idle rule, and never an open window's end.
+	Through int64
+	// EventMax is the newest event time per partition (unix ms, bounded as the watermark
+	// counts it).
+	EventMax map[TopicPartition]int64
+}
+
+// Progress returns each model's progress, by model name. Call it once the windows the
+// watermark has passed are closed (after Ready).
+func (p *Processor) Progress() []ModelProgress {
+	out := make([]ModelProgress, 0, len(p.models))
+	for name, m := range p.models {
+		through := max(m.watermark, m.closedEnd)
+		if m.openEnd != math.MaxInt64 {
+			through = min(through, m.openEnd-m.spec.Size.Milliseconds())
+		}
+		if len(m.seen) == 0 {
+			continue
+		}
+		out = append(out, ModelProgress{Model: name, Through: through, EventMax: maps.Clone(m.seen)})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Model < out[j].Model })
+	return out
 }
 
 // OpenSeries returns the series that have an open window.

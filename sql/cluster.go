@@ -116,6 +116,10 @@ var ShardKeys = map[string]string{
 	"change_state":              "cityHash64(model)",
 	"canary_analysis":           "cityHash64(model)",
 	"shadow_analysis":           "cityHash64(model)",
+	// Spread judging: a model's progress rows and sample shares beside its windows.
+	"partition_progress":     "cityHash64(model)",
+	"reference_sample_parts": "cityHash64(model)",
+	"judge_progress":         "cityHash64(model)",
 }
 
 var (

@@ -16,6 +16,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2"
 
 	"github.com/driftd/driftd/detectors"
+	"github.com/driftd/driftd/processors"
 	"github.com/driftd/driftd/internal/testenv"
 	dsql "github.com/driftd/driftd/sql"
 	"github.com/driftd/driftd/storage"
@@ -83,7 +84,15 @@ func TestDistributedReadsEqualOneServer(t *testing.T) {
 		AlertStates: []detectors.FingerprintState{{Fingerprint: alerts[0].Fingerprint, AlertState: detectors.AlertState{Firing: true, Severity: "warning", Bad: 1, Last: t0.Add(time.Minute)}}},
 		StageStates: []storage.StageState{{Pipeline: "orders", Stage: "join", Start: t0, End: t0.Add(time.Hour), ConsecutiveFailures: 1,
 			Successes: []time.Time{t0.Add(10 * time.Minute)}, Failures: []time.Time{t0.Add(20 * time.Minute)}}},
-		ReferenceSamples: []storage.ReferenceSample{{Model: "new-model", Version: "1", Start: t0, Sample: body}}}
+		ReferenceSamples: []storage.ReferenceSample{{Model: "new-model", Version: "1", Start: t0, Sample: body}},
+		SampleParts:      []storage.SamplePart{{Model: "new-model", Version: "1", Start: t0, TP: processors.TopicPartition{Topic: "p", Partition: 2}, Sample: body}},
+		Progress: []storage.PartitionProgress{{TP: processors.TopicPartition{Topic: "p", Partition: 2}, Through: time.UnixMilli(0).UTC(), EventMax: time.UnixMilli(0).UTC()},
+			{Model: closed[0].Merged.Series.Model, TP: processors.TopicPartition{Topic: "p", Partition: 2}, Through: t0.Add(time.Minute), EventMax: t0.Add(2 * time.Minute)}}}
+	// A window read back and judged by a spread group's judge: its partials' rows are
+	// written again with the judgement, then the judge's progress.
+	rejudged := &storage.Batch{WrittenAt: t0.Add(time.Hour), Closed: []processors.Closed{{Merged: closed[0].Merged}},
+		Verdicts:      []detectors.Verdict{{Window: closed[0].Merged, Judgement: "judged by a spread group's judge", ExpectedEvents: 12, VolumeLow: true}},
+		JudgedThrough: []storage.JudgeProgress{{Model: closed[0].Merged.Series.Model, Through: time.UnixMilli(closed[0].Merged.End).UTC()}}}
 	keys, labels := labelData()
 	perf, _ := performanceBatch(t)
 	for _, s := range []*storage.Store{one, dist} {
@@ -105,6 +114,9 @@ func TestDistributedReadsEqualOneServer(t *testing.T) {
 				t.Fatal(err)
 			}
 			if err := s.WriteWithRetry(ctx, state, storage.DefaultBackoff, nil); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.WriteWithRetry(ctx, rejudged, storage.DefaultBackoff, nil); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -178,6 +190,17 @@ func TestDistributedReadsEqualOneServer(t *testing.T) {
 	same("LoadAlertStates", func(s *storage.Store) (any, error) { return s.LoadAlertStates(ctx, day) })
 	same("LoadStageStates", func(s *storage.Store) (any, error) { return s.LoadStageStates(ctx, day) })
 	same("LoadReferenceSamples", func(s *storage.Store) (any, error) { return s.LoadReferenceSamples(ctx) })
+	same("LoadPartitionProgress", func(s *storage.Store) (any, error) { return s.LoadPartitionProgress(ctx) })
+	same("LoadJudgeProgress", func(s *storage.Store) (any, error) { return s.LoadJudgeProgress(ctx) })
+	same("LoadWrittenWindows", func(s *storage.Store) (any, error) {
+		return s.LoadWrittenWindows(ctx, closed[0].Merged.Series.Model, t0.Add(-day), t0.Add(day))
+	})
+	same("LoadSampleParts", func(s *storage.Store) (any, error) { return s.LoadSampleParts(ctx, "new-model", t0, t0) })
+	same("LoadVolumeWindows", func(s *storage.Store) (any, error) { return s.LoadVolumeWindows(ctx, day, 100) })
+	same("judgement written again", func(s *storage.Store) (any, error) {
+		return testenv.TSV(ctx, s.Conn(), "SELECT partition, judgement, expected_events, volume_low, events FROM "+s.Database()+
+			".window_model_stats FINAL WHERE judgement != '' ORDER BY partition")
+	})
 	same("LoadWindow", func(s *storage.Store) (any, error) {
 		w, err := s.LoadWindow(ctx, closed[0].Merged.Series, time.UnixMilli(closed[0].Merged.Start))
 		if err != nil || w == nil {

@@ -99,9 +99,9 @@ func judgedAsWritten(t *testing.T, s *storage.Store, ref *detectors.Profile, lay
 	}
 	for _, c := range closed { // as the pipeline writes them
 		if binAtFlush {
-			c.PrepareKept(ref.Layout())
+			c.PrepareKept(ref.Layout(), false)
 		} else {
-			c.PrepareKept(nil)
+			c.PrepareKept(nil, false)
 		}
 	}
 	if err := s.WriteWithRetry(ctx, &storage.Batch{Closed: closed, WrittenAt: t0}, storage.DefaultBackoff, nil); err != nil {

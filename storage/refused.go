@@ -48,10 +48,11 @@ func (b *Batch) Units() []*Batch {
 	for _, r := range b.Shadow {
 		out = append(out, &Batch{Shadow: []ShadowRow{r}, WrittenAt: b.WrittenAt})
 	}
-	if len(b.AlertStates) > 0 || len(b.StageStates) > 0 || len(b.ReferenceSamples) > 0 || len(b.Performance) > 0 {
+	if len(b.AlertStates) > 0 || len(b.StageStates) > 0 || len(b.ReferenceSamples) > 0 || len(b.Performance) > 0 ||
+		len(b.SampleParts) > 0 || len(b.JudgedThrough) > 0 || len(b.Progress) > 0 {
 		// driftd's own detection state: one unit, written after the rows it follows.
 		out = append(out, &Batch{AlertStates: b.AlertStates, StageStates: b.StageStates, ReferenceSamples: b.ReferenceSamples,
-			Performance: b.Performance, WrittenAt: b.WrittenAt})
+			Performance: b.Performance, SampleParts: b.SampleParts, JudgedThrough: b.JudgedThrough, Progress: b.Progress, WrittenAt: b.WrittenAt})
 	}
 	return out
 }
@@ -74,6 +75,9 @@ func Merge(units []*Batch) *Batch {
 		m.Performance = append(m.Performance, u.Performance...)
 		m.Canary = append(m.Canary, u.Canary...)
 		m.Shadow = append(m.Shadow, u.Shadow...)
+		m.SampleParts = append(m.SampleParts, u.SampleParts...)
+		m.JudgedThrough = append(m.JudgedThrough, u.JudgedThrough...)
+		m.Progress = append(m.Progress, u.Progress...)
 	}
 	return m
 }

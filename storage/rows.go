@@ -63,17 +63,7 @@ func alertRows() table {
 }
 
 func modelRow(b *Batch, c processors.Closed, p *processors.Partial, at time.Time) []any {
-	v := b.verdict(c.Merged)
-	judgement, judgedFrom, expected, low := "", ms(c.Merged.Start), 0.0, uint8(0)
-	if v != nil {
-		judgement, expected = v.Judgement, finite(v.ExpectedEvents)
-		if !v.JudgedFrom.IsZero() {
-			judgedFrom = v.JudgedFrom.UTC()
-		}
-		if v.VolumeLow {
-			low = 1
-		}
-	}
+	judgement, judgedFrom, expected, low := judgementOf(b, c.Merged)
 	w := p.WindowAgg
 	jointN, jointMean, jointC := 0.0, []float64{}, []float64{}
 	if w.Joint != nil && w.Joint.N > 0 {
@@ -85,6 +75,23 @@ func modelRow(b *Batch, c processors.Closed, p *processors.Partial, at time.Time
 		string(w.Latency.Encode()), uint64(w.InputSize.N), finite(w.InputSize.Mean), finite(w.InputSize.Std()),
 		finite(w.InputSize.Min), finite(w.InputSize.Max), w.DroppedFeatures, judgement, judgedFrom, expected, low,
 		jointN, jointMean, jointC, at}
+}
+
+// judgementOf is how window w was judged, as its partials' rows carry it: the
+// judgement, the start of the span judged, the events expected and whether it was low.
+func judgementOf(b *Batch, w *processors.WindowAgg) (string, time.Time, float64, uint8) {
+	v := b.verdict(w)
+	judgement, judgedFrom, expected, low := "", ms(w.Start), 0.0, uint8(0)
+	if v != nil {
+		judgement, expected = v.Judgement, finite(v.ExpectedEvents)
+		if !v.JudgedFrom.IsZero() {
+			judgedFrom = v.JudgedFrom.UTC()
+		}
+		if v.VolumeLow {
+			low = 1
+		}
+	}
+	return judgement, judgedFrom, expected, low
 }
 
 func featureRows(p *processors.Partial, at time.Time) [][]any {

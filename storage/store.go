@@ -259,9 +259,17 @@ type Batch struct {
 	Performance []PerformanceRow
 	// Canary are canary windows compared with the primary's (migration 0013); Shadow
 	// shadow windows joined to the primary's predictions (0014).
-	Canary    []detectors.CanaryComparison
-	Shadow    []ShadowRow
-	WrittenAt time.Time
+	Canary []detectors.CanaryComparison
+	Shadow []ShadowRow
+	// Spread judging (migration 0017): the partitions' shares of first windows written
+	// with their partials; how far each model is judged (after the judgement, before the
+	// partials' rows); how far each partition's windows are written (last of all). A
+	// window in Closed without partials was read back and judged: its partials' rows are
+	// written again with its judgement.
+	SampleParts   []SamplePart
+	JudgedThrough []JudgeProgress
+	Progress      []PartitionProgress
+	WrittenAt     time.Time
 
 	verdicts map[windowKey]int // Verdicts by window (verdict), built over the first indexed
 	indexed  int
@@ -277,7 +285,8 @@ type windowKey struct {
 func (b *Batch) Empty() bool {
 	return len(b.Closed) == 0 && len(b.Stages) == 0 && len(b.Late) == 0 && len(b.Alerts) == 0 &&
 		len(b.AlertStates) == 0 && len(b.StageStates) == 0 && len(b.ReferenceSamples) == 0 &&
-		len(b.Performance) == 0 && len(b.Canary) == 0 && len(b.Shadow) == 0
+		len(b.Performance) == 0 && len(b.Canary) == 0 && len(b.Shadow) == 0 &&
+		len(b.SampleParts) == 0 && len(b.JudgedThrough) == 0 && len(b.Progress) == 0
 }
 
 // inserter fills one table in blocks of at most maxRows rows that touch at most
@@ -390,6 +399,9 @@ func (s *Store) Write(ctx context.Context, b *Batch) error {
 	if err := s.writeState(ctx, b); err != nil {
 		return err
 	}
+	if err := s.writeSampleParts(ctx, b); err != nil {
+		return err
+	}
 	// Alerts go before the alerter's states: a state found stored after a crash has its
 	// alerts stored too.
 	alerts := s.inserter(ctx, alertRows())
@@ -420,6 +432,9 @@ func (s *Store) Write(ctx context.Context, b *Batch) error {
 	if err := stages.flush(); err != nil {
 		return err
 	}
+	if err := s.writeJudgement(ctx, b); err != nil {
+		return err
+	}
 	models := s.inserter(ctx, modelStats())
 	for _, c := range b.Closed {
 		for _, p := range c.Partials {
@@ -428,7 +443,10 @@ func (s *Store) Write(ctx context.Context, b *Batch) error {
 			}
 		}
 	}
-	return models.flush()
+	if err := models.flush(); err != nil {
+		return err
+	}
+	return s.writeProgress(ctx, b)
 }
 
 // verdict returns the verdict of window w, if the batch has one. The index is built on
@@ -644,10 +662,11 @@ type SeriesEnd struct {
 // LoadSeriesEnds returns every series' last written window within lookback of the newest
 // window written.
 func (s *Store) LoadSeriesEnds(ctx context.Context, lookback time.Duration) ([]SeriesEnd, error) {
+	join, cond := s.judgedOnly()
 	rows, err := s.conn.Query(ctx, `SELECT model, model_version, deployment, toInt64(argMax(dateDiff('millisecond', window_start, window_end), window_end)), max(window_end), maxIf(window_end, events > 0)
-FROM (SELECT model, model_version, deployment, window_start, any(window_end) AS window_end, sum(events) AS events
-      FROM `+s.db+`.window_model_stats FINAL
-      WHERE window_start >= (SELECT max(window_start) FROM `+s.db+`.window_model_stats) - toIntervalSecond({lookback:UInt64})
+FROM (SELECT w.model AS model, w.model_version AS model_version, w.deployment AS deployment, w.window_start AS window_start, any(w.window_end) AS window_end, sum(w.events) AS events
+      FROM `+s.db+`.window_model_stats AS w FINAL `+join+`
+      WHERE w.window_start >= (SELECT max(window_start) FROM `+s.db+`.window_model_stats) - toIntervalSecond({lookback:UInt64}) AND `+cond+`
       GROUP BY model, model_version, deployment, window_start)
 GROUP BY model, model_version, deployment`, clickhouse.Named("lookback", fmt.Sprint(uint64(lookback.Seconds()))))
 	if err != nil {
@@ -682,11 +701,12 @@ type WindowVolume struct {
 // the newest window, oldest first, with their volume judgements: a restart rebuilds each
 // series' recent volume and its run of windows below expectation from them.
 func (s *Store) LoadVolumeWindows(ctx context.Context, lookback time.Duration, perSeries int) ([]WindowVolume, error) {
+	join, cond := s.judgedOnly()
 	rows, err := s.conn.Query(ctx, `SELECT model, model_version, deployment, window_start, window_end, ev, expected, low FROM (
-  SELECT model, model_version, deployment, window_start, any(window_end) AS window_end, sum(events) AS ev,
-         max(expected_events) AS expected, max(volume_low) AS low
-  FROM `+s.db+`.window_model_stats FINAL
-  WHERE window_start >= (SELECT max(window_start) FROM `+s.db+`.window_model_stats) - toIntervalSecond({lookback:UInt64})
+  SELECT w.model AS model, w.model_version AS model_version, w.deployment AS deployment, w.window_start AS window_start, any(w.window_end) AS window_end, sum(w.events) AS ev,
+         max(w.expected_events) AS expected, max(w.volume_low) AS low
+  FROM `+s.db+`.window_model_stats AS w FINAL `+join+`
+  WHERE w.window_start >= (SELECT max(window_start) FROM `+s.db+`.window_model_stats) - toIntervalSecond({lookback:UInt64}) AND `+cond+`
   GROUP BY model, model_version, deployment, window_start
   ORDER BY window_start DESC
   LIMIT {per:UInt32} BY model, model_version, deployment)
@@ -721,9 +741,11 @@ type HourlyEvents struct {
 // LoadHourlyEvents returns every series' events per hour within lookback of its newest
 // window (the same-hour volume expectations after a restart).
 func (s *Store) LoadHourlyEvents(ctx context.Context, lookback time.Duration) ([]HourlyEvents, error) {
+	join, cond := s.judgedOnly()
 	rows, err := s.conn.Query(ctx, `SELECT model, model_version, deployment, toStartOfHour(window_start) AS hour, sum(ev), count(), countIf(ev = 0), sum(toFloat64(ev) * ev)
-FROM (SELECT model, model_version, deployment, window_start, sum(events) AS ev FROM `+s.db+`.window_model_stats FINAL
-      WHERE window_start >= (SELECT max(window_start) FROM `+s.db+`.window_model_stats) - toIntervalSecond({lookback:UInt64})
+FROM (SELECT w.model AS model, w.model_version AS model_version, w.deployment AS deployment, w.window_start AS window_start, sum(w.events) AS ev
+      FROM `+s.db+`.window_model_stats AS w FINAL `+join+`
+      WHERE w.window_start >= (SELECT max(window_start) FROM `+s.db+`.window_model_stats) - toIntervalSecond({lookback:UInt64}) AND `+cond+`
       GROUP BY model, model_version, deployment, window_start)
 GROUP BY model, model_version, deployment, hour ORDER BY hour`, clickhouse.Named("lookback", fmt.Sprint(uint64(lookback.Seconds()))))
 	if err != nil {

@@ -525,3 +525,19 @@ func (s *Store) LoadShadowReference(context.Context, processors.SeriesKey) ([]de
 func (s *Store) LabelCuts(context.Context, time.Time, time.Time, []storage.LabelPartition) (map[storage.LabelPartition]int64, error) {
 	return map[storage.LabelPartition]int64{}, nil
 }
+
+// LoadPartitionProgress: a replay is one member, which judges in memory.
+func (s *Store) LoadPartitionProgress(context.Context) ([]storage.PartitionProgress, error) { return nil, nil }
+
+// LoadJudgeProgress: nothing was judged before a replay.
+func (s *Store) LoadJudgeProgress(context.Context) ([]storage.JudgeProgress, error) { return nil, nil }
+
+// LoadWrittenWindows: a replay is one member, which judges in memory.
+func (s *Store) LoadWrittenWindows(context.Context, string, time.Time, time.Time) ([]storage.WrittenWindow, error) {
+	return nil, nil
+}
+
+// LoadSampleParts: a replay is one member, which samples in memory.
+func (s *Store) LoadSampleParts(context.Context, string, time.Time, time.Time) ([]storage.SamplePart, error) {
+	return nil, nil
+}

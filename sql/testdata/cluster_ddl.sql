@@ -612,3 +612,42 @@ ALTER TABLE driftd.window_feature_stats_local ON CLUSTER 'driftd' ADD COLUMN IF 
 
 ALTER TABLE driftd.window_feature_stats ON CLUSTER 'driftd' ADD COLUMN IF NOT EXISTS raw Array(Float64) DEFAULT [] CODEC(ZSTD(3));
 
+-- 0017_spread_judging
+CREATE TABLE IF NOT EXISTS driftd.partition_progress_local ON CLUSTER 'driftd' (
+    model String,
+    topic String,
+    partition Int32,
+    through DateTime64(3, 'UTC'),
+    event_max DateTime64(3, 'UTC'),
+    written_at DateTime64(3, 'UTC')
+) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/partition_progress_local', '{replica}', through)
+ORDER BY (model, topic, partition);
+
+CREATE TABLE IF NOT EXISTS driftd.partition_progress ON CLUSTER 'driftd' AS driftd.partition_progress_local
+ENGINE = Distributed('driftd', 'driftd', 'partition_progress_local', cityHash64(model));
+
+CREATE TABLE IF NOT EXISTS driftd.reference_sample_parts_local ON CLUSTER 'driftd' (
+    model String,
+    model_version String,
+    window_start DateTime64(3, 'UTC'),
+    topic String,
+    partition Int32,
+    sample String CODEC(ZSTD(3)),
+    written_at DateTime64(3, 'UTC')
+) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/reference_sample_parts_local', '{replica}', written_at)
+ORDER BY (model, model_version, window_start, topic, partition)
+TTL toDateTime(window_start) + INTERVAL 90 DAY;
+
+CREATE TABLE IF NOT EXISTS driftd.reference_sample_parts ON CLUSTER 'driftd' AS driftd.reference_sample_parts_local
+ENGINE = Distributed('driftd', 'driftd', 'reference_sample_parts_local', cityHash64(model));
+
+CREATE TABLE IF NOT EXISTS driftd.judge_progress_local ON CLUSTER 'driftd' (
+    model String,
+    through DateTime64(3, 'UTC'),
+    written_at DateTime64(3, 'UTC')
+) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/judge_progress_local', '{replica}', through)
+ORDER BY model;
+
+CREATE TABLE IF NOT EXISTS driftd.judge_progress ON CLUSTER 'driftd' AS driftd.judge_progress_local
+ENGINE = Distributed('driftd', 'driftd', 'judge_progress_local', cityHash64(model));
+

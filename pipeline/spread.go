@@ -1,0 +1,398 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"hash/fnv"
+	"sort"
+	"time"
+
+	"github.com/driftd/driftd/detectors"
+	"github.com/driftd/driftd/internal/retry"
+	"github.com/driftd/driftd/processors"
+	"github.com/driftd/driftd/storage"
+)
+
+// Judging a spread group exactly (kafka.group_mode: spread; docs/architecture.md).
+//
+// Every member reads its share of the partitions and writes, per window, the partials of
+// those partitions, unjudged, with the partitions' shares of the reference samples; then,
+// per model and partition, how far the model's windows are written (its progress). One
+// member judges each model: the reader of partition hash(model) mod P of the prediction
+// topic, so the members agree on it without talking, and it moves with the partition at a
+// rebalance. The judge reads the partitions' progress, and once every partition that
+// carries the model has written a window, reads the window back (merged in partition
+// order, exactly as one member merges it in memory) and judges it as one member would;
+// it then writes the verdicts and alerts, the judgement into the partials' rows, and the
+// end of the last window judged (judge_progress), from which its successor goes on.
+//
+// A partition's share of a window is final once its reader's watermark for the model
+// has passed the window's end (for records in order within their partition, as for one
+// member): so a window is complete when every partition carrying the model says so,
+// except partitions more than the skew bound behind the model's newest, which one
+// member's watermark drops too. Nothing is judged until every partition of the topic has
+// been read past its reader's start-up grace (a row with model ""): a partition read
+// late would otherwise not hold the first windows back.
+
+// partitionOwner says which partitions of a topic this member reads, and how many the
+// topic has (a *consumers.Consumer).
+type partitionOwner interface {
+	Owned(ctx context.Context, topic string) (mine []int, total int, err error)
+}
+
+// spreadStore is what judging a spread group reads (a *storage.Store).
+type spreadStore interface {
+	LoadPartitionProgress(ctx context.Context) ([]storage.PartitionProgress, error)
+	LoadJudgeProgress(ctx context.Context) ([]storage.JudgeProgress, error)
+	LoadWrittenWindows(ctx context.Context, model string, after, through time.Time) ([]storage.WrittenWindow, error)
+	LoadSampleParts(ctx context.Context, model string, from, to time.Time) ([]storage.SamplePart, error)
+}
+
+// spreadState is a member's part in judging a spread group.
+type spreadState struct {
+	// written is the progress this member last wrote per (model, partition), so that only
+	// what moved is written again; graced the partitions it has said it read past the
+	// start-up grace.
+	written map[progressKey]storage.PartitionProgress
+	graced  map[processors.TopicPartition]bool
+	// judged is, per model, the end of the last window judged (by any member).
+	judged map[string]time.Time
+	// refsPolled is when the references were last read: a member learns the layouts of
+	// references other members built from them, to bin its partials by them.
+	refsPolled time.Time
+}
+
+type progressKey struct {
+	model string
+	tp    processors.TopicPartition
+}
+
+func newSpreadState() *spreadState {
+	return &spreadState{written: map[progressKey]storage.PartitionProgress{}, graced: map[processors.TopicPartition]bool{},
+		judged: map[string]time.Time{}}
+}
+
+// ownerPartition is the partition of a topic of n partitions whose reader judges model.
+func ownerPartition(model string, n int) int {
+	h := fnv.New32a()
+	h.Write([]byte(model))
+	return int(h.Sum32() % uint32(n))
+}
+
+// completeThrough is the end up to which every window of a model is written by every
+// partition that holds it back (progress: the model's rows, one per partition; maxSkew
+// as its watermark drops partitions far behind), and whether any partition says so.
+func completeThrough(progress []storage.PartitionProgress, maxSkew time.Duration) (time.Time, bool) {
+	if len(progress) == 0 {
+		return time.Time{}, false
+	}
+	newest := progress[0].EventMax
+	for _, p := range progress[1:] {
+		if p.EventMax.After(newest) {
+			newest = p.EventMax
+		}
+	}
+	var through time.Time
+	first := true
+	for _, p := range progress {
+		if p.EventMax.Before(newest.Add(-maxSkew)) {
+			continue // far behind: the watermark does not wait for it
+		}
+		if first || p.Through.Before(through) {
+			through, first = p.Through, false
+		}
+	}
+	return through, !first
+}
+
+// maxSkew is a model's skew bound (processors.WindowSpec.MaxSkew's default).
+func (r *Runner) maxSkew(model string) time.Duration {
+	spec := r.set.WindowSpec(model)
+	if spec.MaxSkew > 0 {
+		return spec.MaxSkew
+	}
+	return max(time.Hour, 10*spec.Size)
+}
+
+// shareWindows readies a spread member's closed windows to be written unjudged: their
+// partials keep their values while their version has no reference (the judge bins them
+// by the reference it builds, whatever this member knew), the partitions' shares of the
+// reference samples go with them, and after them the progress they make.
+func (r *Runner) shareWindows(ctx context.Context, batch *storage.Batch, closed []processors.Closed) error {
+	for _, c := range closed {
+		s := c.Merged.Series
+		if r.set.ReferenceSource(s.Model) != detectors.SourceFirstWindows {
+			continue
+		}
+		c.PrepareKept(r.proc.Layout(s.Model, s.Version), true)
+		b, ok := r.j.building[[2]string{s.Model, s.Version}]
+		if !ok {
+			continue
+		}
+		parts := b.open[c.Merged.Start]
+		for _, p := range c.Partials {
+			sample := parts[p.TopicPartition]
+			if sample == nil {
+				continue
+			}
+			body, err := sample.MarshalBinary()
+			if err != nil {
+				return fmt.Errorf("share the reference sample of %s %s at %v: %w", s.Model, s.Version, time.UnixMilli(c.Merged.Start).UTC(), err)
+			}
+			batch.SampleParts = append(batch.SampleParts, storage.SamplePart{Model: s.Model, Version: s.Version,
+				Start: time.UnixMilli(c.Merged.Start).UTC(), TP: p.TopicPartition, Sample: body})
+			delete(parts, p.TopicPartition)
+		}
+		if len(parts) == 0 {
+			delete(b.open, c.Merged.Start)
+		}
+	}
+	if !r.graceOver(r.now()) {
+		return nil
+	}
+	owner, ok := r.src.(partitionOwner)
+	if !ok {
+		return nil
+	}
+	mine, _, err := owner.Owned(ctx, r.set.PredictionTopic)
+	if err != nil {
+		return err
+	}
+	for _, p := range mine {
+		tp := processors.TopicPartition{Topic: r.set.PredictionTopic, Partition: p}
+		if !r.spread.graced[tp] {
+			r.spread.graced[tp] = true
+			batch.Progress = append(batch.Progress, storage.PartitionProgress{TP: tp, Through: time.UnixMilli(0).UTC(), EventMax: time.UnixMilli(0).UTC()})
+		}
+	}
+	// Windows held for the pipeline topic are closed but not written yet.
+	held := map[string]int64{}
+	if r.up != nil {
+		for _, c := range r.up.held {
+			m := c.Merged.Series.Model
+			if cur, ok := held[m]; !ok || c.Merged.Start < cur {
+				held[m] = c.Merged.Start
+			}
+		}
+	}
+	for _, mp := range r.proc.Progress() {
+		through := mp.Through
+		if h, ok := held[mp.Model]; ok {
+			through = min(through, h)
+		}
+		if through <= 0 {
+			continue
+		}
+		for tp, ev := range mp.EventMax {
+			p := storage.PartitionProgress{Model: mp.Model, TP: tp, Through: time.UnixMilli(through).UTC(), EventMax: time.UnixMilli(ev).UTC()}
+			k := progressKey{mp.Model, tp}
+			if last, ok := r.spread.written[k]; ok && !p.Through.After(last.Through) && !p.EventMax.After(last.EventMax) {
+				continue
+			}
+			r.spread.written[k] = p
+			batch.Progress = append(batch.Progress, p)
+		}
+	}
+	return nil
+}
+
+// pollReferences reads the references other members built, at most every few seconds
+// while some version this member reads has none: its windows are then counted between
+// the reference's bins instead of keeping their values.
+func (r *Runner) pollReferences(ctx context.Context, now time.Time) {
+	if len(r.j.building) == 0 || now.Sub(r.spread.refsPolled) < 5*time.Second {
+		return
+	}
+	r.spread.refsPolled = now
+	refs, err := r.store.LoadReferences(ctx)
+	if err != nil {
+		r.log.Warn("references not read; windows keep their values until they are", "err", err)
+		return
+	}
+	for _, p := range refs {
+		if _, ok := r.j.refs[[2]string{p.Model, p.Version}]; !ok {
+			r.useReference(p)
+		}
+	}
+}
+
+// judgeOwned judges the windows of the models this member judges that every partition
+// has written since they were last judged, and writes the result (write.go).
+func (r *Runner) judgeOwned(ctx context.Context) error {
+	now := r.now()
+	if !r.graceOver(now) {
+		return nil
+	}
+	owner, ok := r.src.(partitionOwner)
+	if !ok {
+		return nil
+	}
+	mine, total, err := owner.Owned(ctx, r.set.PredictionTopic)
+	if err != nil || total == 0 || len(mine) == 0 {
+		return err
+	}
+	own := map[int]bool{}
+	for _, p := range mine {
+		own[p] = true
+	}
+	var progress []storage.PartitionProgress
+	if err := retry.Do(ctx, r.policy(), "loading partition progress", retryAll, r.attempt, func(ctx context.Context) error {
+		var err error
+		progress, err = r.store.LoadPartitionProgress(ctx)
+		return err
+	}); err != nil {
+		return err
+	}
+	graced, byModel := map[int]bool{}, map[string][]storage.PartitionProgress{}
+	for _, p := range progress {
+		if p.TP.Topic != r.set.PredictionTopic {
+			continue
+		}
+		if p.Model == "" {
+			graced[p.TP.Partition] = true
+			continue
+		}
+		byModel[p.Model] = append(byModel[p.Model], p)
+	}
+	for p := 0; p < total; p++ {
+		if !graced[p] {
+			return nil // a partition not read yet may hold any model's first windows back
+		}
+	}
+	models := make([]string, 0, len(byModel))
+	for m := range byModel {
+		if own[ownerPartition(m, total)] {
+			models = append(models, m)
+		}
+	}
+	sort.Strings(models)
+	var closed []processors.Closed
+	var through []storage.JudgeProgress
+	for _, m := range models {
+		complete, ok := completeThrough(byModel[m], r.maxSkew(m))
+		if !ok || !complete.After(r.spread.judged[m]) {
+			continue
+		}
+		ws, err := r.loadComplete(ctx, m, r.spread.judged[m], complete)
+		if err != nil {
+			return err
+		}
+		closed = append(closed, ws...)
+		through = append(through, storage.JudgeProgress{Model: m, Through: complete})
+	}
+	if len(through) == 0 {
+		return nil
+	}
+	sort.SliceStable(closed, func(i, j int) bool { return closed[i].Merged.Start < closed[j].Merged.Start })
+	closed = r.fillGaps(closed)
+	batch := &storage.Batch{Closed: closed, WrittenAt: now, JudgedThrough: through}
+	built, err := r.j.judgeClosed(ctx, closed, now, batch, r.onVerdict)
+	for _, p := range built {
+		r.proc.SetLayout(p.Model, p.Version, p.Layout())
+	}
+	if err != nil {
+		return err
+	}
+	if err := r.compareShadows(ctx, closed, batch); err != nil {
+		return err
+	}
+	batch.AlertStates = r.j.alerter.Changes()
+	r.unwritten = &judged{refs: built, batch: batch, windows: len(closed)}
+	if err := r.writeJudged(ctx); err != nil {
+		return err
+	}
+	for _, p := range through {
+		r.spread.judged[p.Model] = p.Through
+	}
+	return nil
+}
+
+// loadComplete reads back model's windows ending in (after, through], with the
+// partitions' shares of the reference samples of versions still building a reference.
+func (r *Runner) loadComplete(ctx context.Context, model string, after, through time.Time) ([]processors.Closed, error) {
+	var ws []storage.WrittenWindow
+	if err := retry.Do(ctx, r.policy(), "listing written windows", retryAll, r.attempt, func(ctx context.Context) error {
+		var err error
+		ws, err = r.store.LoadWrittenWindows(ctx, model, after, through)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	if len(ws) == 0 {
+		return nil, nil
+	}
+	out := make([]processors.Closed, 0, len(ws))
+	for _, w := range ws {
+		var agg *processors.WindowAgg
+		if err := retry.Do(ctx, r.policy(), "reading a window back", retryAll, r.attempt, func(ctx context.Context) error {
+			var err error
+			agg, err = r.store.LoadWindow(ctx, w.Series, w.Start)
+			return err
+		}); err != nil {
+			return nil, err
+		}
+		if agg != nil {
+			out = append(out, processors.Closed{Merged: agg})
+		}
+	}
+	if r.set.ReferenceSource(model) != detectors.SourceFirstWindows {
+		return out, nil
+	}
+	building := false
+	for _, c := range out {
+		if r.j.refs[[2]string{model, c.Merged.Series.Version}] == nil {
+			building = true
+		}
+	}
+	if !building {
+		return out, nil
+	}
+	var parts []storage.SamplePart
+	if err := retry.Do(ctx, r.policy(), "loading reference sample shares", retryAll, r.attempt, func(ctx context.Context) error {
+		var err error
+		parts, err = r.store.LoadSampleParts(ctx, model, ws[0].Start, ws[len(ws)-1].Start)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	for _, p := range parts {
+		if r.j.refs[[2]string{model, p.Version}] != nil {
+			continue
+		}
+		s, err := detectors.UnmarshalSample(p.Sample)
+		if err != nil {
+			r.log.Warn("stored reference sample share unreadable; the reference is built without it", "model", model, "version", p.Version,
+				"window", p.Start, "partition", p.TP.Partition, "err", err)
+			continue
+		}
+		r.j.builder(model, p.Version).share(p.Start.UnixMilli(), p.TP, s)
+	}
+	return out, nil
+}
+
+// progressDue says whether a flush has progress to write even with no window closed: a
+// spread member past its start-up grace writes how far its partitions have gone (only
+// what moved is written).
+func (r *Runner) progressDue() bool {
+	return r.spread != nil && r.graceOver(r.now())
+}
+
+// judgedThrough is, per model, the end of the last of closed's windows judged: one
+// member records it too, so that a group that later spreads (or a restart after it did)
+// restores the judging state from the windows judged.
+func judgedThrough(closed []processors.Closed) []storage.JudgeProgress {
+	ends := map[string]int64{}
+	for _, c := range closed {
+		if c.Supplement {
+			continue
+		}
+		m := c.Merged.Series.Model
+		ends[m] = max(ends[m], c.Merged.End)
+	}
+	out := make([]storage.JudgeProgress, 0, len(ends))
+	for m, end := range ends {
+		out = append(out, storage.JudgeProgress{Model: m, Through: time.UnixMilli(end).UTC()})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Model < out[j].Model })
+	return out
+}
