@@ -16,8 +16,8 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2"
 
 	"github.com/driftd/driftd/detectors"
-	"github.com/driftd/driftd/processors"
 	"github.com/driftd/driftd/internal/testenv"
+	"github.com/driftd/driftd/processors"
 	dsql "github.com/driftd/driftd/sql"
 	"github.com/driftd/driftd/storage"
 )

@@ -527,7 +527,9 @@ func (s *Store) LabelCuts(context.Context, time.Time, time.Time, []storage.Label
 }
 
 // LoadPartitionProgress: a replay is one member, which judges in memory.
-func (s *Store) LoadPartitionProgress(context.Context) ([]storage.PartitionProgress, error) { return nil, nil }
+func (s *Store) LoadPartitionProgress(context.Context) ([]storage.PartitionProgress, error) {
+	return nil, nil
+}
 
 // LoadJudgeProgress: nothing was judged before a replay.
 func (s *Store) LoadJudgeProgress(context.Context) ([]storage.JudgeProgress, error) { return nil, nil }
