@@ -150,8 +150,8 @@ type Kafka struct {
 	SASL          SASL     `yaml:"sasl"`
 	// GroupMode is how the consumer group shares partitions: active_standby (one member
 	// reads everything, the others take over when it goes) or spread (Kafka's range
-	// assignment; drift is then judged on each member's share of a model's partitions,
-	// exact only when events are keyed by model).
+	// assignment; each model is judged by one member from the windows every member wrote:
+	// docs/architecture.md, "Judging a spread group").
 	GroupMode consumers.GroupMode `yaml:"group_mode"`
 }
 

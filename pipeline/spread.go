@@ -60,6 +60,8 @@ type spreadState struct {
 	// refsPolled is when the references were last read: a member learns the layouts of
 	// references other members built from them, to bin its partials by them.
 	refsPolled time.Time
+	// total is the prediction topic's partition count ownership was last reckoned with.
+	total int
 }
 
 type progressKey struct {
@@ -156,7 +158,9 @@ func (r *Runner) shareWindows(ctx context.Context, batch *storage.Batch, closed 
 	}
 	mine, _, err := owner.Owned(ctx, r.set.PredictionTopic)
 	if err != nil {
-		return err
+		// Said at the next flush: the progress rows wait, nothing is judged early.
+		r.log.Warn("partitions of the prediction topic not known; progress not written", "err", err)
+		return nil
 	}
 	for _, p := range mine {
 		tp := processors.TopicPartition{Topic: r.set.PredictionTopic, Partition: p}
@@ -228,8 +232,21 @@ func (r *Runner) judgeOwned(ctx context.Context) error {
 		return nil
 	}
 	mine, total, err := owner.Owned(ctx, r.set.PredictionTopic)
-	if err != nil || total == 0 || len(mine) == 0 {
-		return err
+	if err != nil {
+		r.log.Warn("partitions of the prediction topic not known; judging waits", "err", err)
+		return nil
+	}
+	if total != r.spread.total && r.spread.total != 0 && total != 0 {
+		// Partitions were added, and which models this member judges changed with them,
+		// while its own partitions may not have (no rebalance here). Its judging state is
+		// that of the models it judged: ending Run (nothing is committed past what is
+		// written) lets driftd start again and restore every model's state.
+		return fmt.Errorf("the prediction topic %s now has %d partitions, not %d: which member judges each model has changed; "+
+			"driftd stops so that it starts again with every model's judging state restored", r.set.PredictionTopic, total, r.spread.total)
+	}
+	r.spread.total = total
+	if total == 0 || len(mine) == 0 {
+		return nil
 	}
 	own := map[int]bool{}
 	for _, p := range mine {

@@ -185,9 +185,13 @@ ORDER BY window_end, kind, model, feature, metric, state`,
 func waitWindows(t *testing.T, ctx context.Context, run func(q string) (string, error), db string) string {
 	t.Helper()
 	for {
-		// Before the migrations have run, errors mean "not yet".
+		// Before the migrations have run, errors mean "not yet". A window is judged once
+		// written (one member), or after it (a spread group): judge_progress says when
+		// each model's last window is.
 		n, _ := run("SELECT uniqExact(model, window_start) FROM " + db + ".window_model_stats")
-		if strings.TrimSpace(n) == fmt.Sprint(2*crashWindows) {
+		judged, _ := run("SELECT count() FROM (SELECT model, max(through) AS t FROM " + db + ".judge_progress GROUP BY model) AS j " +
+			"INNER JOIN (SELECT model, max(window_end) AS e FROM " + db + ".window_model_stats GROUP BY model) AS w USING model WHERE t >= e")
+		if strings.TrimSpace(n) == fmt.Sprint(2*crashWindows) && strings.TrimSpace(judged) == "2" {
 			break
 		}
 		select {
@@ -266,6 +270,18 @@ func TestSIGKILLGivesTheCleanResult(t *testing.T) {
 // active one is killed with SIGKILL mid-stream and the standby takes over. The results
 // equal one clean run's.
 func TestStandbyTakesOverAfterSIGKILL(t *testing.T) {
+	memberKilled(t, false)
+}
+
+// The same in a spread group: both members read partitions and each model is judged by
+// the reader of one partition; the first member is killed with SIGKILL mid-stream, the
+// other takes its partitions and the judging of its models, and the window rows, drift
+// scores and alerts equal one clean (active/standby) run's.
+func TestSpreadMemberKilledGivesTheCleanResult(t *testing.T) {
+	memberKilled(t, true)
+}
+
+func memberKilled(t *testing.T, spread bool) {
 	brokers := testenv.KafkaBrokers(t)
 	name := testenv.UniqueName(t)
 	ctx := testenv.Context(t, 6*time.Minute)
@@ -315,6 +331,9 @@ func TestStandbyTakesOverAfterSIGKILL(t *testing.T) {
 	joined := regexp.MustCompile(`(joined consumer group)`)
 	failover := name + "_failover"
 	env := runEnv(brokers, name, name+".failover", chEnv(failover)...)
+	if spread {
+		env = append(env, "DRIFTD_KAFKA_GROUP_MODE=spread")
+	}
 	active, _, activeDone := startRun(t, ctx, env, reading)
 	standby, _, standbyDone := startRun(t, ctx, env, joined)
 	defer func() { standby.Process.Signal(syscall.SIGINT); <-standbyDone; standby.Wait() }()

@@ -1,6 +1,6 @@
 -- Judging a spread group exactly (kafka.group_mode: spread; docs/architecture.md). Every
 -- member writes the partials of the partitions it reads; one member per model (the
--- reader of partition cityHash(model) mod P of the prediction topic) judges the model's
+-- reader of partition fnv32a(model) mod P of the prediction topic) judges the model's
 -- windows once every partition has written them, from the partials read back.
 
 -- How far each member has written a model's windows from one partition: every window of
