@@ -670,3 +670,58 @@ func TestBinKept(t *testing.T) {
 		})
 	}
 }
+
+// Progress says how far each model's windows are final here: the watermark, never past
+// an open window, and past it the end of a window closed on the idle rule; with the
+// newest event time per partition.
+func TestProgress(t *testing.T) {
+	p := NewProcessor(spec(time.Minute, 10*time.Second), Limits{})
+	add := func(model string, at time.Duration, part int, now time.Time) {
+		t.Helper()
+		if o, _, _ := p.Add(ev(model, at, 1), Source{Topic: "in", Partition: part, Offset: int64(at)}, now); o != Added {
+			t.Fatalf("event at %v: %v", at, o)
+		}
+	}
+	progress := func() map[string]ModelProgress {
+		out := map[string]ModelProgress{}
+		for _, mp := range p.Progress() {
+			out[mp.Model] = mp
+		}
+		return out
+	}
+	ms := func(d time.Duration) int64 { return t0.Add(d).UnixMilli() }
+	if len(p.Progress()) != 0 {
+		t.Fatal("progress before any event")
+	}
+	add("m", 5*time.Second, 0, t0)
+	add("m", 30*time.Second, 1, t0)
+	add("m", 75*time.Second, 0, t0) // partition 1 holds the watermark at 30 s - 10 s
+	got := progress()["m"]
+	if got.Through != ms(0) { // the watermark (20 s) is inside the open window [0, 60 s)
+		t.Errorf("through %v while the first window is open, want its start", time.UnixMilli(got.Through).UTC())
+	}
+	if got.EventMax[TopicPartition{"in", 0}] != ms(75*time.Second) || got.EventMax[TopicPartition{"in", 1}] != ms(30*time.Second) {
+		t.Errorf("event max %v", got.EventMax)
+	}
+	add("m", 80*time.Second, 1, t0) // the watermark moves to 70 s: [0, 60 s) closes
+	if n := len(p.Ready()); n != 1 {
+		t.Fatalf("%d windows ready, want 1", n)
+	}
+	if got := progress()["m"].Through; got != ms(60*time.Second) {
+		t.Errorf("through %v after the first window closed, want its end (the open window's start)", time.UnixMilli(got).UTC())
+	}
+	// Idle: the open window [60 s, 120 s) closes once the stream clock passes its end
+	// plus the lateness; through is then its end, past the watermark.
+	closed := p.Idle(t0.Add(time.Hour), time.Minute, t0.Add(131*time.Second))
+	if len(closed) != 1 {
+		t.Fatalf("%d windows closed idle, want 1", len(closed))
+	}
+	if got := progress()["m"].Through; got != ms(120*time.Second) {
+		t.Errorf("through %v after the idle close, want the closed window's end", time.UnixMilli(got).UTC())
+	}
+	// A model seen on one partition only has a row for that one.
+	add("n", 5*time.Second, 2, t0.Add(time.Hour))
+	if got := progress()["n"].EventMax; len(got) != 1 {
+		t.Errorf("model n's partitions: %v", got)
+	}
+}

@@ -349,19 +349,7 @@ func TestWindowsReadBackForJudging(t *testing.T) {
 	if _, err := s.Migrate(ctx, 3650); err != nil {
 		t.Fatal(err)
 	}
-	rng := rand.New(rand.NewPCG(2, 2))
-	p := processors.NewProcessor(func(string) processors.WindowSpec { return processors.WindowSpec{Size: 30 * time.Minute} }, processors.Limits{})
-	for i := 0; i < 600; i++ { // 3 hours, 6 windows of 100 events over two partitions
-		e := event(rng, time.Duration(i)*18*time.Second, 0)
-		if i%10 == 0 {
-			e.Status = schemas.StatusError
-		}
-		p.Add(e, processors.Source{Topic: "in", Partition: i % 2, Offset: int64(i / 2)}, t0)
-	}
-	closed := p.CloseAll()
-	if len(closed) != 6 {
-		t.Fatalf("%d windows", len(closed))
-	}
+	closed := sixWindows(t)
 	first := closed[0].Merged
 	verdicts := []detectors.Verdict{{Window: closed[1].Merged, Judgement: "judged over 2 windows merged", JudgedFrom: time.UnixMilli(first.Start)},
 		{Window: closed[4].Merged, ExpectedEvents: 1000, VolumeLow: true}, {Window: closed[5].Merged, ExpectedEvents: 101.5}}
@@ -422,4 +410,24 @@ func TestWindowsReadBackForJudging(t *testing.T) {
 	if want := fmt.Sprintf("12\t2\t%g", 2*(1000+101.5)); strings.TrimSpace(out) != want {
 		t.Errorf("volume columns %q, want %q", out, want)
 	}
+}
+
+// sixWindows is 3 hours of one series: six 30-minute windows of 100 events over two
+// partitions, one in ten an error.
+func sixWindows(t *testing.T) []processors.Closed {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(2, 2))
+	p := processors.NewProcessor(func(string) processors.WindowSpec { return processors.WindowSpec{Size: 30 * time.Minute} }, processors.Limits{})
+	for i := 0; i < 600; i++ {
+		e := event(rng, time.Duration(i)*18*time.Second, 0)
+		if i%10 == 0 {
+			e.Status = schemas.StatusError
+		}
+		p.Add(e, processors.Source{Topic: "in", Partition: i % 2, Offset: int64(i / 2)}, t0)
+	}
+	closed := p.CloseAll()
+	if len(closed) != 6 {
+		t.Fatalf("%d windows", len(closed))
+	}
+	return closed
 }
