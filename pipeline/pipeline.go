@@ -325,14 +325,11 @@ func (r *Runner) OnPerformance(f func([]storage.PerformanceRow)) { r.onPerf = f 
 func (r *Runner) Stats() Stats { return r.stats }
 
 // Restore loads what earlier runs left: reference profiles, the windows already written
-// (so that re-read records are recognised), and the alerts that are firing.
+// (so that re-read records are recognised), and the judging state (restoreJudging).
 func (r *Runner) Restore(ctx context.Context) error {
-	refs, err := r.store.LoadReferences(ctx)
+	refs, firing, states, samples, err := r.restoreJudging(ctx)
 	if err != nil {
 		return err
-	}
-	for _, p := range refs {
-		r.useReference(p)
 	}
 	closed, err := r.store.LoadClosedWindows(ctx, 48*time.Hour)
 	if err != nil {
@@ -341,9 +338,43 @@ func (r *Runner) Restore(ctx context.Context) error {
 	for _, c := range closed {
 		r.proc.Restore(c.Model, c.Start, c.End, processors.TopicPartition{Topic: c.TP.Topic, Partition: c.TP.Partition}, c.LastOffset)
 	}
+	if err := r.restoreLate(ctx); err != nil {
+		return err
+	}
+	// The outbox is emptied once this member reads partitions (drainOutbox): a standby
+	// must not publish what the active member is about to.
+	r.outboxDue = true
+	if r.up != nil {
+		if err := r.restoreUpstream(ctx); err != nil {
+			return err
+		}
+	}
+	if r.lab != nil {
+		if err := r.restoreLabels(ctx); err != nil {
+			return err
+		}
+	}
+	r.log.Info("restored state", "references", refs, "closed_windows", len(closed), "firing_alerts", firing,
+		"alert_states", states, "reference_windows", samples)
+	return nil
+}
+
+// restoreJudging loads the judge's state as the windows judged left it: the references,
+// where each series' windows end, its volume history, the alerts firing and the
+// alerter's hysteresis, the samples of references still being built, and (in a spread
+// group) how far each model is judged. It returns how many references, firing alerts,
+// alert states and reference windows it found.
+func (r *Runner) restoreJudging(ctx context.Context) (refCount, firingCount, stateCount, samples int, err error) {
+	refs, err := r.store.LoadReferences(ctx)
+	if err != nil {
+		return 0, 0, 0, 0, err
+	}
+	for _, p := range refs {
+		r.useReference(p)
+	}
 	ends, err := r.store.LoadSeriesEnds(ctx, silentSeriesFor+time.Hour)
 	if err != nil {
-		return err
+		return 0, 0, 0, 0, err
 	}
 	for _, e := range ends {
 		if e.Size > 0 {
@@ -353,7 +384,7 @@ func (r *Runner) Restore(ctx context.Context) error {
 	}
 	hourly, err := r.store.LoadHourlyEvents(ctx, time.Duration(keepVolDays)*24*time.Hour)
 	if err != nil {
-		return err
+		return 0, 0, 0, 0, err
 	}
 	for _, h := range hourly {
 		st := r.j.state(h.Series)
@@ -370,7 +401,7 @@ func (r *Runner) Restore(ctx context.Context) error {
 	// and, before it, the recent windows not judged low.
 	volume, err := r.store.LoadVolumeWindows(ctx, recentVolumeLookback, maxRunWindows+3*maxRecentWindows)
 	if err != nil {
-		return err
+		return 0, 0, 0, 0, err
 	}
 	bySeries := map[processors.SeriesKey][]storage.WindowVolume{}
 	for _, w := range volume {
@@ -381,12 +412,9 @@ func (r *Runner) Restore(ctx context.Context) error {
 			st.restoreVolume(ws)
 		}
 	}
-	if err := r.restoreLate(ctx); err != nil {
-		return err
-	}
 	firing, err := r.store.LoadFiringAlerts(ctx)
 	if err != nil {
-		return err
+		return 0, 0, 0, 0, err
 	}
 	for _, a := range firing {
 		r.j.alerter.Restore(a.Fingerprint, true, a.Severity)
@@ -394,40 +422,24 @@ func (r *Runner) Restore(ctx context.Context) error {
 	// The stored hysteresis, where there is one, is newer than what the alerts say.
 	states, err := r.store.LoadAlertStates(ctx, 48*time.Hour)
 	if err != nil {
-		return err
+		return 0, 0, 0, 0, err
 	}
 	for _, st := range states {
 		r.j.alerter.RestoreState(st.Fingerprint, st.AlertState)
 	}
-	samples, err := r.restoreBuilders(ctx)
-	if err != nil {
-		return err
-	}
-	// The outbox is emptied once this member reads partitions (drainOutbox): a standby
-	// must not publish what the active member is about to.
-	r.outboxDue = true
-	if r.up != nil {
-		if err := r.restoreUpstream(ctx); err != nil {
-			return err
-		}
-	}
-	if r.lab != nil {
-		if err := r.restoreLabels(ctx); err != nil {
-			return err
-		}
+	if samples, err = r.restoreBuilders(ctx); err != nil {
+		return 0, 0, 0, 0, err
 	}
 	if r.spread != nil {
 		judged, err := r.store.LoadJudgeProgress(ctx)
 		if err != nil {
-			return err
+			return 0, 0, 0, 0, err
 		}
 		for _, p := range judged {
 			r.spread.judged[p.Model] = p.Through
 		}
 	}
-	r.log.Info("restored state", "references", len(refs), "closed_windows", len(closed), "firing_alerts", len(firing),
-		"alert_states", len(states), "reference_windows", samples)
-	return nil
+	return len(refs), len(firing), len(states), samples, nil
 }
 
 // useReference makes p the reference of its model version (restored, or loaded by
@@ -654,7 +666,7 @@ func (r *Runner) handle(ctx context.Context, a ahead) (err error) {
 		r.stats.Added++
 		r.addKey(e, src, start, end)
 		if _, ok := r.j.refs[[2]string{e.Model, e.ModelVersion}]; !ok && r.set.ReferenceSource(e.Model) == detectors.SourceFirstWindows {
-			r.j.builder(e.Model, e.ModelVersion).add(start, processors.TopicPartition{Topic: rec.Topic, Partition: rec.Partition}, e,
+			r.sampler(e.Model, e.ModelVersion).add(start, processors.TopicPartition{Topic: rec.Topic, Partition: rec.Partition}, e,
 				r.set.ReferenceWindows(e.Model), r.set.ReferenceMinEvents)
 		}
 	case processors.Late:

@@ -46,11 +46,15 @@ func (j *judge) builder(model, version string) *refBuilder {
 	key := [2]string{model, version}
 	b, ok := j.building[key]
 	if !ok {
-		b = &refBuilder{model: model, version: version, open: map[int64]map[processors.TopicPartition]*detectors.Sample{},
-			done: detectors.NewSample(), closed: map[int64]bool{}}
+		b = newRefBuilder(model, version)
 		j.building[key] = b
 	}
 	return b
+}
+
+func newRefBuilder(model, version string) *refBuilder {
+	return &refBuilder{model: model, version: version, open: map[int64]map[processors.TopicPartition]*detectors.Sample{},
+		done: detectors.NewSample(), closed: map[int64]bool{}}
 }
 
 // add samples e into the share of its window and partition. n and minEvents are what the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"sort"
 	"time"
 
@@ -62,6 +63,14 @@ type spreadState struct {
 	refsPolled time.Time
 	// total is the prediction topic's partition count ownership was last reckoned with.
 	total int
+	// samples are this member's shares of the first windows of versions without a
+	// reference, written with its partials (the judge's builders are the judge's: they are
+	// rebuilt from ClickHouse when the judge is).
+	samples map[[2]string]*refBuilder
+	// stale: the judging state was restored when this member's partitions were assigned,
+	// while the member that judged its models before may still have been writing. It is
+	// restored again before this member first judges (after its start-up grace).
+	stale bool
 }
 
 type progressKey struct {
@@ -71,7 +80,29 @@ type progressKey struct {
 
 func newSpreadState() *spreadState {
 	return &spreadState{written: map[progressKey]storage.PartitionProgress{}, graced: map[processors.TopicPartition]bool{},
-		judged: map[string]time.Time{}}
+		judged: map[string]time.Time{}, samples: map[[2]string]*refBuilder{}, stale: true}
+}
+
+// sampler is where an event of a version without a reference is sampled: the judge's
+// builder, or in a spread group this member's share of the window (shareWindows).
+func (r *Runner) sampler(model, version string) *refBuilder {
+	if r.spread == nil {
+		return r.j.builder(model, version)
+	}
+	key := [2]string{model, version}
+	b, ok := r.spread.samples[key]
+	if !ok {
+		b = newRefBuilder(model, version)
+		r.spread.samples[key] = b
+	}
+	return b
+}
+
+// referenceKnown stops sampling a version whose reference this member now knows.
+func (r *Runner) referenceKnown(p *detectors.Profile) {
+	if r.spread != nil {
+		delete(r.spread.samples, [2]string{p.Model, p.Version})
+	}
 }
 
 // ownerPartition is the partition of a topic of n partitions whose reader judges model.
@@ -127,7 +158,7 @@ func (r *Runner) shareWindows(ctx context.Context, batch *storage.Batch, closed 
 			continue
 		}
 		c.PrepareKept(r.proc.Layout(s.Model, s.Version), true)
-		b, ok := r.j.building[[2]string{s.Model, s.Version}]
+		b, ok := r.spread.samples[[2]string{s.Model, s.Version}]
 		if !ok {
 			continue
 		}
@@ -204,7 +235,7 @@ func (r *Runner) shareWindows(ctx context.Context, batch *storage.Batch, closed 
 // while some version this member reads has none: its windows are then counted between
 // the reference's bins instead of keeping their values.
 func (r *Runner) pollReferences(ctx context.Context, now time.Time) {
-	if len(r.j.building) == 0 || now.Sub(r.spread.refsPolled) < 5*time.Second {
+	if len(r.spread.samples) == 0 || now.Sub(r.spread.refsPolled) < 5*time.Second {
 		return
 	}
 	r.spread.refsPolled = now
@@ -217,6 +248,7 @@ func (r *Runner) pollReferences(ctx context.Context, now time.Time) {
 		if _, ok := r.j.refs[[2]string{p.Model, p.Version}]; !ok {
 			r.useReference(p)
 		}
+		r.referenceKnown(p)
 	}
 }
 
@@ -247,6 +279,17 @@ func (r *Runner) judgeOwned(ctx context.Context) error {
 	r.spread.total = total
 	if total == 0 || len(mine) == 0 {
 		return nil
+	}
+	if r.spread.stale {
+		// A fresh judge, restored from what is judged by now (restoreJudging).
+		r.j = newJudge(&r.set, r.log, r.store)
+		r.j.hint = r.upstreamHint
+		clear(r.spread.judged)
+		if _, _, _, _, err := r.restoreJudging(ctx); err != nil {
+			r.log.Warn("judging state not restored; judging waits", "err", err)
+			return nil
+		}
+		r.spread.stale = false
 	}
 	own := map[int]bool{}
 	for _, p := range mine {
@@ -304,16 +347,26 @@ func (r *Runner) judgeOwned(ctx context.Context) error {
 	closed = r.fillGaps(closed)
 	batch := &storage.Batch{Closed: closed, WrittenAt: now, JudgedThrough: through}
 	built, err := r.j.judgeClosed(ctx, closed, now, batch, r.onVerdict)
-	for _, p := range built {
-		r.proc.SetLayout(p.Model, p.Version, p.Layout())
-	}
 	if err != nil {
+		r.spread.stale = true // the judge's state has moved on for windows not written
 		return err
 	}
 	if err := r.compareShadows(ctx, closed, batch); err != nil {
 		return err
 	}
 	batch.AlertStates = r.j.alerter.Changes()
+	// The partitions may have moved while judging: a member that no longer reads a
+	// model's partition leaves its windows to the new judge, which restores the state
+	// from ClickHouse after its grace; so does this member before it judges again.
+	if now, _, err := owner.Owned(ctx, r.set.PredictionTopic); err != nil || !slices.Equal(now, mine) {
+		r.log.Info("partitions moved while judging; the judged windows are left to their new judge", "models", len(through))
+		r.spread.stale = true
+		return nil
+	}
+	for _, p := range built {
+		r.proc.SetLayout(p.Model, p.Version, p.Layout())
+		r.referenceKnown(p)
+	}
 	r.unwritten = &judged{refs: built, batch: batch, windows: len(closed)}
 	if err := r.writeJudged(ctx); err != nil {
 		return err
