@@ -834,6 +834,7 @@ func (r *Runner) settleAndCommit(ctx context.Context) error {
 		if err := r.judgeOwned(ctx); err != nil {
 			return err
 		}
+		r.learnJudged(ctx)
 	}
 	if r.lab != nil && !r.set.Spread && r.src.Assigned() > 0 && r.graceOver(r.now()) {
 		if err := r.settleLabels(ctx); err != nil {

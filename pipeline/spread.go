@@ -45,7 +45,7 @@ type partitionOwner interface {
 type spreadStore interface {
 	LoadPartitionProgress(ctx context.Context) ([]storage.PartitionProgress, error)
 	LoadJudgeProgress(ctx context.Context) ([]storage.JudgeProgress, error)
-	LoadWrittenWindows(ctx context.Context, model string, after, through time.Time) ([]storage.WrittenWindow, error)
+	LoadWindows(ctx context.Context, model string, after, through time.Time) ([]*processors.WindowAgg, error)
 	LoadSampleParts(ctx context.Context, model string, from, to time.Time) ([]storage.SamplePart, error)
 }
 
@@ -367,23 +367,38 @@ func (r *Runner) judgeOwned(ctx context.Context) error {
 		r.proc.SetLayout(p.Model, p.Version, p.Layout())
 		r.referenceKnown(p)
 	}
-	r.unwritten = &judged{refs: built, batch: batch, windows: len(closed)}
-	if err := r.writeJudged(ctx); err != nil {
-		return err
-	}
+	// Judged from here on, written or not: a write cut off is finished as it is by the
+	// next flush (write.go), never judged again.
 	for _, p := range through {
 		r.spread.judged[p.Model] = p.Through
+		r.proc.Judged(p.Model, p.Through.UnixMilli())
 	}
-	return nil
+	// windows: 0, as each was counted closed where it was read.
+	r.unwritten = &judged{refs: built, batch: batch}
+	return r.writeJudged(ctx)
+}
+
+// learnJudged tells the processor how far every model is judged (by whichever member):
+// a record of a window already judged is late here, as for one member, not a partial
+// nobody judges (a partition read late, or delivering a model for the first time).
+func (r *Runner) learnJudged(ctx context.Context) {
+	judged, err := r.store.LoadJudgeProgress(ctx)
+	if err != nil {
+		r.log.Warn("judge progress not read; records of judged windows may be written unjudged", "err", err)
+		return
+	}
+	for _, p := range judged {
+		r.proc.Judged(p.Model, p.Through.UnixMilli())
+	}
 }
 
 // loadComplete reads back model's windows ending in (after, through], with the
 // partitions' shares of the reference samples of versions still building a reference.
 func (r *Runner) loadComplete(ctx context.Context, model string, after, through time.Time) ([]processors.Closed, error) {
-	var ws []storage.WrittenWindow
-	if err := retry.Do(ctx, r.policy(), "listing written windows", retryAll, r.attempt, func(ctx context.Context) error {
+	var ws []*processors.WindowAgg
+	if err := retry.Do(ctx, r.policy(), "reading windows back", retryAll, r.attempt, func(ctx context.Context) error {
 		var err error
-		ws, err = r.store.LoadWrittenWindows(ctx, model, after, through)
+		ws, err = r.store.LoadWindows(ctx, model, after, through)
 		return err
 	}); err != nil {
 		return nil, err
@@ -391,19 +406,9 @@ func (r *Runner) loadComplete(ctx context.Context, model string, after, through 
 	if len(ws) == 0 {
 		return nil, nil
 	}
-	out := make([]processors.Closed, 0, len(ws))
-	for _, w := range ws {
-		var agg *processors.WindowAgg
-		if err := retry.Do(ctx, r.policy(), "reading a window back", retryAll, r.attempt, func(ctx context.Context) error {
-			var err error
-			agg, err = r.store.LoadWindow(ctx, w.Series, w.Start)
-			return err
-		}); err != nil {
-			return nil, err
-		}
-		if agg != nil {
-			out = append(out, processors.Closed{Merged: agg})
-		}
+	out := make([]processors.Closed, len(ws))
+	for i, w := range ws {
+		out[i] = processors.Closed{Merged: w}
 	}
 	if r.set.ReferenceSource(model) != detectors.SourceFirstWindows {
 		return out, nil
@@ -420,7 +425,7 @@ func (r *Runner) loadComplete(ctx context.Context, model string, after, through 
 	var parts []storage.SamplePart
 	if err := retry.Do(ctx, r.policy(), "loading reference sample shares", retryAll, r.attempt, func(ctx context.Context) error {
 		var err error
-		parts, err = r.store.LoadSampleParts(ctx, model, ws[0].Start, ws[len(ws)-1].Start)
+		parts, err = r.store.LoadSampleParts(ctx, model, time.UnixMilli(ws[0].Start), time.UnixMilli(ws[len(ws)-1].Start))
 		return err
 	}); err != nil {
 		return nil, err

@@ -372,9 +372,6 @@ func (r *Runner) silentWindows(now time.Time) []processors.Closed {
 // empty windows of the silence not given yet: however the stream is read, a series' windows
 // are judged without holes, so its volume alerts are the same live and from a backlog.
 func (r *Runner) fillGaps(closed []processors.Closed) []processors.Closed {
-	if r.set.Spread {
-		return closed
-	}
 	var out []processors.Closed
 	for _, c := range closed {
 		if c.Supplement {

@@ -144,6 +144,9 @@ type modelState struct {
 	// dropped, and closedEnd the latest end of a window closed here (Progress).
 	seen      map[TopicPartition]int64
 	closedEnd int64
+	// judged: every window of the model ending at or before it is judged (by this member
+	// or another of a spread group); their records are late (Judged).
+	judged int64
 }
 
 // Processor assigns prediction events to event-time tumbling windows per model and
@@ -219,7 +222,7 @@ func (p *Processor) model(name string) *modelState {
 	if !ok {
 		spec := p.specFor(name)
 		m = &modelState{spec: spec, maxEvent: minTime, watermark: minTime, horizon: minTime, partMax: map[TopicPartition]int64{}, closed: map[int64]map[TopicPartition]int64{}, whole: map[int64]bool{},
-			openEnd: math.MaxInt64, seen: map[TopicPartition]int64{}, closedEnd: minTime}
+			openEnd: math.MaxInt64, seen: map[TopicPartition]int64{}, closedEnd: minTime, judged: minTime}
 		p.models[name] = m
 	}
 	return m
@@ -261,7 +264,7 @@ func (p *Processor) Add(e *schemas.PredictionEvent, src Source, now time.Time) (
 			return Late, start, end
 		}
 	}
-	if start <= m.horizon {
+	if start <= m.horizon || end <= m.judged {
 		return Late, start, end
 	}
 	key := partialKey{sk, start, tp}
@@ -472,6 +475,14 @@ func (p *Processor) Restore(model string, start, end int64, tp TopicPartition, l
 	m := p.model(model)
 	p.markClosed(m, start, map[TopicPartition]int64{tp: lastOffset}, false)
 	m.maxEvent = max(m.maxEvent, end)
+}
+
+// Judged says that every window of model ending at or before through (unix ms) is
+// judged: a spread group's judge judged it from what every member had written. Records
+// of those windows that this processor has not aggregated yet are late.
+func (p *Processor) Judged(model string, through int64) {
+	m := p.model(model)
+	m.judged = max(m.judged, through)
 }
 
 // ModelProgress is how far one model's windows are final here (pipeline/spread.go).

@@ -192,8 +192,14 @@ func TestDistributedReadsEqualOneServer(t *testing.T) {
 	same("LoadReferenceSamples", func(s *storage.Store) (any, error) { return s.LoadReferenceSamples(ctx) })
 	same("LoadPartitionProgress", func(s *storage.Store) (any, error) { return s.LoadPartitionProgress(ctx) })
 	same("LoadJudgeProgress", func(s *storage.Store) (any, error) { return s.LoadJudgeProgress(ctx) })
-	same("LoadWrittenWindows", func(s *storage.Store) (any, error) {
-		return s.LoadWrittenWindows(ctx, closed[0].Merged.Series.Model, t0.Add(-day), t0.Add(day))
+	same("LoadWindows", func(s *storage.Store) (any, error) {
+		ws, err := s.LoadWindows(ctx, closed[0].Merged.Series.Model, t0.Add(-day), t0.Add(day))
+		var out []any
+		for _, w := range ws {
+			a := w.Features["amount"]
+			out = append(out, []any{w.Start, w.Events, w.Errors, w.Latency.Quantile(0.99), a.Count, a.Moments.Mean, a.Bins})
+		}
+		return out, err
 	})
 	same("LoadSampleParts", func(s *storage.Store) (any, error) { return s.LoadSampleParts(ctx, "new-model", t0, t0) })
 	same("LoadVolumeWindows", func(s *storage.Store) (any, error) { return s.LoadVolumeWindows(ctx, day, 100) })

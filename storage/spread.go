@@ -41,12 +41,6 @@ type JudgeProgress struct {
 	Through time.Time
 }
 
-// WrittenWindow is a window some partition has written.
-type WrittenWindow struct {
-	Series     processors.SeriesKey
-	Start, End time.Time
-}
-
 func (s *Store) writeSampleParts(ctx context.Context, b *Batch) error {
 	in := s.inserter(ctx, table{name: "reference_sample_parts", cols: "model, model_version, window_start, topic, partition, sample, written_at"})
 	for _, p := range b.SampleParts {
@@ -116,7 +110,8 @@ func (s *Store) rewriteJudged(ctx context.Context, b *Batch) error {
 		"judged_from":     "arrayElement({judged_from:Array(DateTime64(3, 'UTC'))}, i)",
 		"expected_events": "arrayElement({expected:Array(Float64)}, i)",
 		"volume_low":      "toUInt8(arrayElement({low:Array(UInt32)}, i))",
-		"written_at":      "{at:DateTime64(3, 'UTC')}",
+		// Newer than the row it replaces even when its writer's clock was ahead.
+		"written_at": "greatest({at:DateTime64(3, 'UTC')}, written_at + toIntervalMillisecond(1))",
 	}
 	cols := strings.Split(modelStats().cols, ", ")
 	sel := make([]string, len(cols))
@@ -137,7 +132,7 @@ WHERE i > 0`, s.db, strings.Join(cols, ", "), strings.Join(sel, ", "))
 	for i, t := range from {
 		fromStr[i] = chTime(t)
 	}
-	err := s.conn.Exec(ctx, q, clickhouse.Named("models", models), clickhouse.Named("versions", versions),
+	err := s.conn.Exec(s.writing(ctx), q, clickhouse.Named("models", models), clickhouse.Named("versions", versions),
 		clickhouse.Named("deployments", deployments), clickhouse.Named("starts", starts), clickhouse.Named("uniq", uniq),
 		clickhouse.Named("lo", chTime(ms(lo))), clickhouse.Named("hi", chTime(ms(hi))),
 		clickhouse.Named("judgements", judgements), clickhouse.Named("judged_from", fromStr),
@@ -199,32 +194,6 @@ func (s *Store) LoadJudgeProgress(ctx context.Context) ([]JudgeProgress, error) 
 	return out, rows.Err()
 }
 
-// LoadWrittenWindows returns the windows of model that some partition has written
-// (empty windows of silent series left out: the judge makes those) ending after after
-// and at or before through, in start order and then by series.
-func (s *Store) LoadWrittenWindows(ctx context.Context, model string, after, through time.Time) ([]WrittenWindow, error) {
-	rows, err := s.conn.Query(ctx, `SELECT model_version, deployment, window_start, any(window_end)
-FROM `+s.db+`.window_model_stats FINAL
-WHERE model = {model:String} AND window_end > {after:DateTime64(3, 'UTC')} AND window_end <= {through:DateTime64(3, 'UTC')} AND partition >= 0
-GROUP BY model_version, deployment, window_start
-ORDER BY window_start, model_version, deployment`,
-		clickhouse.Named("model", model), clickhouse.Named("after", chTime(after)), clickhouse.Named("through", chTime(through)))
-	if err != nil {
-		return nil, fmt.Errorf("load written windows of %s: %w", model, err)
-	}
-	defer rows.Close()
-	var out []WrittenWindow
-	for rows.Next() {
-		w := WrittenWindow{Series: processors.SeriesKey{Model: model}}
-		if err := rows.Scan(&w.Series.Version, &w.Series.Deployment, &w.Start, &w.End); err != nil {
-			return nil, fmt.Errorf("load written windows of %s: %w", model, err)
-		}
-		w.Start, w.End = w.Start.UTC(), w.End.UTC()
-		out = append(out, w)
-	}
-	return out, rows.Err()
-}
-
 // LoadSampleParts returns the partitions' shares of model's first windows starting in
 // [from, to], by version, window and partition.
 func (s *Store) LoadSampleParts(ctx context.Context, model string, from, to time.Time) ([]SamplePart, error) {
@@ -258,5 +227,5 @@ ORDER BY model_version, window_start, topic, partition`,
 // judged, as one member's does.
 func (s *Store) judgedOnly() (join, cond string) {
 	return `GLOBAL LEFT JOIN (SELECT model, max(through) AS judged FROM ` + s.db + `.judge_progress GROUP BY model) AS jp ON w.model = jp.model`,
-		`(jp.judged = toDateTime64(0, 3, 'UTC') OR w.window_end <= jp.judged)`
+		`(jp.judged IS NULL OR jp.judged = toDateTime64(0, 3, 'UTC') OR w.window_end <= jp.judged)` // join_use_nulls either way
 }

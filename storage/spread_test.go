@@ -79,3 +79,40 @@ func TestRestoreReadsOnlyJudgedWindows(t *testing.T) {
 		t.Errorf("judge progress %v %v, want the fourth window's end", got, err)
 	}
 }
+
+// A model's windows read back together (a spread group's judge) are the windows read
+// back one by one.
+func TestLoadWindowsEqualsLoadWindow(t *testing.T) {
+	s := openStore(t)
+	ctx := testenv.Context(t, 2*time.Minute)
+	if _, err := s.Migrate(ctx, 3650); err != nil {
+		t.Fatal(err)
+	}
+	closed := sixWindows(t)
+	if err := s.WriteWithRetry(ctx, &storage.Batch{Closed: closed, WrittenAt: t0}, storage.DefaultBackoff, nil); err != nil {
+		t.Fatal(err)
+	}
+	series := closed[0].Merged.Series
+	summary := func(w *processors.WindowAgg) string {
+		a := w.Features["amount"]
+		return fmt.Sprintf("%v %d-%d events %d errors %d latency %g/%g amount %d %.9g %.9g", w.Series, w.Start, w.End, w.Events, w.Errors,
+			w.Latency.Count(), w.Latency.Quantile(0.9), a.Count, a.Moments.Mean, a.Sketch.Quantile(0.5))
+	}
+	// Windows ending after the first one's end and up to the fifth's.
+	all, err := s.LoadWindows(ctx, series.Model, time.UnixMilli(closed[0].Merged.End), time.UnixMilli(closed[4].Merged.End))
+	if err != nil || len(all) != 4 {
+		t.Fatalf("%d windows read back (%v), want 4", len(all), err)
+	}
+	for i, w := range all {
+		one, err := s.LoadWindow(ctx, series, time.UnixMilli(closed[i+1].Merged.Start))
+		if err != nil || one == nil {
+			t.Fatalf("window %d: %v", i+1, err)
+		}
+		if got, want := summary(w), summary(one); got != want {
+			t.Errorf("window %d read back with the others:\n%s\nalone:\n%s", i+1, got, want)
+		}
+		if got, want := summary(w), summary(closed[i+1].Merged); got != want {
+			t.Errorf("window %d read back:\n%s\nwritten:\n%s", i+1, got, want)
+		}
+	}
+}

@@ -650,7 +650,8 @@ func printThroughput(w io.Writer, o throughputOptions, r throughputResult) {
 	fmt.Fprintf(w, "driftd windows: %d written, %d records dead-lettered, %d rebalances\n", r.windows, r.deadLettered, r.rebalances)
 	mode := "active/standby: one member reads every partition and judges everything; the others wait to take over"
 	if r.spread {
-		mode = "spread: each member reads and judges its share of the partitions"
+		mode = "spread: each member reads its share of the partitions; each model is judged by the reader of one partition, " +
+			"from every member's windows, up to a flush after they are written (not in the time above)"
 	}
 	fmt.Fprintf(w, "members: %d (%s)\n", r.members, mode)
 	fmt.Fprintf(w, "cores: %d\n", runtime.NumCPU())

@@ -534,8 +534,8 @@ func (s *Store) LoadPartitionProgress(context.Context) ([]storage.PartitionProgr
 // LoadJudgeProgress: nothing was judged before a replay.
 func (s *Store) LoadJudgeProgress(context.Context) ([]storage.JudgeProgress, error) { return nil, nil }
 
-// LoadWrittenWindows: a replay is one member, which judges in memory.
-func (s *Store) LoadWrittenWindows(context.Context, string, time.Time, time.Time) ([]storage.WrittenWindow, error) {
+// LoadWindows: a replay is one member, which judges in memory.
+func (s *Store) LoadWindows(context.Context, string, time.Time, time.Time) ([]*processors.WindowAgg, error) {
 	return nil, nil
 }
 

@@ -45,3 +45,7 @@ CREATE TABLE IF NOT EXISTS {db}.judge_progress (
     written_at DateTime64(3, 'UTC')
 ) ENGINE = ReplacingMergeTree(through)
 ORDER BY model;
+
+-- The windows written before this migration were judged as they were written.
+INSERT INTO {db}.judge_progress (model, through, written_at)
+SELECT model, max(window_end), now64(3) FROM {db}.window_model_stats GROUP BY model;

@@ -651,3 +651,6 @@ ORDER BY model;
 CREATE TABLE IF NOT EXISTS driftd.judge_progress ON CLUSTER 'driftd' AS driftd.judge_progress_local
 ENGINE = Distributed('driftd', 'driftd', 'judge_progress_local', cityHash64(model));
 
+INSERT INTO driftd.judge_progress (model, through, written_at)
+SELECT model, max(window_end), now64(3) FROM driftd.window_model_stats GROUP BY model;
+
