@@ -437,6 +437,7 @@ func (r *Runner) restoreJudging(ctx context.Context) (refCount, firingCount, sta
 		}
 		for _, p := range judged {
 			r.spread.judged[p.Model] = p.Through
+			r.proc.Judged(p.Model, p.Through.UnixMilli())
 		}
 	}
 	return len(refs), len(firing), len(states), samples, nil

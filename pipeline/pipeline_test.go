@@ -203,6 +203,9 @@ func (h *harness) start(t testing.TB) (waitFor func(what string, cond func(pipel
 		dl = h.deadLetters(dl)
 	}
 	var st pipeline.Store = h.store
+	if h.spread {
+		st = h.store.ForSpreadGroup()
+	}
 	if h.wrapStore != nil {
 		st = h.wrapStore(st)
 	}

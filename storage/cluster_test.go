@@ -203,6 +203,10 @@ func TestDistributedReadsEqualOneServer(t *testing.T) {
 	})
 	same("LoadSampleParts", func(s *storage.Store) (any, error) { return s.LoadSampleParts(ctx, "new-model", t0, t0) })
 	same("LoadVolumeWindows", func(s *storage.Store) (any, error) { return s.LoadVolumeWindows(ctx, day, 100) })
+	// A spread group's restores: the windows up to judge_progress (the GLOBAL join).
+	same("LoadSeriesEnds of a spread group", func(s *storage.Store) (any, error) { return s.ForSpreadGroup().LoadSeriesEnds(ctx, day) })
+	same("LoadHourlyEvents of a spread group", func(s *storage.Store) (any, error) { return s.ForSpreadGroup().LoadHourlyEvents(ctx, day) })
+	same("LoadVolumeWindows of a spread group", func(s *storage.Store) (any, error) { return s.ForSpreadGroup().LoadVolumeWindows(ctx, day, 100) })
 	same("judgement written again", func(s *storage.Store) (any, error) {
 		return testenv.TSV(ctx, s.Conn(), "SELECT partition, judgement, expected_events, volume_low, events FROM "+s.Database()+
 			".window_model_stats FINAL WHERE judgement != '' ORDER BY partition")

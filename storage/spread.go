@@ -221,11 +221,14 @@ ORDER BY model_version, window_start, topic, partition`,
 	return out, rows.Err()
 }
 
-// judgedOnly restricts a read of window_model_stats (aliased w) to the windows judged,
-// for models whose judging is recorded in judge_progress (a spread group writes
-// partials before they are judged): a restart restores the judging state from what was
-// judged, as one member's does.
+// judgedOnly restricts a read of window_model_stats (aliased w), in a spread group's view
+// (ForSpreadGroup), to the windows judged, for models whose judging is recorded in
+// judge_progress (a spread group writes partials before they are judged): a restart
+// restores the judging state from what was judged, as one member's does.
 func (s *Store) judgedOnly() (join, cond string) {
+	if !s.spreadGroup {
+		return "", "1"
+	}
 	return `GLOBAL LEFT JOIN (SELECT model, max(through) AS judged FROM ` + s.db + `.judge_progress GROUP BY model) AS jp ON w.model = jp.model`,
 		`(jp.judged IS NULL OR jp.judged = toDateTime64(0, 3, 'UTC') OR w.window_end <= jp.judged)` // join_use_nulls either way
 }

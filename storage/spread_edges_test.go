@@ -61,7 +61,7 @@ func TestRestoreWithJoinUseNulls(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Conn().Exec(ctx, "SET join_use_nulls = 0")
-	after, err := s.LoadSeriesEnds(ctx, 48*time.Hour)
+	after, err := s.ForSpreadGroup().LoadSeriesEnds(ctx, 48*time.Hour)
 	if err != nil || len(after) != 1 {
 		t.Errorf("with join_use_nulls = 1: series ends %v %v, want the one series as before", after, err)
 	}

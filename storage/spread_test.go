@@ -12,9 +12,9 @@ import (
 	"github.com/driftd/driftd/storage"
 )
 
-// A spread group writes partials before their windows are judged: a restart restores the
-// judging state (series ends, hourly events, recent volume) from the windows judged only,
-// up to judge_progress. A window judged from its partials read back has its partials'
+// A spread group writes partials before their windows are judged: a member's restart
+// restores the judging state (series ends, hourly events, recent volume) from the windows
+// judged only, up to judge_progress (ForSpreadGroup). A window judged from its partials read back has its partials'
 // rows written again with its judgement, replacing them (not added).
 func TestRestoreReadsOnlyJudgedWindows(t *testing.T) {
 	s := openStore(t)
@@ -29,13 +29,14 @@ func TestRestoreReadsOnlyJudgedWindows(t *testing.T) {
 		JudgedThrough: []storage.JudgeProgress{{Model: series.Model, Through: end(2)}}}, storage.DefaultBackoff, nil); err != nil {
 		t.Fatal(err)
 	}
+	sp := s.ForSpreadGroup()
 	restored := func() string {
 		t.Helper()
-		ends, err := s.LoadSeriesEnds(ctx, 48*time.Hour)
+		ends, err := sp.LoadSeriesEnds(ctx, 48*time.Hour)
 		if err != nil || len(ends) != 1 {
 			t.Fatalf("series ends %v %v", ends, err)
 		}
-		hourly, err := s.LoadHourlyEvents(ctx, 48*time.Hour)
+		hourly, err := sp.LoadHourlyEvents(ctx, 48*time.Hour)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -43,7 +44,7 @@ func TestRestoreReadsOnlyJudgedWindows(t *testing.T) {
 		for _, h := range hourly {
 			events += h.Events
 		}
-		recent, err := s.LoadVolumeWindows(ctx, 48*time.Hour, 10)
+		recent, err := sp.LoadVolumeWindows(ctx, 48*time.Hour, 10)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -50,6 +50,19 @@ type Store struct {
 	maxRows int
 	// joinPage is how many predictions a page of the label join holds (joinPage).
 	joinPage int
+	// spreadGroup: restores read windows only up to judge_progress (ForSpreadGroup).
+	spreadGroup bool
+}
+
+// ForSpreadGroup returns a view of s for a member of a spread group, which shares s's
+// connection (close s, not the view): its restores read each model's windows only up to
+// judge_progress, since such a group writes partials before they are judged. One
+// member's restores read every window written, as before migration 0017: during a
+// rolling upgrade an older member writes windows without judge_progress.
+func (s *Store) ForSpreadGroup() *Store {
+	v := *s
+	v.spreadGroup = true
+	return &v
 }
 
 // Open connects and checks the connection.

@@ -404,6 +404,14 @@ type benchTracker struct {
 	rebalances                  atomic.Int64
 	done                        chan struct{}
 	doneOnce                    sync.Once
+	// spread: the members share the partitions and each model is judged by one of them
+	// after every member has written its windows (spreadDone).
+	spread  bool
+	mu      sync.Mutex
+	members []*benchObserver
+	// readAt is when every record was read and every member past its own grace; the
+	// members' flushes are counted from then.
+	readAt time.Time
 }
 
 // benchObserver is one member's observer: the metrics, and the tracker.
@@ -411,11 +419,22 @@ type benchObserver struct {
 	pipeline.Observer
 	t        *benchTracker
 	consumed atomic.Int64
+	// Under the tracker's mutex: the member's first record since it was last assigned
+	// partitions (its start-up grace counts from there), and its flushes since readAt.
+	first   time.Time
+	flushes int
 }
 
 func (b *benchObserver) Consumed(topic string) {
 	b.Observer.Consumed(topic)
 	b.consumed.Add(1)
+	if b.t.spread {
+		b.t.mu.Lock()
+		if b.first.IsZero() {
+			b.first = time.Now()
+		}
+		b.t.mu.Unlock()
+	}
 	switch b.t.consumed.Add(1) {
 	case 1:
 		u := processUsage()
@@ -430,6 +449,9 @@ func (b *benchObserver) Consumed(topic string) {
 func (b *benchObserver) State(open, series, partitions int) {
 	b.Observer.State(open, series, partitions)
 	if b.t.consumed.Load() < b.t.want || time.Since(time.Unix(0, b.t.first.Load())) < b.t.grace {
+		return
+	}
+	if b.t.spread && !b.t.spreadDone(b) {
 		return
 	}
 	if b.t.flushed.CompareAndSwap(0, time.Now().UnixNano()) {
@@ -449,6 +471,39 @@ func (b *benchObserver) State(open, series, partitions int) {
 func (b *benchObserver) Rebalanced() {
 	b.Observer.Rebalanced()
 	b.t.rebalances.Add(1)
+	if b.t.spread {
+		b.t.mu.Lock()
+		b.first = time.Time{} // its grace starts again
+		b.t.mu.Unlock()
+	}
+}
+
+// spreadDone, called at the end of member b's flush once every record is read, says
+// whether a spread group has judged everything its members closed: every member that
+// read records is past its own start-up grace (from its first record since it was last
+// assigned partitions), and since then each has flushed three times: the first writes
+// its last windows and progress, and by the third every judge has read all of them. It
+// overstates the time by up to about two flush intervals.
+func (t *benchTracker) spreadDone(b *benchObserver) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	now := time.Now()
+	if t.readAt.IsZero() {
+		for _, m := range t.members {
+			if m.consumed.Load() > 0 && (m.first.IsZero() || now.Sub(m.first) < t.grace) {
+				return false
+			}
+		}
+		t.readAt = now
+		return false
+	}
+	b.flushes++
+	for _, m := range t.members {
+		if m.consumed.Load() > 0 && m.flushes < 3 {
+			return false
+		}
+	}
+	return true
 }
 
 // peakSampler records, every 50 ms, the largest Go heap seen: its objects (live and
@@ -521,7 +576,8 @@ func driftdBench(ctx context.Context, cfg config.Config, o throughputOptions, lo
 		return err
 	}
 
-	t := &benchTracker{want: int64(o.events), waitLast: o.waitLast, grace: pipeline.DefaultStartupGrace, done: make(chan struct{})}
+	t := &benchTracker{want: int64(o.events), waitLast: o.waitLast, grace: pipeline.DefaultStartupGrace, done: make(chan struct{}),
+		spread: cfg.Kafka.GroupMode.Spread()}
 	var peak, peakLive atomic.Uint64
 	stopSampler := make(chan struct{})
 	go peakSampler(stopSampler, &peak, &peakLive)
@@ -566,7 +622,13 @@ func driftdBench(ctx context.Context, cfg config.Config, o throughputOptions, lo
 			mcfg.ClickHouse.Addr, mcfg.ClickHouse.Protocol = addr, "http"
 		}
 		h := hooks{
-			observe: func(obs pipeline.Observer) pipeline.Observer { return &benchObserver{Observer: obs, t: t} },
+			observe: func(obs pipeline.Observer) pipeline.Observer {
+				b := &benchObserver{Observer: obs, t: t}
+				t.mu.Lock()
+				t.members = append(t.members, b)
+				t.mu.Unlock()
+				return b
+			},
 			onFlush: func(s pipeline.Stats) { m.mu.Lock(); m.stats = s; m.mu.Unlock() },
 		}
 		if i == 0 {
@@ -651,7 +713,7 @@ func printThroughput(w io.Writer, o throughputOptions, r throughputResult) {
 	mode := "active/standby: one member reads every partition and judges everything; the others wait to take over"
 	if r.spread {
 		mode = "spread: each member reads its share of the partitions; each model is judged by the reader of one partition, " +
-			"from every member's windows, up to a flush after they are written (not in the time above)"
+			"from every member's windows (timed to three flushes of every member after the last record and their graces: up to ~2 flush intervals over)"
 	}
 	fmt.Fprintf(w, "members: %d (%s)\n", r.members, mode)
 	fmt.Fprintf(w, "cores: %d\n", runtime.NumCPU())

@@ -348,7 +348,11 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, h hooks) erro
 	if h.observe != nil {
 		set.Observer = h.observe(metrics)
 	}
-	r := pipeline.New(set, c, dlq, pub, st, log, time.Now)
+	var store pipeline.Store = st
+	if set.Spread {
+		store = st.ForSpreadGroup()
+	}
+	r := pipeline.New(set, c, dlq, pub, store, log, time.Now)
 	r.OnFlush(func(s pipeline.Stats) {
 		lastFlush.Store(&flushed{at: time.Now(), stats: s})
 		if h.onFlush != nil {

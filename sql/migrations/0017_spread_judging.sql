@@ -46,6 +46,9 @@ CREATE TABLE IF NOT EXISTS {db}.judge_progress (
 ) ENGINE = ReplacingMergeTree(through)
 ORDER BY model;
 
--- The windows written before this migration were judged as they were written.
+-- The windows written before this migration were judged as they were written (only
+-- when nothing is recorded yet: the statement may run again, as every migration may).
 INSERT INTO {db}.judge_progress (model, through, written_at)
-SELECT model, max(window_end), now64(3) FROM {db}.window_model_stats GROUP BY model;
+SELECT model, max(window_end), now64(3) FROM {db}.window_model_stats
+WHERE (SELECT count() FROM {db}.judge_progress) = 0
+GROUP BY model;

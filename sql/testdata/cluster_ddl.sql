@@ -652,5 +652,7 @@ CREATE TABLE IF NOT EXISTS driftd.judge_progress ON CLUSTER 'driftd' AS driftd.j
 ENGINE = Distributed('driftd', 'driftd', 'judge_progress_local', cityHash64(model));
 
 INSERT INTO driftd.judge_progress (model, through, written_at)
-SELECT model, max(window_end), now64(3) FROM driftd.window_model_stats GROUP BY model;
+SELECT model, max(window_end), now64(3) FROM driftd.window_model_stats
+WHERE (SELECT count() FROM driftd.judge_progress) = 0
+GROUP BY model;
 
