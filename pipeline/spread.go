@@ -138,15 +138,6 @@ func completeThrough(progress []storage.PartitionProgress, maxSkew time.Duration
 	return through, !first
 }
 
-// maxSkew is a model's skew bound (processors.WindowSpec.MaxSkew's default).
-func (r *Runner) maxSkew(model string) time.Duration {
-	spec := r.set.WindowSpec(model)
-	if spec.MaxSkew > 0 {
-		return spec.MaxSkew
-	}
-	return max(time.Hour, 10*spec.Size)
-}
-
 // shareWindows readies a spread member's closed windows to be written unjudged: their
 // partials keep their values while their version has no reference (the judge bins them
 // by the reference it builds, whatever this member knew), the partitions' shares of the
@@ -329,7 +320,7 @@ func (r *Runner) judgeOwned(ctx context.Context) error {
 	var closed []processors.Closed
 	var through []storage.JudgeProgress
 	for _, m := range models {
-		complete, ok := completeThrough(byModel[m], r.maxSkew(m))
+		complete, ok := completeThrough(byModel[m], r.set.WindowSpec(m).SkewBound())
 		if !ok || !complete.After(r.spread.judged[m]) {
 			continue
 		}

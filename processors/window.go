@@ -34,11 +34,12 @@ type WindowSpec struct {
 	MaxSkew time.Duration
 }
 
-func (s WindowSpec) maxSkew() int64 {
+// SkewBound is MaxSkew, or its default when unset.
+func (s WindowSpec) SkewBound() time.Duration {
 	if s.MaxSkew > 0 {
-		return s.MaxSkew.Milliseconds()
+		return s.MaxSkew
 	}
-	return max(time.Hour, 10*s.Size).Milliseconds()
+	return max(time.Hour, 10*s.Size)
 }
 
 // Limits bound the state of one window so that memory depends on series, not events.
@@ -317,7 +318,7 @@ func (m *modelState) advance(tp TopicPartition, ts, limit int64) {
 	top := min(m.maxEvent, limit)
 	wm := top
 	for p, t := range m.partMax {
-		if t < top-m.spec.maxSkew() {
+		if t < top-m.spec.SkewBound().Milliseconds() {
 			delete(m.partMax, p) // idle or far behind: stop holding the watermark
 			continue
 		}
@@ -503,12 +504,12 @@ type ModelProgress struct {
 func (p *Processor) Progress() []ModelProgress {
 	out := make([]ModelProgress, 0, len(p.models))
 	for name, m := range p.models {
+		if len(m.seen) == 0 {
+			continue
+		}
 		through := max(m.watermark, m.closedEnd)
 		if m.openEnd != math.MaxInt64 {
 			through = min(through, m.openEnd-m.spec.Size.Milliseconds())
-		}
-		if len(m.seen) == 0 {
-			continue
 		}
 		out = append(out, ModelProgress{Model: name, Through: through, EventMax: maps.Clone(m.seen)})
 	}

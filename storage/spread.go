@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -80,7 +81,6 @@ func (s *Store) rewriteJudged(ctx context.Context, b *Batch) error {
 		low                                       []uint32 // not []uint8: that binds as a string
 	)
 	distinct := map[string]bool{}
-	var lo, hi int64
 	for _, c := range b.Closed {
 		if len(c.Partials) > 0 || c.Supplement {
 			continue
@@ -90,17 +90,12 @@ func (s *Store) rewriteJudged(ctx context.Context, b *Batch) error {
 		models, versions, deployments = append(models, w.Series.Model), append(versions, w.Series.Version), append(deployments, w.Series.Deployment)
 		starts, judgements, from = append(starts, w.Start), append(judgements, judgement), append(from, judgedFrom)
 		expected, low = append(expected, exp), append(low, uint32(l))
-		if len(starts) == 1 || w.Start < lo {
-			lo = w.Start
-		}
-		if len(starts) == 1 || w.Start > hi {
-			hi = w.Start
-		}
 		distinct[w.Series.Model] = true
 	}
 	if len(starts) == 0 {
 		return nil
 	}
+	lo, hi := slices.Min(starts), slices.Max(starts)
 	uniq := make([]string, 0, len(distinct))
 	for m := range distinct {
 		uniq = append(uniq, m)
