@@ -104,6 +104,11 @@ func (r *Runner) writeJudged(ctx context.Context) error {
 // the rest is written. It fails only when ctx ends, ClickHouse stays down past
 // Settings.MaxOutage, or the dead-letter topic cannot take what is set aside.
 func (r *Runner) write(ctx context.Context, b *storage.Batch) ([]*schemas.AlertEvent, error) {
+	if b.Empty() {
+		// A spread member's flush with no window closed and no progress moved: no insert
+		// to time.
+		return nil, nil
+	}
 	began := r.now()
 	err := r.store.WriteWithRetry(ctx, b, r.policy(), func(error) { r.set.Observer.Insert(0, storage.Retryable.String()) })
 	switch {
