@@ -202,37 +202,40 @@ func (l *labelState) watermark(caughtAt time.Time) time.Time {
 	var wm time.Time
 	first := true
 	for _, p := range l.progress {
-		t := p.stamp
-		if a := p.appended.Add(-labelIdle); !p.appended.IsZero() && a.After(t) {
-			t = a
-		}
-		caught := p.caught
-		if !caughtAt.IsZero() {
-			caught = caughtAt
-		}
-		if w := caught.Add(-labelIdle - labelSkew); !caught.IsZero() && w.After(t) {
-			t = w
-		}
-		if first || t.Before(wm) {
+		if t := p.mark(caughtAt); first || t.Before(wm) {
 			wm, first = t, false
 		}
 	}
 	return wm
 }
 
-// refreshCaught asks the broker where the label partitions end, at wall time now, and
-// marks those this member has read to their end as caught at now. A source that cannot
-// tell (or a partition this member does not read) marks nothing.
-func (r *Runner) refreshCaught(ctx context.Context, now time.Time) error {
+// mark is how far one partition is past every cutoff (watermark; with caughtAt, as if
+// found read to its end then). A spread member writes its partitions' marks for the
+// models' judges (spread_labels.go).
+func (p labelPart) mark(caughtAt time.Time) time.Time {
+	t := p.stamp
+	if a := p.appended.Add(-labelIdle); !p.appended.IsZero() && a.After(t) {
+		t = a
+	}
+	caught := p.caught
+	if !caughtAt.IsZero() {
+		caught = caughtAt
+	}
+	if w := caught.Add(-labelIdle - labelSkew); !caught.IsZero() && w.After(t) {
+		t = w
+	}
+	return t
+}
+
+// refreshCaught asks the broker where the label partitions tps end, at wall time now,
+// and marks those this member has read to their end as caught at now. A source that
+// cannot tell (or a partition this member does not read) marks nothing.
+func (r *Runner) refreshCaught(ctx context.Context, now time.Time, tps []consumers.TopicPartition) error {
 	src, ok := r.src.(endsSource)
 	if !ok {
 		return nil
 	}
 	l := r.lab
-	tps := make([]consumers.TopicPartition, 0, len(l.progress))
-	for tp := range l.progress {
-		tps = append(tps, tp)
-	}
 	var ends map[consumers.TopicPartition]consumers.Ends
 	if err := retry.Do(ctx, r.policy(), "asking where label partitions end", retryAll, r.attempt, func(ctx context.Context) error {
 		var err error
@@ -397,27 +400,20 @@ func (r *Runner) writeLabels(ctx context.Context, keys []storage.PredictionKey, 
 func (r *Runner) settleLabels(ctx context.Context) error {
 	l := r.lab
 	ls := r.set.Labels
-	if len(l.models) == 0 {
-		return nil
+	settle := r.memberLabels
+	if r.spread != nil {
+		settle = r.spreadLabels
 	}
-	// Where the partitions end is asked only when a window could be due were they read
-	// to their end now.
-	now := r.now()
-	if wm := l.watermark(now); !wm.IsZero() && (!l.dueKnown || len(l.due) > 0 && !l.due[0].After(wm.Add(-ls.minSettle()-ls.Lateness-time.Millisecond))) {
-		if err := r.refreshCaught(ctx, now); err != nil {
-			return err
-		}
-	}
-	wm := l.watermark(time.Time{})
-	if wm.IsZero() {
-		return nil
+	view, ok, err := settle(ctx)
+	if err != nil || !ok {
+		return err
 	}
 	// A window settles when every label partition is past its cutoff, its end + settle +
 	// lateness (watermark): a label for it read later is out of its partition's order by
 	// more than the lateness, or appended more than labelIdle after the cutoff, and left
 	// out (storage.JoinSpec's cutoffs) alike on every replay. The settle time is its
 	// model's; the windows loaded are those of the shortest.
-	until := wm.Add(-ls.minSettle() - ls.Lateness - time.Millisecond)
+	until := view.wm.Add(-ls.minSettle() - ls.Lateness - time.Millisecond)
 	if l.dueKnown && (len(l.due) == 0 || l.due[0].After(until)) {
 		return nil // no written window is due
 	}
@@ -439,22 +435,15 @@ func (r *Runner) settleLabels(ctx context.Context) error {
 		since = l.due[0]
 	}
 	since = since.Add(-ls.Horizon)
-	models := make([]string, 0, len(l.models))
-	for m := range l.models {
-		models = append(models, m)
-	}
 	var windows []storage.SettledWindow
 	if err := retry.Do(ctx, r.policy(), "loading windows to settle", retryAll, r.attempt, func(ctx context.Context) error {
 		var err error
-		windows, err = r.store.LoadUnsettledWindows(ctx, models, since, loadUntil)
+		windows, err = r.store.LoadUnsettledWindows(ctx, view.models, since, loadUntil)
 		return err
 	}); err != nil {
 		return err
 	}
-	partitions := make([]storage.LabelPartition, 0, len(l.progress))
-	for tp := range l.progress {
-		partitions = append(partitions, storage.LabelPartition{Topic: tp.Topic, Partition: tp.Partition})
-	}
+	partitions := view.partitions
 	batch := &storage.Batch{WrittenAt: r.now()}
 	// finish makes the batch of the windows judged so far the one to write: also when a
 	// join is cut off (ctx ended, ClickHouse down past max_outage), since their series
@@ -488,6 +477,12 @@ func (r *Runner) settleLabels(ctx context.Context) error {
 		}
 		if !w.Start.After(ps.last) && !ps.last.IsZero() {
 			continue // written after a later window settled: never judged
+		}
+		if view.judged != nil && !view.judged(w.Series.Model, w.End) {
+			// Written, not judged yet (a spread group): due once its judge has judged it
+			// (judgeOwned), and the series' later windows wait for it.
+			waiting[w.Series] = true
+			continue
 		}
 		key := ls.dueKey(w.Series.Model, w.End)
 		if waiting[w.Series] || key.After(until) {
@@ -555,6 +550,10 @@ func (r *Runner) settleLabels(ctx context.Context) error {
 		l.prune(until, ls.Horizon)
 		return nil
 	}
+	if view.owned != nil && !view.owned(ctx) {
+		r.dropJudged("partitions moved while settling; the settled windows are left to their new judge")
+		return nil
+	}
 	if err := r.writeJudged(ctx); err != nil {
 		return err
 	}
@@ -563,6 +562,62 @@ func (r *Runner) settleLabels(ctx context.Context) error {
 		r.onPerf(batch.Performance)
 	}
 	return nil
+}
+
+// markDue remembers when closed's windows of labelled models are due to settle (written
+// and judged: a spread group's judge marks them when it has judged them).
+func (r *Runner) markDue(closed []processors.Closed) {
+	if r.lab == nil || !r.lab.dueKnown {
+		return
+	}
+	for _, c := range closed {
+		if m := c.Merged.Series.Model; r.lab.models[m] {
+			r.lab.addDue(r.set.Labels.dueKey(m, time.UnixMilli(c.Merged.End)))
+		}
+	}
+}
+
+// settleView is what a settle loop works with: the label watermark, the models whose
+// windows it settles, the label partitions cutoffs are found on, and in a spread group
+// whether a model's window is judged yet and whether this member still judges what it
+// settled (nil: every written window is judged, by this member).
+type settleView struct {
+	wm         time.Time
+	models     []string
+	partitions []storage.LabelPartition
+	judged     func(model string, end time.Time) bool
+	owned      func(ctx context.Context) bool
+}
+
+// memberLabels is the settle loop's view for one member, which reads every label
+// partition: the watermark of what it read. Where the partitions end is asked only when
+// a window could be due were they read to their end now.
+func (r *Runner) memberLabels(ctx context.Context) (settleView, bool, error) {
+	l, ls := r.lab, r.set.Labels
+	if len(l.models) == 0 {
+		return settleView{}, false, nil
+	}
+	now := r.now()
+	if wm := l.watermark(now); !wm.IsZero() && (!l.dueKnown || len(l.due) > 0 && !l.due[0].After(wm.Add(-ls.minSettle()-ls.Lateness-time.Millisecond))) {
+		tps := make([]consumers.TopicPartition, 0, len(l.progress))
+		for tp := range l.progress {
+			tps = append(tps, tp)
+		}
+		if err := r.refreshCaught(ctx, now, tps); err != nil {
+			return settleView{}, false, err
+		}
+	}
+	v := settleView{wm: l.watermark(time.Time{})}
+	if v.wm.IsZero() {
+		return settleView{}, false, nil
+	}
+	for m := range l.models {
+		v.models = append(v.models, m)
+	}
+	for tp := range l.progress {
+		v.partitions = append(v.partitions, storage.LabelPartition{Topic: tp.Topic, Partition: tp.Partition})
+	}
+	return v, true, nil
 }
 
 // canaryPerformance compares the last of rows with its counterpart among the others: a

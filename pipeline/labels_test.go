@@ -28,6 +28,8 @@ type labelled struct {
 	windows, n, flip int
 	cover, redo      func(w int) float64
 	seed             uint64
+	// start is the first window's (zero: t0).
+	start time.Time
 }
 
 const labelModel = "churn"
@@ -47,9 +49,13 @@ func labelMessage(t *testing.T, e *schemas.LabelEvent) kafka.Message {
 func (l labelled) messages(t *testing.T) (preds, labels []kafka.Message) {
 	t.Helper()
 	rng := rand.New(rand.NewPCG(l.seed, 13))
+	start := l.start
+	if start.IsZero() {
+		start = t0
+	}
 	for w := 0; w < l.windows; w++ {
 		for i := 0; i < l.n; i++ {
-			at := t0.Add(time.Duration(w)*time.Minute + time.Duration(i)*time.Minute/time.Duration(l.n))
+			at := start.Add(time.Duration(w)*time.Minute + time.Duration(i)*time.Minute/time.Duration(l.n))
 			p := rng.Float64()
 			id := fmt.Sprintf("req-%d-%d", w, i)
 			e := &schemas.PredictionEvent{EventID: id, RequestID: id, Model: labelModel, ModelVersion: "1", Timestamp: at, Status: "ok",
@@ -83,7 +89,7 @@ func (l labelled) messages(t *testing.T) (preds, labels []kafka.Message) {
 	for i := 0; i < 20; i++ {
 		id := fmt.Sprintf("unknown-%d", i)
 		labels = append(labels, labelMessage(t, &schemas.LabelEvent{EventID: "l-" + id, RequestID: id, Model: labelModel,
-			Timestamp: t0.Add(time.Duration(l.windows+5) * time.Minute), Label: schemas.Value{Kind: schemas.Number, Num: 1}}))
+			Timestamp: start.Add(time.Duration(l.windows+5) * time.Minute), Label: schemas.Value{Kind: schemas.Number, Num: 1}}))
 	}
 	return preds, labels
 }

@@ -82,7 +82,7 @@ func TestRefreshCaught(t *testing.T) {
 		r.lab.progress[tp(p)] = labelPart{}
 	}
 	r.lastSeen[tp(0)], r.lastSeen[tp(1)] = 19, 19
-	if err := r.refreshCaught(context.Background(), now); err != nil {
+	if err := r.refreshCaught(context.Background(), now, []consumers.TopicPartition{tp(0), tp(1), tp(2), tp(3), tp(4)}); err != nil {
 		t.Fatal(err)
 	}
 	for p, want := range []bool{true, false, true, false, false} {

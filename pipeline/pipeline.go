@@ -815,29 +815,26 @@ func (r *Runner) Flush(ctx context.Context) error {
 	if err := r.writeJudged(ctx); err != nil {
 		return err
 	}
-	if r.lab != nil && r.lab.dueKnown {
-		for _, c := range closed {
-			if m := c.Merged.Series.Model; r.lab.models[m] {
-				r.lab.addDue(r.set.Labels.dueKey(m, time.UnixMilli(c.Merged.End))) // a labelled model's window, due once its labels are in
-			}
-		}
+	if r.spread == nil {
+		r.markDue(closed)
 	}
 	return r.settleAndCommit(ctx)
 }
 
-// settleAndCommit ends a flush: the windows whose labels are in are judged (labels.go;
-// one member judges them all, so not while the group spreads partitions, nor on a
-// standby; and not before the start-up grace, in which every label partition delivers
-// its first records), then the offsets are committed.
+// settleAndCommit ends a flush: a spread member judges the windows of its models that
+// every partition has written (spread.go), the windows whose labels are in are judged
+// (labels.go; not on a standby, and not before the start-up grace, in which every label
+// partition delivers its first records), then the offsets are committed.
 func (r *Runner) settleAndCommit(ctx context.Context) error {
 	if r.spread != nil && r.src.Assigned() > 0 {
+		r.spread.progress = nil
 		r.pollReferences(ctx, r.now())
 		if err := r.judgeOwned(ctx); err != nil {
 			return err
 		}
 		r.learnJudged(ctx)
 	}
-	if r.lab != nil && !r.set.Spread && r.src.Assigned() > 0 && r.graceOver(r.now()) {
+	if r.lab != nil && r.src.Assigned() > 0 && r.graceOver(r.now()) {
 		if err := r.settleLabels(ctx); err != nil {
 			return err
 		}

@@ -67,6 +67,11 @@ type spreadState struct {
 	// reference, written with its partials (the judge's builders are the judge's: they are
 	// rebuilt from ClickHouse when the judge is).
 	samples map[[2]string]*refBuilder
+	// caughtAsked is when this member last asked where its label partitions end;
+	// labelsPolled when it last read which models have labels (spread_labels.go).
+	caughtAsked, labelsPolled time.Time
+	// progress is every partition's progress as read in this flush (nil: not read yet).
+	progress []storage.PartitionProgress
 	// stale: the judging state was restored when this member's partitions were assigned,
 	// while the member that judged its models before may still have been writing. It is
 	// restored again before this member first judges (after its start-up grace).
@@ -191,6 +196,11 @@ func (r *Runner) shareWindows(ctx context.Context, batch *storage.Batch, closed 
 			batch.Progress = append(batch.Progress, storage.PartitionProgress{TP: tp, Through: time.UnixMilli(0).UTC(), EventMax: time.UnixMilli(0).UTC()})
 		}
 	}
+	if r.lab != nil {
+		if err := r.shareLabelProgress(ctx, owner, batch); err != nil {
+			return err
+		}
+	}
 	// Windows held for the pipeline topic are closed but not written yet.
 	held := map[string]int64{}
 	if r.up != nil {
@@ -226,7 +236,7 @@ func (r *Runner) shareWindows(ctx context.Context, batch *storage.Batch, closed 
 // while some version this member reads has none: its windows are then counted between
 // the reference's bins instead of keeping their values.
 func (r *Runner) pollReferences(ctx context.Context, now time.Time) {
-	if len(r.spread.samples) == 0 || now.Sub(r.spread.refsPolled) < 5*time.Second {
+	if len(r.spread.samples) == 0 || now.Sub(r.spread.refsPolled) < pollEvery {
 		return
 	}
 	r.spread.refsPolled = now
@@ -276,6 +286,11 @@ func (r *Runner) judgeOwned(ctx context.Context) error {
 		r.j = newJudge(&r.set, r.log, r.store)
 		r.j.hint = r.upstreamHint
 		clear(r.spread.judged)
+		if r.lab != nil {
+			// The series' settled state too: another member may have settled since.
+			clear(r.lab.series)
+			r.lab.dueKnown = false
+		}
 		if _, _, _, _, err := r.restoreJudging(ctx); err != nil {
 			r.log.Warn("judging state not restored; judging waits", "err", err)
 			return nil
@@ -294,6 +309,7 @@ func (r *Runner) judgeOwned(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
+	r.spread.progress = progress
 	graced, byModel := map[int]bool{}, map[string][]storage.PartitionProgress{}
 	for _, p := range progress {
 		if p.TP.Topic != r.set.PredictionTopic {
@@ -350,8 +366,7 @@ func (r *Runner) judgeOwned(ctx context.Context) error {
 	// model's partition leaves its windows to the new judge, which restores the state
 	// from ClickHouse after its grace; so does this member before it judges again.
 	if now, _, err := owner.Owned(ctx, r.set.PredictionTopic); err != nil || !slices.Equal(now, mine) {
-		r.log.Info("partitions moved while judging; the judged windows are left to their new judge", "models", len(through))
-		r.spread.stale = true
+		r.dropJudged("partitions moved while judging; the judged windows are left to their new judge")
 		return nil
 	}
 	for _, p := range built {
@@ -366,7 +381,11 @@ func (r *Runner) judgeOwned(ctx context.Context) error {
 	}
 	// windows: 0, as each was counted closed where it was read.
 	r.unwritten = &judged{refs: built, batch: batch}
-	return r.writeJudged(ctx)
+	if err := r.writeJudged(ctx); err != nil {
+		return err
+	}
+	r.markDue(closed)
+	return nil
 }
 
 // learnJudged tells the processor how far every model is judged (by whichever member):

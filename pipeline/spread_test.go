@@ -2,6 +2,8 @@ package pipeline_test
 
 import (
 	"fmt"
+	"hash/fnv"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -10,6 +12,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/driftd/driftd/internal/testenv"
+	"github.com/driftd/driftd/pipeline"
 	"github.com/driftd/driftd/schemas"
 )
 
@@ -80,4 +83,113 @@ func firstSeenAfterJudged(t *testing.T, spread bool) {
 	if strings.Contains(out, "\t0\n") || strings.Contains(out, "\tfalse\n") {
 		t.Errorf("a partial of window 1 was written after the window was judged and is never judged (one member counts the record late)")
 	}
+}
+
+// Labels in a spread group: predictions and labels over four partitions, members
+// joining and leaving while they flow. Each model's judge settles its windows by every
+// label partition's mark, written by whichever member reads it, and only once it has
+// judged them; every window's performance and every performance, concept and outcome
+// alert equal one member's.
+func TestSpreadLabelsGiveTheSingleMemberResult(t *testing.T) {
+	// Stamped in the last hour, so that a label partition read to its end does not move
+	// past the windows by the wall clock alone (labelIdle): only its labels move it.
+	s := labelled{windows: 14, n: 150, flip: 8, seed: 7, redo: redoFrom(10, 0.1, 0.4), start: time.Now().Add(-40 * time.Minute).Truncate(time.Minute)}
+	preds, labels := s.messages(t)
+
+	single := newHarnessN(t, 4)
+	single.tweak = joinLabels(single)
+	single.produceTo(t, single.labels, labels...)
+	single.produce(t, preds...)
+	_, stop := single.start(t)
+	waitSettled(t, single, s.windows)
+	stop()
+	want, wantAlerts := single.performance(t), single.labelAlerts(t)
+	if !slices.ContainsFunc(wantAlerts, func(a string) bool { return strings.HasPrefix(a, "concept_drift firing") }) ||
+		!slices.ContainsFunc(wantAlerts, func(a string) bool { return strings.HasPrefix(a, "output_quality firing") }) {
+		t.Errorf("one member raised no concept drift or outcome alert: %q", wantAlerts)
+	}
+
+	for _, tc := range []struct {
+		name string
+		// labelsFirst: every label is produced before the predictions (the windows wait
+		// for their judging, not for labels); else with them, label partition 3 falling
+		// behind after the third piece and catching up at the end (the windows wait for it).
+		labelsFirst bool
+	}{{"labels behind", false}, {"labels ahead", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			multi := newHarnessN(t, 4)
+			multi.tweak = joinLabels(multi)
+			multi.spread = true
+			if tc.labelsFirst {
+				multi.produceTo(t, multi.labels, labels...)
+			}
+			_, stopA := multi.start(t)
+			none := func() pipeline.Stats { return pipeline.Stats{} }
+			stopB, stopC := none, none
+			var behind []kafka.Message
+			const pieces = 10
+			for i := 0; i < pieces; i++ {
+				multi.produce(t, preds[i*len(preds)/pieces:(i+1)*len(preds)/pieces]...)
+				if !tc.labelsFirst {
+					var now []kafka.Message
+					for _, m := range labels[i*len(labels)/pieces : (i+1)*len(labels)/pieces] {
+						if i >= 3 && labelPartition(m.Key, 4) == 3 {
+							behind = append(behind, m)
+						} else {
+							now = append(now, m)
+						}
+					}
+					multi.produceTo(t, multi.labels, now...)
+				}
+				switch i {
+				case 2:
+					_, stopB = multi.start(t)
+				case 4:
+					_, stopC = multi.start(t)
+				case 6:
+					stopB()
+				case 8:
+					stopA()
+				}
+				pause(t, 1500*time.Millisecond)
+			}
+			multi.produceTo(t, multi.labels, behind...)
+			waitSettled(t, multi, s.windows)
+			stopC()
+			if got := multi.performance(t); fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("performance rows differ from one member's:\none member:    %+v\nthree members: %+v", want, got)
+			}
+			if got := multi.labelAlerts(t); strings.Join(got, "\n") != strings.Join(wantAlerts, "\n") {
+				t.Errorf("label alerts differ from one member's:\none member:    %q\nthree members: %q", wantAlerts, got)
+			}
+		})
+	}
+}
+
+// waitSettled waits until windows windows have their performance written.
+func waitSettled(t *testing.T, h *harness, windows int) {
+	t.Helper()
+	ctx := testenv.Context(t, 3*time.Minute)
+	for {
+		n, err := testenv.TSV(ctx, h.store.Conn(), "SELECT count() FROM "+h.store.Database()+".window_performance FINAL")
+		if err == nil && strings.TrimSpace(n) == strconv.Itoa(windows) {
+			return
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("waiting for %d windows settled: %q (%v)", windows, n, err)
+		}
+		pause(t, 300*time.Millisecond)
+	}
+}
+
+// labelPartition is the partition of a topic of n partitions that produceTo writes a
+// record keyed key to (kafka-go's Hash balancer, Sarama's: FNV-1a as an int32).
+func labelPartition(key []byte, n int) int {
+	h := fnv.New32a()
+	h.Write(key)
+	p := int32(h.Sum32()) % int32(n)
+	if p < 0 {
+		p = -p
+	}
+	return int(p)
 }
