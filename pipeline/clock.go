@@ -122,3 +122,22 @@ func (c *streamClock) readPast(topic string, t time.Time) bool {
 	b, behind := c.behind(topic)
 	return !behind || !b.Before(t)
 }
+
+// partitionClock is how far partition tp dates the stream, for a spread group's judges
+// (the least over every partition is their clock): its newest event time while it has
+// unread records, else this member's caught-up clock (as now: its newest event time
+// moved on by the wall clock); zero when it dates nothing yet. A member's caught-up clock
+// is at most the one member's (its newest event is at most the stream's newest): a judge
+// gives silent windows no earlier than one member would.
+func (c *streamClock) partitionClock(tp consumers.TopicPartition, wall time.Time) time.Time {
+	if i, ok := c.index[tp]; ok && c.parts[i].lag > 0 {
+		if !c.parts[i].dated {
+			return time.Time{}
+		}
+		return c.parts[i].max
+	}
+	if c.newest.IsZero() {
+		return time.Time{}
+	}
+	return minTime(c.newest.Add(max(wall.Sub(c.newestWall), 0)), wall.Add(maxAhead))
+}

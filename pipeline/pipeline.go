@@ -96,9 +96,8 @@ type Settings struct {
 	Limits           processors.Limits
 	Thresholds       func(model, feature string) detectors.Thresholds
 	ReferenceWindows func(model string) int
-	// Spread: this member may read only a share of the partitions (kafka.group_mode
-	// spread). A series' silence is then not seen whole, so no empty windows are given to
-	// silent series (pipeline/volume.go).
+	// Spread: this member reads a share of the partitions and judges the models whose
+	// owner partition it reads (kafka.group_mode spread; spread.go).
 	Spread bool
 	// ReferenceMinEvents is how many events a first-windows reference needs besides its
 	// windows (0: none).

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/driftd/driftd/consumers"
 	"github.com/driftd/driftd/detectors"
 	"github.com/driftd/driftd/internal/retry"
 	"github.com/driftd/driftd/processors"
@@ -52,10 +53,10 @@ type spreadStore interface {
 // spreadState is a member's part in judging a spread group.
 type spreadState struct {
 	// written is the progress this member last wrote per (model, partition), so that only
-	// what moved is written again; graced the partitions it has said it read past the
-	// start-up grace.
-	written map[progressKey]storage.PartitionProgress
-	graced  map[processors.TopicPartition]bool
+	// what moved is written again (model "": a partition's clock, or a label partition's
+	// mark); clockSent when it last wrote its partitions' clocks.
+	written   map[progressKey]storage.PartitionProgress
+	clockSent time.Time
 	// judged is, per model, the end of the last window judged (by any member).
 	judged map[string]time.Time
 	// refsPolled is when the references were last read: a member learns the layouts of
@@ -84,7 +85,7 @@ type progressKey struct {
 }
 
 func newSpreadState() *spreadState {
-	return &spreadState{written: map[progressKey]storage.PartitionProgress{}, graced: map[processors.TopicPartition]bool{},
+	return &spreadState{written: map[progressKey]storage.PartitionProgress{},
 		judged: map[string]time.Time{}, samples: map[[2]string]*refBuilder{}, stale: true}
 }
 
@@ -189,13 +190,7 @@ func (r *Runner) shareWindows(ctx context.Context, batch *storage.Batch, closed 
 		r.log.Warn("partitions of the prediction topic not known; progress not written", "err", err)
 		return nil
 	}
-	for _, p := range mine {
-		tp := processors.TopicPartition{Topic: r.set.PredictionTopic, Partition: p}
-		if !r.spread.graced[tp] {
-			r.spread.graced[tp] = true
-			batch.Progress = append(batch.Progress, storage.PartitionProgress{TP: tp, Through: time.UnixMilli(0).UTC(), EventMax: time.UnixMilli(0).UTC()})
-		}
-	}
+	r.shareClocks(mine, batch)
 	if r.lab != nil {
 		if err := r.shareLabelProgress(ctx, owner, batch); err != nil {
 			return err
@@ -230,6 +225,33 @@ func (r *Runner) shareWindows(ctx context.Context, batch *storage.Batch, closed 
 		}
 	}
 	return nil
+}
+
+// shareClocks adds to batch the clocks of the prediction partitions mine
+// (streamClock.partitionClock), which the judges give silent windows by (silentOwned):
+// each partition's first row says it was read past the start-up grace; after it, a clock
+// that moved is written at most every pollEvery (a caught-up clock moves with the wall
+// clock at every flush).
+func (r *Runner) shareClocks(mine []int, batch *storage.Batch) {
+	now := r.now()
+	due := now.Sub(r.spread.clockSent) >= pollEvery
+	epoch := time.UnixMilli(0).UTC()
+	for _, p := range mine {
+		tp := processors.TopicPartition{Topic: r.set.PredictionTopic, Partition: p}
+		row := storage.PartitionProgress{TP: tp, Through: epoch, EventMax: epoch}
+		if c := r.clock.partitionClock(consumers.TopicPartition{Topic: tp.Topic, Partition: p}, now); c.After(epoch) {
+			row.Through = c.UTC()
+		}
+		k := progressKey{tp: tp}
+		if last, ok := r.spread.written[k]; ok && (!due || !row.Through.After(last.Through)) {
+			continue
+		}
+		r.spread.written[k] = row
+		batch.Progress = append(batch.Progress, row)
+	}
+	if due {
+		r.spread.clockSent = now
+	}
 }
 
 // pollReferences reads the references other members built, at most every few seconds
@@ -310,6 +332,8 @@ func (r *Runner) judgeOwned(ctx context.Context) error {
 		return err
 	}
 	r.spread.progress = progress
+	// clock is the least of the partitions' clocks (zero: none dates anything yet).
+	var clock time.Time
 	graced, byModel := map[int]bool{}, map[string][]storage.PartitionProgress{}
 	for _, p := range progress {
 		if p.TP.Topic != r.set.PredictionTopic {
@@ -317,6 +341,9 @@ func (r *Runner) judgeOwned(ctx context.Context) error {
 		}
 		if p.Model == "" {
 			graced[p.TP.Partition] = true
+			if p.Through.UnixMilli() > 0 && (clock.IsZero() || p.Through.Before(clock)) {
+				clock = p.Through
+			}
 			continue
 		}
 		byModel[p.Model] = append(byModel[p.Model], p)
@@ -334,8 +361,10 @@ func (r *Runner) judgeOwned(ctx context.Context) error {
 	}
 	sort.Strings(models)
 	var closed []processors.Closed
-	var through []storage.JudgeProgress
+	// upTo is, per model, the end of the last window this batch judges.
+	upTo := map[string]time.Time{}
 	for _, m := range models {
+		upTo[m] = r.spread.judged[m]
 		complete, ok := completeThrough(byModel[m], r.set.WindowSpec(m).SkewBound())
 		if !ok || !complete.After(r.spread.judged[m]) {
 			continue
@@ -345,13 +374,26 @@ func (r *Runner) judgeOwned(ctx context.Context) error {
 			return err
 		}
 		closed = append(closed, ws...)
-		through = append(through, storage.JudgeProgress{Model: m, Through: complete})
+		upTo[m] = complete
+	}
+	sort.SliceStable(closed, func(i, j int) bool { return closed[i].Merged.Start < closed[j].Merged.Start })
+	closed = r.fillGaps(closed)
+	silent := r.silentOwned(byModel, upTo, clock)
+	for _, c := range silent {
+		m := c.Merged.Series.Model
+		upTo[m] = maxTime(upTo[m], time.UnixMilli(c.Merged.End).UTC())
+	}
+	var through []storage.JudgeProgress
+	for _, m := range models {
+		if upTo[m].After(r.spread.judged[m]) {
+			through = append(through, storage.JudgeProgress{Model: m, Through: upTo[m]})
+		}
 	}
 	if len(through) == 0 {
 		return nil
 	}
+	closed = append(closed, silent...)
 	sort.SliceStable(closed, func(i, j int) bool { return closed[i].Merged.Start < closed[j].Merged.Start })
-	closed = r.fillGaps(closed)
 	batch := &storage.Batch{Closed: closed, WrittenAt: now, JudgedThrough: through}
 	built, err := r.j.judgeClosed(ctx, closed, now, batch, r.onVerdict)
 	if err != nil {

@@ -3,6 +3,7 @@ package pipeline_test
 import (
 	"fmt"
 	"hash/fnv"
+	"math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/driftd/driftd/internal/testenv"
 	"github.com/driftd/driftd/pipeline"
+	"github.com/driftd/driftd/processors"
 	"github.com/driftd/driftd/schemas"
 )
 
@@ -192,4 +194,85 @@ func labelPartition(key []byte, n int) int {
 		p = -p
 	}
 	return int(p)
+}
+
+// A model that stops sending for two windows while the stream goes on, in a spread group:
+// its judge gives its series the empty windows one member gives (by every partition's
+// clock, once no partition holds an event of the model not judged), and they page the
+// drop as one member's do; none is given early, so the model's events after the silence
+// are not late. Ten-minute windows: six of them are the recent volume a drop is judged by.
+func TestSpreadSilentModelGivesTheSingleMemberResult(t *testing.T) {
+	const size, partitions = 10 * time.Minute, 4
+	rng := rand.New(rand.NewPCG(5, 5))
+	var msgs []kafka.Message
+	for at := t0; at.Before(t0.Add(9 * size)); at = at.Add(3 * time.Second) {
+		for _, model := range []string{"fraud-scorer", "stable-model"} {
+			if model == "stable-model" && !at.Before(t0.Add(6*size)) && at.Before(t0.Add(8*size)) {
+				continue // silent in windows 6 and 7
+			}
+			e := &schemas.PredictionEvent{EventID: fmt.Sprintf("%s-%d", model, at.Unix()), RequestID: strconv.Itoa(rng.IntN(1 << 30)),
+				Model: model, ModelVersion: "3.2.0", Deployment: "primary", Timestamp: at, Status: "ok", LatencyMs: 20,
+				Features:   []schemas.Feature{{Name: "amount", Value: schemas.Value{Kind: schemas.Number, Num: 100 + 10*rng.NormFloat64()}}},
+				Prediction: schemas.Value{Kind: schemas.Number, Num: rng.Float64()}}
+			msgs = append(msgs, kafka.Message{Key: []byte(e.RequestID), Value: jsonOf(t, e)})
+		}
+	}
+	// Compared: the windows before the last, whose end depends on when the models' idle
+	// windows close, and the late events.
+	cut := "toDateTime64('" + t0.Add(8*size).Format("2006-01-02 15:04:05") + "', 3, 'UTC')"
+	run := func(spread bool) string {
+		h := newHarnessN(t, partitions)
+		h.spread = spread
+		h.tweak = func(s *pipeline.Settings) {
+			s.WindowSpec = func(string) processors.WindowSpec {
+				return processors.WindowSpec{Size: size, Lateness: 5 * time.Second}
+			}
+		}
+		_, stopA := h.start(t)
+		stopB := func() pipeline.Stats { return pipeline.Stats{} }
+		for i := 0; i < 4; i++ {
+			h.produce(t, msgs[i*len(msgs)/4:(i+1)*len(msgs)/4]...)
+			if i == 1 {
+				_, stopB = h.start(t)
+			}
+			// The third piece ends with window 5: both models fall idle, then the stream
+			// goes on without the silent model for two windows.
+			pause(t, map[bool]time.Duration{true: 12 * time.Second, false: 1500 * time.Millisecond}[i == 2])
+		}
+		ctx := testenv.Context(t, 3*time.Minute)
+		db := h.store.Database()
+		for { // the silent model's two empty windows before the cut judged
+			out, err := testenv.TSV(ctx, h.store.Conn(), "SELECT count() FROM "+db+".window_model_stats FINAL WHERE model = 'stable-model' AND events = 0 AND judgement != '' AND window_start < "+cut)
+			if err == nil && strings.TrimSpace(out) == "2" {
+				break
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("waiting for the silent model's empty windows: %q (%v)", out, err)
+			}
+			pause(t, 300*time.Millisecond)
+		}
+		pause(t, 2*time.Second) // the flush after
+		stopB()
+		stopA()
+		var b strings.Builder
+		for _, q := range []string{
+			`SELECT model, window_start, sum(events), any(judgement), any(round(expected_events, 6)), any(volume_low) FROM %[1]s.window_model_stats FINAL WHERE window_start < ` + cut + ` GROUP BY model, window_start ORDER BY model, window_start`,
+			`SELECT state, severity, kind, model, window_start, summary FROM %[1]s.alerts FINAL WHERE window_start < ` + cut + ` ORDER BY window_start, alert_id`,
+			`SELECT 'late events', count() FROM %[1]s.late_events FINAL`,
+		} {
+			rows, err := testenv.TSV(ctx, h.store.Conn(), fmt.Sprintf(q, db))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b.WriteString(rows)
+		}
+		return b.String()
+	}
+	want, got := run(false), run(true)
+	if got != want {
+		t.Errorf("a spread group's silent model differs from one member's:\none member:\n%s\ntwo members:\n%s", want, got)
+	}
+	if !strings.Contains(want, "\tvolume\tstable-model\t") {
+		t.Errorf("one member paged no volume drop of the silent model:\n%s", want)
+	}
 }

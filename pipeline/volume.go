@@ -343,7 +343,8 @@ const silentSeriesFor = 24 * time.Hour
 // stream went on: a window [end, end+size) of a series with no open window, once the
 // stream's event-time clock has passed its end plus the lateness and every prediction
 // partition has been read that far. They are judged on volume only, so "stopped sending"
-// fires at the same event-time moment live and in a backlog.
+// fires at the same event-time moment live and in a backlog. A spread member sees only
+// its share of the stream: its models' judge gives them (silentOwned).
 func (r *Runner) silentWindows(now time.Time) []processors.Closed {
 	clock := r.clock.now(now)
 	if clock.IsZero() || len(r.j.series) == 0 || r.set.Spread {
@@ -363,6 +364,35 @@ func (r *Runner) silentWindows(now time.Time) []processors.Closed {
 		out = append(out, r.emptyWindows(s, st, func(start, end int64) bool {
 			due := time.UnixMilli(end).Add(lateness)
 			return !clock.Before(due) && r.clock.readPast(r.set.PredictionTopic, due) && !r.superseded(s, start, end, open)
+		})...)
+	}
+	return out
+}
+
+// silentOwned gives a spread group's judge the empty windows of the series of its models
+// (those in upTo, with the end of what this batch judges) that stopped sending, as
+// silentWindows gives one member: up to where the model is judged (an event of the series
+// there would be in a window judged), and past it only while no partition holds an event
+// of the model not judged yet and every partition is read past the window's end plus the
+// lateness (clock: the least of the partitions' clocks; zero: not known).
+func (r *Runner) silentOwned(byModel map[string][]storage.PartitionProgress, upTo map[string]time.Time, clock time.Time) []processors.Closed {
+	var out []processors.Closed
+	for _, s := range r.seriesWithEnds() {
+		judged, owned := upTo[s.Model]
+		st := r.j.series[s]
+		if !owned || r.j.refs[[2]string{s.Model, s.Version}] == nil && st.volume.hours == nil {
+			continue
+		}
+		quiet := !clock.IsZero()
+		for _, p := range byModel[s.Model] {
+			quiet = quiet && p.EventMax.Before(judged)
+		}
+		lateness := r.set.WindowSpec(s.Model).Lateness
+		out = append(out, r.emptyWindows(s, st, func(start, end int64) bool {
+			if end > judged.UnixMilli() && (!quiet || clock.Before(time.UnixMilli(end).Add(lateness))) {
+				return false
+			}
+			return !r.superseded(s, start, end, nil)
 		})...)
 	}
 	return out

@@ -217,13 +217,15 @@ ORDER BY model_version, window_start, topic, partition`,
 }
 
 // judgedOnly restricts a read of window_model_stats (aliased w), in a spread group's view
-// (ForSpreadGroup), to the windows judged, for models whose judging is recorded in
-// judge_progress (a spread group writes partials before they are judged): a restart
-// restores the judging state from what was judged, as one member's does.
+// (ForSpreadGroup), to the windows judged as judge_progress records them (a spread group
+// writes partials before they are judged; a model with no row has none judged): a restart
+// restores the judging state from what was judged, as one member's does. Migration 0017
+// recorded the windows written before it as judged, and one member records what it judges.
 func (s *Store) judgedOnly() (join, cond string) {
 	if !s.spreadGroup {
 		return "", "1"
 	}
+	// A model with no row reads as NULL (join_use_nulls = 1) or 1970 (the default).
 	return `GLOBAL LEFT JOIN (SELECT model, max(through) AS judged FROM ` + s.db + `.judge_progress GROUP BY model) AS jp ON w.model = jp.model`,
-		`(jp.judged IS NULL OR jp.judged = toDateTime64(0, 3, 'UTC') OR w.window_end <= jp.judged)` // join_use_nulls either way
+		`w.window_end <= ifNull(jp.judged, toDateTime64(0, 3, 'UTC'))`
 }

@@ -160,10 +160,26 @@ func TestRestoreWithJoinUseNulls(t *testing.T) {
 		t.Fatal(err)
 	}
 	closed := sixWindows(t)
-	if err := s.WriteWithRetry(ctx, &storage.Batch{Closed: closed, WrittenAt: t0}, storage.DefaultBackoff, nil); err != nil {
+	if err := s.WriteWithRetry(ctx, &storage.Batch{Closed: closed, WrittenAt: t0,
+		JudgedThrough: []storage.JudgeProgress{{Model: closed[0].Merged.Series.Model, Through: time.UnixMilli(closed[5].Merged.End)}}}, storage.DefaultBackoff, nil); err != nil {
 		t.Fatal(err)
 	}
-	before, err := s.LoadSeriesEnds(ctx, 48*time.Hour)
+	// A model with partials and no judge progress: nothing of it is judged, with
+	// join_use_nulls either way.
+	other := sixWindows(t)
+	for _, c := range other {
+		c.Merged.Series.Model = "other"
+		for _, p := range c.Partials {
+			p.Series.Model = "other"
+		}
+	}
+	if err := s.WriteWithRetry(ctx, &storage.Batch{Closed: other, WrittenAt: t0}, storage.DefaultBackoff, nil); err != nil {
+		t.Fatal(err)
+	}
+	if ends, err := s.ForSpreadGroup().LoadSeriesEnds(ctx, 48*time.Hour); err != nil || len(ends) != 1 {
+		t.Errorf("series ends %v %v, want the judged model's only", ends, err)
+	}
+	before, err := s.ForSpreadGroup().LoadSeriesEnds(ctx, 48*time.Hour)
 	if err != nil || len(before) != 1 {
 		t.Fatalf("series ends %v %v", before, err)
 	}
