@@ -1,9 +1,14 @@
 package pipeline
 
 import (
+	"io"
+	"log/slog"
+	"slices"
 	"testing"
 	"time"
 
+	"github.com/driftd/driftd/consumers"
+	"github.com/driftd/driftd/detectors"
 	"github.com/driftd/driftd/processors"
 	"github.com/driftd/driftd/storage"
 )
@@ -72,5 +77,90 @@ func TestJudgedThrough(t *testing.T) {
 	want := []storage.JudgeProgress{{Model: "a", Through: time.UnixMilli(t0 + 120000).UTC()}, {Model: "b", Through: time.UnixMilli(t0 + 60000).UTC()}}
 	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
 		t.Errorf("judged through %v, want %v", got, want)
+	}
+}
+
+// A partition dates the stream by its newest event while it has unread records, else by
+// its reader's caught-up clock (the newest event it read moved on by the wall clock, at
+// most a minute ahead of it); one that dates nothing says so (zero).
+func TestPartitionClock(t *testing.T) {
+	t0 := time.Date(2026, 3, 4, 10, 0, 0, 0, time.UTC)
+	wall := time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)
+	tp := func(p int) consumers.TopicPartition { return consumers.TopicPartition{Topic: "p", Partition: p} }
+	c := newStreamClock()
+	if got := c.partitionClock(tp(0), wall); !got.IsZero() {
+		t.Errorf("nothing read: %v, want zero", got)
+	}
+	c.position(tp(0), 10) // behind, nothing decoded yet
+	if got := c.partitionClock(tp(0), wall); !got.IsZero() {
+		t.Errorf("behind and undated: %v, want zero", got)
+	}
+	c.event(tp(0), t0.Add(time.Minute), wall)
+	c.position(tp(1), 0)
+	c.event(tp(1), t0.Add(3*time.Minute), wall)
+	for _, k := range []struct {
+		name string
+		p    int
+		at   time.Time
+		want time.Time
+	}{
+		{"behind: its newest event", 0, wall.Add(time.Hour), t0.Add(time.Minute)},
+		{"caught up: the newest read, moved on by the wall clock", 1, wall.Add(10 * time.Second), t0.Add(3*time.Minute + 10*time.Second)},
+		{"never read, caught up alike", 2, wall.Add(10 * time.Second), t0.Add(3*time.Minute + 10*time.Second)},
+	} {
+		if got := c.partitionClock(tp(k.p), k.at); !got.Equal(k.want) {
+			t.Errorf("%s: %v, want %v", k.name, got, k.want)
+		}
+	}
+	// A newest event ahead of the wall clock is held to a minute ahead of it.
+	c.event(tp(1), wall.Add(time.Hour), wall)
+	if got := c.partitionClock(tp(1), wall); !got.Equal(wall.Add(maxAhead)) {
+		t.Errorf("ahead of the wall clock: %v, want %v", got, wall.Add(maxAhead))
+	}
+}
+
+// A spread judge gives a silent series its empty windows up to where its model is judged,
+// and past it only while no partition holds an event of the model not judged and every
+// partition's clock is past the window's end plus the lateness.
+func TestSilentOwned(t *testing.T) {
+	t0 := time.Date(2026, 3, 4, 10, 0, 0, 0, time.UTC)
+	s := processors.SeriesKey{Model: "m", Version: "1", Deployment: "primary"}
+	at := func(d time.Duration) time.Time { return t0.Add(d) }
+	row := func(part int, eventMax time.Duration) storage.PartitionProgress {
+		return storage.PartitionProgress{Model: "m", TP: processors.TopicPartition{Topic: "p", Partition: part}, Through: at(2 * time.Minute), EventMax: at(eventMax)}
+	}
+	for _, c := range []struct {
+		name   string
+		upTo   map[string]time.Time
+		rows   []storage.PartitionProgress
+		clock  time.Time
+		starts []time.Duration
+	}{
+		{"within what is judged", map[string]time.Time{"m": at(4 * time.Minute)}, nil, time.Time{}, []time.Duration{2 * time.Minute, 3 * time.Minute}},
+		{"past it, quiet, clock past", map[string]time.Time{"m": at(2 * time.Minute)},
+			[]storage.PartitionProgress{row(0, 110*time.Second), row(1, 119*time.Second)}, at(4*time.Minute + 5*time.Second), []time.Duration{2 * time.Minute, 3 * time.Minute}},
+		{"past it, an event not judged", map[string]time.Time{"m": at(2 * time.Minute)},
+			[]storage.PartitionProgress{row(0, 110*time.Second), row(1, 150*time.Second)}, at(4*time.Minute + 5*time.Second), nil},
+		{"past it, no clock", map[string]time.Time{"m": at(2 * time.Minute)}, []storage.PartitionProgress{row(0, 110*time.Second)}, time.Time{}, nil},
+		{"past it, the clock short of the lateness", map[string]time.Time{"m": at(2 * time.Minute)},
+			[]storage.PartitionProgress{row(0, 110*time.Second)}, at(3*time.Minute + 4*time.Second), nil},
+		{"another member's model", map[string]time.Time{"other": at(4 * time.Minute)}, nil, at(time.Hour), nil},
+	} {
+		set := Settings{Spread: true, PredictionTopic: "p",
+			WindowSpec: func(string) processors.WindowSpec { return processors.WindowSpec{Size: time.Minute, Lateness: 5 * time.Second} }}
+		r := &Runner{set: set, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+		r.proc = processors.NewProcessor(set.WindowSpec, processors.Limits{})
+		r.j = newJudge(&r.set, r.log, nil)
+		r.j.refs[[2]string{"m", "1"}] = &detectors.Profile{Model: "m", Version: "1"}
+		w := processors.EmptyWindow(s, t0.Add(time.Minute).UnixMilli(), t0.Add(2*time.Minute).UnixMilli())
+		w.Events = 10
+		r.fillGaps([]processors.Closed{{Merged: w}}) // the series' windows end at 10:02
+		var got []time.Duration
+		for _, e := range r.silentOwned(map[string][]storage.PartitionProgress{"m": c.rows}, c.upTo, c.clock) {
+			got = append(got, time.UnixMilli(e.Merged.Start).Sub(t0))
+		}
+		if !slices.Equal(got, c.starts) {
+			t.Errorf("%s: empty windows at %v, want %v", c.name, got, c.starts)
+		}
 	}
 }
