@@ -147,7 +147,9 @@ func TestSilentOwned(t *testing.T) {
 		{"another member's model", map[string]time.Time{"other": at(4 * time.Minute)}, nil, at(time.Hour), nil},
 	} {
 		set := Settings{Spread: true, PredictionTopic: "p",
-			WindowSpec: func(string) processors.WindowSpec { return processors.WindowSpec{Size: time.Minute, Lateness: 5 * time.Second} }}
+			WindowSpec: func(string) processors.WindowSpec {
+				return processors.WindowSpec{Size: time.Minute, Lateness: 5 * time.Second}
+			}}
 		r := &Runner{set: set, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 		r.proc = processors.NewProcessor(set.WindowSpec, processors.Limits{})
 		r.j = newJudge(&r.set, r.log, nil)
