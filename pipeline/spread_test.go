@@ -3,6 +3,7 @@ package pipeline_test
 import (
 	"fmt"
 	"hash/fnv"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/driftd/driftd/detectors"
 	"github.com/driftd/driftd/internal/testenv"
 	"github.com/driftd/driftd/pipeline"
 	"github.com/driftd/driftd/processors"
@@ -274,5 +276,106 @@ func TestSpreadSilentModelGivesTheSingleMemberResult(t *testing.T) {
 	}
 	if !strings.Contains(want, "\tvolume\tstable-model\t") {
 		t.Errorf("one member paged no volume drop of the silent model:\n%s", want)
+	}
+}
+
+// Canary and shadow comparisons in a spread group: a model's canary is compared with its
+// primary, and its shadow joined to its primary by request id, by the model's judge from
+// the windows and keys every member wrote, with members joining and leaving; every window
+// row, comparison row and alert equals one member's.
+func TestSpreadCanaryAndShadowGiveTheSingleMemberResult(t *testing.T) {
+	const windows, flipFrom = 8, 5
+	rng := rand.New(rand.NewPCG(11, 11))
+	var msgs []kafka.Message
+	add := func(model, version, slot, id string, at time.Time, latency, score float64) {
+		e := &schemas.PredictionEvent{EventID: id + "-" + slot, RequestID: id, Model: model, ModelVersion: version, Deployment: slot,
+			Timestamp: at, Status: "ok", LatencyMs: latency,
+			Features:   []schemas.Feature{{Name: "amount", Value: schemas.Value{Kind: schemas.Number, Num: 100 + 15*rng.NormFloat64()}}},
+			Prediction: schemas.Value{Kind: schemas.Number, Num: score}}
+		msgs = append(msgs, kafka.Message{Key: []byte(id), Value: jsonOf(t, e)})
+	}
+	for w := 0; w < windows; w++ {
+		for i := 0; i < 200; i++ {
+			at := t0.Add(time.Duration(w)*time.Minute + time.Duration(i)*time.Minute/200)
+			id := fmt.Sprintf("slow-%d-%d", w, i)
+			add("slow", "1", schemas.DeploymentPrimary, id, at, 40*math.Exp(0.5*rng.NormFloat64()), rng.Float64())
+			if i%3 != 0 { // 133 a window: enough to judge (DefaultCanarySettings.MinEvents)
+				add("slow", "2", schemas.DeploymentCanary, id+"c", at, 160*math.Exp(0.5*rng.NormFloat64()), rng.Float64())
+			}
+			id = fmt.Sprintf("flip-%d-%d", w, i)
+			p := rng.Float64()
+			s := min(max(p+0.05*rng.NormFloat64(), 0), 1)
+			if w >= flipFrom && i%2 == 0 {
+				s = 1 - s
+			}
+			add("flip", "1", schemas.DeploymentPrimary, id, at, 20, p)
+			add("flip", "2", schemas.DeploymentShadow, id, at, 20, s)
+		}
+	}
+	compared := func(h *harness) string {
+		ctx := testenv.Context(t, time.Minute)
+		var b strings.Builder
+		for _, q := range []string{
+			`SELECT model, window_start, verdict FROM %[1]s.canary_analysis FINAL ORDER BY model, window_start`,
+			`SELECT model, window_start, in_reference, round(agreement, 6) FROM %[1]s.shadow_analysis FINAL ORDER BY model, window_start`,
+		} {
+			rows, err := testenv.TSV(ctx, h.store.Conn(), fmt.Sprintf(q, h.store.Database()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b.WriteString(rows)
+		}
+		return b.String()
+	}
+	run := func(spread bool) string {
+		h := newHarnessN(t, 4)
+		join := joinLabels(h) // the prediction keys the shadow join runs on are kept with a label topic
+		h.tweak = func(s *pipeline.Settings) {
+			join(s)
+			s.Canary = detectors.DefaultCanarySettings
+		}
+		h.spread = spread
+		_, stopA := h.start(t)
+		none := func() pipeline.Stats { return pipeline.Stats{} }
+		stopB := none
+		for i := 0; i < 6; i++ {
+			h.produce(t, msgs[i*len(msgs)/6:(i+1)*len(msgs)/6]...)
+			switch i {
+			case 1:
+				_, stopB = h.start(t)
+			case 3:
+				stopA()
+				stopA = none
+			}
+			pause(t, 1500*time.Millisecond)
+		}
+		// Bins left out: a first-windows reference's (waitWritten).
+		rows := waitWritten(t, h, len(msgs), 2*windows, true, false)
+		stopB()
+		stopA()
+		return rows + compared(h)
+	}
+	want, got := run(false), run(true)
+	if got != want {
+		wl, gl := strings.Split(want, "\n"), strings.Split(got, "\n")
+		var diff []string
+		for i := 0; i < max(len(wl), len(gl)) && len(diff) < 20; i++ {
+			w, g := "", ""
+			if i < len(wl) {
+				w = wl[i]
+			}
+			if i < len(gl) {
+				g = gl[i]
+			}
+			if w != g {
+				diff = append(diff, "one member:  "+w, "two members: "+g)
+			}
+		}
+		t.Errorf("canary and shadow results differ from one member's (%d and %d lines):\n%s", len(wl), len(gl), strings.Join(diff, "\n"))
+	}
+	for _, s := range []string{"\tregression\n", "\tcanary\tslow\t", "\tshadow\tflip\t"} {
+		if !strings.Contains(want, s) {
+			t.Errorf("one member's results lack %q:\n%s", s, want[max(0, len(want)-3000):])
+		}
 	}
 }
