@@ -389,7 +389,10 @@ func (r *Runner) judgeOwned(ctx context.Context) error {
 			through = append(through, storage.JudgeProgress{Model: m, Through: upTo[m]})
 		}
 	}
-	if len(through) == 0 {
+	if len(through) == 0 && len(silent) == 0 {
+		// Empty windows up to where a model is judged are written even when nothing
+		// moved (a series that has its reference only now, or a restart after a write cut
+		// off): emptyWindows has moved the series' end past them.
 		return nil
 	}
 	closed = append(closed, silent...)

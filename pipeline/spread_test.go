@@ -379,3 +379,79 @@ func TestSpreadCanaryAndShadowGiveTheSingleMemberResult(t *testing.T) {
 		}
 	}
 }
+
+// A spread judge's write of a silent series' empty windows cut off (a SIGKILL, or
+// ClickHouse down past max_outage): with the rows written and judge_progress not (the
+// write order), and with judge_progress written and the rows not (the order before it),
+// the next judge gives the same windows and alerts, with no hole in the series.
+func TestSpreadSilentWindowsSurviveACutOffWrite(t *testing.T) {
+	const size = time.Minute
+	rng := rand.New(rand.NewPCG(3, 3))
+	var msgs []kafka.Message
+	for at := t0; at.Before(t0.Add(10 * size)); at = at.Add(3 * time.Second) {
+		for _, model := range []string{"m", "other"} {
+			if model == "m" && !at.Before(t0.Add(6*size)) {
+				continue // m falls silent after six windows; the stream goes on
+			}
+			e := &schemas.PredictionEvent{EventID: fmt.Sprintf("%s-%d", model, at.Unix()), RequestID: strconv.Itoa(rng.IntN(1 << 30)),
+				Model: model, ModelVersion: "1", Deployment: "primary", Timestamp: at, Status: "ok", LatencyMs: 20,
+				Features:   []schemas.Feature{{Name: "amount", Value: schemas.Value{Kind: schemas.Number, Num: 100 + 10*rng.NormFloat64()}}},
+				Prediction: schemas.Value{Kind: schemas.Number, Num: rng.Float64()}}
+			msgs = append(msgs, kafka.Message{Key: []byte(e.RequestID), Value: jsonOf(t, e)})
+		}
+	}
+	cut := "toDateTime64('" + t0.Add(9*size).Format("2006-01-02 15:04:05") + "', 3, 'UTC')"
+	for _, c := range []struct{ name, undo string }{
+		{"judge progress not written", "ALTER TABLE %[1]s.judge_progress DELETE WHERE model = 'm' AND through = toDateTime64('%[2]s', 3, 'UTC')"},
+		{"the empty windows' rows not written", "ALTER TABLE %[1]s.window_model_stats DELETE WHERE model = 'm' AND events = 0"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h := newHarnessN(t, 2)
+			h.spread = true
+			db := h.store.Database()
+			ctx := testenv.Context(t, 3*time.Minute)
+			q := func(sql string, args ...any) string {
+				t.Helper()
+				out, err := testenv.TSV(ctx, h.store.Conn(), fmt.Sprintf(sql, append([]any{db}, args...)...))
+				if err != nil {
+					t.Fatal(err)
+				}
+				return strings.TrimSpace(out)
+			}
+			// m's windows 6, 7 and 8 given empty and judged, and what is stored of m.
+			settled := func() string {
+				t.Helper()
+				for {
+					n := q("SELECT count() FROM %[1]s.window_model_stats FINAL WHERE model = 'm' AND events = 0 AND judgement != '' AND window_start < " + cut)
+					through := q("SELECT max(through) FROM %[1]s.judge_progress WHERE model = 'm'")
+					if n == "3" && through >= t0.Add(9*size).Format("2006-01-02 15:04:05") {
+						break
+					}
+					if ctx.Err() != nil {
+						t.Fatalf("m's empty windows: %s judged, judge progress %s", n, through)
+					}
+					pause(t, 300*time.Millisecond)
+				}
+				return q("SELECT window_start, sum(events), any(judgement), any(round(expected_events, 6)), any(volume_low) FROM %[1]s.window_model_stats FINAL WHERE model = 'm' AND window_start < "+cut+" GROUP BY window_start ORDER BY window_start") +
+					"\n" + q("SELECT state, severity, kind, window_start, summary FROM %[1]s.alerts FINAL WHERE model = 'm' AND window_start < "+cut+" ORDER BY window_start, alert_id")
+			}
+			h.produce(t, msgs...)
+			_, stop := h.start(t)
+			want := settled()
+			stop()
+			through := q("SELECT max(through) FROM %[1]s.judge_progress WHERE model = 'm'")
+			if err := h.store.Conn().Exec(ctx, fmt.Sprintf(c.undo, db, through)+" SETTINGS mutations_sync = 2"); err != nil {
+				t.Fatal(err)
+			}
+			_, stop = h.start(t)
+			got := settled()
+			stop()
+			if got != want {
+				t.Errorf("after the cut-off write, m's windows and alerts differ:\nbefore:\n%s\nafter:\n%s", want, got)
+			}
+			if !strings.Contains(want, "no events") {
+				t.Errorf("no empty window judged before the cut:\n%s", want)
+			}
+		})
+	}
+}

@@ -445,9 +445,6 @@ func (s *Store) Write(ctx context.Context, b *Batch) error {
 	if err := stages.flush(); err != nil {
 		return err
 	}
-	if err := s.writeJudgement(ctx, b); err != nil {
-		return err
-	}
 	models := s.inserter(ctx, modelStats())
 	for _, c := range b.Closed {
 		for _, p := range c.Partials {
@@ -457,6 +454,12 @@ func (s *Store) Write(ctx context.Context, b *Batch) error {
 		}
 	}
 	if err := models.flush(); err != nil {
+		return err
+	}
+	// After every row of the windows judged (a spread judge's empty windows are new rows
+	// here): judge_progress never covers a window whose rows are not written, so a judge
+	// that restarts after a cut-off write judges it again rather than leave a hole.
+	if err := s.writeJudgement(ctx, b); err != nil {
 		return err
 	}
 	return s.writeProgress(ctx, b)
