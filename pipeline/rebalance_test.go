@@ -92,21 +92,7 @@ func rebalanceMatchesOneMember(t *testing.T, spread, fileRefs bool) {
 	got := waitWritten(t, multi, total, 2*windows, judged, fileRefs)
 	stopC()
 	if got != want {
-		wl, gl := strings.Split(want, "\n"), strings.Split(got, "\n")
-		var diff []string
-		for i := 0; i < max(len(wl), len(gl)) && len(diff) < 20; i++ {
-			w, g := "", ""
-			if i < len(wl) {
-				w = wl[i]
-			}
-			if i < len(gl) {
-				g = gl[i]
-			}
-			if w != g {
-				diff = append(diff, "one member:    "+w, "three members: "+g)
-			}
-		}
-		t.Errorf("with members joining and leaving, the results differ from one member's (%d and %d lines):\n%s", len(wl), len(gl), strings.Join(diff, "\n"))
+		t.Errorf("with members joining and leaving, the results differ from one member's:\n%s", lineDiff(want, got, "one member:    ", "three members: "))
 	}
 	if !strings.Contains(want, "fraud-scorer") || strings.Count(want, "\n") < 2*windows*partitions/2 {
 		t.Errorf("the single member's results look wrong:\n%s", want)
@@ -114,6 +100,26 @@ func rebalanceMatchesOneMember(t *testing.T, spread, fileRefs bool) {
 	if judged && !strings.Contains(want, "\tfiring\tcritical\tdata_drift\tfraud-scorer\t") {
 		t.Errorf("no drift alert in the single member's results:\n%s", want[max(0, len(want)-2000):])
 	}
+}
+
+// lineDiff shows the first 10 lines in which got differs from want, each as want's line
+// and got's, after their labels, with both line counts.
+func lineDiff(want, got, wantLabel, gotLabel string) string {
+	wl, gl := strings.Split(want, "\n"), strings.Split(got, "\n")
+	diff := []string{fmt.Sprintf("(%d and %d lines)", len(wl), len(gl))}
+	for i := 0; i < max(len(wl), len(gl)) && len(diff) < 21; i++ {
+		w, g := "", ""
+		if i < len(wl) {
+			w = wl[i]
+		}
+		if i < len(gl) {
+			g = gl[i]
+		}
+		if w != g {
+			diff = append(diff, wantLabel+w, gotLabel+g)
+		}
+	}
+	return strings.Join(diff, "\n")
 }
 
 // referenceProfiles builds a file reference per model from messages.

@@ -205,20 +205,9 @@ func labelPartition(key []byte, n int) int {
 // are not late. Ten-minute windows: six of them are the recent volume a drop is judged by.
 func TestSpreadSilentModelGivesTheSingleMemberResult(t *testing.T) {
 	const size, partitions = 10 * time.Minute, 4
-	rng := rand.New(rand.NewPCG(5, 5))
-	var msgs []kafka.Message
-	for at := t0; at.Before(t0.Add(9 * size)); at = at.Add(3 * time.Second) {
-		for _, model := range []string{"fraud-scorer", "stable-model"} {
-			if model == "stable-model" && !at.Before(t0.Add(6*size)) && at.Before(t0.Add(8*size)) {
-				continue // silent in windows 6 and 7
-			}
-			e := &schemas.PredictionEvent{EventID: fmt.Sprintf("%s-%d", model, at.Unix()), RequestID: strconv.Itoa(rng.IntN(1 << 30)),
-				Model: model, ModelVersion: "3.2.0", Deployment: "primary", Timestamp: at, Status: "ok", LatencyMs: 20,
-				Features:   []schemas.Feature{{Name: "amount", Value: schemas.Value{Kind: schemas.Number, Num: 100 + 10*rng.NormFloat64()}}},
-				Prediction: schemas.Value{Kind: schemas.Number, Num: rng.Float64()}}
-			msgs = append(msgs, kafka.Message{Key: []byte(e.RequestID), Value: jsonOf(t, e)})
-		}
-	}
+	msgs := everyThreeSeconds(t, rand.New(rand.NewPCG(5, 5)), t0.Add(9*size), func(model string, at time.Time) bool {
+		return model == "fraud-scorer" || at.Before(t0.Add(6*size)) || !at.Before(t0.Add(8*size)) // stable-model: silent in windows 6 and 7
+	}, "fraud-scorer", "stable-model")
 	// Compared: the windows before the last, whose end depends on when the models' idle
 	// windows close, and the late events.
 	cut := "toDateTime64('" + t0.Add(8*size).Format("2006-01-02 15:04:05") + "', 3, 'UTC')"
@@ -357,21 +346,7 @@ func TestSpreadCanaryAndShadowGiveTheSingleMemberResult(t *testing.T) {
 	}
 	want, got := run(false), run(true)
 	if got != want {
-		wl, gl := strings.Split(want, "\n"), strings.Split(got, "\n")
-		var diff []string
-		for i := 0; i < max(len(wl), len(gl)) && len(diff) < 20; i++ {
-			w, g := "", ""
-			if i < len(wl) {
-				w = wl[i]
-			}
-			if i < len(gl) {
-				g = gl[i]
-			}
-			if w != g {
-				diff = append(diff, "one member:  "+w, "two members: "+g)
-			}
-		}
-		t.Errorf("canary and shadow results differ from one member's (%d and %d lines):\n%s", len(wl), len(gl), strings.Join(diff, "\n"))
+		t.Errorf("canary and shadow results differ from one member's:\n%s", lineDiff(want, got, "one member:  ", "two members: "))
 	}
 	for _, s := range []string{"\tregression\n", "\tcanary\tslow\t", "\tshadow\tflip\t"} {
 		if !strings.Contains(want, s) {
@@ -386,20 +361,9 @@ func TestSpreadCanaryAndShadowGiveTheSingleMemberResult(t *testing.T) {
 // the next judge gives the same windows and alerts, with no hole in the series.
 func TestSpreadSilentWindowsSurviveACutOffWrite(t *testing.T) {
 	const size = time.Minute
-	rng := rand.New(rand.NewPCG(3, 3))
-	var msgs []kafka.Message
-	for at := t0; at.Before(t0.Add(10 * size)); at = at.Add(3 * time.Second) {
-		for _, model := range []string{"m", "other"} {
-			if model == "m" && !at.Before(t0.Add(6*size)) {
-				continue // m falls silent after six windows; the stream goes on
-			}
-			e := &schemas.PredictionEvent{EventID: fmt.Sprintf("%s-%d", model, at.Unix()), RequestID: strconv.Itoa(rng.IntN(1 << 30)),
-				Model: model, ModelVersion: "1", Deployment: "primary", Timestamp: at, Status: "ok", LatencyMs: 20,
-				Features:   []schemas.Feature{{Name: "amount", Value: schemas.Value{Kind: schemas.Number, Num: 100 + 10*rng.NormFloat64()}}},
-				Prediction: schemas.Value{Kind: schemas.Number, Num: rng.Float64()}}
-			msgs = append(msgs, kafka.Message{Key: []byte(e.RequestID), Value: jsonOf(t, e)})
-		}
-	}
+	msgs := everyThreeSeconds(t, rand.New(rand.NewPCG(3, 3)), t0.Add(10*size), func(model string, at time.Time) bool {
+		return model == "other" || at.Before(t0.Add(6*size)) // m falls silent after six windows; the stream goes on
+	}, "m", "other")
 	cut := "toDateTime64('" + t0.Add(9*size).Format("2006-01-02 15:04:05") + "', 3, 'UTC')"
 	for _, c := range []struct{ name, undo string }{
 		{"judge progress not written", "ALTER TABLE %[1]s.judge_progress DELETE WHERE model = 'm' AND through = toDateTime64('%[2]s', 3, 'UTC')"},
@@ -454,4 +418,24 @@ func TestSpreadSilentWindowsSurviveACutOffWrite(t *testing.T) {
 			}
 		})
 	}
+}
+
+// everyThreeSeconds is a prediction of each of models every three seconds from t0 until
+// until, where sends says the model sends, keyed by a random request id.
+func everyThreeSeconds(t *testing.T, rng *rand.Rand, until time.Time, sends func(model string, at time.Time) bool, models ...string) []kafka.Message {
+	t.Helper()
+	var msgs []kafka.Message
+	for at := t0; at.Before(until); at = at.Add(3 * time.Second) {
+		for _, model := range models {
+			if !sends(model, at) {
+				continue
+			}
+			e := &schemas.PredictionEvent{EventID: fmt.Sprintf("%s-%d", model, at.Unix()), RequestID: strconv.Itoa(rng.IntN(1 << 30)),
+				Model: model, ModelVersion: "1", Deployment: "primary", Timestamp: at, Status: "ok", LatencyMs: 20,
+				Features:   []schemas.Feature{{Name: "amount", Value: schemas.Value{Kind: schemas.Number, Num: 100 + 10*rng.NormFloat64()}}},
+				Prediction: schemas.Value{Kind: schemas.Number, Num: rng.Float64()}}
+			msgs = append(msgs, kafka.Message{Key: []byte(e.RequestID), Value: jsonOf(t, e)})
+		}
+	}
+	return msgs
 }
