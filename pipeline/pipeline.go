@@ -652,6 +652,9 @@ func (r *Runner) handle(ctx context.Context, a ahead) (err error) {
 	}
 	r.clock.event(tp, e.Timestamp, now)
 	src := processors.Source{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Time: rec.Time}
+	if r.spread != nil {
+		r.firstDelivery(ctx, e.Model, processors.TopicPartition{Topic: rec.Topic, Partition: rec.Partition})
+	}
 	out, start, end := r.proc.Add(e, src, now)
 	if gone := r.proc.Forgotten(); len(gone) > 0 {
 		r.j.forget(gone)

@@ -45,7 +45,7 @@ type partitionOwner interface {
 // spreadStore is what judging a spread group reads (a *storage.Store).
 type spreadStore interface {
 	LoadPartitionProgress(ctx context.Context) ([]storage.PartitionProgress, error)
-	LoadJudgeProgress(ctx context.Context) ([]storage.JudgeProgress, error)
+	LoadJudgeProgress(ctx context.Context, models ...string) ([]storage.JudgeProgress, error)
 	LoadWindows(ctx context.Context, model string, after, through time.Time) ([]*processors.WindowAgg, error)
 	LoadSampleParts(ctx context.Context, model string, from, to time.Time) ([]storage.SamplePart, error)
 }
@@ -71,6 +71,9 @@ type spreadState struct {
 	// caughtAsked is when this member last asked where its label partitions end;
 	// labelsPolled when it last read which models have labels (spread_labels.go).
 	caughtAsked, labelsPolled time.Time
+	// delivered are the (model, partition) pairs whose first record here was preceded by
+	// reading how far the model is judged (firstDelivery).
+	delivered map[progressKey]bool
 	// progress is every partition's progress as read in this flush (nil: not read yet).
 	progress []storage.PartitionProgress
 	// stale: the judging state was restored when this member's partitions were assigned,
@@ -86,7 +89,7 @@ type progressKey struct {
 
 func newSpreadState() *spreadState {
 	return &spreadState{written: map[progressKey]storage.PartitionProgress{},
-		judged: map[string]time.Time{}, samples: map[[2]string]*refBuilder{}, stale: true}
+		judged: map[string]time.Time{}, samples: map[[2]string]*refBuilder{}, delivered: map[progressKey]bool{}, stale: true}
 }
 
 // sampler is where an event of a version without a reference is sampled: the judge's
@@ -436,8 +439,8 @@ func (r *Runner) judgeOwned(ctx context.Context) error {
 // learnJudged tells the processor how far every model is judged (by whichever member):
 // a record of a window already judged is late here, as for one member, not a partial
 // nobody judges (a partition read late, or delivering a model for the first time).
-func (r *Runner) learnJudged(ctx context.Context) {
-	judged, err := r.store.LoadJudgeProgress(ctx)
+func (r *Runner) learnJudged(ctx context.Context, models ...string) {
+	judged, err := r.store.LoadJudgeProgress(ctx, models...)
 	if err != nil {
 		r.log.Warn("judge progress not read; records of judged windows may be written unjudged", "err", err)
 		return
@@ -445,6 +448,21 @@ func (r *Runner) learnJudged(ctx context.Context) {
 	for _, p := range judged {
 		r.proc.Judged(p.Model, p.Through.UnixMilli())
 	}
+}
+
+// firstDelivery reads how far model is judged before the first record of it that
+// partition tp delivers here is aggregated. The model's judge does not wait for a
+// partition that has not carried the model, so it may have judged the record's window
+// since this member last learned (at its last flush): the record is then late, as for
+// one member, rather than the start of a partial nobody judges. Once per pair and
+// assignment: a partition that has carried the model is waited for.
+func (r *Runner) firstDelivery(ctx context.Context, model string, tp processors.TopicPartition) {
+	k := progressKey{model, tp}
+	if r.spread.delivered[k] {
+		return
+	}
+	r.spread.delivered[k] = true
+	r.learnJudged(ctx, model)
 }
 
 // loadComplete reads back model's windows ending in (after, through], with the

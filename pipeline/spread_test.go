@@ -23,7 +23,8 @@ import (
 // A partition whose reader has never seen a model does not hold the model's judging back
 // (it has no progress row). Its first records of the model, for a window already judged,
 // are late, as one member counts them (the window is closed whole), not a partial nobody
-// judges: readers learn how far each model is judged at every flush.
+// judges: a reader learns how far the model is judged before a partition's first record
+// of it, and at every flush.
 func TestSpreadRecordOfAJudgedWindowIsLate(t *testing.T) { firstSeenAfterJudged(t, true) }
 
 // The same with active/standby: the record is late, every row judged.
@@ -32,6 +33,9 @@ func TestOneMemberRecordOfAJudgedWindowIsLate(t *testing.T) { firstSeenAfterJudg
 func firstSeenAfterJudged(t *testing.T, spread bool) {
 	h := newHarnessN(t, 4)
 	h.spread = spread
+	// Flushes seconds apart: the other member reads the record long before its next
+	// flush would tell it that the window is judged.
+	h.tweak = func(s *pipeline.Settings) { s.FlushInterval = 3 * time.Second }
 	_, stopA := h.start(t)
 	_, stopB := h.start(t)
 	defer stopA()
@@ -86,6 +90,9 @@ func firstSeenAfterJudged(t *testing.T, spread bool) {
 	t.Logf("window 1 rows (partition, events, judged):\n%slate events: %s", out, late)
 	if strings.Contains(out, "\t0\n") || strings.Contains(out, "\tfalse\n") {
 		t.Errorf("a partial of window 1 was written after the window was judged and is never judged (one member counts the record late)")
+	}
+	if strings.TrimSpace(late) != "2" {
+		t.Errorf("late events = %q, want 2 (both records, as one member counts them)", late)
 	}
 }
 

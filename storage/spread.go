@@ -170,9 +170,14 @@ func (s *Store) LoadPartitionProgress(ctx context.Context) ([]PartitionProgress,
 	return out, rows.Err()
 }
 
-// LoadJudgeProgress returns how far each model is judged.
-func (s *Store) LoadJudgeProgress(ctx context.Context) ([]JudgeProgress, error) {
-	rows, err := s.conn.Query(ctx, `SELECT model, max(through) FROM `+s.db+`.judge_progress GROUP BY model ORDER BY model`)
+// LoadJudgeProgress returns how far each model is judged: every model's, or only those
+// of models if any are named.
+func (s *Store) LoadJudgeProgress(ctx context.Context, models ...string) ([]JudgeProgress, error) {
+	where, args := "", []any(nil)
+	if len(models) > 0 {
+		where, args = " WHERE model IN {models:Array(String)}", []any{clickhouse.Named("models", models)}
+	}
+	rows, err := s.conn.Query(ctx, `SELECT model, max(through) FROM `+s.db+`.judge_progress`+where+` GROUP BY model ORDER BY model`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("load judge progress: %w", err)
 	}

@@ -82,6 +82,13 @@ func TestRestoreReadsOnlyJudgedWindows(t *testing.T) {
 	if got, err := s.LoadJudgeProgress(ctx); err != nil || len(got) != 1 || !got[0].Through.Equal(end(3)) {
 		t.Errorf("judge progress %v %v, want the fourth window's end", got, err)
 	}
+	// Read for named models only (a reader's first record of a model on a partition).
+	if got, err := s.LoadJudgeProgress(ctx, series.Model); err != nil || len(got) != 1 || got[0].Model != series.Model {
+		t.Errorf("judge progress of %s: %v %v, want its row", series.Model, got, err)
+	}
+	if got, err := s.LoadJudgeProgress(ctx, "no such model"); err != nil || len(got) != 0 {
+		t.Errorf("judge progress of a model never judged: %v %v, want none", got, err)
+	}
 }
 
 // A model's windows read back together (a spread group's judge) are the windows read

@@ -532,7 +532,9 @@ func (s *Store) LoadPartitionProgress(context.Context) ([]storage.PartitionProgr
 }
 
 // LoadJudgeProgress: nothing was judged before a replay.
-func (s *Store) LoadJudgeProgress(context.Context) ([]storage.JudgeProgress, error) { return nil, nil }
+func (s *Store) LoadJudgeProgress(context.Context, ...string) ([]storage.JudgeProgress, error) {
+	return nil, nil
+}
 
 // LoadWindows: a replay is one member, which judges in memory.
 func (s *Store) LoadWindows(context.Context, string, time.Time, time.Time) ([]*processors.WindowAgg, error) {
