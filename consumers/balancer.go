@@ -2,6 +2,7 @@ package consumers
 
 import (
 	"encoding/binary"
+	"slices"
 	"sort"
 	"sync/atomic"
 
@@ -101,4 +102,59 @@ func (b freshPartitions) AssignGroups(members []kafka.GroupMember, partitions []
 		partitions = fresh
 	}
 	return b.GroupBalancer.AssignGroups(members, partitions)
+}
+
+// oneReader is a spread group's balancer: Kafka's range assignment, except that every
+// partition of each of topics goes to one member (the first by member id of those
+// subscribed to it). A pipeline stage's runs may be on any partition of the pipeline topic
+// and its freshness, failures and volume are judged over all of them; the topic carries
+// few records, so one reader costs the group nothing it would notice.
+type oneReader struct {
+	topics []string
+}
+
+func (oneReader) ProtocolName() string { return "driftd-spread" }
+
+func (oneReader) UserData() ([]byte, error) { return nil, nil }
+
+func (b oneReader) AssignGroups(members []kafka.GroupMember, partitions []kafka.Partition) kafka.GroupMemberAssignments {
+	var ranged, whole []kafka.Partition
+	for _, p := range partitions {
+		if slices.Contains(b.topics, p.Topic) {
+			whole = append(whole, p)
+		} else {
+			ranged = append(ranged, p)
+		}
+	}
+	// kafka-go's range hands out partitions in the order given: sorted, every member's
+	// share is the same consecutive run whatever order the brokers listed them in.
+	sort.Slice(ranged, func(i, j int) bool {
+		if ranged[i].Topic != ranged[j].Topic {
+			return ranged[i].Topic < ranged[j].Topic
+		}
+		return ranged[i].ID < ranged[j].ID
+	})
+	out := kafka.RangeGroupBalancer{}.AssignGroups(members, ranged)
+	for _, m := range members {
+		if out[m.ID] == nil {
+			out[m.ID] = map[string][]int{}
+		}
+	}
+	for _, p := range whole {
+		var reader string
+		for _, m := range members {
+			if slices.Contains(m.Topics, p.Topic) && (reader == "" || m.ID < reader) {
+				reader = m.ID
+			}
+		}
+		if reader != "" {
+			out[reader][p.Topic] = append(out[reader][p.Topic], p.ID)
+		}
+	}
+	for _, topics := range out {
+		for _, t := range b.topics {
+			sort.Ints(topics[t])
+		}
+	}
+	return out
 }

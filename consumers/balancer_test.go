@@ -43,3 +43,30 @@ func TestActiveStandbyGivesEverythingToOneMember(t *testing.T) {
 		})
 	}
 }
+
+func TestOneReaderRangesTheRestAndGivesTheTopicToOneMember(t *testing.T) {
+	parts := []kafka.Partition{{Topic: "pred", ID: 3}, {Topic: "pred", ID: 0}, {Topic: "pipe", ID: 1}, {Topic: "pred", ID: 2},
+		{Topic: "pipe", ID: 0}, {Topic: "pred", ID: 1}, {Topic: "pipe", ID: 2}}
+	both := []string{"pred", "pipe"}
+	for _, c := range []struct {
+		name    string
+		members []kafka.GroupMember
+		want    map[string]map[string][]int
+	}{
+		{"alone", []kafka.GroupMember{{ID: "a", Topics: both}},
+			map[string]map[string][]int{"a": {"pred": {0, 1, 2, 3}, "pipe": {0, 1, 2}}}},
+		{"two: range, and the pipeline topic to the first by id", []kafka.GroupMember{{ID: "b", Topics: both}, {ID: "a", Topics: both}},
+			map[string]map[string][]int{"a": {"pred": {0, 1}, "pipe": {0, 1, 2}}, "b": {"pred": {2, 3}}}},
+		{"three", []kafka.GroupMember{{ID: "c", Topics: both}, {ID: "b", Topics: both}, {ID: "a", Topics: both}},
+			map[string]map[string][]int{"a": {"pred": {0}, "pipe": {0, 1, 2}}, "b": {"pred": {1}}, "c": {"pred": {2, 3}}}}, // kafka-go's range
+		{"only members subscribed to it read it", []kafka.GroupMember{{ID: "a", Topics: []string{"pred"}}, {ID: "b", Topics: both}},
+			map[string]map[string][]int{"a": {"pred": {0, 1}}, "b": {"pred": {2, 3}, "pipe": {0, 1, 2}}}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got := oneReader{topics: []string{"pipe"}}.AssignGroups(c.members, parts)
+			if !reflect.DeepEqual(map[string]map[string][]int(got), c.want) {
+				t.Errorf("got %v, want %v", got, c.want)
+			}
+		})
+	}
+}

@@ -57,6 +57,9 @@ type Options struct {
 	// member then judges drift on its share of a model's partitions: exact only when every
 	// model's events are on one partition (keyed by model).
 	Spread bool
+	// OneReader lists topics whose partitions a spread group gives all to one member
+	// (oneReader): the pipeline topic, whose stages one member judges whole.
+	OneReader []string
 	// WatchInterval is how often a member checks that the group reads every partition of
 	// its topics, so that topics created and partitions added after it joined are read
 	// (default 3 s).
@@ -175,7 +178,8 @@ func NewConsumer(o Options, log *slog.Logger) (*Consumer, error) {
 		freshPartitions{kafka.RangeGroupBalancer{}, lookup},
 	}
 	if o.Spread {
-		balancers = balancers[1:]
+		// Range second again: a group whose members do not all speak it yet agrees on range.
+		balancers = []kafka.GroupBalancer{freshPartitions{oneReader{topics: o.OneReader}, lookup}, balancers[1]}
 	}
 	cg, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
 		ID:             o.GroupID,

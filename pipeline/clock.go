@@ -141,3 +141,19 @@ func (c *streamClock) partitionClock(tp consumers.TopicPartition, wall time.Time
 	}
 	return minTime(c.newest.Add(max(wall.Sub(c.newestWall), 0)), wall.Add(maxAhead))
 }
+
+// readThrough is how far partition tp is read, for a spread group's judges waiting for
+// the pipeline topic (upstreamRead): its newest event time while it has unread records
+// (zero when it dates nothing yet), else the wall clock, as readPast holds for any time
+// once nothing is unread. A member reading it later (a restart, a rebalance) re-reads
+// from the committed offset, before which every run read is written: the claim a row
+// made stays true.
+func (c *streamClock) readThrough(tp consumers.TopicPartition, wall time.Time) time.Time {
+	if i, ok := c.index[tp]; ok && c.parts[i].lag > 0 {
+		if !c.parts[i].dated {
+			return time.Time{}
+		}
+		return c.parts[i].max
+	}
+	return wall
+}

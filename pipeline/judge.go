@@ -44,8 +44,8 @@ type judge struct {
 	canaries map[processors.SeriesKey]bool
 	alerter  *detectors.Alerter
 	// hint says what a model's upstream stages did in a window ("" when nothing is known
-	// or wrong), for drift alerts (upstream.go).
-	hint func(model string, start, end time.Time) string
+	// or wrong), for drift alerts (upstream.go); an error only when ctx ends.
+	hint func(ctx context.Context, model string, start, end time.Time) (string, error)
 }
 
 func newJudge(set *Settings, log *slog.Logger, earlier windowLoader) *judge {
@@ -54,7 +54,7 @@ func newJudge(set *Settings, log *slog.Logger, earlier windowLoader) *judge {
 		series: map[processors.SeriesKey]*seriesState{}, slots: map[string]*slots{}, slotEvents: map[slotWindow]uint64{},
 		canaries: map[processors.SeriesKey]bool{},
 		alerter:  detectors.NewAlerter(set.FireAfter, set.ResolveAfter),
-		hint:     func(string, time.Time, time.Time) string { return "" },
+		hint:     func(context.Context, string, time.Time, time.Time) (string, error) { return "", nil },
 	}
 }
 
@@ -103,7 +103,11 @@ func (j *judge) judgeClosed(ctx context.Context, closed []processors.Closed, now
 		var raised []*schemas.AlertEvent
 		for _, cond := range v.Conditions {
 			if cond.Breached && (cond.Kind == schemas.KindDataDrift || cond.Kind == schemas.KindPredictionDrift) {
-				if h := j.hint(cond.Model, cond.WindowStart, cond.WindowEnd); h != "" {
+				h, err := j.hint(ctx, cond.Model, cond.WindowStart, cond.WindowEnd)
+				if err != nil {
+					return built, err
+				}
+				if h != "" {
 					cond.FiringSummary += "; upstream: " + h
 					cond.Details["upstream"] = h
 				}

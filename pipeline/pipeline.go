@@ -59,6 +59,7 @@ type Store interface {
 	labelStore
 	shadowStore
 	spreadStore
+	runStore
 }
 
 // Observer receives what the pipeline does (a *telemetry.Metrics).
@@ -264,7 +265,7 @@ func New(set Settings, src Source, dlq DeadLetterer, alerts AlertSink, store Sto
 func (r *Runner) reset() {
 	r.proc = processors.NewProcessor(r.set.WindowSpec, r.set.Limits)
 	r.j = newJudge(&r.set, r.log, r.store)
-	r.j.hint = r.upstreamHint
+	r.j.hint = r.hinter()
 	r.lastSeen = map[consumers.TopicPartition]int64{}
 	r.pending, r.closedAt, r.late, r.extraAlerts = nil, nil, nil, nil
 	r.unwritten = nil
@@ -760,17 +761,18 @@ func (r *Runner) Flush(ctx context.Context) error {
 	}
 	closed, late := r.pending, r.late
 	var stageClosed []processors.Closed
+	var runs []storage.StageRun
 	if r.up != nil {
-		stageClosed = r.up.pending
+		stageClosed, runs = r.up.pending, r.up.runs
 	}
-	if len(closed) == 0 && len(late) == 0 && len(stageClosed) == 0 && len(r.extraAlerts) == 0 && !r.j.alerter.Changed() && !r.progressDue() {
+	if len(closed) == 0 && len(late) == 0 && len(stageClosed) == 0 && len(runs) == 0 && len(r.extraAlerts) == 0 && !r.j.alerter.Changed() && !r.progressDue() {
 		return r.settleAndCommit(ctx)
 	}
 	sort.SliceStable(closed, func(i, j int) bool { return closed[i].Merged.Start < closed[j].Merged.Start })
 	if r.spread == nil {
 		closed = r.fillGaps(closed)
 	}
-	batch := &storage.Batch{Closed: closed, Late: late, WrittenAt: r.now(), Alerts: r.extraAlerts}
+	batch := &storage.Batch{Closed: closed, Late: late, WrittenAt: r.now(), Alerts: r.extraAlerts, StageRuns: runs}
 	if len(stageClosed) > 0 {
 		// Stage windows first, so that model alerts of the same period can point at them.
 		sort.SliceStable(stageClosed, func(i, j int) bool { return stageClosed[i].Merged.Start < stageClosed[j].Merged.Start })
@@ -812,7 +814,7 @@ func (r *Runner) Flush(ctx context.Context) error {
 	r.unwritten = &judged{refs: built, batch: batch, closedAt: r.closedAt, windows: len(closed), stageWindows: len(stageClosed)}
 	r.pending, r.closedAt, r.late, r.extraAlerts = nil, nil, nil, nil
 	if r.up != nil {
-		r.up.pending = nil
+		r.up.pending, r.up.runs = nil, nil
 	}
 	if err := r.writeJudged(ctx); err != nil {
 		return err

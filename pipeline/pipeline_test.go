@@ -162,7 +162,7 @@ func (h *harness) produceTo(t testing.TB, topic string, msgs ...kafka.Message) {
 // stats holds after a flush (bounded); stop shuts it down and returns the final stats.
 func (h *harness) start(t testing.TB) (waitFor func(what string, cond func(pipeline.Stats) bool), stop func() pipeline.Stats) {
 	t.Helper()
-	o := consumers.Options{Brokers: []string{h.brokers}, GroupID: h.predictions + ".driftd", Topics: []string{h.predictions, h.pipeline, h.labels}, Spread: h.spread}
+	o := consumers.Options{Brokers: []string{h.brokers}, GroupID: h.predictions + ".driftd", Topics: []string{h.predictions, h.pipeline, h.labels}, Spread: h.spread, OneReader: []string{h.pipeline}}
 	log := testenv.Logger(t)
 	c, err := consumers.NewConsumer(o, log)
 	if err != nil {

@@ -74,12 +74,20 @@ type spreadState struct {
 	// delivered are the (model, partition) pairs whose first record here was preceded by
 	// reading how far the model is judged (firstDelivery).
 	delivered map[progressKey]bool
+	// hints are the upstream hints worded in this judging, by model and window: a window
+	// with several drifting features asks for its hint once per feature (storedHint).
+	hints map[hintKey]string
 	// progress is every partition's progress as read in this flush (nil: not read yet).
 	progress []storage.PartitionProgress
 	// stale: the judging state was restored when this member's partitions were assigned,
 	// while the member that judged its models before may still have been writing. It is
 	// restored again before this member first judges (after its start-up grace).
 	stale bool
+}
+
+type hintKey struct {
+	model      string
+	start, end int64
 }
 
 type progressKey struct {
@@ -89,7 +97,7 @@ type progressKey struct {
 
 func newSpreadState() *spreadState {
 	return &spreadState{written: map[progressKey]storage.PartitionProgress{},
-		judged: map[string]time.Time{}, samples: map[[2]string]*refBuilder{}, delivered: map[progressKey]bool{}, stale: true}
+		judged: map[string]time.Time{}, samples: map[[2]string]*refBuilder{}, delivered: map[progressKey]bool{}, hints: map[hintKey]string{}, stale: true}
 }
 
 // sampler is where an event of a version without a reference is sampled: the judge's
@@ -193,7 +201,20 @@ func (r *Runner) shareWindows(ctx context.Context, batch *storage.Batch, closed 
 		r.log.Warn("partitions of the prediction topic not known; progress not written", "err", err)
 		return nil
 	}
-	r.shareClocks(mine, batch)
+	now := r.now()
+	due := now.Sub(r.spread.clockSent) >= pollEvery
+	r.shareClocks(r.set.PredictionTopic, mine, batch, r.clock.partitionClock, due)
+	if r.up != nil {
+		pipe, _, err := owner.Owned(ctx, r.set.PipelineTopic)
+		if err != nil {
+			r.log.Warn("partitions of the pipeline topic not known; their clocks not written", "err", err)
+		} else {
+			r.shareClocks(r.set.PipelineTopic, pipe, batch, r.clock.readThrough, due)
+		}
+	}
+	if due {
+		r.spread.clockSent = now
+	}
 	if r.lab != nil {
 		if err := r.shareLabelProgress(ctx, owner, batch); err != nil {
 			return err
@@ -230,19 +251,19 @@ func (r *Runner) shareWindows(ctx context.Context, batch *storage.Batch, closed 
 	return nil
 }
 
-// shareClocks adds to batch the clocks of the prediction partitions mine
-// (streamClock.partitionClock), which the judges give silent windows by (silentOwned):
-// each partition's first row says it was read past the start-up grace; after it, a clock
+// shareClocks adds to batch the clocks of topic's partitions mine (clockOf): of the
+// prediction partitions, which the judges give silent windows by (silentOwned), and of
+// the pipeline partitions, which they judge a model's windows after (upstreamRead).
+// Each partition's first row says it was read past the start-up grace; after it, a clock
 // that moved is written at most every pollEvery (a caught-up clock moves with the wall
-// clock at every flush).
-func (r *Runner) shareClocks(mine []int, batch *storage.Batch) {
+// clock at every flush). Written after the batch's rows (the runs read before it).
+func (r *Runner) shareClocks(topic string, mine []int, batch *storage.Batch, clockOf func(consumers.TopicPartition, time.Time) time.Time, due bool) {
 	now := r.now()
-	due := now.Sub(r.spread.clockSent) >= pollEvery
 	epoch := time.UnixMilli(0).UTC()
 	for _, p := range mine {
-		tp := processors.TopicPartition{Topic: r.set.PredictionTopic, Partition: p}
+		tp := processors.TopicPartition{Topic: topic, Partition: p}
 		row := storage.PartitionProgress{TP: tp, Through: epoch, EventMax: epoch}
-		if c := r.clock.partitionClock(consumers.TopicPartition{Topic: tp.Topic, Partition: p}, now); c.After(epoch) {
+		if c := clockOf(consumers.TopicPartition{Topic: tp.Topic, Partition: p}, now); c.After(epoch) {
 			row.Through = c.UTC()
 		}
 		k := progressKey{tp: tp}
@@ -251,9 +272,6 @@ func (r *Runner) shareClocks(mine []int, batch *storage.Batch) {
 		}
 		r.spread.written[k] = row
 		batch.Progress = append(batch.Progress, row)
-	}
-	if due {
-		r.spread.clockSent = now
 	}
 }
 
@@ -309,7 +327,7 @@ func (r *Runner) judgeOwned(ctx context.Context) error {
 	if r.spread.stale {
 		// A fresh judge, restored from what is judged by now (restoreJudging).
 		r.j = newJudge(&r.set, r.log, r.store)
-		r.j.hint = r.upstreamHint
+		r.j.hint = r.hinter()
 		clear(r.spread.judged)
 		if r.lab != nil {
 			// The series' settled state too: another member may have settled since.
@@ -335,6 +353,7 @@ func (r *Runner) judgeOwned(ctx context.Context) error {
 		return err
 	}
 	r.spread.progress = progress
+	clear(r.spread.hints)
 	// clock is the least of the partitions' clocks (zero: none dates anything yet).
 	var clock time.Time
 	graced, byModel := map[int]bool{}, map[string][]storage.PartitionProgress{}
@@ -356,6 +375,10 @@ func (r *Runner) judgeOwned(ctx context.Context) error {
 			return nil // a partition not read yet may hold any model's first windows back
 		}
 	}
+	upstream, bounded, ok := r.upstreamRead(ctx, owner, progress)
+	if !ok {
+		return nil
+	}
 	models := make([]string, 0, len(byModel))
 	for m := range byModel {
 		if own[ownerPartition(m, total)] {
@@ -369,6 +392,10 @@ func (r *Runner) judgeOwned(ctx context.Context) error {
 	for _, m := range models {
 		upTo[m] = r.spread.judged[m]
 		complete, ok := completeThrough(byModel[m], r.set.WindowSpec(m).SkewBound())
+		if bounded {
+			// Whole windows only: a window ending after the bound waits for the pipeline topic.
+			complete = minTime(complete, upstream)
+		}
 		if !ok || !complete.After(r.spread.judged[m]) {
 			continue
 		}
@@ -434,6 +461,41 @@ func (r *Runner) judgeOwned(ctx context.Context) error {
 	}
 	r.markDue(closed)
 	return nil
+}
+
+// upstreamRead is how far a model's windows may end to be judged, as the pipeline topic
+// is read: the least of its partitions' clocks (readThrough, written by the member that
+// reads them after the runs it read) less the pipelines' lateness, as one member's
+// holdForUpstream waits for its own read. bounded is false without a pipeline topic (or
+// one with no partitions); ok is false while a partition of it has no clock yet.
+func (r *Runner) upstreamRead(ctx context.Context, owner partitionOwner, progress []storage.PartitionProgress) (bound time.Time, bounded, ok bool) {
+	if r.up == nil {
+		return time.Time{}, false, true
+	}
+	_, total, err := owner.Owned(ctx, r.set.PipelineTopic)
+	if err != nil {
+		r.log.Warn("partitions of the pipeline topic not known; judging waits", "err", err)
+		return time.Time{}, false, false
+	}
+	if total == 0 {
+		return time.Time{}, false, true
+	}
+	clocks := map[int]time.Time{}
+	for _, p := range progress {
+		if p.Model == "" && p.TP.Topic == r.set.PipelineTopic {
+			clocks[p.TP.Partition] = p.Through
+		}
+	}
+	for p := 0; p < total; p++ {
+		c, ok := clocks[p]
+		if !ok {
+			return time.Time{}, false, false
+		}
+		if p == 0 || c.Before(bound) {
+			bound = c
+		}
+	}
+	return bound.Add(-r.set.PipelineWindow.Lateness), true, true
 }
 
 // learnJudged tells the processor how far every model is judged (by whichever member):

@@ -1,6 +1,7 @@
 package pipeline_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"hash/fnv"
 	"math"
@@ -445,4 +446,126 @@ func everyThreeSeconds(t *testing.T, rng *rand.Rand, until time.Time, sends func
 		}
 	}
 	return msgs
+}
+
+// Pipeline stages in a spread group: a stage's runs on every partition of the pipeline
+// topic (keyed by run), members joining and leaving while they flow. One member reads the
+// whole pipeline topic (consumers' oneReader) and judges the stages; a model's judge,
+// wherever it is, words a drift alert's upstream hint from the runs that member wrote, once
+// the pipeline topic is read past the window. Every stage window and state, every model
+// window and every alert (the hint in its summary) equal one member's.
+func TestSpreadPipelineStagesGiveTheSingleMemberResult(t *testing.T) {
+	const hours = 2*24 + 17 // day 3 up to 16:59: join's failures and load's drop
+	// Two models fed by the stages, judged by the two members at the end (partitions 0 and
+	// 3 of four: ownerPartition), one of them not the member reading the pipeline topic.
+	preds, runs := pipelineStream(t, hours, []string{"fraud-scorer", "credit-scorer"}, func(stage string, hr int) string { return fmt.Sprintf("%s-%d", stage, hr) })
+	perHour := len(preds) / hours
+	// A run of stage tick after the stream on every partition: the pipeline watermark (the
+	// slowest partition's) passes every window of the stream.
+	var ticks []kafka.Message
+	var balancer kafka.Hash
+	for p, i := 0, 0; p < 4; i++ {
+		key := []byte(fmt.Sprintf("tick-%d", i))
+		if balancer.Balance(kafka.Message{Key: key}, 0, 1, 2, 3) != p {
+			continue
+		}
+		b, _ := json.Marshal(map[string]any{"event_id": string(key), "pipeline": "orders", "stage": "tick", "run_id": string(key), "status": "succeeded",
+			"timestamp": time.Date(2026, 3, 2, hours, 5, 0, 0, time.UTC).UnixMilli(), "duration_ms": 1, "records_in": 1, "records_out": 1})
+		ticks = append(ticks, kafka.Message{Key: key, Value: b})
+		p++
+	}
+	// stages waits for want stage windows (""): as many as the pipeline watermark closes,
+	// which one member's run says (its count, unchanged for a second, once its model
+	// windows are judged: they are held until the pipeline topic is read past them).
+	var want string
+	stages := func(h *harness) string {
+		ctx := testenv.Context(t, 2*time.Minute)
+		db := h.store.Database()
+		last, same := "", 0
+		for {
+			out, err := testenv.TSV(ctx, h.store.Conn(), "SELECT uniqExact(pipeline, stage, window_start) FROM "+db+".pipeline_stage_stats FINAL")
+			if err == nil && out == last {
+				same++
+			} else {
+				same = 0
+			}
+			last = out
+			if err == nil && (out == want || (want == "" && same == 5)) {
+				want = out
+				break
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("stage windows: %q (%v), want %q", last, err, want)
+			}
+			pause(t, 200*time.Millisecond)
+		}
+		var b strings.Builder
+		for _, q := range []string{
+			`SELECT pipeline, stage, window_start, partition, first_offset, last_offset, runs, failures, records_out, last_success FROM %[1]s.pipeline_stage_stats FINAL ORDER BY pipeline, stage, window_start, partition`,
+			`SELECT pipeline, stage, window_start, consecutive_failures, successes, failures FROM %[1]s.pipeline_stage_state FINAL ORDER BY pipeline, stage, window_start`,
+			`SELECT alert_id, state, kind, model, feature, pipeline, stage, window_start, window_end, summary FROM %[1]s.alerts FINAL ORDER BY window_start, alert_id`,
+		} {
+			rows, err := testenv.TSV(ctx, h.store.Conn(), fmt.Sprintf(q, db))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b.WriteString(rows)
+		}
+		return b.String()
+	}
+	run := func(spread bool) string {
+		h := newHarnessN(t, 4)
+		h.tweak = func(s *pipeline.Settings) {
+			hourlyPipelines(s)
+			// A member re-reading its new partitions from their commits while another reads
+			// on: no partition is left behind as too skewed (the default bound is ten
+			// windows), which would depend on how the reads interleave.
+			s.WindowSpec = func(string) processors.WindowSpec {
+				return processors.WindowSpec{Size: time.Hour, Lateness: time.Minute, MaxSkew: 100 * time.Hour}
+			}
+			s.PipelineWindow.MaxSkew = 100 * time.Hour
+		}
+		h.spread = spread
+		// The runs are a backlog: runs bursting into partitions read to their end may be
+		// fetched after a later run of another partition has moved the stream's clock past
+		// them (their stage overdue for a moment, for one member as for several).
+		h.produceTo(t, h.pipeline, append(runs, ticks...)...)
+		_, stopA := h.start(t)
+		none := func() pipeline.Stats { return pipeline.Stats{} }
+		stopB, stopC := none, none
+		const chunks = 8
+		for i := 0; i < chunks; i++ {
+			from, to := i*hours/chunks, (i+1)*hours/chunks
+			h.produce(t, preds[from*perHour:to*perHour]...)
+			switch i {
+			case 2:
+				_, stopB = h.start(t)
+			case 5:
+				stopA()
+				stopA = none
+			case 6:
+				_, stopC = h.start(t)
+			}
+			pause(t, 1500*time.Millisecond)
+		}
+		rows := waitWritten(t, h, (hours-1)*perHour, 2*(hours-1), true, false)
+		rows += stages(h)
+		stopC()
+		stopB()
+		stopA()
+		return rows
+	}
+	one := run(false)
+	if n, _ := strconv.Atoi(strings.TrimSpace(want)); n != 3*hours {
+		t.Errorf("one member wrote %s stage windows, want %d", want, 3*hours)
+	}
+	if got := run(true); got != one {
+		t.Errorf("pipeline stages differ from one member's:\n%s", lineDiff(one, got, "one member:  ", "two members: "))
+	}
+	for _, s := range []string{"over 10:00–11:00 UTC; upstream: stage join of pipeline orders failed 1 times in this period\n",
+		"\tdata_drift\tcredit-scorer\tamount\t", "\tpipeline_failure\t\t\torders\tjoin\t", "\tpipeline_volume\t\t\torders\tload\t"} {
+		if !strings.Contains(one, s) {
+			t.Errorf("one member's results lack %q:\n%s", s, one[max(0, len(one)-3000):])
+		}
+	}
 }

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"sort"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/driftd/driftd/consumers"
 	"github.com/driftd/driftd/detectors"
+	"github.com/driftd/driftd/internal/retry"
 	"github.com/driftd/driftd/processors"
 	"github.com/driftd/driftd/schemas"
 	"github.com/driftd/driftd/storage"
@@ -185,6 +187,9 @@ type upstream struct {
 	links   map[string]map[stageKey]time.Time
 	tails   map[tailKey]*runTail
 	pending []processors.Closed
+	// runs are the finished runs read since the last flush, written with it (the hints
+	// of a spread group's judges on other members are read from them: storedHint).
+	runs []storage.StageRun
 	// held are closed model windows waiting for the pipeline topic to be read past their
 	// end: their hints must see every run up to it, however the partitions interleave.
 	held []processors.Closed
@@ -336,6 +341,10 @@ func (r *Runner) handlePipeline(ctx context.Context, rec consumers.Record) error
 		r.j.alerter.ForgetStage(sk.pipeline, sk.stage)
 	}
 	u.observe(e, out, start)
+	if out != processors.Replayed {
+		u.runs = append(u.runs, storage.StageRun{Pipeline: e.Pipeline, Stage: e.Stage, Time: e.Timestamp, Failed: e.Status == schemas.StageFailed,
+			Models: slices.Clone(e.Models), Source: processors.Source{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset}})
+	}
 	if out == processors.Late {
 		r.stats.Late++
 		r.set.Observer.Late(rec.Topic)
@@ -619,18 +628,94 @@ func (r *Runner) holdForUpstream(closed []processors.Closed) []processors.Closed
 	return out
 }
 
+// runStore is where a spread group's judges read the stages' runs (a *storage.Store).
+type runStore interface {
+	LoadStageLinks(ctx context.Context, before time.Time, models ...string) ([]storage.StageLink, error)
+	LoadStageRuns(ctx context.Context, pipeline, stage string, from, to time.Time, successes int) (failures, succeeded []time.Time, err error)
+}
+
+// hinter is where a judge's upstream hints come from: this member's stages, or in a
+// spread group, whose member reading the pipeline topic may not be a model's judge, the
+// runs that member wrote (storedHint).
+func (r *Runner) hinter() func(context.Context, string, time.Time, time.Time) (string, error) {
+	if r.set.Spread {
+		return r.storedHint
+	}
+	return r.upstreamHint
+}
+
+// storedHint is upstreamHint from the runs written to ClickHouse (stage_runs): the
+// stages linked to model by a run before end, their failed runs from one pipeline window
+// before start until end, and their last successes up to end (as many as an interval is
+// learned from). The judge calls it only once the pipeline topic is read and written
+// past end plus its lateness (upstreamRead), so it finds every run one member's
+// holdForUpstream would have waited for.
+func (r *Runner) storedHint(ctx context.Context, model string, start, end time.Time) (string, error) {
+	if r.set.PipelineTopic == "" {
+		return "", nil
+	}
+	key := hintKey{model, start.UnixMilli(), end.UnixMilli()}
+	if h, ok := r.spread.hints[key]; ok {
+		return h, nil
+	}
+	var links []storage.StageLink
+	if err := retry.Do(ctx, r.policy(), "loading the stages feeding a model", retryAll, r.attempt, func(ctx context.Context) error {
+		var err error
+		links, err = r.store.LoadStageLinks(ctx, end, model)
+		return err
+	}); err != nil {
+		return "", err
+	}
+	linked := map[stageKey]bool{}
+	for _, l := range links {
+		linked[stageKey{l.Pipeline, l.Stage}] = true
+	}
+	ask := maps.Clone(linked)
+	for _, k := range r.set.StagesOf(model) {
+		ask[stageKey{k[0], k[1]}] = true
+	}
+	from := start.Add(-r.set.PipelineWindow.Size)
+	states := map[stageKey]*stageState{}
+	for k := range ask {
+		var failures, successes []time.Time
+		if err := retry.Do(ctx, r.policy(), "loading a stage's runs", retryAll, r.attempt, func(ctx context.Context) error {
+			var err error
+			failures, successes, err = r.store.LoadStageRuns(ctx, k.pipeline, k.stage, from, end, keepSuccesses)
+			return err
+		}); err != nil {
+			return "", err
+		}
+		if len(failures)+len(successes) > 0 {
+			states[k] = &stageState{failures: failures, successes: successes}
+		}
+	}
+	h := r.hintOf(model, linked, states, start, end)
+	r.spread.hints[key] = h
+	return h, nil
+}
+
 // upstreamHint says what went wrong upstream of a model in a window [start, end), as of
 // its end in event time: the linked stages' failed runs from one pipeline window before
 // start until end, and the stages overdue at end.
-func (r *Runner) upstreamHint(model string, start, end time.Time) string {
+func (r *Runner) upstreamHint(_ context.Context, model string, start, end time.Time) (string, error) {
 	if r.up == nil {
-		return ""
+		return "", nil
 	}
-	stages := map[stageKey]bool{}
+	linked := map[stageKey]bool{}
 	for k, at := range r.up.links[model] {
 		if at.Before(end) {
-			stages[k] = true
+			linked[k] = true
 		}
+	}
+	return r.hintOf(model, linked, r.up.stages, start, end), nil
+}
+
+// hintOf words the hint of a window [start, end) of model from the stages linked to it
+// by their runs (and those configured as feeding it), as the stages were at end.
+func (r *Runner) hintOf(model string, linked map[stageKey]bool, states map[stageKey]*stageState, start, end time.Time) string {
+	stages := maps.Clone(linked)
+	if stages == nil {
+		stages = map[stageKey]bool{}
 	}
 	for _, k := range r.set.StagesOf(model) {
 		stages[stageKey{k[0], k[1]}] = true
@@ -643,7 +728,7 @@ func (r *Runner) upstreamHint(model string, start, end time.Time) string {
 	from := start.Add(-r.set.PipelineWindow.Size)
 	var hints []string
 	for _, k := range keys {
-		st, ok := r.up.stages[k]
+		st, ok := states[k]
 		if !ok {
 			continue
 		}
@@ -679,6 +764,16 @@ func (r *Runner) restoreUpstream(ctx context.Context) error {
 	states, err := r.store.LoadStageStates(ctx, keepRunsFor)
 	if err != nil {
 		return err
+	}
+	// The links too, from every run written: a restart (or a standby taking over) reads
+	// on from the committed offsets, and would otherwise not know the stages that said
+	// they feed a model before it, and give its drift alerts no hint.
+	links, err := r.store.LoadStageLinks(ctx, time.Time{})
+	if err != nil {
+		return err
+	}
+	for _, l := range links {
+		r.up.link(l.Model, stageKey{l.Pipeline, l.Stage}, l.Since)
 	}
 	for _, s := range states {
 		st := r.up.stage(stageKey{s.Pipeline, s.Stage})

@@ -35,55 +35,9 @@ import (
 // every partition has delivered.
 func TestPipelineHealth(t *testing.T) {
 	h := newHarness(t)
-	day0 := time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)
 	const hours = 2*24 + 18 // days 1 and 2, and day 3 up to 17:59
-	h.tweak = func(s *pipeline.Settings) {
-		s.WindowSpec = func(string) processors.WindowSpec {
-			return processors.WindowSpec{Size: time.Hour, Lateness: time.Minute}
-		}
-		s.PipelineWindow = processors.WindowSpec{Size: time.Hour, Lateness: time.Minute}
-		s.PipelineThresholds = detectors.PipelineThresholds{FailureRate: 0.5, ConsecutiveFailures: 3, VolumeDrop: 0.5, VolumeJump: 3}
-		s.FreshnessFactor = 2
-		s.IdleClose = time.Hour // windows close by the watermark, and at the end by Shutdown's flush
-	}
-	rng := rand.New(rand.NewPCG(5, 5))
-	var preds, runs []kafka.Message
-	for hr := 0; hr < hours; hr++ {
-		at := day0.Add(time.Duration(hr) * time.Hour)
-		night := at.Hour() < 6
-		day3 := hr >= 48
-		for _, stage := range []string{"extract", "join", "load"} {
-			out := 1000.0
-			if night {
-				out = 150
-			}
-			out *= 1 + 0.04*(rng.Float64()-0.5)
-			status, errText := "succeeded", ""
-			if day3 && stage == "join" && at.Hour() >= 10 && at.Hour() < 13 {
-				status, errText, out = "failed", "join key customer_id missing", 0
-			}
-			if day3 && stage == "load" && at.Hour() == 14 {
-				out /= 10
-			}
-			ts := at.Add(5 * time.Minute)
-			b, _ := json.Marshal(map[string]any{"event_id": fmt.Sprintf("%s-%d", stage, hr), "pipeline": "orders", "stage": stage,
-				"run_id": fmt.Sprint(hr), "status": status, "timestamp": ts.UnixMilli(), "duration_ms": 2000, "records_in": 1000,
-				"records_out": int64(out), "error": errText, "models": []string{"fraud-scorer"}})
-			runs = append(runs, kafka.Message{Key: []byte(stage), Value: b})
-		}
-		for i := 0; i < 200; i++ {
-			shift := 0.0
-			if day3 && at.Hour() >= 10 && at.Hour() < 13 {
-				shift = 3
-			}
-			e := &schemas.PredictionEvent{EventID: fmt.Sprintf("p-%d-%d", hr, i), RequestID: fmt.Sprint(rng.IntN(1 << 30)),
-				Model: "fraud-scorer", ModelVersion: "1", Deployment: "primary", Timestamp: at.Add(time.Duration(i) * time.Hour / 200),
-				Status: "ok", LatencyMs: 10, Features: []schemas.Feature{{Name: "amount", Value: schemas.Value{Kind: schemas.Number, Num: 100 + 10*(rng.NormFloat64()+shift)}}},
-				Prediction: schemas.Value{Kind: schemas.Number, Num: rng.Float64()}}
-			b, _ := schemas.MarshalPredictionJSON(e)
-			preds = append(preds, kafka.Message{Key: []byte(e.RequestID), Value: b})
-		}
-	}
+	h.tweak = hourlyPipelines
+	preds, runs := pipelineStream(t, hours, []string{"fraud-scorer"}, func(stage string, _ int) string { return stage })
 	h.produceTo(t, h.pipeline, runs...)
 	h.produce(t, preds...)
 	waitFor, stop := h.start(t)
@@ -249,4 +203,67 @@ func TestRollingReferenceSameWindowYesterday(t *testing.T) {
 	if judged < 6 || judged > 8 {
 		t.Errorf("%d windows judged, want the hours of day 2 (6–8)", judged)
 	}
+}
+
+// pipelineStream is TestPipelineHealth's stream over hours hours from day0: hourly runs
+// of stages extract, join and load of pipeline orders feeding fraud-scorer (keyed by
+// runKey), and 200 predictions an hour of each of models, which the runs say they feed
+// (keyed by a random request id). On day 3 join
+// fails from 10:00 to 13:00 while the model's amount drifts, and load outputs a tenth of
+// its volume at 14:00; every night the volume dips to 15%.
+func pipelineStream(t *testing.T, hours int, models []string, runKey func(stage string, hr int) string) (preds, runs []kafka.Message) {
+	t.Helper()
+	day0 := time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)
+	rng := rand.New(rand.NewPCG(5, 5))
+	for hr := 0; hr < hours; hr++ {
+		at := day0.Add(time.Duration(hr) * time.Hour)
+		night := at.Hour() < 6
+		day3 := hr >= 48
+		for _, stage := range []string{"extract", "join", "load"} {
+			out := 1000.0
+			if night {
+				out = 150
+			}
+			out *= 1 + 0.04*(rng.Float64()-0.5)
+			status, errText := "succeeded", ""
+			if day3 && stage == "join" && at.Hour() >= 10 && at.Hour() < 13 {
+				status, errText, out = "failed", "join key customer_id missing", 0
+			}
+			if day3 && stage == "load" && at.Hour() == 14 {
+				out /= 10
+			}
+			ts := at.Add(5 * time.Minute)
+			b, _ := json.Marshal(map[string]any{"event_id": fmt.Sprintf("%s-%d", stage, hr), "pipeline": "orders", "stage": stage,
+				"run_id": fmt.Sprint(hr), "status": status, "timestamp": ts.UnixMilli(), "duration_ms": 2000, "records_in": 1000,
+				"records_out": int64(out), "error": errText, "models": models})
+			runs = append(runs, kafka.Message{Key: []byte(runKey(stage, hr)), Value: b})
+		}
+		for _, model := range models {
+			for i := 0; i < 200; i++ {
+				shift := 0.0
+				if day3 && at.Hour() >= 10 && at.Hour() < 13 {
+					shift = 3
+				}
+				e := &schemas.PredictionEvent{EventID: fmt.Sprintf("%s-%d-%d", model, hr, i), RequestID: fmt.Sprint(rng.IntN(1 << 30)),
+					Model: model, ModelVersion: "1", Deployment: "primary", Timestamp: at.Add(time.Duration(i) * time.Hour / 200),
+					Status: "ok", LatencyMs: 10, Features: []schemas.Feature{{Name: "amount", Value: schemas.Value{Kind: schemas.Number, Num: 100 + 10*(rng.NormFloat64()+shift)}}},
+					Prediction: schemas.Value{Kind: schemas.Number, Num: rng.Float64()}}
+				b, _ := schemas.MarshalPredictionJSON(e)
+				preds = append(preds, kafka.Message{Key: []byte(e.RequestID), Value: b})
+			}
+		}
+	}
+	return preds, runs
+}
+
+// hourlyPipelines are pipelineStream's settings: hourly windows, and a stage overdue after
+// twice its interval.
+func hourlyPipelines(s *pipeline.Settings) {
+	s.WindowSpec = func(string) processors.WindowSpec {
+		return processors.WindowSpec{Size: time.Hour, Lateness: time.Minute}
+	}
+	s.PipelineWindow = processors.WindowSpec{Size: time.Hour, Lateness: time.Minute}
+	s.PipelineThresholds = detectors.PipelineThresholds{FailureRate: 0.5, ConsecutiveFailures: 3, VolumeDrop: 0.5, VolumeJump: 3}
+	s.FreshnessFactor = 2
+	s.IdleClose = time.Hour // windows close by the watermark, and at the end by Shutdown's flush
 }

@@ -120,6 +120,8 @@ var ShardKeys = map[string]string{
 	"partition_progress":     "cityHash64(model)",
 	"reference_sample_parts": "cityHash64(model)",
 	"judge_progress":         "cityHash64(model)",
+	// A run names its models in an array: read across shards (the hint's queries are few).
+	"stage_runs": "cityHash64(topic, partition)",
 }
 
 var (

@@ -49,10 +49,10 @@ func (b *Batch) Units() []*Batch {
 		out = append(out, &Batch{Shadow: []ShadowRow{r}, WrittenAt: b.WrittenAt})
 	}
 	if len(b.AlertStates) > 0 || len(b.StageStates) > 0 || len(b.ReferenceSamples) > 0 || len(b.Performance) > 0 ||
-		len(b.SampleParts) > 0 || len(b.JudgedThrough) > 0 || len(b.Progress) > 0 {
+		len(b.SampleParts) > 0 || len(b.JudgedThrough) > 0 || len(b.Progress) > 0 || len(b.StageRuns) > 0 {
 		// driftd's own detection state: one unit, written after the rows it follows.
 		out = append(out, &Batch{AlertStates: b.AlertStates, StageStates: b.StageStates, ReferenceSamples: b.ReferenceSamples,
-			Performance: b.Performance, SampleParts: b.SampleParts, JudgedThrough: b.JudgedThrough, Progress: b.Progress, WrittenAt: b.WrittenAt})
+			Performance: b.Performance, SampleParts: b.SampleParts, JudgedThrough: b.JudgedThrough, Progress: b.Progress, StageRuns: b.StageRuns, WrittenAt: b.WrittenAt})
 	}
 	return out
 }
@@ -78,6 +78,7 @@ func Merge(units []*Batch) *Batch {
 		m.SampleParts = append(m.SampleParts, u.SampleParts...)
 		m.JudgedThrough = append(m.JudgedThrough, u.JudgedThrough...)
 		m.Progress = append(m.Progress, u.Progress...)
+		m.StageRuns = append(m.StageRuns, u.StageRuns...)
 	}
 	return m
 }

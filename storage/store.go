@@ -281,8 +281,11 @@ type Batch struct {
 	// written again with its judgement.
 	SampleParts   []SamplePart
 	JudgedThrough []JudgeProgress
-	Progress      []PartitionProgress
-	WrittenAt     time.Time
+	// StageRuns are the finished runs read from the pipeline topic (migration 0018),
+	// written before Progress (a pipeline partition's clock says its runs are written).
+	StageRuns []StageRun
+	Progress  []PartitionProgress
+	WrittenAt time.Time
 
 	verdicts map[windowKey]int // Verdicts by window (verdict), built over the first indexed
 	indexed  int
@@ -299,7 +302,7 @@ func (b *Batch) Empty() bool {
 	return len(b.Closed) == 0 && len(b.Stages) == 0 && len(b.Late) == 0 && len(b.Alerts) == 0 &&
 		len(b.AlertStates) == 0 && len(b.StageStates) == 0 && len(b.ReferenceSamples) == 0 &&
 		len(b.Performance) == 0 && len(b.Canary) == 0 && len(b.Shadow) == 0 &&
-		len(b.SampleParts) == 0 && len(b.JudgedThrough) == 0 && len(b.Progress) == 0
+		len(b.SampleParts) == 0 && len(b.JudgedThrough) == 0 && len(b.Progress) == 0 && len(b.StageRuns) == 0
 }
 
 // inserter fills one table in blocks of at most maxRows rows that touch at most
@@ -413,6 +416,9 @@ func (s *Store) Write(ctx context.Context, b *Batch) error {
 		return err
 	}
 	if err := s.writeSampleParts(ctx, b); err != nil {
+		return err
+	}
+	if err := s.writeStageRuns(ctx, b); err != nil {
 		return err
 	}
 	// Alerts go before the alerter's states: a state found stored after a crash has its

@@ -323,6 +323,9 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, h hooks) erro
 		return err
 	}
 	ko.GroupID, ko.Topics = cfg.Kafka.GroupID, topics
+	if cfg.Kafka.Topics.Pipeline != "" {
+		ko.OneReader = []string{cfg.Kafka.Topics.Pipeline} // its stages are judged whole (pipeline/upstream.go)
+	}
 	c, err := consumers.NewConsumer(ko, log)
 	if err != nil {
 		return err

@@ -536,6 +536,16 @@ func (s *Store) LoadJudgeProgress(context.Context, ...string) ([]storage.JudgePr
 	return nil, nil
 }
 
+// LoadStageLinks: nothing was read before a replay.
+func (s *Store) LoadStageLinks(context.Context, time.Time, ...string) ([]storage.StageLink, error) {
+	return nil, nil
+}
+
+// LoadStageRuns: a replay is one member, whose hints come from its stages in memory.
+func (s *Store) LoadStageRuns(context.Context, string, string, time.Time, time.Time, int) ([]time.Time, []time.Time, error) {
+	return nil, nil, nil
+}
+
 // LoadWindows: a replay is one member, which judges in memory.
 func (s *Store) LoadWindows(context.Context, string, time.Time, time.Time) ([]*processors.WindowAgg, error) {
 	return nil, nil

@@ -656,3 +656,22 @@ SELECT model, max(window_end), now64(3) FROM driftd.window_model_stats
 WHERE (SELECT count() FROM driftd.judge_progress) = 0
 GROUP BY model;
 
+-- 0018_stage_runs
+CREATE TABLE IF NOT EXISTS driftd.stage_runs_local ON CLUSTER 'driftd' (
+    pipeline String,
+    stage String,
+    event_time DateTime64(3, 'UTC'),
+    failed UInt8,
+    models Array(String),
+    topic String,
+    partition Int32,
+    offset Int64,
+    written_at DateTime64(3, 'UTC')
+) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/stage_runs_local', '{replica}', written_at)
+PARTITION BY toDate(event_time)
+ORDER BY (topic, partition, offset)
+TTL toDateTime(event_time) + INTERVAL 90 DAY;
+
+CREATE TABLE IF NOT EXISTS driftd.stage_runs ON CLUSTER 'driftd' AS driftd.stage_runs_local
+ENGINE = Distributed('driftd', 'driftd', 'stage_runs_local', cityHash64(topic, partition));
+
