@@ -587,6 +587,17 @@ func sleep(ctx context.Context, d time.Duration) {
 // only errors returned end Run: ctx ended, or the dead-letter topic or the schema
 // registry failed past Settings.MaxOutage (or the topic refused the record for good).
 // The record is then not done, and not committed.
+// unread is how many records of rec's partition were after it when it was fetched (0
+// when the fetch did not say).
+func unread(rec consumers.Record) int64 {
+	return max(rec.HighWaterMark-rec.Offset-1, 0)
+}
+
+// sourceOf is where a windowed record comes from, for the processors.
+func sourceOf(rec consumers.Record) processors.Source {
+	return processors.Source{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Time: rec.Time, Lagging: unread(rec) > 0}
+}
+
 func (r *Runner) handle(ctx context.Context, a ahead) (err error) {
 	rec := a.rec
 	r.stats.Records++
@@ -595,7 +606,7 @@ func (r *Runner) handle(ctx context.Context, a ahead) (err error) {
 	}
 	r.set.Observer.Consumed(rec.Topic)
 	if rec.HighWaterMark > 0 {
-		r.set.Observer.Lag(rec.Topic, rec.Partition, rec.HighWaterMark-rec.Offset-1)
+		r.set.Observer.Lag(rec.Topic, rec.Partition, unread(rec))
 	}
 	tp := consumers.TopicPartition{Topic: rec.Topic, Partition: rec.Partition}
 	defer func() {
@@ -606,7 +617,7 @@ func (r *Runner) handle(ctx context.Context, a ahead) (err error) {
 		}
 	}()
 	if rec.HighWaterMark > 0 {
-		r.clock.position(tp, rec.HighWaterMark-rec.Offset-1)
+		r.clock.position(tp, unread(rec))
 	}
 	if r.set.MaxEventBytes > 0 && len(rec.Value) > r.set.MaxEventBytes {
 		r.set.Observer.DecodeError(rec.Topic, consumers.ClassInvalid)
@@ -652,7 +663,7 @@ func (r *Runner) handle(ctx context.Context, a ahead) (err error) {
 		}
 	}
 	r.clock.event(tp, e.Timestamp, now)
-	src := processors.Source{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Time: rec.Time}
+	src := sourceOf(rec)
 	if r.spread != nil {
 		r.firstDelivery(ctx, e.Model, processors.TopicPartition{Topic: rec.Topic, Partition: rec.Partition})
 	}

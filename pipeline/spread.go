@@ -130,9 +130,10 @@ func ownerPartition(model string, n int) int {
 }
 
 // completeThrough is the end up to which every window of a model is written by every
-// partition that holds it back (progress: the model's rows, one per partition; maxSkew
-// as its watermark drops partitions far behind), and whether any partition says so.
-func completeThrough(progress []storage.PartitionProgress, maxSkew time.Duration) (time.Time, bool) {
+// partition that holds it back (progress: the model's rows, one per partition; spec's
+// Holds, as one member's watermark drops partitions far behind), and whether any
+// partition says so.
+func completeThrough(progress []storage.PartitionProgress, spec processors.WindowSpec) (time.Time, bool) {
 	if len(progress) == 0 {
 		return time.Time{}, false
 	}
@@ -145,7 +146,7 @@ func completeThrough(progress []storage.PartitionProgress, maxSkew time.Duration
 	var through time.Time
 	first := true
 	for _, p := range progress {
-		if p.EventMax.Before(newest.Add(-maxSkew)) {
+		if !spec.Holds(newest.Sub(p.EventMax), p.Lagging) {
 			continue // far behind: the watermark does not wait for it
 		}
 		if first || p.Through.Before(through) {
@@ -239,9 +240,9 @@ func (r *Runner) shareWindows(ctx context.Context, batch *storage.Batch, closed 
 			continue
 		}
 		for tp, ev := range mp.EventMax {
-			p := storage.PartitionProgress{Model: mp.Model, TP: tp, Through: time.UnixMilli(through).UTC(), EventMax: time.UnixMilli(ev).UTC()}
+			p := storage.PartitionProgress{Model: mp.Model, TP: tp, Through: time.UnixMilli(through).UTC(), EventMax: time.UnixMilli(ev).UTC(), Lagging: mp.Lagging[tp]}
 			k := progressKey{mp.Model, tp}
-			if last, ok := r.spread.written[k]; ok && !p.Through.After(last.Through) && !p.EventMax.After(last.EventMax) {
+			if last, ok := r.spread.written[k]; ok && !p.Through.After(last.Through) && !p.EventMax.After(last.EventMax) && p.Lagging == last.Lagging {
 				continue
 			}
 			r.spread.written[k] = p
@@ -391,7 +392,7 @@ func (r *Runner) judgeOwned(ctx context.Context) error {
 	upTo := map[string]time.Time{}
 	for _, m := range models {
 		upTo[m] = r.spread.judged[m]
-		complete, ok := completeThrough(byModel[m], r.set.WindowSpec(m).SkewBound())
+		complete, ok := completeThrough(byModel[m], r.set.WindowSpec(m))
 		if bounded {
 			// Whole windows only: a window ending after the bound waits for the pipeline topic.
 			complete = minTime(complete, upstream)

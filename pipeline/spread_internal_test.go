@@ -14,12 +14,17 @@ import (
 )
 
 // A model's windows are complete up to the earliest progress of the partitions carrying
-// it, leaving out a partition far behind the newest (as one member's watermark drops it).
+// it, leaving out a partition far behind the newest (as one member's watermark drops it),
+// unless it is read behind the others, which holds it ten times longer.
 func TestCompleteThrough(t *testing.T) {
 	t0 := time.Date(2026, 3, 4, 10, 0, 0, 0, time.UTC)
 	row := func(part int, through, eventMax time.Duration) storage.PartitionProgress {
 		return storage.PartitionProgress{Model: "m", TP: processors.TopicPartition{Topic: "p", Partition: part},
 			Through: t0.Add(through), EventMax: t0.Add(eventMax)}
+	}
+	lagging := func(p storage.PartitionProgress) storage.PartitionProgress {
+		p.Lagging = true
+		return p
 	}
 	for _, c := range []struct {
 		name string
@@ -32,8 +37,11 @@ func TestCompleteThrough(t *testing.T) {
 		{"the slowest partition holds it", []storage.PartitionProgress{row(0, 5*time.Minute, 6*time.Minute), row(1, 2*time.Minute, 3*time.Minute), row(2, 9*time.Minute, 9*time.Minute)}, 2 * time.Minute, true},
 		{"a partition beyond the skew bound is not waited for", []storage.PartitionProgress{row(0, 70*time.Minute, 71*time.Minute), row(1, 0, time.Minute)}, 70 * time.Minute, true},
 		{"at the skew bound it is", []storage.PartitionProgress{row(0, 70*time.Minute, 71*time.Minute), row(1, 0, 11*time.Minute)}, 0, true},
+		{"read behind, it is waited for beyond the skew bound", []storage.PartitionProgress{row(0, 70*time.Minute, 71*time.Minute), lagging(row(1, 0, time.Minute))}, 0, true},
+		{"read behind, up to ten skew bounds", []storage.PartitionProgress{row(0, 600*time.Minute, 601*time.Minute), lagging(row(1, 0, time.Minute))}, 0, true},
+		{"read behind, beyond ten skew bounds it is not", []storage.PartitionProgress{row(0, 600*time.Minute, 602*time.Minute), lagging(row(1, 0, time.Minute))}, 600 * time.Minute, true},
 	} {
-		got, ok := completeThrough(c.rows, time.Hour)
+		got, ok := completeThrough(c.rows, processors.WindowSpec{Size: time.Minute, MaxSkew: time.Hour})
 		if ok != c.ok || (ok && !got.Equal(t0.Add(c.want))) {
 			t.Errorf("%s: %v %v, want %v %v", c.name, got, ok, t0.Add(c.want), c.ok)
 		}

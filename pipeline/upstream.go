@@ -319,7 +319,7 @@ func (r *Runner) handlePipeline(ctx context.Context, rec consumers.Record) error
 		return nil // a run is judged when it finishes
 	}
 	adaptRun(e, &u.adapted)
-	out, start, end := u.proc.Add(&u.adapted, processors.Source{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Time: rec.Time}, now)
+	out, start, end := u.proc.Add(&u.adapted, sourceOf(rec), now)
 	if out == processors.Rejected {
 		return r.deadLetter(ctx, rec, consumers.ClassLimit, fmt.Errorf("stage %q of pipeline %q is not tracked: limits.max_series (%d) stages are", e.Stage, e.Pipeline, u.proc.Limits().MaxSeries))
 	}

@@ -17,6 +17,10 @@ type Source struct {
 	// Time is the record's Kafka timestamp (zero if it has none): the producer's or the
 	// broker's clock when it was written. With Limits.ClockBound it bounds the watermark.
 	Time time.Time
+	// Lagging says the partition had records after this one, not read yet, when it was
+	// fetched: a partition behind the others in event time because it is read behind them
+	// is not idle, and holds the watermark back longer (WindowSpec.Holds).
+	Lagging bool
 }
 
 // TopicPartition names one partition.
@@ -40,6 +44,27 @@ func (s WindowSpec) SkewBound() time.Duration {
 		return s.MaxSkew
 	}
 	return max(time.Hour, 10*s.Size)
+}
+
+// lagFactor is how many skew bounds a partition read behind the others (records unread)
+// holds the watermark back. Reading order is not the stream: a backlog read at full speed,
+// or a member of a spread group re-reading its partitions after a rebalance, can leave a
+// partition hours of event time behind the others with its records waiting, and judging
+// its windows without them would depend on how the reads interleaved. It is bounded all
+// the same, because a partition that cannot be read (its leader down) would otherwise
+// hold every window of its models open, in memory, for as long as the outage lasts.
+const lagFactor = 10
+
+// Holds reports whether a partition whose newest event is behind the model's newest by
+// behind still holds the model's windows open: within the skew bound, or within
+// lagFactor skew bounds while it has records not read yet (lagging). One member's
+// watermark and a spread group's judge (which reads the partitions' progress) both
+// follow it, so that they wait for the same partitions.
+func (s WindowSpec) Holds(behind time.Duration, lagging bool) bool {
+	if lagging {
+		return behind <= lagFactor*s.SkewBound()
+	}
+	return behind <= s.SkewBound()
 }
 
 // Limits bound the state of one window so that memory depends on series, not events.
@@ -170,6 +195,9 @@ type Processor struct {
 	readyDue bool
 	// idle bounds when Idle can close anything next (idleSkip).
 	idle idleSkip
+	// lagging holds the partitions whose last record read had records after it not read
+	// yet (Source.Lagging): of the partition, whatever model the records were of.
+	lagging map[TopicPartition]bool
 }
 
 // idleSkip is when Idle, called for every record, can next close a window, so that it
@@ -205,7 +233,8 @@ func NewProcessor(specFor func(model string) WindowSpec, limits Limits) *Process
 		limits.SeriesIdle = DefaultLimits.SeriesIdle
 	}
 	return &Processor{specFor: specFor, limits: limits, layouts: map[[2]string]*Layout{},
-		models: map[string]*modelState{}, open: map[partialKey]*Partial{}, series: map[SeriesKey]*int64{}}
+		models: map[string]*modelState{}, open: map[partialKey]*Partial{}, series: map[SeriesKey]*int64{},
+		lagging: map[TopicPartition]bool{}}
 }
 
 // Layout returns the reference layout of (model, version), nil before its reference.
@@ -290,7 +319,12 @@ func (p *Processor) Add(e *schemas.PredictionEvent, src Source, now time.Time) (
 		}
 		limit = clock.UnixMilli() + m.spec.Lateness.Milliseconds()
 	}
-	m.advance(tp, e.Timestamp.UnixMilli(), limit)
+	if src.Lagging {
+		p.lagging[tp] = true
+	} else {
+		delete(p.lagging, tp)
+	}
+	m.advance(tp, e.Timestamp.UnixMilli(), limit, p.lagging)
 	if m.openEnd <= m.watermark {
 		p.readyDue = true
 	}
@@ -302,8 +336,8 @@ func (p *Processor) Add(e *schemas.PredictionEvent, src Source, now time.Time) (
 }
 
 // advance moves the model's watermark for an event of time ts from tp; limit is the
-// latest event time that counts (Limits.ClockBound).
-func (m *modelState) advance(tp TopicPartition, ts, limit int64) {
+// latest event time that counts (Limits.ClockBound), lagging the partitions read behind.
+func (m *modelState) advance(tp TopicPartition, ts, limit int64, lagging map[TopicPartition]bool) {
 	ts = min(ts, limit)
 	if cur, ok := m.seen[tp]; !ok || ts > cur {
 		m.seen[tp] = ts
@@ -318,7 +352,7 @@ func (m *modelState) advance(tp TopicPartition, ts, limit int64) {
 	top := min(m.maxEvent, limit)
 	wm := top
 	for p, t := range m.partMax {
-		if t < top-m.spec.SkewBound().Milliseconds() {
+		if !m.spec.Holds(time.Duration(top-t)*time.Millisecond, lagging[p]) {
 			delete(m.partMax, p) // idle or far behind: stop holding the watermark
 			continue
 		}
@@ -497,6 +531,8 @@ type ModelProgress struct {
 	// EventMax is the newest event time per partition (unix ms, bounded as the watermark
 	// counts it).
 	EventMax map[TopicPartition]int64
+	// Lagging are the partitions of EventMax read behind (Source.Lagging).
+	Lagging map[TopicPartition]bool
 }
 
 // Progress returns each model's progress, by model name. Call it once the windows the
@@ -511,7 +547,16 @@ func (p *Processor) Progress() []ModelProgress {
 		if m.openEnd != math.MaxInt64 {
 			through = min(through, m.openEnd-m.spec.Size.Milliseconds())
 		}
-		out = append(out, ModelProgress{Model: name, Through: through, EventMax: maps.Clone(m.seen)})
+		mp := ModelProgress{Model: name, Through: through, EventMax: maps.Clone(m.seen)}
+		for tp := range m.seen {
+			if p.lagging[tp] {
+				if mp.Lagging == nil {
+					mp.Lagging = map[TopicPartition]bool{}
+				}
+				mp.Lagging[tp] = true
+			}
+		}
+		out = append(out, mp)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Model < out[j].Model })
 	return out

@@ -407,6 +407,33 @@ func TestWatermarkFollowsTheSlowestPartition(t *testing.T) {
 	if closed := q.Ready(); len(closed) != 1 {
 		t.Fatalf("a stalled partition held %d windows", q.OpenWindows())
 	}
+	// One read behind the others (records after its last one not read yet) is not
+	// stalled: it holds the watermark back up to ten skew bounds.
+	l := NewProcessor(func(string) WindowSpec { return WindowSpec{Size: time.Minute, MaxSkew: 2 * time.Minute} }, Limits{})
+	l.Add(ev("m", 0, 1), Source{Topic: "in", Partition: 1, Offset: 0, Lagging: true}, t0)
+	l.Add(ev("m", 10*time.Minute, 1), Source{Topic: "in", Partition: 0, Offset: 0}, t0)
+	if closed := l.Ready(); len(closed) != 0 {
+		t.Fatalf("closed %d windows while partition 1, read behind, is at 0s", len(closed))
+	}
+	l.Add(ev("m", 20*time.Minute, 1), Source{Topic: "in", Partition: 0, Offset: 1}, t0)
+	if closed := l.Ready(); len(closed) != 0 {
+		t.Fatalf("closed %d windows while partition 1 is read behind by ten skew bounds", len(closed))
+	}
+	if p := l.Progress(); len(p) != 1 || !p[0].Lagging[TopicPartition{"in", 1}] || p[0].Lagging[TopicPartition{"in", 0}] {
+		t.Fatalf("progress %+v: partition 1 (only) is read behind", p)
+	}
+	l.Add(ev("m", 21*time.Minute, 1), Source{Topic: "in", Partition: 0, Offset: 2}, t0)
+	if closed := l.Ready(); len(closed) != 3 { // [0,1m), [10m,11m), [20m,21m)
+		t.Fatalf("beyond ten skew bounds closed %d windows, want 3", len(closed))
+	}
+	// Read to its end, the same partition is idle: the skew bound applies again.
+	c := NewProcessor(func(string) WindowSpec { return WindowSpec{Size: time.Minute, MaxSkew: 2 * time.Minute} }, Limits{})
+	c.Add(ev("m", 0, 1), Source{Topic: "in", Partition: 1, Offset: 0, Lagging: true}, t0)
+	c.Add(ev("x", 30*time.Second, 2), Source{Topic: "in", Partition: 1, Offset: 1}, t0) // another model's record, the partition's last
+	c.Add(ev("m", 10*time.Minute, 1), Source{Topic: "in", Partition: 0, Offset: 0}, t0)
+	if closed := c.Ready(); len(closed) != 1 {
+		t.Fatalf("closed %d windows once partition 1 was read to its end, want 1", len(closed))
+	}
 }
 
 // Before windows are closed (the pipeline waits a start-up grace), a partition seen late

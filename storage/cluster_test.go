@@ -87,7 +87,7 @@ func TestDistributedReadsEqualOneServer(t *testing.T) {
 		ReferenceSamples: []storage.ReferenceSample{{Model: "new-model", Version: "1", Start: t0, Sample: body}},
 		SampleParts:      []storage.SamplePart{{Model: "new-model", Version: "1", Start: t0, TP: processors.TopicPartition{Topic: "p", Partition: 2}, Sample: body}},
 		Progress: []storage.PartitionProgress{{TP: processors.TopicPartition{Topic: "p", Partition: 2}, Through: time.UnixMilli(0).UTC(), EventMax: time.UnixMilli(0).UTC()},
-			{Model: closed[0].Merged.Series.Model, TP: processors.TopicPartition{Topic: "p", Partition: 2}, Through: t0.Add(time.Minute), EventMax: t0.Add(2 * time.Minute)}}}
+			{Model: closed[0].Merged.Series.Model, TP: processors.TopicPartition{Topic: "p", Partition: 2}, Through: t0.Add(time.Minute), EventMax: t0.Add(2 * time.Minute), Lagging: true}}}
 	// A window read back and judged by a spread group's judge: its partials' rows are
 	// written again with the judgement, then the judge's progress.
 	rejudged := &storage.Batch{WrittenAt: t0.Add(time.Hour), Closed: []processors.Closed{{Merged: closed[0].Merged}},
@@ -190,7 +190,13 @@ func TestDistributedReadsEqualOneServer(t *testing.T) {
 	same("LoadAlertStates", func(s *storage.Store) (any, error) { return s.LoadAlertStates(ctx, day) })
 	same("LoadStageStates", func(s *storage.Store) (any, error) { return s.LoadStageStates(ctx, day) })
 	same("LoadReferenceSamples", func(s *storage.Store) (any, error) { return s.LoadReferenceSamples(ctx) })
-	same("LoadPartitionProgress", func(s *storage.Store) (any, error) { return s.LoadPartitionProgress(ctx) })
+	same("LoadPartitionProgress", func(s *storage.Store) (any, error) {
+		ps, err := s.LoadPartitionProgress(ctx)
+		if err == nil && (len(ps) != 2 || ps[0].Lagging || !ps[1].Lagging) {
+			err = fmt.Errorf("progress %+v: the model's row (only) is read behind", ps)
+		}
+		return ps, err
+	})
 	same("LoadJudgeProgress", func(s *storage.Store) (any, error) { return s.LoadJudgeProgress(ctx) })
 	same("LoadWindows", func(s *storage.Store) (any, error) {
 		ws, err := s.LoadWindows(ctx, closed[0].Merged.Series.Model, t0.Add(-day), t0.Add(day))

@@ -24,6 +24,8 @@ type PartitionProgress struct {
 	TP       processors.TopicPartition
 	Through  time.Time
 	EventMax time.Time
+	// Lagging: the partition had records not read yet when the row was written.
+	Lagging bool
 }
 
 // SamplePart is what one partition's events add to a first window of a model version
@@ -139,9 +141,9 @@ WHERE i > 0`, s.db, strings.Join(cols, ", "), strings.Join(sel, ", "))
 }
 
 func (s *Store) writeProgress(ctx context.Context, b *Batch) error {
-	in := s.inserter(ctx, table{name: "partition_progress", cols: "model, topic, partition, through, event_max, written_at"})
+	in := s.inserter(ctx, table{name: "partition_progress", cols: "model, topic, partition, through, event_max, lagging, written_at"})
 	for _, p := range b.Progress {
-		if err := in.append([]any{p.Model, p.TP.Topic, int32(p.TP.Partition), p.Through.UTC(), p.EventMax.UTC(), b.WrittenAt.UTC()}); err != nil {
+		if err := in.append([]any{p.Model, p.TP.Topic, int32(p.TP.Partition), p.Through.UTC(), p.EventMax.UTC(), p.Lagging, b.WrittenAt.UTC()}); err != nil {
 			return err
 		}
 	}
@@ -150,7 +152,7 @@ func (s *Store) writeProgress(ctx context.Context, b *Batch) error {
 
 // LoadPartitionProgress returns every partition's progress, per model.
 func (s *Store) LoadPartitionProgress(ctx context.Context) ([]PartitionProgress, error) {
-	rows, err := s.conn.Query(ctx, `SELECT model, topic, partition, through, event_max FROM `+s.db+`.partition_progress FINAL ORDER BY model, topic, partition`)
+	rows, err := s.conn.Query(ctx, `SELECT model, topic, partition, through, event_max, lagging FROM `+s.db+`.partition_progress FINAL ORDER BY model, topic, partition`)
 	if err != nil {
 		return nil, fmt.Errorf("load partition progress: %w", err)
 	}
@@ -161,7 +163,7 @@ func (s *Store) LoadPartitionProgress(ctx context.Context) ([]PartitionProgress,
 			p    PartitionProgress
 			part int32
 		)
-		if err := rows.Scan(&p.Model, &p.TP.Topic, &part, &p.Through, &p.EventMax); err != nil {
+		if err := rows.Scan(&p.Model, &p.TP.Topic, &part, &p.Through, &p.EventMax, &p.Lagging); err != nil {
 			return nil, fmt.Errorf("load partition progress: %w", err)
 		}
 		p.TP.Partition, p.Through, p.EventMax = int(part), p.Through.UTC(), p.EventMax.UTC()

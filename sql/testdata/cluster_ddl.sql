@@ -675,3 +675,8 @@ TTL toDateTime(event_time) + INTERVAL 90 DAY;
 CREATE TABLE IF NOT EXISTS driftd.stage_runs ON CLUSTER 'driftd' AS driftd.stage_runs_local
 ENGINE = Distributed('driftd', 'driftd', 'stage_runs_local', cityHash64(topic, partition));
 
+-- 0019_progress_lagging
+ALTER TABLE driftd.partition_progress_local ON CLUSTER 'driftd' ADD COLUMN IF NOT EXISTS lagging Bool DEFAULT false;
+
+ALTER TABLE driftd.partition_progress ON CLUSTER 'driftd' ADD COLUMN IF NOT EXISTS lagging Bool DEFAULT false;
+
