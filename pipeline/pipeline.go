@@ -100,6 +100,9 @@ type Settings struct {
 	// Spread: this member reads a share of the partitions and judges the models whose
 	// owner partition it reads (kafka.group_mode spread; spread.go).
 	Spread bool
+	// JudgeBatch is the most windows of a model a spread judge reads back and judges in
+	// one round (0: DefaultJudgeBatch); the rest wait for its next flush.
+	JudgeBatch int
 	// ReferenceMinEvents is how many events a first-windows reference needs besides its
 	// windows (0: none).
 	ReferenceMinEvents uint64
@@ -159,6 +162,11 @@ type Settings struct {
 	Canary detectors.CanarySettings
 	Shadow detectors.ShadowSettings
 }
+
+// DefaultJudgeBatch bounds a spread judge's round (Settings.JudgeBatch): a window read
+// back holds its merged bins, sketches and categories per feature, and a judge held back
+// for a day of one-minute windows would otherwise read all 1,440 of a model at once.
+const DefaultJudgeBatch = 500
 
 // Stats count what the pipeline did; read them with Runner.Stats.
 type Stats struct {
@@ -222,6 +230,9 @@ type Runner struct {
 func New(set Settings, src Source, dlq DeadLetterer, alerts AlertSink, store Store, log *slog.Logger, now func() time.Time) *Runner {
 	if set.FlushInterval <= 0 {
 		set.FlushInterval = time.Second
+	}
+	if set.JudgeBatch <= 0 {
+		set.JudgeBatch = DefaultJudgeBatch
 	}
 	if set.Backoff.Initial <= 0 {
 		set.Backoff = storage.DefaultBackoff

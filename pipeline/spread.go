@@ -47,6 +47,7 @@ type spreadStore interface {
 	LoadPartitionProgress(ctx context.Context) ([]storage.PartitionProgress, error)
 	LoadJudgeProgress(ctx context.Context, models ...string) ([]storage.JudgeProgress, error)
 	LoadWindows(ctx context.Context, model string, after, through time.Time) ([]*processors.WindowAgg, error)
+	WindowEnd(ctx context.Context, model string, after time.Time, nth int) (time.Time, bool, error)
 	LoadSampleParts(ctx context.Context, model string, from, to time.Time) ([]storage.SamplePart, error)
 }
 
@@ -400,6 +401,9 @@ func (r *Runner) judgeOwned(ctx context.Context) error {
 		if !ok || !complete.After(r.spread.judged[m]) {
 			continue
 		}
+		if complete, err = r.judgeBatch(ctx, m, complete); err != nil {
+			return err
+		}
 		ws, err := r.loadComplete(ctx, m, r.spread.judged[m], complete)
 		if err != nil {
 			return err
@@ -462,6 +466,32 @@ func (r *Runner) judgeOwned(ctx context.Context) error {
 	}
 	r.markDue(closed)
 	return nil
+}
+
+// judgeBatch bounds how far a model's windows are judged in one round, complete being
+// how far they may be: a judge that was held back (a partition not read, the pipeline
+// topic's clock, a partition read behind) or that first judges a model after a backlog
+// was written reads back and judges at most Settings.JudgeBatch windows at once, not
+// everything written meanwhile, and goes on at its next flush. The windows are judged in
+// order all the same, so the rows and alerts are those of one round.
+func (r *Runner) judgeBatch(ctx context.Context, model string, complete time.Time) (time.Time, error) {
+	judged, n := r.spread.judged[model], r.set.JudgeBatch
+	if !judged.IsZero() && complete.Sub(judged) <= time.Duration(n)*r.set.WindowSpec(model).Size {
+		return complete, nil // at most n windows of the model's size fit: no need to count
+	}
+	var end time.Time
+	var found bool
+	if err := retry.Do(ctx, r.policy(), "counting the windows to judge", retryAll, r.attempt, func(ctx context.Context) error {
+		var err error
+		end, found, err = r.store.WindowEnd(ctx, model, judged, n)
+		return err
+	}); err != nil {
+		return time.Time{}, err
+	}
+	if found && end.Before(complete) {
+		return end, nil
+	}
+	return complete, nil
 }
 
 // upstreamRead is how far a model's windows may end to be judged, as the pipeline topic

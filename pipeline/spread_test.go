@@ -515,10 +515,14 @@ func TestSpreadPipelineStagesGiveTheSingleMemberResult(t *testing.T) {
 	}
 	run := func(spread bool) string {
 		h := newHarnessN(t, 4)
-		// The default skew bound (ten windows): a member re-reading its new partitions from
-		// their commits falls hours behind the others while they read on; its partitions,
-		// read behind, still hold the windows back (processors.WindowSpec.Holds).
-		h.tweak = hourlyPipelines
+		h.tweak = func(s *pipeline.Settings) {
+			// The default skew bound (ten windows): a member re-reading its new partitions
+			// from their commits falls hours behind the others while they read on; its
+			// partitions, read behind, still hold the windows back (WindowSpec.Holds).
+			hourlyPipelines(s)
+			// Judged two windows a round: the rounds give the rows and alerts of one.
+			s.JudgeBatch = 2
+		}
 		h.spread = spread
 		// The runs are a backlog: runs bursting into partitions read to their end may be
 		// fetched after a later run of another partition has moved the stream's clock past

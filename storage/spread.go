@@ -196,6 +196,31 @@ func (s *Store) LoadJudgeProgress(ctx context.Context, models ...string) ([]Judg
 	return out, rows.Err()
 }
 
+// WindowEnd returns the end of model's nth window (counted from 1, over every series)
+// ending after after, and whether it has that many: a spread judge reads back and judges
+// at most so many windows at once.
+func (s *Store) WindowEnd(ctx context.Context, model string, after time.Time, nth int) (time.Time, bool, error) {
+	if nth < 1 {
+		return time.Time{}, false, fmt.Errorf("the window end of %s after %v: window %d, want 1 or more", model, after, nth)
+	}
+	rows, err := s.conn.Query(ctx, `SELECT DISTINCT window_end FROM `+s.db+`.window_model_stats
+WHERE model = {model:String} AND window_end > {after:DateTime64(3, 'UTC')}
+ORDER BY window_end LIMIT 1 OFFSET {skip:UInt64}`,
+		clickhouse.Named("model", model), clickhouse.Named("after", chTime(after)), clickhouse.Named("skip", uint64(nth-1)))
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("the end of window %d of %s after %v: %w", nth, model, after, err)
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		return time.Time{}, false, rows.Err()
+	}
+	var end time.Time
+	if err := rows.Scan(&end); err != nil {
+		return time.Time{}, false, fmt.Errorf("the end of window %d of %s after %v: %w", nth, model, after, err)
+	}
+	return end.UTC(), true, rows.Err()
+}
+
 // LoadSampleParts returns the partitions' shares of model's first windows starting in
 // [from, to], by version, window and partition.
 func (s *Store) LoadSampleParts(ctx context.Context, model string, from, to time.Time) ([]SamplePart, error) {

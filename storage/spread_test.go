@@ -3,6 +3,7 @@ package storage_test
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -292,5 +293,37 @@ func TestLoadWindowsSeveralSeries(t *testing.T) {
 		if !want[sum(w)] {
 			t.Errorf("read back %s: not a written window", sum(w))
 		}
+	}
+	// A spread judge's rounds count the windows' ends over every series.
+	var ends []time.Time
+	for _, c := range closed {
+		if e := time.UnixMilli(c.Merged.End).UTC(); !slices.ContainsFunc(ends, e.Equal) {
+			ends = append(ends, e)
+		}
+	}
+	slices.SortFunc(ends, time.Time.Compare)
+	if len(ends) < 3 {
+		t.Fatalf("%d window ends written, want 3 or more", len(ends))
+	}
+	for _, c := range []struct {
+		after time.Time
+		nth   int
+		want  time.Time
+		found bool
+	}{
+		{t0.Add(-time.Hour), 1, ends[0], true},
+		{t0.Add(-time.Hour), len(ends), ends[len(ends)-1], true},
+		{t0.Add(-time.Hour), len(ends) + 1, time.Time{}, false},
+		{ends[0], 1, ends[1], true},
+		{ends[0].Add(-time.Millisecond), 1, ends[0], true},
+		{ends[len(ends)-1], 1, time.Time{}, false},
+	} {
+		got, found, err := s.WindowEnd(ctx, model, c.after, c.nth)
+		if err != nil || found != c.found || !got.Equal(c.want) {
+			t.Errorf("window %d after %v: %v %v %v, want %v %v", c.nth, c.after, got, found, err, c.want, c.found)
+		}
+	}
+	if _, _, err := s.WindowEnd(ctx, model, t0, 0); err == nil {
+		t.Error("window 0: no error")
 	}
 }

@@ -551,6 +551,11 @@ func (s *Store) LoadWindows(context.Context, string, time.Time, time.Time) ([]*p
 	return nil, nil
 }
 
+// WindowEnd: a replay is one member, which judges in memory.
+func (s *Store) WindowEnd(context.Context, string, time.Time, int) (time.Time, bool, error) {
+	return time.Time{}, false, nil
+}
+
 // LoadSampleParts: a replay is one member, which samples in memory.
 func (s *Store) LoadSampleParts(context.Context, string, time.Time, time.Time) ([]storage.SamplePart, error) {
 	return nil, nil
