@@ -760,6 +760,20 @@ func (c *Config) Validate() error {
 			return fail(field, "must not be empty")
 		}
 	}
+	// One role per topic: records are routed by topic, so a topic named twice would send
+	// every record one way (predictions read as pipeline runs), and reading the alert or
+	// dead-letter topic would feed driftd its own output.
+	roles := map[string]string{}
+	for _, r := range [][2]string{{"kafka.topics.predictions", c.Kafka.Topics.Predictions}, {"kafka.topics.labels", c.Kafka.Topics.Labels},
+		{"kafka.topics.pipeline", c.Kafka.Topics.Pipeline}, {"kafka.topics.alerts", c.Kafka.Topics.Alerts}, {"kafka.topics.dlq", c.Kafka.Topics.DLQ}} {
+		if r[1] == "" {
+			continue
+		}
+		if other, ok := roles[r[1]]; ok {
+			return fail(r[0], "%q is %s too: each topic has one role", r[1], other)
+		}
+		roles[r[1]] = r[0]
+	}
 	if c.Kafka.AlertFormat == schemas.FormatAuto {
 		return fail("kafka.alert_format", "auto reads either format; alerts are written in one: json or avro")
 	}

@@ -73,6 +73,8 @@ func TestBadOptionNamesFieldAndValues(t *testing.T) {
 		{"models:\n  m:\n    features:\n      x:\n        test: t\n", "", []string{"models.m.features.x.test (line 5)", "ks, ad, cvm"}},
 		{"kafka:\n  formats:\n    pipeline: xml\n", "", []string{"kafka.formats.pipeline", "json, avro, auto"}},
 		{"kafka:\n  alert_format: auto\n", "", []string{"kafka.alert_format", "json or avro"}},
+		{"kafka:\n  topics:\n    predictions: p\n    pipeline: p\n", "", []string{"kafka.topics.pipeline", `"p" is kafka.topics.predictions too`}},
+		{"kafka:\n  topics:\n    labels: dlq\n    dlq: dlq\n", "", []string{"kafka.topics.dlq", `"dlq" is kafka.topics.labels too`}},
 		{"kafka:\n  alert_format: protobuf\n", "", []string{"kafka.alert_format", "json, avro"}},
 		{"", "DRIFTD_KAFKA_GROUP_MODE=range", []string{"kafka.group_mode (DRIFTD_KAFKA_GROUP_MODE)", "active_standby, spread"}},
 		{"log_level: chatty\n", "", []string{"log_level (line 1)", "debug, info, warn, error"}},

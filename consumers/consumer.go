@@ -459,6 +459,15 @@ func (c *Consumer) Owned(ctx context.Context, topic string) ([]int, int, error) 
 	return mine, n, nil
 }
 
+// WholeTopics reports whether the group gives each of Options.OneReader's topics whole
+// to one member (it agreed on driftd-spread), and whether that is known yet (the check
+// runs as each generation starts and every Options.WatchInterval). A member of an older
+// driftd in the group makes it fall back to range, which spreads those topics too.
+func (c *Consumer) WholeTopics() (whole, known bool) {
+	p := c.Status().Protocol
+	return p == oneReader{}.ProtocolName(), p != ""
+}
+
 // Close leaves the group, so its partitions move to the other members at once.
 func (c *Consumer) Close() error {
 	err := c.cg.Close()

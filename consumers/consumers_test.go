@@ -557,6 +557,53 @@ func TestMixedGroupFallsBackToRange(t *testing.T) {
 	}
 }
 
+// A spread member says whether the group gives its one-reader topics whole to one
+// member: yes while every member speaks driftd-spread, no once a member that does not
+// (an older driftd) makes the group fall back to range.
+func TestSpreadGroupSaysWhetherItsTopicsAreWhole(t *testing.T) {
+	o, ctx, write := numberedTopic(t, 2)
+	write(0, 100)
+	o.WatchInterval = 200 * time.Millisecond
+	spread := o
+	spread.Spread, spread.OneReader = true, o.Topics
+	a, err := consumers.NewConsumer(spread, testenv.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if whole, known := a.WholeTopics(); known {
+		t.Fatalf("before joining: whole %v, known", whole)
+	}
+	_, aErrs := fetchInBackground(t, ctx, a)
+	waitWhole := func(want bool) {
+		t.Helper()
+		for {
+			if whole, known := a.WholeTopics(); known && whole == want {
+				return
+			}
+			select {
+			case err := <-aErrs:
+				t.Fatal(err)
+			case <-ctx.Done():
+				whole, known := a.WholeTopics()
+				t.Fatalf("whole %v known %v (status %+v), want whole %v", whole, known, a.Status(), want)
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}
+	waitWhole(true)
+	b, err := consumers.NewConsumer(o, testenv.Logger(t)) // speaks active/standby and range
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	fetchInBackground(t, ctx, b)
+	waitWhole(false)
+	if a.Assigned() != 1 {
+		t.Errorf("the spread member reads %d partitions on range, want 1", a.Assigned())
+	}
+}
+
 // lockedBuffer collects log output written from several goroutines.
 type lockedBuffer struct {
 	mu  sync.Mutex

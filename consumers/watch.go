@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/protocol/describegroups"
 )
 
 // Status is this member's place in its group, as of the last check (every
@@ -36,6 +37,12 @@ type Status struct {
 	// LagErr is why GroupLag is not known, or a partition the group cannot read on from
 	// (its committed offset is beyond the partition's end: the topic was recreated).
 	LagErr error
+	// Protocol is the assignment strategy the group agreed on ("driftd-spread",
+	// "range", "driftd-active-standby"), as of the last check that found the group
+	// stable; "" while not known. Checked only in a spread group (Options.Spread), where
+	// an older member that does not speak driftd-spread makes the group fall back to
+	// range, and one member no longer reads each of Options.OneReader's topics whole.
+	Protocol string
 	// Err is why the last check failed, if it did.
 	Err error
 }
@@ -153,6 +160,11 @@ func (c *Consumer) check(ctx context.Context, gen *generation) (Status, []string
 		// A rebalance is under way: it assigns the partitions as they are now.
 		return st, nil, parts
 	} else {
+		if c.o.Spread {
+			if st.Protocol, err = groupProtocol(ctx, c.client, c.o.GroupID); err != nil {
+				st.Err = err
+			}
+		}
 		read = map[TopicPartition]bool{}
 		for _, m := range g.Members {
 			for _, t := range m.MemberAssignments.Topics {
@@ -171,6 +183,27 @@ func (c *Consumer) check(ctx context.Context, gen *generation) (Status, []string
 	}
 	sort.Strings(unread)
 	return st, unread, parts
+}
+
+// groupProtocol returns the assignment strategy group agreed on (kafka-go's
+// DescribeGroups leaves it out of its answer, so the request is made here).
+func groupProtocol(ctx context.Context, client *kafka.Client, group string) (string, error) {
+	resp, err := client.Transport.RoundTrip(ctx, client.Addr, &describegroups.Request{Groups: []string{group}})
+	if err != nil {
+		return "", fmt.Errorf("describe the protocol of consumer group %s: %w", group, err)
+	}
+	r, ok := resp.(*describegroups.Response)
+	if !ok || len(r.Groups) != 1 {
+		return "", fmt.Errorf("describe the protocol of consumer group %s: an answer of %T", group, resp)
+	}
+	g := r.Groups[0]
+	if g.ErrorCode != 0 {
+		return "", fmt.Errorf("describe the protocol of consumer group %s: %w", group, kafka.Error(g.ErrorCode))
+	}
+	if g.GroupState != "Stable" {
+		return "", nil // a rebalance is under way: the next check says
+	}
+	return g.ProtocolData, nil
 }
 
 // topicPartitions returns the partitions of the topics that exist, and the topics that do

@@ -2,10 +2,12 @@ package pipeline
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"testing"
 	"time"
 
+	"github.com/driftd/driftd/consumers"
 	"github.com/driftd/driftd/internal/testenv"
 	"github.com/driftd/driftd/processors"
 	"github.com/driftd/driftd/schemas"
@@ -18,19 +20,7 @@ import (
 // with a configured interval and one linked only by configuration), the two give the
 // same hint for every model and window.
 func TestStoredHintIsTheHintInMemory(t *testing.T) {
-	addr, proto := testenv.ClickHouse(t)
-	ctx := testenv.Context(t, 3*time.Minute)
-	store, err := storage.Open(ctx, storage.Options{Addr: addr, Protocol: storage.Protocol(proto), Database: testenv.UniqueName(t)}, testenv.Logger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		store.Conn().Exec(context.Background(), "DROP DATABASE IF EXISTS "+store.Database())
-		store.Close()
-	})
-	if _, err := store.Migrate(ctx, 3650); err != nil {
-		t.Fatal(err)
-	}
+	store, ctx := hintStore(t)
 	set := Settings{PipelineTopic: "pipe", Spread: true, FreshnessFactor: 2,
 		PipelineWindow: processors.WindowSpec{Size: 30 * time.Minute, Lateness: time.Minute},
 		StageInterval: func(p, _ string) time.Duration {
@@ -103,4 +93,63 @@ func TestStoredHintIsTheHintInMemory(t *testing.T) {
 		t.Errorf("only %d windows have a hint: the runs test little", hinted)
 	}
 	t.Logf("%d of %d windows hinted, %d runs", hinted, 3*25, len(runs))
+}
+
+// hintStore is a migrated store in a database of the test's own.
+func hintStore(t *testing.T) (*storage.Store, context.Context) {
+	t.Helper()
+	addr, proto := testenv.ClickHouse(t)
+	ctx := testenv.Context(t, 3*time.Minute)
+	store, err := storage.Open(ctx, storage.Options{Addr: addr, Protocol: storage.Protocol(proto), Database: testenv.UniqueName(t)}, testenv.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		store.Conn().Exec(context.Background(), "DROP DATABASE IF EXISTS "+store.Database())
+		store.Close()
+	})
+	if _, err := store.Migrate(ctx, 3650); err != nil {
+		t.Fatal(err)
+	}
+	return store, ctx
+}
+
+// Runs stamped between milliseconds, a failure just before a window's end and a success
+// just after it: stage_runs keeps milliseconds, and the hint read from it must count them
+// as the member reading them does (without the cut to milliseconds where runs are read,
+// one member said "has not succeeded since 00:10" and the stored hint "failed 1 times").
+func TestStoredHintOfRunsBetweenMilliseconds(t *testing.T) {
+	store, ctx := hintStore(t)
+	set := Settings{PipelineTopic: "pipe", Spread: true, FreshnessFactor: 2, PipelineDecoder: schemas.Decoder{},
+		PipelineWindow: processors.WindowSpec{Size: 30 * time.Minute, Lateness: time.Minute},
+		StageInterval:  func(string, string) time.Duration { return 20 * time.Minute }}
+	t0 := time.Date(2026, 3, 4, 0, 0, 0, 0, time.UTC)
+	end := t0.Add(time.Hour)
+	r := New(set, nil, nil, nil, store, testenv.Logger(t), func() time.Time { return end.Add(time.Hour) })
+	for i, run := range []struct {
+		at     time.Time
+		status schemas.StageStatus
+	}{
+		{t0.Add(10 * time.Minute), schemas.StageSucceeded},
+		{end.Add(-300 * time.Microsecond), schemas.StageFailed},
+		{end.Add(500 * time.Microsecond), schemas.StageSucceeded},
+	} {
+		b := fmt.Sprintf(`{"event_id":"r%d","pipeline":"etl","stage":"join","run_id":"%d","status":%q,"timestamp":%q,"models":["fraud"]}`,
+			i, i, run.status, run.at.Format(time.RFC3339Nano))
+		if err := r.handlePipeline(ctx, consumers.Record{Topic: "pipe", Offset: int64(i), Value: []byte(b)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := store.WriteWithRetry(ctx, &storage.Batch{StageRuns: r.up.runs, WrittenAt: t0}, storage.DefaultBackoff, nil); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := r.upstreamHint(ctx, "fraud", t0, end)
+	got, err := r.storedHint(ctx, "fraud", t0, end)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The failure is in the window (at end - 1 ms); the success counts at the end.
+	if got != want || want != "stage join of pipeline etl failed 1 times in this period" {
+		t.Errorf("stored hint %q, in memory %q; want both to count the failure only", got, want)
+	}
 }

@@ -684,6 +684,9 @@ func (r *Runner) handle(ctx context.Context, a ahead) (err error) {
 		for _, k := range gone {
 			delete(r.shadowRefs, k) // read back from ClickHouse if the shadow comes back
 		}
+		if r.spread != nil {
+			r.forgetDelivered(gone)
+		}
 	}
 	switch out {
 	case processors.Rejected:

@@ -42,6 +42,12 @@ type partitionOwner interface {
 	Owned(ctx context.Context, topic string) (mine []int, total int, err error)
 }
 
+// wholeReader says whether the group gives the pipeline topic whole to one member (a
+// *consumers.Consumer).
+type wholeReader interface {
+	WholeTopics() (whole, known bool)
+}
+
 // spreadStore is what judging a spread group reads (a *storage.Store).
 type spreadStore interface {
 	LoadPartitionProgress(ctx context.Context) ([]storage.PartitionProgress, error)
@@ -75,11 +81,17 @@ type spreadState struct {
 	// delivered are the (model, partition) pairs whose first record here was preceded by
 	// reading how far the model is judged (firstDelivery).
 	delivered map[progressKey]bool
+	// judgedReadFailed is when firstDelivery's read last failed.
+	judgedReadFailed time.Time
 	// hints are the upstream hints worded in this judging, by model and window: a window
 	// with several drifting features asks for its hint once per feature (storedHint).
 	hints map[hintKey]string
+	// links are the stages feeding each model, read in this judging (storedHint).
+	links map[string][]storage.StageLink
 	// progress is every partition's progress as read in this flush (nil: not read yet).
 	progress []storage.PartitionProgress
+	// rangeSaid is when the group's fallback to range was last logged.
+	rangeSaid time.Time
 	// stale: the judging state was restored when this member's partitions were assigned,
 	// while the member that judged its models before may still have been writing. It is
 	// restored again before this member first judges (after its start-up grace).
@@ -98,7 +110,8 @@ type progressKey struct {
 
 func newSpreadState() *spreadState {
 	return &spreadState{written: map[progressKey]storage.PartitionProgress{},
-		judged: map[string]time.Time{}, samples: map[[2]string]*refBuilder{}, delivered: map[progressKey]bool{}, hints: map[hintKey]string{}, stale: true}
+		judged: map[string]time.Time{}, samples: map[[2]string]*refBuilder{}, delivered: map[progressKey]bool{}, hints: map[hintKey]string{},
+		links: map[string][]storage.StageLink{}, stale: true}
 }
 
 // sampler is where an event of a version without a reference is sampled: the judge's
@@ -356,6 +369,7 @@ func (r *Runner) judgeOwned(ctx context.Context) error {
 	}
 	r.spread.progress = progress
 	clear(r.spread.hints)
+	clear(r.spread.links)
 	// clock is the least of the partitions' clocks (zero: none dates anything yet).
 	var clock time.Time
 	graced, byModel := map[int]bool{}, map[string][]storage.PartitionProgress{}
@@ -511,6 +525,21 @@ func (r *Runner) upstreamRead(ctx context.Context, owner partitionOwner, progres
 	if total == 0 {
 		return time.Time{}, false, true
 	}
+	if w, ok := owner.(wholeReader); ok {
+		if whole, known := w.WholeTopics(); known && !whole {
+			// A member of an older driftd, which writes no clocks of the partitions it
+			// reads, made the group fall back to range: waiting for their clocks would stop
+			// judging until the last member is upgraded.
+			if now := r.now(); now.Sub(r.spread.rangeSaid) >= time.Minute {
+				r.spread.rangeSaid = now
+				r.log.Error("the consumer group assigns partitions by range, not driftd-spread: a member runs an older driftd. "+
+					"Until every member is upgraded, the pipeline topic is read by several members: model windows are judged without "+
+					"waiting for it, drift alerts' upstream hints miss the runs older members read, and each member judges pipeline "+
+					"stages from the partitions it reads", "topic", r.set.PipelineTopic)
+			}
+			return time.Time{}, false, true
+		}
+	}
 	clocks := map[int]time.Time{}
 	for _, p := range progress {
 		if p.Model == "" && p.TP.Topic == r.set.PipelineTopic {
@@ -532,15 +561,16 @@ func (r *Runner) upstreamRead(ctx context.Context, owner partitionOwner, progres
 // learnJudged tells the processor how far every model is judged (by whichever member):
 // a record of a window already judged is late here, as for one member, not a partial
 // nobody judges (a partition read late, or delivering a model for the first time).
-func (r *Runner) learnJudged(ctx context.Context, models ...string) {
+func (r *Runner) learnJudged(ctx context.Context, models ...string) bool {
 	judged, err := r.store.LoadJudgeProgress(ctx, models...)
 	if err != nil {
 		r.log.Warn("judge progress not read; records of judged windows may be written unjudged", "err", err)
-		return
+		return false
 	}
 	for _, p := range judged {
 		r.proc.Judged(p.Model, p.Through.UnixMilli())
 	}
+	return true
 }
 
 // firstDelivery reads how far model is judged before the first record of it that
@@ -554,8 +584,30 @@ func (r *Runner) firstDelivery(ctx context.Context, model string, tp processors.
 	if r.spread.delivered[k] {
 		return
 	}
-	r.spread.delivered[k] = true
-	r.learnJudged(ctx, model)
+	// A failed read is tried again at the pair's next record, but not before a second
+	// has passed: while ClickHouse is down, records are not held up a query each.
+	if now := r.now(); now.Sub(r.spread.judgedReadFailed) >= time.Second {
+		if r.learnJudged(ctx, model) {
+			r.spread.delivered[k] = true
+		} else {
+			r.spread.judgedReadFailed = now
+		}
+	}
+}
+
+// forgetDelivered makes the next record of a model whose state the processor dropped
+// (its series idle, to make room for others) read how far it is judged again: the
+// processor forgot that with the model.
+func (r *Runner) forgetDelivered(gone []processors.SeriesKey) {
+	models := map[string]bool{}
+	for _, s := range gone {
+		models[s.Model] = true
+	}
+	for k := range r.spread.delivered {
+		if models[k.model] {
+			delete(r.spread.delivered, k)
+		}
+	}
 }
 
 // loadComplete reads back model's windows ending in (after, through], with the

@@ -1,15 +1,20 @@
 package pipeline
 
 import (
+	"bytes"
+	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/driftd/driftd/consumers"
 	"github.com/driftd/driftd/detectors"
 	"github.com/driftd/driftd/processors"
+	"github.com/driftd/driftd/schemas"
 	"github.com/driftd/driftd/storage"
 )
 
@@ -172,5 +177,109 @@ func TestSilentOwned(t *testing.T) {
 		if !slices.Equal(got, c.starts) {
 			t.Errorf("%s: empty windows at %v, want %v", c.name, got, c.starts)
 		}
+	}
+}
+
+// fakeOwner reads partitions mine of every topic, of total, in a group that agreed on
+// driftd-spread or not (whole), or has not said yet (known false).
+type fakeOwner struct {
+	mine         []int
+	total        int
+	whole, known bool
+}
+
+func (f fakeOwner) Owned(context.Context, string) ([]int, int, error) { return f.mine, f.total, nil }
+func (f fakeOwner) WholeTopics() (bool, bool)                         { return f.whole, f.known }
+
+// A judge waits for the clock of every partition of the pipeline topic, except in a group
+// that fell back to range (a member of an older driftd, which writes no clocks): there it
+// judges without waiting, rather than not at all until the last member is upgraded.
+func TestUpstreamReadInAGroupOnRange(t *testing.T) {
+	t0 := time.Date(2026, 3, 4, 10, 0, 0, 0, time.UTC)
+	clock := func(part int, at time.Time) storage.PartitionProgress {
+		return storage.PartitionProgress{TP: processors.TopicPartition{Topic: "pipe", Partition: part}, Through: at, EventMax: at}
+	}
+	one := []storage.PartitionProgress{clock(0, t0)}
+	both := []storage.PartitionProgress{clock(0, t0), clock(1, t0.Add(-time.Hour))}
+	for _, c := range []struct {
+		name        string
+		owner       fakeOwner
+		progress    []storage.PartitionProgress
+		bounded, ok bool
+		bound       time.Time
+	}{
+		{"driftd-spread, a partition without a clock: wait", fakeOwner{total: 2, whole: true, known: true}, one, false, false, time.Time{}},
+		{"driftd-spread, every clock: the least less the lateness", fakeOwner{total: 2, whole: true, known: true}, both, true, true, t0.Add(-61 * time.Minute)},
+		{"not known yet: as driftd-spread", fakeOwner{total: 2}, one, false, false, time.Time{}},
+		{"range: no bound", fakeOwner{total: 2, known: true}, one, false, true, time.Time{}},
+		{"no partitions: no bound", fakeOwner{whole: true, known: true}, nil, false, true, time.Time{}},
+	} {
+		var logs bytes.Buffer
+		r := &Runner{set: Settings{PipelineTopic: "pipe", PipelineWindow: processors.WindowSpec{Size: time.Hour, Lateness: time.Minute}},
+			up: &upstream{}, spread: newSpreadState(), log: slog.New(slog.NewTextHandler(&logs, nil)), now: func() time.Time { return t0 }}
+		bound, bounded, ok := r.upstreamRead(context.Background(), c.owner, c.progress)
+		if bounded != c.bounded || ok != c.ok || !bound.Equal(c.bound) {
+			t.Errorf("%s: %v %v %v, want %v %v %v", c.name, bound, bounded, ok, c.bound, c.bounded, c.ok)
+		}
+		if said := strings.Contains(logs.String(), "level=ERROR"); said != (c.owner.known && !c.owner.whole && c.owner.total > 0) {
+			t.Errorf("%s: logged %q", c.name, logs.String())
+		}
+	}
+}
+
+// judgeProgressStore answers LoadJudgeProgress (failing while fail is set) and counts the
+// reads; every other method of Store is left nil.
+type judgeProgressStore struct {
+	Store
+	fail  bool
+	reads int
+}
+
+func (s *judgeProgressStore) LoadJudgeProgress(_ context.Context, models ...string) ([]storage.JudgeProgress, error) {
+	s.reads++
+	if s.fail {
+		return nil, errors.New("clickhouse down")
+	}
+	return []storage.JudgeProgress{{Model: models[0], Through: time.Date(2026, 3, 4, 10, 0, 0, 0, time.UTC)}}, nil
+}
+
+// A partition's first record of a model reads how far the model is judged once: again
+// after a failed read (a second later at the soonest, so that an outage does not cost a
+// query per record), and again once the processor forgot the model.
+func TestFirstDeliveryReadsUntilItKnows(t *testing.T) {
+	wall := time.Date(2026, 3, 4, 12, 0, 0, 0, time.UTC)
+	st := &judgeProgressStore{fail: true}
+	r := &Runner{store: st, spread: newSpreadState(), log: slog.New(slog.NewTextHandler(io.Discard, nil)), now: func() time.Time { return wall },
+		proc: processors.NewProcessor(func(string) processors.WindowSpec { return processors.WindowSpec{Size: time.Minute} }, processors.Limits{})}
+	tp := processors.TopicPartition{Topic: "p", Partition: 1}
+	ctx := context.Background()
+	for _, step := range []struct {
+		name  string
+		after time.Duration
+		fail  bool
+		forgo bool
+		reads int
+	}{
+		{"first record, ClickHouse down", 0, true, false, 1},
+		{"the next record, within a second", 500 * time.Millisecond, true, false, 1},
+		{"a second after the failure", 500 * time.Millisecond, false, false, 2},
+		{"known: no more reads", time.Second, false, false, 2},
+		{"the model forgotten", time.Second, false, true, 3},
+		{"known again", time.Second, false, false, 3},
+	} {
+		wall = wall.Add(step.after)
+		st.fail = step.fail
+		if step.forgo {
+			r.forgetDelivered([]processors.SeriesKey{{Model: "m", Version: "1"}})
+		}
+		r.firstDelivery(ctx, "m", tp)
+		if st.reads != step.reads {
+			t.Errorf("%s: %d reads, want %d", step.name, st.reads, step.reads)
+		}
+	}
+	// What was read is what the processor holds: a record of a judged window is late.
+	e := &schemas.PredictionEvent{Model: "m", ModelVersion: "1", Deployment: "primary", Timestamp: time.Date(2026, 3, 4, 9, 59, 0, 0, time.UTC)}
+	if out, _, _ := r.proc.Add(e, processors.Source{Topic: "p", Partition: 1}, wall); out != processors.Late {
+		t.Errorf("a record of a judged window: outcome %v, want late", out)
 	}
 }

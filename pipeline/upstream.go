@@ -308,6 +308,9 @@ func (r *Runner) handlePipeline(ctx context.Context, rec consumers.Record) error
 		return err
 	}
 	e := &u.event
+	// Milliseconds, as stage_runs stores the runs (DateTime64(3)): a spread judge's hint
+	// read from them must order a run and a window's end as this member does in memory.
+	e.Timestamp = e.Timestamp.Truncate(time.Millisecond)
 	now := r.now()
 	if err := r.checkFuture(e.Timestamp, now); err != nil {
 		r.set.Observer.DecodeError(rec.Topic, consumers.ClassInvalid)
@@ -658,17 +661,24 @@ func (r *Runner) storedHint(ctx context.Context, model string, start, end time.T
 	if h, ok := r.spread.hints[key]; ok {
 		return h, nil
 	}
-	var links []storage.StageLink
-	if err := retry.Do(ctx, r.policy(), "loading the stages feeding a model", retryAll, r.attempt, func(ctx context.Context) error {
-		var err error
-		links, err = r.store.LoadStageLinks(ctx, end, model)
-		return err
-	}); err != nil {
-		return "", err
+	// A model's links are read once a judging round, whatever its windows: each link
+	// holds from its first run (Since), so the links before a window's end are those.
+	links, ok := r.spread.links[model]
+	if !ok {
+		if err := retry.Do(ctx, r.policy(), "loading the stages feeding a model", retryAll, r.attempt, func(ctx context.Context) error {
+			var err error
+			links, err = r.store.LoadStageLinks(ctx, time.Time{}, model)
+			return err
+		}); err != nil {
+			return "", err
+		}
+		r.spread.links[model] = links
 	}
 	linked := map[stageKey]bool{}
 	for _, l := range links {
-		linked[stageKey{l.Pipeline, l.Stage}] = true
+		if l.Since.Before(end) {
+			linked[stageKey{l.Pipeline, l.Stage}] = true
+		}
 	}
 	ask := maps.Clone(linked)
 	for _, k := range r.set.StagesOf(model) {
@@ -768,12 +778,14 @@ func (r *Runner) restoreUpstream(ctx context.Context) error {
 	// The links too, from every run written: a restart (or a standby taking over) reads
 	// on from the committed offsets, and would otherwise not know the stages that said
 	// they feed a model before it, and give its drift alerts no hint.
-	links, err := r.store.LoadStageLinks(ctx, time.Time{})
-	if err != nil {
-		return err
-	}
-	for _, l := range links {
-		r.up.link(l.Model, stageKey{l.Pipeline, l.Stage}, l.Since)
+	if !r.set.Spread { // a spread judge reads them with the runs (storedHint)
+		links, err := r.store.LoadStageLinks(ctx, time.Time{})
+		if err != nil {
+			return err
+		}
+		for _, l := range links {
+			r.up.link(l.Model, stageKey{l.Pipeline, l.Stage}, l.Since)
+		}
 	}
 	for _, s := range states {
 		st := r.up.stage(stageKey{s.Pipeline, s.Stage})
