@@ -72,19 +72,13 @@ func TestClickHouseOutage(t *testing.T) {
 }
 
 // retryCounter counts retried writes; it ignores the other observations.
-type retryCounter struct{ n atomic.Int64 }
+type retryCounter struct {
+	pipeline.NopObserver
+	n atomic.Int64
+}
 
 func (r *retryCounter) Insert(_ time.Duration, class string) {
 	if class == storage.Retryable.String() {
 		r.n.Add(1)
 	}
 }
-func (*retryCounter) Consumed(string)                {}
-func (*retryCounter) DecodeError(string, string)     {}
-func (*retryCounter) DeadLettered(string)            {}
-func (*retryCounter) Late(string)                    {}
-func (*retryCounter) Lag(string, int, int64)         {}
-func (*retryCounter) WindowsWritten([]time.Duration) {}
-func (*retryCounter) Alert(string, string)           {}
-func (*retryCounter) State(int, int, int)            {}
-func (*retryCounter) Rebalanced()                    {}

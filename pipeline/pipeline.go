@@ -76,18 +76,20 @@ type Observer interface {
 	Rebalanced()
 }
 
-type noObserver struct{}
+// NopObserver observes nothing: the Observer of Settings without one, and what an
+// observer that wants a few observations embeds for the rest.
+type NopObserver struct{}
 
-func (noObserver) Consumed(string)                {}
-func (noObserver) DecodeError(string, string)     {}
-func (noObserver) DeadLettered(string)            {}
-func (noObserver) Late(string)                    {}
-func (noObserver) Lag(string, int, int64)         {}
-func (noObserver) WindowsWritten([]time.Duration) {}
-func (noObserver) Insert(time.Duration, string)   {}
-func (noObserver) Alert(string, string)           {}
-func (noObserver) State(int, int, int)            {}
-func (noObserver) Rebalanced()                    {}
+func (NopObserver) Consumed(string)                {}
+func (NopObserver) DecodeError(string, string)     {}
+func (NopObserver) DeadLettered(string)            {}
+func (NopObserver) Late(string)                    {}
+func (NopObserver) Lag(string, int, int64)         {}
+func (NopObserver) WindowsWritten([]time.Duration) {}
+func (NopObserver) Insert(time.Duration, string)   {}
+func (NopObserver) Alert(string, string)           {}
+func (NopObserver) State(int, int, int)            {}
+func (NopObserver) Rebalanced()                    {}
 
 // Settings are the pipeline's knobs (from config).
 type Settings struct {
@@ -238,7 +240,7 @@ func New(set Settings, src Source, dlq DeadLetterer, alerts AlertSink, store Sto
 		set.Backoff = storage.DefaultBackoff
 	}
 	if set.Observer == nil {
-		set.Observer = noObserver{}
+		set.Observer = NopObserver{}
 	}
 	set.Limits.ClockBound = set.Limits.ClockBound || set.MaxFuture > 0
 	if set.ReferenceSource == nil {
