@@ -319,10 +319,12 @@ func (p *Processor) Add(e *schemas.PredictionEvent, src Source, now time.Time) (
 		}
 		limit = clock.UnixMilli() + m.spec.Lateness.Milliseconds()
 	}
-	if src.Lagging {
-		p.lagging[tp] = true
-	} else {
-		delete(p.lagging, tp)
+	if src.Lagging != p.lagging[tp] { // a read per record; a write only when it changes
+		if src.Lagging {
+			p.lagging[tp] = true
+		} else {
+			delete(p.lagging, tp)
+		}
 	}
 	m.advance(tp, e.Timestamp.UnixMilli(), limit, p.lagging)
 	if m.openEnd <= m.watermark {
