@@ -608,7 +608,7 @@ func unread(rec consumers.Record) int64 {
 
 // sourceOf is where a windowed record comes from, for the processors.
 func sourceOf(rec consumers.Record) processors.Source {
-	return processors.Source{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Time: rec.Time, Lagging: unread(rec) > 0}
+	return processors.Source{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Time: rec.Time}
 }
 
 func (r *Runner) handle(ctx context.Context, a ahead) (err error) {
@@ -631,6 +631,13 @@ func (r *Runner) handle(ctx context.Context, a ahead) (err error) {
 	}()
 	if rec.HighWaterMark > 0 {
 		r.clock.position(tp, unread(rec))
+	}
+	// Every record, before anything sets it aside: the partition's last may be one.
+	switch read := (processors.TopicPartition{Topic: rec.Topic, Partition: rec.Partition}); {
+	case rec.Topic == r.set.PredictionTopic:
+		r.proc.Read(read, unread(rec) > 0)
+	case r.up != nil && rec.Topic == r.set.PipelineTopic:
+		r.up.proc.Read(read, unread(rec) > 0)
 	}
 	if r.set.MaxEventBytes > 0 && len(rec.Value) > r.set.MaxEventBytes {
 		r.set.Observer.DecodeError(rec.Topic, consumers.ClassInvalid)

@@ -39,8 +39,10 @@ func firstSeenAfterJudged(t *testing.T, spread bool) {
 	// flush would tell it that the window is judged.
 	h.tweak = func(s *pipeline.Settings) { s.FlushInterval = 3 * time.Second }
 	waitA, stopA := h.start(t)
-	_, stopB := h.start(t)
 	defer stopA()
+	// A in a generation of its own first, so that B's join takes partitions from it.
+	waitA("a first flush", func(s pipeline.Stats) bool { return s.Flushes >= 1 })
+	_, stopB := h.start(t)
 	defer stopB()
 	if spread {
 		// B's join took partitions 2 and 3 from A (range: {0,1} and {2,3}): the record
@@ -110,7 +112,7 @@ func firstSeenAfterJudged(t *testing.T, spread bool) {
 	late, _ := testenv.TSV(ctx, h.store.Conn(), "SELECT count() FROM "+db+".late_events FINAL WHERE model = 'm'")
 	t.Logf("window 1 rows (partition, events, judged):\n%slate events: %s", out, late)
 	if out != "0\t50\t1\n1\t50\t1\n" {
-		t.Errorf("window 1's rows: want partitions 0 and 1 judged with 50 events each, and no partial of partitions 2 and 3 "+
+		t.Errorf("window 1's rows: want partitions 0 and 1 judged with 50 events each, and no partial of partitions 2 and 3 " +
 			"(written after the window was judged, it is never judged; one member counts the records late)")
 	}
 	if strings.TrimSpace(late) != "2" {

@@ -17,10 +17,6 @@ type Source struct {
 	// Time is the record's Kafka timestamp (zero if it has none): the producer's or the
 	// broker's clock when it was written. With Limits.ClockBound it bounds the watermark.
 	Time time.Time
-	// Lagging says the partition had records after this one, not read yet, when it was
-	// fetched: a partition behind the others in event time because it is read behind them
-	// is not idle, and holds the watermark back longer (WindowSpec.Holds).
-	Lagging bool
 }
 
 // TopicPartition names one partition.
@@ -196,7 +192,7 @@ type Processor struct {
 	// idle bounds when Idle can close anything next (idleSkip).
 	idle idleSkip
 	// lagging holds the partitions whose last record read had records after it not read
-	// yet (Source.Lagging): of the partition, whatever model the records were of.
+	// yet (Read): of the partition, whatever model the records were of.
 	lagging map[TopicPartition]bool
 }
 
@@ -319,13 +315,6 @@ func (p *Processor) Add(e *schemas.PredictionEvent, src Source, now time.Time) (
 		}
 		limit = clock.UnixMilli() + m.spec.Lateness.Milliseconds()
 	}
-	if src.Lagging != p.lagging[tp] { // a read per record; a write only when it changes
-		if src.Lagging {
-			p.lagging[tp] = true
-		} else {
-			delete(p.lagging, tp)
-		}
-	}
 	m.advance(tp, e.Timestamp.UnixMilli(), limit, p.lagging)
 	if m.openEnd <= m.watermark {
 		p.readyDue = true
@@ -335,6 +324,22 @@ func (p *Processor) Add(e *schemas.PredictionEvent, src Source, now time.Time) (
 	}
 	m.lastAdded = now
 	return Added, start, end
+}
+
+// Read records that a record of tp was read, and whether its partition had records after
+// it not read yet when it was fetched (lagging): a partition behind the others in event
+// time because it is read behind them is not idle, and holds the watermark back longer
+// (WindowSpec.Holds). Call it for every record of the topic, before anything sets the
+// record aside (a record that is late, replayed, dead-lettered or a transaction's marker
+// may be the partition's last), and before Add.
+func (p *Processor) Read(tp TopicPartition, lagging bool) {
+	if lagging != p.lagging[tp] { // a read per record; a write only when it changes
+		if lagging {
+			p.lagging[tp] = true
+		} else {
+			delete(p.lagging, tp)
+		}
+	}
 }
 
 // advance moves the model's watermark for an event of time ts from tp; limit is the
@@ -533,7 +538,7 @@ type ModelProgress struct {
 	// EventMax is the newest event time per partition (unix ms, bounded as the watermark
 	// counts it).
 	EventMax map[TopicPartition]int64
-	// Lagging are the partitions of EventMax read behind (Source.Lagging).
+	// Lagging are the partitions of EventMax read behind (Read).
 	Lagging map[TopicPartition]bool
 }
 

@@ -410,7 +410,8 @@ func TestWatermarkFollowsTheSlowestPartition(t *testing.T) {
 	// One read behind the others (records after its last one not read yet) is not
 	// stalled: it holds the watermark back up to ten skew bounds.
 	l := NewProcessor(func(string) WindowSpec { return WindowSpec{Size: time.Minute, MaxSkew: 2 * time.Minute} }, Limits{})
-	l.Add(ev("m", 0, 1), Source{Topic: "in", Partition: 1, Offset: 0, Lagging: true}, t0)
+	l.Read(TopicPartition{"in", 1}, true)
+	l.Add(ev("m", 0, 1), Source{Topic: "in", Partition: 1, Offset: 0}, t0)
 	l.Add(ev("m", 10*time.Minute, 1), Source{Topic: "in", Partition: 0, Offset: 0}, t0)
 	if closed := l.Ready(); len(closed) != 0 {
 		t.Fatalf("closed %d windows while partition 1, read behind, is at 0s", len(closed))
@@ -428,8 +429,9 @@ func TestWatermarkFollowsTheSlowestPartition(t *testing.T) {
 	}
 	// Read to its end, the same partition is idle: the skew bound applies again.
 	c := NewProcessor(func(string) WindowSpec { return WindowSpec{Size: time.Minute, MaxSkew: 2 * time.Minute} }, Limits{})
-	c.Add(ev("m", 0, 1), Source{Topic: "in", Partition: 1, Offset: 0, Lagging: true}, t0)
-	c.Add(ev("x", 30*time.Second, 2), Source{Topic: "in", Partition: 1, Offset: 1}, t0) // another model's record, the partition's last
+	c.Read(TopicPartition{"in", 1}, true)
+	c.Add(ev("m", 0, 1), Source{Topic: "in", Partition: 1, Offset: 0}, t0)
+	c.Read(TopicPartition{"in", 1}, false) // the partition's last record: another model's, late, or set aside
 	c.Add(ev("m", 10*time.Minute, 1), Source{Topic: "in", Partition: 0, Offset: 0}, t0)
 	if closed := c.Ready(); len(closed) != 1 {
 		t.Fatalf("closed %d windows once partition 1 was read to its end, want 1", len(closed))
