@@ -596,10 +596,6 @@ func sleep(ctx context.Context, d time.Duration) {
 	}
 }
 
-// handle decodes and aggregates one record. Bad records go to the dead-letter topic; the
-// only errors returned end Run: ctx ended, or the dead-letter topic or the schema
-// registry failed past Settings.MaxOutage (or the topic refused the record for good).
-// The record is then not done, and not committed.
 // unread is how many records of rec's partition were after it when it was fetched (0
 // when the fetch did not say).
 func unread(rec consumers.Record) int64 {
@@ -611,6 +607,10 @@ func sourceOf(rec consumers.Record) processors.Source {
 	return processors.Source{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Time: rec.Time}
 }
 
+// handle decodes and aggregates one record. Bad records go to the dead-letter topic; the
+// only errors returned end Run: ctx ended, or the dead-letter topic or the schema
+// registry failed past Settings.MaxOutage (or the topic refused the record for good).
+// The record is then not done, and not committed.
 func (r *Runner) handle(ctx context.Context, a ahead) (err error) {
 	rec := a.rec
 	r.stats.Records++
