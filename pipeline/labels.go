@@ -258,6 +258,20 @@ func (r *Runner) refreshCaught(ctx context.Context, now time.Time, tps []consume
 	return nil
 }
 
+// know adds the label partitions this member reads that have delivered nothing yet.
+// Each holds the watermark (mark zero) until it delivers a label or is found read to
+// its end: one slow to deliver its first records (a loaded broker, a backlog's first
+// fetch) may hold labels of every window, and settling without it would judge those
+// windows without them, differently on each replay.
+func (l *labelState) know(topic string, partitions []int) {
+	for _, p := range partitions {
+		tp := consumers.TopicPartition{Topic: topic, Partition: p}
+		if _, ok := l.progress[tp]; !ok {
+			l.progress[tp] = labelPart{}
+		}
+	}
+}
+
 // newest is the newest label stamp read from any partition.
 func (l *labelState) newest() time.Time {
 	var t time.Time
@@ -274,10 +288,14 @@ func maxTime(a, b time.Time) time.Time {
 	return a
 }
 
-// oldest is the oldest of the label partitions' newest stamps.
+// oldest is the oldest of the label partitions' newest stamps (of those that delivered
+// a label).
 func (l *labelState) oldest() time.Time {
 	var t time.Time
 	for _, p := range l.progress {
+		if p.stamp.IsZero() {
+			continue
+		}
 		if t.IsZero() || p.stamp.Before(t) {
 			t = p.stamp
 		}
@@ -596,6 +614,13 @@ func (r *Runner) memberLabels(ctx context.Context) (settleView, bool, error) {
 	l, ls := r.lab, r.set.Labels
 	if len(l.models) == 0 {
 		return settleView{}, false, nil
+	}
+	if owner, ok := r.src.(partitionOwner); ok {
+		if mine, _, err := owner.Owned(ctx, r.set.LabelTopic); err == nil {
+			l.know(r.set.LabelTopic, mine)
+		} else {
+			r.log.Warn("partitions of the label topic not known; settling goes on with those that delivered labels", "err", err)
+		}
 	}
 	now := r.now()
 	if wm := l.watermark(now); !wm.IsZero() && (!l.dueKnown || len(l.due) > 0 && !l.due[0].After(wm.Add(-ls.minSettle()-ls.Lateness-time.Millisecond))) {

@@ -91,3 +91,51 @@ func TestRefreshCaught(t *testing.T) {
 		}
 	}
 }
+
+// ownedEnds is a source that reads partitions of the label topic and says where they end.
+type ownedEnds struct {
+	endsFake
+	mine []int
+}
+
+func (f ownedEnds) Owned(context.Context, string) ([]int, int, error) {
+	return f.mine, len(f.mine), nil
+}
+
+// A label partition this member reads that has delivered nothing yet holds settling
+// until it delivers a label or is found read to its end: under load a partition's first
+// fetch can come after the start-up grace, and settling without it judged its windows
+// with part of their labels (a flake of TestLabelsRestartGivesTheSameResults).
+func TestLabelPartitionNotDeliveredYetHoldsSettling(t *testing.T) {
+	now := time.Date(2026, 3, 4, 12, 0, 0, 0, time.UTC)
+	tp := func(p int) consumers.TopicPartition { return consumers.TopicPartition{Topic: "labels", Partition: p} }
+	stamp := now.Add(-2 * time.Hour)
+	for _, c := range []struct {
+		name   string
+		ends   consumers.Ends // of partition 1, which delivered nothing
+		wantOK bool
+		wantWM time.Time
+	}{
+		{name: "records waiting on it: held", ends: consumers.Ends{Start: 0, End: 5}},
+		{name: "nothing on it since this member began: read to its end", ends: consumers.Ends{Start: 5, End: 5}, wantOK: true, wantWM: stamp},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			src := ownedEnds{endsFake: endsFake{ends: map[consumers.TopicPartition]consumers.Ends{
+				tp(0): {Start: 0, End: 10}, tp(1): c.ends}}, mine: []int{0, 1}}
+			r := New(Settings{LabelTopic: "labels"}, src, nil, nil, nil, slog.New(slog.NewTextHandler(io.Discard, nil)), func() time.Time { return now })
+			r.lab.models["m"] = true
+			r.lab.progress[tp(0)] = labelPart{stamp: stamp}
+			r.lastSeen[tp(0)] = 4 // five of its ten records read
+			v, ok, err := r.memberLabels(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ok != c.wantOK || !v.wm.Equal(c.wantWM) {
+				t.Errorf("settle view ok=%v watermark %v, want ok=%v %v", ok, v.wm, c.wantOK, c.wantWM)
+			}
+			if ok && len(v.partitions) != 2 {
+				t.Errorf("partitions joined: %v, want both", v.partitions)
+			}
+		})
+	}
+}

@@ -16,8 +16,8 @@ import (
 // group each member reads some of the label partitions, so each writes its partitions'
 // marks (partition_progress rows of the label topic, model "") after the labels they
 // cover, and each model's judge settles its windows by the least mark of every label
-// partition, once every label partition has one (read past its reader's start-up grace),
-// and only windows it has judged. The join itself is ClickHouse's, as for one member,
+// partition, once every label partition has one (its reader got a label from it or found
+// it read to its end), and only windows it has judged. The join itself is ClickHouse's, as for one member,
 // over every label partition's records: the same windows settle with the same labels.
 
 // pollEvery is how often a spread member asks what other members know: references,
@@ -34,6 +34,7 @@ func (r *Runner) shareLabelProgress(ctx context.Context, owner partitionOwner, b
 		r.log.Warn("partitions of the label topic not known; label progress not written", "err", err)
 		return nil
 	}
+	r.lab.know(r.set.LabelTopic, mine)
 	now := r.now()
 	var ask []consumers.TopicPartition
 	for _, p := range mine {
@@ -50,10 +51,11 @@ func (r *Runner) shareLabelProgress(ctx context.Context, owner partitionOwner, b
 	}
 	epoch := time.UnixMilli(0).UTC()
 	for _, p := range mine {
-		mark := epoch // read past the grace, nothing on it yet
-		if lp, ok := r.lab.progress[consumers.TopicPartition{Topic: r.set.LabelTopic, Partition: p}]; ok {
-			mark = maxTime(mark, lp.mark(time.Time{}).UTC())
+		mark := r.lab.progress[consumers.TopicPartition{Topic: r.set.LabelTopic, Partition: p}].mark(time.Time{})
+		if mark.IsZero() {
+			continue // nothing delivered and not found read to its end: no row, the judges wait for it
 		}
+		mark = maxTime(epoch, mark.UTC())
 		row := storage.PartitionProgress{TP: processors.TopicPartition{Topic: r.set.LabelTopic, Partition: p}, Through: mark, EventMax: epoch}
 		k := progressKey{tp: row.TP}
 		if last, ok := r.spread.written[k]; ok && !mark.After(last.Through) {
@@ -135,11 +137,11 @@ func (r *Runner) spreadLabels(ctx context.Context) (settleView, bool, error) {
 	for p := 0; p < labelTotal; p++ {
 		mark, ok := marks[p]
 		if !ok {
-			return settleView{}, false, nil // not read past its reader's grace: it may hold any window's labels
+			return settleView{}, false, nil // no label from it yet and not found read to its end: it may hold any window's labels
 		}
 		v.partitions = append(v.partitions, storage.LabelPartition{Topic: r.set.LabelTopic, Partition: p})
 		if mark.UnixMilli() <= 0 {
-			continue // no label on it yet: as one member, it holds nothing back
+			continue // written by a driftd before 2026-12-05 for a partition with no label yet: it holds nothing back
 		}
 		if v.wm.IsZero() || mark.Before(v.wm) {
 			v.wm = mark
