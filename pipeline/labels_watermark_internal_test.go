@@ -139,3 +139,47 @@ func TestLabelPartitionNotDeliveredYetHoldsSettling(t *testing.T) {
 		})
 	}
 }
+
+// The start-up grace is over once its time is and every partition this member reads
+// has delivered a record or had nothing to read; a partition with records that delivers
+// none holds it for startWaitGraces graces at most.
+func TestGraceWaitsForEveryPartitionToStart(t *testing.T) {
+	t0 := time.Date(2026, 3, 4, 12, 0, 0, 0, time.UTC)
+	tp := func(topic string, p int) consumers.TopicPartition { return consumers.TopicPartition{Topic: topic, Partition: p} }
+	for _, c := range []struct {
+		name      string
+		ends      map[consumers.TopicPartition]consumers.Ends
+		delivered []consumers.TopicPartition
+		after     time.Duration // since the first record
+		want      bool
+	}{
+		{name: "within the grace's time", after: time.Second, delivered: []consumers.TopicPartition{tp("p", 0), tp("p", 1), tp("l", 0), tp("l", 1)}},
+		{name: "every partition delivered", after: 3 * time.Second, delivered: []consumers.TopicPartition{tp("p", 0), tp("p", 1), tp("l", 0), tp("l", 1)}, want: true},
+		{name: "a label partition with records delivered none", after: 3 * time.Second, delivered: []consumers.TopicPartition{tp("p", 0), tp("p", 1), tp("l", 0)},
+			ends: map[consumers.TopicPartition]consumers.Ends{tp("l", 1): {Start: 3, End: 9}}},
+		{name: "a partition with nothing to read", after: 3 * time.Second, delivered: []consumers.TopicPartition{tp("p", 0), tp("l", 0), tp("l", 1)},
+			ends: map[consumers.TopicPartition]consumers.Ends{tp("p", 1): {Start: 9, End: 9}}, want: true},
+		{name: "delivering none for twelve graces", after: startWaitGraces * 2 * time.Second, delivered: []consumers.TopicPartition{tp("p", 0), tp("p", 1), tp("l", 0)},
+			ends: map[consumers.TopicPartition]consumers.Ends{tp("l", 1): {Start: 3, End: 9}}, want: true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			now := t0.Add(c.after)
+			src := ownedEnds{endsFake: endsFake{ends: c.ends}, mine: []int{0, 1}}
+			r := New(Settings{PredictionTopic: "p", LabelTopic: "l", StartupGrace: 2 * time.Second}, src, nil, nil, nil,
+				slog.New(slog.NewTextHandler(io.Discard, nil)), func() time.Time { return now })
+			r.started, r.firstRec = t0.Add(-time.Second), t0
+			for _, tp := range c.delivered {
+				r.lastSeen[tp] = 0
+			}
+			if r.graceOver(now) {
+				t.Fatal("grace over before any partition was checked")
+			}
+			if r.graceTimeOver(now) {
+				r.checkStarted(context.Background(), now)
+			}
+			if got := r.graceOver(now); got != c.want {
+				t.Errorf("grace over: %v, want %v", got, c.want)
+			}
+		})
+	}
+}

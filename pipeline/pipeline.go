@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"time"
 
@@ -207,9 +208,13 @@ type Runner struct {
 	lastFlush time.Time
 	started   time.Time // Run's start
 	firstRec  time.Time // the first record's arrival
-	stats     Stats
-	up        *upstream
-	lab       *labelState // nil without a label topic
+	// startedAll: every partition read has delivered or had nothing to read (checkStarted),
+	// last asked at startAsked.
+	startedAll bool
+	startAsked time.Time
+	stats      Stats
+	up         *upstream
+	lab        *labelState // nil without a label topic
 	// shadowRefs are the shadow series' references (shadow.go), loaded when first needed.
 	shadowRefs map[processors.SeriesKey]*shadowRef
 	// extraAlerts are raised between flushes (freshness runs on the clock).
@@ -283,6 +288,9 @@ func (r *Runner) reset() {
 	r.pending, r.closedAt, r.late, r.extraAlerts = nil, nil, nil, nil
 	r.unwritten = nil
 	r.firstRec = time.Time{}
+	_, owner := r.src.(partitionOwner)
+	_, ends := r.src.(endsSource)
+	r.startedAll, r.startAsked = !owner || !ends, time.Time{} // a source that cannot tell (a replay): started
 	r.clock = newStreamClock()
 	r.up = nil
 	if r.set.PipelineTopic != "" {
@@ -519,6 +527,9 @@ func (r *Runner) Run(ctx context.Context) error {
 			}
 		}
 		now := r.now()
+		if !r.startedAll && r.graceTimeOver(now) {
+			r.checkStarted(ctx, now)
+		}
 		if r.graceOver(now) {
 			// Per record: Ready, Idle and checkFreshness return at once unless something
 			// may be due.
@@ -572,12 +583,86 @@ func (d *tickDeadline) stop() {
 
 // graceOver reports whether the start-up grace has passed: StartupGrace after the first
 // record (the group's partitions start delivering together, some time after Run starts),
-// or three graces after the start if nothing arrives at all.
+// or three graces after the start if nothing arrives at all, and every partition this
+// member reads has started (checkStarted).
 func (r *Runner) graceOver(now time.Time) bool {
+	return r.startedAll && r.graceTimeOver(now)
+}
+
+func (r *Runner) graceTimeOver(now time.Time) bool {
 	if r.firstRec.IsZero() {
 		return now.Sub(r.started) >= 3*r.set.StartupGrace
 	}
 	return now.Sub(r.firstRec) >= r.set.StartupGrace
+}
+
+// startWaitGraces bounds, in start-up graces, how long the grace waits for a partition
+// that delivers nothing although it has records (checkStarted): a partition that cannot
+// be read (its leader down, its records all aborted transactions) must not hold every
+// window open in memory for ever.
+const startWaitGraces = 12
+
+// checkStarted ends the start-up grace's wait for the partitions this member reads
+// (r.startedAll): each must have delivered a record, or have had nothing to read when
+// asked (its end offset at or before where this member began reading it). The grace's
+// time alone does not do: under load, or with many partitions, a partition's first fetch
+// can come after it, and windows, labels and stage runs judged before that would be
+// judged without its records, differently on each replay. Asked at most every second.
+func (r *Runner) checkStarted(ctx context.Context, now time.Time) {
+	owner, ok := r.src.(partitionOwner)
+	ends, ok2 := r.src.(endsSource)
+	if !ok || !ok2 || now.Sub(r.startAsked) < time.Second {
+		return
+	}
+	r.startAsked = now
+	var waiting []consumers.TopicPartition
+	for _, topic := range []string{r.set.PredictionTopic, r.set.LabelTopic, r.set.PipelineTopic} {
+		if topic == "" {
+			continue
+		}
+		mine, _, err := owner.Owned(ctx, topic)
+		if err != nil {
+			r.log.Warn("partitions not known; the start-up grace waits", "topic", topic, "err", err)
+			return
+		}
+		for _, p := range mine {
+			if tp := (consumers.TopicPartition{Topic: topic, Partition: p}); !r.delivered(tp) {
+				waiting = append(waiting, tp)
+			}
+		}
+	}
+	if len(waiting) > 0 {
+		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		at, err := ends.Ends(actx, waiting)
+		cancel()
+		if err != nil {
+			r.log.Warn("partition ends not known; the start-up grace waits", "err", err)
+			return
+		}
+		waiting = slices.DeleteFunc(waiting, func(tp consumers.TopicPartition) bool {
+			e, ok := at[tp]
+			return !ok || e.Start >= e.End || r.delivered(tp) // not this member's any more, or nothing to read
+		})
+	}
+	if len(waiting) == 0 {
+		r.startedAll = true
+		return
+	}
+	since := r.firstRec
+	if since.IsZero() {
+		since = r.started
+	}
+	if now.Sub(since) >= startWaitGraces*r.set.StartupGrace {
+		r.log.Error("partitions with records have delivered none; judging without waiting for them", "partitions", waiting,
+			"waited", now.Sub(since).Round(time.Second))
+		r.startedAll = true
+	}
+}
+
+// delivered reports whether a record of tp has been handled since the last rebalance.
+func (r *Runner) delivered(tp consumers.TopicPartition) bool {
+	_, ok := r.lastSeen[tp]
+	return ok
 }
 
 func (r *Runner) enqueue(now time.Time, closed []processors.Closed) {
