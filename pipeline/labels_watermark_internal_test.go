@@ -145,7 +145,9 @@ func TestLabelPartitionNotDeliveredYetHoldsSettling(t *testing.T) {
 // none holds it for startWaitGraces graces at most.
 func TestGraceWaitsForEveryPartitionToStart(t *testing.T) {
 	t0 := time.Date(2026, 3, 4, 12, 0, 0, 0, time.UTC)
-	tp := func(topic string, p int) consumers.TopicPartition { return consumers.TopicPartition{Topic: topic, Partition: p} }
+	tp := func(topic string, p int) consumers.TopicPartition {
+		return consumers.TopicPartition{Topic: topic, Partition: p}
+	}
 	for _, c := range []struct {
 		name      string
 		ends      map[consumers.TopicPartition]consumers.Ends
