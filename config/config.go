@@ -262,6 +262,9 @@ type Windows struct {
 	// IdleClose closes a model's open windows after this much wall time without events,
 	// once the stream's event-time clock has passed their end (plus the lateness).
 	IdleClose Duration `yaml:"idle_close"`
+	// Workers is how many goroutines update the windows' aggregates beside the one that
+	// reads, decodes and judges (0: that one does; the results are the same either way).
+	Workers int `yaml:"workers"`
 }
 
 // Detection holds the default thresholds and alerting rules.
@@ -847,6 +850,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Windows.IdleClose <= 0 {
 		return fail("windows.idle_close", "must be positive")
+	}
+	if c.Windows.Workers < 0 || c.Windows.Workers > 256 {
+		return fail("windows.workers", "must be between 0 and 256")
 	}
 	if c.Detection.ReferenceMinEvents < 1 {
 		return fail("detection.reference_min_events", "must be at least 1")

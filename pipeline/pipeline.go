@@ -141,6 +141,10 @@ type Settings struct {
 	// Fetch moves a simulated clock (internal/replay): fetching ahead would move the
 	// pipeline's wall clock ahead of the records it handles.
 	DecodeAhead int
+	// AggregateWorkers is how many goroutines update the windows' aggregates while Run
+	// runs (processors.Workers); 0 updates them on the pipeline goroutine. The results
+	// are the same either way.
+	AggregateWorkers int
 
 	// PipelineTopic carries the upstream pipelines' events ("" to ignore them), decoded
 	// with PipelineDecoder.
@@ -197,6 +201,8 @@ type Runner struct {
 	now    func() time.Time
 
 	proc *processors.Processor
+	// workers update proc's aggregates while Run runs (Settings.AggregateWorkers).
+	workers *processors.Workers
 	// j is the judging stage, with all per-series judging state (judge.go).
 	j *judge
 
@@ -282,6 +288,7 @@ func New(set Settings, src Source, dlq DeadLetterer, alerts AlertSink, store Sto
 // the committed offsets. Restore then reloads what ClickHouse knows.
 func (r *Runner) reset() {
 	r.proc = processors.NewProcessor(r.set.WindowSpec, r.set.Limits)
+	r.proc.SetWorkers(r.workers)
 	r.j = newJudge(&r.set, r.log, r.store)
 	r.j.hint = r.hinter()
 	r.lastSeen = map[consumers.TopicPartition]int64{}
@@ -483,6 +490,16 @@ func (r *Runner) Run(ctx context.Context) error {
 		return ahead{rec: rec}, err
 	}
 	release := func(ahead) {}
+	if r.set.AggregateWorkers > 0 {
+		r.workers = processors.NewWorkers(r.set.AggregateWorkers)
+		r.proc.SetWorkers(r.workers)
+		defer func() {
+			// What Run leaves open (Shutdown's flush) is closed without them.
+			r.proc.SetWorkers(nil)
+			r.workers.Stop()
+			r.workers = nil
+		}()
+	}
 	if r.set.DecodeAhead > 0 {
 		d := startDecodeAhead(ctx, r.src, r.set)
 		defer d.stop()

@@ -212,6 +212,10 @@ type FeatureAgg struct {
 	Unseen     uint64
 	known      map[string]struct{}
 	hasLayout  bool
+	// lastBin is the bin of the last value counted in Bins: the joint model ranks the
+	// same value over the same edges (WindowAgg.addJoint), and a search is most of a
+	// numeric feature's update.
+	lastBin int
 }
 
 func newFeatureAgg(name string, kind FeatureKind, fl *FeatureLayout) *FeatureAgg {
@@ -248,7 +252,8 @@ func (f *FeatureAgg) add(v schemas.Value, maxCategories int) {
 		f.Moments.Add(v.Num)
 		f.Sketch.Add(v.Num)
 		if f.Bins != nil {
-			f.Bins[BinIndex(f.Edges, v.Num)]++
+			f.lastBin = BinIndex(f.Edges, v.Num)
+			f.Bins[f.lastBin]++
 		} else if len(f.Raw) < MaxRawValues {
 			f.Raw = append(f.Raw, v.Num)
 		}
@@ -491,9 +496,6 @@ func (w *WindowAgg) add(e *schemas.PredictionEvent, layout *Layout, lim Limits) 
 		w.addOutput(ConfidenceFeature, conf, layout, lim)
 		w.addOutput(EntropyFeature, ent, layout, lim)
 	}
-	if layout != nil && len(layout.Joint) > 1 {
-		w.addJoint(e, layout.Joint, layout.JointEdges)
-	}
 	for i := range e.Features {
 		f := &e.Features[i]
 		var agg *FeatureAgg
@@ -520,6 +522,9 @@ func (w *WindowAgg) add(e *schemas.PredictionEvent, layout *Layout, lim Limits) 
 			}
 			w.featPos[i] = agg
 		}
+	}
+	if layout != nil && len(layout.Joint) > 1 {
+		w.addJoint(e, layout.Joint, layout.JointEdges)
 	}
 }
 
@@ -569,10 +574,28 @@ func (w *WindowAgg) addJoint(e *schemas.PredictionEvent, names []string, edges [
 		}
 		w.jointBuf[i] = e.Features[j].Value.Num
 		if i < len(edges) {
-			w.jointBuf[i] = float64(BinIndex(edges[i], w.jointBuf[i]))
+			w.jointBuf[i] = float64(w.rank(j, name, e.Features[j].Value.Num, edges[i]))
 		}
 	}
 	w.Joint.Add(w.jointBuf)
+}
+
+// rank is the bin of v, the value of the event's feature name at position j, over edges: the
+// bin the feature's aggregate just counted it in when it counts over the same edges
+// (addJoint runs after the features are added).
+func (w *WindowAgg) rank(j int, name string, v float64, edges []float64) int {
+	if j < len(w.featPos) {
+		if f := w.featPos[j]; f != nil && f.Name == name && f.Kind == Numeric && f.Bins != nil && sameEdges(f.Edges, edges) {
+			return f.lastBin
+		}
+	}
+	return BinIndex(edges, v)
+}
+
+// sameEdges reports whether a and b are the same slice (a layout's joint edges are its
+// features' own).
+func sameEdges(a, b []float64) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }
 
 // addFeature adds v to agg, creating agg once the feature's kind is known: from the

@@ -110,6 +110,8 @@ type Partial struct {
 	*WindowAgg
 	TopicPartition
 	FirstOffset, LastOffset int64
+	// worker updates the aggregate when the processor has Workers.
+	worker int
 	// KeepRaw: the partial opened before its version's first-windows reference existed,
 	// so its numeric features were not counted between bins; their kept values (Raw) are
 	// written with it, so that a merge reaching back into the window after a restart
@@ -194,6 +196,8 @@ type Processor struct {
 	// lagging holds the partitions whose last record read had records after it not read
 	// yet (Read): of the partition, whatever model the records were of.
 	lagging map[TopicPartition]bool
+	// workers, if set, update the open windows' aggregates (SetWorkers).
+	workers *Workers
 }
 
 // idleSkip is when Idle, called for every record, can next close a window, so that it
@@ -231,6 +235,24 @@ func NewProcessor(specFor func(model string) WindowSpec, limits Limits) *Process
 	return &Processor{specFor: specFor, limits: limits, layouts: map[[2]string]*Layout{},
 		models: map[string]*modelState{}, open: map[partialKey]*Partial{}, series: map[SeriesKey]*int64{},
 		lagging: map[TopicPartition]bool{}}
+}
+
+// SetWorkers has w update the windows' aggregates from now on (nil: this goroutine
+// updates them, as it does when w has no worker). w is not stopped with the
+// processor: one set of workers serves the processors of one owner in turn.
+func (p *Processor) SetWorkers(w *Workers) {
+	if w != nil && w.Len() == 0 {
+		w = nil
+	}
+	if p.workers != nil && p.workers != w {
+		p.workers.sync() // what it was given is applied before anyone else updates
+	}
+	p.workers = w
+	if w != nil {
+		for _, part := range p.open {
+			part.worker = w.assign()
+		}
+	}
 }
 
 // Layout returns the reference layout of (model, version), nil before its reference.
@@ -297,10 +319,17 @@ func (p *Processor) Add(e *schemas.PredictionEvent, src Source, now time.Time) (
 	part, ok := p.open[key]
 	if !ok {
 		part = &Partial{WindowAgg: newWindowAgg(key.series, start, end), TopicPartition: tp, FirstOffset: src.Offset}
+		if p.workers != nil {
+			part.worker = p.workers.assign()
+		}
 		p.open[key] = part
 		m.openEnd = min(m.openEnd, end)
 	}
-	part.add(e, p.layouts[[2]string{e.Model, e.ModelVersion}], p.limits)
+	if p.workers != nil {
+		p.workers.add(part.worker, part.WindowAgg, e, p.layouts[[2]string{e.Model, e.ModelVersion}], &p.limits)
+	} else {
+		part.add(e, p.layouts[[2]string{e.Model, e.ModelVersion}], p.limits)
+	}
 	if src.Offset < part.FirstOffset {
 		part.FirstOffset = src.Offset
 	}
@@ -422,6 +451,9 @@ func (p *Processor) CloseAll() []Closed {
 }
 
 func (p *Processor) close(due func(partialKey, *modelState) bool) []Closed {
+	if p.workers != nil {
+		p.workers.sync()
+	}
 	groups := map[modelWindow]map[SeriesKey][]*Partial{}
 	for _, m := range p.models {
 		m.openEnd = math.MaxInt64
