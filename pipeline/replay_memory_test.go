@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/driftd/driftd/config"
 	"github.com/driftd/driftd/internal/replay"
 	"github.com/driftd/driftd/pipeline"
+	"github.com/driftd/driftd/processors"
 	"github.com/driftd/driftd/schemas"
 	"github.com/driftd/driftd/simulate"
 )
@@ -139,4 +141,52 @@ func TestSameAlertsLiveAndBacklog(t *testing.T) {
 	if !stopped {
 		t.Error("the model that stopped sending raised no volume alert")
 	}
+}
+
+// A stream read with the window updates on workers gives the windows, rows and alerts
+// of the same stream read with them inline: every window's aggregates bit for bit.
+func TestAggregateWorkersGiveTheInlineResults(t *testing.T) {
+	start := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
+	o := simulate.StreamOptions{Seed: 9, Start: start, Duration: 3 * time.Hour,
+		Models: []simulate.StreamModel{
+			{Name: "steady", Rate: 8},
+			{Name: "shifted", Rate: 8, Change: simulate.ChangeShift, ChangeAt: 2 * time.Hour},
+			{Name: "category", Rate: 4, Change: simulate.ChangeNewCategory, ChangeAt: 2 * time.Hour},
+			{Name: "slow", Rate: 3, Change: simulate.ChangeLatency, ChangeAt: 2 * time.Hour},
+		}}
+	const partitions = 3
+	recs, err := replay.Record(o, partitions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func(workers int) ([]*processors.WindowAgg, []replay.Transition) {
+		cfg := config.Default()
+		cfg.Windows.Size = config.Duration(5 * time.Minute)
+		cfg.Windows.Workers = workers
+		cfg.Kafka.Topics.Predictions, cfg.Kafka.Topics.Pipeline = replay.PredictionTopic, replay.PipelineTopic
+		clock := &replay.Clock{}
+		src, err := replay.NewRecordedSource(o, recs, replay.Backlog, partitions, 2*time.Duration(cfg.Windows.IdleClose)+time.Duration(cfg.Pipelines.Window), clock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, store, sink := runInMemory(t, cfg, src, clock.Now, func(stop func()) { src.Stop = stop }, nil, 5*time.Minute)
+		if len(sink.DeadLetters) > 0 || r.Stats().Records != uint64(len(recs)) {
+			t.Fatalf("%d workers: %d records of %d read, dead letters: %v", workers, r.Stats().Records, len(recs), sink.DeadLetters[:min(3, len(sink.DeadLetters))])
+		}
+		return store.Windows(), replay.Transitions(store.Alerts)
+	}
+	inlineWindows, inlineAlerts := run(0)
+	if len(inlineWindows) < 100 || len(inlineAlerts) == 0 {
+		t.Fatalf("inline: %d windows, %d alert transitions; want a stream with many windows and its changes flagged", len(inlineWindows), len(inlineAlerts))
+	}
+	workerWindows, workerAlerts := run(3)
+	if len(workerWindows) != len(inlineWindows) {
+		t.Fatalf("%d windows with workers, %d inline", len(workerWindows), len(inlineWindows))
+	}
+	for i := range inlineWindows {
+		if !reflect.DeepEqual(workerWindows[i], inlineWindows[i]) {
+			t.Fatalf("window %v at %d differs with workers", inlineWindows[i].Series, inlineWindows[i].Start)
+		}
+	}
+	compareTransitions(t, "inline", inlineAlerts, "workers", workerAlerts)
 }

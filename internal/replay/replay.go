@@ -8,9 +8,11 @@
 package replay
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -328,6 +330,25 @@ func (s *Store) WriteWithRetry(_ context.Context, b *storage.Batch, _ storage.Ba
 	s.Stages += len(b.Stages)
 	s.Alerts = append(s.Alerts, b.Alerts...)
 	return nil
+}
+
+// Windows returns the windows written, merged per series and window, by start then
+// series.
+func (s *Store) Windows() []*processors.WindowAgg {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*processors.WindowAgg, 0, len(s.windows))
+	for _, w := range s.windows {
+		out = append(out, w)
+	}
+	slices.SortFunc(out, func(a, b *processors.WindowAgg) int {
+		if c := cmp.Compare(a.Start, b.Start); c != 0 {
+			return c
+		}
+		return cmp.Or(cmp.Compare(a.Series.Model, b.Series.Model), cmp.Compare(a.Series.Version, b.Series.Version),
+			cmp.Compare(a.Series.Deployment, b.Series.Deployment))
+	})
+	return out
 }
 
 // SaveReference keeps a reference.
