@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"reflect"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -263,7 +264,9 @@ type Windows struct {
 	// once the stream's event-time clock has passed their end (plus the lateness).
 	IdleClose Duration `yaml:"idle_close"`
 	// Workers is how many goroutines update the windows' aggregates beside the one that
-	// reads, decodes and judges (0: that one does; the results are the same either way).
+	// reads and judges and the one that decodes (0: the first does; -1, the default: one
+	// per core beyond three, none on up to three cores, where the broker's readers and
+	// the ClickHouse client use the third). The results are the same either way.
 	Workers int `yaml:"workers"`
 }
 
@@ -498,6 +501,15 @@ type Limits struct {
 	MaxOutage Duration `yaml:"max_outage"`
 }
 
+// AggregateWorkers is windows.workers resolved for this process: -1 is one per core
+// (GOMAXPROCS) beyond three.
+func (w Windows) AggregateWorkers() int {
+	if w.Workers >= 0 {
+		return w.Workers
+	}
+	return max(runtime.GOMAXPROCS(0)-3, 0)
+}
+
 // Default returns the defaults.
 func Default() Config {
 	sig, perf := detectors.DefaultSignalThresholds, detectors.DefaultPerformanceThresholds
@@ -514,7 +526,7 @@ func Default() Config {
 			ReplicaPath: dsql.DefaultReplicaPath,
 			Embedded: Embedded{DataDir: ".driftd/clickhouse", Listen: "127.0.0.1:8123",
 				MaxExecutionTime: Duration(30 * time.Second), MaxMemoryUsage: 1 << 30, MaxBodyBytes: 256 << 20}},
-		Windows: Windows{Size: Duration(5 * time.Minute), Lateness: Duration(30 * time.Second), IdleClose: Duration(2 * time.Minute)},
+		Windows: Windows{Size: Duration(5 * time.Minute), Lateness: Duration(30 * time.Second), IdleClose: Duration(2 * time.Minute), Workers: -1},
 		Detection: Detection{Reference: detectors.SourceFirstWindows, ReferenceWindows: 3, ReferenceMinEvents: 1000, PSIWarning: detectors.DefaultThresholds.PSIWarning, PSICritical: detectors.DefaultThresholds.PSICritical,
 			PValue: detectors.DefaultThresholds.PValue, MinEvents: detectors.DefaultThresholds.MinEvents, ErrorRate: detectors.DefaultThresholds.ErrorRate,
 			FireAfter: 1, ResolveAfter: 2, Correction: detectors.DefaultThresholds.Correction, DriftShare: detectors.DefaultThresholds.DriftShare,
@@ -851,8 +863,8 @@ func (c *Config) Validate() error {
 	if c.Windows.IdleClose <= 0 {
 		return fail("windows.idle_close", "must be positive")
 	}
-	if c.Windows.Workers < 0 || c.Windows.Workers > 256 {
-		return fail("windows.workers", "must be between 0 and 256")
+	if c.Windows.Workers < -1 || c.Windows.Workers > 256 {
+		return fail("windows.workers", "must be -1 (one per core beyond three) or between 0 and 256")
 	}
 	if c.Detection.ReferenceMinEvents < 1 {
 		return fail("detection.reference_min_events", "must be at least 1")

@@ -54,7 +54,7 @@ func TestBadConfigNamesTheField(t *testing.T) {
 		{"clickhouse:\n  cluster: prod\n  replica_path: clickhouse/{shard}\n", "", "clickhouse.replica_path"},
 		{"windows:\n  size: 5 minutes\n", "", "duration"},
 		{"windows:\n  size: 10ms\n", "", "windows.size"},
-		{"windows:\n  workers: -1\n", "", "windows.workers"},
+		{"windows:\n  workers: -2\n", "", "windows.workers"},
 		{"detection:\n  psi_warning: 0.3\n  psi_critical: 0.2\n", "", "detection.psi_critical"},
 		{"detection:\n  p_value: 2\n", "", "detection.p_value"},
 		{"models:\n  m:\n    features:\n      amount:\n        psi_warning: -1\n", "", "models.m.features.amount.psi_warning"},

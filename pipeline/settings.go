@@ -38,7 +38,7 @@ func SettingsFromConfig(cfg config.Config, predictions, pipelines schemas.Decode
 		MaxFuture:          time.Duration(cfg.Limits.MaxFuture),
 		MaxEventBytes:      cfg.Limits.MaxEventBytes,
 		DecodeAhead:        DefaultDecodeAhead,
-		AggregateWorkers:   cfg.Windows.Workers,
+		AggregateWorkers:   cfg.Windows.AggregateWorkers(),
 		PipelineTopic:      cfg.Kafka.Topics.Pipeline,
 		PipelineDecoder:    pipelines,
 		PipelineWindow:     processors.WindowSpec{Size: time.Duration(cfg.Pipelines.Window), Lateness: time.Duration(cfg.Pipelines.Lateness)},

@@ -38,7 +38,7 @@ type job struct {
 }
 
 // workerBatch is how many events a worker is handed at a time, and workerQueue how many
-// batches may wait for it: enough to keep a worker busy between its owner's turns,
+// more batches may wait for it while it applies one: enough to keep a worker busy between its owner's turns,
 // little enough that the barrier waits for no more than ~1,000 updates per worker.
 const (
 	workerBatch = 256
@@ -50,7 +50,13 @@ const (
 func NewWorkers(n int) *Workers {
 	w := &Workers{}
 	for range max(n, 0) {
-		q, free := make(chan []job, workerQueue), make(chan []job, workerQueue+1)
+		// A worker's batches circulate: filled by the owner, applied by the worker, handed
+		// back through free. The owner waits for one when all are in flight, so memory is
+		// bounded and, after the first batches, nothing is allocated.
+		q, free := make(chan []job, workerQueue+1), make(chan []job, workerQueue+1)
+		for range workerQueue + 1 {
+			free <- nil // made when first taken
+		}
 		w.queues, w.free, w.filling = append(w.queues, q), append(w.free, free), append(w.filling, nil)
 		w.done.Add(1)
 		go func() {
@@ -62,10 +68,7 @@ func NewWorkers(n int) *Workers {
 					j.agg, j.layout = nil, nil // a closed window is not kept alive by a reused batch
 				}
 				w.pending.Done()
-				select {
-				case free <- batch[:0]:
-				default:
-				}
+				free <- batch[:0]
 			}
 		}()
 	}
@@ -87,9 +90,7 @@ func (w *Workers) assign() int {
 func (w *Workers) add(i int, agg *WindowAgg, e *schemas.PredictionEvent, layout *Layout, lim *Limits) {
 	b := w.filling[i]
 	if b == nil {
-		select {
-		case b = <-w.free[i]:
-		default:
+		if b = <-w.free[i]; b == nil {
 			b = make([]job, 0, workerBatch)
 		}
 	}

@@ -86,16 +86,22 @@ func TestWorkersGiveTheInlineWindows(t *testing.T) {
 	}
 }
 
-// BenchmarkWindowUpdateWorkers is BenchmarkWindowUpdate20Features with the updates on
-// workers: the time per event is what the processor's owner spends (deciding the window,
+// BenchmarkWindowUpdateWorkers is BenchmarkWindowUpdate20Features over eight series
+// with the updates on workers: the time per event is what the processor's owner spends (deciding the window,
 // copying the event for the worker), plus the wait for the workers when windows close
 // (each iteration ends with one close, as a flush does).
 func BenchmarkWindowUpdateWorkers(b *testing.B) {
 	evs := events20(4096)
 	l := layoutFor(evs)
+	for i, e := range evs { // eight series: a partial window has one worker
+		e.ModelVersion = fmt.Sprintf("v%d", i%8)
+	}
 	for _, n := range []int{0, 1, 2} {
 		b.Run(fmt.Sprintf("workers=%d", n), func(b *testing.B) {
 			p := newProc(l)
+			for v := range 8 {
+				p.SetLayout("fraud-scorer", fmt.Sprintf("v%d", v), l)
+			}
 			w := processors.NewWorkers(n)
 			b.Cleanup(w.Stop)
 			p.SetWorkers(w)
