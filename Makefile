@@ -37,7 +37,7 @@ test:
 	trap 'KAFKA_PORT=$(KAFKA_PORT) scripts/kafka.sh stop' EXIT; \
 	echo "engines: kafka $$brokers, chdb $$lib, chromium $$chromium"; \
 	CHROMIUM_PATH=$$chromium CHDB_LIB_PATH=$$lib KAFKA_BROKERS=$$brokers KAFKA_SASL_BROKERS=127.0.0.1:$$(($(KAFKA_PORT) + 2)) \
-	KAFKA_TLS_BROKERS=127.0.0.1:$$(($(KAFKA_PORT) + 3)) KAFKA_TLS_CA=$(CURDIR)/.cache/kafka-run-$(KAFKA_PORT)/tls/ca.pem $(GO) test -count=1 -timeout 30m ./... ; \
+	KAFKA_TLS_BROKERS=127.0.0.1:$$(($(KAFKA_PORT) + 3)) KAFKA_TLS_CA=$(CURDIR)/.cache/kafka-run-$(KAFKA_PORT)/tls/ca.pem $(GO) test -count=1 -timeout 45m ./... ; \
 	CHDB_LIB_PATH=$$lib KAFKA_BROKERS=$$brokers $(MAKE) --no-print-directory fuzz
 
 # Every fuzz target, each for a bounded time.
