@@ -291,7 +291,7 @@ func (p *Processor) Add(e *schemas.PredictionEvent, src Source, now time.Time) (
 	sk := SeriesKey{e.Model, e.ModelVersion, e.Deployment}
 	last, ok := p.series[sk]
 	if !ok {
-		if len(p.series) >= p.limits.MaxSeries && !p.forgetIdleSeries(now) {
+		if len(p.series) >= p.limits.MaxSeries && !p.forgetIdleSeries(now, e.Model) {
 			return Rejected, 0, 0
 		}
 		last = new(int64)
@@ -638,9 +638,10 @@ func (p *Processor) CommitOffsets() map[TopicPartition]int64 {
 }
 
 // forgetIdleSeries forgets series without an event for Limits.SeriesIdle and without
-// open windows (and models left without series), and reports whether any was. It runs at
-// most once a minute: under a flood of new series it would otherwise scan every event.
-func (p *Processor) forgetIdleSeries(now time.Time) bool {
+// open windows (and models left without series, but adding, the model of the event being
+// added), and reports whether any was. It runs at most once a minute: under a flood of
+// new series it would otherwise scan every event.
+func (p *Processor) forgetIdleSeries(now time.Time, adding string) bool {
 	if now.Sub(p.lastSweep) < time.Minute {
 		return false
 	}
@@ -661,7 +662,9 @@ func (p *Processor) forgetIdleSeries(now time.Time) bool {
 		}
 	}
 	for name := range forgotten {
-		if !kept[name] {
+		// The model of the event being added keeps its state: which windows are closed
+		// and judged decides whether that event is late.
+		if !kept[name] && name != adding {
 			delete(p.models, name)
 		}
 	}

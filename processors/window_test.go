@@ -754,3 +754,24 @@ func TestProgress(t *testing.T) {
 		t.Errorf("model n's partitions: %v", got)
 	}
 }
+
+// A new series of a model whose other series were forgotten to make room for it keeps the
+// model's state: its record for a window already closed, or judged by a spread group's
+// judge, is late, not a window opened again.
+func TestNewSeriesKeepsItsModelsClosedWindows(t *testing.T) {
+	p := NewProcessor(spec(time.Minute, 0), Limits{MaxSeries: 1, SeriesIdle: time.Hour})
+	e := ev("a", time.Second, 1)
+	if o, _, _ := p.Add(e, Source{Topic: "in", Partition: 0, Offset: 1}, t0); o != Added {
+		t.Fatalf("first event: outcome %d", o)
+	}
+	p.CloseAll()
+	p.Judged("a", t0.Add(10*time.Minute).UnixMilli())
+	e = ev("a", 2*time.Second, 1) // the closed window
+	e.ModelVersion = "2"          // a new series: the first is forgotten to make room
+	if o, _, _ := p.Add(e, Source{Topic: "in", Partition: 0, Offset: 2}, t0.Add(2*time.Hour)); o != Late {
+		t.Fatalf("a new series' event for a closed window: outcome %d, want late", o)
+	}
+	if p.Series() != 1 {
+		t.Fatalf("%d series, want the new one alone", p.Series())
+	}
+}
