@@ -632,6 +632,17 @@ func (r *Runner) checkStarted(ctx context.Context, now time.Time) {
 		return
 	}
 	r.startAsked = now
+	since := r.firstRec
+	if since.IsZero() {
+		since = r.started
+	}
+	if now.Sub(since) >= startWaitGraces*r.set.StartupGrace {
+		// Also when the broker cannot say (its leader down fails ListOffsets): the bound
+		// is for exactly that.
+		r.log.Error("partitions have not all started; judging without waiting for them", "waited", now.Sub(since).Round(time.Second))
+		r.startedAll = true
+		return
+	}
 	var waiting []consumers.TopicPartition
 	for _, topic := range []string{r.set.PredictionTopic, r.set.LabelTopic, r.set.PipelineTopic} {
 		if topic == "" {
@@ -665,15 +676,7 @@ func (r *Runner) checkStarted(ctx context.Context, now time.Time) {
 		r.startedAll = true
 		return
 	}
-	since := r.firstRec
-	if since.IsZero() {
-		since = r.started
-	}
-	if now.Sub(since) >= startWaitGraces*r.set.StartupGrace {
-		r.log.Error("partitions with records have delivered none; judging without waiting for them", "partitions", waiting,
-			"waited", now.Sub(since).Round(time.Second))
-		r.startedAll = true
-	}
+	r.log.Info("waiting for partitions with records to deliver their first", "partitions", waiting)
 }
 
 // delivered reports whether a record of tp has been handled since the last rebalance.

@@ -65,7 +65,7 @@ func NewWorkers(n int) *Workers {
 				for i := range batch {
 					j := &batch[i]
 					j.agg.add(&j.ev, j.layout, *j.lim)
-					j.agg, j.layout = nil, nil // a closed window is not kept alive by a reused batch
+					j.agg, j.layout, j.lim = nil, nil, nil // nor a closed window, nor its processor, kept alive by a reused batch
 				}
 				w.pending.Done()
 				free <- batch[:0]
