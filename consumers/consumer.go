@@ -423,6 +423,10 @@ func (c *Consumer) Assigned() int {
 	return 0
 }
 
+// Joined reports whether the group has given this member a generation (its partitions,
+// perhaps none): before the first, Owned says this member reads nothing.
+func (c *Consumer) Joined() bool { return c.current() != nil }
+
 // Owned returns the partitions of topic that the current generation gives this member,
 // in order, and how many partitions the topic has, as the brokers said when first asked
 // in this generation (a partition added later starts a new one). Between generations it

@@ -18,7 +18,8 @@ type Ends struct {
 // generation gives this member (the others are left out: a standby reads none). A
 // partition whose Start is at or past its End had nothing to read when asked; the
 // caller compares End with what it has handled since Start. Start is resolved to the
-// partition's first (or last) offset when the group had committed none.
+// partition's first (or last) offset when the group had committed none, and raised to
+// the partition's first offset when retention deleted the records from there.
 func (c *Consumer) Ends(ctx context.Context, tps []TopicPartition) (map[TopicPartition]Ends, error) {
 	gen := c.current()
 	out := map[TopicPartition]Ends{}
@@ -51,6 +52,10 @@ func (c *Consumer) Ends(ctx context.Context, tps []TopicPartition) (map[TopicPar
 			case kafka.LastOffset:
 				start = p.LastOffset
 			}
+			// Records committed but never read can be deleted by retention: reading
+			// resumes at the log's start (the reader is told the offset is out of range),
+			// so that is where this member began.
+			start = max(start, p.FirstOffset)
 			out[tp] = Ends{Start: start, End: p.LastOffset}
 		}
 	}

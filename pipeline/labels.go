@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -81,9 +82,11 @@ const labelSkew = time.Minute
 // labelPart is what the settle loop knows of one label partition: the newest label stamp
 // and the newest record time read from it (zero: none; a restart restores the stamp
 // only), and when it was last found read to its end (zero: not since this member
-// started reading it).
+// started reading it). known is when this member began waiting for a partition that had
+// delivered nothing (labelState.know).
 type labelPart struct {
 	stamp, appended, caught time.Time
+	known                   time.Time
 }
 
 // endsSource is the Source's view of where partitions end (a *consumers.Consumer): what
@@ -107,6 +110,8 @@ type labelState struct {
 	// loop has loaded every written window not settled.
 	due      []time.Time
 	dueKnown bool
+	// warned is when warnSilentLabels last logged.
+	warned time.Time
 }
 
 // dueKey is when a window of model ending at end is due, on the settle loop's scale
@@ -263,13 +268,37 @@ func (r *Runner) refreshCaught(ctx context.Context, now time.Time, tps []consume
 // its end: one slow to deliver its first records (a loaded broker, a backlog's first
 // fetch) may hold labels of every window, and settling without it would judge those
 // windows without them, differently on each replay.
-func (l *labelState) know(topic string, partitions []int) {
+func (l *labelState) know(topic string, partitions []int, now time.Time) {
 	for _, p := range partitions {
 		tp := consumers.TopicPartition{Topic: topic, Partition: p}
 		if _, ok := l.progress[tp]; !ok {
-			l.progress[tp] = labelPart{}
+			l.progress[tp] = labelPart{known: now}
 		}
 	}
+}
+
+// warnSilent logs, at most once a minute, the label partitions that have held settling
+// for startWaitGraces start-up graces or more without delivering a label or being found
+// read to their end (a partition whose leader is down, or whose records are all aborted
+// transactions). Settling keeps waiting for them: judging without their labels would
+// give other results on a replay.
+func (r *Runner) warnSilentLabels(now time.Time) {
+	l := r.lab
+	if now.Sub(l.warned) < time.Minute {
+		return
+	}
+	var silent []int
+	for tp, p := range l.progress {
+		if p.mark(time.Time{}).IsZero() && !p.known.IsZero() && now.Sub(p.known) >= startWaitGraces*r.set.StartupGrace {
+			silent = append(silent, tp.Partition)
+		}
+	}
+	if len(silent) == 0 {
+		return
+	}
+	l.warned = now
+	slices.Sort(silent)
+	r.log.Error("label partitions with records deliver none: settling waits for them", "topic", r.set.LabelTopic, "partitions", silent)
 }
 
 // newest is the newest label stamp read from any partition.
@@ -617,7 +646,8 @@ func (r *Runner) memberLabels(ctx context.Context) (settleView, bool, error) {
 	}
 	if owner, ok := r.src.(partitionOwner); ok {
 		if mine, _, err := owner.Owned(ctx, r.set.LabelTopic); err == nil {
-			l.know(r.set.LabelTopic, mine)
+			l.know(r.set.LabelTopic, mine, r.now())
+			r.warnSilentLabels(r.now())
 		} else {
 			r.log.Warn("partitions of the label topic not known; settling goes on with those that delivered labels", "err", err)
 		}

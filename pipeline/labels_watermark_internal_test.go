@@ -1,9 +1,11 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -140,6 +142,42 @@ func TestLabelPartitionNotDeliveredYetHoldsSettling(t *testing.T) {
 	}
 }
 
+// A label partition with records that delivers none keeps holding settling, and says so
+// at error level once it has held for startWaitGraces graces, at most once a minute.
+func TestSilentLabelPartitionIsLogged(t *testing.T) {
+	t0 := time.Date(2026, 3, 4, 12, 0, 0, 0, time.UTC)
+	now := t0
+	tp := func(p int) consumers.TopicPartition { return consumers.TopicPartition{Topic: "labels", Partition: p} }
+	src := ownedEnds{endsFake: endsFake{ends: map[consumers.TopicPartition]consumers.Ends{
+		tp(0): {Start: 0, End: 10}, tp(1): {Start: 0, End: 5}}}, mine: []int{0, 1}}
+	var logs bytes.Buffer
+	r := New(Settings{LabelTopic: "labels", StartupGrace: 5 * time.Second}, src, nil, nil, nil,
+		slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelError})), func() time.Time { return now })
+	r.lab.models["m"] = true
+	r.lab.progress[tp(0)] = labelPart{stamp: t0.Add(-2 * time.Hour)}
+	for _, step := range []struct {
+		after    time.Duration
+		wantLogs int
+	}{
+		{0, 0},
+		{startWaitGraces*5*time.Second - time.Second, 0},
+		{startWaitGraces * 5 * time.Second, 1},
+		{startWaitGraces*5*time.Second + 30*time.Second, 1}, // once a minute
+		{startWaitGraces*5*time.Second + time.Minute, 2},
+	} {
+		now = t0.Add(step.after)
+		if _, ok, err := r.memberLabels(context.Background()); err != nil || ok {
+			t.Fatalf("after %v: settle view ok=%v err=%v, want held", step.after, ok, err)
+		}
+		if got := strings.Count(logs.String(), "label partitions with records deliver none"); got != step.wantLogs {
+			t.Fatalf("after %v: %d error logs, want %d:\n%s", step.after, got, step.wantLogs, logs.String())
+		}
+	}
+	if !strings.Contains(logs.String(), "partitions=[1]") {
+		t.Errorf("the log names partition 1 only:\n%s", logs.String())
+	}
+}
+
 // The start-up grace is over once its time is and every partition this member reads
 // has delivered a record or had nothing to read; a partition with records that delivers
 // none holds it for startWaitGraces graces at most.
@@ -184,4 +222,58 @@ func TestGraceWaitsForEveryPartitionToStart(t *testing.T) {
 			}
 		})
 	}
+}
+
+// joiningEnds is a group source whose first generation comes when joined is set.
+type joiningEnds struct {
+	ownedEnds
+	joined *bool
+}
+
+func (f joiningEnds) Joined() bool { return *f.joined }
+
+func (f joiningEnds) Owned(ctx context.Context, topic string) ([]int, int, error) {
+	if !*f.joined {
+		return nil, 0, nil // as a consumer before its first generation: it reads nothing
+	}
+	return f.ownedEnds.Owned(ctx, topic)
+}
+
+// A group join slower than the start-up grace does not end the grace's wait for the
+// partitions: before the first generation this member reads nothing, and taking that
+// for "every partition started" judged windows before the partitions given at the join
+// had delivered (review of session 15). The grace's time and bound count from the join.
+func TestGraceWaitsForTheFirstGeneration(t *testing.T) {
+	t0 := time.Date(2026, 3, 4, 12, 0, 0, 0, time.UTC)
+	now := t0
+	joined := false
+	lp1 := consumers.TopicPartition{Topic: "l", Partition: 1}
+	src := joiningEnds{ownedEnds: ownedEnds{endsFake: endsFake{ends: map[consumers.TopicPartition]consumers.Ends{lp1: {Start: 3, End: 9}}}, mine: []int{0, 1}}, joined: &joined}
+	r := New(Settings{PredictionTopic: "p", LabelTopic: "l", StartupGrace: 2 * time.Second}, src, nil, nil, nil,
+		slog.New(slog.NewTextHandler(io.Discard, nil)), func() time.Time { return now })
+	r.started = t0
+	check := func(step string, want bool) {
+		t.Helper()
+		if !r.startedAll && r.graceTimeOver(now) {
+			r.checkStarted(context.Background(), now)
+		}
+		if got := r.graceOver(now); got != want {
+			t.Fatalf("%s: grace over %v, want %v", step, got, want)
+		}
+	}
+	now = t0.Add(10 * time.Second) // three graces and more, no generation yet
+	check("not joined after five graces", false)
+	joined = true
+	now = now.Add(time.Second)
+	check("joined a second ago", false)
+	for i := range 3 {
+		r.lastSeen[consumers.TopicPartition{Topic: "p", Partition: i % 2}] = 0
+	}
+	r.lastSeen[consumers.TopicPartition{Topic: "l", Partition: 0}] = 0
+	r.firstRec = now
+	now = now.Add(3 * time.Second)
+	check("label partition 1 with records has delivered none", false)
+	now = now.Add(time.Second)
+	r.lastSeen[lp1] = 3
+	check("every partition delivered", true)
 }

@@ -613,6 +613,12 @@ func (r *Runner) graceTimeOver(now time.Time) bool {
 	return now.Sub(r.firstRec) >= r.set.StartupGrace
 }
 
+// joinedSource is the Source's view of the group (a *consumers.Consumer): whether it has
+// given this member its partitions yet. A source without it is taken as joined.
+type joinedSource interface {
+	Joined() bool
+}
+
 // startWaitGraces bounds, in start-up graces, how long the grace waits for a partition
 // that delivers nothing although it has records (checkStarted): a partition that cannot
 // be read (its leader down, its records all aborted transactions) must not hold every
@@ -632,6 +638,12 @@ func (r *Runner) checkStarted(ctx context.Context, now time.Time) {
 		return
 	}
 	r.startAsked = now
+	if j, ok := r.src.(joinedSource); ok && !j.Joined() {
+		// No generation yet (a slow group join), or between two: Owned would say this
+		// member reads nothing. The grace's time and its bound count from the join.
+		r.started = now
+		return
+	}
 	since := r.firstRec
 	if since.IsZero() {
 		since = r.started

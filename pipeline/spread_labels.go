@@ -34,8 +34,9 @@ func (r *Runner) shareLabelProgress(ctx context.Context, owner partitionOwner, b
 		r.log.Warn("partitions of the label topic not known; label progress not written", "err", err)
 		return nil
 	}
-	r.lab.know(r.set.LabelTopic, mine)
 	now := r.now()
+	r.lab.know(r.set.LabelTopic, mine, now)
+	r.warnSilentLabels(now)
 	var ask []consumers.TopicPartition
 	for _, p := range mine {
 		tp := consumers.TopicPartition{Topic: r.set.LabelTopic, Partition: p}

@@ -244,7 +244,10 @@ func (p *Processor) SetWorkers(w *Workers) {
 	if w != nil && w.Len() == 0 {
 		w = nil
 	}
-	if p.workers != nil && p.workers != w {
+	if p.workers == w {
+		return // the open windows stay pinned: moving one with updates queued would race
+	}
+	if p.workers != nil {
 		p.workers.sync() // what it was given is applied before anyone else updates
 	}
 	p.workers = w
