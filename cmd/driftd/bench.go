@@ -392,10 +392,6 @@ func randomSuffix() string {
 type benchTracker struct {
 	want     int64
 	waitLast bool
-	// grace is the pipeline's start-up grace: no window closes before it has passed since
-	// the first record, so a backlog read faster than that is judged at the first flush
-	// after it.
-	grace    time.Duration
 	consumed atomic.Int64
 	// Unix nanoseconds of the first and last record, the first flush after the last
 	// record, and the flush that left no window open.
@@ -409,8 +405,9 @@ type benchTracker struct {
 	spread  bool
 	mu      sync.Mutex
 	members []*benchObserver
-	// readAt is when every record was read and every member past its own grace; the
-	// members' flushes are counted from then.
+	// readAt is when every record was read and every member past its own start-up grace
+	// (no window closes before it: a backlog read faster is judged at the first flush
+	// after it); the members' flushes are counted from then.
 	readAt time.Time
 }
 
@@ -419,22 +416,17 @@ type benchObserver struct {
 	pipeline.Observer
 	t        *benchTracker
 	consumed atomic.Int64
-	// Under the tracker's mutex: the member's first record since it was last assigned
-	// partitions (its start-up grace counts from there), and its flushes since readAt.
-	first   time.Time
+	// open is the member's open windows at its last flush.
+	open atomic.Int64
+	// Under the tracker's mutex: whether the member's start-up grace was over at its last
+	// flush (pipeline.Stats.Started), and its flushes since readAt.
+	started bool
 	flushes int
 }
 
 func (b *benchObserver) Consumed(topic string) {
 	b.Observer.Consumed(topic)
 	b.consumed.Add(1)
-	if b.t.spread {
-		b.t.mu.Lock()
-		if b.first.IsZero() {
-			b.first = time.Now()
-		}
-		b.t.mu.Unlock()
-	}
 	switch b.t.consumed.Add(1) {
 	case 1:
 		u := processUsage()
@@ -445,10 +437,18 @@ func (b *benchObserver) Consumed(topic string) {
 	}
 }
 
-// State ends every flush, after its windows are written.
+// State ends every flush, after its windows are written; flushed follows it.
 func (b *benchObserver) State(open, series, partitions int) {
 	b.Observer.State(open, series, partitions)
-	if b.t.consumed.Load() < b.t.want || time.Since(time.Unix(0, b.t.first.Load())) < b.t.grace {
+	b.open.Store(int64(open))
+}
+
+// flushed is told, at the end of every flush of the member, its counters.
+func (b *benchObserver) flushed(s pipeline.Stats) {
+	b.t.mu.Lock()
+	b.started = s.Started
+	b.t.mu.Unlock()
+	if b.t.consumed.Load() < b.t.want || !s.Started {
 		return
 	}
 	if b.t.spread && !b.t.spreadDone(b) {
@@ -462,7 +462,7 @@ func (b *benchObserver) State(open, series, partitions int) {
 		b.t.doneOnce.Do(func() { close(b.t.done) })
 		return
 	}
-	if open == 0 && b.consumed.Load() > 0 {
+	if b.open.Load() == 0 && b.consumed.Load() > 0 {
 		b.t.final.CompareAndSwap(0, time.Now().UnixNano())
 		b.t.doneOnce.Do(func() { close(b.t.done) })
 	}
@@ -471,17 +471,15 @@ func (b *benchObserver) State(open, series, partitions int) {
 func (b *benchObserver) Rebalanced() {
 	b.Observer.Rebalanced()
 	b.t.rebalances.Add(1)
-	if b.t.spread {
-		b.t.mu.Lock()
-		b.first = time.Time{} // its grace starts again
-		b.t.mu.Unlock()
-	}
+	b.t.mu.Lock()
+	b.started = false // its grace starts again
+	b.t.mu.Unlock()
 }
 
 // spreadDone, called at the end of member b's flush once every record is read, says
 // whether a spread group has judged everything its members closed: every member that
-// read records is past its own start-up grace (from its first record since it was last
-// assigned partitions), and since then each has flushed three times: the first writes
+// read records is past its own start-up grace (since it was last assigned partitions),
+// and since then each has flushed three times: the first writes
 // its last windows and progress, and by the third every judge has read all of them. It
 // overstates the time by up to about two flush intervals.
 func (t *benchTracker) spreadDone(b *benchObserver) bool {
@@ -490,7 +488,7 @@ func (t *benchTracker) spreadDone(b *benchObserver) bool {
 	now := time.Now()
 	if t.readAt.IsZero() {
 		for _, m := range t.members {
-			if m.consumed.Load() > 0 && (m.first.IsZero() || now.Sub(m.first) < t.grace) {
+			if m.consumed.Load() > 0 && !m.started {
 				return false
 			}
 		}
@@ -576,7 +574,7 @@ func driftdBench(ctx context.Context, cfg config.Config, o throughputOptions, lo
 		return err
 	}
 
-	t := &benchTracker{want: int64(o.events), waitLast: o.waitLast, grace: pipeline.DefaultStartupGrace, done: make(chan struct{}),
+	t := &benchTracker{want: int64(o.events), waitLast: o.waitLast, done: make(chan struct{}),
 		spread: cfg.Kafka.GroupMode.Spread()}
 	var peak, peakLive atomic.Uint64
 	stopSampler := make(chan struct{})
@@ -621,15 +619,21 @@ func driftdBench(ctx context.Context, cfg config.Config, o throughputOptions, lo
 			mcfg.ClickHouse.Embedded.Enabled = false
 			mcfg.ClickHouse.Addr, mcfg.ClickHouse.Protocol = addr, "http"
 		}
+		var b *benchObserver
 		h := hooks{
 			observe: func(obs pipeline.Observer) pipeline.Observer {
-				b := &benchObserver{Observer: obs, t: t}
+				b = &benchObserver{Observer: obs, t: t}
 				t.mu.Lock()
 				t.members = append(t.members, b)
 				t.mu.Unlock()
 				return b
 			},
-			onFlush: func(s pipeline.Stats) { m.mu.Lock(); m.stats = s; m.mu.Unlock() },
+			onFlush: func(s pipeline.Stats) {
+				m.mu.Lock()
+				m.stats = s
+				m.mu.Unlock()
+				b.flushed(s)
+			},
 		}
 		if i == 0 {
 			h.ready = func(addr string) { ready <- addr }
