@@ -423,6 +423,15 @@ func (c *Consumer) Assigned() int {
 	return 0
 }
 
+// Buffered is how many records Fetch would return at once, without waiting: the
+// decode-ahead stage batches what is ready.
+func (c *Consumer) Buffered() int {
+	if gen := c.current(); gen != nil {
+		return len(gen.recs)
+	}
+	return 0
+}
+
 // Joined reports whether the group has given this member a generation (its partitions,
 // perhaps none): before the first, Owned says this member reads nothing.
 func (c *Consumer) Joined() bool { return c.current() != nil }

@@ -30,6 +30,11 @@ func (s *scripted) Fetch(ctx context.Context) (consumers.Record, error) {
 func (s *scripted) Commit(context.Context, map[consumers.TopicPartition]int64) error { return nil }
 func (s *scripted) Assigned() int                                                    { return 1 }
 
+// bufferedScripted says its fetches left are ready: the stage batches them.
+type bufferedScripted struct{ scripted }
+
+func (s *bufferedScripted) Buffered() int { return len(s.fetches) - s.n }
+
 func predictionJSON(t *testing.T, i int) []byte {
 	t.Helper()
 	b, err := schemas.MarshalPredictionJSON(&schemas.PredictionEvent{EventID: fmt.Sprint("e", i), Model: "m", ModelVersion: "1",
@@ -61,10 +66,32 @@ func TestDecodeAheadKeepsTheOrderAndDecodesOnlyPredictions(t *testing.T) {
 	for i := 4; i < 12; i++ {
 		fetches = append(fetches, rec(int64(i), topic, predictionJSON(t, i)))
 	}
-	set := Settings{PredictionTopic: topic, Decoder: schemas.Decoder{Format: schemas.FormatJSON}, MaxEventBytes: 300, DecodeAhead: 2}
+	for _, c := range []struct {
+		name     string
+		buffered bool
+		ahead    int
+	}{
+		{"one by one", false, 2},
+		{"batches of two", true, 2},
+		{"batches larger than the records", true, 512},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			set := Settings{PredictionTopic: topic, Decoder: schemas.Decoder{Format: schemas.FormatJSON}, MaxEventBytes: 300, DecodeAhead: c.ahead}
+			var src Source = &scripted{fetches: fetches}
+			if c.buffered {
+				src = &bufferedScripted{scripted{fetches: fetches}}
+			}
+			checkDecodedAhead(t, src, set, fetches)
+		})
+	}
+}
+
+func checkDecodedAhead(t *testing.T, src Source, set Settings, fetches []ahead) {
+	t.Helper()
+	topic := set.PredictionTopic
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	d := startDecodeAhead(ctx, &scripted{fetches: fetches}, set)
+	d := startDecodeAhead(ctx, src, set)
 	defer d.stop()
 
 	interned := map[string]string{}
@@ -102,7 +129,6 @@ func TestDecodeAheadKeepsTheOrderAndDecodesOnlyPredictions(t *testing.T) {
 			}
 			interned[v] = v
 		}
-		d.release(got)
 	}
 }
 
@@ -139,6 +165,47 @@ func TestDecodeAheadStops(t *testing.T) {
 			case <-stopped:
 			case <-ctx.Done():
 				t.Fatal("stop did not return")
+			}
+		})
+	}
+}
+
+// endless returns the same record for ever; buffered says records are always ready.
+type endless struct {
+	rec      consumers.Record
+	buffered bool
+}
+
+func (s *endless) Fetch(ctx context.Context) (consumers.Record, error) { return s.rec, ctx.Err() }
+func (s *endless) Commit(context.Context, map[consumers.TopicPartition]int64) error {
+	return nil
+}
+func (s *endless) Assigned() int { return 1 }
+
+type endlessBuffered struct{ endless }
+
+func (s *endlessBuffered) Buffered() int { return 1 }
+
+// BenchmarkDecodeAheadHandOver is the stage's cost per record beyond decoding: records
+// of another topic, handed over one by one or in batches.
+func BenchmarkDecodeAheadHandOver(b *testing.B) {
+	for _, c := range []struct {
+		name string
+		src  Source
+	}{
+		{"one by one", &endless{rec: consumers.Record{Topic: "other"}}},
+		{"batched", &endlessBuffered{endless{rec: consumers.Record{Topic: "other"}}}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			d := startDecodeAhead(ctx, c.src, Settings{PredictionTopic: "preds", DecodeAhead: DefaultDecodeAhead})
+			defer d.stop()
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := d.next(ctx); err != nil {
+					b.Fatal(err)
+				}
 			}
 		})
 	}

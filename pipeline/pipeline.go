@@ -492,7 +492,6 @@ func (r *Runner) Run(ctx context.Context) error {
 		rec, err := r.src.Fetch(ctx)
 		return ahead{rec: rec}, err
 	}
-	release := func(ahead) {}
 	if r.set.AggregateWorkers > 0 {
 		r.workers = processors.NewWorkers(r.set.AggregateWorkers)
 		r.proc.SetWorkers(r.workers)
@@ -513,7 +512,6 @@ func (r *Runner) Run(ctx context.Context) error {
 			}
 			return a, err
 		}
-		release = d.release
 	}
 	for {
 		if ctx.Err() != nil {
@@ -522,9 +520,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		a, err := fetch(deadline.get(ctx, tick))
 		switch {
 		case err == nil:
-			err := r.handle(ctx, a)
-			release(a)
-			if err != nil {
+			if err := r.handle(ctx, a); err != nil {
 				return err
 			}
 		case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:

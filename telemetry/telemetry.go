@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -34,6 +35,14 @@ type Metrics struct {
 	partitions    prometheus.Gauge
 	rebalances    prometheus.Counter
 	groupLag      *groupLag
+	// consumedBy and lagBy hold the per-record series once looked up (topic; lagKey): a
+	// vector's lookup hashes the label values and takes a lock, on every record.
+	consumedBy, lagBy sync.Map
+}
+
+type lagKey struct {
+	topic     string
+	partition int
 }
 
 // groupLag reports the consumer group's uncommitted records when they are known (the
@@ -97,7 +106,11 @@ func NewMetrics() *Metrics {
 // Consumed counts a record read from topic.
 func (m *Metrics) Consumed(topic string) {
 	if m != nil {
-		m.consumed.WithLabelValues(topic).Inc()
+		c, ok := m.consumedBy.Load(topic)
+		if !ok {
+			c, _ = m.consumedBy.LoadOrStore(topic, m.consumed.WithLabelValues(topic))
+		}
+		c.(prometheus.Counter).Inc()
 	}
 }
 
@@ -125,7 +138,12 @@ func (m *Metrics) Late(topic string) {
 // Lag records a partition's lag.
 func (m *Metrics) Lag(topic string, partition int, lag int64) {
 	if m != nil {
-		m.lag.WithLabelValues(topic, strconv.Itoa(partition)).Set(float64(lag))
+		k := lagKey{topic, partition}
+		g, ok := m.lagBy.Load(k)
+		if !ok {
+			g, _ = m.lagBy.LoadOrStore(k, m.lag.WithLabelValues(topic, strconv.Itoa(partition)))
+		}
+		g.(prometheus.Gauge).Set(float64(lag))
 	}
 }
 
@@ -203,6 +221,7 @@ func (m *Metrics) Rebalanced() {
 		// last lag would be reported (and summed on the overview) for good. The partitions
 		// it reads from here on report theirs with their next record.
 		m.lag.Reset()
+		m.lagBy.Clear() // the cached gauges are no longer the vector's
 	}
 }
 

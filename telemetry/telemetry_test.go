@@ -45,24 +45,27 @@ func TestEndpoints(t *testing.T) {
 		t.Errorf("/readyz when ready: %d %q", code, body)
 	}
 	m.Consumed("ml.predictions")
+	m.Consumed("ml.predictions")
 	m.DecodeError("ml.predictions", "decode")
 	m.Insert(time.Millisecond, "retryable")
 	m.Lag("ml.predictions", 1, 99)
 	m.Rebalanced() // partition 1 went to another member: its lag is no longer this one's
 	m.Lag("ml.predictions", 2, 17)
+	m.Lag("ml.predictions", 1, 5) // given back: reported again (not on a gauge dropped by the reset)
 	m.State(4, 3, 6)
 	m.GroupLagFrom(func() (int64, bool) { return 42, true })
-	if lag := m.ConsumerLag(); lag != 17 {
-		t.Errorf("consumer lag %d after a rebalance, want 17 (partition 2's only)", lag)
+	if lag := m.ConsumerLag(); lag != 22 {
+		t.Errorf("consumer lag %d after a rebalance, want 22 (partitions 2 and 1 as reported since)", lag)
 	}
 	var nilMetrics *Metrics
 	nilMetrics.Consumed("x") // a nil *Metrics is a no-op
 	_, body := get(t, "http://"+addr+"/metrics")
 	for _, want := range []string{
-		`driftd_records_consumed_total{topic="ml.predictions"} 1`,
+		`driftd_records_consumed_total{topic="ml.predictions"} 2`,
 		`driftd_decode_errors_total{class="decode",topic="ml.predictions"} 1`,
 		`driftd_clickhouse_insert_errors_total{class="retryable"} 1`,
 		`driftd_consumer_lag{partition="2",topic="ml.predictions"} 17`,
+		`driftd_consumer_lag{partition="1",topic="ml.predictions"} 5`,
 		"driftd_consumer_group_lag 42", "driftd_open_windows 4", "driftd_series_tracked 3", "driftd_partitions_assigned 6", "driftd_rebalances_total 1",
 	} {
 		if !strings.Contains(body, want) {
