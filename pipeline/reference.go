@@ -36,7 +36,7 @@ type refBuilder struct {
 	hasLast bool
 	// Windows from cutoff on come after enough windows to build the reference from: they
 	// are judged against it, never folded in, so their events are not sampled. In a
-	// backlog every window stays open through the start-up grace, and sampling them all
+	// backlog many windows stay open until every partition holds, and sampling them all
 	// cost a tenth of the pipeline goroutine and most of its start-up memory.
 	cutoff    int64
 	hasCutoff bool

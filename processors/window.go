@@ -307,6 +307,7 @@ func (p *Processor) Add(e *schemas.PredictionEvent, src Source, now time.Time) (
 	if parts, ok := m.closed[start]; ok {
 		if last, ok := parts[tp]; ok {
 			if src.Offset <= last {
+				p.position(m, tp, e, src, now)
 				return Replayed, start, end
 			}
 			return Late, start, end
@@ -339,6 +340,22 @@ func (p *Processor) Add(e *schemas.PredictionEvent, src Source, now time.Time) (
 	if src.Offset > part.LastOffset {
 		part.LastOffset = src.Offset
 	}
+	p.position(m, tp, e, src, now)
+	if now.Before(m.lastAdded) {
+		p.idle.valid = false // the wall clock went back: the model may be idle earlier than bounded
+	}
+	m.lastAdded = now
+	return Added, start, end
+}
+
+// position moves the model's watermark for e, read from tp: for a record added, and for
+// one replayed (re-read after a restart or a rebalance, its window written before),
+// which says where its partition's reading stands as truly as a new one. A partition
+// re-reading an hour of closed windows must hold the model's open ones until it is past
+// them, or its new records for them come back late: a result that would depend on how
+// the partitions' reads interleaved. A late record does not: on a partition that does
+// not carry the model otherwise, a straggler would hold the model's windows back.
+func (p *Processor) position(m *modelState, tp TopicPartition, e *schemas.PredictionEvent, src Source, now time.Time) {
 	limit := int64(math.MaxInt64)
 	if p.limits.ClockBound {
 		clock := now
@@ -351,11 +368,6 @@ func (p *Processor) Add(e *schemas.PredictionEvent, src Source, now time.Time) (
 	if m.openEnd <= m.watermark {
 		p.readyDue = true
 	}
-	if now.Before(m.lastAdded) {
-		p.idle.valid = false // the wall clock went back: the model may be idle earlier than bounded
-	}
-	m.lastAdded = now
-	return Added, start, end
 }
 
 // Read records that a record of tp was read, and whether its partition had records after

@@ -448,8 +448,8 @@ func (b *benchObserver) flushed(s pipeline.Stats) {
 	b.t.mu.Lock()
 	b.started = s.Started
 	b.t.mu.Unlock()
-	if b.t.consumed.Load() < b.t.want || !s.Started {
-		return
+	if b.t.consumed.Load() < b.t.want || !s.Started || b.consumed.Load() == 0 {
+		return // a standby's flush says nothing of the records' windows
 	}
 	if b.t.spread && !b.t.spreadDone(b) {
 		return
