@@ -120,8 +120,7 @@ type Settings struct {
 	// each assigned partition delivers its first records (and holds the watermark back)
 	// before anything closes. Without it, a partition read first would push the watermark
 	// past records the others have not delivered yet. A group member also waits until
-	// every partition it reads has delivered or has nothing to read, and skips the time
-	// when every prediction partition delivered (graceOver).
+	// every partition it reads has delivered or has nothing to read (graceOver).
 	StartupGrace time.Duration
 	Backoff      storage.Backoff
 	// MaxOutage bounds how long a dependency (ClickHouse, the dead-letter or alert topic,
@@ -219,13 +218,12 @@ type Runner struct {
 	started   time.Time // Run's start
 	firstRec  time.Time // the first record's arrival
 	// startedAll: every partition read has delivered or had nothing to read (checkStarted),
-	// last asked at startAsked. tells: the source can say (a group consumer; not a replay).
-	// backlog: every prediction partition read had delivered when startedAll was found.
-	startedAll, tells, backlog bool
-	startAsked                 time.Time
-	stats                      Stats
-	up                         *upstream
-	lab                        *labelState // nil without a label topic
+	// last asked at startAsked.
+	startedAll bool
+	startAsked time.Time
+	stats      Stats
+	up         *upstream
+	lab        *labelState // nil without a label topic
 	// shadowRefs are the shadow series' references (shadow.go), loaded when first needed.
 	shadowRefs map[processors.SeriesKey]*shadowRef
 	// extraAlerts are raised between flushes (freshness runs on the clock).
@@ -302,8 +300,7 @@ func (r *Runner) reset() {
 	r.firstRec = time.Time{}
 	_, owner := r.src.(partitionOwner)
 	_, ends := r.src.(endsSource)
-	r.tells = owner && ends
-	r.startedAll, r.backlog, r.startAsked = !r.tells, false, time.Time{} // a source that cannot tell (a replay): started
+	r.startedAll, r.startAsked = !owner || !ends, time.Time{} // a source that cannot tell (a replay): started
 	r.clock = newStreamClock()
 	r.up = nil
 	if r.set.PipelineTopic != "" {
@@ -600,20 +597,16 @@ func (d *tickDeadline) stop() {
 	}
 }
 
-// graceOver reports whether the start-up grace has passed: every partition this member
-// reads has started (checkStarted), and StartupGrace has passed since the first record
-// (three graces since the start if nothing arrives at all). A group member that found
-// every prediction partition it reads delivering (a backlog) does not wait out the time:
-// from there on the partitions' holds (processors.WindowSpec.Holds, the label marks)
-// keep judging from outrunning a partition read slower than the others, and the time
-// only held every window the backlog opened meanwhile in memory (a 5M-record backlog's
-// peak live heap: 419 MiB with a 5 s grace, 227 MiB with 0.5 s). A prediction partition
-// found with nothing to read keeps it: a burst written to every partition right after
-// an idle start reaches this member from one partition's reader before another's, and
-// the time lets the others deliver theirs. A source that cannot say (a replay) has the
-// time alone.
+// graceOver reports whether the start-up grace has passed: StartupGrace after the first
+// record (the group's partitions start delivering together, some time after Run starts),
+// or three graces after the start if nothing arrives at all, and every partition this
+// member reads has started (checkStarted). Every partition having delivered a record is
+// not enough without the time: a partition holds a model's windows from its first record
+// of that model (processors.WindowSpec.Holds), and in a backlog another partition's
+// first fetches can carry a model's records far past what the first fetch of a
+// partition shared with busier models reached.
 func (r *Runner) graceOver(now time.Time) bool {
-	return r.startedAll && (r.tells && r.backlog || r.graceTimeOver(now))
+	return r.startedAll && r.graceTimeOver(now)
 }
 
 func (r *Runner) graceTimeOver(now time.Time) bool {
@@ -666,7 +659,6 @@ func (r *Runner) checkStarted(ctx context.Context, now time.Time) {
 		return
 	}
 	var waiting []consumers.TopicPartition
-	predictions := 0 // prediction partitions this member reads
 	for _, topic := range []string{r.set.PredictionTopic, r.set.LabelTopic, r.set.PipelineTopic} {
 		if topic == "" {
 			continue
@@ -676,16 +668,12 @@ func (r *Runner) checkStarted(ctx context.Context, now time.Time) {
 			r.log.Warn("partitions not known; the start-up grace waits", "topic", topic, "err", err)
 			return
 		}
-		if topic == r.set.PredictionTopic {
-			predictions = len(mine)
-		}
 		for _, p := range mine {
 			if tp := (consumers.TopicPartition{Topic: topic, Partition: p}); !r.delivered(tp) {
 				waiting = append(waiting, tp)
 			}
 		}
 	}
-	r.backlog = predictions > 0 && !slices.ContainsFunc(waiting, func(tp consumers.TopicPartition) bool { return tp.Topic == r.set.PredictionTopic })
 	if len(waiting) > 0 {
 		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		at, err := ends.Ends(actx, waiting)

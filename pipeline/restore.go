@@ -24,7 +24,7 @@ func (r *Runner) restoreLate(ctx context.Context) error {
 			}
 			proc = r.up.proc
 		}
-		proc.Restore(l.Model, l.Start, l.End, processors.TopicPartition{Topic: l.TP.Topic, Partition: l.TP.Partition}, l.LastOffset)
+		proc.RestoreLate(l.Model, l.Start, l.End, processors.TopicPartition{Topic: l.TP.Topic, Partition: l.TP.Partition}, l.LastOffset)
 	}
 	return nil
 }

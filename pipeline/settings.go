@@ -13,8 +13,7 @@ import (
 // enough to keep the decoding goroutine busy through a flush's pause, a few MB at most.
 const DefaultDecodeAhead = 512
 
-// DefaultStartupGrace holds every window open after the first record, unless every
-// prediction partition has delivered (Settings.StartupGrace).
+// DefaultStartupGrace holds every window open after the first record (Settings.StartupGrace).
 const DefaultStartupGrace = 5 * time.Second
 
 // SettingsFromConfig are the pipeline's settings from a configuration: what driftd run

@@ -159,7 +159,11 @@ type modelState struct {
 	// records for them are late. A window known only from storage is closed for the
 	// partitions stored; another partition's records still complete it (a rebalance
 	// moved that partition here before its owner wrote it).
-	whole       map[int64]bool
+	whole map[int64]bool
+	// late marks the windows whose stored offsets of a partition include records recorded
+	// as late before a restart (RestoreLate): re-read, they are replays that do not say
+	// where the partition stands (position).
+	late        map[int64]map[TopicPartition]bool
 	closedOrder []int64
 	// openEnd is the earliest end of the model's open windows (math.MaxInt64 if none):
 	// nothing is ready before the watermark reaches it.
@@ -272,7 +276,7 @@ func (p *Processor) model(name string) *modelState {
 	m, ok := p.models[name]
 	if !ok {
 		spec := p.specFor(name)
-		m = &modelState{spec: spec, maxEvent: minTime, watermark: minTime, horizon: minTime, partMax: map[TopicPartition]int64{}, closed: map[int64]map[TopicPartition]int64{}, whole: map[int64]bool{},
+		m = &modelState{spec: spec, maxEvent: minTime, watermark: minTime, horizon: minTime, partMax: map[TopicPartition]int64{}, closed: map[int64]map[TopicPartition]int64{}, whole: map[int64]bool{}, late: map[int64]map[TopicPartition]bool{},
 			openEnd: math.MaxInt64, seen: map[TopicPartition]int64{}, closedEnd: minTime, judged: minTime}
 		p.models[name] = m
 	}
@@ -307,7 +311,9 @@ func (p *Processor) Add(e *schemas.PredictionEvent, src Source, now time.Time) (
 	if parts, ok := m.closed[start]; ok {
 		if last, ok := parts[tp]; ok {
 			if src.Offset <= last {
-				p.position(m, tp, e, src, now)
+				if !m.late[start][tp] {
+					p.position(m, tp, e, src, now, false)
+				}
 				return Replayed, start, end
 			}
 			return Late, start, end
@@ -340,7 +346,7 @@ func (p *Processor) Add(e *schemas.PredictionEvent, src Source, now time.Time) (
 	if src.Offset > part.LastOffset {
 		part.LastOffset = src.Offset
 	}
-	p.position(m, tp, e, src, now)
+	p.position(m, tp, e, src, now, true)
 	if now.Before(m.lastAdded) {
 		p.idle.valid = false // the wall clock went back: the model may be idle earlier than bounded
 	}
@@ -353,9 +359,13 @@ func (p *Processor) Add(e *schemas.PredictionEvent, src Source, now time.Time) (
 // which says where its partition's reading stands as truly as a new one. A partition
 // re-reading an hour of closed windows must hold the model's open ones until it is past
 // them, or its new records for them come back late: a result that would depend on how
-// the partitions' reads interleaved. A late record does not: on a partition that does
-// not carry the model otherwise, a straggler would hold the model's windows back.
-func (p *Processor) position(m *modelState, tp TopicPartition, e *schemas.PredictionEvent, src Source, now time.Time) {
+// the partitions' reads interleaved. A late record does not, nor one recorded as late
+// before a restart (RestoreLate): on a partition that does not carry the model
+// otherwise, a straggler would hold the model's windows back. A replayed record holds the
+// watermark only (added false): the partition's progress (Progress, what a spread group's
+// judges read) starts with its first record added, so the rows its last reader wrote
+// before the restart stand until this member has something newer to say.
+func (p *Processor) position(m *modelState, tp TopicPartition, e *schemas.PredictionEvent, src Source, now time.Time, added bool) {
 	limit := int64(math.MaxInt64)
 	if p.limits.ClockBound {
 		clock := now
@@ -364,7 +374,7 @@ func (p *Processor) position(m *modelState, tp TopicPartition, e *schemas.Predic
 		}
 		limit = clock.UnixMilli() + m.spec.Lateness.Milliseconds()
 	}
-	m.advance(tp, e.Timestamp.UnixMilli(), limit, p.lagging)
+	m.advance(tp, e.Timestamp.UnixMilli(), limit, p.lagging, added)
 	if m.openEnd <= m.watermark {
 		p.readyDue = true
 	}
@@ -388,9 +398,10 @@ func (p *Processor) Read(tp TopicPartition, lagging bool) {
 
 // advance moves the model's watermark for an event of time ts from tp; limit is the
 // latest event time that counts (Limits.ClockBound), lagging the partitions read behind.
-func (m *modelState) advance(tp TopicPartition, ts, limit int64, lagging map[TopicPartition]bool) {
+// seen: the event counts in the partition's progress too (position).
+func (m *modelState) advance(tp TopicPartition, ts, limit int64, lagging map[TopicPartition]bool, seen bool) {
 	ts = min(ts, limit)
-	if cur, ok := m.seen[tp]; !ok || ts > cur {
+	if cur, ok := m.seen[tp]; seen && (!ok || ts > cur) {
 		m.seen[tp] = ts
 	}
 	if cur, ok := m.partMax[tp]; ok && ts <= cur {
@@ -553,6 +564,7 @@ func (p *Processor) markClosed(m *modelState, start int64, written map[TopicPart
 		m.horizon = max(m.horizon, m.closedOrder[0])
 		delete(m.closed, m.closedOrder[0])
 		delete(m.whole, m.closedOrder[0])
+		delete(m.late, m.closedOrder[0])
 		m.closedOrder = m.closedOrder[1:]
 	}
 }
@@ -564,6 +576,22 @@ func (p *Processor) Restore(model string, start, end int64, tp TopicPartition, l
 	m := p.model(model)
 	p.markClosed(m, start, map[TopicPartition]int64{tp: lastOffset}, false)
 	m.maxEvent = max(m.maxEvent, end)
+}
+
+// RestoreLate tells the processor, after a restart, that records of tp up to lastOffset
+// for a window of model were recorded as late: re-read, they are Replayed too, but they
+// do not hold the model's watermark (a straggler's partition may not carry the model
+// otherwise).
+func (p *Processor) RestoreLate(model string, start, end int64, tp TopicPartition, lastOffset int64) {
+	p.Restore(model, start, end, tp, lastOffset)
+	m := p.model(model)
+	if _, ok := m.closed[start]; !ok {
+		return // already past the retention of closed windows
+	}
+	if m.late[start] == nil {
+		m.late[start] = map[TopicPartition]bool{}
+	}
+	m.late[start][tp] = true
 }
 
 // Judged says that every window of model ending at or before through (unix ms) is

@@ -143,8 +143,8 @@ func TestRestoredWindowIsCompletedByOtherPartitions(t *testing.T) {
 		{mine, 3, 12 * time.Second, Added},
 		{mine, 4, 13 * time.Second, Added},
 		{mine, 5, 95 * time.Second, Added}, // the next window
-		// A replayed or late record says where its partition stands: the first window
-		// closes once theirs is past it too.
+		// A replayed record says where its partition stands: the first window closes
+		// once theirs is past it too.
 		{theirs, 9, 80 * time.Second, Added},
 	} {
 		if o, _, _ := p.Add(ev("m", c.at, 1), Source{Topic: c.tp.Topic, Partition: c.tp.Partition, Offset: c.off}, t0); o != c.want {
@@ -807,9 +807,38 @@ func TestReplayedRecordsHoldTheWatermark(t *testing.T) {
 	for i := int64(1); i < 60; i++ {
 		add(p1, i, time.Duration(i)*time.Minute+30*time.Second, Replayed)
 	}
+	// Replays hold the watermark only: a spread group's judges read the progress rows its
+	// last reader wrote until this member has added something of the partition's.
+	for _, mp := range p.Progress() {
+		if _, ok := mp.EventMax[p1]; ok {
+			t.Fatalf("progress %+v: partition 1 counted from replayed records", mp)
+		}
+	}
 	add(p1, 60, 60*time.Minute+20*time.Second, Added) // its first new record, in the open window
 	add(p1, 61, 62*time.Minute, Added)
 	if len(closed) != 1 || closed[0].Merged.Events != 2 || len(closed[0].Partials) != 2 {
 		t.Fatalf("closed %+v, want the 60th minute with both partitions' records", closed)
+	}
+}
+
+// A record recorded as late before a restart is replayed after it without holding the
+// watermark: its partition may not carry the model otherwise, and holding the model's
+// windows for it would make records that were late live count after a restart.
+func TestReplayedLateRecordDoesNotHold(t *testing.T) {
+	p := NewProcessor(spec(time.Minute, 10*time.Second), Limits{})
+	p0, p1 := TopicPartition{"in", 0}, TopicPartition{"in", 1}
+	p.RestoreLate("m", t0.UnixMilli(), t0.Add(time.Minute).UnixMilli(), p1, 5)
+	p.Read(p1, true)
+	if o, _, _ := p.Add(ev("m", 30*time.Second, 1), Source{Topic: p1.Topic, Partition: p1.Partition, Offset: 5}, t0); o != Replayed {
+		t.Fatalf("the late record re-read: outcome %d, want replayed", o)
+	}
+	for i, at := range []time.Duration{51 * time.Minute, 51*time.Minute + 30*time.Second, 53 * time.Minute} {
+		p.Read(p0, false)
+		if o, _, _ := p.Add(ev("m", at, 1), Source{Topic: p0.Topic, Partition: p0.Partition, Offset: int64(i)}, t0); o != Added {
+			t.Fatalf("record %d: outcome %d", i, o)
+		}
+	}
+	if closed := p.Ready(); len(closed) != 1 || closed[0].Merged.Start != t0.Add(51*time.Minute).UnixMilli() {
+		t.Fatalf("closed %+v, want the 51st minute (partition 1's straggler holds nothing)", closed)
 	}
 }
