@@ -416,8 +416,8 @@ type benchObserver struct {
 	pipeline.Observer
 	t        *benchTracker
 	consumed atomic.Int64
-	// open is the member's open windows at its last flush.
-	open atomic.Int64
+	// open and assigned are the member's open windows and partitions at its last flush.
+	open, assigned atomic.Int64
 	// Under the tracker's mutex: whether the member's start-up grace was over at its last
 	// flush (pipeline.Stats.Started), and its flushes since readAt.
 	started bool
@@ -441,6 +441,7 @@ func (b *benchObserver) Consumed(topic string) {
 func (b *benchObserver) State(open, series, partitions int) {
 	b.Observer.State(open, series, partitions)
 	b.open.Store(int64(open))
+	b.assigned.Store(int64(partitions))
 }
 
 // flushed is told, at the end of every flush of the member, its counters.
@@ -462,7 +463,7 @@ func (b *benchObserver) flushed(s pipeline.Stats) {
 		b.t.doneOnce.Do(func() { close(b.t.done) })
 		return
 	}
-	if b.open.Load() == 0 && b.consumed.Load() > 0 {
+	if b.open.Load() == 0 && b.consumed.Load() > 0 && b.assigned.Load() > 0 { // not a member that lost its partitions
 		b.t.final.CompareAndSwap(0, time.Now().UnixNano())
 		b.t.doneOnce.Do(func() { close(b.t.done) })
 	}
