@@ -277,7 +277,7 @@ func (l *labelState) know(topic string, partitions []int, now time.Time) {
 	}
 }
 
-// warnSilent logs, at most once a minute, the label partitions that have held settling
+// warnSilentLabels logs, at most once a minute, the label partitions that have held settling
 // for startWaitGraces start-up graces or more without delivering a label or being found
 // read to their end (a partition whose leader is down, or whose records are all aborted
 // transactions). Settling keeps waiting for them: judging without their labels would
@@ -646,8 +646,9 @@ func (r *Runner) memberLabels(ctx context.Context) (settleView, bool, error) {
 	}
 	if owner, ok := r.src.(partitionOwner); ok {
 		if mine, _, err := owner.Owned(ctx, r.set.LabelTopic); err == nil {
-			l.know(r.set.LabelTopic, mine, r.now())
-			r.warnSilentLabels(r.now())
+			now := r.now()
+			l.know(r.set.LabelTopic, mine, now)
+			r.warnSilentLabels(now)
 		} else {
 			r.log.Warn("partitions of the label topic not known; settling goes on with those that delivered labels", "err", err)
 		}

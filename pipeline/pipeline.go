@@ -543,7 +543,7 @@ func (r *Runner) Run(ctx context.Context) error {
 			}
 		}
 		now := r.now()
-		if !r.startedAll {
+		if !r.startedAll && r.graceTimeOver(now) {
 			r.checkStarted(ctx, now)
 		}
 		if r.graceOver(now) {
@@ -691,9 +691,7 @@ func (r *Runner) checkStarted(ctx context.Context, now time.Time) {
 		r.startedAll = true
 		return
 	}
-	if r.graceTimeOver(now) {
-		r.log.Info("waiting for partitions with records to deliver their first", "partitions", waiting)
-	}
+	r.log.Info("waiting for partitions with records to deliver their first", "partitions", waiting)
 }
 
 // delivered reports whether a record of tp has been handled since the last rebalance.
