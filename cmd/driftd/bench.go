@@ -463,7 +463,7 @@ func (b *benchObserver) flushed(s pipeline.Stats) {
 		b.t.doneOnce.Do(func() { close(b.t.done) })
 		return
 	}
-	if b.open.Load() == 0 && b.consumed.Load() > 0 && b.assigned.Load() > 0 { // not a member that lost its partitions
+	if b.open.Load() == 0 && b.assigned.Load() > 0 { // not a member that lost its partitions
 		b.t.final.CompareAndSwap(0, time.Now().UnixNano())
 		b.t.doneOnce.Do(func() { close(b.t.done) })
 	}
