@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/driftd/driftd/consumers"
+	"github.com/driftd/driftd/processors"
+	"github.com/driftd/driftd/schemas"
 )
 
 // The label watermark: a partition is past a cutoff once it delivered a label stamped
@@ -217,9 +219,7 @@ func TestGraceWaitsForEveryPartitionToStart(t *testing.T) {
 			if r.graceOver(now) {
 				t.Fatal("grace over before any partition was checked")
 			}
-			if r.graceTimeOver(now) { // as Run asks
-				r.checkStarted(context.Background(), now)
-			}
+			r.checkStarted(context.Background(), now) // as Run asks, for every record
 			if got := r.graceOver(now); got != c.want {
 				t.Errorf("grace over: %v, want %v", got, c.want)
 			}
@@ -257,9 +257,7 @@ func TestGraceWaitsForTheFirstGeneration(t *testing.T) {
 	r.started = t0
 	check := func(step string, want bool) {
 		t.Helper()
-		if !r.startedAll && r.graceTimeOver(now) { // as Run asks
-			r.checkStarted(context.Background(), now)
-		}
+		r.checkStarted(context.Background(), now) // as Run asks, for every record
 		if got := r.graceOver(now); got != want {
 			t.Fatalf("%s: grace over %v, want %v", step, got, want)
 		}
@@ -279,4 +277,67 @@ func TestGraceWaitsForTheFirstGeneration(t *testing.T) {
 	now = now.Add(time.Second)
 	r.lastSeen[lp1] = 3
 	check("every partition delivered", true)
+}
+
+// One member's start-up grace ends before its time once every prediction partition it
+// reads has delivered a record that placed it in event time: a partition read behind
+// then holds the models it has not delivered (processors' Read), and a backlog is not
+// read for the whole grace with every window it opens held in memory. It keeps its time
+// when a prediction partition had nothing to read (its later records are live and may
+// come from its reader last), when a partition's records were all set aside, and in a
+// spread group, whose judges read progress rows that say nothing of such a partition.
+func TestGraceEndsEarlyOnceEveryPredictionPartitionIsPlaced(t *testing.T) {
+	t0 := time.Date(2026, 3, 4, 12, 0, 0, 0, time.UTC)
+	p0, p1 := consumers.TopicPartition{Topic: "p", Partition: 0}, consumers.TopicPartition{Topic: "p", Partition: 1}
+	for _, c := range []struct {
+		name   string
+		placed []consumers.TopicPartition // delivered a prediction added to a window
+		aside  []consumers.TopicPartition // delivered records all set aside (dead-lettered)
+		ends   map[consumers.TopicPartition]consumers.Ends
+		spread bool
+		want   bool
+	}{
+		{name: "every prediction partition placed", placed: []consumers.TopicPartition{p0, p1}, want: true},
+		{name: "one has not delivered yet", placed: []consumers.TopicPartition{p0}, ends: map[consumers.TopicPartition]consumers.Ends{p1: {Start: 3, End: 9}}},
+		{name: "one had nothing to read", placed: []consumers.TopicPartition{p0}, ends: map[consumers.TopicPartition]consumers.Ends{p1: {Start: 9, End: 9}}},
+		{name: "one delivered records all set aside", placed: []consumers.TopicPartition{p0}, aside: []consumers.TopicPartition{p1}},
+		{name: "a spread group", placed: []consumers.TopicPartition{p0, p1}, spread: true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			now := t0
+			src := ownedEnds{endsFake: endsFake{ends: c.ends}, mine: []int{0, 1}}
+			r := New(Settings{PredictionTopic: "p", StartupGrace: 5 * time.Second, WindowSpec: func(string) processors.WindowSpec {
+				return processors.WindowSpec{Size: time.Minute}
+			}}, src, nil, nil, nil, slog.New(slog.NewTextHandler(io.Discard, nil)), func() time.Time { return now })
+			if c.spread {
+				r.spread = newSpreadState()
+			}
+			r.started, r.firstRec = t0, t0
+			for i, tp := range c.placed {
+				e := &schemas.PredictionEvent{Model: "m", ModelVersion: "1", Deployment: "primary", Timestamp: t0.Add(-time.Hour), Status: "ok",
+					Prediction: schemas.Value{Kind: schemas.Number, Num: 0.5}}
+				r.proc.Read(processors.TopicPartition{Topic: tp.Topic, Partition: tp.Partition}, true)
+				if o, _, _ := r.proc.Add(e, processors.Source{Topic: tp.Topic, Partition: tp.Partition, Offset: int64(i)}, now); o != processors.Added {
+					t.Fatalf("%v: outcome %d", tp, o)
+				}
+				r.lastSeen[tp] = 0
+			}
+			for _, tp := range c.aside {
+				r.lastSeen[tp] = 0
+			}
+			now = t0.Add(time.Second)
+			r.checkStarted(context.Background(), now) // as Run asks, for every record
+			if got := r.graceOver(now); got != c.want {
+				t.Fatalf("a second after the first record: grace over %v, want %v", got, c.want)
+			}
+			now = t0.Add(5 * time.Second)
+			if c.ends[p1].Start < c.ends[p1].End {
+				r.lastSeen[p1] = 3 // its first record, for the grace's time
+			}
+			r.checkStarted(context.Background(), now)
+			if !r.graceOver(now) {
+				t.Fatal("grace not over after its time")
+			}
+		})
+	}
 }

@@ -221,9 +221,13 @@ type Runner struct {
 	// last asked at startAsked.
 	startedAll bool
 	startAsked time.Time
-	stats      Stats
-	up         *upstream
-	lab        *labelState // nil without a label topic
+	// predParts are the prediction topic's partitions this member read when every
+	// partition had started, if each had delivered a record (none had nothing to read):
+	// the grace may then end before its time (graceOver).
+	predParts []processors.TopicPartition
+	stats     Stats
+	up        *upstream
+	lab       *labelState // nil without a label topic
 	// shadowRefs are the shadow series' references (shadow.go), loaded when first needed.
 	shadowRefs map[processors.SeriesKey]*shadowRef
 	// extraAlerts are raised between flushes (freshness runs on the clock).
@@ -301,6 +305,7 @@ func (r *Runner) reset() {
 	_, owner := r.src.(partitionOwner)
 	_, ends := r.src.(endsSource)
 	r.startedAll, r.startAsked = !owner || !ends, time.Time{} // a source that cannot tell (a replay): started
+	r.predParts = nil
 	r.clock = newStreamClock()
 	r.up = nil
 	if r.set.PipelineTopic != "" {
@@ -543,9 +548,7 @@ func (r *Runner) Run(ctx context.Context) error {
 			}
 		}
 		now := r.now()
-		if !r.startedAll && r.graceTimeOver(now) {
-			r.checkStarted(ctx, now)
-		}
+		r.checkStarted(ctx, now)
 		if r.graceOver(now) {
 			// Per record: Ready, Idle and checkFreshness return at once unless something
 			// may be due.
@@ -597,16 +600,36 @@ func (d *tickDeadline) stop() {
 	}
 }
 
-// graceOver reports whether the start-up grace has passed: StartupGrace after the first
-// record (the group's partitions start delivering together, some time after Run starts),
-// or three graces after the start if nothing arrives at all, and every partition this
-// member reads has started (checkStarted). Every partition having delivered a record is
-// not enough without the time: a partition holds a model's windows from its first record
-// of that model (processors.WindowSpec.Holds), and in a backlog another partition's
-// first fetches can carry a model's records far past what the first fetch of a
-// partition shared with busier models reached.
+// graceOver reports whether the start-up grace has passed: every partition this member
+// reads has started (checkStarted), and StartupGrace has passed since the first record
+// (the group's partitions start delivering together, some time after Run starts; three
+// graces after the start if nothing arrives at all).
+//
+// One member (not spread) needs no time when every prediction partition it reads
+// delivered a record that placed it in event time: a partition read behind holds the
+// models it has not delivered yet where its reading stands (processors' Read), so no
+// partition's first fetches can carry a model past records another has still to deliver.
+// A backlog is then not read for the whole grace with every window it opens held in
+// memory. A partition that had nothing to read when asked keeps the time: records
+// arriving there later, with the others', are live and may come from its reader last.
+// A spread group's judges read progress rows, which say nothing of a partition that has
+// not delivered a model, so its members keep the time.
 func (r *Runner) graceOver(now time.Time) bool {
-	return r.startedAll && r.graceTimeOver(now)
+	if !r.startedAll {
+		return false
+	}
+	if r.graceTimeOver(now) {
+		return true
+	}
+	if r.spread != nil || len(r.predParts) == 0 {
+		return false
+	}
+	for _, tp := range r.predParts {
+		if !r.proc.Positioned(tp) {
+			return false
+		}
+	}
+	return true
 }
 
 func (r *Runner) graceTimeOver(now time.Time) bool {
@@ -633,11 +656,22 @@ const startWaitGraces = 12
 // asked (its end offset at or before where this member began reading it). A time alone
 // does not do: under load, or with many partitions, a partition's first fetch can come
 // after any fixed grace, and windows, labels and stage runs judged before that would be
-// judged without its records, differently on each replay. Asked at most every second.
+// judged without its records, differently on each replay. Asked at most every second
+// (every 200 ms before the grace's time is over).
 func (r *Runner) checkStarted(ctx context.Context, now time.Time) {
 	owner, ok := r.src.(partitionOwner)
 	ends, ok2 := r.src.(endsSource)
-	if !ok || !ok2 || now.Sub(r.startAsked) < time.Second {
+	if r.startedAll || !ok || !ok2 {
+		return
+	}
+	every := time.Second
+	if !r.graceTimeOver(now) {
+		if r.spread != nil {
+			return // its grace keeps its time (graceOver): nothing to ask before
+		}
+		every = 200 * time.Millisecond // the grace may end early (graceOver): asked often while it can
+	}
+	if now.Sub(r.startAsked) < every {
 		return
 	}
 	r.startAsked = now
@@ -659,6 +693,8 @@ func (r *Runner) checkStarted(ctx context.Context, now time.Time) {
 		return
 	}
 	var waiting []consumers.TopicPartition
+	var preds []processors.TopicPartition
+	quick := true // every prediction partition has delivered
 	for _, topic := range []string{r.set.PredictionTopic, r.set.LabelTopic, r.set.PipelineTopic} {
 		if topic == "" {
 			continue
@@ -669,10 +705,18 @@ func (r *Runner) checkStarted(ctx context.Context, now time.Time) {
 			return
 		}
 		for _, p := range mine {
-			if tp := (consumers.TopicPartition{Topic: topic, Partition: p}); !r.delivered(tp) {
+			tp := consumers.TopicPartition{Topic: topic, Partition: p}
+			if topic == r.set.PredictionTopic {
+				preds = append(preds, processors.TopicPartition{Topic: topic, Partition: p})
+				quick = quick && r.delivered(tp)
+			}
+			if !r.delivered(tp) {
 				waiting = append(waiting, tp)
 			}
 		}
+	}
+	if quick {
+		r.predParts = preds
 	}
 	if len(waiting) > 0 {
 		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -691,7 +735,9 @@ func (r *Runner) checkStarted(ctx context.Context, now time.Time) {
 		r.startedAll = true
 		return
 	}
-	r.log.Info("waiting for partitions with records to deliver their first", "partitions", waiting)
+	if r.graceTimeOver(now) {
+		r.log.Info("waiting for partitions with records to deliver their first", "partitions", waiting)
+	}
 }
 
 // delivered reports whether a record of tp has been handled since the last rebalance.

@@ -175,6 +175,13 @@ type modelState struct {
 	// judged: every window of the model ending at or before it is judged (by this member
 	// or another of a spread group); their records are late (Judged).
 	judged int64
+	// limit is the clock bound of the model's last event (advance). heldBy, if held, is
+	// the partition read behind, without the model, at whose newest event time the
+	// watermark was last held: it is computed again when that partition is read to its
+	// end (Read), as no event of the model may come to move it.
+	limit  int64
+	heldBy TopicPartition
+	held   bool
 }
 
 // Processor assigns prediction events to event-time tumbling windows per model and
@@ -200,6 +207,13 @@ type Processor struct {
 	// lagging holds the partitions whose last record read had records after it not read
 	// yet (Read): of the partition, whatever model the records were of.
 	lagging map[TopicPartition]bool
+	// newest is the newest event time per partition over every model (a record added or
+	// replayed, as partMax counts it): where a partition's reading stands in event time,
+	// for the models it has not delivered yet (modelState.advance).
+	newest map[TopicPartition]int64
+	// heldBy lists, per partition, the models whose watermark it may hold
+	// (modelState.heldBy; entries may be stale).
+	heldBy map[TopicPartition]map[*modelState]bool
 	// workers, if set, update the open windows' aggregates (SetWorkers).
 	workers *Workers
 }
@@ -238,7 +252,7 @@ func NewProcessor(specFor func(model string) WindowSpec, limits Limits) *Process
 	}
 	return &Processor{specFor: specFor, limits: limits, layouts: map[[2]string]*Layout{},
 		models: map[string]*modelState{}, open: map[partialKey]*Partial{}, series: map[SeriesKey]*int64{},
-		lagging: map[TopicPartition]bool{}}
+		lagging: map[TopicPartition]bool{}, newest: map[TopicPartition]int64{}, heldBy: map[TopicPartition]map[*modelState]bool{}}
 }
 
 // SetWorkers has w update the windows' aggregates from now on (nil: this goroutine
@@ -374,7 +388,26 @@ func (p *Processor) position(m *modelState, tp TopicPartition, e *schemas.Predic
 		}
 		limit = clock.UnixMilli() + m.spec.Lateness.Milliseconds()
 	}
-	m.advance(tp, e.Timestamp.UnixMilli(), limit, p.lagging, added)
+	ts := min(e.Timestamp.UnixMilli(), limit)
+	if cur, ok := p.newest[tp]; !ok || ts > cur {
+		p.newest[tp] = ts
+	}
+	was, wasHeld := m.heldBy, m.held
+	m.advance(tp, ts, limit, p.lagging, p.newest, added)
+	p.watch(m, was, wasHeld)
+}
+
+// watch lists m under the partition that now holds its watermark, if it changed from
+// was, and notes when m has windows ready.
+func (p *Processor) watch(m *modelState, was TopicPartition, wasHeld bool) {
+	if m.held && (!wasHeld || m.heldBy != was) {
+		set := p.heldBy[m.heldBy]
+		if set == nil {
+			set = map[*modelState]bool{}
+			p.heldBy[m.heldBy] = set
+		}
+		set[m] = true
+	}
 	if m.openEnd <= m.watermark {
 		p.readyDue = true
 	}
@@ -387,20 +420,48 @@ func (p *Processor) position(m *modelState, tp TopicPartition, e *schemas.Predic
 // record aside (a record that is late, replayed, dead-lettered or a transaction's marker
 // may be the partition's last), and before Add.
 func (p *Processor) Read(tp TopicPartition, lagging bool) {
-	if lagging != p.lagging[tp] { // a read per record; a write only when it changes
-		if lagging {
-			p.lagging[tp] = true
-		} else {
-			delete(p.lagging, tp)
+	if lagging == p.lagging[tp] { // a read per record; a write only when it changes
+		return
+	}
+	if lagging {
+		p.lagging[tp] = true
+		return
+	}
+	delete(p.lagging, tp)
+	// Read to its end, the partition stops holding the models it did not carry: a model
+	// whose last events came while it was behind would otherwise wait for the idle close.
+	set := p.heldBy[tp]
+	delete(p.heldBy, tp)
+	for m := range set {
+		if m.held && m.heldBy == tp {
+			m.settle(p.lagging, p.newest)
+			p.watch(m, tp, true)
 		}
 	}
 }
 
-// advance moves the model's watermark for an event of time ts from tp; limit is the
-// latest event time that counts (Limits.ClockBound), lagging the partitions read behind.
-// seen: the event counts in the partition's progress too (position).
-func (m *modelState) advance(tp TopicPartition, ts, limit int64, lagging map[TopicPartition]bool, seen bool) {
-	ts = min(ts, limit)
+// Positioned reports whether a record of tp has placed its partition in event time (a
+// record added or replayed since the processor was made): from then on, while read
+// behind, it holds every model it has not delivered at its newest event time.
+func (p *Processor) Positioned(tp TopicPartition) bool {
+	_, ok := p.newest[tp]
+	return ok
+}
+
+// advance moves the model's watermark for an event of time ts from tp, ts at most limit
+// (Limits.ClockBound); lagging are the partitions read behind, newest where each
+// partition's reading stands (Processor.newest). seen: the event counts in the
+// partition's progress too (position).
+//
+// A partition read behind that has not delivered the model yet holds it at the
+// partition's own newest event time: in a backlog it may carry the model further on, at
+// about the time it has reached for its other models. Without it, the partition would
+// hold the model only from its first record of the model, and another partition's
+// records could close windows its records still feed, depending on how the reads
+// interleaved; the start-up grace's time was what covered that (docs/reliability.md
+// "Start-up"). A partition not read behind has no records waiting, and holds nothing
+// until it delivers the model.
+func (m *modelState) advance(tp TopicPartition, ts, limit int64, lagging map[TopicPartition]bool, newest map[TopicPartition]int64, seen bool) {
 	if cur, ok := m.seen[tp]; seen && (!ok || ts > cur) {
 		m.seen[tp] = ts
 	}
@@ -409,9 +470,15 @@ func (m *modelState) advance(tp TopicPartition, ts, limit int64, lagging map[Top
 	}
 	m.partMax[tp] = ts
 	m.maxEvent = max(m.maxEvent, ts)
+	m.limit = limit
+	m.settle(lagging, newest)
+}
+
+// settle computes the model's watermark from its partitions' places (advance).
+func (m *modelState) settle(lagging map[TopicPartition]bool, newest map[TopicPartition]int64) {
 	// maxEvent may be ahead of limit when it was restored from a window written before
 	// (Restore) or counted under a later clock of another partition's records.
-	top := min(m.maxEvent, limit)
+	top := min(m.maxEvent, m.limit)
 	wm := top
 	for p, t := range m.partMax {
 		if !m.spec.Holds(time.Duration(top-t)*time.Millisecond, lagging[p]) {
@@ -419,6 +486,14 @@ func (m *modelState) advance(tp TopicPartition, ts, limit int64, lagging map[Top
 			continue
 		}
 		wm = min(wm, t)
+	}
+	m.held = false
+	for p := range lagging {
+		t, ok := newest[p]
+		if _, carries := m.partMax[p]; carries || !ok || t >= wm || !m.spec.Holds(time.Duration(top-t)*time.Millisecond, true) {
+			continue
+		}
+		wm, m.heldBy, m.held = t, p, true
 	}
 	// Not monotonic on purpose: a partition seen for the first time pulls the watermark
 	// back, and windows it still feeds stay open. Closed windows stay closed (m.closed).

@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"sort"
 	"testing"
 	"time"
@@ -841,4 +842,100 @@ func TestReplayedLateRecordDoesNotHold(t *testing.T) {
 	if closed := p.Ready(); len(closed) != 1 || closed[0].Merged.Start != t0.Add(51*time.Minute).UnixMilli() {
 		t.Fatalf("closed %+v, want the 51st minute (partition 1's straggler holds nothing)", closed)
 	}
+}
+
+// A partition read behind holds the models it has not delivered yet at its own newest
+// event time: in a backlog keyed by model, another partition's records must not close a
+// model's windows that the partition still feeds further on, whatever the order in which
+// the partitions' first fetches came. One read to its end, or not positioned by any
+// record, holds nothing; one further behind than ten skew bounds neither.
+func TestReadBehindPartitionHoldsModelsItHasNotDelivered(t *testing.T) {
+	p0, p1 := TopicPartition{"in", 0}, TopicPartition{"in", 1}
+	minutes := func(closed []Closed) []int64 {
+		var out []int64
+		for _, c := range closed {
+			out = append(out, (c.Merged.Start-t0.UnixMilli())/time.Minute.Milliseconds())
+		}
+		slices.Sort(out)
+		return out
+	}
+	for _, c := range []struct {
+		name      string
+		p1Lagging bool
+		p1At      time.Duration // partition 1's newest event, of model b
+		want      []int64       // the windows of model a closed by partition 0 reaching 30 minutes
+	}{
+		{"read behind", true, 10 * time.Minute, seq(0, 8)},
+		{"read to its end", false, 10 * time.Minute, seq(0, 28)},
+		{"beyond ten skew bounds", true, -11 * time.Hour, seq(0, 28)},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := NewProcessor(func(string) WindowSpec { return WindowSpec{Size: time.Minute, Lateness: 10 * time.Second} }, Limits{})
+			p.Read(p1, c.p1Lagging)
+			if o, _, _ := p.Add(ev("b", c.p1At, 1), Source{Topic: p1.Topic, Partition: p1.Partition, Offset: 0}, t0.Add(time.Hour)); o != Added {
+				t.Fatalf("partition 1's record: outcome %d", o)
+			}
+			var closed []Closed
+			for i := range 31 {
+				p.Read(p0, true)
+				p.Add(ev("a", time.Duration(i)*time.Minute, 1), Source{Topic: p0.Topic, Partition: p0.Partition, Offset: int64(i)}, t0.Add(time.Hour))
+				closed = append(closed, p.Ready()...)
+			}
+			if got := minutes(closed); !slices.Equal(got, c.want) {
+				t.Fatalf("closed minutes %v, want %v", got, c.want)
+			}
+			if !c.p1Lagging || c.p1At < 0 {
+				return
+			}
+			// Partition 1 then delivers model a where it stands: on time, and from then on
+			// it holds model a at its own record of it.
+			p.Read(p1, true)
+			if o, _, _ := p.Add(ev("a", 10*time.Minute+30*time.Second, 1), Source{Topic: p1.Topic, Partition: p1.Partition, Offset: 1}, t0.Add(time.Hour)); o != Added {
+				t.Fatalf("partition 1's record of model a at 10m30s: outcome %d, want Added", o)
+			}
+			if got := minutes(p.Ready()); !slices.Equal(got, seq(9, 9)) {
+				t.Fatalf("after partition 1 delivered model a at 10m30s, closed %v, want minute 9", got)
+			}
+			p.Read(p1, false)
+			p.Add(ev("a", 40*time.Minute, 1), Source{Topic: p1.Topic, Partition: p1.Partition, Offset: 2}, t0.Add(time.Hour))
+			p.Read(p0, false)
+			p.Add(ev("a", 40*time.Minute, 1), Source{Topic: p0.Topic, Partition: p0.Partition, Offset: 31}, t0.Add(time.Hour))
+			closed = p.Ready()
+			if got := minutes(closed); !slices.Equal(got, seq(10, 30)) {
+				t.Fatalf("closed %v, want 10 to 30 (31 to 39 have no events)", got)
+			}
+			if w := closed[0]; w.Merged.Events != 2 || len(w.Partials) != 2 {
+				t.Fatalf("minute 10: %d events from %d partitions, want 2 from 2", w.Merged.Events, len(w.Partials))
+			}
+		})
+	}
+	// Read to its end, the partition lets go of the models it held: their last windows
+	// close without waiting for another event of theirs (or for the idle close).
+	p := NewProcessor(func(string) WindowSpec { return WindowSpec{Size: time.Minute, Lateness: 10 * time.Second} }, Limits{})
+	p.Read(p1, true)
+	p.Add(ev("b", 10*time.Minute, 1), Source{Topic: p1.Topic, Partition: p1.Partition, Offset: 0}, t0.Add(time.Hour))
+	p.Read(p0, false)
+	for i := range 31 {
+		p.Add(ev("a", time.Duration(i)*time.Minute, 1), Source{Topic: p0.Topic, Partition: p0.Partition, Offset: int64(i)}, t0.Add(time.Hour))
+	}
+	if got := minutes(p.Ready()); !slices.Equal(got, seq(0, 8)) {
+		t.Fatalf("closed %v while partition 1 is read behind at 10 minutes, want 0 to 8", got)
+	}
+	p.Read(p1, true) // another record of partition 1 read behind: nothing changes
+	if got := p.Ready(); len(got) != 0 {
+		t.Fatalf("closed %d windows while partition 1 is still read behind", len(got))
+	}
+	p.Read(p1, false)
+	if got := minutes(p.Ready()); !slices.Equal(got, seq(9, 28)) {
+		t.Fatalf("closed %v once partition 1 was read to its end, want 9 to 28", got)
+	}
+}
+
+// seq returns from, from+1, ..., to.
+func seq(from, to int64) []int64 {
+	var out []int64
+	for i := from; i <= to; i++ {
+		out = append(out, i)
+	}
+	return out
 }
