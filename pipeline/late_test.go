@@ -98,3 +98,44 @@ func TestEventAheadOfTheClockLeavesOnTimeEventsOnTime(t *testing.T) {
 		t.Fatalf("stats %+v: want none late and 1002 added", stats)
 	}
 }
+
+// A backlog on three partitions (three models keyed to one partition each, three spread
+// over all of them) is judged without waiting for the start-up grace's time (an hour
+// here) once every partition has delivered a record, and no event is late for it: while
+// the time lasts, a partition read behind holds the models it has not delivered yet
+// (docs/reliability.md "Start-up").
+func TestBacklogIsJudgedBeforeTheGraceTimeWithNoEventLate(t *testing.T) {
+	h := newHarnessN(t, 3)
+	h.tweak = func(s *pipeline.Settings) { s.StartupGrace = time.Hour }
+	const models, perModel = 6, 180 // an event every 10 s for 30 minutes
+	var msgs []kafka.Message
+	for i := range perModel {
+		for m := range models {
+			e := &schemas.PredictionEvent{EventID: fmt.Sprintf("m%d-%d", m, i), Model: fmt.Sprintf("m%d", m), ModelVersion: "1",
+				Timestamp: t0.Add(time.Duration(i) * 10 * time.Second), LatencyMs: 1,
+				Features: []schemas.Feature{{Name: "x", Value: schemas.Value{Kind: schemas.Number, Num: float64(i % 7)}}}}
+			p := m % 3 // models 0 to 2: one partition each
+			if m >= 3 {
+				p = (i + m) % 3 // models 3 to 5: every partition in turn
+			}
+			msgs = append(msgs, kafka.Message{Key: keyOn(t, p, 3), Value: jsonOf(t, e)})
+		}
+	}
+	h.produce(t, msgs...)
+	waitFor, stop := h.start(t)
+	total := uint64(len(msgs))
+	// Thirty windows a model; the last ones close when the models fall idle.
+	waitFor("every window", func(s pipeline.Stats) bool { return s.Records == total && s.WindowsClosed == models*30 })
+	stats := stop()
+	if stats.Late != 0 || stats.Added != total || stats.Started {
+		t.Fatalf("stats %+v: want every event added, none late, and the grace's time not over", stats)
+	}
+	ctx := testenv.Context(t, time.Minute)
+	var windows, events uint64
+	if err := h.store.Conn().QueryRow(ctx, "SELECT uniqExact(model, window_start), sum(events) FROM "+h.store.Database()+".window_model_stats FINAL").Scan(&windows, &events); err != nil {
+		t.Fatal(err)
+	}
+	if windows != models*30 || events != total {
+		t.Fatalf("%d windows with %d events stored, want %d with %d", windows, events, models*30, total)
+	}
+}

@@ -223,7 +223,7 @@ type Runner struct {
 	startAsked time.Time
 	// predParts are the prediction topic's partitions this member read when every
 	// partition had started, if each had delivered a record (none had nothing to read):
-	// the grace may then end before its time (graceOver).
+	// prediction windows may then close before the grace's time is over (placed).
 	predParts []processors.TopicPartition
 	stats     Stats
 	up        *upstream
@@ -296,6 +296,7 @@ func New(set Settings, src Source, dlq DeadLetterer, alerts AlertSink, store Sto
 func (r *Runner) reset() {
 	r.proc = processors.NewProcessor(r.set.WindowSpec, r.set.Limits)
 	r.proc.SetWorkers(r.workers)
+	r.proc.HoldUnseen(!r.set.Spread) // until the grace's time is over (placed)
 	r.j = newJudge(&r.set, r.log, r.store)
 	r.j.hint = r.hinter()
 	r.lastSeen = map[consumers.TopicPartition]int64{}
@@ -549,7 +550,11 @@ func (r *Runner) Run(ctx context.Context) error {
 		}
 		now := r.now()
 		r.checkStarted(ctx, now)
-		if r.graceOver(now) {
+		over := r.graceOver(now)
+		if over {
+			r.proc.HoldUnseen(false)
+		}
+		if over || r.placed() {
 			// Per record: Ready, Idle and checkFreshness return at once unless something
 			// may be due.
 			var clock time.Time
@@ -558,7 +563,7 @@ func (r *Runner) Run(ctx context.Context) error {
 				clock = r.clock.now(now)
 				r.enqueue(now, r.holdForUpstream(r.proc.Idle(now, r.set.IdleClose, clock)))
 			}
-			if r.up != nil {
+			if over && r.up != nil {
 				r.up.pending = append(r.up.pending, r.up.proc.Ready()...)
 				if r.set.IdleClose > 0 {
 					r.up.pending = append(r.up.pending, r.up.proc.Idle(now, r.set.IdleClose, clock)...)
@@ -603,25 +608,25 @@ func (d *tickDeadline) stop() {
 // graceOver reports whether the start-up grace has passed: every partition this member
 // reads has started (checkStarted), and StartupGrace has passed since the first record
 // (the group's partitions start delivering together, some time after Run starts; three
-// graces after the start if nothing arrives at all).
-//
-// One member (not spread) needs no time when every prediction partition it reads
-// delivered a record that placed it in event time: a partition read behind holds the
-// models it has not delivered yet where its reading stands (processors' Read), so no
-// partition's first fetches can carry a model past records another has still to deliver.
-// A backlog is then not read for the whole grace with every window it opens held in
-// memory. A partition that had nothing to read when asked keeps the time: records
-// arriving there later, with the others', are live and may come from its reader last.
-// A spread group's judges read progress rows, which say nothing of a partition that has
-// not delivered a model, so its members keep the time.
+// graces after the start if nothing arrives at all). Until then nothing is judged, no
+// label settles and no stage window closes; prediction windows may close earlier
+// (placed).
 func (r *Runner) graceOver(now time.Time) bool {
-	if !r.startedAll {
-		return false
-	}
-	if r.graceTimeOver(now) {
-		return true
-	}
-	if r.spread != nil || len(r.predParts) == 0 {
+	return r.startedAll && r.graceTimeOver(now)
+}
+
+// placed reports whether one member's prediction windows may close before the grace's
+// time is over: every prediction partition it reads has delivered a record that placed
+// it in event time. Until the grace's time is over, a partition read behind holds the
+// models it has not delivered yet where its reading stands (processors' HoldUnseen),
+// which covers what the time does for them: no partition's first fetches can carry a
+// model past records another has still to deliver. A backlog is then not read for the
+// whole grace with every window it opens held in memory. A partition that had nothing
+// to read when asked keeps the time (records arriving there later, with the others',
+// are live and may come from its reader last), and so does a spread group, whose judges
+// read progress rows that say nothing of a partition that has not delivered a model.
+func (r *Runner) placed() bool {
+	if !r.startedAll || r.spread != nil || len(r.predParts) == 0 {
 		return false
 	}
 	for _, tp := range r.predParts {
@@ -667,9 +672,9 @@ func (r *Runner) checkStarted(ctx context.Context, now time.Time) {
 	every := time.Second
 	if !r.graceTimeOver(now) {
 		if r.spread != nil {
-			return // its grace keeps its time (graceOver): nothing to ask before
+			return // its windows wait for the grace's time (placed): nothing to ask before
 		}
-		every = 200 * time.Millisecond // the grace may end early (graceOver): asked often while it can
+		every = 200 * time.Millisecond // windows may close early (placed): asked often while they can
 	}
 	if now.Sub(r.startAsked) < every {
 		return

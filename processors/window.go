@@ -209,11 +209,13 @@ type Processor struct {
 	lagging map[TopicPartition]bool
 	// newest is the newest event time per partition over every model (a record added or
 	// replayed, as partMax counts it): where a partition's reading stands in event time,
-	// for the models it has not delivered yet (modelState.advance).
+	// for the models it has not delivered yet (HoldUnseen).
 	newest map[TopicPartition]int64
-	// heldBy lists, per partition, the models whose watermark it may hold
+	// holdUnseen: partitions read behind hold the models they have not delivered
+	// (HoldUnseen). heldBy lists, per partition, the models whose watermark it may hold
 	// (modelState.heldBy; entries may be stale).
-	heldBy map[TopicPartition]map[*modelState]bool
+	holdUnseen bool
+	heldBy     map[TopicPartition]map[*modelState]bool
 	// workers, if set, update the open windows' aggregates (SetWorkers).
 	workers *Workers
 }
@@ -393,8 +395,49 @@ func (p *Processor) position(m *modelState, tp TopicPartition, e *schemas.Predic
 		p.newest[tp] = ts
 	}
 	was, wasHeld := m.heldBy, m.held
-	m.advance(tp, ts, limit, p.lagging, p.newest, added)
+	m.advance(tp, ts, limit, p.lagging, p.unseen(), added)
 	p.watch(m, was, wasHeld)
+}
+
+// unseen is where the partitions read behind stand, for the models they have not
+// delivered: nil unless they hold them (HoldUnseen).
+func (p *Processor) unseen() map[TopicPartition]int64 {
+	if !p.holdUnseen {
+		return nil
+	}
+	return p.newest
+}
+
+// HoldUnseen sets whether a partition read behind holds the models it has not delivered
+// yet (off when a processor is made). For a start-up: a partition holds a model's
+// windows from its first record of that model, and in a backlog another partition's
+// first fetches can carry a model past records this one has still to deliver. On, it
+// holds each model it has not delivered at its newest event time (over every model)
+// less the skew bound: at about the time it has reached for its other models, a model
+// that trails them there by up to the skew bound included. Windows can then close while
+// a start-up grace lasts, instead of every window a backlog opens being held until its
+// end; a pipeline turns it off when the grace's time is over, as for good a partition
+// read behind must hold only its own models (one whose leader is down would otherwise
+// hold every model's windows open for up to ten skew bounds). Turned off, the models it
+// held are settled again at once.
+func (p *Processor) HoldUnseen(on bool) {
+	if on == p.holdUnseen {
+		return
+	}
+	p.holdUnseen = on
+	if on {
+		return
+	}
+	held := p.heldBy
+	p.heldBy = map[TopicPartition]map[*modelState]bool{}
+	for tp, set := range held {
+		for m := range set {
+			if m.held && m.heldBy == tp {
+				m.settle(p.lagging, nil)
+				p.watch(m, tp, true)
+			}
+		}
+	}
 }
 
 // watch lists m under the partition that now holds its watermark, if it changed from
@@ -434,7 +477,7 @@ func (p *Processor) Read(tp TopicPartition, lagging bool) {
 	delete(p.heldBy, tp)
 	for m := range set {
 		if m.held && m.heldBy == tp {
-			m.settle(p.lagging, p.newest)
+			m.settle(p.lagging, p.unseen())
 			p.watch(m, tp, true)
 		}
 	}
@@ -442,26 +485,17 @@ func (p *Processor) Read(tp TopicPartition, lagging bool) {
 
 // Positioned reports whether a record of tp has placed its partition in event time (a
 // record added or replayed since the processor was made): from then on, while read
-// behind, it holds every model it has not delivered at its newest event time.
+// behind, it holds the models it has not delivered (HoldUnseen).
 func (p *Processor) Positioned(tp TopicPartition) bool {
 	_, ok := p.newest[tp]
 	return ok
 }
 
 // advance moves the model's watermark for an event of time ts from tp, ts at most limit
-// (Limits.ClockBound); lagging are the partitions read behind, newest where each
-// partition's reading stands (Processor.newest). seen: the event counts in the
-// partition's progress too (position).
-//
-// A partition read behind that has not delivered the model yet holds it at the
-// partition's own newest event time: in a backlog it may carry the model further on, at
-// about the time it has reached for its other models. Without it, the partition would
-// hold the model only from its first record of the model, and another partition's
-// records could close windows its records still feed, depending on how the reads
-// interleaved; the start-up grace's time was what covered that (docs/reliability.md
-// "Start-up"). A partition not read behind has no records waiting, and holds nothing
-// until it delivers the model.
-func (m *modelState) advance(tp TopicPartition, ts, limit int64, lagging map[TopicPartition]bool, newest map[TopicPartition]int64, seen bool) {
+// (Limits.ClockBound); lagging are the partitions read behind, unseen where they stand
+// for the models they have not delivered (nil: they hold none; HoldUnseen). seen: the
+// event counts in the partition's progress too (position).
+func (m *modelState) advance(tp TopicPartition, ts, limit int64, lagging map[TopicPartition]bool, unseen map[TopicPartition]int64, seen bool) {
 	if cur, ok := m.seen[tp]; seen && (!ok || ts > cur) {
 		m.seen[tp] = ts
 	}
@@ -471,11 +505,11 @@ func (m *modelState) advance(tp TopicPartition, ts, limit int64, lagging map[Top
 	m.partMax[tp] = ts
 	m.maxEvent = max(m.maxEvent, ts)
 	m.limit = limit
-	m.settle(lagging, newest)
+	m.settle(lagging, unseen)
 }
 
 // settle computes the model's watermark from its partitions' places (advance).
-func (m *modelState) settle(lagging map[TopicPartition]bool, newest map[TopicPartition]int64) {
+func (m *modelState) settle(lagging map[TopicPartition]bool, unseen map[TopicPartition]int64) {
 	// maxEvent may be ahead of limit when it was restored from a window written before
 	// (Restore) or counted under a later clock of another partition's records.
 	top := min(m.maxEvent, m.limit)
@@ -488,12 +522,16 @@ func (m *modelState) settle(lagging map[TopicPartition]bool, newest map[TopicPar
 		wm = min(wm, t)
 	}
 	m.held = false
-	for p := range lagging {
-		t, ok := newest[p]
-		if _, carries := m.partMax[p]; carries || !ok || t >= wm || !m.spec.Holds(time.Duration(top-t)*time.Millisecond, true) {
-			continue
+	if unseen != nil { // the hold is on (HoldUnseen)
+		for p := range lagging {
+			t, ok := unseen[p]
+			if _, carries := m.partMax[p]; !ok || carries || !m.spec.Holds(time.Duration(top-t)*time.Millisecond, true) {
+				continue
+			}
+			if t -= m.spec.SkewBound().Milliseconds(); t < wm {
+				wm, m.heldBy, m.held = t, p, true
+			}
 		}
-		wm, m.heldBy, m.held = t, p, true
 	}
 	// Not monotonic on purpose: a partition seen for the first time pulls the watermark
 	// back, and windows it still feeds stay open. Closed windows stay closed (m.closed).
@@ -783,6 +821,9 @@ func (p *Processor) forgetIdleSeries(now time.Time, adding string) bool {
 		// The model of the event being added keeps its state: which windows are closed
 		// and judged decides whether that event is late.
 		if !kept[name] && name != adding {
+			if m := p.models[name]; m != nil && m.held {
+				delete(p.heldBy[m.heldBy], m)
+			}
 			delete(p.models, name)
 		}
 	}

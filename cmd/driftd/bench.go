@@ -130,7 +130,7 @@ windows.idle_close of wall time without events, and is reported apart.`,
 	f.BoolVar(&o.waitLast, "wait-last", true, "wait for the last record's window to be written (it closes on the wall clock: up to a window plus lateness after the last record)")
 	f.DurationVar(&o.timeout, "timeout", 2*time.Hour, "give up after this long")
 	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the driftd part to this file")
-	f.StringVar(&o.memProfile, "memprofile", "", "write a heap profile taken when the driftd part ends (before it stops) to this file")
+	f.StringVar(&o.memProfile, "memprofile", "", "write a heap profile taken when the driftd part ends (before it stops) to this file, and one at the peak live heap to this file + \".peak\"")
 	f.BoolVar(&o.verbose, "verbose", false, "log driftd's messages (info)")
 	return cmd
 }
@@ -507,11 +507,15 @@ func (t *benchTracker) spreadDone(b *benchObserver) bool {
 
 // peakSampler records, every 50 ms, the largest Go heap seen: its objects (live and
 // garbage not yet collected, which depends on GOGC) and its live part as of the last
-// collection (what the state really holds).
-func peakSampler(stop <-chan struct{}, peak, peakLive *atomic.Uint64) {
+// collection (what the state really holds). With profile set, it writes a heap profile
+// there whenever the live heap passes the last one written by 10%: the profile's in-use
+// figures are as of the last collection too, so the last one written shows what held
+// the peak.
+func peakSampler(stop <-chan struct{}, peak, peakLive *atomic.Uint64, profile string) {
 	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}, {Name: "/gc/heap/live:bytes"}}
 	t := time.NewTicker(50 * time.Millisecond)
 	defer t.Stop()
+	var profiled uint64
 	for {
 		metrics.Read(s)
 		if v := s[0].Value.Uint64(); v > peak.Load() {
@@ -519,6 +523,13 @@ func peakSampler(stop <-chan struct{}, peak, peakLive *atomic.Uint64) {
 		}
 		if v := s[1].Value.Uint64(); v > peakLive.Load() {
 			peakLive.Store(v)
+			if profile != "" && v > profiled+profiled/10 {
+				if err := writeHeapProfile(profile, false); err != nil {
+					fmt.Fprintln(os.Stderr, err)
+					profile = ""
+				}
+				profiled = v
+			}
 		}
 		select {
 		case <-stop:
@@ -579,7 +590,11 @@ func driftdBench(ctx context.Context, cfg config.Config, o throughputOptions, lo
 		spread: cfg.Kafka.GroupMode.Spread()}
 	var peak, peakLive atomic.Uint64
 	stopSampler := make(chan struct{})
-	go peakSampler(stopSampler, &peak, &peakLive)
+	peakProfile := ""
+	if o.memProfile != "" {
+		peakProfile = o.memProfile + ".peak"
+	}
+	go peakSampler(stopSampler, &peak, &peakLive, peakProfile)
 	// Peak RSS from here on: writing 5 to clear_refs resets VmHWM (Linux).
 	os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
 	if o.cpuProfile != "" {
@@ -652,7 +667,7 @@ func driftdBench(ctx context.Context, cfg config.Config, o throughputOptions, lo
 	}
 	close(stopSampler)
 	if o.memProfile != "" && runErr == nil {
-		if err := writeHeapProfile(o.memProfile); err != nil {
+		if err := writeHeapProfile(o.memProfile, true); err != nil {
 			return err
 		}
 	}
@@ -681,12 +696,16 @@ func driftdBench(ctx context.Context, cfg config.Config, o throughputOptions, lo
 	return nil
 }
 
-func writeHeapProfile(path string) error {
+// writeHeapProfile writes a heap profile to path. collect: as of now (it collects
+// first); otherwise as of the last collection (the one that measured a peak).
+func writeHeapProfile(path string, collect bool) error {
 	f, err := os.Create(path)
 	if err != nil {
-		return err
+		return fmt.Errorf("bench: heap profile: %w", err)
 	}
-	runtime.GC() // the profile's in-use figures as of now
+	if collect {
+		runtime.GC()
+	}
 	if err := pprof.WriteHeapProfile(f); err != nil {
 		f.Close()
 		return fmt.Errorf("bench: heap profile: %w", err)
