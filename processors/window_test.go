@@ -853,7 +853,9 @@ func TestReplayedLateRecordDoesNotHold(t *testing.T) {
 func TestReadBehindPartitionHoldsModelsItHasNotDelivered(t *testing.T) {
 	p0, p1 := TopicPartition{"in", 0}, TopicPartition{"in", 1}
 	now := t0.Add(time.Hour)
-	at := func(tp TopicPartition, off int64) Source { return Source{Topic: tp.Topic, Partition: tp.Partition, Offset: off} }
+	at := func(tp TopicPartition, off int64) Source {
+		return Source{Topic: tp.Topic, Partition: tp.Partition, Offset: off}
+	}
 	minutes := func(closed []Closed) []int64 {
 		var out []int64
 		for _, c := range closed {
@@ -864,7 +866,9 @@ func TestReadBehindPartitionHoldsModelsItHasNotDelivered(t *testing.T) {
 	}
 	// A skew bound of 2 minutes: partition 1 at 10 minutes holds the models it has not
 	// delivered at 8, so windows up to minute 7 (ending 8, less the 10 s lateness) stay open.
-	spec := func(string) WindowSpec { return WindowSpec{Size: time.Minute, Lateness: 10 * time.Second, MaxSkew: 2 * time.Minute} }
+	spec := func(string) WindowSpec {
+		return WindowSpec{Size: time.Minute, Lateness: 10 * time.Second, MaxSkew: 2 * time.Minute}
+	}
 	for _, c := range []struct {
 		name      string
 		p1Lagging bool
