@@ -283,7 +283,9 @@ func TestGraceWaitsForTheFirstGeneration(t *testing.T) {
 // prediction partition it reads has delivered a record that placed it in event time: a
 // partition read behind then holds the models it has not delivered (processors'
 // HoldUnseen, on until the grace's time is over), and a backlog is not read for the
-// whole grace with every window it opens held in memory. They wait for the time when a
+// whole grace with every window it opens held in memory. They wait for the time while
+// fewer than Settings.EarlyCloseRecords records have been read (a short outage, live
+// traffic: the memory is not needed, and the time covers more), when a
 // prediction partition had nothing to read (its later records are live and may come
 // from its reader last), when a partition's records were all set aside, and in a spread
 // group, whose judges read progress rows that say nothing of such a partition. Labels
@@ -297,9 +299,11 @@ func TestWindowsCloseEarlyOnceEveryPredictionPartitionIsPlaced(t *testing.T) {
 		aside  []consumers.TopicPartition // delivered records all set aside (dead-lettered)
 		ends   map[consumers.TopicPartition]consumers.Ends
 		spread bool
+		few    bool // fewer records read than Settings.EarlyCloseRecords
 		want   bool
 	}{
 		{name: "every prediction partition placed", placed: []consumers.TopicPartition{p0, p1}, want: true},
+		{name: "too few records read", placed: []consumers.TopicPartition{p0, p1}, few: true},
 		{name: "one has not delivered yet", placed: []consumers.TopicPartition{p0}, ends: map[consumers.TopicPartition]consumers.Ends{p1: {Start: 3, End: 9}}},
 		{name: "one had nothing to read", placed: []consumers.TopicPartition{p0}, ends: map[consumers.TopicPartition]consumers.Ends{p1: {Start: 9, End: 9}}},
 		{name: "one delivered records all set aside", placed: []consumers.TopicPartition{p0}, aside: []consumers.TopicPartition{p1}},
@@ -308,7 +312,7 @@ func TestWindowsCloseEarlyOnceEveryPredictionPartitionIsPlaced(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			now := t0
 			src := ownedEnds{endsFake: endsFake{ends: c.ends}, mine: []int{0, 1}}
-			r := New(Settings{PredictionTopic: "p", StartupGrace: 5 * time.Second, WindowSpec: func(string) processors.WindowSpec {
+			r := New(Settings{PredictionTopic: "p", StartupGrace: 5 * time.Second, EarlyCloseRecords: 10, WindowSpec: func(string) processors.WindowSpec {
 				return processors.WindowSpec{Size: time.Minute}
 			}}, src, nil, nil, nil, slog.New(slog.NewTextHandler(io.Discard, nil)), func() time.Time { return now })
 			if c.spread {
@@ -326,6 +330,10 @@ func TestWindowsCloseEarlyOnceEveryPredictionPartitionIsPlaced(t *testing.T) {
 			}
 			for _, tp := range c.aside {
 				r.lastSeen[tp] = 0
+			}
+			r.stats.Records = 10
+			if c.few {
+				r.stats.Records = 9
 			}
 			now = t0.Add(time.Second)
 			r.checkStarted(context.Background(), now) // as Run asks, for every record

@@ -101,12 +101,13 @@ func TestEventAheadOfTheClockLeavesOnTimeEventsOnTime(t *testing.T) {
 
 // A backlog on three partitions (three models keyed to one partition each, three spread
 // over all of them) is judged without waiting for the start-up grace's time (an hour
-// here) once every partition has delivered a record, and no event is late for it: while
+// here) once every partition has delivered a record and 100 records are read (100,000
+// by default), and no event is late for it: while
 // the time lasts, a partition read behind holds the models it has not delivered yet
 // (docs/reliability.md "Start-up").
 func TestBacklogIsJudgedBeforeTheGraceTimeWithNoEventLate(t *testing.T) {
 	h := newHarnessN(t, 3)
-	h.tweak = func(s *pipeline.Settings) { s.StartupGrace = time.Hour }
+	h.tweak = func(s *pipeline.Settings) { s.StartupGrace, s.EarlyCloseRecords = time.Hour, 100 }
 	const models, perModel = 6, 180 // an event every 10 s for 30 minutes
 	var msgs []kafka.Message
 	for i := range perModel {

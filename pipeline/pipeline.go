@@ -122,7 +122,15 @@ type Settings struct {
 	// past records the others have not delivered yet. A group member also waits until
 	// every partition it reads has delivered or has nothing to read (graceOver).
 	StartupGrace time.Duration
-	Backoff      storage.Backoff
+	// EarlyCloseRecords is how many records a member reads in its start-up grace before
+	// its prediction windows may close early (Runner.placed; 0: 100,000). The memory the
+	// grace costs is what a backlog read at full speed opens in it; a restart after a
+	// short outage, or live traffic, reads far fewer records and keeps the whole time,
+	// which also covers a model that trails its partition's others by more than the skew
+	// bound, as long as it comes within the time. By 100,000 records, each partition's
+	// first fetches have long been delivered.
+	EarlyCloseRecords int
+	Backoff           storage.Backoff
 	// MaxOutage bounds how long a dependency (ClickHouse, the dead-letter or alert topic,
 	// the schema registry) may fail before Run gives up with an error wrapping
 	// retry.ErrOutage, so that driftd exits and a standby takes over (0: never).
@@ -189,7 +197,8 @@ type Stats struct {
 	// Rebalances counts the generations that gave this member other partitions (each
 	// dropped its state and restored it from ClickHouse).
 	Rebalances uint64
-	// Started: the start-up grace was over at the flush (windows close and are judged).
+	// Started: the start-up grace was over at the flush (labels settle, stage windows
+	// close; prediction windows may close earlier: Runner.placed).
 	Started bool
 }
 
@@ -225,6 +234,9 @@ type Runner struct {
 	// partition had started, if each had delivered a record (none had nothing to read):
 	// prediction windows may then close before the grace's time is over (placed).
 	predParts []processors.TopicPartition
+	// graceFrom is stats.Records when the grace began (reset): windows close before
+	// its time only after Settings.EarlyCloseRecords more (placed).
+	graceFrom uint64
 	stats     Stats
 	up        *upstream
 	lab       *labelState // nil without a label topic
@@ -248,6 +260,9 @@ type Runner struct {
 
 // New returns a runner. now is the wall clock (time.Now in production).
 func New(set Settings, src Source, dlq DeadLetterer, alerts AlertSink, store Store, log *slog.Logger, now func() time.Time) *Runner {
+	if set.EarlyCloseRecords <= 0 {
+		set.EarlyCloseRecords = 100_000
+	}
 	if set.FlushInterval <= 0 {
 		set.FlushInterval = time.Second
 	}
@@ -306,7 +321,7 @@ func (r *Runner) reset() {
 	_, owner := r.src.(partitionOwner)
 	_, ends := r.src.(endsSource)
 	r.startedAll, r.startAsked = !owner || !ends, time.Time{} // a source that cannot tell (a replay): started
-	r.predParts = nil
+	r.predParts, r.graceFrom = nil, r.stats.Records
 	r.clock = newStreamClock()
 	r.up = nil
 	if r.set.PipelineTopic != "" {
@@ -559,7 +574,7 @@ func (r *Runner) Run(ctx context.Context) error {
 			// may be due.
 			var clock time.Time
 			r.enqueue(now, r.holdForUpstream(r.proc.Ready()))
-			if r.set.IdleClose > 0 {
+			if over && r.set.IdleClose > 0 { // the idle close does not follow the partitions' holds
 				clock = r.clock.now(now)
 				r.enqueue(now, r.holdForUpstream(r.proc.Idle(now, r.set.IdleClose, clock)))
 			}
@@ -571,6 +586,12 @@ func (r *Runner) Run(ctx context.Context) error {
 				r.checkFreshness(now)
 			}
 		}
+		if r.keysFull() {
+			// Written ahead of their windows, as a flush writes them: nothing else waits.
+			if err := r.writeLabelData(ctx); err != nil {
+				return err
+			}
+		}
 		if now.Sub(r.lastFlush) >= r.set.FlushInterval {
 			if r.graceOver(now) {
 				r.enqueue(now, r.silentWindows(now))
@@ -580,6 +601,20 @@ func (r *Runner) Run(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// flushKeys bounds the prediction keys (for the label join) kept between two flushes:
+// one per prediction, they were the largest thing a member held, and with the flush
+// interval alone their buffer grew with the read rate (46 MiB at 200,000 records/s,
+// twice that after one slow flush, and the buffer kept that size). It is the default
+// clickhouse.max_batch_rows: the keys written for it are one INSERT, as the interval's
+// flush would have split them into.
+const flushKeys = 50_000
+
+// keysFull reports whether the prediction keys kept for the label join are to be
+// written before the interval's flush (flushKeys).
+func (r *Runner) keysFull() bool {
+	return r.lab != nil && len(r.lab.keys) >= flushKeys
 }
 
 // tickDeadline is the fetch deadline of the current tick. One serves the fetches of a
@@ -616,17 +651,20 @@ func (r *Runner) graceOver(now time.Time) bool {
 }
 
 // placed reports whether one member's prediction windows may close before the grace's
-// time is over: every prediction partition it reads has delivered a record that placed
-// it in event time. Until the grace's time is over, a partition read behind holds the
-// models it has not delivered yet where its reading stands (processors' HoldUnseen),
-// which covers what the time does for them: no partition's first fetches can carry a
-// model past records another has still to deliver. A backlog is then not read for the
-// whole grace with every window it opens held in memory. A partition that had nothing
-// to read when asked keeps the time (records arriving there later, with the others',
-// are live and may come from its reader last), and so does a spread group, whose judges
-// read progress rows that say nothing of a partition that has not delivered a model.
+// time is over: it has read Settings.EarlyCloseRecords since the grace began, and every
+// prediction partition it reads has delivered a record that placed it in event time.
+// Until the grace's time is over, a partition read behind holds the models it has not
+// delivered yet about where its reading stands (processors' HoldUnseen), which covers
+// what the time does for them: no partition's first fetches can carry a model past
+// records another has still to deliver, unless the model trails the partition's others
+// by more than the skew bound (then only the time covers it, if it comes within it). A
+// backlog is then not read for the whole grace with every window it opens held in
+// memory. A partition that had nothing to read when asked keeps the time (records
+// arriving there later, with the others', are live and may come from its reader last),
+// and so does a spread group, whose judges read progress rows that say nothing of a
+// partition that has not delivered a model.
 func (r *Runner) placed() bool {
-	if !r.startedAll || r.spread != nil || len(r.predParts) == 0 {
+	if !r.startedAll || r.spread != nil || len(r.predParts) == 0 || r.stats.Records-r.graceFrom < uint64(r.set.EarlyCloseRecords) {
 		return false
 	}
 	for _, tp := range r.predParts {

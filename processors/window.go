@@ -391,12 +391,33 @@ func (p *Processor) position(m *modelState, tp TopicPartition, e *schemas.Predic
 		limit = clock.UnixMilli() + m.spec.Lateness.Milliseconds()
 	}
 	ts := min(e.Timestamp.UnixMilli(), limit)
-	if cur, ok := p.newest[tp]; !ok || ts > cur {
-		p.newest[tp] = ts
+	if p.holdUnseen {
+		cur, ok := p.newest[tp]
+		if !ok || ts > cur {
+			p.newest[tp] = ts
+		}
+		if !ok && p.lagging[tp] {
+			// Placed for the first time, read behind: the models that advanced before
+			// did so without its hold.
+			p.settleAll(m)
+		}
 	}
 	was, wasHeld := m.heldBy, m.held
 	m.advance(tp, ts, limit, p.lagging, p.unseen(), added)
 	p.watch(m, was, wasHeld)
+}
+
+// settleAll settles every model that has advanced again (but skip, which the caller
+// settles itself): a partition began holding the models it has not delivered (HoldUnseen).
+func (p *Processor) settleAll(skip *modelState) {
+	for _, m := range p.models {
+		if m == skip || m.limit == 0 { // limit 0: never advanced, nothing to settle
+			continue
+		}
+		was, wasHeld := m.heldBy, m.held
+		m.settle(p.lagging, p.unseen())
+		p.watch(m, was, wasHeld)
+	}
 }
 
 // unseen is where the partitions read behind stand, for the models they have not
@@ -468,6 +489,9 @@ func (p *Processor) Read(tp TopicPartition, lagging bool) {
 	}
 	if lagging {
 		p.lagging[tp] = true
+		if _, placed := p.newest[tp]; placed && p.holdUnseen {
+			p.settleAll(nil) // read behind again: it holds the models it has not delivered
+		}
 		return
 	}
 	delete(p.lagging, tp)
@@ -484,8 +508,8 @@ func (p *Processor) Read(tp TopicPartition, lagging bool) {
 }
 
 // Positioned reports whether a record of tp has placed its partition in event time (a
-// record added or replayed since the processor was made): from then on, while read
-// behind, it holds the models it has not delivered (HoldUnseen).
+// record added or replayed while HoldUnseen is on): from then on, while read behind, it
+// holds the models it has not delivered.
 func (p *Processor) Positioned(tp TopicPartition) bool {
 	_, ok := p.newest[tp]
 	return ok
