@@ -2,6 +2,7 @@ package pipeline_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"reflect"
@@ -189,4 +190,32 @@ func TestAggregateWorkersGiveTheInlineResults(t *testing.T) {
 		}
 	}
 	compareTransitions(t, "inline", inlineAlerts, "workers", workerAlerts)
+}
+
+// The prediction keys kept for the label join are written 50,000 at most at a time,
+// ahead of the flush interval when a backlog is read faster: one per prediction, their
+// buffer grew with the read rate (46 MiB at 200,000 records/s, and kept that size).
+// Every key is written all the same.
+func TestPredictionKeysAreWrittenInBoundedBatches(t *testing.T) {
+	start := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
+	o := simulate.StreamOptions{Seed: 5, Start: start, Duration: time.Hour}
+	for i := range 4 {
+		o.Models = append(o.Models, simulate.StreamModel{Name: fmt.Sprintf("m%d", i), Rate: 40})
+	}
+	cfg := config.Default()
+	cfg.Kafka.Topics.Predictions, cfg.Kafka.Topics.Pipeline = replay.PredictionTopic, replay.PipelineTopic
+	cfg.Kafka.Topics.Labels = "labels" // no record: the keys are kept for labels to come
+	cfg.Kafka.FlushInterval = config.Duration(time.Hour)
+	clock := &replay.Clock{}
+	src, err := replay.NewSource(o, replay.Backlog, 3, 2*time.Duration(cfg.Windows.IdleClose)+time.Duration(cfg.Pipelines.Window), clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, store, sink := runInMemory(t, cfg, src, clock.Now, func(stop func()) { src.Stop = stop }, nil, 5*time.Minute)
+	if len(sink.DeadLetters) > 0 {
+		t.Fatalf("dead letters: %v", sink.DeadLetters[:min(3, len(sink.DeadLetters))])
+	}
+	if n := r.Stats().Added; n < 500_000 || uint64(store.Keys) != n || store.MostKeys > 50_000 {
+		t.Fatalf("%d predictions added, %d keys written, at most %d at once; want every key, 50,000 at most at once", n, store.Keys, store.MostKeys)
+	}
 }

@@ -301,8 +301,9 @@ type Store struct {
 	Alerts  []*schemas.AlertEvent
 	// Verdicts counts the windows judged; Stages counts stage rows written.
 	Verdicts, Stages int
-	// Keys and Labels count the prediction keys and labels written.
-	Keys, Labels int
+	// Keys and Labels count the prediction keys and labels written; MostKeys is the
+	// most keys written at once.
+	Keys, Labels, MostKeys int
 	refs         []*detectors.Profile
 }
 
@@ -443,12 +444,13 @@ func (s *Store) LoadSeriesEnds(context.Context, time.Duration) ([]storage.Series
 // The label join is ClickHouse's (storage/labels.go): a replay's records are
 // predictions only, so the store counts what it is given and has nothing to settle.
 
-// WriteLabelData counts the keys and labels (Keys, Labels).
+// WriteLabelData counts the keys and labels (Keys, Labels, MostKeys).
 func (s *Store) WriteLabelData(_ context.Context, keys []storage.PredictionKey, labels []storage.LabelRow, _ time.Time) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.Keys += len(keys)
 	s.Labels += len(labels)
+	s.MostKeys = max(s.MostKeys, len(keys))
 	return nil
 }
 
