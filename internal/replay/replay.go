@@ -304,7 +304,7 @@ type Store struct {
 	// Keys and Labels count the prediction keys and labels written; MostKeys is the
 	// most keys written at once.
 	Keys, Labels, MostKeys int
-	refs         []*detectors.Profile
+	refs                   []*detectors.Profile
 }
 
 type windowKey struct {
