@@ -284,8 +284,8 @@ func TestGraceWaitsForTheFirstGeneration(t *testing.T) {
 // partition read behind then holds the models it has not delivered (processors'
 // HoldUnseen, on until the grace's time is over), and a backlog is not read for the
 // whole grace with every window it opens held in memory. They wait for the time while
-// fewer than Settings.EarlyCloseRecords records have been read (a short outage, live
-// traffic: the memory is not needed, and the time covers more), when a
+// fewer than Settings.EarlyCloseRecords predictions have been added (a short outage,
+// live traffic: the memory is not needed, and the time covers more), when a
 // prediction partition had nothing to read (its later records are live and may come
 // from its reader last), when a partition's records were all set aside, and in a spread
 // group, whose judges read progress rows that say nothing of such a partition. Labels
@@ -299,7 +299,7 @@ func TestWindowsCloseEarlyOnceEveryPredictionPartitionIsPlaced(t *testing.T) {
 		aside  []consumers.TopicPartition // delivered records all set aside (dead-lettered)
 		ends   map[consumers.TopicPartition]consumers.Ends
 		spread bool
-		few    bool // fewer records read than Settings.EarlyCloseRecords
+		few    bool // fewer predictions added than Settings.EarlyCloseRecords
 		want   bool
 	}{
 		{name: "every prediction partition placed", placed: []consumers.TopicPartition{p0, p1}, want: true},
@@ -331,9 +331,9 @@ func TestWindowsCloseEarlyOnceEveryPredictionPartitionIsPlaced(t *testing.T) {
 			for _, tp := range c.aside {
 				r.lastSeen[tp] = 0
 			}
-			r.stats.Records = 10
+			r.stats.Added = 10
 			if c.few {
-				r.stats.Records = 9
+				r.stats.Added = 9
 			}
 			now = t0.Add(time.Second)
 			r.checkStarted(context.Background(), now) // as Run asks, for every record

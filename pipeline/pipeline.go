@@ -122,15 +122,23 @@ type Settings struct {
 	// past records the others have not delivered yet. A group member also waits until
 	// every partition it reads has delivered or has nothing to read (graceOver).
 	StartupGrace time.Duration
-	// EarlyCloseRecords is how many records a member reads in its start-up grace before
-	// its prediction windows may close early (Runner.placed; 0: 100,000). The memory the
-	// grace costs is what a backlog read at full speed opens in it; a restart after a
-	// short outage, or live traffic, reads far fewer records and keeps the whole time,
+	// EarlyCloseRecords is how many predictions a member adds to windows in its start-up
+	// grace before its prediction windows may close early (Runner.placed; 0: 100,000).
+	// The memory the grace costs is what a backlog read at full speed opens in it; a
+	// restart after a short outage (its replayed records open no window), or live
+	// traffic, adds far fewer and keeps the whole time,
 	// which also covers a model that trails its partition's others by more than the skew
 	// bound, as long as it comes within the time. By 100,000 records, each partition's
 	// first fetches have long been delivered.
 	EarlyCloseRecords int
-	Backoff           storage.Backoff
+	// LabelBatch bounds the prediction keys and labels kept for the label join between
+	// two flushes: once this many, they are written ahead of the interval's flush (0:
+	// 50,000, the default clickhouse.max_batch_rows, so that they are one INSERT each).
+	// One key per prediction, they were the largest thing a member held, and with the
+	// interval alone their buffer grew with the read rate (46 MiB at 200,000 records/s,
+	// twice that after one slow flush, and the buffer kept that size).
+	LabelBatch int
+	Backoff    storage.Backoff
 	// MaxOutage bounds how long a dependency (ClickHouse, the dead-letter or alert topic,
 	// the schema registry) may fail before Run gives up with an error wrapping
 	// retry.ErrOutage, so that driftd exits and a standby takes over (0: never).
@@ -234,8 +242,8 @@ type Runner struct {
 	// partition had started, if each had delivered a record (none had nothing to read):
 	// prediction windows may then close before the grace's time is over (placed).
 	predParts []processors.TopicPartition
-	// graceFrom is stats.Records when the grace began (reset): windows close before
-	// its time only after Settings.EarlyCloseRecords more (placed).
+	// graceFrom is stats.Added when the grace began (reset): windows close before its
+	// time only after Settings.EarlyCloseRecords more (placed).
 	graceFrom uint64
 	stats     Stats
 	up        *upstream
@@ -262,6 +270,9 @@ type Runner struct {
 func New(set Settings, src Source, dlq DeadLetterer, alerts AlertSink, store Store, log *slog.Logger, now func() time.Time) *Runner {
 	if set.EarlyCloseRecords <= 0 {
 		set.EarlyCloseRecords = 100_000
+	}
+	if set.LabelBatch <= 0 {
+		set.LabelBatch = 50_000
 	}
 	if set.FlushInterval <= 0 {
 		set.FlushInterval = time.Second
@@ -321,7 +332,7 @@ func (r *Runner) reset() {
 	_, owner := r.src.(partitionOwner)
 	_, ends := r.src.(endsSource)
 	r.startedAll, r.startAsked = !owner || !ends, time.Time{} // a source that cannot tell (a replay): started
-	r.predParts, r.graceFrom = nil, r.stats.Records
+	r.predParts, r.graceFrom = nil, r.stats.Added
 	r.clock = newStreamClock()
 	r.up = nil
 	if r.set.PipelineTopic != "" {
@@ -603,18 +614,10 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 }
 
-// flushKeys bounds the prediction keys (for the label join) kept between two flushes:
-// one per prediction, they were the largest thing a member held, and with the flush
-// interval alone their buffer grew with the read rate (46 MiB at 200,000 records/s,
-// twice that after one slow flush, and the buffer kept that size). It is the default
-// clickhouse.max_batch_rows: the keys written for it are one INSERT, as the interval's
-// flush would have split them into.
-const flushKeys = 50_000
-
-// keysFull reports whether the prediction keys kept for the label join are to be
-// written before the interval's flush (flushKeys).
+// keysFull reports whether the prediction keys and labels kept for the label join are
+// to be written before the interval's flush (Settings.LabelBatch).
 func (r *Runner) keysFull() bool {
-	return r.lab != nil && len(r.lab.keys) >= flushKeys
+	return r.lab != nil && len(r.lab.keys)+len(r.lab.rows) >= r.set.LabelBatch
 }
 
 // tickDeadline is the fetch deadline of the current tick. One serves the fetches of a
@@ -651,7 +654,8 @@ func (r *Runner) graceOver(now time.Time) bool {
 }
 
 // placed reports whether one member's prediction windows may close before the grace's
-// time is over: it has read Settings.EarlyCloseRecords since the grace began, and every
+// time is over: it has added Settings.EarlyCloseRecords predictions to windows since the
+// grace began (replayed records open none), and every
 // prediction partition it reads has delivered a record that placed it in event time.
 // Until the grace's time is over, a partition read behind holds the models it has not
 // delivered yet about where its reading stands (processors' HoldUnseen), which covers
@@ -664,7 +668,7 @@ func (r *Runner) graceOver(now time.Time) bool {
 // and so does a spread group, whose judges read progress rows that say nothing of a
 // partition that has not delivered a model.
 func (r *Runner) placed() bool {
-	if !r.startedAll || r.spread != nil || len(r.predParts) == 0 || r.stats.Records-r.graceFrom < uint64(r.set.EarlyCloseRecords) {
+	if !r.startedAll || r.spread != nil || len(r.predParts) == 0 || r.stats.Added-r.graceFrom < uint64(r.set.EarlyCloseRecords) {
 		return false
 	}
 	for _, tp := range r.predParts {

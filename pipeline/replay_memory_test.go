@@ -192,7 +192,8 @@ func TestAggregateWorkersGiveTheInlineResults(t *testing.T) {
 	compareTransitions(t, "inline", inlineAlerts, "workers", workerAlerts)
 }
 
-// The prediction keys kept for the label join are written 50,000 at most at a time,
+// The prediction keys kept for the label join are written 50,000 at most at a time (the
+// default clickhouse.max_batch_rows),
 // ahead of the flush interval when a backlog is read faster: one per prediction, their
 // buffer grew with the read rate (46 MiB at 200,000 records/s, and kept that size).
 // Every key is written all the same.

@@ -216,6 +216,9 @@ type Processor struct {
 	// (modelState.heldBy; entries may be stale).
 	holdUnseen bool
 	heldBy     map[TopicPartition]map[*modelState]bool
+	// resettle: a partition began holding the models it has not delivered since every
+	// model was last settled (settleAll, before Ready closes anything).
+	resettle bool
 	// workers, if set, update the open windows' aggregates (SetWorkers).
 	workers *Workers
 }
@@ -398,8 +401,8 @@ func (p *Processor) position(m *modelState, tp TopicPartition, e *schemas.Predic
 		}
 		if !ok && p.lagging[tp] {
 			// Placed for the first time, read behind: the models that advanced before
-			// did so without its hold.
-			p.settleAll(m)
+			// did so without its hold (settled before anything closes: Ready).
+			p.resettle = true
 		}
 	}
 	was, wasHeld := m.heldBy, m.held
@@ -407,11 +410,12 @@ func (p *Processor) position(m *modelState, tp TopicPartition, e *schemas.Predic
 	p.watch(m, was, wasHeld)
 }
 
-// settleAll settles every model that has advanced again (but skip, which the caller
-// settles itself): a partition began holding the models it has not delivered (HoldUnseen).
-func (p *Processor) settleAll(skip *modelState) {
+// settleAll settles every model that has advanced again: a partition began holding the
+// models it has not delivered (HoldUnseen).
+func (p *Processor) settleAll() {
+	p.resettle = false
 	for _, m := range p.models {
-		if m == skip || m.limit == 0 { // limit 0: never advanced, nothing to settle
+		if m.limit == 0 { // never advanced: nothing to settle
 			continue
 		}
 		was, wasHeld := m.heldBy, m.held
@@ -449,6 +453,7 @@ func (p *Processor) HoldUnseen(on bool) {
 	if on {
 		return
 	}
+	p.resettle = false // what it was for is off
 	held := p.heldBy
 	p.heldBy = map[TopicPartition]map[*modelState]bool{}
 	for tp, set := range held {
@@ -490,7 +495,9 @@ func (p *Processor) Read(tp TopicPartition, lagging bool) {
 	if lagging {
 		p.lagging[tp] = true
 		if _, placed := p.newest[tp]; placed && p.holdUnseen {
-			p.settleAll(nil) // read behind again: it holds the models it has not delivered
+			// Read behind again: it holds the models it has not delivered. Settled before
+			// anything closes (Ready): live, this flips with every fetch batch.
+			p.resettle = true
 		}
 		return
 	}
@@ -565,6 +572,9 @@ func (m *modelState) settle(lagging map[TopicPartition]bool, unseen map[TopicPar
 // Ready closes and returns every open window whose end the model's watermark has passed.
 // It costs nothing until a watermark reaches the earliest end of its model's windows.
 func (p *Processor) Ready() []Closed {
+	if p.resettle {
+		p.settleAll()
+	}
 	if !p.readyDue {
 		return nil
 	}
