@@ -126,10 +126,10 @@ type Settings struct {
 	// grace before its prediction windows may close early (Runner.placed; 0: 100,000).
 	// The memory the grace costs is what a backlog read at full speed opens in it; a
 	// restart after a short outage (its replayed records open no window), or live
-	// traffic, adds far fewer and keeps the whole time,
-	// which also covers a model that trails its partition's others by more than the skew
-	// bound, as long as it comes within the time. By 100,000 records, each partition's
-	// first fetches have long been delivered.
+	// traffic, adds far fewer and keeps the whole time, which also covers a model that
+	// trails its partition's others by more than the skew bound, as long as it comes
+	// within the time. By 100,000 predictions, every partition's first fetches have long
+	// been delivered.
 	EarlyCloseRecords int
 	// LabelBatch bounds the prediction keys and labels kept for the label join between
 	// two flushes: once this many, they are written ahead of the interval's flush (0:
@@ -655,8 +655,8 @@ func (r *Runner) graceOver(now time.Time) bool {
 
 // placed reports whether one member's prediction windows may close before the grace's
 // time is over: it has added Settings.EarlyCloseRecords predictions to windows since the
-// grace began (replayed records open none), and every
-// prediction partition it reads has delivered a record that placed it in event time.
+// grace began (replayed records open none), and every prediction partition it reads has
+// delivered a record that placed it in event time.
 // Until the grace's time is over, a partition read behind holds the models it has not
 // delivered yet about where its reading stands (processors' HoldUnseen), which covers
 // what the time does for them: no partition's first fetches can carry a model past

@@ -454,14 +454,20 @@ func (p *Processor) HoldUnseen(on bool) {
 		return
 	}
 	p.resettle = false // what it was for is off
-	held := p.heldBy
-	p.heldBy = map[TopicPartition]map[*modelState]bool{}
-	for tp, set := range held {
-		for m := range set {
-			if m.held && m.heldBy == tp {
-				m.settle(p.lagging, nil)
-				p.watch(m, tp, true)
-			}
+	for tp := range p.heldBy {
+		p.release(tp)
+	}
+}
+
+// release settles again the models tp held (heldBy), as it holds them no more: read to
+// its end, or the hold is off.
+func (p *Processor) release(tp TopicPartition) {
+	set := p.heldBy[tp]
+	delete(p.heldBy, tp)
+	for m := range set {
+		if m.held && m.heldBy == tp {
+			m.settle(p.lagging, p.unseen())
+			p.watch(m, tp, true)
 		}
 	}
 }
@@ -504,14 +510,7 @@ func (p *Processor) Read(tp TopicPartition, lagging bool) {
 	delete(p.lagging, tp)
 	// Read to its end, the partition stops holding the models it did not carry: a model
 	// whose last events came while it was behind would otherwise wait for the idle close.
-	set := p.heldBy[tp]
-	delete(p.heldBy, tp)
-	for m := range set {
-		if m.held && m.heldBy == tp {
-			m.settle(p.lagging, p.unseen())
-			p.watch(m, tp, true)
-		}
-	}
+	p.release(tp)
 }
 
 // Positioned reports whether a record of tp has placed its partition in event time (a
