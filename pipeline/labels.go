@@ -102,7 +102,10 @@ type labelState struct {
 	models   map[string]bool
 	keys     []storage.PredictionKey
 	rows     []storage.LabelRow
-	series   map[processors.SeriesKey]*perfSeries
+	// writer stores full batches of keys and labels while Run reads on (nil outside
+	// Run).
+	writer *labelWriter
+	series map[processors.SeriesKey]*perfSeries
 	// due are, sorted, when the written windows of labelled models not settled yet are
 	// due, each as the end its model's settle time makes comparable with the settle
 	// loop's until (labelSettings.dueKey): the loop asks ClickHouse for windows only when
@@ -396,8 +399,12 @@ func (r *Runner) handleLabel(ctx context.Context, rec consumers.Record) error {
 
 // writeLabelData writes the keys and labels read since the last flush, before the
 // windows they belong to: a window found written after a restart has its keys written.
+// The batch the label writer may have in flight is stored first.
 func (r *Runner) writeLabelData(ctx context.Context) error {
 	l := r.lab
+	if _, err := r.awaitLabels(ctx); err != nil {
+		return err
+	}
 	if len(l.keys) == 0 && len(l.rows) == 0 {
 		return nil
 	}
@@ -406,6 +413,105 @@ func (r *Runner) writeLabelData(ctx context.Context) error {
 	}
 	l.keys, l.rows = l.keys[:0], l.rows[:0]
 	return nil
+}
+
+// labelWriter stores batches of prediction keys and labels on a goroutine of its own,
+// so that the Run loop reads on meanwhile: at a few hundred thousand predictions a
+// second, storing every prediction's key takes the engine about as long as reading
+// them takes driftd (docs/performance.md). One batch is in flight at a time, so batches
+// are stored in the order they were read, and a label partition's progress (the last
+// rows of each batch) is never stored ahead of an earlier batch's labels. The writer
+// tries a batch once; a batch it could not store goes back to the Run loop, which
+// stores it there with writeLabels (backoff, halving, dead letters). The Run loop waits
+// for the batch in flight before each flush, so nothing is committed, judged or joined
+// before its keys are stored.
+type labelWriter struct {
+	in   chan labelBatch
+	out  chan labelBatch
+	busy bool // a batch was sent on in and not yet received from out
+}
+
+// labelBatch is one batch of the label writer; err is its attempt's.
+type labelBatch struct {
+	keys []storage.PredictionKey
+	rows []storage.LabelRow
+	at   time.Time
+	err  error
+}
+
+// labelDataWriter is what the label writer stores with.
+type labelDataWriter interface {
+	WriteLabelData(ctx context.Context, keys []storage.PredictionKey, labels []storage.LabelRow, at time.Time) error
+}
+
+// startLabelWriter starts the writer; its attempts end with ctx.
+func startLabelWriter(ctx context.Context, store labelDataWriter) *labelWriter {
+	w := &labelWriter{in: make(chan labelBatch), out: make(chan labelBatch, 1)}
+	go func() {
+		for b := range w.in {
+			b.err = store.WriteLabelData(ctx, b.keys, b.rows, b.at)
+			w.out <- b
+		}
+	}()
+	return w
+}
+
+// handOffLabels gives the keys and labels read so far to the label writer (after the
+// batch before them is stored), and reuses that batch's arrays for the next.
+func (r *Runner) handOffLabels(ctx context.Context) error {
+	l := r.lab
+	if l.writer == nil {
+		return r.writeLabelData(ctx)
+	}
+	prev, err := r.awaitLabels(ctx)
+	if err != nil {
+		return err
+	}
+	l.writer.in <- labelBatch{keys: l.keys, rows: l.rows, at: r.now()}
+	l.writer.busy = true
+	l.keys, l.rows = prev.keys[:0], prev.rows[:0]
+	return nil
+}
+
+// awaitLabels waits for the label writer's batch in flight, if any, and stores it here
+// if the writer could not. A batch that cannot be stored goes back in front of the
+// keys and labels kept, for a later flush (Shutdown's) to store.
+func (r *Runner) awaitLabels(ctx context.Context) (labelBatch, error) {
+	w := r.lab.writer
+	if w == nil || !w.busy {
+		return labelBatch{}, nil
+	}
+	// Not bound by ctx: the attempt is (it runs with Run's context), and the batch must
+	// not be dropped.
+	b := <-w.out
+	w.busy = false
+	if b.err != nil {
+		if err := r.writeLabels(ctx, b.keys, b.rows, b.at); err != nil {
+			r.requeueLabels(b)
+			return labelBatch{}, err
+		}
+	}
+	return b, nil
+}
+
+// requeueLabels puts an unstored batch back in front of the keys and labels kept.
+func (r *Runner) requeueLabels(b labelBatch) {
+	l := r.lab
+	l.keys = append(b.keys, l.keys...)
+	l.rows = append(b.rows, l.rows...)
+}
+
+// stopLabelWriter ends the label writer when Run returns: a batch in flight that was
+// not stored goes back to the keys and labels kept, for Shutdown's flush.
+func (r *Runner) stopLabelWriter() {
+	w := r.lab.writer
+	r.lab.writer = nil
+	close(w.in)
+	if w.busy {
+		if b := <-w.out; b.err != nil {
+			r.requeueLabels(b)
+		}
+	}
 }
 
 // writeLabels writes keys and labels. Rows ClickHouse refuses for good are found by

@@ -545,6 +545,10 @@ func (r *Runner) Run(ctx context.Context) error {
 			return a, err
 		}
 	}
+	if r.lab != nil {
+		r.lab.writer = startLabelWriter(ctx, r.store)
+		defer r.stopLabelWriter()
+	}
 	for {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -599,7 +603,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		}
 		if r.keysFull() {
 			// Written ahead of their windows, as a flush writes them: nothing else waits.
-			if err := r.writeLabelData(ctx); err != nil {
+			if err := r.handOffLabels(ctx); err != nil {
 				return err
 			}
 		}

@@ -42,7 +42,15 @@ func replayRun(t *testing.T, o simulate.StreamOptions, window time.Duration, pac
 // not nil, sees the runner before it runs.
 func runInMemory(t testing.TB, cfg config.Config, src pipeline.Source, now func() time.Time, setStop func(func()), setup func(*pipeline.Runner), limit time.Duration) (*pipeline.Runner, *replay.Store, *replay.Sink) {
 	t.Helper()
-	store, sink := replay.NewStore(), &replay.Sink{}
+	store := replay.NewStore()
+	r, sink := runOnStore(t, cfg, src, now, setStop, setup, limit, store)
+	return r, store, sink
+}
+
+// runOnStore is runInMemory with a store of the caller's (one wrapping replay's).
+func runOnStore(t testing.TB, cfg config.Config, src pipeline.Source, now func() time.Time, setStop func(func()), setup func(*pipeline.Runner), limit time.Duration, store pipeline.Store) (*pipeline.Runner, *replay.Sink) {
+	t.Helper()
+	sink := &replay.Sink{}
 	set := pipeline.SettingsFromConfig(cfg, schemas.Decoder{Format: schemas.FormatJSON}, schemas.Decoder{Format: schemas.FormatJSON})
 	set.DecodeAhead = 0 // the replay source's Fetch moves the simulated clock
 	r := pipeline.New(set, src, sink, sink, store, slog.New(slog.NewTextHandler(io.Discard, nil)), now)
@@ -63,7 +71,7 @@ func runInMemory(t testing.TB, cfg config.Config, src pipeline.Source, now func(
 	if err := r.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
-	return r, store, sink
+	return r, sink
 }
 
 // A model sending one event a second has 60 events per 1-minute window, fewer than

@@ -67,6 +67,18 @@ func TestBackfillOverMoreThan100DaysIsWritten(t *testing.T) {
 	if err := s.Write(ctx, b); err != nil {
 		t.Fatalf("write %d days: %v", days, err)
 	}
+	// Prediction keys too (written a column at a time), 3 a day.
+	var keys []storage.PredictionKey
+	for _, c := range b.Closed {
+		for i := range 3 {
+			at := time.UnixMilli(c.Merged.Start).Add(time.Duration(i) * time.Second).UTC()
+			keys = append(keys, storage.PredictionKey{Series: c.Merged.Series, RequestID: fmt.Sprintf("r-%d-%d", c.Merged.Start, i), EventTime: at,
+				Start: c.Merged.Start, End: c.Merged.End, Prediction: schemas.Value{Kind: schemas.Number, Num: float64(i)}})
+		}
+	}
+	if err := s.WriteLabelData(ctx, keys, nil, b.WrittenAt); err != nil {
+		t.Fatalf("write the keys of %d days: %v", days, err)
+	}
 	db := s.Database()
 	for _, c := range []struct {
 		q    string
@@ -79,6 +91,9 @@ func TestBackfillOverMoreThan100DaysIsWritten(t *testing.T) {
 		{"SELECT count() FROM " + db + ".late_events FINAL", days},
 		{"SELECT count() FROM " + db + ".pipeline_stage_stats FINAL", days},
 		{"SELECT count() FROM " + db + ".alerts FINAL", months},
+		{"SELECT count() FROM " + db + ".prediction_keys_by_window FINAL", uint64(len(keys))},
+		{"SELECT uniqExact(toDate(window_start)) FROM " + db + ".prediction_keys_by_window FINAL", days},
+		{"SELECT toUInt64(sum(prediction_num)) FROM " + db + ".prediction_keys_by_window FINAL", uint64(len(keys))},
 	} {
 		var got uint64
 		if err := s.Conn().QueryRow(ctx, c.q).Scan(&got); err != nil {

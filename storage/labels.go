@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -161,16 +162,10 @@ func performanceRow(r PerformanceRow, at time.Time) []any {
 // writes the same row again), so writing twice changes nothing.
 func (s *Store) WriteLabelData(ctx context.Context, keys []PredictionKey, labels []LabelRow, at time.Time) error {
 	at = at.UTC()
-	in := s.inserter(ctx, predictionKeys())
-	for _, k := range keys {
-		if err := in.append(keyRow(k, at)); err != nil {
-			return err
-		}
-	}
-	if err := in.flush(); err != nil {
+	if err := s.writeKeys(ctx, keys, at); err != nil {
 		return err
 	}
-	in = s.inserter(ctx, labelRows())
+	in := s.inserter(ctx, labelRows())
 	for _, l := range labels {
 		if err := in.append(labelRow(l, at)); err != nil {
 			return err
@@ -213,6 +208,84 @@ func (s *Store) WriteLabelData(ctx context.Context, keys []PredictionKey, labels
 		}
 	}
 	return in.flush()
+}
+
+// writeKeys stores prediction keys a column at a time. With one key per prediction this
+// is the largest insert by far, and rows of boxed values (the inserter's) cost the
+// client about as much as storing them costs the engine. Blocks are cut as the
+// inserter cuts them: at most maxRows keys, of at most MaxPartitionsPerBlock days. The
+// engine skips its deduplication at insert (optimize_on_insert=0): every read of the
+// table is FINAL, and a backlog's keys hardly repeat within a block.
+func (s *Store) writeKeys(ctx context.Context, keys []PredictionKey, at time.Time) error {
+	t := predictionKeys()
+	ctx = s.writingWith(ctx, clickhouse.Settings{"optimize_on_insert": 0})
+	days := map[int64]bool{}
+	var c keyColumns
+	for from := 0; from < len(keys); {
+		to := from
+		clear(days)
+		for ; to < len(keys) && to-from < s.maxRows; to++ {
+			d := ms(keys[to].Start).Unix() / 86400 // byDay's
+			if !days[d] && len(days) >= MaxPartitionsPerBlock {
+				break
+			}
+			days[d] = true
+		}
+		c.fill(keys[from:to], at)
+		b, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+s.db+"."+t.name+" ("+t.cols+")")
+		if err != nil {
+			return fmt.Errorf("prepare insert into %s: %w", t.name, err)
+		}
+		for i, col := range c.all() {
+			if err := b.Column(i).Append(col); err != nil {
+				b.Abort()
+				return fmt.Errorf("append column %d to %s: %w", i, t.name, err)
+			}
+		}
+		if err := b.Send(); err != nil {
+			return fmt.Errorf("insert into %s: %w", t.name, err)
+		}
+		from = to
+	}
+	return nil
+}
+
+// keyColumns are a block of prediction keys by column, in predictionKeys' order.
+type keyColumns struct {
+	model, version, deployment []string
+	start, end                 []int64 // unix ms: DateTime64(3)
+	eventTime                  []time.Time
+	requestID                  []string
+	kind                       []uint8
+	num                        []float64
+	class                      []string
+	scores                     []map[string]float64
+	writtenAt                  []time.Time
+}
+
+func (c *keyColumns) fill(keys []PredictionKey, at time.Time) {
+	n := len(keys)
+	*c = keyColumns{model: slices.Grow(c.model[:0], n), version: slices.Grow(c.version[:0], n), deployment: slices.Grow(c.deployment[:0], n),
+		start: slices.Grow(c.start[:0], n), end: slices.Grow(c.end[:0], n), eventTime: slices.Grow(c.eventTime[:0], n),
+		requestID: slices.Grow(c.requestID[:0], n), kind: slices.Grow(c.kind[:0], n), num: slices.Grow(c.num[:0], n),
+		class: slices.Grow(c.class[:0], n), scores: slices.Grow(c.scores[:0], n), writtenAt: slices.Grow(c.writtenAt[:0], n)}
+	noScores := map[string]float64{} // shared by the keys without scores: only read
+	for _, k := range keys {
+		kind, num, class := valueColumns(k.Prediction)
+		scores := k.Scores
+		if scores == nil {
+			scores = noScores
+		}
+		c.model, c.version, c.deployment = append(c.model, k.Series.Model), append(c.version, k.Series.Version), append(c.deployment, k.Series.Deployment)
+		c.start, c.end = append(c.start, k.Start), append(c.end, k.End)
+		c.eventTime, c.requestID = append(c.eventTime, k.EventTime.UTC()), append(c.requestID, k.RequestID)
+		c.kind, c.num, c.class = append(c.kind, kind), append(c.num, num), append(c.class, class)
+		c.scores, c.writtenAt = append(c.scores, scores), append(c.writtenAt, at)
+	}
+}
+
+func (c *keyColumns) all() []any {
+	return []any{c.model, c.version, c.deployment, c.start, c.end, c.eventTime, c.requestID, c.kind, c.num, c.class, c.scores, c.writtenAt}
 }
 
 // recordTime is a record's timestamp as stored: 1970 for a record without one (Kafka's

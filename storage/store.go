@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"time"
 
@@ -116,11 +117,21 @@ func Open(ctx context.Context, o Options, log *slog.Logger) (*Store, error) {
 // retried block reaches the shard's replicated table as the same block (deduplicated).
 // (distributed_foreground_insert since ClickHouse 23.11; the old name is its alias there
 // and is also understood by servers before.)
-func (s *Store) writing(ctx context.Context) context.Context {
-	if s.layout.Cluster == "" {
+func (s *Store) writing(ctx context.Context) context.Context { return s.writingWith(ctx, nil) }
+
+// writingWith is writing's context with further settings of the insert.
+func (s *Store) writingWith(ctx context.Context, set clickhouse.Settings) context.Context {
+	if s.layout.Cluster != "" {
+		set = maps.Clone(set)
+		if set == nil {
+			set = clickhouse.Settings{}
+		}
+		set["insert_distributed_sync"] = 1
+	}
+	if len(set) == 0 {
 		return ctx
 	}
-	return clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"insert_distributed_sync": 1}))
+	return clickhouse.Context(ctx, clickhouse.WithSettings(set))
 }
 
 // Close closes the connection.
