@@ -196,7 +196,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if params.Get("query") == "" {
 			data = bytes.NewReader(inline)
 		}
-		s.insert(w, r.Context(), req, "USE "+db+"; "+m[1], m[2], data)
+		target := m[1]
+		if params.Get("optimize_on_insert") == "0" && !strings.Contains(strings.ToUpper(target), "SETTINGS") {
+			// An insert into a table read with FINAL only (driftd's prediction keys): the
+			// engine's deduplication of the block is work for nothing. A server takes the
+			// setting from the URL; the engine, from the statement.
+			target += " SETTINGS optimize_on_insert = 0"
+		}
+		s.insert(w, r.Context(), req, "USE "+db+"; "+target, m[2], data)
 		return
 	}
 	req.Format = params.Get("default_format")

@@ -249,3 +249,49 @@ func TestPasswordIsRequired(t *testing.T) {
 		})
 	}
 }
+
+// An insert's optimize_on_insert=0, which a server takes from the URL, reaches the
+// engine: a block with a key twice is stored as it is (two rows until a merge or FINAL),
+// not deduplicated at insert.
+func TestServerPassesOptimizeOnInsert(t *testing.T) {
+	conn := newClient(t)
+	ctx := testenv.Context(t, 30*time.Second)
+	db := testenv.UniqueName(t)
+	for _, q := range []string{
+		"CREATE DATABASE " + db,
+		"CREATE TABLE " + db + ".t (id UInt64, v UInt64) ENGINE = ReplacingMergeTree(v) ORDER BY id",
+		"SYSTEM STOP MERGES " + db + ".t",
+	} {
+		if err := conn.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	for _, c := range []struct {
+		settings clickhouse.Settings
+		id       uint64
+		want     uint64
+	}{
+		{nil, 1, 1},
+		{clickhouse.Settings{"optimize_on_insert": 0}, 2, 2},
+	} {
+		batch, err := conn.PrepareBatch(clickhouse.Context(ctx, clickhouse.WithSettings(c.settings)), "INSERT INTO "+db+".t")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for v := range uint64(2) {
+			if err := batch.Append(c.id, v); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := batch.Send(); err != nil {
+			t.Fatalf("insert with %v: %v", c.settings, err)
+		}
+		var rows, final uint64
+		if err := conn.QueryRow(ctx, fmt.Sprintf("SELECT count(), (SELECT count() FROM %s.t FINAL WHERE id = %d) FROM %s.t WHERE id = %d", db, c.id, db, c.id)).Scan(&rows, &final); err != nil {
+			t.Fatal(err)
+		}
+		if rows != c.want || final != 1 {
+			t.Errorf("settings %v: %d rows stored, %d read with FINAL; want %d and 1", c.settings, rows, final, c.want)
+		}
+	}
+}
