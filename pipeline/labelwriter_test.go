@@ -79,7 +79,7 @@ func TestLabelWriterStoresEveryKeyInOrder(t *testing.T) {
 		atOnce int
 		hook   func(ctx context.Context, n int) error
 	}{
-		{"a batch held while the loop reads on", 50_000, func(ctx context.Context, n int) error {
+		{"a batch held while the loop reads on", 25_000, func(ctx context.Context, n int) error {
 			if n != 1 {
 				return nil
 			}
@@ -97,13 +97,13 @@ func TestLabelWriterStoresEveryKeyInOrder(t *testing.T) {
 			}
 			return nil
 		}},
-		{"an attempt that fails", 50_000, func(_ context.Context, n int) error {
+		{"an attempt that fails", 25_000, func(_ context.Context, n int) error {
 			if n == 2 {
 				return errInsert
 			}
 			return nil
 		}},
-		{"the run ends during a write", 100_000, func(ctx context.Context, n int) error {
+		{"the run ends during a write", 50_000, func(ctx context.Context, n int) error {
 			if n != 1 {
 				return nil
 			}
@@ -134,7 +134,7 @@ func TestLabelWriterStoresEveryKeyInOrder(t *testing.T) {
 				t.Fatalf("dead letters: %v", sink.DeadLetters[:min(3, len(sink.DeadLetters))])
 			}
 			added := r.Stats().Added
-			if added < 50_000 {
+			if added < 25_000 {
 				t.Fatalf("%d predictions added, want at least a batch's", added)
 			}
 			seen := map[consumers.TopicPartition]int64{}

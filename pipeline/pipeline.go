@@ -132,11 +132,13 @@ type Settings struct {
 	// been delivered.
 	EarlyCloseRecords int
 	// LabelBatch bounds the prediction keys and labels kept for the label join between
-	// two flushes: once this many, they are written ahead of the interval's flush (0:
-	// 50,000, the default clickhouse.max_batch_rows, so that they are one INSERT each).
-	// One key per prediction, they were the largest thing a member held, and with the
-	// interval alone their buffer grew with the read rate (46 MiB at 200,000 records/s,
-	// twice that after one slow flush, and the buffer kept that size).
+	// two flushes: once this many, they are handed to the label writer ahead of the
+	// interval's flush (0: 25,000, half the default clickhouse.max_batch_rows, since two
+	// batches are held at once: one being stored, one being read). One key per
+	// prediction, they were the largest thing a member held, and with the interval alone
+	// their buffer grew with the read rate (46 MiB at 200,000 records/s, twice that after
+	// one slow flush, and the buffer kept that size). Batches of 25,000 are stored as
+	// fast as of 50,000 (docs/performance.md).
 	LabelBatch int
 	Backoff    storage.Backoff
 	// MaxOutage bounds how long a dependency (ClickHouse, the dead-letter or alert topic,
@@ -272,7 +274,7 @@ func New(set Settings, src Source, dlq DeadLetterer, alerts AlertSink, store Sto
 		set.EarlyCloseRecords = 100_000
 	}
 	if set.LabelBatch <= 0 {
-		set.LabelBatch = 50_000
+		set.LabelBatch = 25_000
 	}
 	if set.FlushInterval <= 0 {
 		set.FlushInterval = time.Second

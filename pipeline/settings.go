@@ -37,7 +37,7 @@ func SettingsFromConfig(cfg config.Config, predictions, pipelines schemas.Decode
 		MaxOutage:          time.Duration(cfg.Limits.MaxOutage),
 		MaxFuture:          time.Duration(cfg.Limits.MaxFuture),
 		MaxEventBytes:      cfg.Limits.MaxEventBytes,
-		LabelBatch:         cfg.ClickHouse.MaxBatchRows,
+		LabelBatch:         max(cfg.ClickHouse.MaxBatchRows/2, 1),
 		DecodeAhead:        DefaultDecodeAhead,
 		AggregateWorkers:   cfg.Windows.AggregateWorkers(),
 		PipelineTopic:      cfg.Kafka.Topics.Pipeline,
