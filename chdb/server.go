@@ -107,6 +107,8 @@ var (
 	printScopeRE = regexp.MustCompile(`(?s):? In scope SELECT formatQuery\(.*\)\. (\([A-Z_]+\))$`)
 	insertRE     = regexp.MustCompile(`(?is)^\s*(INSERT\s+INTO\s+.+?)\s+FORMAT\s+([A-Za-z0-9_]+)[ \t]*(?:\r?\n)?`)
 	identRE      = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	// settingsRE finds an insert's own SETTINGS clause (not a name containing the word).
+	settingsRE = regexp.MustCompile(`(?i)\bSETTINGS\b`)
 )
 
 // Errors in ClickHouse's words and codes, so clients report them as they would a server's.
@@ -197,7 +199,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			data = bytes.NewReader(inline)
 		}
 		target := m[1]
-		if params.Get("optimize_on_insert") == "0" && !strings.Contains(strings.ToUpper(target), "SETTINGS") {
+		if params.Get("optimize_on_insert") == "0" && !settingsRE.MatchString(target) {
 			// An insert into a table read with FINAL only (driftd's prediction keys): the
 			// engine's deduplication of the block is work for nothing. A server takes the
 			// setting from the URL; the engine, from the statement.

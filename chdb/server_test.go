@@ -252,15 +252,15 @@ func TestPasswordIsRequired(t *testing.T) {
 
 // An insert's optimize_on_insert=0, which a server takes from the URL, reaches the
 // engine: a block with a key twice is stored as it is (two rows until a merge or FINAL),
-// not deduplicated at insert.
+// not deduplicated at insert. (The table's name contains the word settings.)
 func TestServerPassesOptimizeOnInsert(t *testing.T) {
 	conn := newClient(t)
 	ctx := testenv.Context(t, 30*time.Second)
 	db := testenv.UniqueName(t)
 	for _, q := range []string{
 		"CREATE DATABASE " + db,
-		"CREATE TABLE " + db + ".t (id UInt64, v UInt64) ENGINE = ReplacingMergeTree(v) ORDER BY id",
-		"SYSTEM STOP MERGES " + db + ".t",
+		"CREATE TABLE " + db + ".settings_t (id UInt64, v UInt64) ENGINE = ReplacingMergeTree(v) ORDER BY id",
+		"SYSTEM STOP MERGES " + db + ".settings_t",
 	} {
 		if err := conn.Exec(ctx, q); err != nil {
 			t.Fatalf("%s: %v", q, err)
@@ -274,7 +274,7 @@ func TestServerPassesOptimizeOnInsert(t *testing.T) {
 		{nil, 1, 1},
 		{clickhouse.Settings{"optimize_on_insert": 0}, 2, 2},
 	} {
-		batch, err := conn.PrepareBatch(clickhouse.Context(ctx, clickhouse.WithSettings(c.settings)), "INSERT INTO "+db+".t")
+		batch, err := conn.PrepareBatch(clickhouse.Context(ctx, clickhouse.WithSettings(c.settings)), "INSERT INTO "+db+".settings_t")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -287,7 +287,7 @@ func TestServerPassesOptimizeOnInsert(t *testing.T) {
 			t.Fatalf("insert with %v: %v", c.settings, err)
 		}
 		var rows, final uint64
-		if err := conn.QueryRow(ctx, fmt.Sprintf("SELECT count(), (SELECT count() FROM %s.t FINAL WHERE id = %d) FROM %s.t WHERE id = %d", db, c.id, db, c.id)).Scan(&rows, &final); err != nil {
+		if err := conn.QueryRow(ctx, fmt.Sprintf("SELECT count(), (SELECT count() FROM %s.settings_t FINAL WHERE id = %d) FROM %s.settings_t WHERE id = %d", db, c.id, db, c.id)).Scan(&rows, &final); err != nil {
 			t.Fatal(err)
 		}
 		if rows != c.want || final != 1 {

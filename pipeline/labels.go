@@ -102,10 +102,7 @@ type labelState struct {
 	models   map[string]bool
 	keys     []storage.PredictionKey
 	rows     []storage.LabelRow
-	// writer stores full batches of keys and labels while Run reads on (nil outside
-	// Run).
-	writer *labelWriter
-	series map[processors.SeriesKey]*perfSeries
+	series   map[processors.SeriesKey]*perfSeries
 	// due are, sorted, when the written windows of labelled models not settled yet are
 	// due, each as the end its model's settle time makes comparable with the settle
 	// loop's until (labelSettings.dueKey): the loop asks ClickHouse for windows only when
@@ -444,12 +441,18 @@ type labelDataWriter interface {
 	WriteLabelData(ctx context.Context, keys []storage.PredictionKey, labels []storage.LabelRow, at time.Time) error
 }
 
-// startLabelWriter starts the writer; its attempts end with ctx.
-func startLabelWriter(ctx context.Context, store labelDataWriter) *labelWriter {
+// startLabelWriter starts the writer. An attempt ends with ctx, and within maxOutage
+// (when set), as every wait on ClickHouse does: the loop waits for it before each flush.
+func startLabelWriter(ctx context.Context, store labelDataWriter, maxOutage time.Duration) *labelWriter {
 	w := &labelWriter{in: make(chan labelBatch), out: make(chan labelBatch, 1)}
 	go func() {
 		for b := range w.in {
-			b.err = store.WriteLabelData(ctx, b.keys, b.rows, b.at)
+			actx, cancel := ctx, context.CancelFunc(func() {})
+			if maxOutage > 0 {
+				actx, cancel = context.WithTimeout(ctx, maxOutage)
+			}
+			b.err = store.WriteLabelData(actx, b.keys, b.rows, b.at)
+			cancel()
 			w.out <- b
 		}
 	}()
@@ -459,16 +462,16 @@ func startLabelWriter(ctx context.Context, store labelDataWriter) *labelWriter {
 // handOffLabels gives the keys and labels read so far to the label writer (after the
 // batch before them is stored), and reuses that batch's arrays for the next.
 func (r *Runner) handOffLabels(ctx context.Context) error {
-	l := r.lab
-	if l.writer == nil {
+	l, w := r.lab, r.labWriter
+	if w == nil {
 		return r.writeLabelData(ctx)
 	}
 	prev, err := r.awaitLabels(ctx)
 	if err != nil {
 		return err
 	}
-	l.writer.in <- labelBatch{keys: l.keys, rows: l.rows, at: r.now()}
-	l.writer.busy = true
+	w.in <- labelBatch{keys: l.keys, rows: l.rows, at: r.now()}
+	w.busy = true
 	l.keys, l.rows = prev.keys[:0], prev.rows[:0]
 	return nil
 }
@@ -477,7 +480,7 @@ func (r *Runner) handOffLabels(ctx context.Context) error {
 // if the writer could not. A batch that cannot be stored goes back in front of the
 // keys and labels kept, for a later flush (Shutdown's) to store.
 func (r *Runner) awaitLabels(ctx context.Context) (labelBatch, error) {
-	w := r.lab.writer
+	w := r.labWriter
 	if w == nil || !w.busy {
 		return labelBatch{}, nil
 	}
@@ -504,13 +507,23 @@ func (r *Runner) requeueLabels(b labelBatch) {
 // stopLabelWriter ends the label writer when Run returns: a batch in flight that was
 // not stored goes back to the keys and labels kept, for Shutdown's flush.
 func (r *Runner) stopLabelWriter() {
-	w := r.lab.writer
-	r.lab.writer = nil
+	w := r.labWriter
+	r.labWriter = nil
 	close(w.in)
 	if w.busy {
 		if b := <-w.out; b.err != nil {
 			r.requeueLabels(b)
 		}
+	}
+}
+
+// dropLabelBatch waits for the label writer's batch in flight when the partitions are
+// reassigned, and drops it if it was not stored: like the keys and labels kept, it is
+// of records not committed, which are read again (by this member or the next owner).
+func (r *Runner) dropLabelBatch() {
+	if w := r.labWriter; w != nil && w.busy {
+		<-w.out
+		w.busy = false
 	}
 }
 

@@ -16,13 +16,20 @@ import (
 	"github.com/driftd/driftd/storage"
 )
 
-// countingSource counts the records a source served, for a store's goroutine to read.
+// countingSource counts the records a source served, for a store's goroutine to read,
+// and reassigns the partitions once, after rebalanceAt records (0: never).
 type countingSource struct {
 	*replay.Source
-	served atomic.Int64
+	served      atomic.Int64
+	rebalanceAt int64
+	rebalanced  atomic.Bool
 }
 
 func (s *countingSource) Fetch(ctx context.Context) (consumers.Record, error) {
+	if s.rebalanceAt > 0 && s.served.Load() == s.rebalanceAt && !s.rebalanced.Load() {
+		s.rebalanced.Store(true)
+		return consumers.Record{}, fmt.Errorf("generation 2 assigned other partitions: %w", consumers.ErrRebalanced)
+	}
 	rec, err := s.Source.Fetch(ctx)
 	if err == nil {
 		s.served.Add(1)
@@ -62,6 +69,7 @@ var errInsert = errors.New("insert into prediction_keys_by_window: connection re
 // the order its partition was read:
 //   - a batch held long: the loop reads on meanwhile (more than 20,000 records);
 //   - an attempt that fails: the batch is stored from the loop, before the next;
+//   - an attempt that hangs: cut at limits.max_outage, then likewise;
 //   - the run ends during a write: the batch is stored by Shutdown's flush.
 func TestLabelWriterStoresEveryKeyInOrder(t *testing.T) {
 	start := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
@@ -74,36 +82,61 @@ func TestLabelWriterStoresEveryKeyInOrder(t *testing.T) {
 	var stalled atomic.Pointer[error]
 	// atOnce bounds the keys of one write: a batch that goes back to the loop is stored
 	// with the keys read after it, up to twice the batch.
+	hold := func(ctx context.Context) error {
+		from := src.served.Load()
+		ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		for src.served.Load() < from+20_000 {
+			select {
+			case <-ctx.Done():
+				err := fmt.Errorf("the loop read %d records while a batch was stored, want 20,000: %w", src.served.Load()-from, ctx.Err())
+				stalled.Store(&err)
+				return err
+			case <-time.After(time.Millisecond):
+			}
+		}
+		return nil
+	}
+	// A rebalance drops the keys of records not committed (they are read again, here by
+	// no one: the replay source goes on); rebalanceAt > 0 allows for them.
 	cases := []struct {
-		name   string
-		atOnce int
-		hook   func(ctx context.Context, n int) error
+		name        string
+		atOnce      int
+		rebalanceAt int64
+		hook        func(ctx context.Context, n int) error
 	}{
-		{"a batch held while the loop reads on", 25_000, func(ctx context.Context, n int) error {
+		{"a batch held while the loop reads on", 25_000, 0, func(ctx context.Context, n int) error {
 			if n != 1 {
 				return nil
 			}
-			from := src.served.Load()
-			ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-			defer cancel()
-			for src.served.Load() < from+20_000 {
-				select {
-				case <-ctx.Done():
-					err := fmt.Errorf("the loop read %d records while the first batch was stored, want 20,000: %w", src.served.Load()-from, ctx.Err())
-					stalled.Store(&err)
-					return err
-				case <-time.After(time.Millisecond):
-				}
-			}
-			return nil
+			return hold(ctx)
 		}},
-		{"an attempt that fails", 25_000, func(_ context.Context, n int) error {
+		{"a rebalance, then a batch held", 25_000, 30_000, func(ctx context.Context, n int) error {
+			if !src.rebalanced.Load() || n != 3 {
+				return nil
+			}
+			return hold(ctx)
+		}},
+		{"an attempt that fails", 25_000, 0, func(_ context.Context, n int) error {
 			if n == 2 {
 				return errInsert
 			}
 			return nil
 		}},
-		{"the run ends during a write", 50_000, func(ctx context.Context, n int) error {
+		{"an attempt that hangs, cut at max_outage (2 s)", 25_000, 0, func(ctx context.Context, n int) error {
+			if n != 1 {
+				return nil
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(30 * time.Second):
+				err := errors.New("the first attempt was not cut at max_outage")
+				stalled.Store(&err)
+				return err
+			}
+		}},
+		{"the run ends during a write", 50_000, 0, func(ctx context.Context, n int) error {
 			if n != 1 {
 				return nil
 			}
@@ -119,12 +152,13 @@ func TestLabelWriterStoresEveryKeyInOrder(t *testing.T) {
 			cfg.Kafka.Topics.Predictions, cfg.Kafka.Topics.Pipeline = replay.PredictionTopic, replay.PipelineTopic
 			cfg.Kafka.Topics.Labels = "labels" // no record: the keys are kept for labels to come
 			cfg.Kafka.FlushInterval = config.Duration(time.Hour)
+			cfg.Limits.MaxOutage = config.Duration(2 * time.Second)
 			clock := &replay.Clock{}
 			rs, err := replay.NewSource(o, replay.Backlog, 3, 2*time.Duration(cfg.Windows.IdleClose)+time.Duration(cfg.Pipelines.Window), clock)
 			if err != nil {
 				t.Fatal(err)
 			}
-			src = &countingSource{Source: rs}
+			src = &countingSource{Source: rs, rebalanceAt: tc.rebalanceAt}
 			store := &keyLog{Store: replay.NewStore(), hook: tc.hook}
 			r, sink := runOnStore(t, cfg, src, clock.Now, func(s func()) { rs.Stop, stop = s, s }, nil, 5*time.Minute, store)
 			if err := stalled.Load(); err != nil {
@@ -149,7 +183,14 @@ func TestLabelWriterStoresEveryKeyInOrder(t *testing.T) {
 				}
 				stored += uint64(len(w))
 			}
-			if stored != added || store.MostKeys > tc.atOnce || len(store.writes) == 0 {
+			dropped := uint64(0)
+			if tc.rebalanceAt > 0 {
+				if !src.rebalanced.Load() || r.Stats().Rebalances != 1 {
+					t.Fatalf("rebalanced: %v, %d rebalances seen; want one", src.rebalanced.Load(), r.Stats().Rebalances)
+				}
+				dropped = min(added-stored, 2*uint64(tc.atOnce)) // at most the batch kept and the one in flight
+			}
+			if stored+dropped != added || store.MostKeys > tc.atOnce || len(store.writes) == 0 {
 				t.Fatalf("%d keys stored in %d writes (at most %d at once), %d predictions added; want each key once, %d at most at once", stored, len(store.writes), store.MostKeys, added, tc.atOnce)
 			}
 		})

@@ -250,6 +250,9 @@ type Runner struct {
 	stats     Stats
 	up        *upstream
 	lab       *labelState // nil without a label topic
+	// labWriter stores full batches of r.lab's keys and labels while Run reads on (nil
+	// outside Run). It outlives r.lab, which a rebalance replaces.
+	labWriter *labelWriter
 	// shadowRefs are the shadow series' references (shadow.go), loaded when first needed.
 	shadowRefs map[processors.SeriesKey]*shadowRef
 	// extraAlerts are raised between flushes (freshness runs on the clock).
@@ -357,6 +360,7 @@ func (r *Runner) rebalanced(ctx context.Context, cause error) error {
 	r.stats.Rebalances++
 	r.set.Observer.Rebalanced()
 	r.log.Info("partitions reassigned: dropping state built from uncommitted records and restoring from ClickHouse", "cause", cause)
+	r.dropLabelBatch()
 	r.reset()
 	for {
 		err := r.Restore(ctx)
@@ -548,7 +552,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		}
 	}
 	if r.lab != nil {
-		r.lab.writer = startLabelWriter(ctx, r.store)
+		r.labWriter = startLabelWriter(ctx, r.store, r.set.MaxOutage)
 		defer r.stopLabelWriter()
 	}
 	for {
