@@ -489,6 +489,12 @@ func (r *Runner) awaitLabels(ctx context.Context) (labelBatch, error) {
 	b := <-w.out
 	w.busy = false
 	if b.err != nil {
+		if errors.Is(b.err, context.DeadlineExceeded) && ctx.Err() == nil && r.set.MaxOutage > 0 {
+			// The attempt hung for all of limits.max_outage (startLabelWriter): an outage
+			// already as long as a retry would wait.
+			r.requeueLabels(b)
+			return labelBatch{}, fmt.Errorf("write %d prediction keys and %d labels: failing for %s: %w: %w", len(b.keys), len(b.rows), r.set.MaxOutage, retry.ErrOutage, b.err)
+		}
 		if err := r.writeLabels(ctx, b.keys, b.rows, b.at); err != nil {
 			r.requeueLabels(b)
 			return labelBatch{}, err

@@ -12,6 +12,7 @@ import (
 	"github.com/driftd/driftd/config"
 	"github.com/driftd/driftd/consumers"
 	"github.com/driftd/driftd/internal/replay"
+	"github.com/driftd/driftd/internal/retry"
 	"github.com/driftd/driftd/simulate"
 	"github.com/driftd/driftd/storage"
 )
@@ -69,7 +70,8 @@ var errInsert = errors.New("insert into prediction_keys_by_window: connection re
 // the order its partition was read:
 //   - a batch held long: the loop reads on meanwhile (more than 20,000 records);
 //   - an attempt that fails: the batch is stored from the loop, before the next;
-//   - an attempt that hangs: cut at limits.max_outage, then likewise;
+//   - an attempt that hangs for all of limits.max_outage: Run ends with an outage,
+//     and Shutdown's flush stores the batch;
 //   - the run ends during a write: the batch is stored by Shutdown's flush.
 func TestLabelWriterStoresEveryKeyInOrder(t *testing.T) {
 	start := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
@@ -103,27 +105,28 @@ func TestLabelWriterStoresEveryKeyInOrder(t *testing.T) {
 		name        string
 		atOnce      int
 		rebalanceAt int64
+		maxOutage   time.Duration // 0: the default (10 min)
 		hook        func(ctx context.Context, n int) error
 	}{
-		{"a batch held while the loop reads on", 25_000, 0, func(ctx context.Context, n int) error {
+		{"a batch held while the loop reads on", 25_000, 0, 0, func(ctx context.Context, n int) error {
 			if n != 1 {
 				return nil
 			}
 			return hold(ctx)
 		}},
-		{"a rebalance, then a batch held", 25_000, 30_000, func(ctx context.Context, n int) error {
+		{"a rebalance, then a batch held", 25_000, 30_000, 0, func(ctx context.Context, n int) error {
 			if !src.rebalanced.Load() || n != 3 {
 				return nil
 			}
 			return hold(ctx)
 		}},
-		{"an attempt that fails", 25_000, 0, func(_ context.Context, n int) error {
+		{"an attempt that fails", 25_000, 0, 0, func(_ context.Context, n int) error {
 			if n == 2 {
 				return errInsert
 			}
 			return nil
 		}},
-		{"an attempt that hangs, cut at max_outage (2 s)", 25_000, 0, func(ctx context.Context, n int) error {
+		{"an attempt that hangs, cut at max_outage (2 s)", 50_000, 0, 2 * time.Second, func(ctx context.Context, n int) error {
 			if n != 1 {
 				return nil
 			}
@@ -136,7 +139,7 @@ func TestLabelWriterStoresEveryKeyInOrder(t *testing.T) {
 				return err
 			}
 		}},
-		{"the run ends during a write", 50_000, 0, func(ctx context.Context, n int) error {
+		{"the run ends during a write", 50_000, 0, 0, func(ctx context.Context, n int) error {
 			if n != 1 {
 				return nil
 			}
@@ -152,7 +155,9 @@ func TestLabelWriterStoresEveryKeyInOrder(t *testing.T) {
 			cfg.Kafka.Topics.Predictions, cfg.Kafka.Topics.Pipeline = replay.PredictionTopic, replay.PipelineTopic
 			cfg.Kafka.Topics.Labels = "labels" // no record: the keys are kept for labels to come
 			cfg.Kafka.FlushInterval = config.Duration(time.Hour)
-			cfg.Limits.MaxOutage = config.Duration(2 * time.Second)
+			if tc.maxOutage > 0 {
+				cfg.Limits.MaxOutage = config.Duration(tc.maxOutage)
+			}
 			clock := &replay.Clock{}
 			rs, err := replay.NewSource(o, replay.Backlog, 3, 2*time.Duration(cfg.Windows.IdleClose)+time.Duration(cfg.Pipelines.Window), clock)
 			if err != nil {
@@ -160,7 +165,12 @@ func TestLabelWriterStoresEveryKeyInOrder(t *testing.T) {
 			}
 			src = &countingSource{Source: rs, rebalanceAt: tc.rebalanceAt}
 			store := &keyLog{Store: replay.NewStore(), hook: tc.hook}
-			r, sink := runOnStore(t, cfg, src, clock.Now, func(s func()) { rs.Stop, stop = s, s }, nil, 5*time.Minute, store)
+			r, sink, runErr := runOnStore(t, cfg, src, clock.Now, func(s func()) { rs.Stop, stop = s, s }, nil, 5*time.Minute, store)
+			// An attempt that hung for all of max_outage is an outage: Run ends with it, and
+			// Shutdown's flush stores the batch.
+			if wantOutage := tc.maxOutage > 0; errors.Is(runErr, retry.ErrOutage) != wantOutage || !wantOutage && runErr != nil && !errors.Is(runErr, context.Canceled) {
+				t.Fatalf("Run ended with %v; outage wanted: %v", runErr, wantOutage)
+			}
 			if err := stalled.Load(); err != nil {
 				t.Fatal(*err)
 			}
@@ -188,7 +198,8 @@ func TestLabelWriterStoresEveryKeyInOrder(t *testing.T) {
 				if !src.rebalanced.Load() || r.Stats().Rebalances != 1 {
 					t.Fatalf("rebalanced: %v, %d rebalances seen; want one", src.rebalanced.Load(), r.Stats().Rebalances)
 				}
-				dropped = min(added-stored, 2*uint64(tc.atOnce)) // at most the batch kept and the one in flight
+				// The keys kept since the first batch was handed over, not the batch.
+				dropped = uint64(tc.rebalanceAt) - uint64(tc.atOnce)
 			}
 			if stored+dropped != added || store.MostKeys > tc.atOnce || len(store.writes) == 0 {
 				t.Fatalf("%d keys stored in %d writes (at most %d at once), %d predictions added; want each key once, %d at most at once", stored, len(store.writes), store.MostKeys, added, tc.atOnce)

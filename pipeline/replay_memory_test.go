@@ -43,12 +43,13 @@ func replayRun(t *testing.T, o simulate.StreamOptions, window time.Duration, pac
 func runInMemory(t testing.TB, cfg config.Config, src pipeline.Source, now func() time.Time, setStop func(func()), setup func(*pipeline.Runner), limit time.Duration) (*pipeline.Runner, *replay.Store, *replay.Sink) {
 	t.Helper()
 	store := replay.NewStore()
-	r, sink := runOnStore(t, cfg, src, now, setStop, setup, limit, store)
+	r, sink, _ := runOnStore(t, cfg, src, now, setStop, setup, limit, store)
 	return r, store, sink
 }
 
-// runOnStore is runInMemory with a store of the caller's (one wrapping replay's).
-func runOnStore(t testing.TB, cfg config.Config, src pipeline.Source, now func() time.Time, setStop func(func()), setup func(*pipeline.Runner), limit time.Duration, store pipeline.Store) (*pipeline.Runner, *replay.Sink) {
+// runOnStore is runInMemory with a store of the caller's (one wrapping replay's); it
+// also returns the error Run ended with (nil or context.Canceled when src stopped it).
+func runOnStore(t testing.TB, cfg config.Config, src pipeline.Source, now func() time.Time, setStop func(func()), setup func(*pipeline.Runner), limit time.Duration, store pipeline.Store) (*pipeline.Runner, *replay.Sink, error) {
 	t.Helper()
 	sink := &replay.Sink{}
 	set := pipeline.SettingsFromConfig(cfg, schemas.Decoder{Format: schemas.FormatJSON}, schemas.Decoder{Format: schemas.FormatJSON})
@@ -65,13 +66,14 @@ func runOnStore(t testing.TB, cfg config.Config, src pipeline.Source, now func()
 	if err := r.Restore(runCtx); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.Run(runCtx); err != nil && ctx.Err() != nil {
-		t.Fatal(err)
+	runErr := r.Run(runCtx)
+	if runErr != nil && ctx.Err() != nil {
+		t.Fatal(runErr)
 	}
 	if err := r.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
-	return r, sink
+	return r, sink, runErr
 }
 
 // A model sending one event a second has 60 events per 1-minute window, fewer than
