@@ -225,14 +225,14 @@ func (s *Store) writeKeys(ctx context.Context, keys []PredictionKey, at time.Tim
 		to := from
 		clear(days)
 		for ; to < len(keys) && to-from < s.maxRows; to++ {
-			d := ms(keys[to].Start).Unix() / 86400 // byDay's
+			d := day(ms(keys[to].Start))
 			if !days[d] && len(days) >= MaxPartitionsPerBlock {
 				break
 			}
 			days[d] = true
 		}
 		c.fill(keys[from:to], at)
-		b, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+s.db+"."+t.name+" ("+t.cols+")")
+		b, err := s.conn.PrepareBatch(ctx, t.insertSQL(s.db))
 		if err != nil {
 			return fmt.Errorf("prepare insert into %s: %w", t.name, err)
 		}

@@ -25,7 +25,15 @@ type table struct {
 // byDay is toDate of the time in column i; byMonth its toYYYYMM (both in UTC, the
 // columns' time zone).
 func byDay(i int) func([]any) int64 {
-	return func(row []any) int64 { return row[i].(time.Time).Unix() / 86400 }
+	return func(row []any) int64 { return day(row[i].(time.Time)) }
+}
+
+// day is t's partition in a table partitioned by day (byDay).
+func day(t time.Time) int64 { return t.Unix() / 86400 }
+
+// insertSQL is the statement that fills t, in the column order of its rows.
+func (t table) insertSQL(db string) string {
+	return "INSERT INTO " + db + "." + t.name + " (" + t.cols + ")"
 }
 
 func byMonth(i int) func([]any) int64 {

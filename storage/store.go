@@ -342,7 +342,7 @@ func (in *inserter) append(row []any) error {
 		in.parts[p] = true
 	}
 	if in.batch == nil {
-		b, err := in.s.conn.PrepareBatch(in.s.writing(in.ctx), "INSERT INTO "+in.s.db+"."+in.t.name+" ("+in.t.cols+")")
+		b, err := in.s.conn.PrepareBatch(in.s.writing(in.ctx), in.t.insertSQL(in.s.db))
 		if err != nil {
 			return fmt.Errorf("prepare insert into %s: %w", in.t.name, err)
 		}
