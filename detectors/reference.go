@@ -36,7 +36,14 @@ type Profile struct {
 	// WindowMs is the size of the windows it was built from (0: not known, as in a profile
 	// from before it was recorded or from a file): the events per window of Service are
 	// of that size.
-	WindowMs int64                      `json:"window_ms,omitempty"`
+	WindowMs int64 `json:"window_ms,omitempty"`
+	// Through is the end, in event time, of the last window a reference of live traffic
+	// was built from (zero: not known, or not built from live windows, as a training
+	// file's). A window that starts before it is one of the windows the reference was
+	// built from, or earlier: it is judged without the reference, as it was at its own
+	// end, even when the reference is stored before its judgement and the judgement is
+	// made again after a restart or a rebalance (JudgesWindow).
+	Through  time.Time                  `json:"through,omitzero"`
 	Events   uint64                     `json:"events"`
 	Features map[string]*FeatureProfile `json:"features"`
 	// PCA models the joint distribution of the numeric features (nil with fewer than two).
@@ -46,6 +53,12 @@ type Profile struct {
 	// before it was recorded and in those built from training data; those signals are then
 	// judged by their absolute thresholds only.
 	Service *ServiceProfile `json:"service,omitempty"`
+}
+
+// JudgesWindow says whether the window starting at start (Unix ms) is judged against p:
+// a window of the reference's own span or before it is not (Through).
+func (p *Profile) JudgesWindow(start int64) bool {
+	return p != nil && (p.Through.IsZero() || start >= p.Through.UnixMilli())
 }
 
 // ServiceProfile is a reference's baseline of the service and output signals.

@@ -92,6 +92,10 @@ func (j *judge) judgeClosed(ctx context.Context, closed []processors.Closed, now
 				j.useReference(p)
 				built = append(built, p)
 			}
+		} else if !ref.JudgesWindow(w.Start) {
+			// A window the reference was built from, judged again (its reference was
+			// stored and its judgement was not): as at its own end, without it.
+			ref = nil
 		}
 		v, err := j.evaluate(ctx, w, ref)
 		if err != nil {

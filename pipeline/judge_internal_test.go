@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -74,52 +75,79 @@ func testJudge() *judge {
 // TestJudgeIsAFunctionOfTheClosedWindows: the judging stage on its own, with no engine:
 // the same closed windows judged in one batch or in batches of any size give the same
 // verdicts and alerts, and the shift after the reference fires data drift while the
-// windows before it stay quiet.
+// windows before it stay quiet. So do they judged again by a judge that restored the
+// reference they built (the reference is stored before the batch that judged them; a
+// crash, outage or rebalance between the two has them judged again): the reference's own
+// windows are judged without it, as at their end.
 func TestJudgeIsAFunctionOfTheClosedWindows(t *testing.T) {
 	const n, shiftAt = 10, 6
-	var want string
-	for _, chunk := range []int{n, 1, 3, 4} {
-		t.Run(fmt.Sprint("batches of ", chunk), func(t *testing.T) {
+	judgeAll := func(t *testing.T, j *judge, closed []processors.Closed, chunk int) (string, []*detectors.Profile) {
+		t.Helper()
+		var got strings.Builder
+		var built []*detectors.Profile
+		for i := 0; i < len(closed); i += chunk {
+			batch := &storage.Batch{}
+			// Each batch is judged at its own time: the evaluation time only stamps
+			// what is built and raised, not what is judged.
+			now := time.Date(2026, 12, 1, 0, 0, i, 0, time.UTC)
+			refs, err := j.judgeClosed(context.Background(), closed[i:min(i+chunk, len(closed))], now, batch, func(v detectors.Verdict, raised []*schemas.AlertEvent) {
+				fmt.Fprintf(&got, "window %s ref %t (%s):", time.UnixMilli(v.Window.Start).UTC().Format("15:04"), v.ReferenceID != "", v.Judgement)
+				for _, c := range v.Conditions {
+					fmt.Fprintf(&got, " %s/%s/%s=%.9g(%t)", c.Kind, c.Feature, c.Metric, c.Value, c.Breached)
+				}
+				got.WriteString("\n")
+				for _, a := range raised {
+					fmt.Fprintf(&got, "alert %s %s %s %s\n", a.Kind, a.Feature, a.State, a.WindowStart.UTC().Format("15:04"))
+				}
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			built = append(built, refs...)
+			if len(batch.Verdicts) != min(chunk, len(closed)-i) {
+				t.Fatalf("%d verdicts for %d windows", len(batch.Verdicts), min(chunk, len(closed)-i))
+			}
+		}
+		return got.String(), built
+	}
+	j := testJudge()
+	want, built := judgeAll(t, j, closedWindows(t, j, n, shiftAt), n)
+	if len(built) != 1 {
+		t.Fatalf("%d references built, want 1", len(built))
+	}
+	if !strings.Contains(want, fmt.Sprintf("alert %s x firing 00:%02d", schemas.KindDataDrift, shiftAt)) {
+		t.Errorf("no data drift alert on x at the shift:\n%s", want)
+	}
+	if strings.Count(want, "alert ") != strings.Count(want, "alert "+schemas.KindDataDrift+" x firing") {
+		t.Errorf("alerts other than the drift of x:\n%s", want)
+	}
+	if strings.Count(want, "ref false (no reference yet") != 3 {
+		t.Errorf("want the reference's three windows judged without one:\n%s", want)
+	}
+	stored, err := json.Marshal(built[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name     string
+		chunk    int
+		restored bool
+	}{{"batches of 1", 1, false}, {"batches of 3", 3, false}, {"batches of 4", 4, false}, {"reference restored, one batch", n, true}, {"reference restored, batches of 2", 2, true}} {
+		t.Run(c.name, func(t *testing.T) {
 			j := testJudge()
-			closed := closedWindows(t, j, n, shiftAt)
-			var got strings.Builder
-			var built int
-			for i := 0; i < n; i += chunk {
-				batch := &storage.Batch{}
-				// Each batch is judged at its own time: the evaluation time only stamps
-				// what is built and raised, not what is judged.
-				now := time.Date(2026, 12, 1, 0, 0, i, 0, time.UTC)
-				refs, err := j.judgeClosed(context.Background(), closed[i:min(i+chunk, n)], now, batch, func(v detectors.Verdict, raised []*schemas.AlertEvent) {
-					fmt.Fprintf(&got, "window %s ref %t:", time.UnixMilli(v.Window.Start).UTC().Format("15:04"), v.ReferenceID != "")
-					for _, c := range v.Conditions {
-						fmt.Fprintf(&got, " %s/%s/%s=%.9g(%t)", c.Kind, c.Feature, c.Metric, c.Value, c.Breached)
-					}
-					got.WriteString("\n")
-					for _, a := range raised {
-						fmt.Fprintf(&got, "alert %s %s %s %s\n", a.Kind, a.Feature, a.State, a.WindowStart.UTC().Format("15:04"))
-					}
-				})
-				if err != nil {
+			if c.restored {
+				var p detectors.Profile
+				if err := json.Unmarshal(stored, &p); err != nil {
 					t.Fatal(err)
 				}
-				built += len(refs)
-				if len(batch.Verdicts) != min(chunk, n-i) {
-					t.Fatalf("%d verdicts for %d windows", len(batch.Verdicts), min(chunk, n-i))
-				}
+				j.useReference(&p)
 			}
-			if built != 1 {
-				t.Errorf("%d references built, want 1", built)
+			got, built := judgeAll(t, j, closedWindows(t, j, n, shiftAt), c.chunk)
+			if wantBuilt := map[bool]int{false: 1, true: 0}[c.restored]; len(built) != wantBuilt {
+				t.Errorf("%d references built, want %d", len(built), wantBuilt)
 			}
-			if !strings.Contains(got.String(), fmt.Sprintf("alert %s x firing 00:%02d", schemas.KindDataDrift, shiftAt)) {
-				t.Errorf("no data drift alert on x at the shift:\n%s", got.String())
-			}
-			if strings.Count(got.String(), "alert ") != strings.Count(got.String(), "alert "+schemas.KindDataDrift+" x firing") {
-				t.Errorf("alerts other than the drift of x:\n%s", got.String())
-			}
-			if want == "" {
-				want = got.String()
-			} else if got.String() != want {
-				t.Errorf("judged in batches of %d:\n%s\nin one batch:\n%s", chunk, got.String(), want)
+			if got != want {
+				t.Errorf("judged %s:\n%s\nin one batch:\n%s", c.name, got, want)
 			}
 		})
 	}

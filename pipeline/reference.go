@@ -146,7 +146,7 @@ func (b *refBuilder) windowClosed(start, size int64, n int, minEvents uint64, no
 		return nil, share
 	}
 	p := b.done.Build(b.model, b.version, detectors.SourceFirstWindows, len(b.closed), now)
-	p.WindowMs = size
+	p.WindowMs, p.Through = size, time.UnixMilli(max(b.last, start)+size).UTC()
 	return p, nil
 }
 
