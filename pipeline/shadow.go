@@ -1,8 +1,10 @@
 package pipeline
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/driftd/driftd/detectors"
@@ -17,14 +19,45 @@ import (
 // windows they belong to are judged).
 type shadowStore interface {
 	JoinShadow(ctx context.Context, shadow processors.SeriesKey, primaryVersion string, start time.Time) (detectors.ShadowCounts, error)
-	LoadShadowReference(ctx context.Context, shadow processors.SeriesKey) ([]detectors.ShadowCounts, error)
+	LoadShadowReference(ctx context.Context, shadow processors.SeriesKey) ([]detectors.ShadowWindow, error)
 }
 
 // shadowRef is a shadow series' reference: its first windows with enough joined
-// predictions.
+// predictions, oldest first.
 type shadowRef struct {
-	counts  detectors.ShadowCounts
-	windows int
+	windows []shadowRefWindow
+}
+
+type shadowRefWindow struct {
+	start  int64 // Unix ms
+	counts detectors.ShadowCounts
+}
+
+// before is the reference as of the end of the window starting at start: the reference's
+// windows before it, at most n, and their counts. A window judged again (its row written
+// and its judging round not finished, or its judge replaced) is judged as at its own end,
+// not against a reference it is part of or came before.
+func (r *shadowRef) before(start int64, n int) (detectors.ShadowCounts, int) {
+	var c detectors.ShadowCounts
+	k := 0
+	for _, w := range r.windows {
+		if w.start >= start || k == n {
+			break
+		}
+		c.Add(w.counts)
+		k++
+	}
+	return c, k
+}
+
+// add makes the window starting at start one of the reference's (again, if it was).
+func (r *shadowRef) add(start int64, c detectors.ShadowCounts) {
+	i, found := slices.BinarySearchFunc(r.windows, start, func(w shadowRefWindow, s int64) int { return cmp.Compare(w.start, s) })
+	if found {
+		r.windows[i].counts = c
+		return
+	}
+	r.windows = slices.Insert(r.windows, i, shadowRefWindow{start, c})
 }
 
 // compareShadows joins each shadow window of closed to the primary's predictions of the
@@ -81,16 +114,15 @@ func (r *Runner) compareShadows(ctx context.Context, closed []processors.Closed,
 			return err
 		}
 		row := storage.ShadowRow{Window: sw}
-		if ref.windows < set.ReferenceWindows {
+		if counts, n := ref.before(w.Start, set.ReferenceWindows); n < set.ReferenceWindows {
 			// Still building: the window joins the reference if it has the evidence, and
 			// is not judged.
 			if sw.Counts.Matched >= set.MinMatched {
-				ref.counts.Add(sw.Counts)
-				ref.windows++
+				ref.add(w.Start, sw.Counts)
 				row.InReference = true
 			}
 		} else {
-			for _, cond := range detectors.JudgeShadow(sw, ref.counts, set) {
+			for _, cond := range detectors.JudgeShadow(sw, counts, set) {
 				if a := r.j.alerter.Observe(cond, r.now()); a != nil {
 					batch.Alerts = append(batch.Alerts, a)
 				}
@@ -107,7 +139,7 @@ func (r *Runner) shadowReference(ctx context.Context, k processors.SeriesKey) (*
 	if ref, ok := r.shadowRefs[k]; ok {
 		return ref, nil
 	}
-	var stored []detectors.ShadowCounts
+	var stored []detectors.ShadowWindow
 	if err := retry.Do(ctx, r.policy(), "loading a shadow's reference", retryAll, r.attempt, func(ctx context.Context) error {
 		var err error
 		stored, err = r.store.LoadShadowReference(ctx, k)
@@ -115,9 +147,9 @@ func (r *Runner) shadowReference(ctx context.Context, k processors.SeriesKey) (*
 	}); err != nil {
 		return nil, fmt.Errorf("shadow %v: %w", k, err)
 	}
-	ref := &shadowRef{windows: len(stored)}
-	for _, c := range stored {
-		ref.counts.Add(c)
+	ref := &shadowRef{}
+	for _, w := range stored {
+		ref.add(w.Start.UnixMilli(), w.Counts)
 	}
 	r.shadowRefs[k] = ref
 	return ref, nil

@@ -386,6 +386,80 @@ func TestSpreadCanaryAndShadowGiveTheSingleMemberResult(t *testing.T) {
 	}
 }
 
+// A spread judge's round cut off after its rows were written and before judge_progress
+// (a SIGKILL, or ClickHouse down past max_outage): the next judge judges the windows
+// again with the model's first-windows reference and its shadow's reference already
+// stored. Each window is judged as at its own end: the references' own windows are judged
+// without them again and stay in them (CI: a shadow's reference windows were written
+// again as not in it, and the model's as judged against the reference they built).
+func TestSpreadWindowsJudgedAgainAfterTheirReferences(t *testing.T) {
+	const windows, flipFrom = 8, 5
+	rng := rand.New(rand.NewPCG(12, 12))
+	var msgs []kafka.Message
+	for w := 0; w < windows; w++ {
+		for i := 0; i < 200; i++ {
+			at := t0.Add(time.Duration(w)*time.Minute + time.Duration(i)*time.Minute/200)
+			id := fmt.Sprintf("flip-%d-%d", w, i)
+			p := rng.Float64()
+			s := min(max(p+0.05*rng.NormFloat64(), 0), 1)
+			if w >= flipFrom && i%2 == 0 {
+				s = 1 - s
+			}
+			for _, slot := range []struct {
+				version, deployment string
+				score               float64
+			}{{"1", schemas.DeploymentPrimary, p}, {"2", schemas.DeploymentShadow, s}} {
+				e := &schemas.PredictionEvent{EventID: id + "-" + slot.deployment, RequestID: id, Model: "flip", ModelVersion: slot.version,
+					Deployment: slot.deployment, Timestamp: at, Status: "ok", LatencyMs: 20 + rng.Float64(),
+					Features:   []schemas.Feature{{Name: "amount", Value: schemas.Value{Kind: schemas.Number, Num: 100 + 15*rng.NormFloat64()}}},
+					Prediction: schemas.Value{Kind: schemas.Number, Num: slot.score}}
+				msgs = append(msgs, kafka.Message{Key: []byte(id), Value: jsonOf(t, e)})
+			}
+		}
+	}
+	h := newHarnessN(t, 2)
+	h.spread = true
+	h.tweak = joinLabels(h) // the prediction keys the shadow join runs on are kept with a label topic
+	db := h.store.Database()
+	ctx := testenv.Context(t, 3*time.Minute)
+	q := func(sql string) string {
+		t.Helper()
+		out, err := testenv.TSV(ctx, h.store.Conn(), strings.ReplaceAll(sql, "{db}", db))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	stored := func() string {
+		t.Helper()
+		return waitWritten(t, h, len(msgs), windows, true, false) +
+			q("SELECT window_start, in_reference, round(agreement, 6) FROM {db}.shadow_analysis FINAL ORDER BY window_start")
+	}
+	h.produce(t, msgs...)
+	_, stop := h.start(t)
+	want := stored()
+	stop()
+	if !strings.Contains(want, "no reference yet") || !strings.Contains(want, "\tshadow\tflip\t") {
+		t.Fatalf("want the reference's windows judged without one and the shadow's flip paged:\n%s", want)
+	}
+	through := strings.TrimSpace(q("SELECT max(through) FROM {db}.judge_progress WHERE model = 'flip'"))
+	if err := h.store.Conn().Exec(ctx, "ALTER TABLE "+db+".judge_progress DELETE WHERE model = 'flip' SETTINGS mutations_sync = 2"); err != nil {
+		t.Fatal(err)
+	}
+	_, stop = h.start(t)
+	for strings.TrimSpace(q("SELECT max(through) FROM {db}.judge_progress WHERE model = 'flip'")) != through {
+		if ctx.Err() != nil {
+			t.Fatalf("flip never judged again up to %s", through)
+		}
+		pause(t, 300*time.Millisecond)
+	}
+	got := stored()
+	stop()
+	if got != want {
+		t.Errorf("judged again:\n%s", lineDiff(want, got, "first:  ", "again:  "))
+	}
+}
+
 // A spread judge's write of a silent series' empty windows cut off (a SIGKILL, or
 // ClickHouse down past max_outage): with the rows written and judge_progress not (the
 // write order), and with judge_progress written and the rows not (the order before it),

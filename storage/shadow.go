@@ -83,22 +83,24 @@ FROM j`, s.db, schemas.Number, schemas.String)
 }
 
 // LoadShadowReference returns the windows of a shadow's reference (in_reference), oldest
-// first.
-func (s *Store) LoadShadowReference(ctx context.Context, shadow processors.SeriesKey) ([]detectors.ShadowCounts, error) {
-	rows, err := s.conn.Query(ctx, fmt.Sprintf(`SELECT shadows, matched, agreed, numeric, abs_diff_sum, sum_shadow, sum_primary, sum_shadow_sq, sum_primary_sq, sum_product
+// first: their start and counts.
+func (s *Store) LoadShadowReference(ctx context.Context, shadow processors.SeriesKey) ([]detectors.ShadowWindow, error) {
+	rows, err := s.conn.Query(ctx, fmt.Sprintf(`SELECT window_start, window_end, primary_version, shadows, matched, agreed, numeric, abs_diff_sum, sum_shadow, sum_primary, sum_shadow_sq, sum_primary_sq, sum_product
 FROM %s.shadow_analysis FINAL WHERE model = {model:String} AND shadow_version = {shadow:String} AND in_reference = 1 ORDER BY window_start`, s.db),
 		namedArgs(map[string]string{"model": shadow.Model, "shadow": shadow.Version})...)
 	if err != nil {
 		return nil, fmt.Errorf("load the reference of shadow %v: %w", shadow, err)
 	}
 	defer rows.Close()
-	var out []detectors.ShadowCounts
+	var out []detectors.ShadowWindow
 	for rows.Next() {
-		var c detectors.ShadowCounts
-		if err := rows.Scan(&c.Shadows, &c.Matched, &c.Agreed, &c.Numeric, &c.AbsDiff, &c.SumS, &c.SumP, &c.SSS, &c.SPP, &c.SSP); err != nil {
+		w := detectors.ShadowWindow{Shadow: shadow}
+		c := &w.Counts
+		if err := rows.Scan(&w.Start, &w.End, &w.PrimaryVersion, &c.Shadows, &c.Matched, &c.Agreed, &c.Numeric, &c.AbsDiff, &c.SumS, &c.SumP, &c.SSS, &c.SPP, &c.SSP); err != nil {
 			return nil, fmt.Errorf("load the reference of shadow %v: %w", shadow, err)
 		}
-		out = append(out, c)
+		w.Start, w.End = w.Start.UTC(), w.End.UTC()
+		out = append(out, w)
 	}
 	return out, rows.Err()
 }

@@ -79,8 +79,8 @@ func TestJoinShadow(t *testing.T) {
 		t.Fatal(err)
 	}
 	ref, err := s.LoadShadowReference(ctx, shadow)
-	if err != nil || len(ref) != 1 || ref[0] != c {
-		t.Errorf("reference %+v (%v), want the first window's %+v", ref, err, c)
+	if err != nil || len(ref) != 1 || ref[0] != w {
+		t.Errorf("reference %+v (%v), want the first window %+v", ref, err, w)
 	}
 }
 

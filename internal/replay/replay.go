@@ -540,7 +540,7 @@ func (s *Store) JoinShadow(context.Context, processors.SeriesKey, string, time.T
 }
 
 // LoadShadowReference returns nothing: a replay starts from scratch.
-func (s *Store) LoadShadowReference(context.Context, processors.SeriesKey) ([]detectors.ShadowCounts, error) {
+func (s *Store) LoadShadowReference(context.Context, processors.SeriesKey) ([]detectors.ShadowWindow, error) {
 	return nil, nil
 }
 
