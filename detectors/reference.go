@@ -194,6 +194,9 @@ const (
 // Layout tells windows how to count values so that they compare with this profile.
 func (p *Profile) Layout() *processors.Layout {
 	l := &processors.Layout{ReferenceID: p.ID, Features: map[string]processors.FeatureLayout{}}
+	if !p.Through.IsZero() {
+		l.From = p.Through.UnixMilli()
+	}
 	if p.PCA != nil {
 		l.Joint = p.PCA.Features
 		if p.PCA.Binned {

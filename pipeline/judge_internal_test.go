@@ -72,6 +72,52 @@ func testJudge() *judge {
 	return newJudge(set, slog.New(slog.NewTextHandler(io.Discard, nil)), noWindows{})
 }
 
+// judgedText judges closed in batches of chunk with j, and returns each verdict and alert
+// as a line, and the references built on the way.
+func judgedText(t *testing.T, j *judge, closed []processors.Closed, chunk int) (string, []*detectors.Profile) {
+	t.Helper()
+	var got strings.Builder
+	var built []*detectors.Profile
+	for i := 0; i < len(closed); i += chunk {
+		batch := &storage.Batch{}
+		// Each batch is judged at its own time: the evaluation time only stamps
+		// what is built and raised, not what is judged.
+		now := time.Date(2026, 12, 1, 0, 0, i, 0, time.UTC)
+		refs, err := j.judgeClosed(context.Background(), closed[i:min(i+chunk, len(closed))], now, batch, func(v detectors.Verdict, raised []*schemas.AlertEvent) {
+			fmt.Fprintf(&got, "window %s ref %t (%s):", time.UnixMilli(v.Window.Start).UTC().Format("15:04"), v.ReferenceID != "", v.Judgement)
+			for _, c := range v.Conditions {
+				fmt.Fprintf(&got, " %s/%s/%s=%.9g(%t)", c.Kind, c.Feature, c.Metric, c.Value, c.Breached)
+			}
+			got.WriteString("\n")
+			for _, a := range raised {
+				fmt.Fprintf(&got, "alert %s %s %s %s\n", a.Kind, a.Feature, a.State, a.WindowStart.UTC().Format("15:04"))
+			}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		built = append(built, refs...)
+		if len(batch.Verdicts) != min(chunk, len(closed)-i) {
+			t.Fatalf("%d verdicts for %d windows", len(batch.Verdicts), min(chunk, len(closed)-i))
+		}
+	}
+	return got.String(), built
+}
+
+// restored is p as a restart reads it back from ClickHouse.
+func restored(t *testing.T, p *detectors.Profile) *detectors.Profile {
+	t.Helper()
+	b, err := json.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out detectors.Profile
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	return &out
+}
+
 // TestJudgeIsAFunctionOfTheClosedWindows: the judging stage on its own, with no engine:
 // the same closed windows judged in one batch or in batches of any size give the same
 // verdicts and alerts, and the shift after the reference fires data drift while the
@@ -81,37 +127,8 @@ func testJudge() *judge {
 // windows are judged without it, as at their end.
 func TestJudgeIsAFunctionOfTheClosedWindows(t *testing.T) {
 	const n, shiftAt = 10, 6
-	judgeAll := func(t *testing.T, j *judge, closed []processors.Closed, chunk int) (string, []*detectors.Profile) {
-		t.Helper()
-		var got strings.Builder
-		var built []*detectors.Profile
-		for i := 0; i < len(closed); i += chunk {
-			batch := &storage.Batch{}
-			// Each batch is judged at its own time: the evaluation time only stamps
-			// what is built and raised, not what is judged.
-			now := time.Date(2026, 12, 1, 0, 0, i, 0, time.UTC)
-			refs, err := j.judgeClosed(context.Background(), closed[i:min(i+chunk, len(closed))], now, batch, func(v detectors.Verdict, raised []*schemas.AlertEvent) {
-				fmt.Fprintf(&got, "window %s ref %t (%s):", time.UnixMilli(v.Window.Start).UTC().Format("15:04"), v.ReferenceID != "", v.Judgement)
-				for _, c := range v.Conditions {
-					fmt.Fprintf(&got, " %s/%s/%s=%.9g(%t)", c.Kind, c.Feature, c.Metric, c.Value, c.Breached)
-				}
-				got.WriteString("\n")
-				for _, a := range raised {
-					fmt.Fprintf(&got, "alert %s %s %s %s\n", a.Kind, a.Feature, a.State, a.WindowStart.UTC().Format("15:04"))
-				}
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			built = append(built, refs...)
-			if len(batch.Verdicts) != min(chunk, len(closed)-i) {
-				t.Fatalf("%d verdicts for %d windows", len(batch.Verdicts), min(chunk, len(closed)-i))
-			}
-		}
-		return got.String(), built
-	}
 	j := testJudge()
-	want, built := judgeAll(t, j, closedWindows(t, j, n, shiftAt), n)
+	want, built := judgedText(t, j, closedWindows(t, j, n, shiftAt), n)
 	if len(built) != 1 {
 		t.Fatalf("%d references built, want 1", len(built))
 	}
@@ -124,10 +141,6 @@ func TestJudgeIsAFunctionOfTheClosedWindows(t *testing.T) {
 	if strings.Count(want, "ref false (no reference yet") != 3 {
 		t.Errorf("want the reference's three windows judged without one:\n%s", want)
 	}
-	stored, err := json.Marshal(built[0])
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, c := range []struct {
 		name     string
 		chunk    int
@@ -136,13 +149,9 @@ func TestJudgeIsAFunctionOfTheClosedWindows(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			j := testJudge()
 			if c.restored {
-				var p detectors.Profile
-				if err := json.Unmarshal(stored, &p); err != nil {
-					t.Fatal(err)
-				}
-				j.useReference(&p)
+				j.useReference(restored(t, built[0]))
 			}
-			got, built := judgeAll(t, j, closedWindows(t, j, n, shiftAt), c.chunk)
+			got, built := judgedText(t, j, closedWindows(t, j, n, shiftAt), c.chunk)
 			if wantBuilt := map[bool]int{false: 1, true: 0}[c.restored]; len(built) != wantBuilt {
 				t.Errorf("%d references built, want %d", len(built), wantBuilt)
 			}
@@ -150,5 +159,68 @@ func TestJudgeIsAFunctionOfTheClosedWindows(t *testing.T) {
 				t.Errorf("judged %s:\n%s\nin one batch:\n%s", c.name, got, want)
 			}
 		})
+	}
+}
+
+// A restart after the reference was stored and before the windows it was built from were
+// (crash, or ClickHouse down past max_outage): those windows are read again with the
+// reference restored. They keep their values as they did the first time (the processor
+// does not bin them by the reference's layout: Layout.From), so that a window merged with
+// one of them for want of events is judged on the same values. The windows hold more
+// events than a window keeps values (MaxRawValues), the last of them shifted, and the
+// fourth has too few events to be judged alone. Each window is judged when it closes, and
+// a reference built is the processor's layout from then on, as Flush does.
+func TestWindowsReadAgainAfterTheirReferenceKeepTheirValues(t *testing.T) {
+	read := func(j *judge, ref *detectors.Profile) (string, []*detectors.Profile) {
+		t0 := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
+		p := processors.NewProcessor(j.set.WindowSpec, processors.Limits{})
+		if ref != nil {
+			j.useReference(ref)
+			p.SetLayout(ref.Model, ref.Version, ref.Layout())
+		}
+		rng := rand.New(rand.NewPCG(3, 4))
+		var text strings.Builder
+		var built []*detectors.Profile
+		for w, n := range []int{25_000, 25_000, 25_000, 60, 300} {
+			for i := range n {
+				x := rng.NormFloat64()
+				if i >= processors.MaxRawValues {
+					x += 2
+				}
+				e := &schemas.PredictionEvent{EventID: fmt.Sprint(w, "-", i), Model: "m", ModelVersion: "1", Deployment: "primary",
+					Timestamp: t0.Add(time.Duration(w)*time.Minute + time.Duration(i)*2*time.Millisecond), Status: "ok", LatencyMs: 10,
+					Features:   []schemas.Feature{{Name: "x", Value: schemas.Value{Kind: schemas.Number, Num: x}}},
+					Prediction: schemas.Value{Kind: schemas.Number, Num: rng.Float64()}}
+				tp := processors.TopicPartition{Topic: "preds"}
+				out, start, _ := p.Add(e, processors.Source{Topic: tp.Topic, Offset: int64(w*100_000 + i)}, e.Timestamp)
+				if out != processors.Added {
+					t.Fatalf("event %s: %v", e.EventID, out)
+				}
+				if j.refs[[2]string{"m", "1"}] == nil {
+					j.builder("m", "1").add(start, tp, e, 3, 0)
+				}
+			}
+			closed := p.Ready()
+			if len(closed) == 0 {
+				continue
+			}
+			got, refs := judgedText(t, j, closed, len(closed))
+			text.WriteString(got)
+			for _, r := range refs {
+				p.SetLayout(r.Model, r.Version, r.Layout())
+			}
+			built = append(built, refs...)
+		}
+		return text.String(), built
+	}
+	want, built := read(testJudge(), nil)
+	if len(built) != 1 {
+		t.Fatalf("%d references built, want 1", len(built))
+	}
+	if !strings.Contains(want, "judged over 2 windows merged") {
+		t.Fatalf("want the fourth window judged merged with the third:\n%s", want)
+	}
+	if got, _ := read(testJudge(), restored(t, built[0])); got != want {
+		t.Errorf("read again with the reference restored:\n%s\nthe first time:\n%s", got, want)
 	}
 }

@@ -48,7 +48,7 @@ func (t trail) keep(w *processors.WindowAgg, min uint64, size time.Duration) tra
 // even the merge is short. Windows from before this member first closed one of the
 // series come from ClickHouse, so a window is judged over the same span however the
 // stream was read and wherever it was restarted.
-func (j *judge) judgedWindow(ctx context.Context, w *processors.WindowAgg, min uint64) (*processors.WindowAgg, int, uint64, error) {
+func (j *judge) judgedWindow(ctx context.Context, w *processors.WindowAgg, min uint64, ref *detectors.Profile) (*processors.WindowAgg, int, uint64, error) {
 	size := time.Duration(w.End-w.Start) * time.Millisecond
 	st := j.state(w.Series)
 	prev := st.trail
@@ -65,6 +65,13 @@ func (j *judge) judgedWindow(ctx context.Context, w *processors.WindowAgg, min u
 		byStart[p.Start] = p
 	}
 	merged, n, events := w.Clone(), 1, w.Events
+	if ref != nil {
+		// Binned first, the merge counts every value each window kept, whether w opened
+		// before its reference was built (the first time the stream was read) or after
+		// (read again after a restart), as it does with windows read back from ClickHouse
+		// (binned when written: Closed.PrepareKept); merged kept values are capped.
+		merged.BinKept(ref.Layout())
+	}
 	for k := 1; k < MaxMergedWindows && events < min; k++ {
 		start := w.Start - int64(k)*size.Milliseconds()
 		p := byStart[start]
@@ -99,7 +106,7 @@ func (j *judge) evaluate(ctx context.Context, w *processors.WindowAgg, ref *dete
 	model := w.Series.Model
 	th := func(feature string) detectors.Thresholds { return j.set.Thresholds(model, feature) }
 	min := th("").MinEvents
-	over, n, events, err := j.judgedWindow(ctx, w, min)
+	over, n, events, err := j.judgedWindow(ctx, w, min, ref)
 	if err != nil {
 		return detectors.Verdict{}, err
 	}

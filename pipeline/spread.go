@@ -344,6 +344,8 @@ func (r *Runner) judgeOwned(ctx context.Context) error {
 		r.j = newJudge(&r.set, r.log, r.store)
 		r.j.hint = r.hinter()
 		clear(r.spread.judged)
+		// And the shadows' references: another member may have added windows to them.
+		clear(r.shadowRefs)
 		if r.lab != nil {
 			// The series' settled state too: another member may have settled since.
 			clear(r.lab.series)

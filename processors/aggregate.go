@@ -122,7 +122,12 @@ func kindOf(v schemas.Value) FeatureKind {
 // bin edges numeric values are counted over, and the categories known to the reference.
 type Layout struct {
 	ReferenceID string
-	Features    map[string]FeatureLayout
+	// From is the start (Unix ms) of the first window the layout applies to: the end of
+	// the windows its reference was built from (0: every window). Those windows, read
+	// again after a restart with the reference restored, keep their values as they did
+	// the first time.
+	From     int64
+	Features map[string]FeatureLayout
 	// Joint lists the numeric features whose joint distribution the reference models
 	// (in order); windows keep their co-moments over rows where all are present.
 	Joint []string

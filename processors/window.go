@@ -354,10 +354,14 @@ func (p *Processor) Add(e *schemas.PredictionEvent, src Source, now time.Time) (
 		p.open[key] = part
 		m.openEnd = min(m.openEnd, end)
 	}
+	layout := p.layouts[[2]string{e.Model, e.ModelVersion}]
+	if layout != nil && start < layout.From {
+		layout = nil
+	}
 	if p.workers != nil {
-		p.workers.add(part.worker, part.WindowAgg, e, p.layouts[[2]string{e.Model, e.ModelVersion}], &p.limits)
+		p.workers.add(part.worker, part.WindowAgg, e, layout, &p.limits)
 	} else {
-		part.add(e, p.layouts[[2]string{e.Model, e.ModelVersion}], p.limits)
+		part.add(e, layout, p.limits)
 	}
 	if src.Offset < part.FirstOffset {
 		part.FirstOffset = src.Offset
