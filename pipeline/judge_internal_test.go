@@ -165,62 +165,79 @@ func TestJudgeIsAFunctionOfTheClosedWindows(t *testing.T) {
 // A restart after the reference was stored and before the windows it was built from were
 // (crash, or ClickHouse down past max_outage): those windows are read again with the
 // reference restored. They keep their values as they did the first time (the processor
-// does not bin them by the reference's layout: Layout.From), so that a window merged with
-// one of them for want of events is judged on the same values. The windows hold more
-// events than a window keeps values (MaxRawValues), the last of them shifted, and the
-// fourth has too few events to be judged alone. Each window is judged when it closes, and
-// a reference built is the processor's layout from then on, as Flush does.
+// does not bin them by the reference's layout: Layout.From), and a low-volume merge bins
+// its windows first, so that a window merged with them for want of events is judged on
+// the same values whether it opened before its reference or after. Each window is judged
+// when it closes, and a reference built is the processor's layout from then on, as Flush
+// does.
 func TestWindowsReadAgainAfterTheirReferenceKeepTheirValues(t *testing.T) {
-	read := func(j *judge, ref *detectors.Profile) (string, []*detectors.Profile) {
-		t0 := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
-		p := processors.NewProcessor(j.set.WindowSpec, processors.Limits{})
-		if ref != nil {
-			j.useReference(ref)
-			p.SetLayout(ref.Model, ref.Version, ref.Layout())
-		}
-		rng := rand.New(rand.NewPCG(3, 4))
-		var text strings.Builder
-		var built []*detectors.Profile
-		for w, n := range []int{25_000, 25_000, 25_000, 60, 300} {
-			for i := range n {
-				x := rng.NormFloat64()
-				if i >= processors.MaxRawValues {
-					x += 2
+	for _, c := range []struct {
+		name  string
+		sizes []int // events per window; the fourth is merged with those before it
+		null  int   // a window where x is null in every event (-1: none)
+	}{
+		// More events than a window keeps values (MaxRawValues), the last shifted.
+		{"windows beyond the kept values", []int{25_000, 25_000, 25_000, 60, 300}, -1},
+		// x null throughout the merged window (review): binned, it counts every value of
+		// the windows it is merged with.
+		{"a feature null throughout the merged window", []int{100, 19_990, 50, 30, 300}, 3},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			read := func(j *judge, ref *detectors.Profile) (string, []*detectors.Profile) {
+				t0 := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
+				p := processors.NewProcessor(j.set.WindowSpec, processors.Limits{})
+				if ref != nil {
+					j.useReference(ref)
+					p.SetLayout(ref.Model, ref.Version, ref.Layout())
 				}
-				e := &schemas.PredictionEvent{EventID: fmt.Sprint(w, "-", i), Model: "m", ModelVersion: "1", Deployment: "primary",
-					Timestamp: t0.Add(time.Duration(w)*time.Minute + time.Duration(i)*2*time.Millisecond), Status: "ok", LatencyMs: 10,
-					Features:   []schemas.Feature{{Name: "x", Value: schemas.Value{Kind: schemas.Number, Num: x}}},
-					Prediction: schemas.Value{Kind: schemas.Number, Num: rng.Float64()}}
-				tp := processors.TopicPartition{Topic: "preds"}
-				out, start, _ := p.Add(e, processors.Source{Topic: tp.Topic, Offset: int64(w*100_000 + i)}, e.Timestamp)
-				if out != processors.Added {
-					t.Fatalf("event %s: %v", e.EventID, out)
+				rng := rand.New(rand.NewPCG(3, 4))
+				var text strings.Builder
+				var built []*detectors.Profile
+				for w, n := range c.sizes {
+					for i := range n {
+						x := schemas.Value{Kind: schemas.Number, Num: rng.NormFloat64()}
+						if i >= processors.MaxRawValues {
+							x.Num += 2
+						}
+						if w == c.null {
+							x = schemas.Value{Kind: schemas.Missing}
+						}
+						e := &schemas.PredictionEvent{EventID: fmt.Sprint(w, "-", i), Model: "m", ModelVersion: "1", Deployment: "primary",
+							Timestamp: t0.Add(time.Duration(w)*time.Minute + time.Duration(i)*2*time.Millisecond), Status: "ok", LatencyMs: 10,
+							Features:   []schemas.Feature{{Name: "x", Value: x}},
+							Prediction: schemas.Value{Kind: schemas.Number, Num: rng.Float64()}}
+						tp := processors.TopicPartition{Topic: "preds"}
+						out, start, _ := p.Add(e, processors.Source{Topic: tp.Topic, Offset: int64(w*100_000 + i)}, e.Timestamp)
+						if out != processors.Added {
+							t.Fatalf("event %s: %v", e.EventID, out)
+						}
+						if j.refs[[2]string{"m", "1"}] == nil {
+							j.builder("m", "1").add(start, tp, e, 3, 0)
+						}
+					}
+					closed := p.Ready()
+					if len(closed) == 0 {
+						continue
+					}
+					got, refs := judgedText(t, j, closed, len(closed))
+					text.WriteString(got)
+					for _, r := range refs {
+						p.SetLayout(r.Model, r.Version, r.Layout())
+					}
+					built = append(built, refs...)
 				}
-				if j.refs[[2]string{"m", "1"}] == nil {
-					j.builder("m", "1").add(start, tp, e, 3, 0)
-				}
+				return text.String(), built
 			}
-			closed := p.Ready()
-			if len(closed) == 0 {
-				continue
+			want, built := read(testJudge(), nil)
+			if len(built) != 1 {
+				t.Fatalf("%d references built, want 1", len(built))
 			}
-			got, refs := judgedText(t, j, closed, len(closed))
-			text.WriteString(got)
-			for _, r := range refs {
-				p.SetLayout(r.Model, r.Version, r.Layout())
+			if !strings.Contains(want, "windows merged: ") {
+				t.Fatalf("want the fourth window judged merged with those before it:\n%s", want)
 			}
-			built = append(built, refs...)
-		}
-		return text.String(), built
-	}
-	want, built := read(testJudge(), nil)
-	if len(built) != 1 {
-		t.Fatalf("%d references built, want 1", len(built))
-	}
-	if !strings.Contains(want, "judged over 2 windows merged") {
-		t.Fatalf("want the fourth window judged merged with the third:\n%s", want)
-	}
-	if got, _ := read(testJudge(), restored(t, built[0])); got != want {
-		t.Errorf("read again with the reference restored:\n%s\nthe first time:\n%s", got, want)
+			if got, _ := read(testJudge(), restored(t, built[0])); got != want {
+				t.Errorf("read again with the reference restored:\n%s\nthe first time:\n%s", got, want)
+			}
+		})
 	}
 }

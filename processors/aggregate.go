@@ -328,7 +328,7 @@ func (w *WindowAgg) BinKept(l *Layout) {
 		return
 	}
 	bin := func(f *FeatureAgg) {
-		if f == nil || f.Kind != Numeric || f.Bins != nil || len(f.Raw) == 0 {
+		if f == nil || f.Kind != Numeric || f.Bins != nil {
 			return
 		}
 		if fl, ok := l.Features[f.Name]; ok && fl.Kind == Numeric {
