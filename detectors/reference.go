@@ -43,9 +43,14 @@ type Profile struct {
 	// built from, or earlier: it is judged without the reference, as it was at its own
 	// end, even when the reference is stored before its judgement and the judgement is
 	// made again after a restart or a rebalance (JudgesWindow).
-	Through  time.Time                  `json:"through,omitzero"`
-	Events   uint64                     `json:"events"`
-	Features map[string]*FeatureProfile `json:"features"`
+	Through time.Time `json:"through,omitzero"`
+	// BinnedFrom is the end of the last window opened (its events counted) before the
+	// reference was built, when that is past Through: those windows kept their values
+	// rather than counting them in the reference's bins, and read again after a restart
+	// they do the same (Layout). Zero: Through.
+	BinnedFrom time.Time                  `json:"binned_from,omitzero"`
+	Events     uint64                     `json:"events"`
+	Features   map[string]*FeatureProfile `json:"features"`
 	// PCA models the joint distribution of the numeric features (nil with fewer than two).
 	PCA *PCAModel `json:"pca,omitempty"`
 	// Service is the baseline of what every prediction carries besides its features:
@@ -194,8 +199,10 @@ const (
 // Layout tells windows how to count values so that they compare with this profile.
 func (p *Profile) Layout() *processors.Layout {
 	l := &processors.Layout{ReferenceID: p.ID, Features: map[string]processors.FeatureLayout{}}
-	if !p.Through.IsZero() {
-		l.From = p.Through.UnixMilli()
+	for _, t := range []time.Time{p.Through, p.BinnedFrom} {
+		if !t.IsZero() {
+			l.From = max(l.From, t.UnixMilli())
+		}
 	}
 	if p.PCA != nil {
 		l.Joint = p.PCA.Features

@@ -512,6 +512,18 @@ func (r *Runner) restoreJudging(ctx context.Context) (refCount, firingCount, sta
 	return len(refs), len(firing), len(states), samples, nil
 }
 
+// adoptBuilt makes a first-windows reference just built the processor's layout: from the
+// end of its windows, or of the last window opened before it was built if later (the
+// windows open, or closed and judged in this flush, kept their values; in a backlog they
+// can be many). It is recorded in the profile (saved after this), so that a restart reads
+// those windows again as they were read the first time.
+func adoptBuilt(proc *processors.Processor, p *detectors.Profile) {
+	if end := proc.OpenedThrough(p.Model, p.Version); end > p.Through.UnixMilli() {
+		p.BinnedFrom = time.UnixMilli(end).UTC()
+	}
+	proc.SetLayout(p.Model, p.Version, p.Layout())
+}
+
 // useReference makes p the reference of its model version (restored, or loaded by
 // driftd baseline): the judge judges against it, the processor bins by its edges.
 func (r *Runner) useReference(p *detectors.Profile) {
@@ -1050,7 +1062,7 @@ func (r *Runner) Flush(ctx context.Context) error {
 		var err error
 		built, err = r.j.judgeClosed(ctx, closed, r.now(), batch, r.onVerdict)
 		for _, p := range built {
-			r.proc.SetLayout(p.Model, p.Version, p.Layout())
+			adoptBuilt(r.proc, p)
 		}
 		// Partials that opened before their version's first-windows reference are written so
 		// that they read back as the window in memory (Closed.PrepareKept).

@@ -123,9 +123,9 @@ func kindOf(v schemas.Value) FeatureKind {
 type Layout struct {
 	ReferenceID string
 	// From is the start (Unix ms) of the first window the layout applies to: the end of
-	// the windows its reference was built from (0: every window). Those windows, read
-	// again after a restart with the reference restored, keep their values as they did
-	// the first time.
+	// the windows its reference was built from, or of the last window opened before it
+	// was built (0: every window). Those windows, read again after a restart with the
+	// reference restored, keep their values as they did the first time.
 	From     int64
 	Features map[string]FeatureLayout
 	// Joint lists the numeric features whose joint distribution the reference models
@@ -528,7 +528,10 @@ func (w *WindowAgg) add(e *schemas.PredictionEvent, layout *Layout, lim Limits) 
 			w.featPos[i] = agg
 		}
 	}
-	if layout != nil && len(layout.Joint) > 1 {
+	if layout != nil && len(layout.Joint) > 1 && w.ReferenceID == layout.ReferenceID {
+		// Only a window that opened with the layout: one that opened before its reference
+		// existed would count the events after it arrived, a number that depends on when
+		// that was (live, a backlog or a restart).
 		w.addJoint(e, layout.Joint, layout.JointEdges)
 	}
 }

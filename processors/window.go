@@ -191,8 +191,10 @@ type Processor struct {
 	specFor func(model string) WindowSpec
 	limits  Limits
 	layouts map[[2]string]*Layout // (model, version)
-	models  map[string]*modelState
-	open    map[partialKey]*Partial
+	// opened is the end of the latest window opened of each (model, version).
+	opened map[[2]string]int64
+	models map[string]*modelState
+	open   map[partialKey]*Partial
 	// series holds each tracked series' last event (wall clock, unix ms), behind a
 	// pointer so that an event of a known series costs one map lookup.
 	series    map[SeriesKey]*int64
@@ -255,7 +257,7 @@ func NewProcessor(specFor func(model string) WindowSpec, limits Limits) *Process
 	if limits.SeriesIdle <= 0 {
 		limits.SeriesIdle = DefaultLimits.SeriesIdle
 	}
-	return &Processor{specFor: specFor, limits: limits, layouts: map[[2]string]*Layout{},
+	return &Processor{specFor: specFor, limits: limits, layouts: map[[2]string]*Layout{}, opened: map[[2]string]int64{},
 		models: map[string]*modelState{}, open: map[partialKey]*Partial{}, series: map[SeriesKey]*int64{},
 		lagging: map[TopicPartition]bool{}, newest: map[TopicPartition]int64{}, heldBy: map[TopicPartition]map[*modelState]bool{}}
 }
@@ -284,6 +286,12 @@ func (p *Processor) SetWorkers(w *Workers) {
 // Layout returns the reference layout of (model, version), nil before its reference.
 func (p *Processor) Layout(model, version string) *Layout {
 	return p.layouts[[2]string{model, version}]
+}
+
+// OpenedThrough returns the end (Unix ms) of the latest window of (model, version) that
+// has been opened (0: none).
+func (p *Processor) OpenedThrough(model, version string) int64 {
+	return p.opened[[2]string{model, version}]
 }
 
 // SetLayout sets the reference layout used by windows of (model, version) opened from now on.
@@ -353,6 +361,8 @@ func (p *Processor) Add(e *schemas.PredictionEvent, src Source, now time.Time) (
 		}
 		p.open[key] = part
 		m.openEnd = min(m.openEnd, end)
+		mv := [2]string{e.Model, e.ModelVersion}
+		p.opened[mv] = max(p.opened[mv], end)
 	}
 	layout := p.layouts[[2]string{e.Model, e.ModelVersion}]
 	if layout != nil && start < layout.From {

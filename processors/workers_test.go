@@ -175,3 +175,50 @@ func TestJointRanksAreTheValuesBins(t *testing.T) {
 		})
 	}
 }
+
+// A window's joint model counts its events only when it opened with its reference's
+// layout: one that opened before counts none, wherever in it the layout arrived (live,
+// in a backlog or after a restart it arrives at other events), and so does a window
+// that starts before the layout's From (the windows open when the reference was built).
+func TestJointOnlyInWindowsOpenedWithTheLayout(t *testing.T) {
+	names := []string{"a", "b"}
+	t0 := time.Date(2026, 3, 4, 12, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		name    string
+		arrives int   // the event before which the layout is set
+		from    int64 // the layout's From
+		wantN   float64
+	}{
+		{"set before the first event", 0, 0, 100},
+		{"set at the 30th event", 30, 0, 0},
+		{"set after the last event", 100, 0, 0},
+		{"set before the first event, the window before From", 0, t0.Add(time.Hour).UnixMilli(), 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			l := &processors.Layout{ReferenceID: "ref", From: c.from, Joint: names, Features: map[string]processors.FeatureLayout{
+				"a": {Kind: processors.Numeric, Edges: []float64{0}}, "b": {Kind: processors.Numeric, Edges: []float64{0}}}}
+			p := processors.NewProcessor(func(string) processors.WindowSpec { return processors.WindowSpec{Size: time.Hour} }, processors.Limits{})
+			rng := rand.New(rand.NewPCG(7, 8))
+			for i := range 100 {
+				if i == c.arrives {
+					p.SetLayout("m", "1", l)
+				}
+				e := &schemas.PredictionEvent{Model: "m", ModelVersion: "1", Deployment: "primary", Timestamp: t0.Add(time.Duration(i) * time.Second), Status: "ok",
+					Features: []schemas.Feature{{Name: "a", Value: schemas.Value{Kind: schemas.Number, Num: rng.NormFloat64()}},
+						{Name: "b", Value: schemas.Value{Kind: schemas.Number, Num: rng.NormFloat64()}}}}
+				p.Add(e, processors.Source{Topic: "in", Offset: int64(i)}, t0)
+			}
+			got := p.CloseAll()
+			if len(got) != 1 {
+				t.Fatalf("closed %d windows, want 1", len(got))
+			}
+			n := 0.0
+			if j := got[0].Merged.Joint; j != nil {
+				n = j.N
+			}
+			if n != c.wantN {
+				t.Errorf("joint n = %v, want %v", n, c.wantN)
+			}
+		})
+	}
+}
