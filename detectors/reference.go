@@ -44,11 +44,11 @@ type Profile struct {
 	// end, even when the reference is stored before its judgement and the judgement is
 	// made again after a restart or a rebalance (JudgesWindow).
 	Through time.Time `json:"through,omitzero"`
-	// BinnedFrom is the end of the last window opened (its events counted) before the
-	// reference was built, when that is past Through: those windows kept their values
-	// rather than counting them in the reference's bins, and read again after a restart
-	// they do the same (Layout). Zero: Through.
-	BinnedFrom time.Time                  `json:"binned_from,omitzero"`
+	// RawWindows are the starts (Unix ms) of the windows from Through on that were
+	// already open (their events counted) when the reference was built: they kept their
+	// values rather than counting them in its bins, and read again after a restart they
+	// do the same (Layout).
+	RawWindows []int64                    `json:"raw_windows,omitempty"`
 	Events     uint64                     `json:"events"`
 	Features   map[string]*FeatureProfile `json:"features"`
 	// PCA models the joint distribution of the numeric features (nil with fewer than two).
@@ -199,11 +199,10 @@ const (
 // Layout tells windows how to count values so that they compare with this profile.
 func (p *Profile) Layout() *processors.Layout {
 	l := &processors.Layout{ReferenceID: p.ID, Features: map[string]processors.FeatureLayout{}}
-	for _, t := range []time.Time{p.Through, p.BinnedFrom} {
-		if !t.IsZero() {
-			l.From = max(l.From, t.UnixMilli())
-		}
+	if !p.Through.IsZero() {
+		l.From = p.Through.UnixMilli()
 	}
+	l.SetRaw(p.RawWindows)
 	if p.PCA != nil {
 		l.Joint = p.PCA.Features
 		if p.PCA.Binned {

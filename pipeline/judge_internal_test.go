@@ -228,7 +228,7 @@ func TestWindowsReadAgainAfterTheirReferenceKeepTheirValues(t *testing.T) {
 					got, refs := judgedText(t, j, closed, len(closed))
 					text.WriteString(got)
 					for _, r := range refs {
-						adoptBuilt(p, r)
+						adoptBuilt(p, r, closed)
 					}
 					built = append(built, refs...)
 				}
@@ -245,5 +245,62 @@ func TestWindowsReadAgainAfterTheirReferenceKeepTheirValues(t *testing.T) {
 				t.Errorf("read again with the reference restored:\n%s\nthe first time:\n%s", got, want)
 			}
 		})
+	}
+}
+
+// One event stamped six hours ahead (a producer's clock; max_future allows a day) is read
+// before the reference is built: its window is one of those that kept their values, and
+// the windows between, opened after the reference, count in its bins and joint model
+// (review: a bound at the latest window opened left six hours of windows unbinned).
+func TestAnEventFarAheadKeepsOnlyItsOwnWindowUnbinned(t *testing.T) {
+	j := testJudge()
+	t0 := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
+	p := processors.NewProcessor(j.set.WindowSpec, processors.Limits{ClockBound: true})
+	rng := rand.New(rand.NewPCG(3, 4))
+	var built []*detectors.Profile
+	binned := map[string]float64{} // window start → joint rows, of the windows binned by the reference
+	for w := range 8 {
+		for i := range 600 {
+			at := t0.Add(time.Duration(w)*time.Minute + time.Duration(i)*50*time.Millisecond)
+			e := &schemas.PredictionEvent{EventID: fmt.Sprint(w, "-", i), Model: "m", ModelVersion: "1", Deployment: "primary",
+				Timestamp: at, Status: "ok", LatencyMs: 10,
+				Features: []schemas.Feature{{Name: "x", Value: schemas.Value{Kind: schemas.Number, Num: rng.NormFloat64()}},
+					{Name: "y", Value: schemas.Value{Kind: schemas.Number, Num: rng.NormFloat64()}}},
+				Prediction: schemas.Value{Kind: schemas.Number, Num: rng.Float64()}}
+			if w == 1 && i == 10 {
+				e.Timestamp = at.Add(6 * time.Hour)
+			}
+			out, start, _ := p.Add(e, processors.Source{Topic: "preds", Offset: int64(w*1000 + i)}, at)
+			if out != processors.Added {
+				t.Fatalf("event %s: %v", e.EventID, out)
+			}
+			if j.refs[[2]string{"m", "1"}] == nil && e.Timestamp.Equal(at) {
+				j.builder("m", "1").add(start, processors.TopicPartition{Topic: "preds"}, e, 3, 0)
+			}
+		}
+		closed := p.Ready()
+		for _, c := range closed {
+			if c.Merged.ReferenceID != "" && c.Merged.Joint != nil {
+				binned[time.UnixMilli(c.Merged.Start).UTC().Format("15:04")] = c.Merged.Joint.N
+			}
+		}
+		_, refs := judgedText(t, j, closed, max(len(closed), 1))
+		for _, r := range refs {
+			adoptBuilt(p, r, closed)
+		}
+		built = append(built, refs...)
+	}
+	if len(built) != 1 {
+		t.Fatalf("%d references built, want 1", len(built))
+	}
+	var raw []string
+	for _, s := range built[0].RawWindows {
+		raw = append(raw, time.UnixMilli(s).UTC().Format("15:04"))
+	}
+	if fmt.Sprint(raw) != "[00:03 06:01]" {
+		t.Errorf("windows kept unbinned: %v, want the one open when it was built and the one far ahead", raw)
+	}
+	if want := map[string]float64{"00:04": 600, "00:05": 600, "00:06": 600}; fmt.Sprint(binned) != fmt.Sprint(want) {
+		t.Errorf("windows binned by the reference (joint rows): %v, want %v", binned, want)
 	}
 }

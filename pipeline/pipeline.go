@@ -512,15 +512,22 @@ func (r *Runner) restoreJudging(ctx context.Context) (refCount, firingCount, sta
 	return len(refs), len(firing), len(states), samples, nil
 }
 
-// adoptBuilt makes a first-windows reference just built the processor's layout: from the
-// end of its windows, or of the last window opened before it was built if later (the
-// windows open, or closed and judged in this flush, kept their values; in a backlog they
-// can be many). It is recorded in the profile (saved after this), so that a restart reads
-// those windows again as they were read the first time.
-func adoptBuilt(proc *processors.Processor, p *detectors.Profile) {
-	if end := proc.OpenedThrough(p.Model, p.Version); end > p.Through.UnixMilli() {
-		p.BinnedFrom = time.UnixMilli(end).UTC()
+// adoptBuilt makes a first-windows reference just built the processor's layout, for the
+// windows from the end of its own on but those already opened without it: the ones open,
+// and those closed and judged in this flush (closed; in a backlog they can be many). They
+// are recorded in the profile (saved after this), so that a restart reads them again as
+// they were read the first time. A window named there, not a bound: one event stamped
+// hours ahead opens one window, not all those before it.
+func adoptBuilt(proc *processors.Processor, p *detectors.Profile, closed []processors.Closed) {
+	from := p.Through.UnixMilli()
+	raw := proc.OpenStarts(p.Model, p.Version, from)
+	for _, c := range closed {
+		if s := c.Merged.Series; s.Model == p.Model && s.Version == p.Version && c.Merged.Start >= from {
+			raw = append(raw, c.Merged.Start)
+		}
 	}
+	slices.Sort(raw)
+	p.RawWindows = slices.Compact(raw)
 	proc.SetLayout(p.Model, p.Version, p.Layout())
 }
 
@@ -1062,7 +1069,7 @@ func (r *Runner) Flush(ctx context.Context) error {
 		var err error
 		built, err = r.j.judgeClosed(ctx, closed, r.now(), batch, r.onVerdict)
 		for _, p := range built {
-			adoptBuilt(r.proc, p)
+			adoptBuilt(r.proc, p, closed)
 		}
 		// Partials that opened before their version's first-windows reference are written so
 		// that they read back as the window in memory (Closed.PrepareKept).

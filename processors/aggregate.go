@@ -123,10 +123,14 @@ func kindOf(v schemas.Value) FeatureKind {
 type Layout struct {
 	ReferenceID string
 	// From is the start (Unix ms) of the first window the layout applies to: the end of
-	// the windows its reference was built from, or of the last window opened before it
-	// was built (0: every window). Those windows, read again after a restart with the
-	// reference restored, keep their values as they did the first time.
-	From     int64
+	// the windows its reference was built from (0: every window); nor does it apply to
+	// the windows after it that were already open when the reference was built (SetRaw).
+	// Those windows, read again after a restart with the reference restored, keep their
+	// values as they did the first time.
+	From int64
+	raw  map[int64]bool
+	// rawEnd is past the last of raw: a window from there on needs no lookup.
+	rawEnd   int64
 	Features map[string]FeatureLayout
 	// Joint lists the numeric features whose joint distribution the reference models
 	// (in order); windows keep their co-moments over rows where all are present.
@@ -135,6 +139,24 @@ type Layout struct {
 	// the co-moments are then of each value's bin index over them — its rank among the
 	// reference's quantiles, bounded whatever the feature's tails — not of the value.
 	JointEdges [][]float64
+}
+
+// SetRaw names the windows (starts, Unix ms) the layout does not apply to besides those
+// before From.
+func (l *Layout) SetRaw(starts []int64) {
+	l.raw, l.rawEnd = nil, 0
+	for _, s := range starts {
+		if l.raw == nil {
+			l.raw = make(map[int64]bool, len(starts))
+		}
+		l.raw[s] = true
+		l.rawEnd = max(l.rawEnd, s+1)
+	}
+}
+
+// Applies says whether the layout counts the values of the window starting at start.
+func (l *Layout) Applies(start int64) bool {
+	return start >= l.From && (start >= l.rawEnd || !l.raw[start])
 }
 
 // FeatureLayout is one feature's part of a Layout.

@@ -3,6 +3,7 @@ package processors
 import (
 	"maps"
 	"math"
+	"slices"
 	"sort"
 	"time"
 
@@ -191,10 +192,8 @@ type Processor struct {
 	specFor func(model string) WindowSpec
 	limits  Limits
 	layouts map[[2]string]*Layout // (model, version)
-	// opened is the end of the latest window opened of each (model, version).
-	opened map[[2]string]int64
-	models map[string]*modelState
-	open   map[partialKey]*Partial
+	models  map[string]*modelState
+	open    map[partialKey]*Partial
 	// series holds each tracked series' last event (wall clock, unix ms), behind a
 	// pointer so that an event of a known series costs one map lookup.
 	series    map[SeriesKey]*int64
@@ -257,7 +256,7 @@ func NewProcessor(specFor func(model string) WindowSpec, limits Limits) *Process
 	if limits.SeriesIdle <= 0 {
 		limits.SeriesIdle = DefaultLimits.SeriesIdle
 	}
-	return &Processor{specFor: specFor, limits: limits, layouts: map[[2]string]*Layout{}, opened: map[[2]string]int64{},
+	return &Processor{specFor: specFor, limits: limits, layouts: map[[2]string]*Layout{},
 		models: map[string]*modelState{}, open: map[partialKey]*Partial{}, series: map[SeriesKey]*int64{},
 		lagging: map[TopicPartition]bool{}, newest: map[TopicPartition]int64{}, heldBy: map[TopicPartition]map[*modelState]bool{}}
 }
@@ -288,10 +287,17 @@ func (p *Processor) Layout(model, version string) *Layout {
 	return p.layouts[[2]string{model, version}]
 }
 
-// OpenedThrough returns the end (Unix ms) of the latest window of (model, version) that
-// has been opened (0: none).
-func (p *Processor) OpenedThrough(model, version string) int64 {
-	return p.opened[[2]string{model, version}]
+// OpenStarts returns the starts (Unix ms) of the open windows of (model, version) from
+// from on, in order.
+func (p *Processor) OpenStarts(model, version string, from int64) []int64 {
+	var out []int64
+	for k := range p.open {
+		if k.series.Model == model && k.series.Version == version && k.start >= from {
+			out = append(out, k.start)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // SetLayout sets the reference layout used by windows of (model, version) opened from now on.
@@ -361,11 +367,9 @@ func (p *Processor) Add(e *schemas.PredictionEvent, src Source, now time.Time) (
 		}
 		p.open[key] = part
 		m.openEnd = min(m.openEnd, end)
-		mv := [2]string{e.Model, e.ModelVersion}
-		p.opened[mv] = max(p.opened[mv], end)
 	}
 	layout := p.layouts[[2]string{e.Model, e.ModelVersion}]
-	if layout != nil && start < layout.From {
+	if layout != nil && !layout.Applies(start) {
 		layout = nil
 	}
 	if p.workers != nil {
