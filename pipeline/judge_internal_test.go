@@ -183,7 +183,7 @@ func TestWindowsReadAgainAfterTheirReferenceKeepTheirValues(t *testing.T) {
 		// the windows it is merged with.
 		{"a feature null throughout the merged window", []int{100, 19_990, 50, 30, 300}, 3, "window 00:03 ref true (judged over 3 windows merged"},
 		// The window open when the reference is built keeps its values (it opened before
-		// the reference; review): read again, it does too (Profile.BinnedFrom), whatever
+		// the reference; review): read again, it does too (Profile.RawWindows), whatever
 		// its size, and its joint model is the same (none).
 		{"the window open when the reference is built", []int{300, 300, 300, 25_000, 300}, -1, "window 00:03 ref true ():"},
 	} {
