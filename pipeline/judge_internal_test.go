@@ -44,14 +44,7 @@ func closedWindows(t *testing.T, j *judge, n, shiftAt int) []processors.Closed {
 				Features: []schemas.Feature{{Name: "x", Value: schemas.Value{Kind: schemas.Number, Num: x}},
 					{Name: "c", Value: schemas.Value{Kind: schemas.String, Str: fmt.Sprint("v", rng.IntN(4))}}},
 				Prediction: schemas.Value{Kind: schemas.Number, Num: rng.Float64()}}
-			tp := processors.TopicPartition{Topic: "preds"}
-			out, start, _ := p.Add(e, processors.Source{Topic: tp.Topic, Offset: int64(w*300 + i)}, e.Timestamp)
-			if out != processors.Added {
-				t.Fatalf("event %s: %v", e.EventID, out)
-			}
-			if j.refs[[2]string{"m", "1"}] == nil {
-				j.builder("m", "1").add(start, tp, e, 3, 0)
-			}
+			ingest(t, j, p, e, int64(w*300+i), e.Timestamp)
 		}
 		closed = append(closed, p.Ready()...)
 	}
@@ -59,6 +52,20 @@ func closedWindows(t *testing.T, j *judge, n, shiftAt int) []processors.Closed {
 		t.Fatalf("%d windows closed, want %d", len(closed), n)
 	}
 	return closed
+}
+
+// ingest adds e to p as handle does (now is the wall clock), and to its version's
+// reference builder (3 windows) while the version has no reference.
+func ingest(t *testing.T, j *judge, p *processors.Processor, e *schemas.PredictionEvent, offset int64, now time.Time) {
+	t.Helper()
+	tp := processors.TopicPartition{Topic: "preds"}
+	out, start, _ := p.Add(e, processors.Source{Topic: tp.Topic, Offset: offset}, now)
+	if out != processors.Added {
+		t.Fatalf("event %s: %v", e.EventID, out)
+	}
+	if j.refs[[2]string{e.Model, e.ModelVersion}] == nil {
+		j.builder(e.Model, e.ModelVersion).add(start, tp, e, 3, 0)
+	}
 }
 
 func testJudge() *judge {
@@ -212,14 +219,7 @@ func TestWindowsReadAgainAfterTheirReferenceKeepTheirValues(t *testing.T) {
 							Features: []schemas.Feature{{Name: "x", Value: x},
 								{Name: "y", Value: schemas.Value{Kind: schemas.Number, Num: rng.NormFloat64()}}},
 							Prediction: schemas.Value{Kind: schemas.Number, Num: rng.Float64()}}
-						tp := processors.TopicPartition{Topic: "preds"}
-						out, start, _ := p.Add(e, processors.Source{Topic: tp.Topic, Offset: int64(w*100_000 + i)}, e.Timestamp)
-						if out != processors.Added {
-							t.Fatalf("event %s: %v", e.EventID, out)
-						}
-						if j.refs[[2]string{"m", "1"}] == nil {
-							j.builder("m", "1").add(start, tp, e, 3, 0)
-						}
+						ingest(t, j, p, e, int64(w*100_000+i), e.Timestamp)
 					}
 					closed := p.Ready()
 					if len(closed) == 0 {
@@ -270,13 +270,7 @@ func TestAnEventFarAheadKeepsOnlyItsOwnWindowUnbinned(t *testing.T) {
 			if w == 1 && i == 10 {
 				e.Timestamp = at.Add(6 * time.Hour)
 			}
-			out, start, _ := p.Add(e, processors.Source{Topic: "preds", Offset: int64(w*1000 + i)}, at)
-			if out != processors.Added {
-				t.Fatalf("event %s: %v", e.EventID, out)
-			}
-			if j.refs[[2]string{"m", "1"}] == nil && e.Timestamp.Equal(at) {
-				j.builder("m", "1").add(start, processors.TopicPartition{Topic: "preds"}, e, 3, 0)
-			}
+			ingest(t, j, p, e, int64(w*1000+i), at)
 		}
 		closed := p.Ready()
 		for _, c := range closed {

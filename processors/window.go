@@ -3,7 +3,6 @@ package processors
 import (
 	"maps"
 	"math"
-	"slices"
 	"sort"
 	"time"
 
@@ -288,7 +287,7 @@ func (p *Processor) Layout(model, version string) *Layout {
 }
 
 // OpenStarts returns the starts (Unix ms) of the open windows of (model, version) from
-// from on, in order.
+// from on, in no order, once per open partial (its partition and deployment slot).
 func (p *Processor) OpenStarts(model, version string, from int64) []int64 {
 	var out []int64
 	for k := range p.open {
@@ -296,8 +295,7 @@ func (p *Processor) OpenStarts(model, version string, from int64) []int64 {
 			out = append(out, k.start)
 		}
 	}
-	slices.Sort(out)
-	return slices.Compact(out)
+	return out
 }
 
 // SetLayout sets the reference layout used by windows of (model, version) opened from now on.
