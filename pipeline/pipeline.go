@@ -351,6 +351,10 @@ func (r *Runner) reset() {
 	r.spread = nil
 	if r.set.Spread {
 		r.spread = newSpreadState()
+	} else {
+		// A spread group's members learn of a reference from its judge, whenever that
+		// is: they do not keep events for it (docs/reliability.md).
+		r.proc.KeepEventsOf(r.j.afterReferenceWindows)
 	}
 }
 
@@ -513,18 +517,24 @@ func (r *Runner) restoreJudging(ctx context.Context) (refCount, firingCount, sta
 }
 
 // adoptBuilt makes a first-windows reference just built the processor's layout, for the
-// windows from the end of its own on but those already opened without it: the ones open,
-// and those closed and judged in this flush (closed; in a backlog they can be many). They
-// are recorded in the profile (saved after this), so that a restart reads them again as
-// they were read the first time. A window named there, not a bound: one event stamped
-// hours ahead opens one window, not all those before it.
+// windows from the end of its own on. Those already opened without it count again with it
+// from the events they kept (processors/kept.go); the ones that could not (more than
+// processors.MaxRawValues events of a partition, or opened before they were known to come
+// after the reference's windows), open or closed and judged in this flush (closed), stay
+// as they opened. Those are recorded in the profile (saved after this), so that a restart
+// reads them again as they were read the first time. A window named there, not a bound:
+// one event stamped hours ahead opens one window, not all those before it.
 func adoptBuilt(proc *processors.Processor, p *detectors.Profile, closed []processors.Closed) {
 	from := p.Through.UnixMilli()
-	raw := proc.OpenStarts(p.Model, p.Version, from)
+	proc.SetLayout(p.Model, p.Version, p.Layout())
+	raw := proc.UnbinnedStarts(p.Model, p.Version, from)
 	for _, c := range closed {
-		if s := c.Merged.Series; s.Model == p.Model && s.Version == p.Version && c.Merged.Start >= from {
+		if s := c.Merged.Series; s.Model == p.Model && s.Version == p.Version && c.Merged.Start >= from && c.Unbinned() {
 			raw = append(raw, c.Merged.Start)
 		}
+	}
+	if len(raw) == 0 {
+		return
 	}
 	slices.Sort(raw)
 	p.RawWindows = slices.Compact(raw)

@@ -80,6 +80,27 @@ func (b *refBuilder) add(windowStart int64, tp processors.TopicPartition, e *sch
 	s.AddEvent(e)
 }
 
+// beyond reports whether the window at start comes after the windows the reference is
+// built from, as far as is known now: it is past the cutoff, or the windows before it
+// already make a reference. False can still turn out wrong (another partition's events of
+// an earlier window were not read yet); true cannot.
+func (b *refBuilder) beyond(start int64, n int, minEvents uint64) bool {
+	return b.hasCutoff && start >= b.cutoff || b.enoughBefore(start, n, minEvents)
+}
+
+// afterReferenceWindows says whether a window of (model, version) at start, opening before
+// the version's reference exists, is known to come after the windows it is built from: the
+// processor then keeps its events, to count them again with the reference's layout once
+// it is built (processors/kept.go), so that the window is the same whether it opened
+// before the reference was built or after (live, a backlog, a restart).
+func (j *judge) afterReferenceWindows(model, version string, start int64) bool {
+	if j.set.ReferenceSource(model) != detectors.SourceFirstWindows || j.refs[[2]string{model, version}] != nil {
+		return false
+	}
+	b, ok := j.building[[2]string{model, version}]
+	return ok && b.beyond(start, j.set.ReferenceWindows(model), j.set.ReferenceMinEvents)
+}
+
 // share puts in a partition's share of a window as the member that read the partition
 // sampled it (spread.go).
 func (b *refBuilder) share(start int64, tp processors.TopicPartition, s *detectors.Sample) {

@@ -117,6 +117,8 @@ type Partial struct {
 	// written with it, so that a merge reaching back into the window after a restart
 	// merges and bins them as the window in memory does.
 	KeepRaw bool
+	// kept are the partial's events while it waits for its layout (kept.go).
+	kept *keptEvents
 }
 
 // Closed is a closed window of one series: its partials (one per source partition, each
@@ -221,6 +223,9 @@ type Processor struct {
 	resettle bool
 	// workers, if set, update the open windows' aggregates (SetWorkers).
 	workers *Workers
+	// keepEvents says whether a window opening without its version's layout comes after
+	// the windows the layout will be built from (KeepEventsOf).
+	keepEvents func(model, version string, start int64) bool
 }
 
 // idleSkip is when Idle, called for every record, can next close a window, so that it
@@ -286,21 +291,42 @@ func (p *Processor) Layout(model, version string) *Layout {
 	return p.layouts[[2]string{model, version}]
 }
 
-// OpenStarts returns the starts (Unix ms) of the open windows of (model, version) from
-// from on, in no order, once per open partial (its partition and deployment slot).
-func (p *Processor) OpenStarts(model, version string, from int64) []int64 {
+// UnbinnedStarts returns the starts (Unix ms) of the open windows of (model, version)
+// from from on that count their events without its layout, in no order, once per such
+// partial (its partition and deployment slot).
+func (p *Processor) UnbinnedStarts(model, version string, from int64) []int64 {
 	var out []int64
-	for k := range p.open {
-		if k.series.Model == model && k.series.Version == version && k.start >= from {
+	for k, part := range p.open {
+		if k.series.Model == model && k.series.Version == version && k.start >= from && part.ReferenceID == "" {
 			out = append(out, k.start)
 		}
 	}
 	return out
 }
 
-// SetLayout sets the reference layout used by windows of (model, version) opened from now on.
+// SetLayout sets the reference layout used by windows of (model, version) opened from now
+// on. The open windows that kept their events for it are counted again with it (kept.go).
 func (p *Processor) SetLayout(model, version string, l *Layout) {
 	p.layouts[[2]string{model, version}] = l
+	var adopt []*Partial
+	for k, part := range p.open {
+		if part.kept != nil && k.series.Model == model && k.series.Version == version {
+			adopt = append(adopt, part)
+		}
+	}
+	if len(adopt) > 0 && p.workers != nil {
+		p.workers.sync() // the workers hold pointers to the aggregates replaced
+	}
+	for _, part := range adopt {
+		part.adopt(l)
+	}
+}
+
+// KeepEventsOf sets f to say whether a window of (model, version) starting at start,
+// opening without a layout, comes after the windows its layout is still to be built from:
+// its events are then kept until the layout is set (kept.go). nil: none is.
+func (p *Processor) KeepEventsOf(f func(model, version string, start int64) bool) {
+	p.keepEvents = f
 }
 
 func (p *Processor) model(name string) *modelState {
@@ -356,6 +382,10 @@ func (p *Processor) Add(e *schemas.PredictionEvent, src Source, now time.Time) (
 	if start <= m.horizon || end <= m.judged {
 		return Late, start, end
 	}
+	layout := p.layouts[[2]string{e.Model, e.ModelVersion}]
+	if layout != nil && !layout.Applies(start) {
+		layout = nil
+	}
 	key := partialKey{sk, start, tp}
 	part, ok := p.open[key]
 	if !ok {
@@ -363,12 +393,14 @@ func (p *Processor) Add(e *schemas.PredictionEvent, src Source, now time.Time) (
 		if p.workers != nil {
 			part.worker = p.workers.assign()
 		}
+		if p.layouts[[2]string{e.Model, e.ModelVersion}] == nil && p.keepEvents != nil && p.keepEvents(e.Model, e.ModelVersion, start) {
+			part.kept = &keptEvents{lim: p.limits}
+		}
 		p.open[key] = part
 		m.openEnd = min(m.openEnd, end)
 	}
-	layout := p.layouts[[2]string{e.Model, e.ModelVersion}]
-	if layout != nil && !layout.Applies(start) {
-		layout = nil
+	if part.kept != nil {
+		part.keep(e)
 	}
 	if p.workers != nil {
 		p.workers.add(part.worker, part.WindowAgg, e, layout, &p.limits)
@@ -672,14 +704,12 @@ func (p *Processor) close(due func(partialKey, *modelState) bool) []Closed {
 				}
 				return parts[i].Partition < parts[j].Partition
 			})
-			merged := newWindowAgg(series, mw.start, parts[0].End)
 			for _, part := range parts {
-				merged.Merge(part.WindowAgg)
 				if part.LastOffset > written[part.TopicPartition] {
 					written[part.TopicPartition] = part.LastOffset
 				}
 			}
-			out = append(out, Closed{Merged: merged, Partials: parts, Supplement: supplement})
+			out = append(out, Closed{Merged: mergePartials(series, mw.start, parts), Partials: parts, Supplement: supplement})
 		}
 		p.markClosed(m, mw.start, written, true)
 	}

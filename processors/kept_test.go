@@ -1,0 +1,105 @@
+package processors_test
+
+import (
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/driftd/driftd/processors"
+	"github.com/driftd/driftd/schemas"
+)
+
+// A window that opened before its layout and kept its events is, once the layout comes,
+// the window that opened with it, bit for bit: the layout set while it is open (inline or
+// with workers), or adopted once it has closed (the reference built in the flush that
+// judges it). Past MaxRawValues events a partial keeps no more and stays as it opened; a
+// window the caller does not say comes after the reference's windows keeps nothing.
+func TestAWindowThatKeptItsEventsCountsAsIfItOpenedWithTheLayout(t *testing.T) {
+	evs := events20(3000) // 1 ms apart: three one-second windows
+	layout := layoutFor(evs[:1000])
+	spec := func(string) processors.WindowSpec { return processors.WindowSpec{Size: time.Second} }
+	now := time.Date(2026, 3, 4, 12, 0, 0, 0, time.UTC)
+	// run adds evs over two partitions, setting the layout before event setAt (-1:
+	// never), and closes every window. keepFrom: the windows from there on keep their
+	// events (-1: none).
+	run := func(t *testing.T, evs []*schemas.PredictionEvent, setAt int, keepFrom int64, workers int) []processors.Closed {
+		t.Helper()
+		p := processors.NewProcessor(spec, processors.Limits{})
+		if workers > 0 {
+			w := processors.NewWorkers(workers)
+			t.Cleanup(w.Stop)
+			p.SetWorkers(w)
+		}
+		p.KeepEventsOf(func(model, version string, start int64) bool { return keepFrom >= 0 && start >= keepFrom })
+		for i, e := range evs {
+			if i == setAt {
+				p.SetLayout(e.Model, e.ModelVersion, layout)
+			}
+			p.Add(e, processors.Source{Topic: "in", Partition: i % 2, Offset: int64(i)}, now)
+		}
+		return p.CloseAll()
+	}
+	want := run(t, evs, 0, -1, 0)
+	if len(want) != 3 || want[0].Merged.ReferenceID == "" || want[0].Merged.Joint == nil {
+		t.Fatalf("opened with the layout: %d windows, want 3 binned with a joint model", len(want))
+	}
+	same := func(t *testing.T, got []processors.Closed) {
+		t.Helper()
+		if len(got) != len(want) {
+			t.Fatalf("%d windows, want %d", len(got), len(want))
+		}
+		for i := range want {
+			if got[i].KeptEvents() {
+				t.Errorf("window %d still keeps its events", i)
+			}
+			if !reflect.DeepEqual(got[i].Merged, want[i].Merged) {
+				t.Errorf("window %d differs from the one opened with the layout", i)
+			}
+			for k := range want[i].Partials {
+				if !reflect.DeepEqual(got[i].Partials[k].WindowAgg, want[i].Partials[k].WindowAgg) {
+					t.Errorf("window %d partition %d differs from the one opened with the layout", i, k)
+				}
+			}
+		}
+	}
+	start := evs[0].Timestamp.UnixMilli()
+	t.Run("layout set while open", func(t *testing.T) { same(t, run(t, evs, 1500, start, 0)) })
+	t.Run("layout set while open, workers", func(t *testing.T) { same(t, run(t, evs, 1500, start, 2)) })
+	t.Run("adopted once closed", func(t *testing.T) {
+		got := run(t, evs, -1, start, 0)
+		for i := range got {
+			if !got[i].KeptEvents() || got[i].Merged.ReferenceID != "" {
+				t.Fatalf("window %d: kept %t, binned %t before its layout", i, got[i].KeptEvents(), got[i].Merged.ReferenceID != "")
+			}
+			got[i].Adopt(layout)
+		}
+		same(t, got)
+	})
+	t.Run("not said to come after", func(t *testing.T) {
+		got := run(t, evs, 1500, start+1000, 0)
+		if got[0].Merged.ReferenceID != "" || !got[0].Unbinned() {
+			t.Error("the first window, not kept, was binned by a layout set after it opened")
+		}
+		if !reflect.DeepEqual(got[1].Merged, want[1].Merged) {
+			t.Error("the second window, kept, differs from the one opened with the layout")
+		}
+	})
+	t.Run("more events than a partial keeps", func(t *testing.T) {
+		many := events20(2*processors.MaxRawValues + 2) // one window of an hour, two partitions
+		p := processors.NewProcessor(func(string) processors.WindowSpec { return processors.WindowSpec{Size: time.Hour} }, processors.Limits{})
+		p.KeepEventsOf(func(string, string, int64) bool { return true })
+		for i, e := range many {
+			p.Add(e, processors.Source{Topic: "in", Partition: i % 2, Offset: int64(i)}, now)
+		}
+		p.SetLayout("fraud-scorer", "3.2.0", layout)
+		got := p.CloseAll()
+		if len(got) != 1 || len(got[0].Partials) != 2 {
+			t.Fatalf("%d windows, want 1 of 2 partitions", len(got))
+		}
+		for _, part := range got[0].Partials {
+			if part.ReferenceID != "" || len(part.Features["num_00"].Raw) != processors.MaxRawValues {
+				t.Errorf("partition %d: binned %t with %d values kept, want its first %d values unbinned", part.Partition, part.ReferenceID != "", len(part.Features["num_00"].Raw), processors.MaxRawValues)
+			}
+		}
+	})
+}
