@@ -2,6 +2,7 @@ package processors
 
 import (
 	"maps"
+	"unsafe"
 
 	"github.com/driftd/driftd/schemas"
 )
@@ -16,20 +17,37 @@ import (
 // set (SetLayout) while it is open, or when it is judged (Closed.Adopt) if it closed in the
 // same flush. Copies of the events, not the values alone: the layout decides each
 // feature's kind, its bins and known categories and the joint model's rows, all per event.
-// Past MaxRawValues events the partial stops keeping them (memory): it then stays as it
-// opened, binned from its first MaxRawValues values.
+// Memory bounds what is kept: past MaxRawValues events a partial stops keeping them,
+// and a processor keeps MaxKeptBytes at most (a backlog read at full speed opens many
+// windows before any reference is built: its first flush, its start-up grace); a partial
+// that would go beyond stops keeping its events, and one opened then keeps none. Such a
+// window stays as it opened, binned from its first MaxRawValues values with no joint
+// model, and how many events it had by then depends on the read (docs/reliability.md).
 
-// keptEvents are the events of one partial, in the order they were added.
+// MaxKeptBytes bounds the events one processor keeps (an estimate of their size).
+const MaxKeptBytes = 64 << 20
+
+// keptEvents are the events of one partial, in the order they were added, and their
+// estimated size.
 type keptEvents struct {
 	events []schemas.PredictionEvent
+	bytes  int64
 	lim    Limits
 }
 
-// keep records a copy of e (the caller reuses e), until the partial holds MaxRawValues.
-func (p *Partial) keep(e *schemas.PredictionEvent) {
-	k := p.kept
-	if len(k.events) >= MaxRawValues {
-		p.kept = nil
+// keptSize estimates what a copy of e holds: the event, its features and its scores.
+func keptSize(e *schemas.PredictionEvent) int64 {
+	return int64(unsafe.Sizeof(*e)) + int64(len(e.Features))*int64(unsafe.Sizeof(schemas.Feature{})) + int64(len(e.Scores))*48
+}
+
+// keep records a copy of e (the caller reuses e) in part, within MaxRawValues events and
+// the processor's MaxKeptBytes; beyond, the partial stops keeping events.
+func (p *Processor) keep(part *Partial, e *schemas.PredictionEvent) {
+	k := part.kept
+	size := keptSize(e)
+	if len(k.events) >= MaxRawValues || p.keptBytes+size > MaxKeptBytes {
+		p.uncount(part)
+		part.kept = nil
 		return
 	}
 	c := *e
@@ -38,6 +56,17 @@ func (p *Partial) keep(e *schemas.PredictionEvent) {
 		c.Scores = maps.Clone(e.Scores)
 	}
 	k.events = append(k.events, c)
+	k.bytes += size
+	p.keptBytes += size
+}
+
+// uncount takes part's kept events out of the processor's count (MaxKeptBytes): they are
+// dropped, adopted, or the judge's once the window has closed (Closed.Adopt).
+func (p *Processor) uncount(part *Partial) {
+	if part.kept != nil {
+		p.keptBytes -= part.kept.bytes
+		part.kept.bytes = 0
+	}
 }
 
 // adopt counts the partial again from its kept events with l, if l applies to its window,

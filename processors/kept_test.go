@@ -103,3 +103,43 @@ func TestAWindowThatKeptItsEventsCountsAsIfItOpenedWithTheLayout(t *testing.T) {
 		}
 	})
 }
+
+// A processor keeps MaxKeptBytes of events at most: in a backlog read at full speed, the
+// windows opened once that much is kept keep nothing and stay as they opened when the
+// layout comes, those that kept their events before count with it; what closed windows
+// kept is no longer counted, so the next version's windows keep theirs again.
+func TestKeptEventsAreBoundedPerProcessor(t *testing.T) {
+	evs := events20(100_000) // 1 ms apart: a hundred one-second windows, each well under MaxRawValues
+	layout := layoutFor(evs[:1000])
+	p := processors.NewProcessor(func(string) processors.WindowSpec { return processors.WindowSpec{Size: time.Second} }, processors.Limits{})
+	p.KeepEventsOf(func(string, string, int64) bool { return true })
+	now := time.Date(2026, 3, 4, 12, 0, 0, 0, time.UTC)
+	for i, e := range evs {
+		p.Add(e, processors.Source{Topic: "in", Partition: i % 2, Offset: int64(i)}, now)
+	}
+	p.SetLayout("fraud-scorer", "3.2.0", layout)
+	closed := p.CloseAll()
+	binned, last := 0, -1
+	for i, c := range closed {
+		if !c.Unbinned() {
+			binned++
+			last = i
+		}
+	}
+	// An event of 20 features is estimated at about 1.3 KB: the bound holds some 50,000.
+	if binned < 20 || binned > 80 || last != binned-1 {
+		t.Fatalf("%d of %d windows counted with the layout (the last %d), want the first 20 to 80", binned, len(closed), last)
+	}
+	for i := range evs[:10_000] {
+		e := *evs[i]
+		e.ModelVersion = "3.3.0"
+		e.Timestamp = e.Timestamp.Add(time.Hour)
+		p.Add(&e, processors.Source{Topic: "in", Partition: i % 2, Offset: int64(200_000 + i)}, now)
+	}
+	p.SetLayout("fraud-scorer", "3.3.0", layout)
+	for i, c := range p.CloseAll() {
+		if c.Unbinned() {
+			t.Errorf("window %d of the next version did not keep its events once the first's had closed", i)
+		}
+	}
+}

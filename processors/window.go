@@ -226,6 +226,8 @@ type Processor struct {
 	// keepEvents says whether a window opening without its version's layout comes after
 	// the windows the layout will be built from (KeepEventsOf).
 	keepEvents func(model, version string, start int64) bool
+	// keptBytes is the estimated size of the events kept by open partials (MaxKeptBytes).
+	keptBytes int64
 }
 
 // idleSkip is when Idle, called for every record, can next close a window, so that it
@@ -318,6 +320,7 @@ func (p *Processor) SetLayout(model, version string, l *Layout) {
 		p.workers.sync() // the workers hold pointers to the aggregates replaced
 	}
 	for _, part := range adopt {
+		p.uncount(part)
 		part.adopt(l)
 	}
 }
@@ -393,14 +396,14 @@ func (p *Processor) Add(e *schemas.PredictionEvent, src Source, now time.Time) (
 		if p.workers != nil {
 			part.worker = p.workers.assign()
 		}
-		if p.layouts[[2]string{e.Model, e.ModelVersion}] == nil && p.keepEvents != nil && p.keepEvents(e.Model, e.ModelVersion, start) {
+		if p.layouts[[2]string{e.Model, e.ModelVersion}] == nil && p.keepEvents != nil && p.keptBytes < MaxKeptBytes && p.keepEvents(e.Model, e.ModelVersion, start) {
 			part.kept = &keptEvents{lim: p.limits}
 		}
 		p.open[key] = part
 		m.openEnd = min(m.openEnd, end)
 	}
 	if part.kept != nil {
-		part.keep(e)
+		p.keep(part, e)
 	}
 	if p.workers != nil {
 		p.workers.add(part.worker, part.WindowAgg, e, layout, &p.limits)
@@ -685,6 +688,7 @@ func (p *Processor) close(due func(partialKey, *modelState) bool) []Closed {
 			continue
 		}
 		delete(p.open, k)
+		p.uncount(part)
 		mw := modelWindow{k.series.Model, k.start}
 		if groups[mw] == nil {
 			groups[mw] = map[SeriesKey][]*Partial{}
