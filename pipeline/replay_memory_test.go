@@ -230,3 +230,55 @@ func TestPredictionKeysAreWrittenInBoundedBatches(t *testing.T) {
 		t.Fatalf("%d predictions added, %d keys written, at most %d at once; want every key, 25,000 (half of clickhouse.max_batch_rows) at most at once", n, store.Keys, store.MostKeys)
 	}
 }
+
+// The windows after a first-windows reference's own open before it is built: live the
+// next one, read as a backlog every one read before the flush that builds it. They keep
+// their events and are counted with the reference once it is built, so the same recorded
+// stream read live and as a backlog writes every window the same, bit for bit: binned by
+// the reference from the end of its windows on, with a joint model.
+func TestSameWindowsLiveAndBacklogAroundTheFirstReference(t *testing.T) {
+	start := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
+	o := simulate.StreamOptions{Seed: 11, Start: start, Duration: 90 * time.Minute,
+		Models: []simulate.StreamModel{{Name: "steady", Rate: 6}, {Name: "shifted", Rate: 4, Change: simulate.ChangeShift, ChangeAt: time.Hour}}}
+	const partitions = 3
+	recs, err := replay.Record(o, partitions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func(pace replay.Pace) []*processors.WindowAgg {
+		cfg := config.Default()
+		cfg.Windows.Size = config.Duration(5 * time.Minute)
+		cfg.Kafka.Topics.Predictions, cfg.Kafka.Topics.Pipeline = replay.PredictionTopic, replay.PipelineTopic
+		clock := &replay.Clock{}
+		src, err := replay.NewRecordedSource(o, recs, pace, partitions, 2*time.Duration(cfg.Windows.IdleClose)+time.Duration(cfg.Pipelines.Window), clock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, store, sink := runInMemory(t, cfg, src, clock.Now, func(stop func()) { src.Stop = stop }, nil, 5*time.Minute)
+		if len(sink.DeadLetters) > 0 || r.Stats().Records != uint64(len(recs)) {
+			t.Fatalf("%d records of %d read, dead letters: %d", r.Stats().Records, len(recs), len(sink.DeadLetters))
+		}
+		// The last windows close when the stream falls idle, which depends on the read.
+		var out []*processors.WindowAgg
+		for _, w := range store.Windows() {
+			if time.UnixMilli(w.End).Before(start.Add(o.Duration - 15*time.Minute)) {
+				out = append(out, w)
+			}
+		}
+		return out
+	}
+	live, backlog := run(replay.Live), run(replay.Backlog)
+	if len(live) != len(backlog) || len(live) < 20 {
+		t.Fatalf("%d windows live, %d from the backlog; want the same, at least 20", len(live), len(backlog))
+	}
+	for i, w := range live {
+		if first := start.Add(3 * 5 * time.Minute).UnixMilli(); w.Start >= first && (w.ReferenceID == "" || w.Joint == nil || w.Joint.N == 0) {
+			t.Errorf("%s window %s live: binned %t, joint model %t; want every window after the reference's binned, with one",
+				w.Series.Model, time.UnixMilli(w.Start).UTC().Format("15:04"), w.ReferenceID != "", w.Joint != nil)
+		}
+		if !reflect.DeepEqual(w, backlog[i]) {
+			t.Errorf("%s window %s differs live (binned %t, joint %t) and from the backlog (binned %t, joint %t)", w.Series.Model,
+				time.UnixMilli(w.Start).UTC().Format("15:04"), w.ReferenceID != "", w.Joint != nil, backlog[i].ReferenceID != "", backlog[i].Joint != nil)
+		}
+	}
+}
