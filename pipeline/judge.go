@@ -75,9 +75,7 @@ func (j *judge) judgeClosed(ctx context.Context, closed []processors.Closed, now
 	}
 	j.countSlotEvents(closed)
 	var built []*detectors.Profile
-	layouts := map[*detectors.Profile]*processors.Layout{}
-	for i := range closed {
-		c := &closed[i]
+	for _, c := range closed {
 		if c.Supplement {
 			// Partitions a window lacked, written to complete it; the window was judged
 			// by whoever wrote the rest.
@@ -98,16 +96,6 @@ func (j *judge) judgeClosed(ctx context.Context, closed []processors.Closed, now
 			// A window the reference was built from, judged again (its reference was
 			// stored and its judgement was not): as at its own end, without it.
 			ref = nil
-		} else if c.KeptEvents() {
-			// Opened before its reference was built in this flush, after the reference's
-			// windows: counted as if it had opened with it (processors/kept.go).
-			l, ok := layouts[ref]
-			if !ok {
-				l = ref.Layout()
-				layouts[ref] = l
-			}
-			c.Adopt(l)
-			w = c.Merged
 		}
 		v, err := j.evaluate(ctx, w, ref)
 		if err != nil {

@@ -228,9 +228,14 @@ type Runner struct {
 	// j is the judging stage, with all per-series judging state (judge.go).
 	j *judge
 
-	event     schemas.PredictionEvent
-	pending   []processors.Closed
-	closedAt  []time.Time // when each pending window closed (wall clock)
+	event    schemas.PredictionEvent
+	pending  []processors.Closed
+	closedAt []time.Time // when each pending window closed (wall clock)
+	// built are the first-windows references built as their last windows closed, and
+	// shares what the pending windows of versions still building one added to it
+	// (judge.buildAtClose): saved and written with the next flush.
+	built     []*detectors.Profile
+	shares    []storage.ReferenceSample
 	late      []storage.LateEvent
 	lastSeen  map[consumers.TopicPartition]int64
 	lastFlush time.Time
@@ -332,6 +337,7 @@ func (r *Runner) reset() {
 	r.j.hint = r.hinter()
 	r.lastSeen = map[consumers.TopicPartition]int64{}
 	r.pending, r.closedAt, r.late, r.extraAlerts = nil, nil, nil, nil
+	r.built, r.shares = nil, nil
 	r.unwritten = nil
 	r.firstRec = time.Time{}
 	_, owner := r.src.(partitionOwner)
@@ -517,28 +523,38 @@ func (r *Runner) restoreJudging(ctx context.Context) (refCount, firingCount, sta
 }
 
 // adoptBuilt makes a first-windows reference just built the processor's layout, for the
-// windows from the end of its own on. Those already opened without it count again with it
-// from the events they kept (processors/kept.go); the ones that could not (more than
-// processors.MaxRawValues events of a partition, or opened before they were known to come
-// after the reference's windows), open or closed and judged in this flush (closed), stay
-// as they opened. Those are recorded in the profile (saved after this), so that a restart
+// windows from the end of its own on. Those already opened without it, open or closed and
+// not judged yet (closed), count again with it from the events they kept
+// (processors/kept.go); those that could not (beyond what is kept, or opened before they
+// were known to come after the reference's windows) stay as they opened. Those are recorded in the profile (saved after this), so that a restart
 // reads them again as they were read the first time. A window named there, not a bound:
 // one event stamped hours ahead opens one window, not all those before it.
 func adoptBuilt(proc *processors.Processor, p *detectors.Profile, closed []processors.Closed) {
 	from := p.Through.UnixMilli()
-	proc.SetLayout(p.Model, p.Version, p.Layout())
+	after := func(c processors.Closed) bool {
+		s := c.Merged.Series
+		return s.Model == p.Model && s.Version == p.Version && c.Merged.Start >= from
+	}
+	// The windows to leave as they opened first, whole: a window with one partial that
+	// could not count again and another that could would be counted by the layout in
+	// part only, and read again after a restart not at all.
 	raw := proc.UnbinnedStarts(p.Model, p.Version, from)
 	for _, c := range closed {
-		if s := c.Merged.Series; s.Model == p.Model && s.Version == p.Version && c.Merged.Start >= from && c.Unbinned() {
+		if after(c) && c.Unbinned() {
 			raw = append(raw, c.Merged.Start)
 		}
 	}
-	if len(raw) == 0 {
-		return
+	if len(raw) > 0 {
+		slices.Sort(raw)
+		p.RawWindows = slices.Compact(raw)
 	}
-	slices.Sort(raw)
-	p.RawWindows = slices.Compact(raw)
-	proc.SetLayout(p.Model, p.Version, p.Layout())
+	l := p.Layout()
+	proc.SetLayout(p.Model, p.Version, l)
+	for i := range closed {
+		if after(closed[i]) && closed[i].KeptEvents() {
+			closed[i].Adopt(l)
+		}
+	}
 }
 
 // useReference makes p the reference of its model version (restored, or loaded by
@@ -837,6 +853,11 @@ func (r *Runner) enqueue(now time.Time, closed []processors.Closed) {
 		r.closedAt = append(r.closedAt, now)
 	}
 	r.pending = append(r.pending, closed...)
+	if r.spread == nil {
+		var shares storage.Batch
+		r.built = append(r.built, r.j.buildAtClose(r.proc, r.pending, len(closed), now, &shares)...)
+		r.shares = append(r.shares, shares.ReferenceSamples...)
+	}
 }
 
 func sleep(ctx context.Context, d time.Duration) {
@@ -1077,9 +1098,14 @@ func (r *Runner) Flush(ctx context.Context) error {
 		}
 	} else {
 		var err error
+		batch.ReferenceSamples, r.shares = r.shares, nil
 		built, err = r.j.judgeClosed(ctx, closed, r.now(), batch, r.onVerdict)
 		for _, p := range built {
 			adoptBuilt(r.proc, p, closed)
+		}
+		built, r.built = append(r.built, built...), nil
+		for _, c := range closed {
+			c.DropKept() // judged: a reference built later cannot use them
 		}
 		// Partials that opened before their version's first-windows reference are written so
 		// that they read back as the window in memory (Closed.PrepareKept).

@@ -201,6 +201,30 @@ func (j *judge) referenceWindowClosed(batch *storage.Batch, w *processors.Window
 	return nil
 }
 
+// buildAtClose folds the windows just closed, the last n of pending (the windows closed
+// and not judged yet), into the references their versions are building, and builds a
+// reference as its last window closes rather than at the next flush: the windows after
+// it that open before it is built keep their events until then (processors/kept.go), and
+// a backlog read at full speed opens many in a flush interval, few in the time the last
+// window waits for its late events. What each window added goes into shares, to be
+// written with it; the references built are returned, to be saved before the batch that
+// judges their windows. A spread group's judge builds them as it judges (judgeClosed).
+func (j *judge) buildAtClose(proc *processors.Processor, pending []processors.Closed, n int, now time.Time, shares *storage.Batch) []*detectors.Profile {
+	var built []*detectors.Profile
+	for _, c := range pending[len(pending)-n:] {
+		w := c.Merged
+		if c.Supplement || w.Events == 0 || j.set.ReferenceSource(w.Series.Model) != detectors.SourceFirstWindows || j.refs[[2]string{w.Series.Model, w.Series.Version}] != nil {
+			continue
+		}
+		if p := j.referenceWindowClosed(shares, w, now); p != nil {
+			j.useReference(p)
+			adoptBuilt(proc, p, pending)
+			built = append(built, p)
+		}
+	}
+	return built
+}
+
 // restoreBuilders loads the shares of the windows written for versions whose reference
 // is not built yet.
 func (r *Runner) restoreBuilders(ctx context.Context) (int, error) {

@@ -18,54 +18,143 @@ import (
 // same flush. Copies of the events, not the values alone: the layout decides each
 // feature's kind, its bins and known categories and the joint model's rows, all per event.
 // Memory bounds what is kept: past MaxRawValues events a partial stops keeping them,
-// and a processor keeps MaxKeptBytes at most (a backlog read at full speed opens many
-// windows before any reference is built: its first flush, its start-up grace); a partial
-// that would go beyond stops keeping its events, and one opened then keeps none. Such a
+// and a processor keeps MaxKeptBytes at most, counted until the events are adopted or
+// dropped, closed windows not judged yet included (a backlog read at full speed opens
+// many windows before any reference is built: its start-up grace); a partial that would
+// go beyond stops keeping its events, and one opened then keeps none. Such a
 // window stays as it opened, binned from its first MaxRawValues values with no joint
 // model, and how many events it had by then depends on the read (docs/reliability.md).
 
 // MaxKeptBytes bounds the events one processor keeps (an estimate of their size).
 const MaxKeptBytes = 64 << 20
 
-// keptEvents are the events of one partial, in the order they were added, and their
-// estimated size.
+// keptEvents are the events of one partial, in the order they were added, as little as
+// WindowAgg.add reads of them: a start-up backlog keeps events for every window it opens
+// before its first flush that closes anything (some 100,000 records), and a whole copy of
+// an event of 20 features is ~1.3 KB where this is ~0.3 KB. Each event's features are
+// its run of names (one list shared by the events that name the same features in the
+// same order) and, per feature, its kind and number, and its string when it has one.
 type keptEvents struct {
-	events []schemas.PredictionEvent
-	bytes  int64
-	lim    Limits
+	heads []keptHead
+	names [][]string
+	kinds []schemas.Kind // the feature's kind, keptString set when it has a string
+	nums  []float64
+	strs  []string
+	// bytes is what the slices and scores hold; count is the processor's total
+	// (MaxKeptBytes), which it is part of until the events are adopted or dropped.
+	bytes int64
+	extra int64 // the names lists and scores maps in bytes
+	count *int64
+	lim   Limits
 }
 
-// keptSize estimates what a copy of e holds: the event, its features and its scores.
-func keptSize(e *schemas.PredictionEvent) int64 {
-	return int64(unsafe.Sizeof(*e)) + int64(len(e.Features))*int64(unsafe.Sizeof(schemas.Feature{})) + int64(len(e.Scores))*48
+// keptHead is what one kept event holds besides its features.
+type keptHead struct {
+	status       string
+	latency      float64
+	inputSize    float64
+	hasInputSize bool
+	prediction   schemas.Value
+	scores       map[string]float64
+	names        int32 // in keptEvents.names
 }
 
-// keep records a copy of e (the caller reuses e) in part, within MaxRawValues events and
-// the processor's MaxKeptBytes; beyond, the partial stops keeping events.
+// keptString flags, in keptEvents.kinds, a value with a string (the next of strs).
+const keptString schemas.Kind = 0x80
+
+// add appends e. What it holds is counted by the slices' capacity (their growth's
+// spare room included); strings are shared with the decoder's interned ones, or the
+// record's, and counted by their headers.
+func (k *keptEvents) add(e *schemas.PredictionEvent) {
+	h := keptHead{status: e.Status, latency: e.LatencyMs, inputSize: e.InputSize, hasInputSize: e.HasInputSize, prediction: e.Prediction, names: -1}
+	var extra int64
+	if len(e.Scores) > 0 {
+		h.scores = maps.Clone(e.Scores)
+		extra += 256 + 64*int64(len(e.Scores)) // a small map's buckets and header
+	}
+	if n := len(k.names); n > 0 && sameNames(k.names[n-1], e.Features) {
+		h.names = int32(n - 1)
+	} else {
+		names := make([]string, len(e.Features))
+		for i := range e.Features {
+			names[i] = e.Features[i].Name
+		}
+		k.names = append(k.names, names)
+		h.names = int32(len(k.names) - 1)
+		extra += 16 * int64(len(names))
+	}
+	for i := range e.Features {
+		v := e.Features[i].Value
+		kind := v.Kind
+		if v.Str != "" {
+			kind |= keptString
+			k.strs = append(k.strs, v.Str)
+		}
+		k.kinds = append(k.kinds, kind)
+		k.nums = append(k.nums, v.Num)
+	}
+	k.heads = append(k.heads, h)
+	k.extra += extra
+	was := k.bytes
+	k.bytes = k.extra + int64(cap(k.heads))*int64(unsafe.Sizeof(h)) + int64(cap(k.names))*24 + int64(cap(k.kinds)) +
+		int64(cap(k.nums))*8 + int64(cap(k.strs))*16
+	*k.count += k.bytes - was
+}
+
+// release takes the events out of the processor's count: they are adopted or dropped.
+func (k *keptEvents) release() {
+	*k.count -= k.bytes
+	k.bytes = 0
+}
+
+// sameNames reports whether features are named names, in order.
+func sameNames(names []string, features []schemas.Feature) bool {
+	if len(names) != len(features) {
+		return false
+	}
+	for i := range names {
+		if names[i] != features[i].Name {
+			return false
+		}
+	}
+	return true
+}
+
+// each calls f with every kept event in turn (one event value, reused).
+func (k *keptEvents) each(f func(e *schemas.PredictionEvent)) {
+	var e schemas.PredictionEvent
+	pos, str := 0, 0
+	for _, h := range k.heads {
+		e.Status, e.LatencyMs, e.InputSize, e.HasInputSize, e.Prediction, e.Scores = h.status, h.latency, h.inputSize, h.hasInputSize, h.prediction, h.scores
+		e.Features = e.Features[:0]
+		for _, name := range k.names[h.names] {
+			v := schemas.Value{Kind: k.kinds[pos] &^ keptString, Num: k.nums[pos]}
+			if k.kinds[pos]&keptString != 0 {
+				v.Str = k.strs[str]
+				str++
+			}
+			e.Features = append(e.Features, schemas.Feature{Name: name, Value: v})
+			pos++
+		}
+		f(&e)
+	}
+}
+
+// keep records e in part (the caller reuses e), within MaxRawValues events and the
+// processor's MaxKeptBytes; beyond, the partial stops keeping events.
 func (p *Processor) keep(part *Partial, e *schemas.PredictionEvent) {
-	k := part.kept
-	size := keptSize(e)
-	if len(k.events) >= MaxRawValues || p.keptBytes+size > MaxKeptBytes {
-		p.uncount(part)
-		part.kept = nil
+	if len(part.kept.heads) >= MaxRawValues || p.keptBytes >= MaxKeptBytes {
+		part.dropKept()
 		return
 	}
-	c := *e
-	c.Features = append([]schemas.Feature(nil), e.Features...)
-	if len(e.Scores) > 0 {
-		c.Scores = maps.Clone(e.Scores)
-	}
-	k.events = append(k.events, c)
-	k.bytes += size
-	p.keptBytes += size
+	part.kept.add(e)
 }
 
-// uncount takes part's kept events out of the processor's count (MaxKeptBytes): they are
-// dropped, adopted, or the judge's once the window has closed (Closed.Adopt).
-func (p *Processor) uncount(part *Partial) {
-	if part.kept != nil {
-		p.keptBytes -= part.kept.bytes
-		part.kept.bytes = 0
+// dropKept drops the partial's kept events, if any.
+func (p *Partial) dropKept() {
+	if p.kept != nil {
+		p.kept.release()
+		p.kept = nil
 	}
 }
 
@@ -73,14 +162,12 @@ func (p *Processor) uncount(part *Partial) {
 // and stops keeping them either way. It reports whether it did.
 func (p *Partial) adopt(l *Layout) bool {
 	k := p.kept
-	p.kept = nil
+	p.dropKept()
 	if k == nil || l == nil || !l.Applies(p.Start) {
 		return false
 	}
 	w := newWindowAgg(p.Series, p.Start, p.End)
-	for i := range k.events {
-		w.add(&k.events[i], l, k.lim)
-	}
+	k.each(func(e *schemas.PredictionEvent) { w.add(e, l, k.lim) })
 	p.WindowAgg = w
 	return true
 }
@@ -95,9 +182,10 @@ func (c Closed) KeptEvents() bool {
 	return false
 }
 
-// Adopt counts the partials that kept their events again with l (a reference built in
-// the flush that judges the window), and the merge with them: the window is then what it
-// would have been had it opened with l.
+// Adopt counts the partials that kept their events again with l (a reference built
+// after the window closed, before it is judged), and the merge with them: the window is
+// then what it would have been had it opened with l. Where l does not apply, they drop
+// their events and stay as they are.
 func (c *Closed) Adopt(l *Layout) {
 	changed := false
 	for _, p := range c.Partials {
@@ -108,15 +196,28 @@ func (c *Closed) Adopt(l *Layout) {
 	}
 }
 
+// DropKept drops what the partials kept: the window is judged (what a reference built
+// later would have adopted is of no use).
+func (c Closed) DropKept() {
+	for _, p := range c.Partials {
+		p.dropKept()
+	}
+}
+
 // Unbinned reports whether some partial of the window counted its events without a
-// layout.
+// layout and kept none to count them again with one (Adopt).
 func (c Closed) Unbinned() bool {
 	for _, p := range c.Partials {
-		if p.Events > 0 && p.ReferenceID == "" {
+		if p.unbinned() {
 			return true
 		}
 	}
 	return false
+}
+
+// unbinned: the partial counted its events without a layout and kept none.
+func (p *Partial) unbinned() bool {
+	return p.Events > 0 && p.ReferenceID == "" && p.kept == nil
 }
 
 // mergePartials is the window of series at start merged from its partials (in partition

@@ -106,40 +106,84 @@ func TestAWindowThatKeptItsEventsCountsAsIfItOpenedWithTheLayout(t *testing.T) {
 
 // A processor keeps MaxKeptBytes of events at most: in a backlog read at full speed, the
 // windows opened once that much is kept keep nothing and stay as they opened when the
-// layout comes, those that kept their events before count with it; what closed windows
-// kept is no longer counted, so the next version's windows keep theirs again.
+// layout comes, those that kept their events before count with it. Closed windows' events
+// count until they are adopted or dropped (judged), so that the bound holds while closed
+// windows wait for the flush.
 func TestKeptEventsAreBoundedPerProcessor(t *testing.T) {
 	evs := events20(100_000) // 1 ms apart: a hundred one-second windows, each well under MaxRawValues
 	layout := layoutFor(evs[:1000])
 	p := processors.NewProcessor(func(string) processors.WindowSpec { return processors.WindowSpec{Size: time.Second} }, processors.Limits{})
 	p.KeepEventsOf(func(string, string, int64) bool { return true })
 	now := time.Date(2026, 3, 4, 12, 0, 0, 0, time.UTC)
-	for i, e := range evs {
-		p.Add(e, processors.Source{Topic: "in", Partition: i % 2, Offset: int64(i)}, now)
+	offset := int64(0)
+	// read adds rounds times evs as version, each round 100 s later, closing what is
+	// ready as it goes; it returns the windows closed.
+	read := func(version string, rounds int, from time.Duration) []processors.Closed {
+		var closed []processors.Closed
+		for round := range rounds {
+			for _, e := range evs {
+				c := *e
+				c.ModelVersion = version
+				c.Timestamp = c.Timestamp.Add(from + time.Duration(round)*100*time.Second)
+				p.Add(&c, processors.Source{Topic: "in", Partition: int(offset % 2), Offset: offset}, now)
+				offset++
+				closed = append(closed, p.Ready()...)
+			}
+		}
+		return append(closed, p.CloseAll()...)
+	}
+	// binnedPrefix is how many windows, all first, count with the layout.
+	binnedPrefix := func(closed []processors.Closed) int {
+		t.Helper()
+		binned, last := 0, -1
+		for i, c := range closed {
+			if !c.Unbinned() {
+				binned++
+				last = i
+			}
+		}
+		if last != binned-1 {
+			t.Fatalf("%d windows counted with the layout, the last %d: not the first ones", binned, last)
+		}
+		return binned
+	}
+	// Version 3.2.0: 400 windows open, then its layout comes.
+	var closed []processors.Closed
+	for round := range 4 {
+		for _, e := range evs {
+			c := *e
+			c.Timestamp = c.Timestamp.Add(time.Duration(round) * 100 * time.Second)
+			p.Add(&c, processors.Source{Topic: "in", Partition: int(offset % 2), Offset: offset}, now)
+			offset++
+		}
 	}
 	p.SetLayout("fraud-scorer", "3.2.0", layout)
-	closed := p.CloseAll()
-	binned, last := 0, -1
-	for i, c := range closed {
-		if !c.Unbinned() {
-			binned++
-			last = i
+	closed = p.CloseAll()
+	// An event of 20 features is kept in about 350 bytes: the bound holds some 190,000.
+	if n := binnedPrefix(closed); n < 100 || n > 300 {
+		t.Fatalf("%d of %d windows counted with the layout, want the first 100 to 300", n, len(closed))
+	}
+	// Version 3.3.0: windows close as they go, not judged, before its layout: what they
+	// kept still counts, and the later ones keep nothing.
+	closed = read("3.3.0", 4, time.Hour)
+	kept := 0
+	for _, c := range closed {
+		if c.KeptEvents() {
+			kept++
 		}
 	}
-	// An event of 20 features is estimated at about 1.3 KB: the bound holds some 50,000.
-	if binned < 20 || binned > 80 || last != binned-1 {
-		t.Fatalf("%d of %d windows counted with the layout (the last %d), want the first 20 to 80", binned, len(closed), last)
+	if kept < 100 || kept > 300 || !closed[len(closed)-1].Unbinned() {
+		t.Fatalf("%d of %d closed windows kept their events (the last kept %t), want the first 100 to 300", kept, len(closed), closed[len(closed)-1].KeptEvents())
 	}
-	for i := range evs[:10_000] {
-		e := *evs[i]
-		e.ModelVersion = "3.3.0"
-		e.Timestamp = e.Timestamp.Add(time.Hour)
-		p.Add(&e, processors.Source{Topic: "in", Partition: i % 2, Offset: int64(200_000 + i)}, now)
+	// Judged (dropped), they count no more: version 3.4.0's windows keep theirs.
+	for _, c := range closed {
+		c.DropKept()
 	}
-	p.SetLayout("fraud-scorer", "3.3.0", layout)
-	for i, c := range p.CloseAll() {
-		if c.Unbinned() {
-			t.Errorf("window %d of the next version did not keep its events once the first's had closed", i)
-		}
+	closed = read("3.4.0", 1, 2*time.Hour)
+	for i := range closed {
+		closed[i].Adopt(layout)
+	}
+	if n := binnedPrefix(closed); n != len(closed) {
+		t.Errorf("%d of %d windows of the next version counted with the layout once the others were judged", n, len(closed))
 	}
 }

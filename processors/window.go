@@ -226,7 +226,8 @@ type Processor struct {
 	// keepEvents says whether a window opening without its version's layout comes after
 	// the windows the layout will be built from (KeepEventsOf).
 	keepEvents func(model, version string, start int64) bool
-	// keptBytes is the estimated size of the events kept by open partials (MaxKeptBytes).
+	// keptBytes is the size of the events kept by partials, open or closed and not
+	// judged yet (MaxKeptBytes).
 	keptBytes int64
 }
 
@@ -294,12 +295,13 @@ func (p *Processor) Layout(model, version string) *Layout {
 }
 
 // UnbinnedStarts returns the starts (Unix ms) of the open windows of (model, version)
-// from from on that count their events without its layout, in no order, once per such
-// partial (its partition and deployment slot).
+// from from on that count their events without a layout and kept none to count them
+// again with one (kept.go), in no order, once per such partial (its partition and
+// deployment slot).
 func (p *Processor) UnbinnedStarts(model, version string, from int64) []int64 {
 	var out []int64
 	for k, part := range p.open {
-		if k.series.Model == model && k.series.Version == version && k.start >= from && part.ReferenceID == "" {
+		if k.series.Model == model && k.series.Version == version && k.start >= from && part.unbinned() {
 			out = append(out, k.start)
 		}
 	}
@@ -320,7 +322,6 @@ func (p *Processor) SetLayout(model, version string, l *Layout) {
 		p.workers.sync() // the workers hold pointers to the aggregates replaced
 	}
 	for _, part := range adopt {
-		p.uncount(part)
 		part.adopt(l)
 	}
 }
@@ -397,7 +398,7 @@ func (p *Processor) Add(e *schemas.PredictionEvent, src Source, now time.Time) (
 			part.worker = p.workers.assign()
 		}
 		if p.layouts[[2]string{e.Model, e.ModelVersion}] == nil && p.keepEvents != nil && p.keptBytes < MaxKeptBytes && p.keepEvents(e.Model, e.ModelVersion, start) {
-			part.kept = &keptEvents{lim: p.limits}
+			part.kept = &keptEvents{count: &p.keptBytes, lim: p.limits}
 		}
 		p.open[key] = part
 		m.openEnd = min(m.openEnd, end)
@@ -688,7 +689,6 @@ func (p *Processor) close(due func(partialKey, *modelState) bool) []Closed {
 			continue
 		}
 		delete(p.open, k)
-		p.uncount(part)
 		mw := modelWindow{k.series.Model, k.start}
 		if groups[mw] == nil {
 			groups[mw] = map[SeriesKey][]*Partial{}
