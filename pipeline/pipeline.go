@@ -1248,6 +1248,11 @@ func (r *Runner) saveReference(ctx context.Context, p *detectors.Profile) error 
 	}
 	r.stats.ReferencesBuilt++
 	r.log.Info("reference built", "model", p.Model, "version", p.Version, "id", p.ID, "windows", p.Windows, "events", p.Events)
+	if len(p.RawWindows) > 0 {
+		// Those windows read live would have been binned by it, with a joint model.
+		r.log.Warn("windows after the reference's own opened before it was built and are judged from their first values, with no joint model: more events than kept for them (docs/reliability.md)",
+			"model", p.Model, "version", p.Version, "windows", len(p.RawWindows), "first", time.UnixMilli(p.RawWindows[0]).UTC())
+	}
 	return nil
 }
 
