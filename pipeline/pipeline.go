@@ -1098,12 +1098,10 @@ func (r *Runner) Flush(ctx context.Context) error {
 		}
 	} else {
 		var err error
-		batch.ReferenceSamples, r.shares = r.shares, nil
 		built, err = r.j.judgeClosed(ctx, closed, r.now(), batch, r.onVerdict)
 		for _, p := range built {
 			adoptBuilt(r.proc, p, closed)
 		}
-		built, r.built = append(r.built, built...), nil
 		for _, c := range closed {
 			c.DropKept() // judged: a reference built later cannot use them
 		}
@@ -1121,6 +1119,10 @@ func (r *Runner) Flush(ctx context.Context) error {
 			return err
 		}
 		batch.JudgedThrough = judgedThrough(closed)
+		// Only now, the batch judged: a flush cut off before keeps them for the next.
+		built = append(r.built, built...)
+		batch.ReferenceSamples = append(r.shares, batch.ReferenceSamples...)
+		r.built, r.shares = nil, nil
 	}
 	batch.AlertStates = r.j.alerter.Changes()
 	r.unwritten = &judged{refs: built, batch: batch, closedAt: r.closedAt, windows: len(closed), stageWindows: len(stageClosed)}
