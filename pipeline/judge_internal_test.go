@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/driftd/driftd/consumers"
 	"github.com/driftd/driftd/detectors"
 	"github.com/driftd/driftd/processors"
 	"github.com/driftd/driftd/schemas"
@@ -88,7 +89,7 @@ func ingestFrom(t *testing.T, j *judge, p *processors.Processor, e *schemas.Pred
 func enqueueReady(j *judge, p *processors.Processor, pending *[]processors.Closed, now time.Time) []*detectors.Profile {
 	closed := p.Ready()
 	*pending = append(*pending, closed...)
-	return j.buildAtClose(p, *pending, len(closed), now, &storage.Batch{})
+	return j.buildAtClose(p, *pending, len(closed), now, &storage.Batch{}, nil)
 }
 
 func testJudge() *judge {
@@ -502,5 +503,53 @@ func TestAWindowPartlyKeptStaysWholeAsItOpened(t *testing.T) {
 	got, _ := read(restored(t, built[0]))
 	if got, want := afterLine(got, "window 00:03"), afterLine(want, "window 00:03"); got != want {
 		t.Errorf("read again with the reference restored:\n%s\nthe first time:\n%s", got, want)
+	}
+}
+
+// A window after the reference's that closes with the reference's last window but is held
+// back for the upstream stages (holdForUpstream: the pipeline topic is not read past it)
+// is counted with the reference built as the last window is released, as if it had
+// opened with it (review: held, it was judged without it, and read again after a restart
+// with it).
+func TestAWindowHeldForUpstreamIsCountedWithTheReferenceBuiltBeforeIt(t *testing.T) {
+	set := *testJudge().set
+	set.PipelineTopic, set.PipelineWindow = "pipe", processors.WindowSpec{Size: time.Minute}
+	r := New(set, nil, nil, nil, nil, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	t0 := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
+	rng := rand.New(rand.NewPCG(9, 10))
+	for w := range 5 {
+		n := 300
+		if w == 4 {
+			n = 1 // closes the window before it
+		}
+		for i := range n {
+			x := rng.NormFloat64()
+			e := &schemas.PredictionEvent{EventID: fmt.Sprint(w, "-", i), Model: "m", ModelVersion: "1", Deployment: "primary",
+				Timestamp: t0.Add(time.Duration(w)*time.Minute + time.Duration(i)*150*time.Millisecond), Status: "ok", LatencyMs: 10,
+				Features: []schemas.Feature{{Name: "x", Value: schemas.Value{Kind: schemas.Number, Num: x}},
+					{Name: "y", Value: schemas.Value{Kind: schemas.Number, Num: x + rng.NormFloat64()}}},
+				Prediction: schemas.Value{Kind: schemas.Number, Num: rng.Float64()}}
+			ingest(t, r.j, r.proc, e, int64(w*1000+i), e.Timestamp)
+		}
+	}
+	pipe := consumers.TopicPartition{Topic: "pipe"}
+	r.clock.position(pipe, 1) // read behind, up to the end of the reference's last window
+	r.clock.event(pipe, t0.Add(3*time.Minute), t0)
+	r.enqueue(t0, r.holdForUpstream(r.proc.Ready()))
+	if len(r.pending) != 3 || len(r.built) != 1 || len(r.up.held) != 1 {
+		t.Fatalf("%d windows released, %d references built, %d held; want 3, 1, 1", len(r.pending), len(r.built), len(r.up.held))
+	}
+	r.clock.event(pipe, t0.Add(5*time.Minute), t0)
+	r.enqueue(t0, r.holdForUpstream(nil))
+	if len(r.pending) != 4 {
+		t.Fatalf("%d windows released, want 4", len(r.pending))
+	}
+	w := r.pending[3]
+	if w.Merged.ReferenceID == "" || w.Merged.Joint == nil || w.Merged.Joint.N != 300 || w.KeptEvents() {
+		t.Errorf("window 00:03 released after the reference: binned %t, joint model %v, still keeping %t; want it counted with the reference, 300 joint rows",
+			w.Merged.ReferenceID != "", w.Merged.Joint, w.KeptEvents())
+	}
+	if raw := r.built[0].RawWindows; len(raw) != 0 {
+		t.Errorf("windows left as they opened: %v, want none", raw)
 	}
 }

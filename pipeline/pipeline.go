@@ -524,12 +524,13 @@ func (r *Runner) restoreJudging(ctx context.Context) (refCount, firingCount, sta
 
 // adoptBuilt makes a first-windows reference just built the processor's layout, for the
 // windows from the end of its own on. Those already opened without it, open or closed and
-// not judged yet (closed), count again with it from the events they kept
+// not judged yet (closed: pending, and held back for upstream stages), count again with
+// it from the events they kept
 // (processors/kept.go); those that could not (beyond what is kept, or opened before they
 // were known to come after the reference's windows) stay as they opened. Those are recorded in the profile (saved after this), so that a restart
 // reads them again as they were read the first time. A window named there, not a bound:
 // one event stamped hours ahead opens one window, not all those before it.
-func adoptBuilt(proc *processors.Processor, p *detectors.Profile, closed []processors.Closed) {
+func adoptBuilt(proc *processors.Processor, p *detectors.Profile, closed ...[]processors.Closed) {
 	from := p.Through.UnixMilli()
 	after := func(c processors.Closed) bool {
 		s := c.Merged.Series
@@ -539,9 +540,11 @@ func adoptBuilt(proc *processors.Processor, p *detectors.Profile, closed []proce
 	// could not count again and another that could would be counted by the layout in
 	// part only, and read again after a restart not at all.
 	raw := proc.UnbinnedStarts(p.Model, p.Version, from)
-	for _, c := range closed {
-		if after(c) && c.Unbinned() {
-			raw = append(raw, c.Merged.Start)
+	for _, list := range closed {
+		for _, c := range list {
+			if after(c) && c.Unbinned() {
+				raw = append(raw, c.Merged.Start)
+			}
 		}
 	}
 	if len(raw) > 0 {
@@ -550,9 +553,11 @@ func adoptBuilt(proc *processors.Processor, p *detectors.Profile, closed []proce
 	}
 	l := p.Layout()
 	proc.SetLayout(p.Model, p.Version, l)
-	for i := range closed {
-		if after(closed[i]) && closed[i].KeptEvents() {
-			closed[i].Adopt(l)
+	for _, list := range closed {
+		for i := range list {
+			if after(list[i]) && list[i].KeptEvents() {
+				list[i].Adopt(l)
+			}
 		}
 	}
 }
@@ -855,7 +860,11 @@ func (r *Runner) enqueue(now time.Time, closed []processors.Closed) {
 	r.pending = append(r.pending, closed...)
 	if r.spread == nil {
 		var shares storage.Batch
-		r.built = append(r.built, r.j.buildAtClose(r.proc, r.pending, len(closed), now, &shares)...)
+		var held []processors.Closed
+		if r.up != nil {
+			held = r.up.held
+		}
+		r.built = append(r.built, r.j.buildAtClose(r.proc, r.pending, len(closed), now, &shares, held)...)
 		r.shares = append(r.shares, shares.ReferenceSamples...)
 	}
 }
@@ -1252,7 +1261,7 @@ func (r *Runner) saveReference(ctx context.Context, p *detectors.Profile) error 
 	r.log.Info("reference built", "model", p.Model, "version", p.Version, "id", p.ID, "windows", p.Windows, "events", p.Events)
 	if len(p.RawWindows) > 0 {
 		// Those windows read live would have been binned by it, with a joint model.
-		r.log.Warn("windows after the reference's own opened before it was built and are judged from their first values, with no joint model: more events than kept for them (docs/reliability.md)",
+		r.log.Warn("windows after the reference's own opened before it was built and could not be counted with it (more events than kept, or opened before they were known to come after its windows): judged from their first values, with no joint model (docs/reliability.md)",
 			"model", p.Model, "version", p.Version, "windows", len(p.RawWindows), "first", time.UnixMilli(p.RawWindows[0]).UTC())
 	}
 	return nil

@@ -208,8 +208,10 @@ func (j *judge) referenceWindowClosed(batch *storage.Batch, w *processors.Window
 // a backlog read at full speed opens many in a flush interval, few in the time the last
 // window waits for its late events. What each window added goes into shares, to be
 // written with it; the references built are returned, to be saved before the batch that
-// judges their windows. A spread group's judge builds them as it judges (judgeClosed).
-func (j *judge) buildAtClose(proc *processors.Processor, pending []processors.Closed, n int, now time.Time, shares *storage.Batch) []*detectors.Profile {
+// judges their windows. held are the windows closed and held back before pending
+// (holdForUpstream): a reference built adopts them too. A spread group's judge builds
+// them as it judges (judgeClosed).
+func (j *judge) buildAtClose(proc *processors.Processor, pending []processors.Closed, n int, now time.Time, shares *storage.Batch, held []processors.Closed) []*detectors.Profile {
 	var built []*detectors.Profile
 	for _, c := range pending[len(pending)-n:] {
 		w := c.Merged
@@ -218,7 +220,7 @@ func (j *judge) buildAtClose(proc *processors.Processor, pending []processors.Cl
 		}
 		if p := j.referenceWindowClosed(shares, w, now); p != nil {
 			j.useReference(p)
-			adoptBuilt(proc, p, pending)
+			adoptBuilt(proc, p, pending, held)
 			built = append(built, p)
 		}
 	}
