@@ -79,7 +79,7 @@ func ingestFrom(t *testing.T, j *judge, p *processors.Processor, e *schemas.Pred
 		t.Fatalf("event %s: %v", e.EventID, out)
 	}
 	if j.refs[[2]string{e.Model, e.ModelVersion}] == nil {
-		j.builder(e.Model, e.ModelVersion).add(start, tp, e, 3, 0)
+		j.builder(e.Model, e.ModelVersion).add(start, tp, e, j.set.ReferenceWindows(e.Model), j.set.ReferenceMinEvents)
 	}
 }
 
@@ -270,12 +270,10 @@ func TestWindowsReadAgainAfterTheirReferenceKeepTheirValues(t *testing.T) {
 }
 
 // One event stamped six hours ahead (a producer's clock; max_future allows a day) is read
-// before the reference is built, and before its windows are (it is not known yet to come
-// after them): its window is the one that keeps its values, and the windows between, the
-// one open when the reference is built included (it kept its events), count in its bins
-// and joint model (review: a bound at the latest window opened left six hours of windows
-// unbinned).
-func TestAnEventFarAheadKeepsOnlyItsOwnWindowUnbinned(t *testing.T) {
+// before the reference is built: its window keeps its event like the one open when the
+// reference is built, and the windows between count in its bins and joint model (review:
+// a bound at the latest window opened left six hours of windows unbinned).
+func TestAnEventFarAheadLeavesTheWindowsBetweenBinned(t *testing.T) {
 	j := testJudge()
 	t0 := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
 	p := ingestProcessor(j, processors.Limits{ClockBound: true})
@@ -311,8 +309,11 @@ func TestAnEventFarAheadKeepsOnlyItsOwnWindowUnbinned(t *testing.T) {
 	for _, s := range built[0].RawWindows {
 		raw = append(raw, time.UnixMilli(s).UTC().Format("15:04"))
 	}
-	if fmt.Sprint(raw) != "[06:01]" {
-		t.Errorf("windows kept unbinned: %v, want the one far ahead", raw)
+	if len(raw) != 0 {
+		t.Errorf("windows kept unbinned: %v, want none", raw)
+	}
+	if open := p.UnbinnedStarts("m", "1", 0); len(open) != 0 {
+		t.Errorf("open windows unbinned: %v, want none (the one far ahead kept its event)", open)
 	}
 	if want := map[string]float64{"00:03": 600, "00:04": 600, "00:05": 600, "00:06": 600}; fmt.Sprint(binned) != fmt.Sprint(want) {
 		t.Errorf("windows binned by the reference (joint rows): %v, want %v", binned, want)
@@ -551,5 +552,77 @@ func TestAWindowHeldForUpstreamIsCountedWithTheReferenceBuiltBeforeIt(t *testing
 	}
 	if raw := r.built[0].RawWindows; len(raw) != 0 {
 		t.Errorf("windows left as they opened: %v, want none", raw)
+	}
+}
+
+// A version whose first windows do not hold reference_min_events (here 900 of 1,000 in
+// three): its reference takes a fourth window, and which windows come after it is known
+// only once they are read from every partition. Read as a backlog with one partition
+// ahead of the other, the windows after the reference open before the other partition's
+// share of the fourth is read; they keep their events all the same (the reference ends
+// three windows after the first at the soonest), so the verdicts are those of the stream
+// read in order.
+func TestWindowsAfterTheReferenceAreTheSameWhicheverPartitionIsReadFirst(t *testing.T) {
+	const windows, perPartition = 8, 150
+	read := func(aheadFirst bool) (string, []*detectors.Profile) {
+		j := testJudge()
+		j.set.ReferenceMinEvents = 1000
+		p := ingestProcessor(j, processors.Limits{})
+		t0 := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
+		event := func(w, partition, i int) *schemas.PredictionEvent {
+			rng := rand.New(rand.NewPCG(uint64(w*10+partition), uint64(i)))
+			x := rng.NormFloat64()
+			return &schemas.PredictionEvent{EventID: fmt.Sprint(w, "-", partition, "-", i), Model: "m", ModelVersion: "1", Deployment: "primary",
+				Timestamp: t0.Add(time.Duration(w)*time.Minute + time.Duration(i*2+partition)*time.Minute/(2*perPartition+1)), Status: "ok", LatencyMs: 10,
+				Features: []schemas.Feature{{Name: "x", Value: schemas.Value{Kind: schemas.Number, Num: x}},
+					{Name: "y", Value: schemas.Value{Kind: schemas.Number, Num: x + rng.NormFloat64()}}},
+				Prediction: schemas.Value{Kind: schemas.Number, Num: rng.Float64()}}
+		}
+		var text strings.Builder
+		var built []*detectors.Profile
+		var pending []processors.Closed
+		judge := func() {
+			built = append(built, enqueueReady(j, p, &pending, t0)...)
+			if len(pending) > 0 {
+				got, _ := judgedText(t, j, pending, len(pending))
+				text.WriteString(got)
+				pending = nil
+			}
+		}
+		if aheadFirst {
+			// Partition 0 read to the end of the backlog first; the windows close once the
+			// other partition has been read too.
+			for partition := range 2 {
+				for w := range windows {
+					for i := range perPartition {
+						e := event(w, partition, i)
+						ingestFrom(t, j, p, e, partition, int64(w*perPartition+i), e.Timestamp)
+					}
+				}
+			}
+			judge()
+		} else {
+			for w := range windows {
+				for i := range perPartition {
+					for partition := range 2 {
+						e := event(w, partition, i)
+						ingestFrom(t, j, p, e, partition, int64(w*perPartition+i), e.Timestamp)
+					}
+				}
+				judge()
+			}
+		}
+		return text.String(), built
+	}
+	want, built := read(false)
+	if len(built) != 1 || built[0].Through.Format("15:04") != "00:04" || len(built[0].RawWindows) != 0 {
+		t.Fatalf("read in order: %d references built, want one of four windows (through 00:04) leaving none unbinned", len(built))
+	}
+	got, builtAhead := read(true)
+	if len(builtAhead) != 1 || len(builtAhead[0].RawWindows) != 0 {
+		t.Errorf("partition 0 read first: %d references built, windows left unbinned %v; want one, none", len(builtAhead), builtAhead[0].RawWindows)
+	}
+	if got != want {
+		t.Errorf("partition 0 read first:\n%s\nread in order:\n%s", got, want)
 	}
 }

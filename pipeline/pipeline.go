@@ -525,11 +525,11 @@ func (r *Runner) restoreJudging(ctx context.Context) (refCount, firingCount, sta
 // adoptBuilt makes a first-windows reference just built the processor's layout, for the
 // windows from the end of its own on. Those already opened without it, open or closed and
 // not judged yet (closed: pending, and held back for upstream stages), count again with
-// it from the events they kept
-// (processors/kept.go); those that could not (beyond what is kept, or opened before they
-// were known to come after the reference's windows) stay as they opened. Those are recorded in the profile (saved after this), so that a restart
-// reads them again as they were read the first time. A window named there, not a bound:
-// one event stamped hours ahead opens one window, not all those before it.
+// it from the events they kept (processors/kept.go); those that could not (beyond what
+// is kept, or opened before an earlier window of the version was read) stay whole as they
+// opened. Those are recorded in the profile (saved after this), so that a restart reads
+// them again as they were read the first time. A window named there, not a bound: one
+// event stamped hours ahead opens one window, not all those before it.
 func adoptBuilt(proc *processors.Processor, p *detectors.Profile, closed ...[]processors.Closed) {
 	from := p.Through.UnixMilli()
 	after := func(c processors.Closed) bool {
@@ -1261,7 +1261,7 @@ func (r *Runner) saveReference(ctx context.Context, p *detectors.Profile) error 
 	r.log.Info("reference built", "model", p.Model, "version", p.Version, "id", p.ID, "windows", p.Windows, "events", p.Events)
 	if len(p.RawWindows) > 0 {
 		// Those windows read live would have been binned by it, with a joint model.
-		r.log.Warn("windows after the reference's own opened before it was built and could not be counted with it (more events than kept, or opened before they were known to come after its windows): judged from their first values, with no joint model (docs/reliability.md)",
+		r.log.Warn("windows after the reference's own opened before it was built and could not be counted with it (more events than kept, or opened before an earlier window of the version was read): judged from their first values, with no joint model (docs/reliability.md)",
 			"model", p.Model, "version", p.Version, "windows", len(p.RawWindows), "first", time.UnixMilli(p.RawWindows[0]).UTC())
 	}
 	return nil

@@ -80,16 +80,32 @@ func (b *refBuilder) add(windowStart int64, tp processors.TopicPartition, e *sch
 	s.AddEvent(e)
 }
 
-// beyond reports whether the window at start comes after the windows the reference is
-// built from, as far as is known now: it is past the cutoff, or the windows before it
-// already make a reference. False can still turn out wrong (another partition's events of
-// an earlier window were not read yet); true cannot.
-func (b *refBuilder) beyond(start int64, n int, minEvents uint64) bool {
-	return b.hasCutoff && start >= b.cutoff || b.enoughBefore(start, n, minEvents)
+// mayFollow reports whether the window at start may come after the windows the
+// reference is built from: those are n windows with events at least, so they end n window
+// sizes after the earliest window with events known, at the soonest. Which windows they
+// are is known for sure only once they have closed: whether the windows before start
+// already hold minEvents events, or another partition's are still to be read, depends on
+// the read. So this errs towards true: a window of the reference's own that kept its
+// events drops them once the reference is built. It errs towards false only when an
+// earlier window with events is read after this one opens (a partition that carries the
+// version from an earlier window than every partition read so far).
+func (b *refBuilder) mayFollow(start, size int64, n int) bool {
+	first, ok := int64(0), false
+	for s := range b.open {
+		if !ok || s < first {
+			first, ok = s, true
+		}
+	}
+	for s := range b.closed {
+		if !ok || s < first {
+			first, ok = s, true
+		}
+	}
+	return ok && start >= first+int64(n)*size
 }
 
 // afterReferenceWindows says whether a window of (model, version) at start, opening before
-// the version's reference exists, is known to come after the windows it is built from: the
+// the version's reference exists, may come after the windows it is built from: the
 // processor then keeps its events, to count them again with the reference's layout once
 // it is built (processors/kept.go), so that the window is the same whether it opened
 // before the reference was built or after (live, a backlog, a restart).
@@ -98,7 +114,7 @@ func (j *judge) afterReferenceWindows(model, version string, start int64) bool {
 		return false
 	}
 	b, ok := j.building[[2]string{model, version}]
-	return ok && b.beyond(start, j.set.ReferenceWindows(model), j.set.ReferenceMinEvents)
+	return ok && b.mayFollow(start, j.set.WindowSpec(model).Size.Milliseconds(), j.set.ReferenceWindows(model))
 }
 
 // share puts in a partition's share of a window as the member that read the partition

@@ -11,12 +11,12 @@ import (
 // windows have closed, and the windows after them open before that: the next one live,
 // several in a backlog, and which ones depends on how fast the stream was read. A window
 // that opened without its layout keeps its values (FeatureAgg.Raw) and has no joint model,
-// so live and a backlog would judge it differently. So a window known to come after the
+// so live and a backlog would judge it differently. So a window that may come after the
 // reference's windows (Processor.KeepEventsOf) also keeps its events, and once the layout
 // is there it is counted again from them, as if it had opened with it: when the layout is
-// set (SetLayout) while it is open, or when it is judged (Closed.Adopt) if it closed in the
-// same flush. Copies of the events, not the values alone: the layout decides each
-// feature's kind, its bins and known categories and the joint model's rows, all per event.
+// set (SetLayout) while it is open, or (Closed.Adopt) if it has closed and is not judged
+// yet. The events, not the values alone: the layout decides each feature's kind, its bins
+// and known categories and the joint model's rows, all per event.
 // Memory bounds what is kept: past MaxRawValues events a partial stops keeping them,
 // and a processor keeps MaxKeptBytes at most, counted until the events are adopted or
 // dropped, closed windows not judged yet included (a backlog read at full speed opens
