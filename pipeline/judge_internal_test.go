@@ -626,3 +626,45 @@ func TestWindowsAfterTheReferenceAreTheSameWhicheverPartitionIsReadFirst(t *test
 		t.Errorf("partition 0 read first:\n%s\nread in order:\n%s", got, want)
 	}
 }
+
+// A version's first record stamped three windows ahead of the records after it (a
+// producer's clock, or a partition's out-of-order records) opens its window before any of
+// the version's windows is known: it keeps its events all the same, so the window is
+// counted with the reference like the others, as it is after a restart that restores the
+// first windows and reads the rest again (review: it was left unbinned, with no joint
+// model, but binned after such a restart).
+func TestAVersionsFirstRecordStampedAheadKeepsItsWindowsEvents(t *testing.T) {
+	j := testJudge()
+	j.set.WindowSpec = func(string) processors.WindowSpec { return processors.WindowSpec{Size: time.Minute, Lateness: 5 * time.Minute} }
+	p := ingestProcessor(j, processors.Limits{})
+	t0 := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
+	rng := rand.New(rand.NewPCG(11, 12))
+	event := func(at time.Time, id string) *schemas.PredictionEvent {
+		x := rng.NormFloat64()
+		return &schemas.PredictionEvent{EventID: id, Model: "m", ModelVersion: "1", Deployment: "primary", Timestamp: at, Status: "ok", LatencyMs: 10,
+			Features: []schemas.Feature{{Name: "x", Value: schemas.Value{Kind: schemas.Number, Num: x}},
+				{Name: "y", Value: schemas.Value{Kind: schemas.Number, Num: x + rng.NormFloat64()}}},
+			Prediction: schemas.Value{Kind: schemas.Number, Num: rng.Float64()}}
+	}
+	e := event(t0.Add(3*time.Minute+time.Second), "ahead")
+	ingest(t, j, p, e, 0, t0)
+	var built []*detectors.Profile
+	var pending []processors.Closed
+	var text strings.Builder
+	for i := range 12 * 400 { // 00:00 to 00:12, 400 a minute
+		e := event(t0.Add(time.Duration(i)*time.Minute/400), fmt.Sprint(i))
+		ingest(t, j, p, e, int64(i+1), e.Timestamp)
+		built = append(built, enqueueReady(j, p, &pending, t0)...)
+		if len(pending) > 0 {
+			got, _ := judgedText(t, j, pending, len(pending))
+			text.WriteString(got)
+			pending = nil
+		}
+	}
+	if len(built) != 1 || len(built[0].RawWindows) != 0 {
+		t.Fatalf("%d references built, windows left unbinned %v; want one, none", len(built), built)
+	}
+	if line := regexp.MustCompile(`(?m)^window 00:03 .*$`).FindString(text.String()); !strings.Contains(line, "ref true") || !strings.Contains(line, "pca_reconstruction_error") {
+		t.Errorf("window 00:03 not counted with the reference and its joint model: %q", line)
+	}
+}

@@ -555,8 +555,8 @@ func adoptBuilt(proc *processors.Processor, p *detectors.Profile, closed ...[]pr
 	proc.SetLayout(p.Model, p.Version, l)
 	for _, list := range closed {
 		for i := range list {
-			if after(list[i]) && list[i].KeptEvents() {
-				list[i].Adopt(l)
+			if list[i].KeptEvents() && list[i].Merged.Series.Model == p.Model && list[i].Merged.Series.Version == p.Version {
+				list[i].Adopt(l) // the reference's own windows drop their events
 			}
 		}
 	}
@@ -1109,7 +1109,13 @@ func (r *Runner) Flush(ctx context.Context) error {
 		var err error
 		built, err = r.j.judgeClosed(ctx, closed, r.now(), batch, r.onVerdict)
 		for _, p := range built {
-			adoptBuilt(r.proc, p, closed)
+			// Not reached today: one member builds as the last window closes
+			// (buildAtClose); judgeClosed builds for a spread group's judge.
+			var held []processors.Closed
+			if r.up != nil {
+				held = r.up.held
+			}
+			adoptBuilt(r.proc, p, closed, held)
 		}
 		for _, c := range closed {
 			c.DropKept() // judged: a reference built later cannot use them

@@ -86,9 +86,9 @@ func (b *refBuilder) add(windowStart int64, tp processors.TopicPartition, e *sch
 // are is known for sure only once they have closed: whether the windows before start
 // already hold minEvents events, or another partition's are still to be read, depends on
 // the read. So this errs towards true: a window of the reference's own that kept its
-// events drops them once the reference is built. It errs towards false only when an
-// earlier window with events is read after this one opens (a partition that carries the
-// version from an earlier window than every partition read so far).
+// events drops them as it closes. It errs towards false only when a window at least n
+// earlier than every window read so far is read after this one opens (from a partition
+// that carries the version from earlier on, or out of order in the same one).
 func (b *refBuilder) mayFollow(start, size int64, n int) bool {
 	first, ok := int64(0), false
 	for s := range b.open {
@@ -114,7 +114,11 @@ func (j *judge) afterReferenceWindows(model, version string, start int64) bool {
 		return false
 	}
 	b, ok := j.building[[2]string{model, version}]
-	return ok && b.mayFollow(start, j.set.WindowSpec(model).Size.Milliseconds(), j.set.ReferenceWindows(model))
+	if !ok {
+		// The version's first window: it may be far ahead of the ones read next.
+		return true
+	}
+	return b.mayFollow(start, j.set.WindowSpec(model).Size.Milliseconds(), j.set.ReferenceWindows(model))
 }
 
 // share puts in a partition's share of a window as the member that read the partition
@@ -234,7 +238,9 @@ func (j *judge) buildAtClose(proc *processors.Processor, pending []processors.Cl
 		if c.Supplement || w.Events == 0 || j.set.ReferenceSource(w.Series.Model) != detectors.SourceFirstWindows || j.refs[[2]string{w.Series.Model, w.Series.Version}] != nil {
 			continue
 		}
-		if p := j.referenceWindowClosed(shares, w, now); p != nil {
+		p := j.referenceWindowClosed(shares, w, now)
+		c.DropKept() // one of the reference's own windows
+		if p != nil {
 			j.useReference(p)
 			adoptBuilt(proc, p, pending, held)
 			built = append(built, p)
