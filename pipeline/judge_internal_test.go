@@ -635,7 +635,9 @@ func TestWindowsAfterTheReferenceAreTheSameWhicheverPartitionIsReadFirst(t *test
 // model, but binned after such a restart).
 func TestAVersionsFirstRecordStampedAheadKeepsItsWindowsEvents(t *testing.T) {
 	j := testJudge()
-	j.set.WindowSpec = func(string) processors.WindowSpec { return processors.WindowSpec{Size: time.Minute, Lateness: 5 * time.Minute} }
+	j.set.WindowSpec = func(string) processors.WindowSpec {
+		return processors.WindowSpec{Size: time.Minute, Lateness: 5 * time.Minute}
+	}
 	p := ingestProcessor(j, processors.Limits{})
 	t0 := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
 	rng := rand.New(rand.NewPCG(11, 12))
