@@ -17,21 +17,22 @@ import (
 // set (SetLayout) while it is open, or (Closed.Adopt) if it has closed and is not judged
 // yet. The events, not the values alone: the layout decides each feature's kind, its bins
 // and known categories and the joint model's rows, all per event.
-// Memory bounds what is kept: past MaxRawValues events a partial stops keeping them,
-// and a processor keeps MaxKeptBytes at most, counted until the events are adopted or
-// dropped, closed windows not judged yet included (a backlog read at full speed opens
-// many windows before any reference is built: its start-up grace); a partial that would
-// go beyond stops keeping its events, and one opened then keeps none. Such a
-// window stays as it opened, binned from its first MaxRawValues values with no joint
-// model, and how many events it had by then depends on the read (docs/reliability.md).
+//
+// Memory bounds what is kept: past MaxRawValues events a partial stops keeping them, and
+// a processor keeps MaxKeptBytes at most, counted until the events are adopted or dropped,
+// closed windows not judged yet included (a backlog read at full speed opens many windows
+// before any reference is built: its start-up grace); a partial that would go beyond
+// stops keeping its events, and one opened then keeps none. Such a window stays as it
+// opened, binned from its first MaxRawValues values with no joint model, and how many
+// events it had by then depends on the read (docs/reliability.md).
 
 // MaxKeptBytes bounds the events one processor keeps (an estimate of their size).
 const MaxKeptBytes = 64 << 20
 
 // keptEvents are the events of one partial, in the order they were added, as little as
-// WindowAgg.add reads of them: a start-up backlog keeps events for every window it opens
-// before its first flush that closes anything (some 100,000 records), and a whole copy of
-// an event of 20 features is ~1.3 KB where this is ~0.3 KB. Each event's features are
+// WindowAgg.add reads of them: a start-up backlog keeps events for every such window it
+// opens before its first windows close (driftd bench: some 585,000 records), and a whole
+// copy of an event of 20 features is ~1.3 KB where this is ~0.3 KB. Each event's features are
 // its run of names (one list shared by the events that name the same features in the
 // same order) and, per feature, its kind and number, and its string when it has one.
 type keptEvents struct {

@@ -11,9 +11,9 @@ import (
 
 // A window that opened before its layout and kept its events is, once the layout comes,
 // the window that opened with it, bit for bit: the layout set while it is open (inline or
-// with workers), or adopted once it has closed (the reference built in the flush that
-// judges it). Past MaxRawValues events a partial keeps no more and stays as it opened; a
-// window the caller does not say comes after the reference's windows keeps nothing.
+// with workers), or adopted once it has closed (the reference built after it closed, before
+// it is judged). Past MaxRawValues events a partial keeps no more and stays as it opened;
+// a window the caller does not say may come after the reference's windows keeps nothing.
 func TestAWindowThatKeptItsEventsCountsAsIfItOpenedWithTheLayout(t *testing.T) {
 	evs := events20(3000) // 1 ms apart: three one-second windows
 	layout := layoutFor(evs[:1000])

@@ -223,8 +223,8 @@ type Processor struct {
 	resettle bool
 	// workers, if set, update the open windows' aggregates (SetWorkers).
 	workers *Workers
-	// keepEvents says whether a window opening without its version's layout comes after
-	// the windows the layout will be built from (KeepEventsOf).
+	// keepEvents says whether a window opening without its version's layout may come
+	// after the windows the layout will be built from (KeepEventsOf).
 	keepEvents func(model, version string, start int64) bool
 	// keptBytes is the size of the events kept by partials, open or closed and not
 	// judged yet (MaxKeptBytes).
@@ -327,8 +327,8 @@ func (p *Processor) SetLayout(model, version string, l *Layout) {
 }
 
 // KeepEventsOf sets f to say whether a window of (model, version) starting at start,
-// opening without a layout, comes after the windows its layout is still to be built from:
-// its events are then kept until the layout is set (kept.go). nil: none is.
+// opening without a layout, may come after the windows its layout is still to be built
+// from: its events are then kept until the layout is set (kept.go). nil: none is.
 func (p *Processor) KeepEventsOf(f func(model, version string, start int64) bool) {
 	p.keepEvents = f
 }
