@@ -83,13 +83,50 @@ func ingestFrom(t *testing.T, j *judge, p *processors.Processor, e *schemas.Pred
 	}
 }
 
-// enqueueReady closes what p has ready and adds it to pending, folding it into j's
-// reference builders as a runner does after every record (Runner.enqueue); it returns
-// the references built.
-func enqueueReady(j *judge, p *processors.Processor, pending *[]processors.Closed, now time.Time) []*detectors.Profile {
-	closed := p.Ready()
-	*pending = append(*pending, closed...)
-	return j.buildAtClose(p, *pending, len(closed), now, &storage.Batch{}, nil)
+// stream is one test stream through ingest and judge as a runner reads it: the window
+// state, the judge, the windows closed and not judged yet, the verdicts and alerts so
+// far (judgedText's lines) and the references built.
+type stream struct {
+	t       *testing.T
+	j       *judge
+	p       *processors.Processor
+	pending []processors.Closed
+	text    strings.Builder
+	built   []*detectors.Profile
+}
+
+// newStream starts a stream judged by j (testJudge's when nil) with ref restored as its
+// version's reference (nil: none yet).
+func newStream(t *testing.T, j *judge, lim processors.Limits, ref *detectors.Profile) *stream {
+	t.Helper()
+	if j == nil {
+		j = testJudge()
+	}
+	s := &stream{t: t, j: j, p: ingestProcessor(j, lim)}
+	if ref != nil {
+		j.useReference(ref)
+		s.p.SetLayout(ref.Model, ref.Version, ref.Layout())
+	}
+	return s
+}
+
+// close closes what is ready, folding it into the reference builders as a runner does
+// after every record (Runner.enqueue).
+func (s *stream) close(now time.Time) {
+	closed := s.p.Ready()
+	s.pending = append(s.pending, closed...)
+	s.built = append(s.built, s.j.buildAtClose(s.p, s.pending, len(closed), now, &storage.Batch{}, nil)...)
+}
+
+// judge judges the windows closed and not judged yet, in one batch (Runner.Flush).
+func (s *stream) judge() {
+	s.t.Helper()
+	if len(s.pending) == 0 {
+		return
+	}
+	got, _ := judgedText(s.t, s.j, s.pending, len(s.pending))
+	s.text.WriteString(got)
+	s.pending = nil
 }
 
 func testJudge() *judge {
@@ -219,16 +256,10 @@ func TestWindowsReadAgainAfterTheirReferenceKeepTheirValues(t *testing.T) {
 		{"the window open when the reference is built", []int{300, 300, 300, 25_000, 300}, -1, "window 00:03 ref true ():"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			read := func(j *judge, ref *detectors.Profile) (string, []*detectors.Profile) {
+			read := func(ref *detectors.Profile) (string, []*detectors.Profile) {
 				t0 := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
-				p := ingestProcessor(j, processors.Limits{})
-				if ref != nil {
-					j.useReference(ref)
-					p.SetLayout(ref.Model, ref.Version, ref.Layout())
-				}
+				s := newStream(t, nil, processors.Limits{}, ref)
 				rng := rand.New(rand.NewPCG(3, 4))
-				var text strings.Builder
-				var built []*detectors.Profile
 				for w, n := range c.sizes {
 					for i := range n {
 						x := schemas.Value{Kind: schemas.Number, Num: rng.NormFloat64()}
@@ -243,26 +274,21 @@ func TestWindowsReadAgainAfterTheirReferenceKeepTheirValues(t *testing.T) {
 							Features: []schemas.Feature{{Name: "x", Value: x},
 								{Name: "y", Value: schemas.Value{Kind: schemas.Number, Num: rng.NormFloat64()}}},
 							Prediction: schemas.Value{Kind: schemas.Number, Num: rng.Float64()}}
-						ingest(t, j, p, e, int64(w*100_000+i), e.Timestamp)
+						ingest(t, s.j, s.p, e, int64(w*100_000+i), e.Timestamp)
 					}
-					var closed []processors.Closed
-					built = append(built, enqueueReady(j, p, &closed, t0)...)
-					if len(closed) == 0 {
-						continue
-					}
-					got, _ := judgedText(t, j, closed, len(closed))
-					text.WriteString(got)
+					s.close(t0)
+					s.judge()
 				}
-				return text.String(), built
+				return s.text.String(), s.built
 			}
-			want, built := read(testJudge(), nil)
+			want, built := read(nil)
 			if len(built) != 1 {
 				t.Fatalf("%d references built, want 1", len(built))
 			}
 			if !strings.Contains(want, c.want) {
 				t.Fatalf("want %q:\n%s", c.want, want)
 			}
-			if got, _ := read(testJudge(), restored(t, built[0])); got != want {
+			if got, _ := read(restored(t, built[0])); got != want {
 				t.Errorf("read again with the reference restored:\n%s\nthe first time:\n%s", got, want)
 			}
 		})
@@ -274,11 +300,9 @@ func TestWindowsReadAgainAfterTheirReferenceKeepTheirValues(t *testing.T) {
 // reference is built, and the windows between count in its bins and joint model (review:
 // a bound at the latest window opened left six hours of windows unbinned).
 func TestAnEventFarAheadLeavesTheWindowsBetweenBinned(t *testing.T) {
-	j := testJudge()
+	s := newStream(t, nil, processors.Limits{ClockBound: true}, nil)
 	t0 := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
-	p := ingestProcessor(j, processors.Limits{ClockBound: true})
 	rng := rand.New(rand.NewPCG(3, 4))
-	var built []*detectors.Profile
 	binned := map[string]float64{} // window start → joint rows, of the windows binned by the reference
 	for w := range 8 {
 		for i := range 600 {
@@ -291,17 +315,17 @@ func TestAnEventFarAheadLeavesTheWindowsBetweenBinned(t *testing.T) {
 			if w == 1 && i == 10 {
 				e.Timestamp = at.Add(6 * time.Hour)
 			}
-			ingest(t, j, p, e, int64(w*1000+i), at)
+			ingest(t, s.j, s.p, e, int64(w*1000+i), at)
 		}
-		var closed []processors.Closed
-		built = append(built, enqueueReady(j, p, &closed, t0)...)
-		for _, c := range closed {
+		s.close(t0)
+		for _, c := range s.pending {
 			if c.Merged.ReferenceID != "" && c.Merged.Joint != nil {
 				binned[time.UnixMilli(c.Merged.Start).UTC().Format("15:04")] = c.Merged.Joint.N
 			}
 		}
-		judgedText(t, j, closed, max(len(closed), 1))
+		s.judge()
 	}
+	built := s.built
 	if len(built) != 1 {
 		t.Fatalf("%d references built, want 1", len(built))
 	}
@@ -312,7 +336,7 @@ func TestAnEventFarAheadLeavesTheWindowsBetweenBinned(t *testing.T) {
 	if len(raw) != 0 {
 		t.Errorf("windows kept unbinned: %v, want none", raw)
 	}
-	if open := p.UnbinnedStarts("m", "1", 0); len(open) != 0 {
+	if open := s.p.UnbinnedStarts("m", "1", 0); len(open) != 0 {
 		t.Errorf("open windows unbinned: %v, want none (the one far ahead kept its event)", open)
 	}
 	if want := map[string]float64{"00:03": 600, "00:04": 600, "00:05": 600, "00:06": 600}; fmt.Sprint(binned) != fmt.Sprint(want) {
@@ -334,25 +358,9 @@ func TestWindowsAfterTheReferenceAreTheSameHoweverTheStreamIsRead(t *testing.T) 
 	// once, after the whole stream, as a start-up backlog whose windows wait for the grace).
 	read := func(t *testing.T, flush int, ref *detectors.Profile) (string, []*detectors.Profile) {
 		t.Helper()
-		j := testJudge()
-		p := ingestProcessor(j, processors.Limits{})
-		if ref != nil {
-			j.useReference(ref)
-			p.SetLayout(ref.Model, ref.Version, ref.Layout())
-		}
+		s := newStream(t, nil, processors.Limits{}, ref)
 		t0 := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
 		rng := rand.New(rand.NewPCG(5, 6))
-		var text strings.Builder
-		var built []*detectors.Profile
-		var pending []processors.Closed
-		judge := func() {
-			if len(pending) == 0 {
-				return
-			}
-			got, _ := judgedText(t, j, pending, len(pending))
-			text.WriteString(got)
-			pending = nil
-		}
 		// The fifth window holds as many events as a window keeps (MaxRawValues).
 		sizes := []int{300, 300, 300, 700, processors.MaxRawValues, 500, 300, 1}
 		offset := int64(0)
@@ -369,17 +377,17 @@ func TestWindowsAfterTheReferenceAreTheSameHoweverTheStreamIsRead(t *testing.T) 
 						{Name: "y", Value: schemas.Value{Kind: schemas.Number, Num: y}},
 						{Name: "c", Value: schemas.Value{Kind: schemas.String, Str: fmt.Sprint("v", rng.IntN(3))}}},
 					Prediction: schemas.Value{Kind: schemas.Number, Num: rng.Float64()}}
-				ingest(t, j, p, e, offset, e.Timestamp)
+				ingest(t, s.j, s.p, e, offset, e.Timestamp)
 				offset++
 				if flush > 0 && offset%int64(flush) == 0 {
-					built = append(built, enqueueReady(j, p, &pending, t0)...)
-					judge()
+					s.close(t0)
+					s.judge()
 				}
 			}
 		}
-		built = append(built, enqueueReady(j, p, &pending, t0)...)
-		judge()
-		return text.String(), built
+		s.close(t0)
+		s.judge()
+		return s.text.String(), s.built
 	}
 	want, built := read(t, 1, nil)
 	if len(built) != 1 {
@@ -437,16 +445,9 @@ func afterLine(text, prefix string) string {
 // none (review).
 func TestAWindowPartlyKeptStaysWholeAsItOpened(t *testing.T) {
 	read := func(ref *detectors.Profile) (string, []*detectors.Profile) {
-		j := testJudge()
-		p := ingestProcessor(j, processors.Limits{})
-		if ref != nil {
-			j.useReference(ref)
-			p.SetLayout(ref.Model, ref.Version, ref.Layout())
-		}
+		s := newStream(t, nil, processors.Limits{}, ref)
 		t0 := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
 		rng := rand.New(rand.NewPCG(7, 8))
-		var text strings.Builder
-		var built []*detectors.Profile
 		offsets := [2]int64{}
 		add := func(w, partition, n int) {
 			for i := range n {
@@ -456,17 +457,13 @@ func TestAWindowPartlyKeptStaysWholeAsItOpened(t *testing.T) {
 					Features: []schemas.Feature{{Name: "x", Value: schemas.Value{Kind: schemas.Number, Num: x}},
 						{Name: "y", Value: schemas.Value{Kind: schemas.Number, Num: x + rng.NormFloat64()}}},
 					Prediction: schemas.Value{Kind: schemas.Number, Num: rng.Float64()}}
-				ingestFrom(t, j, p, e, partition, offsets[partition], e.Timestamp)
+				ingestFrom(t, s.j, s.p, e, partition, offsets[partition], e.Timestamp)
 				offsets[partition]++
 			}
 		}
 		judge := func() {
-			var closed []processors.Closed
-			built = append(built, enqueueReady(j, p, &closed, t0)...)
-			if len(closed) > 0 {
-				got, _ := judgedText(t, j, closed, len(closed))
-				text.WriteString(got)
-			}
+			s.close(t0)
+			s.judge()
 		}
 		for w := range 3 {
 			add(w, 0, 300)
@@ -481,7 +478,7 @@ func TestAWindowPartlyKeptStaysWholeAsItOpened(t *testing.T) {
 		add(5, 0, 1)
 		add(5, 1, 1)
 		judge()
-		return text.String(), built
+		return s.text.String(), s.built
 	}
 	want, built := read(nil)
 	if len(built) != 1 {
@@ -565,9 +562,8 @@ func TestAWindowHeldForUpstreamIsCountedWithTheReferenceBuiltBeforeIt(t *testing
 func TestWindowsAfterTheReferenceAreTheSameWhicheverPartitionIsReadFirst(t *testing.T) {
 	const windows, perPartition = 8, 150
 	read := func(aheadFirst bool) (string, []*detectors.Profile) {
-		j := testJudge()
-		j.set.ReferenceMinEvents = 1000
-		p := ingestProcessor(j, processors.Limits{})
+		s := newStream(t, nil, processors.Limits{}, nil)
+		s.j.set.ReferenceMinEvents = 1000
 		t0 := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
 		event := func(w, partition, i int) *schemas.PredictionEvent {
 			rng := rand.New(rand.NewPCG(uint64(w*10+partition), uint64(i)))
@@ -578,16 +574,9 @@ func TestWindowsAfterTheReferenceAreTheSameWhicheverPartitionIsReadFirst(t *test
 					{Name: "y", Value: schemas.Value{Kind: schemas.Number, Num: x + rng.NormFloat64()}}},
 				Prediction: schemas.Value{Kind: schemas.Number, Num: rng.Float64()}}
 		}
-		var text strings.Builder
-		var built []*detectors.Profile
-		var pending []processors.Closed
 		judge := func() {
-			built = append(built, enqueueReady(j, p, &pending, t0)...)
-			if len(pending) > 0 {
-				got, _ := judgedText(t, j, pending, len(pending))
-				text.WriteString(got)
-				pending = nil
-			}
+			s.close(t0)
+			s.judge()
 		}
 		if aheadFirst {
 			// Partition 0 read to the end of the backlog first; the windows close once the
@@ -596,7 +585,7 @@ func TestWindowsAfterTheReferenceAreTheSameWhicheverPartitionIsReadFirst(t *test
 				for w := range windows {
 					for i := range perPartition {
 						e := event(w, partition, i)
-						ingestFrom(t, j, p, e, partition, int64(w*perPartition+i), e.Timestamp)
+						ingestFrom(t, s.j, s.p, e, partition, int64(w*perPartition+i), e.Timestamp)
 					}
 				}
 			}
@@ -606,13 +595,13 @@ func TestWindowsAfterTheReferenceAreTheSameWhicheverPartitionIsReadFirst(t *test
 				for i := range perPartition {
 					for partition := range 2 {
 						e := event(w, partition, i)
-						ingestFrom(t, j, p, e, partition, int64(w*perPartition+i), e.Timestamp)
+						ingestFrom(t, s.j, s.p, e, partition, int64(w*perPartition+i), e.Timestamp)
 					}
 				}
 				judge()
 			}
 		}
-		return text.String(), built
+		return s.text.String(), s.built
 	}
 	want, built := read(false)
 	if len(built) != 1 || built[0].Through.Format("15:04") != "00:04" || len(built[0].RawWindows) != 0 {
@@ -638,7 +627,7 @@ func TestAVersionsFirstRecordStampedAheadKeepsItsWindowsEvents(t *testing.T) {
 	j.set.WindowSpec = func(string) processors.WindowSpec {
 		return processors.WindowSpec{Size: time.Minute, Lateness: 5 * time.Minute}
 	}
-	p := ingestProcessor(j, processors.Limits{})
+	s := newStream(t, j, processors.Limits{}, nil)
 	t0 := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
 	rng := rand.New(rand.NewPCG(11, 12))
 	event := func(at time.Time, id string) *schemas.PredictionEvent {
@@ -649,24 +638,18 @@ func TestAVersionsFirstRecordStampedAheadKeepsItsWindowsEvents(t *testing.T) {
 			Prediction: schemas.Value{Kind: schemas.Number, Num: rng.Float64()}}
 	}
 	e := event(t0.Add(3*time.Minute+time.Second), "ahead")
-	ingest(t, j, p, e, 0, t0)
-	var built []*detectors.Profile
-	var pending []processors.Closed
-	var text strings.Builder
+	ingest(t, j, s.p, e, 0, t0)
 	for i := range 12 * 400 { // 00:00 to 00:12, 400 a minute
 		e := event(t0.Add(time.Duration(i)*time.Minute/400), fmt.Sprint(i))
-		ingest(t, j, p, e, int64(i+1), e.Timestamp)
-		built = append(built, enqueueReady(j, p, &pending, t0)...)
-		if len(pending) > 0 {
-			got, _ := judgedText(t, j, pending, len(pending))
-			text.WriteString(got)
-			pending = nil
-		}
+		ingest(t, j, s.p, e, int64(i+1), e.Timestamp)
+		s.close(t0)
+		s.judge()
 	}
+	built := s.built
 	if len(built) != 1 || len(built[0].RawWindows) != 0 {
 		t.Fatalf("%d references built, windows left unbinned %v; want one, none", len(built), built)
 	}
-	if line := regexp.MustCompile(`(?m)^window 00:03 .*$`).FindString(text.String()); !strings.Contains(line, "ref true") || !strings.Contains(line, "pca_reconstruction_error") {
+	if line := regexp.MustCompile(`(?m)^window 00:03 .*$`).FindString(s.text.String()); !strings.Contains(line, "ref true") || !strings.Contains(line, "pca_reconstruction_error") {
 		t.Errorf("window 00:03 not counted with the reference and its joint model: %q", line)
 	}
 }
