@@ -164,8 +164,13 @@ func NewConsumer(o Options, log *slog.Logger) (*Consumer, error) {
 	// Range second: during a rolling upgrade from a driftd that only spoke range, the
 	// group agrees on range (each member judging its share) instead of refusing the
 	// newcomer; once every member speaks active/standby, the group chooses it.
+	// The client's topic metadata is kafka-go's cached copy, 6 s old at most by default:
+	// a partition added to a topic could then go unseen by the watch and by the
+	// assignment (freshPartitions) for that much longer than a WatchInterval, and two
+	// members could disagree about it for as long. So the copy is kept no longer than
+	// the watch looks.
 	client := &kafka.Client{Addr: kafka.TCP(o.Brokers...), Timeout: 10 * time.Second,
-		Transport: &kafka.Transport{TLS: o.TLS, SASL: o.SASL, DialTimeout: 10 * time.Second}}
+		Transport: &kafka.Transport{TLS: o.TLS, SASL: o.SASL, DialTimeout: 10 * time.Second, MetadataTTL: o.WatchInterval}}
 	lookup := func(topics []string) ([]kafka.Partition, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -438,7 +443,8 @@ func (c *Consumer) Joined() bool { return c.current() != nil }
 
 // Owned returns the partitions of topic that the current generation gives this member,
 // in order, and how many partitions the topic has, as the brokers said when first asked
-// in this generation (a partition added later starts a new one). Between generations it
+// in this generation (the client's metadata, at most a WatchInterval old; a partition
+// added later starts a new one). Between generations it
 // returns none. A spread group's members use it to agree, without talking, on which of
 // them judges a model (pipeline/spread.go).
 func (c *Consumer) Owned(ctx context.Context, topic string) ([]int, int, error) {
