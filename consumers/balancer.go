@@ -76,12 +76,12 @@ func (activeStandby) AssignGroups(members []kafka.GroupMember, partitions []kafk
 }
 
 // freshPartitions makes a balancer assign the partitions the group's topics have when it
-// assigns, as the brokers said then (the client's metadata, at most a WatchInterval
-// old: NewConsumer). kafka-go hands a balancer no partitions at all when
-// one of the group's topics does not exist (its lookup fails on that topic and drops the
-// others), so a member subscribed to a topic nobody created yet (an unused pipeline
-// topic) would read nothing, not even the topics that exist. When the lookup fails,
-// kafka-go's partitions are used.
+// assigns, as the brokers said then (the client's metadata, at most a WatchInterval old:
+// NewConsumer). kafka-go hands a balancer no partitions at all when one of the group's
+// topics does not exist (its lookup fails on that topic and drops the others), so a
+// member subscribed to a topic nobody created yet (an unused pipeline topic) would read
+// nothing, not even the topics that exist. When the lookup fails, kafka-go's partitions
+// are used.
 type freshPartitions struct {
 	kafka.GroupBalancer
 	lookup func(topics []string) ([]kafka.Partition, error)

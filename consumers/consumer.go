@@ -161,9 +161,6 @@ func NewConsumer(o Options, log *slog.Logger) (*Consumer, error) {
 		log.Warn("INSECURE: kafka.sasl.mechanism is PLAIN without kafka.tls: the Kafka password crosses the network in clear text, "+
 			"readable by anyone on the path; enable kafka.tls (a SASL_SSL listener) or use SCRAM-SHA-256/512", "brokers", strings.Join(o.Brokers, ","))
 	}
-	// Range second: during a rolling upgrade from a driftd that only spoke range, the
-	// group agrees on range (each member judging its share) instead of refusing the
-	// newcomer; once every member speaks active/standby, the group chooses it.
 	// The client's topic metadata is kafka-go's cached copy, 6 s old at most by default:
 	// a partition added to a topic could then go unseen by the watch and by the
 	// assignment (freshPartitions) for that much longer than a WatchInterval, and two
@@ -178,6 +175,9 @@ func NewConsumer(o Options, log *slog.Logger) (*Consumer, error) {
 		return parts, err
 	}
 	active := &atomic.Bool{}
+	// Range second: during a rolling upgrade from a driftd that only spoke range, the
+	// group agrees on range (each member judging its share) instead of refusing the
+	// newcomer; once every member speaks active/standby, the group chooses it.
 	balancers := []kafka.GroupBalancer{
 		freshPartitions{activeStandby{since: time.Now().UnixNano(), active: active}, lookup},
 		freshPartitions{kafka.RangeGroupBalancer{}, lookup},
@@ -444,9 +444,9 @@ func (c *Consumer) Joined() bool { return c.current() != nil }
 // Owned returns the partitions of topic that the current generation gives this member,
 // in order, and how many partitions the topic has, as the brokers said when first asked
 // in this generation (the client's metadata, at most a WatchInterval old; a partition
-// added later starts a new one). Between generations it
-// returns none. A spread group's members use it to agree, without talking, on which of
-// them judges a model (pipeline/spread.go).
+// added later starts a new one). Between generations it returns none. A spread group's
+// members use it to agree, without talking, on which of them judges a model
+// (pipeline/spread.go).
 func (c *Consumer) Owned(ctx context.Context, topic string) ([]int, int, error) {
 	gen := c.current()
 	if gen == nil {
