@@ -717,7 +717,7 @@ func serviceConditions(w *processors.WindowAgg, ref *Profile, thresholds func(fe
 	subject := seriesSubject(w)
 	out := inputQualityConditions(w, ref, thresholds)
 	out = append(out, outputQualityConditions(w, ref, th.Signals)...)
-	if th.LatencyP99Ms > 0 {
+	if th.LatencyP99Ms > 0 && w.Latency.Count() > 0 { // none when no event carried a latency
 		p99 := w.Latency.Quantile(0.99)
 		m := w.Latency.Count()
 		// Under a p99 at or below the threshold at most 1% of latencies exceed it.

@@ -288,7 +288,9 @@ func (s *Sample) AddEvent(e *schemas.PredictionEvent) {
 	if e.Prediction.Kind == schemas.Missing {
 		s.nulls++
 	}
-	s.latency.Add(e.LatencyMs)
+	if !e.NoLatency {
+		s.latency.Add(e.LatencyMs)
+	}
 	if e.HasInputSize {
 		s.inputSize.Add(e.InputSize)
 	}

@@ -297,3 +297,61 @@ func TestTrafficVolumeDropFiresAtOnceAndLasts(t *testing.T) {
 		t.Errorf("live and backlog differ: %v", d[:min(6, len(d))])
 	}
 }
+
+// A producer that sends no latency_ms, and from the third hour on does (the team added
+// it mid-version), must not page for latency: a latency not sent is not measured, where
+// before it was taken for 0 ms, the reference's latency was 0 and every window after the
+// change was "infinitely" slower. The windows after the change record the latency sent.
+// The errors stay judged throughout: a burst of them in the fifth hour, sent without a
+// latency, is found, and leaves the latency quiet.
+func TestTrafficLatencyAddedMidVersionDoesNotPage(t *testing.T) {
+	end := revStart.Add(6 * time.Hour)
+	added, burst := revStart.Add(3*time.Hour), revStart.Add(5*time.Hour)
+	m := newRevModel(61, "fraud", "1", "", revStart, end, 5, constRate(5))
+	m.body = func(m *revModel, at time.Time) string {
+		b := defaultBody(m, at)
+		if !at.Before(burst) && at.Before(burst.Add(10*time.Minute)) && m.rng.Float64() < 0.3 {
+			b = strings.NewReplacer(`"status":"ok"`, `"status":"error"`, `"status":"timeout"`, `"status":"error"`).Replace(b)
+		}
+		if at.Before(added) || strings.Contains(b, `"status":"error"`) {
+			i := strings.Index(b, `"latency_ms":`)
+			b = b[:i] + b[i+strings.Index(b[i:], ",")+1:]
+		}
+		return b
+	}
+	alerts, store, _ := revRun(t, replay.Backlog, revStart, end, nil, m)
+	var latency []string
+	errors := false
+	for _, x := range replay.Transitions(alerts) {
+		if x.State != schemas.StateFiring {
+			continue
+		}
+		switch x.Kind {
+		case schemas.KindLatency:
+			latency = append(latency, x.String())
+		case schemas.KindErrors:
+			errors = errors || !x.WindowEnd.Before(burst)
+		}
+	}
+	if len(latency) > 0 {
+		t.Errorf("latency paged %d times, first: %v", len(latency), latency[:min(3, len(latency))])
+	}
+	if !errors {
+		t.Errorf("the burst of errors (30%% for 10 minutes) was not found; %s", countKinds(alerts))
+	}
+	measured := 0
+	for _, w := range store.Windows() {
+		switch {
+		case w.End <= added.UnixMilli() && w.Latency.Count() > 0:
+			t.Fatalf("window at %v has %v latencies before any was sent", time.UnixMilli(w.Start).UTC(), w.Latency.Count())
+		case w.Start >= added.UnixMilli() && w.Latency.Count() > 0:
+			if p50 := w.Latency.Quantile(0.5); p50 < 20 || p50 > 40 {
+				t.Errorf("window at %v: p50 latency %v ms, want that of the latencies sent (20 ms + Exp(8))", time.UnixMilli(w.Start).UTC(), p50)
+			}
+			measured++
+		}
+	}
+	if measured == 0 {
+		t.Error("no window after the change measured a latency")
+	}
+}

@@ -508,9 +508,9 @@ func (w *WindowAgg) add(e *schemas.PredictionEvent, layout *Layout, lim Limits) 
 	default:
 		w.OK++
 	}
-	w.Latency.Add(e.LatencyMs)
-	if e.LatencyMs > w.LatencyMax {
-		w.LatencyMax = e.LatencyMs
+	if !e.NoLatency {
+		w.Latency.Add(e.LatencyMs)
+		w.LatencyMax = max(w.LatencyMax, e.LatencyMs)
 	}
 	if e.HasInputSize {
 		w.InputSize.Add(e.InputSize)

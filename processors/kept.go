@@ -55,6 +55,7 @@ type keptHead struct {
 	latency      float64
 	inputSize    float64
 	hasInputSize bool
+	noLatency    bool
 	prediction   schemas.Value
 	scores       map[string]float64
 	names        int32 // in keptEvents.names
@@ -67,7 +68,7 @@ const keptString schemas.Kind = 0x80
 // spare room included); strings are shared with the decoder's interned ones, or the
 // record's, and counted by their headers.
 func (k *keptEvents) add(e *schemas.PredictionEvent) {
-	h := keptHead{status: e.Status, latency: e.LatencyMs, inputSize: e.InputSize, hasInputSize: e.HasInputSize, prediction: e.Prediction, names: -1}
+	h := keptHead{status: e.Status, latency: e.LatencyMs, noLatency: e.NoLatency, inputSize: e.InputSize, hasInputSize: e.HasInputSize, prediction: e.Prediction, names: -1}
 	var extra int64
 	if len(e.Scores) > 0 {
 		h.scores = maps.Clone(e.Scores)
@@ -126,7 +127,7 @@ func (k *keptEvents) each(f func(e *schemas.PredictionEvent)) {
 	var e schemas.PredictionEvent
 	pos, str := 0, 0
 	for _, h := range k.heads {
-		e.Status, e.LatencyMs, e.InputSize, e.HasInputSize, e.Prediction, e.Scores = h.status, h.latency, h.inputSize, h.hasInputSize, h.prediction, h.scores
+		e.Status, e.LatencyMs, e.NoLatency, e.InputSize, e.HasInputSize, e.Prediction, e.Scores = h.status, h.latency, h.noLatency, h.inputSize, h.hasInputSize, h.prediction, h.scores
 		e.Features = e.Features[:0]
 		for _, name := range k.names[h.names] {
 			v := schemas.Value{Kind: k.kinds[pos] &^ keptString, Num: k.nums[pos]}

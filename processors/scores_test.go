@@ -73,3 +73,22 @@ func TestWindowAggregatesScoreSignals(t *testing.T) {
 		t.Error("IsOutputFeature")
 	}
 }
+
+// A window's latency is that of the events that carry one: errors sent without a
+// latency (NoLatency) count as events and errors, not as answers in 0 ms.
+func TestWindowLatencyIsOfTheEventsThatCarryOne(t *testing.T) {
+	w := newWindowAgg(SeriesKey{Model: "m", Version: "1"}, 0, 60000)
+	lim := Limits{MaxFeatures: 1, MaxCategories: 10}
+	for _, e := range []schemas.PredictionEvent{
+		{Status: schemas.StatusOK, LatencyMs: 10}, {Status: schemas.StatusOK, LatencyMs: 20}, {Status: schemas.StatusOK, LatencyMs: 30},
+		{Status: schemas.StatusError, NoLatency: true}, {Status: schemas.StatusError, NoLatency: true}, {Status: schemas.StatusError, NoLatency: true},
+	} {
+		w.add(&e, nil, lim)
+	}
+	if w.Events != 6 || w.Errors != 3 || w.Latency.Count() != 3 || w.LatencyMax != 30 {
+		t.Fatalf("events %d errors %d latencies %v max %v, want 6, 3, 3, 30", w.Events, w.Errors, w.Latency.Count(), w.LatencyMax)
+	}
+	if p50 := w.Latency.Quantile(0.5); math.Abs(p50-20) > 20*0.02 {
+		t.Errorf("p50 latency %v, want 20 (the sketch's 1%%)", p50)
+	}
+}

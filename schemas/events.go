@@ -94,10 +94,14 @@ type PredictionEvent struct {
 	Deployment   string
 	Timestamp    time.Time
 	// Features keeps the order of the record; decoders reuse its backing array.
-	Features     []Feature
-	Prediction   Value
-	Scores       map[string]float64
-	LatencyMs    float64
+	Features   []Feature
+	Prediction Value
+	Scores     map[string]float64
+	LatencyMs  float64
+	// NoLatency: the record carried no latency (JSON without latency_ms, or null). Its
+	// latency is not measured (LatencyMs is 0 and counts nowhere): a producer that
+	// sends none, or none with its errors, must not read as a model answering in 0 ms.
+	NoLatency    bool
 	Status       string
 	InputSize    float64
 	HasInputSize bool

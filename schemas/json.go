@@ -242,7 +242,7 @@ type jsonPrediction struct {
 	Features     featureList        `json:"features"`
 	Prediction   jsonValue          `json:"prediction"`
 	Scores       map[string]float64 `json:"scores"`
-	LatencyMs    float64            `json:"latency_ms"`
+	LatencyMs    *float64           `json:"latency_ms"`
 	Status       string             `json:"status"`
 	InputSize    *float64           `json:"input_size"`
 }
@@ -270,7 +270,12 @@ func decodePredictionJSONStd(b []byte, e *PredictionEvent) error {
 	}
 	e.EventID, e.RequestID, e.Model, e.ModelVersion = j.EventID, j.RequestID, j.Model, j.ModelVersion
 	e.Deployment, e.Timestamp, e.Prediction, e.Scores = j.Deployment, j.Timestamp.t, j.Prediction.v, j.Scores
-	e.LatencyMs, e.Status = j.LatencyMs, j.Status
+	e.Status = j.Status
+	if j.LatencyMs != nil {
+		e.LatencyMs = *j.LatencyMs
+	} else {
+		e.NoLatency = true
+	}
 	if j.InputSize != nil {
 		e.InputSize, e.HasInputSize = *j.InputSize, true
 	}
@@ -390,7 +395,10 @@ func MarshalPredictionJSON(e *PredictionEvent) ([]byte, error) {
 	m := map[string]any{
 		"event_id": e.EventID, "request_id": e.RequestID, "model": e.Model, "model_version": e.ModelVersion,
 		"deployment": e.Deployment, "timestamp": e.Timestamp.UTC().Format(time.RFC3339Nano), "features": feats,
-		"prediction": e.Prediction.native(), "latency_ms": e.LatencyMs, "status": e.Status,
+		"prediction": e.Prediction.native(), "status": e.Status,
+	}
+	if !e.NoLatency {
+		m["latency_ms"] = e.LatencyMs
 	}
 	if e.Scores != nil {
 		m["scores"] = e.Scores

@@ -101,6 +101,7 @@ func (e *PredictionEvent) scanPrediction(b []byte) bool {
 	s = skipSpace(s[1:])
 	seen := 0
 	var ids recordIDs
+	e.NoLatency = true // until a number says otherwise
 	if len(s) > 0 && s[0] == '}' {
 		s = s[1:]
 	} else {
@@ -201,7 +202,7 @@ func (e *PredictionEvent) scanField(bit int, b []byte, ids *recordIDs) ([]byte, 
 			return b, false
 		}
 		if bit == fLatency {
-			e.LatencyMs = f
+			e.LatencyMs, e.NoLatency = f, false
 		} else {
 			e.InputSize, e.HasInputSize = f, true
 		}

@@ -383,3 +383,38 @@ func TestJSONFastPathCopiesStrings(t *testing.T) {
 		}
 	}
 }
+
+// TestLatencyAbsentOrNullIsNotMeasured: a prediction without latency_ms, or with null,
+// has no latency (NoLatency), on the fast path and through encoding/json alike; 0 is a
+// latency. Marshalling leaves the field out again.
+func TestLatencyAbsentOrNullIsNotMeasured(t *testing.T) {
+	const head = `{"model":"m","timestamp":"2026-03-04T10:00:01Z"`
+	for _, c := range []struct {
+		in        string
+		noLatency bool
+		latency   float64
+	}{
+		{head + `}`, true, 0},
+		{head + `,"latency_ms":null}`, true, 0},
+		{head + `,"latency_ms":0}`, false, 0},
+		{head + `,"latency_ms":12.5}`, false, 12.5},
+		{head + `,"status":"error"}`, true, 0},
+	} {
+		for name, decode := range map[string]func([]byte, *PredictionEvent) error{"fast": DecodePredictionJSON, "encoding/json": decodePredictionJSONStd} {
+			var e PredictionEvent
+			if err := decode([]byte(c.in), &e); err != nil {
+				t.Fatalf("%s %s: %v", name, c.in, err)
+			}
+			if e.NoLatency != c.noLatency || e.LatencyMs != c.latency {
+				t.Errorf("%s %s: latency %v, no latency %t; want %v, %t", name, c.in, e.LatencyMs, e.NoLatency, c.latency, c.noLatency)
+			}
+			b, err := MarshalPredictionJSON(&e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if has := strings.Contains(string(b), `"latency_ms"`); has == c.noLatency {
+				t.Errorf("%s %s: marshalled %s", name, c.in, b)
+			}
+		}
+	}
+}
