@@ -717,7 +717,11 @@ func serviceConditions(w *processors.WindowAgg, ref *Profile, thresholds func(fe
 	subject := seriesSubject(w)
 	out := inputQualityConditions(w, ref, thresholds)
 	out = append(out, outputQualityConditions(w, ref, th.Signals)...)
-	if th.LatencyP99Ms > 0 && w.Latency.Count() > 0 { // none when no event carried a latency
+	// The latency rules judge the events that carry a latency (not every event must), on
+	// as many as a feature needs present values: a few latencies sent with, say, the
+	// timeouts alone are not the window's.
+	latencies := w.Latency.Count() >= max(1, float64(th.MinEvents))
+	if th.LatencyP99Ms > 0 && latencies {
 		p99 := w.Latency.Quantile(0.99)
 		m := w.Latency.Count()
 		// Under a p99 at or below the threshold at most 1% of latencies exceed it.
@@ -729,11 +733,13 @@ func serviceConditions(w *processors.WindowAgg, ref *Profile, thresholds func(fe
 			Severity: schemas.SeverityWarning, WindowStart: start, WindowEnd: end,
 			FiringSummary:   fmt.Sprintf("p99 latency of %s is %.0f ms ≥ %.0f ms (%.1f%% of %.0f requests above it) over %s", subject, p99, th.LatencyP99Ms, 100*above/m, m, spanText(w)),
 			ResolvedSummary: fmt.Sprintf("p99 latency of %s is back to %.0f ms against %.0f ms over %s", subject, p99, th.LatencyP99Ms, spanText(w)),
-			Details: map[string]string{"events": fmt.Sprint(w.Events), "latency_max_ms": fmt.Sprintf("%.6g", w.LatencyMax),
+			Details: map[string]string{"events": fmt.Sprint(w.Events), "latencies": fmt.Sprintf("%.0f", m), "latency_max_ms": fmt.Sprintf("%.6g", w.LatencyMax),
 				"above_threshold": fmt.Sprintf("%.0f", above), "test": "binomial_above_1_percent", "p_value": g6(p), "alpha": g6(th.Signals.PValue)},
 		})
 	}
-	out = append(out, latencyConditions(w, ref, th.Signals)...)
+	if latencies {
+		out = append(out, latencyConditions(w, ref, th.Signals)...)
+	}
 	if th.ErrorRate > 0 {
 		rate := w.ErrorRate()
 		p := BinomialSF(int(w.Errors+w.Timeouts), int(w.Events), th.ErrorRate)

@@ -793,3 +793,34 @@ func TestUnseenBaselineIsCalibrated(t *testing.T) {
 		t.Logf("reference %d, window %d: p < 0.01/0.05/0.2 in %d/%d/%d of %d runs", sz.ref, sz.win, below[0.01], below[0.05], below[0.2], runs)
 	}
 }
+
+// The latency rules judge the window's latencies, which not every event must carry (a
+// producer may send none with its errors): none, or fewer than a feature needs present
+// values (MinEvents), judge nothing; enough judge as before, the ceiling included.
+func TestLatencyIsJudgedOnTheLatenciesSent(t *testing.T) {
+	ref := refWith(3000, 5)
+	th := DefaultThresholds
+	th.LatencyP99Ms = 100
+	for _, c := range []struct {
+		latencies int
+		judged    bool
+	}{{0, false}, {3, false}, {int(th.MinEvents) - 1, false}, {int(th.MinEvents), true}, {1000, true}} {
+		w := windowWith(1000, 6, nil, change{})
+		w.Latency = processors.NewSketch()
+		for range c.latencies {
+			w.Latency.Add(500)
+		}
+		var got []string
+		for _, cond := range Evaluate(w, ref, func(string) Thresholds { return th }).Conditions {
+			if cond.Kind == schemas.KindLatency {
+				got = append(got, condKey(cond))
+				if !cond.Breached {
+					t.Errorf("%d latencies of 500 ms: %s not breached", c.latencies, condKey(cond))
+				}
+			}
+		}
+		if judged := len(got) == 3; judged != c.judged || (!c.judged && len(got) > 0) {
+			t.Errorf("%d latencies of 1000 events: latency conditions %v, want judged %t (p50, p99 against the reference and the ceiling)", c.latencies, got, c.judged)
+		}
+	}
+}

@@ -240,10 +240,16 @@ func (r *Registry) decodePredictionGeneric(ctx context.Context, b []byte, e *Pre
 			e.Scores[k] = f
 		}
 	}
-	e.LatencyMs, _ = m["latency_ms"].(float64)
+	// A writer schema other than the bundled one may make latency_ms optional (a union
+	// with null, or no such field) or a float: a latency not sent is not measured.
+	if v := avroValue(m["latency_ms"]); v.Kind == Number {
+		e.LatencyMs = v.Num
+	} else {
+		e.NoLatency = true
+	}
 	e.Status = avroString(m["status"])
-	if f, ok := unwrapUnion(m["input_size"]).(float64); ok {
-		e.InputSize, e.HasInputSize = f, true
+	if v := avroValue(m["input_size"]); v.Kind == Number {
+		e.InputSize, e.HasInputSize = v.Num, true
 	}
 	if err := e.validate(); err != nil {
 		return fmt.Errorf("decode Avro prediction %s: %w", e.EventID, err)
@@ -306,7 +312,8 @@ func EncodeLabelAvro(codec *goavro.Codec, id uint32, e *LabelEvent) ([]byte, err
 	return AppendConfluent(nil, id, body), nil
 }
 
-// EncodePredictionAvro encodes e with the bundled schema, framed for schema id.
+// EncodePredictionAvro encodes e with the bundled schema, framed for schema id. Its
+// latency_ms is a double, so an event without a latency (NoLatency) is sent as 0 ms.
 func EncodePredictionAvro(codec *goavro.Codec, id uint32, e *PredictionEvent) ([]byte, error) {
 	feats := make(map[string]any, len(e.Features))
 	for _, f := range e.Features {

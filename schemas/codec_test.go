@@ -417,3 +417,83 @@ func TestPipelineModelsAreBounded(t *testing.T) {
 		}
 	}
 }
+
+// A writer schema other than the bundled one (decoded through goavro) may make
+// latency_ms optional or a float: the latency sent is read, and one not sent (null, or no
+// such field) is not measured (NoLatency), as in JSON.
+func TestAvroLatencyOfOtherWriterSchemas(t *testing.T) {
+	text, _ := BundledSchema(SchemaPrediction)
+	bundled, err := goavro.NewCodec(text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := EncodePredictionAvro(bundled, 1, sampleEvent())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name      string
+		typ       any // latency_ms's type in the writer schema; nil: no such field
+		value     any // what the record holds
+		latency   float64
+		noLatency bool
+	}{
+		{"union with null, a value", []any{"null", "double"}, goavro.Union("double", 12.5), 12.5, false},
+		{"union with null, null", []any{"null", "double"}, nil, 0, true},
+		{"float", "float", float32(12.5), 12.5, false},
+		{"long", "long", int64(12), 12, false},
+		{"no such field", nil, nil, 0, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var schema map[string]any
+			if err := json.Unmarshal([]byte(text), &schema); err != nil {
+				t.Fatal(err)
+			}
+			var fields []any
+			for _, f := range schema["fields"].([]any) {
+				field := f.(map[string]any)
+				if field["name"] == "latency_ms" {
+					if c.typ == nil {
+						continue
+					}
+					field["type"] = c.typ
+					delete(field, "default")
+				}
+				fields = append(fields, field)
+			}
+			schema["fields"], schema["name"] = fields, "OtherPrediction"
+			writerText, _ := json.Marshal(schema)
+			writer, err := goavro.NewCodec(string(writerText))
+			if err != nil {
+				t.Fatal(err)
+			}
+			native, _, err := bundled.NativeFromBinary(rec[5:])
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := native.(map[string]any)
+			delete(m, "latency_ms")
+			if c.typ != nil {
+				m["latency_ms"] = c.value
+			}
+			body, err := writer.BinaryFromNative(nil, m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			reg, err := NewRegistry("", nil, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			reg.mu.Lock()
+			reg.add(7, writer)
+			reg.mu.Unlock()
+			var e PredictionEvent
+			if err := (Decoder{Format: FormatAvro, Registry: reg}).Prediction(context.Background(), AppendConfluent(nil, 7, body), &e); err != nil {
+				t.Fatal(err)
+			}
+			if e.LatencyMs != c.latency || e.NoLatency != c.noLatency || e.Model != "fraud-scorer" {
+				t.Errorf("latency %v, no latency %t (model %q); want %v, %t", e.LatencyMs, e.NoLatency, e.Model, c.latency, c.noLatency)
+			}
+		})
+	}
+}
