@@ -2,6 +2,7 @@ package detectors
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -115,6 +116,10 @@ func CompareCanary(canary, primary *processors.WindowAgg, thresholds func(featur
 	}
 	if len(c.Confounded) > 0 {
 		c.Reason += fmt.Sprintf(" (inputs differ from the primary's: %s; the canary does not see the same traffic)", strings.Join(c.Confounded, ", "))
+	}
+	if primary.Latency.Count() > 0 && !slices.ContainsFunc(c.Evidence, func(e Condition) bool { return e.Kind == schemas.KindLatency }) {
+		// A healthy verdict must not read as "as fast as the primary" when nothing said so.
+		c.Reason += fmt.Sprintf(" (latency not compared: %.0f of the canary's %d requests carry one)", canary.Latency.Count(), canary.Events)
 	}
 	return c
 }

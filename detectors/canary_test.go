@@ -19,6 +19,7 @@ type canaryTraffic struct {
 	n                      int
 	slower, errorRate      float64
 	predShift, amountShift float64
+	noLatency              bool // its requests carry no latency
 }
 
 // canaryWindow is the window of series slot over [t0, t0+5m) with traffic tr.
@@ -29,7 +30,7 @@ func canaryWindow(rng *rand.Rand, version, slot string, tr canaryTraffic) *proce
 		amount := 100 + 15*(rng.NormFloat64()+tr.amountShift)
 		e := &schemas.PredictionEvent{EventID: fmt.Sprint(i), Model: "m", ModelVersion: version, Deployment: slot, Status: "ok",
 			Timestamp: t0.Add(time.Duration(i) * 5 * time.Minute / time.Duration(tr.n)),
-			LatencyMs: 40 * math.Exp(0.5*rng.NormFloat64()) * max(tr.slower, 1),
+			LatencyMs: 40 * math.Exp(0.5*rng.NormFloat64()) * max(tr.slower, 1), NoLatency: tr.noLatency,
 			Features: []schemas.Feature{{Name: "amount", Value: schemas.Value{Kind: schemas.Number, Num: amount}},
 				{Name: "country", Value: schemas.Value{Kind: schemas.String, Str: countries[rng.IntN(len(countries))]}}},
 			Prediction: schemas.Value{Kind: schemas.Number, Num: 1/(1+math.Exp(-(amount-100)/15-0.5*rng.NormFloat64())) + tr.predShift}}
@@ -60,8 +61,11 @@ func TestCanaryVerdicts(t *testing.T) {
 		want       CanaryOutcome
 		evidence   string // a breached metric
 		confounded string
+		reason     string // in the reason
 	}{
 		{name: "same model", canary: canaryTraffic{n: 300, errorRate: 0.01}, want: CanaryHealthy},
+		{name: "no latency sent by the canary: healthy, saying latency was not compared", canary: canaryTraffic{n: 300, errorRate: 0.01, noLatency: true},
+			want: CanaryHealthy, reason: "latency not compared: 0 of the canary's 300 requests carry one"},
 		{name: "four times slower", canary: canaryTraffic{n: 300, errorRate: 0.01, slower: 4}, want: CanaryRegression, evidence: "latency_p99_vs_reference"},
 		{name: "errors 1% to 8%", canary: canaryTraffic{n: 300, errorRate: 0.08}, want: CanaryRegression, evidence: "error_rate_vs_reference"},
 		{name: "predictions shifted", canary: canaryTraffic{n: 300, errorRate: 0.01, predShift: 0.3}, want: CanaryRegression, evidence: "prediction"},
@@ -90,6 +94,9 @@ func TestCanaryVerdicts(t *testing.T) {
 				if !found {
 					t.Errorf("no breached %s in the evidence: %+v", c.evidence, got.Evidence)
 				}
+			}
+			if !strings.Contains(got.Reason, c.reason) || (c.reason == "" && strings.Contains(got.Reason, "latency not compared")) {
+				t.Errorf("reason %q, want it to say %q", got.Reason, c.reason)
 			}
 			if fmt.Sprint(got.Confounded) != fmt.Sprint(strings.Fields(c.confounded)) {
 				t.Errorf("confounded %v, want %q", got.Confounded, c.confounded)
