@@ -420,11 +420,29 @@ type Pipelines struct {
 	// below VolumeDrop × or rises above VolumeJump × the stage's baseline.
 	VolumeDrop float64 `yaml:"volume_drop"`
 	VolumeJump float64 `yaml:"volume_jump"`
+	// DurationJump fires pipeline_duration when a window's typical run takes that many
+	// times its baseline's; LostMinIncrease/LostMinRatio fire pipeline_volume
+	// (records_lost_share) and NullMinIncrease/NullMinRatio pipeline_quality (null_rate)
+	// when the share rises by the increase and to the ratio × its baseline's. Each also
+	// needs its test's p-value below PValue. 0 turns a rule off (docs/health.md).
+	DurationJump    float64 `yaml:"duration_jump"`
+	LostMinIncrease float64 `yaml:"lost_min_increase"`
+	LostMinRatio    float64 `yaml:"lost_min_ratio"`
+	NullMinIncrease float64 `yaml:"null_min_increase"`
+	NullMinRatio    float64 `yaml:"null_min_ratio"`
+	PValue          float64 `yaml:"p_value"`
 	// FreshnessFactor × the median interval between successes is how long a stage may go
 	// without succeeding before pipeline_freshness fires (unless configured per stage).
 	FreshnessFactor float64 `yaml:"freshness_factor"`
 	// Stages, keyed "pipeline/stage", set an expected interval and the models fed.
 	Stages map[string]StageConfig `yaml:"stages"`
+}
+
+// Thresholds are the pipeline health rules as the detectors take them.
+func (p Pipelines) Thresholds() detectors.PipelineThresholds {
+	return detectors.PipelineThresholds{FailureRate: p.FailureRate, ConsecutiveFailures: p.ConsecutiveFailures, VolumeDrop: p.VolumeDrop,
+		VolumeJump: p.VolumeJump, DurationJump: p.DurationJump, LostMinIncrease: p.LostMinIncrease, LostMinRatio: p.LostMinRatio,
+		NullMinIncrease: p.NullMinIncrease, NullMinRatio: p.NullMinRatio, PValue: p.PValue}
 }
 
 // StageConfig is one pipeline stage's settings.
@@ -512,7 +530,7 @@ func (w Windows) AggregateWorkers() int {
 
 // Default returns the defaults.
 func Default() Config {
-	sig, perf := detectors.DefaultSignalThresholds, detectors.DefaultPerformanceThresholds
+	sig, perf, pl := detectors.DefaultSignalThresholds, detectors.DefaultPerformanceThresholds, detectors.DefaultPipelineThresholds
 	return Config{
 		Kafka: Kafka{
 			Brokers: []string{"localhost:9092"}, GroupID: "driftd",
@@ -534,8 +552,10 @@ func Default() Config {
 			SignalPValue: sig.PValue, QualityMinIncrease: sig.QualityMinIncrease, QualityMinRatio: sig.QualityMinRatio,
 			InputSizeMinChange: sig.InputSizeMinChange, LatencyMinRatio: sig.LatencyMinRatio, LatencyMinIncreaseMs: sig.LatencyMinIncreaseMs,
 			ErrorMinIncrease: sig.ErrorMinIncrease, ErrorMinRatio: sig.ErrorMinRatio, VolumeDrop: sig.VolumeDrop, VolumeJump: sig.VolumeJump},
-		Pipelines: Pipelines{Window: Duration(time.Hour), Lateness: Duration(5 * time.Minute), FailureRate: 0.5,
-			ConsecutiveFailures: 3, VolumeDrop: 0.5, VolumeJump: 3, FreshnessFactor: 2},
+		Pipelines: Pipelines{Window: Duration(time.Hour), Lateness: Duration(5 * time.Minute), FailureRate: pl.FailureRate,
+			ConsecutiveFailures: pl.ConsecutiveFailures, VolumeDrop: pl.VolumeDrop, VolumeJump: pl.VolumeJump, DurationJump: pl.DurationJump,
+			LostMinIncrease: pl.LostMinIncrease, LostMinRatio: pl.LostMinRatio, NullMinIncrease: pl.NullMinIncrease, NullMinRatio: pl.NullMinRatio,
+			PValue: pl.PValue, FreshnessFactor: 2},
 		Labels: Labels{Horizon: Duration(7 * 24 * time.Hour), Settle: Duration(time.Hour), Lateness: Duration(5 * time.Minute),
 			Detector: detectors.ChangeADWIN, ADWINDelta: detectors.DefaultADWINParams().Delta, ReferenceMinLabelled: perf.ReferenceMinLabelled, PValue: perf.PValue,
 			ErrorMinIncrease: perf.ErrorMinIncrease, MAEMinRatio: perf.MAEMinRatio, MinCoverageRatio: perf.MinCoverageRatio,
@@ -942,6 +962,18 @@ func (c *Config) Validate() error {
 		return fail("pipelines.volume_jump", "must be above 1")
 	case pl.FreshnessFactor < 1:
 		return fail("pipelines.freshness_factor", "must be at least 1")
+	case pl.DurationJump != 0 && pl.DurationJump <= 1:
+		return fail("pipelines.duration_jump", "must be above 1 (0 disables)")
+	case pl.LostMinIncrease < 0 || pl.LostMinIncrease >= 1:
+		return fail("pipelines.lost_min_increase", "must be in [0, 1) (0 disables)")
+	case pl.LostMinRatio < 1:
+		return fail("pipelines.lost_min_ratio", "must be at least 1")
+	case pl.NullMinIncrease < 0:
+		return fail("pipelines.null_min_increase", "must be at least 0 (0 disables)")
+	case pl.NullMinRatio < 1:
+		return fail("pipelines.null_min_ratio", "must be at least 1")
+	case pl.PValue <= 0 || pl.PValue >= 1:
+		return fail("pipelines.p_value", "must be between 0 and 1")
 	}
 	for key, st := range pl.Stages {
 		if p, s, ok := strings.Cut(key, "/"); !ok || p == "" || s == "" {

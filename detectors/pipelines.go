@@ -2,9 +2,14 @@ package detectors
 
 import (
 	"fmt"
+	"math"
+	"slices"
 	"sort"
 	"time"
 
+	"gonum.org/v1/gonum/stat/distuv"
+
+	"github.com/driftd/driftd/processors"
 	"github.com/driftd/driftd/schemas"
 )
 
@@ -13,7 +18,22 @@ const (
 	KindPipelineFailure   = "pipeline_failure"
 	KindPipelineVolume    = "pipeline_volume"
 	KindPipelineFreshness = "pipeline_freshness"
+	KindPipelineDuration  = "pipeline_duration"
+	KindPipelineQuality   = "pipeline_quality"
 )
+
+// StagePoint is what one window of a stage holds of the signals judged against the
+// stage's own history, and what a judged window keeps for the baselines of later ones.
+type StagePoint struct {
+	RecordsOut float64
+	// LogDuration are the moments of log(1 + ms) of the runs that sent a duration:
+	// durations are compared as ratios, and a run's log duration is far nearer normal
+	// than its duration.
+	LogDuration processors.Moments
+	// LostIn and Lost are the records in and lost (in − out) of the runs that sent both
+	// counts; NullOut and Nulls the records out and nulls of the runs that sent both.
+	LostIn, Lost, NullOut, Nulls float64
+}
 
 // StageWindow summarizes one pipeline stage over one window.
 type StageWindow struct {
@@ -23,17 +43,30 @@ type StageWindow struct {
 	// ConsecutiveFailures is the run of failures the stage ended the window with.
 	ConsecutiveFailures int
 	RecordsIn           float64
-	RecordsOut          float64
-	TopError            string
+	StagePoint
+	TopError string
 }
 
-// PipelineThresholds are the pipeline health rules.
+// PipelineThresholds are the pipeline health rules. A zero effect threshold turns its
+// rule off.
 type PipelineThresholds struct {
 	FailureRate         float64
 	ConsecutiveFailures int
 	VolumeDrop          float64
 	VolumeJump          float64
+	// DurationJump: a window's typical run (geometric mean) at least this many times the
+	// baseline's; LostMinIncrease/LostMinRatio and NullMinIncrease/NullMinRatio: a share of
+	// records lost, or of nulls per record out, at least the baseline's plus the increase
+	// and its ratio times. PValue is the level each is also held to (the evidence).
+	DurationJump                  float64
+	LostMinIncrease, LostMinRatio float64
+	NullMinIncrease, NullMinRatio float64
+	PValue                        float64
 }
+
+// DefaultPipelineThresholds are the rules' defaults (config's pipelines section).
+var DefaultPipelineThresholds = PipelineThresholds{FailureRate: 0.5, ConsecutiveFailures: 3, VolumeDrop: 0.5, VolumeJump: 3,
+	DurationJump: 2, LostMinIncrease: 0.05, LostMinRatio: 2, NullMinIncrease: 0.05, NullMinRatio: 2, PValue: 1e-4}
 
 func stageSpan(s StageWindow) string {
 	layout := "15:04"
@@ -69,33 +102,224 @@ func FailureCondition(s StageWindow, th PipelineThresholds) Condition {
 	return c
 }
 
-// VolumeBaseline is what a window's records_out is compared with: the median of the same
-// hour of day over the previous seven days when that history exists (so that a nightly dip
-// is expected), else — for windows of a day or more — the median of the previous seven
-// windows. history maps window start (unix ms) to records_out. ok is false when there is
-// not enough history to judge.
-func VolumeBaseline(history map[int64]float64, start time.Time, window time.Duration) (float64, bool) {
+// baselineStarts are the windows (by start, unix ms) a stage's window is compared with:
+// the same hour of day on each of the previous seven days for windows shorter than a day
+// (so that a nightly dip or a nightly heavy run is expected), else the previous seven
+// windows. need is how many of them must have been judged.
+func baselineStarts(start time.Time, window time.Duration) (starts [7]int64, need int) {
+	step, need := 24*time.Hour, 1
+	if window >= 24*time.Hour {
+		step, need = window, 3
+	}
+	for k := range starts {
+		starts[k] = start.Add(-time.Duration(k+1) * step).UnixMilli()
+	}
+	return starts, need
+}
+
+// VolumeBaseline is what a window's records_out is compared with: the median of its
+// baseline windows' (baselineStarts). history maps window start (unix ms) to the judged
+// windows. ok is false when there is not enough history to judge.
+func VolumeBaseline(history map[int64]StagePoint, start time.Time, window time.Duration) (float64, bool) {
 	var vals []float64
-	if window < 24*time.Hour {
-		for d := 1; d <= 7; d++ {
-			if v, ok := history[start.Add(-time.Duration(d)*24*time.Hour).UnixMilli()]; ok {
-				vals = append(vals, v)
-			}
-		}
-	} else {
-		for k := 1; k <= 7; k++ {
-			if v, ok := history[start.Add(-time.Duration(k)*window).UnixMilli()]; ok {
-				vals = append(vals, v)
-			}
-		}
-		if len(vals) < 3 {
-			return 0, false
+	starts, need := baselineStarts(start, window)
+	for _, s := range starts {
+		if p, ok := history[s]; ok {
+			vals = append(vals, p.RecordsOut)
 		}
 	}
-	if len(vals) == 0 {
+	if len(vals) < need {
 		return 0, false
 	}
 	return median(vals), true
+}
+
+// PooledBaseline is the stage's baseline windows' (baselineStarts) counts summed: the
+// records lost and nulls of its judged windows (durations: NewDurationBaseline). ok is
+// false when there is not enough history to judge.
+func PooledBaseline(history map[int64]StagePoint, start time.Time, window time.Duration) (StagePoint, bool) {
+	var out StagePoint
+	starts, need := baselineStarts(start, window)
+	found := 0
+	for i := len(starts) - 1; i >= 0; i-- {
+		p, ok := history[starts[i]]
+		if !ok {
+			continue
+		}
+		found++
+		out.RecordsOut += p.RecordsOut
+		out.LostIn, out.Lost = out.LostIn+p.LostIn, out.Lost+p.Lost
+		out.NullOut, out.Nulls = out.NullOut+p.NullOut, out.Nulls+p.Nulls
+	}
+	return out, found >= need
+}
+
+// DurationBaseline is what a window's run durations are compared with. Level pools the
+// runs of its baseline windows (baselineStarts): the same hour of the previous days, as
+// a stage's heavy nightly run is heavy every night. The spread of runs about their level
+// is pooled from every judged window of the previous seven days, grouped by time of day
+// (windows of a day or more: the seven before, one group), so that a stage with one run
+// per window is judged against the spread of a week of runs, not of seven.
+type DurationBaseline struct {
+	Level processors.Moments
+	// SS is the sum of squared deviations of the runs' log durations about their group's
+	// mean, DF its degrees of freedom (runs less groups).
+	SS, DF float64
+}
+
+// NewDurationBaseline reads a window's duration baseline from the stage's judged windows
+// (history, by start), oldest first. ok is false when there is not enough history.
+func NewDurationBaseline(history map[int64]StagePoint, start time.Time, window time.Duration) (DurationBaseline, bool) {
+	var b DurationBaseline
+	starts, need := baselineStarts(start, window)
+	found := 0
+	for i := len(starts) - 1; i >= 0; i-- {
+		if p, ok := history[starts[i]]; ok {
+			found++
+			b.Level.Merge(p.LogDuration)
+		}
+	}
+	if found < need || b.Level.N == 0 {
+		return b, false
+	}
+	if window >= 24*time.Hour {
+		b.SS, b.DF = b.Level.M2, b.Level.N-1
+		return b, true
+	}
+	from, to := start.Add(-7*24*time.Hour).UnixMilli(), start.UnixMilli()
+	var keys []int64
+	for k, p := range history {
+		if k >= from && k < to && p.LogDuration.N > 0 {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	day := (24 * time.Hour).Milliseconds()
+	groups := map[int64]*processors.Moments{}
+	var order []int64
+	for _, k := range keys {
+		g := ((k % day) + day) % day
+		m, ok := groups[g]
+		if !ok {
+			m = &processors.Moments{}
+			groups[g] = m
+			order = append(order, g)
+		}
+		m.Merge(history[k].LogDuration)
+	}
+	for _, g := range order {
+		b.SS += groups[g].M2
+		b.DF += groups[g].N - 1
+	}
+	return b, true
+}
+
+// DurationCondition judges the window's run durations against its baseline: the effect
+// is the ratio of the window's geometric mean (on 1 + ms) to its level's, at least
+// DurationJump; the evidence a one-sided t-test of the window's mean log(1 + ms) against
+// the level, with the baseline's spread (and the window's own) pooled — the contrast of
+// a linear model with a mean per time of day — so that one slow run of a stage whose
+// runs vary as much is not evidence, and one run of a stage that always takes the same
+// time is. ok is false when there is nothing to judge: no run of the window sent a
+// duration, or the baseline has no spread to judge by.
+func DurationCondition(s StageWindow, base DurationBaseline, th PipelineThresholds) (Condition, bool) {
+	w, b := s.LogDuration, base.Level
+	df := base.DF + math.Max(w.N-1, 0)
+	if th.DurationJump <= 0 || w.N < 1 || b.N < 1 || df < 1 {
+		return Condition{}, false
+	}
+	diff := w.Mean - b.Mean
+	ratio := math.Exp(diff)
+	sp := math.Sqrt(math.Max(0, base.SS+w.M2) / df)
+	var t, p float64
+	switch se := sp * math.Sqrt(1/w.N+1/b.N); {
+	case se > 0:
+		t = diff / se
+		p = distuv.StudentsT{Mu: 0, Sigma: 1, Nu: df}.Survival(t)
+	case diff > 0:
+		t, p = math.Inf(1), 0
+	default:
+		t, p = 0, 1
+	}
+	typical, usual := math.Expm1(w.Mean), math.Expm1(b.Mean)
+	c := Condition{Kind: KindPipelineDuration, Pipeline: s.Pipeline, Stage: s.Stage, Metric: "duration_ratio",
+		Value: ratio, Threshold: th.DurationJump, WindowStart: s.Start, WindowEnd: s.End, Severity: schemas.SeverityWarning,
+		Details: map[string]string{"runs": fmt.Sprintf("%.0f", w.N), "typical_ms": g6(typical), "baseline_runs": fmt.Sprintf("%.0f", b.N),
+			"baseline_typical_ms": g6(usual), "spread": g6(sp), "test": "t_log_duration", "statistic": g6(t), "df": g6(df), "p_value": g6(p),
+			"alpha": g6(th.PValue)}}
+	c.Breached = ratio >= th.DurationJump && p < th.PValue
+	if c.Breached && ratio >= 1+criticalFactor*(th.DurationJump-1) {
+		c.Severity = schemas.SeverityCritical
+	}
+	c.FiringSummary = fmt.Sprintf("stage %s of pipeline %s ran %.1f× its usual time: typically %s against %s (threshold %.1f×; %.0f runs) over %s",
+		s.Stage, s.Pipeline, ratio, msText(typical), msText(usual), th.DurationJump, w.N, stageSpan(s))
+	c.ResolvedSummary = fmt.Sprintf("stage %s of pipeline %s runs in its usual time again: typically %s against %s over %s",
+		s.Stage, s.Pipeline, msText(typical), msText(usual), stageSpan(s))
+	return c, true
+}
+
+// msText is a duration in milliseconds as a person reads it.
+func msText(ms float64) string {
+	return time.Duration(ms * float64(time.Millisecond)).Round(time.Millisecond).String()
+}
+
+// count is a sum of counts (summed as floats) as the rate tests take it.
+func count(x float64) uint64 {
+	if !(x > 0) {
+		return 0
+	}
+	return uint64(math.Round(x))
+}
+
+// LostCondition judges the share of records lost between a stage's input and output
+// (over the runs that sent both counts) against its baseline's: at least the baseline's
+// plus LostMinIncrease and LostMinRatio times it, beyond chance (Fisher's exact test on
+// the records). A stage that outputs more than it reads loses none. ok is false when no
+// run of the window or the baseline sent both counts.
+func LostCondition(s StageWindow, base StagePoint, th PipelineThresholds) (Condition, bool) {
+	if th.LostMinIncrease <= 0 || count(s.LostIn) == 0 || count(base.LostIn) == 0 {
+		return Condition{}, false
+	}
+	x, n := min(count(s.Lost), count(s.LostIn)), count(s.LostIn)
+	xRef, nRef := min(count(base.Lost), count(base.LostIn)), count(base.LostIn)
+	r := newRateTest(x, n, xRef, nRef, th.LostMinIncrease, th.LostMinRatio)
+	c := Condition{Kind: KindPipelineVolume, Pipeline: s.Pipeline, Stage: s.Stage, Metric: "records_lost_share",
+		Value: r.rate, Threshold: r.threshold, WindowStart: s.Start, WindowEnd: s.End, Details: r.details("records_lost")}
+	c.Details["records_in"] = c.Details["events"]
+	c.Details["reference_records_in"] = c.Details["reference_events"]
+	delete(c.Details, "events")
+	delete(c.Details, "reference_events")
+	c.FiringSummary = fmt.Sprintf("stage %s of pipeline %s lost %s of %d records between input and output (usually %s, threshold %s) over %s",
+		s.Stage, s.Pipeline, pct(r.rate), n, pct(r.refRate), pct(r.threshold), stageSpan(s))
+	c.ResolvedSummary = fmt.Sprintf("stage %s of pipeline %s loses %s of %d records again, near its usual %s, over %s",
+		s.Stage, s.Pipeline, pct(r.rate), n, pct(r.refRate), stageSpan(s))
+	return settle([]judged{{c, r.p, r.effect, r.critical}}, th.PValue)[0], true
+}
+
+// NullCondition judges the nulls a stage reports per record out (over the runs that
+// sent both) against its baseline's: at least the baseline's plus NullMinIncrease and
+// NullMinRatio times it, beyond chance. A producer may count null cells rather than
+// records, so the rate may pass 1: the test compares two Poisson rates (given both
+// counts, the window's nulls are binomial with its share of the records out). ok is
+// false when no run of the window or the baseline sent both.
+func NullCondition(s StageWindow, base StagePoint, th PipelineThresholds) (Condition, bool) {
+	if th.NullMinIncrease <= 0 || count(s.NullOut) == 0 || count(base.NullOut) == 0 {
+		return Condition{}, false
+	}
+	x, n, xRef, nRef := count(s.Nulls), count(s.NullOut), count(base.Nulls), count(base.NullOut)
+	rate, refRate := float64(x)/float64(n), float64(xRef)/float64(nRef)
+	threshold := math.Max(refRate+th.NullMinIncrease, th.NullMinRatio*refRate)
+	p := PoissonRateGreater(x, n, xRef, nRef)
+	critical := rate-refRate >= criticalFactor*th.NullMinIncrease && rate >= (1+criticalFactor*(th.NullMinRatio-1))*refRate
+	c := Condition{Kind: KindPipelineQuality, Pipeline: s.Pipeline, Stage: s.Stage, Metric: "null_rate",
+		Value: rate, Threshold: threshold, WindowStart: s.Start, WindowEnd: s.End,
+		Details: map[string]string{"nulls": fmt.Sprint(x), "records_out": fmt.Sprint(n), "reference_nulls": fmt.Sprint(xRef),
+			"reference_records_out": fmt.Sprint(nRef), "reference_rate": g6(refRate), "test": "poisson_rate_greater", "p_value": g6(p)}}
+	c.FiringSummary = fmt.Sprintf("stage %s of pipeline %s reported %d nulls in %d records out (%s; usually %s, threshold %s) over %s",
+		s.Stage, s.Pipeline, x, n, pct(rate), pct(refRate), pct(threshold), stageSpan(s))
+	c.ResolvedSummary = fmt.Sprintf("stage %s of pipeline %s reports %s nulls per record out again, near its usual %s, over %s",
+		s.Stage, s.Pipeline, pct(rate), pct(refRate), stageSpan(s))
+	return settle([]judged{{c, p, th.NullMinIncrease > 0 && rate >= threshold, critical}}, th.PValue)[0], true
 }
 
 func median(vals []float64) float64 {

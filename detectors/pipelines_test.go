@@ -1,9 +1,14 @@
 package detectors
 
 import (
+	"math"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/driftd/driftd/processors"
+	"github.com/driftd/driftd/schemas"
 )
 
 var pth = PipelineThresholds{FailureRate: 0.5, ConsecutiveFailures: 3, VolumeDrop: 0.5, VolumeJump: 3}
@@ -31,14 +36,14 @@ func TestFailureCondition(t *testing.T) {
 
 func TestVolumeBaselineFollowsTheDailyCycle(t *testing.T) {
 	day := func(d, h int) time.Time { return t0.Truncate(24 * time.Hour).Add(time.Duration(d*24+h) * time.Hour) }
-	hist := map[int64]float64{}
+	hist := map[int64]StagePoint{}
 	for d := 0; d < 3; d++ {
 		for h := 0; h < 24; h++ {
 			v := 1000.0
 			if h < 6 {
 				v = 150 // the nightly dip
 			}
-			hist[day(d, h).UnixMilli()] = v
+			hist[day(d, h).UnixMilli()] = StagePoint{RecordsOut: v}
 		}
 	}
 	if b, ok := VolumeBaseline(hist, day(3, 2), time.Hour); !ok || b != 150 {
@@ -47,23 +52,23 @@ func TestVolumeBaselineFollowsTheDailyCycle(t *testing.T) {
 	if b, ok := VolumeBaseline(hist, day(3, 12), time.Hour); !ok || b != 1000 {
 		t.Errorf("day baseline %v %v", b, ok)
 	}
-	if _, ok := VolumeBaseline(map[int64]float64{}, day(0, 5), time.Hour); ok {
+	if _, ok := VolumeBaseline(map[int64]StagePoint{}, day(0, 5), time.Hour); ok {
 		t.Error("a baseline without history")
 	}
-	night := StageWindow{Pipeline: "p", Stage: "s", RecordsOut: 140, Start: day(3, 2), End: day(3, 3)}
+	night := StageWindow{Pipeline: "p", Stage: "s", StagePoint: StagePoint{RecordsOut: 140}, Start: day(3, 2), End: day(3, 3)}
 	if c := VolumeCondition(night, 150, pth); c.Breached {
 		t.Errorf("a normal night fired: %+v", c)
 	}
-	drop := StageWindow{Pipeline: "p", Stage: "s", RecordsOut: 90, Start: day(3, 12), End: day(3, 13)}
+	drop := StageWindow{Pipeline: "p", Stage: "s", StagePoint: StagePoint{RecordsOut: 90}, Start: day(3, 12), End: day(3, 13)}
 	if c := VolumeCondition(drop, 1000, pth); !c.Breached || c.Severity != "critical" || !strings.Contains(c.FiringSummary, "fell to 90 records (9% of its usual 1000)") {
 		t.Errorf("drop: %+v", c)
 	}
-	if c := VolumeCondition(StageWindow{RecordsOut: 3500}, 1000, pth); !c.Breached || c.Threshold != 3 {
+	if c := VolumeCondition(StageWindow{StagePoint: StagePoint{RecordsOut: 3500}}, 1000, pth); !c.Breached || c.Threshold != 3 {
 		t.Errorf("jump: %+v", c)
 	}
-	daily := map[int64]float64{}
+	daily := map[int64]StagePoint{}
 	for k := 1; k <= 3; k++ {
-		daily[day(10-k, 0).UnixMilli()] = float64(100 * k)
+		daily[day(10-k, 0).UnixMilli()] = StagePoint{RecordsOut: float64(100 * k)}
 	}
 	if b, ok := VolumeBaseline(daily, day(10, 0), 24*time.Hour); !ok || b != 200 {
 		t.Errorf("daily baseline %v %v", b, ok)
@@ -166,5 +171,160 @@ func TestOverdueSpellsDoNotDependOnWhenTheyAreAsked(t *testing.T) {
 	// Too few successes to learn from: nothing.
 	if s := OverdueSpells(succ[:3], time.Time{}, at(500), func(i int) (time.Duration, bool) { return LearnedInterval(succ[:3], i, 2) }); len(s) != 0 {
 		t.Errorf("spells without a learned interval: %+v", s)
+	}
+}
+
+func logDurations(ms ...float64) processors.Moments {
+	var m processors.Moments
+	for _, v := range ms {
+		m.Add(math.Log1p(v))
+	}
+	return m
+}
+
+// The duration rule's test and ratio against scipy's (testdata/gen_signals.py), and its
+// verdict with the defaults: one slow run of a stage whose runs vary as much is not
+// evidence; one run four times as slow as a stage that always takes the same time is.
+func TestStageDurationMatchesScipy(t *testing.T) {
+	breached := map[string]bool{"one run, steady stage, 4x": true, "twelve runs, 2x": true}
+	th := DefaultPipelineThresholds
+	for _, c := range loadSignalsReference(t).StageDuration {
+		t.Run(c.Name, func(t *testing.T) {
+			s := StageWindow{Pipeline: "orders", Stage: "join", Start: t0, End: t0.Add(time.Hour), StagePoint: StagePoint{LogDuration: logDurations(c.WindowMs...)}}
+			b := logDurations(c.BaselineMs...)
+			cond, ok := DurationCondition(s, DurationBaseline{Level: b, SS: b.M2, DF: b.N - 1}, th)
+			if !ok {
+				t.Fatal("not judged")
+			}
+			stat, _ := strconv.ParseFloat(cond.Details["statistic"], 64)
+			p, _ := strconv.ParseFloat(cond.Details["p_value"], 64)
+			if !close(stat, c.T, 1e-5) || cond.Details["df"] != strconv.FormatFloat(c.DF, 'g', 6, 64) || !relClose(p, c.P, 1e-4) || !close(cond.Value, c.Ratio, 1e-9) {
+				t.Errorf("t %v df %s p %v ratio %v; scipy t %v df %v p %v ratio %v", stat, cond.Details["df"], p, cond.Value, c.T, c.DF, c.P, c.Ratio)
+			}
+			if cond.Breached != breached[c.Name] || cond.Kind != KindPipelineDuration || cond.Metric != "duration_ratio" || cond.Severity != schemas.SeverityWarning {
+				t.Errorf("breached %v (want %v): %+v", cond.Breached, breached[c.Name], cond)
+			}
+			if cond.Breached && !strings.Contains(cond.FiringSummary, "stage join of pipeline orders ran ") {
+				t.Errorf("summary %q", cond.FiringSummary)
+			}
+		})
+	}
+	one := StageWindow{StagePoint: StagePoint{LogDuration: logDurations(60000)}}
+	b := logDurations(2000, 2010, 1990)
+	steady := DurationBaseline{Level: b, SS: b.M2, DF: 2}
+	if c, ok := DurationCondition(one, steady, th); !ok || !c.Breached || c.Severity != schemas.SeverityCritical || c.Value < 25 {
+		t.Errorf("thirty times as long: %v %+v", ok, c)
+	}
+	if _, ok := DurationCondition(StageWindow{}, steady, th); ok {
+		t.Error("a window without durations judged")
+	}
+	if _, ok := DurationCondition(one, DurationBaseline{Level: logDurations(2000)}, th); ok {
+		t.Error("judged against one run: no spread to judge by")
+	}
+	off := th
+	off.DurationJump = 0
+	if _, ok := DurationCondition(one, steady, off); ok {
+		t.Error("judged with the rule off")
+	}
+}
+
+// A stage with a level per hour of day (a heavy nightly run) is judged against the same
+// hour of the previous days, with the spread of a week of runs: the contrast of an OLS
+// model with a mean per hour (statsmodels, testdata/gen_signals.py).
+func TestStageDurationAgainstAWeekMatchesOLS(t *testing.T) {
+	breached := map[string]bool{"hourly stage, heavy nightly run, 4x": true, "hourly stage, afternoon 4x": true,
+		"hourly stage, two days of history, 4x": true, "five-minute stage, afternoon 2.2x": true}
+	midnight := t0.Truncate(24 * time.Hour)
+	at := func(h int) time.Time { return midnight.Add(time.Duration(h) * time.Hour) }
+	for _, c := range loadSignalsReference(t).StageDurationGrouped {
+		t.Run(c.Name, func(t *testing.T) {
+			hist := map[int64]StagePoint{at(c.At + 1).UnixMilli(): {LogDuration: logDurations(1e9)}} // after the window: not its history
+			for _, w := range c.History {
+				hist[at(w.Hour).UnixMilli()] = StagePoint{LogDuration: logDurations(w.Ms...)}
+			}
+			hist[at(c.At-7*24-1).UnixMilli()] = StagePoint{LogDuration: logDurations(1e9)} // more than a week before
+			base, ok := NewDurationBaseline(hist, at(c.At), time.Hour)
+			if !ok {
+				t.Fatal("no baseline")
+			}
+			s := StageWindow{Pipeline: "orders", Stage: "load", Start: at(c.At), End: at(c.At + 1), StagePoint: StagePoint{LogDuration: logDurations(c.WindowMs...)}}
+			cond, ok := DurationCondition(s, base, DefaultPipelineThresholds)
+			if !ok {
+				t.Fatal("not judged")
+			}
+			stat, _ := strconv.ParseFloat(cond.Details["statistic"], 64)
+			df, _ := strconv.ParseFloat(cond.Details["df"], 64)
+			p, _ := strconv.ParseFloat(cond.Details["p_value"], 64)
+			if !close(stat, c.T, 1e-5) || df != c.DF || !relClose(p, c.P, 1e-4) || !close(cond.Value, c.Ratio, 1e-9) {
+				t.Errorf("t %v df %v p %v ratio %v; statsmodels t %v df %v p %v ratio %v", stat, df, p, cond.Value, c.T, c.DF, c.P, c.Ratio)
+			}
+			if cond.Breached != breached[c.Name] {
+				t.Errorf("breached %v, want %v: %s", cond.Breached, breached[c.Name], cond.FiringSummary)
+			}
+		})
+	}
+}
+
+// The baseline windows are the same hour of the previous seven days (windows under a
+// day); a day of history is needed.
+func TestPooledBaselineTakesTheSameHourOfPreviousDays(t *testing.T) {
+	day := func(d, h int) time.Time { return t0.Truncate(24 * time.Hour).Add(time.Duration(d*24+h) * time.Hour) }
+	hist := map[int64]StagePoint{}
+	for d := 0; d < 9; d++ {
+		ms := 1000 * float64(d+1)
+		hist[day(d, 2).UnixMilli()] = StagePoint{RecordsOut: 10, LogDuration: logDurations(ms), LostIn: 100, Lost: float64(d), NullOut: 90, Nulls: 1}
+		hist[day(d, 3).UnixMilli()] = StagePoint{RecordsOut: 99, LogDuration: logDurations(1e6), LostIn: 5, Lost: 5, NullOut: 5, Nulls: 5}
+	}
+	got, ok := PooledBaseline(hist, day(9, 2), time.Hour)
+	if !ok || got != (StagePoint{RecordsOut: 70, LostIn: 700, Lost: 2 + 3 + 4 + 5 + 6 + 7 + 8, NullOut: 630, Nulls: 7}) {
+		t.Errorf("pooled %+v %v", got, ok)
+	}
+	if _, ok := PooledBaseline(hist, day(0, 2), time.Hour); ok {
+		t.Error("a baseline without a day of history")
+	}
+}
+
+func TestLostAndNullConditions(t *testing.T) {
+	th := DefaultPipelineThresholds
+	base := StagePoint{LostIn: 70000, Lost: 140, NullOut: 7000, Nulls: 35} // 0.2% lost, 0.5% nulls
+	win := func(in, lost, out, nulls float64) StageWindow {
+		return StageWindow{Pipeline: "orders", Stage: "join", Start: t0, End: t0.Add(time.Hour), StagePoint: StagePoint{LostIn: in, Lost: lost, NullOut: out, Nulls: nulls}}
+	}
+	for _, c := range []struct {
+		name               string
+		w                  StageWindow
+		lost, nulls        bool // breached
+		lostCrit, nullCrit bool
+	}{
+		{"unchanged", win(10000, 25, 1000, 5), false, false, false, false},
+		{"a join drops 30% of its records, 60% of the rest null", win(10000, 3000, 1000, 600), true, true, true, true},
+		{"twice as many, but a fraction of a point", win(10000, 45, 1000, 11), false, false, false, false},
+		{"one of three records lost: not evidence", win(3, 1, 3, 0), false, false, false, false},
+		{"more out than in: nothing lost", win(10000, -500, 1000, 5), false, false, false, false},
+		{"nulls counted per cell", win(10000, 20, 1000, 2500), false, true, false, true},
+		{"6% lost, 6% nulls", win(10000, 600, 1000, 60), true, true, false, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			l, ok := LostCondition(c.w, base, th)
+			if !ok || l.Breached != c.lost || (l.Severity == schemas.SeverityCritical) != c.lostCrit || l.Kind != KindPipelineVolume || l.Metric != "records_lost_share" {
+				t.Errorf("lost %v: %+v", ok, l)
+			}
+			n, ok := NullCondition(c.w, base, th)
+			if !ok || n.Breached != c.nulls || (n.Severity == schemas.SeverityCritical) != c.nullCrit || n.Kind != KindPipelineQuality || n.Metric != "null_rate" {
+				t.Errorf("nulls %v: %+v", ok, n)
+			}
+			if l.Breached && !strings.Contains(l.FiringSummary, "stage join of pipeline orders lost ") {
+				t.Errorf("summary %q", l.FiringSummary)
+			}
+		})
+	}
+	if _, ok := LostCondition(win(0, 0, 1000, 5), base, th); ok {
+		t.Error("records lost judged without a run that sent both counts")
+	}
+	if _, ok := NullCondition(win(100, 0, 0, 0), base, th); ok {
+		t.Error("nulls judged without a run that sent them")
+	}
+	if _, ok := LostCondition(win(100, 50, 100, 5), StagePoint{}, th); ok {
+		t.Error("records lost judged without a baseline")
 	}
 }

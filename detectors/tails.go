@@ -133,6 +133,18 @@ func binomial(n int, p float64) discrete {
 	}
 }
 
+// PoissonRateGreater is the one-sided p-value that a window's rate of counts (x per n
+// of exposure) is higher than the reference's (xRef per nRef): given x + xRef, x is
+// binomial with p = n / (n + nRef) when the rates are equal (the conditional test of
+// two Poisson rates; scipy.stats.binomtest(x, x + xRef, n / (n + nRef),
+// alternative="greater")). Counts may exceed their exposure.
+func PoissonRateGreater(x, n, xRef, nRef uint64) float64 {
+	if n == 0 || nRef == 0 {
+		return 1
+	}
+	return BinomialSF(int(x), int(x+xRef), float64(n)/float64(n+nRef))
+}
+
 // BinomialSF is P(X ≥ x) and BinomialCDF P(X ≤ x) for X ~ Binomial(n, p)
 // (scipy.stats.binom(n, p).sf(x − 1) and .cdf(x)).
 func BinomialSF(x, n int, p float64) float64 {

@@ -46,6 +46,52 @@ type signalsReference struct {
 		DF    float64 `json:"df"`
 		P     float64 `json:"p"`
 	} `json:"welch"`
+	PoissonRateGreater []struct {
+		X    uint64  `json:"x"`
+		N    uint64  `json:"n"`
+		XRef uint64  `json:"x_ref"`
+		NRef uint64  `json:"n_ref"`
+		P    float64 `json:"p"`
+	} `json:"poisson_rate_greater"`
+	StageDuration []struct {
+		Name       string    `json:"name"`
+		WindowMs   []float64 `json:"window_ms"`
+		BaselineMs []float64 `json:"baseline_ms"`
+		T          float64   `json:"t"`
+		DF         float64   `json:"df"`
+		P          float64   `json:"p"`
+		Ratio      float64   `json:"ratio"`
+	} `json:"stage_duration"`
+	StageDurationGrouped []struct {
+		Name    string `json:"name"`
+		History []struct {
+			Hour int       `json:"hour"`
+			Ms   []float64 `json:"ms"`
+		} `json:"history"`
+		At       int       `json:"at"`
+		WindowMs []float64 `json:"window_ms"`
+		T        float64   `json:"t"`
+		DF       float64   `json:"df"`
+		P        float64   `json:"p"`
+		Ratio    float64   `json:"ratio"`
+	} `json:"stage_duration_grouped"`
+}
+
+func loadSignalsReference(t *testing.T) signalsReference {
+	t.Helper()
+	b, err := os.ReadFile("testdata/signals_reference.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ref signalsReference
+	if err := json.Unmarshal(b, &ref); err != nil {
+		t.Fatal(err)
+	}
+	if len(ref.FisherGreater) == 0 || len(ref.BetaBinomSF) == 0 || len(ref.Binom) == 0 || len(ref.Welch) == 0 || len(ref.NBinomCDF) == 0 ||
+		len(ref.PoissonRateGreater) == 0 || len(ref.StageDuration) == 0 || len(ref.StageDurationGrouped) == 0 {
+		t.Fatal("reference file is incomplete")
+	}
+	return ref
 }
 
 // relClose compares p-values relatively, down to the smallest normal float (scipy's own
@@ -58,16 +104,11 @@ func relClose(got, want, tol float64) bool {
 }
 
 func TestExactTailsMatchScipy(t *testing.T) {
-	b, err := os.ReadFile("testdata/signals_reference.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ref signalsReference
-	if err := json.Unmarshal(b, &ref); err != nil {
-		t.Fatal(err)
-	}
-	if len(ref.FisherGreater) == 0 || len(ref.BetaBinomSF) == 0 || len(ref.Binom) == 0 || len(ref.Welch) == 0 || len(ref.NBinomCDF) == 0 {
-		t.Fatal("reference file is incomplete")
+	ref := loadSignalsReference(t)
+	for _, c := range ref.PoissonRateGreater {
+		if got := PoissonRateGreater(c.X, c.N, c.XRef, c.NRef); !relClose(got, c.P, 1e-9) {
+			t.Errorf("PoissonRateGreater(%d per %d vs %d per %d) = %v, scipy %v", c.X, c.N, c.XRef, c.NRef, got, c.P)
+		}
 	}
 	for _, c := range ref.FisherGreater {
 		if got := FisherGreater(c.X, c.N, c.XRef, c.NRef); !relClose(got, c.P, 1e-9) {

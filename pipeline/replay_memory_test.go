@@ -282,3 +282,76 @@ func TestSameWindowsLiveAndBacklogAroundTheFirstReference(t *testing.T) {
 		}
 	}
 }
+
+// Every signal a stage's runs carry is judged against the stage's own history, whatever
+// its cadence, with the defaults: over four days, a middle stage that takes four times
+// as long (runs every minute, every hour), loses 30% of its records (every 5 minutes),
+// or outputs 20% nulls (every hour) fires its alert in the first windows after the
+// change, and nothing fires before it, for those stages nor for steady ones. A producer
+// that does not send a field is not judged on it: a stage without durations that slows
+// down, one without records_in that loses records, raise nothing (there is nothing to
+// see), one without records_out loses nothing, and one that starts sending durations
+// is not compared with 0 ms runs before. Read live and as a backlog, the same.
+func TestStageSignalsAreJudgedAgainstTheirHistory(t *testing.T) {
+	start := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
+	changeAt := 94 * time.Hour
+	stages := []string{"extract", "transform", "load"}
+	pipe := func(name string, every time.Duration, change string, omit ...string) simulate.StreamPipeline {
+		p := simulate.StreamPipeline{Name: name, Stages: stages, Every: every, Change: change, Omit: omit}
+		if change != simulate.ChangeNone {
+			p.ChangeAt = changeAt
+		}
+		return p
+	}
+	o := simulate.StreamOptions{Seed: 9, Start: start, Duration: 96 * time.Hour,
+		Models: []simulate.StreamModel{{Name: "fed", Rate: 0.2}},
+		Pipelines: []simulate.StreamPipeline{
+			pipe("slow-every-minute", time.Minute, simulate.ChangeSlowStage),
+			pipe("slow-hourly", time.Hour, simulate.ChangeSlowStage),
+			pipe("lossy", 5*time.Minute, simulate.ChangeLossyStage),
+			pipe("nulls-hourly", time.Hour, simulate.ChangeNullStage),
+			pipe("steady", 5*time.Minute, simulate.ChangeNone),
+			pipe("steady-hourly", time.Hour, simulate.ChangeNone),
+			pipe("slow-without-durations", 5*time.Minute, simulate.ChangeSlowStage, "duration_ms"),
+			pipe("lossy-without-records-in", 5*time.Minute, simulate.ChangeLossyStage, "records_in", "null_count"),
+			pipe("without-records-out", 5*time.Minute, simulate.ChangeNone, "records_out"),
+			pipe("durations-from-hour-60", 5*time.Minute, simulate.ChangeNone, "duration_ms"),
+		}}
+	o.Pipelines[len(o.Pipelines)-1].OmitBefore = 60 * time.Hour
+	want := map[string]string{ // pipeline: kind and metric of its middle stage's alert
+		"slow-every-minute": "pipeline_duration duration_ratio", "slow-hourly": "pipeline_duration duration_ratio",
+		"lossy": "pipeline_volume records_lost_share", "nulls-hourly": "pipeline_quality null_rate",
+	}
+	live, _ := replayRun(t, o, 5*time.Minute, replay.Live)
+	found := map[string]time.Time{}
+	end := start.Add(o.Duration)
+	for _, a := range live {
+		if a.Pipeline == "" || a.State != schemas.StateFiring || a.WindowEnd.After(end) {
+			continue // after the end, every stage goes overdue: the stream stops
+		}
+		what := a.Kind + " " + a.Metric
+		if a.WindowStart.Before(start.Add(changeAt)) || want[a.Pipeline] != what || a.Stage != "transform" {
+			t.Errorf("%s/%s: %s over %s–%s: %s", a.Pipeline, a.Stage, what, a.WindowStart.Format("01-02 15:04"), a.WindowEnd.Format("15:04"), a.Summary)
+			continue
+		}
+		if _, ok := found[a.Pipeline]; !ok {
+			found[a.Pipeline] = a.WindowStart
+		}
+	}
+	for p, what := range want {
+		at, ok := found[p]
+		switch {
+		case !ok:
+			t.Errorf("%s: no %s alert after its change", p, what)
+		case at.Sub(start.Add(changeAt)) > time.Hour:
+			t.Errorf("%s: found in the window from %s, want one of the first two after the change", p, at.Format("15:04"))
+		}
+	}
+	backlog, _ := replayRun(t, o, 5*time.Minute, replay.Backlog)
+	cut := simulate.StreamOptions{Start: o.Start, Duration: o.Duration - 55*time.Minute}
+	a, b := judgedWithin(replay.Transitions(live), cut), judgedWithin(replay.Transitions(backlog), cut)
+	if len(a) < len(want) {
+		t.Fatalf("%d transitions within the stream, want at least the %d changes'", len(a), len(want))
+	}
+	compareTransitions(t, "live", a, "backlog", b)
+}

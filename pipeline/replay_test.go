@@ -3,7 +3,9 @@ package pipeline_test
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -90,7 +92,7 @@ func replaySettings(s *pipeline.Settings) {
 		return processors.WindowSpec{Size: 5 * time.Minute, Lateness: 30 * time.Second}
 	}
 	s.PipelineWindow = processors.WindowSpec{Size: time.Hour, Lateness: 5 * time.Minute}
-	s.PipelineThresholds = detectors.PipelineThresholds{FailureRate: 0.5, ConsecutiveFailures: 3, VolumeDrop: 0.5, VolumeJump: 3}
+	s.PipelineThresholds = detectors.DefaultPipelineThresholds
 	s.FreshnessFactor = 2
 	// Windows close by the watermark only: a simulated clock that jumps would otherwise
 	// close them as idle.
@@ -396,6 +398,100 @@ func TestRestartBetweenWindowsKeepsHysteresis(t *testing.T) {
 	stop()
 	if got := lines(restarted, 2); strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("restarted between the breached hours: %v, want %v", got, want)
+	}
+}
+
+// signalRuns are runs of three stages of pipeline orders every 5 minutes over [from, to)
+// hours after start, each sending its duration (about 2 s, varying by ±25%), records in
+// and out (0.1% lost) and nulls (0.05%): in the changed hours, stage join takes four
+// times as long, stage load loses 30% of its records and stage clean outputs 20% nulls.
+func signalRuns(start time.Time, from, to int, changed map[int]bool) []timed {
+	rng := rand.New(rand.NewPCG(3, uint64(from)))
+	var out []timed
+	for m := from * 60; m < to*60; m += 5 {
+		for i, stage := range []string{"join", "load", "clean"} {
+			at := start.Add(time.Duration(m+1+i) * time.Minute)
+			in := int64(10000 + rng.IntN(100))
+			dur, records, nulls := math.Round(2000*math.Exp(0.25*rng.NormFloat64())), in-in/1000, in/2000
+			if changed[m/60] {
+				switch stage {
+				case "join":
+					dur *= 4
+				case "load":
+					records = in * 7 / 10
+				case "clean":
+					nulls = in / 5
+				}
+			}
+			b, _ := json.Marshal(map[string]any{"event_id": fmt.Sprint(stage, m), "pipeline": "orders", "stage": stage, "run_id": fmt.Sprint(m),
+				"status": "succeeded", "timestamp": at.UnixMilli(), "duration_ms": dur, "records_in": in, "records_out": records, "null_count": nulls})
+			out = append(out, timed{at: at, pipeline: true, msg: kafka.Message{Key: []byte("orders"), Value: b}})
+		}
+	}
+	return out
+}
+
+// A stage's duration, records lost and nulls are judged against its own history (the
+// same hour of the previous days, the spread of a week of runs), and a restart judges
+// them against the same history, read back from ClickHouse with the windows' states: in
+// hour 48 each of three stages changes one of them, which fires one alert each at 48:00
+// and resolves at 49:00, uninterrupted and with a restart at 30:17 (hour 48's baseline,
+// hours 0 and 24, judged before it).
+func TestRestartKeepsTheStagesHistory(t *testing.T) {
+	start := time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC)
+	changed := map[int]bool{48: true}
+	runs := signalRuns(start, 0, 51, changed)
+	// Hour 48 is 00:00 of the third day.
+	want := []string{"pipeline_duration orders/join firing 00:00–01:00", "pipeline_duration orders/join resolved 01:00–02:00",
+		"pipeline_quality orders/clean firing 00:00–01:00", "pipeline_quality orders/clean resolved 01:00–02:00",
+		"pipeline_volume orders/load firing 00:00–01:00", "pipeline_volume orders/load resolved 01:00–02:00"}
+	tweak := func(s *pipeline.Settings) {
+		replaySettings(s)
+		s.FireAfter, s.ResolveAfter = 1, 1
+	}
+	lines := func(h *harness) []string {
+		var out []string
+		for _, l := range alertLines(t, h, len(want)) {
+			f := strings.Fields(l)
+			out = append(out, strings.Join(f[:4], " "))
+		}
+		slices.Sort(out)
+		return out
+	}
+
+	clean := newHarness(t)
+	clean.tweak = tweak
+	clean.writers(t).write(t, runs)
+	clean.skew.Store(int64(time.Until(start.Add(51 * time.Hour))))
+	waitFor, stop := clean.start(t)
+	waitFor("hours 0–49", func(s pipeline.Stats) bool { return s.StageWindowsClosed == 3*50 })
+	if s := stop(); s.AlertsEmitted != uint64(len(want)) {
+		t.Errorf("uninterrupted run emitted %d alerts, want %d", s.AlertsEmitted, len(want))
+	}
+	if got := lines(clean); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("uninterrupted run:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+
+	restarted := newHarness(t)
+	restarted.tweak = tweak
+	w := restarted.writers(t)
+	cut := sort.Search(len(runs), func(i int) bool { return !runs[i].at.Before(start.Add(30*time.Hour + 17*time.Minute)) })
+	w.write(t, runs[:cut])
+	restarted.skew.Store(int64(time.Until(start.Add(30*time.Hour + 20*time.Minute))))
+	waitFor, stop = restarted.start(t)
+	waitFor("hours 0–29", func(s pipeline.Stats) bool { return s.StageWindowsClosed == 3*30 })
+	if s := stop(); s.AlertsEmitted != 0 {
+		t.Fatalf("an alert before the restart: %+v", s)
+	}
+	w.write(t, runs[cut:])
+	restarted.skew.Store(int64(time.Until(start.Add(51 * time.Hour))))
+	waitFor, stop = restarted.start(t)
+	waitFor("hours 30–49", func(s pipeline.Stats) bool { return s.StageWindowsClosed == 3*20 })
+	if s := stop(); s.AlertsEmitted != uint64(len(want)) {
+		t.Errorf("restarted run emitted %d alerts, want %d", s.AlertsEmitted, len(want))
+	}
+	if got := lines(restarted); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("restarted at 30:17:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
 

@@ -4,7 +4,6 @@ import (
 	"time"
 
 	"github.com/driftd/driftd/config"
-	"github.com/driftd/driftd/detectors"
 	"github.com/driftd/driftd/processors"
 	"github.com/driftd/driftd/schemas"
 )
@@ -43,16 +42,15 @@ func SettingsFromConfig(cfg config.Config, predictions, pipelines schemas.Decode
 		PipelineTopic:      cfg.Kafka.Topics.Pipeline,
 		PipelineDecoder:    pipelines,
 		PipelineWindow:     processors.WindowSpec{Size: time.Duration(cfg.Pipelines.Window), Lateness: time.Duration(cfg.Pipelines.Lateness)},
-		PipelineThresholds: detectors.PipelineThresholds{FailureRate: cfg.Pipelines.FailureRate, ConsecutiveFailures: cfg.Pipelines.ConsecutiveFailures,
-			VolumeDrop: cfg.Pipelines.VolumeDrop, VolumeJump: cfg.Pipelines.VolumeJump},
-		FreshnessFactor: cfg.Pipelines.FreshnessFactor,
-		StageInterval:   cfg.StageInterval,
-		StagesOf:        cfg.StagesOf,
-		LabelTopic:      cfg.Kafka.Topics.Labels,
-		LabelDecoder:    schemas.Decoder{Format: cfg.Kafka.Formats.Labels, Registry: predictions.Registry},
-		Labels:          labelSettings(cfg.Labels),
-		Canary:          cfg.Canary.Settings(),
-		Shadow:          cfg.Shadow.Settings(cfg.Detection.SignalPValue),
+		PipelineThresholds: cfg.Pipelines.Thresholds(),
+		FreshnessFactor:    cfg.Pipelines.FreshnessFactor,
+		StageInterval:      cfg.StageInterval,
+		StagesOf:           cfg.StagesOf,
+		LabelTopic:         cfg.Kafka.Topics.Labels,
+		LabelDecoder:       schemas.Decoder{Format: cfg.Kafka.Formats.Labels, Registry: predictions.Registry},
+		Labels:             labelSettings(cfg.Labels),
+		Canary:             cfg.Canary.Settings(),
+		Shadow:             cfg.Shadow.Settings(cfg.Detection.SignalPValue),
 	}
 	set.Labels.ForModel = func(model string) LabelSettings { return labelSettings(cfg.LabelsFor(model)) }
 	set.Labels.MinSettle = set.Labels.Settle

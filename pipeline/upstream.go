@@ -29,20 +29,44 @@ const (
 	runError       = "error"
 	runSuccessTime = "success_time" // unix ms of successful runs: its max is the window's last success
 	stageSlot      = "pipeline"     // the deployment slot of a stage series (late_events.deployment)
+	// Of successful runs only (a failed run's time and output say how it failed, which
+	// pipeline_failure judges), and only of those that sent what each needs:
+	runLogDuration = "log_duration" // log(1 + ms)
+	runLostIn      = "lost_in"      // records in, of the runs that sent both counts
+	runLost        = "lost"         // records in − records out, of the same runs
+	runNullOut     = "null_out"     // records out, of the runs that sent it and null_count
+	runNulls       = "nulls"        // null_count, of the same runs
 )
 
 func adaptRun(e *schemas.PipelineEvent, out *schemas.PredictionEvent) {
 	out.Reset()
 	out.EventID, out.RequestID, out.Model, out.ModelVersion = e.EventID, e.RunID, e.Pipeline, e.Stage
-	out.Deployment, out.Timestamp, out.LatencyMs = schemas.DeploymentPrimary, e.Timestamp, max(e.DurationMs, 0)
+	out.Deployment, out.Timestamp = schemas.DeploymentPrimary, e.Timestamp
+	out.LatencyMs, out.NoLatency = max(e.DurationMs, 0), e.NoDuration
 	out.Status = schemas.StatusOK
 	out.Prediction = schemas.Value{Kind: schemas.String, Str: e.Status.String()}
 	num := func(name string, v float64) schemas.Feature {
 		return schemas.Feature{Name: name, Value: schemas.Value{Kind: schemas.Number, Num: v}}
 	}
-	out.Features = append(out.Features, num(runRecordsIn, float64(e.RecordsIn)), num(runRecordsOut, float64(e.RecordsOut)))
+	if !e.NoRecordsIn {
+		out.Features = append(out.Features, num(runRecordsIn, float64(e.RecordsIn)))
+	}
+	if !e.NoRecordsOut {
+		out.Features = append(out.Features, num(runRecordsOut, float64(e.RecordsOut)))
+	}
 	if e.HasNullCount {
 		out.Features = append(out.Features, num(runNullCount, float64(e.NullCount)))
+	}
+	if e.Status == schemas.StageSucceeded {
+		if !e.NoDuration {
+			out.Features = append(out.Features, num(runLogDuration, math.Log1p(max(e.DurationMs, 0))))
+		}
+		if !e.NoRecordsIn && !e.NoRecordsOut {
+			out.Features = append(out.Features, num(runLostIn, float64(e.RecordsIn)), num(runLost, float64(e.RecordsIn-e.RecordsOut)))
+		}
+		if e.HasNullCount && !e.NoRecordsOut {
+			out.Features = append(out.Features, num(runNullOut, float64(e.RecordsOut)), num(runNulls, float64(e.NullCount)))
+		}
 	}
 	if e.Status == schemas.StageFailed {
 		out.Status = schemas.StatusError
@@ -61,6 +85,16 @@ func featureSum(w *processors.WindowAgg, name string) float64 {
 		return f.Moments.Mean * f.Moments.N
 	}
 	return 0
+}
+
+// stagePoint is what a stage's window holds of the signals judged against its history.
+func stagePoint(w *processors.WindowAgg) detectors.StagePoint {
+	p := detectors.StagePoint{RecordsOut: featureSum(w, runRecordsOut), LostIn: featureSum(w, runLostIn), Lost: featureSum(w, runLost),
+		NullOut: featureSum(w, runNullOut), Nulls: featureSum(w, runNulls)}
+	if f := w.Features[runLogDuration]; f != nil && f.Kind == processors.Numeric {
+		p.LogDuration = f.Moments
+	}
+	return p
 }
 
 func lastSuccess(w *processors.WindowAgg) time.Time {
@@ -106,7 +140,9 @@ type stageState struct {
 	// judged holds, per judged window (by start), the failed runs in a row the stage
 	// ended it with: the next window carries on from the previous one in window order.
 	judged map[int64]int
-	volume map[int64]float64
+	// history holds the judged windows' points (by start): the baselines of the signals
+	// judged against the stage's own history (volume, duration, records lost, nulls).
+	history map[int64]detectors.StagePoint
 	// intervals memoizes the interval expected after each success (learned from the
 	// successes, so reset when they change): freshness asks for the same ones at every
 	// check.
@@ -171,7 +207,7 @@ const (
 	keepSuccesses = detectors.LearnedSuccesses // successes stored per judged window: the last one and the learned interval
 	keepRuns      = 10000                      // runs of each status kept per stage
 	keepRunsFor   = 48 * time.Hour             // and how far back (event time) from the newest
-	keepVolume    = 8 * 24                     // windows of history kept per stage for volume baselines
+	keepHistory   = 8 * 24                     // windows of history kept per stage for its baselines
 )
 
 // freshnessEvery is how often (wall clock) freshness is judged: its spells are dated in
@@ -211,7 +247,7 @@ func newUpstream(set Settings) *upstream {
 func (u *upstream) stage(k stageKey) *stageState {
 	st, ok := u.stages[k]
 	if !ok {
-		st = &stageState{judged: map[int64]int{}, volume: map[int64]float64{}, fp: detectors.FreshnessFingerprint(k.pipeline, k.stage)}
+		st = &stageState{judged: map[int64]int{}, history: map[int64]detectors.StagePoint{}, fp: detectors.FreshnessFingerprint(k.pipeline, k.stage)}
 		u.stages[k] = st
 		u.freshQueue.dirty = append(u.freshQueue.dirty, k)
 	}
@@ -392,21 +428,35 @@ func (r *Runner) judgeStages(batch *storage.Batch, closed []processors.Closed) [
 		start, end := time.UnixMilli(w.Start).UTC(), time.UnixMilli(w.End).UTC()
 		sw := detectors.StageWindow{Pipeline: k.pipeline, Stage: k.stage, Start: start, End: end,
 			Runs: w.Events, Failures: w.Errors, ConsecutiveFailures: consecutive, RecordsIn: featureSum(w, runRecordsIn),
-			RecordsOut: featureSum(w, runRecordsOut), TopError: topError(w)}
-		conds = append(conds, detectors.FailureCondition(sw, r.set.PipelineThresholds))
-		if base, ok := detectors.VolumeBaseline(st.volume, sw.Start, r.set.PipelineWindow.Size); ok {
-			conds = append(conds, detectors.VolumeCondition(sw, base, r.set.PipelineThresholds))
+			StagePoint: stagePoint(w), TopError: topError(w)}
+		th := r.set.PipelineThresholds
+		conds = append(conds, detectors.FailureCondition(sw, th))
+		if base, ok := detectors.VolumeBaseline(st.history, sw.Start, r.set.PipelineWindow.Size); ok {
+			conds = append(conds, detectors.VolumeCondition(sw, base, th))
 		}
-		st.volume[w.Start] = sw.RecordsOut
-		oldest := w.Start - int64(keepVolume)*r.set.PipelineWindow.Size.Milliseconds()
-		if len(st.volume) > keepVolume {
-			for s := range st.volume {
-				if s < oldest {
-					delete(st.volume, s)
+		if base, ok := detectors.NewDurationBaseline(st.history, sw.Start, r.set.PipelineWindow.Size); ok {
+			if c, ok := detectors.DurationCondition(sw, base, th); ok {
+				conds = append(conds, c)
+			}
+		}
+		if base, ok := detectors.PooledBaseline(st.history, sw.Start, r.set.PipelineWindow.Size); ok {
+			for _, judge := range []func(detectors.StageWindow, detectors.StagePoint, detectors.PipelineThresholds) (detectors.Condition, bool){
+				detectors.LostCondition, detectors.NullCondition} {
+				if c, ok := judge(sw, base, th); ok {
+					conds = append(conds, c)
 				}
 			}
 		}
-		if len(st.judged) > keepVolume {
+		st.history[w.Start] = sw.StagePoint
+		oldest := w.Start - int64(keepHistory)*r.set.PipelineWindow.Size.Milliseconds()
+		if len(st.history) > keepHistory {
+			for s := range st.history {
+				if s < oldest {
+					delete(st.history, s)
+				}
+			}
+		}
+		if len(st.judged) > keepHistory {
 			for s := range st.judged {
 				if s < oldest {
 					delete(st.judged, s)
@@ -418,7 +468,7 @@ func (r *Runner) judgeStages(batch *storage.Batch, closed []processors.Closed) [
 		to := lastBefore(st.failures, end.Add(-time.Millisecond)) + 1
 		batch.StageStates = append(batch.StageStates, storage.StageState{Pipeline: k.pipeline, Stage: k.stage, Start: start, End: end,
 			ConsecutiveFailures: consecutive, Successes: append([]time.Time(nil), succ[max(0, len(succ)-keepSuccesses):]...),
-			Failures: append([]time.Time(nil), st.failures[from:to]...)})
+			Failures: append([]time.Time(nil), st.failures[from:to]...), Point: sw.StagePoint})
 	}
 	return conds
 }
@@ -769,7 +819,7 @@ func (r *Runner) restoreUpstream(ctx context.Context) error {
 		return err
 	}
 	for _, h := range hist {
-		r.up.stage(stageKey{h.Pipeline, h.Stage}).volume[h.Start.UnixMilli()] = h.RecordsOut
+		r.up.stage(stageKey{h.Pipeline, h.Stage}).history[h.Start.UnixMilli()] = h.Point
 	}
 	states, err := r.store.LoadStageStates(ctx, keepRunsFor)
 	if err != nil {

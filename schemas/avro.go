@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"sort"
 	"strconv"
@@ -266,12 +267,20 @@ func (r *Registry) DecodePipelineAvro(ctx context.Context, b []byte, e *Pipeline
 	*e = PipelineEvent{EventID: avroString(m["event_id"]), Pipeline: avroString(m["pipeline"]), Stage: avroString(m["stage"]),
 		RunID: avroString(m["run_id"]), Status: StageStatus(avroString(m["status"])), Timestamp: avroTime(m["timestamp"]),
 		Error: avroString(m["error"])}
-	e.DurationMs, _ = m["duration_ms"].(float64)
-	e.RecordsIn, _ = m["records_in"].(int64)
-	e.RecordsOut, _ = m["records_out"].(int64)
-	if n, ok := unwrapUnion(m["null_count"]).(int64); ok {
-		e.NullCount, e.HasNullCount = n, true
+	// A writer schema other than the bundled one may make these optional (a union with
+	// null, or no such field) or of another numeric type: a field not sent is not
+	// measured (0 ms, or 0 records, would be a value).
+	if v := avroValue(m["duration_ms"]); v.Kind == Number {
+		e.DurationMs = v.Num
+	} else {
+		e.NoDuration = true
 	}
+	var has bool
+	e.RecordsIn, has = avroCount(m["records_in"])
+	e.NoRecordsIn = !has
+	e.RecordsOut, has = avroCount(m["records_out"])
+	e.NoRecordsOut = !has
+	e.NullCount, e.HasNullCount = avroCount(m["null_count"])
 	if models, ok := m["models"].([]any); ok {
 		for _, x := range models {
 			if s, ok := x.(string); ok {
@@ -383,6 +392,25 @@ func unwrapUnion(v any) any {
 		}
 	}
 	return v
+}
+
+// avroCount reads a count written as any Avro number (false: null or not written).
+func avroCount(v any) (int64, bool) {
+	switch x := unwrapUnion(v).(type) {
+	case int64:
+		return x, true
+	case int32:
+		return int64(x), true
+	case float64:
+		if math.Abs(x) < 1<<62 { // NaN and beyond int64 are not counts
+			return int64(x), true
+		}
+	case float32:
+		if math.Abs(float64(x)) < 1<<62 {
+			return int64(x), true
+		}
+	}
+	return 0, false
 }
 
 func avroValue(v any) Value {

@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -493,6 +495,105 @@ func TestAvroLatencyOfOtherWriterSchemas(t *testing.T) {
 			}
 			if e.LatencyMs != c.latency || e.NoLatency != c.noLatency || e.Model != "fraud-scorer" {
 				t.Errorf("latency %v, no latency %t (model %q); want %v, %t", e.LatencyMs, e.NoLatency, e.Model, c.latency, c.noLatency)
+			}
+		})
+	}
+}
+
+// A pipeline event's duration and record counts that were not sent (absent or null, in
+// JSON or an Avro writer schema that makes them optional) are not measured: a run
+// without a duration is not a run of 0 ms, and a run without records_out did not lose
+// its records_in. What was sent is read, as any Avro number, and written back as sent.
+func TestPipelineFieldsNotSentAreNotMeasured(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range []struct {
+		name   string
+		fields string
+		want   PipelineEvent
+	}{
+		{"all sent", `"duration_ms": 2500.5, "records_in": 100, "records_out": 90, "null_count": 3`,
+			PipelineEvent{DurationMs: 2500.5, RecordsIn: 100, RecordsOut: 90, NullCount: 3, HasNullCount: true}},
+		{"none sent", ``, PipelineEvent{NoDuration: true, NoRecordsIn: true, NoRecordsOut: true}},
+		{"nulls", `"duration_ms": null, "records_in": null, "records_out": null, "null_count": null`,
+			PipelineEvent{NoDuration: true, NoRecordsIn: true, NoRecordsOut: true}},
+		{"zeros are values", `"duration_ms": 0, "records_in": 0, "records_out": 0, "null_count": 0`, PipelineEvent{HasNullCount: true}},
+		{"output only", `"records_out": 7`, PipelineEvent{NoDuration: true, NoRecordsIn: true, RecordsOut: 7}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			body := `{"event_id": "r1", "pipeline": "orders", "stage": "join", "status": "succeeded", "timestamp": "2026-11-02T10:00:00Z"`
+			if c.fields != "" {
+				body += ", " + c.fields
+			}
+			var e PipelineEvent
+			if err := (Decoder{Format: FormatJSON}).Pipeline(ctx, []byte(body+"}"), &e); err != nil {
+				t.Fatal(err)
+			}
+			got := PipelineEvent{DurationMs: e.DurationMs, RecordsIn: e.RecordsIn, RecordsOut: e.RecordsOut, NullCount: e.NullCount,
+				HasNullCount: e.HasNullCount, NoDuration: e.NoDuration, NoRecordsIn: e.NoRecordsIn, NoRecordsOut: e.NoRecordsOut}
+			if !reflect.DeepEqual(got, c.want) {
+				t.Errorf("decoded %+v, want %+v", got, c.want)
+			}
+			again, err := MarshalPipelineJSON(&e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var back PipelineEvent
+			if err := (Decoder{Format: FormatJSON}).Pipeline(ctx, again, &back); err != nil || !reflect.DeepEqual(back, e) {
+				t.Errorf("written back and read %+v (%v), want %+v", back, err, e)
+			}
+		})
+	}
+
+	// An Avro writer schema with the counts optional (union with null) and the duration
+	// an int, or without the fields at all.
+	writer := func(fields string) *goavro.Codec {
+		c, err := goavro.NewCodec(`{"type": "record", "name": "Run", "fields": [
+			{"name": "event_id", "type": "string"}, {"name": "pipeline", "type": "string"}, {"name": "stage", "type": "string"},
+			{"name": "status", "type": "string"}, {"name": "timestamp", "type": {"type": "long", "logicalType": "timestamp-millis"}}` + fields + `]}`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	ts := time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC)
+	base := map[string]any{"event_id": "r1", "pipeline": "orders", "stage": "join", "status": "succeeded", "timestamp": ts}
+	for _, c := range []struct {
+		name   string
+		fields string
+		values map[string]any
+		want   PipelineEvent
+	}{
+		{"optional, sent", `, {"name": "duration_ms", "type": "int"}, {"name": "records_in", "type": ["null", "long"]}, {"name": "records_out", "type": ["null", "int"]}`,
+			map[string]any{"duration_ms": int32(1500), "records_in": goavro.Union("long", int64(100)), "records_out": goavro.Union("int", int32(90))},
+			PipelineEvent{DurationMs: 1500, RecordsIn: 100, RecordsOut: 90}},
+		{"optional, null", `, {"name": "duration_ms", "type": ["null", "double"]}, {"name": "records_in", "type": ["null", "long"]}, {"name": "records_out", "type": ["null", "long"]}`,
+			map[string]any{"duration_ms": nil, "records_in": nil, "records_out": nil},
+			PipelineEvent{NoDuration: true, NoRecordsIn: true, NoRecordsOut: true}},
+		{"no such fields", ``, map[string]any{}, PipelineEvent{NoDuration: true, NoRecordsIn: true, NoRecordsOut: true}},
+	} {
+		t.Run("avro "+c.name, func(t *testing.T) {
+			w := writer(c.fields)
+			m := maps.Clone(base)
+			maps.Copy(m, c.values)
+			body, err := w.BinaryFromNative(nil, m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			reg, err := NewRegistry("", nil, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			reg.mu.Lock()
+			reg.add(9, w)
+			reg.mu.Unlock()
+			var e PipelineEvent
+			if err := (Decoder{Format: FormatAvro, Registry: reg}).Pipeline(ctx, AppendConfluent(nil, 9, body), &e); err != nil {
+				t.Fatal(err)
+			}
+			got := PipelineEvent{DurationMs: e.DurationMs, RecordsIn: e.RecordsIn, RecordsOut: e.RecordsOut, NoDuration: e.NoDuration,
+				NoRecordsIn: e.NoRecordsIn, NoRecordsOut: e.NoRecordsOut}
+			if !reflect.DeepEqual(got, c.want) || e.Stage != "join" {
+				t.Errorf("decoded %+v, want %+v", got, c.want)
 			}
 		})
 	}

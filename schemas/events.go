@@ -170,8 +170,12 @@ type PipelineEvent struct {
 	RecordsOut   int64
 	NullCount    int64
 	HasNullCount bool
-	Error        string
-	Models       []string
+	// NoDuration, NoRecordsIn and NoRecordsOut say the producer did not send the field
+	// (absent or null): a run whose duration was not measured is not a run of 0 ms, and
+	// records lost are counted only over runs that sent both counts.
+	NoDuration, NoRecordsIn, NoRecordsOut bool
+	Error                                 string
+	Models                                []string
 }
 
 // AlertEvent is what driftd publishes on the alert topic and stores in ClickHouse.

@@ -311,9 +311,9 @@ type jsonPipeline struct {
 	RunID      string   `json:"run_id"`
 	Status     string   `json:"status"`
 	Timestamp  jsonTime `json:"timestamp"`
-	DurationMs float64  `json:"duration_ms"`
-	RecordsIn  int64    `json:"records_in"`
-	RecordsOut int64    `json:"records_out"`
+	DurationMs *float64 `json:"duration_ms"`
+	RecordsIn  *int64   `json:"records_in"`
+	RecordsOut *int64   `json:"records_out"`
 	NullCount  *int64   `json:"null_count"`
 	Error      string   `json:"error"`
 	Models     []string `json:"models"`
@@ -326,8 +326,17 @@ func DecodePipelineJSON(b []byte, e *PipelineEvent) error {
 		return fmt.Errorf("decode JSON pipeline event: %w", err)
 	}
 	*e = PipelineEvent{EventID: j.EventID, Pipeline: j.Pipeline, Stage: j.Stage, RunID: j.RunID, Status: StageStatus(j.Status),
-		Timestamp: j.Timestamp.t, DurationMs: j.DurationMs, RecordsIn: j.RecordsIn, RecordsOut: j.RecordsOut,
-		Error: j.Error, Models: j.Models}
+		Timestamp: j.Timestamp.t, Error: j.Error, Models: j.Models,
+		NoDuration: j.DurationMs == nil, NoRecordsIn: j.RecordsIn == nil, NoRecordsOut: j.RecordsOut == nil}
+	if j.DurationMs != nil {
+		e.DurationMs = *j.DurationMs
+	}
+	if j.RecordsIn != nil {
+		e.RecordsIn = *j.RecordsIn
+	}
+	if j.RecordsOut != nil {
+		e.RecordsOut = *j.RecordsOut
+	}
 	if j.NullCount != nil {
 		e.NullCount, e.HasNullCount = *j.NullCount, true
 	}
@@ -437,8 +446,16 @@ func MarshalLabelJSON(e *LabelEvent) ([]byte, error) {
 // MarshalPipelineJSON encodes a pipeline event as the contract's JSON.
 func MarshalPipelineJSON(e *PipelineEvent) ([]byte, error) {
 	m := map[string]any{"event_id": e.EventID, "pipeline": e.Pipeline, "stage": e.Stage, "run_id": e.RunID,
-		"status": e.Status, "timestamp": e.Timestamp.UTC().Format(time.RFC3339Nano), "duration_ms": e.DurationMs,
-		"records_in": e.RecordsIn, "records_out": e.RecordsOut, "models": e.Models}
+		"status": e.Status, "timestamp": e.Timestamp.UTC().Format(time.RFC3339Nano), "models": e.Models}
+	if !e.NoDuration {
+		m["duration_ms"] = e.DurationMs
+	}
+	if !e.NoRecordsIn {
+		m["records_in"] = e.RecordsIn
+	}
+	if !e.NoRecordsOut {
+		m["records_out"] = e.RecordsOut
+	}
 	if e.HasNullCount {
 		m["null_count"] = e.NullCount
 	}

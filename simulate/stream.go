@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"time"
 
@@ -26,13 +27,16 @@ const (
 	ChangeStopped         = "stopped"          // traffic stops
 	ChangeFailingStage    = "failing_stage"    // a pipeline's middle stage fails every run
 	ChangeSilentStage     = "silent_stage"     // a pipeline stops running
+	ChangeSlowStage       = "slow_stage"       // a pipeline's middle stage takes four times as long
+	ChangeLossyStage      = "lossy_stage"      // a pipeline's middle stage drops 30% of its records (0.1% before)
+	ChangeNullStage       = "null_stage"       // a pipeline's middle stage outputs 20% nulls (0.05% before)
 )
 
 // ModelChanges and PipelineChanges list the changes of each kind of stream.
 var (
 	ModelChanges = []string{ChangeShift, ChangeTinyShift, ChangeGradual, ChangeNewCategory, ChangeMissing,
 		ChangeNullPredictions, ChangeLatency, ChangeErrors, ChangeVolumeDrop, ChangeStopped}
-	PipelineChanges = []string{ChangeFailingStage, ChangeSilentStage}
+	PipelineChanges = []string{ChangeFailingStage, ChangeSilentStage, ChangeSlowStage, ChangeLossyStage, ChangeNullStage}
 )
 
 // StreamModel is one model of a stream: arrivals at Rate events per second on average,
@@ -59,7 +63,9 @@ const (
 var Traffics = []string{"poisson", TrafficBursty, TrafficDiurnal}
 
 // StreamPipeline is one upstream pipeline: its stages run one after the other every
-// Every, emitting only succeeded/failed events (as many producers do).
+// Every, emitting only succeeded/failed events (as many producers do). A run takes about
+// two seconds, varying as real runs do (log-normal, σ 0.25), loses up to 0.2% of its
+// records and reports up to 0.1% nulls.
 type StreamPipeline struct {
 	Name     string
 	Stages   []string
@@ -67,6 +73,12 @@ type StreamPipeline struct {
 	Models   []string
 	Change   string
 	ChangeAt time.Duration
+	// Omit lists the fields its producer does not send ("duration_ms", "records_in",
+	// "records_out", "null_count"): producers that send part of the contract. With
+	// OmitBefore, only in the runs before it (after the stream's start): a producer that
+	// starts sending them.
+	Omit       []string
+	OmitBefore time.Duration
 }
 
 // StreamOptions describe a stream of event time [Start, Start+Duration).
@@ -150,8 +162,13 @@ func NewStream(o StreamOptions) (*Stream, error) {
 		s.sources = append(s.sources, src)
 	}
 	for i, p := range o.Pipelines {
-		if p.Every <= 0 || len(p.Stages) == 0 || (p.Change != ChangeNone && p.Change != ChangeFailingStage && p.Change != ChangeSilentStage) {
+		if p.Every <= 0 || len(p.Stages) == 0 || (p.Change != ChangeNone && !slices.Contains(PipelineChanges, p.Change)) {
 			return nil, fmt.Errorf("stream: pipeline %q: every %s, %d stages, change %q", p.Name, p.Every, len(p.Stages), p.Change)
+		}
+		for _, f := range p.Omit {
+			if !slices.Contains([]string{"duration_ms", "records_in", "records_out", "null_count"}, f) {
+				return nil, fmt.Errorf("stream: pipeline %q: cannot omit %q", p.Name, f)
+			}
 		}
 		src := &pipelineSource{p: p, rng: rand.New(rand.NewPCG(o.Seed, uint64(1000+i))), start: o.Start, end: s.end}
 		s.sources = append(s.sources, src)
@@ -409,12 +426,37 @@ func (ps *pipelineSource) next() (Record, bool) {
 	}
 	name := ps.p.Stages[ps.stage]
 	status, errText, out := schemas.StageSucceeded, "", ps.in-int64(ps.rng.IntN(20))
-	if ps.p.Change == ChangeFailingStage && t.Sub(ps.start) >= ps.p.ChangeAt && ps.stage == len(ps.p.Stages)/2 {
+	duration := math.Round(2000 * math.Exp(0.25*ps.rng.NormFloat64()))
+	nulls := int64(ps.rng.IntN(int(out/1000) + 1))
+	changed := t.Sub(ps.start) >= ps.p.ChangeAt && ps.stage == len(ps.p.Stages)/2
+	switch {
+	case changed && ps.p.Change == ChangeFailingStage:
 		status, errText, out = schemas.StageFailed, "join key customer_id missing", 0
+	case changed && ps.p.Change == ChangeSlowStage:
+		duration *= 4
+	case changed && ps.p.Change == ChangeLossyStage:
+		out = ps.in * 7 / 10
+	case changed && ps.p.Change == ChangeNullStage:
+		nulls = out / 5
 	}
 	runID := ps.p.Name + "-run-" + strconv.Itoa(ps.run)
 	e := &schemas.PipelineEvent{EventID: runID + "-" + name, Pipeline: ps.p.Name, Stage: name, RunID: runID, Status: status,
-		Timestamp: t, DurationMs: math.Round(2000 + ps.rng.Float64()*500), RecordsIn: ps.in, RecordsOut: out, Error: errText, Models: ps.p.Models}
+		Timestamp: t, DurationMs: duration, RecordsIn: ps.in, RecordsOut: out, NullCount: nulls, HasNullCount: true, Error: errText, Models: ps.p.Models}
+	for _, f := range ps.p.Omit {
+		if ps.p.OmitBefore > 0 && t.Sub(ps.start) >= ps.p.OmitBefore {
+			break
+		}
+		switch f {
+		case "duration_ms":
+			e.DurationMs, e.NoDuration = 0, true
+		case "records_in":
+			e.RecordsIn, e.NoRecordsIn = 0, true
+		case "records_out":
+			e.RecordsOut, e.NoRecordsOut = 0, true
+		case "null_count":
+			e.NullCount, e.HasNullCount = 0, false
+		}
+	}
 	ps.in = out
 	ps.stage++
 	if ps.stage == len(ps.p.Stages) {

@@ -21,6 +21,9 @@ type StageState struct {
 	// Successes are the stage's latest successes up to the window's end (oldest first);
 	// Failures the window's failed runs.
 	Successes, Failures []time.Time
+	// Point is what the window adds to the baselines of later ones (its RecordsOut is
+	// not stored here: it is the sum of the window's partials).
+	Point detectors.StagePoint
 }
 
 // ReferenceSample is what one of a model version's first windows adds to the reference
@@ -42,10 +45,13 @@ func (s *Store) writeState(ctx context.Context, b *Batch) error {
 	if err := samples.flush(); err != nil {
 		return err
 	}
-	stages := s.inserter(ctx, table{name: "pipeline_stage_state", cols: "pipeline, stage, window_start, window_end, consecutive_failures, successes, failures, written_at"})
+	stages := s.inserter(ctx, table{name: "pipeline_stage_state", cols: "pipeline, stage, window_start, window_end, consecutive_failures, successes, failures, " +
+		"log_duration_n, log_duration_mean, log_duration_m2, lost_in, lost, null_out, nulls, written_at"})
 	for _, st := range b.StageStates {
+		p := st.Point
 		if err := stages.append([]any{st.Pipeline, st.Stage, st.Start.UTC(), st.End.UTC(), uint32(max(st.ConsecutiveFailures, 0)),
-			utcTimes(st.Successes), utcTimes(st.Failures), at}); err != nil {
+			utcTimes(st.Successes), utcTimes(st.Failures), finite(p.LogDuration.N), finite(p.LogDuration.Mean), finite(p.LogDuration.M2),
+			finite(p.LostIn), finite(p.Lost), finite(p.NullOut), finite(p.Nulls), at}); err != nil {
 			return err
 		}
 	}

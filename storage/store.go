@@ -861,24 +861,35 @@ GROUP BY model, model_version, deployment, hour ORDER BY hour`, clickhouse.Named
 	return out, rows.Err()
 }
 
-// StageHistory is one stage's stored window: its output volume and latest success.
+// StageHistory is one stage's stored window: what it adds to the baselines of later ones
+// and its latest success.
 type StageHistory struct {
 	Pipeline, Stage string
 	Start           time.Time
-	RecordsOut      float64
+	Point           detectors.StagePoint
 	LastSuccess     time.Time
 }
 
 // LoadStageHistory returns every stage's windows within lookback of its newest window
-// (the volume baselines and the last success after a restart).
+// (the baselines and the last success after a restart): the output volume summed over
+// the window's partials, the rest as its judge stored it with the window's state (none
+// for a window judged by a driftd older than migration 0020, or not judged).
 func (s *Store) LoadStageHistory(ctx context.Context, lookback time.Duration) ([]StageHistory, error) {
-	q := fmt.Sprintf(`SELECT w.pipeline, w.stage, w.window_start, sum(w.records_out), max(w.last_success)
-FROM %[1]s.pipeline_stage_stats AS w FINAL
-GLOBAL INNER JOIN (SELECT pipeline, stage, max(window_start) AS latest FROM %[1]s.pipeline_stage_stats GROUP BY pipeline, stage) AS l
-  ON w.pipeline = l.pipeline AND w.stage = l.stage
-WHERE w.window_start >= l.latest - toIntervalSecond(%[2]d)
-GROUP BY w.pipeline, w.stage, w.window_start
-ORDER BY w.window_start`, s.db, int64(lookback.Seconds()))
+	q := fmt.Sprintf(`SELECT v.pipeline, v.stage, v.window_start, v.records_out, v.last_success,
+  st.log_duration_n, st.log_duration_mean, st.log_duration_m2, st.lost_in, st.lost, st.null_out, st.nulls
+FROM (
+  SELECT w.pipeline AS pipeline, w.stage AS stage, w.window_start AS window_start, sum(w.records_out) AS records_out, max(w.last_success) AS last_success
+  FROM %[1]s.pipeline_stage_stats AS w FINAL
+  GLOBAL INNER JOIN (SELECT pipeline, stage, max(window_start) AS latest FROM %[1]s.pipeline_stage_stats GROUP BY pipeline, stage) AS l
+    ON w.pipeline = l.pipeline AND w.stage = l.stage
+  WHERE w.window_start >= l.latest - toIntervalSecond(%[2]d)
+  GROUP BY w.pipeline, w.stage, w.window_start
+) AS v
+GLOBAL LEFT JOIN (
+  SELECT pipeline, stage, window_start, log_duration_n, log_duration_mean, log_duration_m2, lost_in, lost, null_out, nulls
+  FROM %[1]s.pipeline_stage_state FINAL
+) AS st ON v.pipeline = st.pipeline AND v.stage = st.stage AND v.window_start = st.window_start
+ORDER BY v.window_start`, s.db, int64(lookback.Seconds()))
 	rows, err := s.conn.Query(ctx, q)
 	if err != nil {
 		return nil, fmt.Errorf("load stage history: %w", err)
@@ -887,7 +898,9 @@ ORDER BY w.window_start`, s.db, int64(lookback.Seconds()))
 	var out []StageHistory
 	for rows.Next() {
 		var h StageHistory
-		if err := rows.Scan(&h.Pipeline, &h.Stage, &h.Start, &h.RecordsOut, &h.LastSuccess); err != nil {
+		p := &h.Point
+		if err := rows.Scan(&h.Pipeline, &h.Stage, &h.Start, &p.RecordsOut, &h.LastSuccess, &p.LogDuration.N, &p.LogDuration.Mean, &p.LogDuration.M2,
+			&p.LostIn, &p.Lost, &p.NullOut, &p.Nulls); err != nil {
 			return nil, fmt.Errorf("load stage history: %w", err)
 		}
 		out = append(out, h)

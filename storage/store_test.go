@@ -186,8 +186,17 @@ func TestWriteIsIdempotentAndQueriesRun(t *testing.T) {
 	}
 
 	hist, err := s.LoadStageHistory(ctx, 24*time.Hour)
-	if err != nil || len(hist) != 1 || hist[0].RecordsOut != 90 || !hist[0].LastSuccess.Equal(t0.Add(10*time.Minute)) {
+	if err != nil || len(hist) != 1 || hist[0].Point != (detectors.StagePoint{RecordsOut: 90}) || !hist[0].LastSuccess.Equal(t0.Add(10*time.Minute)) {
 		t.Fatalf("stage history %+v %v", hist, err)
+	}
+	// What its judge stored with the window's state comes back with it, as stored.
+	point := detectors.StagePoint{LogDuration: processors.Moments{N: 3, Mean: math.Log1p(2000) + 1e-13, M2: 0.0123456789}, LostIn: 300, Lost: -2, NullOut: 302, Nulls: 17}
+	if err := s.Write(ctx, &storage.Batch{WrittenAt: t0, StageStates: []storage.StageState{{Pipeline: "orders", Stage: "join", Start: t0, End: t0.Add(time.Hour), Point: point}}}); err != nil {
+		t.Fatal(err)
+	}
+	point.RecordsOut = 90
+	if hist, err = s.LoadStageHistory(ctx, 24*time.Hour); err != nil || len(hist) != 1 || hist[0].Point != point {
+		t.Fatalf("stage history with its judged point %+v %v, want %+v", hist, err, point)
 	}
 	cs, err := s.LoadClosedStageWindows(ctx, time.Hour)
 	if err != nil || len(cs) != 1 || cs[0].Model != "orders" || cs[0].LastOffset != 9 || cs[0].TP.Partition != 1 {

@@ -69,6 +69,9 @@ var expectedKinds = map[string][]string{
 	simulate.ChangeStopped:         {schemas.KindVolume},
 	simulate.ChangeFailingStage:    {"pipeline_failure"},
 	simulate.ChangeSilentStage:     {"pipeline_freshness"},
+	simulate.ChangeSlowStage:       {"pipeline_duration"},
+	simulate.ChangeLossyStage:      {"pipeline_volume"},
+	simulate.ChangeNullStage:       {"pipeline_quality"},
 	simulate.ChangeTinyShift:       nil,
 }
 
@@ -188,9 +191,12 @@ func benchCases(cfg config.Config, o benchOptions) ([]benchCase, error) {
 				change: simulate.ChangeTinyShift, duration: changeHours, changeAt: changeHours - 2*time.Hour, unit: w})
 		}
 	}
+	// A stage's durations, losses and nulls are judged against the same hour of the
+	// previous days: its stream runs for more than a day before the change.
+	pipeHours := max(changeHours, 28*time.Hour)
 	for _, ch := range simulate.PipelineChanges {
 		cases = append(cases, benchCase{name: fmt.Sprintf("%s (runs every 5m)", ch), window: windows[0], rate: 1, change: ch,
-			duration: changeHours, changeAt: changeHours - 2*time.Hour, expect: expectedKinds[ch], unit: pipeWindow})
+			duration: pipeHours, changeAt: pipeHours - 2*time.Hour, expect: expectedKinds[ch], unit: pipeWindow})
 	}
 	if o.only != "" {
 		var kept []benchCase
@@ -262,7 +268,7 @@ func runBenchCase(ctx context.Context, cfg config.Config, c benchCase, o benchOp
 	so := simulate.StreamOptions{Seed: o.seed, Start: start, Duration: c.duration}
 	pipe := simulate.StreamPipeline{Name: "orders", Stages: []string{"extract", "join", "build_features"}, Every: 5 * time.Minute, Models: []string{"bench-model"}}
 	switch c.change {
-	case simulate.ChangeFailingStage, simulate.ChangeSilentStage:
+	case simulate.ChangeFailingStage, simulate.ChangeSilentStage, simulate.ChangeSlowStage, simulate.ChangeLossyStage, simulate.ChangeNullStage:
 		pipe.Change, pipe.ChangeAt = c.change, c.changeAt
 		so.Models = []simulate.StreamModel{{Name: "bench-model", Rate: c.rate}}
 	default:

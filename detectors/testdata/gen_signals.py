@@ -11,7 +11,8 @@ import numpy as np
 from scipy import stats
 
 out = {"scipy": __import__("scipy").__version__, "fisher_greater": [], "betabinom_sf": [],
-       "binom": [], "welch": [], "nbinom_cdf": []}
+       "binom": [], "welch": [], "nbinom_cdf": [], "poisson_rate_greater": [], "stage_duration": [],
+       "stage_duration_grouped": []}
 
 # One-sided Fisher: window (x of n) against reference (x_ref of n_ref), "window higher".
 for x, n, xr, nr in [
@@ -65,6 +66,72 @@ for m1, s1, n1, m2, s2, n2 in [(7.5, 2.0, 120, 5.0, 1.5, 180), (5.02, 1.4, 30000
     df = (v1 + v2) ** 2 / (v1 * v1 / (n1 - 1) + v2 * v2 / (n2 - 1))
     out["welch"].append({"mean1": m1, "std1": s1, "n1": n1, "mean2": m2, "std2": s2, "n2": n2,
                          "t": float(r.statistic), "df": float(df), "p": float(r.pvalue)})
+
+# Two Poisson rates: x counts per n of exposure against x_ref per n_ref, "window higher"
+# (a stage's nulls per record out; nulls may be counted per cell, so x may exceed n).
+for x, n, xr, nr in [(30, 1000, 20, 7000), (3, 1000, 20, 7000), (600, 1000, 35, 7000),
+                     (2500, 1000, 1000, 7000), (0, 100, 0, 700), (5, 10, 0, 70)]:
+    p = stats.binom(x + xr, n / (n + nr)).pmf(np.arange(x, x + xr + 1)).sum()
+    out["poisson_rate_greater"].append({"x": x, "n": n, "x_ref": xr, "n_ref": nr, "p": float(p)})
+
+# A stage's run durations (ms) in a window against its baseline's: the one-sided pooled
+# two-sample t-test on log(1 + ms) (ttest_ind_from_stats, equal_var, "greater"), and the
+# ratio of the geometric means on 1 + ms.
+rng = np.random.default_rng(7)
+for name, window, base in [
+    ("one run, steady stage, 4x", [8000.0], [2000, 2100, 1950, 2050, 1980, 2020, 2010]),
+    ("one run, varied stage, 4x", [8000.0], [2000, 900, 4100, 1500, 3000, 2600, 1200]),
+    ("twelve runs, 2x", list(rng.lognormal(np.log(4000), 0.3, 12)), list(rng.lognormal(np.log(2000), 0.3, 84))),
+    ("twelve runs, unchanged", list(rng.lognormal(np.log(2000), 0.3, 12)), list(rng.lognormal(np.log(2000), 0.3, 84))),
+    ("faster", [500.0, 600.0], [2000, 2100, 1950]),
+    ("zero ms runs", [0.0, 3.0], [0.0, 1.0, 2.0]),
+]:
+    w, b = np.log1p(np.array(window, dtype=float)), np.log1p(np.array(base, dtype=float))
+    sw = float(w.std(ddof=1)) if len(w) > 1 else 0.0
+    r = stats.ttest_ind_from_stats(w.mean(), sw, len(w), b.mean(), b.std(ddof=1), len(b), equal_var=True, alternative="greater")
+    out["stage_duration"].append({"name": name, "window_ms": [float(v) for v in window], "baseline_ms": [float(v) for v in base],
+                                  "t": float(r.statistic), "df": float(len(w) + len(b) - 2), "p": float(r.pvalue),
+                                  "ratio": float(np.exp(w.mean() - b.mean()))})
+
+# A stage's durations against a week of hourly windows with a level per hour of day: the
+# window's contrast in an ordinary least-squares model of log(1 + ms) with a mean per
+# hour of day and one for the window (statsmodels OLS, one-sided). The level is the same
+# hour of the previous seven days; the spread is pooled over every hour's runs.
+import statsmodels.api as sm  # noqa: E402
+
+for name, runs_per_window, days, hour, factor in [
+    ("hourly stage, heavy nightly run, usual night", 1, 7, 2, 1.0),
+    ("hourly stage, heavy nightly run, 4x", 1, 7, 2, 4.0),
+    ("hourly stage, afternoon 4x", 1, 7, 14, 4.0),
+    ("hourly stage, two days of history, 4x", 1, 2, 14, 4.0),
+    ("five-minute stage, afternoon 2.2x", 12, 2, 14, 2.2),
+]:
+    rng = np.random.default_rng(11)
+    history = []  # (hours after midnight of the first day, [ms]): the week before the window
+    for h in range(hour, hour + days * 24):
+        level = 10000.0 if h % 24 == 2 else 2000.0
+        history.append((h, [float(round(level * np.exp(0.25 * rng.normal()))) for _ in range(runs_per_window)]))
+    level = 10000.0 if hour == 2 else 2000.0
+    window = [float(round(factor * level * np.exp(0.25 * rng.normal()))) for _ in range(runs_per_window)]
+    at = hour + days * 24  # the window judged, after the history
+    ys, groups, is_window = [], [], []
+    for h, ms in history:
+        for v in ms:
+            ys.append(np.log1p(v)); groups.append(h % 24); is_window.append(0)
+    for v in window:
+        ys.append(np.log1p(v)); groups.append(hour); is_window.append(1)
+    X = np.zeros((len(ys), 25))
+    for i, (g, w) in enumerate(zip(groups, is_window)):
+        X[i, g] = 1
+        X[i, 24] = w
+    fit = sm.OLS(np.array(ys), X).fit()
+    t = float(fit.tvalues[24])
+    df = float(fit.df_resid)
+    p = float(stats.t.sf(t, df))
+    same = [np.log1p(v) for h, ms in history if h % 24 == hour and at - h <= 7 * 24 for v in ms]
+    out["stage_duration_grouped"].append({"name": name, "history": [{"hour": h, "ms": ms} for h, ms in history], "at": at,
+                                          "window_ms": window, "t": t, "df": df, "p": p,
+                                          "ratio": float(np.exp(np.mean(np.log1p(window)) - np.mean(same)))})
 
 with open("signals_reference.json", "w") as f:
     json.dump(out, f, indent=1)

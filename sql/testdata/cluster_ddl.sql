@@ -680,3 +680,32 @@ ALTER TABLE driftd.partition_progress_local ON CLUSTER 'driftd' ADD COLUMN IF NO
 
 ALTER TABLE driftd.partition_progress ON CLUSTER 'driftd' ADD COLUMN IF NOT EXISTS lagging Bool DEFAULT false;
 
+-- 0020_stage_signals
+ALTER TABLE driftd.pipeline_stage_state_local ON CLUSTER 'driftd' ADD COLUMN IF NOT EXISTS log_duration_n Float64 DEFAULT 0;
+
+ALTER TABLE driftd.pipeline_stage_state ON CLUSTER 'driftd' ADD COLUMN IF NOT EXISTS log_duration_n Float64 DEFAULT 0;
+
+ALTER TABLE driftd.pipeline_stage_state_local ON CLUSTER 'driftd' ADD COLUMN IF NOT EXISTS log_duration_mean Float64 DEFAULT 0;
+
+ALTER TABLE driftd.pipeline_stage_state ON CLUSTER 'driftd' ADD COLUMN IF NOT EXISTS log_duration_mean Float64 DEFAULT 0;
+
+ALTER TABLE driftd.pipeline_stage_state_local ON CLUSTER 'driftd' ADD COLUMN IF NOT EXISTS log_duration_m2 Float64 DEFAULT 0;
+
+ALTER TABLE driftd.pipeline_stage_state ON CLUSTER 'driftd' ADD COLUMN IF NOT EXISTS log_duration_m2 Float64 DEFAULT 0;
+
+ALTER TABLE driftd.pipeline_stage_state_local ON CLUSTER 'driftd' ADD COLUMN IF NOT EXISTS lost_in Float64 DEFAULT 0;
+
+ALTER TABLE driftd.pipeline_stage_state ON CLUSTER 'driftd' ADD COLUMN IF NOT EXISTS lost_in Float64 DEFAULT 0;
+
+ALTER TABLE driftd.pipeline_stage_state_local ON CLUSTER 'driftd' ADD COLUMN IF NOT EXISTS lost Float64 DEFAULT 0;
+
+ALTER TABLE driftd.pipeline_stage_state ON CLUSTER 'driftd' ADD COLUMN IF NOT EXISTS lost Float64 DEFAULT 0;
+
+ALTER TABLE driftd.pipeline_stage_state_local ON CLUSTER 'driftd' ADD COLUMN IF NOT EXISTS null_out Float64 DEFAULT 0;
+
+ALTER TABLE driftd.pipeline_stage_state ON CLUSTER 'driftd' ADD COLUMN IF NOT EXISTS null_out Float64 DEFAULT 0;
+
+ALTER TABLE driftd.pipeline_stage_state_local ON CLUSTER 'driftd' ADD COLUMN IF NOT EXISTS nulls Float64 DEFAULT 0;
+
+ALTER TABLE driftd.pipeline_stage_state ON CLUSTER 'driftd' ADD COLUMN IF NOT EXISTS nulls Float64 DEFAULT 0;
+
