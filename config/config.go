@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"os"
 	"reflect"
@@ -421,16 +422,17 @@ type Pipelines struct {
 	VolumeDrop float64 `yaml:"volume_drop"`
 	VolumeJump float64 `yaml:"volume_jump"`
 	// DurationJump fires pipeline_duration when a window's typical run takes that many
-	// times its baseline's; LostMinIncrease/LostMinRatio fire pipeline_volume
+	// times its baseline's (and DurationMinIncreaseMs longer); LostMinIncrease/LostMinRatio fire pipeline_volume
 	// (records_lost_share) and NullMinIncrease/NullMinRatio pipeline_quality (null_rate)
 	// when the share rises by the increase and to the ratio × its baseline's. Each also
 	// needs its test's p-value below PValue. 0 turns a rule off (docs/health.md).
-	DurationJump    float64 `yaml:"duration_jump"`
-	LostMinIncrease float64 `yaml:"lost_min_increase"`
-	LostMinRatio    float64 `yaml:"lost_min_ratio"`
-	NullMinIncrease float64 `yaml:"null_min_increase"`
-	NullMinRatio    float64 `yaml:"null_min_ratio"`
-	PValue          float64 `yaml:"p_value"`
+	DurationJump          float64 `yaml:"duration_jump"`
+	DurationMinIncreaseMs float64 `yaml:"duration_min_increase_ms"`
+	LostMinIncrease       float64 `yaml:"lost_min_increase"`
+	LostMinRatio          float64 `yaml:"lost_min_ratio"`
+	NullMinIncrease       float64 `yaml:"null_min_increase"`
+	NullMinRatio          float64 `yaml:"null_min_ratio"`
+	PValue                float64 `yaml:"p_value"`
 	// FreshnessFactor × the median interval between successes is how long a stage may go
 	// without succeeding before pipeline_freshness fires (unless configured per stage).
 	FreshnessFactor float64 `yaml:"freshness_factor"`
@@ -438,10 +440,17 @@ type Pipelines struct {
 	Stages map[string]StageConfig `yaml:"stages"`
 }
 
+// dividesDays says whether windows of size d line up with the days: d divides a day, or
+// is whole days.
+func dividesDays(d time.Duration) bool {
+	const day = 24 * time.Hour
+	return d > 0 && (day%d == 0 || d%day == 0)
+}
+
 // Thresholds are the pipeline health rules as the detectors take them.
 func (p Pipelines) Thresholds() detectors.PipelineThresholds {
 	return detectors.PipelineThresholds{FailureRate: p.FailureRate, ConsecutiveFailures: p.ConsecutiveFailures, VolumeDrop: p.VolumeDrop,
-		VolumeJump: p.VolumeJump, DurationJump: p.DurationJump, LostMinIncrease: p.LostMinIncrease, LostMinRatio: p.LostMinRatio,
+		VolumeJump: p.VolumeJump, DurationJump: p.DurationJump, DurationMinIncreaseMs: p.DurationMinIncreaseMs, LostMinIncrease: p.LostMinIncrease, LostMinRatio: p.LostMinRatio,
 		NullMinIncrease: p.NullMinIncrease, NullMinRatio: p.NullMinRatio, PValue: p.PValue}
 }
 
@@ -553,7 +562,7 @@ func Default() Config {
 			InputSizeMinChange: sig.InputSizeMinChange, LatencyMinRatio: sig.LatencyMinRatio, LatencyMinIncreaseMs: sig.LatencyMinIncreaseMs,
 			ErrorMinIncrease: sig.ErrorMinIncrease, ErrorMinRatio: sig.ErrorMinRatio, VolumeDrop: sig.VolumeDrop, VolumeJump: sig.VolumeJump},
 		Pipelines: Pipelines{Window: Duration(time.Hour), Lateness: Duration(5 * time.Minute), FailureRate: pl.FailureRate,
-			ConsecutiveFailures: pl.ConsecutiveFailures, VolumeDrop: pl.VolumeDrop, VolumeJump: pl.VolumeJump, DurationJump: pl.DurationJump,
+			ConsecutiveFailures: pl.ConsecutiveFailures, VolumeDrop: pl.VolumeDrop, VolumeJump: pl.VolumeJump, DurationJump: pl.DurationJump, DurationMinIncreaseMs: pl.DurationMinIncreaseMs,
 			LostMinIncrease: pl.LostMinIncrease, LostMinRatio: pl.LostMinRatio, NullMinIncrease: pl.NullMinIncrease, NullMinRatio: pl.NullMinRatio,
 			PValue: pl.PValue, FreshnessFactor: 2},
 		Labels: Labels{Horizon: Duration(7 * 24 * time.Hour), Settle: Duration(time.Hour), Lateness: Duration(5 * time.Minute),
@@ -956,24 +965,28 @@ func (c *Config) Validate() error {
 		return fail("pipelines.failure_rate", "must be in (0, 1]")
 	case pl.ConsecutiveFailures < 1:
 		return fail("pipelines.consecutive_failures", "must be at least 1")
-	case pl.VolumeDrop <= 0 || pl.VolumeDrop >= 1:
+	case !(pl.VolumeDrop > 0 && pl.VolumeDrop < 1):
 		return fail("pipelines.volume_drop", "must be between 0 and 1")
-	case pl.VolumeJump <= 1:
+	case !(pl.VolumeJump > 1 && pl.VolumeJump < math.Inf(1)):
 		return fail("pipelines.volume_jump", "must be above 1")
 	case pl.FreshnessFactor < 1:
 		return fail("pipelines.freshness_factor", "must be at least 1")
-	case pl.DurationJump != 0 && pl.DurationJump <= 1:
+	case pl.DurationJump != 0 && !(pl.DurationJump > 1 && pl.DurationJump < math.Inf(1)):
 		return fail("pipelines.duration_jump", "must be above 1 (0 disables)")
-	case pl.LostMinIncrease < 0 || pl.LostMinIncrease >= 1:
+	case !(pl.DurationMinIncreaseMs >= 0 && pl.DurationMinIncreaseMs < math.Inf(1)):
+		return fail("pipelines.duration_min_increase_ms", "must be at least 0")
+	case !(pl.LostMinIncrease >= 0 && pl.LostMinIncrease < 1):
 		return fail("pipelines.lost_min_increase", "must be in [0, 1) (0 disables)")
-	case pl.LostMinRatio < 1:
+	case !(pl.LostMinRatio >= 1 && pl.LostMinRatio < math.Inf(1)):
 		return fail("pipelines.lost_min_ratio", "must be at least 1")
-	case pl.NullMinIncrease < 0:
+	case !(pl.NullMinIncrease >= 0 && pl.NullMinIncrease < math.Inf(1)):
 		return fail("pipelines.null_min_increase", "must be at least 0 (0 disables)")
-	case pl.NullMinRatio < 1:
+	case !(pl.NullMinRatio >= 1 && pl.NullMinRatio < math.Inf(1)):
 		return fail("pipelines.null_min_ratio", "must be at least 1")
-	case pl.PValue <= 0 || pl.PValue >= 1:
+	case !(pl.PValue > 0 && pl.PValue < 1):
 		return fail("pipelines.p_value", "must be between 0 and 1")
+	case !dividesDays(time.Duration(pl.Window)):
+		return fail("pipelines.window", "must divide a day (1h, 30m, 5m, …) or be whole days: a stage's baselines are the same time of the previous days")
 	}
 	for key, st := range pl.Stages {
 		if p, s, ok := strings.Cut(key, "/"); !ok || p == "" || s == "" {

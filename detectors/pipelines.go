@@ -54,19 +54,21 @@ type PipelineThresholds struct {
 	ConsecutiveFailures int
 	VolumeDrop          float64
 	VolumeJump          float64
-	// DurationJump: a window's typical run (geometric mean) at least this many times the
-	// baseline's; LostMinIncrease/LostMinRatio and NullMinIncrease/NullMinRatio: a share of
-	// records lost, or of nulls per record out, at least the baseline's plus the increase
-	// and its ratio times. PValue is the level each is also held to (the evidence).
-	DurationJump                  float64
-	LostMinIncrease, LostMinRatio float64
-	NullMinIncrease, NullMinRatio float64
-	PValue                        float64
+	// DurationJump and DurationMinIncreaseMs: a window's typical run (geometric mean) at
+	// least this many times the baseline's and this much longer (a stage of a few
+	// milliseconds that takes a few more is no page); LostMinIncrease/LostMinRatio and
+	// NullMinIncrease/NullMinRatio: a share of records lost, or of nulls per record out,
+	// at least the baseline's plus the increase and its ratio times. PValue is the level
+	// each is also held to (the evidence).
+	DurationJump, DurationMinIncreaseMs float64
+	LostMinIncrease, LostMinRatio       float64
+	NullMinIncrease, NullMinRatio       float64
+	PValue                              float64
 }
 
 // DefaultPipelineThresholds are the rules' defaults (config's pipelines section).
 var DefaultPipelineThresholds = PipelineThresholds{FailureRate: 0.5, ConsecutiveFailures: 3, VolumeDrop: 0.5, VolumeJump: 3,
-	DurationJump: 2, LostMinIncrease: 0.05, LostMinRatio: 2, NullMinIncrease: 0.05, NullMinRatio: 2, PValue: 1e-4}
+	DurationJump: 2, DurationMinIncreaseMs: 1000, LostMinIncrease: 0.05, LostMinRatio: 2, NullMinIncrease: 0.05, NullMinRatio: 2, PValue: 1e-4}
 
 func stageSpan(s StageWindow) string {
 	layout := "15:04"
@@ -216,7 +218,7 @@ func NewDurationBaseline(history map[int64]StagePoint, start time.Time, window t
 
 // DurationCondition judges the window's run durations against its baseline: the effect
 // is the ratio of the window's geometric mean (on 1 + ms) to its level's, at least
-// DurationJump; the evidence a one-sided t-test of the window's mean log(1 + ms) against
+// DurationJump, and at least DurationMinIncreaseMs more; the evidence a one-sided t-test of the window's mean log(1 + ms) against
 // the level, with the baseline's spread (and the window's own) pooled — the contrast of
 // a linear model with a mean per time of day — so that one slow run of a stage whose
 // runs vary as much is not evidence, and one run of a stage that always takes the same
@@ -247,7 +249,8 @@ func DurationCondition(s StageWindow, base DurationBaseline, th PipelineThreshol
 		Details: map[string]string{"runs": fmt.Sprintf("%.0f", w.N), "typical_ms": g6(typical), "baseline_runs": fmt.Sprintf("%.0f", b.N),
 			"baseline_typical_ms": g6(usual), "spread": g6(sp), "test": "t_log_duration", "statistic": g6(t), "df": g6(df), "p_value": g6(p),
 			"alpha": g6(th.PValue)}}
-	c.Breached = ratio >= th.DurationJump && p < th.PValue
+	c.Details["min_increase_ms"] = g6(th.DurationMinIncreaseMs)
+	c.Breached = ratio >= th.DurationJump && typical-usual >= th.DurationMinIncreaseMs && p < th.PValue
 	if c.Breached && ratio >= 1+criticalFactor*(th.DurationJump-1) {
 		c.Severity = schemas.SeverityCritical
 	}
@@ -260,6 +263,9 @@ func DurationCondition(s StageWindow, base DurationBaseline, th PipelineThreshol
 
 // msText is a duration in milliseconds as a person reads it.
 func msText(ms float64) string {
+	if ms < 1 {
+		return "<1ms"
+	}
 	return time.Duration(ms * float64(time.Millisecond)).Round(time.Millisecond).String()
 }
 

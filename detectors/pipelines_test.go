@@ -221,6 +221,13 @@ func TestStageDurationMatchesScipy(t *testing.T) {
 	if _, ok := DurationCondition(one, DurationBaseline{Level: logDurations(2000)}, th); ok {
 		t.Error("judged against one run: no spread to judge by")
 	}
+	// A stage of a few milliseconds that takes a few more: five times as long, certain
+	// (its runs always took 0 ms), and no page: under duration_min_increase_ms.
+	zero := logDurations(0, 0, 0, 0, 0, 0, 0)
+	if c, ok := DurationCondition(StageWindow{StagePoint: StagePoint{LogDuration: logDurations(4, 4)}}, DurationBaseline{Level: zero, SS: 0, DF: 6}, th); !ok || c.Breached ||
+		!strings.Contains(c.FiringSummary, "typically 4ms against <1ms") {
+		t.Errorf("milliseconds more paged: %v %+v", ok, c)
+	}
 	off := th
 	off.DurationJump = 0
 	if _, ok := DurationCondition(one, steady, off); ok {

@@ -24,6 +24,15 @@ func replayRun(t *testing.T, o simulate.StreamOptions, window time.Duration, pac
 	t.Helper()
 	cfg := config.Default()
 	cfg.Windows.Size = config.Duration(window)
+	return replayRunWith(t, cfg, o, pace)
+}
+
+// replayRunWith is replayRun with cfg's settings.
+func replayRunWith(t *testing.T, cfg config.Config, o simulate.StreamOptions, pace replay.Pace) ([]*schemas.AlertEvent, *replay.Store) {
+	t.Helper()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
 	cfg.Kafka.Topics.Predictions, cfg.Kafka.Topics.Pipeline = replay.PredictionTopic, replay.PipelineTopic
 	clock := &replay.Clock{}
 	src, err := replay.NewSource(o, pace, 3, 2*time.Duration(cfg.Windows.IdleClose)+time.Duration(cfg.Pipelines.Window), clock)
@@ -322,7 +331,9 @@ func TestStageSignalsAreJudgedAgainstTheirHistory(t *testing.T) {
 		"slow-every-minute": "pipeline_duration duration_ratio", "slow-hourly": "pipeline_duration duration_ratio",
 		"lossy": "pipeline_volume records_lost_share", "nulls-hourly": "pipeline_quality null_rate",
 	}
-	live, _ := replayRun(t, o, 5*time.Minute, replay.Live)
+	cfg := config.Default()
+	cfg.Windows.Size = config.Duration(5 * time.Minute)
+	live, _ := replayRunWith(t, cfg, o, replay.Live)
 	found := map[string]time.Time{}
 	end := start.Add(o.Duration)
 	for _, a := range live {
@@ -347,11 +358,50 @@ func TestStageSignalsAreJudgedAgainstTheirHistory(t *testing.T) {
 			t.Errorf("%s: found in the window from %s, want one of the first two after the change", p, at.Format("15:04"))
 		}
 	}
-	backlog, _ := replayRun(t, o, 5*time.Minute, replay.Backlog)
+	backlog, _ := replayRunWith(t, cfg, o, replay.Backlog)
 	cut := simulate.StreamOptions{Start: o.Start, Duration: o.Duration - 55*time.Minute}
 	a, b := judgedWithin(replay.Transitions(live), cut), judgedWithin(replay.Transitions(backlog), cut)
 	if len(a) < len(want) {
 		t.Fatalf("%d transitions within the stream, want at least the %d changes'", len(a), len(want))
 	}
 	compareTransitions(t, "live", a, "backlog", b)
+}
+
+// Pipeline windows of other sizes keep a week of history, however many windows that is:
+// with 5- and 30-minute windows, a stage that slows down and one that loses records are
+// found in the first window after the change, and nothing fires before it.
+func TestStageSignalsAtOtherPipelineWindows(t *testing.T) {
+	start := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
+	changeAt := 94 * time.Hour
+	o := simulate.StreamOptions{Seed: 4, Start: start, Duration: 95 * time.Hour,
+		Models: []simulate.StreamModel{{Name: "fed", Rate: 0.05}},
+		Pipelines: []simulate.StreamPipeline{
+			{Name: "slow", Stages: []string{"a", "b", "c"}, Every: time.Minute, Change: simulate.ChangeSlowStage, ChangeAt: changeAt},
+			{Name: "lossy", Stages: []string{"a", "b", "c"}, Every: time.Minute, Change: simulate.ChangeLossyStage, ChangeAt: changeAt},
+		}}
+	for _, size := range []time.Duration{5 * time.Minute, 30 * time.Minute} {
+		t.Run(size.String(), func(t *testing.T) {
+			cfg := config.Default()
+			cfg.Windows.Size, cfg.Pipelines.Window = config.Duration(5*time.Minute), config.Duration(size)
+			alerts, _ := replayRunWith(t, cfg, o, replay.Backlog)
+			found := map[string]bool{}
+			for _, a := range alerts {
+				if a.Pipeline == "" || a.State != schemas.StateFiring || a.WindowEnd.After(start.Add(o.Duration)) {
+					continue
+				}
+				if a.WindowStart.Before(start.Add(changeAt)) || a.Stage != "b" {
+					t.Errorf("%s/%s %s %s over %s–%s: %s", a.Pipeline, a.Stage, a.Kind, a.Metric, a.WindowStart.Format("01-02 15:04"), a.WindowEnd.Format("15:04"), a.Summary)
+					continue
+				}
+				if a.WindowStart.Equal(start.Add(changeAt)) {
+					found[a.Pipeline+" "+a.Kind+" "+a.Metric] = true
+				}
+			}
+			for _, w := range []string{"slow pipeline_duration duration_ratio", "lossy pipeline_volume records_lost_share"} {
+				if !found[w] {
+					t.Errorf("%s not found in the first window after the change; found %v", w, found)
+				}
+			}
+		})
+	}
 }

@@ -143,6 +143,7 @@ type stageState struct {
 	// history holds the judged windows' points (by start): the baselines of the signals
 	// judged against the stage's own history (volume, duration, records lost, nulls).
 	history map[int64]detectors.StagePoint
+	pruned  int64 // the window start history and judged were last pruned at
 	// intervals memoizes the interval expected after each success (learned from the
 	// successes, so reset when they change): freshness asks for the same ones at every
 	// check.
@@ -207,8 +208,15 @@ const (
 	keepSuccesses = detectors.LearnedSuccesses // successes stored per judged window: the last one and the learned interval
 	keepRuns      = 10000                      // runs of each status kept per stage
 	keepRunsFor   = 48 * time.Hour             // and how far back (event time) from the newest
-	keepHistory   = 8 * 24                     // windows of history kept per stage for its baselines
 )
+
+// historySpan is how far back (event time) a stage's judged windows are kept for its
+// baselines, in memory and read back at a restart alike: the same time of the previous
+// seven days and a week of runs (or the seven windows before, for windows of a day or
+// more), and a window more. One point (~100 bytes) per stage and window.
+func historySpan(window time.Duration) time.Duration {
+	return max(8*24*time.Hour, 8*window)
+}
 
 // freshnessEvery is how often (wall clock) freshness is judged: its spells are dated in
 // event time whenever they are found, so this only bounds the cost per record.
@@ -448,15 +456,13 @@ func (r *Runner) judgeStages(batch *storage.Batch, closed []processors.Closed) [
 			}
 		}
 		st.history[w.Start] = sw.StagePoint
-		oldest := w.Start - int64(keepHistory)*r.set.PipelineWindow.Size.Milliseconds()
-		if len(st.history) > keepHistory {
+		if oldest := w.Start - historySpan(r.set.PipelineWindow.Size).Milliseconds(); w.Start >= st.pruned+time.Hour.Milliseconds() {
+			st.pruned = w.Start // at most once an hour of windows: each prune walks the maps
 			for s := range st.history {
 				if s < oldest {
 					delete(st.history, s)
 				}
 			}
-		}
-		if len(st.judged) > keepHistory {
 			for s := range st.judged {
 				if s < oldest {
 					delete(st.judged, s)
@@ -814,7 +820,7 @@ func (r *Runner) restoreUpstream(ctx context.Context) error {
 	for _, c := range closed {
 		r.up.proc.Restore(c.Model, c.Start, c.End, processors.TopicPartition{Topic: c.TP.Topic, Partition: c.TP.Partition}, c.LastOffset)
 	}
-	hist, err := r.store.LoadStageHistory(ctx, 8*24*time.Hour)
+	hist, err := r.store.LoadStageHistory(ctx, historySpan(r.set.PipelineWindow.Size))
 	if err != nil {
 		return err
 	}

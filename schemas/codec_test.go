@@ -369,6 +369,7 @@ func TestAlertAvroRoundTrip(t *testing.T) {
 
 func FuzzDecodePipeline(f *testing.F) {
 	f.Add([]byte(`{"event_id":"1","pipeline":"orders","stage":"join","status":"failed","timestamp":1,"records_in":5,"records_out":0,"error":"x","models":["m"]}`))
+	f.Add([]byte(`{"pipeline":"o","stage":"j","status":"succeeded","timestamp":1,"duration_ms":-3,"records_in":-1,"records_out":null,"null_count":-2}`))
 	f.Add([]byte("\x00\x00\x00\x00\x03\x02"))
 	reg, _ := NewRegistry("", map[uint32]string{3: SchemaPipeline}, nil)
 	d := Decoder{Format: FormatAuto, Registry: reg}
@@ -379,6 +380,12 @@ func FuzzDecodePipeline(f *testing.F) {
 		}
 		if e.Pipeline == "" || e.Stage == "" || checkTime(e.Timestamp) != nil || (e.Status != "started" && e.Status != "succeeded" && e.Status != "failed") {
 			t.Fatalf("accepted an invalid pipeline event: %+v", e)
+		}
+		// What the stage's rules count is a measurement: finite, not negative, bounded.
+		if !(e.DurationMs >= 0 && e.DurationMs <= MaxRunDurationMs) || e.RecordsIn < 0 || e.RecordsOut < 0 || e.NullCount < 0 ||
+			e.RecordsIn > MaxRunRecords || e.RecordsOut > MaxRunRecords || e.NullCount > MaxRunRecords ||
+			(e.NoDuration && e.DurationMs != 0) || (e.NoRecordsIn && e.RecordsIn != 0) || (e.NoRecordsOut && e.RecordsOut != 0) {
+			t.Fatalf("accepted numbers that are no measurement: %+v", e)
 		}
 	})
 }
@@ -593,6 +600,45 @@ func TestPipelineFieldsNotSentAreNotMeasured(t *testing.T) {
 			got := PipelineEvent{DurationMs: e.DurationMs, RecordsIn: e.RecordsIn, RecordsOut: e.RecordsOut, NoDuration: e.NoDuration,
 				NoRecordsIn: e.NoRecordsIn, NoRecordsOut: e.NoRecordsOut}
 			if !reflect.DeepEqual(got, c.want) || e.Stage != "join" {
+				t.Errorf("decoded %+v, want %+v", got, c.want)
+			}
+		})
+	}
+}
+
+// A negative duration or count is "unknown" (not measured; the run is kept), a value
+// beyond any run's is invalid (dead-lettered), at its bound it is read.
+func TestPipelineNumbersOutOfRange(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		fields  string
+		invalid bool
+		want    PipelineEvent
+	}{
+		{"negative", `"duration_ms": -1, "records_in": -1, "records_out": -1, "null_count": -1`, false,
+			PipelineEvent{NoDuration: true, NoRecordsIn: true, NoRecordsOut: true}},
+		{"at the bounds", `"duration_ms": 1e10, "records_in": 1000000000000, "records_out": 0`, false,
+			PipelineEvent{DurationMs: 1e10, RecordsIn: 1e12}},
+		{"a duration beyond", `"duration_ms": 1.5e10`, true, PipelineEvent{}},
+		{"a count beyond", `"records_out": 1000000000001`, true, PipelineEvent{}},
+		{"nulls beyond", `"null_count": 9223372036854775807`, true, PipelineEvent{}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			body := `{"event_id": "r1", "pipeline": "orders", "stage": "join", "status": "succeeded", "timestamp": "2026-11-02T10:00:00Z", ` + c.fields + `}`
+			var e PipelineEvent
+			err := (Decoder{Format: FormatJSON}).Pipeline(context.Background(), []byte(body), &e)
+			if c.invalid {
+				if !errors.Is(err, ErrInvalid) {
+					t.Errorf("err = %v, want an invalid event", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := PipelineEvent{DurationMs: e.DurationMs, RecordsIn: e.RecordsIn, RecordsOut: e.RecordsOut, NullCount: e.NullCount,
+				HasNullCount: e.HasNullCount, NoDuration: e.NoDuration, NoRecordsIn: e.NoRecordsIn, NoRecordsOut: e.NoRecordsOut}
+			if !reflect.DeepEqual(got, c.want) {
 				t.Errorf("decoded %+v, want %+v", got, c.want)
 			}
 		})

@@ -366,7 +366,36 @@ func (e *PipelineEvent) checkStatus() error {
 	return nil
 }
 
+// Bounds of a run's numbers: beyond them a value is not a measurement (a run of more
+// than ~116 days, a trillion records), and one such value would blind a stage's baselines
+// for a week.
+const (
+	MaxRunDurationMs = 1e10
+	MaxRunRecords    = 1e12
+)
+
 func (e *PipelineEvent) validate() error {
+	// A negative duration or count is how some producers say "unknown": not measured,
+	// as a field not sent, rather than the run dead-lettered (its status still counts).
+	if e.DurationMs < 0 {
+		e.DurationMs, e.NoDuration = 0, true
+	}
+	if e.RecordsIn < 0 {
+		e.RecordsIn, e.NoRecordsIn = 0, true
+	}
+	if e.RecordsOut < 0 {
+		e.RecordsOut, e.NoRecordsOut = 0, true
+	}
+	if e.NullCount < 0 {
+		e.NullCount, e.HasNullCount = 0, false
+	}
+	switch {
+	case e.DurationMs > MaxRunDurationMs:
+		return fmt.Errorf("decode pipeline event %s: %w", e.EventID, invalid("duration_ms %g is beyond %g", e.DurationMs, float64(MaxRunDurationMs)))
+	case e.RecordsIn > MaxRunRecords || e.RecordsOut > MaxRunRecords || e.NullCount > MaxRunRecords:
+		return fmt.Errorf("decode pipeline event %s: %w", e.EventID, invalid("records_in %d, records_out %d or null_count %d is beyond %g",
+			e.RecordsIn, e.RecordsOut, e.NullCount, float64(MaxRunRecords)))
+	}
 	switch {
 	case e.Pipeline == "" || e.Stage == "":
 		return fmt.Errorf("decode pipeline event %s: %w", e.EventID, invalid("pipeline and stage are required"))

@@ -888,6 +888,7 @@ FROM (
 GLOBAL LEFT JOIN (
   SELECT pipeline, stage, window_start, log_duration_n, log_duration_mean, log_duration_m2, lost_in, lost, null_out, nulls
   FROM %[1]s.pipeline_stage_state FINAL
+  WHERE window_start >= (SELECT min(latest) FROM (SELECT max(window_start) AS latest FROM %[1]s.pipeline_stage_stats GROUP BY pipeline, stage)) - toIntervalSecond(%[2]d)
 ) AS st ON v.pipeline = st.pipeline AND v.stage = st.stage AND v.window_start = st.window_start
 ORDER BY v.window_start`, s.db, int64(lookback.Seconds()))
 	rows, err := s.conn.Query(ctx, q)

@@ -274,7 +274,12 @@ func runBenchCase(ctx context.Context, cfg config.Config, c benchCase, o benchOp
 	default:
 		so.Models = []simulate.StreamModel{{Name: "bench-model", Rate: c.rate, Change: c.change, ChangeAt: c.changeAt, Traffic: c.traffic}}
 	}
-	so.Pipelines = []simulate.StreamPipeline{pipe}
+	// Two more stages' pipelines, unchanged: one running every minute (sixty runs a
+	// window), one every hour (one run a window), so that every case also counts the
+	// false alarms of stages at other cadences.
+	so.Pipelines = []simulate.StreamPipeline{pipe,
+		{Name: "events", Stages: []string{"collect", "dedupe"}, Every: time.Minute, Models: []string{"bench-model"}},
+		{Name: "accounts", Stages: []string{"snapshot", "load"}, Every: time.Hour, Models: []string{"bench-model"}}}
 	clock := &replay.Clock{}
 	src, err := replay.NewSource(so, replay.Live, 3, 2*time.Duration(cfg.Windows.IdleClose)+time.Duration(cfg.Pipelines.Window), clock)
 	if err != nil {
