@@ -159,6 +159,9 @@ func inputQualityConditions(w *processors.WindowAgg, ref *Profile, thresholds fu
 		}
 		family = append(family, judged{c, r.p, r.effect, r.critical})
 
+		if j, ok := outOfRangeJudgement(w, name, feature, agg, fp, st); ok {
+			family = append(family, j)
+		}
 		if fp.Kind != processors.Categorical.String() || agg == nil || agg.Kind != processors.Categorical || agg.Count == 0 || fp.Count == 0 {
 			continue
 		}
@@ -218,6 +221,47 @@ func unseenValues(w *processors.WindowAgg, agg *processors.FeatureAgg, ref *Prof
 		parts = append(parts, fmt.Sprintf("%q (%d)", c.name, c.n))
 	}
 	return unseen, strings.Join(parts, ", ")
+}
+
+// outOfRangeSlack widens a reference's range by twice the sketch's relative accuracy:
+// the window's values are counted from its sketch, whose buckets place a value within 1%
+// of it, so a value that close to the range is not counted out of it.
+const outOfRangeSlack = 2 * processors.SketchRelativeAccuracy
+
+// outOfRangeJudgement judges the share of a numeric feature's values outside the
+// reference's range: a sentinel (-1, 999), a unit changed for part of the traffic, a
+// value clipped or overflowed upstream. Under no change, the chance that a value falls
+// outside the range of the N reference values is 2/(N+1) whatever the distribution (the
+// reference's own two extremes, left out one at a time, are the 2 of N it is tested
+// against), so heavy tails do not page. The window's values are counted from its sketch,
+// which every window has however it was read (exactly binned or not, merged, read back).
+func outOfRangeJudgement(w *processors.WindowAgg, name, feature string, agg *processors.FeatureAgg, fp *FeatureProfile, st SignalThresholds) (judged, bool) {
+	if len(fp.Range) != 2 || fp.Count < 2 || agg == nil || agg.Kind != processors.Numeric || agg.Count == 0 || fp.Kind != processors.Numeric.String() {
+		return judged{}, false
+	}
+	lo, hi := fp.Range[0], fp.Range[1]
+	lo -= outOfRangeSlack * math.Abs(lo)
+	hi += outOfRangeSlack * math.Abs(hi)
+	// BinIndex's bins: x ≤ edge 0, then edge 0 < x ≤ edge 1, then above: below lo is at
+	// or below the float just under it.
+	h := agg.Sketch.Histogram([]float64{math.Nextafter(lo, math.Inf(-1)), hi})
+	below, above := uint64(math.Round(h[0])), uint64(math.Round(h[2]))
+	n := uint64(math.Round(h[0] + h[1] + h[2]))
+	if n == 0 {
+		return judged{}, false
+	}
+	r := newRateTest(below+above, n, 2, fp.Count, st.QualityMinIncrease, st.QualityMinRatio)
+	c := newCondition(w, schemas.KindInputQuality, name, "out_of_range_share", r.rate, r.threshold)
+	span := fmt.Sprintf("[%s, %s]", g6(fp.Range[0]), g6(fp.Range[1]))
+	c.FiringSummary = fmt.Sprintf("%s has %s of %d values outside its reference's range %s (lowest %s, highest %s; reference %s, threshold %s) over %s",
+		feature, pct(r.rate), n, span, g6(agg.Moments.Min), g6(agg.Moments.Max), pct(r.refRate), pct(r.threshold), spanText(w))
+	c.ResolvedSummary = fmt.Sprintf("%s has %s of %d values outside its reference's range %s, back near its reference %s, over %s",
+		feature, pct(r.rate), n, span, pct(r.refRate), spanText(w))
+	c.Details = r.details("out_of_range")
+	c.Details["below"], c.Details["above"] = fmt.Sprint(below), fmt.Sprint(above)
+	c.Details["reference_min"], c.Details["reference_max"] = g6(fp.Range[0]), g6(fp.Range[1])
+	c.Details["min"], c.Details["max"] = g6(agg.Moments.Min), g6(agg.Moments.Max)
+	return judged{c, r.p, r.effect, r.critical}, true
 }
 
 // inputSizeJudgement compares the window's mean input size with the reference's

@@ -17,6 +17,7 @@ import (
 type change struct {
 	missing  float64 // share of amount values that are null
 	flood    float64 // share of country values replaced by a category the reference never saw
+	sentinel float64 // share of age values sent as -1 (a producer's "unknown"): out of range
 	nulls    float64 // share of null predictions
 	latencyX float64 // latency multiplier
 	errorsX  float64 // error and timeout rate multiplier
@@ -44,12 +45,15 @@ var simMerchants = func() []string {
 type simStream struct {
 	rng      *rand.Rand
 	merchant *rand.Zipf
+	// sentinel draws which ages are sent as -1, apart from rng: the other signals see the
+	// same stream with or without them.
+	sentinel *rand.Rand
 	e        schemas.PredictionEvent
 }
 
 func newSimStream(seed uint64) *simStream {
 	rng := rand.New(rand.NewPCG(seed, 77))
-	return &simStream{rng: rng, merchant: rand.NewZipf(rng, 1.2, 1, uint64(len(simMerchants)-1))}
+	return &simStream{rng: rng, merchant: rand.NewZipf(rng, 1.2, 1, uint64(len(simMerchants)-1)), sentinel: rand.New(rand.NewPCG(seed, 78))}
 }
 
 // next fills the stream's one event (reused: the processor and samples keep no pointer
@@ -65,7 +69,11 @@ func (s *simStream) next(at time.Time, c change) *schemas.PredictionEvent {
 	}
 	f = append(f, schemas.Feature{Name: "amount", Value: v})
 	if rng.Float64() >= 0.05 { // a producer that drops the key when age is unknown
-		f = append(f, schemas.Feature{Name: "age", Value: schemas.Value{Kind: schemas.Number, Num: float64(18 + rng.IntN(60))}})
+		age := float64(18 + rng.IntN(60))
+		if c.sentinel > 0 && s.sentinel.Float64() < c.sentinel {
+			age = -1
+		}
+		f = append(f, schemas.Feature{Name: "age", Value: schemas.Value{Kind: schemas.Number, Num: age}})
 	}
 	country := simCountries[min(int(rng.ExpFloat64()*1.5), len(simCountries)-1)]
 	if rng.Float64() < 0.002 {
@@ -296,8 +304,8 @@ func TestSignalsSilentOnStationaryStreams(t *testing.T) {
 // Each change is found within two judged windows (spans, at low volume) of its start;
 // irrelevant changes at high volume stay silent.
 func TestSignalsFindChangesWithinTwoWindows(t *testing.T) {
-	all := change{missing: 0.45, flood: 0.3, nulls: 0.2, latencyX: 5, errorsX: 30, sizeX: 1.5, volumeX: 1}
-	want := []string{"input_quality/amount/missing_rate", "input_quality/country/unseen_share", "input_quality//input_size_mean",
+	all := change{missing: 0.45, flood: 0.3, sentinel: 0.3, nulls: 0.2, latencyX: 5, errorsX: 30, sizeX: 1.5, volumeX: 1}
+	want := []string{"input_quality/amount/missing_rate", "input_quality/country/unseen_share", "input_quality/age/out_of_range_share", "input_quality//input_size_mean",
 		"output_quality//null_prediction_rate", "latency//latency_p99_vs_reference", "latency//latency_p50_vs_reference",
 		"errors//error_rate_vs_reference"}
 	for i, cfg := range simConfigs {
@@ -407,6 +415,11 @@ func TestSignalRules(t *testing.T) {
 		{"a flood of a new category fires", 300, 200, change{missing: 0.01, flood: 0.3, nulls: 0.005, latencyX: 1, errorsX: 1, sizeX: 1},
 			"input_quality/country/unseen_share", true, schemas.SeverityCritical, `in categories its reference never saw (reference 0.0%, threshold 5.0%) over 10:00–11:00 UTC: "XX"`},
 		{"3,000 merchants: unseen ones are the usual long tail", 3000, 3000, stationary, "input_quality/merchant/unseen_share", false, "", ""},
+		{"8% of ages sent as -1 fire", 3000, 300, change{missing: 0.01, sentinel: 0.08, nulls: 0.005, latencyX: 1, errorsX: 1, sizeX: 1},
+			"input_quality/age/out_of_range_share", true, schemas.SeverityWarning, "values outside its reference's range [18, 77] (lowest -1, highest 77;"},
+		{"2% of ages sent as -1 are in the drift scores, not a page", 3000, 3000, change{missing: 0.01, sentinel: 0.02, nulls: 0.005, latencyX: 1, errorsX: 1, sizeX: 1},
+			"input_quality/age/out_of_range_share", false, "", ""},
+		{"a normal amount's tails beyond a small reference's range are no page", 300, 30000, stationary, "input_quality/amount/out_of_range_share", false, "", ""},
 		{"null predictions fire", 300, 120, change{missing: 0.01, nulls: 0.2, latencyX: 1, errorsX: 1, sizeX: 1},
 			"output_quality//null_prediction_rate", true, schemas.SeverityWarning, "m 1 returned no prediction for"},
 		{"latency x5 fires at p99", 300, 120, change{missing: 0.01, nulls: 0.005, latencyX: 5, errorsX: 1, sizeX: 1},

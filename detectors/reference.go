@@ -180,6 +180,10 @@ type FeatureProfile struct {
 	// missing values and unseen categories are then not judged against the reference.
 	Present uint64 `json:"present,omitempty"`
 	Novel   uint64 `json:"novel,omitempty"`
+	// Range is a numeric feature's lowest and highest value in the reference: a value of a
+	// window outside it is out of range (input quality). Absent in profiles stored before
+	// it was recorded, whose windows are then not judged for it.
+	Range []float64 `json:"range,omitempty"`
 }
 
 // Learned is a distance's mean and standard deviation over reference chunks of N values.
@@ -483,6 +487,9 @@ func (s *Sample) Build(model, version string, source ReferenceSource, windows in
 				m.Add(v)
 			}
 			f.Mean, f.Std = m.Mean, m.Std()
+			if len(vals) >= 2 {
+				f.Range = []float64{vals[0], vals[len(vals)-1]}
+			}
 			f.Edges = quantileEdges(vals, ReferenceBins)
 			f.Bins = make([]uint64, len(f.Edges)+1)
 			for _, v := range vals {

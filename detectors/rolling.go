@@ -20,6 +20,9 @@ func ProfileFromWindow(w *processors.WindowAgg, source ReferenceSource, createdA
 		fp := &FeatureProfile{Kind: f.Kind.String(), Count: f.Count, Missing: f.Missing, Present: f.Count + f.Mismatched}
 		if f.Kind == processors.Numeric {
 			fp.Mean, fp.Std, fp.FromSketch = f.Moments.Mean, f.Moments.Std(), true
+			if f.Count >= 2 {
+				fp.Range = []float64{f.Moments.Min, f.Moments.Max}
+			}
 			for k := 1; k < ReferenceBins; k++ {
 				v := f.Sketch.Quantile(float64(k) / ReferenceBins)
 				if len(fp.Edges) == 0 || v > fp.Edges[len(fp.Edges)-1] {

@@ -20,6 +20,7 @@ const (
 	ChangeGradual         = "gradual"          // amount's mean drifts by one standard deviation per two hours
 	ChangeNewCategory     = "new_category"     // 30% of country values become a category never seen ("XX")
 	ChangeMissing         = "missing_spike"    // age goes from 1% to 45% missing
+	ChangeSentinel        = "sentinel_values"  // 10% of ages are sent as -1 (a producer's "unknown"): out of range
 	ChangeNullPredictions = "null_predictions" // 10% of predictions are null
 	ChangeLatency         = "latency_x5"       // every request takes five times as long
 	ChangeErrors          = "errors_x30"       // the error rate goes from 0.3% to 9%
@@ -34,7 +35,7 @@ const (
 
 // ModelChanges and PipelineChanges list the changes of each kind of stream.
 var (
-	ModelChanges = []string{ChangeShift, ChangeTinyShift, ChangeGradual, ChangeNewCategory, ChangeMissing,
+	ModelChanges = []string{ChangeShift, ChangeTinyShift, ChangeGradual, ChangeNewCategory, ChangeMissing, ChangeSentinel,
 		ChangeNullPredictions, ChangeLatency, ChangeErrors, ChangeVolumeDrop, ChangeStopped}
 	PipelineChanges = []string{ChangeFailingStage, ChangeSilentStage, ChangeSlowStage, ChangeLossyStage, ChangeNullStage}
 )
@@ -309,7 +310,7 @@ var streamCountryShare = []float64{0.40, 0.25, 0.15, 0.12, 0.08}
 func (m *modelSource) event(at time.Time) *schemas.PredictionEvent {
 	rng := m.rng
 	on, since := m.changed(at)
-	shift, missing, flood, nullPred, latencyX, errRate := 0.0, 0.01, 0.0, 0.0, 1.0, 0.003
+	shift, missing, flood, nullPred, latencyX, errRate, sentinel := 0.0, 0.01, 0.0, 0.0, 1.0, 0.003, 0.0
 	if on {
 		switch m.m.Change {
 		case ChangeShift:
@@ -322,6 +323,8 @@ func (m *modelSource) event(at time.Time) *schemas.PredictionEvent {
 			flood = 0.3
 		case ChangeMissing:
 			missing = 0.45
+		case ChangeSentinel:
+			sentinel = 0.1
 		case ChangeNullPredictions:
 			nullPred = 0.1
 		case ChangeLatency:
@@ -348,6 +351,9 @@ func (m *modelSource) event(at time.Time) *schemas.PredictionEvent {
 	age := schemas.Value{Kind: schemas.Number, Num: float64(18 + rng.IntN(60))}
 	if rng.Float64() < missing {
 		age = schemas.Value{}
+	}
+	if sentinel > 0 && rng.Float64() < sentinel {
+		age.Num = -1
 	}
 	session := math.Round(math.Exp(3+0.8*rng.NormFloat64())*10) / 10
 	score := 1 / (1 + math.Exp(-(amount-100)/15+rng.NormFloat64()*0.5))

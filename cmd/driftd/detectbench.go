@@ -62,6 +62,7 @@ var expectedKinds = map[string][]string{
 	simulate.ChangeGradual:         {schemas.KindDataDrift, schemas.KindPredictionDrift},
 	simulate.ChangeNewCategory:     {schemas.KindDataDrift, schemas.KindInputQuality},
 	simulate.ChangeMissing:         {schemas.KindInputQuality},
+	simulate.ChangeSentinel:        {schemas.KindInputQuality, schemas.KindDataDrift},
 	simulate.ChangeNullPredictions: {schemas.KindOutputQuality},
 	simulate.ChangeLatency:         {schemas.KindLatency},
 	simulate.ChangeErrors:          {schemas.KindErrors},
