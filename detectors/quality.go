@@ -223,10 +223,12 @@ func unseenValues(w *processors.WindowAgg, agg *processors.FeatureAgg, ref *Prof
 	return unseen, strings.Join(parts, ", ")
 }
 
-// outOfRangeSlack widens a reference's range by twice the sketch's relative accuracy:
-// the window's values are counted from its sketch, whose buckets place a value within 1%
-// of it, so a value that close to the range is not counted out of it.
-const outOfRangeSlack = 2 * processors.SketchRelativeAccuracy
+// outOfRangeSlack widens a reference's range by the sketch's relative accuracy (and a
+// hair for rounding): the window's values are counted from its sketch, whose buckets
+// place a value within 1% of itself, so a value in the range is never counted out of it.
+// The price is a blind zone: a value less than ~2% of the bound's magnitude outside it
+// (a year 1900 against births from 1930) may not be counted.
+const outOfRangeSlack = 1.001 * processors.SketchRelativeAccuracy
 
 // outOfRangeJudgement judges the share of a numeric feature's values outside the
 // reference's range: a sentinel (-1, 999), a unit changed for part of the traffic, a
@@ -236,7 +238,7 @@ const outOfRangeSlack = 2 * processors.SketchRelativeAccuracy
 // against), so heavy tails do not page. The window's values are counted from its sketch,
 // which every window has however it was read (exactly binned or not, merged, read back).
 func outOfRangeJudgement(w *processors.WindowAgg, name, feature string, agg *processors.FeatureAgg, fp *FeatureProfile, st SignalThresholds) (judged, bool) {
-	if len(fp.Range) != 2 || fp.Count < 2 || agg == nil || agg.Kind != processors.Numeric || agg.Count == 0 || fp.Kind != processors.Numeric.String() {
+	if len(fp.Range) != 2 || fp.RangeN < 2 || agg == nil || agg.Kind != processors.Numeric || agg.Count == 0 || fp.Kind != processors.Numeric.String() {
 		return judged{}, false
 	}
 	lo, hi := fp.Range[0], fp.Range[1]
@@ -250,18 +252,25 @@ func outOfRangeJudgement(w *processors.WindowAgg, name, feature string, agg *pro
 	if n == 0 {
 		return judged{}, false
 	}
-	r := newRateTest(below+above, n, 2, fp.Count, st.QualityMinIncrease, st.QualityMinRatio)
+	r := newRateTest(below+above, n, 2, fp.RangeN, st.QualityMinIncrease, st.QualityMinRatio)
 	c := newCondition(w, schemas.KindInputQuality, name, "out_of_range_share", r.rate, r.threshold)
 	span := fmt.Sprintf("[%s, %s]", g6(fp.Range[0]), g6(fp.Range[1]))
-	c.FiringSummary = fmt.Sprintf("%s has %s of %d values outside its reference's range %s (lowest %s, highest %s; reference %s, threshold %s) over %s",
+	c.FiringSummary = fmt.Sprintf("%s has %s of %d values outside its reference's range %s (lowest %s, highest %s; by chance %s, threshold %s) over %s",
 		feature, pct(r.rate), n, span, g6(agg.Moments.Min), g6(agg.Moments.Max), pct(r.refRate), pct(r.threshold), spanText(w))
-	c.ResolvedSummary = fmt.Sprintf("%s has %s of %d values outside its reference's range %s, back near its reference %s, over %s",
+	c.ResolvedSummary = fmt.Sprintf("%s has %s of %d values outside its reference's range %s, near what chance gives (%s), over %s",
 		feature, pct(r.rate), n, span, pct(r.refRate), spanText(w))
 	c.Details = r.details("out_of_range")
+	// The chance rate, not one observed: no reference value is outside its own range.
+	delete(c.Details, "reference_out_of_range")
+	delete(c.Details, "reference_rate")
+	delete(c.Details, "events")
+	c.Details["values"], c.Details["chance_rate"] = fmt.Sprint(n), g6(r.refRate)
 	c.Details["below"], c.Details["above"] = fmt.Sprint(below), fmt.Sprint(above)
 	c.Details["reference_min"], c.Details["reference_max"] = g6(fp.Range[0]), g6(fp.Range[1])
 	c.Details["min"], c.Details["max"] = g6(agg.Moments.Min), g6(agg.Moments.Max)
-	return judged{c, r.p, r.effect, r.critical}, true
+	// Never critical: values out of a reference's few first windows' range are often
+	// drift (a feature that follows the clock), which its drift alert rates.
+	return judged{c, r.p, r.effect, false}, true
 }
 
 // inputSizeJudgement compares the window's mean input size with the reference's

@@ -837,3 +837,57 @@ func TestLatencyIsJudgedOnTheLatenciesSent(t *testing.T) {
 		}
 	}
 }
+
+func oneFeatureEvent(i int, v float64) *schemas.PredictionEvent {
+	return &schemas.PredictionEvent{Model: "m", ModelVersion: "1", Deployment: schemas.DeploymentPrimary,
+		Timestamp: t0.Add(time.Duration(i) * time.Millisecond), Status: schemas.StatusOK, LatencyMs: 10,
+		Features:   []schemas.Feature{{Name: "x", Value: schemas.Value{Kind: schemas.Number, Num: v}}},
+		Prediction: schemas.Value{Kind: schemas.Number, Num: 0.5}}
+}
+
+// A reference's range is of every value its windows saw, not of the first MaxSample it
+// keeps: partitions merged in order, the last one of other values (a region keyed to its
+// own partition), a window of the reference period's mix is in range. Its range survives
+// being stored (a restart inside the reference's windows) and is the whole count's.
+func TestOutOfRangeIsAgainstTheWholeReference(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	all := NewSample()
+	for k := 0; k < 3; k++ {
+		part := NewSample()
+		for i := 0; i < 60000; i++ {
+			v := 30 + 5*rng.NormFloat64()
+			if k == 2 {
+				v = 80 + 5*rng.NormFloat64()
+			}
+			part.AddEvent(oneFeatureEvent(i, v))
+		}
+		b, err := part.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		stored, err := UnmarshalSample(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all.Merge(stored.TrimmedFor(all))
+	}
+	ref := all.Build("m", "1", SourceFirstWindows, 3, t0)
+	fp := ref.Features["x"]
+	if fp.RangeN != 180000 || fp.Range[1] < 95 || fp.Count != MaxSample {
+		t.Fatalf("range %v of %d values (%d kept), want of all 180,000", fp.Range, fp.RangeN, fp.Count)
+	}
+	p := processors.NewProcessor(func(string) processors.WindowSpec { return processors.WindowSpec{Size: time.Hour} }, processors.Limits{})
+	p.SetLayout("m", "1", ref.Layout())
+	for i := 0; i < 3000; i++ {
+		v := 30 + 5*rng.NormFloat64()
+		if i%3 == 2 {
+			v = 80 + 5*rng.NormFloat64()
+		}
+		p.Add(oneFeatureEvent(i, v), processors.Source{Offset: int64(i)}, t0)
+	}
+	w := p.CloseAll()[0].Merged
+	c, ok := findCondition(Evaluate(w, ref, func(string) Thresholds { return DefaultThresholds }).Conditions, "input_quality/x/out_of_range_share")
+	if !ok || c.Breached || c.Details["chance_rate"] == "" {
+		t.Errorf("a window of the reference's own mix: %v %s %v", ok, c.FiringSummary, c.Details)
+	}
+}

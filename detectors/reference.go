@@ -183,7 +183,8 @@ type FeatureProfile struct {
 	// Range is a numeric feature's lowest and highest value in the reference: a value of a
 	// window outside it is out of range (input quality). Absent in profiles stored before
 	// it was recorded, whose windows are then not judged for it.
-	Range []float64 `json:"range,omitempty"`
+	Range  []float64 `json:"range,omitempty"`
+	RangeN uint64    `json:"range_n,omitempty"` // how many values Range is of
 }
 
 // Learned is a distance's mean and standard deviation over reference chunks of N values.
@@ -267,12 +268,33 @@ type Sample struct {
 	catSeq  map[string][]string // categorical values in arrival order (up to MaxSample)
 	missing map[string]uint64
 	kinds   map[string]processors.FeatureKind
+	// extents are each numeric feature's lowest and highest value and count over every
+	// value added, not only the first MaxSample kept: a reference's range (out-of-range
+	// values) is the whole reference's, whatever order its partitions were merged in.
+	extents map[string]Extent
+}
+
+// Extent is the range of a numeric feature's values and how many there were.
+type Extent struct {
+	Min, Max float64
+	N        uint64
+}
+
+func (e Extent) merge(o Extent) Extent {
+	switch {
+	case o.N == 0:
+		return e
+	case e.N == 0:
+		return o
+	}
+	return Extent{Min: math.Min(e.Min, o.Min), Max: math.Max(e.Max, o.Max), N: e.N + o.N}
 }
 
 // NewSample returns an empty sample.
 func NewSample() *Sample {
 	return &Sample{cols: map[string]int{}, numeric: map[string][]float64{}, cats: map[string]map[string]uint64{}, catSeq: map[string][]string{},
-		missing: map[string]uint64{}, kinds: map[string]processors.FeatureKind{}, present: map[string]uint64{}, latency: processors.NewSketch()}
+		missing: map[string]uint64{}, kinds: map[string]processors.FeatureKind{}, present: map[string]uint64{}, latency: processors.NewSketch(),
+		extents: map[string]Extent{}}
 }
 
 // AddEvent adds one prediction's features and its prediction.
@@ -371,6 +393,7 @@ func (s *Sample) Add(name string, v schemas.Value) {
 	}
 	s.present[name]++
 	if kind == processors.Numeric {
+		s.extents[name] = s.extents[name].merge(Extent{Min: v.Num, Max: v.Num, N: 1})
 		if len(s.numeric[name]) < MaxSample {
 			s.numeric[name] = append(s.numeric[name], v.Num)
 		}
@@ -426,6 +449,9 @@ func (s *Sample) Merge(o *Sample) {
 		if _, ok := s.kinds[name]; !ok {
 			s.kinds[name] = k
 		}
+	}
+	for name, e := range o.extents {
+		s.extents[name] = s.extents[name].merge(e)
 	}
 	for name, vs := range o.numeric {
 		room := MaxSample - len(s.numeric[name])
@@ -487,8 +513,14 @@ func (s *Sample) Build(model, version string, source ReferenceSource, windows in
 				m.Add(v)
 			}
 			f.Mean, f.Std = m.Mean, m.Std()
-			if len(vals) >= 2 {
-				f.Range = []float64{vals[0], vals[len(vals)-1]}
+			// The range of every value added (a sample stored before extents were kept: of
+			// the values kept).
+			ext := s.extents[name]
+			if ext.N == 0 && len(vals) > 0 {
+				ext = Extent{Min: vals[0], Max: vals[len(vals)-1], N: uint64(len(vals))}
+			}
+			if ext.N >= 2 {
+				f.Range, f.RangeN = []float64{ext.Min, ext.Max}, ext.N
 			}
 			f.Edges = quantileEdges(vals, ReferenceBins)
 			f.Bins = make([]uint64, len(f.Edges)+1)

@@ -21,7 +21,7 @@ func ProfileFromWindow(w *processors.WindowAgg, source ReferenceSource, createdA
 		if f.Kind == processors.Numeric {
 			fp.Mean, fp.Std, fp.FromSketch = f.Moments.Mean, f.Moments.Std(), true
 			if f.Count >= 2 {
-				fp.Range = []float64{f.Moments.Min, f.Moments.Max}
+				fp.Range, fp.RangeN = []float64{f.Moments.Min, f.Moments.Max}, f.Count
 			}
 			for k := 1; k < ReferenceBins; k++ {
 				v := f.Sketch.Quantile(float64(k) / ReferenceBins)

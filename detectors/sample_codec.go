@@ -28,6 +28,9 @@ type sampleWire struct {
 	Present                         map[string]uint64
 	Slots                           map[string]uint64
 	SlotWindows                     map[string][]uint64
+	// Extents: absent in samples stored before them (Build then takes the range of the
+	// values kept).
+	Extents map[string]Extent
 }
 
 // MarshalBinary encodes the sample for storage.
@@ -35,7 +38,7 @@ func (s *Sample) MarshalBinary() ([]byte, error) {
 	w := sampleWire{Events: s.Events, Rows: s.rows, Cols: s.cols, Numeric: s.numeric, Cats: s.cats, CatSeq: s.catSeq,
 		Missing: s.missing, Kinds: make(map[string]uint8, len(s.kinds)),
 		Served: s.served, Errors: s.errors, Timeouts: s.timeouts, Nulls: s.nulls, Latency: s.latency.Encode(),
-		InputSize: s.inputSize, Windows: s.windows, Present: s.present, Slots: s.slots, SlotWindows: s.slotWindows}
+		InputSize: s.inputSize, Windows: s.windows, Present: s.present, Slots: s.slots, SlotWindows: s.slotWindows, Extents: s.extents}
 	for name, k := range s.kinds {
 		w.Kinds[name] = uint8(k)
 	}
@@ -81,6 +84,9 @@ func UnmarshalSample(b []byte) (*Sample, error) {
 	for name, n := range w.Missing {
 		s.missing[name] = n
 	}
+	for name, e := range w.Extents {
+		s.extents[name] = e
+	}
 	for name, k := range w.Kinds {
 		s.kinds[name] = processors.FeatureKind(k)
 	}
@@ -95,7 +101,7 @@ func (s *Sample) TrimmedFor(into *Sample) *Sample {
 	out := &Sample{Events: s.Events, rows: s.rows, cols: s.cols, numeric: make(map[string][]float64, len(s.numeric)),
 		cats: s.cats, catSeq: make(map[string][]string, len(s.catSeq)), missing: s.missing, kinds: s.kinds,
 		served: s.served, errors: s.errors, timeouts: s.timeouts, nulls: s.nulls, latency: s.latency, inputSize: s.inputSize,
-		windows: s.windows, present: s.present, slots: s.slots, slotWindows: s.slotWindows}
+		windows: s.windows, present: s.present, slots: s.slots, slotWindows: s.slotWindows, extents: s.extents}
 	if len(into.rows) >= MaxJointRows {
 		out.rows = nil
 	}
