@@ -405,3 +405,35 @@ func TestStageSignalsAtOtherPipelineWindows(t *testing.T) {
 		})
 	}
 }
+
+// Values out of the reference's range are judged end to end: a model whose producer
+// starts sending 10% of ages as -1 pages input_quality out_of_range_share for age in the
+// first window after the change, and nothing before, read live or as a backlog.
+func TestOutOfRangeValuesArePaged(t *testing.T) {
+	start := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
+	changeAt := 3 * time.Hour
+	o := simulate.StreamOptions{Seed: 8, Start: start, Duration: 4 * time.Hour,
+		Models: []simulate.StreamModel{{Name: "scorer", Rate: 5, Change: simulate.ChangeSentinel, ChangeAt: changeAt}}}
+	for _, pace := range []replay.Pace{replay.Live, replay.Backlog} {
+		alerts, _ := replayRun(t, o, 5*time.Minute, pace)
+		var first *schemas.AlertEvent
+		for _, a := range alerts {
+			if a.State != schemas.StateFiring {
+				continue
+			}
+			if a.WindowStart.Before(start.Add(changeAt)) {
+				t.Errorf("%v: %s before the change: %s", pace, a.Kind, a.Summary)
+				continue
+			}
+			if first == nil && a.Kind == schemas.KindInputQuality && a.Metric == "out_of_range_share" && a.Feature == "age" {
+				first = a
+			}
+		}
+		switch {
+		case first == nil:
+			t.Errorf("%v: no out_of_range_share alert for age", pace)
+		case !first.WindowStart.Equal(start.Add(changeAt)) || !strings.Contains(first.Summary, "outside its reference's range [18, 77] (lowest -1"):
+			t.Errorf("%v: %s over %s–%s", pace, first.Summary, first.WindowStart.Format("15:04"), first.WindowEnd.Format("15:04"))
+		}
+	}
+}
