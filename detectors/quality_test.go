@@ -172,6 +172,11 @@ func runStream(t *testing.T, seed uint64, rate float64, size, length, at time.Du
 			if signalKinds[cond.Kind] {
 				res.note(cond, res.spans)
 			}
+			if cond.Kind == schemas.KindDataDrift && cond.Breached && cond.Details["out_of_range_share"] != "" {
+				// Out-of-range values told in the feature's drift alert (foldOutOfRange).
+				res.note(Condition{Kind: schemas.KindInputQuality, Feature: cond.Feature, Metric: "out_of_range_share", Breached: true,
+					WindowStart: cond.WindowStart}, res.spans)
+			}
 		}
 		res.spans++
 		pending, pendingWindows = nil, 0
@@ -438,9 +443,15 @@ func TestSignalRules(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			ref := refWith(c.refN, 1)
 			w := windowWith(c.winN, 2, ref, c.change)
-			got, ok := findCondition(Evaluate(w, ref, th).Conditions, c.key)
+			conds := Evaluate(w, ref, th).Conditions
+			got, ok := findCondition(conds, c.key)
 			if !ok {
 				t.Fatalf("no %s condition", c.key)
+			}
+			if d, ok := findCondition(conds, "data_drift/"+got.Feature+"/psi"); ok && got.Details["covered_by"] == schemas.KindDataDrift {
+				// Told in the feature's drift alert (foldOutOfRange): judged as that one.
+				got.Breached, got.Severity = d.Breached, schemas.SeverityWarning
+				got.FiringSummary += " | " + d.FiringSummary
 			}
 			if got.Breached != c.breached || (c.breached && got.Severity != c.severity) || !strings.Contains(got.FiringSummary, c.summary) {
 				t.Fatalf("%s: breached %v severity %s, want %v %s\n%s\n%v", c.key, got.Breached, got.Severity, c.breached, c.severity, got.FiringSummary, got.Details)
@@ -889,5 +900,34 @@ func TestOutOfRangeIsAgainstTheWholeReference(t *testing.T) {
 	c, ok := findCondition(Evaluate(w, ref, func(string) Thresholds { return DefaultThresholds }).Conditions, "input_quality/x/out_of_range_share")
 	if !ok || c.Breached || c.Details["chance_rate"] == "" {
 		t.Errorf("a window of the reference's own mix: %v %s %v", ok, c.FiringSummary, c.Details)
+	}
+}
+
+// A feature that drifts and leaves its reference's range in the same window raises one
+// alert, its drift's, which says both; out of range alone, the input-quality alert
+// stands.
+func TestOutOfRangeIsToldInTheDriftAlert(t *testing.T) {
+	th := func(string) Thresholds { return DefaultThresholds }
+	ref := refWith(3000, 1)
+	for _, c := range []struct {
+		name                  string
+		sentinel              float64
+		drift, outOfRangeOnly bool
+	}{
+		{"30% of ages sent as -1: drifted, and told so", 0.3, true, false},
+		{"none: neither", 0, false, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			conds := Evaluate(windowWith(3000, 2, ref, change{missing: 0.01, sentinel: c.sentinel, nulls: 0.005, latencyX: 1, errorsX: 1, sizeX: 1}), ref, th).Conditions
+			d, ok := findCondition(conds, "data_drift/age/psi")
+			o, ok2 := findCondition(conds, "input_quality/age/out_of_range_share")
+			if !ok || !ok2 {
+				t.Fatalf("conditions %v %v", ok, ok2)
+			}
+			told := strings.Contains(d.FiringSummary, "of its values outside its reference's range [18, 77] (lowest -1, highest 77)")
+			if d.Breached != c.drift || told != c.drift || o.Breached != c.outOfRangeOnly || (c.drift && o.Details["covered_by"] != "data_drift") {
+				t.Errorf("drift %v told %v, out of range %v %v: %s | %s", d.Breached, told, o.Breached, o.Details["covered_by"], d.FiringSummary, o.FiringSummary)
+			}
+		})
 	}
 }
