@@ -292,15 +292,16 @@ func Evaluate(w *processors.WindowAgg, ref *Profile, thresholds func(feature str
 	return v
 }
 
-// foldOutOfRange makes a feature's out-of-range values part of its drift alert when both
-// breach in a window: values beyond the reference's range move its distribution too (a
-// shift, a sentinel in a tenth of the values), and one page that says both — how far it
-// drifted, how many values left the range and where to — reads better at 3 a.m. than two
-// for one cause. Out of range alone, the input-quality alert stands.
+// foldOutOfRange tells a feature's out-of-range values in its drift alert when both breach
+// in a window: values beyond the reference's range move its distribution too (a shift, a
+// sentinel in a tenth of the values), and the drift page should say how many values left the
+// range and where to. The input-quality condition stays judged on its own: clearing it here
+// would resolve an out-of-range alert already firing with a false "near chance" summary, and
+// a drift alert already firing would hide a new out-of-range problem.
 func foldOutOfRange(conds []Condition) {
 	oor := map[string]int{}
 	for i, c := range conds {
-		if c.Kind == schemas.KindInputQuality && c.Metric == "out_of_range_share" && c.Breached {
+		if c.Kind == schemas.KindInputQuality && c.Metric == "out_of_range_share" && c.Breached && c.Feature != "" {
 			oor[c.Feature] = i
 		}
 	}
@@ -309,13 +310,14 @@ func foldOutOfRange(conds []Condition) {
 	}
 	for i := range conds {
 		d := &conds[i]
+		if d.Kind != schemas.KindDataDrift || !d.Breached || d.Feature == "" {
+			continue
+		}
 		j, ok := oor[d.Feature]
-		if d.Kind != schemas.KindDataDrift || !d.Breached || !ok {
+		if !ok {
 			continue
 		}
 		o := &conds[j]
-		o.Breached = false
-		o.Details["covered_by"] = schemas.KindDataDrift
 		d.FiringSummary += fmt.Sprintf("; %s of its values outside its reference's range [%s, %s] (lowest %s, highest %s)",
 			pct(o.Value), o.Details["reference_min"], o.Details["reference_max"], o.Details["min"], o.Details["max"])
 		if d.Details == nil {

@@ -28,8 +28,8 @@ type sampleWire struct {
 	Present                         map[string]uint64
 	Slots                           map[string]uint64
 	SlotWindows                     map[string][]uint64
-	// Extents: absent in samples stored before them (Build then takes the range of the
-	// values kept).
+	// Extents: absent in samples stored before them (UnmarshalSample then takes the range
+	// of the values kept).
 	Extents map[string]Extent
 }
 
@@ -86,6 +86,15 @@ func UnmarshalSample(b []byte) (*Sample, error) {
 	}
 	for name, e := range w.Extents {
 		s.extents[name] = e
+	}
+	if w.Extents == nil {
+		// A sample stored before extents were kept: the range of the values it kept, so
+		// that merged with newer samples the reference's range still covers its windows.
+		for name, v := range w.Numeric {
+			for _, x := range v {
+				s.extents[name] = s.extents[name].merge(Extent{Min: x, Max: x, N: 1})
+			}
+		}
 	}
 	for name, k := range w.Kinds {
 		s.kinds[name] = processors.FeatureKind(k)
