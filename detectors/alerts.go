@@ -24,6 +24,11 @@ type Condition struct {
 	// FireAfter and ResolveAfter, when above 0, are how many consecutive breached (clean)
 	// windows fire (resolve) this condition instead of the alerter's.
 	FireAfter, ResolveAfter int
+	// Held says the window is told in another condition's alert (foldOutOfRange): the
+	// alerter notes the window as observed and leaves the state as it was — neither a
+	// breached window that may fire a second page for one cause, nor a clean one that may
+	// resolve an alert already firing.
+	Held bool
 }
 
 // Fingerprint identifies the condition across windows: the same feature of the same
@@ -130,7 +135,7 @@ func (a *Alerter) Observe(c Condition, now time.Time) *schemas.AlertEvent {
 	fp := c.Fingerprint()
 	a.index(c, fp)
 	s := a.state(fp, c.WindowEnd)
-	if s == nil {
+	if s == nil || c.Held {
 		return nil
 	}
 	if c.Breached {

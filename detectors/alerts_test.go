@@ -64,6 +64,39 @@ func TestAlerterStateSurvivesRestarts(t *testing.T) {
 	}
 }
 
+// A held window (told in another alert) changes nothing: it neither fires nor counts
+// toward a resolve, so an alert firing before it stays firing through it and resolves
+// only on clean windows. B breached, c clean, H breached and held.
+func TestAlerterHeldWindowsChangeNothing(t *testing.T) {
+	for _, tc := range []struct {
+		windows, want string
+	}{
+		{"HHHcc", "....."}, // held from the start: no page
+		{"BHHcc", "F...R"}, // firing before: not resolved by the held windows
+		{"BcHcc", "F..R."}, // a held window between clean ones is skipped: neither clean nor breached
+		{"BccHB", "F.R.F"}, // resolved, held, then a breach of its own fires
+		{"BHcHc", "F...R"}, // held windows never resolve
+	} {
+		a := NewAlerter(1, 2)
+		var got strings.Builder
+		for i, w := range tc.windows {
+			c := Condition{Kind: schemas.KindInputQuality, Model: "m", Version: "1", Feature: "age", Metric: "out_of_range_share",
+				Severity: schemas.SeverityWarning, Breached: w != 'c', Held: w == 'H', WindowEnd: t0.Add(time.Duration(i+1) * time.Minute)}
+			switch ev := a.Observe(c, t0); {
+			case ev == nil:
+				got.WriteString(".")
+			case ev.State == schemas.StateFiring:
+				got.WriteString("F")
+			default:
+				got.WriteString("R")
+			}
+		}
+		if got.String() != tc.want {
+			t.Errorf("%s: %s, want %s", tc.windows, got.String(), tc.want)
+		}
+	}
+}
+
 func TestAlerterTransitionAndChanges(t *testing.T) {
 	a := NewAlerter(3, 3)
 	o := Overdue{Since: t0, Deadline: t0.Add(10 * time.Minute), Until: t0.Add(30 * time.Minute), Expected: 10 * time.Minute}

@@ -408,9 +408,9 @@ func TestStageSignalsAtOtherPipelineWindows(t *testing.T) {
 
 // Values out of the reference's range are judged end to end: a model whose producer
 // starts sending 10% of ages as -1 is paged for age in the first window after the change
-// (input_quality out_of_range_share; a drift alert for age, if its distribution drifts
-// too, also tells it: detectors.foldOutOfRange) and nothing before, read live or as a
-// backlog.
+// — input_quality out_of_range_share, or the feature's drift alert telling it when age's
+// distribution drifts too (detectors.foldOutOfRange) — and nothing before, read live or
+// as a backlog.
 func TestOutOfRangeValuesArePaged(t *testing.T) {
 	start := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
 	changeAt := 3 * time.Hour
@@ -427,7 +427,8 @@ func TestOutOfRangeValuesArePaged(t *testing.T) {
 				t.Errorf("%v: %s before the change: %s", pace, a.Kind, a.Summary)
 				continue
 			}
-			if first == nil && a.Feature == "age" && a.Kind == schemas.KindInputQuality && a.Metric == "out_of_range_share" {
+			told := a.Kind == schemas.KindDataDrift && a.Details["out_of_range_share"] != ""
+			if first == nil && a.Feature == "age" && (a.Kind == schemas.KindInputQuality && a.Metric == "out_of_range_share" || told) {
 				first = a
 			}
 		}
