@@ -24,11 +24,11 @@ type Condition struct {
 	// FireAfter and ResolveAfter, when above 0, are how many consecutive breached (clean)
 	// windows fire (resolve) this condition instead of the alerter's.
 	FireAfter, ResolveAfter int
-	// Held says the window is told in another condition's alert (foldOutOfRange): the
-	// alerter notes the window as observed and leaves the state as it was — neither a
-	// breached window that may fire a second page for one cause, nor a clean one that may
-	// resolve an alert already firing.
-	Held bool
+	// ToldIn is the fingerprint of a condition breached in the same window whose alert
+	// covers this one (foldOutOfRange: the feature's drift alert, whose page says how many
+	// values left the range). While that alert fires, this one fires silently
+	// (AlertState.Told): one page per cause.
+	ToldIn string
 }
 
 // Fingerprint identifies the condition across windows: the same feature of the same
@@ -49,6 +49,10 @@ type AlertState struct {
 	// later is one observed before (judged again after a restart that lost its marker
 	// rows but not this state) and changes nothing.
 	Last time.Time
+	// Told says the alert fired silently, covered by another firing alert
+	// (Condition.ToldIn): it resolves silently too, and is published after all if it is
+	// still breached in a window where the other condition is not.
+	Told bool
 }
 
 // Alerter turns judged conditions into firing and resolved alerts: a fingerprint fires
@@ -135,7 +139,7 @@ func (a *Alerter) Observe(c Condition, now time.Time) *schemas.AlertEvent {
 	fp := c.Fingerprint()
 	a.index(c, fp)
 	s := a.state(fp, c.WindowEnd)
-	if s == nil || c.Held {
+	if s == nil {
 		return nil
 	}
 	if c.Breached {
@@ -145,10 +149,22 @@ func (a *Alerter) Observe(c Condition, now time.Time) *schemas.AlertEvent {
 		if c.FireAfter > 0 {
 			fireAfter = c.FireAfter
 		}
-		if s.Firing || s.Bad < fireAfter {
+		if s.Firing {
+			if s.Told && c.ToldIn == "" {
+				// Still breached where the alert that told it is not: its own page now.
+				s.Told = false
+				return alertEvent(c, fp, schemas.StateFiring, s.Severity, c.FiringSummary, now)
+			}
+			return nil
+		}
+		if s.Bad < fireAfter {
 			return nil
 		}
 		s.Firing, s.Severity = true, c.Severity
+		if c.ToldIn != "" && a.State(c.ToldIn).Firing {
+			s.Told = true
+			return nil
+		}
 		return alertEvent(c, fp, schemas.StateFiring, c.Severity, c.FiringSummary, now)
 	}
 	s.Good++
@@ -161,6 +177,10 @@ func (a *Alerter) Observe(c Condition, now time.Time) *schemas.AlertEvent {
 		return nil
 	}
 	s.Firing = false
+	if s.Told {
+		s.Told = false
+		return nil // never published: nothing to resolve
+	}
 	return alertEvent(c, fp, schemas.StateResolved, s.Severity, c.ResolvedSummary, now)
 }
 

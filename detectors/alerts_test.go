@@ -64,35 +64,77 @@ func TestAlerterStateSurvivesRestarts(t *testing.T) {
 	}
 }
 
-// A held window (told in another alert) changes nothing: it neither fires nor counts
-// toward a resolve, so an alert firing before it stays firing through it and resolves
-// only on clean windows. B breached, c clean, H breached and held.
-func TestAlerterHeldWindowsChangeNothing(t *testing.T) {
+// An out-of-range alert covered by its feature's firing drift alert (Condition.ToldIn) is
+// one page, not two: it fires silently and resolves silently; it pages on its own when it
+// was firing before the drift alert, and when the values stay out of range after the
+// distribution stops drifting. Each window is two letters, drift then out of range: B breached, c clean.
+// The result is what each window publishes: d/D drift fires/resolves, o/O out of range
+// fires/resolves, . nothing. Every prefix is also stopped, stored and restored.
+func TestAlerterToldConditionIsOnePage(t *testing.T) {
 	for _, tc := range []struct {
-		windows, want string
+		name, windows, want string
 	}{
-		{"HHHcc", "....."}, // held from the start: no page
-		{"BHHcc", "F...R"}, // firing before: not resolved by the held windows
-		{"BcHcc", "F..R."}, // a held window between clean ones is skipped: neither clean nor breached
-		{"BccHB", "F.R.F"}, // resolved, held, then a breach of its own fires
-		{"BHcHc", "F...R"}, // held windows never resolve
+		{"both at once, both end", "BB BB cc cc", "d . . D"},
+		{"both at once, drift ends first, values stay out", "BB BB cB cB cc cc", "d . o D . O"},
+		{"out of range first, then drift", "cB BB BB cc cc", "o d . . DO"},
+		{"drift first, out of range later: covered by the drift alert", "Bc BB BB cc cc", "d . . . D"},
+		{"drift first, out of range later, values stay out", "Bc BB cB cc cc", "d . o D O"},
+		{"out of range only", "cB cB cc cc", "o . . O"},
 	} {
-		a := NewAlerter(1, 2)
-		var got strings.Builder
-		for i, w := range tc.windows {
-			c := Condition{Kind: schemas.KindInputQuality, Model: "m", Version: "1", Feature: "age", Metric: "out_of_range_share",
-				Severity: schemas.SeverityWarning, Breached: w != 'c', Held: w == 'H', WindowEnd: t0.Add(time.Duration(i+1) * time.Minute)}
-			switch ev := a.Observe(c, t0); {
-			case ev == nil:
-				got.WriteString(".")
-			case ev.State == schemas.StateFiring:
-				got.WriteString("F")
-			default:
-				got.WriteString("R")
+		run := func(a *Alerter, i int, w string) string {
+			end := t0.Add(time.Duration(i+1) * time.Minute)
+			d := Condition{Kind: schemas.KindDataDrift, Model: "m", Version: "1", Feature: "age", Metric: "psi",
+				Severity: schemas.SeverityCritical, Breached: w[0] == 'B', WindowEnd: end}
+			o := Condition{Kind: schemas.KindInputQuality, Model: "m", Version: "1", Feature: "age", Metric: "out_of_range_share",
+				Severity: schemas.SeverityWarning, Breached: w[1] == 'B', WindowEnd: end}
+			if d.Breached && o.Breached {
+				o.ToldIn = d.Fingerprint()
 			}
+			got := ""
+			for _, c := range []Condition{d, o} {
+				ev := a.Observe(c, t0)
+				switch {
+				case ev == nil:
+				case ev.State == schemas.StateFiring && c.Kind == schemas.KindDataDrift:
+					got += "d"
+				case ev.State == schemas.StateFiring:
+					got += "o"
+				case c.Kind == schemas.KindDataDrift:
+					got += "D"
+				default:
+					got += "O"
+				}
+			}
+			if got == "" {
+				return "."
+			}
+			return got
 		}
-		if got.String() != tc.want {
-			t.Errorf("%s: %s, want %s", tc.windows, got.String(), tc.want)
+		windows := strings.Fields(tc.windows)
+		var want []string
+		a := NewAlerter(1, 2)
+		for i, w := range windows {
+			want = append(want, run(a, i, w))
+		}
+		if got := strings.Join(want, " "); got != tc.want {
+			t.Errorf("%s: %s published %s, want %s", tc.name, tc.windows, got, tc.want)
+		}
+		for stop := range windows {
+			a := NewAlerter(1, 2)
+			var got []string
+			for i := 0; i <= stop; i++ {
+				got = append(got, run(a, i, windows[i]))
+			}
+			b := NewAlerter(1, 2)
+			for _, st := range a.Changes() {
+				b.RestoreState(st.Fingerprint, st.AlertState)
+			}
+			for i := stop + 1; i < len(windows); i++ {
+				got = append(got, run(b, i, windows[i]))
+			}
+			if strings.Join(got, " ") != tc.want {
+				t.Errorf("%s: stopped after window %d: %s, uninterrupted %s", tc.name, stop, strings.Join(got, " "), tc.want)
+			}
 		}
 	}
 }

@@ -296,10 +296,10 @@ func Evaluate(w *processors.WindowAgg, ref *Profile, thresholds func(feature str
 // in a window: values beyond the reference's range move its distribution too (a shift, a
 // sentinel in a tenth of the values), and one page that says both — how far it drifted,
 // how many values left the range and where to — reads better at 3 a.m. than two for one
-// cause. The out-of-range condition stays breached in the window's verdict and is Held:
-// its alert neither fires nor counts the window clean, so one already firing (the values
-// left the range before the distribution drifted) is not resolved by it. Out of range
-// alone, the input-quality alert stands.
+// cause. The out-of-range condition is judged as ever and names the drift condition
+// (ToldIn): while the drift alert fires, the out-of-range alert fires silently, resolves
+// silently, and is published after all if its values stay out of range once the
+// distribution no longer drifts (Alerter.Observe). One already firing pages as ever.
 func foldOutOfRange(conds []Condition) {
 	oor := map[string]int{}
 	for i, c := range conds {
@@ -320,8 +320,7 @@ func foldOutOfRange(conds []Condition) {
 			continue
 		}
 		o := &conds[j]
-		o.Held = true
-		o.Details["told_in"] = schemas.KindDataDrift
+		o.ToldIn = d.Fingerprint()
 		d.FiringSummary += fmt.Sprintf("; %s of its values outside its reference's range [%s, %s] (lowest %s, highest %s)",
 			pct(o.Value), o.Details["reference_min"], o.Details["reference_max"], o.Details["min"], o.Details["max"])
 		if d.Details == nil {

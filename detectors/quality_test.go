@@ -928,8 +928,9 @@ func TestSampleStoredBeforeExtentsKeepsItsRange(t *testing.T) {
 }
 
 // A feature that drifts and leaves its reference's range in the same window: its drift
-// alert says both, and the out-of-range condition, breached in the verdict, is held (its
-// alert neither fires nor resolves on that window). Out of range alone, it stands.
+// alert says both, and the out-of-range condition, judged as ever, names the drift
+// condition that tells it (the alerter then fires it silently with the drift page:
+// TestAlerterToldConditionIsOnePage). Out of range alone, it stands.
 func TestOutOfRangeIsToldInTheDriftAlert(t *testing.T) {
 	th := func(string) Thresholds { return DefaultThresholds }
 	ref := refWith(3000, 1)
@@ -950,8 +951,8 @@ func TestOutOfRangeIsToldInTheDriftAlert(t *testing.T) {
 				t.Fatalf("conditions %v %v", ok, ok2)
 			}
 			told := strings.Contains(d.FiringSummary, "of its values outside its reference's range [18, 77] (lowest -1, highest 77)")
-			if d.Breached != c.drift || told != c.drift || o.Breached != c.outOfRange || o.Held != c.drift || (c.drift && d.Details["out_of_range_share"] == "") {
-				t.Errorf("drift %v told %v, out of range %v held %v: %s | %s | %v", d.Breached, told, o.Breached, o.Held, d.FiringSummary, o.FiringSummary, d.Details)
+			if d.Breached != c.drift || told != c.drift || o.Breached != c.outOfRange || (o.ToldIn == d.Fingerprint()) != c.drift || (c.drift && d.Details["out_of_range_share"] == "") {
+				t.Errorf("drift %v told %v, out of range %v told in %q: %s | %s | %v", d.Breached, told, o.Breached, o.ToldIn, d.FiringSummary, o.FiringSummary, d.Details)
 			}
 		})
 	}

@@ -513,11 +513,15 @@ func (s *Sample) Build(model, version string, source ReferenceSource, windows in
 				m.Add(v)
 			}
 			f.Mean, f.Std = m.Mean, m.Std()
-			// The range of every value added (a sample stored before extents were kept: of
-			// the values kept).
+			// The range of every value added, widened by the values kept (a share stored
+			// before extents were kept, merged into one that has them, adds its values but
+			// no extent).
 			ext := s.extents[name]
-			if ext.N == 0 && len(vals) > 0 {
-				ext = Extent{Min: vals[0], Max: vals[len(vals)-1], N: uint64(len(vals))}
+			if len(vals) > 0 {
+				ext = Extent{Min: math.Min(ext.Min, vals[0]), Max: math.Max(ext.Max, vals[len(vals)-1]), N: max(ext.N, uint64(len(vals)))}
+				if s.extents[name].N == 0 {
+					ext.Min, ext.Max = vals[0], vals[len(vals)-1]
+				}
 			}
 			if ext.N >= 2 {
 				f.Range, f.RangeN = []float64{ext.Min, ext.Max}, ext.N

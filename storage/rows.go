@@ -189,3 +189,11 @@ func alertRow(a *schemas.AlertEvent) []any {
 		a.Feature, a.Pipeline, a.Stage, a.Metric, finite(a.Value), finite(a.Threshold), a.WindowStart.UTC(),
 		a.WindowEnd.UTC(), a.EmittedAt.UTC(), a.Summary, details}
 }
+
+// flag is a bool as the UInt8 columns hold it.
+func flag(b bool) uint8 {
+	if b {
+		return 1
+	}
+	return 0
+}

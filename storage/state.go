@@ -61,13 +61,9 @@ func (s *Store) writeState(ctx context.Context, b *Batch) error {
 // writeAlertStates runs after the alerts are written: a restart that finds a state
 // stored finds the alerts its change raised stored too.
 func (s *Store) writeAlertStates(ctx context.Context, b *Batch) error {
-	in := s.inserter(ctx, table{name: "alert_state", cols: "fingerprint, firing, severity, bad, good, last, written_at"})
+	in := s.inserter(ctx, table{name: "alert_state", cols: "fingerprint, firing, severity, bad, good, last, told, written_at"})
 	for _, st := range b.AlertStates {
-		var firing uint8
-		if st.Firing {
-			firing = 1
-		}
-		if err := in.append([]any{st.Fingerprint, firing, st.Severity, uint32(max(st.Bad, 0)), uint32(max(st.Good, 0)), st.Last.UTC(), b.WrittenAt.UTC()}); err != nil {
+		if err := in.append([]any{st.Fingerprint, flag(st.Firing), st.Severity, uint32(max(st.Bad, 0)), uint32(max(st.Good, 0)), st.Last.UTC(), flag(st.Told), b.WrittenAt.UTC()}); err != nil {
 			return err
 		}
 	}
@@ -86,7 +82,7 @@ func utcTimes(ts []time.Time) []time.Time {
 // restart: firing, counting breached windows, or observed within lookback of the newest
 // observation (a window judged again after a crash must find its fingerprint's state).
 func (s *Store) LoadAlertStates(ctx context.Context, lookback time.Duration) ([]detectors.FingerprintState, error) {
-	q := fmt.Sprintf(`SELECT fingerprint, firing, severity, bad, good, last FROM %[1]s.alert_state FINAL
+	q := fmt.Sprintf(`SELECT fingerprint, firing, severity, bad, good, last, told FROM %[1]s.alert_state FINAL
 WHERE firing = 1 OR bad > 0 OR last >= (SELECT max(last) FROM %[1]s.alert_state) - toIntervalSecond(%[2]d)
 ORDER BY fingerprint`, s.db, int64(lookback.Seconds()))
 	rows, err := s.conn.Query(ctx, q)
@@ -97,14 +93,14 @@ ORDER BY fingerprint`, s.db, int64(lookback.Seconds()))
 	var out []detectors.FingerprintState
 	for rows.Next() {
 		var (
-			st        detectors.FingerprintState
-			firing    uint8
-			bad, good uint32
+			st           detectors.FingerprintState
+			firing, told uint8
+			bad, good    uint32
 		)
-		if err := rows.Scan(&st.Fingerprint, &firing, &st.Severity, &bad, &good, &st.Last); err != nil {
+		if err := rows.Scan(&st.Fingerprint, &firing, &st.Severity, &bad, &good, &st.Last, &told); err != nil {
 			return nil, fmt.Errorf("load alert states: %w", err)
 		}
-		st.Firing, st.Bad, st.Good = firing == 1, int(bad), int(good)
+		st.Firing, st.Bad, st.Good, st.Told = firing == 1, int(bad), int(good), told == 1
 		if st.Last.UnixMilli() == 0 {
 			st.Last = time.Time{}
 		}

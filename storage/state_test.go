@@ -34,7 +34,7 @@ func TestDetectionStateRoundTrips(t *testing.T) {
 		WrittenAt: t0,
 		AlertStates: []detectors.FingerprintState{
 			{Fingerprint: "a", AlertState: detectors.AlertState{Bad: 1, Last: t0.Add(time.Minute)}},
-			{Fingerprint: "b", AlertState: detectors.AlertState{Firing: true, Severity: "critical", Bad: 3, Last: t0.Add(time.Minute)}},
+			{Fingerprint: "b", AlertState: detectors.AlertState{Firing: true, Severity: "critical", Bad: 3, Last: t0.Add(time.Minute), Told: true}},
 		},
 		StageStates: []storage.StageState{{Pipeline: "orders", Stage: "join", Start: t0, End: t0.Add(time.Hour), ConsecutiveFailures: 4,
 			Successes: []time.Time{t0.Add(-time.Hour), t0.Add(5 * time.Minute)}, Failures: []time.Time{t0.Add(10 * time.Minute), t0.Add(15 * time.Minute)}}},
@@ -45,7 +45,7 @@ func TestDetectionStateRoundTrips(t *testing.T) {
 		// A later state of a, and b as it was (a window judged again): the newest wins.
 		AlertStates: []detectors.FingerprintState{
 			{Fingerprint: "a", AlertState: detectors.AlertState{Firing: true, Severity: "warning", Bad: 2, Last: t0.Add(2 * time.Minute)}},
-			{Fingerprint: "b", AlertState: detectors.AlertState{Firing: true, Severity: "critical", Bad: 3, Last: t0.Add(time.Minute)}},
+			{Fingerprint: "b", AlertState: detectors.AlertState{Firing: true, Severity: "critical", Bad: 3, Last: t0.Add(time.Minute), Told: true}},
 		},
 	}}
 	for _, b := range batches {
@@ -67,10 +67,10 @@ func TestDetectionStateRoundTrips(t *testing.T) {
 	if err != nil || len(states) != 2 {
 		t.Fatalf("alert states %+v %v", states, err)
 	}
-	if a := states[0]; a.Fingerprint != "a" || !a.Firing || a.Bad != 2 || a.Severity != "warning" || !a.Last.Equal(t0.Add(2*time.Minute)) {
+	if a := states[0]; a.Fingerprint != "a" || !a.Firing || a.Bad != 2 || a.Severity != "warning" || !a.Last.Equal(t0.Add(2*time.Minute)) || a.Told {
 		t.Errorf("state a %+v", a)
 	}
-	if b := states[1]; b.Fingerprint != "b" || !b.Firing || b.Bad != 3 || !b.Last.Equal(t0.Add(time.Minute)) {
+	if b := states[1]; b.Fingerprint != "b" || !b.Firing || b.Bad != 3 || !b.Last.Equal(t0.Add(time.Minute)) || !b.Told {
 		t.Errorf("state b %+v", b)
 	}
 	stages, err := s.LoadStageStates(ctx, time.Hour)

@@ -709,3 +709,8 @@ ALTER TABLE driftd.pipeline_stage_state_local ON CLUSTER 'driftd' ADD COLUMN IF 
 
 ALTER TABLE driftd.pipeline_stage_state ON CLUSTER 'driftd' ADD COLUMN IF NOT EXISTS nulls Float64 DEFAULT 0;
 
+-- 0021_alert_state_told
+ALTER TABLE driftd.alert_state_local ON CLUSTER 'driftd' ADD COLUMN IF NOT EXISTS told UInt8 DEFAULT 0;
+
+ALTER TABLE driftd.alert_state ON CLUSTER 'driftd' ADD COLUMN IF NOT EXISTS told UInt8 DEFAULT 0;
+
