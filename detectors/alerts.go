@@ -152,8 +152,8 @@ func (a *Alerter) Observe(c Condition, now time.Time) *schemas.AlertEvent {
 		if s.Firing {
 			if s.Told && c.ToldIn == "" {
 				// Still breached where the alert that told it is not: its own page now.
-				s.Told = false
-				return alertEvent(c, fp, schemas.StateFiring, s.Severity, c.FiringSummary, now)
+				s.Told, s.Severity = false, c.Severity
+				return alertEvent(c, fp, schemas.StateFiring, c.Severity, c.FiringSummary, now)
 			}
 			return nil
 		}

@@ -63,7 +63,10 @@ func (s *Store) writeState(ctx context.Context, b *Batch) error {
 func (s *Store) writeAlertStates(ctx context.Context, b *Batch) error {
 	in := s.inserter(ctx, table{name: "alert_state", cols: "fingerprint, firing, severity, bad, good, last, told, written_at"})
 	for _, st := range b.AlertStates {
-		if err := in.append([]any{st.Fingerprint, flag(st.Firing), st.Severity, uint32(max(st.Bad, 0)), uint32(max(st.Good, 0)), st.Last.UTC(), flag(st.Told), b.WrittenAt.UTC()}); err != nil {
+		// An alert firing silently (Told) is stored as told, not firing: a driftd that
+		// does not know the column (a rollback) then never resolves what was never
+		// published.
+		if err := in.append([]any{st.Fingerprint, flag(st.Firing && !st.Told), st.Severity, uint32(max(st.Bad, 0)), uint32(max(st.Good, 0)), st.Last.UTC(), flag(st.Told), b.WrittenAt.UTC()}); err != nil {
 			return err
 		}
 	}
@@ -83,7 +86,7 @@ func utcTimes(ts []time.Time) []time.Time {
 // observation (a window judged again after a crash must find its fingerprint's state).
 func (s *Store) LoadAlertStates(ctx context.Context, lookback time.Duration) ([]detectors.FingerprintState, error) {
 	q := fmt.Sprintf(`SELECT fingerprint, firing, severity, bad, good, last, told FROM %[1]s.alert_state FINAL
-WHERE firing = 1 OR bad > 0 OR last >= (SELECT max(last) FROM %[1]s.alert_state) - toIntervalSecond(%[2]d)
+WHERE firing = 1 OR told = 1 OR bad > 0 OR last >= (SELECT max(last) FROM %[1]s.alert_state) - toIntervalSecond(%[2]d)
 ORDER BY fingerprint`, s.db, int64(lookback.Seconds()))
 	rows, err := s.conn.Query(ctx, q)
 	if err != nil {
@@ -100,7 +103,7 @@ ORDER BY fingerprint`, s.db, int64(lookback.Seconds()))
 		if err := rows.Scan(&st.Fingerprint, &firing, &st.Severity, &bad, &good, &st.Last, &told); err != nil {
 			return nil, fmt.Errorf("load alert states: %w", err)
 		}
-		st.Firing, st.Bad, st.Good, st.Told = firing == 1, int(bad), int(good), told == 1
+		st.Firing, st.Bad, st.Good, st.Told = firing == 1 || told == 1, int(bad), int(good), told == 1
 		if st.Last.UnixMilli() == 0 {
 			st.Last = time.Time{}
 		}

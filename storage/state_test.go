@@ -73,6 +73,12 @@ func TestDetectionStateRoundTrips(t *testing.T) {
 	if b := states[1]; b.Fingerprint != "b" || !b.Firing || b.Bad != 3 || !b.Last.Equal(t0.Add(time.Minute)) || !b.Told {
 		t.Errorf("state b %+v", b)
 	}
+	// b fires silently: stored as told, not firing, so that a driftd that does not know
+	// the told column never resolves it.
+	var firing, told uint8
+	if err := s.Conn().QueryRow(ctx, "SELECT firing, told FROM "+s.Database()+".alert_state FINAL WHERE fingerprint = 'b'").Scan(&firing, &told); err != nil || firing != 0 || told != 1 {
+		t.Errorf("b stored with firing %d told %d (%v), want 0 and 1", firing, told, err)
+	}
 	stages, err := s.LoadStageStates(ctx, time.Hour)
 	if err != nil || len(stages) != 1 {
 		t.Fatalf("stage states %+v %v", stages, err)
