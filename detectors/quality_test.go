@@ -564,6 +564,23 @@ func TestEventsPerWindow(t *testing.T) {
 	if per, windows, ok := p.EventsPerWindow(schemas.DeploymentPrimary); !ok || per != 590 || windows != 3 {
 		t.Errorf("events per window %v over %d (%v)", per, windows, ok)
 	}
+	if exp, ok := p.VolumeExpectation(schemas.DeploymentPrimary, time.Minute); !ok || exp.PerWindow != 590 || exp.Dispersion != 0 {
+		t.Errorf("three windows: %+v (%v), want no dispersion", exp, ok)
+	}
+	// Six or more windows (short ones) say how much the traffic varies: the spread of
+	// their counts over their mean (sample variance).
+	many := NewSample()
+	for _, n := range []int{100, 120, 80, 100, 140, 60} {
+		w := NewSample()
+		for i := 0; i < n; i++ {
+			w.AddEvent(s.next(t0, stationary))
+		}
+		many.Merge(w)
+	}
+	exp, ok := many.Build("m", "1", SourceFirstWindows, 6, t0).VolumeExpectation(schemas.DeploymentPrimary, 10*time.Second)
+	if !ok || exp.PerWindow != 100 || exp.Windows != 6 || math.Abs(exp.Dispersion-8) > 1e-9 || exp.Basis != "its reference" {
+		t.Errorf("six windows: %+v (%v), want 100 per window, dispersion 800/100 = 8", exp, ok)
+	}
 	rolling := ProfileFromWindow(windowWith(500, 10, nil, stationary), SourcePreviousWindow, t0)
 	if per, windows, ok := rolling.EventsPerWindow(schemas.DeploymentPrimary); !ok || per != 500 || windows != 1 || rolling.Service.LatencyCount != 500 {
 		t.Errorf("rolling reference: %v over %d (%v), %+v", per, windows, ok, rolling.Service)

@@ -118,18 +118,39 @@ func padTo(xs []uint64, n int) []uint64 {
 // series — one whose reference windows were empty one time in ten or more: a single
 // empty window then says nothing.
 func (p *Profile) EventsPerWindow(deployment string) (perWindow float64, windows int, ok bool) {
+	perWindow, windows, _, ok = p.eventsPerWindow(deployment)
+	return perWindow, windows, ok
+}
+
+// minDispersionWindows is how many reference windows their spread is learned from at the
+// least: three (the default reference) say too little of it.
+const minDispersionWindows = 6
+
+// VolumeExpectation is what the reference's windows say a window of the deployment slot
+// should hold (EventsPerWindow), with the spread of their counts (Dispersion) when there
+// are at least minDispersionWindows of them: short windows make references of many, over
+// which bursty traffic shows.
+func (p *Profile) VolumeExpectation(deployment string, size time.Duration) (VolumeExpectation, bool) {
+	per, n, dispersion, ok := p.eventsPerWindow(deployment)
+	if !ok {
+		return VolumeExpectation{}, false
+	}
+	return VolumeExpectation{PerWindow: per, Size: size, Windows: n, Dispersion: dispersion, Basis: "its reference"}, true
+}
+
+func (p *Profile) eventsPerWindow(deployment string) (perWindow float64, windows int, dispersion float64, ok bool) {
 	if p.Service == nil {
-		return 0, 0, false
+		return 0, 0, 0, false
 	}
 	counts, found := p.Service.SlotWindowEvents[deployment]
 	if !found {
 		if len(p.Service.SlotWindowEvents) > 0 || deployment != schemas.DeploymentPrimary {
-			return 0, 0, false // the slot was not in the reference windows
+			return 0, 0, 0, false // the slot was not in the reference windows
 		}
 		counts = p.Service.WindowEvents // a profile from before slots were counted
 	}
 	if len(counts) == 0 {
-		return 0, 0, false
+		return 0, 0, 0, false
 	}
 	vals := make([]float64, len(counts))
 	empty := 0
@@ -140,9 +161,18 @@ func (p *Profile) EventsPerWindow(deployment string) (perWindow float64, windows
 		}
 	}
 	if 10*empty >= len(counts) {
-		return 0, 0, false
+		return 0, 0, 0, false
 	}
-	return median(vals), len(vals), true
+	if n := len(vals); n >= minDispersionWindows {
+		var m processors.Moments
+		for _, v := range vals {
+			m.Add(v)
+		}
+		if m.Mean > 0 {
+			dispersion = m.Std() * m.Std() / m.Mean
+		}
+	}
+	return median(vals), len(vals), dispersion, true
 }
 
 func serviceProfile(events, errors, timeouts, nulls uint64, latency processors.Sketch, size processors.Moments, windows []uint64) *ServiceProfile {

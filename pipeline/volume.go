@@ -25,6 +25,10 @@ const (
 	recentVolumeDrop    = 0.25
 )
 
+// referenceMinSpan is the time a reference's windows must cover for a new series' first
+// hour to be judged against them with recentVolumeDrop.
+const referenceMinSpan = 3 * time.Minute
+
 const (
 	hourMs      = int64(time.Hour / time.Millisecond)
 	dayMs       = 24 * hourMs
@@ -234,15 +238,17 @@ func (j *judge) volumeCondition(w *processors.WindowAgg, ref *detectors.Profile,
 	if ref == nil {
 		return detectors.Condition{}, detectors.VolumeExpectation{}, th, false
 	}
-	per, n, ok := ref.EventsPerWindow(w.Series.Deployment)
+	exp, ok := ref.VolumeExpectation(w.Series.Deployment, size)
 	if !ok {
 		return detectors.Condition{}, detectors.VolumeExpectation{}, th, false
 	}
 	if ref.WindowMs > 0 && ref.WindowMs != size.Milliseconds() {
 		// The window size changed since the reference was built (a restart with another
 		// windows.size): its windows' counts are of the old size.
-		per *= float64(size.Milliseconds()) / float64(ref.WindowMs)
+		exp.PerWindow *= float64(size.Milliseconds()) / float64(ref.WindowMs)
+		exp.Dispersion = 0
 	}
+	n := exp.Windows
 	// The reference's windows are a few of one time of day: traffic with a daily cycle
 	// falls well below them every night. Until the series' recent windows or a day of
 	// history say what to expect, only a series that (nearly) stopped is flagged — except
@@ -250,12 +256,15 @@ func (j *judge) volumeCondition(w *processors.WindowAgg, ref *detectors.Profile,
 	// the reference's windows are then its latest ones, and a drop to a quarter of them
 	// (a deploy that broke traffic) is judged as against recent windows. The windows it
 	// judges low stay out of the recent ones, so the drop stays flagged while it lasts.
+	// Reference windows that cover only a few minutes (short windows: three 10-second
+	// ones are half a minute) are one moment of the traffic, not its level: a slow
+	// minute of bursty traffic falls to a quarter of them. Against them, only a
+	// (near) stop is flagged.
 	drop := referenceVolumeDrop
-	if !st.hadRecent {
+	if !st.hadRecent && time.Duration(n)*size >= referenceMinSpan {
 		drop = recentVolumeDrop
 	}
 	th.Signals.VolumeDrop, th.Signals.VolumeJump = min(th.Signals.VolumeDrop, drop), 0
-	exp := detectors.VolumeExpectation{PerWindow: per, Size: size, Windows: n, Basis: "its reference"}
 	c, ok := detectors.ModelVolumeCondition(w, exp, th)
 	return c, exp, th, ok
 }
@@ -565,6 +574,15 @@ func (r *volumeRun) judge(w *processors.WindowAgg, c detectors.Condition, exp de
 	}
 	runExp := exp
 	runExp.PerWindow = sum / float64(len(run)) * float64(exp.Size.Milliseconds()) / float64(w.End-w.Start)
+	if exp.Dispersion > 1 {
+		// Traffic that varies more than Poisson from window to window may do so in bursts
+		// longer than a window (a slow minute is six slow 10-second windows): the run's
+		// windows are then not independent, and its sum varies as much, relatively, as one
+		// window. So the run is held to the window's burst size (the negative binomial's
+		// shape): its dispersion grows with its length. Poisson traffic (a model at a few
+		// events a window) is judged as before.
+		runExp.Dispersion = 1 + (exp.Dispersion-1)*float64(len(run))
+	}
 	rc, ok := detectors.ModelVolumeCondition(span, runExp, th)
 	if !ok || !rc.Breached {
 		return c

@@ -1,6 +1,8 @@
 package pipeline
 
 import (
+	"math"
+	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -111,6 +113,43 @@ func TestVolumeRun(t *testing.T) {
 			t.Fatalf("window %d of a model wandering around 5 events fired", f)
 		}
 	})
+	// Two days of 10-second windows of traffic bursty by the minute (each minute's rate
+	// the mean times a gamma variable of CV 0.5, as simulate.TrafficBursty), judged
+	// against recent windows, then the same hour of the previous day: a slow minute is
+	// six slow windows, a run of them no more unusual than one of them. The run is held
+	// to the window's burst size, so no slow minute is judged low (433 of 17,280 windows
+	// were before); a stop still is.
+	t.Run("bursty by the minute, short windows", func(t *testing.T) {
+		const short = 10 * 1000
+		rng := rand.New(rand.NewPCG(3, 4))
+		j := testJudge()
+		fired := 0
+		i := 0
+		for minute := 0; minute < 48*60; minute++ {
+			rate := 100 * gammaDraw(rng, 4) / 4 // events per 10 s window, CV 0.5 by the minute
+			for range 6 {
+				w := &processors.WindowAgg{Series: series, Start: int64(i) * short, End: int64(i+1) * short, Events: uint64(poissonDraw(rng, rate))}
+				var v detectors.Verdict
+				j.judgeVolume(&v, w, nil)
+				if v.VolumeLow {
+					fired++
+				}
+				i++
+			}
+		}
+		if fired > 0 {
+			t.Fatalf("%d of %d windows of minute-bursty traffic judged low", fired, i)
+		}
+		for k := range 3 {
+			w := &processors.WindowAgg{Series: series, Start: int64(i+k) * short, End: int64(i+k+1) * short}
+			var v detectors.Verdict
+			j.judgeVolume(&v, w, nil)
+			if v.VolumeLow {
+				return
+			}
+		}
+		t.Fatal("a stop after six hours of 100 events per window was not judged low in 3 windows")
+	})
 	t.Run("restart", func(t *testing.T) {
 		live := testJudge()
 		_, stored := run(live, 0, append(append([]uint64{}, baseline...), 0, 0))
@@ -124,4 +163,25 @@ func TestVolumeRun(t *testing.T) {
 			}
 		}
 	})
+}
+
+// gammaDraw draws from a gamma distribution of shape k (an integer) and scale 1.
+func gammaDraw(rng *rand.Rand, k int) float64 {
+	x := 0.0
+	for range k {
+		x += rng.ExpFloat64()
+	}
+	return x
+}
+
+// poissonDraw draws a Poisson count of mean mu (Knuth's, for the small means here).
+func poissonDraw(rng *rand.Rand, mu float64) int {
+	l, p, k := math.Exp(-mu), 1.0, 0
+	for {
+		p *= rng.Float64()
+		if p < l {
+			return k
+		}
+		k++
+	}
 }
