@@ -567,19 +567,38 @@ func TestEventsPerWindow(t *testing.T) {
 	if exp, ok := p.VolumeExpectation(schemas.DeploymentPrimary, time.Minute); !ok || exp.PerWindow != 590 || exp.Dispersion != 0 {
 		t.Errorf("three windows: %+v (%v), want no dispersion", exp, ok)
 	}
-	// Six or more windows (short ones) say how much the traffic varies: the spread of
-	// their counts over their mean (sample variance).
-	many := NewSample()
-	for _, n := range []int{100, 120, 80, 100, 140, 60} {
-		w := NewSample()
-		for i := 0; i < n; i++ {
-			w.AddEvent(s.next(t0, stationary))
+	// More than 20 windows (short ones) say how much the traffic varies: the spread of
+	// their counts over their mean, the first (maybe partial) window left out; a spread
+	// within twice its sampling error of Poisson's is Poisson's.
+	build := func(counts []int) VolumeExpectation {
+		t.Helper()
+		many := NewSample()
+		for _, n := range counts {
+			w := NewSample()
+			for i := 0; i < n; i++ {
+				w.AddEvent(s.next(t0, stationary))
+			}
+			many.Merge(w)
 		}
-		many.Merge(w)
+		exp, ok := many.Build("m", "1", SourceFirstWindows, len(counts), t0).VolumeExpectation(schemas.DeploymentPrimary, 10*time.Second)
+		if !ok || exp.Windows != len(counts) || exp.Basis != "its reference" {
+			t.Fatalf("%v: %+v (%v)", counts, exp, ok)
+		}
+		return exp
 	}
-	exp, ok := many.Build("m", "1", SourceFirstWindows, 6, t0).VolumeExpectation(schemas.DeploymentPrimary, 10*time.Second)
-	if !ok || exp.PerWindow != 100 || exp.Windows != 6 || math.Abs(exp.Dispersion-8) > 1e-9 || exp.Basis != "its reference" {
-		t.Errorf("six windows: %+v (%v), want 100 per window, dispersion 800/100 = 8", exp, ok)
+	bursty, poisson := []int{10}, []int{10}
+	for i := 0; i < 20; i++ {
+		bursty = append(bursty, 60+80*(i%2)) // mean 100, sample variance 1,684.2
+		poisson = append(poisson, 95+10*(i%2))
+	}
+	if exp := build(bursty); math.Abs(exp.Dispersion-1600.0*20/19/100) > 1e-9 {
+		t.Errorf("bursty reference: dispersion %v, want 16.84", exp.Dispersion)
+	}
+	if exp := build(poisson); exp.Dispersion != 0 {
+		t.Errorf("Poisson-like reference: dispersion %v, want none", exp.Dispersion)
+	}
+	if exp := build(bursty[:7]); exp.Dispersion != 0 {
+		t.Errorf("seven windows: dispersion %v, want none (too few)", exp.Dispersion)
 	}
 	rolling := ProfileFromWindow(windowWith(500, 10, nil, stationary), SourcePreviousWindow, t0)
 	if per, windows, ok := rolling.EventsPerWindow(schemas.DeploymentPrimary); !ok || per != 500 || windows != 1 || rolling.Service.LatencyCount != 500 {

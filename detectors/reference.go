@@ -123,13 +123,14 @@ func (p *Profile) EventsPerWindow(deployment string) (perWindow float64, windows
 }
 
 // minDispersionWindows is how many reference windows their spread is learned from at the
-// least: three (the default reference) say too little of it.
-const minDispersionWindows = 6
+// least: the sample variance of a few windows is too noisy (its relative error is about
+// √(2/(n−1))), and Poisson traffic would get a dispersion above 1 half the time.
+const minDispersionWindows = 20
 
 // VolumeExpectation is what the reference's windows say a window of the deployment slot
-// should hold (EventsPerWindow), with the spread of their counts (Dispersion) when there
-// are at least minDispersionWindows of them: short windows make references of many, over
-// which bursty traffic shows.
+// should hold (EventsPerWindow), with the spread of their counts (Dispersion) when more
+// than minDispersionWindows of them show one: short windows at low rates make references
+// of many, over which bursty traffic shows.
 func (p *Profile) VolumeExpectation(deployment string, size time.Duration) (VolumeExpectation, bool) {
 	per, n, dispersion, ok := p.eventsPerWindow(deployment)
 	if !ok {
@@ -163,13 +164,15 @@ func (p *Profile) eventsPerWindow(deployment string) (perWindow float64, windows
 	if 10*empty >= len(counts) {
 		return 0, 0, 0, false
 	}
-	if n := len(vals); n >= minDispersionWindows {
+	if n := len(vals); n > minDispersionWindows {
+		// The first window may have started mid-window: left out of the spread. A
+		// dispersion within twice its sampling error of 1 is taken as Poisson.
 		var m processors.Moments
-		for _, v := range vals {
+		for _, v := range vals[1:] {
 			m.Add(v)
 		}
-		if m.Mean > 0 {
-			dispersion = m.Std() * m.Std() / m.Mean
+		if d := m.Std() * m.Std() / m.Mean; m.Mean > 0 && d > 1+2*math.Sqrt(2/float64(n-2)) {
+			dispersion = d
 		}
 	}
 	return median(vals), len(vals), dispersion, true

@@ -29,6 +29,17 @@ const (
 // hour to be judged against them with recentVolumeDrop.
 const referenceMinSpan = 3 * time.Minute
 
+// burstSpan is the longest burst a run of low windows is taken to sit in (volumeRun.judge).
+const burstSpan = time.Minute
+
+// burstWindows is how many windows of size a burst spans: at least one.
+func burstWindows(size time.Duration) int {
+	if size <= 0 {
+		return 1
+	}
+	return max(1, int(burstSpan/size))
+}
+
 const (
 	hourMs      = int64(time.Hour / time.Millisecond)
 	dayMs       = 24 * hourMs
@@ -261,7 +272,11 @@ func (j *judge) volumeCondition(w *processors.WindowAgg, ref *detectors.Profile,
 	// minute of bursty traffic falls to a quarter of them. Against them, only a
 	// (near) stop is flagged.
 	drop := referenceVolumeDrop
-	if !st.hadRecent && time.Duration(n)*size >= referenceMinSpan {
+	refSize := size
+	if ref.WindowMs > 0 {
+		refSize = time.Duration(ref.WindowMs) * time.Millisecond
+	}
+	if !st.hadRecent && time.Duration(n)*refSize >= referenceMinSpan {
 		drop = recentVolumeDrop
 	}
 	th.Signals.VolumeDrop, th.Signals.VolumeJump = min(th.Signals.VolumeDrop, drop), 0
@@ -576,12 +591,13 @@ func (r *volumeRun) judge(w *processors.WindowAgg, c detectors.Condition, exp de
 	runExp.PerWindow = sum / float64(len(run)) * float64(exp.Size.Milliseconds()) / float64(w.End-w.Start)
 	if exp.Dispersion > 1 {
 		// Traffic that varies more than Poisson from window to window may do so in bursts
-		// longer than a window (a slow minute is six slow 10-second windows): the run's
-		// windows are then not independent, and its sum varies as much, relatively, as one
-		// window. So the run is held to the window's burst size (the negative binomial's
-		// shape): its dispersion grows with its length. Poisson traffic (a model at a few
-		// events a window) is judged as before.
-		runExp.Dispersion = 1 + (exp.Dispersion-1)*float64(len(run))
+		// longer than a window (a slow minute is six slow 10-second windows): the windows
+		// of a run within one burst are not independent, and their sum varies as much,
+		// relatively, as one window. So the run's dispersion grows with its length up to
+		// a minute of windows (burstWindows), and no further: a run longer than a burst
+		// gathers evidence as independent bursts do, so a lasting partial outage is still
+		// found. Windows of a minute or more are judged as before.
+		runExp.Dispersion = 1 + (exp.Dispersion-1)*float64(min(len(run), burstWindows(exp.Size)))
 	}
 	rc, ok := detectors.ModelVolumeCondition(span, runExp, th)
 	if !ok || !rc.Breached {

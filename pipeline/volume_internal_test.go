@@ -148,7 +148,7 @@ func TestVolumeRun(t *testing.T) {
 				return
 			}
 		}
-		t.Fatal("a stop after six hours of 100 events per window was not judged low in 3 windows")
+		t.Fatal("a stop after two days of 100 events per window was not judged low in 3 windows")
 	})
 	t.Run("restart", func(t *testing.T) {
 		live := testJudge()
