@@ -551,10 +551,9 @@ func (s *Sample) Build(model, version string, source ReferenceSource, windows in
 			// no extent).
 			ext := s.extents[name]
 			if len(vals) > 0 {
-				ext = Extent{Min: math.Min(ext.Min, vals[0]), Max: math.Max(ext.Max, vals[len(vals)-1]), N: max(ext.N, uint64(len(vals)))}
-				if s.extents[name].N == 0 {
-					ext.Min, ext.Max = vals[0], vals[len(vals)-1]
-				}
+				kept := Extent{Min: vals[0], Max: vals[len(vals)-1], N: uint64(len(vals))}
+				ext = ext.merge(kept)
+				ext.N = max(s.extents[name].N, kept.N) // the kept values are among those counted
 			}
 			if ext.N >= 2 {
 				f.Range, f.RangeN = []float64{ext.Min, ext.Max}, ext.N

@@ -25,11 +25,7 @@ func canaryRow(c detectors.CanaryComparison, at time.Time) []any {
 			m = "prediction:" + m
 		}
 		metrics, values, thresholds = append(metrics, m), append(values, finite(e.Value)), append(thresholds, finite(e.Threshold))
-		var b uint8
-		if e.Breached {
-			b = 1
-		}
-		breached = append(breached, b)
+		breached = append(breached, flag(e.Breached))
 	}
 	confounded := c.Confounded
 	if confounded == nil {

@@ -95,9 +95,7 @@ func judgementOf(b *Batch, w *processors.WindowAgg) (string, time.Time, float64,
 		if !v.JudgedFrom.IsZero() {
 			judgedFrom = v.JudgedFrom.UTC()
 		}
-		if v.VolumeLow {
-			low = 1
-		}
+		low = flag(v.VolumeLow)
 	}
 	return judgement, judgedFrom, expected, low
 }
@@ -144,23 +142,15 @@ func scoreRows(v detectors.Verdict, at time.Time) [][]any {
 	w := v.Window
 	var rows [][]any
 	for _, sc := range v.Scores {
-		var drifted uint8
-		if sc.Drifted {
-			drifted = 1
-		}
 		rows = append(rows, []any{w.Series.Model, w.Series.Version, w.Series.Deployment, ms(w.Start), ms(w.End),
 			sc.Feature, sc.Kind, v.ReferenceID, sc.N, finite(sc.PSI), sc.Test, finite(sc.Statistic), finite(sc.PValue),
-			finite(sc.PAdjusted), sc.Alpha, drifted, sc.Severity, finite(sc.JS), finite(sc.Hellinger), finite(sc.KL),
+			finite(sc.PAdjusted), sc.Alpha, flag(sc.Drifted), sc.Severity, finite(sc.JS), finite(sc.Hellinger), finite(sc.KL),
 			finite(sc.WassersteinNorm), finite(sc.TVD), finite(sc.LInf), finite(sc.GTestP), finite(sc.ADP), finite(sc.CvMP), at})
 	}
 	if m := v.Multivariate; m != nil {
-		var drifted uint8
-		if m.Drifted {
-			drifted = 1
-		}
 		rows = append(rows, []any{w.Series.Model, w.Series.Version, w.Series.Deployment, ms(w.Start), ms(w.End),
 			MultivariateFeature, "multivariate", v.ReferenceID, uint64(m.N), 0.0, "pca_reconstruction", finite(m.Error), 0.0,
-			0.0, 0.0, drifted, "", 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, at})
+			0.0, 0.0, flag(m.Drifted), "", 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, at})
 	}
 	return rows
 }

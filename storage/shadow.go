@@ -22,11 +22,7 @@ func shadowRows() table {
 
 func shadowRow(r ShadowRow, at time.Time) []any {
 	w, c := r.Window, r.Window.Counts
-	var inRef uint8
-	if r.InReference {
-		inRef = 1
-	}
-	return []any{w.Shadow.Model, w.Shadow.Version, w.PrimaryVersion, w.Start.UTC(), w.End.UTC(), inRef, c.Shadows, c.Matched, c.Agreed,
+	return []any{w.Shadow.Model, w.Shadow.Version, w.PrimaryVersion, w.Start.UTC(), w.End.UTC(), flag(r.InReference), c.Shadows, c.Matched, c.Agreed,
 		finite(c.Agreement()), c.Numeric, finite(c.AbsDiff), finite(c.SumS), finite(c.SumP), finite(c.SSS), finite(c.SPP), finite(c.SSP),
 		finite(c.MeanAbsDiff()), finite(c.Correlation()), at}
 }

@@ -35,15 +35,11 @@ func stageRuns() table {
 func (s *Store) writeStageRuns(ctx context.Context, b *Batch) error {
 	in := s.inserter(ctx, stageRuns())
 	for _, r := range b.StageRuns {
-		var failed uint8
-		if r.Failed {
-			failed = 1
-		}
 		models := r.Models
 		if models == nil {
 			models = []string{}
 		}
-		if err := in.append([]any{r.Pipeline, r.Stage, r.Time.UTC(), failed, models, r.Source.Topic, int32(r.Source.Partition),
+		if err := in.append([]any{r.Pipeline, r.Stage, r.Time.UTC(), flag(r.Failed), models, r.Source.Topic, int32(r.Source.Partition),
 			r.Source.Offset, b.WrittenAt.UTC()}); err != nil {
 			return err
 		}
