@@ -133,11 +133,12 @@ func TestLoadWindowsEqualsLoadWindow(t *testing.T) {
 // ReplacingMergeTree keeps the newest written_at) even when the reader that wrote them,
 // on another host, has a clock ahead of the judge's.
 func TestJudgementRewriteWinsOverAReaderClockAhead(t *testing.T) {
-	s := openStore(t)
+	st := openStore(t)
 	ctx := testenv.Context(t, 2*time.Minute)
-	if _, err := s.Migrate(ctx, 3650); err != nil {
+	if _, err := st.Migrate(ctx, 3650); err != nil {
 		t.Fatal(err)
 	}
+	s := st.ForSpreadGroup()
 	closed := sixWindows(t)
 	// The reader (clock 2 s ahead) writes its partials unjudged.
 	if err := s.WriteWithRetry(ctx, &storage.Batch{Closed: closed, WrittenAt: t0.Add(time.Hour + 2*time.Second)}, storage.DefaultBackoff, nil); err != nil {
@@ -156,6 +157,41 @@ func TestJudgementRewriteWinsOverAReaderClockAhead(t *testing.T) {
 	}
 	if strings.TrimSpace(out) != "2" {
 		t.Errorf("judged partial rows after the rewrite: %s, want 2 (window 0's two partitions): the judgement lost to the reader's newer written_at", strings.TrimSpace(out))
+	}
+}
+
+// A partition's new owner that reads again records its previous owner wrote but had not
+// committed writes the same partial again, after the judge rewrote it with its window's
+// judgement and with a clock ahead of the judge's: the judged copy stays (the spread
+// group's determinism test once lost a judgement so).
+func TestJudgementOutlivesAPartialWrittenAgain(t *testing.T) {
+	s := openStore(t)
+	ctx := testenv.Context(t, 2*time.Minute)
+	if _, err := s.Migrate(ctx, 3650); err != nil {
+		t.Fatal(err)
+	}
+	sp := s.ForSpreadGroup()
+	closed := sixWindows(t)
+	write := func(b *storage.Batch) {
+		t.Helper()
+		if err := sp.WriteWithRetry(ctx, b, storage.DefaultBackoff, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(&storage.Batch{Closed: closed, WrittenAt: t0.Add(time.Hour)})
+	first := closed[0].Merged
+	write(&storage.Batch{WrittenAt: t0.Add(time.Hour + time.Second), Closed: []processors.Closed{{Merged: first}},
+		Verdicts:      []detectors.Verdict{{Window: first, ExpectedEvents: 100, Judgement: "no reference yet: service thresholds only"}},
+		JudgedThrough: []storage.JudgeProgress{{Model: first.Series.Model, Through: time.UnixMilli(first.End).UTC()}}})
+	for _, p := range closed[0].Partials {
+		write(&storage.Batch{WrittenAt: t0.Add(time.Hour + time.Minute), Closed: []processors.Closed{{Merged: first, Partials: []*processors.Partial{p}}}})
+	}
+	out, err := testenv.TSV(ctx, s.Conn(), "SELECT count(), sum(events), countIf(judgement = 'no reference yet: service thresholds only'), countIf(expected_events = 100) FROM "+s.Database()+".window_model_stats FINAL")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := strings.TrimSpace(out), "12\t600\t2\t2"; got != want {
+		t.Errorf("rows, events, judged rows, rows with the expected events: %q, want %q (window 0's two partitions keep their judgement)", got, want)
 	}
 }
 

@@ -464,8 +464,9 @@ func (s *Store) Write(ctx context.Context, b *Batch) error {
 	}
 	models := s.inserter(ctx, modelStats())
 	for _, c := range b.Closed {
+		version := s.partialVersion(b, c.Merged, at)
 		for _, p := range c.Partials {
-			if err := models.append(modelRow(b, c, p, at)); err != nil {
+			if err := models.append(modelRow(b, c, p, version)); err != nil {
 				return err
 			}
 		}
@@ -480,6 +481,26 @@ func (s *Store) Write(ctx context.Context, b *Batch) error {
 		return err
 	}
 	return s.writeProgress(ctx, b)
+}
+
+// partialVersion is the written_at of window w's partial rows. A spread group writes them
+// before w is judged and may write them again after (a partition's new owner reads again
+// the records its previous owner wrote but had not committed): unjudged, they take w's
+// end as their version, which the judge's copy (rewriteJudged: after w's end) always
+// beats, so a late copy of the same contents cannot take the judgement away whatever the
+// clocks. One member writes a window's rows once, judged.
+func (s *Store) partialVersion(b *Batch, w *processors.WindowAgg, at time.Time) time.Time {
+	if !s.spreadGroup {
+		return at
+	}
+	end := time.UnixMilli(w.End).UTC()
+	if b.verdict(w) == nil {
+		return end
+	}
+	if judged := end.Add(time.Millisecond); judged.After(at) {
+		return judged
+	}
+	return at
 }
 
 // verdict returns the verdict of window w, if the batch has one. The index is built on
