@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -238,7 +239,7 @@ func (j *judge) volumeCondition(w *processors.WindowAgg, ref *detectors.Profile,
 		}
 		return c, exp, th, ok
 	}
-	if exp, ok := st.recent.expectation(size); ok {
+	if exp, ok := st.recent.expectation(size, st.run.heldWindows()); ok {
 		// An hour is short, but traffic can still fall fivefold in two hours of an
 		// evening; a window at half the last hour's is then ordinary. A fall to a
 		// quarter within the hour is not.
@@ -328,8 +329,12 @@ func (v *recentVolume) observe(events uint64, size time.Duration, low bool) {
 
 // expectation is the median of the recent windows; ok is false until there are enough
 // of them, and for a series with an empty window among them (bursty traffic: an empty
-// window then says nothing).
-func (v *recentVolume) expectation(size time.Duration) (detectors.VolumeExpectation, bool) {
+// window then says nothing). held are the windows of the run below expectation being
+// judged not among the recent ones yet (runWindow.held): they count in the dispersion (traffic that
+// varies more than Poisson shows it most in its slow spells, and leaving them out would
+// make a slow spell look rarer than it is) but not in the median or the fewest events
+// (a run must not be judged against itself).
+func (v *recentVolume) expectation(size time.Duration, held []runWindow) (detectors.VolumeExpectation, bool) {
 	n := recentWindows(size)
 	if n == 0 || size != v.size || len(v.counts) < n {
 		return detectors.VolumeExpectation{}, false
@@ -346,9 +351,16 @@ func (v *recentVolume) expectation(size time.Duration) (detectors.VolumeExpectat
 	if fewest == 0 {
 		return detectors.VolumeExpectation{}, false
 	}
-	mean := sum / float64(n)
+	k := n
+	for _, h := range held {
+		if h.events > 0 && time.Duration(h.end-h.start)*time.Millisecond == size {
+			x := float64(h.events)
+			sum, squares, k = sum+x, squares+x*x, k+1
+		}
+	}
+	mean := sum / float64(k)
 	return detectors.VolumeExpectation{PerWindow: medianOf(xs), Size: size, Windows: n, Fewest: float64(fewest),
-		Dispersion: (squares - float64(n)*mean*mean) / float64(n-1) / mean, Basis: fmt.Sprintf("its last %d windows", n)}, true
+		Dispersion: (squares - float64(k)*mean*mean) / float64(k-1) / mean, Basis: fmt.Sprintf("its last %d windows", n)}, true
 }
 
 // seriesEnd is where a series' judged windows end: the generator of empty windows for a
@@ -557,6 +569,27 @@ type runWindow struct {
 
 func (x runWindow) member() bool { return x.expected > 0 && float64(x.events) < x.expected }
 
+// held says whether x, a window of a run, joins the recent windows only when it leaves
+// the run (judged low or not), not at once: a window at a quarter or less of its
+// expectation. A fall judged against recent windows that took in its own first windows
+// would lower the fewest events learned with them, and a run of a few events a window
+// never be judged low. Windows merely below expectation join at once, so that the recent
+// windows follow traffic that declines for hours (an evening).
+func (x runWindow) held() bool {
+	return x.member() && float64(x.events) <= recentVolumeDrop*x.expected
+}
+
+// heldWindows returns the run's windows not among the recent ones yet (runWindow.held).
+func (r *volumeRun) heldWindows() []runWindow {
+	var held []runWindow
+	for _, x := range r.windows {
+		if x.held() {
+			held = append(held, x)
+		}
+	}
+	return held
+}
+
 // extended returns the run with x appended (x a member): a gap starts it afresh, and a
 // full run drops its oldest window. It also returns the windows that left.
 func (r *volumeRun) extended(x runWindow) (run, left []runWindow) {
@@ -571,42 +604,63 @@ func (r *volumeRun) extended(x runWindow) (run, left []runWindow) {
 }
 
 // judge returns the condition to report for w, a window described by x: c, or the
-// condition of the run x extends when c did not breach and the run does. It changes
-// nothing (seriesState.account does).
+// condition of the run x extends when c did not breach and the run does. The run is
+// judged from its first window as low as the effect the drop rule needs (at most
+// VolumeDrop of its expectation): a fall that began in the middle of a run, after a
+// window or two just below expectation, would otherwise be judged diluted by them, and
+// a fall to a fifth stay above the quarter the rule needs for as long as it lasts. One
+// span per window is judged, so the test's level holds. It changes nothing
+// (seriesState.account does).
 func (r *volumeRun) judge(w *processors.WindowAgg, c detectors.Condition, exp detectors.VolumeExpectation, th detectors.Thresholds, x runWindow) detectors.Condition {
 	if c.Breached || !x.member() {
 		return c
 	}
 	run, _ := r.extended(x)
-	if len(run) < 2 {
+	first := slices.IndexFunc(run, func(x runWindow) bool { return float64(x.events) <= th.Signals.VolumeDrop*x.expected })
+	if first < 0 || len(run)-first < 2 {
 		return c
 	}
-	span := &processors.WindowAgg{Series: w.Series, Start: run[0].start, End: w.End}
+	if first > 0 {
+		// The span is one of the run's spans that end with w, chosen by what it holds:
+		// its test's level is shared among them all.
+		th.Signals.PValue /= float64(len(run))
+	}
+	rc, ok := judgeSpan(w, run[first:], exp, th)
+	if !ok {
+		return c
+	}
+	// Reported on this window, as every volume condition is, over the span.
+	rc.WindowStart, rc.WindowEnd = c.WindowStart, c.WindowEnd
+	return rc
+}
+
+// judgeSpan judges the windows of span (the last one w) together, and reports whether
+// they breach.
+func judgeSpan(w *processors.WindowAgg, span []runWindow, exp detectors.VolumeExpectation, th detectors.Thresholds) (detectors.Condition, bool) {
+	agg := &processors.WindowAgg{Series: w.Series, Start: span[0].start, End: w.End}
 	var sum float64
-	for _, x := range run {
-		span.Events += x.events
+	for _, x := range span {
+		agg.Events += x.events
 		sum += x.expected
 	}
-	runExp := exp
-	runExp.PerWindow = sum / float64(len(run)) * float64(exp.Size.Milliseconds()) / float64(w.End-w.Start)
+	spanExp := exp
+	spanExp.PerWindow = sum / float64(len(span)) * float64(exp.Size.Milliseconds()) / float64(w.End-w.Start)
 	if exp.Dispersion > 1 {
 		// Traffic that varies more than Poisson from window to window may do so in bursts
 		// longer than a window (a slow minute is six slow 10-second windows): the windows
 		// of a run within one burst are not independent, and their sum varies as much,
-		// relatively, as one window. So the run's dispersion grows with its length up to
-		// a minute of windows (burstWindows), and no further: a run longer than a burst
+		// relatively, as one window. So the span's dispersion grows with its length up to
+		// a minute of windows (burstWindows), and no further: a span longer than a burst
 		// gathers evidence as independent bursts do, so a lasting partial outage is still
 		// found. Windows of a minute or more are judged as before.
-		runExp.Dispersion = 1 + (exp.Dispersion-1)*float64(min(len(run), burstWindows(exp.Size)))
+		spanExp.Dispersion = 1 + (exp.Dispersion-1)*float64(min(len(span), burstWindows(exp.Size)))
 	}
-	rc, ok := detectors.ModelVolumeCondition(span, runExp, th)
+	rc, ok := detectors.ModelVolumeCondition(agg, spanExp, th)
 	if !ok || !rc.Breached {
-		return c
+		return detectors.Condition{}, false
 	}
-	// Reported on this window, as every volume condition is, over the run's span.
-	rc.WindowStart, rc.WindowEnd = c.WindowStart, c.WindowEnd
-	rc.Details["run_windows"] = fmt.Sprint(len(run))
-	return rc
+	rc.Details["run_windows"] = fmt.Sprint(len(span))
+	return rc, true
 }
 
 // account records a judged window (x.low: judged low, itself or with its run) in the
@@ -625,15 +679,15 @@ func (st *seriesState) account(x runWindow) {
 		left, st.run.windows = st.run.windows, nil
 	}
 	for _, l := range left {
-		if l.events == 0 { // held while in the run
+		if l.held() {
 			st.recent.observe(l.events, time.Duration(l.end-l.start)*time.Millisecond, l.low)
 		}
 	}
 	size := time.Duration(x.end-x.start) * time.Millisecond
-	if !x.member() || x.events > 0 {
+	if !x.held() {
 		st.recent.observe(x.events, size, x.low)
 	}
-	if _, ok := st.recent.expectation(size); ok {
+	if _, ok := st.recent.expectation(size, nil); ok {
 		st.hadRecent = true
 	}
 }
