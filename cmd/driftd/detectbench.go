@@ -187,6 +187,14 @@ func benchCases(cfg config.Config, o benchOptions) ([]benchCase, error) {
 					duration: changeHours, changeAt: changeHours - 2*time.Hour, expect: expectedKinds[ch], unit: w})
 			}
 		}
+		// A partial outage of traffic that is not Poisson: the volume rules allow for its
+		// spread, and must still find the fall.
+		for _, r := range shapeRates {
+			for _, ch := range []string{simulate.ChangeVolumeDrop, simulate.ChangeStopped} {
+				cases = append(cases, benchCase{name: fmt.Sprintf("%s bursty %g/s %s", ch, r, w), window: w, rate: r, change: ch,
+					duration: changeHours, changeAt: changeHours - 2*time.Hour, expect: expectedKinds[ch], unit: w, traffic: simulate.TrafficBursty})
+			}
+		}
 		for _, r := range tinyRates {
 			cases = append(cases, benchCase{name: fmt.Sprintf("%s %g/s %s", simulate.ChangeTinyShift, r, w), window: w, rate: r,
 				change: simulate.ChangeTinyShift, duration: changeHours, changeAt: changeHours - 2*time.Hour, unit: w})
