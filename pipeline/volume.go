@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"sort"
 	"time"
@@ -212,7 +213,7 @@ func (j *judge) judgeVolume(v *detectors.Verdict, w *processors.WindowAgg, ref *
 			// count the window into a run of low windows either.
 			x.expected = 0
 		}
-		c = st.run.judge(w, c, exp, th, x)
+		c = st.run.judge(w, c, exp, th, x, &st.recent)
 		x.low = c.Breached
 	}
 	st.volume.add(w)
@@ -361,6 +362,42 @@ func (v *recentVolume) expectation(size time.Duration, held []runWindow) (detect
 	mean := sum / float64(k)
 	return detectors.VolumeExpectation{PerWindow: medianOf(xs), Size: size, Windows: n, Fewest: float64(fewest),
 		Dispersion: (squares - float64(k)*mean*mean) / float64(k-1) / mean, Basis: fmt.Sprintf("its last %d windows", n)}, true
+}
+
+// blocks describes the sums of l consecutive recent windows, from every such run of the
+// last recentWindows(size) windows: their dispersion (variance over mean: how much a span
+// of l windows varies where the series' traffic comes in spells longer than a window), and
+// the fewest events per window of any of them. Zeros when unknown: fewer recent windows;
+// l beyond a quarter of them (the sums would be too few to say) is taken as a quarter.
+func (v *recentVolume) blocks(size time.Duration, l int) (dispersion, fewest float64) {
+	n := recentWindows(size)
+	if size != v.size || len(v.counts) < n {
+		return 0, 0
+	}
+	l = min(l, n/4)
+	if l < 2 {
+		return 0, 0
+	}
+	xs := v.counts[len(v.counts)-n:]
+	var block, sum, squares float64
+	least := math.Inf(1)
+	for i, c := range xs {
+		block += float64(c)
+		if i >= l {
+			block -= float64(xs[i-l])
+		}
+		if i >= l-1 {
+			sum += block
+			squares += block * block
+			least = min(least, block)
+		}
+	}
+	k := float64(n - l + 1)
+	mean := sum / k
+	if mean <= 0 {
+		return 0, 0
+	}
+	return (squares - k*mean*mean) / (k - 1) / mean, least / float64(l)
 }
 
 // seriesEnd is where a series' judged windows end: the generator of empty windows for a
@@ -565,25 +602,38 @@ type runWindow struct {
 	events     uint64
 	expected   float64 // 0: no expectation (or one the week before explained)
 	low        bool    // judged low on volume, itself or as part of the run
+	// joined: held (runWindow.held), it joined the recent windows while still in the run
+	// (maxHeldWindows).
+	joined bool
 }
 
 func (x runWindow) member() bool { return x.expected > 0 && float64(x.events) < x.expected }
 
-// held says whether x, a window of a run, joins the recent windows only when it leaves
-// the run (judged low or not), not at once: a window at a quarter or less of its
-// expectation. A fall judged against recent windows that took in its own first windows
-// would lower the fewest events learned with them, and a run of a few events a window
-// never be judged low. Windows merely below expectation join at once, so that the recent
+// held says whether x, a window of a run, joins the recent windows later than at once: a
+// window at a quarter or less of its expectation. A fall judged against recent windows
+// that took in its own first windows would lower the fewest events learned with them, and
+// a run of a few events a window never be judged low. It joins them when it leaves the
+// run, or once maxHeldWindows windows came after it in a run not judged low; a window
+// judged low never does. Windows merely below expectation join at once, so that the recent
 // windows follow traffic that declines for hours (an evening).
 func (x runWindow) held() bool {
 	return x.member() && float64(x.events) <= recentVolumeDrop*x.expected
 }
 
-// heldWindows returns the run's windows not among the recent ones yet (runWindow.held).
+// maxHeldWindows is how long a window is held out of the recent windows in a run not
+// judged low. A fall the run is judged low for is found within a few windows (a fifth of
+// 10 events a window: within 4 in 38 of 40 seeds); a run not judged low by then is the
+// series' traffic as it is now, which the recent windows must follow: an evening that
+// falls fivefold within the hour, or traffic bursty over spells longer than a window,
+// which holding its slow spells out would make look rarer than they are.
+const maxHeldWindows = 6
+
+// heldWindows returns the run's windows held out of the recent windows (runWindow.held), not judged
+// low: what the dispersion also counts.
 func (r *volumeRun) heldWindows() []runWindow {
 	var held []runWindow
 	for _, x := range r.windows {
-		if x.held() {
+		if x.held() && !x.joined && !x.low {
 			held = append(held, x)
 		}
 	}
@@ -611,7 +661,7 @@ func (r *volumeRun) extended(x runWindow) (run, left []runWindow) {
 // a fall to a fifth stay above the quarter the rule needs for as long as it lasts. One
 // span per window is judged, so the test's level holds. It changes nothing
 // (seriesState.account does).
-func (r *volumeRun) judge(w *processors.WindowAgg, c detectors.Condition, exp detectors.VolumeExpectation, th detectors.Thresholds, x runWindow) detectors.Condition {
+func (r *volumeRun) judge(w *processors.WindowAgg, c detectors.Condition, exp detectors.VolumeExpectation, th detectors.Thresholds, x runWindow, recent *recentVolume) detectors.Condition {
 	if c.Breached || !x.member() {
 		return c
 	}
@@ -625,7 +675,7 @@ func (r *volumeRun) judge(w *processors.WindowAgg, c detectors.Condition, exp de
 		// its test's level is shared among them all.
 		th.Signals.PValue /= float64(len(run))
 	}
-	rc, ok := judgeSpan(w, run[first:], exp, th)
+	rc, ok := judgeSpan(w, run[first:], exp, th, recent)
 	if !ok {
 		return c
 	}
@@ -636,7 +686,7 @@ func (r *volumeRun) judge(w *processors.WindowAgg, c detectors.Condition, exp de
 
 // judgeSpan judges the windows of span (the last one w) together, and reports whether
 // they breach.
-func judgeSpan(w *processors.WindowAgg, span []runWindow, exp detectors.VolumeExpectation, th detectors.Thresholds) (detectors.Condition, bool) {
+func judgeSpan(w *processors.WindowAgg, span []runWindow, exp detectors.VolumeExpectation, th detectors.Thresholds, recent *recentVolume) (detectors.Condition, bool) {
 	agg := &processors.WindowAgg{Series: w.Series, Start: span[0].start, End: w.End}
 	var sum float64
 	for _, x := range span {
@@ -652,8 +702,23 @@ func judgeSpan(w *processors.WindowAgg, span []runWindow, exp detectors.VolumeEx
 		// relatively, as one window. So the span's dispersion grows with its length up to
 		// a minute of windows (burstWindows), and no further: a span longer than a burst
 		// gathers evidence as independent bursts do, so a lasting partial outage is still
-		// found. Windows of a minute or more are judged as before.
+		// found.
 		spanExp.Dispersion = 1 + (exp.Dispersion-1)*float64(min(len(span), burstWindows(exp.Size)))
+	}
+	// Bursts may also last longer than a minute (a client that sends in spells of
+	// minutes): what the series' recent windows say of sums of as many windows as the
+	// span holds is then the larger.
+	disp, fewest := recent.blocks(exp.Size, len(span))
+	spanExp.Dispersion = max(spanExp.Dispersion, disp)
+	if fewest > 0 && exp.Fewest > 0 && exp.Dispersion <= 2 {
+		// Against recent windows (the basis that has a fewest), of traffic that varies
+		// about as Poisson's does: a span no lower than some span of as many of them is
+		// within what the series already did, while one below the fewest of any single
+		// window asks far more than that (the least of 120 windows is an extreme, which
+		// sums of several do not reach). Burstier traffic keeps the single window's
+		// fewest: its slow spells, not chance, make the least window, and a 20-minute
+		// history has seen few of them.
+		spanExp.Fewest = fewest
 	}
 	rc, ok := detectors.ModelVolumeCondition(agg, spanExp, th)
 	if !ok || !rc.Breached {
@@ -679,8 +744,14 @@ func (st *seriesState) account(x runWindow) {
 		left, st.run.windows = st.run.windows, nil
 	}
 	for _, l := range left {
-		if l.held() {
+		if l.held() && !l.joined {
 			st.recent.observe(l.events, time.Duration(l.end-l.start)*time.Millisecond, l.low)
+		}
+	}
+	for i := range max(len(st.run.windows)-maxHeldWindows, 0) {
+		if l := &st.run.windows[i]; l.held() && !l.joined && !l.low {
+			st.recent.observe(l.events, time.Duration(l.end-l.start)*time.Millisecond, false)
+			l.joined = true
 		}
 	}
 	size := time.Duration(x.end-x.start) * time.Millisecond
