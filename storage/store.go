@@ -814,20 +814,26 @@ type WindowVolume struct {
 	Low        bool
 }
 
-// LoadVolumeWindows returns, per series, its newest perSeries windows within lookback of
-// the newest window, oldest first, with their volume judgements: a restart rebuilds each
-// series' recent volume and its run of windows below expectation from them.
+// LoadVolumeWindows returns, per series, its windows within lookback of the newest
+// window from its perSeries-th newest window not judged low on (every one within
+// lookback when it has fewer), oldest first, with their volume judgements: a restart
+// rebuilds each series' recent volume and its run of windows below expectation from
+// them. Counted in windows not judged low, so that a drop longer than perSeries windows
+// (an hour of 10-second windows) still finds the windows before it, which it is judged
+// against.
 func (s *Store) LoadVolumeWindows(ctx context.Context, lookback time.Duration, perSeries int) ([]WindowVolume, error) {
 	join, cond := s.judgedOnly()
 	rows, err := s.conn.Query(ctx, `SELECT model, model_version, deployment, window_start, window_end, ev, expected, low FROM (
-  SELECT w.model AS model, w.model_version AS model_version, w.deployment AS deployment, w.window_start AS window_start, any(w.window_end) AS window_end, sum(w.events) AS ev,
-         max(w.expected_events) AS expected, max(w.volume_low) AS low
-  FROM `+s.db+`.window_model_stats AS w FINAL `+join+`
-  WHERE w.window_start >= (SELECT max(window_start) FROM `+s.db+`.window_model_stats) - toIntervalSecond({lookback:UInt64}) AND `+cond+`
-  GROUP BY model, model_version, deployment, window_start
-  ORDER BY window_start DESC
-  LIMIT {per:UInt32} BY model, model_version, deployment)
-ORDER BY window_start`, clickhouse.Named("lookback", fmt.Sprint(uint64(lookback.Seconds()))), clickhouse.Named("per", fmt.Sprint(perSeries)))
+  SELECT *, sum(toUInt64(low = 0)) OVER (PARTITION BY model, model_version, deployment ORDER BY window_start DESC
+                                         ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS kept_since
+  FROM (
+    SELECT w.model AS model, w.model_version AS model_version, w.deployment AS deployment, w.window_start AS window_start, any(w.window_end) AS window_end, sum(w.events) AS ev,
+           max(w.expected_events) AS expected, max(w.volume_low) AS low
+    FROM `+s.db+`.window_model_stats AS w FINAL `+join+`
+    WHERE w.window_start >= (SELECT max(window_start) FROM `+s.db+`.window_model_stats) - toIntervalSecond({lookback:UInt64}) AND `+cond+`
+    GROUP BY model, model_version, deployment, window_start))
+WHERE kept_since < {per:UInt64} OR (kept_since = {per:UInt64} AND low = 0)
+ORDER BY window_start, model, model_version, deployment`, clickhouse.Named("lookback", fmt.Sprint(uint64(lookback.Seconds()))), clickhouse.Named("per", fmt.Sprint(perSeries)))
 	if err != nil {
 		return nil, fmt.Errorf("load volume windows: %w", err)
 	}

@@ -395,8 +395,8 @@ func TestWindowsReadBackForJudging(t *testing.T) {
 	if want := fmt.Sprintf("judged over 2 windows merged\t%d", first.Start); strings.TrimSpace(out) != want {
 		t.Errorf("judgement %q, want %q", out, want)
 	}
-	// The newest windows per series, returned oldest first, with their volume judgements;
-	// every partial row of a window carries them.
+	// The newest windows per series from the third newest not judged low, returned oldest
+	// first, with their volume judgements; every partial row of a window carries them.
 	recent, err := s.LoadVolumeWindows(ctx, 48*time.Hour, 3)
 	if err != nil {
 		t.Fatal(err)
@@ -409,7 +409,7 @@ func TestWindowsReadBackForJudging(t *testing.T) {
 		}
 	}
 	half := int64(30 * time.Minute / time.Millisecond)
-	if want := []string{fmt.Sprintf("%d:100/0/false", 3*half), fmt.Sprintf("%d:100/1000/true", 4*half), fmt.Sprintf("%d:100/101.5/false", 5*half)}; fmt.Sprint(got3) != fmt.Sprint(want) {
+	if want := []string{fmt.Sprintf("%d:100/0/false", 2*half), fmt.Sprintf("%d:100/0/false", 3*half), fmt.Sprintf("%d:100/1000/true", 4*half), fmt.Sprintf("%d:100/101.5/false", 5*half)}; fmt.Sprint(got3) != fmt.Sprint(want) {
 		t.Errorf("volume windows %v, want %v", got3, want)
 	}
 	out, err = testenv.TSV(ctx, s.Conn(), "SELECT count(), sum(volume_low), sum(expected_events) FROM "+s.Database()+".window_model_stats FINAL")
@@ -439,4 +439,37 @@ func sixWindows(t *testing.T) []processors.Closed {
 		t.Fatalf("%d windows", len(closed))
 	}
 	return closed
+}
+
+// A restart in a drop longer than the windows a series' recent volume is read back from
+// still finds the windows before the drop: they are counted in windows not judged low.
+func TestVolumeWindowsReachBackPastALongDrop(t *testing.T) {
+	s := openStore(t)
+	ctx := testenv.Context(t, 2*time.Minute)
+	if _, err := s.Migrate(ctx, 3650); err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(3, 3))
+	p := processors.NewProcessor(func(string) processors.WindowSpec { return processors.WindowSpec{Size: time.Minute} }, processors.Limits{})
+	for i := range 20 * 10 { // 20 one-minute windows of 10 events
+		p.Add(event(rng, time.Duration(i)*6*time.Second, 0), processors.Source{Topic: "in", Offset: int64(i)}, t0)
+	}
+	closed := p.CloseAll()
+	b := &storage.Batch{Closed: closed, WrittenAt: t0.Add(time.Hour)}
+	for i, c := range closed {
+		// Eight windows as expected, then twelve judged low.
+		b.Verdicts = append(b.Verdicts, detectors.Verdict{Window: c.Merged, ExpectedEvents: 10, VolumeLow: i >= 8})
+	}
+	if err := s.WriteWithRetry(ctx, b, storage.DefaultBackoff, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ per, first int }{{3, 5}, {8, 0}, {20, 0}, {1, 7}} {
+		ws, err := s.LoadVolumeWindows(ctx, 48*time.Hour, c.per)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ws) != 20-c.first || !ws[0].Start.Equal(t0.Add(time.Duration(c.first)*time.Minute)) || ws[len(ws)-1].Low != true {
+			t.Errorf("%d not judged low: %d windows from %v, want %d from minute %d", c.per, len(ws), ws[0].Start, 20-c.first, c.first)
+		}
+	}
 }
