@@ -138,7 +138,7 @@ func (r *Runner) write(ctx context.Context, b *storage.Batch) ([]*schemas.AlertE
 // source partition, the rows it would have written, with the topic, partition and offset
 // range of the records they come from (see storage.Refused). Its alerts are not published.
 func (r *Runner) setAside(ctx context.Context, b *storage.Batch, cause error) error {
-	refused, err := b.Refused()
+	refused, err := b.Refused(r.spread != nil)
 	if err != nil {
 		return err
 	}

@@ -119,7 +119,7 @@ func TestRefusedRowsAreTheRowsWritten(t *testing.T) {
 	if err := s.Write(ctx, b); err != nil {
 		t.Fatal(err)
 	}
-	refused, err := b.Refused()
+	refused, err := b.Refused(false)
 	if err != nil {
 		t.Fatal(err)
 	}

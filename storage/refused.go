@@ -99,8 +99,11 @@ type Refused struct {
 
 // Refused turns b into what is set aside for it: one Refused per window and source
 // partition (the window's drift scores go with its first partition), per stage row, per
-// late event, per alert, per canary comparison and per shadow window.
-func (b *Batch) Refused() ([]Refused, error) {
+// late event, per alert, per canary comparison and per shadow window. A window's rows carry
+// the version they would have been written with (spreadGroup: as a spread group's member
+// writes them), so that rows replayed from the dead-letter topic replace what they would
+// have.
+func (b *Batch) Refused(spreadGroup bool) ([]Refused, error) {
 	at := b.WrittenAt.UTC()
 	var out []Refused
 	add := func(topic string, partition int, first, last int64, rows map[string][]map[string]any) error {
@@ -115,7 +118,7 @@ func (b *Batch) Refused() ([]Refused, error) {
 	for _, c := range b.Closed {
 		for i, p := range c.Partials {
 			rows := map[string][]map[string]any{
-				"window_model_stats":   named(modelStats(), [][]any{modelRow(b, c, p, at)}),
+				"window_model_stats":   named(modelStats(), [][]any{modelRow(b, c, p, b.partialVersion(c.Merged, spreadGroup))}),
 				"window_feature_stats": named(featureStats(), featureRows(p, at)),
 			}
 			if i == 0 && !c.Supplement {

@@ -363,3 +363,22 @@ func TestLoadWindowsSeveralSeries(t *testing.T) {
 		t.Error("window 0: no error")
 	}
 }
+
+// Rows set aside on the dead-letter topic carry the version the store would have written
+// them with: a spread group's unjudged partial its window's end.
+func TestRefusedPartialsCarryTheirVersion(t *testing.T) {
+	closed := sixWindows(t)
+	b := &storage.Batch{Closed: closed[:1], WrittenAt: t0.Add(time.Hour)}
+	for _, c := range []struct {
+		spread bool
+		want   string
+	}{{false, "2026-03-04 11:00:00.000"}, {true, "2026-03-04 10:30:00.000"}} {
+		refused, err := b.Refused(c.spread)
+		if err != nil || len(refused) != 2 {
+			t.Fatalf("refused %d, %v", len(refused), err)
+		}
+		if !strings.Contains(string(refused[0].Rows), `"written_at":"`+c.want+`"`) {
+			t.Errorf("spread group %t: %s, want written_at %s", c.spread, refused[0].Rows[:200], c.want)
+		}
+	}
+}

@@ -464,7 +464,7 @@ func (s *Store) Write(ctx context.Context, b *Batch) error {
 	}
 	models := s.inserter(ctx, modelStats())
 	for _, c := range b.Closed {
-		version := s.partialVersion(b, c.Merged, at)
+		version := b.partialVersion(c.Merged, s.spreadGroup)
 		for _, p := range c.Partials {
 			if err := models.append(modelRow(b, c, p, version)); err != nil {
 				return err
@@ -488,9 +488,10 @@ func (s *Store) Write(ctx context.Context, b *Batch) error {
 // the records its previous owner wrote but had not committed): unjudged, they take w's
 // end as their version, which the judge's copy (rewriteJudged: after w's end) always
 // beats, so a late copy of the same contents cannot take the judgement away whatever the
-// clocks. One member writes a window's rows once, judged.
-func (s *Store) partialVersion(b *Batch, w *processors.WindowAgg, at time.Time) time.Time {
-	if !s.spreadGroup {
+// clocks. One member (spread false) writes a window's rows once, judged.
+func (b *Batch) partialVersion(w *processors.WindowAgg, spread bool) time.Time {
+	at := b.WrittenAt.UTC()
+	if !spread {
 		return at
 	}
 	end := time.UnixMilli(w.End).UTC()
