@@ -3,7 +3,6 @@ package pipeline
 import (
 	"fmt"
 	"math"
-	"slices"
 	"sort"
 	"time"
 
@@ -655,27 +654,38 @@ func (r *volumeRun) extended(x runWindow) (run, left []runWindow) {
 
 // judge returns the condition to report for w, a window described by x: c, or the
 // condition of the run x extends when c did not breach and the run does. The run is
-// judged from its first window as low as the effect the drop rule needs (at most
-// VolumeDrop of its expectation): a fall that began in the middle of a run, after a
-// window or two just below expectation, would otherwise be judged diluted by them, and
-// a fall to a fifth stay above the quarter the rule needs for as long as it lasts. One
-// span per window is judged, so the test's level holds. It changes nothing
-// (seriesState.account does).
+// judged over each of its spans that end with w and start at a window as low as the
+// effect the drop rule needs (at most VolumeDrop of its expectation), longest first, and
+// the first that breaches is reported: a fall that began in the middle of a run, after a
+// window or two just below expectation (a slow minute of bursty traffic), would otherwise
+// be judged diluted by them, and a fall to a fifth stay above the quarter the rule needs
+// for as long as it lasts. Those spans are picked by what they hold, so, unless the only
+// one is the whole run, the test's level is divided among the run's spans (its length).
+// It changes nothing (seriesState.account does).
 func (r *volumeRun) judge(w *processors.WindowAgg, c detectors.Condition, exp detectors.VolumeExpectation, th detectors.Thresholds, x runWindow, recent *recentVolume) detectors.Condition {
 	if c.Breached || !x.member() {
 		return c
 	}
 	run, _ := r.extended(x)
-	first := slices.IndexFunc(run, func(x runWindow) bool { return float64(x.events) <= th.Signals.VolumeDrop*x.expected })
-	if first < 0 || len(run)-first < 2 {
+	var starts []int
+	for k := range len(run) - 1 {
+		if float64(run[k].events) <= th.Signals.VolumeDrop*run[k].expected {
+			starts = append(starts, k)
+		}
+	}
+	if len(starts) == 0 {
 		return c
 	}
-	if first > 0 {
-		// The span is one of the run's spans that end with w, chosen by what it holds:
-		// its test's level is shared among them all.
+	if len(starts) > 1 || starts[0] > 0 {
 		th.Signals.PValue /= float64(len(run))
 	}
-	rc, ok := judgeSpan(w, run[first:], exp, th, recent)
+	var rc detectors.Condition
+	ok := false
+	for _, k := range starts {
+		if rc, ok = judgeSpan(w, run[k:], exp, th, recent); ok {
+			break
+		}
+	}
 	if !ok {
 		return c
 	}

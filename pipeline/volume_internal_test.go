@@ -190,7 +190,7 @@ func TestVolumeRun(t *testing.T) {
 	// them; a run that began with a window or two just below expectation was judged
 	// diluted by them, above the quarter the rule needs; and a run's events had to fall
 	// below the fewest of any single recent window per window. Now every fall is found,
-	// 21 within 5 windows, the last in 12.
+	// 21 within 5 windows, the last in 10.
 	t.Run("a fall to a fifth at 10 events a window", func(t *testing.T) {
 		const minute = 60 * 1000
 		var late []int
