@@ -639,11 +639,13 @@ func (r *volumeRun) heldWindows() []runWindow {
 	return held
 }
 
-// extended returns the run with x appended (x a member): a gap starts it afresh, and a
-// full run drops its oldest window. It also returns the windows that left.
+// extended returns the run with x appended (x a member): a gap or a change of window size
+// starts it afresh, and a full run drops its oldest window. It also returns the windows that left.
 func (r *volumeRun) extended(x runWindow) (run, left []runWindow) {
 	run = r.windows
-	if n := len(run); n > 0 && run[n-1].end != x.start {
+	if n := len(run); n > 0 && (run[n-1].end != x.start || run[n-1].end-run[n-1].start != x.end-x.start) {
+		// A gap, or windows of another size (windows.size changed): their expectations
+		// are of other spans, and a sum over both would expect the wrong count.
 		left, run = run, nil
 	}
 	if len(run) == maxRunWindows {
@@ -654,22 +656,26 @@ func (r *volumeRun) extended(x runWindow) (run, left []runWindow) {
 
 // judge returns the condition to report for w, a window described by x: c, or the
 // condition of the run x extends when c did not breach and the run does. The run is
-// judged over each of its spans that end with w and start at a window as low as the
-// effect the drop rule needs (at most VolumeDrop of its expectation), longest first, and
-// the first that breaches is reported: a fall that began in the middle of a run, after a
-// window or two just below expectation (a slow minute of bursty traffic), would otherwise
-// be judged diluted by them, and a fall to a fifth stay above the quarter the rule needs
-// for as long as it lasts. Those spans are picked by what they hold, so, unless the only
-// one is the whole run, the test's level is divided among the run's spans (its length).
-// It changes nothing (seriesState.account does).
+// judged over spans that end with w and start at a window as low as the effect the drop
+// rule needs (at most VolumeDrop of its expectation), longest first, and the first that
+// breaches is reported: a fall that began in the middle of a run, after a window or two
+// just below expectation (a slow minute of bursty traffic), would otherwise be judged
+// diluted by them, and a fall to a fifth stay above the quarter the rule needs for as
+// long as it lasts. Those spans are picked by what they hold, so, unless the only one is
+// the whole run, the test's level is divided among the run's spans (its length). It
+// changes nothing (seriesState.account does).
 func (r *volumeRun) judge(w *processors.WindowAgg, c detectors.Condition, exp detectors.VolumeExpectation, th detectors.Thresholds, x runWindow, recent *recentVolume) detectors.Condition {
 	if c.Breached || !x.member() {
 		return c
 	}
 	run, _ := r.extended(x)
+	// At most about log2(maxRunWindows) spans: the longest, then each at most half as
+	// long as the one before, so that a long run that does not breach costs a few tests a
+	// window rather than one per window of it.
 	var starts []int
 	for k := range len(run) - 1 {
-		if float64(run[k].events) <= th.Signals.VolumeDrop*run[k].expected {
+		if float64(run[k].events) <= th.Signals.VolumeDrop*run[k].expected &&
+			(len(starts) == 0 || 2*(len(run)-k) <= len(run)-starts[len(starts)-1]) {
 			starts = append(starts, k)
 		}
 	}
@@ -715,20 +721,25 @@ func judgeSpan(w *processors.WindowAgg, span []runWindow, exp detectors.VolumeEx
 		// found.
 		spanExp.Dispersion = 1 + (exp.Dispersion-1)*float64(min(len(span), burstWindows(exp.Size)))
 	}
-	// Bursts may also last longer than a minute (a client that sends in spells of
-	// minutes): what the series' recent windows say of sums of as many windows as the
-	// span holds is then the larger.
-	disp, fewest := recent.blocks(exp.Size, len(span))
-	spanExp.Dispersion = max(spanExp.Dispersion, disp)
-	if fewest > 0 && exp.Fewest > 0 && exp.Dispersion <= 2 {
-		// Against recent windows (the basis that has a fewest), of traffic that varies
-		// about as Poisson's does: a span no lower than some span of as many of them is
-		// within what the series already did, while one below the fewest of any single
-		// window asks far more than that (the least of 120 windows is an extreme, which
-		// sums of several do not reach). Burstier traffic keeps the single window's
-		// fewest: its slow spells, not chance, make the least window, and a 20-minute
-		// history has seen few of them.
-		spanExp.Fewest = fewest
+	if exp.Fewest > 0 {
+		// Against recent windows (the basis that has a fewest), bursts may also last
+		// longer than a minute (a client that sends in spells of minutes): what the
+		// recent windows say of sums of as many windows as the span holds is then the
+		// larger. Not against the same hour of previous days: the recent windows then
+		// hold the start of a partial outage (windows merely below expectation join
+		// them at once), and sums that straddle it would make the outage look ordinary.
+		disp, fewest := recent.blocks(exp.Size, len(span))
+		spanExp.Dispersion = max(spanExp.Dispersion, disp)
+		if fewest > 0 && exp.Dispersion <= 2 {
+			// Traffic that varies about as Poisson's does: a span no lower than some
+			// span of as many recent windows is within what the series already did,
+			// while one below the fewest of any single window asks far more than that
+			// (the least of 120 windows is an extreme, which sums of several do not
+			// reach). Burstier traffic keeps the single window's fewest: its slow spells,
+			// not chance, make the least window, and a 20-minute history has seen few
+			// of them.
+			spanExp.Fewest = fewest
+		}
 	}
 	rc, ok := detectors.ModelVolumeCondition(agg, spanExp, th)
 	if !ok || !rc.Breached {

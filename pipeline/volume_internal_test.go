@@ -223,6 +223,34 @@ func TestVolumeRun(t *testing.T) {
 			t.Errorf("falls found after their 12th window or never (-1): %v of 24, want none", late)
 		}
 	})
+	// windows.size changed in the middle of a run: five-minute windows judged low, then
+	// one-minute windows at 80% of the traffic before them. A run over both would expect
+	// the one-minute windows to hold five minutes' events each.
+	t.Run("a change of window size in a run", func(t *testing.T) {
+		j := testJudge()
+		const five, one = 5 * 60 * 1000, 60 * 1000
+		i := int64(0)
+		judge := func(size int64, events uint64) bool {
+			w := &processors.WindowAgg{Series: series, Start: i, End: i + size, Events: events}
+			i += size
+			var v detectors.Verdict
+			j.judgeVolume(&v, w, nil)
+			return v.VolumeLow
+		}
+		for k := range 2 * 288 {
+			if judge(five, 500+uint64(k%3)*10) {
+				t.Fatalf("five-minute window %d of the history judged low", k)
+			}
+		}
+		for range 3 {
+			judge(five, 225)
+		}
+		for k := range 10 {
+			if judge(one, 80) {
+				t.Fatalf("one-minute window %d at 80%% of the traffic judged low (a run across the change of size)", k)
+			}
+		}
+	})
 	t.Run("restart", func(t *testing.T) {
 		live := testJudge()
 		_, stored := run(live, 0, append(append([]uint64{}, baseline...), 0, 0))
