@@ -239,7 +239,7 @@ func (j *judge) volumeCondition(w *processors.WindowAgg, ref *detectors.Profile,
 		}
 		return c, exp, th, ok
 	}
-	if exp, ok := st.recent.expectation(size, st.run.heldWindows()); ok {
+	if exp, ok := st.recent.expectation(size, st.run.windows); ok {
 		// An hour is short, but traffic can still fall fivefold in two hours of an
 		// evening; a window at half the last hour's is then ordinary. A fall to a
 		// quarter within the hour is not.
@@ -329,12 +329,12 @@ func (v *recentVolume) observe(events uint64, size time.Duration, low bool) {
 
 // expectation is the median of the recent windows; ok is false until there are enough
 // of them, and for a series with an empty window among them (bursty traffic: an empty
-// window then says nothing). held are the windows of the run below expectation being
-// judged not among the recent ones yet (runWindow.held): they count in the dispersion (traffic that
-// varies more than Poisson shows it most in its slow spells, and leaving them out would
-// make a slow spell look rarer than it is) but not in the median or the fewest events
-// (a run must not be judged against itself).
-func (v *recentVolume) expectation(size time.Duration, held []runWindow) (detectors.VolumeExpectation, bool) {
+// window then says nothing). The windows of run (the run of windows below expectation
+// being judged) held out of the recent ones and not judged low (runWindow.waiting) count
+// in the dispersion (traffic that varies more than Poisson shows it most in its slow
+// spells, and leaving them out would make a slow spell look rarer than it is) but not in
+// the median or the fewest events (a run must not be judged against itself).
+func (v *recentVolume) expectation(size time.Duration, run []runWindow) (detectors.VolumeExpectation, bool) {
 	n := recentWindows(size)
 	if n == 0 || size != v.size || len(v.counts) < n {
 		return detectors.VolumeExpectation{}, false
@@ -352,8 +352,8 @@ func (v *recentVolume) expectation(size time.Duration, held []runWindow) (detect
 		return detectors.VolumeExpectation{}, false
 	}
 	k := n
-	for _, h := range held {
-		if h.events > 0 && time.Duration(h.end-h.start)*time.Millisecond == size {
+	for _, h := range run {
+		if h.waiting() && !h.low && h.events > 0 && h.size() == size {
 			x := float64(h.events)
 			sum, squares, k = sum+x, squares+x*x, k+1
 		}
@@ -627,23 +627,18 @@ func (x runWindow) held() bool {
 // which holding its slow spells out would make look rarer than they are.
 const maxHeldWindows = 6
 
-// heldWindows returns the run's windows held out of the recent windows (runWindow.held), not judged
-// low: what the dispersion also counts.
-func (r *volumeRun) heldWindows() []runWindow {
-	var held []runWindow
-	for _, x := range r.windows {
-		if x.held() && !x.joined && !x.low {
-			held = append(held, x)
-		}
-	}
-	return held
-}
+// waiting says whether x is held (runWindow.held) and has not joined the recent windows
+// yet.
+func (x runWindow) waiting() bool { return x.held() && !x.joined }
+
+func (x runWindow) size() time.Duration { return time.Duration(x.end-x.start) * time.Millisecond }
 
 // extended returns the run with x appended (x a member): a gap or a change of window size
-// starts it afresh, and a full run drops its oldest window. It also returns the windows that left.
+// starts it afresh, and a full run drops its oldest window. It also returns the windows
+// that left.
 func (r *volumeRun) extended(x runWindow) (run, left []runWindow) {
 	run = r.windows
-	if n := len(run); n > 0 && (run[n-1].end != x.start || run[n-1].end-run[n-1].start != x.end-x.start) {
+	if n := len(run); n > 0 && (run[n-1].end != x.start || run[n-1].size() != x.size()) {
 		// A gap, or windows of another size (windows.size changed): their expectations
 		// are of other spans, and a sum over both would expect the wrong count.
 		left, run = run, nil
@@ -765,21 +760,20 @@ func (st *seriesState) account(x runWindow) {
 		left, st.run.windows = st.run.windows, nil
 	}
 	for _, l := range left {
-		if l.held() && !l.joined {
-			st.recent.observe(l.events, time.Duration(l.end-l.start)*time.Millisecond, l.low)
+		if l.waiting() {
+			st.recent.observe(l.events, l.size(), l.low)
 		}
 	}
 	for i := range max(len(st.run.windows)-maxHeldWindows, 0) {
-		if l := &st.run.windows[i]; l.held() && !l.joined && !l.low {
-			st.recent.observe(l.events, time.Duration(l.end-l.start)*time.Millisecond, false)
+		if l := &st.run.windows[i]; l.waiting() && !l.low {
+			st.recent.observe(l.events, l.size(), false)
 			l.joined = true
 		}
 	}
-	size := time.Duration(x.end-x.start) * time.Millisecond
 	if !x.held() {
-		st.recent.observe(x.events, size, x.low)
+		st.recent.observe(x.events, x.size(), x.low)
 	}
-	if _, ok := st.recent.expectation(size, nil); ok {
+	if _, ok := st.recent.expectation(x.size(), nil); ok {
 		st.hadRecent = true
 	}
 }

@@ -468,8 +468,8 @@ func TestVolumeWindowsReachBackPastALongDrop(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(ws) != 20-c.first || !ws[0].Start.Equal(t0.Add(time.Duration(c.first)*time.Minute)) || ws[len(ws)-1].Low != true {
-			t.Errorf("%d not judged low: %d windows from %v, want %d from minute %d", c.per, len(ws), ws[0].Start, 20-c.first, c.first)
+		if len(ws) != 20-c.first || !ws[0].Start.Equal(t0.Add(time.Duration(c.first)*time.Minute)) || !ws[len(ws)-1].Low {
+			t.Errorf("%d not judged low: %d windows, want %d from minute %d: %v", c.per, len(ws), 20-c.first, c.first, ws)
 		}
 	}
 }
