@@ -500,7 +500,7 @@ func TestRefusedLabelDataIsSetAsideOneByOne(t *testing.T) {
 	db := h.store.Database()
 	ctx := testenv.Context(t, 3*time.Minute)
 	for _, q := range []string{
-		"ALTER TABLE " + db + ".prediction_keys_by_window ADD CONSTRAINT no_key CHECK request_id NOT IN ('req-2-7', 'req-5-3')",
+		"ALTER TABLE " + db + ".prediction_key_batches ADD CONSTRAINT no_key CHECK NOT hasAny(request_ids, ['req-2-7', 'req-5-3'])",
 		"ALTER TABLE " + db + ".label_events ADD CONSTRAINT no_label CHECK request_id != 'req-4-5'",
 	} {
 		if err := h.store.Conn().Exec(ctx, q); err != nil {
@@ -533,14 +533,19 @@ func TestRefusedLabelDataIsSetAsideOneByOne(t *testing.T) {
 			if (table == "label_events" && topic != h.labels) || (table != "label_events" && topic != h.predictions) || offset == "" || offset == "-1" {
 				t.Errorf("dead letter of %s from %s at %s", table, topic, offset)
 			}
-			got = append(got, fmt.Sprintf("%s %v", table, rs[0]["request_id"]))
+			id := rs[0]["request_id"]
+			if table == "prediction_key_batches" {
+				id = rs[0]["request_ids"] // a row of the one key
+			}
+			got = append(got, fmt.Sprintf("%s %v", table, id))
 		}
 	}
 	sort.Strings(got)
-	if want := "[label_events req-4-5 label_events req-4-5 prediction_keys_by_window req-2-7 prediction_keys_by_window req-5-3]"; fmt.Sprint(got) != want {
+	if want := "[label_events req-4-5 label_events req-4-5 prediction_key_batches [req-2-7] prediction_key_batches [req-5-3]]"; fmt.Sprint(got) != want {
 		t.Errorf("set aside %v, want %s", got, want)
 	}
-	if n := h.count(t, "SELECT count() FROM "+db+".prediction_keys_by_window FINAL"); n != uint64(s.windows*s.n-2) {
+	if n := h.count(t, "SELECT uniqExact(model, model_version, deployment, window_start, request_id, event_time) FROM "+db+
+		".prediction_key_batches ARRAY JOIN request_ids AS request_id, event_times AS event_time"); n != uint64(s.windows*s.n-2) {
 		t.Errorf("%d keys written, want all but two", n)
 	}
 }

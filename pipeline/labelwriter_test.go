@@ -63,7 +63,7 @@ func (s *keyLog) WriteLabelData(ctx context.Context, keys []storage.PredictionKe
 }
 
 // errInsert is a ClickHouse insert that failed and may be retried.
-var errInsert = errors.New("insert into prediction_keys_by_window: connection reset by peer")
+var errInsert = errors.New("insert into prediction_key_batches: connection reset by peer")
 
 // Full batches of prediction keys are stored on the label writer's goroutine while the
 // loop reads on; whatever happens to a batch there, every key is stored once, and in

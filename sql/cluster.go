@@ -108,6 +108,7 @@ var ShardKeys = map[string]string{
 	// A model's prediction keys and labels on one shard: the label join is then local.
 	"prediction_keys":           "cityHash64(model)",
 	"prediction_keys_by_window": "cityHash64(model)",
+	"prediction_key_batches":    "cityHash64(model)",
 	"labels":                    "cityHash64(model)",
 	"label_events":              "cityHash64(model)",
 	"label_offsets":             "cityHash64(topic, partition)",

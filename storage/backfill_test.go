@@ -91,9 +91,9 @@ func TestBackfillOverMoreThan100DaysIsWritten(t *testing.T) {
 		{"SELECT count() FROM " + db + ".late_events FINAL", days},
 		{"SELECT count() FROM " + db + ".pipeline_stage_stats FINAL", days},
 		{"SELECT count() FROM " + db + ".alerts FINAL", months},
-		{"SELECT count() FROM " + db + ".prediction_keys_by_window FINAL", uint64(len(keys))},
-		{"SELECT uniqExact(toDate(window_start)) FROM " + db + ".prediction_keys_by_window FINAL", days},
-		{"SELECT toUInt64(sum(prediction_num)) FROM " + db + ".prediction_keys_by_window FINAL", uint64(len(keys))},
+		{"SELECT uniqExact(model, model_version, deployment, window_start, request_id, event_time) FROM " + db + ".prediction_key_batches ARRAY JOIN request_ids AS request_id, event_times AS event_time", uint64(len(keys))},
+		{"SELECT uniqExact(toDate(window_start)) FROM " + db + ".prediction_key_batches", days},
+		{"SELECT toUInt64(sum(arraySum(prediction_nums))) FROM " + db + ".prediction_key_batches", uint64(len(keys))},
 	} {
 		var got uint64
 		if err := s.Conn().QueryRow(ctx, c.q).Scan(&got); err != nil {

@@ -124,7 +124,7 @@ func TestDistributedReadsEqualOneServer(t *testing.T) {
 	}
 	// The rows are in the local tables, written through the Distributed ones.
 	for _, table := range []string{"window_model_stats", "window_feature_stats", "drift_scores", "alerts", "late_events", "pipeline_stage_stats",
-		"reference_profiles", "alert_state", "pipeline_stage_state", "reference_samples", "prediction_keys_by_window", "label_events", "label_offsets", "label_progress",
+		"reference_profiles", "alert_state", "pipeline_stage_state", "reference_samples", "prediction_key_batches", "label_events", "label_offsets", "label_progress",
 		"window_performance"} {
 		var n uint64
 		if err := dist.Conn().QueryRow(ctx, "SELECT count() FROM "+dist.Database()+"."+table+dsql.LocalSuffix).Scan(&n); err != nil || n == 0 {

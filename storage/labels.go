@@ -5,13 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/driftd/driftd/detectors"
 	"github.com/driftd/driftd/processors"
@@ -65,7 +65,7 @@ type PerformanceRow struct {
 }
 
 func predictionKeys() table {
-	return table{"prediction_keys_by_window", "model, model_version, deployment, window_start, window_end, event_time, request_id, prediction_kind, prediction_num, prediction_class, scores, written_at", byDay(3)}
+	return table{"prediction_key_batches", "model, model_version, deployment, window_start, window_end, request_ids, event_times, prediction_kinds, prediction_nums, prediction_classes, scores, written_at", byDay(3)}
 }
 
 func labelRows() table {
@@ -102,14 +102,15 @@ func valueOf(kind uint8, num float64, class string) schemas.Value {
 	return schemas.Value{}
 }
 
-func keyRow(k PredictionKey, at time.Time) []any {
+// keyAlone is a key's row by itself (as set aside on the dead-letter topic).
+func keyAlone(k PredictionKey, at time.Time) []any {
 	kind, num, class := valueColumns(k.Prediction)
 	scores := k.Scores
 	if scores == nil {
 		scores = map[string]float64{}
 	}
-	return []any{k.Series.Model, k.Series.Version, k.Series.Deployment, ms(k.Start), ms(k.End), k.EventTime.UTC(), k.RequestID,
-		kind, num, class, scores, at}
+	return []any{k.Series.Model, k.Series.Version, k.Series.Deployment, ms(k.Start), ms(k.End), []string{k.RequestID}, []time.Time{k.EventTime.UTC()},
+		[]uint8{kind}, []float64{num}, []string{class}, []map[string]float64{scores}, at}
 }
 
 func labelRow(l LabelRow, at time.Time) []any {
@@ -210,15 +211,15 @@ func (s *Store) WriteLabelData(ctx context.Context, keys []PredictionKey, labels
 	return in.flush()
 }
 
-// writeKeys stores prediction keys a column at a time. With one key per prediction this
-// is the largest insert by far, and rows of boxed values (the inserter's) cost the
-// client about as much as storing them costs the engine. Blocks are cut as the
-// inserter cuts them: at most maxRows keys, of at most MaxPartitionsPerBlock days. The
-// engine skips its deduplication at insert (optimize_on_insert=0): every read of the
-// table is FINAL, and a backlog's keys hardly repeat within a block.
+// writeKeys stores prediction keys, one row per series and window of each block, the
+// keys in arrays (migration 0022): with one key per prediction this is the largest
+// insert by far, and a row per key cost the engine a sort, statistics and merges per
+// prediction. Blocks are cut as the inserter cuts them: at most maxRows keys, of at
+// most MaxPartitionsPerBlock days. A key written again (a record read again) may land
+// in another row: readers take one per (request_id, event_time).
 func (s *Store) writeKeys(ctx context.Context, keys []PredictionKey, at time.Time) error {
 	t := predictionKeys()
-	ctx = s.writingWith(ctx, clickhouse.Settings{"optimize_on_insert": 0})
+	ctx = s.writingWith(ctx, nil)
 	days := map[int64]bool{}
 	var c keyColumns
 	for from := 0; from < len(keys); {
@@ -236,11 +237,9 @@ func (s *Store) writeKeys(ctx context.Context, keys []PredictionKey, at time.Tim
 		if err != nil {
 			return fmt.Errorf("prepare insert into %s: %w", t.name, err)
 		}
-		for i, col := range c.all() {
-			if err := b.Column(i).Append(col); err != nil {
-				b.Abort()
-				return fmt.Errorf("append column %d to %s: %w", i, t.name, err)
-			}
+		if err := c.appendTo(b); err != nil {
+			b.Abort()
+			return fmt.Errorf("append to %s: %w", t.name, err)
 		}
 		if err := b.Send(); err != nil {
 			return fmt.Errorf("insert into %s: %w", t.name, err)
@@ -250,42 +249,117 @@ func (s *Store) writeKeys(ctx context.Context, keys []PredictionKey, at time.Tim
 	return nil
 }
 
-// keyColumns are a block of prediction keys by column, in predictionKeys' order.
+// keyColumns are a block of prediction keys by column, in predictionKeys' order: a row
+// per series and window, in the order of their first key.
 type keyColumns struct {
 	model, version, deployment []string
 	start, end                 []int64 // unix ms: DateTime64(3)
-	eventTime                  []time.Time
-	requestID                  []string
-	kind                       []uint8
-	num                        []float64
-	class                      []string
-	scores                     []map[string]float64
+	requestIDs                 [][]string
+	eventTimes                 [][]time.Time
+	kinds                      [][]uint8
+	nums                       [][]float64
+	classes                    [][]string
+	scores                     [][]map[string]float64
 	writtenAt                  []time.Time
+	rows                       map[keyRow]int
+
+	// One row's elements by pointer, for appendTo.
+	strs  []*string
+	times []*time.Time
+	bytes []*uint8
+	nums1 []*float64
+}
+
+// keyRow is what a row of prediction keys is one of.
+type keyRow struct {
+	series processors.SeriesKey
+	start  int64
 }
 
 func (c *keyColumns) fill(keys []PredictionKey, at time.Time) {
-	n := len(keys)
-	*c = keyColumns{model: slices.Grow(c.model[:0], n), version: slices.Grow(c.version[:0], n), deployment: slices.Grow(c.deployment[:0], n),
-		start: slices.Grow(c.start[:0], n), end: slices.Grow(c.end[:0], n), eventTime: slices.Grow(c.eventTime[:0], n),
-		requestID: slices.Grow(c.requestID[:0], n), kind: slices.Grow(c.kind[:0], n), num: slices.Grow(c.num[:0], n),
-		class: slices.Grow(c.class[:0], n), scores: slices.Grow(c.scores[:0], n), writtenAt: slices.Grow(c.writtenAt[:0], n)}
+	if c.rows == nil {
+		c.rows = map[keyRow]int{}
+	}
+	clear(c.rows)
+	c.model, c.version, c.deployment, c.start, c.end, c.writtenAt = c.model[:0], c.version[:0], c.deployment[:0], c.start[:0], c.end[:0], c.writtenAt[:0]
+	// A row's arrays are reused from the block before (the client copies them on Append).
+	c.requestIDs, c.eventTimes, c.kinds, c.nums, c.classes, c.scores = c.requestIDs[:0], c.eventTimes[:0], c.kinds[:0], c.nums[:0], c.classes[:0], c.scores[:0]
 	noScores := map[string]float64{} // shared by the keys without scores: only read
+	r, last := -1, keyRow{}
 	for _, k := range keys {
+		// Keys come in runs of one series and window (a partition's records of a model),
+		// so the row is usually the last key's.
+		if r < 0 || k.Start != last.start || k.Series != last.series {
+			last = keyRow{k.Series, k.Start}
+			var ok bool
+			if r, ok = c.rows[last]; !ok {
+				r = len(c.model)
+				c.rows[last] = r
+				c.model, c.version, c.deployment = append(c.model, k.Series.Model), append(c.version, k.Series.Version), append(c.deployment, k.Series.Deployment)
+				c.start, c.end, c.writtenAt = append(c.start, k.Start), append(c.end, k.End), append(c.writtenAt, at)
+				c.requestIDs, c.eventTimes, c.kinds = nextRow(c.requestIDs), nextRow(c.eventTimes), nextRow(c.kinds)
+				c.nums, c.classes, c.scores = nextRow(c.nums), nextRow(c.classes), nextRow(c.scores)
+			}
+		}
 		kind, num, class := valueColumns(k.Prediction)
 		scores := k.Scores
 		if scores == nil {
 			scores = noScores
 		}
-		c.model, c.version, c.deployment = append(c.model, k.Series.Model), append(c.version, k.Series.Version), append(c.deployment, k.Series.Deployment)
-		c.start, c.end = append(c.start, k.Start), append(c.end, k.End)
-		c.eventTime, c.requestID = append(c.eventTime, k.EventTime.UTC()), append(c.requestID, k.RequestID)
-		c.kind, c.num, c.class = append(c.kind, kind), append(c.num, num), append(c.class, class)
-		c.scores, c.writtenAt = append(c.scores, scores), append(c.writtenAt, at)
+		c.requestIDs[r], c.eventTimes[r] = append(c.requestIDs[r], k.RequestID), append(c.eventTimes[r], k.EventTime.UTC())
+		c.kinds[r], c.nums[r], c.classes[r] = append(c.kinds[r], kind), append(c.nums[r], num), append(c.classes[r], class)
+		c.scores[r] = append(c.scores[r], scores)
 	}
 }
 
-func (c *keyColumns) all() []any {
-	return []any{c.model, c.version, c.deployment, c.start, c.end, c.eventTime, c.requestID, c.kind, c.num, c.class, c.scores, c.writtenAt}
+// nextRow adds an empty row of arrays, reusing the array a block before had there.
+func nextRow[T any](rows [][]T) [][]T {
+	if len(rows) < cap(rows) {
+		rows = rows[:len(rows)+1]
+		rows[len(rows)-1] = rows[len(rows)-1][:0]
+		return rows
+	}
+	return append(rows, nil)
+}
+
+// appendTo appends the block to b. The array columns are appended a row at a time with
+// their elements by pointer: the client's typed path for a []*T copies each element,
+// where a [][]T (or a []T given to Append) goes through reflection and boxes every
+// element, which cost the client more than the engine's insert.
+func (c *keyColumns) appendTo(b driver.Batch) error {
+	for i, col := range []any{c.model, c.version, c.deployment, c.start, c.end} {
+		if err := b.Column(i).Append(col); err != nil {
+			return fmt.Errorf("column %d: %w", i, err)
+		}
+	}
+	for r := range c.model {
+		c.strs, c.times, c.bytes, c.nums1 = pointers(c.strs, c.requestIDs[r]), pointers(c.times, c.eventTimes[r]), pointers(c.bytes, c.kinds[r]), pointers(c.nums1, c.nums[r])
+		for i, row := range []any{c.strs, c.times, c.bytes, c.nums1} {
+			if err := b.Column(5 + i).AppendRow(row); err != nil {
+				return fmt.Errorf("column %d: %w", 5+i, err)
+			}
+		}
+		c.strs = pointers(c.strs, c.classes[r])
+		if err := b.Column(9).AppendRow(c.strs); err != nil {
+			return fmt.Errorf("column 9: %w", err)
+		}
+		if err := b.Column(10).AppendRow(c.scores[r]); err != nil {
+			return fmt.Errorf("column 10: %w", err)
+		}
+	}
+	if err := b.Column(11).Append(c.writtenAt); err != nil {
+		return fmt.Errorf("column 11: %w", err)
+	}
+	return nil
+}
+
+// pointers are the addresses of vs' elements, in buf's array.
+func pointers[T any](buf []*T, vs []T) []*T {
+	buf = buf[:0]
+	for i := range vs {
+		buf = append(buf, &vs[i])
+	}
+	return buf
 }
 
 // recordTime is a record's timestamp as stored: 1970 for a record without one (Kafka's
@@ -497,7 +571,8 @@ func (s *Store) LoadWindowPairs(ctx context.Context, w SettledWindow, js JoinSpe
 }
 
 // joinQuery is LoadWindowPairs' query: a page of a window's keys in request id order
-// (one range of the table's primary key), each with its newest label within the
+// (the window is one range of the table's primary key; a key stored twice counts once,
+// the same one whichever was stored last), each with its newest label within the
 // horizon. The partition of a label record is named topic/partition in cut_keys (a topic
 // name has no "/"). The labels are read by model, the hours of the label range and the
 // page's request ids (a range of ids, as the page is in id order: the index reads that
@@ -506,11 +581,14 @@ func (s *Store) LoadWindowPairs(ctx context.Context, w SettledWindow, js JoinSpe
 func (s *Store) joinQuery() string {
 	return `WITH p AS (
   SELECT event_time, request_id, prediction_kind, prediction_num, prediction_class, scores
-  FROM ` + s.db + `.prediction_keys_by_window FINAL
+  FROM ` + s.db + `.prediction_key_batches
+  ARRAY JOIN request_ids AS request_id, event_times AS event_time, prediction_kinds AS prediction_kind,
+    prediction_nums AS prediction_num, prediction_classes AS prediction_class, scores
   WHERE model = {model:String} AND model_version = {version:String} AND deployment = {deployment:String}
     AND window_start = {start:DateTime64(3, 'UTC')}
     AND request_id >= {after_id:String} AND (request_id > {after_id:String} OR event_time > {after_time:DateTime64(3, 'UTC')})
-  ORDER BY request_id, event_time
+  ORDER BY request_id, event_time, prediction_kind, prediction_num, prediction_class
+  LIMIT 1 BY request_id, event_time
   LIMIT {page:UInt32})
 SELECT p.request_id, p.event_time, any(p.prediction_kind), any(p.prediction_num), any(p.prediction_class), any(p.scores),
   argMaxIf(l.label_kind, (l.event_time, l.topic, l.partition, l.offset) AS newest,
@@ -734,7 +812,7 @@ func RefusedLabelData(keys []PredictionKey, labels []LabelRow, at time.Time) []R
 		out = append(out, Refused{Topic: topic, Partition: partition, FirstOffset: offset, LastOffset: offset, Rows: body})
 	}
 	for _, k := range keys {
-		add(k.Source.Topic, k.Source.Partition, k.Source.Offset, map[string][]map[string]any{"prediction_keys_by_window": named(predictionKeys(), [][]any{keyRow(k, at)})})
+		add(k.Source.Topic, k.Source.Partition, k.Source.Offset, map[string][]map[string]any{"prediction_key_batches": named(predictionKeys(), [][]any{keyAlone(k, at)})})
 	}
 	for _, l := range labels {
 		add(l.Topic, l.Partition, l.Offset, map[string][]map[string]any{"label_events": named(labelRows(), [][]any{labelRow(l, at)})})

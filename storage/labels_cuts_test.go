@@ -101,9 +101,10 @@ FROM numbers(864000)`,
 SELECT 'm', hex(cityHash64(number + 2000000000)), '', toDateTime64('2026-03-04 00:00:00', 3, 'UTC') + toIntervalMillisecond(number * 100), 1, 1, '', '', 'labels', 2, number, now64(3)
 FROM numbers(396000)`,
 		// the window's 3,000 predictions (10 a second from 12:00) and their labels an hour later
-		`INSERT INTO ` + s.db + `.prediction_keys_by_window (model, model_version, deployment, window_start, window_end, event_time, request_id, prediction_kind, prediction_num, prediction_class, scores, written_at)
+		`INSERT INTO ` + s.db + `.prediction_key_batches (model, model_version, deployment, window_start, window_end, request_ids, event_times, prediction_kinds, prediction_nums, prediction_classes, scores, written_at)
 SELECT 'm', '1', 'primary', toDateTime64('2026-03-04 12:00:00', 3, 'UTC'), toDateTime64('2026-03-04 12:05:00', 3, 'UTC'),
-  toDateTime64('2026-03-04 12:00:00', 3, 'UTC') + toIntervalMillisecond(number * 100), hex(cityHash64(number + 1000000000)), 1, 0.7, '', map(), now64(3)
+  groupArray(hex(cityHash64(number + 1000000000))), groupArray(toDateTime64('2026-03-04 12:00:00', 3, 'UTC') + toIntervalMillisecond(number * 100)),
+  groupArray(toUInt8(1)), groupArray(0.7), groupArray(''), groupArray(CAST(map(), 'Map(String, Float64)')), now64(3)
 FROM numbers(3000)`,
 		`INSERT INTO ` + s.db + `.label_events (model, request_id, event_id, event_time, label_kind, label_num, label_class, outcome, topic, partition, offset, written_at)
 SELECT 'm', hex(cityHash64(number + 1000000000)), '', toDateTime64('2026-03-04 12:55:00', 3, 'UTC') + toIntervalMillisecond(number * 100), 1, 1, '', '', 'labels', 1, number, now64(3)

@@ -199,6 +199,59 @@ func joinWindow(ctx context.Context, s *storage.Store, w storage.SettledWindow, 
 	return pairs, beyond, err
 }
 
+// Keys of several series and windows, interleaved, are stored a row per series and
+// window of each write; stored again in other cuts (a replay), each prediction is
+// still joined once, with its own prediction and scores.
+func TestLabelJoinKeysStoredTwice(t *testing.T) {
+	s := openStore(t)
+	ctx := testenv.Context(t, time.Minute)
+	if _, err := s.Migrate(ctx, 3650); err != nil {
+		t.Fatal(err)
+	}
+	other := processors.SeriesKey{Model: labelSeries.Model, Version: "3", Deployment: schemas.DeploymentCanary}
+	var keys []storage.PredictionKey
+	for i := 0; i < 60; i++ {
+		series := labelSeries
+		if i%3 == 1 {
+			series = other
+		}
+		w := t0.Add(time.Duration(i%2) * 5 * time.Minute)
+		keys = append(keys, storage.PredictionKey{Series: series, RequestID: fmt.Sprintf("r%02d", i), EventTime: w.Add(time.Duration(i) * time.Second),
+			Start: w.UnixMilli(), End: w.Add(5 * time.Minute).UnixMilli(), Prediction: schemas.Value{Kind: schemas.Number, Num: float64(i)},
+			Scores: map[string]float64{"1": float64(i) / 100}})
+	}
+	if err := s.WriteLabelData(ctx, keys, nil, t0); err != nil {
+		t.Fatal(err)
+	}
+	for from := 0; from < len(keys); from += 7 {
+		if err := s.WriteLabelData(ctx, keys[from:min(from+7, len(keys))], nil, t0.Add(time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, series := range []processors.SeriesKey{labelSeries, other} {
+		for _, w := range []time.Time{t0, t0.Add(5 * time.Minute)} {
+			var want []string
+			for i, k := range keys {
+				if k.Series == series && k.Start == w.UnixMilli() {
+					want = append(want, fmt.Sprintf("%d %v %v", i, k.EventTime.Format(time.TimeOnly), k.Scores["1"]))
+				}
+			}
+			pairs, _, err := joinWindow(ctx, s, storage.SettledWindow{Series: series, Start: w, End: w.Add(5 * time.Minute)},
+				storage.JoinSpec{From: t0, Until: t0.Add(time.Hour), Cutoff: t0.Add(time.Hour), Horizon: time.Hour})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, p := range pairs {
+				got = append(got, fmt.Sprintf("%d %v %v", int(p.Prediction.Num), p.EventTime.Format(time.TimeOnly), p.Scores["1"]))
+			}
+			if fmt.Sprint(got) != fmt.Sprint(want) || len(want) == 0 {
+				t.Errorf("%v at %v: joined %v, want %v", series, w.Format(time.TimeOnly), got, want)
+			}
+		}
+	}
+}
+
 // A window larger than a page of the join is read whole, once, in (request id, event
 // time) order, each with its time: the window's request ids out of time order, and a
 // request id used twice at different times is two predictions.
@@ -342,7 +395,7 @@ func TestMigrationMovesLabelData(t *testing.T) {
 	if err != nil || cuts[storage.LabelPartition{Topic: "labels", Partition: 0}] != 7 {
 		t.Errorf("label cuts %v (%v): the label's offset not moved to label_offsets", cuts, err)
 	}
-	for _, gone := range []string{"prediction_keys", "labels", "change_state"} {
+	for _, gone := range []string{"prediction_keys", "labels", "change_state", "prediction_keys_by_window"} {
 		var n uint64
 		if err := s.Conn().QueryRow(ctx, "SELECT count() FROM system.tables WHERE database = ? AND name = ?", db, gone).Scan(&n); err != nil || n != 0 {
 			t.Errorf("table %s: %d left (%v)", gone, n, err)

@@ -42,19 +42,24 @@ func (s *Store) writeShadow(ctx context.Context, b *Batch) error {
 // JoinShadow joins a shadow's predictions in the window starting at start to the
 // primary version's in the same window by request id (the prediction keys, written
 // before the window is judged; a request id used twice in a window counts by its first
-// prediction), in ClickHouse: what the window's ShadowCounts are. A
+// prediction, and of two at the same millisecond by the lesser, so that a replay that
+// stores keys again in other rows counts the same), in ClickHouse: what the window's ShadowCounts are. A
 // primary prediction in the next window is not looked for (that window is not complete
 // yet), so a pair split by a window boundary counts as unmatched, alike on every replay.
 func (s *Store) JoinShadow(ctx context.Context, shadow processors.SeriesKey, primaryVersion string, start time.Time) (detectors.ShadowCounts, error) {
 	var c detectors.ShadowCounts
 	q := fmt.Sprintf(`WITH s AS (
-  SELECT request_id, argMin(prediction_kind, event_time) AS k, argMin(prediction_num, event_time) AS x, argMin(prediction_class, event_time) AS c
-  FROM %[1]s.prediction_keys_by_window FINAL
+  SELECT request_id, argMin((prediction_kind, prediction_num, prediction_class), (event_time, prediction_kind, prediction_num, prediction_class)) AS first,
+    tupleElement(first, 1) AS k, tupleElement(first, 2) AS x, tupleElement(first, 3) AS c
+  FROM %[1]s.prediction_key_batches
+  ARRAY JOIN request_ids AS request_id, event_times AS event_time, prediction_kinds AS prediction_kind, prediction_nums AS prediction_num, prediction_classes AS prediction_class
   WHERE model = {model:String} AND model_version = {shadow:String} AND deployment = {slot:String} AND window_start = {start:DateTime64(3, 'UTC')}
   GROUP BY request_id),
 p AS (
-  SELECT request_id, argMin(prediction_kind, event_time) AS k, argMin(prediction_num, event_time) AS x, argMin(prediction_class, event_time) AS c
-  FROM %[1]s.prediction_keys_by_window FINAL
+  SELECT request_id, argMin((prediction_kind, prediction_num, prediction_class), (event_time, prediction_kind, prediction_num, prediction_class)) AS first,
+    tupleElement(first, 1) AS k, tupleElement(first, 2) AS x, tupleElement(first, 3) AS c
+  FROM %[1]s.prediction_key_batches
+  ARRAY JOIN request_ids AS request_id, event_times AS event_time, prediction_kinds AS prediction_kind, prediction_nums AS prediction_num, prediction_classes AS prediction_class
   WHERE model = {model:String} AND model_version = {primary:String} AND deployment = 'primary' AND window_start = {start:DateTime64(3, 'UTC')}
   GROUP BY request_id),
 j AS (

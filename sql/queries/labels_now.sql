@@ -1,8 +1,9 @@
 -- Label coverage and accuracy per window as of now, late labels included (joined here,
--- from prediction_keys_by_window and label_events; a request's newest label counts; the horizon is not
+-- from prediction_key_batches and label_events; a request's newest label counts; the horizon is not
 -- applied). What was judged, when each window settled, is in performance.sql.
 -- binary_accuracy: 0/1 labels beside probabilities (class 1 from 0.5); class_accuracy:
--- string labels beside string predictions.
+-- string labels beside string predictions. A key stored twice (a record read again)
+-- counts once.
 -- Parameters: model, since (DateTime64).
 SELECT p.window_start AS window_start, p.model_version AS model_version, p.deployment AS deployment,
     count() AS predictions,
@@ -10,7 +11,14 @@ SELECT p.window_start AS window_start, p.model_version AS model_version, p.deplo
     labelled / predictions AS coverage,
     avgIf((p.prediction_num >= 0.5) = (l.num = 1), l.request_id != '' AND l.kind = 1 AND p.prediction_kind = 1) AS binary_accuracy,
     avgIf(p.prediction_class = l.class, l.request_id != '' AND l.kind = 2 AND p.prediction_kind = 2) AS class_accuracy
-FROM {db}.prediction_keys_by_window AS p FINAL
+FROM (
+    SELECT model_version, deployment, window_start, request_id, event_time, prediction_kind, prediction_num, prediction_class
+    FROM {db}.prediction_key_batches
+    ARRAY JOIN request_ids AS request_id, event_times AS event_time, prediction_kinds AS prediction_kind,
+        prediction_nums AS prediction_num, prediction_classes AS prediction_class
+    WHERE model = {model:String} AND window_start >= {since:DateTime64(3)}
+    LIMIT 1 BY model_version, deployment, window_start, request_id, event_time
+) AS p
 GLOBAL LEFT JOIN (
     SELECT request_id, argMax(label_kind, event_time) AS kind, argMax(label_num, event_time) AS num,
         argMax(label_class, event_time) AS class
@@ -18,6 +26,5 @@ GLOBAL LEFT JOIN (
     WHERE model = {model:String} AND label_kind != 0 AND event_time >= {since:DateTime64(3)}
     GROUP BY request_id
 ) AS l ON l.request_id = p.request_id
-WHERE p.model = {model:String} AND p.window_start >= {since:DateTime64(3)}
 GROUP BY window_start, model_version, deployment
 ORDER BY window_start, model_version, deployment;

@@ -4,6 +4,6 @@
 SELECT toDate(event_time) AS day, count() AS labels, uniqExact(request_id) AS requests
 FROM {db}.label_events FINAL
 WHERE model = {model:String} AND event_time >= {since:DateTime64(3)}
-  AND request_id GLOBAL NOT IN (SELECT request_id FROM {db}.prediction_keys_by_window WHERE model = {model:String})
+  AND request_id GLOBAL NOT IN (SELECT arrayJoin(request_ids) FROM {db}.prediction_key_batches WHERE model = {model:String})
 GROUP BY day
 ORDER BY day;

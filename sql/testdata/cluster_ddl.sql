@@ -714,3 +714,43 @@ ALTER TABLE driftd.alert_state_local ON CLUSTER 'driftd' ADD COLUMN IF NOT EXIST
 
 ALTER TABLE driftd.alert_state ON CLUSTER 'driftd' ADD COLUMN IF NOT EXISTS told UInt8 DEFAULT 0;
 
+-- 0022_prediction_keys_in_arrays
+CREATE TABLE IF NOT EXISTS driftd.prediction_key_batches_local ON CLUSTER 'driftd' (
+    model String,
+    model_version String,
+    deployment String,
+    window_start DateTime64(3, 'UTC'),
+    window_end DateTime64(3, 'UTC'),
+    request_ids Array(String),
+    event_times Array(DateTime64(3, 'UTC')),
+    prediction_kinds Array(UInt8),
+    prediction_nums Array(Float64),
+    prediction_classes Array(String),
+    scores Array(Map(String, Float64)),
+    written_at DateTime64(3, 'UTC')
+) ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/{database}/prediction_key_batches_local', '{replica}')
+PARTITION BY toDate(window_start)
+ORDER BY (model, model_version, deployment, window_start)
+TTL toDateTime(window_start) + INTERVAL 90 DAY;
+
+CREATE TABLE IF NOT EXISTS driftd.prediction_key_batches ON CLUSTER 'driftd' AS driftd.prediction_key_batches_local
+ENGINE = Distributed('driftd', 'driftd', 'prediction_key_batches_local', cityHash64(model));
+
+INSERT INTO driftd.prediction_key_batches (model, model_version, deployment, window_start, window_end, request_ids, event_times, prediction_kinds, prediction_nums, prediction_classes, scores, written_at)
+SELECT model, model_version, deployment, window_start, any(window_end),
+    arrayMap(k -> tupleElement(k, 1), groupArray(key)), arrayMap(k -> tupleElement(k, 2), groupArray(key)),
+    arrayMap(k -> tupleElement(k, 3), groupArray(key)), arrayMap(k -> tupleElement(k, 4), groupArray(key)),
+    arrayMap(k -> tupleElement(k, 5), groupArray(key)), arrayMap(k -> tupleElement(k, 6), groupArray(key)),
+    max(written_at)
+FROM (
+    SELECT model, model_version, deployment, window_start, window_end, written_at,
+        tuple(request_id, event_time, prediction_kind, prediction_num, prediction_class, scores) AS key
+    FROM driftd.prediction_keys_by_window FINAL
+)
+GROUP BY model, model_version, deployment, window_start
+SETTINGS optimize_aggregation_in_order = 1, max_bytes_before_external_group_by = 1000000000;
+
+DROP TABLE IF EXISTS driftd.prediction_keys_by_window ON CLUSTER 'driftd';
+
+DROP TABLE IF EXISTS driftd.prediction_keys_by_window_local ON CLUSTER 'driftd';
+
