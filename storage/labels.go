@@ -572,8 +572,8 @@ func (s *Store) LoadWindowPairs(ctx context.Context, w SettledWindow, js JoinSpe
 
 // joinQuery is LoadWindowPairs' query: a page of a window's keys in request id order
 // (the window is one range of the table's primary key; a key stored twice counts once,
-// the same one whichever was stored last), each with its newest label within the
-// horizon. The partition of a label record is named topic/partition in cut_keys (a topic
+// and of two at the same request id and millisecond the lesser, prediction then scores,
+// whichever was stored last), each with its newest label within the horizon. The partition of a label record is named topic/partition in cut_keys (a topic
 // name has no "/"). The labels are read by model, the hours of the label range and the
 // page's request ids (a range of ids, as the page is in id order: the index reads that
 // range in each hour): three leading columns of label_events' index, so that a window's
@@ -587,7 +587,7 @@ func (s *Store) joinQuery() string {
   WHERE model = {model:String} AND model_version = {version:String} AND deployment = {deployment:String}
     AND window_start = {start:DateTime64(3, 'UTC')}
     AND request_id >= {after_id:String} AND (request_id > {after_id:String} OR event_time > {after_time:DateTime64(3, 'UTC')})
-  ORDER BY request_id, event_time, prediction_kind, prediction_num, prediction_class
+  ORDER BY request_id, event_time, prediction_kind, prediction_num, prediction_class, mapKeys(scores), mapValues(scores)
   LIMIT 1 BY request_id, event_time
   LIMIT {page:UInt32})
 SELECT p.request_id, p.event_time, any(p.prediction_kind), any(p.prediction_num), any(p.prediction_class), any(p.scores),

@@ -324,33 +324,7 @@ func TestLabelJoinPages(t *testing.T) {
 func TestMigrationMovesLabelData(t *testing.T) {
 	s := openStore(t)
 	ctx := testenv.Context(t, time.Minute)
-	l := dsql.Layout{Database: s.Database(), TTLDays: 3650}
-	setup, err := dsql.Setup(l)
-	if err != nil {
-		t.Fatal(err)
-	}
-	migs, err := dsql.Migrations(l)
-	if err != nil {
-		t.Fatal(err)
-	}
-	exec := func(q string, args ...any) {
-		t.Helper()
-		if err := s.Conn().Exec(ctx, q, args...); err != nil {
-			t.Fatalf("%v\n%s", err, q)
-		}
-	}
-	for _, q := range setup {
-		exec(q)
-	}
-	for _, m := range migs {
-		if m.Version > 9 {
-			continue
-		}
-		for _, q := range m.Statements {
-			exec(q)
-		}
-		exec("INSERT INTO "+s.Database()+".schema_migrations (version, name, applied_at) VALUES (?, ?, ?)", m.Version, m.Name, t0)
-	}
+	migs, exec := migrateThrough(ctx, t, s, 9)
 	db := s.Database()
 	exec(`INSERT INTO `+db+`.prediction_keys (model, request_id, model_version, deployment, event_time, window_start, window_end,
   prediction_kind, prediction_num, prediction_class, scores, written_at) VALUES (?, 'r1', ?, ?, ?, ?, ?, 1, 0.8, '', map('1', 0.8), ?)`,
@@ -400,6 +374,100 @@ func TestMigrationMovesLabelData(t *testing.T) {
 		if err := s.Conn().QueryRow(ctx, "SELECT count() FROM system.tables WHERE database = ? AND name = ?", db, gone).Scan(&n); err != nil || n != 0 {
 			t.Errorf("table %s: %d left (%v)", gone, n, err)
 		}
+	}
+}
+
+// migrateThrough applies the migrations up to version by hand, as a driftd of that version
+// would have, and returns them all and an exec for the test's own statements.
+func migrateThrough(ctx context.Context, t *testing.T, s *storage.Store, version uint32) ([]dsql.Migration, func(string, ...any)) {
+	t.Helper()
+	l := dsql.Layout{Database: s.Database(), TTLDays: 3650}
+	setup, err := dsql.Setup(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	migs, err := dsql.Migrations(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exec := func(q string, args ...any) {
+		t.Helper()
+		if err := s.Conn().Exec(ctx, q, args...); err != nil {
+			t.Fatalf("%v\n%s", err, q)
+		}
+	}
+	for _, q := range setup {
+		exec(q)
+	}
+	for _, m := range migs {
+		if m.Version > version {
+			continue
+		}
+		for _, q := range m.Statements {
+			exec(q)
+		}
+		exec("INSERT INTO "+s.Database()+".schema_migrations (version, name, applied_at) VALUES (?, ?, ?)", m.Version, m.Name, t0)
+	}
+	return migs, exec
+}
+
+// Upgrading to 0022 moves the prediction keys kept a row each into rows of arrays: every
+// key once (duplicates of the old table's unmerged rows too), over more than the 100
+// days an INSERT block may otherwise touch, and the join reads them as before. A copy
+// interrupted before 0023 dropped the old table runs again from it.
+func TestMigrationMovesPredictionKeysIntoArrays(t *testing.T) {
+	s := openStore(t)
+	ctx := testenv.Context(t, 2*time.Minute)
+	_, exec := migrateThrough(ctx, t, s, 21)
+	db := s.Database()
+	// 150 days, a window an hour, 10 keys each (the last with scores), written twice.
+	for i := 0; i < 2; i++ {
+		exec(`INSERT INTO ` + db + `.prediction_keys_by_window (model, model_version, deployment, window_start, window_end, event_time, request_id,
+  prediction_kind, prediction_num, prediction_class, scores, written_at)
+SELECT 'm', '1', 'primary', toDateTime64('2026-01-01 00:00:00', 3, 'UTC') + toIntervalHour(intDiv(number, 10)),
+  toDateTime64('2026-01-01 00:05:00', 3, 'UTC') + toIntervalHour(intDiv(number, 10)),
+  toDateTime64('2026-01-01 00:00:00', 3, 'UTC') + toIntervalHour(intDiv(number, 10)) + toIntervalSecond(number % 10),
+  concat('r', toString(number)), 1, number, '', if(number % 10 = 9, map('1', 0.5), map()), now64(3)
+FROM numbers(36000) SETTINGS max_partitions_per_insert_block = 0`)
+	}
+	// The copy once, by hand, as a run that stopped before recording it would have.
+	l := dsql.Layout{Database: db, TTLDays: 3650}
+	migs, err := dsql.Migrations(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range migs {
+		if m.Version == 22 {
+			for _, q := range m.Statements {
+				exec(q)
+			}
+		}
+	}
+	if _, err := s.Migrate(ctx, 3650); err != nil {
+		t.Fatal(err)
+	}
+	var keys, distinct, rows uint64
+	var sum float64
+	if err := s.Conn().QueryRow(ctx, `SELECT count(), uniqExact(request_id, event_time), (SELECT count() FROM `+db+`.prediction_key_batches), sum(num) FROM (
+  SELECT request_id, event_time, any(n) AS num FROM `+db+`.prediction_key_batches ARRAY JOIN request_ids AS request_id, event_times AS event_time, prediction_nums AS n
+  GROUP BY request_id, event_time)`).Scan(&keys, &distinct, &rows, &sum); err != nil {
+		t.Fatal(err)
+	}
+	if keys != 36000 || distinct != 36000 || sum != 35999*36000/2 {
+		t.Errorf("%d keys (%d distinct), sum %v: want 36000, each once", keys, distinct, sum)
+	}
+	if rows < 3600 {
+		t.Errorf("%d rows of keys, want one per window at least", rows)
+	}
+	w := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add(3599 * time.Hour) // the last window
+	pairs, _, err := joinWindow(ctx, s, storage.SettledWindow{Series: processors.SeriesKey{Model: "m", Version: "1", Deployment: "primary"}, Start: w, End: w.Add(5 * time.Minute)},
+		storage.JoinSpec{From: w, Until: w.Add(time.Hour), Cutoff: w.Add(time.Hour), Horizon: time.Hour})
+	if err != nil || len(pairs) != 10 || pairs[9].Prediction.Num != 35999 || pairs[9].Scores["1"] != 0.5 || len(pairs[0].Scores) != 0 {
+		t.Errorf("the last window joined %+v (%v), want its 10 keys", pairs, err)
+	}
+	var n uint64
+	if err := s.Conn().QueryRow(ctx, "SELECT count() FROM system.tables WHERE database = ? AND name = 'prediction_keys_by_window'", db).Scan(&n); err != nil || n != 0 {
+		t.Errorf("prediction_keys_by_window: %d left (%v)", n, err)
 	}
 }
 

@@ -24,6 +24,10 @@ PARTITION BY toDate(window_start)
 ORDER BY (model, model_version, deployment, window_start)
 TTL toDateTime(window_start) + INTERVAL {ttl_days} DAY;
 
+-- The keys of prediction_keys_by_window are copied here, each window's in rows of ten
+-- seconds of its keys (a row the size of a write, not of a whole window), and the table is
+-- dropped by 0023: a copy interrupted and run again finds its source, and readers take
+-- a key stored twice once.
 INSERT INTO {db}.prediction_key_batches (model, model_version, deployment, window_start, window_end, request_ids, event_times, prediction_kinds, prediction_nums, prediction_classes, scores, written_at)
 SELECT model, model_version, deployment, window_start, any(window_end),
     arrayMap(k -> tupleElement(k, 1), groupArray(key)), arrayMap(k -> tupleElement(k, 2), groupArray(key)),
@@ -32,12 +36,11 @@ SELECT model, model_version, deployment, window_start, any(window_end),
     max(written_at)
 FROM (
     SELECT model, model_version, deployment, window_start, window_end, written_at,
+        intDiv(toUnixTimestamp64Milli(event_time), 10000) AS slice,
         tuple(request_id, event_time, prediction_kind, prediction_num, prediction_class, scores) AS key
     FROM {db}.prediction_keys_by_window FINAL
 )
-GROUP BY model, model_version, deployment, window_start
--- One window's keys at a time (the source's order), and to disk past a gigabyte: a large
--- table is not held in memory whole.
-SETTINGS optimize_aggregation_in_order = 1, max_bytes_before_external_group_by = 1000000000;
-
-DROP TABLE IF EXISTS {db}.prediction_keys_by_window;
+GROUP BY model, model_version, deployment, window_start, slice
+-- A window at a time (the source's order), to disk past a gigabyte, and any number of
+-- days in a block (a table kept longer than 100 days has keys of more).
+SETTINGS optimize_aggregation_in_order = 1, max_bytes_before_external_group_by = 1000000000, max_partitions_per_insert_block = 0;

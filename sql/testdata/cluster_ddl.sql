@@ -744,12 +744,14 @@ SELECT model, model_version, deployment, window_start, any(window_end),
     max(written_at)
 FROM (
     SELECT model, model_version, deployment, window_start, window_end, written_at,
+        intDiv(toUnixTimestamp64Milli(event_time), 10000) AS slice,
         tuple(request_id, event_time, prediction_kind, prediction_num, prediction_class, scores) AS key
     FROM driftd.prediction_keys_by_window FINAL
 )
-GROUP BY model, model_version, deployment, window_start
-SETTINGS optimize_aggregation_in_order = 1, max_bytes_before_external_group_by = 1000000000;
+GROUP BY model, model_version, deployment, window_start, slice
+SETTINGS optimize_aggregation_in_order = 1, max_bytes_before_external_group_by = 1000000000, max_partitions_per_insert_block = 0;
 
+-- 0023_drop_prediction_keys_by_window
 DROP TABLE IF EXISTS driftd.prediction_keys_by_window ON CLUSTER 'driftd';
 
 DROP TABLE IF EXISTS driftd.prediction_keys_by_window_local ON CLUSTER 'driftd';
