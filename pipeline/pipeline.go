@@ -410,7 +410,7 @@ func (r *Runner) Restore(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	closed, err := r.store.LoadClosedWindows(ctx, writtenLookback)
+	closed, err := r.store.LoadClosedWindows(ctx, 48*time.Hour)
 	if err != nil {
 		return err
 	}
