@@ -418,7 +418,7 @@ func migrateThrough(ctx context.Context, t *testing.T, s *storage.Store, version
 func TestMigrationMovesPredictionKeysIntoArrays(t *testing.T) {
 	s := openStore(t)
 	ctx := testenv.Context(t, 2*time.Minute)
-	_, exec := migrateThrough(ctx, t, s, 21)
+	migs, exec := migrateThrough(ctx, t, s, 21)
 	db := s.Database()
 	// 150 days, a window an hour, 10 keys each (the last with scores), written twice.
 	for i := 0; i < 2; i++ {
@@ -431,11 +431,6 @@ SELECT 'm', '1', 'primary', toDateTime64('2026-01-01 00:00:00', 3, 'UTC') + toIn
 FROM numbers(36000) SETTINGS max_partitions_per_insert_block = 0`)
 	}
 	// The copy once, by hand, as a run that stopped before recording it would have.
-	l := dsql.Layout{Database: db, TTLDays: 3650}
-	migs, err := dsql.Migrations(l)
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, m := range migs {
 		if m.Version == 22 {
 			for _, q := range m.Statements {
