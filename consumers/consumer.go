@@ -441,6 +441,25 @@ func (c *Consumer) Buffered() int {
 // perhaps none): before the first, Owned says this member reads nothing.
 func (c *Consumer) Joined() bool { return c.current() != nil }
 
+// Generation returns the ID of the group's generation this member reads in: 0 between
+// generations, and from the moment the current one ends (its readers stop where they
+// are, each partition at another point, before the member learns of the next). A spread
+// group's progress rows say which one they were written in, so that a judge tells a
+// partition's current reader from one the group has moved past, and a judge does not
+// judge on what its own stopped readers last said.
+func (c *Consumer) Generation() int32 {
+	gen := c.current()
+	if gen == nil {
+		return 0
+	}
+	select {
+	case <-gen.ended:
+		return 0
+	default:
+		return gen.g.ID
+	}
+}
+
 // Owned returns the partitions of topic that the current generation gives this member,
 // in order, and how many partitions the topic has, as the brokers said when first asked
 // in this generation (the client's metadata, at most a WatchInterval old; a partition

@@ -115,3 +115,57 @@ func deleteRecords(ctx context.Context, t *testing.T, brokers string, tp consume
 		}
 	}
 }
+
+// A member's generation is the group's while it reads in it, and 0 before it has one and
+// once its generation ended: a spread group's judge does not judge on what readers that
+// stopped last said (pipeline/spread.go). A second member's joining begins a newer
+// generation, in which the first reads again.
+func TestGenerationIsTheOneReadIn(t *testing.T) {
+	o, ctx, write := numberedTopic(t, 2)
+	write(0, 10)
+	a, err := consumers.NewConsumer(o, testenv.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if g := a.Generation(); g != 0 {
+		t.Errorf("before joining: generation %d, want 0", g)
+	}
+	waitJoined(ctx, t, a)
+	first := a.Generation()
+	if first <= 0 {
+		t.Fatalf("joined: generation %d", first)
+	}
+	b, err := consumers.NewConsumer(o, testenv.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	waitJoined(ctx, t, b)
+	// a reads on (fetching is what moves it to the next generation) until it is in b's.
+	fctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		for fctx.Err() == nil {
+			_, _ = a.Fetch(fctx)
+		}
+	}()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for a.Generation() != b.Generation() || a.Generation() <= first {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("generations %d and %d, want both past %d", a.Generation(), b.Generation(), first)
+		case <-tick.C:
+		}
+	}
+	cancel()
+	b.Close()
+	for b.Generation() != 0 {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("closed: generation %d, want 0", b.Generation())
+		case <-tick.C:
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"hash/fnv"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/driftd/driftd/consumers"
@@ -92,10 +93,22 @@ type spreadState struct {
 	progress []storage.PartitionProgress
 	// rangeSaid is when the group's fallback to range was last logged.
 	rangeSaid time.Time
+	// claims are the model rows of this member's prediction partitions written before
+	// this generation, taken over until this member's own replace them (shareClaims);
+	// claimed once they are read. gen is the generation the rows are written in.
+	claims  map[progressKey]claim
+	claimed bool
+	gen     int32
 	// stale: the judging state was restored when this member's partitions were assigned,
 	// while the member that judged its models before may still have been writing. It is
 	// restored again before this member first judges (after its start-up grace).
 	stale bool
+}
+
+// claim is a progress row taken over (shareClaims), and whether it is written as it is.
+type claim struct {
+	row  storage.PartitionProgress
+	sent bool
 }
 
 type hintKey struct {
@@ -111,7 +124,7 @@ type progressKey struct {
 func newSpreadState() *spreadState {
 	return &spreadState{written: map[progressKey]storage.PartitionProgress{},
 		judged: map[string]time.Time{}, samples: map[[2]string]*refBuilder{}, delivered: map[progressKey]bool{}, hints: map[hintKey]string{},
-		links: map[string][]storage.StageLink{}, stale: true}
+		links: map[string][]storage.StageLink{}, claims: map[progressKey]claim{}, stale: true}
 }
 
 // sampler is where an event of a version without a reference is sampled: the judge's
@@ -146,8 +159,11 @@ func ownerPartition(model string, n int) int {
 // completeThrough is the end up to which every window of a model is written by every
 // partition that holds it back (progress: the model's rows, one per partition; spec's
 // Holds, as one member's watermark drops partitions far behind), and whether any
-// partition says so.
-func completeThrough(progress []storage.PartitionProgress, spec processors.WindowSpec) (time.Time, bool) {
+// partition says so. A row written in a generation before gen (the judge's) holds the
+// windows as a partition read behind does: the partition may have moved to a member
+// that has not written of it yet (shareClaims), or have no reader at the moment, and
+// what the row said of its reading is not known to hold.
+func completeThrough(progress []storage.PartitionProgress, spec processors.WindowSpec, gen int32) (time.Time, bool) {
 	if len(progress) == 0 {
 		return time.Time{}, false
 	}
@@ -160,7 +176,7 @@ func completeThrough(progress []storage.PartitionProgress, spec processors.Windo
 	var through time.Time
 	first := true
 	for _, p := range progress {
-		if !spec.Holds(newest.Sub(p.EventMax), p.Lagging) {
+		if !spec.Holds(newest.Sub(p.EventMax), p.Lagging || p.Generation < gen) {
 			continue // far behind: the watermark does not wait for it
 		}
 		if first || p.Through.Before(through) {
@@ -203,13 +219,51 @@ func (r *Runner) shareWindows(ctx context.Context, batch *storage.Batch, closed 
 			delete(b.open, c.Merged.Start)
 		}
 	}
-	if !r.graceOver(r.now()) {
-		return nil
-	}
 	owner, ok := r.src.(partitionOwner)
 	if !ok {
 		return nil
 	}
+	if g := r.generation(); g != r.spread.gen {
+		// A generation begins (or ends): every row of this member's partitions is written
+		// again in it, its own and those it takes over, since a judge holds a model's
+		// windows for a row of an earlier generation (completeThrough).
+		r.spread.gen = g
+		clear(r.spread.written)
+		clear(r.spread.claims)
+		r.spread.claimed = false
+	}
+	graced := r.graceOver(r.now())
+	if graced {
+		if err := r.shareProgress(ctx, owner, batch); err != nil {
+			return err
+		}
+	}
+	r.shareClaims(ctx, owner, batch, graced)
+	for i := range batch.Progress {
+		batch.Progress[i].Generation = r.spread.gen
+	}
+	return nil
+}
+
+// generationSource says which generation of the group this member reads in (a
+// *consumers.Consumer; 0 between generations).
+type generationSource interface {
+	Generation() int32
+}
+
+// generation is the group generation this member reads in (0: none, or a source
+// without one).
+func (r *Runner) generation() int32 {
+	if g, ok := r.src.(generationSource); ok {
+		return g.Generation()
+	}
+	return 0
+}
+
+// shareProgress adds to batch the progress this member's partitions made since it last
+// wrote it: their clocks, their label marks, and per model how far its windows are
+// written (after the start-up grace).
+func (r *Runner) shareProgress(ctx context.Context, owner partitionOwner, batch *storage.Batch) error {
 	mine, _, err := owner.Owned(ctx, r.set.PredictionTopic)
 	if err != nil {
 		// Said at the next flush: the progress rows wait, nothing is judged early.
@@ -264,6 +318,66 @@ func (r *Runner) shareWindows(ctx context.Context, batch *storage.Batch, closed 
 		}
 	}
 	return nil
+}
+
+// shareClaims takes over, once this member has its partitions of the prediction topic in
+// a generation, the model rows written of them before (by their previous readers, or by
+// this member in an earlier generation; the newest row wins: read_progress), and adds
+// them to batch, in this generation, until this member's own rows replace them. A
+// partition that moved here at a rebalance is re-read from its commit, and this member
+// writes nothing of it before its start-up grace, nor of a model it has not delivered
+// again: the previous reader's last row, written when it had read the partition to its
+// end, would meanwhile say the partition is not read behind, and the judge would stop
+// waiting for it once the other partitions were the skew bound ahead (completeThrough),
+// judging windows this member has still to write. The rows taken over keep what they
+// said was written (it is), and say the partition is read behind until the grace is
+// over, then what its reading here says (an idle partition is not).
+func (r *Runner) shareClaims(ctx context.Context, owner partitionOwner, batch *storage.Batch, graced bool) {
+	if !r.spread.claimed {
+		mine, _, err := owner.Owned(ctx, r.set.PredictionTopic)
+		if err != nil || len(mine) == 0 {
+			return // not known yet, or none: the next flush asks again
+		}
+		progress, err := r.store.LoadPartitionProgress(ctx)
+		if err != nil {
+			r.log.Warn("partition progress not read; the previous readers' rows are taken over at the next flush", "err", err)
+			return
+		}
+		own := map[int]bool{}
+		for _, p := range mine {
+			own[p] = true
+		}
+		for _, p := range progress {
+			if p.Model != "" && p.TP.Topic == r.set.PredictionTopic && own[p.TP.Partition] {
+				r.spread.claims[progressKey{p.Model, p.TP}] = claim{row: p}
+			}
+		}
+		r.spread.claimed = true
+	}
+	keys := make([]progressKey, 0, len(r.spread.claims))
+	for k := range r.spread.claims {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b progressKey) int {
+		if a.model != b.model {
+			return strings.Compare(a.model, b.model)
+		}
+		return a.tp.Partition - b.tp.Partition
+	})
+	for _, k := range keys {
+		c := r.spread.claims[k]
+		if _, own := r.spread.written[k]; own {
+			delete(r.spread.claims, k) // this member's own row replaced it
+			continue
+		}
+		lagging := !graced || r.proc.Lagging(k.tp)
+		if c.sent && c.row.Lagging == lagging {
+			continue
+		}
+		c.row.Lagging, c.sent = lagging, true
+		r.spread.claims[k] = c
+		batch.Progress = append(batch.Progress, c.row)
+	}
 }
 
 // shareClocks adds to batch the clocks of topic's partitions mine (clockOf): of the
@@ -339,6 +453,10 @@ func (r *Runner) judgeOwned(ctx context.Context) error {
 	if total == 0 || len(mine) == 0 {
 		return nil
 	}
+	gen := r.generation()
+	if _, ok := r.src.(generationSource); ok && gen == 0 {
+		return nil // the generation ended: its readers stopped each at another point
+	}
 	if r.spread.stale {
 		// A fresh judge, restored from what is judged by now (restoreJudging).
 		r.j = newJudge(&r.set, r.log, r.store)
@@ -409,7 +527,7 @@ func (r *Runner) judgeOwned(ctx context.Context) error {
 	upTo := map[string]time.Time{}
 	for _, m := range models {
 		upTo[m] = r.spread.judged[m]
-		complete, ok := completeThrough(byModel[m], r.set.WindowSpec(m))
+		complete, ok := completeThrough(byModel[m], r.set.WindowSpec(m), gen)
 		if bounded {
 			// Whole windows only: a window ending after the bound waits for the pipeline topic.
 			complete = minTime(complete, upstream)
@@ -667,9 +785,10 @@ func (r *Runner) loadComplete(ctx context.Context, model string, after, through 
 
 // progressDue says whether a flush has progress to write even with no window closed: a
 // spread member past its start-up grace writes how far its partitions have gone (only
-// what moved is written).
+// what moved is written), and one given partitions, or in a new generation, writes
+// their rows again (shareClaims).
 func (r *Runner) progressDue() bool {
-	return r.spread != nil && r.graceOver(r.now())
+	return r.spread != nil && (r.graceOver(r.now()) || !r.spread.claimed && r.src.Assigned() > 0 || r.generation() != r.spread.gen)
 }
 
 // judgedThrough is, per model, the end of the last of closed's windows judged: one

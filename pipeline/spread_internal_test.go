@@ -20,7 +20,8 @@ import (
 
 // A model's windows are complete up to the earliest progress of the partitions carrying
 // it, leaving out a partition far behind the newest (as one member's watermark drops it),
-// unless it is read behind the others, which holds it ten times longer.
+// unless it is read behind the others, which holds it ten times longer, or its row was
+// written in a generation of the group before the judge's (its reader now not known).
 func TestCompleteThrough(t *testing.T) {
 	t0 := time.Date(2026, 3, 4, 10, 0, 0, 0, time.UTC)
 	row := func(part int, through, eventMax time.Duration) storage.PartitionProgress {
@@ -29,6 +30,15 @@ func TestCompleteThrough(t *testing.T) {
 	}
 	lagging := func(p storage.PartitionProgress) storage.PartitionProgress {
 		p.Lagging = true
+		return p
+	}
+	const gen = 7 // the judge's generation
+	current := func(p storage.PartitionProgress) storage.PartitionProgress {
+		p.Generation = gen
+		return p
+	}
+	earlier := func(p storage.PartitionProgress) storage.PartitionProgress {
+		p.Generation = gen - 1
 		return p
 	}
 	for _, c := range []struct {
@@ -45,8 +55,15 @@ func TestCompleteThrough(t *testing.T) {
 		{"read behind, it is waited for beyond the skew bound", []storage.PartitionProgress{row(0, 70*time.Minute, 71*time.Minute), lagging(row(1, 0, time.Minute))}, 0, true},
 		{"read behind, up to ten skew bounds", []storage.PartitionProgress{row(0, 600*time.Minute, 601*time.Minute), lagging(row(1, 0, time.Minute))}, 0, true},
 		{"read behind, beyond ten skew bounds it is not", []storage.PartitionProgress{row(0, 600*time.Minute, 602*time.Minute), lagging(row(1, 0, time.Minute))}, 600 * time.Minute, true},
+		{"of this generation, as written", []storage.PartitionProgress{current(row(0, 70*time.Minute, 71*time.Minute)), current(row(1, 0, time.Minute))}, 70 * time.Minute, true},
+		{"of an earlier generation, waited for beyond the skew bound", []storage.PartitionProgress{current(row(0, 70*time.Minute, 71*time.Minute)), earlier(row(1, 0, time.Minute))}, 0, true},
+		{"of an earlier generation, not beyond ten skew bounds", []storage.PartitionProgress{current(row(0, 600*time.Minute, 602*time.Minute)), earlier(row(1, 0, time.Minute))}, 600 * time.Minute, true},
 	} {
-		got, ok := completeThrough(c.rows, processors.WindowSpec{Size: time.Minute, MaxSkew: time.Hour})
+		g := int32(0) // rows and judge without a generation: 0 for all
+		if c.rows != nil && c.rows[0].Generation != 0 {
+			g = gen
+		}
+		got, ok := completeThrough(c.rows, processors.WindowSpec{Size: time.Minute, MaxSkew: time.Hour}, g)
 		if ok != c.ok || (ok && !got.Equal(t0.Add(c.want))) {
 			t.Errorf("%s: %v %v, want %v %v", c.name, got, ok, t0.Add(c.want), c.ok)
 		}
@@ -282,4 +299,100 @@ func TestFirstDeliveryReadsUntilItKnows(t *testing.T) {
 	if out, _, _ := r.proc.Add(e, processors.Source{Topic: "p", Partition: 1}, wall); out != processors.Late {
 		t.Errorf("a record of a judged window: outcome %v, want late", out)
 	}
+}
+
+// progressStore answers LoadPartitionProgress with rows; every other method of Store is
+// left nil.
+type progressStore struct {
+	Store
+	rows []storage.PartitionProgress
+}
+
+func (s *progressStore) LoadPartitionProgress(context.Context) ([]storage.PartitionProgress, error) {
+	return s.rows, nil
+}
+
+// groupMember is a member of a consumer group reading partitions mine of four, in
+// generation gen.
+type groupMember struct {
+	fakeOwner
+	gen int32
+}
+
+func (g *groupMember) Fetch(ctx context.Context) (consumers.Record, error) {
+	return consumers.Record{}, ctx.Err()
+}
+func (g *groupMember) Commit(context.Context, map[consumers.TopicPartition]int64) error { return nil }
+func (g *groupMember) Assigned() int                                                    { return len(g.mine) }
+func (g *groupMember) Generation() int32                                                { return g.gen }
+
+// A member given partitions takes over the model rows written of them before (by their
+// previous reader, or by itself in an earlier generation) and writes them again in its
+// generation: read behind until its start-up grace is over, then as its reading says,
+// until its own rows replace them. A new generation writes every row again. Without
+// this, the previous reader's last row (read to its end, its newest event frozen) let
+// the judge stop waiting for the partition while its new reader re-read it.
+func TestPartitionsTakenOverAreHeldUntilReadAgain(t *testing.T) {
+	t0 := time.Date(2026, 3, 4, 10, 0, 0, 0, time.UTC)
+	wall := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	tp := func(p int) processors.TopicPartition { return processors.TopicPartition{Topic: "preds", Partition: p} }
+	stored := []storage.PartitionProgress{
+		{Model: "", TP: tp(0), Through: t0, EventMax: t0, Generation: 2},
+		{Model: "m", TP: tp(0), Through: t0, EventMax: t0.Add(50 * time.Minute), Generation: 2},
+		{Model: "m", TP: tp(1), Through: t0, EventMax: t0.Add(40 * time.Minute), Generation: 2},
+		{Model: "m", TP: tp(2), Through: t0, EventMax: t0.Add(30 * time.Minute), Generation: 2},
+		{Model: "n", TP: tp(1), Through: t0, EventMax: t0.Add(20 * time.Minute), Lagging: true, Generation: 1},
+	}
+	src := &groupMember{fakeOwner: fakeOwner{mine: []int{0, 1}, total: 4}, gen: 3}
+	spec := func(string) processors.WindowSpec {
+		return processors.WindowSpec{Size: time.Hour, Lateness: time.Minute}
+	}
+	r := &Runner{set: Settings{PredictionTopic: "preds", StartupGrace: time.Second, WindowSpec: spec}, src: src, store: &progressStore{rows: stored},
+		spread: newSpreadState(), log: slog.New(slog.NewTextHandler(io.Discard, nil)), now: func() time.Time { return wall },
+		proc: processors.NewProcessor(spec, processors.Limits{}), clock: newStreamClock(), started: wall}
+	// taken over: the rows of partitions 0 and 1, with the lagging flags given.
+	takenOver := func(gen int32, m0, m1, n1 bool) []storage.PartitionProgress {
+		row := func(i int, lagging bool) storage.PartitionProgress {
+			p := stored[i]
+			p.Lagging, p.Generation = lagging, gen
+			return p
+		}
+		return []storage.PartitionProgress{row(1, m0), row(2, m1), row(4, n1)}
+	}
+	flush := func(step string, want []storage.PartitionProgress) {
+		t.Helper()
+		if !r.progressDue() && want != nil {
+			t.Errorf("%s: no flush due", step)
+		}
+		var b storage.Batch
+		if err := r.shareWindows(context.Background(), &b, nil); err != nil {
+			t.Fatal(err)
+		}
+		var models []storage.PartitionProgress // clocks are another test's
+		for _, p := range b.Progress {
+			if p.Model != "" {
+				models = append(models, p)
+			}
+		}
+		if !slices.Equal(models, want) {
+			t.Errorf("%s: wrote\n%+v\nwant\n%+v", step, models, want)
+		}
+	}
+	flush("assigned, in the grace: read behind", takenOver(3, true, true, true))
+	flush("nothing changed", nil)
+	// The grace over: partition 0 read behind, 1 read to its end.
+	r.startedAll, wall = true, wall.Add(10*time.Second)
+	r.proc.Read(tp(0), true)
+	flush("the grace over: as read here", []storage.PartitionProgress{takenOver(3, true, false, false)[1], takenOver(3, true, false, false)[2]})
+	// Partition 0 delivers model m: its own row replaces the one taken over.
+	e := &schemas.PredictionEvent{EventID: "e", Model: "m", ModelVersion: "1", Deployment: "primary", Timestamp: t0.Add(90 * time.Minute)}
+	if out, _, _ := r.proc.Add(e, processors.Source{Topic: "preds", Partition: 0}, wall); out != processors.Added {
+		t.Fatalf("outcome %v", out)
+	}
+	own := storage.PartitionProgress{Model: "m", TP: tp(0), Through: t0.Add(time.Hour), EventMax: t0.Add(90 * time.Minute), Lagging: true, Generation: 3}
+	flush("its own row", []storage.PartitionProgress{own})
+	// A new generation, the same partitions: every row again, in it.
+	src.gen = 4
+	own.Generation = 4
+	flush("a new generation", []storage.PartitionProgress{own, takenOver(4, true, false, false)[1], takenOver(4, true, false, false)[2]})
 }

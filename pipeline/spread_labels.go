@@ -14,7 +14,7 @@ import (
 // Settling labels in a spread group (docs/concept-drift.md). One member's label
 // watermark is the least of its label partitions' marks (labelPart.mark); in a spread
 // group each member reads some of the label partitions, so each writes its partitions'
-// marks (partition_progress rows of the label topic, model "") after the labels they
+// marks (read_progress rows of the label topic, model "") after the labels they
 // cover, and each model's judge settles its windows by the least mark of every label
 // partition, once every label partition has one (its reader got a label from it or found
 // it read to its end), and only windows it has judged. The join itself is ClickHouse's, as for one member,

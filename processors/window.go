@@ -565,6 +565,10 @@ func (p *Processor) Read(tp TopicPartition, lagging bool) {
 	p.release(tp)
 }
 
+// Lagging reports whether the last record read from tp said it had records not read yet
+// (Read).
+func (p *Processor) Lagging(tp TopicPartition) bool { return p.lagging[tp] }
+
 // Positioned reports whether a record of tp has placed its partition in event time (a
 // record added or replayed while HoldUnseen is on): from then on, while read behind, it
 // holds the models it has not delivered.

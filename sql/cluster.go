@@ -119,6 +119,7 @@ var ShardKeys = map[string]string{
 	"shadow_analysis":           "cityHash64(model)",
 	// Spread judging: a model's progress rows and sample shares beside its windows.
 	"partition_progress":     "cityHash64(model)",
+	"read_progress":          "cityHash64(model)",
 	"reference_sample_parts": "cityHash64(model)",
 	"judge_progress":         "cityHash64(model)",
 	// A run names its models in an array: read across shards (the hint's queries are few).

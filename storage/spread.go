@@ -26,6 +26,9 @@ type PartitionProgress struct {
 	EventMax time.Time
 	// Lagging: the partition had records not read yet when the row was written.
 	Lagging bool
+	// Generation is the consumer group's generation its writer read the partition in
+	// (0: not known).
+	Generation int32
 }
 
 // SamplePart is what one partition's events add to a first window of a model version
@@ -141,18 +144,20 @@ WHERE i > 0`, s.db, strings.Join(cols, ", "), strings.Join(sel, ", "))
 }
 
 func (s *Store) writeProgress(ctx context.Context, b *Batch) error {
-	in := s.inserter(ctx, table{name: "partition_progress", cols: "model, topic, partition, through, event_max, lagging, written_at"})
+	in := s.inserter(ctx, table{name: "read_progress", cols: "model, topic, partition, through, event_max, lagging, generation, written_at"})
 	for _, p := range b.Progress {
-		if err := in.append([]any{p.Model, p.TP.Topic, int32(p.TP.Partition), p.Through.UTC(), p.EventMax.UTC(), p.Lagging, b.WrittenAt.UTC()}); err != nil {
+		if err := in.append([]any{p.Model, p.TP.Topic, int32(p.TP.Partition), p.Through.UTC(), p.EventMax.UTC(), p.Lagging, p.Generation, b.WrittenAt.UTC()}); err != nil {
 			return err
 		}
 	}
 	return in.flush()
 }
 
-// LoadPartitionProgress returns every partition's progress, per model.
+// LoadPartitionProgress returns every partition's progress, per model: the row written
+// last (read_progress, migration 0024), which may say less than an earlier one (a
+// partition re-read from its commit by the member it moved to).
 func (s *Store) LoadPartitionProgress(ctx context.Context) ([]PartitionProgress, error) {
-	rows, err := s.conn.Query(ctx, `SELECT model, topic, partition, through, event_max, lagging FROM `+s.db+`.partition_progress FINAL ORDER BY model, topic, partition`)
+	rows, err := s.conn.Query(ctx, `SELECT model, topic, partition, through, event_max, lagging, generation FROM `+s.db+`.read_progress FINAL ORDER BY model, topic, partition`)
 	if err != nil {
 		return nil, fmt.Errorf("load partition progress: %w", err)
 	}
@@ -163,7 +168,7 @@ func (s *Store) LoadPartitionProgress(ctx context.Context) ([]PartitionProgress,
 			p    PartitionProgress
 			part int32
 		)
-		if err := rows.Scan(&p.Model, &p.TP.Topic, &part, &p.Through, &p.EventMax, &p.Lagging); err != nil {
+		if err := rows.Scan(&p.Model, &p.TP.Topic, &part, &p.Through, &p.EventMax, &p.Lagging, &p.Generation); err != nil {
 			return nil, fmt.Errorf("load partition progress: %w", err)
 		}
 		p.TP.Partition, p.Through, p.EventMax = int(part), p.Through.UTC(), p.EventMax.UTC()

@@ -382,3 +382,67 @@ func TestRefusedPartialsCarryTheirVersion(t *testing.T) {
 		}
 	}
 }
+
+// A partition's progress row written last wins, even when it says less than an earlier
+// one (a partition re-read from its commit by the member it moved to), and merges keep
+// it (read_progress's version is written_at), with the generation it was written in.
+// Rows of partition_progress, which kept the row with the newest through, are copied by
+// the migration (generation 0: not known), and the old table dropped.
+func TestPartitionProgressNewestRowWins(t *testing.T) {
+	s := openStore(t)
+	ctx := testenv.Context(t, 2*time.Minute)
+	_, exec := migrateThrough(ctx, t, s, 23)
+	db := s.Database()
+	// Before the migration: p0 of model m written twice (the row with the later through
+	// wins there), p1 once; the clock row of p0.
+	exec(`INSERT INTO ` + db + `.partition_progress (model, topic, partition, through, event_max, lagging, written_at) VALUES
+  ('m', 'preds', 0, '2026-03-04 12:00:00', '2026-03-04 12:59:00', false, '2026-03-04 13:00:00'),
+  ('m', 'preds', 0, '2026-03-04 11:00:00', '2026-03-04 11:59:00', true, '2026-03-04 13:00:05'),
+  ('m', 'preds', 1, '2026-03-04 10:00:00', '2026-03-04 10:30:00', true, '2026-03-04 13:00:00'),
+  ('', 'preds', 0, '2026-03-04 12:59:00', '2026-03-04 12:59:00', false, '2026-03-04 13:00:00')`)
+	if _, err := s.Migrate(ctx, 3650); err != nil {
+		t.Fatal(err)
+	}
+	tp := func(p int) processors.TopicPartition { return processors.TopicPartition{Topic: "preds", Partition: p} }
+	at := func(hm string) time.Time {
+		v, err := time.Parse("2006-01-02 15:04", "2026-03-04 "+hm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	load := func() []storage.PartitionProgress {
+		t.Helper()
+		ps, err := s.LoadPartitionProgress(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ps
+	}
+	want := []storage.PartitionProgress{
+		{Model: "", TP: tp(0), Through: at("12:59"), EventMax: at("12:59")},
+		{Model: "m", TP: tp(0), Through: at("12:00"), EventMax: at("12:59")},
+		{Model: "m", TP: tp(1), Through: at("10:00"), EventMax: at("10:30"), Lagging: true},
+	}
+	if got := load(); !slices.Equal(got, want) {
+		t.Errorf("copied by the migration:\n%+v\nwant\n%+v", got, want)
+	}
+	var n uint64
+	if err := s.Conn().QueryRow(ctx, "SELECT count() FROM system.tables WHERE database = ? AND name = 'partition_progress'", db).Scan(&n); err != nil || n != 0 {
+		t.Errorf("partition_progress: %d left (%v)", n, err)
+	}
+	// p0 moves to a member that re-reads it from its commit: its rows say less, and win.
+	for i, p := range []storage.PartitionProgress{
+		{Model: "m", TP: tp(0), Through: at("12:00"), EventMax: at("12:59"), Lagging: true, Generation: 5}, // taken over
+		{Model: "m", TP: tp(0), Through: at("09:00"), EventMax: at("09:40"), Lagging: true, Generation: 5}, // its own
+	} {
+		if err := s.WriteWithRetry(ctx, &storage.Batch{Progress: []storage.PartitionProgress{p}, WrittenAt: at("14:00").Add(time.Duration(i) * time.Second)}, storage.DefaultBackoff, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want[1] = storage.PartitionProgress{Model: "m", TP: tp(0), Through: at("09:00"), EventMax: at("09:40"), Lagging: true, Generation: 5}
+	exec("OPTIMIZE TABLE " + db + ".read_progress FINAL")
+	if got := load(); !slices.Equal(got, want) {
+		t.Errorf("after the newer rows, merged:\n%+v\nwant\n%+v", got, want)
+	}
+}

@@ -756,3 +756,28 @@ DROP TABLE IF EXISTS driftd.prediction_keys_by_window ON CLUSTER 'driftd';
 
 DROP TABLE IF EXISTS driftd.prediction_keys_by_window_local ON CLUSTER 'driftd';
 
+-- 0024_read_progress
+CREATE TABLE IF NOT EXISTS driftd.read_progress_local ON CLUSTER 'driftd' (
+    model String,
+    topic String,
+    partition Int32,
+    through DateTime64(3, 'UTC'),
+    event_max DateTime64(3, 'UTC'),
+    lagging Bool,
+    generation Int32,
+    written_at DateTime64(3, 'UTC')
+) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/read_progress_local', '{replica}', written_at)
+ORDER BY (model, topic, partition);
+
+CREATE TABLE IF NOT EXISTS driftd.read_progress ON CLUSTER 'driftd' AS driftd.read_progress_local
+ENGINE = Distributed('driftd', 'driftd', 'read_progress_local', cityHash64(model));
+
+INSERT INTO driftd.read_progress (model, topic, partition, through, event_max, lagging, generation, written_at)
+SELECT model, topic, partition, through, event_max, lagging, 0, written_at FROM driftd.partition_progress FINAL
+WHERE (SELECT count() FROM driftd.read_progress) = 0;
+
+-- 0025_drop_partition_progress
+DROP TABLE IF EXISTS driftd.partition_progress ON CLUSTER 'driftd';
+
+DROP TABLE IF EXISTS driftd.partition_progress_local ON CLUSTER 'driftd';
+
