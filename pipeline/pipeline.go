@@ -238,6 +238,9 @@ type Runner struct {
 	shares    []storage.ReferenceSample
 	late      []storage.LateEvent
 	lastSeen  map[consumers.TopicPartition]int64
+	// drained are the partitions that had nothing to read when checkStarted asked
+	// (since the last rebalance).
+	drained map[consumers.TopicPartition]bool
 	lastFlush time.Time
 	started   time.Time // Run's start
 	firstRec  time.Time // the first record's arrival
@@ -336,6 +339,7 @@ func (r *Runner) reset() {
 	r.j = newJudge(&r.set, r.log, r.store)
 	r.j.hint = r.hinter()
 	r.lastSeen = map[consumers.TopicPartition]int64{}
+	r.drained = map[consumers.TopicPartition]bool{}
 	r.pending, r.closedAt, r.late, r.extraAlerts = nil, nil, nil, nil
 	r.built, r.shares = nil, nil
 	r.unwritten = nil
@@ -835,6 +839,9 @@ func (r *Runner) checkStarted(ctx context.Context, now time.Time) {
 		}
 		waiting = slices.DeleteFunc(waiting, func(tp consumers.TopicPartition) bool {
 			e, ok := at[tp]
+			if ok && e.Start >= e.End {
+				r.drained[tp] = true
+			}
 			return !ok || e.Start >= e.End || r.delivered(tp) // not this member's any more, or nothing to read
 		})
 	}
@@ -851,6 +858,13 @@ func (r *Runner) checkStarted(ctx context.Context, now time.Time) {
 func (r *Runner) delivered(tp consumers.TopicPartition) bool {
 	_, ok := r.lastSeen[tp]
 	return ok
+}
+
+// readOnce reports whether tp has delivered a record since the last rebalance, or had
+// nothing to read when asked: a partition neither did can have records this member
+// could not read.
+func (r *Runner) readOnce(tp consumers.TopicPartition) bool {
+	return r.delivered(tp) || r.drained[tp]
 }
 
 func (r *Runner) enqueue(now time.Time, closed []processors.Closed) {

@@ -223,10 +223,17 @@ func (r *Runner) shareWindows(ctx context.Context, batch *storage.Batch, closed 
 	if !ok {
 		return nil
 	}
-	if g := r.generation(); g != r.spread.gen {
-		// A generation begins (or ends): every row of this member's partitions is written
-		// again in it, its own and those it takes over, since a judge holds a model's
-		// windows for a row of an earlier generation (completeThrough).
+	g := r.generation()
+	if _, aware := r.src.(generationSource); aware && g == 0 {
+		// Between generations, or the current one ended: the partitions may be another
+		// member's already, and their windows idle-closed here (nothing is fetched) are
+		// not read through. A row now could hide the new reader's.
+		return nil
+	}
+	if g != r.spread.gen {
+		// A generation begins: every row of this member's partitions is written again in
+		// it, its own and those it takes over, since a judge holds a model's windows for a
+		// row of an earlier generation (completeThrough).
 		r.spread.gen = g
 		clear(r.spread.written)
 		clear(r.spread.claims)
@@ -299,6 +306,10 @@ func (r *Runner) shareProgress(ctx context.Context, owner partitionOwner, batch 
 			}
 		}
 	}
+	own := make(map[int]bool, len(mine))
+	for _, p := range mine {
+		own[p] = true
+	}
 	for _, mp := range r.proc.Progress() {
 		through := mp.Through
 		if h, ok := held[mp.Model]; ok {
@@ -308,6 +319,9 @@ func (r *Runner) shareProgress(ctx context.Context, owner partitionOwner, batch 
 			continue
 		}
 		for tp, ev := range mp.EventMax {
+			if tp.Topic == r.set.PredictionTopic && !own[tp.Partition] {
+				continue // not this member's in this generation
+			}
 			p := storage.PartitionProgress{Model: mp.Model, TP: tp, Through: time.UnixMilli(through).UTC(), EventMax: time.UnixMilli(ev).UTC(), Lagging: mp.Lagging[tp]}
 			k := progressKey{mp.Model, tp}
 			if last, ok := r.spread.written[k]; ok && !p.Through.After(last.Through) && !p.EventMax.After(last.EventMax) && p.Lagging == last.Lagging {
@@ -333,6 +347,25 @@ func (r *Runner) shareProgress(ctx context.Context, owner partitionOwner, batch 
 // said was written (it is), and say the partition is read behind until the grace is
 // over, then what its reading here says (an idle partition is not).
 func (r *Runner) shareClaims(ctx context.Context, owner partitionOwner, batch *storage.Batch, graced bool) {
+	if r.spread.claimed && r.spread.progress != nil {
+		// What the last judging read (after this member's last write): a row of its
+		// partitions of another generation was written after its own or its claim (a
+		// member that lost the partition and had not learnt it yet): taken over again.
+		own := map[int]bool{}
+		if mine, _, err := owner.Owned(ctx, r.set.PredictionTopic); err == nil {
+			for _, p := range mine {
+				own[p] = true
+			}
+		}
+		for _, p := range r.spread.progress {
+			if p.Model == "" || p.TP.Topic != r.set.PredictionTopic || !own[p.TP.Partition] || p.Generation == r.spread.gen {
+				continue
+			}
+			k := progressKey{p.Model, p.TP}
+			delete(r.spread.written, k) // this member's own row is written again when it moves
+			r.spread.claims[k] = claim{row: p}
+		}
+	}
 	if !r.spread.claimed {
 		mine, _, err := owner.Owned(ctx, r.set.PredictionTopic)
 		if err != nil || len(mine) == 0 {
@@ -370,7 +403,10 @@ func (r *Runner) shareClaims(ctx context.Context, owner partitionOwner, batch *s
 			delete(r.spread.claims, k) // this member's own row replaced it
 			continue
 		}
-		lagging := !graced || r.proc.Lagging(k.tp)
+		// Read behind, as far as this member knows: before its grace, and after it a
+		// partition that has delivered nothing although it had records to read (the grace
+		// stopped waiting for it: it cannot be read), as well as one read behind now.
+		lagging := !graced || r.proc.Lagging(k.tp) || !r.readOnce(consumers.TopicPartition{Topic: k.tp.Topic, Partition: k.tp.Partition})
 		if c.sent && c.row.Lagging == lagging {
 			continue
 		}
@@ -488,6 +524,13 @@ func (r *Runner) judgeOwned(ctx context.Context) error {
 		return err
 	}
 	r.spread.progress = progress
+	for _, p := range progress {
+		if p.TP.Topic == r.set.PredictionTopic && p.Generation > gen {
+			// The group has moved on to a generation this member has not learnt of yet:
+			// its readers are stopping, and its partitions may be another's already.
+			return nil
+		}
+	}
 	clear(r.spread.hints)
 	clear(r.spread.links)
 	// clock is the least of the partitions' clocks (zero: none dates anything yet).

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"slices"
@@ -328,10 +329,13 @@ func (g *groupMember) Generation() int32                                        
 
 // A member given partitions takes over the model rows written of them before (by their
 // previous reader, or by itself in an earlier generation) and writes them again in its
-// generation: read behind until its start-up grace is over, then as its reading says,
-// until its own rows replace them. A new generation writes every row again. Without
-// this, the previous reader's last row (read to its end, its newest event frozen) let
-// the judge stop waiting for the partition while its new reader re-read it.
+// generation: read behind until its start-up grace is over, then as its reading says (a
+// partition that delivered nothing although it had records stays read behind), until
+// its own rows replace them; a row of another generation written after them is taken
+// over again. Nothing is written between generations, nor of partitions not its own; a
+// new generation writes every row again. Without this, the previous reader's last row
+// (read to its end, its newest event frozen) let the judge stop waiting for the
+// partition while its new reader re-read it.
 func TestPartitionsTakenOverAreHeldUntilReadAgain(t *testing.T) {
 	t0 := time.Date(2026, 3, 4, 10, 0, 0, 0, time.UTC)
 	wall := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
@@ -341,25 +345,24 @@ func TestPartitionsTakenOverAreHeldUntilReadAgain(t *testing.T) {
 		{Model: "m", TP: tp(0), Through: t0, EventMax: t0.Add(50 * time.Minute), Generation: 2},
 		{Model: "m", TP: tp(1), Through: t0, EventMax: t0.Add(40 * time.Minute), Generation: 2},
 		{Model: "m", TP: tp(2), Through: t0, EventMax: t0.Add(30 * time.Minute), Generation: 2},
+		{Model: "m", TP: tp(3), Through: t0, EventMax: t0.Add(35 * time.Minute), Generation: 2},
 		{Model: "n", TP: tp(1), Through: t0, EventMax: t0.Add(20 * time.Minute), Lagging: true, Generation: 1},
 	}
-	src := &groupMember{fakeOwner: fakeOwner{mine: []int{0, 1}, total: 4}, gen: 3}
+	src := &groupMember{fakeOwner: fakeOwner{mine: []int{0, 1, 3}, total: 4}, gen: 3}
 	spec := func(string) processors.WindowSpec {
 		return processors.WindowSpec{Size: time.Hour, Lateness: time.Minute}
 	}
 	r := &Runner{set: Settings{PredictionTopic: "preds", StartupGrace: time.Second, WindowSpec: spec}, src: src, store: &progressStore{rows: stored},
 		spread: newSpreadState(), log: slog.New(slog.NewTextHandler(io.Discard, nil)), now: func() time.Time { return wall },
-		proc: processors.NewProcessor(spec, processors.Limits{}), clock: newStreamClock(), started: wall}
-	// taken over: the rows of partitions 0 and 1, with the lagging flags given.
-	takenOver := func(gen int32, m0, m1, n1 bool) []storage.PartitionProgress {
-		row := func(i int, lagging bool) storage.PartitionProgress {
-			p := stored[i]
-			p.Lagging, p.Generation = lagging, gen
-			return p
-		}
-		return []storage.PartitionProgress{row(1, m0), row(2, m1), row(4, n1)}
+		proc: processors.NewProcessor(spec, processors.Limits{}), clock: newStreamClock(), started: wall,
+		lastSeen: map[consumers.TopicPartition]int64{}, drained: map[consumers.TopicPartition]bool{}}
+	// again is stored row i taken over in generation gen, read behind or not.
+	again := func(i int, gen int32, lagging bool) storage.PartitionProgress {
+		p := stored[i]
+		p.Lagging, p.Generation = lagging, gen
+		return p
 	}
-	flush := func(step string, want []storage.PartitionProgress) {
+	flush := func(step string, want ...storage.PartitionProgress) {
 		t.Helper()
 		if !r.progressDue() && want != nil {
 			t.Errorf("%s: no flush due", step)
@@ -378,21 +381,38 @@ func TestPartitionsTakenOverAreHeldUntilReadAgain(t *testing.T) {
 			t.Errorf("%s: wrote\n%+v\nwant\n%+v", step, models, want)
 		}
 	}
-	flush("assigned, in the grace: read behind", takenOver(3, true, true, true))
-	flush("nothing changed", nil)
-	// The grace over: partition 0 read behind, 1 read to its end.
+	flush("assigned, in the grace: read behind", again(1, 3, true), again(2, 3, true), again(4, 3, true), again(5, 3, true))
+	flush("nothing changed")
+	// The grace over: partition 0 read behind, 1 read to its end (nothing to read when
+	// asked), 3 delivered nothing although it had records (it cannot be read).
 	r.startedAll, wall = true, wall.Add(10*time.Second)
 	r.proc.Read(tp(0), true)
-	flush("the grace over: as read here", []storage.PartitionProgress{takenOver(3, true, false, false)[1], takenOver(3, true, false, false)[2]})
-	// Partition 0 delivers model m: its own row replaces the one taken over.
-	e := &schemas.PredictionEvent{EventID: "e", Model: "m", ModelVersion: "1", Deployment: "primary", Timestamp: t0.Add(90 * time.Minute)}
-	if out, _, _ := r.proc.Add(e, processors.Source{Topic: "preds", Partition: 0}, wall); out != processors.Added {
-		t.Fatalf("outcome %v", out)
+	r.drained[consumers.TopicPartition{Topic: "preds", Partition: 1}] = true
+	flush("the grace over: as read here", again(2, 3, false), again(5, 3, false))
+	// Partition 0 delivers model m: its own row replaces the one taken over. Partition 2
+	// (not this member's; a record fetched before the generation began) writes nothing.
+	for i, part := range []int{0, 2} {
+		e := &schemas.PredictionEvent{EventID: fmt.Sprint("e", i), Model: "m", ModelVersion: "1", Deployment: "primary", Timestamp: t0.Add(90 * time.Minute)}
+		if out, _, _ := r.proc.Add(e, processors.Source{Topic: "preds", Partition: part}, wall); out != processors.Added {
+			t.Fatalf("outcome %v", out)
+		}
 	}
 	own := storage.PartitionProgress{Model: "m", TP: tp(0), Through: t0.Add(time.Hour), EventMax: t0.Add(90 * time.Minute), Lagging: true, Generation: 3}
-	flush("its own row", []storage.PartitionProgress{own})
+	flush("its own row", own)
+	// The last judging read a row of partition 1 from another generation, written after
+	// the claim (a member that lost the partition and had not learnt it yet).
+	zombie := stored[2]
+	zombie.Through, zombie.EventMax = t0.Add(time.Hour), t0.Add(70*time.Minute)
+	r.spread.progress = []storage.PartitionProgress{zombie}
+	taken := zombie
+	taken.Generation = 3
+	flush("a row of another generation, taken over again", taken)
+	r.spread.progress = nil
+	// The generation ends: nothing is written until the next.
+	src.gen = 0
+	flush("between generations")
 	// A new generation, the same partitions: every row again, in it.
 	src.gen = 4
 	own.Generation = 4
-	flush("a new generation", []storage.PartitionProgress{own, takenOver(4, true, false, false)[1], takenOver(4, true, false, false)[2]})
+	flush("a new generation", own, again(2, 4, false), again(4, 4, true), again(5, 4, false))
 }
