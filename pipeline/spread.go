@@ -831,7 +831,11 @@ func (r *Runner) loadComplete(ctx context.Context, model string, after, through 
 // what moved is written), and one given partitions, or in a new generation, writes
 // their rows again (shareClaims).
 func (r *Runner) progressDue() bool {
-	return r.spread != nil && (r.graceOver(r.now()) || !r.spread.claimed && r.src.Assigned() > 0 || r.generation() != r.spread.gen)
+	if r.spread == nil {
+		return false
+	}
+	g := r.generation()
+	return r.graceOver(r.now()) || !r.spread.claimed && r.src.Assigned() > 0 || g != 0 && g != r.spread.gen
 }
 
 // judgedThrough is, per model, the end of the last of closed's windows judged: one
