@@ -234,13 +234,13 @@ type Runner struct {
 	// built are the first-windows references built as their last windows closed, and
 	// shares what the pending windows of versions still building one added to it
 	// (judge.buildAtClose): saved and written with the next flush.
-	built     []*detectors.Profile
-	shares    []storage.ReferenceSample
-	late      []storage.LateEvent
-	lastSeen  map[consumers.TopicPartition]int64
+	built    []*detectors.Profile
+	shares   []storage.ReferenceSample
+	late     []storage.LateEvent
+	lastSeen map[consumers.TopicPartition]int64
 	// drained are the partitions that had nothing to read when checkStarted asked
 	// (since the last rebalance).
-	drained map[consumers.TopicPartition]bool
+	drained   map[consumers.TopicPartition]bool
 	lastFlush time.Time
 	started   time.Time // Run's start
 	firstRec  time.Time // the first record's arrival
@@ -414,7 +414,7 @@ func (r *Runner) Restore(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	closed, err := r.store.LoadClosedWindows(ctx, 48*time.Hour)
+	closed, err := r.store.LoadClosedWindows(ctx, writtenLookback)
 	if err != nil {
 		return err
 	}

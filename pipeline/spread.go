@@ -53,6 +53,7 @@ type wholeReader interface {
 type spreadStore interface {
 	LoadPartitionProgress(ctx context.Context) ([]storage.PartitionProgress, error)
 	LoadJudgeProgress(ctx context.Context, models ...string) ([]storage.JudgeProgress, error)
+	LoadWrittenWindows(ctx context.Context, models []string, after, through time.Time) ([]storage.ClosedWindow, error)
 	LoadWindows(ctx context.Context, model string, after, through time.Time) ([]*processors.WindowAgg, error)
 	WindowEnd(ctx context.Context, model string, after time.Time, nth int) (time.Time, bool, error)
 	LoadSampleParts(ctx context.Context, model string, from, to time.Time) ([]storage.SamplePart, error)
@@ -632,6 +633,9 @@ func (r *Runner) judgeOwned(ctx context.Context) error {
 	}
 	// Judged from here on, written or not: a write cut off is finished as it is by the
 	// next flush (write.go), never judged again.
+	if err := r.learnWritten(ctx, through); err != nil {
+		r.log.Warn("windows judged here not read back; records of them read again may be counted late", "err", err)
+	}
 	for _, p := range through {
 		r.spread.judged[p.Model] = p.Through
 		r.proc.Judged(p.Model, p.Through.UnixMilli())
@@ -730,11 +734,58 @@ func (r *Runner) learnJudged(ctx context.Context, models ...string) bool {
 		r.log.Warn("judge progress not read; records of judged windows may be written unjudged", "err", err)
 		return false
 	}
+	if err := r.learnWritten(ctx, judged); err != nil {
+		r.log.Warn("windows judged by another member not read; records of them read again may be counted late", "err", err)
+		return false
+	}
 	for _, p := range judged {
 		r.proc.Judged(p.Model, p.Through.UnixMilli())
 	}
 	return true
 }
+
+// learnWritten tells the processor the windows written up to where judged says each
+// model is now judged, beyond where it knew: a record of a judged window is late unless
+// it was written, and a partition's previous reader may have written it after this
+// member restored (a write cut off by a rebalance is still stored, its commit refused),
+// so that this member reads its records again. Read after the judge progress: the
+// partials a window was judged from are stored before its judgement (Store.Write).
+// Looks back at most as far as a restart does.
+func (r *Runner) learnWritten(ctx context.Context, judged []storage.JudgeProgress) error {
+	from, to := map[string]int64{}, map[string]int64{}
+	var models []string
+	var after, through int64
+	for _, p := range judged {
+		t, known := p.Through.UnixMilli(), r.proc.JudgedThrough(p.Model)
+		if t <= known {
+			continue
+		}
+		lo := max(known, t-writtenLookback.Milliseconds())
+		if len(models) == 0 || lo < after {
+			after = lo
+		}
+		through = max(through, t)
+		from[p.Model], to[p.Model] = lo, t
+		models = append(models, p.Model)
+	}
+	if len(models) == 0 {
+		return nil
+	}
+	written, err := r.store.LoadWrittenWindows(ctx, models, time.UnixMilli(after).UTC(), time.UnixMilli(through).UTC())
+	if err != nil {
+		return err
+	}
+	for _, w := range written {
+		if lo, ok := from[w.Model]; ok && w.End > lo && w.End <= to[w.Model] {
+			r.proc.Written(w.Model, w.Start, processors.TopicPartition{Topic: w.TP.Topic, Partition: w.TP.Partition}, w.LastOffset)
+		}
+	}
+	return nil
+}
+
+// writtenLookback is how far back learnWritten reads, as Restore reads the windows
+// written before a restart.
+const writtenLookback = 48 * time.Hour
 
 // firstDelivery reads how far model is judged before the first record of it that
 // partition tp delivers here is aggregated. The model's judge does not wait for a

@@ -246,11 +246,27 @@ func TestUpstreamReadInAGroupOnRange(t *testing.T) {
 }
 
 // judgeProgressStore answers LoadJudgeProgress (failing while fail is set) and counts the
-// reads; every other method of Store is left nil.
+// reads, and LoadWrittenWindows with written (failing while failWritten is set); every
+// other method of Store is left nil.
 type judgeProgressStore struct {
 	Store
-	fail  bool
-	reads int
+	fail        bool
+	reads       int
+	written     []storage.ClosedWindow
+	failWritten bool
+}
+
+func (s *judgeProgressStore) LoadWrittenWindows(_ context.Context, models []string, after, through time.Time) ([]storage.ClosedWindow, error) {
+	if s.failWritten {
+		return nil, errors.New("clickhouse down")
+	}
+	var out []storage.ClosedWindow
+	for _, w := range s.written {
+		if slices.Contains(models, w.Model) && w.End > after.UnixMilli() && w.End <= through.UnixMilli() {
+			out = append(out, w)
+		}
+	}
+	return out, nil
 }
 
 func (s *judgeProgressStore) LoadJudgeProgress(_ context.Context, models ...string) ([]storage.JudgeProgress, error) {
@@ -415,4 +431,41 @@ func TestPartitionsTakenOverAreHeldUntilReadAgain(t *testing.T) {
 	src.gen = 4
 	own.Generation = 4
 	flush("a new generation", own, again(2, 4, false), again(4, 4, true), again(5, 4, false))
+}
+
+// A partition's previous reader may write a window after this member restored (its write
+// cut off by the rebalance still stored, its commit refused), and the window be judged:
+// this member, reading the partition again from the last commit, learns with the judgement
+// what was written, so that those records are replays, not late (a spread group then
+// counts late records as one member does). Records past what was written are late; when
+// the written windows cannot be read, the judgement is not taken either, and the record
+// is added (written unjudged, its judged copy wins).
+func TestRecordsWrittenByThePreviousReaderAreReplays(t *testing.T) {
+	wall := time.Date(2026, 3, 4, 12, 0, 0, 0, time.UTC)
+	start := time.Date(2026, 3, 4, 9, 59, 0, 0, time.UTC)
+	tp := processors.TopicPartition{Topic: "p", Partition: 1}
+	for _, c := range []struct {
+		name        string
+		failWritten bool
+		offset      int64
+		want        processors.Outcome
+	}{
+		{"a record the previous reader wrote", false, 10, processors.Replayed},
+		{"the last record it wrote", false, 20, processors.Replayed},
+		{"a record after what it wrote", false, 21, processors.Late},
+		{"the written windows not read", true, 10, processors.Added},
+	} {
+		st := &judgeProgressStore{failWritten: c.failWritten, written: []storage.ClosedWindow{
+			{Model: "m", Start: start.UnixMilli(), End: start.Add(time.Minute).UnixMilli(), TP: tp, LastOffset: 20},
+			{Model: "other", Start: start.UnixMilli(), End: start.Add(time.Minute).UnixMilli(), TP: tp, LastOffset: 99},
+		}}
+		r := &Runner{store: st, spread: newSpreadState(), log: slog.New(slog.NewTextHandler(io.Discard, nil)), now: func() time.Time { return wall },
+			proc: processors.NewProcessor(func(string) processors.WindowSpec { return processors.WindowSpec{Size: time.Minute} }, processors.Limits{})}
+		// Restored before the window was written: nothing known of it.
+		r.firstDelivery(context.Background(), "m", tp)
+		e := &schemas.PredictionEvent{Model: "m", ModelVersion: "1", Deployment: "primary", Timestamp: start.Add(30 * time.Second)}
+		if out, _, _ := r.proc.Add(e, processors.Source{Topic: tp.Topic, Partition: tp.Partition, Offset: c.offset}, wall); out != c.want {
+			t.Errorf("%s: outcome %v, want %v", c.name, out, c.want)
+		}
+	}
 }

@@ -773,9 +773,26 @@ func (p *Processor) markClosed(m *modelState, start int64, written map[TopicPart
 // written with records of tp up to lastOffset, and that the model's event time had
 // reached at least end. Records re-read from Kafka for it are then Replayed, not counted.
 func (p *Processor) Restore(model string, start, end int64, tp TopicPartition, lastOffset int64) {
+	p.Written(model, start, tp, lastOffset)
 	m := p.model(model)
-	p.markClosed(m, start, map[TopicPartition]int64{tp: lastOffset}, false)
 	m.maxEvent = max(m.maxEvent, end)
+}
+
+// Written tells the processor that a window of model was written (by this member or
+// another) with records of tp up to lastOffset: records of it read again are Replayed.
+// Unlike Restore it leaves the model's event-time clock where this member's own
+// records put it.
+func (p *Processor) Written(model string, start int64, tp TopicPartition, lastOffset int64) {
+	p.markClosed(p.model(model), start, map[TopicPartition]int64{tp: lastOffset}, false)
+}
+
+// JudgedThrough returns how far model is known to be judged (Judged; unix ms), very
+// early when not at all.
+func (p *Processor) JudgedThrough(model string) int64 {
+	if m := p.models[model]; m != nil {
+		return m.judged
+	}
+	return minTime
 }
 
 // RestoreLate tells the processor, after a restart, that records of tp up to lastOffset

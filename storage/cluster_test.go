@@ -1,8 +1,10 @@
 package storage_test
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -199,6 +201,14 @@ func TestDistributedReadsEqualOneServer(t *testing.T) {
 		return ps, err
 	})
 	same("LoadJudgeProgress", func(s *storage.Store) (any, error) { return s.LoadJudgeProgress(ctx) })
+	same("LoadWrittenWindows", func(s *storage.Store) (any, error) {
+		ws, err := s.LoadWrittenWindows(ctx, []string{closed[0].Merged.Series.Model}, t0.Add(-day), t0.Add(day))
+		if err == nil && len(ws) == 0 {
+			err = errors.New("no windows written")
+		}
+		slices.SortFunc(ws, func(a, b storage.ClosedWindow) int { return cmp.Compare(fmt.Sprint(a), fmt.Sprint(b)) })
+		return ws, err
+	})
 	same("LoadWindows", func(s *storage.Store) (any, error) {
 		ws, err := s.LoadWindows(ctx, closed[0].Merged.Series.Model, t0.Add(-day), t0.Add(day))
 		var out []any

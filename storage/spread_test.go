@@ -90,6 +90,23 @@ func TestRestoreReadsOnlyJudgedWindows(t *testing.T) {
 	if got, err := s.LoadJudgeProgress(ctx, "no such model"); err != nil || len(got) != 0 {
 		t.Errorf("judge progress of a model never judged: %v %v, want none", got, err)
 	}
+	// The windows written between two judge progresses, per partition, with their last
+	// offsets (what a member learns with a judgement).
+	written, err := s.LoadWrittenWindows(ctx, []string{series.Model, "no such model"}, end(1), end(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, w := range written {
+		if w.LastOffset <= 0 {
+			t.Errorf("written window %+v: no last offset", w)
+		}
+		got = append(got, fmt.Sprintf("%v %s/%d %d", time.UnixMilli(w.End).UTC().Sub(t0), w.TP.Topic, w.TP.Partition, w.LastOffset))
+	}
+	slices.Sort(got)
+	if len(got) != 4 || !strings.HasPrefix(got[0], "1h30m0s ") || !strings.HasPrefix(got[3], "2h0m0s ") {
+		t.Errorf("written windows ending in (end 1, end 3]: %v, want the third and fourth windows, of two partitions each", got)
+	}
 }
 
 // A model's windows read back together (a spread group's judge) are the windows read

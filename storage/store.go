@@ -614,6 +614,16 @@ GROUP BY w.%[3]s, w.window_start, w.topic, w.partition`, s.db, table, group, int
 	if err != nil {
 		return nil, fmt.Errorf("load closed windows of %s: %w", table, err)
 	}
+	out, err := closedWindows(rows)
+	if err != nil {
+		return nil, fmt.Errorf("load closed windows of %s: %w", table, err)
+	}
+	return out, nil
+}
+
+// closedWindows reads rows of (model, window_start, window_end, topic, partition,
+// last offset) into ClosedWindows, and closes them.
+func closedWindows(rows driver.Rows) ([]ClosedWindow, error) {
 	defer rows.Close()
 	var out []ClosedWindow
 	for rows.Next() {
@@ -623,7 +633,7 @@ GROUP BY w.%[3]s, w.window_start, w.topic, w.partition`, s.db, table, group, int
 			part       int32
 		)
 		if err := rows.Scan(&c.Model, &start, &end, &c.TP.Topic, &part, &c.LastOffset); err != nil {
-			return nil, fmt.Errorf("load closed windows of %s: %w", table, err)
+			return nil, err
 		}
 		c.Start, c.End, c.TP.Partition = start.UnixMilli(), end.UnixMilli(), int(part)
 		out = append(out, c)

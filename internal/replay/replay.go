@@ -559,6 +559,11 @@ func (s *Store) LoadJudgeProgress(context.Context, ...string) ([]storage.JudgePr
 	return nil, nil
 }
 
+// LoadWrittenWindows: a replay is one member, which writes what it judges.
+func (s *Store) LoadWrittenWindows(context.Context, []string, time.Time, time.Time) ([]storage.ClosedWindow, error) {
+	return nil, nil
+}
+
 // LoadStageLinks: nothing was read before a replay.
 func (s *Store) LoadStageLinks(context.Context, time.Time, ...string) ([]storage.StageLink, error) {
 	return nil, nil
