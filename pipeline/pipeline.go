@@ -421,6 +421,12 @@ func (r *Runner) Restore(ctx context.Context) error {
 	for _, c := range closed {
 		r.proc.Restore(c.Model, c.Start, c.End, processors.TopicPartition{Topic: c.TP.Topic, Partition: c.TP.Partition}, c.LastOffset)
 	}
+	if r.spread != nil {
+		// Read before the windows (restoreJudging): every window judged is among them.
+		for m, t := range r.spread.judged {
+			r.proc.Judged(m, t.UnixMilli())
+		}
+	}
 	if err := r.restoreLate(ctx); err != nil {
 		return err
 	}
@@ -518,9 +524,10 @@ func (r *Runner) restoreJudging(ctx context.Context) (refCount, firingCount, sta
 		if err != nil {
 			return 0, 0, 0, 0, err
 		}
+		// The processor learns it with the windows written up to there: from Restore,
+		// which reads them next, or, judging again (judgeOwned), from learnJudged.
 		for _, p := range judged {
 			r.spread.judged[p.Model] = p.Through
-			r.proc.Judged(p.Model, p.Through.UnixMilli())
 		}
 	}
 	return len(refs), len(firing), len(states), samples, nil

@@ -53,7 +53,7 @@ type wholeReader interface {
 type spreadStore interface {
 	LoadPartitionProgress(ctx context.Context) ([]storage.PartitionProgress, error)
 	LoadJudgeProgress(ctx context.Context, models ...string) ([]storage.JudgeProgress, error)
-	LoadWrittenWindows(ctx context.Context, models []string, after, through time.Time) ([]storage.ClosedWindow, error)
+	LoadWrittenWindows(ctx context.Context, models []string, from, through time.Time) ([]storage.ClosedWindow, error)
 	LoadWindows(ctx context.Context, model string, after, through time.Time) ([]*processors.WindowAgg, error)
 	WindowEnd(ctx context.Context, model string, after time.Time, nth int) (time.Time, bool, error)
 	LoadSampleParts(ctx context.Context, model string, from, to time.Time) ([]storage.SamplePart, error)
@@ -633,12 +633,13 @@ func (r *Runner) judgeOwned(ctx context.Context) error {
 	}
 	// Judged from here on, written or not: a write cut off is finished as it is by the
 	// next flush (write.go), never judged again.
-	if err := r.learnWritten(ctx, through); err != nil {
-		r.log.Warn("windows judged here not read back; records of them read again may be counted late", "err", err)
-	}
+	// Not read back, the processor learns the judgement later (learnJudged), with them.
+	learned := r.learnWritten(ctx, through) == nil
 	for _, p := range through {
 		r.spread.judged[p.Model] = p.Through
-		r.proc.Judged(p.Model, p.Through.UnixMilli())
+		if learned {
+			r.proc.Judged(p.Model, p.Through.UnixMilli())
+		}
 	}
 	// windows: 0, as each was counted closed where it was read.
 	r.unwritten = &judged{refs: built, batch: batch}
@@ -754,15 +755,16 @@ func (r *Runner) learnJudged(ctx context.Context, models ...string) bool {
 func (r *Runner) learnWritten(ctx context.Context, judged []storage.JudgeProgress) error {
 	from, to := map[string]int64{}, map[string]int64{}
 	var models []string
-	var after, through int64
+	var startAfter, through int64
 	for _, p := range judged {
 		t, known := p.Through.UnixMilli(), r.proc.JudgedThrough(p.Model)
 		if t <= known {
 			continue
 		}
 		lo := max(known, t-writtenLookback.Milliseconds())
-		if len(models) == 0 || lo < after {
-			after = lo
+		// A window ending after lo starts after lo less its size.
+		if s := lo - r.proc.Spec(p.Model).Size.Milliseconds(); len(models) == 0 || s < startAfter {
+			startAfter = s
 		}
 		through = max(through, t)
 		from[p.Model], to[p.Model] = lo, t
@@ -771,7 +773,7 @@ func (r *Runner) learnWritten(ctx context.Context, judged []storage.JudgeProgres
 	if len(models) == 0 {
 		return nil
 	}
-	written, err := r.store.LoadWrittenWindows(ctx, models, time.UnixMilli(after).UTC(), time.UnixMilli(through).UTC())
+	written, err := r.store.LoadWrittenWindows(ctx, models, time.UnixMilli(startAfter).UTC(), time.UnixMilli(through).UTC())
 	if err != nil {
 		return err
 	}

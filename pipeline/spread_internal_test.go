@@ -256,13 +256,13 @@ type judgeProgressStore struct {
 	failWritten bool
 }
 
-func (s *judgeProgressStore) LoadWrittenWindows(_ context.Context, models []string, after, through time.Time) ([]storage.ClosedWindow, error) {
+func (s *judgeProgressStore) LoadWrittenWindows(_ context.Context, models []string, from, through time.Time) ([]storage.ClosedWindow, error) {
 	if s.failWritten {
 		return nil, errors.New("clickhouse down")
 	}
 	var out []storage.ClosedWindow
 	for _, w := range s.written {
-		if slices.Contains(models, w.Model) && w.End > after.UnixMilli() && w.End <= through.UnixMilli() {
+		if slices.Contains(models, w.Model) && w.Start > from.UnixMilli() && w.End <= through.UnixMilli() {
 			out = append(out, w)
 		}
 	}

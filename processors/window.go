@@ -786,6 +786,9 @@ func (p *Processor) Written(model string, start int64, tp TopicPartition, lastOf
 	p.markClosed(p.model(model), start, map[TopicPartition]int64{tp: lastOffset}, false)
 }
 
+// Spec returns model's window spec.
+func (p *Processor) Spec(model string) WindowSpec { return p.specFor(model) }
+
 // JudgedThrough returns how far model is known to be judged (Judged; unix ms), very
 // early when not at all.
 func (p *Processor) JudgedThrough(model string) int64 {

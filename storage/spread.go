@@ -201,16 +201,18 @@ func (s *Store) LoadJudgeProgress(ctx context.Context, models ...string) ([]Judg
 	return out, rows.Err()
 }
 
-// LoadWrittenWindows returns the windows of models ending in (after, through], with the
-// last offset written per partition: what a spread member learns is written when it
-// learns that those windows are judged, so that records of them it reads again are
-// replays, not late.
-func (s *Store) LoadWrittenWindows(ctx context.Context, models []string, after, through time.Time) ([]ClosedWindow, error) {
+// LoadWrittenWindows returns the windows of models starting after from and ending at or
+// before through, with the last offset written per partition: what a spread member
+// learns is written when it learns that those windows are judged, so that records of
+// them it reads again are replays, not late. Bounded by window_start, the read skips the
+// days' partitions outside the range.
+func (s *Store) LoadWrittenWindows(ctx context.Context, models []string, from, through time.Time) ([]ClosedWindow, error) {
 	rows, err := s.conn.Query(ctx, `SELECT model, window_start, any(window_end), topic, partition, max(last_offset)
 FROM `+s.db+`.window_model_stats
-WHERE model IN {models:Array(String)} AND window_end > {after:DateTime64(3, 'UTC')} AND window_end <= {through:DateTime64(3, 'UTC')}
+WHERE model IN {models:Array(String)} AND window_start > {from:DateTime64(3, 'UTC')} AND window_start < {through:DateTime64(3, 'UTC')}
+  AND window_end <= {through:DateTime64(3, 'UTC')}
 GROUP BY model, window_start, topic, partition`, clickhouse.Named("models", models),
-		clickhouse.Named("after", chTime(after)), clickhouse.Named("through", chTime(through)))
+		clickhouse.Named("from", chTime(from)), clickhouse.Named("through", chTime(through)))
 	if err != nil {
 		return nil, fmt.Errorf("load written windows: %w", err)
 	}

@@ -90,9 +90,10 @@ func TestRestoreReadsOnlyJudgedWindows(t *testing.T) {
 	if got, err := s.LoadJudgeProgress(ctx, "no such model"); err != nil || len(got) != 0 {
 		t.Errorf("judge progress of a model never judged: %v %v, want none", got, err)
 	}
-	// The windows written between two judge progresses, per partition, with their last
-	// offsets (what a member learns with a judgement).
-	written, err := s.LoadWrittenWindows(ctx, []string{series.Model, "no such model"}, end(1), end(3))
+	// The windows written between two judge progresses (starting after the second
+	// window's start, ending by the fourth's end), per partition, with their last offsets
+	// (what a member learns with a judgement).
+	written, err := s.LoadWrittenWindows(ctx, []string{series.Model, "no such model"}, end(1).Add(-time.Millisecond), end(3))
 	if err != nil {
 		t.Fatal(err)
 	}
