@@ -224,12 +224,22 @@ func (r *Runner) shareWindows(ctx context.Context, batch *storage.Batch, closed 
 	if !ok {
 		return nil
 	}
-	g := r.generation()
-	if _, aware := r.src.(generationSource); aware && g == 0 {
+	g, current := r.generation()
+	if !current {
 		// Between generations, or the current one ended: the partitions may be another
 		// member's already, and their windows idle-closed here (nothing is fetched) are
 		// not read through. A row now could hide the new reader's.
 		return nil
+	}
+	mine, _, err := owner.Owned(ctx, r.set.PredictionTopic)
+	if err != nil {
+		// Said at the next flush: the progress rows wait, nothing is judged early.
+		r.log.Warn("partitions of the prediction topic not known; progress not written", "err", err)
+		return nil
+	}
+	own := make(map[int]bool, len(mine))
+	for _, p := range mine {
+		own[p] = true
 	}
 	if g != r.spread.gen {
 		// A generation begins: every row of this member's partitions is written again in
@@ -242,11 +252,11 @@ func (r *Runner) shareWindows(ctx context.Context, batch *storage.Batch, closed 
 	}
 	graced := r.graceOver(r.now())
 	if graced {
-		if err := r.shareProgress(ctx, owner, batch); err != nil {
+		if err := r.shareProgress(ctx, owner, mine, own, batch); err != nil {
 			return err
 		}
 	}
-	r.shareClaims(ctx, owner, batch, graced)
+	r.shareClaims(ctx, own, batch, graced)
 	for i := range batch.Progress {
 		batch.Progress[i].Generation = r.spread.gen
 	}
@@ -259,25 +269,21 @@ type generationSource interface {
 	Generation() int32
 }
 
-// generation is the group generation this member reads in (0: none, or a source
-// without one).
-func (r *Runner) generation() int32 {
+// generation is the group generation this member reads in (0 for a source without
+// one), and whether one is current: false between generations, and once the current one
+// ended (its readers stopped).
+func (r *Runner) generation() (int32, bool) {
 	if g, ok := r.src.(generationSource); ok {
-		return g.Generation()
+		gen := g.Generation()
+		return gen, gen != 0
 	}
-	return 0
+	return 0, true
 }
 
-// shareProgress adds to batch the progress this member's partitions made since it last
-// wrote it: their clocks, their label marks, and per model how far its windows are
-// written (after the start-up grace).
-func (r *Runner) shareProgress(ctx context.Context, owner partitionOwner, batch *storage.Batch) error {
-	mine, _, err := owner.Owned(ctx, r.set.PredictionTopic)
-	if err != nil {
-		// Said at the next flush: the progress rows wait, nothing is judged early.
-		r.log.Warn("partitions of the prediction topic not known; progress not written", "err", err)
-		return nil
-	}
+// shareProgress adds to batch the progress this member's partitions of the prediction
+// topic (mine, and as a set own) made since it last wrote it: their clocks, their label
+// marks, and per model how far its windows are written (after the start-up grace).
+func (r *Runner) shareProgress(ctx context.Context, owner partitionOwner, mine []int, own map[int]bool, batch *storage.Batch) error {
 	now := r.now()
 	due := now.Sub(r.spread.clockSent) >= pollEvery
 	r.shareClocks(r.set.PredictionTopic, mine, batch, r.clock.partitionClock, due)
@@ -306,10 +312,6 @@ func (r *Runner) shareProgress(ctx context.Context, owner partitionOwner, batch 
 				held[m] = c.Merged.Start
 			}
 		}
-	}
-	own := make(map[int]bool, len(mine))
-	for _, p := range mine {
-		own[p] = true
 	}
 	for _, mp := range r.proc.Progress() {
 		through := mp.Through
@@ -347,17 +349,11 @@ func (r *Runner) shareProgress(ctx context.Context, owner partitionOwner, batch 
 // judging windows this member has still to write. The rows taken over keep what they
 // said was written (it is), and say the partition is read behind until the grace is
 // over, then what its reading here says (an idle partition is not).
-func (r *Runner) shareClaims(ctx context.Context, owner partitionOwner, batch *storage.Batch, graced bool) {
+func (r *Runner) shareClaims(ctx context.Context, own map[int]bool, batch *storage.Batch, graced bool) {
 	if r.spread.claimed && r.spread.progress != nil {
 		// What the last judging read (after this member's last write): a row of its
 		// partitions of another generation was written after its own or its claim (a
 		// member that lost the partition and had not learnt it yet): taken over again.
-		own := map[int]bool{}
-		if mine, _, err := owner.Owned(ctx, r.set.PredictionTopic); err == nil {
-			for _, p := range mine {
-				own[p] = true
-			}
-		}
 		for _, p := range r.spread.progress {
 			if p.Model == "" || p.TP.Topic != r.set.PredictionTopic || !own[p.TP.Partition] || p.Generation == r.spread.gen {
 				continue
@@ -368,18 +364,13 @@ func (r *Runner) shareClaims(ctx context.Context, owner partitionOwner, batch *s
 		}
 	}
 	if !r.spread.claimed {
-		mine, _, err := owner.Owned(ctx, r.set.PredictionTopic)
-		if err != nil || len(mine) == 0 {
-			return // not known yet, or none: the next flush asks again
+		if len(own) == 0 {
+			return // none yet: the next flush asks again
 		}
 		progress, err := r.store.LoadPartitionProgress(ctx)
 		if err != nil {
 			r.log.Warn("partition progress not read; the previous readers' rows are taken over at the next flush", "err", err)
 			return
-		}
-		own := map[int]bool{}
-		for _, p := range mine {
-			own[p] = true
 		}
 		for _, p := range progress {
 			if p.Model != "" && p.TP.Topic == r.set.PredictionTopic && own[p.TP.Partition] {
@@ -388,19 +379,9 @@ func (r *Runner) shareClaims(ctx context.Context, owner partitionOwner, batch *s
 		}
 		r.spread.claimed = true
 	}
-	keys := make([]progressKey, 0, len(r.spread.claims))
-	for k := range r.spread.claims {
-		keys = append(keys, k)
-	}
-	slices.SortFunc(keys, func(a, b progressKey) int {
-		if a.model != b.model {
-			return strings.Compare(a.model, b.model)
-		}
-		return a.tp.Partition - b.tp.Partition
-	})
-	for _, k := range keys {
-		c := r.spread.claims[k]
-		if _, own := r.spread.written[k]; own {
+	var out []storage.PartitionProgress
+	for k, c := range r.spread.claims {
+		if _, replaced := r.spread.written[k]; replaced {
 			delete(r.spread.claims, k) // this member's own row replaced it
 			continue
 		}
@@ -413,8 +394,16 @@ func (r *Runner) shareClaims(ctx context.Context, owner partitionOwner, batch *s
 		}
 		c.row.Lagging, c.sent = lagging, true
 		r.spread.claims[k] = c
-		batch.Progress = append(batch.Progress, c.row)
+		out = append(out, c.row)
 	}
+	// In order, so that a batch is the same whatever the map's order.
+	slices.SortFunc(out, func(a, b storage.PartitionProgress) int {
+		if a.Model != b.Model {
+			return strings.Compare(a.Model, b.Model)
+		}
+		return a.TP.Partition - b.TP.Partition
+	})
+	batch.Progress = append(batch.Progress, out...)
 }
 
 // shareClocks adds to batch the clocks of topic's partitions mine (clockOf): of the
@@ -490,8 +479,8 @@ func (r *Runner) judgeOwned(ctx context.Context) error {
 	if total == 0 || len(mine) == 0 {
 		return nil
 	}
-	gen := r.generation()
-	if _, ok := r.src.(generationSource); ok && gen == 0 {
+	gen, current := r.generation()
+	if !current {
 		return nil // the generation ended: its readers stopped each at another point
 	}
 	if r.spread.stale {
@@ -887,8 +876,8 @@ func (r *Runner) progressDue() bool {
 	if r.spread == nil {
 		return false
 	}
-	g := r.generation()
-	return r.graceOver(r.now()) || !r.spread.claimed && r.src.Assigned() > 0 || g != 0 && g != r.spread.gen
+	g, current := r.generation()
+	return r.graceOver(r.now()) || !r.spread.claimed && r.src.Assigned() > 0 || current && g != r.spread.gen
 }
 
 // judgedThrough is, per model, the end of the last of closed's windows judged: one
