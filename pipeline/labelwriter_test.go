@@ -18,17 +18,22 @@ import (
 )
 
 // countingSource counts the records a source served, for a store's goroutine to read,
-// and reassigns the partitions once, after rebalanceAt records (0: never).
+// and reassigns the partitions once, after rebalanceAt records (0: never), calling
+// onRebalance (if not nil) then.
 type countingSource struct {
 	*replay.Source
 	served      atomic.Int64
 	rebalanceAt int64
 	rebalanced  atomic.Bool
+	onRebalance func()
 }
 
 func (s *countingSource) Fetch(ctx context.Context) (consumers.Record, error) {
 	if s.rebalanceAt > 0 && s.served.Load() == s.rebalanceAt && !s.rebalanced.Load() {
 		s.rebalanced.Store(true)
+		if s.onRebalance != nil {
+			s.onRebalance()
+		}
 		return consumers.Record{}, fmt.Errorf("generation 2 assigned other partitions: %w", consumers.ErrRebalanced)
 	}
 	rec, err := s.Source.Fetch(ctx)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/driftd/driftd/detectors"
+	"github.com/driftd/driftd/internal/retry"
 	"github.com/driftd/driftd/processors"
 )
 
@@ -137,18 +138,15 @@ func (j *judge) evaluate(ctx context.Context, w *processors.WindowAgg, ref *dete
 	return v, nil
 }
 
-// loadWindow reads a written window, waiting out a ClickHouse that cannot answer: judging
-// without it would make the verdict depend on an outage.
+// loadWindow reads a written window, waiting out a ClickHouse that cannot answer (up to
+// Settings.MaxOutage): judging without it would make the verdict depend on an outage.
 func (j *judge) loadWindow(ctx context.Context, series processors.SeriesKey, start time.Time) (*processors.WindowAgg, error) {
-	for {
-		w, err := j.earlier.LoadWindow(ctx, series, start)
-		if err == nil {
-			return w, nil
-		}
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		j.log.Warn("loading a written window for a low-volume merge failed; retrying", "model", series.Model, "window_start", start.UTC(), "err", err)
-		sleep(ctx, time.Second)
-	}
+	var w *processors.WindowAgg
+	err := retry.Do(ctx, j.set.policy(), fmt.Sprintf("loading the written window %s of %s for a low-volume merge", start.UTC().Format(time.RFC3339), series.Model),
+		retryAll, logAttempts(j.log), func(ctx context.Context) error {
+			var err error
+			w, err = j.earlier.LoadWindow(ctx, series, start)
+			return err
+		})
+	return w, err
 }

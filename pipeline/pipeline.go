@@ -369,25 +369,20 @@ func (r *Runner) reset() {
 }
 
 // rebalanced drops this member's state and restores it from ClickHouse, waiting out a
-// ClickHouse that cannot answer.
+// ClickHouse that cannot answer for up to Settings.MaxOutage.
 func (r *Runner) rebalanced(ctx context.Context, cause error) error {
 	r.stats.Rebalances++
 	r.set.Observer.Rebalanced()
 	r.log.Info("partitions reassigned: dropping state built from uncommitted records and restoring from ClickHouse", "cause", cause)
 	r.dropLabelBatch()
 	r.reset()
-	for {
-		err := r.Restore(ctx)
-		if err == nil {
-			r.started = r.now()
-			return nil
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		r.log.Warn("restore after rebalance failed; retrying", "err", err)
-		sleep(ctx, time.Second)
+	// Past limits.max_outage Run ends, as for every other dependency: an active member
+	// waiting for ClickHouse here for ever would keep its standby out.
+	if err := retry.Do(ctx, r.set.policy(), "restore after rebalance", retryAll, r.attempt, r.Restore); err != nil {
+		return err
 	}
+	r.started = r.now()
+	return nil
 }
 
 // OnFlush registers a callback run after every flush (metrics, the dev view).
@@ -1050,7 +1045,7 @@ func (r *Runner) decode(ctx context.Context, rec consumers.Record, first error, 
 	if first == nil {
 		return true, nil
 	}
-	err := retry.Do(ctx, r.policy(), "schema registry", registryDown, r.attempt, func(context.Context) error { return decodeFn() })
+	err := retry.Do(ctx, r.set.policy(), "schema registry", registryDown, r.attempt, func(context.Context) error { return decodeFn() })
 	if err == nil {
 		return true, nil
 	}
@@ -1070,7 +1065,7 @@ func (r *Runner) decode(ctx context.Context, rec consumers.Record, first error, 
 // record for good: skipping the record would lose it, so Run ends without committing it.
 func (r *Runner) deadLetter(ctx context.Context, rec consumers.Record, class string, reason error) error {
 	r.log.Info("record set aside on the dead-letter topic", "topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset, "class", class, "reason", reason)
-	if err := retry.Do(ctx, r.policy(), "dead-letter write", consumers.ClassifyWrite, r.attempt, func(ctx context.Context) error {
+	if err := retry.Do(ctx, r.set.policy(), "dead-letter write", consumers.ClassifyWrite, r.attempt, func(ctx context.Context) error {
 		return r.dlq.Send(ctx, rec, class, reason, r.now())
 	}); err != nil {
 		return fmt.Errorf("set aside record %s/%d at offset %d: %w", rec.Topic, rec.Partition, rec.Offset, err)
@@ -1200,7 +1195,7 @@ func (r *Runner) settleAndCommit(ctx context.Context) error {
 // not record as published, waiting out a ClickHouse that cannot answer.
 func (r *Runner) drainOutbox(ctx context.Context) error {
 	var unpublished []*schemas.AlertEvent
-	if err := retry.Do(ctx, r.policy(), "loading unpublished alerts", retryAll, r.attempt, func(ctx context.Context) error {
+	if err := retry.Do(ctx, r.set.policy(), "loading unpublished alerts", retryAll, r.attempt, func(ctx context.Context) error {
 		var err error
 		unpublished, err = r.store.LoadUnpublishedAlerts(ctx, 48*time.Hour)
 		return err
@@ -1222,7 +1217,7 @@ func (r *Runner) drainOutbox(ctx context.Context) error {
 // on the dead-letter topic instead of being retried for ever.
 func (r *Runner) publish(ctx context.Context, alerts []*schemas.AlertEvent) error {
 	pub := func(alerts []*schemas.AlertEvent) error {
-		return retry.Do(ctx, r.policy(), "alert publish", classifyPublish, r.attempt, func(ctx context.Context) error {
+		return retry.Do(ctx, r.set.policy(), "alert publish", classifyPublish, r.attempt, func(ctx context.Context) error {
 			return r.alerts.Publish(ctx, alerts)
 		})
 	}
@@ -1279,7 +1274,7 @@ type windowKey struct {
 // saveReference stores a reference the judge built, waiting out a ClickHouse that cannot
 // take it: it is saved before the windows judged against it are written.
 func (r *Runner) saveReference(ctx context.Context, p *detectors.Profile) error {
-	if err := retry.Do(ctx, r.policy(), "saving a reference", storage.Classify, r.attempt, func(ctx context.Context) error {
+	if err := retry.Do(ctx, r.set.policy(), "saving a reference", storage.Classify, r.attempt, func(ctx context.Context) error {
 		return r.store.SaveReference(ctx, p)
 	}); err != nil {
 		return fmt.Errorf("save reference %s for %s %s: %w", p.ID, p.Model, p.Version, err)

@@ -506,7 +506,7 @@ func (r *Runner) judgeOwned(ctx context.Context) error {
 		own[p] = true
 	}
 	var progress []storage.PartitionProgress
-	if err := retry.Do(ctx, r.policy(), "loading partition progress", retryAll, r.attempt, func(ctx context.Context) error {
+	if err := retry.Do(ctx, r.set.policy(), "loading partition progress", retryAll, r.attempt, func(ctx context.Context) error {
 		var err error
 		progress, err = r.store.LoadPartitionProgress(ctx)
 		return err
@@ -652,7 +652,7 @@ func (r *Runner) judgeBatch(ctx context.Context, model string, complete time.Tim
 	}
 	var end time.Time
 	var found bool
-	if err := retry.Do(ctx, r.policy(), "counting the windows to judge", retryAll, r.attempt, func(ctx context.Context) error {
+	if err := retry.Do(ctx, r.set.policy(), "counting the windows to judge", retryAll, r.attempt, func(ctx context.Context) error {
 		var err error
 		end, found, err = r.store.WindowEnd(ctx, model, judged, n)
 		return err
@@ -819,7 +819,7 @@ func (r *Runner) forgetDelivered(gone []processors.SeriesKey) {
 // partitions' shares of the reference samples of versions still building a reference.
 func (r *Runner) loadComplete(ctx context.Context, model string, after, through time.Time) ([]processors.Closed, error) {
 	var ws []*processors.WindowAgg
-	if err := retry.Do(ctx, r.policy(), "reading windows back", retryAll, r.attempt, func(ctx context.Context) error {
+	if err := retry.Do(ctx, r.set.policy(), "reading windows back", retryAll, r.attempt, func(ctx context.Context) error {
 		var err error
 		ws, err = r.store.LoadWindows(ctx, model, after, through)
 		return err
@@ -846,7 +846,7 @@ func (r *Runner) loadComplete(ctx context.Context, model string, after, through 
 		return out, nil
 	}
 	var parts []storage.SamplePart
-	if err := retry.Do(ctx, r.policy(), "loading reference sample shares", retryAll, r.attempt, func(ctx context.Context) error {
+	if err := retry.Do(ctx, r.set.policy(), "loading reference sample shares", retryAll, r.attempt, func(ctx context.Context) error {
 		var err error
 		parts, err = r.store.LoadSampleParts(ctx, model, time.UnixMilli(ws[0].Start), time.UnixMilli(ws[len(ws)-1].Start))
 		return err

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"time"
 
@@ -39,20 +40,25 @@ type judged struct {
 	toPublish []*schemas.AlertEvent
 }
 
-// policy is how the runner waits for a dependency.
-func (r *Runner) policy() retry.Policy {
-	p := r.set.Backoff
-	p.MaxOutage = r.set.MaxOutage
+// policy is how driftd waits for a dependency.
+func (s *Settings) policy() retry.Policy {
+	p := s.Backoff
+	p.MaxOutage = s.MaxOutage
 	return p
 }
 
-// attempt logs a failed attempt that is retried.
-func (r *Runner) attempt(a retry.Attempt) {
-	if a.Wait > 0 {
-		r.log.Warn(a.What+" failed; retrying", "err", a.Err, "class", a.Class, "attempt", a.N,
-			"failing_for", a.Elapsed.Round(time.Millisecond), "in", a.Wait.Round(time.Millisecond))
+// logAttempts returns the observer that logs each failed attempt that is retried.
+func logAttempts(log *slog.Logger) func(retry.Attempt) {
+	return func(a retry.Attempt) {
+		if a.Wait > 0 {
+			log.Warn(a.What+" failed; retrying", "err", a.Err, "class", a.Class, "attempt", a.N,
+				"failing_for", a.Elapsed.Round(time.Millisecond), "in", a.Wait.Round(time.Millisecond))
+		}
 	}
 }
+
+// attempt logs a failed attempt that is retried.
+func (r *Runner) attempt(a retry.Attempt) { logAttempts(r.log)(a) }
 
 // retryAll retries every error (reads: no error of theirs is the data's fault).
 func retryAll(error) retry.Class { return retry.Retryable }
@@ -110,7 +116,7 @@ func (r *Runner) write(ctx context.Context, b *storage.Batch) ([]*schemas.AlertE
 		return nil, nil
 	}
 	began := r.now()
-	err := r.store.WriteWithRetry(ctx, b, r.policy(), func(error) { r.set.Observer.Insert(0, storage.Retryable.String()) })
+	err := r.store.WriteWithRetry(ctx, b, r.set.policy(), func(error) { r.set.Observer.Insert(0, storage.Retryable.String()) })
 	switch {
 	case err == nil:
 		r.set.Observer.Insert(r.now().Sub(began), "")

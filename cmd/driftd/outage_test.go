@@ -77,7 +77,9 @@ func TestActiveGivesUpWhenClickHouseStaysDown(t *testing.T) {
 		if !errors.As(err, &exit) || exit.ExitCode() == 0 {
 			t.Fatalf("the active member ended with %v, want a non-zero exit", err)
 		}
-		if took < maxOutage || took > maxOutage+time.Minute {
+		// The outage counts from the start of the attempt that failed, which may have
+		// begun a moment before the cut (a write in flight when the proxy went down).
+		if took < maxOutage-time.Second || took > maxOutage+time.Minute {
 			t.Errorf("the active member exited %v after ClickHouse went, limits.max_outage is %v", took, maxOutage)
 		}
 		t.Logf("the active member exited with %v, %v after ClickHouse went", err, took.Round(100*time.Millisecond))
