@@ -68,8 +68,10 @@ func isSlot(deployment string) bool {
 // blue and green traffic changes from one window to the next), marks each with an info
 // alert (metric traffic_switch: "switched at T" in the alert timeline), and compares the
 // new slot's first windows with the old slot's last one as a canary (canary_analysis;
-// metric switch_regression, critical, recommends switching back).
-func (j *judge) compareSwitches(ctx context.Context, closed []processors.Closed, now time.Time, batch *storage.Batch) {
+// metric switch_regression, critical, recommends switching back). An error only when a
+// slot's previous window cannot be read back (ClickHouse down past Settings.MaxOutage, or
+// ctx's end).
+func (j *judge) compareSwitches(ctx context.Context, closed []processors.Closed, now time.Time, batch *storage.Batch) error {
 	type at struct {
 		model string
 		start int64
@@ -103,10 +105,18 @@ func (j *judge) compareSwitches(ctx context.Context, closed []processors.Closed,
 		case st != nil && k.start <= st.start:
 			continue // a silent slot's empty window, closed after the model's next ones
 		case st == nil:
-			st = j.loadSlots(ctx, k.model, k.start-size, cur)
+			loaded, err := j.loadSlots(ctx, k.model, k.start-size, cur)
+			if err != nil {
+				return err
+			}
+			st = loaded
 			j.slots[k.model] = st
 		case k.start != st.start+size:
-			st.last = j.loadSlots(ctx, k.model, k.start-size, cur).last // a gap: the window before, from ClickHouse
+			loaded, err := j.loadSlots(ctx, k.model, k.start-size, cur) // a gap: the window before, from ClickHouse
+			if err != nil {
+				return err
+			}
+			st.last = loaded.last
 		}
 		prev, active := busiestSlot(st.last), busiestSlot(cur)
 		if prev == nil {
@@ -156,6 +166,7 @@ func (j *judge) compareSwitches(ctx context.Context, closed []processors.Closed,
 			st.active = active
 		}
 	}
+	return nil
 }
 
 // observe passes a condition to the alerter, keeping the alert it raises.
@@ -170,8 +181,8 @@ func (j *judge) observe(c detectors.Condition, now time.Time, batch *storage.Bat
 
 // loadSlots is a model's slots at the window starting at start, read back from
 // ClickHouse (after a restart, or a gap): the windows there of the slots' series this
-// judge knows (those of cur, and those it judged).
-func (j *judge) loadSlots(ctx context.Context, model string, start int64, cur map[string]*processors.WindowAgg) *slots {
+// judge knows (those of cur, and those it judged). An error as loadWindow's.
+func (j *judge) loadSlots(ctx context.Context, model string, start int64, cur map[string]*processors.WindowAgg) (*slots, error) {
 	st := &slots{start: start, last: map[string]*processors.WindowAgg{}}
 	keys := map[processors.SeriesKey]bool{}
 	for _, w := range cur {
@@ -189,16 +200,15 @@ func (j *judge) loadSlots(ctx context.Context, model string, start int64, cur ma
 			}
 			continue
 		}
-		w, err := j.earlier.LoadWindow(ctx, k, time.UnixMilli(start))
+		w, err := j.loadWindow(ctx, k, time.UnixMilli(start), "a blue/green slot's previous window")
 		if err != nil {
-			j.log.Warn("blue/green slot's previous window not loaded; a switch at the next window is not looked for", "model", model, "err", err)
-			continue
+			return nil, err
 		}
 		if w != nil && busier(w, st.last[k.Deployment]) {
 			st.last[k.Deployment] = w
 		}
 	}
-	return st
+	return st, nil
 }
 
 // busiestSlot is the slot window with most events (nil: none with any).

@@ -61,7 +61,9 @@ func TestSwitchBackIsNotARegression(t *testing.T) {
 	var blueFP string
 	for m, p := range plan {
 		b := &storage.Batch{}
-		j.compareSwitches(ctx, []processors.Closed{rvWindow(rng, p.version, p.slot, m, 500, p.shift, 1)}, rv0, b)
+		if err := j.compareSwitches(ctx, []processors.Closed{rvWindow(rng, p.version, p.slot, m, 500, p.shift, 1)}, rv0, b); err != nil {
+			t.Fatal(err)
+		}
 		for _, c := range b.Canary {
 			t.Logf("minute %d: %s %s vs %s %s: %s (%s)", m, c.Canary.Deployment, c.Canary.Version, c.Primary.Deployment, c.Primary.Version, c.Outcome, c.Reason)
 		}
@@ -156,7 +158,9 @@ func TestSwitchRegressionAfterRestartResolves(t *testing.T) {
 	ctx := context.Background()
 	run := func(j *judge, m int, slot, version string, shift float64) *storage.Batch {
 		b := &storage.Batch{}
-		j.compareSwitches(ctx, []processors.Closed{rvWindow(rng, version, slot, m, 500, shift, 1)}, rv0, b)
+		if err := j.compareSwitches(ctx, []processors.Closed{rvWindow(rng, version, slot, m, 500, shift, 1)}, rv0, b); err != nil {
+			t.Fatal(err)
+		}
 		for _, a := range b.Alerts {
 			if a.Metric == "switch_regression" {
 				t.Logf("minute %d: %s %s %s", m, a.State, a.Deployment, a.ModelVersion)
@@ -207,7 +211,9 @@ func TestSwitchAcrossAQuietSpell(t *testing.T) {
 			slot, version = "green", "2"
 		}
 		b := &storage.Batch{}
-		j.compareSwitches(ctx, []processors.Closed{rvWindow(rng, version, slot, m, 500, 0, 1)}, rv0, b)
+		if err := j.compareSwitches(ctx, []processors.Closed{rvWindow(rng, version, slot, m, 500, 0, 1)}, rv0, b); err != nil {
+			t.Fatal(err)
+		}
 		for _, a := range b.Alerts {
 			marked = marked || a.Metric == "traffic_switch" && a.State == schemas.StateFiring && m == 6
 		}

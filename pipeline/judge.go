@@ -44,7 +44,8 @@ type judge struct {
 	canaries map[processors.SeriesKey]bool
 	alerter  *detectors.Alerter
 	// hint says what a model's upstream stages did in a window ("" when nothing is known
-	// or wrong), for drift alerts (upstream.go); an error only when ctx ends.
+	// or wrong), for drift alerts (upstream.go); an error only when ctx ends or ClickHouse
+	// stays down past Settings.MaxOutage.
 	hint func(ctx context.Context, model string, start, end time.Time) (string, error)
 }
 
@@ -84,7 +85,10 @@ func (j *judge) judgeClosed(ctx context.Context, closed []processors.Closed, now
 		w := c.Merged
 		ref := j.refs[[2]string{w.Series.Model, w.Series.Version}]
 		if lag, ok := detectors.RollingLag(j.set.ReferenceSource(w.Series.Model), j.set.WindowSpec(w.Series.Model).Size); ok {
-			ref = j.rollingReference(ctx, w, lag, inBatch, now)
+			var err error
+			if ref, err = j.rollingReference(ctx, w, lag, inBatch, now); err != nil {
+				return built, err
+			}
 		} else if ref == nil && w.Events > 0 {
 			// An empty window (a silent series) is not one of the reference's windows: the
 			// next window with events counts it as a quiet one (refBuilder.windowClosed).
@@ -126,8 +130,7 @@ func (j *judge) judgeClosed(ctx context.Context, closed []processors.Closed, now
 		}
 	}
 	j.compareCanaries(closed, now, batch)
-	j.compareSwitches(ctx, closed, now, batch)
-	return built, nil
+	return built, j.compareSwitches(ctx, closed, now, batch)
 }
 
 // useReference makes p the reference of its model version.
@@ -138,8 +141,10 @@ func (j *judge) useReference(p *detectors.Profile) {
 }
 
 // rollingReference is w's reference under a rolling source: the series' window lag
-// earlier, from this batch, the series' previous window, or ClickHouse.
-func (j *judge) rollingReference(ctx context.Context, w *processors.WindowAgg, lag time.Duration, inBatch map[windowKey]*processors.WindowAgg, now time.Time) *detectors.Profile {
+// earlier, from this batch, the series' previous window, or ClickHouse (nil: there is
+// none). An error only when ClickHouse stays down past Settings.MaxOutage, or ctx ends:
+// judging without a reference that exists would make the verdict depend on an outage.
+func (j *judge) rollingReference(ctx context.Context, w *processors.WindowAgg, lag time.Duration, inBatch map[windowKey]*processors.WindowAgg, now time.Time) (*detectors.Profile, error) {
 	start := w.Start - lag.Milliseconds()
 	lagged := inBatch[windowKey{w.Series, start}]
 	if lagged == nil {
@@ -147,13 +152,12 @@ func (j *judge) rollingReference(ctx context.Context, w *processors.WindowAgg, l
 	}
 	if lagged == nil || lagged.Start != start {
 		var err error
-		if lagged, err = j.earlier.LoadWindow(ctx, w.Series, time.UnixMilli(start)); err != nil {
-			j.log.Warn("rolling reference not loaded; window judged without one", "model", w.Series.Model, "err", err)
-			return nil
+		if lagged, err = j.loadWindow(ctx, w.Series, time.UnixMilli(start), "a rolling reference"); err != nil {
+			return nil, err
 		}
 	}
 	if lagged == nil {
-		return nil
+		return nil, nil
 	}
-	return detectors.ProfileFromWindow(lagged, j.set.ReferenceSource(w.Series.Model), now)
+	return detectors.ProfileFromWindow(lagged, j.set.ReferenceSource(w.Series.Model), now), nil
 }

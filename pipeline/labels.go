@@ -242,7 +242,7 @@ func (r *Runner) refreshCaught(ctx context.Context, now time.Time, tps []consume
 	}
 	l := r.lab
 	var ends map[consumers.TopicPartition]consumers.Ends
-	if err := retry.Do(ctx, r.set.policy(), "asking where label partitions end", retryAll, r.attempt, func(ctx context.Context) error {
+	if err := retry.Do(ctx, r.set.policy(), "asking where label partitions end", storage.ClassifyRead, r.attempt, func(ctx context.Context) error {
 		var err error
 		ends, err = src.Ends(ctx, tps)
 		return err
@@ -608,7 +608,7 @@ func (r *Runner) settleLabels(ctx context.Context) error {
 	}
 	since = since.Add(-ls.Horizon)
 	var windows []storage.SettledWindow
-	if err := retry.Do(ctx, r.set.policy(), "loading windows to settle", retryAll, r.attempt, func(ctx context.Context) error {
+	if err := retry.Do(ctx, r.set.policy(), "loading windows to settle", storage.ClassifyRead, r.attempt, func(ctx context.Context) error {
 		var err error
 		windows, err = r.store.LoadUnsettledWindows(ctx, view.models, since, loadUntil)
 		return err
@@ -674,7 +674,7 @@ func (r *Runner) settleLabels(ctx context.Context) error {
 		// Windows that end together (the series of a model) share their cutoffs.
 		ck := [2]time.Time{js.Cutoff, js.AppendCutoff}
 		if js.Cuts = cuts[ck]; js.Cuts == nil {
-			if err := retry.Do(ctx, r.set.policy(), "finding label cutoffs", retryAll, r.attempt, func(ctx context.Context) error {
+			if err := retry.Do(ctx, r.set.policy(), "finding label cutoffs", storage.ClassifyRead, r.attempt, func(ctx context.Context) error {
 				var err error
 				js.Cuts, err = r.store.LabelCuts(ctx, js.Cutoff, js.AppendCutoff, js.Partitions)
 				return err
@@ -688,7 +688,7 @@ func (r *Runner) settleLabels(ctx context.Context) error {
 		// cut off part way starts again from a fresh one.
 		var sc *detectors.Scorer
 		var beyond uint64
-		if err := retry.Do(ctx, r.set.policy(), "joining labels", retryAll, r.attempt, func(ctx context.Context) error {
+		if err := retry.Do(ctx, r.set.policy(), "joining labels", storage.ClassifyRead, r.attempt, func(ctx context.Context) error {
 			sc = &detectors.Scorer{}
 			var err error
 			beyond, err = r.store.LoadWindowPairs(ctx, w, js, sc.Add)
@@ -850,7 +850,7 @@ func (r *Runner) perfSeries(ctx context.Context, k processors.SeriesKey) (*perfS
 		return ps, nil
 	}
 	var settled []storage.SeriesSettled
-	if err := retry.Do(ctx, r.set.policy(), "loading settled performance", retryAll, r.attempt, func(ctx context.Context) error {
+	if err := retry.Do(ctx, r.set.policy(), "loading settled performance", storage.ClassifyRead, r.attempt, func(ctx context.Context) error {
 		var err error
 		settled, err = r.store.LoadSettled(ctx, k)
 		return err

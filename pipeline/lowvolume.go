@@ -9,6 +9,7 @@ import (
 	"github.com/driftd/driftd/detectors"
 	"github.com/driftd/driftd/internal/retry"
 	"github.com/driftd/driftd/processors"
+	"github.com/driftd/driftd/storage"
 )
 
 // MaxMergedWindows caps how many consecutive windows a low-volume series is judged over.
@@ -78,7 +79,7 @@ func (j *judge) judgedWindow(ctx context.Context, w *processors.WindowAgg, min u
 		p := byStart[start]
 		if p == nil && start < from {
 			var err error
-			if p, err = j.loadWindow(ctx, w.Series, time.UnixMilli(start)); err != nil {
+			if p, err = j.loadWindow(ctx, w.Series, time.UnixMilli(start), "a low-volume merge"); err != nil {
 				return nil, 0, 0, err
 			}
 		}
@@ -138,12 +139,13 @@ func (j *judge) evaluate(ctx context.Context, w *processors.WindowAgg, ref *dete
 	return v, nil
 }
 
-// loadWindow reads a written window, waiting out a ClickHouse that cannot answer (up to
-// Settings.MaxOutage): judging without it would make the verdict depend on an outage.
-func (j *judge) loadWindow(ctx context.Context, series processors.SeriesKey, start time.Time) (*processors.WindowAgg, error) {
+// loadWindow reads a written window (nil: none) for what (a low-volume merge, a rolling
+// reference, …), waiting out a ClickHouse that cannot answer (up to Settings.MaxOutage):
+// judging without it would make the verdict depend on an outage.
+func (j *judge) loadWindow(ctx context.Context, series processors.SeriesKey, start time.Time, what string) (*processors.WindowAgg, error) {
 	var w *processors.WindowAgg
-	err := retry.Do(ctx, j.set.policy(), fmt.Sprintf("loading the written window %s of %s for a low-volume merge", start.UTC().Format(time.RFC3339), series.Model),
-		retryAll, logAttempts(j.log), func(ctx context.Context) error {
+	err := retry.Do(ctx, j.set.policy(), fmt.Sprintf("loading the written window %s of %s for %s", start.UTC().Format(time.RFC3339), series.Model, what),
+		storage.ClassifyRead, logAttempts(j.log), func(ctx context.Context) error {
 			var err error
 			w, err = j.earlier.LoadWindow(ctx, series, start)
 			return err

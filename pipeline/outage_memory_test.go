@@ -4,6 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -12,20 +16,24 @@ import (
 	"github.com/driftd/driftd/detectors"
 	"github.com/driftd/driftd/internal/replay"
 	"github.com/driftd/driftd/internal/retry"
+	"github.com/driftd/driftd/internal/testenv"
+	"github.com/driftd/driftd/pipeline"
 	"github.com/driftd/driftd/processors"
+	"github.com/driftd/driftd/schemas"
 	"github.com/driftd/driftd/simulate"
 )
 
-// flakyReads is the in-memory store with ClickHouse's reads cut, once cut() is called,
-// for a while of wall time: long enough for Run to give up, short enough for Shutdown's
-// flush to find it back.
+// flakyReads is the in-memory store with ClickHouse's reads cut, once cut() is called
+// (or a read of a written window is one cutAt picks), for down of wall time.
 type flakyReads struct {
 	*replay.Store
 	down time.Duration
 	mu   sync.Mutex
 	from time.Time // when the reads were cut (zero: not yet)
-	// cutAt, if not nil, says from which read of a written window on the reads are cut.
+	// cutAt, if not nil, says from which read of a written window on the reads are cut;
+	// onCut, if not nil, runs then.
 	cutAt   func(n int) bool
+	onCut   func()
 	windows int
 }
 
@@ -37,6 +45,16 @@ func (s *flakyReads) cut() {
 	if s.from.IsZero() {
 		s.from = time.Now()
 	}
+}
+
+// since is how long ago the reads were cut (0: not cut).
+func (s *flakyReads) since() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.from.IsZero() {
+		return 0
+	}
+	return time.Since(s.from)
 }
 
 func (s *flakyReads) failing() error {
@@ -58,21 +76,40 @@ func (s *flakyReads) LoadReferences(ctx context.Context) ([]*detectors.Profile, 
 func (s *flakyReads) LoadWindow(ctx context.Context, series processors.SeriesKey, start time.Time) (*processors.WindowAgg, error) {
 	s.mu.Lock()
 	s.windows++
+	var onCut func()
 	if s.cutAt != nil && s.cutAt(s.windows) && s.from.IsZero() {
-		s.from = time.Now()
+		s.from, onCut = time.Now(), s.onCut
 	}
 	s.mu.Unlock()
+	if onCut != nil {
+		onCut()
+	}
 	if err := s.failing(); err != nil {
 		return nil, fmt.Errorf("load window: %w", err)
 	}
 	return s.Store.LoadWindow(ctx, series, start)
 }
 
+// runUntilEnd runs a pipeline over src on store (with cfg's settings, in memory) until
+// Run ends (within ctx), and returns the runner and Run's error.
+func runUntilEnd(t *testing.T, ctx context.Context, cfg config.Config, src pipeline.Source, now func() time.Time, store *flakyReads) (*pipeline.Runner, error) {
+	t.Helper()
+	set := pipeline.SettingsFromConfig(cfg, schemas.Decoder{Format: schemas.FormatJSON}, schemas.Decoder{Format: schemas.FormatJSON})
+	set.DecodeAhead = 0 // the replay source's Fetch moves the simulated clock
+	r := pipeline.New(set, src, &replay.Sink{}, &replay.Sink{}, store, slog.New(slog.NewTextHandler(io.Discard, nil)), now)
+	if err := r.Restore(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return r, r.Run(ctx)
+}
+
 // ClickHouse unreachable where the loop waits for it outside a flush's writes ends Run
-// after limits.max_outage, as a write does: driftd exits non-zero and a standby takes
-// over. Before, the restore after a rebalance and a low-volume merge's read of a written
-// window retried every second for ever, and an active member that could not reach
-// ClickHouse kept its standby out (TestActiveGivesUpWhenClickHouseStaysDown failed so).
+// after limits.max_outage, as a write does: driftd exits non-zero (no shutdown flush) and
+// a standby takes over. Before, the restore after a rebalance and the judge's reads of
+// written windows (a low-volume merge, a rolling reference, a blue/green slot's previous
+// window) retried every second for ever, or judged without the window; an active member
+// that could not reach ClickHouse kept its standby out
+// (TestActiveGivesUpWhenClickHouseStaysDown failed so).
 func TestReadsDownPastMaxOutageEndRun(t *testing.T) {
 	const maxOutage = 2 * time.Second
 	start := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
@@ -81,10 +118,11 @@ func TestReadsDownPastMaxOutageEndRun(t *testing.T) {
 		models      []simulate.StreamModel
 		rebalanceAt int64
 		cutAt       func(n int) bool // nil: cut at the rebalance
+		gaveUp      string
 	}{
-		{"the restore after a rebalance", []simulate.StreamModel{{Name: "m", Rate: 20}}, 5_000, nil},
+		{"the restore after a rebalance", []simulate.StreamModel{{Name: "m", Rate: 20}}, 5_000, nil, "restore after rebalance"},
 		{"a low-volume merge reading a written window", []simulate.StreamModel{{Name: "slow", Rate: 1}}, 0,
-			func(n int) bool { return n >= 3 }},
+			func(n int) bool { return n >= 3 }, "for a low-volume merge"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -99,18 +137,63 @@ func TestReadsDownPastMaxOutageEndRun(t *testing.T) {
 				t.Fatal(err)
 			}
 			src := &countingSource{Source: rs, rebalanceAt: tc.rebalanceAt}
-			store := &flakyReads{Store: replay.NewStore(), down: maxOutage + 200*time.Millisecond, cutAt: tc.cutAt}
+			store := &flakyReads{Store: replay.NewStore(), down: time.Hour, cutAt: tc.cutAt}
 			if tc.cutAt == nil {
 				// Cut at the rebalance: the next fetch after it restores.
 				src.onRebalance = store.cut
 			}
-			r, _, runErr := runOnStore(t, cfg, src, clock.Now, func(s func()) { rs.Stop = s }, nil, 2*time.Minute, store)
-			if !errors.Is(runErr, retry.ErrOutage) {
-				t.Fatalf("Run ended with %v, want an outage (limits.max_outage %v)", runErr, maxOutage)
+			r, runErr := runUntilEnd(t, testenv.Context(t, 2*time.Minute), cfg, src, clock.Now, store)
+			if !errors.Is(runErr, retry.ErrOutage) || !strings.Contains(runErr.Error(), tc.gaveUp) {
+				t.Fatalf("Run ended with %v, want an outage (limits.max_outage %v) of %q", runErr, maxOutage, tc.gaveUp)
+			}
+			if waited := store.since(); waited < maxOutage {
+				t.Errorf("Run ended %v after ClickHouse went, limits.max_outage is %v", waited, maxOutage)
 			}
 			if tc.rebalanceAt > 0 && r.Stats().Rebalances != 1 {
 				t.Errorf("%d rebalances, want 1", r.Stats().Rebalances)
 			}
 		})
+	}
+}
+
+// A run that ends (SIGTERM) while a flush's judging waits for ClickHouse leaves that
+// flush's windows half-judged: the alerter and the volume history have moved on for some
+// of them. Shutdown's flush then writes and commits nothing, so the records since the
+// last commit are read again and judged once, from the state stored. Before, it judged
+// the windows again: an alert the cut pass had raised was never written (the alerter had
+// seen its window), and windows counted twice in the volume history.
+func TestShutdownAfterJudgingWasCutWritesNothing(t *testing.T) {
+	start := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
+	cfg := config.Default()
+	cfg.Windows.Size = config.Duration(time.Minute)
+	cfg.Kafka.Topics.Predictions, cfg.Kafka.Topics.Pipeline = replay.PredictionTopic, replay.PipelineTopic
+	clock := &replay.Clock{}
+	// Judged against the same window yesterday: each window's reference is read back.
+	cfg.Detection.Reference = detectors.SourceDayAgo
+	o := simulate.StreamOptions{Seed: 12, Start: start, Duration: 2 * time.Hour, Models: []simulate.StreamModel{{Name: "m", Rate: 5}}}
+	src, err := replay.NewSource(o, replay.Live, 3, 2*time.Duration(cfg.Windows.IdleClose)+time.Duration(cfg.Pipelines.Window), clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The thirtieth read of a written window (a reference's) finds ClickHouse gone,
+	// and the run is told to stop while the judge waits.
+	ctx, stop := context.WithCancel(testenv.Context(t, 2*time.Minute))
+	defer stop()
+	store := &flakyReads{Store: replay.NewStore(), down: time.Hour, cutAt: func(n int) bool { return n >= 30 }, onCut: stop}
+	r, err := runUntilEnd(t, ctx, cfg, src, clock.Now, store)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run ended with %v, want the run's end", err)
+	}
+	windows, verdicts, committed := len(store.Windows()), store.Verdicts, src.Committed()
+	if verdicts == 0 || len(committed) == 0 {
+		t.Fatalf("%d windows judged, %d partitions committed before the cut; want some", verdicts, len(committed))
+	}
+	err = r.Shutdown(testenv.Context(t, time.Minute))
+	if err == nil || !strings.Contains(err.Error(), "judging cut off") {
+		t.Errorf("Shutdown returned %v, want the cut judging's error", err)
+	}
+	if len(store.Windows()) != windows || store.Verdicts != verdicts || !maps.Equal(src.Committed(), committed) {
+		t.Errorf("Shutdown wrote %d windows (%d verdicts) and committed %v; want nothing more than %d windows, %d verdicts, %v",
+			len(store.Windows()), store.Verdicts, src.Committed(), windows, verdicts, committed)
 	}
 }

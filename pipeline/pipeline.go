@@ -275,6 +275,9 @@ type Runner struct {
 	outboxDue bool
 	// unwritten is a judged batch whose write or publish was cut off (write.go).
 	unwritten *judged
+	// cut says why a flush's judging was cut off half-way (cutJudging): nothing more is
+	// written or committed until a rebalance restores the state.
+	cut error
 	// spread is this member's part in judging a spread group (spread.go); nil otherwise.
 	spread *spreadState
 }
@@ -342,7 +345,7 @@ func (r *Runner) reset() {
 	r.drained = map[consumers.TopicPartition]bool{}
 	r.pending, r.closedAt, r.late, r.extraAlerts = nil, nil, nil, nil
 	r.built, r.shares = nil, nil
-	r.unwritten = nil
+	r.unwritten, r.cut = nil, nil
 	r.firstRec = time.Time{}
 	_, owner := r.src.(partitionOwner)
 	_, ends := r.src.(endsSource)
@@ -375,10 +378,14 @@ func (r *Runner) rebalanced(ctx context.Context, cause error) error {
 	r.set.Observer.Rebalanced()
 	r.log.Info("partitions reassigned: dropping state built from uncommitted records and restoring from ClickHouse", "cause", cause)
 	r.dropLabelBatch()
-	r.reset()
 	// Past limits.max_outage Run ends, as for every other dependency: an active member
-	// waiting for ClickHouse here for ever would keep its standby out.
-	if err := retry.Do(ctx, r.set.policy(), "restore after rebalance", retryAll, r.attempt, r.Restore); err != nil {
+	// waiting for ClickHouse here for ever would keep its standby out. Each attempt
+	// starts from nothing: Restore adds to what it finds (the volume history, a stage's
+	// failures), so one cut off half-way would count those twice.
+	if err := retry.Do(ctx, r.set.policy(), "restore after rebalance", storage.ClassifyRead, r.attempt, func(ctx context.Context) error {
+		r.reset()
+		return r.Restore(ctx)
+	}); err != nil {
 		return err
 	}
 	r.started = r.now()
@@ -1081,6 +1088,9 @@ func (r *Runner) deadLetter(ctx context.Context, rec consumers.Record, class str
 // Flush (Shutdown's) finishes the judged batch first (write.go).
 func (r *Runner) Flush(ctx context.Context) error {
 	r.lastFlush = r.now()
+	if r.cut != nil {
+		return r.cut
+	}
 	if r.unwritten != nil {
 		if err := r.writeJudged(ctx); err != nil {
 			return err
@@ -1119,7 +1129,7 @@ func (r *Runner) Flush(ctx context.Context) error {
 		// Written unjudged: each model's judge judges them once every partition has
 		// (spread.go).
 		if err := r.shareWindows(ctx, batch, closed); err != nil {
-			return err
+			return r.cutJudging(err)
 		}
 	} else {
 		var err error
@@ -1144,10 +1154,10 @@ func (r *Runner) Flush(ctx context.Context) error {
 			}
 		}
 		if err != nil {
-			return err
+			return r.cutJudging(err)
 		}
 		if err := r.compareShadows(ctx, closed, batch); err != nil {
-			return err
+			return r.cutJudging(err)
 		}
 		batch.JudgedThrough = judgedThrough(closed)
 		// Only now, the batch judged: a flush cut off before keeps them for the next.
@@ -1168,6 +1178,18 @@ func (r *Runner) Flush(ctx context.Context) error {
 		r.markDue(closed)
 	}
 	return r.settleAndCommit(ctx)
+}
+
+// cutJudging records that judging a flush's windows failed half-way (ClickHouse down past
+// Settings.MaxOutage, or the run's end while judging waited for it) and returns err. The
+// alerter, the volume history and the other judging state have moved on for part of the
+// batch, which is dropped: judging it again (Shutdown's flush) would lose the alerts the
+// first pass raised (the alerter has seen their windows), and count windows twice. So
+// nothing more is written or committed; the records since the last commit are read
+// again by whoever reads next, from the state stored.
+func (r *Runner) cutJudging(err error) error {
+	r.cut = fmt.Errorf("judging cut off, nothing more written or committed (the records since the last commit are read again): %v", err)
+	return err
 }
 
 // settleAndCommit ends a flush: a spread member judges the windows of its models that
@@ -1195,7 +1217,7 @@ func (r *Runner) settleAndCommit(ctx context.Context) error {
 // not record as published, waiting out a ClickHouse that cannot answer.
 func (r *Runner) drainOutbox(ctx context.Context) error {
 	var unpublished []*schemas.AlertEvent
-	if err := retry.Do(ctx, r.set.policy(), "loading unpublished alerts", retryAll, r.attempt, func(ctx context.Context) error {
+	if err := retry.Do(ctx, r.set.policy(), "loading unpublished alerts", storage.ClassifyRead, r.attempt, func(ctx context.Context) error {
 		var err error
 		unpublished, err = r.store.LoadUnpublishedAlerts(ctx, 48*time.Hour)
 		return err

@@ -106,7 +106,7 @@ func (r *Runner) compareShadows(ctx context.Context, closed []processors.Closed,
 		}
 		sw := detectors.ShadowWindow{Shadow: w.Series, PrimaryVersion: primary.Series.Version,
 			Start: time.UnixMilli(w.Start).UTC(), End: time.UnixMilli(w.End).UTC()}
-		if err := retry.Do(ctx, r.set.policy(), "joining a shadow's predictions", retryAll, r.attempt, func(ctx context.Context) error {
+		if err := retry.Do(ctx, r.set.policy(), "joining a shadow's predictions", storage.ClassifyRead, r.attempt, func(ctx context.Context) error {
 			var err error
 			sw.Counts, err = r.store.JoinShadow(ctx, w.Series, primary.Series.Version, sw.Start)
 			return err
@@ -140,7 +140,7 @@ func (r *Runner) shadowReference(ctx context.Context, k processors.SeriesKey) (*
 		return ref, nil
 	}
 	var stored []detectors.ShadowWindow
-	if err := retry.Do(ctx, r.set.policy(), "loading a shadow's reference", retryAll, r.attempt, func(ctx context.Context) error {
+	if err := retry.Do(ctx, r.set.policy(), "loading a shadow's reference", storage.ClassifyRead, r.attempt, func(ctx context.Context) error {
 		var err error
 		stored, err = r.store.LoadShadowReference(ctx, k)
 		return err

@@ -484,20 +484,25 @@ func (r *Runner) judgeOwned(ctx context.Context) error {
 		return nil // the generation ended: its readers stopped each at another point
 	}
 	if r.spread.stale {
-		// A fresh judge, restored from what is judged by now (restoreJudging).
-		r.j = newJudge(&r.set, r.log, r.store)
-		r.j.hint = r.hinter()
-		clear(r.spread.judged)
-		// And the shadows' references: another member may have added windows to them.
-		clear(r.shadowRefs)
-		if r.lab != nil {
-			// The series' settled state too: another member may have settled since.
-			clear(r.lab.series)
-			r.lab.dueKnown = false
-		}
-		if _, _, _, _, err := r.restoreJudging(ctx); err != nil {
-			r.log.Warn("judging state not restored; judging waits", "err", err)
-			return nil
+		// A fresh judge, restored from what is judged by now (restoreJudging); each
+		// attempt from nothing, as restoreJudging adds to what it finds. Past
+		// limits.max_outage Run ends: a member that cannot judge its models must not keep
+		// them from a member that can.
+		if err := retry.Do(ctx, r.set.policy(), "restoring the judging state", storage.ClassifyRead, r.attempt, func(ctx context.Context) error {
+			r.j = newJudge(&r.set, r.log, r.store)
+			r.j.hint = r.hinter()
+			clear(r.spread.judged)
+			// And the shadows' references: another member may have added windows to them.
+			clear(r.shadowRefs)
+			if r.lab != nil {
+				// The series' settled state too: another member may have settled since.
+				clear(r.lab.series)
+				r.lab.dueKnown = false
+			}
+			_, _, _, _, err := r.restoreJudging(ctx)
+			return err
+		}); err != nil {
+			return err
 		}
 		r.spread.stale = false
 	}
@@ -506,7 +511,7 @@ func (r *Runner) judgeOwned(ctx context.Context) error {
 		own[p] = true
 	}
 	var progress []storage.PartitionProgress
-	if err := retry.Do(ctx, r.set.policy(), "loading partition progress", retryAll, r.attempt, func(ctx context.Context) error {
+	if err := retry.Do(ctx, r.set.policy(), "loading partition progress", storage.ClassifyRead, r.attempt, func(ctx context.Context) error {
 		var err error
 		progress, err = r.store.LoadPartitionProgress(ctx)
 		return err
@@ -652,7 +657,7 @@ func (r *Runner) judgeBatch(ctx context.Context, model string, complete time.Tim
 	}
 	var end time.Time
 	var found bool
-	if err := retry.Do(ctx, r.set.policy(), "counting the windows to judge", retryAll, r.attempt, func(ctx context.Context) error {
+	if err := retry.Do(ctx, r.set.policy(), "counting the windows to judge", storage.ClassifyRead, r.attempt, func(ctx context.Context) error {
 		var err error
 		end, found, err = r.store.WindowEnd(ctx, model, judged, n)
 		return err
@@ -819,7 +824,7 @@ func (r *Runner) forgetDelivered(gone []processors.SeriesKey) {
 // partitions' shares of the reference samples of versions still building a reference.
 func (r *Runner) loadComplete(ctx context.Context, model string, after, through time.Time) ([]processors.Closed, error) {
 	var ws []*processors.WindowAgg
-	if err := retry.Do(ctx, r.set.policy(), "reading windows back", retryAll, r.attempt, func(ctx context.Context) error {
+	if err := retry.Do(ctx, r.set.policy(), "reading windows back", storage.ClassifyRead, r.attempt, func(ctx context.Context) error {
 		var err error
 		ws, err = r.store.LoadWindows(ctx, model, after, through)
 		return err
@@ -846,7 +851,7 @@ func (r *Runner) loadComplete(ctx context.Context, model string, after, through 
 		return out, nil
 	}
 	var parts []storage.SamplePart
-	if err := retry.Do(ctx, r.set.policy(), "loading reference sample shares", retryAll, r.attempt, func(ctx context.Context) error {
+	if err := retry.Do(ctx, r.set.policy(), "loading reference sample shares", storage.ClassifyRead, r.attempt, func(ctx context.Context) error {
 		var err error
 		parts, err = r.store.LoadSampleParts(ctx, model, time.UnixMilli(ws[0].Start), time.UnixMilli(ws[len(ws)-1].Start))
 		return err

@@ -121,7 +121,7 @@ func (r *Runner) spreadLabels(ctx context.Context) (settleView, bool, error) {
 	}
 	progress := r.spread.progress
 	if progress == nil {
-		if err := retry.Do(ctx, r.set.policy(), "loading partition progress", retryAll, r.attempt, func(ctx context.Context) error {
+		if err := retry.Do(ctx, r.set.policy(), "loading partition progress", storage.ClassifyRead, r.attempt, func(ctx context.Context) error {
 			var err error
 			progress, err = r.store.LoadPartitionProgress(ctx)
 			return err

@@ -721,7 +721,7 @@ func (r *Runner) storedHint(ctx context.Context, model string, start, end time.T
 	// holds from its first run (Since), so the links before a window's end are those.
 	links, ok := r.spread.links[model]
 	if !ok {
-		if err := retry.Do(ctx, r.set.policy(), "loading the stages feeding a model", retryAll, r.attempt, func(ctx context.Context) error {
+		if err := retry.Do(ctx, r.set.policy(), "loading the stages feeding a model", storage.ClassifyRead, r.attempt, func(ctx context.Context) error {
 			var err error
 			links, err = r.store.LoadStageLinks(ctx, time.Time{}, model)
 			return err
@@ -744,7 +744,7 @@ func (r *Runner) storedHint(ctx context.Context, model string, start, end time.T
 	states := map[stageKey]*stageState{}
 	for k := range ask {
 		var failures, successes []time.Time
-		if err := retry.Do(ctx, r.set.policy(), "loading a stage's runs", retryAll, r.attempt, func(ctx context.Context) error {
+		if err := retry.Do(ctx, r.set.policy(), "loading a stage's runs", storage.ClassifyRead, r.attempt, func(ctx context.Context) error {
 			var err error
 			failures, successes, err = r.store.LoadStageRuns(ctx, k.pipeline, k.stage, from, end, keepSuccesses)
 			return err

@@ -60,9 +60,6 @@ func logAttempts(log *slog.Logger) func(retry.Attempt) {
 // attempt logs a failed attempt that is retried.
 func (r *Runner) attempt(a retry.Attempt) { logAttempts(r.log)(a) }
 
-// retryAll retries every error (reads: no error of theirs is the data's fault).
-func retryAll(error) retry.Class { return retry.Retryable }
-
 // writeJudged writes r.unwritten, publishes the alerts stored with it and forgets it.
 func (r *Runner) writeJudged(ctx context.Context) error {
 	j := r.unwritten

@@ -46,6 +46,23 @@ var FatalCodes = map[int32]string{
 	469: "VIOLATED_CONSTRAINT",
 }
 
+// ErrUnreadable is wrapped by the error of a read that found a stored value driftd cannot
+// read (a reference profile written by a newer driftd, or damaged): reading it again
+// cannot help, so it is not retried as an outage.
+var ErrUnreadable = errors.New("a stored value driftd cannot read")
+
+// ClassifyRead is the one place that decides whether a read error is retried: every
+// error is (the server's state), except a stored value driftd cannot read.
+func ClassifyRead(err error) Class {
+	if err == nil {
+		return 0
+	}
+	if errors.Is(err, ErrUnreadable) {
+		return Fatal
+	}
+	return Retryable
+}
+
 // Classify is the one place that decides whether a write error is retried.
 func Classify(err error) Class {
 	if err == nil {

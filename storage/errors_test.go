@@ -65,6 +65,28 @@ func TestClassify(t *testing.T) {
 }
 
 // The fatal codes are the engine's own: each number has the name the table gives it.
+// Reads are retried whatever the server says, until limits.max_outage; a stored value
+// driftd cannot read is not the server's state, and is not.
+func TestClassifyRead(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		err  error
+		want storage.Class
+	}{
+		{"nil", nil, 0},
+		{"a stored profile that does not decode", fmt.Errorf("load reference profiles: %w: %w", storage.ErrUnreadable, errors.New("unexpected end of JSON input")), storage.Fatal},
+		{"connection refused", fmt.Errorf("load window: %w", syscall.ECONNREFUSED), storage.Retryable},
+		{"memory limit", &clickhouse.Exception{Code: 241}, storage.Retryable},
+		{"a code fatal to a write", &clickhouse.Exception{Code: 53}, storage.Retryable},
+		{"deadline", context.DeadlineExceeded, storage.Retryable},
+		{"text only", errors.New("something nobody has seen yet"), storage.Retryable},
+	} {
+		if got := storage.ClassifyRead(c.err); got != c.want {
+			t.Errorf("%s: ClassifyRead = %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
 func TestFatalCodesAreTheEnginesNames(t *testing.T) {
 	addr, proto := testenv.ClickHouse(t)
 	ctx := testenv.Context(t, time.Minute)

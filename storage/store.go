@@ -572,7 +572,7 @@ func (s *Store) LoadReferences(ctx context.Context) ([]*detectors.Profile, error
 		}
 		p, err := detectors.UnmarshalProfile([]byte(body))
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("load reference profiles: %w: %w", ErrUnreadable, err)
 		}
 		out = append(out, p)
 	}

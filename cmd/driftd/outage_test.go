@@ -78,8 +78,9 @@ func TestActiveGivesUpWhenClickHouseStaysDown(t *testing.T) {
 			t.Fatalf("the active member ended with %v, want a non-zero exit", err)
 		}
 		// The outage counts from the start of the attempt that failed, which may have
-		// begun a moment before the cut (a write in flight when the proxy went down).
-		if took < maxOutage-time.Second || took > maxOutage+time.Minute {
+		// begun before the cut (a write in flight, or a restore of ten queries, when the
+		// proxy went down): the bound is that it waited, not that it waited all of it.
+		if took < maxOutage-2*time.Second || took > maxOutage+time.Minute {
 			t.Errorf("the active member exited %v after ClickHouse went, limits.max_outage is %v", took, maxOutage)
 		}
 		t.Logf("the active member exited with %v, %v after ClickHouse went", err, took.Round(100*time.Millisecond))

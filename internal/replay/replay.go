@@ -12,6 +12,7 @@ import (
 	"context"
 	"fmt"
 	"hash/fnv"
+	"maps"
 	"slices"
 	"sort"
 	"sync"
@@ -289,6 +290,11 @@ func (s *Source) Commit(_ context.Context, next map[consumers.TopicPartition]int
 		s.committed[tp] = off
 	}
 	return nil
+}
+
+// Committed returns a copy of the offsets committed, per partition.
+func (s *Source) Committed() map[consumers.TopicPartition]int64 {
+	return maps.Clone(s.committed)
 }
 
 // Assigned is the number of partitions (the source is the only member).
