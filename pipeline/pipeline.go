@@ -1180,15 +1180,20 @@ func (r *Runner) Flush(ctx context.Context) error {
 	return r.settleAndCommit(ctx)
 }
 
-// cutJudging records that judging a flush's windows failed half-way (ClickHouse down past
-// Settings.MaxOutage, or the run's end while judging waited for it) and returns err. The
-// alerter, the volume history and the other judging state have moved on for part of the
-// batch, which is dropped: judging it again (Shutdown's flush) would lose the alerts the
-// first pass raised (the alerter has seen their windows), and count windows twice. So
-// nothing more is written or committed; the records since the last commit are read
-// again by whoever reads next, from the state stored.
+// ErrFlushCut is what a flush returns after an earlier one was cut off half-way
+// (cutJudging): it writes and commits nothing.
+var ErrFlushCut = errors.New("an earlier flush was cut off half-way: nothing more is written or committed, the records since the last commit are read again")
+
+// cutJudging records that a flush failed half-way through judging its windows, or
+// sharing them in a spread group (a dependency down past Settings.MaxOutage, or the
+// run's end while it waited), and returns err. The alerter, the volume history and the
+// other judging state (a spread member: the sample shares handed over) have moved on for
+// part of the batch, which is dropped: judging it again (Shutdown's flush) would lose
+// the alerts the first pass raised (the alerter has seen their windows), and count
+// windows twice. So nothing more is written or committed; the records since the last
+// commit are read again by whoever reads next, from the state stored.
 func (r *Runner) cutJudging(err error) error {
-	r.cut = fmt.Errorf("judging cut off, nothing more written or committed (the records since the last commit are read again): %v", err)
+	r.cut = fmt.Errorf("%w (%v)", ErrFlushCut, err)
 	return err
 }
 

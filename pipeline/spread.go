@@ -611,6 +611,7 @@ func (r *Runner) judgeOwned(ctx context.Context) error {
 		return err
 	}
 	if err := r.compareShadows(ctx, closed, batch); err != nil {
+		r.spread.stale = true // as above: the windows are judged, not written
 		return err
 	}
 	batch.AlertStates = r.j.alerter.Changes()

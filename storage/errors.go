@@ -47,8 +47,9 @@ var FatalCodes = map[int32]string{
 }
 
 // ErrUnreadable is wrapped by the error of a read that found a stored value driftd cannot
-// read (a reference profile written by a newer driftd, or damaged): reading it again
-// cannot help, so it is not retried as an outage.
+// read (a reference profile or a window's sketch written by a newer driftd, or damaged):
+// reading it again cannot help, so it is not retried as an outage. The run that needs it
+// ends at once, saying which value.
 var ErrUnreadable = errors.New("a stored value driftd cannot read")
 
 // ClassifyRead is the one place that decides whether a read error is retried: every

@@ -64,7 +64,6 @@ func TestClassify(t *testing.T) {
 	}
 }
 
-// The fatal codes are the engine's own: each number has the name the table gives it.
 // Reads are retried whatever the server says, until limits.max_outage; a stored value
 // driftd cannot read is not the server's state, and is not.
 func TestClassifyRead(t *testing.T) {
@@ -87,6 +86,7 @@ func TestClassifyRead(t *testing.T) {
 	}
 }
 
+// The fatal codes are the engine's own: each number has the name the table gives it.
 func TestFatalCodesAreTheEnginesNames(t *testing.T) {
 	addr, proto := testenv.ClickHouse(t)
 	ctx := testenv.Context(t, time.Minute)

@@ -1,6 +1,7 @@
 package storage_test
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -171,4 +172,38 @@ func close(a, b float64) bool {
 		return true
 	}
 	return math.Abs(a-b) <= 1e-9*math.Max(math.Abs(a), math.Abs(b))
+}
+
+// A window whose stored latency sketch does not decode (written by a newer driftd, or
+// damaged) reads back as ErrUnreadable, which ClassifyRead does not retry: a run that
+// needs it ends at once naming the window, instead of waiting out limits.max_outage as
+// if ClickHouse were down.
+func TestUnreadableStoredWindowIsNotAnOutage(t *testing.T) {
+	s := openStore(t)
+	ctx := testenv.Context(t, 2*time.Minute)
+	if _, err := s.Migrate(ctx, 3650); err != nil {
+		t.Fatal(err)
+	}
+	spec := processors.WindowSpec{Size: 5 * time.Minute}
+	p := processors.NewProcessor(func(string) processors.WindowSpec { return spec }, processors.Limits{})
+	rng := rand.New(rand.NewPCG(3, 3))
+	for i := 0; i < 50; i++ {
+		p.Add(jointEvent(rng, time.Duration(i)*time.Second, 0), processors.Source{Topic: "in", Offset: int64(i)}, t0)
+	}
+	closed := p.CloseAll()
+	if err := s.WriteWithRetry(ctx, &storage.Batch{Closed: closed, WrittenAt: t0}, storage.DefaultBackoff, nil); err != nil {
+		t.Fatal(err)
+	}
+	w := closed[0].Merged
+	if got, err := s.LoadWindow(ctx, w.Series, time.UnixMilli(w.Start)); err != nil || got == nil {
+		t.Fatalf("the window as written: %v, %v", got, err)
+	}
+	db := s.Database()
+	if err := s.Conn().Exec(ctx, "INSERT INTO "+db+".window_model_stats SELECT * REPLACE ('not a sketch' AS latency_sketch, written_at + INTERVAL 1 SECOND AS written_at) FROM "+db+".window_model_stats"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.LoadWindow(ctx, w.Series, time.UnixMilli(w.Start))
+	if !errors.Is(err, storage.ErrUnreadable) || storage.ClassifyRead(err) != storage.Fatal || !strings.Contains(err.Error(), w.Series.Model) {
+		t.Fatalf("a window with a damaged sketch read back with %v (class %v); want ErrUnreadable naming the window, not retried", err, storage.ClassifyRead(err))
+	}
 }

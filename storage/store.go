@@ -725,7 +725,7 @@ ORDER BY window_start, model_version, deployment, topic, partition, feature`, ar
 	for i, w := range ws {
 		agg, err := processors.RebuildWindow(w.key.series, w.key.start, w.end, w.parts)
 		if err != nil {
-			return nil, fmt.Errorf("%v at %v: %w", w.key.series, ms(w.key.start), err)
+			return nil, fmt.Errorf("%v at %v: %w: %w", w.key.series, ms(w.key.start), ErrUnreadable, err)
 		}
 		w.aggregated, out[i] = agg, agg
 	}
@@ -773,7 +773,7 @@ ORDER BY window_start, model_version, deployment, topic, partition`, args...)
 		}
 		p.InputSize.N, p.LatencySketch = float64(inputN), []byte(sketch)
 		if err := w.AddService(p); err != nil {
-			return fmt.Errorf("load service counts of %v at %v: %w", k.series, ms(k.start), err)
+			return fmt.Errorf("load service counts of %v at %v: %w: %w", k.series, ms(k.start), ErrUnreadable, err)
 		}
 	}
 	return rows.Err()

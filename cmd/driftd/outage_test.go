@@ -77,9 +77,9 @@ func TestActiveGivesUpWhenClickHouseStaysDown(t *testing.T) {
 		if !errors.As(err, &exit) || exit.ExitCode() == 0 {
 			t.Fatalf("the active member ended with %v, want a non-zero exit", err)
 		}
-		// The outage counts from the start of the attempt that failed, which may have
-		// begun before the cut (a write in flight, or a restore of ten queries, when the
-		// proxy went down): the bound is that it waited, not that it waited all of it.
+		// retry.Do counts the bound from its first attempt, which may have begun before
+		// the cut (a write in flight, or a restore of ten queries, when the proxy went
+		// down): what is checked is that it waited, not that it waited all of it.
 		if took < maxOutage-2*time.Second || took > maxOutage+time.Minute {
 			t.Errorf("the active member exited %v after ClickHouse went, limits.max_outage is %v", took, maxOutage)
 		}

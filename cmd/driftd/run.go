@@ -383,7 +383,10 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, h hooks) erro
 	if errors.Is(err, context.Canceled) {
 		shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		if serr := r.Shutdown(shutdownCtx); serr != nil && !errors.Is(serr, context.Canceled) {
+		switch serr := r.Shutdown(shutdownCtx); {
+		case errors.Is(serr, pipeline.ErrFlushCut):
+			log.Warn("no shutdown flush: the stop came while a flush waited half-way", "err", serr)
+		case serr != nil && !errors.Is(serr, context.Canceled):
 			log.Error("shutdown flush failed", "err", serr)
 		}
 	} else {
