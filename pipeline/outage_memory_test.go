@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"maps"
 	"strings"
 	"sync"
@@ -19,7 +17,6 @@ import (
 	"github.com/driftd/driftd/internal/testenv"
 	"github.com/driftd/driftd/pipeline"
 	"github.com/driftd/driftd/processors"
-	"github.com/driftd/driftd/schemas"
 	"github.com/driftd/driftd/simulate"
 )
 
@@ -94,9 +91,7 @@ func (s *flakyReads) LoadWindow(ctx context.Context, series processors.SeriesKey
 // Run ends (within ctx), and returns the runner and Run's error.
 func runUntilEnd(t *testing.T, ctx context.Context, cfg config.Config, src pipeline.Source, now func() time.Time, store *flakyReads) (*pipeline.Runner, error) {
 	t.Helper()
-	set := pipeline.SettingsFromConfig(cfg, schemas.Decoder{Format: schemas.FormatJSON}, schemas.Decoder{Format: schemas.FormatJSON})
-	set.DecodeAhead = 0 // the replay source's Fetch moves the simulated clock
-	r := pipeline.New(set, src, &replay.Sink{}, &replay.Sink{}, store, slog.New(slog.NewTextHandler(io.Discard, nil)), now)
+	r, _ := newInMemory(cfg, src, now, store)
 	if err := r.Restore(ctx); err != nil {
 		t.Fatal(err)
 	}

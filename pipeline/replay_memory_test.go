@@ -56,14 +56,20 @@ func runInMemory(t testing.TB, cfg config.Config, src pipeline.Source, now func(
 	return r, store, sink
 }
 
+// newInMemory is a pipeline with cfg's settings over src and store, its dead letters and
+// alerts going to the sink returned.
+func newInMemory(cfg config.Config, src pipeline.Source, now func() time.Time, store pipeline.Store) (*pipeline.Runner, *replay.Sink) {
+	sink := &replay.Sink{}
+	set := pipeline.SettingsFromConfig(cfg, schemas.Decoder{Format: schemas.FormatJSON}, schemas.Decoder{Format: schemas.FormatJSON})
+	set.DecodeAhead = 0 // the replay source's Fetch moves the simulated clock
+	return pipeline.New(set, src, sink, sink, store, slog.New(slog.NewTextHandler(io.Discard, nil)), now), sink
+}
+
 // runOnStore is runInMemory with a store of the caller's (one wrapping replay's); it
 // also returns the error Run ended with (nil or context.Canceled when src stopped it).
 func runOnStore(t testing.TB, cfg config.Config, src pipeline.Source, now func() time.Time, setStop func(func()), setup func(*pipeline.Runner), limit time.Duration, store pipeline.Store) (*pipeline.Runner, *replay.Sink, error) {
 	t.Helper()
-	sink := &replay.Sink{}
-	set := pipeline.SettingsFromConfig(cfg, schemas.Decoder{Format: schemas.FormatJSON}, schemas.Decoder{Format: schemas.FormatJSON})
-	set.DecodeAhead = 0 // the replay source's Fetch moves the simulated clock
-	r := pipeline.New(set, src, sink, sink, store, slog.New(slog.NewTextHandler(io.Discard, nil)), now)
+	r, sink := newInMemory(cfg, src, now, store)
 	if setup != nil {
 		setup(r)
 	}
