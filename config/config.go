@@ -522,8 +522,8 @@ type Limits struct {
 	MaxSeries int `yaml:"max_series"`
 	// MaxEventBytes sets aside larger records before decoding them.
 	MaxEventBytes int `yaml:"max_event_bytes"`
-	// MaxOutage is how long a dependency (ClickHouse, the dead-letter or alert topic, the
-	// schema registry) may keep failing before driftd exits non-zero, so that a standby
+	// MaxOutage is how long a dependency (ClickHouse, Kafka's group or a partition's
+	// leader, the dead-letter or alert topic, the schema registry) may keep failing before driftd exits non-zero, so that a standby
 	// (or a restart) takes over instead of holding the partitions (0: wait for ever).
 	MaxOutage Duration `yaml:"max_outage"`
 }

@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/driftd/driftd/internal/retry"
 	"github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/sasl"
 	"github.com/segmentio/kafka-go/sasl/plain"
@@ -64,6 +65,45 @@ type Options struct {
 	// its topics, so that topics created and partitions added after it joined are read
 	// (default 3 s).
 	WatchInterval time.Duration
+	// MaxOutage is how long joining the group, or reading an assigned partition, may keep
+	// failing before Fetch gives up (limits.max_outage; 0: never), so that the member
+	// exits and a restart, or another member, reads instead of this one holding on.
+	MaxOutage time.Duration
+}
+
+// fetchGap is the longest silence between two failures of one outage. Joining and
+// reading have no success to report on a quiet topic, and kafka-go reports a failing
+// partition at least every dial timeout (10 s) plus its backoff (1 s).
+const fetchGap = time.Minute
+
+// ErrGaveUp is wrapped by the error Fetch returns when joining the group, or reading
+// one of its partitions, failed for longer than Options.MaxOutage. It ends the run: the
+// member's partitions are not read while it holds them.
+var ErrGaveUp = errors.New("gave up fetching")
+
+// Classify is the one place that decides whether a Kafka fetch error is worth another
+// attempt: every error is (a broker down or moving, an ACL an operator can fix), until
+// the outage bound says otherwise (ErrGaveUp).
+func Classify(err error) retry.Class {
+	if errors.Is(err, ErrGaveUp) {
+		return retry.Fatal
+	}
+	return retry.Retryable
+}
+
+// fetchStreak follows the failures of one fetch loop, logged as they are retried.
+func (c *Consumer) fetchStreak(what string) retry.Streak {
+	// kafka-go waits between its own attempts too: these waits only pace the reports
+	// and the caller.
+	p := retry.Policy{Initial: 200 * time.Millisecond, Max: 5 * time.Second, MaxOutage: c.o.MaxOutage}
+	return retry.Streak{Policy: p, What: what, Classify: Classify, Gap: fetchGap, Observe: func(a retry.Attempt) {
+		level := slog.LevelWarn
+		if kerr := (kafka.Error)(0); errors.As(a.Err, &kerr) && kerr.Temporary() && a.N == 1 {
+			level = slog.LevelInfo // a coordinator loading or moving: it passes by itself
+		}
+		c.log.Log(context.Background(), level, a.What+" failed; retrying", "err", a.Err, "attempt", a.N,
+			"failing_for", a.Elapsed.Round(time.Millisecond), "in", a.Wait.Round(time.Millisecond))
+	}}
 }
 
 // Consumer reads a set of topics in a consumer group. It never commits by itself: the
@@ -97,6 +137,9 @@ type Consumer struct {
 	changed   bool
 	// active says, in the next join, that this member reads partitions (activeStandby).
 	active *atomic.Bool
+	// joins follows failed joins; joinAfter is when the next may be tried.
+	joins     retry.Streak
+	joinAfter time.Time
 }
 
 // ErrRebalanced is returned (wrapped) by Fetch once when a new generation of the group
@@ -108,9 +151,11 @@ type Consumer struct {
 var ErrRebalanced = errors.New("consumer group rebalanced")
 
 type generation struct {
-	g         *kafka.Generation
-	recs      chan Record
-	ended     chan struct{}
+	g     *kafka.Generation
+	recs  chan Record
+	ended chan struct{}
+	// failed carries the error of a partition reader that gave up (ErrGaveUp).
+	failed    chan error
 	owned     map[TopicPartition]bool
 	committed map[TopicPartition]int64
 	// from is where the generation began reading each partition (kafka.FirstOffset or
@@ -209,7 +254,9 @@ func NewConsumer(o Options, log *slog.Logger) (*Consumer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("consumer group %s: %w", o.GroupID, err)
 	}
-	return &Consumer{o: o, cg: cg, log: log, client: client, delivered: map[TopicPartition]int64{}, active: active}, nil
+	c := &Consumer{o: o, cg: cg, log: log, client: client, delivered: map[TopicPartition]int64{}, active: active}
+	c.joins = c.fetchStreak("join consumer group " + o.GroupID)
+	return c, nil
 }
 
 // Fetch returns the next record; it blocks until one arrives or ctx ends. Between
@@ -217,8 +264,13 @@ func NewConsumer(o Options, log *slog.Logger) (*Consumer, error) {
 func (c *Consumer) Fetch(ctx context.Context) (Record, error) {
 	gen := c.current()
 	for gen == nil {
+		// The wait after a failed join outlasts a call cut short by ctx (the caller's tick).
+		if !retry.Sleep(ctx, time.Until(c.joinAfter)) {
+			return Record{}, ctx.Err()
+		}
 		g, err := c.cg.Next(ctx)
 		if err == nil {
+			c.joins.Reset()
 			gen = c.start(g)
 			if c.changed {
 				c.changed = false
@@ -229,15 +281,16 @@ func (c *Consumer) Fetch(ctx context.Context) (Record, error) {
 		if ctx.Err() != nil {
 			return Record{}, ctx.Err()
 		}
-		var kerr kafka.Error
-		if !errors.As(err, &kerr) || !kerr.Temporary() {
-			return Record{}, fmt.Errorf("join consumer group %s: %w", c.o.GroupID, err)
+		wait, err := c.joins.Fail(time.Now(), err)
+		if err != nil {
+			return Record{}, fmt.Errorf("%w: %w", ErrGaveUp, err)
 		}
-		// A coordinator still loading or moving: kafka-go retries the join by itself.
-		c.log.Info("joining consumer group; retrying", "group", c.o.GroupID, "err", err)
+		c.joinAfter = time.Now().Add(wait)
 	}
 	for {
 		select {
+		case err := <-gen.failed:
+			return Record{}, err
 		case <-gen.ended:
 			c.end(gen)
 			return c.Fetch(ctx)
@@ -276,7 +329,7 @@ func (c *Consumer) end(gen *generation) {
 
 // start launches one reader per assigned partition, each bound to the generation.
 func (c *Consumer) start(g *kafka.Generation) *generation {
-	gen := &generation{g: g, recs: make(chan Record, 256), ended: make(chan struct{}),
+	gen := &generation{g: g, recs: make(chan Record, 256), ended: make(chan struct{}), failed: make(chan error, 1),
 		owned: map[TopicPartition]bool{}, committed: map[TopicPartition]int64{}, from: map[TopicPartition]int64{}}
 	for topic, parts := range g.Assignments {
 		for _, pa := range parts {
@@ -354,25 +407,35 @@ func (c *Consumer) read(ctx context.Context, gen *generation, tp TopicPartition,
 		ErrorLogger:    kafka.LoggerFunc(func(msg string, args ...any) { c.log.Warn("kafka reader: " + fmt.Sprintf(msg, args...)) }),
 	})
 	defer r.Close()
-	if err := r.SetOffset(offset); err != nil {
-		c.log.Error("cannot position partition reader", "topic", tp.Topic, "partition", tp.Partition, "offset", offset, "err", err)
+	fail := func(err error) {
+		select {
+		case gen.failed <- fmt.Errorf("%w: %w", ErrGaveUp, err):
+		default: // another reader's error ends the run already
+		}
 		<-ctx.Done()
+	}
+	if err := r.SetOffset(offset); err != nil {
+		fail(fmt.Errorf("position the reader of %s/%d at %d: %w", tp.Topic, tp.Partition, offset, err))
 		return
 	}
+	streak := c.fetchStreak(fmt.Sprintf("fetch %s/%d", tp.Topic, tp.Partition))
 	for {
 		m, err := r.FetchMessage(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
-			c.log.Warn("fetch failed; retrying", "topic", tp.Topic, "partition", tp.Partition, "err", err)
-			select {
-			case <-ctx.Done():
+			wait, err := streak.Fail(time.Now(), err)
+			if err != nil {
+				fail(err)
 				return
-			case <-time.After(time.Second):
+			}
+			if !retry.Sleep(ctx, wait) {
+				return
 			}
 			continue
 		}
+		streak.Reset()
 		rec := Record{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Key: m.Key, Value: m.Value, Headers: m.Headers,
 			Time: m.Time, HighWaterMark: m.HighWaterMark}
 		select {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"sync"
-	"time"
 
 	"github.com/driftd/driftd/consumers"
 	"github.com/driftd/driftd/schemas"
@@ -122,8 +121,7 @@ func (d *decodeAhead) run(ctx context.Context, src Source, set Settings) {
 			return
 		}
 		if err != nil && !errors.Is(err, consumers.ErrRebalanced) {
-			// The pipeline goroutine logs it; fetching again at once would spin.
-			sleep(ctx, time.Second)
+			return // the error ends the run (Runner.Run)
 		}
 	}
 }

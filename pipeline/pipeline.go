@@ -22,6 +22,8 @@ import (
 
 // Source is where records come from (a *consumers.Consumer).
 type Source interface {
+	// Fetch returns the next record, or ctx's error, or consumers.ErrRebalanced (wrapped).
+	// It retries by itself what may pass; any other error ends the run.
 	Fetch(ctx context.Context) (consumers.Record, error)
 	Commit(ctx context.Context, next map[consumers.TopicPartition]int64) error
 	// Assigned is how many partitions this member reads (0 on a standby).
@@ -638,9 +640,9 @@ func (r *Runner) Run(ctx context.Context) error {
 			}
 			continue
 		default:
-			r.log.Warn("fetch failed; retrying", "err", err)
-			sleep(ctx, time.Second)
-			continue
+			// The source retried what may pass by itself (consumers.Consumer bounds it by
+			// limits.max_outage): this ends the run, and a restart reads again.
+			return fmt.Errorf("fetch records: %w", err)
 		}
 		if r.outboxDue && r.src.Assigned() > 0 {
 			if err := r.drainOutbox(ctx); err != nil {
@@ -889,15 +891,6 @@ func (r *Runner) enqueue(now time.Time, closed []processors.Closed) {
 		}
 		r.built = append(r.built, r.j.buildAtClose(r.proc, r.pending, len(closed), now, &shares, held)...)
 		r.shares = append(r.shares, shares.ReferenceSamples...)
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/driftd/driftd/config"
 	"github.com/driftd/driftd/consumers"
 	"github.com/driftd/driftd/detectors"
+	"github.com/driftd/driftd/internal/retry"
 	"github.com/driftd/driftd/internal/webguard"
 	"github.com/driftd/driftd/pipeline"
 	"github.com/driftd/driftd/report"
@@ -52,24 +53,24 @@ func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (*stora
 		opts.Addr, opts.Protocol, opts.TLS = ep.addr, storage.ProtocolHTTP, ep.tls
 		opts.Username, opts.Password = ep.own.User, ep.own.Password
 	}
+	// A ClickHouse that starts beside driftd (docker compose) may take a while to answer;
+	// past 30 s driftd gives up starting, whatever limits.max_outage says: a wrong address
+	// or password should not keep a command waiting for minutes.
+	startup := retry.Policy{Initial: time.Second, Max: 4 * time.Second, MaxOutage: 30 * time.Second}
 	var st *storage.Store
-	var err error
-	// A ClickHouse that starts beside driftd (docker compose) may need a moment.
-	for attempt := 0; attempt < 15; attempt++ {
-		if st, err = storage.Open(ctx, opts, log); err == nil {
-			return st, stopEngine, nil
+	err := retry.Do(ctx, startup, "connect to clickhouse at "+opts.Addr, storage.ClassifyRead, func(a retry.Attempt) {
+		if a.Wait > 0 {
+			log.Warn("clickhouse not reachable yet; retrying", "addr", opts.Addr, "err", a.Err, "attempt", a.N, "in", a.Wait.Round(time.Millisecond))
 		}
-		if ctx.Err() != nil {
-			break
-		}
-		log.Warn("clickhouse not reachable yet; retrying", "addr", opts.Addr, "err", err)
-		select {
-		case <-ctx.Done():
-		case <-time.After(2 * time.Second):
-		}
+	}, func(ctx context.Context) (err error) {
+		st, err = storage.Open(ctx, opts, log)
+		return err
+	})
+	if err != nil {
+		stopEngine()
+		return nil, nil, err
 	}
-	stopEngine()
-	return nil, nil, err
+	return st, stopEngine, nil
 }
 
 // embeddedEndpoint is the running embedded engine and its HTTP endpoint.
@@ -224,7 +225,7 @@ func pinned(leaf []byte) *tls.Config {
 
 // kafkaOptions turns the configuration's brokers, TLS and SASL into client options.
 func kafkaOptions(cfg config.Config) (consumers.Options, error) {
-	o := consumers.Options{Brokers: cfg.Kafka.Brokers, Spread: cfg.Kafka.GroupMode.Spread()}
+	o := consumers.Options{Brokers: cfg.Kafka.Brokers, Spread: cfg.Kafka.GroupMode.Spread(), MaxOutage: time.Duration(cfg.Limits.MaxOutage)}
 	if t := cfg.Kafka.TLS; t.Enabled {
 		var err error
 		if o.TLS, err = clientTLS(t.CAFile, "kafka.tls.ca_file", t.InsecureSkipVerify); err != nil {

@@ -67,12 +67,7 @@ type Attempt struct {
 // p.MaxOutage has passed; or an error wrapping ctx's error (and the last error) when ctx
 // ends. observe, if not nil, sees every failed attempt. what names the work in errors.
 func Do(ctx context.Context, p Policy, what string, classify func(error) Class, observe func(Attempt), op func(context.Context) error) error {
-	if p.Initial <= 0 {
-		p.Initial = 200 * time.Millisecond
-	}
-	if p.Max < p.Initial {
-		p.Max = p.Initial
-	}
+	p = p.withDefaults()
 	began := time.Now()
 	actx, cancel := ctx, context.CancelFunc(func() {})
 	if p.MaxOutage > 0 {
@@ -96,26 +91,90 @@ func Do(ctx context.Context, p Policy, what string, classify func(error) Class, 
 			return err
 		}
 		wait := jitter(delay)
+		delay = min(delay*2, p.Max)
 		if p.MaxOutage > 0 && a.Elapsed+wait >= p.MaxOutage {
 			// No attempt fits before the bound: wait it out, so that giving up means the
 			// dependency was down for all of it.
 			observeIf(observe, a)
-			if !sleep(ctx, p.MaxOutage-a.Elapsed) {
+			if !Sleep(ctx, p.MaxOutage-a.Elapsed) {
 				return fmt.Errorf("%s: %w (last error: %w)", what, ctx.Err(), err)
 			}
 			return fmt.Errorf("%s: failing for %s: %w: %w", what, p.MaxOutage, ErrOutage, err)
 		}
 		a.Wait = wait
 		observeIf(observe, a)
-		if !sleep(ctx, wait) {
+		if !Sleep(ctx, wait) {
 			return fmt.Errorf("%s: %w (last error: %w)", what, ctx.Err(), err)
 		}
-		delay = min(delay*2, p.Max)
 	}
 }
 
-// sleep waits d and reports whether ctx is still alive.
-func sleep(ctx context.Context, d time.Duration) bool {
+func (p Policy) withDefaults() Policy {
+	if p.Initial <= 0 {
+		p.Initial = 200 * time.Millisecond
+	}
+	if p.Max < p.Initial {
+		p.Max = p.Initial
+	}
+	return p
+}
+
+// Streak follows one dependency's failures across calls, for a loop that cannot wait
+// inside Do: one that has other work to do between attempts (the pipeline's fetch loop
+// closes idle windows on its tick), or whose attempts a library makes by itself and only
+// reports (kafka-go's partition reader). It applies Do's policy to them: waits that
+// double with jitter, Fatal errors returned at once, the outage bound, the observer.
+//
+// Such a loop often has no success to report (a quiet topic fetches nothing, failing or
+// not), so failures further apart than Gap start a new streak, as Reset does.
+type Streak struct {
+	Policy   Policy
+	What     string
+	Classify func(error) Class
+	Observe  func(Attempt) // nil: none
+	// Gap is the longest time between two failures of one streak (0: only Reset ends one).
+	Gap time.Duration
+
+	began, last time.Time
+	n           int
+	delay       time.Duration
+}
+
+// Fail records an attempt that failed with err at now. It returns how long to wait
+// before the next attempt; or err itself when Classify calls it Fatal; or an error
+// wrapping ErrOutage and err once the streak has lasted Policy.MaxOutage.
+func (s *Streak) Fail(now time.Time, err error) (time.Duration, error) {
+	p := s.Policy.withDefaults()
+	if s.n == 0 || s.Gap > 0 && now.Sub(s.last) > s.Gap {
+		s.began, s.n, s.delay = now, 0, p.Initial
+	}
+	s.n++
+	s.last = now
+	a := Attempt{What: s.What, N: s.n, Err: err, Class: s.Classify(err), Elapsed: now.Sub(s.began)}
+	if a.Class == Fatal {
+		observeIf(s.Observe, a)
+		return 0, err
+	}
+	if p.MaxOutage > 0 && a.Elapsed >= p.MaxOutage {
+		observeIf(s.Observe, a)
+		return 0, fmt.Errorf("%s: failing for %s: %w: %w", s.What, a.Elapsed.Round(time.Millisecond), ErrOutage, err)
+	}
+	a.Wait = jitter(s.delay)
+	s.delay = min(s.delay*2, p.Max)
+	if p.MaxOutage > 0 {
+		// The last attempt is made at the bound, so that giving up means the dependency
+		// failed for all of it.
+		a.Wait = min(a.Wait, p.MaxOutage-a.Elapsed)
+	}
+	observeIf(s.Observe, a)
+	return a.Wait, nil
+}
+
+// Reset ends the streak: the dependency answered.
+func (s *Streak) Reset() { s.n = 0 }
+
+// Sleep waits d (nothing when d is not positive) and reports whether ctx is still alive.
+func Sleep(ctx context.Context, d time.Duration) bool {
 	if d <= 0 {
 		return ctx.Err() == nil
 	}

@@ -124,3 +124,68 @@ func TestDoGivesUpAtTheBound(t *testing.T) {
 		t.Fatalf("Do = %v after %v, want an outage after %v", err, took, bound)
 	}
 }
+
+// A Streak bounds failures reported one at a time (times are given, not slept): they add
+// up to an outage while each follows the last within Gap, and start over after a Reset
+// or a longer silence.
+func TestStreak(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	policy := retry.Policy{Initial: time.Second, Max: 4 * time.Second, MaxOutage: time.Minute}
+	type fail struct {
+		at    time.Duration // since t0
+		reset bool          // Reset before this failure
+	}
+	for _, c := range []struct {
+		name     string
+		class    retry.Class
+		gap      time.Duration
+		fails    []fail
+		wantErr  error // of the last failure (nil: none)
+		wantN    int   // the last failure's attempt number
+		wantWait time.Duration
+	}{
+		{"first failure", retry.Retryable, 0, []fail{{0, false}}, nil, 1, 0},
+		{"fatal at once", retry.Fatal, 0, []fail{{0, false}}, errDown, 1, 0},
+		{"adds up to the bound", retry.Retryable, 10 * time.Second, []fail{{0, false}, {5 * time.Second, false}, {15 * time.Second, false}, {25 * time.Second, false}, {35 * time.Second, false}, {45 * time.Second, false}, {55 * time.Second, false}, {60 * time.Second, false}}, retry.ErrOutage, 8, 0},
+		{"last wait ends at the bound", retry.Retryable, 0, []fail{{0, false}, {59500 * time.Millisecond, false}}, nil, 2, 500 * time.Millisecond},
+		{"a silence longer than the gap starts over", retry.Retryable, 10 * time.Second, []fail{{0, false}, {5 * time.Second, false}, {50 * time.Second, false}, {58 * time.Second, false}}, nil, 2, 0},
+		{"reset starts over", retry.Retryable, 0, []fail{{0, false}, {30 * time.Second, false}, {61 * time.Second, true}}, nil, 1, 0},
+		{"no gap: only a reset starts over", retry.Retryable, 0, []fail{{0, false}, {2 * time.Minute, false}}, retry.ErrOutage, 2, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var last retry.Attempt
+			s := retry.Streak{Policy: policy, What: "fetch", Classify: always(c.class), Gap: c.gap,
+				Observe: func(a retry.Attempt) { last = a }}
+			var wait time.Duration
+			var err error
+			for _, f := range c.fails {
+				if f.reset {
+					s.Reset()
+				}
+				wait, err = s.Fail(t0.Add(f.at), errDown)
+			}
+			switch {
+			case c.wantErr == nil && err != nil:
+				t.Fatalf("Fail = %v", err)
+			case c.wantErr != nil && (!errors.Is(err, c.wantErr) || !errors.Is(err, errDown)):
+				t.Fatalf("Fail = %v, want %v carrying the failure", err, c.wantErr)
+			}
+			if last.N != c.wantN || last.What != "fetch" || last.Wait != wait || last.Class != c.class {
+				t.Errorf("observed %+v (wait %v), want attempt %d", last, wait, c.wantN)
+			}
+			if c.wantWait > 0 && wait != c.wantWait {
+				t.Errorf("wait %v, want %v", wait, c.wantWait)
+			}
+			if c.wantErr == nil && c.class == retry.Retryable && c.wantWait == 0 {
+				// Jittered between half and all of the doubled wait.
+				hi := min(policy.Initial<<(c.wantN-1), policy.Max)
+				if wait < hi/2 || wait > hi {
+					t.Errorf("wait %v, want within [%v, %v]", wait, hi/2, hi)
+				}
+			}
+			if err != nil && wait != 0 {
+				t.Errorf("wait %v with an error", wait)
+			}
+		})
+	}
+}

@@ -1,0 +1,135 @@
+package consumers_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/driftd/driftd/consumers"
+	"github.com/driftd/driftd/internal/retry"
+	"github.com/driftd/driftd/internal/testenv"
+)
+
+// fetchUntilError calls Fetch as the pipeline does, a second's tick at a time, until it
+// returns something other than a tick's end or a rebalance, or until ctx ends.
+func fetchUntilError(ctx context.Context, t *testing.T, c *consumers.Consumer) (consumers.Record, error) {
+	t.Helper()
+	for ctx.Err() == nil {
+		tick, cancel := context.WithTimeout(ctx, time.Second)
+		rec, err := c.Fetch(tick)
+		cancel()
+		switch {
+		case errors.Is(err, consumers.ErrRebalanced):
+		case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
+		default:
+			return rec, err
+		}
+	}
+	return consumers.Record{}, ctx.Err()
+}
+
+// closedAddr is a local address nothing listens on.
+func closedAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// A member that cannot reach the group's coordinator retries for limits.max_outage,
+// then Fetch gives up (the run ends, so a restart or another member reads); without a
+// bound it retries until its context ends.
+func TestFetchGivesUpJoiningAfterTheOutageBound(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		maxOutage time.Duration
+		wantErr   error
+	}{
+		{"bounded", 2 * time.Second, consumers.ErrGaveUp},
+		{"unbounded", 0, context.DeadlineExceeded},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			o := consumers.Options{Brokers: []string{closedAddr(t)}, GroupID: "g", Topics: []string{"t"}, MaxOutage: c.maxOutage}
+			cons, err := consumers.NewConsumer(o, testenv.Logger(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { cons.Close() })
+			ctx := testenv.Context(t, 8*time.Second)
+			began := time.Now()
+			_, err = fetchUntilError(ctx, t, cons)
+			took := time.Since(began)
+			if !errors.Is(err, c.wantErr) {
+				t.Fatalf("Fetch = %v after %v, want %v", err, took, c.wantErr)
+			}
+			if errors.Is(err, consumers.ErrGaveUp) && (took < c.maxOutage || consumers.Classify(err) != retry.Fatal) {
+				t.Errorf("gave up after %v (bound %v), class %v", took, c.maxOutage, consumers.Classify(err))
+			}
+		})
+	}
+}
+
+// A partition whose fetches keep failing while the group stays healthy (here the broker
+// refuses every fetch: an ACL taken away) is retried for limits.max_outage, then Fetch
+// gives up instead of leaving the partition unread for ever; before that the records of
+// a healthy fetch are delivered.
+func TestFetchGivesUpOnAPartitionThatCannotBeRead(t *testing.T) {
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "t"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close)
+	o := consumers.Options{Brokers: cluster.ListenAddrs(), GroupID: "g", Topics: []string{"t"}, MaxOutage: 2 * time.Second}
+	ctx := testenv.Context(t, 30*time.Second)
+	w := consumers.NewWriter(o, "t")
+	if err := w.Write(ctx, kafka.Message{Value: []byte("first")}); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	cons, err := consumers.NewConsumer(o, testenv.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cons.Close() })
+	rec, err := fetchUntilError(ctx, t, cons)
+	if err != nil || string(rec.Value) != "first" {
+		t.Fatalf("first fetch: %q, %v", rec.Value, err)
+	}
+	cluster.ControlKey(int16(kmsg.Fetch), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		cluster.KeepControl()
+		fr := req.(*kmsg.FetchRequest)
+		resp := fr.ResponseKind().(*kmsg.FetchResponse)
+		resp.Version = fr.Version
+		for _, rt := range fr.Topics {
+			st := kmsg.NewFetchResponseTopic()
+			st.Topic, st.TopicID = rt.Topic, rt.TopicID
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewFetchResponseTopicPartition()
+				sp.Partition = rp.Partition
+				sp.ErrorCode = int16(kafka.TopicAuthorizationFailed)
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp, nil, true
+	})
+	began := time.Now()
+	_, err = fetchUntilError(ctx, t, cons)
+	if took := time.Since(began); !errors.Is(err, consumers.ErrGaveUp) || took < 2*time.Second {
+		t.Fatalf("Fetch = %v after %v, want it to give up after the 2s bound", err, took)
+	}
+	var kerr kafka.Error
+	if !errors.As(err, &kerr) || kerr != kafka.TopicAuthorizationFailed {
+		t.Errorf("the error %v does not say why", err)
+	}
+}
