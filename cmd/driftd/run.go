@@ -226,6 +226,12 @@ func pinned(leaf []byte) *tls.Config {
 // kafkaOptions turns the configuration's brokers, TLS and SASL into client options.
 func kafkaOptions(cfg config.Config) (consumers.Options, error) {
 	o := consumers.Options{Brokers: cfg.Kafka.Brokers, Spread: cfg.Kafka.GroupMode.Spread(), MaxOutage: time.Duration(cfg.Limits.MaxOutage)}
+	if o.MaxOutage > 0 {
+		// Kafka's own recoveries (a coordinator moving, a leader elected, a rebalance)
+		// fail joins and fetches for up to the group's rebalance timeout, 30 s: a shorter
+		// max_outage would end runs that were only waiting for them.
+		o.MaxOutage = max(o.MaxOutage, 30*time.Second)
+	}
 	if t := cfg.Kafka.TLS; t.Enabled {
 		var err error
 		if o.TLS, err = clientTLS(t.CAFile, "kafka.tls.ca_file", t.InsecureSkipVerify); err != nil {
