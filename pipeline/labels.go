@@ -242,7 +242,7 @@ func (r *Runner) refreshCaught(ctx context.Context, now time.Time, tps []consume
 	}
 	l := r.lab
 	var ends map[consumers.TopicPartition]consumers.Ends
-	if err := retry.Do(ctx, r.set.policy(), "asking where label partitions end", storage.ClassifyRead, r.attempt, func(ctx context.Context) error {
+	if err := retry.Do(ctx, r.set.policy(), "asking where label partitions end", consumers.Classify, r.attempt, func(ctx context.Context) error {
 		var err error
 		ends, err = src.Ends(ctx, tps)
 		return err
