@@ -71,10 +71,16 @@ type Options struct {
 	MaxOutage time.Duration
 }
 
+// dialTimeout bounds each connection to a broker.
+const dialTimeout = 10 * time.Second
+
 // fetchGap is the longest silence between two failures of one outage. Joining and
 // reading have no success to report on a quiet topic, and kafka-go reports a failing
-// partition at least every dial timeout (10 s) plus its backoff (1 s).
-const fetchGap = time.Minute
+// partition once it has tried every broker (two dials each when they time out) plus its
+// backoff (1 s).
+func (o Options) fetchGap() time.Duration {
+	return max(time.Minute, time.Duration(2*len(o.Brokers))*dialTimeout+5*time.Second)
+}
 
 // ErrGaveUp is wrapped by the error Fetch returns when joining the group, or reading
 // one of its partitions, failed for longer than Options.MaxOutage. It ends the run: the
@@ -91,19 +97,29 @@ func Classify(err error) retry.Class {
 	return retry.Retryable
 }
 
-// fetchStreak follows the failures of one fetch loop, logged as they are retried.
-func (c *Consumer) fetchStreak(what string) retry.Streak {
-	// kafka-go waits between its own attempts too: these waits only pace the reports
-	// and the caller.
+// fetchStreak follows the failures of one fetch loop. kafka-go waits between its own
+// attempts; the streak's waits pace the joins only (a partition reader takes kafka-go's
+// reports as they come, so that none is read late, after the partition recovered).
+func (c *Consumer) fetchStreak(what string) *retry.Streak {
 	p := retry.Policy{Initial: 200 * time.Millisecond, Max: 5 * time.Second, MaxOutage: c.o.MaxOutage}
-	return retry.Streak{Policy: p, What: what, Classify: Classify, Gap: fetchGap, Observe: func(a retry.Attempt) {
+	return &retry.Streak{Policy: p, What: what, Classify: Classify, Gap: c.o.fetchGap(), Observe: func(a retry.Attempt) {
+		if a.N&(a.N-1) != 0 {
+			return // logged at attempts 1, 2, 4, 8, …: kafka-go reports a failing partition every second
+		}
 		level := slog.LevelWarn
 		if kerr := (kafka.Error)(0); errors.As(a.Err, &kerr) && kerr.Temporary() && a.N == 1 {
 			level = slog.LevelInfo // a coordinator loading or moving: it passes by itself
 		}
-		c.log.Log(context.Background(), level, a.What+" failed; retrying", "err", a.Err, "attempt", a.N,
-			"failing_for", a.Elapsed.Round(time.Millisecond), "in", a.Wait.Round(time.Millisecond))
+		c.log.Log(context.Background(), level, a.What+" failing; retrying", "err", a.Err, "attempt", a.N,
+			"failing_for", a.Elapsed.Round(time.Millisecond))
 	}}
+}
+
+// groupMoving reports whether a join failed because the group is changing (a live
+// coordinator said so): Kafka answered, so it is no failure of Kafka's.
+func groupMoving(err error) bool {
+	return errors.Is(err, kafka.RebalanceInProgress) || errors.Is(err, kafka.IllegalGeneration) ||
+		errors.Is(err, kafka.UnknownMemberId) || errors.Is(err, kafka.MemberIDRequired)
 }
 
 // Consumer reads a set of topics in a consumer group. It never commits by itself: the
@@ -138,8 +154,13 @@ type Consumer struct {
 	// active says, in the next join, that this member reads partitions (activeStandby).
 	active *atomic.Bool
 	// joins follows failed joins; joinAfter is when the next may be tried.
-	joins     retry.Streak
+	joins     *retry.Streak
 	joinAfter time.Time
+	// reads follow each partition's failed fetches across generations (under mu).
+	reads map[TopicPartition]*retry.Streak
+	// gaveUp is the error of a join or partition reader that gave up (ErrGaveUp), under
+	// mu: every Fetch returns it from then on.
+	gaveUp error
 }
 
 // ErrRebalanced is returned (wrapped) by Fetch once when a new generation of the group
@@ -154,8 +175,8 @@ type generation struct {
 	g     *kafka.Generation
 	recs  chan Record
 	ended chan struct{}
-	// failed carries the error of a partition reader that gave up (ErrGaveUp).
-	failed    chan error
+	// failed wakes Fetch when a partition reader gave up (Consumer.gaveUp).
+	failed    chan struct{}
 	owned     map[TopicPartition]bool
 	committed map[TopicPartition]int64
 	// from is where the generation began reading each partition (kafka.FirstOffset or
@@ -254,7 +275,8 @@ func NewConsumer(o Options, log *slog.Logger) (*Consumer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("consumer group %s: %w", o.GroupID, err)
 	}
-	c := &Consumer{o: o, cg: cg, log: log, client: client, delivered: map[TopicPartition]int64{}, active: active}
+	c := &Consumer{o: o, cg: cg, log: log, client: client, delivered: map[TopicPartition]int64{}, active: active,
+		reads: map[TopicPartition]*retry.Streak{}}
 	c.joins = c.fetchStreak("join consumer group " + o.GroupID)
 	return c, nil
 }
@@ -262,6 +284,9 @@ func NewConsumer(o Options, log *slog.Logger) (*Consumer, error) {
 // Fetch returns the next record; it blocks until one arrives or ctx ends. Between
 // generations it joins the next one.
 func (c *Consumer) Fetch(ctx context.Context) (Record, error) {
+	if err := c.failure(); err != nil {
+		return Record{}, err
+	}
 	gen := c.current()
 	for gen == nil {
 		// The wait after a failed join outlasts a call cut short by ctx (the caller's tick).
@@ -278,19 +303,24 @@ func (c *Consumer) Fetch(ctx context.Context) (Record, error) {
 			}
 			break
 		}
-		if ctx.Err() != nil {
-			return Record{}, ctx.Err()
+		if ctx.Err() != nil && err == ctx.Err() {
+			return Record{}, err
+		}
+		if groupMoving(err) {
+			c.joins.Reset()
+			c.log.Info("joining consumer group again", "group", c.o.GroupID, "err", err)
+			continue
 		}
 		wait, err := c.joins.Fail(time.Now(), err)
 		if err != nil {
-			return Record{}, fmt.Errorf("%w: %w", ErrGaveUp, err)
+			return Record{}, c.giveUp(err)
 		}
 		c.joinAfter = time.Now().Add(wait)
 	}
 	for {
 		select {
-		case err := <-gen.failed:
-			return Record{}, err
+		case <-gen.failed:
+			return Record{}, c.failure()
 		case <-gen.ended:
 			c.end(gen)
 			return c.Fetch(ctx)
@@ -311,6 +341,35 @@ func (c *Consumer) Fetch(ctx context.Context) (Record, error) {
 	}
 }
 
+// readStreak is tp's streak of failed fetches, kept across generations: a rebalance
+// does not make a partition that cannot be read readable.
+func (c *Consumer) readStreak(tp TopicPartition) *retry.Streak {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s, ok := c.reads[tp]
+	if !ok {
+		s = c.fetchStreak(fmt.Sprintf("fetch %s/%d", tp.Topic, tp.Partition))
+		c.reads[tp] = s
+	}
+	return s
+}
+
+// giveUp records that fetching gave up with err, for every Fetch from now on.
+func (c *Consumer) giveUp(err error) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gaveUp == nil {
+		c.gaveUp = fmt.Errorf("%w: %w", ErrGaveUp, err)
+	}
+	return c.gaveUp
+}
+
+func (c *Consumer) failure() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.gaveUp
+}
+
 func (c *Consumer) current() *generation {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -329,7 +388,7 @@ func (c *Consumer) end(gen *generation) {
 
 // start launches one reader per assigned partition, each bound to the generation.
 func (c *Consumer) start(g *kafka.Generation) *generation {
-	gen := &generation{g: g, recs: make(chan Record, 256), ended: make(chan struct{}), failed: make(chan error, 1),
+	gen := &generation{g: g, recs: make(chan Record, 256), ended: make(chan struct{}), failed: make(chan struct{}, 1),
 		owned: map[TopicPartition]bool{}, committed: map[TopicPartition]int64{}, from: map[TopicPartition]int64{}}
 	for topic, parts := range g.Assignments {
 		for _, pa := range parts {
@@ -408,9 +467,10 @@ func (c *Consumer) read(ctx context.Context, gen *generation, tp TopicPartition,
 	})
 	defer r.Close()
 	fail := func(err error) {
+		c.giveUp(err)
 		select {
-		case gen.failed <- fmt.Errorf("%w: %w", ErrGaveUp, err):
-		default: // another reader's error ends the run already
+		case gen.failed <- struct{}{}:
+		default: // Fetch is woken already
 		}
 		<-ctx.Done()
 	}
@@ -418,19 +478,17 @@ func (c *Consumer) read(ctx context.Context, gen *generation, tp TopicPartition,
 		fail(fmt.Errorf("position the reader of %s/%d at %d: %w", tp.Topic, tp.Partition, offset, err))
 		return
 	}
-	streak := c.fetchStreak(fmt.Sprintf("fetch %s/%d", tp.Topic, tp.Partition))
+	streak := c.readStreak(tp)
 	for {
 		m, err := r.FetchMessage(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
-			wait, err := streak.Fail(time.Now(), err)
-			if err != nil {
+			// No wait: kafka-go backs off itself, and queues its reports; waiting here
+			// would read them late, after the partition recovered.
+			if _, err := streak.Fail(time.Now(), err); err != nil {
 				fail(err)
-				return
-			}
-			if !retry.Sleep(ctx, wait) {
 				return
 			}
 			continue

@@ -26,7 +26,7 @@ func fetchUntilError(ctx context.Context, t *testing.T, c *consumers.Consumer) (
 		cancel()
 		switch {
 		case errors.Is(err, consumers.ErrRebalanced):
-		case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
+		case err == context.DeadlineExceeded && ctx.Err() == nil: // the tick's own, as Runner.Run tells it
 		default:
 			return rec, err
 		}
@@ -84,29 +84,36 @@ func TestFetchGivesUpJoiningAfterTheOutageBound(t *testing.T) {
 // gives up instead of leaving the partition unread for ever; before that the records of
 // a healthy fetch are delivered.
 func TestFetchGivesUpOnAPartitionThatCannotBeRead(t *testing.T) {
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "t"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cluster.Close)
-	o := consumers.Options{Brokers: cluster.ListenAddrs(), GroupID: "g", Topics: []string{"t"}, MaxOutage: 2 * time.Second}
-	ctx := testenv.Context(t, 30*time.Second)
-	w := consumers.NewWriter(o, "t")
-	if err := w.Write(ctx, kafka.Message{Value: []byte("first")}); err != nil {
-		t.Fatal(err)
-	}
-	w.Close()
-	cons, err := consumers.NewConsumer(o, testenv.Logger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cons.Close() })
+	cons, cluster, write, ctx := kfakeConsumer(t, 2*time.Second)
+	write("first")
 	rec, err := fetchUntilError(ctx, t, cons)
 	if err != nil || string(rec.Value) != "first" {
 		t.Fatalf("first fetch: %q, %v", rec.Value, err)
 	}
+	refuseFetches(cluster, func() bool { return true })
+	began := time.Now()
+	_, err = fetchUntilError(ctx, t, cons)
+	if took := time.Since(began); !errors.Is(err, consumers.ErrGaveUp) || took < 2*time.Second {
+		t.Fatalf("Fetch = %v after %v, want it to give up after the 2s bound", err, took)
+	}
+	var kerr kafka.Error
+	if !errors.As(err, &kerr) || kerr != kafka.TopicAuthorizationFailed {
+		t.Errorf("the error %v does not say why", err)
+	}
+	// Given up, it stays so: the run ends on it.
+	if _, again := cons.Fetch(ctx); !errors.Is(again, consumers.ErrGaveUp) {
+		t.Errorf("the next Fetch = %v, want the same give-up", again)
+	}
+}
+
+// refuseFetches has the broker refuse every fetch (topic authorization failed) while
+// refusing says so.
+func refuseFetches(cluster *kfake.Cluster, refusing func() bool) {
 	cluster.ControlKey(int16(kmsg.Fetch), func(req kmsg.Request) (kmsg.Response, error, bool) {
 		cluster.KeepControl()
+		if !refusing() {
+			return nil, nil, false
+		}
 		fr := req.(*kmsg.FetchRequest)
 		resp := fr.ResponseKind().(*kmsg.FetchResponse)
 		resp.Version = fr.Version
@@ -123,13 +130,48 @@ func TestFetchGivesUpOnAPartitionThatCannotBeRead(t *testing.T) {
 		}
 		return resp, nil, true
 	})
+}
+
+// A partition refused for a while and readable again is read on: the failures kafka-go
+// queued while it was refused are taken as they come, not read late (one every few
+// seconds) until they outlast the bound after the partition recovered.
+func TestFetchGoesOnAfterAPartitionRecovers(t *testing.T) {
+	const bound, down = 5 * time.Second, 2 * time.Second
+	cons, cluster, write, ctx := kfakeConsumer(t, bound)
+	write("first")
+	if rec, err := fetchUntilError(ctx, t, cons); err != nil || string(rec.Value) != "first" {
+		t.Fatalf("first fetch: %q, %v", rec.Value, err)
+	}
 	began := time.Now()
-	_, err = fetchUntilError(ctx, t, cons)
-	if took := time.Since(began); !errors.Is(err, consumers.ErrGaveUp) || took < 2*time.Second {
-		t.Fatalf("Fetch = %v after %v, want it to give up after the 2s bound", err, took)
+	refuseFetches(cluster, func() bool { return time.Since(began) < down })
+	time.AfterFunc(down+time.Second, func() { write("second") })
+	rec, err := fetchUntilError(ctx, t, cons)
+	if err != nil || string(rec.Value) != "second" {
+		t.Fatalf("after %v: %q, %v; want the record written once the partition recovered", time.Since(began), rec.Value, err)
 	}
-	var kerr kafka.Error
-	if !errors.As(err, &kerr) || kerr != kafka.TopicAuthorizationFailed {
-		t.Errorf("the error %v does not say why", err)
+}
+
+// kfakeConsumer is a consumer of topic t of an in-process kfake broker, with
+// limits.max_outage bound, and a writer to the topic.
+func kfakeConsumer(t *testing.T, bound time.Duration) (*consumers.Consumer, *kfake.Cluster, func(string), context.Context) {
+	t.Helper()
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "t"))
+	if err != nil {
+		t.Fatal(err)
 	}
+	t.Cleanup(cluster.Close)
+	o := consumers.Options{Brokers: cluster.ListenAddrs(), GroupID: "g", Topics: []string{"t"}, MaxOutage: bound}
+	ctx := testenv.Context(t, 60*time.Second)
+	w := consumers.NewWriter(o, "t")
+	t.Cleanup(func() { w.Close() })
+	cons, err := consumers.NewConsumer(o, testenv.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cons.Close() })
+	return cons, cluster, func(v string) {
+		if err := w.Write(ctx, kafka.Message{Value: []byte(v)}); err != nil {
+			t.Error(err)
+		}
+	}, ctx
 }

@@ -5,18 +5,22 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/driftd/driftd/config"
+	"github.com/driftd/driftd/consumers"
 	"github.com/driftd/driftd/detectors"
 	"github.com/driftd/driftd/internal/replay"
 	"github.com/driftd/driftd/internal/retry"
 	"github.com/driftd/driftd/internal/testenv"
 	"github.com/driftd/driftd/pipeline"
 	"github.com/driftd/driftd/processors"
+	"github.com/driftd/driftd/schemas"
 	"github.com/driftd/driftd/simulate"
 )
 
@@ -199,5 +203,41 @@ func TestShutdownAfterJudgingWasCutWritesNothing(t *testing.T) {
 	if len(store.Windows()) != windows || store.Verdicts != verdicts || !maps.Equal(src.Committed(), committed) {
 		t.Errorf("Shutdown wrote %d windows (%d verdicts) and committed %v; want nothing more than %d windows, %d verdicts, %v",
 			len(store.Windows()), store.Verdicts, src.Committed(), windows, verdicts, committed)
+	}
+}
+
+// failingFetch fails every fetch with err, as a consumer that gave up on Kafka does.
+type failingFetch struct {
+	err     error
+	fetches atomic.Int32
+}
+
+func (s *failingFetch) Fetch(context.Context) (consumers.Record, error) {
+	s.fetches.Add(1)
+	return consumers.Record{}, s.err
+}
+func (s *failingFetch) Commit(context.Context, map[consumers.TopicPartition]int64) error { return nil }
+func (s *failingFetch) Assigned() int                                                    { return 1 }
+
+// A fetch error ends Run (driftd exits non-zero and a restart reads from the committed
+// offsets), with or without decoding ahead, also when the error gave up on a timeout and
+// so wraps context.DeadlineExceeded, as a tick's end does. Before, such an error was taken
+// for a tick: Run ticked on for ever (with decoding ahead, after its fetcher had stopped),
+// holding the partitions and reading nothing.
+func TestFetchErrorEndsRun(t *testing.T) {
+	dial := &net.OpError{Op: "dial", Net: "tcp", Err: fmt.Errorf("connect: %w", context.DeadlineExceeded)}
+	gaveUp := fmt.Errorf("%w: fetch p/0: failing for 2m0s: %w: %w", consumers.ErrGaveUp, retry.ErrOutage, dial)
+	for _, ahead := range []int{0, 512} {
+		t.Run(fmt.Sprint("decode ahead ", ahead), func(t *testing.T) {
+			ctx := testenv.Context(t, 30*time.Second)
+			set := pipeline.SettingsFromConfig(config.Default(), schemas.Decoder{Format: schemas.FormatJSON}, schemas.Decoder{Format: schemas.FormatJSON})
+			set.DecodeAhead = ahead
+			sink := &replay.Sink{}
+			src := &failingFetch{err: gaveUp}
+			r := pipeline.New(set, src, sink, sink, replay.NewStore(), testenv.Logger(t), time.Now)
+			if err := r.Run(ctx); !errors.Is(err, consumers.ErrGaveUp) || ctx.Err() != nil {
+				t.Fatalf("Run = %v after %d fetches (test deadline: %v), want the fetch error", err, src.fetches.Load(), ctx.Err())
+			}
+		})
 	}
 }

@@ -630,7 +630,9 @@ func (r *Runner) Run(ctx context.Context) error {
 			if err := r.handle(ctx, a); err != nil {
 				return err
 			}
-		case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
+		case err == context.DeadlineExceeded && ctx.Err() == nil:
+			// The tick's own error, not one that wraps it: a source's error that gave up
+			// on a timeout (a dial's) also says DeadlineExceeded, and ends the run.
 			// No record within a tick: time to close idle windows and flush.
 		case ctx.Err() != nil:
 			return ctx.Err()

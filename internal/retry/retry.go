@@ -126,12 +126,13 @@ func (p Policy) withDefaults() Policy {
 // double with jitter, Fatal errors returned at once, the outage bound, the observer.
 //
 // Such a loop often has no success to report (a quiet topic fetches nothing, failing or
-// not), so failures further apart than Gap start a new streak, as Reset does.
+// not), so failures further apart than Gap start a new streak, as Reset does. A Streak
+// belongs to one goroutine at a time.
 type Streak struct {
 	Policy   Policy
 	What     string
-	Classify func(error) Class
-	Observe  func(Attempt) // nil: none
+	Classify func(error) Class // nil: every error is Retryable
+	Observe  func(Attempt)     // nil: none
 	// Gap is the longest time between two failures of one streak (0: only Reset ends one).
 	Gap time.Duration
 
@@ -150,7 +151,10 @@ func (s *Streak) Fail(now time.Time, err error) (time.Duration, error) {
 	}
 	s.n++
 	s.last = now
-	a := Attempt{What: s.What, N: s.n, Err: err, Class: s.Classify(err), Elapsed: now.Sub(s.began)}
+	a := Attempt{What: s.What, N: s.n, Err: err, Class: Retryable, Elapsed: now.Sub(s.began)}
+	if s.Classify != nil {
+		a.Class = s.Classify(err)
+	}
 	if a.Class == Fatal {
 		observeIf(s.Observe, a)
 		return 0, err

@@ -189,3 +189,13 @@ func TestStreak(t *testing.T) {
 		})
 	}
 }
+
+// A Streak's zero value retries every error, without a bound.
+func TestStreakZeroValue(t *testing.T) {
+	var s retry.Streak
+	for i := range 3 {
+		if wait, err := s.Fail(time.Unix(int64(i)*3600, 0), errDown); err != nil || wait <= 0 {
+			t.Fatalf("failure %d: wait %v, %v", i+1, wait, err)
+		}
+	}
+}
