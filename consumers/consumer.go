@@ -82,6 +82,12 @@ func (o Options) fetchGap() time.Duration {
 	return max(time.Minute, time.Duration(2*len(o.Brokers))*dialTimeout+5*time.Second)
 }
 
+// OutageFloor is the shortest MaxOutage that cannot end a run only waiting for Kafka:
+// Kafka's own recoveries (a coordinator moving, a leader elected, a rebalance) fail joins
+// and fetches for up to the group's rebalance timeout (30 s), and a quiet partition's
+// separate failures less than a gap apart count as one outage.
+func (o Options) OutageFloor() time.Duration { return max(2*time.Minute, 2*o.fetchGap()) }
+
 // ErrGaveUp is wrapped by the error Fetch returns when joining the group, or reading
 // one of its partitions, failed for longer than Options.MaxOutage. It ends the run: the
 // member's partitions are not read while it holds them.
@@ -156,6 +162,7 @@ type Consumer struct {
 	// joins follows failed joins; joinAfter is when the next may be tried.
 	joins     *retry.Streak
 	joinAfter time.Time
+	moving    int // joins in a row that met the group changing (groupMoving)
 	// reads follow each partition's failed fetches across generations (under mu).
 	reads map[TopicPartition]*retry.Streak
 	// gaveUp is the error of a join or partition reader that gave up (ErrGaveUp), under
@@ -188,7 +195,7 @@ type generation struct {
 }
 
 func dialer(o Options) *kafka.Dialer {
-	return &kafka.Dialer{Timeout: 10 * time.Second, DualStack: true, TLS: o.TLS, SASLMechanism: o.SASL}
+	return &kafka.Dialer{Timeout: dialTimeout, DualStack: true, TLS: o.TLS, SASLMechanism: o.SASL}
 }
 
 // SASLMechanism returns the mechanism m names, with these credentials (nil for none).
@@ -233,7 +240,7 @@ func NewConsumer(o Options, log *slog.Logger) (*Consumer, error) {
 	// members could disagree about it for as long. So the copy is kept no longer than
 	// the watch looks.
 	client := &kafka.Client{Addr: kafka.TCP(o.Brokers...), Timeout: 10 * time.Second,
-		Transport: &kafka.Transport{TLS: o.TLS, SASL: o.SASL, DialTimeout: 10 * time.Second, MetadataTTL: o.WatchInterval}}
+		Transport: &kafka.Transport{TLS: o.TLS, SASL: o.SASL, DialTimeout: dialTimeout, MetadataTTL: o.WatchInterval}}
 	lookup := func(topics []string) ([]kafka.Partition, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -296,6 +303,7 @@ func (c *Consumer) Fetch(ctx context.Context) (Record, error) {
 		g, err := c.cg.Next(ctx)
 		if err == nil {
 			c.joins.Reset()
+			c.moving = 0
 			gen = c.start(g)
 			if c.changed {
 				c.changed = false
@@ -307,8 +315,13 @@ func (c *Consumer) Fetch(ctx context.Context) (Record, error) {
 			return Record{}, err
 		}
 		if groupMoving(err) {
+			// kafka-go rejoins at once after some of these: the wait keeps a broker
+			// that answers them straight away from being asked in a loop.
 			c.joins.Reset()
-			c.log.Info("joining consumer group again", "group", c.o.GroupID, "err", err)
+			if c.moving++; c.moving&(c.moving-1) == 0 {
+				c.log.Info("joining consumer group again", "group", c.o.GroupID, "err", err, "times", c.moving)
+			}
+			c.joinAfter = time.Now().Add(time.Second)
 			continue
 		}
 		wait, err := c.joins.Fail(time.Now(), err)

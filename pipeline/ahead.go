@@ -120,8 +120,8 @@ func (d *decodeAhead) run(ctx context.Context, src Source, set Settings) {
 		case <-ctx.Done():
 			return
 		}
-		if err != nil && !errors.Is(err, consumers.ErrRebalanced) {
-			return // the error ends the run (Runner.Run)
+		if err != nil && err != context.DeadlineExceeded && !errors.Is(err, consumers.ErrRebalanced) {
+			return // the error ends the run (Runner.Run); a bare DeadlineExceeded is a tick's
 		}
 	}
 }

@@ -227,11 +227,7 @@ func pinned(leaf []byte) *tls.Config {
 func kafkaOptions(cfg config.Config) (consumers.Options, error) {
 	o := consumers.Options{Brokers: cfg.Kafka.Brokers, Spread: cfg.Kafka.GroupMode.Spread(), MaxOutage: time.Duration(cfg.Limits.MaxOutage)}
 	if o.MaxOutage > 0 {
-		// Kafka's own recoveries (a coordinator moving, a leader elected, a rebalance)
-		// fail joins and fetches for up to the group's rebalance timeout (30 s), and a
-		// quiet partition's failures up to a minute apart count as one outage: a shorter
-		// max_outage would end runs that were only waiting for Kafka to recover.
-		o.MaxOutage = max(o.MaxOutage, 2*time.Minute)
+		o.MaxOutage = max(o.MaxOutage, o.OutageFloor())
 	}
 	if t := cfg.Kafka.TLS; t.Enabled {
 		var err error
