@@ -212,7 +212,7 @@ func TestGraceWaitsForEveryPartitionToStart(t *testing.T) {
 			src := ownedEnds{endsFake: endsFake{ends: c.ends}, mine: []int{0, 1}}
 			r := New(Settings{PredictionTopic: "p", LabelTopic: "l", StartupGrace: 2 * time.Second}, src, nil, nil, nil,
 				slog.New(slog.NewTextHandler(io.Discard, nil)), func() time.Time { return now })
-			r.started, r.firstRec = t0.Add(-time.Second), t0
+			r.grace.began, r.grace.firstRec = t0.Add(-time.Second), t0
 			for _, tp := range c.delivered {
 				r.lastSeen[tp] = 0
 			}
@@ -254,7 +254,7 @@ func TestGraceWaitsForTheFirstGeneration(t *testing.T) {
 	src := joiningEnds{ownedEnds: ownedEnds{endsFake: endsFake{ends: map[consumers.TopicPartition]consumers.Ends{lp1: {Start: 3, End: 9}}}, mine: []int{0, 1}}, joined: &joined}
 	r := New(Settings{PredictionTopic: "p", LabelTopic: "l", StartupGrace: 2 * time.Second}, src, nil, nil, nil,
 		slog.New(slog.NewTextHandler(io.Discard, nil)), func() time.Time { return now })
-	r.started = t0
+	r.grace.began = t0
 	check := func(step string, want bool) {
 		t.Helper()
 		r.checkStarted(context.Background(), now) // as Run asks, for every record
@@ -271,7 +271,7 @@ func TestGraceWaitsForTheFirstGeneration(t *testing.T) {
 		r.lastSeen[consumers.TopicPartition{Topic: "p", Partition: i % 2}] = 0
 	}
 	r.lastSeen[consumers.TopicPartition{Topic: "l", Partition: 0}] = 0
-	r.firstRec = now
+	r.grace.firstRec = now
 	now = now.Add(3 * time.Second)
 	check("label partition 1 with records has delivered none", false)
 	now = now.Add(time.Second)
@@ -318,7 +318,7 @@ func TestWindowsCloseEarlyOnceEveryPredictionPartitionIsPlaced(t *testing.T) {
 			if c.spread {
 				r.spread = newSpreadState()
 			}
-			r.started, r.firstRec = t0, t0
+			r.grace.began, r.grace.firstRec = t0, t0
 			for i, tp := range c.placed {
 				e := &schemas.PredictionEvent{Model: "m", ModelVersion: "1", Deployment: "primary", Timestamp: t0.Add(-time.Hour), Status: "ok",
 					Prediction: schemas.Value{Kind: schemas.Number, Num: 0.5}}

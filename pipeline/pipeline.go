@@ -236,30 +236,16 @@ type Runner struct {
 	// built are the first-windows references built as their last windows closed, and
 	// shares what the pending windows of versions still building one added to it
 	// (judge.buildAtClose): saved and written with the next flush.
-	built    []*detectors.Profile
-	shares   []storage.ReferenceSample
-	late     []storage.LateEvent
-	lastSeen map[consumers.TopicPartition]int64
-	// drained are the partitions that had nothing to read when checkStarted asked
-	// (since the last rebalance).
-	drained   map[consumers.TopicPartition]bool
+	built     []*detectors.Profile
+	shares    []storage.ReferenceSample
+	late      []storage.LateEvent
+	lastSeen  map[consumers.TopicPartition]int64
 	lastFlush time.Time
-	started   time.Time // Run's start
-	firstRec  time.Time // the first record's arrival
-	// startedAll: every partition read has delivered or had nothing to read (checkStarted),
-	// last asked at startAsked.
-	startedAll bool
-	startAsked time.Time
-	// predParts are the prediction topic's partitions this member read when every
-	// partition had started, if each had delivered a record (none had nothing to read):
-	// prediction windows may then close before the grace's time is over (placed).
-	predParts []processors.TopicPartition
-	// graceFrom is stats.Added when the grace began (reset): windows close before its
-	// time only after Settings.EarlyCloseRecords more (placed).
-	graceFrom uint64
-	stats     Stats
-	up        *upstream
-	lab       *labelState // nil without a label topic
+	// grace is the start-up grace since Run's start or the last rebalance (startup.go).
+	grace startup
+	stats Stats
+	up    *upstream
+	lab   *labelState // nil without a label topic
 	// labWriter stores full batches of r.lab's keys and labels while Run reads on (nil
 	// outside Run). It outlives r.lab, which a rebalance replaces.
 	labWriter *labelWriter
@@ -344,15 +330,13 @@ func (r *Runner) reset() {
 	r.j = newJudge(&r.set, r.log, r.store)
 	r.j.hint = r.hinter()
 	r.lastSeen = map[consumers.TopicPartition]int64{}
-	r.drained = map[consumers.TopicPartition]bool{}
 	r.pending, r.closedAt, r.late, r.extraAlerts = nil, nil, nil, nil
 	r.built, r.shares = nil, nil
 	r.unwritten, r.cut = nil, nil
-	r.firstRec = time.Time{}
 	_, owner := r.src.(partitionOwner)
 	_, ends := r.src.(endsSource)
-	r.startedAll, r.startAsked = !owner || !ends, time.Time{} // a source that cannot tell (a replay): started
-	r.predParts, r.graceFrom = nil, r.stats.Added
+	r.grace = startup{began: r.grace.began, drained: map[consumers.TopicPartition]bool{},
+		all: !owner || !ends, addedFrom: r.stats.Added} // a source that cannot tell (a replay): started
 	r.clock = newStreamClock()
 	r.up = nil
 	if r.set.PipelineTopic != "" {
@@ -390,7 +374,7 @@ func (r *Runner) rebalanced(ctx context.Context, cause error) error {
 	}); err != nil {
 		return err
 	}
-	r.started = r.now()
+	r.grace.began = r.now()
 	return nil
 }
 
@@ -587,7 +571,7 @@ func (r *Runner) useReference(p *detectors.Profile) {
 // Run consumes until ctx ends, then writes what is closed and returns ctx's error.
 func (r *Runner) Run(ctx context.Context) error {
 	r.lastFlush = r.now()
-	r.started = r.lastFlush
+	r.grace.began = r.lastFlush
 	tick := min(r.set.FlushInterval, time.Second)
 	var deadline tickDeadline
 	defer deadline.stop()
@@ -720,166 +704,6 @@ func (d *tickDeadline) stop() {
 	}
 }
 
-// graceOver reports whether the start-up grace has passed: every partition this member
-// reads has started (checkStarted), and StartupGrace has passed since the first record
-// (the group's partitions start delivering together, some time after Run starts; three
-// graces after the start if nothing arrives at all). Until then nothing is judged, no
-// label settles and no stage window closes; prediction windows may close earlier
-// (placed).
-func (r *Runner) graceOver(now time.Time) bool {
-	return r.startedAll && r.graceTimeOver(now)
-}
-
-// placed reports whether one member's prediction windows may close before the grace's
-// time is over: it has added Settings.EarlyCloseRecords predictions to windows since the
-// grace began (replayed records open none), and every prediction partition it reads has
-// delivered a record that placed it in event time.
-// Until the grace's time is over, a partition read behind holds the models it has not
-// delivered yet about where its reading stands (processors' HoldUnseen), which covers
-// what the time does for them: no partition's first fetches can carry a model past
-// records another has still to deliver, unless the model trails the partition's others
-// by more than the skew bound (then only the time covers it, if it comes within it). A
-// backlog is then not read for the whole grace with every window it opens held in
-// memory. A partition that had nothing to read when asked keeps the time (records
-// arriving there later, with the others', are live and may come from its reader last),
-// and so does a spread group, whose judges read progress rows that say nothing of a
-// partition that has not delivered a model.
-func (r *Runner) placed() bool {
-	if !r.startedAll || r.spread != nil || len(r.predParts) == 0 || r.stats.Added-r.graceFrom < uint64(r.set.EarlyCloseRecords) {
-		return false
-	}
-	for _, tp := range r.predParts {
-		if !r.proc.Positioned(tp) {
-			return false
-		}
-	}
-	return true
-}
-
-func (r *Runner) graceTimeOver(now time.Time) bool {
-	if r.firstRec.IsZero() {
-		return now.Sub(r.started) >= 3*r.set.StartupGrace
-	}
-	return now.Sub(r.firstRec) >= r.set.StartupGrace
-}
-
-// joinedSource is the Source's view of the group (a *consumers.Consumer): whether it has
-// given this member its partitions yet. A source without it is taken as joined.
-type joinedSource interface {
-	Joined() bool
-}
-
-// startWaitGraces bounds, in start-up graces, how long the grace waits for a partition
-// that delivers nothing although it has records (checkStarted): a partition that cannot
-// be read (its leader down, its records all aborted transactions) must not hold every
-// window open in memory for ever.
-const startWaitGraces = 12
-
-// checkStarted ends the start-up grace's wait for the partitions this member reads
-// (r.startedAll): each must have delivered a record, or have had nothing to read when
-// asked (its end offset at or before where this member began reading it). A time alone
-// does not do: under load, or with many partitions, a partition's first fetch can come
-// after any fixed grace, and windows, labels and stage runs judged before that would be
-// judged without its records, differently on each replay. Asked at most every second
-// (every 200 ms before the grace's time is over).
-func (r *Runner) checkStarted(ctx context.Context, now time.Time) {
-	owner, ok := r.src.(partitionOwner)
-	ends, ok2 := r.src.(endsSource)
-	if r.startedAll || !ok || !ok2 {
-		return
-	}
-	every := time.Second
-	if !r.graceTimeOver(now) {
-		if r.spread != nil {
-			return // its windows wait for the grace's time (placed): nothing to ask before
-		}
-		every = 200 * time.Millisecond // windows may close early (placed): asked often while they can
-	}
-	if now.Sub(r.startAsked) < every {
-		return
-	}
-	r.startAsked = now
-	if j, ok := r.src.(joinedSource); ok && !j.Joined() {
-		// No generation yet (a slow group join), or between two: Owned would say this
-		// member reads nothing. The grace's time and its bound count from the join.
-		r.started = now
-		return
-	}
-	since := r.firstRec
-	if since.IsZero() {
-		since = r.started
-	}
-	if now.Sub(since) >= startWaitGraces*r.set.StartupGrace {
-		// Also when the broker cannot say (its leader down fails ListOffsets): the bound
-		// is for exactly that.
-		r.log.Error("partitions have not all started; judging without waiting for them", "waited", now.Sub(since).Round(time.Second))
-		r.startedAll = true
-		return
-	}
-	var waiting []consumers.TopicPartition
-	var preds []processors.TopicPartition
-	quick := true // every prediction partition has delivered
-	for _, topic := range []string{r.set.PredictionTopic, r.set.LabelTopic, r.set.PipelineTopic} {
-		if topic == "" {
-			continue
-		}
-		mine, _, err := owner.Owned(ctx, topic)
-		if err != nil {
-			r.log.Warn("partitions not known; the start-up grace waits", "topic", topic, "err", err)
-			return
-		}
-		for _, p := range mine {
-			tp := consumers.TopicPartition{Topic: topic, Partition: p}
-			if topic == r.set.PredictionTopic {
-				preds = append(preds, processors.TopicPartition{Topic: topic, Partition: p})
-				quick = quick && r.delivered(tp)
-			}
-			if !r.delivered(tp) {
-				waiting = append(waiting, tp)
-			}
-		}
-	}
-	if quick {
-		r.predParts = preds
-	}
-	if len(waiting) > 0 {
-		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		at, err := ends.Ends(actx, waiting)
-		cancel()
-		if err != nil {
-			r.log.Warn("partition ends not known; the start-up grace waits", "err", err)
-			return
-		}
-		waiting = slices.DeleteFunc(waiting, func(tp consumers.TopicPartition) bool {
-			e, ok := at[tp]
-			if ok && e.Start >= e.End {
-				r.drained[tp] = true
-			}
-			return !ok || e.Start >= e.End || r.delivered(tp) // not this member's any more, or nothing to read
-		})
-	}
-	if len(waiting) == 0 {
-		r.startedAll = true
-		return
-	}
-	if r.graceTimeOver(now) {
-		r.log.Info("waiting for partitions with records to deliver their first", "partitions", waiting)
-	}
-}
-
-// delivered reports whether a record of tp has been handled since the last rebalance.
-func (r *Runner) delivered(tp consumers.TopicPartition) bool {
-	_, ok := r.lastSeen[tp]
-	return ok
-}
-
-// readOnce reports whether tp has delivered a record since the last rebalance, or had
-// nothing to read when asked: a partition neither did can have records this member
-// could not read.
-func (r *Runner) readOnce(tp consumers.TopicPartition) bool {
-	return r.delivered(tp) || r.drained[tp]
-}
-
 func (r *Runner) enqueue(now time.Time, closed []processors.Closed) {
 	for range closed {
 		r.closedAt = append(r.closedAt, now)
@@ -914,8 +738,8 @@ func sourceOf(rec consumers.Record) processors.Source {
 func (r *Runner) handle(ctx context.Context, a ahead) (err error) {
 	rec := a.rec
 	r.stats.Records++
-	if r.firstRec.IsZero() {
-		r.firstRec = r.now()
+	if r.grace.firstRec.IsZero() {
+		r.grace.firstRec = r.now()
 	}
 	r.set.Observer.Consumed(rec.Topic)
 	if rec.HighWaterMark > 0 {

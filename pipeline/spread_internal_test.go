@@ -370,8 +370,8 @@ func TestPartitionsTakenOverAreHeldUntilReadAgain(t *testing.T) {
 	}
 	r := &Runner{set: Settings{PredictionTopic: "preds", StartupGrace: time.Second, WindowSpec: spec}, src: src, store: &progressStore{rows: stored},
 		spread: newSpreadState(), log: slog.New(slog.NewTextHandler(io.Discard, nil)), now: func() time.Time { return wall },
-		proc: processors.NewProcessor(spec, processors.Limits{}), clock: newStreamClock(), started: wall,
-		lastSeen: map[consumers.TopicPartition]int64{}, drained: map[consumers.TopicPartition]bool{}}
+		proc: processors.NewProcessor(spec, processors.Limits{}), clock: newStreamClock(),
+		lastSeen: map[consumers.TopicPartition]int64{}, grace: startup{began: wall, drained: map[consumers.TopicPartition]bool{}}}
 	// again is stored row i taken over in generation gen, read behind or not.
 	again := func(i int, gen int32, lagging bool) storage.PartitionProgress {
 		p := stored[i]
@@ -401,9 +401,9 @@ func TestPartitionsTakenOverAreHeldUntilReadAgain(t *testing.T) {
 	flush("nothing changed")
 	// The grace over: partition 0 read behind, 1 read to its end (nothing to read when
 	// asked), 3 delivered nothing although it had records (it cannot be read).
-	r.startedAll, wall = true, wall.Add(10*time.Second)
+	r.grace.all, wall = true, wall.Add(10*time.Second)
 	r.proc.Read(tp(0), true)
-	r.drained[consumers.TopicPartition{Topic: "preds", Partition: 1}] = true
+	r.grace.drained[consumers.TopicPartition{Topic: "preds", Partition: 1}] = true
 	flush("the grace over: as read here", again(2, 3, false), again(5, 3, false))
 	// Partition 0 delivers model m: its own row replaces the one taken over. Partition 2
 	// (not this member's; a record fetched before the generation began) writes nothing.
