@@ -783,123 +783,152 @@ func setFromString(fv reflect.Value, raw string) error {
 	return nil
 }
 
-// Validate checks the configuration and names the first field at fault.
+// Validate checks the configuration, section by section; the first error names its
+// field.
 func (c *Config) Validate() error {
-	fail := func(field, format string, args ...any) error {
-		return fmt.Errorf("config: %s: %s", field, fmt.Sprintf(format, args...))
-	}
-	if len(c.Kafka.Brokers) == 0 {
-		return fail("kafka.brokers", "at least one broker is needed")
-	}
-	for _, b := range c.Kafka.Brokers {
-		if !strings.Contains(b, ":") {
-			return fail("kafka.brokers", "%q is not host:port", b)
+	for _, check := range []func() error{c.Kafka.validate, c.ClickHouse.validate, c.Windows.validate, c.validateDetection,
+		c.validateModels, c.Pipelines.validate, c.validateLabels, c.Canary.validate, c.Shadow.validate, c.Limits.validate, c.validateHTTP} {
+		if err := check(); err != nil {
+			return err
 		}
 	}
-	if c.Kafka.GroupID == "" {
-		return fail("kafka.group_id", "must not be empty")
+	return nil
+}
+
+// invalid is the error of a field's value.
+func invalid(field, format string, args ...any) error {
+	return fmt.Errorf("config: %s: %s", field, fmt.Sprintf(format, args...))
+}
+
+// validate checks the kafka section.
+func (k *Kafka) validate() error {
+	if len(k.Brokers) == 0 {
+		return invalid("kafka.brokers", "at least one broker is needed")
 	}
-	for field, topic := range map[string]string{"kafka.topics.predictions": c.Kafka.Topics.Predictions, "kafka.topics.alerts": c.Kafka.Topics.Alerts, "kafka.topics.dlq": c.Kafka.Topics.DLQ} {
+	for _, b := range k.Brokers {
+		if !strings.Contains(b, ":") {
+			return invalid("kafka.brokers", "%q is not host:port", b)
+		}
+	}
+	if k.GroupID == "" {
+		return invalid("kafka.group_id", "must not be empty")
+	}
+	for field, topic := range map[string]string{"kafka.topics.predictions": k.Topics.Predictions, "kafka.topics.alerts": k.Topics.Alerts, "kafka.topics.dlq": k.Topics.DLQ} {
 		if topic == "" {
-			return fail(field, "must not be empty")
+			return invalid(field, "must not be empty")
 		}
 	}
 	// One role per topic: records are routed by topic, so a topic named twice would send
 	// every record one way (predictions read as pipeline runs), and reading the alert or
 	// dead-letter topic would feed driftd its own output.
 	roles := map[string]string{}
-	for _, r := range [][2]string{{"kafka.topics.predictions", c.Kafka.Topics.Predictions}, {"kafka.topics.labels", c.Kafka.Topics.Labels},
-		{"kafka.topics.pipeline", c.Kafka.Topics.Pipeline}, {"kafka.topics.alerts", c.Kafka.Topics.Alerts}, {"kafka.topics.dlq", c.Kafka.Topics.DLQ}} {
+	for _, r := range [][2]string{{"kafka.topics.predictions", k.Topics.Predictions}, {"kafka.topics.labels", k.Topics.Labels},
+		{"kafka.topics.pipeline", k.Topics.Pipeline}, {"kafka.topics.alerts", k.Topics.Alerts}, {"kafka.topics.dlq", k.Topics.DLQ}} {
 		if r[1] == "" {
 			continue
 		}
 		if other, ok := roles[r[1]]; ok {
-			return fail(r[0], "%q is %s too: each topic has one role", r[1], other)
+			return invalid(r[0], "%q is %s too: each topic has one role", r[1], other)
 		}
 		roles[r[1]] = r[0]
 	}
-	if c.Kafka.AlertFormat == schemas.FormatAuto {
-		return fail("kafka.alert_format", "auto reads either format; alerts are written in one: json or avro")
+	if k.AlertFormat == schemas.FormatAuto {
+		return invalid("kafka.alert_format", "auto reads either format; alerts are written in one: json or avro")
 	}
-	if c.Kafka.AlertFormat == schemas.FormatAvro && c.Kafka.SchemaRegistry.BundledIDs["alert"] == 0 {
-		return fail("kafka.schema_registry.bundled_ids.alert", "Avro alerts need the schema id to frame them with")
+	if k.AlertFormat == schemas.FormatAvro && k.SchemaRegistry.BundledIDs["alert"] == 0 {
+		return invalid("kafka.schema_registry.bundled_ids.alert", "Avro alerts need the schema id to frame them with")
 	}
-	for name := range c.Kafka.SchemaRegistry.BundledIDs {
+	for name := range k.SchemaRegistry.BundledIDs {
 		if _, err := schemas.BundledSchema(name); err != nil {
-			return fail("kafka.schema_registry.bundled_ids."+name, "no bundled schema of that name (prediction, label, pipeline, alert)")
+			return invalid("kafka.schema_registry.bundled_ids."+name, "no bundled schema of that name (prediction, label, pipeline, alert)")
 		}
 	}
-	if c.Kafka.SASL.Mechanism != consumers.SASLNone && c.Kafka.SASL.Username == "" {
-		return fail("kafka.sasl.username", "needed for SASL %s", c.Kafka.SASL.Mechanism)
+	if k.SASL.Mechanism != consumers.SASLNone && k.SASL.Username == "" {
+		return invalid("kafka.sasl.username", "needed for SASL %s", k.SASL.Mechanism)
 	}
-	if e := c.ClickHouse.Embedded; (e.TLSCertFile == "") != (e.TLSKeyFile == "") {
-		return fail("clickhouse.embedded.tls_cert_file", "set both tls_cert_file and tls_key_file, or neither")
+	if k.TLS.CAFile != "" && !k.TLS.Enabled {
+		return invalid("kafka.tls.ca_file", "set kafka.tls.enabled too")
 	}
-	if c.ClickHouse.TLSCAFile != "" && !c.ClickHouse.TLS {
-		return fail("clickhouse.tls_ca_file", "set clickhouse.tls too")
+	if k.FlushInterval <= 0 {
+		return invalid("kafka.flush_interval", "must be positive")
 	}
-	if c.Kafka.TLS.CAFile != "" && !c.Kafka.TLS.Enabled {
-		return fail("kafka.tls.ca_file", "set kafka.tls.enabled too")
+	return nil
+}
+
+// validate checks the clickhouse section.
+func (ch *ClickHouse) validate() error {
+	if e := ch.Embedded; (e.TLSCertFile == "") != (e.TLSKeyFile == "") {
+		return invalid("clickhouse.embedded.tls_cert_file", "set both tls_cert_file and tls_key_file, or neither")
 	}
-	if c.Kafka.FlushInterval <= 0 {
-		return fail("kafka.flush_interval", "must be positive")
+	if ch.TLSCAFile != "" && !ch.TLS {
+		return invalid("clickhouse.tls_ca_file", "set clickhouse.tls too")
 	}
-	if c.ClickHouse.Addr == "" || !strings.Contains(c.ClickHouse.Addr, ":") {
-		return fail("clickhouse.addr", "%q is not host:port", c.ClickHouse.Addr)
+	if ch.Addr == "" || !strings.Contains(ch.Addr, ":") {
+		return invalid("clickhouse.addr", "%q is not host:port", ch.Addr)
 	}
-	if !dsql.ValidIdentifier(c.ClickHouse.Database) {
-		return fail("clickhouse.database", "%q: use letters, digits and underscores", c.ClickHouse.Database)
+	if !dsql.ValidIdentifier(ch.Database) {
+		return invalid("clickhouse.database", "%q: use letters, digits and underscores", ch.Database)
 	}
-	if err := dsql.CheckCluster(c.ClickHouse.Cluster); err != nil {
-		return fail("clickhouse.cluster", "%v", err)
+	if err := dsql.CheckCluster(ch.Cluster); err != nil {
+		return invalid("clickhouse.cluster", "%v", err)
 	}
-	if c.ClickHouse.Cluster != "" {
-		if c.ClickHouse.Embedded.Enabled {
+	if ch.Cluster != "" {
+		if ch.Embedded.Enabled {
 			// The embedded engine has no Keeper and no distributed DDL queue.
-			return fail("clickhouse.cluster", "a cluster needs ClickHouse servers; turn clickhouse.embedded off")
+			return invalid("clickhouse.cluster", "a cluster needs ClickHouse servers; turn clickhouse.embedded off")
 		}
-		if err := dsql.CheckReplicaPath(c.ClickHouse.ReplicaPath); err != nil {
-			return fail("clickhouse.replica_path", "%v", err)
+		if err := dsql.CheckReplicaPath(ch.ReplicaPath); err != nil {
+			return invalid("clickhouse.replica_path", "%v", err)
 		}
 	}
-	if e := c.ClickHouse.Embedded; e.Enabled {
+	if e := ch.Embedded; e.Enabled {
 		if !strings.Contains(e.Listen, ":") {
-			return fail("clickhouse.embedded.listen", "%q is not host:port", e.Listen)
+			return invalid("clickhouse.embedded.listen", "%q is not host:port", e.Listen)
 		}
-		if !LoopbackOnly(e.Listen) && c.ClickHouse.Password == "" {
-			return fail("clickhouse.embedded.listen", "%q can be reached from other hosts, and no clickhouse.password is set: "+
+		if !LoopbackOnly(e.Listen) && ch.Password == "" {
+			return invalid("clickhouse.embedded.listen", "%q can be reached from other hosts, and no clickhouse.password is set: "+
 				"set one (or password_file) so that clients must authenticate, or listen on 127.0.0.1", e.Listen)
 		}
 		if e.MaxExecutionTime < 0 {
-			return fail("clickhouse.embedded.max_execution_time", "must not be negative (0: no limit)")
+			return invalid("clickhouse.embedded.max_execution_time", "must not be negative (0: no limit)")
 		}
 		if e.MaxMemoryUsage < 0 {
-			return fail("clickhouse.embedded.max_memory_usage", "must not be negative (0: no limit)")
+			return invalid("clickhouse.embedded.max_memory_usage", "must not be negative (0: no limit)")
 		}
 		if e.MaxBodyBytes < 1 {
-			return fail("clickhouse.embedded.max_body_bytes", "must be at least 1")
+			return invalid("clickhouse.embedded.max_body_bytes", "must be at least 1")
 		}
 	}
-	if c.ClickHouse.RetentionDays < 1 {
-		return fail("clickhouse.retention_days", "must be at least 1")
+	if ch.RetentionDays < 1 {
+		return invalid("clickhouse.retention_days", "must be at least 1")
 	}
-	if c.ClickHouse.MaxBatchRows < 1 {
-		return fail("clickhouse.max_batch_rows", "must be at least 1")
+	if ch.MaxBatchRows < 1 {
+		return invalid("clickhouse.max_batch_rows", "must be at least 1")
 	}
-	if err := checkWindow("windows", c.Windows.Size, c.Windows.Lateness); err != nil {
+	return nil
+}
+
+// validate checks the windows section.
+func (w *Windows) validate() error {
+	if err := checkWindow("windows", w.Size, w.Lateness); err != nil {
 		return err
 	}
-	if c.Windows.IdleClose <= 0 {
-		return fail("windows.idle_close", "must be positive")
+	if w.IdleClose <= 0 {
+		return invalid("windows.idle_close", "must be positive")
 	}
-	if c.Windows.Workers < -1 || c.Windows.Workers > 256 {
-		return fail("windows.workers", "must be -1 (one per core beyond three) or between 0 and 256")
+	if w.Workers < -1 || w.Workers > 256 {
+		return invalid("windows.workers", "must be -1 (one per core beyond three) or between 0 and 256")
 	}
+	return nil
+}
+
+// validateDetection checks the detection section, with the thresholds it resolves to.
+func (c *Config) validateDetection() error {
 	if c.Detection.ReferenceMinEvents < 1 {
-		return fail("detection.reference_min_events", "must be at least 1")
+		return invalid("detection.reference_min_events", "must be at least 1")
 	}
 	if c.Detection.ReferenceWindows < 1 {
-		return fail("detection.reference_windows", "must be at least 1")
+		return invalid("detection.reference_windows", "must be at least 1")
 	}
 	if err := checkThresholds("detection", c.Detection.PSIWarning, c.Detection.PSICritical, c.Detection.PValue, c.Detection.ErrorRate); err != nil {
 		return err
@@ -911,14 +940,19 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if c.Detection.DriftShare < 0 || c.Detection.DriftShare > 1 {
-		return fail("detection.drift_share", "must be between 0 and 1 (0 disables)")
+		return invalid("detection.drift_share", "must be between 0 and 1 (0 disables)")
 	}
 	if c.Detection.FireAfter < 1 || c.Detection.ResolveAfter < 1 {
-		return fail("detection.fire_after", "fire_after and resolve_after must be at least 1")
+		return invalid("detection.fire_after", "fire_after and resolve_after must be at least 1")
 	}
+	return nil
+}
+
+// validateModels checks each model's overrides, with the thresholds they resolve to.
+func (c *Config) validateModels() error {
 	for name, m := range c.Models {
 		if name == "" {
-			return fail("models", "a model has an empty name")
+			return invalid("models", "a model has an empty name")
 		}
 		size, late := c.Windows.Size, c.Windows.Lateness
 		if m.Window != 0 {
@@ -931,7 +965,7 @@ func (c *Config) Validate() error {
 			return err
 		}
 		if m.ReferenceWindows < 0 {
-			return fail("models."+name+".reference_windows", "must not be negative")
+			return invalid("models."+name+".reference_windows", "must not be negative")
 		}
 		th := c.Thresholds(name, "")
 		if err := checkThresholds("models."+name+".thresholds", th.PSIWarning, th.PSICritical, th.PValue, th.ErrorRate); err != nil {
@@ -956,46 +990,55 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
-	pl := c.Pipelines
+	return nil
+}
+
+// validate checks the pipelines section.
+func (pl *Pipelines) validate() error {
 	if err := checkWindow("pipelines", pl.Window, pl.Lateness); err != nil {
 		return err
 	}
 	switch {
 	case pl.FailureRate <= 0 || pl.FailureRate > 1:
-		return fail("pipelines.failure_rate", "must be in (0, 1]")
+		return invalid("pipelines.failure_rate", "must be in (0, 1]")
 	case pl.ConsecutiveFailures < 1:
-		return fail("pipelines.consecutive_failures", "must be at least 1")
+		return invalid("pipelines.consecutive_failures", "must be at least 1")
 	case !(pl.VolumeDrop > 0 && pl.VolumeDrop < 1):
-		return fail("pipelines.volume_drop", "must be between 0 and 1")
+		return invalid("pipelines.volume_drop", "must be between 0 and 1")
 	case !(pl.VolumeJump > 1 && pl.VolumeJump < math.Inf(1)):
-		return fail("pipelines.volume_jump", "must be above 1")
+		return invalid("pipelines.volume_jump", "must be above 1")
 	case pl.FreshnessFactor < 1:
-		return fail("pipelines.freshness_factor", "must be at least 1")
+		return invalid("pipelines.freshness_factor", "must be at least 1")
 	case pl.DurationJump != 0 && !(pl.DurationJump > 1 && pl.DurationJump < math.Inf(1)):
-		return fail("pipelines.duration_jump", "must be above 1 (0 disables)")
+		return invalid("pipelines.duration_jump", "must be above 1 (0 disables)")
 	case !(pl.DurationMinIncreaseMs >= 0 && pl.DurationMinIncreaseMs < math.Inf(1)):
-		return fail("pipelines.duration_min_increase_ms", "must be at least 0")
+		return invalid("pipelines.duration_min_increase_ms", "must be at least 0")
 	case !(pl.LostMinIncrease >= 0 && pl.LostMinIncrease < 1):
-		return fail("pipelines.lost_min_increase", "must be in [0, 1) (0 disables)")
+		return invalid("pipelines.lost_min_increase", "must be in [0, 1) (0 disables)")
 	case !(pl.LostMinRatio >= 1 && pl.LostMinRatio < math.Inf(1)):
-		return fail("pipelines.lost_min_ratio", "must be at least 1")
+		return invalid("pipelines.lost_min_ratio", "must be at least 1")
 	case !(pl.NullMinIncrease >= 0 && pl.NullMinIncrease < math.Inf(1)):
-		return fail("pipelines.null_min_increase", "must be at least 0 (0 disables)")
+		return invalid("pipelines.null_min_increase", "must be at least 0 (0 disables)")
 	case !(pl.NullMinRatio >= 1 && pl.NullMinRatio < math.Inf(1)):
-		return fail("pipelines.null_min_ratio", "must be at least 1")
+		return invalid("pipelines.null_min_ratio", "must be at least 1")
 	case !(pl.PValue > 0 && pl.PValue < 1):
-		return fail("pipelines.p_value", "must be between 0 and 1")
+		return invalid("pipelines.p_value", "must be between 0 and 1")
 	case !dividesDays(time.Duration(pl.Window)):
-		return fail("pipelines.window", "must divide a day (1h, 30m, 5m, …) or be whole days: a stage's baselines are the same time of the previous days")
+		return invalid("pipelines.window", "must divide a day (1h, 30m, 5m, …) or be whole days: a stage's baselines are the same time of the previous days")
 	}
 	for key, st := range pl.Stages {
 		if p, s, ok := strings.Cut(key, "/"); !ok || p == "" || s == "" {
-			return fail("pipelines.stages."+key, "key must be pipeline/stage")
+			return invalid("pipelines.stages."+key, "key must be pipeline/stage")
 		}
 		if st.ExpectedInterval < 0 {
-			return fail("pipelines.stages."+key+".expected_interval", "must not be negative")
+			return invalid("pipelines.stages."+key+".expected_interval", "must not be negative")
 		}
 	}
+	return nil
+}
+
+// validateLabels checks the labels section and each model's labels as resolved.
+func (c *Config) validateLabels() error {
 	if err := checkLabels("labels", c.Labels); err != nil {
 		return err
 	}
@@ -1004,38 +1047,58 @@ func (c *Config) Validate() error {
 			return err
 		}
 	}
-	if c.Canary.MinEvents < 1 {
-		return fail("canary.min_events", "must be at least 1")
+	return nil
+}
+
+// validate checks the canary section.
+func (cn *Canary) validate() error {
+	if cn.MinEvents < 1 {
+		return invalid("canary.min_events", "must be at least 1")
 	}
-	if c.Canary.RegressionWindows < 1 || c.Canary.PromoteWindows < 1 {
-		return fail("canary.regression_windows", "regression_windows and promote_windows must be at least 1")
+	if cn.RegressionWindows < 1 || cn.PromoteWindows < 1 {
+		return invalid("canary.regression_windows", "regression_windows and promote_windows must be at least 1")
 	}
-	if c.Shadow.MinMatched < 1 || c.Shadow.ReferenceWindows < 1 {
-		return fail("shadow.min_matched", "min_matched and reference_windows must be at least 1")
+	return nil
+}
+
+// validate checks the shadow section.
+func (sh *Shadow) validate() error {
+	if sh.MinMatched < 1 || sh.ReferenceWindows < 1 {
+		return invalid("shadow.min_matched", "min_matched and reference_windows must be at least 1")
 	}
-	if c.Shadow.DisagreementMinIncrease <= 0 || c.Shadow.DisagreementMinRatio < 1 {
-		return fail("shadow.disagreement_min_increase", "disagreement_min_increase must be above 0 and disagreement_min_ratio at least 1")
+	if sh.DisagreementMinIncrease <= 0 || sh.DisagreementMinRatio < 1 {
+		return invalid("shadow.disagreement_min_increase", "disagreement_min_increase must be above 0 and disagreement_min_ratio at least 1")
 	}
-	if c.Shadow.MinAgreement < 0 || c.Shadow.MinAgreement >= 1 {
-		return fail("shadow.min_agreement", "must be in [0, 1) (0: off)")
+	if sh.MinAgreement < 0 || sh.MinAgreement >= 1 {
+		return invalid("shadow.min_agreement", "must be in [0, 1) (0: off)")
 	}
-	if c.Limits.MaxFuture < 0 {
-		return fail("limits.max_future", "must not be negative (0 disables)")
+	return nil
+}
+
+// validate checks the limits section.
+func (l *Limits) validate() error {
+	if l.MaxFuture < 0 {
+		return invalid("limits.max_future", "must not be negative (0 disables)")
 	}
-	if c.Limits.MaxOutage < 0 {
-		return fail("limits.max_outage", "must not be negative (0: wait for ever)")
+	if l.MaxOutage < 0 {
+		return invalid("limits.max_outage", "must not be negative (0: wait for ever)")
 	}
-	if c.Limits.MaxFeatures < 1 || c.Limits.MaxCategories < 1 {
-		return fail("limits", "max_features and max_categories must be at least 1")
+	if l.MaxFeatures < 1 || l.MaxCategories < 1 {
+		return invalid("limits", "max_features and max_categories must be at least 1")
 	}
-	if c.Limits.MaxSeries < 1 {
-		return fail("limits.max_series", "must be at least 1")
+	if l.MaxSeries < 1 {
+		return invalid("limits.max_series", "must be at least 1")
 	}
-	if c.Limits.MaxEventBytes < 1024 {
-		return fail("limits.max_event_bytes", "%d is below 1024", c.Limits.MaxEventBytes)
+	if l.MaxEventBytes < 1024 {
+		return invalid("limits.max_event_bytes", "%d is below 1024", l.MaxEventBytes)
 	}
+	return nil
+}
+
+// validateHTTP checks the http section and the host names the web pages answer to.
+func (c *Config) validateHTTP() error {
 	if c.HTTP.Listen != "" && !strings.Contains(c.HTTP.Listen, ":") {
-		return fail("http.listen", "%q is not host:port", c.HTTP.Listen)
+		return invalid("http.listen", "%q is not host:port", c.HTTP.Listen)
 	}
 	for _, hosts := range []struct {
 		field string
@@ -1043,7 +1106,7 @@ func (c *Config) Validate() error {
 	}{{"http.allowed_hosts", c.HTTP.AllowedHosts}, {"clickhouse.embedded.allowed_hosts", c.ClickHouse.Embedded.AllowedHosts}} {
 		for _, n := range hosts.names {
 			if err := webguard.CheckName(n); err != nil {
-				return fail(hosts.field, "%v", err)
+				return invalid(hosts.field, "%v", err)
 			}
 		}
 	}
