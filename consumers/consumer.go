@@ -165,6 +165,9 @@ type Consumer struct {
 	moving    int // joins in a row that met the group changing (groupMoving)
 	// reads follow each partition's failed fetches across generations (under mu).
 	reads map[TopicPartition]*retry.Streak
+	// failedAt is when each partition that has not delivered since last failed to be
+	// read (under mu; Failing).
+	failedAt map[TopicPartition]time.Time
 	// gaveUp is the error of a join or partition reader that gave up (ErrGaveUp), under
 	// mu: every Fetch returns it from then on.
 	gaveUp error
@@ -283,7 +286,7 @@ func NewConsumer(o Options, log *slog.Logger) (*Consumer, error) {
 		return nil, fmt.Errorf("consumer group %s: %w", o.GroupID, err)
 	}
 	c := &Consumer{o: o, cg: cg, log: log, client: client, delivered: map[TopicPartition]int64{}, active: active,
-		reads: map[TopicPartition]*retry.Streak{}}
+		reads: map[TopicPartition]*retry.Streak{}, failedAt: map[TopicPartition]time.Time{}}
 	c.joins = c.fetchStreak("join consumer group " + o.GroupID)
 	return c, nil
 }
@@ -365,6 +368,44 @@ func (c *Consumer) readStreak(tp TopicPartition) *retry.Streak {
 		c.reads[tp] = s
 	}
 	return s
+}
+
+// readFailed records that reading tp failed at now (zero: it delivered again).
+func (c *Consumer) readFailed(tp TopicPartition, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if now.IsZero() {
+		delete(c.failedAt, tp)
+	} else {
+		c.failedAt[tp] = now
+	}
+}
+
+// Failing returns the partitions this member reads that cannot be read at now: they
+// failed to, less than a gap between failures ago (fetchGap), and have not delivered
+// since. Whatever they hold may have records after what was read: a reader of the
+// stream waits for them as for partitions read behind, so that what it judges does not
+// depend on when a broker failed. nil when none.
+func (c *Consumer) Failing(now time.Time) []TopicPartition {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []TopicPartition
+	for tp, at := range c.failedAt {
+		if now.Sub(at) > c.o.fetchGap() {
+			delete(c.failedAt, tp) // recovered with nothing to deliver, or moved away
+			continue
+		}
+		if c.gen != nil && c.gen.owned[tp] {
+			out = append(out, tp)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Topic != out[j].Topic {
+			return out[i].Topic < out[j].Topic
+		}
+		return out[i].Partition < out[j].Partition
+	})
+	return out
 }
 
 // giveUp records that fetching gave up with err, for every Fetch from now on.
@@ -492,21 +533,29 @@ func (c *Consumer) read(ctx context.Context, gen *generation, tp TopicPartition,
 		return
 	}
 	streak := c.readStreak(tp)
+	failing := true // as far as this reader knows: the partition's last reader may have failed
 	for {
 		m, err := r.FetchMessage(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
+			now := time.Now()
+			c.readFailed(tp, now)
+			failing = true
 			// No wait: kafka-go backs off itself, and queues its reports; waiting here
 			// would read them late, after the partition recovered.
-			if _, err := streak.Fail(time.Now(), err); err != nil {
+			if _, err := streak.Fail(now, err); err != nil {
 				fail(err)
 				return
 			}
 			continue
 		}
-		streak.Reset()
+		if failing {
+			streak.Reset()
+			c.readFailed(tp, time.Time{})
+			failing = false
+		}
 		rec := Record{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Key: m.Key, Value: m.Value, Headers: m.Headers,
 			Time: m.Time, HighWaterMark: m.HighWaterMark}
 		select {

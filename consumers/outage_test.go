@@ -145,9 +145,23 @@ func TestFetchGoesOnAfterAPartitionRecovers(t *testing.T) {
 	began := time.Now()
 	refuseFetches(cluster, func() bool { return time.Since(began) < down })
 	time.AfterFunc(down+time.Second, func() { write("second") })
+	// Failing says so while the partition cannot be read (the pipeline then waits for it).
+	for len(cons.Failing(time.Now())) == 0 && time.Since(began) < down {
+		select {
+		case <-ctx.Done():
+			t.Fatal(ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	if got := cons.Failing(time.Now()); len(got) != 1 || got[0] != (consumers.TopicPartition{Topic: "t", Partition: 0}) {
+		t.Errorf("Failing during the outage = %v, want t/0", got)
+	}
 	rec, err := fetchUntilError(ctx, t, cons)
 	if err != nil || string(rec.Value) != "second" {
 		t.Fatalf("after %v: %q, %v; want the record written once the partition recovered", time.Since(began), rec.Value, err)
+	}
+	if got := cons.Failing(time.Now()); len(got) != 0 {
+		t.Errorf("Failing after a record was delivered again = %v", got)
 	}
 }
 

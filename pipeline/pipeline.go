@@ -241,6 +241,10 @@ type Runner struct {
 	late      []storage.LateEvent
 	lastSeen  map[consumers.TopicPartition]int64
 	lastFlush time.Time
+	// stalled are the partitions the source cannot read (stall.go), last asked at
+	// stallAsked.
+	stalled    map[consumers.TopicPartition]stall
+	stallAsked time.Time
 	// grace is the start-up grace since Run's start or the last rebalance (startup.go).
 	grace startup
 	stats Stats
@@ -330,6 +334,7 @@ func (r *Runner) reset() {
 	r.j = newJudge(&r.set, r.log, r.store)
 	r.j.hint = r.hinter()
 	r.lastSeen = map[consumers.TopicPartition]int64{}
+	r.stalled, r.stallAsked = map[consumers.TopicPartition]stall{}, time.Time{}
 	r.pending, r.closedAt, r.late, r.extraAlerts = nil, nil, nil, nil
 	r.built, r.shares = nil, nil
 	r.unwritten, r.cut = nil, nil
@@ -636,6 +641,7 @@ func (r *Runner) Run(ctx context.Context) error {
 			}
 		}
 		now := r.now()
+		r.markStalled(now)
 		r.checkStarted(ctx, now)
 		over := r.graceOver(now)
 		if over {
@@ -757,11 +763,8 @@ func (r *Runner) handle(ctx context.Context, a ahead) (err error) {
 		r.clock.position(tp, unread(rec))
 	}
 	// Every record, before anything sets it aside: the partition's last may be one.
-	switch read := (processors.TopicPartition{Topic: rec.Topic, Partition: rec.Partition}); {
-	case rec.Topic == r.set.PredictionTopic:
-		r.proc.Read(read, unread(rec) > 0)
-	case r.up != nil && rec.Topic == r.set.PipelineTopic:
-		r.up.proc.Read(read, unread(rec) > 0)
+	if p := r.procFor(rec.Topic); p != nil {
+		p.Read(processors.TopicPartition{Topic: rec.Topic, Partition: rec.Partition}, unread(rec) > 0)
 	}
 	if r.set.MaxEventBytes > 0 && len(rec.Value) > r.set.MaxEventBytes {
 		r.set.Observer.DecodeError(rec.Topic, consumers.ClassInvalid)
