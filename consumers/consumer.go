@@ -165,8 +165,7 @@ type Consumer struct {
 	moving    int // joins in a row that met the group changing (groupMoving)
 	// reads follow each partition's failed fetches across generations (under mu).
 	reads map[TopicPartition]*retry.Streak
-	// failedAt is when each partition that has not delivered since last failed to be
-	// read (under mu; Failing).
+	// failedAt is when each partition last failed to be read (under mu; Failing).
 	failedAt map[TopicPartition]time.Time
 	// gaveUp is the error of a join or partition reader that gave up (ErrGaveUp), under
 	// mu: every Fetch returns it from then on.
@@ -370,32 +369,33 @@ func (c *Consumer) readStreak(tp TopicPartition) *retry.Streak {
 	return s
 }
 
-// readFailed records that reading tp failed at now (zero: it delivered again).
+// readFailed records that reading tp failed at now.
 func (c *Consumer) readFailed(tp TopicPartition, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if now.IsZero() {
-		delete(c.failedAt, tp)
-	} else {
-		c.failedAt[tp] = now
-	}
+	c.failedAt[tp] = now
 }
 
-// Failing returns the partitions this member reads that cannot be read at now: they
-// failed to, less than a gap between failures ago (fetchGap), and have not delivered
-// since. Whatever they hold may have records after what was read: a reader of the
+// Failing returns the partitions this member reads that failed to be read less than a
+// gap between failures ago (fetchGap), delivering since or not: records fetched after
+// a failure may still wait in the buffers, and a flapping leader delivers between
+// failures. Whatever they hold may have records after what was read: a reader of the
 // stream waits for them as for partitions read behind, so that what it judges does not
-// depend on when a broker failed. nil when none.
-func (c *Consumer) Failing(now time.Time) []TopicPartition {
+// depend on when a broker failed. known is false between generations, when the member
+// cannot tell which partitions it reads.
+func (c *Consumer) Failing(now time.Time) (failing []TopicPartition, known bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.gen == nil {
+		return nil, false
+	}
 	var out []TopicPartition
 	for tp, at := range c.failedAt {
 		if now.Sub(at) > c.o.fetchGap() {
-			delete(c.failedAt, tp) // recovered with nothing to deliver, or moved away
+			delete(c.failedAt, tp) // no failure for a gap: readable again, or moved away
 			continue
 		}
-		if c.gen != nil && c.gen.owned[tp] {
+		if c.gen.owned[tp] {
 			out = append(out, tp)
 		}
 	}
@@ -405,7 +405,7 @@ func (c *Consumer) Failing(now time.Time) []TopicPartition {
 		}
 		return out[i].Partition < out[j].Partition
 	})
-	return out
+	return out, true
 }
 
 // giveUp records that fetching gave up with err, for every Fetch from now on.
@@ -553,7 +553,6 @@ func (c *Consumer) read(ctx context.Context, gen *generation, tp TopicPartition,
 		}
 		if failing {
 			streak.Reset()
-			c.readFailed(tp, time.Time{})
 			failing = false
 		}
 		rec := Record{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Key: m.Key, Value: m.Value, Headers: m.Headers,

@@ -241,8 +241,8 @@ type Runner struct {
 	late      []storage.LateEvent
 	lastSeen  map[consumers.TopicPartition]int64
 	lastFlush time.Time
-	// stalled are the partitions the source cannot read (stall.go), last asked at
-	// stallAsked.
+	// stalled are the partitions the source cannot read, with where they stand by their
+	// last record (stall.go); last asked at stallAsked.
 	stalled    map[consumers.TopicPartition]stall
 	stallAsked time.Time
 	// grace is the start-up grace since Run's start or the last rebalance (startup.go).
@@ -759,13 +759,8 @@ func (r *Runner) handle(ctx context.Context, a ahead) (err error) {
 			r.lastSeen[tp] = rec.Offset
 		}
 	}()
-	if rec.HighWaterMark > 0 {
-		r.clock.position(tp, unread(rec))
-	}
 	// Every record, before anything sets it aside: the partition's last may be one.
-	if p := r.procFor(rec.Topic); p != nil {
-		p.Read(processors.TopicPartition{Topic: rec.Topic, Partition: rec.Partition}, unread(rec) > 0)
-	}
+	r.readRecord(tp, rec)
 	if r.set.MaxEventBytes > 0 && len(rec.Value) > r.set.MaxEventBytes {
 		r.set.Observer.DecodeError(rec.Topic, consumers.ClassInvalid)
 		return r.deadLetter(ctx, rec, consumers.ClassInvalid, fmt.Errorf("%w: record is %d bytes, more than limits.max_event_bytes (%d)", schemas.ErrInvalid, len(rec.Value), r.set.MaxEventBytes))

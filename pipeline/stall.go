@@ -10,46 +10,44 @@ import (
 
 // failingSource is the Source's view of partitions it cannot read (a *consumers.Consumer).
 type failingSource interface {
-	Failing(now time.Time) []consumers.TopicPartition
+	Failing(now time.Time) (failing []consumers.TopicPartition, known bool)
 }
 
-// stall is where a partition that cannot be read stood, by its last record, when it
-// stopped being readable.
+// stall is where a partition that cannot be read stands by its last record: what it
+// says again once the partition is readable (markStalled).
 type stall struct {
-	offset  int64 // the last record handled (-1: none)
-	lag     int64 // its unread records, for the stream clock
+	lag     int64 // unread records after it, for the stream clock
 	lagging bool  // read behind, for the windows' watermarks
 }
 
-// markStalled treats the partitions the source cannot read as read behind: records may
-// be waiting there, whatever its last record said. The windows they feed wait for them
-// (up to the skew bounds of a partition read behind), and so does the stream clock, and
-// with it the idle close and freshness. Otherwise a partition whose leader is gone for
-// longer than windows.idle_close has its models' windows closed under it, and the records
-// it delivers once back are late: live, not from a backlog. Once readable again, its
-// next record says where it stands; if it has none (it was quiet), what its last said is
-// restored. The source gives up on it after limits.max_outage, which bounds the wait.
-// Asked at most once a second.
+// markStalled treats the windowed partitions the source cannot read as read behind:
+// records may be waiting there, whatever the last one read said. The windows they feed
+// wait for them (up to the skew bounds of a partition read behind), and so does the
+// stream clock, and with it the idle close and freshness. Otherwise a partition whose
+// leader is gone for longer than windows.idle_close has its models' windows closed under
+// it, and the records it delivers once back are late: live, not from a backlog. While
+// marked, its records keep it read behind (handle); once the source has not seen it fail
+// for a while, what its last record said stands again. The source gives up on it after
+// limits.max_outage, which bounds the wait. Asked at most once a second; between
+// generations, when the source cannot tell, nothing changes.
 func (r *Runner) markStalled(now time.Time) {
 	fs, ok := r.src.(failingSource)
 	if !ok || now.Sub(r.stallAsked) < time.Second {
 		return
 	}
 	r.stallAsked = now
-	failing := fs.Failing(now)
-	if len(failing) == 0 && len(r.stalled) == 0 {
+	failing, known := fs.Failing(now)
+	if !known || len(failing) == 0 && len(r.stalled) == 0 {
 		return
 	}
 	for _, tp := range failing {
-		if _, ok := r.stalled[tp]; ok {
+		p := r.procFor(tp.Topic)
+		if _, ok := r.stalled[tp]; ok || p == nil {
 			continue
 		}
-		st := stall{offset: r.lastOffset(tp), lag: r.clock.part(tp).lag}
-		if p := r.procFor(tp.Topic); p != nil {
-			st.lagging = p.Lagging(processors.TopicPartition{Topic: tp.Topic, Partition: tp.Partition})
-		}
+		st := stall{lag: r.clock.part(tp).lag, lagging: p.Lagging(processors.TopicPartition{Topic: tp.Topic, Partition: tp.Partition})}
 		r.stalled[tp] = st
-		r.readAt(tp, max(st.lag, 1), true)
+		r.readAt(tp, st)
 		r.log.Warn("partition cannot be read: the windows and clock it holds wait for it", "topic", tp.Topic, "partition", tp.Partition)
 	}
 	for tp, st := range r.stalled {
@@ -57,20 +55,9 @@ func (r *Runner) markStalled(now time.Time) {
 			continue
 		}
 		delete(r.stalled, tp)
-		if r.lastOffset(tp) == st.offset { // nothing delivered since
-			r.readAt(tp, st.lag, st.lagging)
-		}
+		r.readAt(tp, st)
 		r.log.Info("partition readable again", "topic", tp.Topic, "partition", tp.Partition)
 	}
-}
-
-// lastOffset is the offset of the last record handled from tp since the last
-// rebalance (-1: none).
-func (r *Runner) lastOffset(tp consumers.TopicPartition) int64 {
-	if o, ok := r.lastSeen[tp]; ok {
-		return o
-	}
-	return -1
 }
 
 // procFor is the processor that windows topic's records (nil: none).
@@ -84,11 +71,32 @@ func (r *Runner) procFor(topic string) *processors.Processor {
 	return nil
 }
 
-// readAt records where tp's reading stands: lag records after the last one read, and
-// whether it is read behind (what each record says, before anything sets it aside).
-func (r *Runner) readAt(tp consumers.TopicPartition, lag int64, lagging bool) {
-	r.clock.position(tp, lag)
-	if p := r.procFor(tp.Topic); p != nil {
-		p.Read(processors.TopicPartition{Topic: tp.Topic, Partition: tp.Partition}, lagging)
+// readAt records where tp's reading stands (what each record says, before anything
+// sets it aside): st, or read behind while it is stalled.
+func (r *Runner) readAt(tp consumers.TopicPartition, st stall) {
+	if len(r.stalled) > 0 {
+		if _, ok := r.stalled[tp]; ok {
+			st = stall{lag: max(st.lag, 1), lagging: true}
+		}
 	}
+	r.clock.position(tp, st.lag)
+	if p := r.procFor(tp.Topic); p != nil {
+		p.Read(processors.TopicPartition{Topic: tp.Topic, Partition: tp.Partition}, st.lagging)
+	}
+}
+
+// readRecord records where rec's partition stands by rec (readAt); a stalled
+// partition's record is what it says once readable again.
+func (r *Runner) readRecord(tp consumers.TopicPartition, rec consumers.Record) {
+	st := stall{lag: unread(rec), lagging: unread(rec) > 0}
+	if rec.HighWaterMark <= 0 {
+		// A record that does not say: the clock keeps what it knew.
+		st.lag = r.clock.part(tp).lag
+	}
+	if len(r.stalled) > 0 {
+		if _, ok := r.stalled[tp]; ok {
+			r.stalled[tp] = st
+		}
+	}
+	r.readAt(tp, st)
 }

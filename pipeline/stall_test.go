@@ -36,7 +36,9 @@ func TestAPartitionThatCannotBeReadHoldsWhatItFeeds(t *testing.T) {
 	t.Cleanup(cluster.Close)
 	h := newHarnessOn(t, cluster.ListenAddrs()[0], 2)
 	h.tweak = func(s *pipeline.Settings) {
-		s.WindowSpec = func(string) processors.WindowSpec { return processors.WindowSpec{Size: 10 * time.Second, Lateness: time.Second} }
+		s.WindowSpec = func(string) processors.WindowSpec {
+			return processors.WindowSpec{Size: 10 * time.Second, Lateness: time.Second}
+		}
 		s.IdleClose, s.StartupGrace = 2*time.Second, time.Second
 		s.Thresholds = func(string, string) detectors.Thresholds { return detectors.DefaultThresholds }
 	}
