@@ -485,6 +485,15 @@ func (c *Consumer) start(g *kafka.Generation) *generation {
 	g.Start(func(ctx context.Context) { c.watch(ctx, gen) })
 	c.mu.Lock()
 	c.gen = gen
+	// A partition failing when the last generation ended is failing until its new reader
+	// says otherwise: the time between generations, when no reader could fail, does not
+	// count towards the gap that lets it go (Failing).
+	now := time.Now()
+	for tp, at := range c.failedAt {
+		if gen.owned[tp] && now.Sub(at) <= c.o.fetchGap() {
+			c.failedAt[tp] = now
+		}
+	}
 	c.mu.Unlock()
 	c.log.Info("joined consumer group", "group", c.o.GroupID, "generation", g.ID, "continued", cont, "partitions", strings.Join(assigned, " "))
 	return gen

@@ -89,14 +89,16 @@ func (r *Runner) readAt(tp consumers.TopicPartition, st stall) {
 // partition's record is what it says once readable again.
 func (r *Runner) readRecord(tp consumers.TopicPartition, rec consumers.Record) {
 	st := stall{lag: unread(rec), lagging: unread(rec) > 0}
+	before, stalled := r.stalled[tp]
 	if rec.HighWaterMark <= 0 {
-		// A record that does not say: the clock keeps what it knew.
+		// A record that does not say: the lag stays what it was known to be.
 		st.lag = r.clock.part(tp).lag
-	}
-	if len(r.stalled) > 0 {
-		if _, ok := r.stalled[tp]; ok {
-			r.stalled[tp] = st
+		if stalled {
+			st.lag = before.lag
 		}
+	}
+	if stalled {
+		r.stalled[tp] = st
 	}
 	r.readAt(tp, st)
 }

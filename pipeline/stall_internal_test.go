@@ -34,7 +34,7 @@ func TestStalledPartitionHoldsUntilTheSourceStopsListingIt(t *testing.T) {
 		after   time.Duration // wall time since the last step
 		failing bool          // the source lists p1 (known)
 		unknown bool          // the source cannot tell (between generations)
-		record  int64         // > 0: a record of p1 handled, with this many unread after it (-1: none unread)
+		record  int64         // > 0: a record of p1 handled, with this many unread after it (-1: none unread; -2: one that does not say)
 	}
 	for _, c := range []struct {
 		name        string
@@ -48,12 +48,15 @@ func TestStalledPartitionHoldsUntilTheSourceStopsListingIt(t *testing.T) {
 		{"a record handled after the source stopped listing it says where it stands", []step{{0, true, false, 0}, {2 * time.Second, false, false, 0}, {0, false, false, 7}}, false, 7},
 		{"readable again: its last record's standing", []step{{0, true, false, 0}, {0, true, false, 3}, {2 * time.Second, false, false, 0}}, false, 3},
 		{"quiet once readable: its standing before", []step{{0, true, false, 0}, {2 * time.Second, false, false, 0}}, false, 0},
+		{"a record that does not say where it stands keeps the standing before", []step{{0, true, false, 0}, {0, true, false, -2}, {2 * time.Second, false, false, 0}}, false, 0},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			wall := t0
 			src := &failingScript{}
 			set := Settings{PredictionTopic: topic, Decoder: schemas.Decoder{Format: schemas.FormatJSON},
-				WindowSpec: func(string) processors.WindowSpec { return processors.WindowSpec{Size: 10 * time.Second, Lateness: time.Second} }}
+				WindowSpec: func(string) processors.WindowSpec {
+					return processors.WindowSpec{Size: 10 * time.Second, Lateness: time.Second}
+				}}
 			r := New(set, src, nil, nil, nil, testenv.Logger(t), func() time.Time { return wall })
 			for p := range 2 { // both read to their end, dated
 				tp := consumers.TopicPartition{Topic: topic, Partition: p}
@@ -66,7 +69,10 @@ func TestStalledPartitionHoldsUntilTheSourceStopsListingIt(t *testing.T) {
 				if s.failing {
 					src.failing = []consumers.TopicPartition{p1}
 				}
-				if s.record != 0 {
+				switch {
+				case s.record == -2:
+					r.readRecord(p1, consumers.Record{Topic: topic, Partition: 1, Offset: 1})
+				case s.record != 0:
 					unread := max(s.record, 0)
 					r.readRecord(p1, consumers.Record{Topic: topic, Partition: 1, Offset: 1, HighWaterMark: 2 + unread})
 				}
