@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -200,4 +201,67 @@ func kfakeConsumer(t *testing.T, bound time.Duration) (*consumers.Consumer, *kfa
 			t.Error(err)
 		}
 	}, ctx
+}
+
+// A partition failing when its generation ends stays listed by Failing for a whole gap
+// after the next generation starts: the time between generations, when no reader could
+// fail, does not let it go (the pipeline would otherwise stop waiting for it at the
+// first ask after a rejoin, and its stream clock, once moved, never goes back).
+func TestFailingOutlastsARejoin(t *testing.T) {
+	cons, cluster, write, ctx := kfakeConsumer(t, 0)
+	write("first")
+	if rec, err := fetchUntilError(ctx, t, cons); err != nil || string(rec.Value) != "first" {
+		t.Fatalf("first fetch: %q, %v", rec.Value, err)
+	}
+	var refusing atomic.Bool
+	refusing.Store(true)
+	refuseFetches(cluster, refusing.Load)
+	listed := func(at time.Time) bool {
+		got, known := cons.Failing(at)
+		return known && len(got) == 1
+	}
+	tick := func() {
+		t.Helper()
+		tctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+		defer cancel()
+		if _, err := cons.Fetch(tctx); err != nil && err != context.DeadlineExceeded {
+			t.Fatal(err)
+		}
+	}
+	for !listed(time.Now()) {
+		tick()
+	}
+	refusing.Store(false)
+	// Let the reader take what kafka-go queued; its last failure is before now.
+	lastFailure := time.Now()
+	select {
+	case <-ctx.Done():
+		t.Fatal(ctx.Err())
+	case <-time.After(2 * time.Second):
+	}
+	// A second member joins: the group rebalances, and this member rejoins some time
+	// after the partition's last failure (a standby: it keeps the partition).
+	o := consumers.Options{Brokers: cluster.ListenAddrs(), GroupID: "g", Topics: []string{"t"}}
+	other, err := consumers.NewConsumer(o, testenv.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { other.Close() })
+	gen := cons.Generation()
+	go func() {
+		for ctx.Err() == nil {
+			tctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+			other.Fetch(tctx)
+			cancel()
+		}
+	}()
+	for g := cons.Generation(); g == gen || g == 0; g = cons.Generation() { // 0: between generations
+		tick()
+	}
+	joined := time.Now()
+	// One broker: the gap is a minute. Still listed a moment before a gap after the
+	// join, although more than a gap after the last failure.
+	if at := joined.Add(time.Minute - 500*time.Millisecond); !listed(at) {
+		t.Errorf("not listed %v after the last failure, %v after the rejoin (assigned %d)", at.Sub(lastFailure), at.Sub(joined), cons.Assigned())
+	}
 }
