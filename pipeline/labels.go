@@ -730,8 +730,8 @@ func (r *Runner) settleLabels(ctx context.Context) error {
 		return err
 	}
 	l.prune(until, ls.Horizon)
-	if r.onPerf != nil {
-		r.onPerf(batch.Performance)
+	if r.on.perf != nil {
+		r.on.perf(batch.Performance)
 	}
 	return nil
 }

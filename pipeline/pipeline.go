@@ -258,10 +258,8 @@ type Runner struct {
 	// extraAlerts are raised between flushes (freshness runs on the clock).
 	extraAlerts []*schemas.AlertEvent
 	clock       *streamClock
-	onFlush     func(Stats)
-	onVerdict   func(detectors.Verdict, []*schemas.AlertEvent)
-	onAlert     func(*schemas.AlertEvent)
-	onPerf      func([]storage.PerformanceRow)
+	// on are the callbacks registered (OnFlush, OnVerdict, OnAlert, OnPerformance).
+	on hooks
 	// outboxDue: stored alerts not recorded as published are to be published once this
 	// member reads partitions.
 	outboxDue bool
@@ -383,19 +381,27 @@ func (r *Runner) rebalanced(ctx context.Context, cause error) error {
 	return nil
 }
 
+// hooks are the callbacks a Runner calls as it goes (nil: none).
+type hooks struct {
+	flush   func(Stats)
+	verdict func(detectors.Verdict, []*schemas.AlertEvent)
+	alert   func(*schemas.AlertEvent)
+	perf    func([]storage.PerformanceRow)
+}
+
 // OnFlush registers a callback run after every flush (metrics, the dev view).
-func (r *Runner) OnFlush(f func(Stats)) { r.onFlush = f }
+func (r *Runner) OnFlush(f func(Stats)) { r.on.flush = f }
 
 // OnVerdict registers a callback run for every judged window with the alerts it raised
 // (the dev view).
-func (r *Runner) OnVerdict(f func(detectors.Verdict, []*schemas.AlertEvent)) { r.onVerdict = f }
+func (r *Runner) OnVerdict(f func(detectors.Verdict, []*schemas.AlertEvent)) { r.on.verdict = f }
 
 // OnAlert registers a callback run for every alert published (all kinds).
-func (r *Runner) OnAlert(f func(*schemas.AlertEvent)) { r.onAlert = f }
+func (r *Runner) OnAlert(f func(*schemas.AlertEvent)) { r.on.alert = f }
 
 // OnPerformance registers a callback run with every batch of settled windows'
 // performance, once written (the dev view).
-func (r *Runner) OnPerformance(f func([]storage.PerformanceRow)) { r.onPerf = f }
+func (r *Runner) OnPerformance(f func([]storage.PerformanceRow)) { r.on.perf = f }
 
 // Stats returns the counters.
 func (r *Runner) Stats() Stats { return r.stats }
@@ -950,7 +956,7 @@ func (r *Runner) Flush(ctx context.Context) error {
 		}
 	} else {
 		var err error
-		built, err = r.j.judgeClosed(ctx, closed, r.now(), batch, r.onVerdict)
+		built, err = r.j.judgeClosed(ctx, closed, r.now(), batch, r.on.verdict)
 		for _, p := range built {
 			// Not reached today: one member builds as the last window closes
 			// (buildAtClose); judgeClosed builds for a spread group's judge.
@@ -1104,8 +1110,8 @@ func (r *Runner) commitAndReport(ctx context.Context) error {
 	if err := r.commit(ctx); err != nil {
 		return err
 	}
-	if r.onFlush != nil {
-		r.onFlush(r.stats)
+	if r.on.flush != nil {
+		r.on.flush(r.stats)
 	}
 	return nil
 }

@@ -605,7 +605,7 @@ func (r *Runner) judgeOwned(ctx context.Context) error {
 	closed = append(closed, silent...)
 	sort.SliceStable(closed, func(i, j int) bool { return closed[i].Merged.Start < closed[j].Merged.Start })
 	batch := &storage.Batch{Closed: closed, WrittenAt: now, JudgedThrough: through}
-	built, err := r.j.judgeClosed(ctx, closed, now, batch, r.onVerdict)
+	built, err := r.j.judgeClosed(ctx, closed, now, batch, r.on.verdict)
 	if err != nil {
 		r.spread.stale = true // the judge's state has moved on for windows not written
 		return err

@@ -84,8 +84,8 @@ func (r *Runner) writeJudged(ctx context.Context) error {
 		}
 		for _, a := range j.toPublish {
 			r.set.Observer.Alert(a.Kind, a.State)
-			if r.onAlert != nil {
-				r.onAlert(a)
+			if r.on.alert != nil {
+				r.on.alert(a)
 			}
 			r.log.Info("alert", "state", a.State, "kind", a.Kind, "severity", a.Severity, "summary", a.Summary)
 		}
