@@ -34,7 +34,8 @@ type Metrics struct {
 	series        prometheus.Gauge
 	partitions    prometheus.Gauge
 	rebalances    prometheus.Counter
-	groupLag      *groupLag
+	groupLag      *funcGauge
+	unreadable    *funcGauge
 	// consumedBy and lagBy hold the per-record series once looked up (topic; lagKey): a
 	// vector's lookup hashes the label values and takes a lock, on every record.
 	consumedBy, lagBy sync.Map
@@ -45,16 +46,16 @@ type lagKey struct {
 	partition int
 }
 
-// groupLag reports the consumer group's uncommitted records when they are known (the
-// consumer checks them every few seconds; nothing is reported before or without that).
-type groupLag struct {
+// funcGauge is a gauge asked of the consumer when scraped, reported only when it is
+// known (nothing before the consumer joins, or while it cannot tell).
+type funcGauge struct {
 	desc *prometheus.Desc
 	get  atomic.Pointer[func() (int64, bool)]
 }
 
-func (g *groupLag) Describe(ch chan<- *prometheus.Desc) { ch <- g.desc }
+func (g *funcGauge) Describe(ch chan<- *prometheus.Desc) { ch <- g.desc }
 
-func (g *groupLag) Collect(ch chan<- prometheus.Metric) {
+func (g *funcGauge) Collect(ch chan<- prometheus.Metric) {
 	if get := g.get.Load(); get != nil {
 		if v, ok := (*get)(); ok {
 			ch <- prometheus.MustNewConstMetric(g.desc, prometheus.GaugeValue, float64(v))
@@ -90,13 +91,15 @@ func NewMetrics() *Metrics {
 			Help: "Series (model, version, deployment) with state in memory; at limits.max_series new series go to the dead-letter topic (class limit)."}),
 		partitions: prometheus.NewGauge(prometheus.GaugeOpts{Name: "driftd_partitions_assigned",
 			Help: "Partitions this member reads: all of the group's on the active member, 0 on a standby."}),
-		groupLag: &groupLag{desc: prometheus.NewDesc("driftd_consumer_group_lag",
+		unreadable: &funcGauge{desc: prometheus.NewDesc("driftd_partitions_unreadable",
+			"Partitions this member reads whose fetches failed within the last minute (a leader gone, an ACL taken away): the windows they feed wait for them, and driftd exits once one has failed for limits.max_outage.", nil, nil)},
+		groupLag: &funcGauge{desc: prometheus.NewDesc("driftd_consumer_group_lag",
 			"Records of the subscribed topics the consumer group has not committed (end offsets less committed offsets, as Kafka's tools count them), checked every 3 s: unlike driftd_consumer_lag it grows while driftd stalls.", nil, nil)},
 		rebalances: prometheus.NewCounter(prometheus.CounterOpts{Name: "driftd_rebalances_total",
 			Help: "Consumer-group generations that gave this member other partitions (its state was dropped and restored from ClickHouse)."}),
 	}
 	m.Registry.MustRegister(m.consumed, m.decodeErrors, m.deadLettered, m.late, m.lag, m.windowClose,
-		m.insertLatency, m.insertErrors, m.alerts, m.openWindows, m.series, m.partitions, m.rebalances, m.groupLag,
+		m.insertLatency, m.insertErrors, m.alerts, m.openWindows, m.series, m.partitions, m.rebalances, m.groupLag, m.unreadable,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }
@@ -152,6 +155,14 @@ func (m *Metrics) Lag(topic string, partition int, lag int64) {
 func (m *Metrics) GroupLagFrom(get func() (lag int64, ok bool)) {
 	if m != nil {
 		m.groupLag.get.Store(&get)
+	}
+}
+
+// UnreadableFrom sets where driftd_partitions_unreadable comes from (the consumer; ok
+// false while it is not known).
+func (m *Metrics) UnreadableFrom(get func() (n int64, ok bool)) {
+	if m != nil {
+		m.unreadable.get.Store(&get)
 	}
 }
 

@@ -259,6 +259,13 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, h hooks) erro
 		}
 		return 0, false
 	})
+	metrics.UnreadableFrom(func() (int64, bool) {
+		if c := member.Load(); c != nil {
+			failing, known := c.Failing(time.Now())
+			return int64(len(failing)), known
+		}
+		return 0, false
+	})
 	if cfg.HTTP.Listen != "" {
 		addr, err := telemetry.Serve(ctx, cfg.HTTP.Listen, metrics, func(ctx context.Context) (string, error) {
 			st := connected.Load()
