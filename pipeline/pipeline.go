@@ -626,9 +626,9 @@ func (r *Runner) Run(ctx context.Context) error {
 				return err
 			}
 		case err == context.DeadlineExceeded && ctx.Err() == nil:
-			// The tick's own error, not one that wraps it: a source's error that gave up
-			// on a timeout (a dial's) also says DeadlineExceeded, and ends the run.
-			// No record within a tick: time to close idle windows and flush.
+			// No record within a tick: time to close idle windows and flush. The tick's
+			// own error, not one that wraps it: a source's error that gave up on a
+			// timeout (a dial's) also says DeadlineExceeded, and ends the run.
 		case ctx.Err() != nil:
 			return ctx.Err()
 		case errors.Is(err, consumers.ErrRebalanced):

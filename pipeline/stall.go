@@ -47,7 +47,7 @@ func (r *Runner) markStalled(now time.Time) {
 		}
 		st := stall{lag: r.clock.part(tp).lag, lagging: p.Lagging(processors.TopicPartition{Topic: tp.Topic, Partition: tp.Partition})}
 		r.stalled[tp] = st
-		r.readAt(tp, st)
+		r.readAt(tp, st, true)
 		r.log.Warn("partition cannot be read: the windows and clock it holds wait for it", "topic", tp.Topic, "partition", tp.Partition)
 	}
 	for tp, st := range r.stalled {
@@ -55,7 +55,7 @@ func (r *Runner) markStalled(now time.Time) {
 			continue
 		}
 		delete(r.stalled, tp)
-		r.readAt(tp, st)
+		r.readAt(tp, st, false)
 		r.log.Info("partition readable again", "topic", tp.Topic, "partition", tp.Partition)
 	}
 }
@@ -73,11 +73,9 @@ func (r *Runner) procFor(topic string) *processors.Processor {
 
 // readAt records where tp's reading stands (what each record says, before anything
 // sets it aside): st, or read behind while it is stalled.
-func (r *Runner) readAt(tp consumers.TopicPartition, st stall) {
-	if len(r.stalled) > 0 {
-		if _, ok := r.stalled[tp]; ok {
-			st = stall{lag: max(st.lag, 1), lagging: true}
-		}
+func (r *Runner) readAt(tp consumers.TopicPartition, st stall, stalled bool) {
+	if stalled {
+		st = stall{lag: max(st.lag, 1), lagging: true}
 	}
 	r.clock.position(tp, st.lag)
 	if p := r.procFor(tp.Topic); p != nil {
@@ -90,15 +88,15 @@ func (r *Runner) readAt(tp consumers.TopicPartition, st stall) {
 func (r *Runner) readRecord(tp consumers.TopicPartition, rec consumers.Record) {
 	st := stall{lag: unread(rec), lagging: unread(rec) > 0}
 	before, stalled := r.stalled[tp]
-	if rec.HighWaterMark <= 0 {
-		// A record that does not say: the lag stays what it was known to be.
+	switch {
+	case rec.HighWaterMark > 0:
+	case stalled: // a record that does not say: the lag stays what it was known to be
+		st.lag = before.lag
+	default:
 		st.lag = r.clock.part(tp).lag
-		if stalled {
-			st.lag = before.lag
-		}
 	}
 	if stalled {
 		r.stalled[tp] = st
 	}
-	r.readAt(tp, st)
+	r.readAt(tp, st, stalled)
 }
