@@ -168,6 +168,8 @@ type Consumer struct {
 	reads map[TopicPartition]*retry.Streak
 	// failedAt is when each partition last failed to be read (under mu; Failing).
 	failedAt map[TopicPartition]time.Time
+	// gates steer each partition's reading (Pause, Waiting), under mu.
+	gates map[TopicPartition]*gate
 	// gaveUp is the error of a join or partition reader that gave up (ErrGaveUp), under
 	// mu: every Fetch returns it from then on.
 	gaveUp error
@@ -286,7 +288,7 @@ func NewConsumer(o Options, log *slog.Logger) (*Consumer, error) {
 		return nil, fmt.Errorf("consumer group %s: %w", o.GroupID, err)
 	}
 	c := &Consumer{o: o, cg: cg, log: log, client: client, delivered: map[TopicPartition]int64{}, active: active,
-		reads: map[TopicPartition]*retry.Streak{}, failedAt: map[TopicPartition]time.Time{}}
+		reads: map[TopicPartition]*retry.Streak{}, failedAt: map[TopicPartition]time.Time{}, gates: map[TopicPartition]*gate{}}
 	c.joins = c.fetchStreak("join consumer group " + o.GroupID)
 	return c, nil
 }
@@ -543,8 +545,12 @@ func (c *Consumer) read(ctx context.Context, gen *generation, tp TopicPartition,
 		return
 	}
 	streak := c.readStreak(tp)
+	g := c.gateOf(tp)
 	failing := true // as far as this reader knows: the partition's last reader may have failed
 	for {
+		if g.waiting.Load() == 0 { // a failure does not end the wait: nothing came
+			g.waiting.Store(time.Now().UnixNano())
+		}
 		m, err := r.FetchMessage(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -561,12 +567,16 @@ func (c *Consumer) read(ctx context.Context, gen *generation, tp TopicPartition,
 			}
 			continue
 		}
+		g.waiting.Store(0)
 		if failing {
 			streak.Reset()
 			failing = false
 		}
 		rec := Record{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Key: m.Key, Value: m.Value, Headers: m.Headers,
 			Time: m.Time, HighWaterMark: m.HighWaterMark}
+		if !g.pass(ctx) {
+			return
+		}
 		select {
 		case gen.recs <- rec:
 		case <-ctx.Done():

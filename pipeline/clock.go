@@ -67,14 +67,17 @@ func (c *streamClock) position(tp consumers.TopicPartition, lag int64) {
 	c.part(tp).lag = lag
 }
 
-// event records a decoded record's event time, read at wall time now.
-func (c *streamClock) event(tp consumers.TopicPartition, t, now time.Time) {
+// event records a decoded record's event time, read at wall time now; first says it is
+// the first to date tp.
+func (c *streamClock) event(tp consumers.TopicPartition, t, now time.Time) (first bool) {
 	if p := c.part(tp); t.After(p.max) {
+		first = !p.dated
 		p.max, p.dated = t, true
 	}
 	if t.After(c.newest) {
 		c.newest, c.newestWall = t, now
 	}
+	return first
 }
 
 // behind returns the clock of the partitions of topic that have unread records (all

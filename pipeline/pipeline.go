@@ -205,10 +205,17 @@ type Stats struct {
 	// performance was judged.
 	Labels, PerformanceWindows            uint64
 	WindowsClosed, AlertsEmitted, Flushes uint64
-	ReferencesBuilt                       uint64
+	// Supplements counts the windows closed that only add partitions to one already
+	// written and judged without them (processors.Closed.Supplement): records of a
+	// partition read, or delivered, after the rest of their window was judged.
+	Supplements     uint64
+	ReferencesBuilt uint64
 	// Rebalances counts the generations that gave this member other partitions (each
 	// dropped its state and restored it from ClickHouse).
 	Rebalances uint64
+	// Paused counts the times a partition read ahead of the others in event time was
+	// paused (align.go).
+	Paused uint64
 	// Started: the start-up grace was over at the flush (labels settle, stage windows
 	// close; prediction windows may close earlier: Runner.placed).
 	Started bool
@@ -245,6 +252,8 @@ type Runner struct {
 	// last record (stall.go); last asked at stallAsked.
 	stalled    map[consumers.TopicPartition]stall
 	stallAsked time.Time
+	// align keeps a backlog's windowed partitions read together in event time (align.go).
+	align alignment
 	// grace is the start-up grace since Run's start or the last rebalance (startup.go).
 	grace startup
 	stats Stats
@@ -333,6 +342,10 @@ func (r *Runner) reset() {
 	r.j.hint = r.hinter()
 	r.lastSeen = map[consumers.TopicPartition]int64{}
 	r.stalled, r.stallAsked = map[consumers.TopicPartition]stall{}, time.Time{}
+	if ps, ok := r.src.(pauser); ok {
+		r.resumeAll(ps)
+	}
+	r.align = alignment{paused: map[consumers.TopicPartition]bool{}}
 	r.pending, r.closedAt, r.late, r.extraAlerts = nil, nil, nil, nil
 	r.built, r.shares = nil, nil
 	r.unwritten, r.cut = nil, nil
@@ -648,6 +661,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		}
 		now := r.now()
 		r.markStalled(now)
+		r.realign(now)
 		r.checkStarted(ctx, now)
 		over := r.graceOver(now)
 		if over {
@@ -810,7 +824,7 @@ func (r *Runner) handle(ctx context.Context, a ahead) (err error) {
 			return r.deadLetter(ctx, rec, consumers.ClassInvalid, fmt.Errorf("%w: prediction %s has a feature named %q, a name driftd keeps for the model's output", schemas.ErrInvalid, e.EventID, e.Features[i].Name))
 		}
 	}
-	r.clock.event(tp, e.Timestamp, now)
+	r.aheadOf(tp, e.Timestamp, r.clock.event(tp, e.Timestamp, now))
 	src := sourceOf(rec)
 	if r.spread != nil {
 		r.firstDelivery(ctx, e.Model, processors.TopicPartition{Topic: rec.Topic, Partition: rec.Partition})
@@ -990,6 +1004,11 @@ func (r *Runner) Flush(ctx context.Context) error {
 	}
 	batch.AlertStates = r.j.alerter.Changes()
 	r.unwritten = &judged{refs: built, batch: batch, closedAt: r.closedAt, windows: len(closed), stageWindows: len(stageClosed)}
+	for _, c := range closed {
+		if c.Supplement {
+			r.unwritten.supplements++
+		}
+	}
 	r.pending, r.closedAt, r.late, r.extraAlerts = nil, nil, nil, nil
 	if r.up != nil {
 		r.up.pending, r.up.runs = nil, nil

@@ -361,7 +361,8 @@ func (r *Runner) handlePipeline(ctx context.Context, rec consumers.Record) error
 		return r.deadLetter(ctx, rec, consumers.ClassInvalid, fmt.Errorf("pipeline event %s: %w", e.EventID, err))
 	}
 	r.stats.PipelineRuns++
-	r.clock.event(consumers.TopicPartition{Topic: rec.Topic, Partition: rec.Partition}, e.Timestamp, now)
+	tp := consumers.TopicPartition{Topic: rec.Topic, Partition: rec.Partition}
+	r.aheadOf(tp, e.Timestamp, r.clock.event(tp, e.Timestamp, now))
 	if e.Status == schemas.StageStarted {
 		return nil // a run is judged when it finishes
 	}

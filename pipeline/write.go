@@ -35,6 +35,7 @@ type judged struct {
 	batch                 *storage.Batch
 	closedAt              []time.Time
 	windows, stageWindows int
+	supplements           int // of windows
 	// stored: the batch is written; toPublish are the alerts stored with it.
 	stored    bool
 	toPublish []*schemas.AlertEvent
@@ -96,6 +97,7 @@ func (r *Runner) writeJudged(ctx context.Context) error {
 	}
 	r.set.Observer.WindowsWritten(waited)
 	r.stats.WindowsClosed += uint64(j.windows)
+	r.stats.Supplements += uint64(j.supplements)
 	r.stats.StageWindowsClosed += uint64(j.stageWindows)
 	r.stats.AlertsEmitted += uint64(len(j.toPublish))
 	r.unwritten = nil

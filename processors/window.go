@@ -789,6 +789,19 @@ func (p *Processor) Written(model string, start int64, tp TopicPartition, lastOf
 // Spec returns model's window spec.
 func (p *Processor) Spec(model string) WindowSpec { return p.specFor(model) }
 
+// SkewBound is the least skew bound of the models windowed (0 before any): partitions
+// read no further apart than it in event time hold every model's windows, read behind
+// or not.
+func (p *Processor) SkewBound() time.Duration {
+	var b time.Duration
+	for _, m := range p.models {
+		if s := m.spec.SkewBound(); b == 0 || s < b {
+			b = s
+		}
+	}
+	return b
+}
+
 // JudgedThrough returns how far model is known to be judged (Judged; unix ms), very
 // early when not at all.
 func (p *Processor) JudgedThrough(model string) int64 {

@@ -36,6 +36,7 @@ type Metrics struct {
 	rebalances    prometheus.Counter
 	groupLag      *funcGauge
 	unreadable    *funcGauge
+	paused        *funcGauge
 	// consumedBy and lagBy hold the per-record series once looked up (topic; lagKey): a
 	// vector's lookup hashes the label values and takes a lock, on every record.
 	consumedBy, lagBy sync.Map
@@ -93,13 +94,15 @@ func NewMetrics() *Metrics {
 			Help: "Partitions this member reads: all of the group's on the active member, 0 on a standby."}),
 		unreadable: &funcGauge{desc: prometheus.NewDesc("driftd_partitions_unreadable",
 			"Partitions this member reads whose fetches failed within the last minute (a leader gone, an ACL taken away): the windows they feed wait for them, and driftd exits once one has failed for limits.max_outage.", nil, nil)},
+		paused: &funcGauge{desc: prometheus.NewDesc("driftd_partitions_paused",
+			"Partitions this member reads that are paused because they were read ahead of the others in event time (a backlog): they go on as the partitions behind them catch up. 0 when reading live.", nil, nil)},
 		groupLag: &funcGauge{desc: prometheus.NewDesc("driftd_consumer_group_lag",
 			"Records of the subscribed topics the consumer group has not committed (end offsets less committed offsets, as Kafka's tools count them), checked every 3 s: unlike driftd_consumer_lag it grows while driftd stalls.", nil, nil)},
 		rebalances: prometheus.NewCounter(prometheus.CounterOpts{Name: "driftd_rebalances_total",
 			Help: "Consumer-group generations that gave this member other partitions (its state was dropped and restored from ClickHouse)."}),
 	}
 	m.Registry.MustRegister(m.consumed, m.decodeErrors, m.deadLettered, m.late, m.lag, m.windowClose,
-		m.insertLatency, m.insertErrors, m.alerts, m.openWindows, m.series, m.partitions, m.rebalances, m.groupLag, m.unreadable,
+		m.insertLatency, m.insertErrors, m.alerts, m.openWindows, m.series, m.partitions, m.rebalances, m.groupLag, m.unreadable, m.paused,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }
@@ -163,6 +166,14 @@ func (m *Metrics) GroupLagFrom(get func() (lag int64, ok bool)) {
 func (m *Metrics) UnreadableFrom(get func() (n int64, ok bool)) {
 	if m != nil {
 		m.unreadable.get.Store(&get)
+	}
+}
+
+// PausedFrom sets where driftd_partitions_paused comes from (the consumer; ok false
+// while it is not known).
+func (m *Metrics) PausedFrom(get func() (n int64, ok bool)) {
+	if m != nil {
+		m.paused.get.Store(&get)
 	}
 }
 

@@ -266,6 +266,12 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, h hooks) erro
 		}
 		return 0, false
 	})
+	metrics.PausedFrom(func() (int64, bool) {
+		if c := member.Load(); c != nil {
+			return int64(c.Paused()), true
+		}
+		return 0, false
+	})
 	if cfg.HTTP.Listen != "" {
 		addr, err := telemetry.Serve(ctx, cfg.HTTP.Listen, metrics, func(ctx context.Context) (string, error) {
 			st := connected.Load()
