@@ -546,6 +546,8 @@ func (c *Consumer) read(ctx context.Context, gen *generation, tp TopicPartition,
 	}
 	streak := c.readStreak(tp)
 	g := c.gateOf(tp)
+	// This reader's wait starts now, not when the last generation's reader began one.
+	g.waiting.Store(time.Now().UnixNano())
 	failing := true // as far as this reader knows: the partition's last reader may have failed
 	for {
 		if g.waiting.Load() == 0 { // a failure does not end the wait: nothing came

@@ -51,11 +51,8 @@ func (c *Consumer) gateOf(tp TopicPartition) *gate {
 // any goroutine; a partition this member does not read stays paused until resumed, if
 // it comes back.
 func (c *Consumer) Pause(tp TopicPartition) {
-	g := c.gateOf(tp)
-	if g.held.Load() == nil {
-		ch := make(chan struct{})
-		g.held.Store(&ch)
-	}
+	ch := make(chan struct{})
+	c.gateOf(tp).held.CompareAndSwap(nil, &ch) // paused already: stays as it is
 }
 
 // Resume hands over tp's records again after Pause.

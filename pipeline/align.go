@@ -45,10 +45,11 @@ const (
 	alignEvery   = 100 * time.Millisecond
 	alignRecords = 2048
 	// alignWait is how long a partition's reader may wait on the broker for its next
-	// record and still hold the others: in a backlog the broker answers at once, so a
-	// reader that waits has nothing to read (its last record's lag counted a
-	// transaction's markers, or records since deleted) or cannot read (stall.go).
-	alignWait = 5 * time.Second
+	// record and still hold the others: in a backlog the broker answers at once (its
+	// reader fetches the next batch while the last is handed over), so a reader that
+	// waits has nothing to read (its last record's lag counted a transaction's markers,
+	// or records since deleted) or cannot read (stall.go). The others wait that long.
+	alignWait = 2 * time.Second
 )
 
 // windowed reports whether topic's records are windowed by event time (the prediction
@@ -94,18 +95,18 @@ func (r *Runner) realign(now time.Time) {
 		if !p.dated || !r.windowed(p.tp.Topic) {
 			continue
 		}
-		switch {
-		case r.align.paused[p.tp] && !p.max.After(resumeBy):
+		switch at := p.at(); {
+		case r.align.paused[p.tp] && !at.After(resumeBy):
 			r.resume(ps, p.tp, floor)
-		case !r.align.paused[p.tp] && p.max.After(r.align.limit):
-			r.pause(ps, p.tp, p.max, floor)
+		case !r.align.paused[p.tp] && at.After(r.align.limit):
+			r.pause(ps, p.tp, at, floor)
 		}
 	}
 }
 
-// alignFloor is the newest event time of the windowed partition read furthest behind
-// (floor, of partition behind): the least among those with records after the last one
-// read, whose reader is not waiting on the broker (alignWait) and which can be read
+// alignFloor is where the windowed partition read furthest behind stands in event time
+// (floor, of partition behind; partClock.at): the least among those with records after
+// the last one read, whose reader is not waiting on the broker (alignWait) and which can be read
 // (stall.go); next is the second least (zero: none). Paused partitions count: once the
 // one behind them catches up, the least of them goes on first.
 func (r *Runner) alignFloor(ps pauser) (floor, next time.Time, behind consumers.TopicPartition, any bool) {
@@ -120,41 +121,50 @@ func (r *Runner) alignFloor(ps pauser) (floor, next time.Time, behind consumers.
 		if !r.align.paused[p.tp] && ps.Waiting(p.tp) >= alignWait {
 			continue
 		}
-		switch {
-		case !any || p.max.Before(floor):
-			next, floor, behind = floor, p.max, p.tp
-		case next.IsZero() || p.max.Before(next):
-			next = p.max
+		switch at := p.at(); {
+		case !any || at.Before(floor):
+			next, floor, behind = floor, at, p.tp
+		case next.IsZero() || at.Before(next):
+			next = at
 		}
 		any = true
 	}
 	return floor, next, behind, any
 }
 
-// aheadOf pauses tp when a record of it stamped t runs past the limit: per record, so
-// that a partition read fast is stopped within the records already fetched, not after
-// alignRecords of them. The partition behind is not paused: when it has run past the
-// next one behind, or has been read to its end, the others are looked at again at once
-// (realign), as some may wait for it and none may be left to read; so are they when
-// the record is the first to date its partition (first), which may be behind them.
-func (r *Runner) aheadOf(tp consumers.TopicPartition, t time.Time, first bool) {
+// aheadOf pauses p's partition when its last record takes it past the limit: per
+// record, so that a partition read fast is stopped within the records already fetched,
+// not after alignRecords of them. The partition behind is not paused: when it has run
+// past the next one behind, the others are looked at again at once (realign), as some
+// may wait for it; so are they when the record is the first to date its partition
+// (first), which may be behind them, and when the partition behind is read to its end
+// (caughtUp).
+func (r *Runner) aheadOf(p *partClock, first bool) {
 	if first {
 		r.align.asked = time.Time{}
 	}
 	if r.align.limit.IsZero() {
 		return // nothing read behind (live): one check per record
 	}
-	if tp == r.align.behind {
-		if r.clock.part(tp).lag <= 0 || !r.align.nextLimit.IsZero() && t.After(r.align.nextLimit) {
+	at := p.at()
+	if p.tp == r.align.behind {
+		if !r.align.nextLimit.IsZero() && at.After(r.align.nextLimit) {
 			r.align.asked = time.Time{}
 		}
 		return
 	}
-	if !t.After(r.align.limit) || r.align.paused[tp] {
+	if !at.After(r.align.limit) || r.align.paused[p.tp] {
 		return
 	}
 	if ps, ok := r.src.(pauser); ok {
-		r.pause(ps, tp, t, r.align.limit.Add(-r.alignBound()))
+		r.pause(ps, p.tp, at, r.align.limit.Add(-r.alignBound()))
+	}
+}
+
+// caughtUp is told that tp's last record read, decoded or not, had nothing after it.
+func (r *Runner) caughtUp(tp consumers.TopicPartition) {
+	if tp == r.align.behind {
+		r.align.asked = time.Time{}
 	}
 }
 

@@ -34,6 +34,19 @@ type partClock struct {
 	// max is the newest event time decoded from it; dated says there is one.
 	max   time.Time
 	dated bool
+	// last and prev are the event times of its last two events decoded (at).
+	last, prev time.Time
+}
+
+// at is where the partition's reading stands in event time, for aligning the partitions
+// (align.go): the earlier of its last two events, so that one event stamped hours ahead
+// of its neighbours does not take the partition for read hours ahead (and pause it until
+// the others reach the stamp).
+func (p *partClock) at() time.Time {
+	if p.prev.IsZero() || p.last.Before(p.prev) {
+		return p.last
+	}
+	return p.prev
 }
 
 // maxAhead is how far a caught-up clock may run ahead of the wall clock (producers'
@@ -67,17 +80,19 @@ func (c *streamClock) position(tp consumers.TopicPartition, lag int64) {
 	c.part(tp).lag = lag
 }
 
-// event records a decoded record's event time, read at wall time now; first says it is
-// the first to date tp.
-func (c *streamClock) event(tp consumers.TopicPartition, t, now time.Time) (first bool) {
-	if p := c.part(tp); t.After(p.max) {
+// event records a decoded record's event time, read at wall time now, and returns its
+// partition's clock; first says the record is the first to date it.
+func (c *streamClock) event(tp consumers.TopicPartition, t, now time.Time) (p *partClock, first bool) {
+	p = c.part(tp)
+	if t.After(p.max) {
 		first = !p.dated
 		p.max, p.dated = t, true
 	}
+	p.prev, p.last = p.last, t
 	if t.After(c.newest) {
 		c.newest, c.newestWall = t, now
 	}
-	return first
+	return p, first
 }
 
 // behind returns the clock of the partitions of topic that have unread records (all

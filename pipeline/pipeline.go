@@ -824,7 +824,7 @@ func (r *Runner) handle(ctx context.Context, a ahead) (err error) {
 			return r.deadLetter(ctx, rec, consumers.ClassInvalid, fmt.Errorf("%w: prediction %s has a feature named %q, a name driftd keeps for the model's output", schemas.ErrInvalid, e.EventID, e.Features[i].Name))
 		}
 	}
-	r.aheadOf(tp, e.Timestamp, r.clock.event(tp, e.Timestamp, now))
+	r.aheadOf(r.clock.event(tp, e.Timestamp, now))
 	src := sourceOf(rec)
 	if r.spread != nil {
 		r.firstDelivery(ctx, e.Model, processors.TopicPartition{Topic: rec.Topic, Partition: rec.Partition})

@@ -103,10 +103,8 @@ type harness struct {
 	runErr func() error
 
 	skew atomic.Int64
-	// wrapStore, if set, stands between the runner and the store; wrapSource between
-	// it and the consumer.
-	wrapStore  func(pipeline.Store) pipeline.Store
-	wrapSource func(*consumers.Consumer) pipeline.Source
+	// wrapStore, if set, stands between the runner and the store.
+	wrapStore func(pipeline.Store) pipeline.Store
 	store      *storage.Store
 	mu         sync.Mutex
 	stats      pipeline.Stats
@@ -211,11 +209,7 @@ func (h *harness) start(t testing.TB) (waitFor func(what string, cond func(pipel
 	if h.wrapStore != nil {
 		st = h.wrapStore(st)
 	}
-	var src pipeline.Source = c
-	if h.wrapSource != nil {
-		src = h.wrapSource(c)
-	}
-	r := pipeline.New(set, src, dl, sink, st, log, now)
+	r := pipeline.New(set, c, dl, sink, st, log, now)
 	// A restart's waitFor must see this run's counts, not the last run's.
 	h.mu.Lock()
 	h.stats = pipeline.Stats{}

@@ -99,4 +99,7 @@ func (r *Runner) readRecord(tp consumers.TopicPartition, rec consumers.Record) {
 		r.stalled[tp] = st
 	}
 	r.readAt(tp, st, stalled)
+	if st.lag <= 0 {
+		r.caughtUp(tp)
+	}
 }

@@ -362,7 +362,7 @@ func (r *Runner) handlePipeline(ctx context.Context, rec consumers.Record) error
 	}
 	r.stats.PipelineRuns++
 	tp := consumers.TopicPartition{Topic: rec.Topic, Partition: rec.Partition}
-	r.aheadOf(tp, e.Timestamp, r.clock.event(tp, e.Timestamp, now))
+	r.aheadOf(r.clock.event(tp, e.Timestamp, now))
 	if e.Status == schemas.StageStarted {
 		return nil // a run is judged when it finishes
 	}
