@@ -19,6 +19,7 @@ import (
 // pause does not take back.
 type pausable struct {
 	parts    [][]consumers.Record // per partition: the records not handed over yet
+	index    map[consumers.TopicPartition]int
 	paused   map[int]bool
 	dry      map[int]bool // read to its end, its reader waits on the broker (Waiting)
 	gave     map[int]time.Time
@@ -84,12 +85,12 @@ func (s *pausable) Commit(context.Context, map[consumers.TopicPartition]int64) e
 func (s *pausable) Assigned() int                                                    { return len(s.parts) }
 func (s *pausable) Pause(tp consumers.TopicPartition) {
 	if !s.ignore {
-		s.paused[tp.Partition] = true
+		s.paused[s.index[tp]] = true
 	}
 }
-func (s *pausable) Resume(tp consumers.TopicPartition)                               { delete(s.paused, tp.Partition) }
+func (s *pausable) Resume(tp consumers.TopicPartition) { delete(s.paused, s.index[tp]) }
 func (s *pausable) Waiting(tp consumers.TopicPartition) time.Duration {
-	if p := tp.Partition; s.dry[p] && len(s.parts[p]) == 0 {
+	if p := s.index[tp]; s.dry[p] && len(s.parts[p]) == 0 {
 		return s.now().Sub(s.gave[p])
 	}
 	return 0
@@ -113,7 +114,7 @@ func (s *pausable) left() int {
 // partition gets one record every gap (spacings in event time); the wall clock moves a
 // millisecond a fetch.
 func TestBacklogReadingIsAlignedInEventTime(t *testing.T) {
-	const topic = "preds"
+	const topic, pipeTopic = "preds", "pipe"
 	const bound = 2 * time.Minute // the skew bound (WindowSpec.MaxSkew)
 	start := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 	span := 2 * time.Hour
@@ -125,6 +126,7 @@ func TestBacklogReadingIsAlignedInEventTime(t *testing.T) {
 		badLast   int             // > 0: partition badLast-1 ends halfway, on a record that does not decode
 		outlier   int             // > 0: a record of partition outlier-1 halfway is stamped 3 h ahead
 		unaligned bool            // Pause has no effect: the partitions are read ten bounds apart
+		pipeline  int             // > 0: partition pipeline-1 is the pipeline topic's, of stage runs
 		wantPause bool
 	}{
 		{name: "a sparse partition", gaps: []time.Duration{100 * time.Millisecond, 2 * time.Second}, wantPause: true},
@@ -134,12 +136,18 @@ func TestBacklogReadingIsAlignedInEventTime(t *testing.T) {
 		{name: "a partition that says more will come but has none", gaps: []time.Duration{100 * time.Millisecond, 2 * time.Second, time.Second}, dry: 3, wantPause: true},
 		{name: "the partition behind ends on a record set aside", gaps: []time.Duration{100 * time.Millisecond, 2 * time.Second}, badLast: 1, wantPause: true},
 		{name: "one record stamped hours ahead", gaps: []time.Duration{100 * time.Millisecond, 2 * time.Second}, outlier: 2, wantPause: true},
+		{name: "the pipeline topic", gaps: []time.Duration{100 * time.Millisecond, 30 * time.Second}, pipeline: 2, wantPause: true},
 		{name: "live: read as written", gaps: []time.Duration{100 * time.Millisecond, 2 * time.Second}, live: true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			src := &pausable{parts: make([][]consumers.Record, len(c.gaps)), paused: map[int]bool{}, dry: map[int]bool{},
-				gave: map[int]time.Time{}, depth: 64, inOrder: c.live, ignore: c.unaligned}
+				gave: map[int]time.Time{}, depth: 64, inOrder: c.live, ignore: c.unaligned, index: map[consumers.TopicPartition]int{}}
 			for p, gap := range c.gaps {
+				tp := consumers.TopicPartition{Topic: topic, Partition: p}
+				if c.pipeline == p+1 {
+					tp = consumers.TopicPartition{Topic: pipeTopic}
+				}
+				src.index[tp] = p
 				n := int(span / gap)
 				if c.dry == p+1 {
 					n = 1
@@ -153,10 +161,17 @@ func TestBacklogReadingIsAlignedInEventTime(t *testing.T) {
 					if c.outlier == p+1 && i == n/2 {
 						at = at.Add(3 * time.Hour)
 					}
-					b, err := schemas.MarshalPredictionJSON(&schemas.PredictionEvent{EventID: fmt.Sprint(p, "-", i), Model: "m", ModelVersion: "1",
-						Timestamp: at, Status: "ok", LatencyMs: 5,
-						Features:   []schemas.Feature{{Name: "x", Value: schemas.Value{Kind: schemas.Number, Num: float64(i % 5)}}},
-						Prediction: schemas.Value{Kind: schemas.Number, Num: 1}})
+					var b []byte
+					var err error
+					if tp.Topic == pipeTopic {
+						b, err = schemas.MarshalPipelineJSON(&schemas.PipelineEvent{EventID: fmt.Sprint("run-", i), Pipeline: "orders", Stage: "load",
+							RunID: fmt.Sprint(i), Status: schemas.StageSucceeded, Timestamp: at, DurationMs: 5})
+					} else {
+						b, err = schemas.MarshalPredictionJSON(&schemas.PredictionEvent{EventID: fmt.Sprint(p, "-", i), Model: "m", ModelVersion: "1",
+							Timestamp: at, Status: "ok", LatencyMs: 5,
+							Features:   []schemas.Feature{{Name: "x", Value: schemas.Value{Kind: schemas.Number, Num: float64(i % 5)}}},
+							Prediction: schemas.Value{Kind: schemas.Number, Num: 1}})
+					}
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -167,7 +182,7 @@ func TestBacklogReadingIsAlignedInEventTime(t *testing.T) {
 					if src.dry[p] {
 						hwm++ // a transaction's marker after it, say
 					}
-					src.parts[p] = append(src.parts[p], consumers.Record{Topic: topic, Partition: p, Offset: int64(i), Value: b, HighWaterMark: hwm, Time: at})
+					src.parts[p] = append(src.parts[p], consumers.Record{Topic: tp.Topic, Partition: tp.Partition, Offset: int64(i), Value: b, HighWaterMark: hwm, Time: at})
 				}
 			}
 			wall := start.Add(span + time.Hour)
@@ -177,6 +192,10 @@ func TestBacklogReadingIsAlignedInEventTime(t *testing.T) {
 					return processors.WindowSpec{Size: 10 * time.Second, Lateness: time.Second, MaxSkew: bound}
 				},
 				ReferenceWindows: func(string) int { return 3 }}
+			if c.pipeline > 0 {
+				set.PipelineTopic, set.PipelineDecoder = pipeTopic, schemas.Decoder{Format: schemas.FormatJSON}
+				set.PipelineWindow = processors.WindowSpec{Size: 10 * time.Second, Lateness: time.Second, MaxSkew: bound}
+			}
 			r := New(set, src, &replay.Sink{}, nil, nil, testenv.Logger(t), func() time.Time { return wall })
 			ctx := testenv.Context(t, time.Minute)
 			var worst time.Duration // how far the partitions were read apart, at worst
@@ -197,7 +216,7 @@ func TestBacklogReadingIsAlignedInEventTime(t *testing.T) {
 				}
 				var floor, top time.Time
 				for _, p := range r.clock.parts {
-					if !p.dated || src.dry[p.tp.Partition] {
+					if !p.dated || src.dry[src.index[p.tp]] {
 						continue
 					}
 					// Where each stands by its last record (a record stamped ahead of its
@@ -258,7 +277,7 @@ func TestPartitionsGoOnWhenThePartitionBehindIsReadToItsEnd(t *testing.T) {
 	const topic = "preds"
 	start := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 	wall := start.Add(24 * time.Hour)
-	src := &pausable{paused: map[int]bool{}}
+	src := &pausable{paused: map[int]bool{}, index: map[consumers.TopicPartition]int{{Topic: topic, Partition: 1}: 1}}
 	set := Settings{PredictionTopic: topic, Decoder: schemas.Decoder{Format: schemas.FormatJSON},
 		WindowSpec: func(string) processors.WindowSpec {
 			return processors.WindowSpec{Size: 10 * time.Second, Lateness: time.Second, MaxSkew: time.Minute}
@@ -294,7 +313,7 @@ func TestPartitionsGoOnWhenThePartitionBehindIsReadToItsEnd(t *testing.T) {
 			}
 			handle(0, 1, start.Add(time.Second), 3, nil)
 			handle(0, 2, start.Add(2*time.Second), 3, last.value) // read to its end
-			r.realign(wall)                                      // no time has passed, no record count reached
+			r.realign(wall)                                       // no time has passed, no record count reached
 			if src.paused[1] {
 				t.Errorf("partition 1 still paused once partition 0 was read to its end")
 			}

@@ -105,9 +105,9 @@ type harness struct {
 	skew atomic.Int64
 	// wrapStore, if set, stands between the runner and the store.
 	wrapStore func(pipeline.Store) pipeline.Store
-	store      *storage.Store
-	mu         sync.Mutex
-	stats      pipeline.Stats
+	store     *storage.Store
+	mu        sync.Mutex
+	stats     pipeline.Stats
 }
 
 func newHarness(t testing.TB) *harness { t.Helper(); return newHarnessN(t, 3) }
