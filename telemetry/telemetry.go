@@ -37,6 +37,7 @@ type Metrics struct {
 	groupLag      *funcGauge
 	unreadable    *funcGauge
 	paused        *funcGauge
+	supplements   *funcGauge
 	// consumedBy and lagBy hold the per-record series once looked up (topic; lagKey): a
 	// vector's lookup hashes the label values and takes a lock, on every record.
 	consumedBy, lagBy sync.Map
@@ -47,11 +48,13 @@ type lagKey struct {
 	partition int
 }
 
-// funcGauge is a gauge asked of the consumer when scraped, reported only when it is
-// known (nothing before the consumer joins, or while it cannot tell).
+// funcGauge is a gauge (or, with counter, a counter) asked of the consumer or the
+// pipeline when scraped, reported only when it is known (nothing before the consumer
+// joins, or while it cannot tell).
 type funcGauge struct {
-	desc *prometheus.Desc
-	get  atomic.Pointer[func() (int64, bool)]
+	desc    *prometheus.Desc
+	counter bool
+	get     atomic.Pointer[func() (int64, bool)]
 }
 
 func (g *funcGauge) Describe(ch chan<- *prometheus.Desc) { ch <- g.desc }
@@ -59,7 +62,11 @@ func (g *funcGauge) Describe(ch chan<- *prometheus.Desc) { ch <- g.desc }
 func (g *funcGauge) Collect(ch chan<- prometheus.Metric) {
 	if get := g.get.Load(); get != nil {
 		if v, ok := (*get)(); ok {
-			ch <- prometheus.MustNewConstMetric(g.desc, prometheus.GaugeValue, float64(v))
+			kind := prometheus.GaugeValue
+			if g.counter {
+				kind = prometheus.CounterValue
+			}
+			ch <- prometheus.MustNewConstMetric(g.desc, kind, float64(v))
 		}
 	}
 }
@@ -96,13 +103,15 @@ func NewMetrics() *Metrics {
 			"Partitions this member reads whose fetches failed within the last minute (a leader gone, an ACL taken away): the windows they feed wait for them, and driftd exits once one has failed for limits.max_outage.", nil, nil)},
 		paused: &funcGauge{desc: prometheus.NewDesc("driftd_partitions_paused",
 			"Partitions this member reads that are paused because they were read ahead of the others in event time (a backlog): they go on as the partitions behind them catch up. 0 when reading live.", nil, nil)},
+		supplements: &funcGauge{counter: true, desc: prometheus.NewDesc("driftd_supplement_windows_total",
+			"Windows closed that only added partitions to a window already judged without them (their records were read, or delivered, after the rest of the window was judged): written, not judged. Since the start, as of the last flush.", nil, nil)},
 		groupLag: &funcGauge{desc: prometheus.NewDesc("driftd_consumer_group_lag",
 			"Records of the subscribed topics the consumer group has not committed (end offsets less committed offsets, as Kafka's tools count them), checked every 3 s: unlike driftd_consumer_lag it grows while driftd stalls.", nil, nil)},
 		rebalances: prometheus.NewCounter(prometheus.CounterOpts{Name: "driftd_rebalances_total",
 			Help: "Consumer-group generations that gave this member other partitions (its state was dropped and restored from ClickHouse)."}),
 	}
 	m.Registry.MustRegister(m.consumed, m.decodeErrors, m.deadLettered, m.late, m.lag, m.windowClose,
-		m.insertLatency, m.insertErrors, m.alerts, m.openWindows, m.series, m.partitions, m.rebalances, m.groupLag, m.unreadable, m.paused,
+		m.insertLatency, m.insertErrors, m.alerts, m.openWindows, m.series, m.partitions, m.rebalances, m.groupLag, m.unreadable, m.paused, m.supplements,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }
@@ -174,6 +183,14 @@ func (m *Metrics) UnreadableFrom(get func() (n int64, ok bool)) {
 func (m *Metrics) PausedFrom(get func() (n int64, ok bool)) {
 	if m != nil {
 		m.paused.get.Store(&get)
+	}
+}
+
+// SupplementsFrom sets where driftd_supplement_windows_total comes from (the pipeline's
+// counts at its last flush; ok false before the first).
+func (m *Metrics) SupplementsFrom(get func() (n int64, ok bool)) {
+	if m != nil {
+		m.supplements.get.Store(&get)
 	}
 }
 

@@ -56,6 +56,7 @@ func TestEndpoints(t *testing.T) {
 	m.GroupLagFrom(func() (int64, bool) { return 42, true })
 	m.UnreadableFrom(func() (int64, bool) { return 1, true })
 	m.PausedFrom(func() (int64, bool) { return 2, true })
+	m.SupplementsFrom(func() (int64, bool) { return 3, true })
 	if lag := m.ConsumerLag(); lag != 22 {
 		t.Errorf("consumer lag %d after a rebalance, want 22 (partitions 2 and 1 as reported since)", lag)
 	}
@@ -69,7 +70,7 @@ func TestEndpoints(t *testing.T) {
 		`driftd_consumer_lag{partition="2",topic="ml.predictions"} 17`,
 		`driftd_consumer_lag{partition="1",topic="ml.predictions"} 5`,
 		"driftd_consumer_group_lag 42", "driftd_open_windows 4", "driftd_series_tracked 3", "driftd_partitions_assigned 6", "driftd_rebalances_total 1",
-		"driftd_partitions_unreadable 1", "driftd_partitions_paused 2",
+		"driftd_partitions_unreadable 1", "driftd_partitions_paused 2", "driftd_supplement_windows_total 3",
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %s", want)

@@ -266,6 +266,12 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, h hooks) erro
 		}
 		return 0, false
 	})
+	metrics.SupplementsFrom(func() (int64, bool) {
+		if f := lastFlush.Load(); f != nil {
+			return int64(f.stats.Supplements), true
+		}
+		return 0, false
+	})
 	metrics.PausedFrom(func() (int64, bool) {
 		if c := member.Load(); c != nil {
 			return int64(c.Paused()), true
