@@ -25,6 +25,9 @@ type pauser interface {
 // meet in a window is then what they meet read live. Live, every partition is near the
 // wall clock and nothing pauses.
 type alignment struct {
+	// recheck: the last look found only readers waiting on the broker behind; the next
+	// record has them looked at again.
+	recheck bool
 	// limit: a record of a windowed partition stamped later pauses it (zero: none does).
 	// behind, the partition read furthest behind, has its own, nextLimit, a bound past the
 	// next partition read behind: it moves on as it is read, and would otherwise run
@@ -78,13 +81,18 @@ func (r *Runner) realign(now time.Time) {
 	}
 	r.align.asked, r.align.records = now, r.stats.Records
 	bound := r.alignBound()
-	floor, next, behind, ok := r.alignFloor(ps)
+	floor, next, behind, waiting, ok := r.alignFloor(ps)
 	if bound <= 0 || !ok || !floor.Before(now.Add(-bound)) {
-		// Nothing read behind, or read live: nothing to align.
-		r.align.limit = time.Time{}
+		// Nothing read behind, or read live: nothing to align. When alignment ends
+		// because the readers behind wait on the broker (a slow one), reading may go
+		// on from there: the next record has them looked at again, once (a partition
+		// with nothing left waits for good).
+		r.align.recheck = waiting && !r.align.limit.IsZero()
+		r.align.limit, r.align.behind = time.Time{}, consumers.TopicPartition{}
 		r.resumeAll(ps)
 		return
 	}
+	r.align.recheck = false
 	r.align.limit, r.align.behind, r.align.nextLimit = floor.Add(bound), behind, time.Time{}
 	if !next.IsZero() {
 		r.align.nextLimit = next.Add(bound)
@@ -109,7 +117,9 @@ func (r *Runner) realign(now time.Time) {
 // the last one read, whose reader is not waiting on the broker (alignWait) and which can be read
 // (stall.go); next is the second least (zero: none). Paused partitions count: once the
 // one behind them catches up, the least of them goes on first.
-func (r *Runner) alignFloor(ps pauser) (floor, next time.Time, behind consumers.TopicPartition, any bool) {
+// waiting says a partition with records after its last one read was left out because
+// its reader waits on the broker.
+func (r *Runner) alignFloor(ps pauser) (floor, next time.Time, behind consumers.TopicPartition, waiting, any bool) {
 	for i := range r.clock.parts {
 		p := &r.clock.parts[i]
 		if p.lag <= 0 || !p.dated || !r.windowed(p.tp.Topic) {
@@ -119,6 +129,7 @@ func (r *Runner) alignFloor(ps pauser) (floor, next time.Time, behind consumers.
 			continue
 		}
 		if !r.align.paused[p.tp] && ps.Waiting(p.tp) >= alignWait {
+			waiting = true
 			continue
 		}
 		switch at := p.at(); {
@@ -129,7 +140,7 @@ func (r *Runner) alignFloor(ps pauser) (floor, next time.Time, behind consumers.
 		}
 		any = true
 	}
-	return floor, next, behind, any
+	return floor, next, behind, waiting, any
 }
 
 // aheadOf pauses p's partition when its last record takes it past the limit: per
@@ -140,7 +151,7 @@ func (r *Runner) alignFloor(ps pauser) (floor, next time.Time, behind consumers.
 // (first), which may be behind them, and when the partition behind is read to its end
 // (caughtUp).
 func (r *Runner) aheadOf(p *partClock, first bool) {
-	if first {
+	if first || r.align.recheck {
 		r.align.asked = time.Time{}
 	}
 	if r.align.limit.IsZero() {
@@ -163,7 +174,7 @@ func (r *Runner) aheadOf(p *partClock, first bool) {
 
 // caughtUp is told that tp's last record read, decoded or not, had nothing after it.
 func (r *Runner) caughtUp(tp consumers.TopicPartition) {
-	if tp == r.align.behind {
+	if tp == r.align.behind && !r.align.limit.IsZero() {
 		r.align.asked = time.Time{}
 	}
 }

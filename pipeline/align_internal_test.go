@@ -123,10 +123,10 @@ func TestBacklogReadingIsAlignedInEventTime(t *testing.T) {
 		gaps      []time.Duration // per partition
 		live      bool            // read in event-time order a second after each record, not an hour after the end
 		dry       int             // > 0: partition dry-1 stops after its first record, which says one more follows
-		badLast   int             // > 0: partition badLast-1 ends halfway, on a record that does not decode
 		outlier   int             // > 0: a record of partition outlier-1 halfway is stamped 3 h ahead
 		unaligned bool            // Pause has no effect: the partitions are read ten bounds apart
 		pipeline  int             // > 0: partition pipeline-1 is the pipeline topic's, of stage runs
+		late      bool            // every 500th record of partition 0 is stamped 10 min back (a client buffered it)
 		wantPause bool
 	}{
 		{name: "a sparse partition", gaps: []time.Duration{100 * time.Millisecond, 2 * time.Second}, wantPause: true},
@@ -134,10 +134,10 @@ func TestBacklogReadingIsAlignedInEventTime(t *testing.T) {
 		{name: "three densities", gaps: []time.Duration{50 * time.Millisecond, time.Second, 10 * time.Second}, wantPause: true},
 		{name: "one partition", gaps: []time.Duration{time.Second}},
 		{name: "a partition that says more will come but has none", gaps: []time.Duration{100 * time.Millisecond, 2 * time.Second, time.Second}, dry: 3, wantPause: true},
-		{name: "the partition behind ends on a record set aside", gaps: []time.Duration{100 * time.Millisecond, 2 * time.Second}, badLast: 1, wantPause: true},
 		{name: "one record stamped hours ahead", gaps: []time.Duration{100 * time.Millisecond, 2 * time.Second}, outlier: 2, wantPause: true},
 		{name: "the pipeline topic", gaps: []time.Duration{100 * time.Millisecond, 30 * time.Second}, pipeline: 2, wantPause: true},
 		{name: "live: read as written", gaps: []time.Duration{100 * time.Millisecond, 2 * time.Second}, live: true},
+		{name: "live, with late events", gaps: []time.Duration{100 * time.Millisecond, 2 * time.Second}, live: true, late: true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			src := &pausable{parts: make([][]consumers.Record, len(c.gaps)), paused: map[int]bool{}, dry: map[int]bool{},
@@ -153,13 +153,14 @@ func TestBacklogReadingIsAlignedInEventTime(t *testing.T) {
 					n = 1
 					src.dry[p] = true
 				}
-				if c.badLast == p+1 {
-					n /= 2
-				}
 				for i := range n {
 					at := start.Add(time.Duration(i) * gap)
+					written := at
 					if c.outlier == p+1 && i == n/2 {
 						at = at.Add(3 * time.Hour)
+					}
+					if c.late && p == 0 && i%500 == 250 {
+						at = at.Add(-10 * time.Minute)
 					}
 					var b []byte
 					var err error
@@ -175,14 +176,11 @@ func TestBacklogReadingIsAlignedInEventTime(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					if c.badLast == p+1 && i == n-1 {
-						b = []byte("{not json")
-					}
 					hwm := int64(n)
 					if src.dry[p] {
 						hwm++ // a transaction's marker after it, say
 					}
-					src.parts[p] = append(src.parts[p], consumers.Record{Topic: tp.Topic, Partition: tp.Partition, Offset: int64(i), Value: b, HighWaterMark: hwm, Time: at})
+					src.parts[p] = append(src.parts[p], consumers.Record{Topic: tp.Topic, Partition: tp.Partition, Offset: int64(i), Value: b, HighWaterMark: hwm, Time: written})
 				}
 			}
 			wall := start.Add(span + time.Hour)
@@ -199,6 +197,7 @@ func TestBacklogReadingIsAlignedInEventTime(t *testing.T) {
 			r := New(set, src, &replay.Sink{}, nil, nil, testenv.Logger(t), func() time.Time { return wall })
 			ctx := testenv.Context(t, time.Minute)
 			var worst time.Duration // how far the partitions were read apart, at worst
+			read := map[int]int64{} // the offset of each partition's last record handled
 			for src.left() > 0 {
 				rec, err := src.Fetch(ctx)
 				wall = wall.Add(time.Millisecond)
@@ -214,17 +213,19 @@ func TestBacklogReadingIsAlignedInEventTime(t *testing.T) {
 				if err != nil && src.stalls > 10_000 {
 					t.Fatalf("reading stopped with %d records left: paused %v", src.left(), src.paused)
 				}
+				// Where each partition's reading stands: its last record's place in the
+				// stream (the time it was written at; the outlier's and the late ones'
+				// stamps say nothing of the reading).
+				if err == nil {
+					read[src.index[consumers.TopicPartition{Topic: rec.Topic, Partition: rec.Partition}]] = rec.Offset
+				}
 				var floor, top time.Time
 				for _, p := range r.clock.parts {
-					if !p.dated || src.dry[src.index[p.tp]] {
+					i := src.index[p.tp]
+					if !p.dated || src.dry[i] {
 						continue
 					}
-					// Where each stands by its last record (a record stamped ahead of its
-					// neighbours says nothing of the reading).
-					at := p.last
-					if c.outlier > 0 && p.last.Sub(p.prev) > time.Hour {
-						at = p.prev
-					}
+					at := start.Add(time.Duration(read[i]) * c.gaps[i])
 					if p.lag > 0 && (floor.IsZero() || at.Before(floor)) {
 						floor = at
 					}
@@ -319,6 +320,40 @@ func TestPartitionsGoOnWhenThePartitionBehindIsReadToItsEnd(t *testing.T) {
 			}
 		})
 	}
+	t.Run("live, a record read to its end looks at nothing again", func(t *testing.T) {
+		r.reset()
+		handle := func(p int, off int64, at time.Time) {
+			t.Helper()
+			b, err := schemas.MarshalPredictionJSON(&schemas.PredictionEvent{EventID: fmt.Sprint(p, "-", off), Model: "m", ModelVersion: "1",
+				Timestamp: at, Status: "ok", LatencyMs: 5, Prediction: schemas.Value{Kind: schemas.Number, Num: 1}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := r.handle(ctx, ahead{rec: consumers.Record{Topic: topic, Partition: p, Offset: off, Value: b, HighWaterMark: off + 2}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		handle(0, 0, start)
+		handle(1, 0, start.Add(time.Hour))
+		r.realign(wall) // a backlog: partition 0 behind
+		for off := int64(1); off < 4; off++ {
+			handle(0, off, wall.Add(-time.Second)) // caught up with the wall clock
+			handle(1, off, wall.Add(-time.Second))
+		}
+		r.realign(wall.Add(alignEvery)) // live now
+		asked := r.align.asked
+		// Each the last of its fetch: nothing is to be looked at again for them.
+		for off := int64(4); off < 10; off++ {
+			for p := range 2 {
+				if err := r.handle(ctx, ahead{rec: consumers.Record{Topic: topic, Partition: p, Offset: off, Value: []byte("{}"), HighWaterMark: off + 1}}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if !r.align.asked.Equal(asked) {
+			t.Errorf("live, records read to their partition's end had the partitions looked at again (asked %v, was %v)", r.align.asked, asked)
+		}
+	})
 	t.Run("a rebalance resumes what was paused", func(t *testing.T) {
 		src.paused[1] = true
 		r.align.paused[consumers.TopicPartition{Topic: topic, Partition: 1}] = true

@@ -34,19 +34,27 @@ type partClock struct {
 	// max is the newest event time decoded from it; dated says there is one.
 	max   time.Time
 	dated bool
-	// last and prev are the event times of its last two events decoded (at).
-	last, prev time.Time
+	// recent are the event times of its last three events decoded, the newest at
+	// recent[n%3] (at).
+	recent [3]time.Time
+	n      int
 }
 
 // at is where the partition's reading stands in event time, for aligning the partitions
-// (align.go): the earlier of its last two events, so that one event stamped hours ahead
-// of its neighbours does not take the partition for read hours ahead (and pause it until
-// the others reach the stamp).
+// (align.go): the median of its last three events, so that one event stamped hours off
+// its neighbours, ahead (a broken clock) or behind (a client that buffered it), does not
+// take the partition for read hours ahead or behind: it would be paused until the others
+// reached the stamp, or have them paused, live. Before three events, the earliest.
 func (p *partClock) at() time.Time {
-	if p.prev.IsZero() || p.last.Before(p.prev) {
-		return p.last
+	a, b, c := p.recent[0], p.recent[1], p.recent[2]
+	switch p.n {
+	case 1:
+		return p.recent[0]
+	case 2:
+		return minTime(a, b)
 	}
-	return p.prev
+	// The median of three: the largest of the pairwise least.
+	return maxTime(maxTime(minTime(a, b), minTime(b, c)), minTime(a, c))
 }
 
 // maxAhead is how far a caught-up clock may run ahead of the wall clock (producers'
@@ -88,7 +96,8 @@ func (c *streamClock) event(tp consumers.TopicPartition, t, now time.Time) (p *p
 		first = !p.dated
 		p.max, p.dated = t, true
 	}
-	p.prev, p.last = p.last, t
+	p.recent[p.n%3] = t
+	p.n++
 	if t.After(c.newest) {
 		c.newest, c.newestWall = t, now
 	}
