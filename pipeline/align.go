@@ -25,8 +25,8 @@ type pauser interface {
 // meet in a window is then what they meet read live. Live, every partition is near the
 // wall clock and nothing pauses.
 type alignment struct {
-	// recheck: the last look found only readers waiting on the broker behind; the next
-	// record has them looked at again.
+	// recheck: alignment ended at the last look because the readers behind were
+	// waiting on the broker; the next record has the partitions looked at again.
 	recheck bool
 	// limit: a record of a windowed partition stamped later pauses it (zero: none does).
 	// behind, the partition read furthest behind, has its own, nextLimit, a bound past the

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -362,4 +363,70 @@ func TestPartitionsGoOnWhenThePartitionBehindIsReadToItsEnd(t *testing.T) {
 			t.Errorf("paused after the reset: source %v, runner %v", src.paused, r.align.paused)
 		}
 	})
+}
+
+// hidden is a source without Pause: reading as before alignment, for the benchmark.
+type hidden struct{ Source }
+
+// BenchmarkAlignedReading measures what aligning costs per record read from a backlog of
+// two partitions, one twenty times as dense in records as the other: handled, with the
+// looks (realign) and per-record checks, against the same read without alignment.
+func BenchmarkAlignedReading(b *testing.B) {
+	const topic = "preds"
+	start := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	gaps := []time.Duration{100 * time.Millisecond, 2 * time.Second}
+	var parts [][]consumers.Record
+	for p, gap := range gaps {
+		n := int(2 * time.Hour / gap)
+		var q []consumers.Record
+		for i := range n {
+			at := start.Add(time.Duration(i) * gap)
+			v, err := schemas.MarshalPredictionJSON(&schemas.PredictionEvent{EventID: fmt.Sprint(p, "-", i), Model: "m", ModelVersion: "1",
+				Timestamp: at, Status: "ok", LatencyMs: 5,
+				Features:   []schemas.Feature{{Name: "x", Value: schemas.Value{Kind: schemas.Number, Num: float64(i % 5)}}},
+				Prediction: schemas.Value{Kind: schemas.Number, Num: 1}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			q = append(q, consumers.Record{Topic: topic, Partition: p, Offset: int64(i), Value: v, HighWaterMark: int64(n), Time: at})
+		}
+		parts = append(parts, q)
+	}
+	for _, aligned := range []bool{false, true} {
+		b.Run(fmt.Sprint("aligned=", aligned), func(b *testing.B) {
+			b.ReportAllocs()
+			records := 0
+			for b.Loop() {
+				src := &pausable{parts: make([][]consumers.Record, len(parts)), paused: map[int]bool{}, depth: 64,
+					index: map[consumers.TopicPartition]int{{Topic: topic, Partition: 1}: 1}}
+				for p := range parts {
+					src.parts[p] = parts[p]
+				}
+				var s Source = src
+				if !aligned {
+					s = hidden{src}
+				}
+				wall := start.Add(3 * time.Hour)
+				set := Settings{PredictionTopic: topic, Decoder: schemas.Decoder{Format: schemas.FormatJSON},
+					WindowSpec: func(string) processors.WindowSpec {
+						return processors.WindowSpec{Size: 10 * time.Second, Lateness: time.Second, MaxSkew: 2 * time.Minute}
+					},
+					ReferenceWindows: func(string) int { return 3 }}
+				r := New(set, s, &replay.Sink{}, nil, nil, slog.New(slog.DiscardHandler), func() time.Time { return wall })
+				ctx := context.Background()
+				for src.left() > 0 {
+					rec, err := src.Fetch(ctx)
+					wall = wall.Add(time.Microsecond)
+					if err == nil {
+						records++
+						if err := r.handle(ctx, ahead{rec: rec}); err != nil {
+							b.Fatal(err)
+						}
+					}
+					r.realign(wall)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(records), "ns/record")
+		})
+	}
 }
