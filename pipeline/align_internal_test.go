@@ -397,8 +397,10 @@ func BenchmarkAlignedReading(b *testing.B) {
 			b.ReportAllocs()
 			records := 0
 			for b.Loop() {
+				wall := start.Add(3 * time.Hour)
 				src := &pausable{parts: make([][]consumers.Record, len(parts)), paused: map[int]bool{}, depth: 64,
-					index: map[consumers.TopicPartition]int{{Topic: topic, Partition: 1}: 1}}
+					index: map[consumers.TopicPartition]int{{Topic: topic, Partition: 1}: 1}, gave: map[int]time.Time{},
+					now: func() time.Time { return wall }}
 				for p := range parts {
 					src.parts[p] = parts[p]
 				}
@@ -406,7 +408,6 @@ func BenchmarkAlignedReading(b *testing.B) {
 				if !aligned {
 					s = hidden{src}
 				}
-				wall := start.Add(3 * time.Hour)
 				set := Settings{PredictionTopic: topic, Decoder: schemas.Decoder{Format: schemas.FormatJSON},
 					WindowSpec: func(string) processors.WindowSpec {
 						return processors.WindowSpec{Size: 10 * time.Second, Lateness: time.Second, MaxSkew: 2 * time.Minute}
