@@ -77,10 +77,10 @@ func (c *Consumer) Paused() int {
 
 // Waiting is how long tp's reader has been waiting on the broker for its next record:
 // 0 while records come (or a paused reader holds one), and when no generation of this
-// member reads tp (between generations: a rejoin is no sign that tp has nothing left). A partition with nothing more to
-// read, although its last record said more would come (the records after it are a
-// transaction's markers, or were deleted), or whose broker does not answer, waits;
-// one read through a backlog does not.
+// member reads tp (between generations: a rejoin is no sign that tp has nothing left).
+// A partition with nothing more to read, although its last record said more would come
+// (the records after it are a transaction's markers, or were deleted), or whose broker
+// does not answer, waits; one read through a backlog does not.
 func (c *Consumer) Waiting(tp TopicPartition) time.Duration {
 	c.mu.Lock()
 	g := c.gates[tp]

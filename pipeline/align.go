@@ -119,11 +119,11 @@ func (r *Runner) realign(now time.Time) {
 
 // alignFloor is where the windowed partition read furthest behind stands in event time
 // (floor, of partition behind; partClock.at): the least among those with records after
-// the last one read, whose reader is not waiting on the broker (alignWait) and which can be read
-// (stall.go); next is the second least (zero: none). Paused partitions count: once the
-// one behind them catches up, the least of them goes on first.
-// waiting says a partition with records after its last one read was left out because
-// its reader waits on the broker.
+// the last one read, whose reader is not waiting on the broker (alignWait) and which can
+// be read (stall.go); next is the second least (zero: none). Paused partitions count:
+// once the one behind them catches up, the least of them goes on first. waiting says a
+// partition with records after its last one read was left out because its reader waits
+// on the broker.
 func (r *Runner) alignFloor(ps pauser) (floor, next time.Time, behind consumers.TopicPartition, waiting, any bool) {
 	for i := range r.clock.parts {
 		p := &r.clock.parts[i]

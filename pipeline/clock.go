@@ -49,7 +49,7 @@ func (p *partClock) at() time.Time {
 	a, b, c := p.recent[0], p.recent[1], p.recent[2]
 	switch p.n {
 	case 1:
-		return p.recent[0]
+		return a
 	case 2:
 		return minTime(a, b)
 	}
