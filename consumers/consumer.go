@@ -335,27 +335,33 @@ func (c *Consumer) Fetch(ctx context.Context) (Record, error) {
 		}
 		c.joinAfter = time.Now().Add(wait)
 	}
-	for {
+	var rec Record
+	select {
+	case rec = <-gen.recs:
+		// A record ready: taken without the select below, which locks all four
+		// channels and was a large part of a record's hand-over. A reader's failure or
+		// the end of ctx is seen once no record is ready.
+	default:
 		select {
 		case <-gen.failed:
 			return Record{}, c.failure()
 		case <-gen.ended:
 			c.end(gen)
 			return c.Fetch(ctx)
-		case rec := <-gen.recs:
-			select {
-			case <-gen.ended:
-				// Fetched under a generation that has just ended: another member may
-				// already own it.
-				c.end(gen)
-				return c.Fetch(ctx)
-			default:
-				c.delivered[TopicPartition{rec.Topic, rec.Partition}] = rec.Offset
-				return rec, nil
-			}
+		case rec = <-gen.recs:
 		case <-ctx.Done():
 			return Record{}, ctx.Err()
 		}
+	}
+	select {
+	case <-gen.ended:
+		// Fetched under a generation that has just ended: another member may already
+		// own it.
+		c.end(gen)
+		return c.Fetch(ctx)
+	default:
+		c.delivered[TopicPartition{rec.Topic, rec.Partition}] = rec.Offset
+		return rec, nil
 	}
 }
 
@@ -580,9 +586,13 @@ func (c *Consumer) read(ctx context.Context, gen *generation, tp TopicPartition,
 			return
 		}
 		select {
-		case gen.recs <- rec:
-		case <-ctx.Done():
-			return
+		case gen.recs <- rec: // room: no wait on ctx as well
+		default:
+			select {
+			case gen.recs <- rec:
+			case <-ctx.Done():
+				return
+			}
 		}
 	}
 }

@@ -102,7 +102,12 @@ type labelState struct {
 	models   map[string]bool
 	keys     []storage.PredictionKey
 	rows     []storage.LabelRow
-	series   map[processors.SeriesKey]*perfSeries
+	// spareKeys and spareRows are the arrays of the last batch the label writer stored,
+	// for the next batch: a key per prediction would otherwise allocate a batch's worth
+	// of arrays again and again.
+	spareKeys []storage.PredictionKey
+	spareRows []storage.LabelRow
+	series    map[processors.SeriesKey]*perfSeries
 	// due are, sorted, when the written windows of labelled models not settled yet are
 	// due, each as the end its model's settle time makes comparable with the settle
 	// loop's until (labelSettings.dueKey): the loop asks ClickHouse for windows only when
@@ -399,7 +404,7 @@ func (r *Runner) handleLabel(ctx context.Context, rec consumers.Record) error {
 // The batch the label writer may have in flight is stored first.
 func (r *Runner) writeLabelData(ctx context.Context) error {
 	l := r.lab
-	if _, err := r.awaitLabels(ctx); err != nil {
+	if err := r.awaitLabels(ctx); err != nil {
 		return err
 	}
 	if len(l.keys) == 0 && len(l.rows) == 0 {
@@ -466,23 +471,23 @@ func (r *Runner) handOffLabels(ctx context.Context) error {
 	if w == nil {
 		return r.writeLabelData(ctx)
 	}
-	prev, err := r.awaitLabels(ctx)
-	if err != nil {
+	if err := r.awaitLabels(ctx); err != nil {
 		return err
 	}
 	w.in <- labelBatch{keys: l.keys, rows: l.rows, at: r.now()}
 	w.busy = true
-	l.keys, l.rows = prev.keys[:0], prev.rows[:0]
+	l.keys, l.rows, l.spareKeys, l.spareRows = l.spareKeys, l.spareRows, nil, nil
 	return nil
 }
 
 // awaitLabels waits for the label writer's batch in flight, if any, and stores it here
 // if the writer could not. A batch that cannot be stored goes back in front of the
-// keys and labels kept, for a later flush (Shutdown's) to store.
-func (r *Runner) awaitLabels(ctx context.Context) (labelBatch, error) {
+// keys and labels kept, for a later flush (Shutdown's) to store. A stored batch's arrays
+// are kept for the next (spareKeys, spareRows).
+func (r *Runner) awaitLabels(ctx context.Context) error {
 	w := r.labWriter
 	if w == nil || !w.busy {
-		return labelBatch{}, nil
+		return nil
 	}
 	// Not bound by ctx: the attempt is (it runs with Run's context), and the batch must
 	// not be dropped.
@@ -493,14 +498,23 @@ func (r *Runner) awaitLabels(ctx context.Context) (labelBatch, error) {
 			// The attempt hung for all of limits.max_outage (startLabelWriter): an outage
 			// already as long as a retry would wait.
 			r.requeueLabels(b)
-			return labelBatch{}, fmt.Errorf("write %d prediction keys and %d labels: failing for %s: %w: %w", len(b.keys), len(b.rows), r.set.MaxOutage, retry.ErrOutage, b.err)
+			return fmt.Errorf("write %d prediction keys and %d labels: failing for %s: %w: %w", len(b.keys), len(b.rows), r.set.MaxOutage, retry.ErrOutage, b.err)
 		}
 		if err := r.writeLabels(ctx, b.keys, b.rows, b.at); err != nil {
 			r.requeueLabels(b)
-			return labelBatch{}, err
+			return err
 		}
 	}
-	return b, nil
+	// Cleared, so that the spare arrays hold no events, maps or strings of the batch
+	// stored.
+	r.lab.spareKeys, r.lab.spareRows = clearedSpare(b.keys), clearedSpare(b.rows)
+	return nil
+}
+
+// clearedSpare is s emptied and zeroed, for reuse.
+func clearedSpare[T any](s []T) []T {
+	clear(s)
+	return s[:0]
 }
 
 // requeueLabels puts an unstored batch back in front of the keys and labels kept.

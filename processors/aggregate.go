@@ -291,7 +291,11 @@ func (f *FeatureAgg) add(v schemas.Value, maxCategories int) {
 	if f.hasLayout && !known {
 		f.Unseen++
 	}
-	if _, ok := f.Categories[c]; ok || known || len(f.Categories) < maxCategories {
+	// Whether c is counted already matters only at the cap: one map operation per value
+	// below it, where nearly every window stays.
+	if known || len(f.Categories) < maxCategories {
+		f.Categories[c]++
+	} else if _, ok := f.Categories[c]; ok {
 		f.Categories[c]++
 	} else {
 		f.Categories[OtherCategory]++

@@ -229,12 +229,16 @@ func TestLimitsBoundState(t *testing.T) {
 	e2 := ev("m", 0, 1)
 	e2.Features = []schemas.Feature{{Name: "f0", Value: schemas.Value{Kind: schemas.String, Str: "x"}}, {Name: "f0", Value: schemas.Value{Kind: schemas.String, Str: "y"}}}
 	p.Add(e2, Source{Topic: "in", Partition: 0, Offset: 1}, t0)
+	// At the cap, a category counted already is still counted as itself.
+	e3 := ev("m", 0, 1)
+	e3.Features = []schemas.Feature{{Name: "f0", Value: schemas.Value{Kind: schemas.String, Str: "x"}}}
+	p.Add(e3, Source{Topic: "in", Partition: 0, Offset: 2}, t0)
 	w := p.CloseAll()[0].Merged
 	if len(w.Features) != 3 || w.DroppedFeatures != 7 {
 		t.Fatalf("%d features, %d dropped", len(w.Features), w.DroppedFeatures)
 	}
-	if c := w.Features["f0"].Categories; len(c) != 3 || c[OtherCategory] != 1 {
-		t.Fatalf("f0 categories %v: want two plus other", c)
+	if c := w.Features["f0"].Categories; len(c) != 3 || c[OtherCategory] != 1 || c["x"] != 2 || c["0"] != 1 {
+		t.Fatalf("f0 categories %v: want 0 once, x twice, and y under other", c)
 	}
 }
 

@@ -1,6 +1,7 @@
 package schemas
 
 import (
+	"encoding/binary"
 	"strconv"
 	"strings"
 	"time"
@@ -43,14 +44,8 @@ const (
 	fInputSize
 )
 
-var predictionKeys = [...]struct {
-	name string
-	bit  int
-}{
-	{"event_id", fEventID}, {"request_id", fRequestID}, {"model", fModel}, {"model_version", fModelVersion},
-	{"deployment", fDeployment}, {"timestamp", fTimestamp}, {"features", fFeatures}, {"prediction", fPrediction},
-	{"scores", fScores}, {"latency_ms", fLatency}, {"status", fStatus}, {"input_size", fInputSize},
-}
+var predictionKeys = [...]string{"event_id", "request_id", "model", "model_version", "deployment",
+	"timestamp", "features", "prediction", "scores", "latency_ms", "status", "input_size"}
 
 // maxFastDepth bounds the nesting of unknown values the fast path skips; deeper records
 // go to encoding/json (whose own limit is 10,000).
@@ -60,18 +55,41 @@ const maxFastDepth = 64
 // match to any field, or -1 for one it might match without regard to case (left to
 // encoding/json).
 func keyBit(k []byte) int {
-	for _, f := range predictionKeys {
-		if string(k) == f.name {
-			return f.bit
-		}
+	// A switch, not a loop over predictionKeys: the compiler searches it by length and
+	// value, and this runs for every key of every record.
+	switch string(k) {
+	case "event_id":
+		return fEventID
+	case "request_id":
+		return fRequestID
+	case "model":
+		return fModel
+	case "model_version":
+		return fModelVersion
+	case "deployment":
+		return fDeployment
+	case "timestamp":
+		return fTimestamp
+	case "features":
+		return fFeatures
+	case "prediction":
+		return fPrediction
+	case "scores":
+		return fScores
+	case "latency_ms":
+		return fLatency
+	case "status":
+		return fStatus
+	case "input_size":
+		return fInputSize
 	}
 	for _, c := range k {
 		if c >= utf8.RuneSelf {
 			return -1 // Unicode case folding: 'ſ' matches 's', 'K' matches 'k'
 		}
 	}
-	for _, f := range predictionKeys {
-		if len(k) == len(f.name) && asciiEqualFold(k, f.name) {
+	for _, name := range predictionKeys {
+		if len(k) == len(name) && asciiEqualFold(k, name) {
 			return -1
 		}
 	}
@@ -211,6 +229,19 @@ func (e *PredictionEvent) scanField(bit int, b []byte, ids *recordIDs) ([]byte, 
 		return e.scanScores(b)
 	case fFeatures:
 		return e.scanFeatures(b)
+	}
+	if bit == fPrediction && len(b) > 0 && (b[0] == '-' || '0' <= b[0] && b[0] <= '9') {
+		// A number, the common prediction, read as jsonValue reads it (scanScalar).
+		n, rest, ok := scanNumber(b)
+		if !ok {
+			return b, false
+		}
+		x, err := strconv.ParseFloat(unsafeString(n), 64)
+		if err != nil {
+			return b, false
+		}
+		e.Prediction = Value{Kind: Number, Num: x}
+		return rest, true
 	}
 	if bit == fTimestamp {
 		// The common form, a string without escapes, parsed as jsonTime parses it, without
@@ -416,8 +447,13 @@ func plainString(b []byte) ([]byte, []byte, bool) {
 	if len(b) == 0 || b[0] != '"' {
 		return nil, b, false
 	}
+	i := 1
+	// Eight bytes at a time while none of them needs a look: every key and most values
+	// of every record pass through here.
+	for ; i+8 <= len(b) && !needsLook(binary.LittleEndian.Uint64(b[i:])); i += 8 {
+	}
 	ascii := true
-	for i := 1; i < len(b); i++ {
+	for ; i < len(b); i++ {
 		c := b[i]
 		switch {
 		case c == '"':
@@ -432,6 +468,15 @@ func plainString(b []byte) ([]byte, []byte, bool) {
 		}
 	}
 	return nil, b, false
+}
+
+// needsLook reports whether any of the eight bytes in x is one plainString must look at:
+// a quote, a backslash, a control character or a byte of a multi-byte character. The
+// tests for a byte below n are exact as to whether any byte is (Hacker's Delight, 6-1).
+func needsLook(x uint64) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	quote, backslash := x^(ones*'"'), x^(ones*'\\') // zero bytes where x has one
+	return x&highs|(x-ones*0x20)&^x&highs|(quote-ones)&^quote&highs|(backslash-ones)&^backslash&highs != 0
 }
 
 func literal(b []byte, lit string) ([]byte, bool) {

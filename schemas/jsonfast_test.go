@@ -2,6 +2,7 @@ package schemas
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -127,6 +128,20 @@ func jsonFastCases(t testing.TB) []jsonFastCase {
 		{`{"model":"m",` + ts + `,"scores":{"a":1,"a":2}}`, true},
 		{`{"model":"Zürich",` + ts + `,"features":{"city":"Zürich"}}`, true},
 		{`{"model":"m",` + ts + `,"prediction":"yes"}`, true},
+		// Strings longer than the eight bytes plainString skips at once, with what
+		// stops it in the first, second and third word and at the end.
+		{`{"model":"fraud-scorer-eu-west-1-canary",` + ts + `,"features":{"device_family_long":"android-tablet-xl"}}`, true},
+		{`{"model":"fraud-scorer-\u0065u-west",` + ts + `}`, false},
+		{`{"model":"fraud-scorer-eu-west-1\"x",` + ts + `}`, false},
+		{`{"model":"fraud-sco\trer",` + ts + `}`, false},
+		{"{\"model\":\"fraud-scorer\tx\"," + ts + "}", false},
+		{`{"model":"fraud-scorer-Zürich-süd",` + ts + `,"features":{"city_of_the_customer":"Zürich-Süd"}}`, true},
+		{"{\"model\":\"fraud-scorer-\xff\xfe-west\"," + ts + "}", false},
+		{"{\"model\":\"fraud-scorer-eu-wes\xc3\"," + ts + "}", false},
+		{`{"model":"m",` + ts + `,"prediction":-12.5e-3}`, true},
+		{`{"model":"m",` + ts + `,"prediction":1e400}`, false},
+		{`{"model":"m",` + ts + `,"prediction":01}`, false},
+		{`{"model":"m",` + ts + `,"prediction":-}`, false},
 		{`{"model":"m",` + ts + `,"prediction":null}`, true},
 		{`{"model":"m",` + ts + `,"latency_ms":-0.0}`, true},
 		{`{"model":"m",` + ts + `,"latency_ms":1e400}`, false},
@@ -415,6 +430,38 @@ func TestLatencyAbsentOrNullIsNotMeasured(t *testing.T) {
 			if has := strings.Contains(string(b), `"latency_ms"`); has == c.noLatency {
 				t.Errorf("%s %s: marshalled %s", name, c.in, b)
 			}
+		}
+	}
+}
+
+// TestNeedsLook: the eight-byte test of plainString says yes exactly when one of the
+// bytes is a quote, a backslash, a control character or not ASCII, wherever it sits
+// among bytes that need no look, or among random ones.
+func TestNeedsLook(t *testing.T) {
+	special := func(c byte) bool { return c == '"' || c == '\\' || c < 0x20 || c >= 0x80 }
+	for c := range 256 {
+		for pos := range 8 {
+			w := []byte("abcdefgh")
+			w[pos] = byte(c)
+			if got := needsLook(binary.LittleEndian.Uint64(w)); got != special(byte(c)) {
+				t.Fatalf("byte %#x at %d: needsLook = %t", c, pos, got)
+			}
+		}
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	for range 200_000 {
+		var w [8]byte
+		want := false
+		for i := range w {
+			// Mostly bytes that need no look, so that words without any come up too.
+			w[i] = byte(0x20 + rng.IntN(0x60))
+			if rng.IntN(16) == 0 {
+				w[i] = byte(rng.IntN(256))
+			}
+			want = want || special(w[i])
+		}
+		if got := needsLook(binary.LittleEndian.Uint64(w[:])); got != want {
+			t.Fatalf("%q: needsLook = %t, want %t", w, got, want)
 		}
 	}
 }

@@ -221,7 +221,8 @@ func (s *Store) writeKeys(ctx context.Context, keys []PredictionKey, at time.Tim
 	t := predictionKeys()
 	ctx = s.writingWith(ctx, nil)
 	days := map[int64]bool{}
-	var c keyColumns
+	c := s.keyCols.Get().(*keyColumns)
+	defer s.keyCols.Put(c)
 	for from := 0; from < len(keys); {
 		to := from
 		clear(days)

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"maps"
 	"math"
+	"sync"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -53,6 +54,10 @@ type Store struct {
 	joinPage int
 	// spreadGroup: restores read windows only up to judge_progress (ForSpreadGroup).
 	spreadGroup bool
+	// keyCols holds *keyColumns between writes of prediction keys (writeKeys): their
+	// arrays hold a batch of keys, one per prediction, which would otherwise be made
+	// again for every batch. Shared by the views of the store (ForSpreadGroup).
+	keyCols *sync.Pool
 }
 
 // ForSpreadGroup returns a view of s for a member of a spread group, which shares s's
@@ -107,7 +112,8 @@ func Open(ctx context.Context, o Options, log *slog.Logger) (*Store, error) {
 		o.MaxBatchRows = 50000
 	}
 	return &Store{conn: conn, addr: o.Addr, db: o.Database, log: log, maxRows: o.MaxBatchRows, joinPage: joinPage,
-		layout: dsql.Layout{Database: o.Database, Cluster: o.Cluster, ReplicaPath: o.ReplicaPath}}, nil
+		keyCols: &sync.Pool{New: func() any { return new(keyColumns) }},
+		layout:  dsql.Layout{Database: o.Database, Cluster: o.Cluster, ReplicaPath: o.ReplicaPath}}, nil
 }
 
 // writing is the context of driftd's inserts. On a cluster they go through Distributed
