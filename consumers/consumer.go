@@ -156,7 +156,9 @@ type Consumer struct {
 	// returned last per partition, and whether the caller still has to hear that the
 	// assignment changed.
 	prev      *generation
-	delivered map[TopicPartition]int64
+	// delivered is the offset of the last record Fetch returned per partition, by
+	// pointer: set in place for every record, without a map assignment.
+	delivered map[TopicPartition]*int64
 	changed   bool
 	// active says, in the next join, that this member reads partitions (activeStandby).
 	active *atomic.Bool
@@ -287,7 +289,7 @@ func NewConsumer(o Options, log *slog.Logger) (*Consumer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("consumer group %s: %w", o.GroupID, err)
 	}
-	c := &Consumer{o: o, cg: cg, log: log, client: client, delivered: map[TopicPartition]int64{}, active: active,
+	c := &Consumer{o: o, cg: cg, log: log, client: client, delivered: map[TopicPartition]*int64{}, active: active,
 		reads: map[TopicPartition]*retry.Streak{}, failedAt: map[TopicPartition]time.Time{}, gates: map[TopicPartition]*gate{}}
 	c.joins = c.fetchStreak("join consumer group " + o.GroupID)
 	return c, nil
@@ -360,7 +362,12 @@ func (c *Consumer) Fetch(ctx context.Context) (Record, error) {
 		c.end(gen)
 		return c.Fetch(ctx)
 	default:
-		c.delivered[TopicPartition{rec.Topic, rec.Partition}] = rec.Offset
+		if last := c.delivered[TopicPartition{rec.Topic, rec.Partition}]; last != nil {
+			*last = rec.Offset
+		} else {
+			off := rec.Offset
+			c.delivered[TopicPartition{rec.Topic, rec.Partition}] = &off
+		}
 		return rec, nil
 	}
 }
@@ -474,8 +481,8 @@ func (c *Consumer) start(g *kafka.Generation) *generation {
 		for _, pa := range parts {
 			tp := TopicPartition{topic, pa.ID}
 			from := pa.Offset
-			if last, ok := c.delivered[tp]; cont && ok {
-				from = last + 1
+			if last := c.delivered[tp]; cont && last != nil {
+				from = *last + 1
 			}
 			gen.from[tp] = from
 			assigned = append(assigned, fmt.Sprintf("%s/%d@%d", topic, pa.ID, from))

@@ -24,6 +24,9 @@ type streamClock struct {
 	parts []partClock
 	index map[consumers.TopicPartition]int
 	last  time.Time
+	// recent is 1 + the index of the partition last asked for: records come in runs of
+	// one partition, and each asks twice (position, event).
+	recent int
 }
 
 // partClock is what the clock knows of one partition.
@@ -73,12 +76,16 @@ func newStreamClock() *streamClock {
 }
 
 func (c *streamClock) part(tp consumers.TopicPartition) *partClock {
+	if c.recent > 0 && c.parts[c.recent-1].tp == tp {
+		return &c.parts[c.recent-1]
+	}
 	i, ok := c.index[tp]
 	if !ok {
 		i = len(c.parts)
 		c.index[tp] = i
 		c.parts = append(c.parts, partClock{tp: tp})
 	}
+	c.recent = i + 1
 	return &c.parts[i]
 }
 

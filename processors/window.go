@@ -1,7 +1,6 @@
 package processors
 
 import (
-	"maps"
 	"math"
 	"sort"
 	"time"
@@ -149,7 +148,9 @@ type modelState struct {
 	// partMax is the largest event time seen per partition: the watermark follows the
 	// slowest partition, so records that one partition delivers ahead of another (as
 	// consumers fetch partitions independently) do not make the other's records late.
-	partMax   map[TopicPartition]int64
+	// Values are pointers, as in seen: an event moves its partition's time in place,
+	// without a map assignment, on every event.
+	partMax   map[TopicPartition]*int64
 	watermark int64 // min over active partitions of partMax, minus lateness
 	// horizon is the start of the newest window forgotten from closed: older windows
 	// cannot be told apart from written ones, so their events count as late.
@@ -172,7 +173,7 @@ type modelState struct {
 	openEnd int64
 	// seen is the newest event time per partition, as partMax counts it but never
 	// dropped, and closedEnd the latest end of a window closed here (Progress).
-	seen      map[TopicPartition]int64
+	seen      map[TopicPartition]*int64
 	closedEnd int64
 	// judged: every window of the model ending at or before it is judged (by this member
 	// or another of a spread group); their records are late (Judged).
@@ -337,8 +338,8 @@ func (p *Processor) model(name string) *modelState {
 	m, ok := p.models[name]
 	if !ok {
 		spec := p.specFor(name)
-		m = &modelState{spec: spec, maxEvent: minTime, watermark: minTime, horizon: minTime, partMax: map[TopicPartition]int64{}, closed: map[int64]map[TopicPartition]int64{}, whole: map[int64]bool{}, late: map[int64]map[TopicPartition]bool{},
-			openEnd: math.MaxInt64, seen: map[TopicPartition]int64{}, closedEnd: minTime, judged: minTime}
+		m = &modelState{spec: spec, maxEvent: minTime, watermark: minTime, horizon: minTime, partMax: map[TopicPartition]*int64{}, closed: map[int64]map[TopicPartition]int64{}, whole: map[int64]bool{}, late: map[int64]map[TopicPartition]bool{},
+			openEnd: math.MaxInt64, seen: map[TopicPartition]*int64{}, closedEnd: minTime, judged: minTime}
 		p.models[name] = m
 	}
 	return m
@@ -582,13 +583,23 @@ func (p *Processor) Positioned(tp TopicPartition) bool {
 // for the models they have not delivered (nil: they hold none; HoldUnseen). seen: the
 // event counts in the partition's progress too (position).
 func (m *modelState) advance(tp TopicPartition, ts, limit int64, lagging map[TopicPartition]bool, unseen map[TopicPartition]int64, seen bool) {
-	if cur, ok := m.seen[tp]; seen && (!ok || ts > cur) {
-		m.seen[tp] = ts
+	if seen {
+		if cur := m.seen[tp]; cur == nil {
+			t := ts // declared here, so that only a new entry allocates
+			m.seen[tp] = &t
+		} else if ts > *cur {
+			*cur = ts
+		}
 	}
-	if cur, ok := m.partMax[tp]; ok && ts <= cur {
+	switch cur := m.partMax[tp]; {
+	case cur == nil:
+		t := ts
+		m.partMax[tp] = &t
+	case ts <= *cur:
 		return
+	default:
+		*cur = ts
 	}
-	m.partMax[tp] = ts
 	m.maxEvent = max(m.maxEvent, ts)
 	m.limit = limit
 	m.settle(lagging, unseen)
@@ -601,11 +612,11 @@ func (m *modelState) settle(lagging map[TopicPartition]bool, unseen map[TopicPar
 	top := min(m.maxEvent, m.limit)
 	wm := top
 	for p, t := range m.partMax {
-		if !m.spec.Holds(time.Duration(top-t)*time.Millisecond, lagging[p]) {
+		if !m.spec.Holds(time.Duration(top-*t)*time.Millisecond, lagging[p]) {
 			delete(m.partMax, p) // idle or far behind: stop holding the watermark
 			continue
 		}
-		wm = min(wm, t)
+		wm = min(wm, *t)
 	}
 	m.held = false
 	if unseen != nil { // the hold is on (HoldUnseen)
@@ -862,8 +873,9 @@ func (p *Processor) Progress() []ModelProgress {
 		if m.openEnd != math.MaxInt64 {
 			through = min(through, m.openEnd-m.spec.Size.Milliseconds())
 		}
-		mp := ModelProgress{Model: name, Through: through, EventMax: maps.Clone(m.seen)}
-		for tp := range m.seen {
+		mp := ModelProgress{Model: name, Through: through, EventMax: make(map[TopicPartition]int64, len(m.seen))}
+		for tp, t := range m.seen {
+			mp.EventMax[tp] = *t
 			if p.lagging[tp] {
 				if mp.Lagging == nil {
 					mp.Lagging = map[TopicPartition]bool{}

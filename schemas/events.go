@@ -3,6 +3,7 @@
 package schemas
 
 import (
+	"encoding/binary"
 	"math"
 	"strconv"
 	"time"
@@ -108,26 +109,55 @@ type PredictionEvent struct {
 
 	// strs interns feature names and categorical values across the events decoded into
 	// this value: the same few hundred strings recur in every record.
-	strs map[string]string
+	strs *internTable
 	// names is scratch space for checking that feature names are unique.
 	names []string
+}
+
+// internTable is the interned strings of one or more events (ShareInterned).
+type internTable struct {
+	m map[string]string
+	// recent holds the last string interned for each value of internSlot: a model's
+	// name, version and categories are found there, without hashing the whole string
+	// and probing the map, for several strings of every record.
+	recent [256]string
 }
 
 // maxInterned bounds the interned strings (high-cardinality values stop being interned).
 const maxInterned = 8192
 
+// internSlot is where b is kept in internTable.recent: a hash of its length and its
+// last eight bytes (the differing end of names such as model-01, model-02).
+func internSlot(b []byte) uint8 {
+	var x uint64
+	if len(b) >= 8 {
+		x = binary.LittleEndian.Uint64(b[len(b)-8:])
+	} else {
+		for _, c := range b {
+			x = x<<8 | uint64(c)
+		}
+	}
+	return uint8((x*0x9E3779B97F4A7C15 + uint64(len(b))*0xBF58476D1CE4E5B9) >> 56)
+}
+
 // intern returns b as a string, shared with earlier equal strings.
 func (e *PredictionEvent) intern(b []byte) string {
-	if s, ok := e.strs[string(b)]; ok { // the conversion in a map index does not allocate
+	if e.strs == nil {
+		e.strs = &internTable{m: make(map[string]string, 64)}
+	}
+	t := e.strs
+	slot := internSlot(b)
+	if s := t.recent[slot]; s == string(b) { // the comparison does not allocate
 		return s
 	}
-	s := string(b)
-	if e.strs == nil {
-		e.strs = make(map[string]string, 64)
+	s, ok := t.m[string(b)] // the conversion in a map index does not allocate
+	if !ok {
+		s = string(b)
+		if len(t.m) < maxInterned {
+			t.m[s] = s
+		}
 	}
-	if len(e.strs) < maxInterned {
-		e.strs[s] = s
-	}
+	t.recent[slot] = s
 	return s
 }
 
@@ -136,7 +166,7 @@ func (e *PredictionEvent) intern(b []byte) string {
 // decode into events that share a table.
 func (e *PredictionEvent) ShareInterned(from *PredictionEvent) {
 	if from.strs == nil {
-		from.strs = make(map[string]string, 64)
+		from.strs = &internTable{m: make(map[string]string, 64)}
 	}
 	e.strs = from.strs
 }

@@ -2,6 +2,7 @@ package schemas
 
 import (
 	"encoding/binary"
+	"math/bits"
 	"strconv"
 	"strings"
 	"time"
@@ -448,9 +449,20 @@ func plainString(b []byte) ([]byte, []byte, bool) {
 		return nil, b, false
 	}
 	i := 1
-	// Eight bytes at a time while none of them needs a look: every key and most values
-	// of every record pass through here.
-	for ; i+8 <= len(b) && !needsLook(binary.LittleEndian.Uint64(b[i:])); i += 8 {
+	// Eight bytes at a time (of the record: the string may end within them), to the
+	// first one that needs a look: every key and most values of every record pass
+	// through here, and most end at a quote found this way.
+	for i+8 <= len(b) {
+		m := lookMask(binary.LittleEndian.Uint64(b[i:]))
+		if m == 0 {
+			i += 8
+			continue
+		}
+		i += bits.TrailingZeros64(m) / 8
+		if b[i] == '"' { // every byte before it is plain ASCII
+			return b[1:i], b[i+1:], true
+		}
+		break
 	}
 	ascii := true
 	for ; i < len(b); i++ {
@@ -470,13 +482,15 @@ func plainString(b []byte) ([]byte, []byte, bool) {
 	return nil, b, false
 }
 
-// needsLook reports whether any of the eight bytes in x is one plainString must look at:
-// a quote, a backslash, a control character or a byte of a multi-byte character. The
-// tests for a byte below n are exact as to whether any byte is (Hacker's Delight, 6-1).
-func needsLook(x uint64) bool {
+// lookMask has the high bit set of each of the eight bytes in x (the first in the
+// lowest bits) that plainString must look at: a quote, a backslash, a control character
+// or a byte of a multi-byte character. Bits above the lowest may be set for bytes that
+// need no look, as the borrow of a zero byte runs into the next (Hacker's Delight, 6-1);
+// the lowest is exact, and so is whether any is set.
+func lookMask(x uint64) uint64 {
 	const ones, highs = 0x0101010101010101, 0x8080808080808080
 	quote, backslash := x^(ones*'"'), x^(ones*'\\') // zero bytes where x has one
-	return x&highs|(x-ones*0x20)&^x&highs|(quote-ones)&^quote&highs|(backslash-ones)&^backslash&highs != 0
+	return x&highs | (x-ones*0x20)&^x&highs | (quote-ones)&^quote&highs | (backslash-ones)&^backslash&highs
 }
 
 func literal(b []byte, lit string) ([]byte, bool) {

@@ -5,11 +5,14 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"math/bits"
 	"math/rand/v2"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
+	"unicode/utf8"
+	"unsafe"
 )
 
 // decodeBoth decodes b with the fast path (falling back as in production) and with
@@ -434,34 +437,121 @@ func TestLatencyAbsentOrNullIsNotMeasured(t *testing.T) {
 	}
 }
 
-// TestNeedsLook: the eight-byte test of plainString says yes exactly when one of the
-// bytes is a quote, a backslash, a control character or not ASCII, wherever it sits
-// among bytes that need no look, or among random ones.
-func TestNeedsLook(t *testing.T) {
+// TestLookMask: the eight-byte test of plainString finds the first byte that is a
+// quote, a backslash, a control character or not ASCII, wherever it sits among bytes
+// that need no look, or among random ones, and finds none where there is none.
+func TestLookMask(t *testing.T) {
 	special := func(c byte) bool { return c == '"' || c == '\\' || c < 0x20 || c >= 0x80 }
+	first := func(w []byte) int {
+		m := lookMask(binary.LittleEndian.Uint64(w))
+		if m == 0 {
+			return -1
+		}
+		return bits.TrailingZeros64(m) / 8
+	}
 	for c := range 256 {
 		for pos := range 8 {
 			w := []byte("abcdefgh")
 			w[pos] = byte(c)
-			if got := needsLook(binary.LittleEndian.Uint64(w)); got != special(byte(c)) {
-				t.Fatalf("byte %#x at %d: needsLook = %t", c, pos, got)
+			want := -1
+			if special(byte(c)) {
+				want = pos
+			}
+			if got := first(w); got != want {
+				t.Fatalf("byte %#x at %d: first byte to look at %d, want %d", c, pos, got, want)
 			}
 		}
 	}
 	rng := rand.New(rand.NewPCG(5, 6))
 	for range 200_000 {
 		var w [8]byte
-		want := false
+		want := -1
 		for i := range w {
 			// Mostly bytes that need no look, so that words without any come up too.
 			w[i] = byte(0x20 + rng.IntN(0x60))
-			if rng.IntN(16) == 0 {
+			if rng.IntN(12) == 0 {
 				w[i] = byte(rng.IntN(256))
 			}
-			want = want || special(w[i])
+			if want < 0 && special(w[i]) {
+				want = i
+			}
 		}
-		if got := needsLook(binary.LittleEndian.Uint64(w[:])); got != want {
-			t.Fatalf("%q: needsLook = %t, want %t", w, got, want)
+		if got := first(w[:]); got != want {
+			t.Fatalf("%q: first byte to look at %d, want %d", w, got, want)
 		}
+	}
+}
+
+// TestPlainStringMatchesByteByByte: plainString's eight-byte steps find what reading one
+// byte at a time finds, on random strings of plain bytes, quotes, backslashes, control
+// bytes and UTF-8 (valid or cut), of every length around the eight-byte steps.
+func TestPlainStringMatchesByteByByte(t *testing.T) {
+	slow := func(b []byte) ([]byte, []byte, bool) {
+		if len(b) == 0 || b[0] != '"' {
+			return nil, b, false
+		}
+		for i := 1; i < len(b); i++ {
+			switch c := b[i]; {
+			case c == '"':
+				if !utf8.Valid(b[1:i]) {
+					return nil, b, false
+				}
+				return b[1:i], b[i+1:], true
+			case c == '\\' || c < 0x20:
+				return nil, b, false
+			}
+		}
+		return nil, b, false
+	}
+	pieces := []string{"a", "b", "x", "-", " ", "é", "\xc3", "\xff", "\"", "\\", "\t", "\x00", "\x7f", "~", "😀"}
+	rng := rand.New(rand.NewPCG(7, 8))
+	for range 100_000 {
+		var sb strings.Builder
+		sb.WriteByte('"')
+		for range rng.IntN(30) {
+			p := pieces[rng.IntN(len(pieces))]
+			if rng.IntN(3) > 0 {
+				p = pieces[rng.IntN(4)] // mostly plain
+			}
+			sb.WriteString(p)
+		}
+		b := []byte(sb.String())
+		gv, gr, gok := plainString(b)
+		wv, wr, wok := slow(b)
+		if gok != wok || !bytes.Equal(gv, wv) || !bytes.Equal(gr, wr) {
+			t.Fatalf("%q: plainString = %q, %q, %t; byte by byte %q, %q, %t", b, gv, gr, gok, wv, wr, wok)
+		}
+	}
+}
+
+// TestInternGivesOneStringPerValue: intern returns a copy equal to its bytes, and the
+// same string for the same bytes, whether the recent slot holds it, holds another string
+// (many strings share each of the 256 slots here), or the string was first seen long ago.
+func TestInternGivesOneStringPerValue(t *testing.T) {
+	var e PredictionEvent
+	var vals []string
+	for i := range 3000 {
+		vals = append(vals, fmt.Sprintf("model-%04d", i), fmt.Sprintf("c%d", i%97), strings.Repeat("x", i%40))
+	}
+	first := map[string]string{}
+	rng := rand.New(rand.NewPCG(9, 10))
+	for range 50_000 {
+		v := vals[rng.IntN(len(vals))]
+		b := []byte(v)
+		got := e.intern(b)
+		if len(b) > 0 {
+			b[0] ^= 0xff // the record's bytes are reused: the string must not be a view of them
+		}
+		if got != v {
+			t.Fatalf("intern(%q) = %q", v, got)
+		}
+		if f, ok := first[v]; ok && v != "" && unsafe.StringData(f) != unsafe.StringData(got) {
+			t.Fatalf("intern(%q) gave another copy than the first time", v)
+		} else if !ok {
+			first[v] = got
+		}
+	}
+	if len(first) > maxInterned {
+		t.Fatalf("%d strings, more than maxInterned: the test would not show sharing", len(first))
 	}
 }
