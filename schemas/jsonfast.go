@@ -20,9 +20,10 @@ import (
 // top-level strings with escapes or invalid UTF-8, values of an unexpected type, numbers
 // out of range, a feature name given twice, nesting deeper than maxFastDepth, anything
 // invalid. Features are decoded in the pass as featureList decodes them (escapes
-// included, through the same scanString); a timestamp that is not a plain string and the
-// prediction go through the very UnmarshalJSON methods encoding/json calls, once their
-// bytes are known to be valid JSON. FuzzJSONFastMatchesStd and
+// included, through the same scanString); a number prediction is read as jsonValue
+// reads it; a timestamp that is not a plain string and any other prediction go through
+// the very UnmarshalJSON methods encoding/json calls, once their bytes are known to be
+// valid JSON. FuzzJSONFastMatchesStd and
 // TestJSONFastPathRandomRecords hold the two paths to the same events and errors.
 //
 // Strings are copies, never views of the record, which the consumer reuses: interned

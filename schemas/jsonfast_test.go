@@ -555,3 +555,38 @@ func TestInternGivesOneStringPerValue(t *testing.T) {
 		t.Fatalf("%d strings, more than maxInterned: the test would not show sharing", len(first))
 	}
 }
+
+// TestJSONFastPathEventsOutliveTheRecord: an event the fast path decoded is unchanged when
+// the record's bytes are overwritten afterwards (the consumer reuses them), for records
+// with long plain strings that the eight-byte scan ends at a quote.
+func TestJSONFastPathEventsOutliveTheRecord(t *testing.T) {
+	ins := [][]byte{}
+	for _, c := range jsonFastCases(t) {
+		ins = append(ins, []byte(c.in))
+	}
+	for _, e := range []*PredictionEvent{sampleEvent(), event20(3), event6(5)} {
+		b, err := MarshalPredictionJSON(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ins = append(ins, b)
+	}
+	ins = append(ins, []byte(`{"event_id":"evt-0123456789abcdef","request_id":"req-0123456789abcdef","model":"fraud-scorer-eu-west-1","model_version":"2026.11.02-rc1","deployment":"primary-canary","timestamp":"2026-03-04T10:00:01.25Z","features":{"device_family_long":"android-tablet-xl","country_code_iso":"DE"},"prediction":0.25,"scores":{"fraud_probability":0.25},"status":"ok_and_long_status"}`))
+	var fast PredictionEvent
+	for _, in := range ins {
+		rec := bytes.Clone(in)
+		if err := DecodePredictionJSON(rec, &fast); err != nil {
+			continue
+		}
+		for i := range rec {
+			rec[i] = 'Z'
+		}
+		var std PredictionEvent
+		if err := decodePredictionJSONStd(in, &std); err != nil {
+			t.Fatalf("%s: %v", in, err)
+		}
+		if d := eventDiff(&fast, &std); d != "" {
+			t.Fatalf("%s: after the record was overwritten: %s", in, d)
+		}
+	}
+}

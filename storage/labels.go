@@ -222,7 +222,10 @@ func (s *Store) writeKeys(ctx context.Context, keys []PredictionKey, at time.Tim
 	ctx = s.writingWith(ctx, nil)
 	days := map[int64]bool{}
 	c := s.keyCols.Get().(*keyColumns)
-	defer s.keyCols.Put(c)
+	defer func() {
+		c.release()
+		s.keyCols.Put(c)
+	}()
 	for from := 0; from < len(keys); {
 		to := from
 		clear(days)
@@ -311,6 +314,24 @@ func (c *keyColumns) fill(keys []PredictionKey, at time.Time) {
 		c.kinds[r], c.nums[r], c.classes[r] = append(c.kinds[r], kind), append(c.nums[r], num), append(c.classes[r], class)
 		c.scores[r] = append(c.scores[r], scores)
 	}
+}
+
+// release drops what the columns refer to of the keys written (request ids, classes,
+// scores), keeping the arrays for the next write: a pooled block holds no batch's
+// strings alive.
+func (c *keyColumns) release() {
+	for _, rows := range [][][]string{c.requestIDs, c.classes} {
+		for _, row := range rows {
+			clear(row[:cap(row)])
+		}
+	}
+	for _, row := range c.scores {
+		clear(row[:cap(row)])
+	}
+	for _, col := range [][]string{c.model, c.version, c.deployment} {
+		clear(col[:cap(col)])
+	}
+	clear(c.rows)
 }
 
 // nextRow adds an empty row of arrays, reusing the array a block before had there.
