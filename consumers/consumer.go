@@ -155,7 +155,7 @@ type Consumer struct {
 	// Owned by the fetching goroutine: the generation that ended last, what Fetch
 	// returned last per partition, and whether the caller still has to hear that the
 	// assignment changed.
-	prev      *generation
+	prev *generation
 	// delivered is the offset of the last record Fetch returned per partition, by
 	// pointer: set in place for every record, without a map assignment.
 	delivered map[TopicPartition]*int64
