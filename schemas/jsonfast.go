@@ -213,12 +213,8 @@ func (e *PredictionEvent) scanField(bit int, b []byte, ids *recordIDs) ([]byte, 
 		if rest, ok := literal(b, "null"); ok {
 			return rest, true
 		}
-		n, rest, ok := scanNumber(b)
+		f, rest, ok := readNumber(b)
 		if !ok {
-			return b, false
-		}
-		f, err := strconv.ParseFloat(unsafeString(n), 64)
-		if err != nil {
 			return b, false
 		}
 		if bit == fLatency {
@@ -234,12 +230,8 @@ func (e *PredictionEvent) scanField(bit int, b []byte, ids *recordIDs) ([]byte, 
 	}
 	if bit == fPrediction && len(b) > 0 && (b[0] == '-' || '0' <= b[0] && b[0] <= '9') {
 		// A number, the common prediction, read as jsonValue reads it (scanScalar).
-		n, rest, ok := scanNumber(b)
+		x, rest, ok := readNumber(b)
 		if !ok {
-			return b, false
-		}
-		x, err := strconv.ParseFloat(unsafeString(n), 64)
-		if err != nil {
 			return b, false
 		}
 		e.Prediction = Value{Kind: Number, Num: x}
@@ -346,12 +338,8 @@ func (e *PredictionEvent) scanFeatures(b []byte) ([]byte, bool) {
 				return b, false
 			}
 		default:
-			n, r, ok := scanNumber(rest)
+			x, r, ok := readNumber(rest)
 			if !ok {
-				return b, false
-			}
-			x, err := strconv.ParseFloat(unsafeString(n), 64)
-			if err != nil {
 				return b, false
 			}
 			f.Value = Value{Kind: Number, Num: x}
@@ -418,12 +406,8 @@ func (e *PredictionEvent) scanScores(b []byte) ([]byte, bool) {
 		if len(rest) == 0 || rest[0] != ':' {
 			return b, false
 		}
-		n, rest, ok := scanNumber(skipSpace(rest[1:]))
+		f, rest, ok := readNumber(skipSpace(rest[1:]))
 		if !ok {
-			return b, false
-		}
-		f, err := strconv.ParseFloat(unsafeString(n), 64)
-		if err != nil {
 			return b, false
 		}
 		m[string(k)] = f
@@ -499,6 +483,17 @@ func literal(b []byte, lit string) ([]byte, bool) {
 		return b[len(lit):], true
 	}
 	return b, false
+}
+
+// readNumber reads a number in JSON's grammar at the start of b and its value; false
+// for anything else, or a number out of float64's range.
+func readNumber(b []byte) (float64, []byte, bool) {
+	n, rest, ok := scanNumber(b)
+	if !ok {
+		return 0, b, false
+	}
+	x, err := strconv.ParseFloat(unsafeString(n), 64)
+	return x, rest, err == nil
 }
 
 // scanNumber reads a number in JSON's grammar at the start of b.
