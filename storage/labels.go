@@ -237,16 +237,16 @@ func (s *Store) writeKeys(ctx context.Context, keys []PredictionKey, at time.Tim
 			days[d] = true
 		}
 		c.fill(keys[from:to], at)
-		b, err := s.conn.PrepareBatch(ctx, t.insertSQL(s.db))
+		b, err := s.prepareInsert(ctx, t)
 		if err != nil {
-			return fmt.Errorf("prepare insert into %s: %w", t.name, err)
+			return err
 		}
 		if err := c.appendTo(b); err != nil {
 			b.Abort()
 			return fmt.Errorf("append to %s: %w", t.name, err)
 		}
-		if err := b.Send(); err != nil {
-			return fmt.Errorf("insert into %s: %w", t.name, err)
+		if err := s.sendInsert(t, b); err != nil {
+			return err
 		}
 		from = to
 	}

@@ -58,6 +58,8 @@ type Store struct {
 	// arrays hold a batch of keys, one per prediction, which would otherwise be made
 	// again for every batch. Shared by the views of the store (ForSpreadGroup).
 	keyCols *sync.Pool
+	// types: the column types of inserts over HTTP (nil over the native protocol).
+	types *insertTypes
 }
 
 // ForSpreadGroup returns a view of s for a member of a spread group, which shares s's
@@ -111,9 +113,13 @@ func Open(ctx context.Context, o Options, log *slog.Logger) (*Store, error) {
 	if o.MaxBatchRows <= 0 {
 		o.MaxBatchRows = 50000
 	}
-	return &Store{conn: conn, addr: o.Addr, db: o.Database, log: log, maxRows: o.MaxBatchRows, joinPage: joinPage,
+	s := &Store{conn: conn, addr: o.Addr, db: o.Database, log: log, maxRows: o.MaxBatchRows, joinPage: joinPage,
 		keyCols: &sync.Pool{New: func() any { return new(keyColumns) }},
-		layout:  dsql.Layout{Database: o.Database, Cluster: o.Cluster, ReplicaPath: o.ReplicaPath}}, nil
+		layout:  dsql.Layout{Database: o.Database, Cluster: o.Cluster, ReplicaPath: o.ReplicaPath}}
+	if opts.Protocol == clickhouse.HTTP {
+		s.types = &insertTypes{}
+	}
+	return s, nil
 }
 
 // writing is the context of driftd's inserts. On a cluster they go through Distributed
@@ -348,9 +354,9 @@ func (in *inserter) append(row []any) error {
 		in.parts[p] = true
 	}
 	if in.batch == nil {
-		b, err := in.s.conn.PrepareBatch(in.s.writing(in.ctx), in.t.insertSQL(in.s.db))
+		b, err := in.s.prepareInsert(in.s.writing(in.ctx), in.t)
 		if err != nil {
-			return fmt.Errorf("prepare insert into %s: %w", in.t.name, err)
+			return err
 		}
 		in.batch = b
 	}
@@ -371,10 +377,7 @@ func (in *inserter) flush() error {
 	}
 	b := in.batch
 	in.batch, in.rows = nil, 0
-	if err := b.Send(); err != nil {
-		return fmt.Errorf("insert into %s: %w", in.t.name, err)
-	}
-	return nil
+	return in.s.sendInsert(in.t, b)
 }
 
 func ms(t int64) time.Time { return time.UnixMilli(t).UTC() }

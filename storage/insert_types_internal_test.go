@@ -1,0 +1,101 @@
+package storage
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+
+	"github.com/driftd/driftd/internal/testenv"
+	"github.com/driftd/driftd/processors"
+	"github.com/driftd/driftd/schemas"
+)
+
+// Over HTTP, an insert's column types are asked once per table and used for every
+// insert after (clickhouse-go would ask DESCRIBE TABLE before each), and asked again
+// after an insert into the table fails: a table changed under a running member is
+// written as it is now.
+func TestInsertTypesAskedOnceAndAgainAfterAFailure(t *testing.T) {
+	ctx := testenv.Context(t, 2*time.Minute)
+	s, _, proto := migratedStore(ctx, t)
+	if Protocol(proto) != ProtocolHTTP {
+		if s.types != nil {
+			t.Fatalf("the native protocol has the server send the block's header: no types to keep, got %+v", s.types)
+		}
+		return
+	}
+	tbl := predictionKeys()
+	series := processors.SeriesKey{Model: "m", Version: "1", Deployment: schemas.DeploymentPrimary}
+	at := time.Date(2026, 3, 4, 10, 0, 0, 0, time.UTC)
+	write := func(id string) error {
+		t.Helper()
+		k := PredictionKey{Series: series, RequestID: id, EventTime: at, Start: at.UnixMilli(), End: at.Add(time.Minute).UnixMilli(),
+			Prediction: schemas.Value{Kind: schemas.Number, Num: 0.5}}
+		return s.WriteLabelData(ctx, []PredictionKey{k}, nil, at)
+	}
+	known := func() ([]clickhouse.ColumnNameAndType, bool) {
+		s.types.mu.Lock()
+		defer s.types.mu.Unlock()
+		cols, ok := s.types.known[tbl.name]
+		return cols, ok
+	}
+
+	if err := write("a"); err != nil {
+		t.Fatal(err)
+	}
+	cols, ok := known()
+	if !ok {
+		t.Fatal("the types were not kept after an insert")
+	}
+	var names []string
+	for _, c := range cols {
+		names = append(names, c.Name)
+		if c.Name == "request_ids" && c.Type != "Array(String)" {
+			t.Errorf("request_ids kept as %q, want Array(String)", c.Type)
+		}
+	}
+	if got, want := strings.Join(names, ", "), tbl.cols; got != want {
+		t.Errorf("kept columns %q, want the insert's %q", got, want)
+	}
+
+	// The kept types are what the next insert is encoded by: a type the client cannot
+	// encode fails it, and is forgotten.
+	s.types.mu.Lock()
+	s.types.known[tbl.name] = append([]clickhouse.ColumnNameAndType{{Name: "model", Type: "NoSuchType"}}, cols[1:]...)
+	s.types.mu.Unlock()
+	if err := write("b"); err == nil {
+		t.Fatal("an insert with a kept type of NoSuchType succeeded: the kept types were not used")
+	}
+	if _, ok := known(); ok {
+		t.Fatal("the types were kept after a failed insert")
+	}
+	if err := write("b"); err != nil {
+		t.Fatalf("the insert after a failure (types asked again): %v", err)
+	}
+
+	// A table changed under the member: the insert fails at the server, and the one after
+	// the change is undone asks the types again.
+	if err := s.Conn().Exec(ctx, "ALTER TABLE "+s.db+".prediction_key_batches RENAME COLUMN request_ids TO request_ids_moved"); err != nil {
+		t.Fatal(err)
+	}
+	if err := write("c"); err == nil {
+		t.Fatal("an insert into a renamed column succeeded")
+	}
+	if _, ok := known(); ok {
+		t.Fatal("the types were kept after an insert the server refused")
+	}
+	if err := s.Conn().Exec(ctx, "ALTER TABLE "+s.db+".prediction_key_batches RENAME COLUMN request_ids_moved TO request_ids"); err != nil {
+		t.Fatal(err)
+	}
+	if err := write("c"); err != nil {
+		t.Fatal(err)
+	}
+	var stored []string
+	if err := s.Conn().QueryRow(ctx, "SELECT arraySort(groupArray(id)) FROM (SELECT arrayJoin(request_ids) AS id FROM "+s.db+".prediction_key_batches)").Scan(&stored); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(stored, ","); got != "a,b,c" {
+		t.Errorf("stored request ids %q, want a,b,c", got)
+	}
+}
