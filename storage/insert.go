@@ -10,30 +10,39 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 )
 
-// insertTypes remembers the column types of the tables driftd inserts into, for inserts
-// over HTTP. clickhouse-go's HTTP batch asks the server DESCRIBE TABLE before every
-// INSERT to learn how to encode the block (the native protocol has the server send the
-// block's header instead). That doubled the queries of every write: the embedded engine
-// spends about as long planning a DESCRIBE as an INSERT of a few rows, and a member
-// writes a dozen tables a second (docs/performance.md). A table's types are asked once,
-// and asked again after an insert into it fails (a table altered or created anew under
-// a running member). Shared by the views of a store (ForSpreadGroup).
+// insertTypes remembers the column types of the inserts driftd makes, for inserts over
+// HTTP. clickhouse-go's HTTP batch asks the server DESCRIBE TABLE before every INSERT to
+// learn how to encode the block (the native protocol has the server send the block's
+// header instead). That doubled the queries of every write: the embedded engine spends
+// about 3 ms of CPU on any query, and a member writes a dozen tables a second under a
+// backlog (docs/performance.md). An insert's types are asked once, and asked again after
+// an insert into its table fails (a table altered or created anew under a running
+// member). Shared by the views of a store (ForSpreadGroup).
 type insertTypes struct {
-	mu    sync.Mutex
-	known map[string][]clickhouse.ColumnNameAndType // by table name
+	mu sync.Mutex
+	// known is by insert statement, not table: given the types, the client encodes the
+	// block by their column list, and the server matches columns by name, so one
+	// insert's list given to another of the same table would store values in the wrong
+	// columns.
+	known map[string][]clickhouse.ColumnNameAndType
+	// forgotten counts insertFailed's calls, so that types read before a failure are not
+	// kept after it.
+	forgotten uint64
 }
 
 // prepareInsert starts an INSERT of t's columns. ctx carries the insert's settings
-// (writing).
+// (writing). An insert that fails after this, appending rows or sending them, goes
+// through insertFailed.
 func (s *Store) prepareInsert(ctx context.Context, t table) (driver.Batch, error) {
+	query := t.insertSQL(s.db)
 	if s.types != nil {
-		cols, err := s.types.columns(ctx, s, t)
+		cols, err := s.types.columns(ctx, s, t, query)
 		if err != nil {
 			return nil, fmt.Errorf("prepare insert into %s: %w", t.name, err)
 		}
 		ctx = clickhouse.Context(ctx, clickhouse.WithColumnNamesAndTypes(cols))
 	}
-	b, err := s.conn.PrepareBatch(ctx, t.insertSQL(s.db))
+	b, err := s.conn.PrepareBatch(ctx, query)
 	if err != nil {
 		s.insertFailed(t)
 		return nil, fmt.Errorf("prepare insert into %s: %w", t.name, err)
@@ -50,20 +59,27 @@ func (s *Store) sendInsert(t table, b driver.Batch) error {
 	return nil
 }
 
-// insertFailed forgets t's types: the next insert asks them again.
+// insertFailed forgets the types of t's inserts: the next asks them again.
 func (s *Store) insertFailed(t table) {
 	if s.types == nil {
 		return
 	}
 	s.types.mu.Lock()
 	defer s.types.mu.Unlock()
-	delete(s.types.known, t.name)
+	s.types.forgotten++
+	prefix := "INSERT INTO " + s.db + "." + t.name + " ("
+	for q := range s.types.known {
+		if strings.HasPrefix(q, prefix) {
+			delete(s.types.known, q)
+		}
+	}
 }
 
-// columns are t's columns with their types, in t.cols' order.
-func (it *insertTypes) columns(ctx context.Context, s *Store, t table) ([]clickhouse.ColumnNameAndType, error) {
+// columns are the columns of t's insert query with their types, in t.cols' order.
+func (it *insertTypes) columns(ctx context.Context, s *Store, t table, query string) ([]clickhouse.ColumnNameAndType, error) {
 	it.mu.Lock()
-	cols, ok := it.known[t.name]
+	cols, ok := it.known[query]
+	forgotten := it.forgotten
 	it.mu.Unlock()
 	if ok {
 		return cols, nil
@@ -85,19 +101,29 @@ func (it *insertTypes) columns(ctx context.Context, s *Store, t table) ([]clickh
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read the column types: %w", err)
 	}
+	if len(types) == 0 {
+		// system.columns lists nothing, rather than failing, for a table that is not
+		// there or whose columns the user may not see.
+		return nil, fmt.Errorf("read the column types: table %s.%s not found, or its columns not visible to user (are the migrations applied? may the user read them?)", s.db, t.name)
+	}
 	for _, name := range strings.Split(t.cols, ",") {
 		name = strings.TrimSpace(name)
 		typ, ok := types[name]
 		if !ok {
-			return nil, fmt.Errorf("table %s.%s has no column %s (are the migrations applied?)", s.db, t.name, name)
+			return nil, fmt.Errorf("read the column types: table %s.%s has no column %s (are the migrations applied?)", s.db, t.name, name)
 		}
 		cols = append(cols, clickhouse.ColumnNameAndType{Name: name, Type: typ})
 	}
 	it.mu.Lock()
 	defer it.mu.Unlock()
+	if it.forgotten != forgotten {
+		// An insert failed while they were read: they may be from before what made it
+		// fail. Used once, asked again next time.
+		return cols, nil
+	}
 	if it.known == nil {
 		it.known = map[string][]clickhouse.ColumnNameAndType{}
 	}
-	it.known[t.name] = cols
+	it.known[query] = cols
 	return cols, nil
 }

@@ -1,7 +1,15 @@
 package storage
 
 import (
+	"bytes"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -37,7 +45,7 @@ func TestInsertTypesAskedOnceAndAgainAfterAFailure(t *testing.T) {
 	known := func() ([]clickhouse.ColumnNameAndType, bool) {
 		s.types.mu.Lock()
 		defer s.types.mu.Unlock()
-		cols, ok := s.types.known[tbl.name]
+		cols, ok := s.types.known[tbl.insertSQL(s.db)]
 		return cols, ok
 	}
 
@@ -62,7 +70,7 @@ func TestInsertTypesAskedOnceAndAgainAfterAFailure(t *testing.T) {
 	// The kept types are what the next insert is encoded by: a type the client cannot
 	// encode fails it, and is forgotten.
 	s.types.mu.Lock()
-	s.types.known[tbl.name] = append([]clickhouse.ColumnNameAndType{{Name: "model", Type: "NoSuchType"}}, cols[1:]...)
+	s.types.known[tbl.insertSQL(s.db)] = append([]clickhouse.ColumnNameAndType{{Name: "model", Type: "NoSuchType"}}, cols[1:]...)
 	s.types.mu.Unlock()
 	if err := write("b"); err == nil {
 		t.Fatal("an insert with a kept type of NoSuchType succeeded: the kept types were not used")
@@ -72,6 +80,18 @@ func TestInsertTypesAskedOnceAndAgainAfterAFailure(t *testing.T) {
 	}
 	if err := write("b"); err != nil {
 		t.Fatalf("the insert after a failure (types asked again): %v", err)
+	}
+
+	// A kept type the rows cannot be appended as: the append fails, and the types are
+	// forgotten.
+	s.types.mu.Lock()
+	s.types.known[tbl.insertSQL(s.db)] = append(append([]clickhouse.ColumnNameAndType(nil), cols[:len(cols)-1]...), clickhouse.ColumnNameAndType{Name: "written_at", Type: "UInt8"})
+	s.types.mu.Unlock()
+	if err := write("b"); err == nil {
+		t.Fatal("an insert with written_at kept as UInt8 succeeded")
+	}
+	if _, ok := known(); ok {
+		t.Fatal("the types were kept after an append failed")
 	}
 
 	// A table changed under the member: the insert fails at the server, and the one after
@@ -97,5 +117,80 @@ func TestInsertTypesAskedOnceAndAgainAfterAFailure(t *testing.T) {
 	}
 	if got := strings.Join(stored, ","); got != "a,b,c" {
 		t.Errorf("stored request ids %q, want a,b,c", got)
+	}
+}
+
+// The client asks DESCRIBE TABLE before an insert only when not given the types: with
+// them kept, three writes into a table read its types once and describe nothing. A table
+// that is not there says so.
+func TestInsertsAskTheTypesOnce(t *testing.T) {
+	ctx := testenv.Context(t, 2*time.Minute)
+	s, addr, proto := migratedStore(ctx, t)
+	if Protocol(proto) != ProtocolHTTP {
+		t.Logf("protocol %s: inserts describe nothing already", proto)
+		return
+	}
+	var mu sync.Mutex
+	var describes, typeReads int
+	target, err := url.Parse("http://" + addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		q := strings.ToUpper(r.URL.Query().Get("query") + " " + string(body))
+		mu.Lock()
+		if strings.Contains(q, "DESCRIBE TABLE") {
+			describes++
+		}
+		if strings.Contains(q, "SYSTEM.COLUMNS") {
+			typeReads++
+		}
+		mu.Unlock()
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		r.ContentLength = int64(len(body))
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(front.Close)
+	open := func(db string) *Store {
+		t.Helper()
+		v, err := Open(ctx, Options{Addr: strings.TrimPrefix(front.URL, "http://"), Protocol: ProtocolHTTP, Database: db}, testenv.Logger(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { v.Close() })
+		return v
+	}
+	v := open(s.db)
+	series := processors.SeriesKey{Model: "m", Version: "1", Deployment: schemas.DeploymentPrimary}
+	at := time.Date(2026, 3, 4, 10, 0, 0, 0, time.UTC)
+	for i := range 3 {
+		k := PredictionKey{Series: series, RequestID: strconv.Itoa(i), EventTime: at, Start: at.UnixMilli(), End: at.Add(time.Minute).UnixMilli()}
+		if err := v.WriteLabelData(ctx, []PredictionKey{k}, nil, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mu.Lock()
+	if describes != 0 || typeReads != 1 {
+		t.Errorf("three inserts described %d times and read the types %d times, want 0 and 1", describes, typeReads)
+	}
+	mu.Unlock()
+	var n uint64
+	if err := s.Conn().QueryRow(ctx, "SELECT sum(length(request_ids)) FROM "+s.db+".prediction_key_batches").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 3 {
+		t.Errorf("%d keys stored, want 3", n)
+	}
+
+	missing := open(testenv.UniqueName(t) + "_none")
+	err = missing.WriteLabelData(ctx, []PredictionKey{{Series: series, RequestID: "x", EventTime: at, Start: at.UnixMilli(), End: at.UnixMilli()}}, nil, at)
+	if err == nil || !strings.Contains(err.Error(), "not found") {
+		t.Errorf("an insert into a database without the table: %v, want it to say the table is not found", err)
 	}
 }

@@ -361,6 +361,7 @@ func (in *inserter) append(row []any) error {
 		in.batch = b
 	}
 	if err := in.batch.Append(row...); err != nil {
+		in.s.insertFailed(in.t)
 		return fmt.Errorf("append row to %s: %w", in.t.name, err)
 	}
 	in.rows++
