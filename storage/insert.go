@@ -3,7 +3,6 @@ package storage
 import (
 	"context"
 	"fmt"
-	"strings"
 	"sync"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -15,9 +14,9 @@ import (
 // learn how to encode the block (the native protocol has the server send the block's
 // header instead). That doubled the queries of every write: the embedded engine spends
 // about 3 ms of CPU on any query, and a member writes a dozen tables a second under a
-// backlog (docs/performance.md). An insert's types are asked once, and asked again after
-// an insert into its table fails (a table altered or created anew under a running
-// member). Shared by the views of a store (ForSpreadGroup).
+// backlog (docs/performance.md). An insert's types are asked once, and every insert's
+// are asked again after any insert fails (a table altered or created anew under a
+// running member). Shared by the views of a store (ForSpreadGroup).
 type insertTypes struct {
 	mu sync.Mutex
 	// known is by insert statement, not table: given the types, the client encodes the
@@ -44,7 +43,7 @@ func (s *Store) prepareInsert(ctx context.Context, t table) (driver.Batch, error
 	}
 	b, err := s.conn.PrepareBatch(ctx, query)
 	if err != nil {
-		s.insertFailed(t)
+		s.insertFailed()
 		return nil, fmt.Errorf("prepare insert into %s: %w", t.name, err)
 	}
 	return b, nil
@@ -53,26 +52,23 @@ func (s *Store) prepareInsert(ctx context.Context, t table) (driver.Batch, error
 // sendInsert sends b, an insert into t.
 func (s *Store) sendInsert(t table, b driver.Batch) error {
 	if err := b.Send(); err != nil {
-		s.insertFailed(t)
+		s.insertFailed()
 		return fmt.Errorf("insert into %s: %w", t.name, err)
 	}
 	return nil
 }
 
-// insertFailed forgets the types of t's inserts: the next asks them again.
-func (s *Store) insertFailed(t table) {
+// insertFailed forgets every insert's types: each asks them again. All of them, not only
+// the failed table's: a failure is rare, asking again costs a query per table, and what
+// made it fail (a database dropped and created anew) may not be the one table's alone.
+func (s *Store) insertFailed() {
 	if s.types == nil {
 		return
 	}
 	s.types.mu.Lock()
 	defer s.types.mu.Unlock()
 	s.types.forgotten++
-	prefix := "INSERT INTO " + s.db + "." + t.name + " ("
-	for q := range s.types.known {
-		if strings.HasPrefix(q, prefix) {
-			delete(s.types.known, q)
-		}
-	}
+	clear(s.types.known)
 }
 
 // columns are the columns of t's insert query with their types, in t.cols' order.
@@ -106,8 +102,7 @@ func (it *insertTypes) columns(ctx context.Context, s *Store, t table, query str
 		// there or whose columns the user may not see.
 		return nil, fmt.Errorf("read the column types: table %s.%s not found, or its columns not visible to user (are the migrations applied? may the user read them?)", s.db, t.name)
 	}
-	for _, name := range strings.Split(t.cols, ",") {
-		name = strings.TrimSpace(name)
+	for _, name := range t.columns() {
 		typ, ok := types[name]
 		if !ok {
 			return nil, fmt.Errorf("read the column types: table %s.%s has no column %s (are the migrations applied?)", s.db, t.name, name)

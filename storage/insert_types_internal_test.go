@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -67,32 +68,31 @@ func TestInsertTypesAskedOnceAndAgainAfterAFailure(t *testing.T) {
 		t.Errorf("kept columns %q, want the insert's %q", got, want)
 	}
 
-	// The kept types are what the next insert is encoded by: a type the client cannot
-	// encode fails it, and is forgotten.
-	s.types.mu.Lock()
-	s.types.known[tbl.insertSQL(s.db)] = append([]clickhouse.ColumnNameAndType{{Name: "model", Type: "NoSuchType"}}, cols[1:]...)
-	s.types.mu.Unlock()
-	if err := write("b"); err == nil {
-		t.Fatal("an insert with a kept type of NoSuchType succeeded: the kept types were not used")
+	// The kept types are what the next insert is encoded by: one with a kept type that
+	// fails the insert (preparing it, or appending a row) is forgotten.
+	failsWithKept := func(name, typ string) {
+		t.Helper()
+		kept := slices.Clone(cols)
+		for i := range kept {
+			if kept[i].Name == name {
+				kept[i].Type = typ
+			}
+		}
+		s.types.mu.Lock()
+		s.types.known[tbl.insertSQL(s.db)] = kept
+		s.types.mu.Unlock()
+		if err := write("b"); err == nil {
+			t.Fatalf("an insert with %s kept as %s succeeded: the kept types were not used", name, typ)
+		}
+		if _, ok := known(); ok {
+			t.Fatalf("the types were kept after an insert with %s kept as %s failed", name, typ)
+		}
 	}
-	if _, ok := known(); ok {
-		t.Fatal("the types were kept after a failed insert")
-	}
+	failsWithKept("model", "NoSuchType") // the client cannot encode it
 	if err := write("b"); err != nil {
 		t.Fatalf("the insert after a failure (types asked again): %v", err)
 	}
-
-	// A kept type the rows cannot be appended as: the append fails, and the types are
-	// forgotten.
-	s.types.mu.Lock()
-	s.types.known[tbl.insertSQL(s.db)] = append(append([]clickhouse.ColumnNameAndType(nil), cols[:len(cols)-1]...), clickhouse.ColumnNameAndType{Name: "written_at", Type: "UInt8"})
-	s.types.mu.Unlock()
-	if err := write("b"); err == nil {
-		t.Fatal("an insert with written_at kept as UInt8 succeeded")
-	}
-	if _, ok := known(); ok {
-		t.Fatal("the types were kept after an append failed")
-	}
+	failsWithKept("written_at", "UInt8") // the rows cannot be appended as it
 
 	// A table changed under the member: the insert fails at the server, and the one after
 	// the change is undone asks the types again.

@@ -243,7 +243,7 @@ func (s *Store) writeKeys(ctx context.Context, keys []PredictionKey, at time.Tim
 		}
 		if err := c.appendTo(b); err != nil {
 			b.Abort()
-			s.insertFailed(t)
+			s.insertFailed()
 			return fmt.Errorf("append to %s: %w", t.name, err)
 		}
 		if err := s.sendInsert(t, b); err != nil {

@@ -361,7 +361,7 @@ func (in *inserter) append(row []any) error {
 		in.batch = b
 	}
 	if err := in.batch.Append(row...); err != nil {
-		in.s.insertFailed(in.t)
+		in.s.insertFailed()
 		return fmt.Errorf("append row to %s: %w", in.t.name, err)
 	}
 	in.rows++
