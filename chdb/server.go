@@ -8,11 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -80,6 +82,10 @@ type Server struct {
 
 	mu               sync.Mutex
 	refusedFunctions map[string]bool // see tableFunctions
+
+	spoolMu    sync.Mutex
+	spools     []string // spool files free for the next insert (spool)
+	spoolCount int      // spool files made
 }
 
 // ownMaxBody caps driftd's own request bodies: its largest batch is far below it.
@@ -424,12 +430,12 @@ func fromThisHost(r *http.Request) bool {
 // chDB cuts data inlined in a query at max_query_size. Data beyond the body's cap is
 // refused with 413 before anything runs. Without data, the statement runs as it is.
 func (s *Server) insert(w http.ResponseWriter, ctx context.Context, req Request, target, format string, data io.Reader) {
-	f, err := os.CreateTemp(s.tmpDir, "insert-*."+strings.ToLower(format))
+	f, err := s.spool()
 	if err != nil {
 		s.fail(w, http.StatusInternalServerError, fmt.Errorf("spool insert: %w", err))
 		return
 	}
-	defer os.Remove(f.Name())
+	defer s.unspool(f.Name())
 	n, werr := io.Copy(f, data)
 	cerr := f.Close()
 	if werr != nil {
@@ -449,6 +455,40 @@ func (s *Server) insert(w http.ResponseWriter, ctx context.Context, req Request,
 	}
 	w.Header().Set("Content-Length", "0")
 	w.WriteHeader(http.StatusOK)
+}
+
+// spool opens a file for an insert's body, emptied: one an earlier insert has given back
+// (unspool), or a new one when every file is in use. The files are kept, not removed
+// after each insert: an insert is a file made and removed besides the engine's part, and
+// on ext4 without a journal every new file is placed past the inodes freed in the last
+// minutes (they are not reused at once), a search that grows with the files removed.
+func (s *Server) spool() (*os.File, error) {
+	s.spoolMu.Lock()
+	var name string
+	if n := len(s.spools); n > 0 {
+		name, s.spools = s.spools[n-1], s.spools[:n-1]
+	} else {
+		s.spoolCount++
+		name = filepath.Join(s.tmpDir, fmt.Sprintf("insert-%d.spool", s.spoolCount))
+	}
+	s.spoolMu.Unlock()
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		s.unspool(name)
+		return nil, err
+	}
+	return f, nil
+}
+
+// unspool gives an insert's spool file back for the next, emptied: a large body does not
+// keep its space.
+func (s *Server) unspool(name string) {
+	if err := os.Truncate(name, 0); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		s.log.Debug("empty an insert's spool file", "file", name, "err", err)
+	}
+	s.spoolMu.Lock()
+	s.spools = append(s.spools, name)
+	s.spoolMu.Unlock()
 }
 
 // failBody answers a body that could not be read: 413 when it is over the cap.

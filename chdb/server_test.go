@@ -3,15 +3,19 @@ package chdb_test
 import (
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 
+	"github.com/driftd/driftd/chdb"
 	"github.com/driftd/driftd/internal/testenv"
 )
 
@@ -293,5 +297,98 @@ func TestServerPassesOptimizeOnInsert(t *testing.T) {
 		if rows != c.want || final != 1 {
 			t.Errorf("settings %v: %d rows stored, %d read with FINAL; want %d and 1", c.settings, rows, final, c.want)
 		}
+	}
+}
+
+// Insert bodies are spooled to files that the next inserts reuse, emptied after each: a
+// file made and removed per insert is costly on some filesystems (spool). Concurrent
+// inserts each have a file of their own, and every row arrives once.
+func TestInsertSpoolFilesAreReused(t *testing.T) {
+	dir := t.TempDir()
+	h := chdb.NewServer(testenv.Engine(t), dir, slog.New(slog.DiscardHandler))
+	h.AnonymousWrites = true
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	ctx := testenv.Context(t, time.Minute)
+	db := testenv.UniqueName(t)
+	post := func(query, body string) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL+"/?query="+url.QueryEscape(query), strings.NewReader(body))
+		if err != nil {
+			return err
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("%s: status %d: %s", query, resp.StatusCode, b)
+		}
+		return nil
+	}
+	for _, q := range []string{"CREATE DATABASE " + db, "CREATE TABLE " + db + ".kv (k UInt32, v String) ENGINE = MergeTree ORDER BY k"} {
+		if err := post(q, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	insert := func(from int) error {
+		var b strings.Builder
+		for k := from; k < from+100; k++ {
+			fmt.Fprintf(&b, "%d\tvalue %d\n", k, k)
+		}
+		return post("INSERT INTO "+db+".kv FORMAT TSV", b.String())
+	}
+	// One after another: one file serves them all.
+	for i := range 5 {
+		if err := insert(i * 100); err != nil {
+			t.Fatal(err)
+		}
+	}
+	spools := func() []os.DirEntry {
+		t.Helper()
+		es, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range es {
+			if info, err := e.Info(); err != nil || info.Size() != 0 {
+				t.Errorf("spool file %s after the inserts: %v, %v bytes; want it emptied", e.Name(), err, info.Size())
+			}
+		}
+		return es
+	}
+	if es := spools(); len(es) != 1 {
+		t.Fatalf("%d spool files after 5 inserts one after another; want 1", len(es))
+	}
+	// Four at once, five times: at most four files, each insert's rows once.
+	const writers = 4
+	var wg sync.WaitGroup
+	errs := make(chan error, writers*5)
+	for w := range writers {
+		wg.Go(func() {
+			for i := range 5 {
+				errs <- insert(500 + (w*5+i)*100)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if es := spools(); len(es) < 1 || len(es) > writers {
+		t.Fatalf("%d spool files after inserts by %d writers; want 1 to %d", len(es), writers, writers)
+	}
+	resp, err := http.Get(srv.URL + "/?query=" + url.QueryEscape("SELECT count(), uniqExact(k), min(k), max(k) FROM "+db+".kv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	got, _ := io.ReadAll(resp.Body)
+	if want := "2500\t2500\t0\t2499\n"; string(got) != want {
+		t.Fatalf("rows stored: %q; want %q", got, want)
 	}
 }

@@ -148,8 +148,13 @@ type Kafka struct {
 	// FlushInterval is the longest time closed windows wait before they are written and
 	// their offsets committed.
 	FlushInterval Duration `yaml:"flush_interval"`
-	TLS           TLS      `yaml:"tls"`
-	SASL          SASL     `yaml:"sasl"`
+	// CatchUpFlushInterval is how long the flush may wait, past FlushInterval, while a
+	// prediction partition is read a backlog behind (10,000 records or more unread): fewer
+	// inserts and commits leave more of the machine to reading, and results behind anyway
+	// come a few seconds later. At most FlushInterval (0 among them): the flush never waits.
+	CatchUpFlushInterval Duration `yaml:"catch_up_flush_interval"`
+	TLS                  TLS      `yaml:"tls"`
+	SASL                 SASL     `yaml:"sasl"`
 	// GroupMode is how the consumer group shares partitions: active_standby (one member
 	// reads everything, the others take over when it goes) or spread (Kafka's range
 	// assignment; each model is judged by one member from the windows every member wrote:
@@ -546,8 +551,8 @@ func Default() Config {
 			Topics:        Topics{Predictions: "ml.predictions", Labels: "ml.labels", Pipeline: "ml.pipeline-events", Alerts: "ml.alerts", DLQ: "ml.dlq"},
 			Formats:       Formats{Predictions: schemas.FormatAuto, Labels: schemas.FormatAuto, Pipeline: schemas.FormatAuto},
 			AlertFormat:   schemas.FormatJSON,
-			FlushInterval: Duration(time.Second),
-			GroupMode:     consumers.GroupActiveStandby,
+			FlushInterval: Duration(time.Second), CatchUpFlushInterval: Duration(5 * time.Second),
+			GroupMode: consumers.GroupActiveStandby,
 		},
 		ClickHouse: ClickHouse{Addr: "localhost:9000", Protocol: storage.ProtocolNative, Database: "driftd", Username: "default", RetentionDays: 90, MaxBatchRows: 50000,
 			ReplicaPath: dsql.DefaultReplicaPath,
@@ -851,6 +856,9 @@ func (k *Kafka) validate() error {
 	}
 	if k.FlushInterval <= 0 {
 		return invalid("kafka.flush_interval", "must be positive")
+	}
+	if k.CatchUpFlushInterval < 0 {
+		return invalid("kafka.catch_up_flush_interval", "must not be negative")
 	}
 	return nil
 }

@@ -117,7 +117,14 @@ type Settings struct {
 	FireAfter       int
 	ResolveAfter    int
 	FlushInterval   time.Duration
-	IdleClose       time.Duration
+	// CatchUpFlushInterval is how long the flush may wait past FlushInterval while a
+	// prediction partition read is CatchUpRecords or more behind its end (catchingUp; 0
+	// or at most FlushInterval: never).
+	CatchUpFlushInterval time.Duration
+	// CatchUpRecords is how far behind its end, in records, a prediction partition read
+	// is for the flush to wait (0: DefaultCatchUpRecords).
+	CatchUpRecords int64
+	IdleClose      time.Duration
 	// StartupGrace holds every window open for this long after the first record, so that
 	// each assigned partition delivers its first records (and holds the watermark back)
 	// before anything closes. Without it, a partition read first would push the watermark
@@ -291,6 +298,9 @@ func New(set Settings, src Source, dlq DeadLetterer, alerts AlertSink, store Sto
 	}
 	if set.FlushInterval <= 0 {
 		set.FlushInterval = time.Second
+	}
+	if set.CatchUpRecords <= 0 {
+		set.CatchUpRecords = DefaultCatchUpRecords
 	}
 	if set.JudgeBatch <= 0 {
 		set.JudgeBatch = DefaultJudgeBatch
@@ -690,7 +700,7 @@ func (r *Runner) Run(ctx context.Context) error {
 				return err
 			}
 		}
-		if now.Sub(r.lastFlush) >= r.set.FlushInterval {
+		if now.Sub(r.lastFlush) >= r.set.FlushInterval && !r.catchingUp(now) {
 			if r.graceOver(now) {
 				r.enqueue(now, r.silentWindows(now))
 			}
@@ -699,6 +709,32 @@ func (r *Runner) Run(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// DefaultCatchUpRecords is how far behind its end, in records, a prediction partition
+// read is for the flush to wait (Settings.CatchUpRecords): more than a few fetches, so
+// that a member keeping up with live traffic is never taken for one reading a backlog.
+const DefaultCatchUpRecords = 10_000
+
+// catchingUp reports whether the flush due by Settings.FlushInterval waits, until
+// Settings.CatchUpFlushInterval has passed since the last one: while a prediction
+// partition read is a backlog behind (CatchUpRecords or more unread after its last record
+// read; Settings.CatchUpRecords). Every flush is an insert into each table written (a part for ClickHouse to write
+// and merge), the label join's settling and a commit; reading a backlog, a member spends
+// less of the machine on them and reads sooner to the end. The results of partitions read
+// to their end meanwhile come a few seconds later; the last partition read to within
+// Settings.CatchUpRecords of its end flushes as usual. What is written does not depend on when
+// flushes come.
+func (r *Runner) catchingUp(now time.Time) bool {
+	if now.Sub(r.lastFlush) >= r.set.CatchUpFlushInterval {
+		return false
+	}
+	for i := range r.clock.parts {
+		if p := &r.clock.parts[i]; p.lag >= r.set.CatchUpRecords && p.tp.Topic == r.set.PredictionTopic {
+			return true
+		}
+	}
+	return false
 }
 
 // keysFull reports whether the prediction keys and labels kept for the label join are

@@ -49,27 +49,31 @@ func replayRunWith(t *testing.T, cfg config.Config, o simulate.StreamOptions, pa
 // runInMemory runs a pipeline with cfg's settings over src, in memory, until src stops
 // it (through the func setStop hands it), then shuts it down; within limit. setup, if
 // not nil, sees the runner before it runs.
-func runInMemory(t testing.TB, cfg config.Config, src pipeline.Source, now func() time.Time, setStop func(func()), setup func(*pipeline.Runner), limit time.Duration) (*pipeline.Runner, *replay.Store, *replay.Sink) {
+func runInMemory(t testing.TB, cfg config.Config, src pipeline.Source, now func() time.Time, setStop func(func()), setup func(*pipeline.Runner), limit time.Duration, adjust ...func(*pipeline.Settings)) (*pipeline.Runner, *replay.Store, *replay.Sink) {
 	t.Helper()
 	store := replay.NewStore()
-	r, sink, _ := runOnStore(t, cfg, src, now, setStop, setup, limit, store)
+	r, sink, _ := runOnStore(t, cfg, src, now, setStop, setup, limit, store, adjust...)
 	return r, store, sink
 }
 
-// newInMemory is a pipeline with cfg's settings over src and store, its dead letters and
-// alerts going to the sink returned.
-func newInMemory(cfg config.Config, src pipeline.Source, now func() time.Time, store pipeline.Store) (*pipeline.Runner, *replay.Sink) {
+// newInMemory is a pipeline with cfg's settings (then adjust's, for those no
+// configuration sets) over src and store, its dead letters and alerts going to the sink
+// returned.
+func newInMemory(cfg config.Config, src pipeline.Source, now func() time.Time, store pipeline.Store, adjust ...func(*pipeline.Settings)) (*pipeline.Runner, *replay.Sink) {
 	sink := &replay.Sink{}
 	set := pipeline.SettingsFromConfig(cfg, schemas.Decoder{Format: schemas.FormatJSON}, schemas.Decoder{Format: schemas.FormatJSON})
 	set.DecodeAhead = 0 // the replay source's Fetch moves the simulated clock
+	for _, f := range adjust {
+		f(&set)
+	}
 	return pipeline.New(set, src, sink, sink, store, slog.New(slog.NewTextHandler(io.Discard, nil)), now), sink
 }
 
 // runOnStore is runInMemory with a store of the caller's (one wrapping replay's); it
 // also returns the error Run ended with (nil or context.Canceled when src stopped it).
-func runOnStore(t testing.TB, cfg config.Config, src pipeline.Source, now func() time.Time, setStop func(func()), setup func(*pipeline.Runner), limit time.Duration, store pipeline.Store) (*pipeline.Runner, *replay.Sink, error) {
+func runOnStore(t testing.TB, cfg config.Config, src pipeline.Source, now func() time.Time, setStop func(func()), setup func(*pipeline.Runner), limit time.Duration, store pipeline.Store, adjust ...func(*pipeline.Settings)) (*pipeline.Runner, *replay.Sink, error) {
 	t.Helper()
-	r, sink := newInMemory(cfg, src, now, store)
+	r, sink := newInMemory(cfg, src, now, store, adjust...)
 	if setup != nil {
 		setup(r)
 	}
@@ -215,6 +219,62 @@ func TestAggregateWorkersGiveTheInlineResults(t *testing.T) {
 		}
 	}
 	compareTransitions(t, "inline", inlineAlerts, "workers", workerAlerts)
+}
+
+// A backlog read with the flush waiting while a partition is far behind (the default
+// kafka.catch_up_flush_interval) writes what a flush every second writes, in fewer
+// writes: every window's aggregates bit for bit, and the same alerts.
+func TestCatchUpFlushesGiveTheSameResults(t *testing.T) {
+	start := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
+	o := simulate.StreamOptions{Seed: 11, Start: start, Duration: 3 * time.Hour,
+		Models: []simulate.StreamModel{
+			{Name: "steady", Rate: 8},
+			{Name: "shifted", Rate: 8, Change: simulate.ChangeShift, ChangeAt: 2 * time.Hour},
+			{Name: "category", Rate: 4, Change: simulate.ChangeNewCategory, ChangeAt: 2 * time.Hour},
+			{Name: "slow", Rate: 3, Change: simulate.ChangeLatency, ChangeAt: 2 * time.Hour},
+		}}
+	const partitions = 3
+	recs, err := replay.Record(o, partitions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func(catchUp time.Duration) ([]*processors.WindowAgg, []replay.Transition, int) {
+		cfg := config.Default()
+		cfg.Windows.Size = config.Duration(time.Minute) // windows closing more often than the flushes
+		cfg.Kafka.CatchUpFlushInterval = config.Duration(catchUp)
+		cfg.Kafka.Topics.Predictions, cfg.Kafka.Topics.Pipeline = replay.PredictionTopic, replay.PipelineTopic
+		clock := &replay.Clock{}
+		src, err := replay.NewRecordedSource(o, recs, replay.Backlog, partitions, 2*time.Duration(cfg.Windows.IdleClose)+time.Duration(cfg.Pipelines.Window), clock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		src.TopicEnds = true
+		r, store, sink := runInMemory(t, cfg, src, clock.Now, func(stop func()) { src.Stop = stop }, nil, 5*time.Minute)
+		if len(sink.DeadLetters) > 0 || r.Stats().Records != uint64(len(recs)) {
+			t.Fatalf("catch-up %v: %d records of %d read, dead letters: %v", catchUp, r.Stats().Records, len(recs), sink.DeadLetters[:min(3, len(sink.DeadLetters))])
+		}
+		return store.Windows(), replay.Transitions(store.Alerts), store.Writes
+	}
+	everyWindows, everyAlerts, everyWrites := run(0)
+	if len(everyWindows) < 100 || len(everyAlerts) == 0 {
+		t.Fatalf("a flush every second: %d windows, %d alert transitions; want a stream with many windows and its changes flagged", len(everyWindows), len(everyAlerts))
+	}
+	waitWindows, waitAlerts, waitWrites := run(time.Duration(config.Default().Kafka.CatchUpFlushInterval))
+	// The backlog's clock moves a millisecond per record: a flush every 1,000 records, or
+	// every 5,000 while a partition is 10,000 or more behind its end. The idle windows
+	// after the stream are written a second apart either way.
+	if waitWrites*5 > everyWrites*3 {
+		t.Errorf("%d writes with the flush waiting while behind, %d with a flush every second; want at most 60%%", waitWrites, everyWrites)
+	}
+	if len(waitWindows) != len(everyWindows) {
+		t.Fatalf("%d windows with the flush waiting, %d with a flush every second", len(waitWindows), len(everyWindows))
+	}
+	for i := range everyWindows {
+		if !reflect.DeepEqual(waitWindows[i], everyWindows[i]) {
+			t.Fatalf("window %v at %d differs with the flush waiting", everyWindows[i].Series, everyWindows[i].Start)
+		}
+	}
+	compareTransitions(t, "every second", everyAlerts, "waiting", waitAlerts)
 }
 
 // The prediction keys kept for the label join are written 50,000 at most at a time (the

@@ -80,6 +80,11 @@ type Source struct {
 	Tail       time.Duration
 	// Stop ends the run (the cancel func of Run's context).
 	Stop func()
+	// TopicEnds, for a recorded stream read as a backlog, gives each record the
+	// high-water mark of a topic that holds the whole stream (its partition's end), as a
+	// broker does when a stream is read after it was written. Without it, a record's lag
+	// is the records fetched ahead of it (a batch's, at least one until the stream ends).
+	TopicEnds bool
 
 	stream    *simulate.Stream
 	enc       simulate.Encoder
@@ -98,6 +103,7 @@ type Source struct {
 	// recorded, when set, are the stream's records already encoded (Record): served
 	// instead of encoding each one, so that a benchmark times the pipeline alone.
 	recorded []consumers.Record
+	ends     map[consumers.TopicPartition]int64 // the recorded stream's partition ends
 }
 
 // Backlog fetch shape: batches of up to backlogBatch records of one partition; the
@@ -198,6 +204,11 @@ func NewRecordedSource(o simulate.StreamOptions, recs []consumers.Record, pace P
 		return nil, err
 	}
 	s.recorded = recs[:len(recs):len(recs)]
+	s.ends = map[consumers.TopicPartition]int64{}
+	for _, r := range recs {
+		tp := consumers.TopicPartition{Topic: r.Topic, Partition: r.Partition}
+		s.ends[tp] = max(s.ends[tp], r.Offset+1)
+	}
 	return s, nil
 }
 
@@ -277,7 +288,12 @@ func (s *Source) nextBatched() (consumers.Record, bool, error) {
 	s.batch = s.batch[1:]
 	// The lag a broker's high-water mark shows: the partition's records not served yet,
 	// and in a backlog at least one more while the stream has not been read to its end.
-	rec.HighWaterMark = rec.Offset + 1 + int64(len(s.batch)+len(s.buffered[consumers.TopicPartition{Topic: rec.Topic, Partition: rec.Partition}]))
+	tp := consumers.TopicPartition{Topic: rec.Topic, Partition: rec.Partition}
+	if end, ok := s.ends[tp]; ok && s.TopicEnds {
+		rec.HighWaterMark = end
+		return rec, true, nil
+	}
+	rec.HighWaterMark = rec.Offset + 1 + int64(len(s.batch)+len(s.buffered[tp]))
 	if !s.drained {
 		rec.HighWaterMark++
 	}
@@ -310,7 +326,9 @@ type Store struct {
 	// Keys and Labels count the prediction keys and labels written; MostKeys is the
 	// most keys written at once.
 	Keys, Labels, MostKeys int
-	refs                   []*detectors.Profile
+	// Writes counts the batches written (WriteWithRetry): one per flush that had any.
+	Writes int
+	refs   []*detectors.Profile
 }
 
 type windowKey struct {
@@ -325,6 +343,7 @@ func NewStore() *Store { return &Store{windows: map[windowKey]*processors.Window
 func (s *Store) WriteWithRetry(_ context.Context, b *storage.Batch, _ storage.Backoff, _ func(error)) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.Writes++
 	for _, c := range b.Closed {
 		k := windowKey{c.Merged.Series, c.Merged.Start}
 		if w, ok := s.windows[k]; ok {
