@@ -94,7 +94,7 @@ const ownMaxBody = 1 << 30
 // NewServer returns a handler for engine with safe defaults: clients without the
 // password only read, within a 30 s and 1 GiB budget per query, with bodies up to 256 MiB.
 // Insert bodies are spooled to files under tmpDir (chDB cuts data inlined in the query
-// at max_query_size).
+// at max_query_size), a directory of this server's alone: the files are reused by name.
 func NewServer(engine Querier, tmpDir string, log *slog.Logger) *Server {
 	return &Server{engine: engine, log: log, tmpDir: tmpDir, MaxBody: 256 << 20,
 		MaxExecutionTime: 30 * time.Second, MaxMemoryUsage: 1 << 30}
@@ -484,7 +484,7 @@ func (s *Server) spool() (*os.File, error) {
 // keep its space.
 func (s *Server) unspool(name string) {
 	if err := os.Truncate(name, 0); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		s.log.Debug("empty an insert's spool file", "file", name, "err", err)
+		s.log.Warn("could not empty an insert's spool file; it is emptied when next used", "file", name, "err", err)
 	}
 	s.spoolMu.Lock()
 	s.spools = append(s.spools, name)

@@ -148,10 +148,11 @@ type Kafka struct {
 	// FlushInterval is the longest time closed windows wait before they are written and
 	// their offsets committed.
 	FlushInterval Duration `yaml:"flush_interval"`
-	// CatchUpFlushInterval is how long the flush may wait, past FlushInterval, while a
-	// prediction partition is read a backlog behind (10,000 records or more unread): fewer
-	// inserts and commits leave more of the machine to reading, and results behind anyway
-	// come a few seconds later. At most FlushInterval (0 among them): the flush never waits.
+	// CatchUpFlushInterval is how long after the last flush the next may wait while a
+	// prediction partition is read a backlog behind (10,000 records or more unread, the
+	// last read appended 10 s or more before): fewer inserts and commits leave more of the
+	// machine to reading, and results behind anyway come a few seconds later. At most
+	// FlushInterval (0 among them): flushes come every FlushInterval. At most a minute.
 	CatchUpFlushInterval Duration `yaml:"catch_up_flush_interval"`
 	TLS                  TLS      `yaml:"tls"`
 	SASL                 SASL     `yaml:"sasl"`
@@ -857,8 +858,8 @@ func (k *Kafka) validate() error {
 	if k.FlushInterval <= 0 {
 		return invalid("kafka.flush_interval", "must be positive")
 	}
-	if k.CatchUpFlushInterval < 0 {
-		return invalid("kafka.catch_up_flush_interval", "must not be negative")
+	if k.CatchUpFlushInterval < 0 || k.CatchUpFlushInterval > Duration(time.Minute) {
+		return invalid("kafka.catch_up_flush_interval", "must be between 0 (flush every flush_interval) and 1m: windows, alerts and commits wait this long")
 	}
 	return nil
 }

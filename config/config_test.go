@@ -78,6 +78,8 @@ func TestBadConfigNamesTheField(t *testing.T) {
 		{"models:\n  m:\n    features:\n      age:\n        quality_min_increase: -0.1\n", "", "models.m.features.age.quality_min_increase"},
 		{"", "DRIFTD_DETECTION_ERROR_MIN_INCREASE=2", "detection.error_min_increase"},
 		{"limits:\n  max_outage: -1m\n", "", "limits.max_outage"},
+		{"kafka:\n  catch_up_flush_interval: -1s\n", "", "kafka.catch_up_flush_interval"},
+		{"kafka:\n  catch_up_flush_interval: 1h\n", "", "kafka.catch_up_flush_interval"},
 		{"http:\n  allowed_hosts: [\"driftd.internal:9464\"]\n", "", "http.allowed_hosts"},
 		{"clickhouse:\n  embedded:\n    allowed_hosts: [\"http://ch.internal\"]\n", "", "clickhouse.embedded.allowed_hosts"},
 	} {

@@ -34,6 +34,8 @@ type partClock struct {
 	tp consumers.TopicPartition
 	// lag is the partition's unread records after the last one read (0 until known).
 	lag int64
+	// appended is the Kafka timestamp of the last record read (catchingUp).
+	appended time.Time
 	// max is the newest event time decoded from it; dated says there is one.
 	max   time.Time
 	dated bool

@@ -117,9 +117,9 @@ type Settings struct {
 	FireAfter       int
 	ResolveAfter    int
 	FlushInterval   time.Duration
-	// CatchUpFlushInterval is how long the flush may wait past FlushInterval while a
-	// prediction partition read is CatchUpRecords or more behind its end (catchingUp; 0
-	// or at most FlushInterval: never).
+	// CatchUpFlushInterval is how long after the last flush the next may wait while a
+	// prediction partition is read a backlog behind (catchingUp; 0 or at most
+	// FlushInterval: it never waits).
 	CatchUpFlushInterval time.Duration
 	// CatchUpRecords is how far behind its end, in records, a prediction partition read
 	// is for the flush to wait (0: DefaultCatchUpRecords).
@@ -712,25 +712,36 @@ func (r *Runner) Run(ctx context.Context) error {
 }
 
 // DefaultCatchUpRecords is how far behind its end, in records, a prediction partition
-// read is for the flush to wait (Settings.CatchUpRecords): more than a few fetches, so
-// that a member keeping up with live traffic is never taken for one reading a backlog.
+// read is for the flush to wait (Settings.CatchUpRecords): more than a few fetches.
 const DefaultCatchUpRecords = 10_000
 
+// catchUpAge is how long before it is read a partition's last record was appended for
+// the partition to count as read behind (catchingUp): a member keeping up with live
+// traffic reads records well within it, however many come in a flush's pause.
+const catchUpAge = 10 * time.Second
+
 // catchingUp reports whether the flush due by Settings.FlushInterval waits, until
-// Settings.CatchUpFlushInterval has passed since the last one: while a prediction
-// partition read is a backlog behind (CatchUpRecords or more unread after its last record
-// read; Settings.CatchUpRecords). Every flush is an insert into each table written (a part for ClickHouse to write
-// and merge), the label join's settling and a commit; reading a backlog, a member spends
-// less of the machine on them and reads sooner to the end. The results of partitions read
-// to their end meanwhile come a few seconds later; the last partition read to within
-// Settings.CatchUpRecords of its end flushes as usual. What is written does not depend on when
-// flushes come.
+// Settings.CatchUpFlushInterval has passed since the last flush: while a prediction
+// partition is read a backlog behind, that is Settings.CatchUpRecords or more records
+// unread after its last record read, and that record appended catchUpAge or more
+// before. Every flush is an insert into each table written (a part for ClickHouse to
+// write and merge), the label join's settling and a commit; reading a backlog, a member
+// spends less of the machine on them and reads sooner to the end. The results of
+// partitions read to their end meanwhile come a few seconds later; once no partition is
+// that far behind, the flushes come every FlushInterval again. A stalled partition (its
+// lag is as last known) does not count. What is written does not depend on when flushes
+// come; a rebalance reads again what was not committed, up to CatchUpFlushInterval of
+// reading.
 func (r *Runner) catchingUp(now time.Time) bool {
 	if now.Sub(r.lastFlush) >= r.set.CatchUpFlushInterval {
 		return false
 	}
 	for i := range r.clock.parts {
-		if p := &r.clock.parts[i]; p.lag >= r.set.CatchUpRecords && p.tp.Topic == r.set.PredictionTopic {
+		p := &r.clock.parts[i]
+		if p.lag < r.set.CatchUpRecords || p.tp.Topic != r.set.PredictionTopic || p.appended.IsZero() || now.Sub(p.appended) < catchUpAge {
+			continue
+		}
+		if _, stalled := r.stalled[p.tp]; !stalled {
 			return true
 		}
 	}

@@ -238,7 +238,7 @@ func TestCatchUpFlushesGiveTheSameResults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	run := func(catchUp time.Duration) ([]*processors.WindowAgg, []replay.Transition, int) {
+	run := func(catchUp time.Duration) ([]*processors.WindowAgg, []replay.Transition, int, time.Duration) {
 		cfg := config.Default()
 		cfg.Windows.Size = config.Duration(time.Minute) // windows closing more often than the flushes
 		cfg.Kafka.CatchUpFlushInterval = config.Duration(catchUp)
@@ -249,17 +249,36 @@ func TestCatchUpFlushesGiveTheSameResults(t *testing.T) {
 			t.Fatal(err)
 		}
 		src.TopicEnds = true
-		r, store, sink := runInMemory(t, cfg, src, clock.Now, func(stop func()) { src.Stop = stop }, nil, 5*time.Minute)
+		// The longest time between two flushes while the records are read.
+		var last time.Time
+		var gap time.Duration
+		flushes := func(r *pipeline.Runner) {
+			r.OnFlush(func(pipeline.Stats) {
+				if now := clock.Now(); src.Read() < len(recs) {
+					if !last.IsZero() {
+						gap = max(gap, now.Sub(last))
+					}
+					last = now
+				}
+			})
+		}
+		r, store, sink := runInMemory(t, cfg, src, clock.Now, func(stop func()) { src.Stop = stop }, flushes, 5*time.Minute)
 		if len(sink.DeadLetters) > 0 || r.Stats().Records != uint64(len(recs)) {
 			t.Fatalf("catch-up %v: %d records of %d read, dead letters: %v", catchUp, r.Stats().Records, len(recs), sink.DeadLetters[:min(3, len(sink.DeadLetters))])
 		}
-		return store.Windows(), replay.Transitions(store.Alerts), store.Writes
+		return store.Windows(), replay.Transitions(store.Alerts), store.Writes, gap
 	}
-	everyWindows, everyAlerts, everyWrites := run(0)
+	everyWindows, everyAlerts, everyWrites, everyGap := run(0)
 	if len(everyWindows) < 100 || len(everyAlerts) == 0 {
 		t.Fatalf("a flush every second: %d windows, %d alert transitions; want a stream with many windows and its changes flagged", len(everyWindows), len(everyAlerts))
 	}
-	waitWindows, waitAlerts, waitWrites := run(time.Duration(config.Default().Kafka.CatchUpFlushInterval))
+	catchUp := time.Duration(config.Default().Kafka.CatchUpFlushInterval)
+	waitWindows, waitAlerts, waitWrites, waitGap := run(catchUp)
+	// Flushes come every second, or every catch-up interval while behind: never further
+	// apart (the clock moves a millisecond per record, and the flush is checked after each).
+	if everyGap < time.Second || everyGap > time.Second+10*time.Millisecond || waitGap < catchUp || waitGap > catchUp+10*time.Millisecond {
+		t.Errorf("flushes at most %v apart every second, %v with the flush waiting; want 1s and %v", everyGap, waitGap, catchUp)
+	}
 	// The backlog's clock moves a millisecond per record: a flush every 1,000 records, or
 	// every 5,000 while a partition is 10,000 or more behind its end. The idle windows
 	// after the stream are written a second apart either way.

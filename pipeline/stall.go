@@ -99,6 +99,7 @@ func (r *Runner) readRecord(tp consumers.TopicPartition, rec consumers.Record) {
 		r.stalled[tp] = st
 	}
 	r.readAt(tp, st, stalled)
+	r.clock.part(tp).appended = rec.Time
 	if st.lag <= 0 {
 		r.caughtUp(tp)
 	}
