@@ -33,7 +33,7 @@ func TestCatchingUpTakesOnlyABacklogForOne(t *testing.T) {
 		{"another topic", labels, 50_000, t0.Add(-time.Hour), false, 2 * time.Second, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			r := &Runner{set: Settings{PredictionTopic: "preds", FlushInterval: time.Second, CatchUpFlushInterval: 5 * time.Second, CatchUpRecords: DefaultCatchUpRecords},
+			r := &Runner{set: Settings{PredictionTopic: "preds", FlushInterval: time.Second, CatchUpFlushInterval: 5 * time.Second},
 				clock: newStreamClock(), stalled: map[consumers.TopicPartition]stall{}, lastFlush: t0.Add(-c.sinceLast)}
 			// A live partition besides it, read to its end.
 			live := r.clock.part(consumers.TopicPartition{Topic: "preds", Partition: 1})

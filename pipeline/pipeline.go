@@ -121,10 +121,7 @@ type Settings struct {
 	// prediction partition is read a backlog behind (catchingUp; 0 or at most
 	// FlushInterval: it never waits).
 	CatchUpFlushInterval time.Duration
-	// CatchUpRecords is how far behind its end, in records, a prediction partition read
-	// is for the flush to wait (0: DefaultCatchUpRecords).
-	CatchUpRecords int64
-	IdleClose      time.Duration
+	IdleClose            time.Duration
 	// StartupGrace holds every window open for this long after the first record, so that
 	// each assigned partition delivers its first records (and holds the watermark back)
 	// before anything closes. Without it, a partition read first would push the watermark
@@ -298,9 +295,6 @@ func New(set Settings, src Source, dlq DeadLetterer, alerts AlertSink, store Sto
 	}
 	if set.FlushInterval <= 0 {
 		set.FlushInterval = time.Second
-	}
-	if set.CatchUpRecords <= 0 {
-		set.CatchUpRecords = DefaultCatchUpRecords
 	}
 	if set.JudgeBatch <= 0 {
 		set.JudgeBatch = DefaultJudgeBatch
@@ -711,9 +705,9 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 }
 
-// DefaultCatchUpRecords is how far behind its end, in records, a prediction partition
-// read is for the flush to wait (Settings.CatchUpRecords): more than a few fetches.
-const DefaultCatchUpRecords = 10_000
+// catchUpRecords is how far behind its end, in records, a prediction partition read is
+// for the flush to wait (catchingUp): more than a few fetches.
+const catchUpRecords = 10_000
 
 // catchUpAge is how long before it is read a partition's last record was appended for
 // the partition to count as read behind (catchingUp): a member keeping up with live
@@ -722,7 +716,7 @@ const catchUpAge = 10 * time.Second
 
 // catchingUp reports whether the flush due by Settings.FlushInterval waits, until
 // Settings.CatchUpFlushInterval has passed since the last flush: while a prediction
-// partition is read a backlog behind, that is Settings.CatchUpRecords or more records
+// partition is read a backlog behind, that is catchUpRecords or more records
 // unread after its last record read, and that record appended catchUpAge or more
 // before. Every flush is an insert into each table written (a part for ClickHouse to
 // write and merge), the label join's settling and a commit; reading a backlog, a member
@@ -738,7 +732,7 @@ func (r *Runner) catchingUp(now time.Time) bool {
 	}
 	for i := range r.clock.parts {
 		p := &r.clock.parts[i]
-		if p.lag < r.set.CatchUpRecords || p.tp.Topic != r.set.PredictionTopic || p.appended.IsZero() || now.Sub(p.appended) < catchUpAge {
+		if p.lag < catchUpRecords || p.tp.Topic != r.set.PredictionTopic || p.appended.IsZero() || now.Sub(p.appended) < catchUpAge {
 			continue
 		}
 		if _, stalled := r.stalled[p.tp]; !stalled {

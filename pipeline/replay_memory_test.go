@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/driftd/driftd/config"
+	"github.com/driftd/driftd/consumers"
 	"github.com/driftd/driftd/internal/replay"
 	"github.com/driftd/driftd/pipeline"
 	"github.com/driftd/driftd/processors"
@@ -49,31 +50,27 @@ func replayRunWith(t *testing.T, cfg config.Config, o simulate.StreamOptions, pa
 // runInMemory runs a pipeline with cfg's settings over src, in memory, until src stops
 // it (through the func setStop hands it), then shuts it down; within limit. setup, if
 // not nil, sees the runner before it runs.
-func runInMemory(t testing.TB, cfg config.Config, src pipeline.Source, now func() time.Time, setStop func(func()), setup func(*pipeline.Runner), limit time.Duration, adjust ...func(*pipeline.Settings)) (*pipeline.Runner, *replay.Store, *replay.Sink) {
+func runInMemory(t testing.TB, cfg config.Config, src pipeline.Source, now func() time.Time, setStop func(func()), setup func(*pipeline.Runner), limit time.Duration) (*pipeline.Runner, *replay.Store, *replay.Sink) {
 	t.Helper()
 	store := replay.NewStore()
-	r, sink, _ := runOnStore(t, cfg, src, now, setStop, setup, limit, store, adjust...)
+	r, sink, _ := runOnStore(t, cfg, src, now, setStop, setup, limit, store)
 	return r, store, sink
 }
 
-// newInMemory is a pipeline with cfg's settings (then adjust's, for those no
-// configuration sets) over src and store, its dead letters and alerts going to the sink
-// returned.
-func newInMemory(cfg config.Config, src pipeline.Source, now func() time.Time, store pipeline.Store, adjust ...func(*pipeline.Settings)) (*pipeline.Runner, *replay.Sink) {
+// newInMemory is a pipeline with cfg's settings over src and store, its dead letters and
+// alerts going to the sink returned.
+func newInMemory(cfg config.Config, src pipeline.Source, now func() time.Time, store pipeline.Store) (*pipeline.Runner, *replay.Sink) {
 	sink := &replay.Sink{}
 	set := pipeline.SettingsFromConfig(cfg, schemas.Decoder{Format: schemas.FormatJSON}, schemas.Decoder{Format: schemas.FormatJSON})
 	set.DecodeAhead = 0 // the replay source's Fetch moves the simulated clock
-	for _, f := range adjust {
-		f(&set)
-	}
 	return pipeline.New(set, src, sink, sink, store, slog.New(slog.NewTextHandler(io.Discard, nil)), now), sink
 }
 
 // runOnStore is runInMemory with a store of the caller's (one wrapping replay's); it
 // also returns the error Run ended with (nil or context.Canceled when src stopped it).
-func runOnStore(t testing.TB, cfg config.Config, src pipeline.Source, now func() time.Time, setStop func(func()), setup func(*pipeline.Runner), limit time.Duration, store pipeline.Store, adjust ...func(*pipeline.Settings)) (*pipeline.Runner, *replay.Sink, error) {
+func runOnStore(t testing.TB, cfg config.Config, src pipeline.Source, now func() time.Time, setStop func(func()), setup func(*pipeline.Runner), limit time.Duration, store pipeline.Store) (*pipeline.Runner, *replay.Sink, error) {
 	t.Helper()
-	r, sink := newInMemory(cfg, src, now, store, adjust...)
+	r, sink := newInMemory(cfg, src, now, store)
 	if setup != nil {
 		setup(r)
 	}
@@ -173,51 +170,77 @@ func TestSameAlertsLiveAndBacklog(t *testing.T) {
 	}
 }
 
-// A stream read with the window updates on workers gives the windows, rows and alerts
-// of the same stream read with them inline: every window's aggregates bit for bit.
-func TestAggregateWorkersGiveTheInlineResults(t *testing.T) {
+// changingStream is three hours of four models, three of them changing after two hours,
+// recorded on three partitions.
+func changingStream(t *testing.T, seed uint64) (simulate.StreamOptions, []consumers.Record) {
+	t.Helper()
 	start := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
-	o := simulate.StreamOptions{Seed: 9, Start: start, Duration: 3 * time.Hour,
+	o := simulate.StreamOptions{Seed: seed, Start: start, Duration: 3 * time.Hour,
 		Models: []simulate.StreamModel{
 			{Name: "steady", Rate: 8},
 			{Name: "shifted", Rate: 8, Change: simulate.ChangeShift, ChangeAt: 2 * time.Hour},
 			{Name: "category", Rate: 4, Change: simulate.ChangeNewCategory, ChangeAt: 2 * time.Hour},
 			{Name: "slow", Rate: 3, Change: simulate.ChangeLatency, ChangeAt: 2 * time.Hour},
 		}}
-	const partitions = 3
-	recs, err := replay.Record(o, partitions)
+	recs, err := replay.Record(o, 3)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return o, recs
+}
+
+// readBacklog reads recs (of o, Record) as a backlog with cfg's settings, in memory, and
+// returns the windows written, the alert transitions and the store. setup, if not nil,
+// sees the source and the runner before the run.
+func readBacklog(t *testing.T, cfg config.Config, o simulate.StreamOptions, recs []consumers.Record, setup func(*replay.Source, *pipeline.Runner)) ([]*processors.WindowAgg, []replay.Transition, *replay.Store) {
+	t.Helper()
+	cfg.Kafka.Topics.Predictions, cfg.Kafka.Topics.Pipeline = replay.PredictionTopic, replay.PipelineTopic
+	clock := &replay.Clock{}
+	src, err := replay.NewRecordedSource(o, recs, replay.Backlog, 3, 2*time.Duration(cfg.Windows.IdleClose)+time.Duration(cfg.Pipelines.Window), clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var see func(*pipeline.Runner)
+	if setup != nil {
+		see = func(r *pipeline.Runner) { setup(src, r) }
+	}
+	r, store, sink := runInMemory(t, cfg, src, clock.Now, func(stop func()) { src.Stop = stop }, see, 5*time.Minute)
+	if len(sink.DeadLetters) > 0 || r.Stats().Records != uint64(len(recs)) {
+		t.Fatalf("%d records of %d read, dead letters: %v", r.Stats().Records, len(recs), sink.DeadLetters[:min(3, len(sink.DeadLetters))])
+	}
+	if ws := store.Windows(); len(ws) < 100 || len(store.Alerts) == 0 {
+		t.Fatalf("%d windows, %d alerts; want a stream with many windows and its changes flagged", len(ws), len(store.Alerts))
+	}
+	return store.Windows(), replay.Transitions(store.Alerts), store
+}
+
+// sameWindows fails the test unless a and b hold the same windows, bit for bit.
+func sameWindows(t *testing.T, aName string, a []*processors.WindowAgg, bName string, b []*processors.WindowAgg) {
+	t.Helper()
+	if len(a) != len(b) {
+		t.Fatalf("%d windows %s, %d %s", len(a), aName, len(b), bName)
+	}
+	for i := range a {
+		if !reflect.DeepEqual(a[i], b[i]) {
+			t.Fatalf("window %v at %d differs %s and %s", a[i].Series, a[i].Start, aName, bName)
+		}
+	}
+}
+
+// A stream read with the window updates on workers gives the windows, rows and alerts
+// of the same stream read with them inline: every window's aggregates bit for bit.
+func TestAggregateWorkersGiveTheInlineResults(t *testing.T) {
+	o, recs := changingStream(t, 9)
 	run := func(workers int) ([]*processors.WindowAgg, []replay.Transition) {
 		cfg := config.Default()
 		cfg.Windows.Size = config.Duration(5 * time.Minute)
 		cfg.Windows.Workers = workers
-		cfg.Kafka.Topics.Predictions, cfg.Kafka.Topics.Pipeline = replay.PredictionTopic, replay.PipelineTopic
-		clock := &replay.Clock{}
-		src, err := replay.NewRecordedSource(o, recs, replay.Backlog, partitions, 2*time.Duration(cfg.Windows.IdleClose)+time.Duration(cfg.Pipelines.Window), clock)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r, store, sink := runInMemory(t, cfg, src, clock.Now, func(stop func()) { src.Stop = stop }, nil, 5*time.Minute)
-		if len(sink.DeadLetters) > 0 || r.Stats().Records != uint64(len(recs)) {
-			t.Fatalf("%d workers: %d records of %d read, dead letters: %v", workers, r.Stats().Records, len(recs), sink.DeadLetters[:min(3, len(sink.DeadLetters))])
-		}
-		return store.Windows(), replay.Transitions(store.Alerts)
+		windows, alerts, _ := readBacklog(t, cfg, o, recs, nil)
+		return windows, alerts
 	}
 	inlineWindows, inlineAlerts := run(0)
-	if len(inlineWindows) < 100 || len(inlineAlerts) == 0 {
-		t.Fatalf("inline: %d windows, %d alert transitions; want a stream with many windows and its changes flagged", len(inlineWindows), len(inlineAlerts))
-	}
 	workerWindows, workerAlerts := run(3)
-	if len(workerWindows) != len(inlineWindows) {
-		t.Fatalf("%d windows with workers, %d inline", len(workerWindows), len(inlineWindows))
-	}
-	for i := range inlineWindows {
-		if !reflect.DeepEqual(workerWindows[i], inlineWindows[i]) {
-			t.Fatalf("window %v at %d differs with workers", inlineWindows[i].Series, inlineWindows[i].Start)
-		}
-	}
+	sameWindows(t, "inline", inlineWindows, "with workers", workerWindows)
 	compareTransitions(t, "inline", inlineAlerts, "workers", workerAlerts)
 }
 
@@ -225,36 +248,18 @@ func TestAggregateWorkersGiveTheInlineResults(t *testing.T) {
 // kafka.catch_up_flush_interval) writes what a flush every second writes, in fewer
 // writes: every window's aggregates bit for bit, and the same alerts.
 func TestCatchUpFlushesGiveTheSameResults(t *testing.T) {
-	start := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
-	o := simulate.StreamOptions{Seed: 11, Start: start, Duration: 3 * time.Hour,
-		Models: []simulate.StreamModel{
-			{Name: "steady", Rate: 8},
-			{Name: "shifted", Rate: 8, Change: simulate.ChangeShift, ChangeAt: 2 * time.Hour},
-			{Name: "category", Rate: 4, Change: simulate.ChangeNewCategory, ChangeAt: 2 * time.Hour},
-			{Name: "slow", Rate: 3, Change: simulate.ChangeLatency, ChangeAt: 2 * time.Hour},
-		}}
-	const partitions = 3
-	recs, err := replay.Record(o, partitions)
-	if err != nil {
-		t.Fatal(err)
-	}
+	o, recs := changingStream(t, 11)
 	run := func(catchUp time.Duration) ([]*processors.WindowAgg, []replay.Transition, int, time.Duration) {
 		cfg := config.Default()
 		cfg.Windows.Size = config.Duration(time.Minute) // windows closing more often than the flushes
 		cfg.Kafka.CatchUpFlushInterval = config.Duration(catchUp)
-		cfg.Kafka.Topics.Predictions, cfg.Kafka.Topics.Pipeline = replay.PredictionTopic, replay.PipelineTopic
-		clock := &replay.Clock{}
-		src, err := replay.NewRecordedSource(o, recs, replay.Backlog, partitions, 2*time.Duration(cfg.Windows.IdleClose)+time.Duration(cfg.Pipelines.Window), clock)
-		if err != nil {
-			t.Fatal(err)
-		}
-		src.TopicEnds = true
 		// The longest time between two flushes while the records are read.
 		var last time.Time
 		var gap time.Duration
-		flushes := func(r *pipeline.Runner) {
+		flushes := func(src *replay.Source, r *pipeline.Runner) {
+			src.TopicEnds = true
 			r.OnFlush(func(pipeline.Stats) {
-				if now := clock.Now(); src.Read() < len(recs) {
+				if now := src.Clock.Now(); src.Read() < len(recs) {
 					if !last.IsZero() {
 						gap = max(gap, now.Sub(last))
 					}
@@ -262,16 +267,10 @@ func TestCatchUpFlushesGiveTheSameResults(t *testing.T) {
 				}
 			})
 		}
-		r, store, sink := runInMemory(t, cfg, src, clock.Now, func(stop func()) { src.Stop = stop }, flushes, 5*time.Minute)
-		if len(sink.DeadLetters) > 0 || r.Stats().Records != uint64(len(recs)) {
-			t.Fatalf("catch-up %v: %d records of %d read, dead letters: %v", catchUp, r.Stats().Records, len(recs), sink.DeadLetters[:min(3, len(sink.DeadLetters))])
-		}
-		return store.Windows(), replay.Transitions(store.Alerts), store.Writes, gap
+		windows, alerts, store := readBacklog(t, cfg, o, recs, flushes)
+		return windows, alerts, store.Writes, gap
 	}
 	everyWindows, everyAlerts, everyWrites, everyGap := run(0)
-	if len(everyWindows) < 100 || len(everyAlerts) == 0 {
-		t.Fatalf("a flush every second: %d windows, %d alert transitions; want a stream with many windows and its changes flagged", len(everyWindows), len(everyAlerts))
-	}
 	catchUp := time.Duration(config.Default().Kafka.CatchUpFlushInterval)
 	waitWindows, waitAlerts, waitWrites, waitGap := run(catchUp)
 	// Flushes come every second, or every catch-up interval while behind: never further
@@ -285,14 +284,7 @@ func TestCatchUpFlushesGiveTheSameResults(t *testing.T) {
 	if waitWrites*5 > everyWrites*3 {
 		t.Errorf("%d writes with the flush waiting while behind, %d with a flush every second; want at most 60%%", waitWrites, everyWrites)
 	}
-	if len(waitWindows) != len(everyWindows) {
-		t.Fatalf("%d windows with the flush waiting, %d with a flush every second", len(waitWindows), len(everyWindows))
-	}
-	for i := range everyWindows {
-		if !reflect.DeepEqual(waitWindows[i], everyWindows[i]) {
-			t.Fatalf("window %v at %d differs with the flush waiting", everyWindows[i].Series, everyWindows[i].Start)
-		}
-	}
+	sameWindows(t, "with a flush every second", everyWindows, "with the flush waiting", waitWindows)
 	compareTransitions(t, "every second", everyAlerts, "waiting", waitAlerts)
 }
 
